@@ -1,0 +1,89 @@
+import type { Command } from 'commander';
+import { issueMailboxCertificate } from '../../../../shared/src/pki/index.ts';
+import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
+import { withMailboxStore } from './admin-context.ts';
+import { readCertificateAuthority, writePemPair } from './pki-files.ts';
+
+const MAILBOX_ID = /^[A-Za-z0-9]{1,32}$/;
+
+function mailboxId(value: string): string {
+  if (!MAILBOX_ID.test(value)) throw new Error(`invalid mailbox id "${value}": 1 to 32 letters and digits`);
+  return value.toUpperCase();
+}
+
+function describe(mailbox: Mailbox): Record<string, unknown> {
+  // The password never leaves the store through the CLI.
+  return {
+    id: mailbox.id,
+    name: mailbox.name,
+    odsCode: mailbox.odsCode,
+    active: mailbox.active,
+    workflows: mailbox.workflows,
+    createdAt: mailbox.createdAt.toISOString(),
+  };
+}
+
+export function registerMailboxCommands(admin: Command, pkiDir: () => string): void {
+  const mailbox = admin.command('mailbox').description('register and manage mailboxes');
+
+  mailbox
+    .command('create <id>')
+    .description('register a mailbox and issue its client certificate (<dir>/<ID>.crt and .key)')
+    .requiredOption('--password <password>', 'the mailbox password (used in the NHSMESH token)')
+    .option('--ods <code>', 'ODS code of the organisation', '')
+    .option('--name <text>', 'display name', '')
+    .option('--workflow <id...>', 'workflow ids the mailbox works with', [])
+    .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to')
+    .action(async (id: string, options: { password: string; ods: string; name: string; workflow: string[]; certOut: string }) => {
+      const mailboxIdValue = mailboxId(id);
+      const authority = await readCertificateAuthority(pkiDir());
+      const created = await withMailboxStore((store) =>
+        store.create({
+          id: mailboxIdValue,
+          password: options.password,
+          name: options.name,
+          odsCode: options.ods,
+          workflows: options.workflow,
+        }),
+      );
+      if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
+      const issued = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined });
+      const files = await writePemPair(options.certOut, mailboxIdValue, issued);
+      console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}`);
+    });
+
+  mailbox
+    .command('list')
+    .description('list registered mailboxes')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      const mailboxes = await withMailboxStore((store) => store.list());
+      if (options.json) {
+        console.log(JSON.stringify(mailboxes.map(describe), null, 2));
+        return;
+      }
+      for (const entry of mailboxes) {
+        console.log(`${entry.id}\t${entry.active ? 'active' : 'disabled'}\t${entry.odsCode}\t${entry.name}`);
+      }
+    });
+
+  mailbox
+    .command('show <id>')
+    .description('show one mailbox')
+    .action(async (id: string) => {
+      const found = await withMailboxStore((store) => store.get(mailboxId(id)));
+      if (!found) throw new Error(`no mailbox ${id.toUpperCase()}`);
+      console.log(JSON.stringify(describe(found), null, 2));
+    });
+
+  for (const [name, active] of [['enable', true], ['disable', false]] as const) {
+    mailbox
+      .command(`${name} <id>`)
+      .description(active ? 'allow the mailbox to connect and receive again' : 'refuse the mailbox: it can neither connect nor receive')
+      .action(async (id: string) => {
+        const updated = await withMailboxStore((store) => store.setActive(mailboxId(id), active));
+        if (!updated) throw new Error(`no mailbox ${id.toUpperCase()}`);
+        console.log(`mailbox ${id.toUpperCase()} ${active ? 'enabled' : 'disabled'}`);
+      });
+  }
+}

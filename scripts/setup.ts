@@ -1,0 +1,99 @@
+/**
+ * `npm run setup`: everything a fresh checkout needs to run meshbox locally, idempotent.
+ * Starts the local Redis and S3 server, creates the development PKI (CA, server certificate
+ * for localhost/127.0.0.1), the environment's shared key, and two demo mailboxes — a
+ * pathology laboratory and a GP practice — with certificates, passwords and CLI profiles.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { readCertificateAuthority, writePemPair } from '../client-cli/src/commands/admin/pki-files.ts';
+import { loadBackendConfig } from '../server/src/config.ts';
+import { resolveBackends } from '../server/src/backends.ts';
+import { redisKeys } from '../server/src/store/keys.ts';
+import { MailboxStore } from '../server/src/store/mailboxes.ts';
+import { DEV_CERTS_DIR } from '../shared/src/dev-paths.ts';
+import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
+import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
+
+const step = (text: string): void => console.log(`setup: ${text}`);
+
+async function ensurePki(): Promise<void> {
+  if (!existsSync(join(DEV_CERTS_DIR, 'ca.crt'))) {
+    await writePemPair(DEV_CERTS_DIR, 'ca', createCertificateAuthority({ commonName: 'meshbox development CA' }));
+    step(`created CA in ${DEV_CERTS_DIR}`);
+  }
+  if (!existsSync(join(DEV_CERTS_DIR, 'server.crt'))) {
+    const ca = await readCertificateAuthority(DEV_CERTS_DIR);
+    const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    await writePemPair(DEV_CERTS_DIR, 'server', server);
+    step('issued server certificate for localhost, 127.0.0.1');
+  }
+  const sharedKeyFile = join(DEV_CERTS_DIR, 'shared-key');
+  if (!existsSync(sharedKeyFile)) {
+    await writeFile(sharedKeyFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+    step('generated the environment shared key');
+  }
+}
+
+interface Profile {
+  readonly url: string;
+  readonly mailbox: string;
+  readonly password: string;
+  readonly sharedKey: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
+async function readProfile(path: string): Promise<Profile | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Profile;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Registers the demo mailboxes (again, after a reset of local data) and writes their CLI profiles. */
+async function ensureDemoMailboxes(): Promise<void> {
+  const config = await resolveBackends(loadBackendConfig());
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
+  try {
+    const mailboxes = new MailboxStore(redis, redisKeys(config.redisPrefix));
+    const ca = await readCertificateAuthority(DEV_CERTS_DIR);
+    const sharedKey = (await readFile(join(DEV_CERTS_DIR, 'shared-key'), 'utf8')).trim();
+    const mailboxDir = join(DEV_CERTS_DIR, 'mailboxes');
+    await mkdir(mailboxDir, { recursive: true });
+    for (const demo of DEMO_MAILBOXES) {
+      const profilePath = demoProfilePath(demo.id);
+      const password = (await readProfile(profilePath))?.password ?? randomBytes(12).toString('hex');
+      if (await mailboxes.create({ ...demo, password })) {
+        step(`registered mailbox ${demo.id} (${demo.name})`);
+      } else {
+        await mailboxes.setPassword(demo.id, password);
+      }
+      if (!existsSync(join(mailboxDir, `${demo.id}.crt`))) {
+        await writePemPair(mailboxDir, demo.id, issueMailboxCertificate({ ca, mailboxId: demo.id, organisation: demo.name }));
+      }
+      const profile: Profile = {
+        url: 'https://localhost:8443',
+        mailbox: demo.id,
+        password,
+        sharedKey,
+        cert: `${demo.id}.crt`,
+        key: `${demo.id}.key`,
+        ca: '../ca.crt',
+      };
+      await writeFile(profilePath, `${JSON.stringify(profile, null, 2)}\n`, { mode: 0o600 });
+      step(`profile for ${demo.id}: ${profilePath}`);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+await ensurePki();
+await ensureDemoMailboxes();
+step('done. Next: `npm start` (server), then `npm run demo` in another terminal.');

@@ -1,0 +1,37 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import { MESH_PATH_PREFIX } from '../../shared/src/protocol/index.ts';
+import type { Services } from './domain/services.ts';
+import { errorResponder } from './http/middleware/errors.ts';
+import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
+import { apiVersion, type RequestState, requestContext } from './http/middleware/request-context.ts';
+import { registerHandshakeRoutes } from './http/routes/mailbox.ts';
+import { registerInboxRoutes } from './http/routes/inbox.ts';
+import { registerOutboxRoutes } from './http/routes/outbox.ts';
+import { registerPublicRoutes } from './http/routes/public.ts';
+
+/** The Koa app without a listener: main.ts serves it over mutual TLS, tests do the same on port 0. */
+export function createApp(services: Services, logger: Logger): Koa<RequestState> {
+  const app = new Koa<RequestState>();
+  app.proxy = false;
+  // Errors are answered by errorResponder; this only keeps Koa from printing them again.
+  app.silent = true;
+
+  const publicRoutes = new Router<RequestState>({ prefix: MESH_PATH_PREFIX });
+  registerPublicRoutes(publicRoutes);
+
+  const mailboxRoutes = new Router<MailboxState>({ prefix: `${MESH_PATH_PREFIX}/:mailbox` });
+  mailboxRoutes.use(mailboxAuth(services));
+  registerHandshakeRoutes(mailboxRoutes);
+  registerInboxRoutes(mailboxRoutes, services);
+  registerOutboxRoutes(mailboxRoutes, services);
+
+  app.use(requestContext(logger));
+  app.use(errorResponder());
+  app.use(apiVersion());
+  app.use(publicRoutes.routes());
+  app.use(mailboxRoutes.routes() as Koa.Middleware<RequestState>);
+  app.use(mailboxRoutes.allowedMethods() as Koa.Middleware<RequestState>);
+  return app;
+}

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const nonEmpty = z.string().trim().min(1);
+const url = z.url({ protocol: /^(https?|rediss?)$/ });
+
+/** What the server and the admin CLI both need: where state and payloads live. */
+const backendSchema = z.object({
+  MESHBOX_REDIS_URL: url.optional(),
+  MESHBOX_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_{}.-]*$/, 'letters, digits and :_{}.- only').default('meshbox:'),
+  MESHBOX_S3_ENDPOINT: url.optional(),
+  MESHBOX_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a valid S3 bucket name').default('meshbox'),
+  MESHBOX_S3_REGION: nonEmpty.default('us-east-1'),
+  MESHBOX_S3_ACCESS_KEY_ID: nonEmpty.optional(),
+  MESHBOX_S3_SECRET_ACCESS_KEY: nonEmpty.optional(),
+  MESHBOX_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+});
+
+const serverSchema = backendSchema.extend({
+  MESHBOX_HOST: nonEmpty.default('127.0.0.1'),
+  MESHBOX_PORT: port.default(8443),
+  MESHBOX_TLS_CERT: nonEmpty.default(resolve(DEV_CERTS, 'server.crt')),
+  MESHBOX_TLS_KEY: nonEmpty.default(resolve(DEV_CERTS, 'server.key')),
+  MESHBOX_TLS_CA: nonEmpty.default(resolve(DEV_CERTS, 'ca.crt')),
+  MESHBOX_SHARED_KEY: nonEmpty.optional(),
+  MESHBOX_SHARED_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'shared-key')),
+  MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface S3Settings {
+  readonly endpoint: string | undefined;
+  readonly bucket: string;
+  readonly region: string;
+  readonly forcePathStyle: boolean;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string } | undefined;
+}
+
+export interface BackendConfig {
+  /** Undefined: start the embedded local Redis (development). */
+  readonly redisUrl: string | undefined;
+  readonly redisPrefix: string;
+  /** An undefined endpoint means the embedded local S3 server (development). */
+  readonly s3: S3Settings;
+}
+
+export interface ServerConfig extends BackendConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
+  readonly sharedKey: string;
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function parse<Schema extends z.ZodType>(schema: Schema, environment: NodeJS.ProcessEnv): z.infer<Schema> {
+  const parsed = schema.safeParse(environment);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+function backendConfig(env: z.infer<typeof backendSchema>): BackendConfig {
+  const hasAccessKey = env.MESHBOX_S3_ACCESS_KEY_ID !== undefined;
+  if (hasAccessKey !== (env.MESHBOX_S3_SECRET_ACCESS_KEY !== undefined)) {
+    throw new ConfigError('invalid configuration:\n  MESHBOX_S3_ACCESS_KEY_ID and MESHBOX_S3_SECRET_ACCESS_KEY go together');
+  }
+  return {
+    redisUrl: env.MESHBOX_REDIS_URL,
+    redisPrefix: env.MESHBOX_REDIS_PREFIX,
+    s3: {
+      endpoint: env.MESHBOX_S3_ENDPOINT,
+      bucket: env.MESHBOX_S3_BUCKET,
+      region: env.MESHBOX_S3_REGION,
+      forcePathStyle: env.MESHBOX_S3_FORCE_PATH_STYLE === 'true',
+      credentials:
+        env.MESHBOX_S3_ACCESS_KEY_ID && env.MESHBOX_S3_SECRET_ACCESS_KEY
+          ? { accessKeyId: env.MESHBOX_S3_ACCESS_KEY_ID, secretAccessKey: env.MESHBOX_S3_SECRET_ACCESS_KEY }
+          : undefined,
+    },
+  };
+}
+
+/** The Redis and S3 settings alone (the admin CLI needs no TLS files or shared key). */
+export function loadBackendConfig(environment: NodeJS.ProcessEnv = process.env): BackendConfig {
+  return backendConfig(parse(backendSchema, environment));
+}
+
+/** Reads and validates the MESHBOX_* environment; every bad value is named in one error. */
+export function loadConfig(environment: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const env = parse(serverSchema, environment);
+  return {
+    ...backendConfig(env),
+    host: env.MESHBOX_HOST,
+    port: env.MESHBOX_PORT,
+    tls: {
+      cert: readRequiredFile('MESHBOX_TLS_CERT', env.MESHBOX_TLS_CERT),
+      key: readRequiredFile('MESHBOX_TLS_KEY', env.MESHBOX_TLS_KEY),
+      ca: readRequiredFile('MESHBOX_TLS_CA', env.MESHBOX_TLS_CA),
+    },
+    sharedKey: env.MESHBOX_SHARED_KEY ?? readRequiredFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE).trim(),
+    logLevel: env.MESHBOX_LOG_LEVEL,
+  };
+}
+
+function readRequiredFile(variable: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(
+      `invalid configuration:\n  ${variable}: cannot read ${path} (run \`npm run setup\` for the development PKI, or set ${variable})`,
+    );
+  }
+}

@@ -1,0 +1,80 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Redis } from 'ioredis';
+import type { S3Settings } from './config.ts';
+import type { Services } from './domain/services.ts';
+import { redisKeys } from './store/keys.ts';
+import { MailboxStore } from './store/mailboxes.ts';
+import { MessageStore } from './store/messages.ts';
+import { PayloadStore } from './store/payloads.ts';
+import { UsedTokenStore } from './store/used-tokens.ts';
+
+export interface Connections {
+  readonly services: Services;
+  readonly redis: Redis;
+  readonly close: () => Promise<void>;
+}
+
+export interface ConnectionSettings {
+  readonly redisUrl: string;
+  readonly redisPrefix: string;
+  readonly s3: S3Settings;
+  readonly sharedKey: string;
+}
+
+export function createS3Client(settings: S3Settings): S3Client {
+  // Keep-alive sockets: a TCP (and TLS) setup per chunk would dominate small messages.
+  const agentOptions = { keepAlive: true, maxSockets: 256 };
+  return new S3Client({
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    // The SDK's default CRC trailers (aws-chunked bodies) are not understood by every
+    // S3-compatible server (s3rver stores them verbatim); checksums only where S3 requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+    }),
+  });
+}
+
+/** Connects the stores to Redis and S3 and makes sure the bucket exists. */
+export async function connect(settings: ConnectionSettings): Promise<Connections> {
+  const redis = new Redis(settings.redisUrl, {
+    // Fail a request fast while Redis is away instead of queueing it without bound.
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: true,
+  });
+  const s3 = createS3Client(settings.s3);
+  const keys = redisKeys(settings.redisPrefix);
+  const payloads = new PayloadStore(s3, settings.s3.bucket);
+  try {
+    await redis.ping();
+    await payloads.ensureBucket();
+  } catch (error) {
+    redis.disconnect();
+    s3.destroy();
+    throw error;
+  }
+  const services: Services = {
+    mailboxes: new MailboxStore(redis, keys),
+    messages: new MessageStore(redis, keys),
+    payloads,
+    usedTokens: new UsedTokenStore(redis, keys),
+    sharedKey: settings.sharedKey,
+    now: () => new Date(),
+  };
+  return {
+    services,
+    redis,
+    close: async () => {
+      await redis.quit().catch(() => redis.disconnect());
+      s3.destroy();
+    },
+  };
+}

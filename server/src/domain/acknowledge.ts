@@ -1,0 +1,9 @@
+import { MessageGoneError, MessageNotFoundError } from './errors.ts';
+import type { Services } from './services.ts';
+
+/** The recipient confirms receipt: the message leaves its inbox for good. */
+export async function acknowledgeMessage(services: Services, mailboxId: string, messageId: string): Promise<void> {
+  const outcome = await services.messages.acknowledge(messageId, mailboxId, services.now());
+  if (outcome === 'not_found') throw new MessageNotFoundError(messageId);
+  if (outcome === 'gone') throw new MessageGoneError(messageId);
+}

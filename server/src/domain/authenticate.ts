@@ -1,0 +1,54 @@
+import { type AuthToken, parseAuthorizationHeader, parseTokenTimestamp, tokenHmacMatches } from '../../../shared/src/protocol/index.ts';
+import type { Mailbox } from '../store/mailboxes.ts';
+import { ForbiddenError } from './errors.ts';
+import type { Services } from './services.ts';
+
+/** How far a token's timestamp may be from the server's clock, either way. */
+export const TOKEN_WINDOW_MS = 2 * 60 * 60 * 1000;
+// A token is replayable while its timestamp is inside the window; remember it a minute longer.
+const USED_TOKEN_RETENTION_MS = 2 * TOKEN_WINDOW_MS + 60_000;
+
+export interface MailboxCredentials {
+  /** CN of the verified client certificate (TLS has already checked it against the CA). */
+  readonly certificateCommonName: string | undefined;
+  /** The mailbox named in the request path. */
+  readonly mailboxId: string;
+  readonly authorization: string | undefined;
+}
+
+export interface AuthenticatedMailbox {
+  readonly mailbox: Mailbox;
+  /** Claimed for this request; give it back with `usedTokens.release` if the request is not served. */
+  readonly token: AuthToken;
+}
+
+/**
+ * Both factors must hold: the certificate is authorised for the mailbox, and the NHSMESH
+ * token is valid, fresh and unused. Every failure is the same ForbiddenError.
+ */
+export async function authenticateMailbox(services: Services, credentials: MailboxCredentials): Promise<AuthenticatedMailbox> {
+  const mailboxId = credentials.mailboxId.toUpperCase();
+  const token = parseAuthorizationHeader(credentials.authorization);
+  if (!token || token.mailboxId !== mailboxId) throw new ForbiddenError();
+
+  const issuedAt = parseTokenTimestamp(token.timestamp);
+  if (!issuedAt || Math.abs(services.now().getTime() - issuedAt.getTime()) > TOKEN_WINDOW_MS) {
+    throw new ForbiddenError();
+  }
+  if (!(await certificateMayActFor(services, credentials.certificateCommonName, mailboxId))) {
+    throw new ForbiddenError();
+  }
+  const mailbox = await services.mailboxes.get(mailboxId);
+  if (!mailbox || !mailbox.active || !tokenHmacMatches(services.sharedKey, token, mailbox.password)) {
+    throw new ForbiddenError();
+  }
+  if (!(await services.usedTokens.claim(token, USED_TOKEN_RETENTION_MS))) throw new ForbiddenError();
+  return { mailbox, token };
+}
+
+async function certificateMayActFor(services: Services, commonName: string | undefined, mailboxId: string): Promise<boolean> {
+  if (!commonName) return false;
+  const certificateName = commonName.toUpperCase();
+  if (certificateName === mailboxId) return true;
+  return (await services.mailboxes.grantedMailboxes(certificateName)).includes(mailboxId);
+}

@@ -1,0 +1,34 @@
+import type { MessageRecord } from '../store/messages.ts';
+import type { StoredChunk } from '../store/payloads.ts';
+import { MessageGoneError, MessageNotFoundError } from './errors.ts';
+import type { Services } from './services.ts';
+
+/** The recipient's view of a message: found only in its own mailbox, downloadable only while accepted. */
+export async function findDownloadable(services: Services, mailboxId: string, messageId: string): Promise<MessageRecord> {
+  const message = await services.messages.get(messageId);
+  if (!message || message.recipient !== mailboxId) throw new MessageNotFoundError(messageId);
+  if (message.status !== 'accepted') throw new MessageGoneError(messageId);
+  return message;
+}
+
+export interface DownloadedChunk {
+  readonly message: MessageRecord;
+  readonly chunkNumber: number;
+  /** Undefined for a message with no payload (a report). */
+  readonly chunk: StoredChunk | undefined;
+}
+
+/** Opens chunk n of a message for streaming to its recipient. Downloading changes no state. */
+export async function downloadChunk(
+  services: Services,
+  mailboxId: string,
+  messageId: string,
+  chunkNumber: number,
+): Promise<DownloadedChunk> {
+  const message = await findDownloadable(services, mailboxId, messageId);
+  if (message.totalChunks === 0 && chunkNumber === 1) return { message, chunkNumber, chunk: undefined };
+  if (chunkNumber < 1 || chunkNumber > message.totalChunks) throw new MessageNotFoundError(messageId);
+  const chunk = await services.payloads.getChunk(messageId, chunkNumber);
+  if (!chunk) throw new MessageGoneError(messageId);
+  return { message, chunkNumber, chunk };
+}

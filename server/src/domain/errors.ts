@@ -1,0 +1,63 @@
+import { type MeshErrorCode, MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
+
+/**
+ * A refusal the client is told about: HTTP status plus a MESH error code. The HTTP layer
+ * turns every MeshError into the v1 or v2 error body in one place (http/middleware/errors.ts).
+ */
+export class MeshError extends Error {
+  readonly status: number;
+  readonly meshCode: MeshErrorCode;
+  readonly messageId: string | undefined;
+  /** Extra detail for the description, e.g. the fields that were malformed. */
+  readonly detail: string | undefined;
+
+  constructor(status: number, meshCode: MeshErrorCode, options: { messageId?: string; detail?: string } = {}) {
+    super(options.detail ? `${meshCode.description}: ${options.detail}` : meshCode.description);
+    this.name = new.target.name;
+    this.status = status;
+    this.meshCode = meshCode;
+    this.messageId = options.messageId;
+    this.detail = options.detail;
+  }
+}
+
+/** 403 for every authentication or authorisation failure alike, so it reveals nothing. */
+export class ForbiddenError extends MeshError {
+  constructor() {
+    super(403, MeshErrorCodes.authenticationFailed);
+  }
+}
+
+export class BadRequestError extends MeshError {
+  constructor(meshCode: MeshErrorCode, detail?: string) {
+    super(400, meshCode, detail === undefined ? {} : { detail });
+  }
+}
+
+/** 404: no such message for this mailbox (whether it exists for another is not told). */
+export class MessageNotFoundError extends MeshError {
+  constructor(messageId: string) {
+    super(404, MeshErrorCodes.messageDoesNotExist, { messageId });
+  }
+}
+
+/** 410: the message existed for this mailbox but can no longer be downloaded. */
+export class MessageGoneError extends MeshError {
+  constructor(messageId: string) {
+    super(410, MeshErrorCodes.messageGone, { messageId });
+  }
+}
+
+/** 417: the send was understood but cannot be delivered as asked. */
+export class SendRejectedError extends MeshError {
+  constructor(meshCode: MeshErrorCode, options: { messageId?: string; detail?: string } = {}) {
+    super(417, meshCode, options);
+  }
+}
+
+/** 503: a backing service (Redis, object storage) is unavailable; the client may retry. */
+export class ServiceUnavailableError extends MeshError {
+  constructor(service: string) {
+    super(503, MeshErrorCodes.serviceUnavailable, { detail: service });
+  }
+}

@@ -1,0 +1,36 @@
+import type { InboxPage } from '../store/messages.ts';
+import type { Services } from './services.ts';
+
+export interface InboxQuery {
+  readonly maxResults: number;
+  /** Opaque cursor from a previous page's `next`. */
+  readonly continueFrom: string | undefined;
+}
+
+export interface InboxListing extends InboxPage {
+  readonly approximateCount: number;
+}
+
+/** The mailbox's messages ready to download, oldest first, a page at a time. */
+export async function listInbox(services: Services, mailboxId: string, query: InboxQuery): Promise<InboxListing> {
+  const [page, approximateCount] = await Promise.all([
+    services.messages.inboxPage(mailboxId, query.maxResults, decodeCursor(query.continueFrom)),
+    services.messages.inboxCount(mailboxId),
+  ]);
+  return { ...page, approximateCount };
+}
+
+export async function countInbox(services: Services, mailboxId: string): Promise<number> {
+  return services.messages.inboxCount(mailboxId);
+}
+
+/** Cursors are opaque to clients; one we did not issue starts from the beginning. */
+export function encodeCursor(position: number): string {
+  return Buffer.from(String(position)).toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined): number | undefined {
+  if (cursor === undefined) return undefined;
+  const position = Buffer.from(cursor, 'base64url').toString();
+  return /^\d{1,15}$/.test(position) ? Number(position) : undefined;
+}

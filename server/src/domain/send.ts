@@ -1,0 +1,52 @@
+import type { Readable } from 'node:stream';
+import { MeshErrorCodes, newMessageId } from '../../../shared/src/protocol/index.ts';
+import type { MessageMetadata } from '../store/messages.ts';
+import { SendRejectedError } from './errors.ts';
+import type { Services } from './services.ts';
+
+export interface ChunkBody {
+  readonly stream: Readable;
+  /** Undefined when the client streams without a Content-Length (gzip uploads). */
+  readonly contentLength: number | undefined;
+  readonly contentEncoding: string;
+}
+
+export type OutgoingMetadata = Omit<MessageMetadata, 'type' | 'sender' | 'linkedMessageId' | 'contentEncoding'>;
+
+export interface SendRequest {
+  readonly sender: string;
+  readonly metadata: OutgoingMetadata;
+  readonly body: ChunkBody;
+}
+
+/**
+ * Sends a message (its chunk 1 of N). The chunk goes to object storage first and the
+ * message is recorded after, so a 202 is only ever given for what is durable in both.
+ */
+export async function sendMessage(services: Services, request: SendRequest): Promise<string> {
+  const recipient = await services.mailboxes.get(request.metadata.recipient);
+  if (!recipient || !recipient.active) {
+    throw new SendRejectedError(MeshErrorCodes.unregisteredRecipient, { detail: request.metadata.recipient });
+  }
+  const messageId = await reserveUniqueMessageId(services);
+  const size = await services.payloads.putChunk(messageId, 1, request.body.stream, request.body.contentLength);
+  const metadata: MessageMetadata = {
+    ...request.metadata,
+    type: 'DATA',
+    sender: request.sender,
+    linkedMessageId: '',
+    contentEncoding: request.body.contentEncoding,
+  };
+  const outcome = await services.messages.create(messageId, metadata, size, services.now());
+  if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
+  return messageId;
+}
+
+async function reserveUniqueMessageId(services: Services): Promise<string> {
+  // Ids carry 44 random bits per second; at Spine's peak a clash is rare but not impossible,
+  // and it would overwrite another message's payload, so each id is reserved before use.
+  for (;;) {
+    const messageId = newMessageId(services.now());
+    if (await services.messages.reserveId(messageId)) return messageId;
+  }
+}

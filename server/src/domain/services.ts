@@ -1,0 +1,15 @@
+import type { MailboxStore } from '../store/mailboxes.ts';
+import type { MessageStore } from '../store/messages.ts';
+import type { PayloadStore } from '../store/payloads.ts';
+import type { UsedTokenStore } from '../store/used-tokens.ts';
+
+/** What the domain operations work with: the stores, the deployment's secrets and a clock. */
+export interface Services {
+  readonly mailboxes: MailboxStore;
+  readonly messages: MessageStore;
+  readonly payloads: PayloadStore;
+  readonly usedTokens: UsedTokenStore;
+  /** The environment's shared HMAC key for Authorization tokens. */
+  readonly sharedKey: string;
+  readonly now: () => Date;
+}

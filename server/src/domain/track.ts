@@ -1,0 +1,20 @@
+import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
+import { MeshError, MessageNotFoundError } from './errors.ts';
+import type { MessageRecord } from '../store/messages.ts';
+import type { Services } from './services.ts';
+
+/** Tracking is for the sender only; anyone else is told the message does not exist. */
+export async function trackMessage(services: Services, mailboxId: string, messageId: string): Promise<MessageRecord> {
+  const message = await services.messages.get(messageId);
+  if (!message || message.sender !== mailboxId) throw new MessageNotFoundError(messageId);
+  return message;
+}
+
+/** Tracking by the sender's own local id, which must pick out exactly one message. */
+export async function trackByLocalId(services: Services, mailboxId: string, localId: string): Promise<MessageRecord> {
+  const ids = await services.messages.findByLocalId(mailboxId, localId);
+  if (ids.length > 1) throw new MeshError(300, MeshErrorCodes.multipleLocalIdMatches, { detail: localId });
+  const [messageId] = ids;
+  if (messageId === undefined) throw new MessageNotFoundError(localId);
+  return trackMessage(services, mailboxId, messageId);
+}

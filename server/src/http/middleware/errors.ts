@@ -1,0 +1,48 @@
+import type { Middleware } from 'koa';
+import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
+import { MeshError } from '../../domain/errors.ts';
+import { errorBody } from '../views/errors.ts';
+import type { RequestState } from './request-context.ts';
+
+/**
+ * The one place errors become responses: a MeshError keeps its status and code; anything
+ * else is logged and answered 500 without internals (or 503 when a backing service is down).
+ * Unmatched routes answer a MESH 404/405 too, so no reply is ever a bare Koa text page.
+ */
+export function errorResponder(): Middleware<RequestState> {
+  return async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) {
+        throw new MeshError(404, MeshErrorCodes.notFound);
+      }
+      if (ctx.status === 405 && ctx.body === undefined) {
+        throw new MeshError(405, MeshErrorCodes.methodNotAllowed);
+      }
+    } catch (thrown) {
+      const error = toMeshError(thrown);
+      if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
+      ctx.status = error.status;
+      ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);
+      // A client whose request body we did not read must not have it parsed as a next request.
+      if (!ctx.req.complete) ctx.set('Connection', 'close');
+    }
+  };
+}
+
+function toMeshError(thrown: unknown): MeshError {
+  if (thrown instanceof MeshError) return thrown;
+  if (isUnavailable(thrown)) return new MeshError(503, MeshErrorCodes.serviceUnavailable);
+  return new MeshError(500, MeshErrorCodes.internalError);
+}
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE']);
+
+/** Redis or S3 out of reach: the client should retry later. */
+function isUnavailable(thrown: unknown): boolean {
+  if (!(thrown instanceof Error)) return false;
+  const code = (thrown as NodeJS.ErrnoException).code;
+  if (code && UNAVAILABLE_CODES.has(code)) return true;
+  // ioredis with offline queue disabled, or a connection that gave up retrying.
+  return /Connection is closed|Stream isn't writeable|MaxRetriesPerRequestError/i.test(thrown.message + thrown.name);
+}

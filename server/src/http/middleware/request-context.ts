@@ -1,0 +1,42 @@
+import { randomUUID } from 'node:crypto';
+import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
+import { apiVersionFromAccept, type ApiVersion, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
+import { BadRequestError } from '../../domain/errors.ts';
+
+export interface RequestState {
+  requestId: string;
+  apiVersion: ApiVersion;
+  log: Logger;
+}
+
+/** Gives each request an id, a child logger and one access-log line when it ends. */
+export function requestContext(logger: Logger): Middleware<RequestState> {
+  return async (ctx, next) => {
+    const started = performance.now();
+    ctx.state.requestId = randomUUID();
+    ctx.state.apiVersion = 1;
+    ctx.state.log = logger.child({ requestId: ctx.state.requestId });
+    ctx.set('X-Request-ID', ctx.state.requestId);
+    try {
+      await next();
+    } finally {
+      ctx.state.log.info(
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
+        'request',
+      );
+    }
+  };
+}
+
+/** Picks the response version from Accept; a vnd.mesh type we do not know is a 400. */
+export function apiVersion(): Middleware<RequestState> {
+  return async (ctx, next) => {
+    const version = apiVersionFromAccept(ctx.get('Accept') || undefined);
+    if (version === undefined) {
+      throw new BadRequestError(MeshErrorCodes.invalidAcceptHeader, ctx.get('Accept'));
+    }
+    ctx.state.apiVersion = version;
+    await next();
+  };
+}

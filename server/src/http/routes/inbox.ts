@@ -1,0 +1,112 @@
+import { createGunzip } from 'node:zlib';
+import type Router from '@koa/router';
+import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
+import { acknowledgeMessage } from '../../domain/acknowledge.ts';
+import { downloadChunk, findDownloadable } from '../../domain/download.ts';
+import { BadRequestError, MessageNotFoundError } from '../../domain/errors.ts';
+import { countInbox, encodeCursor, listInbox } from '../../domain/inbox.ts';
+import type { Services } from '../../domain/services.ts';
+import type { MailboxState } from '../middleware/mailbox-auth.ts';
+import { messageHeaders } from '../views/message-headers.ts';
+
+const MIN_PAGE = 10;
+const MAX_PAGE = 5000;
+const DEFAULT_PAGE = 500;
+const V1_PAGE = 500;
+
+function messageIdParam(value: string | undefined): string {
+  const messageId = normaliseMessageId(value ?? '');
+  if (!messageId) throw new MessageNotFoundError(value ?? '');
+  return messageId;
+}
+
+function pageSize(value: unknown): number {
+  if (value === undefined) return DEFAULT_PAGE;
+  const size = Number(value);
+  if (!Number.isInteger(size) || size < MIN_PAGE || size > MAX_PAGE) {
+    throw new BadRequestError(MeshErrorCodes.invalidRequest, `max_results must be ${MIN_PAGE} to ${MAX_PAGE}`);
+  }
+  return size;
+}
+
+function singleQueryValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function registerInboxRoutes(router: Router<MailboxState>, services: Services): void {
+  router.get('/inbox', async (ctx) => {
+    const mailboxId = ctx.state.mailbox.id;
+    const v2 = ctx.state.apiVersion === 2;
+    const maxResults = v2 ? pageSize(singleQueryValue(ctx.query.max_results)) : V1_PAGE;
+    const continueFrom = v2 ? singleQueryValue(ctx.query.continue_from) : undefined;
+    const listing = await listInbox(services, mailboxId, { maxResults, continueFrom });
+    if (!v2) {
+      ctx.body = { messages: listing.messageIds };
+      return;
+    }
+    const self = `/messageexchange/${mailboxId}/inbox`;
+    const links: Record<string, string> = { self: ctx.originalUrl };
+    if (listing.next !== undefined) {
+      const query = new URLSearchParams({ max_results: String(maxResults), continue_from: encodeCursor(listing.next) });
+      links.next = `${self}?${query.toString()}`;
+    }
+    ctx.body = { messages: listing.messageIds, links, approx_inbox_count: listing.approximateCount };
+  });
+
+  router.get('/count', async (ctx) => {
+    const count = await countInbox(services, ctx.state.mailbox.id);
+    ctx.body =
+      ctx.state.apiVersion === 2
+        ? { count }
+        : { count, internalID: ctx.state.requestId, allResultsIncluded: true };
+  });
+
+  router.get('/inbox/:messageId', async (ctx) => {
+    const messageId = messageIdParam(ctx.params.messageId);
+    if (ctx.method === 'HEAD') {
+      const message = await findDownloadable(services, ctx.state.mailbox.id, messageId);
+      ctx.set(messageHeaders(message, 1));
+      ctx.status = 200;
+      return;
+    }
+    await sendChunk(ctx, services, messageId, 1);
+  });
+
+  router.get('/inbox/:messageId/:chunk', async (ctx) => {
+    const chunkNumber = Number(ctx.params.chunk);
+    const messageId = messageIdParam(ctx.params.messageId);
+    if (!/^\d{1,9}$/.test(ctx.params.chunk ?? '')) throw new MessageNotFoundError(messageId);
+    await sendChunk(ctx, services, messageId, chunkNumber);
+  });
+
+  router.put('/inbox/:messageId/status/acknowledged', async (ctx) => {
+    const messageId = messageIdParam(ctx.params.messageId);
+    await acknowledgeMessage(services, ctx.state.mailbox.id, messageId);
+    ctx.status = 200;
+    ctx.body = ctx.state.apiVersion === 2 ? '' : { messageId };
+  });
+}
+
+type ChunkContext = Parameters<Parameters<Router<MailboxState>['get']>[1]>[0];
+
+/** Streams chunk n: 206 while more follow, 200 for the last. Gzip goes out as stored when the client takes it. */
+async function sendChunk(ctx: ChunkContext, services: Services, messageId: string, chunkNumber: number): Promise<void> {
+  const { message, chunk } = await downloadChunk(services, ctx.state.mailbox.id, messageId, chunkNumber);
+  ctx.set(messageHeaders(message, chunkNumber));
+  ctx.status = chunkNumber < message.totalChunks ? 206 : 200;
+  ctx.type =
+    ctx.state.apiVersion === 2 && message.totalChunks === 1 && message.contentType
+      ? message.contentType
+      : 'application/octet-stream';
+  if (!chunk) {
+    ctx.body = '';
+    return;
+  }
+  if (message.contentEncoding === 'gzip' && !ctx.acceptsEncodings('gzip', 'identity')?.toString().startsWith('gzip')) {
+    ctx.body = chunk.body.pipe(createGunzip());
+    return;
+  }
+  if (message.contentEncoding === 'gzip') ctx.set('Content-Encoding', 'gzip');
+  ctx.length = chunk.size;
+  ctx.body = chunk.body;
+}

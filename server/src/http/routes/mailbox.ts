@@ -1,0 +1,22 @@
+import type Router from '@koa/router';
+import { MeshHeaders } from '../../../../shared/src/protocol/index.ts';
+import type { MailboxState } from '../middleware/mailbox-auth.ts';
+
+const CLIENT_DETAILS = [
+  MeshHeaders.clientVersion,
+  MeshHeaders.osName,
+  MeshHeaders.osVersion,
+  MeshHeaders.osArchitecture,
+  MeshHeaders.javaVersion,
+] as const;
+
+/** The handshake ("validate mailbox"): clients call it at start and daily; it records what they run. */
+export function registerHandshakeRoutes(router: Router<MailboxState>): void {
+  router.all('/', (ctx, next) => {
+    if (ctx.method !== 'POST' && ctx.method !== 'GET') return next();
+    const client = Object.fromEntries(CLIENT_DETAILS.map((name) => [name, ctx.get(name)]).filter(([, value]) => value));
+    ctx.state.log.info({ mailbox: ctx.state.mailbox.id, client }, 'handshake');
+    ctx.status = 200;
+    ctx.body = ctx.state.apiVersion === 2 ? '' : { mailboxId: ctx.state.mailbox.id };
+  });
+}

@@ -1,0 +1,57 @@
+import type Router from '@koa/router';
+import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
+import { BadRequestError, MessageNotFoundError, SendRejectedError } from '../../domain/errors.ts';
+import { sendMessage } from '../../domain/send.ts';
+import type { Services } from '../../domain/services.ts';
+import { trackByLocalId, trackMessage } from '../../domain/track.ts';
+import { uploadChunk } from '../../domain/upload-chunk.ts';
+import type { MailboxState } from '../middleware/mailbox-auth.ts';
+import { chunkBody, chunkRange, sendMetadata } from '../send-headers.ts';
+import { trackingBody } from '../views/tracking.ts';
+
+export function registerOutboxRoutes(router: Router<MailboxState>, services: Services): void {
+  router.post('/outbox', async (ctx) => {
+    const { chunk: _chunk, ...metadata } = sendMetadata(ctx.req.headers);
+    const messageId = await sendMessage(services, {
+      sender: ctx.state.mailbox.id,
+      metadata,
+      body: chunkBody(ctx.req.headers, ctx.req),
+    });
+    ctx.status = 202;
+    ctx.body = ctx.state.apiVersion === 2 ? { message_id: messageId } : { messageID: messageId };
+  });
+
+  router.post('/outbox/:messageId/:chunk', async (ctx) => {
+    const messageId = normaliseMessageId(ctx.params.messageId ?? '');
+    if (!messageId) throw new MessageNotFoundError(ctx.params.messageId ?? '');
+    const range = chunkRange(ctx.req.headers);
+    if (String(range.chunk) !== ctx.params.chunk) {
+      throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { messageId, detail: `${range.chunk}:${range.total}` });
+    }
+    await uploadChunk(services, {
+      sender: ctx.state.mailbox.id,
+      messageId,
+      chunkNumber: range.chunk,
+      totalChunks: range.total,
+      body: chunkBody(ctx.req.headers, ctx.req),
+    });
+    ctx.status = 202;
+    ctx.body = ctx.state.apiVersion === 2 ? '' : { messageID: messageId, blockID: range.chunk };
+  });
+
+  router.get('/outbox/tracking', async (ctx) => {
+    const requested = ctx.query.messageID ?? ctx.query.message_id;
+    if (typeof requested !== 'string' || requested === '') {
+      throw new BadRequestError(MeshErrorCodes.invalidRequest, 'messageID query parameter is required');
+    }
+    const messageId = normaliseMessageId(requested);
+    if (!messageId) throw new MessageNotFoundError(requested);
+    const message = await trackMessage(services, ctx.state.mailbox.id, messageId);
+    ctx.body = trackingBody(message, ctx.state.apiVersion);
+  });
+
+  router.get('/outbox/tracking/:localId', async (ctx) => {
+    const message = await trackByLocalId(services, ctx.state.mailbox.id, ctx.params.localId ?? '');
+    ctx.body = trackingBody(message, 1);
+  });
+}

@@ -1,0 +1,88 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { MeshErrorCodes, MeshHeaders, parseChunkRange } from '../../../shared/src/protocol/index.ts';
+import { BadRequestError, SendRejectedError } from '../domain/errors.ts';
+import type { ChunkBody, OutgoingMetadata } from '../domain/send.ts';
+import type { Readable } from 'node:stream';
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL_CHARACTERS = /[\u0000-\u001f]/;
+const URL_LIKE = /^https?:\/\//i;
+const URL_CHECKED: readonly string[] = [MeshHeaders.to, MeshHeaders.workflowId, MeshHeaders.contentChecksum];
+/** Field lengths MESH allows; longer values are refused rather than truncated. */
+const MAX_LENGTHS: Readonly<Record<string, number>> = {
+  [MeshHeaders.to]: 32,
+  [MeshHeaders.workflowId]: 255,
+  [MeshHeaders.subject]: 500,
+  [MeshHeaders.localId]: 255,
+  [MeshHeaders.partnerId]: 255,
+  [MeshHeaders.fileName]: 255,
+  [MeshHeaders.contentChecksum]: 100,
+  [MeshHeaders.contentType]: 100,
+};
+
+function header(headers: IncomingHttpHeaders, name: string): string {
+  const value = headers[name.toLowerCase()];
+  return (Array.isArray(value) ? value.join(',') : (value ?? '')).trim();
+}
+
+/** mex-* values with control characters, or addresses that look like URLs, make the control file malformed. */
+function assertWellFormed(headers: IncomingHttpHeaders): void {
+  const malformed = Object.entries(headers)
+    .filter(([name]) => name.startsWith('mex-'))
+    .filter(([name, value]) => {
+      const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+      const canonical = Object.values(MeshHeaders).find((known) => known.toLowerCase() === name) ?? name;
+      return (
+        CONTROL_CHARACTERS.test(text) ||
+        (URL_CHECKED.includes(canonical) && URL_LIKE.test(text.trim())) ||
+        text.length > (MAX_LENGTHS[canonical] ?? 1000)
+      );
+    })
+    .map(([name]) => name);
+  if (malformed.length > 0) throw new BadRequestError(MeshErrorCodes.malformedControlFile, malformed.join(', '));
+}
+
+/** The chunk range header of a send or upload; defaults to 1:1. */
+export function chunkRange(headers: IncomingHttpHeaders): { readonly chunk: number; readonly total: number } {
+  const raw = header(headers, MeshHeaders.chunkRange);
+  if (raw === '') return { chunk: 1, total: 1 };
+  const range = parseChunkRange(raw);
+  if (!range) throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { detail: raw });
+  return range;
+}
+
+/** The body of a send or chunk upload, as it arrives. */
+export function chunkBody(headers: IncomingHttpHeaders, stream: Readable): ChunkBody {
+  const encoding = header(headers, 'content-encoding').toLowerCase();
+  if (encoding !== '' && encoding !== 'gzip') {
+    throw new SendRejectedError(MeshErrorCodes.unsupportedContentEncoding, { detail: encoding });
+  }
+  const length = header(headers, 'content-length');
+  return { stream, contentLength: length === '' ? undefined : Number(length), contentEncoding: encoding };
+}
+
+/** Reads and validates the headers of `POST /outbox`. */
+export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & { readonly chunk: number } {
+  assertWellFormed(headers);
+  const recipient = header(headers, MeshHeaders.to).toUpperCase();
+  if (recipient === '') throw new SendRejectedError(MeshErrorCodes.missingToAddress);
+  const workflowId = header(headers, MeshHeaders.workflowId);
+  if (workflowId === '') throw new BadRequestError(MeshErrorCodes.malformedControlFile, MeshHeaders.workflowId);
+  const range = chunkRange(headers);
+  if (range.chunk !== 1) throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { detail: `${range.chunk}:${range.total}` });
+  const flag = (name: string): boolean => header(headers, name).toUpperCase() === 'Y';
+  return {
+    chunk: range.chunk,
+    recipient,
+    workflowId,
+    subject: header(headers, MeshHeaders.subject),
+    localId: header(headers, MeshHeaders.localId),
+    partnerId: header(headers, MeshHeaders.partnerId),
+    fileName: header(headers, MeshHeaders.fileName),
+    checksum: header(headers, MeshHeaders.contentChecksum),
+    contentType: header(headers, MeshHeaders.contentType) || header(headers, 'content-type'),
+    compressed: flag(MeshHeaders.contentCompressed),
+    encrypted: flag(MeshHeaders.contentEncrypted),
+    totalChunks: range.total,
+  };
+}

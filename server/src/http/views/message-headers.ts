@@ -1,0 +1,33 @@
+import { compactUtcSeconds, MeshHeaders } from '../../../../shared/src/protocol/index.ts';
+import type { MessageRecord } from '../../store/messages.ts';
+
+/** The mex-* headers of a download or HEAD, empty values left out. */
+export function messageHeaders(message: MessageRecord, chunkNumber: number): Record<string, string> {
+  const isReport = message.type === 'REPORT';
+  const headers: Record<string, string> = {
+    [MeshHeaders.messageId]: message.id,
+    [MeshHeaders.messageType]: message.type,
+    [MeshHeaders.from]: isReport ? '' : message.sender,
+    [MeshHeaders.to]: message.recipient,
+    [MeshHeaders.workflowId]: message.workflowId,
+    [MeshHeaders.localId]: message.localId,
+    [MeshHeaders.subject]: message.subject,
+    [MeshHeaders.fileName]: message.fileName || `${message.id}.dat`,
+    [MeshHeaders.partnerId]: message.partnerId,
+    [MeshHeaders.contentChecksum]: message.checksum,
+    [MeshHeaders.contentType]: message.contentType,
+    [MeshHeaders.contentCompressed]: message.compressed || message.contentEncoding === 'gzip' ? 'Y' : '',
+    [MeshHeaders.contentEncrypted]: message.encrypted ? 'Y' : '',
+    [MeshHeaders.chunkRange]: isReport ? '1:0' : `${chunkNumber}:${message.totalChunks}`,
+    [MeshHeaders.totalChunks]: String(message.totalChunks),
+    [MeshHeaders.linkedMessageId]: message.linkedMessageId,
+    [MeshHeaders.addressType]: 'ALL',
+    [MeshHeaders.version]: '1.0',
+    [MeshHeaders.statusCode]: message.statusDetail.code,
+    [MeshHeaders.statusEvent]: message.statusDetail.event,
+    [MeshHeaders.statusDescription]: message.statusDetail.description,
+    [MeshHeaders.statusSuccess]: message.statusDetail.success ? 'SUCCESS' : 'ERROR',
+    [MeshHeaders.statusTimestamp]: compactUtcSeconds(message.statusAt),
+  };
+  return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== ''));
+}

@@ -1,0 +1,60 @@
+import { type ApiVersion, compactUtcSeconds, v1StatusName } from '../../../../shared/src/protocol/index.ts';
+import type { MessageRecord } from '../../store/messages.ts';
+
+/** Tracking of one message: v2 snake_case with lower-case status, v1 camelCase with title case. */
+export function trackingBody(message: MessageRecord, version: ApiVersion): Record<string, unknown> {
+  const iso = (at: Date | undefined): string | null => (at ? at.toISOString() : null);
+  if (version === 2) {
+    return {
+      message_id: message.id,
+      local_id: message.localId || null,
+      workflow_id: message.workflowId,
+      sender: message.sender || null,
+      recipient: message.recipient,
+      file_name: message.fileName || null,
+      file_size: message.size,
+      subject: message.subject || null,
+      chunk_count: message.totalChunks,
+      checksum: message.checksum || null,
+      compressed: message.compressed,
+      encrypted: message.encrypted,
+      message_type: message.type,
+      status: message.status,
+      status_code: message.statusDetail.code,
+      status_event: message.statusDetail.event,
+      status_description: message.statusDetail.description,
+      status_success: message.statusDetail.success,
+      status_timestamp: iso(message.statusAt),
+      upload_timestamp: iso(message.createdAt),
+      accepted_timestamp: iso(message.acceptedAt),
+      acknowledged_timestamp: iso(message.acknowledgedAt),
+      linked_message_id: message.linkedMessageId || null,
+    };
+  }
+  const compact = (at: Date | undefined): string | null => (at ? compactUtcSeconds(at) : null);
+  return {
+    messageID: message.id,
+    localId: message.localId || null,
+    workflowId: message.workflowId,
+    sender: message.sender || null,
+    recipient: message.recipient,
+    fileName: message.fileName || null,
+    fileSize: message.size,
+    subject: message.subject || null,
+    chunkCount: message.totalChunks,
+    checksum: message.checksum || null,
+    compressFlag: message.compressed ? 'Y' : null,
+    encryptedFlag: message.encrypted ? 'Y' : null,
+    messageType: message.type,
+    status: v1StatusName(message.status),
+    statusCode: message.statusDetail.code,
+    statusEvent: message.statusDetail.event,
+    statusDescription: message.statusDetail.description,
+    statusSuccess: message.statusDetail.success ? 'SUCCESS' : 'ERROR',
+    statusTimestamp: compact(message.statusAt),
+    uploadTimestamp: compact(message.createdAt),
+    acceptedTimestamp: compact(message.acceptedAt),
+    downloadTimestamp: compact(message.acknowledgedAt),
+    linkedMsgId: message.linkedMessageId || null,
+  };
+}

@@ -1,0 +1,52 @@
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { createApp } from './app.ts';
+import { resolveBackends } from './backends.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { connect } from './connections.ts';
+import { createMeshServer } from './https-server.ts';
+
+const SHUTDOWN_DEADLINE_MS = 30_000;
+
+async function main(): Promise<void> {
+  const config = await resolveBackends(loadConfig());
+  const logger = pino({ level: config.logLevel });
+  const connections = await connect({
+    redisUrl: config.redisUrl,
+    redisPrefix: config.redisPrefix,
+    s3: config.s3,
+    sharedKey: config.sharedKey,
+  });
+  const server = createMeshServer(createApp(connections.services, logger), config.tls);
+  server.listen(config.port, config.host);
+  await once(server, 'listening');
+  logger.info({ url: `https://${config.host}:${config.port}/messageexchange`, redis: config.redisUrl, s3: config.s3.endpoint }, 'meshbox listening');
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    const deadline = setTimeout(() => {
+      logger.warn('shutdown deadline passed; closing remaining connections');
+      server.closeAllConnections();
+    }, SHUTDOWN_DEADLINE_MS);
+    deadline.unref();
+    server.close();
+    server.closeIdleConnections();
+    await once(server, 'close');
+    await connections.close();
+    logger.info('stopped');
+  };
+  process.once('SIGTERM', (signal) => void stop(signal));
+  process.once('SIGINT', (signal) => void stop(signal));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    console.error(`meshbox: ${error.message}`);
+  } else {
+    console.error('meshbox: failed to start:', error);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,99 @@
+import { pipeline, type Readable, Transform } from 'node:stream';
+import {
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+
+export interface StoredChunk {
+  readonly body: Readable;
+  readonly size: number;
+}
+
+/**
+ * Message payloads in S3-compatible storage: one object per chunk, `messages/{id}/{n}`.
+ * Bodies stream through; nothing here holds a whole chunk in memory.
+ */
+export class PayloadStore {
+  readonly #s3: S3Client;
+  readonly #bucket: string;
+
+  constructor(s3: S3Client, bucket: string) {
+    this.#s3 = s3;
+    this.#bucket = bucket;
+  }
+
+  /** Creates the bucket unless it exists (idempotent start-up step). */
+  async ensureBucket(): Promise<void> {
+    try {
+      await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }));
+    } catch {
+      await this.#s3.send(new CreateBucketCommand({ Bucket: this.#bucket }));
+    }
+  }
+
+  /**
+   * Streams one chunk into storage and resolves with the bytes stored once it is durable.
+   * Without a known length (gzip uploads arrive chunked) it goes up as a multipart upload.
+   */
+  async putChunk(messageId: string, chunkNumber: number, body: Readable, contentLength: number | undefined): Promise<number> {
+    let size = 0;
+    const counted = new Transform({
+      transform(data: Buffer, _encoding, done) {
+        size += data.length;
+        done(null, data);
+      },
+    });
+    // pipeline() destroys `counted` when the request errors or closes early, so an aborted
+    // upload fails the S3 call instead of hanging it.
+    pipeline(body, counted, () => {});
+    const Key = chunkKey(messageId, chunkNumber);
+    if (contentLength !== undefined) {
+      await this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key, Body: counted, ContentLength: contentLength }));
+    } else {
+      await new Upload({ client: this.#s3, params: { Bucket: this.#bucket, Key, Body: counted } }).done();
+    }
+    return size;
+  }
+
+  async getChunk(messageId: string, chunkNumber: number): Promise<StoredChunk | undefined> {
+    try {
+      const result = await this.#s3.send(
+        new GetObjectCommand({ Bucket: this.#bucket, Key: chunkKey(messageId, chunkNumber) }),
+      );
+      return { body: result.Body as Readable, size: result.ContentLength ?? 0 };
+    } catch (error) {
+      if (error instanceof Error && error.name === 'NoSuchKey') return undefined;
+      throw error;
+    }
+  }
+
+  /** Deletes every stored chunk of a message (finished, expired or abandoned). */
+  async deleteMessage(messageId: string): Promise<void> {
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await this.#s3.send(
+        new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: `messages/${messageId}/`, ContinuationToken }),
+      );
+      const objects = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
+      if (objects.length > 0) {
+        await this.#s3.send(new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: objects } }));
+      }
+      ContinuationToken = page.NextContinuationToken;
+    } while (ContinuationToken);
+  }
+
+  /** Cheap reachability check for readiness. */
+  async ping(): Promise<void> {
+    await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }));
+  }
+}
+
+function chunkKey(messageId: string, chunkNumber: number): string {
+  return `messages/${messageId}/${chunkNumber}`;
+}

@@ -1,0 +1,60 @@
+/** What MESH calls the phase in which an error happened. */
+export type MeshEvent = 'TRANSFER' | 'SEND' | 'COLLECT' | 'RECEIVE' | 'AUTHENTICATION';
+
+export interface MeshErrorCode {
+  readonly event: MeshEvent;
+  readonly code: string;
+  readonly description: string;
+}
+
+/**
+ * The MESH error catalogue (codes from the DTS spec, as the reference implementation uses
+ * them). Clients match on `code`, so these strings are part of the wire protocol.
+ */
+export const MeshErrorCodes = {
+  missingDataFile: { event: 'COLLECT', code: '02', description: 'Data file is missing or inaccessible.' },
+  malformedControlFile: { event: 'TRANSFER', code: '06', description: 'Malformed control file' },
+  invalidFromAddress: { event: 'SEND', code: '07', description: 'Invalid From Address in the control file' },
+  missingToAddress: { event: 'SEND', code: '08', description: 'TO_DTS missing' },
+  invalidVersion: { event: 'SEND', code: '09', description: 'Invalid version of the control file' },
+  invalidMessageType: { event: 'SEND', code: '11', description: 'Invalid Message Type for the transfer' },
+  unregisteredRecipient: { event: 'SEND', code: '12', description: 'Unregistered to address' },
+  undeliveredMessage: { event: 'SEND', code: '14', description: 'Message not collected by recipient after {days} days' },
+  undeliveredMailboxDeactivated: {
+    event: 'SEND',
+    code: '14',
+    description: 'Message was not collected as the mailbox is deactivated',
+  },
+  workflowNotRegistered: { event: 'SEND', code: '17', description: 'Workflow ID not registered for mailbox' },
+  invalidExpiryPeriod: { event: 'SEND', code: '19', description: 'Invalid expiry period' },
+  messageDoesNotExist: { event: 'RECEIVE', code: '20', description: 'Message does not exist' },
+  tooManyMailboxMatches: { event: 'SEND', code: 'EPL-150', description: 'Multiple mailboxes matches' },
+  noMailboxMatches: { event: 'SEND', code: 'EPL-151', description: 'No mailbox matched' },
+  messageGone: { event: 'SEND', code: 'Message already accepted', description: 'Message no longer available for download' },
+  invalidHeaderChunks: {
+    event: 'SEND',
+    code: 'InvalidHeaderChunks',
+    description: 'Invalid chunk values sent in mex-Chunk-Range header',
+  },
+  unsupportedContentEncoding: {
+    event: 'SEND',
+    code: 'UnsupportedContentEncoding',
+    description: 'Unsupported content encoding',
+  },
+  contentEncodingChanged: {
+    event: 'SEND',
+    code: 'UnsupportedContentEncoding',
+    description: 'cannot change content encoding',
+  },
+  invalidChecksum: { event: 'SEND', code: 'Invalid checksum', description: 'Invalid checksum' },
+  // meshbox's own codes for refusals MESH signals by HTTP status alone.
+  authenticationFailed: { event: 'AUTHENTICATION', code: '403', description: 'Authentication failed' },
+  invalidAcceptHeader: { event: 'TRANSFER', code: '400', description: 'Unsupported Accept header' },
+  invalidRequest: { event: 'TRANSFER', code: '400', description: 'Invalid request' },
+  messageLocked: { event: 'SEND', code: '423', description: 'Message upload already complete' },
+  multipleLocalIdMatches: { event: 'SEND', code: '300', description: 'Multiple messages found for local id' },
+  notFound: { event: 'TRANSFER', code: '404', description: 'Not found' },
+  methodNotAllowed: { event: 'TRANSFER', code: '405', description: 'Method not allowed' },
+  serviceUnavailable: { event: 'TRANSFER', code: '503', description: 'Service unavailable' },
+  internalError: { event: 'TRANSFER', code: '500', description: 'Internal server error' },
+} as const satisfies Record<string, MeshErrorCode>;

@@ -1,0 +1,176 @@
+import { request as httpsRequest } from 'node:https';
+import test from 'ava';
+import { buildAuthorizationHeader, formatTokenTimestamp } from '../../shared/src/protocol/index.ts';
+import { createCertificateAuthority, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, rawRequest } from '../support/http.ts';
+
+let server: TestServer;
+let alice: TestMailbox;
+let bob: TestMailbox;
+
+test.before(async () => {
+  server = await startTestServer();
+  alice = await server.createMailbox();
+  bob = await server.createMailbox();
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+const inboxOf = (mailbox: TestMailbox): string => `/messageexchange/${mailbox.id}/inbox`;
+
+function token(mailbox: TestMailbox, overrides: { password?: string; sharedKey?: string; at?: Date; nonce?: string } = {}): string {
+  return buildAuthorizationHeader({
+    mailboxId: mailbox.id,
+    password: overrides.password ?? mailbox.password,
+    sharedKey: overrides.sharedKey ?? server.sharedKey,
+    ...(overrides.at ? { at: overrides.at } : {}),
+    ...(overrides.nonce ? { nonce: overrides.nonce } : {}),
+  });
+}
+
+function assertRefusal(t: import('ava').ExecutionContext, response: { status: number; json: () => any }): void {
+  t.is(response.status, 403);
+  t.is(response.json().detail[0].code, '403');
+}
+
+test('a valid certificate and token are accepted', async (t) => {
+  const response = await mailboxRequest(server, alice, { path: inboxOf(alice) });
+  t.is(response.status, 200);
+});
+
+test('a connection without a client certificate is refused in the TLS handshake', async (t) => {
+  await t.throwsAsync(rawRequest(server, { path: inboxOf(alice), clientCertificate: null }));
+});
+
+test('a client certificate from another CA is refused in the TLS handshake', async (t) => {
+  const otherCa = createCertificateAuthority({ commonName: 'not our CA' });
+  const foreign = issueMailboxCertificate({ ca: otherCa, mailboxId: alice.id });
+  await t.throwsAsync(
+    mailboxRequest(server, alice, { path: inboxOf(alice), clientCertificate: foreign }),
+  );
+});
+
+test("another mailbox's certificate with a valid token for this mailbox is refused", async (t) => {
+  const response = await mailboxRequest(server, alice, { path: inboxOf(alice), clientCertificate: bob });
+  assertRefusal(t, response);
+});
+
+test('a certificate granted for a second mailbox may act for it', async (t) => {
+  const shared = await server.createMailbox();
+  await server.services.mailboxes.grantCertificate(bob.id, shared.id);
+  const response = await mailboxRequest(server, shared, { path: inboxOf(shared), clientCertificate: bob });
+  t.is(response.status, 200);
+});
+
+test('a token made with the wrong password is refused', async (t) => {
+  const response = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: token(alice, { password: 'wrong' }) });
+  assertRefusal(t, response);
+});
+
+test('a token made with the wrong shared key is refused', async (t) => {
+  const response = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: token(alice, { sharedKey: 'other' }) });
+  assertRefusal(t, response);
+});
+
+test("a token for another mailbox than the path's is refused", async (t) => {
+  const response = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: token(bob) });
+  assertRefusal(t, response);
+});
+
+test('missing and garbled Authorization headers are refused', async (t) => {
+  for (const authorization of ['', 'NHSMESH', 'Basic abc', `NHSMESH ${alice.id}:a:b:c`, `NHSMESH ${alice.id}:n:1:202611221200:zz`]) {
+    const response = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization });
+    assertRefusal(t, response);
+  }
+});
+
+test('a token without the NHSMESH scheme (legacy clients) is accepted', async (t) => {
+  const legacy = token(alice).slice('NHSMESH '.length);
+  const response = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: legacy });
+  t.is(response.status, 200);
+});
+
+test('a replayed token is refused', async (t) => {
+  const once = token(alice);
+  const first = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: once });
+  t.is(first.status, 200);
+  const replay = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: once });
+  assertRefusal(t, replay);
+});
+
+test('the same token sent twice at once is served only once', async (t) => {
+  const once = token(alice);
+  const responses = await Promise.all(
+    Array.from({ length: 5 }, () => mailboxRequest(server, alice, { path: inboxOf(alice), authorization: once })),
+  );
+  t.deepEqual(responses.map((response) => response.status).sort(), [200, 403, 403, 403, 403]);
+});
+
+test('a token is used up once its request is served, even when the answer is an error', async (t) => {
+  const used = token(alice);
+  const served = await mailboxRequest(server, alice, { path: `${inboxOf(alice)}/not-a-message-id`, authorization: used });
+  t.is(served.status, 404);
+  assertRefusal(t, await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: used }));
+});
+
+test('a token whose request was cut off before it was served may be sent again (client retry)', async (t) => {
+  const retried = token(alice);
+  await new Promise<void>((resolve) => {
+    const request = httpsRequest(new URL(`/messageexchange/${alice.id}/outbox`, server.origin), {
+      method: 'POST',
+      ca: server.caPem,
+      cert: alice.certPem,
+      key: alice.keyPem,
+      agent: false,
+      headers: {
+        authorization: retried,
+        accept: 'application/vnd.mesh.v2+json',
+        'mex-To': bob.id,
+        'mex-WorkflowID': 'RETRY_TEST',
+        'content-length': '100000',
+      },
+    });
+    request.on('error', () => resolve());
+    request.write(Buffer.alloc(1000));
+    // Let the server authenticate and start storing, then drop the connection mid-body.
+    setTimeout(() => request.destroy(), 300);
+  });
+  let status = 0;
+  for (let attempt = 0; attempt < 20 && status !== 200; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    status = (await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: retried })).status;
+  }
+  t.is(status, 200);
+  t.deepEqual(await server.services.messages.inboxPage(bob.id, 10, undefined), { messageIds: [], next: undefined });
+});
+
+test('timestamps more than two hours away are refused; within the window they pass', async (t) => {
+  const hour = 60 * 60 * 1000;
+  for (const offset of [-2 * hour - 120_000, 2 * hour + 120_000]) {
+    const stale = token(alice, { at: new Date(Date.now() + offset) });
+    assertRefusal(t, await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: stale }));
+  }
+  const skewed = token(alice, { at: new Date(Date.now() - hour) });
+  t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: skewed })).status, 200);
+  t.is(formatTokenTimestamp(new Date(Date.UTC(2026, 0, 2, 3, 4))), '202601020304');
+});
+
+test('an unknown mailbox is refused exactly like a wrong password', async (t) => {
+  const ghost: TestMailbox = { ...alice, id: 'NOSUCHBOX1' };
+  const unknown = await mailboxRequest(server, ghost, { path: inboxOf(ghost), clientCertificate: alice });
+  const wrong = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: token(alice, { password: 'x' }) });
+  t.is(unknown.status, wrong.status);
+  t.deepEqual(Object.keys(unknown.json()), Object.keys(wrong.json()));
+  t.deepEqual(unknown.json().detail, wrong.json().detail);
+});
+
+test('a disabled mailbox is refused, and accepted again once enabled', async (t) => {
+  const carol = await server.createMailbox();
+  await server.services.mailboxes.setActive(carol.id, false);
+  assertRefusal(t, await mailboxRequest(server, carol, { path: inboxOf(carol) }));
+  await server.services.mailboxes.setActive(carol.id, true);
+  t.is((await mailboxRequest(server, carol, { path: inboxOf(carol) })).status, 200);
+});

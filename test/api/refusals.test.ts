@@ -1,0 +1,151 @@
+import test from 'ava';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, sendMessage } from '../support/http.ts';
+
+let server: TestServer;
+let lab: TestMailbox;
+let gp: TestMailbox;
+let other: TestMailbox;
+
+test.before(async () => {
+  server = await startTestServer();
+  lab = await server.createMailbox();
+  gp = await server.createMailbox();
+  other = await server.createMailbox();
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+function send(headers: Record<string, string>, accept: 'v1' | 'v2' = 'v2', body = 'payload') {
+  return mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, body, accept });
+}
+
+test('an unknown recipient is refused with 417 and code 12, in v2 and v1 shapes', async (t) => {
+  const v2 = await send({ 'mex-To': 'NOBODY001', 'mex-WorkflowID': 'W1' });
+  t.is(v2.status, 417);
+  t.like(v2.json().detail[0], { event: 'SEND', code: '12' });
+  t.truthy(v2.json().internal_id);
+
+  const v1 = await send({ 'mex-To': 'NOBODY001', 'mex-WorkflowID': 'W1' }, 'v1');
+  t.is(v1.status, 417);
+  t.like(v1.json(), { errorEvent: 'SEND', errorCode: '12' });
+});
+
+test('an inactive recipient is refused like an unknown one', async (t) => {
+  const retired = await server.createMailbox();
+  await server.services.mailboxes.setActive(retired.id, false);
+  const response = await send({ 'mex-To': retired.id, 'mex-WorkflowID': 'W1' });
+  t.is(response.status, 417);
+  t.is(response.json().detail[0].code, '12');
+});
+
+test('a send without mex-To is refused with code 08 and without workflow with code 06', async (t) => {
+  const noTo = await send({ 'mex-WorkflowID': 'W1' });
+  t.is(noTo.status, 417);
+  t.is(noTo.json().detail[0].code, '08');
+  const noWorkflow = await send({ 'mex-To': gp.id });
+  t.is(noWorkflow.status, 400);
+  t.is(noWorkflow.json().detail[0].code, '06');
+});
+
+test('URL-like addresses and overlong fields are a malformed control file (400, TRANSFER 06) naming the fields', async (t) => {
+  const response = await send({ 'mex-To': 'https://evil.example', 'mex-WorkflowID': 'http://x', 'mex-Subject': 'fine # subject' });
+  t.is(response.status, 400);
+  const [detail] = response.json().detail;
+  t.like(detail, { event: 'TRANSFER', code: '06' });
+  t.regex(detail.msg, /mex-to/);
+  t.regex(detail.msg, /mex-workflowid/);
+  t.notRegex(detail.msg, /mex-subject/);
+
+  const long = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'mex-LocalID': 'x'.repeat(300) });
+  t.is(long.status, 400);
+  t.regex(long.json().detail[0].msg, /mex-localid/);
+});
+
+test('spaces and # in ids are accepted', async (t) => {
+  const response = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'WORK FLOW#1', 'mex-LocalID': 'a b#c' });
+  t.is(response.status, 202);
+});
+
+test('an invalid chunk range is refused with 417 InvalidHeaderChunks', async (t) => {
+  for (const range of ['0:1', '2:1', 'x', '2:3']) {
+    const response = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'mex-Chunk-Range': range });
+    t.is(response.status, 417, range);
+    t.is(response.json().detail[0].code, 'InvalidHeaderChunks');
+  }
+});
+
+test('an unsupported Content-Encoding is refused', async (t) => {
+  const response = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'content-encoding': 'br' });
+  t.is(response.status, 417);
+  t.is(response.json().detail[0].code, 'UnsupportedContentEncoding');
+});
+
+test('a malformed vnd.mesh Accept header is a 400', async (t) => {
+  const response = await mailboxRequest(server, gp, {
+    path: `/messageexchange/${gp.id}/inbox`,
+    headers: { accept: 'application/vnd.mesh.v9+json' },
+  });
+  t.is(response.status, 400);
+  t.is(response.json().errorCode, '400');
+});
+
+test('an unknown message is 404 with code 20 for download, HEAD, acknowledge and tracking', async (t) => {
+  const unknown = '20260101000000000000_ABCDEF';
+  const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${unknown}` });
+  t.is(download.status, 404);
+  t.is(download.json().detail[0].code, '20');
+  const head = await mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${unknown}` });
+  t.is(head.status, 404);
+  const ack = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${unknown}/status/acknowledged` });
+  t.is(ack.status, 404);
+  const track = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${unknown}` });
+  t.is(track.status, 404);
+});
+
+test("someone else's message looks exactly like one that does not exist", async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'for the GP only');
+  const unknown = '20260101000000000000_ABCDEF';
+  const paths = (id: string) => ({
+    download: { path: `/messageexchange/${other.id}/inbox/${id}` },
+    ack: { method: 'PUT', path: `/messageexchange/${other.id}/inbox/${id}/status/acknowledged` },
+    track: { path: `/messageexchange/${other.id}/outbox/tracking?messageID=${id}` },
+  });
+  for (const [name, theirs] of Object.entries(paths(messageId))) {
+    const mine = paths(unknown)[name as keyof ReturnType<typeof paths>];
+    const a = await mailboxRequest(server, other, theirs);
+    const b = await mailboxRequest(server, other, mine);
+    t.is(a.status, 404, name);
+    t.is(a.status, b.status, name);
+    t.deepEqual(a.json().detail.map((d: { code: string }) => d.code), b.json().detail.map((d: { code: string }) => d.code));
+  }
+  // The recipient still has it, unacknowledged.
+  const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(download.status, 200);
+  t.is(download.body.toString(), 'for the GP only');
+});
+
+test('the recipient cannot track, and the sender cannot download, a message', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'x');
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/outbox/tracking?messageID=${messageId}` })).status, 404);
+  t.is((await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/inbox/${messageId}` })).status, 404);
+});
+
+test('acknowledging twice is harmless; the message stays gone', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'twice');
+  const path = `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged`;
+  t.is((await mailboxRequest(server, gp, { method: 'PUT', path })).status, 200);
+  t.is((await mailboxRequest(server, gp, { method: 'PUT', path })).status, 200);
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).status, 410);
+});
+
+test('unknown routes and methods answer MESH error bodies, not bare text', async (t) => {
+  const route = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/nowhere` });
+  t.is(route.status, 404);
+  t.truthy(route.json().detail);
+  const method = await mailboxRequest(server, gp, { method: 'DELETE', path: `/messageexchange/${gp.id}/inbox` });
+  t.is(method.status, 405);
+  t.truthy(method.json().detail);
+});

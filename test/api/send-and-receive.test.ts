@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+
+let server: TestServer;
+let lab: TestMailbox;
+let gp: TestMailbox;
+
+test.before(async () => {
+  server = await startTestServer();
+  lab = await server.createMailbox({ name: 'Pathology lab', odsCode: 'RX1' });
+  gp = await server.createMailbox({ name: 'Riverside practice', odsCode: 'A81001' });
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+test('_ping answers JSON without a mailbox token', async (t) => {
+  const response = await rawRequest(server, { path: '/messageexchange/_ping', clientCertificate: lab });
+  t.is(response.status, 200);
+  t.is(response.json().status, 'ok');
+});
+
+test('handshake answers 200 with an empty body in v2 and the mailbox id in v1', async (t) => {
+  const v2 = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}` });
+  t.is(v2.status, 200);
+  t.is(v2.body.length, 0);
+  const v1 = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}`, accept: 'v1' });
+  t.is(v1.status, 200);
+  t.deepEqual(v1.json(), { mailboxId: lab.id });
+  const get = await mailboxRequest(server, lab, { method: 'GET', path: `/messageexchange/${lab.id.toLowerCase()}` });
+  t.is(get.status, 200);
+});
+
+test('a sent message round-trips byte-exact, with its metadata, and leaves the inbox after acknowledgement', async (t) => {
+  const payload = randomBytes(300_000);
+  const messageId = await sendMessage(server, lab, gp, payload, {
+    'mex-Subject': 'FBC result',
+    'mex-LocalID': `local-${randomBytes(4).toString('hex')}`,
+    'mex-FileName': 'result.dat',
+    'mex-Content-Checksum': 'md5:abc',
+  });
+  t.regex(messageId, /^\d{20}_[0-9A-F]{6}$/);
+
+  const inbox = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` });
+  t.is(inbox.status, 200);
+  t.true(inbox.json().messages.includes(messageId));
+
+  const head = await mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(head.status, 200);
+  t.is(head.headers['mex-messageid'], messageId);
+  t.is(head.body.length, 0);
+
+  const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId.toLowerCase()}` });
+  t.is(download.status, 200);
+  t.true(download.body.equals(payload));
+  t.is(download.headers['mex-from'], lab.id);
+  t.is(download.headers['mex-to'], gp.id);
+  t.is(download.headers['mex-workflowid'], 'PATH_RESULTS');
+  t.is(download.headers['mex-subject'], 'FBC result');
+  t.is(download.headers['mex-filename'], 'result.dat');
+  t.is(download.headers['mex-content-checksum'], 'md5:abc');
+  t.is(download.headers['mex-chunk-range'], '1:1');
+  t.is(download.headers['mex-total-chunks'], '1');
+  t.is(download.headers['mex-messagetype'], 'DATA');
+  t.is(download.headers['content-length'], String(payload.length));
+
+  const ack = await mailboxRequest(server, gp, {
+    method: 'PUT',
+    path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged`,
+  });
+  t.is(ack.status, 200);
+
+  const after = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` });
+  t.false(after.json().messages.includes(messageId));
+  const gone = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(gone.status, 410);
+  const goneHead = await mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(goneHead.status, 410);
+
+  const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.is(tracking.status, 200);
+  t.like(tracking.json(), {
+    message_id: messageId,
+    status: 'acknowledged',
+    sender: lab.id,
+    recipient: gp.id,
+    file_size: payload.length,
+    workflow_id: 'PATH_RESULTS',
+  });
+});
+
+test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking is camelCase with title-case status', async (t) => {
+  const send = await mailboxRequest(server, lab, {
+    method: 'POST',
+    accept: 'v1',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'PATH_RESULTS' },
+    body: 'v1 body',
+  });
+  t.is(send.status, 202);
+  const messageId: string = send.json().messageID;
+  t.truthy(messageId);
+
+  const tracked = await mailboxRequest(server, lab, {
+    accept: 'v1',
+    path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}`,
+  });
+  t.like(tracked.json(), { messageID: messageId, status: 'Accepted', statusSuccess: 'SUCCESS' });
+
+  const count = await mailboxRequest(server, gp, { accept: 'v1', path: `/messageexchange/${gp.id}/count` });
+  t.is(count.status, 200);
+  t.true(count.json().count >= 1);
+  t.true(count.json().allResultsIncluded);
+
+  const inbox = await mailboxRequest(server, gp, { accept: 'v1', path: `/messageexchange/${gp.id}/inbox` });
+  t.deepEqual(Object.keys(inbox.json()), ['messages']);
+
+  const ack = await mailboxRequest(server, gp, {
+    method: 'PUT',
+    accept: 'v1',
+    path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged`,
+  });
+  t.deepEqual(ack.json(), { messageId });
+});
+
+test('inbox lists oldest first and pages with links.next as a root-relative path', async (t) => {
+  const sender = await server.createMailbox();
+  const recipient = await server.createMailbox();
+  const sent: string[] = [];
+  for (let i = 0; i < 12; i++) sent.push(await sendMessage(server, sender, recipient, `message ${i}`));
+
+  const first = await mailboxRequest(server, recipient, { path: `/messageexchange/${recipient.id}/inbox?max_results=10` });
+  t.is(first.status, 200);
+  const firstPage = first.json();
+  t.deepEqual(firstPage.messages, sent.slice(0, 10));
+  t.is(firstPage.approx_inbox_count, 12);
+  t.regex(firstPage.links.next, new RegExp(`^/messageexchange/${recipient.id}/inbox\\?`));
+
+  const second = await mailboxRequest(server, recipient, { path: firstPage.links.next });
+  t.deepEqual(second.json().messages, sent.slice(10));
+  t.is(second.json().links.next, undefined);
+
+  const count = await mailboxRequest(server, recipient, { path: `/messageexchange/${recipient.id}/count` });
+  t.deepEqual(count.json(), { count: 12 });
+});
+
+test('max_results outside 10..5000 is refused with a MESH error', async (t) => {
+  const response = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=5` });
+  t.is(response.status, 400);
+  t.is(response.json().detail[0].code, '400');
+});
+
+test('a message downloaded but not acknowledged stays in the inbox', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'keep me');
+  const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(download.body.toString(), 'keep me');
+  const inbox = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=5000` });
+  t.true(inbox.json().messages.includes(messageId));
+});
+
+test('tracking by local id finds the one message, and 300 when the local id is not unique', async (t) => {
+  const localId = `batch-${randomBytes(4).toString('hex')}`;
+  const messageId = await sendMessage(server, lab, gp, 'one', { 'mex-LocalID': localId });
+  const one = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/${localId}` });
+  t.is(one.status, 200);
+  t.is(one.json().messageID, messageId);
+
+  await sendMessage(server, lab, gp, 'two', { 'mex-LocalID': localId });
+  const two = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/${localId}` });
+  t.is(two.status, 300);
+
+  const none = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/no-such-local-id` });
+  t.is(none.status, 404);
+});

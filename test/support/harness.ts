@@ -1,0 +1,110 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { createApp } from '../../server/src/app.ts';
+import { type Connections, connect } from '../../server/src/connections.ts';
+import type { Services } from '../../server/src/domain/services.ts';
+import { createMeshServer } from '../../server/src/https-server.ts';
+import type { NewMailbox } from '../../server/src/store/mailboxes.ts';
+import {
+  createCertificateAuthority,
+  issueMailboxCertificate,
+  issueServerCertificate,
+} from '../../shared/src/pki/index.ts';
+
+export interface KeyPair {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface TestMailbox extends KeyPair {
+  readonly id: string;
+  readonly password: string;
+}
+
+export interface TestServer {
+  /** `https://127.0.0.1:PORT` */
+  readonly origin: string;
+  readonly caPem: string;
+  readonly ca: KeyPair;
+  readonly sharedKey: string;
+  readonly services: Services;
+  readonly connections: Connections;
+  /** Registers a mailbox and issues it a client certificate from the server's CA. */
+  readonly createMailbox: (mailbox?: Partial<NewMailbox>) => Promise<TestMailbox>;
+  readonly close: () => Promise<void>;
+}
+
+let sharedPki: { ca: KeyPair; server: KeyPair } | undefined;
+
+/** One CA and server certificate per test process: RSA key generation is the slow part. */
+function testPki(): { ca: KeyPair; server: KeyPair } {
+  if (!sharedPki) {
+    const ca = createCertificateAuthority({ commonName: 'meshbox test CA' });
+    const server = issueServerCertificate({
+      ca,
+      commonName: 'localhost',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
+    sharedPki = { ca, server };
+  }
+  return sharedPki;
+}
+
+/**
+ * A real meshbox server for one test file: real Redis and S3 (scripts/services), its own
+ * key prefix and bucket so parallel test files never see each other's data, real mutual TLS.
+ */
+export async function startTestServer(options: { now?: () => Date } = {}): Promise<TestServer> {
+  const local = await ensureLocalServices();
+  const pki = testPki();
+  const sharedKey = randomBytes(16).toString('hex');
+  const connections = await connect({
+    redisUrl: local.redisUrl,
+    redisPrefix: `test:${randomUUID()}:`,
+    s3: {
+      endpoint: local.s3.endpoint,
+      bucket: `test-${randomBytes(8).toString('hex')}`,
+      region: local.s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
+    },
+    sharedKey,
+  });
+  const services: Services = options.now ? { ...connections.services, now: options.now } : connections.services;
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const server: Server = createMeshServer(createApp(services, logger), {
+    cert: pki.server.certPem,
+    key: pki.server.keyPem,
+    ca: pki.ca.certPem,
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    origin: `https://127.0.0.1:${port}`,
+    caPem: pki.ca.certPem,
+    ca: pki.ca,
+    sharedKey,
+    services,
+    connections,
+    createMailbox: async (mailbox = {}) => {
+      const id = (mailbox.id ?? `T${randomBytes(5).toString('hex')}`).toUpperCase();
+      const password = mailbox.password ?? randomBytes(12).toString('hex');
+      const created = await services.mailboxes.create({ ...mailbox, id, password });
+      if (!created) throw new Error(`mailbox ${id} exists`);
+      const certificate = issueMailboxCertificate({ ca: pki.ca, mailboxId: id });
+      return { id, password, certPem: certificate.certPem, keyPem: certificate.keyPem };
+    },
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await connections.close();
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { request as httpsRequest } from 'node:https';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
+import type { KeyPair, TestMailbox, TestServer } from './harness.ts';
+
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+  // any: tests read response fields freely and assert on them; a wrong shape fails the assertion.
+  readonly json: () => any;
+}
+
+export interface RawRequest {
+  readonly method?: string;
+  readonly path: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: Buffer | string;
+  /** Client certificate; `null` sends none. */
+  readonly clientCertificate?: KeyPair | null;
+}
+
+/** One HTTPS request with full control over certificate, headers and body. */
+export function rawRequest(server: TestServer, request: RawRequest): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(request.path, server.origin);
+    const certificate = request.clientCertificate === null ? {} : { cert: request.clientCertificate?.certPem, key: request.clientCertificate?.keyPem };
+    const req = httpsRequest(
+      url,
+      {
+        method: request.method ?? 'GET',
+        headers: request.headers ?? {},
+        ca: server.caPem,
+        ...certificate,
+        agent: false,
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (part: Buffer) => parts.push(part));
+        res.on('error', reject);
+        res.on('end', () => {
+          const body = Buffer.concat(parts);
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body,
+            json: () => JSON.parse(body.toString('utf8')),
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(request.body);
+  });
+}
+
+export interface MailboxRequest extends Omit<RawRequest, 'clientCertificate'> {
+  readonly accept?: 'v1' | 'v2';
+  readonly clientCertificate?: KeyPair | null;
+  /** Overrides the Authorization header (a replay or a forgery). */
+  readonly authorization?: string;
+}
+
+/** A request as a mailbox makes it: its certificate, a fresh NHSMESH token, the MESH Accept header. */
+export function mailboxRequest(server: TestServer, mailbox: TestMailbox, request: MailboxRequest): Promise<RawResponse> {
+  const authorization =
+    request.authorization ??
+    buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: server.sharedKey });
+  const accept = request.accept === 'v1' ? 'application/json' : 'application/vnd.mesh.v2+json';
+  return rawRequest(server, {
+    ...request,
+    clientCertificate: request.clientCertificate === undefined ? mailbox : request.clientCertificate,
+    headers: { accept, authorization, ...request.headers },
+  });
+}
+
+/** Sends a single-chunk message and returns its id. */
+export async function sendMessage(
+  server: TestServer,
+  from: TestMailbox,
+  to: TestMailbox,
+  body: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const response = await mailboxRequest(server, from, {
+    method: 'POST',
+    path: `/messageexchange/${from.id}/outbox`,
+    headers: { 'mex-To': to.id, 'mex-WorkflowID': 'PATH_RESULTS', 'content-type': 'application/octet-stream', ...headers },
+    body,
+  });
+  if (response.status !== 202) throw new Error(`send failed: ${response.status} ${response.body.toString()}`);
+  return (response.json() as { message_id: string }).message_id;
+}
