@@ -1,0 +1,71 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { ConfigError, loadBackendConfig, loadConfig } from '../src/config.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'meshbox-config-'));
+for (const name of ['server.crt', 'server.key', 'ca.crt']) writeFileSync(join(dir, name), `${name} pem`);
+const files = {
+  MESHBOX_TLS_CERT: join(dir, 'server.crt'),
+  MESHBOX_TLS_KEY: join(dir, 'server.key'),
+  MESHBOX_TLS_CA: join(dir, 'ca.crt'),
+  MESHBOX_SHARED_KEY: 'shared',
+};
+
+test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) => {
+  const config = loadConfig(files);
+  t.is(config.host, '127.0.0.1');
+  t.is(config.port, 8443);
+  t.is(config.redisUrl, undefined);
+  t.is(config.s3.endpoint, undefined);
+  t.is(config.s3.bucket, 'meshbox');
+  t.is(config.tls.cert, 'server.crt pem');
+  t.is(config.sharedKey, 'shared');
+});
+
+test('explicit Redis and S3 settings are used', (t) => {
+  const config = loadConfig({
+    ...files,
+    MESHBOX_PORT: '9443',
+    MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379',
+    MESHBOX_S3_ENDPOINT: 'https://s3.example.org',
+    MESHBOX_S3_BUCKET: 'mesh-payloads',
+    MESHBOX_S3_ACCESS_KEY_ID: 'id',
+    MESHBOX_S3_SECRET_ACCESS_KEY: 'secret',
+  });
+  t.is(config.port, 9443);
+  t.is(config.redisUrl, 'redis://10.0.0.7:6379');
+  t.deepEqual(config.s3.credentials, { accessKeyId: 'id', secretAccessKey: 'secret' });
+});
+
+test('every bad value is named in one clear error', (t) => {
+  const error = t.throws(
+    () =>
+      loadConfig({
+        ...files,
+        MESHBOX_PORT: '70000',
+        MESHBOX_REDIS_URL: 'not a url',
+        MESHBOX_S3_BUCKET: 'Bad_Bucket',
+        MESHBOX_LOG_LEVEL: 'loud',
+      }),
+    { instanceOf: ConfigError },
+  );
+  for (const variable of ['MESHBOX_PORT', 'MESHBOX_REDIS_URL', 'MESHBOX_S3_BUCKET', 'MESHBOX_LOG_LEVEL']) {
+    t.true(error?.message.includes(variable), variable);
+  }
+});
+
+test('an unreadable TLS file or shared key file says which variable and how to fix it', (t) => {
+  const noCert = t.throws(() => loadConfig({ ...files, MESHBOX_TLS_CERT: join(dir, 'missing.crt') }), { instanceOf: ConfigError });
+  t.regex(noCert?.message ?? '', /MESHBOX_TLS_CERT: cannot read .*missing\.crt.*npm run setup/);
+  const noKey = t.throws(
+    () => loadConfig({ ...files, MESHBOX_SHARED_KEY: undefined, MESHBOX_SHARED_KEY_FILE: join(dir, 'nope') }),
+    { instanceOf: ConfigError },
+  );
+  t.regex(noKey?.message ?? '', /MESHBOX_SHARED_KEY_FILE/);
+});
+
+test('S3 access key id and secret go together', (t) => {
+  t.throws(() => loadBackendConfig({ MESHBOX_S3_ACCESS_KEY_ID: 'only-id' }), { message: /go together/ });
+});
