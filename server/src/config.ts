@@ -2,6 +2,14 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
+import type { TransferLimits } from './domain/chunk-storage.ts';
+
+/** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
+export const DEFAULT_LIMITS: TransferLimits = {
+  maxChunkBytes: 100 * 1024 * 1024,
+  maxChunks: 10_000,
+  maxMessageBytes: 100 * 1024 * 1024 * 1024,
+};
 
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
@@ -27,6 +35,9 @@ const serverSchema = backendSchema.extend({
   MESHBOX_TLS_CA: nonEmpty.default(resolve(DEV_CERTS, 'ca.crt')),
   MESHBOX_SHARED_KEY: nonEmpty.optional(),
   MESHBOX_SHARED_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'shared-key')),
+  MESHBOX_MAX_CHUNK_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunkBytes),
+  MESHBOX_MAX_CHUNKS: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunks),
+  MESHBOX_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxMessageBytes),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -51,6 +62,7 @@ export interface ServerConfig extends BackendConfig {
   readonly port: number;
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
   readonly sharedKey: string;
+  readonly limits: TransferLimits;
   readonly logLevel: string;
 }
 
@@ -96,6 +108,9 @@ export function loadBackendConfig(environment: NodeJS.ProcessEnv = process.env):
 /** Reads and validates the MESHBOX_* environment; every bad value is named in one error. */
 export function loadConfig(environment: NodeJS.ProcessEnv = process.env): ServerConfig {
   const env = parse(serverSchema, environment);
+  if (env.MESHBOX_MAX_MESSAGE_BYTES < env.MESHBOX_MAX_CHUNK_BYTES) {
+    throw new ConfigError('invalid configuration:\n  MESHBOX_MAX_MESSAGE_BYTES must be at least MESHBOX_MAX_CHUNK_BYTES');
+  }
   return {
     ...backendConfig(env),
     host: env.MESHBOX_HOST,
@@ -106,6 +121,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       ca: readRequiredFile('MESHBOX_TLS_CA', env.MESHBOX_TLS_CA),
     },
     sharedKey: env.MESHBOX_SHARED_KEY ?? readRequiredFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE).trim(),
+    limits: {
+      maxChunkBytes: env.MESHBOX_MAX_CHUNK_BYTES,
+      maxChunks: env.MESHBOX_MAX_CHUNKS,
+      maxMessageBytes: env.MESHBOX_MAX_MESSAGE_BYTES,
+    },
     logLevel: env.MESHBOX_LOG_LEVEL,
   };
 }

@@ -4,6 +4,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Redis } from 'ioredis';
 import type { S3Settings } from './config.ts';
+import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { Services } from './domain/services.ts';
 import { redisKeys } from './store/keys.ts';
 import { MailboxStore } from './store/mailboxes.ts';
@@ -14,6 +15,7 @@ import { UsedTokenStore } from './store/used-tokens.ts';
 export interface Connections {
   readonly services: Services;
   readonly redis: Redis;
+  readonly s3: S3Client;
   readonly close: () => Promise<void>;
 }
 
@@ -22,6 +24,7 @@ export interface ConnectionSettings {
   readonly redisPrefix: string;
   readonly s3: S3Settings;
   readonly sharedKey: string;
+  readonly limits: TransferLimits;
 }
 
 export function createS3Client(settings: S3Settings): S3Client {
@@ -68,10 +71,12 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
     usedTokens: new UsedTokenStore(redis, keys),
     sharedKey: settings.sharedKey,
     now: () => new Date(),
+    limits: settings.limits,
   };
   return {
     services,
     redis,
+    s3,
     close: async () => {
       await redis.quit().catch(() => redis.disconnect());
       s3.destroy();

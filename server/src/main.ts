@@ -16,6 +16,7 @@ async function main(): Promise<void> {
     redisPrefix: config.redisPrefix,
     s3: config.s3,
     sharedKey: config.sharedKey,
+    limits: config.limits,
   });
   const server = createMeshServer(createApp(connections.services, logger), config.tls);
   server.listen(config.port, config.host);

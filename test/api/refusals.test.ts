@@ -41,13 +41,16 @@ test('an inactive recipient is refused like an unknown one', async (t) => {
   t.is(response.json().detail[0].code, '12');
 });
 
-test('a send without mex-To is refused with code 08 and without workflow with code 06', async (t) => {
+test('a send without mex-To is refused with code 08, without workflow with code 06, without a body with code 02', async (t) => {
   const noTo = await send({ 'mex-WorkflowID': 'W1' });
-  t.is(noTo.status, 417);
+  t.is(noTo.status, 400);
   t.is(noTo.json().detail[0].code, '08');
   const noWorkflow = await send({ 'mex-To': gp.id });
   t.is(noWorkflow.status, 400);
   t.is(noWorkflow.json().detail[0].code, '06');
+  const noBody = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1' }, 'v2', '');
+  t.is(noBody.status, 417);
+  t.like(noBody.json().detail[0], { event: 'COLLECT', code: '02' });
 });
 
 test('URL-like addresses and overlong fields are a malformed control file (400, TRANSFER 06) naming the fields', async (t) => {
@@ -79,7 +82,7 @@ test('an invalid chunk range is refused with 417 InvalidHeaderChunks', async (t)
 
 test('an unsupported Content-Encoding is refused', async (t) => {
   const response = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'content-encoding': 'br' });
-  t.is(response.status, 417);
+  t.is(response.status, 422);
   t.is(response.json().detail[0].code, 'UnsupportedContentEncoding');
 });
 

@@ -6,7 +6,9 @@ import { pino } from 'pino';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createApp } from '../../server/src/app.ts';
 import { type Connections, connect } from '../../server/src/connections.ts';
+import type { TransferLimits } from '../../server/src/domain/chunk-storage.ts';
 import type { Services } from '../../server/src/domain/services.ts';
+import { DEFAULT_LIMITS } from '../../server/src/config.ts';
 import { createMeshServer } from '../../server/src/https-server.ts';
 import type { NewMailbox } from '../../server/src/store/mailboxes.ts';
 import {
@@ -33,6 +35,7 @@ export interface TestServer {
   readonly sharedKey: string;
   readonly services: Services;
   readonly connections: Connections;
+  readonly bucket: string;
   /** Registers a mailbox and issues it a client certificate from the server's CA. */
   readonly createMailbox: (mailbox?: Partial<NewMailbox>) => Promise<TestMailbox>;
   readonly close: () => Promise<void>;
@@ -59,21 +62,23 @@ function testPki(): { ca: KeyPair; server: KeyPair } {
  * A real meshbox server for one test file: real Redis and S3 (scripts/services), its own
  * key prefix and bucket so parallel test files never see each other's data, real mutual TLS.
  */
-export async function startTestServer(options: { now?: () => Date } = {}): Promise<TestServer> {
+export async function startTestServer(options: { now?: () => Date; limits?: Partial<TransferLimits> } = {}): Promise<TestServer> {
   const local = await ensureLocalServices();
   const pki = testPki();
   const sharedKey = randomBytes(16).toString('hex');
+  const bucket = `test-${randomBytes(8).toString('hex')}`;
   const connections = await connect({
     redisUrl: local.redisUrl,
     redisPrefix: `test:${randomUUID()}:`,
     s3: {
       endpoint: local.s3.endpoint,
-      bucket: `test-${randomBytes(8).toString('hex')}`,
+      bucket,
       region: local.s3.region,
       forcePathStyle: true,
       credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
     },
     sharedKey,
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
   });
   const services: Services = options.now ? { ...connections.services, now: options.now } : connections.services;
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -93,6 +98,7 @@ export async function startTestServer(options: { now?: () => Date } = {}): Promi
     sharedKey,
     services,
     connections,
+    bucket,
     createMailbox: async (mailbox = {}) => {
       const id = (mailbox.id ?? `T${randomBytes(5).toString('hex')}`).toUpperCase();
       const password = mailbox.password ?? randomBytes(12).toString('hex');

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { MeshErrorCodes, newMessageId } from '../../../shared/src/protocol/index.ts';
 import type { MessageMetadata } from '../store/messages.ts';
+import { storeChunk } from './chunk-storage.ts';
 import { SendRejectedError } from './errors.ts';
 import type { Services } from './services.ts';
 
@@ -28,8 +29,13 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   if (!recipient || !recipient.active) {
     throw new SendRejectedError(MeshErrorCodes.unregisteredRecipient, { detail: request.metadata.recipient });
   }
+  if (request.metadata.totalChunks > services.limits.maxChunks) {
+    throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, {
+      detail: `at most ${services.limits.maxChunks} chunks per message`,
+    });
+  }
   const messageId = await reserveUniqueMessageId(services);
-  const size = await services.payloads.putChunk(messageId, 1, request.body.stream, request.body.contentLength);
+  const size = await storeChunk(services, messageId, 1, request.body);
   const metadata: MessageMetadata = {
     ...request.metadata,
     type: 'DATA',

@@ -1,3 +1,4 @@
+import type { TransferLimits } from './chunk-storage.ts';
 import type { MailboxStore } from '../store/mailboxes.ts';
 import type { MessageStore } from '../store/messages.ts';
 import type { PayloadStore } from '../store/payloads.ts';
@@ -12,4 +13,5 @@ export interface Services {
   /** The environment's shared HMAC key for Authorization tokens. */
   readonly sharedKey: string;
   readonly now: () => Date;
+  readonly limits: TransferLimits;
 }

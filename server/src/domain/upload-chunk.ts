@@ -1,6 +1,7 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, MessageNotFoundError, ForbiddenError, SendRejectedError } from './errors.ts';
 import type { MessageRecord, StoreChunkOutcome } from '../store/messages.ts';
+import { PayloadTooLargeError, storeChunk } from './chunk-storage.ts';
 import type { ChunkBody } from './send.ts';
 import type { Services } from './services.ts';
 
@@ -12,31 +13,34 @@ export interface ChunkUpload {
   readonly body: ChunkBody;
 }
 
-/** Stores chunk n ≥ 2 of the sender's message; accepts the message when it was the last missing. */
+/** Stores chunk n of the sender's uploading message (a retried chunk replaces its copy); accepts the message when it was the last missing. */
 export async function uploadChunk(services: Services, upload: ChunkUpload): Promise<void> {
   const message = await services.messages.get(upload.messageId);
   if (!message) throw new MessageNotFoundError(upload.messageId);
   // Checked before the body is stored, and again atomically when the chunk is recorded.
-  refuse(outcomeBefore(message, upload), upload);
-  const size = await services.payloads.putChunk(upload.messageId, upload.chunkNumber, upload.body.stream, upload.body.contentLength);
+  refuse(outcomeBefore(message, upload), upload, services);
+  const size = await storeChunk(services, upload.messageId, upload.chunkNumber, upload.body);
   const outcome = await services.messages.storeChunk(
     message,
     upload.sender,
     { number: upload.chunkNumber, size, contentEncoding: upload.body.contentEncoding },
     services.now(),
+    services.limits.maxMessageBytes,
   );
-  refuse(outcome, upload);
+  if (outcome === 'too_large') await services.payloads.deleteChunk(upload.messageId, upload.chunkNumber);
+  refuse(outcome, upload, services);
 }
 
-function outcomeBefore(message: MessageRecord, upload: ChunkUpload): StoreChunkOutcome {
+function outcomeBefore(message: MessageRecord, upload: ChunkUpload): StoreChunkOutcome | 'mismatch' {
   if (message.sender !== upload.sender) return 'forbidden';
   if (message.status !== 'uploading') return 'locked';
-  if (upload.chunkNumber < 2 || upload.totalChunks !== message.totalChunks) return 'range';
+  if (upload.chunkNumber > message.totalChunks) return 'range';
+  if (upload.totalChunks !== message.totalChunks) return 'mismatch';
   if (message.contentEncoding !== upload.body.contentEncoding) return 'encoding';
   return 'uploading';
 }
 
-function refuse(outcome: StoreChunkOutcome, upload: ChunkUpload): void {
+function refuse(outcome: StoreChunkOutcome | 'mismatch', upload: ChunkUpload, services: Services): void {
   const options = { messageId: upload.messageId };
   switch (outcome) {
     case 'not_found':
@@ -45,10 +49,14 @@ function refuse(outcome: StoreChunkOutcome, upload: ChunkUpload): void {
       throw new ForbiddenError();
     case 'locked':
       throw new MeshError(423, MeshErrorCodes.messageLocked, options);
-    case 'range':
+    case 'mismatch':
       throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, options);
+    case 'range':
+      throw new MeshError(406, MeshErrorCodes.chunkOutOfRange, options);
     case 'encoding':
       throw new SendRejectedError(MeshErrorCodes.contentEncodingChanged, options);
+    case 'too_large':
+      throw new PayloadTooLargeError('message', services.limits.maxMessageBytes, upload.messageId);
     case 'uploading':
     case 'accepted':
       return;

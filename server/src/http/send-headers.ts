@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { MeshErrorCodes, MeshHeaders, parseChunkRange } from '../../../shared/src/protocol/index.ts';
-import { BadRequestError, SendRejectedError } from '../domain/errors.ts';
+import { BadRequestError, MeshError, SendRejectedError } from '../domain/errors.ts';
 import type { ChunkBody, OutgoingMetadata } from '../domain/send.ts';
 import type { Readable } from 'node:stream';
 
@@ -55,9 +55,10 @@ export function chunkRange(headers: IncomingHttpHeaders): { readonly chunk: numb
 export function chunkBody(headers: IncomingHttpHeaders, stream: Readable): ChunkBody {
   const encoding = header(headers, 'content-encoding').toLowerCase();
   if (encoding !== '' && encoding !== 'gzip') {
-    throw new SendRejectedError(MeshErrorCodes.unsupportedContentEncoding, { detail: encoding });
+    throw new MeshError(422, MeshErrorCodes.unsupportedContentEncoding, { detail: encoding });
   }
   const length = header(headers, 'content-length');
+  if (length === '0') throw new SendRejectedError(MeshErrorCodes.missingDataFile);
   return { stream, contentLength: length === '' ? undefined : Number(length), contentEncoding: encoding };
 }
 
@@ -65,7 +66,7 @@ export function chunkBody(headers: IncomingHttpHeaders, stream: Readable): Chunk
 export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & { readonly chunk: number } {
   assertWellFormed(headers);
   const recipient = header(headers, MeshHeaders.to).toUpperCase();
-  if (recipient === '') throw new SendRejectedError(MeshErrorCodes.missingToAddress);
+  if (recipient === '') throw new BadRequestError(MeshErrorCodes.missingToAddress);
   const workflowId = header(headers, MeshHeaders.workflowId);
   if (workflowId === '') throw new BadRequestError(MeshErrorCodes.malformedControlFile, MeshHeaders.workflowId);
   const range = chunkRange(headers);

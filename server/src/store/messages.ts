@@ -47,7 +47,15 @@ export interface MessageRecord extends MessageMetadata {
 }
 
 export type CreateOutcome = 'exists' | 'uploading' | 'accepted';
-export type StoreChunkOutcome = 'not_found' | 'forbidden' | 'locked' | 'range' | 'encoding' | 'uploading' | 'accepted';
+export type StoreChunkOutcome =
+  | 'not_found'
+  | 'forbidden'
+  | 'locked'
+  | 'range'
+  | 'encoding'
+  | 'too_large'
+  | 'uploading'
+  | 'accepted';
 export type AcknowledgeOutcome = 'not_found' | 'gone' | 'acknowledged';
 
 export interface InboxPage {
@@ -113,12 +121,13 @@ export class MessageStore {
     sender: string,
     chunk: { readonly number: number; readonly size: number; readonly contentEncoding: string },
     now: Date,
+    maxMessageBytes: number,
   ): Promise<StoreChunkOutcome> {
     const keys = this.#keys;
     return (await storeChunkScript.run(
       this.#redis,
       [keys.message(message.id), keys.messageChunks(message.id), keys.inbox(message.recipient), keys.inboxSequence],
-      [message.id, sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding],
+      [message.id, sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding, maxMessageBytes],
     )) as StoreChunkOutcome;
   }
 

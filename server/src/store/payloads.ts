@@ -1,6 +1,7 @@
-import { pipeline, type Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -38,27 +39,20 @@ export class PayloadStore {
   }
 
   /**
-   * Streams one chunk into storage and resolves with the bytes stored once it is durable.
-   * Without a known length (gzip uploads arrive chunked) it goes up as a multipart upload.
+   * Streams one chunk into storage; resolves once it is durable. Without a known length
+   * (gzip uploads arrive chunked) it goes up as a multipart upload.
    */
-  async putChunk(messageId: string, chunkNumber: number, body: Readable, contentLength: number | undefined): Promise<number> {
-    let size = 0;
-    const counted = new Transform({
-      transform(data: Buffer, _encoding, done) {
-        size += data.length;
-        done(null, data);
-      },
-    });
-    // pipeline() destroys `counted` when the request errors or closes early, so an aborted
-    // upload fails the S3 call instead of hanging it.
-    pipeline(body, counted, () => {});
+  async putChunk(messageId: string, chunkNumber: number, body: Readable, contentLength: number | undefined): Promise<void> {
     const Key = chunkKey(messageId, chunkNumber);
     if (contentLength !== undefined) {
-      await this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key, Body: counted, ContentLength: contentLength }));
+      await this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key, Body: body, ContentLength: contentLength }));
     } else {
-      await new Upload({ client: this.#s3, params: { Bucket: this.#bucket, Key, Body: counted } }).done();
+      await new Upload({ client: this.#s3, params: { Bucket: this.#bucket, Key, Body: body } }).done();
     }
-    return size;
+  }
+
+  async deleteChunk(messageId: string, chunkNumber: number): Promise<void> {
+    await this.#s3.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: chunkKey(messageId, chunkNumber) }));
   }
 
   async getChunk(messageId: string, chunkNumber: number): Promise<StoredChunk | undefined> {

@@ -2,8 +2,17 @@ import forge from 'node-forge';
 import { buildCertificate } from './certificate.ts';
 import { type CertificateAndKey, generateRsaKeyPair } from './keys.ts';
 
-/** A self-signed CA that signs server and mailbox certificates (and later CRLs). */
-export function createCertificateAuthority(options: { commonName: string; validityDays?: number }): CertificateAndKey {
+export interface CertificateAuthorityOptions {
+  readonly commonName: string;
+  /** Default ten years: replacing the CA means reissuing every server and mailbox certificate. */
+  readonly validityDays?: number;
+}
+
+const DEFAULT_CA_VALIDITY_DAYS = 3650;
+
+/** A self-signed CA that signs the server's and the mailboxes' certificates, and the CRL. */
+export function createCertificateAuthority(options: CertificateAuthorityOptions): CertificateAndKey {
+  if (options.commonName.trim() === '') throw new Error('the CA needs a common name');
   const keys = generateRsaKeyPair();
   const subject = [
     { name: 'commonName', value: options.commonName },
@@ -13,10 +22,12 @@ export function createCertificateAuthority(options: { commonName: string; validi
     subject,
     publicKey: keys.publicKey,
     issuer: undefined,
-    signingKey: keys.privateKey,
-    validityDays: options.validityDays ?? 3650,
+    selfSigningKey: keys.privateKey,
+    validityDays: options.validityDays ?? DEFAULT_CA_VALIDITY_DAYS,
     extensions: [
+      // No pathLenConstraint: meshbox has no intermediates, but an operator may want to add one.
       { name: 'basicConstraints', cA: true, critical: true },
+      // Only signing: certificates and CRLs (OpenSSL refuses a CRL whose issuer lacks cRLSign).
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     ],
   });

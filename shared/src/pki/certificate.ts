@@ -1,41 +1,90 @@
 import forge from 'node-forge';
-import { type CertificateAndKey, randomSerialNumber } from './keys.ts';
+import type { CertificateAndKey } from './keys.ts';
+import { randomSerialNumber } from './serial-number.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-// Peers whose clocks run a little behind must still accept a certificate issued just now.
-const BACKDATE_MS = 5 * 60 * 1000;
+/** Peers whose clocks run a little behind must still accept a certificate (or CRL) issued just now. */
+export const CLOCK_SKEW_ALLOWANCE_MS = 5 * 60 * 1000;
 
-export interface IssueOptions {
-  readonly subject: forge.pki.CertificateField[];
-  readonly publicKey: forge.pki.PublicKey;
-  /** The signer; undefined for a self-signed certificate (then `signingKey` is its own key). */
-  readonly issuer: forge.pki.Certificate | undefined;
-  readonly signingKey: forge.pki.PrivateKey;
-  readonly extensions: object[];
+/** A leaf certificate for two years and a bit: the longest the CA/Browser baseline ever allowed. */
+export const DEFAULT_LEAF_VALIDITY_DAYS = 825;
+
+/** Parsed CA, ready to sign with. */
+export interface SigningAuthority {
+  readonly certificate: forge.pki.Certificate;
+  readonly key: forge.pki.rsa.PrivateKey;
+}
+
+export interface CertificateTemplate {
+  readonly subject: readonly forge.pki.CertificateField[];
+  readonly publicKey: forge.pki.rsa.PublicKey;
+  /** The signing CA; undefined for a self-signed certificate (then `selfSigningKey` signs it). */
+  readonly issuer: SigningAuthority | undefined;
+  readonly selfSigningKey?: forge.pki.rsa.PrivateKey;
+  /** node-forge extension descriptions; subjectKeyIdentifier and authorityKeyIdentifier are added here. */
+  readonly extensions: readonly object[];
   readonly validityDays: number;
 }
 
-/** Builds and signs (sha256) one X.509 v3 certificate. */
-export function buildCertificate(options: IssueOptions): forge.pki.Certificate {
+/** Builds and signs (sha256WithRSAEncryption) one X.509 v3 certificate with a fresh random serial number. */
+export function buildCertificate(template: CertificateTemplate): forge.pki.Certificate {
+  const signingKey = template.issuer?.key ?? template.selfSigningKey;
+  if (!signingKey) throw new Error('a certificate needs an issuer or a key to sign itself with');
+  if (!Number.isFinite(template.validityDays) || template.validityDays <= 0) {
+    throw new Error(`validityDays must be a positive number, got ${template.validityDays}`);
+  }
   const certificate = forge.pki.createCertificate();
-  certificate.publicKey = options.publicKey;
+  certificate.version = 2; // X.509 v3 (the field counts from 0); extensions need it
+  certificate.publicKey = template.publicKey;
   certificate.serialNumber = randomSerialNumber();
   const now = Date.now();
-  certificate.validity.notBefore = new Date(now - BACKDATE_MS);
-  certificate.validity.notAfter = new Date(now + options.validityDays * DAY_MS);
-  certificate.setSubject(options.subject);
-  certificate.setIssuer(options.issuer ? options.issuer.subject.attributes : options.subject);
-  // Must equal the issuer's own subjectKeyIdentifier, or OpenSSL cannot find the issuer.
-  const issuerKeyId = (options.issuer?.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined)
-    ?.subjectKeyIdentifier;
-  const authorityKeyIdentifier = issuerKeyId
-    ? [{ name: 'authorityKeyIdentifier', keyIdentifier: forge.util.hexToBytes(issuerKeyId) }]
-    : [];
-  certificate.setExtensions([...options.extensions, { name: 'subjectKeyIdentifier' }, ...authorityKeyIdentifier]);
-  certificate.sign(options.signingKey as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  certificate.validity.notBefore = new Date(now - CLOCK_SKEW_ALLOWANCE_MS);
+  certificate.validity.notAfter = new Date(now + template.validityDays * DAY_MS);
+  certificate.setSubject([...template.subject]);
+  certificate.setIssuer(template.issuer ? template.issuer.certificate.subject.attributes : [...template.subject]);
+  certificate.setExtensions([
+    ...template.extensions,
+    { name: 'subjectKeyIdentifier' },
+    ...authorityKeyIdentifierExtension(template.issuer),
+  ]);
+  certificate.sign(signingKey, forge.md.sha256.create());
   return certificate;
 }
 
-export function parseCertificateAuthority(ca: CertificateAndKey): { certificate: forge.pki.Certificate; key: forge.pki.PrivateKey } {
-  return { certificate: forge.pki.certificateFromPem(ca.certPem), key: forge.pki.privateKeyFromPem(ca.keyPem) };
+/**
+ * OpenSSL picks the issuer of a certificate (and of a CRL) by matching this against the issuer's
+ * subjectKeyIdentifier, so it must be the issuer's own value, not one recomputed here.
+ */
+function authorityKeyIdentifierExtension(issuer: SigningAuthority | undefined): object[] {
+  if (!issuer) return [{ name: 'authorityKeyIdentifier', keyIdentifier: true }]; // self-signed: our own key id
+  const issuerKeyId = subjectKeyIdentifierOf(issuer.certificate);
+  return issuerKeyId === undefined ? [] : [{ name: 'authorityKeyIdentifier', keyIdentifier: issuerKeyId }];
 }
+
+/** The raw bytes (forge binary string) of a certificate's subjectKeyIdentifier, if it has one. */
+export function subjectKeyIdentifierOf(certificate: forge.pki.Certificate): string | undefined {
+  const extension = certificate.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined;
+  return extension?.subjectKeyIdentifier === undefined ? undefined : forge.util.hexToBytes(extension.subjectKeyIdentifier);
+}
+
+/** Parses the CA's certificate and key, refusing a pair that does not belong together. */
+export function parseCertificateAuthority(ca: CertificateAndKey): SigningAuthority {
+  const certificate = forge.pki.certificateFromPem(ca.certPem);
+  const key = forge.pki.privateKeyFromPem(ca.keyPem);
+  const publicKey = certificate.publicKey as forge.pki.rsa.PublicKey;
+  // Signing with the wrong key would produce certificates no peer can verify, with no error here.
+  if (publicKey.n.compareTo(key.n) !== 0 || publicKey.e.compareTo(key.e) !== 0) {
+    throw new Error('the CA key does not match the CA certificate');
+  }
+  const basicConstraints = certificate.getExtension('basicConstraints') as { cA?: boolean } | undefined;
+  if (basicConstraints?.cA !== true) throw new Error('the CA certificate is not a CA (basicConstraints cA is not set)');
+  return { certificate, key };
+}
+
+export function subjectAltNames(dnsNames: readonly string[], ipAddresses: readonly string[]): object[] {
+  // GeneralName choices: 2 = dNSName, 7 = iPAddress (forge encodes `ip`, IPv4 or IPv6, to bytes).
+  return [...dnsNames.map((value) => ({ type: 2, value })), ...ipAddresses.map((ip) => ({ type: 7, ip }))];
+}
+
+/** keyUsage of an RSA leaf: signs the TLS handshake, and (TLS 1.2 RSA key exchange) decrypts the premaster secret. */
+export const LEAF_KEY_USAGE = { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true };

@@ -1,62 +1,158 @@
+import { isIP } from 'node:net';
 import forge from 'node-forge';
-import { buildCertificate, parseCertificateAuthority } from './certificate.ts';
+import {
+  buildCertificate,
+  DEFAULT_LEAF_VALIDITY_DAYS,
+  LEAF_KEY_USAGE,
+  parseCertificateAuthority,
+  type SigningAuthority,
+  subjectAltNames,
+} from './certificate.ts';
+import { readCertificateRequest } from './csr.ts';
 import { type CertificateAndKey, generateRsaKeyPair } from './keys.ts';
 
-export interface IssuedCertificate extends CertificateAndKey {
+/** A certificate the CA signed; `serialNumber` (lower-case hex) is what a CRL lists to revoke it. */
+export interface SignedCertificate {
+  readonly certPem: string;
   readonly serialNumber: string;
 }
 
-const LEAF_KEY_USAGE = { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true };
+/** A signed certificate together with the private key generated for it. */
+export interface IssuedCertificate extends SignedCertificate, CertificateAndKey {}
+
+export interface ServerCertificateOptions {
+  readonly ca: CertificateAndKey;
+  readonly commonName: string;
+  /** Every host name clients use to reach the server: TLS clients check these, not the CN. */
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+  readonly validityDays?: number;
+}
+
+export interface MailboxCertificateOptions {
+  readonly ca: CertificateAndKey;
+  /** Becomes the CN, upper-cased: the server authorises the certificate for the mailbox its CN names. */
+  readonly mailboxId: string;
+  readonly organisation?: string | undefined;
+  readonly validityDays?: number;
+}
+
+/** `client`: a mailbox's certificate (clientAuth); `server`: a meshbox server's (serverAuth, with SANs). */
+export type CertificateUsage = 'client' | 'server';
+
+export interface SignCertificateRequestOptions {
+  readonly ca: CertificateAndKey;
+  readonly csrPem: string;
+  readonly usage: CertificateUsage;
+  readonly validityDays?: number;
+  /**
+   * Server usage only: the SANs to certify. Default: those the request asks for, or else its CN.
+   * The CA decides, so these replace (not add to) the requested ones.
+   */
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
+}
 
 /** The server's certificate, with subject alternative names for every host name and IP it is reached by. */
-export function issueServerCertificate(options: {
-  ca: CertificateAndKey;
-  commonName: string;
-  dnsNames: readonly string[];
-  ipAddresses: readonly string[];
-  validityDays?: number;
-}): IssuedCertificate {
+export function issueServerCertificate(options: ServerCertificateOptions): IssuedCertificate {
   const authority = parseCertificateAuthority(options.ca);
   const keys = generateRsaKeyPair();
-  const altNames = [
-    ...options.dnsNames.map((value) => ({ type: 2, value })),
-    ...options.ipAddresses.map((ip) => ({ type: 7, ip })),
-  ];
-  const certificate = buildCertificate({
+  const signed = signLeafCertificate(authority, {
     subject: [{ name: 'commonName', value: options.commonName }],
     publicKey: keys.publicKey,
-    issuer: authority.certificate,
-    signingKey: authority.key,
-    validityDays: options.validityDays ?? 825,
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      LEAF_KEY_USAGE,
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames },
-    ],
+    usage: 'server',
+    dnsNames: options.dnsNames,
+    ipAddresses: options.ipAddresses,
+    validityDays: options.validityDays,
   });
-  return { certPem: forge.pki.certificateToPem(certificate), keyPem: keys.keyPem, serialNumber: certificate.serialNumber };
+  return { ...signed, keyPem: keys.keyPem };
 }
 
 /** A mailbox's client certificate: CN is the (upper-case) mailbox id the server authorises it for. */
-export function issueMailboxCertificate(options: {
-  ca: CertificateAndKey;
-  mailboxId: string;
-  organisation?: string | undefined;
-  validityDays?: number;
-}): IssuedCertificate {
+export function issueMailboxCertificate(options: MailboxCertificateOptions): IssuedCertificate {
+  const mailboxId = options.mailboxId.trim().toUpperCase();
+  if (mailboxId === '') throw new Error('a mailbox certificate needs a mailbox id');
   const authority = parseCertificateAuthority(options.ca);
   const keys = generateRsaKeyPair();
-  const certificate = buildCertificate({
+  const signed = signLeafCertificate(authority, {
     subject: [
-      { name: 'commonName', value: options.mailboxId.toUpperCase() },
+      { name: 'commonName', value: mailboxId },
       ...(options.organisation ? [{ name: 'organizationName', value: options.organisation }] : []),
     ],
     publicKey: keys.publicKey,
-    issuer: authority.certificate,
-    signingKey: authority.key,
-    validityDays: options.validityDays ?? 825,
-    extensions: [{ name: 'basicConstraints', cA: false }, LEAF_KEY_USAGE, { name: 'extKeyUsage', clientAuth: true }],
+    usage: 'client',
+    dnsNames: [],
+    ipAddresses: [],
+    validityDays: options.validityDays,
   });
-  return { certPem: forge.pki.certificateToPem(certificate), keyPem: keys.keyPem, serialNumber: certificate.serialNumber };
+  return { ...signed, keyPem: keys.keyPem };
+}
+
+/**
+ * Certifies the key in a PKCS#10 request after checking the request's signature (throws if it
+ * is altered or unreadable). For client usage the CN is upper-cased like a mailbox id; the
+ * extensions are the CA's choice, whatever the request asks for.
+ */
+export function signCertificateRequest(options: SignCertificateRequestOptions): SignedCertificate {
+  const authority = parseCertificateAuthority(options.ca);
+  const request = readCertificateRequest(options.csrPem);
+  if (options.usage === 'client') {
+    return signLeafCertificate(authority, {
+      subject: request.subject.map((field) => (isCommonName(field) ? { ...field, value: request.commonName.trim().toUpperCase() } : field)),
+      publicKey: request.publicKey,
+      usage: 'client',
+      dnsNames: [],
+      ipAddresses: [],
+      validityDays: options.validityDays,
+    });
+  }
+  const explicit = options.dnsNames !== undefined || options.ipAddresses !== undefined;
+  const requested = request.requestedDnsNames.length + request.requestedIpAddresses.length > 0;
+  const fromCommonName = isIP(request.commonName) ? { dnsNames: [], ipAddresses: [request.commonName] } : { dnsNames: [request.commonName], ipAddresses: [] };
+  const names = explicit
+    ? { dnsNames: options.dnsNames ?? [], ipAddresses: options.ipAddresses ?? [] }
+    : requested
+      ? { dnsNames: request.requestedDnsNames, ipAddresses: request.requestedIpAddresses }
+      : fromCommonName;
+  return signLeafCertificate(authority, {
+    subject: request.subject,
+    publicKey: request.publicKey,
+    usage: 'server',
+    ...names,
+    validityDays: options.validityDays,
+  });
+}
+
+interface LeafCertificateContent {
+  readonly subject: readonly forge.pki.CertificateField[];
+  readonly publicKey: forge.pki.rsa.PublicKey;
+  readonly usage: CertificateUsage;
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+  readonly validityDays: number | undefined;
+}
+
+function signLeafCertificate(authority: SigningAuthority, content: LeafCertificateContent): SignedCertificate {
+  const extensions: object[] = [{ name: 'basicConstraints', cA: false }, LEAF_KEY_USAGE];
+  if (content.usage === 'server') {
+    // An empty SAN extension is invalid, and without SANs no TLS client would accept the host anyway.
+    if (content.dnsNames.length + content.ipAddresses.length === 0) {
+      throw new Error('a server certificate needs at least one DNS name or IP address');
+    }
+    extensions.push({ name: 'extKeyUsage', serverAuth: true }, { name: 'subjectAltName', altNames: subjectAltNames(content.dnsNames, content.ipAddresses) });
+  } else {
+    extensions.push({ name: 'extKeyUsage', clientAuth: true });
+  }
+  const certificate = buildCertificate({
+    subject: content.subject,
+    publicKey: content.publicKey,
+    issuer: authority,
+    validityDays: content.validityDays ?? DEFAULT_LEAF_VALIDITY_DAYS,
+    extensions,
+  });
+  return { certPem: forge.pki.certificateToPem(certificate), serialNumber: certificate.serialNumber };
+}
+
+function isCommonName(field: forge.pki.CertificateField): boolean {
+  return field.shortName === 'CN' || field.name === 'commonName' || field.type === forge.pki.oids['commonName'];
 }

@@ -1,22 +1,28 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
 
+/** A certificate with its private key, both PEM: what the callers write to `<name>.crt` / `<name>.key`. */
 export interface CertificateAndKey {
   readonly certPem: string;
   readonly keyPem: string;
 }
 
-/** RSA 2048 from Node's native crypto: node-forge's pure-JS generation takes seconds. */
-export function generateRsaKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; keyPem: string } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+export interface RsaKeyPair {
+  readonly publicKey: forge.pki.rsa.PublicKey;
+  readonly privateKey: forge.pki.rsa.PrivateKey;
+  /** PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), accepted by Node's tls and by OpenSSL. */
+  readonly keyPem: string;
+}
+
+const RSA_MODULUS_BITS = 2048;
+
+/** RSA 2048 from Node's native crypto: node-forge's pure-JS generation takes seconds per key. */
+export function generateRsaKeyPair(): RsaKeyPair {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: RSA_MODULUS_BITS });
   const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const forgeKey = forge.pki.privateKeyFromPem(keyPem);
   return { publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e), privateKey: forgeKey, keyPem };
 }
 
-/** 16 random bytes, hex, kept positive (a leading 1 bit would make the DER integer negative). */
-export function randomSerialNumber(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
-  return bytes.toString('hex');
-}
+/** Smallest RSA modulus we sign a certificate for (the CSR flow lets the requester pick the key). */
+export const MINIMUM_RSA_MODULUS_BITS = RSA_MODULUS_BITS;

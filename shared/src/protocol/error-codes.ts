@@ -51,6 +51,8 @@ export const MeshErrorCodes = {
   authenticationFailed: { event: 'AUTHENTICATION', code: '403', description: 'Authentication failed' },
   invalidAcceptHeader: { event: 'TRANSFER', code: '400', description: 'Unsupported Accept header' },
   invalidRequest: { event: 'TRANSFER', code: '400', description: 'Invalid request' },
+  chunkOutOfRange: { event: 'SEND', code: '406', description: 'Chunk number is beyond the message\'s chunk count' },
+  payloadTooLarge: { event: 'SEND', code: '413', description: 'Payload too large' },
   messageLocked: { event: 'SEND', code: '423', description: 'Message upload already complete' },
   multipleLocalIdMatches: { event: 'SEND', code: '300', description: 'Multiple messages found for local id' },
   notFound: { event: 'TRANSFER', code: '404', description: 'Not found' },

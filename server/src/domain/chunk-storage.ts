@@ -1,0 +1,64 @@
+import { pipeline, type Readable, Transform } from 'node:stream';
+import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
+import { MeshError } from './errors.ts';
+import type { ChunkBody } from './send.ts';
+import type { Services } from './services.ts';
+
+/** Bounds on what one mailbox may make the server store; all configurable. */
+export interface TransferLimits {
+  readonly maxChunkBytes: number;
+  readonly maxChunks: number;
+  readonly maxMessageBytes: number;
+}
+
+export class PayloadTooLargeError extends MeshError {
+  constructor(what: string, limit: number, messageId?: string) {
+    super(413, MeshErrorCodes.payloadTooLarge, { detail: `${what} exceeds ${limit} bytes`, ...(messageId ? { messageId } : {}) });
+  }
+}
+
+/** Counts bytes on their way to storage and stops the stream at the first byte over the limit. */
+class ByteLimit extends Transform {
+  bytes = 0;
+  exceeded = false;
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    super();
+    this.#limit = limit;
+  }
+
+  override _transform(data: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
+    this.bytes += data.length;
+    if (this.bytes > this.#limit) {
+      this.exceeded = true;
+      done(new Error('chunk size limit exceeded'));
+      return;
+    }
+    done(null, data);
+  }
+}
+
+/**
+ * Streams one chunk into object storage within the chunk size limit and returns its size.
+ * A declared Content-Length over the limit is refused before a byte is read; a streamed
+ * body is cut off at the limit, and nothing of it stays stored.
+ */
+export async function storeChunk(services: Services, messageId: string, chunkNumber: number, body: ChunkBody): Promise<number> {
+  const limit = services.limits.maxChunkBytes;
+  if (body.contentLength !== undefined && body.contentLength > limit) {
+    throw new PayloadTooLargeError('chunk', limit, messageId);
+  }
+  const counted = new ByteLimit(limit);
+  // pipeline() destroys `counted` when the request errors or closes early, so an aborted
+  // upload fails the S3 call instead of hanging it.
+  pipeline(body.stream as Readable, counted, () => {});
+  try {
+    await services.payloads.putChunk(messageId, chunkNumber, counted, body.contentLength);
+  } catch (error) {
+    if (!counted.exceeded) throw error;
+    await services.payloads.deleteChunk(messageId, chunkNumber);
+    throw new PayloadTooLargeError('chunk', limit, messageId);
+  }
+  return counted.bytes;
+}

@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import { gzipSync, gunzipSync } from 'node:zlib';
+import test from 'ava';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest } from '../support/http.ts';
+
+let server: TestServer;
+let lab: TestMailbox;
+let gp: TestMailbox;
+
+test.before(async () => {
+  server = await startTestServer();
+  lab = await server.createMailbox();
+  gp = await server.createMailbox();
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+async function startUpload(total: number, body: Buffer, headers: Record<string, string> = {}): Promise<string> {
+  const response = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'CHUNKS', 'mex-Chunk-Range': `1:${total}`, ...headers },
+    body,
+  });
+  if (response.status !== 202) throw new Error(`chunk 1: ${response.status} ${response.body.toString()}`);
+  return response.json().message_id;
+}
+
+function uploadChunk(messageId: string, n: number, total: number, body: Buffer, options: { from?: TestMailbox; headers?: Record<string, string> } = {}) {
+  const from = options.from ?? lab;
+  return mailboxRequest(server, from, {
+    method: 'POST',
+    path: `/messageexchange/${from.id}/outbox/${messageId}/${n}`,
+    headers: { 'mex-Chunk-Range': `${n}:${total}`, ...options.headers },
+    body,
+  });
+}
+
+const inbox = async (): Promise<string[]> =>
+  (await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=5000` })).json().messages;
+
+test('a three-chunk message is invisible while uploading, then round-trips byte-exact with 206/206/200', async (t) => {
+  const chunks = [randomBytes(70_000), randomBytes(70_000), randomBytes(1_234)];
+  const messageId = await startUpload(3, chunks[0]!);
+
+  t.false((await inbox()).includes(messageId));
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).status, 410);
+  const uploading = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.is(uploading.json().status, 'uploading');
+
+  t.is((await uploadChunk(messageId, 3, 3, chunks[2]!)).status, 202);
+  t.false((await inbox()).includes(messageId), 'chunk 2 is still missing');
+  const v1 = await mailboxRequest(server, lab, {
+    method: 'POST',
+    accept: 'v1',
+    path: `/messageexchange/${lab.id}/outbox/${messageId}/2`,
+    headers: { 'mex-Chunk-Range': '2:3' },
+    body: chunks[1]!,
+  });
+  t.is(v1.status, 202);
+  t.deepEqual(v1.json(), { messageID: messageId, blockID: 2 });
+  t.true((await inbox()).includes(messageId));
+
+  const received: Buffer[] = [];
+  for (const [n, expectedStatus] of [[1, 206], [2, 206], [3, 200]] as const) {
+    const path = n === 1 ? `/messageexchange/${gp.id}/inbox/${messageId}` : `/messageexchange/${gp.id}/inbox/${messageId}/${n}`;
+    const response = await mailboxRequest(server, gp, { path });
+    t.is(response.status, expectedStatus);
+    t.is(response.headers['mex-chunk-range'], `${n}:3`);
+    t.is(response.headers['mex-total-chunks'], '3');
+    received.push(response.body);
+  }
+  t.true(Buffer.concat(received).equals(Buffer.concat(chunks)));
+  const tracked = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.like(tracked.json(), { status: 'accepted', chunk_count: 3, file_size: 141_234 });
+});
+
+test('a chunk re-uploaded while uploading replaces the earlier copy; after completion it is refused with 423', async (t) => {
+  const messageId = await startUpload(2, Buffer.from('first '));
+  t.is((await uploadChunk(messageId, 2, 2, Buffer.from('wrong'))).status, 202);
+  const stillOpen = await startUpload(3, Buffer.from('a'));
+  t.is((await uploadChunk(stillOpen, 2, 3, Buffer.from('old'))).status, 202);
+  t.is((await uploadChunk(stillOpen, 2, 3, Buffer.from('new'))).status, 202);
+  t.is((await uploadChunk(stillOpen, 3, 3, Buffer.from('!'))).status, 202);
+  const second = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${stillOpen}/2` });
+  t.is(second.body.toString(), 'new');
+
+  const locked = await uploadChunk(messageId, 2, 2, Buffer.from('late'));
+  t.is(locked.status, 423);
+  t.is(locked.json().message_id, messageId);
+  const chunk2 = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
+  t.is(chunk2.body.toString(), 'wrong', 'the accepted message is unchanged');
+});
+
+test('chunk refusals: beyond the message 406, bad or mismatched range 417, wrong sender 403, unknown message 404', async (t) => {
+  const messageId = await startUpload(3, Buffer.from('1'));
+  const beyond = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox/${messageId}/4`,
+    headers: { 'mex-Chunk-Range': '4:4' },
+    body: 'x',
+  });
+  t.is(beyond.status, 406, 'a chunk beyond the message is out of range');
+  t.is((await uploadChunk(messageId, 2, 2, Buffer.from('x'))).status, 417, 'a total different from the message is a header error');
+  const pathMismatch = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox/${messageId}/2`,
+    headers: { 'mex-Chunk-Range': '3:3' },
+    body: 'x',
+  });
+  t.is(pathMismatch.status, 417);
+  t.is(pathMismatch.json().detail[0].code, 'InvalidHeaderChunks');
+  t.is((await uploadChunk(messageId, 2, 3, Buffer.from('x'), { from: gp })).status, 403);
+  t.is((await uploadChunk('20260101000000000000_ABCDEF', 2, 3, Buffer.from('x'))).status, 404);
+  t.false((await inbox()).includes(messageId));
+
+  const short = await startUpload(2, Buffer.from('1'));
+  const outOfRange = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox/${short}/3`,
+    headers: { 'mex-Chunk-Range': '3:3' },
+    body: 'x',
+  });
+  t.is(outOfRange.status, 406);
+});
+
+test('gzip chunks sent without Content-Length are stored as sent and returned gzip, or decompressed for clients that do not take gzip', async (t) => {
+  const plain = [randomBytes(50_000), Buffer.from('tail of the file')];
+  const messageId = await startUpload(2, gzipSync(plain[0]!), { 'content-encoding': 'gzip', 'transfer-encoding': 'chunked' });
+  const change = await uploadChunk(messageId, 2, 2, plain[1]!);
+  t.is(change.status, 417, 'every chunk must use the same encoding');
+  t.is((await uploadChunk(messageId, 2, 2, gzipSync(plain[1]!), { headers: { 'content-encoding': 'gzip', 'transfer-encoding': 'chunked' } })).status, 202);
+
+  const asStored = await mailboxRequest(server, gp, {
+    path: `/messageexchange/${gp.id}/inbox/${messageId}`,
+    headers: { 'accept-encoding': 'gzip' },
+  });
+  t.is(asStored.status, 206);
+  t.is(asStored.headers['content-encoding'], 'gzip');
+  t.true(gunzipSync(asStored.body).equals(plain[0]!));
+
+  const decoded = await mailboxRequest(server, gp, {
+    path: `/messageexchange/${gp.id}/inbox/${messageId}/2`,
+    headers: { 'accept-encoding': 'identity' },
+  });
+  t.is(decoded.status, 200);
+  t.is(decoded.headers['content-encoding'], undefined);
+  t.true(decoded.body.equals(plain[1]!));
+});
+
+test('mex-Content-Compressed, -Encrypted and -Checksum are carried through to the recipient', async (t) => {
+  const response = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: {
+      'mex-To': gp.id,
+      'mex-WorkflowID': 'FLAGS',
+      'mex-Content-Compressed': 'Y',
+      'mex-Content-Encrypted': 'Y',
+      'mex-Content-Checksum': 'SHA256:abcd',
+    },
+    body: 'opaque',
+  });
+  const messageId = response.json().message_id;
+  const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(download.headers['mex-content-compressed'], 'Y');
+  t.is(download.headers['mex-content-encrypted'], 'Y');
+  t.is(download.headers['mex-content-checksum'], 'SHA256:abcd');
+});
