@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import type { KeyPair, TestMailbox, TestServer } from './harness.ts';
 
@@ -89,4 +91,45 @@ export async function sendMessage(
   });
   if (response.status !== 202) throw new Error(`send failed: ${response.status} ${response.body.toString()}`);
   return (response.json() as { message_id: string }).message_id;
+}
+
+export interface Endpoint {
+  readonly origin: string;
+  readonly caPem: string;
+  readonly sharedKey: string;
+}
+
+/** A mailbox request whose body is streamed and whose response is returned unread (for large payloads). */
+export function streamingRequest(
+  endpoint: Endpoint,
+  mailbox: TestMailbox,
+  request: { readonly method: string; readonly path: string; readonly headers?: Record<string, string>; readonly body?: Readable },
+): Promise<IncomingMessage> {
+  const url = new URL(request.path, endpoint.origin);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: request.method,
+        ca: endpoint.caPem,
+        cert: mailbox.certPem,
+        key: mailbox.keyPem,
+        headers: {
+          accept: 'application/vnd.mesh.v2+json',
+          authorization: buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: endpoint.sharedKey }),
+          ...request.headers,
+        },
+      },
+      resolve,
+    );
+    req.on('error', reject);
+    if (request.body) request.body.pipe(req);
+    else req.end();
+  });
+}
+
+export async function readText(response: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const part of response) text += (part as Buffer).toString();
+  return text;
 }

@@ -69,11 +69,14 @@ export class PayloadStore {
 
   /** Deletes every stored chunk of a message (finished, expired or abandoned). */
   async deleteMessage(messageId: string): Promise<void> {
+    await this.deletePrefix(`messages/${messageId}/`);
+  }
+
+  /** Deletes every object under a key prefix, a page at a time. */
+  async deletePrefix(prefix: string): Promise<void> {
     let ContinuationToken: string | undefined;
     do {
-      const page = await this.#s3.send(
-        new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: `messages/${messageId}/`, ContinuationToken }),
-      );
+      const page = await this.#s3.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken }));
       const objects = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
       if (objects.length > 0) {
         await this.#s3.send(new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: objects } }));

@@ -69,12 +69,17 @@ export function createRevocationList(options: RevocationListOptions): string {
   // Backdated like certificates: a verifier whose clock is behind rejects a CRL "not yet valid".
   const thisUpdate = new Date(issuedAt.getTime() - CLOCK_SKEW_ALLOWANCE_MS);
   const nextUpdateDays = options.nextUpdateDays ?? DEFAULT_NEXT_UPDATE_DAYS;
-  if (!Number.isFinite(nextUpdateDays) || nextUpdateDays <= 0) throw new Error(`nextUpdateDays must be positive, got ${nextUpdateDays}`);
+  if (!Number.isFinite(nextUpdateDays) || nextUpdateDays <= 0) {
+    throw new Error(`nextUpdateDays must be positive, got ${nextUpdateDays}`);
+  }
   const nextUpdate = new Date(issuedAt.getTime() + nextUpdateDays * DAY_MS);
   const crlNumber = BigInt(options.crlNumber ?? Math.floor(issuedAt.getTime() / 1000)); // throws for a fraction
   if (crlNumber < 0n) throw new Error('crlNumber must not be negative');
 
-  const signatureAlgorithm = sequence([oid(OID.sha256WithRSAEncryption), forge.asn1.create(Class.UNIVERSAL, Type.NULL, false, '')]);
+  const signatureAlgorithm = sequence([
+    oid(OID.sha256WithRSAEncryption),
+    forge.asn1.create(Class.UNIVERSAL, Type.NULL, false, ''), // parameters: NULL, as RFC 4055 requires for RSA
+  ]);
   const tbsFields: forge.asn1.Asn1[] = [
     integerFromBigInt(1n), // v2: required because the CRL has extensions
     signatureAlgorithm,
@@ -124,7 +129,8 @@ function crlExtensions(caCertificate: forge.pki.Certificate, crlNumber: bigint):
 
 /** Extension ::= SEQUENCE { extnID, critical DEFAULT FALSE (so left out), extnValue OCTET STRING (DER of the value) } */
 function extension(extensionOid: string, value: forge.asn1.Asn1): forge.asn1.Asn1 {
-  return sequence([oid(extensionOid), forge.asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, forge.asn1.toDer(value).getBytes())]);
+  const extnValue = forge.asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, forge.asn1.toDer(value).getBytes());
+  return sequence([oid(extensionOid), extnValue]);
 }
 
 function sequence(items: forge.asn1.Asn1[]): forge.asn1.Asn1 {

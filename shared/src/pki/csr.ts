@@ -67,7 +67,8 @@ export function readCertificateRequest(csrPem: string): VerifiedCertificateReque
   const publicKey = request.publicKey as forge.pki.rsa.PublicKey | null;
   if (!publicKey) throw new Error('certificate request has no public key');
   if (publicKey.n.bitLength() < MINIMUM_RSA_MODULUS_BITS) {
-    throw new Error(`certificate request key is RSA ${publicKey.n.bitLength()}: at least ${MINIMUM_RSA_MODULUS_BITS} bits required`);
+    const bits = publicKey.n.bitLength();
+    throw new Error(`certificate request key is RSA ${bits}: at least ${MINIMUM_RSA_MODULUS_BITS} bits required`);
   }
   const commonNameField = request.subject.getField('CN') as forge.pki.CertificateField | null;
   const commonName = typeof commonNameField?.value === 'string' ? commonNameField.value : '';

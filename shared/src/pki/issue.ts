@@ -8,7 +8,7 @@ import {
   type SigningAuthority,
   subjectAltNames,
 } from './certificate.ts';
-import { readCertificateRequest } from './csr.ts';
+import { readCertificateRequest, type VerifiedCertificateRequest } from './csr.ts';
 import { type CertificateAndKey, generateRsaKeyPair } from './keys.ts';
 
 /** A certificate the CA signed; `serialNumber` (lower-case hex) is what a CRL lists to revoke it. */
@@ -98,7 +98,9 @@ export function signCertificateRequest(options: SignCertificateRequestOptions): 
   const request = readCertificateRequest(options.csrPem);
   if (options.usage === 'client') {
     return signLeafCertificate(authority, {
-      subject: request.subject.map((field) => (isCommonName(field) ? { ...field, value: request.commonName.trim().toUpperCase() } : field)),
+      subject: request.subject.map((field) =>
+        isCommonName(field) ? { ...field, value: request.commonName.trim().toUpperCase() } : field,
+      ),
       publicKey: request.publicKey,
       usage: 'client',
       dnsNames: [],
@@ -106,21 +108,29 @@ export function signCertificateRequest(options: SignCertificateRequestOptions): 
       validityDays: options.validityDays,
     });
   }
-  const explicit = options.dnsNames !== undefined || options.ipAddresses !== undefined;
-  const requested = request.requestedDnsNames.length + request.requestedIpAddresses.length > 0;
-  const fromCommonName = isIP(request.commonName) ? { dnsNames: [], ipAddresses: [request.commonName] } : { dnsNames: [request.commonName], ipAddresses: [] };
-  const names = explicit
-    ? { dnsNames: options.dnsNames ?? [], ipAddresses: options.ipAddresses ?? [] }
-    : requested
-      ? { dnsNames: request.requestedDnsNames, ipAddresses: request.requestedIpAddresses }
-      : fromCommonName;
   return signLeafCertificate(authority, {
     subject: request.subject,
     publicKey: request.publicKey,
     usage: 'server',
-    ...names,
+    ...serverNamesFor(request, options),
     validityDays: options.validityDays,
   });
+}
+
+/** The SANs of a server certificate made from a request: the CA's choice, else what was asked for, else the CN. */
+function serverNamesFor(
+  request: VerifiedCertificateRequest,
+  options: SignCertificateRequestOptions,
+): { dnsNames: readonly string[]; ipAddresses: readonly string[] } {
+  if (options.dnsNames !== undefined || options.ipAddresses !== undefined) {
+    return { dnsNames: options.dnsNames ?? [], ipAddresses: options.ipAddresses ?? [] };
+  }
+  if (request.requestedDnsNames.length + request.requestedIpAddresses.length > 0) {
+    return { dnsNames: request.requestedDnsNames, ipAddresses: request.requestedIpAddresses };
+  }
+  return isIP(request.commonName)
+    ? { dnsNames: [], ipAddresses: [request.commonName] }
+    : { dnsNames: [request.commonName], ipAddresses: [] };
 }
 
 interface LeafCertificateContent {
@@ -139,7 +149,10 @@ function signLeafCertificate(authority: SigningAuthority, content: LeafCertifica
     if (content.dnsNames.length + content.ipAddresses.length === 0) {
       throw new Error('a server certificate needs at least one DNS name or IP address');
     }
-    extensions.push({ name: 'extKeyUsage', serverAuth: true }, { name: 'subjectAltName', altNames: subjectAltNames(content.dnsNames, content.ipAddresses) });
+    extensions.push(
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames: subjectAltNames(content.dnsNames, content.ipAddresses) },
+    );
   } else {
     extensions.push({ name: 'extKeyUsage', clientAuth: true });
   }

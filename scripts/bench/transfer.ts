@@ -1,0 +1,132 @@
+/**
+ * `node scripts/bench/transfer.ts [--size-mib 2048] [--chunk-mib 100]`
+ *
+ * Upload and download MB/s of one large message through meshbox (mutual TLS, chunked, a
+ * separate server process) against the baseline measured in the same run: the same bytes
+ * put and got with @aws-sdk/client-s3 directly to the same S3 server, in the same chunks.
+ * Writes the figures to docs/benchmarks.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { ensureLocalServices } from '../services/index.ts';
+import { createS3Client } from '../../server/src/connections.ts';
+import { PayloadStore } from '../../server/src/store/payloads.ts';
+import { readText, streamingRequest } from '../../test/support/http.ts';
+import { MiB, PayloadGenerator } from '../../test/support/payload.ts';
+import { startServerProcess } from '../../test/support/server-process.ts';
+import { machineDescription, writeReportSection } from './report.ts';
+
+const { values } = parseArgs({
+  options: { 'size-mib': { type: 'string', default: '2048' }, 'chunk-mib': { type: 'string', default: '100' } },
+});
+const totalBytes = Number(values['size-mib']) * MiB;
+const chunkBytes = Number(values['chunk-mib']) * MiB;
+const chunkCount = Math.ceil(totalBytes / chunkBytes);
+const chunkLength = (n: number): number => Math.min(chunkBytes, totalBytes - (n - 1) * chunkBytes);
+const payload = new PayloadGenerator();
+
+async function drain(stream: Readable): Promise<number> {
+  let bytes = 0;
+  for await (const part of stream) bytes += (part as Buffer).length;
+  return bytes;
+}
+
+async function timed(action: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await action();
+  return (performance.now() - started) / 1000;
+}
+
+const rate = (seconds: number): number => totalBytes / 1e6 / seconds;
+
+async function directS3(): Promise<{ up: number; down: number }> {
+  const local = await ensureLocalServices();
+  const s3 = createS3Client({
+    endpoint: local.s3.endpoint,
+    bucket: 'unused',
+    region: local.s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
+  });
+  const Bucket = `bench-${randomBytes(6).toString('hex')}`;
+  await s3.send(new CreateBucketCommand({ Bucket }));
+  try {
+    const up = await timed(async () => {
+      for (let n = 1; n <= chunkCount; n++) {
+        const body = payload.stream((n - 1) * chunkBytes, chunkLength(n));
+        await s3.send(new PutObjectCommand({ Bucket, Key: `direct/${n}`, Body: body, ContentLength: chunkLength(n) }));
+      }
+    });
+    const down = await timed(async () => {
+      for (let n = 1; n <= chunkCount; n++) {
+        const object = await s3.send(new GetObjectCommand({ Bucket, Key: `direct/${n}` }));
+        await drain(object.Body as Readable);
+      }
+    });
+    return { up: rate(up), down: rate(down) };
+  } finally {
+    await new PayloadStore(s3, Bucket).deletePrefix('direct/');
+    await s3.send(new DeleteBucketCommand({ Bucket }));
+    s3.destroy();
+  }
+}
+
+async function throughMeshbox(): Promise<{ up: number; down: number }> {
+  const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'error' });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    let messageId = '';
+    const up = await timed(async () => {
+      for (let n = 1; n <= chunkCount; n++) {
+        const response = await streamingRequest(server, lab, {
+          method: 'POST',
+          path: n === 1 ? `/messageexchange/${lab.id}/outbox` : `/messageexchange/${lab.id}/outbox/${messageId}/${n}`,
+          headers: {
+            'mex-To': gp.id,
+            'mex-WorkflowID': 'BENCH',
+            'mex-Chunk-Range': `${n}:${chunkCount}`,
+            'content-length': String(chunkLength(n)),
+          },
+          body: payload.stream((n - 1) * chunkBytes, chunkLength(n)),
+        });
+        const text = await readText(response);
+        if (response.statusCode !== 202) throw new Error(`chunk ${n}: ${response.statusCode} ${text}`);
+        if (n === 1) messageId = (JSON.parse(text) as { message_id: string }).message_id;
+      }
+    });
+    const down = await timed(async () => {
+      for (let n = 1; n <= chunkCount; n++) {
+        const path = n === 1 ? `/messageexchange/${gp.id}/inbox/${messageId}` : `/messageexchange/${gp.id}/inbox/${messageId}/${n}`;
+        const response = await streamingRequest(server, gp, { method: 'GET', path });
+        const bytes = await drain(response);
+        if (bytes !== chunkLength(n)) throw new Error(`chunk ${n}: ${bytes} bytes`);
+      }
+    });
+    await server.deleteMessagePayload(messageId);
+    return { up: rate(up), down: rate(down) };
+  } finally {
+    await server.stop();
+  }
+}
+
+const direct = await directS3();
+const meshbox = await throughMeshbox();
+const percent = (ours: number, baseline: number): string => `${((ours / baseline) * 100).toFixed(0)}%`;
+const lines = [
+  '## Large transfers (`scripts/bench/transfer.ts`)',
+  '',
+  `${(totalBytes / MiB).toFixed(0)} MiB message in ${chunkCount} chunks of ${(chunkBytes / MiB).toFixed(0)} MiB, sequential,`,
+  'client, meshbox and the S3 server (s3rver) all on this machine. Baseline: the same chunks',
+  'put and got with @aws-sdk/client-s3 straight to the same S3 server, in the same run.',
+  '',
+  `Machine: ${machineDescription()}.`,
+  '',
+  '| direction | direct S3 (MB/s) | through meshbox (MB/s) | meshbox / direct |',
+  '|---|---|---|---|',
+  `| upload | ${direct.up.toFixed(0)} | ${meshbox.up.toFixed(0)} | ${percent(meshbox.up, direct.up)} |`,
+  `| download | ${direct.down.toFixed(0)} | ${meshbox.down.toFixed(0)} | ${percent(meshbox.down, direct.down)} |`,
+];
+console.log(lines.join('\n'));
+await writeReportSection('transfer', lines.join('\n'));

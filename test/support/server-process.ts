@@ -1,0 +1,126 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { createS3Client } from '../../server/src/connections.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
+import { PayloadStore } from '../../server/src/store/payloads.ts';
+import { MailboxStore } from '../../server/src/store/mailboxes.ts';
+import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
+import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../../shared/src/pki/index.ts';
+import type { KeyPair, TestMailbox } from './harness.ts';
+import { freePort } from '../../scripts/services/processes.ts';
+
+export interface ServerProcess {
+  readonly origin: string;
+  readonly caPem: string;
+  readonly sharedKey: string;
+  readonly pid: number;
+  readonly createMailbox: () => Promise<TestMailbox>;
+  /** Peak resident set size of the server process so far (VmHWM), in bytes. */
+  readonly peakRssBytes: () => Promise<number>;
+  /** Removes a message's chunks from the server's bucket (tests and benchmarks clean up after themselves). */
+  readonly deleteMessagePayload: (messageId: string) => Promise<void>;
+  readonly stop: () => Promise<void>;
+}
+
+/**
+ * meshbox as its own process (`node server/src/main.ts`), configured only through MESHBOX_*
+ * variables like a deployment, on the local Redis and S3 with its own prefix and bucket.
+ */
+export async function startServerProcess(extraEnvironment: Record<string, string> = {}): Promise<ServerProcess> {
+  const local = await ensureLocalServices();
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-server-'));
+  const ca: KeyPair = createCertificateAuthority({ commonName: 'meshbox process test CA' });
+  const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  await writeFile(join(dir, 'ca.crt'), ca.certPem);
+  await writeFile(join(dir, 'server.crt'), server.certPem);
+  await writeFile(join(dir, 'server.key'), server.keyPem);
+  const sharedKey = randomBytes(16).toString('hex');
+  const prefix = `proc:${randomUUID()}:`;
+  const port = await freePort();
+  const bucket = `proc-${randomBytes(6).toString('hex')}`;
+  const s3 = createS3Client({
+    endpoint: local.s3.endpoint,
+    bucket,
+    region: local.s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
+  });
+  const child: ChildProcess = spawn(process.execPath, [resolve(REPO_ROOT, 'server/src/main.ts')], {
+    env: {
+      ...process.env,
+      MESHBOX_PORT: String(port),
+      MESHBOX_TLS_CERT: join(dir, 'server.crt'),
+      MESHBOX_TLS_KEY: join(dir, 'server.key'),
+      MESHBOX_TLS_CA: join(dir, 'ca.crt'),
+      MESHBOX_SHARED_KEY: sharedKey,
+      MESHBOX_REDIS_URL: local.redisUrl,
+      MESHBOX_REDIS_PREFIX: prefix,
+      MESHBOX_S3_ENDPOINT: local.s3.endpoint,
+      MESHBOX_S3_BUCKET: bucket,
+      MESHBOX_S3_ACCESS_KEY_ID: local.s3.accessKeyId,
+      MESHBOX_S3_SECRET_ACCESS_KEY: local.s3.secretAccessKey,
+      MESHBOX_LOG_LEVEL: 'warn',
+      ...extraEnvironment,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
+  child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
+  const listening = await waitForPort(port, child);
+  if (!listening) {
+    child.kill('SIGKILL');
+    throw new Error(`server process did not start:\n${output}`);
+  }
+  const redis = new Redis(local.redisUrl);
+  const mailboxes = new MailboxStore(redis, redisKeys(prefix));
+  return {
+    origin: `https://127.0.0.1:${port}`,
+    caPem: ca.certPem,
+    sharedKey,
+    pid: child.pid ?? 0,
+    createMailbox: async () => {
+      const id = `P${randomBytes(5).toString('hex').toUpperCase()}`;
+      const password = randomBytes(12).toString('hex');
+      await mailboxes.create({ id, password });
+      return { id, password, ...issueMailboxCertificate({ ca, mailboxId: id }) };
+    },
+    peakRssBytes: async () => {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      const kilobytes = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+      return Number(kilobytes) * 1024;
+    },
+    deleteMessagePayload: (messageId) => new PayloadStore(s3, bucket).deleteMessage(messageId),
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+      redis.disconnect();
+      s3.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForPort(port: number, child: ChildProcess): Promise<boolean> {
+  const { connect } = await import('node:net');
+  for (let attempt = 0; attempt < 100 && child.exitCode === null; attempt++) {
+    const open = await new Promise<boolean>((done) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        done(true);
+      });
+      socket.on('error', () => done(false));
+    });
+    if (open) return true;
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  return false;
+}
