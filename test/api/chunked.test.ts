@@ -53,6 +53,8 @@ test('a three-chunk message is invisible while uploading, then round-trips byte-
 
   t.is((await uploadChunk(messageId, 3, 3, chunks[2]!)).status, 202);
   t.false((await inbox()).includes(messageId), 'chunk 2 is still missing');
+  const partial = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.deepEqual(partial.json().stored_chunks, [1, 3], 'tracking tells the sender which chunks to resume');
   const v1 = await mailboxRequest(server, lab, {
     method: 'POST',
     accept: 'v1',

@@ -3,15 +3,22 @@ import { MeshError, MessageNotFoundError } from './errors.ts';
 import type { MessageRecord } from '../store/messages.ts';
 import type { Services } from './services.ts';
 
+export interface TrackedMessage {
+  readonly message: MessageRecord;
+  /** While uploading, the chunks the server holds, so an interrupted upload can resume. */
+  readonly storedChunks: readonly number[] | undefined;
+}
+
 /** Tracking is for the sender only; anyone else is told the message does not exist. */
-export async function trackMessage(services: Services, mailboxId: string, messageId: string): Promise<MessageRecord> {
+export async function trackMessage(services: Services, mailboxId: string, messageId: string): Promise<TrackedMessage> {
   const message = await services.messages.get(messageId);
   if (!message || message.sender !== mailboxId) throw new MessageNotFoundError(messageId);
-  return message;
+  const storedChunks = message.status === 'uploading' ? await services.messages.storedChunks(messageId) : undefined;
+  return { message, storedChunks };
 }
 
 /** Tracking by the sender's own local id, which must pick out exactly one message. */
-export async function trackByLocalId(services: Services, mailboxId: string, localId: string): Promise<MessageRecord> {
+export async function trackByLocalId(services: Services, mailboxId: string, localId: string): Promise<TrackedMessage> {
   const ids = await services.messages.findByLocalId(mailboxId, localId);
   if (ids.length > 1) throw new MeshError(300, MeshErrorCodes.multipleLocalIdMatches, { detail: localId });
   const [messageId] = ids;

@@ -46,12 +46,10 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
     }
     const messageId = normaliseMessageId(requested);
     if (!messageId) throw new MessageNotFoundError(requested);
-    const message = await trackMessage(services, ctx.state.mailbox.id, messageId);
-    ctx.body = trackingBody(message, ctx.state.apiVersion);
+    ctx.body = trackingBody(await trackMessage(services, ctx.state.mailbox.id, messageId), ctx.state.apiVersion);
   });
 
   router.get('/outbox/tracking/:localId', async (ctx) => {
-    const message = await trackByLocalId(services, ctx.state.mailbox.id, ctx.params.localId ?? '');
-    ctx.body = trackingBody(message, 1);
+    ctx.body = trackingBody(await trackByLocalId(services, ctx.state.mailbox.id, ctx.params.localId ?? ''), 1);
   });
 }

@@ -1,8 +1,8 @@
 import { type ApiVersion, compactUtcSeconds, v1StatusName } from '../../../../shared/src/protocol/index.ts';
-import type { MessageRecord } from '../../store/messages.ts';
+import type { TrackedMessage } from '../../domain/track.ts';
 
 /** Tracking of one message: v2 snake_case with lower-case status, v1 camelCase with title case. */
-export function trackingBody(message: MessageRecord, version: ApiVersion): Record<string, unknown> {
+export function trackingBody({ message, storedChunks }: TrackedMessage, version: ApiVersion): Record<string, unknown> {
   const iso = (at: Date | undefined): string | null => (at ? at.toISOString() : null);
   if (version === 2) {
     return {
@@ -29,6 +29,8 @@ export function trackingBody(message: MessageRecord, version: ApiVersion): Recor
       accepted_timestamp: iso(message.acceptedAt),
       acknowledged_timestamp: iso(message.acknowledgedAt),
       linked_message_id: message.linkedMessageId || null,
+      // meshbox extension: which chunks of an uploading message are stored (for resuming).
+      ...(storedChunks ? { stored_chunks: storedChunks } : {}),
     };
   }
   const compact = (at: Date | undefined): string | null => (at ? compactUtcSeconds(at) : null);
@@ -56,5 +58,6 @@ export function trackingBody(message: MessageRecord, version: ApiVersion): Recor
     acceptedTimestamp: compact(message.acceptedAt),
     downloadTimestamp: compact(message.acknowledgedAt),
     linkedMsgId: message.linkedMessageId || null,
+    ...(storedChunks ? { storedChunks } : {}),
   };
 }
