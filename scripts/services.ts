@@ -1,24 +1,33 @@
-/** `npm run services -- start|stop|status`: the local Redis and S3 server for development and tests. */
+/**
+ * `node scripts/services.ts start|stop|status [--data-dir DIR]` (or `npm run services -- start`):
+ * the local Redis and S3 server meshbox uses for development and tests (see scripts/services/).
+ */
+import { parseArgs } from 'node:util';
 import { ensureLocalServices, localServicesStatus, stopLocalServices } from './services/index.ts';
 
-const command = process.argv[2] ?? 'status';
+const usage = 'usage: node scripts/services.ts start|stop|status [--data-dir DIR]';
+
 try {
+  const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'data-dir': { type: 'string' } } });
+  const options = { dataDir: values['data-dir'] };
+  const command = positionals[0] ?? 'status';
+  if (positionals.length > 1) throw new Error(usage);
   if (command === 'start') {
-    const services = await ensureLocalServices();
+    const services = await ensureLocalServices(options);
     console.log(`redis ${services.redisUrl}`);
     console.log(`s3 ${services.s3.endpoint}`);
   } else if (command === 'stop') {
-    await stopLocalServices();
-    console.log('stopped');
+    await stopLocalServices(options);
+    console.log('redis stopped');
+    console.log('s3 stopped');
   } else if (command === 'status') {
-    const status = await localServicesStatus();
-    console.log(`redis ${status.redis ?? 'stopped'}`);
-    console.log(`s3 ${status.s3 ?? 'stopped'}`);
+    const status = await localServicesStatus(options);
+    console.log(status.redis ? `redis running ${status.redis}` : 'redis stopped');
+    console.log(status.s3 ? `s3 running ${status.s3}` : 's3 stopped');
   } else {
-    console.error('usage: node scripts/services.ts start|stop|status');
-    process.exit(2);
+    throw new Error(usage);
   }
 } catch (error) {
   console.error(`services: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
+  process.exitCode = 1;
 }

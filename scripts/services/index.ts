@@ -1,14 +1,14 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { withFileLock } from './lock.ts';
-import { stopProcess } from './processes.ts';
-import { isOurRedis, type RedisProcess, startRedis } from './redis.ts';
-import { isOurS3, S3RVER_CREDENTIALS, type S3Process, startS3 } from './s3.ts';
+import { writeFileAtomic } from './processes.ts';
+import { ensureRedis, isOurRedis, type RedisProcess, stopRedis } from './redis.ts';
+import { ensureS3, isOurS3, S3RVER_CREDENTIALS, type S3Process, stopS3 } from './s3.ts';
 
 /**
  * The real Redis and S3-compatible server meshbox uses in development, tests and CI:
- * started on demand on free loopback ports, data under var/ (git-ignored), reused while alive.
+ * started on demand on free loopback ports, data under var/ (git-ignored), reused while
+ * they run, so every test process and the dev server share one pair.
  */
 export interface LocalServices {
   readonly redisUrl: string;
@@ -20,12 +20,18 @@ export interface LocalServices {
   };
 }
 
+export interface LocalServicesOptions {
+  /** Where data, logs, pidfiles and services.json live; default `var/services` in the repository. */
+  readonly dataDir?: string;
+}
+
+/** Recorded in `<dataDir>/services.json`. */
 interface ServicesState {
   readonly redis?: RedisProcess;
   readonly s3?: S3Process;
 }
 
-export const DEFAULT_DATA_DIR = resolve(REPO_ROOT, 'var/services');
+export const DEFAULT_DATA_DIR = resolve(import.meta.dirname, '../../var/services');
 
 function readState(dataDir: string): ServicesState {
   try {
@@ -35,59 +41,66 @@ function readState(dataDir: string): ServicesState {
   }
 }
 
-function writeState(dataDir: string, state: ServicesState): void {
-  writeFileSync(join(dataDir, 'services.json'), `${JSON.stringify(state, null, 2)}\n`);
-}
+const redisUrl = (redis: RedisProcess): string => `redis://127.0.0.1:${redis.port}`;
+const s3Endpoint = (s3: S3Process): string => `http://127.0.0.1:${s3.port}`;
 
-function describe(state: Required<ServicesState>): LocalServices {
-  return {
-    redisUrl: `redis://127.0.0.1:${state.redis.port}`,
-    s3: {
-      endpoint: `http://127.0.0.1:${state.s3.port}`,
-      region: S3RVER_CREDENTIALS.region,
-      accessKeyId: S3RVER_CREDENTIALS.accessKeyId,
-      secretAccessKey: S3RVER_CREDENTIALS.secretAccessKey,
-    },
-  };
-}
-
-/** Starts whichever of the two services is not running (or not ours), and says where they are. */
-export async function ensureLocalServices(options: { dataDir?: string } = {}): Promise<LocalServices> {
-  const dataDir = options.dataDir ?? DEFAULT_DATA_DIR;
+/**
+ * Reuses the recorded Redis and s3rver when they are alive, answering and really ours;
+ * (re)starts whichever is not. Safe to call from several processes at once.
+ */
+export async function ensureLocalServices(options: LocalServicesOptions = {}): Promise<LocalServices> {
+  const dataDir = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
   return withFileLock(join(dataDir, 'services.lock'), async () => {
     const state = readState(dataDir);
-    const redis = state.redis && (await isOurRedis(state.redis)) ? state.redis : await startRedis(dataDir);
-    writeState(dataDir, { ...state, redis });
-    const s3 = state.s3 && (await isOurS3(state.s3)) ? state.s3 : await startS3(dataDir);
-    const running = { redis, s3 };
-    writeState(dataDir, running);
-    return describe(running);
+    const [redis, s3] = await Promise.allSettled([ensureRedis(dataDir, state.redis), ensureS3(dataDir, state.s3)]);
+    // Record whatever runs, even if the other failed, so no started process is forgotten.
+    writeFileAtomic(join(dataDir, 'services.json'), `${JSON.stringify({
+      redis: redis.status === 'fulfilled' ? redis.value : state.redis,
+      s3: s3.status === 'fulfilled' ? s3.value : state.s3,
+    }, null, 2)}\n`);
+    if (redis.status === 'rejected') throw redis.reason;
+    if (s3.status === 'rejected') throw s3.reason;
+    return {
+      redisUrl: redisUrl(redis.value),
+      s3: {
+        endpoint: s3Endpoint(s3.value),
+        region: S3RVER_CREDENTIALS.region,
+        accessKeyId: S3RVER_CREDENTIALS.accessKeyId,
+        secretAccessKey: S3RVER_CREDENTIALS.secretAccessKey,
+      },
+    };
   });
 }
 
-/** Stops both services (their data stays under var/). */
-export async function stopLocalServices(options: { dataDir?: string } = {}): Promise<void> {
-  const dataDir = options.dataDir ?? DEFAULT_DATA_DIR;
+/** Stops both services (SIGTERM, then SIGKILL) and forgets them; their data stays under dataDir. */
+export async function stopLocalServices(options: LocalServicesOptions = {}): Promise<void> {
+  const dataDir = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
   await withFileLock(join(dataDir, 'services.lock'), async () => {
     const state = readState(dataDir);
-    if (state.redis && (await isOurRedis(state.redis))) await stopProcess(state.redis.pid);
-    if (state.s3 && (await isOurS3(state.s3))) await stopProcess(state.s3.pid);
+    await Promise.all([stopRedis(state.redis), stopS3(dataDir, state.s3)]);
     rmSync(join(dataDir, 'services.json'), { force: true });
   });
 }
 
-export interface ServiceStatus {
+export interface LocalServicesStatus {
+  /** `redis://127.0.0.1:PORT` when our Redis is running and answering, else undefined. */
   readonly redis: string | undefined;
+  /** `http://127.0.0.1:PORT` when our s3rver is running and answering, else undefined. */
   readonly s3: string | undefined;
 }
 
-/** Where each service answers, or undefined when it is not running. */
-export async function localServicesStatus(options: { dataDir?: string } = {}): Promise<ServiceStatus> {
-  const state = readState(options.dataDir ?? DEFAULT_DATA_DIR);
+/** Where each service answers, without starting anything. */
+export async function localServicesStatus(options: LocalServicesOptions = {}): Promise<LocalServicesStatus> {
+  const dataDir = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
+  const state = readState(dataDir);
+  const [redisOk, s3Ok] = await Promise.all([
+    state.redis ? isOurRedis(dataDir, state.redis) : false,
+    state.s3 ? isOurS3(dataDir, state.s3) : false,
+  ]);
   return {
-    redis: state.redis && (await isOurRedis(state.redis)) ? `redis://127.0.0.1:${state.redis.port}` : undefined,
-    s3: state.s3 && (await isOurS3(state.s3)) ? `http://127.0.0.1:${state.s3.port}` : undefined,
+    redis: redisOk && state.redis ? redisUrl(state.redis) : undefined,
+    s3: s3Ok && state.s3 ? s3Endpoint(state.s3) : undefined,
   };
 }

@@ -1,25 +1,59 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
+/**
+ * Whether a process exists. A zombie counts as dead: a daemon killed with -9 may linger
+ * as one until it is reaped, and waiting for it to "exit" would never end.
+ */
 export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) STATE ..."; comm may contain spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (macOS): kill(0) is all we have
   }
 }
 
-/** Stops a process: SIGTERM, then SIGKILL if it has not gone within the grace period. */
-export async function stopProcess(pid: number, graceMs = 5_000): Promise<void> {
-  if (!processAlive(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (processAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
-  while (processAlive(pid)) await sleep(20);
+/** The command line of a live process ('' when unknown), to tell our process from a pid reused by another. */
+export function commandLine(pid: number): string {
+  if (!processAlive(pid)) return '';
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    try {
+      return execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  }
 }
 
-/** A loopback port free right now (another process may still take it: callers verify). */
+/** Stops a process: SIGTERM (Redis then flushes its AOF), and SIGKILL if it has not gone within the grace period. */
+export async function stopProcess(pid: number, graceMs = 10_000): Promise<void> {
+  if (!signal(pid, 'SIGTERM')) return;
+  if (await waitFor(async () => !processAlive(pid), graceMs, 50)) return;
+  signal(pid, 'SIGKILL');
+  if (!(await waitFor(async () => !processAlive(pid), 5_000, 20))) throw new Error(`process ${pid} survived SIGKILL`);
+}
+
+function signal(pid: number, name: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, name);
+    return true;
+  } catch {
+    return false; // already gone
+  }
+}
+
+/** A loopback port free right now. Another process may take it before we use it: callers must verify. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -35,12 +69,38 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Polls `check` until it returns true or the time is up. */
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+/** Polls `check` until it returns true (→ true) or the time is up (→ false). A throwing check counts as false. */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 100): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  for (;;) {
     if (await check().catch(() => false)) return true;
-    await sleep(100);
+    if (Date.now() >= deadline) return false;
+    await sleep(intervalMs);
   }
-  return false;
+}
+
+/** The positive integer in a file (a pidfile, a port file), or undefined. */
+export function readInteger(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Replaces a file in one step, so a concurrent reader sees the old or the new content, never half. */
+export function writeFileAtomic(file: string, content: string): void {
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, content);
+  renameSync(temporary, file);
+}
+
+/** The last lines of a log file, for error messages. */
+export function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
 }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
+import type { RetentionPeriods } from './domain/lifecycle.ts';
 
 /** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
 export const DEFAULT_LIMITS: TransferLimits = {
@@ -11,6 +12,16 @@ export const DEFAULT_LIMITS: TransferLimits = {
   maxMessageBytes: 100 * 1024 * 1024 * 1024,
 };
 
+const DAY_MS = 86_400_000;
+/** MESH: unacknowledged messages expire after 5 days, records go 30 days after delivery. */
+export const DEFAULT_PERIODS: RetentionPeriods = {
+  inboxExpiryMs: 5 * DAY_MS,
+  uploadExpiryMs: DAY_MS,
+  payloadRetentionMs: DAY_MS,
+  messageRetentionMs: 30 * DAY_MS,
+};
+
+const seconds = z.coerce.number().positive();
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
 const url = z.url({ protocol: /^(https?|rediss?)$/ });
@@ -38,6 +49,10 @@ const serverSchema = backendSchema.extend({
   MESHBOX_MAX_CHUNK_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunkBytes),
   MESHBOX_MAX_CHUNKS: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunks),
   MESHBOX_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxMessageBytes),
+  MESHBOX_INBOX_EXPIRY_SECONDS: seconds.default(DEFAULT_PERIODS.inboxExpiryMs / 1000),
+  MESHBOX_UPLOAD_EXPIRY_SECONDS: seconds.default(DEFAULT_PERIODS.uploadExpiryMs / 1000),
+  MESHBOX_PAYLOAD_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.payloadRetentionMs / 1000),
+  MESHBOX_MESSAGE_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.messageRetentionMs / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -63,6 +78,7 @@ export interface ServerConfig extends BackendConfig {
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
   readonly sharedKey: string;
   readonly limits: TransferLimits;
+  readonly periods: RetentionPeriods;
   readonly logLevel: string;
 }
 
@@ -125,6 +141,12 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       maxChunkBytes: env.MESHBOX_MAX_CHUNK_BYTES,
       maxChunks: env.MESHBOX_MAX_CHUNKS,
       maxMessageBytes: env.MESHBOX_MAX_MESSAGE_BYTES,
+    },
+    periods: {
+      inboxExpiryMs: env.MESHBOX_INBOX_EXPIRY_SECONDS * 1000,
+      uploadExpiryMs: env.MESHBOX_UPLOAD_EXPIRY_SECONDS * 1000,
+      payloadRetentionMs: env.MESHBOX_PAYLOAD_RETENTION_SECONDS * 1000,
+      messageRetentionMs: env.MESHBOX_MESSAGE_RETENTION_SECONDS * 1000,
     },
     logLevel: env.MESHBOX_LOG_LEVEL,
   };

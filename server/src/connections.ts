@@ -2,10 +2,14 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import type { S3Settings } from './config.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
+import type { RetentionPeriods } from './domain/lifecycle.ts';
 import type { Services } from './domain/services.ts';
+import { BullLifecycleScheduler, startLifecycleWorker } from './jobs/lifecycle-queue.ts';
 import { redisKeys } from './store/keys.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
@@ -16,6 +20,9 @@ export interface Connections {
   readonly services: Services;
   readonly redis: Redis;
   readonly s3: S3Client;
+  readonly scheduler: BullLifecycleScheduler;
+  /** Runs lifecycle jobs in this process until close(). */
+  readonly startWorker: (logger: Logger) => void;
   readonly close: () => Promise<void>;
 }
 
@@ -25,6 +32,7 @@ export interface ConnectionSettings {
   readonly s3: S3Settings;
   readonly sharedKey: string;
   readonly limits: TransferLimits;
+  readonly periods: RetentionPeriods;
 }
 
 export function createS3Client(settings: S3Settings): S3Client {
@@ -64,6 +72,9 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
     s3.destroy();
     throw error;
   }
+  // BullMQ wants connections that wait for Redis rather than fail a command after retries.
+  const queueRedis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const scheduler = new BullLifecycleScheduler(queueRedis, `${settings.redisPrefix}queues`);
   const services: Services = {
     mailboxes: new MailboxStore(redis, keys),
     messages: new MessageStore(redis, keys),
@@ -72,12 +83,26 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
     sharedKey: settings.sharedKey,
     now: () => new Date(),
     limits: settings.limits,
+    periods: settings.periods,
+    lifecycle: scheduler,
   };
+  const workers: { worker: Worker; connection: Redis }[] = [];
   return {
     services,
     redis,
     s3,
+    scheduler,
+    startWorker: (logger) => {
+      // A worker blocks its connection waiting for jobs, so it gets one of its own.
+      const connection = queueRedis.duplicate();
+      workers.push({ worker: startLifecycleWorker(services, connection, `${settings.redisPrefix}queues`, logger), connection });
+    },
     close: async () => {
+      // Workers finish the jobs they are running before they stop.
+      await Promise.all(workers.map(({ worker }) => worker.close()));
+      for (const { connection } of workers) connection.disconnect();
+      await scheduler.close();
+      await queueRedis.quit().catch(() => queueRedis.disconnect());
       await redis.quit().catch(() => redis.disconnect());
       s3.destroy();
     },

@@ -17,7 +17,9 @@ async function main(): Promise<void> {
     s3: config.s3,
     sharedKey: config.sharedKey,
     limits: config.limits,
+    periods: config.periods,
   });
+  connections.startWorker(logger);
   const server = createMeshServer(createApp(connections.services, logger), config.tls);
   server.listen(config.port, config.host);
   await once(server, 'listening');

@@ -8,7 +8,8 @@ import { createApp } from '../../server/src/app.ts';
 import { type Connections, connect } from '../../server/src/connections.ts';
 import type { TransferLimits } from '../../server/src/domain/chunk-storage.ts';
 import type { Services } from '../../server/src/domain/services.ts';
-import { DEFAULT_LIMITS } from '../../server/src/config.ts';
+import { DEFAULT_LIMITS, DEFAULT_PERIODS } from '../../server/src/config.ts';
+import type { RetentionPeriods } from '../../server/src/domain/lifecycle.ts';
 import { createMeshServer } from '../../server/src/https-server.ts';
 import type { NewMailbox } from '../../server/src/store/mailboxes.ts';
 import {
@@ -62,7 +63,14 @@ function testPki(): { ca: KeyPair; server: KeyPair } {
  * A real meshbox server for one test file: real Redis and S3 (scripts/services), its own
  * key prefix and bucket so parallel test files never see each other's data, real mutual TLS.
  */
-export async function startTestServer(options: { now?: () => Date; limits?: Partial<TransferLimits> } = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  readonly limits?: Partial<TransferLimits>;
+  readonly periods?: Partial<RetentionPeriods>;
+  /** Run lifecycle jobs in the test process (default true). */
+  readonly worker?: boolean;
+}
+
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const local = await ensureLocalServices();
   const pki = testPki();
   const sharedKey = randomBytes(16).toString('hex');
@@ -79,9 +87,11 @@ export async function startTestServer(options: { now?: () => Date; limits?: Part
     },
     sharedKey,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
+    periods: { ...DEFAULT_PERIODS, ...options.periods },
   });
-  const services: Services = options.now ? { ...connections.services, now: options.now } : connections.services;
+  const { services } = connections;
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  if (options.worker !== false) connections.startWorker(logger);
   const server: Server = createMeshServer(createApp(services, logger), {
     cert: pki.server.certPem,
     key: pki.server.keyPem,

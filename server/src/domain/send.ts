@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
-import { MeshErrorCodes, newMessageId } from '../../../shared/src/protocol/index.ts';
+import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import type { MessageMetadata } from '../store/messages.ts';
 import { storeChunk } from './chunk-storage.ts';
 import { SendRejectedError } from './errors.ts';
+import { reserveUniqueMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
 export interface ChunkBody {
@@ -35,6 +36,8 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
     });
   }
   const messageId = await reserveUniqueMessageId(services);
+  // Scheduled before anything is stored, so no crash can leave a message without its lifecycle.
+  await services.lifecycle.schedule(messageId, new Date(services.now().getTime() + services.periods.uploadExpiryMs));
   const size = await storeChunk(services, messageId, 1, request.body);
   const metadata: MessageMetadata = {
     ...request.metadata,
@@ -46,13 +49,4 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   const outcome = await services.messages.create(messageId, metadata, size, services.now());
   if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
   return messageId;
-}
-
-async function reserveUniqueMessageId(services: Services): Promise<string> {
-  // Ids carry 44 random bits per second; at Spine's peak a clash is rare but not impossible,
-  // and it would overwrite another message's payload, so each id is reserved before use.
-  for (;;) {
-    const messageId = newMessageId(services.now());
-    if (await services.messages.reserveId(messageId)) return messageId;
-  }
 }

@@ -1,4 +1,5 @@
 import type { TransferLimits } from './chunk-storage.ts';
+import type { LifecycleScheduler, RetentionPeriods } from './lifecycle.ts';
 import type { MailboxStore } from '../store/mailboxes.ts';
 import type { MessageStore } from '../store/messages.ts';
 import type { PayloadStore } from '../store/payloads.ts';
@@ -14,4 +15,6 @@ export interface Services {
   readonly sharedKey: string;
   readonly now: () => Date;
   readonly limits: TransferLimits;
+  readonly periods: RetentionPeriods;
+  readonly lifecycle: LifecycleScheduler;
 }

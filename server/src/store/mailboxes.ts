@@ -3,7 +3,7 @@ import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
 
 const createMailbox = new LuaScript('create-mailbox');
-const updateMailbox = new LuaScript('update-mailbox');
+const updateMailbox = new LuaScript('update-existing-hash');
 
 export interface Mailbox {
   readonly id: string;

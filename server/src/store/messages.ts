@@ -6,6 +6,10 @@ import { LuaScript } from './lua-script.ts';
 const createMessageScript = new LuaScript('create-message', ['accept-when-complete']);
 const storeChunkScript = new LuaScript('store-chunk', ['accept-when-complete']);
 const acknowledgeScript = new LuaScript('acknowledge');
+const expireScript = new LuaScript('expire-message', ['accept-when-complete']);
+const abandonScript = new LuaScript('abandon-upload');
+const purgeScript = new LuaScript('purge-message');
+const updateExisting = new LuaScript('update-existing-hash');
 
 /** What the sender said about a message; stored as given, returned on download and tracking. */
 export interface MessageMetadata {
@@ -44,6 +48,8 @@ export interface MessageRecord extends MessageMetadata {
   readonly statusAt: Date;
   readonly acceptedAt: Date | undefined;
   readonly acknowledgedAt: Date | undefined;
+  /** When the payload was deleted from object storage after its retention. */
+  readonly payloadPurgedAt: Date | undefined;
 }
 
 export type CreateOutcome = 'exists' | 'uploading' | 'accepted';
@@ -150,6 +156,57 @@ export class MessageStore {
     )) as AcknowledgeOutcome;
   }
 
+  /** Whether an id is reserved for a send whose first chunk may still be on its way. */
+  async isReserved(id: string): Promise<boolean> {
+    return (await this.#redis.exists(this.#keys.messageIdReservation(id))) === 1;
+  }
+
+  /**
+   * Expires an accepted, unacknowledged message and puts a non-delivery report with the
+   * given id into the sender's inbox. False when the message was no longer accepted.
+   */
+  async expire(message: MessageRecord, reportId: string, description: string, now: Date): Promise<boolean> {
+    const keys = this.#keys;
+    const outcome = await expireScript.run(
+      this.#redis,
+      [
+        keys.message(message.id),
+        keys.inbox(message.recipient),
+        keys.message(reportId),
+        keys.messageChunks(reportId),
+        keys.inbox(message.sender),
+        keys.inboxSequence,
+      ],
+      [message.id, now.getTime(), reportId, description],
+    );
+    return outcome === 'expired';
+  }
+
+  /** Marks an upload that was never completed as failed. False when it was no longer uploading. */
+  async abandon(id: string, description: string, now: Date): Promise<boolean> {
+    return (await abandonScript.run(this.#redis, [this.#keys.message(id)], [now.getTime(), description])) === 'abandoned';
+  }
+
+  async markPayloadPurged(id: string, now: Date): Promise<void> {
+    await updateExisting.run(this.#redis, [this.#keys.message(id)], ['payloadPurgedAt', now.getTime()]);
+  }
+
+  /** Deletes the message's records; tracking no longer knows it. */
+  async purge(message: MessageRecord): Promise<void> {
+    const keys = this.#keys;
+    await purgeScript.run(
+      this.#redis,
+      [
+        keys.message(message.id),
+        keys.messageChunks(message.id),
+        keys.outbox(message.sender),
+        keys.localIds(message.sender, message.localId),
+        keys.inbox(message.recipient),
+      ],
+      [message.id],
+    );
+  }
+
   /** Accepted messages in the inbox, oldest first, from after position `after`. */
   async inboxPage(mailboxId: string, limit: number, after: number | undefined): Promise<InboxPage> {
     const from = after === undefined ? '-inf' : `(${after}`;
@@ -241,5 +298,6 @@ function deserialise(fields: Record<string, string>): MessageRecord {
     statusAt: new Date(Number(text('statusAt'))),
     acceptedAt: optionalDate(fields.acceptedAt),
     acknowledgedAt: optionalDate(fields.acknowledgedAt),
+    payloadPurgedAt: optionalDate(fields.payloadPurgedAt),
   };
 }

@@ -1,0 +1,306 @@
+import { arch, release, type as osType } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import {
+  buildAuthorizationHeader,
+  MESH_PATH_PREFIX,
+  MESH_V2_MEDIA_TYPE,
+  MeshHeaders,
+} from '../../../shared/src/protocol/index.ts';
+import { CLIENT_VERSION } from '../version.ts';
+import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
+import { HttpsTransport, readText, type RequestBody, type RetryPolicy, type TransportResponse } from './transport.ts';
+
+export interface ConnectionSettings {
+  /** Server origin, e.g. `https://localhost:8443`. */
+  readonly url: string;
+  readonly mailboxId: string;
+  readonly password: string;
+  /** The environment's shared HMAC key for the NHSMESH token. */
+  readonly sharedKey: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** The CA that signed the server's certificate. */
+  readonly caPem: string;
+}
+
+export interface ClientOptions {
+  /** Retries after a first failed attempt, where retrying is safe (default 2). */
+  readonly retries?: number;
+  /** First backoff delay in ms (default 250), tripled for each later retry. */
+  readonly retryDelayMs?: number;
+}
+
+export type ChunkBody = RequestBody;
+
+export interface SendOptions {
+  readonly to: string;
+  readonly workflowId: string;
+  /**
+   * Chunk 1. A Buffer or a function opening a stream (e.g. `() => createReadStream(file)`)
+   * lets a refused attempt be repeated; a bare Readable is sent once.
+   */
+  readonly body: ChunkBody;
+  /** Bytes in the body when it is a stream; sent as Content-Length (else chunked encoding). */
+  readonly size?: number;
+  readonly subject?: string;
+  readonly localId?: string;
+  readonly fileName?: string;
+  readonly checksum?: string;
+  readonly contentType?: string;
+  /** Chunks of the whole message (default 1); upload 2..N with uploadChunk. */
+  readonly totalChunks?: number;
+}
+
+export interface ChunkDownload {
+  /** 206 while more chunks follow, 200 for the last. */
+  readonly status: number;
+  readonly metadata: MessageMetadata;
+  /** The chunk's bytes (transport compression already undone). The caller must consume it. */
+  readonly body: Readable;
+}
+
+/** Where downloadMessage writes: a stream, or a function choosing one once chunk 1's metadata is known. */
+export type DownloadDestination = Writable | ((metadata: MessageMetadata) => Writable | Promise<Writable>);
+
+/** The v2 tracking body (snake_case); fields beyond these pass through. */
+export interface TrackingInfo {
+  readonly message_id: string;
+  readonly status: string;
+  readonly local_id?: string | null;
+  readonly workflow_id?: string;
+  readonly sender?: string | null;
+  readonly recipient?: string;
+  readonly file_name?: string | null;
+  readonly file_size?: number;
+  readonly subject?: string | null;
+  readonly chunk_count?: number;
+  readonly message_type?: string;
+  readonly status_code?: string;
+  readonly status_event?: string;
+  readonly status_description?: string;
+  readonly status_success?: boolean;
+  readonly status_timestamp?: string | null;
+  readonly upload_timestamp?: string | null;
+  readonly acknowledged_timestamp?: string | null;
+  readonly [field: string]: unknown;
+}
+
+interface InboxPage {
+  readonly messages: readonly string[];
+  readonly links?: { readonly next?: string };
+}
+
+const OCTET_STREAM = 'application/octet-stream';
+const MAX_JSON_BODY = 16 * 1024 * 1024;
+
+/**
+ * A MESH mailbox client (API v2) over mutual TLS. Every request carries a freshly built
+ * NHSMESH token; one keep-alive agent holds the client certificate. Call close() when done.
+ */
+export class MeshClient {
+  readonly mailboxId: string;
+  readonly #transport: HttpsTransport;
+  readonly #mailboxPath: string;
+
+  constructor(settings: ConnectionSettings, options: ClientOptions = {}) {
+    this.mailboxId = settings.mailboxId.toUpperCase();
+    this.#mailboxPath = `${MESH_PATH_PREFIX}/${encodeURIComponent(this.mailboxId)}`;
+    const credentials = { mailboxId: this.mailboxId, password: settings.password, sharedKey: settings.sharedKey };
+    this.#transport = new HttpsTransport({
+      origin: new URL(settings.url).origin,
+      certPem: settings.certPem,
+      keyPem: settings.keyPem,
+      caPem: settings.caPem,
+      attemptHeaders: () => ({
+        [MeshHeaders.authorization]: buildAuthorizationHeader(credentials),
+        Accept: MESH_V2_MEDIA_TYPE,
+      }),
+      ...options,
+    });
+  }
+
+  /** Validates the mailbox (MESH asks clients to do this at start and daily), reporting what we run on. */
+  async handshake(): Promise<void> {
+    const response = await this.#request('POST', '', 'idempotent', {
+      [MeshHeaders.clientVersion]: CLIENT_VERSION,
+      [MeshHeaders.osName]: osType(),
+      [MeshHeaders.osVersion]: release(),
+      [MeshHeaders.osArchitecture]: arch(),
+    });
+    response.body.resume();
+  }
+
+  /** Sends a message (its chunk 1) and returns the id the server gave it. */
+  async sendMessage(options: SendOptions): Promise<string> {
+    const totalChunks = options.totalChunks ?? 1;
+    const optional: Record<string, string | undefined> = {
+      [MeshHeaders.subject]: options.subject,
+      [MeshHeaders.localId]: options.localId,
+      [MeshHeaders.fileName]: options.fileName,
+      [MeshHeaders.contentChecksum]: options.checksum,
+    };
+    const headers: Record<string, string> = {
+      [MeshHeaders.to]: options.to.toUpperCase(),
+      [MeshHeaders.workflowId]: options.workflowId,
+      [MeshHeaders.chunkRange]: `1:${totalChunks}`,
+      'Content-Type': options.contentType ?? OCTET_STREAM,
+      ...lengthHeader(options.size),
+    };
+    for (const [name, value] of Object.entries(optional)) {
+      if (value !== undefined && value !== '') headers[name] = value;
+    }
+    // Sending creates a message: repeat it only when the server cannot have acted on it.
+    const response = await this.#request('POST', '/outbox', 'unserved', headers, options.body);
+    const body = await readJson<{ message_id?: string; messageID?: string }>(response);
+    const messageId = body.message_id ?? body.messageID;
+    if (!messageId) throw new Error('the server accepted the message but returned no message id');
+    return messageId;
+  }
+
+  /** Uploads chunk n (2..total) of a message. The server accepts a repeated chunk, so this retries. */
+  async uploadChunk(messageId: string, chunkNumber: number, totalChunks: number, body: ChunkBody, size?: number): Promise<void> {
+    const response = await this.#request(
+      'POST',
+      `/outbox/${encodeURIComponent(messageId)}/${chunkNumber}`,
+      'idempotent',
+      { [MeshHeaders.chunkRange]: `${chunkNumber}:${totalChunks}`, 'Content-Type': OCTET_STREAM, ...lengthHeader(size) },
+      body,
+    );
+    response.body.resume();
+  }
+
+  /** Message ids ready to download, oldest first, following the server's pages (links.next). */
+  async *inbox(options: { readonly maxResults?: number } = {}): AsyncGenerator<string> {
+    const query = options.maxResults === undefined ? '' : `?max_results=${options.maxResults}`;
+    let path: string | undefined = `${this.#mailboxPath}/inbox${query}`;
+    const seen = new Set<string>();
+    while (path !== undefined) {
+      // A server repeating a page link would otherwise keep us here for ever.
+      if (seen.has(path)) throw new Error(`the server's inbox paging repeats ${path}`);
+      seen.add(path);
+      const page: InboxPage = await readJson<InboxPage>(await this.#send('GET', path, 'idempotent'));
+      yield* page.messages;
+      path = page.links?.next ? this.#samePath(page.links.next) : undefined;
+    }
+  }
+
+  /** Every message id in the inbox (all pages). */
+  async listInbox(options: { readonly maxResults?: number } = {}): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const id of this.inbox(options)) ids.push(id);
+    return ids;
+  }
+
+  async count(): Promise<number> {
+    const body = await readJson<{ count: number }>(await this.#request('GET', '/count', 'idempotent'));
+    return body.count;
+  }
+
+  /** A message's metadata without its content. */
+  async head(messageId: string): Promise<MessageMetadata> {
+    const response = await this.#request('HEAD', `/inbox/${encodeURIComponent(messageId)}`, 'idempotent');
+    response.body.resume();
+    return metadataFromHeaders(response.headers);
+  }
+
+  /** Chunk n of a message, as a stream. Chunk 1 also carries the message's metadata. */
+  async downloadChunk(messageId: string, chunkNumber: number): Promise<ChunkDownload> {
+    const suffix = chunkNumber === 1 ? '' : `/${chunkNumber}`;
+    // identity: we want the bytes as sent; the gunzip below only covers servers that ignore us.
+    const response = await this.#request('GET', `/inbox/${encodeURIComponent(messageId)}${suffix}`, 'idempotent', {
+      'Accept-Encoding': 'identity',
+    });
+    const gzipped = (response.headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
+    return { status: response.status, metadata: metadataFromHeaders(response.headers), body: gzipped ? gunzip(response.body) : response.body };
+  }
+
+  /**
+   * Writes every chunk of a message, in order, to the destination, and ends it. Chunk 1 says
+   * how many chunks there are (mex-Total-Chunks); 2..N follow one at a time.
+   */
+  async downloadMessage(messageId: string, destination: DownloadDestination): Promise<MessageMetadata> {
+    const first = await this.downloadChunk(messageId, 1);
+    let output: Writable;
+    try {
+      output = typeof destination === 'function' ? await destination(first.metadata) : destination;
+    } catch (error) {
+      first.body.destroy();
+      throw error;
+    }
+    await pipeline(first.body, output, { end: false });
+    for (let chunkNumber = 2; chunkNumber <= first.metadata.totalChunks; chunkNumber += 1) {
+      const chunk = await this.downloadChunk(messageId, chunkNumber);
+      await pipeline(chunk.body, output, { end: false });
+    }
+    // finished() also reports a failure while ending (a file's final flush), which end()'s callback can miss.
+    output.end();
+    await finished(output);
+    return first.metadata;
+  }
+
+  /** Acknowledges a downloaded message: it leaves the inbox. */
+  async acknowledge(messageId: string): Promise<void> {
+    const response = await this.#request('PUT', `/inbox/${encodeURIComponent(messageId)}/status/acknowledged`, 'idempotent');
+    response.body.resume();
+  }
+
+  /** Tracking of a message this mailbox sent. */
+  async track(messageId: string): Promise<TrackingInfo> {
+    const query = new URLSearchParams({ messageID: messageId });
+    return readJson<TrackingInfo>(await this.#request('GET', `/outbox/tracking?${query.toString()}`, 'idempotent'));
+  }
+
+  /** Releases the kept-alive connection so the process can exit. */
+  close(): void {
+    this.#transport.close();
+  }
+
+  #request(
+    method: 'GET' | 'HEAD' | 'POST' | 'PUT',
+    suffix: string,
+    retry: RetryPolicy,
+    headers: Record<string, string> = {},
+    body?: ChunkBody,
+  ): Promise<TransportResponse> {
+    return this.#send(method, `${this.#mailboxPath}${suffix}`, retry, headers, body);
+  }
+
+  #send(
+    method: 'GET' | 'HEAD' | 'POST' | 'PUT',
+    path: string,
+    retry: RetryPolicy,
+    headers: Record<string, string> = {},
+    body?: ChunkBody,
+  ): Promise<TransportResponse> {
+    return this.#transport.send(body === undefined ? { method, path, retry, headers } : { method, path, retry, headers, body });
+  }
+
+  /** links.next is root-relative; refuse one that would send our credentials elsewhere. */
+  #samePath(link: string): string {
+    const url = new URL(link, this.#transport.origin);
+    if (url.origin !== this.#transport.origin) throw new Error(`the server's inbox link points elsewhere: ${link}`);
+    return `${url.pathname}${url.search}`;
+  }
+}
+
+/** The decompressed stream; a failure of the source reaches its reader through pipeline. */
+function gunzip(source: Readable): Readable {
+  const inflated = createGunzip();
+  pipeline(source, inflated).catch(() => undefined);
+  return inflated;
+}
+
+function lengthHeader(size: number | undefined): Record<string, string> {
+  return size === undefined ? {} : { 'Content-Length': String(size) };
+}
+
+async function readJson<T>(response: TransportResponse): Promise<T> {
+  const text = await readText(response.body, MAX_JSON_BODY);
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`the server answered HTTP ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+  }
+}

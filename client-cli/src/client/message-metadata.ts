@@ -1,0 +1,58 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { MeshHeaders } from '../../../shared/src/protocol/index.ts';
+
+/** The mex-* headers of a download or HEAD, read into named fields. */
+export interface MessageMetadata {
+  readonly messageId: string | undefined;
+  /** `DATA` or `REPORT`. */
+  readonly messageType: string | undefined;
+  /** Absent on non-delivery reports. */
+  readonly from: string | undefined;
+  readonly to: string | undefined;
+  readonly workflowId: string | undefined;
+  readonly localId: string | undefined;
+  readonly subject: string | undefined;
+  readonly fileName: string | undefined;
+  readonly checksum: string | undefined;
+  /** This chunk's number, from mex-Chunk-Range `n:N`. */
+  readonly chunkNumber: number;
+  /** Chunks in the message; at least 1 (a report says `1:0` but still has one, empty, chunk). */
+  readonly totalChunks: number;
+  /** Every response header, lower-case names, for anything not named above. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+function flatten(headers: IncomingHttpHeaders): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return flat;
+}
+
+function positiveInteger(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\s*\d+\s*$/.test(value)) return undefined;
+  const number = Number(value);
+  return number > 0 ? number : undefined;
+}
+
+export function metadataFromHeaders(headers: IncomingHttpHeaders): MessageMetadata {
+  const flat = flatten(headers);
+  const get = (name: string): string | undefined => flat[name.toLowerCase()] || undefined;
+  const [chunk, total] = (get(MeshHeaders.chunkRange) ?? '').split(':');
+  return {
+    messageId: get(MeshHeaders.messageId),
+    messageType: get(MeshHeaders.messageType),
+    from: get(MeshHeaders.from),
+    to: get(MeshHeaders.to),
+    workflowId: get(MeshHeaders.workflowId),
+    localId: get(MeshHeaders.localId),
+    subject: get(MeshHeaders.subject),
+    fileName: get(MeshHeaders.fileName),
+    checksum: get(MeshHeaders.contentChecksum),
+    chunkNumber: positiveInteger(chunk) ?? 1,
+    // mex-Total-Chunks is the spec's answer; older servers only send the range.
+    totalChunks: positiveInteger(get(MeshHeaders.totalChunks)) ?? positiveInteger(total) ?? 1,
+    headers: flat,
+  };
+}

@@ -1,0 +1,183 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import type { ConnectionSettings } from './mesh-client.ts';
+
+export const DEFAULT_URL = 'https://localhost:8443';
+
+export type SettingName = 'url' | 'mailbox' | 'password' | 'sharedKey' | 'cert' | 'key' | 'ca';
+
+/** Connection flags as the CLI parsed them; the profile flag names a file with the rest. */
+export type ConnectionFlags = Partial<Record<SettingName | 'profile', string>>;
+
+export interface SettingSource {
+  /** The flag as the CLI declares it. */
+  readonly flag: string;
+  readonly env: string;
+  /** What the setting is, for help texts and error messages. */
+  readonly what: string;
+}
+
+/** Every connection setting: its flag, environment variable and profile key (the record key). */
+export const SETTING_SOURCES: Readonly<Record<SettingName, SettingSource>> = {
+  url: { flag: '--url <url>', env: 'MESHBOX_URL', what: 'server URL' },
+  mailbox: { flag: '--mailbox <id>', env: 'MESHBOX_MAILBOX', what: 'mailbox id' },
+  password: { flag: '--password <password>', env: 'MESHBOX_PASSWORD', what: 'mailbox password' },
+  sharedKey: { flag: '--shared-key <key>', env: 'MESHBOX_SHARED_KEY', what: "shared key (the environment's HMAC secret)" },
+  cert: { flag: '--cert <file>', env: 'MESHBOX_CERT', what: 'client certificate (PEM file)' },
+  key: { flag: '--key <file>', env: 'MESHBOX_KEY', what: 'client private key (PEM file)' },
+  ca: { flag: '--ca <file>', env: 'MESHBOX_CA', what: "server's CA certificate (PEM file)" },
+};
+
+export const PROFILE_SOURCE: SettingSource = {
+  flag: '--profile <file>',
+  env: 'MESHBOX_PROFILE',
+  what: 'JSON file with any of the settings above (cert, key and ca paths relative to it)',
+};
+
+const SETTING_NAMES = Object.keys(SETTING_SOURCES) as SettingName[];
+
+/** Connection settings are missing, invalid or unreadable; the message says which and how to fix them. */
+export class SettingsError extends Error {
+  constructor(problems: readonly string[]) {
+    super(problems.length === 1 ? problems[0] : `connection settings are incomplete:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'SettingsError';
+  }
+}
+
+export interface Environment {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Where relative paths from flags and environment variables start. */
+  readonly cwd: string;
+}
+
+/** A setting's value and where it came from: relative file paths resolve against `baseDir`. */
+interface Candidate {
+  readonly value: string;
+  readonly origin: string;
+  readonly baseDir: string;
+}
+
+const profileSchema = z.strictObject(
+  Object.fromEntries(SETTING_NAMES.map((name) => [name, z.string().optional()])) as Record<SettingName, z.ZodOptional<z.ZodString>>,
+);
+
+function howToSupply(name: SettingName): string {
+  const source = SETTING_SOURCES[name];
+  return `pass ${source.flag}, set ${source.env}, or add "${name}" to a profile (${PROFILE_SOURCE.flag} or ${PROFILE_SOURCE.env})`;
+}
+
+function required(name: SettingName) {
+  const missing = `${SETTING_SOURCES[name].what} is missing: ${howToSupply(name)}`;
+  return z.string({ error: missing }).min(1, missing);
+}
+
+/** The merged settings, checked; cert, key and ca are still file candidates here. */
+const mergedSchema = z.object({
+  url: z.string().transform((value, context) => {
+    const origin = httpsOrigin(value);
+    if (origin === undefined) {
+      context.addIssue({ code: 'custom', message: `server URL "${value}" must look like https://host[:port]` });
+      return z.NEVER;
+    }
+    return origin;
+  }),
+  mailbox: required('mailbox')
+    .refine((value) => /^[A-Za-z0-9]+$/.test(value), { error: (issue) => `mailbox id "${String(issue.input)}" must be letters and digits only` })
+    .transform((value) => value.toUpperCase()),
+  password: required('password'),
+  sharedKey: required('sharedKey'),
+  cert: required('cert'),
+  key: required('key'),
+  ca: required('ca'),
+});
+
+function httpsOrigin(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    const bare = (url.pathname === '/' || url.pathname === '') && url.search === '' && url.hash === '';
+    return url.protocol === 'https:' && bare ? url.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readProfile(path: string): Promise<Partial<Record<SettingName, string>>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new SettingsError([`cannot read profile ${path}: ${(error as Error).message}`]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new SettingsError([`profile ${path} is not valid JSON: ${(error as Error).message}`]);
+  }
+  const parsed = profileSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new SettingsError(
+      parsed.error.issues.map((issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `profile ${path}: unknown key(s) ${issue.keys.map((key) => `"${key}"`).join(', ')} (known: ${SETTING_NAMES.join(', ')})`
+          : `profile ${path}: ${issue.path.length > 0 ? `"${issue.path.join('.')}" ` : ''}${issue.message}`,
+      ),
+    );
+  }
+  return parsed.data;
+}
+
+async function readPem(name: SettingName, candidate: Candidate): Promise<string> {
+  const path = resolve(candidate.baseDir, candidate.value);
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${SETTING_SOURCES[name].what} ${path} (from ${candidate.origin}): ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Connection settings from, in order of precedence: flags, MESHBOX_* environment variables,
+ * then the profile file (--profile or MESHBOX_PROFILE). Every problem is reported at once.
+ */
+export async function resolveConnectionSettings(flags: ConnectionFlags, environment: Environment): Promise<ConnectionSettings> {
+  const { env, cwd } = environment;
+  const profileFlag = flags.profile || env[PROFILE_SOURCE.env];
+  const profilePath = profileFlag ? resolve(cwd, profileFlag) : undefined;
+  const profile = profilePath ? await readProfile(profilePath) : {};
+
+  const pick = (name: SettingName): Candidate | undefined => {
+    const flag = flags[name];
+    if (flag) return { value: flag, origin: SETTING_SOURCES[name].flag.split(' ')[0]!, baseDir: cwd };
+    const fromEnv = env[SETTING_SOURCES[name].env];
+    if (fromEnv) return { value: fromEnv, origin: SETTING_SOURCES[name].env, baseDir: cwd };
+    const fromProfile = profile[name];
+    if (fromProfile && profilePath) return { value: fromProfile, origin: `profile ${profilePath}`, baseDir: dirname(profilePath) };
+    return undefined;
+  };
+  const candidates = Object.fromEntries(SETTING_NAMES.map((name) => [name, pick(name)])) as Record<SettingName, Candidate | undefined>;
+
+  const merged = mergedSchema.safeParse({
+    ...Object.fromEntries(SETTING_NAMES.map((name) => [name, candidates[name]?.value])),
+    url: candidates.url?.value ?? DEFAULT_URL,
+  });
+  if (!merged.success) throw new SettingsError(merged.error.issues.map((issue) => issue.message));
+
+  const files = await Promise.allSettled(
+    (['cert', 'key', 'ca'] as const).map((name) => readPem(name, candidates[name] as Candidate)),
+  );
+  const unreadable = files.flatMap((file) => (file.status === 'rejected' ? [(file.reason as Error).message] : []));
+  if (unreadable.length > 0) throw new SettingsError(unreadable);
+  const [certPem, keyPem, caPem] = files.map((file) => (file as PromiseFulfilledResult<string>).value) as [string, string, string];
+
+  return {
+    url: merged.data.url,
+    mailboxId: merged.data.mailbox,
+    password: merged.data.password,
+    sharedKey: merged.data.sharedKey,
+    certPem,
+    keyPem,
+    caPem,
+  };
+}

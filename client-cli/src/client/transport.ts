@@ -1,0 +1,197 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Agent, request } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+
+/**
+ * A request body. A Buffer or a function opening a fresh stream can be sent again on a
+ * retry; a bare Readable is single-use, so a request carrying one is never retried.
+ */
+export type RequestBody = Buffer | Readable | (() => Readable);
+
+/**
+ * When a failed attempt may be repeated:
+ * - `idempotent`: GETs, acknowledgements and chunk re-uploads, which the server accepts twice —
+ *   after a dropped connection or a 429/502/503/504.
+ * - `unserved`: sending (which creates a message) — only when the server cannot have acted:
+ *   connection refused, a stale keep-alive socket reset before the request went out, 429/503
+ *   (the server does not serve, or record the token of, a request it answers that way).
+ */
+export type RetryPolicy = 'idempotent' | 'unserved';
+
+export interface TransportRequest {
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT';
+  /** Root-relative path with query, e.g. `/messageexchange/X/inbox?max_results=10`. */
+  readonly path: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: RequestBody;
+  readonly retry: RetryPolicy;
+}
+
+export interface TransportResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** The body, not yet read: the caller must consume or destroy it. */
+  readonly body: IncomingMessage;
+}
+
+export interface TransportOptions {
+  /** `https://host:port` */
+  readonly origin: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+  /** Headers for one attempt; called again for every retry so each carries a fresh token. */
+  readonly attemptHeaders: () => Record<string, string>;
+  /** Retries after the first attempt (default 2). */
+  readonly retries?: number;
+  /** First backoff delay; each later one is three times longer (default 250 ms). */
+  readonly retryDelayMs?: number;
+  /** A socket idle this long fails the attempt (default 120 s). */
+  readonly idleTimeoutMs?: number;
+}
+
+const RETRY_STATUSES: Readonly<Record<RetryPolicy, readonly number[]>> = {
+  idempotent: [429, 502, 503, 504],
+  unserved: [429, 503],
+};
+const CONNECTION_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** Why one attempt failed before any answer arrived. */
+interface AttemptFailure {
+  readonly error: Error;
+  /** The request went out on a kept-alive socket that the server may have closed meanwhile. */
+  readonly reusedSocket: boolean;
+}
+
+function errorCode(error: Error): string | undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function mayRetryFailure(policy: RetryPolicy, failure: AttemptFailure): boolean {
+  const code = errorCode(failure.error);
+  if (code === undefined) return false;
+  if (policy === 'idempotent') return CONNECTION_ERRORS.has(code);
+  return code === 'ECONNREFUSED' || (failure.reusedSocket && code === 'ECONNRESET');
+}
+
+/** Reads a (small) body as text, giving up past a bound so a misbehaving server cannot exhaust memory. */
+export async function readText(body: Readable, limit = MAX_ERROR_BODY): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of body) {
+    const buffer = part as Buffer;
+    size += buffer.length;
+    if (size > limit) {
+      body.destroy();
+      throw new Error(`response body larger than ${limit} bytes`);
+    }
+    parts.push(buffer);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/**
+ * HTTPS to one MESH server over a single keep-alive agent that carries the client
+ * certificate. It retries what is safe to retry and turns error answers into
+ * MeshClientError, so callers only ever see successful responses.
+ */
+export class HttpsTransport {
+  readonly origin: string;
+  readonly #agent: Agent;
+  readonly #attemptHeaders: () => Record<string, string>;
+  readonly #retries: number;
+  readonly #retryDelayMs: number;
+  readonly #idleTimeoutMs: number;
+
+  constructor(options: TransportOptions) {
+    this.origin = options.origin;
+    this.#agent = new Agent({
+      keepAlive: true,
+      cert: options.certPem,
+      key: options.keyPem,
+      ca: options.caPem,
+      minVersion: 'TLSv1.2',
+    });
+    this.#attemptHeaders = options.attemptHeaders;
+    this.#retries = options.retries ?? 2;
+    this.#retryDelayMs = options.retryDelayMs ?? 250;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
+  }
+
+  async send(request: TransportRequest): Promise<TransportResponse> {
+    const replayable = !(request.body instanceof Readable);
+    for (let attempt = 0; ; attempt += 1) {
+      const canRetry = replayable && attempt < this.#retries;
+      let response: IncomingMessage;
+      try {
+        response = await this.#attempt(request);
+      } catch (failure) {
+        const { error } = failure as AttemptFailure;
+        if (canRetry && mayRetryFailure(request.retry, failure as AttemptFailure)) {
+          await this.#backoff(attempt);
+          continue;
+        }
+        throw new MeshConnectionError(this.origin, error);
+      }
+      const status = response.statusCode ?? 0;
+      if (canRetry && RETRY_STATUSES[request.retry].includes(status)) {
+        response.resume();
+        await this.#backoff(attempt);
+        continue;
+      }
+      if (status >= 400) throw await this.#errorFrom(status, response);
+      return { status, headers: response.headers, body: response };
+    }
+  }
+
+  /** Closes the kept-alive sockets, so the process can exit. */
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  async #errorFrom(status: number, response: IncomingMessage): Promise<MeshClientError> {
+    let body = '';
+    try {
+      body = await readText(response);
+    } catch {
+      // An unreadable error body still leaves the status to report.
+    }
+    return parseErrorBody(status, body);
+  }
+
+  #backoff(attempt: number): Promise<void> {
+    return sleep(this.#retryDelayMs * 3 ** attempt);
+  }
+
+  #attempt(spec: TransportRequest): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      let answered = false;
+      const headers: Record<string, string> = { ...this.#attemptHeaders(), ...spec.headers };
+      const body = typeof spec.body === 'function' ? spec.body() : spec.body;
+      if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
+      const outgoing = request(new URL(spec.path, this.origin), { method: spec.method, headers, agent: this.#agent }, (response) => {
+        answered = true;
+        resolve(response);
+      });
+      const fail = (error: Error): void => {
+        // The server may answer (say 417) before it has read the whole upload and then drop
+        // the rest; errors after the answer belong to the upload, not to the request.
+        if (!answered) reject({ error, reusedSocket: outgoing.reusedSocket } satisfies AttemptFailure);
+      };
+      outgoing.on('error', fail);
+      outgoing.setTimeout(this.#idleTimeoutMs, () => {
+        outgoing.destroy(Object.assign(new Error(`no activity for ${this.#idleTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      });
+      if (body === undefined || Buffer.isBuffer(body)) {
+        outgoing.end(body);
+      } else {
+        pipeline(body, outgoing).catch(fail);
+      }
+    });
+  }
+}

@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import { type ClientOptions, MeshClient } from '../client/mesh-client.ts';
+import { type ConnectionFlags, resolveConnectionSettings } from '../client/settings.ts';
+
+/** Where the CLI reads and writes: the process's by default, a test's when run in-process. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Relative paths (files, -o, --cert ...) resolve against this. */
+  readonly cwd: string;
+  /** Client tuning (retries, backoff), for tests. */
+  readonly clientOptions?: ClientOptions;
+}
+
+export function processIo(): CliIo {
+  return {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}
+
+/** What every user command needs: output, and a client built from the global connection flags. */
+export interface CliContext {
+  readonly io: CliIo;
+  /** Writes one line to stdout. */
+  readonly print: (line: string) => void;
+  /** Runs `use` with a client for the mailbox the flags, environment or profile name; closes it after. */
+  readonly withClient: <T>(command: Command, use: (client: MeshClient) => Promise<T>) => Promise<T>;
+}
+
+/**
+ * The connection flags given to a command and to the program above it. Unlike commander's
+ * optsWithGlobals (where the program's value wins), a flag after the command name wins.
+ */
+export function connectionFlags(command: Command): ConnectionFlags {
+  const lineage: Command[] = [];
+  for (let current: Command | null = command; current; current = current.parent) lineage.unshift(current);
+  const flags: ConnectionFlags = {};
+  for (const level of lineage) Object.assign(flags, level.opts());
+  return flags;
+}
+
+export function createContext(io: CliIo): CliContext {
+  return {
+    io,
+    print: (line) => io.stdout(`${line}\n`),
+    withClient: async (command, use) => {
+      // Settings are read only when a command needs the server, so --help and admin work without them.
+      const settings = await resolveConnectionSettings(connectionFlags(command), io);
+      const client = new MeshClient(settings, io.clientOptions);
+      try {
+        return await use(client);
+      } finally {
+        client.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import type { TrackingInfo } from '../client/mesh-client.ts';
+import type { CliContext } from './context.ts';
+
+/** A short, aligned summary of a tracking answer; fields the server left empty are skipped. */
+export function trackingSummary(info: TrackingInfo): string {
+  const present = (value: unknown): value is string | number => (typeof value === 'string' && value !== '') || typeof value === 'number';
+  const status = [info.status, present(info.status_code) ? `code ${info.status_code}` : undefined, info.status_description]
+    .filter(present)
+    .join(', ');
+  const file = [
+    info.file_name,
+    present(info.file_size) ? `${info.file_size} bytes` : undefined,
+    present(info.chunk_count) ? `${info.chunk_count} chunk${info.chunk_count === 1 ? '' : 's'}` : undefined,
+  ]
+    .filter(present)
+    .join(', ');
+  const rows: [string, unknown][] = [
+    ['message', info.message_id],
+    ['status', status],
+    ['from', info.sender],
+    ['to', info.recipient],
+    ['workflow', info.workflow_id],
+    ['local id', info.local_id],
+    ['subject', info.subject],
+    ['file', file],
+    ['type', info.message_type],
+    ['uploaded', info.upload_timestamp],
+    ['acknowledged', info.acknowledged_timestamp],
+  ];
+  const shown = rows.filter((row): row is [string, string | number] => present(row[1]));
+  const width = Math.max(...shown.map(([label]) => label.length));
+  return shown.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+}
+
+export function registerTrackCommand(program: Command, context: CliContext): void {
+  program
+    .command('track')
+    .description('show the status of a message you sent (accepted, acknowledged, ...)')
+    .argument('<id>', 'message id')
+    .option('--json', "print the server's tracking record as JSON")
+    .action(async (id: string, flags: { json?: boolean }, command: Command) => {
+      const info = await context.withClient(command, (client) => client.track(id));
+      context.print(flags.json ? JSON.stringify(info, null, 2) : trackingSummary(info));
+    });
+}

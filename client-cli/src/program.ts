@@ -1,0 +1,117 @@
+import { Command, CommanderError, Help, Option } from 'commander';
+import { DEFAULT_URL, PROFILE_SOURCE, SETTING_SOURCES } from './client/settings.ts';
+import { registerAckCommand } from './commands/ack.ts';
+import { registerAdminCommands } from './commands/admin/index.ts';
+import { type CliIo, createContext, processIo } from './commands/context.ts';
+import { registerCountCommand } from './commands/count.ts';
+import { registerDownloadCommand } from './commands/download.ts';
+import { registerHandshakeCommand } from './commands/handshake.ts';
+import { registerInboxCommand } from './commands/inbox.ts';
+import { registerSendCommand } from './commands/send.ts';
+import { registerTrackCommand } from './commands/track.ts';
+import { VERSION } from './version.ts';
+
+/** Exit status of a usage error (bad or missing arguments), as most Unix tools use. */
+export const USAGE_EXIT_CODE = 2;
+
+function optionTerm(option: Option): string {
+  return option.mandatory ? option.flags : `[${option.flags}]`;
+}
+
+/**
+ * How a command appears in `meshbox --help`: its arguments and every option, so the top
+ * level help alone shows how to call anything.
+ */
+function commandSynopsis(command: Command): string {
+  const args = command.registeredArguments.map((argument) => (argument.required ? `<${argument.name()}>` : `[${argument.name()}]`));
+  const options = command.options.filter((option) => !option.hidden).map(optionTerm);
+  return [command.name(), ...args, ...options, ...(command.commands.length > 0 ? ['<command>'] : [])].join(' ');
+}
+
+/** Terms longer than this (command synopses) get a line of their own, their description below. */
+const HELP_TERM_WIDTH = 26;
+
+const helpLayout: Partial<Help> = {
+  subcommandTerm: commandSynopsis,
+  padWidth(command, helper) {
+    return Math.min(Help.prototype.padWidth.call(helper, command, helper), HELP_TERM_WIDTH);
+  },
+  formatItem(term, termWidth, description, helper) {
+    if (helper.displayWidth(term) <= termWidth) return Help.prototype.formatItem.call(helper, term, termWidth, description, helper);
+    return `  ${term}\n${Help.prototype.formatItem.call(helper, '', termWidth, description, helper)}`;
+  },
+};
+
+function addConnectionOptions(command: Command, hidden: boolean): void {
+  for (const source of [...Object.values(SETTING_SOURCES), PROFILE_SOURCE]) {
+    // No commander default for --url: a default flag value would hide MESHBOX_URL and the profile.
+    const fallback = source === SETTING_SOURCES.url ? ` (default ${DEFAULT_URL})` : '';
+    const option = new Option(source.flag, `${source.what}${fallback} [env ${source.env}]`);
+    command.addOption(hidden ? option.hideHelp() : option);
+  }
+  if (hidden) command.addHelpText('after', '\nConnection flags (--profile, --mailbox, --cert, ...): see meshbox --help.');
+}
+
+/** The `meshbox` command line: user commands, admin commands and the global connection flags. */
+export function buildProgram(io: CliIo = processIo()): Command {
+  const program = new Command('meshbox')
+    .description('MESH mailbox client: send, list, download, acknowledge and track messages on a meshbox (or MESH) server')
+    .version(VERSION, '-V, --version')
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp(helpLayout);
+  addConnectionOptions(program, false);
+  program.addHelpText(
+    'after',
+    '\nConnection settings come from the flags above (before or after the command), then MESHBOX_*\n' +
+      'environment variables, then the profile file.',
+  );
+
+  const context = createContext(io);
+  registerSendCommand(program, context);
+  registerInboxCommand(program, context);
+  registerCountCommand(program, context);
+  registerDownloadCommand(program, context);
+  registerAckCommand(program, context);
+  registerTrackCommand(program, context);
+  registerHandshakeCommand(program, context);
+  // The same flags, hidden, on each user command, so `meshbox inbox --profile p` works as well.
+  for (const command of program.commands) addConnectionOptions(command, true);
+  registerAdminCommands(program);
+  // Program options only before the command name: otherwise the global --password would take
+  // the value meant for `admin mailbox create --password`. Set after the commands are added, as
+  // commander copies it into commands created later, and admin's own option parsing stays as it is.
+  program.enablePositionalOptions();
+  return program;
+}
+
+function allCommands(command: Command): Command[] {
+  return [command, ...command.commands.flatMap(allCommands)];
+}
+
+/**
+ * What a failed command prints on stderr. A MeshClientError's message is already
+ * `<description> (HTTP <status>, MESH code <code>)`.
+ */
+export function errorLine(error: unknown): string {
+  return `meshbox: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/**
+ * Runs the CLI and returns its exit status instead of exiting, so tests can run it
+ * in-process: 0 success, 1 a failed command, 2 a usage error.
+ */
+export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const program = buildProgram(io);
+  // Throw instead of process.exit(); settings are copied to subcommands only at creation, so set each.
+  for (const command of allCommands(program)) command.exitOverride();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    // Commander has printed its own message; help and --version end with 0, anything else is usage.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
+    io.stderr(`${errorLine(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,193 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { type MailboxFiles, runInProcess, runSubprocess, writeMailboxFiles } from './support/cli-fixture.ts';
+
+const WORKFLOW = 'PATH_TEST_RESULTS';
+const MESSAGE_ID = /^\d{20}_[0-9A-F]{6}$/;
+
+let server: TestServer;
+let work: string;
+let lab: MailboxFiles;
+let gp: MailboxFiles;
+
+test.before(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), 'meshbox-cli-test-'));
+  lab = await writeMailboxFiles(server, await server.createMailbox({ name: 'Pathology lab' }), join(work, 'profiles'));
+  gp = await writeMailboxFiles(server, await server.createMailbox({ name: 'GP practice' }), join(work, 'profiles'));
+});
+
+test.after.always(async () => {
+  await server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** A fresh folder to run a command in (downloads land there). */
+async function folder(): Promise<string> {
+  return mkdtemp(join(work, 'run-'));
+}
+
+function as(files: MailboxFiles, args: readonly string[], cwd: string) {
+  return runInProcess(['--profile', files.profile, ...args], { cwd });
+}
+
+async function sendFile(from: MailboxFiles, to: MailboxFiles, payload: Buffer, extra: readonly string[] = []): Promise<string> {
+  const cwd = await folder();
+  await writeFile(join(cwd, 'payload.bin'), payload);
+  const sent = await as(from, ['send', 'payload.bin', '--to', to.mailbox.id, '--workflow', WORKFLOW, '--json', ...extra], cwd);
+  if (sent.code !== 0) throw new Error(`send failed: ${sent.stderr}`);
+  return (JSON.parse(sent.stdout) as { messageId: string }).messageId;
+}
+
+test('--help lists every command with its options and the connection flags', async (t) => {
+  const help = await runSubprocess(['--help']);
+  t.is(help.code, 0);
+  for (const expected of [
+    'send <file> --to <mailbox> --workflow <id> [--subject <text>] [--local-id <id>] [--file-name <name>] [--json]',
+    'inbox [--json]',
+    'count',
+    'download <id> [-o, --output <file>]',
+    'ack <id>',
+    'track <id> [--json]',
+    'handshake',
+    'admin',
+    '--profile <file>',
+    '--shared-key <key>',
+    'MESHBOX_CERT',
+  ]) {
+    t.true(help.stdout.includes(expected), `help mentions ${expected}`);
+  }
+});
+
+test('a file sent with the CLI arrives byte-identical, ack empties the inbox, and the sender sees it acknowledged', async (t) => {
+  const payload = randomBytes(400_000);
+  const cwd = await folder();
+  await writeFile(join(cwd, 'result.bin'), payload);
+
+  const sent = await as(lab, ['send', 'result.bin', '--to', gp.mailbox.id.toLowerCase(), '--workflow', WORKFLOW, '--subject', 'FBC', '--local-id', 'lab-42'], cwd);
+  t.is(sent.code, 0, sent.stderr);
+  const messageId = sent.stdout.trim();
+  t.regex(messageId, MESSAGE_ID);
+
+  const inbox = await as(gp, ['inbox', '--json'], cwd);
+  t.is(inbox.code, 0, inbox.stderr);
+  t.true((JSON.parse(inbox.stdout) as string[]).includes(messageId));
+  const plainInbox = await as(gp, ['inbox'], cwd);
+  t.true(plainInbox.stdout.split('\n').includes(messageId));
+
+  const output = join(cwd, 'received.bin');
+  const download = await as(gp, ['download', messageId, '-o', 'received.bin'], cwd);
+  t.is(download.code, 0, download.stderr);
+  t.is(download.stdout.trim(), output);
+  t.true((await readFile(output)).equals(payload));
+  t.deepEqual(
+    (await readdir(cwd)).filter((name) => name.endsWith('.part')),
+    [],
+    'no temporary file left behind',
+  );
+
+  const accepted = await as(lab, ['track', messageId], cwd);
+  t.regex(accepted.stdout, /^status\s+accepted/m);
+
+  const ack = await as(gp, ['ack', messageId], cwd);
+  t.is(ack.code, 0, ack.stderr);
+  const after = await as(gp, ['inbox', '--json'], cwd);
+  t.false((JSON.parse(after.stdout) as string[]).includes(messageId));
+
+  const tracked = await as(lab, ['track', messageId, '--json'], cwd);
+  t.is(tracked.code, 0, tracked.stderr);
+  const tracking = JSON.parse(tracked.stdout) as { message_id: string; status: string; local_id: string };
+  t.is(tracking.message_id, messageId);
+  t.is(tracking.status, 'acknowledged');
+  t.is(tracking.local_id, 'lab-42');
+
+  const summary = await as(lab, ['track', messageId], cwd);
+  t.regex(summary.stdout, /^status\s+acknowledged/m);
+  t.regex(summary.stdout, new RegExp(`^to\\s+${gp.mailbox.id}$`, 'm'));
+  t.regex(summary.stdout, /^file\s+result\.bin, 400000 bytes, 1 chunk$/m);
+});
+
+test('download without -o saves under the sender\'s file name, reduced to a bare name', async (t) => {
+  const payload = randomBytes(1000);
+  const messageId = await sendFile(lab, gp, payload, ['--file-name', '../../escape.bin']);
+  const cwd = await folder();
+  const download = await as(gp, ['download', messageId], cwd);
+  t.is(download.code, 0, download.stderr);
+  t.is(download.stdout.trim(), join(cwd, 'escape.bin'));
+  t.true((await readFile(join(cwd, 'escape.bin'))).equals(payload));
+});
+
+test('count and handshake work from environment variables alone, run as a separate process', async (t) => {
+  const env = {
+    MESHBOX_URL: server.origin,
+    MESHBOX_MAILBOX: gp.mailbox.id,
+    MESHBOX_PASSWORD: gp.mailbox.password,
+    MESHBOX_SHARED_KEY: server.sharedKey,
+    MESHBOX_CERT: gp.cert,
+    MESHBOX_KEY: gp.key,
+    MESHBOX_CA: gp.ca,
+  };
+  const handshake = await runSubprocess(['handshake'], { env });
+  t.is(handshake.code, 0, handshake.stderr);
+  t.is(handshake.stdout.trim(), `handshake OK: mailbox ${gp.mailbox.id}`);
+  const count = await runSubprocess(['count'], { env });
+  t.is(count.code, 0, count.stderr);
+  t.regex(count.stdout.trim(), /^\d+$/);
+});
+
+test('missing settings are each named, with how to supply them, and exit 1', async (t) => {
+  const result = await runInProcess(['inbox'], { cwd: await folder(), env: { MESHBOX_MAILBOX: 'x26ot001' } });
+  t.is(result.code, 1);
+  t.is(result.stdout, '');
+  t.true(result.stderr.startsWith('meshbox: connection settings are incomplete'));
+  for (const expected of ['--password <password>', 'MESHBOX_SHARED_KEY', '"sharedKey"', '--cert <file>', 'MESHBOX_KEY', '"ca"', '--profile <file>']) {
+    t.true(result.stderr.includes(expected), `mentions ${expected}`);
+  }
+  t.false(result.stderr.includes('mailbox id is missing'), 'the mailbox from the environment counts');
+});
+
+test('a refused send prints the server\'s description, HTTP status and MESH code, and exits 1', async (t) => {
+  const cwd = await folder();
+  await writeFile(join(cwd, 'big.bin'), randomBytes(300_000));
+  const result = await as(lab, ['send', 'big.bin', '--to', 'NOSUCHMAILBOX', '--workflow', WORKFLOW], cwd);
+  t.is(result.code, 1);
+  t.is(result.stdout, '');
+  t.regex(result.stderr, /^meshbox: .*Unregistered to address.* \(HTTP 417, MESH code 12\)\n$/);
+});
+
+test('a message that is not there gives a one-line error and exit 1, leaving no file', async (t) => {
+  const cwd = await folder();
+  const result = await as(gp, ['download', '20200101000000000000_ABCDEF', '-o', 'nothing.bin'], cwd);
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: .* \(HTTP 404, MESH code 20\)\n$/);
+  t.deepEqual(await readdir(cwd), []);
+});
+
+test('usage errors exit 2', async (t) => {
+  const cwd = await folder();
+  const missingOption = await as(lab, ['send', 'x.bin', '--workflow', WORKFLOW], cwd);
+  t.is(missingOption.code, 2);
+  t.true(missingOption.stderr.includes("required option '--to <mailbox>' not specified"));
+  t.is((await runInProcess(['nonsense'], { cwd })).code, 2);
+  t.is((await runInProcess(['ack'], { cwd })).code, 2);
+});
+
+test('connection flags may follow the command name, and beat the profile there', async (t) => {
+  const cwd = await folder();
+  const result = await runInProcess(['count', '--profile', gp.profile, '--mailbox', lab.mailbox.id], { cwd });
+  // The profile's certificate is the GP's, so the lab's mailbox is refused: the flag was used.
+  t.is(result.code, 1);
+  t.regex(result.stderr, /\(HTTP 403/);
+  const fine = await runInProcess(['count', '--profile', gp.profile], { cwd });
+  t.is(fine.code, 0, fine.stderr);
+});
+
+test('an unreachable server gives "cannot reach" and exit 1', async (t) => {
+  const result = await as(gp, ['count', '--url', 'https://127.0.0.1:1'], await folder());
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: cannot reach https:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+});

@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import test from 'ava';
+import { issueServerCertificate } from '../../shared/src/pki/index.ts';
+import { startTestServer, type TestMailbox, type TestServer } from '../../test/support/harness.ts';
+import { MeshClientError } from '../src/client/errors.ts';
+import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.ts';
+
+let server: TestServer;
+let work: string;
+
+test.before(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), 'meshbox-client-test-'));
+});
+
+test.after.always(async () => {
+  await server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function settingsFor(mailbox: TestMailbox, origin = server.origin): ConnectionSettings {
+  return {
+    url: origin,
+    mailboxId: mailbox.id,
+    password: mailbox.password,
+    sharedKey: server.sharedKey,
+    certPem: mailbox.certPem,
+    keyPem: mailbox.keyPem,
+    caPem: server.caPem,
+  };
+}
+
+/** Runs `use` with a client for the mailbox, closing it after. */
+async function withClient<T>(mailbox: TestMailbox, use: (client: MeshClient) => Promise<T>): Promise<T> {
+  const client = new MeshClient(settingsFor(mailbox), { retryDelayMs: 10 });
+  try {
+    return await use(client);
+  } finally {
+    client.close();
+  }
+}
+
+function collector(): { stream: Writable; bytes: () => Buffer } {
+  const parts: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      parts.push(chunk);
+      done();
+    },
+  });
+  return { stream, bytes: () => Buffer.concat(parts) };
+}
+
+test('listInbox follows links.next across pages: 12 messages with max_results 10', async (t) => {
+  const sender = await server.createMailbox();
+  const recipient = await server.createMailbox();
+  const sent: string[] = [];
+  await withClient(sender, async (client) => {
+    for (let i = 0; i < 12; i += 1) {
+      sent.push(await client.sendMessage({ to: recipient.id, workflowId: 'WF', body: Buffer.from(`message ${i}`) }));
+    }
+  });
+  await withClient(recipient, async (client) => {
+    t.deepEqual(await client.listInbox({ maxResults: 10 }), sent, 'every id, oldest first');
+    t.is(await client.count(), 12);
+    const firstPage: string[] = [];
+    for await (const id of client.inbox({ maxResults: 10 })) {
+      firstPage.push(id);
+      if (firstPage.length === 10) break;
+    }
+    t.deepEqual(firstPage, sent.slice(0, 10));
+  });
+});
+
+test('a three-chunk message uploaded chunk by chunk downloads whole, in order', async (t) => {
+  const sender = await server.createMailbox();
+  const recipient = await server.createMailbox();
+  const chunks = [randomBytes(70_000), randomBytes(50_000), randomBytes(10_000)] as const;
+  const chunkFile = join(work, 'chunk3.bin');
+  await writeFile(chunkFile, chunks[2]);
+
+  const messageId = await withClient(sender, async (client) => {
+    const id = await client.sendMessage({
+      to: recipient.id,
+      workflowId: 'WF',
+      body: chunks[0],
+      totalChunks: 3,
+      fileName: 'whole.bin',
+      subject: 'three parts',
+    });
+    await client.uploadChunk(id, 2, 3, chunks[1]);
+    await client.uploadChunk(id, 3, 3, () => createReadStream(chunkFile), chunks[2].length);
+    return id;
+  });
+
+  await withClient(recipient, async (client) => {
+    const head = await client.head(messageId);
+    t.is(head.messageId, messageId);
+    t.is(head.totalChunks, 3);
+    t.is(head.fileName, 'whole.bin');
+    t.is(head.subject, 'three parts');
+    t.is(head.from, sender.id);
+
+    const second = await client.downloadChunk(messageId, 2);
+    t.is(second.status, 206);
+    t.is(second.metadata.chunkNumber, 2);
+    second.body.resume();
+
+    const output = collector();
+    const metadata = await client.downloadMessage(messageId, output.stream);
+    t.is(metadata.totalChunks, 3);
+    t.true(output.bytes().equals(Buffer.concat(chunks)));
+    t.true(output.stream.writableEnded);
+
+    await client.acknowledge(messageId);
+    const error = await t.throwsAsync(client.head(messageId), { instanceOf: MeshClientError });
+    t.is(error?.status, 410);
+  });
+
+  const tracking = await withClient(sender, (client) => client.track(messageId));
+  t.is(tracking.status, 'acknowledged');
+  t.is(tracking.chunk_count, 3);
+});
+
+test('errors carry the HTTP status, MESH code and description from the v2 body', async (t) => {
+  const sender = await server.createMailbox();
+  await withClient(sender, async (client) => {
+    const error = await t.throwsAsync(client.sendMessage({ to: 'NOBODY', workflowId: 'WF', body: Buffer.from('x') }), {
+      instanceOf: MeshClientError,
+    });
+    t.is(error?.status, 417);
+    t.is(error?.code, '12');
+    t.is(error?.event, 'SEND');
+    t.regex(error?.description ?? '', /Unregistered to address/);
+    t.truthy(error?.internalId);
+
+    const missing = await t.throwsAsync(client.track('20200101000000000000_ABCDEF'), { instanceOf: MeshClientError });
+    t.is(missing?.status, 404);
+    t.is(missing?.code, '20');
+  });
+});
+
+test('a wrong password is refused with 403', async (t) => {
+  const mailbox = await server.createMailbox();
+  const client = new MeshClient({ ...settingsFor(mailbox), password: 'wrong' });
+  try {
+    const error = await t.throwsAsync(client.handshake(), { instanceOf: MeshClientError });
+    t.is(error?.status, 403);
+  } finally {
+    client.close();
+  }
+});
+
+test('a 503 is retried with a fresh token, and a GET succeeds on the next attempt', async (t) => {
+  const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const authorizations: string[] = [];
+  const flaky = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (request, response) => {
+    authorizations.push(request.headers.authorization ?? '');
+    if (authorizations.length === 1) {
+      response.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: 7 }));
+  });
+  flaky.listen(0, '127.0.0.1');
+  await once(flaky, 'listening');
+  const origin = `https://127.0.0.1:${(flaky.address() as AddressInfo).port}`;
+  const mailbox = await server.createMailbox();
+  const client = new MeshClient(settingsFor(mailbox, origin), { retryDelayMs: 10 });
+  try {
+    t.is(await client.count(), 7);
+    t.is(authorizations.length, 2);
+    t.not(authorizations[0], authorizations[1]);
+    t.regex(authorizations[1] ?? '', new RegExp(`^NHSMESH ${mailbox.id}:`));
+  } finally {
+    client.close();
+    flaky.closeAllConnections();
+    flaky.close();
+  }
+});
+
+test('a server that keeps answering 503 gives up after the retries with the 503', async (t) => {
+  const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  let requests = 0;
+  const busy = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (_request, response) => {
+    requests += 1;
+    response.writeHead(503, { 'content-type': 'text/plain' }).end('try later');
+  });
+  busy.listen(0, '127.0.0.1');
+  await once(busy, 'listening');
+  const origin = `https://127.0.0.1:${(busy.address() as AddressInfo).port}`;
+  const client = new MeshClient(settingsFor(await server.createMailbox(), origin), { retries: 2, retryDelayMs: 5 });
+  try {
+    const error = await t.throwsAsync(client.count(), { instanceOf: MeshClientError });
+    t.is(error?.status, 503);
+    t.is(error?.description, 'try later');
+    t.is(requests, 3);
+  } finally {
+    client.close();
+    busy.closeAllConnections();
+    busy.close();
+  }
+});

@@ -1,0 +1,108 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { DEFAULT_URL, resolveConnectionSettings, SettingsError } from '../src/client/settings.ts';
+
+let dir: string;
+
+test.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'meshbox-settings-test-'));
+  await mkdir(join(dir, 'profiles', 'pem'), { recursive: true });
+  for (const name of ['profile.crt', 'profile.key', 'profile-ca.crt']) await writeFile(join(dir, 'profiles', 'pem', name), `${name} pem`);
+  for (const name of ['env.crt', 'flag.crt']) await writeFile(join(dir, name), `${name} pem`);
+  await writeFile(
+    join(dir, 'profiles', 'gp.json'),
+    JSON.stringify({
+      url: 'https://profile.example:9443',
+      mailbox: 'profilebox',
+      password: 'profile-password',
+      sharedKey: 'profile-key',
+      cert: 'pem/profile.crt',
+      key: 'pem/profile.key',
+      ca: 'pem/profile-ca.crt',
+    }),
+  );
+});
+
+test.after.always(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('a profile alone supplies everything; its paths resolve against its own folder', async (t) => {
+  const settings = await resolveConnectionSettings({ profile: 'profiles/gp.json' }, { env: {}, cwd: dir });
+  t.deepEqual(settings, {
+    url: 'https://profile.example:9443',
+    mailboxId: 'PROFILEBOX',
+    password: 'profile-password',
+    sharedKey: 'profile-key',
+    certPem: 'profile.crt pem',
+    keyPem: 'profile.key pem',
+    caPem: 'profile-ca.crt pem',
+  });
+});
+
+test('flags beat environment variables, which beat the profile (named by MESHBOX_PROFILE)', async (t) => {
+  const settings = await resolveConnectionSettings(
+    { mailbox: 'flagbox', cert: 'flag.crt' },
+    {
+      cwd: dir,
+      env: {
+        MESHBOX_PROFILE: join(dir, 'profiles', 'gp.json'),
+        MESHBOX_MAILBOX: 'envbox',
+        MESHBOX_PASSWORD: 'env-password',
+        MESHBOX_CERT: 'env.crt',
+        MESHBOX_URL: 'https://env.example',
+      },
+    },
+  );
+  t.is(settings.mailboxId, 'FLAGBOX');
+  t.is(settings.certPem, 'flag.crt pem');
+  t.is(settings.password, 'env-password');
+  t.is(settings.url, 'https://env.example');
+  t.is(settings.sharedKey, 'profile-key');
+  t.is(settings.keyPem, 'profile.key pem');
+});
+
+test('the url defaults to https://localhost:8443', async (t) => {
+  const settings = await resolveConnectionSettings(
+    { mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: 'flag.crt', ca: 'env.crt' },
+    { env: {}, cwd: dir },
+  );
+  t.is(settings.url, DEFAULT_URL);
+});
+
+test('every missing setting is named with its flag, variable and profile key', async (t) => {
+  const error = await t.throwsAsync(resolveConnectionSettings({ password: 'p' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
+  const lines = (error?.message ?? '').split('\n').slice(1);
+  t.is(lines.length, 5);
+  t.true(lines.some((line) => line.includes('mailbox id is missing') && line.includes('--mailbox <id>') && line.includes('MESHBOX_MAILBOX') && line.includes('"mailbox"')));
+  t.false(error?.message.includes('password'));
+});
+
+test('bad values and unreadable files are reported clearly', async (t) => {
+  const bad = await t.throwsAsync(
+    resolveConnectionSettings(
+      { url: 'http://plain.example', mailbox: 'a/b', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: 'flag.crt', ca: 'env.crt' },
+      { env: {}, cwd: dir },
+    ),
+    { instanceOf: SettingsError },
+  );
+  t.regex(bad?.message ?? '', /server URL "http:\/\/plain\.example" must look like https:\/\/host\[:port\]/);
+  t.regex(bad?.message ?? '', /mailbox id "a\/b" must be letters and digits only/);
+
+  const unreadable = await t.throwsAsync(
+    resolveConnectionSettings({ mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'missing.crt', key: 'flag.crt', ca: 'env.crt' }, { env: {}, cwd: dir }),
+    { instanceOf: SettingsError },
+  );
+  t.regex(unreadable?.message ?? '', /cannot read client certificate \(PEM file\) .*missing\.crt \(from --cert\)/);
+});
+
+test('a profile with an unknown key or broken JSON is refused with its path', async (t) => {
+  await writeFile(join(dir, 'typo.json'), JSON.stringify({ mailbox: 'a', shared_key: 'k' }));
+  const typo = await t.throwsAsync(resolveConnectionSettings({ profile: 'typo.json' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
+  t.regex(typo?.message ?? '', /typo\.json: unknown key\(s\) "shared_key"/);
+  await writeFile(join(dir, 'broken.json'), '{ "mailbox": ');
+  const broken = await t.throwsAsync(resolveConnectionSettings({ profile: 'broken.json' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
+  t.regex(broken?.message ?? '', /broken\.json is not valid JSON/);
+});

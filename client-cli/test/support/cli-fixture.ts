@@ -1,0 +1,96 @@
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { TestMailbox, TestServer } from '../../../test/support/harness.ts';
+import type { ConnectionSettings } from '../../src/client/mesh-client.ts';
+import type { CliIo } from '../../src/commands/context.ts';
+import { runCli } from '../../src/program.ts';
+
+export const MAIN = resolve(import.meta.dirname, '../../src/main.ts');
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunOptions {
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly cwd?: string;
+}
+
+/** Runs the CLI in this process, with its own environment and captured output. */
+export async function runInProcess(args: readonly string[], options: RunOptions & { cwd: string }): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIo = {
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
+    env: options.env ?? {},
+    cwd: options.cwd,
+    clientOptions: { retryDelayMs: 10 },
+  };
+  const code = await runCli(args, io);
+  return { code, stdout, stderr };
+}
+
+/** Runs `node client-cli/src/main.ts ...` as its own process, the way users run `meshbox`. */
+export function runSubprocess(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { cwd: options.cwd, env: { PATH: process.env.PATH, ...options.env } },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        done({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** A mailbox's PEM files and CLI profile, as `npm run setup` would write them. */
+export interface MailboxFiles {
+  readonly mailbox: TestMailbox;
+  readonly profile: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+  readonly settings: ConnectionSettings;
+}
+
+/** Writes `<dir>/<ID>.crt`, `.key`, `ca.crt` and a profile `<ID>.json` with paths relative to it. */
+export async function writeMailboxFiles(server: TestServer, mailbox: TestMailbox, dir: string): Promise<MailboxFiles> {
+  await mkdir(dir, { recursive: true });
+  const cert = join(dir, `${mailbox.id}.crt`);
+  const key = join(dir, `${mailbox.id}.key`);
+  const ca = join(dir, 'ca.crt');
+  const profile = join(dir, `${mailbox.id}.json`);
+  await writeFile(cert, mailbox.certPem);
+  await writeFile(key, mailbox.keyPem, { mode: 0o600 });
+  await writeFile(ca, server.caPem);
+  const profileJson = {
+    url: server.origin,
+    mailbox: mailbox.id.toLowerCase(),
+    password: mailbox.password,
+    sharedKey: server.sharedKey,
+    cert: `${mailbox.id}.crt`,
+    key: `${mailbox.id}.key`,
+    ca: 'ca.crt',
+  };
+  await writeFile(profile, JSON.stringify(profileJson, null, 2));
+  const settings: ConnectionSettings = {
+    url: server.origin,
+    mailboxId: mailbox.id,
+    password: mailbox.password,
+    sharedKey: server.sharedKey,
+    certPem: mailbox.certPem,
+    keyPem: mailbox.keyPem,
+    caPem: server.caPem,
+  };
+  return { mailbox, profile, cert, key, ca, settings };
+}

@@ -1,0 +1,96 @@
+import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
+import type { MessageRecord } from '../store/messages.ts';
+import { reserveUniqueMessageId } from './message-ids.ts';
+import type { Services } from './services.ts';
+
+/** How long each stage of a message's life may last; all configurable. */
+export interface RetentionPeriods {
+  /** An accepted message not acknowledged within this becomes undeliverable (MESH: 5 days). */
+  readonly inboxExpiryMs: number;
+  /** An upload not completed within this is abandoned and its chunks deleted. */
+  readonly uploadExpiryMs: number;
+  /** Payload objects are kept this long after acknowledgement, expiry or abandonment. */
+  readonly payloadRetentionMs: number;
+  /** Tracking records are kept this long after delivery (MESH: 30 days). */
+  readonly messageRetentionMs: number;
+}
+
+/** Runs a message's next lifecycle check at a given time (a delayed job per message). */
+export interface LifecycleScheduler {
+  schedule(messageId: string, at: Date): Promise<void>;
+}
+
+export type LifecycleStep =
+  | { readonly kind: 'wait'; readonly until: Date }
+  | { readonly kind: 'abandon-upload' }
+  | { readonly kind: 'expire' }
+  | { readonly kind: 'purge-payload' }
+  | { readonly kind: 'purge-message' };
+
+const at = (from: Date, ms: number): Date => new Date(from.getTime() + ms);
+
+/** What is due for a message now: a pure function of its state, the clock and the periods. */
+export function nextLifecycleStep(message: MessageRecord, now: Date, periods: RetentionPeriods): LifecycleStep {
+  const due = (when: Date, step: LifecycleStep): LifecycleStep => (now < when ? { kind: 'wait', until: when } : step);
+  switch (message.status) {
+    case 'uploading':
+      return due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' });
+    case 'accepted':
+      return due(at(message.acceptedAt ?? message.createdAt, periods.inboxExpiryMs), { kind: 'expire' });
+    case 'acknowledged':
+    case 'undeliverable':
+    case 'error':
+      if (!message.payloadPurgedAt && message.totalChunks > 0) {
+        return due(at(message.statusAt, periods.payloadRetentionMs), { kind: 'purge-payload' });
+      }
+      return due(at(message.acceptedAt ?? message.createdAt, periods.messageRetentionMs), { kind: 'purge-message' });
+  }
+}
+
+export function undeliveredDescription(inboxExpiryMs: number): string {
+  const days = inboxExpiryMs / 86_400_000;
+  const period = Number.isInteger(days) ? `${days} days` : `${Math.round(inboxExpiryMs / 1000)} seconds`;
+  return MeshErrorCodes.undeliveredMessage.description.replace('{days} days', period);
+}
+
+/**
+ * Carries out whatever is due for a message, step after step, and says when to look again
+ * (undefined: its life is over). Every step is idempotent, so a job that crashes and runs
+ * again never sends a second report or loses a message.
+ */
+export async function advanceLifecycle(services: Services, messageId: string): Promise<Date | undefined> {
+  for (;;) {
+    const now = services.now();
+    const message = await services.messages.get(messageId);
+    if (!message) {
+      // Chunk 1 of a send may still be streaming in; otherwise only orphaned objects (a send
+      // that failed after storing its payload) can be left, and they go.
+      if (await services.messages.isReserved(messageId)) return at(now, services.periods.uploadExpiryMs);
+      await services.payloads.deleteMessage(messageId);
+      return undefined;
+    }
+    const step = nextLifecycleStep(message, now, services.periods);
+    switch (step.kind) {
+      case 'wait':
+        return step.until;
+      case 'abandon-upload':
+        await services.messages.abandon(messageId, 'Upload not completed in time; the message was discarded', now);
+        break;
+      case 'expire': {
+        const reportId = await reserveUniqueMessageId(services);
+        // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.
+        await services.lifecycle.schedule(reportId, at(now, services.periods.inboxExpiryMs));
+        await services.messages.expire(message, reportId, undeliveredDescription(services.periods.inboxExpiryMs), now);
+        break;
+      }
+      case 'purge-payload':
+        await services.payloads.deleteMessage(messageId);
+        await services.messages.markPayloadPurged(messageId, now);
+        break;
+      case 'purge-message':
+        await services.payloads.deleteMessage(messageId);
+        await services.messages.purge(message);
+        return undefined;
+    }
+  }
+}

@@ -1,0 +1,70 @@
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { advanceLifecycle, type LifecycleScheduler } from '../domain/lifecycle.ts';
+import type { Services } from '../domain/services.ts';
+
+export const LIFECYCLE_QUEUE = 'message-lifecycle';
+
+interface LifecycleJob {
+  readonly messageId: string;
+}
+
+const JOB_OPTIONS = {
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 1_000 },
+  removeOnComplete: true,
+  // Failed jobs stay visible (admin queues) until a later run succeeds or these many accumulate.
+  removeOnFail: 10_000,
+} as const;
+
+/**
+ * One delayed BullMQ job per message, id = message id. It wakes when the next step of the
+ * message's life is due (abandon upload, expire, purge payload, purge record), does it and
+ * sleeps again until the next.
+ */
+export class BullLifecycleScheduler implements LifecycleScheduler {
+  readonly queue: Queue<LifecycleJob>;
+
+  constructor(connection: Redis, prefix: string) {
+    this.queue = new Queue<LifecycleJob>(LIFECYCLE_QUEUE, { connection, prefix });
+  }
+
+  /** Makes sure the message is looked at no later than `at`. */
+  async schedule(messageId: string, at: Date): Promise<void> {
+    const delay = Math.max(0, at.getTime() - Date.now());
+    const existing = await this.queue.getJob(messageId);
+    if (existing && (await existing.isDelayed())) {
+      await existing.changeDelay(delay);
+      return;
+    }
+    // A job already waiting or running reads the message's state afresh when it runs.
+    if (existing && !(await existing.isFailed()) && !(await existing.isCompleted())) return;
+    if (existing) await existing.remove();
+    await this.queue.add('lifecycle', { messageId }, { ...JOB_OPTIONS, jobId: messageId, delay });
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}
+
+/** Runs lifecycle jobs; any number of processes may run one (each job runs in one at a time). */
+export function startLifecycleWorker(services: Services, connection: Redis, prefix: string, logger: Logger): Worker<LifecycleJob> {
+  const worker = new Worker<LifecycleJob>(
+    LIFECYCLE_QUEUE,
+    async (job: Job<LifecycleJob>, token?: string) => {
+      const next = await advanceLifecycle(services, job.data.messageId);
+      if (next) {
+        await job.moveToDelayed(next.getTime(), token);
+        throw new DelayedError();
+      }
+    },
+    { connection, prefix, concurrency: 16 },
+  );
+  worker.on('failed', (job, error) => {
+    logger.error({ err: error, messageId: job?.data.messageId, attempts: job?.attemptsMade }, 'lifecycle job failed');
+  });
+  worker.on('error', (error) => logger.error({ err: error }, 'lifecycle worker error'));
+  return worker;
+}

@@ -1,0 +1,9 @@
+-- Sets fields of a hash that exists, never creating one (a mailbox or message may have been
+-- deleted meanwhile).
+-- KEYS[1] the hash; ARGV field/value pairs
+-- Returns 1 when updated, 0 when there is no such hash.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
