@@ -20,7 +20,8 @@ const [lab, gp] = DEMO_MAILBOXES;
 const WORKFLOW = lab.workflows[0];
 
 async function meshbox(mailboxId: string, args: readonly string[]): Promise<string> {
-  console.log(`  $ meshbox --profile certs/mailboxes/${mailboxId}.json ${args.join(' ')}`);
+  const shown = args.map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
+  console.log(`  $ meshbox --profile certs/mailboxes/${mailboxId}.json ${shown}`);
   try {
     const { stdout } = await run(process.execPath, [CLI, '--profile', demoProfilePath(mailboxId), ...args]);
     return stdout.trim();

@@ -37,6 +37,7 @@ export interface TestServer {
   readonly services: Services;
   readonly connections: Connections;
   readonly bucket: string;
+  readonly redisPrefix: string;
   /** Registers a mailbox and issues it a client certificate from the server's CA. */
   readonly createMailbox: (mailbox?: Partial<NewMailbox>) => Promise<TestMailbox>;
   readonly close: () => Promise<void>;
@@ -75,9 +76,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const pki = testPki();
   const sharedKey = randomBytes(16).toString('hex');
   const bucket = `test-${randomBytes(8).toString('hex')}`;
+  const redisPrefix = `test:${randomUUID()}:`;
   const connections = await connect({
     redisUrl: local.redisUrl,
-    redisPrefix: `test:${randomUUID()}:`,
+    redisPrefix,
     s3: {
       endpoint: local.s3.endpoint,
       bucket,
@@ -109,6 +111,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     services,
     connections,
     bucket,
+    redisPrefix,
     createMailbox: async (mailbox = {}) => {
       const id = (mailbox.id ?? `T${randomBytes(5).toString('hex')}`).toUpperCase();
       const password = mailbox.password ?? randomBytes(12).toString('hex');

@@ -1,0 +1,110 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
+import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
+
+let server: TestServer;
+let pkiDir: string;
+let adminEnv: Record<string, string>;
+
+test.before(async () => {
+  server = await startTestServer();
+  const local = await ensureLocalServices();
+  pkiDir = await mkdtemp(join(tmpdir(), 'meshbox-admin-'));
+  // The admin signs with the test server's CA, so what it issues is accepted there.
+  await writeFile(join(pkiDir, 'ca.crt'), server.ca.certPem);
+  await writeFile(join(pkiDir, 'ca.key'), server.ca.keyPem);
+  adminEnv = {
+    MESHBOX_REDIS_URL: local.redisUrl,
+    MESHBOX_REDIS_PREFIX: server.redisPrefix,
+    MESHBOX_S3_ENDPOINT: local.s3.endpoint,
+    MESHBOX_PKI_DIR: pkiDir,
+  };
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+const admin = (...args: string[]): Promise<CliResult> => runSubprocess(['admin', ...args], { env: adminEnv });
+
+function asMailbox(id: string, password: string, dir: string, ...args: string[]): Promise<CliResult> {
+  return runSubprocess([
+    '--url', server.origin,
+    '--mailbox', id,
+    '--password', password,
+    '--shared-key', server.sharedKey,
+    '--cert', join(dir, `${id}.crt`),
+    '--key', join(dir, `${id}.key`),
+    '--ca', join(pkiDir, 'ca.crt'),
+    ...args,
+  ]);
+}
+
+test('ca init creates a CA and will not replace it without --force', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
+  const created = await admin('--pki-dir', dir, 'ca', 'init', '--name', 'Test Trust CA');
+  t.is(created.code, 0, created.stderr);
+  const certPem = await readFile(join(dir, 'ca.crt'), 'utf8');
+  t.is(describeCertificate(certPem).subjectCommonName, 'Test Trust CA');
+  t.true(verifyIssuedBy(certPem, certPem));
+
+  const again = await admin('--pki-dir', dir, 'ca', 'init');
+  t.is(again.code, 1);
+  t.regex(again.stderr, /already exists.*--force/);
+  t.is(await readFile(join(dir, 'ca.crt'), 'utf8'), certPem);
+
+  const server = await admin('--pki-dir', dir, 'cert', 'server', '--dns', 'mesh.example.org', '--ip', '10.1.2.3');
+  t.is(server.code, 0, server.stderr);
+  t.true(verifyIssuedBy(await readFile(join(dir, 'server.crt'), 'utf8'), certPem));
+});
+
+test('mailbox create registers the mailbox and issues a certificate the server accepts; disable and enable take effect', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const created = await admin('mailbox', 'create', 'x26ot001', '--password', 'pw-1', '--ods', 'X26', '--name', 'Example Trust', '--workflow', 'W1', 'W2', '--cert-out', out);
+  t.is(created.code, 0, created.stderr);
+  t.true(existsSync(join(out, 'X26OT001.crt')));
+  t.true(existsSync(join(out, 'X26OT001.key')));
+  t.is(describeCertificate(await readFile(join(out, 'X26OT001.crt'), 'utf8')).subjectCommonName, 'X26OT001');
+
+  t.is((await asMailbox('X26OT001', 'pw-1', out, 'handshake')).code, 0);
+
+  const shown = await admin('mailbox', 'show', 'X26OT001');
+  t.is(shown.code, 0);
+  const mailbox = JSON.parse(shown.stdout);
+  t.like(mailbox, { id: 'X26OT001', odsCode: 'X26', name: 'Example Trust', active: true, workflows: ['W1', 'W2'] });
+  t.false('password' in mailbox);
+  t.false(shown.stdout.includes('pw-1'));
+
+  const listed = await admin('mailbox', 'list', '--json');
+  t.true((JSON.parse(listed.stdout) as { id: string }[]).some((entry) => entry.id === 'X26OT001'));
+
+  t.is((await admin('mailbox', 'disable', 'X26OT001')).code, 0);
+  const refused = await asMailbox('X26OT001', 'pw-1', out, 'handshake');
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /HTTP 403/);
+  t.is((await admin('mailbox', 'enable', 'X26OT001')).code, 0);
+  t.is((await asMailbox('X26OT001', 'pw-1', out, 'handshake')).code, 0);
+});
+
+test('mailbox commands refuse duplicates, unknown mailboxes and bad ids with a clear message', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'DUP001', '--password', 'a', '--cert-out', out)).code, 0);
+  const duplicate = await admin('mailbox', 'create', 'DUP001', '--password', 'b', '--cert-out', out);
+  t.is(duplicate.code, 1);
+  t.regex(duplicate.stderr, /DUP001 already exists/);
+
+  const unknown = await admin('mailbox', 'show', 'NOSUCH1');
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /no mailbox NOSUCH1/);
+  t.is((await admin('mailbox', 'disable', 'NOSUCH1')).code, 1);
+
+  const bad = await admin('mailbox', 'create', 'bad/id', '--password', 'x', '--cert-out', out);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /invalid mailbox id/);
+});
