@@ -47,6 +47,11 @@ export function nextLifecycleStep(message: MessageRecord, now: Date, periods: Re
   }
 }
 
+async function purgePayload(services: Services, messageId: string, now: Date): Promise<void> {
+  await services.payloads.deleteMessage(messageId);
+  await services.messages.markPayloadPurged(messageId, now);
+}
+
 export function undeliveredDescription(inboxExpiryMs: number): string {
   const days = inboxExpiryMs / 86_400_000;
   const period = Number.isInteger(days) ? `${days} days` : `${Math.round(inboxExpiryMs / 1000)} seconds`;
@@ -75,6 +80,8 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         return step.until;
       case 'abandon-upload':
         await services.messages.abandon(messageId, 'Upload not completed in time; the message was discarded', now);
+        // Nobody can ever download an incomplete message: its chunks go at once.
+        await purgePayload(services, messageId, now);
         break;
       case 'expire': {
         const reportId = await reserveUniqueMessageId(services);
@@ -84,8 +91,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         break;
       }
       case 'purge-payload':
-        await services.payloads.deleteMessage(messageId);
-        await services.messages.markPayloadPurged(messageId, now);
+        await purgePayload(services, messageId, now);
         break;
       case 'purge-message':
         await services.payloads.deleteMessage(messageId);

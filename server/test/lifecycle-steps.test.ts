@@ -1,0 +1,51 @@
+import test from 'ava';
+import { nextLifecycleStep, undeliveredDescription } from '../src/domain/lifecycle.ts';
+import type { MessageRecord } from '../src/store/messages.ts';
+
+const periods = { inboxExpiryMs: 5_000, uploadExpiryMs: 1_000, payloadRetentionMs: 2_000, messageRetentionMs: 30_000 };
+const t0 = new Date('2026-11-22T10:00:00Z');
+const plus = (ms: number): Date => new Date(t0.getTime() + ms);
+
+function message(overrides: Partial<MessageRecord>): MessageRecord {
+  return {
+    id: 'X', type: 'DATA', sender: 'A', recipient: 'B', workflowId: 'W', subject: '', localId: '', partnerId: '',
+    fileName: '', checksum: '', contentType: '', compressed: false, encrypted: false, contentEncoding: '',
+    totalChunks: 1, linkedMessageId: '', status: 'accepted',
+    statusDetail: { code: '00', event: 'TRANSFER', description: '', success: true },
+    size: 1, createdAt: t0, statusAt: t0, acceptedAt: t0, acknowledgedAt: undefined, payloadPurgedAt: undefined,
+    ...overrides,
+  };
+}
+
+test('an uploading message waits for the upload expiry, then is abandoned', (t) => {
+  const uploading = message({ status: 'uploading', acceptedAt: undefined });
+  t.deepEqual(nextLifecycleStep(uploading, plus(999), periods), { kind: 'wait', until: plus(1_000) });
+  t.deepEqual(nextLifecycleStep(uploading, plus(1_000), periods), { kind: 'abandon-upload' });
+});
+
+test('an accepted message expires at acceptance + inbox expiry', (t) => {
+  const accepted = message({ acceptedAt: plus(500) });
+  t.deepEqual(nextLifecycleStep(accepted, plus(5_000), periods), { kind: 'wait', until: plus(5_500) });
+  t.deepEqual(nextLifecycleStep(accepted, plus(5_500), periods), { kind: 'expire' });
+});
+
+test('a finished message has its payload purged after the retention, then its record after the message retention', (t) => {
+  for (const status of ['acknowledged', 'undeliverable', 'error'] as const) {
+    const done = message({ status, statusAt: plus(1_000) });
+    t.deepEqual(nextLifecycleStep(done, plus(2_999), periods), { kind: 'wait', until: plus(3_000) }, status);
+    t.deepEqual(nextLifecycleStep(done, plus(3_000), periods), { kind: 'purge-payload' }, status);
+    const purged = message({ status, statusAt: plus(1_000), payloadPurgedAt: plus(3_000) });
+    t.deepEqual(nextLifecycleStep(purged, plus(3_000), periods), { kind: 'wait', until: plus(30_000) }, status);
+    t.deepEqual(nextLifecycleStep(purged, plus(30_000), periods), { kind: 'purge-message' }, status);
+  }
+});
+
+test('a report has no payload to purge', (t) => {
+  const report = message({ type: 'REPORT', totalChunks: 0, status: 'acknowledged' });
+  t.deepEqual(nextLifecycleStep(report, plus(1), periods), { kind: 'wait', until: plus(30_000) });
+});
+
+test('the non-delivery description speaks in days when the period is whole days', (t) => {
+  t.is(undeliveredDescription(5 * 86_400_000), 'Message not collected by recipient after 5 days');
+  t.is(undeliveredDescription(90_000), 'Message not collected by recipient after 90 seconds');
+});

@@ -1,0 +1,153 @@
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import test from 'ava';
+import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import type { Services } from '../../server/src/domain/services.ts';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, sendMessage } from '../support/http.ts';
+
+const SECOND = 1000;
+const periods = {
+  inboxExpiryMs: 60 * SECOND,
+  uploadExpiryMs: 30 * SECOND,
+  payloadRetentionMs: 10 * SECOND,
+  messageRetentionMs: 300 * SECOND,
+};
+
+let server: TestServer;
+let lab: TestMailbox;
+let gp: TestMailbox;
+
+test.before(async () => {
+  // No worker: each test runs the lifecycle itself, at chosen moments, as often as it likes.
+  server = await startTestServer({ periods, worker: false });
+  lab = await server.createMailbox();
+  gp = await server.createMailbox();
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+/** The services as they would be `ms` from now. */
+function later(ms: number): Services {
+  return { ...server.services, now: () => new Date(Date.now() + ms) };
+}
+
+async function objectsOf(messageId: string): Promise<number> {
+  const listing = await server.connections.s3.send(
+    new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }),
+  );
+  return listing.KeyCount ?? 0;
+}
+
+const inboxOf = async (mailbox: TestMailbox): Promise<string[]> =>
+  (await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).json().messages;
+
+test('before the expiry period nothing happens; the next check is due at acceptance + expiry', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'not yet');
+  const next = await advanceLifecycle(later(0), messageId);
+  const accepted = (await server.services.messages.get(messageId))!.acceptedAt!;
+  t.is(next?.getTime(), accepted.getTime() + periods.inboxExpiryMs);
+  t.true((await inboxOf(gp)).includes(messageId));
+});
+
+test('an unacknowledged message expires: 410 for the recipient, a non-delivery report for the sender, once however often the job runs', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'never collected', { 'mex-LocalID': 'lab-ref-1', 'mex-Subject': 'FBC' });
+  const expired = later(periods.inboxExpiryMs + SECOND);
+  await Promise.all([advanceLifecycle(expired, messageId), advanceLifecycle(expired, messageId)]);
+  await advanceLifecycle(expired, messageId);
+
+  t.false((await inboxOf(gp)).includes(messageId));
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).status, 410);
+
+  const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.like(tracking.json(), { status: 'undeliverable', status_code: '14', status_event: 'SEND', status_success: false });
+
+  const reports: string[] = [];
+  for (const id of await inboxOf(lab)) {
+    const head = await mailboxRequest(server, lab, { method: 'HEAD', path: `/messageexchange/${lab.id}/inbox/${id}` });
+    if (head.headers['mex-linkedmsgid'] === messageId) reports.push(id);
+  }
+  t.is(reports.length, 1, 'exactly one report');
+  const report = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/inbox/${reports[0]}` });
+  t.is(report.status, 200);
+  t.is(report.body.length, 0);
+  t.like(report.headers, {
+    'mex-messagetype': 'REPORT',
+    'mex-statuscode': '14',
+    'mex-statusevent': 'SEND',
+    'mex-statussuccess': 'ERROR',
+    'mex-linkedmsgid': messageId,
+    'mex-localid': 'lab-ref-1',
+    'mex-subject': 'FBC',
+    'mex-chunk-range': '1:0',
+    'mex-to': lab.id,
+  });
+  t.is(report.headers['mex-from'], undefined);
+  t.regex(String(report.headers['mex-statusdescription']), /not collected by recipient after 60 seconds/);
+  const ack = await mailboxRequest(server, lab, { method: 'PUT', path: `/messageexchange/${lab.id}/inbox/${reports[0]}/status/acknowledged` });
+  t.is(ack.status, 200);
+});
+
+test('after acknowledgement the payload is purged once the retention passes; tracking answers until the record is purged', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'collected');
+  await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+  t.is(await objectsOf(messageId), 1);
+
+  await advanceLifecycle(later(periods.payloadRetentionMs - SECOND), messageId);
+  t.is(await objectsOf(messageId), 1, 'kept during the retention period');
+
+  const next = await advanceLifecycle(later(periods.payloadRetentionMs + SECOND), messageId);
+  t.is(await objectsOf(messageId), 0);
+  t.truthy(next, 'the record itself is still kept');
+  const tracked = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.is(tracked.json().status, 'acknowledged');
+
+  t.is(await advanceLifecycle(later(periods.messageRetentionMs + SECOND), messageId), undefined);
+  const purged = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.is(purged.status, 404);
+});
+
+test('an abandoned upload expires, its chunks are deleted, and it never reaches the inbox', async (t) => {
+  const started = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' },
+    body: 'first half',
+  });
+  const messageId: string = started.json().message_id;
+  t.is(await objectsOf(messageId), 1);
+
+  await advanceLifecycle(later(periods.uploadExpiryMs + SECOND), messageId);
+  t.is(await objectsOf(messageId), 0);
+  const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.is(tracking.json().status, 'error');
+  const late = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox/${messageId}/2`,
+    headers: { 'mex-Chunk-Range': '2:2' },
+    body: 'second half',
+  });
+  t.is(late.status, 423);
+  t.false((await inboxOf(gp)).includes(messageId));
+});
+
+test('the worker runs lifecycle jobs for real: an expired message produces its report without anyone calling it', async (t) => {
+  const quick = await startTestServer({ periods: { ...periods, inboxExpiryMs: 1500, uploadExpiryMs: 500 } });
+  try {
+    const sender = await quick.createMailbox();
+    const recipient = await quick.createMailbox();
+    const messageId = await sendMessage(quick, sender, recipient, 'ignored');
+    let status = '';
+    for (let attempt = 0; attempt < 100 && status !== 'undeliverable'; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const tracking = await mailboxRequest(quick, sender, { path: `/messageexchange/${sender.id}/outbox/tracking?messageID=${messageId}` });
+      status = tracking.json().status;
+    }
+    t.is(status, 'undeliverable');
+    const senderInbox = await mailboxRequest(quick, sender, { path: `/messageexchange/${sender.id}/inbox` });
+    t.is(senderInbox.json().messages.length, 1);
+  } finally {
+    await quick.close();
+  }
+});
