@@ -77,7 +77,7 @@ test('mailbox create registers the mailbox and issues a certificate the server a
   const shown = await admin('mailbox', 'show', 'X26OT001');
   t.is(shown.code, 0);
   const mailbox = JSON.parse(shown.stdout);
-  t.like(mailbox, { id: 'X26OT001', odsCode: 'X26', name: 'Example Trust', active: true, workflows: ['W1', 'W2'] });
+  t.like(mailbox, { id: 'X26OT001', odsCode: 'X26', name: 'Example Trust', active: true, sendWorkflows: ['W1', 'W2'], receiveWorkflows: ['W1', 'W2'] });
   t.false('password' in mailbox);
   t.false(shown.stdout.includes('pw-1'));
 
@@ -107,4 +107,23 @@ test('mailbox commands refuse duplicates, unknown mailboxes and bad ids with a c
   const bad = await admin('mailbox', 'create', 'bad/id', '--password', 'x', '--cert-out', out);
   t.is(bad.code, 1);
   t.regex(bad.stderr, /invalid mailbox id/);
+});
+
+test('admin workflow allow and deny change what a mailbox may send and receive', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'WF001', '--password', 'p', '--workflow', 'PATH_RESULTS', '--cert-out', out)).code, 0);
+  const allowed = await admin('workflow', 'allow', 'wf001', 'RAD_RESULTS', '--receive');
+  t.is(allowed.code, 0, allowed.stderr);
+  t.regex(allowed.stdout, /WF001 may receive RAD_RESULTS/);
+  const denied = await admin('workflow', 'deny', 'WF001', 'PATH_RESULTS');
+  t.is(denied.code, 0);
+  const mailbox = JSON.parse((await admin('mailbox', 'show', 'WF001')).stdout);
+  t.deepEqual(mailbox.sendWorkflows, []);
+  t.deepEqual(mailbox.receiveWorkflows, ['RAD_RESULTS']);
+
+  t.is((await admin('mailbox', 'create', 'WF002', '--password', 'p', '--cert-out', out)).code, 0);
+  const wildcard = await admin('workflow', 'deny', 'WF002', 'RAD_RESULTS', '--send');
+  t.is(wildcard.code, 1);
+  t.regex(wildcard.stderr, /deny '\*' first/);
+  t.is((await admin('workflow', 'deny', 'NOSUCH9', 'X')).code, 1);
 });

@@ -19,7 +19,7 @@ export function createApp(services: Services, logger: Logger): Koa<RequestState>
   app.silent = true;
 
   const publicRoutes = new Router<RequestState>({ prefix: MESH_PATH_PREFIX });
-  registerPublicRoutes(publicRoutes);
+  registerPublicRoutes(publicRoutes, services);
 
   const mailboxRoutes = new Router<MailboxState>({ prefix: `${MESH_PATH_PREFIX}/:mailbox` });
   mailboxRoutes.use(mailboxAuth(services));

@@ -1,10 +1,13 @@
 import type { InboxPage } from '../store/messages.ts';
 import type { Services } from './services.ts';
+import { workflowMatcher } from './workflow-filter.ts';
 
 export interface InboxQuery {
   readonly maxResults: number;
   /** Opaque cursor from a previous page's `next`. */
   readonly continueFrom: string | undefined;
+  /** MESH workflow_filter; applied to each page, so a page may come back short (as in MESH). */
+  readonly workflowFilter?: string | undefined;
 }
 
 export interface InboxListing extends InboxPage {
@@ -17,7 +20,11 @@ export async function listInbox(services: Services, mailboxId: string, query: In
     services.messages.inboxPage(mailboxId, query.maxResults, decodeCursor(query.continueFrom)),
     services.messages.inboxCount(mailboxId),
   ]);
-  return { ...page, approximateCount };
+  const matches = workflowMatcher(query.workflowFilter);
+  if (!matches) return { ...page, approximateCount };
+  const workflows = await services.messages.workflowIds(page.messageIds);
+  const messageIds = page.messageIds.filter((_, index) => matches(workflows[index] ?? ''));
+  return { ...page, messageIds, approximateCount };
 }
 
 export async function countInbox(services: Services, mailboxId: string): Promise<number> {

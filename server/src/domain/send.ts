@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
+import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { MessageMetadata } from '../store/messages.ts';
 import { storeChunk } from './chunk-storage.ts';
 import { SendRejectedError } from './errors.ts';
@@ -16,7 +17,7 @@ export interface ChunkBody {
 export type OutgoingMetadata = Omit<MessageMetadata, 'type' | 'sender' | 'linkedMessageId' | 'contentEncoding'>;
 
 export interface SendRequest {
-  readonly sender: string;
+  readonly sender: Mailbox;
   readonly metadata: OutgoingMetadata;
   readonly body: ChunkBody;
 }
@@ -30,6 +31,10 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   if (!recipient || !recipient.active) {
     throw new SendRejectedError(MeshErrorCodes.unregisteredRecipient, { detail: request.metadata.recipient });
   }
+  const { workflowId } = request.metadata;
+  if (!workflowAllowed(request.sender.sendWorkflows, workflowId) || !workflowAllowed(recipient.receiveWorkflows, workflowId)) {
+    throw new SendRejectedError(MeshErrorCodes.workflowNotRegistered, { detail: workflowId });
+  }
   if (request.metadata.totalChunks > services.limits.maxChunks) {
     throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, {
       detail: `at most ${services.limits.maxChunks} chunks per message`,
@@ -42,7 +47,7 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   const metadata: MessageMetadata = {
     ...request.metadata,
     type: 'DATA',
-    sender: request.sender,
+    sender: request.sender.id,
     linkedMessageId: '',
     contentEncoding: request.body.contentEncoding,
   };

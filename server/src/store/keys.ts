@@ -6,6 +6,8 @@ export interface RedisKeys {
   readonly mailbox: (mailboxId: string) => string;
   readonly mailboxIndex: string;
   readonly certificateGrants: (commonName: string) => string;
+  readonly odsMailboxes: (odsCode: string) => string;
+  readonly workflowReceivers: (workflowId: string) => string;
   readonly message: (messageId: string) => string;
   readonly messageChunks: (messageId: string) => string;
   readonly messageIdReservation: (messageId: string) => string;
@@ -21,6 +23,8 @@ export function redisKeys(prefix: string): RedisKeys {
     mailbox: (mailboxId) => `${prefix}mailbox:${mailboxId}`,
     mailboxIndex: `${prefix}mailboxes`,
     certificateGrants: (commonName) => `${prefix}cert-grants:${commonName}`,
+    odsMailboxes: (odsCode) => `${prefix}ods-mailboxes:${odsCode.toUpperCase()}`,
+    workflowReceivers: (workflowId) => `${prefix}workflow-receivers:${workflowId}`,
     message: (messageId) => `${prefix}message:${messageId}`,
     messageChunks: (messageId) => `${prefix}message-chunks:${messageId}`,
     messageIdReservation: (messageId) => `${prefix}message-id-reservation:${messageId}`,

@@ -4,6 +4,7 @@ import { LuaScript } from './lua-script.ts';
 
 const createMailbox = new LuaScript('create-mailbox');
 const updateMailbox = new LuaScript('update-existing-hash');
+const setMailboxWorkflow = new LuaScript('set-mailbox-workflow');
 
 export interface Mailbox {
   readonly id: string;
@@ -11,7 +12,10 @@ export interface Mailbox {
   readonly name: string;
   readonly odsCode: string;
   readonly active: boolean;
-  readonly workflows: readonly string[];
+  /** Workflows it may send; '*' means any. */
+  readonly sendWorkflows: readonly string[];
+  /** Workflows it may receive; '*' means any (but only named ones are found by lookups). */
+  readonly receiveWorkflows: readonly string[];
   readonly createdAt: Date;
 }
 
@@ -20,7 +24,17 @@ export interface NewMailbox {
   readonly password: string;
   readonly name?: string;
   readonly odsCode?: string;
+  /** Workflows it may send and receive; default ['*'], any. */
   readonly workflows?: readonly string[];
+}
+
+export type WorkflowDirection = 'send' | 'receive';
+
+export const ANY_WORKFLOW = '*';
+
+/** Whether a mailbox's workflow list admits a workflow. */
+export function workflowAllowed(workflows: readonly string[], workflowId: string): boolean {
+  return workflows.includes(ANY_WORKFLOW) || workflows.includes(workflowId);
 }
 
 /** Mailbox registry: one Redis hash per mailbox plus an index set for listing. */
@@ -35,16 +49,23 @@ export class MailboxStore {
 
   /** Registers a mailbox; false when the id is taken. */
   async create(mailbox: NewMailbox, now: Date = new Date()): Promise<boolean> {
+    const workflows = mailbox.workflows ?? [ANY_WORKFLOW];
     const fields = {
       id: mailbox.id,
       password: mailbox.password,
       name: mailbox.name ?? '',
       odsCode: mailbox.odsCode ?? '',
       active: '1',
-      workflows: JSON.stringify(mailbox.workflows ?? []),
+      sendWorkflows: JSON.stringify(workflows),
+      receiveWorkflows: JSON.stringify(workflows),
       createdAt: String(now.getTime()),
     };
-    const keys = [this.#keys.mailbox(mailbox.id), this.#keys.mailboxIndex];
+    const keys = [
+      this.#keys.mailbox(mailbox.id),
+      this.#keys.mailboxIndex,
+      this.#keys.odsMailboxes(mailbox.odsCode ?? ''),
+      ...workflows.filter((workflow) => workflow !== ANY_WORKFLOW).map((workflow) => this.#keys.workflowReceivers(workflow)),
+    ];
     const created = await createMailbox.run(this.#redis, keys, [mailbox.id, ...Object.entries(fields).flat()]);
     return created === 1;
   }
@@ -63,6 +84,31 @@ export class MailboxStore {
   /** Activates or deactivates; false when there is no such mailbox. */
   async setActive(mailboxId: string, active: boolean): Promise<boolean> {
     return (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['active', active ? '1' : '0'])) === 1;
+  }
+
+  /** Allows or denies a workflow; 'wildcard' when denying one of a mailbox that allows any. */
+  async setWorkflow(
+    mailboxId: string,
+    workflowId: string,
+    direction: WorkflowDirection,
+    allowed: boolean,
+  ): Promise<'ok' | 'not_found' | 'wildcard'> {
+    return (await setMailboxWorkflow.run(
+      this.#redis,
+      [this.#keys.mailbox(mailboxId), this.#keys.workflowReceivers(workflowId)],
+      [mailboxId, direction === 'send' ? 'sendWorkflows' : 'receiveWorkflows', workflowId, allowed ? 'allow' : 'deny'],
+    )) as 'ok' | 'not_found' | 'wildcard';
+  }
+
+  /** Active mailboxes registered to receive a workflow, optionally only those of one ODS code. */
+  async receiversOf(workflowId: string, odsCode?: string): Promise<readonly Mailbox[]> {
+    const receivers = this.#keys.workflowReceivers(workflowId);
+    const ids =
+      odsCode === undefined
+        ? await this.#redis.smembers(receivers)
+        : await this.#redis.sinter(receivers, this.#keys.odsMailboxes(odsCode));
+    const found = await Promise.all(ids.sort().map((id) => this.get(id)));
+    return found.filter((mailbox): mailbox is Mailbox => mailbox !== undefined && mailbox.active);
   }
 
   /** Replaces the password; false when there is no such mailbox. */
@@ -87,7 +133,8 @@ function toMailbox(fields: Record<string, string>): Mailbox {
     name: fields.name ?? '',
     odsCode: fields.odsCode ?? '',
     active: fields.active === '1',
-    workflows: JSON.parse(fields.workflows ?? '[]') as string[],
+    sendWorkflows: JSON.parse(fields.sendWorkflows ?? '[]') as string[],
+    receiveWorkflows: JSON.parse(fields.receiveWorkflows ?? '[]') as string[],
     createdAt: new Date(Number(fields.createdAt)),
   };
 }

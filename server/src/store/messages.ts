@@ -233,6 +233,14 @@ export class MessageStore {
     };
   }
 
+  /** The workflow ids of several messages, in order, in one round trip. */
+  async workflowIds(ids: readonly string[]): Promise<readonly string[]> {
+    const pipeline = this.#redis.pipeline();
+    for (const id of ids) pipeline.hget(this.#keys.message(id), 'workflowId');
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([, value]) => (typeof value === 'string' ? value : ''));
+  }
+
   async inboxCount(mailboxId: string): Promise<number> {
     return this.#redis.zcard(this.#keys.inbox(mailboxId));
   }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { DEV_CERTS_DIR } from '../../../../shared/src/dev-paths.ts';
 import { registerCaCommands } from './ca.ts';
 import { registerMailboxCommands } from './mailbox.ts';
+import { registerWorkflowCommands } from './workflow.ts';
 
 /**
  * `meshbox admin ...`: operator commands. They act on the deployment's Redis directly
@@ -11,9 +12,10 @@ import { registerMailboxCommands } from './mailbox.ts';
 export function registerAdminCommands(program: Command): void {
   const admin = program
     .command('admin')
-    .description('administer the server: CA, certificates, mailboxes (uses MESHBOX_REDIS_URL like the server)')
+    .description('administer the server: CA, certificates, mailboxes, workflows (uses MESHBOX_REDIS_URL like the server)')
     .option('--pki-dir <dir>', 'folder with ca.crt/ca.key (default: $MESHBOX_PKI_DIR or ./certs of the checkout)');
   const pkiDir = (): string => resolve(admin.opts<{ pkiDir?: string }>().pkiDir ?? process.env.MESHBOX_PKI_DIR ?? DEV_CERTS_DIR);
   registerCaCommands(admin, pkiDir);
   registerMailboxCommands(admin, pkiDir);
+  registerWorkflowCommands(admin);
 }

@@ -18,7 +18,8 @@ function describe(mailbox: Mailbox): Record<string, unknown> {
     name: mailbox.name,
     odsCode: mailbox.odsCode,
     active: mailbox.active,
-    workflows: mailbox.workflows,
+    sendWorkflows: mailbox.sendWorkflows,
+    receiveWorkflows: mailbox.receiveWorkflows,
     createdAt: mailbox.createdAt.toISOString(),
   };
 }
@@ -32,9 +33,9 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .requiredOption('--password <password>', 'the mailbox password (used in the NHSMESH token)')
     .option('--ods <code>', 'ODS code of the organisation', '')
     .option('--name <text>', 'display name', '')
-    .option('--workflow <id...>', 'workflow ids the mailbox works with', [])
+    .option('--workflow <id...>', "workflows it may send and receive (default '*': any; refine with admin workflow)")
     .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to')
-    .action(async (id: string, options: { password: string; ods: string; name: string; workflow: string[]; certOut: string }) => {
+    .action(async (id: string, options: { password: string; ods: string; name: string; workflow?: string[]; certOut: string }) => {
       const mailboxIdValue = mailboxId(id);
       const authority = await readCertificateAuthority(pkiDir());
       const created = await withMailboxStore((store) =>
@@ -43,7 +44,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
           password: options.password,
           name: options.name,
           odsCode: options.ods,
-          workflows: options.workflow,
+          ...(options.workflow ? { workflows: options.workflow } : {}),
         }),
       );
       if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);

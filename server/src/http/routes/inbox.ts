@@ -39,7 +39,8 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
     const v2 = ctx.state.apiVersion === 2;
     const maxResults = v2 ? pageSize(singleQueryValue(ctx.query.max_results)) : V1_PAGE;
     const continueFrom = v2 ? singleQueryValue(ctx.query.continue_from) : undefined;
-    const listing = await listInbox(services, mailboxId, { maxResults, continueFrom });
+    const workflowFilter = singleQueryValue(ctx.query.workflow_filter);
+    const listing = await listInbox(services, mailboxId, { maxResults, continueFrom, workflowFilter });
     if (!v2) {
       ctx.body = { messages: listing.messageIds };
       return;
@@ -48,6 +49,7 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
     const links: Record<string, string> = { self: ctx.originalUrl };
     if (listing.next !== undefined) {
       const query = new URLSearchParams({ max_results: String(maxResults), continue_from: encodeCursor(listing.next) });
+      if (workflowFilter) query.set('workflow_filter', workflowFilter);
       links.next = `${self}?${query.toString()}`;
     }
     ctx.body = { messages: listing.messageIds, links, approx_inbox_count: listing.approximateCount };

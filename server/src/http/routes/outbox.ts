@@ -13,7 +13,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
   router.post('/outbox', async (ctx) => {
     const { chunk: _chunk, ...metadata } = sendMetadata(ctx.req.headers);
     const messageId = await sendMessage(services, {
-      sender: ctx.state.mailbox.id,
+      sender: ctx.state.mailbox,
       metadata,
       body: chunkBody(ctx.req.headers, ctx.req),
     });

@@ -1,5 +1,6 @@
--- Registers a mailbox unless its id is taken.
--- KEYS[1] mailbox hash, KEYS[2] mailbox index set
+-- Registers a mailbox unless its id is taken, with its lookup indexes.
+-- KEYS[1] mailbox hash, KEYS[2] mailbox index set, KEYS[3] its ODS code's mailbox set,
+-- KEYS[4..] receiver sets of the workflows it receives (not '*': a wildcard is not a registration)
 -- ARGV[1] mailbox id, ARGV[2..] field/value pairs
 -- Returns 1 when created, 0 when the id exists.
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -7,4 +8,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+for i = 4, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[1])
+end
 return 1

@@ -1,0 +1,33 @@
+-- Allows or denies one workflow for sending or receiving, keeping the receivers index in step.
+-- KEYS[1] mailbox hash, KEYS[2] the workflow's receiver set
+-- ARGV[1] mailbox id, ARGV[2] 'sendWorkflows' or 'receiveWorkflows', ARGV[3] workflow id,
+-- ARGV[4] 'allow' or 'deny'
+-- Returns 'ok', 'not_found', or 'wildcard' (denying one workflow of a mailbox that allows all).
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then
+  return 'not_found'
+end
+local workflows = cjson.decode(current)
+local kept = {}
+for _, workflow in ipairs(workflows) do
+  if workflow == '*' and ARGV[4] == 'deny' and ARGV[3] ~= '*' then
+    return 'wildcard'
+  end
+  if workflow ~= ARGV[3] then
+    table.insert(kept, workflow)
+  end
+end
+if ARGV[4] == 'allow' then
+  table.insert(kept, ARGV[3])
+end
+-- cjson encodes an empty table as {}; the field must stay a JSON array.
+local encoded = #kept == 0 and '[]' or cjson.encode(kept)
+redis.call('HSET', KEYS[1], ARGV[2], encoded)
+if ARGV[2] == 'receiveWorkflows' and ARGV[3] ~= '*' then
+  if ARGV[4] == 'allow' then
+    redis.call('SADD', KEYS[2], ARGV[1])
+  else
+    redis.call('SREM', KEYS[2], ARGV[1])
+  end
+end
+return 'ok'

@@ -1,0 +1,108 @@
+import test from 'ava';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+
+let server: TestServer;
+let lab: TestMailbox;
+let gp: TestMailbox;
+let otherGp: TestMailbox;
+
+test.before(async () => {
+  server = await startTestServer();
+  lab = await server.createMailbox({ name: 'Lab', odsCode: 'RX1', workflows: ['PATH_RESULTS', 'PATH_ORDERS'] });
+  gp = await server.createMailbox({ name: 'Riverside GP', odsCode: 'A81001', workflows: ['PATH_RESULTS', 'RAD_RESULTS'] });
+  otherGp = await server.createMailbox({ name: 'Hillside GP', odsCode: 'A81002', workflows: ['PATH_RESULTS'] });
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+function send(from: TestMailbox, to: TestMailbox, workflowId: string) {
+  return mailboxRequest(server, from, {
+    method: 'POST',
+    path: `/messageexchange/${from.id}/outbox`,
+    headers: { 'mex-To': to.id, 'mex-WorkflowID': workflowId },
+    body: 'x',
+  });
+}
+
+test.serial('a workflow the sender may not send, or the recipient may not receive, is refused with 417 code 17', async (t) => {
+  t.is((await send(lab, gp, 'PATH_RESULTS')).status, 202);
+  const notSendable = await send(lab, gp, 'RAD_RESULTS');
+  t.is(notSendable.status, 417);
+  t.like(notSendable.json().detail[0], { event: 'SEND', code: '17' });
+  const notReceivable = await send(lab, gp, 'PATH_ORDERS');
+  t.is(notReceivable.status, 417);
+  t.is(notReceivable.json().detail[0].code, '17');
+  const v1 = await mailboxRequest(server, lab, {
+    method: 'POST',
+    accept: 'v1',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'PATH_ORDERS' },
+    body: 'x',
+  });
+  t.like(v1.json(), { errorCode: '17', errorEvent: 'SEND' });
+});
+
+test.serial('allowing and denying a workflow takes effect at once, and keeps the lookups in step', async (t) => {
+  t.is(await server.services.mailboxes.setWorkflow(gp.id, 'PATH_ORDERS', 'receive', true), 'ok');
+  t.is((await send(lab, gp, 'PATH_ORDERS')).status, 202);
+  const receivers = async () =>
+    (await rawRequest(server, { path: '/messageexchange/workflowsearch/PATH_ORDERS', clientCertificate: lab })).json().results.map((r: { mailbox_id: string }) => r.mailbox_id);
+  t.true((await receivers()).includes(gp.id));
+
+  t.is(await server.services.mailboxes.setWorkflow(gp.id, 'PATH_ORDERS', 'receive', false), 'ok');
+  t.is((await send(lab, gp, 'PATH_ORDERS')).status, 417);
+  t.false((await receivers()).includes(gp.id));
+  t.is(await server.services.mailboxes.setWorkflow('NOSUCH', 'W', 'send', true), 'not_found');
+});
+
+test("a mailbox allowing any workflow ('*') receives anything but is not listed by lookups, and cannot deny one workflow", async (t) => {
+  const open = await server.createMailbox({ odsCode: 'A81001' });
+  t.is((await send(lab, open, 'PATH_RESULTS')).status, 202);
+  const lookup = await rawRequest(server, { path: '/messageexchange/endpointlookup/A81001/PATH_RESULTS', clientCertificate: lab, headers: { accept: 'application/vnd.mesh.v2+json' } });
+  t.false(lookup.json().results.some((result: { mailbox_id: string }) => result.mailbox_id === open.id));
+  t.is(await server.services.mailboxes.setWorkflow(open.id, 'PATH_RESULTS', 'receive', false), 'wildcard');
+});
+
+test('endpoint lookup finds the receiving mailboxes of an ODS code, in v2 and v1 shapes', async (t) => {
+  const v2 = await rawRequest(server, { path: '/messageexchange/endpointlookup/a81001/PATH_RESULTS', clientCertificate: lab, headers: { accept: 'application/vnd.mesh.v2+json' } });
+  t.is(v2.status, 200);
+  t.deepEqual(v2.json(), { results: [{ mailbox_id: gp.id, mailbox_name: 'Riverside GP' }] });
+  const v1 = await rawRequest(server, { path: '/messageexchange/endpointlookup/A81001/PATH_RESULTS', clientCertificate: lab });
+  t.truthy(v1.json().query_id);
+  t.deepEqual(v1.json().results, [{ address: gp.id, description: 'Riverside GP', endpoint_type: 'MESH' }]);
+  const none = await rawRequest(server, { path: '/messageexchange/endpointlookup/A81001/NO_SUCH_WORKFLOW', clientCertificate: lab });
+  t.deepEqual(none.json().results, []);
+});
+
+test.serial('workflow search lists every active receiver; a disabled mailbox drops out', async (t) => {
+  const search = async () =>
+    (await rawRequest(server, { path: '/messageexchange/workflowsearch/PATH_RESULTS', clientCertificate: lab })).json().results.map((r: { mailbox_id: string }) => r.mailbox_id);
+  t.deepEqual((await search()).sort(), [lab.id, gp.id, otherGp.id].sort());
+  await server.services.mailboxes.setActive(otherGp.id, false);
+  t.false((await search()).includes(otherGp.id));
+  await server.services.mailboxes.setActive(otherGp.id, true);
+});
+
+test('lookups still need a client certificate from our CA', async (t) => {
+  await t.throwsAsync(rawRequest(server, { path: '/messageexchange/workflowsearch/PATH_RESULTS', clientCertificate: null }));
+});
+
+test('the inbox workflow_filter selects messages by workflow, and links.next keeps the filter', async (t) => {
+  const sender = await server.createMailbox();
+  const recipient = await server.createMailbox();
+  const sent: Record<string, string> = {};
+  for (const workflow of ['PATH_RESULTS', 'PATH_ORDERS', 'RAD_RESULTS']) sent[workflow] = await sendMessage(server, sender, recipient, workflow, { 'mex-WorkflowID': workflow });
+  const list = async (filter: string) =>
+    (await mailboxRequest(server, recipient, { path: `/messageexchange/${recipient.id}/inbox?workflow_filter=${encodeURIComponent(filter)}` })).json().messages;
+  t.deepEqual(await list('PATH_*'), [sent.PATH_RESULTS, sent.PATH_ORDERS]);
+  t.deepEqual(await list('!*RESULTS*'), [sent.PATH_ORDERS]);
+  t.deepEqual(await list('RAD_RESULTS'), [sent.RAD_RESULTS]);
+
+  for (let i = 0; i < 10; i++) await sendMessage(server, sender, recipient, 'more', { 'mex-WorkflowID': 'PATH_RESULTS' });
+  const page = await mailboxRequest(server, recipient, { path: `/messageexchange/${recipient.id}/inbox?max_results=10&workflow_filter=RAD_RESULTS` });
+  t.deepEqual(page.json().messages, [sent.RAD_RESULTS]);
+  t.regex(page.json().links.next, /workflow_filter=RAD_RESULTS/);
+});
