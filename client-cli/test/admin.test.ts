@@ -3,9 +3,12 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { Worker } from 'bullmq';
+import { LIFECYCLE_QUEUE, queuePrefix } from '../../server/src/jobs/lifecycle-queue.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { sendMessage } from '../../test/support/http.ts';
 import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
 
 let server: TestServer;
@@ -126,4 +129,41 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   t.is(wildcard.code, 1);
   t.regex(wildcard.stderr, /deny '\*' first/);
   t.is((await admin('workflow', 'deny', 'NOSUCH9', 'X')).code, 1);
+});
+
+test('admin queues shows job counts per state and failed jobs with their reasons', async (t) => {
+  // A server without a worker: its jobs stay where the test puts them.
+  const idle = await startTestServer({ worker: false });
+  try {
+    const sender = await idle.createMailbox();
+    const recipient = await idle.createMailbox();
+    const messageId = await sendMessage(idle, sender, recipient, 'queued');
+    await idle.connections.scheduler.queue.add('lifecycle', { messageId: 'BROKEN' }, { jobId: 'BROKEN', attempts: 1 });
+    // A worker whose every job fails, as one would while S3 is down.
+    const failed = new Promise<void>((resolve) => {
+      const worker = new Worker(
+        LIFECYCLE_QUEUE,
+        async () => {
+          throw new Error('S3 unreachable (test)');
+        },
+        { connection: idle.connections.redis.duplicate({ maxRetriesPerRequest: null }), prefix: queuePrefix(idle.redisPrefix) },
+      );
+      worker.on('failed', () => void worker.close().then(() => worker.disconnect()).then(resolve));
+    });
+    await failed;
+
+    const env = { ...adminEnv, MESHBOX_REDIS_PREFIX: idle.redisPrefix };
+    const shown = await runSubprocess(['admin', 'queues', '--json'], { env });
+    t.is(shown.code, 0, shown.stderr);
+    const [report] = JSON.parse(shown.stdout);
+    t.is(report.queue, 'message-lifecycle');
+    t.is(report.counts.delayed, 1, `the lifecycle job of ${messageId} waits`);
+    t.is(report.counts.failed, 1);
+    t.like(report.failed[0], { messageId: 'BROKEN', reason: 'S3 unreachable (test)' });
+    const text = await runSubprocess(['admin', 'queues'], { env });
+    t.regex(text.stdout, /message-lifecycle: waiting 0, active 0, delayed 1, completed 0, failed 1/);
+    t.regex(text.stdout, /failed BROKEN .*S3 unreachable/);
+  } finally {
+    await idle.close();
+  }
 });

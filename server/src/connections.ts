@@ -9,7 +9,7 @@ import type { S3Settings } from './config.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import type { Services } from './domain/services.ts';
-import { BullLifecycleScheduler, startLifecycleWorker } from './jobs/lifecycle-queue.ts';
+import { BullLifecycleScheduler, queuePrefix, startLifecycleWorker } from './jobs/lifecycle-queue.ts';
 import { redisKeys } from './store/keys.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
@@ -74,7 +74,7 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
   }
   // BullMQ wants connections that wait for Redis rather than fail a command after retries.
   const queueRedis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
-  const scheduler = new BullLifecycleScheduler(queueRedis, `${settings.redisPrefix}queues`);
+  const scheduler = new BullLifecycleScheduler(queueRedis, queuePrefix(settings.redisPrefix));
   const services: Services = {
     mailboxes: new MailboxStore(redis, keys),
     messages: new MessageStore(redis, keys),
@@ -95,7 +95,7 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
     startWorker: (logger) => {
       // A worker blocks its connection waiting for jobs, so it gets one of its own.
       const connection = queueRedis.duplicate();
-      workers.push({ worker: startLifecycleWorker(services, connection, `${settings.redisPrefix}queues`, logger), connection });
+      workers.push({ worker: startLifecycleWorker(services, connection, queuePrefix(settings.redisPrefix), logger), connection });
     },
     close: async () => {
       // Workers finish the jobs they are running before they stop.

@@ -6,6 +6,11 @@ import type { Services } from '../domain/services.ts';
 
 export const LIFECYCLE_QUEUE = 'message-lifecycle';
 
+/** BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay apart. */
+export function queuePrefix(redisPrefix: string): string {
+  return `${redisPrefix}queues`;
+}
+
 interface LifecycleJob {
   readonly messageId: string;
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { DEV_CERTS_DIR } from '../../../../shared/src/dev-paths.ts';
 import { registerCaCommands } from './ca.ts';
 import { registerMailboxCommands } from './mailbox.ts';
+import { registerQueueCommands } from './queues.ts';
 import { registerWorkflowCommands } from './workflow.ts';
 
 /**
@@ -18,4 +19,5 @@ export function registerAdminCommands(program: Command): void {
   registerCaCommands(admin, pkiDir);
   registerMailboxCommands(admin, pkiDir);
   registerWorkflowCommands(admin);
+  registerQueueCommands(admin);
 }
