@@ -6,6 +6,7 @@ import type { Services } from './domain/services.ts';
 import { errorResponder } from './http/middleware/errors.ts';
 import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
 import { apiVersion, type RequestState, requestContext } from './http/middleware/request-context.ts';
+import { registerHealthRoutes } from './http/routes/health.ts';
 import { registerHandshakeRoutes } from './http/routes/mailbox.ts';
 import { registerInboxRoutes } from './http/routes/inbox.ts';
 import { registerOutboxRoutes } from './http/routes/outbox.ts';
@@ -17,6 +18,9 @@ export function createApp(services: Services, logger: Logger): Koa<RequestState>
   app.proxy = false;
   // Errors are answered by errorResponder; this only keeps Koa from printing them again.
   app.silent = true;
+
+  const healthRoutes = new Router<RequestState>();
+  registerHealthRoutes(healthRoutes, services);
 
   const publicRoutes = new Router<RequestState>({ prefix: MESH_PATH_PREFIX });
   registerPublicRoutes(publicRoutes, services);
@@ -30,6 +34,7 @@ export function createApp(services: Services, logger: Logger): Koa<RequestState>
   app.use(requestContext(logger));
   app.use(errorResponder());
   app.use(apiVersion());
+  app.use(healthRoutes.routes());
   app.use(publicRoutes.routes());
   app.use(mailboxRoutes.routes() as Koa.Middleware<RequestState>);
   app.use(mailboxRoutes.allowedMethods() as Koa.Middleware<RequestState>);

@@ -10,6 +10,7 @@ import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import type { Services } from './domain/services.ts';
 import { BullLifecycleScheduler, queuePrefix, startLifecycleWorker } from './jobs/lifecycle-queue.ts';
+import { AuditLog } from './store/audit-log.ts';
 import { redisKeys } from './store/keys.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
@@ -80,6 +81,7 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
     messages: new MessageStore(redis, keys),
     payloads,
     usedTokens: new UsedTokenStore(redis, keys),
+    audit: new AuditLog(redis, keys),
     sharedKey: settings.sharedKey,
     now: () => new Date(),
     limits: settings.limits,

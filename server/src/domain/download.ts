@@ -26,9 +26,13 @@ export async function downloadChunk(
   chunkNumber: number,
 ): Promise<DownloadedChunk> {
   const message = await findDownloadable(services, mailboxId, messageId);
-  if (message.totalChunks === 0 && chunkNumber === 1) return { message, chunkNumber, chunk: undefined };
+  if (message.totalChunks === 0 && chunkNumber === 1) {
+    await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: 'report' });
+    return { message, chunkNumber, chunk: undefined };
+  }
   if (chunkNumber < 1 || chunkNumber > message.totalChunks) throw new MessageNotFoundError(messageId);
   const chunk = await services.payloads.getChunk(messageId, chunkNumber);
   if (!chunk) throw new MessageGoneError(messageId);
+  await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   return { message, chunkNumber, chunk };
 }

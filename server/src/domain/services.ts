@@ -1,5 +1,6 @@
 import type { TransferLimits } from './chunk-storage.ts';
 import type { LifecycleScheduler, RetentionPeriods } from './lifecycle.ts';
+import type { AuditLog } from '../store/audit-log.ts';
 import type { MailboxStore } from '../store/mailboxes.ts';
 import type { MessageStore } from '../store/messages.ts';
 import type { PayloadStore } from '../store/payloads.ts';
@@ -11,6 +12,7 @@ export interface Services {
   readonly messages: MessageStore;
   readonly payloads: PayloadStore;
   readonly usedTokens: UsedTokenStore;
+  readonly audit: AuditLog;
   /** The environment's shared HMAC key for Authorization tokens. */
   readonly sharedKey: string;
   readonly now: () => Date;

@@ -15,6 +15,7 @@ export interface RedisKeys {
   readonly outbox: (mailboxId: string) => string;
   readonly localIds: (mailboxId: string, localId: string) => string;
   readonly inboxSequence: string;
+  readonly auditLog: string;
   readonly usedToken: (mailboxId: string, nonce: string, nonceCount: string) => string;
 }
 
@@ -33,6 +34,7 @@ export function redisKeys(prefix: string): RedisKeys {
     // Local ids are free text chosen by the sender; hashing is not needed as Redis keys are binary-safe.
     localIds: (mailboxId, localId) => `${prefix}local-id:${mailboxId}:${localId}`,
     inboxSequence: `${prefix}inbox-sequence`,
+    auditLog: `${prefix}audit`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:${mailboxId}:${nonce}:${nonceCount}`,
   };
 }

@@ -156,6 +156,11 @@ export class MessageStore {
     )) as AcknowledgeOutcome;
   }
 
+  /** Reachability check for readiness. */
+  async ping(): Promise<void> {
+    await this.#redis.ping();
+  }
+
   /** Whether an id is reserved for a send whose first chunk may still be on its way. */
   async isReserved(id: string): Promise<boolean> {
     return (await this.#redis.exists(this.#keys.messageIdReservation(id))) === 1;

@@ -1,0 +1,65 @@
+import test from 'ava';
+import { createS3Client } from '../../server/src/connections.ts';
+import { checkReadiness } from '../../server/src/domain/health.ts';
+import { PayloadStore } from '../../server/src/store/payloads.ts';
+import { freePort } from '../../scripts/services/processes.ts';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+
+let server: TestServer;
+let lab: TestMailbox;
+let gp: TestMailbox;
+
+test.before(async () => {
+  server = await startTestServer();
+  lab = await server.createMailbox();
+  gp = await server.createMailbox();
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+test('/healthz and /readyz answer when Redis and object storage are reachable', async (t) => {
+  const health = await rawRequest(server, { path: '/healthz', clientCertificate: lab });
+  t.is(health.status, 200);
+  const ready = await rawRequest(server, { path: '/readyz', clientCertificate: lab });
+  t.is(ready.status, 200);
+  t.deepEqual(ready.json(), { status: 'ready', redis: 'ok', objectStorage: 'ok' });
+});
+
+test('readiness reports object storage that does not answer', async (t) => {
+  const deadEndpoint = `http://127.0.0.1:${await freePort()}`;
+  const s3 = createS3Client({ endpoint: deadEndpoint, bucket: 'x', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  try {
+    const readiness = await checkReadiness({ ...server.services, payloads: new PayloadStore(s3, 'x') });
+    t.deepEqual(readiness, { ready: false, redis: true, objectStorage: false });
+  } finally {
+    s3.destroy();
+  }
+});
+
+test.serial('the audit log records who sent, downloaded and acknowledged what, in order', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'audited');
+  await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+  const entries = (await server.services.audit.tail(100)).filter((entry) => entry.messageId === messageId);
+  t.deepEqual(
+    entries.map(({ action, actor }) => ({ action, actor })),
+    [
+      { action: 'send', actor: lab.id },
+      { action: 'download', actor: gp.id },
+      { action: 'acknowledge', actor: gp.id },
+    ],
+  );
+  t.regex(entries[0]!.detail ?? '', new RegExp(`to ${gp.id}`));
+  t.true(entries.every((entry) => entry.at.getTime() <= Date.now()));
+});
+
+test.serial('refused requests leave nothing in the audit log', async (t) => {
+  const before = (await server.services.audit.tail(1000)).length;
+  await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/20260101000000000000_ABCDEF` });
+  await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': 'NOBODY', 'mex-WorkflowID': 'W' }, body: 'x' });
+  const after = (await server.services.audit.tail(1000)).length;
+  t.is(after, before);
+});
