@@ -167,3 +167,18 @@ test('admin queues shows job counts per state and failed jobs with their reasons
     await idle.close();
   }
 });
+
+test('admin actions are recorded in the audit log, which admin audit shows', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'AUD001', '--password', 'p', '--cert-out', out)).code, 0);
+  t.is((await admin('mailbox', 'disable', 'AUD001')).code, 0);
+  const shown = await admin('audit', '--tail', '500', '--json');
+  t.is(shown.code, 0, shown.stderr);
+  const entries = shown.stdout.trim().split('\n').map((line) => JSON.parse(line)).filter((entry) => entry.subject === 'AUD001');
+  t.deepEqual(entries.map((entry) => entry.action), ['admin.mailbox.create', 'admin.mailbox.disable']);
+  t.regex(entries[0].actor, /^admin:/);
+  t.regex(entries[0].detail, /certificate serial [0-9a-f]+/);
+  const text = await admin('audit', '--tail', '5');
+  t.regex(text.stdout, /admin\.mailbox\.disable AUD001/);
+  t.is((await admin('audit', '--tail', 'lots')).code, 1);
+});

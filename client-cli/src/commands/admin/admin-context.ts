@@ -1,19 +1,35 @@
+import { userInfo } from 'node:os';
 import { Redis } from 'ioredis';
 import { resolveBackends } from '../../../../server/src/backends.ts';
 import { loadBackendConfig } from '../../../../server/src/config.ts';
+import { AuditLog } from '../../../../server/src/store/audit-log.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
+
+export interface AdminStores {
+  readonly mailboxes: MailboxStore;
+  readonly auditLog: AuditLog;
+  /** Adds an admin action to the audit log, with the operating-system user as the actor. */
+  readonly audit: (action: string, subject: string, detail?: string) => Promise<void>;
+}
 
 /**
  * Admin commands act on the deployment's own Redis (MESHBOX_REDIS_URL, or the local
  * development services), the same state the server reads.
  */
-export async function withMailboxStore<T>(action: (mailboxes: MailboxStore) => Promise<T>): Promise<T> {
+export async function withAdminStores<T>(action: (stores: AdminStores) => Promise<T>): Promise<T> {
   const config = await resolveBackends(loadBackendConfig());
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
   try {
     await redis.connect();
-    return await action(new MailboxStore(redis, redisKeys(config.redisPrefix)));
+    const keys = redisKeys(config.redisPrefix);
+    const auditLog = new AuditLog(redis, keys);
+    const actor = `admin:${userInfo().username}`;
+    return await action({
+      mailboxes: new MailboxStore(redis, keys),
+      auditLog,
+      audit: (auditAction, subject, detail) => auditLog.record({ action: `admin.${auditAction}`, actor, subject, ...(detail ? { detail } : {}) }),
+    });
   } finally {
     redis.disconnect();
   }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEV_CERTS_DIR } from '../../../../shared/src/dev-paths.ts';
+import { registerAuditCommands } from './audit.ts';
 import { registerCaCommands } from './ca.ts';
 import { registerMailboxCommands } from './mailbox.ts';
 import { registerQueueCommands } from './queues.ts';
@@ -20,4 +21,5 @@ export function registerAdminCommands(program: Command): void {
   registerMailboxCommands(admin, pkiDir);
   registerWorkflowCommands(admin);
   registerQueueCommands(admin);
+  registerAuditCommands(admin);
 }

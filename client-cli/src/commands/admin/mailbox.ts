@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { issueMailboxCertificate } from '../../../../shared/src/pki/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
-import { withMailboxStore } from './admin-context.ts';
+import { withAdminStores } from './admin-context.ts';
 import { readCertificateAuthority, writePemPair } from './pki-files.ts';
 
 const MAILBOX_ID = /^[A-Za-z0-9]{1,32}$/;
@@ -38,17 +38,19 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .action(async (id: string, options: { password: string; ods: string; name: string; workflow?: string[]; certOut: string }) => {
       const mailboxIdValue = mailboxId(id);
       const authority = await readCertificateAuthority(pkiDir());
-      const created = await withMailboxStore((store) =>
-        store.create({
+      const issued = await withAdminStores(async ({ mailboxes, audit }) => {
+        const created = await mailboxes.create({
           id: mailboxIdValue,
           password: options.password,
           name: options.name,
           odsCode: options.ods,
           ...(options.workflow ? { workflows: options.workflow } : {}),
-        }),
-      );
-      if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
-      const issued = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined });
+        });
+        if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
+        const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined });
+        await audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`);
+        return certificate;
+      });
       const files = await writePemPair(options.certOut, mailboxIdValue, issued);
       console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}`);
     });
@@ -58,7 +60,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .description('list registered mailboxes')
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
-      const mailboxes = await withMailboxStore((store) => store.list());
+      const mailboxes = await withAdminStores(({ mailboxes: store }) => store.list());
       if (options.json) {
         console.log(JSON.stringify(mailboxes.map(describe), null, 2));
         return;
@@ -72,7 +74,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .command('show <id>')
     .description('show one mailbox')
     .action(async (id: string) => {
-      const found = await withMailboxStore((store) => store.get(mailboxId(id)));
+      const found = await withAdminStores(({ mailboxes: store }) => store.get(mailboxId(id)));
       if (!found) throw new Error(`no mailbox ${id.toUpperCase()}`);
       console.log(JSON.stringify(describe(found), null, 2));
     });
@@ -82,8 +84,10 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       .command(`${name} <id>`)
       .description(active ? 'allow the mailbox to connect and receive again' : 'refuse the mailbox: it can neither connect nor receive')
       .action(async (id: string) => {
-        const updated = await withMailboxStore((store) => store.setActive(mailboxId(id), active));
-        if (!updated) throw new Error(`no mailbox ${id.toUpperCase()}`);
+        await withAdminStores(async ({ mailboxes, audit }) => {
+          if (!(await mailboxes.setActive(mailboxId(id), active))) throw new Error(`no mailbox ${id.toUpperCase()}`);
+          await audit(`mailbox.${name}`, mailboxId(id));
+        });
         console.log(`mailbox ${id.toUpperCase()} ${active ? 'enabled' : 'disabled'}`);
       });
   }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { WorkflowDirection } from '../../../../server/src/store/mailboxes.ts';
-import { withMailboxStore } from './admin-context.ts';
+import { withAdminStores } from './admin-context.ts';
 
 interface DirectionOptions {
   readonly send?: boolean;
@@ -24,11 +24,14 @@ export function registerWorkflowCommands(admin: Command): void {
       .action(async (mailbox: string, workflowId: string, options: DirectionOptions) => {
         const mailboxId = mailbox.toUpperCase();
         for (const direction of directions(options)) {
-          const outcome = await withMailboxStore((store) => store.setWorkflow(mailboxId, workflowId, direction, allowed));
-          if (outcome === 'not_found') throw new Error(`no mailbox ${mailboxId}`);
-          if (outcome === 'wildcard') {
-            throw new Error(`${mailboxId} may ${direction} any workflow ('*'): deny '*' first, then allow the ones it may use`);
-          }
+          await withAdminStores(async ({ mailboxes, audit }) => {
+            const outcome = await mailboxes.setWorkflow(mailboxId, workflowId, direction, allowed);
+            if (outcome === 'not_found') throw new Error(`no mailbox ${mailboxId}`);
+            if (outcome === 'wildcard') {
+              throw new Error(`${mailboxId} may ${direction} any workflow ('*'): deny '*' first, then allow the ones it may use`);
+            }
+            await audit(`workflow.${name}`, mailboxId, `${direction} ${workflowId}`);
+          });
           console.log(`${mailboxId} may ${allowed ? '' : 'no longer '}${direction} ${workflowId}`);
         }
       });

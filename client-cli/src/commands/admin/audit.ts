@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { withAdminStores } from './admin-context.ts';
+
+/** `admin audit`: the latest entries of the audit log (sends, downloads, acknowledgements, admin actions). */
+export function registerAuditCommands(admin: Command): void {
+  admin
+    .command('audit')
+    .description('show the latest audit log entries: who sent, downloaded, acknowledged, and admin actions')
+    .option('--tail <n>', 'how many entries', '50')
+    .option('--json', 'print JSON lines')
+    .action(async (options: { tail: string; json?: boolean }) => {
+      const count = Number(options.tail);
+      if (!Number.isInteger(count) || count < 1) throw new Error(`--tail must be a positive whole number, not "${options.tail}"`);
+      const entries = await withAdminStores(({ auditLog }) => auditLog.tail(count));
+      for (const entry of entries) {
+        if (options.json) {
+          console.log(JSON.stringify({ ...entry, at: entry.at.toISOString() }));
+          continue;
+        }
+        const about = [entry.messageId, entry.subject, entry.detail].filter(Boolean).join(' ');
+        console.log(`${entry.at.toISOString()} ${entry.actor} ${entry.action} ${about}`.trimEnd());
+      }
+    });
+}
