@@ -2,6 +2,7 @@ import { Command, CommanderError, Help, Option } from 'commander';
 import { DEFAULT_URL, PROFILE_SOURCE, SETTING_SOURCES } from './client/settings.ts';
 import { registerAckCommand } from './commands/ack.ts';
 import { registerAdminCommands } from './commands/admin/index.ts';
+import { registerCertCommand } from './commands/cert.ts';
 import { type CliIo, createContext, processIo } from './commands/context.ts';
 import { registerCountCommand } from './commands/count.ts';
 import { registerDownloadCommand } from './commands/download.ts';
@@ -77,6 +78,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
   registerHandshakeCommand(program, context);
   // The same flags, hidden, on each user command, so `meshbox inbox --profile p` works as well.
   for (const command of program.commands) addConnectionOptions(command, true);
+  registerCertCommand(program, context);
   registerAdminCommands(program);
   // Program options only before the command name: otherwise the global --password would take
   // the value meant for `admin mailbox create --password`. Set after the commands are added, as

@@ -178,7 +178,50 @@ test('admin actions are recorded in the audit log, which admin audit shows', asy
   t.deepEqual(entries.map((entry) => entry.action), ['admin.mailbox.create', 'admin.mailbox.disable']);
   t.regex(entries[0].actor, /^admin:/);
   t.regex(entries[0].detail, /certificate serial [0-9a-f]+/);
-  const text = await admin('audit', '--tail', '5');
+  const text = await admin('audit', '--tail', '500');
   t.regex(text.stdout, /admin\.mailbox\.disable AUD001/);
   t.is((await admin('audit', '--tail', 'lots')).code, 1);
+});
+
+test('CSR flow: the mailbox makes its own key and request, the admin signs it, and the certificate connects; the key never leaves', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'CSR001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const own = await mkdtemp(join(tmpdir(), 'meshbox-own-'));
+  const requested = await runSubprocess(['cert', 'request', '--for', 'csr001', '--out', own]);
+  t.is(requested.code, 0, requested.stderr);
+  t.true(existsSync(join(own, 'CSR001.key')));
+
+  const signed = await admin('cert', 'sign', join(own, 'CSR001.csr'), '--out', join(own, 'CSR001.crt'));
+  t.is(signed.code, 0, signed.stderr);
+  t.regex(signed.stdout, /signed client certificate for CSR001/);
+  t.is((await asMailbox('CSR001', 'pw', own, 'handshake')).code, 0);
+
+  const unknown = await runSubprocess(['cert', 'request', '--for', 'NOTREG1', '--out', own]);
+  t.is(unknown.code, 0);
+  const refused = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'));
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /not a registered mailbox/);
+});
+
+test('cert issue re-issues a certificate; cert revoke refuses every certificate of the mailbox', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'REV001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const reissueDir = await mkdtemp(join(tmpdir(), 'meshbox-reissue-'));
+  const reissued = await admin('cert', 'issue', 'rev001', '--cert-out', reissueDir);
+  t.is(reissued.code, 0, reissued.stderr);
+  t.is((await asMailbox('REV001', 'pw', reissueDir, 'handshake')).code, 0);
+
+  const revoked = await admin('cert', 'revoke', 'REV001');
+  t.is(revoked.code, 0, revoked.stderr);
+  t.is(revoked.stdout.match(/^revoked: serial/gm)?.length, 2, 'both certificates of the mailbox');
+  t.true(existsSync(join(pkiDir, 'crl.pem')));
+  for (const dir of [out, reissueDir]) {
+    const refused = await asMailbox('REV001', 'pw', dir, 'handshake');
+    t.is(refused.code, 1);
+    t.regex(refused.stderr, /HTTP 403/);
+  }
+  t.regex((await admin('cert', 'revoke', 'REV001')).stdout, /already revoked/);
+  const bad = await admin('cert', 'revoke', 'not-a-serial!');
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /not a hexadecimal serial number/);
 });

@@ -6,6 +6,7 @@ import type { Services } from './domain/services.ts';
 import { errorResponder } from './http/middleware/errors.ts';
 import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
 import { apiVersion, type RequestState, requestContext } from './http/middleware/request-context.ts';
+import { rejectRevokedCertificates } from './http/middleware/revocation.ts';
 import { registerHealthRoutes } from './http/routes/health.ts';
 import { registerHandshakeRoutes } from './http/routes/mailbox.ts';
 import { registerInboxRoutes } from './http/routes/inbox.ts';
@@ -34,6 +35,7 @@ export function createApp(services: Services, logger: Logger): Koa<RequestState>
   app.use(requestContext(logger));
   app.use(errorResponder());
   app.use(apiVersion());
+  app.use(rejectRevokedCertificates(services));
   app.use(healthRoutes.routes());
   app.use(publicRoutes.routes());
   app.use(mailboxRoutes.routes() as Koa.Middleware<RequestState>);

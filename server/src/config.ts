@@ -44,6 +44,8 @@ const serverSchema = backendSchema.extend({
   MESHBOX_TLS_CERT: nonEmpty.default(resolve(DEV_CERTS, 'server.crt')),
   MESHBOX_TLS_KEY: nonEmpty.default(resolve(DEV_CERTS, 'server.key')),
   MESHBOX_TLS_CA: nonEmpty.default(resolve(DEV_CERTS, 'ca.crt')),
+  MESHBOX_TLS_CRL: nonEmpty.optional(),
+  MESHBOX_CRL_RELOAD_SECONDS: seconds.default(30),
   MESHBOX_SHARED_KEY: nonEmpty.optional(),
   MESHBOX_SHARED_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'shared-key')),
   MESHBOX_MAX_CHUNK_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunkBytes),
@@ -75,7 +77,10 @@ export interface BackendConfig {
 export interface ServerConfig extends BackendConfig {
   readonly host: string;
   readonly port: number;
-  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
+  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string; readonly crl: string | undefined };
+  /** The CRL file to reload, and how often. */
+  readonly crlFile: string | undefined;
+  readonly crlReloadMs: number;
   readonly sharedKey: string;
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
@@ -135,7 +140,10 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       cert: readRequiredFile('MESHBOX_TLS_CERT', env.MESHBOX_TLS_CERT),
       key: readRequiredFile('MESHBOX_TLS_KEY', env.MESHBOX_TLS_KEY),
       ca: readRequiredFile('MESHBOX_TLS_CA', env.MESHBOX_TLS_CA),
+      crl: env.MESHBOX_TLS_CRL ? readRequiredFile('MESHBOX_TLS_CRL', env.MESHBOX_TLS_CRL) : undefined,
     },
+    crlFile: env.MESHBOX_TLS_CRL,
+    crlReloadMs: env.MESHBOX_CRL_RELOAD_SECONDS * 1000,
     sharedKey: env.MESHBOX_SHARED_KEY ?? readRequiredFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE).trim(),
     limits: {
       maxChunkBytes: env.MESHBOX_MAX_CHUNK_BYTES,

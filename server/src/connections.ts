@@ -11,6 +11,7 @@ import type { RetentionPeriods } from './domain/lifecycle.ts';
 import type { Services } from './domain/services.ts';
 import { BullLifecycleScheduler, queuePrefix, startLifecycleWorker } from './jobs/lifecycle-queue.ts';
 import { AuditLog } from './store/audit-log.ts';
+import { CertificateStore } from './store/certificates.ts';
 import { redisKeys } from './store/keys.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
@@ -82,6 +83,7 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
     payloads,
     usedTokens: new UsedTokenStore(redis, keys),
     audit: new AuditLog(redis, keys),
+    certificates: new CertificateStore(redis, keys),
     sharedKey: settings.sharedKey,
     now: () => new Date(),
     limits: settings.limits,

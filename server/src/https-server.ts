@@ -1,10 +1,26 @@
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type Koa from 'koa';
+import type { Logger } from 'pino';
 
 export interface TlsFiles {
   readonly cert: string;
   readonly key: string;
   readonly ca: string;
+  /** PEM CRL: certificates it lists are refused in the TLS handshake. */
+  readonly crl?: string | undefined;
+}
+
+function secureContextOptions(tls: TlsFiles) {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ca: tls.ca,
+    ...(tls.crl ? { crl: tls.crl } : {}),
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2' as const,
+  };
 }
 
 /**
@@ -12,14 +28,9 @@ export interface TlsFiles {
  * refused in the handshake, before any HTTP is read.
  */
 export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles): Server {
-  const server = createServer(
+  return createServer(
     {
-      cert: tls.cert,
-      key: tls.key,
-      ca: tls.ca,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
+      ...secureContextOptions(tls),
       // Slow or silent clients must not hold sockets for ever.
       requestTimeout: 15 * 60_000,
       headersTimeout: 30_000,
@@ -28,5 +39,25 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles): Server {
     },
     app.callback(),
   );
-  return server;
+}
+
+/**
+ * Re-reads the CRL file every `intervalMs` and, when it changed, gives new handshakes the new
+ * list without a restart (`admin cert revoke` rewrites it). Returns a stop function.
+ */
+export function reloadRevocationList(server: Server, tls: TlsFiles, crlFile: string, logger: Logger, intervalMs = 30_000): () => void {
+  let current = tls.crl;
+  const timer = setInterval(() => {
+    readFile(crlFile, 'utf8').then(
+      (crl) => {
+        if (crl === current) return;
+        server.setSecureContext(secureContextOptions({ ...tls, crl }));
+        current = crl;
+        logger.info({ crlFile }, 'revocation list reloaded');
+      },
+      (error: unknown) => logger.error({ err: error, crlFile }, 'cannot read the revocation list; keeping the previous one'),
+    );
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -4,7 +4,7 @@ import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { connect } from './connections.ts';
-import { createMeshServer } from './https-server.ts';
+import { createMeshServer, reloadRevocationList } from './https-server.ts';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   });
   connections.startWorker(logger);
   const server = createMeshServer(createApp(connections.services, logger), config.tls);
+  const stopCrlReload = config.crlFile ? reloadRevocationList(server, config.tls, config.crlFile, logger, config.crlReloadMs) : () => {};
   server.listen(config.port, config.host);
   await once(server, 'listening');
   logger.info({ url: `https://${config.host}:${config.port}/messageexchange`, redis: config.redisUrl, s3: config.s3.endpoint }, 'meshbox listening');
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
       server.closeAllConnections();
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
+    stopCrlReload();
     server.close();
     server.closeIdleConnections();
     await once(server, 'close');

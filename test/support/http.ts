@@ -2,7 +2,14 @@ import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
-import type { KeyPair, TestMailbox, TestServer } from './harness.ts';
+import type { KeyPair, TestMailbox } from './harness.ts';
+
+/** What a client needs to know of a server: where it is, its CA, the environment's shared key. */
+export interface Endpoint {
+  readonly origin: string;
+  readonly caPem: string;
+  readonly sharedKey: string;
+}
 
 export interface RawResponse {
   readonly status: number;
@@ -22,7 +29,7 @@ export interface RawRequest {
 }
 
 /** One HTTPS request with full control over certificate, headers and body. */
-export function rawRequest(server: TestServer, request: RawRequest): Promise<RawResponse> {
+export function rawRequest(server: Endpoint, request: RawRequest): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const url = new URL(request.path, server.origin);
     const certificate = request.clientCertificate === null ? {} : { cert: request.clientCertificate?.certPem, key: request.clientCertificate?.keyPem };
@@ -63,7 +70,7 @@ export interface MailboxRequest extends Omit<RawRequest, 'clientCertificate'> {
 }
 
 /** A request as a mailbox makes it: its certificate, a fresh NHSMESH token, the MESH Accept header. */
-export function mailboxRequest(server: TestServer, mailbox: TestMailbox, request: MailboxRequest): Promise<RawResponse> {
+export function mailboxRequest(server: Endpoint, mailbox: TestMailbox, request: MailboxRequest): Promise<RawResponse> {
   const authorization =
     request.authorization ??
     buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: server.sharedKey });
@@ -77,7 +84,7 @@ export function mailboxRequest(server: TestServer, mailbox: TestMailbox, request
 
 /** Sends a single-chunk message and returns its id. */
 export async function sendMessage(
-  server: TestServer,
+  server: Endpoint,
   from: TestMailbox,
   to: TestMailbox,
   body: Buffer | string,
@@ -91,12 +98,6 @@ export async function sendMessage(
   });
   if (response.status !== 202) throw new Error(`send failed: ${response.status} ${response.body.toString()}`);
   return (response.json() as { message_id: string }).message_id;
-}
-
-export interface Endpoint {
-  readonly origin: string;
-  readonly caPem: string;
-  readonly sharedKey: string;
 }
 
 /** A mailbox request whose body is streamed and whose response is returned unread (for large payloads). */

@@ -7,16 +7,26 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createS3Client } from '../../server/src/connections.ts';
+import { CertificateStore } from '../../server/src/store/certificates.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
-import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../../shared/src/pki/index.ts';
+import {
+  createCertificateAuthority,
+  createRevocationList,
+  issueMailboxCertificate,
+  issueServerCertificate,
+} from '../../shared/src/pki/index.ts';
 import type { KeyPair, TestMailbox } from './harness.ts';
 import { freePort } from '../../scripts/services/processes.ts';
 
 export interface ServerProcess {
   readonly origin: string;
+  /** Holds ca.crt, ca.key, server.crt, server.key (an admin's PKI folder for this server). */
+  readonly pkiDir: string;
+  /** The MESHBOX_* variables an admin command needs to act on this server's state. */
+  readonly adminEnvironment: Record<string, string>;
   readonly caPem: string;
   readonly sharedKey: string;
   readonly pid: number;
@@ -32,12 +42,22 @@ export interface ServerProcess {
  * meshbox as its own process (`node server/src/main.ts`), configured only through MESHBOX_*
  * variables like a deployment, on the local Redis and S3 with its own prefix and bucket.
  */
-export async function startServerProcess(extraEnvironment: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  extraEnvironment: Record<string, string> = {},
+  options: { readonly withCrl?: boolean } = {},
+): Promise<ServerProcess> {
   const local = await ensureLocalServices();
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-server-'));
   const ca: KeyPair = createCertificateAuthority({ commonName: 'meshbox process test CA' });
   const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   await writeFile(join(dir, 'ca.crt'), ca.certPem);
+  await writeFile(join(dir, 'ca.key'), ca.keyPem);
+  const crlEnvironment: Record<string, string> = {};
+  if (options.withCrl) {
+    // An empty list to begin with, as `admin cert revoke` later rewrites it.
+    await writeFile(join(dir, 'crl.pem'), createRevocationList({ ca, revoked: [] }));
+    crlEnvironment.MESHBOX_TLS_CRL = join(dir, 'crl.pem');
+  }
   await writeFile(join(dir, 'server.crt'), server.certPem);
   await writeFile(join(dir, 'server.key'), server.keyPem);
   const sharedKey = randomBytes(16).toString('hex');
@@ -66,6 +86,7 @@ export async function startServerProcess(extraEnvironment: Record<string, string
       MESHBOX_S3_ACCESS_KEY_ID: local.s3.accessKeyId,
       MESHBOX_S3_SECRET_ACCESS_KEY: local.s3.secretAccessKey,
       MESHBOX_LOG_LEVEL: 'warn',
+      ...crlEnvironment,
       ...extraEnvironment,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -82,6 +103,13 @@ export async function startServerProcess(extraEnvironment: Record<string, string
   const mailboxes = new MailboxStore(redis, redisKeys(prefix));
   return {
     origin: `https://127.0.0.1:${port}`,
+    pkiDir: dir,
+    adminEnvironment: {
+      MESHBOX_REDIS_URL: local.redisUrl,
+      MESHBOX_REDIS_PREFIX: prefix,
+      MESHBOX_S3_ENDPOINT: local.s3.endpoint,
+      MESHBOX_PKI_DIR: dir,
+    },
     caPem: ca.certPem,
     sharedKey,
     pid: child.pid ?? 0,
@@ -89,7 +117,9 @@ export async function startServerProcess(extraEnvironment: Record<string, string
       const id = `P${randomBytes(5).toString('hex').toUpperCase()}`;
       const password = randomBytes(12).toString('hex');
       await mailboxes.create({ id, password });
-      return { id, password, ...issueMailboxCertificate({ ca, mailboxId: id }) };
+      const certificate = issueMailboxCertificate({ ca, mailboxId: id });
+      await new CertificateStore(redis, redisKeys(prefix)).recordIssued(id, certificate.serialNumber);
+      return { id, password, ...certificate };
     },
     peakRssBytes: async () => {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');

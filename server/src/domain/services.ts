@@ -1,6 +1,7 @@
 import type { TransferLimits } from './chunk-storage.ts';
 import type { LifecycleScheduler, RetentionPeriods } from './lifecycle.ts';
 import type { AuditLog } from '../store/audit-log.ts';
+import type { CertificateStore } from '../store/certificates.ts';
 import type { MailboxStore } from '../store/mailboxes.ts';
 import type { MessageStore } from '../store/messages.ts';
 import type { PayloadStore } from '../store/payloads.ts';
@@ -13,6 +14,7 @@ export interface Services {
   readonly payloads: PayloadStore;
   readonly usedTokens: UsedTokenStore;
   readonly audit: AuditLog;
+  readonly certificates: CertificateStore;
   /** The environment's shared HMAC key for Authorization tokens. */
   readonly sharedKey: string;
   readonly now: () => Date;

@@ -16,6 +16,8 @@ export interface RedisKeys {
   readonly localIds: (mailboxId: string, localId: string) => string;
   readonly inboxSequence: string;
   readonly auditLog: string;
+  readonly mailboxCertificates: (mailboxId: string) => string;
+  readonly revokedCertificates: string;
   readonly usedToken: (mailboxId: string, nonce: string, nonceCount: string) => string;
 }
 
@@ -35,6 +37,8 @@ export function redisKeys(prefix: string): RedisKeys {
     localIds: (mailboxId, localId) => `${prefix}local-id:${mailboxId}:${localId}`,
     inboxSequence: `${prefix}inbox-sequence`,
     auditLog: `${prefix}audit`,
+    mailboxCertificates: (mailboxId) => `${prefix}mailbox-certificates:${mailboxId}`,
+    revokedCertificates: `${prefix}revoked-certificates`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:${mailboxId}:${nonce}:${nonceCount}`,
   };
 }

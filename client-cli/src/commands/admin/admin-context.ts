@@ -3,12 +3,14 @@ import { Redis } from 'ioredis';
 import { resolveBackends } from '../../../../server/src/backends.ts';
 import { loadBackendConfig } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
+import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
   readonly auditLog: AuditLog;
+  readonly certificates: CertificateStore;
   /** Adds an admin action to the audit log, with the operating-system user as the actor. */
   readonly audit: (action: string, subject: string, detail?: string) => Promise<void>;
 }
@@ -28,6 +30,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     return await action({
       mailboxes: new MailboxStore(redis, keys),
       auditLog,
+      certificates: new CertificateStore(redis, keys),
       audit: (auditAction, subject, detail) => auditLog.record({ action: `admin.${auditAction}`, actor, subject, ...(detail ? { detail } : {}) }),
     });
   } finally {

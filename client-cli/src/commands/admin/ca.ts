@@ -1,8 +1,8 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { createCertificateAuthority, issueServerCertificate } from '../../../../shared/src/pki/index.ts';
-import { readCertificateAuthority, writePemPair } from './pki-files.ts';
+import { createCertificateAuthority } from '../../../../shared/src/pki/index.ts';
+import { writePemPair } from './pki-files.ts';
 
 export function registerCaCommands(admin: Command, pkiDir: () => string): void {
   const ca = admin.command('ca').description('the certificate authority that signs server and mailbox certificates');
@@ -16,24 +16,5 @@ export function registerCaCommands(admin: Command, pkiDir: () => string): void {
       if (exists && !options.force) throw new Error(`a CA already exists in ${dir} (use --force to replace it)`);
       const files = await writePemPair(dir, 'ca', createCertificateAuthority({ commonName: options.name }));
       console.log(`CA written: ${files.cert}`);
-    });
-
-  const cert = admin.command('cert').description('certificates signed by the CA');
-  cert
-    .command('server')
-    .description('issue the server certificate (server.crt, server.key) for the given host names and IPs')
-    .option('--dns <name...>', 'DNS names', ['localhost'])
-    .option('--ip <address...>', 'IP addresses', ['127.0.0.1'])
-    .action(async (options: { dns: string[]; ip: string[] }) => {
-      const dir = pkiDir();
-      const authority = await readCertificateAuthority(dir);
-      const issued = issueServerCertificate({
-        ca: authority,
-        commonName: options.dns[0] ?? options.ip[0] ?? 'meshbox',
-        dnsNames: options.dns,
-        ipAddresses: options.ip,
-      });
-      const files = await writePemPair(dir, 'server', issued);
-      console.log(`server certificate written: ${files.cert}`);
     });
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { DEV_CERTS_DIR } from '../../../../shared/src/dev-paths.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerCaCommands } from './ca.ts';
+import { registerCertCommands } from './cert.ts';
 import { registerMailboxCommands } from './mailbox.ts';
 import { registerQueueCommands } from './queues.ts';
 import { registerWorkflowCommands } from './workflow.ts';
@@ -18,6 +19,7 @@ export function registerAdminCommands(program: Command): void {
     .option('--pki-dir <dir>', 'folder with ca.crt/ca.key (default: $MESHBOX_PKI_DIR or ./certs of the checkout)');
   const pkiDir = (): string => resolve(admin.opts<{ pkiDir?: string }>().pkiDir ?? process.env.MESHBOX_PKI_DIR ?? DEV_CERTS_DIR);
   registerCaCommands(admin, pkiDir);
+  registerCertCommands(admin, pkiDir);
   registerMailboxCommands(admin, pkiDir);
   registerWorkflowCommands(admin);
   registerQueueCommands(admin);

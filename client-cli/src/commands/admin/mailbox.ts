@@ -38,7 +38,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .action(async (id: string, options: { password: string; ods: string; name: string; workflow?: string[]; certOut: string }) => {
       const mailboxIdValue = mailboxId(id);
       const authority = await readCertificateAuthority(pkiDir());
-      const issued = await withAdminStores(async ({ mailboxes, audit }) => {
+      const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
         const created = await mailboxes.create({
           id: mailboxIdValue,
           password: options.password,
@@ -48,6 +48,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         });
         if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
         const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined });
+        await certificates.recordIssued(mailboxIdValue, certificate.serialNumber);
         await audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`);
         return certificate;
       });

@@ -1,0 +1,102 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import {
+  createRevocationList,
+  describeCertificate,
+  issueMailboxCertificate,
+  issueServerCertificate,
+  signCertificateRequest,
+} from '../../../../shared/src/pki/index.ts';
+import { type AdminStores, withAdminStores } from './admin-context.ts';
+import { readCertificateAuthority, writePemPair } from './pki-files.ts';
+
+export const CRL_FILE = 'crl.pem';
+
+/** Rewrites `<pki-dir>/crl.pem` from every revocation; the server reloads it by itself. */
+async function publishRevocationList(pkiDir: string, stores: AdminStores): Promise<string> {
+  const ca = await readCertificateAuthority(pkiDir);
+  const revoked = (await stores.certificates.revocations()).map(({ serialNumber, revokedAt }) => ({ serialNumber, revokedAt }));
+  const file = join(pkiDir, CRL_FILE);
+  await writeFile(file, createRevocationList({ ca, revoked }));
+  return file;
+}
+
+export function registerCertCommands(admin: Command, pkiDir: () => string): void {
+  const cert = admin.command('cert').description('certificates signed by the CA: issue, sign CSRs, revoke');
+
+  cert
+    .command('server')
+    .description('issue the server certificate (server.crt, server.key) for the given host names and IPs')
+    .option('--dns <name...>', 'DNS names', ['localhost'])
+    .option('--ip <address...>', 'IP addresses', ['127.0.0.1'])
+    .action(async (options: { dns: string[]; ip: string[] }) => {
+      const dir = pkiDir();
+      const issued = issueServerCertificate({
+        ca: await readCertificateAuthority(dir),
+        commonName: options.dns[0] ?? options.ip[0] ?? 'meshbox',
+        dnsNames: options.dns,
+        ipAddresses: options.ip,
+      });
+      const files = await writePemPair(dir, 'server', issued);
+      console.log(`server certificate written: ${files.cert}`);
+    });
+
+  cert
+    .command('issue <mailbox>')
+    .description('issue a new client certificate and key for a registered mailbox (<dir>/<ID>.crt and .key)')
+    .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to')
+    .action(async (mailbox: string, options: { certOut: string }) => {
+      const mailboxId = mailbox.toUpperCase();
+      const ca = await readCertificateAuthority(pkiDir());
+      await withAdminStores(async (stores) => {
+        const found = await stores.mailboxes.get(mailboxId);
+        if (!found) throw new Error(`no mailbox ${mailboxId}`);
+        const issued = issueMailboxCertificate({ ca, mailboxId, organisation: found.name || undefined });
+        await stores.certificates.recordIssued(mailboxId, issued.serialNumber);
+        await stores.audit('cert.issue', mailboxId, `serial ${issued.serialNumber}`);
+        const files = await writePemPair(options.certOut, mailboxId, issued);
+        console.log(`certificate for ${mailboxId} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
+      });
+    });
+
+  cert
+    .command('sign <csr-file>')
+    .description('sign a certificate request (made with `meshbox cert request`), so the key never leaves its owner')
+    .requiredOption('--out <file>', 'where to write the signed certificate')
+    .option('--usage <usage>', 'client (a mailbox) or server', 'client')
+    .action(async (csrFile: string, options: { out: string; usage: string }) => {
+      if (options.usage !== 'client' && options.usage !== 'server') throw new Error('--usage must be client or server');
+      const ca = await readCertificateAuthority(pkiDir());
+      const csrPem = await readFile(csrFile, 'utf8');
+      await withAdminStores(async (stores) => {
+        const signed = signCertificateRequest({ ca, csrPem, usage: options.usage as 'client' | 'server' });
+        const commonName = describeCertificate(signed.certPem).subjectCommonName ?? '';
+        if (options.usage === 'client') {
+          if (!(await stores.mailboxes.get(commonName))) throw new Error(`the request is for ${commonName}, which is not a registered mailbox`);
+          await stores.certificates.recordIssued(commonName, signed.serialNumber);
+        }
+        await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}`);
+        await writeFile(options.out, signed.certPem);
+        console.log(`signed ${options.usage} certificate for ${commonName} (serial ${signed.serialNumber}): ${options.out}`);
+      });
+    });
+
+  cert
+    .command('revoke <mailbox-or-serial>')
+    .description('revoke every certificate of a mailbox, or one serial; refused at once, and in the CRL (crl.pem)')
+    .action(async (target: string) => {
+      const dir = pkiDir();
+      await withAdminStores(async (stores) => {
+        const issued = await stores.certificates.issuedTo(target.toUpperCase());
+        const serials = issued.length > 0 ? issued : [target];
+        const now = new Date();
+        for (const serial of serials) {
+          const revoked = await stores.certificates.revoke(serial, now);
+          console.log(`${revoked ? 'revoked' : 'already revoked'}: serial ${serial}`);
+          if (revoked) await stores.audit('cert.revoke', issued.length > 0 ? target.toUpperCase() : serial, `serial ${serial}`);
+        }
+        console.log(`revocation list written: ${await publishRevocationList(dir, stores)}`);
+      });
+    });
+}

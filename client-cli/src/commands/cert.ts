@@ -1,0 +1,31 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { createCertificateRequest } from '../../../shared/src/pki/index.ts';
+import type { CliContext } from './context.ts';
+
+/**
+ * `meshbox cert request`: a new key and a certificate request for a mailbox. The key stays
+ * here; only the CSR goes to the admin (`meshbox admin cert sign`).
+ */
+export function registerCertCommand(program: Command, context: CliContext): void {
+  const cert = program.command('cert').description('your own certificate: make a key and a request for the admin to sign');
+  cert
+    .command('request')
+    .description('write <dir>/<MAILBOX>.key (yours alone) and <dir>/<MAILBOX>.csr (for the admin to sign)')
+    .requiredOption('--for <mailbox>', 'the mailbox the certificate is for (its CN)')
+    .option('--out <dir>', 'folder to write to', '.')
+    .option('--organisation <name>', 'organisation name in the request')
+    .action(async (options: { for: string; out: string; organisation?: string }) => {
+      const mailboxId = options.for.toUpperCase();
+      if (!/^[A-Z0-9]{1,32}$/.test(mailboxId)) throw new Error(`invalid mailbox id "${options.for}": 1 to 32 letters and digits`);
+      const request = createCertificateRequest({ commonName: mailboxId, organisation: options.organisation });
+      await mkdir(options.out, { recursive: true });
+      const key = join(options.out, `${mailboxId}.key`);
+      const csr = join(options.out, `${mailboxId}.csr`);
+      await writeFile(key, request.keyPem, { mode: 0o600 });
+      await chmod(key, 0o600);
+      await writeFile(csr, request.csrPem);
+      context.print(`key ${key} (keep it here), request ${csr} (send it to your meshbox admin)`);
+    });
+}

@@ -1,0 +1,43 @@
+import type { Redis } from 'ioredis';
+import { normalizeSerialNumber } from '../../../shared/src/pki/index.ts';
+import type { RedisKeys } from './keys.ts';
+
+export interface Revocation {
+  readonly serialNumber: string;
+  readonly revokedAt: Date;
+}
+
+/** Which certificates were issued to which mailbox, and which are revoked. Serials are normalised hex. */
+export class CertificateStore {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+
+  constructor(redis: Redis, keys: RedisKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
+
+  async recordIssued(mailboxId: string, serialNumber: string): Promise<void> {
+    await this.#redis.sadd(this.#keys.mailboxCertificates(mailboxId), normalizeSerialNumber(serialNumber));
+  }
+
+  async issuedTo(mailboxId: string): Promise<readonly string[]> {
+    return (await this.#redis.smembers(this.#keys.mailboxCertificates(mailboxId))).sort();
+  }
+
+  /** Revokes a serial; false when it was revoked already. */
+  async revoke(serialNumber: string, at: Date): Promise<boolean> {
+    return (await this.#redis.hsetnx(this.#keys.revokedCertificates, normalizeSerialNumber(serialNumber), String(at.getTime()))) === 1;
+  }
+
+  async isRevoked(serialNumber: string): Promise<boolean> {
+    return (await this.#redis.hexists(this.#keys.revokedCertificates, normalizeSerialNumber(serialNumber))) === 1;
+  }
+
+  async revocations(): Promise<readonly Revocation[]> {
+    const entries = await this.#redis.hgetall(this.#keys.revokedCertificates);
+    return Object.entries(entries)
+      .map(([serialNumber, at]) => ({ serialNumber, revokedAt: new Date(Number(at)) }))
+      .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
+  }
+}
