@@ -21,6 +21,9 @@ export const DEFAULT_PERIODS: RetentionPeriods = {
   messageRetentionMs: 30 * DAY_MS,
 };
 
+/** Per mailbox: far above what one real system sends, low enough that one cannot starve the rest. */
+export const DEFAULT_RATE_LIMIT = 500;
+
 const seconds = z.coerce.number().positive();
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
@@ -55,6 +58,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_UPLOAD_EXPIRY_SECONDS: seconds.default(DEFAULT_PERIODS.uploadExpiryMs / 1000),
   MESHBOX_PAYLOAD_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.payloadRetentionMs / 1000),
   MESHBOX_MESSAGE_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.messageRetentionMs / 1000),
+  MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -84,6 +88,7 @@ export interface ServerConfig extends BackendConfig {
   readonly sharedKey: string;
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
+  readonly maxRequestsPerSecond: number;
   readonly logLevel: string;
 }
 
@@ -156,6 +161,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       payloadRetentionMs: env.MESHBOX_PAYLOAD_RETENTION_SECONDS * 1000,
       messageRetentionMs: env.MESHBOX_MESSAGE_RETENTION_SECONDS * 1000,
     },
+    maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
     logLevel: env.MESHBOX_LOG_LEVEL,
   };
 }

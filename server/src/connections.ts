@@ -16,6 +16,7 @@ import { redisKeys } from './store/keys.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
 import { PayloadStore } from './store/payloads.ts';
+import { RateLimitStore } from './store/rate-limits.ts';
 import { UsedTokenStore } from './store/used-tokens.ts';
 
 export interface Connections {
@@ -35,6 +36,7 @@ export interface ConnectionSettings {
   readonly sharedKey: string;
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
+  readonly maxRequestsPerSecond: number;
 }
 
 export function createS3Client(settings: S3Settings): S3Client {
@@ -84,6 +86,8 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
     usedTokens: new UsedTokenStore(redis, keys),
     audit: new AuditLog(redis, keys),
     certificates: new CertificateStore(redis, keys),
+    rateLimits: new RateLimitStore(redis, keys),
+    maxRequestsPerSecond: settings.maxRequestsPerSecond,
     sharedKey: settings.sharedKey,
     now: () => new Date(),
     limits: settings.limits,

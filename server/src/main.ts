@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     sharedKey: config.sharedKey,
     limits: config.limits,
     periods: config.periods,
+    maxRequestsPerSecond: config.maxRequestsPerSecond,
   });
   connections.startWorker(logger);
   const server = createMeshServer(createApp(connections.services, logger), config.tls);

@@ -8,7 +8,7 @@ import { createApp } from '../../server/src/app.ts';
 import { type Connections, connect } from '../../server/src/connections.ts';
 import type { TransferLimits } from '../../server/src/domain/chunk-storage.ts';
 import type { Services } from '../../server/src/domain/services.ts';
-import { DEFAULT_LIMITS, DEFAULT_PERIODS } from '../../server/src/config.ts';
+import { DEFAULT_LIMITS, DEFAULT_PERIODS, DEFAULT_RATE_LIMIT } from '../../server/src/config.ts';
 import type { RetentionPeriods } from '../../server/src/domain/lifecycle.ts';
 import { createMeshServer } from '../../server/src/https-server.ts';
 import type { NewMailbox } from '../../server/src/store/mailboxes.ts';
@@ -67,6 +67,7 @@ function testPki(): { ca: KeyPair; server: KeyPair } {
 export interface TestServerOptions {
   readonly limits?: Partial<TransferLimits>;
   readonly periods?: Partial<RetentionPeriods>;
+  readonly maxRequestsPerSecond?: number;
   /** Run lifecycle jobs in the test process (default true). */
   readonly worker?: boolean;
 }
@@ -90,6 +91,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     sharedKey,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     periods: { ...DEFAULT_PERIODS, ...options.periods },
+    maxRequestsPerSecond: options.maxRequestsPerSecond ?? DEFAULT_RATE_LIMIT,
   });
   const { services } = connections;
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

@@ -1,6 +1,6 @@
 import { type AuthToken, parseAuthorizationHeader, parseTokenTimestamp, tokenHmacMatches } from '../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../store/mailboxes.ts';
-import { ForbiddenError } from './errors.ts';
+import { ForbiddenError, TooManyRequestsError } from './errors.ts';
 import type { Services } from './services.ts';
 
 /** How far a token's timestamp may be from the server's clock, either way. */
@@ -43,6 +43,14 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
     throw new ForbiddenError();
   }
   if (!(await services.usedTokens.claim(token, USED_TOKEN_RETENTION_MS))) throw new ForbiddenError();
+  if (services.maxRequestsPerSecond > 0) {
+    const count = await services.rateLimits.countRequest(mailboxId, services.now());
+    // 429 is a retryable status: the caller gives the token back, so the retry is accepted.
+    if (count > services.maxRequestsPerSecond) {
+      await services.usedTokens.release(token);
+      throw new TooManyRequestsError(1);
+    }
+  }
   return { mailbox, token };
 }
 

@@ -55,6 +55,16 @@ export class SendRejectedError extends MeshError {
   }
 }
 
+/** 429: the mailbox sent more requests this second than allowed; retry after the given seconds. */
+export class TooManyRequestsError extends MeshError {
+  readonly retryAfterSeconds: number;
+
+  constructor(retryAfterSeconds: number) {
+    super(429, MeshErrorCodes.tooManyRequests);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** 503: a backing service (Redis, object storage) is unavailable; the client may retry. */
 export class ServiceUnavailableError extends MeshError {
   constructor(service: string) {

@@ -5,6 +5,7 @@ import type { CertificateStore } from '../store/certificates.ts';
 import type { MailboxStore } from '../store/mailboxes.ts';
 import type { MessageStore } from '../store/messages.ts';
 import type { PayloadStore } from '../store/payloads.ts';
+import type { RateLimitStore } from '../store/rate-limits.ts';
 import type { UsedTokenStore } from '../store/used-tokens.ts';
 
 /** What the domain operations work with: the stores, the deployment's secrets and a clock. */
@@ -15,6 +16,9 @@ export interface Services {
   readonly usedTokens: UsedTokenStore;
   readonly audit: AuditLog;
   readonly certificates: CertificateStore;
+  readonly rateLimits: RateLimitStore;
+  /** Requests a mailbox may make per second (0: unlimited). */
+  readonly maxRequestsPerSecond: number;
   /** The environment's shared HMAC key for Authorization tokens. */
   readonly sharedKey: string;
   readonly now: () => Date;

@@ -18,6 +18,7 @@ export interface RedisKeys {
   readonly auditLog: string;
   readonly mailboxCertificates: (mailboxId: string) => string;
   readonly revokedCertificates: string;
+  readonly requestCount: (mailboxId: string, second: number) => string;
   readonly usedToken: (mailboxId: string, nonce: string, nonceCount: string) => string;
 }
 
@@ -39,6 +40,7 @@ export function redisKeys(prefix: string): RedisKeys {
     auditLog: `${prefix}audit`,
     mailboxCertificates: (mailboxId) => `${prefix}mailbox-certificates:${mailboxId}`,
     revokedCertificates: `${prefix}revoked-certificates`,
+    requestCount: (mailboxId, second) => `${prefix}request-count:${mailboxId}:${second}`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:${mailboxId}:${nonce}:${nonceCount}`,
   };
 }

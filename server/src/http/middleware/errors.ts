@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
-import { MeshError } from '../../domain/errors.ts';
+import { MeshError, TooManyRequestsError } from '../../domain/errors.ts';
 import { errorBody } from '../views/errors.ts';
 import type { RequestState } from './request-context.ts';
 
@@ -23,6 +23,7 @@ export function errorResponder(): Middleware<RequestState> {
       const error = toMeshError(thrown);
       if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
       ctx.status = error.status;
+      if (error instanceof TooManyRequestsError) ctx.set('Retry-After', String(error.retryAfterSeconds));
       ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);
       // A client whose request body we did not read must not have it parsed as a next request.
       if (!ctx.req.complete) ctx.set('Connection', 'close');

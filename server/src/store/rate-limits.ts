@@ -1,0 +1,20 @@
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from './keys.ts';
+
+/** Per-mailbox request counts in one-second windows, shared by every server process. */
+export class RateLimitStore {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+
+  constructor(redis: Redis, keys: RedisKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
+
+  /** Counts one request in the current second and returns the count so far. */
+  async countRequest(mailboxId: string, now: Date): Promise<number> {
+    const key = this.#keys.requestCount(mailboxId, Math.floor(now.getTime() / 1000));
+    const results = await this.#redis.multi().incr(key).expire(key, 2, 'NX').exec();
+    return Number(results?.[0]?.[1] ?? 0);
+  }
+}

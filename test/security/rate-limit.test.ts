@@ -1,0 +1,40 @@
+import test from 'ava';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
+import { startTestServer, type TestServer } from '../support/harness.ts';
+import { mailboxRequest } from '../support/http.ts';
+
+let server: TestServer;
+
+test.before(async () => {
+  server = await startTestServer({ maxRequestsPerSecond: 5 });
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+test('a mailbox over its requests per second gets 429 with Retry-After, other mailboxes are unaffected, and the same token works on retry', async (t) => {
+  const busy = await server.createMailbox();
+  const quiet = await server.createMailbox();
+  const tokens = Array.from({ length: 12 }, () =>
+    buildAuthorizationHeader({ mailboxId: busy.id, password: busy.password, sharedKey: server.sharedKey }),
+  );
+  const responses = await Promise.all(
+    tokens.map((authorization) => mailboxRequest(server, busy, { path: `/messageexchange/${busy.id}/count`, authorization })),
+  );
+  const limited = responses.filter((response) => response.status === 429);
+  t.true(limited.length >= 1, `statuses ${responses.map((response) => response.status).join(',')}`);
+  t.true(responses.filter((response) => response.status === 200).length <= 5 * 2, 'at most two windows worth got through');
+  t.is(limited[0]!.headers['retry-after'], '1');
+  t.is(limited[0]!.json().detail[0].code, '429');
+
+  t.is((await mailboxRequest(server, quiet, { path: `/messageexchange/${quiet.id}/count` })).status, 200);
+
+  const retried = tokens[responses.indexOf(limited[0]!)]!;
+  let status = 429;
+  for (let attempt = 0; attempt < 20 && status === 429; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    status = (await mailboxRequest(server, busy, { path: `/messageexchange/${busy.id}/count`, authorization: retried })).status;
+  }
+  t.is(status, 200, 'the token of a rate-limited request was not used up');
+});
