@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
+import type { Duplex } from 'node:stream';
 import type Koa from 'koa';
 import type { Logger } from 'pino';
 
@@ -28,7 +29,7 @@ function secureContextOptions(tls: TlsFiles) {
  * refused in the handshake, before any HTTP is read.
  */
 export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles): Server {
-  return createServer(
+  const server = createServer(
     {
       ...secureContextOptions(tls),
       // Slow or silent clients must not hold sockets for ever.
@@ -38,6 +39,26 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles): Server {
       maxHeaderSize: 32 * 1024,
     },
     app.callback(),
+  );
+  server.on('clientError', answerUnparseableRequest);
+  return server;
+}
+
+/** Node's HTTP parser refuses a request before Koa sees it; the client still gets a MESH error body. */
+function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || (error.code === 'ECONNRESET' && socket.destroyed)) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', '431']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', '408']
+        : [400, 'Bad Request', '400'];
+  const body = JSON.stringify({ messageID: null, errorEvent: 'TRANSFER', errorCode: code, errorDescription: reason });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 

@@ -1,0 +1,155 @@
+import test from 'ava';
+import fc from 'fast-check';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, sendMessage } from '../support/http.ts';
+import { rawTlsExchange } from '../support/raw-tls.ts';
+
+let server: TestServer;
+let lab: TestMailbox;
+let gp: TestMailbox;
+let witness: string;
+const WITNESS_BODY = 'this message must survive the fuzzing unchanged';
+
+test.before(async () => {
+  server = await startTestServer({ maxRequestsPerSecond: 0 });
+  lab = await server.createMailbox();
+  gp = await server.createMailbox();
+  witness = await sendMessage(server, lab, gp, WITNESS_BODY);
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+/** Only outages may be 5xx, and this test has none. */
+const acceptable = (status: number): boolean => status >= 200 && status < 500;
+
+// Header-safe text (what an HTTP client will send) and hostile extras.
+const headerText = fc.oneof(
+  fc.string({ unit: fc.constantFrom(...'abcXYZ019 _-#:/.*!?%&=+@~'.split('')), maxLength: 40 }),
+  fc.constantFrom('', ' ', 'http://x', 'https://evil/', '0:0', '1:0', '-1:2', '99999999999:1', 'Y', 'N', '\u00e9\u00e8', 'a'.repeat(2000)),
+);
+
+test.serial('random mex-* headers, chunk ranges and bodies on send never cause a 5xx', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        to: fc.oneof(fc.constant(gp.id), headerText),
+        workflow: headerText,
+        range: fc.oneof(fc.constant('1:1'), headerText),
+        subject: headerText,
+        localId: headerText,
+        checksum: headerText,
+        encoding: fc.constantFrom('', 'gzip', 'br', 'identity', 'GZIP'),
+        body: fc.uint8Array({ maxLength: 512 }),
+      }),
+      async (input) => {
+        const headers: Record<string, string> = {
+          'mex-To': input.to,
+          'mex-WorkflowID': input.workflow,
+          'mex-Chunk-Range': input.range,
+          'mex-Subject': input.subject,
+          'mex-LocalID': input.localId,
+          'mex-Content-Checksum': input.checksum,
+        };
+        if (input.encoding) headers['content-encoding'] = input.encoding;
+        const response = await mailboxRequest(server, lab, {
+          method: 'POST',
+          path: `/messageexchange/${lab.id}/outbox`,
+          headers,
+          body: Buffer.from(input.body),
+        });
+        if (!acceptable(response.status)) t.log(response.status, response.body.toString(), headers);
+        return acceptable(response.status) && (response.status === 202 || response.json() !== undefined);
+      },
+    ),
+    { numRuns: 150 },
+  );
+  t.pass();
+});
+
+test.serial('random paths, methods and query strings never cause a 5xx', async (t) => {
+  const segment = fc.oneof(
+    fc.constantFrom('inbox', 'outbox', 'count', 'tracking', 'status', 'acknowledged', '..', '.', '%00', '%2e%2e', '', witness, witness.toLowerCase()),
+    fc.string({ unit: fc.constantFrom(...'abc019_-.~%'.split('')), maxLength: 30 }),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom('GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'),
+      fc.array(segment, { maxLength: 5 }),
+      fc.string({ unit: fc.constantFrom(...'abc=&?%019_'.split('')), maxLength: 30 }),
+      async (method, segments, query) => {
+        const path = `/messageexchange/${gp.id}/${segments.map((s) => s).join('/')}${query ? `?${query}` : ''}`;
+        const response = await mailboxRequest(server, gp, { method, path, body: method === 'POST' || method === 'PUT' ? 'x' : undefined });
+        if (!acceptable(response.status)) t.log(method, path, response.status, response.body.toString());
+        return acceptable(response.status);
+      },
+    ),
+    { numRuns: 150 },
+  );
+  t.pass();
+});
+
+test.serial('random Authorization headers are refused with 403, never a 5xx', async (t) => {
+  const valid = buildAuthorizationHeader({ mailboxId: gp.id, password: gp.password, sharedKey: server.sharedKey });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(
+        headerText,
+        fc.array(headerText, { minLength: 5, maxLength: 5 }).map((fields) => `NHSMESH ${fields.join(':')}`),
+        fc.nat({ max: valid.length - 1 }).chain((at) => fc.constantFrom(...'x:0Z '.split('')).map((c) => valid.slice(0, at) + c + valid.slice(at + 1))),
+      ),
+      async (authorization) => {
+        const response = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/count`, authorization });
+        return response.status === 403 || (authorization === valid && response.status === 200);
+      },
+    ),
+    { numRuns: 150 },
+  );
+  t.pass();
+});
+
+test.serial('raw, malformed HTTP gets a 4xx with a JSON body or a closed connection, and the server keeps serving', async (t) => {
+  const token = () => buildAuthorizationHeader({ mailboxId: gp.id, password: gp.password, sharedKey: server.sharedKey });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+        fc.string({ maxLength: 60 }).map((value) =>
+          Buffer.from(
+            `POST /messageexchange/${gp.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token()}\r\nmex-To: ${value}\r\nmex-WorkflowID: W\r\nContent-Length: 1\r\n\r\nx`,
+            'latin1',
+          ),
+        ),
+        fc.string({ maxLength: 60 }).map((value) => Buffer.from(`GET /messageexchange/${value} HTTP/1.1\r\nHost: x\r\n\r\n`, 'latin1')),
+        fc.constantFrom(
+          Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n${'X-Big: '.padEnd(40_000, 'a')}\r\n\r\n`),
+          Buffer.from('POST /messageexchange/X/outbox HTTP/1.1\r\nContent-Length: -5\r\n\r\n'),
+          Buffer.from('POST /messageexchange/X/outbox HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'),
+        ),
+      ),
+      async (request) => {
+        const { status, text } = await rawTlsExchange(server, gp, request);
+        if (status >= 500) t.log(status, text.slice(0, 300));
+        return status === 0 || (status < 500 && (status === 202 || text.includes('{')));
+      },
+    ),
+    { numRuns: 120 },
+  );
+  t.pass();
+});
+
+test.serial('after all the fuzzing the witness message is intact and the inbox is consistent', async (t) => {
+  const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${witness}` });
+  t.is(download.status, 200);
+  t.is(download.body.toString(), WITNESS_BODY);
+  const listed = (await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=5000` })).json();
+  const count = (await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/count` })).json().count;
+  t.is(listed.messages.length, count);
+  t.true(listed.messages.includes(witness));
+  for (const messageId of listed.messages.slice(0, 50)) {
+    const head = await mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    t.is(head.status, 200, `listed message ${messageId} is downloadable`);
+  }
+});
