@@ -35,8 +35,9 @@ export function createApp(services: Services, logger: Logger): Koa<RequestState>
   app.use(requestContext(logger));
   app.use(errorResponder());
   app.use(apiVersion());
-  app.use(rejectRevokedCertificates(services));
+  // Health first: it must answer (503) even while Redis, which revocation checks need, is away.
   app.use(healthRoutes.routes());
+  app.use(rejectRevokedCertificates(services));
   app.use(publicRoutes.routes());
   app.use(mailboxRoutes.routes() as Koa.Middleware<RequestState>);
   app.use(mailboxRoutes.allowedMethods() as Koa.Middleware<RequestState>);

@@ -59,7 +59,7 @@ export function createS3Client(settings: S3Settings): S3Client {
 }
 
 /** Connects the stores to Redis and S3 and makes sure the bucket exists. */
-export async function connect(settings: ConnectionSettings): Promise<Connections> {
+export async function connect(settings: ConnectionSettings, logger?: Logger): Promise<Connections> {
   const redis = new Redis(settings.redisUrl, {
     // Fail a request fast while Redis is away instead of queueing it without bound.
     maxRetriesPerRequest: 2,
@@ -78,7 +78,12 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
   }
   // BullMQ wants connections that wait for Redis rather than fail a command after retries.
   const queueRedis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  // ioredis reconnects by itself; an outage is reported by /readyz and 503s, logged here once per error.
+  const reportRedisError = (error: Error): void => logger?.warn({ err: error }, 'redis connection error');
+  redis.on('error', reportRedisError);
+  queueRedis.on('error', reportRedisError);
   const scheduler = new BullLifecycleScheduler(queueRedis, queuePrefix(settings.redisPrefix));
+  scheduler.queue.on('error', reportRedisError);
   const services: Services = {
     mailboxes: new MailboxStore(redis, keys),
     messages: new MessageStore(redis, keys),
@@ -103,6 +108,7 @@ export async function connect(settings: ConnectionSettings): Promise<Connections
     startWorker: (logger) => {
       // A worker blocks its connection waiting for jobs, so it gets one of its own.
       const connection = queueRedis.duplicate();
+      connection.on('error', reportRedisError);
       workers.push({ worker: startLifecycleWorker(services, connection, queuePrefix(settings.redisPrefix), logger), connection });
     },
     close: async () => {

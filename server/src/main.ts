@@ -11,7 +11,8 @@ const SHUTDOWN_DEADLINE_MS = 30_000;
 async function main(): Promise<void> {
   const config = await resolveBackends(loadConfig());
   const logger = pino({ level: config.logLevel });
-  const connections = await connect({
+  const connections = await connect(
+    {
     redisUrl: config.redisUrl,
     redisPrefix: config.redisPrefix,
     s3: config.s3,
@@ -19,7 +20,9 @@ async function main(): Promise<void> {
     limits: config.limits,
     periods: config.periods,
     maxRequestsPerSecond: config.maxRequestsPerSecond,
-  });
+    },
+    logger,
+  );
   connections.startWorker(logger);
   const server = createMeshServer(createApp(connections.services, logger), config.tls);
   const stopCrlReload = config.crlFile ? reloadRevocationList(server, config.tls, config.crlFile, logger, config.crlReloadMs) : () => {};

@@ -68,6 +68,9 @@ export interface TestServerOptions {
   readonly limits?: Partial<TransferLimits>;
   readonly periods?: Partial<RetentionPeriods>;
   readonly maxRequestsPerSecond?: number;
+  /** Reach Redis / S3 through these instead of the local services directly (e.g. a proxy that can cut them off). */
+  readonly redisUrl?: string;
+  readonly s3Endpoint?: string;
   /** Run lifecycle jobs in the test process (default true). */
   readonly worker?: boolean;
 }
@@ -78,11 +81,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const sharedKey = randomBytes(16).toString('hex');
   const bucket = `test-${randomBytes(8).toString('hex')}`;
   const redisPrefix = `test:${randomUUID()}:`;
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const connections = await connect({
-    redisUrl: local.redisUrl,
+    redisUrl: options.redisUrl ?? local.redisUrl,
     redisPrefix,
     s3: {
-      endpoint: local.s3.endpoint,
+      endpoint: options.s3Endpoint ?? local.s3.endpoint,
       bucket,
       region: local.s3.region,
       forcePathStyle: true,
@@ -92,9 +96,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     periods: { ...DEFAULT_PERIODS, ...options.periods },
     maxRequestsPerSecond: options.maxRequestsPerSecond ?? DEFAULT_RATE_LIMIT,
-  });
+  }, logger);
   const { services } = connections;
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   if (options.worker !== false) connections.startWorker(logger);
   const server: Server = createMeshServer(createApp(services, logger), {
     cert: pki.server.certPem,

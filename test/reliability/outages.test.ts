@@ -1,0 +1,85 @@
+import test from 'ava';
+import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
+import { startTestServer } from '../support/harness.ts';
+import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
+
+const portOf = (url: string): number => Number(new URL(url).port);
+
+async function eventually(check: () => Promise<boolean>, attempts = 100): Promise<boolean> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return false;
+}
+
+test('object storage unreachable: sends fail with 503 and a MESH error, nothing changes, and it recovers by itself', async (t) => {
+  const local = await ensureLocalServices();
+  const proxy = await startTcpProxy(portOf(local.s3.endpoint));
+  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}` });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const before = await sendMessage(server, lab, gp, 'before the outage');
+
+    await proxy.cut();
+    const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    const send = () =>
+      mailboxRequest(server, lab, {
+        method: 'POST',
+        path: `/messageexchange/${lab.id}/outbox`,
+        headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' },
+        body: 'during the outage',
+        authorization: token,
+      });
+    const refused = await send();
+    t.is(refused.status, 503);
+    t.like(refused.json().detail[0], { code: '503' });
+    const inbox = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` });
+    t.deepEqual(inbox.json().messages, [before], 'no partial message appeared');
+    const ready = await rawRequest(server, { path: '/readyz', clientCertificate: lab });
+    t.is(ready.status, 503);
+    t.like(ready.json(), { redis: 'ok', objectStorage: 'unreachable' });
+
+    await proxy.restore();
+    t.true(await eventually(async () => (await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status === 200));
+    const retried = await send();
+    t.is(retried.status, 202, 'the same token works for the retry after a 503');
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${retried.json().message_id}` });
+    t.is(download.body.toString(), 'during the outage');
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test('Redis unreachable: requests fail with 503 (never 500 or a hang), /readyz says so, and service resumes when it is back', async (t) => {
+  const local = await ensureLocalServices();
+  const proxy = await startTcpProxy(portOf(local.redisUrl));
+  const server = await startTestServer({ redisUrl: `redis://127.0.0.1:${proxy.port}`, worker: false });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    await proxy.cut();
+    const refused = await mailboxRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' },
+      body: 'x',
+    });
+    t.is(refused.status, 503);
+    t.is(refused.json().detail[0].code, '503');
+    const ready = await rawRequest(server, { path: '/readyz', clientCertificate: lab });
+    t.is(ready.status, 503);
+    t.like(ready.json(), { redis: 'unreachable' });
+
+    await proxy.restore();
+    t.true(await eventually(async () => (await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status === 200));
+    const messageId = await sendMessage(server, lab, gp, 'after Redis came back');
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    t.is(download.body.toString(), 'after Redis came back');
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
