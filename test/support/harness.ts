@@ -71,6 +71,10 @@ export interface TestServerOptions {
   /** Reach Redis / S3 through these instead of the local services directly (e.g. a proxy that can cut them off). */
   readonly redisUrl?: string;
   readonly s3Endpoint?: string;
+  /** Reuse the state of an earlier server (as a restarted process would). */
+  readonly redisPrefix?: string;
+  readonly bucket?: string;
+  readonly sharedKey?: string;
   /** Run lifecycle jobs in the test process (default true). */
   readonly worker?: boolean;
 }
@@ -78,9 +82,9 @@ export interface TestServerOptions {
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const local = await ensureLocalServices();
   const pki = testPki();
-  const sharedKey = randomBytes(16).toString('hex');
-  const bucket = `test-${randomBytes(8).toString('hex')}`;
-  const redisPrefix = `test:${randomUUID()}:`;
+  const sharedKey = options.sharedKey ?? randomBytes(16).toString('hex');
+  const bucket = options.bucket ?? `test-${randomBytes(8).toString('hex')}`;
+  const redisPrefix = options.redisPrefix ?? `test:${randomUUID()}:`;
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const connections = await connect({
     redisUrl: options.redisUrl ?? local.redisUrl,

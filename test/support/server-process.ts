@@ -29,7 +29,10 @@ export interface ServerProcess {
   readonly adminEnvironment: Record<string, string>;
   readonly caPem: string;
   readonly sharedKey: string;
-  readonly pid: number;
+  /** Signals the process and resolves with its exit code once it has gone. */
+  readonly kill: (signal: NodeJS.Signals) => Promise<number | null>;
+  /** Starts the process again, same port and configuration (after kill). */
+  readonly restart: () => Promise<void>;
   readonly createMailbox: () => Promise<TestMailbox>;
   /** Peak resident set size of the server process so far (VmHWM), in bytes. */
   readonly peakRssBytes: () => Promise<number>;
@@ -71,34 +74,42 @@ export async function startServerProcess(
     forcePathStyle: true,
     credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
   });
-  const child: ChildProcess = spawn(process.execPath, [resolve(REPO_ROOT, 'server/src/main.ts')], {
-    env: {
-      ...process.env,
-      MESHBOX_PORT: String(port),
-      MESHBOX_TLS_CERT: join(dir, 'server.crt'),
-      MESHBOX_TLS_KEY: join(dir, 'server.key'),
-      MESHBOX_TLS_CA: join(dir, 'ca.crt'),
-      MESHBOX_SHARED_KEY: sharedKey,
-      MESHBOX_REDIS_URL: local.redisUrl,
-      MESHBOX_REDIS_PREFIX: prefix,
-      MESHBOX_S3_ENDPOINT: local.s3.endpoint,
-      MESHBOX_S3_BUCKET: bucket,
-      MESHBOX_S3_ACCESS_KEY_ID: local.s3.accessKeyId,
-      MESHBOX_S3_SECRET_ACCESS_KEY: local.s3.secretAccessKey,
-      MESHBOX_LOG_LEVEL: 'warn',
-      ...crlEnvironment,
-      ...extraEnvironment,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
-  child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
-  const listening = await waitForPort(port, child);
-  if (!listening) {
-    child.kill('SIGKILL');
-    throw new Error(`server process did not start:\n${output}`);
-  }
+  const environment = {
+    ...process.env,
+    MESHBOX_PORT: String(port),
+    MESHBOX_TLS_CERT: join(dir, 'server.crt'),
+    MESHBOX_TLS_KEY: join(dir, 'server.key'),
+    MESHBOX_TLS_CA: join(dir, 'ca.crt'),
+    MESHBOX_SHARED_KEY: sharedKey,
+    MESHBOX_REDIS_URL: local.redisUrl,
+    MESHBOX_REDIS_PREFIX: prefix,
+    MESHBOX_S3_ENDPOINT: local.s3.endpoint,
+    MESHBOX_S3_BUCKET: bucket,
+    MESHBOX_S3_ACCESS_KEY_ID: local.s3.accessKeyId,
+    MESHBOX_S3_SECRET_ACCESS_KEY: local.s3.secretAccessKey,
+    MESHBOX_LOG_LEVEL: 'warn',
+    ...crlEnvironment,
+    ...extraEnvironment,
+  };
+  let child: ChildProcess;
+  const spawnServer = async (): Promise<void> => {
+    child = spawn(process.execPath, [resolve(REPO_ROOT, 'server/src/main.ts')], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
+    child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
+    if (!(await waitForPort(port, child))) {
+      child.kill('SIGKILL');
+      throw new Error(`server process did not start:\n${output}`);
+    }
+  };
+  const kill = async (signal: NodeJS.Signals): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    const exited = once(child, 'exit');
+    child.kill(signal);
+    const [code] = (await exited) as [number | null];
+    return code;
+  };
+  await spawnServer();
   const redis = new Redis(local.redisUrl);
   const mailboxes = new MailboxStore(redis, redisKeys(prefix));
   return {
@@ -112,7 +123,8 @@ export async function startServerProcess(
     },
     caPem: ca.certPem,
     sharedKey,
-    pid: child.pid ?? 0,
+    kill,
+    restart: spawnServer,
     createMailbox: async () => {
       const id = `P${randomBytes(5).toString('hex').toUpperCase()}`;
       const password = randomBytes(12).toString('hex');
@@ -122,16 +134,13 @@ export async function startServerProcess(
       return { id, password, ...certificate };
     },
     peakRssBytes: async () => {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      const status = await readFile(`/proc/${child.pid ?? 0}/status`, 'utf8');
       const kilobytes = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
       return Number(kilobytes) * 1024;
     },
     deleteMessagePayload: (messageId) => new PayloadStore(s3, bucket).deleteMessage(messageId),
     stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await once(child, 'exit');
-      }
+      await kill('SIGTERM');
       redis.disconnect();
       s3.destroy();
       await rm(dir, { recursive: true, force: true });

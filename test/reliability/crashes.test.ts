@@ -1,0 +1,113 @@
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:https';
+import test from 'ava';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
+import { mailboxRequest, sendMessage } from '../support/http.ts';
+import { startServerProcess } from '../support/server-process.ts';
+
+test('kill -9 mid-upload: after a restart no partial message is in any inbox, and the upload resumes to completion', async (t) => {
+  const server = await startServerProcess();
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const chunks = [randomBytes(50_000), randomBytes(50_000), randomBytes(10_000)];
+    const first = await mailboxRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'CRASH', 'mex-Chunk-Range': '1:3' },
+      body: chunks[0]!,
+    });
+    const messageId: string = first.json().message_id;
+
+    // Chunk 2 is on the wire, half sent, when the server dies.
+    const cut = new Promise<void>((resolve) => {
+      const req = request(new URL(`/messageexchange/${lab.id}/outbox/${messageId}/2`, server.origin), {
+        method: 'POST',
+        ca: server.caPem,
+        cert: lab.certPem,
+        key: lab.keyPem,
+        headers: {
+          authorization: buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey }),
+          'mex-Chunk-Range': '2:3',
+          'content-length': String(chunks[1]!.length),
+        },
+      });
+      req.on('error', () => resolve());
+      req.on('response', () => resolve());
+      req.write(chunks[1]!.subarray(0, 20_000));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.is(await server.kill('SIGKILL'), null);
+    await cut;
+    await server.restart();
+
+    const inbox = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` });
+    t.deepEqual(inbox.json().messages, []);
+    const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+    t.like(tracking.json(), { status: 'uploading', stored_chunks: [1] });
+
+    // Resume: send what tracking says is missing.
+    for (const n of [2, 3]) {
+      const response = await mailboxRequest(server, lab, {
+        method: 'POST',
+        path: `/messageexchange/${lab.id}/outbox/${messageId}/${n}`,
+        headers: { 'mex-Chunk-Range': `${n}:3` },
+        body: chunks[n - 1]!,
+      });
+      t.is(response.status, 202);
+    }
+    const received: Buffer[] = [];
+    for (const n of [1, 2, 3]) {
+      const path = n === 1 ? `/messageexchange/${gp.id}/inbox/${messageId}` : `/messageexchange/${gp.id}/inbox/${messageId}/${n}`;
+      received.push((await mailboxRequest(server, gp, { path })).body);
+    }
+    t.true(Buffer.concat(received).equals(Buffer.concat(chunks)));
+  } finally {
+    await server.stop();
+  }
+});
+
+test('SIGTERM: the server stops taking connections, finishes the request in flight, and exits 0', async (t) => {
+  const server = await startServerProcess();
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const body = randomBytes(200_000);
+    const inFlight = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(new URL(`/messageexchange/${lab.id}/outbox`, server.origin), {
+        method: 'POST',
+        ca: server.caPem,
+        cert: lab.certPem,
+        key: lab.keyPem,
+        headers: {
+          authorization: buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey }),
+          accept: 'application/vnd.mesh.v2+json',
+          'mex-To': gp.id,
+          'mex-WorkflowID': 'SHUTDOWN',
+          'content-length': String(body.length),
+        },
+      });
+      req.on('error', reject);
+      req.on('response', (response) => {
+        let text = '';
+        response.on('data', (part: Buffer) => (text += part.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+      });
+      req.write(body.subarray(0, 100_000));
+      // The rest arrives after the server was told to stop.
+      setTimeout(() => req.end(body.subarray(100_000)), 700);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const exited = server.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await t.throwsAsync(sendMessage(server, lab, gp, 'too late'), undefined, 'no new connections while stopping');
+    const response = await inFlight;
+    t.is(response.status, 202);
+    t.is(await exited, 0);
+
+    await server.restart();
+    const messageId = JSON.parse(response.text).message_id;
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    t.true(download.body.equals(body));
+  } finally {
+    await server.stop();
+  }
+});
