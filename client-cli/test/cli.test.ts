@@ -47,10 +47,10 @@ test('--help lists every command with its options and the connection flags', asy
   const help = await runSubprocess(['--help']);
   t.is(help.code, 0);
   for (const expected of [
-    'send <file> --to <mailbox> --workflow <id> [--subject <text>] [--local-id <id>] [--file-name <name>] [--json]',
+    'send <file> [--to <mailbox>] [--workflow <id>] [--subject <text>] [--local-id <id>] [--file-name <name>] [--chunk-size <size>] [--gzip] [--checksum] [--resume <message_id>] [--retries <n>] [--quiet] [--json]',
     'inbox [--json]',
     'count',
-    'download <id> [-o, --output <file>]',
+    'download <id> [-o, --output <file>] [--retries <n>] [--quiet] [--json]',
     'ack <id>',
     'track <id> [--json]',
     'handshake',

@@ -97,7 +97,7 @@ test('a three-chunk message uploaded chunk by chunk downloads whole, in order', 
       subject: 'three parts',
     });
     await client.uploadChunk(id, 2, 3, chunks[1]);
-    await client.uploadChunk(id, 3, 3, () => createReadStream(chunkFile), chunks[2].length);
+    await client.uploadChunk(id, 3, 3, () => createReadStream(chunkFile), { size: chunks[2].length });
     return id;
   });
 

@@ -7,6 +7,7 @@ import type { RetentionPeriods } from './domain/lifecycle.ts';
 
 /** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
 export const DEFAULT_LIMITS: TransferLimits = {
+  inlinePayloadBytes: 64 * 1024,
   maxChunkBytes: 100 * 1024 * 1024,
   maxChunks: 10_000,
   maxMessageBytes: 100 * 1024 * 1024 * 1024,
@@ -51,6 +52,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_CRL_RELOAD_SECONDS: seconds.default(30),
   MESHBOX_SHARED_KEY: nonEmpty.optional(),
   MESHBOX_SHARED_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'shared-key')),
+  MESHBOX_INLINE_PAYLOAD_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(DEFAULT_LIMITS.inlinePayloadBytes),
   MESHBOX_MAX_CHUNK_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunkBytes),
   MESHBOX_MAX_CHUNKS: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunks),
   MESHBOX_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxMessageBytes),
@@ -151,6 +153,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     crlReloadMs: env.MESHBOX_CRL_RELOAD_SECONDS * 1000,
     sharedKey: env.MESHBOX_SHARED_KEY ?? readRequiredFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE).trim(),
     limits: {
+      inlinePayloadBytes: env.MESHBOX_INLINE_PAYLOAD_BYTES,
       maxChunkBytes: env.MESHBOX_MAX_CHUNK_BYTES,
       maxChunks: env.MESHBOX_MAX_CHUNKS,
       maxMessageBytes: env.MESHBOX_MAX_MESSAGE_BYTES,

@@ -12,7 +12,7 @@ function message(overrides: Partial<MessageRecord>): MessageRecord {
     fileName: '', checksum: '', contentType: '', compressed: false, encrypted: false, contentEncoding: '',
     totalChunks: 1, linkedMessageId: '', status: 'accepted',
     statusDetail: { code: '00', event: 'TRANSFER', description: '', success: true },
-    size: 1, createdAt: t0, statusAt: t0, acceptedAt: t0, acknowledgedAt: undefined, payloadPurgedAt: undefined,
+    size: 1, createdAt: t0, statusAt: t0, acceptedAt: t0, acknowledgedAt: undefined, payloadPurgedAt: undefined, inlinePayload: false,
     ...overrides,
   };
 }

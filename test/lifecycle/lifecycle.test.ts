@@ -19,7 +19,8 @@ let gp: TestMailbox;
 
 test.before(async () => {
   // No worker: each test runs the lifecycle itself, at chosen moments, as often as it likes.
-  server = await startTestServer({ periods, worker: false });
+  // Payloads in object storage, so purges are seen there; inline payloads have their own test.
+  server = await startTestServer({ periods, worker: false, limits: { inlinePayloadBytes: 0 } });
   lab = await server.createMailbox();
   gp = await server.createMailbox();
 });
@@ -106,6 +107,21 @@ test('after acknowledgement the payload is purged once the retention passes; tra
   t.is(await advanceLifecycle(later(periods.messageRetentionMs + SECOND), messageId), undefined);
   const purged = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
   t.is(purged.status, 404);
+});
+
+test('a small message kept in Redis has its payload purged there too', async (t) => {
+  const inline = await startTestServer({ periods, worker: false });
+  try {
+    const [sender, recipient] = [await inline.createMailbox(), await inline.createMailbox()];
+    const messageId = await sendMessage(inline, sender, recipient, 'small');
+    t.true((await inline.services.messages.get(messageId))!.inlinePayload);
+    t.is((await inline.services.messages.inlinePayload(messageId))?.toString(), 'small');
+    await mailboxRequest(inline, recipient, { method: 'PUT', path: `/messageexchange/${recipient.id}/inbox/${messageId}/status/acknowledged` });
+    await advanceLifecycle({ ...inline.services, now: () => new Date(Date.now() + periods.payloadRetentionMs + SECOND) }, messageId);
+    t.is(await inline.services.messages.inlinePayload(messageId), undefined);
+  } finally {
+    await inline.close();
+  }
 });
 
 test('an abandoned upload expires, its chunks are deleted, and it never reaches the inbox', async (t) => {

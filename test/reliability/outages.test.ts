@@ -18,7 +18,8 @@ async function eventually(check: () => Promise<boolean>, attempts = 100): Promis
 test('object storage unreachable: sends fail with 503 and a MESH error, nothing changes, and it recovers by itself', async (t) => {
   const local = await ensureLocalServices();
   const proxy = await startTcpProxy(portOf(local.s3.endpoint));
-  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}` });
+  // Payloads all in object storage (small ones would otherwise stay in Redis and not need it).
+  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 } });
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     const before = await sendMessage(server, lab, gp, 'before the outage');

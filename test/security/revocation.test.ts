@@ -11,7 +11,7 @@ import { startServerProcess } from '../support/server-process.ts';
 const run = promisify(execFile);
 const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
 
-test('a revoked certificate is refused with 403 at once, on every endpoint, while the mailbox password still works with a new certificate', async (t) => {
+test('a revoked certificate is refused with 403 at once, on every MESH endpoint, while the mailbox password still works with a new certificate', async (t) => {
   const server = await startTestServer();
   try {
     const alice = await server.createMailbox();
@@ -25,7 +25,8 @@ test('a revoked certificate is refused with 403 at once, on every endpoint, whil
     t.is(refused.status, 403);
     t.is(refused.json().detail[0].code, '403');
     t.is((await mailboxRequest(server, alice, { path: '/messageexchange/_ping' })).status, 403);
-    t.is((await mailboxRequest(server, alice, { path: '/readyz' })).status, 403);
+    // Health endpoints answer any certificate of our CA, so they work while Redis is away.
+    t.is((await mailboxRequest(server, alice, { path: '/readyz' })).status, 200);
   } finally {
     await server.close();
   }

@@ -1,6 +1,6 @@
 import { arch, release, type as osType } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import {
   buildAuthorizationHeader,
@@ -32,6 +32,16 @@ export interface ClientOptions {
   readonly retryDelayMs?: number;
 }
 
+const DEFAULT_RETRIES = 2;
+const DEFAULT_RETRY_DELAY_MS = 250;
+
+/**
+ * `gzip`: the chunk is gzipped for the journey (Content-Encoding), each chunk on its own; the
+ * server stores it so and undoes it for recipients that do not take gzip. Not to be confused
+ * with mex-Content-Compressed, which says the payload itself is compressed.
+ */
+export type TransferEncoding = 'gzip' | undefined;
+
 export type ChunkBody = RequestBody;
 
 export interface SendOptions {
@@ -42,8 +52,10 @@ export interface SendOptions {
    * lets a refused attempt be repeated; a bare Readable is sent once.
    */
   readonly body: ChunkBody;
-  /** Bytes in the body when it is a stream; sent as Content-Length (else chunked encoding). */
+  /** Bytes in the body when it is a stream; sent as Content-Length (else chunked encoding). Ignored for gzip. */
   readonly size?: number;
+  /** Gzip the chunks travel in; every chunk of a message must use the same. */
+  readonly contentEncoding?: TransferEncoding;
   readonly subject?: string;
   readonly localId?: string;
   readonly fileName?: string;
@@ -53,11 +65,30 @@ export interface SendOptions {
   readonly totalChunks?: number;
 }
 
+export interface ChunkUploadOptions {
+  /** Bytes in the body when it is a stream; sent as Content-Length (else chunked encoding). Ignored for gzip. */
+  readonly size?: number;
+  /** Must be what chunk 1 of the message used. */
+  readonly contentEncoding?: TransferEncoding;
+}
+
 export interface ChunkDownload {
   /** 206 while more chunks follow, 200 for the last. */
   readonly status: number;
   readonly metadata: MessageMetadata;
   /** The chunk's bytes (transport compression already undone). The caller must consume it. */
+  readonly body: Readable;
+}
+
+export interface RawChunkDownload {
+  /** 206 while more chunks follow, 200 for the last. */
+  readonly status: number;
+  readonly metadata: MessageMetadata;
+  /** `gzip` when the body is gzipped (the caller gunzips it), else undefined. */
+  readonly contentEncoding: TransferEncoding;
+  /** Content-Length: the bytes `body` should deliver, when the server said. */
+  readonly contentLength: number | undefined;
+  /** The chunk as it came over the wire. The caller must consume it. */
   readonly body: Readable;
 }
 
@@ -76,6 +107,10 @@ export interface TrackingInfo {
   readonly file_size?: number;
   readonly subject?: string | null;
   readonly chunk_count?: number;
+  /** mex-Content-Checksum as sent. */
+  readonly checksum?: string | null;
+  /** meshbox, while uploading: the chunk numbers the server holds (to resume an upload). */
+  readonly stored_chunks?: readonly number[];
   readonly message_type?: string;
   readonly status_code?: string;
   readonly status_event?: string;
@@ -101,11 +136,17 @@ const MAX_JSON_BODY = 16 * 1024 * 1024;
  */
 export class MeshClient {
   readonly mailboxId: string;
+  /** Retries after a failed attempt (what the transport uses; chunk downloads use it as well). */
+  readonly retries: number;
+  /** First backoff delay in ms. */
+  readonly retryDelayMs: number;
   readonly #transport: HttpsTransport;
   readonly #mailboxPath: string;
 
   constructor(settings: ConnectionSettings, options: ClientOptions = {}) {
     this.mailboxId = settings.mailboxId.toUpperCase();
+    this.retries = options.retries ?? DEFAULT_RETRIES;
+    this.retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
     this.#mailboxPath = `${MESH_PATH_PREFIX}/${encodeURIComponent(this.mailboxId)}`;
     const credentials = { mailboxId: this.mailboxId, password: settings.password, sharedKey: settings.sharedKey };
     this.#transport = new HttpsTransport({
@@ -117,7 +158,8 @@ export class MeshClient {
         [MeshHeaders.authorization]: buildAuthorizationHeader(credentials),
         Accept: MESH_V2_MEDIA_TYPE,
       }),
-      ...options,
+      retries: this.retries,
+      retryDelayMs: this.retryDelayMs,
     });
   }
 
@@ -146,13 +188,16 @@ export class MeshClient {
       [MeshHeaders.workflowId]: options.workflowId,
       [MeshHeaders.chunkRange]: `1:${totalChunks}`,
       'Content-Type': options.contentType ?? OCTET_STREAM,
-      ...lengthHeader(options.size),
+      ...bodyHeaders(options.size, options.contentEncoding),
     };
     for (const [name, value] of Object.entries(optional)) {
       if (value !== undefined && value !== '') headers[name] = value;
     }
-    // Sending creates a message: repeat it only when the server cannot have acted on it.
-    const response = await this.#request('POST', '/outbox', 'unserved', headers, options.body);
+    // Sending creates a message: a single chunk repeat only when the server cannot have acted
+    // on it, as a duplicate would be delivered. Chunk 1 of several may be repeated like any
+    // chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
+    const retry = totalChunks > 1 ? 'idempotent' : 'unserved';
+    const response = await this.#request('POST', '/outbox', retry, headers, options.body);
     const body = await readJson<{ message_id?: string; messageID?: string }>(response);
     const messageId = body.message_id ?? body.messageID;
     if (!messageId) throw new Error('the server accepted the message but returned no message id');
@@ -160,12 +205,16 @@ export class MeshClient {
   }
 
   /** Uploads chunk n (2..total) of a message. The server accepts a repeated chunk, so this retries. */
-  async uploadChunk(messageId: string, chunkNumber: number, totalChunks: number, body: ChunkBody, size?: number): Promise<void> {
+  async uploadChunk(messageId: string, chunkNumber: number, totalChunks: number, body: ChunkBody, options: ChunkUploadOptions = {}): Promise<void> {
     const response = await this.#request(
       'POST',
       `/outbox/${encodeURIComponent(messageId)}/${chunkNumber}`,
       'idempotent',
-      { [MeshHeaders.chunkRange]: `${chunkNumber}:${totalChunks}`, 'Content-Type': OCTET_STREAM, ...lengthHeader(size) },
+      {
+        [MeshHeaders.chunkRange]: `${chunkNumber}:${totalChunks}`,
+        'Content-Type': OCTET_STREAM,
+        ...bodyHeaders(options.size, options.contentEncoding),
+      },
       body,
     );
     response.body.resume();
@@ -217,6 +266,30 @@ export class MeshClient {
   }
 
   /**
+   * Chunk n as it travels: gzip is accepted, which saves bandwidth when the sender gzipped the
+   * chunks (the server then sends them as stored); the caller gunzips (see contentEncoding).
+   */
+  async downloadRawChunk(messageId: string, chunkNumber: number): Promise<RawChunkDownload> {
+    const suffix = chunkNumber === 1 ? '' : `/${chunkNumber}`;
+    const response = await this.#request('GET', `/inbox/${encodeURIComponent(messageId)}${suffix}`, 'idempotent', {
+      'Accept-Encoding': 'gzip',
+    });
+    const encoding = (response.headers['content-encoding'] ?? '').trim().toLowerCase();
+    if (encoding !== '' && encoding !== 'identity' && encoding !== 'gzip') {
+      response.body.destroy();
+      throw new Error(`the server sent chunk ${chunkNumber} in an encoding we did not ask for: ${encoding}`);
+    }
+    const length = response.headers['content-length'];
+    return {
+      status: response.status,
+      metadata: metadataFromHeaders(response.headers),
+      contentEncoding: encoding === 'gzip' ? 'gzip' : undefined,
+      contentLength: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined,
+      body: response.body,
+    };
+  }
+
+  /**
    * Writes every chunk of a message, in order, to the destination, and ends it. Chunk 1 says
    * how many chunks there are (mex-Total-Chunks); 2..N follow one at a time.
    */
@@ -229,14 +302,16 @@ export class MeshClient {
       first.body.destroy();
       throw error;
     }
-    await pipeline(first.body, output, { end: false });
-    for (let chunkNumber = 2; chunkNumber <= first.metadata.totalChunks; chunkNumber += 1) {
-      const chunk = await this.downloadChunk(messageId, chunkNumber);
-      await pipeline(chunk.body, output, { end: false });
-    }
-    // finished() also reports a failure while ending (a file's final flush), which end()'s callback can miss.
-    output.end();
-    await finished(output);
+    // One pipeline for every chunk: one per chunk with { end: false } would leave listeners
+    // on the output each time (a leak, and a MaxListenersExceededWarning past ten chunks).
+    // It also waits for the output to finish, so a failing final flush is reported.
+    const chunks = async function* (client: MeshClient): AsyncGenerator<Buffer> {
+      yield* first.body;
+      for (let chunkNumber = 2; chunkNumber <= first.metadata.totalChunks; chunkNumber += 1) {
+        yield* (await client.downloadChunk(messageId, chunkNumber)).body;
+      }
+    };
+    await pipeline(chunks(this), output);
     return first.metadata;
   }
 
@@ -292,7 +367,9 @@ function gunzip(source: Readable): Readable {
   return inflated;
 }
 
-function lengthHeader(size: number | undefined): Record<string, string> {
+/** Gzip goes without Content-Length (its size is known only once compressed: chunked encoding). */
+function bodyHeaders(size: number | undefined, encoding: TransferEncoding): Record<string, string> {
+  if (encoding === 'gzip') return { 'Content-Encoding': 'gzip' };
   return size === undefined ? {} : { 'Content-Length': String(size) };
 }
 

@@ -14,7 +14,7 @@ export type RequestBody = Buffer | Readable | (() => Readable);
 /**
  * When a failed attempt may be repeated:
  * - `idempotent`: GETs, acknowledgements and chunk re-uploads, which the server accepts twice —
- *   after a dropped connection or a 429/502/503/504.
+ *   after a dropped connection, a 429 or a 5xx other than 501 (Not Implemented never changes).
  * - `unserved`: sending (which creates a message) — only when the server cannot have acted:
  *   connection refused, a stale keep-alive socket reset before the request went out, 429/503
  *   (the server does not serve, or record the token of, a request it answers that way).
@@ -47,16 +47,19 @@ export interface TransportOptions {
   readonly attemptHeaders: () => Record<string, string>;
   /** Retries after the first attempt (default 2). */
   readonly retries?: number;
-  /** First backoff delay; each later one is three times longer (default 250 ms). */
+  /** First backoff delay; each later one is three times longer, up to a minute (default 250 ms). */
   readonly retryDelayMs?: number;
   /** A socket idle this long fails the attempt (default 120 s). */
   readonly idleTimeoutMs?: number;
 }
 
-const RETRY_STATUSES: Readonly<Record<RetryPolicy, readonly number[]>> = {
-  idempotent: [429, 502, 503, 504],
-  unserved: [429, 503],
-};
+/** The longest wait between attempts, however many retries are allowed. */
+const MAX_BACKOFF_MS = 60_000;
+/**
+ * A Retry-After longer than this is not waited for: the error is reported instead, as a
+ * command hanging for an hour helps nobody (and an upload can be resumed later).
+ */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
 const CONNECTION_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const MAX_ERROR_BODY = 64 * 1024;
 
@@ -65,6 +68,27 @@ interface AttemptFailure {
   readonly error: Error;
   /** The request went out on a kept-alive socket that the server may have closed meanwhile. */
   readonly reusedSocket: boolean;
+  /** The body's own stream failed (an unreadable file): the server is not to blame. */
+  readonly bodyFailed: boolean;
+}
+
+function retryableStatus(policy: RetryPolicy, status: number): boolean {
+  if (status === 429 || status === 503) return true;
+  return policy === 'idempotent' && status >= 500 && status <= 599 && status !== 501;
+}
+
+/** The wait before retry number `attempt + 1`: the first delay, tripled each time, capped. */
+export function backoffDelay(firstDelayMs: number, attempt: number): number {
+  return Math.min(firstDelayMs * 3 ** attempt, MAX_BACKOFF_MS);
+}
+
+/** Retry-After (delay-seconds or an HTTP date) in ms from now; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 function errorCode(error: Error): string | undefined {
@@ -131,18 +155,23 @@ export class HttpsTransport {
       try {
         response = await this.#attempt(request);
       } catch (failure) {
-        const { error } = failure as AttemptFailure;
+        const { error, bodyFailed } = failure as AttemptFailure;
+        if (bodyFailed) throw error;
         if (canRetry && mayRetryFailure(request.retry, failure as AttemptFailure)) {
-          await this.#backoff(attempt);
+          await sleep(backoffDelay(this.#retryDelayMs, attempt));
           continue;
         }
         throw new MeshConnectionError(this.origin, error);
       }
       const status = response.statusCode ?? 0;
-      if (canRetry && RETRY_STATUSES[request.retry].includes(status)) {
-        response.resume();
-        await this.#backoff(attempt);
-        continue;
+      if (canRetry && retryableStatus(request.retry, status)) {
+        // The server may say when to come back (429, 503); never sooner than our own backoff.
+        const asked = retryAfterMs(response.headers['retry-after']);
+        if (asked === undefined || asked <= MAX_RETRY_AFTER_MS) {
+          response.resume();
+          await sleep(Math.max(backoffDelay(this.#retryDelayMs, attempt), asked ?? 0));
+          continue;
+        }
       }
       if (status >= 400) throw await this.#errorFrom(status, response);
       return { status, headers: response.headers, body: response };
@@ -164,10 +193,6 @@ export class HttpsTransport {
     return parseErrorBody(status, body);
   }
 
-  #backoff(attempt: number): Promise<void> {
-    return sleep(this.#retryDelayMs * 3 ** attempt);
-  }
-
   #attempt(spec: TransportRequest): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       let answered = false;
@@ -178,18 +203,29 @@ export class HttpsTransport {
         answered = true;
         resolve(response);
       });
+      // Whichever failed first: a failing body destroys the request and the other way round,
+      // so both report an error, and only the first says what went wrong.
+      let firstFailure: { readonly error: Error; readonly inBody: boolean } | undefined;
       const fail = (error: Error): void => {
         // The server may answer (say 417) before it has read the whole upload and then drop
         // the rest; errors after the answer belong to the upload, not to the request.
-        if (!answered) reject({ error, reusedSocket: outgoing.reusedSocket } satisfies AttemptFailure);
+        if (answered) return;
+        const first = firstFailure ?? { error, inBody: false };
+        reject({ error: first.error, reusedSocket: outgoing.reusedSocket, bodyFailed: first.inBody } satisfies AttemptFailure);
       };
-      outgoing.on('error', fail);
+      outgoing.on('error', (error) => {
+        firstFailure ??= { error, inBody: false };
+        fail(error);
+      });
       outgoing.setTimeout(this.#idleTimeoutMs, () => {
         outgoing.destroy(Object.assign(new Error(`no activity for ${this.#idleTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
       });
       if (body === undefined || Buffer.isBuffer(body)) {
         outgoing.end(body);
       } else {
+        body.once('error', (error) => {
+          firstFailure ??= { error, inBody: true };
+        });
         pipeline(body, outgoing).catch(fail);
       }
     });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { type ClientOptions, MeshClient } from '../client/mesh-client.ts';
 import { type ConnectionFlags, resolveConnectionSettings } from '../client/settings.ts';
+import { noProgress, type ProgressFactory, type ProgressTerminal, terminalProgress } from '../transfer/progress.ts';
 
 /** Where the CLI reads and writes: the process's by default, a test's when run in-process. */
 export interface CliIo {
@@ -11,6 +12,8 @@ export interface CliIo {
   readonly cwd: string;
   /** Client tuning (retries, backoff), for tests. */
   readonly clientOptions?: ClientOptions;
+  /** stderr when it is a terminal, for progress bars; undefined when it is a pipe or file. */
+  readonly stderrTerminal?: ProgressTerminal;
 }
 
 export function processIo(): CliIo {
@@ -19,6 +22,8 @@ export function processIo(): CliIo {
     stderr: (text) => process.stderr.write(text),
     env: process.env,
     cwd: process.cwd(),
+    // A dumb terminal would show the bar's cursor movements as garbage.
+    ...(process.stderr.isTTY && process.env.TERM !== 'dumb' ? { stderrTerminal: process.stderr } : {}),
   };
 }
 
@@ -27,8 +32,24 @@ export interface CliContext {
   readonly io: CliIo;
   /** Writes one line to stdout. */
   readonly print: (line: string) => void;
-  /** Runs `use` with a client for the mailbox the flags, environment or profile name; closes it after. */
-  readonly withClient: <T>(command: Command, use: (client: MeshClient) => Promise<T>) => Promise<T>;
+  /**
+   * Runs `use` with a client for the mailbox the flags, environment or profile name; closes
+   * it after. `options` (e.g. a command's --retries) go over the defaults.
+   */
+  readonly withClient: <T>(command: Command, use: (client: MeshClient) => Promise<T>, options?: ClientOptions) => Promise<T>;
+  /**
+   * Progress bars for a transfer: drawn on stderr when it is a terminal and the command was
+   * not asked for --json or --quiet; otherwise nothing (scripts see only the result line).
+   */
+  readonly progress: (flags: QuietFlags) => ProgressFactory;
+  /** Writes a line to stderr for a person at a terminal; nothing for --json/--quiet or when stderr is not a terminal. */
+  readonly tell: (flags: QuietFlags, line: string) => void;
+}
+
+/** The flags that silence progress output. */
+export interface QuietFlags {
+  readonly json?: boolean;
+  readonly quiet?: boolean;
 }
 
 /**
@@ -47,15 +68,26 @@ export function createContext(io: CliIo): CliContext {
   return {
     io,
     print: (line) => io.stdout(`${line}\n`),
-    withClient: async (command, use) => {
+    withClient: async (command, use, options) => {
       // Settings are read only when a command needs the server, so --help and admin work without them.
       const settings = await resolveConnectionSettings(connectionFlags(command), io);
-      const client = new MeshClient(settings, io.clientOptions);
+      const client = new MeshClient(settings, { ...io.clientOptions, ...options });
       try {
         return await use(client);
       } finally {
         client.close();
       }
     },
+    progress: (flags) => {
+      const terminal = interactive(flags) ? io.stderrTerminal : undefined;
+      return terminal ? terminalProgress(terminal, io.stderr) : noProgress;
+    },
+    tell: (flags, line) => {
+      if (interactive(flags) && io.stderrTerminal) io.stderr(`${line}\n`);
+    },
   };
+}
+
+function interactive(flags: QuietFlags): boolean {
+  return !flags.json && !flags.quiet;
 }

@@ -1,60 +1,53 @@
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { MeshClient } from '../client/mesh-client.ts';
+import { formatChecksum } from '../transfer/checksum.ts';
+import { formatBytes } from '../transfer/chunking.ts';
+import { downloadFile } from '../transfer/download.ts';
 import type { CliContext } from './context.ts';
+import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, RETRIES_HELP, retriesOption } from './transfer-options.ts';
 
-/**
- * The name to save a message under when no -o is given: the sender's mex-FileName reduced to
- * a bare name (it comes from another organisation and must not pick a folder), else `<id>.dat`.
- */
-export function defaultFileName(fileName: string | undefined, messageId: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters have no place in a file name
-  const bare = basename((fileName ?? '').replaceAll('\\', '/')).replace(/[\u0000-\u001f]/g, '');
-  return bare === '' || bare === '.' || bare === '..' ? `${messageId.toUpperCase()}.dat` : bare;
-}
-
-async function closed(stream: WriteStream): Promise<void> {
-  if (stream.closed) return;
-  await new Promise<void>((done) => stream.once('close', () => done()));
-}
-
-/**
- * Downloads every chunk into a temporary file beside the target, then renames it into place:
- * a reader never sees a half-written file, and a failed download leaves nothing behind.
- */
-export async function downloadToFile(client: MeshClient, messageId: string, output: string | undefined, cwd: string): Promise<string> {
-  let target: string | undefined;
-  let temporary: string | undefined;
-  let stream: WriteStream | undefined;
-  try {
-    await client.downloadMessage(messageId, (metadata) => {
-      target = resolve(cwd, output ?? defaultFileName(metadata.fileName, messageId));
-      temporary = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
-      // flush: the data is on disk before the rename, so an ack after this never loses it.
-      stream = createWriteStream(temporary, { flags: 'wx', flush: true });
-      return stream;
-    });
-    await closed(stream!);
-    await rename(temporary!, target!);
-    return target!;
-  } catch (error) {
-    stream?.destroy();
-    if (temporary) await rm(temporary, { force: true });
-    throw error;
-  }
+interface DownloadFlags {
+  readonly output?: string;
+  readonly retries?: number;
+  readonly quiet?: boolean;
+  readonly json?: boolean;
 }
 
 export function registerDownloadCommand(program: Command, context: CliContext): void {
   program
     .command('download')
-    .description('download a message (every chunk) to a file; prints the file path')
+    .description('download a message (every chunk) to a file, checking its size and checksum; prints the file path')
     .argument('<id>', 'message id')
     .option('-o, --output <file>', "where to write it (default: the sender's file name, else <id>.dat, in the current folder)")
-    .action(async (id: string, flags: { output?: string }, command: Command) => {
-      const path = await context.withClient(command, (client) => downloadToFile(client, id, flags.output, context.io.cwd));
-      context.print(path);
+    .option('--retries <n>', RETRIES_HELP, retriesOption)
+    .option('--quiet', QUIET_HELP)
+    .option('--json', 'print {"messageId": ..., "path": ..., "chunks": N, "bytes": B, "verifiedChecksum": "sha256:..." or null}')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Chunks are fetched in order (gzipped ones are unzipped) into a temporary file beside the target,',
+        'which is renamed into place only when complete: its size checked and, when the message carries',
+        'a sha256:<hex> or md5:<hex> checksum, its content verified. On a mismatch nothing is saved (exit 1).',
+        'A chunk whose transfer breaks off is fetched again (--retries).',
+        '',
+        'On a terminal, stderr shows a progress bar (chunks done, bytes, rate); otherwise only the result',
+        'goes out, on stdout.',
+      ].join('\n'),
+    )
+    .action(async (id: string, flags: DownloadFlags, command: Command) => {
+      const result = await context.withClient(
+        command,
+        (client) => downloadFile(client, { messageId: id, output: flags.output, cwd: context.io.cwd, progress: context.progress(flags) }),
+        { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES },
+      );
+      const checksum = result.checksum ? formatChecksum(result.checksum) : null;
+      const verified = result.checksum ? `, ${result.checksum.algorithm} checksum verified` : '';
+      context.tell(flags, `received ${formatBytes(result.bytes)} in ${result.totalChunks} chunk${result.totalChunks === 1 ? '' : 's'}${verified}`);
+      if (flags.json) {
+        const fields = { messageId: result.messageId, path: result.path, chunks: result.totalChunks, bytes: result.bytes, verifiedChecksum: checksum };
+        context.print(JSON.stringify(fields));
+      } else {
+        context.print(result.path);
+      }
     });
 }

@@ -1,52 +1,152 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { MeshClientError } from '../client/errors.ts';
+import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
+import { ChunkUploadError, FileChangedError, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
+import {
+  CHUNK_SIZE_HELP,
+  chunkSizeOption,
+  DEFAULT_TRANSFER_RETRIES,
+  QUIET_HELP,
+  RETRIES_HELP,
+  retriesOption,
+  shellWord,
+} from './transfer-options.ts';
 
 interface SendFlags {
-  readonly to: string;
-  readonly workflow: string;
+  readonly to?: string;
+  readonly workflow?: string;
   readonly subject?: string;
   readonly localId?: string;
   readonly fileName?: string;
+  readonly chunkSize?: number;
+  readonly gzip?: boolean;
+  readonly checksum?: boolean;
+  readonly resume?: string;
+  readonly retries?: number;
+  readonly quiet?: boolean;
   readonly json?: boolean;
 }
 
-async function fileSize(path: string): Promise<number> {
-  const info = await stat(path).catch((error: Error) => {
-    throw new Error(`cannot read ${path}: ${error.message}`);
-  });
-  if (!info.isFile()) throw new Error(`${path} is not a file`);
-  return info.size;
+/** The command that finishes this send if it is interrupted: what the user typed, plus --resume. */
+function resumeCommand(messageId: string, file: string, flags: SendFlags): string {
+  const words = ['meshbox send --resume', messageId];
+  if (flags.chunkSize !== undefined) words.push('--chunk-size', String(flags.chunkSize));
+  if (flags.gzip) words.push('--gzip');
+  words.push(shellWord(file));
+  return words.join(' ');
+}
+
+/** A failed chunk's error, with what to do about it. */
+function explained(error: unknown, file: string, flags: SendFlags): unknown {
+  if (!(error instanceof ChunkUploadError)) return error;
+  if (error.cause instanceof MeshClientError && error.cause.status === 413) {
+    // 413 is also the answer to a message over the server's total size: no chunk size helps then.
+    if (!/\bchunk\b/i.test(error.cause.description)) return error;
+    return new Error(`${error.message}; the server refuses chunks this large: use a smaller --chunk-size`, { cause: error });
+  }
+  // Resuming with a changed file would make a garbled message: no resume hint then.
+  if (error.messageId === undefined || error.cause instanceof FileChangedError) return error;
+  return new Error(
+    `${error.message}\nmessage ${error.messageId} is incomplete; the server keeps its chunks for a while: finish it with\n` +
+      `  ${resumeCommand(error.messageId, file, flags)}`,
+    { cause: error },
+  );
+}
+
+function resultJson(result: UploadResult, resumed: boolean): string {
+  const fields: Record<string, unknown> = { messageId: result.messageId, chunks: result.totalChunks, bytes: result.bytes };
+  if (resumed) Object.assign(fields, { uploadedChunks: result.uploadedChunks, status: result.status });
+  return JSON.stringify(fields);
 }
 
 export function registerSendCommand(program: Command, context: CliContext): void {
   program
     .command('send')
-    .description('send a file to a mailbox as one chunk, streamed from disk; prints the message id')
+    .description('send a file to a mailbox, in chunks streamed from disk; prints the message id (--resume finishes an interrupted send)')
     .argument('<file>', 'the file to send')
-    .requiredOption('--to <mailbox>', 'recipient mailbox id')
-    .requiredOption('--workflow <id>', 'workflow id, e.g. PATH_TEST_RESULTS')
+    .option('--to <mailbox>', 'recipient mailbox id (required, except with --resume)')
+    .option('--workflow <id>', 'workflow id, e.g. PATH_TEST_RESULTS (required, except with --resume)')
     .option('--subject <text>', 'subject line')
     .option('--local-id <id>', 'your own reference for the message (tracking shows it)')
     .option('--file-name <name>', "file name the recipient sees (default: the file's own name)")
-    .option('--json', 'print {"messageId": ...}')
+    .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
+    .option('--gzip', 'gzip each chunk for the journey (Content-Encoding: gzip); the recipient gets the file as it is')
+    .option('--checksum', 'read the file once first and send its sha256 (mex-Content-Checksum), which meshbox download verifies; with --resume: check the file against the message\'s checksum')
+    .option('--resume <message_id>', 'finish an interrupted send: upload only the chunks the server lacks (same file, --chunk-size and --gzip as before)')
+    .option('--retries <n>', RETRIES_HELP, retriesOption)
+    .option('--quiet', QUIET_HELP)
+    .option('--json', 'print {"messageId": ..., "chunks": N, "bytes": B}')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'A file larger than --chunk-size goes as several chunks (MESH takes at most 100 MB per request),',
+        'each read from disk as it is sent, and each retried on its own if it fails.',
+        '',
+        'On a terminal, stderr shows a progress bar and, for several chunks, the message id and the',
+        'command to finish the send should it be interrupted. Otherwise (a pipe or file, --json,',
+        '--quiet) only the result goes out, on stdout. A send that fails part-way says how to resume it.',
+        '',
+        'meshbox send --resume <message_id> <file> asks the server which chunks it holds and uploads',
+        'the others; give the same file, --chunk-size and --gzip as the first run (the chunk count is',
+        'checked; --checksum also checks the content). A message already complete is left alone (exit 0).',
+      ].join('\n'),
+    )
     .action(async (file: string, flags: SendFlags, command: Command) => {
+      if (flags.resume === undefined) {
+        // Required unless resuming (the message has them already), so checked here, not by commander.
+        if (flags.to === undefined) command.error("error: required option '--to <mailbox>' not specified");
+        if (flags.workflow === undefined) command.error("error: required option '--workflow <id>' not specified");
+      }
       const path = resolve(context.io.cwd, file);
-      const size = await fileSize(path);
-      const messageId = await context.withClient(command, (client) =>
-        client.sendMessage({
-          to: flags.to,
-          workflowId: flags.workflow,
-          // A function, not a stream: a refused attempt can then reopen the file and retry.
-          body: () => createReadStream(path),
-          size,
-          subject: flags.subject,
-          localId: flags.localId,
-          fileName: flags.fileName ?? basename(path),
-        }),
-      );
-      context.print(flags.json ? JSON.stringify({ messageId }) : messageId);
+      const upload = {
+        path,
+        chunkSize: flags.chunkSize ?? DEFAULT_CHUNK_SIZE,
+        gzip: flags.gzip === true,
+        progress: context.progress(flags),
+      };
+      const result = await context
+        .withClient(
+          command,
+          (client) =>
+            flags.resume === undefined
+              ? sendFile(client, {
+                  ...upload,
+                  message: {
+                    to: flags.to ?? '',
+                    workflowId: flags.workflow ?? '',
+                    subject: flags.subject,
+                    localId: flags.localId,
+                    fileName: flags.fileName ?? basename(path),
+                  },
+                  checksum: flags.checksum === true,
+                  startNote: (messageId, plan) =>
+                    `message ${messageId}: ${plan.totalChunks} chunks of ${formatBytes(plan.chunkSize)}; if interrupted, finish it with\n` +
+                    `  ${resumeCommand(messageId, file, flags)}`,
+                })
+              : resumeFile(client, {
+                  ...upload,
+                  messageId: flags.resume,
+                  expected: { to: flags.to, workflowId: flags.workflow, subject: flags.subject, localId: flags.localId, fileName: flags.fileName },
+                  verifyChecksum: flags.checksum === true,
+                }),
+          { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES },
+        )
+        .catch((error: unknown) => {
+          throw explained(error, file, flags);
+        });
+
+      const resumed = flags.resume !== undefined;
+      if (resumed && result.uploadedChunks === 0 && !flags.json && !flags.quiet) {
+        // Said whether or not stderr is a terminal: a script resuming a finished send should learn so.
+        context.io.stderr(`message ${result.messageId} is already ${result.status}: nothing to upload\n`);
+      } else if (resumed) {
+        context.tell(flags, `sent the missing ${result.uploadedChunks} of ${result.totalChunks} chunks: message ${result.messageId} is ${result.status}`);
+      } else if (result.totalChunks > 1) {
+        context.tell(flags, `sent ${formatBytes(result.bytes)} in ${result.totalChunks} chunks`);
+      }
+      context.print(flags.json ? resultJson(result, resumed) : result.messageId);
     });
 }

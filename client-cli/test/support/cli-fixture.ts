@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import type { TestMailbox, TestServer } from '../../../test/support/harness.ts';
 import type { ConnectionSettings } from '../../src/client/mesh-client.ts';
 import type { CliIo } from '../../src/commands/context.ts';
@@ -19,10 +20,22 @@ export interface RunOptions {
   readonly cwd?: string;
 }
 
+export interface InProcessOptions extends RunOptions {
+  readonly cwd: string;
+  /** Pretend stderr is a terminal (80 columns), so progress bars are drawn into `stderr`. */
+  readonly tty?: boolean;
+}
+
 /** Runs the CLI in this process, with its own environment and captured output. */
-export async function runInProcess(args: readonly string[], options: RunOptions & { cwd: string }): Promise<CliResult> {
+export async function runInProcess(args: readonly string[], options: InProcessOptions): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
+  const terminal = new Writable({
+    write(data: Buffer, _encoding, done) {
+      stderr += data.toString();
+      done();
+    },
+  });
   const io: CliIo = {
     stdout: (text) => {
       stdout += text;
@@ -33,6 +46,7 @@ export async function runInProcess(args: readonly string[], options: RunOptions 
     env: options.env ?? {},
     cwd: options.cwd,
     clientOptions: { retryDelayMs: 10 },
+    ...(options.tty ? { stderrTerminal: Object.assign(terminal, { isTTY: true, columns: 80 }) } : {}),
   };
   const code = await runCli(args, io);
   return { code, stdout, stderr };

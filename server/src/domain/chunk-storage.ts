@@ -6,6 +6,8 @@ import type { Services } from './services.ts';
 
 /** Bounds on what one mailbox may make the server store; all configurable. */
 export interface TransferLimits {
+  /** Single-chunk messages up to this size are kept in Redis with their record (0: never). */
+  readonly inlinePayloadBytes: number;
   readonly maxChunkBytes: number;
   readonly maxChunks: number;
   readonly maxMessageBytes: number;
@@ -37,6 +39,20 @@ class ByteLimit extends Transform {
     }
     done(null, data);
   }
+}
+
+/** Whether a send is small enough to keep its payload in Redis, in the same atomic step as its record. */
+export function fitsInline(services: Services, totalChunks: number, body: ChunkBody): boolean {
+  const { inlinePayloadBytes, maxChunkBytes } = services.limits;
+  // Over the chunk limit it takes the object-storage path, which refuses it with a 413.
+  return totalChunks === 1 && body.contentLength !== undefined && body.contentLength <= Math.min(inlinePayloadBytes, maxChunkBytes);
+}
+
+/** Reads a small body (its Content-Length already checked against the inline limit). */
+export async function readSmallBody(body: ChunkBody): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of body.stream) parts.push(part as Buffer);
+  return Buffer.concat(parts);
 }
 
 /**

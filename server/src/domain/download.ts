@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { MessageRecord } from '../store/messages.ts';
 import type { StoredChunk } from '../store/payloads.ts';
 import { MessageGoneError, MessageNotFoundError } from './errors.ts';
@@ -18,6 +19,11 @@ export interface DownloadedChunk {
   readonly chunk: StoredChunk | undefined;
 }
 
+async function inlineChunk(services: Services, messageId: string): Promise<StoredChunk | undefined> {
+  const payload = await services.messages.inlinePayload(messageId);
+  return payload ? { body: Readable.from([payload]), size: payload.length } : undefined;
+}
+
 /** Opens chunk n of a message for streaming to its recipient. Downloading changes no state. */
 export async function downloadChunk(
   services: Services,
@@ -31,7 +37,7 @@ export async function downloadChunk(
     return { message, chunkNumber, chunk: undefined };
   }
   if (chunkNumber < 1 || chunkNumber > message.totalChunks) throw new MessageNotFoundError(messageId);
-  const chunk = await services.payloads.getChunk(messageId, chunkNumber);
+  const chunk = message.inlinePayload ? await inlineChunk(services, messageId) : await services.payloads.getChunk(messageId, chunkNumber);
   if (!chunk) throw new MessageGoneError(messageId);
   await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   return { message, chunkNumber, chunk };

@@ -49,6 +49,7 @@ export function nextLifecycleStep(message: MessageRecord, now: Date, periods: Re
 
 async function purgePayload(services: Services, messageId: string, now: Date): Promise<void> {
   await services.payloads.deleteMessage(messageId);
+  await services.messages.deleteInlinePayload(messageId);
   await services.messages.markPayloadPurged(messageId, now);
 }
 

@@ -11,6 +11,7 @@ export interface RedisKeys {
   readonly message: (messageId: string) => string;
   readonly messageChunks: (messageId: string) => string;
   readonly messageIdReservation: (messageId: string) => string;
+  readonly inlinePayload: (messageId: string) => string;
   readonly inbox: (mailboxId: string) => string;
   readonly outbox: (mailboxId: string) => string;
   readonly localIds: (mailboxId: string, localId: string) => string;
@@ -32,6 +33,7 @@ export function redisKeys(prefix: string): RedisKeys {
     message: (messageId) => `${prefix}message:${messageId}`,
     messageChunks: (messageId) => `${prefix}message-chunks:${messageId}`,
     messageIdReservation: (messageId) => `${prefix}message-id-reservation:${messageId}`,
+    inlinePayload: (messageId) => `${prefix}inline-payload:${messageId}`,
     inbox: (mailboxId) => `${prefix}inbox:${mailboxId}`,
     outbox: (mailboxId) => `${prefix}outbox:${mailboxId}`,
     // Local ids are free text chosen by the sender; hashing is not needed as Redis keys are binary-safe.

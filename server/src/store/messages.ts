@@ -50,6 +50,8 @@ export interface MessageRecord extends MessageMetadata {
   readonly acknowledgedAt: Date | undefined;
   /** When the payload was deleted from object storage after its retention. */
   readonly payloadPurgedAt: Date | undefined;
+  /** A small message whose payload is kept in Redis with its record, not in object storage. */
+  readonly inlinePayload: boolean;
 }
 
 export type CreateOutcome = 'exists' | 'uploading' | 'accepted';
@@ -93,8 +95,17 @@ export class MessageStore {
     return (await this.#redis.set(this.#keys.messageIdReservation(id), '1', 'EX', 86_400, 'NX')) === 'OK';
   }
 
-  /** Records a message whose chunk 1 is stored; accepts it when that was its only chunk. */
-  async create(id: string, metadata: MessageMetadata, firstChunkSize: number, now: Date): Promise<CreateOutcome> {
+  /**
+   * Records a message whose chunk 1 is stored; accepts it when that was its only chunk. A small
+   * single-chunk message passes its payload here instead, to be stored with it atomically.
+   */
+  async create(
+    id: string,
+    metadata: MessageMetadata,
+    firstChunkSize: number,
+    now: Date,
+    inlinePayload?: Buffer,
+  ): Promise<CreateOutcome> {
     const keys = this.#keys;
     const fields: Record<string, string> = {
       id,
@@ -106,6 +117,7 @@ export class MessageStore {
       statusSuccess: '1',
       createdAt: String(now.getTime()),
       statusAt: String(now.getTime()),
+      inline: inlinePayload ? '1' : '0',
     };
     return (await createMessageScript.run(
       this.#redis,
@@ -116,8 +128,9 @@ export class MessageStore {
         keys.inboxSequence,
         keys.outbox(metadata.sender),
         keys.localIds(metadata.sender, metadata.localId),
+        keys.inlinePayload(id),
       ],
-      [id, firstChunkSize, now.getTime(), metadata.localId, ...Object.entries(fields).flat()],
+      [id, firstChunkSize, now.getTime(), metadata.localId, inlinePayload ? '1' : '', inlinePayload ?? '', ...Object.entries(fields).flat()],
     )) as CreateOutcome;
   }
 
@@ -207,9 +220,19 @@ export class MessageStore {
         keys.outbox(message.sender),
         keys.localIds(message.sender, message.localId),
         keys.inbox(message.recipient),
+        keys.inlinePayload(message.id),
       ],
       [message.id],
     );
+  }
+
+  /** The payload of a small message stored with its record; undefined when there is none. */
+  async inlinePayload(id: string): Promise<Buffer | undefined> {
+    return (await this.#redis.getBuffer(this.#keys.inlinePayload(id))) ?? undefined;
+  }
+
+  async deleteInlinePayload(id: string): Promise<void> {
+    await this.#redis.del(this.#keys.inlinePayload(id));
   }
 
   /** Accepted messages in the inbox, oldest first, from after position `after`. */
@@ -312,5 +335,6 @@ function deserialise(fields: Record<string, string>): MessageRecord {
     acceptedAt: optionalDate(fields.acceptedAt),
     acknowledgedAt: optionalDate(fields.acknowledgedAt),
     payloadPurgedAt: optionalDate(fields.payloadPurgedAt),
+    inlinePayload: text('inline') === '1',
   };
 }

@@ -1,0 +1,34 @@
+import { InvalidArgumentError } from 'commander';
+import { formatBytes, parseByteSize, SIZE_FORMS, DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
+
+/**
+ * Retries per request for send and download: more than other commands get (2), as losing a
+ * multi-GB transfer to one dropped connection or busy server is what hurts. With the
+ * backoff (250 ms, tripled each time) five retries span about half a minute.
+ */
+export const DEFAULT_TRANSFER_RETRIES = 5;
+const MAX_RETRIES = 100;
+
+export const CHUNK_SIZE_HELP = `bytes of the file per chunk, e.g. 20MiB or 100MB (default ${formatBytes(DEFAULT_CHUNK_SIZE)}); a larger file goes in several chunks`;
+export const RETRIES_HELP = `retries of a failed request (dropped connection, 429, 5xx but 501), with growing waits (default ${DEFAULT_TRANSFER_RETRIES})`;
+export const QUIET_HELP = 'no progress bar or notes on stderr';
+
+/** commander parser for --chunk-size. */
+export function chunkSizeOption(value: string): number {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) throw new InvalidArgumentError(`Give ${SIZE_FORMS}.`);
+  return bytes;
+}
+
+/** commander parser for --retries. */
+export function retriesOption(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) > MAX_RETRIES) {
+    throw new InvalidArgumentError(`Give a whole number from 0 to ${MAX_RETRIES}.`);
+  }
+  return Number(value);
+}
+
+/** A file argument as a shell would need it, for a command line we suggest. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}

@@ -1,0 +1,250 @@
+import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createGunzip } from 'node:zlib';
+import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
+import { backoffDelay } from '../client/transport.ts';
+import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
+import type { ProgressFactory, TransferProgress } from './progress.ts';
+import { ByteCounter } from './streams.ts';
+
+export interface DownloadOptions {
+  readonly messageId: string;
+  /** Where to write (-o); by default the sender's file name, else `<id>.dat`, in `cwd`. */
+  readonly output: string | undefined;
+  readonly cwd: string;
+  readonly progress: ProgressFactory;
+}
+
+export interface DownloadResult {
+  readonly messageId: string;
+  readonly path: string;
+  readonly totalChunks: number;
+  readonly bytes: number;
+  /** The checksum the content was verified against; undefined when the message carries none we can check. */
+  readonly checksum: Checksum | undefined;
+}
+
+/**
+ * The name to save a message under when no -o is given: the sender's mex-FileName reduced to
+ * a bare name (it comes from another organisation and must not pick a folder), else `<id>.dat`.
+ */
+export function defaultFileName(fileName: string | undefined, messageId: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters have no place in a file name
+  const bare = basename((fileName ?? '').replaceAll('\\', '/')).replace(/[\u0000-\u001f]/g, '');
+  return bare === '' || bare === '.' || bare === '..' ? `${messageId.toUpperCase()}.dat` : bare;
+}
+
+/** Writes to the file go in batches of about this much. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** What is left of `buffers` once the first `written` bytes are gone (a short write). */
+function remainderAfter(buffers: readonly Buffer[], written: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let skip = written;
+  for (const buffer of buffers) {
+    if (skip >= buffer.length) {
+      skip -= buffer.length;
+    } else {
+      rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+      skip = 0;
+    }
+  }
+  return rest;
+}
+
+/** A chunk's body broke off or arrived garbled: worth fetching the chunk again. */
+class ChunkBodyError extends Error {
+  constructor(chunkNumber: number, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`chunk ${chunkNumber} could not be read: ${reason}`, { cause });
+    this.name = 'ChunkBodyError';
+  }
+}
+
+/**
+ * Writes decoded chunks one after another into the open temporary file, hashing as it goes
+ * when there is a checksum to verify. A chunk that fails part-way is cut off again (rewind),
+ * so a retry starts from a clean end of file.
+ */
+class ChunkWriter {
+  /** Bytes written so far: the offset of the next chunk. */
+  bytes = 0;
+  readonly #handle: FileHandle;
+  readonly #hash: Hash | undefined;
+  /** The running hash saw bytes that were then cut off: hash the finished file instead. */
+  #hashStale = false;
+  /** Bytes the running hash has seen (ahead of `bytes` while a batch is pending). */
+  #hashed = 0;
+  /** Blocks not yet written: the network delivers ~16 KiB at a time, too small to write one by one. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+
+  constructor(handle: FileHandle, checksum: Checksum | undefined) {
+    this.#handle = handle;
+    this.#hash = checksum ? createHash(checksum.algorithm) : undefined;
+  }
+
+  /** Streams one chunk into the file, gunzipping it if it came gzipped. */
+  async write(chunk: RawChunkDownload, chunkNumber: number, onBytes: () => void): Promise<void> {
+    const wire = new ByteCounter();
+    const stages: Readable[] = chunk.contentEncoding === 'gzip' ? [chunk.body, wire, createGunzip()] : [chunk.body, wire];
+    // pipeline() passes a failure of any stage on to the last, which the loop below reads.
+    const decoded = pipeline(stages, () => undefined) as unknown as Readable;
+    let writing = false;
+    try {
+      for await (const data of decoded) {
+        writing = true;
+        await this.#append(data as Buffer);
+        writing = false;
+        onBytes();
+      }
+      writing = true;
+      await this.#flush();
+    } catch (error) {
+      // A full disk is not the network's fault; retrying would not help.
+      if (writing) throw error;
+      throw new ChunkBodyError(chunkNumber, error);
+    }
+    if (chunk.contentLength !== undefined && wire.bytes !== chunk.contentLength) {
+      throw new ChunkBodyError(chunkNumber, new Error(`received ${wire.bytes} of the ${chunk.contentLength} bytes announced`));
+    }
+  }
+
+  /** Cuts the file back to `offset`, undoing a chunk that failed part-way. */
+  async rewind(offset: number): Promise<void> {
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    await this.#handle.truncate(offset);
+    if (this.#hashed !== offset) this.#hashStale = true;
+    this.#hashed = offset;
+    this.bytes = offset;
+  }
+
+  /** Flushes to disk (before the rename, so an ack after it never loses data) and checks the size. */
+  async finish(): Promise<void> {
+    await this.#handle.sync();
+    const { size } = await this.#handle.stat();
+    if (size !== this.bytes) throw new Error(`the file holds ${size} bytes, but ${this.bytes} were received`);
+  }
+
+  async digest(path: string, algorithm: Checksum['algorithm']): Promise<Checksum> {
+    if (!this.#hash || this.#hashStale) return fileChecksum(path, algorithm);
+    return { algorithm, hex: this.#hash.digest('hex') };
+  }
+
+  async #append(data: Buffer): Promise<void> {
+    this.#hash?.update(data);
+    this.#hashed += data.length;
+    this.#pending.push(data);
+    this.#pendingBytes += data.length;
+    if (this.#pendingBytes >= WRITE_BATCH_BYTES) await this.#flush();
+  }
+
+  /** Writes what is pending at the end of the file; `bytes` counts only what is written. */
+  async #flush(): Promise<void> {
+    let buffers = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    while (buffers.length > 0) {
+      const { bytesWritten } = await this.#handle.writev(buffers, this.bytes);
+      if (bytesWritten === 0) throw new Error('the file takes no more data');
+      this.bytes += bytesWritten;
+      buffers = remainderAfter(buffers, bytesWritten);
+    }
+  }
+}
+
+/** Refuses an answer that is not the chunk asked for: writing it would garble the file silently. */
+function checkChunk(chunk: RawChunkDownload, chunkNumber: number, totalChunks: number): void {
+  const { metadata } = chunk;
+  const problem =
+    metadata.headers['mex-chunk-range'] !== undefined && metadata.chunkNumber !== chunkNumber
+      ? `the server sent chunk ${metadata.chunkNumber} when asked for chunk ${chunkNumber}`
+      : metadata.totalChunks !== totalChunks
+        ? `chunk ${chunkNumber} says the message has ${metadata.totalChunks} chunks, chunk 1 said ${totalChunks}`
+        : undefined;
+  if (problem) {
+    chunk.body.destroy();
+    throw new Error(problem);
+  }
+}
+
+/**
+ * Fetches and writes chunk n. The transport already retries a request that fails before its
+ * answer; this also retries one whose body breaks off (the file is cut back first), with
+ * the client's retry budget and backoff.
+ */
+async function receiveChunk(
+  client: MeshClient,
+  messageId: string,
+  chunkNumber: number,
+  totalChunks: number,
+  fetched: RawChunkDownload | undefined,
+  writer: ChunkWriter,
+  progress: TransferProgress,
+): Promise<void> {
+  const offset = writer.bytes;
+  let pending = fetched;
+  for (let attempt = 0; ; attempt += 1) {
+    const chunk = pending ?? (await client.downloadRawChunk(messageId, chunkNumber));
+    pending = undefined;
+    checkChunk(chunk, chunkNumber, totalChunks);
+    try {
+      await writer.write(chunk, chunkNumber, () => progress.update(chunkNumber - 1, writer.bytes));
+      return;
+    } catch (error) {
+      if (!(error instanceof ChunkBodyError) || attempt >= client.retries) throw error;
+      await writer.rewind(offset);
+      await sleep(backoffDelay(client.retryDelayMs, attempt));
+    }
+  }
+}
+
+/**
+ * Downloads every chunk, in order, into a temporary file beside the target, verifies it
+ * (size, and the message's sha256/md5 checksum when it has one), then renames it into
+ * place: a reader never sees a half-written file, and a failed download leaves nothing.
+ */
+export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
+  const { messageId } = options;
+  const first = await client.downloadRawChunk(messageId, 1);
+  const { metadata } = first;
+  const totalChunks = metadata.totalChunks;
+  const target = resolve(options.cwd, options.output ?? defaultFileName(metadata.fileName, messageId));
+  const temporary = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
+  const expected = parseChecksum(metadata.checksum);
+  let handle: FileHandle | undefined;
+  let created = false;
+  let progress: TransferProgress | undefined;
+  try {
+    handle = await open(temporary, 'wx');
+    created = true;
+    const writer = new ChunkWriter(handle, expected);
+    progress = options.progress({ label: 'downloading', unit: 'chunks', total: totalChunks });
+    for (let chunkNumber = 1; chunkNumber <= totalChunks; chunkNumber += 1) {
+      await receiveChunk(client, messageId, chunkNumber, totalChunks, chunkNumber === 1 ? first : undefined, writer, progress);
+      progress.update(chunkNumber, writer.bytes);
+    }
+    progress.stop();
+    await writer.finish();
+    if (expected) {
+      const actual = await writer.digest(temporary, expected.algorithm);
+      if (actual.hex !== expected.hex) {
+        throw new Error(`checksum mismatch: the message says ${formatChecksum(expected)}, the data received is ${formatChecksum(actual)}; nothing was saved`);
+      }
+    }
+    await handle.close();
+    handle = undefined;
+    await rename(temporary, target);
+    return { messageId: metadata.messageId ?? messageId, path: target, totalChunks, bytes: writer.bytes, checksum: expected };
+  } catch (error) {
+    progress?.stop();
+    first.body.destroy();
+    await handle?.close().catch(() => undefined);
+    if (created) await rm(temporary, { force: true });
+    throw error;
+  }
+}

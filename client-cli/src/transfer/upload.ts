@@ -1,0 +1,305 @@
+import { createReadStream, type Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { pipeline, Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import type { MeshClient, SendOptions, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
+import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
+import { ChunkPlan, type ChunkSpan } from './chunking.ts';
+import type { ProgressFactory, TransferProgress } from './progress.ts';
+import { ByteCounter } from './streams.ts';
+
+/** What the message says about itself; the body, its size and chunking come from the file. */
+export type MessageFields = Omit<SendOptions, 'body' | 'size' | 'totalChunks' | 'contentEncoding'>;
+
+export interface FileUpload {
+  readonly path: string;
+  /** Bytes of the file per chunk (before any gzip); resuming needs the same as the first run. */
+  readonly chunkSize: number;
+  /** Gzip each chunk on its own for the journey. */
+  readonly gzip: boolean;
+  readonly progress: ProgressFactory;
+}
+
+export interface SendFileOptions extends FileUpload {
+  readonly message: MessageFields;
+  /** Hash the file first (a full read) and send `sha256:<hex>` as mex-Content-Checksum. */
+  readonly checksum: boolean;
+  /** The line to show once a message of several chunks has its id, so it can be resumed. */
+  readonly startNote?: (messageId: string, plan: ChunkPlan) => string;
+}
+
+export interface ResumeOptions extends FileUpload {
+  readonly messageId: string;
+  /** Fields given again on the command line: each must match what the message was sent with. */
+  readonly expected: Partial<Pick<MessageFields, 'to' | 'workflowId' | 'subject' | 'localId' | 'fileName'>>;
+  /** Check the file against the checksum the message carries before uploading anything. */
+  readonly verifyChecksum: boolean;
+}
+
+export interface UploadResult {
+  readonly messageId: string;
+  readonly totalChunks: number;
+  /** The file's size. */
+  readonly bytes: number;
+  /** Chunks sent by this run (a resume sends only the missing ones). */
+  readonly uploadedChunks: number;
+  /** After a resume: the status tracking reports (`accepted` when complete). */
+  readonly status?: string;
+}
+
+/** A chunk failed for good (its retries are spent); says which, and of what message. */
+export class ChunkUploadError extends Error {
+  /** Undefined when chunk 1 failed: no message exists then. */
+  readonly messageId: string | undefined;
+  readonly chunkNumber: number;
+  readonly totalChunks: number;
+
+  constructor(messageId: string | undefined, chunkNumber: number, totalChunks: number, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(totalChunks === 1 ? reason : `chunk ${chunkNumber} of ${totalChunks} failed: ${reason}`, { cause });
+    this.name = 'ChunkUploadError';
+    this.messageId = messageId;
+    this.chunkNumber = chunkNumber;
+    this.totalChunks = totalChunks;
+  }
+}
+
+/** The file is not what it was when the send began: its chunks would not fit together. */
+export class FileChangedError extends Error {
+  constructor(path: string, before: Stats, now: Stats) {
+    super(`${path} changed while it was being sent (it was ${before.size} bytes, now ${now.size}): send it again once it is complete`);
+    this.name = 'FileChangedError';
+  }
+}
+
+/** Statuses of a message whose every chunk has been stored. */
+const COMPLETE_STATUSES = new Set(['accepted', 'acknowledged']);
+
+async function fileStats(path: string): Promise<Stats> {
+  const info = await stat(path).catch((error: Error) => {
+    throw new Error(`cannot read ${path}: ${error.message}`);
+  });
+  if (!info.isFile()) throw new Error(`${path} is not a file`);
+  return info;
+}
+
+/**
+ * Sends the chunks of one file, each streamed from disk (a fresh stream per attempt, so the
+ * transport can retry it), and keeps the progress display up to date.
+ */
+class ChunkSender {
+  readonly #client: MeshClient;
+  readonly #path: string;
+  readonly #file: Stats;
+  readonly #plan: ChunkPlan;
+  readonly #encoding: TransferEncoding;
+  readonly #progress: TransferProgress;
+  /** File bytes of the chunks the server holds. */
+  #doneBytes: number;
+  /** File bytes read by the current attempt; reset by every retry. */
+  #attemptBytes = 0;
+
+  constructor(client: MeshClient, path: string, file: Stats, plan: ChunkPlan, gzip: boolean, progress: TransferProgress, doneBytes: number) {
+    this.#client = client;
+    this.#path = path;
+    this.#file = file;
+    this.#plan = plan;
+    this.#encoding = gzip ? 'gzip' : undefined;
+    this.#progress = progress;
+    this.#doneBytes = doneBytes;
+  }
+
+  /** Sends chunk 1, which creates the message; returns its id. */
+  async sendFirst(message: MessageFields): Promise<string> {
+    const span = this.#plan.span(1);
+    await this.#checkUnchanged();
+    const messageId = await this.#client
+      .sendMessage({
+        ...message,
+        body: this.#body(span),
+        size: span.length,
+        contentEncoding: this.#encoding,
+        totalChunks: this.#plan.totalChunks,
+      })
+      .catch((error: unknown) => {
+        throw new ChunkUploadError(undefined, 1, this.#plan.totalChunks, error);
+      });
+    this.#finished(span);
+    return messageId;
+  }
+
+  /** Sends chunk n of an existing message (re-sending one replaces the server's copy). */
+  async send(messageId: string, number: number): Promise<void> {
+    const span = this.#plan.span(number);
+    try {
+      await this.#checkUnchanged();
+      await this.#client.uploadChunk(messageId, number, this.#plan.totalChunks, this.#body(span), {
+        size: span.length,
+        contentEncoding: this.#encoding,
+      });
+    } catch (error) {
+      throw new ChunkUploadError(messageId, number, this.#plan.totalChunks, error);
+    }
+    this.#finished(span);
+  }
+
+  #finished(span: ChunkSpan): void {
+    this.#doneBytes += span.length;
+    this.#attemptBytes = 0;
+    this.#progress.update(this.#doneBytes, this.#doneBytes);
+  }
+
+  /** A function, not a stream: each attempt reads the chunk afresh from disk. */
+  #body(span: ChunkSpan): () => Readable {
+    return () => {
+      this.#attemptBytes = 0;
+      const counter = new ByteCounter((bytes) => {
+        this.#attemptBytes += bytes;
+        const value = this.#doneBytes + this.#attemptBytes;
+        this.#progress.update(value, value);
+      });
+      // createReadStream cannot read zero bytes (end would precede start): the empty file's one chunk.
+      const source = span.length === 0 ? Readable.from([]) : createReadStream(this.#path, { start: span.start, end: span.end });
+      // pipeline() destroys every stage with the first error, so the last one (what the
+      // transport reads) reports a failing file, and a failed request closes the file.
+      const stages = this.#encoding === 'gzip' ? [source, counter, createGzip()] : [source, counter];
+      return pipeline(stages, () => undefined) as unknown as Readable;
+    };
+  }
+
+  /** The chunks are cut by offset: a file that changes mid-send would make a garbled message. */
+  async #checkUnchanged(): Promise<void> {
+    const now = await fileStats(this.#path);
+    if (now.size !== this.#file.size || now.mtimeMs !== this.#file.mtimeMs) {
+      throw new FileChangedError(this.#path, this.#file, now);
+    }
+  }
+}
+
+async function checksumOf(path: string, size: number, algorithm: Checksum['algorithm'], progress: ProgressFactory): Promise<Checksum> {
+  const display = progress({ label: 'checksum', unit: 'bytes', total: size });
+  let hashed = 0;
+  try {
+    return await fileChecksum(path, algorithm, (bytes) => {
+      hashed += bytes;
+      display.update(hashed, hashed);
+    });
+  } finally {
+    display.stop();
+  }
+}
+
+/** Sends a file as a new message, in as many chunks as the chunk size makes. */
+export async function sendFile(client: MeshClient, options: SendFileOptions): Promise<UploadResult> {
+  const file = await fileStats(options.path);
+  const plan = new ChunkPlan(file.size, options.chunkSize);
+  let message = options.message;
+  if (options.checksum) {
+    const checksum = await checksumOf(options.path, file.size, 'sha256', options.progress);
+    message = { ...message, checksum: formatChecksum(checksum) };
+  }
+  const progress = options.progress({ label: 'sending', unit: 'bytes', total: file.size });
+  try {
+    const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, 0);
+    const messageId = await sender.sendFirst(message);
+    if (plan.totalChunks > 1 && options.startNote) progress.note(options.startNote(messageId, plan));
+    for (let number = 2; number <= plan.totalChunks; number += 1) await sender.send(messageId, number);
+    return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: plan.totalChunks };
+  } finally {
+    progress.stop();
+  }
+}
+
+/** The chunk numbers tracking says the server holds, checked for sense. */
+function storedChunks(tracking: TrackingInfo, totalChunks: number): Set<number> {
+  const listed = tracking.stored_chunks;
+  if (!Array.isArray(listed)) {
+    throw new Error(`the server's tracking does not say which chunks of ${tracking.message_id} it holds (no stored_chunks): this server cannot resume uploads`);
+  }
+  const stored = new Set<number>();
+  for (const number of listed) {
+    if (!Number.isInteger(number) || (number as number) < 1 || (number as number) > totalChunks) {
+      throw new Error(`the server's tracking lists a chunk that cannot exist: ${String(number)} (of ${totalChunks})`);
+    }
+    stored.add(number as number);
+  }
+  return stored;
+}
+
+const TRACKED_FIELDS: Readonly<Record<keyof ResumeOptions['expected'], { readonly flag: string; readonly field: string }>> = {
+  to: { flag: '--to', field: 'recipient' },
+  workflowId: { flag: '--workflow', field: 'workflow_id' },
+  subject: { flag: '--subject', field: 'subject' },
+  localId: { flag: '--local-id', field: 'local_id' },
+  fileName: { flag: '--file-name', field: 'file_name' },
+};
+
+/** Repeating the original command line with --resume is natural; a value that differs means the wrong message. */
+function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected']): void {
+  for (const [key, { flag, field }] of Object.entries(TRACKED_FIELDS)) {
+    const given = expected[key as keyof ResumeOptions['expected']];
+    if (given === undefined) continue;
+    const recorded = tracking[field];
+    const same = key === 'to' ? String(recorded ?? '').toUpperCase() === given.toUpperCase() : (recorded ?? '') === given;
+    if (!same) {
+      throw new Error(`message ${tracking.message_id} was sent with ${flag} '${String(recorded ?? '')}', not '${given}': is it the right message?`);
+    }
+  }
+}
+
+/**
+ * Finishes an interrupted upload: asks tracking which chunks the server holds and sends the
+ * others. The file and chunk size must be those of the first run; the chunk count is checked
+ * (and, with verifyChecksum, the content against the message's checksum).
+ */
+export async function resumeFile(client: MeshClient, options: ResumeOptions): Promise<UploadResult> {
+  const file = await fileStats(options.path);
+  const plan = new ChunkPlan(file.size, options.chunkSize);
+  const tracking = await client.track(options.messageId);
+  const messageId = tracking.message_id || options.messageId;
+  if (COMPLETE_STATUSES.has(tracking.status)) {
+    return { messageId, totalChunks: tracking.chunk_count ?? plan.totalChunks, bytes: file.size, uploadedChunks: 0, status: tracking.status };
+  }
+  if (tracking.status !== 'uploading') {
+    const why = tracking.status_description ? ` (${tracking.status_description})` : '';
+    throw new Error(`message ${messageId} is ${tracking.status}${why}: only an upload in progress can be resumed`);
+  }
+  checkExpected(tracking, options.expected);
+  if (tracking.chunk_count !== plan.totalChunks) {
+    throw new Error(
+      `message ${messageId} has ${String(tracking.chunk_count)} chunks, but ${options.path} (${file.size} bytes) in chunks of ` +
+        `${plan.chunkSize} bytes makes ${plan.totalChunks}: resume with the same file and --chunk-size as the first run`,
+    );
+  }
+  const stored = storedChunks(tracking, plan.totalChunks);
+  if (options.verifyChecksum) await verifyAgainstMessage(options.path, file.size, tracking, options.progress);
+
+  const missing: number[] = [];
+  for (let number = 1; number <= plan.totalChunks; number += 1) if (!stored.has(number)) missing.push(number);
+  const storedBytes = plan.bytesIn(stored);
+  const progress = options.progress({ label: 'resuming', unit: 'bytes', total: file.size, initialValue: storedBytes });
+  try {
+    const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, storedBytes);
+    for (const number of missing) await sender.send(messageId, number);
+  } finally {
+    progress.stop();
+  }
+  // The server accepts the message when its last chunk arrives; make sure it did.
+  const after = await client.track(messageId);
+  if (after.status === 'uploading') {
+    const holds = Array.isArray(after.stored_chunks) ? after.stored_chunks.join(', ') : 'unknown';
+    throw new Error(`every chunk was sent, yet message ${messageId} is still uploading (the server holds chunks ${holds})`);
+  }
+  return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: missing.length, status: after.status };
+}
+
+async function verifyAgainstMessage(path: string, size: number, tracking: TrackingInfo, progress: ProgressFactory): Promise<void> {
+  const recorded = parseChecksum(typeof tracking.checksum === 'string' ? tracking.checksum : undefined);
+  if (!recorded) {
+    throw new Error(`message ${tracking.message_id} carries no sha256: or md5: checksum to check ${path} against`);
+  }
+  const actual = await checksumOf(path, size, recorded.algorithm, progress);
+  if (actual.hex !== recorded.hex) {
+    throw new Error(`${path} is not the file message ${tracking.message_id} was sent from: its checksum is ${formatChecksum(actual)}, the message's ${formatChecksum(recorded)}`);
+  }
+}

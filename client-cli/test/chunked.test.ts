@@ -1,0 +1,232 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { MeshClient } from '../src/client/mesh-client.ts';
+import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+
+const WORKFLOW = 'PATH_TEST_RESULTS';
+const MESSAGE_ID = /^\d{20}_[0-9A-F]{6}$/;
+const CHUNK = 64 * 1024;
+/** Small, so a chunk size over it is quick to try. */
+const MAX_CHUNK_BYTES = 100 * 1024;
+
+let server: TestServer;
+let work: string;
+let lab: MailboxFiles;
+let gp: MailboxFiles;
+
+test.before(async () => {
+  server = await startTestServer({ limits: { maxChunkBytes: MAX_CHUNK_BYTES } });
+  work = await mkdtemp(join(tmpdir(), 'meshbox-chunked-test-'));
+  lab = await writeMailboxFiles(server, await server.createMailbox({ name: 'Pathology lab' }), join(work, 'profiles'));
+  gp = await writeMailboxFiles(server, await server.createMailbox({ name: 'GP practice' }), join(work, 'profiles'));
+});
+
+test.after.always(async () => {
+  await server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** A fresh folder holding `payload.bin`. */
+async function folderWith(payload: Buffer): Promise<string> {
+  const cwd = await mkdtemp(join(work, 'run-'));
+  await writeFile(join(cwd, 'payload.bin'), payload);
+  return cwd;
+}
+
+function as(files: MailboxFiles, args: readonly string[], cwd: string, tty = false): Promise<CliResult> {
+  return runInProcess(['--profile', files.profile, ...args], { cwd, tty });
+}
+
+function send(cwd: string, extra: readonly string[], tty = false): Promise<CliResult> {
+  return as(lab, ['send', 'payload.bin', '--to', gp.mailbox.id, '--workflow', WORKFLOW, ...extra], cwd, tty);
+}
+
+async function withClient<T>(files: MailboxFiles, use: (client: MeshClient) => Promise<T>): Promise<T> {
+  const client = new MeshClient(files.settings, { retryDelayMs: 10 });
+  try {
+    return await use(client);
+  } finally {
+    client.close();
+  }
+}
+
+/** Downloads with the CLI into a fresh folder; returns what arrived. */
+async function downloaded(messageId: string): Promise<{ result: CliResult; bytes: Buffer; leftovers: string[] }> {
+  const cwd = await mkdtemp(join(work, 'get-'));
+  const result = await as(gp, ['download', messageId, '-o', 'received.bin'], cwd);
+  const bytes = result.code === 0 ? await readFile(join(cwd, 'received.bin')) : Buffer.alloc(0);
+  const leftovers = (await readdir(cwd)).filter((name) => name !== 'received.bin');
+  return { result, bytes, leftovers };
+}
+
+/** Half random, half repetitive: gzip has something to do, and chunks still differ. */
+function compressiblePayload(size: number): Buffer {
+  const text = Buffer.from('OBR|1|||FBC^Full blood count|||20260101|\r'.repeat(Math.ceil(size / 80)));
+  return Buffer.concat([text.subarray(0, size / 2), randomBytes(size - size / 2)]).subarray(0, size);
+}
+
+test('a file over the chunk size goes as 3 chunks and the CLI download is byte-exact', async (t) => {
+  const payload = randomBytes(150 * 1024);
+  const cwd = await folderWith(payload);
+  const sent = await send(cwd, ['--chunk-size', '64KiB', '--json']);
+  t.is(sent.code, 0, sent.stderr);
+  t.is(sent.stderr, '');
+  const lines = sent.stdout.split('\n');
+  t.deepEqual(lines.slice(1), [''], '--json prints exactly one line');
+  const result = JSON.parse(lines[0] ?? '') as { messageId: string; chunks: number; bytes: number };
+  t.regex(result.messageId, MESSAGE_ID);
+  t.deepEqual(result, { messageId: result.messageId, chunks: 3, bytes: payload.length });
+
+  const tracking = await withClient(lab, (client) => client.track(result.messageId));
+  t.is(tracking.status, 'accepted');
+  t.is(tracking.chunk_count, 3);
+
+  const { result: download, bytes, leftovers } = await downloaded(result.messageId);
+  t.is(download.code, 0, download.stderr);
+  t.is(download.stderr, '');
+  t.true(bytes.equals(payload));
+  t.deepEqual(leftovers, [], 'no temporary file left behind');
+});
+
+test('--gzip sends each chunk gzipped (stored and served so) and the download is byte-exact', async (t) => {
+  const payload = compressiblePayload(150 * 1024);
+  const cwd = await folderWith(payload);
+  const sent = await send(cwd, ['--chunk-size', '64KiB', '--gzip']);
+  t.is(sent.code, 0, sent.stderr);
+  const messageId = sent.stdout.trim();
+  t.regex(messageId, MESSAGE_ID);
+
+  await withClient(gp, async (client) => {
+    const second = await client.downloadRawChunk(messageId, 2);
+    second.body.resume();
+    t.is(second.contentEncoding, 'gzip');
+    t.is(second.metadata.totalChunks, 3);
+    t.true((second.contentLength ?? CHUNK) < CHUNK, 'the chunk travelled compressed');
+  });
+  const { result, bytes } = await downloaded(messageId);
+  t.is(result.code, 0, result.stderr);
+  t.true(bytes.equals(payload));
+});
+
+test('--checksum sends the sha256, which download verifies', async (t) => {
+  const payload = randomBytes(100 * 1024);
+  const cwd = await folderWith(payload);
+  const sent = await send(cwd, ['--chunk-size', '40000', '--checksum', '--json']);
+  t.is(sent.code, 0, sent.stderr);
+  const { messageId } = JSON.parse(sent.stdout) as { messageId: string };
+  const sha256 = `sha256:${createHash('sha256').update(payload).digest('hex')}`;
+  t.is((await withClient(lab, (client) => client.track(messageId))).checksum, sha256);
+
+  const got = await as(gp, ['download', messageId, '--json'], await mkdtemp(join(work, 'get-')));
+  t.is(got.code, 0, got.stderr);
+  t.like(JSON.parse(got.stdout), { messageId, chunks: 3, bytes: payload.length, verifiedChecksum: sha256 });
+});
+
+test('a download whose content does not match the message checksum exits 1 and leaves no file', async (t) => {
+  const payload = randomBytes(5000);
+  const md5 = createHash('md5').update('something else').digest('hex');
+  const messageId = await withClient(lab, (client) =>
+    client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload, checksum: `md5:${md5}` }),
+  );
+  const { result, leftovers } = await downloaded(messageId);
+  t.is(result.code, 1);
+  t.is(result.stdout, '');
+  t.regex(result.stderr, new RegExp(`^meshbox: checksum mismatch: the message says md5:${md5}, the data received is md5:[0-9a-f]{32}; nothing was saved\\n$`));
+  t.deepEqual(leftovers, []);
+});
+
+test('an interrupted upload is finished by send --resume, which uploads only the missing chunks', async (t) => {
+  const payload = randomBytes(3 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  // The crash: chunks 1 and 2 of 4 made it.
+  const messageId = await withClient(lab, async (client) => {
+    const id = await client.sendMessage({
+      to: gp.mailbox.id,
+      workflowId: WORKFLOW,
+      body: payload.subarray(0, CHUNK),
+      totalChunks: 4,
+      fileName: 'payload.bin',
+    });
+    await client.uploadChunk(id, 2, 4, payload.subarray(CHUNK, 2 * CHUNK));
+    return id;
+  });
+  t.deepEqual((await withClient(lab, (client) => client.track(messageId))).stored_chunks, [1, 2]);
+
+  const wrongSize = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '32KiB'], cwd);
+  t.is(wrongSize.code, 1);
+  t.regex(wrongSize.stderr, /has 4 chunks, but .*payload\.bin \(197608 bytes\) in chunks of 32768 bytes makes 7: resume with the same file and --chunk-size/);
+  const wrongRecipient = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '64KiB', '--to', lab.mailbox.id], cwd);
+  t.is(wrongRecipient.code, 1);
+  t.regex(wrongRecipient.stderr, /was sent with --to '.+', not '.+': is it the right message\?/);
+
+  // The original command line again, plus --resume: --to and --workflow match, so are fine.
+  const resumed = await send(cwd, ['--resume', messageId, '--chunk-size', '64KiB', '--json']);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.is(resumed.stderr, '');
+  t.deepEqual(JSON.parse(resumed.stdout), { messageId, chunks: 4, bytes: payload.length, uploadedChunks: 2, status: 'accepted' });
+  t.is((await withClient(lab, (client) => client.track(messageId))).status, 'accepted');
+
+  const { result, bytes } = await downloaded(messageId);
+  t.is(result.code, 0, result.stderr);
+  t.true(bytes.equals(payload));
+
+  // Once more: nothing left to do, and it says so.
+  const again = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '64KiB'], cwd);
+  t.is(again.code, 0, again.stderr);
+  t.is(again.stdout, `${messageId}\n`);
+  t.is(again.stderr, `message ${messageId} is already accepted: nothing to upload\n`);
+});
+
+test('a chunk size over the server limit gives its 413 with advice, and exit 1', async (t) => {
+  const cwd = await folderWith(randomBytes(150 * 1024));
+  const result = await send(cwd, ['--chunk-size', '128KiB']);
+  t.is(result.code, 1);
+  t.is(result.stdout, '');
+  t.regex(result.stderr, /^meshbox: chunk 1 of 2 failed: .*chunk exceeds 102400 bytes.*\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size\n$/);
+});
+
+test('without a terminal nothing but the result line is printed; on one, a progress bar and the id to resume with', async (t) => {
+  const payload = randomBytes(150 * 1024);
+  const cwd = await folderWith(payload);
+  const quiet = await send(cwd, ['--chunk-size', '64KiB']);
+  t.is(quiet.code, 0, quiet.stderr);
+  t.regex(quiet.stdout, /^\d{20}_[0-9A-F]{6}\n$/);
+  t.is(quiet.stderr, '');
+
+  const shown = await send(cwd, ['--chunk-size', '64KiB'], true);
+  t.is(shown.code, 0, shown.stderr);
+  const messageId = shown.stdout.trim();
+  t.regex(messageId, MESSAGE_ID, 'stdout is the result alone');
+  t.true(shown.stderr.includes('sending ['), 'a progress bar was drawn');
+  t.true(shown.stderr.includes(`message ${messageId}: 3 chunks of 64 KiB; if interrupted, finish it with\n`));
+  t.true(shown.stderr.includes(`meshbox send --resume ${messageId} --chunk-size 65536 payload.bin\n`));
+
+  const silenced = await send(cwd, ['--chunk-size', '64KiB', '--quiet'], true);
+  t.is(silenced.code, 0, silenced.stderr);
+  t.is(silenced.stderr, '');
+
+  const get = await as(gp, ['download', messageId], await mkdtemp(join(work, 'get-')), true);
+  t.is(get.code, 0, get.stderr);
+  t.true(get.stderr.includes('downloading ['));
+  t.regex(get.stdout, /payload\.bin\n$/);
+});
+
+test('a bad --chunk-size or --retries is a usage error that says what is accepted', async (t) => {
+  const cwd = await folderWith(Buffer.from('x'));
+  const unit = await send(cwd, ['--chunk-size', '20XB']);
+  t.is(unit.code, 2);
+  t.true(unit.stderr.includes("option '--chunk-size <size>' argument '20XB' is invalid"), unit.stderr);
+  t.true(unit.stderr.includes('e.g. 20MiB'));
+  t.is((await send(cwd, ['--chunk-size', '0'])).code, 2);
+  t.is((await send(cwd, ['--chunk-size', '0.5'])).code, 2);
+  const retries = await send(cwd, ['--retries', 'many']);
+  t.is(retries.code, 2);
+  t.true(retries.stderr.includes('Give a whole number from 0 to 100.'));
+  const missing = await as(lab, ['send', 'payload.bin', '--to', gp.mailbox.id], cwd);
+  t.is(missing.code, 2);
+  t.true(missing.stderr.includes("required option '--workflow <id>' not specified"));
+});

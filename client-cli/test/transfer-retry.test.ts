@@ -1,0 +1,168 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import test from 'ava';
+import { issueServerCertificate } from '../../shared/src/pki/index.ts';
+import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { retryAfterMs } from '../src/client/transport.ts';
+import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+
+// A scripted stand-in for the server (the real one never fails on cue), trusted by the
+// profiles because its certificate comes from the test CA.
+
+const MESSAGE_ID = '20260101000000000000_ABC123';
+
+let server: TestServer;
+let work: string;
+let mailbox: MailboxFiles;
+
+test.before(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), 'meshbox-retry-test-'));
+  mailbox = await writeMailboxFiles(server, await server.createMailbox(), join(work, 'profiles'));
+});
+
+test.after.always(async () => {
+  await server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+type Handler = (request: IncomingMessage, body: Buffer, response: ServerResponse) => void;
+
+/** Runs `use` against an HTTPS server answering with `handle` (after reading each request's body). */
+async function withFakeServer<T>(handle: Handler, use: (origin: string) => Promise<T>): Promise<T> {
+  const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const fake: Server = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (request, response) => {
+    const parts: Buffer[] = [];
+    request.on('data', (part: Buffer) => parts.push(part));
+    request.on('end', () => handle(request, Buffer.concat(parts), response));
+  });
+  fake.listen(0, '127.0.0.1');
+  await once(fake, 'listening');
+  try {
+    return await use(`https://127.0.0.1:${(fake.address() as AddressInfo).port}`);
+  } finally {
+    fake.closeAllConnections();
+    fake.close();
+  }
+}
+
+function cli(origin: string, args: readonly string[], cwd: string): Promise<CliResult> {
+  return runInProcess(['--profile', mailbox.profile, '--url', origin, ...args], { cwd });
+}
+
+test('Retry-After is read as seconds or as an HTTP date', (t) => {
+  t.is(retryAfterMs('3'), 3000);
+  t.is(retryAfterMs(new Date(10_000).toUTCString(), 4000), 6000);
+  t.is(retryAfterMs(undefined), undefined);
+  t.is(retryAfterMs('soon'), undefined);
+});
+
+test('a chunk upload is retried after a 500 and a 429 (waiting its Retry-After) with a fresh copy; a 501 is not, and says how to resume', async (t) => {
+  const payload = randomBytes(3000);
+  const cwd = await mkdtemp(join(work, 'send-'));
+  await writeFile(join(cwd, 'payload.bin'), payload);
+  const received: { path: string; range: string; body: Buffer; at: number }[] = [];
+  const result = await withFakeServer(
+    (request, body, response) => {
+      const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
+      received.push({ path, range: String(request.headers['mex-chunk-range']), body, at: Date.now() });
+      const attempts = received.filter((entry) => entry.path === path).length;
+      if (path === '/outbox') {
+        response.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ message_id: MESSAGE_ID }));
+      } else if (path.endsWith('/2') && attempts === 1) {
+        response.writeHead(500, { 'content-type': 'text/plain' }).end('oops');
+      } else if (path.endsWith('/2') && attempts === 2) {
+        response.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '1' }).end('slow down');
+      } else if (path.endsWith('/2')) {
+        response.writeHead(202).end();
+      } else {
+        response.writeHead(501, { 'content-type': 'text/plain' }).end('not here');
+      }
+    },
+    (origin) => cli(origin, ['send', 'payload.bin', '--to', 'X26OT001', '--workflow', 'WF', '--chunk-size', '1000'], cwd),
+  );
+
+  t.is(result.code, 1);
+  t.deepEqual(
+    received.map((entry) => `${entry.path} ${entry.range}`),
+    ['/outbox 1:3', `/outbox/${MESSAGE_ID}/2 2:3`, `/outbox/${MESSAGE_ID}/2 2:3`, `/outbox/${MESSAGE_ID}/2 2:3`, `/outbox/${MESSAGE_ID}/3 3:3`],
+    'chunk 2 three times, chunk 3 (501) once',
+  );
+  for (const attempt of received.filter((entry) => entry.path.endsWith('/2'))) t.true(attempt.body.equals(payload.subarray(1000, 2000)));
+  const [, , second, third] = received;
+  t.true((third?.at ?? 0) - (second?.at ?? 0) >= 950, 'waited for Retry-After');
+  t.is(
+    result.stderr,
+    `meshbox: chunk 3 of 3 failed: not here (HTTP 501)\n` +
+      `message ${MESSAGE_ID} is incomplete; the server keeps its chunks for a while: finish it with\n` +
+      `  meshbox send --resume ${MESSAGE_ID} --chunk-size 1000 payload.bin\n`,
+  );
+});
+
+test('a download whose chunk breaks off part-way fetches that chunk again and still verifies the checksum', async (t) => {
+  const parts = [randomBytes(50_000), randomBytes(40_000)];
+  const whole = Buffer.concat(parts);
+  const gzipped = parts.map((part) => gzipSync(part));
+  const requests: { path: string; acceptEncoding: string }[] = [];
+  const cwd = await mkdtemp(join(work, 'get-'));
+  const result = await withFakeServer(
+    (request, _body, response) => {
+      const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
+      requests.push({ path, acceptEncoding: String(request.headers['accept-encoding']) });
+      const number = path.endsWith('/2') ? 2 : 1;
+      const body = gzipped[number - 1] ?? Buffer.alloc(0);
+      response.writeHead(number === 1 ? 206 : 200, {
+        'content-type': 'application/octet-stream',
+        'content-encoding': 'gzip',
+        'content-length': String(body.length),
+        'mex-messageid': MESSAGE_ID,
+        'mex-filename': 'result.bin',
+        'mex-chunk-range': `${number}:2`,
+        'mex-total-chunks': '2',
+        'mex-content-checksum': `sha256:${createHash('sha256').update(whole).digest('hex')}`,
+      });
+      if (number === 2 && requests.filter((entry) => entry.path === path).length === 1) {
+        // Half the chunk, then the connection drops.
+        response.write(body.subarray(0, body.length / 2), () => response.socket?.destroy());
+        return;
+      }
+      response.end(body);
+    },
+    (origin) => cli(origin, ['download', MESSAGE_ID, '--json'], cwd),
+  );
+
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(
+    requests.map((entry) => entry.path),
+    [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`, `/inbox/${MESSAGE_ID}/2`],
+  );
+  t.true(requests.every((entry) => entry.acceptEncoding === 'gzip'));
+  t.like(JSON.parse(result.stdout), { chunks: 2, bytes: whole.length, verifiedChecksum: `sha256:${createHash('sha256').update(whole).digest('hex')}` });
+  t.true((await readFile(join(cwd, 'result.bin'))).equals(whole));
+  t.deepEqual(await readdir(cwd), ['result.bin']);
+});
+
+test('a file that changes during a send stops it, without suggesting a resume', async (t) => {
+  const cwd = await mkdtemp(join(work, 'send-'));
+  const file = join(cwd, 'growing.log');
+  await writeFile(file, randomBytes(3000));
+  const result = await withFakeServer(
+    (request, _body, response) => {
+      // Someone appends to the file while chunk 1 is on its way.
+      void appendFile(file, 'one more line\n').then(() => {
+        const body = request.url?.endsWith('/outbox') ? JSON.stringify({ message_id: MESSAGE_ID }) : '';
+        response.writeHead(202, { 'content-type': 'application/json' }).end(body);
+      });
+    },
+    (origin) => cli(origin, ['send', 'growing.log', '--to', 'X26OT001', '--workflow', 'WF', '--chunk-size', '1000'], cwd),
+  );
+  t.is(result.code, 1);
+  t.is(result.stderr, `meshbox: chunk 2 of 3 failed: ${file} changed while it was being sent (it was 3000 bytes, now 3014): send it again once it is complete\n`);
+});
