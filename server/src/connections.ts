@@ -64,6 +64,8 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     // Fail a request fast while Redis is away instead of queueing it without bound.
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
+    // Commands issued in the same tick by concurrent requests share one write and one read.
+    enableAutoPipelining: true,
   });
   const s3 = createS3Client(settings.s3);
   const keys = redisKeys(settings.redisPrefix);

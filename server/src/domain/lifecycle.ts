@@ -17,6 +17,9 @@ export interface RetentionPeriods {
 
 /** Runs a message's next lifecycle check at a given time (a delayed job per message). */
 export interface LifecycleScheduler {
+  /** For a new message id: one cheap call on the send path. */
+  start(messageId: string, at: Date): Promise<void>;
+  /** Moves an existing message's next check to `at` (or starts one). */
   schedule(messageId: string, at: Date): Promise<void>;
 }
 
@@ -87,7 +90,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
       case 'expire': {
         const reportId = await reserveUniqueMessageId(services);
         // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.
-        await services.lifecycle.schedule(reportId, at(now, services.periods.inboxExpiryMs));
+        await services.lifecycle.start(reportId, at(now, services.periods.inboxExpiryMs));
         await services.messages.expire(message, reportId, undeliveredDescription(services.periods.inboxExpiryMs), now);
         break;
       }

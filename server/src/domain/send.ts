@@ -44,7 +44,7 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   }
   const messageId = await reserveUniqueMessageId(services);
   // Scheduled before anything is stored, so no crash can leave a message without its lifecycle.
-  await services.lifecycle.schedule(messageId, new Date(services.now().getTime() + services.periods.uploadExpiryMs));
+  await services.lifecycle.start(messageId, new Date(services.now().getTime() + services.periods.uploadExpiryMs));
   const inline = fitsInline(services, request.metadata.totalChunks, request.body) ? await readSmallBody(request.body) : undefined;
   const size = inline ? inline.length : await storeChunk(services, messageId, 1, request.body);
   const metadata: MessageMetadata = {

@@ -35,6 +35,11 @@ export class BullLifecycleScheduler implements LifecycleScheduler {
     this.queue = new Queue<LifecycleJob>(LIFECYCLE_QUEUE, { connection, prefix });
   }
 
+  /** A job for a message id never scheduled before (a freshly reserved one). */
+  async start(messageId: string, at: Date): Promise<void> {
+    await this.queue.add('lifecycle', { messageId }, { ...JOB_OPTIONS, jobId: messageId, delay: Math.max(0, at.getTime() - Date.now()) });
+  }
+
   /** Makes sure the message is looked at no later than `at`. */
   async schedule(messageId: string, at: Date): Promise<void> {
     const delay = Math.max(0, at.getTime() - Date.now());
@@ -46,7 +51,7 @@ export class BullLifecycleScheduler implements LifecycleScheduler {
     // A job already waiting or running reads the message's state afresh when it runs.
     if (existing && !(await existing.isFailed()) && !(await existing.isCompleted())) return;
     if (existing) await existing.remove();
-    await this.queue.add('lifecycle', { messageId }, { ...JOB_OPTIONS, jobId: messageId, delay });
+    await this.start(messageId, at);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import type { Middleware } from 'koa';
 import { authenticateMailbox } from '../../domain/authenticate.ts';
 import type { Services } from '../../domain/services.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
+import { peerCertificate } from '../peer-certificate.ts';
 import type { RequestState } from './request-context.ts';
 
 export interface MailboxState extends RequestState {
@@ -19,11 +20,8 @@ const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);
  */
 export function mailboxAuth(services: Services): Middleware<MailboxState> {
   return async (ctx, next) => {
-    const socket = ctx.req.socket as TLSSocket;
-    const commonName = socket.getPeerCertificate().subject?.CN;
     const { mailbox, token } = await authenticateMailbox(services, {
-      // A certificate naming several CNs is ambiguous; none of them is trusted.
-      certificateCommonName: typeof commonName === 'string' ? commonName : undefined,
+      certificateCommonName: peerCertificate(ctx.req.socket as TLSSocket).commonName,
       mailboxId: String(ctx.params.mailbox ?? ''),
       authorization: ctx.get('Authorization') || undefined,
     });

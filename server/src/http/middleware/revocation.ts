@@ -2,6 +2,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import { ForbiddenError } from '../../domain/errors.ts';
 import type { Services } from '../../domain/services.ts';
+import { peerCertificate } from '../peer-certificate.ts';
 import type { RequestState } from './request-context.ts';
 
 /** How long a connection's certificate counts as checked: revocations reach open keep-alive connections within this. */
@@ -19,7 +20,7 @@ export function rejectRevokedCertificates(services: Services): Middleware<Reques
     const now = Date.now();
     let verdict = checked.get(socket);
     if (!verdict || now - verdict.at > RECHECK_MS) {
-      const serialNumber = socket.getPeerCertificate().serialNumber;
+      const { serialNumber } = peerCertificate(socket);
       verdict = { at: now, revoked: !serialNumber || (await services.certificates.isRevoked(serialNumber)) };
       checked.set(socket, verdict);
     }
