@@ -1,6 +1,8 @@
 import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
+import { rawTlsExchange } from '../support/raw-tls.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -62,9 +64,38 @@ test('URL-like addresses and overlong fields are a malformed control file (400, 
   t.regex(detail.msg, /mex-workflowid/);
   t.notRegex(detail.msg, /mex-subject/);
 
-  const long = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'mex-LocalID': 'x'.repeat(300) });
+  const long = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'mex-LocalID': 'x'.repeat(301) });
   t.is(long.status, 400);
   t.regex(long.json().detail[0].msg, /mex-localid/);
+});
+
+test('control characters in any mex-* header are a malformed control file naming the fields', async (t) => {
+  const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const request = Buffer.from(
+    `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${token}\r\n` +
+      `Accept: application/vnd.mesh.v2+json\r\nmex-To: ${gp.id}\r\nmex-WorkflowID: W1\r\nmex-Subject: tab\there\r\n` +
+      'mex-LocalID: tab\there\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx',
+    'latin1',
+  );
+  const { status, text } = await rawTlsExchange(server, lab, request);
+  t.is(status, 400);
+  const body = JSON.parse(text.slice(text.indexOf('{')));
+  t.like(body.detail[0], { event: 'TRANSFER', code: '06' });
+  t.regex(body.detail[0].msg, /mex-subject/);
+  t.regex(body.detail[0].msg, /mex-localid/);
+
+  // Other control characters do not even get past Node's HTTP parser: still a 400 with a JSON body.
+  const bell = await rawTlsExchange(server, lab, Buffer.from(request.toString('latin1').replace('tab\there', 'bell\x07here'), 'latin1'));
+  t.is(bell.status, 400);
+  t.is(JSON.parse(bell.text.slice(bell.text.indexOf('{'))).errorCode, '400');
+});
+
+test('a checksum with characters MESH does not allow is refused; sha256:<hex> is fine', async (t) => {
+  const bad = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'mex-Content-Checksum': 'sha256:abc+def=' });
+  t.is(bad.status, 400);
+  t.is(bad.json().detail[0].code, 'Invalid checksum');
+  const good = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'mex-Content-Checksum': 'sha256:0123abcdef' });
+  t.is(good.status, 202);
 });
 
 test('spaces and # in ids are accepted', async (t) => {

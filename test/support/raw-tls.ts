@@ -6,7 +6,13 @@ import type { KeyPair } from './harness.ts';
  * Writes raw bytes on a mutual-TLS connection and returns the status of what comes back
  * (0 if the server closed without an answer): for requests no HTTP client would send.
  */
-export function rawTlsExchange(endpoint: Endpoint, certificate: KeyPair, request: Buffer): Promise<{ status: number; text: string }> {
+export function rawTlsExchange(
+  endpoint: Endpoint,
+  certificate: KeyPair,
+  request: Buffer,
+  /** How long to wait for a first byte of answer (a partial request may get none). */
+  answerWithinMs = 10_000,
+): Promise<{ status: number; text: string }> {
   const url = new URL(endpoint.origin);
   return new Promise((resolve, reject) => {
     const socket = connect({
@@ -18,12 +24,24 @@ export function rawTlsExchange(endpoint: Endpoint, certificate: KeyPair, request
       servername: 'localhost',
     });
     const parts: Buffer[] = [];
-    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer within 10 s')));
-    socket.on('secureConnect', () => socket.end(request));
-    socket.on('data', (part: Buffer) => parts.push(part));
-    socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? finish() : reject(error)));
+    let settled = false;
+    // The socket stays open for writing (a half-close can make the server drop the request), so
+    // the answer is complete when the server closes, or when nothing more came for a moment.
+    let quiet = setTimeout(finish, answerWithinMs);
+    socket.on('secureConnect', () => socket.write(request));
+    socket.on('data', (part: Buffer) => {
+      parts.push(part);
+      clearTimeout(quiet);
+      quiet = setTimeout(finish, 300);
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? finish() : settled || reject(error)));
     socket.on('end', finish);
+    socket.on('close', finish);
     function finish(): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(quiet);
+      socket.destroy();
       const text = Buffer.concat(parts).toString('latin1');
       resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text });
     }

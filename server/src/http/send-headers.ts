@@ -8,17 +8,20 @@ import type { Readable } from 'node:stream';
 const CONTROL_CHARACTERS = /[\u0000-\u001f]/;
 const URL_LIKE = /^https?:\/\//i;
 const URL_CHECKED: readonly string[] = [MeshHeaders.to, MeshHeaders.workflowId, MeshHeaders.contentChecksum];
-/** Field lengths MESH allows; longer values are refused rather than truncated. */
+/** Field lengths MESH allows (as the reference implementation); longer values are refused rather than truncated. */
 const MAX_LENGTHS: Readonly<Record<string, number>> = {
-  [MeshHeaders.to]: 32,
-  [MeshHeaders.workflowId]: 255,
+  [MeshHeaders.to]: 100,
+  [MeshHeaders.workflowId]: 300,
+  [MeshHeaders.chunkRange]: 20,
   [MeshHeaders.subject]: 500,
-  [MeshHeaders.localId]: 255,
-  [MeshHeaders.partnerId]: 255,
-  [MeshHeaders.fileName]: 255,
+  [MeshHeaders.localId]: 300,
+  [MeshHeaders.partnerId]: 500,
+  [MeshHeaders.fileName]: 300,
   [MeshHeaders.contentChecksum]: 100,
   [MeshHeaders.contentType]: 100,
 };
+/** What MESH lets a checksum be made of: `sha256:<hex>`, `md5:...`, UUID-like values. */
+const CHECKSUM_PATTERN = /^[A-Za-z0-9\s:/-]*$/;
 
 function header(headers: IncomingHttpHeaders, name: string): string {
   const value = headers[name.toLowerCase()];
@@ -40,6 +43,9 @@ function assertWellFormed(headers: IncomingHttpHeaders): void {
     })
     .map(([name]) => name);
   if (malformed.length > 0) throw new BadRequestError(MeshErrorCodes.malformedControlFile, malformed.join(', '));
+  if (!CHECKSUM_PATTERN.test(header(headers, MeshHeaders.contentChecksum))) {
+    throw new BadRequestError(MeshErrorCodes.invalidChecksum, header(headers, MeshHeaders.contentChecksum));
+  }
 }
 
 /** The chunk range header of a send or upload; defaults to 1:1. */
