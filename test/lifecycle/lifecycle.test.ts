@@ -167,3 +167,14 @@ test('the worker runs lifecycle jobs for real: an expired message produces its r
     await quick.close();
   }
 });
+
+test('an uncollected report expires quietly: no report about a report', async (t) => {
+  const [sender, recipient] = [await server.createMailbox(), await server.createMailbox()];
+  const messageId = await sendMessage(server, sender, recipient, 'ignored again');
+  await advanceLifecycle(later(periods.inboxExpiryMs + SECOND), messageId);
+  const [reportId] = await inboxOf(sender);
+  t.truthy(reportId);
+  await advanceLifecycle(later(2 * periods.inboxExpiryMs + 2 * SECOND), reportId!);
+  t.is((await server.services.messages.get(reportId!))?.status, 'undeliverable');
+  t.deepEqual(await inboxOf(sender), [], 'the report left the inbox and nothing replaced it');
+});

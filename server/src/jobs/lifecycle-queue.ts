@@ -60,7 +60,19 @@ export class BullLifecycleScheduler implements LifecycleScheduler {
 }
 
 /** Runs lifecycle jobs; any number of processes may run one (each job runs in one at a time). */
-export function startLifecycleWorker(services: Services, connection: Redis, prefix: string, logger: Logger): Worker<LifecycleJob> {
+export interface WorkerTiming {
+  /** How long a running job's lock lasts without renewal: a worker that died is noticed after it. */
+  readonly lockDurationMs?: number;
+  readonly stalledIntervalMs?: number;
+}
+
+export function startLifecycleWorker(
+  services: Services,
+  connection: Redis,
+  prefix: string,
+  logger: Logger,
+  timing: WorkerTiming = {},
+): Worker<LifecycleJob> {
   const worker = new Worker<LifecycleJob>(
     LIFECYCLE_QUEUE,
     async (job: Job<LifecycleJob>, token?: string) => {
@@ -70,7 +82,13 @@ export function startLifecycleWorker(services: Services, connection: Redis, pref
         throw new DelayedError();
       }
     },
-    { connection, prefix, concurrency: 16 },
+    {
+      connection,
+      prefix,
+      concurrency: 16,
+      ...(timing.lockDurationMs ? { lockDuration: timing.lockDurationMs } : {}),
+      ...(timing.stalledIntervalMs ? { stalledInterval: timing.stalledIntervalMs } : {}),
+    },
   );
   worker.on('failed', (job, error) => {
     logger.error({ err: error, messageId: job?.data.messageId, attempts: job?.attemptsMade }, 'lifecycle job failed');

@@ -12,7 +12,8 @@ end
 redis.call('HSET', KEYS[1], 'status', 'undeliverable', 'statusCode', '14', 'statusEvent', 'SEND',
   'statusDescription', ARGV[4], 'statusSuccess', '0', 'statusAt', ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if redis.call('EXISTS', KEYS[3]) == 0 then
+-- A report that is not collected just expires: there is nobody to report that to.
+if message[2] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
   redis.call('HSET', KEYS[3],
     'id', ARGV[3], 'type', 'REPORT', 'sender', '', 'recipient', message[2],
     'workflowId', message[4] or '', 'localId', message[5] or '', 'subject', message[6] or '',
