@@ -29,6 +29,8 @@ export interface ServerProcess {
   readonly adminEnvironment: Record<string, string>;
   readonly caPem: string;
   readonly sharedKey: string;
+  /** The current server process's pid (it changes on restart). */
+  readonly pid: () => number;
   /** Signals the process and resolves with its exit code once it has gone. */
   readonly kill: (signal: NodeJS.Signals) => Promise<number | null>;
   /** Starts the process again, same port and configuration (after kill). */
@@ -123,6 +125,7 @@ export async function startServerProcess(
     },
     caPem: ca.certPem,
     sharedKey,
+    pid: () => child.pid ?? 0,
     kill,
     restart: spawnServer,
     createMailbox: async () => {
