@@ -14,6 +14,7 @@ import { loadBackendConfig } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
 import { redisKeys } from '../server/src/store/keys.ts';
 import { MailboxStore } from '../server/src/store/mailboxes.ts';
+import { PasswordCipher } from '../server/src/store/password-cipher.ts';
 import { DEV_CERTS_DIR } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
 import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
@@ -35,6 +36,11 @@ async function ensurePki(): Promise<void> {
   if (!existsSync(sharedKeyFile)) {
     await writeFile(sharedKeyFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
     step('generated the environment shared key');
+  }
+  const secretKeyFile = join(DEV_CERTS_DIR, 'secret-key');
+  if (!existsSync(secretKeyFile)) {
+    await writeFile(secretKeyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    step('generated the server secret key (encrypts mailbox passwords at rest)');
   }
 }
 
@@ -61,7 +67,7 @@ async function ensureDemoMailboxes(): Promise<void> {
   const config = await resolveBackends(loadBackendConfig());
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
   try {
-    const mailboxes = new MailboxStore(redis, redisKeys(config.redisPrefix));
+    const mailboxes = new MailboxStore(redis, redisKeys(config.redisPrefix), new PasswordCipher(config.secretKey));
     const ca = await readCertificateAuthority(DEV_CERTS_DIR);
     const sharedKey = (await readFile(join(DEV_CERTS_DIR, 'shared-key'), 'utf8')).trim();
     const mailboxDir = join(DEV_CERTS_DIR, 'mailboxes');

@@ -7,7 +7,7 @@ import { Worker } from 'bullmq';
 import { LIFECYCLE_QUEUE, queuePrefix } from '../../server/src/jobs/lifecycle-queue.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
-import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { sendMessage } from '../../test/support/http.ts';
 import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
 
@@ -27,6 +27,7 @@ test.before(async () => {
     MESHBOX_REDIS_PREFIX: server.redisPrefix,
     MESHBOX_S3_ENDPOINT: local.s3.endpoint,
     MESHBOX_PKI_DIR: pkiDir,
+    MESHBOX_SECRET_KEY: TEST_SECRET_KEY,
   };
 });
 

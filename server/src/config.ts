@@ -40,6 +40,8 @@ const backendSchema = z.object({
   MESHBOX_S3_ACCESS_KEY_ID: nonEmpty.optional(),
   MESHBOX_S3_SECRET_ACCESS_KEY: nonEmpty.optional(),
   MESHBOX_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+  MESHBOX_SECRET_KEY: nonEmpty.optional(),
+  MESHBOX_SECRET_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'secret-key')),
 });
 
 const serverSchema = backendSchema.extend({
@@ -73,6 +75,8 @@ export interface S3Settings {
 }
 
 export interface BackendConfig {
+  /** The server's own secret (mailbox passwords are encrypted under it); never given to clients. */
+  readonly secretKey: string;
   /** Undefined: start the embedded local Redis (development). */
   readonly redisUrl: string | undefined;
   readonly redisPrefix: string;
@@ -112,7 +116,9 @@ function backendConfig(env: z.infer<typeof backendSchema>): BackendConfig {
   if (hasAccessKey !== (env.MESHBOX_S3_SECRET_ACCESS_KEY !== undefined)) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_S3_ACCESS_KEY_ID and MESHBOX_S3_SECRET_ACCESS_KEY go together');
   }
+  const secretKey = env.MESHBOX_SECRET_KEY ?? readRequiredFile('MESHBOX_SECRET_KEY_FILE', env.MESHBOX_SECRET_KEY_FILE).trim();
   return {
+    secretKey,
     redisUrl: env.MESHBOX_REDIS_URL,
     redisPrefix: env.MESHBOX_REDIS_PREFIX,
     s3: {

@@ -15,6 +15,7 @@ import { CertificateStore } from './store/certificates.ts';
 import { redisKeys } from './store/keys.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
+import { PasswordCipher } from './store/password-cipher.ts';
 import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
 import { UsedTokenStore } from './store/used-tokens.ts';
@@ -34,6 +35,7 @@ export interface ConnectionSettings {
   readonly redisPrefix: string;
   readonly s3: S3Settings;
   readonly sharedKey: string;
+  readonly secretKey: string;
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
   readonly maxRequestsPerSecond: number;
@@ -87,7 +89,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   const scheduler = new BullLifecycleScheduler(queueRedis, queuePrefix(settings.redisPrefix));
   scheduler.queue.on('error', reportRedisError);
   const services: Services = {
-    mailboxes: new MailboxStore(redis, keys),
+    mailboxes: new MailboxStore(redis, keys, new PasswordCipher(settings.secretKey)),
     messages: new MessageStore(redis, keys),
     payloads,
     usedTokens: new UsedTokenStore(redis, keys),

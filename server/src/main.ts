@@ -11,18 +11,7 @@ const SHUTDOWN_DEADLINE_MS = 30_000;
 async function main(): Promise<void> {
   const config = await resolveBackends(loadConfig());
   const logger = pino({ level: config.logLevel });
-  const connections = await connect(
-    {
-    redisUrl: config.redisUrl,
-    redisPrefix: config.redisPrefix,
-    s3: config.s3,
-    sharedKey: config.sharedKey,
-    limits: config.limits,
-    periods: config.periods,
-    maxRequestsPerSecond: config.maxRequestsPerSecond,
-    },
-    logger,
-  );
+  const connections = await connect(config, logger);
   connections.startWorker(logger);
   const server = createMeshServer(createApp(connections.services, logger), config.tls);
   const stopCrlReload = config.crlFile ? reloadRevocationList(server, config.tls, config.crlFile, logger, config.crlReloadMs) : () => {};

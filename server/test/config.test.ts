@@ -11,6 +11,7 @@ const files = {
   MESHBOX_TLS_KEY: join(dir, 'server.key'),
   MESHBOX_TLS_CA: join(dir, 'ca.crt'),
   MESHBOX_SHARED_KEY: 'shared',
+  MESHBOX_SECRET_KEY: 'secret',
 };
 
 test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) => {
@@ -22,6 +23,7 @@ test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) =
   t.is(config.s3.bucket, 'meshbox');
   t.is(config.tls.cert, 'server.crt pem');
   t.is(config.sharedKey, 'shared');
+  t.is(config.secretKey, 'secret');
 });
 
 test('explicit Redis and S3 settings are used', (t) => {
@@ -64,6 +66,15 @@ test('an unreadable TLS file or shared key file says which variable and how to f
     { instanceOf: ConfigError },
   );
   t.regex(noKey?.message ?? '', /MESHBOX_SHARED_KEY_FILE/);
+});
+
+test('the server secret comes from MESHBOX_SECRET_KEY or its file, with a clear error when neither is there', (t) => {
+  writeFileSync(join(dir, 'secret-key'), 'from-file\n');
+  t.is(loadConfig({ ...files, MESHBOX_SECRET_KEY: undefined, MESHBOX_SECRET_KEY_FILE: join(dir, 'secret-key') }).secretKey, 'from-file');
+  const missing = t.throws(() => loadConfig({ ...files, MESHBOX_SECRET_KEY: undefined, MESHBOX_SECRET_KEY_FILE: join(dir, 'none') }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(missing?.message ?? '', /MESHBOX_SECRET_KEY_FILE: cannot read/);
 });
 
 test('S3 access key id and secret go together', (t) => {

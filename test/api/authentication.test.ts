@@ -175,3 +175,10 @@ test('a disabled mailbox is refused, and accepted again once enabled', async (t)
   await server.services.mailboxes.setActive(carol.id, true);
   t.is((await mailboxRequest(server, carol, { path: inboxOf(carol) })).status, 200);
 });
+
+test('Redis holds mailbox passwords only encrypted', async (t) => {
+  const stored = await server.connections.redis.hget(`${server.redisPrefix}mailbox:${alice.id}`, 'password');
+  t.truthy(stored);
+  t.false(stored!.includes(alice.password));
+  t.regex(stored!, /^v1:/);
+});

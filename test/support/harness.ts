@@ -43,6 +43,9 @@ export interface TestServer {
   readonly close: () => Promise<void>;
 }
 
+/** The server secret of test servers (admin commands in tests need the same one). */
+export const TEST_SECRET_KEY = 'meshbox-test-secret-key';
+
 let sharedPki: { ca: KeyPair; server: KeyPair } | undefined;
 
 /** One CA and server certificate per test process: RSA key generation is the slow part. */
@@ -97,6 +100,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
     },
     sharedKey,
+    secretKey: TEST_SECRET_KEY,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     periods: { ...DEFAULT_PERIODS, ...options.periods },
     maxRequestsPerSecond: options.maxRequestsPerSecond ?? DEFAULT_RATE_LIMIT,

@@ -11,6 +11,7 @@ import { CertificateStore } from '../../server/src/store/certificates.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
+import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import {
   createCertificateAuthority,
@@ -18,7 +19,7 @@ import {
   issueMailboxCertificate,
   issueServerCertificate,
 } from '../../shared/src/pki/index.ts';
-import type { KeyPair, TestMailbox } from './harness.ts';
+import { type KeyPair, TEST_SECRET_KEY, type TestMailbox } from './harness.ts';
 import { freePort } from '../../scripts/services/processes.ts';
 
 export interface ServerProcess {
@@ -83,6 +84,7 @@ export async function startServerProcess(
     MESHBOX_TLS_KEY: join(dir, 'server.key'),
     MESHBOX_TLS_CA: join(dir, 'ca.crt'),
     MESHBOX_SHARED_KEY: sharedKey,
+    MESHBOX_SECRET_KEY: TEST_SECRET_KEY,
     MESHBOX_REDIS_URL: local.redisUrl,
     MESHBOX_REDIS_PREFIX: prefix,
     MESHBOX_S3_ENDPOINT: local.s3.endpoint,
@@ -113,7 +115,7 @@ export async function startServerProcess(
   };
   await spawnServer();
   const redis = new Redis(local.redisUrl);
-  const mailboxes = new MailboxStore(redis, redisKeys(prefix));
+  const mailboxes = new MailboxStore(redis, redisKeys(prefix), new PasswordCipher(TEST_SECRET_KEY));
   return {
     origin: `https://127.0.0.1:${port}`,
     pkiDir: dir,
@@ -122,6 +124,7 @@ export async function startServerProcess(
       MESHBOX_REDIS_PREFIX: prefix,
       MESHBOX_S3_ENDPOINT: local.s3.endpoint,
       MESHBOX_PKI_DIR: dir,
+      MESHBOX_SECRET_KEY: TEST_SECRET_KEY,
     },
     caPem: ca.certPem,
     sharedKey,

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
+import type { PasswordCipher } from './password-cipher.ts';
 
 const createMailbox = new LuaScript('create-mailbox');
 const updateMailbox = new LuaScript('update-existing-hash');
@@ -41,10 +42,12 @@ export function workflowAllowed(workflows: readonly string[], workflowId: string
 export class MailboxStore {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
+  readonly #passwords: PasswordCipher;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: Redis, keys: RedisKeys, passwords: PasswordCipher) {
     this.#redis = redis;
     this.#keys = keys;
+    this.#passwords = passwords;
   }
 
   /** Registers a mailbox; false when the id is taken. */
@@ -52,7 +55,7 @@ export class MailboxStore {
     const workflows = mailbox.workflows ?? [ANY_WORKFLOW];
     const fields = {
       id: mailbox.id,
-      password: mailbox.password,
+      password: this.#passwords.encrypt(mailbox.password),
       name: mailbox.name ?? '',
       odsCode: mailbox.odsCode ?? '',
       active: '1',
@@ -72,7 +75,7 @@ export class MailboxStore {
 
   async get(mailboxId: string): Promise<Mailbox | undefined> {
     const fields = await this.#redis.hgetall(this.#keys.mailbox(mailboxId));
-    return fields.id ? toMailbox(fields) : undefined;
+    return fields.id ? toMailbox(fields, this.#passwords) : undefined;
   }
 
   async list(): Promise<readonly Mailbox[]> {
@@ -113,7 +116,8 @@ export class MailboxStore {
 
   /** Replaces the password; false when there is no such mailbox. */
   async setPassword(mailboxId: string, password: string): Promise<boolean> {
-    return (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['password', password])) === 1;
+    const encrypted = this.#passwords.encrypt(password);
+    return (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['password', encrypted])) === 1;
   }
 
   /** Mailboxes a client certificate may act for beyond the one named in its CN. */
@@ -126,10 +130,10 @@ export class MailboxStore {
   }
 }
 
-function toMailbox(fields: Record<string, string>): Mailbox {
+function toMailbox(fields: Record<string, string>, passwords: PasswordCipher): Mailbox {
   return {
     id: fields.id ?? '',
-    password: fields.password ?? '',
+    password: passwords.decrypt(fields.password ?? ''),
     name: fields.name ?? '',
     odsCode: fields.odsCode ?? '',
     active: fields.active === '1',

@@ -6,6 +6,7 @@ import { AuditLog } from '../../../../server/src/store/audit-log.ts';
 import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
+import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
@@ -28,7 +29,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     const auditLog = new AuditLog(redis, keys);
     const actor = `admin:${userInfo().username}`;
     return await action({
-      mailboxes: new MailboxStore(redis, keys),
+      mailboxes: new MailboxStore(redis, keys, new PasswordCipher(config.secretKey)),
       auditLog,
       certificates: new CertificateStore(redis, keys),
       audit: (auditAction, subject, detail) => auditLog.record({ action: `admin.${auditAction}`, actor, subject, ...(detail ? { detail } : {}) }),

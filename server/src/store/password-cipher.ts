@@ -1,0 +1,33 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+
+const VERSION = 'v1:';
+
+/**
+ * Mailbox passwords at rest. The NHSMESH token is an HMAC over the password, so the server
+ * needs the password itself and cannot keep only a salted hash; instead it keeps it encrypted
+ * (AES-256-GCM) under a key derived from the server's own secret (MESHBOX_SECRET_KEY, never
+ * given to clients — unlike the shared key). A Redis dump or replica alone reveals no password.
+ */
+export class PasswordCipher {
+  readonly #key: Buffer;
+
+  constructor(secret: string) {
+    this.#key = Buffer.from(hkdfSync('sha256', secret, 'meshbox', 'mailbox passwords', 32));
+  }
+
+  encrypt(password: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
+    const ciphertext = Buffer.concat([cipher.update(password, 'utf8'), cipher.final()]);
+    return VERSION + Buffer.concat([iv, cipher.getAuthTag(), ciphertext]).toString('base64');
+  }
+
+  /** Throws when the value was not encrypted with this secret (a wrong MESHBOX_SECRET_KEY). */
+  decrypt(stored: string): string {
+    if (!stored.startsWith(VERSION)) throw new Error('mailbox password is not encrypted in a known format');
+    const data = Buffer.from(stored.slice(VERSION.length), 'base64');
+    const decipher = createDecipheriv('aes-256-gcm', this.#key, data.subarray(0, 12));
+    decipher.setAuthTag(data.subarray(12, 28));
+    return Buffer.concat([decipher.update(data.subarray(28)), decipher.final()]).toString('utf8');
+  }
+}

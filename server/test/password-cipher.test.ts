@@ -1,0 +1,20 @@
+import test from 'ava';
+import { PasswordCipher } from '../src/store/password-cipher.ts';
+
+test('passwords round-trip, never appear in what is stored, and differ on every encryption', (t) => {
+  const cipher = new PasswordCipher('server secret');
+  const first = cipher.encrypt('pa55word');
+  const second = cipher.encrypt('pa55word');
+  t.not(first, second);
+  t.false(first.includes('pa55word'));
+  t.is(cipher.decrypt(first), 'pa55word');
+  t.is(cipher.decrypt(second), 'pa55word');
+});
+
+test('another secret cannot read them, and tampering is detected', (t) => {
+  const stored = new PasswordCipher('server secret').encrypt('pa55word');
+  t.throws(() => new PasswordCipher('other secret').decrypt(stored));
+  const tampered = stored.slice(0, -4) + (stored.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+  t.throws(() => new PasswordCipher('server secret').decrypt(tampered));
+  t.throws(() => new PasswordCipher('server secret').decrypt('plain text'), { message: /not encrypted/ });
+});
