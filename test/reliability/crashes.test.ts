@@ -1,11 +1,20 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import test from 'ava';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
+import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
 import { startServerProcess } from '../support/server-process.ts';
 
-test('kill -9 mid-upload: after a restart no partial message is in any inbox, and the upload resumes to completion', async (t) => {
+const run = promisify(execFile);
+const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
+
+test('kill -9 mid-upload: after a restart no partial message is in any inbox, and `meshbox send --resume` completes it', async (t) => {
   const server = await startServerProcess();
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
@@ -45,16 +54,19 @@ test('kill -9 mid-upload: after a restart no partial message is in any inbox, an
     const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
     t.like(tracking.json(), { status: 'uploading', stored_chunks: [1] });
 
-    // Resume: send what tracking says is missing.
-    for (const n of [2, 3]) {
-      const response = await mailboxRequest(server, lab, {
-        method: 'POST',
-        path: `/messageexchange/${lab.id}/outbox/${messageId}/${n}`,
-        headers: { 'mex-Chunk-Range': `${n}:3` },
-        body: chunks[n - 1]!,
-      });
-      t.is(response.status, 202);
+    // The sender's CLI resumes: it asks tracking what is held and uploads the rest.
+    const work = await mkdtemp(join(tmpdir(), 'meshbox-resume-'));
+    const file = join(work, 'result.bin');
+    await writeFile(file, Buffer.concat(chunks));
+    for (const [name, pem] of [['lab.crt', lab.certPem], ['lab.key', lab.keyPem], ['ca.crt', server.caPem]] as const) {
+      await writeFile(join(work, name), pem);
     }
+    const resumed = await run(process.execPath, [
+      CLI, '--url', server.origin, '--mailbox', lab.id, '--password', lab.password, '--shared-key', server.sharedKey,
+      '--cert', join(work, 'lab.crt'), '--key', join(work, 'lab.key'), '--ca', join(work, 'ca.crt'),
+      'send', '--resume', messageId, file, '--chunk-size', '50000', '--json',
+    ]);
+    t.like(JSON.parse(resumed.stdout), { messageId, uploadedChunks: 2 });
     const received: Buffer[] = [];
     for (const n of [1, 2, 3]) {
       const path = n === 1 ? `/messageexchange/${gp.id}/inbox/${messageId}` : `/messageexchange/${gp.id}/inbox/${messageId}/${n}`;
