@@ -2,6 +2,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createCertificateRequest } from '../../../shared/src/pki/index.ts';
+import { parseMailboxId } from '../../../shared/src/protocol/index.ts';
 import type { CliContext } from './context.ts';
 
 /**
@@ -17,8 +18,7 @@ export function registerCertCommand(program: Command, context: CliContext): void
     .option('--out <dir>', 'folder to write to', '.')
     .option('--organisation <name>', 'organisation name in the request')
     .action(async (options: { for: string; out: string; organisation?: string }) => {
-      const mailboxId = options.for.toUpperCase();
-      if (!/^[A-Z0-9]{1,32}$/.test(mailboxId)) throw new Error(`invalid mailbox id "${options.for}": 1 to 32 letters and digits`);
+      const mailboxId = parseMailboxId(options.for);
       const request = createCertificateRequest({ commonName: mailboxId, organisation: options.organisation });
       await mkdir(options.out, { recursive: true });
       const key = join(options.out, `${mailboxId}.key`);

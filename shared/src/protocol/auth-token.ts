@@ -1,4 +1,5 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { MAILBOX_ID_PATTERN } from './mailbox-id.ts';
 import { compactUtcSeconds } from './timestamps.ts';
 
 /**
@@ -21,7 +22,6 @@ const NONCE_COUNT_PATTERN = /^\d{1,20}$/;
 const HMAC_PATTERN = /^[0-9a-fA-F]{64}$/;
 // Nonces are GUID-like; the bound keeps replay-cache keys small whatever a client sends.
 const NONCE_PATTERN = /^[A-Za-z0-9-]{1,64}$/;
-const MAILBOX_PATTERN = /^[A-Za-z0-9]{1,32}$/;
 
 export function formatTokenTimestamp(at: Date): string {
   return compactUtcSeconds(at).slice(0, 12);
@@ -73,7 +73,7 @@ export function parseAuthorizationHeader(value: string | undefined): AuthToken |
   if (fields.length !== 5) return undefined;
   const [mailboxId, nonce, nonceCount, timestamp, hmac] = fields as [string, string, string, string, string];
   if (
-    !MAILBOX_PATTERN.test(mailboxId) ||
+    !MAILBOX_ID_PATTERN.test(mailboxId) ||
     !NONCE_PATTERN.test(nonce) ||
     !NONCE_COUNT_PATTERN.test(nonceCount) ||
     !TIMESTAMP_PATTERN.test(timestamp) ||

@@ -1,15 +1,9 @@
 import type { Command } from 'commander';
 import { issueMailboxCertificate } from '../../../../shared/src/pki/index.ts';
+import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { withAdminStores } from './admin-context.ts';
 import { readCertificateAuthority, writePemPair } from './pki-files.ts';
-
-const MAILBOX_ID = /^[A-Za-z0-9]{1,32}$/;
-
-function mailboxId(value: string): string {
-  if (!MAILBOX_ID.test(value)) throw new Error(`invalid mailbox id "${value}": 1 to 32 letters and digits`);
-  return value.toUpperCase();
-}
 
 function describe(mailbox: Mailbox): Record<string, unknown> {
   // The password never leaves the store through the CLI.
@@ -36,7 +30,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .option('--workflow <id...>', "workflows it may send and receive (default '*': any; refine with admin workflow)")
     .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to')
     .action(async (id: string, options: { password: string; ods: string; name: string; workflow?: string[]; certOut: string }) => {
-      const mailboxIdValue = mailboxId(id);
+      const mailboxIdValue = parseMailboxId(id);
       const authority = await readCertificateAuthority(pkiDir());
       const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
         const created = await mailboxes.create({
@@ -75,7 +69,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .command('show <id>')
     .description('show one mailbox')
     .action(async (id: string) => {
-      const found = await withAdminStores(({ mailboxes: store }) => store.get(mailboxId(id)));
+      const found = await withAdminStores(({ mailboxes: store }) => store.get(parseMailboxId(id)));
       if (!found) throw new Error(`no mailbox ${id.toUpperCase()}`);
       console.log(JSON.stringify(describe(found), null, 2));
     });
@@ -86,8 +80,8 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       .description(active ? 'allow the mailbox to connect and receive again' : 'refuse the mailbox: it can neither connect nor receive')
       .action(async (id: string) => {
         await withAdminStores(async ({ mailboxes, audit }) => {
-          if (!(await mailboxes.setActive(mailboxId(id), active))) throw new Error(`no mailbox ${id.toUpperCase()}`);
-          await audit(`mailbox.${name}`, mailboxId(id));
+          if (!(await mailboxes.setActive(parseMailboxId(id), active))) throw new Error(`no mailbox ${id.toUpperCase()}`);
+          await audit(`mailbox.${name}`, parseMailboxId(id));
         });
         console.log(`mailbox ${id.toUpperCase()} ${active ? 'enabled' : 'disabled'}`);
       });
