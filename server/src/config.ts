@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
+import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS } from './https-server.ts';
 
 /** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
 export const DEFAULT_LIMITS: TransferLimits = {
@@ -63,6 +64,8 @@ const serverSchema = backendSchema.extend({
   MESHBOX_PAYLOAD_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.payloadRetentionMs / 1000),
   MESHBOX_MESSAGE_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.messageRetentionMs / 1000),
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
+  MESHBOX_HEADERS_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
+  MESHBOX_REQUEST_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -95,6 +98,7 @@ export interface ServerConfig extends BackendConfig {
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
   readonly maxRequestsPerSecond: number;
+  readonly clientTimeouts: ClientTimeouts;
   readonly logLevel: string;
 }
 
@@ -171,6 +175,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       messageRetentionMs: env.MESHBOX_MESSAGE_RETENTION_SECONDS * 1000,
     },
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
+    clientTimeouts: { headersMs: env.MESHBOX_HEADERS_TIMEOUT_SECONDS * 1000, requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000 },
     logLevel: env.MESHBOX_LOG_LEVEL,
   };
 }

@@ -28,13 +28,24 @@ function secureContextOptions(tls: TlsFiles) {
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
  * refused in the handshake, before any HTTP is read.
  */
-export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles): Server {
+/** How long a client may take: slow or silent clients must not hold sockets for ever. */
+export interface ClientTimeouts {
+  /** To send all request headers. */
+  readonly headersMs: number;
+  /** To send the whole request, body included (a 100 MB chunk on a slow line needs minutes). */
+  readonly requestMs: number;
+}
+
+export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requestMs: 15 * 60_000 };
+
+export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS): Server {
   const server = createServer(
     {
       ...secureContextOptions(tls),
-      // Slow or silent clients must not hold sockets for ever.
-      requestTimeout: 15 * 60_000,
-      headersTimeout: 30_000,
+      requestTimeout: timeouts.requestMs,
+      headersTimeout: timeouts.headersMs,
+      // Node enforces the two above only when it checks, every this often.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, timeouts.headersMs / 4)),
       keepAliveTimeout: 65_000,
       maxHeaderSize: 32 * 1024,
     },

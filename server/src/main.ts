@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel });
   const connections = await connect(config, logger);
   connections.startWorker(logger);
-  const server = createMeshServer(createApp(connections.services, logger), config.tls);
+  const server = createMeshServer(createApp(connections.services, logger), config.tls, config.clientTimeouts);
   const stopCrlReload = config.crlFile ? reloadRevocationList(server, config.tls, config.crlFile, logger, config.crlReloadMs) : () => {};
   server.listen(config.port, config.host);
   await once(server, 'listening');

@@ -2,6 +2,8 @@ import test from 'ava';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer, type TestServer } from '../support/harness.ts';
 import { mailboxRequest } from '../support/http.ts';
+import { rawTlsExchange } from '../support/raw-tls.ts';
+import { startServerProcess } from '../support/server-process.ts';
 
 let server: TestServer;
 
@@ -37,4 +39,17 @@ test('a mailbox over its requests per second gets 429 with Retry-After, other ma
     status = (await mailboxRequest(server, busy, { path: `/messageexchange/${busy.id}/count`, authorization: retried })).status;
   }
   t.is(status, 200, 'the token of a rate-limited request was not used up');
+});
+
+test('a client too slow to send its headers is answered 408 and disconnected', async (t) => {
+  const slow = await startServerProcess({ MESHBOX_HEADERS_TIMEOUT_SECONDS: '1' });
+  try {
+    const mailbox = await slow.createMailbox();
+    // Half a request line, then nothing: the slowloris pattern.
+    const { status, text } = await rawTlsExchange(slow, mailbox, Buffer.from('GET /messageexchange/_ping HTTP/1.1\r\nHost: x\r\n'), 20_000);
+    t.is(status, 408);
+    t.regex(text, /"errorCode":"408"/);
+  } finally {
+    await slow.stop();
+  }
 });
