@@ -3,6 +3,7 @@ import { DEFAULT_URL, PROFILE_SOURCE, SETTING_SOURCES } from './client/settings.
 import { registerAckCommand } from './commands/ack.ts';
 import { registerAdminCommands } from './commands/admin/index.ts';
 import { registerCertCommand } from './commands/cert.ts';
+import { registerServeCommand } from './commands/serve.ts';
 import { type CliIo, createContext, processIo } from './commands/context.ts';
 import { registerCountCommand } from './commands/count.ts';
 import { registerDownloadCommand } from './commands/download.ts';
@@ -79,6 +80,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
   // The same flags, hidden, on each user command, so `meshbox inbox --profile p` works as well.
   for (const command of program.commands) addConnectionOptions(command, true);
   registerCertCommand(program, context);
+  registerServeCommand(program);
   registerAdminCommands(program);
   // Program options only before the command name: otherwise the global --password would take
   // the value meant for `admin mailbox create --password`. Set after the commands are added, as

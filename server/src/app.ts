@@ -3,7 +3,9 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import { MESH_PATH_PREFIX } from '../../shared/src/protocol/index.ts';
 import type { Services } from './domain/services.ts';
+import { Metrics } from './metrics.ts';
 import { errorResponder } from './http/middleware/errors.ts';
+import { recordMetrics } from './http/middleware/metrics.ts';
 import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
 import { apiVersion, type RequestState, requestContext } from './http/middleware/request-context.ts';
 import { rejectRevokedCertificates } from './http/middleware/revocation.ts';
@@ -14,14 +16,29 @@ import { registerOutboxRoutes } from './http/routes/outbox.ts';
 import { registerPublicRoutes } from './http/routes/public.ts';
 
 /** The Koa app without a listener: main.ts serves it over mutual TLS, tests do the same on port 0. */
-export function createApp(services: Services, logger: Logger): Koa<RequestState> {
+export interface AppOptions {
+  readonly metrics?: Metrics;
+  /** Only health, readiness and metrics: a worker process's app. */
+  readonly healthOnly?: boolean;
+}
+
+export function createApp(services: Services, logger: Logger, options: AppOptions = {}): Koa<RequestState> {
+  const metrics = options.metrics ?? new Metrics();
   const app = new Koa<RequestState>();
   app.proxy = false;
   // Errors are answered by errorResponder; this only keeps Koa from printing them again.
   app.silent = true;
 
   const healthRoutes = new Router<RequestState>();
-  registerHealthRoutes(healthRoutes, services);
+  registerHealthRoutes(healthRoutes, services, metrics);
+
+  app.use(requestContext(logger));
+  app.use(recordMetrics(metrics));
+  app.use(errorResponder());
+  app.use(apiVersion());
+  // Health first: it must answer (503) even while Redis, which revocation checks need, is away.
+  app.use(healthRoutes.routes());
+  if (options.healthOnly) return app;
 
   const publicRoutes = new Router<RequestState>({ prefix: MESH_PATH_PREFIX });
   registerPublicRoutes(publicRoutes, services);
@@ -32,11 +49,6 @@ export function createApp(services: Services, logger: Logger): Koa<RequestState>
   registerInboxRoutes(mailboxRoutes, services);
   registerOutboxRoutes(mailboxRoutes, services);
 
-  app.use(requestContext(logger));
-  app.use(errorResponder());
-  app.use(apiVersion());
-  // Health first: it must answer (503) even while Redis, which revocation checks need, is away.
-  app.use(healthRoutes.routes());
   app.use(rejectRevokedCertificates(services));
   app.use(publicRoutes.routes());
   app.use(mailboxRoutes.routes() as Koa.Middleware<RequestState>);

@@ -46,6 +46,7 @@ const backendSchema = z.object({
 });
 
 const serverSchema = backendSchema.extend({
+  MESHBOX_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   MESHBOX_HOST: nonEmpty.default('127.0.0.1'),
   MESHBOX_PORT: port.default(8443),
   MESHBOX_TLS_CERT: nonEmpty.default(resolve(DEV_CERTS, 'server.crt')),
@@ -87,7 +88,11 @@ export interface BackendConfig {
   readonly s3: S3Settings;
 }
 
+export type ServerRole = 'all' | 'api' | 'worker';
+
 export interface ServerConfig extends BackendConfig {
+  /** api: serve MESH requests; worker: run lifecycle jobs (and serve only health and metrics); all: both. */
+  readonly role: ServerRole;
   readonly host: string;
   readonly port: number;
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string; readonly crl: string | undefined };
@@ -151,6 +156,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
   }
   return {
     ...backendConfig(env),
+    role: env.MESHBOX_ROLE,
     host: env.MESHBOX_HOST,
     port: env.MESHBOX_PORT,
     tls: {

@@ -10,6 +10,7 @@ import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import type { Services } from './domain/services.ts';
 import { BullLifecycleScheduler, queuePrefix, startLifecycleWorker } from './jobs/lifecycle-queue.ts';
+import type { Metrics } from './metrics.ts';
 import { AuditLog } from './store/audit-log.ts';
 import { CertificateStore } from './store/certificates.ts';
 import { redisKeys } from './store/keys.ts';
@@ -26,7 +27,7 @@ export interface Connections {
   readonly s3: S3Client;
   readonly scheduler: BullLifecycleScheduler;
   /** Runs lifecycle jobs in this process until close(). */
-  readonly startWorker: (logger: Logger) => void;
+  readonly startWorker: (logger: Logger, metrics?: Metrics) => void;
   readonly close: () => Promise<void>;
 }
 
@@ -109,11 +110,11 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     redis,
     s3,
     scheduler,
-    startWorker: (logger) => {
+    startWorker: (logger, metrics) => {
       // A worker blocks its connection waiting for jobs, so it gets one of its own.
       const connection = queueRedis.duplicate();
       connection.on('error', reportRedisError);
-      workers.push({ worker: startLifecycleWorker(services, connection, queuePrefix(settings.redisPrefix), logger), connection });
+      workers.push({ worker: startLifecycleWorker(services, connection, queuePrefix(settings.redisPrefix), logger, {}, metrics), connection });
     },
     close: async () => {
       // Workers finish the jobs they are running before they stop.

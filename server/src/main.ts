@@ -5,6 +5,8 @@ import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { connect } from './connections.ts';
 import { createMeshServer, reloadRevocationList } from './https-server.ts';
+import { LIFECYCLE_QUEUE } from './jobs/lifecycle-queue.ts';
+import { Metrics } from './metrics.ts';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
@@ -12,12 +14,17 @@ async function main(): Promise<void> {
   const config = await resolveBackends(loadConfig());
   const logger = pino({ level: config.logLevel });
   const connections = await connect(config, logger);
-  connections.startWorker(logger);
-  const server = createMeshServer(createApp(connections.services, logger), config.tls, config.clientTimeouts);
+  const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: () => connections.scheduler.counts() });
+  const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
+  const server = createMeshServer(app, config.tls, config.clientTimeouts);
+  if (config.role !== 'api') connections.startWorker(logger, metrics);
   const stopCrlReload = config.crlFile ? reloadRevocationList(server, config.tls, config.crlFile, logger, config.crlReloadMs) : () => {};
   server.listen(config.port, config.host);
   await once(server, 'listening');
-  logger.info({ url: `https://${config.host}:${config.port}/messageexchange`, redis: config.redisUrl, s3: config.s3.endpoint }, 'meshbox listening');
+  logger.info(
+    { role: config.role, url: `https://${config.host}:${config.port}/messageexchange`, redis: config.redisUrl, s3: config.s3.endpoint },
+    'meshbox listening',
+  );
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {

@@ -30,6 +30,8 @@ export interface ServerProcess {
   readonly adminEnvironment: Record<string, string>;
   readonly caPem: string;
   readonly sharedKey: string;
+  /** To start more processes of the same deployment. */
+  readonly deployment: Deployment;
   /** The current server process's pid (it changes on restart). */
   readonly pid: () => number;
   /** Signals the process and resolves with its exit code once it has gone. */
@@ -48,13 +50,23 @@ export interface ServerProcess {
  * meshbox as its own process (`node server/src/main.ts`), configured only through MESHBOX_*
  * variables like a deployment, on the local Redis and S3 with its own prefix and bucket.
  */
+/** What several server processes of one deployment share: PKI, shared key, Redis prefix, bucket. */
+export interface Deployment {
+  readonly dir: string;
+  readonly ca: KeyPair;
+  readonly sharedKey: string;
+  readonly prefix: string;
+  readonly bucket: string;
+}
+
 export async function startServerProcess(
   extraEnvironment: Record<string, string> = {},
-  options: { readonly withCrl?: boolean } = {},
+  options: { readonly withCrl?: boolean; readonly deployment?: Deployment } = {},
 ): Promise<ServerProcess> {
   const local = await ensureLocalServices();
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-server-'));
-  const ca: KeyPair = createCertificateAuthority({ commonName: 'meshbox process test CA' });
+  const shared = options.deployment;
+  const dir = shared?.dir ?? (await mkdtemp(join(tmpdir(), 'meshbox-server-')));
+  const ca: KeyPair = shared?.ca ?? createCertificateAuthority({ commonName: 'meshbox process test CA' });
   const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   await writeFile(join(dir, 'ca.crt'), ca.certPem);
   await writeFile(join(dir, 'ca.key'), ca.keyPem);
@@ -66,10 +78,10 @@ export async function startServerProcess(
   }
   await writeFile(join(dir, 'server.crt'), server.certPem);
   await writeFile(join(dir, 'server.key'), server.keyPem);
-  const sharedKey = randomBytes(16).toString('hex');
-  const prefix = `proc:${randomUUID()}:`;
+  const sharedKey = shared?.sharedKey ?? randomBytes(16).toString('hex');
+  const prefix = shared?.prefix ?? `proc:${randomUUID()}:`;
   const port = await freePort();
-  const bucket = `proc-${randomBytes(6).toString('hex')}`;
+  const bucket = shared?.bucket ?? `proc-${randomBytes(6).toString('hex')}`;
   const s3 = createS3Client({
     endpoint: local.s3.endpoint,
     bucket,
@@ -128,6 +140,7 @@ export async function startServerProcess(
     },
     caPem: ca.certPem,
     sharedKey,
+    deployment: { dir, ca, sharedKey, prefix, bucket },
     pid: () => child.pid ?? 0,
     kill,
     restart: spawnServer,
@@ -149,7 +162,8 @@ export async function startServerProcess(
       await kill('SIGTERM');
       redis.disconnect();
       s3.destroy();
-      await rm(dir, { recursive: true, force: true });
+      // The first process of a deployment owns its folder.
+      if (!shared) await rm(dir, { recursive: true, force: true });
     },
   };
 }

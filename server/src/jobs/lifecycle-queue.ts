@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { advanceLifecycle, type LifecycleScheduler } from '../domain/lifecycle.ts';
 import type { Services } from '../domain/services.ts';
+import type { Metrics } from '../metrics.ts';
 
 export const LIFECYCLE_QUEUE = 'message-lifecycle';
 
@@ -54,6 +55,11 @@ export class BullLifecycleScheduler implements LifecycleScheduler {
     await this.start(messageId, at);
   }
 
+  /** Jobs per state, for metrics and `admin queues`. */
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+  }
+
   async close(): Promise<void> {
     await this.queue.close();
   }
@@ -72,11 +78,21 @@ export function startLifecycleWorker(
   prefix: string,
   logger: Logger,
   timing: WorkerTiming = {},
+  metrics?: Metrics,
 ): Worker<LifecycleJob> {
   const worker = new Worker<LifecycleJob>(
     LIFECYCLE_QUEUE,
     async (job: Job<LifecycleJob>, token?: string) => {
-      const next = await advanceLifecycle(services, job.data.messageId);
+      const started = performance.now();
+      let next: Date | undefined;
+      try {
+        next = await advanceLifecycle(services, job.data.messageId);
+      } catch (error) {
+        metrics?.jobFailures.inc({ queue: LIFECYCLE_QUEUE });
+        throw error;
+      } finally {
+        metrics?.jobDuration.observe({ queue: LIFECYCLE_QUEUE }, (performance.now() - started) / 1000);
+      }
       if (next) {
         await job.moveToDelayed(next.getTime(), token);
         throw new DelayedError();

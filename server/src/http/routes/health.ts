@@ -1,10 +1,16 @@
 import type Router from '@koa/router';
 import { checkReadiness } from '../../domain/health.ts';
 import type { Services } from '../../domain/services.ts';
+import type { Metrics } from '../../metrics.ts';
 import type { RequestState } from '../middleware/request-context.ts';
 
-/** Liveness and readiness for load balancers and orchestrators (still behind mutual TLS). */
-export function registerHealthRoutes(router: Router<RequestState>, services: Services): void {
+/** Liveness, readiness and metrics for load balancers, orchestrators and Prometheus (still behind mutual TLS). */
+export function registerHealthRoutes(router: Router<RequestState>, services: Services, metrics: Metrics): void {
+  router.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

@@ -1,0 +1,59 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface JobCounts {
+  readonly counts: () => Promise<Record<string, number>>;
+}
+
+/**
+ * Prometheus metrics of one process: requests by route and status, payload bytes in and out,
+ * lifecycle job durations and failures, queue depth, and Node's own process metrics. One
+ * registry per app, so several apps (tests) in one process do not collide.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'route' | 'method' | 'status'>;
+  readonly requestDuration: Histogram<'route' | 'method'>;
+  readonly bytesReceived: Counter;
+  readonly bytesSent: Counter;
+  readonly jobDuration: Histogram<'queue'>;
+  readonly jobFailures: Counter<'queue'>;
+
+  constructor(queue?: { readonly name: string } & JobCounts) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'meshbox_http_requests_total',
+      help: 'HTTP requests answered, by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: 'meshbox_http_request_duration_seconds',
+      help: 'Time to answer HTTP requests, by route and method',
+      labelNames: ['route', 'method'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+      registers,
+    });
+    this.bytesReceived = new Counter({ name: 'meshbox_bytes_received_total', help: 'Request body bytes (by Content-Length)', registers });
+    this.bytesSent = new Counter({ name: 'meshbox_bytes_sent_total', help: 'Response body bytes (by Content-Length)', registers });
+    this.jobDuration = new Histogram({
+      name: 'meshbox_job_duration_seconds',
+      help: 'Time lifecycle jobs took, per run',
+      labelNames: ['queue'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
+    this.jobFailures = new Counter({ name: 'meshbox_job_failures_total', help: 'Lifecycle job runs that failed', labelNames: ['queue'], registers });
+    if (queue) {
+      new Gauge({
+        name: 'meshbox_queue_jobs',
+        help: 'Jobs in the queue, by state',
+        labelNames: ['queue', 'state'],
+        registers,
+        async collect() {
+          for (const [state, count] of Object.entries(await queue.counts())) this.set({ queue: queue.name, state }, count);
+        },
+      });
+    }
+    collectDefaultMetrics({ register: this.registry, prefix: 'meshbox_' });
+  }
+}
