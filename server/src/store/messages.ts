@@ -129,8 +129,18 @@ export class MessageStore {
         keys.outbox(metadata.sender),
         keys.localIds(metadata.sender, metadata.localId),
         keys.inlinePayload(id),
+        keys.messageIdReservation(id),
       ],
-      [id, firstChunkSize, now.getTime(), metadata.localId, inlinePayload ? '1' : '', inlinePayload ?? '', ...Object.entries(fields).flat()],
+      [
+        id,
+        firstChunkSize,
+        now.getTime(),
+        metadata.localId,
+        inlinePayload ? '1' : '',
+        inlinePayload ?? '',
+        // Empty fields read back as '' anyway; not storing them keeps each record small.
+        ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
+      ],
     )) as CreateOutcome;
   }
 

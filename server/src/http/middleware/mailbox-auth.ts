@@ -26,13 +26,16 @@ export function mailboxAuth(services: Services): Middleware<MailboxState> {
       authorization: ctx.get('Authorization') || undefined,
     });
     ctx.state.mailbox = mailbox;
-    ctx.res.once('close', () => {
+    const giveBackUnlessServed = (): void => {
       if (!ctx.res.writableFinished || RETRYABLE_STATUSES.has(ctx.status)) {
         services.usedTokens.release(token).catch((error: unknown) => {
           ctx.state.log.warn({ err: error }, 'could not release authorization token');
         });
       }
-    });
+    };
+    // The client may already have gone while we were authenticating: then 'close' has fired.
+    if (ctx.res.closed) giveBackUnlessServed();
+    else ctx.res.once('close', giveBackUnlessServed);
     await next();
   };
 }

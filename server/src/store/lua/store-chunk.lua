@@ -18,7 +18,7 @@ end
 if tonumber(ARGV[3]) > tonumber(fields[3]) then
   return 'range'
 end
-if fields[4] ~= ARGV[6] then
+if (fields[4] or '') ~= ARGV[6] then
   return 'encoding'
 end
 local stored = 0
