@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import test from 'ava';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../../test/support/harness.ts';
+import { connectionSettings } from './support/cli-fixture.ts';
 import { MeshClientError } from '../src/client/errors.ts';
 import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.ts';
 
@@ -27,15 +28,7 @@ test.after.always(async () => {
 });
 
 function settingsFor(mailbox: TestMailbox, origin = server.origin): ConnectionSettings {
-  return {
-    url: origin,
-    mailboxId: mailbox.id,
-    password: mailbox.password,
-    sharedKey: server.sharedKey,
-    certPem: mailbox.certPem,
-    keyPem: mailbox.keyPem,
-    caPem: server.caPem,
-  };
+  return connectionSettings(server, mailbox, origin);
 }
 
 /** Runs `use` with a client for the mailbox, closing it after. */

@@ -97,8 +97,13 @@ export async function writeMailboxFiles(server: TestServer, mailbox: TestMailbox
     ca: 'ca.crt',
   };
   await writeFile(profile, JSON.stringify(profileJson, null, 2));
-  const settings: ConnectionSettings = {
-    url: server.origin,
+  return { mailbox, profile, cert, key, ca, settings: connectionSettings(server, mailbox) };
+}
+
+/** How a MeshClient reaches a test server as a mailbox. */
+export function connectionSettings(server: TestServer, mailbox: TestMailbox, origin = server.origin): ConnectionSettings {
+  return {
+    url: origin,
     mailboxId: mailbox.id,
     password: mailbox.password,
     sharedKey: server.sharedKey,
@@ -106,5 +111,4 @@ export async function writeMailboxFiles(server: TestServer, mailbox: TestMailbox
     keyPem: mailbox.keyPem,
     caPem: server.caPem,
   };
-  return { mailbox, profile, cert, key, ca, settings };
 }
