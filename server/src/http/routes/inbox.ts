@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type Router from '@koa/router';
 import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
@@ -105,7 +106,10 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
     return;
   }
   if (message.contentEncoding === 'gzip' && !ctx.acceptsEncodings('gzip', 'identity')?.toString().startsWith('gzip')) {
-    ctx.body = chunk.body.pipe(createGunzip());
+    // pipeline, not pipe: a storage read error must end the response, not leave it hanging.
+    const gunzip = createGunzip();
+    pipeline(chunk.body, gunzip, () => {});
+    ctx.body = gunzip;
     return;
   }
   if (message.contentEncoding === 'gzip') ctx.set('Content-Encoding', 'gzip');
