@@ -53,6 +53,9 @@ test('a send without mex-To is refused with code 08, without workflow with code 
   const noBody = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1' }, 'v2', '');
   t.is(noBody.status, 417);
   t.like(noBody.json().detail[0], { event: 'COLLECT', code: '02' });
+  const emptyStream = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'transfer-encoding': 'chunked' }, 'v2', '');
+  t.is(emptyStream.status, 417, 'an empty chunked body is found out once it ends');
+  t.is(emptyStream.json().detail[0].code, '02');
 });
 
 test('URL-like addresses and overlong fields are a malformed control file (400, TRANSFER 06) naming the fields', async (t) => {

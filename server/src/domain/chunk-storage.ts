@@ -1,6 +1,6 @@
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { MeshError } from './errors.ts';
+import { MeshError, SendRejectedError } from './errors.ts';
 import type { ChunkBody } from './send.ts';
 import type { Services } from './services.ts';
 
@@ -75,6 +75,11 @@ export async function storeChunk(services: Services, messageId: string, chunkNum
     if (!counted.exceeded) throw error;
     await services.payloads.deleteChunk(messageId, chunkNumber);
     throw new PayloadTooLargeError('chunk', limit, messageId);
+  }
+  // A streamed body can turn out empty only once it has ended; MESH refuses empty data.
+  if (counted.bytes === 0) {
+    await services.payloads.deleteChunk(messageId, chunkNumber);
+    throw new SendRejectedError(MeshErrorCodes.missingDataFile, { messageId });
   }
   return counted.bytes;
 }
