@@ -1,9 +1,8 @@
-import { request as httpsRequest } from 'node:https';
 import test from 'ava';
 import { buildAuthorizationHeader, formatTokenTimestamp } from '../../shared/src/protocol/index.ts';
 import { createCertificateAuthority, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest, rawRequest } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, rawRequest } from '../support/http.ts';
 
 let server: TestServer;
 let alice: TestMailbox;
@@ -119,19 +118,11 @@ test('a token is used up once its request is served, even when the answer is an 
 test('a token whose request was cut off before it was served may be sent again (client retry)', async (t) => {
   const retried = token(alice);
   await new Promise<void>((resolve) => {
-    const request = httpsRequest(new URL(`/messageexchange/${alice.id}/outbox`, server.origin), {
+    const request = openMailboxRequest(server, alice, {
       method: 'POST',
-      ca: server.caPem,
-      cert: alice.certPem,
-      key: alice.keyPem,
-      agent: false,
-      headers: {
-        authorization: retried,
-        accept: 'application/vnd.mesh.v2+json',
-        'mex-To': bob.id,
-        'mex-WorkflowID': 'RETRY_TEST',
-        'content-length': '100000',
-      },
+      path: `/messageexchange/${alice.id}/outbox`,
+      authorization: retried,
+      headers: { 'mex-To': bob.id, 'mex-WorkflowID': 'RETRY_TEST', 'content-length': '100000' },
     });
     request.on('error', () => resolve());
     request.write(Buffer.alloc(1000));

@@ -1,14 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
-import { mailboxRequest, sendMessage } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, sendMessage } from '../support/http.ts';
 import { startServerProcess } from '../support/server-process.ts';
 
 const run = promisify(execFile);
@@ -29,16 +27,10 @@ test('kill -9 mid-upload: after a restart no partial message is in any inbox, an
 
     // Chunk 2 is on the wire, half sent, when the server dies.
     const cut = new Promise<void>((resolve) => {
-      const req = request(new URL(`/messageexchange/${lab.id}/outbox/${messageId}/2`, server.origin), {
+      const req = openMailboxRequest(server, lab, {
         method: 'POST',
-        ca: server.caPem,
-        cert: lab.certPem,
-        key: lab.keyPem,
-        headers: {
-          authorization: buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey }),
-          'mex-Chunk-Range': '2:3',
-          'content-length': String(chunks[1]!.length),
-        },
+        path: `/messageexchange/${lab.id}/outbox/${messageId}/2`,
+        headers: { 'mex-Chunk-Range': '2:3', 'content-length': String(chunks[1]!.length) },
       });
       req.on('error', () => resolve());
       req.on('response', () => resolve());
@@ -84,18 +76,10 @@ test('SIGTERM: the server stops taking connections, finishes the request in flig
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     const body = randomBytes(200_000);
     const inFlight = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request(new URL(`/messageexchange/${lab.id}/outbox`, server.origin), {
+      const req = openMailboxRequest(server, lab, {
         method: 'POST',
-        ca: server.caPem,
-        cert: lab.certPem,
-        key: lab.keyPem,
-        headers: {
-          authorization: buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey }),
-          accept: 'application/vnd.mesh.v2+json',
-          'mex-To': gp.id,
-          'mex-WorkflowID': 'SHUTDOWN',
-          'content-length': String(body.length),
-        },
+        path: `/messageexchange/${lab.id}/outbox`,
+        headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'SHUTDOWN', 'content-length': String(body.length) },
       });
       req.on('error', reject);
       req.on('response', (response) => {

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
@@ -100,29 +100,40 @@ export async function sendMessage(
   return (response.json() as { message_id: string }).message_id;
 }
 
+/**
+ * Opens a mailbox request and leaves writing the body to the caller: for bodies sent in
+ * parts, cut off, or streamed (a fresh token unless one is given; its own connection).
+ */
+export function openMailboxRequest(
+  endpoint: Endpoint,
+  mailbox: TestMailbox,
+  request: { readonly method: string; readonly path: string; readonly headers?: Record<string, string>; readonly authorization?: string },
+): ClientRequest {
+  return httpsRequest(new URL(request.path, endpoint.origin), {
+    method: request.method,
+    ca: endpoint.caPem,
+    cert: mailbox.certPem,
+    key: mailbox.keyPem,
+    agent: false,
+    headers: {
+      accept: 'application/vnd.mesh.v2+json',
+      authorization:
+        request.authorization ??
+        buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: endpoint.sharedKey }),
+      ...request.headers,
+    },
+  });
+}
+
 /** A mailbox request whose body is streamed and whose response is returned unread (for large payloads). */
 export function streamingRequest(
   endpoint: Endpoint,
   mailbox: TestMailbox,
   request: { readonly method: string; readonly path: string; readonly headers?: Record<string, string>; readonly body?: Readable },
 ): Promise<IncomingMessage> {
-  const url = new URL(request.path, endpoint.origin);
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      url,
-      {
-        method: request.method,
-        ca: endpoint.caPem,
-        cert: mailbox.certPem,
-        key: mailbox.keyPem,
-        headers: {
-          accept: 'application/vnd.mesh.v2+json',
-          authorization: buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: endpoint.sharedKey }),
-          ...request.headers,
-        },
-      },
-      resolve,
-    );
+    const req = openMailboxRequest(endpoint, mailbox, request);
+    req.on('response', resolve);
     req.on('error', reject);
     if (request.body) request.body.pipe(req);
     else req.end();
