@@ -159,6 +159,10 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   const wrongSize = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '32KiB'], cwd);
   t.is(wrongSize.code, 1);
   t.regex(wrongSize.stderr, /has 4 chunks, but .*payload\.bin \(197608 bytes\) in chunks of 32768 bytes makes 7: resume with the same file and --chunk-size/);
+  // Another size that happens to give the same count would garble the message: the stored sizes say so.
+  const sameCountOtherSize = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '60000'], cwd);
+  t.is(sameCountOtherSize.code, 1);
+  t.regex(sameCountOtherSize.stderr, /chunk 1 of message \S+ has 65536 bytes on the server, but .*payload\.bin in chunks of 60000 bytes gives 60000: resume with the same file and --chunk-size/);
   const wrongRecipient = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '64KiB', '--to', lab.mailbox.id], cwd);
   t.is(wrongRecipient.code, 1);
   t.regex(wrongRecipient.stderr, /was sent with --to '.+', not '.+': is it the right message\?/);

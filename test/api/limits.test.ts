@@ -71,7 +71,10 @@ test.serial('a message whose chunks add up to more than the message limit never 
   t.is(await inboxCount(), 0);
   const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
   t.is(tracking.json().status, 'uploading');
-  t.deepEqual(await server.services.messages.storedChunks(messageId), [1, 2]);
+  t.deepEqual(await server.services.messages.storedChunks(messageId), [
+    { number: 1, size: 10_000 },
+    { number: 2, size: 10_000 },
+  ]);
 });
 
 test.serial('more chunks than allowed are refused at the first chunk', async (t) => {

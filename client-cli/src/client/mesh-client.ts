@@ -111,6 +111,8 @@ export interface TrackingInfo {
   readonly checksum?: string | null;
   /** meshbox, while uploading: the chunk numbers the server holds (to resume an upload). */
   readonly stored_chunks?: readonly number[];
+  /** meshbox, while uploading: the size as stored of each of stored_chunks (gzip chunks: compressed). */
+  readonly stored_chunk_bytes?: readonly number[];
   readonly message_type?: string;
   readonly status_code?: string;
   readonly status_event?: string;

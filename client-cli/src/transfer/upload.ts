@@ -272,6 +272,7 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     );
   }
   const stored = storedChunks(tracking, plan.totalChunks);
+  if (!options.gzip) checkStoredSizes(tracking, plan, options.path);
   if (options.verifyChecksum) await verifyAgainstMessage(options.path, file.size, tracking, options.progress);
 
   const missing: number[] = [];
@@ -291,6 +292,25 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     throw new Error(`every chunk was sent, yet message ${messageId} is still uploading (the server holds chunks ${holds})`);
   }
   return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: missing.length, status: after.status };
+}
+
+/**
+ * The same chunk count can come from different chunk sizes; the sizes the server holds tell
+ * whether this file is being split the way it was (gzip chunks are stored compressed: no check).
+ */
+function checkStoredSizes(tracking: TrackingInfo, plan: ChunkPlan, path: string): void {
+  const numbers = tracking.stored_chunks ?? [];
+  const sizes = tracking.stored_chunk_bytes;
+  if (!sizes) return;
+  numbers.forEach((number, index) => {
+    const expected = plan.span(number).length;
+    if (sizes[index] !== expected) {
+      throw new Error(
+        `chunk ${number} of message ${tracking.message_id} has ${String(sizes[index])} bytes on the server, but ${path} in chunks of ` +
+          `${plan.chunkSize} bytes gives ${expected}: resume with the same file and --chunk-size as the first run`,
+      );
+    }
+  });
 }
 
 async function verifyAgainstMessage(path: string, size: number, tracking: TrackingInfo, progress: ProgressFactory): Promise<void> {

@@ -1,12 +1,12 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, MessageNotFoundError } from './errors.ts';
-import type { MessageRecord } from '../store/messages.ts';
+import type { MessageRecord, StoredChunkSize } from '../store/messages.ts';
 import type { Services } from './services.ts';
 
 export interface TrackedMessage {
   readonly message: MessageRecord;
-  /** While uploading, the chunks the server holds, so an interrupted upload can resume. */
-  readonly storedChunks: readonly number[] | undefined;
+  /** While uploading, the chunks the server holds (and their sizes), so an interrupted upload can resume. */
+  readonly storedChunks: readonly StoredChunkSize[] | undefined;
 }
 
 /** Tracking is for the sender only; anyone else is told the message does not exist. */

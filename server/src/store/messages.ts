@@ -54,6 +54,11 @@ export interface MessageRecord extends MessageMetadata {
   readonly inlinePayload: boolean;
 }
 
+export interface StoredChunkSize {
+  readonly number: number;
+  readonly size: number;
+}
+
 export type CreateOutcome = 'exists' | 'uploading' | 'accepted';
 export type StoreChunkOutcome =
   | 'not_found'
@@ -165,10 +170,12 @@ export class MessageStore {
     return fields.id ? deserialise(fields) : undefined;
   }
 
-  /** Chunk numbers stored so far, ascending. */
-  async storedChunks(id: string): Promise<readonly number[]> {
-    const numbers = await this.#redis.hkeys(this.#keys.messageChunks(id));
-    return numbers.map(Number).sort((a, b) => a - b);
+  /** Chunks stored so far with their sizes in bytes (as stored), by ascending number. */
+  async storedChunks(id: string): Promise<readonly StoredChunkSize[]> {
+    const sizes = await this.#redis.hgetall(this.#keys.messageChunks(id));
+    return Object.entries(sizes)
+      .map(([number, size]) => ({ number: Number(number), size: Number(size) }))
+      .sort((a, b) => a.number - b.number);
   }
 
   async acknowledge(id: string, recipient: string, now: Date): Promise<AcknowledgeOutcome> {

@@ -29,8 +29,11 @@ export function trackingBody({ message, storedChunks }: TrackedMessage, version:
       accepted_timestamp: iso(message.acceptedAt),
       acknowledged_timestamp: iso(message.acknowledgedAt),
       linked_message_id: message.linkedMessageId || null,
-      // meshbox extension: which chunks of an uploading message are stored (for resuming).
-      ...(storedChunks ? { stored_chunks: storedChunks } : {}),
+      // meshbox extension: which chunks of an uploading message are stored, and their sizes
+      // as stored (for resuming: a client can check it splits the file the same way).
+      ...(storedChunks
+        ? { stored_chunks: storedChunks.map((chunk) => chunk.number), stored_chunk_bytes: storedChunks.map((chunk) => chunk.size) }
+        : {}),
     };
   }
   const compact = (at: Date | undefined): string | null => (at ? compactUtcSeconds(at) : null);
@@ -58,6 +61,8 @@ export function trackingBody({ message, storedChunks }: TrackedMessage, version:
     acceptedTimestamp: compact(message.acceptedAt),
     downloadTimestamp: compact(message.acknowledgedAt),
     linkedMsgId: message.linkedMessageId || null,
-    ...(storedChunks ? { storedChunks } : {}),
+    ...(storedChunks
+      ? { storedChunks: storedChunks.map((chunk) => chunk.number), storedChunkBytes: storedChunks.map((chunk) => chunk.size) }
+      : {}),
   };
 }
