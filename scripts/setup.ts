@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { readCertificateAuthority, writePemPair } from '../client-cli/src/commands/admin/pki-files.ts';
 import { loadBackendConfig } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
@@ -18,6 +17,7 @@ import { PasswordCipher } from '../server/src/store/password-cipher.ts';
 import { DEV_CERTS_DIR } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
 import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
+import { openRedis } from '../server/src/store/redis-client.ts';
 
 const step = (text: string): void => console.log(`setup: ${text}`);
 
@@ -65,7 +65,7 @@ async function readProfile(path: string): Promise<Profile | undefined> {
 /** Registers the demo mailboxes (again, after a reset of local data) and writes their CLI profiles. */
 async function ensureDemoMailboxes(): Promise<void> {
   const config = await resolveBackends(loadBackendConfig());
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
+  const redis = openRedis(config, { maxRetriesPerRequest: 2 });
   try {
     const mailboxes = new MailboxStore(redis, redisKeys(config.redisPrefix), new PasswordCipher(config.secretKey));
     const ca = await readCertificateAuthority(DEV_CERTS_DIR);

@@ -147,7 +147,7 @@ test('admin queues shows job counts per state and failed jobs with their reasons
         async () => {
           throw new Error('S3 unreachable (test)');
         },
-        { connection: idle.connections.redis.duplicate({ maxRetriesPerRequest: null }), prefix: queuePrefix(idle.redisPrefix) },
+        { connection: idle.redis.duplicate({ maxRetriesPerRequest: null }), prefix: queuePrefix(idle.redisPrefix) },
       );
       worker.on('failed', () => void worker.close().then(() => worker.disconnect()).then(resolve));
     });

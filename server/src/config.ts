@@ -5,6 +5,7 @@ import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS } from './https-server.ts';
+import { splitRedisUrls } from './store/redis-client.ts';
 
 /** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
 export const DEFAULT_LIMITS: TransferLimits = {
@@ -30,11 +31,19 @@ const seconds = z.coerce.number().positive();
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
 const url = z.url({ protocol: /^(https?|rediss?)$/ });
+const redisUrls = z
+  .string()
+  .trim()
+  .refine((value) => splitRedisUrls(value).length > 0 && splitRedisUrls(value).every((each) => url.safeParse(each).success), {
+    message: 'a redis:// or rediss:// URL (for a cluster: one or more, separated by commas)',
+  });
 
 /** What the server and the admin CLI both need: where state and payloads live. */
 const backendSchema = z.object({
-  MESHBOX_REDIS_URL: url.optional(),
-  MESHBOX_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_{}.-]*$/, 'letters, digits and :_{}.- only').default('meshbox:'),
+  MESHBOX_REDIS_URL: redisUrls.optional(),
+  MESHBOX_REDIS_CLUSTER: z.enum(['true', 'false']).default('false'),
+  // No braces: keys carry their own hash tags, and a tag in the prefix would override them all.
+  MESHBOX_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]*$/, 'letters, digits and :_.- only').default('meshbox:'),
   MESHBOX_S3_ENDPOINT: url.optional(),
   MESHBOX_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a valid S3 bucket name').default('meshbox'),
   MESHBOX_S3_REGION: nonEmpty.default('us-east-1'),
@@ -81,8 +90,10 @@ export interface S3Settings {
 export interface BackendConfig {
   /** The server's own secret (mailbox passwords are encrypted under it); never given to clients. */
   readonly secretKey: string;
-  /** Undefined: start the embedded local Redis (development). */
+  /** Undefined: start the embedded local Redis (development). Several comma-separated seed nodes for a cluster. */
   readonly redisUrl: string | undefined;
+  /** Whether redisUrl names nodes of a Redis Cluster. */
+  readonly redisCluster: boolean;
   readonly redisPrefix: string;
   /** An undefined endpoint means the embedded local S3 server (development). */
   readonly s3: S3Settings;
@@ -125,10 +136,18 @@ function backendConfig(env: z.infer<typeof backendSchema>): BackendConfig {
   if (hasAccessKey !== (env.MESHBOX_S3_SECRET_ACCESS_KEY !== undefined)) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_S3_ACCESS_KEY_ID and MESHBOX_S3_SECRET_ACCESS_KEY go together');
   }
+  const redisCluster = env.MESHBOX_REDIS_CLUSTER === 'true';
+  if (redisCluster && env.MESHBOX_REDIS_URL === undefined) {
+    throw new ConfigError('invalid configuration:\n  MESHBOX_REDIS_CLUSTER=true needs MESHBOX_REDIS_URL: the seed nodes of the cluster');
+  }
+  if (!redisCluster && splitRedisUrls(env.MESHBOX_REDIS_URL ?? '').length > 1) {
+    throw new ConfigError('invalid configuration:\n  MESHBOX_REDIS_URL: several URLs name a cluster: set MESHBOX_REDIS_CLUSTER=true');
+  }
   const secretKey = env.MESHBOX_SECRET_KEY ?? readRequiredFile('MESHBOX_SECRET_KEY_FILE', env.MESHBOX_SECRET_KEY_FILE).trim();
   return {
     secretKey,
     redisUrl: env.MESHBOX_REDIS_URL,
+    redisCluster,
     redisPrefix: env.MESHBOX_REDIS_PREFIX,
     s3: {
       endpoint: env.MESHBOX_S3_ENDPOINT,

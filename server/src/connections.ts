@@ -3,7 +3,6 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { S3Settings } from './config.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
@@ -19,11 +18,12 @@ import { MessageStore } from './store/messages.ts';
 import { PasswordCipher } from './store/password-cipher.ts';
 import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
+import { openRedis, type RedisClient, type RedisTarget } from './store/redis-client.ts';
 import { UsedTokenStore } from './store/used-tokens.ts';
 
 export interface Connections {
   readonly services: Services;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly s3: S3Client;
   readonly scheduler: BullLifecycleScheduler;
   /** Runs lifecycle jobs in this process until close(). */
@@ -31,8 +31,7 @@ export interface Connections {
   readonly close: () => Promise<void>;
 }
 
-export interface ConnectionSettings {
-  readonly redisUrl: string;
+export interface ConnectionSettings extends RedisTarget {
   readonly redisPrefix: string;
   readonly s3: S3Settings;
   readonly sharedKey: string;
@@ -63,7 +62,7 @@ export function createS3Client(settings: S3Settings): S3Client {
 
 /** Connects the stores to Redis and S3 and makes sure the bucket exists. */
 export async function connect(settings: ConnectionSettings, logger?: Logger): Promise<Connections> {
-  const redis = new Redis(settings.redisUrl, {
+  const redis = openRedis(settings, {
     // Fail a request fast while Redis is away instead of queueing it without bound.
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
@@ -82,7 +81,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     throw error;
   }
   // BullMQ wants connections that wait for Redis rather than fail a command after retries.
-  const queueRedis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const queueRedis = openRedis(settings, { maxRetriesPerRequest: null });
   // ioredis reconnects by itself; an outage is reported by /readyz and 503s, logged here once per error.
   const reportRedisError = (error: Error): void => logger?.warn({ err: error }, 'redis connection error');
   redis.on('error', reportRedisError);
@@ -104,7 +103,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     periods: settings.periods,
     lifecycle: scheduler,
   };
-  const workers: { worker: Worker; connection: Redis }[] = [];
+  const workers: { worker: Worker; connection: RedisClient }[] = [];
   return {
     services,
     redis,
@@ -112,7 +111,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     scheduler,
     startWorker: (logger, metrics) => {
       // A worker blocks its connection waiting for jobs, so it gets one of its own.
-      const connection = queueRedis.duplicate();
+      const connection = openRedis(settings, { maxRetriesPerRequest: null });
       connection.on('error', reportRedisError);
       workers.push({ worker: startLifecycleWorker(services, connection, queuePrefix(settings.redisPrefix), logger, {}, metrics), connection });
     },

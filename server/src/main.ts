@@ -7,6 +7,7 @@ import { connect } from './connections.ts';
 import { createMeshServer, reloadRevocationList } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/lifecycle-queue.ts';
 import { Metrics } from './metrics.ts';
+import { describeRedisTarget } from './store/redis-client.ts';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
   server.listen(config.port, config.host);
   await once(server, 'listening');
   logger.info(
-    { role: config.role, url: `https://${config.host}:${config.port}/messageexchange`, redis: config.redisUrl, s3: config.s3.endpoint },
+    { role: config.role, url: `https://${config.host}:${config.port}/messageexchange`, redis: describeRedisTarget(config), s3: config.s3.endpoint },
     'meshbox listening',
   );
 

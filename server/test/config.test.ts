@@ -80,3 +80,24 @@ test('the server secret comes from MESHBOX_SECRET_KEY or its file, with a clear 
 test('S3 access key id and secret go together', (t) => {
   t.throws(() => loadBackendConfig({ MESHBOX_S3_ACCESS_KEY_ID: 'only-id' }), { message: /go together/ });
 });
+
+const backend = (environment: NodeJS.ProcessEnv) => loadBackendConfig({ MESHBOX_SECRET_KEY: 'secret', ...environment });
+
+test('a Redis Cluster is named by its seed nodes; several URLs without cluster mode, or cluster mode without URLs, are refused', (t) => {
+  const seeds = 'redis://10.0.0.7:7000, redis://10.0.0.8:7000';
+  const cluster = backend({ MESHBOX_REDIS_URL: seeds, MESHBOX_REDIS_CLUSTER: 'true' });
+  t.true(cluster.redisCluster);
+  t.is(cluster.redisUrl, seeds);
+  t.false(backend({ MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379' }).redisCluster);
+  t.throws(() => backend({ MESHBOX_REDIS_URL: seeds }), { message: /MESHBOX_REDIS_CLUSTER=true/ });
+  t.throws(() => backend({ MESHBOX_REDIS_CLUSTER: 'true' }), { message: /needs MESHBOX_REDIS_URL/ });
+  t.throws(() => backend({ MESHBOX_REDIS_URL: 'redis://10.0.0.7:7000,http//x', MESHBOX_REDIS_CLUSTER: 'true' }), {
+    message: /MESHBOX_REDIS_URL/,
+  });
+  t.throws(() => backend({ MESHBOX_REDIS_CLUSTER: 'yes' }), { message: /MESHBOX_REDIS_CLUSTER/ });
+});
+
+test('a Redis prefix may not carry a hash tag: it would put every key in one cluster slot', (t) => {
+  t.throws(() => backend({ MESHBOX_REDIS_PREFIX: '{meshbox}:' }), { message: /MESHBOX_REDIS_PREFIX/ });
+  t.is(backend({ MESHBOX_REDIS_PREFIX: 'nhs.mesh:' }).redisPrefix, 'nhs.mesh:');
+});

@@ -13,6 +13,7 @@ function message(overrides: Partial<MessageRecord>): MessageRecord {
     totalChunks: 1, linkedMessageId: '', status: 'accepted',
     statusDetail: { code: '00', event: 'TRANSFER', description: '', success: true },
     size: 1, createdAt: t0, statusAt: t0, acceptedAt: t0, acknowledgedAt: undefined, payloadPurgedAt: undefined, inlinePayload: false,
+    reportId: '', expiryPending: false,
     ...overrides,
   };
 }
@@ -27,6 +28,14 @@ test('an accepted message expires at acceptance + inbox expiry', (t) => {
   const accepted = message({ acceptedAt: plus(500) });
   t.deepEqual(nextLifecycleStep(accepted, plus(5_000), periods), { kind: 'wait', until: plus(5_500) });
   t.deepEqual(nextLifecycleStep(accepted, plus(5_500), periods), { kind: 'expire' });
+});
+
+test('an expiry interrupted half-way is finished before anything else, whatever the clock says', (t) => {
+  const interrupted = message({ status: 'undeliverable', statusAt: plus(5_000), reportId: 'R', expiryPending: true });
+  t.deepEqual(nextLifecycleStep(interrupted, plus(5_000), periods), { kind: 'finish-expiry' });
+  t.deepEqual(nextLifecycleStep(interrupted, plus(40_000), periods), { kind: 'finish-expiry' });
+  const finished = message({ status: 'undeliverable', statusAt: plus(5_000), reportId: 'R' });
+  t.deepEqual(nextLifecycleStep(finished, plus(5_000), periods), { kind: 'wait', until: plus(7_000) });
 });
 
 test('a finished message has its payload purged after the retention, then its record after the message retention', (t) => {

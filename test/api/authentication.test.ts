@@ -1,6 +1,7 @@
 import test from 'ava';
 import { buildAuthorizationHeader, formatTokenTimestamp } from '../../shared/src/protocol/index.ts';
 import { createCertificateAuthority, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest } from '../support/http.ts';
 
@@ -168,7 +169,7 @@ test('a disabled mailbox is refused, and accepted again once enabled', async (t)
 });
 
 test('Redis holds mailbox passwords only encrypted', async (t) => {
-  const stored = await server.connections.redis.hget(`${server.redisPrefix}mailbox:${alice.id}`, 'password');
+  const stored = await server.redis.hget(redisKeys(server.redisPrefix).mailbox(alice.id), 'password');
   t.truthy(stored);
   t.false(stored!.includes(alice.password));
   t.regex(stored!, /^v1:/);

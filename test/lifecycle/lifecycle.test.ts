@@ -1,6 +1,8 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
+import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
@@ -95,7 +97,10 @@ test('after acknowledgement the payload is purged once the retention passes; tra
   await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
   t.is(await objectsOf(messageId), 1);
 
-  await advanceLifecycle(later(periods.payloadRetentionMs - SECOND), messageId);
+  // Timed from the acknowledgement itself, not from now: a slow machine must not make "before" late.
+  const acknowledgedAt = (await server.services.messages.get(messageId))!.statusAt.getTime();
+  const justBefore = { ...server.services, now: () => new Date(acknowledgedAt + periods.payloadRetentionMs - SECOND) };
+  await advanceLifecycle(justBefore, messageId);
   t.is(await objectsOf(messageId), 1, 'kept during the retention period');
 
   const next = await advanceLifecycle(later(periods.payloadRetentionMs + SECOND), messageId);
@@ -177,4 +182,65 @@ test('an uncollected report expires quietly: no report about a report', async (t
   await advanceLifecycle(later(2 * periods.inboxExpiryMs + 2 * SECOND), reportId!);
   t.is((await server.services.messages.get(reportId!))?.status, 'undeliverable');
   t.deepEqual(await inboxOf(sender), [], 'the report left the inbox and nothing replaced it');
+});
+
+test('an expiry interrupted between its steps is finished by the next run: out of the inbox, one report, never delivered twice', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'cut off while expiring');
+  const now = new Date(Date.now() + periods.inboxExpiryMs + SECOND);
+  const messageKey = redisKeys(server.redisPrefix).message(messageId);
+  // The first step alone, as if the worker died right after it.
+  t.true(await server.services.messages.expire((await server.services.messages.get(messageId))!, newMessageId(now), 'not collected', now));
+  t.true((await inboxOf(gp)).includes(messageId), 'the inbox is only left in the next step');
+  t.true((await server.services.messages.get(messageId))!.expiryPending);
+
+  await advanceLifecycle(later(periods.inboxExpiryMs + SECOND), messageId);
+  const finished = (await server.services.messages.get(messageId))!;
+  t.false(finished.expiryPending);
+  t.false((await inboxOf(gp)).includes(messageId));
+  t.true((await inboxOf(lab)).includes(finished.reportId));
+  t.like(await server.services.messages.get(finished.reportId), { type: 'REPORT', status: 'accepted', linkedMessageId: messageId });
+
+  // A run that died after delivering the report but before clearing the mark, twice over:
+  // once before the sender collected the report, once after.
+  await server.redis.hset(messageKey, 'expiryPending', '1');
+  await advanceLifecycle(later(periods.inboxExpiryMs + SECOND), messageId);
+  t.deepEqual((await inboxOf(lab)).filter((id) => id === finished.reportId), [finished.reportId], 'listed once');
+  const ack = await mailboxRequest(server, lab, { method: 'PUT', path: `/messageexchange/${lab.id}/inbox/${finished.reportId}/status/acknowledged` });
+  t.is(ack.status, 200);
+  await server.redis.hset(messageKey, 'expiryPending', '1');
+  await advanceLifecycle(later(periods.inboxExpiryMs + SECOND), messageId);
+  t.false((await inboxOf(lab)).includes(finished.reportId), 'a collected report does not come back');
+});
+
+test('an acceptance or acknowledgement cut off before the inbox was updated is completed when the client retries', async (t) => {
+  const chunks = [Buffer.alloc(10, 1), Buffer.alloc(10, 2)];
+  const first = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'RETRY', 'mex-Chunk-Range': '1:2' },
+    body: chunks[0],
+  });
+  const messageId: string = first.json().message_id;
+  const lastChunk = () =>
+    mailboxRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox/${messageId}/2`,
+      headers: { 'mex-Chunk-Range': '2:2' },
+      body: chunks[1],
+    });
+  t.is((await lastChunk()).status, 202);
+  const inboxKey = redisKeys(server.redisPrefix).inbox(gp.id);
+  // As if the server died after accepting the message, before putting it into the inbox.
+  await server.redis.zrem(inboxKey, messageId);
+  t.is((await lastChunk()).status, 423, 'the retried chunk is refused: the message is complete');
+  t.true((await inboxOf(gp)).includes(messageId), 'but the retry delivered it');
+
+  const acknowledge = () => mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+  t.is((await acknowledge()).status, 200);
+  // As if the server died after recording the acknowledgement, before leaving the inbox.
+  await server.redis.zadd(inboxKey, 1, messageId);
+  t.is((await acknowledge()).status, 200);
+  t.false((await inboxOf(gp)).includes(messageId));
+  t.is((await lastChunk()).status, 423);
+  t.false((await inboxOf(gp)).includes(messageId), 'a late chunk retry never brings back an acknowledged message');
 });

@@ -8,14 +8,14 @@ import { mailboxRequest, sendMessage } from '../support/http.ts';
 
 test('a worker that dies mid-job (after its effect, before finishing) has the job retried elsewhere, taking effect once', async (t) => {
   const server = await startTestServer({ worker: false, periods: { uploadExpiryMs: 50, inboxExpiryMs: 400 } });
-  const connection = () => server.connections.redis.duplicate({ maxRetriesPerRequest: null });
+  const connection = () => server.redis.duplicate({ maxRetriesPerRequest: null });
   const prefix = queuePrefix(server.redisPrefix);
   /** Every REPORT record linked to a message, wherever it is now (reports expire too). */
   const reportsAbout = async (messageId: string): Promise<number> => {
     let reports = 0;
-    for await (const keys of server.connections.redis.scanStream({ match: `${server.redisPrefix}message:*`, count: 1000 })) {
+    for await (const keys of server.redis.scanStream({ match: `${server.redisPrefix}message:*`, count: 1000 })) {
       for (const key of keys as string[]) {
-        const [type, linked] = await server.connections.redis.hmget(key, 'type', 'linkedMessageId');
+        const [type, linked] = await server.redis.hmget(key, 'type', 'linkedMessageId');
         if (type === 'REPORT' && linked === messageId) reports++;
       }
     }

@@ -1,13 +1,24 @@
-import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { Redis } from 'ioredis';
+import { startRedisCluster } from '../../scripts/services/redis-cluster.ts';
+import type { RedisTarget } from '../../server/src/store/redis-client.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 
-const periods = { MESHBOX_UPLOAD_EXPIRY_SECONDS: '0.5', MESHBOX_INBOX_EXPIRY_SECONDS: '1.5', MESHBOX_RATE_LIMIT_PER_SECOND: '0' };
+const periods = { MESHBOX_UPLOAD_EXPIRY_SECONDS: '3', MESHBOX_INBOX_EXPIRY_SECONDS: '1.5', MESHBOX_RATE_LIMIT_PER_SECOND: '0' };
 
-test('two API processes and two workers share one Redis and bucket: sent via A, read via B, jobs take effect once; metrics per process', async (t) => {
+/**
+ * Two API processes and two workers of one deployment: whatever one process does, the others
+ * see, and each lifecycle job takes effect once.
+ */
+async function twoApisAndTwoWorkers(t: ExecutionContext, redis: RedisTarget | undefined): Promise<void> {
   const processes: ServerProcess[] = [];
   try {
-    const apiA = await startServerProcess({ ...periods, MESHBOX_ROLE: 'api' });
+    const apiA = await startServerProcess({ ...periods, MESHBOX_ROLE: 'api' }, redis ? { redis } : {});
     processes.push(apiA);
     const { deployment } = apiA;
     const apiB = await startServerProcess({ ...periods, MESHBOX_ROLE: 'api' }, { deployment });
@@ -21,6 +32,31 @@ test('two API processes and two workers share one Redis and bucket: sent via A, 
     const download = await mailboxRequest(apiB, gp, { path: `/messageexchange/${gp.id}/inbox/${collected}` });
     t.is(download.body.toString(), 'sent through A');
     t.is((await mailboxRequest(apiB, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${collected}/status/acknowledged` })).status, 200);
+    t.false((await mailboxRequest(apiA, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages.includes(collected));
+
+    // Chunks (too big to be kept in Redis: they go to S3) uploaded through either process.
+    const chunks = [randomBytes(70_000), randomBytes(70_000), randomBytes(999)];
+    const upload = (server: ServerProcess, n: number, path: string) =>
+      mailboxRequest(server, lab, {
+        method: 'POST',
+        path,
+        headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'CHUNKS', 'mex-Chunk-Range': `${n}:3` },
+        body: chunks[n - 1]!,
+      });
+    const first = await upload(apiA, 1, `/messageexchange/${lab.id}/outbox`);
+    t.is(first.status, 202);
+    const chunked: string = first.json().message_id;
+    t.is((await upload(apiB, 3, `/messageexchange/${lab.id}/outbox/${chunked}/3`)).status, 202);
+    t.false((await mailboxRequest(apiA, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages.includes(chunked));
+    t.is((await upload(apiA, 2, `/messageexchange/${lab.id}/outbox/${chunked}/2`)).status, 202);
+    t.true((await mailboxRequest(apiB, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages.includes(chunked));
+    for (const [n, server] of [[1, apiB], [2, apiA], [3, apiB]] as const) {
+      const path = `/messageexchange/${gp.id}/inbox/${chunked}${n === 1 ? '' : `/${n}`}`;
+      const chunk = await mailboxRequest(server, gp, { path });
+      t.is(chunk.status, n === 3 ? 200 : 206, `chunk ${n}`);
+      t.true(chunk.body.equals(chunks[n - 1]!), `chunk ${n} byte-exact`);
+    }
+    t.is((await mailboxRequest(apiA, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${chunked}/status/acknowledged` })).status, 200);
 
     const ignored = await sendMessage(apiB, lab, gp, 'never collected');
     let status = '';
@@ -29,8 +65,12 @@ test('two API processes and two workers share one Redis and bucket: sent via A, 
       status = (await mailboxRequest(apiA, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${ignored}` })).json().status;
     }
     t.is(status, 'undeliverable', 'a worker process expired it');
+    t.deepEqual((await mailboxRequest(apiB, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages, [], 'it left the inbox');
     const labInbox = (await mailboxRequest(apiA, lab, { path: `/messageexchange/${lab.id}/inbox` })).json().messages;
     t.is(labInbox.length, 1, 'exactly one non-delivery report from two workers');
+    const report = await mailboxRequest(apiB, lab, { path: `/messageexchange/${lab.id}/inbox/${labInbox[0]}` });
+    t.is(report.headers['mex-messagetype'], 'REPORT');
+    t.is(report.headers['mex-linkedmsgid'], ignored);
 
     const metricsOf = async (server: ServerProcess) => (await rawRequest(server, { path: '/metrics', clientCertificate: lab })).body.toString();
     const apiMetrics = await metricsOf(apiA);
@@ -45,5 +85,32 @@ test('two API processes and two workers share one Redis and bucket: sent via A, 
     t.is(workerOnly.status, 404, 'a worker process serves no MESH endpoints');
   } finally {
     for (const server of processes.reverse()) await server.stop();
+  }
+}
+
+test('two API processes and two workers share one Redis and bucket: sent via A, read via B, jobs take effect once; metrics per process', async (t) => {
+  await twoApisAndTwoWorkers(t, undefined);
+});
+
+test('the same on a Redis Cluster of three masters, with the state spread over them', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-cluster-'));
+  const cluster = await startRedisCluster(dir, 3);
+  try {
+    await twoApisAndTwoWorkers(t, { redisUrl: cluster.redisUrl, redisCluster: true });
+    const keysPerNode = await Promise.all(
+      cluster.ports.map(async (port) => {
+        const node = new Redis(port, '127.0.0.1');
+        try {
+          return await node.dbsize();
+        } finally {
+          node.disconnect();
+        }
+      }),
+    );
+    // Hash tags group each operation's keys, not the whole state: it lands on several masters.
+    t.true(keysPerNode.filter((keys) => keys > 0).length > 1, `keys per node: ${keysPerNode.join(', ')}`);
+  } finally {
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
   }
 });

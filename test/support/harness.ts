@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createApp } from '../../server/src/app.ts';
@@ -36,6 +37,8 @@ export interface TestServer {
   readonly sharedKey: string;
   readonly services: Services;
   readonly connections: Connections;
+  /** The connection to the local (standalone) Redis, for what only a standalone Redis offers (SCAN, duplicate). */
+  readonly redis: Redis;
   readonly bucket: string;
   readonly redisPrefix: string;
   /** Registers a mailbox and issues it a client certificate from the server's CA. */
@@ -91,6 +94,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const connections = await connect({
     redisUrl: options.redisUrl ?? local.redisUrl,
+    redisCluster: false,
     redisPrefix,
     s3: {
       endpoint: options.s3Endpoint ?? local.s3.endpoint,
@@ -123,6 +127,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     sharedKey,
     services,
     connections,
+    redis: connections.redis as Redis,
     bucket,
     redisPrefix,
     createMailbox: async (mailbox = {}) => {

@@ -4,7 +4,6 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Redis } from 'ioredis';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createS3Client } from '../../server/src/connections.ts';
 import { CertificateStore } from '../../server/src/store/certificates.ts';
@@ -12,6 +11,7 @@ import { redisKeys } from '../../server/src/store/keys.ts';
 import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
+import { openRedis, type RedisTarget } from '../../server/src/store/redis-client.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import {
   createCertificateAuthority,
@@ -57,11 +57,13 @@ export interface Deployment {
   readonly sharedKey: string;
   readonly prefix: string;
   readonly bucket: string;
+  /** Where its state lives: the local Redis unless the first process was given another. */
+  readonly redis: RedisTarget;
 }
 
 export async function startServerProcess(
   extraEnvironment: Record<string, string> = {},
-  options: { readonly withCrl?: boolean; readonly deployment?: Deployment } = {},
+  options: { readonly withCrl?: boolean; readonly deployment?: Deployment; readonly redis?: RedisTarget } = {},
 ): Promise<ServerProcess> {
   const local = await ensureLocalServices();
   const shared = options.deployment;
@@ -82,6 +84,8 @@ export async function startServerProcess(
   const prefix = shared?.prefix ?? `proc:${randomUUID()}:`;
   const port = await freePort();
   const bucket = shared?.bucket ?? `proc-${randomBytes(6).toString('hex')}`;
+  const redisTarget: RedisTarget = shared?.redis ?? options.redis ?? { redisUrl: local.redisUrl, redisCluster: false };
+  const redisEnvironment = { MESHBOX_REDIS_URL: redisTarget.redisUrl, MESHBOX_REDIS_CLUSTER: String(redisTarget.redisCluster) };
   const s3 = createS3Client({
     endpoint: local.s3.endpoint,
     bucket,
@@ -97,7 +101,7 @@ export async function startServerProcess(
     MESHBOX_TLS_CA: join(dir, 'ca.crt'),
     MESHBOX_SHARED_KEY: sharedKey,
     MESHBOX_SECRET_KEY: TEST_SECRET_KEY,
-    MESHBOX_REDIS_URL: local.redisUrl,
+    ...redisEnvironment,
     MESHBOX_REDIS_PREFIX: prefix,
     MESHBOX_S3_ENDPOINT: local.s3.endpoint,
     MESHBOX_S3_BUCKET: bucket,
@@ -126,13 +130,13 @@ export async function startServerProcess(
     return code;
   };
   await spawnServer();
-  const redis = new Redis(local.redisUrl);
+  const redis = openRedis(redisTarget);
   const mailboxes = new MailboxStore(redis, redisKeys(prefix), new PasswordCipher(TEST_SECRET_KEY));
   return {
     origin: `https://127.0.0.1:${port}`,
     pkiDir: dir,
     adminEnvironment: {
-      MESHBOX_REDIS_URL: local.redisUrl,
+      ...redisEnvironment,
       MESHBOX_REDIS_PREFIX: prefix,
       MESHBOX_S3_ENDPOINT: local.s3.endpoint,
       MESHBOX_PKI_DIR: dir,
@@ -140,7 +144,7 @@ export async function startServerProcess(
     },
     caPem: ca.certPem,
     sharedKey,
-    deployment: { dir, ca, sharedKey, prefix, bucket },
+    deployment: { dir, ca, sharedKey, prefix, bucket, redis: redisTarget },
     pid: () => child.pid ?? 0,
     kill,
     restart: spawnServer,

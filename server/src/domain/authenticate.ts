@@ -38,19 +38,31 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   if (!(await certificateMayActFor(services, credentials.certificateCommonName, mailboxId))) {
     throw new ForbiddenError();
   }
-  const mailbox = await services.mailboxes.get(mailboxId);
+  // Read the mailbox, claim the token and count the request at once: one round trip to Redis
+  // (the commands are pipelined) instead of three on every request. A claim turns out
+  // unwarranted only for a refused request, and is then given back.
+  const limited = services.maxRequestsPerSecond > 0;
+  const [found, claim, counted] = await Promise.allSettled([
+    services.mailboxes.get(mailboxId),
+    services.usedTokens.claim(token, USED_TOKEN_RETENTION_MS),
+    limited ? services.rateLimits.countRequest(mailboxId, services.now()) : Promise.resolve(0),
+  ]);
+  const claimed = claim.status === 'fulfilled' && claim.value;
+  const refuse = async (error: unknown): Promise<never> => {
+    if (claimed) await services.usedTokens.release(token);
+    throw error;
+  };
+  if (found.status === 'rejected') return refuse(found.reason);
+  if (claim.status === 'rejected') throw claim.reason;
+  if (counted.status === 'rejected') return refuse(counted.reason);
+  const mailbox = found.value;
+  const count = counted.value;
   if (!mailbox || !mailbox.active || !tokenHmacMatches(services.sharedKey, token, mailbox.password)) {
-    throw new ForbiddenError();
+    return refuse(new ForbiddenError());
   }
-  if (!(await services.usedTokens.claim(token, USED_TOKEN_RETENTION_MS))) throw new ForbiddenError();
-  if (services.maxRequestsPerSecond > 0) {
-    const count = await services.rateLimits.countRequest(mailboxId, services.now());
-    // 429 is a retryable status: the caller gives the token back, so the retry is accepted.
-    if (count > services.maxRequestsPerSecond) {
-      await services.usedTokens.release(token);
-      throw new TooManyRequestsError(1);
-    }
-  }
+  if (!claimed) throw new ForbiddenError();
+  // 429 is a retryable status: the token is given back, so the client's retry is accepted.
+  if (limited && count > services.maxRequestsPerSecond) return refuse(new TooManyRequestsError(1));
   return { mailbox, token };
 }
 

@@ -27,6 +27,7 @@ export type LifecycleStep =
   | { readonly kind: 'wait'; readonly until: Date }
   | { readonly kind: 'abandon-upload' }
   | { readonly kind: 'expire' }
+  | { readonly kind: 'finish-expiry' }
   | { readonly kind: 'purge-payload' }
   | { readonly kind: 'purge-message' };
 
@@ -35,6 +36,7 @@ const at = (from: Date, ms: number): Date => new Date(from.getTime() + ms);
 /** What is due for a message now: a pure function of its state, the clock and the periods. */
 export function nextLifecycleStep(message: MessageRecord, now: Date, periods: RetentionPeriods): LifecycleStep {
   const due = (when: Date, step: LifecycleStep): LifecycleStep => (now < when ? { kind: 'wait', until: when } : step);
+  if (message.expiryPending) return { kind: 'finish-expiry' };
   switch (message.status) {
     case 'uploading':
       return due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' });
@@ -94,6 +96,9 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         await services.messages.expire(message, reportId, undeliveredDescription(services.periods.inboxExpiryMs), now);
         break;
       }
+      case 'finish-expiry':
+        await services.messages.finishExpiry(message, now);
+        break;
       case 'purge-payload':
         await purgePayload(services, messageId, now);
         break;

@@ -18,7 +18,12 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   const message = await services.messages.get(upload.messageId);
   if (!message) throw new MessageNotFoundError(upload.messageId);
   // Checked before the body is stored, and again atomically when the chunk is recorded.
-  refuse(outcomeBefore(message, upload), upload, services);
+  const before = outcomeBefore(message, upload);
+  if (before === 'locked' && message.status === 'accepted') {
+    // A retried final chunk: its first try may have been cut off before the message reached the inbox.
+    await services.messages.deliver(message.id, message.recipient);
+  }
+  refuse(before, upload, services);
   const size = await storeChunk(services, upload.messageId, upload.chunkNumber, upload.body);
   const outcome = await services.messages.storeChunk(
     message,

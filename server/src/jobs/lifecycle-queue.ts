@@ -1,5 +1,5 @@
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../store/redis-client.ts';
 import type { Logger } from 'pino';
 import { advanceLifecycle, type LifecycleScheduler } from '../domain/lifecycle.ts';
 import type { Services } from '../domain/services.ts';
@@ -7,9 +7,12 @@ import type { Metrics } from '../metrics.ts';
 
 export const LIFECYCLE_QUEUE = 'message-lifecycle';
 
-/** BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay apart. */
+/**
+ * BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay
+ * apart, and one hash tag, as BullMQ's scripts touch several keys of a queue at once (Cluster).
+ */
 export function queuePrefix(redisPrefix: string): string {
-  return `${redisPrefix}queues`;
+  return `{${redisPrefix}queues}`;
 }
 
 interface LifecycleJob {
@@ -32,7 +35,7 @@ const JOB_OPTIONS = {
 export class BullLifecycleScheduler implements LifecycleScheduler {
   readonly queue: Queue<LifecycleJob>;
 
-  constructor(connection: Redis, prefix: string) {
+  constructor(connection: RedisClient, prefix: string) {
     this.queue = new Queue<LifecycleJob>(LIFECYCLE_QUEUE, { connection, prefix });
   }
 
@@ -74,7 +77,7 @@ export interface WorkerTiming {
 
 export function startLifecycleWorker(
   services: Services,
-  connection: Redis,
+  connection: RedisClient,
   prefix: string,
   logger: Logger,
   timing: WorkerTiming = {},

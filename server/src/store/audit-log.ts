@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
 
 /** Who did what: every send, download and acknowledgement, and every admin action. */
@@ -23,10 +23,10 @@ export interface RecordedAuditEntry extends AuditEntry {
  * or trimmed by meshbox); the stream id orders them and carries the time.
  */
 export class AuditLog {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #key: string;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#key = keys.auditLog;
   }

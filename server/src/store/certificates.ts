@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.ts';
 import { normalizeSerialNumber } from '../../../shared/src/pki/index.ts';
 import type { RedisKeys } from './keys.ts';
 
@@ -9,10 +9,10 @@ export interface Revocation {
 
 /** Which certificates were issued to which mailbox, and which are revoked. Serials are normalised hex. */
 export class CertificateStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }

@@ -1,6 +1,15 @@
 /**
  * Every Redis key meshbox uses, built in one place. The prefix lets several deployments
  * (or test runs) share one Redis without seeing each other's data.
+ *
+ * On a Redis Cluster a script or transaction may only touch keys of one hash slot, so each
+ * key carries a hash tag (`{…}`) naming what it belongs to, and every atomic step touches
+ * keys of one tag only:
+ * - `{directory}`: mailboxes and their lookup indexes (small, read-mostly, changed together);
+ * - `{<message id>}`: a message's record, chunk sizes, inline payload and id reservation;
+ * - `{<mailbox id>}`: a mailbox's inbox and inbox counter, local-id index, request counters,
+ *   used tokens and certificates.
+ * The audit log and the revocation list are one key each.
  */
 export interface RedisKeys {
   readonly mailbox: (mailboxId: string) => string;
@@ -13,9 +22,8 @@ export interface RedisKeys {
   readonly messageIdReservation: (messageId: string) => string;
   readonly inlinePayload: (messageId: string) => string;
   readonly inbox: (mailboxId: string) => string;
-  readonly outbox: (mailboxId: string) => string;
+  readonly inboxSequence: (mailboxId: string) => string;
   readonly localIds: (mailboxId: string, localId: string) => string;
-  readonly inboxSequence: string;
   readonly auditLog: string;
   readonly mailboxCertificates: (mailboxId: string) => string;
   readonly revokedCertificates: string;
@@ -24,25 +32,25 @@ export interface RedisKeys {
 }
 
 export function redisKeys(prefix: string): RedisKeys {
+  const directory = `${prefix}{directory}:`;
   return {
-    mailbox: (mailboxId) => `${prefix}mailbox:${mailboxId}`,
-    mailboxIndex: `${prefix}mailboxes`,
-    certificateGrants: (commonName) => `${prefix}cert-grants:${commonName}`,
-    odsMailboxes: (odsCode) => `${prefix}ods-mailboxes:${odsCode.toUpperCase()}`,
-    workflowReceivers: (workflowId) => `${prefix}workflow-receivers:${workflowId}`,
-    message: (messageId) => `${prefix}message:${messageId}`,
-    messageChunks: (messageId) => `${prefix}message-chunks:${messageId}`,
-    messageIdReservation: (messageId) => `${prefix}message-id-reservation:${messageId}`,
-    inlinePayload: (messageId) => `${prefix}inline-payload:${messageId}`,
-    inbox: (mailboxId) => `${prefix}inbox:${mailboxId}`,
-    outbox: (mailboxId) => `${prefix}outbox:${mailboxId}`,
+    mailbox: (mailboxId) => `${directory}mailbox:${mailboxId}`,
+    mailboxIndex: `${directory}mailboxes`,
+    certificateGrants: (commonName) => `${directory}cert-grants:${commonName}`,
+    odsMailboxes: (odsCode) => `${directory}ods-mailboxes:${odsCode.toUpperCase()}`,
+    workflowReceivers: (workflowId) => `${directory}workflow-receivers:${workflowId}`,
+    message: (messageId) => `${prefix}message:{${messageId}}`,
+    messageChunks: (messageId) => `${prefix}message-chunks:{${messageId}}`,
+    messageIdReservation: (messageId) => `${prefix}message-id-reservation:{${messageId}}`,
+    inlinePayload: (messageId) => `${prefix}inline-payload:{${messageId}}`,
+    inbox: (mailboxId) => `${prefix}inbox:{${mailboxId}}`,
+    inboxSequence: (mailboxId) => `${prefix}inbox-sequence:{${mailboxId}}`,
     // Local ids are free text chosen by the sender; hashing is not needed as Redis keys are binary-safe.
-    localIds: (mailboxId, localId) => `${prefix}local-id:${mailboxId}:${localId}`,
-    inboxSequence: `${prefix}inbox-sequence`,
+    localIds: (mailboxId, localId) => `${prefix}local-id:{${mailboxId}}:${localId}`,
     auditLog: `${prefix}audit`,
-    mailboxCertificates: (mailboxId) => `${prefix}mailbox-certificates:${mailboxId}`,
+    mailboxCertificates: (mailboxId) => `${prefix}mailbox-certificates:{${mailboxId}}`,
     revokedCertificates: `${prefix}revoked-certificates`,
-    requestCount: (mailboxId, second) => `${prefix}request-count:${mailboxId}:${second}`,
-    usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:${mailboxId}:${nonce}:${nonceCount}`,
+    requestCount: (mailboxId, second) => `${prefix}request-count:{${mailboxId}}:${second}`,
+    usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:{${mailboxId}}:${nonce}:${nonceCount}`,
   };
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
 import type { PasswordCipher } from './password-cipher.ts';
@@ -40,11 +40,11 @@ export function workflowAllowed(workflows: readonly string[], workflowId: string
 
 /** Mailbox registry: one Redis hash per mailbox plus an index set for listing. */
 export class MailboxStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
   readonly #passwords: PasswordCipher;
 
-  constructor(redis: Redis, keys: RedisKeys, passwords: PasswordCipher) {
+  constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher) {
     this.#redis = redis;
     this.#keys = keys;
     this.#passwords = passwords;

@@ -1,14 +1,14 @@
-import type { Redis } from 'ioredis';
 import type { MessageStatus, MessageType } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
+import type { RedisClient } from './redis-client.ts';
 
 const createMessageScript = new LuaScript('create-message', ['accept-when-complete']);
 const storeChunkScript = new LuaScript('store-chunk', ['accept-when-complete']);
+const deliverScript = new LuaScript('deliver');
 const acknowledgeScript = new LuaScript('acknowledge');
-const expireScript = new LuaScript('expire-message', ['accept-when-complete']);
+const expireScript = new LuaScript('expire-message');
 const abandonScript = new LuaScript('abandon-upload');
-const purgeScript = new LuaScript('purge-message');
 const updateExisting = new LuaScript('update-existing-hash');
 
 /** What the sender said about a message; stored as given, returned on download and tracking. */
@@ -52,6 +52,10 @@ export interface MessageRecord extends MessageMetadata {
   readonly payloadPurgedAt: Date | undefined;
   /** A small message whose payload is kept in Redis with its record, not in object storage. */
   readonly inlinePayload: boolean;
+  /** The non-delivery report sent for it when it expired ('' when none). */
+  readonly reportId: string;
+  /** Expired, but not yet out of the inbox with its report delivered (a step was interrupted). */
+  readonly expiryPending: boolean;
 }
 
 export interface StoredChunkSize {
@@ -84,12 +88,18 @@ const ACCEPTED_STATUS: MessageStatusDetail = {
   success: true,
 };
 
-/** Message state in Redis. Every transition is one Lua script, so it is atomic. */
+/**
+ * Message state in Redis. A message's own keys share one hash slot and each change to them is
+ * one Lua script, so it is atomic. Inboxes live in their mailbox's slot: a message enters its
+ * recipient's inbox only after it is accepted, and leaves it after it is acknowledged or
+ * expired, so an inbox never lists what cannot be downloaded; those follow-up steps are
+ * idempotent and repeated when an interrupted operation is retried.
+ */
 export class MessageStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }
@@ -101,8 +111,9 @@ export class MessageStore {
   }
 
   /**
-   * Records a message whose chunk 1 is stored; accepts it when that was its only chunk. A small
-   * single-chunk message passes its payload here instead, to be stored with it atomically.
+   * Records a message whose chunk 1 is stored; accepts and delivers it when that was its only
+   * chunk. A small single-chunk message passes its payload here instead, to be stored with it
+   * atomically.
    */
   async create(
     id: string,
@@ -111,42 +122,56 @@ export class MessageStore {
     now: Date,
     inlinePayload?: Buffer,
   ): Promise<CreateOutcome> {
+    return this.#record(id, metadata, ACCEPTED_STATUS, now, { size: firstChunkSize, inlinePayload });
+  }
+
+  async #record(
+    id: string,
+    metadata: MessageMetadata,
+    status: MessageStatusDetail,
+    now: Date,
+    firstChunk?: { readonly size: number; readonly inlinePayload: Buffer | undefined },
+  ): Promise<CreateOutcome> {
     const keys = this.#keys;
+    const inlinePayload = firstChunk?.inlinePayload;
     const fields: Record<string, string> = {
       id,
       ...serialiseMetadata(metadata),
       status: 'uploading',
-      statusCode: ACCEPTED_STATUS.code,
-      statusEvent: ACCEPTED_STATUS.event,
-      statusDescription: ACCEPTED_STATUS.description,
-      statusSuccess: '1',
+      statusCode: status.code,
+      statusEvent: status.event,
+      statusDescription: status.description,
+      statusSuccess: status.success ? '1' : '0',
       createdAt: String(now.getTime()),
       statusAt: String(now.getTime()),
       inline: inlinePayload ? '1' : '0',
     };
-    return (await createMessageScript.run(
-      this.#redis,
-      [
-        keys.message(id),
-        keys.messageChunks(id),
-        keys.inbox(metadata.recipient),
-        keys.inboxSequence,
-        keys.outbox(metadata.sender),
-        keys.localIds(metadata.sender, metadata.localId),
-        keys.inlinePayload(id),
-        keys.messageIdReservation(id),
-      ],
-      [
-        id,
-        firstChunkSize,
-        now.getTime(),
-        metadata.localId,
-        inlinePayload ? '1' : '',
-        inlinePayload ?? '',
-        // Empty fields read back as '' anyway; not storing them keeps each record small.
-        ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
-      ],
-    )) as CreateOutcome;
+    const [outcome] = await Promise.all([
+      createMessageScript.run(
+        this.#redis,
+        [keys.message(id), keys.messageChunks(id), keys.inlinePayload(id), keys.messageIdReservation(id)],
+        [
+          firstChunk ? firstChunk.size : '',
+          now.getTime(),
+          inlinePayload ? '1' : '',
+          inlinePayload ?? '',
+          // Empty fields read back as '' anyway; not storing them keeps each record small.
+          ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
+        ],
+      ) as Promise<CreateOutcome>,
+      // Indexed before it exists rather than after: a lookup skips ids without a record.
+      metadata.localId && metadata.sender ? this.#redis.sadd(keys.localIds(metadata.sender, metadata.localId), id) : undefined,
+    ]);
+    if (outcome === 'accepted') await this.deliver(id, metadata.recipient);
+    return outcome;
+  }
+
+  /**
+   * Puts an accepted message into its recipient's inbox unless it is there: the last step of
+   * accepting it, repeated when the sender retries after that step was interrupted.
+   */
+  async deliver(id: string, recipient: string): Promise<void> {
+    await deliverScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxSequence(recipient)], [id]);
   }
 
   /** Records chunk n ≥ 2 (already in object storage) for the sender's uploading message. */
@@ -158,11 +183,13 @@ export class MessageStore {
     maxMessageBytes: number,
   ): Promise<StoreChunkOutcome> {
     const keys = this.#keys;
-    return (await storeChunkScript.run(
+    const outcome = (await storeChunkScript.run(
       this.#redis,
-      [keys.message(message.id), keys.messageChunks(message.id), keys.inbox(message.recipient), keys.inboxSequence],
-      [message.id, sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding, maxMessageBytes],
+      [keys.message(message.id), keys.messageChunks(message.id)],
+      [sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding, maxMessageBytes],
     )) as StoreChunkOutcome;
+    if (outcome === 'accepted') await this.deliver(message.id, message.recipient);
+    return outcome;
   }
 
   async get(id: string): Promise<MessageRecord | undefined> {
@@ -179,11 +206,10 @@ export class MessageStore {
   }
 
   async acknowledge(id: string, recipient: string, now: Date): Promise<AcknowledgeOutcome> {
-    return (await acknowledgeScript.run(
-      this.#redis,
-      [this.#keys.message(id), this.#keys.inbox(recipient)],
-      [id, recipient, now.getTime()],
-    )) as AcknowledgeOutcome;
+    const outcome = (await acknowledgeScript.run(this.#redis, [this.#keys.message(id)], [recipient, now.getTime()])) as AcknowledgeOutcome;
+    // Also when it was acknowledged before: the client retries an acknowledgement that failed half-way.
+    if (outcome === 'acknowledged') await this.#redis.zrem(this.#keys.inbox(recipient), id);
+    return outcome;
   }
 
   /** Reachability check for readiness. */
@@ -197,24 +223,46 @@ export class MessageStore {
   }
 
   /**
-   * Expires an accepted, unacknowledged message and puts a non-delivery report with the
-   * given id into the sender's inbox. False when the message was no longer accepted.
+   * Expires an accepted, unacknowledged message, naming the id of the non-delivery report to
+   * send; finishExpiry does the rest. False when the message was no longer accepted.
    */
   async expire(message: MessageRecord, reportId: string, description: string, now: Date): Promise<boolean> {
-    const keys = this.#keys;
-    const outcome = await expireScript.run(
-      this.#redis,
-      [
-        keys.message(message.id),
-        keys.inbox(message.recipient),
-        keys.message(reportId),
-        keys.messageChunks(reportId),
-        keys.inbox(message.sender),
-        keys.inboxSequence,
-      ],
-      [message.id, now.getTime(), reportId, description],
-    );
+    const outcome = await expireScript.run(this.#redis, [this.#keys.message(message.id)], [now.getTime(), reportId, description]);
     return outcome === 'expired';
+  }
+
+  /**
+   * Takes an expired message out of its recipient's inbox and puts its non-delivery report into
+   * the sender's inbox. Every step is repeatable, so an interrupted run is simply run again.
+   */
+  async finishExpiry(message: MessageRecord, now: Date): Promise<void> {
+    await this.#redis.zrem(this.#keys.inbox(message.recipient), message.id);
+    if (message.reportId) {
+      const report: MessageMetadata = {
+        type: 'REPORT',
+        sender: '',
+        recipient: message.sender,
+        workflowId: message.workflowId,
+        subject: message.subject,
+        localId: message.localId,
+        partnerId: '',
+        fileName: '',
+        checksum: '',
+        contentType: '',
+        compressed: false,
+        encrypted: false,
+        contentEncoding: '',
+        totalChunks: 0,
+        linkedMessageId: message.id,
+      };
+      const undelivered: MessageStatusDetail = { code: '14', event: 'SEND', description: message.statusDetail.description, success: false };
+      const outcome = await this.#record(message.reportId, report, undelivered, now);
+      // Recorded by an interrupted run: delivered unless the sender has since acknowledged it.
+      if (outcome === 'exists' && (await this.get(message.reportId))?.status === 'accepted') {
+        await this.deliver(message.reportId, message.sender);
+      }
+    }
+    await this.#redis.hdel(this.#keys.message(message.id), 'expiryPending');
   }
 
   /** Marks an upload that was never completed as failed. False when it was no longer uploading. */
@@ -229,18 +277,12 @@ export class MessageStore {
   /** Deletes the message's records; tracking no longer knows it. */
   async purge(message: MessageRecord): Promise<void> {
     const keys = this.#keys;
-    await purgeScript.run(
-      this.#redis,
-      [
-        keys.message(message.id),
-        keys.messageChunks(message.id),
-        keys.outbox(message.sender),
-        keys.localIds(message.sender, message.localId),
-        keys.inbox(message.recipient),
-        keys.inlinePayload(message.id),
-      ],
-      [message.id],
-    );
+    // The indexes first: were this interrupted, the record is still there to purge again.
+    await Promise.all([
+      message.localId && message.sender ? this.#redis.srem(keys.localIds(message.sender, message.localId), message.id) : undefined,
+      this.#redis.zrem(keys.inbox(message.recipient), message.id),
+    ]);
+    await this.#redis.del(keys.message(message.id), keys.messageChunks(message.id), keys.inlinePayload(message.id));
   }
 
   /** The payload of a small message stored with its record; undefined when there is none. */
@@ -278,12 +320,11 @@ export class MessageStore {
     };
   }
 
-  /** The workflow ids of several messages, in order, in one round trip. */
+  /** The workflow ids of several messages, in order (sent together, as one write where auto-pipelining is on). */
   async workflowIds(ids: readonly string[]): Promise<readonly string[]> {
-    const pipeline = this.#redis.pipeline();
-    for (const id of ids) pipeline.hget(this.#keys.message(id), 'workflowId');
-    const results = (await pipeline.exec()) ?? [];
-    return results.map(([, value]) => (typeof value === 'string' ? value : ''));
+    // Not one pipeline object: on a cluster the messages live on different nodes.
+    const values = await Promise.all(ids.map((id) => this.#redis.hget(this.#keys.message(id), 'workflowId')));
+    return values.map((value) => value ?? '');
   }
 
   async inboxCount(mailboxId: string): Promise<number> {
@@ -353,5 +394,7 @@ function deserialise(fields: Record<string, string>): MessageRecord {
     acknowledgedAt: optionalDate(fields.acknowledgedAt),
     payloadPurgedAt: optionalDate(fields.payloadPurgedAt),
     inlinePayload: text('inline') === '1',
+    reportId: text('reportId'),
+    expiryPending: text('expiryPending') === '1',
   };
 }

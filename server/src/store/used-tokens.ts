@@ -1,13 +1,13 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.ts';
 import type { AuthToken } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
 
 /** Authorization tokens already used, kept as long as their timestamp could still be accepted. */
 export class UsedTokenStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }

@@ -1,5 +1,4 @@
 import { userInfo } from 'node:os';
-import { Redis } from 'ioredis';
 import { resolveBackends } from '../../../../server/src/backends.ts';
 import { loadBackendConfig } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
@@ -7,6 +6,7 @@ import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
+import { openRedis } from '../../../../server/src/store/redis-client.ts';
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
@@ -22,7 +22,7 @@ export interface AdminStores {
  */
 export async function withAdminStores<T>(action: (stores: AdminStores) => Promise<T>): Promise<T> {
   const config = await resolveBackends(loadBackendConfig());
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+  const redis = openRedis(config, { maxRetriesPerRequest: 2, lazyConnect: true });
   try {
     await redis.connect();
     const keys = redisKeys(config.redisPrefix);

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { resolveBackends } from '../../../../server/src/backends.ts';
 import { loadBackendConfig } from '../../../../server/src/config.ts';
 import { LIFECYCLE_QUEUE, queuePrefix } from '../../../../server/src/jobs/lifecycle-queue.ts';
+import { openRedis } from '../../../../server/src/store/redis-client.ts';
 
 const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
 
@@ -22,7 +22,7 @@ export function registerQueueCommands(admin: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { failed: string; json?: boolean }) => {
       const config = await resolveBackends(loadBackendConfig());
-      const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+      const connection = openRedis(config, { maxRetriesPerRequest: null });
       const queue = new Queue(LIFECYCLE_QUEUE, { connection, prefix: queuePrefix(config.redisPrefix) });
       try {
         const counts = await queue.getJobCounts(...STATES);

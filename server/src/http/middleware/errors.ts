@@ -44,6 +44,8 @@ function isUnavailable(thrown: unknown): boolean {
   if (!(thrown instanceof Error)) return false;
   const code = (thrown as NodeJS.ErrnoException).code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
-  // ioredis with offline queue disabled, or a connection that gave up retrying.
-  return /Connection is closed|Stream isn't writeable|MaxRetriesPerRequestError/i.test(thrown.message + thrown.name);
+  // ioredis with offline queue disabled, a connection that gave up retrying, or a cluster without a working node for the slot.
+  return /Connection is closed|Stream isn't writeable|MaxRetriesPerRequestError|ClusterAllFailedError|CLUSTERDOWN|slots cache|startup nodes/i.test(
+    thrown.message + thrown.name,
+  );
 }
