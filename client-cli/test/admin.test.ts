@@ -3,8 +3,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { Worker } from 'bullmq';
-import { LIFECYCLE_QUEUE, queuePrefix } from '../../server/src/jobs/lifecycle-queue.ts';
+import { pino } from 'pino';
+import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
@@ -132,38 +132,35 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   t.is((await admin('workflow', 'deny', 'NOSUCH9', 'X')).code, 1);
 });
 
-test('admin queues shows job counts per state and failed jobs with their reasons', async (t) => {
-  // A server without a worker: its jobs stay where the test puts them.
+test('admin queues shows the lifecycle checks scheduled and due, and failing ones with their reasons', async (t) => {
+  // A server without a worker: its schedule stays as the test leaves it.
   const idle = await startTestServer({ worker: false });
   try {
     const sender = await idle.createMailbox();
     const recipient = await idle.createMailbox();
-    const messageId = await sendMessage(idle, sender, recipient, 'queued');
-    await idle.connections.scheduler.queue.add('lifecycle', { messageId: 'BROKEN' }, { jobId: 'BROKEN', attempts: 1 });
-    // A worker whose every job fails, as one would while S3 is down.
-    const failed = new Promise<void>((resolve) => {
-      const worker = new Worker(
-        LIFECYCLE_QUEUE,
-        async () => {
-          throw new Error('S3 unreachable (test)');
-        },
-        { connection: idle.redis.duplicate({ maxRetriesPerRequest: null }), prefix: queuePrefix(idle.redisPrefix) },
-      );
-      worker.on('failed', () => void worker.close().then(() => worker.disconnect()).then(resolve));
-    });
-    await failed;
+    await sendMessage(idle, sender, recipient, 'queued');
+    await idle.connections.schedule.start('BROKEN', new Date());
+    // Its check runs while object storage fails, as it would in an S3 outage.
+    const failingStorage = Object.assign(Object.create(idle.services.payloads), { deleteMessage: () => Promise.reject(new Error('S3 unreachable (test)')) });
+    const services = { ...idle.services, payloads: failingStorage };
+    t.is(await runDueLifecycles(services, idle.connections.schedule, pino({ level: 'silent' })), 1);
 
     const env = { ...adminEnv, MESHBOX_REDIS_PREFIX: idle.redisPrefix };
     const shown = await runSubprocess(['admin', 'queues', '--json'], { env });
     t.is(shown.code, 0, shown.stderr);
     const [report] = JSON.parse(shown.stdout);
     t.is(report.queue, 'message-lifecycle');
-    t.is(report.counts.delayed, 1, `the lifecycle job of ${messageId} waits`);
-    t.is(report.counts.failed, 1);
-    t.like(report.failed[0], { messageId: 'BROKEN', reason: 'S3 unreachable (test)' });
+    t.like(report.counts, { scheduled: 2, failing: 1 }, 'the sent message waits for its next check; BROKEN is retried');
+    t.true(report.counts.due <= 1);
+    t.like(report.failing[0], { messageId: 'BROKEN', attempts: 1, reason: 'S3 unreachable (test)' });
     const text = await runSubprocess(['admin', 'queues'], { env });
-    t.regex(text.stdout, /message-lifecycle: waiting 0, active 0, delayed 1, completed 0, failed 1/);
-    t.regex(text.stdout, /failed BROKEN .*S3 unreachable/);
+    t.regex(text.stdout, /message-lifecycle: scheduled 2, due [01], failing 1/);
+    t.regex(text.stdout, /failing BROKEN after 1 attempts.*S3 unreachable/);
+
+    // Once the check succeeds, the failure is forgotten.
+    await idle.connections.schedule.start('BROKEN', new Date());
+    t.is(await runDueLifecycles(idle.services, idle.connections.schedule, pino({ level: 'silent' })), 1);
+    t.like(await idle.connections.schedule.counts(new Date()), { scheduled: 1, failing: 0 });
   } finally {
     await idle.close();
   }

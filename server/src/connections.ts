@@ -2,17 +2,17 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { S3Settings } from './config.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import type { Services } from './domain/services.ts';
-import { BullLifecycleScheduler, queuePrefix, startLifecycleWorker } from './jobs/lifecycle-queue.ts';
+import { type LifecycleWorker, queuePrefix, startLifecycleWorker, type WorkerTiming } from './jobs/lifecycle-worker.ts';
 import type { Metrics } from './metrics.ts';
 import { AuditLog } from './store/audit-log.ts';
 import { CertificateStore } from './store/certificates.ts';
 import { redisKeys } from './store/keys.ts';
+import { LifecycleSchedule } from './store/lifecycle-schedule.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
 import { PasswordCipher } from './store/password-cipher.ts';
@@ -25,9 +25,9 @@ export interface Connections {
   readonly services: Services;
   readonly redis: RedisClient;
   readonly s3: S3Client;
-  readonly scheduler: BullLifecycleScheduler;
+  readonly schedule: LifecycleSchedule;
   /** Runs lifecycle jobs in this process until close(). */
-  readonly startWorker: (logger: Logger, metrics?: Metrics) => void;
+  readonly startWorker: (logger: Logger, metrics?: Metrics, timing?: WorkerTiming) => Promise<void>;
   readonly close: () => Promise<void>;
 }
 
@@ -80,14 +80,10 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     s3.destroy();
     throw error;
   }
-  // BullMQ wants connections that wait for Redis rather than fail a command after retries.
-  const queueRedis = openRedis(settings, { maxRetriesPerRequest: null });
   // ioredis reconnects by itself; an outage is reported by /readyz and 503s, logged here once per error.
   const reportRedisError = (error: Error): void => logger?.warn({ err: error }, 'redis connection error');
   redis.on('error', reportRedisError);
-  queueRedis.on('error', reportRedisError);
-  const scheduler = new BullLifecycleScheduler(queueRedis, queuePrefix(settings.redisPrefix));
-  scheduler.queue.on('error', reportRedisError);
+  const schedule = new LifecycleSchedule(redis, keys);
   const services: Services = {
     mailboxes: new MailboxStore(redis, keys, new PasswordCipher(settings.secretKey)),
     messages: new MessageStore(redis, keys),
@@ -101,26 +97,25 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     now: () => new Date(),
     limits: settings.limits,
     periods: settings.periods,
-    lifecycle: scheduler,
+    lifecycle: schedule,
   };
-  const workers: { worker: Worker; connection: RedisClient }[] = [];
+  const workers: { worker: LifecycleWorker; connection: RedisClient }[] = [];
   return {
     services,
     redis,
     s3,
-    scheduler,
-    startWorker: (logger, metrics) => {
-      // A worker blocks its connection waiting for jobs, so it gets one of its own.
+    schedule,
+    startWorker: async (logger, metrics, timing) => {
+      // BullMQ wants a connection that waits for Redis rather than fails a command after retries.
       const connection = openRedis(settings, { maxRetriesPerRequest: null });
       connection.on('error', reportRedisError);
-      workers.push({ worker: startLifecycleWorker(services, connection, queuePrefix(settings.redisPrefix), logger, {}, metrics), connection });
+      const worker = await startLifecycleWorker(services, schedule, connection, queuePrefix(settings.redisPrefix), logger, timing, metrics);
+      workers.push({ worker, connection });
     },
     close: async () => {
       // Workers finish the jobs they are running before they stop.
       await Promise.all(workers.map(({ worker }) => worker.close()));
       for (const { connection } of workers) connection.disconnect();
-      await scheduler.close();
-      await queueRedis.quit().catch(() => queueRedis.disconnect());
       await redis.quit().catch(() => redis.disconnect());
       s3.destroy();
     },

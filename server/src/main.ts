@@ -5,7 +5,7 @@ import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { connect } from './connections.ts';
 import { createMeshServer, reloadRevocationList } from './https-server.ts';
-import { LIFECYCLE_QUEUE } from './jobs/lifecycle-queue.ts';
+import { LIFECYCLE_QUEUE } from './jobs/lifecycle-worker.ts';
 import { Metrics } from './metrics.ts';
 import { describeRedisTarget } from './store/redis-client.ts';
 
@@ -15,10 +15,10 @@ async function main(): Promise<void> {
   const config = await resolveBackends(loadConfig());
   const logger = pino({ level: config.logLevel });
   const connections = await connect(config, logger);
-  const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: () => connections.scheduler.counts() });
+  const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: async () => ({ ...(await connections.schedule.counts(new Date())) }) });
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
   const server = createMeshServer(app, config.tls, config.clientTimeouts);
-  if (config.role !== 'api') connections.startWorker(logger, metrics);
+  if (config.role !== 'api') await connections.startWorker(logger, metrics);
   const stopCrlReload = config.crlFile ? reloadRevocationList(server, config.tls, config.crlFile, logger, config.crlReloadMs) : () => {};
   server.listen(config.port, config.host);
   await once(server, 'listening');

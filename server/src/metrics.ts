@@ -46,7 +46,7 @@ export class Metrics {
     if (queue) {
       new Gauge({
         name: 'meshbox_queue_jobs',
-        help: 'Jobs in the queue, by state',
+        help: 'Messages in the lifecycle schedule: scheduled (all), due (now), failing (being retried)',
         labelNames: ['queue', 'state'],
         registers,
         async collect() {

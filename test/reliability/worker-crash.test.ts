@@ -1,15 +1,17 @@
 import test from 'ava';
-import { Worker } from 'bullmq';
 import { pino } from 'pino';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
-import { LIFECYCLE_QUEUE, queuePrefix, startLifecycleWorker } from '../../server/src/jobs/lifecycle-queue.ts';
+import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
+import { type Claim, SCHEDULE_SHARDS } from '../../server/src/store/lifecycle-schedule.ts';
 import { startTestServer } from '../support/harness.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
 
-test('a worker that dies mid-job (after its effect, before finishing) has the job retried elsewhere, taking effect once', async (t) => {
-  const server = await startTestServer({ worker: false, periods: { uploadExpiryMs: 50, inboxExpiryMs: 400 } });
-  const connection = () => server.redis.duplicate({ maxRetriesPerRequest: null });
-  const prefix = queuePrefix(server.redisPrefix);
+test('a worker that dies mid-check (after its effect, before setting the next check) has the check retried once its lease ends, taking effect once', async (t) => {
+  const inboxExpiryMs = 400;
+  const leaseMs = 1_000;
+  const server = await startTestServer({ worker: false, periods: { uploadExpiryMs: 50, inboxExpiryMs } });
+  const { schedule } = server.connections;
+  const silent = pino({ level: 'silent' });
   /** Every REPORT record linked to a message, wherever it is now (reports expire too). */
   const reportsAbout = async (messageId: string): Promise<number> => {
     let reports = 0;
@@ -24,41 +26,29 @@ test('a worker that dies mid-job (after its effect, before finishing) has the jo
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     const messageId = await sendMessage(server, lab, gp, 'nobody collects this');
+    const dueAt = Date.now() + inboxExpiryMs + 100;
+    // Its first check (at the upload expiry) finds it accepted and sets the expiry check.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.is(await runDueLifecycles(server.services, schedule, silent, { leaseMs }), 1);
+    await new Promise((resolve) => setTimeout(resolve, dueAt - Date.now()));
 
-    // The doomed worker expires the message (report sent), then never completes the job.
-    let effects = 0;
-    const doomed = new Worker(
-      LIFECYCLE_QUEUE,
-      async (job) => {
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, 450 - (Date.now() - job.timestamp))));
-        await advanceLifecycle(server.services, job.data.messageId);
-        effects++;
-        await new Promise(() => {});
-      },
-      { connection: connection(), prefix, lockDuration: 1_000, stalledInterval: 500 },
-    );
-    while (effects === 0) await new Promise((resolve) => setTimeout(resolve, 50));
-    await doomed.close(true);
-    await doomed.disconnect();
+    // The doomed worker claims the expiry check and carries it out (report sent), then dies.
+    const claims: Claim[] = [];
+    for (let shard = 0; shard < SCHEDULE_SHARDS; shard++) claims.push(...(await schedule.claimDue(shard, new Date(), leaseMs, 10)));
+    const doomed = claims.filter((claim) => claim.messageId === messageId);
+    t.is(doomed.length, 1, 'the expiry check was due');
+    await advanceLifecycle(server.services, messageId);
+    t.is(await reportsAbout(messageId), 1);
 
-    const survivor = startLifecycleWorker(server.services, connection(), prefix, pino({ level: 'silent' }), {
-      lockDurationMs: 1_000,
-      stalledIntervalMs: 500,
-    });
-    try {
-      let state = '';
-      for (let attempt = 0; attempt < 100 && state !== 'delayed'; attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        state = (await server.connections.scheduler.queue.getJob(messageId).then((job) => job?.getState())) ?? '';
-      }
-      t.is(state, 'delayed', 'the stalled job was picked up again and moved on to its next step');
-      const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
-      t.is(tracking.json().status, 'undeliverable');
-      t.deepEqual(await reportsAbout(messageId), 1, 'exactly one non-delivery report');
-    } finally {
-      await survivor.close();
-      await survivor.disconnect();
-    }
+    t.is(await runDueLifecycles(server.services, schedule, silent, { leaseMs }), 0, 'nobody else takes it while the lease lasts');
+    await new Promise((resolve) => setTimeout(resolve, leaseMs + 50));
+    t.true((await runDueLifecycles(server.services, schedule, silent, { leaseMs })) >= 1, 'after the lease it is taken again');
+
+    const next = await schedule.nextCheck(messageId);
+    t.true(next !== undefined && next.getTime() > Date.now() + leaseMs, `moved on to its next step (${next?.toISOString()})`);
+    const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+    t.is(tracking.json().status, 'undeliverable');
+    t.is(await reportsAbout(messageId), 1, 'exactly one non-delivery report');
   } finally {
     await server.close();
   }

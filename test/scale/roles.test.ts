@@ -75,7 +75,7 @@ async function twoApisAndTwoWorkers(t: ExecutionContext, redis: RedisTarget | un
     const metricsOf = async (server: ServerProcess) => (await rawRequest(server, { path: '/metrics', clientCertificate: lab })).body.toString();
     const apiMetrics = await metricsOf(apiA);
     t.regex(apiMetrics, /meshbox_http_requests_total\{route="\/messageexchange\/:mailbox\/outbox",method="POST",status="202"\} \d+/);
-    t.regex(apiMetrics, /meshbox_queue_jobs\{queue="message-lifecycle",state="delayed"\} \d+/);
+    t.regex(apiMetrics, /meshbox_queue_jobs\{queue="message-lifecycle",state="scheduled"\} \d+/);
     t.notRegex(apiMetrics, /meshbox_job_duration_seconds_count\{/, 'API processes run no jobs');
     const workerRuns = await Promise.all(
       processes.slice(2).map(async (worker) => Number(/meshbox_job_duration_seconds_count\{queue="message-lifecycle"\} (\d+)/.exec(await metricsOf(worker))?.[1] ?? 0)),

@@ -110,7 +110,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     maxRequestsPerSecond: options.maxRequestsPerSecond ?? DEFAULT_RATE_LIMIT,
   }, logger);
   const { services } = connections;
-  if (options.worker !== false) connections.startWorker(logger);
+  // Sweeps more often than in production, so tests see lifecycle steps soon after they are due.
+  if (options.worker !== false) await connections.startWorker(logger, undefined, { sweepEveryMs: 200 });
   const server: Server = createMeshServer(createApp(services, logger), {
     cert: pki.server.certPem,
     key: pki.server.keyPem,

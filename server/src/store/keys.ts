@@ -6,10 +6,11 @@
  * key carries a hash tag (`{…}`) naming what it belongs to, and every atomic step touches
  * keys of one tag only:
  * - `{directory}`: mailboxes and their lookup indexes (small, read-mostly, changed together);
- * - `{<message id>}`: a message's record, chunk sizes, inline payload and id reservation;
+ * - `{<message id>}`: a message's record (with its chunk sizes and a small payload) and its id reservation;
  * - `{<mailbox id>}`: a mailbox's inbox and inbox counter, local-id index, request counters,
  *   used tokens and certificates.
- * The audit log and the revocation list are one key each.
+ * - `{schedule-<n>}`: one shard of the lifecycle schedule.
+ * The audit log, the revocation list and the lifecycle failures are one key each.
  */
 export interface RedisKeys {
   readonly mailbox: (mailboxId: string) => string;
@@ -18,9 +19,7 @@ export interface RedisKeys {
   readonly odsMailboxes: (odsCode: string) => string;
   readonly workflowReceivers: (workflowId: string) => string;
   readonly message: (messageId: string) => string;
-  readonly messageChunks: (messageId: string) => string;
   readonly messageIdReservation: (messageId: string) => string;
-  readonly inlinePayload: (messageId: string) => string;
   readonly inbox: (mailboxId: string) => string;
   readonly inboxSequence: (mailboxId: string) => string;
   readonly localIds: (mailboxId: string, localId: string) => string;
@@ -29,6 +28,8 @@ export interface RedisKeys {
   readonly revokedCertificates: string;
   readonly requestCount: (mailboxId: string, second: number) => string;
   readonly usedToken: (mailboxId: string, nonce: string, nonceCount: string) => string;
+  readonly lifecycleSchedule: (shard: number) => string;
+  readonly lifecycleFailures: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -40,9 +41,7 @@ export function redisKeys(prefix: string): RedisKeys {
     odsMailboxes: (odsCode) => `${directory}ods-mailboxes:${odsCode.toUpperCase()}`,
     workflowReceivers: (workflowId) => `${directory}workflow-receivers:${workflowId}`,
     message: (messageId) => `${prefix}message:{${messageId}}`,
-    messageChunks: (messageId) => `${prefix}message-chunks:{${messageId}}`,
     messageIdReservation: (messageId) => `${prefix}message-id-reservation:{${messageId}}`,
-    inlinePayload: (messageId) => `${prefix}inline-payload:{${messageId}}`,
     inbox: (mailboxId) => `${prefix}inbox:{${mailboxId}}`,
     inboxSequence: (mailboxId) => `${prefix}inbox-sequence:{${mailboxId}}`,
     // Local ids are free text chosen by the sender; hashing is not needed as Redis keys are binary-safe.
@@ -52,5 +51,7 @@ export function redisKeys(prefix: string): RedisKeys {
     revokedCertificates: `${prefix}revoked-certificates`,
     requestCount: (mailboxId, second) => `${prefix}request-count:{${mailboxId}}:${second}`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:{${mailboxId}}:${nonce}:${nonceCount}`,
+    lifecycleSchedule: (shard) => `${prefix}lifecycle-schedule:{schedule-${shard}}`,
+    lifecycleFailures: `${prefix}lifecycle-failures`,
   };
 }

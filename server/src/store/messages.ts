@@ -135,25 +135,23 @@ export class MessageStore {
     const keys = this.#keys;
     const inlinePayload = firstChunk?.inlinePayload;
     const fields: Record<string, string> = {
-      id,
       ...serialiseMetadata(metadata),
       status: 'uploading',
-      statusCode: status.code,
-      statusEvent: status.event,
-      statusDescription: status.description,
-      statusSuccess: status.success ? '1' : '0',
+      // Most messages never leave the accepted status detail: it is what an absent one means.
+      ...(status === ACCEPTED_STATUS
+        ? {}
+        : { statusCode: status.code, statusEvent: status.event, statusDescription: status.description, statusSuccess: status.success ? '1' : '0' }),
       createdAt: String(now.getTime()),
       statusAt: String(now.getTime()),
-      inline: inlinePayload ? '1' : '0',
+      inline: inlinePayload ? '1' : '',
     };
     const [outcome] = await Promise.all([
       createMessageScript.run(
         this.#redis,
-        [keys.message(id), keys.messageChunks(id), keys.inlinePayload(id), keys.messageIdReservation(id)],
+        [keys.message(id), keys.messageIdReservation(id)],
         [
           firstChunk ? firstChunk.size : '',
           now.getTime(),
-          inlinePayload ? '1' : '',
           inlinePayload ?? '',
           // Empty fields read back as '' anyway; not storing them keeps each record small.
           ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
@@ -185,7 +183,7 @@ export class MessageStore {
     const keys = this.#keys;
     const outcome = (await storeChunkScript.run(
       this.#redis,
-      [keys.message(message.id), keys.messageChunks(message.id)],
+      [keys.message(message.id)],
       [sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding, maxMessageBytes],
     )) as StoreChunkOutcome;
     if (outcome === 'accepted') await this.deliver(message.id, message.recipient);
@@ -193,15 +191,18 @@ export class MessageStore {
   }
 
   async get(id: string): Promise<MessageRecord | undefined> {
-    const fields = await this.#redis.hgetall(this.#keys.message(id));
-    return fields.id ? deserialise(fields) : undefined;
+    // Named fields only: not the chunk sizes, nor an inline payload.
+    const values = await this.#redis.hmget(this.#keys.message(id), ...RECORD_FIELDS);
+    if (values[0] === null) return undefined;
+    return deserialise(id, Object.fromEntries(RECORD_FIELDS.map((field, i) => [field, values[i] ?? ''])));
   }
 
   /** Chunks stored so far with their sizes in bytes (as stored), by ascending number. */
   async storedChunks(id: string): Promise<readonly StoredChunkSize[]> {
-    const sizes = await this.#redis.hgetall(this.#keys.messageChunks(id));
-    return Object.entries(sizes)
-      .map(([number, size]) => ({ number: Number(number), size: Number(size) }))
+    const fields = await this.#redis.hgetall(this.#keys.message(id));
+    return Object.entries(fields)
+      .filter(([field]) => field.startsWith(CHUNK_FIELD_PREFIX))
+      .map(([field, size]) => ({ number: Number(field.slice(CHUNK_FIELD_PREFIX.length)), size: Number(size) }))
       .sort((a, b) => a.number - b.number);
   }
 
@@ -282,16 +283,16 @@ export class MessageStore {
       message.localId && message.sender ? this.#redis.srem(keys.localIds(message.sender, message.localId), message.id) : undefined,
       this.#redis.zrem(keys.inbox(message.recipient), message.id),
     ]);
-    await this.#redis.del(keys.message(message.id), keys.messageChunks(message.id), keys.inlinePayload(message.id));
+    await this.#redis.del(keys.message(message.id));
   }
 
   /** The payload of a small message stored with its record; undefined when there is none. */
   async inlinePayload(id: string): Promise<Buffer | undefined> {
-    return (await this.#redis.getBuffer(this.#keys.inlinePayload(id))) ?? undefined;
+    return (await this.#redis.hgetBuffer(this.#keys.message(id), INLINE_PAYLOAD_FIELD)) ?? undefined;
   }
 
   async deleteInlinePayload(id: string): Promise<void> {
-    await this.#redis.del(this.#keys.inlinePayload(id));
+    await this.#redis.hdel(this.#keys.message(id), INLINE_PAYLOAD_FIELD);
   }
 
   /** Accepted messages in the inbox, oldest first, from after position `after`. */
@@ -337,6 +338,16 @@ export class MessageStore {
   }
 }
 
+/** Besides these, a record holds its chunk sizes (`chunk:<n>`) and a small message's payload. */
+const RECORD_FIELDS = [
+  'type', 'sender', 'recipient', 'workflowId', 'subject', 'localId', 'partnerId', 'fileName', 'checksum', 'contentType',
+  'compressed', 'encrypted', 'contentEncoding', 'totalChunks', 'linkedMessageId', 'status', 'statusCode', 'statusEvent',
+  'statusDescription', 'statusSuccess', 'size', 'createdAt', 'statusAt', 'acceptedAt', 'acknowledgedAt', 'payloadPurgedAt',
+  'inline', 'reportId', 'expiryPending',
+] as const;
+const CHUNK_FIELD_PREFIX = 'chunk:';
+const INLINE_PAYLOAD_FIELD = 'payload';
+
 function serialiseMetadata(metadata: MessageMetadata): Record<string, string> {
   return {
     type: metadata.type,
@@ -349,8 +360,8 @@ function serialiseMetadata(metadata: MessageMetadata): Record<string, string> {
     fileName: metadata.fileName,
     checksum: metadata.checksum,
     contentType: metadata.contentType,
-    compressed: metadata.compressed ? '1' : '0',
-    encrypted: metadata.encrypted ? '1' : '0',
+    compressed: metadata.compressed ? '1' : '',
+    encrypted: metadata.encrypted ? '1' : '',
     contentEncoding: metadata.contentEncoding,
     totalChunks: String(metadata.totalChunks),
     linkedMessageId: metadata.linkedMessageId,
@@ -361,10 +372,10 @@ function optionalDate(value: string | undefined): Date | undefined {
   return value ? new Date(Number(value)) : undefined;
 }
 
-function deserialise(fields: Record<string, string>): MessageRecord {
+function deserialise(id: string, fields: Record<string, string>): MessageRecord {
   const text = (name: string): string => fields[name] ?? '';
   return {
-    id: text('id'),
+    id,
     type: text('type') as MessageType,
     sender: text('sender'),
     recipient: text('recipient'),
@@ -381,12 +392,9 @@ function deserialise(fields: Record<string, string>): MessageRecord {
     totalChunks: Number(text('totalChunks')),
     linkedMessageId: text('linkedMessageId'),
     status: text('status') as MessageStatus,
-    statusDetail: {
-      code: text('statusCode'),
-      event: text('statusEvent'),
-      description: text('statusDescription'),
-      success: text('statusSuccess') === '1',
-    },
+    statusDetail: fields.statusCode
+      ? { code: text('statusCode'), event: text('statusEvent'), description: text('statusDescription'), success: text('statusSuccess') === '1' }
+      : ACCEPTED_STATUS,
     size: Number(text('size') || '0'),
     createdAt: new Date(Number(text('createdAt'))),
     statusAt: new Date(Number(text('statusAt'))),

@@ -4,6 +4,7 @@ import { loadBackendConfig } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
 import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
+import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedule.ts';
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
 import { openRedis } from '../../../../server/src/store/redis-client.ts';
@@ -12,6 +13,7 @@ export interface AdminStores {
   readonly mailboxes: MailboxStore;
   readonly auditLog: AuditLog;
   readonly certificates: CertificateStore;
+  readonly schedule: LifecycleSchedule;
   /** Adds an admin action to the audit log, with the operating-system user as the actor. */
   readonly audit: (action: string, subject: string, detail?: string) => Promise<void>;
 }
@@ -32,6 +34,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
       mailboxes: new MailboxStore(redis, keys, new PasswordCipher(config.secretKey)),
       auditLog,
       certificates: new CertificateStore(redis, keys),
+      schedule: new LifecycleSchedule(redis, keys),
       audit: (auditAction, subject, detail) => auditLog.record({ action: `admin.${auditAction}`, actor, subject, ...(detail ? { detail } : {}) }),
     });
   } finally {

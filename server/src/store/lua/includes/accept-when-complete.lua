@@ -1,20 +1,12 @@
--- Moves an uploading message to accepted once every chunk 1..N is stored. Returns the
--- message status after the check. Putting it into the recipient's inbox is the next step
+-- Moves an uploading message to accepted once all its chunks are stored. Returns the message
+-- status after the check. Putting it into the recipient's inbox is the next step
 -- (deliver.lua): the inbox lives in the recipient's hash slot.
--- message_key: message hash; chunks_key: hash chunk number -> size.
-local function accept_when_complete(message_key, chunks_key, now_ms)
-  local total = tonumber(redis.call('HGET', message_key, 'totalChunks'))
-  if redis.call('HLEN', chunks_key) < total then
+-- message_key: message hash, which counts its stored chunks and their bytes.
+local function accept_when_complete(message_key, now_ms)
+  local fields = redis.call('HMGET', message_key, 'totalChunks', 'storedChunks', 'storedBytes')
+  if tonumber(fields[2] or '0') < tonumber(fields[1]) then
     return 'uploading'
   end
-  local size = 0
-  for n = 1, total do
-    local chunk_size = redis.call('HGET', chunks_key, tostring(n))
-    if not chunk_size then
-      return 'uploading'
-    end
-    size = size + tonumber(chunk_size)
-  end
-  redis.call('HSET', message_key, 'status', 'accepted', 'size', size, 'acceptedAt', now_ms, 'statusAt', now_ms)
+  redis.call('HSET', message_key, 'status', 'accepted', 'size', fields[3] or '0', 'acceptedAt', now_ms, 'statusAt', now_ms)
   return 'accepted'
 end

@@ -1,0 +1,121 @@
+import { Queue, Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import { advanceLifecycle } from '../domain/lifecycle.ts';
+import type { Services } from '../domain/services.ts';
+import type { Metrics } from '../metrics.ts';
+import { type Claim, type LifecycleSchedule, SCHEDULE_SHARDS } from '../store/lifecycle-schedule.ts';
+import type { RedisClient } from '../store/redis-client.ts';
+
+export const LIFECYCLE_QUEUE = 'message-lifecycle';
+
+/**
+ * BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay
+ * apart, and one hash tag, as BullMQ's scripts touch several keys of a queue at once (Cluster).
+ */
+export function queuePrefix(redisPrefix: string): string {
+  return `{${redisPrefix}queues}`;
+}
+
+export interface WorkerTiming {
+  /** How often a sweep looks for due lifecycle checks. */
+  readonly sweepEveryMs?: number;
+  /** How long a claimed check is held before another worker may take it (a worker that died). */
+  readonly leaseMs?: number;
+}
+
+const DEFAULT_SWEEP_EVERY_MS = 1_000;
+const DEFAULT_LEASE_MS = 5 * 60_000;
+/** Checks run at once by one sweep: each may delete many objects from S3. */
+const BATCH = 32;
+/** A sweep hands over to the next after this, so a backlog does not hold one job for ever. */
+const SWEEP_BUDGET_MS = 10_000;
+const MAX_BACKOFF_MS = 60 * 60_000;
+
+export function retryBackoffMs(attempts: number): number {
+  return Math.min(1_000 * 2 ** (attempts - 1), MAX_BACKOFF_MS);
+}
+
+/**
+ * Runs every lifecycle check that is due: claims a batch from each schedule shard, carries out
+ * each message's due steps and sets its next check. A failed check is retried with a growing
+ * backoff, never dropped: a message's expiry or purge must happen eventually.
+ */
+export async function runDueLifecycles(
+  services: Services,
+  schedule: LifecycleSchedule,
+  logger: Logger,
+  options: { readonly leaseMs?: number; readonly metrics?: Metrics | undefined } = {},
+): Promise<number> {
+  const started = Date.now();
+  let checked = 0;
+  for (let shard = 0; shard < SCHEDULE_SHARDS; shard++) {
+    for (;;) {
+      const claims = await schedule.claimDue(shard, services.now(), options.leaseMs ?? DEFAULT_LEASE_MS, BATCH);
+      await Promise.all(claims.map((claim) => runClaim(services, schedule, claim, logger, options.metrics)));
+      checked += claims.length;
+      if (Date.now() - started > SWEEP_BUDGET_MS) return checked;
+      if (claims.length < BATCH) break;
+    }
+  }
+  return checked;
+}
+
+async function runClaim(services: Services, schedule: LifecycleSchedule, claim: Claim, logger: Logger, metrics: Metrics | undefined): Promise<void> {
+  const started = performance.now();
+  try {
+    const next = await advanceLifecycle(services, claim.messageId);
+    await schedule.release(claim, next);
+  } catch (error) {
+    metrics?.jobFailures.inc({ queue: LIFECYCLE_QUEUE });
+    const reason = error instanceof Error ? error.message : String(error);
+    try {
+      const failure = await schedule.releaseFailed(claim, reason, services.now(), retryBackoffMs);
+      logger.error({ err: error, messageId: claim.messageId, attempts: failure.attempts }, 'lifecycle check failed; will retry');
+    } catch {
+      // Redis is away too: the lease ends and the check comes due again by itself.
+      logger.error({ err: error, messageId: claim.messageId }, 'lifecycle check failed; retried when its lease ends');
+    }
+  } finally {
+    metrics?.jobDuration.observe({ queue: LIFECYCLE_QUEUE }, (performance.now() - started) / 1000);
+  }
+}
+
+export interface LifecycleWorker {
+  readonly close: () => Promise<void>;
+}
+
+/**
+ * Runs lifecycle sweeps as BullMQ jobs: a job scheduler adds one every sweep interval, and any
+ * number of worker processes take them (claims keep two sweeps from running one check at once).
+ */
+export async function startLifecycleWorker(
+  services: Services,
+  schedule: LifecycleSchedule,
+  connection: RedisClient,
+  prefix: string,
+  logger: Logger,
+  timing: WorkerTiming = {},
+  metrics?: Metrics,
+): Promise<LifecycleWorker> {
+  const queue = new Queue(LIFECYCLE_QUEUE, { connection, prefix });
+  queue.on('error', (error) => logger.error({ err: error }, 'lifecycle queue error'));
+  await queue.upsertJobScheduler(
+    'sweep',
+    { every: timing.sweepEveryMs ?? DEFAULT_SWEEP_EVERY_MS },
+    { name: 'sweep', opts: { removeOnComplete: true, removeOnFail: 100 } },
+  );
+  const worker = new Worker(LIFECYCLE_QUEUE, () => runDueLifecycles(services, schedule, logger, { leaseMs: timing.leaseMs, metrics }), {
+    connection,
+    prefix,
+    concurrency: 1,
+  });
+  worker.on('failed', (job, error) => logger.error({ err: error, job: job?.id }, 'lifecycle sweep failed'));
+  worker.on('error', (error) => logger.error({ err: error }, 'lifecycle worker error'));
+  return {
+    close: async () => {
+      // A running sweep finishes its batch first.
+      await worker.close();
+      await queue.close();
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import { crc32 } from 'node:zlib';
+import type { RedisKeys } from './keys.ts';
+import { LuaScript } from './lua-script.ts';
+import type { RedisClient } from './redis-client.ts';
+
+const claimDueScript = new LuaScript('claim-due');
+const rescheduleScript = new LuaScript('reschedule');
+
+/** Enough to spread the schedule over a cluster's masters; each shard is scanned on every sweep. */
+export const SCHEDULE_SHARDS = 16;
+
+export interface Claim {
+  readonly messageId: string;
+  readonly leaseEnd: number;
+}
+
+export interface ScheduleCounts {
+  /** Messages whose life is not over (each has a next check). */
+  readonly scheduled: number;
+  /** Of those, the ones whose check is due now. */
+  readonly due: number;
+  /** Messages whose last check failed and is being retried. */
+  readonly failing: number;
+}
+
+export interface LifecycleFailure {
+  readonly messageId: string;
+  readonly attempts: number;
+  readonly reason: string;
+  readonly failedAt: string;
+}
+
+/**
+ * When each message's life is next looked at: one sorted-set entry per message (a few dozen
+ * bytes), sharded so a cluster spreads them. Workers claim what is due with a lease.
+ */
+export class LifecycleSchedule {
+  readonly #redis: RedisClient;
+  readonly #keys: RedisKeys;
+
+  constructor(redis: RedisClient, keys: RedisKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
+
+  #shardKey(messageId: string): string {
+    return this.#keys.lifecycleSchedule(crc32(messageId) % SCHEDULE_SHARDS);
+  }
+
+  /** The first check of a new message id. */
+  async start(messageId: string, at: Date): Promise<void> {
+    await this.#redis.zadd(this.#shardKey(messageId), at.getTime(), messageId);
+  }
+
+  /** Makes sure the next check comes no later than `at` (an earlier one stays). */
+  async schedule(messageId: string, at: Date): Promise<void> {
+    await this.#redis.zadd(this.#shardKey(messageId), 'LT', at.getTime(), messageId);
+  }
+
+  /** When the message is next looked at; undefined when its life is over. */
+  async nextCheck(messageId: string): Promise<Date | undefined> {
+    const score = await this.#redis.zscore(this.#shardKey(messageId), messageId);
+    return score === null ? undefined : new Date(Number(score));
+  }
+
+  async claimDue(shard: number, now: Date, leaseMs: number, limit: number): Promise<Claim[]> {
+    const leaseEnd = now.getTime() + leaseMs;
+    const ids = (await claimDueScript.run(this.#redis, [this.#keys.lifecycleSchedule(shard)], [now.getTime(), leaseEnd, limit])) as string[];
+    return ids.map((messageId) => ({ messageId, leaseEnd }));
+  }
+
+  /** After a claim's steps: the next check (undefined: none, the message's life is over). */
+  async release(claim: Claim, next: Date | undefined): Promise<void> {
+    await rescheduleScript.run(this.#redis, [this.#shardKey(claim.messageId)], [claim.messageId, claim.leaseEnd, next ? next.getTime() : '']);
+    await this.#redis.hdel(this.#keys.lifecycleFailures, claim.messageId);
+  }
+
+  /** After a claim's steps failed: retried after a backoff that grows with the attempts; the failure is kept for `admin queues`. */
+  async releaseFailed(claim: Claim, reason: string, now: Date, backoffMs: (attempts: number) => number): Promise<LifecycleFailure> {
+    const previous = await this.failure(claim.messageId);
+    const attempts = (previous?.attempts ?? 0) + 1;
+    const retryAt = now.getTime() + backoffMs(attempts);
+    await rescheduleScript.run(this.#redis, [this.#shardKey(claim.messageId)], [claim.messageId, claim.leaseEnd, retryAt]);
+    const failure: LifecycleFailure = { messageId: claim.messageId, attempts, reason, failedAt: now.toISOString() };
+    await this.#redis.hset(this.#keys.lifecycleFailures, claim.messageId, JSON.stringify(failure));
+    return failure;
+  }
+
+  async failure(messageId: string): Promise<LifecycleFailure | undefined> {
+    const stored = await this.#redis.hget(this.#keys.lifecycleFailures, messageId);
+    return stored ? (JSON.parse(stored) as LifecycleFailure) : undefined;
+  }
+
+  /** Up to `limit` of the failing messages (any order). */
+  async failures(limit: number): Promise<LifecycleFailure[]> {
+    const [, entries] = await this.#redis.hscan(this.#keys.lifecycleFailures, 0, 'COUNT', Math.max(limit, 10));
+    const failures: LifecycleFailure[] = [];
+    for (let i = 1; i < entries.length && failures.length < limit; i += 2) failures.push(JSON.parse(entries[i]!) as LifecycleFailure);
+    return failures;
+  }
+
+  async counts(now: Date): Promise<ScheduleCounts> {
+    const shards = Array.from({ length: SCHEDULE_SHARDS }, (_, shard) => this.#keys.lifecycleSchedule(shard));
+    const [scheduled, due, failing] = await Promise.all([
+      Promise.all(shards.map((key) => this.#redis.zcard(key))),
+      Promise.all(shards.map((key) => this.#redis.zcount(key, '-inf', now.getTime()))),
+      this.#redis.hlen(this.#keys.lifecycleFailures),
+    ]);
+    const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0);
+    return { scheduled: sum(scheduled), due: sum(due), failing };
+  }
+}

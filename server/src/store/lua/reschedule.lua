@@ -1,0 +1,16 @@
+-- Sets a claimed message's next check once its due steps are done ('' when its life is over).
+-- Had someone asked for an earlier check meanwhile (the lease changed: the message changed
+-- while its steps ran), the earlier of the two times stands.
+-- KEYS[1] schedule shard
+-- ARGV[1] message id, ARGV[2] the claim's lease end (ms), ARGV[3] next check (ms) or ''
+local current = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if tonumber(current) == tonumber(ARGV[2]) then
+  if ARGV[3] == '' then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+  else
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  end
+elseif ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[1], 'LT', ARGV[3], ARGV[1])
+end
+return 1
