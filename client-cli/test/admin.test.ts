@@ -158,7 +158,7 @@ test('admin queues shows the lifecycle checks scheduled and due, and failing one
     t.regex(text.stdout, /failing BROKEN after 1 attempts.*S3 unreachable/);
 
     // Once the check succeeds, the failure is forgotten.
-    await idle.connections.schedule.start('BROKEN', new Date());
+    await idle.connections.schedule.schedule('BROKEN', new Date());
     t.is(await runDueLifecycles(idle.services, idle.connections.schedule, pino({ level: 'silent' })), 1);
     t.like(await idle.connections.schedule.counts(new Date()), { scheduled: 1, failing: 0 });
   } finally {

@@ -18,3 +18,13 @@ test('another secret cannot read them, and tampering is detected', (t) => {
   t.throws(() => new PasswordCipher('server secret').decrypt(tampered));
   t.throws(() => new PasswordCipher('server secret').decrypt('plain text'), { message: /not encrypted/ });
 });
+
+test('a remembered decryption never vouches for another stored value: tampering is still caught', (t) => {
+  const cipher = new PasswordCipher('server secret');
+  const stored = cipher.encrypt('pa55word');
+  t.is(cipher.decrypt(stored), 'pa55word');
+  t.is(cipher.decrypt(stored), 'pa55word');
+  const bytes = Buffer.from(stored.slice(3), 'base64');
+  bytes[bytes.length - 1]! ^= 1;
+  t.throws(() => cipher.decrypt(`v1:${bytes.toString('base64')}`));
+});

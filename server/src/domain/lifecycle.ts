@@ -1,6 +1,6 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import type { MessageRecord } from '../store/messages.ts';
-import { reserveUniqueMessageId } from './message-ids.ts';
+import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
 /** How long each stage of a message's life may last; all configurable. */
@@ -17,7 +17,7 @@ export interface RetentionPeriods {
 
 /** Runs a message's next lifecycle check at a given time (a delayed job per message). */
 export interface LifecycleScheduler {
-  /** For a new message id: one cheap call on the send path. */
+  /** For a new message id: one cheap call on the send path. Leaves an existing schedule alone. */
   start(messageId: string, at: Date): Promise<void>;
   /** Moves an existing message's next check to `at` (or starts one). */
   schedule(messageId: string, at: Date): Promise<void>;
@@ -90,9 +90,8 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         await purgePayload(services, messageId, now);
         break;
       case 'expire': {
-        const reportId = await reserveUniqueMessageId(services);
         // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.
-        await services.lifecycle.start(reportId, at(now, services.periods.inboxExpiryMs));
+        const reportId = await reserveMessageId(services, at(now, services.periods.inboxExpiryMs));
         await services.messages.expire(message, reportId, undeliveredDescription(services.periods.inboxExpiryMs), now);
         break;
       }

@@ -2,13 +2,16 @@ import { newMessageId } from '../../../shared/src/protocol/index.ts';
 import type { Services } from './services.ts';
 
 /**
- * A fresh message id, reserved before anything is stored under it. Ids carry 44 random bits
- * per second; at Spine's peak a clash is rare but not impossible, and it would overwrite
- * another message's payload, so each id is claimed first.
+ * A fresh message id, reserved before anything is stored under it, with its first lifecycle
+ * check scheduled at `firstCheckAt` so no crash can leave a message without one. Ids carry
+ * 44 random bits per second; at Spine's peak a clash is rare but not impossible, and it would
+ * overwrite another message's payload, so each id is claimed first. The claim and the schedule
+ * go together (one round trip): scheduling leaves an existing entry alone, so a clash harms nobody.
  */
-export async function reserveUniqueMessageId(services: Services): Promise<string> {
+export async function reserveMessageId(services: Services, firstCheckAt: Date): Promise<string> {
   for (;;) {
     const messageId = newMessageId(services.now());
-    if (await services.messages.reserveId(messageId)) return messageId;
+    const [reserved] = await Promise.all([services.messages.reserveId(messageId), services.lifecycle.start(messageId, firstCheckAt)]);
+    if (reserved) return messageId;
   }
 }

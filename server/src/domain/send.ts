@@ -4,7 +4,7 @@ import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
 import { SendRejectedError } from './errors.ts';
-import { reserveUniqueMessageId } from './message-ids.ts';
+import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
 export interface ChunkBody {
@@ -42,9 +42,7 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
       detail: `at most ${services.limits.maxChunks} chunks per message`,
     });
   }
-  const messageId = await reserveUniqueMessageId(services);
-  // Scheduled before anything is stored, so no crash can leave a message without its lifecycle.
-  await services.lifecycle.start(messageId, new Date(services.now().getTime() + services.periods.uploadExpiryMs));
+  const messageId = await reserveMessageId(services, new Date(services.now().getTime() + services.periods.uploadExpiryMs));
   const inline = fitsInline(services, request.metadata.totalChunks, request.body) ? await readSmallBody(request.body) : undefined;
   const size = inline ? inline.length : await storeChunk(services, messageId, 1, request.body);
   const metadata: MessageMetadata = {

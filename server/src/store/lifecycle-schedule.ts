@@ -47,9 +47,9 @@ export class LifecycleSchedule {
     return this.#keys.lifecycleSchedule(crc32(messageId) % SCHEDULE_SHARDS);
   }
 
-  /** The first check of a new message id. */
+  /** The first check of a new message id; an id already scheduled (a clash) keeps its own. */
   async start(messageId: string, at: Date): Promise<void> {
-    await this.#redis.zadd(this.#shardKey(messageId), at.getTime(), messageId);
+    await this.#redis.zadd(this.#shardKey(messageId), 'NX', at.getTime(), messageId);
   }
 
   /** Makes sure the next check comes no later than `at` (an earlier one stays). */

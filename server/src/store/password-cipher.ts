@@ -1,6 +1,8 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
 const VERSION = 'v1:';
+/** More than England's MESH mailboxes; beyond it the oldest entry goes. */
+const DECRYPTED_CACHE_SIZE = 50_000;
 
 /**
  * Mailbox passwords at rest. The NHSMESH token is an HMAC over the password, so the server
@@ -10,6 +12,12 @@ const VERSION = 'v1:';
  */
 export class PasswordCipher {
   readonly #key: Buffer;
+  /**
+   * Every request decrypts its mailbox's password to check the token; remembering the result
+   * per stored value saves a cipher setup on each. The server holds the key that decrypts them
+   * anyway, and a changed password is a new stored value (fresh IV), so nothing goes stale.
+   */
+  readonly #decrypted = new Map<string, string>();
 
   constructor(secret: string) {
     this.#key = Buffer.from(hkdfSync('sha256', secret, 'meshbox', 'mailbox passwords', 32));
@@ -24,6 +32,15 @@ export class PasswordCipher {
 
   /** Throws when the value was not encrypted with this secret (a wrong MESHBOX_SECRET_KEY). */
   decrypt(stored: string): string {
+    const known = this.#decrypted.get(stored);
+    if (known !== undefined) return known;
+    const password = this.#decryptAfresh(stored);
+    if (this.#decrypted.size >= DECRYPTED_CACHE_SIZE) this.#decrypted.delete(this.#decrypted.keys().next().value!);
+    this.#decrypted.set(stored, password);
+    return password;
+  }
+
+  #decryptAfresh(stored: string): string {
     if (!stored.startsWith(VERSION)) throw new Error('mailbox password is not encrypted in a known format');
     const data = Buffer.from(stored.slice(VERSION.length), 'base64');
     const decipher = createDecipheriv('aes-256-gcm', this.#key, data.subarray(0, 12));
