@@ -174,7 +174,8 @@ export async function startServerProcess(
 
 async function waitForPort(port: number, child: ChildProcess): Promise<boolean> {
   const { connect } = await import('node:net');
-  for (let attempt = 0; attempt < 100 && child.exitCode === null; attempt++) {
+  // Generous: a loaded CI machine can take many seconds to start a Node process.
+  for (let attempt = 0; attempt < 300 && child.exitCode === null; attempt++) {
     const open = await new Promise<boolean>((done) => {
       const socket = connect(port, '127.0.0.1', () => {
         socket.destroy();
