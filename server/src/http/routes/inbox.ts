@@ -8,6 +8,7 @@ import { BadRequestError, MessageNotFoundError } from '../../domain/errors.ts';
 import { countInbox, encodeCursor, listInbox } from '../../domain/inbox.ts';
 import type { Services } from '../../domain/services.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
+import { streamPayload } from '../stream-payload.ts';
 import { messageHeaders } from '../views/message-headers.ts';
 
 const MIN_PAGE = 10;
@@ -114,5 +115,11 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
   }
   if (message.contentEncoding === 'gzip') ctx.set('Content-Encoding', 'gzip');
   ctx.length = chunk.size;
-  ctx.body = chunk.body;
+  if (ctx.method === 'HEAD') {
+    // Koa sends no body for HEAD and closes the storage stream once the answer is out.
+    ctx.body = chunk.body;
+    return;
+  }
+  ctx.respond = false;
+  streamPayload(chunk.body, ctx.res);
 }
