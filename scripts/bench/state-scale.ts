@@ -56,7 +56,7 @@ try {
   );
   const bytesPerMessage = ((await usedMemory()) - before) / sends;
 
-  // Inbox depth: fill the inbox straight through the store (the same Lua script a send runs).
+  // Inbox depth: fill the inbox straight through the store (the same Lua scripts a send runs).
   const metadata: MessageMetadata = {
     type: 'DATA', sender: lab.id, recipient: gp.id, workflowId: 'SCALE', subject: '', localId: '', partnerId: '',
     fileName: '', checksum: '', contentType: '', compressed: false, encrypted: false, contentEncoding: '',
@@ -68,7 +68,13 @@ try {
     const now = new Date();
     while (held < size) {
       const batch = Math.min(5_000, size - held);
-      await Promise.all(Array.from({ length: batch }, () => messages.create(newMessageId(now), metadata, 1, now)));
+      await Promise.all(
+        Array.from({ length: batch }, async () => {
+          const id = newMessageId(now);
+          await messages.create(id, metadata, 1, now);
+          await messages.deliver(id, gp.id);
+        }),
+      );
       held += batch;
     }
     const list = (path: string) => runLoad(1, 3_000, async () => (await call(gpAgent, server.origin, { method: 'GET', path, headers: auth(gp) })).status === 200);

@@ -54,6 +54,9 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   };
   const outcome = await services.messages.create(messageId, metadata, size, services.now(), inline);
   if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
-  await services.audit.record({ action: 'send', actor: request.sender.id, messageId, detail: `to ${metadata.recipient}` });
+  await Promise.all([
+    outcome === 'accepted' ? services.messages.deliver(messageId, metadata.recipient) : undefined,
+    services.audit.record({ action: 'send', actor: request.sender.id, messageId, detail: `to ${metadata.recipient}` }),
+  ]);
   return messageId;
 }

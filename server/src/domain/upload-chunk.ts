@@ -33,6 +33,7 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     services.limits.maxMessageBytes,
   );
   if (outcome === 'too_large') await services.payloads.deleteChunk(upload.messageId, upload.chunkNumber);
+  if (outcome === 'accepted') await services.messages.deliver(message.id, message.recipient);
   refuse(outcome, upload, services);
 }
 

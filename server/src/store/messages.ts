@@ -111,9 +111,9 @@ export class MessageStore {
   }
 
   /**
-   * Records a message whose chunk 1 is stored; accepts and delivers it when that was its only
-   * chunk. A small single-chunk message passes its payload here instead, to be stored with it
-   * atomically.
+   * Records a message whose chunk 1 is stored; accepts it when that was its only chunk (then
+   * deliver it). A small single-chunk message passes its payload here instead, to be stored
+   * with it atomically.
    */
   async create(
     id: string,
@@ -123,6 +123,12 @@ export class MessageStore {
     inlinePayload?: Buffer,
   ): Promise<CreateOutcome> {
     return this.#record(id, metadata, ACCEPTED_STATUS, now, { size: firstChunkSize, inlinePayload });
+  }
+
+  async #recordAndDeliver(id: string, metadata: MessageMetadata, status: MessageStatusDetail, now: Date): Promise<CreateOutcome> {
+    const outcome = await this.#record(id, metadata, status, now);
+    if (outcome === 'accepted') await this.deliver(id, metadata.recipient);
+    return outcome;
   }
 
   async #record(
@@ -160,19 +166,19 @@ export class MessageStore {
       // Indexed before it exists rather than after: a lookup skips ids without a record.
       metadata.localId && metadata.sender ? this.#redis.sadd(keys.localIds(metadata.sender, metadata.localId), id) : undefined,
     ]);
-    if (outcome === 'accepted') await this.deliver(id, metadata.recipient);
     return outcome;
   }
 
   /**
-   * Puts an accepted message into its recipient's inbox unless it is there: the last step of
-   * accepting it, repeated when the sender retries after that step was interrupted.
+   * Puts an accepted message into its recipient's inbox unless it is there: the step after
+   * every create or storeChunk that answers 'accepted', repeated when the sender retries after
+   * that step was interrupted.
    */
   async deliver(id: string, recipient: string): Promise<void> {
     await deliverScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxSequence(recipient)], [id]);
   }
 
-  /** Records chunk n ≥ 2 (already in object storage) for the sender's uploading message. */
+  /** Records chunk n ≥ 2 (already in object storage) for the sender's uploading message; 'accepted': deliver it next. */
   async storeChunk(
     message: Pick<MessageRecord, 'id' | 'recipient'>,
     sender: string,
@@ -181,13 +187,11 @@ export class MessageStore {
     maxMessageBytes: number,
   ): Promise<StoreChunkOutcome> {
     const keys = this.#keys;
-    const outcome = (await storeChunkScript.run(
+    return (await storeChunkScript.run(
       this.#redis,
       [keys.message(message.id)],
       [sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding, maxMessageBytes],
     )) as StoreChunkOutcome;
-    if (outcome === 'accepted') await this.deliver(message.id, message.recipient);
-    return outcome;
   }
 
   async get(id: string): Promise<MessageRecord | undefined> {
@@ -257,7 +261,7 @@ export class MessageStore {
         linkedMessageId: message.id,
       };
       const undelivered: MessageStatusDetail = { code: '14', event: 'SEND', description: message.statusDetail.description, success: false };
-      const outcome = await this.#record(message.reportId, report, undelivered, now);
+      const outcome = await this.#recordAndDeliver(message.reportId, report, undelivered, now);
       // Recorded by an interrupted run: delivered unless the sender has since acknowledged it.
       if (outcome === 'exists' && (await this.get(message.reportId))?.status === 'accepted') {
         await this.deliver(message.reportId, message.sender);

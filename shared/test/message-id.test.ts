@@ -1,0 +1,21 @@
+import test from 'ava';
+import { MESSAGE_ID_PATTERN, newMessageId, normaliseMessageId } from '../src/protocol/message-id.ts';
+
+test('ids have the MESH shape, carry the given second, and differ across many pool refills', (t) => {
+  const at = new Date('2026-11-29T12:34:56.789Z');
+  const ids = Array.from({ length: 20_000 }, () => newMessageId(at));
+  for (const id of ids.slice(0, 50)) {
+    t.regex(id, MESSAGE_ID_PATTERN);
+    t.true(id.startsWith('20261129123456'), id);
+  }
+  t.is(new Set(ids).size, ids.length, 'no two alike');
+  t.true(new Set(ids.map((id) => id.slice(-6))).size > 19_000, 'the suffixes spread');
+  t.true(new Set(ids.map((id) => id.slice(14, 20))).size > 19_000, 'so do the microseconds');
+});
+
+test('ids are case-insensitive on the wire; anything else is not an id', (t) => {
+  t.is(normaliseMessageId('20261129123456000001_abcdef'), '20261129123456000001_ABCDEF');
+  for (const bad of ['', '20261129123456000001', '20261129123456000001_ABCDEG', '../etc/passwd', '20261129123456000001_ABCDEF ']) {
+    t.is(normaliseMessageId(bad), undefined, bad);
+  }
+});
