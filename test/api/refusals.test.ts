@@ -186,3 +186,27 @@ test('unknown routes and methods answer MESH error bodies, not bare text', async
   t.is(method.status, 405);
   t.truthy(method.json().detail);
 });
+
+test('a refused send leaves nothing behind: no reserved id, no lifecycle entry', async (t) => {
+  const own = await startTestServer({ worker: false });
+  try {
+    const [sender, recipient] = [await own.createMailbox(), await own.createMailbox({ workflows: ['ONLY_THIS'] })];
+    const send = (to: string, workflow: string) =>
+      mailboxRequest(own, sender, {
+        method: 'POST',
+        path: `/messageexchange/${sender.id}/outbox`,
+        headers: { 'mex-To': to, 'mex-WorkflowID': workflow },
+        body: 'refused',
+      });
+    t.is((await send('NOSUCHBOX1', 'ONLY_THIS')).status, 417);
+    t.is((await send(recipient.id, 'ANOTHER')).status, 417);
+    const reservations = async () => (await own.redis.keys(`${own.redisPrefix}message-id-reservation:*`)).length;
+    t.is(await reservations(), 0);
+    t.is((await own.connections.schedule.counts(new Date())).scheduled, 0);
+
+    t.is((await send(recipient.id, 'ONLY_THIS')).status, 202);
+    t.is((await own.connections.schedule.counts(new Date())).scheduled, 1, 'an accepted send is scheduled');
+  } finally {
+    await own.close();
+  }
+});

@@ -15,3 +15,8 @@ export async function reserveMessageId(services: Services, firstCheckAt: Date): 
     if (reserved) return messageId;
   }
 }
+
+/** Gives back an id reserved for a send that was then refused: nothing of it is left. */
+export async function releaseMessageId(services: Services, messageId: string): Promise<void> {
+  await Promise.all([services.messages.releaseReservation(messageId), services.lifecycle.cancel(messageId)]);
+}

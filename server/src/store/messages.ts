@@ -222,6 +222,10 @@ export class MessageStore {
     await this.#redis.ping();
   }
 
+  async releaseReservation(id: string): Promise<void> {
+    await this.#redis.del(this.#keys.messageIdReservation(id));
+  }
+
   /** Whether an id is reserved for a send whose first chunk may still be on its way. */
   async isReserved(id: string): Promise<boolean> {
     return (await this.#redis.exists(this.#keys.messageIdReservation(id))) === 1;
