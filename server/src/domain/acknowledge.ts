@@ -6,7 +6,9 @@ export async function acknowledgeMessage(services: Services, mailboxId: string, 
   const outcome = await services.messages.acknowledge(messageId, mailboxId, services.now());
   if (outcome === 'not_found') throw new MessageNotFoundError(messageId);
   if (outcome === 'gone') throw new MessageGoneError(messageId);
-  await services.audit.record({ action: 'acknowledge', actor: mailboxId, messageId });
-  // The payload is kept for the retention period after acknowledgement, then purged.
-  await services.lifecycle.schedule(messageId, new Date(services.now().getTime() + services.periods.payloadRetentionMs));
+  await Promise.all([
+    services.audit.record({ action: 'acknowledge', actor: mailboxId, messageId }),
+    // The payload is kept for the retention period after acknowledgement, then purged.
+    services.lifecycle.schedule(messageId, new Date(services.now().getTime() + services.periods.payloadRetentionMs)),
+  ]);
 }

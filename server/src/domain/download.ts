@@ -19,10 +19,6 @@ export interface DownloadedChunk {
   readonly chunk: StoredChunk | undefined;
 }
 
-async function inlineChunk(services: Services, messageId: string): Promise<StoredChunk | undefined> {
-  const payload = await services.messages.inlinePayload(messageId);
-  return payload ? { body: Readable.from([payload]), size: payload.length } : undefined;
-}
 
 /** Opens chunk n of a message for streaming to its recipient. Downloading changes no state. */
 export async function downloadChunk(
@@ -31,14 +27,22 @@ export async function downloadChunk(
   messageId: string,
   chunkNumber: number,
 ): Promise<DownloadedChunk> {
-  const message = await findDownloadable(services, mailboxId, messageId);
+  // A small message's payload is read with its record, in the same round trip (nothing when there is none).
+  const [message, inlinePayload] = await Promise.all([
+    findDownloadable(services, mailboxId, messageId),
+    chunkNumber === 1 ? services.messages.inlinePayload(messageId) : undefined,
+  ]);
   if (message.totalChunks === 0 && chunkNumber === 1) {
     await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: 'report' });
     return { message, chunkNumber, chunk: undefined };
   }
   if (chunkNumber < 1 || chunkNumber > message.totalChunks) throw new MessageNotFoundError(messageId);
-  const chunk = message.inlinePayload ? await inlineChunk(services, messageId) : await services.payloads.getChunk(messageId, chunkNumber);
+  const chunk = message.inlinePayload ? inlineChunk(inlinePayload) : await services.payloads.getChunk(messageId, chunkNumber);
   if (!chunk) throw new MessageGoneError(messageId);
   await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   return { message, chunkNumber, chunk };
+}
+
+function inlineChunk(payload: Buffer | undefined): StoredChunk | undefined {
+  return payload ? { body: Readable.from([payload]), size: payload.length } : undefined;
 }
