@@ -244,3 +244,38 @@ test('an acceptance or acknowledgement cut off before the inbox was updated is c
   t.is((await lastChunk()).status, 423);
   t.false((await inboxOf(gp)).includes(messageId), 'a late chunk retry never brings back an acknowledged message');
 });
+
+test('an id stays taken while its message is recorded: it cannot be reserved again', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'mine');
+  t.false(await server.services.messages.reserveId(messageId));
+  const fresh = newMessageId();
+  t.true(await server.services.messages.reserveId(fresh));
+  t.false(await server.services.messages.reserveId(fresh), 'nor while another send holds it');
+});
+
+test('an upload completed just as its deadline passed is not abandoned by a worker that saw it uploading', async (t) => {
+  const upload = (n: number, path: string, body: string) =>
+    mailboxRequest(server, lab, { method: 'POST', path, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': `${n}:2` }, body });
+  const messageId: string = (await upload(1, `/messageexchange/${lab.id}/outbox`, 'part one, ')).json().message_id;
+  // What the worker read, just before the last chunk came in.
+  const stale = (await server.services.messages.get(messageId))!;
+  t.is(stale.status, 'uploading');
+  t.is((await upload(2, `/messageexchange/${lab.id}/outbox/${messageId}/2`, 'part two')).status, 202);
+
+  const real = server.services.messages;
+  let reads = 0;
+  const staleFirst = new Proxy(real, {
+    get: (target, property) => {
+      if (property === 'get') return async (id: string) => (reads++ === 0 ? stale : target.get(id));
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  await advanceLifecycle({ ...later(periods.uploadExpiryMs + SECOND), messages: staleFirst }, messageId);
+
+  t.is((await server.services.messages.get(messageId))!.status, 'accepted');
+  t.is(await objectsOf(messageId), 2, 'its chunks are still there');
+  const first = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(first.status, 206);
+  t.is(first.body.toString(), 'part one, ');
+});

@@ -87,13 +87,16 @@ export async function advanceLifecycle(services: Services, messageId: string): P
       case 'wait':
         return step.until;
       case 'abandon-upload':
-        await services.messages.abandon(messageId, 'Upload not completed in time; the message was discarded', now);
-        // Nobody can ever download an incomplete message: its chunks go at once.
-        await purgePayload(services, messageId, now);
+        // Nobody can ever download an incomplete message: its chunks go at once. Unless its last
+        // chunk came in meanwhile: then it is accepted, and the next round sees that.
+        if (await services.messages.abandon(messageId, 'Upload not completed in time; the message was discarded', now)) {
+          await purgePayload(services, messageId, now);
+        }
         break;
       case 'expire': {
         // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.
-        const reportId = await reserveMessageId(services, at(now, services.periods.inboxExpiryMs));
+        // A report that expires gets no report of its own.
+        const reportId = message.sender ? await reserveMessageId(services, at(now, services.periods.inboxExpiryMs)) : '';
         await services.messages.expire(message, reportId, undeliveredDescription(services.periods.inboxExpiryMs), now);
         break;
       }

@@ -26,5 +26,7 @@ export function streamPayload(body: Readable, response: ServerResponse): void {
  */
 function freeMemory(part: Buffer): void {
   const memory = part.buffer;
-  if (memory instanceof ArrayBuffer && part.byteOffset === 0 && part.byteLength === memory.byteLength) memory.transfer(0);
+  if (memory instanceof ArrayBuffer && !memory.detached && part.byteOffset === 0 && part.byteLength === memory.byteLength) {
+    memory.transfer(0);
+  }
 }

@@ -48,13 +48,17 @@ export async function runDueLifecycles(
 ): Promise<number> {
   const started = Date.now();
   let checked = 0;
-  for (let shard = 0; shard < SCHEDULE_SHARDS; shard++) {
-    for (;;) {
-      const claims = await schedule.claimDue(shard, services.now(), options.leaseMs ?? DEFAULT_LEASE_MS, BATCH);
+  // One batch per shard in turn, from a random one: a backlog in some shards never starves the
+  // others, and workers sweeping at once start in different places.
+  const first = Math.floor(Math.random() * SCHEDULE_SHARDS);
+  for (let backlog = true; backlog; ) {
+    backlog = false;
+    for (let i = 0; i < SCHEDULE_SHARDS; i++) {
+      const claims = await schedule.claimDue((first + i) % SCHEDULE_SHARDS, services.now(), options.leaseMs ?? DEFAULT_LEASE_MS, BATCH);
       await Promise.all(claims.map((claim) => runClaim(services, schedule, claim, logger, options.metrics)));
       checked += claims.length;
       if (Date.now() - started > SWEEP_BUDGET_MS) return checked;
-      if (claims.length < BATCH) break;
+      if (claims.length === BATCH) backlog = true;
     }
   }
   return checked;

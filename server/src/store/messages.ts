@@ -3,6 +3,7 @@ import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
 import type { RedisClient } from './redis-client.ts';
 
+const reserveIdScript = new LuaScript('reserve-id');
 const createMessageScript = new LuaScript('create-message', ['accept-when-complete']);
 const storeChunkScript = new LuaScript('store-chunk', ['accept-when-complete']);
 const deliverScript = new LuaScript('deliver');
@@ -107,7 +108,7 @@ export class MessageStore {
   /** Claims a fresh message id before its payload is stored; false when it is taken. */
   async reserveId(id: string): Promise<boolean> {
     // Held a day: longer than any single chunk upload can take.
-    return (await this.#redis.set(this.#keys.messageIdReservation(id), '1', 'EX', 86_400, 'NX')) === 'OK';
+    return (await reserveIdScript.run(this.#redis, [this.#keys.message(id), this.#keys.messageIdReservation(id)], [86_400])) === 1;
   }
 
   /**
@@ -151,8 +152,7 @@ export class MessageStore {
       statusAt: String(now.getTime()),
       inline: inlinePayload ? '1' : '',
     };
-    const [outcome] = await Promise.all([
-      createMessageScript.run(
+    const outcome = (await createMessageScript.run(
         this.#redis,
         [keys.message(id), keys.messageIdReservation(id)],
         [
@@ -162,10 +162,9 @@ export class MessageStore {
           // Empty fields read back as '' anyway; not storing them keeps each record small.
           ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
         ],
-      ) as Promise<CreateOutcome>,
-      // Indexed before it exists rather than after: a lookup skips ids without a record.
-      metadata.localId && metadata.sender ? this.#redis.sadd(keys.localIds(metadata.sender, metadata.localId), id) : undefined,
-    ]);
+      )) as CreateOutcome;
+    // Indexed once recorded: never an id that is someone else's (a clash) or has no record.
+    if (outcome !== 'exists' && metadata.localId && metadata.sender) await this.#redis.sadd(keys.localIds(metadata.sender, metadata.localId), id);
     return outcome;
   }
 

@@ -11,6 +11,6 @@ if tonumber(current) == tonumber(ARGV[2]) then
     redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
   end
 elseif ARGV[3] ~= '' then
-  redis.call('ZADD', KEYS[1], 'LT', ARGV[3], ARGV[1])
+  redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[3], ARGV[1])
 end
 return 1
