@@ -38,7 +38,8 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   // send gives its id back.
   const [recipient, messageId] = await Promise.all([
     services.mailboxes.get(request.metadata.recipient),
-    reserveMessageId(services, new Date(services.now().getTime() + services.periods.uploadExpiryMs)),
+    // First looked at when the upload could be overdue, or the message (if accepted at once) could expire.
+    reserveMessageId(services, new Date(services.now().getTime() + Math.min(services.periods.uploadExpiryMs, services.periods.inboxExpiryMs))),
   ]);
   const refusal = refusalOf(request, recipient);
   if (refusal) {
