@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { pingAndInfo, ensureRedisInstalled } from './redis.ts';
+import { daemonArguments, ensureRedisInstalled, pingAndInfo } from './redis.ts';
 import { readInteger, stopProcess, tail, waitFor } from './processes.ts';
 
 /**
@@ -57,19 +57,8 @@ async function startNode(dataDir: string, port: number): Promise<{ port: number;
   const dir = join(dataDir, `node-${port}`);
   mkdirSync(dir, { recursive: true });
   const node = { port, pidFile: join(dir, 'redis.pid'), logFile: join(dir, 'redis.log') };
-  execFileSync('redis-server', [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--daemonize', 'yes',
-    '--dir', dir,
-    '--cluster-enabled', 'yes',
-    '--cluster-config-file', 'nodes.conf',
-    '--cluster-node-timeout', '5000',
-    '--appendonly', 'yes',
-    '--save', '',
-    '--pidfile', node.pidFile,
-    '--logfile', node.logFile,
-  ], { stdio: 'pipe' });
+  const clusterArguments = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'];
+  execFileSync('redis-server', [...daemonArguments({ ...node, dir }), ...clusterArguments], { stdio: 'pipe' });
   if (!(await waitFor(async () => (await pingAndInfo(port)) !== undefined, START_TIMEOUT_MS))) {
     throw new Error(`cluster node on port ${port} did not answer`);
   }

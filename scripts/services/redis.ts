@@ -90,6 +90,21 @@ export async function stopRedis(recorded: RedisProcess | undefined): Promise<voi
   if (recorded && isOurRedisProcess(recorded)) await stopProcess(recorded.pid);
 }
 
+/** redis-server's arguments for a daemon on loopback with AOF on, its files in `dir`. */
+export function daemonArguments(node: { port: number; dir: string; pidFile: string; logFile: string }): string[] {
+  return [
+    '--port', String(node.port),
+    '--bind', '127.0.0.1',
+    '--daemonize', 'yes',
+    '--dir', node.dir,
+    '--appendonly', 'yes',
+    '--appendfsync', 'everysec',
+    '--save', '', // no RDB snapshots: the AOF is the durable copy
+    '--pidfile', node.pidFile,
+    '--logfile', node.logFile,
+  ];
+}
+
 /** Starts a daemonized redis-server with AOF on, on a free loopback port (retrying if another process takes the port first). */
 async function startRedis(dataDir: string): Promise<RedisProcess> {
   ensureRedisInstalled();
@@ -101,17 +116,7 @@ async function startRedis(dataDir: string): Promise<RedisProcess> {
     const logOffset = fileSize(logFile);
     const port = await freePort();
     try {
-      execFileSync('redis-server', [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--daemonize', 'yes',
-        '--dir', dir,
-        '--appendonly', 'yes',
-        '--appendfsync', 'everysec',
-        '--save', '', // no RDB snapshots: the AOF is the durable copy
-        '--pidfile', pidFile,
-        '--logfile', logFile,
-      ], { stdio: ['ignore', 'pipe', 'pipe'] });
+      execFileSync('redis-server', daemonArguments({ port, dir, pidFile, logFile }), { stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (error) {
       const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
       throw new Error(`redis-server refused to start: ${stderr || String(error)}\nlast lines of ${logFile}:\n${tail(logFile)}`);

@@ -34,7 +34,10 @@ const url = z.url({ protocol: /^(https?|rediss?)$/ });
 const redisUrls = z
   .string()
   .trim()
-  .refine((value) => splitRedisUrls(value).length > 0 && splitRedisUrls(value).every((each) => url.safeParse(each).success), {
+  .refine((value) => {
+    const urls = splitRedisUrls(value);
+    return urls.length > 0 && urls.every((each) => url.safeParse(each).success);
+  }, {
     message: 'a redis:// or rediss:// URL (for a cluster: one or more, separated by commas)',
   });
 

@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const config = await resolveBackends(loadConfig());
   const logger = pino({ level: config.logLevel });
   const connections = await connect(config, logger);
-  const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: async () => ({ ...(await connections.schedule.counts(new Date())) }) });
+  const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
   const server = createMeshServer(app, config.tls, config.clientTimeouts);
   if (config.role !== 'api') await connections.startWorker(logger, metrics);

@@ -19,7 +19,6 @@ export interface DownloadedChunk {
   readonly chunk: StoredChunk | undefined;
 }
 
-
 /** Opens chunk n of a message for streaming to its recipient. Downloading changes no state. */
 export async function downloadChunk(
   services: Services,

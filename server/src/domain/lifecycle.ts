@@ -15,7 +15,7 @@ export interface RetentionPeriods {
   readonly messageRetentionMs: number;
 }
 
-/** Runs a message's next lifecycle check at a given time (a delayed job per message). */
+/** Runs a message's next lifecycle check at a given time (one schedule entry per message). */
 export interface LifecycleScheduler {
   /** For a new message id: one cheap call on the send path. Leaves an existing schedule alone. */
   start(messageId: string, at: Date): Promise<void>;

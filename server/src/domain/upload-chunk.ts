@@ -26,7 +26,7 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   refuse(before, upload, services);
   const size = await storeChunk(services, upload.messageId, upload.chunkNumber, upload.body);
   const outcome = await services.messages.storeChunk(
-    message,
+    upload.messageId,
     upload.sender,
     { number: upload.chunkNumber, size, contentEncoding: upload.body.contentEncoding },
     services.now(),

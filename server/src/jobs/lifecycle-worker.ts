@@ -31,7 +31,7 @@ const BATCH = 32;
 const SWEEP_BUDGET_MS = 10_000;
 const MAX_BACKOFF_MS = 60 * 60_000;
 
-export function retryBackoffMs(attempts: number): number {
+function retryBackoffMs(attempts: number): number {
   return Math.min(1_000 * 2 ** (attempts - 1), MAX_BACKOFF_MS);
 }
 

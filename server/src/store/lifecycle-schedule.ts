@@ -14,14 +14,14 @@ export interface Claim {
   readonly leaseEnd: number;
 }
 
-export interface ScheduleCounts {
+export type ScheduleCounts = {
   /** Messages whose life is not over (each has a next check). */
   readonly scheduled: number;
   /** Of those, the ones whose check is due now. */
   readonly due: number;
   /** Messages whose last check failed and is being retried. */
   readonly failing: number;
-}
+};
 
 export interface LifecycleFailure {
   readonly messageId: string;
@@ -81,7 +81,7 @@ export class LifecycleSchedule {
 
   /** After a claim's steps failed: retried after a backoff that grows with the attempts; the failure is kept for `admin queues`. */
   async releaseFailed(claim: Claim, reason: string, now: Date, backoffMs: (attempts: number) => number): Promise<LifecycleFailure> {
-    const previous = await this.failure(claim.messageId);
+    const previous = await this.#failure(claim.messageId);
     const attempts = (previous?.attempts ?? 0) + 1;
     const retryAt = now.getTime() + backoffMs(attempts);
     await rescheduleScript.run(this.#redis, [this.#shardKey(claim.messageId)], [claim.messageId, claim.leaseEnd, retryAt]);
@@ -90,7 +90,7 @@ export class LifecycleSchedule {
     return failure;
   }
 
-  async failure(messageId: string): Promise<LifecycleFailure | undefined> {
+  async #failure(messageId: string): Promise<LifecycleFailure | undefined> {
     const stored = await this.#redis.hget(this.#keys.lifecycleFailures, messageId);
     return stored ? (JSON.parse(stored) as LifecycleFailure) : undefined;
   }

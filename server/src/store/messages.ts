@@ -126,12 +126,6 @@ export class MessageStore {
     return this.#record(id, metadata, ACCEPTED_STATUS, now, { size: firstChunkSize, inlinePayload });
   }
 
-  async #recordAndDeliver(id: string, metadata: MessageMetadata, status: MessageStatusDetail, now: Date): Promise<CreateOutcome> {
-    const outcome = await this.#record(id, metadata, status, now);
-    if (outcome === 'accepted') await this.deliver(id, metadata.recipient);
-    return outcome;
-  }
-
   async #record(
     id: string,
     metadata: MessageMetadata,
@@ -153,16 +147,16 @@ export class MessageStore {
       inline: inlinePayload ? '1' : '',
     };
     const outcome = (await createMessageScript.run(
-        this.#redis,
-        [keys.message(id), keys.messageIdReservation(id)],
-        [
-          firstChunk ? firstChunk.size : '',
-          now.getTime(),
-          inlinePayload ?? '',
-          // Empty fields read back as '' anyway; not storing them keeps each record small.
-          ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
-        ],
-      )) as CreateOutcome;
+      this.#redis,
+      [keys.message(id), keys.messageIdReservation(id)],
+      [
+        firstChunk ? firstChunk.size : '',
+        now.getTime(),
+        inlinePayload ?? '',
+        // Empty fields read back as '' anyway; not storing them keeps each record small.
+        ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
+      ],
+    )) as CreateOutcome;
     // Indexed once recorded: never an id that is someone else's (a clash) or has no record.
     if (outcome !== 'exists' && metadata.localId && metadata.sender) await this.#redis.sadd(keys.localIds(metadata.sender, metadata.localId), id);
     return outcome;
@@ -179,16 +173,15 @@ export class MessageStore {
 
   /** Records chunk n ≥ 2 (already in object storage) for the sender's uploading message; 'accepted': deliver it next. */
   async storeChunk(
-    message: Pick<MessageRecord, 'id' | 'recipient'>,
+    messageId: string,
     sender: string,
     chunk: { readonly number: number; readonly size: number; readonly contentEncoding: string },
     now: Date,
     maxMessageBytes: number,
   ): Promise<StoreChunkOutcome> {
-    const keys = this.#keys;
     return (await storeChunkScript.run(
       this.#redis,
-      [keys.message(message.id)],
+      [this.#keys.message(messageId)],
       [sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding, maxMessageBytes],
     )) as StoreChunkOutcome;
   }
@@ -264,9 +257,9 @@ export class MessageStore {
         linkedMessageId: message.id,
       };
       const undelivered: MessageStatusDetail = { code: '14', event: 'SEND', description: message.statusDetail.description, success: false };
-      const outcome = await this.#recordAndDeliver(message.reportId, report, undelivered, now);
-      // Recorded by an interrupted run: delivered unless the sender has since acknowledged it.
-      if (outcome === 'exists' && (await this.get(message.reportId))?.status === 'accepted') {
+      const outcome = await this.#record(message.reportId, report, undelivered, now);
+      // Recorded now, or by an interrupted run: delivered unless the sender has since acknowledged it.
+      if (outcome === 'accepted' || (outcome === 'exists' && (await this.get(message.reportId))?.status === 'accepted')) {
         await this.deliver(message.reportId, message.sender);
       }
     }
