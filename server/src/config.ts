@@ -27,6 +27,12 @@ export const DEFAULT_PERIODS: RetentionPeriods = {
 /** Per mailbox: far above what one real system sends, low enough that one cannot starve the rest. */
 export const DEFAULT_RATE_LIMIT = 500;
 
+/**
+ * How long a server uses a mailbox it has read before reading it again: a deactivation or a
+ * workflow change made by an admin reaches every server within it.
+ */
+export const DEFAULT_MAILBOX_CACHE_MS = 1000;
+
 const seconds = z.coerce.number().positive();
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
@@ -77,6 +83,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_PAYLOAD_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.payloadRetentionMs / 1000),
   MESHBOX_MESSAGE_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.messageRetentionMs / 1000),
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
+  MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
   MESHBOX_HEADERS_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
   MESHBOX_REQUEST_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -117,6 +124,8 @@ export interface ServerConfig extends BackendConfig {
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
   readonly maxRequestsPerSecond: number;
+  /** How long a mailbox read is reused (0: read on every request). */
+  readonly mailboxCacheMs: number;
   readonly clientTimeouts: ClientTimeouts;
   readonly logLevel: string;
 }
@@ -203,6 +212,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       messageRetentionMs: env.MESHBOX_MESSAGE_RETENTION_SECONDS * 1000,
     },
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
+    mailboxCacheMs: env.MESHBOX_MAILBOX_CACHE_SECONDS * 1000,
     clientTimeouts: { headersMs: env.MESHBOX_HEADERS_TIMEOUT_SECONDS * 1000, requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000 },
     logLevel: env.MESHBOX_LOG_LEVEL,
   };

@@ -39,7 +39,11 @@ export interface ConnectionSettings extends RedisTarget {
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
   readonly maxRequestsPerSecond: number;
+  readonly mailboxCacheMs: number;
 }
+
+/** Beyond every mailbox of England's ~28,000 organisations; a few MiB at most. */
+const MAILBOX_CACHE_ENTRIES = 50_000;
 
 export function createS3Client(settings: S3Settings): S3Client {
   // Keep-alive sockets: a TCP (and TLS) setup per chunk would dominate small messages.
@@ -85,7 +89,10 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   redis.on('error', reportRedisError);
   const schedule = new LifecycleSchedule(redis, keys);
   const services: Services = {
-    mailboxes: new MailboxStore(redis, keys, new PasswordCipher(settings.secretKey)),
+    mailboxes: new MailboxStore(redis, keys, new PasswordCipher(settings.secretKey), {
+      ttlMs: settings.mailboxCacheMs,
+      maxEntries: MAILBOX_CACHE_ENTRIES,
+    }),
     messages: new MessageStore(redis, keys),
     payloads,
     usedTokens: new UsedTokenStore(redis, keys),

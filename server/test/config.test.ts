@@ -24,6 +24,8 @@ test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) =
   t.is(config.tls.cert, 'server.crt pem');
   t.is(config.sharedKey, 'shared');
   t.is(config.secretKey, 'secret');
+  t.is(config.mailboxCacheMs, 1000);
+  t.is(loadConfig({ ...files, MESHBOX_MAILBOX_CACHE_SECONDS: '0' }).mailboxCacheMs, 0);
 });
 
 test('explicit Redis and S3 settings are used', (t) => {
@@ -50,10 +52,11 @@ test('every bad value is named in one clear error', (t) => {
         MESHBOX_REDIS_URL: 'not a url',
         MESHBOX_S3_BUCKET: 'Bad_Bucket',
         MESHBOX_LOG_LEVEL: 'loud',
+        MESHBOX_MAILBOX_CACHE_SECONDS: '-1',
       }),
     { instanceOf: ConfigError },
   );
-  for (const variable of ['MESHBOX_PORT', 'MESHBOX_REDIS_URL', 'MESHBOX_S3_BUCKET', 'MESHBOX_LOG_LEVEL']) {
+  for (const variable of ['MESHBOX_PORT', 'MESHBOX_REDIS_URL', 'MESHBOX_S3_BUCKET', 'MESHBOX_LOG_LEVEL', 'MESHBOX_MAILBOX_CACHE_SECONDS']) {
     t.true(error?.message.includes(variable), variable);
   }
 });

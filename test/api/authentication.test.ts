@@ -1,8 +1,12 @@
 import test from 'ava';
 import { buildAuthorizationHeader, formatTokenTimestamp } from '../../shared/src/protocol/index.ts';
 import { createCertificateAuthority, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_MAILBOX_CACHE_MS } from '../../server/src/config.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
-import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { MailboxStore } from '../../server/src/store/mailboxes.ts';
+import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
+import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest } from '../support/http.ts';
 
 let server: TestServer;
@@ -166,6 +170,21 @@ test('a disabled mailbox is refused, and accepted again once enabled', async (t)
   assertRefusal(t, await mailboxRequest(server, carol, { path: inboxOf(carol) }));
   await server.services.mailboxes.setActive(carol.id, true);
   t.is((await mailboxRequest(server, carol, { path: inboxOf(carol) })).status, 200);
+});
+
+test('mailbox changes by another process (an admin command): a new password works at once, a deactivation within the cache time', async (t) => {
+  const dave = await server.createMailbox();
+  t.is((await mailboxRequest(server, dave, { path: inboxOf(dave) })).status, 200);
+  // The server now remembers dave's mailbox; the admin's store is another one, as in another process.
+  const admin = new MailboxStore(server.redis, redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY));
+  t.true(await admin.setPassword(dave.id, 'rotated-password'));
+  const rotated = (): string => token(dave, { password: 'rotated-password' });
+  t.is((await mailboxRequest(server, dave, { path: inboxOf(dave), authorization: rotated() })).status, 200);
+  assertRefusal(t, await mailboxRequest(server, dave, { path: inboxOf(dave) }));
+
+  t.true(await admin.setActive(dave.id, false));
+  await sleep(DEFAULT_MAILBOX_CACHE_MS + 200);
+  assertRefusal(t, await mailboxRequest(server, dave, { path: inboxOf(dave), authorization: rotated() }));
 });
 
 test('Redis holds mailbox passwords only encrypted', async (t) => {

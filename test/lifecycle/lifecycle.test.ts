@@ -253,6 +253,19 @@ test('an id stays taken while its message is recorded: it cannot be reserved aga
   t.false(await server.services.messages.reserveId(fresh), 'nor while another send holds it');
 });
 
+test('a small message claims its id with its record: never one recorded, or reserved by a large send', async (t) => {
+  const recorded = await sendMessage(server, lab, gp, 'mine');
+  const metadata = (await server.services.messages.get(recorded))!;
+  const reserved = newMessageId();
+  t.true(await server.services.messages.reserveId(reserved));
+  const intruder = Buffer.from('not yours');
+  t.is(await server.services.messages.create(recorded, metadata, intruder.length, new Date(), intruder), 'exists');
+  t.is(await server.services.messages.create(reserved, metadata, intruder.length, new Date(), intruder), 'exists');
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${recorded}` })).body.toString(), 'mine');
+  // The send holding the reservation records its message as ever.
+  t.is(await server.services.messages.create(reserved, metadata, 4, new Date()), 'accepted');
+});
+
 test('an upload completed just as its deadline passed is not abandoned by a worker that saw it uploading', async (t) => {
   const upload = (n: number, path: string, body: string) =>
     mailboxRequest(server, lab, { method: 'POST', path, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': `${n}:2` }, body });

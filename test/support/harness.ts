@@ -9,7 +9,7 @@ import { createApp } from '../../server/src/app.ts';
 import { type Connections, connect } from '../../server/src/connections.ts';
 import type { TransferLimits } from '../../server/src/domain/chunk-storage.ts';
 import type { Services } from '../../server/src/domain/services.ts';
-import { DEFAULT_LIMITS, DEFAULT_PERIODS, DEFAULT_RATE_LIMIT } from '../../server/src/config.ts';
+import { DEFAULT_LIMITS, DEFAULT_MAILBOX_CACHE_MS, DEFAULT_PERIODS, DEFAULT_RATE_LIMIT } from '../../server/src/config.ts';
 import type { RetentionPeriods } from '../../server/src/domain/lifecycle.ts';
 import { createMeshServer } from '../../server/src/https-server.ts';
 import type { NewMailbox } from '../../server/src/store/mailboxes.ts';
@@ -108,6 +108,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     periods: { ...DEFAULT_PERIODS, ...options.periods },
     maxRequestsPerSecond: options.maxRequestsPerSecond ?? DEFAULT_RATE_LIMIT,
+    mailboxCacheMs: DEFAULT_MAILBOX_CACHE_MS,
   }, logger);
   const { services } = connections;
   // Sweeps more often than in production, so tests see lifecycle steps soon after they are due.

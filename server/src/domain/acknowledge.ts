@@ -7,6 +7,7 @@ export async function acknowledgeMessage(services: Services, mailboxId: string, 
   if (outcome === 'not_found') throw new MessageNotFoundError(messageId);
   if (outcome === 'gone') throw new MessageGoneError(messageId);
   await Promise.all([
+    services.messages.leaveInbox(messageId, mailboxId),
     services.audit.record({ action: 'acknowledge', actor: mailboxId, messageId }),
     // The payload is kept for the retention period after acknowledgement, then purged.
     services.lifecycle.schedule(messageId, new Date(services.now().getTime() + services.periods.payloadRetentionMs)),

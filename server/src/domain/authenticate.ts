@@ -55,11 +55,13 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   if (found.status === 'rejected') return refuse(found.reason);
   if (claim.status === 'rejected') throw claim.reason;
   if (counted.status === 'rejected') return refuse(counted.reason);
-  const mailbox = found.value;
   const count = counted.value;
-  if (!mailbox || !mailbox.active || !tokenHmacMatches(services.sharedKey, token, mailbox.password)) {
-    return refuse(new ForbiddenError());
-  }
+  const admits = (mailbox: Mailbox | undefined): mailbox is Mailbox =>
+    mailbox !== undefined && mailbox.active && tokenHmacMatches(services.sharedKey, token, mailbox.password);
+  // The mailbox may have been read a moment ago: a password just changed or a mailbox just
+  // reactivated is looked up again before the request is refused.
+  const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
+  if (!admits(mailbox)) return refuse(new ForbiddenError());
   if (!claimed) throw new ForbiddenError();
   // 429 is a retryable status: the token is given back, so the client's retry is accepted.
   if (limited && count > services.maxRequestsPerSecond) return refuse(new TooManyRequestsError(1));

@@ -21,8 +21,6 @@ export interface LifecycleScheduler {
   start(messageId: string, at: Date): Promise<void>;
   /** Moves an existing message's next check to `at` (or starts one). */
   schedule(messageId: string, at: Date): Promise<void>;
-  /** For an id given back before anything was stored under it. */
-  cancel(messageId: string): Promise<void>;
 }
 
 export type LifecycleStep =

@@ -16,7 +16,3 @@ export async function reserveMessageId(services: Services, firstCheckAt: Date): 
   }
 }
 
-/** Gives back an id reserved for a send that was then refused: nothing of it is left. */
-export async function releaseMessageId(services: Services, messageId: string): Promise<void> {
-  await Promise.all([services.messages.releaseReservation(messageId), services.lifecycle.cancel(messageId)]);
-}

@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
-import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
+import { MeshErrorCodes, newMessageId } from '../../../shared/src/protocol/index.ts';
 import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
-import type { MessageMetadata } from '../store/messages.ts';
+import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
 import { SendRejectedError } from './errors.ts';
-import { releaseMessageId, reserveMessageId } from './message-ids.ts';
+import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
 export interface ChunkBody {
@@ -27,6 +27,7 @@ export interface SendRequest {
  * message is recorded after, so a 202 is only ever given for what is durable in both. A small
  * single-chunk message is stored in Redis with its record instead, in one atomic step: one S3
  * round trip per message would cap small-message throughput at what the object store allows.
+ * A refused send writes nothing.
  */
 export async function sendMessage(services: Services, request: SendRequest): Promise<string> {
   if (request.metadata.totalChunks > services.limits.maxChunks) {
@@ -34,20 +35,8 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
       detail: `at most ${services.limits.maxChunks} chunks per message`,
     });
   }
-  // The recipient is read while an id is reserved: a round trip fewer on every send; a refused
-  // send gives its id back.
-  const [recipient, messageId] = await Promise.all([
-    services.mailboxes.get(request.metadata.recipient),
-    // First looked at when the upload could be overdue, or the message (if accepted at once) could expire.
-    reserveMessageId(services, new Date(services.now().getTime() + Math.min(services.periods.uploadExpiryMs, services.periods.inboxExpiryMs))),
-  ]);
-  const refusal = refusalOf(request, recipient);
-  if (refusal) {
-    await releaseMessageId(services, messageId);
-    throw refusal;
-  }
-  const inline = fitsInline(services, request.metadata.totalChunks, request.body) ? await readSmallBody(request.body) : undefined;
-  const size = inline ? inline.length : await storeChunk(services, messageId, 1, request.body);
+  const refusal = refusalOf(request, await services.mailboxes.get(request.metadata.recipient));
+  if (refusal) throw refusal;
   const metadata: MessageMetadata = {
     ...request.metadata,
     type: 'DATA',
@@ -55,13 +44,47 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
     linkedMessageId: '',
     contentEncoding: request.body.contentEncoding,
   };
-  const outcome = await services.messages.create(messageId, metadata, size, services.now(), inline);
-  if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
+  // First looked at when the upload could be overdue, or the message (if accepted at once) could expire.
+  const firstCheckAt = new Date(services.now().getTime() + Math.min(services.periods.uploadExpiryMs, services.periods.inboxExpiryMs));
+  const { messageId, outcome } = fitsInline(services, metadata.totalChunks, request.body)
+    ? await recordSmallMessage(services, metadata, request.body, firstCheckAt)
+    : await recordStoredMessage(services, metadata, request.body, firstCheckAt);
   await Promise.all([
     outcome === 'accepted' ? services.messages.deliver(messageId, metadata.recipient) : undefined,
-    services.audit.record({ action: 'send', actor: request.sender.id, messageId, detail: `to ${metadata.recipient}` }),
+    services.audit.record({ action: 'send', actor: metadata.sender, messageId, detail: `to ${metadata.recipient}` }),
   ]);
   return messageId;
+}
+
+interface Recorded {
+  readonly messageId: string;
+  readonly outcome: Exclude<CreateOutcome, 'exists'>;
+}
+
+/** Chunk 1 into object storage under a reserved id, then the record. */
+async function recordStoredMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstCheckAt: Date): Promise<Recorded> {
+  const messageId = await reserveMessageId(services, firstCheckAt);
+  const size = await storeChunk(services, messageId, 1, body);
+  const outcome = await services.messages.create(messageId, metadata, size, services.now());
+  if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
+  return { messageId, outcome };
+}
+
+/**
+ * The payload and the record in one atomic step, which also claims the id: nothing is
+ * stored before it, so there is no id to reserve first. Its lifecycle check is scheduled
+ * first (while the body is read), so no crash can leave a record without one; a schedule entry
+ * of an id that turns out taken stays, as another send may be counting on it, and a check
+ * of an id with nothing to do simply ends.
+ */
+async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstCheckAt: Date): Promise<Recorded> {
+  const payload = readSmallBody(body);
+  for (;;) {
+    const messageId = newMessageId(services.now());
+    const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);
+    const outcome = await services.messages.create(messageId, metadata, bytes.length, services.now(), bytes);
+    if (outcome !== 'exists') return { messageId, outcome };
+  }
 }
 
 function refusalOf(request: SendRequest, recipient: Mailbox | undefined): SendRejectedError | undefined {

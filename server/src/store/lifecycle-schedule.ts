@@ -57,10 +57,6 @@ export class LifecycleSchedule {
     await this.#redis.zadd(this.#shardKey(messageId), 'LT', at.getTime(), messageId);
   }
 
-  async cancel(messageId: string): Promise<void> {
-    await this.#redis.zrem(this.#shardKey(messageId), messageId);
-  }
-
   /** When the message is next looked at; undefined when its life is over. */
   async nextCheck(messageId: string): Promise<Date | undefined> {
     const score = await this.#redis.zscore(this.#shardKey(messageId), messageId);

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
@@ -38,16 +39,29 @@ export function workflowAllowed(workflows: readonly string[], workflowId: string
   return workflows.includes(ANY_WORKFLOW) || workflows.includes(workflowId);
 }
 
-/** Mailbox registry: one Redis hash per mailbox plus an index set for listing. */
+export interface MailboxReadCache {
+  /** How long a mailbox read stays in memory; a change made elsewhere shows here within it. */
+  readonly ttlMs: number;
+  /** How many mailboxes are held at most (the least recently used go first). */
+  readonly maxEntries: number;
+}
+
+/**
+ * Mailbox registry: one Redis hash per mailbox plus an index set for listing. Every request
+ * reads its mailbox, and every send its recipient's, from one cluster slot: a server keeps
+ * what it read for a moment (`readCache`), so that slot is not read on every request.
+ */
 export class MailboxStore {
   readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
   readonly #passwords: PasswordCipher;
+  readonly #recent: LRUCache<string, Mailbox> | undefined;
 
-  constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher) {
+  constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher, readCache?: MailboxReadCache) {
     this.#redis = redis;
     this.#keys = keys;
     this.#passwords = passwords;
+    this.#recent = readCache && readCache.ttlMs > 0 ? new LRUCache({ max: readCache.maxEntries, ttl: readCache.ttlMs }) : undefined;
   }
 
   /** Registers a mailbox; false when the id is taken. */
@@ -73,9 +87,19 @@ export class MailboxStore {
     return created === 1;
   }
 
-  async get(mailboxId: string): Promise<Mailbox | undefined> {
+  /**
+   * The mailbox as read within the cache's time to live (when this store has a cache), or
+   * `fresh` from Redis. Only mailboxes that exist are remembered: one created a moment ago is
+   * found at once.
+   */
+  async get(mailboxId: string, { fresh = false } = {}): Promise<Mailbox | undefined> {
+    const remembered = fresh ? undefined : this.#recent?.get(mailboxId);
+    if (remembered) return remembered;
     const fields = await this.#redis.hgetall(this.#keys.mailbox(mailboxId));
-    return fields.id ? toMailbox(fields, this.#passwords) : undefined;
+    const mailbox = fields.id ? toMailbox(fields, this.#passwords) : undefined;
+    if (mailbox) this.#recent?.set(mailboxId, mailbox);
+    else this.#recent?.delete(mailboxId);
+    return mailbox;
   }
 
   async list(): Promise<readonly Mailbox[]> {
@@ -86,7 +110,7 @@ export class MailboxStore {
 
   /** Activates or deactivates; false when there is no such mailbox. */
   async setActive(mailboxId: string, active: boolean): Promise<boolean> {
-    return (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['active', active ? '1' : '0'])) === 1;
+    return this.#changed(mailboxId, (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['active', active ? '1' : '0'])) === 1);
   }
 
   /** Allows or denies a workflow; 'wildcard' when denying one of a mailbox that allows any. */
@@ -96,11 +120,12 @@ export class MailboxStore {
     direction: WorkflowDirection,
     allowed: boolean,
   ): Promise<'ok' | 'not_found' | 'wildcard'> {
-    return (await setMailboxWorkflow.run(
+    const outcome = (await setMailboxWorkflow.run(
       this.#redis,
       [this.#keys.mailbox(mailboxId), this.#keys.workflowReceivers(workflowId)],
       [mailboxId, direction === 'send' ? 'sendWorkflows' : 'receiveWorkflows', workflowId, allowed ? 'allow' : 'deny'],
     )) as 'ok' | 'not_found' | 'wildcard';
+    return this.#changed(mailboxId, outcome);
   }
 
   /** Active mailboxes registered to receive a workflow, optionally only those of one ODS code. */
@@ -117,7 +142,13 @@ export class MailboxStore {
   /** Replaces the password; false when there is no such mailbox. */
   async setPassword(mailboxId: string, password: string): Promise<boolean> {
     const encrypted = this.#passwords.encrypt(password);
-    return (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['password', encrypted])) === 1;
+    return this.#changed(mailboxId, (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['password', encrypted])) === 1);
+  }
+
+  /** Forgets a mailbox once it has changed, so this process sees the change at once. */
+  #changed<T>(mailboxId: string, outcome: T): T {
+    this.#recent?.delete(mailboxId);
+    return outcome;
   }
 
   /** Mailboxes a client certificate may act for beyond the one named in its CN. */

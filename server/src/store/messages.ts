@@ -114,7 +114,7 @@ export class MessageStore {
   /**
    * Records a message whose chunk 1 is stored; accepts it when that was its only chunk (then
    * deliver it). A small single-chunk message passes its payload here instead, to be stored
-   * with it atomically.
+   * with it atomically; its id needs no reservation ('exists' when another send holds it).
    */
   async create(
     id: string,
@@ -153,6 +153,8 @@ export class MessageStore {
         firstChunk ? firstChunk.size : '',
         now.getTime(),
         inlinePayload ?? '',
+        // A small message's id is claimed by its record, not reserved before: another send's reservation wins.
+        inlinePayload ? '1' : '',
         // Empty fields read back as '' anyway; not storing them keeps each record small.
         ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
       ],
@@ -202,20 +204,19 @@ export class MessageStore {
       .sort((a, b) => a.number - b.number);
   }
 
+  /** Marks the message acknowledged; 'acknowledged' (also when it was before): take it out of the inbox next. */
   async acknowledge(id: string, recipient: string, now: Date): Promise<AcknowledgeOutcome> {
-    const outcome = (await acknowledgeScript.run(this.#redis, [this.#keys.message(id)], [recipient, now.getTime()])) as AcknowledgeOutcome;
-    // Also when it was acknowledged before: the client retries an acknowledgement that failed half-way.
-    if (outcome === 'acknowledged') await this.#redis.zrem(this.#keys.inbox(recipient), id);
-    return outcome;
+    return (await acknowledgeScript.run(this.#redis, [this.#keys.message(id)], [recipient, now.getTime()])) as AcknowledgeOutcome;
+  }
+
+  /** The step after acknowledge, repeated when the client retries an acknowledgement that failed half-way. */
+  async leaveInbox(id: string, recipient: string): Promise<void> {
+    await this.#redis.zrem(this.#keys.inbox(recipient), id);
   }
 
   /** Reachability check for readiness. */
   async ping(): Promise<void> {
     await this.#redis.ping();
-  }
-
-  async releaseReservation(id: string): Promise<void> {
-    await this.#redis.del(this.#keys.messageIdReservation(id));
   }
 
   /** Whether an id is reserved for a send whose first chunk may still be on its way. */

@@ -14,14 +14,17 @@ export interface RequestState {
 export function requestContext(logger: Logger): Middleware<RequestState> {
   return async (ctx, next) => {
     const started = performance.now();
-    ctx.state.requestId = randomUUID();
+    const requestId = randomUUID();
+    ctx.state.requestId = requestId;
     ctx.state.apiVersion = 1;
-    ctx.state.log = logger.child({ requestId: ctx.state.requestId });
-    ctx.set('X-Request-ID', ctx.state.requestId);
+    // Made on first use: most requests log nothing but the access line, and that only at info.
+    let log: Logger | undefined;
+    Object.defineProperty(ctx.state, 'log', { get: () => (log ??= logger.child({ requestId })), enumerable: true });
+    ctx.set('X-Request-ID', requestId);
     try {
       await next();
     } finally {
-      ctx.state.log.info(
+      if (logger.isLevelEnabled('info')) ctx.state.log.info(
         { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
         'request',
       );
