@@ -5,18 +5,22 @@
  * second, and full lifecycles (send, download, acknowledge: 3 requests) per second, with p50
  * and p99 latency. Baseline in the same run, with the same load client: a bare Node https
  * server with the same mutual-TLS setup answering 200. Baseline, sends and lifecycles take
- * turns for several rounds and the median round of each counts: the baseline alone moves by
- * a third between runs on a small shared machine. Writes docs/benchmarks.md.
+ * turns for several rounds; each round's rates are compared with that round's baseline and the
+ * median round counts: the baseline alone moves by a third between runs on a small shared
+ * machine. The CPU time each process spends per request is measured too (Linux /proc), as it
+ * shows where the two cores go. Writes docs/benchmarks.md.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { freePort } from '../services/processes.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import type { TestMailbox } from '../../test/support/harness.ts';
 import { startServerProcess } from '../../test/support/server-process.ts';
+import { measureCpu } from './cpu-time.ts';
 import { call, type LoadResult, runLoad } from './load.ts';
 import { machineDescription, writeReportSection } from './report.ts';
 
@@ -43,6 +47,29 @@ const bare = spawn(process.execPath, [
   join(server.pkiDir, 'ca.crt'),
 ]);
 await new Promise((resolve) => setTimeout(resolve, 500));
+const redisPid = await (async () => {
+  const redis = new Redis(server.deployment.redis.redisUrl);
+  const info = await redis.info('server');
+  redis.disconnect();
+  return Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+})();
+
+/** A measurement: its load result and the CPU microseconds each process spent per request. */
+interface Measured {
+  readonly load: LoadResult;
+  readonly cpuPerRequest: Record<string, number>;
+}
+
+async function measure(
+  concurrency: number,
+  pids: Record<string, number>,
+  requestsPerOperation: number,
+  operation: (worker: number) => Promise<boolean>,
+): Promise<Measured> {
+  const { result: load, seconds } = await measureCpu(pids, () => runLoad(concurrency, durationMs, operation));
+  const requests = Math.max(1, load.operations * requestsPerOperation);
+  return { load, cpuPerRequest: Object.fromEntries(Object.entries(seconds).map(([name, cpu]) => [name, (cpu * 1e6) / requests])) };
+}
 
 try {
   const pairs: { lab: TestMailbox; gp: TestMailbox; labAgent: Agent; gpAgent: Agent }[] = [];
@@ -70,6 +97,7 @@ try {
     });
     return response.status === 202 ? (JSON.parse(response.body) as { message_id: string }).message_id : undefined;
   };
+  const sent = async (worker: number): Promise<boolean> => (await send(worker)) !== undefined;
   const lifecycle = async (worker: number): Promise<boolean> => {
     const { gp, gpAgent } = pairOf(worker);
     const messageId = await send(worker);
@@ -83,29 +111,55 @@ try {
     return download.status === 200 && download.body.length === payload.length && ack.status === 200;
   };
 
-  /** The run with the median rate (its latencies come with it). */
-  const medianRun = (runs: LoadResult[]): LoadResult => [...runs].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(runs.length / 2)]!;
-  const results: { concurrency: number; baseline: LoadResult; sends: LoadResult; lifecycles: LoadResult; errors: number }[] = [];
+  const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  /** The round with the median rate (its latencies and CPU figures come with it). */
+  const medianRun = (runs: Measured[]): Measured => [...runs].sort((a, b) => a.load.perSecond - b.load.perSecond)[Math.floor(runs.length / 2)]!;
+  interface Row {
+    readonly concurrency: number;
+    readonly baseline: Measured;
+    readonly sends: Measured;
+    readonly lifecycles: Measured;
+    /** Medians of each round's rate over that round's baseline (lifecycles counted in requests). */
+    readonly sendRatio: number;
+    readonly lifecycleRatio: number;
+    readonly errors: number;
+  }
+  const results: Row[] = [];
+  const meshboxPids = { server: server.pid(), redis: redisPid, client: process.pid };
+  const bareServerPids = { server: bare.pid ?? 0, client: process.pid };
   for (const concurrency of CONCURRENCY) {
-    await runLoad(concurrency, 500, baseline); // warm up connections
-    const runs = { baseline: [] as LoadResult[], sends: [] as LoadResult[], lifecycles: [] as LoadResult[] };
+    // Connections opened and code compiled before anything is measured.
+    for (const warmUp of [baseline, sent, lifecycle]) await runLoad(concurrency, 1000, warmUp);
+    const runs = { baseline: [] as Measured[], sends: [] as Measured[], lifecycles: [] as Measured[] };
     for (let round = 0; round < rounds; round++) {
-      runs.baseline.push(await runLoad(concurrency, durationMs, baseline));
-      runs.sends.push(await runLoad(concurrency, durationMs, async (worker) => (await send(worker)) !== undefined));
-      runs.lifecycles.push(await runLoad(concurrency, durationMs, lifecycle));
+      runs.baseline.push(await measure(concurrency, bareServerPids, 1, baseline));
+      runs.sends.push(await measure(concurrency, meshboxPids, 1, sent));
+      runs.lifecycles.push(await measure(concurrency, meshboxPids, 3, lifecycle));
     }
-    const errors = [...runs.baseline, ...runs.sends, ...runs.lifecycles].reduce((sum, run) => sum + run.errors, 0);
-    results.push({ concurrency, baseline: medianRun(runs.baseline), sends: medianRun(runs.sends), lifecycles: medianRun(runs.lifecycles), errors });
+    const all = [...runs.baseline, ...runs.sends, ...runs.lifecycles];
+    const ratios = (of: Measured[], requestsPerOperation: number) =>
+      median(of.map((run, round) => (run.load.perSecond * requestsPerOperation) / runs.baseline[round]!.load.perSecond));
+    results.push({
+      concurrency,
+      baseline: medianRun(runs.baseline),
+      sends: medianRun(runs.sends),
+      lifecycles: medianRun(runs.lifecycles),
+      sendRatio: ratios(runs.sends, 1),
+      lifecycleRatio: ratios(runs.lifecycles, 3),
+      errors: all.reduce((sum, run) => sum + run.load.errors, 0),
+    });
     console.error(`concurrency ${concurrency} done`);
   }
 
   const f = (n: number, digits = 0) => n.toFixed(digits);
-  const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(0)}%`;
+  const pct = (ratio: number) => `${(ratio * 100).toFixed(0)}%`;
+  const cpu = (run: Measured, ...names: string[]) => names.map((name) => f(run.cpuPerRequest[name] ?? 0)).join(' / ');
   const lines = [
     '## Small messages (`scripts/bench/small-messages.ts`)',
     '',
     `1 KiB messages, ${PAIRS} sender/recipient pairs, ${durationMs / 1000} s per measurement, one Node load client;`,
-    `${rounds} rounds of baseline, sends and lifecycles in turn; the median round of each is shown.`,
+    `${rounds} rounds of baseline, sends and lifecycles in turn. Rates and latencies: the median round;`,
+    "ratios: the median of each round's rate over that round's baseline.",
     'meshbox (its own process), Redis, the S3 server and the client all on this machine. Baseline:',
     'a bare Node https server with the same mutual-TLS setup answering 200, same client, same run.',
     'A lifecycle is send + download + acknowledge (3 requests). The per-mailbox rate limit is off',
@@ -116,11 +170,20 @@ try {
     '| concurrency | baseline req/s | sends/s | sends vs baseline | send p50 / p99 ms | lifecycles/s | lifecycle req/s vs baseline | lifecycle p50 / p99 ms |',
     '|---|---|---|---|---|---|---|---|',
     ...results.map(
-      ({ concurrency, baseline: b, sends: s, lifecycles: l }) =>
-        `| ${concurrency} | ${f(b.perSecond)} | ${f(s.perSecond)} | ${pct(s.perSecond, b.perSecond)} | ${f(s.p50Ms, 1)} / ${f(s.p99Ms, 1)} | ${f(l.perSecond)} | ${pct(l.perSecond * 3, b.perSecond)} | ${f(l.p50Ms, 1)} / ${f(l.p99Ms, 1)} |`,
+      ({ concurrency, baseline: { load: b }, sends: { load: s }, lifecycles: { load: l }, sendRatio, lifecycleRatio }) =>
+        `| ${concurrency} | ${f(b.perSecond)} | ${f(s.perSecond)} | ${pct(sendRatio)} | ${f(s.p50Ms, 1)} / ${f(s.p99Ms, 1)} | ${f(l.perSecond)} | ${pct(lifecycleRatio)} | ${f(l.p50Ms, 1)} / ${f(l.p99Ms, 1)} |`,
     ),
     '',
     `Errors: ${results.reduce((sum, r) => sum + r.errors, 0)}.`,
+    '',
+    'CPU time per request (µs), median round: where the two cores go.',
+    '',
+    '| concurrency | baseline: server / client | send: meshbox / Redis / client | lifecycle request: meshbox / Redis / client |',
+    '|---|---|---|---|',
+    ...results.map(
+      ({ concurrency, baseline: b, sends: s, lifecycles: l }) =>
+        `| ${concurrency} | ${cpu(b, 'server', 'client')} | ${cpu(s, 'server', 'redis', 'client')} | ${cpu(l, 'server', 'redis', 'client')} |`,
+    ),
   ];
   console.log(lines.join('\n'));
   if (!values['no-write']) await writeReportSection('small-messages', lines.join('\n'));
