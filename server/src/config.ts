@@ -212,7 +212,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       messageRetentionMs: env.MESHBOX_MESSAGE_RETENTION_SECONDS * 1000,
     },
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
-    mailboxCacheMs: env.MESHBOX_MAILBOX_CACHE_SECONDS * 1000,
+    // Whole milliseconds: the cache takes nothing else.
+    mailboxCacheMs: Math.round(env.MESHBOX_MAILBOX_CACHE_SECONDS * 1000),
     clientTimeouts: { headersMs: env.MESHBOX_HEADERS_TIMEOUT_SECONDS * 1000, requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000 },
     logLevel: env.MESHBOX_LOG_LEVEL,
   };

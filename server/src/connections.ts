@@ -45,7 +45,8 @@ export interface ConnectionSettings extends RedisTarget {
 /** Beyond every mailbox of England's ~28,000 organisations; a few MiB at most. */
 const MAILBOX_CACHE_ENTRIES = 50_000;
 
-export function createS3Client(settings: S3Settings): S3Client {
+/** `logger`: where the SDK's own warnings go (as JSON lines with the rest), instead of the console. */
+export function createS3Client(settings: S3Settings, logger?: Logger): S3Client {
   // Keep-alive sockets: a TCP (and TLS) setup per chunk would dominate small messages.
   const agentOptions = { keepAlive: true, maxSockets: 256 };
   return new S3Client({
@@ -57,6 +58,7 @@ export function createS3Client(settings: S3Settings): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    ...(logger ? { logger: logger.child({ component: 's3' }) } : {}),
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
@@ -73,7 +75,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     // Commands issued in the same tick by concurrent requests share one write and one read.
     enableAutoPipelining: true,
   });
-  const s3 = createS3Client(settings.s3);
+  const s3 = createS3Client(settings.s3, logger);
   const keys = redisKeys(settings.redisPrefix);
   const payloads = new PayloadStore(s3, settings.s3.bucket);
   try {

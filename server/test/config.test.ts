@@ -26,6 +26,7 @@ test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) =
   t.is(config.secretKey, 'secret');
   t.is(config.mailboxCacheMs, 1000);
   t.is(loadConfig({ ...files, MESHBOX_MAILBOX_CACHE_SECONDS: '0' }).mailboxCacheMs, 0);
+  t.is(loadConfig({ ...files, MESHBOX_MAILBOX_CACHE_SECONDS: '1.005' }).mailboxCacheMs, 1005);
 });
 
 test('explicit Redis and S3 settings are used', (t) => {

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import test from 'ava';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer } from '../support/harness.ts';
-import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+import { mailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
+import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 const portOf = (url: string): number => Number(new URL(url).port);
@@ -49,6 +52,61 @@ test('object storage unreachable: sends fail with 503 and a MESH error, nothing 
     t.is(retried.status, 202, 'the same token works for the retry after a 503');
     const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${retried.json().message_id}` });
     t.is(download.body.toString(), 'during the outage');
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
+
+async function sha256(stream: NodeJS.ReadableStream): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const part of stream) hash.update(part as Buffer);
+  return hash.digest('hex');
+}
+
+test('object storage failing part-way through a download cuts the response off (never a short 200 or a hang); the retry gets every byte', async (t) => {
+  const local = await ensureLocalServices();
+  const proxy = await startTcpProxy(portOf(local.s3.endpoint));
+  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, worker: false });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    // Far more than the sockets between the object store and the client can hold at once.
+    const size = 64 * MiB;
+    const payload = new PayloadGenerator();
+    const sent = await streamingRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'content-length': String(size) },
+      body: payload.stream(0, size),
+    });
+    t.is(sent.statusCode, 202);
+    const messageId = (JSON.parse(await readText(sent)) as { message_id: string }).message_id;
+    const download = (): Promise<IncomingMessage> => streamingRequest(server, gp, { method: 'GET', path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+
+    const interrupted = await download();
+    t.is(interrupted.statusCode, 200);
+    t.is(interrupted.headers['content-length'], String(size));
+    let received = 0;
+    const ending = new Promise<{ complete: boolean; error: boolean }>((resolve) => {
+      let error = false;
+      interrupted.on('error', () => (error = true));
+      interrupted.on('close', () => resolve({ complete: interrupted.complete, error }));
+    });
+    interrupted.once('data', () => {
+      // The store goes away while most of the payload is still in it.
+      interrupted.pause();
+      void proxy.cut().then(() => interrupted.resume());
+    });
+    interrupted.on('data', (part: Buffer) => (received += part.length));
+    const ended = await ending;
+    t.false(ended.complete, 'the response is not complete');
+    t.true(ended.error, 'the client sees the connection cut, not a normal end');
+    t.true(received < size, `${received} of ${size} bytes`);
+
+    await proxy.restore();
+    const whole = await download();
+    t.is(whole.statusCode, 200);
+    t.is(await sha256(whole), await sha256(payload.stream(0, size)), 'the retry gets every byte');
   } finally {
     await proxy.close();
     await server.close();

@@ -27,7 +27,7 @@ export interface SendRequest {
  * message is recorded after, so a 202 is only ever given for what is durable in both. A small
  * single-chunk message is stored in Redis with its record instead, in one atomic step: one S3
  * round trip per message would cap small-message throughput at what the object store allows.
- * A refused send writes nothing.
+ * A send refused for its recipient or workflow writes nothing.
  */
 export async function sendMessage(services: Services, request: SendRequest): Promise<string> {
   if (request.metadata.totalChunks > services.limits.maxChunks) {

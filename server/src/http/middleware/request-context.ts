@@ -19,7 +19,12 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
     ctx.state.apiVersion = 1;
     // Made on first use: most requests log nothing but the access line, and that only at info.
     let log: Logger | undefined;
-    Object.defineProperty(ctx.state, 'log', { get: () => (log ??= logger.child({ requestId })), enumerable: true });
+    Object.defineProperty(ctx.state, 'log', {
+      get: () => (log ??= logger.child({ requestId })),
+      set: (replacement: Logger) => (log = replacement),
+      enumerable: true,
+      configurable: true,
+    });
     ctx.set('X-Request-ID', requestId);
     try {
       await next();
