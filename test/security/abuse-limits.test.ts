@@ -39,6 +39,15 @@ test('a mailbox over its requests per second gets 429 with Retry-After, other ma
     status = (await mailboxRequest(server, busy, { path: `/messageexchange/${busy.id}/count`, authorization: retried })).status;
   }
   t.is(status, 200, 'the token of a rate-limited request was not used up');
+
+  // The counters are per second: each must go soon after its window, or they would pile up.
+  const counters = await server.redis.keys(`${server.redisPrefix}request-count:{${busy.id}}:*`);
+  t.true(counters.length >= 1);
+  for (const counter of counters) {
+    const ttl = await server.redis.ttl(counter);
+    // -2: gone meanwhile, as it should; -1 would be a counter kept for ever.
+    t.true(ttl === -2 || (ttl > 0 && ttl <= 2), `${counter} lives ${ttl} s more`);
+  }
 });
 
 test('a client too slow to send its headers is answered 408 and disconnected', async (t) => {

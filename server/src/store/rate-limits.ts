@@ -1,5 +1,8 @@
 import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
+import { LuaScript } from './lua-script.ts';
+
+const countRequestScript = new LuaScript('count-request');
 
 /** Per-mailbox request counts in one-second windows, shared by every server process. */
 export class RateLimitStore {
@@ -14,7 +17,7 @@ export class RateLimitStore {
   /** Counts one request in the current second and returns the count so far. */
   async countRequest(mailboxId: string, now: Date): Promise<number> {
     const key = this.#keys.requestCount(mailboxId, Math.floor(now.getTime() / 1000));
-    const results = await this.#redis.multi().incr(key).expire(key, 2, 'NX').exec();
-    return Number(results?.[0]?.[1] ?? 0);
+    // One script rather than MULTI/INCR/EXPIRE/EXEC: one command on every request, sent with the others.
+    return Number(await countRequestScript.run(this.#redis, [key], [2]));
   }
 }
