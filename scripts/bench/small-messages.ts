@@ -15,7 +15,7 @@ import { once } from 'node:events';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
+import { ensureLocalServices } from '../services/index.ts';
 import { freePort } from '../services/processes.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import type { TestMailbox } from '../../test/support/harness.ts';
@@ -47,12 +47,8 @@ const bare = spawn(process.execPath, [
   join(server.pkiDir, 'ca.crt'),
 ]);
 await new Promise((resolve) => setTimeout(resolve, 500));
-const redisPid = await (async () => {
-  const redis = new Redis(server.deployment.redis.redisUrl);
-  const info = await redis.info('server');
-  redis.disconnect();
-  return Number(/^process_id:(\d+)/m.exec(info)?.[1]);
-})();
+// The server process runs on the local services (startServerProcess is given no other Redis).
+const redisPid = (await ensureLocalServices()).pids.redis;
 
 /** A measurement: its load result and the CPU microseconds each process spent per request. */
 interface Measured {

@@ -1,11 +1,12 @@
 /**
- * `node scripts/bench/transfer.ts [--size-mib 2048] [--chunk-mib 100] [--rounds 3]`
+ * `node scripts/bench/transfer.ts [--size-mib 2048] [--chunk-mib 100] [--rounds 3] [--no-write]`
  *
  * Upload and download MB/s of one large message through meshbox (mutual TLS, chunked, a
  * separate server process) against the baseline measured in the same run: the same bytes
  * put and got with @aws-sdk/client-s3 directly to the same S3 server, in the same chunks.
  * The two alternate for several rounds and the medians are compared: on a small shared
- * machine one run of either can be a fifth off. Writes the figures to docs/benchmarks.md.
+ * machine one run of either can be a fifth off. The CPU time each process spends per GiB is
+ * measured too (Linux /proc): it shows what the two cores allow. Writes docs/benchmarks.md.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -17,6 +18,7 @@ import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { readText, streamingRequest } from '../../test/support/http.ts';
 import { MiB, PayloadGenerator } from '../../test/support/payload.ts';
 import { startServerProcess } from '../../test/support/server-process.ts';
+import { measureCpu } from './cpu-time.ts';
 import { machineDescription, writeReportSection } from './report.ts';
 
 const { values } = parseArgs({
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     'size-mib': { type: 'string', default: '2048' },
     'chunk-mib': { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
+    'no-write': { type: 'boolean', default: false },
   },
 });
 const totalBytes = Number(values['size-mib']) * MiB;
@@ -38,16 +41,25 @@ async function drain(stream: Readable): Promise<number> {
   return bytes;
 }
 
-async function timed(action: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await action();
-  return (performance.now() - started) / 1000;
+/** One direction of one round: MB/s, and CPU seconds per GiB of each process measured. */
+interface Transfer {
+  readonly rate: number;
+  readonly cpuPerGiB: Record<string, number>;
 }
 
-const rate = (seconds: number): number => totalBytes / 1e6 / seconds;
+async function timed(pids: Record<string, number>, action: () => Promise<unknown>): Promise<Transfer> {
+  const started = performance.now();
+  const { seconds } = await measureCpu(pids, action);
+  const gib = totalBytes / 1024 ** 3;
+  return {
+    rate: totalBytes / 1e6 / ((performance.now() - started) / 1000),
+    cpuPerGiB: Object.fromEntries(Object.entries(seconds).map(([name, cpu]) => [name, cpu / gib])),
+  };
+}
 
-async function directS3(): Promise<{ up: number; down: number }> {
+async function directS3(): Promise<Rates> {
   const local = await ensureLocalServices();
+  const pids = { s3: local.pids.s3, client: process.pid };
   const s3 = createS3Client({
     endpoint: local.s3.endpoint,
     bucket: 'unused',
@@ -58,19 +70,19 @@ async function directS3(): Promise<{ up: number; down: number }> {
   const Bucket = `bench-${randomBytes(6).toString('hex')}`;
   await s3.send(new CreateBucketCommand({ Bucket }));
   try {
-    const up = await timed(async () => {
+    const up = await timed(pids, async () => {
       for (let n = 1; n <= chunkCount; n++) {
         const body = payload.stream((n - 1) * chunkBytes, chunkLength(n));
         await s3.send(new PutObjectCommand({ Bucket, Key: `direct/${n}`, Body: body, ContentLength: chunkLength(n) }));
       }
     });
-    const down = await timed(async () => {
+    const down = await timed(pids, async () => {
       for (let n = 1; n <= chunkCount; n++) {
         const object = await s3.send(new GetObjectCommand({ Bucket, Key: `direct/${n}` }));
         await drain(object.Body as Readable);
       }
     });
-    return { up: rate(up), down: rate(down) };
+    return { up, down };
   } finally {
     await new PayloadStore(s3, Bucket).deletePrefix('direct/');
     await s3.send(new DeleteBucketCommand({ Bucket }));
@@ -78,12 +90,13 @@ async function directS3(): Promise<{ up: number; down: number }> {
   }
 }
 
-async function throughMeshbox(): Promise<{ up: number; down: number }> {
+async function throughMeshbox(): Promise<Rates> {
   const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'error' });
+  const pids = { s3: (await ensureLocalServices()).pids.s3, meshbox: server.pid(), client: process.pid };
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     let messageId = '';
-    const up = await timed(async () => {
+    const up = await timed(pids, async () => {
       for (let n = 1; n <= chunkCount; n++) {
         const response = await streamingRequest(server, lab, {
           method: 'POST',
@@ -101,7 +114,7 @@ async function throughMeshbox(): Promise<{ up: number; down: number }> {
         if (n === 1) messageId = (JSON.parse(text) as { message_id: string }).message_id;
       }
     });
-    const down = await timed(async () => {
+    const down = await timed(pids, async () => {
       for (let n = 1; n <= chunkCount; n++) {
         const path = n === 1 ? `/messageexchange/${gp.id}/inbox/${messageId}` : `/messageexchange/${gp.id}/inbox/${messageId}/${n}`;
         const response = await streamingRequest(server, gp, { method: 'GET', path });
@@ -110,15 +123,15 @@ async function throughMeshbox(): Promise<{ up: number; down: number }> {
       }
     });
     await server.deleteMessagePayload(messageId);
-    return { up: rate(up), down: rate(down) };
+    return { up, down };
   } finally {
     await server.stop();
   }
 }
 
 interface Rates {
-  readonly up: number;
-  readonly down: number;
+  readonly up: Transfer;
+  readonly down: Transfer;
 }
 const rounds = Number(values.rounds);
 const directRuns: Rates[] = [];
@@ -133,12 +146,16 @@ const median = (values: number[]): number => {
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
+const ratesOf = (runs: Rates[], direction: keyof Rates): number[] => runs.map((run) => run[direction].rate);
 const summary = (runs: Rates[], direction: keyof Rates): string => {
-  const rates = runs.map((run) => run[direction]);
+  const rates = ratesOf(runs, direction);
   return `${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})`;
 };
 const percent = (direction: keyof Rates): string =>
-  `${((median(meshboxRuns.map((run) => run[direction])) / median(directRuns.map((run) => run[direction]))) * 100).toFixed(0)}%`;
+  `${((median(ratesOf(meshboxRuns, direction)) / median(ratesOf(directRuns, direction))) * 100).toFixed(0)}%`;
+/** Median CPU seconds per GiB of each named process, as `a / b / c`. */
+const cpu = (runs: Rates[], direction: keyof Rates, ...names: string[]): string =>
+  names.map((name) => median(runs.map((run) => run[direction].cpuPerGiB[name] ?? 0)).toFixed(1)).join(' / ');
 const lines = [
   '## Large transfers (`scripts/bench/transfer.ts`)',
   '',
@@ -153,6 +170,15 @@ const lines = [
   '|---|---|---|---|',
   `| upload | ${summary(directRuns, 'up')} | ${summary(meshboxRuns, 'up')} | ${percent('up')} |`,
   `| download | ${summary(directRuns, 'down')} | ${summary(meshboxRuns, 'down')} | ${percent('down')} |`,
+  '',
+  'CPU seconds per GiB moved (medians): what the two cores allow.',
+  '',
+  '| direction | direct: S3 server / client | through meshbox: S3 server / meshbox / client |',
+  '|---|---|---|',
+  ...(['up', 'down'] as const).map(
+    (direction) =>
+      `| ${direction === 'up' ? 'upload' : 'download'} | ${cpu(directRuns, direction, 's3', 'client')} | ${cpu(meshboxRuns, direction, 's3', 'meshbox', 'client')} |`,
+  ),
 ];
 console.log(lines.join('\n'));
-await writeReportSection('transfer', lines.join('\n'));
+if (!values['no-write']) await writeReportSection('transfer', lines.join('\n'));

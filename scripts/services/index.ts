@@ -18,6 +18,8 @@ export interface LocalServices {
     readonly accessKeyId: string;
     readonly secretAccessKey: string;
   };
+  /** The processes, for benchmarks that measure their CPU time. */
+  readonly pids: { readonly redis: number; readonly s3: number };
 }
 
 export interface LocalServicesOptions {
@@ -69,6 +71,7 @@ export async function ensureLocalServices(options: LocalServicesOptions = {}): P
         accessKeyId: S3RVER_CREDENTIALS.accessKeyId,
         secretAccessKey: S3RVER_CREDENTIALS.secretAccessKey,
       },
+      pids: { redis: redis.value.pid, s3: s3.value.pid },
     };
   });
 }
