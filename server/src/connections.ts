@@ -3,6 +3,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from 'pino';
+import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { S3Settings } from './config.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
@@ -104,6 +105,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     maxRequestsPerSecond: settings.maxRequestsPerSecond,
     sharedKey: settings.sharedKey,
     now: () => new Date(),
+    newMessageId,
     limits: settings.limits,
     periods: settings.periods,
     lifecycle: schedule,

@@ -1,6 +1,8 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
+import { Readable } from 'node:stream';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
@@ -253,16 +255,38 @@ test('an id stays taken while its message is recorded: it cannot be reserved aga
   t.false(await server.services.messages.reserveId(fresh), 'nor while another send holds it');
 });
 
-test('a small message claims its id with its record: never one recorded, or reserved by a large send', async (t) => {
+test('a small send offered a taken id (a recorded message, a large send\'s reservation) takes another; both keep theirs', async (t) => {
   const recorded = await sendMessage(server, lab, gp, 'mine');
-  const metadata = (await server.services.messages.get(recorded))!;
   const reserved = newMessageId();
   t.true(await server.services.messages.reserveId(reserved));
-  const intruder = Buffer.from('not yours');
-  t.is(await server.services.messages.create(recorded, metadata, intruder.length, new Date(), intruder), 'exists');
-  t.is(await server.services.messages.create(reserved, metadata, intruder.length, new Date(), intruder), 'exists');
-  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${recorded}` })).body.toString(), 'mine');
-  // The send holding the reservation records its message as ever.
+  const fresh = newMessageId();
+  const offered = [recorded, reserved, fresh];
+  const services: Services = { ...server.services, newMessageId: () => offered.shift() ?? newMessageId() };
+  const body = Buffer.from('not yours');
+  const messageId = await sendThroughDomain(services, {
+    sender: (await server.services.mailboxes.get(lab.id))!,
+    metadata: {
+      recipient: gp.id,
+      workflowId: 'CLASH',
+      subject: '',
+      localId: '',
+      partnerId: '',
+      fileName: '',
+      checksum: '',
+      contentType: '',
+      compressed: false,
+      encrypted: false,
+      totalChunks: 1,
+    },
+    body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' },
+  });
+  t.is(messageId, fresh);
+  t.deepEqual(offered, [], 'each taken id was tried, then given up');
+  const download = (id: string) => mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${id}` });
+  t.is((await download(recorded)).body.toString(), 'mine');
+  t.is((await download(fresh)).body.toString(), 'not yours');
+  // The send holding the reservation records its own message under it as ever.
+  const metadata = (await server.services.messages.get(recorded))!;
   t.is(await server.services.messages.create(reserved, metadata, 4, new Date()), 'accepted');
 });
 

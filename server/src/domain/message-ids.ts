@@ -1,4 +1,3 @@
-import { newMessageId } from '../../../shared/src/protocol/index.ts';
 import type { Services } from './services.ts';
 
 /**
@@ -10,7 +9,7 @@ import type { Services } from './services.ts';
  */
 export async function reserveMessageId(services: Services, firstCheckAt: Date): Promise<string> {
   for (;;) {
-    const messageId = newMessageId(services.now());
+    const messageId = services.newMessageId(services.now());
     const [reserved] = await Promise.all([services.messages.reserveId(messageId), services.lifecycle.start(messageId, firstCheckAt)]);
     if (reserved) return messageId;
   }

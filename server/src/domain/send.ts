@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { MeshErrorCodes, newMessageId } from '../../../shared/src/protocol/index.ts';
+import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
@@ -80,7 +80,7 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
 async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstCheckAt: Date): Promise<Recorded> {
   const payload = readSmallBody(body);
   for (;;) {
-    const messageId = newMessageId(services.now());
+    const messageId = services.newMessageId(services.now());
     const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);
     const outcome = await services.messages.create(messageId, metadata, bytes.length, services.now(), bytes);
     if (outcome !== 'exists') return { messageId, outcome };

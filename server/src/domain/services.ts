@@ -22,6 +22,8 @@ export interface Services {
   /** The environment's shared HMAC key for Authorization tokens. */
   readonly sharedKey: string;
   readonly now: () => Date;
+  /** A fresh random message id stamped with `at` (a seam like `now`: a test can offer ids that are taken). */
+  readonly newMessageId: (at: Date) => string;
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
   readonly lifecycle: LifecycleScheduler;
