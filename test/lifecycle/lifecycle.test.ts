@@ -3,6 +3,7 @@ import test from 'ava';
 import { Readable } from 'node:stream';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
+import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
@@ -263,21 +264,11 @@ test('a small send offered a taken id (a recorded message, a large send\'s reser
   const offered = [recorded, reserved, fresh];
   const services: Services = { ...server.services, newMessageId: () => offered.shift() ?? newMessageId() };
   const body = Buffer.from('not yours');
+  // As the outbox route reads it from the request's MESH headers.
+  const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'CLASH' });
   const messageId = await sendThroughDomain(services, {
     sender: (await server.services.mailboxes.get(lab.id))!,
-    metadata: {
-      recipient: gp.id,
-      workflowId: 'CLASH',
-      subject: '',
-      localId: '',
-      partnerId: '',
-      fileName: '',
-      checksum: '',
-      contentType: '',
-      compressed: false,
-      encrypted: false,
-      totalChunks: 1,
-    },
+    metadata,
     body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' },
   });
   t.is(messageId, fresh);
@@ -286,8 +277,8 @@ test('a small send offered a taken id (a recorded message, a large send\'s reser
   t.is((await download(recorded)).body.toString(), 'mine');
   t.is((await download(fresh)).body.toString(), 'not yours');
   // The send holding the reservation records its own message under it as ever.
-  const metadata = (await server.services.messages.get(recorded))!;
-  t.is(await server.services.messages.create(reserved, metadata, 4, new Date()), 'accepted');
+  const record = (await server.services.messages.get(recorded))!;
+  t.is(await server.services.messages.create(reserved, record, 4, new Date()), 'accepted');
 });
 
 test('an upload completed just as its deadline passed is not abandoned by a worker that saw it uploading', async (t) => {
