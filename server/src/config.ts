@@ -22,6 +22,8 @@ export const DEFAULT_PERIODS: RetentionPeriods = {
   uploadExpiryMs: DAY_MS,
   payloadRetentionMs: DAY_MS,
   messageRetentionMs: 30 * DAY_MS,
+  // As long as the records they are about.
+  auditRetentionMs: 30 * DAY_MS,
 };
 
 /** Per mailbox: far above what one real system sends, low enough that one cannot starve the rest. */
@@ -82,6 +84,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_UPLOAD_EXPIRY_SECONDS: seconds.default(DEFAULT_PERIODS.uploadExpiryMs / 1000),
   MESHBOX_PAYLOAD_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.payloadRetentionMs / 1000),
   MESHBOX_MESSAGE_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.messageRetentionMs / 1000),
+  MESHBOX_AUDIT_RETENTION_SECONDS: z.coerce.number().min(0).default(DEFAULT_PERIODS.auditRetentionMs / 1000),
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
   MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
   MESHBOX_HEADERS_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
@@ -210,6 +213,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       uploadExpiryMs: env.MESHBOX_UPLOAD_EXPIRY_SECONDS * 1000,
       payloadRetentionMs: env.MESHBOX_PAYLOAD_RETENTION_SECONDS * 1000,
       messageRetentionMs: env.MESHBOX_MESSAGE_RETENTION_SECONDS * 1000,
+      auditRetentionMs: env.MESHBOX_AUDIT_RETENTION_SECONDS * 1000,
     },
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
     // Whole milliseconds: the cache takes nothing else.

@@ -1,7 +1,10 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { Readable } from 'node:stream';
+import { pino } from 'pino';
+import { DEFAULT_PERIODS } from '../../server/src/config.ts';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { trimAuditLog } from '../../server/src/jobs/lifecycle-worker.ts';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
 import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
@@ -279,6 +282,30 @@ test('a small send offered a taken id (a recorded message, a large send\'s reser
   // The send holding the reservation records its own message under it as ever.
   const record = (await server.services.messages.get(recorded))!;
   t.is(await server.services.messages.create(reserved, record, 4, new Date()), 'accepted');
+});
+
+const silent = pino({ level: 'silent' });
+
+test('audit entries past the audit retention are deleted and newer ones stay; a retention of 0 keeps them all', async (t) => {
+  const own = await startTestServer({ worker: false });
+  try {
+    const audit = redisKeys(own.redisPrefix).auditLog;
+    const longAgo = Date.now() - DEFAULT_PERIODS.auditRetentionMs - 60_000;
+    await own.redis.xadd(audit, `${longAgo}-0`, 'action', 'send', 'actor', 'OLD');
+    const [sender, recipient] = [await own.createMailbox(), await own.createMailbox()];
+    await sendMessage(own, sender, recipient, 'recent');
+    const actors = async () => (await own.services.audit.tail(100)).map((entry) => entry.actor);
+    t.true((await actors()).includes('OLD'));
+
+    const keepForEver = { ...own.services, periods: { ...own.services.periods, auditRetentionMs: 0 } };
+    t.is(await trimAuditLog(keepForEver, silent), 0);
+    t.true((await actors()).includes('OLD'));
+
+    t.is(await trimAuditLog(own.services, silent), 1);
+    t.deepEqual(await actors(), [sender.id], 'the recent send is still there');
+  } finally {
+    await own.close();
+  }
 });
 
 test('an upload completed just as its deadline passed is not abandoned by a worker that saw it uploading', async (t) => {

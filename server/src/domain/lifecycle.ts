@@ -13,6 +13,8 @@ export interface RetentionPeriods {
   readonly payloadRetentionMs: number;
   /** Tracking records are kept this long after delivery (MESH: 30 days). */
   readonly messageRetentionMs: number;
+  /** Audit entries are kept this long (0: for ever, trimmed by the operator). */
+  readonly auditRetentionMs: number;
 }
 
 /** Runs a message's next lifecycle check at a given time (one schedule entry per message). */

@@ -24,6 +24,7 @@ export interface WorkerTiming {
 }
 
 const DEFAULT_SWEEP_EVERY_MS = 1_000;
+const AUDIT_TRIM_EVERY_MS = 60_000;
 const DEFAULT_LEASE_MS = 5 * 60_000;
 /** Checks run at once by one sweep: each may delete many objects from S3. */
 const BATCH = 32;
@@ -84,6 +85,14 @@ async function runClaim(services: Services, schedule: LifecycleSchedule, claim: 
   }
 }
 
+/** Deletes the audit entries past the audit retention (none when it is 0: kept for ever). */
+export async function trimAuditLog(services: Services, logger: Logger): Promise<number> {
+  if (services.periods.auditRetentionMs === 0) return 0;
+  const removed = await services.audit.trimBefore(new Date(services.now().getTime() - services.periods.auditRetentionMs));
+  if (removed > 0) logger.info({ removed }, 'audit entries past their retention deleted');
+  return removed;
+}
+
 export interface LifecycleWorker {
   readonly close: () => Promise<void>;
 }
@@ -91,6 +100,7 @@ export interface LifecycleWorker {
 /**
  * Runs lifecycle sweeps as BullMQ jobs: a job scheduler adds one every sweep interval, and any
  * number of worker processes take them (claims keep two sweeps from running one check at once).
+ * Another trims the audit log once a minute.
  */
 export async function startLifecycleWorker(
   services: Services,
@@ -103,17 +113,18 @@ export async function startLifecycleWorker(
 ): Promise<LifecycleWorker> {
   const queue = new Queue(LIFECYCLE_QUEUE, { connection, prefix });
   queue.on('error', (error) => logger.error({ err: error }, 'lifecycle queue error'));
-  await queue.upsertJobScheduler(
-    'sweep',
-    { every: timing.sweepEveryMs ?? DEFAULT_SWEEP_EVERY_MS },
-    { name: 'sweep', opts: { removeOnComplete: true, removeOnFail: 100 } },
+  const jobOptions = { removeOnComplete: true, removeOnFail: 100 };
+  await queue.upsertJobScheduler('sweep', { every: timing.sweepEveryMs ?? DEFAULT_SWEEP_EVERY_MS }, { name: 'sweep', opts: jobOptions });
+  await queue.upsertJobScheduler('trim-audit', { every: AUDIT_TRIM_EVERY_MS }, { name: 'trim-audit', opts: jobOptions });
+  const worker = new Worker(
+    LIFECYCLE_QUEUE,
+    (job) =>
+      job.name === 'trim-audit'
+        ? trimAuditLog(services, logger)
+        : runDueLifecycles(services, schedule, logger, { leaseMs: timing.leaseMs, metrics }),
+    { connection, prefix, concurrency: 1 },
   );
-  const worker = new Worker(LIFECYCLE_QUEUE, () => runDueLifecycles(services, schedule, logger, { leaseMs: timing.leaseMs, metrics }), {
-    connection,
-    prefix,
-    concurrency: 1,
-  });
-  worker.on('failed', (job, error) => logger.error({ err: error, job: job?.id }, 'lifecycle sweep failed'));
+  worker.on('failed', (job, error) => logger.error({ err: error, job: job?.name }, 'lifecycle worker job failed'));
   worker.on('error', (error) => logger.error({ err: error }, 'lifecycle worker error'));
   return {
     close: async () => {

@@ -19,8 +19,9 @@ export interface RecordedAuditEntry extends AuditEntry {
 }
 
 /**
- * The audit trail: an append-only Redis stream. Entries are only ever added (never edited
- * or trimmed by meshbox); the stream id orders them and carries the time.
+ * The audit trail: an append-only Redis stream. Entries are only ever added, never edited;
+ * the oldest go once they are past the audit retention. The stream id orders them and
+ * carries the time.
  */
 export class AuditLog {
   readonly #redis: RedisClient;
@@ -34,6 +35,12 @@ export class AuditLog {
   async record(entry: AuditEntry): Promise<void> {
     const fields = Object.entries(entry).filter(([, value]) => value !== undefined && value !== '');
     await this.#redis.xadd(this.#key, '*', ...fields.flat());
+  }
+
+  /** Deletes the entries made before `at`; returns how many went. */
+  async trimBefore(at: Date): Promise<number> {
+    // Exact, not '~': a trim a minute is cheap, and an entry is never kept past its time by chance.
+    return this.#redis.xtrim(this.#key, 'MINID', at.getTime());
   }
 
   /** The most recent entries, oldest first. */
