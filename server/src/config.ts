@@ -30,8 +30,8 @@ export const DEFAULT_PERIODS: RetentionPeriods = {
 export const DEFAULT_RATE_LIMIT = 500;
 
 /**
- * How long a server uses a mailbox it has read before reading it again: a deactivation or a
- * workflow change made by an admin reaches every server within it.
+ * How long a server uses a mailbox it has read before reading it again: a deactivation, a
+ * password change or a workflow change made by an admin reaches every server within it.
  */
 export const DEFAULT_MAILBOX_CACHE_MS = 1000;
 

@@ -17,7 +17,7 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
     const requestId = randomUUID();
     ctx.state.requestId = requestId;
     ctx.state.apiVersion = 1;
-    // Made on first use: most requests log nothing but the access line, and that only at info.
+    // Made on first use: most requests log nothing but the access line, which needs no child.
     let log: Logger | undefined;
     Object.defineProperty(ctx.state, 'log', {
       get: () => (log ??= logger.child({ requestId })),
@@ -29,8 +29,8 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
     try {
       await next();
     } finally {
-      if (logger.isLevelEnabled('info')) ctx.state.log.info(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
+      logger.info(
+        { requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
         'request',
       );
     }
