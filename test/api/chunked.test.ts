@@ -154,6 +154,28 @@ test('gzip chunks sent without Content-Length are stored as sent and returned gz
   t.true(decoded.body.equals(plain[1]!));
 });
 
+test('a small gzip message (kept in Redis) is returned as sent, or decompressed for a client that does not take gzip', async (t) => {
+  const plain = Buffer.from('a short result, compressed by its sender');
+  const sent = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'content-encoding': 'gzip' },
+    body: gzipSync(plain),
+  });
+  t.is(sent.status, 202);
+  const messageId: string = sent.json().message_id;
+  t.true((await server.services.messages.get(messageId))!.inlinePayload);
+  const download = (acceptEncoding: string) =>
+    mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}`, headers: { 'accept-encoding': acceptEncoding } });
+
+  const asStored = await download('gzip');
+  t.is(asStored.headers['content-encoding'], 'gzip');
+  t.true(gunzipSync(asStored.body).equals(plain));
+  const decoded = await download('identity');
+  t.is(decoded.headers['content-encoding'], undefined);
+  t.true(decoded.body.equals(plain));
+});
+
 test('mex-Content-Compressed, -Encrypted and -Checksum are carried through to the recipient', async (t) => {
   const response = await mailboxRequest(server, lab, {
     method: 'POST',

@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import type { MessageRecord } from '../store/messages.ts';
 import type { StoredChunk } from '../store/payloads.ts';
 import { MessageGoneError, MessageNotFoundError } from './errors.ts';
@@ -43,5 +42,5 @@ export async function downloadChunk(
 }
 
 function inlineChunk(payload: Buffer | undefined): StoredChunk | undefined {
-  return payload ? { body: Readable.from([payload]), size: payload.length } : undefined;
+  return payload ? { body: payload, size: payload.length } : undefined;
 }

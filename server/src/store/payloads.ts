@@ -12,7 +12,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 
 export interface StoredChunk {
-  readonly body: Readable;
+  /** Streamed from object storage; a small message's payload, read with its record, is at hand. */
+  readonly body: Readable | Buffer;
   readonly size: number;
 }
 

@@ -1,4 +1,4 @@
-import { pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type Router from '@koa/router';
 import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
@@ -109,14 +109,15 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
   if (message.contentEncoding === 'gzip' && !ctx.acceptsEncodings('gzip', 'identity')?.toString().startsWith('gzip')) {
     // pipeline, not pipe: a storage read error must end the response, not leave it hanging.
     const gunzip = createGunzip();
-    pipeline(chunk.body, gunzip, () => {});
+    pipeline(Buffer.isBuffer(chunk.body) ? Readable.from([chunk.body]) : chunk.body, gunzip, () => {});
     ctx.body = gunzip;
     return;
   }
   if (message.contentEncoding === 'gzip') ctx.set('Content-Encoding', 'gzip');
   ctx.length = chunk.size;
-  if (ctx.method === 'HEAD') {
-    // Koa sends no body for HEAD and closes the storage stream once the answer is out.
+  if (ctx.method === 'HEAD' || Buffer.isBuffer(chunk.body)) {
+    // Koa sends no body for HEAD (and closes a storage stream once the answer is out); a
+    // payload at hand goes out in one write.
     ctx.body = chunk.body;
     return;
   }
