@@ -1,11 +1,12 @@
 /**
- * `node scripts/services.ts start|stop|status [--data-dir DIR]` (or `npm run services -- start`):
+ * `node scripts/services.ts start|stop|status|reset [--data-dir DIR]` (or `npm run services -- start`):
  * the local Redis and S3 server meshbox uses for development and tests (see scripts/services/).
+ * `reset` stops them and deletes their data.
  */
 import { parseArgs } from 'node:util';
-import { ensureLocalServices, localServicesStatus, stopLocalServices } from './services/index.ts';
+import { ensureLocalServices, localServicesStatus, resetLocalServices, stopLocalServices } from './services/index.ts';
 
-const usage = 'usage: node scripts/services.ts start|stop|status [--data-dir DIR]';
+const usage = 'usage: node scripts/services.ts start|stop|status|reset [--data-dir DIR]';
 
 try {
   const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'data-dir': { type: 'string' } } });
@@ -20,6 +21,9 @@ try {
     await stopLocalServices(options);
     console.log('redis stopped');
     console.log('s3 stopped');
+  } else if (command === 'reset') {
+    await resetLocalServices(options);
+    console.log('redis and s3 stopped, their data deleted (`npm run setup` registers the demo mailboxes again)');
   } else if (command === 'status') {
     const status = await localServicesStatus(options);
     console.log(status.redis ? `redis running ${status.redis}` : 'redis stopped');

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -109,4 +110,10 @@ test('separate processes starting at once share one pair; a killed Redis is rest
 
   await stopLocalServices({ dataDir });
   t.is(await cli('status'), 'redis stopped\ns3 stopped\n');
+
+  // reset: what was stored is gone, and the next start begins empty.
+  await cli('reset');
+  t.false(existsSync(dataDir));
+  const fresh = await ensureLocalServices({ dataDir });
+  t.is(await withRedis(fresh.redisUrl, (redis) => redis.get('survives')), null);
 });

@@ -107,3 +107,12 @@ export async function localServicesStatus(options: LocalServicesOptions = {}): P
     s3: s3Ok && state.s3 ? s3Endpoint(state.s3) : undefined,
   };
 }
+
+/**
+ * Stops both services and deletes their data directory: all that tests and benchmarks left
+ * behind (their keys and buckets) goes with it.
+ */
+export async function resetLocalServices(options: LocalServicesOptions = {}): Promise<void> {
+  await stopLocalServices(options);
+  rmSync(resolve(options.dataDir ?? DEFAULT_DATA_DIR), { recursive: true, force: true });
+}
