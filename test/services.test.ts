@@ -14,6 +14,9 @@ import {
 import test from 'ava';
 import { Redis } from 'ioredis';
 import { ensureLocalServices, type LocalServices, localServicesStatus, stopLocalServices } from '../scripts/services/index.ts';
+import { removeDeploymentState } from './support/cleanup.ts';
+import { startTestServer } from './support/harness.ts';
+import { sendMessage } from './support/http.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
 const run = promisify(execFile);
@@ -116,4 +119,30 @@ test('separate processes starting at once share one pair; a killed Redis is rest
   t.false(existsSync(dataDir));
   const fresh = await ensureLocalServices({ dataDir });
   t.is(await withRedis(fresh.redisUrl, (redis) => redis.get('survives')), null);
+});
+
+test('a test server deletes its keys and bucket when it closes, unless asked to keep them', async (t) => {
+  const local = await ensureLocalServices();
+  const s3 = s3Client(local);
+  const stateOf = async (server: { redisPrefix: string; bucket: string }) => ({
+    keys: await withRedis(local.redisUrl, (redis) => redis.keys(`${server.redisPrefix}*`)),
+    objects: await s3
+      .send(new ListObjectsV2Command({ Bucket: server.bucket }))
+      .then((page) => page.KeyCount ?? 0, () => -1),
+  });
+  for (const keepState of [true, false]) {
+    // Payloads in object storage too (small ones would stay in Redis).
+    const server = await startTestServer({ limits: { inlinePayloadBytes: 0 } });
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    await sendMessage(server, lab, gp, 'to be cleaned up');
+    await server.close({ keepState });
+    const left = await stateOf(server);
+    if (keepState) {
+      t.true(left.keys.length > 0 && left.objects === 1, JSON.stringify(left));
+      await withRedis(local.redisUrl, (redis) => removeDeploymentState(redis, server.redisPrefix, s3, server.bucket));
+    } else {
+      t.deepEqual(left, { keys: [], objects: -1 }, 'no key and no bucket left');
+    }
+  }
+  s3.destroy();
 });

@@ -109,8 +109,8 @@ export async function localServicesStatus(options: LocalServicesOptions = {}): P
 }
 
 /**
- * Stops both services and deletes their data directory: all that tests and benchmarks left
- * behind (their keys and buckets) goes with it.
+ * Stops both services and deletes their data directory: whatever interrupted tests and
+ * benchmarks left behind goes with it, and so do the demo mailboxes.
  */
 export async function resetLocalServices(options: LocalServicesOptions = {}): Promise<void> {
   await stopLocalServices(options);

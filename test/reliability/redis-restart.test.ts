@@ -33,7 +33,7 @@ test('Redis killed (-9) and restarted with AOF: messages in every state, mailbox
     const uploading: string = upload.json().message_id;
     const usedToken = buildAuthorizationHeader({ mailboxId: gp.id, password: gp.password, sharedKey: server.sharedKey });
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/count`, authorization: usedToken })).status, 200);
-    await server.close();
+    await server.close({ keepState: true });
     server = undefined;
 
     // appendfsync everysec: what is more than a second old is on disk.

@@ -6,13 +6,15 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createApp } from '../../server/src/app.ts';
-import { type Connections, connect } from '../../server/src/connections.ts';
+import { type Connections, connect, createS3Client } from '../../server/src/connections.ts';
 import type { TransferLimits } from '../../server/src/domain/chunk-storage.ts';
 import type { Services } from '../../server/src/domain/services.ts';
 import { DEFAULT_LIMITS, DEFAULT_MAILBOX_CACHE_MS, DEFAULT_PERIODS, DEFAULT_RATE_LIMIT } from '../../server/src/config.ts';
 import type { RetentionPeriods } from '../../server/src/domain/lifecycle.ts';
 import { createMeshServer } from '../../server/src/https-server.ts';
 import type { NewMailbox } from '../../server/src/store/mailboxes.ts';
+import { openRedis } from '../../server/src/store/redis-client.ts';
+import { removeDeploymentState } from './cleanup.ts';
 import {
   createCertificateAuthority,
   issueMailboxCertificate,
@@ -43,7 +45,8 @@ export interface TestServer {
   readonly redisPrefix: string;
   /** Registers a mailbox and issues it a client certificate from the server's CA. */
   readonly createMailbox: (mailbox?: Partial<NewMailbox>) => Promise<TestMailbox>;
-  readonly close: () => Promise<void>;
+  /** Stops the server and deletes its state, unless `keepState` (another server is to open it). */
+  readonly close: (options?: { readonly keepState?: boolean }) => Promise<void>;
 }
 
 /** The server secret of test servers (admin commands in tests need the same one). */
@@ -92,17 +95,18 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const bucket = options.bucket ?? `test-${randomBytes(8).toString('hex')}`;
   const redisPrefix = options.redisPrefix ?? `test:${randomUUID()}:`;
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const s3Settings = {
+    endpoint: options.s3Endpoint ?? local.s3.endpoint,
+    bucket,
+    region: local.s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
+  };
   const connections = await connect({
     redisUrl: options.redisUrl ?? local.redisUrl,
     redisCluster: false,
     redisPrefix,
-    s3: {
-      endpoint: options.s3Endpoint ?? local.s3.endpoint,
-      bucket,
-      region: local.s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
-    },
+    s3: s3Settings,
     sharedKey,
     secretKey: TEST_SECRET_KEY,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
@@ -141,10 +145,21 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       await services.certificates.recordIssued(id, certificate.serialNumber);
       return { id, password, certPem: certificate.certPem, keyPem: certificate.keyPem };
     },
-    close: async () => {
+    close: async ({ keepState = false } = {}) => {
       server.closeAllConnections();
       server.close();
+      // The worker stops first, so nothing writes while the state is deleted.
       await connections.close();
+      if (keepState) return;
+      // Straight to the shared services: a test's own endpoint may be a proxy it has cut.
+      const redis = openRedis({ redisUrl: local.redisUrl, redisCluster: false });
+      const s3 = createS3Client({ ...s3Settings, endpoint: local.s3.endpoint });
+      try {
+        await removeDeploymentState(redis, redisPrefix, s3, bucket);
+      } finally {
+        redis.disconnect();
+        s3.destroy();
+      }
     },
   };
 }

@@ -21,6 +21,7 @@ import {
 } from '../../shared/src/pki/index.ts';
 import { type KeyPair, TEST_SECRET_KEY, type TestMailbox } from './harness.ts';
 import { freePort } from '../../scripts/services/processes.ts';
+import { removeDeploymentState } from './cleanup.ts';
 
 export interface ServerProcess {
   readonly origin: string;
@@ -164,10 +165,14 @@ export async function startServerProcess(
     deleteMessagePayload: (messageId) => new PayloadStore(s3, bucket).deleteMessage(messageId),
     stop: async () => {
       await kill('SIGTERM');
-      redis.disconnect();
-      s3.destroy();
-      // The first process of a deployment owns its folder.
-      if (!shared) await rm(dir, { recursive: true, force: true });
+      try {
+        // The first process of a deployment owns its state and folder (the others stop before it).
+        if (!shared) await removeDeploymentState(redis, prefix, s3, bucket);
+      } finally {
+        redis.disconnect();
+        s3.destroy();
+        if (!shared) await rm(dir, { recursive: true, force: true });
+      }
     },
   };
 }
