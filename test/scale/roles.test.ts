@@ -15,7 +15,12 @@ const periods = { MESHBOX_UPLOAD_EXPIRY_SECONDS: '3', MESHBOX_INBOX_EXPIRY_SECON
  * Two API processes and two workers of one deployment: whatever one process does, the others
  * see, and each lifecycle job takes effect once.
  */
-async function twoApisAndTwoWorkers(t: ExecutionContext, redis: RedisTarget | undefined): Promise<void> {
+async function twoApisAndTwoWorkers(
+  t: ExecutionContext,
+  redis: RedisTarget | undefined,
+  // Runs while the deployment's state is still there (stopping deletes it).
+  beforeStop: () => Promise<void> = async () => {},
+): Promise<void> {
   const processes: ServerProcess[] = [];
   try {
     const apiA = await startServerProcess({ ...periods, MESHBOX_ROLE: 'api' }, redis ? { redis } : {});
@@ -83,6 +88,7 @@ async function twoApisAndTwoWorkers(t: ExecutionContext, redis: RedisTarget | un
     t.true(workerRuns.reduce((a, b) => a + b, 0) >= 1, `worker job runs ${workerRuns.join(', ')}`);
     const workerOnly = await mailboxRequest(processes[2]!, lab, { path: `/messageexchange/${lab.id}/inbox` });
     t.is(workerOnly.status, 404, 'a worker process serves no MESH endpoints');
+    await beforeStop();
   } finally {
     for (const server of processes.reverse()) await server.stop();
   }
@@ -96,19 +102,23 @@ test('the same on a Redis Cluster of three masters, with the state spread over t
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-cluster-'));
   const cluster = await startRedisCluster(dir, 3);
   try {
-    await twoApisAndTwoWorkers(t, { redisUrl: cluster.redisUrl, redisCluster: true });
-    const keysPerNode = await Promise.all(
-      cluster.ports.map(async (port) => {
-        const node = new Redis(port, '127.0.0.1');
-        try {
-          return await node.dbsize();
-        } finally {
-          node.disconnect();
-        }
-      }),
-    );
-    // Hash tags group each operation's keys, not the whole state: it lands on several masters.
-    t.true(keysPerNode.filter((keys) => keys > 0).length > 1, `keys per node: ${keysPerNode.join(', ')}`);
+    const keysPerNode = () =>
+      Promise.all(
+        cluster.ports.map(async (port) => {
+          const node = new Redis(port, '127.0.0.1');
+          try {
+            return await node.dbsize();
+          } finally {
+            node.disconnect();
+          }
+        }),
+      );
+    await twoApisAndTwoWorkers(t, { redisUrl: cluster.redisUrl, redisCluster: true }, async () => {
+      const keys = await keysPerNode();
+      // Hash tags group each operation's keys, not the whole state: it lands on several masters.
+      t.true(keys.filter((count) => count > 0).length > 1, `keys per node: ${keys.join(', ')}`);
+    });
+    t.deepEqual(await keysPerNode(), [0, 0, 0], 'a stopped deployment leaves no key on any node');
   } finally {
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
