@@ -10,11 +10,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { ensureLocalServices } from '../services/index.ts';
 import { createS3Client } from '../../server/src/connections.ts';
-import { PayloadStore } from '../../server/src/store/payloads.ts';
+import { removeBucket } from '../../test/support/cleanup.ts';
 import { readText, streamingRequest } from '../../test/support/http.ts';
 import { MiB, PayloadGenerator } from '../../test/support/payload.ts';
 import { startServerProcess } from '../../test/support/server-process.ts';
@@ -84,8 +84,7 @@ async function directS3(): Promise<Rates> {
     });
     return { up, down };
   } finally {
-    await new PayloadStore(s3, Bucket).deletePrefix('direct/');
-    await s3.send(new DeleteBucketCommand({ Bucket }));
+    await removeBucket(s3, Bucket);
     s3.destroy();
   }
 }

@@ -18,11 +18,15 @@ export async function removeDeploymentState(redis: RedisClient, prefix: string, 
       }
     }
   }
+  await removeBucket(s3, bucket);
+}
+
+/** Deletes a bucket and every object in it; one that does not exist is fine (nothing was stored there). */
+export async function removeBucket(s3: S3Client, bucket: string): Promise<void> {
   try {
     await new PayloadStore(s3, bucket).deletePrefix('');
     await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
   } catch (error) {
-    // Its payloads were elsewhere (a test with services of its own), or it never stored any.
     if (!(error instanceof Error && error.name === 'NoSuchBucket')) throw error;
   }
 }

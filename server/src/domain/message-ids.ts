@@ -14,4 +14,3 @@ export async function reserveMessageId(services: Services, firstCheckAt: Date): 
     if (reserved) return messageId;
   }
 }
-

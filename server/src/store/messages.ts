@@ -209,7 +209,10 @@ export class MessageStore {
     return (await acknowledgeScript.run(this.#redis, [this.#keys.message(id)], [recipient, now.getTime()])) as AcknowledgeOutcome;
   }
 
-  /** The step after acknowledge, repeated when the client retries an acknowledgement that failed half-way. */
+  /**
+   * Takes a message out of its recipient's inbox (nothing when it is not there): the step after
+   * acknowledge, expiry and purge, repeated when an interrupted one is retried.
+   */
   async leaveInbox(id: string, recipient: string): Promise<void> {
     await this.#redis.zrem(this.#keys.inbox(recipient), id);
   }
@@ -238,7 +241,7 @@ export class MessageStore {
    * the sender's inbox. Every step is repeatable, so an interrupted run is simply run again.
    */
   async finishExpiry(message: MessageRecord, now: Date): Promise<void> {
-    await this.#redis.zrem(this.#keys.inbox(message.recipient), message.id);
+    await this.leaveInbox(message.id, message.recipient);
     if (message.reportId) {
       const report: MessageMetadata = {
         type: 'REPORT',
@@ -282,7 +285,7 @@ export class MessageStore {
     // The indexes first: were this interrupted, the record is still there to purge again.
     await Promise.all([
       message.localId && message.sender ? this.#redis.srem(keys.localIds(message.sender, message.localId), message.id) : undefined,
-      this.#redis.zrem(keys.inbox(message.recipient), message.id),
+      this.leaveInbox(message.id, message.recipient),
     ]);
     await this.#redis.del(keys.message(message.id));
   }
