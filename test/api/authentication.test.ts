@@ -187,6 +187,25 @@ test('mailbox changes by another process (an admin command): a new password work
   assertRefusal(t, await mailboxRequest(server, dave, { path: inboxOf(dave), authorization: rotated() }));
 });
 
+test('a store with a read cache answers a mailbox from memory for the cache time; its own changes and a fresh read show at once', async (t) => {
+  const erin = await server.createMailbox();
+  const keys = redisKeys(server.redisPrefix);
+  const cipher = new PasswordCipher(TEST_SECRET_KEY);
+  // A cache time no test run outlasts, so what is remembered is certain.
+  const cached = new MailboxStore(server.redis, keys, cipher, { ttlMs: 600_000, maxEntries: 10 });
+  const uncached = new MailboxStore(server.redis, keys, cipher);
+  t.true((await cached.get(erin.id))!.active);
+
+  t.true(await uncached.setActive(erin.id, false));
+  t.false((await uncached.get(erin.id))!.active, 'without a cache, every read is of Redis');
+  t.true((await cached.get(erin.id))!.active, 'remembered: the change was made elsewhere');
+  t.false((await cached.get(erin.id, { fresh: true }))!.active, 'a fresh read sees it');
+  t.false((await cached.get(erin.id))!.active, 'and is remembered in turn');
+
+  t.true(await cached.setActive(erin.id, true));
+  t.true((await cached.get(erin.id))!.active, 'its own change shows at once');
+});
+
 test('Redis holds mailbox passwords only encrypted', async (t) => {
   const stored = await server.redis.hget(redisKeys(server.redisPrefix).mailbox(alice.id), 'password');
   t.truthy(stored);

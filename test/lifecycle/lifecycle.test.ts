@@ -10,6 +10,9 @@ import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
+import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
+import { MeshError } from '../../server/src/domain/errors.ts';
+import type { MessageRecord, MessageStore } from '../../server/src/store/messages.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
 
@@ -47,6 +50,18 @@ async function objectsOf(messageId: string): Promise<number> {
     new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }),
   );
   return listing.KeyCount ?? 0;
+}
+
+/** The message store, except that its first read of a message answers a record read earlier (a race lost). */
+function staleFirst(stale: MessageRecord): MessageStore {
+  let reads = 0;
+  return new Proxy(server.services.messages, {
+    get: (target, property) => {
+      if (property === 'get') return async (id: string) => (reads++ === 0 ? stale : target.get(id));
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 const inboxOf = async (mailbox: TestMailbox): Promise<string[]> =>
@@ -251,6 +266,42 @@ test('an acceptance or acknowledgement cut off before the inbox was updated is c
   t.false((await inboxOf(gp)).includes(messageId), 'a late chunk retry never brings back an acknowledged message');
 });
 
+test('a retried final chunk that read the message just before it was acknowledged does not bring it back into the inbox', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'acknowledged during a retry');
+  // What the retry read: accepted. Then the recipient acknowledged it, before the retry delivered.
+  const stale = (await server.services.messages.get(messageId))!;
+  const ack = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+  t.is(ack.status, 200);
+  const retry = uploadChunk(
+    { ...server.services, messages: staleFirst(stale) },
+    {
+      sender: lab.id,
+      messageId,
+      chunkNumber: 1,
+      totalChunks: 1,
+      body: { stream: Readable.from([Buffer.from('acknowledged during a retry')]), contentLength: 27, contentEncoding: '' },
+    },
+  );
+  const refusal = await t.throwsAsync(retry, { instanceOf: MeshError });
+  t.is(refusal?.status, 423, 'refused as complete, as before');
+  t.false((await inboxOf(gp)).includes(messageId), 'not listed: it could not be downloaded');
+  t.is((await server.services.messages.get(messageId))!.status, 'acknowledged');
+});
+
+test('a message accepted but never put into the inbox (its send cut off between the steps) expires without a report: its sender never had an answer', async (t) => {
+  const [sender, recipient] = [await server.createMailbox(), await server.createMailbox()];
+  const messageId = await sendMessage(server, sender, recipient, 'cut off before the inbox');
+  // As if the server died after accepting it, before putting it into the inbox (and before the 202).
+  await server.redis.zrem(redisKeys(server.redisPrefix).inbox(recipient.id), messageId);
+
+  await advanceLifecycle(later(periods.inboxExpiryMs + SECOND), messageId);
+  const expired = (await server.services.messages.get(messageId))!;
+  t.like(expired, { status: 'undeliverable', reportId: '' });
+  t.regex(expired.statusDetail.description, /never reached the recipient/);
+  t.deepEqual(await inboxOf(sender), [], 'no report about an id its sender never saw');
+  t.deepEqual(await inboxOf(recipient), []);
+});
+
 test('an id stays taken while its message is recorded: it cannot be reserved again', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'mine');
   t.false(await server.services.messages.reserveId(messageId));
@@ -317,16 +368,7 @@ test('an upload completed just as its deadline passed is not abandoned by a work
   t.is(stale.status, 'uploading');
   t.is((await upload(2, `/messageexchange/${lab.id}/outbox/${messageId}/2`, 'part two')).status, 202);
 
-  const real = server.services.messages;
-  let reads = 0;
-  const staleFirst = new Proxy(real, {
-    get: (target, property) => {
-      if (property === 'get') return async (id: string) => (reads++ === 0 ? stale : target.get(id));
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-  await advanceLifecycle({ ...later(periods.uploadExpiryMs + SECOND), messages: staleFirst }, messageId);
+  await advanceLifecycle({ ...later(periods.uploadExpiryMs + SECOND), messages: staleFirst(stale) }, messageId);
 
   t.is((await server.services.messages.get(messageId))!.status, 'accepted');
   t.is(await objectsOf(messageId), 2, 'its chunks are still there');
