@@ -1,5 +1,7 @@
 import type { RedisClient } from './redis-client.ts';
-import { normalizeSerialNumber } from '../../../shared/src/pki/index.ts';
+// Not through the PKI index, which loads node-forge: the server needs none of it, and its 1.6 MiB
+// of heap would be marked by every full garbage collection.
+import { normalizeSerialNumber } from '../../../shared/src/pki/serial-number.ts';
 import type { RedisKeys } from './keys.ts';
 
 export interface Revocation {
