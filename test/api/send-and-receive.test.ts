@@ -87,6 +87,7 @@ test('a sent message round-trips byte-exact, with its metadata, and leaves the i
     status: 'acknowledged',
     sender: lab.id,
     recipient: gp.id,
+    file_name: 'result.dat',
     file_size: payload.length,
     workflow_id: 'PATH_RESULTS',
   });
@@ -108,7 +109,8 @@ test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking
     accept: 'v1',
     path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}`,
   });
-  t.like(tracked.json(), { messageID: messageId, status: 'Accepted', statusSuccess: 'SUCCESS' });
+  // No mex-FileName was sent: tracking gives MESH's default, as the download header does.
+  t.like(tracked.json(), { messageID: messageId, status: 'Accepted', statusSuccess: 'SUCCESS', fileName: `${messageId}.dat` });
 
   const count = await mailboxRequest(server, gp, { accept: 'v1', path: `/messageexchange/${gp.id}/count` });
   t.is(count.status, 200);

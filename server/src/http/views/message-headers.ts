@@ -1,6 +1,11 @@
 import { compactUtcSeconds, MeshHeaders } from '../../../../shared/src/protocol/index.ts';
 import type { MessageRecord } from '../../store/messages.ts';
 
+/** The file name a message goes by: the sender's, or MESH's default `{id}.dat` when it gave none. */
+export function fileNameOf(message: MessageRecord): string {
+  return message.fileName || `${message.id}.dat`;
+}
+
 /** The mex-* headers of a download or HEAD, empty values left out. */
 export function messageHeaders(message: MessageRecord, chunkNumber: number): Record<string, string> {
   const isReport = message.type === 'REPORT';
@@ -12,7 +17,7 @@ export function messageHeaders(message: MessageRecord, chunkNumber: number): Rec
     [MeshHeaders.workflowId]: message.workflowId,
     [MeshHeaders.localId]: message.localId,
     [MeshHeaders.subject]: message.subject,
-    [MeshHeaders.fileName]: message.fileName || `${message.id}.dat`,
+    [MeshHeaders.fileName]: fileNameOf(message),
     [MeshHeaders.partnerId]: message.partnerId,
     [MeshHeaders.contentChecksum]: message.checksum,
     [MeshHeaders.contentType]: message.contentType,

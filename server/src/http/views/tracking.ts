@@ -1,5 +1,6 @@
 import { type ApiVersion, compactUtcSeconds, v1StatusName } from '../../../../shared/src/protocol/index.ts';
 import type { TrackedMessage } from '../../domain/track.ts';
+import { fileNameOf } from './message-headers.ts';
 
 /** Tracking of one message: v2 snake_case with lower-case status, v1 camelCase with title case. */
 export function trackingBody({ message, storedChunks }: TrackedMessage, version: ApiVersion): Record<string, unknown> {
@@ -11,7 +12,7 @@ export function trackingBody({ message, storedChunks }: TrackedMessage, version:
       workflow_id: message.workflowId,
       sender: message.sender || null,
       recipient: message.recipient,
-      file_name: message.fileName || null,
+      file_name: fileNameOf(message),
       file_size: message.size,
       subject: message.subject || null,
       chunk_count: message.totalChunks,
@@ -43,7 +44,7 @@ export function trackingBody({ message, storedChunks }: TrackedMessage, version:
     workflowId: message.workflowId,
     sender: message.sender || null,
     recipient: message.recipient,
-    fileName: message.fileName || null,
+    fileName: fileNameOf(message),
     fileSize: message.size,
     subject: message.subject || null,
     chunkCount: message.totalChunks,
