@@ -60,8 +60,6 @@ async function purgePayload(services: Services, messageId: string, now: Date): P
   await services.messages.markPayloadPurged(messageId, now);
 }
 
-const NEVER_DELIVERED = 'Message never reached the recipient: the send was cut off before it was confirmed';
-
 export function undeliveredDescription(inboxExpiryMs: number): string {
   const days = inboxExpiryMs / 86_400_000;
   const period = Number.isInteger(days) ? `${days} days` : `${Math.round(inboxExpiryMs / 1000)} seconds`;
@@ -96,14 +94,10 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         }
         break;
       case 'expire': {
-        // Accepted but never in the inbox: the send that accepted it was cut off before it put it
-        // there, so its sender was never answered, and the recipient never saw it. Nobody is told.
-        const delivered = await services.messages.isInInbox(message.id, message.recipient);
         // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.
         // A report that expires gets no report of its own.
-        const reportId = message.sender && delivered ? await reserveMessageId(services, at(now, services.periods.inboxExpiryMs)) : '';
-        const description = delivered ? undeliveredDescription(services.periods.inboxExpiryMs) : NEVER_DELIVERED;
-        await services.messages.expire(message, reportId, description, now);
+        const reportId = message.sender ? await reserveMessageId(services, at(now, services.periods.inboxExpiryMs)) : '';
+        await services.messages.expire(message, reportId, undeliveredDescription(services.periods.inboxExpiryMs), now);
         break;
       }
       case 'finish-expiry':

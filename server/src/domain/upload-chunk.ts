@@ -21,7 +21,7 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   const before = outcomeBefore(message, upload);
   if (before === 'locked' && message.status === 'accepted') {
     // A retried final chunk: its first try may have been cut off before the message reached the inbox.
-    await services.messages.redeliver(message.id, message.recipient);
+    await services.messages.deliverChecked(message.id, message.recipient);
   }
   refuse(before, upload, services);
   const size = await storeChunk(services, upload.messageId, upload.chunkNumber, upload.body);
@@ -33,7 +33,7 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     services.limits.maxMessageBytes,
   );
   if (outcome === 'too_large') await services.payloads.deleteChunk(upload.messageId, upload.chunkNumber);
-  if (outcome === 'accepted') await services.messages.deliver(message.id, message.recipient);
+  if (outcome === 'accepted') await services.messages.deliverChecked(message.id, message.recipient);
   refuse(outcome, upload, services);
 }
 

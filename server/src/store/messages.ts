@@ -165,26 +165,24 @@ export class MessageStore {
   }
 
   /**
-   * Puts an accepted message into its recipient's inbox unless it is there: the step after
-   * every create or storeChunk that answers 'accepted'.
+   * Puts an accepted message into its recipient's inbox unless it is there. Only for a delivery
+   * that no other attempt can repeat or overtake: a new single-chunk message, whose id nobody
+   * knows before its 202. Every other delivery is `deliverChecked`.
    */
   async deliver(id: string, recipient: string): Promise<void> {
     await deliverScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxSequence(recipient)], [id]);
   }
 
   /**
-   * Delivers again a message seen accepted a moment ago, when a retry repeats a step that may
-   * have been cut off. It may have been acknowledged or expired since: both change the status
-   * first and leave the inbox after, and the inbox lives in another hash slot, so the status
-   * is read again once delivered and the inbox left if it moved on. Either way it ends out.
+   * Delivers a message that another attempt may deliver too (a chunk upload and its retry, two
+   * workers finishing one expiry), so that one attempt's delivery can land after the recipient
+   * has acknowledged the message, or after it expired. Both change the status first and leave
+   * the inbox after, and the inbox lives in another hash slot; so every delivery reads the
+   * status again once done, and leaves the inbox if the message has moved on (or is gone).
    */
-  async redeliver(id: string, recipient: string): Promise<void> {
+  async deliverChecked(id: string, recipient: string): Promise<void> {
     await this.deliver(id, recipient);
     if ((await this.#redis.hget(this.#keys.message(id), 'status')) !== 'accepted') await this.leaveInbox(id, recipient);
-  }
-
-  async isInInbox(id: string, recipient: string): Promise<boolean> {
-    return (await this.#redis.zscore(this.#keys.inbox(recipient), id)) !== null;
   }
 
   /** Records chunk n ≥ 2 (already in object storage) for the sender's uploading message; 'accepted': deliver it next. */
@@ -277,9 +275,8 @@ export class MessageStore {
       const undelivered: MessageStatusDetail = { code: '14', event: 'SEND', description: message.statusDetail.description, success: false };
       const outcome = await this.#record(message.reportId, report, undelivered, now);
       // Recorded now, or by an interrupted run: then delivered again unless the sender has since acknowledged it.
-      if (outcome === 'accepted') await this.deliver(message.reportId, message.sender);
-      else if (outcome === 'exists' && (await this.get(message.reportId))?.status === 'accepted') {
-        await this.redeliver(message.reportId, message.sender);
+      if (outcome === 'accepted' || (outcome === 'exists' && (await this.get(message.reportId))?.status === 'accepted')) {
+        await this.deliverChecked(message.reportId, message.sender);
       }
     }
     await this.#redis.hdel(this.#keys.message(message.id), 'expiryPending');
