@@ -1,10 +1,14 @@
 /**
- * `npm run demo`: against a running server (`npm start`), the demo laboratory sends a
- * pathology result to the demo GP practice, which polls, downloads (checked byte for byte),
- * and acknowledges; the laboratory's tracking then shows the message acknowledged.
- * Every step runs the real `meshbox` CLI with the profiles `npm run setup` wrote.
+ * `npm run demo`: the demo laboratory sends a pathology result to the demo GP practice, which
+ * polls, downloads (checked byte for byte), and acknowledges; the laboratory's tracking then
+ * shows the message acknowledged. Every step runs the real `meshbox` CLI with the profiles
+ * `npm run setup` wrote. It uses the server those profiles point at (`npm start`); when none
+ * is running it starts one as `npm start` does, and stops it afterwards.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +35,42 @@ async function meshbox(mailboxId: string, args: readonly string[]): Promise<stri
   }
 }
 
+/** Whether something accepts connections at the URL's host and port. */
+function listening(url: URL): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(Number(url.port || 443), url.hostname);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** The server the profiles point at: undefined when one is running, else one started here. */
+async function startServerUnlessRunning(url: URL): Promise<ChildProcess | undefined> {
+  if (await listening(url)) return undefined;
+  console.log(`0. no server at ${url.origin}: starting one, as \`npm start\` does (stopped after the demo)`);
+  const server = spawn(process.execPath, [resolve(REPO_ROOT, 'server/src/main.ts')], {
+    env: { ...process.env, MESHBOX_LOG_LEVEL: process.env.MESHBOX_LOG_LEVEL ?? 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  // It listens once Redis and object storage answer (it starts the local ones if need be).
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(250)) {
+    if (server.exitCode !== null) throw new Error(`the server exited with code ${server.exitCode}`);
+    if (await listening(url)) return server;
+  }
+  server.kill('SIGTERM');
+  throw new Error(`the server did not start listening at ${url.origin} within a minute`);
+}
+
+async function stopServer(server: ChildProcess): Promise<void> {
+  if (server.exitCode !== null) return;
+  const exited = once(server, 'exit');
+  server.kill('SIGTERM');
+  await exited;
+}
+
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
 function pathologyResult(): string {
@@ -50,6 +90,8 @@ async function main(): Promise<void> {
   for (const mailbox of DEMO_MAILBOXES) {
     if (!existsSync(demoProfilePath(mailbox.id))) throw new Error('no demo profiles: run `npm run setup` first');
   }
+  const profile = JSON.parse(await readFile(demoProfilePath(lab.id), 'utf8')) as { url: string };
+  const server = await startServerUnlessRunning(new URL(profile.url));
   const work = await mkdtemp(join(tmpdir(), 'meshbox-demo-'));
   try {
     const resultFile = join(work, 'fbc-result.hl7');
@@ -84,11 +126,11 @@ async function main(): Promise<void> {
     console.log('demo complete: sent, received byte-identical, acknowledged.');
   } finally {
     await rm(work, { recursive: true, force: true });
+    if (server) await stopServer(server);
   }
 }
 
 main().catch((error: unknown) => {
   console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
-  if (String(error).includes('ECONNREFUSED')) console.error('is the server running? start it with `npm start`');
   process.exit(1);
 });
