@@ -313,6 +313,23 @@ test('a delivery that lands after the message was acknowledged, expired or purge
   t.true((await inboxOf(gp)).includes(accepted));
 });
 
+test('a message listed though it can no longer be downloaded (a delivery cut off before its check) leaves the list when its recipient asks for it', async (t) => {
+  const [fetched, acknowledged] = [await sendMessage(server, lab, gp, 'fetched'), await sendMessage(server, lab, gp, 'acknowledged')];
+  // Expired but still listed, as if the step that leaves the inbox never ran.
+  for (const id of [fetched, acknowledged]) {
+    t.true(await server.services.messages.expire((await server.services.messages.get(id))!, '', 'not collected', new Date()));
+  }
+  t.true((await inboxOf(gp)).includes(fetched));
+  t.true((await inboxOf(gp)).includes(acknowledged));
+
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${fetched}` })).status, 410);
+  const ack = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${acknowledged}/status/acknowledged` });
+  t.is(ack.status, 410);
+  const listed = await inboxOf(gp);
+  t.false(listed.includes(fetched));
+  t.false(listed.includes(acknowledged));
+});
+
 test('an id stays taken while its message is recorded: it cannot be reserved again', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'mine');
   t.false(await server.services.messages.reserveId(messageId));

@@ -7,7 +7,12 @@ import type { Services } from './services.ts';
 export async function findDownloadable(services: Services, mailboxId: string, messageId: string): Promise<MessageRecord> {
   const message = await services.messages.get(messageId);
   if (!message || message.recipient !== mailboxId) throw new MessageNotFoundError(messageId);
-  if (message.status !== 'accepted') throw new MessageGoneError(messageId);
+  if (message.status !== 'accepted') {
+    // Still listed only if a delivery was cut off before its check (docs/reliability.md):
+    // its recipient asking for it takes it off the list.
+    await services.messages.leaveInbox(messageId, mailboxId);
+    throw new MessageGoneError(messageId);
+  }
   return message;
 }
 
