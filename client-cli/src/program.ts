@@ -4,11 +4,12 @@ import { registerAckCommand } from './commands/ack.ts';
 import { registerAdminCommands } from './commands/admin/index.ts';
 import { registerCertCommand } from './commands/cert.ts';
 import { registerServeCommand } from './commands/serve.ts';
-import { type CliIo, createContext, processIo } from './commands/context.ts';
+import { type CliIo, createContext, errorLine, processIo } from './commands/context.ts';
 import { registerCountCommand } from './commands/count.ts';
 import { registerDownloadCommand } from './commands/download.ts';
 import { registerHandshakeCommand } from './commands/handshake.ts';
 import { registerInboxCommand } from './commands/inbox.ts';
+import { registerReceiveCommand } from './commands/receive.ts';
 import { registerSendCommand } from './commands/send.ts';
 import { registerTrackCommand } from './commands/track.ts';
 import { VERSION } from './version.ts';
@@ -74,6 +75,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
   registerInboxCommand(program, context);
   registerCountCommand(program, context);
   registerDownloadCommand(program, context);
+  registerReceiveCommand(program, context);
   registerAckCommand(program, context);
   registerTrackCommand(program, context);
   registerHandshakeCommand(program, context);
@@ -93,13 +95,6 @@ function allCommands(command: Command): Command[] {
   return [command, ...command.commands.flatMap(allCommands)];
 }
 
-/**
- * What a failed command prints on stderr. A MeshClientError's message is already
- * `<description> (HTTP <status>, MESH code <code>)`.
- */
-export function errorLine(error: unknown): string {
-  return `meshbox: ${error instanceof Error ? error.message : String(error)}`;
-}
 
 /**
  * Runs the CLI and returns its exit status instead of exiting, so tests can run it

@@ -51,6 +51,7 @@ test('--help lists every command with its options and the connection flags', asy
     'inbox [--json]',
     'count',
     'download <id> [-o, --output <file>] [--retries <n>] [--quiet] [--json]',
+    'receive <folder> [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--json]',
     'ack <id>',
     'track <id> [--json]',
     'handshake',

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { parseErrorBody } from '../src/client/errors.ts';
-import { errorLine } from '../src/program.ts';
+import { errorLine } from '../src/commands/context.ts';
 
 test('a v2 error body gives code, event, description and ids', (t) => {
   const error = parseErrorBody(

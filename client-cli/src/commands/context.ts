@@ -14,6 +14,11 @@ export interface CliIo {
   readonly clientOptions?: ClientOptions;
   /** stderr when it is a terminal, for progress bars; undefined when it is a pipe or file. */
   readonly stderrTerminal?: ProgressTerminal;
+  /**
+   * For a command that runs until stopped (receive --watch): a signal that aborts when the user
+   * asks it to stop. Only such a command asks, so Ctrl-C ends every other command at once.
+   */
+  readonly stopSignal?: () => AbortSignal;
 }
 
 export function processIo(): CliIo {
@@ -22,6 +27,11 @@ export function processIo(): CliIo {
     stderr: (text) => process.stderr.write(text),
     env: process.env,
     cwd: process.cwd(),
+    stopSignal: () => {
+      const stop = new AbortController();
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+      return stop.signal;
+    },
     // A dumb terminal would show the bar's cursor movements as garbage.
     ...(process.stderr.isTTY && process.env.TERM !== 'dumb' ? { stderrTerminal: process.stderr } : {}),
   };
@@ -90,4 +100,12 @@ export function createContext(io: CliIo): CliContext {
 
 function interactive(flags: QuietFlags): boolean {
   return !flags.json && !flags.quiet;
+}
+
+/**
+ * What a failed command prints on stderr. A MeshClientError's message is already
+ * `<description> (HTTP <status>, MESH code <code>)`.
+ */
+export function errorLine(error: unknown): string {
+  return `meshbox: ${error instanceof Error ? error.message : String(error)}`;
 }

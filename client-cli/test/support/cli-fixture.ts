@@ -24,6 +24,8 @@ export interface InProcessOptions extends RunOptions {
   readonly cwd: string;
   /** Pretend stderr is a terminal (80 columns), so progress bars are drawn into `stderr`. */
   readonly tty?: boolean;
+  /** What stops a command that runs until stopped (the process's Ctrl-C). */
+  readonly stopSignal?: AbortSignal;
 }
 
 /** Runs the CLI in this process, with its own environment and captured output. */
@@ -47,6 +49,7 @@ export async function runInProcess(args: readonly string[], options: InProcessOp
     cwd: options.cwd,
     clientOptions: { retryDelayMs: 10 },
     ...(options.tty ? { stderrTerminal: Object.assign(terminal, { isTTY: true, columns: 80 }) } : {}),
+    ...(options.stopSignal ? { stopSignal: () => options.stopSignal! } : {}),
   };
   const code = await runCli(args, io);
   return { code, stdout, stderr };

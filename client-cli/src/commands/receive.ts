@@ -1,0 +1,73 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+import { receiveInbox, type ReceiveOptions, type ReceivedMessage, watchInbox } from '../transfer/receive.ts';
+import { type CliContext, errorLine } from './context.ts';
+import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, RETRIES_HELP, retriesOption } from './transfer-options.ts';
+
+interface ReceiveFlags {
+  readonly watch?: boolean;
+  readonly interval: number;
+  readonly retries?: number;
+  readonly quiet?: boolean;
+  readonly json?: boolean;
+}
+
+const DEFAULT_INTERVAL_SECONDS = 60;
+
+/** commander parser for --interval: seconds, fractions allowed. */
+function intervalOption(value: string): number {
+  const seconds = Number(value);
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(value) || seconds <= 0 || seconds > 86_400) {
+    throw new InvalidArgumentError('Give seconds between one (or a fraction of one) and 86400, e.g. 60.');
+  }
+  return seconds;
+}
+
+export function registerReceiveCommand(program: Command, context: CliContext): void {
+  program
+    .command('receive')
+    .description('save every message in your inbox into a folder and acknowledge it; --watch keeps doing so')
+    .argument('<folder>', 'where the messages go (it must exist)')
+    .option('--watch', 'keep polling the inbox until stopped (Ctrl-C or SIGTERM: the message being saved is finished first)')
+    .option('--interval <seconds>', `seconds between polls with --watch (default ${DEFAULT_INTERVAL_SECONDS})`, intervalOption, DEFAULT_INTERVAL_SECONDS)
+    .option('--retries <n>', RETRIES_HELP, retriesOption)
+    .option('--quiet', QUIET_HELP)
+    .option('--json', 'print a JSON line per message: {"messageId", "messageType", "path", "metadataPath", "bytes"}')
+    .addHelpText(
+      'after',
+      [
+        '',
+        "Each message becomes <ID>_<sender's file name> (or <ID>.dat) and <ID>.json (sender, workflow,",
+        'subject, local id, every mex- header; a non-delivery report has only the .json). Both are written',
+        'under hidden temporary names and renamed when complete, the .json last: a program watching the',
+        'folder can take a message once its .json appears. A message is acknowledged only after that; one',
+        'that fails (a checksum mismatch, a full disk) stays in the inbox and is tried again next time.',
+        'Prints a line per message: its id and the file saved. Without --watch, exits 1 if any failed.',
+      ].join('\n'),
+    )
+    .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
+      const print = (message: ReceivedMessage): void =>
+        context.print(flags.json ? JSON.stringify(message) : `${message.messageId} ${message.path ?? message.metadataPath}`);
+      const target = resolve(context.io.cwd, folder);
+      if (!(await stat(target).catch(() => undefined))?.isDirectory()) throw new Error(`${target} is not a folder (receive does not create one)`);
+      const options: ReceiveOptions = {
+        folder: target,
+        progress: context.progress(flags),
+        onReceived: print,
+        onFailed: (messageId, error) =>
+          context.io.stderr(`${errorLine(error)}${messageId ? ` (message ${messageId} stays in the inbox)` : ''}\n`),
+      };
+      const failed = await context.withClient(
+        command,
+        async (client) => {
+          if (!flags.watch) return receiveInbox(client, options);
+          context.tell(flags, `watching the inbox every ${flags.interval} s; Ctrl-C stops`);
+          await watchInbox(client, { ...options, intervalMs: flags.interval * 1000, signal: context.io.stopSignal?.() ?? new AbortController().signal });
+          return 0;
+        },
+        { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES },
+      );
+      if (failed > 0) throw new Error(`${failed} message${failed === 1 ? '' : 's'} not received (see above)`);
+    });
+}

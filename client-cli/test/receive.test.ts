@@ -1,0 +1,173 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'ava';
+import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { mailboxRequest } from '../../test/support/http.ts';
+import { MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+
+const WORKFLOW = 'PATH_TEST_RESULTS';
+
+let server: TestServer;
+let work: string;
+
+test.before(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), 'meshbox-receive-test-'));
+});
+
+test.after.always(async () => {
+  await server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** A sender and a recipient of their own: receive takes everything in the recipient's inbox. */
+async function pair(): Promise<{ lab: MailboxFiles; gp: MailboxFiles }> {
+  const profiles = join(work, 'profiles');
+  return {
+    lab: await writeMailboxFiles(server, await server.createMailbox(), profiles),
+    gp: await writeMailboxFiles(server, await server.createMailbox(), profiles),
+  };
+}
+
+async function folder(): Promise<string> {
+  return mkdtemp(join(work, 'run-'));
+}
+
+function as(files: MailboxFiles, args: readonly string[], cwd: string, stopSignal?: AbortSignal) {
+  return runInProcess(['--profile', files.profile, ...args], { cwd, ...(stopSignal ? { stopSignal } : {}) });
+}
+
+async function sendFile(from: MailboxFiles, to: MailboxFiles, name: string, payload: Buffer, extra: readonly string[] = []): Promise<string> {
+  const cwd = await folder();
+  await writeFile(join(cwd, name), payload);
+  const sent = await as(from, ['send', name, '--to', to.mailbox.id, '--workflow', WORKFLOW, '--json', ...extra], cwd);
+  if (sent.code !== 0) throw new Error(`send failed: ${sent.stderr}`);
+  return (JSON.parse(sent.stdout) as { messageId: string }).messageId;
+}
+
+const inboxOf = async (files: MailboxFiles): Promise<string[]> =>
+  (await mailboxRequest(server, files.mailbox, { path: `/messageexchange/${files.mailbox.id}/inbox` })).json().messages;
+
+const readJson = async (path: string): Promise<Record<string, any>> => JSON.parse(await readFile(path, 'utf8'));
+
+test('receive saves every message (chunked and gzipped too, and a report) with its metadata, then acknowledges it', async (t) => {
+  const { lab, gp } = await pair();
+  const small = randomBytes(3_000);
+  const large = randomBytes(250_000);
+  const smallId = await sendFile(lab, gp, 'fbc.hl7', small, ['--subject', 'FBC', '--local-id', 'lab-1']);
+  const largeId = await sendFile(lab, gp, 'scan.bin', large, ['--chunk-size', '100000', '--gzip', '--checksum']);
+  // A non-delivery report for the GP: a message of its own that the laboratory never collected.
+  const ignoredId = await sendFile(gp, lab, 'ignored.txt', Buffer.from('never collected'));
+  await advanceLifecycle({ ...server.services, now: () => new Date(Date.now() + server.services.periods.inboxExpiryMs + 1000) }, ignoredId);
+  const [reportId] = (await inboxOf(gp)).filter((id) => id !== smallId && id !== largeId);
+  t.truthy(reportId);
+
+  const into = await folder();
+  const received = await as(gp, ['receive', into, '--json'], work);
+  t.is(received.code, 0, received.stderr);
+  const lines = received.stdout.trim().split('\n').map((line) => JSON.parse(line) as { messageId: string; path?: string });
+  t.deepEqual(lines.map((line) => line.messageId).sort(), [smallId, largeId, reportId!].sort());
+
+  t.deepEqual(await readFile(join(into, `${smallId}_fbc.hl7`)), small);
+  t.deepEqual(await readFile(join(into, `${largeId}_scan.bin`)), large);
+  t.like(await readJson(join(into, `${smallId}.json`)), {
+    messageId: smallId,
+    messageType: 'DATA',
+    from: lab.mailbox.id,
+    to: gp.mailbox.id,
+    workflowId: WORKFLOW,
+    subject: 'FBC',
+    localId: 'lab-1',
+    fileName: 'fbc.hl7',
+    payloadFile: `${smallId}_fbc.hl7`,
+    bytes: small.length,
+  });
+  const largeMetadata = await readJson(join(into, `${largeId}.json`));
+  t.like(largeMetadata, { chunks: 3, bytes: large.length });
+  t.regex(largeMetadata.verifiedChecksum, /^sha256:[0-9a-f]{64}$/);
+  const report = await readJson(join(into, `${reportId}.json`));
+  t.like(report, { messageType: 'REPORT', payloadFile: null, bytes: 0 });
+  t.is(report.mexHeaders['mex-linkedmsgid'], ignoredId);
+  t.is(report.mexHeaders['mex-statuscode'], '14');
+
+  t.deepEqual((await readdir(into)).filter((name) => name.startsWith('.')), [], 'no temporary file is left');
+  t.deepEqual(await inboxOf(gp), [], 'all acknowledged');
+  const again = await as(gp, ['receive', into, '--json'], work);
+  t.is(again.code, 0);
+  t.is(again.stdout, '', 'nothing new');
+});
+
+test('a message that cannot be saved stays in the inbox while the others are received; exit 1', async (t) => {
+  const { lab, gp } = await pair();
+  const good = await sendFile(lab, gp, 'good.txt', Buffer.from('fine'));
+  // A checksum the content does not match: the download refuses to keep it.
+  const bad = await mailboxRequest(server, lab.mailbox, {
+    method: 'POST',
+    path: `/messageexchange/${lab.mailbox.id}/outbox`,
+    headers: { 'mex-To': gp.mailbox.id, 'mex-WorkflowID': WORKFLOW, 'mex-Content-Checksum': `sha256:${'0'.repeat(64)}` },
+    body: 'garbled on the way',
+  });
+  const badId: string = bad.json().message_id;
+
+  const into = await folder();
+  const received = await as(gp, ['receive', into], work);
+  t.is(received.code, 1);
+  t.regex(received.stderr, new RegExp(`checksum mismatch.*message ${badId} stays in the inbox`));
+  t.regex(received.stderr, /1 message not received/);
+  t.true(received.stdout.includes(good));
+  t.deepEqual(await inboxOf(gp), [badId]);
+  t.deepEqual((await readdir(into)).sort(), [`${good}.json`, `${good}_good.txt`]);
+});
+
+test('receive --watch saves what arrives while it runs, and stops cleanly when asked', async (t) => {
+  const { lab, gp } = await pair();
+  const into = await folder();
+  const stop = new AbortController();
+  const watching = as(gp, ['receive', into, '--watch', '--interval', '0.1', '--json'], work, stop.signal);
+
+  const messageId = await sendFile(lab, gp, 'later.txt', Buffer.from('sent while watching'));
+  // Waiting for the watcher (bounded), not timing it.
+  for (let attempt = 0; attempt < 200 && !(await readdir(into)).includes(`${messageId}.json`); attempt++) await sleep(50);
+  stop.abort();
+  const result = await watching;
+
+  t.is(result.code, 0, result.stderr);
+  t.is(await readFile(join(into, `${messageId}_later.txt`), 'utf8'), 'sent while watching');
+  t.is((JSON.parse(result.stdout.trim()) as { messageId: string }).messageId, messageId);
+  t.deepEqual(await inboxOf(gp), []);
+});
+
+test('receive --watch as its own process ends with exit 0 on SIGTERM', async (t) => {
+  const { lab, gp } = await pair();
+  const into = await folder();
+  const watcher = spawn(process.execPath, [MAIN, '--profile', gp.profile, 'receive', into, '--watch', '--interval', '0.1'], {
+    env: { PATH: process.env.PATH },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  watcher.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+  const messageId = await sendFile(lab, gp, 'ping.txt', Buffer.from('ping'));
+  for (let attempt = 0; attempt < 200 && !stdout.includes(messageId); attempt++) await sleep(50);
+  const exited = once(watcher, 'exit');
+  watcher.kill('SIGTERM');
+  const [code, signal] = await exited;
+  t.is(signal, null, 'it handled the signal rather than being killed by it');
+  t.is(code, 0);
+  t.true(stdout.includes(messageId));
+});
+
+test('receive refuses a folder that is not there, and a bad --interval', async (t) => {
+  const { gp } = await pair();
+  const missing = await as(gp, ['receive', join(work, 'no-such-folder')], work);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /no-such-folder is not a folder/);
+  const badInterval = await as(gp, ['receive', work, '--watch', '--interval', 'soon'], work);
+  t.is(badInterval.code, 2);
+  t.regex(badInterval.stderr, /Give seconds/);
+});
