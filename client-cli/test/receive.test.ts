@@ -162,6 +162,22 @@ test('receive --watch as its own process ends with exit 0 on SIGTERM', async (t)
   t.true(stdout.includes(messageId));
 });
 
+test('a file name too long for the file system (MESH allows 300 characters) is shortened, keeping its extension', async (t) => {
+  const { lab, gp } = await pair();
+  const longName = `${'résultat-'.repeat(32)}.hl7`;
+  t.true(longName.length <= 300 && Buffer.byteLength(longName) > 255);
+  const messageId = await sendFile(lab, gp, 'short.hl7', Buffer.from('MSH|'), ['--file-name', longName]);
+  const into = await folder();
+  const received = await as(gp, ['receive', into], work);
+  t.is(received.code, 0, received.stderr);
+  const [saved] = (await readdir(into)).filter((name) => !name.endsWith('.json'));
+  t.true(saved!.startsWith(`${messageId}_résultat-`));
+  t.true(saved!.endsWith('.hl7'));
+  t.true(Buffer.byteLength(saved!) <= 240);
+  t.is(await readFile(join(into, saved!), 'utf8'), 'MSH|');
+  t.is((await readJson(join(into, `${messageId}.json`))).fileName, longName, 'the metadata keeps the name as sent');
+});
+
 test('receive refuses a folder that is not there, and a bad --interval', async (t) => {
   const { gp } = await pair();
   const missing = await as(gp, ['receive', join(work, 'no-such-folder')], work);

@@ -34,7 +34,23 @@ export interface DownloadResult {
 export function defaultFileName(fileName: string | undefined, messageId: string): string {
   // eslint-disable-next-line no-control-regex -- control characters have no place in a file name
   const bare = basename((fileName ?? '').replaceAll('\\', '/')).replace(/[\u0000-\u001f]/g, '');
-  return bare === '' || bare === '.' || bare === '..' ? `${messageId.toUpperCase()}.dat` : bare;
+  return bare === '' || bare === '.' || bare === '..' ? `${messageId.toUpperCase()}.dat` : fitFileName(bare);
+}
+
+/**
+ * File systems take names of at most 255 bytes, and the temporary file beside the target adds
+ * 15 (`.<name>.<8 hex>.part`); MESH allows 300 characters. A longer name loses the end of its
+ * stem, keeping a short extension.
+ */
+const MAX_FILE_NAME_BYTES = 240;
+
+export function fitFileName(name: string, maxBytes = MAX_FILE_NAME_BYTES): string {
+  if (Buffer.byteLength(name) <= maxBytes) return name;
+  const dot = name.lastIndexOf('.');
+  const extension = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : '';
+  const stem = Array.from(name.slice(0, name.length - extension.length));
+  while (stem.length > 0 && Buffer.byteLength(stem.join('') + extension) > maxBytes) stem.pop();
+  return stem.join('') + extension;
 }
 
 /** Writes to the file go in batches of about this much. */

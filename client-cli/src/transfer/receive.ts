@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { formatChecksum } from './checksum.ts';
-import { defaultFileName, type DownloadResult, downloadFile } from './download.ts';
+import { defaultFileName, type DownloadResult, downloadFile, fitFileName } from './download.ts';
 import type { ProgressFactory } from './progress.ts';
 
 /** A message saved into the folder and acknowledged. */
@@ -84,7 +84,7 @@ async function receiveMessage(client: MeshClient, listedId: string, options: Rec
 /** The id first, so that two senders' `results.csv` never meet. */
 function payloadFileName(metadata: MessageMetadata, messageId: string): string {
   const name = defaultFileName(metadata.fileName, messageId);
-  return name === `${messageId}.dat` ? name : `${messageId}_${name}`;
+  return name === `${messageId}.dat` ? name : fitFileName(`${messageId}_${name}`);
 }
 
 function describe(metadata: MessageMetadata, messageId: string, download: DownloadResult | undefined): Record<string, unknown> {
