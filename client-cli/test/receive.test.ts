@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +9,11 @@ import test from 'ava';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
-import { MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { MeshClient } from '../src/client/mesh-client.ts';
+import { defaultFileName } from '../src/transfer/download.ts';
+import { receiveInbox } from '../src/transfer/receive.ts';
+import { noProgress } from '../src/transfer/progress.ts';
+import { connectionSettings, MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
@@ -125,11 +129,54 @@ test('a message that cannot be saved stays in the inbox while the others are rec
   t.deepEqual((await readdir(into)).sort(), [`${good}.json`, `${good}_good.txt`]);
 });
 
+test('a message is acknowledged only once its files are saved: when the .json cannot be written it stays in the inbox', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'blocked.txt', Buffer.from('kept'));
+  const into = await folder();
+  await mkdir(join(into, `${messageId}.json`)); // a folder in the way of the metadata file
+  const received = await as(gp, ['receive', into], work);
+  t.is(received.code, 1);
+  t.regex(received.stderr, new RegExp(`message ${messageId} stays in the inbox`));
+  t.deepEqual(await inboxOf(gp), [messageId]);
+  t.deepEqual((await readdir(into)).filter((name) => name.startsWith('.')), [], 'no temporary file is left');
+});
+
+test('a listed message acknowledged elsewhere before it is fetched is skipped as gone, not counted as a failure', async (t) => {
+  const { lab, gp } = await pair();
+  const [first, second] = [await sendFile(lab, gp, 'a.txt', Buffer.from('a')), await sendFile(lab, gp, 'b.txt', Buffer.from('b'))];
+  const client = new MeshClient(gp.settings, { retryDelayMs: 10 });
+  // The listing as it was a moment ago: the first message has since been acknowledged elsewhere.
+  const staleListing = new Proxy(client, {
+    get: (target, property) => {
+      if (property === 'listInbox') return async () => [first, second];
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const gone: string[] = [];
+  const received: string[] = [];
+  try {
+    await client.acknowledge(first);
+    const failed = await receiveInbox(staleListing, {
+      folder: await folder(),
+      progress: noProgress,
+      onReceived: (message) => received.push(message.messageId),
+      onFailed: (id, error) => t.fail(`${id}: ${String(error)}`),
+      onGone: (id) => gone.push(id),
+    });
+    t.is(failed, 0);
+  } finally {
+    client.close();
+  }
+  t.deepEqual(received, [second]);
+  t.deepEqual(gone, [first]);
+});
+
 test('receive --watch saves what arrives while it runs, and stops cleanly when asked', async (t) => {
   const { lab, gp } = await pair();
   const into = await folder();
   const stop = new AbortController();
-  const watching = as(gp, ['receive', into, '--watch', '--interval', '0.1', '--json'], work, stop.signal);
+  const watching = as(gp, ['receive', into, '--watch', '--interval', '1', '--json'], work, stop.signal);
 
   const messageId = await sendFile(lab, gp, 'later.txt', Buffer.from('sent while watching'));
   // Waiting for the watcher (bounded), not timing it.
@@ -146,7 +193,7 @@ test('receive --watch saves what arrives while it runs, and stops cleanly when a
 test('receive --watch as its own process ends with exit 0 on SIGTERM', async (t) => {
   const { lab, gp } = await pair();
   const into = await folder();
-  const watcher = spawn(process.execPath, [MAIN, '--profile', gp.profile, 'receive', into, '--watch', '--interval', '0.1'], {
+  const watcher = spawn(process.execPath, [MAIN, '--profile', gp.profile, 'receive', into, '--watch', '--interval', '1'], {
     env: { PATH: process.env.PATH },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -178,12 +225,28 @@ test('a file name too long for the file system (MESH allows 300 characters) is s
   t.is((await readJson(join(into, `${messageId}.json`))).fileName, longName, 'the metadata keeps the name as sent');
 });
 
-test('receive refuses a folder that is not there, and a bad --interval', async (t) => {
+test('receive refuses a folder that is not there, a bad --interval, and --interval without --watch', async (t) => {
   const { gp } = await pair();
   const missing = await as(gp, ['receive', join(work, 'no-such-folder')], work);
   t.is(missing.code, 1);
   t.regex(missing.stderr, /no-such-folder is not a folder/);
-  const badInterval = await as(gp, ['receive', work, '--watch', '--interval', 'soon'], work);
-  t.is(badInterval.code, 2);
-  t.regex(badInterval.stderr, /Give seconds/);
+  for (const interval of ['soon', '0.1', '0']) {
+    const bad = await as(gp, ['receive', work, '--watch', '--interval', interval], work);
+    t.is(bad.code, 2, interval);
+    t.regex(bad.stderr, /Give a whole number of seconds from 1/);
+  }
+  const withoutWatch = await as(gp, ['receive', work, '--interval', '5'], work);
+  t.is(withoutWatch.code, 1);
+  t.regex(withoutWatch.stderr, /--interval needs --watch/);
+});
+
+test('a sender\'s file name cannot pick a folder, open an NTFS stream or disguise its extension', (t) => {
+  const id = '20261129000000000000_ABCDEF';
+  t.is(defaultFileName('../../etc/passwd', id), 'passwd');
+  t.is(defaultFileName('C:\\results\\fbc.csv', id), 'fbc.csv');
+  t.is(defaultFileName('report.txt:hidden', id), 'report.txt_hidden');
+  t.is(defaultFileName('invoice\u202Efdp.exe', id), 'invoice_fdp.exe');
+  t.is(defaultFileName('tab\there\u0085.csv', id), 'tabhere.csv');
+  t.is(defaultFileName('trailing. . ', id), 'trailing');
+  for (const empty of ['', '.', '..', '/', '...']) t.is(defaultFileName(empty, id), `${id}.dat`, JSON.stringify(empty));
 });

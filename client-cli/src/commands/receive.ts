@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { receiveInbox, type ReceiveOptions, type ReceivedMessage, watchInbox } from '../transfer/receive.ts';
+import { receiveInbox, type ReceiveOptions, watchInbox } from '../transfer/receive.ts';
 import { type CliContext, errorLine } from './context.ts';
 import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, RETRIES_HELP, retriesOption } from './transfer-options.ts';
 
@@ -15,11 +15,11 @@ interface ReceiveFlags {
 
 const DEFAULT_INTERVAL_SECONDS = 60;
 
-/** commander parser for --interval: seconds, fractions allowed. */
+/** commander parser for --interval: whole seconds, at least one (polling faster only loads the server). */
 function intervalOption(value: string): number {
   const seconds = Number(value);
-  if (!/^\s*\d+(\.\d+)?\s*$/.test(value) || seconds <= 0 || seconds > 86_400) {
-    throw new InvalidArgumentError('Give seconds between one (or a fraction of one) and 86400, e.g. 60.');
+  if (!/^\s*\d+\s*$/.test(value) || seconds < 1 || seconds > 86_400) {
+    throw new InvalidArgumentError('Give a whole number of seconds from 1 to 86400, e.g. 60.');
   }
   return seconds;
 }
@@ -30,7 +30,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
     .description('save every message in your inbox into a folder and acknowledge it; --watch keeps doing so')
     .argument('<folder>', 'where the messages go (it must exist)')
     .option('--watch', 'keep polling the inbox until stopped (Ctrl-C or SIGTERM: the message being saved is finished first)')
-    .option('--interval <seconds>', `seconds between polls with --watch (default ${DEFAULT_INTERVAL_SECONDS})`, intervalOption, DEFAULT_INTERVAL_SECONDS)
+    .option('--interval <seconds>', `seconds between polls with --watch (default ${DEFAULT_INTERVAL_SECONDS}, at least 1)`, intervalOption, DEFAULT_INTERVAL_SECONDS)
     .option('--retries <n>', RETRIES_HELP, retriesOption)
     .option('--quiet', QUIET_HELP)
     .option('--json', 'print a JSON line per message: {"messageId", "messageType", "path", "metadataPath", "bytes"}')
@@ -42,28 +42,37 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         'subject, local id, every mex- header; a non-delivery report has only the .json). Both are written',
         'under hidden temporary names and renamed when complete, the .json last: a program watching the',
         'folder can take a message once its .json appears. A message is acknowledged only after that; one',
-        'that fails (a checksum mismatch, a full disk) stays in the inbox and is tried again next time.',
-        'Prints a line per message: its id and the file saved. Without --watch, exits 1 if any failed.',
+        'that fails (a checksum mismatch, a full disk) stays in the inbox and is named on stderr; --watch',
+        'tries it again after one interval, then two, four, ... (at most an hour). Prints a line per',
+        'message: its id and the file saved (a report: its .json). Without --watch, exits 1 if any failed.',
+        'A stop (Ctrl-C, SIGTERM) waits for the message in hand (its download, with retries) to finish.',
       ].join('\n'),
     )
     .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
-      const print = (message: ReceivedMessage): void =>
-        context.print(flags.json ? JSON.stringify(message) : `${message.messageId} ${message.path ?? message.metadataPath}`);
+      if (!flags.watch && command.getOptionValueSource('interval') === 'cli') throw new Error('--interval needs --watch');
       const target = resolve(context.io.cwd, folder);
       if (!(await stat(target).catch(() => undefined))?.isDirectory()) throw new Error(`${target} is not a folder (receive does not create one)`);
       const options: ReceiveOptions = {
         folder: target,
         progress: context.progress(flags),
-        onReceived: print,
-        onFailed: (messageId, error) =>
-          context.io.stderr(`${errorLine(error)}${messageId ? ` (message ${messageId} stays in the inbox)` : ''}\n`),
+        onReceived: (message) =>
+          context.print(flags.json ? JSON.stringify(message) : `${message.messageId} ${message.path ?? message.metadataPath}`),
+        onFailed: (messageId, error) => context.io.stderr(`${errorLine(error)} (message ${messageId} stays in the inbox)\n`),
+        onGone: (messageId) => context.tell(flags, `message ${messageId} was acknowledged or expired meanwhile; skipped`),
       };
       const failed = await context.withClient(
         command,
         async (client) => {
           if (!flags.watch) return receiveInbox(client, options);
+          const signal = context.io.stopSignal?.() ?? new AbortController().signal;
+          signal.addEventListener('abort', () => context.tell(flags, 'stopping once the message in hand is saved (Ctrl-C again: at once)'));
           context.tell(flags, `watching the inbox every ${flags.interval} s; Ctrl-C stops`);
-          await watchInbox(client, { ...options, intervalMs: flags.interval * 1000, signal: context.io.stopSignal?.() ?? new AbortController().signal });
+          await watchInbox(client, {
+            ...options,
+            intervalMs: flags.interval * 1000,
+            signal,
+            onListingFailed: (error) => context.io.stderr(`${errorLine(error)} (the inbox is polled again in ${flags.interval} s)\n`),
+          });
           return 0;
         },
         { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES },

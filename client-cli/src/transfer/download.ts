@@ -30,11 +30,16 @@ export interface DownloadResult {
 /**
  * The name to save a message under when no -o is given: the sender's mex-FileName reduced to
  * a bare name (it comes from another organisation and must not pick a folder), else `<id>.dat`.
+ * Characters that some file system refuses or that disguise a name (`:` opens an NTFS stream,
+ * a right-to-left override hides an `.exe`) become `_`; controls go.
  */
 export function defaultFileName(fileName: string | undefined, messageId: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters have no place in a file name
-  const bare = basename((fileName ?? '').replaceAll('\\', '/')).replace(/[\u0000-\u001f]/g, '');
-  return bare === '' || bare === '.' || bare === '..' ? `${messageId.toUpperCase()}.dat` : fitFileName(bare);
+  const bare = basename((fileName ?? '').replaceAll('\\', '/'))
+    // eslint-disable-next-line no-control-regex -- control characters have no place in a file name
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
+    .replace(/[<>:"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '_')
+    .replace(/[. ]+$/, '');
+  return bare === '' ? `${messageId.toUpperCase()}.dat` : fitFileName(bare);
 }
 
 /**
