@@ -102,4 +102,4 @@ async function ensureDemoMailboxes(): Promise<void> {
 
 await ensurePki();
 await ensureDemoMailboxes();
-step('done. Next: `npm start` (server), then `npm run demo` in another terminal.');
+step('done. Next: `npm run demo` (starts a server for the demo unless `npm start` is running one), or `npm start`.');
