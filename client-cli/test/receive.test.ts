@@ -172,6 +172,43 @@ test('a listed message acknowledged elsewhere before it is fetched is skipped as
   t.deepEqual(gone, [first]);
 });
 
+test('a stop in the middle of a message leaves it unacknowledged in the inbox, with no file, and is not a failure', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'interrupted.bin', randomBytes(50_000));
+  const stop = new AbortController();
+  const client = new MeshClient(gp.settings, { retryDelayMs: 10, signal: stop.signal });
+  // Stopped right after the message's headers were read, before its download.
+  const stoppedAfterHead = new Proxy(client, {
+    get: (target, property) => {
+      if (property === 'head') {
+        return async (id: string) => {
+          const metadata = await target.head(id);
+          stop.abort();
+          return metadata;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const into = await folder();
+  try {
+    const failed = await receiveInbox(stoppedAfterHead, {
+      folder: into,
+      progress: noProgress,
+      signal: stop.signal,
+      onReceived: () => t.fail('nothing is received'),
+      onFailed: (id, error) => t.fail(`${id}: ${String(error)}`),
+      onGone: (id) => t.fail(`${id} gone`),
+    });
+    t.is(failed, 0);
+  } finally {
+    client.close();
+  }
+  t.deepEqual(await readdir(into), []);
+  t.deepEqual(await inboxOf(gp), [messageId]);
+});
+
 test('receive --watch saves what arrives while it runs, and stops cleanly when asked', async (t) => {
   const { lab, gp } = await pair();
   const into = await folder();

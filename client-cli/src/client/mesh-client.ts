@@ -30,6 +30,8 @@ export interface ClientOptions {
   readonly retries?: number;
   /** First backoff delay in ms (default 250), tripled for each later retry. */
   readonly retryDelayMs?: number;
+  /** Ends every request and wait in progress, and refuses new ones (a long-running command stopped). */
+  readonly signal?: AbortSignal;
 }
 
 const DEFAULT_RETRIES = 2;
@@ -162,6 +164,7 @@ export class MeshClient {
       }),
       retries: this.retries,
       retryDelayMs: this.retryDelayMs,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
   }
 

@@ -51,6 +51,8 @@ export interface TransportOptions {
   readonly retryDelayMs?: number;
   /** A socket idle this long fails the attempt (default 120 s). */
   readonly idleTimeoutMs?: number;
+  /** Aborts the request or retry wait in progress and refuses new ones: nothing is retried after it. */
+  readonly signal?: AbortSignal;
 }
 
 /** The longest wait between attempts, however many retries are allowed. */
@@ -131,6 +133,7 @@ export class HttpsTransport {
   readonly #retries: number;
   readonly #retryDelayMs: number;
   readonly #idleTimeoutMs: number;
+  readonly #signal: AbortSignal | undefined;
 
   constructor(options: TransportOptions) {
     this.origin = options.origin;
@@ -145,20 +148,23 @@ export class HttpsTransport {
     this.#retries = options.retries ?? 2;
     this.#retryDelayMs = options.retryDelayMs ?? 250;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
+    this.#signal = options.signal;
   }
 
   async send(request: TransportRequest): Promise<TransportResponse> {
     const replayable = !(request.body instanceof Readable);
+    const wait = { signal: this.#signal };
     for (let attempt = 0; ; attempt += 1) {
+      this.#signal?.throwIfAborted();
       const canRetry = replayable && attempt < this.#retries;
       let response: IncomingMessage;
       try {
         response = await this.#attempt(request);
       } catch (failure) {
         const { error, bodyFailed } = failure as AttemptFailure;
-        if (bodyFailed) throw error;
+        if (bodyFailed || this.#signal?.aborted) throw error;
         if (canRetry && mayRetryFailure(request.retry, failure as AttemptFailure)) {
-          await sleep(backoffDelay(this.#retryDelayMs, attempt));
+          await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
         }
         throw new MeshConnectionError(this.origin, error);
@@ -169,7 +175,7 @@ export class HttpsTransport {
         const asked = retryAfterMs(response.headers['retry-after']);
         if (asked === undefined || asked <= MAX_RETRY_AFTER_MS) {
           response.resume();
-          await sleep(Math.max(backoffDelay(this.#retryDelayMs, attempt), asked ?? 0));
+          await sleep(Math.max(backoffDelay(this.#retryDelayMs, attempt), asked ?? 0), undefined, wait);
           continue;
         }
       }
@@ -199,7 +205,8 @@ export class HttpsTransport {
       const headers: Record<string, string> = { ...this.#attemptHeaders(), ...spec.headers };
       const body = typeof spec.body === 'function' ? spec.body() : spec.body;
       if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
-      const outgoing = request(new URL(spec.path, this.origin), { method: spec.method, headers, agent: this.#agent }, (response) => {
+      const options = { method: spec.method, headers, agent: this.#agent, ...(this.#signal ? { signal: this.#signal } : {}) };
+      const outgoing = request(new URL(spec.path, this.origin), options, (response) => {
         answered = true;
         resolve(response);
       });

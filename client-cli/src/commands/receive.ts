@@ -29,7 +29,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
     .command('receive')
     .description('save every message in your inbox into a folder and acknowledge it; --watch keeps doing so')
     .argument('<folder>', 'where the messages go (it must exist)')
-    .option('--watch', 'keep polling the inbox until stopped (Ctrl-C or SIGTERM: the message being saved is finished first)')
+    .option('--watch', 'keep polling the inbox until stopped (Ctrl-C or SIGTERM)')
     .option('--interval <seconds>', `seconds between polls with --watch (default ${DEFAULT_INTERVAL_SECONDS}, at least 1)`, intervalOption, DEFAULT_INTERVAL_SECONDS)
     .option('--retries <n>', RETRIES_HELP, retriesOption)
     .option('--quiet', QUIET_HELP)
@@ -45,7 +45,8 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         'that fails (a checksum mismatch, a full disk) stays in the inbox and is named on stderr; --watch',
         'tries it again after one interval, then two, four, ... (at most an hour). Prints a line per',
         'message: its id and the file saved (a report: its .json). Without --watch, exits 1 if any failed.',
-        'A stop (Ctrl-C, SIGTERM) waits for the message in hand (its download, with retries) to finish.',
+        'A stop (Ctrl-C, SIGTERM) takes effect at once: a message not yet acknowledged stays in the inbox',
+        '(its temporary files removed) and is saved again next time.',
       ].join('\n'),
     )
     .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
@@ -60,12 +61,12 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         onFailed: (messageId, error) => context.io.stderr(`${errorLine(error)} (message ${messageId} stays in the inbox)\n`),
         onGone: (messageId) => context.tell(flags, `message ${messageId} was acknowledged or expired meanwhile; skipped`),
       };
+      // Only --watch runs until stopped; a single pass ends on Ctrl-C as any command does.
+      const signal = flags.watch ? (context.io.stopSignal?.() ?? new AbortController().signal) : undefined;
       const failed = await context.withClient(
         command,
         async (client) => {
-          if (!flags.watch) return receiveInbox(client, options);
-          const signal = context.io.stopSignal?.() ?? new AbortController().signal;
-          signal.addEventListener('abort', () => context.tell(flags, 'stopping once the message in hand is saved (Ctrl-C again: at once)'));
+          if (!signal) return receiveInbox(client, options);
           context.tell(flags, `watching the inbox every ${flags.interval} s; Ctrl-C stops`);
           await watchInbox(client, {
             ...options,
@@ -75,7 +76,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
           });
           return 0;
         },
-        { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES },
+        { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, ...(signal ? { signal } : {}) },
       );
       if (failed > 0) throw new Error(`${failed} message${failed === 1 ? '' : 's'} not received (see above)`);
     });

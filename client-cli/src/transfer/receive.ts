@@ -29,7 +29,7 @@ export interface ReceiveOptions {
   readonly onFailed: (messageId: string, error: unknown) => void;
   /** A listed message that was gone when fetched (acknowledged or expired meanwhile): nothing to do. */
   readonly onGone: (messageId: string) => void;
-  /** Stops after the message being received. */
+  /** Stops the pass; give the client the same signal to end the message in hand too. */
   readonly signal?: AbortSignal;
   /** Leaves out messages for now (those that failed recently, when watching). */
   readonly skip?: (messageId: string) => boolean;
@@ -56,6 +56,8 @@ export async function receiveInbox(client: MeshClient, options: ReceiveOptions):
     try {
       received = await receiveMessage(client, id, options);
     } catch (error) {
+      // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
+      if (options.signal?.aborted) break;
       if (isGone(error)) options.onGone(id);
       else {
         failed += 1;
@@ -78,7 +80,8 @@ export interface WatchOptions extends Omit<ReceiveOptions, 'skip'> {
 const MAX_RETRY_WAIT_MS = 60 * 60 * 1000;
 
 /**
- * Receives what arrives, pass after pass `intervalMs` apart, until the signal stops it. A
+ * Receives what arrives, pass after pass `intervalMs` apart, until the signal stops it (a
+ * message it stops part-way is not acknowledged: the next run saves it again). A
  * message that fails is tried again after one interval, then after two, four, ... (at most an
  * hour): one that cannot be saved is not downloaded in full at every poll.
  */
