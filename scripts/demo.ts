@@ -6,9 +6,7 @@
  * is running it starts one as `npm start` does, and stops it afterwards.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { connect } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -17,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
+import { stopProcess, waitFor } from './services/processes.ts';
 
 const run = promisify(execFile);
 const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
@@ -56,19 +55,11 @@ async function startServerUnlessRunning(url: URL): Promise<ChildProcess | undefi
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   // It listens once Redis and object storage answer (it starts the local ones if need be).
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(250)) {
-    if (server.exitCode !== null) throw new Error(`the server exited with code ${server.exitCode}`);
-    if (await listening(url)) return server;
-  }
-  server.kill('SIGTERM');
+  await waitFor(async () => server.exitCode !== null || (await listening(url)), 60_000, 250);
+  if (server.exitCode !== null) throw new Error(`the server exited with code ${server.exitCode}`);
+  if (await listening(url)) return server;
+  await stopProcess(server.pid!);
   throw new Error(`the server did not start listening at ${url.origin} within a minute`);
-}
-
-async function stopServer(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null) return;
-  const exited = once(server, 'exit');
-  server.kill('SIGTERM');
-  await exited;
 }
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -126,7 +117,7 @@ async function main(): Promise<void> {
     console.log('demo complete: sent, received byte-identical, acknowledged.');
   } finally {
     await rm(work, { recursive: true, force: true });
-    if (server) await stopServer(server);
+    if (server?.pid !== undefined) await stopProcess(server.pid);
   }
 }
 
