@@ -1,15 +1,12 @@
-import { MessageGoneError, MessageNotFoundError } from './errors.ts';
+import { refuseAsGone } from './download.ts';
+import { MessageNotFoundError } from './errors.ts';
 import type { Services } from './services.ts';
 
 /** The recipient confirms receipt: the message leaves its inbox for good. */
 export async function acknowledgeMessage(services: Services, mailboxId: string, messageId: string): Promise<void> {
   const outcome = await services.messages.acknowledge(messageId, mailboxId, services.now());
   if (outcome === 'not_found') throw new MessageNotFoundError(messageId);
-  if (outcome === 'gone') {
-    // As for a download: a message still listed though gone leaves the list when asked for.
-    await services.messages.leaveInbox(messageId, mailboxId);
-    throw new MessageGoneError(messageId);
-  }
+  if (outcome === 'gone') await refuseAsGone(services, mailboxId, messageId);
   await Promise.all([
     services.messages.leaveInbox(messageId, mailboxId),
     services.audit.record({ action: 'acknowledge', actor: mailboxId, messageId }),

@@ -7,13 +7,18 @@ import type { Services } from './services.ts';
 export async function findDownloadable(services: Services, mailboxId: string, messageId: string): Promise<MessageRecord> {
   const message = await services.messages.get(messageId);
   if (!message || message.recipient !== mailboxId) throw new MessageNotFoundError(messageId);
-  if (message.status !== 'accepted') {
-    // Still listed only if a delivery was cut off before its check (docs/reliability.md):
-    // its recipient asking for it takes it off the list.
-    await services.messages.leaveInbox(messageId, mailboxId);
-    throw new MessageGoneError(messageId);
-  }
+  if (message.status !== 'accepted') await refuseAsGone(services, mailboxId, messageId);
   return message;
+}
+
+/**
+ * 410 for a recipient's message that can no longer be downloaded (acknowledged, expired). It is
+ * still listed only if a delivery was cut off before its check (docs/reliability.md): the
+ * recipient asking for it, by download or acknowledgement, takes it off the list.
+ */
+export async function refuseAsGone(services: Services, mailboxId: string, messageId: string): Promise<never> {
+  await services.messages.leaveInbox(messageId, mailboxId);
+  throw new MessageGoneError(messageId);
 }
 
 export interface DownloadedChunk {
