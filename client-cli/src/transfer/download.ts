@@ -28,18 +28,35 @@ export interface DownloadResult {
 }
 
 /**
- * The name to save a message under when no -o is given: the sender's mex-FileName reduced to
- * a bare name (it comes from another organisation and must not pick a folder), else `<id>.dat`.
- * Characters that some file system refuses or that disguise a name (`:` opens an NTFS stream,
- * a right-to-left override hides an `.exe`) become `_`; controls go.
+ * The name to save a message under when no -o is given: the sender's mex-FileName made safe
+ * (`safeFileName`), else `<id>.dat`.
  */
 export function defaultFileName(fileName: string | undefined, messageId: string): string {
+  const safe = safeFileName(fileName);
+  return safe === undefined ? `${messageId.toUpperCase()}.dat` : fitFileName(safe);
+}
+
+/**
+ * The sender's mex-FileName reduced to a bare name (it comes from another organisation and must
+ * not pick a folder); undefined when nothing of it is left. Characters that some file system
+ * refuses or that disguise a name (`:` opens an NTFS stream, a right-to-left override hides an
+ * `.exe`) become `_`; controls go.
+ */
+export function safeFileName(fileName: string | undefined): string | undefined {
   const bare = basename((fileName ?? '').replaceAll('\\', '/'))
     // eslint-disable-next-line no-control-regex -- control characters have no place in a file name
     .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
     .replace(/[<>:"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '_')
     .replace(/[. ]+$/, '');
-  return bare === '' ? `${messageId.toUpperCase()}.dat` : fitFileName(bare);
+  return bare === '' ? undefined : bare;
+}
+
+/**
+ * Where a file is written before it is renamed to `target`: beside it, hidden (a program
+ * watching the folder skips it), unique.
+ */
+export function temporaryPathBeside(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
 }
 
 /**
@@ -235,7 +252,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   const { metadata } = first;
   const totalChunks = metadata.totalChunks;
   const target = resolve(options.cwd, options.output ?? defaultFileName(metadata.fileName, messageId));
-  const temporary = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
+  const temporary = temporaryPathBeside(target);
   const expected = parseChecksum(metadata.checksum);
   let handle: FileHandle | undefined;
   let created = false;

@@ -1,12 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { formatChecksum } from './checksum.ts';
-import { defaultFileName, type DownloadResult, downloadFile, fitFileName } from './download.ts';
+import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName, temporaryPathBeside } from './download.ts';
 import type { ProgressFactory } from './progress.ts';
 
 /** A message saved into the folder and acknowledged. */
@@ -139,8 +138,8 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
 
 /** The id first, so that two senders' `results.csv` never meet. */
 function payloadFileName(metadata: MessageMetadata, messageId: string): string {
-  const name = defaultFileName(metadata.fileName, messageId);
-  return name === `${messageId.toUpperCase()}.dat` ? name : fitFileName(`${messageId}_${name}`);
+  const safe = safeFileName(metadata.fileName);
+  return safe === undefined ? defaultFileName(undefined, messageId) : fitFileName(`${messageId}_${safe}`);
 }
 
 function describe(metadata: MessageMetadata, messageId: string, download: DownloadResult | undefined): Record<string, unknown> {
@@ -164,8 +163,7 @@ function describe(metadata: MessageMetadata, messageId: string, download: Downlo
 }
 
 async function writeFileAtomically(path: string, text: string): Promise<void> {
-  // Hidden, as the download's own temporary file: a program watching the folder skips both.
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.part`);
+  const temporary = temporaryPathBeside(path);
   const handle = await open(temporary, 'wx');
   try {
     await handle.writeFile(text);
