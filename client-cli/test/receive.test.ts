@@ -9,6 +9,7 @@ import test from 'ava';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
+import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
 import { receiveInbox } from '../src/transfer/receive.ts';
@@ -146,13 +147,7 @@ test('a listed message acknowledged elsewhere before it is fetched is skipped as
   const [first, second] = [await sendFile(lab, gp, 'a.txt', Buffer.from('a')), await sendFile(lab, gp, 'b.txt', Buffer.from('b'))];
   const client = new MeshClient(gp.settings, { retryDelayMs: 10 });
   // The listing as it was a moment ago: the first message has since been acknowledged elsewhere.
-  const staleListing = new Proxy(client, {
-    get: (target, property) => {
-      if (property === 'listInbox') return async () => [first, second];
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+  const staleListing = overriding(client, { listInbox: async () => [first, second] });
   const gone: string[] = [];
   const received: string[] = [];
   try {
@@ -178,17 +173,11 @@ test('a stop in the middle of a message leaves it unacknowledged in the inbox, w
   const stop = new AbortController();
   const client = new MeshClient(gp.settings, { retryDelayMs: 10, signal: stop.signal });
   // Stopped right after the message's headers were read, before its download.
-  const stoppedAfterHead = new Proxy(client, {
-    get: (target, property) => {
-      if (property === 'head') {
-        return async (id: string) => {
-          const metadata = await target.head(id);
-          stop.abort();
-          return metadata;
-        };
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+  const stoppedAfterHead = overriding(client, {
+    head: async (id: string) => {
+      const metadata = await client.head(id);
+      stop.abort();
+      return metadata;
     },
   });
   const into = await folder();

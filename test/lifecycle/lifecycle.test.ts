@@ -14,6 +14,7 @@ import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
 import { MeshError } from '../../server/src/domain/errors.ts';
 import type { MessageRecord, MessageStore } from '../../server/src/store/messages.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { overriding } from '../support/overriding.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
 
 const SECOND = 1000;
@@ -54,14 +55,9 @@ async function objectsOf(messageId: string): Promise<number> {
 
 /** The message store, except that its first read of a message answers a record read earlier (a race lost). */
 function staleFirst(stale: MessageRecord): MessageStore {
+  const messages = server.services.messages;
   let reads = 0;
-  return new Proxy(server.services.messages, {
-    get: (target, property) => {
-      if (property === 'get') return async (id: string) => (reads++ === 0 ? stale : target.get(id));
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+  return overriding(messages, { get: async (id: string) => (reads++ === 0 ? stale : messages.get(id)) });
 }
 
 const inboxOf = async (mailbox: TestMailbox): Promise<string[]> =>
