@@ -14,7 +14,7 @@ import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
 import { receiveInbox } from '../src/transfer/receive.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { connectionSettings, MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { type InProcessOptions, MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
@@ -44,8 +44,8 @@ async function folder(): Promise<string> {
   return mkdtemp(join(work, 'run-'));
 }
 
-function as(files: MailboxFiles, args: readonly string[], cwd: string, stopSignal?: AbortSignal) {
-  return runInProcess(['--profile', files.profile, ...args], { cwd, ...(stopSignal ? { stopSignal } : {}) });
+function as(files: MailboxFiles, args: readonly string[], cwd: string, running?: Pick<InProcessOptions, 'stopSignal' | 'onStdout'>) {
+  return runInProcess(['--profile', files.profile, ...args], { cwd, ...running });
 }
 
 async function sendFile(from: MailboxFiles, to: MailboxFiles, name: string, payload: Buffer, extra: readonly string[] = []): Promise<string> {
@@ -202,11 +202,16 @@ test('receive --watch saves what arrives while it runs, and stops cleanly when a
   const { lab, gp } = await pair();
   const into = await folder();
   const stop = new AbortController();
-  const watching = as(gp, ['receive', into, '--watch', '--interval', '1', '--json'], work, stop.signal);
+  let reported = '';
+  const watching = as(gp, ['receive', into, '--watch', '--interval', '1', '--json'], work, {
+    stopSignal: stop.signal,
+    onStdout: (text) => (reported += text),
+  });
 
   const messageId = await sendFile(lab, gp, 'later.txt', Buffer.from('sent while watching'));
-  // Waiting for the watcher (bounded), not timing it.
-  for (let attempt = 0; attempt < 200 && !(await readdir(into)).includes(`${messageId}.json`); attempt++) await sleep(50);
+  // Waiting (bounded, not timed) until the watcher reports the message: saved and acknowledged.
+  // Its files appear before the acknowledgement, and a stop then would rightly leave it unacknowledged.
+  for (let attempt = 0; attempt < 200 && !reported.includes(messageId); attempt++) await sleep(50);
   stop.abort();
   const result = await watching;
 

@@ -26,6 +26,8 @@ export interface InProcessOptions extends RunOptions {
   readonly tty?: boolean;
   /** What stops a command that runs until stopped (the process's Ctrl-C). */
   readonly stopSignal?: AbortSignal;
+  /** Sees stdout as it is written, for a test that waits on a command still running. */
+  readonly onStdout?: (text: string) => void;
 }
 
 /** Runs the CLI in this process, with its own environment and captured output. */
@@ -41,6 +43,7 @@ export async function runInProcess(args: readonly string[], options: InProcessOp
   const io: CliIo = {
     stdout: (text) => {
       stdout += text;
+      options.onStdout?.(text);
     },
     stderr: (text) => {
       stderr += text;
