@@ -10,8 +10,11 @@ import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { MeshClient } from '../src/client/mesh-client.ts';
 import { retryAfterMs } from '../src/client/transport.ts';
-import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { downloadFile } from '../src/transfer/download.ts';
+import { noProgress } from '../src/transfer/progress.ts';
+import { type CliResult, connectionSettings, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
 
 // A scripted stand-in for the server (the real one never fails on cue), trusted by the
 // profiles because its certificate comes from the test CA.
@@ -106,37 +109,45 @@ test('a chunk upload is retried after a 500 and a 429 (waiting its Retry-After) 
   );
 });
 
-test('a download whose chunk breaks off part-way fetches that chunk again and still verifies the checksum', async (t) => {
+/**
+ * A two-chunk gzip message as a fake server serves it; `breakOff` decides when chunk 2 drops
+ * half-way, and `onBrokenOff` hears when that connection has closed.
+ */
+function twoChunkMessage(breakOff: (attemptAtChunk2: number) => boolean, onBrokenOff: () => void = () => {}) {
   const parts = [randomBytes(50_000), randomBytes(40_000)];
   const whole = Buffer.concat(parts);
   const gzipped = parts.map((part) => gzipSync(part));
   const requests: { path: string; acceptEncoding: string }[] = [];
+  const handle: Handler = (request, _body, response) => {
+    const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
+    requests.push({ path, acceptEncoding: String(request.headers['accept-encoding']) });
+    const number = path.endsWith('/2') ? 2 : 1;
+    const body = gzipped[number - 1] ?? Buffer.alloc(0);
+    response.writeHead(number === 1 ? 206 : 200, {
+      'content-type': 'application/octet-stream',
+      'content-encoding': 'gzip',
+      'content-length': String(body.length),
+      'mex-messageid': MESSAGE_ID,
+      'mex-filename': 'result.bin',
+      'mex-chunk-range': `${number}:2`,
+      'mex-total-chunks': '2',
+      'mex-content-checksum': `sha256:${createHash('sha256').update(whole).digest('hex')}`,
+    });
+    if (number === 2 && breakOff(requests.filter((entry) => entry.path === path).length)) {
+      // Half the chunk, then the connection drops.
+      response.socket?.once('close', onBrokenOff);
+      response.write(body.subarray(0, body.length / 2), () => response.socket?.destroy());
+      return;
+    }
+    response.end(body);
+  };
+  return { whole, requests, handle };
+}
+
+test('a download whose chunk breaks off part-way fetches that chunk again and still verifies the checksum', async (t) => {
+  const { whole, requests, handle } = twoChunkMessage((attempt) => attempt === 1);
   const cwd = await mkdtemp(join(work, 'get-'));
-  const result = await withFakeServer(
-    (request, _body, response) => {
-      const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
-      requests.push({ path, acceptEncoding: String(request.headers['accept-encoding']) });
-      const number = path.endsWith('/2') ? 2 : 1;
-      const body = gzipped[number - 1] ?? Buffer.alloc(0);
-      response.writeHead(number === 1 ? 206 : 200, {
-        'content-type': 'application/octet-stream',
-        'content-encoding': 'gzip',
-        'content-length': String(body.length),
-        'mex-messageid': MESSAGE_ID,
-        'mex-filename': 'result.bin',
-        'mex-chunk-range': `${number}:2`,
-        'mex-total-chunks': '2',
-        'mex-content-checksum': `sha256:${createHash('sha256').update(whole).digest('hex')}`,
-      });
-      if (number === 2 && requests.filter((entry) => entry.path === path).length === 1) {
-        // Half the chunk, then the connection drops.
-        response.write(body.subarray(0, body.length / 2), () => response.socket?.destroy());
-        return;
-      }
-      response.end(body);
-    },
-    (origin) => cli(origin, ['download', MESSAGE_ID, '--json'], cwd),
-  );
+  const result = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--json'], cwd));
 
   t.is(result.code, 0, result.stderr);
   t.deepEqual(
@@ -147,6 +158,27 @@ test('a download whose chunk breaks off part-way fetches that chunk again and st
   t.like(JSON.parse(result.stdout), { chunks: 2, bytes: whole.length, verifiedChecksum: `sha256:${createHash('sha256').update(whole).digest('hex')}` });
   t.true((await readFile(join(cwd, 'result.bin'))).equals(whole));
   t.deepEqual(await readdir(cwd), ['result.bin']);
+});
+
+test('a stop during the wait before a broken-off chunk is fetched again ends the download at once and leaves no file', async (t) => {
+  const stop = new AbortController();
+  const { requests, handle } = twoChunkMessage(
+    () => true,
+    // Once the client has seen the break, it only rewinds its file and waits: ten minutes, which only the stop can cut short (else ava's timeout fails the test).
+    () => setTimeout(() => stop.abort(), 200),
+  );
+  const cwd = await mkdtemp(join(work, 'stop-'));
+  const error = await withFakeServer(handle, async (origin) => {
+    const client = new MeshClient(connectionSettings(server, mailbox.mailbox, origin), { retryDelayMs: 600_000, signal: stop.signal });
+    return t.throwsAsync(downloadFile(client, { messageId: MESSAGE_ID, output: undefined, cwd, progress: noProgress }));
+  });
+
+  t.is(error?.name, 'AbortError');
+  t.deepEqual(
+    requests.map((entry) => entry.path),
+    [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`],
+  );
+  t.deepEqual(await readdir(cwd), []);
 });
 
 test('a file that changes during a send stops it, without suggesting a resume', async (t) => {

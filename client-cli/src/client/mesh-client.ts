@@ -144,6 +144,8 @@ export class MeshClient {
   readonly retries: number;
   /** First backoff delay in ms. */
   readonly retryDelayMs: number;
+  /** Ends what the client is doing (chunk downloads wait on it between their own retries too). */
+  readonly signal: AbortSignal | undefined;
   readonly #transport: HttpsTransport;
   readonly #mailboxPath: string;
 
@@ -151,6 +153,7 @@ export class MeshClient {
     this.mailboxId = settings.mailboxId.toUpperCase();
     this.retries = options.retries ?? DEFAULT_RETRIES;
     this.retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+    this.signal = options.signal;
     this.#mailboxPath = `${MESH_PATH_PREFIX}/${encodeURIComponent(this.mailboxId)}`;
     const credentials = { mailboxId: this.mailboxId, password: settings.password, sharedKey: settings.sharedKey };
     this.#transport = new HttpsTransport({

@@ -236,7 +236,7 @@ async function receiveChunk(
     } catch (error) {
       if (!(error instanceof ChunkBodyError) || attempt >= client.retries) throw error;
       await writer.rewind(offset);
-      await sleep(backoffDelay(client.retryDelayMs, attempt));
+      await sleep(backoffDelay(client.retryDelayMs, attempt), undefined, { signal: client.signal });
     }
   }
 }

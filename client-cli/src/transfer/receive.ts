@@ -32,6 +32,8 @@ export interface ReceiveOptions {
   readonly signal?: AbortSignal;
   /** Leaves out messages for now (those that failed recently, when watching). */
   readonly skip?: (messageId: string) => boolean;
+  /** Every id the inbox listed for this pass. */
+  readonly onListed?: (messageIds: readonly string[]) => void;
 }
 
 /** A MESH message id, as it may appear in a file name. */
@@ -48,7 +50,9 @@ const MESSAGE_ID = /^[A-Za-z0-9_-]{1,100}$/;
  */
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
   let failed = 0;
-  for (const id of await client.listInbox()) {
+  const listed = await client.listInbox();
+  options.onListed?.(listed);
+  for (const id of listed) {
     if (options.signal?.aborted) break;
     if (options.skip?.(id)) continue;
     let received: ReceivedMessage | undefined;
@@ -68,7 +72,7 @@ export async function receiveInbox(client: MeshClient, options: ReceiveOptions):
   return failed;
 }
 
-export interface WatchOptions extends Omit<ReceiveOptions, 'skip'> {
+export interface WatchOptions extends Omit<ReceiveOptions, 'skip' | 'onListed'> {
   readonly intervalMs: number;
   readonly signal: AbortSignal;
   /** The inbox could not be listed (the server away): tried again at the next poll. */
@@ -89,6 +93,11 @@ export async function watchInbox(client: MeshClient, options: WatchOptions): Pro
   const pass: ReceiveOptions = {
     ...options,
     skip: (id) => (failing.get(id)?.notBefore ?? 0) > Date.now(),
+    // A failing message no longer listed was acknowledged elsewhere or expired: forget it.
+    onListed: (ids) => {
+      const listed = new Set(ids);
+      for (const id of failing.keys()) if (!listed.has(id)) failing.delete(id);
+    },
     onReceived: (message) => {
       failing.delete(message.messageId);
       options.onReceived(message);
