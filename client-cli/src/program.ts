@@ -6,6 +6,7 @@ import { registerCertCommand } from './commands/cert.ts';
 import { registerServeCommand } from './commands/serve.ts';
 import { type CliIo, createContext, errorLine, processIo } from './commands/context.ts';
 import { registerCountCommand } from './commands/count.ts';
+import { registerDispatchCommand } from './commands/dispatch.ts';
 import { registerDownloadCommand } from './commands/download.ts';
 import { registerHandshakeCommand } from './commands/handshake.ts';
 import { registerInboxCommand } from './commands/inbox.ts';
@@ -72,6 +73,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   const context = createContext(io);
   registerSendCommand(program, context);
+  registerDispatchCommand(program, context);
   registerInboxCommand(program, context);
   registerCountCommand(program, context);
   registerDownloadCommand(program, context);

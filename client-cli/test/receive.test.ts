@@ -14,7 +14,7 @@ import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
 import { receiveInbox } from '../src/transfer/receive.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { type InProcessOptions, MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { type InProcessOptions, MAIN, mailboxPair, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
@@ -31,14 +31,7 @@ test.after.always(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-/** A sender and a recipient of their own: receive takes everything in the recipient's inbox. */
-async function pair(): Promise<{ lab: MailboxFiles; gp: MailboxFiles }> {
-  const profiles = join(work, 'profiles');
-  return {
-    lab: await writeMailboxFiles(server, await server.createMailbox(), profiles),
-    gp: await writeMailboxFiles(server, await server.createMailbox(), profiles),
-  };
-}
+const pair = () => mailboxPair(server, join(work, 'profiles'));
 
 async function folder(): Promise<string> {
   return mkdtemp(join(work, 'run-'));

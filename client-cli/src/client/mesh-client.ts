@@ -9,6 +9,7 @@ import {
   MeshHeaders,
 } from '../../../shared/src/protocol/index.ts';
 import { CLIENT_VERSION } from '../version.ts';
+import { parseErrorBody } from './errors.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, readText, type RequestBody, type RetryPolicy, type TransportResponse } from './transport.ts';
 
@@ -333,6 +334,19 @@ export class MeshClient {
   async track(messageId: string): Promise<TrackingInfo> {
     const query = new URLSearchParams({ messageID: messageId });
     return readJson<TrackingInfo>(await this.#request('GET', `/outbox/tracking?${query.toString()}`, 'idempotent'));
+  }
+
+  /**
+   * The id of the message this mailbox sent with a local id: a MeshClientError with status 404
+   * when none carries it, 300 when several do. (MESH answers this deprecated lookup in its v1
+   * form only; track the id for the rest.)
+   */
+  async messageIdForLocalId(localId: string): Promise<string> {
+    const response = await this.#request('GET', `/outbox/tracking/${encodeURIComponent(localId)}`, 'idempotent');
+    if (response.status === 300) throw parseErrorBody(300, await readText(response.body, MAX_JSON_BODY));
+    const { messageID } = await readJson<{ messageID?: unknown }>(response);
+    if (typeof messageID !== 'string' || messageID === '') throw new Error(`the server's tracking of local id ${localId} names no message`);
+    return messageID;
   }
 
   /** Releases the kept-alive connection so the process can exit. */

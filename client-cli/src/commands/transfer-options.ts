@@ -20,6 +20,18 @@ export function chunkSizeOption(value: string): number {
   return bytes;
 }
 
+export const DEFAULT_INTERVAL_SECONDS = 60;
+export const INTERVAL_HELP = 'seconds between polls with --watch (at least 1)';
+
+/** commander parser for --interval: whole seconds, at least one (polling faster only loads the server). */
+export function intervalOption(value: string): number {
+  const seconds = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || seconds < 1 || seconds > 86_400) {
+    throw new InvalidArgumentError('Give a whole number of seconds from 1 to 86400, e.g. 60.');
+  }
+  return seconds;
+}
+
 /** commander parser for --retries. */
 export function retriesOption(value: string): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) > MAX_RETRIES) {

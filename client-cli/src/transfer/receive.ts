@@ -1,11 +1,11 @@
-import { open, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { formatChecksum } from './checksum.ts';
-import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName, temporaryPathBeside } from './download.ts';
+import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
+import { syncFolder, writeFileAtomically } from './durable-files.ts';
+import { pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 
 /** A message saved into the folder and acknowledged. */
@@ -76,50 +76,35 @@ export interface WatchOptions extends Omit<ReceiveOptions, 'skip' | 'onListed'> 
   readonly intervalMs: number;
   readonly signal: AbortSignal;
   /** The inbox could not be listed (the server away): tried again at the next poll. */
-  readonly onListingFailed: (error: unknown) => void;
+  readonly onPassFailed: (error: unknown) => void;
 }
-
-/** A message failing again and again (a checksum mismatch) is tried at most this seldom. */
-const MAX_RETRY_WAIT_MS = 60 * 60 * 1000;
 
 /**
  * Receives what arrives, pass after pass `intervalMs` apart, until the signal stops it (a
- * message it stops part-way is not acknowledged: the next run saves it again). A
- * message that fails is tried again after one interval, then after two, four, ... (at most an
- * hour): one that cannot be saved is not downloaded in full at every poll.
+ * message it stops part-way is not acknowledged: the next run saves it again). A message that
+ * fails waits out a growing backoff (RetrySchedule) before it is tried again.
  */
 export async function watchInbox(client: MeshClient, options: WatchOptions): Promise<void> {
-  const failing = new Map<string, { readonly failures: number; readonly notBefore: number }>();
+  const retries = new RetrySchedule(options.intervalMs);
   const pass: ReceiveOptions = {
     ...options,
-    skip: (id) => (failing.get(id)?.notBefore ?? 0) > Date.now(),
-    // A failing message no longer listed was acknowledged elsewhere or expired: forget it.
-    onListed: (ids) => {
-      const listed = new Set(ids);
-      for (const id of failing.keys()) if (!listed.has(id)) failing.delete(id);
-    },
+    skip: (id) => retries.waiting(id),
+    // A failing message no longer listed was acknowledged elsewhere or expired.
+    onListed: (ids) => retries.keepOnly(ids),
     onReceived: (message) => {
-      failing.delete(message.messageId);
+      retries.forget(message.messageId);
       options.onReceived(message);
     },
     onGone: (id) => {
-      failing.delete(id);
+      retries.forget(id);
       options.onGone(id);
     },
     onFailed: (id, error) => {
-      const failures = (failing.get(id)?.failures ?? 0) + 1;
-      failing.set(id, { failures, notBefore: Date.now() + Math.min(options.intervalMs * 2 ** (failures - 1), MAX_RETRY_WAIT_MS) });
+      retries.failed(id);
       options.onFailed(id, error);
     },
   };
-  while (!options.signal.aborted) {
-    try {
-      await receiveInbox(client, pass);
-    } catch (error) {
-      options.onListingFailed(error);
-    }
-    await sleep(options.intervalMs, undefined, { signal: options.signal }).catch(() => undefined);
-  }
+  await pollUntilStopped(() => receiveInbox(client, pass), options);
 }
 
 function isGone(error: unknown): boolean {
@@ -169,34 +154,4 @@ function describe(metadata: MessageMetadata, messageId: string, download: Downlo
     receivedAt: new Date().toISOString(),
     mexHeaders,
   };
-}
-
-async function writeFileAtomically(path: string, text: string): Promise<void> {
-  const temporary = temporaryPathBeside(path);
-  const handle = await open(temporary, 'wx');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-    await handle.close();
-    await rename(temporary, path);
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await rm(temporary, { force: true });
-    throw error;
-  }
-}
-
-/**
- * Renames are durable only once their folder is flushed: after a power cut the files must be
- * there, as the server no longer holds a message once acknowledged. (Windows cannot open a
- * folder to flush it; NTFS journals the rename itself.)
- */
-async function syncFolder(folder: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const handle = await open(folder, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -26,6 +26,8 @@ export interface SendFileOptions extends FileUpload {
   readonly checksum: boolean;
   /** The line to show once a message of several chunks has its id, so it can be resumed. */
   readonly startNote?: (messageId: string, plan: ChunkPlan) => string;
+  /** Hears the message's id once chunk 1 is stored, before any other chunk is sent. */
+  readonly onStarted?: (messageId: string) => Promise<void>;
 }
 
 export interface ResumeOptions extends FileUpload {
@@ -202,6 +204,7 @@ export async function sendFile(client: MeshClient, options: SendFileOptions): Pr
   try {
     const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, 0);
     const messageId = await sender.sendFirst(message);
+    await options.onStarted?.(messageId);
     if (plan.totalChunks > 1 && options.startNote) progress.note(options.startNote(messageId, plan));
     for (let number = 2; number <= plan.totalChunks; number += 1) await sender.send(messageId, number);
     return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: plan.totalChunks };

@@ -106,6 +106,14 @@ export async function writeMailboxFiles(server: TestServer, mailbox: TestMailbox
   return { mailbox, profile, cert, key, ca, settings: connectionSettings(server, mailbox) };
 }
 
+/** A sender and a recipient of their own (a test's inbox then holds only what it sent), profiles in `dir`. */
+export async function mailboxPair(server: TestServer, dir: string): Promise<{ lab: MailboxFiles; gp: MailboxFiles }> {
+  return {
+    lab: await writeMailboxFiles(server, await server.createMailbox(), dir),
+    gp: await writeMailboxFiles(server, await server.createMailbox(), dir),
+  };
+}
+
 /** How a MeshClient reaches a test server as a mailbox. */
 export function connectionSettings(server: TestServer, mailbox: TestMailbox, origin = server.origin): ConnectionSettings {
   return {

@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
+import { CONTROL_SUFFIX, dispatchFolder, type DispatchOptions, FAILED_FOLDER, SENT_FOLDER, SETTLE_MS, watchFolder } from '../transfer/dispatch.ts';
+import { type CliContext, errorLine } from './context.ts';
+import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
+import { CHUNK_SIZE_HELP, chunkSizeOption } from './transfer-options.ts';
+
+interface DispatchFlags extends FolderPassFlags {
+  readonly to?: string;
+  readonly workflow?: string;
+  readonly subject?: string;
+  readonly chunkSize?: number;
+  readonly gzip?: boolean;
+  readonly checksum?: boolean;
+}
+
+export function registerDispatchCommand(program: Command, context: CliContext): void {
+  withFolderPassOptions(
+    program
+      .command('dispatch')
+      .description('send every file put into an outbox folder, then move it into sent/; --watch keeps doing so')
+      .argument('<folder>', 'the outbox folder (it must exist)'),
+    'the folder',
+  )
+    .option('--to <mailbox>', `recipient for files without their own (in <file>${CONTROL_SUFFIX})`)
+    .option('--workflow <id>', 'workflow id for files without their own')
+    .option('--subject <text>', 'subject for files without their own')
+    .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
+    .option('--gzip', 'gzip each chunk for the journey')
+    .option('--checksum', 'read each file once first and send its sha256 (mex-Content-Checksum)')
+    .option('--json', 'print a JSON line per file sent (its receipt: messageId, file, sentPath, to, workflowId, ...)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        `Every file in the folder goes as one message (in chunks if large). A file may have a control`,
+        `file beside it, <file>${CONTROL_SUFFIX}: {"to", "workflowId", "subject", "localId", "fileName"}, any of them;`,
+        '--to, --workflow and --subject fill in what it leaves out. Put the control file in first.',
+        '',
+        `Once sent, the file moves to ${SENT_FOLDER}/<ID>_<file>, beside ${SENT_FOLDER}/<ID>.json (its receipt), and the`,
+        'line "<ID> <file>" is printed. A file the server refuses (unknown recipient, workflow not',
+        `allowed, too large) or with a bad control file moves to ${FAILED_FOLDER}/, beside <name>.error.json with the`,
+        'reason. A file that fails otherwise (server away, file changing) stays, is named on stderr and',
+        'is tried again: --watch after one interval, then two, four, ... (at most an hour).',
+        '',
+        'Left alone: hidden files, *.part and *.tmp (write there, then rename into place), control files,',
+        `folders, and files changed in the last ${SETTLE_MS / 1000} seconds. Run one dispatcher per folder.`,
+        '',
+        'A run cut short (crash, power cut, Ctrl-C) sends nothing twice: each file\'s message is noted in',
+        '.meshbox-dispatch/ before it is sent (with a local id, the control file\'s or one made up), and the',
+        'next run finds it by tracking: a finished message just moves to sent/, a part-sent one is resumed.',
+        'Without --watch, exits 1 if any file failed or was refused.',
+      ].join('\n'),
+    )
+    .action(async (folder: string, flags: DispatchFlags, command: Command) => {
+      let refused = 0;
+      const options: DispatchOptions = {
+        folder: await existingFolder(context, command, folder, flags),
+        defaults: {
+          ...(flags.to === undefined ? {} : { to: flags.to }),
+          ...(flags.workflow === undefined ? {} : { workflowId: flags.workflow }),
+          ...(flags.subject === undefined ? {} : { subject: flags.subject }),
+        },
+        chunkSize: flags.chunkSize ?? DEFAULT_CHUNK_SIZE,
+        gzip: flags.gzip === true,
+        checksum: flags.checksum === true,
+        progress: context.progress(flags),
+        onSent: (receipt) => context.print(flags.json ? JSON.stringify(receipt) : `${receipt.messageId} ${receipt.file}`),
+        onRefused: (file, reason) => {
+          refused += 1;
+          context.io.stderr(`meshbox: ${file}: ${reason} (moved to ${FAILED_FOLDER}/)\n`);
+        },
+        onFailed: (file, error) => context.io.stderr(`${errorLine(error)} (${file} stays in the folder)\n`),
+      };
+      const failed = await runFolderPasses(context, command, flags, {
+        polled: 'the folder',
+        once: (client) => dispatchFolder(client, options),
+        watch: (client, watching) => watchFolder(client, { ...options, ...watching }),
+      });
+      // A watch reports each file as it goes; only a single pass sums up in its exit code.
+      const unsent = flags.watch ? 0 : failed + refused;
+      if (unsent > 0) throw new Error(`${unsent} file${unsent === 1 ? '' : 's'} not sent (see above)`);
+    });
+}

@@ -1,0 +1,74 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { MeshClient } from '../client/mesh-client.ts';
+import { type CliContext, errorLine, type QuietFlags } from './context.ts';
+import {
+  DEFAULT_INTERVAL_SECONDS,
+  DEFAULT_TRANSFER_RETRIES,
+  INTERVAL_HELP,
+  intervalOption,
+  QUIET_HELP,
+  RETRIES_HELP,
+  retriesOption,
+} from './transfer-options.ts';
+
+/** The flags of a command that works through a folder once, or with --watch until stopped (receive, dispatch). */
+export interface FolderPassFlags extends QuietFlags {
+  readonly watch?: boolean;
+  readonly interval: number;
+  readonly retries?: number;
+}
+
+export interface FolderPasses {
+  /** What is polled, for messages: 'the inbox', 'the folder'. */
+  readonly polled: string;
+  /** One pass; returns how many items failed. */
+  readonly once: (client: MeshClient) => Promise<number>;
+  /** Passes until the signal stops them; a pass that fails as a whole is reported through onPassFailed. */
+  readonly watch: (
+    client: MeshClient,
+    watching: { readonly intervalMs: number; readonly signal: AbortSignal; readonly onPassFailed: (error: unknown) => void },
+  ) => Promise<void>;
+}
+
+/** Adds --watch, --interval, --retries and --quiet; `polled` is what --watch keeps polling ('the inbox'). */
+export function withFolderPassOptions(command: Command, polled: string): Command {
+  return command
+    .option('--watch', `keep polling ${polled} until stopped (Ctrl-C or SIGTERM)`)
+    .option('--interval <seconds>', INTERVAL_HELP, intervalOption, DEFAULT_INTERVAL_SECONDS)
+    .option('--retries <n>', RETRIES_HELP, retriesOption)
+    .option('--quiet', QUIET_HELP);
+}
+
+/** The command's folder argument, resolved and checked: these commands do not create it. */
+export async function existingFolder(context: CliContext, command: Command, folder: string, flags: FolderPassFlags): Promise<string> {
+  if (!flags.watch && command.getOptionValueSource('interval') === 'cli') throw new Error('--interval needs --watch');
+  const target = resolve(context.io.cwd, folder);
+  if (!(await stat(target).catch(() => undefined))?.isDirectory()) throw new Error(`${target} is not a folder (${command.name()} does not create one)`);
+  return target;
+}
+
+/**
+ * Runs one pass, or with --watch passes `--interval` apart until Ctrl-C or SIGTERM, which also
+ * end the request in hand. Returns how many items the single pass failed (0 when watching: it
+ * reports each as it goes).
+ */
+export async function runFolderPasses(context: CliContext, command: Command, flags: FolderPassFlags, passes: FolderPasses): Promise<number> {
+  // Only --watch runs until stopped; a single pass ends on Ctrl-C as any command does.
+  const signal = flags.watch ? (context.io.stopSignal?.() ?? new AbortController().signal) : undefined;
+  return context.withClient(
+    command,
+    async (client) => {
+      if (!signal) return passes.once(client);
+      context.tell(flags, `watching ${passes.polled} every ${flags.interval} s; Ctrl-C stops`);
+      await passes.watch(client, {
+        intervalMs: flags.interval * 1000,
+        signal,
+        onPassFailed: (error) => context.io.stderr(`${errorLine(error)} (${passes.polled} is looked at again in ${flags.interval} s)\n`),
+      });
+      return 0;
+    },
+    { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, ...(signal ? { signal } : {}) },
+  );
+}

@@ -1,0 +1,380 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MeshClientError } from '../client/errors.ts';
+import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
+import { fitFileName } from './download.ts';
+import { syncFolder, writeFileAtomically } from './durable-files.ts';
+import { pollUntilStopped, RetrySchedule } from './polling.ts';
+import type { ProgressFactory } from './progress.ts';
+import { ChunkUploadError, type MessageFields, resumeFile, sendFile } from './upload.ts';
+
+/** A file's own control file: `<file>.ctl.json`, with any of these fields. */
+export const CONTROL_SUFFIX = '.ctl.json';
+export const SENT_FOLDER = 'sent';
+export const FAILED_FOLDER = 'failed';
+const JOURNAL_FOLDER = '.meshbox-dispatch';
+/** A file written in place is left alone until it has not changed for this long. */
+export const SETTLE_MS = 2000;
+
+/** What a control file may say; anything it leaves out comes from the command line. */
+export interface ControlFields {
+  readonly to?: string;
+  readonly workflowId?: string;
+  readonly subject?: string;
+  readonly localId?: string;
+  readonly fileName?: string;
+}
+
+const CONTROL_KEYS: readonly (keyof ControlFields)[] = ['to', 'workflowId', 'subject', 'localId', 'fileName'];
+
+/** A file sent and moved into `sent/`. */
+export interface DispatchReceipt {
+  readonly messageId: string;
+  /** Its name in the outbox folder. */
+  readonly file: string;
+  /** Where it is now, `sent/<ID>_<file>`, beside `sent/<ID>.json` (this receipt). */
+  readonly sentPath: string;
+  readonly to: string;
+  readonly workflowId: string;
+  readonly subject: string | null;
+  readonly localId: string;
+  readonly bytes: number;
+  readonly chunks: number;
+  /** True when an earlier, interrupted run had sent it (found again, not sent twice). */
+  readonly recovered: boolean;
+  readonly sentAt: string;
+}
+
+export interface DispatchOptions {
+  readonly folder: string;
+  /** Used where a file has no control file, or its control file leaves a field out. */
+  readonly defaults: Omit<ControlFields, 'localId' | 'fileName'>;
+  readonly chunkSize: number;
+  readonly gzip: boolean;
+  readonly checksum: boolean;
+  readonly progress: ProgressFactory;
+  readonly onSent: (receipt: DispatchReceipt) => void;
+  /** A file the server (or its control file) refuses for good: moved into `failed/` with the reason. */
+  readonly onRefused: (file: string, reason: string) => void;
+  /** A file that could not be sent this time (the server away, the file changing): it stays for the next pass. */
+  readonly onFailed: (file: string, error: unknown) => void;
+  /** Stops the pass; give the client the same signal to end the send in hand too. */
+  readonly signal?: AbortSignal;
+  /** Leaves out files for now (those that failed recently, when watching). */
+  readonly skip?: (file: string) => boolean;
+  /** Every file waiting in the folder for this pass. */
+  readonly onListed?: (files: readonly string[]) => void;
+}
+
+/** Refused for what the file or its message says: sending it again as it is cannot succeed. */
+class RefusedFileError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RefusedFileError';
+  }
+}
+
+/**
+ * What this program noted before sending a file, so that a run cut short (a crash, a stop, a
+ * lost answer) finds its message again instead of sending it twice: kept in a hidden folder,
+ * one per file, until the file is in `sent/`.
+ */
+interface Journal {
+  readonly file: string;
+  /** The file as it was: a different file under the same name starts afresh. */
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly localId: string;
+  /** Known once chunk 1 is stored (at once for a message of several chunks; with the answer for one chunk). */
+  readonly messageId: string | null;
+  /** What a resumed upload must repeat. */
+  readonly chunkSize: number;
+  readonly gzip: boolean;
+}
+
+/**
+ * Sends every file waiting in the outbox folder, each as one message (in chunks as large
+ * files need), then moves it into `sent/` beside a receipt. A file the server refuses
+ * (unknown recipient, workflow not allowed, a bad control file) goes into `failed/` beside
+ * the reason; one that fails otherwise stays and is tried again next pass. Hidden files,
+ * `.part` and `.tmp` files, control files and files changed in the last two seconds are left
+ * alone. Returns how many failed and stayed; a folder that cannot be read throws.
+ */
+export async function dispatchFolder(client: MeshClient, options: DispatchOptions): Promise<number> {
+  const { folder } = options;
+  for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name), { recursive: true });
+  const files = await waitingFiles(folder);
+  await removeStaleJournals(folder, files);
+  options.onListed?.(files);
+  let failed = 0;
+  for (const file of files) {
+    if (options.signal?.aborted) break;
+    if (options.skip?.(file)) continue;
+    let receipt: DispatchReceipt | undefined;
+    try {
+      receipt = await dispatchFile(client, file, options);
+    } catch (error) {
+      // Stopped part-way: the journal lets the next run finish the same message.
+      if (options.signal?.aborted) break;
+      const refusal = refusalOf(error);
+      if (refusal !== undefined) {
+        await moveToFailed(folder, file, refusal);
+        options.onRefused(file, refusal);
+      } else {
+        failed += 1;
+        options.onFailed(file, error);
+      }
+    }
+    if (receipt) options.onSent(receipt);
+  }
+  return failed;
+}
+
+export interface DispatchWatchOptions extends Omit<DispatchOptions, 'skip' | 'onListed'> {
+  readonly intervalMs: number;
+  readonly signal: AbortSignal;
+  /** The folder could not be read: tried again at the next poll. */
+  readonly onPassFailed: (error: unknown) => void;
+}
+
+/** Sends what arrives in the folder, pass after pass, until the signal stops it; a failing file waits out a growing backoff. */
+export async function watchFolder(client: MeshClient, options: DispatchWatchOptions): Promise<void> {
+  const retries = new RetrySchedule(options.intervalMs);
+  const pass: DispatchOptions = {
+    ...options,
+    skip: (file) => retries.waiting(file),
+    onListed: (files) => retries.keepOnly(files),
+    onSent: (receipt) => {
+      retries.forget(receipt.file);
+      options.onSent(receipt);
+    },
+    onFailed: (file, error) => {
+      retries.failed(file);
+      options.onFailed(file, error);
+    },
+  };
+  await pollUntilStopped(() => dispatchFolder(client, pass), options);
+}
+
+/** Regular files ready to go, by name. */
+async function waitingFiles(folder: string): Promise<string[]> {
+  const settledBefore = Date.now() - SETTLE_MS;
+  const names: string[] = [];
+  for (const entry of await readdir(folder, { withFileTypes: true })) {
+    const { name } = entry;
+    if (!entry.isFile() || name.startsWith('.') || name.endsWith('.part') || name.endsWith('.tmp') || name.endsWith(CONTROL_SUFFIX)) continue;
+    const info = await stat(join(folder, name)).catch(() => undefined);
+    if (info && info.mtimeMs <= settledBefore) names.push(name);
+  }
+  return names.sort();
+}
+
+async function dispatchFile(client: MeshClient, file: string, options: DispatchOptions): Promise<DispatchReceipt> {
+  const path = join(options.folder, file);
+  const info = await stat(path);
+  const fields = messageFields(file, await readControl(options.folder, file), options.defaults);
+  const journal = await readJournal(options.folder, file);
+  const sameFile = journal !== undefined && journal.size === info.size && journal.mtimeMs === info.mtimeMs;
+  const previous = sameFile ? await findEarlierSend(client, journal) : undefined;
+  if (previous && SENT_STATUSES.has(previous.status)) {
+    return finish(options.folder, file, sentWith(previous, fields), {
+      messageId: previous.message_id,
+      bytes: info.size,
+      chunks: previous.chunk_count ?? 1,
+      recovered: true,
+    });
+  }
+  if (previous && previous.status === 'uploading') {
+    const resumed = await resumeFile(client, {
+      path,
+      chunkSize: journal!.chunkSize,
+      gzip: journal!.gzip,
+      progress: options.progress,
+      messageId: previous.message_id,
+      expected: {},
+      verifyChecksum: false,
+    });
+    return finish(options.folder, file, sentWith(previous, fields), {
+      messageId: resumed.messageId,
+      bytes: resumed.bytes,
+      chunks: resumed.totalChunks,
+      recovered: true,
+    });
+  }
+  // Never sent, or an upload the server gave up on: a new message.
+  const localId = fields.localId ?? `dispatch-${randomBytes(8).toString('hex')}`;
+  const started: Journal = { file, size: info.size, mtimeMs: info.mtimeMs, localId, messageId: null, chunkSize: options.chunkSize, gzip: options.gzip };
+  await writeJournal(options.folder, started);
+  const sent = await sendFile(client, {
+    path,
+    chunkSize: options.chunkSize,
+    gzip: options.gzip,
+    progress: options.progress,
+    checksum: options.checksum,
+    message: { ...fields, localId },
+    onStarted: (messageId) => writeJournal(options.folder, { ...started, messageId }),
+  });
+  return finish(options.folder, file, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
+}
+
+/** What an earlier run's message was sent with (the control file may have changed since). */
+function sentWith(previous: TrackingInfo, fields: MessageFields): MessageFields {
+  return {
+    to: previous.recipient ?? fields.to,
+    workflowId: previous.workflow_id ?? fields.workflowId,
+    fileName: previous.file_name ?? fields.fileName,
+    ...(previous.subject ? { subject: previous.subject } : {}),
+    ...(previous.local_id ? { localId: previous.local_id } : {}),
+  };
+}
+
+/** Statuses of a message whose upload is complete: it went, whatever became of it since. */
+const SENT_STATUSES = new Set(['accepted', 'acknowledged', 'undeliverable']);
+
+/** The message an interrupted run sent for this file, if the server has it. */
+async function findEarlierSend(client: MeshClient, journal: Journal): Promise<TrackingInfo | undefined> {
+  try {
+    return await client.track(journal.messageId ?? (await client.messageIdForLocalId(journal.localId)));
+  } catch (error) {
+    if (error instanceof MeshClientError && error.status === 404) return undefined;
+    if (error instanceof MeshClientError && error.status === 300) {
+      throw new RefusedFileError(
+        `an earlier run was cut short while sending it, and several messages carry its local id ${journal.localId}: ` +
+          'check with meshbox track whether it went, and put it back into the folder if not',
+      );
+    }
+    throw error;
+  }
+}
+
+/** The receipt first, then the file into `sent/`; the journal goes last, so an interrupted finish is simply done again. */
+async function finish(
+  folder: string,
+  file: string,
+  fields: MessageFields,
+  sent: { readonly messageId: string; readonly bytes: number; readonly chunks: number; readonly recovered: boolean },
+): Promise<DispatchReceipt> {
+  const sentName = fitFileName(`${sent.messageId}_${file}`);
+  const receipt: DispatchReceipt = {
+    messageId: sent.messageId,
+    file,
+    sentPath: join(folder, SENT_FOLDER, sentName),
+    to: fields.to,
+    workflowId: fields.workflowId,
+    subject: fields.subject ?? null,
+    localId: fields.localId ?? '',
+    bytes: sent.bytes,
+    chunks: sent.chunks,
+    recovered: sent.recovered,
+    sentAt: new Date().toISOString(),
+  };
+  await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`);
+  // The control file before the file: a new file of the same name must not inherit it.
+  await rm(join(folder, `${file}${CONTROL_SUFFIX}`), { force: true });
+  await rename(join(folder, file), receipt.sentPath);
+  await syncFolder(join(folder, SENT_FOLDER));
+  await syncFolder(folder);
+  await rm(journalPath(folder, file), { force: true });
+  return receipt;
+}
+
+/** Moves the file (and its control file) into `failed/` under a time-stamped name, beside `<name>.error.json`. */
+async function moveToFailed(folder: string, file: string, reason: string): Promise<void> {
+  const failedName = fitFileName(`${new Date().toISOString().replace(/[:.]/g, '-')}_${file}`);
+  const failed = join(folder, FAILED_FOLDER);
+  await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt: new Date().toISOString() }, null, 2)}\n`);
+  await rename(join(folder, `${file}${CONTROL_SUFFIX}`), join(failed, `${failedName}${CONTROL_SUFFIX}`)).catch(ignoreMissing);
+  await rename(join(folder, file), join(failed, failedName));
+  await syncFolder(failed);
+  await syncFolder(folder);
+  await rm(journalPath(folder, file), { force: true });
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): undefined {
+  if (error.code !== 'ENOENT') throw error;
+  return undefined;
+}
+
+/** The reason to give up on a file, or undefined when trying it again later may work. */
+function refusalOf(error: unknown): string | undefined {
+  if (error instanceof RefusedFileError) return error.message;
+  const cause = error instanceof ChunkUploadError ? error.cause : error;
+  // What the server says about the message itself; an authentication failure (403) or an outage is about the setup, not this file.
+  if (cause instanceof MeshClientError && [400, 413, 417].includes(cause.status)) return cause.message;
+  return undefined;
+}
+
+async function readControl(folder: string, file: string): Promise<ControlFields> {
+  const path = join(folder, `${file}${CONTROL_SUFFIX}`);
+  const text = await readFile(path, 'utf8').catch(ignoreMissing);
+  if (text === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} must hold a JSON object`);
+  }
+  const control: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!(CONTROL_KEYS as readonly string[]).includes(key)) {
+      throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} has an unknown field ${JSON.stringify(key)} (known: ${CONTROL_KEYS.join(', ')})`);
+    }
+    if (typeof value !== 'string' || value === '') {
+      throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} gives ${key} as ${JSON.stringify(value)}: a non-empty string is needed`);
+    }
+    control[key] = value;
+  }
+  return control;
+}
+
+function messageFields(file: string, control: ControlFields, defaults: DispatchOptions['defaults']): MessageFields & { readonly localId?: string } {
+  const to = control.to ?? defaults.to;
+  const workflowId = control.workflowId ?? defaults.workflowId;
+  if (to === undefined || workflowId === undefined) {
+    const missing = [to === undefined ? 'to' : undefined, workflowId === undefined ? 'workflowId' : undefined].filter(Boolean).join(' and ');
+    throw new RefusedFileError(`no ${missing} for it: give --to and --workflow, or put them in ${file}${CONTROL_SUFFIX}`);
+  }
+  const subject = control.subject ?? defaults.subject;
+  return {
+    to,
+    workflowId,
+    fileName: control.fileName ?? file,
+    ...(subject === undefined ? {} : { subject }),
+    ...(control.localId === undefined ? {} : { localId: control.localId }),
+  };
+}
+
+/** Named by a hash: a file's name may be as long as a name can be, leaving no room for a suffix. */
+function journalPath(folder: string, file: string): string {
+  return join(folder, JOURNAL_FOLDER, `${createHash('sha256').update(file).digest('hex').slice(0, 32)}.json`);
+}
+
+async function readJournal(folder: string, file: string): Promise<Journal | undefined> {
+  const text = await readFile(journalPath(folder, file), 'utf8').catch(ignoreMissing);
+  if (text === undefined) return undefined;
+  try {
+    const journal = JSON.parse(text) as Journal;
+    return journal.file === file ? journal : undefined;
+  } catch {
+    // Cut short while written (writes are atomic, so only by hand): as if none.
+    return undefined;
+  }
+}
+
+async function writeJournal(folder: string, journal: Journal): Promise<void> {
+  await writeFileAtomically(journalPath(folder, journal.file), JSON.stringify(journal));
+  await syncFolder(join(folder, JOURNAL_FOLDER));
+}
+
+/** A journal whose file is no longer in the folder (sent, or taken away) must not meet a new file of that name. */
+async function removeStaleJournals(folder: string, files: readonly string[]): Promise<void> {
+  const current = new Set(files.map((file) => journalPath(folder, file)));
+  for (const name of await readdir(join(folder, JOURNAL_FOLDER))) {
+    const path = join(folder, JOURNAL_FOLDER, name);
+    if (!current.has(path)) await rm(path, { force: true });
+  }
+}

@@ -1,0 +1,294 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { mailboxRequest } from '../../test/support/http.ts';
+import { overriding } from '../../test/support/overriding.ts';
+import { MeshClient } from '../src/client/mesh-client.ts';
+import { dispatchFolder, type DispatchOptions, type DispatchReceipt } from '../src/transfer/dispatch.ts';
+import { downloadFile } from '../src/transfer/download.ts';
+import { noProgress } from '../src/transfer/progress.ts';
+import { type InProcessOptions, mailboxPair, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+
+const WORKFLOW = 'PATH_TEST_RESULTS';
+
+let server: TestServer;
+let work: string;
+
+test.before(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), 'meshbox-dispatch-test-'));
+});
+
+test.after.always(async () => {
+  await server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+const pair = () => mailboxPair(server, join(work, 'profiles'));
+
+/** A file put into the outbox a minute ago (older than the settling time), its control file first. */
+async function put(outbox: string, name: string, payload: Buffer, control?: unknown): Promise<void> {
+  if (control !== undefined) await writeFile(join(outbox, `${name}.ctl.json`), typeof control === 'string' ? control : JSON.stringify(control));
+  await writeFile(join(outbox, name), payload);
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  await utimes(join(outbox, name), aMinuteAgo, aMinuteAgo);
+}
+
+function as(files: MailboxFiles, args: readonly string[], running?: Pick<InProcessOptions, 'stopSignal' | 'onStdout'>) {
+  return runInProcess(['--profile', files.profile, ...args], { cwd: work, ...running });
+}
+
+const inboxOf = async (files: MailboxFiles): Promise<string[]> =>
+  (await mailboxRequest(server, files.mailbox, { path: `/messageexchange/${files.mailbox.id}/inbox` })).json().messages;
+
+/** What the recipient gets: the message's metadata and its bytes. */
+async function fetched(gp: MailboxFiles, messageId: string) {
+  const client = new MeshClient(gp.settings);
+  try {
+    const metadata = await client.head(messageId);
+    const into = await mkdtemp(join(work, 'fetched-'));
+    const download = await downloadFile(client, { messageId, output: 'payload', cwd: into, progress: noProgress });
+    return { metadata, bytes: await readFile(download.path) };
+  } finally {
+    client.close();
+  }
+}
+
+test('dispatch sends every waiting file (chunked, gzipped, with its control file) and moves it into sent/ beside a receipt; other files stay', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const small = randomBytes(2_000);
+  const large = randomBytes(250_000);
+  const controlled = Buffer.from('Na,140\nK,4.1\n');
+  await put(outbox, 'fbc.hl7', small);
+  await put(outbox, 'scan.bin', large);
+  await put(outbox, 'u&e.csv', controlled, { subject: 'U&E', localId: 'lab-77', fileName: 'renal.csv' });
+  // Not ready, or not messages at all.
+  await writeFile(join(outbox, '.hidden'), 'x');
+  await writeFile(join(outbox, 'half.part'), 'x');
+  await writeFile(join(outbox, 'half.tmp'), 'x');
+  await writeFile(join(outbox, 'just-written.txt'), 'still being written');
+
+  const run = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '100000', '--gzip', '--json']);
+  t.is(run.code, 0, run.stderr);
+  const receipts = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as DispatchReceipt);
+  t.deepEqual(receipts.map((receipt) => [receipt.file, receipt.chunks, receipt.recovered]), [
+    ['fbc.hl7', 1, false],
+    ['scan.bin', 3, false],
+    ['u&e.csv', 1, false],
+  ]);
+
+  t.deepEqual((await readdir(outbox)).sort(), ['.hidden', '.meshbox-dispatch', 'failed', 'half.part', 'half.tmp', 'just-written.txt', 'sent']);
+  t.deepEqual(await readdir(join(outbox, '.meshbox-dispatch')), [], 'no journal is left once sent');
+  const sentFiles = (await readdir(join(outbox, 'sent'))).sort();
+  t.deepEqual(sentFiles, receipts.flatMap((receipt) => [`${receipt.messageId}.json`, `${receipt.messageId}_${receipt.file}`]).sort());
+  for (const receipt of receipts) {
+    t.deepEqual(JSON.parse(await readFile(join(outbox, 'sent', `${receipt.messageId}.json`), 'utf8')), receipt);
+  }
+
+  t.deepEqual((await inboxOf(gp)).sort(), receipts.map((receipt) => receipt.messageId).sort());
+  const [fbc, scan, ue] = await Promise.all(receipts.map((receipt) => fetched(gp, receipt.messageId)));
+  t.true(fbc!.bytes.equals(small));
+  t.like(fbc!.metadata, { to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'fbc.hl7' });
+  t.true(scan!.bytes.equals(large));
+  t.true(ue!.bytes.equals(controlled));
+  t.like(ue!.metadata, { subject: 'U&E', localId: 'lab-77', fileName: 'renal.csv' });
+  t.is(receipts[2]!.localId, 'lab-77');
+  t.regex(receipts[0]!.localId, /^dispatch-[0-9a-f]{16}$/, 'a made-up local id, to find the message again after a crash');
+});
+
+test('a file the server refuses, or whose control file is wrong, moves into failed/ with the reason, its control file beside it', async (t) => {
+  const { lab } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'nobody.txt', Buffer.from('a'), { to: 'NOSUCHBOX01' });
+  await put(outbox, 'typo.txt', Buffer.from('b'), { recipient: 'X26HC001' });
+  await put(outbox, 'broken.txt', Buffer.from('c'), '{"to": ');
+  await put(outbox, 'unaddressed.txt', Buffer.from('d'));
+
+  const run = await as(lab, ['dispatch', outbox, '--workflow', WORKFLOW]);
+  t.is(run.code, 1);
+  t.is(run.stdout, '');
+  t.regex(run.stderr, /nobody\.txt: .*\(HTTP 417, MESH code (12|EPL-151)\) \(moved to failed\/\)/);
+  t.regex(run.stderr, /typo\.txt: .*unknown field "recipient"/);
+  t.regex(run.stderr, /broken\.txt: its control file broken\.txt\.ctl\.json is not JSON/);
+  t.regex(run.stderr, /unaddressed\.txt: no to for it: give --to/);
+  t.regex(run.stderr, /4 files not sent/);
+
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+  const failed = await readdir(join(outbox, 'failed'));
+  for (const file of ['nobody.txt', 'typo.txt', 'broken.txt', 'unaddressed.txt']) {
+    const moved = failed.find((name) => name.endsWith(`_${file}`));
+    t.truthy(moved, file);
+    const error = JSON.parse(await readFile(join(outbox, 'failed', `${moved}.error.json`), 'utf8')) as { file: string; reason: string };
+    t.is(error.file, file);
+    t.true(error.reason.length > 0);
+  }
+  t.true(failed.some((name) => name.endsWith('_typo.txt.ctl.json')), 'the control file goes with its file');
+  t.false(failed.some((name) => name.endsWith('_unaddressed.txt.ctl.json')));
+});
+
+/** One pass in this process, with a client whose methods a test may replace. */
+async function pass(
+  recipient: MailboxFiles,
+  outbox: string,
+  client: MeshClient,
+  extra: Partial<DispatchOptions> = {},
+): Promise<{ failed: number; sent: DispatchReceipt[]; errors: unknown[] }> {
+  const sent: DispatchReceipt[] = [];
+  const errors: unknown[] = [];
+  const failed = await dispatchFolder(client, {
+    folder: outbox,
+    defaults: { to: recipient.mailbox.id, workflowId: WORKFLOW },
+    chunkSize: 100_000,
+    gzip: false,
+    checksum: false,
+    progress: noProgress,
+    onSent: (receipt) => sent.push(receipt),
+    onRefused: (file, reason) => errors.push(new Error(`${file} refused: ${reason}`)),
+    onFailed: (_file, error) => errors.push(error),
+    ...extra,
+  });
+  return { failed, sent, errors };
+}
+
+/** The client, but every message it sends is accepted by the server and its answer never arrives. */
+function answerNeverArrives(client: MeshClient): MeshClient {
+  return overriding(client, {
+    sendMessage: async (options) => {
+      await client.sendMessage(options);
+      throw new Error('socket hang up');
+    },
+  });
+}
+
+test('a one-chunk send whose answer was lost is found again by its local id on the next pass, not sent twice', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = randomBytes(3_000);
+  await put(outbox, 'result.hl7', payload);
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  try {
+    const answerLost = answerNeverArrives(client);
+    const first = await pass(gp, outbox, answerLost);
+    t.is(first.failed, 1);
+    t.deepEqual(first.sent, []);
+    t.deepEqual(await readdir(join(outbox, 'sent')), []);
+    t.is((await inboxOf(gp)).length, 1, 'the server has the message');
+
+    const second = await pass(gp, outbox, client);
+    t.deepEqual(second.errors, []);
+    t.is(second.sent.length, 1);
+    t.like(second.sent[0], { file: 'result.hl7', recovered: true, to: gp.mailbox.id, bytes: payload.length });
+  } finally {
+    client.close();
+  }
+  const inbox = await inboxOf(gp);
+  t.is(inbox.length, 1);
+  t.true((await fetched(gp, inbox[0]!)).bytes.equals(payload));
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+});
+
+test('a send of several chunks cut off part-way is resumed on the next pass from the chunks the server lacks', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = randomBytes(350_000);
+  await put(outbox, 'images.bin', payload);
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const uploaded: number[] = [];
+  try {
+    const cutAtChunkThree = overriding(client, {
+      uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
+        if (chunkNumber === 3) throw new Error('connection reset');
+        await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
+      },
+    });
+    const first = await pass(gp, outbox, cutAtChunkThree);
+    t.is(first.failed, 1);
+    t.deepEqual(await inboxOf(gp), [], 'an incomplete message is not delivered');
+
+    const counting = overriding(client, {
+      uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
+        uploaded.push(chunkNumber);
+        await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
+      },
+    });
+    const second = await pass(gp, outbox, counting);
+    t.deepEqual(second.errors, []);
+    t.like(second.sent[0], { file: 'images.bin', chunks: 4, recovered: true });
+  } finally {
+    client.close();
+  }
+  t.deepEqual(uploaded, [3, 4], 'only the chunks the server lacked');
+  const inbox = await inboxOf(gp);
+  t.is(inbox.length, 1);
+  t.true((await fetched(gp, inbox[0]!)).bytes.equals(payload));
+});
+
+test('a new file under the name of one whose send was cut short is sent as a new message', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'daily.csv', Buffer.from('monday'));
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  try {
+    const answerLost = answerNeverArrives(client);
+    t.is((await pass(gp, outbox, answerLost)).failed, 1);
+    // Someone replaces the file before the next pass: it is not the one the server has.
+    await rm(join(outbox, 'daily.csv'));
+    await put(outbox, 'daily.csv', Buffer.from('tuesday, a longer file'));
+    const second = await pass(gp, outbox, client);
+    t.like(second.sent[0], { file: 'daily.csv', recovered: false });
+  } finally {
+    client.close();
+  }
+  const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
+  t.deepEqual(contents.sort(), ['monday', 'tuesday, a longer file']);
+});
+
+test('dispatch --watch sends a file put into the folder after it started, until stopped', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const stop = new AbortController();
+  let sentLine = '';
+  const watching = as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
+    stopSignal: stop.signal,
+    onStdout: (text) => {
+      sentLine += text;
+      if (sentLine.includes('\n')) stop.abort();
+    },
+  });
+  const payload = Buffer.from('arrived later');
+  await put(outbox, 'late.txt', payload);
+  const run = await watching;
+
+  t.is(run.code, 0, run.stderr);
+  const [messageId, file] = run.stdout.trim().split(' ');
+  t.is(file, 'late.txt');
+  t.deepEqual(await inboxOf(gp), [messageId]);
+  t.true((await fetched(gp, messageId!)).bytes.equals(payload));
+  t.deepEqual(await readdir(join(outbox, 'sent')), [`${messageId}.json`, `${messageId}_late.txt`].sort());
+});
+
+test('a lost answer for a file whose local id other messages carry too cannot be told apart: it moves into failed/, not sent again', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const refused: string[] = [];
+  try {
+    await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, localId: 'batch-1', body: Buffer.from('earlier'), size: 7 });
+    await put(outbox, 'later.txt', Buffer.from('later'), { localId: 'batch-1' });
+    const answerLost = answerNeverArrives(client);
+    t.is((await pass(gp, outbox, answerLost)).failed, 1);
+    const second = await pass(gp, outbox, client, { onRefused: (file, reason) => refused.push(`${file}: ${reason}`) });
+    t.deepEqual(second.sent, []);
+    t.is(second.failed, 0);
+  } finally {
+    client.close();
+  }
+  t.is(refused.length, 1);
+  t.regex(refused[0]!, /^later\.txt: .*several messages carry its local id batch-1/);
+  t.is((await inboxOf(gp)).length, 2, 'nothing was sent a second time');
+  t.true((await readdir(join(outbox, 'failed'))).some((name) => name.endsWith('_later.txt')));
+});
