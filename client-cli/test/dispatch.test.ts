@@ -31,9 +31,13 @@ const pair = () => mailboxPair(server, join(work, 'profiles'));
 
 /** A file put into the outbox a minute ago (older than the settling time), its control file first. */
 async function put(outbox: string, name: string, payload: Buffer, control?: unknown): Promise<void> {
-  if (control !== undefined) await writeFile(join(outbox, `${name}.ctl.json`), typeof control === 'string' ? control : JSON.stringify(control));
-  await writeFile(join(outbox, name), payload);
   const aMinuteAgo = new Date(Date.now() - 60_000);
+  const controlFile = join(outbox, `${name}.ctl.json`);
+  if (control !== undefined) {
+    await writeFile(controlFile, typeof control === 'string' ? control : JSON.stringify(control));
+    await utimes(controlFile, aMinuteAgo, aMinuteAgo);
+  }
+  await writeFile(join(outbox, name), payload);
   await utimes(join(outbox, name), aMinuteAgo, aMinuteAgo);
 }
 
@@ -136,10 +140,10 @@ async function pass(
   outbox: string,
   client: MeshClient,
   extra: Partial<DispatchOptions> = {},
-): Promise<{ failed: number; sent: DispatchReceipt[]; errors: unknown[] }> {
+): Promise<{ failed: number; refused: number; sent: DispatchReceipt[]; errors: unknown[] }> {
   const sent: DispatchReceipt[] = [];
   const errors: unknown[] = [];
-  const failed = await dispatchFolder(client, {
+  const { failed, refused } = await dispatchFolder(client, {
     folder: outbox,
     defaults: { to: recipient.mailbox.id, workflowId: WORKFLOW },
     chunkSize: 100_000,
@@ -151,7 +155,7 @@ async function pass(
     onFailed: (_file, error) => errors.push(error),
     ...extra,
   });
-  return { failed, sent, errors };
+  return { failed, refused, sent, errors };
 }
 
 /** The client, but every message it sends is accepted by the server and its answer never arrives. */
@@ -291,4 +295,89 @@ test('a lost answer for a file whose local id other messages carry too cannot be
   t.regex(refused[0]!, /^later\.txt: .*several messages carry its local id batch-1/);
   t.is((await inboxOf(gp)).length, 2, 'nothing was sent a second time');
   t.true((await readdir(join(outbox, 'failed'))).some((name) => name.endsWith('_later.txt')));
+});
+
+test('a file whose control file reuses an earlier message\'s local id, and whose first try never reached the server, is sent, not taken for that message', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  try {
+    const earlierId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, localId: 'request-9', body: Buffer.from('first result'), size: 12 });
+    await put(outbox, 'corrected.txt', Buffer.from('corrected result'), { localId: 'request-9' });
+    const unreachable = overriding(client, {
+      sendMessage: async () => {
+        throw new Error('connect ECONNREFUSED');
+      },
+    });
+    t.is((await pass(gp, outbox, unreachable)).failed, 1);
+    const second = await pass(gp, outbox, client);
+    t.deepEqual(second.errors, []);
+    t.like(second.sent[0], { file: 'corrected.txt', recovered: false, localId: 'request-9' });
+    t.not(second.sent[0]!.messageId, earlierId);
+  } finally {
+    client.close();
+  }
+  const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
+  t.deepEqual(contents.sort(), ['corrected result', 'first result']);
+});
+
+test('after a lost answer, the next pass finds the message even when the control file has since gone: it went with what it went with', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'referral.pdf', Buffer.from('%PDF'), { to: gp.mailbox.id, workflowId: WORKFLOW, subject: 'Referral' });
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  try {
+    t.is((await pass(gp, outbox, answerNeverArrives(client), { defaults: {} })).failed, 1);
+    await rm(join(outbox, 'referral.pdf.ctl.json'));
+    const second = await pass(gp, outbox, client, { defaults: {} });
+    t.deepEqual(second.errors, []);
+    t.like(second.sent[0], { file: 'referral.pdf', recovered: true, to: gp.mailbox.id, workflowId: WORKFLOW, subject: 'Referral' });
+  } finally {
+    client.close();
+  }
+  t.is((await inboxOf(gp)).length, 1);
+});
+
+test('two dispatchers on one folder: the second is refused while the first works, so nothing is sent twice', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'once.txt', Buffer.from('once'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const outcomes = await Promise.allSettled([pass(gp, outbox, client), pass(gp, outbox, client)]);
+    const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
+    t.is(refused.length, 1);
+    t.regex(String((refused[0] as PromiseRejectedResult).reason), /another dispatcher \(process \d+\) is working on/);
+    // Once the first has finished, the folder is free again.
+    t.deepEqual((await pass(gp, outbox, client)).errors, []);
+  } finally {
+    client.close();
+  }
+  t.is((await inboxOf(gp)).length, 1);
+});
+
+test('files with names no MESH header can carry are refused one by one (names as long as a name can be too); the rest of the folder still goes', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const longName = `${'x'.repeat(246)}.txt`;
+  await put(outbox, '検査結果.csv', Buffer.from('a'));
+  await put(outbox, 'line\nbreak.txt', Buffer.from('b'));
+  // 250 bytes: no room for a control file, nor for failed/'s time stamp and suffixes unless shortened.
+  await put(outbox, `${'検'.repeat(82)}.txt`, Buffer.from('c'));
+  await put(outbox, longName, Buffer.from('d'));
+  await put(outbox, 'zzz.txt', Buffer.from('e'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  const refused: string[] = [];
+  let outcome;
+  try {
+    outcome = await pass(gp, outbox, client, { onRefused: (file, reason) => refused.push(`${file}: ${reason}`) });
+  } finally {
+    client.close();
+  }
+  t.deepEqual(outcome.errors, []);
+  t.deepEqual(outcome.sent.map((receipt) => receipt.file).sort(), [longName, 'zzz.txt']);
+  t.is(refused.length, 3);
+  t.true(refused.every((line) => /characters a MESH header cannot carry/.test(line)));
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+  t.is((await readdir(join(outbox, 'failed'))).length, 6, 'three files, each beside its .error.json');
 });

@@ -161,6 +161,8 @@ export class HttpsTransport {
       try {
         response = await this.#attempt(request);
       } catch (failure) {
+        // Refused before anything was sent (a header value Node will not write): the caller's mistake, as it is.
+        if (failure instanceof Error) throw failure;
         const { error, bodyFailed } = failure as AttemptFailure;
         if (bodyFailed || this.#signal?.aborted) throw error;
         if (canRetry && mayRetryFailure(request.retry, failure as AttemptFailure)) {

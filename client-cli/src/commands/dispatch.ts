@@ -44,16 +44,17 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         'is tried again: --watch after one interval, then two, four, ... (at most an hour).',
         '',
         'Left alone: hidden files, *.part and *.tmp (write there, then rename into place), control files,',
-        `folders, and files changed in the last ${SETTLE_MS / 1000} seconds. Run one dispatcher per folder.`,
+        `folders, and files (or their control files) changed in the last ${SETTLE_MS / 1000} seconds. A second dispatcher`,
+        'on the same folder is refused while one works on it (.meshbox-dispatch.lock).',
         '',
         'A run cut short (crash, power cut, Ctrl-C) sends nothing twice: each file\'s message is noted in',
         '.meshbox-dispatch/ before it is sent (with a local id, the control file\'s or one made up), and the',
         'next run finds it by tracking: a finished message just moves to sent/, a part-sent one is resumed.',
+        'Should its local id be on several messages, the file moves to failed/ for a person to check.',
         'Without --watch, exits 1 if any file failed or was refused.',
       ].join('\n'),
     )
     .action(async (folder: string, flags: DispatchFlags, command: Command) => {
-      let refused = 0;
       const options: DispatchOptions = {
         folder: await existingFolder(context, command, folder, flags),
         defaults: {
@@ -66,19 +67,17 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         checksum: flags.checksum === true,
         progress: context.progress(flags),
         onSent: (receipt) => context.print(flags.json ? JSON.stringify(receipt) : `${receipt.messageId} ${receipt.file}`),
-        onRefused: (file, reason) => {
-          refused += 1;
-          context.io.stderr(`meshbox: ${file}: ${reason} (moved to ${FAILED_FOLDER}/)\n`);
-        },
+        onRefused: (file, reason) => context.io.stderr(`meshbox: ${file}: ${reason} (moved to ${FAILED_FOLDER}/)\n`),
         onFailed: (file, error) => context.io.stderr(`${errorLine(error)} (${file} stays in the folder)\n`),
       };
-      const failed = await runFolderPasses(context, command, flags, {
+      const unsent = await runFolderPasses(context, command, flags, {
         polled: 'the folder',
-        once: (client) => dispatchFolder(client, options),
+        once: async (client) => {
+          const { failed, refused } = await dispatchFolder(client, options);
+          return failed + refused;
+        },
         watch: (client, watching) => watchFolder(client, { ...options, ...watching }),
       });
-      // A watch reports each file as it goes; only a single pass sums up in its exit code.
-      const unsent = flags.watch ? 0 : failed + refused;
       if (unsent > 0) throw new Error(`${unsent} file${unsent === 1 ? '' : 's'} not sent (see above)`);
     });
 }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
@@ -86,11 +87,22 @@ interface Journal {
   readonly size: number;
   readonly mtimeMs: number;
   readonly localId: string;
+  /**
+   * A message sent before under the same (control file's) local id, found before this send: a
+   * lookup that finds only it has not found this send. 'several' when more than one was.
+   */
+  readonly earlier: string | 'several' | null;
   /** Known once chunk 1 is stored (at once for a message of several chunks; with the answer for one chunk). */
   readonly messageId: string | null;
   /** What a resumed upload must repeat. */
   readonly chunkSize: number;
   readonly gzip: boolean;
+}
+
+/** What a pass did not send: files that stay for the next pass, and files moved into `failed/`. */
+export interface DispatchOutcome {
+  readonly failed: number;
+  readonly refused: number;
 }
 
 /**
@@ -99,36 +111,89 @@ interface Journal {
  * (unknown recipient, workflow not allowed, a bad control file) goes into `failed/` beside
  * the reason; one that fails otherwise stays and is tried again next pass. Hidden files,
  * `.part` and `.tmp` files, control files and files changed in the last two seconds are left
- * alone. Returns how many failed and stayed; a folder that cannot be read throws.
+ * alone. A folder that cannot be read, or that another dispatcher is working on, throws.
  */
-export async function dispatchFolder(client: MeshClient, options: DispatchOptions): Promise<number> {
+export async function dispatchFolder(client: MeshClient, options: DispatchOptions): Promise<DispatchOutcome> {
   const { folder } = options;
   for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name), { recursive: true });
-  const files = await waitingFiles(folder);
-  await removeStaleJournals(folder, files);
-  options.onListed?.(files);
-  let failed = 0;
-  for (const file of files) {
-    if (options.signal?.aborted) break;
-    if (options.skip?.(file)) continue;
-    let receipt: DispatchReceipt | undefined;
-    try {
-      receipt = await dispatchFile(client, file, options);
-    } catch (error) {
-      // Stopped part-way: the journal lets the next run finish the same message.
+  const unlock = await lockFolder(folder);
+  try {
+    const { ready, present } = await waitingFiles(folder);
+    await removeStaleJournals(folder, present);
+    options.onListed?.(ready);
+    let failed = 0;
+    let refused = 0;
+    for (const file of ready) {
       if (options.signal?.aborted) break;
-      const refusal = refusalOf(error);
-      if (refusal !== undefined) {
-        await moveToFailed(folder, file, refusal);
-        options.onRefused(file, refusal);
-      } else {
-        failed += 1;
-        options.onFailed(file, error);
+      if (options.skip?.(file)) continue;
+      let receipt: DispatchReceipt | undefined;
+      try {
+        receipt = await dispatchFile(client, file, options);
+      } catch (error) {
+        // Stopped part-way: the journal lets the next run finish the same message.
+        if (options.signal?.aborted) break;
+        const refusal = refusalOf(error);
+        if (refusal !== undefined && (await movedToFailed(folder, file, refusal, options))) {
+          refused += 1;
+          options.onRefused(file, refusal);
+        } else {
+          failed += 1;
+          if (refusal === undefined) options.onFailed(file, error);
+        }
       }
+      if (receipt) options.onSent(receipt);
     }
-    if (receipt) options.onSent(receipt);
+    return { failed, refused };
+  } finally {
+    await unlock();
   }
-  return failed;
+}
+
+/** Moves a refused file into `failed/`; one that cannot be moved (a full disk) is reported as failed, and stays. */
+async function movedToFailed(folder: string, file: string, reason: string, options: DispatchOptions): Promise<boolean> {
+  try {
+    await moveToFailed(folder, file, reason);
+    return true;
+  } catch (error) {
+    options.onFailed(file, new Error(`${reason}; and it could not be moved into ${FAILED_FOLDER}/: ${(error as Error).message}`));
+    return false;
+  }
+}
+
+const LOCK_FILE = '.meshbox-dispatch.lock';
+/** Locks this process holds, so that a lock naming our own pid is known for ours or for a stale one (a container's pid 1 restarted). */
+const heldLocks = new Set<string>();
+
+/** Makes sure only this process works on the folder; returns the release. A lock left by a process that is gone is taken over. */
+async function lockFolder(folder: string): Promise<() => Promise<void>> {
+  const path = join(folder, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      await writeFile(path, String(process.pid), { flag: 'wx' });
+      heldLocks.add(path);
+      return async () => {
+        heldLocks.delete(path);
+        await rm(path, { force: true });
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number((await readFile(path, 'utf8').catch(ignoreMissing)) ?? '');
+      if (Number.isInteger(holder) && holder > 0 && (holder === process.pid ? heldLocks.has(path) : processAlive(holder))) {
+        throw new Error(`another dispatcher (process ${holder}) is working on ${folder}: run one per folder (remove ${path} if that process is not a dispatcher)`);
+      }
+      await rm(path, { force: true });
+    }
+  }
+  throw new Error(`cannot lock ${folder}: ${path} keeps coming back`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export interface DispatchWatchOptions extends Omit<DispatchOptions, 'skip' | 'onListed'> {
@@ -157,28 +222,40 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
   await pollUntilStopped(() => dispatchFolder(client, pass), options);
 }
 
-/** Regular files ready to go, by name. */
-async function waitingFiles(folder: string): Promise<string[]> {
+/** The folder's files (by name): those ready to go, and all present (ready or still being written). */
+async function waitingFiles(folder: string): Promise<{ readonly ready: string[]; readonly present: string[] }> {
   const settledBefore = Date.now() - SETTLE_MS;
-  const names: string[] = [];
+  const settled = (info: Stats | undefined, mustExist: boolean) => (info === undefined ? !mustExist : info.mtimeMs <= settledBefore);
+  const present: string[] = [];
+  const ready: string[] = [];
   for (const entry of await readdir(folder, { withFileTypes: true })) {
     const { name } = entry;
     if (!entry.isFile() || name.startsWith('.') || name.endsWith('.part') || name.endsWith('.tmp') || name.endsWith(CONTROL_SUFFIX)) continue;
-    const info = await stat(join(folder, name)).catch(() => undefined);
-    if (info && info.mtimeMs <= settledBefore) names.push(name);
+    present.push(name);
+    // Its control file too may still be being written.
+    if (settled(await stat(join(folder, name)).catch(ignoreMissing), true) && settled(await controlStats(folder, name), false)) ready.push(name);
   }
-  return names.sort();
+  return { ready: ready.sort(), present };
+}
+
+function controlPath(folder: string, file: string): string {
+  return join(folder, `${file}${CONTROL_SUFFIX}`);
+}
+
+/** Undefined when the file has no control file (a name too long to take the suffix cannot have one). */
+async function controlStats(folder: string, file: string): Promise<Stats | undefined> {
+  return stat(controlPath(folder, file)).catch((error: NodeJS.ErrnoException) => (error.code === 'ENAMETOOLONG' ? undefined : ignoreMissing(error)));
 }
 
 async function dispatchFile(client: MeshClient, file: string, options: DispatchOptions): Promise<DispatchReceipt> {
   const path = join(options.folder, file);
   const info = await stat(path);
-  const fields = messageFields(file, await readControl(options.folder, file), options.defaults);
+  // An earlier run's message first: it went with what it went with, whatever the control file says now.
   const journal = await readJournal(options.folder, file);
   const sameFile = journal !== undefined && journal.size === info.size && journal.mtimeMs === info.mtimeMs;
   const previous = sameFile ? await findEarlierSend(client, journal) : undefined;
   if (previous && SENT_STATUSES.has(previous.status)) {
-    return finish(options.folder, file, sentWith(previous, fields), {
+    return finish(options.folder, file, sentWith(previous, file), {
       messageId: previous.message_id,
       bytes: info.size,
       chunks: previous.chunk_count ?? 1,
@@ -195,7 +272,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
       expected: {},
       verifyChecksum: false,
     });
-    return finish(options.folder, file, sentWith(previous, fields), {
+    return finish(options.folder, file, sentWith(previous, file), {
       messageId: resumed.messageId,
       bytes: resumed.bytes,
       chunks: resumed.totalChunks,
@@ -203,8 +280,19 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     });
   }
   // Never sent, or an upload the server gave up on: a new message.
+  const fields = messageFields(file, await readControl(options.folder, file), options.defaults);
   const localId = fields.localId ?? `dispatch-${randomBytes(8).toString('hex')}`;
-  const started: Journal = { file, size: info.size, mtimeMs: info.mtimeMs, localId, messageId: null, chunkSize: options.chunkSize, gzip: options.gzip };
+  const started: Journal = {
+    file,
+    size: info.size,
+    mtimeMs: info.mtimeMs,
+    localId,
+    // A local id of our own making is new; one from a control file may have been used before.
+    earlier: fields.localId === undefined ? null : await messageCarrying(client, localId),
+    messageId: null,
+    chunkSize: options.chunkSize,
+    gzip: options.gzip,
+  };
   await writeJournal(options.folder, started);
   const sent = await sendFile(client, {
     path,
@@ -218,12 +306,23 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
   return finish(options.folder, file, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
 }
 
-/** What an earlier run's message was sent with (the control file may have changed since). */
-function sentWith(previous: TrackingInfo, fields: MessageFields): MessageFields {
+/** The id of the message carrying a local id: null when none does, 'several' when more than one does. */
+async function messageCarrying(client: MeshClient, localId: string): Promise<string | 'several' | null> {
+  try {
+    return await client.messageIdForLocalId(localId);
+  } catch (error) {
+    if (error instanceof MeshClientError && error.status === 404) return null;
+    if (error instanceof MeshClientError && error.status === 300) return 'several';
+    throw error;
+  }
+}
+
+/** What an earlier run's message was sent with (the control file may have changed, or be gone, since). */
+function sentWith(previous: TrackingInfo, file: string): MessageFields {
   return {
-    to: previous.recipient ?? fields.to,
-    workflowId: previous.workflow_id ?? fields.workflowId,
-    fileName: previous.file_name ?? fields.fileName,
+    to: previous.recipient ?? '',
+    workflowId: previous.workflow_id ?? '',
+    fileName: previous.file_name ?? file,
     ...(previous.subject ? { subject: previous.subject } : {}),
     ...(previous.local_id ? { localId: previous.local_id } : {}),
   };
@@ -234,16 +333,19 @@ const SENT_STATUSES = new Set(['accepted', 'acknowledged', 'undeliverable']);
 
 /** The message an interrupted run sent for this file, if the server has it. */
 async function findEarlierSend(client: MeshClient, journal: Journal): Promise<TrackingInfo | undefined> {
+  const messageId = journal.messageId ?? (await messageCarrying(client, journal.localId));
+  if (messageId === 'several' || (messageId !== null && journal.earlier === 'several')) {
+    throw new RefusedFileError(
+      `an earlier run was cut short while sending it, and several messages carry its local id ${journal.localId}: ` +
+        'check with meshbox track whether it went, and put it back into the folder if not',
+    );
+  }
+  // The message that carried the local id before this file's send is not this file's.
+  if (messageId === null || messageId === journal.earlier) return undefined;
   try {
-    return await client.track(journal.messageId ?? (await client.messageIdForLocalId(journal.localId)));
+    return await client.track(messageId);
   } catch (error) {
     if (error instanceof MeshClientError && error.status === 404) return undefined;
-    if (error instanceof MeshClientError && error.status === 300) {
-      throw new RefusedFileError(
-        `an earlier run was cut short while sending it, and several messages carry its local id ${journal.localId}: ` +
-          'check with meshbox track whether it went, and put it back into the folder if not',
-      );
-    }
     throw error;
   }
 }
@@ -270,22 +372,28 @@ async function finish(
     sentAt: new Date().toISOString(),
   };
   await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`);
-  // The control file before the file: a new file of the same name must not inherit it.
-  await rm(join(folder, `${file}${CONTROL_SUFFIX}`), { force: true });
   await rename(join(folder, file), receipt.sentPath);
+  // After the file (else an interrupted finish would leave the file without it): should this be cut short, removeStaleJournals does it.
+  if (await controlStats(folder, file)) await rm(controlPath(folder, file), { force: true });
   await syncFolder(join(folder, SENT_FOLDER));
   await syncFolder(folder);
   await rm(journalPath(folder, file), { force: true });
   return receipt;
 }
 
-/** Moves the file (and its control file) into `failed/` under a time-stamped name, beside `<name>.error.json`. */
+/** Leaves room within a name's 255 bytes for `.error.json` and the temporary name it is written under. */
+const FAILED_NAME_BYTES = 200;
+
+/** Moves the file (and its control file) into `failed/` under a unique, time-stamped name, beside `<name>.error.json`. */
 async function moveToFailed(folder: string, file: string, reason: string): Promise<void> {
-  const failedName = fitFileName(`${new Date().toISOString().replace(/[:.]/g, '-')}_${file}`);
+  const failedAt = new Date().toISOString();
+  const unique = `${failedAt.replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+  const failedName = fitFileName(`${unique}_${file}`, FAILED_NAME_BYTES);
   const failed = join(folder, FAILED_FOLDER);
-  await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt: new Date().toISOString() }, null, 2)}\n`);
-  await rename(join(folder, `${file}${CONTROL_SUFFIX}`), join(failed, `${failedName}${CONTROL_SUFFIX}`)).catch(ignoreMissing);
+  await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt }, null, 2)}\n`);
+  // The file first: a control file moved without it would let the file go with the defaults.
   await rename(join(folder, file), join(failed, failedName));
+  if (await controlStats(folder, file)) await rename(controlPath(folder, file), join(failed, `${failedName}${CONTROL_SUFFIX}`));
   await syncFolder(failed);
   await syncFolder(folder);
   await rm(journalPath(folder, file), { force: true });
@@ -302,11 +410,20 @@ function refusalOf(error: unknown): string | undefined {
   const cause = error instanceof ChunkUploadError ? error.cause : error;
   // What the server says about the message itself; an authentication failure (403) or an outage is about the setup, not this file.
   if (cause instanceof MeshClientError && [400, 413, 417].includes(cause.status)) return cause.message;
+  if ((cause as NodeJS.ErrnoException | undefined)?.code === 'ERR_INVALID_CHAR') {
+    return `its name or a control file field has characters a MESH header cannot carry (Latin-1 only, no line breaks): give fileName in ${CONTROL_SUFFIX}`;
+  }
   return undefined;
 }
 
+/** A control file holds a handful of short fields; anything larger is a mistake, not to be read whole. */
+const MAX_CONTROL_BYTES = 64 * 1024;
+
 async function readControl(folder: string, file: string): Promise<ControlFields> {
-  const path = join(folder, `${file}${CONTROL_SUFFIX}`);
+  const path = controlPath(folder, file);
+  const info = await controlStats(folder, file);
+  if (info === undefined) return {};
+  if (info.size > MAX_CONTROL_BYTES) throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} is ${info.size} bytes: at most ${MAX_CONTROL_BYTES} are read`);
   const text = await readFile(path, 'utf8').catch(ignoreMissing);
   if (text === undefined) return {};
   let parsed: unknown;
@@ -355,12 +472,25 @@ function journalPath(folder: string, file: string): string {
 
 async function readJournal(folder: string, file: string): Promise<Journal | undefined> {
   const text = await readFile(journalPath(folder, file), 'utf8').catch(ignoreMissing);
-  if (text === undefined) return undefined;
+  const journal = text === undefined ? undefined : parseJournal(text);
+  return journal?.file === file ? journal : undefined;
+}
+
+/** Undefined for what is not a journal of this program's (written atomically, so only a hand could spoil one). */
+function parseJournal(text: string): Journal | undefined {
   try {
-    const journal = JSON.parse(text) as Journal;
-    return journal.file === file ? journal : undefined;
+    const value = JSON.parse(text) as Partial<Journal>;
+    const valid =
+      typeof value.file === 'string' &&
+      typeof value.size === 'number' &&
+      typeof value.mtimeMs === 'number' &&
+      typeof value.localId === 'string' &&
+      (value.earlier === null || typeof value.earlier === 'string') &&
+      (value.messageId === null || typeof value.messageId === 'string') &&
+      typeof value.chunkSize === 'number' &&
+      typeof value.gzip === 'boolean';
+    return valid ? (value as Journal) : undefined;
   } catch {
-    // Cut short while written (writes are atomic, so only by hand): as if none.
     return undefined;
   }
 }
@@ -370,11 +500,23 @@ async function writeJournal(folder: string, journal: Journal): Promise<void> {
   await syncFolder(join(folder, JOURNAL_FOLDER));
 }
 
-/** A journal whose file is no longer in the folder (sent, or taken away) must not meet a new file of that name. */
-async function removeStaleJournals(folder: string, files: readonly string[]): Promise<void> {
-  const current = new Set(files.map((file) => journalPath(folder, file)));
+/**
+ * A journal whose file is no longer in the folder (sent, or taken away) must not meet a new
+ * file of that name. Its file's control file goes with it when it is older than the journal:
+ * a finish cut short between moving the file and removing the control file leaves one behind,
+ * but a newer one was put in for a new file.
+ */
+async function removeStaleJournals(folder: string, present: readonly string[]): Promise<void> {
+  const current = new Set(present.map((file) => journalPath(folder, file)));
   for (const name of await readdir(join(folder, JOURNAL_FOLDER))) {
     const path = join(folder, JOURNAL_FOLDER, name);
-    if (!current.has(path)) await rm(path, { force: true });
+    if (current.has(path)) continue;
+    const [journal, written] = await Promise.all([readFile(path, 'utf8').catch(ignoreMissing), stat(path).catch(ignoreMissing)]);
+    const file = journal === undefined ? undefined : parseJournal(journal)?.file;
+    if (file !== undefined && written !== undefined) {
+      const control = await controlStats(folder, file);
+      if (control && control.mtimeMs <= written.mtimeMs) await rm(controlPath(folder, file), { force: true });
+    }
+    await rm(path, { force: true });
   }
 }
