@@ -381,3 +381,29 @@ test('files with names no MESH header can carry are refused one by one (names as
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
   t.is((await readdir(join(outbox, 'failed'))).length, 6, 'three files, each beside its .error.json');
 });
+
+test('a message that another file of the folder sent meanwhile with the same local id is not taken for a waiting file\'s', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  try {
+    await put(outbox, 'a.txt', Buffer.from('file a'), { localId: 'shared' });
+    const aUnreachable = overriding(client, {
+      sendMessage: async (options) => {
+        if (options.fileName === 'a.txt') throw new Error('connect ECONNREFUSED');
+        return client.sendMessage(options);
+      },
+    });
+    t.is((await pass(gp, outbox, aUnreachable)).failed, 1);
+    await put(outbox, 'b.txt', Buffer.from('file b'), { localId: 'shared' });
+    const second = await pass(gp, outbox, aUnreachable);
+    t.deepEqual(second.sent.map((receipt) => receipt.file), ['b.txt']);
+    const third = await pass(gp, outbox, client);
+    t.deepEqual(third.errors, []);
+    t.like(third.sent[0], { file: 'a.txt', recovered: false });
+  } finally {
+    client.close();
+  }
+  const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
+  t.deepEqual(contents.sort(), ['file a', 'file b']);
+});

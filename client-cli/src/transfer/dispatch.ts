@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
@@ -92,6 +92,10 @@ interface Journal {
    * lookup that finds only it has not found this send. 'several' when more than one was.
    */
   readonly earlier: string | 'several' | null;
+  /** What the message was sent with: a message found by the local id that says otherwise is another file's. */
+  readonly sentTo: string;
+  readonly sentWorkflowId: string;
+  readonly sentFileName: string;
   /** Known once chunk 1 is stored (at once for a message of several chunks; with the answer for one chunk). */
   readonly messageId: string | null;
   /** What a resumed upload must repeat. */
@@ -168,8 +172,11 @@ const heldLocks = new Set<string>();
 async function lockFolder(folder: string): Promise<() => Promise<void>> {
   const path = join(folder, LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt += 1) {
+    // Written whole under a name of its own, then linked into place: a rival never reads a lock without its pid.
+    const candidate = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
+    await writeFile(candidate, String(process.pid), { flag: 'wx' });
     try {
-      await writeFile(path, String(process.pid), { flag: 'wx' });
+      await link(candidate, path);
       heldLocks.add(path);
       return async () => {
         heldLocks.delete(path);
@@ -182,6 +189,8 @@ async function lockFolder(folder: string): Promise<() => Promise<void>> {
         throw new Error(`another dispatcher (process ${holder}) is working on ${folder}: run one per folder (remove ${path} if that process is not a dispatcher)`);
       }
       await rm(path, { force: true });
+    } finally {
+      await rm(candidate, { force: true });
     }
   }
   throw new Error(`cannot lock ${folder}: ${path} keeps coming back`);
@@ -289,6 +298,9 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     localId,
     // A local id of our own making is new; one from a control file may have been used before.
     earlier: fields.localId === undefined ? null : await messageCarrying(client, localId),
+    sentTo: fields.to,
+    sentWorkflowId: fields.workflowId,
+    sentFileName: fields.fileName ?? file,
     messageId: null,
     chunkSize: options.chunkSize,
     gzip: options.gzip,
@@ -333,7 +345,8 @@ const SENT_STATUSES = new Set(['accepted', 'acknowledged', 'undeliverable']);
 
 /** The message an interrupted run sent for this file, if the server has it. */
 async function findEarlierSend(client: MeshClient, journal: Journal): Promise<TrackingInfo | undefined> {
-  const messageId = journal.messageId ?? (await messageCarrying(client, journal.localId));
+  if (journal.messageId !== null) return trackIfKnown(client, journal.messageId);
+  const messageId = await messageCarrying(client, journal.localId);
   if (messageId === 'several' || (messageId !== null && journal.earlier === 'several')) {
     throw new RefusedFileError(
       `an earlier run was cut short while sending it, and several messages carry its local id ${journal.localId}: ` +
@@ -342,6 +355,17 @@ async function findEarlierSend(client: MeshClient, journal: Journal): Promise<Tr
   }
   // The message that carried the local id before this file's send is not this file's.
   if (messageId === null || messageId === journal.earlier) return undefined;
+  const found = await trackIfKnown(client, messageId);
+  // A control file's local id may have gone on another file's message since (one sent while this one waited).
+  const same =
+    found !== undefined &&
+    (found.recipient ?? '').toUpperCase() === journal.sentTo.toUpperCase() &&
+    found.workflow_id === journal.sentWorkflowId &&
+    (found.file_name ?? '') === journal.sentFileName;
+  return same ? found : undefined;
+}
+
+async function trackIfKnown(client: MeshClient, messageId: string): Promise<TrackingInfo | undefined> {
   try {
     return await client.track(messageId);
   } catch (error) {
@@ -486,6 +510,9 @@ function parseJournal(text: string): Journal | undefined {
       typeof value.mtimeMs === 'number' &&
       typeof value.localId === 'string' &&
       (value.earlier === null || typeof value.earlier === 'string') &&
+      typeof value.sentTo === 'string' &&
+      typeof value.sentWorkflowId === 'string' &&
+      typeof value.sentFileName === 'string' &&
       (value.messageId === null || typeof value.messageId === 'string') &&
       typeof value.chunkSize === 'number' &&
       typeof value.gzip === 'boolean';
@@ -502,21 +529,21 @@ async function writeJournal(folder: string, journal: Journal): Promise<void> {
 
 /**
  * A journal whose file is no longer in the folder (sent, or taken away) must not meet a new
- * file of that name. Its file's control file goes with it when it is older than the journal:
- * a finish cut short between moving the file and removing the control file leaves one behind,
- * but a newer one was put in for a new file.
+ * file of that name. A finish cut short between moving the file and removing its control file
+ * leaves the control file behind; it goes too, but only then (its receipt is in `sent/`, and
+ * the control file is no newer): one left by someone who took the file away to mend it stays.
  */
 async function removeStaleJournals(folder: string, present: readonly string[]): Promise<void> {
   const current = new Set(present.map((file) => journalPath(folder, file)));
   for (const name of await readdir(join(folder, JOURNAL_FOLDER))) {
     const path = join(folder, JOURNAL_FOLDER, name);
     if (current.has(path)) continue;
-    const [journal, written] = await Promise.all([readFile(path, 'utf8').catch(ignoreMissing), stat(path).catch(ignoreMissing)]);
-    const file = journal === undefined ? undefined : parseJournal(journal)?.file;
-    if (file !== undefined && written !== undefined) {
-      const control = await controlStats(folder, file);
-      if (control && control.mtimeMs <= written.mtimeMs) await rm(controlPath(folder, file), { force: true });
-    }
+    const text = await readFile(path, 'utf8').catch(ignoreMissing);
+    const journal = text === undefined ? undefined : parseJournal(text);
+    const receipt = journal?.messageId ? await stat(join(folder, SENT_FOLDER, `${journal.messageId}.json`)).catch(ignoreMissing) : undefined;
+    const control = journal && receipt ? await controlStats(folder, journal.file) : undefined;
+    // Not one put in since for a new file of that name.
+    if (journal && receipt && control && control.mtimeMs <= receipt.mtimeMs) await rm(controlPath(folder, journal.file), { force: true });
     await rm(path, { force: true });
   }
 }
