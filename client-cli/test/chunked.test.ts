@@ -1,10 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
+import { noProgress } from '../src/transfer/progress.ts';
+import { sendFile } from '../src/transfer/upload.ts';
 import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
@@ -233,4 +236,33 @@ test('a bad --chunk-size or --retries is a usage error that says what is accepte
   const missing = await as(lab, ['send', 'payload.bin', '--to', gp.mailbox.id], cwd);
   t.is(missing.code, 2);
   t.true(missing.stderr.includes("required option '--workflow <id>' not specified"));
+});
+
+test('a file appended to while its last chunk was read is reported: the message holds it as it was when the send began', async (t) => {
+  const payload = randomBytes(CHUNK * 2 + 100);
+  const cwd = await folderWith(payload);
+  const path = join(cwd, 'payload.bin');
+  const result = await withClient(lab, (client) =>
+    sendFile(
+      // The writer appends once the last chunk has gone.
+      overriding(client, {
+        uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
+          await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
+          if (chunkNumber === totalChunks) await appendFile(path, 'more');
+        },
+      }),
+      {
+        path,
+        chunkSize: CHUNK,
+        gzip: false,
+        progress: noProgress,
+        checksum: false,
+        message: { to: gp.mailbox.id, workflowId: WORKFLOW },
+      },
+    ),
+  );
+  t.true(result.changedAfterSend);
+  t.is(result.bytes, payload.length);
+  const { bytes } = await downloaded(result.messageId);
+  t.true(bytes.equals(payload));
 });

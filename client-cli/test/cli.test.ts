@@ -52,6 +52,7 @@ test('--help lists every command with its options and the connection flags', asy
     'count',
     'download <id> [-o, --output <file>] [--retries <n>] [--quiet] [--json]',
     'receive <folder> [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--json]',
+    'dispatch <folder> [--to <mailbox>] [--workflow <id>] [--subject <text>] [--chunk-size <size>] [--gzip] [--checksum] [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--json]',
     'ack <id>',
     'track <id> [--json]',
     'handshake',

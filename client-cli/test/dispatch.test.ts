@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -406,4 +406,37 @@ test('a message that another file of the folder sent meanwhile with the same loc
   }
   const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
   t.deepEqual(contents.sort(), ['file a', 'file b']);
+});
+
+test('a file still being written when its last chunk went stays, and goes again whole once it has settled', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const path = join(outbox, 'growing.csv');
+  await put(outbox, 'growing.csv', Buffer.from('row 1\n'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    // The writer appends right after the file was read and sent.
+    const writerStillAtIt = overriding(client, {
+      sendMessage: async (options) => {
+        const messageId = await client.sendMessage(options);
+        await appendFile(path, 'row 2\n');
+        return messageId;
+      },
+    });
+    const first = await pass(gp, outbox, writerStillAtIt);
+    t.is(first.failed, 1);
+    t.regex(String(first.errors[0]), /growing\.csv changed while it was being sent: message \S+ holds its first 6 bytes/);
+    t.deepEqual(first.sent, []);
+
+    // It settles (put back a minute in the past), and the next pass sends the whole file.
+    const aMinuteAgo = new Date(Date.now() - 60_000);
+    await utimes(path, aMinuteAgo, aMinuteAgo);
+    const second = await pass(gp, outbox, client);
+    t.deepEqual(second.errors, []);
+    t.like(second.sent[0], { file: 'growing.csv', recovered: false, bytes: 12 });
+  } finally {
+    client.close();
+  }
+  const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
+  t.deepEqual(contents.sort(), ['row 1\n', 'row 1\nrow 2\n']);
 });

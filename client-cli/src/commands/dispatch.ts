@@ -19,15 +19,15 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
     program
       .command('dispatch')
       .description('send every file put into an outbox folder, then move it into sent/; --watch keeps doing so')
-      .argument('<folder>', 'the outbox folder (it must exist)'),
+      .argument('<folder>', 'the outbox folder (it must exist)')
+      .option('--to <mailbox>', `recipient for files without their own (in <file>${CONTROL_SUFFIX})`)
+      .option('--workflow <id>', 'workflow id for files without their own')
+      .option('--subject <text>', 'subject for files without their own')
+      .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
+      .option('--gzip', 'gzip each chunk for the journey')
+      .option('--checksum', 'read each file once first and send its sha256 (mex-Content-Checksum)'),
     'the folder',
   )
-    .option('--to <mailbox>', `recipient for files without their own (in <file>${CONTROL_SUFFIX})`)
-    .option('--workflow <id>', 'workflow id for files without their own')
-    .option('--subject <text>', 'subject for files without their own')
-    .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
-    .option('--gzip', 'gzip each chunk for the journey')
-    .option('--checksum', 'read each file once first and send its sha256 (mex-Content-Checksum)')
     .option('--json', 'print a JSON line per file sent (its receipt: messageId, file, sentPath, to, workflowId, ...)')
     .addHelpText(
       'after',
@@ -46,6 +46,8 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         'Left alone: hidden files, *.part and *.tmp (write there, then rename into place), control files,',
         `folders, and files (or their control files) changed in the last ${SETTLE_MS / 1000} seconds. A second dispatcher`,
         'on the same folder is refused while one works on it (.meshbox-dispatch.lock).',
+        'A file that changed while it was sent stays (the message holds it as it was; stderr names it)',
+        'and goes again, whole, once it has settled.',
         '',
         'A run cut short (crash, power cut, Ctrl-C) sends nothing twice: each file\'s message is noted in',
         '.meshbox-dispatch/ before it is sent (with a local id, the control file\'s or one made up), and the',

@@ -138,6 +138,12 @@ export function registerSendCommand(program: Command, context: CliContext): void
           throw explained(error, file, flags);
         });
 
+      if (result.changedAfterSend) {
+        // Said whatever the flags: the recipient has an older or partial copy, which someone must know.
+        context.io.stderr(
+          `meshbox: warning: ${file} changed while it was being sent: message ${result.messageId} holds it as it was when the send began (${result.bytes} bytes)\n`,
+        );
+      }
       const resumed = flags.resume !== undefined;
       if (resumed && result.uploadedChunks === 0 && !flags.json && !flags.quiet) {
         // Said whether or not stderr is a terminal: a script resuming a finished send should learn so.

@@ -8,7 +8,7 @@ import { fitFileName } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
 import { pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
-import { ChunkUploadError, type MessageFields, resumeFile, sendFile } from './upload.ts';
+import { ChunkUploadError, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
 
 /** A file's own control file: `<file>.ctl.json`, with any of these fields. */
 export const CONTROL_SUFFIX = '.ctl.json';
@@ -281,6 +281,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
       expected: {},
       verifyChecksum: false,
     });
+    refuseChangedAfterSend(file, resumed);
     return finish(options.folder, file, sentWith(previous, file), {
       messageId: resumed.messageId,
       bytes: resumed.bytes,
@@ -315,7 +316,21 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     message: { ...fields, localId },
     onStarted: (messageId) => writeJournal(options.folder, { ...started, messageId }),
   });
+  refuseChangedAfterSend(file, sent);
   return finish(options.folder, file, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
+}
+
+/**
+ * A file still being written when its last chunk went: the message holds only what there was.
+ * The file stays, and once it has settled it no longer matches its journal, so it goes again
+ * as a new message: the recipient gets the whole file, after the part.
+ */
+function refuseChangedAfterSend(file: string, sent: UploadResult): void {
+  if (!sent.changedAfterSend) return;
+  throw new Error(
+    `${file} changed while it was being sent: message ${sent.messageId} holds its first ${sent.bytes} bytes; ` +
+      'the whole file goes again once it stops changing (write files elsewhere and rename them in)',
+  );
 }
 
 /** The id of the message carrying a local id: null when none does, 'several' when more than one does. */

@@ -45,6 +45,11 @@ export interface UploadResult {
   readonly bytes: number;
   /** Chunks sent by this run (a resume sends only the missing ones). */
   readonly uploadedChunks: number;
+  /**
+   * The file changed after its last chunk was read (a writer still at it): the message holds
+   * the file as it was when the send began, `bytes` long.
+   */
+  readonly changedAfterSend: boolean;
   /** After a resume: the status tracking reports (`accepted` when complete). */
   readonly status?: string;
 }
@@ -169,6 +174,12 @@ class ChunkSender {
     };
   }
 
+  /** After the last chunk: checked before each chunk, a change while the last one was read would go unseen. */
+  async changedSinceStart(): Promise<boolean> {
+    const now = await stat(this.#path).catch(() => undefined);
+    return now === undefined || now.size !== this.#file.size || now.mtimeMs !== this.#file.mtimeMs;
+  }
+
   /** The chunks are cut by offset: a file that changes mid-send would make a garbled message. */
   async #checkUnchanged(): Promise<void> {
     const now = await fileStats(this.#path);
@@ -207,7 +218,8 @@ export async function sendFile(client: MeshClient, options: SendFileOptions): Pr
     await options.onStarted?.(messageId);
     if (plan.totalChunks > 1 && options.startNote) progress.note(options.startNote(messageId, plan));
     for (let number = 2; number <= plan.totalChunks; number += 1) await sender.send(messageId, number);
-    return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: plan.totalChunks };
+    const changedAfterSend = await sender.changedSinceStart();
+    return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: plan.totalChunks, changedAfterSend };
   } finally {
     progress.stop();
   }
@@ -261,7 +273,14 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
   const tracking = await client.track(options.messageId);
   const messageId = tracking.message_id || options.messageId;
   if (COMPLETE_STATUSES.has(tracking.status)) {
-    return { messageId, totalChunks: tracking.chunk_count ?? plan.totalChunks, bytes: file.size, uploadedChunks: 0, status: tracking.status };
+    return {
+      messageId,
+      totalChunks: tracking.chunk_count ?? plan.totalChunks,
+      bytes: file.size,
+      uploadedChunks: 0,
+      status: tracking.status,
+      changedAfterSend: false,
+    };
   }
   if (tracking.status !== 'uploading') {
     const why = tracking.status_description ? ` (${tracking.status_description})` : '';
@@ -282,8 +301,8 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
   for (let number = 1; number <= plan.totalChunks; number += 1) if (!stored.has(number)) missing.push(number);
   const storedBytes = plan.bytesIn(stored);
   const progress = options.progress({ label: 'resuming', unit: 'bytes', total: file.size, initialValue: storedBytes });
+  const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, storedBytes);
   try {
-    const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, storedBytes);
     for (const number of missing) await sender.send(messageId, number);
   } finally {
     progress.stop();
@@ -294,7 +313,14 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     const holds = Array.isArray(after.stored_chunks) ? after.stored_chunks.join(', ') : 'unknown';
     throw new Error(`every chunk was sent, yet message ${messageId} is still uploading (the server holds chunks ${holds})`);
   }
-  return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: missing.length, status: after.status };
+  return {
+    messageId,
+    totalChunks: plan.totalChunks,
+    bytes: file.size,
+    uploadedChunks: missing.length,
+    status: after.status,
+    changedAfterSend: await sender.changedSinceStart(),
+  };
 }
 
 /**
