@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: the demo laboratory sends a pathology result to the demo GP practice, which
  * polls, downloads (checked byte for byte), and acknowledges; the laboratory's tracking then
- * shows the message acknowledged. Every step runs the real `meshbox` CLI with the profiles
+ * shows the message acknowledged. Then the folder flow: two results dropped into the
+ * laboratory's outbox folder go out with `dispatch`, and the practice's `receive` saves them. Every step runs the real `meshbox` CLI with the profiles
  * `npm run setup` wrote. It uses the server those profiles point at (`npm start`); when none
  * is running it starts one as `npm start` does, and stops it afterwards.
  */
@@ -9,10 +10,12 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { SETTLE_MS } from '../client-cli/src/transfer/dispatch.ts';
 import { REPO_ROOT } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
 import { stopProcess, waitFor } from './services/processes.ts';
@@ -114,7 +117,35 @@ async function main(): Promise<void> {
     const tracking = JSON.parse(await meshbox(lab.id, ['track', sent.messageId, '--json'])) as { status: string };
     if (tracking.status !== 'acknowledged') throw new Error(`tracking says ${tracking.status}, expected acknowledged`);
     console.log(`   status: ${tracking.status}`);
-    console.log('demo complete: sent, received byte-identical, acknowledged.');
+
+    console.log(`6. ${lab.id}'s laboratory system drops two more results into its outbox folder; dispatch sends them`);
+    const outbox = join(work, 'outbox');
+    await mkdir(outbox);
+    const batch = new Map([
+      ['ue-result.hl7', Buffer.from(pathologyResult().replace('FBC^Full blood count', 'UE^Urea and electrolytes'))],
+      ['lft-result.hl7', Buffer.from(pathologyResult().replace('FBC^Full blood count', 'LFT^Liver function tests'))],
+    ]);
+    for (const [name, content] of batch) await writeFile(join(outbox, name), content);
+    // dispatch leaves a file alone until it has not changed for a moment (a writer may still be at it).
+    await sleep(SETTLE_MS + 200);
+    const dispatched = (await meshbox(lab.id, ['dispatch', outbox, '--to', gp.id, '--workflow', WORKFLOW, '--json']))
+      .split('\n')
+      .map((line) => JSON.parse(line) as { messageId: string; file: string });
+    if (dispatched.length !== batch.size) throw new Error(`dispatch sent ${dispatched.length} files, not ${batch.size}`);
+    for (const { messageId, file } of dispatched) console.log(`   ${file} sent as message ${messageId}, moved into sent/`);
+
+    console.log(`7. ${gp.id}'s system receives everything waiting into its incoming folder, acknowledging each`);
+    const incoming = join(work, 'incoming');
+    await mkdir(incoming);
+    const saved = (await meshbox(gp.id, ['receive', incoming, '--json']))
+      .split('\n')
+      .map((line) => JSON.parse(line) as { messageId: string; path: string | null });
+    for (const { messageId, file } of dispatched) {
+      const path = saved.find((message) => message.messageId === messageId)?.path;
+      if (!path || !(await readFile(path)).equals(batch.get(file)!)) throw new Error(`${file} (message ${messageId}) did not arrive intact`);
+      console.log(`   ${file} arrived intact as ${basename(path)}, with ${messageId}.json beside it`);
+    }
+    console.log('demo complete: sent, received byte-identical, acknowledged; then a folder of results sent and received.');
   } finally {
     await rm(work, { recursive: true, force: true });
     if (server?.pid !== undefined) await stopProcess(server.pid);
