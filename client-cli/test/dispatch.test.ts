@@ -440,3 +440,17 @@ test('a file still being written when its last chunk went stays, and goes again 
   const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
   t.deepEqual(contents.sort(), ['row 1\n', 'row 1\nrow 2\n']);
 });
+
+test('a recipient refused when it came from --to is the setup\'s mistake, not the file\'s: every file stays in the folder', async (t) => {
+  const { lab } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'one.txt', Buffer.from('1'));
+  await put(outbox, 'two.txt', Buffer.from('2'));
+
+  const run = await as(lab, ['dispatch', outbox, '--to', 'X26HC00L', '--workflow', WORKFLOW]);
+  t.is(run.code, 1);
+  t.regex(run.stderr, /\(HTTP 417, MESH code (12|EPL-151)\): check --to and --workflow \(the file stays, and is tried again\) \(one\.txt stays in the folder\)/);
+  t.regex(run.stderr, /2 files not sent/);
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'one.txt', 'sent', 'two.txt']);
+  t.deepEqual(await readdir(join(outbox, 'failed')), []);
+});

@@ -290,7 +290,8 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     });
   }
   // Never sent, or an upload the server gave up on: a new message.
-  const fields = messageFields(file, await readControl(options.folder, file), options.defaults);
+  const control = await readControl(options.folder, file);
+  const fields = messageFields(file, control, options.defaults);
   const localId = fields.localId ?? `dispatch-${randomBytes(8).toString('hex')}`;
   const started: Journal = {
     file,
@@ -315,6 +316,8 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     checksum: options.checksum,
     message: { ...fields, localId },
     onStarted: (messageId) => writeJournal(options.folder, { ...started, messageId }),
+  }).catch((error: unknown) => {
+    throw control.to === undefined && control.workflowId === undefined ? asSetupError(error) : error;
   });
   refuseChangedAfterSend(file, sent);
   return finish(options.folder, file, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
@@ -441,6 +444,16 @@ async function moveToFailed(folder: string, file: string, reason: string): Promi
 function ignoreMissing(error: NodeJS.ErrnoException): undefined {
   if (error.code !== 'ENOENT') throw error;
   return undefined;
+}
+
+/**
+ * A recipient or workflow refused (417) when both came from --to and --workflow: the setup is
+ * wrong, not the file, and every file would be refused alike. They stay until it is mended.
+ */
+function asSetupError(error: unknown): unknown {
+  const cause = error instanceof ChunkUploadError ? error.cause : error;
+  if (!(cause instanceof MeshClientError && cause.status === 417)) return error;
+  return new Error(`${cause.message}: check --to and --workflow (the file stays, and is tried again)`, { cause: error });
 }
 
 /** The reason to give up on a file, or undefined when trying it again later may work. */
