@@ -454,3 +454,15 @@ test('a recipient refused when it came from --to is the setup\'s mistake, not th
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'one.txt', 'sent', 'two.txt']);
   t.deepEqual(await readdir(join(outbox, 'failed')), []);
 });
+
+test('an outbox folder that has gone (an unmounted share) fails the pass and is not made anew', async (t) => {
+  const { lab, gp } = await pair();
+  const gone = join(work, 'unmounted', 'outbox');
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    await t.throwsAsync(pass(gp, gone, client), { code: 'ENOENT' });
+  } finally {
+    client.close();
+  }
+  await t.throwsAsync(readdir(join(work, 'unmounted')), { code: 'ENOENT' });
+});

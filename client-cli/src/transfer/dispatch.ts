@@ -119,7 +119,8 @@ export interface DispatchOutcome {
  */
 export async function dispatchFolder(client: MeshClient, options: DispatchOptions): Promise<DispatchOutcome> {
   const { folder } = options;
-  for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name), { recursive: true });
+  // Not recursive: an outbox that has gone (an unmounted share) must fail the pass, not be made anew.
+  for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name)).catch(ignoreExisting);
   const unlock = await lockFolder(folder);
   try {
     const { ready, present } = await waitingFiles(folder);
@@ -439,6 +440,10 @@ async function moveToFailed(folder: string, file: string, reason: string): Promi
   await syncFolder(failed);
   await syncFolder(folder);
   await rm(journalPath(folder, file), { force: true });
+}
+
+function ignoreExisting(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EEXIST') throw error;
 }
 
 function ignoreMissing(error: NodeJS.ErrnoException): undefined {
