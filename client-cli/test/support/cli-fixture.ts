@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestMailbox, TestServer } from '../../../test/support/harness.ts';
@@ -92,7 +93,11 @@ export async function writeMailboxFiles(server: TestServer, mailbox: TestMailbox
   const profile = join(dir, `${mailbox.id}.json`);
   await writeFile(cert, mailbox.certPem);
   await writeFile(key, mailbox.keyPem, { mode: 0o600 });
-  await writeFile(ca, server.caPem);
+  // Shared by every mailbox in `dir`, and read by commands running while another test adds one:
+  // replaced whole by a rename, never seen empty or half-written.
+  const caDraft = `${ca}.${randomBytes(4).toString('hex')}`;
+  await writeFile(caDraft, server.caPem);
+  await rename(caDraft, ca);
   const profileJson = {
     url: server.origin,
     mailbox: mailbox.id.toLowerCase(),
