@@ -48,13 +48,13 @@ test('--help lists every command with its options and the connection flags', asy
   t.is(help.code, 0);
   for (const expected of [
     'send <file> [--to <mailbox>] [--workflow <id>] [--subject <text>] [--local-id <id>] [--file-name <name>] [--chunk-size <size>] [--gzip] [--checksum] [--resume <message_id>] [--retries <n>] [--quiet] [--json]',
-    'inbox [--json]',
+    'inbox [--workflow <filter>] [--json]',
     'count',
     'download <id> [-o, --output <file>] [--retries <n>] [--quiet] [--json]',
-    'receive <folder> [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--json]',
+    'receive <folder> [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--workflow <filter>] [--json]',
     'dispatch <folder> [--to <mailbox>] [--workflow <id>] [--subject <text>] [--chunk-size <size>] [--gzip] [--checksum] [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--json]',
     'ack <id>',
-    'track <id> [--json]',
+    'track [id] [--local-id <id>] [--json]',
     'handshake',
     'admin',
     '--profile <file>',
@@ -106,6 +106,10 @@ test('a file sent with the CLI arrives byte-identical, ack empties the inbox, an
   t.is(tracking.message_id, messageId);
   t.is(tracking.status, 'acknowledged');
   t.is(tracking.local_id, 'lab-42');
+
+  const byLocalId = await as(lab, ['track', '--local-id', 'lab-42', '--json'], cwd);
+  t.is(byLocalId.code, 0, byLocalId.stderr);
+  t.like(JSON.parse(byLocalId.stdout), { message_id: messageId, status: 'acknowledged' });
 
   const summary = await as(lab, ['track', messageId], cwd);
   t.regex(summary.stdout, /^status\s+acknowledged/m);
@@ -192,4 +196,34 @@ test('an unreachable server gives "cannot reach" and exit 1', async (t) => {
   const result = await as(gp, ['count', '--url', 'https://127.0.0.1:1'], await folder());
   t.is(result.code, 1);
   t.regex(result.stderr, /^meshbox: cannot reach https:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+});
+
+test('track by a local id no message carries is a 404; an id and --local-id together, or neither, is a usage error', async (t) => {
+  const cwd = await folder();
+  const unknown = await as(lab, ['track', '--local-id', `never-${randomBytes(4).toString('hex')}`], cwd);
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /HTTP 404/);
+  for (const args of [['track', '20260101000000000000_ABC123', '--local-id', 'x'], ['track']]) {
+    const usage = await as(lab, args, cwd);
+    t.is(usage.code, 2, args.join(' '));
+    t.regex(usage.stderr, /give a message id or --local-id, not both/);
+  }
+});
+
+test('inbox --workflow lists only the messages its MESH filter selects', async (t) => {
+  const tag = randomBytes(3).toString('hex').toUpperCase();
+  const cwd = await folder();
+  await writeFile(join(cwd, 'payload.bin'), 'x');
+  const ids: Record<string, string> = {};
+  for (const workflow of [`RESULTS_${tag}`, `ORDERS_${tag}`]) {
+    const sent = await as(lab, ['send', 'payload.bin', '--to', gp.mailbox.id, '--workflow', workflow], cwd);
+    t.is(sent.code, 0, sent.stderr);
+    ids[workflow] = sent.stdout.trim();
+  }
+  const listed = async (filter: string) => JSON.parse((await as(gp, ['inbox', '--workflow', filter, '--json'], cwd)).stdout) as string[];
+  t.deepEqual(await listed(`RESULTS_${tag}`), [ids[`RESULTS_${tag}`]]);
+  t.deepEqual(await listed(`ORDERS_${tag}*`), [ids[`ORDERS_${tag}`]]);
+  const allButResults = await listed(`!RESULTS_${tag}`);
+  t.true(allButResults.includes(ids[`ORDERS_${tag}`]!));
+  t.false(allButResults.includes(ids[`RESULTS_${tag}`]!));
 });

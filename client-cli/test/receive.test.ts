@@ -274,3 +274,19 @@ test('a sender\'s file name cannot pick a folder, open an NTFS stream or disguis
   t.is(defaultFileName('trailing. . ', id), 'trailing');
   for (const empty of ['', '.', '..', '/', '...']) t.is(defaultFileName(empty, id), `${id}.dat`, JSON.stringify(empty));
 });
+
+test('receive --workflow takes only the messages its MESH filter selects; the rest stay in the inbox', async (t) => {
+  const { lab, gp } = await pair();
+  const results = await sendFile(lab, gp, 'fbc.hl7', Buffer.from('result'));
+  const cwd = await folder();
+  await writeFile(join(cwd, 'order.txt'), 'order');
+  const sent = await as(lab, ['send', 'order.txt', '--to', gp.mailbox.id, '--workflow', 'PATH_TEST_ORDERS'], cwd);
+  t.is(sent.code, 0, sent.stderr);
+  const order = sent.stdout.trim();
+
+  const into = await folder();
+  const received = await as(gp, ['receive', into, '--workflow', '*RESULTS*', '--json'], work);
+  t.is(received.code, 0, received.stderr);
+  t.deepEqual(received.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { messageId: string }).messageId), [results]);
+  t.deepEqual(await inboxOf(gp), [order]);
+});

@@ -35,6 +35,13 @@ export interface ClientOptions {
   readonly signal?: AbortSignal;
 }
 
+export interface InboxOptions {
+  /** Page size asked of the server. */
+  readonly maxResults?: number;
+  /** MESH's workflow_filter: `X` exactly, `X*` beginning with, `*X*` containing; `!` before any: all but those. */
+  readonly workflowFilter?: string;
+}
+
 const DEFAULT_RETRIES = 2;
 const DEFAULT_RETRY_DELAY_MS = 250;
 
@@ -230,9 +237,11 @@ export class MeshClient {
   }
 
   /** Message ids ready to download, oldest first, following the server's pages (links.next). */
-  async *inbox(options: { readonly maxResults?: number } = {}): AsyncGenerator<string> {
-    const query = options.maxResults === undefined ? '' : `?max_results=${options.maxResults}`;
-    let path: string | undefined = `${this.#mailboxPath}/inbox${query}`;
+  async *inbox(options: InboxOptions = {}): AsyncGenerator<string> {
+    const query = new URLSearchParams();
+    if (options.maxResults !== undefined) query.set('max_results', String(options.maxResults));
+    if (options.workflowFilter !== undefined) query.set('workflow_filter', options.workflowFilter);
+    let path: string | undefined = `${this.#mailboxPath}/inbox${query.size > 0 ? `?${query.toString()}` : ''}`;
     const seen = new Set<string>();
     while (path !== undefined) {
       // A server repeating a page link would otherwise keep us here for ever.
@@ -245,7 +254,7 @@ export class MeshClient {
   }
 
   /** Every message id in the inbox (all pages). */
-  async listInbox(options: { readonly maxResults?: number } = {}): Promise<string[]> {
+  async listInbox(options: InboxOptions = {}): Promise<string[]> {
     const ids: string[] = [];
     for await (const id of this.inbox(options)) ids.push(id);
     return ids;

@@ -1,9 +1,12 @@
 import type { Command } from 'commander';
 import { receiveInbox, type ReceiveOptions, watchInbox } from '../transfer/receive.ts';
 import { type CliContext, errorLine } from './context.ts';
+import { WORKFLOW_FILTER_HELP } from './transfer-options.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
 
-type ReceiveFlags = FolderPassFlags;
+interface ReceiveFlags extends FolderPassFlags {
+  readonly workflow?: string;
+}
 
 export function registerReceiveCommand(program: Command, context: CliContext): void {
   withFolderPassOptions(
@@ -13,6 +16,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
       .argument('<folder>', 'where the messages go (it must exist)'),
     'the inbox',
   )
+    .option('--workflow <filter>', WORKFLOW_FILTER_HELP)
     .option('--json', 'print a JSON line per message: {"messageId", "messageType", "path", "metadataPath", "bytes"}')
     .addHelpText(
       'after',
@@ -32,6 +36,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
     .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
       const options: ReceiveOptions = {
         folder: await existingFolder(context, command, folder, flags),
+        ...(flags.workflow === undefined ? {} : { workflowFilter: flags.workflow }),
         progress: context.progress(flags),
         onReceived: (message) =>
           context.print(flags.json ? JSON.stringify(message) : `${message.messageId} ${message.path ?? message.metadataPath}`),

@@ -36,11 +36,13 @@ export function trackingSummary(info: TrackingInfo): string {
 export function registerTrackCommand(program: Command, context: CliContext): void {
   program
     .command('track')
-    .description('show the status of a message you sent (accepted, acknowledged, ...)')
-    .argument('<id>', 'message id')
+    .description('show the status of a message you sent (accepted, acknowledged, ...), by its id or your local id')
+    .argument('[id]', 'message id')
+    .option('--local-id <id>', 'the local id you sent it with, instead of its message id (it must be on one message only)')
     .option('--json', "print the server's tracking record as JSON")
-    .action(async (id: string, flags: { json?: boolean }, command: Command) => {
-      const info = await context.withClient(command, (client) => client.track(id));
+    .action(async (id: string | undefined, flags: { localId?: string; json?: boolean }, command: Command) => {
+      if ((id === undefined) === (flags.localId === undefined)) command.error('error: give a message id or --local-id, not both');
+      const info = await context.withClient(command, async (client) => client.track(id ?? (await client.messageIdForLocalId(flags.localId!))));
       context.print(flags.json ? JSON.stringify(info, null, 2) : trackingSummary(info));
     });
 }

@@ -20,6 +20,9 @@ export function chunkSizeOption(value: string): number {
   return bytes;
 }
 
+export const WORKFLOW_FILTER_HELP =
+  "only messages of these workflows, as MESH's inbox filter: X exactly, X* beginning with X, *X* containing X; ! before any: all but those";
+
 export const DEFAULT_INTERVAL_SECONDS = 60;
 export const INTERVAL_HELP = 'seconds between polls with --watch (at least 1)';
 

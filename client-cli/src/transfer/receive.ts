@@ -32,6 +32,8 @@ export interface ReceiveOptions {
   readonly signal?: AbortSignal;
   /** Leaves out messages for now (those that failed recently, when watching). */
   readonly skip?: (messageId: string) => boolean;
+  /** Only messages whose workflow passes this MESH workflow_filter (`X`, `X*`, `*X*`, each also with `!`). */
+  readonly workflowFilter?: string;
   /** Every id the inbox listed for this pass. */
   readonly onListed?: (messageIds: readonly string[]) => void;
 }
@@ -50,7 +52,7 @@ const MESSAGE_ID = /^[A-Za-z0-9_-]{1,100}$/;
  */
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
   let failed = 0;
-  const listed = await client.listInbox();
+  const listed = await client.listInbox(options.workflowFilter === undefined ? {} : { workflowFilter: options.workflowFilter });
   options.onListed?.(listed);
   for (const id of listed) {
     if (options.signal?.aborted) break;
