@@ -202,3 +202,24 @@ test('a server that keeps answering 503 gives up after the retries with the 503'
     busy.close();
   }
 });
+
+test('a header Node refuses to write is thrown as it is, and the file opened for the body is closed', async (t) => {
+  const sender = await server.createMailbox();
+  const path = join(work, 'body.txt');
+  await writeFile(path, 'result');
+  let opened: ReturnType<typeof createReadStream> | undefined;
+  const error = await withClient(sender, (client) =>
+    t.throwsAsync(
+      client.sendMessage({
+        to: sender.id,
+        workflowId: 'WF',
+        fileName: 'two\nlines.txt',
+        size: 6,
+        body: () => (opened = createReadStream(path)),
+      }),
+    ),
+  );
+  t.is((error as NodeJS.ErrnoException | undefined)?.code, 'ERR_INVALID_CHAR');
+  t.truthy(opened);
+  t.true(opened!.destroyed);
+});

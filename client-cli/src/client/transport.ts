@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -208,10 +208,17 @@ export class HttpsTransport {
       const body = typeof spec.body === 'function' ? spec.body() : spec.body;
       if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
       const options = { method: spec.method, headers, agent: this.#agent, ...(this.#signal ? { signal: this.#signal } : {}) };
-      const outgoing = request(new URL(spec.path, this.origin), options, (response) => {
-        answered = true;
-        resolve(response);
-      });
+      let outgoing: ClientRequest;
+      try {
+        outgoing = request(new URL(spec.path, this.origin), options, (response) => {
+          answered = true;
+          resolve(response);
+        });
+      } catch (refused) {
+        // A header value Node will not write: the body opened for this attempt (a file) is closed, not left open.
+        if (body instanceof Readable) body.destroy();
+        throw refused;
+      }
       // Whichever failed first: a failing body destroys the request and the other way round,
       // so both report an error, and only the first says what went wrong.
       let firstFailure: { readonly error: Error; readonly inBody: boolean } | undefined;
