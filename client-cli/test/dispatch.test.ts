@@ -48,6 +48,11 @@ function as(files: MailboxFiles, args: readonly string[], running?: Pick<InProce
 const inboxOf = async (files: MailboxFiles): Promise<string[]> =>
   (await mailboxRequest(server, files.mailbox, { path: `/messageexchange/${files.mailbox.id}/inbox` })).json().messages;
 
+/** The text of every message in the inbox, sorted. */
+async function inboxContents(gp: MailboxFiles): Promise<string[]> {
+  return (await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()))).sort();
+}
+
 /** What the recipient gets: the message's metadata and its bytes. */
 async function fetched(gp: MailboxFiles, messageId: string) {
   const client = new MeshClient(gp.settings);
@@ -247,8 +252,7 @@ test('a new file under the name of one whose send was cut short is sent as a new
   } finally {
     client.close();
   }
-  const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
-  t.deepEqual(contents.sort(), ['monday', 'tuesday, a longer file']);
+  t.deepEqual(await inboxContents(gp), ['monday', 'tuesday, a longer file']);
 });
 
 test('dispatch --watch sends a file put into the folder after it started, until stopped', async (t) => {
@@ -317,8 +321,7 @@ test('a file whose control file reuses an earlier message\'s local id, and whose
   } finally {
     client.close();
   }
-  const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
-  t.deepEqual(contents.sort(), ['corrected result', 'first result']);
+  t.deepEqual(await inboxContents(gp), ['corrected result', 'first result']);
 });
 
 test('after a lost answer, the next pass finds the message even when the control file has since gone: it went with what it went with', async (t) => {
@@ -404,8 +407,7 @@ test('a message that another file of the folder sent meanwhile with the same loc
   } finally {
     client.close();
   }
-  const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
-  t.deepEqual(contents.sort(), ['file a', 'file b']);
+  t.deepEqual(await inboxContents(gp), ['file a', 'file b']);
 });
 
 test('a file still being written when its last chunk went stays, and goes again whole once it has settled', async (t) => {
@@ -437,8 +439,7 @@ test('a file still being written when its last chunk went stays, and goes again 
   } finally {
     client.close();
   }
-  const contents = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
-  t.deepEqual(contents.sort(), ['row 1\n', 'row 1\nrow 2\n']);
+  t.deepEqual(await inboxContents(gp), ['row 1\n', 'row 1\nrow 2\n']);
 });
 
 test('a recipient refused when it came from --to is the setup\'s mistake, not the file\'s: every file stays in the folder', async (t) => {
