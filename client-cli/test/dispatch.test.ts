@@ -467,3 +467,14 @@ test('an outbox folder that has gone (an unmounted share) fails the pass and is 
   }
   await t.throwsAsync(readdir(join(work, 'unmounted')), { code: 'ENOENT' });
 });
+
+test('on a terminal, a file written a moment ago is named as left for the next pass', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await writeFile(join(outbox, 'just-copied.txt'), 'still arriving');
+  const run = await runInProcess(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW], { cwd: work, tty: true });
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stdout, '');
+  t.regex(run.stderr, /just-copied\.txt changed in the last 2 s: left for the next pass/);
+  t.true((await readdir(outbox)).includes('just-copied.txt'));
+});

@@ -72,6 +72,7 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         onSent: (receipt) => context.print(flags.json ? JSON.stringify(receipt) : `${receipt.messageId} ${receipt.file}`),
         onRefused: (file, reason) => context.io.stderr(`meshbox: ${file}: ${reason} (moved to ${FAILED_FOLDER}/)\n`),
         onFailed: (file, error) => context.io.stderr(`${errorLine(error)} (${file} stays in the folder)\n`),
+        onUnsettled: (file) => context.tell(flags, `${file} changed in the last ${SETTLE_MS / 1000} s: left for the next pass`),
       };
       const unsent = await runFolderPasses(context, command, flags, {
         polled: 'the folder',

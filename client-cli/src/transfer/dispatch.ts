@@ -66,6 +66,8 @@ export interface DispatchOptions {
   readonly skip?: (file: string) => boolean;
   /** Every file waiting in the folder for this pass. */
   readonly onListed?: (files: readonly string[]) => void;
+  /** A file (or its control file) changed too recently to be taken: left for a later pass. */
+  readonly onUnsettled?: (file: string) => void;
 }
 
 /** Refused for what the file or its message says: sending it again as it is cannot succeed. */
@@ -126,6 +128,7 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
     const { ready, present } = await waitingFiles(folder);
     await removeStaleJournals(folder, present);
     options.onListed?.(ready);
+    for (const file of present) if (!ready.includes(file)) options.onUnsettled?.(file);
     let failed = 0;
     let refused = 0;
     for (const file of ready) {
