@@ -21,7 +21,9 @@ export function messageHeaders(message: MessageRecord, chunkNumber: number): Rec
     [MeshHeaders.partnerId]: message.partnerId,
     [MeshHeaders.contentChecksum]: message.checksum,
     [MeshHeaders.contentType]: message.contentType,
-    [MeshHeaders.contentCompressed]: message.compressed || message.contentEncoding === 'gzip' ? 'Y' : '',
+    // The sender's own flag (the payload itself is compressed), passed through; a gzip Content-Encoding is only for
+    // the journey and undone by every client, so saying Y for it would have recipients gunzip plain content.
+    [MeshHeaders.contentCompressed]: message.compressed ? 'Y' : '',
     [MeshHeaders.contentEncrypted]: message.encrypted ? 'Y' : '',
     [MeshHeaders.chunkRange]: isReport ? '1:0' : `${chunkNumber}:${message.totalChunks}`,
     [MeshHeaders.totalChunks]: String(message.totalChunks),
