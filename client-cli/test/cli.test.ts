@@ -206,7 +206,7 @@ test('track by a local id no message carries is a 404; an id and --local-id toge
   for (const args of [['track', '20260101000000000000_ABC123', '--local-id', 'x'], ['track']]) {
     const usage = await as(lab, args, cwd);
     t.is(usage.code, 2, args.join(' '));
-    t.regex(usage.stderr, /give a message id or --local-id, not both/);
+    t.regex(usage.stderr, /give exactly one of a message id and --local-id/);
   }
 });
 

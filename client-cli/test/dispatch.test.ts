@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { appendFile, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
@@ -296,7 +298,7 @@ test('a lost answer for a file whose local id other messages carry too cannot be
     client.close();
   }
   t.is(refused.length, 1);
-  t.regex(refused[0]!, /^later\.txt: .*several messages carry its local id batch-1/);
+  t.regex(refused[0]!, /^later\.txt: .*several messages carry its local id batch-1, so whether it went cannot be told from here/);
   t.is((await inboxOf(gp)).length, 2, 'nothing was sent a second time');
   t.true((await readdir(join(outbox, 'failed'))).some((name) => name.endsWith('_later.txt')));
 });
@@ -350,7 +352,7 @@ test('two dispatchers on one folder: the second is refused while the first works
     const outcomes = await Promise.allSettled([pass(gp, outbox, client), pass(gp, outbox, client)]);
     const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
     t.is(refused.length, 1);
-    t.regex(String((refused[0] as PromiseRejectedResult).reason), /another dispatcher \(process \d+\) is working on/);
+    t.regex(String((refused[0] as PromiseRejectedResult).reason), /another dispatcher \(\S+ \d+, host and process\) is working on/);
     // Once the first has finished, the folder is free again.
     t.deepEqual((await pass(gp, outbox, client)).errors, []);
   } finally {
@@ -477,4 +479,37 @@ test('on a terminal, a file written a moment ago is named as left for the next p
   t.is(run.stdout, '');
   t.regex(run.stderr, /just-copied\.txt changed in the last 2 s: left for the next pass/);
   t.true((await readdir(outbox)).includes('just-copied.txt'));
+});
+
+test('a lock left by a process of this host that is gone is taken over; one of another host holds', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'after-crash.txt', Buffer.from('x'));
+  const gone = spawn(process.execPath, ['-e', '']);
+  await once(gone, 'exit');
+  const lock = join(outbox, '.meshbox-dispatch.lock');
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    await writeFile(lock, `some-other-host ${process.pid}`);
+    await t.throwsAsync(pass(gp, outbox, client), { name: 'FolderLockedError', message: /another dispatcher \(some-other-host \d+, host and process\) is working on/ });
+    t.deepEqual(await inboxOf(gp), []);
+
+    await writeFile(lock, `${hostname()} ${gone.pid}`);
+    const taken = await pass(gp, outbox, client);
+    t.deepEqual(taken.errors, []);
+    t.deepEqual(taken.sent.map((receipt) => receipt.file), ['after-crash.txt']);
+  } finally {
+    client.close();
+  }
+  t.false((await readdir(outbox)).some((name) => name.startsWith('.meshbox-dispatch.lock')), 'released, and nothing left aside');
+});
+
+test('a --to, --workflow or --subject no MESH header can carry is a usage error before any file is touched', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'one.txt', Buffer.from('1'));
+  const run = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--subject', 'Cost €5']);
+  t.is(run.code, 2);
+  t.regex(run.stderr, /--subject <text>.*Latin-1 text without line breaks/s);
+  t.deepEqual(await readdir(outbox), ['one.txt']);
 });

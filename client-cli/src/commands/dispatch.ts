@@ -3,7 +3,7 @@ import { DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
 import { CONTROL_SUFFIX, dispatchFolder, type DispatchOptions, FAILED_FOLDER, SENT_FOLDER, SETTLE_MS, watchFolder } from '../transfer/dispatch.ts';
 import { type CliContext, errorLine } from './context.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
-import { CHUNK_SIZE_HELP, chunkSizeOption } from './transfer-options.ts';
+import { CHUNK_SIZE_HELP, chunkSizeOption, headerValueOption } from './transfer-options.ts';
 
 interface DispatchFlags extends FolderPassFlags {
   readonly to?: string;
@@ -20,9 +20,9 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
       .command('dispatch')
       .description('send every file put into an outbox folder, then move it into sent/; --watch keeps doing so')
       .argument('<folder>', 'the outbox folder (it must exist)')
-      .option('--to <mailbox>', `recipient for files without their own (in <file>${CONTROL_SUFFIX})`)
-      .option('--workflow <id>', 'workflow id for files without their own')
-      .option('--subject <text>', 'subject for files without their own')
+      .option('--to <mailbox>', `recipient for files without their own (in <file>${CONTROL_SUFFIX})`, headerValueOption)
+      .option('--workflow <id>', 'workflow id for files without their own', headerValueOption)
+      .option('--subject <text>', 'subject for files without their own', headerValueOption)
       .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
       .option('--gzip', 'gzip each chunk for the journey')
       .option('--checksum', 'read each file once first and send its sha256 (mex-Content-Checksum)'),
@@ -46,7 +46,8 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         '',
         'Left alone: hidden files, *.part and *.tmp (write there, then rename into place), control files,',
         `folders, and files (or their control files) changed in the last ${SETTLE_MS / 1000} seconds. A second dispatcher`,
-        'on the same folder is refused while one works on it (.meshbox-dispatch.lock).',
+        'on the same folder is refused while one works on it (.meshbox-dispatch.lock, naming host and process;',
+        'one left by a process of this host that is gone is taken over, one of another host is not).',
         'A file that changed while it was sent stays (the message holds it as it was; stderr names it)',
         'and goes again, whole, once it has settled.',
         '',

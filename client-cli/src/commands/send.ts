@@ -8,6 +8,7 @@ import {
   CHUNK_SIZE_HELP,
   chunkSizeOption,
   DEFAULT_TRANSFER_RETRIES,
+  headerValueOption,
   QUIET_HELP,
   RETRIES_HELP,
   retriesOption,
@@ -66,11 +67,11 @@ export function registerSendCommand(program: Command, context: CliContext): void
     .command('send')
     .description('send a file to a mailbox, in chunks streamed from disk; prints the message id (--resume finishes an interrupted send)')
     .argument('<file>', 'the file to send')
-    .option('--to <mailbox>', 'recipient mailbox id (required, except with --resume)')
-    .option('--workflow <id>', 'workflow id, e.g. PATH_TEST_RESULTS (required, except with --resume)')
-    .option('--subject <text>', 'subject line')
-    .option('--local-id <id>', 'your own reference for the message (tracking shows it)')
-    .option('--file-name <name>', "file name the recipient sees (default: the file's own name)")
+    .option('--to <mailbox>', 'recipient mailbox id (required, except with --resume)', headerValueOption)
+    .option('--workflow <id>', 'workflow id, e.g. PATH_TEST_RESULTS (required, except with --resume)', headerValueOption)
+    .option('--subject <text>', 'subject line', headerValueOption)
+    .option('--local-id <id>', 'your own reference for the message (tracking shows it)', headerValueOption)
+    .option('--file-name <name>', "file name the recipient sees (default: the file's own name)", headerValueOption)
     .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
     .option('--gzip', 'gzip each chunk for the journey (Content-Encoding: gzip); the recipient gets the file as it is')
     .option('--checksum', 'read the file once first and send its sha256 (mex-Content-Checksum), which meshbox download verifies; with --resume: check the file against the message\'s checksum')

@@ -41,7 +41,7 @@ export function registerTrackCommand(program: Command, context: CliContext): voi
     .option('--local-id <id>', 'the local id you sent it with, instead of its message id (it must be on one message only)')
     .option('--json', "print the server's tracking record as JSON")
     .action(async (id: string | undefined, flags: { localId?: string; json?: boolean }, command: Command) => {
-      if ((id === undefined) === (flags.localId === undefined)) command.error('error: give a message id or --local-id, not both');
+      if ((id === undefined) === (flags.localId === undefined)) command.error('error: give exactly one of a message id and --local-id');
       const info = await context.withClient(command, async (client) => client.track(id ?? (await client.messageIdForLocalId(flags.localId!))));
       context.print(flags.json ? JSON.stringify(info, null, 2) : trackingSummary(info));
     });

@@ -35,6 +35,17 @@ export function intervalOption(value: string): number {
   return seconds;
 }
 
+/**
+ * commander parser for a value that goes out as a MESH header (--to, --workflow, --subject, ...):
+ * HTTP carries Latin-1 text on one line, so anything else is refused here, before a file is touched.
+ */
+export function headerValueOption(value: string): string {
+  if (!/^[\x20-\x7e\xa0-\xff]+$/.test(value)) {
+    throw new InvalidArgumentError('Give Latin-1 text without line breaks or other control characters (it goes out as a MESH header).');
+  }
+  return value;
+}
+
 /** commander parser for --retries. */
 export function retriesOption(value: string): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) > MAX_RETRIES) {

@@ -1,33 +1,25 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
+import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
+import { ChangedAfterSendError, DispatchSetupError, RefusedFileError } from './dispatch/errors.ts';
+import { lockFolder } from './dispatch/folder-lock.ts';
+import { type Journal, readJournal, removeJournal, removeStaleJournals, writeJournal } from './dispatch/journal.ts';
+import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
 import { fitFileName } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
+import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 import { ChunkUploadError, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
 
-/** A file's own control file: `<file>.ctl.json`, with any of these fields. */
-export const CONTROL_SUFFIX = '.ctl.json';
-export const SENT_FOLDER = 'sent';
-export const FAILED_FOLDER = 'failed';
-const JOURNAL_FOLDER = '.meshbox-dispatch';
+export { CONTROL_SUFFIX } from './dispatch/control-file.ts';
+export { FAILED_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
 /** A file written in place is left alone until it has not changed for this long. */
 export const SETTLE_MS = 2000;
-
-/** What a control file may say; anything it leaves out comes from the command line. */
-export interface ControlFields {
-  readonly to?: string;
-  readonly workflowId?: string;
-  readonly subject?: string;
-  readonly localId?: string;
-  readonly fileName?: string;
-}
-
-const CONTROL_KEYS: readonly (keyof ControlFields)[] = ['to', 'workflowId', 'subject', 'localId', 'fileName'];
 
 /** A file sent and moved into `sent/`. */
 export interface DispatchReceipt {
@@ -68,41 +60,6 @@ export interface DispatchOptions {
   readonly onListed?: (files: readonly string[]) => void;
   /** A file (or its control file) changed too recently to be taken: left for a later pass. */
   readonly onUnsettled?: (file: string) => void;
-}
-
-/** Refused for what the file or its message says: sending it again as it is cannot succeed. */
-class RefusedFileError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'RefusedFileError';
-  }
-}
-
-/**
- * What this program noted before sending a file, so that a run cut short (a crash, a stop, a
- * lost answer) finds its message again instead of sending it twice: kept in a hidden folder,
- * one per file, until the file is in `sent/`.
- */
-interface Journal {
-  readonly file: string;
-  /** The file as it was: a different file under the same name starts afresh. */
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly localId: string;
-  /**
-   * A message sent before under the same (control file's) local id, found before this send: a
-   * lookup that finds only it has not found this send. 'several' when more than one was.
-   */
-  readonly earlier: string | 'several' | null;
-  /** What the message was sent with: a message found by the local id that says otherwise is another file's. */
-  readonly sentTo: string;
-  readonly sentWorkflowId: string;
-  readonly sentFileName: string;
-  /** Known once chunk 1 is stored (at once for a message of several chunks; with the answer for one chunk). */
-  readonly messageId: string | null;
-  /** What a resumed upload must repeat. */
-  readonly chunkSize: number;
-  readonly gzip: boolean;
 }
 
 /** What a pass did not send: files that stay for the next pass, and files moved into `failed/`. */
@@ -168,47 +125,6 @@ async function movedToFailed(folder: string, file: string, reason: string, optio
   }
 }
 
-const LOCK_FILE = '.meshbox-dispatch.lock';
-/** Locks this process holds, so that a lock naming our own pid is known for ours or for a stale one (a container's pid 1 restarted). */
-const heldLocks = new Set<string>();
-
-/** Makes sure only this process works on the folder; returns the release. A lock left by a process that is gone is taken over. */
-async function lockFolder(folder: string): Promise<() => Promise<void>> {
-  const path = join(folder, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt += 1) {
-    // Written whole under a name of its own, then linked into place: a rival never reads a lock without its pid.
-    const candidate = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
-    await writeFile(candidate, String(process.pid), { flag: 'wx' });
-    try {
-      await link(candidate, path);
-      heldLocks.add(path);
-      return async () => {
-        heldLocks.delete(path);
-        await rm(path, { force: true });
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number((await readFile(path, 'utf8').catch(ignoreMissing)) ?? '');
-      if (Number.isInteger(holder) && holder > 0 && (holder === process.pid ? heldLocks.has(path) : processAlive(holder))) {
-        throw new Error(`another dispatcher (process ${holder}) is working on ${folder}: run one per folder (remove ${path} if that process is not a dispatcher)`);
-      }
-      await rm(path, { force: true });
-    } finally {
-      await rm(candidate, { force: true });
-    }
-  }
-  throw new Error(`cannot lock ${folder}: ${path} keeps coming back`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export interface DispatchWatchOptions extends Omit<DispatchOptions, 'skip' | 'onListed'> {
   readonly intervalMs: number;
   readonly signal: AbortSignal;
@@ -249,15 +165,6 @@ async function waitingFiles(folder: string): Promise<{ readonly ready: string[];
     if (settled(await stat(join(folder, name)).catch(ignoreMissing), true) && settled(await controlStats(folder, name), false)) ready.push(name);
   }
   return { ready: ready.sort(), present };
-}
-
-function controlPath(folder: string, file: string): string {
-  return join(folder, `${file}${CONTROL_SUFFIX}`);
-}
-
-/** Undefined when the file has no control file (a name too long to take the suffix cannot have one). */
-async function controlStats(folder: string, file: string): Promise<Stats | undefined> {
-  return stat(controlPath(folder, file)).catch((error: NodeJS.ErrnoException) => (error.code === 'ENAMETOOLONG' ? undefined : ignoreMissing(error)));
 }
 
 async function dispatchFile(client: MeshClient, file: string, options: DispatchOptions): Promise<DispatchReceipt> {
@@ -333,11 +240,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
  * as a new message: the recipient gets the whole file, after the part.
  */
 function refuseChangedAfterSend(file: string, sent: UploadResult): void {
-  if (!sent.changedAfterSend) return;
-  throw new Error(
-    `${file} changed while it was being sent: message ${sent.messageId} holds its first ${sent.bytes} bytes; ` +
-      'the whole file goes again once it stops changing (write files elsewhere and rename them in)',
-  );
+  if (sent.changedAfterSend) throw new ChangedAfterSendError(file, sent.messageId, sent.bytes);
 }
 
 /** The id of the message carrying a local id: null when none does, 'several' when more than one does. */
@@ -371,8 +274,9 @@ async function findEarlierSend(client: MeshClient, journal: Journal): Promise<Tr
   const messageId = await messageCarrying(client, journal.localId);
   if (messageId === 'several' || (messageId !== null && journal.earlier === 'several')) {
     throw new RefusedFileError(
-      `an earlier run was cut short while sending it, and several messages carry its local id ${journal.localId}: ` +
-        'check with meshbox track whether it went, and put it back into the folder if not',
+      `an earlier run was cut short while sending it, and several messages carry its local id ${journal.localId}, ` +
+        'so whether it went cannot be told from here: ask the recipient, or compare sent/ receipts, and put it back ' +
+        'into the folder (with a local id of its own in its control file) if it did not',
     );
   }
   // The message that carried the local id before this file's send is not this file's.
@@ -418,12 +322,13 @@ async function finish(
     sentAt: new Date().toISOString(),
   };
   await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`);
-  await rename(join(folder, file), receipt.sentPath);
+  // A file removed once it had gone (read whole) leaves only its receipt.
+  await rename(join(folder, file), receipt.sentPath).catch(ignoreMissing);
   // After the file (else an interrupted finish would leave the file without it): should this be cut short, removeStaleJournals does it.
   if (await controlStats(folder, file)) await rm(controlPath(folder, file), { force: true });
   await syncFolder(join(folder, SENT_FOLDER));
   await syncFolder(folder);
-  await rm(journalPath(folder, file), { force: true });
+  await removeJournal(folder, file);
   return receipt;
 }
 
@@ -442,16 +347,7 @@ async function moveToFailed(folder: string, file: string, reason: string): Promi
   if (await controlStats(folder, file)) await rename(controlPath(folder, file), join(failed, `${failedName}${CONTROL_SUFFIX}`));
   await syncFolder(failed);
   await syncFolder(folder);
-  await rm(journalPath(folder, file), { force: true });
-}
-
-function ignoreExisting(error: NodeJS.ErrnoException): void {
-  if (error.code !== 'EEXIST') throw error;
-}
-
-function ignoreMissing(error: NodeJS.ErrnoException): undefined {
-  if (error.code !== 'ENOENT') throw error;
-  return undefined;
+  await removeJournal(folder, file);
 }
 
 /**
@@ -461,7 +357,7 @@ function ignoreMissing(error: NodeJS.ErrnoException): undefined {
 function asSetupError(error: unknown): unknown {
   const cause = error instanceof ChunkUploadError ? error.cause : error;
   if (!(cause instanceof MeshClientError && cause.status === 417)) return error;
-  return new Error(`${cause.message}: check --to and --workflow (the file stays, and is tried again)`, { cause: error });
+  return new DispatchSetupError(`${cause.message}: check --to and --workflow (the file stays, and is tried again)`, { cause: error });
 }
 
 /** The reason to give up on a file, or undefined when trying it again later may work. */
@@ -474,38 +370,6 @@ function refusalOf(error: unknown): string | undefined {
     return `its name or a control file field has characters a MESH header cannot carry (Latin-1 only, no line breaks): give fileName in ${CONTROL_SUFFIX}`;
   }
   return undefined;
-}
-
-/** A control file holds a handful of short fields; anything larger is a mistake, not to be read whole. */
-const MAX_CONTROL_BYTES = 64 * 1024;
-
-async function readControl(folder: string, file: string): Promise<ControlFields> {
-  const path = controlPath(folder, file);
-  const info = await controlStats(folder, file);
-  if (info === undefined) return {};
-  if (info.size > MAX_CONTROL_BYTES) throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} is ${info.size} bytes: at most ${MAX_CONTROL_BYTES} are read`);
-  const text = await readFile(path, 'utf8').catch(ignoreMissing);
-  if (text === undefined) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} is not JSON: ${(error as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} must hold a JSON object`);
-  }
-  const control: Record<string, string> = {};
-  for (const [key, value] of Object.entries(parsed)) {
-    if (!(CONTROL_KEYS as readonly string[]).includes(key)) {
-      throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} has an unknown field ${JSON.stringify(key)} (known: ${CONTROL_KEYS.join(', ')})`);
-    }
-    if (typeof value !== 'string' || value === '') {
-      throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} gives ${key} as ${JSON.stringify(value)}: a non-empty string is needed`);
-    }
-    control[key] = value;
-  }
-  return control;
 }
 
 function messageFields(file: string, control: ControlFields, defaults: DispatchOptions['defaults']): MessageFields & { readonly localId?: string } {
@@ -525,61 +389,3 @@ function messageFields(file: string, control: ControlFields, defaults: DispatchO
   };
 }
 
-/** Named by a hash: a file's name may be as long as a name can be, leaving no room for a suffix. */
-function journalPath(folder: string, file: string): string {
-  return join(folder, JOURNAL_FOLDER, `${createHash('sha256').update(file).digest('hex').slice(0, 32)}.json`);
-}
-
-async function readJournal(folder: string, file: string): Promise<Journal | undefined> {
-  const text = await readFile(journalPath(folder, file), 'utf8').catch(ignoreMissing);
-  const journal = text === undefined ? undefined : parseJournal(text);
-  return journal?.file === file ? journal : undefined;
-}
-
-/** Undefined for what is not a journal of this program's (written atomically, so only a hand could spoil one). */
-function parseJournal(text: string): Journal | undefined {
-  try {
-    const value = JSON.parse(text) as Partial<Journal>;
-    const valid =
-      typeof value.file === 'string' &&
-      typeof value.size === 'number' &&
-      typeof value.mtimeMs === 'number' &&
-      typeof value.localId === 'string' &&
-      (value.earlier === null || typeof value.earlier === 'string') &&
-      typeof value.sentTo === 'string' &&
-      typeof value.sentWorkflowId === 'string' &&
-      typeof value.sentFileName === 'string' &&
-      (value.messageId === null || typeof value.messageId === 'string') &&
-      typeof value.chunkSize === 'number' &&
-      typeof value.gzip === 'boolean';
-    return valid ? (value as Journal) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeJournal(folder: string, journal: Journal): Promise<void> {
-  await writeFileAtomically(journalPath(folder, journal.file), JSON.stringify(journal));
-  await syncFolder(join(folder, JOURNAL_FOLDER));
-}
-
-/**
- * A journal whose file is no longer in the folder (sent, or taken away) must not meet a new
- * file of that name. A finish cut short between moving the file and removing its control file
- * leaves the control file behind; it goes too, but only then (its receipt is in `sent/`, and
- * the control file is no newer): one left by someone who took the file away to mend it stays.
- */
-async function removeStaleJournals(folder: string, present: readonly string[]): Promise<void> {
-  const current = new Set(present.map((file) => journalPath(folder, file)));
-  for (const name of await readdir(join(folder, JOURNAL_FOLDER))) {
-    const path = join(folder, JOURNAL_FOLDER, name);
-    if (current.has(path)) continue;
-    const text = await readFile(path, 'utf8').catch(ignoreMissing);
-    const journal = text === undefined ? undefined : parseJournal(text);
-    const receipt = journal?.messageId ? await stat(join(folder, SENT_FOLDER, `${journal.messageId}.json`)).catch(ignoreMissing) : undefined;
-    const control = journal && receipt ? await controlStats(folder, journal.file) : undefined;
-    // Not one put in since for a new file of that name.
-    if (journal && receipt && control && control.mtimeMs <= receipt.mtimeMs) await rm(controlPath(folder, journal.file), { force: true });
-    await rm(path, { force: true });
-  }
-}

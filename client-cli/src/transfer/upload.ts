@@ -174,18 +174,23 @@ class ChunkSender {
     };
   }
 
-  /** After the last chunk: checked before each chunk, a change while the last one was read would go unseen. */
+  /**
+   * After the last chunk: checked before each chunk, a change while the last one was read would
+   * go unseen. A file removed since was read whole before it went: not a change of content.
+   */
   async changedSinceStart(): Promise<boolean> {
     const now = await stat(this.#path).catch(() => undefined);
-    return now === undefined || now.size !== this.#file.size || now.mtimeMs !== this.#file.mtimeMs;
+    return now !== undefined && this.#differs(now);
   }
 
   /** The chunks are cut by offset: a file that changes mid-send would make a garbled message. */
   async #checkUnchanged(): Promise<void> {
     const now = await fileStats(this.#path);
-    if (now.size !== this.#file.size || now.mtimeMs !== this.#file.mtimeMs) {
-      throw new FileChangedError(this.#path, this.#file, now);
-    }
+    if (this.#differs(now)) throw new FileChangedError(this.#path, this.#file, now);
+  }
+
+  #differs(now: Stats): boolean {
+    return now.size !== this.#file.size || now.mtimeMs !== this.#file.mtimeMs;
   }
 }
 

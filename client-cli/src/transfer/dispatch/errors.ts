@@ -1,0 +1,37 @@
+/** Refused for what the file or its message says: sending it again as it is cannot succeed (it goes to `failed/`). */
+export class RefusedFileError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RefusedFileError';
+  }
+}
+
+/** The setup (--to, --workflow) is wrong, not the file: every file would be refused alike, so they stay. */
+export class DispatchSetupError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DispatchSetupError';
+  }
+}
+
+/** The file changed after its last chunk was read: the message holds only what there was, and the file stays. */
+export class ChangedAfterSendError extends Error {
+  readonly messageId: string;
+
+  constructor(file: string, messageId: string, bytes: number) {
+    super(
+      `${file} changed while it was being sent: message ${messageId} holds its first ${bytes} bytes; ` +
+        'the whole file goes again once it stops changing (write files elsewhere and rename them in)',
+    );
+    this.name = 'ChangedAfterSendError';
+    this.messageId = messageId;
+  }
+}
+
+/** Another dispatcher is working on the folder. */
+export class FolderLockedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FolderLockedError';
+  }
+}
