@@ -266,3 +266,18 @@ test('a file appended to while its last chunk was read is reported: the message 
   const { bytes } = await downloaded(result.messageId);
   t.true(bytes.equals(payload));
 });
+
+test('a file whose name no MESH header can carry needs --file-name, and goes with it', async (t) => {
+  const cwd = await mkdtemp(join(work, 'run-'));
+  await writeFile(join(cwd, '検査結果.csv'), 'Na,140');
+  const refused = await as(lab, ['send', '検査結果.csv', '--to', gp.mailbox.id, '--workflow', WORKFLOW], cwd);
+  t.is(refused.code, 2);
+  t.regex(refused.stderr, /the file's name "検査結果\.csv" cannot go as a MESH header \(Latin-1 only\): give --file-name/);
+  const subject = await as(lab, ['send', '検査結果.csv', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--subject', 'line\nbreak'], cwd);
+  t.is(subject.code, 2);
+  t.regex(subject.stderr, /--subject <text>.*Latin-1 text without line breaks/s);
+  const sent = await as(lab, ['send', '検査結果.csv', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--file-name', 'results.csv', '--json'], cwd);
+  t.is(sent.code, 0, sent.stderr);
+  const { messageId } = JSON.parse(sent.stdout) as { messageId: string };
+  t.is((await downloaded(messageId)).bytes.toString(), 'Na,140');
+});

@@ -8,6 +8,7 @@ import {
   CHUNK_SIZE_HELP,
   chunkSizeOption,
   DEFAULT_TRANSFER_RETRIES,
+  fitsHeader,
   headerValueOption,
   QUIET_HELP,
   RETRIES_HELP,
@@ -102,6 +103,9 @@ export function registerSendCommand(program: Command, context: CliContext): void
         if (flags.workflow === undefined) command.error("error: required option '--workflow <id>' not specified");
       }
       const path = resolve(context.io.cwd, file);
+      if (flags.resume === undefined && flags.fileName === undefined && !fitsHeader(basename(path))) {
+        command.error(`error: the file's name ${JSON.stringify(basename(path))} cannot go as a MESH header (Latin-1 only): give --file-name`);
+      }
       const upload = {
         path,
         chunkSize: flags.chunkSize ?? DEFAULT_CHUNK_SIZE,

@@ -35,12 +35,14 @@ export function intervalOption(value: string): number {
   return seconds;
 }
 
-/**
- * commander parser for a value that goes out as a MESH header (--to, --workflow, --subject, ...):
- * HTTP carries Latin-1 text on one line, so anything else is refused here, before a file is touched.
- */
+/** Whether a value can go out as a MESH header: HTTP carries Latin-1 text on one line. */
+export function fitsHeader(value: string): boolean {
+  return /^[\x20-\x7e\xa0-\xff]+$/.test(value);
+}
+
+/** commander parser for a value that goes out as a MESH header (--to, --workflow, --subject, ...), refused before a file is touched. */
 export function headerValueOption(value: string): string {
-  if (!/^[\x20-\x7e\xa0-\xff]+$/.test(value)) {
+  if (!fitsHeader(value)) {
     throw new InvalidArgumentError('Give Latin-1 text without line breaks or other control characters (it goes out as a MESH header).');
   }
   return value;
