@@ -118,6 +118,7 @@ test('a file the server refuses, or whose control file is wrong, moves into fail
   await put(outbox, 'typo.txt', Buffer.from('b'), { recipient: 'X26HC001' });
   await put(outbox, 'broken.txt', Buffer.from('c'), '{"to": ');
   await put(outbox, 'unaddressed.txt', Buffer.from('d'));
+  await put(outbox, 'two-lines.txt', Buffer.from('e'), { to: 'X26HC001', subject: 'two\nlines' });
 
   const run = await as(lab, ['dispatch', outbox, '--workflow', WORKFLOW]);
   t.is(run.code, 1);
@@ -126,11 +127,12 @@ test('a file the server refuses, or whose control file is wrong, moves into fail
   t.regex(run.stderr, /typo\.txt: .*unknown field "recipient"/);
   t.regex(run.stderr, /broken\.txt: its control file broken\.txt\.ctl\.json is not JSON/);
   t.regex(run.stderr, /unaddressed\.txt: no to for it: give --to/);
-  t.regex(run.stderr, /4 files not sent/);
+  t.regex(run.stderr, /two-lines\.txt: its control file gives a subject that cannot go as a MESH header/);
+  t.regex(run.stderr, /5 files not sent/);
 
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
   const failed = await readdir(join(outbox, 'failed'));
-  for (const file of ['nobody.txt', 'typo.txt', 'broken.txt', 'unaddressed.txt']) {
+  for (const file of ['nobody.txt', 'typo.txt', 'broken.txt', 'unaddressed.txt', 'two-lines.txt']) {
     const moved = failed.find((name) => name.endsWith(`_${file}`));
     t.truthy(moved, file);
     const error = JSON.parse(await readFile(join(outbox, 'failed', `${moved}.error.json`), 'utf8')) as { file: string; reason: string };
@@ -382,7 +384,7 @@ test('files with names no MESH header can carry are refused one by one (names as
   t.deepEqual(outcome.errors, []);
   t.deepEqual(outcome.sent.map((receipt) => receipt.file).sort(), [longName, 'zzz.txt']);
   t.is(refused.length, 3);
-  t.true(refused.every((line) => /characters a MESH header cannot carry/.test(line)));
+  t.true(refused.every((line) => /its name cannot go as a MESH header \(Latin-1 text on one line\): give fileName in/.test(line)));
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
   t.is((await readdir(join(outbox, 'failed'))).length, 6, 'three files, each beside its .error.json');
 });

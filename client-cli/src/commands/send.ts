@@ -1,6 +1,7 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MeshClientError } from '../client/errors.ts';
+import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
@@ -8,7 +9,6 @@ import {
   CHUNK_SIZE_HELP,
   chunkSizeOption,
   DEFAULT_TRANSFER_RETRIES,
-  fitsHeader,
   headerValueOption,
   QUIET_HELP,
   RETRIES_HELP,

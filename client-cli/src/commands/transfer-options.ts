@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { fitsHeader } from '../client/header-values.ts';
 import { formatBytes, parseByteSize, SIZE_FORMS, DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
 
 /**
@@ -33,11 +34,6 @@ export function intervalOption(value: string): number {
     throw new InvalidArgumentError('Give a whole number of seconds from 1 to 86400, e.g. 60.');
   }
   return seconds;
-}
-
-/** Whether a value can go out as a MESH header: HTTP carries Latin-1 text on one line. */
-export function fitsHeader(value: string): boolean {
-  return /^[\x20-\x7e\xa0-\xff]+$/.test(value);
 }
 
 /** commander parser for a value that goes out as a MESH header (--to, --workflow, --subject, ...), refused before a file is touched. */

@@ -3,6 +3,7 @@ import type { Stats } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshClientError } from '../client/errors.ts';
+import { fitsHeader } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
 import { ChangedAfterSendError, DispatchSetupError, RefusedFileError } from './dispatch/errors.ts';
@@ -366,9 +367,6 @@ function refusalOf(error: unknown): string | undefined {
   const cause = error instanceof ChunkUploadError ? error.cause : error;
   // What the server says about the message itself; an authentication failure (403) or an outage is about the setup, not this file.
   if (cause instanceof MeshClientError && [400, 413, 417].includes(cause.status)) return cause.message;
-  if ((cause as NodeJS.ErrnoException | undefined)?.code === 'ERR_INVALID_CHAR') {
-    return `its name or a control file field has characters a MESH header cannot carry (Latin-1 only, no line breaks): give fileName in ${CONTROL_SUFFIX}`;
-  }
   return undefined;
 }
 
@@ -380,10 +378,18 @@ function messageFields(file: string, control: ControlFields, defaults: DispatchO
     throw new RefusedFileError(`no ${missing} for it: give --to and --workflow, or put them in ${file}${CONTROL_SUFFIX}`);
   }
   const subject = control.subject ?? defaults.subject;
+  // The flags were checked when given; a control file's fields are checked here, then the file's own name.
+  for (const [field, value] of Object.entries(control)) {
+    if (!fitsHeader(value)) throw new RefusedFileError(`its control file gives a ${field} that cannot go as a MESH header (Latin-1 text on one line)`);
+  }
+  const fileName = control.fileName ?? file;
+  if (!fitsHeader(fileName)) {
+    throw new RefusedFileError(`its name cannot go as a MESH header (Latin-1 text on one line): give fileName in ${file}${CONTROL_SUFFIX}`);
+  }
   return {
     to,
     workflowId,
-    fileName: control.fileName ?? file,
+    fileName,
     ...(subject === undefined ? {} : { subject }),
     ...(control.localId === undefined ? {} : { localId: control.localId }),
   };
