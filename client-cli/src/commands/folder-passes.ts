@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { MeshClient } from '../client/mesh-client.ts';
+import type { PollingOptions } from '../transfer/polling.ts';
 import { type CliContext, errorLine, type QuietFlags } from './context.ts';
 import {
   DEFAULT_INTERVAL_SECONDS,
@@ -28,7 +29,7 @@ export interface FolderPasses {
   /** Passes until the signal stops them; a pass that fails as a whole is reported through onPassFailed. */
   readonly watch: (
     client: MeshClient,
-    watching: { readonly intervalMs: number; readonly signal: AbortSignal; readonly onPassFailed: (error: unknown) => void },
+    watching: PollingOptions,
   ) => Promise<void>;
 }
 

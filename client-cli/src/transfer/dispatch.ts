@@ -13,7 +13,7 @@ import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts
 import { fitFileName } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
-import { pollUntilStopped, RetrySchedule } from './polling.ts';
+import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 import { ChunkUploadError, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
 
@@ -83,10 +83,10 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
   for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name)).catch(ignoreExisting);
   const unlock = await lockFolder(folder);
   try {
-    const { ready, present } = await waitingFiles(folder);
-    await removeStaleJournals(folder, present);
+    const { ready, unsettled } = await waitingFiles(folder);
+    await removeStaleJournals(folder, [...ready, ...unsettled]);
     options.onListed?.(ready);
-    for (const file of present) if (!ready.includes(file)) options.onUnsettled?.(file);
+    for (const file of unsettled) options.onUnsettled?.(file);
     let failed = 0;
     let refused = 0;
     for (const file of ready) {
@@ -126,12 +126,7 @@ async function movedToFailed(folder: string, file: string, reason: string, optio
   }
 }
 
-export interface DispatchWatchOptions extends Omit<DispatchOptions, 'skip' | 'onListed'> {
-  readonly intervalMs: number;
-  readonly signal: AbortSignal;
-  /** The folder could not be read: tried again at the next poll. */
-  readonly onPassFailed: (error: unknown) => void;
-}
+export interface DispatchWatchOptions extends Omit<DispatchOptions, 'skip' | 'onListed' | 'signal'>, PollingOptions {}
 
 /** Sends what arrives in the folder, pass after pass, until the signal stops it; a failing file waits out a growing backoff. */
 export async function watchFolder(client: MeshClient, options: DispatchWatchOptions): Promise<void> {
@@ -152,20 +147,20 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
   await pollUntilStopped(() => dispatchFolder(client, pass), options);
 }
 
-/** The folder's files (by name): those ready to go, and all present (ready or still being written). */
-async function waitingFiles(folder: string): Promise<{ readonly ready: string[]; readonly present: string[] }> {
+/** The folder's files (by name): those ready to go, and those (or their control files) still being written. */
+async function waitingFiles(folder: string): Promise<{ readonly ready: string[]; readonly unsettled: string[] }> {
   const settledBefore = Date.now() - SETTLE_MS;
   const settled = (info: Stats | undefined, mustExist: boolean) => (info === undefined ? !mustExist : info.mtimeMs <= settledBefore);
-  const present: string[] = [];
   const ready: string[] = [];
+  const unsettled: string[] = [];
   for (const entry of await readdir(folder, { withFileTypes: true })) {
     const { name } = entry;
     if (!entry.isFile() || name.startsWith('.') || name.endsWith('.part') || name.endsWith('.tmp') || name.endsWith(CONTROL_SUFFIX)) continue;
-    present.push(name);
     // Its control file too may still be being written.
-    if (settled(await stat(join(folder, name)).catch(ignoreMissing), true) && settled(await controlStats(folder, name), false)) ready.push(name);
+    const isSettled = settled(await stat(join(folder, name)).catch(ignoreMissing), true) && settled(await controlStats(folder, name), false);
+    (isSettled ? ready : unsettled).push(name);
   }
-  return { ready: ready.sort(), present };
+  return { ready: ready.sort(), unsettled };
 }
 
 async function dispatchFile(client: MeshClient, file: string, options: DispatchOptions): Promise<DispatchReceipt> {
@@ -214,7 +209,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     earlier: fields.localId === undefined ? null : await messageCarrying(client, localId),
     sentTo: fields.to,
     sentWorkflowId: fields.workflowId,
-    sentFileName: fields.fileName ?? file,
+    sentFileName: fields.fileName,
     messageId: null,
     chunkSize: options.chunkSize,
     gzip: options.gzip,
@@ -370,7 +365,11 @@ function refusalOf(error: unknown): string | undefined {
   return undefined;
 }
 
-function messageFields(file: string, control: ControlFields, defaults: DispatchOptions['defaults']): MessageFields & { readonly localId?: string } {
+function messageFields(
+  file: string,
+  control: ControlFields,
+  defaults: DispatchOptions['defaults'],
+): MessageFields & { readonly fileName: string; readonly localId?: string } {
   const to = control.to ?? defaults.to;
   const workflowId = control.workflowId ?? defaults.workflowId;
   if (to === undefined || workflowId === undefined) {

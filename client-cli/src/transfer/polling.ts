@@ -37,14 +37,16 @@ export class RetrySchedule {
   }
 }
 
-/**
- * Runs `pass` again and again, `intervalMs` apart, until the signal stops it. A pass that
- * throws (the server away, the folder unreadable) is reported and tried again at the next poll.
- */
-export async function pollUntilStopped(
-  pass: () => Promise<unknown>,
-  options: { readonly intervalMs: number; readonly signal: AbortSignal; readonly onPassFailed: (error: unknown) => void },
-): Promise<void> {
+/** How a watch polls: every `intervalMs` until the signal stops it, reporting a pass that fails as a whole. */
+export interface PollingOptions {
+  readonly intervalMs: number;
+  readonly signal: AbortSignal;
+  /** The pass could not run (the server away, the folder unreadable): tried again at the next poll. */
+  readonly onPassFailed: (error: unknown) => void;
+}
+
+/** Runs `pass` again and again, `intervalMs` apart, until the signal stops it. */
+export async function pollUntilStopped(pass: () => Promise<unknown>, options: PollingOptions): Promise<void> {
   while (!options.signal.aborted) {
     try {
       await pass();

@@ -5,7 +5,7 @@ import type { MessageMetadata } from '../client/message-metadata.ts';
 import { formatChecksum } from './checksum.ts';
 import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
-import { pollUntilStopped, RetrySchedule } from './polling.ts';
+import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 
 /** A message saved into the folder and acknowledged. */
@@ -74,12 +74,7 @@ export async function receiveInbox(client: MeshClient, options: ReceiveOptions):
   return failed;
 }
 
-export interface WatchOptions extends Omit<ReceiveOptions, 'skip' | 'onListed'> {
-  readonly intervalMs: number;
-  readonly signal: AbortSignal;
-  /** The inbox could not be listed (the server away): tried again at the next poll. */
-  readonly onPassFailed: (error: unknown) => void;
-}
+export interface WatchOptions extends Omit<ReceiveOptions, 'skip' | 'onListed' | 'signal'>, PollingOptions {}
 
 /**
  * Receives what arrives, pass after pass `intervalMs` apart, until the signal stops it (a
