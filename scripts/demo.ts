@@ -2,12 +2,12 @@
  * `npm run demo`: the demo laboratory sends a pathology result to the demo GP practice, which
  * polls, downloads (checked byte for byte), and acknowledges; the laboratory's tracking then
  * shows the message acknowledged. Then the folder flow: two results dropped into the
- * laboratory's outbox folder go out with `dispatch`, and the practice's `receive` saves them. Every step runs the real `meshbox` CLI with the profiles
- * `npm run setup` wrote. It uses the server those profiles point at (`npm start`); when none
- * is running it starts one as `npm start` does, and stops it afterwards.
+ * laboratory's outbox folder go out with `dispatch`, and the practice's `receive` saves them.
+ * Every step runs the real `meshbox` CLI with the profiles `npm run setup` wrote. It uses the
+ * server those profiles point at (`npm start`); when none is running it starts one as `npm
+ * start` does, and stops it afterwards.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { SETTLE_MS } from '../client-cli/src/transfer/dispatch.ts';
 import { REPO_ROOT } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
-import { stopProcess, waitFor } from './services/processes.ts';
+import { portOpen, stopProcess, waitFor } from './services/processes.ts';
 
 const run = promisify(execFile);
 const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
@@ -39,14 +39,7 @@ async function meshbox(mailboxId: string, args: readonly string[]): Promise<stri
 
 /** Whether something accepts connections at the URL's host and port. */
 function listening(url: URL): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(Number(url.port || 443), url.hostname);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+  return portOpen(Number(url.port || 443), url.hostname);
 }
 
 /** The server the profiles point at: undefined when one is running, else one started here. */

@@ -20,7 +20,7 @@ import {
   issueServerCertificate,
 } from '../../shared/src/pki/index.ts';
 import { type KeyPair, TEST_SECRET_KEY, type TestMailbox } from './harness.ts';
-import { freePort } from '../../scripts/services/processes.ts';
+import { freePort, portOpen, sleep } from '../../scripts/services/processes.ts';
 import { removeDeploymentState } from './cleanup.ts';
 
 export interface ServerProcess {
@@ -178,18 +178,10 @@ export async function startServerProcess(
 }
 
 async function waitForPort(port: number, child: ChildProcess): Promise<boolean> {
-  const { connect } = await import('node:net');
   // Generous: a loaded CI machine can take many seconds to start a Node process.
   for (let attempt = 0; attempt < 300 && child.exitCode === null; attempt++) {
-    const open = await new Promise<boolean>((done) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        done(true);
-      });
-      socket.on('error', () => done(false));
-    });
-    if (open) return true;
-    await new Promise((done) => setTimeout(done, 100));
+    if (await portOpen(port)) return true;
+    await sleep(100);
   }
   return false;
 }
