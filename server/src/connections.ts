@@ -1,4 +1,4 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -46,6 +46,18 @@ export interface ConnectionSettings extends RedisTarget {
 /** Beyond every mailbox of England's ~28,000 organisations; a few MiB at most. */
 const MAILBOX_CACHE_ENTRIES = 50_000;
 
+/**
+ * What of the SDK's logging reaches the log: its own warnings only. It would otherwise log
+ * every command it sends (at info, the level a server runs at) and every command that fails
+ * (at error, even the expected 404 of a bucket's existence check at start-up); the stores
+ * handle those failures and the server logs the ones that matter.
+ */
+function sdkWarningsOnly(logger: Logger): NonNullable<S3ClientConfig['logger']> {
+  const s3 = logger.child({ component: 's3' });
+  const ignore = (): void => {};
+  return { trace: ignore, debug: ignore, info: ignore, error: ignore, warn: (...content: unknown[]) => s3.warn({ content }, 'S3 client warning') };
+}
+
 /** `logger`: where the SDK's own warnings go (as JSON lines with the rest), instead of the console. */
 export function createS3Client(settings: S3Settings, logger?: Logger): S3Client {
   // Keep-alive sockets: a TCP (and TLS) setup per chunk would dominate small messages.
@@ -59,7 +71,7 @@ export function createS3Client(settings: S3Settings, logger?: Logger): S3Client 
     responseChecksumValidation: 'WHEN_REQUIRED',
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
-    ...(logger ? { logger: logger.child({ component: 's3' }) } : {}),
+    ...(logger ? { logger: sdkWarningsOnly(logger) } : {}),
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),

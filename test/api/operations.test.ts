@@ -1,8 +1,13 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import test from 'ava';
+import { pino } from 'pino';
+import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createS3Client } from '../../server/src/connections.ts';
 import { checkReadiness } from '../../server/src/domain/health.ts';
 import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { freePort } from '../../scripts/services/processes.ts';
+import { removeBucket } from '../support/cleanup.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 
@@ -35,6 +40,37 @@ test('readiness reports object storage that does not answer', async (t) => {
     const readiness = await checkReadiness({ ...server.services, payloads: new PayloadStore(s3, 'x') });
     t.deepEqual(readiness, { ready: false, redis: true, objectStorage: false });
   } finally {
+    s3.destroy();
+  }
+});
+
+test('the S3 client logs neither each request nor an expected failure, only its own warnings', async (t) => {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+  const { s3: local } = await ensureLocalServices();
+  const bucket = `log-${randomBytes(6).toString('hex')}`;
+  const s3 = createS3Client(
+    { endpoint: local.endpoint, bucket, region: local.region, forcePathStyle: true, credentials: { accessKeyId: local.accessKeyId, secretAccessKey: local.secretAccessKey } },
+    logger,
+  );
+  const payloads = new PayloadStore(s3, bucket);
+  try {
+    // A new bucket: its existence check fails with 404 first, then it is created.
+    await payloads.ensureBucket();
+    const chunk = randomBytes(1000);
+    await payloads.putChunk('M1', 1, Readable.from([chunk]), chunk.length);
+    const stored = await payloads.getChunk('M1', 1);
+    t.is(stored?.size, chunk.length);
+    if (stored?.body instanceof Readable) await stored.body.toArray();
+    t.is(await payloads.getChunk('M1', 2), undefined);
+    await payloads.deleteMessage('M1');
+    t.deepEqual(lines, [], 'nothing logged for requests that went as expected');
+    s3.config.logger.warn('a setting is deprecated');
+    t.deepEqual(lines.map((line) => JSON.parse(line) as { level: number; component: string; msg: string; content: unknown }).map(({ level, component, msg, content }) => ({ level, component, msg, content })), [
+      { level: 40, component: 's3', msg: 'S3 client warning', content: ['a setting is deprecated'] },
+    ]);
+  } finally {
+    await removeBucket(s3, bucket);
     s3.destroy();
   }
 });

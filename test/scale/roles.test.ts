@@ -90,6 +90,8 @@ async function twoApisAndTwoWorkers(
     t.is(workerOnly.status, 404, 'a worker process serves no MESH endpoints');
     await beforeStop();
   } finally {
+    // Shown only when the test fails: whatever the processes logged (warnings and errors) says why.
+    for (const [index, server] of processes.entries()) if (server.output()) t.log(`process ${index} logged:\n${server.output()}`);
     for (const server of processes.reverse()) await server.stop();
   }
 }

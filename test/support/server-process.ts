@@ -33,6 +33,8 @@ export interface ServerProcess {
   readonly sharedKey: string;
   /** To start more processes of the same deployment. */
   readonly deployment: Deployment;
+  /** What the process (and any earlier run of it) wrote to stdout and stderr: its log, for a failing test to show. */
+  readonly output: () => string;
   /** The current server process's pid (it changes on restart). */
   readonly pid: () => number;
   /** Signals the process and resolves with its exit code once it has gone. */
@@ -113,11 +115,13 @@ export async function startServerProcess(
     ...extraEnvironment,
   };
   let child: ChildProcess;
+  let output = '';
+  // The end of the log is what explains a failure; a long benchmark run must not grow it for ever.
+  const keepOutput = (data: Buffer) => (output = (output + data.toString()).slice(-100_000));
   const spawnServer = async (): Promise<void> => {
     child = spawn(process.execPath, [resolve(REPO_ROOT, 'server/src/main.ts')], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
-    child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
+    child.stdout?.on('data', keepOutput);
+    child.stderr?.on('data', keepOutput);
     if (!(await waitForPort(port, child))) {
       child.kill('SIGKILL');
       throw new Error(`server process did not start:\n${output}`);
@@ -146,6 +150,7 @@ export async function startServerProcess(
     caPem: ca.certPem,
     sharedKey,
     deployment: { dir, ca, sharedKey, prefix, bucket, redis: redisTarget },
+    output: () => output,
     pid: () => child.pid ?? 0,
     kill,
     restart: spawnServer,
