@@ -4,7 +4,7 @@ import { LuaScript } from './lua-script.ts';
 import type { RedisClient } from './redis-client.ts';
 
 const reserveIdScript = new LuaScript('reserve-id');
-const createMessageScript = new LuaScript('create-message', ['accept-when-complete']);
+const createMessageScript = new LuaScript('create-message');
 const storeChunkScript = new LuaScript('store-chunk', ['accept-when-complete']);
 const deliverScript = new LuaScript('deliver');
 const acknowledgeScript = new LuaScript('acknowledge');
@@ -135,32 +135,39 @@ export class MessageStore {
   ): Promise<CreateOutcome> {
     const keys = this.#keys;
     const inlinePayload = firstChunk?.inlinePayload;
+    const at = String(now.getTime());
+    const outcome: CreateOutcome = (firstChunk ? 1 : 0) >= metadata.totalChunks ? 'accepted' : 'uploading';
     const fields: Record<string, string> = {
       ...serialiseMetadata(metadata),
-      status: 'uploading',
+      status: outcome,
       // Most messages never leave the accepted status detail: it is what an absent one means.
       ...(status === ACCEPTED_STATUS
         ? {}
         : { statusCode: status.code, statusEvent: status.event, statusDescription: status.description, statusSuccess: status.success ? '1' : '0' }),
-      createdAt: String(now.getTime()),
-      statusAt: String(now.getTime()),
+      createdAt: at,
+      statusAt: at,
+      // Chunk sizes are only asked for while the upload goes on; an accepted message has its size.
+      ...(outcome === 'accepted'
+        ? { size: String(firstChunk?.size ?? 0), acceptedAt: at }
+        : firstChunk
+          ? { [`${CHUNK_FIELD_PREFIX}1`]: String(firstChunk.size), storedChunks: '1', storedBytes: String(firstChunk.size) }
+          : {}),
       inline: inlinePayload ? '1' : '',
     };
-    const outcome = (await createMessageScript.run(
+    const recorded = await createMessageScript.run(
       this.#redis,
       [keys.message(id), keys.messageIdReservation(id)],
       [
-        firstChunk ? firstChunk.size : '',
-        now.getTime(),
-        inlinePayload ?? '',
         // A small message's id is claimed by its record, not reserved before: another send's reservation wins.
         inlinePayload ? '1' : '',
         // Empty fields read back as '' anyway; not storing them keeps each record small.
         ...Object.entries(fields).filter(([, value]) => value !== '').flat(),
+        ...(inlinePayload ? [INLINE_PAYLOAD_FIELD, inlinePayload] : []),
       ],
-    )) as CreateOutcome;
+    );
+    if (recorded !== 1) return 'exists';
     // Indexed once recorded: never an id that is someone else's (a clash) or has no record.
-    if (outcome !== 'exists' && metadata.localId && metadata.sender) await this.#redis.sadd(keys.localIds(metadata.sender, metadata.localId), id);
+    if (metadata.localId && metadata.sender) await this.#redis.sadd(keys.localIds(metadata.sender, metadata.localId), id);
     return outcome;
   }
 

@@ -1,20 +1,19 @@
--- Records a new message whose first chunk is already in object storage (or, for a small
--- message, is stored here in its record), and accepts it at once when it has no more chunks.
--- Chunk sizes are fields 'chunk:<n>' of the record, counted in 'storedChunks' and 'storedBytes'.
+-- Records a new message whole, from the fields its caller made: accepted already when chunk 1
+-- was all of it, else uploading with chunk 1's size as field 'chunk:1' (counted in
+-- 'storedChunks' and 'storedBytes'); a small message's payload is one of the fields.
 -- KEYS[1] message hash, KEYS[2] the id's reservation (no longer needed once the record exists)
--- ARGV[1] first chunk size ('' for a message without chunks: a report), ARGV[2] now (ms),
--- ARGV[3] the payload itself ('' when it is in object storage), ARGV[4] '1' when the id was not
--- reserved beforehand (a small message claims it here), ARGV[5..] field/value pairs
--- Returns 'exists' (id collision, or a retried report), 'uploading' or 'accepted'.
-if redis.call('EXISTS', KEYS[1]) == 1 or (ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1) then
-  return 'exists'
+-- ARGV[1] '1' when the id was not reserved beforehand (a small message claims it here),
+-- ARGV[2..] field/value pairs
+-- Returns 1 when recorded, 0 when the id is taken (a clash, or a retried report).
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('DEL', KEYS[2])
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'payload', ARGV[3])
+if ARGV[1] == '1' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    return 0
+  end
+else
+  redis.call('DEL', KEYS[2])
 end
-if ARGV[1] ~= '' then
-  redis.call('HSET', KEYS[1], 'chunk:1', ARGV[1], 'storedChunks', 1, 'storedBytes', ARGV[1])
-end
-return accept_when_complete(KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
