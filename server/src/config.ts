@@ -24,7 +24,13 @@ export const DEFAULT_PERIODS: RetentionPeriods = {
   messageRetentionMs: 30 * DAY_MS,
   // As long as the records they are about.
   auditRetentionMs: 30 * DAY_MS,
+  deliveryCheckMs: deliveryCheckAfter(DEFAULT_CLIENT_TIMEOUTS.requestMs),
 };
+
+/** A minute past the longest a request may take. */
+function deliveryCheckAfter(requestTimeoutMs: number): number {
+  return requestTimeoutMs + 60_000;
+}
 
 /** Per mailbox: far above what one real system sends, low enough that one cannot starve the rest. */
 export const DEFAULT_RATE_LIMIT = 500;
@@ -214,6 +220,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       payloadRetentionMs: env.MESHBOX_PAYLOAD_RETENTION_SECONDS * 1000,
       messageRetentionMs: env.MESHBOX_MESSAGE_RETENTION_SECONDS * 1000,
       auditRetentionMs: env.MESHBOX_AUDIT_RETENTION_SECONDS * 1000,
+      deliveryCheckMs: deliveryCheckAfter(env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000),
     },
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
     // Whole milliseconds: the cache takes nothing else.

@@ -2,7 +2,7 @@ import test from 'ava';
 import { nextLifecycleStep, undeliveredDescription } from '../src/domain/lifecycle.ts';
 import type { MessageRecord } from '../src/store/messages.ts';
 
-const periods = { inboxExpiryMs: 5_000, uploadExpiryMs: 1_000, payloadRetentionMs: 2_000, messageRetentionMs: 30_000, auditRetentionMs: 60_000 };
+const periods = { inboxExpiryMs: 5_000, uploadExpiryMs: 1_000, payloadRetentionMs: 2_000, messageRetentionMs: 30_000, auditRetentionMs: 60_000, deliveryCheckMs: 500 };
 const t0 = new Date('2026-11-22T10:00:00Z');
 const plus = (ms: number): Date => new Date(t0.getTime() + ms);
 

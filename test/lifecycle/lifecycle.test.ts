@@ -23,6 +23,7 @@ const periods = {
   uploadExpiryMs: 30 * SECOND,
   payloadRetentionMs: 10 * SECOND,
   messageRetentionMs: 300 * SECOND,
+  deliveryCheckMs: 5 * SECOND,
 };
 
 let server: TestServer;
@@ -62,6 +63,17 @@ function staleFirst(stale: MessageRecord): MessageStore {
 
 const inboxOf = async (mailbox: TestMailbox): Promise<string[]> =>
   (await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).json().messages;
+
+/** Chunk 1 of a message of two from lab to gp: the id of the message, now uploading. */
+async function startTwoChunkMessage(workflowId: string, firstChunk: Buffer | string): Promise<string> {
+  const started = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': workflowId, 'mex-Chunk-Range': '1:2' },
+    body: firstChunk,
+  });
+  return started.json().message_id;
+}
 
 test('before the expiry period nothing happens; the next check is due at acceptance + expiry', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'not yet');
@@ -147,13 +159,7 @@ test('a small message kept in Redis has its payload purged there too', async (t)
 });
 
 test('an abandoned upload expires, its chunks are deleted, and it never reaches the inbox', async (t) => {
-  const started = await mailboxRequest(server, lab, {
-    method: 'POST',
-    path: `/messageexchange/${lab.id}/outbox`,
-    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' },
-    body: 'first half',
-  });
-  const messageId: string = started.json().message_id;
+  const messageId = await startTwoChunkMessage('W', 'first half');
   t.is(await objectsOf(messageId), 1);
 
   await advanceLifecycle(later(periods.uploadExpiryMs + SECOND), messageId);
@@ -231,13 +237,7 @@ test('an expiry interrupted between its steps is finished by the next run: out o
 
 test('an acceptance or acknowledgement cut off before the inbox was updated is completed when the client retries', async (t) => {
   const chunks = [Buffer.alloc(10, 1), Buffer.alloc(10, 2)];
-  const first = await mailboxRequest(server, lab, {
-    method: 'POST',
-    path: `/messageexchange/${lab.id}/outbox`,
-    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'RETRY', 'mex-Chunk-Range': '1:2' },
-    body: chunks[0],
-  });
-  const messageId: string = first.json().message_id;
+  const messageId = await startTwoChunkMessage('RETRY', chunks[0]!);
   const lastChunk = () =>
     mailboxRequest(server, lab, {
       method: 'POST',
@@ -260,6 +260,88 @@ test('an acceptance or acknowledgement cut off before the inbox was updated is c
   t.false((await inboxOf(gp)).includes(messageId));
   t.is((await lastChunk()).status, 423);
   t.false((await inboxOf(gp)).includes(messageId), 'a late chunk retry never brings back an acknowledged message');
+});
+
+/** The services, except that delivering into an inbox fails: a request cut off (a crash, Redis gone) right after acceptance. */
+function cutOffBeforeDelivery(): Services {
+  const lost = async (): Promise<void> => {
+    throw new Error('connection lost');
+  };
+  return { ...server.services, messages: overriding(server.services.messages, { deliver: lost, deliverChecked: lost }) };
+}
+
+const nextCheckOf = (messageId: string) => server.connections.schedule.nextCheck(messageId);
+
+test('a delivered send is next looked at when it could expire; one cut off before the inbox is delivered at its first check', async (t) => {
+  const delivered = await sendMessage(server, lab, gp, 'delivered');
+  const accepted = (await server.services.messages.get(delivered))!.acceptedAt!;
+  t.is((await nextCheckOf(delivered))?.getTime(), accepted.getTime() + periods.inboxExpiryMs, 'no check before it could expire');
+
+  const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'CUT' });
+  const body = Buffer.from('cut off');
+  let stranded = '';
+  const started = Date.now();
+  const error = await t.throwsAsync(
+    sendThroughDomain(
+      { ...cutOffBeforeDelivery(), newMessageId: (at: Date) => (stranded = newMessageId(at)) },
+      {
+        sender: (await server.services.mailboxes.get(lab.id))!,
+        metadata,
+        body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' },
+      },
+    ),
+  );
+  t.is(error?.message, 'connection lost');
+  const message = (await server.services.messages.get(stranded))!;
+  t.is(message.status, 'accepted');
+  t.false((await inboxOf(gp)).includes(stranded), 'accepted, but not in the inbox');
+  const firstCheck = (await nextCheckOf(stranded))!.getTime();
+  t.true(firstCheck >= started + periods.deliveryCheckMs && firstCheck <= Date.now() + periods.deliveryCheckMs, 'checked once the request has surely ended');
+
+  const next = await advanceLifecycle(later(periods.deliveryCheckMs), stranded);
+  t.true((await inboxOf(gp)).includes(stranded), 'the first check delivered it');
+  t.is(next?.getTime(), message.acceptedAt!.getTime() + periods.inboxExpiryMs, 'and it waits for its expiry next');
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${stranded}` })).body.toString(), 'cut off');
+});
+
+test('a final chunk cut off before the inbox, and never retried, is delivered at the check it brought forward', async (t) => {
+  const chunks = [Buffer.alloc(10, 1), Buffer.alloc(10, 2)];
+  const messageId = await startTwoChunkMessage('CUT', chunks[0]!);
+  // Its upload not overdue yet: the first check moves on to the upload's deadline, as a slow upload would see.
+  const created = (await server.services.messages.get(messageId))!.createdAt.getTime();
+  const afterFirstCheck = await advanceLifecycle(later(periods.deliveryCheckMs), messageId);
+  t.is(afterFirstCheck?.getTime(), created + periods.uploadExpiryMs);
+  // As the worker does once the check is done (the claim's lease being the entry's time).
+  await server.connections.schedule.release({ messageId, leaseEnd: (await nextCheckOf(messageId))!.getTime() }, afterFirstCheck);
+
+  const started = Date.now();
+  const upload = uploadChunk(cutOffBeforeDelivery(), {
+    sender: lab.id,
+    messageId,
+    chunkNumber: 2,
+    totalChunks: 2,
+    body: { stream: Readable.from([chunks[1]]), contentLength: chunks[1]!.length, contentEncoding: '' },
+  });
+  await t.throwsAsync(upload, { message: 'connection lost' });
+  t.is((await server.services.messages.get(messageId))!.status, 'accepted');
+  t.false((await inboxOf(gp)).includes(messageId));
+  const check = (await nextCheckOf(messageId))!.getTime();
+  t.true(check >= started + periods.deliveryCheckMs && check < created + periods.uploadExpiryMs, 'the chunk brought the check forward');
+  await advanceLifecycle(later(periods.deliveryCheckMs), messageId);
+  t.true((await inboxOf(gp)).includes(messageId), 'delivered by that check');
+});
+
+test('a first check brought forward meanwhile is not postponed', async (t) => {
+  const schedule = server.connections.schedule;
+  const messageId = newMessageId(new Date());
+  const [first, earlier, expiry] = [10, 5, 100].map((seconds) => new Date(Date.now() + seconds * SECOND)) as [Date, Date, Date];
+  await schedule.start(messageId, first);
+  await schedule.postpone(messageId, first, expiry);
+  t.is((await schedule.nextCheck(messageId))?.getTime(), expiry.getTime(), 'still the first check: moved');
+  await schedule.schedule(messageId, earlier);
+  await schedule.postpone(messageId, expiry, new Date(expiry.getTime() + SECOND));
+  t.is((await schedule.nextCheck(messageId))?.getTime(), earlier.getTime(), 'brought forward (an acknowledgement): left');
+  await schedule.release({ messageId, leaseEnd: earlier.getTime() }, undefined);
 });
 
 test('a retried final chunk that read the message just before it was acknowledged does not bring it back into the inbox', async (t) => {

@@ -15,6 +15,12 @@ export interface RetentionPeriods {
   readonly messageRetentionMs: number;
   /** Audit entries are kept this long (0: for ever, trimmed by the operator). */
   readonly auditRetentionMs: number;
+  /**
+   * A new message is first looked at this long after its send began, once its request has
+   * surely ended (longer than the request timeout): a request cut off after the message was
+   * accepted, before it reached the inbox, leaves it to that check to deliver.
+   */
+  readonly deliveryCheckMs: number;
 }
 
 /** Runs a message's next lifecycle check at a given time (one schedule entry per message). */
@@ -23,6 +29,8 @@ export interface LifecycleScheduler {
   start(messageId: string, at: Date): Promise<void>;
   /** Moves an existing message's next check to `at` (or starts one). */
   schedule(messageId: string, at: Date): Promise<void>;
+  /** Moves the next check from `from` to the later `to`, unless it has changed since. */
+  postpone(messageId: string, from: Date, to: Date): Promise<void>;
 }
 
 export type LifecycleStep =
@@ -85,6 +93,8 @@ export async function advanceLifecycle(services: Services, messageId: string): P
     const step = nextLifecycleStep(message, now, services.periods);
     switch (step.kind) {
       case 'wait':
+        // A send or final chunk cut off between acceptance and delivery is delivered here (a repeat changes nothing).
+        if (message.status === 'accepted') await services.messages.deliverChecked(messageId, message.recipient);
         return step.until;
       case 'abandon-upload':
         // Nobody can ever download an incomplete message: its chunks go at once. Unless its last

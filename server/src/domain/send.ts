@@ -44,13 +44,14 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
     linkedMessageId: '',
     contentEncoding: request.body.contentEncoding,
   };
-  // First looked at when the upload could be overdue, or the message (if accepted at once) could expire.
-  const firstCheckAt = new Date(services.now().getTime() + Math.min(services.periods.uploadExpiryMs, services.periods.inboxExpiryMs));
-  const { messageId, outcome } = fitsInline(services, metadata.totalChunks, request.body)
+  const { periods } = services;
+  // First looked at once this request has surely ended, or earlier when the upload could be overdue or the message could expire.
+  const firstCheckAt = new Date(services.now().getTime() + Math.min(periods.deliveryCheckMs, periods.uploadExpiryMs, periods.inboxExpiryMs));
+  const { messageId, outcome, recordedAt } = fitsInline(services, metadata.totalChunks, request.body)
     ? await recordSmallMessage(services, metadata, request.body, firstCheckAt)
     : await recordStoredMessage(services, metadata, request.body, firstCheckAt);
   await Promise.all([
-    outcome === 'accepted' ? services.messages.deliver(messageId, metadata.recipient) : undefined,
+    outcome === 'accepted' ? deliverNew(services, messageId, metadata.recipient, firstCheckAt, recordedAt) : undefined,
     services.audit.record({ action: 'send', actor: metadata.sender, messageId, detail: `to ${metadata.recipient}` }),
   ]);
   return messageId;
@@ -59,15 +60,26 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
 interface Recorded {
   readonly messageId: string;
   readonly outcome: Exclude<CreateOutcome, 'exists'>;
+  readonly recordedAt: Date;
+}
+
+/**
+ * Into the inbox; then the first check, there in case this request stopped short of that, can
+ * wait until the message could expire (unless something else has moved it meanwhile).
+ */
+async function deliverNew(services: Services, messageId: string, recipient: string, firstCheckAt: Date, acceptedAt: Date): Promise<void> {
+  await services.messages.deliver(messageId, recipient);
+  await services.lifecycle.postpone(messageId, firstCheckAt, new Date(acceptedAt.getTime() + services.periods.inboxExpiryMs));
 }
 
 /** Chunk 1 into object storage under a reserved id, then the record. */
 async function recordStoredMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstCheckAt: Date): Promise<Recorded> {
   const messageId = await reserveMessageId(services, firstCheckAt);
   const size = await storeChunk(services, messageId, 1, body);
-  const outcome = await services.messages.create(messageId, metadata, size, services.now());
+  const recordedAt = services.now();
+  const outcome = await services.messages.create(messageId, metadata, size, recordedAt);
   if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
-  return { messageId, outcome };
+  return { messageId, outcome, recordedAt };
 }
 
 /**
@@ -82,8 +94,9 @@ async function recordSmallMessage(services: Services, metadata: MessageMetadata,
   for (;;) {
     const messageId = services.newMessageId(services.now());
     const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);
-    const outcome = await services.messages.create(messageId, metadata, bytes.length, services.now(), bytes);
-    if (outcome !== 'exists') return { messageId, outcome };
+    const recordedAt = services.now();
+    const outcome = await services.messages.create(messageId, metadata, bytes.length, recordedAt, bytes);
+    if (outcome !== 'exists') return { messageId, outcome, recordedAt };
   }
 }
 

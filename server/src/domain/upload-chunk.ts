@@ -24,7 +24,11 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     await services.messages.deliverChecked(message.id, message.recipient);
   }
   refuse(before, upload, services);
-  const size = await storeChunk(services, upload.messageId, upload.chunkNumber, upload.body);
+  const [size] = await Promise.all([
+    storeChunk(services, upload.messageId, upload.chunkNumber, upload.body),
+    // Should this chunk complete the message and the request stop before delivering it, that check delivers it.
+    services.lifecycle.schedule(upload.messageId, new Date(services.now().getTime() + services.periods.deliveryCheckMs)),
+  ]);
   const outcome = await services.messages.storeChunk(
     upload.messageId,
     upload.sender,

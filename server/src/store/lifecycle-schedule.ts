@@ -5,6 +5,7 @@ import type { RedisClient } from './redis-client.ts';
 
 const claimDueScript = new LuaScript('claim-due');
 const rescheduleScript = new LuaScript('reschedule');
+const postponeScript = new LuaScript('postpone-check');
 
 /** Enough to spread the schedule over a cluster's masters; each shard is scanned on every sweep. */
 export const SCHEDULE_SHARDS = 16;
@@ -55,6 +56,11 @@ export class LifecycleSchedule {
   /** Makes sure the next check comes no later than `at` (an earlier one stays). */
   async schedule(messageId: string, at: Date): Promise<void> {
     await this.#redis.zadd(this.#shardKey(messageId), 'LT', at.getTime(), messageId);
+  }
+
+  /** Moves the next check from `from` to `to`, unless it has changed since (claimed, or brought forward). */
+  async postpone(messageId: string, from: Date, to: Date): Promise<void> {
+    await postponeScript.run(this.#redis, [this.#shardKey(messageId)], [messageId, from.getTime(), to.getTime()]);
   }
 
   /** When the message is next looked at; undefined when its life is over. */
