@@ -4,6 +4,7 @@ import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
 import { SendRejectedError } from './errors.ts';
+import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
 import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
@@ -24,12 +25,13 @@ export interface SendRequest {
 
 /**
  * Sends a message (its chunk 1 of N). The chunk goes to object storage first and the
- * message is recorded after, so a 202 is only ever given for what is durable in both. A small
+ * message is recorded after, so a 202 is only ever given for what is durable in both (and,
+ * once it is, always: see runFollowUpSteps). A small
  * single-chunk message is stored in Redis with its record instead, in one atomic step: one S3
  * round trip per message would cap small-message throughput at what the object store allows.
  * A send refused for its recipient or workflow writes nothing.
  */
-export async function sendMessage(services: Services, request: SendRequest): Promise<string> {
+export async function sendMessage(services: Services, request: SendRequest): Promise<SentMessage> {
   if (request.metadata.totalChunks > services.limits.maxChunks) {
     throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, {
       detail: `at most ${services.limits.maxChunks} chunks per message`,
@@ -50,11 +52,17 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   const { messageId, outcome, recordedAt } = fitsInline(services, metadata.totalChunks, request.body)
     ? await recordSmallMessage(services, metadata, request.body, firstCheckAt)
     : await recordStoredMessage(services, metadata, request.body, firstCheckAt);
-  await Promise.all([
-    outcome === 'accepted' ? deliverNew(services, messageId, metadata.recipient, firstCheckAt, recordedAt) : undefined,
-    services.audit.record({ action: 'send', actor: metadata.sender, messageId, detail: `to ${metadata.recipient}` }),
-  ]);
-  return messageId;
+  const unfinished = await runFollowUpSteps({
+    ...(outcome === 'accepted' ? { delivery: deliverNew(services, messageId, metadata.recipient, firstCheckAt, recordedAt) } : {}),
+    audit: services.audit.record({ action: 'send', actor: metadata.sender, messageId, detail: `to ${metadata.recipient}` }),
+  });
+  return { messageId, unfinished };
+}
+
+export interface SentMessage {
+  readonly messageId: string;
+  /** What failed after the message was recorded: it is sent all the same. */
+  readonly unfinished: readonly UnfinishedStep[];
 }
 
 interface Recorded {

@@ -2,6 +2,7 @@ import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, MessageNotFoundError, ForbiddenError, SendRejectedError } from './errors.ts';
 import type { MessageRecord, StoreChunkOutcome } from '../store/messages.ts';
 import { PayloadTooLargeError, storeChunk } from './chunk-storage.ts';
+import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
 import type { ChunkBody } from './send.ts';
 import type { Services } from './services.ts';
 
@@ -13,8 +14,11 @@ export interface ChunkUpload {
   readonly body: ChunkBody;
 }
 
-/** Stores chunk n of the sender's uploading message (a retried chunk replaces its copy); accepts the message when it was the last missing. */
-export async function uploadChunk(services: Services, upload: ChunkUpload): Promise<void> {
+/**
+ * Stores chunk n of the sender's uploading message (a retried chunk replaces its copy); accepts
+ * the message when it was the last missing. Returns what failed after acceptance (runFollowUpSteps).
+ */
+export async function uploadChunk(services: Services, upload: ChunkUpload): Promise<readonly UnfinishedStep[]> {
   const message = await services.messages.get(upload.messageId);
   if (!message) throw new MessageNotFoundError(upload.messageId);
   // Checked before the body is stored, and again atomically when the chunk is recorded.
@@ -37,8 +41,8 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     services.limits.maxMessageBytes,
   );
   if (outcome === 'too_large') await services.payloads.deleteChunk(upload.messageId, upload.chunkNumber);
-  if (outcome === 'accepted') await services.messages.deliverChecked(message.id, message.recipient);
   refuse(outcome, upload, services);
+  return outcome === 'accepted' ? runFollowUpSteps({ delivery: services.messages.deliverChecked(message.id, message.recipient) }) : [];
 }
 
 function outcomeBefore(message: MessageRecord, upload: ChunkUpload): StoreChunkOutcome | 'mismatch' {

@@ -1,6 +1,8 @@
 import type Router from '@koa/router';
+import type { Logger } from 'pino';
 import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
 import { BadRequestError, MessageNotFoundError, SendRejectedError } from '../../domain/errors.ts';
+import type { UnfinishedStep } from '../../domain/follow-up-steps.ts';
 import { sendMessage } from '../../domain/send.ts';
 import type { Services } from '../../domain/services.ts';
 import { trackByLocalId, trackMessage } from '../../domain/track.ts';
@@ -12,11 +14,12 @@ import { trackingBody } from '../views/tracking.ts';
 export function registerOutboxRoutes(router: Router<MailboxState>, services: Services): void {
   router.post('/outbox', async (ctx) => {
     const { chunk: _chunk, ...metadata } = sendMetadata(ctx.req.headers);
-    const messageId = await sendMessage(services, {
+    const { messageId, unfinished } = await sendMessage(services, {
       sender: ctx.state.mailbox,
       metadata,
       body: chunkBody(ctx.req.headers, ctx.req),
     });
+    logUnfinished(ctx.state.log, messageId, unfinished);
     ctx.status = 202;
     ctx.body = ctx.state.apiVersion === 2 ? { message_id: messageId } : { messageID: messageId };
   });
@@ -28,13 +31,14 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
     if (String(range.chunk) !== ctx.params.chunk) {
       throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { messageId, detail: `${range.chunk}:${range.total}` });
     }
-    await uploadChunk(services, {
+    const unfinished = await uploadChunk(services, {
       sender: ctx.state.mailbox.id,
       messageId,
       chunkNumber: range.chunk,
       totalChunks: range.total,
       body: chunkBody(ctx.req.headers, ctx.req),
     });
+    logUnfinished(ctx.state.log, messageId, unfinished);
     ctx.status = 202;
     ctx.body = ctx.state.apiVersion === 2 ? '' : { messageID: messageId, blockID: range.chunk };
   });
@@ -52,4 +56,11 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
   router.get('/outbox/tracking/:localId', async (ctx) => {
     ctx.body = trackingBody(await trackByLocalId(services, ctx.state.mailbox.id, ctx.params.localId ?? ''), 1);
   });
+}
+
+function logUnfinished(log: Logger, messageId: string, unfinished: readonly UnfinishedStep[]): void {
+  for (const { step, error } of unfinished) {
+    const consequence = step === 'delivery' ? 'its first lifecycle check delivers it' : 'its audit entry is missing';
+    log.warn({ err: error, messageId, step }, `message accepted, but its ${step} failed: ${consequence}`);
+  }
 }
