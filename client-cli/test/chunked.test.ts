@@ -188,6 +188,38 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   t.is(again.stderr, `message ${messageId} is already accepted: nothing to upload\n`);
 });
 
+test('a final chunk whose answer was lost, and whose retry is refused as locked, counts as sent: the message is complete', async (t) => {
+  const payload = randomBytes(2 * CHUNK + 10);
+  const cwd = await folderWith(payload);
+  const refusals: number[] = [];
+  const result = await withClient(lab, (client) => {
+    // What the transport does after a lost answer: the same chunk again, which the server, having completed the message, refuses.
+    const answerLostOnLastChunk = overriding(client, {
+      uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
+        await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
+        if (chunkNumber !== totalChunks) return;
+        await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options).catch((error: { status?: number }) => {
+          refusals.push(error.status ?? 0);
+          throw error;
+        });
+      },
+    });
+    return sendFile(answerLostOnLastChunk, {
+      path: join(cwd, 'payload.bin'),
+      chunkSize: CHUNK,
+      gzip: false,
+      checksum: false,
+      message: { to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'payload.bin' },
+      progress: noProgress,
+    });
+  });
+  t.deepEqual(refusals, [423], 'the retry was refused as locked');
+  t.like(result, { totalChunks: 3, uploadedChunks: 3, bytes: payload.length });
+  const { result: download, bytes } = await downloaded(result.messageId);
+  t.is(download.code, 0, download.stderr);
+  t.true(bytes.equals(payload));
+});
+
 test('a chunk size over the server limit gives its 413 with advice, and exit 1', async (t) => {
   const cwd = await folderWith(randomBytes(150 * 1024));
   const result = await send(cwd, ['--chunk-size', '128KiB']);

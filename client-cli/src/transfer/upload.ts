@@ -2,6 +2,7 @@ import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
+import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan } from './chunking.ts';
@@ -145,9 +146,20 @@ class ChunkSender {
         contentEncoding: this.#encoding,
       });
     } catch (error) {
-      throw new ChunkUploadError(messageId, number, this.#plan.totalChunks, error);
+      if (!(await this.#completedMeanwhile(messageId, error))) throw new ChunkUploadError(messageId, number, this.#plan.totalChunks, error);
     }
     this.#finished(span);
+  }
+
+  /**
+   * A chunk refused as locked (423) when an earlier attempt of it lost its answer (the
+   * transport's retry): that attempt completed the message, so every chunk, this one too, is
+   * stored. Without this check a complete message would be reported as a failed send.
+   */
+  async #completedMeanwhile(messageId: string, error: unknown): Promise<boolean> {
+    if (!(error instanceof MeshClientError && error.status === 423)) return false;
+    const tracking = await this.#client.track(messageId).catch(() => undefined);
+    return tracking !== undefined && COMPLETE_STATUSES.has(tracking.status);
   }
 
   #finished(span: ChunkSpan): void {
