@@ -60,8 +60,11 @@ function sdkWarningsOnly(logger: Logger): NonNullable<S3ClientConfig['logger']> 
 
 /** `logger`: where the SDK's own warnings go (as JSON lines with the rest), instead of the console. */
 export function createS3Client(settings: S3Settings, logger?: Logger): S3Client {
-  // Keep-alive sockets: a TCP (and TLS) setup per chunk would dominate small messages.
-  const agentOptions = { keepAlive: true, maxSockets: 256 };
+  // Keep-alive sockets: a TCP (and TLS) setup per chunk would dominate small messages. An
+  // idle one is closed after 4 s, before the server's own keep-alive timeout (5 s for Node
+  // servers such as s3rver, longer for AWS S3 and MinIO) can close it just as a request goes
+  // out on it: the SDK cannot retry an upload whose body streams from the client (a 503).
+  const agentOptions = { keepAlive: true, maxSockets: 256, timeout: 4_000 };
   return new S3Client({
     region: settings.region,
     forcePathStyle: settings.forcePathStyle,
