@@ -10,6 +10,7 @@ import { registerDispatchCommand } from './commands/dispatch.ts';
 import { registerDownloadCommand } from './commands/download.ts';
 import { registerHandshakeCommand } from './commands/handshake.ts';
 import { registerInboxCommand } from './commands/inbox.ts';
+import { InterruptedError } from './commands/interruption.ts';
 import { registerReceiveCommand } from './commands/receive.ts';
 import { registerSendCommand } from './commands/send.ts';
 import { registerTrackCommand } from './commands/track.ts';
@@ -100,7 +101,8 @@ function allCommands(command: Command): Command[] {
 
 /**
  * Runs the CLI and returns its exit status instead of exiting, so tests can run it
- * in-process: 0 success, 1 a failed command, 2 a usage error.
+ * in-process: 0 success, 1 a failed command, 2 a usage error, 128 + the signal's number for a
+ * run the user stopped (130 for Ctrl-C).
  */
 export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
   const program = buildProgram(io);
@@ -113,6 +115,6 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
     // Commander has printed its own message; help and --version end with 0, anything else is usage.
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
     io.stderr(`${errorLine(error)}\n`);
-    return 1;
+    return error instanceof InterruptedError ? error.exitCode : 1;
   }
 }

@@ -50,7 +50,7 @@ test('--help lists every command with its options and the connection flags', asy
     'send <file> [--to <mailbox>] [--workflow <id>] [--subject <text>] [--local-id <id>] [--file-name <name>] [--chunk-size <size>] [--gzip] [--checksum] [--resume <message_id>] [--retries <n>] [--quiet] [--json]',
     'inbox [--workflow <filter>] [--json]',
     'count',
-    'download <id> [-o, --output <file>] [--retries <n>] [--quiet] [--json]',
+    'download <id> [-o, --output <file>] [--overwrite] [--retries <n>] [--quiet] [--json]',
     'receive <folder> [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--workflow <filter>] [--json]',
     'dispatch <folder> [--to <mailbox>] [--workflow <id>] [--subject <text>] [--chunk-size <size>] [--gzip] [--checksum] [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--json]',
     'ack <id>',
@@ -125,6 +125,27 @@ test('download without -o saves under the sender\'s file name, reduced to a bare
   t.is(download.code, 0, download.stderr);
   t.is(download.stdout.trim(), join(cwd, 'escape.bin'));
   t.true((await readFile(join(cwd, 'escape.bin'))).equals(payload));
+});
+
+test('download never replaces a file already there (two messages named results.csv) unless given --overwrite', async (t) => {
+  const [first, second] = [Buffer.from('first results'), Buffer.from('second results')];
+  const firstId = await sendFile(lab, gp, first, ['--file-name', 'results.csv']);
+  const secondId = await sendFile(lab, gp, second, ['--file-name', 'results.csv']);
+  const cwd = await folder();
+  const saved = join(cwd, 'results.csv');
+  t.is((await as(gp, ['download', firstId], cwd)).code, 0);
+
+  for (const args of [[secondId], [secondId, '-o', 'results.csv']]) {
+    const refused = await as(gp, ['download', ...args], cwd);
+    t.is(refused.code, 1, args.join(' '));
+    t.is(refused.stderr, `meshbox: ${saved} already exists and was left as it is: give -o with another name (or --overwrite to replace it)\n`);
+    t.true((await readFile(saved)).equals(first), 'the first message\'s file is kept');
+    t.deepEqual(await readdir(cwd), ['results.csv'], 'no temporary file is left');
+  }
+
+  const replaced = await as(gp, ['download', secondId, '--overwrite'], cwd);
+  t.is(replaced.code, 0, replaced.stderr);
+  t.true((await readFile(saved)).equals(second));
 });
 
 test('count and handshake work from environment variables alone, run as a separate process', async (t) => {

@@ -61,7 +61,7 @@ async function fetched(gp: MailboxFiles, messageId: string) {
   try {
     const metadata = await client.head(messageId);
     const into = await mkdtemp(join(work, 'fetched-'));
-    const download = await downloadFile(client, { messageId, output: 'payload', cwd: into, progress: noProgress });
+    const download = await downloadFile(client, { messageId, output: 'payload', cwd: into, progress: noProgress, overwrite: false });
     return { metadata, bytes: await readFile(download.path) };
   } finally {
     client.close();

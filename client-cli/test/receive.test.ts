@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
@@ -189,6 +189,55 @@ test('a stop in the middle of a message leaves it unacknowledged in the inbox, w
   }
   t.deepEqual(await readdir(into), []);
   t.deepEqual(await inboxOf(gp), [messageId]);
+});
+
+test('two receivers on one folder: the second is refused while the first works, so no message is saved twice', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'once.txt', Buffer.from('once'));
+  const into = await folder();
+  const client = new MeshClient(gp.settings, { retryDelayMs: 10 });
+  const received: string[] = [];
+  const pass = () =>
+    receiveInbox(client, {
+      folder: into,
+      progress: noProgress,
+      onReceived: (message) => received.push(message.messageId),
+      onFailed: (id, error) => t.fail(`${id}: ${String(error)}`),
+      onGone: (id) => t.fail(`${id} gone`),
+    });
+  try {
+    const outcomes = await Promise.allSettled([pass(), pass()]);
+    const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
+    t.is(refused.length, 1);
+    t.regex(String((refused[0] as PromiseRejectedResult).reason), /another receiver \(\S+ \d+, host and process\) is working on/);
+  } finally {
+    client.close();
+  }
+  t.deepEqual(received, [messageId]);
+  t.deepEqual(await readdir(into), [`${messageId}.json`, `${messageId}_once.txt`], 'the lock is released');
+});
+
+test('receive refuses a folder another host\'s receiver holds, and takes over the lock of a process of this host that is gone', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'after-crash.txt', Buffer.from('x'));
+  const into = await folder();
+  const lock = join(into, '.meshbox-receive.lock');
+  await writeFile(lock, `some-other-host ${process.pid}`);
+  const held = await as(gp, ['receive', into], work);
+  t.is(held.code, 1);
+  t.is(
+    held.stderr,
+    `meshbox: another receiver (some-other-host ${process.pid}, host and process) is working on ${into}: run one per folder ` +
+      `(remove ${lock} if no receiver of that host and process is running)\n`,
+  );
+  t.deepEqual(await inboxOf(gp), [messageId]);
+
+  const gone = spawn(process.execPath, ['-e', '']);
+  await once(gone, 'exit');
+  await writeFile(lock, `${hostname()} ${gone.pid}`);
+  const taken = await as(gp, ['receive', into], work);
+  t.is(taken.code, 0, taken.stderr);
+  t.deepEqual(await readdir(into), [`${messageId}.json`, `${messageId}_after-crash.txt`], 'released, and nothing left aside');
 });
 
 test('receive --watch saves what arrives while it runs, and stops cleanly when asked', async (t) => {

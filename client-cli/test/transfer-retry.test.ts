@@ -170,7 +170,7 @@ test('a stop during the wait before a broken-off chunk is fetched again ends the
   const cwd = await mkdtemp(join(work, 'stop-'));
   const error = await withFakeServer(handle, async (origin) => {
     const client = new MeshClient(connectionSettings(server, mailbox.mailbox, origin), { retryDelayMs: 600_000, signal: stop.signal });
-    return t.throwsAsync(downloadFile(client, { messageId: MESSAGE_ID, output: undefined, cwd, progress: noProgress }));
+    return t.throwsAsync(downloadFile(client, { messageId: MESSAGE_ID, output: undefined, cwd, progress: noProgress, overwrite: false }));
   });
 
   t.is(error?.name, 'AbortError');
@@ -179,6 +179,24 @@ test('a stop during the wait before a broken-off chunk is fetched again ends the
     [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`],
   );
   t.deepEqual(await readdir(cwd), []);
+});
+
+test('a file that appears at the target while the download runs is kept: the download is refused, leaving nothing of its own', async (t) => {
+  const { handle } = twoChunkMessage(() => false);
+  const cwd = await mkdtemp(join(work, 'race-'));
+  const target = join(cwd, 'result.bin');
+  const result = await withFakeServer(
+    (request, body, response) => {
+      // Another program saves a file under the same name after the first chunk was checked.
+      if (request.url?.endsWith('/2')) void writeFile(target, 'theirs').then(() => handle(request, body, response));
+      else handle(request, body, response);
+    },
+    (origin) => cli(origin, ['download', MESSAGE_ID], cwd),
+  );
+  t.is(result.code, 1);
+  t.is(result.stderr, `meshbox: ${target} already exists and was left as it is: give -o with another name (or --overwrite to replace it)\n`);
+  t.is(await readFile(target, 'utf8'), 'theirs');
+  t.deepEqual(await readdir(cwd), ['result.bin']);
 });
 
 test('a file that changes during a send stops it, without suggesting a resume', async (t) => {

@@ -55,7 +55,17 @@ const MAILBOX_CACHE_ENTRIES = 50_000;
 function sdkWarningsOnly(logger: Logger): NonNullable<S3ClientConfig['logger']> {
   const s3 = logger.child({ component: 's3' });
   const ignore = (): void => {};
-  return { trace: ignore, debug: ignore, info: ignore, error: ignore, warn: (...content: unknown[]) => s3.warn({ content }, 'S3 client warning') };
+  return {
+    trace: ignore,
+    debug: ignore,
+    info: ignore,
+    error: ignore,
+    warn: (...content: unknown[]) => {
+      // Said of every upload ended on purpose (its client went away), which the server reports itself.
+      if (typeof content[0] === 'string' && content[0].startsWith('An error was encountered in a non-retryable streaming request')) return;
+      s3.warn({ content }, 'S3 client warning');
+    },
+  };
 }
 
 /** `logger`: where the SDK's own warnings go (as JSON lines with the rest), instead of the console. */

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { gzipSync, gunzipSync } from 'node:zlib';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, readText } from '../support/http.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -96,6 +98,82 @@ test('a chunk re-uploaded while uploading replaces the earlier copy; after compl
   t.is(locked.json().message_id, messageId);
   const chunk2 = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
   t.is(chunk2.body.toString(), 'wrong', 'the accepted message is unchanged');
+});
+
+/** The objects kept for a message's chunks in object storage. */
+async function objectsOf(messageId: string): Promise<number> {
+  const listing = await server.connections.s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }));
+  return listing.KeyCount ?? 0;
+}
+
+const downloadChunk = (messageId: string, n: number) =>
+  mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}${n === 1 ? '' : `/${n}`}` });
+
+test('a chunk upload refused, cut off or replaced never touches the copy recorded: each upload is its own object', async (t) => {
+  const first = randomBytes(70_000);
+  const messageId = await startUpload(2, first);
+  // Refused once its streamed body turns out empty (417): the stored chunk 1 stays.
+  const empty = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox/${messageId}/1`,
+    headers: { 'mex-Chunk-Range': '1:2', 'transfer-encoding': 'chunked' },
+    body: '',
+  });
+  t.is(empty.status, 417);
+  // Cut off part-way.
+  const cut = openMailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox/${messageId}/1`,
+    headers: { 'mex-Chunk-Range': '1:2', 'content-length': '80000' },
+  });
+  const closed = new Promise((resolve) => cut.on('close', resolve));
+  cut.on('error', () => undefined);
+  cut.write(randomBytes(20_000));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  cut.destroy();
+  await closed;
+  // The server learns of the cut asynchronously: what it stored of it goes once it has.
+  let objects = await objectsOf(messageId);
+  for (let attempt = 0; attempt < 50 && objects !== 1; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    objects = await objectsOf(messageId);
+  }
+  t.is(objects, 1, 'neither left an object behind');
+
+  t.is((await uploadChunk(messageId, 2, 2, Buffer.from('end'))).status, 202);
+  const chunk1 = await downloadChunk(messageId, 1);
+  t.is(chunk1.status, 206);
+  t.true(chunk1.body.equals(first), 'chunk 1 as first stored');
+
+  // A chunk uploaded again while uploading replaces the recorded one, whose object goes.
+  const replaced = await startUpload(2, randomBytes(70_000));
+  const replacement = randomBytes(70_001);
+  t.is((await uploadChunk(replaced, 1, 2, replacement)).status, 202);
+  t.is((await uploadChunk(replaced, 1, 2, replacement)).status, 202);
+  t.is(await objectsOf(replaced), 1, 'one object per chunk: each replaced copy deleted');
+  t.is((await uploadChunk(replaced, 2, 2, Buffer.from('end'))).status, 202);
+  t.true((await downloadChunk(replaced, 1)).body.equals(replacement));
+});
+
+test('a chunk upload that began while the message was uploading and ended after its last chunk completed it changes nothing', async (t) => {
+  const first = randomBytes(70_000);
+  const messageId = await startUpload(2, first);
+  const late = openMailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox/${messageId}/1`,
+    headers: { 'mex-Chunk-Range': '1:2', 'content-length': '90000' },
+  });
+  const answer = once(late, 'response');
+  late.write(randomBytes(1_000));
+  // Its checks passed while the message was uploading; meanwhile the last chunk completes the message.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.is((await uploadChunk(messageId, 2, 2, Buffer.from('end'))).status, 202);
+  late.end(randomBytes(89_000));
+  const [response] = (await answer) as [import('node:http').IncomingMessage];
+  t.is(response.statusCode, 423, await readText(response));
+  const chunk1 = await downloadChunk(messageId, 1);
+  t.true(chunk1.body.equals(first), 'the accepted message holds what it held when it was accepted');
+  t.is(await objectsOf(messageId), 2, 'the refused upload left no object');
 });
 
 test('chunk refusals: beyond the message 406, bad or mismatched range 417, wrong sender 403, unknown message 404', async (t) => {

@@ -58,11 +58,12 @@ test('the S3 client logs neither each request nor an expected failure, only its 
     // A new bucket: its existence check fails with 404 first, then it is created.
     await payloads.ensureBucket();
     const chunk = randomBytes(1000);
-    await payloads.putChunk('M1', 1, Readable.from([chunk]), chunk.length);
-    const stored = await payloads.getChunk('M1', 1);
+    const object = { messageId: 'M1', number: 1, version: '' };
+    await payloads.putChunk(object, Readable.from([chunk]), chunk.length, new AbortController());
+    const stored = await payloads.getChunk(object);
     t.is(stored?.size, chunk.length);
     if (stored?.body instanceof Readable) await stored.body.toArray();
-    t.is(await payloads.getChunk('M1', 2), undefined);
+    t.is(await payloads.getChunk({ ...object, number: 2 }), undefined);
     await payloads.deleteMessage('M1');
     t.deepEqual(lines, [], 'nothing logged for requests that went as expected');
     s3.config.logger.warn('a setting is deprecated');

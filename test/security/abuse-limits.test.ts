@@ -1,7 +1,7 @@
 import test from 'ava';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer, type TestServer } from '../support/harness.ts';
-import { mailboxRequest } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest } from '../support/http.ts';
 import { rawTlsExchange } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
 
@@ -60,5 +60,30 @@ test('a client too slow to send its headers is answered 408 and disconnected', a
     t.regex(text, /"errorCode":"408"/);
   } finally {
     await slow.stop();
+  }
+});
+
+test('uploads cut off by their clients fill no error log: a client going away is no server fault', async (t) => {
+  const logged = await startServerProcess({ MESHBOX_LOG_LEVEL: 'warn' });
+  try {
+    const [lab, gp] = [await logged.createMailbox(), await logged.createMailbox()];
+    for (let cut = 0; cut < 5; cut++) {
+      const upload = openMailboxRequest(logged, lab, {
+        method: 'POST',
+        path: `/messageexchange/${lab.id}/outbox`,
+        headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'CUT', 'content-length': '500000' },
+      });
+      const closed = new Promise((resolve) => upload.on('close', resolve));
+      upload.on('error', () => undefined);
+      upload.write(Buffer.alloc(100_000));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      upload.destroy();
+      await closed;
+    }
+    // Still serving, and what it logged at warn and above: nothing.
+    t.is((await mailboxRequest(logged, lab, { path: `/messageexchange/${lab.id}/inbox` })).status, 200);
+    t.is(logged.output(), '');
+  } finally {
+    await logged.stop();
   }
 });

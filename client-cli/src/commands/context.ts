@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { type ClientOptions, MeshClient } from '../client/mesh-client.ts';
 import { type ConnectionFlags, resolveConnectionSettings } from '../client/settings.ts';
 import { noProgress, type ProgressFactory, type ProgressTerminal, terminalProgress } from '../transfer/progress.ts';
+import { InterruptedError } from './interruption.ts';
 
 /** Where the CLI reads and writes: the process's by default, a test's when run in-process. */
 export interface CliIo {
@@ -15,8 +16,10 @@ export interface CliIo {
   /** stderr when it is a terminal, for progress bars; undefined when it is a pipe or file. */
   readonly stderrTerminal?: ProgressTerminal;
   /**
-   * For a command that runs until stopped (receive --watch): a signal that aborts when the user
-   * asks it to stop. Only such a command asks, so Ctrl-C ends every other command at once.
+   * For a command that stops cleanly (download, receive, dispatch: the request in hand ended,
+   * temporary files removed): a signal that aborts when the user asks it to stop, its reason an
+   * InterruptedError naming the signal. Only such a command asks, so Ctrl-C ends every other
+   * command at once.
    */
   readonly stopSignal?: () => AbortSignal;
 }
@@ -29,7 +32,7 @@ export function processIo(): CliIo {
     cwd: process.cwd(),
     stopSignal: () => {
       const stop = new AbortController();
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort(new InterruptedError(signal)));
       return stop.signal;
     },
     // A dumb terminal would show the bar's cursor movements as garbage.

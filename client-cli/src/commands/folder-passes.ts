@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { PollingOptions } from '../transfer/polling.ts';
 import { type CliContext, errorLine, type QuietFlags } from './context.ts';
+import { interruption, stopSignal, stoppable } from './interruption.ts';
 import {
   DEFAULT_INTERVAL_SECONDS,
   DEFAULT_TRANSFER_RETRIES,
@@ -24,8 +25,10 @@ export interface FolderPassFlags extends QuietFlags {
 export interface FolderPasses {
   /** What is polled, for messages: 'the inbox', 'the folder'. */
   readonly polled: string;
-  /** One pass; returns how many items failed. */
-  readonly once: (client: MeshClient) => Promise<number>;
+  /** What a stop during a single pass leaves behind, for its message. */
+  readonly interrupted: string;
+  /** One pass, which the signal stops; returns how many items failed. */
+  readonly once: (client: MeshClient, signal: AbortSignal) => Promise<number>;
   /** Passes until the signal stops them; a pass that fails as a whole is reported through onPassFailed. */
   readonly watch: (
     client: MeshClient,
@@ -51,17 +54,23 @@ export async function existingFolder(context: CliContext, command: Command, fold
 }
 
 /**
- * Runs one pass, or with --watch passes `--interval` apart until Ctrl-C or SIGTERM, which also
- * end the request in hand. Returns how many items the single pass failed (0 when watching: it
+ * Runs one pass, or with --watch passes `--interval` apart, until Ctrl-C or SIGTERM, which also
+ * end the request in hand: --watch then ends as asked, a single pass as interrupted
+ * (InterruptedError). Returns how many items the single pass failed (0 when watching: it
  * reports each as it goes).
  */
 export async function runFolderPasses(context: CliContext, command: Command, flags: FolderPassFlags, passes: FolderPasses): Promise<number> {
-  // Only --watch runs until stopped; a single pass ends on Ctrl-C as any command does.
-  const signal = flags.watch ? (context.io.stopSignal?.() ?? new AbortController().signal) : undefined;
+  const signal = stopSignal(context.io);
+  const clientOptions = { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, signal };
+  if (!flags.watch) {
+    const failed = await stoppable(signal, passes.interrupted, () => context.withClient(command, (client) => passes.once(client, signal), clientOptions));
+    // A pass that the stop cut short returns what it had done.
+    if (signal.aborted) throw interruption(signal, passes.interrupted);
+    return failed;
+  }
   return context.withClient(
     command,
     async (client) => {
-      if (!signal) return passes.once(client);
       context.tell(flags, `watching ${passes.polled} every ${flags.interval} s; Ctrl-C stops`);
       await passes.watch(client, {
         intervalMs: flags.interval * 1000,
@@ -70,6 +79,6 @@ export async function runFolderPasses(context: CliContext, command: Command, fla
       });
       return 0;
     },
-    { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, ...(signal ? { signal } : {}) },
+    clientOptions,
   );
 }

@@ -29,8 +29,11 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         'that fails (a checksum mismatch, a full disk) stays in the inbox and is named on stderr; --watch',
         'tries it again after one interval, then two, four, ... (at most an hour). Prints a line per',
         'message: its id and the file saved (a report: its .json). Without --watch, exits 1 if any failed.',
+        'A second receiver on the same folder is refused while one works on it (.meshbox-receive.lock, naming',
+        'host and process; one left by a process of this host that is gone is taken over, one of another host is not).',
         'A stop (Ctrl-C, SIGTERM) takes effect at once: a message not yet acknowledged stays in the inbox',
-        '(its temporary files removed) and is saved again next time.',
+        '(its temporary files removed) and is saved again next time. --watch then exits 0; a single run',
+        'exits 130 for Ctrl-C, 143 for SIGTERM.',
       ].join('\n'),
     )
     .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
@@ -45,7 +48,8 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
       };
       const failed = await runFolderPasses(context, command, flags, {
         polled: 'the inbox',
-        once: (client) => receiveInbox(client, options),
+        interrupted: 'a message not yet acknowledged stays in the inbox and is saved again next time',
+        once: (client, signal) => receiveInbox(client, { ...options, signal }),
         watch: (client, watching) => watchInbox(client, { ...options, ...watching }),
       });
       if (failed > 0) throw new Error(`${failed} message${failed === 1 ? '' : 's'} not received (see above)`);

@@ -7,11 +7,11 @@ import { fitsHeader } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
 import { ChangedAfterSendError, DispatchSetupError, RefusedFileError } from './dispatch/errors.ts';
-import { lockFolder } from './dispatch/folder-lock.ts';
 import { type Journal, readJournal, removeJournal, removeStaleJournals, writeJournal } from './dispatch/journal.ts';
 import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
 import { fitFileName } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
+import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
@@ -19,6 +19,9 @@ import { ChunkUploadError, type MessageFields, resumeFile, sendFile, type Upload
 
 export { CONTROL_SUFFIX } from './dispatch/control-file.ts';
 export { FAILED_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
+
+const DISPATCHING: FolderWork = { lockFile: '.meshbox-dispatch.lock', worker: 'dispatcher' };
+
 /** A file written in place is left alone until it has not changed for this long. */
 export const SETTLE_MS = 2000;
 
@@ -81,7 +84,7 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
   const { folder } = options;
   // Not recursive: an outbox that has gone (an unmounted share) must fail the pass, not be made anew.
   for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name)).catch(ignoreExisting);
-  const unlock = await lockFolder(folder);
+  const unlock = await lockFolder(folder, DISPATCHING);
   try {
     const { ready, unsettled } = await waitingFiles(folder);
     await removeStaleJournals(folder, [...ready, ...unsettled]);

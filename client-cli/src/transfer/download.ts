@@ -1,5 +1,5 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, link, lstat, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +8,7 @@ import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import { backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
+import { ignoreMissing } from './fs-errors.ts';
 import { ByteCounter } from './streams.ts';
 
 export interface DownloadOptions {
@@ -16,6 +17,8 @@ export interface DownloadOptions {
   readonly output: string | undefined;
   readonly cwd: string;
   readonly progress: ProgressFactory;
+  /** Replace a file already at the target; otherwise it is kept and the download refused. */
+  readonly overwrite: boolean;
 }
 
 export interface DownloadResult {
@@ -73,6 +76,31 @@ export function fitFileName(name: string, maxBytes = MAX_FILE_NAME_BYTES): strin
   const stem = Array.from(name.slice(0, name.length - extension.length));
   while (stem.length > 0 && Buffer.byteLength(stem.join('') + extension) > maxBytes) stem.pop();
   return stem.join('') + extension;
+}
+
+/** The target is taken: a download never replaces a file unless asked to. */
+export class TargetExistsError extends Error {
+  constructor(target: string) {
+    super(`${target} already exists and was left as it is: give -o with another name (or --overwrite to replace it)`);
+    this.name = 'TargetExistsError';
+  }
+}
+
+async function refuseExisting(target: string): Promise<void> {
+  if (await lstat(target).catch(ignoreMissing)) throw new TargetExistsError(target);
+}
+
+/**
+ * Puts the finished file at the target in one step. Unless overwriting, by a hard link, which
+ * (unlike a rename) fails when the name exists: a file that appeared there during the
+ * download is kept.
+ */
+async function moveIntoPlace(temporary: string, target: string, overwrite: boolean): Promise<void> {
+  if (overwrite) return rename(temporary, target);
+  await link(temporary, target).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'EEXIST' ? new TargetExistsError(target) : error;
+  });
+  await rm(temporary, { force: true });
 }
 
 /** Writes to the file go in batches of about this much. */
@@ -243,8 +271,10 @@ async function receiveChunk(
 
 /**
  * Downloads every chunk, in order, into a temporary file beside the target, verifies it
- * (size, and the message's sha256/md5 checksum when it has one), then renames it into
+ * (size, and the message's sha256/md5 checksum when it has one), then moves it into
  * place: a reader never sees a half-written file, and a failed download leaves nothing.
+ * Without `overwrite`, a file already at the target (or appearing there meanwhile) is kept
+ * and the download refused.
  */
 export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
   const { messageId } = options;
@@ -258,6 +288,8 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   let created = false;
   let progress: TransferProgress | undefined;
   try {
+    // Before the other chunks: a multi-GB download is not fetched only to be refused at the end.
+    if (!options.overwrite) await refuseExisting(target);
     handle = await open(temporary, 'wx');
     created = true;
     const writer = new ChunkWriter(handle, expected);
@@ -276,7 +308,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
     }
     await handle.close();
     handle = undefined;
-    await rename(temporary, target);
+    await moveIntoPlace(temporary, target, options.overwrite);
     return { messageId: metadata.messageId ?? messageId, path: target, totalChunks, bytes: writer.bytes, checksum: expected };
   } catch (error) {
     progress?.stop();

@@ -5,6 +5,7 @@ import type { MessageMetadata } from '../client/message-metadata.ts';
 import { formatChecksum } from './checksum.ts';
 import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
+import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 
@@ -38,6 +39,9 @@ export interface ReceiveOptions {
   readonly onListed?: (messageIds: readonly string[]) => void;
 }
 
+/** Two receivers on one folder would both save, and hand on, the same messages. */
+const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'receiver' };
+
 /** A MESH message id, as it may appear in a file name. */
 const MESSAGE_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
@@ -47,10 +51,19 @@ const MESSAGE_ID = /^[A-Za-z0-9_-]{1,100}$/;
  * written under a hidden temporary name, flushed and renamed, and the folder flushed. A program
  * watching the folder can take a message once its `.json` appears. A message is acknowledged
  * only once both are on disk; should the acknowledgement be lost, the next pass saves the same
- * files again under the same names. Returns how many could not be received; a failed listing
- * throws.
+ * files again under the same names. Returns how many could not be received; a failed listing,
+ * or another receiver working on the folder, throws.
  */
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
+  const unlock = await lockFolder(options.folder, RECEIVING);
+  try {
+    return await receiveListed(client, options);
+  } finally {
+    await unlock();
+  }
+}
+
+async function receiveListed(client: MeshClient, options: ReceiveOptions): Promise<number> {
   let failed = 0;
   const listed = await client.listInbox(options.workflowFilter === undefined ? {} : { workflowFilter: options.workflowFilter });
   options.onListed?.(listed);
@@ -116,10 +129,12 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
     throw new Error(`asked for message ${messageId}, the server described ${metadata.messageId}`);
   }
   const messageType = metadata.messageType ?? 'DATA';
+  // The name starts with the id: a file there is this message's, saved by a run whose acknowledgement was lost.
+  const output = payloadFileName(metadata, messageId);
   const download =
     messageType === 'REPORT'
       ? undefined
-      : await downloadFile(client, { messageId, output: payloadFileName(metadata, messageId), cwd: options.folder, progress: options.progress });
+      : await downloadFile(client, { messageId, output, cwd: options.folder, progress: options.progress, overwrite: true });
   const metadataPath = join(options.folder, `${messageId}.json`);
   await writeFileAtomically(metadataPath, `${JSON.stringify(describe(metadata, messageId, download), null, 2)}\n`);
   await syncFolder(options.folder);

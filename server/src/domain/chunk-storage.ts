@@ -1,6 +1,7 @@
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, SendRejectedError } from './errors.ts';
+import type { ChunkObject } from '../store/payloads.ts';
 import type { ChunkBody } from './send.ts';
 import type { Services } from './services.ts';
 
@@ -56,30 +57,39 @@ export async function readSmallBody(body: ChunkBody): Promise<Buffer> {
 }
 
 /**
- * Streams one chunk into object storage within the chunk size limit and returns its size.
- * A declared Content-Length over the limit is refused before a byte is read; a streamed
- * body is cut off at the limit, and nothing of it stays stored.
+ * Streams one chunk upload into object storage, as its own object, within the chunk size limit
+ * and returns its size. A declared Content-Length over the limit is refused before a byte is
+ * read; a streamed body is cut off at the limit. An upload that fails or is refused leaves
+ * nothing of itself stored (nor touches another upload's object).
  */
-export async function storeChunk(services: Services, messageId: string, chunkNumber: number, body: ChunkBody): Promise<number> {
+export async function storeChunk(services: Services, chunk: ChunkObject, body: ChunkBody): Promise<number> {
   const limit = services.limits.maxChunkBytes;
   if (body.contentLength !== undefined && body.contentLength > limit) {
-    throw new PayloadTooLargeError('chunk', limit, messageId);
+    throw new PayloadTooLargeError('chunk', limit, chunk.messageId);
   }
   const counted = new ByteLimit(limit);
-  // pipeline() destroys `counted` when the request errors or closes early, so an aborted
-  // upload fails the S3 call instead of hanging it.
-  pipeline(body.stream as Readable, counted, () => {});
+  // A request cut off, or a body over the limit, fails the pipeline: that ends the S3 call.
+  const abort = new AbortController();
+  pipeline(body.stream as Readable, counted, (error) => error && abort.abort(error));
   try {
-    await services.payloads.putChunk(messageId, chunkNumber, counted, body.contentLength);
+    await services.payloads.putChunk(chunk, counted, body.contentLength, abort);
   } catch (error) {
-    if (!counted.exceeded) throw error;
-    await services.payloads.deleteChunk(messageId, chunkNumber);
-    throw new PayloadTooLargeError('chunk', limit, messageId);
+    // Some S3 servers keep what arrived of a cut-off upload.
+    await discardUpload(services, chunk);
+    throw counted.exceeded ? new PayloadTooLargeError('chunk', limit, chunk.messageId) : error;
   }
   // A streamed body can turn out empty only once it has ended; MESH refuses empty data.
   if (counted.bytes === 0) {
-    await services.payloads.deleteChunk(messageId, chunkNumber);
-    throw new SendRejectedError(MeshErrorCodes.missingDataFile, { messageId });
+    await discardUpload(services, chunk);
+    throw new SendRejectedError(MeshErrorCodes.missingDataFile, { messageId: chunk.messageId });
   }
   return counted.bytes;
+}
+
+/**
+ * Deletes the object of an upload that no record refers to. Should that fail too, the object
+ * stays until the message's payload is purged (every object under the message goes then).
+ */
+export async function discardUpload(services: Services, chunk: ChunkObject): Promise<void> {
+  await services.payloads.deleteChunk(chunk).catch(() => undefined);
 }

@@ -35,17 +35,19 @@ export async function downloadChunk(
   messageId: string,
   chunkNumber: number,
 ): Promise<DownloadedChunk> {
-  // A small message's payload is read with its record, in the same round trip (nothing when there is none).
-  const [message, inlinePayload] = await Promise.all([
+  // Where the chunk's bytes are is read with the record, in the same round trip.
+  const [message, source] = await Promise.all([
     findDownloadable(services, mailboxId, messageId),
-    chunkNumber === 1 ? services.messages.inlinePayload(messageId) : undefined,
+    services.messages.chunkSource(messageId, chunkNumber),
   ]);
   if (message.totalChunks === 0 && chunkNumber === 1) {
     await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: 'report' });
     return { message, chunkNumber, chunk: undefined };
   }
   if (chunkNumber < 1 || chunkNumber > message.totalChunks) throw new MessageNotFoundError(messageId);
-  const chunk = message.inlinePayload ? inlineChunk(inlinePayload) : await services.payloads.getChunk(messageId, chunkNumber);
+  const chunk = message.inlinePayload
+    ? inlineChunk(source.inlinePayload)
+    : await services.payloads.getChunk({ messageId, number: chunkNumber, version: source.version });
   if (!chunk) throw new MessageGoneError(messageId);
   await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   return { message, chunkNumber, chunk };

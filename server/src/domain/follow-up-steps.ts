@@ -1,11 +1,13 @@
 /** A step after a message was recorded that failed (Redis away for a moment); the message stands. */
 export interface UnfinishedStep {
-  readonly step: 'delivery' | 'audit';
+  /** The recipient's inbox, the audit trail, the deletion of a chunk's replaced copy. */
+  readonly step: 'delivery' | 'audit' | 'cleanup';
   readonly error: unknown;
 }
 
 /**
- * Runs what follows recording a message: its delivery into the inbox, its audit entry. Their
+ * Runs what follows recording a message or a chunk: its delivery into the inbox, its audit
+ * entry, the deletion of a chunk copy it replaced. Their
  * failures are returned, not thrown: the message is recorded, so the sender's 202 is the
  * truth, and an error answer would have the sender send it again (a duplicate). A delivery
  * left undone is made by the message's first lifecycle check; the caller logs each failure.

@@ -1,7 +1,9 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, MessageNotFoundError, ForbiddenError, SendRejectedError } from './errors.ts';
 import type { MessageRecord, StoreChunkOutcome } from '../store/messages.ts';
-import { PayloadTooLargeError, storeChunk } from './chunk-storage.ts';
+import { randomBytes } from 'node:crypto';
+import type { ChunkObject } from '../store/payloads.ts';
+import { discardUpload, PayloadTooLargeError, storeChunk } from './chunk-storage.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
 import type { ChunkBody } from './send.ts';
 import type { Services } from './services.ts';
@@ -28,21 +30,28 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     await services.messages.deliverChecked(message.id, message.recipient);
   }
   refuse(before, upload, services);
+  const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version: randomBytes(6).toString('hex') };
   const [size] = await Promise.all([
-    storeChunk(services, upload.messageId, upload.chunkNumber, upload.body),
+    storeChunk(services, chunk, upload.body),
     // Should this chunk complete the message and the request stop before delivering it, that check delivers it.
     services.lifecycle.schedule(upload.messageId, new Date(services.now().getTime() + services.periods.deliveryCheckMs)),
   ]);
-  const outcome = await services.messages.storeChunk(
+  const { outcome, replacedVersion } = await services.messages.storeChunk(
     upload.messageId,
     upload.sender,
-    { number: upload.chunkNumber, size, contentEncoding: upload.body.contentEncoding },
+    { number: upload.chunkNumber, size, contentEncoding: upload.body.contentEncoding, version: chunk.version },
     services.now(),
     services.limits.maxMessageBytes,
   );
-  if (outcome === 'too_large') await services.payloads.deleteChunk(upload.messageId, upload.chunkNumber);
-  refuse(outcome, upload, services);
-  return outcome === 'accepted' ? runFollowUpSteps({ delivery: services.messages.deliverChecked(message.id, message.recipient) }) : [];
+  if (outcome !== 'uploading' && outcome !== 'accepted') {
+    // Not recorded (the message moved on meanwhile, or would grow too large): this upload's object is nobody's.
+    await discardUpload(services, chunk);
+    refuse(outcome, upload, services);
+  }
+  return runFollowUpSteps({
+    ...(outcome === 'accepted' ? { delivery: services.messages.deliverChecked(message.id, message.recipient) } : {}),
+    ...(replacedVersion !== undefined ? { cleanup: services.payloads.deleteChunk({ ...chunk, version: replacedVersion }) } : {}),
+  });
 }
 
 function outcomeBefore(message: MessageRecord, upload: ChunkUpload): StoreChunkOutcome | 'mismatch' {

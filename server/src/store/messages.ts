@@ -192,19 +192,25 @@ export class MessageStore {
     if ((await this.#redis.hget(this.#keys.message(id), 'status')) !== 'accepted') await this.leaveInbox(id, recipient);
   }
 
-  /** Records chunk n ≥ 2 (already in object storage) for the sender's uploading message; 'accepted': deliver it next. */
+  /**
+   * Records chunk n of the sender's uploading message, already in object storage as the object
+   * of `version`; 'accepted': deliver it next. `replacedVersion`: the version of the copy it
+   * replaced (to delete), undefined when there was none. Not recorded (any refusal): the
+   * object of `version` is nobody's.
+   */
   async storeChunk(
     messageId: string,
     sender: string,
-    chunk: { readonly number: number; readonly size: number; readonly contentEncoding: string },
+    chunk: { readonly number: number; readonly size: number; readonly contentEncoding: string; readonly version: string },
     now: Date,
     maxMessageBytes: number,
-  ): Promise<StoreChunkOutcome> {
-    return (await storeChunkScript.run(
+  ): Promise<{ readonly outcome: StoreChunkOutcome; readonly replacedVersion: string | undefined }> {
+    const [outcome, replaced] = (await storeChunkScript.run(
       this.#redis,
       [this.#keys.message(messageId)],
-      [sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding, maxMessageBytes],
-    )) as StoreChunkOutcome;
+      [sender, chunk.number, chunk.size, now.getTime(), chunk.contentEncoding, maxMessageBytes, chunk.version],
+    )) as [StoreChunkOutcome, string | null];
+    return { outcome, replacedVersion: replaced ?? undefined };
   }
 
   async get(id: string): Promise<MessageRecord | undefined> {
@@ -309,9 +315,13 @@ export class MessageStore {
     await this.#redis.del(keys.message(message.id));
   }
 
-  /** The payload of a small message stored with its record; undefined when there is none. */
-  async inlinePayload(id: string): Promise<Buffer | undefined> {
-    return (await this.#redis.hgetBuffer(this.#keys.message(id), INLINE_PAYLOAD_FIELD)) ?? undefined;
+  /**
+   * Where chunk n's bytes are: a small message's payload stored with its record, or else the
+   * version of its object in storage ('' for chunk 1 as sent).
+   */
+  async chunkSource(id: string, chunkNumber: number): Promise<{ readonly inlinePayload: Buffer | undefined; readonly version: string }> {
+    const [payload, version] = await this.#redis.hmgetBuffer(this.#keys.message(id), INLINE_PAYLOAD_FIELD, `${CHUNK_VERSION_FIELD_PREFIX}${chunkNumber}`);
+    return { inlinePayload: chunkNumber === 1 ? (payload ?? undefined) : undefined, version: version?.toString() ?? '' };
   }
 
   async deleteInlinePayload(id: string): Promise<void> {
@@ -361,7 +371,7 @@ export class MessageStore {
   }
 }
 
-/** Besides these, a record holds its chunk sizes (`chunk:<n>`) and a small message's payload. */
+/** Besides these, a record holds its chunk sizes (`chunk:<n>`) and versions, and a small message's payload. */
 const RECORD_FIELDS = [
   'type', 'sender', 'recipient', 'workflowId', 'subject', 'localId', 'partnerId', 'fileName', 'checksum', 'contentType',
   'compressed', 'encrypted', 'contentEncoding', 'totalChunks', 'linkedMessageId', 'status', 'statusCode', 'statusEvent',
@@ -369,6 +379,8 @@ const RECORD_FIELDS = [
   'inline', 'reportId', 'expiryPending',
 ] as const;
 const CHUNK_FIELD_PREFIX = 'chunk:';
+/** Of a chunk uploaded (again) through its own URL: its object's version. */
+const CHUNK_VERSION_FIELD_PREFIX = 'chunkVersion:';
 const INLINE_PAYLOAD_FIELD = 'payload';
 
 function serialiseMetadata(metadata: MessageMetadata): Record<string, string> {

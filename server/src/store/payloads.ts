@@ -18,7 +18,20 @@ export interface StoredChunk {
 }
 
 /**
- * Message payloads in S3-compatible storage: one object per chunk, `messages/{id}/{n}`.
+ * One upload of chunk n of a message. Each upload through the chunk's own URL (a retry, a
+ * resume) writes an object of its own, named by a fresh version, and the message record says
+ * which one is the chunk: an upload refused, cut off or overtaken by the message's acceptance
+ * never touches the chunk already recorded. Chunk 1 as sent with the message has no version.
+ */
+export interface ChunkObject {
+  readonly messageId: string;
+  readonly number: number;
+  readonly version: string;
+}
+
+/**
+ * Message payloads in S3-compatible storage: one object per chunk upload,
+ * `messages/{id}/{n}` or `messages/{id}/{n}.{version}`.
  * Bodies stream through; nothing here holds a whole chunk in memory.
  */
 export class PayloadStore {
@@ -41,26 +54,26 @@ export class PayloadStore {
 
   /**
    * Streams one chunk into storage; resolves once it is durable. Without a known length
-   * (gzip uploads arrive chunked) it goes up as a multipart upload.
+   * (gzip uploads arrive chunked) it goes up as a multipart upload. `abort` ends it when the
+   * body fails: the SDK does not notice a failing body stream, and would hold the request
+   * (and its socket) open waiting for the rest.
    */
-  async putChunk(messageId: string, chunkNumber: number, body: Readable, contentLength: number | undefined): Promise<void> {
-    const Key = chunkKey(messageId, chunkNumber);
+  async putChunk(chunk: ChunkObject, body: Readable, contentLength: number | undefined, abort: AbortController): Promise<void> {
+    const Key = chunkKey(chunk);
     if (contentLength !== undefined) {
-      await this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key, Body: body, ContentLength: contentLength }));
+      await this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key, Body: body, ContentLength: contentLength }), { abortSignal: abort.signal });
     } else {
-      await new Upload({ client: this.#s3, params: { Bucket: this.#bucket, Key, Body: body } }).done();
+      await new Upload({ client: this.#s3, params: { Bucket: this.#bucket, Key, Body: body }, abortController: abort }).done();
     }
   }
 
-  async deleteChunk(messageId: string, chunkNumber: number): Promise<void> {
-    await this.#s3.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: chunkKey(messageId, chunkNumber) }));
+  async deleteChunk(chunk: ChunkObject): Promise<void> {
+    await this.#s3.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: chunkKey(chunk) }));
   }
 
-  async getChunk(messageId: string, chunkNumber: number): Promise<StoredChunk | undefined> {
+  async getChunk(chunk: ChunkObject): Promise<StoredChunk | undefined> {
     try {
-      const result = await this.#s3.send(
-        new GetObjectCommand({ Bucket: this.#bucket, Key: chunkKey(messageId, chunkNumber) }),
-      );
+      const result = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: chunkKey(chunk) }));
       return { body: result.Body as Readable, size: result.ContentLength ?? 0 };
     } catch (error) {
       if (error instanceof Error && error.name === 'NoSuchKey') return undefined;
@@ -92,6 +105,6 @@ export class PayloadStore {
   }
 }
 
-function chunkKey(messageId: string, chunkNumber: number): string {
-  return `messages/${messageId}/${chunkNumber}`;
+function chunkKey({ messageId, number, version }: ChunkObject): string {
+  return `messages/${messageId}/${number}${version ? `.${version}` : ''}`;
 }

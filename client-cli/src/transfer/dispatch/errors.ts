@@ -27,11 +27,3 @@ export class ChangedAfterSendError extends Error {
     this.messageId = messageId;
   }
 }
-
-/** Another dispatcher is working on the folder. */
-export class FolderLockedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FolderLockedError';
-  }
-}

@@ -21,7 +21,9 @@ export function errorResponder(): Middleware<RequestState> {
       }
     } catch (thrown) {
       const error = toMeshError(thrown);
-      if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
+      // A client that went away mid-request is no server fault: were it logged as one, any client could flood the error log.
+      if (!ctx.res.socket || ctx.res.socket.destroyed) ctx.state.log.info({ err: thrown }, 'client went away');
+      else if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
       ctx.status = error.status;
       if (error instanceof TooManyRequestsError) ctx.set('Retry-After', String(error.retryAfterSeconds));
       ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);

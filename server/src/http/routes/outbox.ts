@@ -60,7 +60,11 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
 
 function logUnfinished(log: Logger, messageId: string, unfinished: readonly UnfinishedStep[]): void {
   for (const { step, error } of unfinished) {
-    const consequence = step === 'delivery' ? 'its first lifecycle check delivers it' : 'its audit entry is missing';
-    log.warn({ err: error, messageId, step }, `message accepted, but its ${step} failed: ${consequence}`);
+    const consequence = {
+      delivery: 'its first lifecycle check delivers it',
+      audit: 'its audit entry is missing',
+      cleanup: "a chunk's replaced copy stays until the message's payload is purged",
+    }[step];
+    log.warn({ err: error, messageId, step }, `message recorded, but its ${step} failed: ${consequence}`);
   }
 }

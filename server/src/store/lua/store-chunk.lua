@@ -1,34 +1,37 @@
--- Records chunk n of an uploading message (already in object storage); accepts the message
--- when it was the last one missing. A chunk stored again replaces its earlier size.
+-- Records chunk n of an uploading message (already in object storage, as the object of its
+-- own upload, named by its version); accepts the message when it was the last one missing. A
+-- chunk stored again replaces the earlier one's size and version.
 -- KEYS[1] message hash
 -- ARGV[1] sender mailbox, ARGV[2] chunk number, ARGV[3] chunk size, ARGV[4] now (ms),
--- ARGV[5] the chunk's content encoding, ARGV[6] maximum message size (bytes)
--- Returns 'not_found', 'forbidden', 'locked', 'range', 'encoding', 'too_large' (not recorded),
--- 'uploading' or 'accepted'.
+-- ARGV[5] the chunk's content encoding, ARGV[6] maximum message size (bytes), ARGV[7] version
+-- Returns {outcome, replaced}: outcome 'not_found', 'forbidden', 'locked', 'range', 'encoding',
+-- 'too_large' (not recorded), 'uploading' or 'accepted'; replaced the version of the chunk
+-- this one replaces ('' for chunk 1 as sent), false when none.
 local chunk_field = 'chunk:' .. ARGV[2]
-local fields = redis.call('HMGET', KEYS[1], 'sender', 'status', 'totalChunks', 'contentEncoding', 'storedBytes', chunk_field)
+local version_field = 'chunkVersion:' .. ARGV[2]
+local fields = redis.call('HMGET', KEYS[1], 'sender', 'status', 'totalChunks', 'contentEncoding', 'storedBytes', chunk_field, version_field)
 if not fields[1] then
-  return 'not_found'
+  return {'not_found', false}
 end
 if fields[1] ~= ARGV[1] then
-  return 'forbidden'
+  return {'forbidden', false}
 end
 if fields[2] ~= 'uploading' then
-  return 'locked'
+  return {'locked', false}
 end
 if tonumber(ARGV[2]) > tonumber(fields[3]) then
-  return 'range'
+  return {'range', false}
 end
 if (fields[4] or '') ~= ARGV[5] then
-  return 'encoding'
+  return {'encoding', false}
 end
 local replaced = tonumber(fields[6] or '0')
 local stored = tonumber(fields[5] or '0') - replaced + tonumber(ARGV[3])
 if stored > tonumber(ARGV[6]) then
-  return 'too_large'
+  return {'too_large', false}
 end
-redis.call('HSET', KEYS[1], chunk_field, ARGV[3], 'storedBytes', stored)
+redis.call('HSET', KEYS[1], chunk_field, ARGV[3], version_field, ARGV[7], 'storedBytes', stored)
 if not fields[6] then
   redis.call('HINCRBY', KEYS[1], 'storedChunks', 1)
 end
-return accept_when_complete(KEYS[1], ARGV[4])
+return {accept_when_complete(KEYS[1], ARGV[4]), fields[6] and (fields[7] or '') or false}

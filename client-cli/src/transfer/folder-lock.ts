@@ -1,22 +1,34 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { breakStaleLock, lockHolder, releaseLock, tryLock } from '../../../../shared/src/file-lock.ts';
-import { processAlive } from '../../../../shared/src/processes.ts';
-import { FolderLockedError } from './errors.ts';
+import { breakStaleLock, lockHolder, releaseLock, tryLock } from '../../../shared/src/file-lock.ts';
+import { processAlive } from '../../../shared/src/processes.ts';
 
-export const LOCK_FILE = '.meshbox-dispatch.lock';
+/** What works on a folder: its lock file there, and what the refusal calls another holder ('dispatcher'). */
+export interface FolderWork {
+  readonly lockFile: string;
+  readonly worker: string;
+}
+
+/** Another process is working on the folder. */
+export class FolderLockedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FolderLockedError';
+  }
+}
+
 const THIS_HOST = hostname();
 /** Locks this process holds, so that a lock naming our own pid is known for ours or for a stale one (a container's pid 1 restarted). */
 const heldLocks = new Set<string>();
 
 /**
- * Makes sure only this process works on the folder; returns the release. The lock names its
- * host and process. One left by a process of this host that is gone is taken over; one of
+ * Makes sure only this process does `work` on the folder; returns the release. The lock names
+ * its host and process. One left by a process of this host that is gone is taken over; one of
  * another host (a shared folder) cannot be judged from here, so it holds until a person removes it.
  */
-export async function lockFolder(folder: string): Promise<() => Promise<void>> {
-  const path = join(folder, LOCK_FILE);
+export async function lockFolder(folder: string, work: FolderWork): Promise<() => Promise<void>> {
+  const path = join(folder, work.lockFile);
   const token = `${THIS_HOST} ${process.pid} ${randomUUID()}`;
   for (let attempt = 0; attempt < 3; attempt += 1) {
     if (await tryLock(path, token)) {
@@ -31,8 +43,8 @@ export async function lockFolder(folder: string): Promise<() => Promise<void>> {
     const holder = holderOf(held);
     if (holder && isLive(holder, path)) {
       throw new FolderLockedError(
-        `another dispatcher (${holder.host} ${holder.pid}, host and process) is working on ${folder}: run one per folder ` +
-          `(remove ${path} if no dispatcher of that host and process is running)`,
+        `another ${work.worker} (${holder.host} ${holder.pid}, host and process) is working on ${folder}: run one per folder ` +
+          `(remove ${path} if no ${work.worker} of that host and process is running)`,
       );
     }
     await breakStaleLock(path, held);
