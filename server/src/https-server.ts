@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type Koa from 'koa';
@@ -24,10 +25,6 @@ function secureContextOptions(tls: TlsFiles) {
   };
 }
 
-/**
- * Node's https server in mutual TLS: a client without a certificate signed by our CA is
- * refused in the handshake, before any HTTP is read.
- */
 /** How long a client may take: slow or silent clients must not hold sockets for ever. */
 export interface ClientTimeouts {
   /** To send all request headers. */
@@ -38,7 +35,15 @@ export interface ClientTimeouts {
 
 export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requestMs: 15 * 60_000 };
 
+/** Per connection, the response still being made (a request line arriving meanwhile is answered after it). */
+const answering = new WeakMap<Duplex, ServerResponse>();
+
+/**
+ * Node's https server in mutual TLS: a client without a certificate signed by our CA is
+ * refused in the handshake, before any HTTP is read.
+ */
 export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS): Server {
+  const handle = app.callback();
   const server = createServer(
     {
       ...secureContextOptions(tls),
@@ -49,7 +54,11 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts:
       keepAliveTimeout: 65_000,
       maxHeaderSize: 32 * 1024,
     },
-    app.callback(),
+    (request, response) => {
+      answering.set(request.socket, response);
+      response.on('close', () => answering.delete(request.socket));
+      void handle(request, response);
+    },
   );
   server.on('clientError', answerUnparseableRequest);
   return server;
@@ -59,6 +68,14 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts:
 function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (!socket.writable || (error.code === 'ECONNRESET' && socket.destroyed)) {
     socket.destroy();
+    return;
+  }
+  const inFlight = answering.get(socket);
+  if (inFlight) {
+    // The bytes came after a request still being answered: an error written now would be read
+    // as that request's answer (a send told 400 though it went). It gets its own answer; then
+    // the connection closes, as nothing more can be read from it.
+    inFlight.once('close', () => socket.end());
     return;
   }
   const [status, reason, code] =

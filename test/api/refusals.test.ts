@@ -56,6 +56,8 @@ test('a send without mex-To is refused with code 08, without workflow with code 
   const emptyStream = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'transfer-encoding': 'chunked' }, 'v2', '');
   t.is(emptyStream.status, 417, 'an empty chunked body is found out once it ends');
   t.is(emptyStream.json().detail[0].code, '02');
+  const zeroSpeltLong = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'content-length': '00' }, 'v2', '');
+  t.is(zeroSpeltLong.status, 417, 'Content-Length: 00 is empty too');
 });
 
 test('URL-like addresses and overlong fields are a malformed control file (400, TRANSFER 06) naming the fields', async (t) => {

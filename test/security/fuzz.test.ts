@@ -140,6 +140,18 @@ test.serial('raw, malformed HTTP gets a 4xx with a JSON body or a closed connect
   t.pass();
 });
 
+test.serial('garbage right behind a send on its connection does not replace the send\'s answer: the sender is told 202 for what went', async (t) => {
+  const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const send = `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nAccept: application/vnd.mesh.v2+json\r\nmex-To: ${gp.id}\r\nmex-WorkflowID: W\r\nContent-Length: 4\r\n\r\nsent`;
+  const { status, text } = await rawTlsExchange(server, lab, Buffer.from(`${send}GARBAGE\r\n\r\n`, 'latin1'));
+  t.is(status, 202, text);
+  const messageId = /"message_id":"([^"]+)"/.exec(text)?.[1];
+  t.truthy(messageId);
+  t.false(/HTTP\/1\.1 400/.test(text), 'no second answer the client could take for the first');
+  const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.is(tracking.json().status, 'accepted');
+});
+
 test.serial('after all the fuzzing the witness message is intact and the inbox is consistent', async (t) => {
   const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${witness}` });
   t.is(download.status, 200);

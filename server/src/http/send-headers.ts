@@ -64,8 +64,10 @@ export function chunkBody(headers: IncomingHttpHeaders, stream: Readable): Chunk
     throw new MeshError(422, MeshErrorCodes.unsupportedContentEncoding, { detail: encoding });
   }
   const length = header(headers, 'content-length');
-  if (length === '0') throw new SendRejectedError(MeshErrorCodes.missingDataFile);
-  return { stream, contentLength: length === '' ? undefined : Number(length), contentEncoding: encoding };
+  const contentLength = length === '' ? undefined : Number(length);
+  // Node has checked it is digits; '00' is empty too.
+  if (contentLength === 0) throw new SendRejectedError(MeshErrorCodes.missingDataFile);
+  return { stream, contentLength, contentEncoding: encoding };
 }
 
 /** Reads and validates the headers of `POST /outbox`. */
