@@ -223,3 +223,32 @@ test('a header Node refuses to write is thrown as it is, and the file opened for
   t.truthy(opened);
   t.true(opened!.destroyed);
 });
+
+test('a one-chunk send whose connection breaks after the server took it is not sent again, even on a kept-alive socket', async (t) => {
+  const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  let sends = 0;
+  // Takes every message, then its answer is lost: the connection breaks.
+  const lossy = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (request, response) => {
+    if (request.method !== 'POST') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: 0 }));
+      return;
+    }
+    sends += 1;
+    request.resume();
+    request.on('end', () => request.socket.destroy());
+  });
+  lossy.listen(0, '127.0.0.1');
+  await once(lossy, 'listening');
+  const origin = `https://127.0.0.1:${(lossy.address() as AddressInfo).port}`;
+  const client = new MeshClient(settingsFor(await server.createMailbox(), origin), { retries: 3, retryDelayMs: 5 });
+  try {
+    // The send then goes out on the socket this request leaves open, as a second one would.
+    t.is(await client.count(), 0);
+    await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }), { message: /socket hang up|ECONNRESET/ });
+    t.is(sends, 1, 'the server may have taken it: sending it again could deliver it twice');
+  } finally {
+    client.close();
+    lossy.closeAllConnections();
+    lossy.close();
+  }
+});

@@ -16,8 +16,10 @@ export type RequestBody = Buffer | Readable | (() => Readable);
  * - `idempotent`: GETs, acknowledgements and chunk re-uploads, which the server accepts twice —
  *   after a dropped connection, a 429 or a 5xx other than 501 (Not Implemented never changes).
  * - `unserved`: sending (which creates a message) — only when the server cannot have acted:
- *   connection refused, a stale keep-alive socket reset before the request went out, 429/503
- *   (the server does not serve, or record the token of, a request it answers that way).
+ *   connection refused, 429/503 (the server does not serve, or record the token of, a request
+ *   it answers that way). Not after a reset: one on a kept-alive socket may be a stale socket
+ *   or a server that took the message and lost its answer, and cannot be told apart (idle
+ *   sockets are closed early so that stale ones are rare; see IDLE_SOCKET_MS).
  */
 export type RetryPolicy = 'idempotent' | 'unserved';
 
@@ -55,6 +57,12 @@ export interface TransportOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * A kept-alive socket idle this long is closed, well before a server's own keep-alive timeout
+ * (65 s for meshbox, 5 s at the least for common servers) could close it just as a request
+ * goes out on it: a reset then could not be told from a lost answer.
+ */
+const IDLE_SOCKET_MS = 4_000;
 /** The longest wait between attempts, however many retries are allowed. */
 const MAX_BACKOFF_MS = 60_000;
 /**
@@ -68,8 +76,6 @@ const MAX_ERROR_BODY = 64 * 1024;
 /** Why one attempt failed before any answer arrived. */
 interface AttemptFailure {
   readonly error: Error;
-  /** The request went out on a kept-alive socket that the server may have closed meanwhile. */
-  readonly reusedSocket: boolean;
   /** The body's own stream failed (an unreadable file): the server is not to blame. */
   readonly bodyFailed: boolean;
 }
@@ -102,7 +108,7 @@ function mayRetryFailure(policy: RetryPolicy, failure: AttemptFailure): boolean 
   const code = errorCode(failure.error);
   if (code === undefined) return false;
   if (policy === 'idempotent') return CONNECTION_ERRORS.has(code);
-  return code === 'ECONNREFUSED' || (failure.reusedSocket && code === 'ECONNRESET');
+  return code === 'ECONNREFUSED';
 }
 
 /** Reads a (small) body as text, giving up past a bound so a misbehaving server cannot exhaust memory. */
@@ -139,6 +145,7 @@ export class HttpsTransport {
     this.origin = options.origin;
     this.#agent = new Agent({
       keepAlive: true,
+      timeout: IDLE_SOCKET_MS,
       cert: options.certPem,
       key: options.keyPem,
       ca: options.caPem,
@@ -227,7 +234,7 @@ export class HttpsTransport {
         // the rest; errors after the answer belong to the upload, not to the request.
         if (answered) return;
         const first = firstFailure ?? { error, inBody: false };
-        reject({ error: first.error, reusedSocket: outgoing.reusedSocket, bodyFailed: first.inBody } satisfies AttemptFailure);
+        reject({ error: first.error, bodyFailed: first.inBody } satisfies AttemptFailure);
       };
       outgoing.on('error', (error) => {
         firstFailure ??= { error, inBody: false };
