@@ -232,6 +232,39 @@ test('gzip chunks sent without Content-Length are stored as sent and returned gz
   t.true(decoded.body.equals(plain[1]!));
 });
 
+test('a body said to be gzip that is not is refused with 422 and nothing is kept (small, stored, streamed, a later chunk); one corrupt further on is answered with an error', async (t) => {
+  const notGzip = Buffer.from('plain text, not gzip');
+  const refusedAs = async (response: Awaited<ReturnType<typeof mailboxRequest>>) => {
+    t.is(response.status, 422, response.body.toString());
+    t.like(response.json().detail[0], { code: 'UnsupportedContentEncoding' });
+  };
+  const send = (body: Buffer, headers: Record<string, string>) =>
+    mailboxRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'NOTGZIP', 'content-encoding': 'gzip', ...headers },
+      body,
+    });
+  await refusedAs(await send(notGzip, {}));
+  await refusedAs(await send(Buffer.concat([notGzip, randomBytes(100_000)]), {}));
+  await refusedAs(await send(Buffer.concat([notGzip, randomBytes(100_000)]), { 'transfer-encoding': 'chunked' }));
+  const messageId = await startUpload(2, gzipSync(randomBytes(70_000)), { 'content-encoding': 'gzip' });
+  await refusedAs(await uploadChunk(messageId, 2, 2, notGzip, { headers: { 'content-encoding': 'gzip' } }));
+  t.is(await objectsOf(messageId), 1, 'only chunk 1 is stored');
+  const listed = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?workflow_filter=NOTGZIP` });
+  t.deepEqual(listed.json().messages, [], 'no refused send was delivered');
+
+  // Gzip at its start, corrupt after: a recipient that does not take gzip gets a MESH error, not a connection closed on it.
+  const corrupt = Buffer.concat([gzipSync(Buffer.from('x')).subarray(0, 10), Buffer.from('not deflate data at all')]);
+  const sent = await send(corrupt, {});
+  t.is(sent.status, 202);
+  const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${sent.json().message_id}` });
+  t.is(download.status, 500);
+  t.regex(download.json().detail[0].msg, /cannot be decompressed.*Accept-Encoding: gzip/);
+  const asSent = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${sent.json().message_id}`, headers: { 'accept-encoding': 'gzip' } });
+  t.true(asSent.body.equals(corrupt), 'as sent, for a client that takes gzip');
+});
+
 test('a small gzip message (kept in Redis) is returned as sent, or decompressed for a client that does not take gzip', async (t) => {
   const plain = Buffer.from('a short result, compressed by its sender');
   const sent = await mailboxRequest(server, lab, {

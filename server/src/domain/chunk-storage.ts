@@ -20,25 +20,46 @@ export class PayloadTooLargeError extends MeshError {
   }
 }
 
-/** Counts bytes on their way to storage and stops the stream at the first byte over the limit. */
-class ByteLimit extends Transform {
-  bytes = 0;
-  exceeded = false;
-  readonly #limit: number;
+/** What every gzip stream begins with (RFC 1952). */
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 
-  constructor(limit: number) {
+function notGzip(messageId: string | undefined): MeshError {
+  return new MeshError(422, MeshErrorCodes.unsupportedContentEncoding, {
+    detail: 'Content-Encoding: gzip, but the body is not gzip data',
+    ...(messageId ? { messageId } : {}),
+  });
+}
+
+/**
+ * Counts bytes on their way to storage, and stops the stream at the first byte over the limit
+ * or, for a body said to be gzip, at a start that is not gzip: a recipient that does not take
+ * gzip would get nothing it could read, and every try of its download would fail the same way.
+ */
+class ChunkGuard extends Transform {
+  bytes = 0;
+  /** Why the stream was stopped; undefined while it flows. */
+  refusal: MeshError | undefined;
+  readonly #limit: number;
+  readonly #gzip: boolean;
+  readonly #messageId: string;
+
+  constructor(limit: number, gzip: boolean, messageId: string) {
     super();
     this.#limit = limit;
+    this.#gzip = gzip;
+    this.#messageId = messageId;
   }
 
   override _transform(data: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
+    const start = this.bytes;
     this.bytes += data.length;
-    if (this.bytes > this.#limit) {
-      this.exceeded = true;
-      done(new Error('chunk size limit exceeded'));
-      return;
+    if (this.bytes > this.#limit) this.refusal = new PayloadTooLargeError('chunk', this.#limit, this.#messageId);
+    else if (this.#gzip && start < GZIP_MAGIC.length) {
+      // The magic may come split over two parts: each checks what it holds of it.
+      const expected = GZIP_MAGIC.subarray(start, start + data.length);
+      if (!data.subarray(0, expected.length).equals(expected)) this.refusal = notGzip(this.#messageId);
     }
-    done(null, data);
+    done(this.refusal ?? null, this.refusal ? undefined : data);
   }
 }
 
@@ -49,16 +70,18 @@ export function fitsInline(services: Services, totalChunks: number, body: ChunkB
   return totalChunks === 1 && body.contentLength !== undefined && body.contentLength <= Math.min(inlinePayloadBytes, maxChunkBytes);
 }
 
-/** Reads a small body (its Content-Length already checked against the inline limit). */
+/** Reads a small body (its Content-Length already checked against the inline limit); one said to be gzip must be. */
 export async function readSmallBody(body: ChunkBody): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of body.stream) parts.push(part as Buffer);
-  return Buffer.concat(parts);
+  const payload = Buffer.concat(parts);
+  if (body.contentEncoding === 'gzip' && !payload.subarray(0, GZIP_MAGIC.length).equals(GZIP_MAGIC)) throw notGzip(undefined);
+  return payload;
 }
 
 /**
  * Streams one chunk upload into object storage, as its own object, within the chunk size limit
- * and returns its size. A declared Content-Length over the limit is refused before a byte is
+ * (and, said to be gzip, beginning as gzip does) and returns its size. A declared Content-Length over the limit is refused before a byte is
  * read; a streamed body is cut off at the limit. An upload that fails or is refused leaves
  * nothing of itself stored (nor touches another upload's object).
  */
@@ -67,8 +90,8 @@ export async function storeChunk(services: Services, chunk: ChunkObject, body: C
   if (body.contentLength !== undefined && body.contentLength > limit) {
     throw new PayloadTooLargeError('chunk', limit, chunk.messageId);
   }
-  const counted = new ByteLimit(limit);
-  // A request cut off, or a body over the limit, fails the pipeline: that ends the S3 call.
+  const counted = new ChunkGuard(limit, body.contentEncoding === 'gzip', chunk.messageId);
+  // A request cut off, or a body refused on its way, fails the pipeline: that ends the S3 call.
   const abort = new AbortController();
   pipeline(body.stream as Readable, counted, (error) => error && abort.abort(error));
   try {
@@ -76,7 +99,7 @@ export async function storeChunk(services: Services, chunk: ChunkObject, body: C
   } catch (error) {
     // Some S3 servers keep what arrived of a cut-off upload.
     await discardUpload(services, chunk);
-    throw counted.exceeded ? new PayloadTooLargeError('chunk', limit, chunk.messageId) : error;
+    throw counted.refusal ?? error;
   }
   // A streamed body can turn out empty only once it has ended; MESH refuses empty data.
   if (counted.bytes === 0) {

@@ -4,7 +4,7 @@ import type Router from '@koa/router';
 import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
 import { acknowledgeMessage } from '../../domain/acknowledge.ts';
 import { downloadChunk, findDownloadable } from '../../domain/download.ts';
-import { BadRequestError, MessageNotFoundError } from '../../domain/errors.ts';
+import { BadRequestError, MeshError, MessageNotFoundError } from '../../domain/errors.ts';
 import { countInbox, encodeCursor, listInbox } from '../../domain/inbox.ts';
 import type { Services } from '../../domain/services.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
@@ -110,6 +110,7 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
     // pipeline, not pipe: a storage read error must end the response, not leave it hanging.
     const gunzip = createGunzip();
     pipeline(Buffer.isBuffer(chunk.body) ? Readable.from([chunk.body]) : chunk.body, gunzip, () => {});
+    await decompressionStarted(gunzip, messageId);
     ctx.body = gunzip;
     return;
   }
@@ -123,4 +124,24 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
   }
   ctx.respond = false;
   streamPayload(chunk.body, ctx.res);
+}
+
+/**
+ * Waits for the first decompressed bytes, so that content corrupt from its start (checked to
+ * begin as gzip when sent, it can still be) is answered with an error instead of a response
+ * cut off before its status line. Corruption found further on can only cut the response off.
+ */
+async function decompressionStarted(gunzip: Readable, messageId: string): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      gunzip.once('readable', resolve);
+      gunzip.once('end', resolve);
+      gunzip.once('error', reject);
+    });
+  } catch {
+    throw new MeshError(500, MeshErrorCodes.internalError, {
+      messageId,
+      detail: 'the stored gzip content cannot be decompressed; it may still be fetched as sent, with Accept-Encoding: gzip',
+    });
+  }
 }
