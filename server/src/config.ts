@@ -13,6 +13,8 @@ export const DEFAULT_LIMITS: TransferLimits = {
   maxChunkBytes: 100 * 1024 * 1024,
   maxChunks: 10_000,
   maxMessageBytes: 100 * 1024 * 1024 * 1024,
+  // A sending system uploads a chunk at a time, or a few at once: far below the 256 storage connections per process.
+  maxTransfersPerMailbox: 16,
 };
 
 const DAY_MS = 86_400_000;
@@ -86,6 +88,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_MAX_CHUNK_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunkBytes),
   MESHBOX_MAX_CHUNKS: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunks),
   MESHBOX_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxMessageBytes),
+  MESHBOX_MAX_TRANSFERS_PER_MAILBOX: z.coerce.number().int().min(0).default(DEFAULT_LIMITS.maxTransfersPerMailbox),
   MESHBOX_INBOX_EXPIRY_SECONDS: seconds.default(DEFAULT_PERIODS.inboxExpiryMs / 1000),
   MESHBOX_UPLOAD_EXPIRY_SECONDS: seconds.default(DEFAULT_PERIODS.uploadExpiryMs / 1000),
   MESHBOX_PAYLOAD_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.payloadRetentionMs / 1000),
@@ -95,6 +98,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
   MESHBOX_HEADERS_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
   MESHBOX_REQUEST_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
+  MESHBOX_IDLE_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -213,6 +217,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       maxChunkBytes: env.MESHBOX_MAX_CHUNK_BYTES,
       maxChunks: env.MESHBOX_MAX_CHUNKS,
       maxMessageBytes: env.MESHBOX_MAX_MESSAGE_BYTES,
+      maxTransfersPerMailbox: env.MESHBOX_MAX_TRANSFERS_PER_MAILBOX,
     },
     periods: {
       inboxExpiryMs: env.MESHBOX_INBOX_EXPIRY_SECONDS * 1000,
@@ -225,7 +230,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
     // Whole milliseconds: the cache takes nothing else.
     mailboxCacheMs: Math.round(env.MESHBOX_MAILBOX_CACHE_SECONDS * 1000),
-    clientTimeouts: { headersMs: env.MESHBOX_HEADERS_TIMEOUT_SECONDS * 1000, requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000 },
+    clientTimeouts: {
+      headersMs: env.MESHBOX_HEADERS_TIMEOUT_SECONDS * 1000,
+      requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000,
+      idleMs: env.MESHBOX_IDLE_TIMEOUT_SECONDS * 1000,
+    },
     logLevel: env.MESHBOX_LOG_LEVEL,
   };
 }

@@ -17,6 +17,7 @@ import { LifecycleSchedule } from './store/lifecycle-schedule.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
 import { PasswordCipher } from './store/password-cipher.ts';
+import { TransferSlots } from './domain/transfer-slots.ts';
 import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
 import { openRedis, type RedisClient, type RedisTarget } from './store/redis-client.ts';
@@ -132,6 +133,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     now: () => new Date(),
     newMessageId,
     limits: settings.limits,
+    transfers: new TransferSlots(settings.limits.maxTransfersPerMailbox),
     periods: settings.periods,
     lifecycle: schedule,
   };

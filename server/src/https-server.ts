@@ -31,9 +31,14 @@ export interface ClientTimeouts {
   readonly headersMs: number;
   /** To send the whole request, body included (a 100 MB chunk on a slow line needs minutes). */
   readonly requestMs: number;
+  /**
+   * Without a byte moving either way, mid-request or mid-answer: a client that stops reading a
+   * download would otherwise hold it, and its connection to object storage, for ever.
+   */
+  readonly idleMs: number;
 }
 
-export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requestMs: 15 * 60_000 };
+export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requestMs: 15 * 60_000, idleMs: 120_000 };
 
 /** Per connection, the response still being made (a request line arriving meanwhile is answered after it). */
 const answering = new WeakMap<Duplex, ServerResponse>();
@@ -61,6 +66,8 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts:
     },
   );
   server.on('clientError', answerUnparseableRequest);
+  // With no 'timeout' listener, Node destroys a socket idle this long.
+  server.setTimeout(timeouts.idleMs);
   return server;
 }
 

@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import type { ClientRequest } from 'node:http';
 import test from 'ava';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
-import { startTestServer, type TestServer } from '../support/harness.ts';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest } from '../support/http.ts';
 import { rawTlsExchange } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
@@ -85,5 +87,54 @@ test('uploads cut off by their clients fill no error log: a client going away is
     t.is(logged.output(), '');
   } finally {
     await logged.stop();
+  }
+});
+
+test('one mailbox holding transfers open cannot take object storage from the others: past its limit it gets 429, and a stalled download is cut off', async (t) => {
+  t.timeout(60_000);
+  const limited = await startServerProcess({ MESHBOX_MAX_TRANSFERS_PER_MAILBOX: '1', MESHBOX_IDLE_TIMEOUT_SECONDS: '1', MESHBOX_LOG_LEVEL: 'warn' });
+  const open: ClientRequest[] = [];
+  try {
+    const [greedy, other, gp] = [await limited.createMailbox(), await limited.createMailbox(), await limited.createMailbox()];
+    const overInline = randomBytes(100_000);
+    const send = (from: TestMailbox, body: Buffer) =>
+      mailboxRequest(limited, from, { method: 'POST', path: `/messageexchange/${from.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'HOLD' }, body });
+    // Over the inline limit, so it streams to object storage, for as long as its client takes: a byte every half second.
+    const held = openMailboxRequest(limited, greedy, {
+      method: 'POST',
+      path: `/messageexchange/${greedy.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'HOLD', 'content-length': '200000' },
+    });
+    open.push(held);
+    held.on('error', () => undefined);
+    held.write(overInline);
+    const trickle = setInterval(() => held.write(Buffer.alloc(1)), 500);
+    held.on('close', () => clearInterval(trickle));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const second = await send(greedy, overInline);
+    t.is(second.status, 429, 'a second transfer of the same mailbox is refused');
+    t.truthy(second.headers['retry-after']);
+    const others = await send(other, randomBytes(30_000_000));
+    t.is(others.status, 202, 'another mailbox sends as ever');
+    held.destroy();
+
+    // A download its client stops reading (far more than socket buffers hold) is cut off once idle, freeing its slot.
+    const messageId: string = others.json().message_id;
+    const stalled = openMailboxRequest(limited, gp, { method: 'GET', path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    open.push(stalled);
+    stalled.on('error', () => undefined);
+    await new Promise((resolve) => stalled.on('response', (response) => resolve(response.pause())).end());
+    const slotFree = async () => (await mailboxRequest(limited, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).status === 200;
+    t.false(await slotFree(), 'held by the download while it flows');
+    let free = false;
+    for (let attempt = 0; attempt < 50 && !free; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      free = await slotFree();
+    }
+    t.true(free, 'the stalled download no longer holds it, though its client is still connected');
+    t.is((await send(greedy, overInline)).status, 202, 'nor does an upload cut off');
+  } finally {
+    for (const request of open) request.destroy();
+    await limited.stop();
   }
 });

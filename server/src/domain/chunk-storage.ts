@@ -12,6 +12,8 @@ export interface TransferLimits {
   readonly maxChunkBytes: number;
   readonly maxChunks: number;
   readonly maxMessageBytes: number;
+  /** Object-storage transfers one mailbox may have in progress at once, per server process (0: no limit). */
+  readonly maxTransfersPerMailbox: number;
 }
 
 export class PayloadTooLargeError extends MeshError {
@@ -85,11 +87,20 @@ export async function readSmallBody(body: ChunkBody): Promise<Buffer> {
  * read; a streamed body is cut off at the limit. An upload that fails or is refused leaves
  * nothing of itself stored (nor touches another upload's object).
  */
-export async function storeChunk(services: Services, chunk: ChunkObject, body: ChunkBody): Promise<number> {
+export async function storeChunk(services: Services, sender: string, chunk: ChunkObject, body: ChunkBody): Promise<number> {
   const limit = services.limits.maxChunkBytes;
   if (body.contentLength !== undefined && body.contentLength > limit) {
     throw new PayloadTooLargeError('chunk', limit, chunk.messageId);
   }
+  const release = services.transfers.take(sender);
+  try {
+    return await streamIntoStorage(services, chunk, body, limit);
+  } finally {
+    release();
+  }
+}
+
+async function streamIntoStorage(services: Services, chunk: ChunkObject, body: ChunkBody, limit: number): Promise<number> {
   const counted = new ChunkGuard(limit, body.contentEncoding === 'gzip', chunk.messageId);
   // A request cut off, or a body refused on its way, fails the pipeline: that ends the S3 call.
   const abort = new AbortController();

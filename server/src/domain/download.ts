@@ -1,5 +1,5 @@
 import type { MessageRecord } from '../store/messages.ts';
-import type { StoredChunk } from '../store/payloads.ts';
+import type { ChunkObject, StoredChunk } from '../store/payloads.ts';
 import { MessageGoneError, MessageNotFoundError } from './errors.ts';
 import type { Services } from './services.ts';
 
@@ -47,7 +47,7 @@ export async function downloadChunk(
   if (chunkNumber < 1 || chunkNumber > message.totalChunks) throw new MessageNotFoundError(messageId);
   const chunk = message.inlinePayload
     ? inlineChunk(source.inlinePayload)
-    : await services.payloads.getChunk({ messageId, number: chunkNumber, version: source.version });
+    : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version });
   if (!chunk) throw new MessageGoneError(messageId);
   await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   return { message, chunkNumber, chunk };
@@ -55,4 +55,18 @@ export async function downloadChunk(
 
 function inlineChunk(payload: Buffer | undefined): StoredChunk | undefined {
   return payload ? { body: payload, size: payload.length } : undefined;
+}
+
+/** A chunk from object storage, streamed under one of the mailbox's transfer slots until its stream closes. */
+async function openStoredChunk(services: Services, mailboxId: string, object: ChunkObject): Promise<StoredChunk | undefined> {
+  const release = services.transfers.take(mailboxId);
+  try {
+    const chunk = await services.payloads.getChunk(object);
+    if (chunk && !Buffer.isBuffer(chunk.body)) chunk.body.once('close', release);
+    else release();
+    return chunk;
+  } catch (error) {
+    release();
+    throw error;
+  }
 }

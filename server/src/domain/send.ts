@@ -83,7 +83,7 @@ async function deliverNew(services: Services, messageId: string, recipient: stri
 /** Chunk 1 into object storage under a reserved id, then the record. */
 async function recordStoredMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstCheckAt: Date): Promise<Recorded> {
   const messageId = await reserveMessageId(services, firstCheckAt);
-  const size = await storeChunk(services, { messageId, number: 1, version: '' }, body);
+  const size = await storeChunk(services, metadata.sender, { messageId, number: 1, version: '' }, body);
   const recordedAt = services.now();
   const outcome = await services.messages.create(messageId, metadata, size, recordedAt);
   if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);

@@ -1,4 +1,5 @@
 import type { TransferLimits } from './chunk-storage.ts';
+import type { TransferSlots } from './transfer-slots.ts';
 import type { LifecycleScheduler, RetentionPeriods } from './lifecycle.ts';
 import type { AuditLog } from '../store/audit-log.ts';
 import type { CertificateStore } from '../store/certificates.ts';
@@ -25,6 +26,8 @@ export interface Services {
   /** A fresh random message id stamped with `at` (a seam like `now`: a test can offer ids that are taken). */
   readonly newMessageId: (at: Date) => string;
   readonly limits: TransferLimits;
+  /** Object-storage transfers in progress per mailbox (limits.maxTransfersPerMailbox). */
+  readonly transfers: TransferSlots;
   readonly periods: RetentionPeriods;
   readonly lifecycle: LifecycleScheduler;
 }

@@ -32,7 +32,7 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   refuse(before, upload, services);
   const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version: randomBytes(6).toString('hex') };
   const [size] = await Promise.all([
-    storeChunk(services, chunk, upload.body),
+    storeChunk(services, upload.sender, chunk, upload.body),
     // Should this chunk complete the message and the request stop before delivering it, that check delivers it.
     services.lifecycle.schedule(upload.messageId, new Date(services.now().getTime() + services.periods.deliveryCheckMs)),
   ]);
