@@ -19,9 +19,21 @@ test('a v1 error body gives the same fields', (t) => {
   t.like(error, { status: 404, code: '20', event: 'RECEIVE', description: 'Message does not exist', messageId: 'M2' });
 });
 
-test('a body that is not MESH JSON becomes the description; an empty one the status text', (t) => {
-  t.like(parseErrorBody(502, '<html>bad gateway</html>'), { status: 502, code: undefined, description: '<html>bad gateway</html>' });
-  const empty = parseErrorBody(410, '');
-  t.like(empty, { status: 410, code: undefined, description: 'Gone' });
-  t.is(errorLine(empty), 'meshbox: Gone (HTTP 410)');
+test('a body that is not MESH JSON gives one line: the reason phrase, and the text itself only when it is short plain text', (t) => {
+  const gatewayPage = [
+    '<html>',
+    '<head><title>502 Bad Gateway</title></head>',
+    '<body>',
+    '<center><h1>502 Bad Gateway</h1></center>',
+    '<hr><center>nginx</center>',
+    '</body>',
+    '</html>',
+  ].join('\r\n');
+  const html = parseErrorBody(502, gatewayPage);
+  t.like(html, { status: 502, code: undefined, description: 'Bad Gateway' });
+  t.is(errorLine(html), 'meshbox: Bad Gateway (HTTP 502)');
+  t.is(errorLine(parseErrorBody(504, '  upstream timed out\n')), 'meshbox: Gateway Timeout: upstream timed out (HTTP 504)');
+  t.is(errorLine(parseErrorBody(503, 'Service Unavailable')), 'meshbox: Service Unavailable (HTTP 503)', 'the phrase is not said twice');
+  t.is(errorLine(parseErrorBody(500, 'x'.repeat(201))), 'meshbox: Internal Server Error (HTTP 500)', 'a long text is left out');
+  t.is(errorLine(parseErrorBody(410, '')), 'meshbox: Gone (HTTP 410)');
 });

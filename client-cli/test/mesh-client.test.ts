@@ -194,7 +194,7 @@ test('a server that keeps answering 503 gives up after the retries with the 503'
   try {
     const error = await t.throwsAsync(client.count(), { instanceOf: MeshClientError });
     t.is(error?.status, 503);
-    t.is(error?.description, 'try later');
+    t.is(error?.description, 'Service Unavailable: try later');
     t.is(requests, 3);
   } finally {
     client.close();

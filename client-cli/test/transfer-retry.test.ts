@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -6,6 +7,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
@@ -14,7 +16,7 @@ import { MeshClient } from '../src/client/mesh-client.ts';
 import { retryAfterMs } from '../src/client/transport.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { type CliResult, connectionSettings, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { type CliResult, connectionSettings, MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
 
 // A scripted stand-in for the server (the real one never fails on cue), trusted by the
 // profiles because its certificate comes from the test CA.
@@ -103,7 +105,7 @@ test('a chunk upload is retried after a 500 and a 429 (waiting its Retry-After) 
   t.true((third?.at ?? 0) - (second?.at ?? 0) >= 950, 'waited for Retry-After');
   t.is(
     result.stderr,
-    `meshbox: chunk 3 of 3 failed: not here (HTTP 501)\n` +
+    `meshbox: chunk 3 of 3 failed: Not Implemented: not here (HTTP 501)\n` +
       `message ${MESSAGE_ID} is incomplete; the server keeps its chunks for a while: finish it with\n` +
       `  meshbox send --resume ${MESSAGE_ID} --chunk-size 1000 payload.bin\n`,
   );
@@ -197,6 +199,119 @@ test('a file that appears at the target while the download runs is kept: the dow
   t.is(result.stderr, `meshbox: ${target} already exists and was left as it is: give -o with another name (or --overwrite to replace it)\n`);
   t.is(await readFile(target, 'utf8'), 'theirs');
   t.deepEqual(await readdir(cwd), ['result.bin']);
+});
+
+/**
+ * An inbox of one message, whose download sends half its body and then nothing more (a run stays
+ * at it until stopped) unless `complete`; an acknowledgement loses its connection.
+ */
+function oneMessageInbox(requests: string[], complete = false): Handler {
+  const payload = randomBytes(100_000);
+  return (request, _body, response) => {
+    const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
+    requests.push(`${request.method} ${path}`);
+    if (path === '/inbox') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ messages: [MESSAGE_ID] }));
+    } else if (path === `/inbox/${MESSAGE_ID}`) {
+      response.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': String(payload.length),
+        'mex-messageid': MESSAGE_ID,
+        'mex-messagetype': 'DATA',
+        'mex-filename': 'large.bin',
+      });
+      if (request.method === 'HEAD') response.end();
+      else if (complete) response.end(payload);
+      else response.write(payload.subarray(0, payload.length / 2));
+    } else if (request.method === 'PUT') {
+      response.socket?.destroy();
+    } else {
+      response.writeHead(404).end();
+    }
+  };
+}
+
+/**
+ * Runs the CLI as its own process against an inbox whose download never ends, sends it `signal` once a
+ * temporary file has appeared in `folder` (the download is under way), and returns how it ended.
+ */
+async function interrupted(args: readonly string[], folder: string, signal: NodeJS.Signals) {
+  const requests: string[] = [];
+  const ended = await withFakeServer(oneMessageInbox(requests), async (origin) => {
+    const run = spawn(process.execPath, [MAIN, '--profile', mailbox.profile, '--url', origin, ...args], {
+      cwd: folder,
+      env: { PATH: process.env.PATH },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    run.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    const exited = once(run, 'exit');
+    // Bounded waiting, not timing: until the download has its temporary file.
+    for (let attempt = 0; attempt < 200 && !(await readdir(folder)).some((name) => name.endsWith('.part')); attempt++) await sleep(50);
+    const started = (await readdir(folder)).some((name) => name.endsWith('.part'));
+    run.kill(signal);
+    const [code, killedBy] = await exited;
+    return { started, code, killedBy, stderr };
+  });
+  return { ...ended, requests, left: await readdir(folder) };
+}
+
+test('download stopped by SIGINT ends its request, removes its temporary file and exits 130', async (t) => {
+  const cwd = await mkdtemp(join(work, 'interrupt-'));
+  const result = await interrupted(['download', MESSAGE_ID], cwd, 'SIGINT');
+  t.true(result.started, 'the download was under way');
+  t.is(result.killedBy, null, 'it handled the signal rather than being killed by it');
+  t.is(result.code, 130);
+  t.is(result.stderr, 'meshbox: stopped by SIGINT: nothing was saved\n');
+  t.deepEqual(result.left, []);
+});
+
+test('receive stopped by SIGTERM in the middle of a message acknowledges nothing, leaves no file and exits 143', async (t) => {
+  const into = await mkdtemp(join(work, 'interrupt-'));
+  const result = await interrupted(['receive', '.'], into, 'SIGTERM');
+  t.true(result.started, 'the download was under way');
+  t.is(result.killedBy, null, 'it handled the signal rather than being killed by it');
+  t.is(result.code, 143);
+  t.is(result.stderr, 'meshbox: stopped by SIGTERM: a message not yet acknowledged stays in the inbox and is saved again next time\n');
+  t.deepEqual(result.left, [], 'no temporary file, and the lock released');
+  t.false(result.requests.some((request) => request.startsWith('PUT')), 'nothing acknowledged');
+});
+
+test('a message saved whose acknowledgement fails is reported as saved but not acknowledged, not as left in the inbox', async (t) => {
+  const into = await mkdtemp(join(work, 'unacknowledged-'));
+  const requests: string[] = [];
+  const result = await withFakeServer(oneMessageInbox(requests, true), (origin) => cli(origin, ['receive', into, '--retries', '1'], work));
+  t.is(result.code, 1);
+  t.deepEqual(await readdir(into), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_large.bin`], 'its files are there');
+  const [problem, summary] = result.stderr.trim().split('\n');
+  t.true(
+    problem!.startsWith(`meshbox: message ${MESSAGE_ID} was saved (${join(into, `${MESSAGE_ID}_large.bin`)}) but not acknowledged: cannot reach https://127.0.0.1:`),
+    problem,
+  );
+  t.true(problem!.endsWith('; so it is delivered again, and saved again under the same names, next time'), problem);
+  t.is(summary, 'meshbox: 1 message saved but not acknowledged (see above)');
+  t.is(requests.filter((request) => request.startsWith('PUT')).length, 2, 'the acknowledgement was tried, and retried');
+});
+
+test('a one-chunk send whose connection breaks may have been delivered: it says so, and how to check, before any resend', async (t) => {
+  const cwd = await mkdtemp(join(work, 'send-'));
+  await writeFile(join(cwd, 'result.hl7'), 'MSH|');
+  const send = (origin: string, extra: readonly string[]) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', ...extra], cwd);
+  const cutOff: Handler = (_request, _body, response) => response.socket?.destroy();
+  const [tracked, untracked] = await withFakeServer(cutOff, async (origin) => [await send(origin, ['--local-id', 'lab 7']), await send(origin, [])]);
+
+  t.is(tracked.code, 1);
+  t.regex(
+    tracked.stderr,
+    /^meshbox: cannot reach https:\/\/127\.0\.0\.1:\d+: socket hang up\nthe message may have been delivered all the same \(only the answer lost\): before sending it again, check with\n  meshbox track --local-id 'lab 7'\n$/,
+  );
+  t.is(untracked.code, 1);
+  t.regex(untracked.stderr, /before sending it again, check with the recipient \(give --local-id next time, and meshbox track --local-id <it> will tell\)\n$/);
+
+  const closed = await withFakeServer(cutOff, async (origin) => origin);
+  const refused = await send(closed, ['--local-id', 'lab 7']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^meshbox: cannot reach https:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED [^\n]+\n$/, 'a refused connection sent nothing: no doubt to raise');
 });
 
 test('a file that changes during a send stops it, without suggesting a resume', async (t) => {

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+
 /** What a MESH server said when it refused a request. */
 export interface MeshErrorDetails {
   readonly status: number;
@@ -32,30 +34,41 @@ export class MeshClientError extends Error implements MeshErrorDetails {
   }
 }
 
+/** Connections that broke (reset, timed out) once made: a request may have gone out on them whole. */
+const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']);
+
 /** The server could not be reached, or the connection failed before an answer arrived. */
 export class MeshConnectionError extends Error {
   readonly url: string;
+  /**
+   * The connection broke rather than never being made (refused, no such host): the server may
+   * have received the request and acted on it, only the answer lost.
+   */
+  readonly mayHaveArrived: boolean;
 
   constructor(url: string, cause: Error) {
     super(`cannot reach ${url}: ${cause.message}`, { cause });
     this.name = 'MeshConnectionError';
     this.url = url;
+    this.mayHaveArrived = BROKEN_CONNECTION_CODES.has(String((cause as NodeJS.ErrnoException).code));
   }
 }
 
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad request',
-  403: 'Forbidden',
-  404: 'Not found',
-  410: 'Gone',
-  417: 'Expectation failed',
-  423: 'Locked',
-  429: 'Too many requests',
-  500: 'Internal server error',
-  502: 'Bad gateway',
-  503: 'Service unavailable',
-  504: 'Gateway timeout',
-};
+/** Longest text of a non-MESH error body worth quoting; longer ones are pages, not messages. */
+const MAX_EXCERPT = 200;
+
+/**
+ * What a body that is not MESH JSON says, in one line: the reason phrase (`Bad Gateway`), and
+ * the body too when it is short plain text. A proxy's HTML page would fill stderr with markup
+ * (under --watch at every poll), and an empty answer (HEAD) has nothing else to say.
+ */
+function plainDescription(status: number, body: string): string {
+  const reason = STATUS_CODES[status] ?? 'the server answered with an error';
+  const excerpt = body.trim().replace(/\s+/g, ' ');
+  // eslint-disable-next-line no-control-regex -- control characters mean the body is not text to show
+  const plain = excerpt !== '' && excerpt.length <= MAX_EXCERPT && !/<[a-z!/?]/i.test(excerpt) && !/[\u0000-\u001f\u007f-\u009f]/.test(excerpt);
+  return plain && excerpt.toLowerCase() !== reason.toLowerCase() ? `${reason}: ${excerpt}` : reason;
+}
 
 function text(value: unknown): string | undefined {
   if (typeof value === 'string' && value !== '') return value;
@@ -70,7 +83,8 @@ function record(value: unknown): Record<string, unknown> | undefined {
 /**
  * Reads an error body in whichever shape the server used: v2 `{message_id, internal_id,
  * detail:[{event, code, msg}]}`, v1 `{messageID, errorEvent, errorCode, errorDescription}`,
- * or anything else (a proxy's HTML page, an empty HEAD answer), which becomes the description.
+ * or anything else (a proxy's HTML page, an empty HEAD answer), described by its status alone
+ * (`plainDescription`).
  */
 export function parseErrorBody(status: number, body: string): MeshClientError {
   let parsed: Record<string, unknown> | undefined;
@@ -79,7 +93,7 @@ export function parseErrorBody(status: number, body: string): MeshClientError {
   } catch {
     parsed = undefined;
   }
-  const fallback = body.trim().slice(0, 500) || STATUS_TEXT[status] || `HTTP ${status}`;
+  const fallback = plainDescription(status, body);
   if (!parsed) {
     return new MeshClientError({ status, code: undefined, event: undefined, description: fallback, messageId: undefined, internalId: undefined });
   }

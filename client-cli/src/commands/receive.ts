@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { receiveInbox, type ReceiveOptions, watchInbox } from '../transfer/receive.ts';
+import { NotAcknowledgedError, receiveInbox, type ReceiveOptions, watchInbox } from '../transfer/receive.ts';
 import { type CliContext, errorLine } from './context.ts';
 import { WORKFLOW_FILTER_HELP } from './transfer-options.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
@@ -37,13 +37,19 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
       ].join('\n'),
     )
     .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
+      let unacknowledged = 0;
       const options: ReceiveOptions = {
         folder: await existingFolder(context, command, folder, flags),
         ...(flags.workflow === undefined ? {} : { workflowFilter: flags.workflow }),
         progress: context.progress(flags),
         onReceived: (message) =>
           context.print(flags.json ? JSON.stringify(message) : `${message.messageId} ${message.path ?? message.metadataPath}`),
-        onFailed: (messageId, error) => context.io.stderr(`${errorLine(error)} (message ${messageId} stays in the inbox)\n`),
+        onFailed: (messageId, error) => {
+          const saved = error instanceof NotAcknowledgedError;
+          if (saved) unacknowledged += 1;
+          // One saved says so itself (its files are there); of any other, nothing was kept.
+          context.io.stderr(`${errorLine(error)}${saved ? '' : ` (message ${messageId} stays in the inbox)`}\n`);
+        },
         onGone: (messageId) => context.tell(flags, `message ${messageId} was acknowledged or expired meanwhile; skipped`),
       };
       const failed = await runFolderPasses(context, command, flags, {
@@ -52,6 +58,15 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         once: (client, signal) => receiveInbox(client, { ...options, signal }),
         watch: (client, watching) => watchInbox(client, { ...options, ...watching }),
       });
-      if (failed > 0) throw new Error(`${failed} message${failed === 1 ? '' : 's'} not received (see above)`);
+      if (failed > 0) throw new Error(`${unreceived(failed - unacknowledged, unacknowledged)} (see above)`);
     });
+}
+
+/** What a run left in the inbox: messages it could not save, and messages saved whose acknowledgement failed. */
+function unreceived(notSaved: number, unacknowledged: number): string {
+  const messages = (count: number) => `${count} message${count === 1 ? '' : 's'}`;
+  return [
+    ...(notSaved > 0 ? [`${messages(notSaved)} not received`] : []),
+    ...(unacknowledged > 0 ? [`${messages(unacknowledged)} saved but not acknowledged`] : []),
+  ].join(', ');
 }

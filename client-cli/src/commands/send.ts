@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { MeshClientError } from '../client/errors.ts';
+import { MeshClientError, MeshConnectionError } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
@@ -40,9 +40,25 @@ function resumeCommand(messageId: string, file: string, flags: SendFlags): strin
   return words.join(' ');
 }
 
+/**
+ * Before a one-chunk message whose answer was lost is sent again: how to find out whether it
+ * arrived (a second copy would be delivered too).
+ */
+function howToCheckDelivery(flags: SendFlags): string {
+  return flags.localId === undefined
+    ? 'check with the recipient (give --local-id next time, and meshbox track --local-id <it> will tell)'
+    : `check with\n  meshbox track --local-id ${shellWord(flags.localId)}`;
+}
+
 /** A failed chunk's error, with what to do about it. */
 function explained(error: unknown, file: string, flags: SendFlags): unknown {
   if (!(error instanceof ChunkUploadError)) return error;
+  if (error.totalChunks === 1 && error.cause instanceof MeshConnectionError && error.cause.mayHaveArrived) {
+    return new Error(
+      `${error.message}\nthe message may have been delivered all the same (only the answer lost): before sending it again, ${howToCheckDelivery(flags)}`,
+      { cause: error },
+    );
+  }
   if (error.cause instanceof MeshClientError && error.cause.status === 413) {
     // 413 is also the answer to a message over the server's total size: no chunk size helps then.
     if (!/\bchunk\b/i.test(error.cause.description)) return error;
@@ -90,6 +106,8 @@ export function registerSendCommand(program: Command, context: CliContext): void
         'On a terminal, stderr shows a progress bar and, for several chunks, the message id and the',
         'command to finish the send should it be interrupted. Otherwise (a pipe or file, --json,',
         '--quiet) only the result goes out, on stdout. A send that fails part-way says how to resume it.',
+        'A one-chunk send whose connection breaks after it went out may have been delivered: the error says',
+        'so, and how to check (meshbox track --local-id, when given one) before sending it again.',
         '',
         'meshbox send --resume <message_id> <file> asks the server which chunks it holds and uploads',
         'the others; give the same file, --chunk-size and --gzip as the first run (the chunk count is',

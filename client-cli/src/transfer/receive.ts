@@ -25,7 +25,7 @@ export interface ReceiveOptions {
   readonly folder: string;
   readonly progress: ProgressFactory;
   readonly onReceived: (message: ReceivedMessage) => void;
-  /** A message that could not be saved: it stays in the inbox for the next pass. */
+  /** A message that could not be saved, or saved but not acknowledged (NotAcknowledgedError): it stays in the inbox for the next pass. */
   readonly onFailed: (messageId: string, error: unknown) => void;
   /** A listed message that was gone when fetched (acknowledged or expired meanwhile): nothing to do. */
   readonly onGone: (messageId: string) => void;
@@ -37,6 +37,19 @@ export interface ReceiveOptions {
   readonly workflowFilter?: string;
   /** Every id the inbox listed for this pass. */
   readonly onListed?: (messageIds: readonly string[]) => void;
+}
+
+/** A message saved into the folder whose acknowledgement failed: the server delivers it again, and the next pass saves it again. */
+export class NotAcknowledgedError extends Error {
+  constructor(messageId: string, saved: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `message ${messageId} was saved (${saved}) but not acknowledged: ${reason}; ` +
+        'so it is delivered again, and saved again under the same names, next time',
+      { cause },
+    );
+    this.name = 'NotAcknowledgedError';
+  }
 }
 
 /** Two receivers on one folder would both save, and hand on, the same messages. */
@@ -138,8 +151,11 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   const metadataPath = join(options.folder, `${messageId}.json`);
   await writeFileAtomically(metadataPath, `${JSON.stringify(describe(metadata, messageId, download), null, 2)}\n`);
   await syncFolder(options.folder);
-  await client.acknowledge(messageId);
-  return { messageId, messageType, path: download?.path ?? null, metadataPath, bytes: download?.bytes ?? 0 };
+  const path = download?.path ?? null;
+  await client.acknowledge(messageId).catch((error: unknown) => {
+    throw new NotAcknowledgedError(messageId, path ?? metadataPath, error);
+  });
+  return { messageId, messageType, path, metadataPath, bytes: download?.bytes ?? 0 };
 }
 
 /** The id first, so that two senders' `results.csv` never meet. */
