@@ -66,6 +66,8 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts:
     },
   );
   server.on('clientError', answerUnparseableRequest);
+  // Node hands CONNECT (a proxy tunnel) to this event, and without a listener drops the connection unanswered.
+  server.on('connect', (_request, socket: Duplex) => answerRaw(socket, 405, 'Method Not Allowed'));
   // With no 'timeout' listener, Node destroys a socket idle this long.
   server.setTimeout(timeouts.idleMs);
   return server;
@@ -85,13 +87,18 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
     inFlight.once('close', () => socket.end());
     return;
   }
-  const [status, reason, code] =
+  const [status, reason] =
     error.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', '431']
+      ? [431, 'Request Header Fields Too Large']
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'Request Timeout', '408']
-        : [400, 'Bad Request', '400'];
-  const body = JSON.stringify({ messageID: null, errorEvent: 'TRANSFER', errorCode: code, errorDescription: reason });
+        ? [408, 'Request Timeout']
+        : [400, 'Bad Request'];
+  answerRaw(socket, status, reason);
+}
+
+/** A MESH (v1) error written straight to the socket, for what never reaches Koa; the connection then closes. */
+function answerRaw(socket: Duplex, status: number, reason: string): void {
+  const body = JSON.stringify({ messageID: null, errorEvent: 'TRANSFER', errorCode: String(status), errorDescription: reason });
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

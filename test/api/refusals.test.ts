@@ -187,6 +187,21 @@ test('unknown routes and methods answer MESH error bodies, not bare text', async
   const method = await mailboxRequest(server, gp, { method: 'DELETE', path: `/messageexchange/${gp.id}/inbox` });
   t.is(method.status, 405);
   t.truthy(method.json().detail);
+  // Methods no route knows, OPTIONS, and anything but GET/POST on the mailbox itself (the handshake).
+  for (const [verb, path] of [
+    ['PROPFIND', `/messageexchange/${gp.id}/inbox`],
+    ['OPTIONS', `/messageexchange/${gp.id}/inbox`],
+    ['PUT', `/messageexchange/${gp.id}`],
+    ['DELETE', `/messageexchange/${gp.id}`],
+  ] as const) {
+    const answer = await mailboxRequest(server, gp, { method: verb, path });
+    t.is(answer.status, 405, `${verb} ${path}`);
+    t.like(answer.json().detail[0], { code: '405' }, `${verb} ${path}`);
+  }
+  // CONNECT never reaches the app: answered on the socket, in MESH's v1 shape.
+  const { status, text } = await rawTlsExchange(server, gp, Buffer.from('CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n'));
+  t.is(status, 405);
+  t.regex(text, /"errorCode":"405"/);
 });
 
 test('a refused send leaves nothing behind: no reserved id, no lifecycle entry', async (t) => {

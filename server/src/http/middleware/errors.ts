@@ -16,7 +16,9 @@ export function errorResponder(): Middleware<RequestState> {
       if (ctx.status === 404 && ctx.body === undefined) {
         throw new MeshError(404, MeshErrorCodes.notFound);
       }
-      if (ctx.status === 405 && ctx.body === undefined) {
+      // The router answers a method no route knows (PROPFIND) 501, and OPTIONS a bare 200 listing
+      // methods: MESH has neither, so both get the MESH 405 too.
+      if (((ctx.status === 405 || ctx.status === 501) && ctx.body === undefined) || ctx.method === 'OPTIONS') {
         throw new MeshError(405, MeshErrorCodes.methodNotAllowed);
       }
     } catch (thrown) {

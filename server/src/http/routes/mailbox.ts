@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
-import { MeshHeaders } from '../../../../shared/src/protocol/index.ts';
+import { MeshErrorCodes, MeshHeaders } from '../../../../shared/src/protocol/index.ts';
+import { MeshError } from '../../domain/errors.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
 
 const CLIENT_DETAILS = [
@@ -12,8 +13,8 @@ const CLIENT_DETAILS = [
 
 /** The handshake ("validate mailbox"): clients call it at start and daily; it records what they run. */
 export function registerHandshakeRoutes(router: Router<MailboxState>): void {
-  router.all('/', (ctx, next) => {
-    if (ctx.method !== 'POST' && ctx.method !== 'GET') return next();
+  router.all('/', (ctx) => {
+    if (ctx.method !== 'POST' && ctx.method !== 'GET') throw new MeshError(405, MeshErrorCodes.methodNotAllowed);
     const client = Object.fromEntries(CLIENT_DETAILS.map((name) => [name, ctx.get(name)]).filter(([, value]) => value));
     ctx.state.log.info({ mailbox: ctx.state.mailbox.id, client }, 'handshake');
     ctx.status = 200;
