@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,6 +13,7 @@ import { startTestServer, type TestMailbox, type TestServer } from '../../test/s
 import { connectionSettings } from './support/cli-fixture.ts';
 import { MeshClientError } from '../src/client/errors.ts';
 import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.ts';
+import { HttpsTransport } from '../src/client/transport.ts';
 
 let server: TestServer;
 let work: string;
@@ -250,5 +251,36 @@ test('a one-chunk send whose connection breaks after the server took it is not s
     client.close();
     lossy.closeAllConnections();
     lossy.close();
+  }
+});
+
+test('a server that accepts the connection and then says nothing fails the request as idle; a kept-alive socket gathers no listeners', async (t) => {
+  const silent = createNetServer((socket) => socket.resume());
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const mailbox = await server.createMailbox();
+  const transportFor = (origin: string, idleTimeoutMs?: number) =>
+    new HttpsTransport({ origin, certPem: mailbox.certPem, keyPem: mailbox.keyPem, caPem: server.caPem, attemptHeaders: () => ({}), retries: 0, ...(idleTimeoutMs ? { idleTimeoutMs } : {}) });
+  const stalled = transportFor(`https://127.0.0.1:${(silent.address() as AddressInfo).port}`, 300);
+  try {
+    await t.throwsAsync(stalled.send({ method: 'GET', path: '/', retry: 'idempotent' }), { message: /no activity for 300 ms/ });
+  } finally {
+    stalled.close();
+    silent.close();
+  }
+  // Many requests on one kept-alive socket: each request's idle watch leaves with it.
+  const live = transportFor(server.origin);
+  try {
+    const sockets = new Set<Socket>();
+    for (let n = 0; n < 20; n++) {
+      const response = await live.send({ method: 'GET', path: '/messageexchange/_ping', retry: 'idempotent' });
+      sockets.add(response.body.socket as Socket);
+      await response.body.resume().toArray();
+    }
+    t.is(sockets.size, 1, 'one socket, kept alive');
+    const [socket] = [...sockets];
+    t.true(socket!.listenerCount('data') <= 2, `data listeners: ${socket!.listenerCount('data')}`);
+  } finally {
+    live.close();
   }
 });

@@ -240,9 +240,7 @@ export class HttpsTransport {
         firstFailure ??= { error, inBody: false };
         fail(error);
       });
-      outgoing.setTimeout(this.#idleTimeoutMs, () => {
-        outgoing.destroy(Object.assign(new Error(`no activity for ${this.#idleTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
-      });
+      failWhenIdle(outgoing, body instanceof Readable ? body : undefined, this.#idleTimeoutMs);
       if (body === undefined || Buffer.isBuffer(body)) {
         outgoing.end(body);
       } else {
@@ -253,4 +251,26 @@ export class HttpsTransport {
       }
     });
   }
+}
+
+/**
+ * Fails a request on which no byte has moved either way for `ms`, counted from its start
+ * (connecting and the TLS handshake included). Node's own socket timeout (ClientRequest.setTimeout)
+ * starts counting only once TCP has connected and, over TLS, fired at twice the time (measured):
+ * a stalled server held each attempt for four minutes instead of two.
+ */
+function failWhenIdle(outgoing: ClientRequest, body: Readable | undefined, ms: number): void {
+  let timer: NodeJS.Timeout | undefined;
+  const moved = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => outgoing.destroy(Object.assign(new Error(`no activity for ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+  };
+  moved();
+  body?.on('data', moved);
+  // The socket outlives the request (kept alive for the next): the listener goes with the request.
+  outgoing.once('socket', (socket) => {
+    socket.on('data', moved);
+    outgoing.once('close', () => socket.removeListener('data', moved));
+  });
+  outgoing.once('close', () => clearTimeout(timer));
 }
