@@ -3,6 +3,8 @@ import { buildAuthorizationHeader, formatTokenTimestamp } from '../../shared/src
 import { createCertificateAuthority, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_MAILBOX_CACHE_MS } from '../../server/src/config.ts';
+import { authenticateMailbox, REPEAT_WINDOW_MS } from '../../server/src/domain/authenticate.ts';
+import { ForbiddenError } from '../../server/src/domain/errors.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
@@ -12,11 +14,14 @@ import { mailboxRequest, openMailboxRequest, rawRequest } from '../support/http.
 let server: TestServer;
 let alice: TestMailbox;
 let bob: TestMailbox;
+/** Receives what the tests of repeated tokens send (others check bob's inbox stays empty). */
+let carol: TestMailbox;
 
 test.before(async () => {
   server = await startTestServer();
   alice = await server.createMailbox();
   bob = await server.createMailbox();
+  carol = await server.createMailbox();
 });
 
 test.after.always(async () => {
@@ -97,20 +102,74 @@ test('a token without the NHSMESH scheme (legacy clients) is accepted', async (t
   t.is(response.status, 200);
 });
 
-test('a replayed token is refused', async (t) => {
-  const once = token(alice);
-  const first = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: once });
-  t.is(first.status, 200);
-  const replay = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: once });
-  assertRefusal(t, replay);
+test('a used token is refused for any other request and for a send; the identical retry of a harmless one is served (mesh-client retries so after a lost answer)', async (t) => {
+  const used = token(alice);
+  t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: used })).status, 200);
+  t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: used })).status, 200, 'the same request again');
+  assertRefusal(t, await mailboxRequest(server, alice, { path: `/messageexchange/${alice.id}/count`, authorization: used }));
+  t.is((await mailboxRequest(server, alice, { method: 'HEAD', path: inboxOf(alice), authorization: used })).status, 403);
+  const send = (authorization: string) =>
+    mailboxRequest(server, alice, {
+      method: 'POST',
+      path: `/messageexchange/${alice.id}/outbox`,
+      authorization,
+      headers: { 'mex-To': carol.id, 'mex-WorkflowID': 'REPLAY' },
+      body: 'once',
+    });
+  const sendToken = token(alice);
+  t.is((await send(sendToken)).status, 202);
+  assertRefusal(t, await send(sendToken));
 });
 
-test('the same token sent twice at once is served only once', async (t) => {
+test('a used token is not accepted again, even for its own request, once the repeat window has passed', async (t) => {
+  const used = token(alice);
+  const credentials = { certificateCommonName: alice.id, mailboxId: alice.id, authorization: used, request: 'GET /anything', repeatable: true };
+  const first = await authenticateMailbox(server.services, credentials);
+  t.false(first.repeated);
+  t.true((await authenticateMailbox(server.services, credentials)).repeated);
+  const later = { ...server.services, now: () => new Date(Date.now() + REPEAT_WINDOW_MS + 60_000) };
+  await t.throwsAsync(authenticateMailbox(later, credentials), { instanceOf: ForbiddenError });
+  await t.throwsAsync(authenticateMailbox(server.services, { ...credentials, repeatable: false }), { instanceOf: ForbiddenError });
+});
+
+test('the same send token sent several times at once creates one message', async (t) => {
   const once = token(alice);
   const responses = await Promise.all(
-    Array.from({ length: 5 }, () => mailboxRequest(server, alice, { path: inboxOf(alice), authorization: once })),
+    Array.from({ length: 5 }, () =>
+      mailboxRequest(server, alice, {
+        method: 'POST',
+        path: `/messageexchange/${alice.id}/outbox`,
+        authorization: once,
+        headers: { 'mex-To': carol.id, 'mex-WorkflowID': 'AT_ONCE' },
+        body: 'once',
+      }),
+    ),
   );
-  t.deepEqual(responses.map((response) => response.status).sort(), [200, 403, 403, 403, 403]);
+  t.deepEqual(responses.map((response) => response.status).sort(), [202, 403, 403, 403, 403]);
+});
+
+test('a final chunk retried with its token after a lost answer is answered 202 as the first time; another request for it 423', async (t) => {
+  const first = await mailboxRequest(server, alice, {
+    method: 'POST',
+    path: `/messageexchange/${alice.id}/outbox`,
+    headers: { 'mex-To': carol.id, 'mex-WorkflowID': 'LOST_ANSWER', 'mex-Chunk-Range': '1:2' },
+    body: 'first half, ',
+  });
+  const messageId: string = first.json().message_id;
+  const lastChunk = (authorization?: string) =>
+    mailboxRequest(server, alice, {
+      method: 'POST',
+      path: `/messageexchange/${alice.id}/outbox/${messageId}/2`,
+      headers: { 'mex-Chunk-Range': '2:2' },
+      body: 'second half',
+      ...(authorization ? { authorization } : {}),
+    });
+  const retried = token(alice);
+  t.is((await lastChunk(retried)).status, 202);
+  t.is((await lastChunk(retried)).status, 202, 'its retry: the same answer');
+  t.is((await lastChunk()).status, 423, 'a new upload of a complete message');
+  const download = await mailboxRequest(server, carol, { path: `${inboxOf(carol)}/${messageId}/2` });
+  t.is(download.body.toString(), 'second half');
 });
 
 test('a token is used up once its request is served, even when the answer is an error', async (t) => {

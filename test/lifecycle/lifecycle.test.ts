@@ -320,6 +320,7 @@ test('a final chunk cut off before the inbox, and never retried, is delivered at
     chunkNumber: 2,
     totalChunks: 2,
     body: { stream: Readable.from([chunks[1]]), contentLength: chunks[1]!.length, contentEncoding: '' },
+    repeated: false,
   });
   t.deepEqual(unfinished.map(({ step }) => step), ['delivery'], 'stored all the same: a retry would only be refused as locked');
   t.is((await server.services.messages.get(messageId))!.status, 'accepted');
@@ -357,6 +358,7 @@ test('a retried final chunk that read the message just before it was acknowledge
       chunkNumber: 1,
       totalChunks: 1,
       body: { stream: Readable.from([Buffer.from('acknowledged during a retry')]), contentLength: 27, contentEncoding: '' },
+      repeated: false,
     },
   );
   const refusal = await t.throwsAsync(retry, { instanceOf: MeshError });

@@ -7,6 +7,12 @@ import type { Services } from './services.ts';
 export const TOKEN_WINDOW_MS = 2 * 60 * 60 * 1000;
 // A token is replayable while its timestamp is inside the window; remember it a minute longer.
 const USED_TOKEN_RETENTION_MS = 2 * TOKEN_WINDOW_MS + 60_000;
+/**
+ * How long after its first use a token is accepted again for the very same request, if that is
+ * one a repeat cannot harm: mesh-client retries with the identical header when an answer is
+ * lost, which it may be after the server has sent it whole. Its retries come within minutes.
+ */
+export const REPEAT_WINDOW_MS = 10 * 60_000;
 
 export interface MailboxCredentials {
   /** CN of the verified client certificate (TLS has already checked it against the CA). */
@@ -14,17 +20,24 @@ export interface MailboxCredentials {
   /** The mailbox named in the request path. */
   readonly mailboxId: string;
   readonly authorization: string | undefined;
+  /** What is asked: method and path. A token is for one request; its identical retry may repeat it. */
+  readonly request: string;
+  /** Whether doing the request twice does no harm (everything but creating a message). */
+  readonly repeatable: boolean;
 }
 
 export interface AuthenticatedMailbox {
   readonly mailbox: Mailbox;
   /** Claimed for this request; give it back with `usedTokens.release` if the request is not served. */
   readonly token: AuthToken;
+  /** The token was used before, for this same request (a client's retry): nothing was claimed now. */
+  readonly repeated: boolean;
 }
 
 /**
  * Both factors must hold: the certificate is authorised for the mailbox, and the NHSMESH
- * token is valid, fresh and unused. Every failure is the same ForbiddenError.
+ * token is valid, fresh and unused (or used a moment ago for this same request, which may be
+ * repeated: a client's retry). Every failure is the same ForbiddenError.
  */
 export async function authenticateMailbox(services: Services, credentials: MailboxCredentials): Promise<AuthenticatedMailbox> {
   const mailboxId = credentials.mailboxId.toUpperCase();
@@ -42,12 +55,13 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   // (the commands are pipelined) instead of three on every request. A claim turns out
   // unwarranted only for a refused request, and is then given back.
   const limited = services.maxRequestsPerSecond > 0;
+  const now = services.now();
   const [found, claim, counted] = await Promise.allSettled([
     services.mailboxes.get(mailboxId),
-    services.usedTokens.claim(token, USED_TOKEN_RETENTION_MS),
-    limited ? services.rateLimits.countRequest(mailboxId, services.now()) : Promise.resolve(0),
+    services.usedTokens.claim(token, { request: credentials.request, at: now }, USED_TOKEN_RETENTION_MS),
+    limited ? services.rateLimits.countRequest(mailboxId, now) : Promise.resolve(0),
   ]);
-  const claimed = claim.status === 'fulfilled' && claim.value;
+  const claimed = claim.status === 'fulfilled' && claim.value === undefined;
   const refuse = async (error: unknown): Promise<never> => {
     if (claimed) await services.usedTokens.release(token);
     throw error;
@@ -62,10 +76,16 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   // reactivated is looked up again before the request is refused.
   const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
   if (!admits(mailbox)) return refuse(new ForbiddenError());
-  if (!claimed) throw new ForbiddenError();
+  const firstUse = claim.value;
+  const repeated =
+    firstUse !== undefined &&
+    credentials.repeatable &&
+    firstUse.request === credentials.request &&
+    now.getTime() - firstUse.at.getTime() <= REPEAT_WINDOW_MS;
+  if (!claimed && !repeated) throw new ForbiddenError();
   // 429 is a retryable status: the token is given back, so the client's retry is accepted.
   if (limited && count > services.maxRequestsPerSecond) return refuse(new TooManyRequestsError(1));
-  return { mailbox, token };
+  return { mailbox, token, repeated };
 }
 
 async function certificateMayActFor(services: Services, commonName: string | undefined, mailboxId: string): Promise<boolean> {

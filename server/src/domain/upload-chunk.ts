@@ -14,6 +14,8 @@ export interface ChunkUpload {
   readonly chunkNumber: number;
   readonly totalChunks: number;
   readonly body: ChunkBody;
+  /** The same request as one served before (its token's retry): its answer then was a 202. */
+  readonly repeated: boolean;
 }
 
 /**
@@ -28,6 +30,8 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   if (before === 'locked' && message.status === 'accepted') {
     // A retried final chunk: its first try may have been cut off before the message reached the inbox.
     await services.messages.deliverChecked(message.id, message.recipient);
+    // Its first try completed the message, and was answered 202: so is its retry (the answer was lost).
+    if (upload.repeated) return [];
   }
   refuse(before, upload, services);
   const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version: randomBytes(6).toString('hex') };

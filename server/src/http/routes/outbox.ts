@@ -37,6 +37,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
       chunkNumber: range.chunk,
       totalChunks: range.total,
       body: chunkBody(ctx.req.headers, ctx.req),
+      repeated: ctx.state.repeatedRequest,
     });
     logUnfinished(ctx.state.log, messageId, unfinished);
     ctx.status = 202;
