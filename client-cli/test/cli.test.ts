@@ -209,6 +209,7 @@ test('connection flags may follow the command name, and beat the profile there',
   // The profile's certificate is the GP's, so the lab's mailbox is refused: the flag was used.
   t.is(result.code, 1);
   t.regex(result.stderr, /\(HTTP 403/);
+  t.regex(result.stderr, /check the mailbox id and password, the shared key, that the mailbox is active, and that the certificate is the mailbox's own/, 'a 403 says what to check');
   const fine = await runInProcess(['count', '--profile', gp.profile], { cwd });
   t.is(fine.code, 0, fine.stderr);
 });

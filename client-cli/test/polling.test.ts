@@ -1,5 +1,5 @@
 import test from 'ava';
-import { RetrySchedule } from '../src/transfer/polling.ts';
+import { RetrySchedule, waitAfterPasses } from '../src/transfer/polling.ts';
 
 // State only: an hour-long interval means nothing here waits out its backoff during the test.
 const HOUR = 60 * 60 * 1000;
@@ -19,4 +19,10 @@ test('a failed item waits out its backoff; one handled, or no longer present, is
   retries.keepOnly(['c']);
   t.false(retries.waiting('b'));
   t.true(retries.waiting('c'));
+});
+
+test('a watch whose passes keep failing waits longer between them, up to five minutes, and its interval again once one succeeds', (t) => {
+  const MINUTE = 60_000;
+  t.deepEqual([0, 1, 2, 3, 4, 5, 9].map((failures) => waitAfterPasses(MINUTE, failures) / MINUTE), [1, 1, 2, 4, 5, 5, 5]);
+  t.is(waitAfterPasses(10 * MINUTE, 3), 10 * MINUTE, 'never sooner than the interval asked for');
 });

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { MeshClientError } from '../client/errors.ts';
 import { type ClientOptions, MeshClient } from '../client/mesh-client.ts';
 import { type ConnectionFlags, resolveConnectionSettings } from '../client/settings.ts';
 import { noProgress, type ProgressFactory, type ProgressTerminal, terminalProgress } from '../transfer/progress.ts';
@@ -110,5 +111,19 @@ function interactive(flags: QuietFlags): boolean {
  * `<description> (HTTP <status>, MESH code <code>)`.
  */
 export function errorLine(error: unknown): string {
-  return `meshbox: ${error instanceof Error ? error.message : String(error)}`;
+  const forbidden = causes(error).some((cause) => cause instanceof MeshClientError && cause.status === 403);
+  return `meshbox: ${error instanceof Error ? error.message : String(error)}${forbidden ? ` (${FORBIDDEN_HINT})` : ''}`;
+}
+
+/** MESH answers every refusal of who you are with the same 403, whatever the cause: what to check. */
+const FORBIDDEN_HINT =
+  "check the mailbox id and password, the shared key, that the mailbox is active, and that the certificate is the mailbox's own and not revoked";
+
+/** The error and the errors it wraps (`cause`), outermost first. */
+function causes(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let current = error; current !== undefined && !chain.includes(current); current = current instanceof Error ? current.cause : undefined) {
+    chain.push(current);
+  }
+  return chain;
 }

@@ -75,7 +75,7 @@ export async function runFolderPasses(context: CliContext, command: Command, fla
       await passes.watch(client, {
         intervalMs: flags.interval * 1000,
         signal,
-        onPassFailed: (error) => context.io.stderr(`${errorLine(error)} (${passes.polled} is looked at again in ${flags.interval} s)\n`),
+        onPassFailed: (error, retryInMs) => context.io.stderr(`${errorLine(error)} (${passes.polled} is looked at again in ${retryInMs / 1000} s)\n`),
       });
       return 0;
     },

@@ -2,6 +2,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 /** An item failing again and again (a checksum mismatch, a full disk) is tried at most this seldom. */
 const MAX_RETRY_WAIT_MS = 60 * 60 * 1000;
+/** A watch whose passes keep failing as a whole waits at most this long (or its interval, if longer) between them. */
+const MAX_PASS_WAIT_MS = 5 * 60 * 1000;
+
+/**
+ * The wait before the next pass after `failures` passes in a row failed as a whole (the server
+ * away, the credentials refused): the interval, then twice, four times, ... up to five minutes,
+ * so that a watch does not repeat the same failure at every poll for as long as it lasts.
+ */
+export function waitAfterPasses(intervalMs: number, failures: number): number {
+  if (failures === 0) return intervalMs;
+  return Math.max(intervalMs, Math.min(intervalMs * 2 ** (failures - 1), MAX_PASS_WAIT_MS));
+}
 
 /**
  * When to try a failing item (a message, a file) again: after one poll interval, then two,
@@ -41,18 +53,21 @@ export class RetrySchedule {
 export interface PollingOptions {
   readonly intervalMs: number;
   readonly signal: AbortSignal;
-  /** The pass could not run (the server away, the folder unreadable): tried again at the next poll. */
-  readonly onPassFailed: (error: unknown) => void;
+  /** The pass could not run (the server away, the folder unreadable): tried again after `retryInMs`. */
+  readonly onPassFailed: (error: unknown, retryInMs: number) => void;
 }
 
-/** Runs `pass` again and again, `intervalMs` apart, until the signal stops it. */
+/** Runs `pass` again and again, `intervalMs` apart (longer while passes keep failing), until the signal stops it. */
 export async function pollUntilStopped(pass: () => Promise<unknown>, options: PollingOptions): Promise<void> {
+  let failures = 0;
   while (!options.signal.aborted) {
     try {
       await pass();
+      failures = 0;
     } catch (error) {
-      options.onPassFailed(error);
+      failures += 1;
+      options.onPassFailed(error, waitAfterPasses(options.intervalMs, failures));
     }
-    await sleep(options.intervalMs, undefined, { signal: options.signal }).catch(() => undefined);
+    await sleep(waitAfterPasses(options.intervalMs, failures), undefined, { signal: options.signal }).catch(() => undefined);
   }
 }
