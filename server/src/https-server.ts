@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type Koa from 'koa';
@@ -40,8 +40,8 @@ export interface ClientTimeouts {
 
 export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requestMs: 15 * 60_000, idleMs: 120_000 };
 
-/** Per connection, the response still being made (a request line arriving meanwhile is answered after it). */
-const answering = new WeakMap<Duplex, ServerResponse>();
+/** Per connection, the request still being answered (bytes arriving meanwhile are answered after it). */
+const answering = new WeakMap<Duplex, { readonly request: IncomingMessage; readonly response: ServerResponse }>();
 
 /**
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
@@ -60,8 +60,9 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts:
       maxHeaderSize: 32 * 1024,
     },
     (request, response) => {
-      answering.set(request.socket, response);
-      response.on('close', () => answering.delete(request.socket));
+      answering.set(request.socket, { request, response });
+      // A pipelined request's entry may have replaced this one's meanwhile: only its own goes.
+      response.on('close', () => answering.get(request.socket)?.response === response && answering.delete(request.socket));
       void handle(request, response);
     },
   );
@@ -80,11 +81,12 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
     return;
   }
   const inFlight = answering.get(socket);
-  if (inFlight) {
-    // The bytes came after a request still being answered: an error written now would be read
-    // as that request's answer (a send told 400 though it went). It gets its own answer; then
-    // the connection closes, as nothing more can be read from it.
-    inFlight.once('close', () => socket.end());
+  // Bytes after a request whose body had all come, still being answered: an error written now
+  // would be read as that request's answer (a send told 400 though it went). It gets its own
+  // answer; then the connection closes, as nothing more can be read from it. Bad bytes inside
+  // a body (a garbled chunked encoding) are that request's fault: it is answered 400 below.
+  if (inFlight?.request.complete) {
+    inFlight.response.once('close', () => socket.end());
     return;
   }
   const [status, reason] =
@@ -101,6 +103,8 @@ function answerRaw(socket: Duplex, status: number, reason: string): void {
   const body = JSON.stringify({ messageID: null, errorEvent: 'TRANSFER', errorCode: String(status), errorDescription: reason });
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    // Closed once it is out: a request whose body broke off here then fails at once (freeing what it holds).
+    () => socket.destroy(),
   );
 }
 

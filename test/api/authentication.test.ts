@@ -108,10 +108,10 @@ test('a used token is refused for any other request and for a send; the identica
   t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: used })).status, 200, 'the same request again');
   assertRefusal(t, await mailboxRequest(server, alice, { path: `/messageexchange/${alice.id}/count`, authorization: used }));
   t.is((await mailboxRequest(server, alice, { method: 'HEAD', path: inboxOf(alice), authorization: used })).status, 403);
-  const send = (authorization: string) =>
+  const send = (authorization: string, outbox = 'outbox') =>
     mailboxRequest(server, alice, {
       method: 'POST',
-      path: `/messageexchange/${alice.id}/outbox`,
+      path: `/messageexchange/${alice.id}/${outbox}`,
       authorization,
       headers: { 'mex-To': carol.id, 'mex-WorkflowID': 'REPLAY' },
       body: 'once',
@@ -119,6 +119,20 @@ test('a used token is refused for any other request and for a send; the identica
   const sendToken = token(alice);
   t.is((await send(sendToken)).status, 202);
   assertRefusal(t, await send(sendToken));
+  // The router matches paths in any letter case: so does the rule that a send is never repeated.
+  const shoutedToken = token(alice);
+  t.is((await send(shoutedToken, 'OUTBOX')).status, 202);
+  assertRefusal(t, await send(shoutedToken, 'OUTBOX'));
+});
+
+test('a used token is remembered by a digest of its request: a long path takes no more room', async (t) => {
+  const used = token(alice);
+  const longPath = `/messageexchange/${alice.id}/outbox/tracking/${'x'.repeat(5_000)}`;
+  await mailboxRequest(server, alice, { path: longPath, authorization: used });
+  const [, nonce, nonceCount] = used.slice('NHSMESH '.length).split(':');
+  const stored = await server.redis.get(redisKeys(server.redisPrefix).usedToken(alice.id, nonce!, nonceCount!));
+  t.true(stored !== null && stored.length < 60, `stored: ${stored?.length} characters`);
+  t.is((await mailboxRequest(server, alice, { path: longPath, authorization: used })).status, 404, 'its retry is still recognised (and served: not found)');
 });
 
 test('a used token is not accepted again, even for its own request, once the repeat window has passed', async (t) => {

@@ -303,6 +303,37 @@ test('a delivered send is next looked at when it could expire; one cut off befor
   t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${stranded}` })).body.toString(), 'cut off');
 });
 
+test('a send whose local-id index failed is answered 202 all the same and indexed by its first check', async (t) => {
+  let failedOnce = false;
+  const messages = overriding(server.services.messages, {
+    indexLocalId: async (id, message) => {
+      if (!failedOnce) {
+        failedOnce = true;
+        throw new Error('connection lost');
+      }
+      await server.services.messages.indexLocalId(id, message);
+    },
+  });
+  const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'INDEX', 'mex-localid': 'lab-ref-index' });
+  const body = Buffer.from('indexed later');
+  const started = Date.now();
+  const sent = await sendThroughDomain(
+    { ...server.services, messages },
+    {
+      sender: (await server.services.mailboxes.get(lab.id))!,
+      metadata,
+      body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' },
+    },
+  );
+  t.deepEqual(sent.unfinished.map(({ step }) => step), ['index']);
+  t.true((await inboxOf(gp)).includes(sent.messageId), 'delivered');
+  t.false((await server.services.messages.findByLocalId(lab.id, 'lab-ref-index')).includes(sent.messageId));
+  t.true((await nextCheckOf(sent.messageId))!.getTime() <= Date.now() + periods.deliveryCheckMs, 'its first check was not moved on');
+  t.true((await nextCheckOf(sent.messageId))!.getTime() >= started + periods.deliveryCheckMs);
+  await advanceLifecycle(later(periods.deliveryCheckMs), sent.messageId);
+  t.true((await server.services.messages.findByLocalId(lab.id, 'lab-ref-index')).includes(sent.messageId), 'the check indexed it');
+});
+
 test('a final chunk cut off before the inbox, and never retried, is delivered at the check it brought forward', async (t) => {
   const chunks = [Buffer.alloc(10, 1), Buffer.alloc(10, 2)];
   const messageId = await startTwoChunkMessage('CUT', chunks[0]!);

@@ -3,7 +3,9 @@ import type { ClientRequest } from 'node:http';
 import test from 'ava';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest, openMailboxRequest } from '../support/http.ts';
+import type { PayloadStore } from '../../server/src/store/payloads.ts';
+import { mailboxRequest, openMailboxRequest, sendMessage } from '../support/http.ts';
+import { overriding } from '../support/overriding.ts';
 import { rawTlsExchange } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
 
@@ -136,5 +138,40 @@ test('one mailbox holding transfers open cannot take object storage from the oth
   } finally {
     for (const request of open) request.destroy();
     await limited.stop();
+  }
+});
+
+test('a download its client gives up on while the object is being opened gives its transfer slot back', async (t) => {
+  const own = await startTestServer({ worker: false, limits: { maxTransfersPerMailbox: 1 } });
+  try {
+    const [lab, gp] = [await own.createMailbox(), await own.createMailbox()];
+    const messageId = await sendMessage(own, lab, gp, randomBytes(200_000));
+    const payloads = own.services.payloads;
+    const open = payloads.getChunk.bind(payloads);
+    let slow = true;
+    // The first opening takes a while: long enough for its client to give up meanwhile.
+    (own.services as { payloads: PayloadStore }).payloads = overriding(payloads, {
+      getChunk: async (object) => {
+        const chunk = await open(object);
+        if (slow) {
+          slow = false;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        return chunk;
+      },
+    });
+    const path = `/messageexchange/${gp.id}/inbox/${messageId}`;
+    const gaveUp = openMailboxRequest(own, gp, { method: 'GET', path });
+    gaveUp.on('error', () => undefined);
+    gaveUp.end();
+    setTimeout(() => gaveUp.destroy(), 200);
+    let status = 0;
+    for (let attempt = 0; attempt < 50 && status !== 200; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      status = (await mailboxRequest(own, gp, { path })).status;
+    }
+    t.is(status, 200, 'the one slot is free again');
+  } finally {
+    await own.close();
   }
 });

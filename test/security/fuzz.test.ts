@@ -152,6 +152,14 @@ test.serial('garbage right behind a send on its connection does not replace the 
   t.is(tracking.json().status, 'accepted');
 });
 
+test.serial('a chunked upload whose encoding breaks off mid-body is answered 400 at once, and holds nothing', async (t) => {
+  const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const upload = `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nmex-To: ${gp.id}\r\nmex-WorkflowID: W\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\nnot-a-size\r\n`;
+  const { status, text } = await rawTlsExchange(server, lab, Buffer.from(upload, 'latin1'));
+  t.is(status, 400, text);
+  t.regex(text, /"errorCode":"400"/);
+});
+
 test.serial('after all the fuzzing the witness message is intact and the inbox is consistent', async (t) => {
   const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${witness}` });
   t.is(download.status, 200);

@@ -76,12 +76,9 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   // reactivated is looked up again before the request is refused.
   const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
   if (!admits(mailbox)) return refuse(new ForbiddenError());
-  const firstUse = claim.value;
+  const earlier = claim.value;
   const repeated =
-    firstUse !== undefined &&
-    credentials.repeatable &&
-    firstUse.request === credentials.request &&
-    now.getTime() - firstUse.at.getTime() <= REPEAT_WINDOW_MS;
+    earlier !== undefined && credentials.repeatable && earlier.sameRequest && now.getTime() - earlier.at.getTime() <= REPEAT_WINDOW_MS;
   if (!claimed && !repeated) throw new ForbiddenError();
   // 429 is a retryable status: the token is given back, so the client's retry is accepted.
   if (limited && count > services.maxRequestsPerSecond) return refuse(new TooManyRequestsError(1));

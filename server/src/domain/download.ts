@@ -49,7 +49,13 @@ export async function downloadChunk(
     ? inlineChunk(source.inlinePayload)
     : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version });
   if (!chunk) throw new MessageGoneError(messageId);
-  await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
+  try {
+    await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
+  } catch (error) {
+    // Nobody will read the object opened: closing it frees its storage connection and transfer slot.
+    if (!Buffer.isBuffer(chunk.body)) chunk.body.destroy();
+    throw error;
+  }
   return { message, chunkNumber, chunk };
 }
 

@@ -93,8 +93,12 @@ export async function advanceLifecycle(services: Services, messageId: string): P
     const step = nextLifecycleStep(message, now, services.periods);
     switch (step.kind) {
       case 'wait':
-        // A send or final chunk cut off between acceptance and delivery is delivered here (a repeat changes nothing).
-        if (message.status === 'accepted') await services.messages.deliverChecked(messageId, message.recipient);
+        // A send or final chunk cut off between acceptance and delivery is delivered here, and
+        // indexed by its local id if that step failed (repeating either changes nothing).
+        await Promise.all([
+          message.status === 'accepted' ? services.messages.deliverChecked(messageId, message.recipient) : undefined,
+          services.messages.indexLocalId(messageId, message),
+        ]);
         return step.until;
       case 'abandon-upload':
         // Nobody can ever download an incomplete message: its chunks go at once. Unless its last

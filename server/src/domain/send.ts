@@ -52,8 +52,10 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
   const { messageId, outcome, recordedAt } = fitsInline(services, metadata.totalChunks, request.body)
     ? await recordSmallMessage(services, metadata, request.body, firstCheckAt)
     : await recordStoredMessage(services, metadata, request.body, firstCheckAt);
+  const indexed = services.messages.indexLocalId(messageId, metadata);
   const unfinished = await runFollowUpSteps({
-    ...(outcome === 'accepted' ? { delivery: deliverNew(services, messageId, metadata.recipient, firstCheckAt, recordedAt) } : {}),
+    index: indexed,
+    ...(outcome === 'accepted' ? { delivery: deliverNew(services, messageId, metadata.recipient, { firstCheckAt, acceptedAt: recordedAt, indexed }) } : {}),
     audit: services.audit.record({ action: 'send', actor: metadata.sender, messageId, detail: `to ${metadata.recipient}` }),
   });
   return { messageId, unfinished };
@@ -72,12 +74,18 @@ interface Recorded {
 }
 
 /**
- * Into the inbox; then the first check, there in case this request stopped short of that, can
- * wait until the message could expire (unless something else has moved it meanwhile).
+ * Into the inbox; then, once the local id is indexed too, the first check (there in case this
+ * request stopped short of either, and makes up for it) can wait until the message could
+ * expire, unless something else has moved it meanwhile.
  */
-async function deliverNew(services: Services, messageId: string, recipient: string, firstCheckAt: Date, acceptedAt: Date): Promise<void> {
-  await services.messages.deliver(messageId, recipient);
-  await services.lifecycle.postpone(messageId, firstCheckAt, new Date(acceptedAt.getTime() + services.periods.inboxExpiryMs));
+async function deliverNew(
+  services: Services,
+  messageId: string,
+  recipient: string,
+  steps: { readonly firstCheckAt: Date; readonly acceptedAt: Date; readonly indexed: Promise<void> },
+): Promise<void> {
+  const [, indexed] = await Promise.all([services.messages.deliver(messageId, recipient), steps.indexed.then(() => true, () => false)]);
+  if (indexed) await services.lifecycle.postpone(messageId, steps.firstCheckAt, new Date(steps.acceptedAt.getTime() + services.periods.inboxExpiryMs));
 }
 
 /** Chunk 1 into object storage under a reserved id, then the record. */

@@ -10,6 +10,11 @@ import type { Readable } from 'node:stream';
  * ~15% of the server's CPU (the rest come from the S3 client's own socket buffers).
  */
 export function streamPayload(body: Readable, response: ServerResponse): void {
+  // The client may have gone while the object was being opened: 'close' has fired already.
+  if (response.destroyed) {
+    body.destroy();
+    return;
+  }
   body.on('data', (part: Buffer) => {
     if (!response.write(part, () => freeMemory(part))) body.pause();
   });

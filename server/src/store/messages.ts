@@ -165,10 +165,16 @@ export class MessageStore {
         ...(inlinePayload ? [INLINE_PAYLOAD_FIELD, inlinePayload] : []),
       ],
     );
-    if (recorded !== 1) return 'exists';
-    // Indexed once recorded: never an id that is someone else's (a clash) or has no record.
-    if (metadata.localId && metadata.sender) await this.#redis.sadd(keys.localIds(metadata.sender, metadata.localId), id);
-    return outcome;
+    return recorded === 1 ? outcome : 'exists';
+  }
+
+  /**
+   * Makes a message findable by its sender's local id (nothing when it has none). Done once it
+   * is recorded, so never for an id that is someone else's (a clash) or has no record; again
+   * by a lifecycle check should that step have failed (repeating it changes nothing).
+   */
+  async indexLocalId(id: string, message: Pick<MessageMetadata, 'sender' | 'localId'>): Promise<void> {
+    if (message.localId && message.sender) await this.#redis.sadd(this.#keys.localIds(message.sender, message.localId), id);
   }
 
   /**

@@ -12,8 +12,8 @@ export interface MailboxState extends RequestState {
   repeatedRequest: boolean;
 }
 
-/** `.../{mailbox}/outbox`: a send (chunk 1 of a new message). */
-const SEND_PATH = /\/outbox\/?$/;
+/** `.../{mailbox}/outbox`: a send (chunk 1 of a new message), in any letter case, as the router matches it. */
+const SEND_PATH = /\/outbox\/?$/i;
 
 /** Statuses after which a client (mesh-client among them) retries with the identical token. */
 const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);

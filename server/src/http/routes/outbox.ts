@@ -63,6 +63,7 @@ function logUnfinished(log: Logger, messageId: string, unfinished: readonly Unfi
   for (const { step, error } of unfinished) {
     const consequence = {
       delivery: 'its first lifecycle check delivers it',
+      index: 'its first lifecycle check makes it findable by its local id',
       audit: 'its audit entry is missing',
       cleanup: "a chunk's replaced copy stays until the message's payload is purged",
     }[step];
