@@ -1,5 +1,5 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { type FileHandle, link, lstat, open, rename, rm } from 'node:fs/promises';
+import { constants, copyFile, type FileHandle, link, lstat, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -90,16 +90,25 @@ async function refuseExisting(target: string): Promise<void> {
   if (await lstat(target).catch(ignoreMissing)) throw new TargetExistsError(target);
 }
 
+/** What a file system without hard links (some SMB/CIFS and FAT mounts) answers link() with. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
 /**
  * Puts the finished file at the target in one step. Unless overwriting, by a hard link, which
  * (unlike a rename) fails when the name exists: a file that appeared there during the
- * download is kept.
+ * download is kept. Where there are no hard links, a copy that will not replace a file does
+ * the same, though a reader may then see the file before it is whole.
  */
 async function moveIntoPlace(temporary: string, target: string, overwrite: boolean): Promise<void> {
   if (overwrite) return rename(temporary, target);
-  await link(temporary, target).catch((error: NodeJS.ErrnoException) => {
-    throw error.code === 'EEXIST' ? new TargetExistsError(target) : error;
-  });
+  await link(temporary, target)
+    .catch((error: NodeJS.ErrnoException) => {
+      if (!NO_HARD_LINKS.has(error.code ?? '')) throw error;
+      return copyFile(temporary, target, constants.COPYFILE_EXCL);
+    })
+    .catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'EEXIST' ? new TargetExistsError(target) : error;
+    });
   await rm(temporary, { force: true });
 }
 
