@@ -18,8 +18,9 @@ function message(overrides: Partial<MessageRecord>): MessageRecord {
   };
 }
 
-test('an uploading message waits for the upload expiry, then is abandoned', (t) => {
+test('an uploading message is looked at every delivery-check period until the upload expiry, then is abandoned', (t) => {
   const uploading = message({ status: 'uploading', acceptedAt: undefined });
+  t.deepEqual(nextLifecycleStep(uploading, plus(100), periods), { kind: 'wait', until: plus(600) });
   t.deepEqual(nextLifecycleStep(uploading, plus(999), periods), { kind: 'wait', until: plus(1_000) });
   t.deepEqual(nextLifecycleStep(uploading, plus(1_000), periods), { kind: 'abandon-upload' });
 });

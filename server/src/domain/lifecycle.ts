@@ -17,8 +17,9 @@ export interface RetentionPeriods {
   readonly auditRetentionMs: number;
   /**
    * A new message is first looked at this long after its send began, once its request has
-   * surely ended (longer than the request timeout): a request cut off after the message was
-   * accepted, before it reached the inbox, leaves it to that check to deliver.
+   * surely ended (longer than the request timeout), and an uploading one again as often: a
+   * request cut off after the message was accepted, before it reached the inbox, leaves it to
+   * that check to deliver.
    */
   readonly deliveryCheckMs: number;
 }
@@ -48,8 +49,12 @@ export function nextLifecycleStep(message: MessageRecord, now: Date, periods: Re
   const due = (when: Date, step: LifecycleStep): LifecycleStep => (now < when ? { kind: 'wait', until: when } : step);
   if (message.expiryPending) return { kind: 'finish-expiry' };
   switch (message.status) {
-    case 'uploading':
-      return due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' });
+    case 'uploading': {
+      // Looked at again at least this often while the upload goes on: its last chunk may come,
+      // and its request stop before delivering the message, at any moment.
+      const step = due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' });
+      return step.kind === 'wait' ? { kind: 'wait', until: new Date(Math.min(step.until.getTime(), now.getTime() + periods.deliveryCheckMs)) } : step;
+    }
     case 'accepted':
       return due(at(message.acceptedAt ?? message.createdAt, periods.inboxExpiryMs), { kind: 'expire' });
     case 'acknowledged':

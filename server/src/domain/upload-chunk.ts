@@ -35,11 +35,9 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   }
   refuse(before, upload, services);
   const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version: randomBytes(6).toString('hex') };
-  const [size] = await Promise.all([
-    storeChunk(services, upload.sender, chunk, upload.body),
-    // Should this chunk complete the message and the request stop before delivering it, that check delivers it.
-    services.lifecycle.schedule(upload.messageId, new Date(services.now().getTime() + services.periods.deliveryCheckMs)),
-  ]);
+  // Should this chunk complete the message and the request stop before delivering it, the
+  // next lifecycle check delivers it: an uploading message is looked at every deliveryCheckMs.
+  const size = await storeChunk(services, upload.sender, chunk, upload.body);
   const { outcome, replacedVersion } = await services.messages.storeChunk(
     upload.messageId,
     upload.sender,
