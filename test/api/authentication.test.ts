@@ -9,7 +9,7 @@ import { redisKeys } from '../../server/src/store/keys.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest, openMailboxRequest, rawRequest } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 
 let server: TestServer;
 let alice: TestMailbox;
@@ -163,13 +163,7 @@ test('the same send token sent several times at once creates one message', async
 });
 
 test('a final chunk retried with its token after a lost answer is answered 202 as the first time; another request for it 423', async (t) => {
-  const first = await mailboxRequest(server, alice, {
-    method: 'POST',
-    path: `/messageexchange/${alice.id}/outbox`,
-    headers: { 'mex-To': carol.id, 'mex-WorkflowID': 'LOST_ANSWER', 'mex-Chunk-Range': '1:2' },
-    body: 'first half, ',
-  });
-  const messageId: string = first.json().message_id;
+  const messageId = await sendMessage(server, alice, carol, 'first half, ', { 'mex-WorkflowID': 'LOST_ANSWER', 'mex-Chunk-Range': '1:2' });
   const lastChunk = (authorization?: string) =>
     mailboxRequest(server, alice, {
       method: 'POST',

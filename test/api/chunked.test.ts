@@ -4,7 +4,7 @@ import { gzipSync, gunzipSync } from 'node:zlib';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest, openMailboxRequest, readText } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, readText, sendMessage } from '../support/http.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -20,15 +20,8 @@ test.after.always(async () => {
   await server?.close();
 });
 
-async function startUpload(total: number, body: Buffer, headers: Record<string, string> = {}): Promise<string> {
-  const response = await mailboxRequest(server, lab, {
-    method: 'POST',
-    path: `/messageexchange/${lab.id}/outbox`,
-    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'CHUNKS', 'mex-Chunk-Range': `1:${total}`, ...headers },
-    body,
-  });
-  if (response.status !== 202) throw new Error(`chunk 1: ${response.status} ${response.body.toString()}`);
-  return response.json().message_id;
+function startUpload(total: number, body: Buffer, headers: Record<string, string> = {}): Promise<string> {
+  return sendMessage(server, lab, gp, body, { 'mex-WorkflowID': 'CHUNKS', 'mex-Chunk-Range': `1:${total}`, ...headers });
 }
 
 function uploadChunk(messageId: string, n: number, total: number, body: Buffer, options: { from?: TestMailbox; headers?: Record<string, string> } = {}) {

@@ -65,14 +65,8 @@ const inboxOf = async (mailbox: TestMailbox): Promise<string[]> =>
   (await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).json().messages;
 
 /** Chunk 1 of a message of two from lab to gp: the id of the message, now uploading. */
-async function startTwoChunkMessage(workflowId: string, firstChunk: Buffer | string): Promise<string> {
-  const started = await mailboxRequest(server, lab, {
-    method: 'POST',
-    path: `/messageexchange/${lab.id}/outbox`,
-    headers: { 'mex-To': gp.id, 'mex-WorkflowID': workflowId, 'mex-Chunk-Range': '1:2' },
-    body: firstChunk,
-  });
-  return started.json().message_id;
+function startTwoChunkMessage(workflowId: string, firstChunk: Buffer | string): Promise<string> {
+  return sendMessage(server, lab, gp, firstChunk, { 'mex-WorkflowID': workflowId, 'mex-Chunk-Range': '1:2' });
 }
 
 test('before the expiry period nothing happens; the next check is due at acceptance + expiry', async (t) => {

@@ -24,13 +24,7 @@ test('Redis killed (-9) and restarted with AOF: messages in every state, mailbox
     await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${acknowledged}/status/acknowledged` });
     const expired = await sendMessage(server, lab, gp, 'never collected');
     await advanceLifecycle({ ...server.services, now: () => new Date(Date.now() + 120_000) }, expired);
-    const upload = await mailboxRequest(server, lab, {
-      method: 'POST',
-      path: `/messageexchange/${lab.id}/outbox`,
-      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' },
-      body: 'half',
-    });
-    const uploading: string = upload.json().message_id;
+    const uploading = await sendMessage(server, lab, gp, 'half', { 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' });
     const usedToken = buildAuthorizationHeader({ mailboxId: gp.id, password: gp.password, sharedKey: server.sharedKey });
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/count`, authorization: usedToken })).status, 200);
     await server.close({ keepState: true });

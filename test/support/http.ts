@@ -82,7 +82,7 @@ export function mailboxRequest(server: Endpoint, mailbox: TestMailbox, request: 
   });
 }
 
-/** Sends a single-chunk message and returns its id. */
+/** Sends a message (or, given `mex-Chunk-Range: 1:N`, chunk 1 of several) and returns its id. */
 export async function sendMessage(
   server: Endpoint,
   from: TestMailbox,
