@@ -1,5 +1,5 @@
 import { Command, CommanderError, Help, Option } from 'commander';
-import { DEFAULT_URL, PROFILE_SOURCE, SETTING_SOURCES } from './client/settings.ts';
+import { PROFILE_SOURCE, SETTING_SOURCES } from './client/settings.ts';
 import { registerAckCommand } from './commands/ack.ts';
 import { registerAdminCommands } from './commands/admin/index.ts';
 import { registerCertCommand } from './commands/cert.ts';
@@ -49,8 +49,8 @@ const helpLayout: Partial<Help> = {
 
 function addConnectionOptions(command: Command, hidden: boolean): void {
   for (const source of [...Object.values(SETTING_SOURCES), PROFILE_SOURCE]) {
-    // No commander default for --url: a default flag value would hide MESHBOX_URL and the profile.
-    const fallback = source === SETTING_SOURCES.url ? ` (default ${DEFAULT_URL})` : '';
+    // No commander defaults: a default flag value would hide the environment variable and the profile.
+    const fallback = source.fallback ? ` (default ${source.fallback})` : '';
     const option = new Option(source.flag, `${source.what}${fallback} [env ${source.env}]`);
     command.addOption(hidden ? option.hideHelp() : option);
   }

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +45,20 @@ async function sendFile(from: MailboxFiles, to: MailboxFiles, payload: Buffer, e
   return (JSON.parse(sent.stdout) as { messageId: string }).messageId;
 }
 
+test('--timeout bounds how long a request may stall: a server that never answers fails the command after it', async (t) => {
+  const silent = createNetServer((socket) => socket.resume());
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  try {
+    // Without the flag this would wait the default two minutes (beyond the test's own timeout).
+    const result = await as(gp, ['count', '--url', `https://127.0.0.1:${(silent.address() as AddressInfo).port}`, '--timeout', '1'], await folder());
+    t.is(result.code, 1);
+    t.regex(result.stderr, /no activity for 1000 ms/);
+  } finally {
+    silent.close();
+  }
+});
+
 test('--help lists every command with its options and the connection flags', async (t) => {
   const help = await runSubprocess(['--help']);
   t.is(help.code, 0);
@@ -60,6 +76,7 @@ test('--help lists every command with its options and the connection flags', asy
     '--profile <file>',
     '--shared-key <key>',
     'MESHBOX_CERT',
+    'MESHBOX_TIMEOUT',
   ]) {
     t.true(help.stdout.includes(expected), `help mentions ${expected}`);
   }

@@ -39,6 +39,7 @@ test('a profile alone supplies everything; its paths resolve against its own fol
     certPem: 'profile.crt pem',
     keyPem: 'profile.key pem',
     caPem: 'profile-ca.crt pem',
+    idleTimeoutMs: 120_000,
   });
 });
 
@@ -96,6 +97,22 @@ test('bad values and unreadable files are reported clearly', async (t) => {
     { instanceOf: SettingsError },
   );
   t.regex(unreadable?.message ?? '', /cannot read client certificate \(PEM file\) .*missing\.crt \(from --cert\)/);
+});
+
+test('the request timeout comes from --timeout, MESHBOX_TIMEOUT or the profile, in whole seconds', async (t) => {
+  const complete = { mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: 'flag.crt', ca: 'env.crt' };
+  await writeFile(join(dir, 'slow-link.json'), JSON.stringify({ timeout: '600' }));
+  const timeoutFrom = async (flags: Record<string, string>, env: Record<string, string>) =>
+    (await resolveConnectionSettings({ ...complete, ...flags }, { env, cwd: dir })).idleTimeoutMs;
+  t.is(await timeoutFrom({ profile: 'slow-link.json' }, {}), 600_000);
+  t.is(await timeoutFrom({ profile: 'slow-link.json' }, { MESHBOX_TIMEOUT: '300' }), 300_000);
+  t.is(await timeoutFrom({ profile: 'slow-link.json', timeout: '5' }, { MESHBOX_TIMEOUT: '300' }), 5_000);
+  for (const bad of ['0', '-5', '1.5', '2m', '86401']) {
+    await t.throwsAsync(resolveConnectionSettings({ ...complete, timeout: bad }, { env: {}, cwd: dir }), {
+      instanceOf: SettingsError,
+      message: `timeout "${bad}" must be a whole number of seconds from 1 to 86400`,
+    });
+  }
 });
 
 test('a profile with an unknown key or broken JSON is refused with its path', async (t) => {

@@ -24,6 +24,8 @@ export interface ConnectionSettings {
   readonly keyPem: string;
   /** The CA that signed the server's certificate. */
   readonly caPem: string;
+  /** A request that goes this long without a byte either way fails (default 120 s). */
+  readonly idleTimeoutMs?: number;
 }
 
 export interface ClientOptions {
@@ -175,6 +177,7 @@ export class MeshClient {
       }),
       retries: this.retries,
       retryDelayMs: this.retryDelayMs,
+      ...(settings.idleTimeoutMs ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
   }

@@ -4,8 +4,11 @@ import { z } from 'zod';
 import type { ConnectionSettings } from './mesh-client.ts';
 
 export const DEFAULT_URL = 'https://localhost:8443';
+export const DEFAULT_TIMEOUT_SECONDS = 120;
+/** A day: a request silent for longer is dead whatever the link. */
+const MAX_TIMEOUT_SECONDS = 86_400;
 
-export type SettingName = 'url' | 'mailbox' | 'password' | 'sharedKey' | 'cert' | 'key' | 'ca';
+export type SettingName = 'url' | 'mailbox' | 'password' | 'sharedKey' | 'cert' | 'key' | 'ca' | 'timeout';
 
 /** Connection flags as the CLI parsed them; the profile flag names a file with the rest. */
 export type ConnectionFlags = Partial<Record<SettingName | 'profile', string>>;
@@ -16,17 +19,25 @@ export interface SettingSource {
   readonly env: string;
   /** What the setting is, for help texts and error messages. */
   readonly what: string;
+  /** The value used when none is given, for help texts. */
+  readonly fallback?: string;
 }
 
 /** Every connection setting: its flag, environment variable and profile key (the record key). */
 export const SETTING_SOURCES: Readonly<Record<SettingName, SettingSource>> = {
-  url: { flag: '--url <url>', env: 'MESHBOX_URL', what: 'server URL' },
+  url: { flag: '--url <url>', env: 'MESHBOX_URL', what: 'server URL', fallback: DEFAULT_URL },
   mailbox: { flag: '--mailbox <id>', env: 'MESHBOX_MAILBOX', what: 'mailbox id' },
   password: { flag: '--password <password>', env: 'MESHBOX_PASSWORD', what: 'mailbox password' },
   sharedKey: { flag: '--shared-key <key>', env: 'MESHBOX_SHARED_KEY', what: "shared key (the environment's HMAC secret)" },
   cert: { flag: '--cert <file>', env: 'MESHBOX_CERT', what: 'client certificate (PEM file)' },
   key: { flag: '--key <file>', env: 'MESHBOX_KEY', what: 'client private key (PEM file)' },
   ca: { flag: '--ca <file>', env: 'MESHBOX_CA', what: "server's CA certificate (PEM file)" },
+  timeout: {
+    flag: '--timeout <seconds>',
+    env: 'MESHBOX_TIMEOUT',
+    what: 'seconds a request may stall, no byte sent or received, before it fails',
+    fallback: String(DEFAULT_TIMEOUT_SECONDS),
+  },
 };
 
 export const PROFILE_SOURCE: SettingSource = {
@@ -90,6 +101,14 @@ const mergedSchema = z.object({
   cert: required('cert'),
   key: required('key'),
   ca: required('ca'),
+  timeout: z.string().transform((value, context) => {
+    const seconds = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+    if (!(seconds >= 1 && seconds <= MAX_TIMEOUT_SECONDS)) {
+      context.addIssue({ code: 'custom', message: `timeout "${value}" must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}` });
+      return z.NEVER;
+    }
+    return seconds;
+  }),
 });
 
 function httpsOrigin(value: string): string | undefined {
@@ -161,6 +180,7 @@ export async function resolveConnectionSettings(flags: ConnectionFlags, environm
   const merged = mergedSchema.safeParse({
     ...Object.fromEntries(SETTING_NAMES.map((name) => [name, candidates[name]?.value])),
     url: candidates.url?.value ?? DEFAULT_URL,
+    timeout: candidates.timeout?.value ?? String(DEFAULT_TIMEOUT_SECONDS),
   });
   if (!merged.success) throw new SettingsError(merged.error.issues.map((issue) => issue.message));
 
@@ -179,5 +199,6 @@ export async function resolveConnectionSettings(flags: ConnectionFlags, environm
     certPem,
     keyPem,
     caPem,
+    idleTimeoutMs: merged.data.timeout * 1000,
   };
 }
