@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS } from './https-server.ts';
+import { checkRevocationList } from './revocation-list.ts';
 import { splitRedisUrls } from './store/redis-client.ts';
 
 /** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
@@ -44,15 +46,17 @@ export const DEFAULT_RATE_LIMIT = 500;
 export const DEFAULT_MAILBOX_CACHE_MS = 1000;
 
 const seconds = z.coerce.number().positive();
+/** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once, again and again. */
+const timerSeconds = seconds.max(86_400, 'at most 86400 (a day)');
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
-const url = z.url({ protocol: /^(https?|rediss?)$/ });
+const redisUrl = z.url({ protocol: /^rediss?$/ });
 const redisUrls = z
   .string()
   .trim()
   .refine((value) => {
     const urls = splitRedisUrls(value);
-    return urls.length > 0 && urls.every((each) => url.safeParse(each).success);
+    return urls.length > 0 && urls.every((each) => redisUrl.safeParse(each).success);
   }, {
     message: 'a redis:// or rediss:// URL (for a cluster: one or more, separated by commas)',
   });
@@ -63,7 +67,7 @@ const backendSchema = z.object({
   MESHBOX_REDIS_CLUSTER: z.enum(['true', 'false']).default('false'),
   // No braces: keys carry their own hash tags, and a tag in the prefix would override them all.
   MESHBOX_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]*$/, 'letters, digits and :_.- only').default('meshbox:'),
-  MESHBOX_S3_ENDPOINT: url.optional(),
+  MESHBOX_S3_ENDPOINT: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }).optional(),
   MESHBOX_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a valid S3 bucket name').default('meshbox'),
   MESHBOX_S3_REGION: nonEmpty.default('us-east-1'),
   MESHBOX_S3_ACCESS_KEY_ID: nonEmpty.optional(),
@@ -81,7 +85,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_TLS_KEY: nonEmpty.default(resolve(DEV_CERTS, 'server.key')),
   MESHBOX_TLS_CA: nonEmpty.default(resolve(DEV_CERTS, 'ca.crt')),
   MESHBOX_TLS_CRL: nonEmpty.optional(),
-  MESHBOX_CRL_RELOAD_SECONDS: seconds.default(30),
+  MESHBOX_CRL_RELOAD_SECONDS: timerSeconds.default(30),
   MESHBOX_SHARED_KEY: nonEmpty.optional(),
   MESHBOX_SHARED_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'shared-key')),
   MESHBOX_INLINE_PAYLOAD_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(DEFAULT_LIMITS.inlinePayloadBytes),
@@ -96,9 +100,9 @@ const serverSchema = backendSchema.extend({
   MESHBOX_AUDIT_RETENTION_SECONDS: z.coerce.number().min(0).default(DEFAULT_PERIODS.auditRetentionMs / 1000),
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
   MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
-  MESHBOX_HEADERS_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
-  MESHBOX_REQUEST_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
-  MESHBOX_IDLE_TIMEOUT_SECONDS: seconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
+  MESHBOX_HEADERS_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
+  MESHBOX_REQUEST_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
+  MESHBOX_IDLE_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -148,7 +152,9 @@ export class ConfigError extends Error {
 }
 
 function parse<Schema extends z.ZodType>(schema: Schema, environment: NodeJS.ProcessEnv): z.infer<Schema> {
-  const parsed = schema.safeParse(environment);
+  // An empty value is an unset one (as compose files and shell scripts leave them): its default applies, not 0.
+  const given = Object.fromEntries(Object.entries(environment).filter(([, value]) => value?.trim() !== ''));
+  const parsed = schema.safeParse(given);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
@@ -203,12 +209,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     role: env.MESHBOX_ROLE,
     host: env.MESHBOX_HOST,
     port: env.MESHBOX_PORT,
-    tls: {
-      cert: readRequiredFile('MESHBOX_TLS_CERT', env.MESHBOX_TLS_CERT),
-      key: readRequiredFile('MESHBOX_TLS_KEY', env.MESHBOX_TLS_KEY),
-      ca: readRequiredFile('MESHBOX_TLS_CA', env.MESHBOX_TLS_CA),
-      crl: env.MESHBOX_TLS_CRL ? readRequiredFile('MESHBOX_TLS_CRL', env.MESHBOX_TLS_CRL) : undefined,
-    },
+    tls: tlsFiles(env),
     crlFile: env.MESHBOX_TLS_CRL,
     crlReloadMs: env.MESHBOX_CRL_RELOAD_SECONDS * 1000,
     sharedKey: env.MESHBOX_SHARED_KEY ?? readRequiredFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE).trim(),
@@ -237,6 +238,40 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     },
     logLevel: env.MESHBOX_LOG_LEVEL,
   };
+}
+
+/**
+ * The TLS files, read and checked together: a certificate that is not PEM, a key that is not
+ * the certificate's, a CA file with no certificate in it or a CRL OpenSSL would choke on
+ * would otherwise end in a stack trace, or in a server that refuses every client.
+ */
+function tlsFiles(env: z.infer<typeof serverSchema>): ServerConfig['tls'] {
+  const files = {
+    cert: readRequiredFile('MESHBOX_TLS_CERT', env.MESHBOX_TLS_CERT),
+    key: readRequiredFile('MESHBOX_TLS_KEY', env.MESHBOX_TLS_KEY),
+    ca: readRequiredFile('MESHBOX_TLS_CA', env.MESHBOX_TLS_CA),
+    crl: env.MESHBOX_TLS_CRL ? readRequiredFile('MESHBOX_TLS_CRL', env.MESHBOX_TLS_CRL) : undefined,
+  };
+  const problems: string[] = [];
+  const check = (what: string, action: () => unknown): void => {
+    try {
+      action();
+    } catch (error) {
+      problems.push(`  ${what}: ${(error as Error).message}`);
+    }
+  };
+  check(`MESHBOX_TLS_CERT (${env.MESHBOX_TLS_CERT})`, () => createSecureContext({ cert: files.cert }));
+  check(`MESHBOX_TLS_KEY (${env.MESHBOX_TLS_KEY})`, () => createSecureContext({ cert: files.cert, key: files.key }));
+  check(`MESHBOX_TLS_CA (${env.MESHBOX_TLS_CA})`, () => {
+    if (!files.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate in it');
+    createSecureContext({ ca: files.ca });
+  });
+  if (files.crl !== undefined) {
+    const { crl } = files;
+    check(`MESHBOX_TLS_CRL (${env.MESHBOX_TLS_CRL})`, () => checkRevocationList(crl, files.ca, new Date()));
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  return files;
 }
 
 function readRequiredFile(variable: string, path: string): string {

@@ -20,7 +20,7 @@ import { PasswordCipher } from './store/password-cipher.ts';
 import { TransferSlots } from './domain/transfer-slots.ts';
 import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
-import { openRedis, type RedisClient, type RedisTarget } from './store/redis-client.ts';
+import { describeRedisTarget, openRedis, type RedisClient, type RedisTarget } from './store/redis-client.ts';
 import { UsedTokenStore } from './store/used-tokens.ts';
 
 export interface Connections {
@@ -93,6 +93,11 @@ export function createS3Client(settings: S3Settings, logger?: Logger): S3Client 
   });
 }
 
+/** Redis or object storage cannot be reached at start-up; the message says which, where and why. */
+export class BackendUnreachableError extends Error {
+  override name = 'BackendUnreachableError';
+}
+
 /** Connects the stores to Redis and S3 and makes sure the bucket exists. */
 export async function connect(settings: ConnectionSettings, logger?: Logger): Promise<Connections> {
   const redis = openRedis(settings, {
@@ -105,14 +110,26 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   const s3 = createS3Client(settings.s3, logger);
   const keys = redisKeys(settings.redisPrefix);
   const payloads = new PayloadStore(s3, settings.s3.bucket);
+  // Listened to from the start: ioredis prints an error nobody listens to with its stack trace.
+  let redisError: Error | undefined;
+  const noteStartError = (error: Error): void => {
+    redisError = error;
+  };
+  redis.on('error', noteStartError);
   try {
-    await redis.ping();
-    await payloads.ensureBucket();
+    await redis.ping().catch((error: unknown) => {
+      throw new BackendUnreachableError(`cannot reach Redis at ${describeRedisTarget(settings)}: ${(redisError ?? (error as Error)).message}`);
+    });
+    await payloads.ensureBucket().catch((error: unknown) => {
+      const where = settings.s3.endpoint ?? 'the default AWS endpoint';
+      throw new BackendUnreachableError(`cannot use bucket ${settings.s3.bucket} at ${where}: ${(error as Error).message || (error as Error).name}`);
+    });
   } catch (error) {
     redis.disconnect();
     s3.destroy();
     throw error;
   }
+  redis.off('error', noteStartError);
   // ioredis reconnects by itself; an outage is reported by /readyz and 503s, logged here once per error.
   const reportRedisError = (error: Error): void => logger?.warn({ err: error }, 'redis connection error');
   redis.on('error', reportRedisError);

@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Duplex } from 'node:stream';
-import type Koa from 'koa';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import type { Metrics } from './metrics.ts';
+import type Koa from 'koa';
 
 export interface TlsFiles {
   readonly cert: string;
@@ -13,7 +14,8 @@ export interface TlsFiles {
   readonly crl?: string | undefined;
 }
 
-function secureContextOptions(tls: TlsFiles) {
+/** What the TLS side of the server is made of; given again whenever the CRL is reloaded. */
+export function secureContextOptions(tls: TlsFiles) {
   return {
     cert: tls.cert,
     key: tls.key,
@@ -47,7 +49,12 @@ const answering = new WeakMap<Duplex, { readonly request: IncomingMessage; reado
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
  * refused in the handshake, before any HTTP is read.
  */
-export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS): Server {
+export function createMeshServer(
+  app: Koa<never> | Koa,
+  tls: TlsFiles,
+  timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS,
+  onHandshakeFailed: (error: NodeJS.ErrnoException, socket: TLSSocket) => void = () => {},
+): Server {
   const handle = app.callback();
   const server = createServer(
     {
@@ -67,6 +74,7 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsFiles, timeouts:
     },
   );
   server.on('clientError', answerUnparseableRequest);
+  server.on('tlsClientError', onHandshakeFailed);
   // Node hands CONNECT (a proxy tunnel) to this event, and without a listener drops the connection unanswered.
   server.on('connect', (_request, socket: Duplex) => answerRaw(socket, 405, 'Method Not Allowed'));
   // With no 'timeout' listener, Node destroys a socket idle this long.
@@ -108,23 +116,26 @@ function answerRaw(socket: Duplex, status: number, reason: string): void {
   );
 }
 
+/** A reason's handshake failures are logged at most this often (a scan or a misconfigured client repeats them fast). */
+const HANDSHAKE_LOG_INTERVAL_MS = 10_000;
+
 /**
- * Re-reads the CRL file every `intervalMs` and, when it changed, gives new handshakes the new
- * list without a restart (`admin cert revoke` rewrites it). Returns a stop function.
+ * Counts failed handshakes by reason and logs them, a line per reason at most every ten
+ * seconds: a client refused in the handshake (revoked, unknown CA, a stale CRL) sees only a
+ * closed connection, so the server's log is where an operator learns why.
  */
-export function reloadRevocationList(server: Server, tls: TlsFiles, crlFile: string, logger: Logger, intervalMs = 30_000): () => void {
-  let current = tls.crl;
-  const timer = setInterval(() => {
-    readFile(crlFile, 'utf8').then(
-      (crl) => {
-        if (crl === current) return;
-        server.setSecureContext(secureContextOptions({ ...tls, crl }));
-        current = crl;
-        logger.info({ crlFile }, 'revocation list reloaded');
-      },
-      (error: unknown) => logger.error({ err: error, crlFile }, 'cannot read the revocation list; keeping the previous one'),
-    );
-  }, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
+export function handshakeFailureReporter(logger: Logger, metrics: Metrics): (error: NodeJS.ErrnoException, socket: TLSSocket) => void {
+  const lastLogged = new Map<string, { at: number; suppressed: number }>();
+  return (error, socket) => {
+    const reason = error.code ?? 'UNKNOWN';
+    metrics.handshakeFailures.inc({ reason });
+    const now = Date.now();
+    const last = lastLogged.get(reason);
+    if (last && now - last.at < HANDSHAKE_LOG_INTERVAL_MS) {
+      last.suppressed += 1;
+      return;
+    }
+    lastLogged.set(reason, { at: now, suppressed: 0 });
+    logger.info({ reason, client: socket.remoteAddress, repeatsNotLogged: last?.suppressed ?? 0, err: error.message }, 'TLS handshake refused');
+  };
 }

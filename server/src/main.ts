@@ -3,10 +3,11 @@ import { pino } from 'pino';
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { connect } from './connections.ts';
-import { createMeshServer, reloadRevocationList } from './https-server.ts';
+import { BackendUnreachableError, connect } from './connections.ts';
+import { createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/lifecycle-worker.ts';
 import { Metrics } from './metrics.ts';
+import { reloadRevocationList } from './revocation-list.ts';
 import { describeRedisTarget } from './store/redis-client.ts';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
@@ -17,9 +18,18 @@ async function main(): Promise<void> {
   const connections = await connect(config, logger);
   const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
-  const server = createMeshServer(app, config.tls, config.clientTimeouts);
+  const server = createMeshServer(app, config.tls, config.clientTimeouts, handshakeFailureReporter(logger, metrics));
   if (config.role !== 'api') await connections.startWorker(logger, metrics);
-  const stopCrlReload = config.crlFile ? reloadRevocationList(server, config.tls, config.crlFile, logger, config.crlReloadMs) : () => {};
+  const { crl } = config.tls;
+  const stopCrlReload =
+    config.crlFile && crl !== undefined
+      ? reloadRevocationList(server, { ...config.tls, crl }, {
+          crlFile: config.crlFile,
+          intervalMs: config.crlReloadMs,
+          logger,
+          onLoaded: ({ nextUpdate }) => metrics.revocationListNextUpdate.set(nextUpdate ? nextUpdate.getTime() / 1000 : Infinity),
+        })
+      : () => {};
   server.listen(config.port, config.host);
   await once(server, 'listening');
   logger.info(
@@ -49,7 +59,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof BackendUnreachableError) {
     console.error(`meshbox: ${error.message}`);
   } else {
     console.error('meshbox: failed to start:', error);

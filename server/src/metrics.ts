@@ -17,6 +17,8 @@ export class Metrics {
   readonly bytesSent: Counter;
   readonly jobDuration: Histogram<'queue'>;
   readonly jobFailures: Counter<'queue'>;
+  readonly revocationListNextUpdate: Gauge;
+  readonly handshakeFailures: Counter<'reason'>;
 
   constructor(queue?: { readonly name: string } & JobCounts) {
     const registers = [this.registry];
@@ -43,6 +45,17 @@ export class Metrics {
       registers,
     });
     this.jobFailures = new Counter({ name: 'meshbox_job_failures_total', help: 'Lifecycle job runs that failed', labelNames: ['queue'], registers });
+    this.revocationListNextUpdate = new Gauge({
+      name: 'meshbox_crl_next_update_timestamp_seconds',
+      help: 'When the loaded CRL is due for replacement (its nextUpdate, Unix time): past it, every client is refused',
+      registers,
+    });
+    this.handshakeFailures = new Counter({
+      name: 'meshbox_tls_handshake_failures_total',
+      help: 'TLS handshakes that failed (no or unknown certificate, revoked, stale CRL), by OpenSSL reason',
+      labelNames: ['reason'],
+      registers,
+    });
     if (queue) {
       new Gauge({
         name: 'meshbox_queue_jobs',

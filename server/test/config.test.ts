@@ -2,10 +2,20 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { createCertificateAuthority, createRevocationList, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { ConfigError, loadBackendConfig, loadConfig } from '../src/config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshbox-config-'));
-for (const name of ['server.crt', 'server.key', 'ca.crt']) writeFileSync(join(dir, name), `${name} pem`);
+const ca = createCertificateAuthority({ commonName: 'config test CA' });
+const serverCertificate = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: [] });
+const otherCa = createCertificateAuthority({ commonName: 'another CA' });
+const write = (name: string, text: string): string => {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+};
+write('server.crt', serverCertificate.certPem);
+write('server.key', serverCertificate.keyPem);
+write('ca.crt', ca.certPem);
 const files = {
   MESHBOX_TLS_CERT: join(dir, 'server.crt'),
   MESHBOX_TLS_KEY: join(dir, 'server.key'),
@@ -21,7 +31,7 @@ test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) =
   t.is(config.redisUrl, undefined);
   t.is(config.s3.endpoint, undefined);
   t.is(config.s3.bucket, 'meshbox');
-  t.is(config.tls.cert, 'server.crt pem');
+  t.is(config.tls.cert, serverCertificate.certPem);
   t.is(config.sharedKey, 'shared');
   t.is(config.secretKey, 'secret');
   t.is(config.mailboxCacheMs, 1000);
@@ -29,6 +39,53 @@ test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) =
   t.is(loadConfig({ ...files, MESHBOX_MAILBOX_CACHE_SECONDS: '1.005' }).mailboxCacheMs, 1005);
   t.is(config.periods.auditRetentionMs, 30 * 86_400_000);
   t.is(loadConfig({ ...files, MESHBOX_AUDIT_RETENTION_SECONDS: '0' }).periods.auditRetentionMs, 0);
+});
+
+test('an empty value counts as unset: its default applies, not 0 (a limit would be lifted)', (t) => {
+  const config = loadConfig({ ...files, MESHBOX_RATE_LIMIT_PER_SECOND: '', MESHBOX_MAX_TRANSFERS_PER_MAILBOX: ' ', MESHBOX_PORT: '', MESHBOX_AUDIT_RETENTION_SECONDS: '' });
+  t.is(config.maxRequestsPerSecond, 500);
+  t.is(config.limits.maxTransfersPerMailbox, 16);
+  t.is(config.port, 8443);
+  t.is(config.periods.auditRetentionMs, 30 * 86_400_000);
+});
+
+test('a period that runs as a timer is at most a day: Node fires a longer one at once, again and again', (t) => {
+  for (const variable of ['MESHBOX_CRL_RELOAD_SECONDS', 'MESHBOX_IDLE_TIMEOUT_SECONDS', 'MESHBOX_REQUEST_TIMEOUT_SECONDS', 'MESHBOX_HEADERS_TIMEOUT_SECONDS']) {
+    t.throws(() => loadConfig({ ...files, [variable]: '3000000' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at most 86400`) });
+  }
+  t.is(loadConfig({ ...files, MESHBOX_IDLE_TIMEOUT_SECONDS: '86400' }).clientTimeouts.idleMs, 86_400_000);
+});
+
+test('Redis takes only redis:// URLs and S3 only http(s)://', (t) => {
+  t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'https://10.0.0.7:6379' }), { message: /MESHBOX_REDIS_URL/ });
+  t.throws(() => loadConfig({ ...files, MESHBOX_S3_ENDPOINT: 'redis://10.0.0.7:6379' }), { message: /MESHBOX_S3_ENDPOINT: an http:\/\/ or https:\/\/ URL/ });
+});
+
+test('TLS files that are not what they should be are named with the reason, all at once', (t) => {
+  const problems = t.throws(
+    () =>
+      loadConfig({
+        ...files,
+        MESHBOX_TLS_KEY: write('other.key', otherCa.keyPem),
+        MESHBOX_TLS_CA: write('key-as-ca.pem', otherCa.keyPem),
+      }),
+    { instanceOf: ConfigError },
+  )?.message ?? '';
+  t.regex(problems, /MESHBOX_TLS_KEY \(.*other\.key\): .*key values mismatch/);
+  t.regex(problems, /MESHBOX_TLS_CA \(.*key-as-ca\.pem\): no certificate in it/);
+  t.throws(() => loadConfig({ ...files, MESHBOX_TLS_CERT: write('not-pem.crt', 'hello') }), { message: /MESHBOX_TLS_CERT \(.*not-pem\.crt\): / });
+});
+
+test('a CRL the server could not use stops it at start, saying why; a good one is loaded', (t) => {
+  const good = write('crl.pem', createRevocationList({ ca, revoked: [] }));
+  t.regex(loadConfig({ ...files, MESHBOX_TLS_CRL: good }).tls.crl ?? '', /BEGIN X509 CRL/);
+  const refusal = (crl: string) => t.throws(() => loadConfig({ ...files, MESHBOX_TLS_CRL: write('bad-crl.pem', crl) }), { instanceOf: ConfigError })?.message ?? '';
+  t.regex(refusal(''), /MESHBOX_TLS_CRL \(.*bad-crl\.pem\): no X509 CRL in it/);
+  const whole = createRevocationList({ ca, revoked: [] });
+  t.regex(refusal(whole.slice(0, whole.length / 2) + '\n-----END X509 CRL-----\n'), /cannot be read as a CRL/);
+  t.regex(refusal(createRevocationList({ ca: otherCa, revoked: [] })), /not signed by the CA the server trusts/);
+  const stale = createRevocationList({ ca, revoked: [], issuedAt: new Date(Date.now() - 3 * 86_400_000), nextUpdateDays: 1 });
+  t.regex(refusal(stale), /was due to be replaced at .*OpenSSL would refuse every client/);
 });
 
 test('explicit Redis and S3 settings are used', (t) => {

@@ -1,9 +1,15 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import test from 'ava';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { createCertificateAuthority, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
-import { startTestServer } from '../support/harness.ts';
+import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
+import { startTestServer, TEST_SECRET_KEY } from '../support/harness.ts';
 import { mailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
@@ -141,4 +147,39 @@ test('Redis unreachable: requests fail with 503 (never 500 or a hang), /readyz s
     await proxy.close();
     await server.close();
   }
+});
+
+test('a server that cannot reach Redis or its bucket at start exits 1 with one line naming which and where, no stack trace', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-start-'));
+  const ca = createCertificateAuthority({ commonName: 'start-up test CA' });
+  const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: [] });
+  await writeFile(join(dir, 'ca.crt'), ca.certPem);
+  await writeFile(join(dir, 'server.crt'), server.certPem);
+  await writeFile(join(dir, 'server.key'), server.keyPem);
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const local = await ensureLocalServices();
+  const start = (backends: Record<string, string>) =>
+    new Promise<{ code: number | null; output: string }>((done) => {
+      const environment = {
+        PATH: process.env.PATH,
+        MESHBOX_PORT: '1',
+        MESHBOX_TLS_CERT: join(dir, 'server.crt'),
+        MESHBOX_TLS_KEY: join(dir, 'server.key'),
+        MESHBOX_TLS_CA: join(dir, 'ca.crt'),
+        MESHBOX_SHARED_KEY: 'shared',
+        MESHBOX_SECRET_KEY: TEST_SECRET_KEY,
+        MESHBOX_S3_ACCESS_KEY_ID: local.s3.accessKeyId,
+        MESHBOX_S3_SECRET_ACCESS_KEY: local.s3.secretAccessKey,
+        ...backends,
+      };
+      execFile(process.execPath, [join(REPO_ROOT, 'server/src/main.ts')], { env: environment }, (error, stdout, stderr) =>
+        done({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, output: stdout + stderr }),
+      );
+    });
+  const noRedis = await start({ MESHBOX_REDIS_URL: 'redis://127.0.0.1:1', MESHBOX_S3_ENDPOINT: local.s3.endpoint });
+  t.is(noRedis.code, 1);
+  t.is(noRedis.output, 'meshbox: cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
+  const noStorage = await start({ MESHBOX_REDIS_URL: local.redisUrl, MESHBOX_S3_ENDPOINT: 'http://127.0.0.1:1' });
+  t.is(noStorage.code, 1);
+  t.regex(noStorage.output, /^meshbox: cannot use bucket meshbox at http:\/\/127\.0\.0\.1:1: .+\n$/);
 });

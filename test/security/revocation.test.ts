@@ -3,10 +3,11 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
-import { readFile } from 'node:fs/promises';
-import { startTestServer } from '../support/harness.ts';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createCertificateAuthority, createRevocationList } from '../../shared/src/pki/index.ts';
+import { startTestServer, type TestMailbox } from '../support/harness.ts';
 import { mailboxRequest } from '../support/http.ts';
-import { startServerProcess } from '../support/server-process.ts';
+import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 
 const run = promisify(execFile);
 const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
@@ -32,8 +33,8 @@ test('a revoked certificate is refused with 403 at once, on every MESH endpoint,
   }
 });
 
-test('admin cert revoke publishes a CRL that the running server loads without a restart: the revoked certificate fails the TLS handshake', async (t) => {
-  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5' }, { withCrl: true });
+test('admin cert revoke publishes a CRL that the running server loads without a restart: the revoked certificate fails the TLS handshake, which the server logs and counts', async (t) => {
+  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5', MESHBOX_LOG_LEVEL: 'info' }, { withCrl: true });
   try {
     const [alice, bob] = [await server.createMailbox(), await server.createMailbox()];
     t.is((await mailboxRequest(server, alice, { path: `/messageexchange/${alice.id}/inbox` })).status, 200);
@@ -43,17 +44,54 @@ test('admin cert revoke publishes a CRL that the running server loads without a 
     t.regex(stdout, /crl\.pem/);
     t.regex(await readFile(join(server.pkiDir, 'crl.pem'), 'utf8'), /BEGIN X509 CRL/);
 
-    let handshakeRefused = false;
-    for (let attempt = 0; attempt < 100 && !handshakeRefused; attempt++) {
-      await new Promise((done) => setTimeout(done, 100));
-      handshakeRefused = await mailboxRequest(server, alice, { path: '/messageexchange/_ping' }).then(
-        () => false,
-        () => true,
-      );
-    }
-    t.true(handshakeRefused, 'the TLS handshake refuses the revoked certificate');
+    t.true(await eventually(() => handshakeRefused(server, alice)), 'the TLS handshake refuses the revoked certificate');
+    t.is((await mailboxRequest(server, bob, { path: `/messageexchange/${bob.id}/inbox` })).status, 200);
+    t.true(await eventually(async () => server.output().includes('TLS handshake refused')), server.output());
+    const metrics = (await mailboxRequest(server, bob, { path: '/metrics' })).body.toString();
+    t.regex(metrics, /meshbox_tls_handshake_failures_total\{reason="[A-Z_]+"\} [1-9]/);
+    t.regex(metrics, /meshbox_crl_next_update_timestamp_seconds \d{10}/);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a CRL the server cannot use (half written, or signed by another CA) is not loaded: the server keeps running on the previous one and says why', async (t) => {
+  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5' }, { withCrl: true });
+  try {
+    const [alice, bob] = [await server.createMailbox(), await server.createMailbox()];
+    await run(process.execPath, [CLI, 'admin', 'cert', 'revoke', alice.id], { env: { ...process.env, ...server.adminEnvironment } });
+    t.true(await eventually(() => handshakeRefused(server, alice)));
+    const crlFile = join(server.pkiDir, 'crl.pem');
+    const published = await readFile(crlFile, 'utf8');
+
+    const refusals = () => server.output().split('revocation list not loaded').length - 1;
+    await writeFile(crlFile, published.slice(0, published.length / 2));
+    t.true(await eventually(async () => refusals() === 1), server.output());
+    await writeFile(crlFile, createRevocationList({ ca: createCertificateAuthority({ commonName: 'another CA' }), revoked: [] }));
+    t.true(await eventually(async () => refusals() === 2), server.output());
+    t.regex(server.output(), /not signed by the CA the server trusts/);
+
+    // Still the published list: the revoked certificate refused, the others served.
+    t.true(await handshakeRefused(server, alice));
     t.is((await mailboxRequest(server, bob, { path: `/messageexchange/${bob.id}/inbox` })).status, 200);
   } finally {
     await server.stop();
   }
 });
+
+/** Whether a request with this mailbox's certificate fails before any HTTP answer (the handshake). */
+function handshakeRefused(server: ServerProcess, mailbox: TestMailbox): Promise<boolean> {
+  return mailboxRequest(server, mailbox, { path: '/messageexchange/_ping' }).then(
+    () => false,
+    () => true,
+  );
+}
+
+/** Polls until the condition holds, for at most ten seconds. */
+async function eventually(condition: () => Promise<boolean>): Promise<boolean> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (await condition()) return true;
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  return false;
+}

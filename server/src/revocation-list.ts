@@ -1,0 +1,240 @@
+import { verify, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:https';
+import type { Logger } from 'pino';
+import { secureContextOptions, type TlsFiles } from './https-server.ts';
+
+/**
+ * Checks a CRL before the server gives it to OpenSSL, which otherwise fails late and
+ * everywhere: a file it cannot parse throws out of `setSecureContext`, and a CRL it can
+ * parse but that is past its nextUpdate, or signed by another CA, makes every client
+ * handshake fail with nothing logged. Reads just enough of the DER (RFC 5280 CertificateList)
+ * for that; the server does not load a PKI library.
+ */
+export class InvalidRevocationListError extends Error {
+  override name = 'InvalidRevocationListError';
+}
+
+export interface RevocationListDates {
+  readonly thisUpdate: Date;
+  /** Undefined when the CRL gives none (OpenSSL then never takes it for stale). */
+  readonly nextUpdate: Date | undefined;
+}
+
+const PEM_BLOCK = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** The hash each signature algorithm names (OID), for crypto.verify; null: the key's own (EdDSA). */
+const SIGNATURE_HASHES: Readonly<Record<string, string | null>> = {
+  '1.2.840.113549.1.1.5': 'sha1',
+  '1.2.840.113549.1.1.11': 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+  '1.3.101.112': null,
+  '1.3.101.113': null,
+};
+
+/**
+ * Every CRL in the PEM text must be one a CA in `caPem` signed and not be past its nextUpdate
+ * at `now`; returns the dates of the one that goes stale first.
+ */
+export function checkRevocationList(crlPem: string, caPem: string, now: Date): RevocationListDates {
+  const blocks = [...crlPem.matchAll(PEM_BLOCK)].map((match) => Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64'));
+  if (blocks.length === 0) throw new InvalidRevocationListError('no X509 CRL in it (an empty or half-written file?)');
+  const caKeys = [...caPem.matchAll(PEM_CERTIFICATE)].map((match) => new X509Certificate(match[0]).publicKey);
+  const lists = blocks.map((der) => {
+    const list = readCertificateList(der);
+    if (!caKeys.some((key) => signedBy(list, key))) throw new InvalidRevocationListError('it is not signed by the CA the server trusts (MESHBOX_TLS_CA)');
+    if (list.nextUpdate && list.nextUpdate <= now) {
+      throw new InvalidRevocationListError(`it was due to be replaced at ${list.nextUpdate.toISOString()} (its nextUpdate): OpenSSL would refuse every client`);
+    }
+    return list;
+  });
+  const staleAt = (list: RevocationListDates): number => list.nextUpdate?.getTime() ?? Infinity;
+  const soonest = lists.reduce((kept, list) => (staleAt(list) < staleAt(kept) ? list : kept));
+  return { thisUpdate: soonest.thisUpdate, nextUpdate: soonest.nextUpdate };
+}
+
+interface CertificateList extends RevocationListDates {
+  readonly tbs: Buffer;
+  readonly algorithm: string;
+  readonly signature: Buffer;
+}
+
+function signedBy(list: CertificateList, key: X509Certificate['publicKey']): boolean {
+  const hash = SIGNATURE_HASHES[list.algorithm];
+  if (hash === undefined) throw new InvalidRevocationListError(`its signature algorithm ${list.algorithm} is not one the server checks`);
+  try {
+    return verify(hash, list.tbs, key, list.signature);
+  } catch {
+    // A key of another type than the signature's (an EC CA, an RSA-signed list).
+    return false;
+  }
+}
+
+/** A CRL due for replacement within this long is warned of. */
+const STALE_WARNING_MS = 7 * 86_400_000;
+
+export interface RevocationListReload {
+  readonly crlFile: string;
+  readonly intervalMs: number;
+  readonly logger: Logger;
+  /** A CRL was loaded (also the one the server started with). */
+  readonly onLoaded?: (dates: RevocationListDates) => void;
+}
+
+/**
+ * Re-reads the CRL file every `intervalMs` and, when it changed, gives new handshakes the new
+ * list without a restart (`admin cert revoke` rewrites it). A new list that fails the check
+ * is not loaded, and the previous one stays (said once per file content); the list loaded
+ * is warned of a week before its nextUpdate and again once it has passed. Returns a stop function.
+ */
+export function reloadRevocationList(server: Server, tls: TlsFiles & { readonly crl: string }, reload: RevocationListReload): () => void {
+  const { crlFile, logger } = reload;
+  let loaded = { crl: tls.crl, dates: checkRevocationList(tls.crl, tls.ca, new Date()) };
+  let refused: string | undefined;
+  let warned: 'soon' | 'stale' | undefined;
+  reload.onLoaded?.(loaded.dates);
+
+  const load = (crl: string): void => {
+    if (crl === loaded.crl || crl === refused) return;
+    try {
+      const dates = checkRevocationList(crl, tls.ca, new Date());
+      server.setSecureContext(secureContextOptions({ ...tls, crl }));
+      loaded = { crl, dates };
+      refused = undefined;
+      warned = undefined;
+      reload.onLoaded?.(dates);
+      logger.info({ crlFile, nextUpdate: dates.nextUpdate }, 'revocation list reloaded');
+    } catch (error) {
+      refused = crl;
+      logger.error({ err: error, crlFile }, `revocation list not loaded: ${(error as Error).message}; keeping the previous one`);
+    }
+  };
+  const warnIfStale = (): void => {
+    const left = (loaded.dates.nextUpdate?.getTime() ?? Infinity) - Date.now();
+    const nextUpdate = loaded.dates.nextUpdate;
+    if (left <= 0 && warned !== 'stale') {
+      warned = 'stale';
+      logger.error({ crlFile, nextUpdate }, 'the revocation list is past its nextUpdate: every client is refused until a fresh one is loaded (meshbox admin cert crl)');
+    } else if (left <= STALE_WARNING_MS && warned === undefined) {
+      warned = 'soon';
+      logger.warn({ crlFile, nextUpdate }, 'the revocation list is due for replacement within a week (meshbox admin cert crl)');
+    }
+  };
+  const timer = setInterval(() => {
+    readFile(crlFile, 'utf8').then(
+      (crl) => {
+        load(crl);
+        warnIfStale();
+      },
+      (error: unknown) => logger.error({ err: error, crlFile }, 'cannot read the revocation list; keeping the previous one'),
+    );
+  }, reload.intervalMs);
+  timer.unref();
+  warnIfStale();
+  return () => clearInterval(timer);
+}
+
+/** CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue BIT STRING } */
+function readCertificateList(der: Buffer): CertificateList {
+  try {
+    const outer = element(der, 0);
+    const [tbs, algorithm, signature] = children(der, outer);
+    if (!tbs || !algorithm || !signature || signature.tag !== BIT_STRING) throw new Error('not a CertificateList');
+    // tbsCertList: [version INTEGER], signature AlgorithmIdentifier, issuer Name, thisUpdate, [nextUpdate], ...
+    const fields = children(der, tbs);
+    const afterVersion = fields[0]?.tag === INTEGER ? fields.slice(1) : fields;
+    const [, , thisUpdate, nextUpdate] = afterVersion;
+    if (!thisUpdate) throw new Error('no thisUpdate');
+    const [algorithmOid] = children(der, algorithm);
+    if (!algorithmOid || algorithmOid.tag !== OBJECT_IDENTIFIER) throw new Error('no signature algorithm');
+    return {
+      tbs: der.subarray(tbs.start, tbs.end),
+      algorithm: objectIdentifier(der.subarray(algorithmOid.contentStart, algorithmOid.end)),
+      // The first content byte counts the unused bits of the last: 0 for a signature.
+      signature: der.subarray(signature.contentStart + 1, signature.end),
+      thisUpdate: time(der, thisUpdate),
+      nextUpdate: nextUpdate && isTime(nextUpdate) ? time(der, nextUpdate) : undefined,
+    };
+  } catch (error) {
+    if (error instanceof InvalidRevocationListError) throw error;
+    throw new InvalidRevocationListError(`it cannot be read as a CRL (${(error as Error).message})`);
+  }
+}
+
+const INTEGER = 0x02;
+const BIT_STRING = 0x03;
+const OBJECT_IDENTIFIER = 0x06;
+const UTC_TIME = 0x17;
+const GENERALIZED_TIME = 0x18;
+
+/** One DER element: its tag, where it starts, where its content starts, and where it ends. */
+interface Element {
+  readonly tag: number;
+  readonly start: number;
+  readonly contentStart: number;
+  readonly end: number;
+}
+
+function element(der: Buffer, start: number): Element {
+  const tag = der[start];
+  let lengthByte = der[start + 1];
+  if (tag === undefined || lengthByte === undefined) throw new Error('truncated');
+  let contentStart = start + 2;
+  let length = lengthByte;
+  if (lengthByte & 0x80) {
+    const octets = lengthByte & 0x7f;
+    if (octets === 0 || octets > 4) throw new Error('unsupported length');
+    length = 0;
+    for (let i = 0; i < octets; i++) {
+      lengthByte = der[contentStart + i];
+      if (lengthByte === undefined) throw new Error('truncated');
+      length = length * 256 + lengthByte;
+    }
+    contentStart += octets;
+  }
+  const end = contentStart + length;
+  if (end > der.length) throw new Error('truncated');
+  return { tag, start, contentStart, end };
+}
+
+function children(der: Buffer, parent: Element): Element[] {
+  const found: Element[] = [];
+  for (let at = parent.contentStart; at < parent.end; at = found.at(-1)!.end) found.push(element(der, at));
+  return found;
+}
+
+function objectIdentifier(bytes: Buffer): string {
+  const arcs: number[] = [];
+  let value = 0;
+  for (const byte of bytes) {
+    value = value * 128 + (byte & 0x7f);
+    if (!(byte & 0x80)) {
+      arcs.push(value);
+      value = 0;
+    }
+  }
+  const [first = 0, ...rest] = arcs;
+  const top = Math.min(Math.floor(first / 40), 2);
+  return [top, first - top * 40, ...rest].join('.');
+}
+
+function isTime(item: Element): boolean {
+  return item.tag === UTC_TIME || item.tag === GENERALIZED_TIME;
+}
+
+/** UTCTime YYMMDDHHMMSSZ (years 1950–2049) or GeneralizedTime YYYYMMDDHHMMSSZ. */
+function time(der: Buffer, item: Element): Date {
+  if (!isTime(item)) throw new Error('expected a time');
+  const text = der.subarray(item.contentStart, item.end).toString('latin1');
+  const match = /^(\d{2}|\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  if (!match || match[1]!.length !== (item.tag === UTC_TIME ? 2 : 4)) throw new Error(`unreadable time ${text}`);
+  const year = item.tag === UTC_TIME ? (Number(match[1]) < 50 ? 2000 : 1900) + Number(match[1]) : Number(match[1]);
+  const at = new Date(Date.UTC(year, Number(match[2]) - 1, Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6])));
+  if (Number.isNaN(at.getTime())) throw new Error(`unreadable time ${text}`);
+  return at;
+}
