@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseErrorBody } from '../src/client/errors.ts';
+import { MeshConnectionError, parseErrorBody } from '../src/client/errors.ts';
 import { errorLine } from '../src/commands/context.ts';
 
 test('a v2 error body gives code, event, description and ids', (t) => {
@@ -36,4 +36,12 @@ test('a body that is not MESH JSON gives one line: the reason phrase, and the te
   t.is(errorLine(parseErrorBody(503, 'Service Unavailable')), 'meshbox: Service Unavailable (HTTP 503)', 'the phrase is not said twice');
   t.is(errorLine(parseErrorBody(500, 'x'.repeat(201))), 'meshbox: Internal Server Error (HTTP 500)', 'a long text is left out');
   t.is(errorLine(parseErrorBody(410, '')), 'meshbox: Gone (HTTP 410)');
+});
+
+test('a new connection closed unanswered says the server may be refusing the certificate; a kept-alive one closed, or a refused connection, does not', (t) => {
+  const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+  t.regex(errorLine(new MeshConnectionError('https://mesh.example', reset(), { newConnection: true })), /^meshbox: cannot reach https:\/\/mesh\.example: socket hang up \(.*may be refusing this certificate \(revoked, expired, or not from its CA/);
+  t.is(errorLine(new MeshConnectionError('https://mesh.example', reset(), { newConnection: false })), 'meshbox: cannot reach https://mesh.example: socket hang up');
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+  t.false(errorLine(new MeshConnectionError('https://mesh.example', refused, { newConnection: true })).includes('certificate'));
 });

@@ -303,7 +303,7 @@ test('a one-chunk send whose connection breaks may have been delivered: it says 
   t.is(tracked.code, 1);
   t.regex(
     tracked.stderr,
-    /^meshbox: cannot reach https:\/\/127\.0\.0\.1:\d+: socket hang up\nthe message may have been delivered all the same \(only the answer lost\): before sending it again, check with\n  meshbox track --local-id 'lab 7'\n$/,
+    /^meshbox: cannot reach https:\/\/127\.0\.0\.1:\d+: socket hang up \(the server closed a new connection unanswered: [^\n]+\)\nthe message may have been delivered all the same \(only the answer lost\): before sending it again, check with\n  meshbox track --local-id 'lab 7'\n$/,
   );
   t.is(untracked.code, 1);
   t.regex(untracked.stderr, /before sending it again, check with the recipient \(give --local-id next time, and meshbox track --local-id <it> will tell\)\n$/);

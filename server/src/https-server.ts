@@ -120,15 +120,19 @@ function answerRaw(socket: Duplex, status: number, reason: string): void {
 const HANDSHAKE_LOG_INTERVAL_MS = 10_000;
 
 /**
- * Counts failed handshakes by reason and logs them, a line per reason at most every ten
+ * Counts failed handshakes by reason and logs the refusals, a line per reason at most every ten
  * seconds: a client refused in the handshake (revoked, unknown CA, a stale CRL) sees only a
- * closed connection, so the server's log is where an operator learns why.
+ * closed connection, so the server's log is where an operator learns why. A connection closed
+ * before the handshake ended (a load balancer's TCP check, a port scan) is only counted.
  */
 export function handshakeFailureReporter(logger: Logger, metrics: Metrics): (error: NodeJS.ErrnoException, socket: TLSSocket) => void {
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
   return (error, socket) => {
-    const reason = error.code ?? 'UNKNOWN';
+    // A certificate OpenSSL did not verify is refused by Node after the handshake, without an alert: why is here.
+    const refusal = socket.authorizationError ?? (error.code?.startsWith('ERR_SSL') ? error.code : undefined);
+    const reason = String(refusal ?? error.code ?? 'UNKNOWN');
     metrics.handshakeFailures.inc({ reason });
+    if (refusal === undefined) return;
     const now = Date.now();
     const last = lastLogged.get(reason);
     if (last && now - last.at < HANDSHAKE_LOG_INTERVAL_MS) {
@@ -136,6 +140,6 @@ export function handshakeFailureReporter(logger: Logger, metrics: Metrics): (err
       return;
     }
     lastLogged.set(reason, { at: now, suppressed: 0 });
-    logger.info({ reason, client: socket.remoteAddress, repeatsNotLogged: last?.suppressed ?? 0, err: error.message }, 'TLS handshake refused');
+    logger.info({ reason, client: socket.remoteAddress, repeatsNotLogged: last?.suppressed ?? 0 }, 'TLS handshake refused');
   };
 }

@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { MeshConnectionError } from '../../client-cli/src/client/errors.ts';
+import { MeshClient } from '../../client-cli/src/client/mesh-client.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createCertificateAuthority, createRevocationList } from '../../shared/src/pki/index.ts';
@@ -46,9 +48,20 @@ test('admin cert revoke publishes a CRL that the running server loads without a 
 
     t.true(await eventually(() => handshakeRefused(server, alice)), 'the TLS handshake refuses the revoked certificate');
     t.is((await mailboxRequest(server, bob, { path: `/messageexchange/${bob.id}/inbox` })).status, 200);
-    t.true(await eventually(async () => server.output().includes('TLS handshake refused')), server.output());
+    t.true(await eventually(async () => /"reason":"CERT_REVOKED".*"msg":"TLS handshake refused"/.test(server.output())), server.output());
     const metrics = (await mailboxRequest(server, bob, { path: '/metrics' })).body.toString();
-    t.regex(metrics, /meshbox_tls_handshake_failures_total\{reason="[A-Z_]+"\} [1-9]/);
+    t.regex(metrics, /meshbox_tls_handshake_failures_total\{reason="CERT_REVOKED"\} [1-9]/);
+    // The client sees only a closed connection: the CLI says what that may mean.
+    const client = new MeshClient(
+      { url: server.origin, mailboxId: alice.id, password: alice.password, sharedKey: server.sharedKey, certPem: alice.certPem, keyPem: alice.keyPem, caPem: server.caPem },
+      { retries: 0 },
+    );
+    try {
+      const refused = await t.throwsAsync(client.count(), { instanceOf: MeshConnectionError });
+      t.true(refused?.closedOnConnect);
+    } finally {
+      client.close();
+    }
     t.regex(metrics, /meshbox_crl_next_update_timestamp_seconds \d{10}/);
   } finally {
     await server.stop();

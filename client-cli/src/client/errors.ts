@@ -46,11 +46,20 @@ export class MeshConnectionError extends Error {
    */
   readonly mayHaveArrived: boolean;
 
-  constructor(url: string, cause: Error) {
+  /**
+   * A new connection the server closed before answering: what a server does to a client
+   * certificate it refuses (revoked, expired, not from its CA), as TLS 1.3 ends the handshake
+   * for the client before the server has checked it.
+   */
+  readonly closedOnConnect: boolean;
+
+  constructor(url: string, cause: Error, attempt: { readonly newConnection: boolean } = { newConnection: false }) {
     super(`cannot reach ${url}: ${cause.message}`, { cause });
     this.name = 'MeshConnectionError';
     this.url = url;
-    this.mayHaveArrived = BROKEN_CONNECTION_CODES.has(String((cause as NodeJS.ErrnoException).code));
+    const code = String((cause as NodeJS.ErrnoException).code);
+    this.mayHaveArrived = BROKEN_CONNECTION_CODES.has(code);
+    this.closedOnConnect = attempt.newConnection && code === 'ECONNRESET';
   }
 }
 

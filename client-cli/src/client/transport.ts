@@ -78,6 +78,8 @@ interface AttemptFailure {
   readonly error: Error;
   /** The body's own stream failed (an unreadable file): the server is not to blame. */
   readonly bodyFailed: boolean;
+  /** On a connection made for this attempt, not one kept alive from an earlier request. */
+  readonly newConnection: boolean;
 }
 
 function retryableStatus(policy: RetryPolicy, status: number): boolean {
@@ -170,13 +172,13 @@ export class HttpsTransport {
       } catch (failure) {
         // Refused before anything was sent (a header value Node will not write): the caller's mistake, as it is.
         if (failure instanceof Error) throw failure;
-        const { error, bodyFailed } = failure as AttemptFailure;
+        const { error, bodyFailed, newConnection } = failure as AttemptFailure;
         if (bodyFailed || this.#signal?.aborted) throw error;
         if (canRetry && mayRetryFailure(request.retry, failure as AttemptFailure)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
         }
-        throw new MeshConnectionError(this.origin, error);
+        throw new MeshConnectionError(this.origin, error, { newConnection });
       }
       const status = response.statusCode ?? 0;
       if (canRetry && retryableStatus(request.retry, status)) {
@@ -234,7 +236,7 @@ export class HttpsTransport {
         // the rest; errors after the answer belong to the upload, not to the request.
         if (answered) return;
         const first = firstFailure ?? { error, inBody: false };
-        reject({ error: first.error, bodyFailed: first.inBody } satisfies AttemptFailure);
+        reject({ error: first.error, bodyFailed: first.inBody, newConnection: !outgoing.reusedSocket } satisfies AttemptFailure);
       };
       outgoing.on('error', (error) => {
         firstFailure ??= { error, inBody: false };

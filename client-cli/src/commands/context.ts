@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { MeshClientError } from '../client/errors.ts';
+import { MeshClientError, MeshConnectionError } from '../client/errors.ts';
 import { type ClientOptions, MeshClient } from '../client/mesh-client.ts';
 import { type ConnectionFlags, resolveConnectionSettings } from '../client/settings.ts';
 import { noProgress, type ProgressFactory, type ProgressTerminal, terminalProgress } from '../transfer/progress.ts';
@@ -111,9 +111,20 @@ function interactive(flags: QuietFlags): boolean {
  * `<description> (HTTP <status>, MESH code <code>)`.
  */
 export function errorLine(error: unknown): string {
-  const forbidden = causes(error).some((cause) => cause instanceof MeshClientError && cause.status === 403);
-  return `meshbox: ${error instanceof Error ? error.message : String(error)}${forbidden ? ` (${FORBIDDEN_HINT})` : ''}`;
+  const chain = causes(error);
+  const hint = chain.some((cause) => cause instanceof MeshClientError && cause.status === 403)
+    ? FORBIDDEN_HINT
+    : chain.some((cause) => cause instanceof MeshConnectionError && cause.closedOnConnect)
+      ? CLOSED_ON_CONNECT_HINT
+      : undefined;
+  // On the first line, with what it explains: a message may go on with a command to copy.
+  const [first, ...more] = (error instanceof Error ? error.message : String(error)).split('\n');
+  return [`meshbox: ${first}${hint ? ` (${hint})` : ''}`, ...more].join('\n');
 }
+
+/** A server refusing a client certificate closes the connection without a word. */
+const CLOSED_ON_CONNECT_HINT =
+  "the server closed a new connection unanswered: if it keeps doing so, it may be refusing this certificate (revoked, expired, or not from its CA; the server's log says which)";
 
 /** MESH answers every refusal of who you are with the same 403, whatever the cause: what to check. */
 const FORBIDDEN_HINT =
