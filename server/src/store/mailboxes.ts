@@ -39,6 +39,30 @@ export function workflowAllowed(workflows: readonly string[], workflowId: string
   return workflows.includes(ANY_WORKFLOW) || workflows.includes(workflowId);
 }
 
+/**
+ * A mailbox whose password this server cannot decrypt: it was stored under another
+ * MESHBOX_SECRET_KEY (an admin command run with the wrong key). Only a new password mends it.
+ */
+export class UnreadableMailboxError extends Error {
+  override name = 'UnreadableMailboxError';
+  readonly mailboxId: string;
+
+  constructor(mailboxId: string, cause: unknown) {
+    super(
+      `mailbox ${mailboxId}: its password was not encrypted under this MESHBOX_SECRET_KEY; ` +
+        `if the key is right, give the mailbox a new password (meshbox admin mailbox password ${mailboxId})`,
+      { cause },
+    );
+    this.mailboxId = mailboxId;
+  }
+}
+
+export interface MailboxStoreOptions {
+  readonly readCache?: MailboxReadCache;
+  /** Told of each mailbox a listing or lookup leaves out because its record cannot be read. */
+  readonly onUnreadable?: (error: UnreadableMailboxError) => void;
+}
+
 export interface MailboxReadCache {
   /** How long a mailbox read stays in memory; a change made elsewhere shows here within it. */
   readonly ttlMs: number;
@@ -56,12 +80,14 @@ export class MailboxStore {
   readonly #keys: RedisKeys;
   readonly #passwords: PasswordCipher;
   readonly #recent: LRUCache<string, Mailbox> | undefined;
+  readonly #onUnreadable: ((error: UnreadableMailboxError) => void) | undefined;
 
-  constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher, readCache?: MailboxReadCache) {
+  constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher, { readCache, onUnreadable }: MailboxStoreOptions = {}) {
     this.#redis = redis;
     this.#keys = keys;
     this.#passwords = passwords;
     this.#recent = readCache && readCache.ttlMs > 0 ? new LRUCache({ max: readCache.maxEntries, ttl: readCache.ttlMs }) : undefined;
+    this.#onUnreadable = onUnreadable;
   }
 
   /** Registers a mailbox; false when the id is taken. */
@@ -90,7 +116,7 @@ export class MailboxStore {
   /**
    * The mailbox as read within the cache's time to live (when this store has a cache), or
    * `fresh` from Redis. Only mailboxes that exist are remembered: one created a moment ago is
-   * found at once.
+   * found at once. Throws UnreadableMailboxError for a record whose password cannot be decrypted.
    */
   async get(mailboxId: string, { fresh = false } = {}): Promise<Mailbox | undefined> {
     const remembered = fresh ? undefined : this.#recent?.get(mailboxId);
@@ -102,10 +128,9 @@ export class MailboxStore {
     return mailbox;
   }
 
+  /** Every mailbox but those whose record cannot be read (each is told to `onUnreadable`). */
   async list(): Promise<readonly Mailbox[]> {
-    const ids = (await this.#redis.smembers(this.#keys.mailboxIndex)).sort();
-    const found = await Promise.all(ids.map((id) => this.get(id)));
-    return found.filter((mailbox): mailbox is Mailbox => mailbox !== undefined);
+    return this.#readable(await this.#redis.smembers(this.#keys.mailboxIndex));
   }
 
   /** Activates or deactivates; false when there is no such mailbox. */
@@ -135,8 +160,18 @@ export class MailboxStore {
       odsCode === undefined
         ? await this.#redis.smembers(receivers)
         : await this.#redis.sinter(receivers, this.#keys.odsMailboxes(odsCode));
-    const found = await Promise.all(ids.sort().map((id) => this.get(id)));
-    return found.filter((mailbox): mailbox is Mailbox => mailbox !== undefined && mailbox.active);
+    return (await this.#readable(ids)).filter((mailbox) => mailbox.active);
+  }
+
+  /** One mailbox stored under another key must not take every listing and lookup down with it. */
+  async #readable(ids: readonly string[]): Promise<Mailbox[]> {
+    const skipUnreadable = (error: unknown): undefined => {
+      if (!(error instanceof UnreadableMailboxError)) throw error;
+      this.#onUnreadable?.(error);
+      return undefined;
+    };
+    const found = await Promise.all([...ids].sort().map((id) => this.get(id).catch(skipUnreadable)));
+    return found.filter((mailbox): mailbox is Mailbox => mailbox !== undefined);
   }
 
   /** Replaces the password; false when there is no such mailbox. */
@@ -162,9 +197,10 @@ export class MailboxStore {
 }
 
 function toMailbox(fields: Record<string, string>, passwords: PasswordCipher): Mailbox {
+  const id = fields.id ?? '';
   return {
-    id: fields.id ?? '',
-    password: passwords.decrypt(fields.password ?? ''),
+    id,
+    password: decryptPassword(id, fields.password ?? '', passwords),
     name: fields.name ?? '',
     odsCode: fields.odsCode ?? '',
     active: fields.active === '1',
@@ -172,4 +208,12 @@ function toMailbox(fields: Record<string, string>, passwords: PasswordCipher): M
     receiveWorkflows: JSON.parse(fields.receiveWorkflows ?? '[]') as string[],
     createdAt: new Date(Number(fields.createdAt)),
   };
+}
+
+function decryptPassword(mailboxId: string, stored: string, passwords: PasswordCipher): string {
+  try {
+    return passwords.decrypt(stored);
+  } catch (error) {
+    throw new UnreadableMailboxError(mailboxId, error);
+  }
 }

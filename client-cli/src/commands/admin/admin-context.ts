@@ -31,7 +31,9 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     const auditLog = new AuditLog(redis, keys);
     const actor = `admin:${userInfo().username}`;
     return await action({
-      mailboxes: new MailboxStore(redis, keys, new PasswordCipher(config.secretKey)),
+      mailboxes: new MailboxStore(redis, keys, new PasswordCipher(config.secretKey), {
+        onUnreadable: (error) => console.error(`warning: left out: ${error.message}`),
+      }),
       auditLog,
       certificates: new CertificateStore(redis, keys),
       schedule: new LifecycleSchedule(redis, keys),
