@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { secretKeySource } from '../client-cli/src/commands/admin/admin-context.ts';
 import { readCertificateAuthority, writePemPair } from '../client-cli/src/commands/admin/pki-files.ts';
 import { loadBackendConfig } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
@@ -68,6 +69,12 @@ async function ensureDemoMailboxes(): Promise<void> {
   const redis = openRedis(config, { maxRetriesPerRequest: 2 });
   try {
     const mailboxes = new MailboxStore(redis, redisKeys(config.redisPrefix), new PasswordCipher(config.secretKey));
+    if (!(await mailboxes.secretKeyMatches())) {
+      throw new Error(
+        `the mailbox passwords in Redis are encrypted under another secret key than this one (${secretKeySource(process.env)}): ` +
+          'restore the key they were made with, or delete the local data with `npm run services -- reset`',
+      );
+    }
     const ca = await readCertificateAuthority(DEV_CERTS_DIR);
     const sharedKey = (await readFile(join(DEV_CERTS_DIR, 'shared-key'), 'utf8')).trim();
     const mailboxDir = join(DEV_CERTS_DIR, 'mailboxes');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
@@ -222,4 +223,35 @@ test('cert issue re-issues a certificate; cert revoke refuses every certificate 
   const bad = await admin('cert', 'revoke', 'not-a-serial!');
   t.is(bad.code, 1);
   t.regex(bad.stderr, /not a hexadecimal serial number/);
+});
+
+test("admin commands refuse a secret key other than the directory's before changing anything, and say where it came from", async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'KEY001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const wrongKeyFile = join(out, 'wrong-secret-key');
+  await writeFile(wrongKeyFile, 'not the server key\n');
+  const { MESHBOX_SECRET_KEY: _right, ...withoutKey } = adminEnv;
+  const wrongKeys = [
+    { env: { ...adminEnv, MESHBOX_SECRET_KEY: 'not-the-servers-key' }, source: /\(from MESHBOX_SECRET_KEY\)/ },
+    { env: { ...withoutKey, MESHBOX_SECRET_KEY_FILE: wrongKeyFile }, source: new RegExp(`read from MESHBOX_SECRET_KEY_FILE, ${wrongKeyFile}`) },
+  ];
+  const tryAll = async (): Promise<void> => {
+    for (const { env, source } of wrongKeys) {
+      const refused = await runSubprocess(['admin', 'mailbox', 'create', 'KEY002', '--password', 'pw', '--cert-out', out], { env });
+      t.is(refused.code, 1);
+      t.regex(refused.stderr, source);
+      t.regex(refused.stderr, /is not the one the mailbox passwords in this Redis .* are encrypted under; nothing was changed/);
+    }
+    t.false(existsSync(join(out, 'KEY002.crt')));
+    t.regex((await admin('mailbox', 'show', 'KEY002')).stderr, /no mailbox KEY002/);
+  };
+  await tryAll();
+  // A directory made before check values were kept: its stored passwords tell the key.
+  const checkKey = redisKeys(server.redisPrefix).secretKeyCheck;
+  await server.redis.del(checkKey);
+  await tryAll();
+  const listed = await admin('mailbox', 'list');
+  t.is(listed.code, 0, listed.stderr);
+  t.regex(listed.stdout, /KEY001/);
+  t.truthy(await server.redis.get(checkKey), 'the right key left its check value');
 });

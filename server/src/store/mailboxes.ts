@@ -7,6 +7,8 @@ import type { PasswordCipher } from './password-cipher.ts';
 const createMailbox = new LuaScript('create-mailbox');
 const updateMailbox = new LuaScript('update-existing-hash');
 const setMailboxWorkflow = new LuaScript('set-mailbox-workflow');
+/** How many stored passwords are tried before a directory's first key check value is kept. */
+const KEY_EVIDENCE_SAMPLE = 20;
 
 export interface Mailbox {
   readonly id: string;
@@ -178,6 +180,29 @@ export class MailboxStore {
   async setPassword(mailboxId: string, password: string): Promise<boolean> {
     const encrypted = this.#passwords.encrypt(password);
     return this.#changed(mailboxId, (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['password', encrypted])) === 1);
+  }
+
+  /**
+   * Whether this store's secret is the one the directory's passwords are encrypted under, told
+   * by a check value kept in Redis by the first process to ask. Before there is one, a secret
+   * that decrypts none of the stored passwords it tries is not the directory's.
+   */
+  async secretKeyMatches(): Promise<boolean> {
+    const kept = await this.#redis.get(this.#keys.secretKeyCheck);
+    if (kept !== null) return this.#passwords.isKeyCheckValue(kept);
+    if (!(await this.#decryptsAStoredPassword())) return false;
+    await this.#redis.set(this.#keys.secretKeyCheck, this.#passwords.keyCheckValue(), 'NX');
+    // Another process may have kept its own a moment earlier.
+    const checkValue = await this.#redis.get(this.#keys.secretKeyCheck);
+    return checkValue !== null && this.#passwords.isKeyCheckValue(checkValue);
+  }
+
+  async #decryptsAStoredPassword(): Promise<boolean> {
+    const ids = await this.#redis.srandmember(this.#keys.mailboxIndex, KEY_EVIDENCE_SAMPLE);
+    // An empty directory has nothing to go by: this secret becomes its own.
+    if (ids.length === 0) return true;
+    const stored = await Promise.all(ids.map((id) => this.#redis.hget(this.#keys.mailbox(id), 'password')));
+    return stored.some((password) => password !== null && this.#passwords.decrypts(password));
   }
 
   /** Forgets a mailbox once it has changed, so this process sees the change at once. */
