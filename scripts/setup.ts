@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { secretKeySource } from '../client-cli/src/commands/admin/admin-context.ts';
-import { readCertificateAuthority, writePemPair } from '../client-cli/src/commands/admin/pki-files.ts';
+import { CRL_FILE, readCertificateAuthority, writePemPair, writeRevocationList } from '../client-cli/src/commands/admin/pki-files.ts';
 import { loadBackendConfig } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
 import { redisKeys } from '../server/src/store/keys.ts';
@@ -26,6 +26,11 @@ async function ensurePki(): Promise<void> {
   if (!existsSync(join(DEV_CERTS_DIR, 'ca.crt'))) {
     await writePemPair(DEV_CERTS_DIR, 'ca', createCertificateAuthority({ commonName: 'meshbox development CA' }));
     step(`created CA in ${DEV_CERTS_DIR}`);
+  }
+  if (!existsSync(join(DEV_CERTS_DIR, CRL_FILE))) {
+    // Nothing revoked yet; a server given MESHBOX_TLS_CRL needs the file anyway.
+    await writeRevocationList(DEV_CERTS_DIR, await readCertificateAuthority(DEV_CERTS_DIR), []);
+    step(`wrote an empty revocation list, ${CRL_FILE}`);
   }
   if (!existsSync(join(DEV_CERTS_DIR, 'server.crt'))) {
     const ca = await readCertificateAuthority(DEV_CERTS_DIR);

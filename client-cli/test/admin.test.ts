@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -7,7 +8,7 @@ import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
-import { describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
+import { createRevocationList, describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { sendMessage } from '../../test/support/http.ts';
 import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
@@ -38,6 +39,12 @@ test.after.always(async () => {
 
 const admin = (...args: string[]): Promise<CliResult> => runSubprocess(['admin', ...args], { env: adminEnv });
 
+/** `openssl crl` on `<dir>/crl.pem`, checking its signature against `<dir>/ca.crt`. */
+function readCrl(dir: string, ...args: string[]): { verified: boolean; text: string } {
+  const shown = spawnSync('openssl', ['crl', '-in', join(dir, 'crl.pem'), '-CAfile', join(dir, 'ca.crt'), '-noout', ...args], { encoding: 'utf8' });
+  return { verified: shown.status === 0 && /verify OK/.test(shown.stderr + shown.stdout), text: shown.stdout };
+}
+
 function asMailbox(id: string, password: string, dir: string, ...args: string[]): Promise<CliResult> {
   return runSubprocess([
     '--url', server.origin,
@@ -58,6 +65,10 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   const certPem = await readFile(join(dir, 'ca.crt'), 'utf8');
   t.is(describeCertificate(certPem).subjectCommonName, 'Test Trust CA');
   t.true(verifyIssuedBy(certPem, certPem));
+  t.regex(created.stdout, /revocation list \(empty\): .*crl\.pem/);
+  const crl = readCrl(dir, '-text');
+  t.true(crl.verified, 'a CRL signed by the new CA');
+  t.regex(crl.text, /No Revoked Certificates/);
 
   const again = await admin('--pki-dir', dir, 'ca', 'init');
   t.is(again.code, 1);
@@ -220,6 +231,21 @@ test('cert issue re-issues a certificate; cert revoke refuses every certificate 
     t.regex(refused.stderr, /HTTP 403/);
   }
   t.regex((await admin('cert', 'revoke', 'REV001')).stdout, /already revoked/);
+
+  // An old CRL, near its end, is re-issued without revoking anything; it is replaced whole (a rename), never rewritten in place.
+  const ca = { certPem: await readFile(join(pkiDir, 'ca.crt'), 'utf8'), keyPem: await readFile(join(pkiDir, 'ca.key'), 'utf8') };
+  await writeFile(join(pkiDir, 'crl.pem'), createRevocationList({ ca, revoked: [], issuedAt: new Date(Date.now() - 29 * 86_400_000) }));
+  const before = await stat(join(pkiDir, 'crl.pem'));
+  const crlReissued = await admin('cert', 'crl');
+  t.is(crlReissued.code, 0, crlReissued.stderr);
+  t.regex(crlReissued.stdout, /revocation list written: .*crl\.pem/);
+  t.not((await stat(join(pkiDir, 'crl.pem'))).ino, before.ino);
+  t.false((await readdir(pkiDir)).some((name) => name.endsWith('.part')));
+  const crl = readCrl(pkiDir, '-text');
+  t.true(crl.verified);
+  const nextUpdate = new Date(/Next Update: (.+)/.exec(crl.text)![1]!);
+  t.true(nextUpdate.getTime() > Date.now() + 29 * 86_400_000, `next update ${nextUpdate.toISOString()}`);
+  for (const serial of revoked.stdout.match(/(?<=^revoked: serial )[0-9a-f]+/gm)!) t.true(crl.text.includes(`Serial Number: ${serial.toUpperCase()}`));
   const bad = await admin('cert', 'revoke', 'not-a-serial!');
   t.is(bad.code, 1);
   t.regex(bad.stderr, /not a hexadecimal serial number/);

@@ -1,29 +1,21 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
-  createRevocationList,
   describeCertificate,
   issueMailboxCertificate,
   issueServerCertificate,
   signCertificateRequest,
 } from '../../../../shared/src/pki/index.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
-import { readCertificateAuthority, writePemPair } from './pki-files.ts';
-
-export const CRL_FILE = 'crl.pem';
+import { readCertificateAuthority, writePemPair, writeRevocationList } from './pki-files.ts';
 
 /** Rewrites `<pki-dir>/crl.pem` from every revocation; the server reloads it by itself. */
 async function publishRevocationList(pkiDir: string, stores: AdminStores): Promise<string> {
-  const ca = await readCertificateAuthority(pkiDir);
-  const revoked = (await stores.certificates.revocations()).map(({ serialNumber, revokedAt }) => ({ serialNumber, revokedAt }));
-  const file = join(pkiDir, CRL_FILE);
-  await writeFile(file, createRevocationList({ ca, revoked }));
-  return file;
+  return writeRevocationList(pkiDir, await readCertificateAuthority(pkiDir), await stores.certificates.revocations());
 }
 
 export function registerCertCommands(admin: Command, pkiDir: () => string): void {
-  const cert = admin.command('cert').description('certificates signed by the CA: issue, sign CSRs, revoke');
+  const cert = admin.command('cert').description('certificates signed by the CA: issue, sign CSRs, revoke, re-issue the CRL');
 
   cert
     .command('server')
@@ -79,6 +71,18 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}`);
         await writeFile(options.out, signed.certPem);
         console.log(`signed ${options.usage} certificate for ${commonName} (serial ${signed.serialNumber}): ${options.out}`);
+      });
+    });
+
+  cert
+    .command('crl')
+    .description('re-issue the CRL (crl.pem) from the revocations recorded, revoking nothing: each is good for 30 days, and a server given an expired one refuses every client')
+    .action(async () => {
+      const dir = pkiDir();
+      await withAdminStores(async (stores) => {
+        const file = await publishRevocationList(dir, stores);
+        await stores.audit('cert.crl', file);
+        console.log(`revocation list written: ${file}`);
       });
     });
 

@@ -1,5 +1,10 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createRevocationList, type RevokedCertificate } from '../../../../shared/src/pki/index.ts';
+import { writeFileAtomically } from '../../transfer/durable-files.ts';
+
+/** The revocation list beside the CA that signs it: what MESHBOX_TLS_CRL names. */
+export const CRL_FILE = 'crl.pem';
 
 export interface PemPair {
   readonly certPem: string;
@@ -15,6 +20,16 @@ export async function writePemPair(dir: string, name: string, pair: PemPair): Pr
   await writeFile(key, pair.keyPem, { mode: 0o600 });
   await chmod(key, 0o600);
   return { cert, key };
+}
+
+/**
+ * Signs a fresh CRL (nextUpdate 30 days on) listing `revoked`, and puts it in place whole: a
+ * server re-reading the file must never see it half-written.
+ */
+export async function writeRevocationList(pkiDir: string, ca: PemPair, revoked: readonly RevokedCertificate[]): Promise<string> {
+  const file = join(pkiDir, CRL_FILE);
+  await writeFileAtomically(file, createRevocationList({ ca, revoked }));
+  return file;
 }
 
 /** The CA that `admin ca init` made in this PKI folder. */
