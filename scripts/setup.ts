@@ -13,11 +13,12 @@ import { CRL_FILE, readCertificateAuthority, writePemPair, writeRevocationList }
 import { loadBackendConfig } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
 import { redisKeys } from '../server/src/store/keys.ts';
+import { CertificateStore } from '../server/src/store/certificates.ts';
 import { MailboxStore } from '../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../server/src/store/password-cipher.ts';
 import { DEV_CERTS_DIR } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
-import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
+import { createCertificateAuthority, describeCertificate, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
 import { openRedis } from '../server/src/store/redis-client.ts';
 
 const step = (text: string): void => console.log(`setup: ${text}`);
@@ -73,7 +74,9 @@ async function ensureDemoMailboxes(): Promise<void> {
   const config = await resolveBackends(loadBackendConfig());
   const redis = openRedis(config, { maxRetriesPerRequest: 2 });
   try {
-    const mailboxes = new MailboxStore(redis, redisKeys(config.redisPrefix), new PasswordCipher(config.secretKey));
+    const keys = redisKeys(config.redisPrefix);
+    const mailboxes = new MailboxStore(redis, keys, new PasswordCipher(config.secretKey));
+    const certificates = new CertificateStore(redis, keys);
     if (!(await mailboxes.secretKeyMatches())) {
       throw new Error(
         `the mailbox passwords in Redis are encrypted under another secret key than this one (${secretKeySource(process.env)}): ` +
@@ -92,9 +95,12 @@ async function ensureDemoMailboxes(): Promise<void> {
       } else {
         await mailboxes.setPassword(demo.id, password);
       }
-      if (!existsSync(join(mailboxDir, `${demo.id}.crt`))) {
+      const certFile = join(mailboxDir, `${demo.id}.crt`);
+      if (!existsSync(certFile)) {
         await writePemPair(mailboxDir, demo.id, issueMailboxCertificate({ ca, mailboxId: demo.id, organisation: demo.name }));
       }
+      // Also for a certificate an earlier setup left unrecorded: `admin cert revoke <ID>` finds what is recorded.
+      await certificates.recordIssued(demo.id, describeCertificate(await readFile(certFile, 'utf8')).serialNumber);
       const profile: Profile = {
         url: 'https://localhost:8443',
         mailbox: demo.id,

@@ -281,3 +281,28 @@ test("admin commands refuse a secret key other than the directory's before chang
   t.regex(listed.stdout, /KEY001/);
   t.truthy(await server.redis.get(checkKey), 'the right key left its check value');
 });
+
+test('cert revoke refuses a serial not on record (a mistyped mailbox id), unless told --unrecorded; a serial on record is revoked for its mailbox', async (t) => {
+  const typo = await admin('cert', 'revoke', 'FACADE02');
+  t.is(typo.code, 1);
+  t.regex(typo.stderr, /no mailbox FACADE02 has certificates on record, and no certificate with serial facade02 is on record either; nothing was revoked/);
+  t.false(await server.services.certificates.isRevoked('FACADE02'));
+
+  const forced = await admin('cert', 'revoke', 'FACADE03', '--unrecorded');
+  t.is(forced.code, 0, forced.stderr);
+  t.true(await server.services.certificates.isRevoked('FACADE03'));
+
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'BYSER01', '--password', 'pw', '--cert-out', out)).code, 0);
+  const { serialNumber } = describeCertificate(await readFile(join(out, 'BYSER01.crt'), 'utf8'));
+  const bySerial = await admin('cert', 'revoke', serialNumber.toUpperCase());
+  t.is(bySerial.code, 0, bySerial.stderr);
+  const audit = (await admin('audit', '--tail', '500', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line));
+  t.true(audit.some((entry) => entry.action === 'admin.cert.revoke' && entry.subject === 'BYSER01' && entry.detail === `serial ${serialNumber}`));
+
+  // As `npm run setup` used to leave its demo mailboxes: registered, with a certificate not on record.
+  await server.services.mailboxes.create({ id: 'NOREC01', password: 'pw' });
+  const unrecorded = await admin('cert', 'revoke', 'norec01');
+  t.is(unrecorded.code, 1);
+  t.regex(unrecorded.stderr, /mailbox NOREC01 has no certificate on record: give its certificate's serial .* with --unrecorded/);
+});

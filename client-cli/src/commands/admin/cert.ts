@@ -5,9 +5,43 @@ import {
   issueMailboxCertificate,
   issueServerCertificate,
   signCertificateRequest,
+  normalizeSerialNumber,
 } from '../../../../shared/src/pki/index.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { readCertificateAuthority, writePemPair, writeRevocationList } from './pki-files.ts';
+
+interface RevocationTarget {
+  /** What the audit log names: the mailbox, or else the serial. */
+  readonly subject: string;
+  readonly serials: readonly string[];
+}
+
+/**
+ * Every recorded certificate of the mailbox `target` names, or else the serial it is, if this
+ * CA's records show it issued (`unrecorded`: any serial). A mistyped mailbox id can look like a
+ * serial (FACADE02): revoking it would change nothing, and say it had.
+ */
+async function revocationTarget(stores: AdminStores, target: string, unrecorded: boolean): Promise<RevocationTarget> {
+  const mailboxId = target.toUpperCase();
+  const issued = await stores.certificates.issuedTo(mailboxId);
+  if (issued.length > 0) return { subject: mailboxId, serials: issued };
+  const registered = (await stores.mailboxes.get(mailboxId)) !== undefined;
+  const unrecordedHint = registered
+    ? `mailbox ${mailboxId} has no certificate on record: give its certificate's serial (openssl x509 -noout -serial -in ${mailboxId}.crt) with --unrecorded`
+    : `no mailbox ${mailboxId} has certificates on record`;
+  let serial: string;
+  try {
+    serial = normalizeSerialNumber(target);
+  } catch {
+    throw new Error(`${unrecordedHint}, and ${JSON.stringify(target)} is not a hexadecimal serial number`);
+  }
+  const holder = await stores.certificates.holderOf(serial);
+  if (holder !== undefined || unrecorded) return { subject: holder ?? serial, serials: [serial] };
+  throw new Error(
+    `${unrecordedHint}, and no certificate with serial ${serial} is on record either; nothing was revoked ` +
+      '(check it; --unrecorded revokes a serial the records do not show, such as a server certificate\'s)',
+  );
+}
 
 /** Rewrites `<pki-dir>/crl.pem` from every revocation; the server reloads it by itself. */
 async function publishRevocationList(pkiDir: string, stores: AdminStores): Promise<string> {
@@ -88,17 +122,17 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
 
   cert
     .command('revoke <mailbox-or-serial>')
-    .description('revoke every certificate of a mailbox, or one serial; refused at once, and in the CRL (crl.pem)')
-    .action(async (target: string) => {
+    .description('revoke every certificate of a mailbox, or one serial on record; refused at once, and in the CRL (crl.pem)')
+    .option('--unrecorded', "also revoke a serial no mailbox has on record (a server certificate, or one issued before certificates were recorded)")
+    .action(async (target: string, options: { unrecorded?: boolean }) => {
       const dir = pkiDir();
       await withAdminStores(async (stores) => {
-        const issued = await stores.certificates.issuedTo(target.toUpperCase());
-        const serials = issued.length > 0 ? issued : [target];
+        const { subject, serials } = await revocationTarget(stores, target, options.unrecorded === true);
         const now = new Date();
         for (const serial of serials) {
           const revoked = await stores.certificates.revoke(serial, now);
           console.log(`${revoked ? 'revoked' : 'already revoked'}: serial ${serial}`);
-          if (revoked) await stores.audit('cert.revoke', issued.length > 0 ? target.toUpperCase() : serial, `serial ${serial}`);
+          if (revoked) await stores.audit('cert.revoke', subject, `serial ${serial}`);
         }
         console.log(`revocation list written: ${await publishRevocationList(dir, stores)}`);
       });
