@@ -38,6 +38,7 @@ test.after.always(async () => {
 });
 
 const admin = (...args: string[]): Promise<CliResult> => runSubprocess(['admin', ...args], { env: adminEnv });
+const adminWithStdin = (stdin: string, ...args: string[]): Promise<CliResult> => runSubprocess(['admin', ...args], { env: adminEnv, stdin });
 
 /** `openssl crl` on `<dir>/crl.pem`, checking its signature against `<dir>/ca.crt`. */
 function readCrl(dir: string, ...args: string[]): { verified: boolean; text: string } {
@@ -46,13 +47,18 @@ function readCrl(dir: string, ...args: string[]): { verified: boolean; text: str
 }
 
 function asMailbox(id: string, password: string, dir: string, ...args: string[]): Promise<CliResult> {
+  return withCertificateOf(id, id, password, dir, ...args);
+}
+
+/** As mailbox `id`, with the certificate of mailbox `holder`. */
+function withCertificateOf(holder: string, id: string, password: string, dir: string, ...args: string[]): Promise<CliResult> {
   return runSubprocess([
     '--url', server.origin,
     '--mailbox', id,
     '--password', password,
     '--shared-key', server.sharedKey,
-    '--cert', join(dir, `${id}.crt`),
-    '--key', join(dir, `${id}.key`),
+    '--cert', join(dir, `${holder}.crt`),
+    '--key', join(dir, `${holder}.key`),
     '--ca', join(pkiDir, 'ca.crt'),
     ...args,
   ]);
@@ -305,4 +311,59 @@ test('cert revoke refuses a serial not on record (a mistyped mailbox id), unless
   const unrecorded = await admin('cert', 'revoke', 'norec01');
   t.is(unrecorded.code, 1);
   t.regex(unrecorded.stderr, /mailbox NOREC01 has no certificate on record: give its certificate's serial .* with --unrecorded/);
+});
+
+test('mailbox password gives a new password, from a file, stdin or generated; create takes one from a file; empty ones are refused', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const passwordFile = join(out, 'password');
+  await writeFile(passwordFile, 'from-a-file\n');
+  t.is((await admin('mailbox', 'create', 'PWD001', '--password-file', passwordFile, '--cert-out', out)).code, 0);
+  t.is((await asMailbox('PWD001', 'from-a-file', out, 'handshake')).code, 0);
+
+  const generated = await admin('mailbox', 'password', 'pwd001');
+  t.is(generated.code, 0, generated.stderr);
+  const password = /mailbox PWD001 has a new password; password ([0-9a-f]{32})$/m.exec(generated.stdout)?.[1];
+  t.truthy(password, generated.stdout);
+  t.is((await asMailbox('PWD001', password!, out, 'handshake')).code, 0);
+
+  const fromStdin = await adminWithStdin('from-stdin\n', 'mailbox', 'password', 'PWD001', '--password', '-');
+  t.is(fromStdin.code, 0, fromStdin.stderr);
+  t.false(fromStdin.stdout.includes('from-stdin'), 'a given password is not printed');
+  t.is((await asMailbox('PWD001', 'from-stdin', out, 'handshake')).code, 0);
+
+  const audit = (await admin('audit', '--tail', '500', '--json')).stdout;
+  t.is(audit.split('\n').filter((line) => line.includes('admin.mailbox.password') && line.includes('PWD001')).length, 2);
+  t.false(audit.includes('from-stdin'));
+
+  await writeFile(passwordFile, '\n');
+  for (const given of [['--password', ''], ['--password-file', passwordFile]]) {
+    for (const command of [['mailbox', 'password', 'PWD001'], ['mailbox', 'create', 'PWD002', '--cert-out', out]]) {
+      const refused = await admin(...command, ...given);
+      t.is(refused.code, 1);
+      t.regex(refused.stderr, /the password must not be empty/);
+    }
+  }
+  t.regex((await admin('mailbox', 'password', 'PWD001', '--password', 'two\nlines')).stderr, /one line without control characters/);
+  t.regex((await admin('mailbox', 'password', 'NOSUCH7', '--password', 'x')).stderr, /no mailbox NOSUCH7/);
+  t.regex((await admin('mailbox', 'show', 'PWD002')).stderr, /no mailbox PWD002/);
+});
+
+test('cert grant lets the certificates of one mailbox act for another (with its password); ungrant takes it back', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'GRA001', '--password', 'pw-a', '--cert-out', out)).code, 0);
+  t.is((await admin('mailbox', 'create', 'GRB001', '--password', 'pw-b', '--cert-out', out)).code, 0);
+  t.regex((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).stderr, /HTTP 403/);
+
+  const granted = await admin('cert', 'grant', 'gra001', 'grb001');
+  t.is(granted.code, 0, granted.stderr);
+  t.regex(granted.stdout, /certificates of GRA001 may now act for GRB001/);
+  t.is((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).code, 0);
+
+  t.is((await admin('cert', 'ungrant', 'GRA001', 'GRB001')).code, 0);
+  t.regex((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).stderr, /HTTP 403/);
+  t.regex((await admin('cert', 'ungrant', 'GRA001', 'GRB001')).stderr, /GRA001 has no grant for GRB001/);
+  t.regex((await admin('cert', 'grant', 'GRA001', 'NOSUCH8')).stderr, /no mailbox NOSUCH8/);
+  const audit = (await admin('audit', '--tail', '500')).stdout;
+  t.regex(audit, /admin\.cert\.grant GRB001 certificates of GRA001/);
+  t.regex(audit, /admin\.cert\.ungrant GRB001 certificates of GRA001/);
 });

@@ -219,6 +219,11 @@ export class MailboxStore {
   async grantCertificate(commonName: string, mailboxId: string): Promise<void> {
     await this.#redis.sadd(this.#keys.certificateGrants(commonName), mailboxId);
   }
+
+  /** Takes a grant back; false when there was none. */
+  async withdrawGrant(commonName: string, mailboxId: string): Promise<boolean> {
+    return (await this.#redis.srem(this.#keys.certificateGrants(commonName), mailboxId)) === 1;
+  }
 }
 
 function toMailbox(fields: Record<string, string>, passwords: PasswordCipher): Mailbox {

@@ -7,6 +7,7 @@ import {
   signCertificateRequest,
   normalizeSerialNumber,
 } from '../../../../shared/src/pki/index.ts';
+import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { readCertificateAuthority, writePemPair, writeRevocationList } from './pki-files.ts';
 
@@ -49,7 +50,7 @@ async function publishRevocationList(pkiDir: string, stores: AdminStores): Promi
 }
 
 export function registerCertCommands(admin: Command, pkiDir: () => string): void {
-  const cert = admin.command('cert').description('certificates signed by the CA: issue, sign CSRs, revoke, re-issue the CRL');
+  const cert = admin.command('cert').description('certificates signed by the CA: issue, sign CSRs, grant, revoke, re-issue the CRL');
 
   cert
     .command('server')
@@ -107,6 +108,26 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         console.log(`signed ${options.usage} certificate for ${commonName} (serial ${signed.serialNumber}): ${options.out}`);
       });
     });
+
+  for (const [name, granting] of [['grant', true], ['ungrant', false]] as const) {
+    cert
+      .command(`${name} <certificate-mailbox> <mailbox>`)
+      .description(
+        granting
+          ? "let the certificates of one mailbox (their CN) act for another mailbox too; it still needs that mailbox's password"
+          : 'take such a grant back',
+      )
+      .action(async (holder: string, mailbox: string) => {
+        const [commonName, mailboxId] = [parseMailboxId(holder), parseMailboxId(mailbox)];
+        await withAdminStores(async (stores) => {
+          for (const id of [commonName, mailboxId]) if (!(await stores.mailboxes.get(id))) throw new Error(`no mailbox ${id}`);
+          if (granting) await stores.mailboxes.grantCertificate(commonName, mailboxId);
+          else if (!(await stores.mailboxes.withdrawGrant(commonName, mailboxId))) throw new Error(`${commonName} has no grant for ${mailboxId}`);
+          await stores.audit(`cert.${name}`, mailboxId, `certificates of ${commonName}`);
+        });
+        console.log(`certificates of ${commonName} ${granting ? 'may now' : 'may no longer'} act for ${mailboxId}`);
+      });
+  }
 
   cert
     .command('crl')
