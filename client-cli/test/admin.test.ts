@@ -367,3 +367,16 @@ test('cert grant lets the certificates of one mailbox act for another (with its 
   t.regex(audit, /admin\.cert\.grant GRB001 certificates of GRA001/);
   t.regex(audit, /admin\.cert\.ungrant GRB001 certificates of GRA001/);
 });
+
+test('mailbox create with a certificate folder it cannot write to registers nothing, so the retry works', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const notAFolder = join(out, 'not-a-folder');
+  await writeFile(notAFolder, '');
+  const refused = await admin('mailbox', 'create', 'OUT001', '--password', 'pw', '--cert-out', notAFolder);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /cannot write certificates to .*not-a-folder/);
+  t.regex((await admin('mailbox', 'show', 'OUT001')).stderr, /no mailbox OUT001/);
+  const retried = await admin('mailbox', 'create', 'OUT001', '--password', 'pw', '--cert-out', join(out, 'new-folder'));
+  t.is(retried.code, 0, retried.stderr);
+  t.true(existsSync(join(out, 'new-folder', 'OUT001.crt')));
+});

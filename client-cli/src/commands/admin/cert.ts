@@ -9,7 +9,7 @@ import {
 } from '../../../../shared/src/pki/index.ts';
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
-import { readCertificateAuthority, writePemPair, writeRevocationList } from './pki-files.ts';
+import { prepareOutputFolder, readCertificateAuthority, writePemPair, writeRevocationList } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -76,6 +76,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     .action(async (mailbox: string, options: { certOut: string }) => {
       const mailboxId = mailbox.toUpperCase();
       const ca = await readCertificateAuthority(pkiDir());
+      await prepareOutputFolder(options.certOut);
       await withAdminStores(async (stores) => {
         const found = await stores.mailboxes.get(mailboxId);
         if (!found) throw new Error(`no mailbox ${mailboxId}`);

@@ -4,7 +4,7 @@ import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
-import { readCertificateAuthority, writePemPair } from './pki-files.ts';
+import { prepareOutputFolder, readCertificateAuthority, writePemPair } from './pki-files.ts';
 
 function passwordNote(chosen: ChosenPassword): string {
   return chosen.generated ? `; password ${chosen.password}` : '';
@@ -38,6 +38,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       const mailboxIdValue = parseMailboxId(id);
       const authority = await readCertificateAuthority(pkiDir());
       const chosen = await choosePassword(options);
+      await prepareOutputFolder(options.certOut);
       const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
         const created = await mailboxes.create({
           id: mailboxIdValue,
@@ -52,7 +53,13 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         await audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`);
         return certificate;
       });
-      const files = await writePemPair(options.certOut, mailboxIdValue, issued);
+      const files = await writePemPair(options.certOut, mailboxIdValue, issued).catch((error: unknown) => {
+        throw new Error(
+          `mailbox ${mailboxIdValue} is registered, but its certificate could not be written (${(error as Error).message}): ` +
+            `issue one with \`meshbox admin cert issue ${mailboxIdValue} --cert-out <dir>\``,
+          { cause: error },
+        );
+      });
       console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}${passwordNote(chosen)}`);
     });
 

@@ -1,4 +1,5 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createRevocationList, type RevokedCertificate } from '../../../../shared/src/pki/index.ts';
 import { writeFileAtomically } from '../../transfer/durable-files.ts';
@@ -9,6 +10,16 @@ export const CRL_FILE = 'crl.pem';
 export interface PemPair {
   readonly certPem: string;
   readonly keyPem: string;
+}
+
+/** Makes the folder a certificate is to be written to, before anything is registered that would then lack it. */
+export async function prepareOutputFolder(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (error) {
+    throw new Error(`cannot write certificates to ${dir}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /** Writes `<name>.crt` and `<name>.key` (the key readable by its owner only). */
