@@ -148,6 +148,16 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   t.is(wildcard.code, 1);
   t.regex(wildcard.stderr, /deny '\*' first/);
   t.is((await admin('workflow', 'deny', 'NOSUCH9', 'X')).code, 1);
+
+  for (const bad of ['', 'PATH RESULTS', 'PATH\tRESULTS', 'PATH/RESULTS', 'X'.repeat(301)]) {
+    const refused = await admin('workflow', 'allow', 'WF001', bad);
+    t.is(refused.code, 1, JSON.stringify(bad));
+    t.regex(refused.stderr, /invalid workflow id .*: 1 to 300 characters, without spaces, control characters or '\/'/);
+  }
+  const badCreate = await admin('mailbox', 'create', 'WF003', '--password', 'p', '--workflow', 'OK_ONE', 'NOT OK', '--cert-out', out);
+  t.regex(badCreate.stderr, /invalid workflow id "NOT OK"/);
+  t.regex((await admin('mailbox', 'show', 'WF003')).stderr, /no mailbox WF003/);
+  t.deepEqual(JSON.parse((await admin('mailbox', 'show', 'WF001')).stdout).receiveWorkflows, ['RAD_RESULTS'], 'unchanged');
 });
 
 test('admin queues shows the lifecycle checks scheduled and due, and failing ones with their reasons', async (t) => {
@@ -174,6 +184,12 @@ test('admin queues shows the lifecycle checks scheduled and due, and failing one
     const text = await runSubprocess(['admin', 'queues'], { env });
     t.regex(text.stdout, /message-lifecycle: scheduled 2, due [01], failing 1/);
     t.regex(text.stdout, /failing BROKEN after 1 attempts.*S3 unreachable/);
+    for (const bad of ['abc', '', '-1', '1e2']) {
+      const refused = await runSubprocess(['admin', 'queues', '--failed', bad], { env });
+      t.is(refused.code, 1, bad);
+      t.regex(refused.stderr, /--failed must be a whole number \(0 or more\)/);
+    }
+    t.notRegex((await runSubprocess(['admin', 'queues', '--failed', '0'], { env })).stdout, /failing BROKEN after/);
 
     // Once the check succeeds, the failure is forgotten.
     await idle.connections.schedule.schedule('BROKEN', new Date());

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { issueMailboxCertificate } from '../../../../shared/src/pki/index.ts';
-import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
+import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
@@ -36,6 +36,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to')
     .action(async (id: string, options: PasswordOptions & { ods: string; name: string; workflow?: string[]; certOut: string }) => {
       const mailboxIdValue = parseMailboxId(id);
+      const workflows = options.workflow?.map(parseWorkflowId);
       const authority = await readCertificateAuthority(pkiDir());
       const chosen = await choosePassword(options);
       await prepareOutputFolder(options.certOut);
@@ -45,7 +46,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
           password: chosen.password,
           name: options.name,
           odsCode: options.ods,
-          ...(options.workflow ? { workflows: options.workflow } : {}),
+          ...(workflows ? { workflows } : {}),
         });
         if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
         const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined });
