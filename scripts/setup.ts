@@ -8,15 +8,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readCertificateAuthority, writePemPair } from '../client-cli/src/commands/admin/pki-files.ts';
+import { secretKeySource } from '../client-cli/src/commands/admin/admin-context.ts';
+import { CRL_FILE, readCertificateAuthority, writePemPair, writeRevocationList } from '../client-cli/src/commands/admin/pki-files.ts';
 import { loadBackendConfig } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
 import { redisKeys } from '../server/src/store/keys.ts';
+import { CertificateStore } from '../server/src/store/certificates.ts';
 import { MailboxStore } from '../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../server/src/store/password-cipher.ts';
 import { DEV_CERTS_DIR } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
-import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
+import { createCertificateAuthority, describeCertificate, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
 import { openRedis } from '../server/src/store/redis-client.ts';
 
 const step = (text: string): void => console.log(`setup: ${text}`);
@@ -25,6 +27,11 @@ async function ensurePki(): Promise<void> {
   if (!existsSync(join(DEV_CERTS_DIR, 'ca.crt'))) {
     await writePemPair(DEV_CERTS_DIR, 'ca', createCertificateAuthority({ commonName: 'meshbox development CA' }));
     step(`created CA in ${DEV_CERTS_DIR}`);
+  }
+  if (!existsSync(join(DEV_CERTS_DIR, CRL_FILE))) {
+    // Nothing revoked yet; a server given MESHBOX_TLS_CRL needs the file anyway.
+    await writeRevocationList(DEV_CERTS_DIR, await readCertificateAuthority(DEV_CERTS_DIR), []);
+    step(`wrote an empty revocation list, ${CRL_FILE}`);
   }
   if (!existsSync(join(DEV_CERTS_DIR, 'server.crt'))) {
     const ca = await readCertificateAuthority(DEV_CERTS_DIR);
@@ -67,7 +74,15 @@ async function ensureDemoMailboxes(): Promise<void> {
   const config = await resolveBackends(loadBackendConfig());
   const redis = openRedis(config, { maxRetriesPerRequest: 2 });
   try {
-    const mailboxes = new MailboxStore(redis, redisKeys(config.redisPrefix), new PasswordCipher(config.secretKey));
+    const keys = redisKeys(config.redisPrefix);
+    const mailboxes = new MailboxStore(redis, keys, new PasswordCipher(config.secretKey));
+    const certificates = new CertificateStore(redis, keys);
+    if (!(await mailboxes.secretKeyMatches())) {
+      throw new Error(
+        `the mailbox passwords in Redis are encrypted under another secret key than this one (${secretKeySource(process.env)}): ` +
+          'restore the key they were made with, or delete the local data with `npm run services -- reset`',
+      );
+    }
     const ca = await readCertificateAuthority(DEV_CERTS_DIR);
     const sharedKey = (await readFile(join(DEV_CERTS_DIR, 'shared-key'), 'utf8')).trim();
     const mailboxDir = join(DEV_CERTS_DIR, 'mailboxes');
@@ -80,9 +95,12 @@ async function ensureDemoMailboxes(): Promise<void> {
       } else {
         await mailboxes.setPassword(demo.id, password);
       }
-      if (!existsSync(join(mailboxDir, `${demo.id}.crt`))) {
+      const certFile = join(mailboxDir, `${demo.id}.crt`);
+      if (!existsSync(certFile)) {
         await writePemPair(mailboxDir, demo.id, issueMailboxCertificate({ ca, mailboxId: demo.id, organisation: demo.name }));
       }
+      // Also for a certificate an earlier setup left unrecorded: `admin cert revoke <ID>` finds what is recorded.
+      await certificates.recordIssued(demo.id, describeCertificate(await readFile(certFile, 'utf8')).serialNumber);
       const profile: Profile = {
         url: 'https://localhost:8443',
         mailbox: demo.id,

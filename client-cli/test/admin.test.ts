@@ -1,12 +1,14 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
-import { describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
+import { createRevocationList, describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { sendMessage } from '../../test/support/http.ts';
 import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
@@ -36,15 +38,27 @@ test.after.always(async () => {
 });
 
 const admin = (...args: string[]): Promise<CliResult> => runSubprocess(['admin', ...args], { env: adminEnv });
+const adminWithStdin = (stdin: string, ...args: string[]): Promise<CliResult> => runSubprocess(['admin', ...args], { env: adminEnv, stdin });
+
+/** `openssl crl` on `<dir>/crl.pem`, checking its signature against `<dir>/ca.crt`. */
+function readCrl(dir: string, ...args: string[]): { verified: boolean; text: string } {
+  const shown = spawnSync('openssl', ['crl', '-in', join(dir, 'crl.pem'), '-CAfile', join(dir, 'ca.crt'), '-noout', ...args], { encoding: 'utf8' });
+  return { verified: shown.status === 0 && /verify OK/.test(shown.stderr + shown.stdout), text: shown.stdout };
+}
 
 function asMailbox(id: string, password: string, dir: string, ...args: string[]): Promise<CliResult> {
+  return withCertificateOf(id, id, password, dir, ...args);
+}
+
+/** As mailbox `id`, with the certificate of mailbox `holder`. */
+function withCertificateOf(holder: string, id: string, password: string, dir: string, ...args: string[]): Promise<CliResult> {
   return runSubprocess([
     '--url', server.origin,
     '--mailbox', id,
     '--password', password,
     '--shared-key', server.sharedKey,
-    '--cert', join(dir, `${id}.crt`),
-    '--key', join(dir, `${id}.key`),
+    '--cert', join(dir, `${holder}.crt`),
+    '--key', join(dir, `${holder}.key`),
     '--ca', join(pkiDir, 'ca.crt'),
     ...args,
   ]);
@@ -57,6 +71,10 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   const certPem = await readFile(join(dir, 'ca.crt'), 'utf8');
   t.is(describeCertificate(certPem).subjectCommonName, 'Test Trust CA');
   t.true(verifyIssuedBy(certPem, certPem));
+  t.regex(created.stdout, /revocation list \(empty\): .*crl\.pem/);
+  const crl = readCrl(dir, '-text');
+  t.true(crl.verified, 'a CRL signed by the new CA');
+  t.regex(crl.text, /No Revoked Certificates/);
 
   const again = await admin('--pki-dir', dir, 'ca', 'init');
   t.is(again.code, 1);
@@ -130,6 +148,16 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   t.is(wildcard.code, 1);
   t.regex(wildcard.stderr, /deny '\*' first/);
   t.is((await admin('workflow', 'deny', 'NOSUCH9', 'X')).code, 1);
+
+  for (const bad of ['', 'PATH RESULTS', 'PATH\tRESULTS', 'PATH/RESULTS', 'X'.repeat(301)]) {
+    const refused = await admin('workflow', 'allow', 'WF001', bad);
+    t.is(refused.code, 1, JSON.stringify(bad));
+    t.regex(refused.stderr, /invalid workflow id .*: 1 to 300 characters, without spaces, control characters or '\/'/);
+  }
+  const badCreate = await admin('mailbox', 'create', 'WF003', '--password', 'p', '--workflow', 'OK_ONE', 'NOT OK', '--cert-out', out);
+  t.regex(badCreate.stderr, /invalid workflow id "NOT OK"/);
+  t.regex((await admin('mailbox', 'show', 'WF003')).stderr, /no mailbox WF003/);
+  t.deepEqual(JSON.parse((await admin('mailbox', 'show', 'WF001')).stdout).receiveWorkflows, ['RAD_RESULTS'], 'unchanged');
 });
 
 test('admin queues shows the lifecycle checks scheduled and due, and failing ones with their reasons', async (t) => {
@@ -156,6 +184,12 @@ test('admin queues shows the lifecycle checks scheduled and due, and failing one
     const text = await runSubprocess(['admin', 'queues'], { env });
     t.regex(text.stdout, /message-lifecycle: scheduled 2, due [01], failing 1/);
     t.regex(text.stdout, /failing BROKEN after 1 attempts.*S3 unreachable/);
+    for (const bad of ['abc', '', '-1', '1e2']) {
+      const refused = await runSubprocess(['admin', 'queues', '--failed', bad], { env });
+      t.is(refused.code, 1, bad);
+      t.regex(refused.stderr, /--failed must be a whole number \(0 or more\)/);
+    }
+    t.notRegex((await runSubprocess(['admin', 'queues', '--failed', '0'], { env })).stdout, /failing BROKEN after/);
 
     // Once the check succeeds, the failure is forgotten.
     await idle.connections.schedule.schedule('BROKEN', new Date());
@@ -219,7 +253,146 @@ test('cert issue re-issues a certificate; cert revoke refuses every certificate 
     t.regex(refused.stderr, /HTTP 403/);
   }
   t.regex((await admin('cert', 'revoke', 'REV001')).stdout, /already revoked/);
+
+  // An old CRL, near its end, is re-issued without revoking anything; it is replaced whole (a rename), never rewritten in place.
+  const ca = { certPem: await readFile(join(pkiDir, 'ca.crt'), 'utf8'), keyPem: await readFile(join(pkiDir, 'ca.key'), 'utf8') };
+  await writeFile(join(pkiDir, 'crl.pem'), createRevocationList({ ca, revoked: [], issuedAt: new Date(Date.now() - 29 * 86_400_000) }));
+  const before = await stat(join(pkiDir, 'crl.pem'));
+  const crlReissued = await admin('cert', 'crl');
+  t.is(crlReissued.code, 0, crlReissued.stderr);
+  t.regex(crlReissued.stdout, /revocation list written: .*crl\.pem/);
+  t.not((await stat(join(pkiDir, 'crl.pem'))).ino, before.ino);
+  t.false((await readdir(pkiDir)).some((name) => name.endsWith('.part')));
+  const crl = readCrl(pkiDir, '-text');
+  t.true(crl.verified);
+  const nextUpdate = new Date(/Next Update: (.+)/.exec(crl.text)![1]!);
+  t.true(nextUpdate.getTime() > Date.now() + 29 * 86_400_000, `next update ${nextUpdate.toISOString()}`);
+  for (const serial of revoked.stdout.match(/(?<=^revoked: serial )[0-9a-f]+/gm)!) t.true(crl.text.includes(`Serial Number: ${serial.toUpperCase()}`));
   const bad = await admin('cert', 'revoke', 'not-a-serial!');
   t.is(bad.code, 1);
   t.regex(bad.stderr, /not a hexadecimal serial number/);
+});
+
+test("admin commands refuse a secret key other than the directory's before changing anything, and say where it came from", async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'KEY001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const wrongKeyFile = join(out, 'wrong-secret-key');
+  await writeFile(wrongKeyFile, 'not the server key\n');
+  const { MESHBOX_SECRET_KEY: _right, ...withoutKey } = adminEnv;
+  const wrongKeys = [
+    { env: { ...adminEnv, MESHBOX_SECRET_KEY: 'not-the-servers-key' }, source: /\(from MESHBOX_SECRET_KEY\)/ },
+    { env: { ...withoutKey, MESHBOX_SECRET_KEY_FILE: wrongKeyFile }, source: new RegExp(`read from MESHBOX_SECRET_KEY_FILE, ${wrongKeyFile}`) },
+  ];
+  const tryAll = async (): Promise<void> => {
+    for (const { env, source } of wrongKeys) {
+      const refused = await runSubprocess(['admin', 'mailbox', 'create', 'KEY002', '--password', 'pw', '--cert-out', out], { env });
+      t.is(refused.code, 1);
+      t.regex(refused.stderr, source);
+      t.regex(refused.stderr, /is not the one the mailbox passwords in this Redis .* are encrypted under; nothing was changed/);
+    }
+    t.false(existsSync(join(out, 'KEY002.crt')));
+    t.regex((await admin('mailbox', 'show', 'KEY002')).stderr, /no mailbox KEY002/);
+  };
+  await tryAll();
+  // A directory made before check values were kept: its stored passwords tell the key.
+  const checkKey = redisKeys(server.redisPrefix).secretKeyCheck;
+  await server.redis.del(checkKey);
+  await tryAll();
+  const listed = await admin('mailbox', 'list');
+  t.is(listed.code, 0, listed.stderr);
+  t.regex(listed.stdout, /KEY001/);
+  t.truthy(await server.redis.get(checkKey), 'the right key left its check value');
+});
+
+test('cert revoke refuses a serial not on record (a mistyped mailbox id), unless told --unrecorded; a serial on record is revoked for its mailbox', async (t) => {
+  const typo = await admin('cert', 'revoke', 'FACADE02');
+  t.is(typo.code, 1);
+  t.regex(typo.stderr, /no mailbox FACADE02 has certificates on record, and no certificate with serial facade02 is on record either; nothing was revoked/);
+  t.false(await server.services.certificates.isRevoked('FACADE02'));
+
+  const forced = await admin('cert', 'revoke', 'FACADE03', '--unrecorded');
+  t.is(forced.code, 0, forced.stderr);
+  t.true(await server.services.certificates.isRevoked('FACADE03'));
+
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'BYSER01', '--password', 'pw', '--cert-out', out)).code, 0);
+  const { serialNumber } = describeCertificate(await readFile(join(out, 'BYSER01.crt'), 'utf8'));
+  const bySerial = await admin('cert', 'revoke', serialNumber.toUpperCase());
+  t.is(bySerial.code, 0, bySerial.stderr);
+  const audit = (await admin('audit', '--tail', '500', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line));
+  t.true(audit.some((entry) => entry.action === 'admin.cert.revoke' && entry.subject === 'BYSER01' && entry.detail === `serial ${serialNumber}`));
+
+  // As `npm run setup` used to leave its demo mailboxes: registered, with a certificate not on record.
+  await server.services.mailboxes.create({ id: 'NOREC01', password: 'pw' });
+  const unrecorded = await admin('cert', 'revoke', 'norec01');
+  t.is(unrecorded.code, 1);
+  t.regex(unrecorded.stderr, /mailbox NOREC01 has no certificate on record: give its certificate's serial .* with --unrecorded/);
+});
+
+test('mailbox password gives a new password, from a file, stdin or generated; create takes one from a file; empty ones are refused', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const passwordFile = join(out, 'password');
+  await writeFile(passwordFile, 'from-a-file\n');
+  t.is((await admin('mailbox', 'create', 'PWD001', '--password-file', passwordFile, '--cert-out', out)).code, 0);
+  t.is((await asMailbox('PWD001', 'from-a-file', out, 'handshake')).code, 0);
+
+  const generated = await admin('mailbox', 'password', 'pwd001');
+  t.is(generated.code, 0, generated.stderr);
+  const password = /mailbox PWD001 has a new password; password ([0-9a-f]{32})$/m.exec(generated.stdout)?.[1];
+  t.truthy(password, generated.stdout);
+  t.is((await asMailbox('PWD001', password!, out, 'handshake')).code, 0);
+
+  const fromStdin = await adminWithStdin('from-stdin\n', 'mailbox', 'password', 'PWD001', '--password', '-');
+  t.is(fromStdin.code, 0, fromStdin.stderr);
+  t.false(fromStdin.stdout.includes('from-stdin'), 'a given password is not printed');
+  t.is((await asMailbox('PWD001', 'from-stdin', out, 'handshake')).code, 0);
+
+  const audit = (await admin('audit', '--tail', '500', '--json')).stdout;
+  t.is(audit.split('\n').filter((line) => line.includes('admin.mailbox.password') && line.includes('PWD001')).length, 2);
+  t.false(audit.includes('from-stdin'));
+
+  await writeFile(passwordFile, '\n');
+  for (const given of [['--password', ''], ['--password-file', passwordFile]]) {
+    for (const command of [['mailbox', 'password', 'PWD001'], ['mailbox', 'create', 'PWD002', '--cert-out', out]]) {
+      const refused = await admin(...command, ...given);
+      t.is(refused.code, 1);
+      t.regex(refused.stderr, /the password must not be empty/);
+    }
+  }
+  t.regex((await admin('mailbox', 'password', 'PWD001', '--password', 'two\nlines')).stderr, /one line without control characters/);
+  t.regex((await admin('mailbox', 'password', 'NOSUCH7', '--password', 'x')).stderr, /no mailbox NOSUCH7/);
+  t.regex((await admin('mailbox', 'show', 'PWD002')).stderr, /no mailbox PWD002/);
+});
+
+test('cert grant lets the certificates of one mailbox act for another (with its password); ungrant takes it back', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'GRA001', '--password', 'pw-a', '--cert-out', out)).code, 0);
+  t.is((await admin('mailbox', 'create', 'GRB001', '--password', 'pw-b', '--cert-out', out)).code, 0);
+  t.regex((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).stderr, /HTTP 403/);
+
+  const granted = await admin('cert', 'grant', 'gra001', 'grb001');
+  t.is(granted.code, 0, granted.stderr);
+  t.regex(granted.stdout, /certificates of GRA001 may now act for GRB001/);
+  t.is((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).code, 0);
+
+  t.is((await admin('cert', 'ungrant', 'GRA001', 'GRB001')).code, 0);
+  t.regex((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).stderr, /HTTP 403/);
+  t.regex((await admin('cert', 'ungrant', 'GRA001', 'GRB001')).stderr, /GRA001 has no grant for GRB001/);
+  t.regex((await admin('cert', 'grant', 'GRA001', 'NOSUCH8')).stderr, /no mailbox NOSUCH8/);
+  const audit = (await admin('audit', '--tail', '500')).stdout;
+  t.regex(audit, /admin\.cert\.grant GRB001 certificates of GRA001/);
+  t.regex(audit, /admin\.cert\.ungrant GRB001 certificates of GRA001/);
+});
+
+test('mailbox create with a certificate folder it cannot write to registers nothing, so the retry works', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const notAFolder = join(out, 'not-a-folder');
+  await writeFile(notAFolder, '');
+  const refused = await admin('mailbox', 'create', 'OUT001', '--password', 'pw', '--cert-out', notAFolder);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /cannot write certificates to .*not-a-folder/);
+  t.regex((await admin('mailbox', 'show', 'OUT001')).stderr, /no mailbox OUT001/);
+  const retried = await admin('mailbox', 'create', 'OUT001', '--password', 'pw', '--cert-out', join(out, 'new-folder'));
+  t.is(retried.code, 0, retried.stderr);
+  t.true(existsSync(join(out, 'new-folder', 'OUT001.crt')));
 });

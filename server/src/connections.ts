@@ -136,8 +136,8 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   const schedule = new LifecycleSchedule(redis, keys);
   const services: Services = {
     mailboxes: new MailboxStore(redis, keys, new PasswordCipher(settings.secretKey), {
-      ttlMs: settings.mailboxCacheMs,
-      maxEntries: MAILBOX_CACHE_ENTRIES,
+      readCache: { ttlMs: settings.mailboxCacheMs, maxEntries: MAILBOX_CACHE_ENTRIES },
+      onUnreadable: (error) => logger?.error({ err: error }, 'mailbox left out of a listing: its record cannot be read'),
     }),
     messages: new MessageStore(redis, keys),
     payloads,

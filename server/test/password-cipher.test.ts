@@ -28,3 +28,10 @@ test('a remembered decryption never vouches for another stored value: tampering 
   bytes[bytes.length - 1]! ^= 1;
   t.throws(() => cipher.decrypt(`v1:${bytes.toString('base64')}`));
 });
+
+test('a key check value is recognised by the secret that made it only', (t) => {
+  const check = new PasswordCipher('server secret').keyCheckValue();
+  t.true(new PasswordCipher('server secret').isKeyCheckValue(check));
+  t.false(new PasswordCipher('other secret').isKeyCheckValue(check));
+  t.false(new PasswordCipher('server secret').isKeyCheckValue(new PasswordCipher('server secret').encrypt('a password')));
+});

@@ -195,6 +195,22 @@ test('the server certificate validates for the host name localhost and for 127.0
   await t.throwsAsync(fetchCommonName(server.port, { client: alice, servername: 'localhost', trustedCaPem: otherCa.certPem }));
 });
 
+withOpenssl('names beyond PrintableString (an en dash, an accent) are written as UTF8String, and OpenSSL reads them', async (t) => {
+  const accentedCa = createCertificateAuthority({ commonName: 'Autorité de test' });
+  const dashed = issueMailboxCertificate({ ca: accentedCa, mailboxId: 'X26ABC010', organisation: "St Mary's – Paddington" });
+  const requested = createCertificateRequest({ commonName: 'x26abc011', organisation: 'Café Health' });
+  const signed = signCertificateRequest({ ca: accentedCa, csrPem: requested.csrPem, usage: 'client' });
+  const dir = await temporaryFiles(t, { 'ca.pem': accentedCa.certPem, 'dashed.pem': dashed.certPem, 'signed.pem': signed.certPem });
+  const subjectOf = (file: string): string =>
+    execFileSync('openssl', ['x509', '-in', join(dir, file), '-noout', '-subject', '-issuer', '-nameopt', 'utf8'], { encoding: 'utf8' });
+  t.regex(subjectOf('dashed.pem'), /subject=CN=X26ABC010, O=St Mary's – Paddington\nissuer=CN=Autorité de test, O=meshbox/);
+  t.regex(subjectOf('signed.pem'), /subject=CN=X26ABC011, O=Café Health\nissuer=CN=Autorité de test/);
+  for (const file of ['dashed.pem', 'signed.pem']) {
+    t.is(spawnSync('openssl', ['verify', '-CAfile', join(dir, 'ca.pem'), join(dir, file)]).status, 0, `${file} chains to the CA`);
+  }
+  t.true(new X509Certificate(dashed.certPem).subject.includes("O=St Mary's – Paddington"));
+});
+
 // --- certificate signing requests -------------------------------------------------------------
 
 test('a client CSR signed by the CA gives a mailbox certificate that connects', async (t) => {

@@ -259,7 +259,7 @@ test('a store with a read cache answers a mailbox from memory for the cache time
   const keys = redisKeys(server.redisPrefix);
   const cipher = new PasswordCipher(TEST_SECRET_KEY);
   // A cache time no test run outlasts, so what is remembered is certain.
-  const cached = new MailboxStore(server.redis, keys, cipher, { ttlMs: 600_000, maxEntries: 10 });
+  const cached = new MailboxStore(server.redis, keys, cipher, { readCache: { ttlMs: 600_000, maxEntries: 10 } });
   const uncached = new MailboxStore(server.redis, keys, cipher);
   t.true((await cached.get(erin.id))!.active);
 

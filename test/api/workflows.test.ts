@@ -1,5 +1,8 @@
 import test from 'ava';
-import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
+import { MailboxStore, type UnreadableMailboxError } from '../../server/src/store/mailboxes.ts';
+import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
+import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 
 let server: TestServer;
@@ -105,4 +108,32 @@ test('the inbox workflow_filter selects messages by workflow, and links.next kee
   const page = await mailboxRequest(server, recipient, { path: `/messageexchange/${recipient.id}/inbox?max_results=10&workflow_filter=RAD_RESULTS` });
   t.deepEqual(page.json().messages, [sent.RAD_RESULTS]);
   t.regex(page.json().links.next, /workflow_filter=RAD_RESULTS/);
+});
+
+test('a mailbox stored under another secret key is left out of lookups and listings; a send to it or a request as it is answered 503', async (t) => {
+  const readable = await server.createMailbox({ name: 'Readable', odsCode: 'B99001', workflows: ['KEY_TEST'] });
+  const unreadable = await server.createMailbox({ name: 'Unreadable', odsCode: 'B99001', workflows: ['KEY_TEST'] });
+  // What an admin command run with the wrong MESHBOX_SECRET_KEY used to leave behind.
+  const keys = redisKeys(server.redisPrefix);
+  t.true(await new MailboxStore(server.redis, keys, new PasswordCipher('not the server key')).setPassword(unreadable.id, unreadable.password));
+
+  const lookup = await rawRequest(server, { path: '/messageexchange/endpointlookup/B99001/KEY_TEST', clientCertificate: lab, headers: { accept: 'application/vnd.mesh.v2+json' } });
+  t.is(lookup.status, 200);
+  t.deepEqual(lookup.json().results, [{ mailbox_id: readable.id, mailbox_name: 'Readable' }]);
+  const search = await rawRequest(server, { path: '/messageexchange/workflowsearch/KEY_TEST', clientCertificate: lab });
+  t.is(search.status, 200);
+  t.deepEqual(search.json().results.map((r: { mailbox_id: string }) => r.mailbox_id), [readable.id]);
+
+  const skipped: UnreadableMailboxError[] = [];
+  const listing = new MailboxStore(server.redis, keys, new PasswordCipher(TEST_SECRET_KEY), { onUnreadable: (error) => skipped.push(error) });
+  const listed = (await listing.list()).map((mailbox) => mailbox.id);
+  t.true(listed.includes(readable.id));
+  t.false(listed.includes(unreadable.id));
+  t.deepEqual(skipped.map((error) => error.mailboxId), [unreadable.id]);
+  t.regex(skipped[0]!.message, /not encrypted under this MESHBOX_SECRET_KEY.*admin mailbox password/);
+
+  const sent = await send(readable, unreadable, 'KEY_TEST');
+  t.is(sent.status, 503);
+  t.like(sent.json().detail[0], { code: '503', msg: `Service unavailable: mailbox ${unreadable.id} cannot be read` });
+  t.is((await mailboxRequest(server, unreadable, { path: `/messageexchange/${unreadable.id}/inbox` })).status, 503);
 });

@@ -21,6 +21,11 @@ export interface RunOptions {
   readonly cwd?: string;
 }
 
+export interface SubprocessOptions extends RunOptions {
+  /** Written to the command's stdin, which is then closed. */
+  readonly stdin?: string;
+}
+
 export interface InProcessOptions extends RunOptions {
   readonly cwd: string;
   /** Pretend stderr is a terminal (80 columns), so progress bars are drawn into `stderr`. */
@@ -60,9 +65,9 @@ export async function runInProcess(args: readonly string[], options: InProcessOp
 }
 
 /** Runs `node client-cli/src/main.ts ...` as its own process, the way users run `meshbox`. */
-export function runSubprocess(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
+export function runSubprocess(args: readonly string[], options: SubprocessOptions = {}): Promise<CliResult> {
   return new Promise((done) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [MAIN, ...args],
       { cwd: options.cwd, env: { PATH: process.env.PATH, ...options.env } },
@@ -71,6 +76,7 @@ export function runSubprocess(args: readonly string[], options: RunOptions = {})
         done({ code, stdout, stderr });
       },
     );
+    if (options.stdin !== undefined) child.stdin?.end(options.stdin);
   });
 }
 

@@ -27,6 +27,14 @@ export class CertificateStore {
     return (await this.#redis.smembers(this.#keys.mailboxCertificates(mailboxId))).sort();
   }
 
+  /** The mailbox a serial is recorded as issued to, if any. For admin commands: it asks every mailbox. */
+  async holderOf(serialNumber: string): Promise<string | undefined> {
+    const serial = normalizeSerialNumber(serialNumber);
+    const mailboxIds = await this.#redis.smembers(this.#keys.mailboxIndex);
+    const holds = await Promise.all(mailboxIds.map((id) => this.#redis.sismember(this.#keys.mailboxCertificates(id), serial)));
+    return mailboxIds.find((_, index) => holds[index] === 1);
+  }
+
   /** Revokes a serial; false when it was revoked already. */
   async revoke(serialNumber: string, at: Date): Promise<boolean> {
     return (await this.#redis.hsetnx(this.#keys.revokedCertificates, normalizeSerialNumber(serialNumber), String(at.getTime()))) === 1;

@@ -15,6 +15,8 @@
 export interface RedisKeys {
   readonly mailbox: (mailboxId: string) => string;
   readonly mailboxIndex: string;
+  /** A value only the directory's MESHBOX_SECRET_KEY decrypts as expected (see MailboxStore.secretKeyMatches). */
+  readonly secretKeyCheck: string;
   readonly certificateGrants: (commonName: string) => string;
   readonly odsMailboxes: (odsCode: string) => string;
   readonly workflowReceivers: (workflowId: string) => string;
@@ -37,6 +39,7 @@ export function redisKeys(prefix: string): RedisKeys {
   return {
     mailbox: (mailboxId) => `${directory}mailbox:${mailboxId}`,
     mailboxIndex: `${directory}mailboxes`,
+    secretKeyCheck: `${directory}secret-key-check`,
     certificateGrants: (commonName) => `${directory}cert-grants:${commonName}`,
     odsMailboxes: (odsCode) => `${directory}ods-mailboxes:${odsCode.toUpperCase()}`,
     workflowReceivers: (workflowId) => `${directory}workflow-receivers:${workflowId}`,

@@ -7,6 +7,8 @@ import type { PasswordCipher } from './password-cipher.ts';
 const createMailbox = new LuaScript('create-mailbox');
 const updateMailbox = new LuaScript('update-existing-hash');
 const setMailboxWorkflow = new LuaScript('set-mailbox-workflow');
+/** How many stored passwords are tried before a directory's first key check value is kept. */
+const KEY_EVIDENCE_SAMPLE = 20;
 
 export interface Mailbox {
   readonly id: string;
@@ -39,6 +41,30 @@ export function workflowAllowed(workflows: readonly string[], workflowId: string
   return workflows.includes(ANY_WORKFLOW) || workflows.includes(workflowId);
 }
 
+/**
+ * A mailbox whose password this server cannot decrypt: it was stored under another
+ * MESHBOX_SECRET_KEY (an admin command run with the wrong key). Only a new password mends it.
+ */
+export class UnreadableMailboxError extends Error {
+  override name = 'UnreadableMailboxError';
+  readonly mailboxId: string;
+
+  constructor(mailboxId: string, cause: unknown) {
+    super(
+      `mailbox ${mailboxId}: its password was not encrypted under this MESHBOX_SECRET_KEY; ` +
+        `if the key is right, give the mailbox a new password (meshbox admin mailbox password ${mailboxId})`,
+      { cause },
+    );
+    this.mailboxId = mailboxId;
+  }
+}
+
+export interface MailboxStoreOptions {
+  readonly readCache?: MailboxReadCache;
+  /** Told of each mailbox a listing or lookup leaves out because its record cannot be read. */
+  readonly onUnreadable?: (error: UnreadableMailboxError) => void;
+}
+
 export interface MailboxReadCache {
   /** How long a mailbox read stays in memory; a change made elsewhere shows here within it. */
   readonly ttlMs: number;
@@ -56,12 +82,14 @@ export class MailboxStore {
   readonly #keys: RedisKeys;
   readonly #passwords: PasswordCipher;
   readonly #recent: LRUCache<string, Mailbox> | undefined;
+  readonly #onUnreadable: ((error: UnreadableMailboxError) => void) | undefined;
 
-  constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher, readCache?: MailboxReadCache) {
+  constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher, { readCache, onUnreadable }: MailboxStoreOptions = {}) {
     this.#redis = redis;
     this.#keys = keys;
     this.#passwords = passwords;
     this.#recent = readCache && readCache.ttlMs > 0 ? new LRUCache({ max: readCache.maxEntries, ttl: readCache.ttlMs }) : undefined;
+    this.#onUnreadable = onUnreadable;
   }
 
   /** Registers a mailbox; false when the id is taken. */
@@ -90,7 +118,7 @@ export class MailboxStore {
   /**
    * The mailbox as read within the cache's time to live (when this store has a cache), or
    * `fresh` from Redis. Only mailboxes that exist are remembered: one created a moment ago is
-   * found at once.
+   * found at once. Throws UnreadableMailboxError for a record whose password cannot be decrypted.
    */
   async get(mailboxId: string, { fresh = false } = {}): Promise<Mailbox | undefined> {
     const remembered = fresh ? undefined : this.#recent?.get(mailboxId);
@@ -102,10 +130,9 @@ export class MailboxStore {
     return mailbox;
   }
 
+  /** Every mailbox but those whose record cannot be read (each is told to `onUnreadable`). */
   async list(): Promise<readonly Mailbox[]> {
-    const ids = (await this.#redis.smembers(this.#keys.mailboxIndex)).sort();
-    const found = await Promise.all(ids.map((id) => this.get(id)));
-    return found.filter((mailbox): mailbox is Mailbox => mailbox !== undefined);
+    return this.#readable(await this.#redis.smembers(this.#keys.mailboxIndex));
   }
 
   /** Activates or deactivates; false when there is no such mailbox. */
@@ -135,14 +162,47 @@ export class MailboxStore {
       odsCode === undefined
         ? await this.#redis.smembers(receivers)
         : await this.#redis.sinter(receivers, this.#keys.odsMailboxes(odsCode));
-    const found = await Promise.all(ids.sort().map((id) => this.get(id)));
-    return found.filter((mailbox): mailbox is Mailbox => mailbox !== undefined && mailbox.active);
+    return (await this.#readable(ids)).filter((mailbox) => mailbox.active);
+  }
+
+  /** One mailbox stored under another key must not take every listing and lookup down with it. */
+  async #readable(ids: readonly string[]): Promise<Mailbox[]> {
+    const skipUnreadable = (error: unknown): undefined => {
+      if (!(error instanceof UnreadableMailboxError)) throw error;
+      this.#onUnreadable?.(error);
+      return undefined;
+    };
+    const found = await Promise.all([...ids].sort().map((id) => this.get(id).catch(skipUnreadable)));
+    return found.filter((mailbox): mailbox is Mailbox => mailbox !== undefined);
   }
 
   /** Replaces the password; false when there is no such mailbox. */
   async setPassword(mailboxId: string, password: string): Promise<boolean> {
     const encrypted = this.#passwords.encrypt(password);
     return this.#changed(mailboxId, (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['password', encrypted])) === 1);
+  }
+
+  /**
+   * Whether this store's secret is the one the directory's passwords are encrypted under, told
+   * by a check value kept in Redis by the first process to ask. Before there is one, a secret
+   * that decrypts none of the stored passwords it tries is not the directory's.
+   */
+  async secretKeyMatches(): Promise<boolean> {
+    const kept = await this.#redis.get(this.#keys.secretKeyCheck);
+    if (kept !== null) return this.#passwords.isKeyCheckValue(kept);
+    if (!(await this.#decryptsAStoredPassword())) return false;
+    await this.#redis.set(this.#keys.secretKeyCheck, this.#passwords.keyCheckValue(), 'NX');
+    // Another process may have kept its own a moment earlier.
+    const checkValue = await this.#redis.get(this.#keys.secretKeyCheck);
+    return checkValue !== null && this.#passwords.isKeyCheckValue(checkValue);
+  }
+
+  async #decryptsAStoredPassword(): Promise<boolean> {
+    const ids = await this.#redis.srandmember(this.#keys.mailboxIndex, KEY_EVIDENCE_SAMPLE);
+    // An empty directory has nothing to go by: this secret becomes its own.
+    if (ids.length === 0) return true;
+    const stored = await Promise.all(ids.map((id) => this.#redis.hget(this.#keys.mailbox(id), 'password')));
+    return stored.some((password) => password !== null && this.#passwords.decrypts(password));
   }
 
   /** Forgets a mailbox once it has changed, so this process sees the change at once. */
@@ -159,12 +219,18 @@ export class MailboxStore {
   async grantCertificate(commonName: string, mailboxId: string): Promise<void> {
     await this.#redis.sadd(this.#keys.certificateGrants(commonName), mailboxId);
   }
+
+  /** Takes a grant back; false when there was none. */
+  async withdrawGrant(commonName: string, mailboxId: string): Promise<boolean> {
+    return (await this.#redis.srem(this.#keys.certificateGrants(commonName), mailboxId)) === 1;
+  }
 }
 
 function toMailbox(fields: Record<string, string>, passwords: PasswordCipher): Mailbox {
+  const id = fields.id ?? '';
   return {
-    id: fields.id ?? '',
-    password: passwords.decrypt(fields.password ?? ''),
+    id,
+    password: decryptPassword(id, fields.password ?? '', passwords),
     name: fields.name ?? '',
     odsCode: fields.odsCode ?? '',
     active: fields.active === '1',
@@ -172,4 +238,12 @@ function toMailbox(fields: Record<string, string>, passwords: PasswordCipher): M
     receiveWorkflows: JSON.parse(fields.receiveWorkflows ?? '[]') as string[],
     createdAt: new Date(Number(fields.createdAt)),
   };
+}
+
+function decryptPassword(mailboxId: string, stored: string, passwords: PasswordCipher): string {
+  try {
+    return passwords.decrypt(stored);
+  } catch (error) {
+    throw new UnreadableMailboxError(mailboxId, error);
+  }
 }

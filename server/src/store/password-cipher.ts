@@ -1,6 +1,8 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
 const VERSION = 'v1:';
+/** What a key check value decrypts to. */
+const KEY_CHECK_TEXT = 'meshbox secret key check';
 /** More than England's MESH mailboxes; beyond it the oldest entry goes. */
 const DECRYPTED_CACHE_SIZE = 50_000;
 
@@ -38,6 +40,28 @@ export class PasswordCipher {
     if (this.#decrypted.size >= DECRYPTED_CACHE_SIZE) this.#decrypted.delete(this.#decrypted.keys().next().value!);
     this.#decrypted.set(stored, password);
     return password;
+  }
+
+  /** Whether `stored` was encrypted with this secret. */
+  decrypts(stored: string): boolean {
+    return this.#decryptedOrUndefined(stored) !== undefined;
+  }
+
+  /** A value only this secret decrypts to the check text: kept once, it tells a later process whether its secret is the same. */
+  keyCheckValue(): string {
+    return this.encrypt(KEY_CHECK_TEXT);
+  }
+
+  isKeyCheckValue(stored: string): boolean {
+    return this.#decryptedOrUndefined(stored) === KEY_CHECK_TEXT;
+  }
+
+  #decryptedOrUndefined(stored: string): string | undefined {
+    try {
+      return this.decrypt(stored);
+    } catch {
+      return undefined;
+    }
   }
 
   #decryptAfresh(stored: string): string {

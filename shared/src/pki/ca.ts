@@ -1,5 +1,5 @@
 import forge from 'node-forge';
-import { buildCertificate } from './certificate.ts';
+import { buildCertificate, nameAttribute } from './certificate.ts';
 import { type CertificateAndKey, generateRsaKeyPair } from './keys.ts';
 
 export interface CertificateAuthorityOptions {
@@ -14,10 +14,7 @@ const DEFAULT_CA_VALIDITY_DAYS = 3650;
 export function createCertificateAuthority(options: CertificateAuthorityOptions): CertificateAndKey {
   if (options.commonName.trim() === '') throw new Error('the CA needs a common name');
   const keys = generateRsaKeyPair();
-  const subject = [
-    { name: 'commonName', value: options.commonName },
-    { name: 'organizationName', value: 'meshbox' },
-  ];
+  const subject = [nameAttribute('commonName', options.commonName), nameAttribute('organizationName', 'meshbox')];
   const certificate = buildCertificate({
     subject,
     publicKey: keys.publicKey,

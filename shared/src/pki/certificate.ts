@@ -67,9 +67,38 @@ export function subjectKeyIdentifierOf(certificate: forge.pki.Certificate): stri
   return extension?.subjectKeyIdentifier === undefined ? undefined : forge.util.hexToBytes(extension.subjectKeyIdentifier);
 }
 
+/** What PrintableString may hold (X.680); forge writes every name attribute as one unless told otherwise. */
+const PRINTABLE_STRING = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
+// The typings declare valueTagClass an asn1.Class, but forge reads it as the universal type (asn1.Type).
+const UTF8_STRING = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class;
+
+/**
+ * A subject attribute: PrintableString when the value fits it, else UTF8String. Anything else
+ * ("Café", an en dash pasted from a document) written as a PrintableString makes a certificate
+ * OpenSSL cannot parse.
+ */
+export function nameAttribute(name: string, value: string): forge.pki.CertificateField {
+  return PRINTABLE_STRING.test(value) ? { name, value } : { name, value, valueTagClass: UTF8_STRING };
+}
+
+/**
+ * The attributes of a name forge has parsed, ready to be written again: forge reads a
+ * UTF8String's value as raw UTF-8 bytes, but UTF-8-encodes it when writing, so without
+ * decoding a non-ASCII issuer or requested subject would come out encoded twice.
+ */
+export function reusableAttributes(attributes: readonly forge.pki.CertificateField[]): forge.pki.CertificateField[] {
+  return attributes.map((attribute) =>
+    attribute.valueTagClass === UTF8_STRING && typeof attribute.value === 'string'
+      ? { ...attribute, value: forge.util.decodeUtf8(attribute.value) }
+      : attribute,
+  );
+}
+
 /** Parses the CA's certificate and key, refusing a pair that does not belong together. */
 export function parseCertificateAuthority(ca: CertificateAndKey): SigningAuthority {
   const certificate = forge.pki.certificateFromPem(ca.certPem);
+  // It names the issuer of what it signs (and of its CRL), so that name is written again.
+  certificate.subject.attributes = reusableAttributes(certificate.subject.attributes);
   const key = forge.pki.privateKeyFromPem(ca.keyPem);
   const publicKey = certificate.publicKey as forge.pki.rsa.PublicKey;
   // Signing with the wrong key would produce certificates no peer can verify, with no error here.

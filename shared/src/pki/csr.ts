@@ -1,6 +1,6 @@
 import forge from 'node-forge';
 import { generateRsaKeyPair, MINIMUM_RSA_MODULUS_BITS } from './keys.ts';
-import { subjectAltNames } from './certificate.ts';
+import { nameAttribute, reusableAttributes, subjectAltNames } from './certificate.ts';
 
 export interface CertificateRequestOptions {
   /** For a mailbox, its id; for a server, its main host name. */
@@ -24,8 +24,8 @@ export function createCertificateRequest(options: CertificateRequestOptions): Ce
   const request = forge.pki.createCertificationRequest();
   request.publicKey = keys.publicKey;
   request.setSubject([
-    { name: 'commonName', value: options.commonName },
-    ...(options.organisation ? [{ name: 'organizationName', value: options.organisation }] : []),
+    nameAttribute('commonName', options.commonName),
+    ...(options.organisation ? [nameAttribute('organizationName', options.organisation)] : []),
   ]);
   const altNames = subjectAltNames(options.dnsNames ?? [], options.ipAddresses ?? []);
   if (altNames.length > 0) {
@@ -70,17 +70,26 @@ export function readCertificateRequest(csrPem: string): VerifiedCertificateReque
     const bits = publicKey.n.bitLength();
     throw new Error(`certificate request key is RSA ${bits}: at least ${MINIMUM_RSA_MODULUS_BITS} bits required`);
   }
-  const commonNameField = request.subject.getField('CN') as forge.pki.CertificateField | null;
+  const subject = readableSubject(request);
+  const commonNameField = subject.find((field) => field.shortName === 'CN');
   const commonName = typeof commonNameField?.value === 'string' ? commonNameField.value : '';
   if (commonName.trim() === '') throw new Error('certificate request has no subject common name');
   const requested = requestedSubjectAltNames(request);
   return {
-    subject: request.subject.attributes,
+    subject,
     commonName,
     publicKey,
     requestedDnsNames: requested.dnsNames,
     requestedIpAddresses: requested.ipAddresses,
   };
+}
+
+function readableSubject(request: forge.pki.CertificateSigningRequest): forge.pki.CertificateField[] {
+  try {
+    return reusableAttributes(request.subject.attributes);
+  } catch (error) {
+    throw new Error(`certificate request subject is not valid UTF-8: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 function requestedSubjectAltNames(request: forge.pki.CertificateSigningRequest): { dnsNames: string[]; ipAddresses: string[] } {

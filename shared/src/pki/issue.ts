@@ -4,6 +4,7 @@ import {
   buildCertificate,
   DEFAULT_LEAF_VALIDITY_DAYS,
   LEAF_KEY_USAGE,
+  nameAttribute,
   parseCertificateAuthority,
   type SigningAuthority,
   subjectAltNames,
@@ -58,7 +59,7 @@ export function issueServerCertificate(options: ServerCertificateOptions): Issue
   const authority = parseCertificateAuthority(options.ca);
   const keys = generateRsaKeyPair();
   const signed = signLeafCertificate(authority, {
-    subject: [{ name: 'commonName', value: options.commonName }],
+    subject: [nameAttribute('commonName', options.commonName)],
     publicKey: keys.publicKey,
     usage: 'server',
     dnsNames: options.dnsNames,
@@ -76,8 +77,8 @@ export function issueMailboxCertificate(options: MailboxCertificateOptions): Iss
   const keys = generateRsaKeyPair();
   const signed = signLeafCertificate(authority, {
     subject: [
-      { name: 'commonName', value: mailboxId },
-      ...(options.organisation ? [{ name: 'organizationName', value: options.organisation }] : []),
+      nameAttribute('commonName', mailboxId),
+      ...(options.organisation ? [nameAttribute('organizationName', options.organisation)] : []),
     ],
     publicKey: keys.publicKey,
     usage: 'client',
@@ -99,7 +100,7 @@ export function signCertificateRequest(options: SignCertificateRequestOptions): 
   if (options.usage === 'client') {
     return signLeafCertificate(authority, {
       subject: request.subject.map((field) =>
-        isCommonName(field) ? { ...field, value: request.commonName.trim().toUpperCase() } : field,
+        isCommonName(field) ? nameAttribute('commonName', request.commonName.trim().toUpperCase()) : field,
       ),
       publicKey: request.publicKey,
       usage: 'client',

@@ -5,3 +5,4 @@ export * from './mailbox-id.ts';
 export * from './message-id.ts';
 export * from './timestamps.ts';
 export * from './types.ts';
+export * from './workflow-id.ts';

@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import { resolveBackends } from '../../../../server/src/backends.ts';
 import { loadBackendConfig } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
@@ -8,6 +9,7 @@ import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedu
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
 import { openRedis } from '../../../../server/src/store/redis-client.ts';
+import { DEV_CERTS_DIR } from '../../../../shared/src/dev-paths.ts';
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
@@ -18,9 +20,29 @@ export interface AdminStores {
   readonly audit: (action: string, subject: string, detail?: string) => Promise<void>;
 }
 
+/** The secret key an admin command was given is not the one the directory's passwords are encrypted under. */
+export class SecretKeyMismatchError extends Error {
+  override name = 'SecretKeyMismatchError';
+
+  constructor(source: string, redisPrefix: string) {
+    super(
+      `the secret key (${source}) is not the one the mailbox passwords in this Redis (prefix ${redisPrefix}) are encrypted under; ` +
+        "nothing was changed: give admin commands the server's MESHBOX_SECRET_KEY or MESHBOX_SECRET_KEY_FILE",
+    );
+  }
+}
+
+/** Where the secret key came from, so that a wrong one can be traced (config.ts reads it the same way). */
+export function secretKeySource(env: NodeJS.ProcessEnv): string {
+  if (env.MESHBOX_SECRET_KEY?.trim()) return 'from MESHBOX_SECRET_KEY';
+  if (env.MESHBOX_SECRET_KEY_FILE?.trim()) return `read from MESHBOX_SECRET_KEY_FILE, ${env.MESHBOX_SECRET_KEY_FILE}`;
+  return `read from the checkout's ${resolve(DEV_CERTS_DIR, 'secret-key')}, as neither MESHBOX_SECRET_KEY nor MESHBOX_SECRET_KEY_FILE is set`;
+}
+
 /**
  * Admin commands act on the deployment's own Redis (MESHBOX_REDIS_URL, or the local
- * development services), the same state the server reads.
+ * development services), the same state the server reads. They refuse, before anything is
+ * changed, a secret key other than the one the directory's passwords are encrypted under.
  */
 export async function withAdminStores<T>(action: (stores: AdminStores) => Promise<T>): Promise<T> {
   const config = await resolveBackends(loadBackendConfig());
@@ -30,8 +52,12 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     const keys = redisKeys(config.redisPrefix);
     const auditLog = new AuditLog(redis, keys);
     const actor = `admin:${userInfo().username}`;
+    const mailboxes = new MailboxStore(redis, keys, new PasswordCipher(config.secretKey), {
+      onUnreadable: (error) => console.error(`warning: left out: ${error.message}`),
+    });
+    if (!(await mailboxes.secretKeyMatches())) throw new SecretKeyMismatchError(secretKeySource(process.env), config.redisPrefix);
     return await action({
-      mailboxes: new MailboxStore(redis, keys, new PasswordCipher(config.secretKey)),
+      mailboxes,
       auditLog,
       certificates: new CertificateStore(redis, keys),
       schedule: new LifecycleSchedule(redis, keys),

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { withAdminStores } from './admin-context.ts';
+import { parseCountOption } from './count-option.ts';
 
 /** `admin audit`: the latest entries of the audit log (sends, downloads, acknowledgements, admin actions). */
 export function registerAuditCommands(admin: Command): void {
@@ -9,8 +10,7 @@ export function registerAuditCommands(admin: Command): void {
     .option('--tail <n>', 'how many entries', '50')
     .option('--json', 'print JSON lines')
     .action(async (options: { tail: string; json?: boolean }) => {
-      const count = Number(options.tail);
-      if (!Number.isInteger(count) || count < 1) throw new Error(`--tail must be a positive whole number, not "${options.tail}"`);
+      const count = parseCountOption('--tail', options.tail, 1);
       const entries = await withAdminStores(({ auditLog }) => auditLog.tail(count));
       for (const entry of entries) {
         if (options.json) {

@@ -1,29 +1,56 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
-  createRevocationList,
   describeCertificate,
   issueMailboxCertificate,
   issueServerCertificate,
   signCertificateRequest,
+  normalizeSerialNumber,
 } from '../../../../shared/src/pki/index.ts';
+import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
-import { readCertificateAuthority, writePemPair } from './pki-files.ts';
+import { prepareOutputFolder, readCertificateAuthority, writePemPair, writeRevocationList } from './pki-files.ts';
 
-export const CRL_FILE = 'crl.pem';
+interface RevocationTarget {
+  /** What the audit log names: the mailbox, or else the serial. */
+  readonly subject: string;
+  readonly serials: readonly string[];
+}
+
+/**
+ * Every recorded certificate of the mailbox `target` names, or else the serial it is, if this
+ * CA's records show it issued (`unrecorded`: any serial). A mistyped mailbox id can look like a
+ * serial (FACADE02): revoking it would change nothing, and say it had.
+ */
+async function revocationTarget(stores: AdminStores, target: string, unrecorded: boolean): Promise<RevocationTarget> {
+  const mailboxId = target.toUpperCase();
+  const issued = await stores.certificates.issuedTo(mailboxId);
+  if (issued.length > 0) return { subject: mailboxId, serials: issued };
+  const registered = (await stores.mailboxes.get(mailboxId)) !== undefined;
+  const unrecordedHint = registered
+    ? `mailbox ${mailboxId} has no certificate on record: give its certificate's serial (openssl x509 -noout -serial -in ${mailboxId}.crt) with --unrecorded`
+    : `no mailbox ${mailboxId} has certificates on record`;
+  let serial: string;
+  try {
+    serial = normalizeSerialNumber(target);
+  } catch {
+    throw new Error(`${unrecordedHint}, and ${JSON.stringify(target)} is not a hexadecimal serial number`);
+  }
+  const holder = await stores.certificates.holderOf(serial);
+  if (holder !== undefined || unrecorded) return { subject: holder ?? serial, serials: [serial] };
+  throw new Error(
+    `${unrecordedHint}, and no certificate with serial ${serial} is on record either; nothing was revoked ` +
+      '(check it; --unrecorded revokes a serial the records do not show, such as a server certificate\'s)',
+  );
+}
 
 /** Rewrites `<pki-dir>/crl.pem` from every revocation; the server reloads it by itself. */
 async function publishRevocationList(pkiDir: string, stores: AdminStores): Promise<string> {
-  const ca = await readCertificateAuthority(pkiDir);
-  const revoked = (await stores.certificates.revocations()).map(({ serialNumber, revokedAt }) => ({ serialNumber, revokedAt }));
-  const file = join(pkiDir, CRL_FILE);
-  await writeFile(file, createRevocationList({ ca, revoked }));
-  return file;
+  return writeRevocationList(pkiDir, await readCertificateAuthority(pkiDir), await stores.certificates.revocations());
 }
 
 export function registerCertCommands(admin: Command, pkiDir: () => string): void {
-  const cert = admin.command('cert').description('certificates signed by the CA: issue, sign CSRs, revoke');
+  const cert = admin.command('cert').description('certificates signed by the CA: issue, sign CSRs, grant, revoke, re-issue the CRL');
 
   cert
     .command('server')
@@ -49,6 +76,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     .action(async (mailbox: string, options: { certOut: string }) => {
       const mailboxId = mailbox.toUpperCase();
       const ca = await readCertificateAuthority(pkiDir());
+      await prepareOutputFolder(options.certOut);
       await withAdminStores(async (stores) => {
         const found = await stores.mailboxes.get(mailboxId);
         if (!found) throw new Error(`no mailbox ${mailboxId}`);
@@ -82,19 +110,51 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       });
     });
 
+  for (const [name, granting] of [['grant', true], ['ungrant', false]] as const) {
+    cert
+      .command(`${name} <certificate-mailbox> <mailbox>`)
+      .description(
+        granting
+          ? "let the certificates of one mailbox (their CN) act for another mailbox too; it still needs that mailbox's password"
+          : 'take such a grant back',
+      )
+      .action(async (holder: string, mailbox: string) => {
+        const [commonName, mailboxId] = [parseMailboxId(holder), parseMailboxId(mailbox)];
+        await withAdminStores(async (stores) => {
+          for (const id of [commonName, mailboxId]) if (!(await stores.mailboxes.get(id))) throw new Error(`no mailbox ${id}`);
+          if (granting) await stores.mailboxes.grantCertificate(commonName, mailboxId);
+          else if (!(await stores.mailboxes.withdrawGrant(commonName, mailboxId))) throw new Error(`${commonName} has no grant for ${mailboxId}`);
+          await stores.audit(`cert.${name}`, mailboxId, `certificates of ${commonName}`);
+        });
+        console.log(`certificates of ${commonName} ${granting ? 'may now' : 'may no longer'} act for ${mailboxId}`);
+      });
+  }
+
   cert
-    .command('revoke <mailbox-or-serial>')
-    .description('revoke every certificate of a mailbox, or one serial; refused at once, and in the CRL (crl.pem)')
-    .action(async (target: string) => {
+    .command('crl')
+    .description('re-issue the CRL (crl.pem) from the revocations recorded, revoking nothing: each is good for 30 days, and a server given an expired one refuses every client')
+    .action(async () => {
       const dir = pkiDir();
       await withAdminStores(async (stores) => {
-        const issued = await stores.certificates.issuedTo(target.toUpperCase());
-        const serials = issued.length > 0 ? issued : [target];
+        const file = await publishRevocationList(dir, stores);
+        await stores.audit('cert.crl', file);
+        console.log(`revocation list written: ${file}`);
+      });
+    });
+
+  cert
+    .command('revoke <mailbox-or-serial>')
+    .description('revoke every certificate of a mailbox, or one serial on record: refused on new connections at once and on open ones within 30 s, and put in the CRL (crl.pem)')
+    .option('--unrecorded', "also revoke a serial no mailbox has on record (a server certificate, or one issued before certificates were recorded)")
+    .action(async (target: string, options: { unrecorded?: boolean }) => {
+      const dir = pkiDir();
+      await withAdminStores(async (stores) => {
+        const { subject, serials } = await revocationTarget(stores, target, options.unrecorded === true);
         const now = new Date();
         for (const serial of serials) {
           const revoked = await stores.certificates.revoke(serial, now);
           console.log(`${revoked ? 'revoked' : 'already revoked'}: serial ${serial}`);
-          if (revoked) await stores.audit('cert.revoke', issued.length > 0 ? target.toUpperCase() : serial, `serial ${serial}`);
+          if (revoked) await stores.audit('cert.revoke', subject, `serial ${serial}`);
         }
         console.log(`revocation list written: ${await publishRevocationList(dir, stores)}`);
       });

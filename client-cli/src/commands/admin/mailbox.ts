@@ -1,9 +1,14 @@
 import type { Command } from 'commander';
 import { issueMailboxCertificate } from '../../../../shared/src/pki/index.ts';
-import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
+import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { withAdminStores } from './admin-context.ts';
-import { readCertificateAuthority, writePemPair } from './pki-files.ts';
+import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
+import { prepareOutputFolder, readCertificateAuthority, writePemPair } from './pki-files.ts';
+
+function passwordNote(chosen: ChosenPassword): string {
+  return chosen.generated ? `; password ${chosen.password}` : '';
+}
 
 function describe(mailbox: Mailbox): Record<string, unknown> {
   // The password never leaves the store through the CLI.
@@ -21,24 +26,27 @@ function describe(mailbox: Mailbox): Record<string, unknown> {
 export function registerMailboxCommands(admin: Command, pkiDir: () => string): void {
   const mailbox = admin.command('mailbox').description('register and manage mailboxes');
 
-  mailbox
-    .command('create <id>')
-    .description('register a mailbox and issue its client certificate (<dir>/<ID>.crt and .key)')
-    .requiredOption('--password <password>', 'the mailbox password (used in the NHSMESH token)')
+  addPasswordOptions(
+    mailbox.command('create <id>').description('register a mailbox and issue its client certificate (<dir>/<ID>.crt and .key)'),
+    'the mailbox password (used in the NHSMESH token)',
+  )
     .option('--ods <code>', 'ODS code of the organisation', '')
     .option('--name <text>', 'display name', '')
     .option('--workflow <id...>', "workflows it may send and receive (default '*': any; refine with admin workflow)")
     .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to')
-    .action(async (id: string, options: { password: string; ods: string; name: string; workflow?: string[]; certOut: string }) => {
+    .action(async (id: string, options: PasswordOptions & { ods: string; name: string; workflow?: string[]; certOut: string }) => {
       const mailboxIdValue = parseMailboxId(id);
+      const workflows = options.workflow?.map(parseWorkflowId);
       const authority = await readCertificateAuthority(pkiDir());
+      const chosen = await choosePassword(options);
+      await prepareOutputFolder(options.certOut);
       const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
         const created = await mailboxes.create({
           id: mailboxIdValue,
-          password: options.password,
+          password: chosen.password,
           name: options.name,
           odsCode: options.ods,
-          ...(options.workflow ? { workflows: options.workflow } : {}),
+          ...(workflows ? { workflows } : {}),
         });
         if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
         const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined });
@@ -46,9 +54,30 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         await audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`);
         return certificate;
       });
-      const files = await writePemPair(options.certOut, mailboxIdValue, issued);
-      console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}`);
+      const files = await writePemPair(options.certOut, mailboxIdValue, issued).catch((error: unknown) => {
+        throw new Error(
+          `mailbox ${mailboxIdValue} is registered, but its certificate could not be written (${(error as Error).message}): ` +
+            `issue one with \`meshbox admin cert issue ${mailboxIdValue} --cert-out <dir>\``,
+          { cause: error },
+        );
+      });
+      console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}${passwordNote(chosen)}`);
     });
+
+  addPasswordOptions(
+    mailbox
+      .command('password <id>')
+      .description('give a mailbox a new password: it works at once; the old one stops within MESHBOX_MAILBOX_CACHE_SECONDS'),
+    'the new password',
+  ).action(async (id: string, options: PasswordOptions) => {
+    const mailboxId = parseMailboxId(id);
+    const chosen = await choosePassword(options);
+    await withAdminStores(async ({ mailboxes, audit }) => {
+      if (!(await mailboxes.setPassword(mailboxId, chosen.password))) throw new Error(`no mailbox ${mailboxId}`);
+      await audit('mailbox.password', mailboxId);
+    });
+    console.log(`mailbox ${mailboxId} has a new password${passwordNote(chosen)}`);
+  });
 
   mailbox
     .command('list')

@@ -1,9 +1,25 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createRevocationList, type RevokedCertificate } from '../../../../shared/src/pki/index.ts';
+import { writeFileAtomically } from '../../transfer/durable-files.ts';
+
+/** The revocation list beside the CA that signs it: what MESHBOX_TLS_CRL names. */
+export const CRL_FILE = 'crl.pem';
 
 export interface PemPair {
   readonly certPem: string;
   readonly keyPem: string;
+}
+
+/** Makes the folder a certificate is to be written to, before anything is registered that would then lack it. */
+export async function prepareOutputFolder(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (error) {
+    throw new Error(`cannot write certificates to ${dir}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /** Writes `<name>.crt` and `<name>.key` (the key readable by its owner only). */
@@ -15,6 +31,16 @@ export async function writePemPair(dir: string, name: string, pair: PemPair): Pr
   await writeFile(key, pair.keyPem, { mode: 0o600 });
   await chmod(key, 0o600);
   return { cert, key };
+}
+
+/**
+ * Signs a fresh CRL (nextUpdate 30 days on) listing `revoked`, and puts it in place whole: a
+ * server re-reading the file must never see it half-written.
+ */
+export async function writeRevocationList(pkiDir: string, ca: PemPair, revoked: readonly RevokedCertificate[]): Promise<string> {
+  const file = join(pkiDir, CRL_FILE);
+  await writeFileAtomically(file, createRevocationList({ ca, revoked }));
+  return file;
 }
 
 /** The CA that `admin ca init` made in this PKI folder. */

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { LIFECYCLE_QUEUE } from '../../../../server/src/jobs/lifecycle-worker.ts';
 import { withAdminStores } from './admin-context.ts';
+import { parseCountOption } from './count-option.ts';
 
 /** `admin queues`: how many messages the lifecycle schedule holds, how many are due, and the failing ones with their reasons. */
 export function registerQueueCommands(admin: Command): void {
@@ -10,9 +11,10 @@ export function registerQueueCommands(admin: Command): void {
     .option('--failed <n>', 'how many failing checks to show', '20')
     .option('--json', 'print JSON')
     .action(async (options: { failed: string; json?: boolean }) => {
+      const failedCount = parseCountOption('--failed', options.failed, 0);
       await withAdminStores(async ({ schedule }) => {
         const counts = await schedule.counts(new Date());
-        const failing = await schedule.failures(Math.max(0, Number(options.failed)));
+        const failing = await schedule.failures(failedCount);
         if (options.json) {
           console.log(JSON.stringify([{ queue: LIFECYCLE_QUEUE, counts, failing }], null, 2));
           return;

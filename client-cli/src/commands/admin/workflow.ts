@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { WorkflowDirection } from '../../../../server/src/store/mailboxes.ts';
+import { parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import { withAdminStores } from './admin-context.ts';
 
 interface DirectionOptions {
@@ -23,6 +24,8 @@ export function registerWorkflowCommands(admin: Command): void {
       .option('--receive', 'only for receiving')
       .action(async (mailbox: string, workflowId: string, options: DirectionOptions) => {
         const mailboxId = mailbox.toUpperCase();
+        // One already allowed, however odd, may still be denied.
+        if (allowed) parseWorkflowId(workflowId);
         for (const direction of directions(options)) {
           await withAdminStores(async ({ mailboxes, audit }) => {
             const outcome = await mailboxes.setWorkflow(mailboxId, workflowId, direction, allowed);
