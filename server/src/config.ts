@@ -274,6 +274,13 @@ function tlsFiles(env: z.infer<typeof serverSchema>): ServerConfig['tls'] {
   return files;
 }
 
+/** Where the secret key came from (as backendConfig reads it), so that a wrong one can be traced. */
+export function secretKeySource(env: NodeJS.ProcessEnv): string {
+  if (env.MESHBOX_SECRET_KEY?.trim()) return 'from MESHBOX_SECRET_KEY';
+  if (env.MESHBOX_SECRET_KEY_FILE?.trim()) return `read from MESHBOX_SECRET_KEY_FILE, ${env.MESHBOX_SECRET_KEY_FILE}`;
+  return `read from the checkout's ${resolve(DEV_CERTS, 'secret-key')}, as neither MESHBOX_SECRET_KEY nor MESHBOX_SECRET_KEY_FILE is set`;
+}
+
 function readRequiredFile(variable: string, path: string): string {
   try {
     return readFileSync(path, 'utf8');

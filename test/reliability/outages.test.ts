@@ -10,6 +10,7 @@ import { createCertificateAuthority, issueServerCertificate } from '../../shared
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { startTestServer, TEST_SECRET_KEY } from '../support/harness.ts';
+import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
@@ -182,4 +183,15 @@ test('a server that cannot reach Redis or its bucket at start exits 1 with one l
   const noStorage = await start({ MESHBOX_REDIS_URL: local.redisUrl, MESHBOX_S3_ENDPOINT: 'http://127.0.0.1:1' });
   t.is(noStorage.code, 1);
   t.regex(noStorage.output, /^meshbox: cannot use bucket meshbox at http:\/\/127\.0\.0\.1:1: .+\n$/);
+});
+
+test('a server given another secret key than its mailboxes were registered under refuses to start, saying so', async (t) => {
+  const server = await startServerProcess();
+  try {
+    await server.createMailbox();
+    const error = await t.throwsAsync(startServerProcess({ MESHBOX_SECRET_KEY: 'another-secret-key' }, { deployment: server.deployment }));
+    t.regex(error?.message ?? '', /the secret key \(from MESHBOX_SECRET_KEY\) is not the one the mailbox passwords in this Redis \(prefix [^)]+\) are encrypted under/);
+  } finally {
+    await server.stop();
+  }
 });

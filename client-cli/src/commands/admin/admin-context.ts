@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
-import { resolve } from 'node:path';
 import { resolveBackends } from '../../../../server/src/backends.ts';
-import { loadBackendConfig } from '../../../../server/src/config.ts';
+import { loadBackendConfig, secretKeySource } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
 import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
@@ -9,7 +8,6 @@ import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedu
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
 import { openRedis } from '../../../../server/src/store/redis-client.ts';
-import { DEV_CERTS_DIR } from '../../../../shared/src/dev-paths.ts';
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
@@ -32,12 +30,6 @@ export class SecretKeyMismatchError extends Error {
   }
 }
 
-/** Where the secret key came from, so that a wrong one can be traced (config.ts reads it the same way). */
-export function secretKeySource(env: NodeJS.ProcessEnv): string {
-  if (env.MESHBOX_SECRET_KEY?.trim()) return 'from MESHBOX_SECRET_KEY';
-  if (env.MESHBOX_SECRET_KEY_FILE?.trim()) return `read from MESHBOX_SECRET_KEY_FILE, ${env.MESHBOX_SECRET_KEY_FILE}`;
-  return `read from the checkout's ${resolve(DEV_CERTS_DIR, 'secret-key')}, as neither MESHBOX_SECRET_KEY nor MESHBOX_SECRET_KEY_FILE is set`;
-}
 
 /**
  * Admin commands act on the deployment's own Redis (MESHBOX_REDIS_URL, or the local
