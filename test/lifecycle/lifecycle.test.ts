@@ -15,7 +15,7 @@ import { MeshError } from '../../server/src/domain/errors.ts';
 import type { MessageRecord, MessageStore } from '../../server/src/store/messages.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { overriding } from '../support/overriding.ts';
-import { mailboxRequest, sendMessage } from '../support/http.ts';
+import { mailboxRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
 const SECOND = 1000;
 const periods = {
@@ -185,6 +185,40 @@ test('the worker runs lifecycle jobs for real: an expired message produces its r
     t.is(status, 'undeliverable');
     const senderInbox = await mailboxRequest(quick, sender, { path: `/messageexchange/${sender.id}/inbox` });
     t.is(senderInbox.json().messages.length, 1);
+  } finally {
+    await quick.close();
+  }
+});
+
+test('a small message whose body arrives slowly, past the upload expiry, still expires with its report: its first check waits for the request to end', async (t) => {
+  const quick = await startTestServer({ periods: { ...periods, uploadExpiryMs: 300, inboxExpiryMs: 2 * SECOND, deliveryCheckMs: 4 * SECOND } });
+  try {
+    const sender = await quick.createMailbox();
+    const recipient = await quick.createMailbox();
+    const slowBody = Readable.from(
+      (async function* () {
+        yield Buffer.from('half of it, ');
+        // Longer than the upload expiry: a check due then would find no record yet.
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        yield Buffer.from('the rest');
+      })(),
+    );
+    const response = await streamingRequest(quick, sender, {
+      method: 'POST',
+      path: `/messageexchange/${sender.id}/outbox`,
+      headers: { 'mex-To': recipient.id, 'mex-WorkflowID': 'SLOW', 'content-length': '20' },
+      body: slowBody,
+    });
+    const answer = await readText(response);
+    t.is(response.statusCode, 202, answer);
+    const messageId = (JSON.parse(answer) as { message_id: string }).message_id;
+    let status = '';
+    for (let attempt = 0; attempt < 75 && status !== 'undeliverable'; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const tracking = await mailboxRequest(quick, sender, { path: `/messageexchange/${sender.id}/outbox/tracking?messageID=${messageId}` });
+      status = tracking.json().status;
+    }
+    t.is(status, 'undeliverable', 'expired, so its sender is told and its payload and record go in time');
   } finally {
     await quick.close();
   }

@@ -49,12 +49,9 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
     linkedMessageId: '',
     contentEncoding: request.body.contentEncoding,
   };
-  const { periods } = services;
-  // First looked at once this request has surely ended, or earlier when the upload could be overdue or the message could expire.
-  const firstCheckAt = new Date(services.now().getTime() + Math.min(periods.deliveryCheckMs, periods.uploadExpiryMs, periods.inboxExpiryMs));
-  const { messageId, outcome, recordedAt } = fitsInline(services, metadata.totalChunks, request.body)
-    ? await recordSmallMessage(services, metadata, request.body, firstCheckAt)
-    : await recordStoredMessage(services, metadata, request.body, firstCheckAt);
+  const { messageId, outcome, recordedAt, firstCheckAt } = fitsInline(services, metadata.totalChunks, request.body)
+    ? await recordSmallMessage(services, metadata, request.body)
+    : await recordStoredMessage(services, metadata, request.body);
   const indexed = services.messages.indexLocalId(messageId, metadata);
   const unfinished = await runFollowUpSteps({
     index: indexed,
@@ -74,6 +71,8 @@ interface Recorded {
   readonly messageId: string;
   readonly outcome: Exclude<CreateOutcome, 'exists'>;
   readonly recordedAt: Date;
+  /** When its lifecycle is first looked at (there in case this request stops short of delivering it). */
+  readonly firstCheckAt: Date;
 }
 
 /**
@@ -91,14 +90,20 @@ async function deliverNew(
   if (indexed) await services.lifecycle.postpone(messageId, steps.firstCheckAt, new Date(steps.acceptedAt.getTime() + services.periods.inboxExpiryMs));
 }
 
-/** Chunk 1 into object storage under a reserved id, then the record. */
-async function recordStoredMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstCheckAt: Date): Promise<Recorded> {
+/**
+ * Chunk 1 into object storage under a reserved id, then the record. Its first check may come
+ * while the request still runs (the reservation keeps it waiting): once the request has surely
+ * ended, or earlier when the upload could be overdue or the message could expire.
+ */
+async function recordStoredMessage(services: Services, metadata: MessageMetadata, body: ChunkBody): Promise<Recorded> {
+  const { periods } = services;
+  const firstCheckAt = after(services, Math.min(periods.deliveryCheckMs, periods.uploadExpiryMs, periods.inboxExpiryMs));
   const messageId = await reserveMessageId(services, firstCheckAt);
   const size = await storeChunk(services, metadata.sender, { messageId, number: 1, version: '' }, body);
   const recordedAt = services.now();
   const outcome = await services.messages.create(messageId, metadata, size, recordedAt);
   if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
-  return { messageId, outcome, recordedAt };
+  return { messageId, outcome, recordedAt, firstCheckAt };
 }
 
 /**
@@ -106,17 +111,24 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
  * stored before it, so there is no id to reserve first. Its lifecycle check is scheduled
  * first (while the body is read), so no crash can leave a record without one; a schedule entry
  * of an id that turns out taken stays, as another send may be counting on it, and a check
- * of an id with nothing to do simply ends.
+ * of an id with nothing to do simply ends. So that first check must come only once the request
+ * has surely ended: one that came while a slow body was still arriving would find nothing,
+ * end, and leave the message with no check at all (never expired, never purged).
  */
-async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstCheckAt: Date): Promise<Recorded> {
+async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody): Promise<Recorded> {
+  const firstCheckAt = after(services, services.periods.deliveryCheckMs);
   const payload = readSmallBody(body);
   for (;;) {
     const messageId = services.newMessageId(services.now());
     const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);
     const recordedAt = services.now();
     const outcome = await services.messages.create(messageId, metadata, bytes.length, recordedAt, bytes);
-    if (outcome !== 'exists') return { messageId, outcome, recordedAt };
+    if (outcome !== 'exists') return { messageId, outcome, recordedAt, firstCheckAt };
   }
+}
+
+function after(services: Services, ms: number): Date {
+  return new Date(services.now().getTime() + ms);
 }
 
 function refusalOf(request: SendRequest, recipient: Mailbox | undefined): SendRejectedError | undefined {
