@@ -14,6 +14,10 @@ export interface RedisCluster {
   /** Seed URLs, comma-separated, as MESHBOX_REDIS_URL takes them. */
   readonly redisUrl: string;
   readonly ports: readonly number[];
+  /** Kills one node (-9), as a crash would. */
+  readonly killNode: (port: number) => void;
+  /** Starts a node killed before; it rejoins with its slots (its nodes.conf is kept). */
+  readonly restartNode: (port: number) => Promise<void>;
   readonly stop: () => Promise<void>;
 }
 
@@ -36,7 +40,18 @@ export async function startRedisCluster(dataDir: string, masters = 3): Promise<R
     throw new Error(`Redis Cluster did not start: ${error instanceof Error ? error.message : String(error)}\n${logs}`);
   }
   const ports = nodes.map(({ port }) => port);
-  return { redisUrl: ports.map((port) => `redis://127.0.0.1:${port}`).join(','), ports, stop };
+  return {
+    redisUrl: ports.map((port) => `redis://127.0.0.1:${port}`).join(','),
+    ports,
+    killNode: (port) => {
+      const pid = readInteger(join(dataDir, `node-${port}`, 'redis.pid'));
+      if (pid !== undefined) process.kill(pid, 'SIGKILL');
+    },
+    restartNode: async (port) => {
+      await startNode(dataDir, port);
+    },
+    stop,
+  };
 }
 
 /** Stops every node started in dataDir (their pidfiles say which processes). */

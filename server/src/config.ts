@@ -204,6 +204,10 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
   if (env.MESHBOX_MAX_MESSAGE_BYTES < env.MESHBOX_MAX_CHUNK_BYTES) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_MAX_MESSAGE_BYTES must be at least MESHBOX_MAX_CHUNK_BYTES');
   }
+  // The headers are part of the request: Node refuses to start with a longer limit on them.
+  if (env.MESHBOX_HEADERS_TIMEOUT_SECONDS > env.MESHBOX_REQUEST_TIMEOUT_SECONDS) {
+    throw new ConfigError('invalid configuration:\n  MESHBOX_HEADERS_TIMEOUT_SECONDS must be at most MESHBOX_REQUEST_TIMEOUT_SECONDS');
+  }
   return {
     ...backendConfig(env),
     role: env.MESHBOX_ROLE,

@@ -1,4 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { within } from './time-limit.ts';
+
+/** Well inside a Prometheus scrape's default 10 s timeout. */
+const QUEUE_COUNT_TIMEOUT_MS = 2_000;
 
 export interface JobCounts {
   readonly counts: () => Promise<Record<string, number>>;
@@ -62,8 +66,14 @@ export class Metrics {
         help: 'Messages in the lifecycle schedule: scheduled (all), due (now), failing (being retried)',
         labelNames: ['queue', 'state'],
         registers,
+        // Redis away must not fail the whole scrape (the request and error counters matter most then): no sample instead.
         async collect() {
-          for (const [state, count] of Object.entries(await queue.counts())) this.set({ queue: queue.name, state }, count);
+          try {
+            const counts = await within(queue.counts(), QUEUE_COUNT_TIMEOUT_MS);
+            for (const [state, count] of Object.entries(counts)) this.set({ queue: queue.name, state }, count);
+          } catch {
+            this.reset();
+          }
         },
       });
     }

@@ -56,6 +56,14 @@ test('a period that runs as a timer is at most a day: Node fires a longer one at
   t.is(loadConfig({ ...files, MESHBOX_IDLE_TIMEOUT_SECONDS: '86400' }).clientTimeouts.idleMs, 86_400_000);
 });
 
+test('a request timeout shorter than the headers timeout is refused by name (Node would not start with it)', (t) => {
+  t.throws(() => loadConfig({ ...files, MESHBOX_REQUEST_TIMEOUT_SECONDS: '10' }), {
+    instanceOf: ConfigError,
+    message: /MESHBOX_HEADERS_TIMEOUT_SECONDS must be at most MESHBOX_REQUEST_TIMEOUT_SECONDS/,
+  });
+  t.is(loadConfig({ ...files, MESHBOX_REQUEST_TIMEOUT_SECONDS: '10', MESHBOX_HEADERS_TIMEOUT_SECONDS: '5' }).clientTimeouts.requestMs, 10_000);
+});
+
 test('Redis takes only redis:// URLs and S3 only http(s)://', (t) => {
   t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'https://10.0.0.7:6379' }), { message: /MESHBOX_REDIS_URL/ });
   t.throws(() => loadConfig({ ...files, MESHBOX_S3_ENDPOINT: 'redis://10.0.0.7:6379' }), { message: /MESHBOX_S3_ENDPOINT: an http:\/\/ or https:\/\/ URL/ });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 import { startRedisCluster } from '../../scripts/services/redis-cluster.ts';
-import type { RedisTarget } from '../../server/src/store/redis-client.ts';
+import { openRedis, pingEveryMaster, type RedisTarget } from '../../server/src/store/redis-client.ts';
+import { within } from '../../server/src/time-limit.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 
@@ -121,6 +122,40 @@ test('the same on a Redis Cluster of three masters, with the state spread over t
       t.true(keys.filter((count) => count > 0).length > 1, `keys per node: ${keys.join(', ')}`);
     });
     t.deepEqual(await keysPerNode(), [0, 0, 0], 'a stopped deployment leaves no key on any node');
+  } finally {
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('on a Redis Cluster, readiness asks every master: one down fails it at once, and it passes again once the node is back', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-cluster-'));
+  const cluster = await startRedisCluster(dir, 3);
+  // A fresh client for each look, as a restarted process would have: what is judged is the cluster.
+  const ready = async (): Promise<boolean> => {
+    const client = openRedis({ redisUrl: cluster.redisUrl, redisCluster: true }, { maxRetriesPerRequest: 1 });
+    client.on('error', () => {});
+    try {
+      await within(pingEveryMaster(client), 3_000);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      client.disconnect();
+    }
+  };
+  try {
+    t.true(await ready(), 'all three masters up');
+    const [down] = cluster.ports;
+    cluster.killNode(down!);
+    t.false(await ready(), 'a PING to any one node would still answer');
+    await cluster.restartNode(down!);
+    let back = false;
+    for (let attempt = 0; attempt < 60 && !back; attempt++) {
+      back = await ready();
+      if (!back) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    t.true(back);
   } finally {
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });

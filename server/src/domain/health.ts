@@ -1,3 +1,4 @@
+import { within } from '../time-limit.ts';
 import type { Services } from './services.ts';
 
 export interface Readiness {
@@ -6,8 +7,6 @@ export interface Readiness {
   readonly objectStorage: boolean;
 }
 
-const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
-  Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
 
 /** Whether this process can serve: Redis and object storage both answer (quickly). */
 export async function checkReadiness(services: Services): Promise<Readiness> {

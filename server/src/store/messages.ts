@@ -1,7 +1,7 @@
 import type { MessageStatus, MessageType } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
-import type { RedisClient } from './redis-client.ts';
+import { pingEveryMaster, type RedisClient } from './redis-client.ts';
 
 const reserveIdScript = new LuaScript('reserve-id');
 const createMessageScript = new LuaScript('create-message');
@@ -248,9 +248,9 @@ export class MessageStore {
     await this.#redis.zrem(this.#keys.inbox(recipient), id);
   }
 
-  /** Reachability check for readiness. */
+  /** Reachability check for readiness: every node holding messages. */
   async ping(): Promise<void> {
-    await this.#redis.ping();
+    await pingEveryMaster(this.#redis);
   }
 
   /** Whether an id is reserved for a send whose first chunk may still be on its way. */

@@ -51,3 +51,17 @@ export function describeRedisTarget(target: RedisTarget): string {
   });
   return `${target.redisCluster ? 'cluster ' : ''}${nodes.join(',')}`;
 }
+
+/**
+ * Whether Redis can serve every key: on a cluster, each master answers and the cluster says it
+ * is whole (a PING reaches one node only, which says nothing of the slots the others hold).
+ */
+export async function pingEveryMaster(redis: RedisClient): Promise<void> {
+  // On a cluster, also what makes the client learn the nodes, if it has not yet.
+  await redis.ping();
+  if (!(redis instanceof Cluster)) return;
+  const masters = redis.nodes('master');
+  if (masters.length === 0) throw new Error('no Redis Cluster master is known');
+  const [info] = await Promise.all([masters[0]!.cluster('INFO') as Promise<string>, ...masters.map((node) => node.ping())]);
+  if (!/^cluster_state:ok\b/m.test(info)) throw new Error('the Redis Cluster reports a state other than ok');
+}

@@ -35,7 +35,8 @@ export function errorResponder(): Middleware<RequestState> {
   };
 }
 
-function toMeshError(thrown: unknown): MeshError {
+/** What a thrown error tells the client (exported for its tests). */
+export function toMeshError(thrown: unknown): MeshError {
   if (thrown instanceof MeshError) return thrown;
   if (isUnavailable(thrown)) return new MeshError(503, MeshErrorCodes.serviceUnavailable);
   return new MeshError(500, MeshErrorCodes.internalError);
@@ -48,8 +49,9 @@ function isUnavailable(thrown: unknown): boolean {
   if (!(thrown instanceof Error)) return false;
   const code = (thrown as NodeJS.ErrnoException).code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
-  // ioredis with offline queue disabled, a connection that gave up retrying, or a cluster without a working node for the slot.
-  return /Connection is closed|Stream isn't writeable|MaxRetriesPerRequestError|ClusterAllFailedError|CLUSTERDOWN|slots cache|startup nodes/i.test(
-    thrown.message + thrown.name,
+  // ioredis with offline queue disabled, a connection that gave up retrying, or a cluster without a
+  // working node for the slot (redirected to a node that is down, or still moving its slots).
+  return /Connection is closed|Stream isn't writeable|MaxRetriesPerRequestError|ClusterAllFailedError|CLUSTERDOWN|slots cache|startup nodes|^(MOVED|ASK|TRYAGAIN) |Too many Cluster redirections/i.test(
+    `${thrown.message} ${thrown.name}`,
   );
 }

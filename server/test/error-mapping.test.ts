@@ -1,0 +1,39 @@
+import test from 'ava';
+import { Metrics } from '../src/metrics.ts';
+import { toMeshError } from '../src/http/middleware/errors.ts';
+
+/** An error as Redis replies it (ioredis's ReplyError is untyped). */
+function replyError(message: string): Error {
+  return Object.assign(new Error(message), { name: 'ReplyError' });
+}
+
+test('a backing service out of reach is a 503 the client may retry; a fault of ours is a 500', (t) => {
+  const status = (error: Error) => toMeshError(error).status;
+  t.is(status(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' })), 503);
+  // A Redis Cluster slot whose master is down: its peers still send clients there.
+  t.is(status(replyError('MOVED 437 127.0.0.1:7001')), 503);
+  t.is(status(replyError('CLUSTERDOWN The cluster is down')), 503);
+  t.is(status(new Error('Too many Cluster redirections. Last error: Error: Connection is closed.')), 503);
+  t.is(status(replyError('ERR wrong number of arguments for command')), 500);
+  t.is(status(new TypeError("Cannot read properties of undefined (reading 'id')")), 500);
+});
+
+test('metrics are still served when the lifecycle queue cannot be counted (Redis away): without that one gauge', async (t) => {
+  const failing = new Metrics({ name: 'lifecycle', counts: () => Promise.reject(new Error('Connection is closed.')) });
+  failing.requests.inc({ route: '/x', method: 'GET', status: '503' });
+  const text = await failing.registry.metrics();
+  t.regex(text, /meshbox_http_requests_total\{route="\/x",method="GET",status="503"\} 1/);
+  t.notRegex(text, /meshbox_queue_jobs\{/);
+
+  const hanging = new Metrics({ name: 'lifecycle', counts: () => new Promise(() => {}) });
+  // The give-up timer does not hold a process open; a server's sockets do, this stands in for them.
+  const serverStillRunning = setInterval(() => {}, 1000);
+  try {
+    t.notRegex(await hanging.registry.metrics(), /meshbox_queue_jobs\{/, 'a count that never answers is given up');
+  } finally {
+    clearInterval(serverStillRunning);
+  }
+
+  const working = new Metrics({ name: 'lifecycle', counts: async () => ({ scheduled: 3, due: 1, failing: 0 }) });
+  t.regex(await working.registry.metrics(), /meshbox_queue_jobs\{queue="lifecycle",state="scheduled"\} 3/);
+});
