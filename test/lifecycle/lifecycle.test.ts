@@ -167,6 +167,7 @@ test('an abandoned upload expires, its chunks are deleted, and it never reaches 
     body: 'second half',
   });
   t.is(late.status, 423);
+  t.is(late.json().detail[0].msg, 'Message upload not completed in time; the message was discarded: send it again', 'not "already complete"');
   t.false((await inboxOf(gp)).includes(messageId));
 });
 

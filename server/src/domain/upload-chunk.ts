@@ -56,8 +56,13 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   });
 }
 
-function outcomeBefore(message: MessageRecord, upload: ChunkUpload): StoreChunkOutcome | 'mismatch' {
+/** Refusals seen before the chunk is stored, beyond those its recording can meet. */
+type RefusalBefore = 'mismatch' | 'abandoned';
+
+function outcomeBefore(message: MessageRecord, upload: ChunkUpload): StoreChunkOutcome | RefusalBefore {
   if (message.sender !== upload.sender) return 'forbidden';
+  // Only an upload can end in error: its lifecycle gave up waiting for the rest.
+  if (message.status === 'error') return 'abandoned';
   if (message.status !== 'uploading') return 'locked';
   if (upload.chunkNumber > message.totalChunks) return 'range';
   if (upload.totalChunks !== message.totalChunks) return 'mismatch';
@@ -65,7 +70,7 @@ function outcomeBefore(message: MessageRecord, upload: ChunkUpload): StoreChunkO
   return 'uploading';
 }
 
-function refuse(outcome: StoreChunkOutcome | 'mismatch', upload: ChunkUpload, services: Services): void {
+function refuse(outcome: StoreChunkOutcome | RefusalBefore, upload: ChunkUpload, services: Services): void {
   const options = { messageId: upload.messageId };
   switch (outcome) {
     case 'not_found':
@@ -74,6 +79,8 @@ function refuse(outcome: StoreChunkOutcome | 'mismatch', upload: ChunkUpload, se
       throw new ForbiddenError();
     case 'locked':
       throw new MeshError(423, MeshErrorCodes.messageLocked, options);
+    case 'abandoned':
+      throw new MeshError(423, MeshErrorCodes.uploadAbandoned, options);
     case 'mismatch':
       throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, options);
     case 'range':

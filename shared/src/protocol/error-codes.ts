@@ -54,6 +54,7 @@ export const MeshErrorCodes = {
   chunkOutOfRange: { event: 'SEND', code: '406', description: 'Chunk number is beyond the message\'s chunk count' },
   payloadTooLarge: { event: 'SEND', code: '413', description: 'Payload too large' },
   messageLocked: { event: 'SEND', code: '423', description: 'Message upload already complete' },
+  uploadAbandoned: { event: 'SEND', code: '423', description: 'Message upload not completed in time; the message was discarded: send it again' },
   multipleLocalIdMatches: { event: 'SEND', code: '300', description: 'Multiple messages found for local id' },
   notFound: { event: 'TRANSFER', code: '404', description: 'Not found' },
   methodNotAllowed: { event: 'TRANSFER', code: '405', description: 'Method not allowed' },
