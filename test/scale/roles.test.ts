@@ -131,32 +131,40 @@ test('the same on a Redis Cluster of three masters, with the state spread over t
 test('on a Redis Cluster, readiness asks every master: one down fails it at once, and it passes again once the node is back', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-cluster-'));
   const cluster = await startRedisCluster(dir, 3);
-  // A fresh client for each look, as a restarted process would have: what is judged is the cluster.
-  const ready = async (): Promise<boolean> => {
+  const connect = () => {
     const client = openRedis({ redisUrl: cluster.redisUrl, redisCluster: true }, { maxRetriesPerRequest: 1 });
     client.on('error', () => {});
+    return client;
+  };
+  const readyOn = (client: ReturnType<typeof connect>): Promise<boolean> => within(pingEveryMaster(client), 3_000).then(() => true, () => false);
+  // A running server's client (which drops a node whose connection ended), and a fresh one.
+  const running = connect();
+  const readyAfresh = async (): Promise<boolean> => {
+    const client = connect();
     try {
-      await within(pingEveryMaster(client), 3_000);
-      return true;
-    } catch {
-      return false;
+      return await readyOn(client);
     } finally {
       client.disconnect();
     }
   };
   try {
-    t.true(await ready(), 'all three masters up');
+    t.true(await readyOn(running), 'all three masters up');
+    t.true(await readyAfresh());
     const [down] = cluster.ports;
     cluster.killNode(down!);
-    t.false(await ready(), 'a PING to any one node would still answer');
+    // Long enough for the running client to see the connection end; shorter than the cluster's own node timeout.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    t.false(await readyOn(running), 'a PING to any one node would still answer');
+    t.false(await readyAfresh());
     await cluster.restartNode(down!);
     let back = false;
     for (let attempt = 0; attempt < 60 && !back; attempt++) {
-      back = await ready();
+      back = (await readyOn(running)) && (await readyAfresh());
       if (!back) await new Promise((resolve) => setTimeout(resolve, 250));
     }
     t.true(back);
   } finally {
+    running.disconnect();
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
   }
