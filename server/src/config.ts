@@ -36,6 +36,9 @@ function deliveryCheckAfter(requestTimeoutMs: number): number {
   return requestTimeoutMs + 60_000;
 }
 
+/** How long a worker holds a lifecycle check it claimed: one that dies mid-check delays it this long. */
+export const DEFAULT_LIFECYCLE_LEASE_MS = 5 * 60_000;
+
 /** Per mailbox: far above what one real system sends, low enough that one cannot starve the rest. */
 export const DEFAULT_RATE_LIMIT = 500;
 
@@ -103,6 +106,8 @@ const serverSchema = backendSchema.extend({
   MESHBOX_HEADERS_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
   MESHBOX_REQUEST_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
   MESHBOX_IDLE_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
+  // Long enough for any one check (a purge deletes a message's objects a thousand at a time).
+  MESHBOX_LIFECYCLE_LEASE_SECONDS: timerSeconds.min(30).default(DEFAULT_LIFECYCLE_LEASE_MS / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -144,6 +149,8 @@ export interface ServerConfig extends BackendConfig {
   /** How long a mailbox read is reused (0: read on every request). */
   readonly mailboxCacheMs: number;
   readonly clientTimeouts: ClientTimeouts;
+  /** How long a worker holds a lifecycle check it claimed before another may take it. */
+  readonly lifecycleLeaseMs: number;
   readonly logLevel: string;
 }
 
@@ -240,6 +247,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000,
       idleMs: env.MESHBOX_IDLE_TIMEOUT_SECONDS * 1000,
     },
+    lifecycleLeaseMs: env.MESHBOX_LIFECYCLE_LEASE_SECONDS * 1000,
     logLevel: env.MESHBOX_LOG_LEVEL,
   };
 }

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
   const server = createMeshServer(app, config.tls, config.clientTimeouts, handshakeFailureReporter(logger, metrics));
-  if (config.role !== 'api') await connections.startWorker(logger, metrics);
+  if (config.role !== 'api') await connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs });
   const { crl } = config.tls;
   const stopCrlReload =
     config.crlFile && crl !== undefined

@@ -50,10 +50,13 @@ test('an empty value counts as unset: its default applies, not 0 (a limit would 
 });
 
 test('a period that runs as a timer is at most a day: Node fires a longer one at once, again and again', (t) => {
-  for (const variable of ['MESHBOX_CRL_RELOAD_SECONDS', 'MESHBOX_IDLE_TIMEOUT_SECONDS', 'MESHBOX_REQUEST_TIMEOUT_SECONDS', 'MESHBOX_HEADERS_TIMEOUT_SECONDS']) {
+  for (const variable of ['MESHBOX_CRL_RELOAD_SECONDS', 'MESHBOX_LIFECYCLE_LEASE_SECONDS', 'MESHBOX_IDLE_TIMEOUT_SECONDS', 'MESHBOX_REQUEST_TIMEOUT_SECONDS', 'MESHBOX_HEADERS_TIMEOUT_SECONDS']) {
     t.throws(() => loadConfig({ ...files, [variable]: '3000000' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at most 86400`) });
   }
   t.is(loadConfig({ ...files, MESHBOX_IDLE_TIMEOUT_SECONDS: '86400' }).clientTimeouts.idleMs, 86_400_000);
+  t.is(loadConfig(files).lifecycleLeaseMs, 300_000);
+  t.is(loadConfig({ ...files, MESHBOX_LIFECYCLE_LEASE_SECONDS: '60' }).lifecycleLeaseMs, 60_000);
+  t.throws(() => loadConfig({ ...files, MESHBOX_LIFECYCLE_LEASE_SECONDS: '5' }), { message: /MESHBOX_LIFECYCLE_LEASE_SECONDS/ });
 });
 
 test('a request timeout shorter than the headers timeout is refused by name (Node would not start with it)', (t) => {

@@ -1,5 +1,6 @@
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
+import { DEFAULT_LIFECYCLE_LEASE_MS } from '../config.ts';
 import { advanceLifecycle } from '../domain/lifecycle.ts';
 import type { Services } from '../domain/services.ts';
 import type { Metrics } from '../metrics.ts';
@@ -25,7 +26,6 @@ export interface WorkerTiming {
 
 const DEFAULT_SWEEP_EVERY_MS = 1_000;
 const AUDIT_TRIM_EVERY_MS = 60_000;
-const DEFAULT_LEASE_MS = 5 * 60_000;
 /** Checks run at once by one sweep: each may delete many objects from S3. */
 const BATCH = 32;
 /** A sweep hands over to the next after this, so a backlog does not hold one job for ever. */
@@ -55,7 +55,7 @@ export async function runDueLifecycles(
   for (let backlog = true; backlog; ) {
     backlog = false;
     for (let i = 0; i < SCHEDULE_SHARDS; i++) {
-      const claims = await schedule.claimDue((first + i) % SCHEDULE_SHARDS, services.now(), options.leaseMs ?? DEFAULT_LEASE_MS, BATCH);
+      const claims = await schedule.claimDue((first + i) % SCHEDULE_SHARDS, services.now(), options.leaseMs ?? DEFAULT_LIFECYCLE_LEASE_MS, BATCH);
       await Promise.all(claims.map((claim) => runClaim(services, schedule, claim, logger, options.metrics)));
       checked += claims.length;
       if (Date.now() - started > SWEEP_BUDGET_MS) return checked;
