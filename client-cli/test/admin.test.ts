@@ -10,7 +10,7 @@ import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createRevocationList, describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
-import { sendMessage } from '../../test/support/http.ts';
+import { rawRequest, sendMessage } from '../../test/support/http.ts';
 import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
 
 let server: TestServer;
@@ -233,6 +233,20 @@ test('CSR flow: the mailbox makes its own key and request, the admin signs it, a
   const refused = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'));
   t.is(refused.code, 1);
   t.regex(refused.stderr, /not a registered mailbox/);
+
+  // A monitoring system's certificate: no mailbox, so health and metrics only.
+  const monitoring = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'), '--usage', 'monitoring');
+  t.is(monitoring.code, 0, monitoring.stderr);
+  const clientCertificate = { certPem: await readFile(join(own, 'NOTREG1.crt'), 'utf8'), keyPem: await readFile(join(own, 'NOTREG1.key'), 'utf8') };
+  t.is((await rawRequest(server, { path: '/readyz', clientCertificate })).status, 200);
+  t.is((await rawRequest(server, { path: '/metrics', clientCertificate })).status, 200);
+  t.is((await rawRequest(server, { path: '/messageexchange/NOTREG1/inbox', clientCertificate })).status, 403);
+  const withdrawn = await admin('cert', 'revoke', 'notreg1');
+  t.is(withdrawn.code, 0, withdrawn.stderr);
+  t.regex(withdrawn.stdout, /^revoked: serial [0-9a-f]+/m);
+  const asMailboxToo = await admin('cert', 'sign', join(own, 'CSR001.csr'), '--out', join(own, 'other.crt'), '--usage', 'monitoring');
+  t.is(asMailboxToo.code, 1);
+  t.regex(asMailboxToo.stderr, /a mailbox: a monitoring certificate names none/);
 });
 
 test('cert issue re-issues a certificate; cert revoke refuses every certificate of the mailbox', async (t) => {

@@ -92,18 +92,23 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     .command('sign <csr-file>')
     .description('sign a certificate request (made with `meshbox cert request`), so the key never leaves its owner')
     .requiredOption('--out <file>', 'where to write the signed certificate')
-    .option('--usage <usage>', 'client (a mailbox) or server', 'client')
+    .option('--usage <usage>', 'client (a mailbox), monitoring (/healthz, /readyz and /metrics only: no mailbox) or server', 'client')
     .action(async (csrFile: string, options: { out: string; usage: string }) => {
-      if (options.usage !== 'client' && options.usage !== 'server') throw new Error('--usage must be client or server');
+      if (!['client', 'monitoring', 'server'].includes(options.usage)) throw new Error('--usage must be client, monitoring or server');
       const ca = await readCertificateAuthority(pkiDir());
       const csrPem = await readFile(csrFile, 'utf8');
       await withAdminStores(async (stores) => {
-        const signed = signCertificateRequest({ ca, csrPem, usage: options.usage as 'client' | 'server' });
+        // A monitoring certificate is a client certificate whose name is no mailbox: it passes the
+        // handshake, which is all the health routes ask, and no mailbox's password goes with it.
+        const signed = signCertificateRequest({ ca, csrPem, usage: options.usage === 'server' ? 'server' : 'client' });
         const commonName = describeCertificate(signed.certPem).subjectCommonName ?? '';
-        if (options.usage === 'client') {
-          if (!(await stores.mailboxes.get(commonName))) throw new Error(`the request is for ${commonName}, which is not a registered mailbox`);
-          await stores.certificates.recordIssued(commonName, signed.serialNumber);
+        const mailbox = await stores.mailboxes.get(commonName);
+        if (options.usage === 'client' && !mailbox) {
+          throw new Error(`the request is for ${commonName}, which is not a registered mailbox (for a monitoring system: --usage monitoring)`);
         }
+        if (options.usage === 'monitoring' && mailbox) throw new Error(`the request is for ${commonName}, a mailbox: a monitoring certificate names none`);
+        // On record, so that revoke finds it by its name.
+        if (options.usage !== 'server') await stores.certificates.recordIssued(commonName, signed.serialNumber);
         await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}`);
         await writeFile(options.out, signed.certPem);
         console.log(`signed ${options.usage} certificate for ${commonName} (serial ${signed.serialNumber}): ${options.out}`);
