@@ -249,7 +249,7 @@ test('CSR flow: the mailbox makes its own key and request, the admin signs it, a
   t.regex(asMailboxToo.stderr, /a mailbox: a monitoring certificate names none/);
 });
 
-test('cert issue re-issues a certificate; cert revoke refuses every certificate of the mailbox', async (t) => {
+test.serial('cert issue re-issues a certificate; cert revoke refuses every certificate of the mailbox', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
   t.is((await admin('mailbox', 'create', 'REV001', '--password', 'pw', '--cert-out', out)).code, 0);
   const reissueDir = await mkdtemp(join(tmpdir(), 'meshbox-reissue-'));
