@@ -137,3 +137,26 @@ test('a mailbox stored under another secret key is left out of lookups and listi
   t.like(sent.json().detail[0], { code: '503', msg: `Service unavailable: mailbox ${unreadable.id} cannot be read` });
   t.is((await mailboxRequest(server, unreadable, { path: `/messageexchange/${unreadable.id}/inbox` })).status, 503);
 });
+
+test('the secret key a directory is under is told by most of its passwords, and an empty directory is claimed by a server only', async (t) => {
+  // Under the test server's prefix, so its clean-up takes these keys too.
+  const prefix = `${server.redisPrefix}keycheck-${Date.now()}:`;
+  const keys = redisKeys(prefix);
+  const store = (secret: string) => new MailboxStore(server.redis, keys, new PasswordCipher(secret));
+  const [right, wrong] = [store('the directory key'), store('a key from the wrong shell')];
+
+  // Empty: an admin command's key is taken as it is, and claims nothing; a server's claims it.
+  t.true(await wrong.secretKeyMatches());
+  t.is(await server.redis.get(keys.secretKeyCheck), null);
+
+  for (let n = 0; n < 5; n++) await right.create({ id: `KEYOK${n}`, password: 'pw' });
+  await wrong.create({ id: 'KEYBAD', password: 'pw' });
+  t.false(await wrong.secretKeyMatches(), 'one mailbox made under it does not make it the directory key');
+  t.is(await server.redis.get(keys.secretKeyCheck), null);
+  t.true(await right.secretKeyMatches({ claimEmpty: true }));
+  t.false(await wrong.secretKeyMatches({ claimEmpty: true }), 'the check value kept now decides');
+
+  const fresh = redisKeys(`${prefix}fresh:`);
+  t.true(await new MailboxStore(server.redis, fresh, new PasswordCipher('a new deployment key')).secretKeyMatches({ claimEmpty: true }));
+  t.false(await new MailboxStore(server.redis, fresh, new PasswordCipher('the dev key')).secretKeyMatches());
+});

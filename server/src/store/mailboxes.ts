@@ -184,25 +184,34 @@ export class MailboxStore {
 
   /**
    * Whether this store's secret is the one the directory's passwords are encrypted under, told
-   * by a check value kept in Redis by the first process to ask. Before there is one, a secret
-   * that decrypts none of the stored passwords it tries is not the directory's.
+   * by a check value kept in Redis. Before there is one, the stored passwords tell: a secret
+   * that decrypts most of those it tries is the directory's, and keeps its check value (most,
+   * not one: a mailbox registered under a wrong key must not let that key claim the directory).
+   * An empty directory tells nothing: only a server (`claimEmpty`) makes its secret the
+   * directory's then, never an admin command run with whatever key its shell had.
    */
-  async secretKeyMatches(): Promise<boolean> {
+  async secretKeyMatches(options: { readonly claimEmpty?: boolean } = {}): Promise<boolean> {
     const kept = await this.#redis.get(this.#keys.secretKeyCheck);
     if (kept !== null) return this.#passwords.isKeyCheckValue(kept);
-    if (!(await this.#decryptsAStoredPassword())) return false;
+    const evidence = await this.#storedPasswordsDecrypt();
+    if (evidence === 'none') return options.claimEmpty ? this.#keepCheckValue() : true;
+    return evidence === 'most' && this.#keepCheckValue();
+  }
+
+  async #keepCheckValue(): Promise<boolean> {
     await this.#redis.set(this.#keys.secretKeyCheck, this.#passwords.keyCheckValue(), 'NX');
     // Another process may have kept its own a moment earlier.
     const checkValue = await this.#redis.get(this.#keys.secretKeyCheck);
     return checkValue !== null && this.#passwords.isKeyCheckValue(checkValue);
   }
 
-  async #decryptsAStoredPassword(): Promise<boolean> {
+  /** Whether most of a sample of the stored passwords decrypt under this secret ('none': nothing stored). */
+  async #storedPasswordsDecrypt(): Promise<'none' | 'most' | 'few'> {
     const ids = await this.#redis.srandmember(this.#keys.mailboxIndex, KEY_EVIDENCE_SAMPLE);
-    // An empty directory has nothing to go by: this secret becomes its own.
-    if (ids.length === 0) return true;
-    const stored = await Promise.all(ids.map((id) => this.#redis.hget(this.#keys.mailbox(id), 'password')));
-    return stored.some((password) => password !== null && this.#passwords.decrypts(password));
+    const stored = (await Promise.all(ids.map((id) => this.#redis.hget(this.#keys.mailbox(id), 'password')))).filter((password) => password !== null);
+    if (stored.length === 0) return 'none';
+    const decrypted = stored.filter((password) => this.#passwords.decrypts(password)).length;
+    return decrypted * 2 > stored.length ? 'most' : 'few';
   }
 
   /** Forgets a mailbox once it has changed, so this process sees the change at once. */
