@@ -241,6 +241,9 @@ test('CSR flow: the mailbox makes its own key and request, the admin signs it, a
   t.is((await rawRequest(server, { path: '/readyz', clientCertificate })).status, 200);
   t.is((await rawRequest(server, { path: '/metrics', clientCertificate })).status, 200);
   t.is((await rawRequest(server, { path: '/messageexchange/NOTREG1/inbox', clientCertificate })).status, 403);
+  const named = await admin('mailbox', 'create', 'NOTREG1', '--password', 'pw', '--cert-out', out);
+  t.is(named.code, 1, 'a mailbox of its name would make the monitoring certificate its own');
+  t.regex(named.stderr, /certificates named NOTREG1 are on record though no such mailbox is/);
   const withdrawn = await admin('cert', 'revoke', 'notreg1');
   t.is(withdrawn.code, 0, withdrawn.stderr);
   t.regex(withdrawn.stdout, /^revoked: serial [0-9a-f]+/m);

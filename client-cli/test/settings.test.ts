@@ -102,9 +102,11 @@ test('bad values and unreadable files are reported clearly', async (t) => {
 test('the request timeout comes from --timeout, MESHBOX_TIMEOUT or the profile, in whole seconds', async (t) => {
   const complete = { mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: 'flag.crt', ca: 'env.crt' };
   await writeFile(join(dir, 'slow-link.json'), JSON.stringify({ timeout: '600' }));
+  await writeFile(join(dir, 'slow-link-number.json'), JSON.stringify({ timeout: 900 }));
   const timeoutFrom = async (flags: Record<string, string>, env: Record<string, string>) =>
     (await resolveConnectionSettings({ ...complete, ...flags }, { env, cwd: dir })).idleTimeoutMs;
   t.is(await timeoutFrom({ profile: 'slow-link.json' }, {}), 600_000);
+  t.is(await timeoutFrom({ profile: 'slow-link-number.json' }, {}), 900_000, 'a JSON number as well');
   t.is(await timeoutFrom({ profile: 'slow-link.json' }, { MESHBOX_TIMEOUT: '300' }), 300_000);
   t.is(await timeoutFrom({ profile: 'slow-link.json', timeout: '5' }, { MESHBOX_TIMEOUT: '300' }), 5_000);
   for (const bad of ['0', '-5', '1.5', '2m', '86401']) {

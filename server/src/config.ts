@@ -158,9 +158,12 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+const EMPTY_IS_A_VALUE = new Set(['MESHBOX_REDIS_PREFIX']);
+
 function parse<Schema extends z.ZodType>(schema: Schema, environment: NodeJS.ProcessEnv): z.infer<Schema> {
-  // An empty value is an unset one (as compose files and shell scripts leave them): its default applies, not 0.
-  const given = Object.fromEntries(Object.entries(environment).filter(([, value]) => value?.trim() !== ''));
+  // An empty value is an unset one (as compose files and shell scripts leave them): its default
+  // applies, not 0. Except where empty means something: no Redis key prefix.
+  const given = Object.fromEntries(Object.entries(environment).filter(([name, value]) => EMPTY_IS_A_VALUE.has(name) || value?.trim() !== ''));
   const parsed = schema.safeParse(given);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);

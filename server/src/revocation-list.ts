@@ -48,6 +48,9 @@ export function checkRevocationList(crlPem: string, caPem: string, now: Date): R
   const lists = blocks.map((der) => {
     const list = readCertificateList(der);
     if (!caKeys.some((key) => signedBy(list, key))) throw new InvalidRevocationListError('it is not signed by the CA the server trusts (MESHBOX_TLS_CA)');
+    if (list.thisUpdate.getTime() > now.getTime() + CLOCK_SKEW_MS) {
+      throw new InvalidRevocationListError(`it is dated ${list.thisUpdate.toISOString()}, in the future (its thisUpdate): OpenSSL would refuse every client until then`);
+    }
     if (list.nextUpdate && list.nextUpdate <= now) {
       throw new InvalidRevocationListError(`it was due to be replaced at ${list.nextUpdate.toISOString()} (its nextUpdate): OpenSSL would refuse every client`);
     }
@@ -74,6 +77,9 @@ function signedBy(list: CertificateList, key: X509Certificate['publicKey']): boo
     return false;
   }
 }
+
+/** How far a CRL's issuer's clock may run ahead of ours before its list is taken for not yet valid. */
+const CLOCK_SKEW_MS = 5 * 60_000;
 
 /** A CRL due for replacement within this long is warned of. */
 const STALE_WARNING_MS = 7 * 86_400_000;

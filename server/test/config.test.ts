@@ -47,6 +47,7 @@ test('an empty value counts as unset: its default applies, not 0 (a limit would 
   t.is(config.limits.maxTransfersPerMailbox, 16);
   t.is(config.port, 8443);
   t.is(config.periods.auditRetentionMs, 30 * 86_400_000);
+  t.is(loadConfig({ ...files, MESHBOX_REDIS_PREFIX: '' }).redisPrefix, '', 'an empty prefix is a prefix: none');
 });
 
 test('a period that runs as a timer is at most a day: Node fires a longer one at once, again and again', (t) => {
@@ -97,6 +98,8 @@ test('a CRL the server could not use stops it at start, saying why; a good one i
   t.regex(refusal(createRevocationList({ ca: otherCa, revoked: [] })), /not signed by the CA the server trusts/);
   const stale = createRevocationList({ ca, revoked: [], issuedAt: new Date(Date.now() - 3 * 86_400_000), nextUpdateDays: 1 });
   t.regex(refusal(stale), /was due to be replaced at .*OpenSSL would refuse every client/);
+  const early = createRevocationList({ ca, revoked: [], issuedAt: new Date(Date.now() + 86_400_000) });
+  t.regex(refusal(early), /in the future \(its thisUpdate\)/);
 });
 
 test('explicit Redis and S3 settings are used', (t) => {

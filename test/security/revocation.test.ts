@@ -77,12 +77,11 @@ test('a CRL the server cannot use (half written, or signed by another CA) is not
     const crlFile = join(server.pkiDir, 'crl.pem');
     const published = await readFile(crlFile, 'utf8');
 
-    const refusals = () => server.output().split('revocation list not loaded').length - 1;
+    // A reload may also catch a file half-way through its writing (and refuse that too).
     await writeFile(crlFile, published.slice(0, published.length / 2));
-    t.true(await eventually(async () => refusals() === 1), server.output());
+    t.true(await eventually(async () => server.output().includes('revocation list not loaded: no X509 CRL in it')), server.output());
     await writeFile(crlFile, createRevocationList({ ca: createCertificateAuthority({ commonName: 'another CA' }), revoked: [] }));
-    t.true(await eventually(async () => refusals() === 2), server.output());
-    t.regex(server.output(), /not signed by the CA the server trusts/);
+    t.true(await eventually(async () => server.output().includes('not signed by the CA the server trusts')), server.output());
 
     // Still the published list: the revoked certificate refused, the others served.
     t.true(await handshakeRefused(server, alice));

@@ -69,8 +69,12 @@ interface Candidate {
   readonly baseDir: string;
 }
 
+/** A profile's values are text, as flags and variables are; a number is taken for the timeout too (JSON has them). */
+const profileValue = (name: SettingName) =>
+  (name === 'timeout' ? z.union([z.string(), z.number()]).transform(String) : z.string()).optional();
+
 const profileSchema = z.strictObject(
-  Object.fromEntries(SETTING_NAMES.map((name) => [name, z.string().optional()])) as Record<SettingName, z.ZodOptional<z.ZodString>>,
+  Object.fromEntries(SETTING_NAMES.map((name) => [name, profileValue(name)])) as Record<SettingName, ReturnType<typeof profileValue>>,
 );
 
 function howToSupply(name: SettingName): string {

@@ -7,7 +7,6 @@ export interface Readiness {
   readonly objectStorage: boolean;
 }
 
-
 /** Whether this process can serve: Redis and object storage both answer (quickly). */
 export async function checkReadiness(services: Services): Promise<Readiness> {
   const [redis, objectStorage] = await Promise.all([

@@ -41,6 +41,10 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       const chosen = await choosePassword(options);
       await prepareOutputFolder(options.certOut);
       const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
+        // A monitoring system's certificates name no mailbox: a mailbox of that name would make them its own.
+        if ((await certificates.issuedTo(mailboxIdValue)).length > 0 && !(await mailboxes.get(mailboxIdValue))) {
+          throw new Error(`certificates named ${mailboxIdValue} are on record though no such mailbox is (a monitoring certificate?): choose another id`);
+        }
         const created = await mailboxes.create({
           id: mailboxIdValue,
           password: chosen.password,
