@@ -11,6 +11,7 @@ import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createRevocationList, describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { rawRequest, sendMessage } from '../../test/support/http.ts';
+import { publishRevocationList } from '../src/commands/admin/pki-files.ts';
 import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
 
 let server: TestServer;
@@ -412,4 +413,19 @@ test('mailbox create with a certificate folder it cannot write to registers noth
   const retried = await admin('mailbox', 'create', 'OUT001', '--password', 'pw', '--cert-out', join(out, 'new-folder'));
   t.is(retried.code, 0, retried.stderr);
   t.true(existsSync(join(out, 'new-folder', 'OUT001.crt')));
+});
+
+test('a revocation recorded while the CRL is being written still reaches it: the list is written again until it holds what is recorded', async (t) => {
+  const earlier = { serialNumber: 'aa01', revokedAt: new Date(Date.now() - 60_000) };
+  const meanwhile = { serialNumber: 'bb02', revokedAt: new Date() };
+  // Another admin's revocation lands between this one's reading of the records and its write.
+  const reads = [[earlier], [earlier, meanwhile]];
+  let read = 0;
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-race-'));
+  for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
+  await publishRevocationList(dir, async () => reads[Math.min(read++, reads.length - 1)]!);
+  const crl = readCrl(dir, '-text');
+  t.true(crl.verified);
+  t.regex(crl.text, /Serial Number: AA01/i);
+  t.regex(crl.text, /Serial Number: BB02/i, 'the revocation recorded meanwhile');
 });

@@ -9,7 +9,7 @@ import {
 } from '../../../../shared/src/pki/index.ts';
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
-import { prepareOutputFolder, readCertificateAuthority, writePemPair, writeRevocationList } from './pki-files.ts';
+import { prepareOutputFolder, publishRevocationList, readCertificateAuthority, writePemPair } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -42,11 +42,6 @@ async function revocationTarget(stores: AdminStores, target: string, unrecorded:
     `${unrecordedHint}, and no certificate with serial ${serial} is on record either; nothing was revoked ` +
       '(check it; --unrecorded revokes a serial the records do not show, such as a server certificate\'s)',
   );
-}
-
-/** Rewrites `<pki-dir>/crl.pem` from every revocation; the server reloads it by itself. */
-async function publishRevocationList(pkiDir: string, stores: AdminStores): Promise<string> {
-  return writeRevocationList(pkiDir, await readCertificateAuthority(pkiDir), await stores.certificates.revocations());
 }
 
 export function registerCertCommands(admin: Command, pkiDir: () => string): void {
@@ -141,7 +136,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     .action(async () => {
       const dir = pkiDir();
       await withAdminStores(async (stores) => {
-        const file = await publishRevocationList(dir, stores);
+        const file = await publishRevocationList(dir, () => stores.certificates.revocations());
         await stores.audit('cert.crl', file);
         console.log(`revocation list written: ${file}`);
       });
@@ -161,7 +156,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
           console.log(`${revoked ? 'revoked' : 'already revoked'}: serial ${serial}`);
           if (revoked) await stores.audit('cert.revoke', subject, `serial ${serial}`);
         }
-        console.log(`revocation list written: ${await publishRevocationList(dir, stores)}`);
+        console.log(`revocation list written: ${await publishRevocationList(dir, () => stores.certificates.revocations())}`);
       });
     });
 }

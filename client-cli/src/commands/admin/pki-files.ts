@@ -43,6 +43,22 @@ export async function writeRevocationList(pkiDir: string, ca: PemPair, revoked: 
   return file;
 }
 
+/**
+ * Rewrites `<pki-dir>/crl.pem` from every revocation recorded; the server reloads it by itself.
+ * Two revocations at once could each write a list read before the other's serial was recorded,
+ * the later write dropping it: so a list is written again until the revocations read after
+ * writing it are those it holds.
+ */
+export async function publishRevocationList(pkiDir: string, recorded: () => Promise<readonly RevokedCertificate[]>): Promise<string> {
+  const ca = await readCertificateAuthority(pkiDir);
+  const serials = (revocations: readonly RevokedCertificate[]): string => revocations.map((entry) => entry.serialNumber).join(' ');
+  for (;;) {
+    const revocations = await recorded();
+    const file = await writeRevocationList(pkiDir, ca, revocations);
+    if (serials(await recorded()) === serials(revocations)) return file;
+  }
+}
+
 /** The CA that `admin ca init` made in this PKI folder. */
 export async function readCertificateAuthority(pkiDir: string): Promise<PemPair> {
   try {
