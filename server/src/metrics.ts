@@ -63,7 +63,7 @@ export class Metrics {
     if (queue) {
       new Gauge({
         name: 'meshbox_queue_jobs',
-        help: 'Messages in the lifecycle schedule: scheduled (all), due (now), failing (being retried)',
+        help: 'Messages in the lifecycle schedule: scheduled (all), due (now), failing (being retried), held (claimed by a worker, not yet done)',
         labelNames: ['queue', 'state'],
         registers,
         // Redis away must not fail the whole scrape (the request and error counters matter most then): no sample instead.

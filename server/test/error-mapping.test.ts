@@ -34,6 +34,8 @@ test('metrics are still served when the lifecycle queue cannot be counted (Redis
     clearInterval(serverStillRunning);
   }
 
-  const working = new Metrics({ name: 'lifecycle', counts: async () => ({ scheduled: 3, due: 1, failing: 0 }) });
-  t.regex(await working.registry.metrics(), /meshbox_queue_jobs\{queue="lifecycle",state="scheduled"\} 3/);
+  const working = new Metrics({ name: 'lifecycle', counts: async () => ({ scheduled: 3, due: 1, failing: 0, held: 2 }) });
+  const counted = await working.registry.metrics();
+  t.regex(counted, /meshbox_queue_jobs\{queue="lifecycle",state="scheduled"\} 3/);
+  t.regex(counted, /meshbox_queue_jobs\{queue="lifecycle",state="held"\} 2/);
 });

@@ -45,8 +45,10 @@ test('a worker that dies mid-check (after its effect, before setting the next ch
 
     clock += leaseMs - 1;
     t.is(await sweep(), 0, 'nobody else takes it while the lease lasts');
+    t.like(await schedule.counts(services.now()), { due: 0, held: 1 }, 'held by the dead worker: seen, though not due');
     clock += 2;
     t.is(await sweep(), 1, 'after the lease it is taken again');
+    t.like(await schedule.counts(services.now()), { held: 0 });
 
     const next = await schedule.nextCheck(messageId);
     t.true(next !== undefined && next.getTime() > clock + leaseMs, `moved on to its next step (${next?.toISOString()})`);

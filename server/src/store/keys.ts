@@ -31,6 +31,8 @@ export interface RedisKeys {
   readonly requestCount: (mailboxId: string, second: number) => string;
   readonly usedToken: (mailboxId: string, nonce: string, nonceCount: string) => string;
   readonly lifecycleSchedule: (shard: number) => string;
+  /** The checks of a schedule shard claimed by a worker and not yet released (id -> lease end), in the shard's slot. */
+  readonly lifecycleLeases: (shard: number) => string;
   readonly lifecycleFailures: string;
 }
 
@@ -55,6 +57,7 @@ export function redisKeys(prefix: string): RedisKeys {
     requestCount: (mailboxId, second) => `${prefix}request-count:{${mailboxId}}:${second}`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:{${mailboxId}}:${nonce}:${nonceCount}`,
     lifecycleSchedule: (shard) => `${prefix}lifecycle-schedule:{schedule-${shard}}`,
+    lifecycleLeases: (shard) => `${prefix}lifecycle-leases:{schedule-${shard}}`,
     lifecycleFailures: `${prefix}lifecycle-failures`,
   };
 }

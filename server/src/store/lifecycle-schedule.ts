@@ -22,6 +22,8 @@ export type ScheduleCounts = {
   readonly due: number;
   /** Messages whose last check failed and is being retried. */
   readonly failing: number;
+  /** Checks a worker has claimed and not finished: a worker that died holds its own until their lease ends. */
+  readonly held: number;
 };
 
 export interface LifecycleFailure {
@@ -44,8 +46,17 @@ export class LifecycleSchedule {
     this.#keys = keys;
   }
 
+  #shardOf(messageId: string): number {
+    return crc32(messageId) % SCHEDULE_SHARDS;
+  }
+
   #shardKey(messageId: string): string {
-    return this.#keys.lifecycleSchedule(crc32(messageId) % SCHEDULE_SHARDS);
+    return this.#keys.lifecycleSchedule(this.#shardOf(messageId));
+  }
+
+  /** The schedule shard and its leases, for the scripts that claim and release. */
+  #claimKeys(shard: number): string[] {
+    return [this.#keys.lifecycleSchedule(shard), this.#keys.lifecycleLeases(shard)];
   }
 
   /** The first check of a new message id; an id already scheduled (a clash) keeps its own. */
@@ -71,13 +82,13 @@ export class LifecycleSchedule {
 
   async claimDue(shard: number, now: Date, leaseMs: number, limit: number): Promise<Claim[]> {
     const leaseEnd = now.getTime() + leaseMs;
-    const ids = (await claimDueScript.run(this.#redis, [this.#keys.lifecycleSchedule(shard)], [now.getTime(), leaseEnd, limit])) as string[];
+    const ids = (await claimDueScript.run(this.#redis, this.#claimKeys(shard), [now.getTime(), leaseEnd, limit])) as string[];
     return ids.map((messageId) => ({ messageId, leaseEnd }));
   }
 
   /** After a claim's steps: the next check (undefined: none, the message's life is over). */
   async release(claim: Claim, next: Date | undefined): Promise<void> {
-    await rescheduleScript.run(this.#redis, [this.#shardKey(claim.messageId)], [claim.messageId, claim.leaseEnd, next ? next.getTime() : '']);
+    await rescheduleScript.run(this.#redis, this.#claimKeys(this.#shardOf(claim.messageId)), [claim.messageId, claim.leaseEnd, next ? next.getTime() : '']);
     await this.#redis.hdel(this.#keys.lifecycleFailures, claim.messageId);
   }
 
@@ -86,7 +97,7 @@ export class LifecycleSchedule {
     const previous = await this.#failure(claim.messageId);
     const attempts = (previous?.attempts ?? 0) + 1;
     const retryAt = now.getTime() + backoffMs(attempts);
-    await rescheduleScript.run(this.#redis, [this.#shardKey(claim.messageId)], [claim.messageId, claim.leaseEnd, retryAt]);
+    await rescheduleScript.run(this.#redis, this.#claimKeys(this.#shardOf(claim.messageId)), [claim.messageId, claim.leaseEnd, retryAt]);
     const failure: LifecycleFailure = { messageId: claim.messageId, attempts, reason, failedAt: now.toISOString() };
     await this.#redis.hset(this.#keys.lifecycleFailures, claim.messageId, JSON.stringify(failure));
     return failure;
@@ -106,13 +117,15 @@ export class LifecycleSchedule {
   }
 
   async counts(now: Date): Promise<ScheduleCounts> {
-    const shards = Array.from({ length: SCHEDULE_SHARDS }, (_, shard) => this.#keys.lifecycleSchedule(shard));
-    const [scheduled, due, failing] = await Promise.all([
+    const shardNumbers = Array.from({ length: SCHEDULE_SHARDS }, (_, shard) => shard);
+    const shards = shardNumbers.map((shard) => this.#keys.lifecycleSchedule(shard));
+    const [scheduled, due, failing, held] = await Promise.all([
       Promise.all(shards.map((key) => this.#redis.zcard(key))),
       Promise.all(shards.map((key) => this.#redis.zcount(key, '-inf', now.getTime()))),
       this.#redis.hlen(this.#keys.lifecycleFailures),
+      Promise.all(shardNumbers.map((shard) => this.#redis.hlen(this.#keys.lifecycleLeases(shard)))),
     ]);
     const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0);
-    return { scheduled: sum(scheduled), due: sum(due), failing };
+    return { scheduled: sum(scheduled), due: sum(due), failing, held: sum(held) };
   }
 }

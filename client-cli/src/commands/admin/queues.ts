@@ -7,7 +7,7 @@ import { parseCountOption } from './count-option.ts';
 export function registerQueueCommands(admin: Command): void {
   admin
     .command('queues')
-    .description('lifecycle checks scheduled, due and failing, and the failing ones with their reasons')
+    .description('lifecycle checks scheduled, due, failing and held by workers, and the failing ones with their reasons')
     .option('--failed <n>', 'how many failing checks to show', '20')
     .option('--json', 'print JSON')
     .action(async (options: { failed: string; json?: boolean }) => {
@@ -19,7 +19,7 @@ export function registerQueueCommands(admin: Command): void {
           console.log(JSON.stringify([{ queue: LIFECYCLE_QUEUE, counts, failing }], null, 2));
           return;
         }
-        console.log(`${LIFECYCLE_QUEUE}: scheduled ${counts.scheduled}, due ${counts.due}, failing ${counts.failing}`);
+        console.log(`${LIFECYCLE_QUEUE}: scheduled ${counts.scheduled}, due ${counts.due}, failing ${counts.failing}, held by workers ${counts.held}`);
         for (const failure of failing) {
           console.log(`  failing ${failure.messageId} after ${failure.attempts} attempts, last at ${failure.failedAt}: ${failure.reason}`);
         }
