@@ -1,6 +1,6 @@
 import { type AuthToken, parseAuthorizationHeader, parseTokenTimestamp, tokenHmacMatches } from '../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../store/mailboxes.ts';
-import { ForbiddenError, mailboxReadFailure, TooManyRequestsError } from './errors.ts';
+import { ForbiddenError, TooManyRequestsError } from './errors.ts';
 import type { Services } from './services.ts';
 
 /** How far a token's timestamp may be from the server's clock, either way. */
@@ -66,7 +66,7 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
     if (claimed) await services.usedTokens.release(token);
     throw error;
   };
-  if (found.status === 'rejected') return refuse(mailboxReadFailure(found.reason));
+  if (found.status === 'rejected') return refuse(found.reason);
   if (claim.status === 'rejected') throw claim.reason;
   if (counted.status === 'rejected') return refuse(counted.reason);
   const count = counted.value;
@@ -74,7 +74,7 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
     mailbox !== undefined && mailbox.active && tokenHmacMatches(services.sharedKey, token, mailbox.password);
   // The mailbox may have been read a moment ago: a password just changed or a mailbox just
   // reactivated is looked up again before the request is refused.
-  const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch((error) => refuse(mailboxReadFailure(error)));
+  const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
   if (!admits(mailbox)) return refuse(new ForbiddenError());
   const earlier = claim.value;
   const repeated =

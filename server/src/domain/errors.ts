@@ -1,5 +1,4 @@
 import { type MeshErrorCode, MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { UnreadableMailboxError } from '../store/mailboxes.ts';
 
 /**
  * A refusal the client is told about: HTTP status plus a MESH error code. The HTTP layer
@@ -12,8 +11,8 @@ export class MeshError extends Error {
   /** Extra detail for the description, e.g. the fields that were malformed. */
   readonly detail: string | undefined;
 
-  constructor(status: number, meshCode: MeshErrorCode, options: { messageId?: string; detail?: string; cause?: unknown } = {}) {
-    super(options.detail ? `${meshCode.description}: ${options.detail}` : meshCode.description, { cause: options.cause });
+  constructor(status: number, meshCode: MeshErrorCode, options: { messageId?: string; detail?: string } = {}) {
+    super(options.detail ? `${meshCode.description}: ${options.detail}` : meshCode.description);
     this.name = new.target.name;
     this.status = status;
     this.meshCode = meshCode;
@@ -68,15 +67,7 @@ export class TooManyRequestsError extends MeshError {
 
 /** 503: a backing service (Redis, object storage) is unavailable; the client may retry. */
 export class ServiceUnavailableError extends MeshError {
-  constructor(service: string, cause?: unknown) {
-    super(503, MeshErrorCodes.serviceUnavailable, { detail: service, cause });
+  constructor(service: string) {
+    super(503, MeshErrorCodes.serviceUnavailable, { detail: service });
   }
-}
-
-/**
- * A mailbox record this server cannot decrypt needs an admin (see UnreadableMailboxError), so
- * a request for it is answered 503, with the reason logged, instead of a bare 500.
- */
-export function mailboxReadFailure(error: unknown): unknown {
-  return error instanceof UnreadableMailboxError ? new ServiceUnavailableError(`mailbox ${error.mailboxId} cannot be read`, error) : error;
 }

@@ -3,7 +3,7 @@ import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
-import { mailboxReadFailure, SendRejectedError } from './errors.ts';
+import { SendRejectedError } from './errors.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
 import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
@@ -37,10 +37,7 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
       detail: `at most ${services.limits.maxChunks} chunks per message`,
     });
   }
-  const recipient = await services.mailboxes.get(request.metadata.recipient).catch((error: unknown) => {
-    throw mailboxReadFailure(error);
-  });
-  const refusal = refusalOf(request, recipient);
+  const refusal = refusalOf(request, await services.mailboxes.get(request.metadata.recipient));
   if (refusal) throw refusal;
   const metadata: MessageMetadata = {
     ...request.metadata,

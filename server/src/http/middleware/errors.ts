@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
-import { MeshError, TooManyRequestsError } from '../../domain/errors.ts';
+import { MeshError, ServiceUnavailableError, TooManyRequestsError } from '../../domain/errors.ts';
+import { UnreadableMailboxError } from '../../store/mailboxes.ts';
 import { errorBody } from '../views/errors.ts';
 import type { RequestState } from './request-context.ts';
 
@@ -38,6 +39,8 @@ export function errorResponder(): Middleware<RequestState> {
 /** What a thrown error tells the client (exported for its tests). */
 export function toMeshError(thrown: unknown): MeshError {
   if (thrown instanceof MeshError) return thrown;
+  // A mailbox stored under another secret key needs an admin (UnreadableMailboxError says what): not a bare 500.
+  if (thrown instanceof UnreadableMailboxError) return new ServiceUnavailableError(`mailbox ${thrown.mailboxId} cannot be read`);
   if (isUnavailable(thrown)) return new MeshError(503, MeshErrorCodes.serviceUnavailable);
   return new MeshError(500, MeshErrorCodes.internalError);
 }
