@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CRL_FILE, readCertificateAuthority, writePemPair, writeRevocationList } from '../client-cli/src/commands/admin/pki-files.ts';
-import { loadBackendConfig, secretKeySource } from '../server/src/config.ts';
+import { loadBackendConfig, SecretKeyMismatchError } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
 import { redisKeys } from '../server/src/store/keys.ts';
 import { CertificateStore } from '../server/src/store/certificates.ts';
@@ -77,9 +77,10 @@ async function ensureDemoMailboxes(): Promise<void> {
     const mailboxes = new MailboxStore(redis, keys, new PasswordCipher(config.secretKey));
     const certificates = new CertificateStore(redis, keys);
     if (!(await mailboxes.secretKeyMatches())) {
-      throw new Error(
-        `the mailbox passwords in Redis are encrypted under another secret key than this one (${secretKeySource(process.env)}): ` +
-          'restore the key they were made with, or delete the local data with `npm run services -- reset`',
+      throw new SecretKeyMismatchError(
+        process.env,
+        config.redisPrefix,
+        'restore the key they were made with, or delete the local data with `npm run services -- reset`',
       );
     }
     const ca = await readCertificateAuthority(DEV_CERTS_DIR);

@@ -289,8 +289,21 @@ function tlsFiles(env: z.infer<typeof serverSchema>): ServerConfig['tls'] {
   return files;
 }
 
+/**
+ * The secret key given is not the one the directory's mailbox passwords are encrypted under;
+ * says where the key came from, and `remedy` what to do (the server, an admin command and
+ * setup each have their own).
+ */
+export class SecretKeyMismatchError extends ConfigError {
+  override name = 'SecretKeyMismatchError';
+
+  constructor(env: NodeJS.ProcessEnv, redisPrefix: string, remedy: string) {
+    super(`the secret key (${secretKeySource(env)}) is not the one the mailbox passwords in this Redis (prefix ${redisPrefix}) are encrypted under; ${remedy}`);
+  }
+}
+
 /** Where the secret key came from (as backendConfig reads it), so that a wrong one can be traced. */
-export function secretKeySource(env: NodeJS.ProcessEnv): string {
+function secretKeySource(env: NodeJS.ProcessEnv): string {
   if (env.MESHBOX_SECRET_KEY?.trim()) return 'from MESHBOX_SECRET_KEY';
   if (env.MESHBOX_SECRET_KEY_FILE?.trim()) return `read from MESHBOX_SECRET_KEY_FILE, ${env.MESHBOX_SECRET_KEY_FILE}`;
   return `read from the checkout's ${resolve(DEV_CERTS, 'secret-key')}, as neither MESHBOX_SECRET_KEY nor MESHBOX_SECRET_KEY_FILE is set`;

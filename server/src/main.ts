@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
-import { ConfigError, loadConfig, secretKeySource } from './config.ts';
+import { ConfigError, loadConfig, SecretKeyMismatchError } from './config.ts';
 import { BackendUnreachableError, connect } from './connections.ts';
 import { createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/lifecycle-worker.ts';
@@ -19,10 +19,7 @@ async function main(): Promise<void> {
   // Under another key every mailbox would be unreadable: each request and send a 503.
   if (!(await connections.services.mailboxes.secretKeyMatches({ claimEmpty: true }))) {
     await connections.close();
-    throw new ConfigError(
-      `invalid configuration:\n  the secret key (${secretKeySource(process.env)}) is not the one the mailbox passwords in this Redis ` +
-        `(prefix ${config.redisPrefix}) are encrypted under: start the server with the MESHBOX_SECRET_KEY they were registered with`,
-    );
+    throw new SecretKeyMismatchError(process.env, config.redisPrefix, 'start the server with the MESHBOX_SECRET_KEY they were registered with');
   }
   const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });

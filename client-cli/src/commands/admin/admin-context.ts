@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { resolveBackends } from '../../../../server/src/backends.ts';
-import { loadBackendConfig, secretKeySource } from '../../../../server/src/config.ts';
+import { loadBackendConfig, SecretKeyMismatchError } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
 import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
@@ -18,19 +18,6 @@ export interface AdminStores {
   readonly audit: (action: string, subject: string, detail?: string) => Promise<void>;
 }
 
-/** The secret key an admin command was given is not the one the directory's passwords are encrypted under. */
-export class SecretKeyMismatchError extends Error {
-  override name = 'SecretKeyMismatchError';
-
-  constructor(source: string, redisPrefix: string) {
-    super(
-      `the secret key (${source}) is not the one the mailbox passwords in this Redis (prefix ${redisPrefix}) are encrypted under; ` +
-        "nothing was changed: give admin commands the server's MESHBOX_SECRET_KEY or MESHBOX_SECRET_KEY_FILE",
-    );
-  }
-}
-
-
 /**
  * Admin commands act on the deployment's own Redis (MESHBOX_REDIS_URL, or the local
  * development services), the same state the server reads. They refuse, before anything is
@@ -47,7 +34,9 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     const mailboxes = new MailboxStore(redis, keys, new PasswordCipher(config.secretKey), {
       onUnreadable: (error) => console.error(`warning: left out: ${error.message}`),
     });
-    if (!(await mailboxes.secretKeyMatches())) throw new SecretKeyMismatchError(secretKeySource(process.env), config.redisPrefix);
+    if (!(await mailboxes.secretKeyMatches())) {
+      throw new SecretKeyMismatchError(process.env, config.redisPrefix, "nothing was changed: give admin commands the server's MESHBOX_SECRET_KEY or MESHBOX_SECRET_KEY_FILE");
+    }
     return await action({
       mailboxes,
       auditLog,
