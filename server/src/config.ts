@@ -6,7 +6,7 @@ import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS } from './https-server.ts';
-import { checkRevocationList } from './revocation-list.ts';
+import { checkRevocationList, type LoadedRevocationList } from './revocation-list.ts';
 import { splitRedisUrls } from './store/redis-client.ts';
 
 /** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
@@ -139,8 +139,8 @@ export interface ServerConfig extends BackendConfig {
   readonly host: string;
   readonly port: number;
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string; readonly crl: string | undefined };
-  /** The CRL file to reload, and how often. */
-  readonly crlFile: string | undefined;
+  /** The CRL the server starts with (MESHBOX_TLS_CRL), checked; its file is re-read every crlReloadMs. */
+  readonly revocationList: LoadedRevocationList | undefined;
   readonly crlReloadMs: number;
   readonly sharedKey: string;
   readonly limits: TransferLimits;
@@ -223,8 +223,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     role: env.MESHBOX_ROLE,
     host: env.MESHBOX_HOST,
     port: env.MESHBOX_PORT,
-    tls: tlsFiles(env),
-    crlFile: env.MESHBOX_TLS_CRL,
+    ...tlsFiles(env),
     crlReloadMs: env.MESHBOX_CRL_RELOAD_SECONDS * 1000,
     sharedKey: env.MESHBOX_SHARED_KEY ?? readRequiredFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE).trim(),
     limits: {
@@ -260,19 +259,20 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
  * the certificate's, a CA file with no certificate in it or a CRL OpenSSL would choke on
  * would otherwise end in a stack trace, or in a server that refuses every client.
  */
-function tlsFiles(env: z.infer<typeof serverSchema>): ServerConfig['tls'] {
+function tlsFiles(env: z.infer<typeof serverSchema>): Pick<ServerConfig, 'tls' | 'revocationList'> {
   const files = {
     cert: readRequiredFile('MESHBOX_TLS_CERT', env.MESHBOX_TLS_CERT),
     key: readRequiredFile('MESHBOX_TLS_KEY', env.MESHBOX_TLS_KEY),
     ca: readRequiredFile('MESHBOX_TLS_CA', env.MESHBOX_TLS_CA),
-    crl: env.MESHBOX_TLS_CRL ? readRequiredFile('MESHBOX_TLS_CRL', env.MESHBOX_TLS_CRL) : undefined,
   };
+  const crl = env.MESHBOX_TLS_CRL === undefined ? undefined : { file: env.MESHBOX_TLS_CRL, pem: readRequiredFile('MESHBOX_TLS_CRL', env.MESHBOX_TLS_CRL) };
   const problems: string[] = [];
-  const check = (what: string, action: () => unknown): void => {
+  const check = <T>(what: string, action: () => T): T | undefined => {
     try {
-      action();
+      return action();
     } catch (error) {
       problems.push(`  ${what}: ${(error as Error).message}`);
+      return undefined;
     }
   };
   check(`MESHBOX_TLS_CERT (${env.MESHBOX_TLS_CERT})`, () => createSecureContext({ cert: files.cert }));
@@ -281,12 +281,10 @@ function tlsFiles(env: z.infer<typeof serverSchema>): ServerConfig['tls'] {
     if (!files.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate in it');
     createSecureContext({ ca: files.ca });
   });
-  if (files.crl !== undefined) {
-    const { crl } = files;
-    check(`MESHBOX_TLS_CRL (${env.MESHBOX_TLS_CRL})`, () => checkRevocationList(crl, files.ca, new Date()));
-  }
+  // Its dates are read here once: the reload starts from them.
+  const revocationList = crl && check(`MESHBOX_TLS_CRL (${crl.file})`, () => ({ ...crl, dates: checkRevocationList(crl.pem, files.ca, new Date()) }));
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
-  return files;
+  return { tls: { ...files, crl: revocationList?.pem }, revocationList };
 }
 
 /**

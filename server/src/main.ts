@@ -25,16 +25,13 @@ async function main(): Promise<void> {
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
   const server = createMeshServer(app, config.tls, config.clientTimeouts, handshakeFailureReporter(logger, metrics));
   if (config.role !== 'api') await connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs });
-  const { crl } = config.tls;
-  const stopCrlReload =
-    config.crlFile && crl !== undefined
-      ? reloadRevocationList(server, { ...config.tls, crl }, {
-          crlFile: config.crlFile,
-          intervalMs: config.crlReloadMs,
-          logger,
-          onLoaded: ({ nextUpdate }) => metrics.revocationListNextUpdate.set(nextUpdate ? nextUpdate.getTime() / 1000 : Infinity),
-        })
-      : () => {};
+  const stopCrlReload = config.revocationList
+    ? reloadRevocationList(server, config.tls, config.revocationList, {
+        intervalMs: config.crlReloadMs,
+        logger,
+        onLoaded: ({ nextUpdate }) => metrics.revocationListNextUpdate.set(nextUpdate ? nextUpdate.getTime() / 1000 : Infinity),
+      })
+    : () => {};
   server.listen(config.port, config.host);
   await once(server, 'listening');
   logger.info(

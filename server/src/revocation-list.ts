@@ -84,8 +84,14 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 /** A CRL due for replacement within this long is warned of. */
 const STALE_WARNING_MS = 7 * 86_400_000;
 
+/** A CRL file's content as loaded, and its dates (checkRevocationList). */
+export interface LoadedRevocationList {
+  readonly file: string;
+  readonly pem: string;
+  readonly dates: RevocationListDates;
+}
+
 export interface RevocationListReload {
-  readonly crlFile: string;
   readonly intervalMs: number;
   readonly logger: Logger;
   /** A CRL was loaded (also the one the server started with). */
@@ -96,33 +102,35 @@ export interface RevocationListReload {
  * Re-reads the CRL file every `intervalMs` and, when it changed, gives new handshakes the new
  * list without a restart (`admin cert revoke` rewrites it). A new list that fails the check
  * is not loaded, and the previous one stays (said once per file content); the list loaded
- * is warned of a week before its nextUpdate and again once it has passed. Returns a stop function.
+ * is warned of a week before its nextUpdate and again once it has passed. `started`: the list
+ * the server started with, checked by its configuration. Returns a stop function.
  */
-export function reloadRevocationList(server: Server, tls: TlsFiles & { readonly crl: string }, reload: RevocationListReload): () => void {
-  const { crlFile, logger } = reload;
-  let loaded = { crl: tls.crl, dates: checkRevocationList(tls.crl, tls.ca, new Date()) };
+export function reloadRevocationList(server: Server, tls: TlsFiles, started: LoadedRevocationList, reload: RevocationListReload): () => void {
+  const { logger } = reload;
+  const crlFile = started.file;
+  let loaded = started;
   let refused: string | undefined;
   let warned: 'soon' | 'stale' | undefined;
   reload.onLoaded?.(loaded.dates);
 
-  const load = (crl: string): void => {
-    if (crl === loaded.crl || crl === refused) return;
+  const load = (pem: string): void => {
+    if (pem === loaded.pem || pem === refused) return;
     try {
-      const dates = checkRevocationList(crl, tls.ca, new Date());
-      server.setSecureContext(secureContextOptions({ ...tls, crl }));
-      loaded = { crl, dates };
+      const dates = checkRevocationList(pem, tls.ca, new Date());
+      server.setSecureContext(secureContextOptions({ ...tls, crl: pem }));
+      loaded = { file: crlFile, pem, dates };
       refused = undefined;
       warned = undefined;
       reload.onLoaded?.(dates);
       logger.info({ crlFile, nextUpdate: dates.nextUpdate }, 'revocation list reloaded');
     } catch (error) {
-      refused = crl;
+      refused = pem;
       logger.error({ err: error, crlFile }, `revocation list not loaded: ${(error as Error).message}; keeping the previous one`);
     }
   };
   const warnIfStale = (): void => {
-    const left = (loaded.dates.nextUpdate?.getTime() ?? Infinity) - Date.now();
-    const nextUpdate = loaded.dates.nextUpdate;
+    const { nextUpdate } = loaded.dates;
+    const left = (nextUpdate?.getTime() ?? Infinity) - Date.now();
     if (left <= 0 && warned !== 'stale') {
       warned = 'stale';
       logger.error({ crlFile, nextUpdate }, 'the revocation list is past its nextUpdate: every client is refused until a fresh one is loaded (meshbox admin cert crl)');
@@ -133,8 +141,8 @@ export function reloadRevocationList(server: Server, tls: TlsFiles & { readonly 
   };
   const timer = setInterval(() => {
     readFile(crlFile, 'utf8').then(
-      (crl) => {
-        load(crl);
+      (pem) => {
+        load(pem);
         warnIfStale();
       },
       (error: unknown) => logger.error({ err: error, crlFile }, 'cannot read the revocation list; keeping the previous one'),
