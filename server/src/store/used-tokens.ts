@@ -31,15 +31,16 @@ export class UsedTokenStore {
   async claim(token: AuthToken, use: TokenUse, keepForMs: number): Promise<EarlierUse | undefined> {
     const key = this.#keys.usedToken(token.mailboxId, token.nonce, token.nonceCount);
     // The request by its digest: a path may be long, and every used token is kept for hours.
-    const value = `${use.at.getTime()} ${createHash('sha256').update(use.request).digest('base64url').slice(0, 22)}`;
+    const digest = createHash('sha256').update(use.request).digest('base64url').slice(0, 22);
+    const value = `${use.at.getTime()} ${digest}`;
     const claimNow = async (): Promise<boolean> => (await this.#redis.set(key, value, 'PX', keepForMs, 'NX')) === 'OK';
     if (await claimNow()) return undefined;
     // Only a token used before costs these round trips (a client's retry, or a replay).
     const stored = await this.#redis.get(key);
     // Given back between the two (its request was not served): it is free.
     if (stored === null) return (await claimNow()) ? undefined : { sameRequest: false, at: use.at };
-    const [at, digest] = stored.split(' ');
-    return { sameRequest: digest === value.split(' ')[1], at: new Date(Number(at)) };
+    const [at, storedDigest] = stored.split(' ');
+    return { sameRequest: storedDigest === digest, at: new Date(Number(at)) };
   }
 
   /** Gives a claim back, so a client's identical retry is accepted. */
