@@ -121,25 +121,37 @@ const HANDSHAKE_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Counts failed handshakes by reason and logs the refusals, a line per reason at most every ten
- * seconds: a client refused in the handshake (revoked, unknown CA, a stale CRL) sees only a
- * closed connection, so the server's log is where an operator learns why. A connection closed
- * before the handshake ended (a load balancer's TCP check, a port scan) is only counted.
+ * seconds (and, after it, how many more came meanwhile): a client refused in the handshake
+ * (revoked, unknown CA, a stale CRL) sees only a closed connection, so the server's log is where
+ * an operator learns why. A connection closed before the handshake ended (a load balancer's TCP
+ * check, a port scan) is only counted.
  */
-export function handshakeFailureReporter(logger: Logger, metrics: Metrics): (error: NodeJS.ErrnoException, socket: TLSSocket) => void {
-  const lastLogged = new Map<string, { at: number; suppressed: number }>();
+export function handshakeFailureReporter(
+  logger: Logger,
+  metrics: Metrics,
+  logIntervalMs = HANDSHAKE_LOG_INTERVAL_MS,
+): (error: NodeJS.ErrnoException, socket: TLSSocket) => void {
+  /** Reasons logged within the interval, with how many refusals for each have come since. */
+  const quiet = new Map<string, { repeats: number }>();
   return (error, socket) => {
     // A certificate OpenSSL did not verify is refused by Node after the handshake, without an alert: why is here.
     const refusal = socket.authorizationError ?? (error.code?.startsWith('ERR_SSL') ? error.code : undefined);
     const reason = String(refusal ?? error.code ?? 'UNKNOWN');
     metrics.handshakeFailures.inc({ reason });
     if (refusal === undefined) return;
-    const now = Date.now();
-    const last = lastLogged.get(reason);
-    if (last && now - last.at < HANDSHAKE_LOG_INTERVAL_MS) {
-      last.suppressed += 1;
+    const window = quiet.get(reason);
+    if (window) {
+      window.repeats += 1;
       return;
     }
-    lastLogged.set(reason, { at: now, suppressed: 0 });
-    logger.info({ reason, client: socket.remoteAddress, repeatsNotLogged: last?.suppressed ?? 0 }, 'TLS handshake refused');
+    const opened = { repeats: 0 };
+    quiet.set(reason, opened);
+    logger.info({ reason, client: socket.remoteAddress }, 'TLS handshake refused');
+    setTimeout(() => {
+      quiet.delete(reason);
+      if (opened.repeats > 0) {
+        logger.info({ reason, repeats: opened.repeats, seconds: logIntervalMs / 1000 }, `TLS handshake refused ${opened.repeats} more times for this reason`);
+      }
+    }, logIntervalMs).unref();
   };
 }

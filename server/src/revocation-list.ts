@@ -139,15 +139,24 @@ export function reloadRevocationList(server: Server, tls: TlsFiles, started: Loa
       logger.warn({ crlFile, nextUpdate }, 'the revocation list is due for replacement within a week (meshbox admin cert crl)');
     }
   };
-  const timer = setInterval(() => {
-    readFile(crlFile, 'utf8').then(
-      (pem) => {
-        load(pem);
-        warnIfStale();
-      },
-      (error: unknown) => logger.error({ err: error, crlFile }, 'cannot read the revocation list; keeping the previous one'),
-    );
-  }, reload.intervalMs);
+  // Why the file could not be read last time: logged once, not at every tick until someone mends it.
+  let unreadable: string | undefined;
+  const read = async (): Promise<void> => {
+    const pem = await readFile(crlFile, 'utf8').catch((error: unknown) => {
+      const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+      if (reason !== unreadable) logger.error({ err: error, crlFile }, 'cannot read the revocation list; keeping the previous one');
+      unreadable = reason;
+      return undefined;
+    });
+    if (pem !== undefined) {
+      if (unreadable !== undefined) logger.info({ crlFile }, 'the revocation list can be read again');
+      unreadable = undefined;
+      load(pem);
+    }
+    // The loaded list goes stale whether or not its file can be read.
+    warnIfStale();
+  };
+  const timer = setInterval(() => void read(), reload.intervalMs);
   timer.unref();
   warnIfStale();
   return () => clearInterval(timer);

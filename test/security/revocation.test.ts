@@ -5,7 +5,7 @@ import test from 'ava';
 import { MeshConnectionError } from '../../client-cli/src/client/errors.ts';
 import { MeshClient } from '../../client-cli/src/client/mesh-client.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createCertificateAuthority, createRevocationList } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox } from '../support/harness.ts';
 import { mailboxRequest } from '../support/http.ts';
@@ -68,8 +68,8 @@ test('admin cert revoke publishes a CRL that the running server loads without a 
   }
 });
 
-test('a CRL the server cannot use (half written, or signed by another CA) is not loaded: the server keeps running on the previous one and says why', async (t) => {
-  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5' }, { withCrl: true });
+test('a CRL the server cannot use (half written, signed by another CA, or gone) is not loaded: the server keeps running on the previous one and says why, once', async (t) => {
+  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5', MESHBOX_LOG_LEVEL: 'info' }, { withCrl: true });
   try {
     const [alice, bob] = [await server.createMailbox(), await server.createMailbox()];
     await run(process.execPath, [CLI, 'admin', 'cert', 'revoke', alice.id], { env: { ...process.env, ...server.adminEnvironment } });
@@ -86,6 +86,16 @@ test('a CRL the server cannot use (half written, or signed by another CA) is not
     // Still the published list: the revoked certificate refused, the others served.
     t.true(await handshakeRefused(server, alice));
     t.is((await mailboxRequest(server, bob, { path: `/messageexchange/${bob.id}/inbox` })).status, 200);
+
+    // A file gone is said once, not at every reload (four more ticks here), and so is its return.
+    const unreadable = () => server.output().split('cannot read the revocation list').length - 1;
+    await rm(crlFile);
+    t.true(await eventually(async () => unreadable() === 1), server.output());
+    await new Promise((done) => setTimeout(done, 2_000));
+    t.is(unreadable(), 1, server.output());
+    await writeFile(crlFile, published);
+    t.true(await eventually(async () => server.output().includes('the revocation list can be read again')), server.output());
+    t.true(await handshakeRefused(server, alice));
   } finally {
     await server.stop();
   }

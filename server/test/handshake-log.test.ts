@@ -1,0 +1,56 @@
+import { Writable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import test from 'ava';
+import { pino } from 'pino';
+import { handshakeFailureReporter } from '../src/https-server.ts';
+import { Metrics } from '../src/metrics.ts';
+
+const LOG_INTERVAL_MS = 300;
+
+function refusedSocket(authorizationError: string | undefined): TLSSocket {
+  return { authorizationError, remoteAddress: '192.0.2.7' } as unknown as TLSSocket;
+}
+
+const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+
+test('refused handshakes are logged once per reason per interval, then how many more came meanwhile; probes are only counted', async (t) => {
+  const lines: { msg: string; reason?: string; repeats?: number; client?: string }[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString()));
+        done();
+      },
+    }),
+  );
+  const metrics = new Metrics();
+  const report = handshakeFailureReporter(logger, metrics, LOG_INTERVAL_MS);
+
+  for (let i = 0; i < 3; i++) report(reset, refusedSocket('CERT_REVOKED'));
+  report(reset, refusedSocket('UNABLE_TO_GET_ISSUER_CERT'));
+  report(reset, refusedSocket(undefined));
+  await new Promise((done) => setImmediate(done));
+  t.deepEqual(
+    lines.map(({ msg, reason, client }) => ({ msg, reason, client })),
+    [
+      { msg: 'TLS handshake refused', reason: 'CERT_REVOKED', client: '192.0.2.7' },
+      { msg: 'TLS handshake refused', reason: 'UNABLE_TO_GET_ISSUER_CERT', client: '192.0.2.7' },
+    ],
+  );
+
+  await new Promise((done) => setTimeout(done, LOG_INTERVAL_MS * 2));
+  // Only the reason that repeated is summed up, and nothing is lost for want of a next refusal.
+  t.is(lines.length, 3);
+  t.like(lines[2], { reason: 'CERT_REVOKED', repeats: 2, msg: 'TLS handshake refused 2 more times for this reason' });
+
+  // A new interval: the next refusal is logged at once again.
+  report(reset, refusedSocket('CERT_REVOKED'));
+  await new Promise((done) => setImmediate(done));
+  t.like(lines[3], { reason: 'CERT_REVOKED', msg: 'TLS handshake refused' });
+
+  const counted = await metrics.registry.getSingleMetricAsString('meshbox_tls_handshake_failures_total');
+  t.regex(counted, /reason="CERT_REVOKED"} 4/);
+  t.regex(counted, /reason="UNABLE_TO_GET_ISSUER_CERT"} 1/);
+  t.regex(counted, /reason="ECONNRESET"} 1/);
+});
