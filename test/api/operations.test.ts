@@ -5,6 +5,8 @@ import { pino } from 'pino';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createS3Client } from '../../server/src/connections.ts';
 import { checkReadiness } from '../../server/src/domain/health.ts';
+import { AUDIT_SHARDS } from '../../server/src/store/audit-log.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
 import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { freePort } from '../../scripts/services/processes.ts';
 import { removeBucket } from '../support/cleanup.ts';
@@ -91,6 +93,19 @@ test.serial('the audit log records who sent, downloaded and acknowledged what, i
   );
   t.regex(entries[0]!.detail ?? '', new RegExp(`to ${gp.id}`));
   t.true(entries.every((entry) => entry.at.getTime() <= Date.now()));
+});
+
+test.serial("the audit log is spread over several streams (one would put every send on one cluster node), each message's entries in one of them", async (t) => {
+  const messageIds = await Promise.all(Array.from({ length: 12 }, () => sendMessage(server, lab, gp, 'spread')));
+  for (const messageId of messageIds) await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  const keys = Array.from({ length: AUDIT_SHARDS }, (_, shard) => redisKeys(server.redisPrefix).auditLog(shard));
+  const streams = await Promise.all(keys.map((key) => server.redis.xrange(key, '-', '+')));
+  const holding = (messageId: string) => streams.filter((entries) => entries.some(([, fields]) => fields.includes(messageId))).length;
+  t.true(messageIds.every((messageId) => holding(messageId) === 1));
+  t.true(new Set(messageIds.map((messageId) => streams.findIndex((entries) => entries.some(([, fields]) => fields.includes(messageId))))).size > 1);
+  // Read back merged, newest last.
+  const times = (await server.services.audit.tail(1000)).map((entry) => entry.at.getTime());
+  t.deepEqual(times, [...times].sort((a, b) => a - b));
 });
 
 test.serial('refused requests leave nothing in the audit log', async (t) => {

@@ -504,7 +504,7 @@ const silent = pino({ level: 'silent' });
 test('audit entries past the audit retention are deleted and newer ones stay; a retention of 0 keeps them all', async (t) => {
   const own = await startTestServer({ worker: false });
   try {
-    const audit = redisKeys(own.redisPrefix).auditLog;
+    const audit = redisKeys(own.redisPrefix).auditLog(3);
     const longAgo = Date.now() - DEFAULT_PERIODS.auditRetentionMs - 60_000;
     await own.redis.xadd(audit, `${longAgo}-0`, 'action', 'send', 'actor', 'OLD');
     const [sender, recipient] = [await own.createMailbox(), await own.createMailbox()];

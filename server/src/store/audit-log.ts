@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
 
@@ -18,47 +19,70 @@ export interface RecordedAuditEntry extends AuditEntry {
   readonly at: Date;
 }
 
+/** Enough to spread the audit writes over a cluster's masters; reading the latest entries reads every shard. */
+export const AUDIT_SHARDS = 16;
+
 /**
- * The audit trail: an append-only Redis stream. Entries are only ever added, never edited;
+ * The audit trail: append-only Redis streams. Entries are only ever added, never edited;
  * the oldest go once they are past the audit retention. The stream id orders them and
- * carries the time.
+ * carries the time. Every send, download and acknowledgement is an entry, so one stream would
+ * put them all on one cluster node: the log is sharded by message (by what an admin action was
+ * done to, or by its actor), which keeps each message's story in one stream, in order.
  */
 export class AuditLog {
   readonly #redis: RedisClient;
-  readonly #key: string;
+  readonly #keys: RedisKeys;
 
   constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
-    this.#key = keys.auditLog;
+    this.#keys = keys;
   }
 
   async record(entry: AuditEntry): Promise<void> {
     const fields = Object.entries(entry).filter(([, value]) => value !== undefined && value !== '');
-    await this.#redis.xadd(this.#key, '*', ...fields.flat());
+    const shard = crc32(entry.messageId || entry.subject || entry.actor) % AUDIT_SHARDS;
+    await this.#redis.xadd(this.#keys.auditLog(shard), '*', ...fields.flat());
   }
 
   /** Deletes the entries made before `at`; returns how many went. */
   async trimBefore(at: Date): Promise<number> {
     // Exact, not '~': a trim a minute is cheap, and an entry is never kept past its time by chance.
-    return this.#redis.xtrim(this.#key, 'MINID', at.getTime());
+    const removed = await Promise.all(this.#shardKeys().map((key) => this.#redis.xtrim(key, 'MINID', at.getTime())));
+    return removed.reduce((sum, count) => sum + count, 0);
   }
 
-  /** The most recent entries, oldest first. */
+  /** The most recent entries, oldest first (by time: entries of different shards made in one millisecond are in no set order). */
   async tail(count: number): Promise<readonly RecordedAuditEntry[]> {
-    const entries = await this.#redis.xrevrange(this.#key, '+', '-', 'COUNT', count);
-    return entries.reverse().map(([id, flat]) => {
-      const fields: Record<string, string> = {};
-      for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-      return {
-        id,
-        at: new Date(Number(id.split('-')[0])),
-        action: fields.action ?? '',
-        actor: fields.actor ?? '',
-        ...(fields.messageId ? { messageId: fields.messageId } : {}),
-        ...(fields.subject ? { subject: fields.subject } : {}),
-        ...(fields.detail ? { detail: fields.detail } : {}),
-        ...(fields.requestId ? { requestId: fields.requestId } : {}),
-      };
-    });
+    const shards = await Promise.all(this.#shardKeys().map((key) => this.#redis.xrevrange(key, '+', '-', 'COUNT', count)));
+    return shards
+      .flat()
+      .map(([id, flat]) => ({ id, time: streamIdTime(id), flat }))
+      .sort((a, b) => b.time[0] - a.time[0] || b.time[1] - a.time[1])
+      .slice(0, count)
+      .reverse()
+      .map(({ id, time, flat }) => {
+        const fields: Record<string, string> = {};
+        for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+        return {
+          id,
+          at: new Date(time[0]),
+          action: fields.action ?? '',
+          actor: fields.actor ?? '',
+          ...(fields.messageId ? { messageId: fields.messageId } : {}),
+          ...(fields.subject ? { subject: fields.subject } : {}),
+          ...(fields.detail ? { detail: fields.detail } : {}),
+          ...(fields.requestId ? { requestId: fields.requestId } : {}),
+        };
+      });
   }
+
+  #shardKeys(): string[] {
+    return Array.from({ length: AUDIT_SHARDS }, (_, shard) => this.#keys.auditLog(shard));
+  }
+}
+
+/** A stream id's milliseconds and sequence number. */
+function streamIdTime(id: string): [number, number] {
+  const [ms, sequence] = id.split('-');
+  return [Number(ms), Number(sequence)];
 }

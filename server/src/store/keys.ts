@@ -9,8 +9,9 @@
  * - `{<message id>}`: a message's record (with its chunk sizes and a small payload) and its id reservation;
  * - `{<mailbox id>}`: a mailbox's inbox and inbox counter, local-id index, request counters,
  *   used tokens and certificates.
- * - `{schedule-<n>}`: one shard of the lifecycle schedule.
- * The audit log, the revocation list and the lifecycle failures are one key each.
+ * - `{schedule-<n>}`: one shard of the lifecycle schedule;
+ * - `{audit-<n>}`: one shard of the audit log.
+ * The revocation list and the lifecycle failures are one key each.
  */
 export interface RedisKeys {
   readonly mailbox: (mailboxId: string) => string;
@@ -25,7 +26,8 @@ export interface RedisKeys {
   readonly inbox: (mailboxId: string) => string;
   readonly inboxSequence: (mailboxId: string) => string;
   readonly localIds: (mailboxId: string, localId: string) => string;
-  readonly auditLog: string;
+  /** One shard of the audit log: written on every send, download and acknowledgement, so spread over the cluster. */
+  readonly auditLog: (shard: number) => string;
   readonly mailboxCertificates: (mailboxId: string) => string;
   readonly revokedCertificates: string;
   readonly requestCount: (mailboxId: string, second: number) => string;
@@ -51,7 +53,7 @@ export function redisKeys(prefix: string): RedisKeys {
     inboxSequence: (mailboxId) => `${prefix}inbox-sequence:{${mailboxId}}`,
     // Local ids are free text chosen by the sender; hashing is not needed as Redis keys are binary-safe.
     localIds: (mailboxId, localId) => `${prefix}local-id:{${mailboxId}}:${localId}`,
-    auditLog: `${prefix}audit`,
+    auditLog: (shard) => `${prefix}audit:{audit-${shard}}`,
     mailboxCertificates: (mailboxId) => `${prefix}mailbox-certificates:{${mailboxId}}`,
     revokedCertificates: `${prefix}revoked-certificates`,
     requestCount: (mailboxId, second) => `${prefix}request-count:{${mailboxId}}:${second}`,
