@@ -87,13 +87,20 @@ test('a sent message round-trips byte-exact, with its metadata, and leaves the i
     status: 'acknowledged',
     sender: lab.id,
     recipient: gp.id,
-    file_name: 'result.dat',
+    filename: 'result.dat',
     file_size: payload.length,
     workflow_id: 'PATH_RESULTS',
+    // The parties as registered, and when an unacknowledged message would have left the inbox.
+    sender_name: 'Pathology lab',
+    sender_ods_code: 'RX1',
+    recipient_name: 'Riverside practice',
+    recipient_ods_code: 'A81001',
   });
+  const { accepted_timestamp, expiry_time } = tracking.json();
+  t.is(Date.parse(expiry_time) - Date.parse(accepted_timestamp), server.services.periods.inboxExpiryMs);
 });
 
-test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking is camelCase with title-case status', async (t) => {
+test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking is camelCase with title-case status and the parties', async (t) => {
   const send = await mailboxRequest(server, lab, {
     method: 'POST',
     accept: 'v1',
@@ -110,7 +117,17 @@ test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking
     path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}`,
   });
   // No mex-FileName was sent: tracking gives MESH's default, as the download header does.
-  t.like(tracked.json(), { messageID: messageId, status: 'Accepted', statusSuccess: 'SUCCESS', fileName: `${messageId}.dat` });
+  t.like(tracked.json(), {
+    messageId,
+    dtsId: messageId,
+    status: 'Accepted',
+    statusSuccess: 'SUCCESS',
+    fileName: `${messageId}.dat`,
+    senderName: 'Pathology lab',
+    recipientName: 'Riverside practice',
+    meshRecipientOdsCode: 'A81001',
+  });
+  t.regex(tracked.json().expiryTime, /^\d{14}$/);
 
   const count = await mailboxRequest(server, gp, { accept: 'v1', path: `/messageexchange/${gp.id}/count` });
   t.is(count.status, 200);
@@ -168,7 +185,7 @@ test('tracking by local id finds the one message, and 300 when the local id is n
   const messageId = await sendMessage(server, lab, gp, 'one', { 'mex-LocalID': localId });
   const one = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/${localId}` });
   t.is(one.status, 200);
-  t.is(one.json().messageID, messageId);
+  t.is(one.json().messageId, messageId);
 
   await sendMessage(server, lab, gp, 'two', { 'mex-LocalID': localId });
   const two = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/${localId}` });

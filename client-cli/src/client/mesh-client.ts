@@ -115,7 +115,7 @@ export interface TrackingInfo {
   readonly workflow_id?: string;
   readonly sender?: string | null;
   readonly recipient?: string;
-  readonly file_name?: string | null;
+  readonly filename?: string | null;
   readonly file_size?: number;
   readonly subject?: string | null;
   readonly chunk_count?: number;
@@ -133,6 +133,8 @@ export interface TrackingInfo {
   readonly status_timestamp?: string | null;
   readonly upload_timestamp?: string | null;
   readonly acknowledged_timestamp?: string | null;
+  /** When the message leaves the recipient's inbox unacknowledged (null until accepted). */
+  readonly expiry_time?: string | null;
   readonly [field: string]: unknown;
 }
 
@@ -356,9 +358,10 @@ export class MeshClient {
   async messageIdForLocalId(localId: string): Promise<string> {
     const response = await this.#request('GET', `/outbox/tracking/${encodeURIComponent(localId)}`, 'idempotent');
     if (response.status === 300) throw parseErrorBody(300, await readText(response.body, MAX_JSON_BODY));
-    const { messageID } = await readJson<{ messageID?: unknown }>(response);
-    if (typeof messageID !== 'string' || messageID === '') throw new Error(`the server's tracking of local id ${localId} names no message`);
-    return messageID;
+    // This route answers MESH's v1 tracking shape whatever the Accept header says.
+    const { messageId } = await readJson<{ messageId?: unknown }>(response);
+    if (typeof messageId !== 'string' || messageId === '') throw new Error(`the server's tracking of local id ${localId} names no message`);
+    return messageId;
   }
 
   /** Releases the kept-alive connection so the process can exit. */

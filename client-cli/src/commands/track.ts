@@ -9,7 +9,7 @@ export function trackingSummary(info: TrackingInfo): string {
     .filter(present)
     .join(', ');
   const file = [
-    info.file_name,
+    info.filename,
     present(info.file_size) ? `${info.file_size} bytes` : undefined,
     present(info.chunk_count) ? `${info.chunk_count} chunk${info.chunk_count === 1 ? '' : 's'}` : undefined,
   ]
@@ -27,6 +27,7 @@ export function trackingSummary(info: TrackingInfo): string {
     ['type', info.message_type],
     ['uploaded', info.upload_timestamp],
     ['acknowledged', info.acknowledged_timestamp],
+    ['expires', info.acknowledged_timestamp ? undefined : info.expiry_time],
   ];
   const shown = rows.filter((row): row is [string, string | number] => present(row[1]));
   const width = Math.max(...shown.map(([label]) => label.length));

@@ -258,7 +258,7 @@ function sentWith(previous: TrackingInfo, file: string): MessageFields {
   return {
     to: previous.recipient ?? '',
     workflowId: previous.workflow_id ?? '',
-    fileName: previous.file_name ?? file,
+    fileName: previous.filename ?? file,
     ...(previous.subject ? { subject: previous.subject } : {}),
     ...(previous.local_id ? { localId: previous.local_id } : {}),
   };
@@ -286,7 +286,7 @@ async function findEarlierSend(client: MeshClient, journal: Journal): Promise<Tr
     found !== undefined &&
     (found.recipient ?? '').toUpperCase() === journal.sentTo.toUpperCase() &&
     found.workflow_id === journal.sentWorkflowId &&
-    (found.file_name ?? '') === journal.sentFileName;
+    (found.filename ?? '') === journal.sentFileName;
   return same ? found : undefined;
 }
 

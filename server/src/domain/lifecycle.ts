@@ -44,6 +44,11 @@ export type LifecycleStep =
 
 const at = (from: Date, ms: number): Date => new Date(from.getTime() + ms);
 
+/** When an accepted message leaves its recipient's inbox unless acknowledged (tracking shows it too). */
+export function inboxExpiryOf(message: Pick<MessageRecord, 'acceptedAt' | 'createdAt'>, periods: RetentionPeriods): Date {
+  return at(message.acceptedAt ?? message.createdAt, periods.inboxExpiryMs);
+}
+
 /** What is due for a message now: a pure function of its state, the clock and the periods. */
 export function nextLifecycleStep(message: MessageRecord, now: Date, periods: RetentionPeriods): LifecycleStep {
   const due = (when: Date, step: LifecycleStep): LifecycleStep => (now < when ? { kind: 'wait', until: when } : step);
@@ -56,7 +61,7 @@ export function nextLifecycleStep(message: MessageRecord, now: Date, periods: Re
       return step.kind === 'wait' ? { kind: 'wait', until: new Date(Math.min(step.until.getTime(), now.getTime() + periods.deliveryCheckMs)) } : step;
     }
     case 'accepted':
-      return due(at(message.acceptedAt ?? message.createdAt, periods.inboxExpiryMs), { kind: 'expire' });
+      return due(inboxExpiryOf(message, periods), { kind: 'expire' });
     case 'acknowledged':
     case 'undeliverable':
     case 'error':

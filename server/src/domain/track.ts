@@ -1,5 +1,7 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, MessageNotFoundError } from './errors.ts';
+import { inboxExpiryOf } from './lifecycle.ts';
+import type { Mailbox } from '../store/mailboxes.ts';
 import type { MessageRecord, StoredChunkSize } from '../store/messages.ts';
 import type { Services } from './services.ts';
 
@@ -7,14 +9,24 @@ export interface TrackedMessage {
   readonly message: MessageRecord;
   /** While uploading, the chunks the server holds (and their sizes), so an interrupted upload can resume. */
   readonly storedChunks: readonly StoredChunkSize[] | undefined;
+  /** Its sender and recipient as registered (names, ODS codes); undefined for none (a report's sender) or one since removed. */
+  readonly sender: Mailbox | undefined;
+  readonly recipient: Mailbox | undefined;
+  /** When it leaves the recipient's inbox unacknowledged: undefined until it is accepted. */
+  readonly expiresAt: Date | undefined;
 }
 
 /** Tracking is for the sender only; anyone else is told the message does not exist. */
 export async function trackMessage(services: Services, mailboxId: string, messageId: string): Promise<TrackedMessage> {
   const message = await services.messages.get(messageId);
   if (!message || message.sender !== mailboxId) throw new MessageNotFoundError(messageId);
-  const storedChunks = message.status === 'uploading' ? await services.messages.storedChunks(messageId) : undefined;
-  return { message, storedChunks };
+  const [storedChunks, sender, recipient] = await Promise.all([
+    message.status === 'uploading' ? services.messages.storedChunks(messageId) : undefined,
+    message.sender ? services.mailboxes.get(message.sender) : undefined,
+    services.mailboxes.get(message.recipient),
+  ]);
+  const expiresAt = message.acceptedAt && inboxExpiryOf(message, services.periods);
+  return { message, storedChunks, sender, recipient, expiresAt };
 }
 
 /** Tracking by the sender's own local id, which must pick out exactly one message. */

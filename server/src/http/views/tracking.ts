@@ -3,16 +3,24 @@ import type { TrackedMessage } from '../../domain/track.ts';
 import { fileNameOf } from './message-headers.ts';
 
 /** Tracking of one message: v2 snake_case with lower-case status, v1 camelCase with title case. */
-export function trackingBody({ message, storedChunks }: TrackedMessage, version: ApiVersion): Record<string, unknown> {
+export function trackingBody({ message, storedChunks, sender, recipient, expiresAt }: TrackedMessage, version: ApiVersion): Record<string, unknown> {
   const iso = (at: Date | undefined): string | null => (at ? at.toISOString() : null);
+  // meshbox registers a mailbox's ODS code, not a separate organisation: the org fields say nothing rather than guess.
+  const text = (value: string | undefined): string | null => value || null;
   if (version === 2) {
     return {
       message_id: message.id,
       local_id: message.localId || null,
       workflow_id: message.workflowId,
       sender: message.sender || null,
+      sender_name: text(sender?.name),
+      sender_ods_code: text(sender?.odsCode),
       recipient: message.recipient,
-      file_name: fileNameOf(message),
+      recipient_name: text(recipient?.name),
+      recipient_ods_code: text(recipient?.odsCode),
+      recipient_org_code: null,
+      recipient_org_name: null,
+      filename: fileNameOf(message),
       file_size: message.size,
       subject: message.subject || null,
       chunk_count: message.totalChunks,
@@ -29,6 +37,7 @@ export function trackingBody({ message, storedChunks }: TrackedMessage, version:
       upload_timestamp: iso(message.createdAt),
       accepted_timestamp: iso(message.acceptedAt),
       acknowledged_timestamp: iso(message.acknowledgedAt),
+      expiry_time: iso(expiresAt),
       linked_message_id: message.linkedMessageId || null,
       // meshbox extension: which chunks of an uploading message are stored, and their sizes
       // as stored (for resuming: a client can check it splits the file the same way).
@@ -39,11 +48,23 @@ export function trackingBody({ message, storedChunks }: TrackedMessage, version:
   }
   const compact = (at: Date | undefined): string | null => (at ? compactUtcSeconds(at) : null);
   return {
-    messageID: message.id,
+    messageId: message.id,
+    dtsId: message.id,
     localId: message.localId || null,
+    partnerId: message.partnerId || null,
     workflowId: message.workflowId,
+    addressType: 'ALL',
+    version: '1.0',
     sender: message.sender || null,
+    senderName: text(sender?.name),
+    senderOdsCode: text(sender?.odsCode),
+    senderOrgCode: null,
+    senderOrgName: null,
     recipient: message.recipient,
+    recipientName: text(recipient?.name),
+    meshRecipientOdsCode: text(recipient?.odsCode),
+    recipientOrgCode: null,
+    recipientOrgName: null,
     fileName: fileNameOf(message),
     fileSize: message.size,
     subject: message.subject || null,
@@ -61,6 +82,7 @@ export function trackingBody({ message, storedChunks }: TrackedMessage, version:
     uploadTimestamp: compact(message.createdAt),
     acceptedTimestamp: compact(message.acceptedAt),
     downloadTimestamp: compact(message.acknowledgedAt),
+    expiryTime: compact(expiresAt),
     linkedMsgId: message.linkedMessageId || null,
     ...(storedChunks
       ? { storedChunks: storedChunks.map((chunk) => chunk.number), storedChunkBytes: storedChunks.map((chunk) => chunk.size) }
