@@ -65,6 +65,8 @@ export function createMeshServer(
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, timeouts.headersMs / 4)),
       keepAliveTimeout: 65_000,
       maxHeaderSize: 32 * 1024,
+      // Node would answer an HTTP/1.1 request without Host a bare 400 before the app runs: the app does it, with a MESH body.
+      requireHostHeader: false,
     },
     (request, response) => {
       answering.set(request.socket, { request, response });

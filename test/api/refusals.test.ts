@@ -95,6 +95,42 @@ test('control characters in any mex-* header are a malformed control file naming
   t.is(JSON.parse(bell.text.slice(bell.text.indexOf('{'))).errorCode, '400');
 });
 
+test('an HTTP/1.1 request without a Host header is a MESH 400 (Node would answer it with an empty body); HTTP/1.0 needs none', async (t) => {
+  const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const get = (version: string, path: string) =>
+    rawTlsExchange(server, lab, Buffer.from(`GET ${path} HTTP/${version}\r\nAuthorization: ${token}\r\nAccept: application/vnd.mesh.v2+json\r\nConnection: close\r\n\r\n`));
+  for (const path of ['/messageexchange/_ping', `/messageexchange/${lab.id}/inbox`]) {
+    const { status, text } = await get('1.1', path);
+    t.is(status, 400, path);
+    t.like(JSON.parse(text.slice(text.indexOf('{'))).detail[0], { code: '400', msg: 'Invalid request: an HTTP/1.1 request needs a Host header' });
+  }
+  t.is((await get('1.0', `/messageexchange/${lab.id}/inbox`)).status, 200);
+});
+
+test('a plain Content-Type stands in for mex-Content-Type within its limit, and a v2 download gives it back as sent', async (t) => {
+  const sendTyped = (contentType: string) =>
+    mailboxRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'content-type': contentType },
+      body: 'typed',
+    });
+  // Echoed back twice on download (mex-Content-Type and Content-Type), it would make the recipient's header block too big to read.
+  const oversize = await sendTyped(`text/plain; x=${'y'.repeat(20_000)}`);
+  t.is(oversize.status, 400);
+  t.like(oversize.json().detail[0], { code: '06' });
+  t.regex(oversize.json().detail[0].msg, /content-type/);
+
+  for (const contentType of ['text/plain', 'csv', 'application/x-hl7; version=2.4']) {
+    const sent = await sendTyped(contentType);
+    t.is(sent.status, 202);
+    const path = `/messageexchange/${gp.id}/inbox/${sent.json().message_id}`;
+    t.is((await mailboxRequest(server, gp, { path })).headers['content-type'], contentType, 'no charset or type added');
+    t.is((await mailboxRequest(server, gp, { method: 'HEAD', path })).headers['content-type'], contentType);
+    t.is((await mailboxRequest(server, gp, { path, accept: 'v1' })).headers['content-type'], 'application/octet-stream');
+  }
+});
+
 test('a checksum with characters MESH does not allow is refused; sha256:<hex> is fine', async (t) => {
   const bad = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'mex-Content-Checksum': 'sha256:abc+def=' });
   t.is(bad.status, 400);

@@ -80,6 +80,9 @@ export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & {
   const range = chunkRange(headers);
   if (range.chunk !== 1) throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { detail: `${range.chunk}:${range.total}` });
   const flag = (name: string): boolean => header(headers, name).toUpperCase() === 'Y';
+  // A plain Content-Type stands in for mex-Content-Type and goes back out as both: the same limit.
+  const contentType = header(headers, MeshHeaders.contentType) || header(headers, 'content-type');
+  if (contentType.length > MAX_LENGTHS[MeshHeaders.contentType]!) throw new BadRequestError(MeshErrorCodes.malformedControlFile, 'content-type');
   return {
     chunk: range.chunk,
     recipient,
@@ -89,7 +92,7 @@ export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & {
     partnerId: header(headers, MeshHeaders.partnerId),
     fileName: header(headers, MeshHeaders.fileName),
     checksum: header(headers, MeshHeaders.contentChecksum),
-    contentType: header(headers, MeshHeaders.contentType) || header(headers, 'content-type'),
+    contentType,
     compressed: flag(MeshHeaders.contentCompressed),
     encrypted: flag(MeshHeaders.contentEncrypted),
     totalChunks: range.total,

@@ -27,6 +27,10 @@ export function errorResponder(): Middleware<RequestState> {
       // A client that went away mid-request is no server fault: were it logged as one, any client could flood the error log.
       if (!ctx.res.socket || ctx.res.socket.destroyed) ctx.state.log.info({ err: thrown }, 'client went away');
       else if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
+      // What the failed handler had set (a message's mex-* headers and type) is not this answer's.
+      if (!ctx.headerSent) {
+        for (const name of ctx.res.getHeaderNames()) if (!KEPT_ON_ERROR.has(name)) ctx.remove(name);
+      }
       ctx.status = error.status;
       if (error instanceof TooManyRequestsError) ctx.set('Retry-After', String(error.retryAfterSeconds));
       ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);
@@ -35,6 +39,9 @@ export function errorResponder(): Middleware<RequestState> {
     }
   };
 }
+
+/** Headers an error answer keeps: the request's id, and the methods a 405's route does allow. */
+const KEPT_ON_ERROR = new Set(['x-request-id', 'allow']);
 
 /** What a thrown error tells the client (exported for its tests). */
 export function toMeshError(thrown: unknown): MeshError {

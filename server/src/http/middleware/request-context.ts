@@ -37,6 +37,16 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
   };
 }
 
+/** HTTP/1.1 requires a Host header (RFC 9112, 3.2): a request without one is a 400. */
+export function requireHost(): Middleware<RequestState> {
+  return async (ctx, next) => {
+    if (ctx.req.httpVersionMajor === 1 && ctx.req.httpVersionMinor === 1 && ctx.req.headers.host === undefined) {
+      throw new BadRequestError(MeshErrorCodes.invalidRequest, 'an HTTP/1.1 request needs a Host header');
+    }
+    await next();
+  };
+}
+
 /** Picks the response version from Accept; a vnd.mesh type we do not know is a 400. */
 export function apiVersion(): Middleware<RequestState> {
   return async (ctx, next) => {

@@ -1,12 +1,13 @@
 import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type Router from '@koa/router';
-import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
+import { type ApiVersion, MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
 import { acknowledgeMessage } from '../../domain/acknowledge.ts';
 import { downloadChunk, findDownloadable } from '../../domain/download.ts';
 import { BadRequestError, MeshError, MessageNotFoundError } from '../../domain/errors.ts';
 import { countInbox, encodeCursor, listInbox } from '../../domain/inbox.ts';
 import type { Services } from '../../domain/services.ts';
+import type { MessageRecord } from '../../store/messages.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
 import { streamPayload } from '../stream-payload.ts';
 import { messageHeaders } from '../views/message-headers.ts';
@@ -70,6 +71,7 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
     if (ctx.method === 'HEAD') {
       const message = await findDownloadable(services, ctx.state.mailbox.id, messageId);
       ctx.set(messageHeaders(message, 1));
+      ctx.set('Content-Type', contentTypeOf(message, ctx.state.apiVersion));
       ctx.status = 200;
       return;
     }
@@ -91,6 +93,14 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
   });
 }
 
+/**
+ * The sender's type for a single-chunk v2 download, as sent: not through Koa's `ctx.type`, which
+ * turns `text/plain` into `text/plain; charset=utf-8` (a charset nobody stated) and `csv` into `text/csv`.
+ */
+function contentTypeOf(message: MessageRecord, version: ApiVersion): string {
+  return version === 2 && message.totalChunks === 1 && message.contentType ? message.contentType : 'application/octet-stream';
+}
+
 type ChunkContext = Parameters<Parameters<Router<MailboxState>['get']>[1]>[0];
 
 /** Streams chunk n: 206 while more follow, 200 for the last. Gzip goes out as stored when the client takes it. */
@@ -98,10 +108,7 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
   const { message, chunk } = await downloadChunk(services, ctx.state.mailbox.id, messageId, chunkNumber);
   ctx.set(messageHeaders(message, chunkNumber));
   ctx.status = chunkNumber < message.totalChunks ? 206 : 200;
-  ctx.type =
-    ctx.state.apiVersion === 2 && message.totalChunks === 1 && message.contentType
-      ? message.contentType
-      : 'application/octet-stream';
+  ctx.set('Content-Type', contentTypeOf(message, ctx.state.apiVersion));
   if (!chunk) {
     ctx.body = '';
     return;
