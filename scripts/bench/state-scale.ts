@@ -3,8 +3,8 @@
  *
  * How state scales: inbox list latency (first page and a deep page, 500 per page) with 1k,
  * 100k and 1M messages waiting in one inbox, and Redis memory per message held — the latter
- * measured through the real send path (message record, chunk sizes, inbox and outbox entries,
- * id reservation, lifecycle job, audit entry). Writes docs/benchmarks.md.
+ * measured through the real send path (the record with its chunk sizes and inline payload, the
+ * inbox entry, the lifecycle schedule entry, the audit entry). Writes docs/benchmarks.md.
  */
 import { Agent } from 'node:https';
 import { parseArgs } from 'node:util';
