@@ -170,8 +170,12 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   t.is(wrongRecipient.code, 1);
   t.regex(wrongRecipient.stderr, /was sent with --to '.+', not '.+': is it the right message\?/);
 
-  // The original command line again, plus --resume: --to and --workflow match, so are fine.
-  const resumed = await send(cwd, ['--resume', messageId, '--chunk-size', '64KiB', '--json']);
+  const wrongName = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '64KiB', '--file-name', 'other.bin'], cwd);
+  t.is(wrongName.code, 1);
+  t.regex(wrongName.stderr, /was sent with --file-name 'payload\.bin', not 'other\.bin'/);
+
+  // The original command line again, plus --resume: --to, --workflow and --file-name match, so are fine.
+  const resumed = await send(cwd, ['--resume', messageId, '--chunk-size', '64KiB', '--file-name', 'payload.bin', '--json']);
   t.is(resumed.code, 0, resumed.stderr);
   t.is(resumed.stderr, '');
   t.deepEqual(JSON.parse(resumed.stdout), { messageId, chunks: 4, bytes: payload.length, uploadedChunks: 2, status: 'accepted' });

@@ -111,6 +111,7 @@ test('a file sent with the CLI arrives byte-identical, ack empties the inbox, an
 
   const accepted = await as(lab, ['track', messageId], cwd);
   t.regex(accepted.stdout, /^status\s+accepted/m);
+  t.regex(accepted.stdout, /^expires\s+\d{4}-\d\d-\d\dT/m, 'while it waits in the inbox, when it would expire');
 
   const ack = await as(gp, ['ack', messageId], cwd);
   t.is(ack.code, 0, ack.stderr);
@@ -132,6 +133,7 @@ test('a file sent with the CLI arrives byte-identical, ack empties the inbox, an
   t.regex(summary.stdout, /^status\s+acknowledged/m);
   t.regex(summary.stdout, new RegExp(`^to\\s+${gp.mailbox.id}$`, 'm'));
   t.regex(summary.stdout, /^file\s+result\.bin, 400000 bytes, 1 chunk$/m);
+  t.notRegex(summary.stdout, /^expires/m);
 });
 
 test('download without -o saves under the sender\'s file name, reduced to a bare name', async (t) => {

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { DEFAULT_MAILBOX_CACHE_MS } from '../../server/src/config.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { MailboxStore, type UnreadableMailboxError } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
@@ -136,6 +137,27 @@ test('a mailbox stored under another secret key is left out of lookups and listi
   t.is(sent.status, 503);
   t.like(sent.json().detail[0], { code: '503', msg: `Service unavailable: mailbox ${unreadable.id} cannot be read` });
   t.is((await mailboxRequest(server, unreadable, { path: `/messageexchange/${unreadable.id}/inbox` })).status, 503);
+});
+
+test("tracking names the parties of a message whose recipient's record this server cannot decrypt, instead of failing", async (t) => {
+  // Its own server: the other tests here list every mailbox, and must not meet this one.
+  const own = await startTestServer();
+  try {
+    const sender = await own.createMailbox({ name: 'Sender', workflows: ['KEY_TRACK'] });
+    const recipient = await own.createMailbox({ name: 'Unreadable later', odsCode: 'B99002', workflows: ['KEY_TRACK'] });
+    const sendTo = () => sendMessage(own, sender, recipient, 'x', { 'mex-WorkflowID': 'KEY_TRACK' });
+    const messageId = await sendTo();
+    await new MailboxStore(own.redis, redisKeys(own.redisPrefix), new PasswordCipher('not the server key')).setPassword(recipient.id, recipient.password);
+    // Once the server's copy of the mailbox has aged out, it reads the record again.
+    await new Promise((done) => setTimeout(done, DEFAULT_MAILBOX_CACHE_MS + 100));
+    await t.throwsAsync(sendTo(), { message: /503/ }, 'the record is unreadable now');
+
+    const tracked = await mailboxRequest(own, sender, { path: `/messageexchange/${sender.id}/outbox/tracking?messageID=${messageId}` });
+    t.is(tracked.status, 200);
+    t.like(tracked.json(), { sender_name: 'Sender', recipient: recipient.id, recipient_name: 'Unreadable later', recipient_ods_code: 'B99002' });
+  } finally {
+    await own.close();
+  }
 });
 
 test('the secret key a directory is under is told by most of its passwords, and an empty directory is claimed by a server only', async (t) => {

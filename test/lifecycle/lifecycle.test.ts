@@ -8,6 +8,7 @@ import { trimAuditLog } from '../../server/src/jobs/lifecycle-worker.ts';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
 import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
+import { AUDIT_SHARDS } from '../../server/src/store/audit-log.ts';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
 import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
@@ -518,6 +519,31 @@ test('audit entries past the audit retention are deleted and newer ones stay; a 
 
     t.is(await trimAuditLog(own.services, silent), 1);
     t.deepEqual(await actors(), [sender.id], 'the recent send is still there');
+  } finally {
+    await own.close();
+  }
+});
+
+test('the latest audit entries are merged from every shard in time order, a batch at a time, however many are asked for', async (t) => {
+  const own = await startTestServer({ worker: false });
+  try {
+    const keys = redisKeys(own.redisPrefix);
+    const start = Date.now() - 60_000;
+    // 1,600 entries over the shards, unevenly, interleaved in time; some in the same millisecond.
+    const written: string[] = [];
+    for (let i = 0; i < 1_600; i++) {
+      const id = `${start + Math.floor(i / 2)}-${i % 2}`;
+      await own.redis.xadd(keys.auditLog((i * 7) % 5 === 0 ? 0 : i % AUDIT_SHARDS), id, 'action', 'send', 'actor', `A${i}`);
+      written.push(`A${i}`);
+    }
+    for (const count of [1, 499, 1_200, 5_000]) {
+      const actors = (await own.services.audit.tail(count)).map((entry) => entry.actor);
+      const expected = written.slice(-Math.min(count, written.length));
+      // Entries of one millisecond in different shards may come either way round: compare by millisecond.
+      const millisecond = (actor: string) => Math.floor(Number(actor.slice(1)) / 2);
+      t.deepEqual(actors.map(millisecond), expected.map(millisecond), `tail(${count})`);
+      t.deepEqual(new Set(actors), new Set(expected));
+    }
   } finally {
     await own.close();
   }

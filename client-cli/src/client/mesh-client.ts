@@ -138,6 +138,9 @@ export interface TrackingInfo {
   readonly [field: string]: unknown;
 }
 
+/** The tracking fields named above, not the index signature: a field renamed on the server fails the type check where it is read. */
+export type TrackingField = keyof { [Field in keyof TrackingInfo as string extends Field ? never : Field]: TrackingInfo[Field] };
+
 interface InboxPage {
   readonly messages: readonly string[];
   readonly links?: { readonly next?: string };

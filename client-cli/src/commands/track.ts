@@ -27,7 +27,8 @@ export function trackingSummary(info: TrackingInfo): string {
     ['type', info.message_type],
     ['uploaded', info.upload_timestamp],
     ['acknowledged', info.acknowledged_timestamp],
-    ['expires', info.acknowledged_timestamp ? undefined : info.expiry_time],
+    // Only while it waits in the inbox: afterwards the time has passed, or no longer matters.
+    ['expires', info.status === 'accepted' ? info.expiry_time : undefined],
   ];
   const shown = rows.filter((row): row is [string, string | number] => present(row[1]));
   const width = Math.max(...shown.map(([label]) => label.length));

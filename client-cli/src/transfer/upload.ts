@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { pipeline, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { MeshClientError } from '../client/errors.ts';
-import type { MeshClient, SendOptions, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
+import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan } from './chunking.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
@@ -258,12 +258,12 @@ function storedChunks(tracking: TrackingInfo, totalChunks: number): Set<number> 
   return stored;
 }
 
-const TRACKED_FIELDS: Readonly<Record<keyof ResumeOptions['expected'], { readonly flag: string; readonly field: string }>> = {
+const TRACKED_FIELDS: Readonly<Record<keyof ResumeOptions['expected'], { readonly flag: string; readonly field: TrackingField }>> = {
   to: { flag: '--to', field: 'recipient' },
   workflowId: { flag: '--workflow', field: 'workflow_id' },
   subject: { flag: '--subject', field: 'subject' },
   localId: { flag: '--local-id', field: 'local_id' },
-  fileName: { flag: '--file-name', field: 'file_name' },
+  fileName: { flag: '--file-name', field: 'filename' },
 };
 
 /** Repeating the original command line with --resume is natural; a value that differs means the wrong message. */

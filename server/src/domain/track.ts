@@ -1,7 +1,7 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, MessageNotFoundError } from './errors.ts';
 import { inboxExpiryOf } from './lifecycle.ts';
-import type { Mailbox } from '../store/mailboxes.ts';
+import type { MailboxProfile } from '../store/mailboxes.ts';
 import type { MessageRecord, StoredChunkSize } from '../store/messages.ts';
 import type { Services } from './services.ts';
 
@@ -10,8 +10,8 @@ export interface TrackedMessage {
   /** While uploading, the chunks the server holds (and their sizes), so an interrupted upload can resume. */
   readonly storedChunks: readonly StoredChunkSize[] | undefined;
   /** Its sender and recipient as registered (names, ODS codes); undefined for none (a report's sender) or one since removed. */
-  readonly sender: Mailbox | undefined;
-  readonly recipient: Mailbox | undefined;
+  readonly sender: MailboxProfile | undefined;
+  readonly recipient: MailboxProfile | undefined;
   /** When it leaves the recipient's inbox unacknowledged: undefined until it is accepted. */
   readonly expiresAt: Date | undefined;
 }
@@ -22,8 +22,8 @@ export async function trackMessage(services: Services, mailboxId: string, messag
   if (!message || message.sender !== mailboxId) throw new MessageNotFoundError(messageId);
   const [storedChunks, sender, recipient] = await Promise.all([
     message.status === 'uploading' ? services.messages.storedChunks(messageId) : undefined,
-    message.sender ? services.mailboxes.get(message.sender) : undefined,
-    services.mailboxes.get(message.recipient),
+    message.sender ? services.mailboxes.profile(message.sender) : undefined,
+    services.mailboxes.profile(message.recipient),
   ]);
   const expiresAt = message.acceptedAt && inboxExpiryOf(message, services.periods);
   return { message, storedChunks, sender, recipient, expiresAt };

@@ -51,29 +51,47 @@ export class AuditLog {
     return removed.reduce((sum, count) => sum + count, 0);
   }
 
-  /** The most recent entries, oldest first (by time: entries of different shards made in one millisecond are in no set order). */
+  /**
+   * The most recent entries, oldest first (by time: entries of different shards made in one
+   * millisecond are in no set order). The shards are merged a batch at a time, newest first, so
+   * a long tail holds about `count` entries, not one such tail per shard.
+   */
   async tail(count: number): Promise<readonly RecordedAuditEntry[]> {
-    const shards = await Promise.all(this.#shardKeys().map((key) => this.#redis.xrevrange(key, '+', '-', 'COUNT', count)));
-    return shards
-      .flat()
-      .map(([id, flat]) => ({ id, time: streamIdTime(id), flat }))
-      .sort((a, b) => b.time[0] - a.time[0] || b.time[1] - a.time[1])
-      .slice(0, count)
-      .reverse()
-      .map(({ id, time, flat }) => {
-        const fields: Record<string, string> = {};
-        for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-        return {
-          id,
-          at: new Date(time[0]),
-          action: fields.action ?? '',
-          actor: fields.actor ?? '',
-          ...(fields.messageId ? { messageId: fields.messageId } : {}),
-          ...(fields.subject ? { subject: fields.subject } : {}),
-          ...(fields.detail ? { detail: fields.detail } : {}),
-          ...(fields.requestId ? { requestId: fields.requestId } : {}),
-        };
-      });
+    const batch = Math.min(count, TAIL_BATCH);
+    const shards = this.#shardKeys().map((key) => ({ key, entries: [] as StreamEntry[], next: 0, before: '+', exhausted: false }));
+    const refill = async (shard: (typeof shards)[number]): Promise<void> => {
+      shard.entries = await this.#redis.xrevrange(shard.key, shard.before, '-', 'COUNT', batch);
+      shard.next = 0;
+      shard.exhausted = shard.entries.length < batch;
+      const last = shard.entries.at(-1);
+      if (last) shard.before = `(${last[0]}`;
+    };
+    await Promise.all(shards.map(refill));
+    const newestFirst: StreamEntry[] = [];
+    while (newestFirst.length < count) {
+      let newest: (typeof shards)[number] | undefined;
+      for (const shard of shards) {
+        const head = shard.entries[shard.next];
+        if (head && (!newest || isLater(head[0], newest.entries[newest.next]![0]))) newest = shard;
+      }
+      if (!newest) break;
+      newestFirst.push(newest.entries[newest.next++]!);
+      if (newest.next === newest.entries.length && !newest.exhausted) await refill(newest);
+    }
+    return newestFirst.reverse().map(([id, flat]) => {
+      const fields: Record<string, string> = {};
+      for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+      return {
+        id,
+        at: new Date(streamIdTime(id)[0]),
+        action: fields.action ?? '',
+        actor: fields.actor ?? '',
+        ...(fields.messageId ? { messageId: fields.messageId } : {}),
+        ...(fields.subject ? { subject: fields.subject } : {}),
+        ...(fields.detail ? { detail: fields.detail } : {}),
+        ...(fields.requestId ? { requestId: fields.requestId } : {}),
+      };
+    });
   }
 
   #shardKeys(): string[] {
@@ -81,8 +99,18 @@ export class AuditLog {
   }
 }
 
+type StreamEntry = [id: string, fields: string[]];
+
+/** How many entries of each shard a tail reads at a time. */
+const TAIL_BATCH = 500;
+
 /** A stream id's milliseconds and sequence number. */
 function streamIdTime(id: string): [number, number] {
   const [ms, sequence] = id.split('-');
   return [Number(ms), Number(sequence)];
+}
+
+function isLater(id: string, than: string): boolean {
+  const [a, b] = [streamIdTime(id), streamIdTime(than)];
+  return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 }

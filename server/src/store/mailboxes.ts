@@ -23,6 +23,8 @@ export interface Mailbox {
   readonly createdAt: Date;
 }
 
+export type MailboxProfile = Pick<Mailbox, 'id' | 'name' | 'odsCode'>;
+
 export interface NewMailbox {
   readonly id: string;
   readonly password: string;
@@ -128,6 +130,17 @@ export class MailboxStore {
     if (mailbox) this.#recent?.set(mailboxId, mailbox);
     else this.#recent?.delete(mailboxId);
     return mailbox;
+  }
+
+  /**
+   * How a mailbox is shown to others (tracking names its parties): read without its password, so
+   * one stored under another secret key still shows, and takes nothing down with it.
+   */
+  async profile(mailboxId: string): Promise<MailboxProfile | undefined> {
+    const remembered = this.#recent?.get(mailboxId);
+    if (remembered) return remembered;
+    const [id, name, odsCode] = await this.#redis.hmget(this.#keys.mailbox(mailboxId), 'id', 'name', 'odsCode');
+    return id ? { id, name: name ?? '', odsCode: odsCode ?? '' } : undefined;
   }
 
   /** Every mailbox but those whose record cannot be read (each is told to `onUnreadable`). */
