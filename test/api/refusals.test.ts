@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
@@ -129,6 +130,24 @@ test('a plain Content-Type stands in for mex-Content-Type within its limit, and 
     t.is((await mailboxRequest(server, gp, { method: 'HEAD', path })).headers['content-type'], contentType);
     t.is((await mailboxRequest(server, gp, { path, accept: 'v1' })).headers['content-type'], 'application/octet-stream');
   }
+});
+
+test('a body in a transfer coding other than chunked (gzip, chunked) is refused with 501, not stored still coded as if it were the payload', async (t) => {
+  const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const coded = gzipSync(Buffer.from('the payload itself'));
+  const request = Buffer.concat([
+    Buffer.from(
+      `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${token}\r\nAccept: application/vnd.mesh.v2+json\r\n` +
+        `mex-To: ${gp.id}\r\nmex-WorkflowID: TE_GZIP\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n${coded.length.toString(16)}\r\n`,
+    ),
+    coded,
+    Buffer.from('\r\n0\r\n\r\n'),
+  ]);
+  const { status, text } = await rawTlsExchange(server, lab, request);
+  t.is(status, 501);
+  t.like(JSON.parse(text.slice(text.indexOf('{'))).detail[0], { code: '501' });
+  const listed = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?workflow_filter=TE_GZIP` });
+  t.deepEqual(listed.json().messages, []);
 });
 
 test('a checksum with characters MESH does not allow is refused; sha256:<hex> is fine', async (t) => {

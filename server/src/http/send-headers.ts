@@ -59,6 +59,11 @@ export function chunkRange(headers: IncomingHttpHeaders): { readonly chunk: numb
 
 /** The body of a send or chunk upload, as it arrives. */
 export function chunkBody(headers: IncomingHttpHeaders, stream: Readable): ChunkBody {
+  // Node undoes chunked framing and no other transfer coding: a body sent `gzip, chunked` would be stored still gzipped as the payload.
+  const transferCodings = header(headers, 'transfer-encoding').toLowerCase();
+  if (transferCodings !== '' && transferCodings.split(',').some((coding) => coding.trim() !== 'chunked')) {
+    throw new MeshError(501, MeshErrorCodes.unsupportedTransferCoding, { detail: transferCodings });
+  }
   const encoding = header(headers, 'content-encoding').toLowerCase();
   if (encoding !== '' && encoding !== 'gzip') {
     throw new MeshError(422, MeshErrorCodes.unsupportedContentEncoding, { detail: encoding });

@@ -59,6 +59,7 @@ export const MeshErrorCodes = {
   notFound: { event: 'TRANSFER', code: '404', description: 'Not found' },
   methodNotAllowed: { event: 'TRANSFER', code: '405', description: 'Method not allowed' },
   tooManyRequests: { event: 'TRANSFER', code: '429', description: 'Too many requests; retry later' },
+  unsupportedTransferCoding: { event: 'TRANSFER', code: '501', description: 'Unsupported transfer coding: only chunked' },
   serviceUnavailable: { event: 'TRANSFER', code: '503', description: 'Service unavailable' },
   internalError: { event: 'TRANSFER', code: '500', description: 'Internal server error' },
 } as const satisfies Record<string, MeshErrorCode>;
