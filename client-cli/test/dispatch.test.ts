@@ -460,6 +460,20 @@ test('a recipient refused when it came from --to is the setup\'s mistake, not th
   t.deepEqual(await readdir(join(outbox, 'failed')), []);
 });
 
+test('an empty file is refused for itself, also when recipient and workflow came from --to and --workflow: it moves to failed/, the others go', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'empty.txt', Buffer.alloc(0));
+  await put(outbox, 'full.txt', Buffer.from('a result'));
+
+  const run = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW]);
+  t.is(run.code, 1);
+  t.regex(run.stderr, /empty\.txt: .*\(HTTP 417, MESH code 02\) \(moved to failed\/\)/);
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+  t.true((await readdir(join(outbox, 'failed'))).some((name) => name.endsWith('_empty.txt')));
+  t.deepEqual(await inboxContents(gp), ['a result']);
+});
+
 test('an outbox folder that has gone (an unmounted share) fails the pass and is not made anew', async (t) => {
   const { lab, gp } = await pair();
   const gone = join(work, 'unmounted', 'outbox');

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshClientError } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
@@ -350,12 +351,18 @@ async function moveToFailed(folder: string, file: string, reason: string): Promi
 }
 
 /**
- * A recipient or workflow refused (417) when both came from --to and --workflow: the setup is
- * wrong, not the file, and every file would be refused alike. They stay until it is mended.
+ * A recipient or workflow refused (417, code 12 or 17) when both came from --to and --workflow:
+ * the setup is wrong, not the file, and every file would be refused alike. They stay until it
+ * is mended.
  */
 function asSetupError(error: unknown): unknown {
   const cause = error instanceof ChunkUploadError ? error.cause : error;
-  if (!(cause instanceof MeshClientError && cause.status === 417)) return error;
+  // Other 417s (an empty file, too many chunks) are the file's: it goes to failed/ like any refused file.
+  const setupRefusal =
+    cause instanceof MeshClientError &&
+    cause.status === 417 &&
+    (cause.code === MeshErrorCodes.unregisteredRecipient.code || cause.code === MeshErrorCodes.workflowNotRegistered.code);
+  if (!setupRefusal) return error;
   return new DispatchSetupError(`${cause.message}: check --to and --workflow (the file stays, and is tried again)`, { cause: error });
 }
 

@@ -20,12 +20,14 @@ export interface AdminStores {
 
 /**
  * Admin commands act on the deployment's own Redis (MESHBOX_REDIS_URL, or the local
- * development services), the same state the server reads. They refuse, before anything is
+ * development services when it is unset), the same state the server reads. They refuse, before anything is
  * changed, a secret key other than the one the directory's passwords are encrypted under.
  */
 export async function withAdminStores<T>(action: (stores: AdminStores) => Promise<T>): Promise<T> {
-  const config = await resolveBackends(loadBackendConfig());
-  const redis = openRedis(config, { maxRetriesPerRequest: 2, lazyConnect: true });
+  const config = loadBackendConfig();
+  // Redis is all admin commands use: a deployment's is enough, without its object storage settings.
+  const redisUrl = config.redisUrl ?? (await resolveBackends(config)).redisUrl;
+  const redis = openRedis({ ...config, redisUrl }, { maxRetriesPerRequest: 2, lazyConnect: true });
   try {
     await redis.connect();
     const keys = redisKeys(config.redisPrefix);
