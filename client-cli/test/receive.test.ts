@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
-import { mailboxRequest } from '../../test/support/http.ts';
+import { mailboxRequest, sendMessage } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
@@ -99,6 +99,16 @@ test('receive saves every message (chunked and gzipped too, and a report) with i
   const again = await as(gp, ['receive', into, '--json'], work);
   t.is(again.code, 0);
   t.is(again.stdout, '', 'nothing new');
+});
+
+test('a message whose sender named no file is saved as <ID>.dat, the name the server gives it, not <ID>_<ID>.dat', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendMessage(server, lab.mailbox, gp.mailbox, 'unnamed', { 'mex-WorkflowID': WORKFLOW });
+  const into = await folder();
+  const received = await as(gp, ['receive', into], work);
+  t.is(received.code, 0, received.stderr);
+  t.is((await readFile(join(into, `${messageId}.dat`))).toString(), 'unnamed');
+  t.like(await readJson(join(into, `${messageId}.json`)), { payloadFile: `${messageId}.dat` });
 });
 
 test('a message that cannot be saved stays in the inbox while the others are received; exit 1', async (t) => {

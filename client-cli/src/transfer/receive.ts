@@ -160,7 +160,9 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
 
 /** The id first, so that two senders' `results.csv` never meet. */
 function payloadFileName(metadata: MessageMetadata, messageId: string): string {
-  const safe = safeFileName(metadata.fileName);
+  // `<ID>.dat` is the name a server gives a message whose sender named none: no name to add to the id.
+  const named = metadata.fileName?.toUpperCase() === `${messageId.toUpperCase()}.DAT` ? undefined : metadata.fileName;
+  const safe = safeFileName(named);
   return safe === undefined ? defaultFileName(undefined, messageId) : fitFileName(`${messageId}_${safe}`);
 }
 
