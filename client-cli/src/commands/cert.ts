@@ -1,7 +1,7 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { createCertificateRequest } from '../../../shared/src/pki/index.ts';
+import { loadPki } from './pki.ts';
 import { parseMailboxId } from '../../../shared/src/protocol/index.ts';
 import type { CliContext } from './context.ts';
 
@@ -19,6 +19,7 @@ export function registerCertCommand(program: Command, context: CliContext): void
     .option('--organisation <name>', 'organisation name in the request')
     .action(async (options: { for: string; out: string; organisation?: string }) => {
       const mailboxId = parseMailboxId(options.for);
+      const { createCertificateRequest } = await loadPki();
       const request = createCertificateRequest({ commonName: mailboxId, organisation: options.organisation });
       await mkdir(options.out, { recursive: true });
       const key = join(options.out, `${mailboxId}.key`);

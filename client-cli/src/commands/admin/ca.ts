@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { createCertificateAuthority } from '../../../../shared/src/pki/index.ts';
+import { loadPki } from '../pki.ts';
 import { writePemPair, writeRevocationList } from './pki-files.ts';
 
 export function registerCaCommands(admin: Command, pkiDir: () => string): void {
@@ -14,6 +14,7 @@ export function registerCaCommands(admin: Command, pkiDir: () => string): void {
       const dir = pkiDir();
       const exists = await access(join(dir, 'ca.crt')).then(() => true, () => false);
       if (exists && !options.force) throw new Error(`a CA already exists in ${dir} (use --force to replace it)`);
+      const { createCertificateAuthority } = await loadPki();
       const authority = createCertificateAuthority({ commonName: options.name });
       const files = await writePemPair(dir, 'ca', authority);
       // A server given MESHBOX_TLS_CRL will not start without one, and nothing is revoked yet.

@@ -1,13 +1,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import {
-  describeCertificate,
-  issueMailboxCertificate,
-  issueServerCertificate,
-  signCertificateRequest,
-  normalizeSerialNumber,
-} from '../../../../shared/src/pki/index.ts';
+import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
+import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
+import { loadPki } from '../pki.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { prepareOutputFolder, publishRevocationList, readCertificateAuthority, writePemPair } from './pki-files.ts';
 
@@ -54,6 +50,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     .option('--ip <address...>', 'IP addresses', ['127.0.0.1'])
     .action(async (options: { dns: string[]; ip: string[] }) => {
       const dir = pkiDir();
+      const { issueServerCertificate } = await loadPki();
       const issued = issueServerCertificate({
         ca: await readCertificateAuthority(dir),
         commonName: options.dns[0] ?? options.ip[0] ?? 'meshbox',
@@ -75,6 +72,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       await withAdminStores(async (stores) => {
         const found = await stores.mailboxes.get(mailboxId);
         if (!found) throw new Error(`no mailbox ${mailboxId}`);
+        const { issueMailboxCertificate } = await loadPki();
         const issued = issueMailboxCertificate({ ca, mailboxId, organisation: found.name || undefined });
         await stores.certificates.recordIssued(mailboxId, issued.serialNumber);
         await stores.audit('cert.issue', mailboxId, `serial ${issued.serialNumber}`);
@@ -95,6 +93,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       await withAdminStores(async (stores) => {
         // A monitoring certificate is a client certificate whose name is no mailbox: it passes the
         // handshake, which is all the health routes ask, and no mailbox's password goes with it.
+        const { signCertificateRequest } = await loadPki();
         const signed = signCertificateRequest({ ca, csrPem, usage: options.usage === 'server' ? 'server' : 'client' });
         const commonName = describeCertificate(signed.certPem).subjectCommonName ?? '';
         const mailbox = await stores.mailboxes.get(commonName);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { issueMailboxCertificate } from '../../../../shared/src/pki/index.ts';
+import { loadPki } from '../pki.ts';
 import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { withAdminStores } from './admin-context.ts';
@@ -40,6 +40,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       const authority = await readCertificateAuthority(pkiDir());
       const chosen = await choosePassword(options);
       await prepareOutputFolder(options.certOut);
+      const { issueMailboxCertificate } = await loadPki();
       const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
         // A monitoring system's certificates name no mailbox: a mailbox of that name would make them its own.
         if ((await certificates.issuedTo(mailboxIdValue)).length > 0 && !(await mailboxes.get(mailboxIdValue))) {

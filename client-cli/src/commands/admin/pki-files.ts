@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
 import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRevocationList, type RevokedCertificate } from '../../../../shared/src/pki/index.ts';
+import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
+import { loadPki } from '../pki.ts';
 import { writeFileAtomically } from '../../transfer/durable-files.ts';
 
 /** The revocation list beside the CA that signs it: what MESHBOX_TLS_CRL names. */
@@ -39,6 +40,7 @@ export async function writePemPair(dir: string, name: string, pair: PemPair): Pr
  */
 export async function writeRevocationList(pkiDir: string, ca: PemPair, revoked: readonly RevokedCertificate[]): Promise<string> {
   const file = join(pkiDir, CRL_FILE);
+  const { createRevocationList } = await loadPki();
   await writeFileAtomically(file, createRevocationList({ ca, revoked }));
   return file;
 }
