@@ -62,7 +62,7 @@ export function pingAndInfo(port: number, timeoutMs = 2_000): Promise<string | u
 /**
  * Our Redis, ready: the port answers PING, and the process behind it is the one whose pid
  * redis-server wrote to our pidfile. A PONG alone could come from somebody else's Redis
- * on a reused port (the trap in docs/infra.md).
+ * on a reused port of a shared machine.
  */
 export async function isOurRedis(dataDir: string, redis: RedisProcess): Promise<boolean> {
   if (readInteger(redisPaths(dataDir).pidFile) !== redis.pid || !processAlive(redis.pid)) return false;

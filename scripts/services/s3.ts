@@ -80,7 +80,7 @@ async function startS3(dataDir: string): Promise<S3Process> {
     detached: true, // its own process group: it outlives us and our terminal's Ctrl-C
     stdio: ['ignore', log, log],
     // For this process only: s3rver's paged ListObjectsV2 builds its continuation token with
-    // DES, which OpenSSL 3 keeps in the legacy provider (docs/infra.md).
+    // DES, which OpenSSL 3 keeps in the legacy provider.
     env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
   });
   closeSync(log);
