@@ -43,6 +43,16 @@ async function put(outbox: string, name: string, payload: Buffer, control?: unkn
   await utimes(join(outbox, name), aMinuteAgo, aMinuteAgo);
 }
 
+/**
+ * A file being written as the pass looks: its time set ahead, so it still counts as changed
+ * in the last 2 s however late the pass comes on a busy machine.
+ */
+async function writeUnsettled(outbox: string, name: string, payload: string): Promise<void> {
+  await writeFile(join(outbox, name), payload);
+  const ahead = new Date(Date.now() + 120_000);
+  await utimes(join(outbox, name), ahead, ahead);
+}
+
 function as(files: MailboxFiles, args: readonly string[], running?: Pick<InProcessOptions, 'stopSignal' | 'onStdout'>) {
   return runInProcess(['--profile', files.profile, ...args], { cwd: work, ...running });
 }
@@ -81,7 +91,7 @@ test('dispatch sends every waiting file (chunked, gzipped, with its control file
   await writeFile(join(outbox, '.hidden'), 'x');
   await writeFile(join(outbox, 'half.part'), 'x');
   await writeFile(join(outbox, 'half.tmp'), 'x');
-  await writeFile(join(outbox, 'just-written.txt'), 'still being written');
+  await writeUnsettled(outbox, 'just-written.txt', 'still being written');
 
   const run = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '100000', '--gzip', '--json']);
   t.is(run.code, 0, run.stderr);
@@ -489,7 +499,7 @@ test('an outbox folder that has gone (an unmounted share) fails the pass and is 
 test('on a terminal, a file written a moment ago is named as left for the next pass', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
-  await writeFile(join(outbox, 'just-copied.txt'), 'still arriving');
+  await writeUnsettled(outbox, 'just-copied.txt', 'still arriving');
   const run = await runInProcess(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW], { cwd: work, tty: true });
   t.is(run.code, 0, run.stderr);
   t.is(run.stdout, '');
