@@ -47,7 +47,8 @@ async function startServerUnlessRunning(url: URL): Promise<ChildProcess | undefi
   if (await listening(url)) return undefined;
   console.log(`0. no server at ${url.origin}: starting one, as \`npm start\` does (stopped after the demo)`);
   const server = spawn(process.execPath, [resolve(REPO_ROOT, 'server/src/main.ts')], {
-    env: { ...process.env, MESHBOX_LOG_LEVEL: process.env.MESHBOX_LOG_LEVEL ?? 'warn' },
+    // Listening where the demo will look for it.
+    env: { ...process.env, MESHBOX_PORT: url.port || '443', MESHBOX_LOG_LEVEL: process.env.MESHBOX_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   // It listens once Redis and object storage answer (it starts the local ones if need be).
@@ -78,7 +79,8 @@ async function main(): Promise<void> {
     if (!existsSync(demoProfilePath(mailbox.id))) throw new Error('no demo profiles: run `npm run setup` first');
   }
   const profile = JSON.parse(await readFile(demoProfilePath(lab.id), 'utf8')) as { url: string };
-  const server = await startServerUnlessRunning(new URL(profile.url));
+  // The server the CLI will talk to: MESHBOX_URL comes before a profile's url, as in the CLI.
+  const server = await startServerUnlessRunning(new URL(process.env.MESHBOX_URL?.trim() || profile.url));
   const work = await mkdtemp(join(tmpdir(), 'meshbox-demo-'));
   try {
     const resultFile = join(work, 'fbc-result.hl7');

@@ -102,7 +102,8 @@ async function ensureDemoMailboxes(): Promise<void> {
       // Also for a certificate an earlier setup left unrecorded: `admin cert revoke <ID>` finds what is recorded.
       await certificates.recordIssued(demo.id, describeCertificate(await readFile(certFile, 'utf8')).serialNumber);
       const profile: Profile = {
-        url: 'https://localhost:8443',
+        // Where `npm start` listens: MESHBOX_PORT, as the server reads it.
+        url: `https://localhost:${process.env.MESHBOX_PORT?.trim() || '8443'}`,
         mailbox: demo.id,
         password,
         sharedKey,
