@@ -233,6 +233,16 @@ test('connection flags may follow the command name, and beat the profile there',
   t.is(fine.code, 0, fine.stderr);
 });
 
+test('an empty file is refused before any request, saying it is empty; gzipped it goes (the server judges the body as sent)', async (t) => {
+  const cwd = await folder();
+  await writeFile(join(cwd, 'empty.txt'), '');
+  const refused = await as(lab, ['send', 'empty.txt', '--to', gp.mailbox.id, '--workflow', WORKFLOW], cwd);
+  t.is(refused.code, 1);
+  t.is(refused.stderr, 'meshbox: empty.txt is empty, and MESH refuses a message with no data\n');
+  const gzipped = await as(lab, ['send', 'empty.txt', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--gzip', '--json'], cwd);
+  t.is(gzipped.code, 0, gzipped.stderr);
+});
+
 test('an unreachable server gives "cannot reach" and exit 1', async (t) => {
   const result = await as(gp, ['count', '--url', 'https://127.0.0.1:1'], await folder());
   t.is(result.code, 1);

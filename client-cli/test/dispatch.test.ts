@@ -478,7 +478,7 @@ test('an empty file is refused for itself, also when recipient and workflow came
 
   const run = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW]);
   t.is(run.code, 1);
-  t.regex(run.stderr, /empty\.txt: .*\(HTTP 417, MESH code 02\) \(moved to failed\/\)/);
+  t.regex(run.stderr, /empty\.txt: empty\.txt is empty, and MESH refuses a message with no data \(moved to failed\/\)/);
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
   t.true((await readdir(join(outbox, 'failed'))).some((name) => name.endsWith('_empty.txt')));
   t.deepEqual(await inboxContents(gp), ['a result']);

@@ -16,7 +16,7 @@ import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
-import { ChunkUploadError, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
+import { ChunkUploadError, EmptyFileError, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
 
 export { CONTROL_SUFFIX } from './dispatch/control-file.ts';
 export { FAILED_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
@@ -368,7 +368,7 @@ function asSetupError(error: unknown): unknown {
 
 /** The reason to give up on a file, or undefined when trying it again later may work. */
 function refusalOf(error: unknown): string | undefined {
-  if (error instanceof RefusedFileError) return error.message;
+  if (error instanceof RefusedFileError || error instanceof EmptyFileError) return error.message;
   const cause = error instanceof ChunkUploadError ? error.cause : error;
   // What the server says about the message itself; an authentication failure (403) or an outage is about the setup, not this file.
   if (cause instanceof MeshClientError && [400, 413, 417].includes(cause.status)) return cause.message;

@@ -1,5 +1,6 @@
 import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { MeshClientError } from '../client/errors.ts';
@@ -53,6 +54,14 @@ export interface UploadResult {
   readonly changedAfterSend: boolean;
   /** After a resume: the status tracking reports (`accepted` when complete). */
   readonly status?: string;
+}
+
+/** A file with nothing in it: MESH refuses a message without data (417, code 02), so it is not sent at all. */
+export class EmptyFileError extends Error {
+  constructor(path: string) {
+    super(`${basename(path)} is empty, and MESH refuses a message with no data`);
+    this.name = 'EmptyFileError';
+  }
 }
 
 /** A chunk failed for good (its retries are spent); says which, and of what message. */
@@ -222,6 +231,8 @@ async function checksumOf(path: string, size: number, algorithm: Checksum['algor
 /** Sends a file as a new message, in as many chunks as the chunk size makes. */
 export async function sendFile(client: MeshClient, options: SendFileOptions): Promise<UploadResult> {
   const file = await fileStats(options.path);
+  // Gzipped, even an empty file is some bytes, which the server takes (it judges the body as sent).
+  if (file.size === 0 && !options.gzip) throw new EmptyFileError(options.path);
   const plan = new ChunkPlan(file.size, options.chunkSize);
   let message = options.message;
   if (options.checksum) {
