@@ -58,7 +58,7 @@ function addConnectionOptions(command: Command, hidden: boolean): void {
 }
 
 /** The `meshbox` command line: user commands, admin commands and the global connection flags. */
-export function buildProgram(io: CliIo = processIo()): Command {
+export function buildProgram(io: CliIo = processIo(), argv: readonly string[] = []): Command {
   const program = new Command('meshbox')
     .description('MESH mailbox client: send, list, download, acknowledge and track messages on a meshbox (or MESH) server')
     .version(VERSION, '-V, --version')
@@ -72,7 +72,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
       'environment variables, then the profile file.',
   );
 
-  const context = createContext(io);
+  const context = createContext(io, argv);
   registerSendCommand(program, context);
   registerDispatchCommand(program, context);
   registerInboxCommand(program, context);
@@ -105,7 +105,7 @@ function allCommands(command: Command): Command[] {
  * run the user stopped (130 for Ctrl-C).
  */
 export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
-  const program = buildProgram(io);
+  const program = buildProgram(io, argv);
   // Throw instead of process.exit(); settings are copied to subcommands only at creation, so set each.
   for (const command of allCommands(program)) command.exitOverride();
   try {

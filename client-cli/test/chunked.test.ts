@@ -240,13 +240,19 @@ test('without a terminal nothing but the result line is printed; on one, a progr
   t.regex(quiet.stdout, /^\d{20}_[0-9A-F]{6}\n$/);
   t.is(quiet.stderr, '');
 
-  const shown = await send(cwd, ['--chunk-size', '64KiB'], true);
+  // A password given on the command line is not repeated in a command we print.
+  const shown = await send(cwd, ['--chunk-size', '64KiB', '--password', lab.mailbox.password], true);
   t.is(shown.code, 0, shown.stderr);
   const messageId = shown.stdout.trim();
   t.regex(messageId, MESSAGE_ID, 'stdout is the result alone');
   t.true(shown.stderr.includes('sending ['), 'a progress bar was drawn');
   t.true(shown.stderr.includes(`message ${messageId}: 3 chunks of 64 KiB; if interrupted, finish it with\n`));
-  t.true(shown.stderr.includes(`meshbox send --resume ${messageId} --chunk-size 65536 payload.bin\n`));
+  // The command line as typed, connection settings and all, plus --resume.
+  t.true(
+    shown.stderr.includes(`  meshbox --profile ${lab.profile} send payload.bin --to ${gp.mailbox.id} --workflow ${WORKFLOW} --chunk-size 64KiB --resume ${messageId}\n`),
+    shown.stderr,
+  );
+  t.false(shown.stderr.includes(lab.mailbox.password));
 
   const silenced = await send(cwd, ['--chunk-size', '64KiB', '--quiet'], true);
   t.is(silenced.code, 0, silenced.stderr);

@@ -74,6 +74,7 @@ test('a chunk upload is retried after a 500 and a 429 (waiting its Retry-After) 
   const cwd = await mkdtemp(join(work, 'send-'));
   await writeFile(join(cwd, 'payload.bin'), payload);
   const received: { path: string; range: string; body: Buffer; at: number }[] = [];
+  let typedOrigin = '';
   const result = await withFakeServer(
     (request, body, response) => {
       const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
@@ -91,7 +92,10 @@ test('a chunk upload is retried after a 500 and a 429 (waiting its Retry-After) 
         response.writeHead(501, { 'content-type': 'text/plain' }).end('not here');
       }
     },
-    (origin) => cli(origin, ['send', 'payload.bin', '--to', 'X26OT001', '--workflow', 'WF', '--chunk-size', '1000'], cwd),
+    (origin) => {
+      typedOrigin = origin;
+      return cli(origin, ['send', 'payload.bin', '--to', 'X26OT001', '--workflow', 'WF', '--chunk-size', '1000'], cwd);
+    },
   );
 
   t.is(result.code, 1);
@@ -107,7 +111,7 @@ test('a chunk upload is retried after a 500 and a 429 (waiting its Retry-After) 
     result.stderr,
     `meshbox: chunk 3 of 3 failed: Not Implemented: not here (HTTP 501)\n` +
       `message ${MESSAGE_ID} is incomplete; the server keeps its chunks for a while: finish it with\n` +
-      `  meshbox send --resume ${MESSAGE_ID} --chunk-size 1000 payload.bin\n`,
+      `  meshbox --profile ${mailbox.profile} --url ${typedOrigin} send payload.bin --to X26OT001 --workflow WF --chunk-size 1000 --resume ${MESSAGE_ID}\n`,
   );
 });
 

@@ -44,6 +44,8 @@ export function processIo(): CliIo {
 /** What every user command needs: output, and a client built from the global connection flags. */
 export interface CliContext {
   readonly io: CliIo;
+  /** The command line as typed (after `meshbox`): a command we suggest can repeat it. */
+  readonly argv: readonly string[];
   /** Writes one line to stdout. */
   readonly print: (line: string) => void;
   /**
@@ -78,9 +80,10 @@ export function connectionFlags(command: Command): ConnectionFlags {
   return flags;
 }
 
-export function createContext(io: CliIo): CliContext {
+export function createContext(io: CliIo, argv: readonly string[] = []): CliContext {
   return {
     io,
+    argv,
     print: (line) => io.stdout(`${line}\n`),
     withClient: async (command, use, options) => {
       // Settings are read only when a command needs the server, so --help and admin work without them.

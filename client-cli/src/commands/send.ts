@@ -31,13 +31,28 @@ interface SendFlags {
   readonly json?: boolean;
 }
 
-/** The command that finishes this send if it is interrupted: what the user typed, plus --resume. */
-function resumeCommand(messageId: string, file: string, flags: SendFlags): string {
-  const words = ['meshbox send --resume', messageId];
-  if (flags.chunkSize !== undefined) words.push('--chunk-size', String(flags.chunkSize));
-  if (flags.gzip) words.push('--gzip');
-  words.push(shellWord(file));
-  return words.join(' ');
+/** Options whose values are secrets: a command we print leaves them out (the profile or MESHBOX_* must give them). */
+const SECRET_OPTIONS = new Set(['--password', '--shared-key']);
+
+/**
+ * The command that finishes this send if it is interrupted: what the user typed (connection
+ * settings, chunk size and all), plus --resume, secrets left out.
+ */
+function resumeCommand(messageId: string, typed: readonly string[]): string {
+  const words: string[] = [];
+  for (let i = 0; i < typed.length; i += 1) {
+    const [name = '', inline] = (typed[i] ?? '').split(/=(.*)/s, 2);
+    if (name === '--resume') {
+      if (inline === undefined) i += 1;
+      continue;
+    }
+    if (SECRET_OPTIONS.has(name)) {
+      if (inline === undefined) i += 1;
+      continue;
+    }
+    words.push(shellWord(typed[i] ?? ''));
+  }
+  return ['meshbox', ...words, '--resume', messageId].join(' ');
 }
 
 /**
@@ -51,7 +66,7 @@ function howToCheckDelivery(flags: SendFlags): string {
 }
 
 /** A failed chunk's error, with what to do about it. */
-function explained(error: unknown, file: string, flags: SendFlags): unknown {
+function explained(error: unknown, flags: SendFlags, typed: readonly string[]): unknown {
   if (!(error instanceof ChunkUploadError)) return error;
   if (error.totalChunks === 1 && error.cause instanceof MeshConnectionError && error.cause.mayHaveArrived) {
     return new Error(
@@ -68,7 +83,7 @@ function explained(error: unknown, file: string, flags: SendFlags): unknown {
   if (error.messageId === undefined || error.cause instanceof FileChangedError) return error;
   return new Error(
     `${error.message}\nmessage ${error.messageId} is incomplete; the server keeps its chunks for a while: finish it with\n` +
-      `  ${resumeCommand(error.messageId, file, flags)}`,
+      `  ${resumeCommand(error.messageId, typed)}`,
     { cause: error },
   );
 }
@@ -147,7 +162,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
                   checksum: flags.checksum === true,
                   startNote: (messageId, plan) =>
                     `message ${messageId}: ${plan.totalChunks} chunks of ${formatBytes(plan.chunkSize)}; if interrupted, finish it with\n` +
-                    `  ${resumeCommand(messageId, file, flags)}`,
+                    `  ${resumeCommand(messageId, context.argv)}`,
                 })
               : resumeFile(client, {
                   ...upload,
@@ -158,7 +173,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
           { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES },
         )
         .catch((error: unknown) => {
-          throw explained(error, file, flags);
+          throw explained(error, flags, context.argv);
         });
 
       if (result.changedAfterSend) {
