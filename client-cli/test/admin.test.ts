@@ -138,6 +138,7 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   const allowed = await admin('workflow', 'allow', 'wf001', 'RAD_RESULTS', '--receive');
   t.is(allowed.code, 0, allowed.stderr);
   t.regex(allowed.stdout, /WF001 may receive RAD_RESULTS/);
+  t.is(allowed.stderr, '', 'it had named workflows only: nothing to warn of');
   const denied = await admin('workflow', 'deny', 'WF001', 'PATH_RESULTS');
   t.is(denied.code, 0);
   const mailbox = JSON.parse((await admin('mailbox', 'show', 'WF001')).stdout);
@@ -145,6 +146,10 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   t.deepEqual(mailbox.receiveWorkflows, ['RAD_RESULTS']);
 
   t.is((await admin('mailbox', 'create', 'WF002', '--password', 'p', '--cert-out', out)).code, 0);
+  // Created without --workflow it may use any: allowing one narrows nothing, which it is told.
+  const widened = await admin('workflow', 'allow', 'WF002', 'RAD_RESULTS', '--receive');
+  t.is(widened.code, 0);
+  t.regex(widened.stderr, /note: WF002 may still receive any workflow \('\*'\); .*meshbox admin workflow deny WF002 '\*' --receive/);
   const wildcard = await admin('workflow', 'deny', 'WF002', 'RAD_RESULTS', '--send');
   t.is(wildcard.code, 1);
   t.regex(wildcard.stderr, /deny '\*' first/);

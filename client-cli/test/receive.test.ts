@@ -319,7 +319,7 @@ test('receive refuses a folder that is not there, a bad --interval, and --interv
     t.regex(bad.stderr, /Give a whole number of seconds from 1/);
   }
   const withoutWatch = await as(gp, ['receive', work, '--interval', '5'], work);
-  t.is(withoutWatch.code, 1);
+  t.is(withoutWatch.code, 2, 'a usage error');
   t.regex(withoutWatch.stderr, /--interval needs --watch/);
 });
 

@@ -47,7 +47,8 @@ export function withFolderPassOptions(command: Command, polled: string): Command
 
 /** The command's folder argument, resolved and checked: these commands do not create it. */
 export async function existingFolder(context: CliContext, command: Command, folder: string, flags: FolderPassFlags): Promise<string> {
-  if (!flags.watch && command.getOptionValueSource('interval') === 'cli') throw new Error('--interval needs --watch');
+  // A usage error (exit 2), like any other misuse of the options.
+  if (!flags.watch && command.getOptionValueSource('interval') === 'cli') command.error('error: --interval needs --watch');
   const target = resolve(context.io.cwd, folder);
   if (!(await stat(target).catch(() => undefined))?.isDirectory()) throw new Error(`${target} is not a folder (${command.name()} does not create one)`);
   return target;

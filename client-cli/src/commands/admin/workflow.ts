@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { WorkflowDirection } from '../../../../server/src/store/mailboxes.ts';
+import { ANY_WORKFLOW, type WorkflowDirection } from '../../../../server/src/store/mailboxes.ts';
 import { parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import { withAdminStores } from './admin-context.ts';
 
@@ -27,15 +27,21 @@ export function registerWorkflowCommands(admin: Command): void {
         // One already allowed, however odd, may still be denied.
         if (allowed) parseWorkflowId(workflowId);
         for (const direction of directions(options)) {
-          await withAdminStores(async ({ mailboxes, audit }) => {
+          const anyWorkflow = await withAdminStores(async ({ mailboxes, audit }) => {
             const outcome = await mailboxes.setWorkflow(mailboxId, workflowId, direction, allowed);
             if (outcome === 'not_found') throw new Error(`no mailbox ${mailboxId}`);
             if (outcome === 'wildcard') {
               throw new Error(`${mailboxId} may ${direction} any workflow ('*'): deny '*' first, then allow the ones it may use`);
             }
             await audit(`workflow.${name}`, mailboxId, `${direction} ${workflowId}`);
+            const changed = await mailboxes.get(mailboxId, { fresh: true });
+            return (direction === 'send' ? changed?.sendWorkflows : changed?.receiveWorkflows)?.includes(ANY_WORKFLOW) ?? false;
           });
           console.log(`${mailboxId} may ${allowed ? '' : 'no longer '}${direction} ${workflowId}`);
+          // A new mailbox may use any workflow: allowing one narrows nothing until '*' goes.
+          if (allowed && anyWorkflow && workflowId !== ANY_WORKFLOW) {
+            console.error(`note: ${mailboxId} may still ${direction} any workflow ('*'); to allow only the ones named, deny '*': meshbox admin workflow deny ${mailboxId} '*' --${direction}`);
+          }
         }
       });
   }
