@@ -158,6 +158,9 @@ test('an interrupted upload is finished by send --resume, which uploads only the
     return id;
   });
   t.deepEqual((await withClient(lab, (client) => client.track(messageId))).stored_chunks, [1, 2]);
+  // Not 'Transferred to recipient mailbox': how far the upload got, and how to go on.
+  const tracked = await as(lab, ['track', messageId], cwd);
+  t.regex(tracked.stdout, new RegExp(`^status\\s+uploading, 2 of 4 chunks stored \\(meshbox send --resume ${messageId} <file> sends the rest\\)$`, 'm'));
 
   const wrongSize = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '32KiB'], cwd);
   t.is(wrongSize.code, 1);
