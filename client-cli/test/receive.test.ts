@@ -250,6 +250,19 @@ test('receive refuses a folder another host\'s receiver holds, and takes over th
   t.deepEqual(await readdir(into), [`${messageId}.json`, `${messageId}_after-crash.txt`], 'released, and nothing left aside');
 });
 
+test('a watch stopped while the server is away ends quietly: the request the stop cut short is no failed pass to report', async (t) => {
+  const { gp } = await pair();
+  const into = await folder();
+  const stop = new AbortController();
+  // Nothing listens there: the pass is retrying its first request when the stop comes.
+  const watching = as(gp, ['receive', into, '--watch', '--url', 'https://127.0.0.1:1'], work, { stopSignal: stop.signal });
+  await sleep(300);
+  stop.abort();
+  const result = await watching;
+  t.is(result.code, 0, result.stderr);
+  t.notRegex(result.stderr, /aborted|looked at again/);
+});
+
 test('receive --watch saves what arrives while it runs, and stops cleanly when asked', async (t) => {
   const { lab, gp } = await pair();
   const into = await folder();

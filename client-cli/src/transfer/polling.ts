@@ -65,6 +65,8 @@ export async function pollUntilStopped(pass: () => Promise<unknown>, options: Po
       await pass();
       failures = 0;
     } catch (error) {
+      // A pass the stop cut short (its request aborted) did not fail: the watch is ending.
+      if (options.signal.aborted) break;
       failures += 1;
       options.onPassFailed(error, waitAfterPasses(options.intervalMs, failures));
     }
