@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -233,6 +233,18 @@ test('a chunk size over the server limit gives its 413 with advice, and exit 1',
   t.is(result.code, 1);
   t.is(result.stdout, '');
   t.regex(result.stderr, /^meshbox: chunk 1 of 2 failed: .*chunk exceeds 102400 bytes.*\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size\n$/);
+});
+
+test('dispatch with a chunk size over the server limit keeps the file, with the same advice: the setting is wrong, not the file', async (t) => {
+  const outbox = await folderWith(randomBytes(150 * 1024));
+  // Settled: written a minute ago, as dispatch takes only files that have stopped changing.
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  await utimes(join(outbox, 'payload.bin'), aMinuteAgo, aMinuteAgo);
+  const result = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '128KiB'], work);
+  t.is(result.code, 1);
+  t.regex(result.stderr, /chunk 1 of 2 failed: .*\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size \(the file stays, and is tried again\) \(payload\.bin stays in the folder\)/);
+  t.true((await readdir(outbox)).includes('payload.bin'));
+  t.deepEqual(await readdir(join(outbox, 'failed')), []);
 });
 
 test('without a terminal nothing but the result line is printed; on one, a progress bar and the id to resume with', async (t) => {

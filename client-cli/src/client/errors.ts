@@ -13,6 +13,11 @@ export interface MeshErrorDetails {
 }
 
 /** A request the server answered with an error status. */
+/** The server's 413 for a chunk over its size limit: a smaller --chunk-size helps (not so a message over its total size, also a 413). */
+export function refusesChunkSize(error: unknown): error is MeshClientError {
+  return error instanceof MeshClientError && error.status === 413 && /\bchunk\b/i.test(error.description);
+}
+
 export class MeshClientError extends Error implements MeshErrorDetails {
   readonly status: number;
   readonly code: string | undefined;

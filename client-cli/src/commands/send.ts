@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { MeshClientError, MeshConnectionError } from '../client/errors.ts';
+import { MeshConnectionError, refusesChunkSize } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
@@ -74,9 +74,7 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
       { cause: error },
     );
   }
-  if (error.cause instanceof MeshClientError && error.cause.status === 413) {
-    // 413 is also the answer to a message over the server's total size: no chunk size helps then.
-    if (!/\bchunk\b/i.test(error.cause.description)) return error;
+  if (refusesChunkSize(error.cause)) {
     return new Error(`${error.message}; the server refuses chunks this large: use a smaller --chunk-size`, { cause: error });
   }
   // Resuming with a changed file would make a garbled message: no resume hint then.

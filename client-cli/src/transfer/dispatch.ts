@@ -3,7 +3,7 @@ import type { Stats } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { MeshClientError } from '../client/errors.ts';
+import { MeshClientError, refusesChunkSize } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
@@ -228,6 +228,10 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     message: { ...fields, localId },
     onStarted: (messageId) => writeJournal(options.folder, { ...started, messageId }),
   }).catch((error: unknown) => {
+    // Chunks too large for this server are --chunk-size's fault: every large file would be refused alike.
+    if (refusesChunkSize(error instanceof ChunkUploadError ? error.cause : error)) {
+      throw new DispatchSetupError(`${(error as Error).message}; the server refuses chunks this large: use a smaller --chunk-size (the file stays, and is tried again)`, { cause: error });
+    }
     throw control.to === undefined && control.workflowId === undefined ? asSetupError(error) : error;
   });
   refuseChangedAfterSend(file, sent);
