@@ -187,9 +187,11 @@ test('tracking by local id finds the one message, and 300 when the local id is n
   t.is(one.status, 200);
   t.is(one.json().messageId, messageId);
 
-  await sendMessage(server, lab, gp, 'two', { 'mex-LocalID': localId });
+  const secondId = await sendMessage(server, lab, gp, 'two', { 'mex-LocalID': localId });
   const two = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/${localId}` });
   t.is(two.status, 300);
+  // It names them, so each can be tracked by its id.
+  t.regex(two.json().detail[0].msg, new RegExp(`${localId} \\(messages (${messageId}, ${secondId}|${secondId}, ${messageId})\\)`));
 
   const none = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/no-such-local-id` });
   t.is(none.status, 404);

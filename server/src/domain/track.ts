@@ -29,10 +29,18 @@ export async function trackMessage(services: Services, mailboxId: string, messag
   return { message, storedChunks, sender, recipient, expiresAt };
 }
 
+/** How many of the messages sharing a local id a 300 names. */
+const LISTED_MATCHES = 20;
+
 /** Tracking by the sender's own local id, which must pick out exactly one message. */
 export async function trackByLocalId(services: Services, mailboxId: string, localId: string): Promise<TrackedMessage> {
   const ids = await services.messages.findByLocalId(mailboxId, localId);
-  if (ids.length > 1) throw new MeshError(300, MeshErrorCodes.multipleLocalIdMatches, { detail: localId });
+  if (ids.length > 1) {
+    // Which ones, so the sender can track each by its id (its own messages only: the index is per sender).
+    const named = [...ids].sort().slice(0, LISTED_MATCHES).join(', ');
+    const more = ids.length > LISTED_MATCHES ? ` and ${ids.length - LISTED_MATCHES} more` : '';
+    throw new MeshError(300, MeshErrorCodes.multipleLocalIdMatches, { detail: `${localId} (messages ${named}${more})` });
+  }
   const [messageId] = ids;
   if (messageId === undefined) throw new MessageNotFoundError(localId);
   return trackMessage(services, mailboxId, messageId);
