@@ -103,6 +103,9 @@ test('mailbox create registers the mailbox and issues a certificate the server a
   t.like(mailbox, { id: 'X26OT001', odsCode: 'X26', name: 'Example Trust', active: true, sendWorkflows: ['W1', 'W2'], receiveWorkflows: ['W1', 'W2'] });
   t.false('password' in mailbox);
   t.false(shown.stdout.includes('pw-1'));
+  // Its certificate's serial, to revoke it by when a renewed one has taken its place.
+  const serial = describeCertificate(await readFile(join(out, 'X26OT001.crt'), 'utf8')).serialNumber.replaceAll(':', '').toLowerCase();
+  t.deepEqual(mailbox.certificates, [{ serial, revoked: false }]);
 
   const listed = await admin('mailbox', 'list', '--json');
   t.true((JSON.parse(listed.stdout) as { id: string }[]).some((entry) => entry.id === 'X26OT001'));

@@ -101,11 +101,18 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
 
   mailbox
     .command('show <id>')
-    .description('show one mailbox')
+    .description('show one mailbox, with the serials of its certificates on record (to revoke an old one after a renewal)')
     .action(async (id: string) => {
-      const found = await withAdminStores(({ mailboxes: store }) => store.get(parseMailboxId(id)));
-      if (!found) throw new Error(`no mailbox ${id.toUpperCase()}`);
-      console.log(JSON.stringify(describe(found), null, 2));
+      const mailboxId = parseMailboxId(id);
+      const shown = await withAdminStores(async ({ mailboxes: store, certificates }) => {
+        const found = await store.get(mailboxId);
+        if (!found) return undefined;
+        const serials = await certificates.issuedTo(mailboxId);
+        const revoked = await Promise.all(serials.map((serial) => certificates.isRevoked(serial)));
+        return { ...describe(found), certificates: serials.map((serial, i) => ({ serial, revoked: revoked[i] })) };
+      });
+      if (!shown) throw new Error(`no mailbox ${mailboxId}`);
+      console.log(JSON.stringify(shown, null, 2));
     });
 
   for (const [name, active] of [['enable', true], ['disable', false]] as const) {
