@@ -90,7 +90,8 @@ test('receive saves every message (chunked and gzipped too, and a report) with i
   t.like(largeMetadata, { chunks: 3, bytes: large.length });
   t.regex(largeMetadata.verifiedChecksum, /^sha256:[0-9a-f]{64}$/);
   const report = await readJson(join(into, `${reportId}.json`));
-  t.like(report, { messageType: 'REPORT', payloadFile: null, bytes: 0 });
+  t.like(report, { messageType: 'REPORT', payloadFile: null, bytes: 0, linkedMessageId: ignoredId, statusCode: '14' });
+  t.regex(report.statusDescription, /not collected/i);
   t.is(report.mexHeaders['mex-linkedmsgid'], ignoredId);
   t.is(report.mexHeaders['mex-statuscode'], '14');
 

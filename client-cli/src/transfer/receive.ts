@@ -1,4 +1,5 @@
 import { basename, join } from 'node:path';
+import { MeshHeaders } from '../../../shared/src/protocol/index.ts';
 import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
@@ -182,6 +183,14 @@ function describe(metadata: MessageMetadata, messageId: string, download: Downlo
     chunks: download?.totalChunks ?? 0,
     verifiedChecksum: download?.checksum ? formatChecksum(download.checksum) : null,
     receivedAt: new Date().toISOString(),
+    // A non-delivery report is about another message: which, and why, at the top where a program looks.
+    ...(metadata.messageType === 'REPORT'
+      ? {
+          linkedMessageId: mexHeaders[MeshHeaders.linkedMessageId.toLowerCase()] ?? null,
+          statusCode: mexHeaders[MeshHeaders.statusCode.toLowerCase()] ?? null,
+          statusDescription: mexHeaders[MeshHeaders.statusDescription.toLowerCase()] ?? null,
+        }
+      : {}),
     mexHeaders,
   };
 }
