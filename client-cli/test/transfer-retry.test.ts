@@ -62,6 +62,30 @@ function cli(origin: string, args: readonly string[], cwd: string): Promise<CliR
   return runInProcess(['--profile', mailbox.profile, '--url', origin, ...args], { cwd });
 }
 
+test('a send stopped mid-upload (Ctrl-C, SIGTERM) says which message it left incomplete and how to finish it, terminal or not', async (t) => {
+  const cwd = await mkdtemp(join(tmpdir(), 'meshbox-stop-'));
+  await writeFile(join(cwd, 'payload.bin'), randomBytes(3000));
+  const stop = new AbortController();
+  const result = await withFakeServer(
+    (request, _body, response) => {
+      if (new URL(request.url ?? '', 'https://x').pathname.endsWith('/outbox')) {
+        response.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ message_id: MESSAGE_ID }));
+      } else {
+        // Chunk 2 is on its way when the user stops the run; its answer never comes.
+        stop.abort();
+      }
+    },
+    (origin) =>
+      runInProcess(['--profile', mailbox.profile, '--url', origin, 'send', 'payload.bin', '--to', 'X26OT001', '--workflow', 'WF', '--chunk-size', '1000'], {
+        cwd,
+        stopSignal: stop.signal,
+      }),
+  );
+  t.is(result.code, 130);
+  t.is(result.stdout, '');
+  t.regex(result.stderr, new RegExp(`^meshbox: stopped by SIGINT: message ${MESSAGE_ID} is incomplete; the server keeps its chunks for a while: finish it with\n  meshbox --profile \\S+ --url \\S+ send payload\\.bin --to X26OT001 --workflow WF --chunk-size 1000 --resume ${MESSAGE_ID}\n$`));
+});
+
 test('Retry-After is read as seconds or as an HTTP date', (t) => {
   t.is(retryAfterMs('3'), 3000);
   t.is(retryAfterMs(new Date(10_000).toUTCString(), 4000), 6000);

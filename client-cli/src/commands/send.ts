@@ -5,6 +5,7 @@ import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
+import { interruption, stopSignal } from './interruption.ts';
 import {
   CHUNK_SIZE_HELP,
   chunkSizeOption,
@@ -118,7 +119,8 @@ export function registerSendCommand(program: Command, context: CliContext): void
         '',
         'On a terminal, stderr shows a progress bar and, for several chunks, the message id and the',
         'command to finish the send should it be interrupted. Otherwise (a pipe or file, --json,',
-        '--quiet) only the result goes out, on stdout. A send that fails part-way says how to resume it.',
+        '--quiet) only the result goes out, on stdout. A send that fails part-way, or that Ctrl-C or SIGTERM',
+        'stop (exit 130 or 143), says on stderr which message it left incomplete and how to resume it.',
         'A one-chunk send whose connection breaks after it went out may have been delivered: the error says',
         'so, and how to check (meshbox track --local-id, when given one) before sending it again.',
         '',
@@ -143,6 +145,10 @@ export function registerSendCommand(program: Command, context: CliContext): void
         gzip: flags.gzip === true,
         progress: context.progress(flags),
       };
+      // Ctrl-C or SIGTERM end the request in hand, and the run says what it left: on a terminal or
+      // not, as a script's log is where a half-sent message must be findable.
+      const stop = stopSignal(context.io);
+      let started = flags.resume;
       const result = await context
         .withClient(
           command,
@@ -158,6 +164,9 @@ export function registerSendCommand(program: Command, context: CliContext): void
                     fileName: flags.fileName ?? basename(path),
                   },
                   checksum: flags.checksum === true,
+                  onStarted: async (messageId) => {
+                    started = messageId;
+                  },
                   startNote: (messageId, plan) =>
                     `message ${messageId}: ${plan.totalChunks} chunks of ${formatBytes(plan.chunkSize)}; if interrupted, finish it with\n` +
                     `  ${resumeCommand(messageId, context.argv)}`,
@@ -168,9 +177,17 @@ export function registerSendCommand(program: Command, context: CliContext): void
                   expected: { to: flags.to, workflowId: flags.workflow, subject: flags.subject, localId: flags.localId, fileName: flags.fileName },
                   verifyChecksum: flags.checksum === true,
                 }),
-          { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES },
+          { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, signal: stop },
         )
         .catch((error: unknown) => {
+          if (stop.aborted) {
+            throw interruption(
+              stop,
+              started === undefined
+                ? `the message was not started, or its first chunk's answer did not come: before sending it again, ${howToCheckDelivery(flags)}`
+                : `message ${started} is incomplete; the server keeps its chunks for a while: finish it with\n  ${resumeCommand(started, context.argv)}`,
+            );
+          }
           throw explained(error, flags, context.argv);
         });
 
