@@ -13,6 +13,9 @@ export interface MeshErrorDetails {
 }
 
 /** A request the server answered with an error status. */
+/** What to say to a refusal that refusesChunkSize recognises. */
+export const CHUNK_SIZE_ADVICE = 'the server refuses chunks this large: use a smaller --chunk-size';
+
 /** The server's 413 for a chunk over its size limit: a smaller --chunk-size helps (not so a message over its total size, also a 413). */
 export function refusesChunkSize(error: unknown): error is MeshClientError {
   return error instanceof MeshClientError && error.status === 413 && /\bchunk\b/i.test(error.description);

@@ -18,6 +18,10 @@ export interface MessageMetadata {
   readonly chunkNumber: number;
   /** Chunks in the message; at least 1 (a report says `1:0` but still has one, empty, chunk). */
   readonly totalChunks: number;
+  /** Of a non-delivery report: the message it is about, and why it was not delivered. */
+  readonly linkedMessageId: string | undefined;
+  readonly statusCode: string | undefined;
+  readonly statusDescription: string | undefined;
   /** Every response header, lower-case names, for anything not named above. */
   readonly headers: Readonly<Record<string, string>>;
 }
@@ -53,6 +57,9 @@ export function metadataFromHeaders(headers: IncomingHttpHeaders): MessageMetada
     chunkNumber: positiveInteger(chunk) ?? 1,
     // mex-Total-Chunks is the spec's answer; older servers only send the range.
     totalChunks: positiveInteger(get(MeshHeaders.totalChunks)) ?? positiveInteger(total) ?? 1,
+    linkedMessageId: get(MeshHeaders.linkedMessageId),
+    statusCode: get(MeshHeaders.statusCode),
+    statusDescription: get(MeshHeaders.statusDescription),
     headers: flat,
   };
 }

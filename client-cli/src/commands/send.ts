@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { MeshConnectionError, refusesChunkSize } from '../client/errors.ts';
+import { CHUNK_SIZE_ADVICE, MeshConnectionError, refusesChunkSize } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
@@ -32,8 +32,11 @@ interface SendFlags {
   readonly json?: boolean;
 }
 
-/** Options whose values are secrets: a command we print leaves them out (the profile or MESHBOX_* must give them). */
-const SECRET_OPTIONS = new Set(['--password', '--shared-key']);
+/**
+ * Options a printed command leaves out with their values: --resume (added anew), and secrets
+ * (the profile or MESHBOX_* must give them).
+ */
+const LEFT_OUT_OPTIONS = new Set(['--resume', '--password', '--shared-key']);
 
 /**
  * The command that finishes this send if it is interrupted: what the user typed (connection
@@ -43,17 +46,18 @@ function resumeCommand(messageId: string, typed: readonly string[]): string {
   const words: string[] = [];
   for (let i = 0; i < typed.length; i += 1) {
     const [name = '', inline] = (typed[i] ?? '').split(/=(.*)/s, 2);
-    if (name === '--resume') {
-      if (inline === undefined) i += 1;
-      continue;
-    }
-    if (SECRET_OPTIONS.has(name)) {
+    if (LEFT_OUT_OPTIONS.has(name)) {
       if (inline === undefined) i += 1;
       continue;
     }
     words.push(shellWord(typed[i] ?? ''));
   }
   return ['meshbox', ...words, '--resume', messageId].join(' ');
+}
+
+/** What an upload cut short left behind, and the command that finishes it. */
+function incompleteNote(messageId: string, typed: readonly string[]): string {
+  return `message ${messageId} is incomplete; the server keeps its chunks for a while: finish it with\n  ${resumeCommand(messageId, typed)}`;
 }
 
 /**
@@ -76,15 +80,11 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
     );
   }
   if (refusesChunkSize(error.cause)) {
-    return new Error(`${error.message}; the server refuses chunks this large: use a smaller --chunk-size`, { cause: error });
+    return new Error(`${error.message}; ${CHUNK_SIZE_ADVICE}`, { cause: error });
   }
   // Resuming with a changed file would make a garbled message: no resume hint then.
   if (error.messageId === undefined || error.cause instanceof FileChangedError) return error;
-  return new Error(
-    `${error.message}\nmessage ${error.messageId} is incomplete; the server keeps its chunks for a while: finish it with\n` +
-      `  ${resumeCommand(error.messageId, typed)}`,
-    { cause: error },
-  );
+  return new Error(`${error.message}\n${incompleteNote(error.messageId, typed)}`, { cause: error });
 }
 
 function resultJson(result: UploadResult, resumed: boolean): string {
@@ -185,7 +185,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
               stop,
               started === undefined
                 ? `the message was not started, or its first chunk's answer did not come: before sending it again, ${howToCheckDelivery(flags)}`
-                : `message ${started} is incomplete; the server keeps its chunks for a while: finish it with\n  ${resumeCommand(started, context.argv)}`,
+                : incompleteNote(started, context.argv),
             );
           }
           throw explained(error, flags, context.argv);

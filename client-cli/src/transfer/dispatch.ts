@@ -3,7 +3,7 @@ import type { Stats } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { MeshClientError, refusesChunkSize } from '../client/errors.ts';
+import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
@@ -228,11 +228,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     message: { ...fields, localId },
     onStarted: (messageId) => writeJournal(options.folder, { ...started, messageId }),
   }).catch((error: unknown) => {
-    // Chunks too large for this server are --chunk-size's fault: every large file would be refused alike.
-    if (refusesChunkSize(error instanceof ChunkUploadError ? error.cause : error)) {
-      throw new DispatchSetupError(`${(error as Error).message}; the server refuses chunks this large: use a smaller --chunk-size (the file stays, and is tried again)`, { cause: error });
-    }
-    throw control.to === undefined && control.workflowId === undefined ? asSetupError(error) : error;
+    throw asSetupError(error, control.to === undefined && control.workflowId === undefined);
   });
   refuseChangedAfterSend(file, sent);
   return finish(options.folder, file, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
@@ -355,18 +351,22 @@ async function moveToFailed(folder: string, file: string, reason: string): Promi
 }
 
 /**
- * A recipient or workflow refused (417, code 12 or 17) when both came from --to and --workflow:
- * the setup is wrong, not the file, and every file would be refused alike. They stay until it
- * is mended.
+ * A refusal that is the setup's fault, not the file's, so that every file would be refused
+ * alike: chunks larger than the server takes (--chunk-size), or a recipient or workflow refused
+ * (417, code 12 or 17) when both came from --to and --workflow. The files stay until it is mended.
  */
-function asSetupError(error: unknown): unknown {
+function asSetupError(error: unknown, addressedByFlags: boolean): unknown {
   const cause = error instanceof ChunkUploadError ? error.cause : error;
+  if (refusesChunkSize(cause)) {
+    return new DispatchSetupError(`${(error as Error).message}; ${CHUNK_SIZE_ADVICE} (the file stays, and is tried again)`, { cause: error });
+  }
   // Other 417s (an empty file, too many chunks) are the file's: it goes to failed/ like any refused file.
-  const setupRefusal =
+  const addressRefused =
+    addressedByFlags &&
     cause instanceof MeshClientError &&
     cause.status === 417 &&
     (cause.code === MeshErrorCodes.unregisteredRecipient.code || cause.code === MeshErrorCodes.workflowNotRegistered.code);
-  if (!setupRefusal) return error;
+  if (!addressRefused) return error;
   return new DispatchSetupError(`${cause.message}: check --to and --workflow (the file stays, and is tried again)`, { cause: error });
 }
 

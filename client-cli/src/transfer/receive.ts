@@ -1,5 +1,4 @@
 import { basename, join } from 'node:path';
-import { MeshHeaders } from '../../../shared/src/protocol/index.ts';
 import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
@@ -186,9 +185,9 @@ function describe(metadata: MessageMetadata, messageId: string, download: Downlo
     // A non-delivery report is about another message: which, and why, at the top where a program looks.
     ...(metadata.messageType === 'REPORT'
       ? {
-          linkedMessageId: mexHeaders[MeshHeaders.linkedMessageId.toLowerCase()] ?? null,
-          statusCode: mexHeaders[MeshHeaders.statusCode.toLowerCase()] ?? null,
-          statusDescription: mexHeaders[MeshHeaders.statusDescription.toLowerCase()] ?? null,
+          linkedMessageId: metadata.linkedMessageId ?? null,
+          statusCode: metadata.statusCode ?? null,
+          statusDescription: metadata.statusDescription ?? null,
         }
       : {}),
     mexHeaders,
