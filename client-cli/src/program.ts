@@ -10,6 +10,7 @@ import { registerDispatchCommand } from './commands/dispatch.ts';
 import { registerDownloadCommand } from './commands/download.ts';
 import { registerHandshakeCommand } from './commands/handshake.ts';
 import { registerInboxCommand } from './commands/inbox.ts';
+import { registerLookupCommand } from './commands/lookup.ts';
 import { InterruptedError } from './commands/interruption.ts';
 import { registerReceiveCommand } from './commands/receive.ts';
 import { registerSendCommand } from './commands/send.ts';
@@ -81,6 +82,7 @@ export function buildProgram(io: CliIo = processIo(), argv: readonly string[] = 
   registerReceiveCommand(program, context);
   registerAckCommand(program, context);
   registerTrackCommand(program, context);
+  registerLookupCommand(program, context);
   registerHandshakeCommand(program, context);
   // The same flags, hidden, on each user command, so `meshbox inbox --profile p` works as well.
   for (const command of program.commands) addConnectionOptions(command, true);

@@ -71,6 +71,7 @@ test('--help lists every command with its options and the connection flags', asy
     'dispatch <folder> [--to <mailbox>] [--workflow <id>] [--subject <text>] [--chunk-size <size>] [--gzip] [--checksum] [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--json]',
     'ack <id>',
     'track [id] [--local-id <id>] [--json]',
+    'lookup <workflow> [--ods <code>] [--json]',
     'handshake',
     'admin',
     '--profile <file>',
@@ -277,4 +278,29 @@ test('inbox --workflow lists only the messages its MESH filter selects', async (
   const allButResults = await listed(`!RESULTS_${tag}`);
   t.true(allButResults.includes(ids[`ORDERS_${tag}`]!));
   t.false(allButResults.includes(ids[`RESULTS_${tag}`]!));
+});
+
+test('lookup finds the mailboxes registered to receive a workflow: an organisation\'s by --ods, or every one', async (t) => {
+  const tag = randomBytes(3).toString('hex').toUpperCase();
+  const workflow = `REFERRALS_${tag}`;
+  const [first, second, elsewhere] = await Promise.all([
+    server.createMailbox({ name: 'Ward A', odsCode: `A${tag}`, workflows: [workflow] }),
+    server.createMailbox({ name: 'Ward B', odsCode: `A${tag}`, workflows: [workflow] }),
+    server.createMailbox({ name: 'Clinic', odsCode: `B${tag}`, workflows: [workflow] }),
+  ]);
+  await server.createMailbox({ name: 'Not for referrals', odsCode: `A${tag}`, workflows: [`OTHER_${tag}`] });
+  const cwd = await folder();
+  const byOds = await as(lab, ['lookup', workflow, '--ods', `A${tag}`], cwd);
+  t.is(byOds.code, 0, byOds.stderr);
+  t.deepEqual(byOds.stdout.trim().split('\n').sort(), [`${first.id}\tWard A`, `${second.id}\tWard B`].sort());
+  const everyone = await as(lab, ['lookup', workflow, '--json'], cwd);
+  t.is(everyone.code, 0, everyone.stderr);
+  t.deepEqual(
+    (JSON.parse(everyone.stdout) as { mailboxId: string }[]).map((found) => found.mailboxId).sort(),
+    [first.id, second.id, elsewhere.id].sort(),
+  );
+  const none = await as(lab, ['lookup', workflow, '--ods', `C${tag}`], cwd);
+  t.is(none.code, 0);
+  t.is(none.stdout, '');
+  t.is(none.stderr.trim(), `no mailbox of C${tag} is registered to receive ${workflow}`);
 });

@@ -141,6 +141,12 @@ export interface TrackingInfo {
 /** The tracking fields named above, not the index signature: a field renamed on the server fails the type check where it is read. */
 export type TrackingField = keyof { [Field in keyof TrackingInfo as string extends Field ? never : Field]: TrackingInfo[Field] };
 
+/** A mailbox found by endpoint lookup or workflow search. */
+export interface FoundMailbox {
+  readonly mailboxId: string;
+  readonly mailboxName: string;
+}
+
 interface InboxPage {
   readonly messages: readonly string[];
   readonly links?: { readonly next?: string };
@@ -365,6 +371,21 @@ export class MeshClient {
     const { messageId } = await readJson<{ messageId?: unknown }>(response);
     if (typeof messageId !== 'string' || messageId === '') throw new Error(`the server's tracking of local id ${localId} names no message`);
     return messageId;
+  }
+
+  /**
+   * The mailboxes registered to receive a workflow: an organisation's, by its ODS code (MESH's
+   * endpoint lookup), or without one every organisation's (workflow search).
+   */
+  async findRecipients(workflowId: string, odsCode?: string): Promise<FoundMailbox[]> {
+    const workflow = encodeURIComponent(workflowId);
+    const path = odsCode === undefined ? `/workflowsearch/${workflow}` : `/endpointlookup/${encodeURIComponent(odsCode)}/${workflow}`;
+    const { results } = await readJson<{ results?: unknown }>(await this.#send('GET', `${MESH_PATH_PREFIX}${path}`, 'idempotent'));
+    if (!Array.isArray(results)) throw new Error(`the server's answer to ${path} has no list of results`);
+    return results.map((item: { mailbox_id?: unknown; mailbox_name?: unknown } | null) => {
+      if (typeof item?.mailbox_id !== 'string') throw new Error(`the server's answer to ${path} lists a result without a mailbox_id`);
+      return { mailboxId: item.mailbox_id, mailboxName: typeof item.mailbox_name === 'string' ? item.mailbox_name : '' };
+    });
   }
 
   /** Releases the kept-alive connection so the process can exit. */

@@ -1,0 +1,17 @@
+import type { Command } from 'commander';
+import type { CliContext } from './context.ts';
+
+export function registerLookupCommand(program: Command, context: CliContext): void {
+  program
+    .command('lookup')
+    .description("find the mailboxes to send a workflow to: an organisation's (--ods), or every one registered to receive it")
+    .argument('<workflow>', 'the workflow id, e.g. PATH_TEST_RESULTS')
+    .option('--ods <code>', "only the organisation with this ODS code (MESH's endpoint lookup)")
+    .option('--json', 'print a JSON array of {mailboxId, mailboxName}')
+    .action(async (workflow: string, flags: { ods?: string; json?: boolean }, command: Command) => {
+      const found = await context.withClient(command, (client) => client.findRecipients(workflow, flags.ods));
+      if (flags.json) context.print(JSON.stringify(found));
+      else if (found.length === 0) context.io.stderr(`no mailbox${flags.ods === undefined ? '' : ` of ${flags.ods}`} is registered to receive ${workflow}\n`);
+      else for (const mailbox of found) context.print(`${mailbox.mailboxId}\t${mailbox.mailboxName}`);
+    });
+}
