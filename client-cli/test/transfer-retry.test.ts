@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -84,6 +84,39 @@ test('a send stopped mid-upload (Ctrl-C, SIGTERM) says which message it left inc
   t.is(result.code, 130);
   t.is(result.stdout, '');
   t.regex(result.stderr, new RegExp(`^meshbox: stopped by SIGINT: message ${MESSAGE_ID} is incomplete; the server keeps its chunks for a while: finish it with\n  meshbox --profile \\S+ --url \\S+ send payload\\.bin --to X26OT001 --workflow WF --chunk-size 1000 --resume ${MESSAGE_ID}\n$`));
+});
+
+/** Bytes this process has read from files and sockets so far (Linux). */
+async function bytesReadByThisProcess(): Promise<number> {
+  return Number(/rchar: (\d+)/.exec(await readFile('/proc/self/io', 'utf8'))?.[1]);
+}
+
+test('send --checksum stopped while it hashes the file stops reading it, and says the message was not started', async (t) => {
+  const cwd = await mkdtemp(join(work, 'checksum-stop-'));
+  const size = 512 * 1024 * 1024;
+  // Sparse: as long as a large file to read, without the disk it would take.
+  await writeFile(join(cwd, 'large.bin'), '');
+  await truncate(join(cwd, 'large.bin'), size);
+  const stop = new AbortController();
+  stop.abort();
+  const requests: string[] = [];
+  const readBefore = await bytesReadByThisProcess();
+  const result = await withFakeServer(
+    (request, _body, response) => {
+      requests.push(`${request.method} ${request.url}`);
+      response.writeHead(500).end();
+    },
+    (origin) =>
+      runInProcess(['--profile', mailbox.profile, '--url', origin, 'send', 'large.bin', '--to', 'X26OT001', '--workflow', 'WF', '--checksum'], {
+        cwd,
+        stopSignal: stop.signal,
+      }),
+  );
+  const read = (await bytesReadByThisProcess()) - readBefore;
+  t.is(result.code, 130);
+  t.deepEqual(requests, []);
+  t.regex(result.stderr, /^meshbox: stopped by SIGINT: the message was not started/);
+  t.true(read < size / 4, `read ${read} bytes of a ${size}-byte file`);
 });
 
 test('Retry-After is read as seconds or as an HTTP date', (t) => {

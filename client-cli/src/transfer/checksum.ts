@@ -30,11 +30,16 @@ export function formatChecksum(checksum: Checksum): string {
 
 /**
  * Hashes a whole file, streaming (never all of it in memory). `onBytes` sees each block's
- * size, for a progress bar.
+ * size, for a progress bar; `signal` stops the read (a large file takes a while).
  */
-export async function fileChecksum(path: string, algorithm: ChecksumAlgorithm, onBytes?: (bytes: number) => void): Promise<Checksum> {
+export async function fileChecksum(
+  path: string,
+  algorithm: ChecksumAlgorithm,
+  onBytes?: (bytes: number) => void,
+  signal?: AbortSignal,
+): Promise<Checksum> {
   const hash: Hash = createHash(algorithm);
-  for await (const block of createReadStream(path)) {
+  for await (const block of createReadStream(path, signal ? { signal } : {})) {
     const data = block as Buffer;
     hash.update(data);
     onBytes?.(data.length);

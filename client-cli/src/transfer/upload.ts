@@ -215,14 +215,20 @@ class ChunkSender {
   }
 }
 
-async function checksumOf(path: string, size: number, algorithm: Checksum['algorithm'], progress: ProgressFactory): Promise<Checksum> {
+/** Stopped with the client: a stop asked for while a large file is read takes effect at once. */
+async function checksumOf(client: MeshClient, path: string, size: number, algorithm: Checksum['algorithm'], progress: ProgressFactory): Promise<Checksum> {
   const display = progress({ label: 'checksum', unit: 'bytes', total: size });
   let hashed = 0;
   try {
-    return await fileChecksum(path, algorithm, (bytes) => {
-      hashed += bytes;
-      display.update(hashed, hashed);
-    });
+    return await fileChecksum(
+      path,
+      algorithm,
+      (bytes) => {
+        hashed += bytes;
+        display.update(hashed, hashed);
+      },
+      client.signal,
+    );
   } finally {
     display.stop();
   }
@@ -236,7 +242,7 @@ export async function sendFile(client: MeshClient, options: SendFileOptions): Pr
   const plan = new ChunkPlan(file.size, options.chunkSize);
   let message = options.message;
   if (options.checksum) {
-    const checksum = await checksumOf(options.path, file.size, 'sha256', options.progress);
+    const checksum = await checksumOf(client, options.path, file.size, 'sha256', options.progress);
     message = { ...message, checksum: formatChecksum(checksum) };
   }
   const progress = options.progress({ label: 'sending', unit: 'bytes', total: file.size });
@@ -323,7 +329,7 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
   }
   const stored = storedChunks(tracking, plan.totalChunks);
   if (!options.gzip) checkStoredSizes(tracking, plan, options.path);
-  if (options.verifyChecksum) await verifyAgainstMessage(options.path, file.size, tracking, options.progress);
+  if (options.verifyChecksum) await verifyAgainstMessage(client, options.path, file.size, tracking, options.progress);
 
   const missing: number[] = [];
   for (let number = 1; number <= plan.totalChunks; number += 1) if (!stored.has(number)) missing.push(number);
@@ -370,12 +376,12 @@ function checkStoredSizes(tracking: TrackingInfo, plan: ChunkPlan, path: string)
   });
 }
 
-async function verifyAgainstMessage(path: string, size: number, tracking: TrackingInfo, progress: ProgressFactory): Promise<void> {
+async function verifyAgainstMessage(client: MeshClient, path: string, size: number, tracking: TrackingInfo, progress: ProgressFactory): Promise<void> {
   const recorded = parseChecksum(typeof tracking.checksum === 'string' ? tracking.checksum : undefined);
   if (!recorded) {
     throw new Error(`message ${tracking.message_id} carries no sha256: or md5: checksum to check ${path} against`);
   }
-  const actual = await checksumOf(path, size, recorded.algorithm, progress);
+  const actual = await checksumOf(client, path, size, recorded.algorithm, progress);
   if (actual.hex !== recorded.hex) {
     throw new Error(`${path} is not the file message ${tracking.message_id} was sent from: its checksum is ${formatChecksum(actual)}, the message's ${formatChecksum(recorded)}`);
   }
