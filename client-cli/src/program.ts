@@ -1,5 +1,6 @@
 import { Command, CommanderError, Help, Option } from 'commander';
 import { PROFILE_SOURCE, SETTING_SOURCES } from './client/settings.ts';
+import { printable } from './client/untrusted-text.ts';
 import { registerAckCommand } from './commands/ack.ts';
 import { registerAdminCommands } from './commands/admin/index.ts';
 import { registerCertCommand } from './commands/cert.ts';
@@ -106,7 +107,9 @@ function allCommands(command: Command): Command[] {
  * in-process: 0 success, 1 a failed command, 2 a usage error, 128 + the signal's number for a
  * run the user stopped (130 for Ctrl-C).
  */
-export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+export async function runCli(argv: readonly string[], processOrTestIo: CliIo = processIo()): Promise<number> {
+  // Whatever a server said reaches the output only as text: no control sequences for the terminal.
+  const io: CliIo = { ...processOrTestIo, stdout: (text) => processOrTestIo.stdout(printable(text)), stderr: (text) => processOrTestIo.stderr(printable(text)) };
   const program = buildProgram(io, argv);
   // Throw instead of process.exit(); settings are copied to subcommands only at creation, so set each.
   for (const command of allCommands(program)) command.exitOverride();

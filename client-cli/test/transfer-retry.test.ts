@@ -2,21 +2,18 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { appendFile, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
-import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { retryAfterMs } from '../src/client/transport.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { type CliResult, connectionSettings, MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { type FakeHandler, withFakeServer as withFakeServerOf } from './support/fake-server.ts';
 
 // A scripted stand-in for the server (the real one never fails on cue), trusted by the
 // profiles because its certificate comes from the test CA.
@@ -38,24 +35,9 @@ test.after.always(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-type Handler = (request: IncomingMessage, body: Buffer, response: ServerResponse) => void;
-
-/** Runs `use` against an HTTPS server answering with `handle` (after reading each request's body). */
-async function withFakeServer<T>(handle: Handler, use: (origin: string) => Promise<T>): Promise<T> {
-  const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const fake: Server = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (request, response) => {
-    const parts: Buffer[] = [];
-    request.on('data', (part: Buffer) => parts.push(part));
-    request.on('end', () => handle(request, Buffer.concat(parts), response));
-  });
-  fake.listen(0, '127.0.0.1');
-  await once(fake, 'listening');
-  try {
-    return await use(`https://127.0.0.1:${(fake.address() as AddressInfo).port}`);
-  } finally {
-    fake.closeAllConnections();
-    fake.close();
-  }
+/** Runs `use` against a fake server answering with `handle`. */
+function withFakeServer<T>(handle: FakeHandler, use: (origin: string) => Promise<T>): Promise<T> {
+  return withFakeServerOf(server.ca, handle, use);
 }
 
 function cli(origin: string, args: readonly string[], cwd: string): Promise<CliResult> {
@@ -181,7 +163,7 @@ function twoChunkMessage(breakOff: (attemptAtChunk2: number) => boolean, onBroke
   const whole = Buffer.concat(parts);
   const gzipped = parts.map((part) => gzipSync(part));
   const requests: { path: string; acceptEncoding: string }[] = [];
-  const handle: Handler = (request, _body, response) => {
+  const handle: FakeHandler = (request, _body, response) => {
     const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
     requests.push({ path, acceptEncoding: String(request.headers['accept-encoding']) });
     const number = path.endsWith('/2') ? 2 : 1;
@@ -266,7 +248,7 @@ test('a file that appears at the target while the download runs is kept: the dow
  * An inbox of one message, whose download sends half its body and then nothing more (a run stays
  * at it until stopped) unless `complete`; an acknowledgement loses its connection.
  */
-function oneMessageInbox(requests: string[], complete = false): Handler {
+function oneMessageInbox(requests: string[], complete = false): FakeHandler {
   const payload = randomBytes(100_000);
   return (request, _body, response) => {
     const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
@@ -358,7 +340,7 @@ test('a one-chunk send whose connection breaks may have been delivered: it says 
   const cwd = await mkdtemp(join(work, 'send-'));
   await writeFile(join(cwd, 'result.hl7'), 'MSH|');
   const send = (origin: string, extra: readonly string[]) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', ...extra], cwd);
-  const cutOff: Handler = (_request, _body, response) => response.socket?.destroy();
+  const cutOff: FakeHandler = (_request, _body, response) => response.socket?.destroy();
   const [tracked, untracked] = await withFakeServer(cutOff, async (origin) => [await send(origin, ['--local-id', 'lab 7']), await send(origin, [])]);
 
   t.is(tracked.code, 1);

@@ -62,10 +62,11 @@ export class MeshConnectionError extends Error {
   readonly closedOnConnect: boolean;
 
   constructor(url: string, cause: Error, attempt: { readonly newConnection: boolean } = { newConnection: false }) {
-    super(`cannot reach ${url}: ${cause.message}`, { cause });
+    const code = String((cause as NodeJS.ErrnoException).code);
+    // Node's parser gave up on the answer: the server was reached, its answer is what failed.
+    super(code === 'HPE_HEADER_OVERFLOW' ? `the answer from ${url} has larger headers than a client takes (${cause.message})` : `cannot reach ${url}: ${cause.message}`, { cause });
     this.name = 'MeshConnectionError';
     this.url = url;
-    const code = String((cause as NodeJS.ErrnoException).code);
     this.mayHaveArrived = BROKEN_CONNECTION_CODES.has(code);
     this.closedOnConnect = attempt.newConnection && code === 'ECONNRESET';
   }

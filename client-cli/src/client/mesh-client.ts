@@ -10,6 +10,7 @@ import {
 } from '../../../shared/src/protocol/index.ts';
 import { CLIENT_VERSION } from '../version.ts';
 import { parseErrorBody } from './errors.ts';
+import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, readText, type RequestBody, type RetryPolicy, type TransportResponse } from './transport.ts';
 
@@ -147,13 +148,12 @@ export interface FoundMailbox {
   readonly mailboxName: string;
 }
 
-interface InboxPage {
-  readonly messages: readonly string[];
-  readonly links?: { readonly next?: string };
-}
-
 const OCTET_STREAM = 'application/octet-stream';
 const MAX_JSON_BODY = 16 * 1024 * 1024;
+/** MESH pages hold up to 500 ids: a million is more than any inbox holds. */
+const MAX_INBOX_PAGES = 2_000;
+/** The status of a local id several messages carry (the one non-2xx answer that is not an error here). */
+const MULTIPLE_CHOICES = 300;
 
 /**
  * A MESH mailbox client (API v2) over mutual TLS. Every request carries a freshly built
@@ -228,10 +228,10 @@ export class MeshClient {
     // chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
     const retry = totalChunks > 1 ? 'idempotent' : 'unserved';
     const response = await this.#request('POST', '/outbox', retry, headers, options.body);
-    const body = await readJson<{ message_id?: string; messageID?: string }>(response);
-    const messageId = body.message_id ?? body.messageID;
-    if (!messageId) throw new Error('the server accepted the message but returned no message id');
-    return messageId;
+    const body = await readJson<{ message_id?: unknown; messageID?: unknown } | null>(response);
+    const messageId = body?.message_id ?? body?.messageID;
+    if (messageId === undefined) throw new Error('the server accepted the message but returned no message id');
+    return checkedMessageId(messageId, 'what the server returned as the new message id');
   }
 
   /** Uploads chunk n (2..total) of a message. The server accepts a repeated chunk, so this retries. */
@@ -258,12 +258,18 @@ export class MeshClient {
     let path: string | undefined = `${this.#mailboxPath}/inbox${query.size > 0 ? `?${query.toString()}` : ''}`;
     const seen = new Set<string>();
     while (path !== undefined) {
-      // A server repeating a page link would otherwise keep us here for ever.
+      // A server repeating a page link, or paging without end, would otherwise keep us here for ever.
       if (seen.has(path)) throw new Error(`the server's inbox paging repeats ${path}`);
+      if (seen.size >= MAX_INBOX_PAGES) throw new Error(`the server's inbox paging did not end after ${MAX_INBOX_PAGES} pages`);
       seen.add(path);
-      const page: InboxPage = await readJson<InboxPage>(await this.#send('GET', path, 'idempotent'));
-      yield* page.messages;
-      path = page.links?.next ? this.#samePath(page.links.next) : undefined;
+      const page: { messages?: unknown; links?: { next?: unknown } } | null = await readJson(await this.#send('GET', path, 'idempotent'));
+      const ids = page?.messages;
+      if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
+        throw new Error(`the server's inbox page is not a MESH inbox listing (no list of message ids): ${path}`);
+      }
+      yield* ids as string[];
+      const next: unknown = page?.links?.next;
+      path = typeof next === 'string' && next !== '' ? this.#samePath(next) : undefined;
     }
   }
 
@@ -275,8 +281,10 @@ export class MeshClient {
   }
 
   async count(): Promise<number> {
-    const body = await readJson<{ count: number }>(await this.#request('GET', '/count', 'idempotent'));
-    return body.count;
+    const body = await readJson<{ count?: unknown } | null>(await this.#request('GET', '/count', 'idempotent'));
+    const count = body?.count;
+    if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) throw new Error(`the server's count is not a number of messages: ${JSON.stringify(count)}`);
+    return count;
   }
 
   /** A message's metadata without its content. */
@@ -356,7 +364,13 @@ export class MeshClient {
   /** Tracking of a message this mailbox sent. */
   async track(messageId: string): Promise<TrackingInfo> {
     const query = new URLSearchParams({ messageID: messageId });
-    return readJson<TrackingInfo>(await this.#request('GET', `/outbox/tracking?${query.toString()}`, 'idempotent'));
+    const tracking = await readJson<TrackingInfo | null>(await this.#request('GET', `/outbox/tracking?${query.toString()}`, 'idempotent'));
+    // What follows trusts it: a resume uploads to its id, dispatch names files after it.
+    if (typeof tracking?.message_id !== 'string' || tracking.message_id.toUpperCase() !== messageId.toUpperCase()) {
+      throw new Error(`asked to track message ${messageId}, the server answered about ${JSON.stringify(tracking?.message_id)}`);
+    }
+    if (typeof tracking.status !== 'string') throw new Error(`the server's tracking of ${messageId} has no status`);
+    return tracking;
   }
 
   /**
@@ -365,12 +379,17 @@ export class MeshClient {
    * form only; track the id for the rest.)
    */
   async messageIdForLocalId(localId: string): Promise<string> {
-    const response = await this.#request('GET', `/outbox/tracking/${encodeURIComponent(localId)}`, 'idempotent');
-    if (response.status === 300) throw parseErrorBody(300, await readText(response.body, MAX_JSON_BODY));
+    const response = await this.#transport.send({
+      method: 'GET',
+      path: `${this.#mailboxPath}/outbox/tracking/${encodeURIComponent(localId)}`,
+      retry: 'idempotent',
+      acceptStatuses: [MULTIPLE_CHOICES],
+    });
+    if (response.status === MULTIPLE_CHOICES) throw parseErrorBody(MULTIPLE_CHOICES, await readText(response.body, MAX_JSON_BODY));
     // This route answers MESH's v1 tracking shape whatever the Accept header says.
-    const { messageId } = await readJson<{ messageId?: unknown }>(response);
-    if (typeof messageId !== 'string' || messageId === '') throw new Error(`the server's tracking of local id ${localId} names no message`);
-    return messageId;
+    const body = await readJson<{ messageId?: unknown } | null>(response);
+    if (body?.messageId === undefined || body.messageId === '') throw new Error(`the server's tracking of local id ${localId} names no message`);
+    return checkedMessageId(body.messageId, `the message the server tracks by local id ${localId}`);
   }
 
   /**
@@ -380,7 +399,7 @@ export class MeshClient {
   async findRecipients(workflowId: string, odsCode?: string): Promise<FoundMailbox[]> {
     const workflow = encodeURIComponent(workflowId);
     const path = odsCode === undefined ? `/workflowsearch/${workflow}` : `/endpointlookup/${encodeURIComponent(odsCode)}/${workflow}`;
-    const { results } = await readJson<{ results?: unknown }>(await this.#send('GET', `${MESH_PATH_PREFIX}${path}`, 'idempotent'));
+    const results = (await readJson<{ results?: unknown } | null>(await this.#send('GET', `${MESH_PATH_PREFIX}${path}`, 'idempotent')))?.results;
     if (!Array.isArray(results)) throw new Error(`the server's answer to ${path} has no list of results`);
     return results.map((item: { mailbox_id?: unknown; mailbox_name?: unknown } | null) => {
       if (typeof item?.mailbox_id !== 'string') throw new Error(`the server's answer to ${path} lists a result without a mailbox_id`);

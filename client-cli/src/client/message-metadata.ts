@@ -40,6 +40,23 @@ function positiveInteger(value: string | undefined): number | undefined {
   return number > 0 ? number : undefined;
 }
 
+/**
+ * More chunks than any message has (MESH: 100 GB in chunks of 20 MB or more; meshbox's limit is
+ * 10,000 by default): a count beyond is a broken or hostile answer, not a download to begin.
+ */
+const MAX_TOTAL_CHUNKS = 100_000;
+
+/** The message's chunk count, from the two headers that state it; they must agree (a report's `0` is its one empty chunk). */
+function chunkCount(declared: string | undefined, inRange: string | undefined): number {
+  const [fromHeader, fromRange] = [declared, inRange].map((value) => (value === undefined || value.trim() === '' ? undefined : (positiveInteger(value) ?? 1)));
+  if (fromHeader !== undefined && fromRange !== undefined && fromHeader !== fromRange) {
+    throw new Error(`the server's answer contradicts itself: ${fromHeader} chunks by mex-Total-Chunks, ${fromRange} by mex-Chunk-Range`);
+  }
+  const count = fromHeader ?? fromRange ?? 1;
+  if (count > MAX_TOTAL_CHUNKS) throw new Error(`the server's answer says the message has ${declared ?? inRange} chunks, more than any message has`);
+  return count;
+}
+
 export function metadataFromHeaders(headers: IncomingHttpHeaders): MessageMetadata {
   const flat = flatten(headers);
   const get = (name: string): string | undefined => flat[name.toLowerCase()] || undefined;
@@ -56,7 +73,7 @@ export function metadataFromHeaders(headers: IncomingHttpHeaders): MessageMetada
     checksum: get(MeshHeaders.contentChecksum),
     chunkNumber: positiveInteger(chunk) ?? 1,
     // mex-Total-Chunks is the spec's answer; older servers only send the range.
-    totalChunks: positiveInteger(get(MeshHeaders.totalChunks)) ?? positiveInteger(total) ?? 1,
+    totalChunks: chunkCount(get(MeshHeaders.totalChunks), total),
     linkedMessageId: get(MeshHeaders.linkedMessageId),
     statusCode: get(MeshHeaders.statusCode),
     statusDescription: get(MeshHeaders.statusDescription),

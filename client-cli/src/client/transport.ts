@@ -30,6 +30,8 @@ export interface TransportRequest {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: RequestBody;
   readonly retry: RetryPolicy;
+  /** Statuses outside 2xx that are answers here, not errors (MESH's 300 for a local id several messages carry). */
+  readonly acceptStatuses?: readonly number[];
 }
 
 export interface TransportResponse {
@@ -117,16 +119,27 @@ function mayRetryFailure(policy: RetryPolicy, failure: AttemptFailure): boolean 
 export async function readText(body: Readable, limit = MAX_ERROR_BODY): Promise<string> {
   const parts: Buffer[] = [];
   let size = 0;
-  for await (const part of body) {
-    const buffer = part as Buffer;
-    size += buffer.length;
-    if (size > limit) {
-      body.destroy();
-      throw new Error(`response body larger than ${limit} bytes`);
+  try {
+    for await (const part of body) {
+      const buffer = part as Buffer;
+      size += buffer.length;
+      if (size > limit) {
+        body.destroy();
+        throw new Error(`response body larger than ${limit} bytes`);
+      }
+      parts.push(buffer);
     }
-    parts.push(buffer);
+  } catch (error) {
+    throw answerCutOff(error);
   }
   return Buffer.concat(parts).toString('utf8');
+}
+
+/** Node's word for an answer whose connection closed part-way ('aborted'), said plainly; any other failure as it is. */
+export function answerCutOff(error: unknown): unknown {
+  return error instanceof Error && error.message === 'aborted'
+    ? new Error('the connection closed before the whole answer arrived', { cause: error })
+    : error;
 }
 
 /**
@@ -190,7 +203,8 @@ export class HttpsTransport {
           continue;
         }
       }
-      if (status >= 400) throw await this.#errorFrom(status, response);
+      // Only 2xx is MESH's success: a proxy's redirect (to a login page, say) passed on as an answer would be saved as the message.
+      if ((status < 200 || status > 299) && !request.acceptStatuses?.includes(status)) throw await this.#errorFrom(status, response);
       return { status, headers: response.headers, body: response };
     }
   }
@@ -206,6 +220,11 @@ export class HttpsTransport {
       body = await readText(response);
     } catch {
       // An unreadable error body still leaves the status to report.
+    }
+    const location = response.headers.location;
+    if (status >= 300 && status < 400 && location) {
+      const description = `the server redirected to ${location}: a MESH server never does; check the server URL`;
+      return new MeshClientError({ status, code: undefined, event: undefined, description, messageId: undefined, internalId: undefined });
     }
     return parseErrorBody(status, body);
   }
@@ -265,7 +284,12 @@ function failWhenIdle(outgoing: ClientRequest, body: Readable | undefined, ms: n
   let timer: NodeJS.Timeout | undefined;
   const moved = (): void => {
     clearTimeout(timer);
-    timer = setTimeout(() => outgoing.destroy(Object.assign(new Error(`no activity for ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    timer = setTimeout(() => {
+      const stalled = Object.assign(new Error(`no activity for ${ms} ms`), { code: 'ETIMEDOUT' });
+      // An answer under way ends too, and its reader learns why (else only Node's 'aborted').
+      (outgoing as ClientRequest & { res?: IncomingMessage }).res?.destroy(stalled);
+      outgoing.destroy(stalled);
+    }, ms);
   };
   moved();
   body?.on('data', moved);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import type { CliContext } from './context.ts';
 import { WORKFLOW_FILTER_HELP } from './transfer-options.ts';
 
@@ -11,6 +12,7 @@ export function registerInboxCommand(program: Command, context: CliContext): voi
     .action(async (flags: { workflow?: string; json?: boolean }, command: Command) => {
       const ids = await context.withClient(command, (client) => client.listInbox(flags.workflow === undefined ? {} : { workflowFilter: flags.workflow }));
       if (flags.json) context.print(JSON.stringify(ids));
-      else for (const id of ids) context.print(id);
+      // One id a line: one that is not an id's shape is quoted, so it cannot pass for two.
+      else for (const id of ids) context.print(SAFE_MESSAGE_ID.test(id) ? id : JSON.stringify(id));
     });
 }

@@ -52,7 +52,7 @@ function resumeCommand(messageId: string, typed: readonly string[]): string {
     }
     words.push(shellWord(typed[i] ?? ''));
   }
-  return ['meshbox', ...words, '--resume', messageId].join(' ');
+  return ['meshbox', ...words, '--resume', shellWord(messageId)].join(' ');
 }
 
 /** What an upload cut short left behind, and the command that finishes it. */

@@ -5,7 +5,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
 import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
-import { backoffDelay } from '../client/transport.ts';
+import { answerCutOff, backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ignoreMissing } from './fs-errors.ts';
@@ -39,19 +39,25 @@ export function defaultFileName(fileName: string | undefined, messageId: string)
   return safe === undefined ? `${messageId.toUpperCase()}.dat` : fitFileName(safe);
 }
 
+/** Names Windows keeps for devices, with any extension: `NUL.txt` is the null device too. */
+const WINDOWS_DEVICE_NAME = /^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?$/i;
+
 /**
  * The sender's mex-FileName reduced to a bare name (it comes from another organisation and must
  * not pick a folder); undefined when nothing of it is left. Characters that some file system
  * refuses or that disguise a name (`:` opens an NTFS stream, a right-to-left override hides an
- * `.exe`) become `_`; controls go.
+ * `.exe`) become `_`; controls go. Nor may it be a hidden file (`.bashrc`, `.npmrc`: saved in a
+ * home folder, a sender would set up the user's shell or tools) or a Windows device name.
  */
 export function safeFileName(fileName: string | undefined): string | undefined {
   const bare = basename((fileName ?? '').replaceAll('\\', '/'))
     // eslint-disable-next-line no-control-regex -- control characters have no place in a file name
     .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
     .replace(/[<>:"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '_')
-    .replace(/[. ]+$/, '');
-  return bare === '' ? undefined : bare;
+    .replace(/[. ]+$/, '')
+    .replace(/^\.+/, '_');
+  if (bare === '') return undefined;
+  return WINDOWS_DEVICE_NAME.test(bare) ? `_${bare}` : bare;
 }
 
 /**
@@ -133,7 +139,8 @@ function remainderAfter(buffers: readonly Buffer[], written: number): Buffer[] {
 /** A chunk's body broke off or arrived garbled: worth fetching the chunk again. */
 class ChunkBodyError extends Error {
   constructor(chunkNumber: number, cause: unknown) {
-    const reason = cause instanceof Error ? cause.message : String(cause);
+    const plain = answerCutOff(cause);
+    const reason = plain instanceof Error ? plain.message : String(plain);
     super(`chunk ${chunkNumber} could not be read: ${reason}`, { cause });
     this.name = 'ChunkBodyError';
   }
@@ -232,20 +239,32 @@ class ChunkWriter {
   }
 }
 
-/** Refuses an answer that is not the chunk asked for: writing it would garble the file silently. */
+/**
+ * Refuses an answer that is not the chunk asked for, or whose status contradicts the chunk
+ * count (206: more follow; 200: the last): writing it, or stopping early, would garble or cut
+ * the file silently, and `receive` would then acknowledge it.
+ */
 function checkChunk(chunk: RawChunkDownload, chunkNumber: number, totalChunks: number): void {
-  const { metadata } = chunk;
+  const { metadata, status } = chunk;
+  const expectedStatus = chunkNumber < totalChunks ? PARTIAL_CONTENT : OK;
   const problem =
-    metadata.headers['mex-chunk-range'] !== undefined && metadata.chunkNumber !== chunkNumber
-      ? `the server sent chunk ${metadata.chunkNumber} when asked for chunk ${chunkNumber}`
-      : metadata.totalChunks !== totalChunks
-        ? `chunk ${chunkNumber} says the message has ${metadata.totalChunks} chunks, chunk 1 said ${totalChunks}`
-        : undefined;
+    metadata.headers['mex-chunk-range'] === undefined && chunkNumber > 1
+      ? `the server's answer for chunk ${chunkNumber} has no mex-Chunk-Range`
+      : metadata.headers['mex-chunk-range'] !== undefined && metadata.chunkNumber !== chunkNumber
+        ? `the server sent chunk ${metadata.chunkNumber} when asked for chunk ${chunkNumber}`
+        : metadata.totalChunks !== totalChunks
+          ? `chunk ${chunkNumber} says the message has ${metadata.totalChunks} chunks, chunk 1 said ${totalChunks}`
+          : status !== expectedStatus
+            ? `chunk ${chunkNumber} of ${totalChunks} came with HTTP ${status}, not ${expectedStatus}${status === PARTIAL_CONTENT ? ' (which says more chunks follow)' : ''}`
+            : undefined;
   if (problem) {
     chunk.body.destroy();
     throw new Error(problem);
   }
 }
+
+const OK = 200;
+const PARTIAL_CONTENT = 206;
 
 /**
  * Fetches and writes chunk n. The transport already retries a request that fails before its

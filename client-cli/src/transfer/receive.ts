@@ -2,6 +2,7 @@ import { basename, join } from 'node:path';
 import { MeshClientError } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
+import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import { formatChecksum } from './checksum.ts';
 import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
@@ -54,9 +55,6 @@ export class NotAcknowledgedError extends Error {
 
 /** Two receivers on one folder would both save, and hand on, the same messages. */
 const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'receiver' };
-
-/** A MESH message id, as it may appear in a file name. */
-const MESSAGE_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
 /**
  * Saves every message waiting in the inbox into the folder, then acknowledges it: the payload
@@ -136,7 +134,7 @@ function isGone(error: unknown): boolean {
 
 async function receiveMessage(client: MeshClient, messageId: string, options: ReceiveOptions): Promise<ReceivedMessage> {
   // The id names files: only what a MESH id can hold, and the id listed is the one fetched and acknowledged.
-  if (!MESSAGE_ID.test(messageId)) throw new Error(`the server listed a message id that cannot name a file: ${JSON.stringify(messageId)}`);
+  if (!SAFE_MESSAGE_ID.test(messageId)) throw new Error(`the server listed a message id that cannot name a file: ${JSON.stringify(messageId)}`);
   const metadata = await client.head(messageId);
   if (metadata.messageId !== undefined && metadata.messageId.toUpperCase() !== messageId.toUpperCase()) {
     throw new Error(`asked for message ${messageId}, the server described ${metadata.messageId}`);

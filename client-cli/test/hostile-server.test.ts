@@ -1,0 +1,207 @@
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { safeFileName } from '../src/transfer/download.ts';
+import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { withFakeServer } from './support/fake-server.ts';
+
+// What the CLI does with answers a broken, misconfigured or hostile server gives: nothing saved,
+// moved or acknowledged on their strength, and nothing of them reaches the terminal as control codes.
+
+const MESSAGE_ID = '20260101000000000000_ABC123';
+
+let server: TestServer;
+let work: string;
+let mailbox: MailboxFiles;
+
+test.before(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), 'meshbox-hostile-test-'));
+  mailbox = await writeMailboxFiles(server, await server.createMailbox(), join(work, 'profiles'));
+});
+
+test.after.always(async () => {
+  await server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** Every request the fake server saw, as `METHOD path`. */
+type Answer = (request: IncomingMessage, response: ServerResponse) => void;
+
+async function against(answer: Answer, args: readonly string[], cwd: string): Promise<CliResult & { readonly requests: readonly string[] }> {
+  const requests: string[] = [];
+  const result = await withFakeServer(
+    server.ca,
+    (request, _body, response) => {
+      requests.push(`${request.method} ${request.url}`);
+      answer(request, response);
+    },
+    (origin) => runInProcess(['--profile', mailbox.profile, '--url', origin, ...args], { cwd }),
+  );
+  return { ...result, requests };
+}
+
+function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+}
+
+function chunk(response: ServerResponse, status: number, headers: Record<string, string>, body = 'part1\n'): void {
+  response.writeHead(status, { 'content-type': 'application/octet-stream', 'mex-messageid': MESSAGE_ID, ...headers }).end(body);
+}
+
+async function folder(): Promise<string> {
+  return mkdtemp(join(work, 'run-'));
+}
+
+test('dispatch refuses a message id from the server that is not one: the file is neither moved nor its receipt written outside the outbox', async (t) => {
+  const root = await folder();
+  const outbox = join(root, 'outbox');
+  await mkdir(outbox);
+  await writeFile(join(outbox, 'report.csv'), 'a,b\n');
+  // Settled: dispatch leaves a file written in the last moments for its writer to finish.
+  const minuteAgo = new Date(Date.now() - 60_000);
+  await utimes(join(outbox, 'report.csv'), minuteAgo, minuteAgo);
+  const result = await against(
+    (request, response) => (request.method === 'POST' ? json(response, 202, { message_id: '../../escaped' }) : json(response, 404, {})),
+    ['dispatch', outbox, '--to', 'X26OT001', '--workflow', 'WF', '--json'],
+    root,
+  );
+  t.regex(result.stderr, /what the server returned as the new message id is not a message id: "\.\.\/\.\.\/escaped"/);
+  t.deepEqual(await readdir(root), ['outbox']);
+  t.deepEqual(await readdir(join(outbox, 'sent')).catch(() => []), []);
+  t.true((await readdir(outbox)).includes('report.csv'), 'the file waits in the outbox');
+});
+
+test('a redirect is an error naming where it points: download saves nothing', async (t) => {
+  const cwd = await folder();
+  const result = await against(
+    (_request, response) => response.writeHead(302, { location: 'https://login.example/sso', 'content-type': 'text/html' }).end('<html>Found</html>'),
+    ['download', MESSAGE_ID],
+    cwd,
+  );
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: the server redirected to https:\/\/login\.example\/sso: a MESH server never does; check the server URL \(HTTP 302\)/);
+  t.deepEqual(await readdir(cwd), []);
+});
+
+test('receive saves and acknowledges nothing on a redirected download', async (t) => {
+  const cwd = await folder();
+  const result = await against(
+    (request, response) =>
+      request.url?.includes('/inbox?') || request.url?.endsWith('/inbox')
+        ? json(response, 200, { messages: [MESSAGE_ID] })
+        : response.writeHead(302, { location: 'https://login.example/sso' }).end(),
+    ['receive', '.'],
+    cwd,
+  );
+  t.is(result.code, 1);
+  t.false(result.requests.some((request) => request.startsWith('PUT')), result.requests.join('\n'));
+  t.deepEqual((await readdir(cwd)).filter((name) => !name.startsWith('.meshbox-')), []);
+});
+
+for (const [lie, headers, status, expected] of [
+  ['two headers disagree on the chunk count', { 'mex-chunk-range': '1:3', 'mex-total-chunks': '1' }, 206, /contradicts itself: 1 chunks by mex-Total-Chunks, 3 by mex-Chunk-Range/],
+  ['206 for the only chunk', { 'mex-chunk-range': '1:1', 'mex-total-chunks': '1' }, 206, /chunk 1 of 1 came with HTTP 206, not 200 \(which says more chunks follow\)/],
+  ['200 for chunk 1 of 3', { 'mex-chunk-range': '1:3', 'mex-total-chunks': '3' }, 200, /chunk 1 of 3 came with HTTP 200, not 206/],
+  ['204 for a message', { 'mex-chunk-range': '1:1' }, 204, /chunk 1 of 1 came with HTTP 204, not 200/],
+  ['a trillion chunks', { 'mex-chunk-range': '1:1000000000000', 'mex-total-chunks': '1000000000000' }, 206, /says the message has 1000000000000 chunks, more than any message has/],
+  ['more chunks than a number holds', { 'mex-total-chunks': '9'.repeat(400) }, 206, /more than any message has/],
+] as const) {
+  test(`a download whose chunk count is a lie (${lie}) is refused, and nothing saved`, async (t) => {
+    const cwd = await folder();
+    const result = await against((_request, response) => chunk(response, status, headers, status === 204 ? '' : 'part1\n'), ['download', MESSAGE_ID], cwd);
+    t.is(result.code, 1);
+    t.regex(result.stderr, expected);
+    t.deepEqual(await readdir(cwd), []);
+  });
+}
+
+test('a received message whose chunk 1 lies about the count is not acknowledged', async (t) => {
+  const cwd = await folder();
+  const result = await against(
+    (request, response) =>
+      request.url?.endsWith('/inbox') ? json(response, 200, { messages: [MESSAGE_ID] }) : chunk(response, 206, { 'mex-chunk-range': '1:3', 'mex-total-chunks': '1' }),
+    ['receive', '.'],
+    cwd,
+  );
+  t.is(result.code, 1);
+  t.regex(result.stderr, /contradicts itself/);
+  t.false(result.requests.some((request) => request.startsWith('PUT')));
+});
+
+test('a sender\'s file name cannot make a hidden file or a Windows device', (t) => {
+  t.is(safeFileName('.bashrc'), '_bashrc');
+  t.is(safeFileName('..npmrc'), '_npmrc');
+  t.is(safeFileName('a/b/.netrc'), '_netrc');
+  t.is(safeFileName('NUL.txt'), '_NUL.txt');
+  t.is(safeFileName('con'), '_con');
+  t.is(safeFileName('COM1'), '_COM1');
+  t.is(safeFileName('console.log'), 'console.log');
+  t.is(safeFileName('results.v2.csv'), 'results.v2.csv');
+});
+
+test('control codes in what the server says are shown escaped, not sent to the terminal', async (t) => {
+  const cwd = await folder();
+  const title = '\u001b]0;pwned\u0007';
+  const refused = await against((_request, response) => json(response, 403, { detail: [{ code: '02', msg: `denied${title}\u009b2J` }] }), ['count'], cwd);
+  t.is(refused.code, 1);
+  t.false(/[\u001b\u0007\u009b]/.test(refused.stderr), JSON.stringify(refused.stderr));
+  t.true(refused.stderr.includes('denied\\u001b]0;pwned\\u0007\\u009b2J'));
+  const listed = await against((_request, response) => json(response, 200, { messages: [`${MESSAGE_ID}\nFAKE_ID`, MESSAGE_ID] }), ['inbox'], cwd);
+  t.is(listed.code, 0, listed.stderr);
+  t.deepEqual(listed.stdout.split('\n'), [JSON.stringify(`${MESSAGE_ID}\nFAKE_ID`), MESSAGE_ID, '']);
+});
+
+test('inbox paging that never ends is stopped with an error', async (t) => {
+  const cwd = await folder();
+  let page = 0;
+  const result = await against(
+    (_request, response) => {
+      page += 1;
+      json(response, 200, { messages: [`ID_${page}`], links: { next: `/messageexchange/${mailbox.mailbox.id}/inbox?page=${page}` } });
+    },
+    ['inbox'],
+    cwd,
+  );
+  t.is(result.code, 1);
+  t.regex(result.stderr, /the server's inbox paging did not end after 2000 pages/);
+  t.is(result.requests.length, 2000);
+});
+
+for (const [command, body, expected] of [
+  ['count', { count: 'lots' }, /the server's count is not a number of messages: "lots"/],
+  ['count', null, /the server's count is not a number of messages/],
+  ['inbox', { messages: 'ABC' }, /not a MESH inbox listing/],
+  ['inbox', {}, /not a MESH inbox listing/],
+  ['track', { message_id: '20260101000000000000_FFFFFF', status: 'accepted' }, /asked to track message 20260101000000000000_ABC123, the server answered about "20260101000000000000_FFFFFF"/],
+  ['track', [], /the server answered about undefined/],
+] as const) {
+  test(`${command} refuses an answer that is not MESH's: ${JSON.stringify(body)}`, async (t) => {
+    const result = await against((_request, response) => json(response, 200, body), command === 'track' ? ['track', MESSAGE_ID] : [command], await folder());
+    t.is(result.code, 1);
+    t.is(result.stdout, '');
+    t.regex(result.stderr, expected);
+  });
+}
+
+test('an answer that stalls or is cut off part-way says so, not only "aborted"', async (t) => {
+  const partial = (response: ServerResponse) => response.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' }).write('{"count":');
+  const stalled = await against((_request, response) => partial(response), ['count', '--timeout', '1'], await folder());
+  t.is(stalled.code, 1);
+  t.is(stalled.stderr, 'meshbox: no activity for 1000 ms\n');
+  const cut = await against((_request, response) => {
+    partial(response);
+    setImmediate(() => response.socket?.destroy());
+  }, ['count'], await folder());
+  t.is(cut.code, 1);
+  t.is(cut.stderr, 'meshbox: the connection closed before the whole answer arrived\n');
+});
+
+test('an answer with headers too large for Node is not taken for an unreachable server', async (t) => {
+  const result = await against((_request, response) => json(response, 200, { count: 1 }, { 'x-padding': 'x'.repeat(20_000) }), ['count'], await folder());
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: the answer from https:\/\/127\.0\.0\.1:\d+ has larger headers than a client takes/);
+});
