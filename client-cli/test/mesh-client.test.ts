@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../../test/support/harness.ts';
@@ -14,6 +13,8 @@ import { connectionSettings } from './support/cli-fixture.ts';
 import { MeshClientError } from '../src/client/errors.ts';
 import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.ts';
 import { HttpsTransport } from '../src/client/transport.ts';
+import { downloadFile } from '../src/transfer/download.ts';
+import { noProgress } from '../src/transfer/progress.ts';
 
 let server: TestServer;
 let work: string;
@@ -40,17 +41,6 @@ async function withClient<T>(mailbox: TestMailbox, use: (client: MeshClient) => 
   } finally {
     client.close();
   }
-}
-
-function collector(): { stream: Writable; bytes: () => Buffer } {
-  const parts: Buffer[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      parts.push(chunk);
-      done();
-    },
-  });
-  return { stream, bytes: () => Buffer.concat(parts) };
 }
 
 test('listInbox follows links.next across pages: 12 messages with max_results 10', async (t) => {
@@ -103,16 +93,14 @@ test('a three-chunk message uploaded chunk by chunk downloads whole, in order', 
     t.is(head.subject, 'three parts');
     t.is(head.from, sender.id);
 
-    const second = await client.downloadChunk(messageId, 2);
+    const second = await client.downloadRawChunk(messageId, 2);
     t.is(second.status, 206);
     t.is(second.metadata.chunkNumber, 2);
     second.body.resume();
 
-    const output = collector();
-    const metadata = await client.downloadMessage(messageId, output.stream);
-    t.is(metadata.totalChunks, 3);
-    t.true(output.bytes().equals(Buffer.concat(chunks)));
-    t.true(output.stream.writableEnded);
+    const downloaded = await downloadFile(client, { messageId, output: 'whole.bin', cwd: work, progress: noProgress, overwrite: false });
+    t.is(downloaded.totalChunks, 3);
+    t.true((await readFile(join(work, 'whole.bin'))).equals(Buffer.concat(chunks)));
 
     await client.acknowledge(messageId);
     const error = await t.throwsAsync(client.head(messageId), { instanceOf: MeshClientError });

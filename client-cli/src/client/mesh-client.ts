@@ -1,7 +1,5 @@
 import { arch, release, type as osType } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
 import {
   buildAuthorizationHeader,
   MESH_PATH_PREFIX,
@@ -85,14 +83,6 @@ export interface ChunkUploadOptions {
   readonly contentEncoding?: TransferEncoding;
 }
 
-export interface ChunkDownload {
-  /** 206 while more chunks follow, 200 for the last. */
-  readonly status: number;
-  readonly metadata: MessageMetadata;
-  /** The chunk's bytes (transport compression already undone). The caller must consume it. */
-  readonly body: Readable;
-}
-
 export interface RawChunkDownload {
   /** 206 while more chunks follow, 200 for the last. */
   readonly status: number;
@@ -104,9 +94,6 @@ export interface RawChunkDownload {
   /** The chunk as it came over the wire. The caller must consume it. */
   readonly body: Readable;
 }
-
-/** Where downloadMessage writes: a stream, or a function choosing one once chunk 1's metadata is known. */
-export type DownloadDestination = Writable | ((metadata: MessageMetadata) => Writable | Promise<Writable>);
 
 /** The v2 tracking body (snake_case); fields beyond these pass through. */
 export interface TrackingInfo {
@@ -294,17 +281,6 @@ export class MeshClient {
     return metadataFromHeaders(response.headers);
   }
 
-  /** Chunk n of a message, as a stream. Chunk 1 also carries the message's metadata. */
-  async downloadChunk(messageId: string, chunkNumber: number): Promise<ChunkDownload> {
-    const suffix = chunkNumber === 1 ? '' : `/${chunkNumber}`;
-    // identity: we want the bytes as sent; the gunzip below only covers servers that ignore us.
-    const response = await this.#request('GET', `/inbox/${encodeURIComponent(messageId)}${suffix}`, 'idempotent', {
-      'Accept-Encoding': 'identity',
-    });
-    const gzipped = (response.headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
-    return { status: response.status, metadata: metadataFromHeaders(response.headers), body: gzipped ? gunzip(response.body) : response.body };
-  }
-
   /**
    * Chunk n as it travels: gzip is accepted, which saves bandwidth when the sender gzipped the
    * chunks (the server then sends them as stored); the caller gunzips (see contentEncoding).
@@ -327,32 +303,6 @@ export class MeshClient {
       contentLength: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined,
       body: response.body,
     };
-  }
-
-  /**
-   * Writes every chunk of a message, in order, to the destination, and ends it. Chunk 1 says
-   * how many chunks there are (mex-Total-Chunks); 2..N follow one at a time.
-   */
-  async downloadMessage(messageId: string, destination: DownloadDestination): Promise<MessageMetadata> {
-    const first = await this.downloadChunk(messageId, 1);
-    let output: Writable;
-    try {
-      output = typeof destination === 'function' ? await destination(first.metadata) : destination;
-    } catch (error) {
-      first.body.destroy();
-      throw error;
-    }
-    // One pipeline for every chunk: one per chunk with { end: false } would leave listeners
-    // on the output each time (a leak, and a MaxListenersExceededWarning past ten chunks).
-    // It also waits for the output to finish, so a failing final flush is reported.
-    const chunks = async function* (client: MeshClient): AsyncGenerator<Buffer> {
-      yield* first.body;
-      for (let chunkNumber = 2; chunkNumber <= first.metadata.totalChunks; chunkNumber += 1) {
-        yield* (await client.downloadChunk(messageId, chunkNumber)).body;
-      }
-    };
-    await pipeline(chunks(this), output);
-    return first.metadata;
   }
 
   /** Acknowledges a downloaded message: it leaves the inbox. */
@@ -438,13 +388,6 @@ export class MeshClient {
     if (url.origin !== this.#transport.origin) throw new Error(`the server's inbox link points elsewhere: ${link}`);
     return `${url.pathname}${url.search}`;
   }
-}
-
-/** The decompressed stream; a failure of the source reaches its reader through pipeline. */
-function gunzip(source: Readable): Readable {
-  const inflated = createGunzip();
-  pipeline(source, inflated).catch(() => undefined);
-  return inflated;
 }
 
 /** Gzip goes without Content-Length (its size is known only once compressed: chunked encoding). */
