@@ -66,7 +66,8 @@ export function nextLifecycleStep(message: MessageRecord, now: Date, periods: Re
     case 'undeliverable':
     case 'error':
       if (!message.payloadPurgedAt && message.totalChunks > 0) {
-        return due(at(message.statusAt, periods.payloadRetentionMs), { kind: 'purge-payload' });
+        // Nobody can ever download an abandoned upload: its chunks go at once.
+        return message.status === 'error' ? { kind: 'purge-payload' } : due(at(message.statusAt, periods.payloadRetentionMs), { kind: 'purge-payload' });
       }
       return due(at(message.acceptedAt ?? message.createdAt, periods.messageRetentionMs), { kind: 'purge-message' });
   }
@@ -111,11 +112,8 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         ]);
         return step.until;
       case 'abandon-upload':
-        // Nobody can ever download an incomplete message: its chunks go at once. Unless its last
-        // chunk came in meanwhile: then it is accepted, and the next round sees that.
-        if (await services.messages.abandon(messageId, 'Upload not completed in time; the message was discarded', now)) {
-          await purgePayload(services, messageId, now);
-        }
+        // Unless its last chunk came in meanwhile (then it is accepted), the next round purges its chunks.
+        await services.messages.abandon(messageId, 'Upload not completed in time; the message was discarded', now);
         break;
       case 'expire': {
         // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.

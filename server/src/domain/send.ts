@@ -84,7 +84,20 @@ async function deliverNew(
   steps: { readonly firstCheckAt: Date; readonly acceptedAt: Date; readonly indexed: Promise<void> },
 ): Promise<void> {
   const [, indexed] = await Promise.all([services.messages.deliver(messageId, recipient), steps.indexed.then(() => true, () => false)]);
+  // Delivered so late that the first check may have delivered it before, and the recipient
+  // acknowledged it since: this delivery must not list it again.
+  if (firstCheckMayHaveCome(services, steps.firstCheckAt)) await services.messages.leaveInboxUnlessAccepted(messageId, recipient);
   if (indexed) await services.lifecycle.postpone(messageId, steps.firstCheckAt, new Date(steps.acceptedAt.getTime() + services.periods.inboxExpiryMs));
+}
+
+/**
+ * Whether a send has taken so long that its message's first lifecycle check may have come
+ * already (workers may run on other machines, so their clocks are allowed minutes ahead). A
+ * send normally ends long before; only a stalled one (Redis away, a dead connection whose
+ * commands ioredis sends again once it reconnects) must allow for what that check did.
+ */
+function firstCheckMayHaveCome(services: Services, firstCheckAt: Date): boolean {
+  return services.now().getTime() >= firstCheckAt.getTime() - services.periods.deliveryCheckMs / 2;
 }
 
 /**
@@ -109,8 +122,8 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
  * first (while the body is read), so no crash can leave a record without one; a schedule entry
  * of an id that turns out taken stays, as another send may be counting on it, and a check
  * of an id with nothing to do simply ends. So that first check must come only once the request
- * has surely ended: one that came while a slow body was still arriving would find nothing,
- * end, and leave the message with no check at all (never expired, never purged).
+ * has surely ended: one that came while a slow body was still arriving would find nothing and
+ * end. A send that stalled past it anyway starts the check again once its record is written.
  */
 async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody): Promise<Recorded> {
   const firstCheckAt = after(services, services.periods.deliveryCheckMs);
@@ -120,7 +133,11 @@ async function recordSmallMessage(services: Services, metadata: MessageMetadata,
     const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);
     const recordedAt = services.now();
     const outcome = await services.messages.create(messageId, metadata, bytes.length, recordedAt, bytes);
-    if (outcome !== 'exists') return { messageId, outcome, recordedAt, firstCheckAt };
+    if (outcome === 'exists') continue;
+    // Recorded so late that its first check may have come, found no record, and ended the id's
+    // life: the message needs a check again (one still there, or held by a worker, is left).
+    if (firstCheckMayHaveCome(services, firstCheckAt)) await services.lifecycle.start(messageId, firstCheckAt);
+    return { messageId, outcome, recordedAt, firstCheckAt };
   }
 }
 

@@ -27,10 +27,11 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   if (!message) throw new MessageNotFoundError(upload.messageId);
   // Checked before the body is stored, and again atomically when the chunk is recorded.
   const before = outcomeBefore(message, upload);
-  if (before === 'locked' && message.status === 'accepted') {
+  if (before === 'locked') {
     // A retried final chunk: its first try may have been cut off before the message reached the inbox.
-    await services.messages.deliverChecked(message.id, message.recipient);
-    // Its first try completed the message, and was answered 202: so is its retry (the answer was lost).
+    if (message.status === 'accepted') await services.messages.deliverChecked(message.id, message.recipient);
+    // Its first try completed the message, and was answered 202: so is its retry (the answer was
+    // lost), also once the message has been acknowledged or has expired meanwhile.
     if (upload.repeated) return [];
   }
   refuse(before, upload, services);
@@ -57,7 +58,7 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
 }
 
 /** Refusals seen before the chunk is stored, beyond those its recording can meet. */
-type RefusalBefore = 'mismatch' | 'abandoned';
+type RefusalBefore = 'mismatch';
 
 function outcomeBefore(message: MessageRecord, upload: ChunkUpload): StoreChunkOutcome | RefusalBefore {
   if (message.sender !== upload.sender) return 'forbidden';

@@ -68,6 +68,7 @@ export type CreateOutcome = 'exists' | 'uploading' | 'accepted';
 export type StoreChunkOutcome =
   | 'not_found'
   | 'forbidden'
+  | 'abandoned'
   | 'locked'
   | 'range'
   | 'encoding'
@@ -179,8 +180,10 @@ export class MessageStore {
 
   /**
    * Puts an accepted message into its recipient's inbox unless it is there. Only for a delivery
-   * that no other attempt can repeat or overtake: a new single-chunk message, whose id nobody
-   * knows before its 202. Every other delivery is `deliverChecked`.
+   * that no other attempt can have overtaken: a new single-chunk message, whose id nobody but
+   * its first lifecycle check knows before its 202 (the send looks again if it took so long
+   * that the check may have come: see `leaveInboxUnlessAccepted`). Every other delivery is
+   * `deliverChecked`.
    */
   async deliver(id: string, recipient: string): Promise<void> {
     await deliverScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxSequence(recipient)], [id]);
@@ -189,12 +192,20 @@ export class MessageStore {
   /**
    * Delivers a message that another attempt may deliver too (a chunk upload and its retry, two
    * workers finishing one expiry), so that one attempt's delivery can land after the recipient
-   * has acknowledged the message, or after it expired. Both change the status first and leave
-   * the inbox after, and the inbox lives in another hash slot; so every delivery reads the
-   * status again once done, and leaves the inbox if the message has moved on (or is gone).
+   * has acknowledged the message, or after it expired.
    */
   async deliverChecked(id: string, recipient: string): Promise<void> {
     await this.deliver(id, recipient);
+    await this.leaveInboxUnlessAccepted(id, recipient);
+  }
+
+  /**
+   * After a delivery another may have overtaken: acknowledgement and expiry change the status
+   * first and leave the inbox after, and the inbox lives in another hash slot; so the status is
+   * read again once the delivery is done, and the message leaves the inbox if it has moved on
+   * (or is gone).
+   */
+  async leaveInboxUnlessAccepted(id: string, recipient: string): Promise<void> {
     if ((await this.#redis.hget(this.#keys.message(id), 'status')) !== 'accepted') await this.leaveInbox(id, recipient);
   }
 

@@ -4,8 +4,8 @@
 -- KEYS[1] message hash
 -- ARGV[1] sender mailbox, ARGV[2] chunk number, ARGV[3] chunk size, ARGV[4] now (ms),
 -- ARGV[5] the chunk's content encoding, ARGV[6] maximum message size (bytes), ARGV[7] version
--- Returns {outcome, replaced}: outcome 'not_found', 'forbidden', 'locked', 'range', 'encoding',
--- 'too_large' (not recorded), 'uploading' or 'accepted'; replaced the version of the chunk
+-- Returns {outcome, replaced}: outcome 'not_found', 'forbidden', 'abandoned' (its lifecycle gave up
+-- waiting: status 'error'), 'locked', 'range', 'encoding', 'too_large' (not recorded), 'uploading' or 'accepted'; replaced the version of the chunk
 -- this one replaces ('' for chunk 1 as sent), false when none.
 local chunk_field = 'chunk:' .. ARGV[2]
 local version_field = 'chunkVersion:' .. ARGV[2]
@@ -15,6 +15,9 @@ if not fields[1] then
 end
 if fields[1] ~= ARGV[1] then
   return {'forbidden', false}
+end
+if fields[2] == 'error' then
+  return {'abandoned', false}
 end
 if fields[2] ~= 'uploading' then
   return {'locked', false}

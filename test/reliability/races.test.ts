@@ -1,0 +1,253 @@
+// Races between a request and the lifecycle worker, each forced into one interleaving by pausing
+// a step (a gate) or by taking a worker's claim at a chosen moment, against real Redis and S3.
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import test from 'ava';
+import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
+import { acknowledgeMessage } from '../../server/src/domain/acknowledge.ts';
+import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
+import type { Services } from '../../server/src/domain/services.ts';
+import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
+import { MeshError } from '../../server/src/domain/errors.ts';
+import { sendMetadata } from '../../server/src/http/send-headers.ts';
+import { SCHEDULE_SHARDS, type Claim } from '../../server/src/store/lifecycle-schedule.ts';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, sendMessage } from '../support/http.ts';
+import { overriding } from '../support/overriding.ts';
+
+const SECOND = 1000;
+/** Shorter than the payload retention, as production's 5 min lease is shorter than its 1 day retention. */
+const LEASE_MS = 2 * 1000;
+const periods = {
+  inboxExpiryMs: 60 * SECOND,
+  uploadExpiryMs: 30 * SECOND,
+  payloadRetentionMs: 10 * SECOND,
+  messageRetentionMs: 300 * SECOND,
+  deliveryCheckMs: 5 * SECOND,
+};
+
+let server: TestServer;
+let lab: TestMailbox;
+let gp: TestMailbox;
+
+test.before(async () => {
+  // No worker: the tests run lifecycle checks themselves at the moments they choose.
+  server = await startTestServer({ periods, worker: false, limits: { inlinePayloadBytes: 0 } });
+  lab = await server.createMailbox();
+  gp = await server.createMailbox();
+});
+
+test.after.always(async () => {
+  await server?.close();
+});
+
+function later(ms: number): Services {
+  return { ...server.services, now: () => new Date(Date.now() + ms) };
+}
+
+const inboxOf = async (mailbox: TestMailbox): Promise<string[]> =>
+  (await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).json().messages;
+
+async function objectsOf(messageId: string): Promise<number> {
+  const listing = await server.connections.s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }));
+  return listing.KeyCount ?? 0;
+}
+
+const nextCheckOf = (messageId: string) => server.connections.schedule.nextCheck(messageId);
+
+/** A request's clock, which a stall moves on (the stall itself takes no time in the test). */
+function stallingClock(): { readonly now: () => Date; readonly stalledFor: (ms: number) => void } {
+  let stalled = 0;
+  return { now: () => new Date(Date.now() + stalled), stalledFor: (ms) => (stalled += ms) };
+}
+
+/** A promise and the function that settles it: a gate to pause one step of a request. */
+function gate(): { readonly wait: Promise<void>; readonly open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
+}
+
+/** Claims the message's check as a worker sweeping at `at` would (other claims of the shard are handed back). */
+async function claimAs(messageId: string, at: Date): Promise<Claim> {
+  const schedule = server.connections.schedule;
+  const claims = await schedule.claimDue(crc32(messageId) % SCHEDULE_SHARDS, at, LEASE_MS, 10_000);
+  const mine = claims.find((claim) => claim.messageId === messageId);
+  for (const other of claims) if (other !== mine) await schedule.release(other, at);
+  if (!mine) throw new Error(`check of ${messageId} not due at ${at.toISOString()}`);
+  return mine;
+}
+
+function domainSend(services: Services, body: Buffer, headers: Record<string, string> = {}) {
+  const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'RACE', ...headers });
+  return server.services.mailboxes.get(lab.id).then((sender) =>
+    sendThroughDomain(services, { sender: sender!, metadata, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' } }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// a final chunk that loses the race with the upload-expiry abandon is told "already complete".
+// The chunk is paused after its object is in S3 and before its record (the store-chunk script):
+// from Redis's side, the same interleaving as a PUT finishing after the worker's abandon. (Pausing
+// the body instead, so the PUT itself finishes after the abandon's purge, makes s3rver fail the
+// PUT with an InternalError, as the purge removed the message's directory: the client gets a 500.)
+test.serial('final chunk in flight when the upload is abandoned: refused as abandoned, not as "already complete"', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'first half, ', { 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': '1:2' });
+  const real = server.services.messages;
+  const stalled = gate();
+  const reached = gate();
+  const messages = overriding(real, {
+    storeChunk: async (...args: Parameters<typeof real.storeChunk>) => {
+      reached.open();
+      await stalled.wait;
+      return real.storeChunk(...args);
+    },
+  });
+  const rest = Buffer.from('second half');
+  const upload = uploadChunk({ ...server.services, messages }, {
+    sender: lab.id,
+    messageId,
+    chunkNumber: 2,
+    totalChunks: 2,
+    body: { stream: Readable.from([rest]), contentLength: rest.length, contentEncoding: '' },
+    repeated: false,
+  });
+  await reached.wait;
+  // The upload deadline passes; a worker abandons the message and purges its chunks.
+  await advanceLifecycle(later(periods.uploadExpiryMs + SECOND), messageId);
+  t.is((await real.get(messageId))!.status, 'error');
+  stalled.open();
+  const refusal = await t.throwsAsync(upload, { instanceOf: MeshError });
+  t.is(refusal?.status, 423);
+  const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.is(tracking.json().status, 'error', 'the message was discarded');
+  t.is(await objectsOf(messageId), 0, 'nothing kept');
+  // Expected: the abandoned description, as a chunk arriving a moment later gets.
+  t.is(refusal?.message, 'Message upload not completed in time; the message was discarded: send it again');
+});
+
+// ---------------------------------------------------------------------------------------------
+// a new single-chunk send's unchecked deliver, stalled, lands after its first check delivered
+// it and the recipient acknowledged it.
+test.serial('a stalled unchecked deliver of a new send, overtaken by its first check and an acknowledgement, leaves it out of the inbox', async (t) => {
+  const real = server.services.messages;
+  const stalled = gate();
+  const reached = gate();
+  let messageId = '';
+  const messages = overriding(real, {
+    deliver: async (id: string, recipient: string) => {
+      messageId = id;
+      reached.open();
+      await stalled.wait;
+      await real.deliver(id, recipient);
+    },
+  });
+  const clock = stallingClock();
+  const sending = domainSend({ ...server.services, messages, now: clock.now }, Buffer.from('stalled delivery'));
+  await reached.wait;
+  // The first check comes (the worker's sweep), delivers it; the recipient acknowledges it.
+  const claim = await claimAs(messageId, new Date(Date.now() + periods.deliveryCheckMs + SECOND));
+  await server.connections.schedule.release(claim, await advanceLifecycle(later(periods.deliveryCheckMs + SECOND), messageId));
+  t.true((await inboxOf(gp)).includes(messageId));
+  const ack = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+  t.is(ack.status, 200);
+  t.false((await inboxOf(gp)).includes(messageId));
+  // The send's own deliver lands now, past its first check.
+  clock.stalledFor(periods.deliveryCheckMs + SECOND);
+  stalled.open();
+  await sending;
+  t.is((await real.get(messageId))!.status, 'acknowledged');
+  const listed = (await inboxOf(gp)).includes(messageId);
+  if (listed) {
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    t.log(`listed again after acknowledgement; its download answers ${download.status}`);
+  }
+  t.false(listed, 'an acknowledged message is not listed again');
+});
+
+// ---------------------------------------------------------------------------------------------
+// a small (inline) send whose record lands after its first check found nothing: no check left.
+test.serial('a small send recorded after its first check found no record still has a lifecycle check', async (t) => {
+  const real = server.services.messages;
+  const stalled = gate();
+  const reached = gate();
+  let messageId = '';
+  const messages = overriding(real, {
+    create: async (...args: Parameters<typeof real.create>) => {
+      messageId = args[0];
+      reached.open();
+      await stalled.wait;
+      return real.create(...args);
+    },
+  });
+  // Inline payloads on for this send (the server is set to 0 for the other tests).
+  const clock = stallingClock();
+  const services: Services = { ...server.services, messages, now: clock.now, limits: { ...server.services.limits, inlinePayloadBytes: 64 * 1024 } };
+  const sending = domainSend(services, Buffer.from('small, recorded late'));
+  await reached.wait;
+  t.truthy(await nextCheckOf(messageId), 'its first check is scheduled before the record');
+  // Its first check comes before the record: a worker finds no record and no reservation.
+  const claim = await claimAs(messageId, new Date(Date.now() + periods.deliveryCheckMs + SECOND));
+  const next = await advanceLifecycle(later(periods.deliveryCheckMs + SECOND), messageId);
+  await server.connections.schedule.release(claim, next);
+  t.is(next, undefined, 'the check ended the id\'s life');
+  clock.stalledFor(periods.deliveryCheckMs + SECOND);
+  stalled.open();
+  const sent = await sending;
+  t.is(sent.messageId, messageId);
+  t.deepEqual(sent.unfinished, []);
+  t.is((await real.get(messageId))!.status, 'accepted');
+  t.true((await inboxOf(gp)).includes(messageId), 'delivered, 202 to the sender');
+  // Nothing will ever expire it (no report to the sender), purge its payload (kept in Redis) or its record.
+  t.truthy(await nextCheckOf(messageId), 'an accepted message has a next lifecycle check');
+});
+
+// ---------------------------------------------------------------------------------------------
+// the identical retry of a final chunk (answer lost) once the message was acknowledged.
+test.serial('the identical retry of the final chunk after the recipient acknowledged gets its 202 again', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'part 1, ', { 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': '1:2' });
+  const body = Buffer.from('part 2');
+  t.is(
+    (await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/2`, headers: { 'mex-Chunk-Range': '2:2' }, body })).status,
+    202,
+  );
+  t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` })).status, 200);
+  // The sender never saw the 202 and retries with the same token (repeated: true, as the auth middleware marks it).
+  const retry = uploadChunk(server.services, {
+    sender: lab.id,
+    messageId,
+    chunkNumber: 2,
+    totalChunks: 2,
+    body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' },
+    repeated: true,
+  });
+  const outcome = await retry.then(
+    () => 202,
+    (error: unknown) => (error instanceof MeshError ? `${error.status} ${JSON.stringify(error.message)}` : String(error)),
+  );
+  t.is(outcome, 202, 'its first try completed the message and was answered 202');
+});
+
+// ---------------------------------------------------------------------------------------------
+// an abandoned upload whose chunk deletion failed once keeps its chunks for the payload retention.
+test.serial('an abandoned upload whose purge failed once has its chunks deleted at the retry, not a retention later', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'never finished', { 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': '1:2' });
+  let failures = 0;
+  const payloads = overriding(server.services.payloads, {
+    deleteMessage: async () => {
+      failures++;
+      throw new Error('S3 away for a moment');
+    },
+  });
+  const expiredAt = periods.uploadExpiryMs + SECOND;
+  await t.throwsAsync(advanceLifecycle({ ...later(expiredAt), payloads }, messageId));
+  t.is(failures, 1);
+  t.is((await server.services.messages.get(messageId))!.status, 'error');
+  // The worker retries (backoff of a second or so): S3 is back.
+  const next = await advanceLifecycle(later(expiredAt + 2 * SECOND), messageId);
+  t.log(`objects after the retry: ${await objectsOf(messageId)}; next check in ${Math.round((next!.getTime() - Date.now()) / 1000)} s`);
+  t.is(await objectsOf(messageId), 0, 'chunks of an abandoned upload are deleted at once (api.md)');
+});
