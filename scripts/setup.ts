@@ -24,7 +24,7 @@ const step = (text: string): void => console.log(`setup: ${text}`);
 
 async function ensurePki(): Promise<void> {
   if (!existsSync(join(DEV_CERTS_DIR, 'ca.crt'))) {
-    await writePemPair(DEV_CERTS_DIR, 'ca', createCertificateAuthority({ commonName: 'meshbox development CA' }));
+    await writePemPair(DEV_CERTS_DIR, 'ca', createCertificateAuthority({ commonName: 'meshbox development CA' }), { replace: true });
     step(`created CA in ${DEV_CERTS_DIR}`);
   }
   if (!existsSync(join(DEV_CERTS_DIR, CRL_FILE))) {
@@ -35,7 +35,7 @@ async function ensurePki(): Promise<void> {
   if (!existsSync(join(DEV_CERTS_DIR, 'server.crt'))) {
     const ca = await readCertificateAuthority(DEV_CERTS_DIR);
     const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-    await writePemPair(DEV_CERTS_DIR, 'server', server);
+    await writePemPair(DEV_CERTS_DIR, 'server', server, { replace: true });
     step('issued server certificate for localhost, 127.0.0.1');
   }
   const sharedKeyFile = join(DEV_CERTS_DIR, 'shared-key');
@@ -97,7 +97,7 @@ async function ensureDemoMailboxes(): Promise<void> {
       }
       const certFile = join(mailboxDir, `${demo.id}.crt`);
       if (!existsSync(certFile)) {
-        await writePemPair(mailboxDir, demo.id, issueMailboxCertificate({ ca, mailboxId: demo.id, organisation: demo.name }));
+        await writePemPair(mailboxDir, demo.id, issueMailboxCertificate({ ca, mailboxId: demo.id, organisation: demo.name }), { replace: true });
       }
       // Also for a certificate an earlier setup left unrecorded: `admin cert revoke <ID>` finds what is recorded.
       await certificates.recordIssued(demo.id, describeCertificate(await readFile(certFile, 'utf8')).serialNumber);

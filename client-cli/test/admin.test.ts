@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -82,9 +82,26 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   t.regex(again.stderr, /already exists.*--force/);
   t.is(await readFile(join(dir, 'ca.crt'), 'utf8'), certPem);
 
-  const server = await admin('--pki-dir', dir, 'cert', 'server', '--dns', 'mesh.example.org', '--ip', '10.1.2.3');
+  const server = await admin('--pki-dir', dir, 'cert', 'server', '--dns', 'mesh.example.org');
   t.is(server.code, 0, server.stderr);
-  t.true(verifyIssuedBy(await readFile(join(dir, 'server.crt'), 'utf8'), certPem));
+  t.regex(server.stdout, /^server certificate for DNS mesh\.example\.org \(serial [0-9a-f]+\)/);
+  const serverPem = await readFile(join(dir, 'server.crt'), 'utf8');
+  t.true(verifyIssuedBy(serverPem, certPem));
+  t.is(describeCertificate(serverPem).subjectAltName, 'DNS:mesh.example.org', 'no localhost beside the name given');
+  const serverAgain = await admin('--pki-dir', dir, 'cert', 'server', '--ip', '10.1.2.3');
+  t.is(serverAgain.code, 1);
+  t.regex(serverAgain.stderr, /server\.(crt|key) exists already and is left as it is: --force replaces it/);
+  t.is(await readFile(join(dir, 'server.crt'), 'utf8'), serverPem);
+  t.is((await admin('--pki-dir', dir, 'cert', 'server', '--ip', '10.1.2.3', '--force')).code, 0);
+  t.is(describeCertificate(await readFile(join(dir, 'server.crt'), 'utf8')).subjectAltName, 'IP Address:10.1.2.3');
+
+  // A new CA keeps the old one's files, whose key signs its CRL while its certificates are in use.
+  const replaced = await admin('--pki-dir', dir, 'ca', 'init', '--force');
+  t.is(replaced.code, 0, replaced.stderr);
+  const kept = (await readdir(dir)).filter((name) => /^(ca|crl)-.+\.(crt|key|pem)$/.test(name)).sort();
+  t.is(kept.length, 3, kept.join(' '));
+  t.is(await readFile(join(dir, kept.find((name) => name.endsWith('.crt'))!), 'utf8'), certPem);
+  t.not(await readFile(join(dir, 'ca.crt'), 'utf8'), certPem);
 });
 
 test('mailbox create registers the mailbox and issues a certificate the server accepts; disable and enable take effect', async (t) => {
@@ -231,20 +248,31 @@ test('CSR flow: the mailbox makes its own key and request, the admin signs it, a
   const requested = await runSubprocess(['cert', 'request', '--for', 'csr001', '--out', own]);
   t.is(requested.code, 0, requested.stderr);
   t.true(existsSync(join(own, 'CSR001.key')));
+  // Asked again there (a renewal), it would replace the key the current certificate is used with.
+  const key = await readFile(join(own, 'CSR001.key'), 'utf8');
+  const again = await runSubprocess(['cert', 'request', '--for', 'csr001', '--out', own]);
+  t.is(again.code, 1);
+  t.regex(again.stderr, /CSR001\.key exists already and is left as it is: write the new key and request to another folder \(--out\)/);
+  t.is(await readFile(join(own, 'CSR001.key'), 'utf8'), key);
 
-  const signed = await admin('cert', 'sign', join(own, 'CSR001.csr'), '--out', join(own, 'CSR001.crt'));
+  // The request's file name proves nothing: the admin says whose it must be.
+  const misnamed = await admin('cert', 'sign', join(own, 'CSR001.csr'), '--out', join(own, 'OTHER.crt'), '--for', 'AUD001');
+  t.is(misnamed.code, 1);
+  t.regex(misnamed.stderr, /the request is for "CSR001", not AUD001: nothing was signed/);
+  t.false(existsSync(join(own, 'OTHER.crt')));
+  const signed = await admin('cert', 'sign', join(own, 'CSR001.csr'), '--out', join(own, 'CSR001.crt'), '--for', 'csr001');
   t.is(signed.code, 0, signed.stderr);
   t.regex(signed.stdout, /signed client certificate for CSR001/);
   t.is((await asMailbox('CSR001', 'pw', own, 'handshake')).code, 0);
 
   const unknown = await runSubprocess(['cert', 'request', '--for', 'NOTREG1', '--out', own]);
   t.is(unknown.code, 0);
-  const refused = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'));
+  const refused = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'), '--for', 'NOTREG1');
   t.is(refused.code, 1);
   t.regex(refused.stderr, /not a registered mailbox/);
 
   // A monitoring system's certificate: no mailbox, so health and metrics only.
-  const monitoring = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'), '--usage', 'monitoring');
+  const monitoring = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'), '--for', 'NOTREG1', '--usage', 'monitoring');
   t.is(monitoring.code, 0, monitoring.stderr);
   const clientCertificate = { certPem: await readFile(join(own, 'NOTREG1.crt'), 'utf8'), keyPem: await readFile(join(own, 'NOTREG1.key'), 'utf8') };
   t.is((await rawRequest(server, { path: '/readyz', clientCertificate })).status, 200);
@@ -256,7 +284,7 @@ test('CSR flow: the mailbox makes its own key and request, the admin signs it, a
   const withdrawn = await admin('cert', 'revoke', 'notreg1');
   t.is(withdrawn.code, 0, withdrawn.stderr);
   t.regex(withdrawn.stdout, /^revoked: serial [0-9a-f]+/m);
-  const asMailboxToo = await admin('cert', 'sign', join(own, 'CSR001.csr'), '--out', join(own, 'other.crt'), '--usage', 'monitoring');
+  const asMailboxToo = await admin('cert', 'sign', join(own, 'CSR001.csr'), '--out', join(own, 'other.crt'), '--for', 'CSR001', '--usage', 'monitoring');
   t.is(asMailboxToo.code, 1);
   t.regex(asMailboxToo.stderr, /a mailbox: a monitoring certificate names none/);
 });
@@ -265,6 +293,9 @@ test.serial('cert issue re-issues a certificate; cert revoke refuses every certi
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
   t.is((await admin('mailbox', 'create', 'REV001', '--password', 'pw', '--cert-out', out)).code, 0);
   const reissueDir = await mkdtemp(join(tmpdir(), 'meshbox-reissue-'));
+  const overOld = await admin('cert', 'issue', 'rev001', '--cert-out', out);
+  t.is(overOld.code, 1);
+  t.regex(overOld.stderr, /REV001\.(crt|key) exists already and is left as it is: give another --cert-out/);
   const reissued = await admin('cert', 'issue', 'rev001', '--cert-out', reissueDir);
   t.is(reissued.code, 0, reissued.stderr);
   t.is((await asMailbox('REV001', 'pw', reissueDir, 'handshake')).code, 0);
@@ -436,4 +467,16 @@ test('a revocation recorded while the CRL is being written still reaches it: the
   t.true(crl.verified);
   t.regex(crl.text, /Serial Number: AA01/i);
   t.regex(crl.text, /Serial Number: BB02/i, 'the revocation recorded meanwhile');
+});
+
+test('a key is never written through a file or link already where it is to go: the mailbox is not even registered', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const elsewhere = join(await mkdtemp(join(tmpdir(), 'meshbox-elsewhere-')), 'collected.txt');
+  await writeFile(elsewhere, 'nothing yet\n');
+  await symlink(elsewhere, join(out, 'SYM001.key'));
+  const created = await admin('mailbox', 'create', 'SYM001', '--password', 'pw', '--cert-out', out);
+  t.is(created.code, 1);
+  t.regex(created.stderr, /SYM001\.key exists already and is left as it is/);
+  t.is(await readFile(elsewhere, 'utf8'), 'nothing yet\n');
+  t.is((await admin('mailbox', 'show', 'SYM001')).code, 1, 'not registered');
 });

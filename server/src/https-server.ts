@@ -14,13 +14,17 @@ export interface TlsFiles {
   readonly crl?: string | undefined;
 }
 
+/** One CRL in PEM; a CRL file holds one per CA it covers (two during a CA rollover). */
+export const CRL_PEM_BLOCK = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;
+
 /** What the TLS side of the server is made of; given again whenever the CRL is reloaded. */
 export function secureContextOptions(tls: TlsFiles) {
   return {
     cert: tls.cert,
     key: tls.key,
     ca: tls.ca,
-    ...(tls.crl ? { crl: tls.crl } : {}),
+    // As a list: from one string Node loads only the first CRL, and every certificate of another CA is then refused.
+    ...(tls.crl ? { crl: [...tls.crl.matchAll(CRL_PEM_BLOCK)].map((block) => block[0]) } : {}),
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2' as const,

@@ -2,7 +2,7 @@ import { verify, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import type { Logger } from 'pino';
-import { secureContextOptions, type TlsFiles } from './https-server.ts';
+import { CRL_PEM_BLOCK, secureContextOptions, type TlsFiles } from './https-server.ts';
 
 /**
  * Checks a CRL before the server gives it to OpenSSL, which otherwise fails late and
@@ -21,7 +21,6 @@ export interface RevocationListDates {
   readonly nextUpdate: Date | undefined;
 }
 
-const PEM_BLOCK = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 /** The hash each signature algorithm names (OID), for crypto.verify; null: the key's own (EdDSA). */
@@ -42,7 +41,7 @@ const SIGNATURE_HASHES: Readonly<Record<string, string | null>> = {
  * at `now`; returns the dates of the one that goes stale first.
  */
 export function checkRevocationList(crlPem: string, caPem: string, now: Date): RevocationListDates {
-  const blocks = [...crlPem.matchAll(PEM_BLOCK)].map((match) => Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64'));
+  const blocks = [...crlPem.matchAll(CRL_PEM_BLOCK)].map((match) => Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64'));
   if (blocks.length === 0) throw new InvalidRevocationListError('no X509 CRL in it (an empty or half-written file?)');
   const caKeys = [...caPem.matchAll(PEM_CERTIFICATE)].map((match) => new X509Certificate(match[0]).publicKey);
   const lists = blocks.map((der) => {

@@ -6,7 +6,12 @@ import { MeshConnectionError } from '../../client-cli/src/client/errors.ts';
 import { MeshClient } from '../../client-cli/src/client/mesh-client.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createCertificateAuthority, createRevocationList } from '../../shared/src/pki/index.ts';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createApp } from '../../server/src/app.ts';
+import { createMeshServer } from '../../server/src/https-server.ts';
+import { createCertificateAuthority, createRevocationList, issueMailboxCertificate, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox } from '../support/harness.ts';
 import { mailboxRequest } from '../support/http.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
@@ -117,3 +122,39 @@ async function eventually(condition: () => Promise<boolean>): Promise<boolean> {
   }
   return false;
 }
+
+test('a CRL file holding one CRL per CA (a CA rollover) is loaded whole: the clients of both CAs connect, and a certificate either CRL revokes is refused', async (t) => {
+  const server = await startTestServer({ worker: false });
+  const https = await (async () => {
+    const oldCa = server.ca;
+    const newCa = createCertificateAuthority({ commonName: 'meshbox next CA' });
+    const served = issueServerCertificate({ ca: oldCa, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const alice = await server.createMailbox();
+    const bob = await server.createMailbox();
+    const carol = await server.createMailbox();
+    const bobRenewed = issueMailboxCertificate({ ca: newCa, mailboxId: bob.id });
+    const carolRenewed = issueMailboxCertificate({ ca: newCa, mailboxId: carol.id });
+    // The new CA's CRL second: Node would load only the first of a single string.
+    const crl = createRevocationList({ ca: oldCa, revoked: [] }) + createRevocationList({ ca: newCa, revoked: [{ serialNumber: carolRenewed.serialNumber, revokedAt: new Date() }] });
+    const listener = createMeshServer(createApp(server.services, pino({ level: 'silent' })), {
+      cert: served.certPem,
+      key: served.keyPem,
+      ca: oldCa.certPem + newCa.certPem,
+      crl,
+    });
+    listener.listen(0, '127.0.0.1');
+    await once(listener, 'listening');
+    const endpoint = { ...server, origin: `https://127.0.0.1:${(listener.address() as AddressInfo).port}` };
+    const outcome = (mailbox: TestMailbox, certificate: { readonly certPem: string; readonly keyPem: string }) =>
+      mailboxRequest(endpoint, mailbox, { path: `/messageexchange/${mailbox.id}/inbox`, clientCertificate: certificate }).then(
+        (response) => response.status,
+        () => 'refused in the handshake',
+      );
+    t.is(await outcome(alice, alice), 200, 'a client of the old CA');
+    t.is(await outcome(bob, bobRenewed), 200, 'a client of the new CA');
+    t.is(await outcome(carol, carolRenewed), 'refused in the handshake', 'revoked by the second CRL');
+    return listener;
+  })().finally(() => server.close());
+  https.closeAllConnections();
+  https.close();
+});

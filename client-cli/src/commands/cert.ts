@@ -1,8 +1,9 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadPki } from './pki.ts';
 import { parseMailboxId } from '../../../shared/src/protocol/index.ts';
+import { refuseExistingFiles, writeFileAtomically } from '../transfer/durable-files.ts';
 import type { CliContext } from './context.ts';
 
 /**
@@ -24,9 +25,10 @@ export function registerCertCommand(program: Command, context: CliContext): void
       await mkdir(options.out, { recursive: true });
       const key = join(options.out, `${mailboxId}.key`);
       const csr = join(options.out, `${mailboxId}.csr`);
-      await writeFile(key, request.keyPem, { mode: 0o600 });
-      await chmod(key, 0o600);
-      await writeFile(csr, request.csrPem);
+      // A key there is most likely the one the mailbox's certificate is in use with.
+      await refuseExistingFiles([key, csr], 'write the new key and request to another folder (--out); the current key stays in use until the new certificate is signed');
+      await writeFileAtomically(key, request.keyPem, { mode: 0o600, replace: false });
+      await writeFileAtomically(csr, request.csrPem, { replace: false });
       context.print(`key ${key} (keep it here), request ${csr} (send it to your meshbox admin)`);
     });
 }

@@ -1,19 +1,33 @@
-import { open, rename, rm } from 'node:fs/promises';
+import { link, lstat, open, rename, rm } from 'node:fs/promises';
 import { temporaryPathBeside } from './download.ts';
 
-/** Writes a whole file under a hidden temporary name, flushes it and renames it into place. */
-export async function writeFileAtomically(path: string, text: string): Promise<void> {
+export interface AtomicWriteOptions {
+  /** File mode of the new file (0o600 for a private key). */
+  readonly mode?: number;
+  /** false: refuse (EEXIST) when anything is at the path already, a file or a link. */
+  readonly replace?: boolean;
+}
+
+/**
+ * Writes a whole file under a hidden temporary name, flushes it and moves it into place: a
+ * reader never sees it half written, and a link already at the path is replaced, never
+ * followed (a key written through one would land where its maker chose).
+ */
+export async function writeFileAtomically(path: string, text: string, options: AtomicWriteOptions = {}): Promise<void> {
   const temporary = temporaryPathBeside(path);
-  const handle = await open(temporary, 'wx');
+  const handle = await open(temporary, 'wx', options.mode ?? 0o666);
   try {
     await handle.writeFile(text);
     await handle.sync();
     await handle.close();
-    await rename(temporary, path);
+    // A hard link fails when the path is taken, where a rename would replace it.
+    if (options.replace === false) await link(temporary, path);
+    else await rename(temporary, path);
   } catch (error) {
     await handle.close().catch(() => undefined);
-    await rm(temporary, { force: true });
     throw error;
+  } finally {
+    await rm(temporary, { force: true });
   }
 }
 
@@ -29,5 +43,16 @@ export async function syncFolder(folder: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Refuses before anything is done when a file (or a link) is where one of `paths` is to be
+ * written: a key replaced unasked is a certificate that stops working, and a file planted there
+ * by someone else would receive the key. `advice` says what to do instead.
+ */
+export async function refuseExistingFiles(paths: readonly string[], advice: string): Promise<void> {
+  for (const path of paths) {
+    if (await lstat(path).then(() => true, () => false)) throw new Error(`${path} exists already and is left as it is: ${advice}`);
   }
 }

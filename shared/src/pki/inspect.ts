@@ -9,6 +9,8 @@ export interface CertificateDescription {
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly issuerCommonName: string | undefined;
+  /** As OpenSSL prints it (`DNS:mesh.example.org, IP Address:10.0.0.5`); undefined when it has none. */
+  readonly subjectAltName: string | undefined;
 }
 
 // Node's X509Certificate rather than node-forge: it reads any key type (forge only RSA) and is native.
@@ -23,6 +25,7 @@ export function describeCertificate(certPem: string): CertificateDescription {
     notBefore: certificate.validFromDate,
     notAfter: certificate.validToDate,
     issuerCommonName: firstValue(issuer?.CN),
+    subjectAltName: certificate.subjectAltName,
   };
 }
 

@@ -5,7 +5,8 @@ import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { loadPki } from '../pki.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
-import { prepareOutputFolder, publishRevocationList, readCertificateAuthority, writePemPair } from './pki-files.ts';
+import { refuseExistingFiles } from '../../transfer/durable-files.ts';
+import { pemPairPaths, prepareOutputFolder, publishRevocationList, RENEWAL_ADVICE, readCertificateAuthority, writePemPair } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -36,7 +37,7 @@ async function revocationTarget(stores: AdminStores, target: string, unrecorded:
   if (holder !== undefined || unrecorded) return { subject: holder ?? serial, serials: [serial] };
   throw new Error(
     `${unrecordedHint}, and no certificate with serial ${serial} is on record either; nothing was revoked ` +
-      '(check it; --unrecorded revokes a serial the records do not show, such as a server certificate\'s)',
+      '(check it; --unrecorded revokes a serial the records do not show)',
   );
 }
 
@@ -45,20 +46,25 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
 
   cert
     .command('server')
-    .description('issue the server certificate (server.crt, server.key) for the given host names and IPs')
-    .option('--dns <name...>', 'DNS names', ['localhost'])
-    .option('--ip <address...>', 'IP addresses', ['127.0.0.1'])
-    .action(async (options: { dns: string[]; ip: string[] }) => {
+    .description('issue the server certificate (server.crt, server.key) for the given host names and IPs (neither given: localhost and 127.0.0.1)')
+    .option('--dns <name...>', 'DNS names')
+    .option('--ip <address...>', 'IP addresses')
+    .option('--force', 'replace the server certificate and key already there (the server reads them at start)')
+    .action(async (options: { dns?: string[]; ip?: string[]; force?: boolean }) => {
       const dir = pkiDir();
+      // A name given alone is the only one: a production certificate must not also carry localhost.
+      const named = options.dns !== undefined || options.ip !== undefined;
+      const dnsNames = options.dns ?? (named ? [] : ['localhost']);
+      const ipAddresses = options.ip ?? (named ? [] : ['127.0.0.1']);
+      const advice = '--force replaces it (the server reads it at start)';
+      if (!options.force) await refuseExistingFiles(Object.values(pemPairPaths(dir, 'server')), advice);
       const { issueServerCertificate } = await loadPki();
-      const issued = issueServerCertificate({
-        ca: await readCertificateAuthority(dir),
-        commonName: options.dns[0] ?? options.ip[0] ?? 'meshbox',
-        dnsNames: options.dns,
-        ipAddresses: options.ip,
-      });
-      const files = await writePemPair(dir, 'server', issued);
-      console.log(`server certificate written: ${files.cert}`);
+      const commonName = dnsNames[0] ?? ipAddresses[0] ?? 'meshbox';
+      const issued = issueServerCertificate({ ca: await readCertificateAuthority(dir), commonName, dnsNames, ipAddresses });
+      const names = [...dnsNames.map((name) => `DNS ${name}`), ...ipAddresses.map((address) => `IP ${address}`)].join(', ');
+      await withAdminStores(({ audit }) => audit('cert.server', commonName, `serial ${issued.serialNumber} for ${names}`));
+      const files = await writePemPair(dir, 'server', issued, { replace: options.force === true, advice });
+      console.log(`server certificate for ${names} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
     });
 
   cert
@@ -69,6 +75,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       const mailboxId = mailbox.toUpperCase();
       const ca = await readCertificateAuthority(pkiDir());
       await prepareOutputFolder(options.certOut);
+      await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxId)), RENEWAL_ADVICE);
       await withAdminStores(async (stores) => {
         const found = await stores.mailboxes.get(mailboxId);
         if (!found) throw new Error(`no mailbox ${mailboxId}`);
@@ -85,17 +92,28 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     .command('sign <csr-file>')
     .description('sign a certificate request (made with `meshbox cert request`), so the key never leaves its owner')
     .requiredOption('--out <file>', 'where to write the signed certificate')
+    .requiredOption('--for <name>', "whose the request must be: the mailbox id (client), the monitoring system's name, or the server's host name")
     .option('--usage <usage>', 'client (a mailbox), monitoring (/healthz, /readyz and /metrics only: no mailbox) or server', 'client')
-    .action(async (csrFile: string, options: { out: string; usage: string }) => {
+    .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for')
+    .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for')
+    .action(async (csrFile: string, options: { out: string; for: string; usage: string; dns?: string[]; ip?: string[] }) => {
       if (!['client', 'monitoring', 'server'].includes(options.usage)) throw new Error('--usage must be client, monitoring or server');
+      const server = options.usage === 'server';
+      if (!server && (options.dns || options.ip)) throw new Error('--dns and --ip are for --usage server');
       const ca = await readCertificateAuthority(pkiDir());
       const csrPem = await readFile(csrFile, 'utf8');
       await withAdminStores(async (stores) => {
         // A monitoring certificate is a client certificate whose name is no mailbox: it passes the
         // handshake, which is all the health routes ask, and no mailbox's password goes with it.
         const { signCertificateRequest } = await loadPki();
-        const signed = signCertificateRequest({ ca, csrPem, usage: options.usage === 'server' ? 'server' : 'client' });
-        const commonName = describeCertificate(signed.certPem).subjectCommonName ?? '';
+        const names = server && (options.dns || options.ip) ? { dnsNames: options.dns ?? [], ipAddresses: options.ip ?? [] } : {};
+        const signed = signCertificateRequest({ ca, csrPem, usage: server ? 'server' : 'client', ...names });
+        const described = describeCertificate(signed.certPem);
+        const commonName = described.subjectCommonName ?? '';
+        // The request's file name, or whoever handed it over, says nothing: the admin names whose it must be.
+        if (commonName.toUpperCase() !== options.for.trim().toUpperCase()) {
+          throw new Error(`the request is for ${JSON.stringify(commonName)}, not ${options.for}: nothing was signed`);
+        }
         const mailbox = await stores.mailboxes.get(commonName);
         if (options.usage === 'client' && !mailbox) {
           throw new Error(`the request is for ${commonName}, which is not a registered mailbox (for a monitoring system: --usage monitoring)`);
@@ -103,9 +121,10 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         if (options.usage === 'monitoring' && mailbox) throw new Error(`the request is for ${commonName}, a mailbox: a monitoring certificate names none`);
         // On record, so that revoke finds it by its name.
         if (options.usage !== 'server') await stores.certificates.recordIssued(commonName, signed.serialNumber);
-        await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}`);
+        const certified = server ? ` for ${described.subjectAltName ?? commonName}` : '';
+        await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}${certified}`);
         await writeFile(options.out, signed.certPem);
-        console.log(`signed ${options.usage} certificate for ${commonName} (serial ${signed.serialNumber}): ${options.out}`);
+        console.log(`signed ${options.usage} certificate for ${commonName}${certified} (serial ${signed.serialNumber}): ${options.out}`);
       });
     });
 
@@ -144,7 +163,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
   cert
     .command('revoke <mailbox-or-serial>')
     .description('revoke every certificate of a mailbox, or one serial on record: refused on new connections at once and on open ones within 30 s, and put in the CRL (crl.pem)')
-    .option('--unrecorded', "also revoke a serial no mailbox has on record (a server certificate, or one issued before certificates were recorded)")
+    .option('--unrecorded', 'also revoke a serial no mailbox has on record (one issued before certificates were recorded)')
     .action(async (target: string, options: { unrecorded?: boolean }) => {
       const dir = pkiDir();
       await withAdminStores(async (stores) => {

@@ -4,7 +4,8 @@ import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
-import { prepareOutputFolder, readCertificateAuthority, writePemPair } from './pki-files.ts';
+import { refuseExistingFiles } from '../../transfer/durable-files.ts';
+import { pemPairPaths, prepareOutputFolder, RENEWAL_ADVICE, readCertificateAuthority, writePemPair } from './pki-files.ts';
 
 function passwordNote(chosen: ChosenPassword): string {
   return chosen.generated ? `; password ${chosen.password}` : '';
@@ -42,10 +43,14 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       await prepareOutputFolder(options.certOut);
       const { issueMailboxCertificate } = await loadPki();
       const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
+        const existing = await mailboxes.get(mailboxIdValue);
+        if (existing) throw new Error(`mailbox ${mailboxIdValue} already exists`);
         // A monitoring system's certificates name no mailbox: a mailbox of that name would make them its own.
-        if ((await certificates.issuedTo(mailboxIdValue)).length > 0 && !(await mailboxes.get(mailboxIdValue))) {
+        if ((await certificates.issuedTo(mailboxIdValue)).length > 0) {
           throw new Error(`certificates named ${mailboxIdValue} are on record though no such mailbox is (a monitoring certificate?): choose another id`);
         }
+        // Before the mailbox is registered: it would be left without its certificate.
+        await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxIdValue)), RENEWAL_ADVICE);
         const created = await mailboxes.create({
           id: mailboxIdValue,
           password: chosen.password,

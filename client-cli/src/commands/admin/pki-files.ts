@@ -1,9 +1,9 @@
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
 import { loadPki } from '../pki.ts';
-import { writeFileAtomically } from '../../transfer/durable-files.ts';
+import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
 
 /** The revocation list beside the CA that signs it: what MESHBOX_TLS_CRL names. */
 export const CRL_FILE = 'crl.pem';
@@ -23,14 +23,30 @@ export async function prepareOutputFolder(dir: string): Promise<void> {
   }
 }
 
-/** Writes `<name>.crt` and `<name>.key` (the key readable by its owner only). */
-export async function writePemPair(dir: string, name: string, pair: PemPair): Promise<{ cert: string; key: string }> {
+/** What to do instead of replacing a mailbox's certificate and key (its current ones stay in use until revoked). */
+export const RENEWAL_ADVICE = 'give another --cert-out (the certificate there keeps working until it is revoked)';
+
+/** Where `writePemPair` puts a certificate and its key. */
+export function pemPairPaths(dir: string, name: string): { readonly cert: string; readonly key: string } {
+  return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+}
+
+/**
+ * Writes `<name>.key` (readable by its owner only) and `<name>.crt`, each whole under a new
+ * name first; never through a file or link already there, which only `replace` replaces.
+ */
+export async function writePemPair(
+  dir: string,
+  name: string,
+  pair: PemPair,
+  options: { readonly replace?: boolean; readonly advice?: string } = {},
+): Promise<{ cert: string; key: string }> {
   await mkdir(dir, { recursive: true });
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  await writeFile(cert, pair.certPem);
-  await writeFile(key, pair.keyPem, { mode: 0o600 });
-  await chmod(key, 0o600);
+  const { cert, key } = pemPairPaths(dir, name);
+  const replace = options.replace ?? false;
+  if (!replace) await refuseExistingFiles([key, cert], options.advice ?? 'write to another folder, or remove it first');
+  await writeFileAtomically(key, pair.keyPem, { mode: 0o600, replace });
+  await writeFileAtomically(cert, pair.certPem, { replace });
   return { cert, key };
 }
 
