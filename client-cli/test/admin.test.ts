@@ -281,9 +281,11 @@ test('CSR flow: the mailbox makes its own key and request, the admin signs it, a
   const named = await admin('mailbox', 'create', 'NOTREG1', '--password', 'pw', '--cert-out', out);
   t.is(named.code, 1, 'a mailbox of its name would make the monitoring certificate its own');
   t.regex(named.stderr, /certificates named NOTREG1 are on record though no such mailbox is/);
-  const withdrawn = await admin('cert', 'revoke', 'notreg1');
+  // By its serial, as by its name: the records know whose it is.
+  const withdrawn = await admin('cert', 'revoke', describeCertificate(await readFile(join(own, 'NOTREG1.crt'), 'utf8')).serialNumber);
   t.is(withdrawn.code, 0, withdrawn.stderr);
   t.regex(withdrawn.stdout, /^revoked: serial [0-9a-f]+/m);
+  t.regex((await admin('audit', '--tail', '50')).stdout, /admin\.cert\.revoke NOTREG1/);
   const asMailboxToo = await admin('cert', 'sign', join(own, 'CSR001.csr'), '--out', join(own, 'other.crt'), '--for', 'CSR001', '--usage', 'monitoring');
   t.is(asMailboxToo.code, 1);
   t.regex(asMailboxToo.stderr, /a mailbox: a monitoring certificate names none/);
@@ -479,4 +481,17 @@ test('a key is never written through a file or link already where it is to go: t
   t.regex(created.stderr, /SYM001\.key exists already and is left as it is/);
   t.is(await readFile(elsewhere, 'utf8'), 'nothing yet\n');
   t.is((await admin('mailbox', 'show', 'SYM001')).code, 1, 'not registered');
+});
+
+test('admin audit shows control characters in an entry escaped, not as codes for the terminal', async (t) => {
+  const messageId = `CTRL${Date.now()}`;
+  await server.services.audit.record({ action: 'send', actor: 'X26OT001', messageId, detail: 'to \u001b]0;pwned\u0007\u009b2J' });
+  for (const json of [false, true]) {
+    const shown = await admin('audit', '--tail', '500', ...(json ? ['--json'] : []));
+    t.is(shown.code, 0, shown.stderr);
+    const line = shown.stdout.split('\n').find((entry) => entry.includes(messageId)) ?? '';
+    t.false(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(line), JSON.stringify(line));
+    t.true(line.includes('\\u001b]0;pwned\\u0007\\u009b2J'), line);
+    if (json) t.is(JSON.parse(line).detail, 'to \u001b]0;pwned\u0007\u009b2J', 'still JSON, the same text');
+  }
 });

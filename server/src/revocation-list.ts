@@ -117,6 +117,10 @@ export function reloadRevocationList(server: Server, tls: TlsFiles, started: Loa
     try {
       const dates = checkRevocationList(pem, tls.ca, new Date());
       server.setSecureContext(secureContextOptions({ ...tls, crl: pem }));
+      // The list is checked in the handshake only: a kept-alive connection, idle between a
+      // monitor's scrapes, would keep a certificate revoked since on the health routes (which
+      // look nothing up in Redis). Closed, it must shake hands again; busy ones go when done.
+      server.closeIdleConnections();
       loaded = { file: crlFile, pem, dates };
       refused = undefined;
       warned = undefined;

@@ -118,6 +118,9 @@ test('the CA is a self-signed CA that may sign certificates and CRLs', (t) => {
   t.true(verifyIssuedBy(ca.certPem, ca.certPem));
   t.is(describeCertificate(ca.certPem).subjectCommonName, 'meshbox test CA');
   t.true(ca.keyPem.includes('PRIVATE KEY'));
+  // It signs for ten years: past 2030, RSA 2048 is no longer accepted for signing.
+  t.is(certificate.publicKey.asymmetricKeyDetails?.modulusLength, 3072);
+  t.is(new X509Certificate(alice.certPem).publicKey.asymmetricKeyDetails?.modulusLength, 2048);
 });
 
 test('a mailbox certificate has the upper-case mailbox id as CN, clientAuth, and is signed by the CA', (t) => {

@@ -1,6 +1,11 @@
 import test from 'ava';
 import { buildAuthorizationHeader, formatTokenTimestamp } from '../../shared/src/protocol/index.ts';
-import { createCertificateAuthority, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { createCertificateAuthority, describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
+import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
+import { startServerProcess } from '../support/server-process.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_MAILBOX_CACHE_MS } from '../../server/src/config.ts';
 import { authenticateMailbox, REPEAT_WINDOW_MS } from '../../server/src/domain/authenticate.ts';
@@ -10,6 +15,9 @@ import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+
+const execFileAsync = promisify(execFile);
+const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
 
 let server: TestServer;
 let alice: TestMailbox;
@@ -94,6 +102,24 @@ test('missing and garbled Authorization headers are refused', async (t) => {
     const response = await mailboxRequest(server, alice, { path: inboxOf(alice), authorization });
     assertRefusal(t, response);
   }
+});
+
+test('a token is checked over the mailbox id as the client wrote it: lower case signed as such passes, a signature over another spelling does not', async (t) => {
+  const lower = alice.id.toLowerCase();
+  const signedAsSent = buildAuthorizationHeader({ mailboxId: lower, password: alice.password, sharedKey: server.sharedKey });
+  t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: signedAsSent })).status, 200);
+  const signedUpper = token(alice).replace(`NHSMESH ${alice.id}:`, `NHSMESH ${lower}:`);
+  assertRefusal(t, await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: signedUpper }));
+});
+
+test('a certificate granted for a second mailbox acts for it only while its own mailbox is active', async (t) => {
+  const holder = await server.createMailbox();
+  const shared = await server.createMailbox();
+  await server.services.mailboxes.grantCertificate(holder.id, shared.id);
+  t.is((await mailboxRequest(server, shared, { path: inboxOf(shared), clientCertificate: holder })).status, 200);
+  await server.services.mailboxes.setActive(holder.id, false);
+  assertRefusal(t, await mailboxRequest(server, shared, { path: inboxOf(shared), clientCertificate: holder }));
+  t.is((await mailboxRequest(server, shared, { path: inboxOf(shared) })).status, 200, 'its own certificate still works');
 });
 
 test('a token without the NHSMESH scheme (legacy clients) is accepted', async (t) => {
@@ -278,4 +304,22 @@ test('Redis holds mailbox passwords only encrypted', async (t) => {
   t.truthy(stored);
   t.false(stored!.includes(alice.password));
   t.regex(stored!, /^v1:/);
+});
+
+test('the access log names the certificate that made each request: one acting for another mailbox by a grant is told apart', async (t) => {
+  const running = await startServerProcess({ MESHBOX_LOG_LEVEL: 'info' });
+  try {
+    const [holder, shared] = [await running.createMailbox(), await running.createMailbox()];
+    await execFileAsync(process.execPath, [CLI, 'admin', 'cert', 'grant', holder.id, shared.id], { env: { ...process.env, ...running.adminEnvironment } });
+    t.is((await mailboxRequest(running, shared, { path: inboxOf(shared), clientCertificate: holder })).status, 200);
+    const serial = describeCertificate(holder.certPem).serialNumber;
+    const logged = (): string | undefined => running.output().split('\n').find((entry) => entry.includes('"msg":"request"') && entry.includes(inboxOf(shared)));
+    // The log reaches the pipe a moment after the answer.
+    for (let attempt = 0; attempt < 100 && !logged(); attempt++) await sleep(50);
+    const line = JSON.parse(logged() ?? '{}') as { certificate?: { commonName?: string; serialNumber?: string } };
+    t.is(line?.certificate?.commonName, holder.id);
+    t.is(line?.certificate?.serialNumber?.toLowerCase(), serial);
+  } finally {
+    await running.stop();
+  }
 });

@@ -7,6 +7,7 @@ import { MeshClient } from '../../client-cli/src/client/mesh-client.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
+import { Agent, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp } from '../../server/src/app.ts';
@@ -107,6 +108,32 @@ test('a CRL the server cannot use (half written, signed by another CA, or gone) 
 });
 
 /** Whether a request with this mailbox's certificate fails before any HTTP answer (the handshake). */
+test('a reloaded CRL closes idle kept-alive connections: a certificate revoked meanwhile loses the health routes too, which look nothing up', async (t) => {
+  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5' }, { withCrl: true });
+  const monitor = await server.createMailbox();
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, cert: monitor.certPem, key: monitor.keyPem, ca: server.caPem });
+  const health = (): Promise<number | 'refused'> =>
+    new Promise((resolve) => {
+      request(`${server.origin}/healthz`, { agent }, (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+      })
+        .on('error', () => resolve('refused'))
+        .end();
+    });
+  try {
+    t.is(await health(), 200);
+    t.is(await health(), 200);
+    t.is(Object.values(agent.freeSockets).flat().length, 1, 'one connection, kept alive');
+    await run(process.execPath, [CLI, 'admin', 'cert', 'revoke', monitor.id], { env: { ...process.env, ...server.adminEnvironment } });
+    t.true(await eventually(() => handshakeRefused(server, monitor)), 'the new list is loaded');
+    t.is(await health(), 'refused');
+  } finally {
+    agent.destroy();
+    await server.stop();
+  }
+});
+
 function handshakeRefused(server: ServerProcess, mailbox: TestMailbox): Promise<boolean> {
   return mailboxRequest(server, mailbox, { path: '/messageexchange/_ping' }).then(
     () => false,

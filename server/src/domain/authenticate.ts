@@ -85,9 +85,11 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   return { mailbox, token, repeated };
 }
 
+/** The certificate's own mailbox, or one it was granted while that mailbox is active (a disabled one acts for nobody). */
 async function certificateMayActFor(services: Services, commonName: string | undefined, mailboxId: string): Promise<boolean> {
   if (!commonName) return false;
   const certificateName = commonName.toUpperCase();
   if (certificateName === mailboxId) return true;
-  return (await services.mailboxes.grantedMailboxes(certificateName)).includes(mailboxId);
+  if (!(await services.mailboxes.grantedMailboxes(certificateName)).includes(mailboxId)) return false;
+  return (await services.mailboxes.get(certificateName))?.active === true;
 }

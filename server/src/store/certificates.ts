@@ -19,17 +19,24 @@ export class CertificateStore {
     this.#keys = keys;
   }
 
-  async recordIssued(mailboxId: string, serialNumber: string): Promise<void> {
-    await this.#redis.sadd(this.#keys.mailboxCertificates(mailboxId), normalizeSerialNumber(serialNumber));
+  /** `holder`: a mailbox id, or the name of a monitoring system's certificate. */
+  async recordIssued(holder: string, serialNumber: string): Promise<void> {
+    const serial = normalizeSerialNumber(serialNumber);
+    await Promise.all([this.#redis.sadd(this.#keys.mailboxCertificates(holder), serial), this.#redis.hset(this.#keys.certificateHolders, serial, holder)]);
   }
 
   async issuedTo(mailboxId: string): Promise<readonly string[]> {
     return (await this.#redis.smembers(this.#keys.mailboxCertificates(mailboxId))).sort();
   }
 
-  /** The mailbox a serial is recorded as issued to, if any. For admin commands: it asks every mailbox. */
+  /**
+   * Whom a serial is recorded as issued to, if anyone. A serial recorded before holders were
+   * kept is looked for in every mailbox's (admin commands only).
+   */
   async holderOf(serialNumber: string): Promise<string | undefined> {
     const serial = normalizeSerialNumber(serialNumber);
+    const holder = await this.#redis.hget(this.#keys.certificateHolders, serial);
+    if (holder !== null) return holder;
     const mailboxIds = await this.#redis.smembers(this.#keys.mailboxIndex);
     const holds = await Promise.all(mailboxIds.map((id) => this.#redis.sismember(this.#keys.mailboxCertificates(id), serial)));
     return mailboxIds.find((_, index) => holds[index] === 1);

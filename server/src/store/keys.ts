@@ -30,6 +30,8 @@ export interface RedisKeys {
   readonly auditLog: (shard: number) => string;
   readonly mailboxCertificates: (mailboxId: string) => string;
   readonly revokedCertificates: string;
+  /** Serial -> the mailbox (or monitoring name) it was issued to. */
+  readonly certificateHolders: string;
   readonly requestCount: (mailboxId: string, second: number) => string;
   readonly usedToken: (mailboxId: string, nonce: string, nonceCount: string) => string;
   readonly lifecycleSchedule: (shard: number) => string;
@@ -56,6 +58,7 @@ export function redisKeys(prefix: string): RedisKeys {
     auditLog: (shard) => `${prefix}audit:{audit-${shard}}`,
     mailboxCertificates: (mailboxId) => `${prefix}mailbox-certificates:{${mailboxId}}`,
     revokedCertificates: `${prefix}revoked-certificates`,
+    certificateHolders: `${prefix}certificate-holders`,
     requestCount: (mailboxId, second) => `${prefix}request-count:{${mailboxId}}:${second}`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:{${mailboxId}}:${nonce}:${nonceCount}`,
     lifecycleSchedule: (shard) => `${prefix}lifecycle-schedule:{schedule-${shard}}`,

@@ -1,6 +1,6 @@
 import forge from 'node-forge';
 import { buildCertificate, nameAttribute } from './certificate.ts';
-import { type CertificateAndKey, generateRsaKeyPair } from './keys.ts';
+import { CA_RSA_MODULUS_BITS, type CertificateAndKey, generateRsaKeyPair } from './keys.ts';
 
 export interface CertificateAuthorityOptions {
   readonly commonName: string;
@@ -13,7 +13,7 @@ const DEFAULT_CA_VALIDITY_DAYS = 3650;
 /** A self-signed CA that signs the server's and the mailboxes' certificates, and the CRL. */
 export function createCertificateAuthority(options: CertificateAuthorityOptions): CertificateAndKey {
   if (options.commonName.trim() === '') throw new Error('the CA needs a common name');
-  const keys = generateRsaKeyPair();
+  const keys = generateRsaKeyPair(CA_RSA_MODULUS_BITS);
   const subject = [nameAttribute('commonName', options.commonName), nameAttribute('organizationName', 'meshbox')];
   const certificate = buildCertificate({
     subject,

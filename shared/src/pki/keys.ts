@@ -16,9 +16,16 @@ export interface RsaKeyPair {
 
 const RSA_MODULUS_BITS = 2048;
 
-/** RSA 2048 from Node's native crypto: node-forge's pure-JS generation takes seconds per key. */
-export function generateRsaKeyPair(): RsaKeyPair {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: RSA_MODULUS_BITS });
+/**
+ * A CA signs for its whole life (ten years): RSA 2048 is accepted for signing only until 2030
+ * (NIST SP 800-131A), 3072 beyond. Leaf certificates (825 days) stay 2048, which every peer's
+ * handshake verifies faster.
+ */
+export const CA_RSA_MODULUS_BITS = 3072;
+
+/** RSA from Node's native crypto: node-forge's pure-JS generation takes seconds per key. */
+export function generateRsaKeyPair(modulusLength = RSA_MODULUS_BITS): RsaKeyPair {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength });
   const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const forgeKey = forge.pki.privateKeyFromPem(keyPem);
   return { publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e), privateKey: forgeKey, keyPem };

@@ -9,7 +9,10 @@ import { compactUtcSeconds } from './timestamps.ts';
 export const AUTH_SCHEME = 'NHSMESH';
 
 export interface AuthToken {
+  /** Upper case, as mailbox ids are compared. */
   readonly mailboxId: string;
+  /** As the client wrote it, and signed it: the hmac covers these bytes. */
+  readonly signedMailboxId: string;
   readonly nonce: string;
   readonly nonceCount: string;
   /** UTC `yyyyMMddHHmm`. */
@@ -37,8 +40,8 @@ export function parseTokenTimestamp(timestamp: string): Date | undefined {
   return formatTokenTimestamp(at) === timestamp ? at : undefined;
 }
 
-export function computeTokenHmac(sharedKey: string, token: Omit<AuthToken, 'hmac'>, password: string): string {
-  const message = `${token.mailboxId}:${token.nonce}:${token.nonceCount}:${password}:${token.timestamp}`;
+export function computeTokenHmac(sharedKey: string, token: Omit<AuthToken, 'hmac' | 'mailboxId'>, password: string): string {
+  const message = `${token.signedMailboxId}:${token.nonce}:${token.nonceCount}:${password}:${token.timestamp}`;
   return createHmac('sha256', sharedKey).update(message).digest('hex');
 }
 
@@ -53,13 +56,13 @@ export interface TokenInput {
 
 export function buildAuthorizationHeader(input: TokenInput): string {
   const token = {
-    mailboxId: input.mailboxId,
+    signedMailboxId: input.mailboxId,
     nonce: input.nonce ?? randomUUID(),
     nonceCount: String(input.nonceCount ?? 0),
     timestamp: formatTokenTimestamp(input.at ?? new Date()),
   };
   const hmac = computeTokenHmac(input.sharedKey, token, input.password);
-  return `${AUTH_SCHEME} ${token.mailboxId}:${token.nonce}:${token.nonceCount}:${token.timestamp}:${hmac}`;
+  return `${AUTH_SCHEME} ${token.signedMailboxId}:${token.nonce}:${token.nonceCount}:${token.timestamp}:${hmac}`;
 }
 
 /** Parses the header value; legacy clients omit the scheme. Undefined when garbled. */
@@ -81,7 +84,7 @@ export function parseAuthorizationHeader(value: string | undefined): AuthToken |
   ) {
     return undefined;
   }
-  return { mailboxId: mailboxId.toUpperCase(), nonce, nonceCount, timestamp, hmac: hmac.toLowerCase() };
+  return { mailboxId: mailboxId.toUpperCase(), signedMailboxId: mailboxId, nonce, nonceCount, timestamp, hmac: hmac.toLowerCase() };
 }
 
 /** Constant-time check of the token's hmac against the mailbox password. */

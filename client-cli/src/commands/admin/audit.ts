@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { printable } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
 import { parseCountOption } from './count-option.ts';
 
@@ -14,11 +15,11 @@ export function registerAuditCommands(admin: Command): void {
       const entries = await withAdminStores(({ auditLog }) => auditLog.tail(count));
       for (const entry of entries) {
         if (options.json) {
-          console.log(JSON.stringify({ ...entry, at: entry.at.toISOString() }));
+          console.log(printable(JSON.stringify({ ...entry, at: entry.at.toISOString() })));
           continue;
         }
         const about = [entry.messageId, entry.subject, entry.detail].filter(Boolean).join(' ');
-        console.log(`${entry.at.toISOString()} ${entry.actor} ${entry.action} ${about}`.trimEnd());
+        console.log(printable(`${entry.at.toISOString()} ${entry.actor} ${entry.action} ${about}`.trimEnd()));
       }
     });
 }

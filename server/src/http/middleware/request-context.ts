@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { apiVersionFromAccept, type ApiVersion, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { BadRequestError } from '../../domain/errors.ts';
+import { peerCertificate } from '../peer-certificate.ts';
 
 export interface RequestState {
   requestId: string;
@@ -29,10 +31,14 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
     try {
       await next();
     } finally {
-      logger.info(
-        { requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
-        'request',
-      );
+      if (logger.isLevelEnabled('info')) {
+        // Which certificate acted: with grants, one mailbox's certificate may act for another.
+        const { commonName, serialNumber } = peerCertificate(ctx.req.socket as TLSSocket);
+        logger.info(
+          { requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } },
+          'request',
+        );
+      }
     }
   };
 }
