@@ -25,8 +25,9 @@ test('an uploading message is looked at every delivery-check period until the up
   t.deepEqual(nextLifecycleStep(uploading, plus(1_000), periods), { kind: 'abandon-upload' });
 });
 
-test('an accepted message expires at acceptance + inbox expiry', (t) => {
+test('an accepted message expires at acceptance + inbox expiry, and is looked at once a payload retention meanwhile', (t) => {
   const accepted = message({ acceptedAt: plus(500) });
+  t.deepEqual(nextLifecycleStep(accepted, plus(500), periods), { kind: 'wait', until: plus(2_500) });
   t.deepEqual(nextLifecycleStep(accepted, plus(5_000), periods), { kind: 'wait', until: plus(5_500) });
   t.deepEqual(nextLifecycleStep(accepted, plus(5_500), periods), { kind: 'expire' });
 });

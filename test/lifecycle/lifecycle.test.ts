@@ -70,11 +70,14 @@ function startTwoChunkMessage(workflowId: string, firstChunk: Buffer | string): 
   return sendMessage(server, lab, gp, firstChunk, { 'mex-WorkflowID': workflowId, 'mex-Chunk-Range': '1:2' });
 }
 
-test('before the expiry period nothing happens; the next check is due at acceptance + expiry', async (t) => {
+test('before the expiry period nothing happens; the message is looked at again a payload retention on, and last at acceptance + expiry', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'not yet');
+  const before = Date.now();
   const next = await advanceLifecycle(later(0), messageId);
+  t.true(next!.getTime() >= before + periods.payloadRetentionMs && next!.getTime() <= Date.now() + periods.payloadRetentionMs);
   const accepted = (await server.services.messages.get(messageId))!.acceptedAt!;
-  t.is(next?.getTime(), accepted.getTime() + periods.inboxExpiryMs);
+  const lastWait = await advanceLifecycle(later(periods.inboxExpiryMs - periods.payloadRetentionMs / 2), messageId);
+  t.is(lastWait?.getTime(), accepted.getTime() + periods.inboxExpiryMs);
   t.true((await inboxOf(gp)).includes(messageId));
 });
 
@@ -302,10 +305,10 @@ function cutOffBeforeDelivery(): Services {
 
 const nextCheckOf = (messageId: string) => server.connections.schedule.nextCheck(messageId);
 
-test('a delivered send is next looked at when it could expire; one cut off before the inbox is delivered at its first check', async (t) => {
+test('a delivered send is next looked at a payload retention on; one cut off before the inbox is delivered at its first check', async (t) => {
   const delivered = await sendMessage(server, lab, gp, 'delivered');
   const accepted = (await server.services.messages.get(delivered))!.acceptedAt!;
-  t.is((await nextCheckOf(delivered))?.getTime(), accepted.getTime() + periods.inboxExpiryMs, 'no check before it could expire');
+  t.is((await nextCheckOf(delivered))?.getTime(), accepted.getTime() + periods.payloadRetentionMs, 'next a payload retention on (its expiry is later)');
 
   const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'CUT' });
   const body = Buffer.from('cut off');
@@ -329,7 +332,7 @@ test('a delivered send is next looked at when it could expire; one cut off befor
 
   const next = await advanceLifecycle(later(periods.deliveryCheckMs), stranded);
   t.true((await inboxOf(gp)).includes(stranded), 'the first check delivered it');
-  t.is(next?.getTime(), message.acceptedAt!.getTime() + periods.inboxExpiryMs, 'and it waits for its expiry next');
+  t.true(next!.getTime() > Date.now() + periods.deliveryCheckMs, 'and it waits, a payload retention from that check');
   t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${stranded}` })).body.toString(), 'cut off');
 });
 

@@ -130,6 +130,53 @@ test.serial('final chunk in flight when the upload is abandoned: refused as aban
 });
 
 // ---------------------------------------------------------------------------------------------
+// an acknowledgement landing between the send's delivery and its postpone of the first check.
+test.serial('acknowledged between the send\'s delivery and its postpone: the payload purge is still due at ack + retention', async (t) => {
+  const real = server.services.messages;
+  const messages = overriding(real, {
+    deliver: async (id: string, recipient: string) => {
+      await real.deliver(id, recipient);
+      // A fast recipient: lists, downloads and acknowledges before the send's next command.
+      await acknowledgeMessage(server.services, recipient, id);
+    },
+  });
+  const sent = await domainSend({ ...server.services, messages }, Buffer.from('acknowledged at once'));
+  t.deepEqual(sent.unfinished, []);
+  const record = (await real.get(sent.messageId))!;
+  t.is(record.status, 'acknowledged');
+  const next = (await nextCheckOf(sent.messageId))!.getTime();
+  t.true(next <= record.statusAt.getTime() + periods.payloadRetentionMs + SECOND, 'next check no later than the payload purge the acknowledgement asked for');
+});
+
+// an acknowledgement landing while a worker holds the message's check ('wait' step).
+test.serial('acknowledged while a worker holds the check of the accepted message: the release keeps the purge time', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'part 1, ', { 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': '1:2' });
+  const second = await mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox/${messageId}/2`,
+    headers: { 'mex-Chunk-Range': '2:2' },
+    body: 'part 2',
+  });
+  t.is(second.status, 202);
+  // The check set while it was uploading comes due; a worker claims it.
+  const claim = await claimAs(messageId, new Date(Date.now() + periods.deliveryCheckMs + SECOND));
+  const real = server.services.messages;
+  const messages = overriding(real, {
+    deliverChecked: async (id: string, recipient: string) => {
+      await real.deliverChecked(id, recipient);
+      // The recipient acknowledges while the worker's step runs (after it read 'accepted').
+      await acknowledgeMessage(server.services, recipient, id);
+    },
+  });
+  const next = await advanceLifecycle({ ...server.services, messages }, messageId);
+  await server.connections.schedule.release(claim, next);
+  const record = (await real.get(messageId))!;
+  t.is(record.status, 'acknowledged');
+  const scheduled = (await nextCheckOf(messageId))!.getTime();
+  t.true(scheduled <= record.statusAt.getTime() + periods.payloadRetentionMs + SECOND, 'next check no later than the payload purge');
+});
+
+// ---------------------------------------------------------------------------------------------
 // a new single-chunk send's unchecked deliver, stalled, lands after its first check delivered
 // it and the recipient acknowledged it.
 test.serial('a stalled unchecked deliver of a new send, overtaken by its first check and an acknowledgement, leaves it out of the inbox', async (t) => {

@@ -49,19 +49,31 @@ export function inboxExpiryOf(message: Pick<MessageRecord, 'acceptedAt' | 'creat
   return at(message.acceptedAt ?? message.createdAt, periods.inboxExpiryMs);
 }
 
+/** A wait cut short at `latest`, when the message must be looked at again; any other step as it is. */
+function lookAgainBy(step: LifecycleStep, latest: Date): LifecycleStep {
+  return step.kind === 'wait' && step.until > latest ? { kind: 'wait', until: latest } : step;
+}
+
+/**
+ * An accepted message is looked at again at least once a payload retention while it waits: an
+ * acknowledgement asks for its payload's purge a retention later by bringing the next check
+ * forward, and a step that read the message just before it can overwrite that (docs/reliability.md).
+ */
+export function acceptedLookedAtBy(now: Date, periods: RetentionPeriods): Date {
+  return at(now, periods.payloadRetentionMs);
+}
+
 /** What is due for a message now: a pure function of its state, the clock and the periods. */
 export function nextLifecycleStep(message: MessageRecord, now: Date, periods: RetentionPeriods): LifecycleStep {
   const due = (when: Date, step: LifecycleStep): LifecycleStep => (now < when ? { kind: 'wait', until: when } : step);
   if (message.expiryPending) return { kind: 'finish-expiry' };
   switch (message.status) {
-    case 'uploading': {
+    case 'uploading':
       // Looked at again at least this often while the upload goes on: its last chunk may come,
       // and its request stop before delivering the message, at any moment.
-      const step = due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' });
-      return step.kind === 'wait' ? { kind: 'wait', until: new Date(Math.min(step.until.getTime(), now.getTime() + periods.deliveryCheckMs)) } : step;
-    }
+      return lookAgainBy(due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' }), at(now, periods.deliveryCheckMs));
     case 'accepted':
-      return due(inboxExpiryOf(message, periods), { kind: 'expire' });
+      return lookAgainBy(due(inboxExpiryOf(message, periods), { kind: 'expire' }), acceptedLookedAtBy(now, periods));
     case 'acknowledged':
     case 'undeliverable':
     case 'error':

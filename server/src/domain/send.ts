@@ -5,6 +5,7 @@ import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
 import { SendRejectedError } from './errors.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
+import { acceptedLookedAtBy } from './lifecycle.ts';
 import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
@@ -87,7 +88,10 @@ async function deliverNew(
   // Delivered so late that the first check may have delivered it before, and the recipient
   // acknowledged it since: this delivery must not list it again.
   if (firstCheckMayHaveCome(services, steps.firstCheckAt)) await services.messages.leaveInboxUnlessAccepted(messageId, recipient);
-  if (indexed) await services.lifecycle.postpone(messageId, steps.firstCheckAt, new Date(steps.acceptedAt.getTime() + services.periods.inboxExpiryMs));
+  if (indexed) {
+    const expiry = steps.acceptedAt.getTime() + services.periods.inboxExpiryMs;
+    await services.lifecycle.postpone(messageId, steps.firstCheckAt, new Date(Math.min(expiry, acceptedLookedAtBy(steps.acceptedAt, services.periods).getTime())));
+  }
 }
 
 /**
