@@ -19,3 +19,20 @@ export function processAlive(pid: number): boolean {
     return true; // no /proc (macOS): kill(0) is all we have
   }
 }
+
+/**
+ * What tells a process from a later one given the same pid (after a reboot, as pids start
+ * again from 1, or pids wrapping round): the boot it runs in and the moment it started, from
+ * Linux's /proc; undefined where there is none (or the process is gone).
+ */
+export function processIdentity(pid: number): string | undefined {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "pid (comm) ": the state is field 3, the start time (in clock ticks since boot) field 22.
+    const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return startTime ? `${boot}/${startTime}` : undefined;
+  } catch {
+    return undefined;
+  }
+}

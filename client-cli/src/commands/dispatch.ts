@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
 import { CONTROL_SUFFIX, dispatchFolder, type DispatchOptions, FAILED_FOLDER, SENT_FOLDER, SETTLE_MS, watchFolder } from '../transfer/dispatch.ts';
+import { mayHaveBeenSent } from '../transfer/upload.ts';
 import { type CliContext, errorLine } from './context.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
 import { CHUNK_SIZE_HELP, chunkSizeOption, headerValueOption } from './transfer-options.ts';
@@ -74,7 +75,10 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         progress: context.progress(flags),
         onSent: (receipt) => context.print(flags.json ? JSON.stringify(receipt) : `${receipt.messageId} ${receipt.file}`),
         onRefused: (file, reason) => context.io.stderr(`meshbox: ${file}: ${reason} (moved to ${FAILED_FOLDER}/)\n`),
-        onFailed: (file, error) => context.io.stderr(`${errorLine(error)} (${file} stays in the folder)\n`),
+        onFailed: (file, error) =>
+          context.io.stderr(
+            `${errorLine(error)} (${file} ${mayHaveBeenSent(error) ? 'may have been delivered all the same: it stays, and the next pass looks for it by its local id before sending it again; do not send it by hand' : 'stays in the folder'})\n`,
+          ),
         onUnsettled: (file) => context.tell(flags, `${file} changed in the last ${SETTLE_MS / 1000} s: left for the next pass`),
       };
       const unsent = await runFolderPasses(context, command, flags, {
@@ -86,6 +90,6 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         },
         watch: (client, watching) => watchFolder(client, { ...options, ...watching }),
       });
-      if (unsent > 0) throw new Error(`${unsent} file${unsent === 1 ? '' : 's'} not sent (see above)`);
+      if (unsent > 0) throw new Error(`${unsent} file${unsent === 1 ? '' : 's'} not sent, or not known to have arrived (see above)`);
     });
 }

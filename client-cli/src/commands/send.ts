@@ -1,9 +1,9 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { CHUNK_SIZE_ADVICE, MeshConnectionError, refusesChunkSize } from '../client/errors.ts';
+import { CHUNK_SIZE_ADVICE, refusesChunkSize } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
-import { ChunkUploadError, FileChangedError, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
+import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
 import { interruption, stopSignal } from './interruption.ts';
 import {
@@ -73,7 +73,7 @@ function howToCheckDelivery(flags: SendFlags): string {
 /** A failed chunk's error, with what to do about it. */
 function explained(error: unknown, flags: SendFlags, typed: readonly string[]): unknown {
   if (!(error instanceof ChunkUploadError)) return error;
-  if (error.totalChunks === 1 && error.cause instanceof MeshConnectionError && error.cause.mayHaveArrived) {
+  if (mayHaveBeenSent(error)) {
     return new Error(
       `${error.message}\nthe message may have been delivered all the same (only the answer lost): before sending it again, ${howToCheckDelivery(flags)}`,
       { cause: error },

@@ -7,16 +7,17 @@ import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize } from '../client/
 import { fitsHeader } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
-import { ChangedAfterSendError, DispatchSetupError, RefusedFileError } from './dispatch/errors.ts';
-import { type Journal, readJournal, removeJournal, removeStaleJournals, writeJournal } from './dispatch/journal.ts';
+import { ChangedAfterSendError, DispatchSetupError, RefusedFileError, SendInDoubtError } from './dispatch/errors.ts';
+import { type Journal, noteMove, readJournal, removeJournal, removeMoveNote, removeStaleJournals, writeJournal } from './dispatch/journal.ts';
 import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
-import { fitFileName } from './download.ts';
+import { fitFileName, removeLeftoverTemporaries } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
-import { ChunkUploadError, EmptyFileError, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
+import { ChunkPlan } from './chunking.ts';
+import { ChunkUploadError, EmptyFileError, mayHaveBeenSent, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
 
 export { CONTROL_SUFFIX } from './dispatch/control-file.ts';
 export { FAILED_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
@@ -87,6 +88,8 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
   for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name)).catch(ignoreExisting);
   const unlock = await lockFolder(folder, DISPATCHING);
   try {
+    // Its own folders only: the outbox's hidden and .part files are whoever writes them there.
+    for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await removeLeftoverTemporaries(join(folder, name));
     const { ready, unsettled } = await waitingFiles(folder);
     await removeStaleJournals(folder, [...ready, ...unsettled]);
     options.onListed?.(ready);
@@ -200,10 +203,12 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
       recovered: true,
     });
   }
+  if (sameFile) refuseWhileInDoubt(file, journal, info.size);
   // Never sent, or an upload the server gave up on: a new message.
   const control = await readControl(options.folder, file);
   const fields = messageFields(file, control, options.defaults);
-  const localId = fields.localId ?? `dispatch-${randomBytes(8).toString('hex')}`;
+  // An earlier try's own local id again: should that try arrive after all, the two can be told for one.
+  const localId = fields.localId ?? (sameFile ? journal.localId : `dispatch-${randomBytes(8).toString('hex')}`);
   const started: Journal = {
     file,
     size: info.size,
@@ -215,6 +220,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     sentWorkflowId: fields.workflowId,
     sentFileName: fields.fileName,
     messageId: null,
+    attemptedAt: Date.now(),
     chunkSize: options.chunkSize,
     gzip: options.gzip,
   };
@@ -227,11 +233,27 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     checksum: options.checksum,
     message: { ...fields, localId },
     onStarted: (messageId) => writeJournal(options.folder, { ...started, messageId }),
-  }).catch((error: unknown) => {
+  }).catch(async (error: unknown) => {
+    // Surely not delivered: the next pass need not wait to find out.
+    if (!mayHaveBeenSent(error)) await writeJournal(options.folder, { ...started, attemptedAt: null }).catch(() => undefined);
     throw asSetupError(error, control.to === undefined && control.workflowId === undefined);
   });
   refuseChangedAfterSend(file, sent);
   return finish(options.folder, file, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
+}
+
+/**
+ * How long a one-chunk send whose answer never came may yet be recorded by the server: a
+ * meshbox server's request timeout (15 minutes) and a minute. Sending it again sooner could
+ * deliver it twice.
+ */
+export const IN_DOUBT_MS = 16 * 60_000;
+
+/** A one-chunk send of this file whose outcome is unknown, not found on the server yet: it waits. */
+function refuseWhileInDoubt(file: string, journal: Journal, size: number): void {
+  if (journal.messageId !== null || journal.attemptedAt === null || new ChunkPlan(size, journal.chunkSize).totalChunks > 1) return;
+  const resendAt = journal.attemptedAt + IN_DOUBT_MS;
+  if (Date.now() < resendAt) throw new SendInDoubtError(file, journal.localId, new Date(journal.attemptedAt), new Date(resendAt));
 }
 
 /**
@@ -322,14 +344,22 @@ async function finish(
     sentAt: new Date().toISOString(),
   };
   await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`);
+  await noteMove(folder, { file, ...(await identity(folder, file)), controlTo: null });
   // A file removed once it had gone (read whole) leaves only its receipt.
   await rename(join(folder, file), receipt.sentPath).catch(ignoreMissing);
-  // After the file (else an interrupted finish would leave the file without it): should this be cut short, removeStaleJournals does it.
+  // After the file (else an interrupted finish would leave the file without it): should this be cut short, the note has the next pass do it.
   if (await controlStats(folder, file)) await rm(controlPath(folder, file), { force: true });
   await syncFolder(join(folder, SENT_FOLDER));
   await syncFolder(folder);
   await removeJournal(folder, file);
+  await removeMoveNote(folder, file);
   return receipt;
+}
+
+/** What tells this file from a later one of the same name (none: it has gone already). */
+async function identity(folder: string, file: string): Promise<{ readonly size: number; readonly mtimeMs: number }> {
+  const info = await stat(join(folder, file)).catch(ignoreMissing);
+  return { size: info?.size ?? -1, mtimeMs: info?.mtimeMs ?? -1 };
 }
 
 /** Leaves room within a name's 255 bytes for `.error.json` and the temporary name it is written under. */
@@ -342,12 +372,15 @@ async function moveToFailed(folder: string, file: string, reason: string): Promi
   const failedName = fitFileName(`${unique}_${file}`, FAILED_NAME_BYTES);
   const failed = join(folder, FAILED_FOLDER);
   await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt }, null, 2)}\n`);
+  const controlTo = join(failed, `${failedName}${CONTROL_SUFFIX}`);
+  await noteMove(folder, { file, ...(await identity(folder, file)), controlTo });
   // The file first: a control file moved without it would let the file go with the defaults.
   await rename(join(folder, file), join(failed, failedName));
-  if (await controlStats(folder, file)) await rename(controlPath(folder, file), join(failed, `${failedName}${CONTROL_SUFFIX}`));
+  if (await controlStats(folder, file)) await rename(controlPath(folder, file), controlTo);
   await syncFolder(failed);
   await syncFolder(folder);
   await removeJournal(folder, file);
+  await removeMoveNote(folder, file);
 }
 
 /**

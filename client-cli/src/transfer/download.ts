@@ -1,5 +1,5 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { constants, copyFile, type FileHandle, link, lstat, open, rename, rm } from 'node:fs/promises';
+import { constants, copyFile, type FileHandle, link, lstat, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -68,6 +68,20 @@ export function temporaryPathBeside(target: string): string {
   return join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
 }
 
+/** A name `temporaryPathBeside` gives. */
+const TEMPORARY_NAME = /^\..+\.[0-9a-f]{8}\.part$/;
+
+/**
+ * Deletes the temporary files that writes cut short by a crash (a kill, a power cut) left in
+ * a folder: hidden, they would fill the disk unseen. Only for a caller holding the folder's
+ * lock, so that none of them is being written.
+ */
+export async function removeLeftoverTemporaries(folder: string): Promise<void> {
+  for (const name of await readdir(folder)) {
+    if (TEMPORARY_NAME.test(name)) await rm(join(folder, name), { force: true });
+  }
+}
+
 /**
  * File systems take names of at most 255 bytes, and the temporary file beside the target adds
  * 15 (`.<name>.<8 hex>.part`); MESH allows 300 characters. A longer name loses the end of its
@@ -97,7 +111,8 @@ async function refuseExisting(target: string): Promise<void> {
 }
 
 /** What a file system without hard links (some SMB/CIFS and FAT mounts) answers link() with. */
-const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+/** What link() fails with where a file system has no hard links. */
+export const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 /**
  * Puts the finished file at the target in one step. Unless overwriting, by a hard link, which

@@ -1,5 +1,5 @@
 import { link, lstat, open, rename, rm } from 'node:fs/promises';
-import { temporaryPathBeside } from './download.ts';
+import { NO_HARD_LINKS, temporaryPathBeside } from './download.ts';
 
 export interface AtomicWriteOptions {
   /** File mode of the new file (0o600 for a private key). */
@@ -20,9 +20,16 @@ export async function writeFileAtomically(path: string, text: string, options: A
     await handle.writeFile(text);
     await handle.sync();
     await handle.close();
-    // A hard link fails when the path is taken, where a rename would replace it.
-    if (options.replace === false) await link(temporary, path);
-    else await rename(temporary, path);
+    // A hard link fails when the path is taken, where a rename would replace it (without hard
+    // links, a rename after all: callers have made sure the path was free).
+    if (options.replace === false) {
+      await link(temporary, path).catch((error: NodeJS.ErrnoException) => {
+        if (!NO_HARD_LINKS.has(error.code ?? '')) throw error;
+        return rename(temporary, path);
+      });
+    } else {
+      await rename(temporary, path);
+    }
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { breakStaleLock, lockHolder, releaseLock, tryLock } from '../../../shared/src/file-lock.ts';
-import { processAlive } from '../../../shared/src/processes.ts';
+import { processAlive, processIdentity } from '../../../shared/src/processes.ts';
 
 /** What works on a folder: its lock file there, and what the refusal calls another holder ('dispatcher'). */
 export interface FolderWork {
@@ -29,7 +29,7 @@ const heldLocks = new Set<string>();
  */
 export async function lockFolder(folder: string, work: FolderWork): Promise<() => Promise<void>> {
   const path = join(folder, work.lockFile);
-  const token = `${THIS_HOST} ${process.pid} ${randomUUID()}`;
+  const token = `${THIS_HOST} ${process.pid} ${randomUUID()} ${processIdentity(process.pid) ?? '-'}`;
   for (let attempt = 0; attempt < 3; attempt += 1) {
     if (await tryLock(path, token)) {
       heldLocks.add(path);
@@ -52,13 +52,25 @@ export async function lockFolder(folder: string, work: FolderWork): Promise<() =
   throw new FolderLockedError(`cannot lock ${folder}: ${path} keeps coming back`);
 }
 
-/** Host and process of a lock in our form ("<host> <pid>", then a token); undefined for one only a hand wrote, which binds nobody. */
-function holderOf(held: string): { readonly host: string; readonly pid: number } | undefined {
-  const match = /^(\S+) (\d+)(?: \S+)?$/.exec(held.trim());
-  return match ? { host: match[1]!, pid: Number(match[2]) } : undefined;
+interface Holder {
+  readonly host: string;
+  readonly pid: number;
+  /** Boot and start time of the holding process ('-' where unknown): a pid alive now may be another's. */
+  readonly identity: string | undefined;
 }
 
-function isLive(holder: { readonly host: string; readonly pid: number }, path: string): boolean {
+/** Host and process of a lock in our form ("<host> <pid>", then a token and the process's identity); undefined for one only a hand wrote, which binds nobody. */
+function holderOf(held: string): Holder | undefined {
+  const match = /^(\S+) (\d+)(?: \S+)?(?: (\S+))?$/.exec(held.trim());
+  return match ? { host: match[1]!, pid: Number(match[2]), identity: match[3] === '-' ? undefined : match[3] } : undefined;
+}
+
+/**
+ * Whether the holder is still at work. On this host, its process must exist and be the same
+ * one: after a power cut its pid is soon another process's, which must not keep the folder.
+ */
+function isLive(holder: Holder, path: string): boolean {
   if (holder.host !== THIS_HOST) return true;
-  return holder.pid === process.pid ? heldLocks.has(path) : processAlive(holder.pid);
+  if (holder.pid === process.pid) return heldLocks.has(path);
+  return processAlive(holder.pid) && (holder.identity === undefined || processIdentity(holder.pid) === holder.identity);
 }

@@ -4,7 +4,7 @@ import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import { formatChecksum } from './checksum.ts';
-import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
+import { defaultFileName, type DownloadResult, downloadFile, fitFileName, removeLeftoverTemporaries, safeFileName } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
@@ -68,6 +68,7 @@ const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'rece
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
   const unlock = await lockFolder(options.folder, RECEIVING);
   try {
+    await removeLeftoverTemporaries(options.folder);
     return await receiveListed(client, options);
   } finally {
     await unlock();

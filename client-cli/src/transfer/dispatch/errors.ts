@@ -27,3 +27,18 @@ export class ChangedAfterSendError extends Error {
     this.messageId = messageId;
   }
 }
+
+/**
+ * A one-chunk send whose answer never came (the run cut short, the connection broken), not
+ * found on the server by its local id: the server may yet record it, so it is not sent again
+ * before `resendAt`. Each pass looks for it meanwhile.
+ */
+export class SendInDoubtError extends Error {
+  constructor(file: string, localId: string, attemptedAt: Date, resendAt: Date) {
+    super(
+      `${file} went at ${attemptedAt.toISOString()} and its answer never came; no message carries its local id ${localId} yet. ` +
+        `It is looked for again each pass, and sent again only after ${resendAt.toISOString()} (were it still on its way, it would arrive twice)`,
+    );
+    this.name = 'SendInDoubtError';
+  }
+}

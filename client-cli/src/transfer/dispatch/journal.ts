@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncFolder, writeFileAtomically } from '../durable-files.ts';
 import { ignoreMissing } from '../fs-errors.ts';
 import { controlPath, controlStats } from './control-file.ts';
-import { JOURNAL_FOLDER, SENT_FOLDER } from './layout.ts';
+import { JOURNAL_FOLDER } from './layout.ts';
 
 /**
  * What this program noted before sending a file, so that a run cut short (a crash, a stop, a
@@ -28,6 +28,12 @@ export interface Journal {
   readonly sentFileName: string;
   /** Known once chunk 1 is stored (at once for a message of several chunks; with the answer for one chunk). */
   readonly messageId: string | null;
+  /**
+   * When chunk 1 went, while its outcome is unknown (the run cut short, or only the answer
+   * lost): a server may record a request up to its request timeout later. Null once the send
+   * surely failed (refused, or never reached the server).
+   */
+  readonly attemptedAt: number | null;
   /** What a resumed upload must repeat. */
   readonly chunkSize: number;
   readonly gzip: boolean;
@@ -35,7 +41,53 @@ export interface Journal {
 
 /** Named by a hash: a file's name may be as long as a name can be, leaving no room for a suffix. */
 function journalPath(folder: string, file: string): string {
-  return join(folder, JOURNAL_FOLDER, `${createHash('sha256').update(file).digest('hex').slice(0, 32)}.json`);
+  return join(folder, JOURNAL_FOLDER, `${fileHash(file)}.json`);
+}
+
+function fileHash(file: string): string {
+  return createHash('sha256').update(file).digest('hex').slice(0, 32);
+}
+
+/**
+ * Noted before a file and its control file are moved out of the outbox (into `sent/`, or into
+ * `failed/`): a run cut short between the two moves leaves the control file behind, and the
+ * next file of that name would go with it (to the other file's recipient). The next pass
+ * finishes the move from this note.
+ */
+export interface MoveNote {
+  readonly file: string;
+  /** The file as it was: one of that name found in the folder later, not like this, is a new file. */
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** Where the control file goes: beside the file in `failed/`; null: it is removed (the file was sent). */
+  readonly controlTo: string | null;
+  readonly at: number;
+}
+
+const MOVE_NOTE_SUFFIX = '.moving.json';
+
+function moveNotePath(folder: string, file: string): string {
+  return join(folder, JOURNAL_FOLDER, `${fileHash(file)}${MOVE_NOTE_SUFFIX}`);
+}
+
+export async function noteMove(folder: string, note: Omit<MoveNote, 'at'>): Promise<void> {
+  await writeFileAtomically(moveNotePath(folder, note.file), JSON.stringify({ ...note, at: Date.now() }));
+  await syncFolder(join(folder, JOURNAL_FOLDER));
+}
+
+/** Done with: the file is in `sent/` or `failed/`, and its control file with it or gone. */
+export async function removeMoveNote(folder: string, file: string): Promise<void> {
+  await rm(moveNotePath(folder, file), { force: true });
+}
+
+function parseMoveNote(text: string): MoveNote | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<MoveNote>;
+    const valid = typeof value.file === 'string' && typeof value.size === 'number' && typeof value.mtimeMs === 'number' && (value.controlTo === null || typeof value.controlTo === 'string') && typeof value.at === 'number';
+    return valid ? (value as MoveNote) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function readJournal(folder: string, file: string): Promise<Journal | undefined> {
@@ -58,6 +110,7 @@ function parseJournal(text: string): Journal | undefined {
       typeof value.sentWorkflowId === 'string' &&
       typeof value.sentFileName === 'string' &&
       (value.messageId === null || typeof value.messageId === 'string') &&
+      (value.attemptedAt === null || typeof value.attemptedAt === 'number') &&
       typeof value.chunkSize === 'number' &&
       typeof value.gzip === 'boolean';
     return valid ? (value as Journal) : undefined;
@@ -77,22 +130,34 @@ export async function writeJournal(folder: string, journal: Journal): Promise<vo
 }
 
 /**
- * A journal whose file is no longer in the folder (sent, or taken away) must not meet a new
- * file of that name. A finish cut short between moving the file and removing its control file
- * leaves the control file behind; it goes too, but only then (its receipt is in `sent/`, and
- * the control file is no newer): one left by someone who took the file away to mend it stays.
+ * Notes whose file is no longer in the folder (sent, refused, or taken away) must not meet a
+ * new file of that name. A move cut short between the file and its control file (noted before
+ * it began) is finished: the control file goes where the note says, but only one no newer
+ * than the note (not one put in since for a new file of that name), and only once its file
+ * has gone (one left by someone who took the file away to mend it stays with no note).
  */
 export async function removeStaleJournals(folder: string, present: readonly string[]): Promise<void> {
   const current = new Set(present.map((file) => journalPath(folder, file)));
   for (const name of await readdir(join(folder, JOURNAL_FOLDER))) {
     const path = join(folder, JOURNAL_FOLDER, name);
-    if (current.has(path)) continue;
-    const text = await readFile(path, 'utf8').catch(ignoreMissing);
-    const journal = text === undefined ? undefined : parseJournal(text);
-    const receipt = journal?.messageId ? await stat(join(folder, SENT_FOLDER, `${journal.messageId}.json`)).catch(ignoreMissing) : undefined;
-    const control = journal && receipt ? await controlStats(folder, journal.file) : undefined;
-    // Not one put in since for a new file of that name.
-    if (journal && receipt && control && control.mtimeMs <= receipt.mtimeMs) await rm(controlPath(folder, journal.file), { force: true });
+    if (name.endsWith(MOVE_NOTE_SUFFIX)) {
+      const text = await readFile(path, 'utf8').catch(ignoreMissing);
+      const note = text === undefined ? undefined : parseMoveNote(text);
+      // Its file still here as it was: the move had not begun, and this pass makes it again.
+      const still = note ? await stat(join(folder, note.file)).catch(ignoreMissing) : undefined;
+      if (still && still.size === note!.size && still.mtimeMs === note!.mtimeMs) continue;
+      if (note) await finishControlMove(folder, note);
+    } else if (current.has(path)) {
+      continue;
+    }
     await rm(path, { force: true });
   }
+}
+
+async function finishControlMove(folder: string, note: MoveNote): Promise<void> {
+  const control = await controlStats(folder, note.file);
+  if (!control || control.mtimeMs > note.at) return;
+  if (note.controlTo === null) await rm(controlPath(folder, note.file), { force: true });
+  else await rename(controlPath(folder, note.file), note.controlTo).catch(ignoreMissing);
+  await syncFolder(folder);
 }

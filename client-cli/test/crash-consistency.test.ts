@@ -1,0 +1,362 @@
+/**
+ * Crash consistency of `dispatch` and `receive`: each test runs the CLI as a real process and
+ * kills it (SIGKILL) at a chosen moment, either when a proxy in front of the real server has
+ * stalled a given request, or (support/kill-at.mjs) just before a given file-system step;
+ * then runs it again and checks the outcome against the real server.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'ava';
+import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import { mailboxRequest } from '../../test/support/http.ts';
+import { MeshClient } from '../src/client/mesh-client.ts';
+import { noProgress } from '../src/transfer/progress.ts';
+import { sendFile } from '../src/transfer/upload.ts';
+import { MAIN, mailboxPair, type MailboxFiles } from './support/cli-fixture.ts';
+import { type ProxyAction, startStallProxy } from './support/stall-proxy.ts';
+
+const KILL_AT = resolve(import.meta.dirname, 'support/kill-at.mjs');
+const WORKFLOW = 'PATH_TEST_RESULTS';
+
+let server: TestServer;
+let work: string;
+
+test.before(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), 'meshbox-crash-'));
+});
+
+test.after.always(async () => {
+  await server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+const pair = () => mailboxPair(server, join(work, 'profiles'));
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly output: () => { stdout: string; stderr: string };
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** The CLI as its own process (`node --import kill-at.mjs main.ts ...`), to be killed at will. */
+function startCli(args: readonly string[], env: Record<string, string> = {}): Running {
+  const child = spawn(process.execPath, ['--import', KILL_AT, MAIN, ...args], {
+    cwd: work,
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (data: Buffer) => (stdout += data.toString()));
+  child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, stdout, stderr }));
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+async function kill9(running: Running) {
+  running.child.kill('SIGKILL');
+  return running.exited;
+}
+
+const runCli = (args: readonly string[], env: Record<string, string> = {}) => startCli(args, env).exited;
+
+/** A file put into the outbox a minute ago (settled), its control file first. */
+async function put(outbox: string, name: string, payload: Buffer, control?: unknown): Promise<void> {
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  if (control !== undefined) {
+    const controlFile = join(outbox, `${name}.ctl.json`);
+    await writeFile(controlFile, JSON.stringify(control));
+    await utimes(controlFile, aMinuteAgo, aMinuteAgo);
+  }
+  await writeFile(join(outbox, name), payload);
+  await utimes(join(outbox, name), aMinuteAgo, aMinuteAgo);
+}
+
+const inboxOf = async (files: MailboxFiles): Promise<string[]> =>
+  (await mailboxRequest(server, files.mailbox, { path: `/messageexchange/${files.mailbox.id}/inbox` })).json().messages;
+
+function proxyFor(files: MailboxFiles, decide: (method: string, url: string) => ProxyAction) {
+  return startStallProxy(server.ca, server.origin, { certPem: files.mailbox.certPem, keyPem: files.mailbox.keyPem, caPem: server.caPem }, decide);
+}
+
+/** Decides `action` for the first request matching, `pass` for every other. */
+function firstOnly(matches: (method: string, url: string) => boolean, action: ProxyAction) {
+  let done = false;
+  return (method: string, url: string): ProxyAction => {
+    if (done || !matches(method, url)) return 'pass';
+    done = true;
+    return action;
+  };
+}
+
+/** Runs the CLI through a proxy that loses the answer to the first request `matches` picks, and kills it there. */
+async function killWhenAnswerLost(files: MailboxFiles, args: readonly string[], matches: (method: string, url: string) => boolean): Promise<void> {
+  const proxy = await proxyFor(files, firstOnly(matches, 'answerLost'));
+  try {
+    const running = startCli(['--url', proxy.origin, ...args]);
+    await proxy.stalled((event) => event.action === 'answerLost');
+    await kill9(running);
+  } finally {
+    await proxy.close();
+  }
+}
+
+const isSend = (lab: MailboxFiles) => (method: string, url: string) => method === 'POST' && url === `/messageexchange/${lab.mailbox.id}/outbox`;
+
+// A send whose request reached the server, but which the server has not recorded yet when the
+// killed dispatcher is started again, must not be sent a second time.
+test('kill -9 while the server still works on a one-chunk send: the restarted dispatcher waits, finds it once recorded, and the recipient gets it once', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = randomBytes(2_000);
+  await put(outbox, 'result.hl7', payload);
+  // The server (or the load balancer before it) has the whole request and has not acted on it yet.
+  const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'hold'));
+  try {
+    const first = startCli(['--profile', lab.profile, '--url', proxy.origin, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch']);
+    await proxy.stalled((event) => event.action === 'hold');
+    await kill9(first);
+    // systemd (Restart=on-failure) starts it again; the server has not finished the first request yet.
+    const second = await runCli(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--json']);
+    t.is(second.code, 1);
+    t.regex(second.stderr, /result\.hl7 went at .* and its answer never came; no message carries its local id dispatch-[0-9a-f]+ yet\. It is looked for again each pass, and sent again only after /);
+    t.true((await readdir(outbox)).includes('result.hl7'), 'it waits in the outbox');
+    // The first request now completes on the server.
+    await proxy.releaseHeld();
+  } finally {
+    await proxy.close();
+  }
+  const third = await runCli(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--json']);
+  t.is(third.code, 0, third.stderr);
+  t.like(JSON.parse(third.stdout), { file: 'result.hl7', recovered: true });
+  t.is((await inboxOf(gp)).length, 1, 'the file went once');
+});
+
+// The same race without any kill: the answer stalls past --timeout, and --watch's next pass
+// finds nothing under the local id yet: it must not take that for a send that never went.
+test('a one-chunk send whose answer stalls past --timeout is not sent again by the next --watch passes while the first is still in hand at the server', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', randomBytes(2_000));
+  const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'hold'));
+  try {
+    const watching = startCli([
+      '--profile', lab.profile, '--url', proxy.origin, '--timeout', '1',
+      'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1',
+    ]);
+    await proxy.stalled((event) => event.action === 'hold');
+    // Passes go by (each a second apart, backing off) while the server still holds the first request.
+    for (let i = 0; i < 100 && !/sent again only after/.test(watching.output().stderr); i += 1) await sleep(100);
+    t.regex(watching.output().stderr, /sent again only after/);
+    await proxy.releaseHeld();
+    // The next pass finds it by its local id and finishes it.
+    for (let i = 0; i < 200 && !(await readdir(join(outbox, 'sent'))).some((name) => name.endsWith('_result.hl7')); i += 1) await sleep(100);
+    watching.child.kill('SIGTERM');
+    await watching.exited;
+  } finally {
+    await proxy.close();
+  }
+  t.true((await readdir(join(outbox, 'sent'))).some((name) => name.endsWith('_result.hl7')), 'finished by a later pass');
+  t.is((await inboxOf(gp)).length, 1, 'the file went once');
+});
+
+// A kill between moving a refused file into failed/ and moving its control file: the next pass
+// finishes the move, so the next file of that name is not sent with the old control file.
+test('kill -9 between moving a refused file and its control file into failed/: the next run moves the control file too, and the next file of that name goes to --to', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('first result'), { to: 'X99NOSUCH', workflowId: WORKFLOW });
+  const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW];
+  const killed = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'rename', match: 'result\\.hl7\\.ctl\\.json -> .*/failed/' }) });
+  t.is(killed.signal, 'SIGKILL', killed.stderr);
+  const again = await runCli(args);
+  t.log('run after the kill:', again.code, again.stderr.trim());
+  t.log('outbox after it:', await readdir(outbox));
+  // The laboratory system drops its next result under the same name, for the default recipient.
+  await put(outbox, 'result.hl7', Buffer.from('second result'));
+  const next = await runCli(args);
+  t.log('next file:', next.code, next.stdout.trim(), next.stderr.trim());
+  t.false((await readdir(outbox)).includes('result.hl7.ctl.json'), 'no control file is left behind for a file that is gone');
+  t.is((await inboxOf(gp)).length, 1, 'the second result went to --to');
+});
+
+// The same after a send found again by its local id (its id never journalled): the control file
+// left behind by a kill in the finish must not send the next file of that name to the old recipient.
+test('lost answer, then kill -9 in the finish: the next run removes the control file, and the next file of that name goes to --to, not to the earlier recipient', async (t) => {
+  const { lab, gp } = await pair();
+  const other = (await pair()).gp;
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('result for practice A'), { to: other.mailbox.id, workflowId: WORKFLOW });
+  const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW];
+  await killWhenAnswerLost(lab, args, isSend(lab));
+  // Found again by its local id; killed after the file moved into sent/, before its control file went.
+  const finishing = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'rm', match: 'result\\.hl7\\.ctl\\.json' }) });
+  t.is(finishing.signal, 'SIGKILL', finishing.stderr);
+  const after = await runCli(args);
+  t.is(after.code, 0, after.stderr);
+  t.log('outbox after the next run:', await readdir(outbox));
+  await put(outbox, 'result.hl7', Buffer.from('result for practice B (the --to default)'));
+  const next = await runCli([...args, '--json']);
+  t.log('next file:', next.code, next.stdout.trim(), next.stderr.trim());
+  t.is((await inboxOf(other)).length, 1, 'practice A got its one result only');
+  t.is((await inboxOf(gp)).length, 1, 'practice B got the second result');
+});
+
+// A lock left by a killed dispatcher whose process number is in use again (after a reboot) is stale.
+test('a dispatcher killed by a power cut leaves a lock; after the reboot its pid belongs to another process, and the lock is taken over', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW];
+  // Killed while it holds the lock: at its first look into its own folders.
+  const killed = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'readdir', match: 'sent$' }) });
+  t.is(killed.signal, 'SIGKILL', killed.stderr);
+  const left = await readFile(join(outbox, '.meshbox-dispatch.lock'), 'utf8');
+  const lock = join(outbox, '.meshbox-dispatch.lock');
+  t.log('lock left:', left);
+  // After a reboot pids start again from 1: the dead dispatcher's number now names some other
+  // process (a daemon, a kernel thread). Played here by a process of this test.
+  const unrelated = spawn('sleep', ['30']);
+  try {
+    const [host, , token, identity] = left.split(' ');
+    await writeFile(lock, `${host} ${unrelated.pid} ${token} ${identity}`);
+    await put(outbox, 'after-reboot.hl7', Buffer.from('result'));
+    const next = await runCli(args);
+    t.log('after the reboot:', next.code, next.stderr.trim());
+    t.is(next.code, 0);
+    t.is((await inboxOf(gp)).length, 1);
+  } finally {
+    unrelated.kill();
+  }
+});
+
+// A receive killed mid-download leaves a hidden temporary file: a multi-GB message interrupted a
+// few times would fill the disk, unseen. The next run removes it.
+test('receive killed mid-download: the next run saves the message and removes the hidden partial file', async (t) => {
+  const { lab, gp } = await pair();
+  const folder = await mkdtemp(join(work, 'incoming-'));
+  const source = join(work, `big-${randomBytes(4).toString('hex')}.bin`);
+  await writeFile(source, randomBytes(600_000));
+  const sender = new MeshClient(lab.settings);
+  let messageId: string;
+  try {
+    ({ messageId } = await sendFile(sender, {
+      path: source, chunkSize: 200_000, gzip: false, checksum: false, progress: noProgress, message: { to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'scan.bin' },
+    }));
+  } finally {
+    sender.close();
+  }
+  const proxy = await proxyFor(gp, firstOnly((method, url) => method === 'GET' && url.endsWith(`/inbox/${messageId}/3`), { cutBody: 50_000 }));
+  try {
+    const receiving = startCli(['--profile', gp.profile, '--url', proxy.origin, 'receive', folder, '--watch']);
+    await proxy.stalled(() => true);
+    await sleep(300);
+    await kill9(receiving);
+  } finally {
+    await proxy.close();
+  }
+  t.log('folder after the kill:', await readdir(folder));
+  const again = await runCli(['--profile', gp.profile, 'receive', folder]);
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(await inboxOf(gp), [], 'saved and acknowledged');
+  const left = await readdir(folder);
+  t.log('folder after the next run:', left);
+  const partials = left.filter((name) => name.endsWith('.part'));
+  for (const name of partials) t.log(name, (await stat(join(folder, name))).size, 'bytes');
+  t.deepEqual(partials, [], 'no partial download is left behind');
+});
+
+// A one-chunk send whose answer is lost: the server has the message; the operator must not be
+// told only that the server "cannot be reached", or they may send it again by hand.
+test('a one-chunk send whose answer is lost is reported as possibly delivered, not to be sent by hand', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('result'));
+  const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'answerLost'));
+  let run;
+  try {
+    run = await runCli(['--profile', lab.profile, '--url', proxy.origin, '--timeout', '1', 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW]);
+    // The proxy passes the request on in its own time (the client gave up after a second).
+    for (let i = 0; i < 100 && (await inboxOf(gp)).length === 0; i += 1) await sleep(100);
+  } finally {
+    await proxy.close();
+  }
+  t.is((await inboxOf(gp)).length, 1, 'the server has the message');
+  t.regex(run.stderr, /may have (been delivered|gone)/, 'the operator learns that it may have gone (and must not be sent again by hand)');
+});
+
+test('kill -9 while chunk 3 of 4 is answered; the restarted dispatcher resumes and the recipient gets one whole message', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = randomBytes(350_000);
+  await put(outbox, 'images.bin', payload);
+  const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '100000'];
+  await killWhenAnswerLost(lab, args, (method, url) => method === 'POST' && url.endsWith('/3'));
+  const again = await runCli([...args, '--json']);
+  t.is(again.code, 0, again.stderr);
+  t.like(JSON.parse(again.stdout), { file: 'images.bin', recovered: true, chunks: 4 });
+  const inbox = await inboxOf(gp);
+  t.is(inbox.length, 1);
+  const received = await mkdtemp(join(work, 'check-'));
+  t.is((await runCli(['--profile', gp.profile, 'receive', received])).code, 0);
+  t.true((await readFile(join(received, `${inbox[0]}_images.bin`))).equals(payload));
+});
+
+test('kill -9 after the last chunk was stored but before its answer; the next run only moves the file into sent/', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'images.bin', randomBytes(250_000));
+  const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '100000'];
+  await killWhenAnswerLost(lab, args, (method, url) => method === 'POST' && url.endsWith('/3'));
+  const again = await runCli([...args, '--json']);
+  t.is(again.code, 0, again.stderr);
+  t.like(JSON.parse(again.stdout), { recovered: true });
+  t.is((await inboxOf(gp)).length, 1);
+});
+
+test('kill -9 in the finish after the file moved into sent/ (its id journalled): the next run removes the control file', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('x'), { subject: 'S' });
+  const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW];
+  const killed = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'rm', match: 'result\\.hl7\\.ctl\\.json' }) });
+  t.is(killed.signal, 'SIGKILL');
+  t.is((await runCli(args)).code, 0);
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+  t.is((await inboxOf(gp)).length, 1);
+});
+
+test('receive killed while its acknowledgement is answered (ack done) or before the ack reached the server: nothing lost, saved once more at most', async (t) => {
+  const { lab, gp } = await pair();
+  const sender = new MeshClient(lab.settings);
+  try {
+    await sender.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'a.txt', body: Buffer.from('aaa'), size: 3 });
+  } finally {
+    sender.close();
+  }
+  for (const action of ['hold', 'answerLost'] as const) {
+    const folder = await mkdtemp(join(work, 'incoming-'));
+    if (action === 'answerLost') {
+      const again = new MeshClient(lab.settings);
+      await again.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'b.txt', body: Buffer.from('bbb'), size: 3 }).finally(() => again.close());
+    }
+    const proxy = await proxyFor(gp, firstOnly((method, url) => method === 'PUT' && url.endsWith('/status/acknowledged'), action));
+    try {
+      const receiving = startCli(['--profile', gp.profile, '--url', proxy.origin, 'receive', folder, '--watch']);
+      await proxy.stalled(() => true);
+      await kill9(receiving);
+    } finally {
+      await proxy.close();
+    }
+    const saved = (await readdir(folder)).filter((name) => !name.startsWith('.'));
+    t.is(saved.length, 2, `${action}: payload and .json on disk before the ack`);
+    const again = await runCli(['--profile', gp.profile, 'receive', folder]);
+    t.is(again.code, 0, again.stderr);
+  }
+  t.deepEqual(await inboxOf(gp), []);
+});
