@@ -95,12 +95,17 @@ function firstOnly(matches: (method: string, url: string) => boolean, action: Pr
   };
 }
 
+/** A wait that fails the test after half a minute instead of holding the run for ever. */
+function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
+  return Promise.race([promise, sleep(30_000).then(() => Promise.reject(new Error(`gave up waiting for ${what}`)))]);
+}
+
 /** Runs the CLI through a proxy that loses the answer to the first request `matches` picks, and kills it there. */
 async function killWhenAnswerLost(files: MailboxFiles, args: readonly string[], matches: (method: string, url: string) => boolean): Promise<void> {
   const proxy = await proxyFor(files, firstOnly(matches, 'answerLost'));
   try {
     const running = startCli(['--url', proxy.origin, ...args]);
-    await proxy.stalled((event) => event.action === 'answerLost');
+    await bounded(proxy.stalled((event) => event.action === 'answerLost'), 'the answer to be lost');
     await kill9(running);
   } finally {
     await proxy.close();
@@ -120,7 +125,7 @@ test('kill -9 while the server still works on a one-chunk send: the restarted di
   const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'hold'));
   try {
     const first = startCli(['--profile', lab.profile, '--url', proxy.origin, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch']);
-    await proxy.stalled((event) => event.action === 'hold');
+    await bounded(proxy.stalled((event) => event.action === 'hold'), 'the send to reach the server');
     await kill9(first);
     // systemd (Restart=on-failure) starts it again; the server has not finished the first request yet.
     const second = await runCli(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--json']);
@@ -144,24 +149,24 @@ test('a one-chunk send whose answer stalls past --timeout is not sent again by t
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
   await put(outbox, 'result.hl7', randomBytes(2_000));
+  const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW];
   const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'hold'));
   try {
-    const watching = startCli([
-      '--profile', lab.profile, '--url', proxy.origin, '--timeout', '1',
-      'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1',
-    ]);
-    await proxy.stalled((event) => event.action === 'hold');
-    // Passes go by (each a second apart, backing off) while the server still holds the first request.
-    for (let i = 0; i < 100 && !/sent again only after/.test(watching.output().stderr); i += 1) await sleep(100);
-    t.regex(watching.output().stderr, /sent again only after/);
-    await proxy.releaseHeld();
-    // The next pass finds it by its local id and finishes it.
-    for (let i = 0; i < 200 && !(await readdir(join(outbox, 'sent'))).some((name) => name.endsWith('_result.hl7')); i += 1) await sleep(100);
+    const watching = startCli(['--url', proxy.origin, '--timeout', '2', ...args, '--watch', '--interval', '1']);
+    await bounded(proxy.stalled((event) => event.action === 'hold'), 'the send to reach the server');
+    // Passes go by (a second apart, then backing off) while the server still holds the first request.
+    for (let i = 0; i < 300 && !/sent again only after/.test(watching.output().stderr); i += 1) await sleep(100);
     watching.child.kill('SIGTERM');
-    await watching.exited;
+    await bounded(watching.exited, 'the watch to stop');
+    t.regex(watching.output().stderr, /sent again only after/);
+    t.true((await readdir(outbox)).includes('result.hl7'), 'not sent again meanwhile');
+    await proxy.releaseHeld();
   } finally {
     await proxy.close();
   }
+  // Once the server has it, a run finds it by its local id and finishes it.
+  const finished = await runCli([...args, '--json']);
+  t.is(finished.code, 0, finished.stderr);
   t.true((await readdir(join(outbox, 'sent'))).some((name) => name.endsWith('_result.hl7')), 'finished by a later pass');
   t.is((await inboxOf(gp)).length, 1, 'the file went once');
 });
@@ -254,7 +259,7 @@ test('receive killed mid-download: the next run saves the message and removes th
   const proxy = await proxyFor(gp, firstOnly((method, url) => method === 'GET' && url.endsWith(`/inbox/${messageId}/3`), { cutBody: 50_000 }));
   try {
     const receiving = startCli(['--profile', gp.profile, '--url', proxy.origin, 'receive', folder, '--watch']);
-    await proxy.stalled(() => true);
+    await bounded(proxy.stalled(() => true), 'the download to be cut');
     await sleep(300);
     await kill9(receiving);
   } finally {
@@ -348,7 +353,7 @@ test('receive killed while its acknowledgement is answered (ack done) or before 
     const proxy = await proxyFor(gp, firstOnly((method, url) => method === 'PUT' && url.endsWith('/status/acknowledged'), action));
     try {
       const receiving = startCli(['--profile', gp.profile, '--url', proxy.origin, 'receive', folder, '--watch']);
-      await proxy.stalled(() => true);
+      await bounded(proxy.stalled(() => true), 'the acknowledgement to stall');
       await kill9(receiving);
     } finally {
       await proxy.close();

@@ -184,7 +184,7 @@ function backendConfig(env: z.infer<typeof backendSchema>): BackendConfig {
   if (!redisCluster && splitRedisUrls(env.MESHBOX_REDIS_URL ?? '').length > 1) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_REDIS_URL: several URLs name a cluster: set MESHBOX_REDIS_CLUSTER=true');
   }
-  const secretKey = env.MESHBOX_SECRET_KEY ?? readRequiredFile('MESHBOX_SECRET_KEY_FILE', env.MESHBOX_SECRET_KEY_FILE).trim();
+  const secretKey = env.MESHBOX_SECRET_KEY ?? readKeyFile('MESHBOX_SECRET_KEY_FILE', env.MESHBOX_SECRET_KEY_FILE);
   return {
     secretKey,
     redisUrl: env.MESHBOX_REDIS_URL,
@@ -225,7 +225,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     port: env.MESHBOX_PORT,
     ...tlsFiles(env),
     crlReloadMs: env.MESHBOX_CRL_RELOAD_SECONDS * 1000,
-    sharedKey: env.MESHBOX_SHARED_KEY ?? readRequiredFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE).trim(),
+    sharedKey: env.MESHBOX_SHARED_KEY ?? readKeyFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE),
     limits: {
       inlinePayloadBytes: env.MESHBOX_INLINE_PAYLOAD_BYTES,
       maxChunkBytes: env.MESHBOX_MAX_CHUNK_BYTES,
@@ -315,4 +315,15 @@ function readRequiredFile(variable: string, path: string): string {
       `invalid configuration:\n  ${variable}: cannot read ${path} (run \`npm run setup\` for the development PKI, or set ${variable})`,
     );
   }
+}
+
+/**
+ * A key from a file, trimmed. An empty one is refused: an empty secret key would encrypt every
+ * mailbox password under '' (and be recorded as the deployment's); an empty shared key refuses
+ * every client. Both are an ordinary slip (a secret created without data).
+ */
+function readKeyFile(variable: string, path: string): string {
+  const key = readRequiredFile(variable, path).trim();
+  if (key === '') throw new ConfigError(`invalid configuration:\n  ${variable}: ${path} is empty`);
+  return key;
 }

@@ -1,5 +1,6 @@
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { within } from './time-limit.ts';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from 'pino';
@@ -69,6 +70,11 @@ function sdkWarningsOnly(logger: Logger): NonNullable<S3ClientConfig['logger']> 
   };
 }
 
+const S3_CONNECT_TIMEOUT_MS = 10_000;
+const S3_SILENCE_TIMEOUT_MS = 120_000;
+/** How long start-up waits for Redis and for the bucket to answer before it gives up, saying which. */
+const START_UP_ANSWER_MS = 20_000;
+
 /** `logger`: where the SDK's own warnings go (as JSON lines with the rest), instead of the console. */
 export function createS3Client(settings: S3Settings, logger?: Logger): S3Client {
   // Keep-alive sockets: a TCP (and TLS) setup per chunk would dominate small messages. An
@@ -89,6 +95,11 @@ export function createS3Client(settings: S3Settings, logger?: Logger): S3Client 
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
+      // A storage endpoint that accepts the connection and then says nothing (a dead keep-alive
+      // socket behind NAT, a failover) must fail the call, not hold it, and the lifecycle
+      // worker behind it, for ever. The request timeout is of silence, not of a whole transfer.
+      connectionTimeout: S3_CONNECT_TIMEOUT_MS,
+      requestTimeout: S3_SILENCE_TIMEOUT_MS,
     }),
   });
 }
@@ -117,10 +128,11 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   };
   redis.on('error', noteStartError);
   try {
-    await redis.ping().catch((error: unknown) => {
+    // A peer that takes the connection and never answers (a proxy whose backend is down) would otherwise hold start-up for ever, silently.
+    await within(redis.ping(), START_UP_ANSWER_MS).catch((error: unknown) => {
       throw new BackendUnreachableError(`cannot reach Redis at ${describeRedisTarget(settings)}: ${(redisError ?? (error as Error)).message}`);
     });
-    await payloads.ensureBucket().catch((error: unknown) => {
+    await within(payloads.ensureBucket(), START_UP_ANSWER_MS).catch((error: unknown) => {
       const where = settings.s3.endpoint ?? 'the default AWS endpoint';
       throw new BackendUnreachableError(`cannot use bucket ${settings.s3.bucket} at ${where}: ${(error as Error).message || (error as Error).name}`);
     });

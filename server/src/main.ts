@@ -11,6 +11,8 @@ import { reloadRevocationList } from './revocation-list.ts';
 import { describeRedisTarget } from './store/redis-client.ts';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
+/** After the deadline, how long closing the backends may take before the process exits regardless. */
+const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
   const config = await resolveBackends(loadConfig());
@@ -49,6 +51,13 @@ async function main(): Promise<void> {
       server.closeAllConnections();
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
+    // A job stuck on an unanswering backend, or Redis away, would hold the exit for ever: the
+    // supervisor would see a stop that never ends. Past this, the process goes (exit 1).
+    const lastResort = setTimeout(() => {
+      logger.error('shutdown did not finish (a backend not answering?): exiting anyway');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS + SHUTDOWN_GRACE_MS);
+    lastResort.unref();
     stopCrlReload();
     server.close();
     server.closeIdleConnections();

@@ -154,6 +154,14 @@ test('the server secret comes from MESHBOX_SECRET_KEY or its file, with a clear 
   t.regex(missing?.message ?? '', /MESHBOX_SECRET_KEY_FILE: cannot read/);
 });
 
+test('an empty key file is refused, naming it: an empty secret key would encrypt every password under nothing', (t) => {
+  writeFileSync(join(dir, 'empty-key'), '\n');
+  const secret = t.throws(() => loadConfig({ ...files, MESHBOX_SECRET_KEY: undefined, MESHBOX_SECRET_KEY_FILE: join(dir, 'empty-key') }), { instanceOf: ConfigError });
+  t.regex(secret?.message ?? '', /MESHBOX_SECRET_KEY_FILE: .*empty-key is empty/);
+  const shared = t.throws(() => loadConfig({ ...files, MESHBOX_SHARED_KEY: undefined, MESHBOX_SHARED_KEY_FILE: join(dir, 'empty-key') }), { instanceOf: ConfigError });
+  t.regex(shared?.message ?? '', /MESHBOX_SHARED_KEY_FILE: .*empty-key is empty/);
+});
+
 test('S3 access key id and secret go together', (t) => {
   t.throws(() => loadBackendConfig({ MESHBOX_S3_ACCESS_KEY_ID: 'only-id' }), { message: /go together/ });
 });

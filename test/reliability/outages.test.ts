@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,6 +185,24 @@ test('a server that cannot reach Redis or its bucket at start exits 1 with one l
   const noStorage = await start({ MESHBOX_REDIS_URL: local.redisUrl, MESHBOX_S3_ENDPOINT: 'http://127.0.0.1:1' });
   t.is(noStorage.code, 1);
   t.regex(noStorage.output, /^meshbox: cannot use bucket meshbox at http:\/\/127\.0\.0\.1:1: .+\n$/);
+
+  // A peer that takes the connection and never answers (a proxy whose backend is down) is given up on too.
+  const silent = createNetServer(() => {});
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const silentUrl = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  try {
+    const [silentRedis, silentStorage] = await Promise.all([
+      start({ MESHBOX_REDIS_URL: `redis://${silentUrl}`, MESHBOX_S3_ENDPOINT: local.s3.endpoint }),
+      start({ MESHBOX_REDIS_URL: local.redisUrl, MESHBOX_S3_ENDPOINT: `http://${silentUrl}` }),
+    ]);
+    t.is(silentRedis.code, 1);
+    t.is(silentRedis.output, `meshbox: cannot reach Redis at redis://${silentUrl}: no answer within 20000 ms\n`);
+    t.is(silentStorage.code, 1);
+    t.is(silentStorage.output, `meshbox: cannot use bucket meshbox at http://${silentUrl}: no answer within 20000 ms\n`);
+  } finally {
+    silent.close();
+  }
 });
 
 test('a server given another secret key than its mailboxes were registered under refuses to start, saying so', async (t) => {
@@ -193,5 +213,24 @@ test('a server given another secret key than its mailboxes were registered under
     t.regex(error?.message ?? '', /the secret key \(from MESHBOX_SECRET_KEY\) is not the one the mailbox passwords in this Redis \(prefix [^)]+\) are encrypted under/);
   } finally {
     await server.stop();
+  }
+});
+
+test('SIGTERM while Redis is away still ends the process, with exit 1 once the shutdown deadline and its grace have passed', async (t) => {
+  const local = await ensureLocalServices();
+  const proxy = await startTcpProxy(Number(new URL(local.redisUrl).port));
+  const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'info' }, { redis: { redisUrl: `redis://127.0.0.1:${proxy.port}`, redisCluster: false } });
+  try {
+    await proxy.cut();
+    const started = Date.now();
+    const code = await server.kill('SIGTERM');
+    t.is(code, 1);
+    t.true(Date.now() - started < 60_000, `exited after ${Date.now() - started} ms`);
+    t.regex(server.output(), /shutdown did not finish \(a backend not answering\?\): exiting anyway/);
+  } finally {
+    // Redis back for the harness, which clears the deployment's state through the same proxy.
+    await proxy.restore();
+    await server.stop().catch(() => undefined);
+    await proxy.close();
   }
 });
