@@ -158,6 +158,32 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/**
+ * `MESHBOX_*` variables the server does not read that are a letter or two from one it does:
+ * a typo (`MESHBOX_S3_ENPOINT`) would otherwise be ignored, and the default used instead
+ * (for the S3 endpoint or the Redis URL: local development services). Others (the CLI's
+ * `MESHBOX_URL`, `MESHBOX_PROFILE`, ...) are no concern of the server's.
+ */
+export function suspectedTypos(environment: NodeJS.ProcessEnv): { readonly variable: string; readonly meant: string }[] {
+  const known = Object.keys(serverSchema.shape);
+  return Object.keys(environment)
+    .filter((name) => name.startsWith('MESHBOX_') && !known.includes(name))
+    .flatMap((variable) => {
+      const meant = known.find((name) => editDistance(name, variable) <= 2);
+      return meant ? [{ variable, meant }] : [];
+    });
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
 const EMPTY_IS_A_VALUE = new Set(['MESHBOX_REDIS_PREFIX']);
 
 function parse<Schema extends z.ZodType>(schema: Schema, environment: NodeJS.ProcessEnv): z.infer<Schema> {

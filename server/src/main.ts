@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
-import { ConfigError, loadConfig, SecretKeyMismatchError } from './config.ts';
+import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
 import { BackendUnreachableError, connect } from './connections.ts';
 import { createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/lifecycle-worker.ts';
@@ -15,15 +15,23 @@ const SHUTDOWN_DEADLINE_MS = 30_000;
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
-  const config = await resolveBackends(loadConfig());
+  const configured = loadConfig();
+  const config = await resolveBackends(configured);
   const logger = pino({ level: config.logLevel });
+  for (const { variable, meant } of suspectedTypos(process.env)) logger.warn({ variable, meant }, `${variable} is not a setting (ignored): ${meant}?`);
+  if (!configured.redisUrl || !configured.s3.endpoint) {
+    logger.warn(
+      { redis: configured.redisUrl ? 'configured' : 'local development server', s3: configured.s3.endpoint ? 'configured' : 'local development server' },
+      'MESHBOX_REDIS_URL or MESHBOX_S3_ENDPOINT not set: running on the local development services, not for production',
+    );
+  }
   const connections = await connect(config, logger);
   // Under another key every mailbox would be unreadable: each request and send a 503.
   if (!(await connections.services.mailboxes.secretKeyMatches({ claimEmpty: true }))) {
     await connections.close();
     throw new SecretKeyMismatchError(process.env, config.redisPrefix, 'start the server with the MESHBOX_SECRET_KEY they were registered with');
   }
-  const metrics = new Metrics({ name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
+  const metrics = new Metrics(config.role === 'api' ? undefined : { name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
   const server = createMeshServer(app, config.tls, config.clientTimeouts, handshakeFailureReporter(logger, metrics));
   if (config.role !== 'api') await connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs });
@@ -31,7 +39,7 @@ async function main(): Promise<void> {
     ? reloadRevocationList(server, config.tls, config.revocationList, {
         intervalMs: config.crlReloadMs,
         logger,
-        onLoaded: ({ nextUpdate }) => metrics.revocationListNextUpdate.set(nextUpdate ? nextUpdate.getTime() / 1000 : Infinity),
+        onLoaded: ({ nextUpdate }) => metrics.revocationListLoaded(nextUpdate),
       })
     : () => {};
   server.listen(config.port, config.host);

@@ -9,8 +9,9 @@ export interface JobCounts {
 }
 
 /**
- * Prometheus metrics of one process: requests by route and status, payload bytes in and out,
- * lifecycle job durations and failures, queue depth, and Node's own process metrics. One
+ * Prometheus metrics of one process: requests by route and status, bytes in and out, lifecycle
+ * job durations and failures, queue depth (worker processes only: every process counting the
+ * one shared schedule would multiply it in a sum), and Node's own process metrics. One
  * registry per app, so several apps (tests) in one process do not collide.
  */
 export class Metrics {
@@ -21,8 +22,11 @@ export class Metrics {
   readonly bytesSent: Counter;
   readonly jobDuration: Histogram<'queue'>;
   readonly jobFailures: Counter<'queue'>;
-  readonly revocationListNextUpdate: Gauge;
+  /** When a sweep last ran to its end: a worker stuck (a backend not answering) shows as an age. */
+  readonly sweepCompleted: Gauge<'queue'>;
   readonly handshakeFailures: Counter<'reason'>;
+  /** Only once a CRL is loaded: a process without one exports no date (0 would read as long past). */
+  #revocationListNextUpdate: Gauge | undefined;
 
   constructor(queue?: { readonly name: string } & JobCounts) {
     const registers = [this.registry];
@@ -39,8 +43,8 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
       registers,
     });
-    this.bytesReceived = new Counter({ name: 'meshbox_bytes_received_total', help: 'Request body bytes (by Content-Length)', registers });
-    this.bytesSent = new Counter({ name: 'meshbox_bytes_sent_total', help: 'Response body bytes (by Content-Length)', registers });
+    this.bytesReceived = new Counter({ name: 'meshbox_bytes_received_total', help: 'Bytes received per request over its connection (TLS framing included)', registers });
+    this.bytesSent = new Counter({ name: 'meshbox_bytes_sent_total', help: 'Bytes sent per request over its connection (TLS framing included)', registers });
     this.jobDuration = new Histogram({
       name: 'meshbox_job_duration_seconds',
       help: 'Time lifecycle jobs took, per run',
@@ -49,9 +53,10 @@ export class Metrics {
       registers,
     });
     this.jobFailures = new Counter({ name: 'meshbox_job_failures_total', help: 'Lifecycle job runs that failed', labelNames: ['queue'], registers });
-    this.revocationListNextUpdate = new Gauge({
-      name: 'meshbox_crl_next_update_timestamp_seconds',
-      help: 'When the loaded CRL is due for replacement (its nextUpdate, Unix time): past it, every client is refused',
+    this.sweepCompleted = new Gauge({
+      name: 'meshbox_job_last_completed_timestamp_seconds',
+      help: 'When a lifecycle sweep last ran to its end (Unix time), in worker processes',
+      labelNames: ['queue'],
       registers,
     });
     this.handshakeFailures = new Counter({
@@ -61,6 +66,8 @@ export class Metrics {
       registers,
     });
     if (queue) {
+      // Present from the start at 0, so that rate() sees the first failure.
+      this.jobFailures.inc({ queue: queue.name }, 0);
       new Gauge({
         name: 'meshbox_queue_jobs',
         help: 'Messages in the lifecycle schedule: scheduled (all), due (now), failing (being retried), held (claimed by a worker, not yet done)',
@@ -78,5 +85,15 @@ export class Metrics {
       });
     }
     collectDefaultMetrics({ register: this.registry, prefix: 'meshbox_' });
+  }
+
+  /** The CRL loaded (again): its nextUpdate, or none (never stale). */
+  revocationListLoaded(nextUpdate: Date | undefined): void {
+    this.#revocationListNextUpdate ??= new Gauge({
+      name: 'meshbox_crl_next_update_timestamp_seconds',
+      help: 'When the loaded CRL is due for replacement (its nextUpdate, Unix time): past it, every client is refused',
+      registers: [this.registry],
+    });
+    this.#revocationListNextUpdate.set(nextUpdate ? nextUpdate.getTime() / 1000 : Infinity);
   }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { createCertificateAuthority, createRevocationList, issueServerCertificate } from '../../shared/src/pki/index.ts';
-import { ConfigError, loadBackendConfig, loadConfig } from '../src/config.ts';
+import { ConfigError, loadBackendConfig, loadConfig, suspectedTypos } from '../src/config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshbox-config-'));
 const ca = createCertificateAuthority({ commonName: 'config test CA' });
@@ -185,4 +185,11 @@ test('a Redis Cluster is named by its seed nodes; several URLs without cluster m
 test('a Redis prefix may not carry a hash tag: it would put every key in one cluster slot', (t) => {
   t.throws(() => backend({ MESHBOX_REDIS_PREFIX: '{meshbox}:' }), { message: /MESHBOX_REDIS_PREFIX/ });
   t.is(backend({ MESHBOX_REDIS_PREFIX: 'nhs.mesh:' }).redisPrefix, 'nhs.mesh:');
+});
+
+test('a MESHBOX_ variable a letter or two from a setting is taken for a typo of it; the CLI\'s own are not', (t) => {
+  t.deepEqual(suspectedTypos({ MESHBOX_S3_ENPOINT: 'https://s3.example', MESHBOX_REDIS_ULR: 'redis://x', MESHBOX_URL: 'https://mesh', MESHBOX_PROFILE: 'p.json', MESHBOX_PORT: '1' }), [
+    { variable: 'MESHBOX_S3_ENPOINT', meant: 'MESHBOX_S3_ENDPOINT' },
+    { variable: 'MESHBOX_REDIS_ULR', meant: 'MESHBOX_REDIS_URL' },
+  ]);
 });

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import test from 'ava';
 import { pino } from 'pino';
@@ -11,7 +13,7 @@ import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { freePort } from '../../scripts/services/processes.ts';
 import { removeBucket } from '../support/cleanup.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+import { mailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -114,4 +116,34 @@ test.serial('refused requests leave nothing in the audit log', async (t) => {
   await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': 'NOBODY', 'mex-WorkflowID': 'W' }, body: 'x' });
   const after = (await server.services.audit.tail(1000)).length;
   t.is(after, before);
+});
+
+test('request metrics count what moved once the answer has ended: a streamed upload without a length, and a download broken off as incomplete', async (t) => {
+  const scrape = async (): Promise<string> => (await rawRequest(server, { path: '/metrics', clientCertificate: lab })).body.toString();
+  const value = (text: string, pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? 0);
+  const received = /^meshbox_bytes_received_total (\S+)$/m;
+  const incomplete = /^meshbox_http_requests_total\{route="\/messageexchange\/:mailbox\/inbox\/:messageId",method="GET",status="incomplete"\} (\S+)$/m;
+  const before = await scrape();
+  const body = gzipSync(randomBytes(8 * 1024 * 1024));
+  const upload = await streamingRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'METRICS', 'content-encoding': 'gzip', 'transfer-encoding': 'chunked' },
+    body: Readable.from([body]),
+  });
+  t.is(upload.statusCode, 202);
+  const messageId = (JSON.parse(await readText(upload)) as { message_id: string }).message_id;
+  const afterUpload = await scrape();
+  t.true(value(afterUpload, received) - value(before, received) >= body.length, 'the streamed body counted, though it had no Content-Length');
+
+  const download = await streamingRequest(server, gp, { method: 'GET', path: `/messageexchange/${gp.id}/inbox/${messageId}`, headers: { 'accept-encoding': 'gzip' } });
+  t.is(download.statusCode, 200);
+  await once(download, 'data');
+  download.destroy();
+  let counted = 0;
+  for (let attempt = 0; attempt < 50 && counted === 0; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    counted = value(await scrape(), incomplete) - value(afterUpload, incomplete);
+  }
+  t.is(counted, 1, 'not a 200: its answer never ended');
 });

@@ -121,7 +121,10 @@ export async function startLifecycleWorker(
     (job) =>
       job.name === 'trim-audit'
         ? trimAuditLog(services, logger)
-        : runDueLifecycles(services, schedule, logger, { leaseMs: timing.leaseMs, metrics }),
+        : runDueLifecycles(services, schedule, logger, { leaseMs: timing.leaseMs, metrics }).then((checked) => {
+            metrics?.sweepCompleted.set({ queue: LIFECYCLE_QUEUE }, Date.now() / 1000);
+            return checked;
+          }),
     { connection, prefix, concurrency: 1 },
   );
   worker.on('failed', (job, error) => logger.error({ err: error, job: job?.name }, 'lifecycle worker job failed'));

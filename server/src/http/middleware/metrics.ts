@@ -1,19 +1,33 @@
+import type { Socket } from 'node:net';
 import type { Middleware } from 'koa';
 import type { Metrics } from '../../metrics.ts';
 import type { RequestState } from './request-context.ts';
 
-/** Counts each request by its route pattern (never the raw path: ids would explode the label set). */
+/**
+ * Counts each request by its route pattern (never the raw path: ids would explode the label
+ * set) once its answer has ended, not when the handler returns: a streamed download's time
+ * and bytes are those of the whole transfer, and one cut off is counted as `incomplete`, not
+ * as the status its headers carried. Bytes are what the connection moved meanwhile (a
+ * streamed upload has no Content-Length; a refused one may not have been read).
+ */
 export function recordMetrics(metrics: Metrics): Middleware<RequestState> {
   return async (ctx, next) => {
     const started = performance.now();
-    try {
-      await next();
-    } finally {
+    const { socket } = ctx.req;
+    ctx.res.once('close', () => {
       const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-      metrics.requests.inc({ route, method: ctx.method, status: String(ctx.status) });
+      metrics.requests.inc({ route, method: ctx.method, status: ctx.res.writableFinished ? String(ctx.status) : 'incomplete' });
       metrics.requestDuration.observe({ route, method: ctx.method }, (performance.now() - started) / 1000);
-      metrics.bytesReceived.inc(ctx.request.length ?? 0);
-      metrics.bytesSent.inc(ctx.response.length ?? 0);
-    }
+      // Since the connection's previous request ended: the socket reads ahead of the handler.
+      const previous = countedSoFar.get(socket) ?? { read: 0, written: 0 };
+      const now = { read: socket.bytesRead, written: socket.bytesWritten };
+      countedSoFar.set(socket, now);
+      metrics.bytesReceived.inc(Math.max(0, now.read - previous.read));
+      metrics.bytesSent.inc(Math.max(0, now.written - previous.written));
+    });
+    await next();
   };
 }
+
+/** Per connection, its byte counts when its last request was counted. */
+const countedSoFar = new WeakMap<Socket, { readonly read: number; readonly written: number }>();
