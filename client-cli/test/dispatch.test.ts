@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { appendFile, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -538,4 +538,27 @@ test('a --to, --workflow or --subject no MESH header can carry is a usage error 
   t.is(run.code, 2);
   t.regex(run.stderr, /--subject <text>.*Latin-1 text without line breaks/s);
   t.deepEqual(await readdir(outbox), ['one.txt']);
+});
+
+test('a note left by the previous version (no attemptedAt) is still read: the send it began is found, not sent again', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = randomBytes(2_000);
+  await put(outbox, 'old.hl7', payload);
+  const { size, mtimeMs } = await stat(join(outbox, 'old.hl7'));
+  const localId = `dispatch-${randomBytes(8).toString('hex')}`;
+  const client = new MeshClient(lab.settings);
+  try {
+    // That version sent it, and its run was cut short before the answer came.
+    await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'old.hl7', localId, body: payload, size: payload.length });
+    await mkdir(join(outbox, '.meshbox-dispatch'));
+    const note = { file: 'old.hl7', size, mtimeMs, localId, earlier: null, sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'old.hl7', messageId: null, chunkSize: 100_000, gzip: false };
+    await writeFile(join(outbox, '.meshbox-dispatch', `${createHash('sha256').update('old.hl7').digest('hex').slice(0, 32)}.json`), JSON.stringify(note));
+    const next = await pass(gp, outbox, client);
+    t.deepEqual(next.errors, []);
+    t.like(next.sent[0], { file: 'old.hl7', recovered: true });
+  } finally {
+    client.close();
+  }
+  t.is((await inboxOf(gp)).length, 1);
 });

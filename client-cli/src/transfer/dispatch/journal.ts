@@ -110,10 +110,11 @@ function parseJournal(text: string): Journal | undefined {
       typeof value.sentWorkflowId === 'string' &&
       typeof value.sentFileName === 'string' &&
       (value.messageId === null || typeof value.messageId === 'string') &&
-      (value.attemptedAt === null || typeof value.attemptedAt === 'number') &&
+      // Journals of an earlier version have none: read as that version did (no wait).
+      (value.attemptedAt === undefined || value.attemptedAt === null || typeof value.attemptedAt === 'number') &&
       typeof value.chunkSize === 'number' &&
       typeof value.gzip === 'boolean';
-    return valid ? (value as Journal) : undefined;
+    return valid ? ({ ...value, attemptedAt: value.attemptedAt ?? null } as Journal) : undefined;
   } catch {
     return undefined;
   }
