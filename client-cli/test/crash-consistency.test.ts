@@ -228,8 +228,8 @@ test('a dispatcher killed by a power cut leaves a lock; after the reboot its pid
   // process (a daemon, a kernel thread). Played here by a process of this test.
   const unrelated = spawn('sleep', ['30']);
   try {
-    const [host, , token, identity] = left.split(' ');
-    await writeFile(lock, `${host} ${unrelated.pid} ${token} ${identity}`);
+    const [host, , token] = left.split(' ');
+    await writeFile(lock, `${host} ${unrelated.pid} ${token}`);
     await put(outbox, 'after-reboot.hl7', Buffer.from('result'));
     const next = await runCli(args);
     t.log('after the reboot:', next.code, next.stderr.trim());

@@ -29,7 +29,8 @@ const heldLocks = new Set<string>();
  */
 export async function lockFolder(folder: string, work: FolderWork): Promise<() => Promise<void>> {
   const path = join(folder, work.lockFile);
-  const token = `${THIS_HOST} ${process.pid} ${randomUUID()} ${processIdentity(process.pid) ?? '-'}`;
+  // The identity joined to the token: a dispatcher of the previous version reads three fields.
+  const token = `${THIS_HOST} ${process.pid} ${randomUUID()}/${processIdentity(process.pid) ?? '-'}`;
   for (let attempt = 0; attempt < 3; attempt += 1) {
     if (await tryLock(path, token)) {
       heldLocks.add(path);
@@ -59,9 +60,9 @@ interface Holder {
   readonly identity: string | undefined;
 }
 
-/** Host and process of a lock in our form ("<host> <pid>", then a token and the process's identity); undefined for one only a hand wrote, which binds nobody. */
+/** Host and process of a lock in our form ("<host> <pid>", then a token and `/` the process's identity); undefined for one only a hand wrote, which binds nobody. */
 function holderOf(held: string): Holder | undefined {
-  const match = /^(\S+) (\d+)(?: \S+)?(?: (\S+))?$/.exec(held.trim());
+  const match = /^(\S+) (\d+)(?: [^\s/]+(?:\/(\S+))?)?$/.exec(held.trim());
   return match ? { host: match[1]!, pid: Number(match[2]), identity: match[3] === '-' ? undefined : match[3] } : undefined;
 }
 
