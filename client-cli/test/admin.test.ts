@@ -94,6 +94,14 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   t.is(await readFile(join(dir, 'server.crt'), 'utf8'), serverPem);
   t.is((await admin('--pki-dir', dir, 'cert', 'server', '--ip', '10.1.2.3', '--force')).code, 0);
   t.is(describeCertificate(await readFile(join(dir, 'server.crt'), 'utf8')).subjectAltName, 'IP Address:10.1.2.3');
+  t.regex((await admin('audit', '--tail', '500')).stdout, /admin\.cert\.server 10\.1\.2\.3 serial [0-9a-f]+ for IP 10\.1\.2\.3/);
+  // A first install makes the server's certificate before any Redis is there: it is made all the same.
+  const offline = await runSubprocess(['admin', '--pki-dir', dir, 'cert', 'server', '--dns', 'first.example.org', '--force'], {
+    env: { ...adminEnv, MESHBOX_REDIS_URL: 'redis://127.0.0.1:1' },
+  });
+  t.is(offline.code, 0, offline.stderr);
+  t.is(offline.stderr, 'warning: not recorded in the audit log: cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
+  t.is(describeCertificate(await readFile(join(dir, 'server.crt'), 'utf8')).subjectAltName, 'DNS:first.example.org');
 
   // A new CA keeps the old one's files, whose key signs its CRL while its certificates are in use.
   const replaced = await admin('--pki-dir', dir, 'ca', 'init', '--force');

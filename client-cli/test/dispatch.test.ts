@@ -562,3 +562,32 @@ test('a note left by the previous version (no attemptedAt) is still read: the se
   }
   t.is((await inboxOf(gp)).length, 1);
 });
+
+test('a send of several chunks cut off part-way keeps its message id in its note: resumed, even when its local id was used before', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = randomBytes(350_000);
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const refused: string[] = [];
+  try {
+    // The sender reuses a local id it used last week (supported: `earlier`).
+    await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, localId: 'batch-7', body: Buffer.from('last week'), size: 9 });
+    await put(outbox, 'images.bin', payload, { localId: 'batch-7' });
+    const cutAtChunkThree = overriding(client, {
+      uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
+        if (chunkNumber === 3) throw new Error('connection reset');
+        await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
+      },
+    });
+    const first = await pass(gp, outbox, cutAtChunkThree);
+    t.is(first.failed, 1);
+    const journals = await readdir(join(outbox, '.meshbox-dispatch'));
+    const journal = JSON.parse(await readFile(join(outbox, '.meshbox-dispatch', journals[0]!), 'utf8'));
+    t.regex(journal.messageId ?? '', /^\d{20}_[0-9A-F]{6}$/, 'the id, not a local-id lookup, finds it next time');
+    const second = await pass(gp, outbox, client, { onRefused: (file, reason) => refused.push(`${file}: ${reason}`) });
+    t.deepEqual(refused, []);
+    t.like(second.sent[0], { file: 'images.bin', chunks: 4, recovered: true });
+  } finally {
+    client.close();
+  }
+});

@@ -169,7 +169,9 @@ export function suspectedTypos(environment: NodeJS.ProcessEnv): { readonly varia
   return Object.keys(environment)
     .filter((name) => name.startsWith('MESHBOX_') && !known.includes(name))
     .flatMap((variable) => {
-      const meant = known.find((name) => editDistance(name, variable) <= 2);
+      // A slip of a letter or two in a long name; in a short one two letters make another word (the CLI's MESHBOX_CERT is no MESHBOX_PORT).
+      const allowed = Math.max(1, Math.min(2, Math.floor((variable.length - 'MESHBOX_'.length) / 4)));
+      const meant = known.find((name) => editDistance(name, variable) <= allowed);
       return meant ? [{ variable, meant }] : [];
     });
 }

@@ -188,7 +188,7 @@ test('a Redis prefix may not carry a hash tag: it would put every key in one clu
 });
 
 test('a MESHBOX_ variable a letter or two from a setting is taken for a typo of it; the CLI\'s own are not', (t) => {
-  t.deepEqual(suspectedTypos({ MESHBOX_S3_ENPOINT: 'https://s3.example', MESHBOX_REDIS_ULR: 'redis://x', MESHBOX_URL: 'https://mesh', MESHBOX_PROFILE: 'p.json', MESHBOX_PORT: '1' }), [
+  t.deepEqual(suspectedTypos({ MESHBOX_S3_ENPOINT: 'https://s3.example', MESHBOX_REDIS_ULR: 'redis://x', MESHBOX_URL: 'https://mesh', MESHBOX_PROFILE: 'p.json', MESHBOX_CERT: 'c.crt', MESHBOX_KEY: 'k.key', MESHBOX_CA: 'ca.crt', MESHBOX_TIMEOUT: '60', MESHBOX_MAILBOX: 'X', MESHBOX_PASSWORD: 'p', MESHBOX_PKI_DIR: 'certs', MESHBOX_PORT: '1' }), [
     { variable: 'MESHBOX_S3_ENPOINT', meant: 'MESHBOX_S3_ENDPOINT' },
     { variable: 'MESHBOX_REDIS_ULR', meant: 'MESHBOX_REDIS_URL' },
   ]);

@@ -209,7 +209,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
   const fields = messageFields(file, control, options.defaults);
   // An earlier try's own local id again: should that try arrive after all, the two can be told for one.
   const localId = fields.localId ?? (sameFile ? journal.localId : `dispatch-${randomBytes(8).toString('hex')}`);
-  const started: Journal = {
+  let started: Journal = {
     file,
     size: info.size,
     mtimeMs: info.mtimeMs,
@@ -232,10 +232,14 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     progress: options.progress,
     checksum: options.checksum,
     message: { ...fields, localId },
-    onStarted: (messageId) => writeJournal(options.folder, { ...started, messageId }),
+    onStarted: (messageId) => {
+      started = { ...started, messageId };
+      return writeJournal(options.folder, started);
+    },
   }).catch(async (error: unknown) => {
-    // Surely not delivered: the next pass need not wait to find out.
-    if (!mayHaveBeenSent(error)) await writeJournal(options.folder, { ...started, attemptedAt: null }).catch(() => undefined);
+    // No message, and surely none on its way: the next pass need not wait to find out. (One
+    // whose id is known is found by it, and resumed.)
+    if (started.messageId === null && !mayHaveBeenSent(error)) await writeJournal(options.folder, { ...started, attemptedAt: null }).catch(() => undefined);
     throw asSetupError(error, control.to === undefined && control.workflowId === undefined);
   });
   refuseChangedAfterSend(file, sent);

@@ -7,7 +7,7 @@ import { redisKeys } from '../../../../server/src/store/keys.ts';
 import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedule.ts';
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
-import { openRedis } from '../../../../server/src/store/redis-client.ts';
+import { describeRedisTarget, openRedis } from '../../../../server/src/store/redis-client.ts';
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
@@ -28,8 +28,13 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
   // Redis is all admin commands use: a deployment's is enough, without its object storage settings.
   const redisUrl = config.redisUrl ?? (await resolveBackends(config)).redisUrl;
   const redis = openRedis({ ...config, redisUrl }, { maxRetriesPerRequest: 2, lazyConnect: true });
+  // Heard here, or ioredis prints it with a stack trace; the first one says why the connection failed.
+  let connectionError: Error | undefined;
+  redis.on('error', (error: Error) => (connectionError ??= error));
   try {
-    await redis.connect();
+    await redis.connect().catch((error: unknown) => {
+      throw new Error(`cannot reach Redis at ${describeRedisTarget({ ...config, redisUrl })}: ${(connectionError ?? (error as Error)).message}`);
+    });
     const keys = redisKeys(config.redisPrefix);
     const auditLog = new AuditLog(redis, keys);
     const actor = `admin:${userInfo().username}`;

@@ -62,9 +62,12 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       const commonName = dnsNames[0] ?? ipAddresses[0] ?? 'meshbox';
       const issued = issueServerCertificate({ ca: await readCertificateAuthority(dir), commonName, dnsNames, ipAddresses });
       const names = [...dnsNames.map((name) => `DNS ${name}`), ...ipAddresses.map((address) => `IP ${address}`)].join(', ');
-      await withAdminStores(({ audit }) => audit('cert.server', commonName, `serial ${issued.serialNumber} for ${names}`));
       const files = await writePemPair(dir, 'server', issued, { replace: options.force === true, advice });
       console.log(`server certificate for ${names} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
+      // Recorded where Redis is at hand; a first install makes the server's certificate before there is any.
+      await withAdminStores(({ audit }) => audit('cert.server', commonName, `serial ${issued.serialNumber} for ${names}`)).catch((error: unknown) =>
+        console.error(`warning: not recorded in the audit log: ${(error as Error).message.split('\n').join(' ')}`),
+      );
     });
 
   cert
