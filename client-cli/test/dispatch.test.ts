@@ -153,6 +153,16 @@ test('a file the server refuses, or whose control file is wrong, moves into fail
   t.false(failed.some((name) => name.endsWith('_unaddressed.txt.ctl.json')));
 });
 
+/** The client, but its upload of chunk 3 fails (a connection reset): a send cut off part-way. */
+function cutAtChunkThree(client: MeshClient): MeshClient {
+  return overriding(client, {
+    uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
+      if (chunkNumber === 3) throw new Error('connection reset');
+      await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
+    },
+  });
+}
+
 /** One pass in this process, with a client whose methods a test may replace. */
 async function pass(
   recipient: MailboxFiles,
@@ -222,13 +232,7 @@ test('a send of several chunks cut off part-way is resumed on the next pass from
   const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
   const uploaded: number[] = [];
   try {
-    const cutAtChunkThree = overriding(client, {
-      uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
-        if (chunkNumber === 3) throw new Error('connection reset');
-        await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
-      },
-    });
-    const first = await pass(gp, outbox, cutAtChunkThree);
+    const first = await pass(gp, outbox, cutAtChunkThree(client));
     t.is(first.failed, 1);
     t.deepEqual(await inboxOf(gp), [], 'an incomplete message is not delivered');
 
@@ -573,13 +577,7 @@ test('a send of several chunks cut off part-way keeps its message id in its note
     // The sender reuses a local id it used last week (supported: `earlier`).
     await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, localId: 'batch-7', body: Buffer.from('last week'), size: 9 });
     await put(outbox, 'images.bin', payload, { localId: 'batch-7' });
-    const cutAtChunkThree = overriding(client, {
-      uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
-        if (chunkNumber === 3) throw new Error('connection reset');
-        await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
-      },
-    });
-    const first = await pass(gp, outbox, cutAtChunkThree);
+    const first = await pass(gp, outbox, cutAtChunkThree(client));
     t.is(first.failed, 1);
     const journals = await readdir(join(outbox, '.meshbox-dispatch'));
     const journal = JSON.parse(await readFile(join(outbox, '.meshbox-dispatch', journals[0]!), 'utf8'));
