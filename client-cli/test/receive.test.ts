@@ -363,3 +363,20 @@ test('receive --workflow takes only the messages its MESH filter selects; the re
   t.deepEqual(received.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { messageId: string }).messageId), [results]);
   t.deepEqual(await inboxOf(gp), [order]);
 });
+
+test('receive removes what a run of its own cut short left for a message, and nothing of anyone else\'s', async (t) => {
+  const { lab, gp } = await pair();
+  const id = await sendFile(lab, gp, 'fbc.hl7', Buffer.from('full blood count'));
+  const into = await folder();
+  const leftover = `.${id}_fbc.hl7.0badc0de.part`;
+  // A `meshbox download` writing into the same folder meanwhile: its temporary file is its own.
+  const othersDownload = '.report.csv.1234abcd.part';
+  await writeFile(join(into, leftover), 'full blo');
+  await writeFile(join(into, othersDownload), 'half a report');
+  const received = await as(gp, ['receive', into], into);
+  t.is(received.code, 0, received.stderr);
+  const left = await readdir(into);
+  t.false(left.includes(leftover));
+  t.true(left.includes(othersDownload));
+  t.true(left.includes(`${id}_fbc.hl7`));
+});

@@ -68,17 +68,20 @@ export function temporaryPathBeside(target: string): string {
   return join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
 }
 
-/** A name `temporaryPathBeside` gives. */
-const TEMPORARY_NAME = /^\..+\.[0-9a-f]{8}\.part$/;
+/** A name `temporaryPathBeside` gives (to `target` only, when given). */
+function isTemporaryName(name: string, target?: string): boolean {
+  if (!/^\..+\.[0-9a-f]{8}\.part$/.test(name)) return false;
+  return target === undefined || name.slice(1, -'.01234567.part'.length) === target;
+}
 
 /**
  * Deletes the temporary files that writes cut short by a crash (a kill, a power cut) left in
- * a folder: hidden, they would fill the disk unseen. Only for a caller holding the folder's
- * lock, so that none of them is being written.
+ * a folder: hidden, they would fill the disk unseen. Those of the `targets` named, or all:
+ * only for a caller holding the folder's lock, so that none of them is being written.
  */
-export async function removeLeftoverTemporaries(folder: string): Promise<void> {
+export async function removeLeftoverTemporaries(folder: string, targets?: readonly string[]): Promise<void> {
   for (const name of await readdir(folder)) {
-    if (TEMPORARY_NAME.test(name)) await rm(join(folder, name), { force: true });
+    if (targets ? targets.some((target) => isTemporaryName(name, target)) : isTemporaryName(name)) await rm(join(folder, name), { force: true });
   }
 }
 

@@ -68,7 +68,6 @@ const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'rece
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
   const unlock = await lockFolder(options.folder, RECEIVING);
   try {
-    await removeLeftoverTemporaries(options.folder);
     return await receiveListed(client, options);
   } finally {
     await unlock();
@@ -143,6 +142,9 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   const messageType = metadata.messageType ?? 'DATA';
   // The name starts with the id: a file there is this message's, saved by a run whose acknowledgement was lost.
   const output = payloadFileName(metadata, messageId);
+  // What a receive of this message cut short by a crash left: its names are this message's own
+  // (a `meshbox download` into the same folder at the same time keeps its own).
+  await removeLeftoverTemporaries(options.folder, [output, `${messageId}.json`]);
   const download =
     messageType === 'REPORT'
       ? undefined
