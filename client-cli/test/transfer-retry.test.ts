@@ -331,7 +331,8 @@ test('a message saved whose acknowledgement fails is reported as saved but not a
     problem!.startsWith(`meshbox: message ${MESSAGE_ID} was saved (${join(into, `${MESSAGE_ID}_large.bin`)}) but not acknowledged: cannot reach https://127.0.0.1:`),
     problem,
   );
-  t.true(problem!.endsWith('; so it is delivered again, and saved again under the same names, next time'), problem);
+  // On a loaded machine the kept-alive connection may have gone idle too long: the acknowledgement then goes on a new one, and the line adds a hint.
+  t.regex(problem!, /; so it is delivered again, and saved again under the same names, next time( \(the server closed a new connection unanswered: [^)]+\)\))?$/);
   t.is(summary, 'meshbox: 1 message saved but not acknowledged (see above)');
   t.is(requests.filter((request) => request.startsWith('PUT')).length, 2, 'the acknowledgement was tried, and retried');
 });
