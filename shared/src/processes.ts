@@ -12,12 +12,19 @@ export function processAlive(pid: number): boolean {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   try {
-    // /proc/PID/stat: "pid (comm) STATE ..."; comm may contain spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return procStatFields(pid)[0] !== 'Z';
   } catch {
     return true; // no /proc (macOS): kill(0) is all we have
   }
+}
+
+/**
+ * /proc/PID/stat after "pid (comm) " (comm may contain spaces and parentheses): its fields from
+ * the state (field 3) on. Throws where there is no /proc, or no such process.
+ */
+function procStatFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /**
@@ -28,9 +35,8 @@ export function processAlive(pid: number): boolean {
 export function processIdentity(pid: number): string | undefined {
   try {
     const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "pid (comm) ": the state is field 3, the start time (in clock ticks since boot) field 22.
-    const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    // The start time (in clock ticks since boot) is field 22.
+    const startTime = procStatFields(pid)[19];
     return startTime ? `${boot}/${startTime}` : undefined;
   } catch {
     return undefined;

@@ -12,7 +12,6 @@ export interface MeshErrorDetails {
   readonly internalId: string | undefined;
 }
 
-/** A request the server answered with an error status. */
 /** What to say to a refusal that refusesChunkSize recognises. */
 export const CHUNK_SIZE_ADVICE = 'the server refuses chunks this large: use a smaller --chunk-size';
 
@@ -21,6 +20,7 @@ export function refusesChunkSize(error: unknown): error is MeshClientError {
   return error instanceof MeshClientError && error.status === 413 && /\bchunk\b/i.test(error.description);
 }
 
+/** A request the server answered with an error status. */
 export class MeshClientError extends Error implements MeshErrorDetails {
   readonly status: number;
   readonly code: string | undefined;

@@ -10,7 +10,7 @@ import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readCont
 import { ChangedAfterSendError, DispatchSetupError, RefusedFileError, SendInDoubtError } from './dispatch/errors.ts';
 import { type Journal, noteMove, readJournal, removeJournal, removeMoveNote, removeStaleJournals, writeJournal } from './dispatch/journal.ts';
 import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
-import { fitFileName, removeLeftoverTemporaries } from './download.ts';
+import { fitFileName, removeLeftoverTemporaries, temporaryFilesIn } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
@@ -89,7 +89,7 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
   const unlock = await lockFolder(folder, DISPATCHING);
   try {
     // Its own folders only: the outbox's hidden and .part files are whoever writes them there.
-    for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await removeLeftoverTemporaries(join(folder, name));
+    for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await removeLeftoverTemporaries(join(folder, name), await temporaryFilesIn(join(folder, name)));
     const { ready, unsettled } = await waitingFiles(folder);
     await removeStaleJournals(folder, [...ready, ...unsettled]);
     options.onListed?.(ready);

@@ -68,21 +68,23 @@ export function temporaryPathBeside(target: string): string {
   return join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
 }
 
-/** A name `temporaryPathBeside` gives (to `target` only, when given). */
-function isTemporaryName(name: string, target?: string): boolean {
-  if (!/^\..+\.[0-9a-f]{8}\.part$/.test(name)) return false;
-  return target === undefined || name.slice(1, -'.01234567.part'.length) === target;
+/**
+ * The temporary files (`temporaryPathBeside`'s names) in a folder: for a caller holding the
+ * folder's lock, none is being written, so they are what writes cut short by a crash (a kill, a
+ * power cut) left; hidden, they would fill the disk unseen.
+ */
+export async function temporaryFilesIn(folder: string): Promise<string[]> {
+  return (await readdir(folder)).filter((name) => /^\..+\.[0-9a-f]{8}\.part$/.test(name));
 }
 
-/**
- * Deletes the temporary files that writes cut short by a crash (a kill, a power cut) left in
- * a folder: hidden, they would fill the disk unseen. Those of the `targets` named, or all:
- * only for a caller holding the folder's lock, so that none of them is being written.
- */
-export async function removeLeftoverTemporaries(folder: string, targets?: readonly string[]): Promise<void> {
-  for (const name of await readdir(folder)) {
-    if (targets ? targets.some((target) => isTemporaryName(name, target)) : isTemporaryName(name)) await rm(join(folder, name), { force: true });
-  }
+/** Whether `name`, one of `temporaryFilesIn`, was the temporary file of `target`. */
+export function isTemporaryOf(name: string, target: string): boolean {
+  return name.slice(1, -'.01234567.part'.length) === target;
+}
+
+/** Deletes temporary files a crash left in the folder (names from `temporaryFilesIn`). */
+export async function removeLeftoverTemporaries(folder: string, names: readonly string[]): Promise<void> {
+  for (const name of names) await rm(join(folder, name), { force: true });
 }
 
 /**

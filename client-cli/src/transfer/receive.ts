@@ -4,7 +4,7 @@ import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import { formatChecksum } from './checksum.ts';
-import { defaultFileName, type DownloadResult, downloadFile, fitFileName, removeLeftoverTemporaries, safeFileName } from './download.ts';
+import { defaultFileName, type DownloadResult, downloadFile, fitFileName, isTemporaryOf, removeLeftoverTemporaries, safeFileName, temporaryFilesIn } from './download.ts';
 import { syncFolder, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
@@ -68,13 +68,14 @@ const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'rece
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
   const unlock = await lockFolder(options.folder, RECEIVING);
   try {
-    return await receiveListed(client, options);
+    // Read once a pass: what a run cut short left is there from the start.
+    return await receiveListed(client, options, await temporaryFilesIn(options.folder));
   } finally {
     await unlock();
   }
 }
 
-async function receiveListed(client: MeshClient, options: ReceiveOptions): Promise<number> {
+async function receiveListed(client: MeshClient, options: ReceiveOptions, leftovers: readonly string[]): Promise<number> {
   let failed = 0;
   const listed = await client.listInbox(options.workflowFilter === undefined ? {} : { workflowFilter: options.workflowFilter });
   options.onListed?.(listed);
@@ -83,7 +84,7 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions): Promi
     if (options.skip?.(id)) continue;
     let received: ReceivedMessage | undefined;
     try {
-      received = await receiveMessage(client, id, options);
+      received = await receiveMessage(client, id, options, leftovers);
     } catch (error) {
       // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
       if (options.signal?.aborted) break;
@@ -132,7 +133,7 @@ function isGone(error: unknown): boolean {
   return error instanceof MeshClientError && (error.status === 404 || error.status === 410);
 }
 
-async function receiveMessage(client: MeshClient, messageId: string, options: ReceiveOptions): Promise<ReceivedMessage> {
+async function receiveMessage(client: MeshClient, messageId: string, options: ReceiveOptions, leftovers: readonly string[]): Promise<ReceivedMessage> {
   // The id names files: only what a MESH id can hold, and the id listed is the one fetched and acknowledged.
   if (!SAFE_MESSAGE_ID.test(messageId)) throw new Error(`the server listed a message id that cannot name a file: ${JSON.stringify(messageId)}`);
   const metadata = await client.head(messageId);
@@ -144,12 +145,13 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   const output = payloadFileName(metadata, messageId);
   // What a receive of this message cut short by a crash left: its names are this message's own
   // (a `meshbox download` into the same folder at the same time keeps its own).
-  await removeLeftoverTemporaries(options.folder, [output, `${messageId}.json`]);
+  const metadataName = `${messageId}.json`;
+  await removeLeftoverTemporaries(options.folder, leftovers.filter((name) => isTemporaryOf(name, output) || isTemporaryOf(name, metadataName)));
   const download =
     messageType === 'REPORT'
       ? undefined
       : await downloadFile(client, { messageId, output, cwd: options.folder, progress: options.progress, overwrite: true });
-  const metadataPath = join(options.folder, `${messageId}.json`);
+  const metadataPath = join(options.folder, metadataName);
   await writeFileAtomically(metadataPath, `${JSON.stringify(describe(metadata, messageId, download), null, 2)}\n`);
   await syncFolder(options.folder);
   const path = download?.path ?? null;

@@ -55,12 +55,13 @@ function lookAgainBy(step: LifecycleStep, latest: Date): LifecycleStep {
 }
 
 /**
- * An accepted message is looked at again at least once a payload retention while it waits: an
- * acknowledgement asks for its payload's purge a retention later by bringing the next check
- * forward, and a step that read the message just before it can overwrite that (docs/reliability.md).
+ * When an accepted message waiting in the inbox is next looked at: at its expiry, and at least
+ * once a payload retention before that: an acknowledgement asks for its payload's purge a
+ * retention later by bringing the next check forward, and a step that read the message just
+ * before it can overwrite that (docs/reliability.md).
  */
-export function acceptedLookedAtBy(now: Date, periods: RetentionPeriods): Date {
-  return at(now, periods.payloadRetentionMs);
+export function acceptedNextCheck(message: Pick<MessageRecord, 'acceptedAt' | 'createdAt'>, now: Date, periods: RetentionPeriods): Date {
+  return new Date(Math.min(inboxExpiryOf(message, periods).getTime(), at(now, periods.payloadRetentionMs).getTime()));
 }
 
 /** What is due for a message now: a pure function of its state, the clock and the periods. */
@@ -73,7 +74,7 @@ export function nextLifecycleStep(message: MessageRecord, now: Date, periods: Re
       // and its request stop before delivering the message, at any moment.
       return lookAgainBy(due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' }), at(now, periods.deliveryCheckMs));
     case 'accepted':
-      return lookAgainBy(due(inboxExpiryOf(message, periods), { kind: 'expire' }), acceptedLookedAtBy(now, periods));
+      return lookAgainBy(due(inboxExpiryOf(message, periods), { kind: 'expire' }), acceptedNextCheck(message, now, periods));
     case 'acknowledged':
     case 'undeliverable':
     case 'error':

@@ -5,7 +5,7 @@ import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
 import { SendRejectedError } from './errors.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
-import { acceptedLookedAtBy } from './lifecycle.ts';
+import { acceptedNextCheck } from './lifecycle.ts';
 import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
@@ -89,8 +89,8 @@ async function deliverNew(
   // acknowledged it since: this delivery must not list it again.
   if (firstCheckMayHaveCome(services, steps.firstCheckAt)) await services.messages.leaveInboxUnlessAccepted(messageId, recipient);
   if (indexed) {
-    const expiry = steps.acceptedAt.getTime() + services.periods.inboxExpiryMs;
-    await services.lifecycle.postpone(messageId, steps.firstCheckAt, new Date(Math.min(expiry, acceptedLookedAtBy(steps.acceptedAt, services.periods).getTime())));
+    const acceptedAt = steps.acceptedAt;
+    await services.lifecycle.postpone(messageId, steps.firstCheckAt, acceptedNextCheck({ acceptedAt, createdAt: acceptedAt }, acceptedAt, services.periods));
   }
 }
 

@@ -56,13 +56,11 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       const named = options.dns !== undefined || options.ip !== undefined;
       const dnsNames = options.dns ?? (named ? [] : ['localhost']);
       const ipAddresses = options.ip ?? (named ? [] : ['127.0.0.1']);
-      const advice = '--force replaces it (the server reads it at start)';
-      if (!options.force) await refuseExistingFiles(Object.values(pemPairPaths(dir, 'server')), advice);
       const { issueServerCertificate } = await loadPki();
       const commonName = dnsNames[0] ?? ipAddresses[0] ?? 'meshbox';
       const issued = issueServerCertificate({ ca: await readCertificateAuthority(dir), commonName, dnsNames, ipAddresses });
       const names = [...dnsNames.map((name) => `DNS ${name}`), ...ipAddresses.map((address) => `IP ${address}`)].join(', ');
-      const files = await writePemPair(dir, 'server', issued, { replace: options.force === true, advice });
+      const files = await writePemPair(dir, 'server', issued, { replace: options.force === true, advice: '--force replaces it (the server reads it at start)' });
       console.log(`server certificate for ${names} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
       // Recorded where Redis is at hand; a first install makes the server's certificate before there is any.
       await withAdminStores(({ audit }) => audit('cert.server', commonName, `serial ${issued.serialNumber} for ${names}`)).catch((error: unknown) =>
