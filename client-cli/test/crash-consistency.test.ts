@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +15,7 @@ import test from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
+import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { sendFile } from '../src/transfer/upload.ts';
 import { MAIN, mailboxPair, type MailboxFiles } from './support/cli-fixture.ts';
@@ -240,18 +241,19 @@ test('a dispatcher killed by a power cut leaves a lock; after the reboot its pid
   }
 });
 
-// A receive killed mid-download leaves a hidden temporary file: a multi-GB message interrupted a
-// few times would fill the disk, unseen. The next run removes it.
-test('receive killed mid-download: the next run saves the message and removes the hidden partial file', async (t) => {
+// A receive killed in the middle of a message of many chunks (a multi-GB one is often cut short
+// somewhere) continues after the whole chunks it had saved, leaving nothing hidden behind.
+test('receive killed in chunk 3 of 3: the next run fetches only chunk 3, saves the message whole and leaves nothing hidden', async (t) => {
   const { lab, gp } = await pair();
   const folder = await mkdtemp(join(work, 'incoming-'));
   const source = join(work, `big-${randomBytes(4).toString('hex')}.bin`);
-  await writeFile(source, randomBytes(600_000));
+  const payload = randomBytes(600_000);
+  await writeFile(source, payload);
   const sender = new MeshClient(lab.settings);
   let messageId: string;
   try {
     ({ messageId } = await sendFile(sender, {
-      path: source, chunkSize: 200_000, gzip: false, checksum: false, progress: noProgress, message: { to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'scan.bin' },
+      path: source, chunkSize: 200_000, gzip: false, checksum: true, progress: noProgress, message: { to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'scan.bin' },
     }));
   } finally {
     sender.close();
@@ -260,20 +262,29 @@ test('receive killed mid-download: the next run saves the message and removes th
   try {
     const receiving = startCli(['--profile', gp.profile, '--url', proxy.origin, 'receive', folder, '--watch']);
     await bounded(proxy.stalled(() => true), 'the download to be cut');
-    await sleep(300);
     await kill9(receiving);
   } finally {
     await proxy.close();
   }
-  t.log('folder after the kill:', await readdir(folder));
-  const again = await runCli(['--profile', gp.profile, 'receive', folder]);
-  t.is(again.code, 0, again.stderr);
+  const { partial, note, lock } = continuableNames(join(folder, `${messageId}_scan.bin`), messageId);
+  t.deepEqual((await readdir(folder)).sort(), ['.meshbox-receive.lock', lock, note, partial].sort(), 'what a kill leaves: the locks, the partial file and its note');
+  t.like(JSON.parse(await readFile(join(folder, note), 'utf8')), { messageId, chunks: 2, bytes: 400_000 });
+
+  const watching = await proxyFor(gp, () => 'pass');
+  try {
+    const again = await runCli(['--profile', gp.profile, '--url', watching.origin, 'receive', folder]);
+    t.is(again.code, 0, again.stderr);
+    t.deepEqual(
+      watching.events.filter((event) => event.url.includes(`/inbox/${messageId}`)).map((event) => `${event.method} ${event.url.replace(/^.*\/inbox\//, '')}`),
+      ['HEAD ' + messageId, 'GET ' + messageId, `GET ${messageId}/3`, `PUT ${messageId}/status/acknowledged`],
+      'chunk 1 only for its headers, chunk 2 not at all',
+    );
+  } finally {
+    await watching.close();
+  }
   t.deepEqual(await inboxOf(gp), [], 'saved and acknowledged');
-  const left = await readdir(folder);
-  t.log('folder after the next run:', left);
-  const partials = left.filter((name) => name.endsWith('.part'));
-  for (const name of partials) t.log(name, (await stat(join(folder, name))).size, 'bytes');
-  t.deepEqual(partials, [], 'no partial download is left behind');
+  t.true((await readFile(join(folder, `${messageId}_scan.bin`))).equals(payload), 'byte-exact, its checksum verified');
+  t.deepEqual((await readdir(folder)).sort(), [`${messageId}.json`, `${messageId}_scan.bin`].sort(), 'no partial file, note or lock left');
 });
 
 // A one-chunk send whose answer is lost: the server has the message; the operator must not be

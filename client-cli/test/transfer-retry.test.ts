@@ -10,7 +10,8 @@ import test from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { retryAfterMs } from '../src/client/transport.ts';
-import { downloadFile } from '../src/transfer/download.ts';
+import { DownloadIncompleteError, downloadFile } from '../src/transfer/download.ts';
+import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { type CliResult, connectionSettings, MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
 import { type FakeHandler, withFakeServer as withFakeServerOf } from './support/fake-server.ts';
@@ -205,7 +206,7 @@ test('a download whose chunk breaks off part-way fetches that chunk again and st
   t.deepEqual(await readdir(cwd), ['result.bin']);
 });
 
-test('a stop during the wait before a broken-off chunk is fetched again ends the download at once and leaves no file', async (t) => {
+test('a stop during the wait before a broken-off chunk is fetched again ends the download at once, keeping only the whole chunk 1', async (t) => {
   const stop = new AbortController();
   const { requests, handle } = twoChunkMessage(
     () => true,
@@ -218,12 +219,115 @@ test('a stop during the wait before a broken-off chunk is fetched again ends the
     return t.throwsAsync(downloadFile(client, { messageId: MESSAGE_ID, output: undefined, cwd, progress: noProgress, overwrite: false }));
   });
 
-  t.is(error?.name, 'AbortError');
+  t.true(error instanceof DownloadIncompleteError);
+  t.is((error?.cause as Error | undefined)?.name, 'AbortError');
+  t.deepEqual((error as DownloadIncompleteError).kept, { chunks: 1, bytes: 50_000 });
   t.deepEqual(
     requests.map((entry) => entry.path),
     [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`],
   );
+  const { partial, note } = continuableNames(join(cwd, 'result.bin'), MESSAGE_ID);
+  t.deepEqual((await readdir(cwd)).sort(), [partial, note].sort(), 'the partial file cut back to chunk 1, and its note; no lock');
+  t.is((await readFile(join(cwd, partial))).length, 50_000);
+});
+
+test('a download whose chunk 2 breaks off past its retries keeps chunk 1 and says so; the same command then fetches only chunk 2 and verifies the whole file', async (t) => {
+  // Chunk 2 breaks off on its first two requests: the first run's, with one retry.
+  const { whole, requests, handle } = twoChunkMessage((attempt) => attempt <= 2);
+  const cwd = await mkdtemp(join(work, 'continue-'));
+  const { partial, note } = continuableNames(join(cwd, 'result.bin'), MESSAGE_ID);
+  const first = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--retries', '1'], cwd));
+  t.is(first.code, 1);
+  t.regex(first.stderr, /^meshbox: chunk 2 could not be read: .+\nthe first 1 of 2 chunks \(48\.8 KiB\) are kept: the same command run again continues from chunk 2\n$/);
+  t.deepEqual((await readdir(cwd)).sort(), [partial, note].sort());
+
+  const second = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--json'], cwd));
+  t.is(second.code, 0, second.stderr);
+  t.deepEqual(
+    requests.map((entry) => entry.path).slice(3),
+    [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`],
+    'chunk 1 only for its headers, then chunk 2',
+  );
+  t.like(JSON.parse(second.stdout), { chunks: 2, bytes: whole.length, continuedAfterChunk: 1, verifiedChecksum: `sha256:${createHash('sha256').update(whole).digest('hex')}` });
+  t.true((await readFile(join(cwd, 'result.bin'))).equals(whole));
+  t.deepEqual(await readdir(cwd), ['result.bin'], 'the partial file, its note and its lock are gone');
+});
+
+/** A folder where a download of the two-chunk message kept chunk 1, with the handler that serves the message. */
+async function keptChunkOne() {
+  const message = twoChunkMessage((attempt) => attempt === 1);
+  const cwd = await mkdtemp(join(work, 'kept-'));
+  const names = continuableNames(join(cwd, 'result.bin'), MESSAGE_ID);
+  const kept = await withFakeServer(message.handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--retries', '0'], cwd));
+  if (kept.code !== 1 || !(await readdir(cwd)).includes(names.note)) throw new Error(`chunk 1 was not kept: ${kept.stderr}`);
+  return { ...message, cwd, partial: join(cwd, names.partial), note: join(cwd, names.note) };
+}
+
+test('a kept partial file whose bytes were changed fails the checksum of the whole file, and nothing of it is kept', async (t) => {
+  const { handle, cwd, partial } = await keptChunkOne();
+  const bytes = await readFile(partial);
+  bytes[0] = bytes[0]! ^ 0xff;
+  await writeFile(partial, bytes);
+
+  const result = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID], cwd));
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: checksum mismatch: the message says sha256:[0-9a-f]{64}, the data received is sha256:[0-9a-f]{64}; nothing was saved\n$/);
   t.deepEqual(await readdir(cwd), []);
+});
+
+test('a note that claims more than its partial file holds, or another message, is not trusted: the download starts afresh', async (t) => {
+  for (const change of [(note: Record<string, unknown>) => ({ ...note, bytes: 60_000 }), (note: Record<string, unknown>) => ({ ...note, messageId: '20260101000000000000_FFFFFF' })]) {
+    const { whole, requests, handle, cwd, note } = await keptChunkOne();
+    await writeFile(note, JSON.stringify(change(JSON.parse(await readFile(note, 'utf8')) as Record<string, unknown>)));
+    const before = requests.length;
+
+    const result = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--json'], cwd));
+    t.is(result.code, 0, result.stderr);
+    t.like(JSON.parse(result.stdout), { continuedAfterChunk: 0, bytes: whole.length });
+    t.deepEqual(
+      requests.slice(before).map((entry) => entry.path),
+      [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`],
+    );
+    t.true((await readFile(join(cwd, 'result.bin'))).equals(whole));
+    t.deepEqual(await readdir(cwd), ['result.bin']);
+  }
+});
+
+test('a second download of the same message to the same file is refused while the first runs, which then completes', async (t) => {
+  const { whole, handle } = twoChunkMessage(() => false);
+  let chunk2Asked = () => {};
+  const asked = new Promise<void>((resolve) => (chunk2Asked = resolve));
+  let answerChunk2: (() => void) | undefined;
+  const cwd = await mkdtemp(join(work, 'twice-'));
+  await withFakeServer(
+    (request, body, response) => {
+      // The first download's chunk 2 waits until the second download has been refused.
+      if (request.url?.endsWith('/2') && !answerChunk2) {
+        answerChunk2 = () => handle(request, body, response);
+        chunk2Asked();
+      } else {
+        handle(request, body, response);
+      }
+    },
+    async (origin) => {
+      const first = cli(origin, ['download', MESSAGE_ID], cwd);
+      await asked;
+      const second = await cli(origin, ['download', MESSAGE_ID], cwd);
+      t.is(second.code, 1);
+      t.regex(
+        second.stderr,
+        new RegExp(
+          `^meshbox: another download \\(\\S+ ${process.pid}, host and process\\) is downloading message ${MESSAGE_ID} to \\S+/result\\.bin: ` +
+            'wait for it to end \\(remove \\S+\\.lock if no download of that host and process is running\\)\n$',
+        ),
+      );
+      answerChunk2?.();
+      const done = await first;
+      t.is(done.code, 0, done.stderr);
+    },
+  );
+  t.true((await readFile(join(cwd, 'result.bin'))).equals(whole));
+  t.deepEqual(await readdir(cwd), ['result.bin']);
 });
 
 test('a file that appears at the target while the download runs is kept: the download is refused, leaving nothing of its own', async (t) => {

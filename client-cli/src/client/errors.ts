@@ -45,6 +45,11 @@ export class MeshClientError extends Error implements MeshErrorDetails {
 /** Connections that broke (reset, timed out) once made: a request may have gone out on them whole. */
 const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']);
 
+/** The server says the message is not there (any more): acknowledged elsewhere, expired, or never this mailbox's. */
+export function isGone(error: unknown): error is MeshClientError {
+  return error instanceof MeshClientError && (error.status === 404 || error.status === 410);
+}
+
 /** The server could not be reached, or the connection failed before an answer arrived. */
 export class MeshConnectionError extends Error {
   readonly url: string;

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { formatChecksum } from '../transfer/checksum.ts';
 import { formatBytes } from '../transfer/chunking.ts';
-import { downloadFile } from '../transfer/download.ts';
+import { DownloadIncompleteError, downloadFile } from '../transfer/download.ts';
 import type { CliContext } from './context.ts';
-import { stopSignal, stoppable } from './interruption.ts';
+import { interruption, stopSignal } from './interruption.ts';
 import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, RETRIES_HELP, retriesOption } from './transfer-options.ts';
 
 interface DownloadFlags {
@@ -23,7 +23,7 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
     .option('--overwrite', 'replace a file already there (otherwise the download is refused)')
     .option('--retries <n>', RETRIES_HELP, retriesOption)
     .option('--quiet', QUIET_HELP)
-    .option('--json', 'print {"messageId": ..., "path": ..., "chunks": N, "bytes": B, "verifiedChecksum": "sha256:..." or null}')
+    .option('--json', 'print {"messageId": ..., "path": ..., "chunks": N, "bytes": B, "verifiedChecksum": "sha256:..." or null, "continuedAfterChunk": K}')
     .addHelpText(
       'after',
       [
@@ -34,7 +34,11 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
         'A file already at the target (two messages may carry the same file name) is never replaced without',
         '--overwrite: the download is refused (exit 1); give -o with another name.',
         'A chunk whose transfer breaks off is fetched again (--retries). A stop (Ctrl-C, SIGTERM) ends the',
-        'download at once, removing the temporary file (exit 130 for Ctrl-C, 143 for SIGTERM).',
+        'download at once (exit 130 for Ctrl-C, 143 for SIGTERM).',
+        'A message of several chunks is resumable: when a download is cut short (a stop, a kill, the network',
+        'gone past its retries), the whole chunks received stay in a hidden partial file beside the target',
+        '(.<name>.<8 hex>.part, with a .meshbox-download-<8 hex>.chunks note), and the same command run',
+        'again continues from the chunk after them. Anything else a failed download wrote is removed.',
         '',
         'On a terminal, stderr shows a progress bar (chunks done, bytes, rate); otherwise only the result',
         'goes out, on stdout.',
@@ -42,8 +46,8 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
     )
     .action(async (id: string, flags: DownloadFlags, command: Command) => {
       const stop = stopSignal(context.io);
-      const result = await stoppable(stop, 'nothing was saved', () =>
-        context.withClient(
+      const result = await context
+        .withClient(
           command,
           (client) =>
             downloadFile(client, {
@@ -54,13 +58,25 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
               overwrite: flags.overwrite === true,
             }),
           { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, signal: stop },
-        ),
-      );
+        )
+        .catch((error: unknown) => {
+          const kept = error instanceof DownloadIncompleteError ? error.keptNote('the same command run again') : undefined;
+          if (stop.aborted) throw interruption(stop, kept ?? 'nothing was saved');
+          throw kept === undefined ? error : new Error(`${error instanceof Error ? error.message : String(error)}\n${kept}`, { cause: error });
+        });
       const checksum = result.checksum ? formatChecksum(result.checksum) : null;
       const verified = result.checksum ? `, ${result.checksum.algorithm} checksum verified` : '';
-      context.tell(flags, `received ${formatBytes(result.bytes)} in ${result.totalChunks} chunk${result.totalChunks === 1 ? '' : 's'}${verified}`);
+      const continued = result.continuedAfter > 0 ? ` (continuing after the ${result.continuedAfter} kept from an earlier run)` : '';
+      context.tell(flags, `received ${formatBytes(result.bytes)} in ${result.totalChunks} chunk${result.totalChunks === 1 ? '' : 's'}${continued}${verified}`);
       if (flags.json) {
-        const fields = { messageId: result.messageId, path: result.path, chunks: result.totalChunks, bytes: result.bytes, verifiedChecksum: checksum };
+        const fields = {
+          messageId: result.messageId,
+          path: result.path,
+          chunks: result.totalChunks,
+          bytes: result.bytes,
+          verifiedChecksum: checksum,
+          continuedAfterChunk: result.continuedAfter,
+        };
         context.print(JSON.stringify(fields));
       } else {
         context.print(result.path);

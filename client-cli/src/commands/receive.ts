@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DownloadIncompleteError } from '../transfer/download.ts';
 import { NotAcknowledgedError, receiveInbox, type ReceiveOptions, watchInbox } from '../transfer/receive.ts';
 import { type CliContext, errorLine } from './context.ts';
 import { WORKFLOW_FILTER_HELP } from './transfer-options.ts';
@@ -32,8 +33,10 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         'A second receiver on the same folder is refused while one works on it (.meshbox-receive.lock, naming',
         'host and process; one left by a process of this host that is gone is taken over, one of another host is not).',
         'A stop (Ctrl-C, SIGTERM) takes effect at once: a message not yet acknowledged stays in the inbox',
-        '(its temporary files removed) and is saved again next time. --watch then exits 0; a single run',
-        'exits 130 for Ctrl-C, 143 for SIGTERM.',
+        'and is saved again next time. --watch then exits 0; a single run exits 130 for Ctrl-C, 143 for SIGTERM.',
+        'Of a message of several chunks cut short (a stop, a kill, the network gone past its retries), the',
+        'whole chunks saved are kept in a hidden partial file: the next receive into the folder continues',
+        'after them. Anything else a stop cut short is removed.',
       ].join('\n'),
     )
     .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
@@ -47,8 +50,9 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         onFailed: (messageId, error) => {
           const saved = error instanceof NotAcknowledgedError;
           if (saved) unacknowledged += 1;
-          // One saved says so itself (its files are there); of any other, nothing was kept.
-          context.io.stderr(`${errorLine(error)}${saved ? '' : ` (message ${messageId} stays in the inbox)`}\n`);
+          // One saved says so itself (its files are there); of any other, at most whole chunks were kept.
+          const kept = error instanceof DownloadIncompleteError ? `; ${error.keptNote('the next receive into this folder')}` : '';
+          context.io.stderr(`${errorLine(error)}${saved ? '' : ` (message ${messageId} stays in the inbox${kept})`}\n`);
         },
         onGone: (messageId) => context.tell(flags, `message ${messageId} was acknowledged or expired meanwhile; skipped`),
       };

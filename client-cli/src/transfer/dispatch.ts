@@ -10,8 +10,8 @@ import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readCont
 import { ChangedAfterSendError, DispatchSetupError, RefusedFileError, SendInDoubtError } from './dispatch/errors.ts';
 import { type Journal, noteMove, readJournal, removeJournal, removeMoveNote, removeStaleJournals, writeJournal } from './dispatch/journal.ts';
 import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
-import { fitFileName, removeLeftoverTemporaries, temporaryFilesIn } from './download.ts';
-import { syncFolder, writeFileAtomically } from './durable-files.ts';
+import { fitFileName } from './download.ts';
+import { removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';

@@ -1,14 +1,18 @@
-import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { constants, copyFile, type FileHandle, link, lstat, open, readdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { createHash, type Hash } from 'node:crypto';
+import { constants, copyFile, type FileHandle, link, lstat, rename, rm } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
+import { isGone } from '../client/errors.ts';
 import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import { answerCutOff, backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
-import type { ProgressFactory, TransferProgress } from './progress.ts';
+import { formatBytes } from './chunking.ts';
+import { NO_HARD_LINKS } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
+import { type KeptChunks, openPartialFile, type PartialFile } from './partial-download.ts';
+import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ByteCounter } from './streams.ts';
 
 export interface DownloadOptions {
@@ -28,6 +32,8 @@ export interface DownloadResult {
   readonly bytes: number;
   /** The checksum the content was verified against; undefined when the message carries none we can check. */
   readonly checksum: Checksum | undefined;
+  /** Chunks an earlier run had kept, which this one continued after (0: it fetched them all). */
+  readonly continuedAfter: number;
 }
 
 /**
@@ -61,33 +67,6 @@ export function safeFileName(fileName: string | undefined): string | undefined {
 }
 
 /**
- * Where a file is written before it is renamed to `target`: beside it, hidden (a program
- * watching the folder skips it), unique.
- */
-export function temporaryPathBeside(target: string): string {
-  return join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
-}
-
-/**
- * The temporary files (`temporaryPathBeside`'s names) in a folder: for a caller holding the
- * folder's lock, none is being written, so they are what writes cut short by a crash (a kill, a
- * power cut) left; hidden, they would fill the disk unseen.
- */
-export async function temporaryFilesIn(folder: string): Promise<string[]> {
-  return (await readdir(folder)).filter((name) => /^\..+\.[0-9a-f]{8}\.part$/.test(name));
-}
-
-/** Whether `name`, one of `temporaryFilesIn`, was the temporary file of `target`. */
-export function isTemporaryOf(name: string, target: string): boolean {
-  return name.slice(1, -'.01234567.part'.length) === target;
-}
-
-/** Deletes temporary files a crash left in the folder (names from `temporaryFilesIn`). */
-export async function removeLeftoverTemporaries(folder: string, names: readonly string[]): Promise<void> {
-  for (const name of names) await rm(join(folder, name), { force: true });
-}
-
-/**
  * File systems take names of at most 255 bytes, and the temporary file beside the target adds
  * 15 (`.<name>.<8 hex>.part`); MESH allows 300 characters. A longer name loses the end of its
  * stem, keeping a short extension.
@@ -114,10 +93,6 @@ export class TargetExistsError extends Error {
 async function refuseExisting(target: string): Promise<void> {
   if (await lstat(target).catch(ignoreMissing)) throw new TargetExistsError(target);
 }
-
-/** What a file system without hard links (some SMB/CIFS and FAT mounts) answers link() with. */
-/** What link() fails with where a file system has no hard links. */
-export const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 /**
  * Puts the finished file at the target in one step. Unless overwriting, by a hard link, which
@@ -184,9 +159,13 @@ class ChunkWriter {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
 
-  constructor(handle: FileHandle, checksum: Checksum | undefined) {
+  /** `start`: bytes an earlier run wrote, which the running hash has not seen. */
+  constructor(handle: FileHandle, checksum: Checksum | undefined, start: number) {
     this.#handle = handle;
     this.#hash = checksum ? createHash(checksum.algorithm) : undefined;
+    this.bytes = start;
+    this.#hashed = start;
+    this.#hashStale = start > 0;
   }
 
   /** Streams one chunk into the file, gunzipping it if it came gzipped. */
@@ -229,7 +208,7 @@ class ChunkWriter {
   async finish(): Promise<void> {
     await this.#handle.sync();
     const { size } = await this.#handle.stat();
-    if (size !== this.bytes) throw new Error(`the file holds ${size} bytes, but ${this.bytes} were received`);
+    if (size !== this.bytes) throw new ContentMismatchError(`the file holds ${size} bytes, but ${this.bytes} were received`);
   }
 
   async digest(path: string, algorithm: Checksum['algorithm']): Promise<Checksum> {
@@ -317,12 +296,45 @@ async function receiveChunk(
   }
 }
 
+/** The data received is not the message's: nothing of it is worth keeping. */
+class ContentMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ContentMismatchError';
+  }
+}
+
+/** A download of several chunks failed part-way, and the whole chunks it had are kept for the next run. */
+export class DownloadIncompleteError extends Error {
+  readonly kept: KeptChunks;
+  readonly totalChunks: number;
+
+  constructor(cause: unknown, kept: KeptChunks, totalChunks: number) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'DownloadIncompleteError';
+    this.kept = kept;
+    this.totalChunks = totalChunks;
+  }
+
+  /** What is kept, and what goes on with it (`continuer`: 'the next receive'). */
+  keptNote(continuer: string): string {
+    const { chunks, bytes } = this.kept;
+    return `the first ${chunks} of ${this.totalChunks} chunks (${formatBytes(bytes)}) are kept: ${continuer} continues from chunk ${chunks + 1}`;
+  }
+}
+
+/** Whether what a failed download wrote may serve a later run: not when the message is gone, or the data or the target wrong. */
+function worthKeeping(error: unknown): boolean {
+  return !(error instanceof ContentMismatchError || error instanceof TargetExistsError || isGone(error));
+}
+
 /**
- * Downloads every chunk, in order, into a temporary file beside the target, verifies it
- * (size, and the message's sha256/md5 checksum when it has one), then moves it into
- * place: a reader never sees a half-written file, and a failed download leaves nothing.
- * Without `overwrite`, a file already at the target (or appearing there meanwhile) is kept
- * and the download refused.
+ * Downloads every chunk, in order, into a partial file beside the target, verifies it (size,
+ * and the message's sha256/md5 checksum when it has one), then moves it into place: a reader
+ * never sees a half-written file. A failed download of one chunk leaves nothing; one of several
+ * keeps its whole chunks (openPartialFile), which the same download continues next time
+ * (DownloadIncompleteError says so). Without `overwrite`, a file already at the target (or
+ * appearing there meanwhile) is kept and the download refused.
  */
 export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
   const { messageId } = options;
@@ -330,39 +342,40 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   const { metadata } = first;
   const totalChunks = metadata.totalChunks;
   const target = resolve(options.cwd, options.output ?? defaultFileName(metadata.fileName, messageId));
-  const temporary = temporaryPathBeside(target);
   const expected = parseChecksum(metadata.checksum);
-  let handle: FileHandle | undefined;
-  let created = false;
+  let partial: PartialFile | undefined;
   let progress: TransferProgress | undefined;
   try {
     // Before the other chunks: a multi-GB download is not fetched only to be refused at the end.
     if (!options.overwrite) await refuseExisting(target);
-    handle = await open(temporary, 'wx');
-    created = true;
-    const writer = new ChunkWriter(handle, expected);
-    progress = options.progress({ label: 'downloading', unit: 'chunks', total: totalChunks });
-    for (let chunkNumber = 1; chunkNumber <= totalChunks; chunkNumber += 1) {
+    partial = await openPartialFile({ messageId, target, totalChunks, checksum: metadata.checksum ?? '' });
+    const { kept } = partial;
+    if (kept.chunks > 0) first.body.destroy();
+    const writer = new ChunkWriter(partial.handle, expected, kept.bytes);
+    progress = options.progress({ label: 'downloading', unit: 'chunks', total: totalChunks, initialValue: kept.chunks, initialBytes: kept.bytes });
+    for (let chunkNumber = kept.chunks + 1; chunkNumber <= totalChunks; chunkNumber += 1) {
       await receiveChunk(client, messageId, chunkNumber, totalChunks, chunkNumber === 1 ? first : undefined, writer, progress);
       progress.update(chunkNumber, writer.bytes);
+      if (chunkNumber < totalChunks) await partial.keep({ chunks: chunkNumber, bytes: writer.bytes });
     }
     progress.stop();
     await writer.finish();
     if (expected) {
-      const actual = await writer.digest(temporary, expected.algorithm);
+      const actual = await writer.digest(partial.path, expected.algorithm);
       if (actual.hex !== expected.hex) {
-        throw new Error(`checksum mismatch: the message says ${formatChecksum(expected)}, the data received is ${formatChecksum(actual)}; nothing was saved`);
+        throw new ContentMismatchError(
+          `checksum mismatch: the message says ${formatChecksum(expected)}, the data received is ${formatChecksum(actual)}; nothing was saved`,
+        );
       }
     }
-    await handle.close();
-    handle = undefined;
-    await moveIntoPlace(temporary, target, options.overwrite);
-    return { messageId: metadata.messageId ?? messageId, path: target, totalChunks, bytes: writer.bytes, checksum: expected };
+    await partial.handle.close();
+    await moveIntoPlace(partial.path, target, options.overwrite);
+    await partial.finish();
+    return { messageId: metadata.messageId ?? messageId, path: target, totalChunks, bytes: writer.bytes, checksum: expected, continuedAfter: kept.chunks };
   } catch (error) {
     progress?.stop();
     first.body.destroy();
-    await handle?.close().catch(() => undefined);
-    if (created) await rm(temporary, { force: true });
-    throw error;
+    const kept = await partial?.abandon(worthKeeping(error));
+    throw kept ? new DownloadIncompleteError(error, kept, totalChunks) : error;
   }
 }

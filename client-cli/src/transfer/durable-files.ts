@@ -1,5 +1,36 @@
-import { link, lstat, open, rename, rm } from 'node:fs/promises';
-import { NO_HARD_LINKS, temporaryPathBeside } from './download.ts';
+import { randomBytes } from 'node:crypto';
+import { link, lstat, open, readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** What link() fails with where a file system has no hard links (some SMB/CIFS and FAT mounts). */
+export const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+/**
+ * Where a file is written before it is renamed to `target`: beside it, hidden (a program
+ * watching the folder skips it), unique.
+ */
+export function temporaryPathBeside(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
+}
+
+/**
+ * The temporary files (`temporaryPathBeside`'s names) in a folder: for a caller holding the
+ * folder's lock, none is being written, so they are what writes cut short by a crash (a kill, a
+ * power cut) left; hidden, they would fill the disk unseen.
+ */
+export async function temporaryFilesIn(folder: string): Promise<string[]> {
+  return (await readdir(folder)).filter((name) => /^\..+\.[0-9a-f]{8}\.part$/.test(name));
+}
+
+/** Whether `name`, one of `temporaryFilesIn`, was the temporary file of `target`. */
+export function isTemporaryOf(name: string, target: string): boolean {
+  return name.slice(1, -'.01234567.part'.length) === target;
+}
+
+/** Deletes temporary files a crash left in the folder (names from `temporaryFilesIn`). */
+export async function removeLeftoverTemporaries(folder: string, names: readonly string[]): Promise<void> {
+  for (const name of names) await rm(join(folder, name), { force: true });
+}
 
 export interface AtomicWriteOptions {
   /** File mode of the new file (0o600 for a private key). */

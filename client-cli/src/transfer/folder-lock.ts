@@ -8,6 +8,8 @@ import { processAlive, processIdentity } from '../../../shared/src/processes.ts'
 export interface FolderWork {
   readonly lockFile: string;
   readonly worker: string;
+  /** What the refusal says the holder (`another <worker> (<host> <pid>, host and process)`) is doing; by default, working on the folder. */
+  readonly busy?: (holder: string) => string;
 }
 
 /** Another process is working on the folder. */
@@ -43,10 +45,9 @@ export async function lockFolder(folder: string, work: FolderWork): Promise<() =
     if (held === undefined) continue;
     const holder = holderOf(held);
     if (holder && isLive(holder, path)) {
-      throw new FolderLockedError(
-        `another ${work.worker} (${holder.host} ${holder.pid}, host and process) is working on ${folder}: run one per folder ` +
-          `(remove ${path} if no ${work.worker} of that host and process is running)`,
-      );
+      const who = `another ${work.worker} (${holder.host} ${holder.pid}, host and process)`;
+      const busy = work.busy?.(who) ?? `${who} is working on ${folder}: run one per folder`;
+      throw new FolderLockedError(`${busy} (remove ${path} if no ${work.worker} of that host and process is running)`);
     }
     await breakStaleLock(path, held);
   }

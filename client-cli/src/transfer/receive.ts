@@ -1,12 +1,13 @@
 import { basename, join } from 'node:path';
-import { MeshClientError } from '../client/errors.ts';
+import { isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import { formatChecksum } from './checksum.ts';
-import { defaultFileName, type DownloadResult, downloadFile, fitFileName, isTemporaryOf, removeLeftoverTemporaries, safeFileName, temporaryFilesIn } from './download.ts';
-import { syncFolder, writeFileAtomically } from './durable-files.ts';
+import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
+import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
+import { continuableNames } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 
@@ -129,10 +130,6 @@ export async function watchInbox(client: MeshClient, options: WatchOptions): Pro
   await pollUntilStopped(() => receiveInbox(client, pass), options);
 }
 
-function isGone(error: unknown): boolean {
-  return error instanceof MeshClientError && (error.status === 404 || error.status === 410);
-}
-
 async function receiveMessage(client: MeshClient, messageId: string, options: ReceiveOptions, leftovers: readonly string[]): Promise<ReceivedMessage> {
   // The id names files: only what a MESH id can hold, and the id listed is the one fetched and acknowledged.
   if (!SAFE_MESSAGE_ID.test(messageId)) throw new Error(`the server listed a message id that cannot name a file: ${JSON.stringify(messageId)}`);
@@ -144,9 +141,12 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   // The name starts with the id: a file there is this message's, saved by a run whose acknowledgement was lost.
   const output = payloadFileName(metadata, messageId);
   // What a receive of this message cut short by a crash left: its names are this message's own
-  // (a `meshbox download` into the same folder at the same time keeps its own).
+  // (a `meshbox download` into the same folder at the same time keeps its own), and the whole
+  // chunks of a message of several are continued rather than fetched again.
   const metadataName = `${messageId}.json`;
-  await removeLeftoverTemporaries(options.folder, leftovers.filter((name) => isTemporaryOf(name, output) || isTemporaryOf(name, metadataName)));
+  const continuable = continuableNames(join(options.folder, output), messageId).partial;
+  const cutShort = (name: string) => (isTemporaryOf(name, output) && name !== continuable) || isTemporaryOf(name, metadataName);
+  await removeLeftoverTemporaries(options.folder, leftovers.filter(cutShort));
   const download =
     messageType === 'REPORT'
       ? undefined

@@ -1,0 +1,193 @@
+import { createHash } from 'node:crypto';
+import { constants, type FileHandle, open, readFile, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { temporaryPathBeside, writeFileAtomically } from './durable-files.ts';
+import { lockFolder } from './folder-lock.ts';
+import { ignoreMissing } from './fs-errors.ts';
+
+/*
+ * A download of several chunks is written into a partial file beside its target, named after
+ * the message and the target, with a note of how many whole chunks it holds. A run cut short
+ * (the network gone past its retries, a stop, a kill, a power cut) is continued by the next
+ * from the chunk after: a message of many gigabytes is not fetched again from the start.
+ */
+
+/** What is being downloaded where: a later run continues a partial file only for the same. */
+export interface DownloadOf {
+  readonly messageId: string;
+  readonly target: string;
+  readonly totalChunks: number;
+  /** The message's mex-Content-Checksum as the server gave it ('' when none). */
+  readonly checksum: string;
+}
+
+/** The first `chunks` chunks, `bytes` once decoded, are in the partial file. */
+export interface KeptChunks {
+  readonly chunks: number;
+  readonly bytes: number;
+}
+
+/** The file a download writes before it is moved to its target. */
+export interface PartialFile {
+  readonly path: string;
+  readonly handle: FileHandle;
+  /** What an earlier run left, to continue from (0 chunks: a fresh start). */
+  readonly kept: KeptChunks;
+  /** Records that the file holds these chunks, once they are on disk. */
+  keep(kept: KeptChunks): Promise<void>;
+  /** After the file was moved into place: nothing of the download is left. */
+  finish(): Promise<void>;
+  /**
+   * After a failure: what was recorded stays for a later run when `keepChunks` (returned; undefined
+   * when nothing was), else everything goes.
+   */
+  abandon(keepChunks: boolean): Promise<KeptChunks | undefined>;
+}
+
+const NOTHING: KeptChunks = { chunks: 0, bytes: 0 };
+
+/**
+ * Opens the file to download into. A message of one chunk has nothing to continue: a fresh
+ * temporary file. One of several continues what an earlier run kept, if its note matches this
+ * message, target and file; else it starts afresh. Two runs downloading the same message to the
+ * same target would write one file: the second is refused.
+ */
+export async function openPartialFile(download: DownloadOf): Promise<PartialFile> {
+  if (download.totalChunks <= 1) return openTemporary(download.target);
+  const names = continuableNames(download.target, download.messageId);
+  const unlock = await lockFolder(dirname(download.target), {
+    lockFile: names.lock,
+    worker: 'download',
+    busy: (holder) => `${holder} is downloading message ${download.messageId} to ${download.target}: wait for it to end`,
+  });
+  try {
+    return await openContinuable(download, names, unlock);
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
+}
+
+async function openTemporary(target: string): Promise<PartialFile> {
+  const path = temporaryPathBeside(target);
+  const handle = await open(path, 'wx');
+  return {
+    path,
+    handle,
+    kept: NOTHING,
+    keep: async () => undefined,
+    finish: async () => undefined,
+    abandon: async () => {
+      await handle.close().catch(() => undefined);
+      await rm(path, { force: true });
+      return undefined;
+    },
+  };
+}
+
+interface ContinuableNames {
+  /** The partial file: a temporary file of the target (`temporaryFilesIn` finds it). */
+  readonly partial: string;
+  /** The note of the chunks it holds, and the lock: short names, whatever the target's length. */
+  readonly note: string;
+  readonly lock: string;
+}
+
+/** The names, in the target's folder, of the partial download of `messageId` to `target`. */
+export function continuableNames(target: string, messageId: string): ContinuableNames {
+  const key = createHash('sha256').update(`${messageId.toUpperCase()}\n${basename(target)}`).digest('hex').slice(0, 8);
+  return { partial: `.${basename(target)}.${key}.part`, note: `.meshbox-download-${key}.chunks`, lock: `.meshbox-download-${key}.lock` };
+}
+
+interface Note extends KeptChunks {
+  readonly messageId: string;
+  readonly target: string;
+  readonly totalChunks: number;
+  readonly checksum: string;
+}
+
+async function openContinuable(download: DownloadOf, names: ContinuableNames, unlock: () => Promise<void>): Promise<PartialFile> {
+  const folder = dirname(download.target);
+  const path = join(folder, names.partial);
+  const notePath = join(folder, names.note);
+  const kept = await readKept(download, path, notePath);
+  let handle: FileHandle;
+  if (kept) {
+    // The file of the note, not a link put in its place: it is written to.
+    handle = await open(path, constants.O_RDWR | constants.O_NOFOLLOW);
+    await handle.truncate(kept.bytes).catch(async (error: unknown) => {
+      await handle.close();
+      throw error;
+    });
+  } else {
+    await rm(notePath, { force: true });
+    await rm(path, { force: true });
+    handle = await open(path, 'wx');
+  }
+  let recorded = kept;
+  const removeAll = async () => {
+    await rm(notePath, { force: true });
+    await rm(path, { force: true });
+  };
+  return {
+    path,
+    handle,
+    kept: kept ?? NOTHING,
+    keep: async (chunks) => {
+      // The data first: a note must never claim chunks a power cut could take back.
+      await handle.datasync();
+      const note: Note = { messageId: download.messageId, target: basename(download.target), totalChunks: download.totalChunks, checksum: download.checksum, ...chunks };
+      await writeFileAtomically(notePath, `${JSON.stringify(note)}\n`);
+      recorded = chunks;
+    },
+    finish: async () => {
+      await removeAll();
+      await unlock();
+    },
+    abandon: async (keepChunks) => {
+      await handle.close().catch(() => undefined);
+      const left = keepChunks ? recorded : undefined;
+      if (!left) await removeAll();
+      await unlock();
+      return left;
+    },
+  };
+}
+
+/** What the note says the file holds, if it is about this download and the file holds that much. */
+async function readKept(download: DownloadOf, path: string, notePath: string): Promise<KeptChunks | undefined> {
+  const text = await readFile(notePath, 'utf8').catch(ignoreMissing);
+  if (text === undefined) return undefined;
+  let note: Partial<Note>;
+  try {
+    note = JSON.parse(text) as Partial<Note>;
+  } catch {
+    return undefined;
+  }
+  const { chunks, bytes } = note;
+  const matches =
+    typeof note.messageId === 'string' &&
+    note.messageId.toUpperCase() === download.messageId.toUpperCase() &&
+    note.target === basename(download.target) &&
+    note.totalChunks === download.totalChunks &&
+    note.checksum === download.checksum &&
+    Number.isSafeInteger(chunks) &&
+    chunks! >= 1 &&
+    chunks! < download.totalChunks &&
+    Number.isSafeInteger(bytes) &&
+    bytes! >= 0;
+  if (!matches) return undefined;
+  const size = await fileSize(path);
+  return size !== undefined && size >= bytes! ? { chunks: chunks!, bytes: bytes! } : undefined;
+}
+
+async function fileSize(path: string): Promise<number | undefined> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    const stats = await handle.stat();
+    return stats.isFile() ? stats.size : undefined;
+  } finally {
+    await handle.close();
+  }
+}
