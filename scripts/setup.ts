@@ -17,7 +17,7 @@ import { MailboxStore } from '../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../server/src/store/password-cipher.ts';
 import { DEV_CERTS_DIR } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
-import { createCertificateAuthority, describeCertificate, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
+import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
 import { openRedis } from '../server/src/store/redis-client.ts';
 
 const step = (text: string): void => console.log(`setup: ${text}`);
@@ -100,7 +100,7 @@ async function ensureDemoMailboxes(): Promise<void> {
         await writePemPair(mailboxDir, demo.id, issueMailboxCertificate({ ca, mailboxId: demo.id, organisation: demo.name }), { replace: true });
       }
       // Also for a certificate an earlier setup left unrecorded: `admin cert revoke <ID>` finds what is recorded.
-      await certificates.recordIssued(demo.id, describeCertificate(await readFile(certFile, 'utf8')).serialNumber);
+      await certificates.recordIssued(demo.id, await readFile(certFile, 'utf8'));
       const profile: Profile = {
         // Where `npm start` listens: MESHBOX_PORT, as the server reads it.
         url: `https://localhost:${process.env.MESHBOX_PORT?.trim() || '8443'}`,

@@ -130,7 +130,7 @@ test('mailbox create registers the mailbox and issues a certificate the server a
   t.false(shown.stdout.includes('pw-1'));
   // Its certificate's serial, to revoke it by when a renewed one has taken its place.
   const serial = describeCertificate(await readFile(join(out, 'X26OT001.crt'), 'utf8')).serialNumber.replaceAll(':', '').toLowerCase();
-  t.deepEqual(mailbox.certificates, [{ serial, revoked: false }]);
+  t.deepEqual(mailbox.certificates, [{ serial, notAfter: describeCertificate(await readFile(join(out, 'X26OT001.crt'), 'utf8')).notAfter.toISOString(), revoked: false }]);
 
   const listed = await admin('mailbox', 'list', '--json');
   t.true((JSON.parse(listed.stdout) as { id: string }[]).some((entry) => entry.id === 'X26OT001'));
@@ -338,6 +338,55 @@ test.serial('cert issue re-issues a certificate; cert revoke refuses every certi
   const bad = await admin('cert', 'revoke', 'not-a-serial!');
   t.is(bad.code, 1);
   t.regex(bad.stderr, /not a hexadecimal serial number/);
+});
+
+test('cert list shows the certificates on record, soonest expiry first; --expiring-within picks those due for renewal; --days sets a lifetime', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'EXP001', '--password', 'pw', '--cert-out', out)).code, 0);
+  t.is((await admin('mailbox', 'create', 'EXP002', '--password', 'pw', '--cert-out', out, '--days', '10')).code, 0);
+  const soon = describeCertificate(await readFile(join(out, 'EXP002.crt'), 'utf8'));
+  const later = describeCertificate(await readFile(join(out, 'EXP001.crt'), 'utf8'));
+  t.true(Math.abs(soon.notAfter.getTime() - Date.now() - 10 * 86_400_000) < 60_000, 'valid for the 10 days asked');
+  t.is(Math.round((later.notAfter.getTime() - Date.now()) / 86_400_000), 825, 'the default lifetime');
+  const renewed = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('cert', 'issue', 'EXP002', '--cert-out', renewed, '--days', '400')).code, 0);
+  const renewal = describeCertificate(await readFile(join(renewed, 'EXP002.crt'), 'utf8'));
+
+  // Other tests of this file add certificates of their own: only these mailboxes' lines count.
+  const ours = (stdout: string) => stdout.split('\n').filter((line) => /\tEXP00[12]\t/.test(line));
+  const listed = await admin('cert', 'list');
+  t.is(listed.code, 0, listed.stderr);
+  t.deepEqual(ours(listed.stdout), [
+    `${soon.notAfter.toISOString().slice(0, 10)}\t9 days\tEXP002\t${soon.serialNumber}`,
+    `${renewal.notAfter.toISOString().slice(0, 10)}\t399 days\tEXP002\t${renewal.serialNumber}`,
+    `${later.notAfter.toISOString().slice(0, 10)}\t824 days\tEXP001\t${later.serialNumber}`,
+  ]);
+  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '30')).stdout), [`${soon.notAfter.toISOString().slice(0, 10)}\t9 days\tEXP002\t${soon.serialNumber}`]);
+  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '9')).stdout), [], 'within 9 days: not one that has 9 whole days left');
+
+  // Once the renewal is in use, the old one is revoked: it leaves the list, unless asked for.
+  t.is((await admin('cert', 'revoke', soon.serialNumber)).code, 0);
+  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '30')).stdout), []);
+  const all = JSON.parse((await admin('cert', 'list', '--revoked', '--json')).stdout) as { serial: string; holder: string; notAfter: string; daysLeft: number; revoked: boolean }[];
+  t.deepEqual(
+    all.filter((entry) => entry.holder === 'EXP002'),
+    [
+      { serial: soon.serialNumber, holder: 'EXP002', notAfter: soon.notAfter.toISOString(), daysLeft: 9, revoked: true },
+      { serial: renewal.serialNumber, holder: 'EXP002', notAfter: renewal.notAfter.toISOString(), daysLeft: 399, revoked: false },
+    ],
+  );
+  const shown = JSON.parse((await admin('mailbox', 'show', 'EXP002')).stdout) as { certificates: { serial: string; notAfter: string; revoked: boolean }[] };
+  t.deepEqual(
+    shown.certificates.sort((a, b) => a.notAfter.localeCompare(b.notAfter)),
+    [
+      { serial: soon.serialNumber, notAfter: soon.notAfter.toISOString(), revoked: true },
+      { serial: renewal.serialNumber, notAfter: renewal.notAfter.toISOString(), revoked: false },
+    ],
+  );
+  const refused = await admin('cert', 'list', '--expiring-within', 'soon');
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /--expiring-within must be a whole number \(0 or more\), not "soon"/);
+  t.regex((await admin('mailbox', 'create', 'EXP003', '--password', 'pw', '--cert-out', out, '--days', '0')).stderr, /--days must be a positive whole number, not "0"/);
 });
 
 test("admin commands refuse a secret key other than the directory's before changing anything, and say where it came from", async (t) => {

@@ -5,6 +5,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { type MailboxFiles, runInProcess, runSubprocess, writeMailboxFiles } from './support/cli-fixture.ts';
 
@@ -180,10 +181,22 @@ test('count and handshake work from environment variables alone, run as a separa
   };
   const handshake = await runSubprocess(['handshake'], { env });
   t.is(handshake.code, 0, handshake.stderr);
-  t.is(handshake.stdout.trim(), `handshake OK: mailbox ${gp.mailbox.id}`);
+  const expires = describeCertificate(gp.mailbox.certPem).notAfter;
+  t.is(handshake.stdout.trim(), `handshake OK: mailbox ${gp.mailbox.id}; its certificate expires on ${expires.toISOString().slice(0, 10)} (in 824 days)`);
+  t.is(handshake.stderr, '');
   const count = await runSubprocess(['count'], { env });
   t.is(count.code, 0, count.stderr);
   t.regex(count.stdout.trim(), /^\d+$/);
+});
+
+test('handshake with a certificate that expires within 30 days warns on stderr, and still succeeds', async (t) => {
+  const mailbox = await server.createMailbox();
+  const expiring = issueMailboxCertificate({ ca: server.ca, mailboxId: mailbox.id, validityDays: 5 });
+  const files = await writeMailboxFiles(server, { ...mailbox, certPem: expiring.certPem, keyPem: expiring.keyPem }, await folder());
+  const result = await runInProcess(['--profile', files.profile, 'handshake'], { cwd: await folder() });
+  t.is(result.code, 0, result.stderr);
+  t.is(result.stdout, `handshake OK: mailbox ${mailbox.id}; its certificate expires on ${describeCertificate(expiring.certPem).notAfter.toISOString().slice(0, 10)} (in 4 days)\n`);
+  t.is(result.stderr, 'meshbox: warning: the certificate expires in 4 days: ask your MESH administrator for a new one now (meshbox cert request makes the request)\n');
 });
 
 test('missing settings are each named, with how to supply them, and exit 1', async (t) => {

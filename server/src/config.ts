@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
+import { describeCertificate } from '../../shared/src/pki/inspect.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS } from './https-server.ts';
@@ -139,6 +140,8 @@ export interface ServerConfig extends BackendConfig {
   readonly host: string;
   readonly port: number;
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string; readonly crl: string | undefined };
+  /** When the server's certificate (MESHBOX_TLS_CERT) expires: clients refuse it after. */
+  readonly certificateNotAfter: Date;
   /** The CRL the server starts with (MESHBOX_TLS_CRL), checked; its file is re-read every crlReloadMs. */
   readonly revocationList: LoadedRevocationList | undefined;
   readonly crlReloadMs: number;
@@ -287,7 +290,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
  * the certificate's, a CA file with no certificate in it or a CRL OpenSSL would choke on
  * would otherwise end in a stack trace, or in a server that refuses every client.
  */
-function tlsFiles(env: z.infer<typeof serverSchema>): Pick<ServerConfig, 'tls' | 'revocationList'> {
+function tlsFiles(env: z.infer<typeof serverSchema>): Pick<ServerConfig, 'tls' | 'revocationList' | 'certificateNotAfter'> {
   const files = {
     cert: readRequiredFile('MESHBOX_TLS_CERT', env.MESHBOX_TLS_CERT),
     key: readRequiredFile('MESHBOX_TLS_KEY', env.MESHBOX_TLS_KEY),
@@ -303,7 +306,14 @@ function tlsFiles(env: z.infer<typeof serverSchema>): Pick<ServerConfig, 'tls' |
       return undefined;
     }
   };
-  check(`MESHBOX_TLS_CERT (${env.MESHBOX_TLS_CERT})`, () => createSecureContext({ cert: files.cert }));
+  const certificateNotAfter = check(`MESHBOX_TLS_CERT (${env.MESHBOX_TLS_CERT})`, () => {
+    createSecureContext({ cert: files.cert });
+    const { notAfter } = describeCertificate(files.cert);
+    if (notAfter <= new Date()) {
+      throw new Error(`it expired at ${notAfter.toISOString()}, so every client refuses it: issue a new one (meshbox admin cert server --force, or from your CA)`);
+    }
+    return notAfter;
+  });
   check(`MESHBOX_TLS_KEY (${env.MESHBOX_TLS_KEY})`, () => createSecureContext({ cert: files.cert, key: files.key }));
   check(`MESHBOX_TLS_CA (${env.MESHBOX_TLS_CA})`, () => {
     if (!files.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate in it');
@@ -311,8 +321,8 @@ function tlsFiles(env: z.infer<typeof serverSchema>): Pick<ServerConfig, 'tls' |
   });
   // Its dates are read here once: the reload starts from them.
   const revocationList = crl && check(`MESHBOX_TLS_CRL (${crl.file})`, () => ({ ...crl, dates: checkRevocationList(crl.pem, files.ca, new Date()) }));
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
-  return { tls: { ...files, crl: revocationList?.pem }, revocationList };
+  if (problems.length > 0 || !certificateNotAfter) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  return { tls: { ...files, crl: revocationList?.pem }, revocationList, certificateNotAfter };
 }
 
 /**

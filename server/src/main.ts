@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { pino } from 'pino';
+import { daysLeft, EXPIRY_WARNING_DAYS } from '../../shared/src/pki/validity.ts';
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
@@ -32,6 +33,14 @@ async function main(): Promise<void> {
     throw new SecretKeyMismatchError(process.env, config.redisPrefix, 'start the server with the MESHBOX_SECRET_KEY they were registered with');
   }
   const metrics = new Metrics(config.role === 'api' ? undefined : { name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
+  metrics.serverCertificate(config.certificateNotAfter);
+  const certificateDaysLeft = daysLeft(config.certificateNotAfter, new Date());
+  if (certificateDaysLeft < EXPIRY_WARNING_DAYS) {
+    logger.warn(
+      { notAfter: config.certificateNotAfter.toISOString(), daysLeft: certificateDaysLeft },
+      `the server's certificate (MESHBOX_TLS_CERT) expires in ${certificateDaysLeft} days: clients will refuse it then; issue a new one and restart`,
+    );
+  }
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
   const server = createMeshServer(app, config.tls, config.clientTimeouts, handshakeFailureReporter(logger, metrics));
   if (config.role !== 'api') await connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs });

@@ -87,6 +87,15 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'meshbox_' });
   }
 
+  /** The server's own certificate, which clients refuse once it has expired. */
+  serverCertificate(notAfter: Date): void {
+    new Gauge({
+      name: 'meshbox_tls_certificate_expiry_timestamp_seconds',
+      help: "When the server's TLS certificate (MESHBOX_TLS_CERT) expires (its notAfter, Unix time): past it, every client refuses the server",
+      registers: [this.registry],
+    }).set(notAfter.getTime() / 1000);
+  }
+
   /** The CRL loaded (again): its nextUpdate, or none (never stale). */
   revocationListLoaded(nextUpdate: Date | undefined): void {
     this.#revocationListNextUpdate ??= new Gauge({

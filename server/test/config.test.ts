@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { createCertificateAuthority, createRevocationList, issueServerCertificate } from '../../shared/src/pki/index.ts';
+import { createCertificateAuthority, createRevocationList, describeCertificate, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { ConfigError, loadBackendConfig, loadConfig, suspectedTypos } from '../src/config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshbox-config-'));
@@ -100,6 +100,16 @@ test('a CRL the server could not use stops it at start, saying why; a good one i
   t.regex(refusal(stale), /was due to be replaced at .*OpenSSL would refuse every client/);
   const early = createRevocationList({ ca, revoked: [], issuedAt: new Date(Date.now() + 86_400_000) });
   t.regex(refusal(early), /in the future \(its thisUpdate\)/);
+});
+
+test("an expired server certificate stops the server at start, saying so; a good one's expiry is in the configuration", (t) => {
+  t.is(loadConfig(files).certificateNotAfter.getTime(), describeCertificate(serverCertificate.certPem).notAfter.getTime());
+  // Valid for a moment: X.509 dates are whole seconds, so its end is already past.
+  const expired = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: [], validityDays: 1e-9 });
+  const error = t.throws(() => loadConfig({ ...files, MESHBOX_TLS_CERT: write('expired.crt', expired.certPem), MESHBOX_TLS_KEY: write('expired.key', expired.keyPem) }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(error?.message ?? '', /MESHBOX_TLS_CERT \(.*expired\.crt\): it expired at \S+, so every client refuses it: issue a new one \(meshbox admin cert server --force, or from your CA\)/);
 });
 
 test('explicit Redis and S3 settings are used', (t) => {

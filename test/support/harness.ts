@@ -142,7 +142,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       const created = await services.mailboxes.create({ ...mailbox, id, password });
       if (!created) throw new Error(`mailbox ${id} exists`);
       const certificate = issueMailboxCertificate({ ca: pki.ca, mailboxId: id });
-      await services.certificates.recordIssued(id, certificate.serialNumber);
+      await services.certificates.recordIssued(id, certificate.certPem);
       return { id, password, certPem: certificate.certPem, keyPem: certificate.keyPem };
     },
     close: async ({ keepState = false } = {}) => {

@@ -159,7 +159,7 @@ export async function startServerProcess(
       const password = randomBytes(12).toString('hex');
       await mailboxes.create({ id, password });
       const certificate = issueMailboxCertificate({ ca, mailboxId: id });
-      await new CertificateStore(redis, redisKeys(prefix)).recordIssued(id, certificate.serialNumber);
+      await new CertificateStore(redis, redisKeys(prefix)).recordIssued(id, certificate.certPem);
       return { id, password, ...certificate };
     },
     peakRssBytes: async () => {

@@ -11,6 +11,7 @@ import { parseErrorBody } from './errors.ts';
 import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, readText, type RequestBody, type RetryPolicy, type TransportResponse } from './transport.ts';
+import { describeCertificate } from '../../../shared/src/pki/inspect.ts';
 
 export interface ConnectionSettings {
   /** Server origin, e.g. `https://localhost:8443`. */
@@ -154,6 +155,8 @@ export class MeshClient {
   readonly retryDelayMs: number;
   /** Ends what the client is doing (chunk downloads wait on it between their own retries too). */
   readonly signal: AbortSignal | undefined;
+  /** When the client certificate expires (undefined when it cannot be read here: the handshake will say). */
+  readonly certificateNotAfter: Date | undefined;
   readonly #transport: HttpsTransport;
   readonly #mailboxPath: string;
 
@@ -162,6 +165,7 @@ export class MeshClient {
     this.retries = options.retries ?? DEFAULT_RETRIES;
     this.retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
     this.signal = options.signal;
+    this.certificateNotAfter = certificateEnd(settings.certPem);
     this.#mailboxPath = `${MESH_PATH_PREFIX}/${encodeURIComponent(this.mailboxId)}`;
     const credentials = { mailboxId: this.mailboxId, password: settings.password, sharedKey: settings.sharedKey };
     this.#transport = new HttpsTransport({
@@ -402,5 +406,13 @@ async function readJson<T>(response: TransportResponse): Promise<T> {
     return JSON.parse(text) as T;
   } catch {
     throw new Error(`the server answered HTTP ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+  }
+}
+
+function certificateEnd(certPem: string): Date | undefined {
+  try {
+    return describeCertificate(certPem).notAfter;
+  } catch {
+    return undefined;
   }
 }

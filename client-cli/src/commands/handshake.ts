@@ -1,15 +1,24 @@
 import type { Command } from 'commander';
+import { daysLeft, EXPIRY_WARNING_DAYS } from '../../../shared/src/pki/validity.ts';
 import type { CliContext } from './context.ts';
 
 export function registerHandshakeCommand(program: Command, context: CliContext): void {
   program
     .command('handshake')
-    .description('check that the server accepts your certificate and credentials (MESH "validate mailbox")')
+    .description("check that the server accepts your certificate and credentials (MESH \"validate mailbox\"), and say when your certificate expires")
     .action(async (_flags: object, command: Command) => {
-      const mailboxId = await context.withClient(command, async (client) => {
+      const { mailboxId, notAfter } = await context.withClient(command, async (client) => {
         await client.handshake();
-        return client.mailboxId;
+        return { mailboxId: client.mailboxId, notAfter: client.certificateNotAfter };
       });
-      context.print(`handshake OK: mailbox ${mailboxId}`);
+      if (!notAfter) {
+        context.print(`handshake OK: mailbox ${mailboxId}`);
+        return;
+      }
+      const left = daysLeft(notAfter, new Date());
+      context.print(`handshake OK: mailbox ${mailboxId}; its certificate expires on ${notAfter.toISOString().slice(0, 10)} (in ${left} day${left === 1 ? '' : 's'})`);
+      if (left < EXPIRY_WARNING_DAYS) {
+        context.io.stderr(`meshbox: warning: the certificate expires in ${left} day${left === 1 ? '' : 's'}: ask your MESH administrator for a new one now (meshbox cert request makes the request)\n`);
+      }
     });
 }

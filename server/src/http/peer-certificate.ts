@@ -4,6 +4,8 @@ export interface PeerCertificate {
   /** CN of the verified client certificate; undefined when it names none or several. */
   readonly commonName: string | undefined;
   readonly serialNumber: string | undefined;
+  /** When it expires; undefined when unreadable. */
+  readonly notAfter: Date | undefined;
 }
 
 const bySocket = new WeakMap<TLSSocket, PeerCertificate>();
@@ -18,9 +20,11 @@ export function peerCertificate(socket: TLSSocket): PeerCertificate {
   if (!known) {
     const certificate = socket.getPeerCertificate();
     const commonName = certificate.subject?.CN;
+    const notAfter = certificate.valid_to ? new Date(certificate.valid_to) : undefined;
     known = {
       commonName: typeof commonName === 'string' ? commonName : undefined,
       serialNumber: certificate.serialNumber || undefined,
+      notAfter: notAfter && !Number.isNaN(notAfter.getTime()) ? notAfter : undefined,
     };
     bySocket.set(socket, known);
   }

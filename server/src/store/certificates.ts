@@ -1,12 +1,23 @@
 import type { RedisClient } from './redis-client.ts';
 // Not through the PKI index, which loads node-forge: the server needs none of it, and its 1.6 MiB
 // of heap would be marked by every full garbage collection.
+import { describeCertificate } from '../../../shared/src/pki/inspect.ts';
 import { normalizeSerialNumber } from '../../../shared/src/pki/serial-number.ts';
 import type { RedisKeys } from './keys.ts';
 
 export interface Revocation {
   readonly serialNumber: string;
   readonly revokedAt: Date;
+}
+
+/** A certificate this CA's records show issued. */
+export interface CertificateOnRecord {
+  readonly serialNumber: string;
+  /** The mailbox (or monitoring name) it was issued to. */
+  readonly holder: string;
+  /** Undefined for one recorded before expiry dates were kept. */
+  readonly notAfter: Date | undefined;
+  readonly revoked: boolean;
 }
 
 /** Which certificates were issued to which mailbox, and which are revoked. Serials are normalised hex. */
@@ -19,14 +30,41 @@ export class CertificateStore {
     this.#keys = keys;
   }
 
-  /** `holder`: a mailbox id, or the name of a monitoring system's certificate. */
-  async recordIssued(holder: string, serialNumber: string): Promise<void> {
-    const serial = normalizeSerialNumber(serialNumber);
-    await Promise.all([this.#redis.sadd(this.#keys.mailboxCertificates(holder), serial), this.#redis.hset(this.#keys.certificateHolders, serial, holder)]);
+  /** `holder`: a mailbox id, or the name of a monitoring system's certificate; `certPem`: what was issued to it. */
+  async recordIssued(holder: string, certPem: string): Promise<void> {
+    const { serialNumber: serial, notAfter } = describeCertificate(certPem);
+    await Promise.all([
+      this.#redis.sadd(this.#keys.mailboxCertificates(holder), serial),
+      this.#redis.hset(this.#keys.certificateHolders, serial, holder),
+      this.#redis.hset(this.#keys.certificateExpiry, serial, String(notAfter.getTime())),
+    ]);
   }
 
   async issuedTo(mailboxId: string): Promise<readonly string[]> {
     return (await this.#redis.smembers(this.#keys.mailboxCertificates(mailboxId))).sort();
+  }
+
+  /** When each serial expires, as recorded (undefined where it is not). */
+  async expiryOf(serialNumbers: readonly string[]): Promise<(Date | undefined)[]> {
+    if (serialNumbers.length === 0) return [];
+    const values = await this.#redis.hmget(this.#keys.certificateExpiry, ...serialNumbers.map(normalizeSerialNumber));
+    return values.map((value) => (value === null ? undefined : new Date(Number(value))));
+  }
+
+  /**
+   * Every certificate whose holder is on record (those of mailboxes recorded before holders were
+   * kept are in `issuedTo` only), soonest expiry first, those without a date last.
+   */
+  async onRecord(): Promise<CertificateOnRecord[]> {
+    const [holders, expiry, revoked] = await Promise.all([
+      this.#redis.hgetall(this.#keys.certificateHolders),
+      this.#redis.hgetall(this.#keys.certificateExpiry),
+      this.#redis.hgetall(this.#keys.revokedCertificates),
+    ]);
+    const at = (serial: string) => (expiry[serial] === undefined ? undefined : new Date(Number(expiry[serial])));
+    return Object.entries(holders)
+      .map(([serialNumber, holder]) => ({ serialNumber, holder, notAfter: at(serialNumber), revoked: revoked[serialNumber] !== undefined }))
+      .sort((a, b) => (a.notAfter?.getTime() ?? Infinity) - (b.notAfter?.getTime() ?? Infinity) || a.holder.localeCompare(b.holder));
   }
 
   /**

@@ -11,7 +11,8 @@
  *   used tokens and certificates.
  * - `{schedule-<n>}`: one shard of the lifecycle schedule;
  * - `{audit-<n>}`: one shard of the audit log.
- * The revocation list and the lifecycle failures are one key each.
+ * The revocation list, the certificates' holders and expiry dates, and the lifecycle failures
+ * are one key each.
  */
 export interface RedisKeys {
   readonly mailbox: (mailboxId: string) => string;
@@ -32,6 +33,8 @@ export interface RedisKeys {
   readonly revokedCertificates: string;
   /** Serial -> the mailbox (or monitoring name) it was issued to. */
   readonly certificateHolders: string;
+  /** Serial -> when the certificate expires (its notAfter, ms). */
+  readonly certificateExpiry: string;
   readonly requestCount: (mailboxId: string, second: number) => string;
   readonly usedToken: (mailboxId: string, nonce: string, nonceCount: string) => string;
   readonly lifecycleSchedule: (shard: number) => string;
@@ -59,6 +62,7 @@ export function redisKeys(prefix: string): RedisKeys {
     mailboxCertificates: (mailboxId) => `${prefix}mailbox-certificates:{${mailboxId}}`,
     revokedCertificates: `${prefix}revoked-certificates`,
     certificateHolders: `${prefix}certificate-holders`,
+    certificateExpiry: `${prefix}certificate-expiry`,
     requestCount: (mailboxId, second) => `${prefix}request-count:{${mailboxId}}:${second}`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:{${mailboxId}}:${nonce}:${nonceCount}`,
     lifecycleSchedule: (shard) => `${prefix}lifecycle-schedule:{schedule-${shard}}`,

@@ -1,13 +1,10 @@
 import forge from 'node-forge';
 import type { CertificateAndKey } from './keys.ts';
 import { randomSerialNumber } from './serial-number.ts';
+import { DAY_MS } from './validity.ts';
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 /** Peers whose clocks run a little behind must still accept a certificate (or CRL) issued just now. */
 export const CLOCK_SKEW_ALLOWANCE_MS = 5 * 60 * 1000;
-
-/** A leaf certificate for two years and a bit: the longest the CA/Browser baseline ever allowed. */
-export const DEFAULT_LEAF_VALIDITY_DAYS = 825;
 
 /** Parsed CA, ready to sign with. */
 export interface SigningAuthority {

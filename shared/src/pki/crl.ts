@@ -3,6 +3,7 @@ import forge from 'node-forge';
 import { CLOCK_SKEW_ALLOWANCE_MS, parseCertificateAuthority, subjectKeyIdentifierOf } from './certificate.ts';
 import type { CertificateAndKey } from './keys.ts';
 import { normalizeSerialNumber } from './serial-number.ts';
+import { DAY_MS } from './validity.ts';
 
 /** RFC 5280 CRLReason values a meshbox admin has reason to use ("unspecified" is expressed by giving none). */
 export type RevocationReason =
@@ -46,7 +47,6 @@ export interface RevocationListOptions {
   readonly issuedAt?: Date;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_NEXT_UPDATE_DAYS = 30;
 
 const OID = {

@@ -2,7 +2,6 @@ import { isIP } from 'node:net';
 import forge from 'node-forge';
 import {
   buildCertificate,
-  DEFAULT_LEAF_VALIDITY_DAYS,
   LEAF_KEY_USAGE,
   nameAttribute,
   parseCertificateAuthority,
@@ -10,6 +9,7 @@ import {
   subjectAltNames,
 } from './certificate.ts';
 import { readCertificateRequest, type VerifiedCertificateRequest } from './csr.ts';
+import { DEFAULT_LEAF_VALIDITY_DAYS } from './validity.ts';
 import { type CertificateAndKey, generateRsaKeyPair } from './keys.ts';
 
 /** A certificate the CA signed; `serialNumber` (lower-case hex) is what a CRL lists to revoke it. */

@@ -1,12 +1,15 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
+import { daysLeft } from '../../../../shared/src/pki/validity.ts';
 import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
+import { printable } from '../../client/untrusted-text.ts';
 import { loadPki } from '../pki.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
+import { parseCountOption } from './count-option.ts';
 import { refuseExistingFiles } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, publishRevocationList, RENEWAL_ADVICE, readCertificateAuthority, writePemPair } from './pki-files.ts';
+import { pemPairPaths, prepareOutputFolder, publishRevocationList, RENEWAL_ADVICE, readCertificateAuthority, withValidityOption, writePemPair } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -44,90 +47,93 @@ async function revocationTarget(stores: AdminStores, target: string, unrecorded:
 export function registerCertCommands(admin: Command, pkiDir: () => string): void {
   const cert = admin.command('cert').description('certificates signed by the CA: issue, sign CSRs, grant, revoke, re-issue the CRL');
 
-  cert
-    .command('server')
-    .description('issue the server certificate (server.crt, server.key) for the given host names and IPs (neither given: localhost and 127.0.0.1)')
-    .option('--dns <name...>', 'DNS names')
-    .option('--ip <address...>', 'IP addresses')
-    .option('--force', 'replace the server certificate and key already there (the server reads them at start)')
-    .action(async (options: { dns?: string[]; ip?: string[]; force?: boolean }) => {
-      const dir = pkiDir();
-      // A name given alone is the only one: a production certificate must not also carry localhost.
-      const named = options.dns !== undefined || options.ip !== undefined;
-      const dnsNames = options.dns ?? (named ? [] : ['localhost']);
-      const ipAddresses = options.ip ?? (named ? [] : ['127.0.0.1']);
-      const { issueServerCertificate } = await loadPki();
-      const commonName = dnsNames[0] ?? ipAddresses[0] ?? 'meshbox';
-      const issued = issueServerCertificate({ ca: await readCertificateAuthority(dir), commonName, dnsNames, ipAddresses });
-      const names = [...dnsNames.map((name) => `DNS ${name}`), ...ipAddresses.map((address) => `IP ${address}`)].join(', ');
-      const files = await writePemPair(dir, 'server', issued, { replace: options.force === true, advice: '--force replaces it (the server reads it at start)' });
-      console.log(`server certificate for ${names} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
-      // Recorded where Redis is at hand; a first install makes the server's certificate before there is any.
-      await withAdminStores(({ audit }) => audit('cert.server', commonName, `serial ${issued.serialNumber} for ${names}`)).catch((error: unknown) =>
-        console.error(`warning: not recorded in the audit log: ${(error as Error).message.split('\n').join(' ')}`),
-      );
-    });
+  withValidityOption(
+    cert
+      .command('server')
+      .description('issue the server certificate (server.crt, server.key) for the given host names and IPs (neither given: localhost and 127.0.0.1)')
+      .option('--dns <name...>', 'DNS names')
+      .option('--ip <address...>', 'IP addresses')
+      .option('--force', 'replace the server certificate and key already there (the server reads them at start)'),
+  ).action(async (options: { dns?: string[]; ip?: string[]; force?: boolean; days?: number }) => {
+    const dir = pkiDir();
+    // A name given alone is the only one: a production certificate must not also carry localhost.
+    const named = options.dns !== undefined || options.ip !== undefined;
+    const dnsNames = options.dns ?? (named ? [] : ['localhost']);
+    const ipAddresses = options.ip ?? (named ? [] : ['127.0.0.1']);
+    const { issueServerCertificate } = await loadPki();
+    const commonName = dnsNames[0] ?? ipAddresses[0] ?? 'meshbox';
+    const issued = issueServerCertificate({ ca: await readCertificateAuthority(dir), commonName, dnsNames, ipAddresses, validityDays: options.days });
+    const names = [...dnsNames.map((name) => `DNS ${name}`), ...ipAddresses.map((address) => `IP ${address}`)].join(', ');
+    const files = await writePemPair(dir, 'server', issued, { replace: options.force === true, advice: '--force replaces it (the server reads it at start)' });
+    console.log(`server certificate for ${names} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
+    // Recorded where Redis is at hand; a first install makes the server's certificate before there is any.
+    await withAdminStores(({ audit }) => audit('cert.server', commonName, `serial ${issued.serialNumber} for ${names}`)).catch((error: unknown) =>
+      console.error(`warning: not recorded in the audit log: ${(error as Error).message.split('\n').join(' ')}`),
+    );
+  });
 
-  cert
-    .command('issue <mailbox>')
-    .description('issue a new client certificate and key for a registered mailbox (<dir>/<ID>.crt and .key)')
-    .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to')
-    .action(async (mailbox: string, options: { certOut: string }) => {
-      const mailboxId = mailbox.toUpperCase();
-      const ca = await readCertificateAuthority(pkiDir());
-      await prepareOutputFolder(options.certOut);
-      await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxId)), RENEWAL_ADVICE);
-      await withAdminStores(async (stores) => {
-        const found = await stores.mailboxes.get(mailboxId);
-        if (!found) throw new Error(`no mailbox ${mailboxId}`);
-        const { issueMailboxCertificate } = await loadPki();
-        const issued = issueMailboxCertificate({ ca, mailboxId, organisation: found.name || undefined });
-        await stores.certificates.recordIssued(mailboxId, issued.serialNumber);
-        await stores.audit('cert.issue', mailboxId, `serial ${issued.serialNumber}`);
-        const files = await writePemPair(options.certOut, mailboxId, issued);
-        console.log(`certificate for ${mailboxId} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
-      });
+  withValidityOption(
+    cert
+      .command('issue <mailbox>')
+      .description('issue a new client certificate and key for a registered mailbox (<dir>/<ID>.crt and .key)')
+      .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to'),
+  ).action(async (mailbox: string, options: { certOut: string; days?: number }) => {
+    const mailboxId = mailbox.toUpperCase();
+    const ca = await readCertificateAuthority(pkiDir());
+    await prepareOutputFolder(options.certOut);
+    await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxId)), RENEWAL_ADVICE);
+    await withAdminStores(async (stores) => {
+      const found = await stores.mailboxes.get(mailboxId);
+      if (!found) throw new Error(`no mailbox ${mailboxId}`);
+      const { issueMailboxCertificate } = await loadPki();
+      const issued = issueMailboxCertificate({ ca, mailboxId, organisation: found.name || undefined, validityDays: options.days });
+      await stores.certificates.recordIssued(mailboxId, issued.certPem);
+      await stores.audit('cert.issue', mailboxId, `serial ${issued.serialNumber}`);
+      const files = await writePemPair(options.certOut, mailboxId, issued);
+      console.log(`certificate for ${mailboxId} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
     });
+  });
 
-  cert
-    .command('sign <csr-file>')
-    .description('sign a certificate request (made with `meshbox cert request`), so the key never leaves its owner')
-    .requiredOption('--out <file>', 'where to write the signed certificate')
-    .requiredOption('--for <name>', "whose the request must be: the mailbox id (client), the monitoring system's name, or the server's host name")
-    .option('--usage <usage>', 'client (a mailbox), monitoring (/healthz, /readyz and /metrics only: no mailbox) or server', 'client')
-    .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for')
-    .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for')
-    .action(async (csrFile: string, options: { out: string; for: string; usage: string; dns?: string[]; ip?: string[] }) => {
-      if (!['client', 'monitoring', 'server'].includes(options.usage)) throw new Error('--usage must be client, monitoring or server');
-      const server = options.usage === 'server';
-      if (!server && (options.dns || options.ip)) throw new Error('--dns and --ip are for --usage server');
-      const ca = await readCertificateAuthority(pkiDir());
-      const csrPem = await readFile(csrFile, 'utf8');
-      await withAdminStores(async (stores) => {
-        // A monitoring certificate is a client certificate whose name is no mailbox: it passes the
-        // handshake, which is all the health routes ask, and no mailbox's password goes with it.
-        const { signCertificateRequest } = await loadPki();
-        const names = server && (options.dns || options.ip) ? { dnsNames: options.dns ?? [], ipAddresses: options.ip ?? [] } : {};
-        const signed = signCertificateRequest({ ca, csrPem, usage: server ? 'server' : 'client', ...names });
-        const described = describeCertificate(signed.certPem);
-        const commonName = described.subjectCommonName ?? '';
-        // The request's file name, or whoever handed it over, says nothing: the admin names whose it must be.
-        if (commonName.toUpperCase() !== options.for.trim().toUpperCase()) {
-          throw new Error(`the request is for ${JSON.stringify(commonName)}, not ${options.for}: nothing was signed`);
-        }
-        const mailbox = await stores.mailboxes.get(commonName);
-        if (options.usage === 'client' && !mailbox) {
-          throw new Error(`the request is for ${commonName}, which is not a registered mailbox (for a monitoring system: --usage monitoring)`);
-        }
-        if (options.usage === 'monitoring' && mailbox) throw new Error(`the request is for ${commonName}, a mailbox: a monitoring certificate names none`);
-        // On record, so that revoke finds it by its name.
-        if (options.usage !== 'server') await stores.certificates.recordIssued(commonName, signed.serialNumber);
-        const certified = server ? ` for ${described.subjectAltName ?? commonName}` : '';
-        await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}${certified}`);
-        await writeFile(options.out, signed.certPem);
-        console.log(`signed ${options.usage} certificate for ${commonName}${certified} (serial ${signed.serialNumber}): ${options.out}`);
-      });
+  withValidityOption(
+    cert
+      .command('sign <csr-file>')
+      .description('sign a certificate request (made with `meshbox cert request`), so the key never leaves its owner')
+      .requiredOption('--out <file>', 'where to write the signed certificate')
+      .requiredOption('--for <name>', "whose the request must be: the mailbox id (client), the monitoring system's name, or the server's host name")
+      .option('--usage <usage>', 'client (a mailbox), monitoring (/healthz, /readyz and /metrics only: no mailbox) or server', 'client')
+      .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for')
+      .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for'),
+  ).action(async (csrFile: string, options: { out: string; for: string; usage: string; dns?: string[]; ip?: string[]; days?: number }) => {
+    if (!['client', 'monitoring', 'server'].includes(options.usage)) throw new Error('--usage must be client, monitoring or server');
+    const server = options.usage === 'server';
+    if (!server && (options.dns || options.ip)) throw new Error('--dns and --ip are for --usage server');
+    const ca = await readCertificateAuthority(pkiDir());
+    const csrPem = await readFile(csrFile, 'utf8');
+    await withAdminStores(async (stores) => {
+      // A monitoring certificate is a client certificate whose name is no mailbox: it passes the
+      // handshake, which is all the health routes ask, and no mailbox's password goes with it.
+      const { signCertificateRequest } = await loadPki();
+      const names = server && (options.dns || options.ip) ? { dnsNames: options.dns ?? [], ipAddresses: options.ip ?? [] } : {};
+      const signed = signCertificateRequest({ ca, csrPem, usage: server ? 'server' : 'client', validityDays: options.days, ...names });
+      const described = describeCertificate(signed.certPem);
+      const commonName = described.subjectCommonName ?? '';
+      // The request's file name, or whoever handed it over, says nothing: the admin names whose it must be.
+      if (commonName.toUpperCase() !== options.for.trim().toUpperCase()) {
+        throw new Error(`the request is for ${JSON.stringify(commonName)}, not ${options.for}: nothing was signed`);
+      }
+      const mailbox = await stores.mailboxes.get(commonName);
+      if (options.usage === 'client' && !mailbox) {
+        throw new Error(`the request is for ${commonName}, which is not a registered mailbox (for a monitoring system: --usage monitoring)`);
+      }
+      if (options.usage === 'monitoring' && mailbox) throw new Error(`the request is for ${commonName}, a mailbox: a monitoring certificate names none`);
+      // On record, so that revoke finds it by its name.
+      if (options.usage !== 'server') await stores.certificates.recordIssued(commonName, signed.certPem);
+      const certified = server ? ` for ${described.subjectAltName ?? commonName}` : '';
+      await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}${certified}`);
+      await writeFile(options.out, signed.certPem);
+      console.log(`signed ${options.usage} certificate for ${commonName}${certified} (serial ${signed.serialNumber}): ${options.out}`);
     });
+  });
 
   for (const [name, granting] of [['grant', true], ['ungrant', false]] as const) {
     cert
@@ -148,6 +154,39 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         console.log(`certificates of ${commonName} ${granting ? 'may now' : 'may no longer'} act for ${mailboxId}`);
       });
   }
+
+  cert
+    .command('list')
+    .description('list the certificates on record, the soonest to expire first: renew a mailbox certificate before it expires, or its system stops')
+    .option('--expiring-within <days>', 'only those that expire within this many days (or have expired)', (value) => parseCountOption('--expiring-within', value, 0))
+    .option('--revoked', 'include revoked certificates')
+    .option('--json', 'print JSON: [{"serial", "holder", "notAfter" (ISO, or null when not on record), "daysLeft", "revoked"}]')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'A line per certificate: its expiry date (UTC), days left (or "expired"), holder (mailbox or monitoring name),',
+        'serial, and "revoked" where it is. Certificates recorded before expiry dates were kept show "unknown".',
+        'Renewal: `meshbox cert request` on the mailbox\'s system, `admin cert sign`, and once it is in use, revoke',
+        'the old serial (`admin cert revoke <serial>`).',
+      ].join('\n'),
+    )
+    .action(async (options: { expiringWithin?: number; revoked?: boolean; json?: boolean }) => {
+      const now = new Date();
+      const listed = (await withAdminStores(({ certificates }) => certificates.onRecord()))
+        .filter((certificate) => options.revoked === true || !certificate.revoked)
+        .map((certificate) => ({ ...certificate, daysLeft: certificate.notAfter === undefined ? null : daysLeft(certificate.notAfter, now) }))
+        .filter((certificate) => options.expiringWithin === undefined || (certificate.daysLeft !== null && certificate.daysLeft < options.expiringWithin));
+      if (options.json) {
+        const described = listed.map(({ serialNumber, holder, notAfter, daysLeft, revoked }) => ({ serial: serialNumber, holder, notAfter: notAfter?.toISOString() ?? null, daysLeft, revoked }));
+        console.log(JSON.stringify(described, null, 2));
+        return;
+      }
+      for (const { serialNumber, holder, notAfter, daysLeft, revoked } of listed) {
+        const left = daysLeft === null ? '-' : daysLeft < 0 ? 'expired' : `${daysLeft} days`;
+        console.log([notAfter?.toISOString().slice(0, 10) ?? 'unknown', left, printable(holder), serialNumber, ...(revoked ? ['revoked'] : [])].join('\t'));
+      }
+    });
 
   cert
     .command('crl')

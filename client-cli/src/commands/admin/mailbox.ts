@@ -5,7 +5,7 @@ import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
 import { refuseExistingFiles } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, RENEWAL_ADVICE, readCertificateAuthority, writePemPair } from './pki-files.ts';
+import { pemPairPaths, prepareOutputFolder, readCertificateAuthority, RENEWAL_ADVICE, withValidityOption, writePemPair } from './pki-files.ts';
 
 function passwordNote(chosen: ChosenPassword): string {
   return chosen.generated ? `; password ${chosen.password}` : '';
@@ -27,52 +27,53 @@ function describe(mailbox: Mailbox): Record<string, unknown> {
 export function registerMailboxCommands(admin: Command, pkiDir: () => string): void {
   const mailbox = admin.command('mailbox').description('register and manage mailboxes');
 
-  addPasswordOptions(
-    mailbox.command('create <id>').description('register a mailbox and issue its client certificate (<dir>/<ID>.crt and .key)'),
-    'the mailbox password (used in the NHSMESH token)',
-  )
-    .option('--ods <code>', 'ODS code of the organisation', '')
-    .option('--name <text>', 'display name', '')
-    .option('--workflow <id...>', "workflows it may send and receive (default '*': any; refine with admin workflow)")
-    .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to')
-    .action(async (id: string, options: PasswordOptions & { ods: string; name: string; workflow?: string[]; certOut: string }) => {
-      const mailboxIdValue = parseMailboxId(id);
-      const workflows = options.workflow?.map(parseWorkflowId);
-      const authority = await readCertificateAuthority(pkiDir());
-      const chosen = await choosePassword(options);
-      await prepareOutputFolder(options.certOut);
-      const { issueMailboxCertificate } = await loadPki();
-      const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
-        const existing = await mailboxes.get(mailboxIdValue);
-        if (existing) throw new Error(`mailbox ${mailboxIdValue} already exists`);
-        // A monitoring system's certificates name no mailbox: a mailbox of that name would make them its own.
-        if ((await certificates.issuedTo(mailboxIdValue)).length > 0) {
-          throw new Error(`certificates named ${mailboxIdValue} are on record though no such mailbox is (a monitoring certificate?): choose another id`);
-        }
-        // Before the mailbox is registered: it would be left without its certificate.
-        await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxIdValue)), RENEWAL_ADVICE);
-        const created = await mailboxes.create({
-          id: mailboxIdValue,
-          password: chosen.password,
-          name: options.name,
-          odsCode: options.ods,
-          ...(workflows ? { workflows } : {}),
-        });
-        if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
-        const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined });
-        await certificates.recordIssued(mailboxIdValue, certificate.serialNumber);
-        await audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`);
-        return certificate;
+  withValidityOption(
+    addPasswordOptions(
+      mailbox.command('create <id>').description('register a mailbox and issue its client certificate (<dir>/<ID>.crt and .key)'),
+      'the mailbox password (used in the NHSMESH token)',
+    )
+      .option('--ods <code>', 'ODS code of the organisation', '')
+      .option('--name <text>', 'display name', '')
+      .option('--workflow <id...>', "workflows it may send and receive (default '*': any; refine with admin workflow)")
+      .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to'),
+  ).action(async (id: string, options: PasswordOptions & { ods: string; name: string; workflow?: string[]; certOut: string; days?: number }) => {
+    const mailboxIdValue = parseMailboxId(id);
+    const workflows = options.workflow?.map(parseWorkflowId);
+    const authority = await readCertificateAuthority(pkiDir());
+    const chosen = await choosePassword(options);
+    await prepareOutputFolder(options.certOut);
+    const { issueMailboxCertificate } = await loadPki();
+    const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
+      const existing = await mailboxes.get(mailboxIdValue);
+      if (existing) throw new Error(`mailbox ${mailboxIdValue} already exists`);
+      // A monitoring system's certificates name no mailbox: a mailbox of that name would make them its own.
+      if ((await certificates.issuedTo(mailboxIdValue)).length > 0) {
+        throw new Error(`certificates named ${mailboxIdValue} are on record though no such mailbox is (a monitoring certificate?): choose another id`);
+      }
+      // Before the mailbox is registered: it would be left without its certificate.
+      await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxIdValue)), RENEWAL_ADVICE);
+      const created = await mailboxes.create({
+        id: mailboxIdValue,
+        password: chosen.password,
+        name: options.name,
+        odsCode: options.ods,
+        ...(workflows ? { workflows } : {}),
       });
-      const files = await writePemPair(options.certOut, mailboxIdValue, issued).catch((error: unknown) => {
-        throw new Error(
-          `mailbox ${mailboxIdValue} is registered, but its certificate could not be written (${(error as Error).message}): ` +
-            `issue one with \`meshbox admin cert issue ${mailboxIdValue} --cert-out <dir>\``,
-          { cause: error },
-        );
-      });
-      console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}${passwordNote(chosen)}`);
+      if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
+      const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined, validityDays: options.days });
+      await certificates.recordIssued(mailboxIdValue, certificate.certPem);
+      await audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`);
+      return certificate;
     });
+    const files = await writePemPair(options.certOut, mailboxIdValue, issued).catch((error: unknown) => {
+      throw new Error(
+        `mailbox ${mailboxIdValue} is registered, but its certificate could not be written (${(error as Error).message}): ` +
+          `issue one with \`meshbox admin cert issue ${mailboxIdValue} --cert-out <dir>\``,
+        { cause: error },
+      );
+    });
+    console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}${passwordNote(chosen)}`);
+  });
 
   addPasswordOptions(
     mailbox
@@ -80,12 +81,12 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       .description('give a mailbox a new password: it works at once; the old one stops within MESHBOX_MAILBOX_CACHE_SECONDS'),
     'the new password',
   ).action(async (id: string, options: PasswordOptions) => {
-    const mailboxId = parseMailboxId(id);
-    const chosen = await choosePassword(options);
-    await withAdminStores(async ({ mailboxes, audit }) => {
-      if (!(await mailboxes.setPassword(mailboxId, chosen.password))) throw new Error(`no mailbox ${mailboxId}`);
-      await audit('mailbox.password', mailboxId);
-    });
+  const mailboxId = parseMailboxId(id);
+  const chosen = await choosePassword(options);
+  await withAdminStores(async ({ mailboxes, audit }) => {
+    if (!(await mailboxes.setPassword(mailboxId, chosen.password))) throw new Error(`no mailbox ${mailboxId}`);
+    await audit('mailbox.password', mailboxId);
+  });
     console.log(`mailbox ${mailboxId} has a new password${passwordNote(chosen)}`);
   });
 
@@ -106,15 +107,18 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
 
   mailbox
     .command('show <id>')
-    .description('show one mailbox, with the serials of its certificates on record (to revoke an old one after a renewal)')
+    .description('show one mailbox, with its certificates on record: serial, expiry (null when not recorded), revoked (to renew one in time, and revoke the old one after)')
     .action(async (id: string) => {
       const mailboxId = parseMailboxId(id);
       const shown = await withAdminStores(async ({ mailboxes: store, certificates }) => {
         const found = await store.get(mailboxId);
         if (!found) return undefined;
         const serials = await certificates.issuedTo(mailboxId);
-        const revoked = await Promise.all(serials.map((serial) => certificates.isRevoked(serial)));
-        return { ...describe(found), certificates: serials.map((serial, i) => ({ serial, revoked: revoked[i] })) };
+        const [revoked, expiry] = await Promise.all([Promise.all(serials.map((serial) => certificates.isRevoked(serial))), certificates.expiryOf(serials)]);
+        return {
+          ...describe(found),
+          certificates: serials.map((serial, i) => ({ serial, notAfter: expiry[i]?.toISOString() ?? null, revoked: revoked[i] })),
+        };
       });
       if (!shown) throw new Error(`no mailbox ${mailboxId}`);
       console.log(JSON.stringify(shown, null, 2));

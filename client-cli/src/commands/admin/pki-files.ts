@@ -1,9 +1,12 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
+import { DEFAULT_LEAF_VALIDITY_DAYS } from '../../../../shared/src/pki/validity.ts';
 import { loadPki } from '../pki.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
+import { parseCountOption } from './count-option.ts';
 
 /** The revocation list beside the CA that signs it: what MESHBOX_TLS_CRL names. */
 export const CRL_FILE = 'crl.pem';
@@ -21,6 +24,15 @@ export async function prepareOutputFolder(dir: string): Promise<void> {
   } catch (error) {
     throw new Error(`cannot write certificates to ${dir}: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** `--days <n>` on a command that issues a certificate: how long it is valid (its value `days`). */
+export function withValidityOption(command: Command): Command {
+  return command.option(
+    '--days <n>',
+    `how many days the certificate is valid (default ${DEFAULT_LEAF_VALIDITY_DAYS}); \`admin cert list --expiring-within 30\` shows which are due for renewal`,
+    (value: string) => parseCountOption('--days', value, 1),
+  );
 }
 
 /** What to do instead of replacing a mailbox's certificate and key (its current ones stay in use until revoked). */

@@ -1,0 +1,15 @@
+// Certificate lifetimes without node-forge: the CLI's help texts and the server's checks need
+// them, and neither should load forge for them.
+
+export const DAY_MS = 86_400_000;
+
+/** A leaf certificate for two years and a bit: the longest the CA/Browser baseline ever allowed. */
+export const DEFAULT_LEAF_VALIDITY_DAYS = 825;
+
+/** A certificate this close to its end is warned about (by the server, the CLI's handshake): time to have a new one signed and installed. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+/** Whole days from `now` until a certificate's `notAfter`: 0 on its last day, negative once it has expired. */
+export function daysLeft(notAfter: Date, now: Date): number {
+  return Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
+}

@@ -1,0 +1,42 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'ava';
+import { describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
+import { mailboxRequest } from '../support/http.ts';
+import { startServerProcess } from '../support/server-process.ts';
+
+/** The server's log lines (JSON) that warn of an expiring client certificate. */
+function expiryWarnings(output: string): { certificate: { commonName: string; serialNumber: string; notAfter: string }; daysLeft: number }[] {
+  return output
+    .split('\n')
+    .filter((line) => line.includes('"daysLeft"') && line.includes('client certificate'))
+    .map((line) => JSON.parse(line));
+}
+
+test("a client certificate near its end is warned about in the log, once a day however often it connects; the server's own certificate's expiry is a metric", async (t) => {
+  const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'warn' });
+  try {
+    const mailbox = await server.createMailbox();
+    const inbox = { path: `/messageexchange/${mailbox.id}/inbox` };
+    // Its own certificate, good for two years and more: nothing to say.
+    t.is((await mailboxRequest(server, mailbox, inbox)).status, 200);
+    const soon = issueMailboxCertificate({ ca: server.deployment.ca, mailboxId: mailbox.id, validityDays: 10 });
+    const renewing = { ...mailbox, certPem: soon.certPem, keyPem: soon.keyPem };
+    for (let request = 0; request < 3; request++) t.is((await mailboxRequest(server, renewing, inbox)).status, 200);
+
+    // Bounded waiting for the log line, which comes from another process.
+    for (let attempt = 0; attempt < 100 && expiryWarnings(server.output()).length === 0; attempt++) await sleep(100);
+    const soonSerial = describeCertificate(soon.certPem).serialNumber;
+    const warnings = expiryWarnings(server.output());
+    t.is(warnings.length, 1, server.output());
+    t.like(warnings[0], { certificate: { commonName: mailbox.id, notAfter: describeCertificate(soon.certPem).notAfter.toISOString() }, daysLeft: 9 });
+    t.is(warnings[0]?.certificate.serialNumber.toLowerCase(), soonSerial);
+
+    const metrics = (await mailboxRequest(server, mailbox, { path: '/metrics' })).body.toString();
+    const serverNotAfter = describeCertificate(await readFile(join(server.pkiDir, 'server.crt'), 'utf8')).notAfter;
+    t.regex(metrics, new RegExp(`^meshbox_tls_certificate_expiry_timestamp_seconds ${serverNotAfter.getTime() / 1000}$`, 'm'));
+  } finally {
+    await server.stop();
+  }
+});
