@@ -1,12 +1,11 @@
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, utimes, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import type { TestServer } from '../../test/support/harness.ts';
 import { safeFileName } from '../src/transfer/download.ts';
-import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
-import { withFakeServer } from './support/fake-server.ts';
+import { type CliResult, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+import { prepareScriptedSetting, withFakeServer } from './support/fake-server.ts';
 
 // What the CLI does with answers a broken, misconfigured or hostile server gives: nothing saved,
 // moved or acknowledged on their strength, and nothing of them reaches the terminal as control codes.
@@ -16,17 +15,7 @@ const MESSAGE_ID = '20260101000000000000_ABC123';
 let server: TestServer;
 let work: string;
 let mailbox: MailboxFiles;
-
-test.before(async () => {
-  server = await startTestServer();
-  work = await mkdtemp(join(tmpdir(), 'meshbox-hostile-test-'));
-  mailbox = await writeMailboxFiles(server, await server.createMailbox(), join(work, 'profiles'));
-});
-
-test.after.always(async () => {
-  await server?.close();
-  if (work) await rm(work, { recursive: true, force: true });
-});
+prepareScriptedSetting(test, 'meshbox-hostile-test-', (setting) => ({ server, work, mailbox } = setting));
 
 /** Every request the fake server saw, as `METHOD path`. */
 type Answer = (request: IncomingMessage, response: ServerResponse) => void;

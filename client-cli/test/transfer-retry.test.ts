@@ -1,20 +1,20 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { appendFile, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
-import { startTestServer, type TestServer } from '../../test/support/harness.ts';
+import type { TestServer } from '../../test/support/harness.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { retryAfterMs } from '../src/client/transport.ts';
 import { DownloadIncompleteError, downloadFile } from '../src/transfer/download.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { type CliResult, connectionSettings, MAIN, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
-import { type FakeHandler, withFakeServer as withFakeServerOf } from './support/fake-server.ts';
+import { type CliResult, connectionSettings, MAIN, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+import { type FakeHandler, prepareScriptedSetting, withFakeServer as withFakeServerOf } from './support/fake-server.ts';
 
 // A scripted stand-in for the server (the real one never fails on cue), trusted by the
 // profiles because its certificate comes from the test CA.
@@ -24,17 +24,7 @@ const MESSAGE_ID = '20260101000000000000_ABC123';
 let server: TestServer;
 let work: string;
 let mailbox: MailboxFiles;
-
-test.before(async () => {
-  server = await startTestServer();
-  work = await mkdtemp(join(tmpdir(), 'meshbox-retry-test-'));
-  mailbox = await writeMailboxFiles(server, await server.createMailbox(), join(work, 'profiles'));
-});
-
-test.after.always(async () => {
-  await server?.close();
-  if (work) await rm(work, { recursive: true, force: true });
-});
+prepareScriptedSetting(test, 'meshbox-retry-test-', (setting) => ({ server, work, mailbox } = setting));
 
 /** Runs `use` against a fake server answering with `handle`. */
 function withFakeServer<T>(handle: FakeHandler, use: (origin: string) => Promise<T>): Promise<T> {

@@ -4,10 +4,14 @@ import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 /*
  * An exclusive lock file holding its owner's token. It is created complete in one step
  * (written aside, then hard-linked into place, which fails if the lock exists), so a reader
- * never sees it empty. A stale lock is broken by renaming it away and checking that what was
+ * never sees it empty (where there are no hard links, it is created exclusively instead, and may
+ * be read empty for a moment: its holder is then still writing it). A stale lock is broken by renaming it away and checking that what was
  * moved is the stale lock that was read: two callers finding the same stale lock cannot then
  * delete each other's fresh one. Whether a holder is stale is the caller's to judge.
  */
+
+/** What link() fails with where a file system has no hard links (some SMB/CIFS and FAT mounts). */
+export const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 /** Takes the lock if nobody holds it: true when taken. */
 export async function tryLock(path: string, token: string): Promise<boolean> {
@@ -17,8 +21,17 @@ export async function tryLock(path: string, token: string): Promise<boolean> {
     await link(draft, path);
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (code === 'EEXIST') return false;
+    if (!NO_HARD_LINKS.has(code)) throw error;
+    // No hard links (FAT/exFAT, many SMB mounts): an exclusive create, which a reader may see empty for a moment.
+    return writeFile(path, token, { flag: 'wx' }).then(
+      () => true,
+      (failure: NodeJS.ErrnoException) => {
+        if (failure.code === 'EEXIST') return false;
+        throw failure;
+      },
+    );
   } finally {
     await rm(draft, { force: true });
   }

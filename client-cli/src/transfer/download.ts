@@ -1,17 +1,17 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants, copyFile, type FileHandle, link, lstat, rename, rm } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
+import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { isGone } from '../client/errors.ts';
 import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import { answerCutOff, backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
-import { NO_HARD_LINKS } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
-import { type KeptChunks, openPartialFile, type PartialFile } from './partial-download.ts';
+import { discardPartialsOf, type KeptChunks, openPartialFile, type PartialFile } from './partial-download.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ByteCounter } from './streams.ts';
 
@@ -211,8 +211,8 @@ class ChunkWriter {
     if (size !== this.bytes) throw new ContentMismatchError(`the file holds ${size} bytes, but ${this.bytes} were received`);
   }
 
-  async digest(path: string, algorithm: Checksum['algorithm']): Promise<Checksum> {
-    if (!this.#hash || this.#hashStale) return fileChecksum(path, algorithm);
+  async digest(path: string, algorithm: Checksum['algorithm'], signal?: AbortSignal): Promise<Checksum> {
+    if (!this.#hash || this.#hashStale) return fileChecksum(path, algorithm, undefined, signal);
     return { algorithm, hex: this.#hash.digest('hex') };
   }
 
@@ -338,7 +338,14 @@ function worthKeeping(error: unknown): boolean {
  */
 export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
   const { messageId } = options;
-  const first = await client.downloadRawChunk(messageId, 1);
+  const first = await client.downloadRawChunk(messageId, 1).catch(async (error: unknown) => {
+    // Gone: what an earlier run kept of it can never be continued.
+    if (isGone(error)) {
+      const folder = options.output === undefined ? resolve(options.cwd) : dirname(resolve(options.cwd, options.output));
+      await discardPartialsOf(folder, messageId).catch(() => undefined);
+    }
+    throw error;
+  });
   const { metadata } = first;
   const totalChunks = metadata.totalChunks;
   const target = resolve(options.cwd, options.output ?? defaultFileName(metadata.fileName, messageId));
@@ -361,13 +368,16 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
     progress.stop();
     await writer.finish();
     if (expected) {
-      const actual = await writer.digest(partial.path, expected.algorithm);
+      // The whole file after a resume: minutes for a large one, which a stop must cut short.
+      const actual = await writer.digest(partial.path, expected.algorithm, client.signal);
       if (actual.hex !== expected.hex) {
         throw new ContentMismatchError(
           `checksum mismatch: the message says ${formatChecksum(expected)}, the data received is ${formatChecksum(actual)}; nothing was saved`,
         );
       }
     }
+    // A stop that came while the file was flushed and verified: nothing is saved (its chunks are kept).
+    client.signal?.throwIfAborted();
     await partial.handle.close();
     await moveIntoPlace(partial.path, target, options.overwrite);
     await partial.finish();

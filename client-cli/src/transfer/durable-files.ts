@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, lstat, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-
-/** What link() fails with where a file system has no hard links (some SMB/CIFS and FAT mounts). */
-export const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 
 /**
  * Where a file is written before it is renamed to `target`: beside it, hidden (a program

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { breakStaleLock, lockHolder, releaseLock, tryLock } from '../../../shared/src/file-lock.ts';
 import { processAlive, processIdentity } from '../../../shared/src/processes.ts';
 
@@ -43,6 +44,11 @@ export async function lockFolder(folder: string, work: FolderWork): Promise<() =
     }
     const held = await lockHolder(path);
     if (held === undefined) continue;
+    // Being written (created without a hard link, where there are none): its holder is at work.
+    if (held === '') {
+      await sleep(50);
+      continue;
+    }
     const holder = holderOf(held);
     if (holder && isLive(holder, path)) {
       const who = `another ${work.worker} (${holder.host} ${holder.pid}, host and process)`;

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { constants, type FileHandle, open, readFile, rm } from 'node:fs/promises';
+import { constants, type FileHandle, open, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { temporaryPathBeside, writeFileAtomically } from './durable-files.ts';
 import { lockFolder } from './folder-lock.ts';
-import { ignoreMissing } from './fs-errors.ts';
 
 /*
  * A download of several chunks is written into a partial file beside its target, named after
@@ -141,13 +140,18 @@ async function openContinuable(download: DownloadOf, names: ContinuableNames, un
       recorded = chunks;
     },
     finish: async () => {
-      await removeAll();
-      await unlock();
+      try {
+        await removeAll();
+      } finally {
+        await unlock();
+      }
     },
     abandon: async (keepChunks) => {
       await handle.close().catch(() => undefined);
       const left = keepChunks ? recorded : undefined;
-      if (!left) await removeAll();
+      // Best effort (a file held open by a scanner on Windows): the next run's fresh start removes what is left;
+      // the lock goes in any case, and the failure that brought us here is the one reported.
+      if (!left) await removeAll().catch(() => undefined);
       await unlock();
       return left;
     },
@@ -156,14 +160,8 @@ async function openContinuable(download: DownloadOf, names: ContinuableNames, un
 
 /** What the note says the file holds, if it is about this download and the file holds that much. */
 async function readKept(download: DownloadOf, path: string, notePath: string): Promise<KeptChunks | undefined> {
-  const text = await readFile(notePath, 'utf8').catch(ignoreMissing);
-  if (text === undefined) return undefined;
-  let note: Partial<Note>;
-  try {
-    note = JSON.parse(text) as Partial<Note>;
-  } catch {
-    return undefined;
-  }
+  const note = await readNote(notePath);
+  if (note === undefined) return undefined;
   const { chunks, bytes } = note;
   const matches =
     typeof note.messageId === 'string' &&
@@ -181,13 +179,71 @@ async function readKept(download: DownloadOf, path: string, notePath: string): P
   return size !== undefined && size >= bytes! ? { chunks: chunks!, bytes: bytes! } : undefined;
 }
 
-async function fileSize(path: string): Promise<number | undefined> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => undefined);
+/** Opened without following a link nor waiting on a FIFO: a name anyone with write access to the folder can predict. */
+const NO_LINK_NO_WAIT = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const MAX_NOTE_BYTES = 64 * 1024;
+
+/** The note at `notePath`, if it is a plain file of ours (not a FIFO, a device, a link). */
+async function readNote(notePath: string): Promise<Partial<Note> | undefined> {
+  const handle = await open(notePath, NO_LINK_NO_WAIT).catch(() => undefined);
   if (!handle) return undefined;
   try {
     const stats = await handle.stat();
-    return stats.isFile() ? stats.size : undefined;
+    if (!stats.isFile() || stats.size > MAX_NOTE_BYTES) return undefined;
+    const note = JSON.parse(await handle.readFile('utf8')) as unknown;
+    return typeof note === 'object' && note !== null ? (note as Partial<Note>) : undefined;
+  } catch {
+    return undefined;
   } finally {
     await handle.close();
+  }
+}
+
+async function fileSize(path: string): Promise<number | undefined> {
+  const handle = await open(path, NO_LINK_NO_WAIT).catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    const stats = await handle.stat();
+    // One name only: a second (the target, after a crash between moveIntoPlace's link and unlink) must not be written into.
+    return stats.isFile() && stats.nlink === 1 ? stats.size : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+const NOTE_NAME = /^\.meshbox-download-[0-9a-f]{8}\.chunks$/;
+
+/** The messages that notes in `folder` say earlier runs kept chunks of. */
+export async function partialDownloadsIn(folder: string): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const name of await readdir(folder).catch(() => [] as string[])) {
+    if (!NOTE_NAME.test(name)) continue;
+    const note = await readNote(join(folder, name));
+    if (typeof note?.messageId === 'string') ids.add(note.messageId);
+  }
+  return [...ids];
+}
+
+/**
+ * Removes what earlier runs kept of `messageId` in `folder`: the message is gone (acknowledged
+ * elsewhere, expired), nothing can continue it. Only our own names (the partial file's is derived
+ * from the note, never taken from it), and not while a download of it holds its lock.
+ */
+export async function discardPartialsOf(folder: string, messageId: string): Promise<void> {
+  for (const name of await readdir(folder).catch(() => [] as string[])) {
+    if (!NOTE_NAME.test(name)) continue;
+    const note = await readNote(join(folder, name));
+    if (typeof note?.messageId !== 'string' || note.messageId.toUpperCase() !== messageId.toUpperCase()) continue;
+    if (typeof note.target !== 'string' || note.target === '' || basename(note.target) !== note.target) continue;
+    const own = continuableNames(join(folder, note.target), messageId);
+    if (own.note !== name) continue;
+    const unlock = await lockFolder(folder, { lockFile: own.lock, worker: 'download' }).catch(() => undefined);
+    if (!unlock) continue;
+    try {
+      await rm(join(folder, own.note), { force: true });
+      await rm(join(folder, own.partial), { force: true });
+    } finally {
+      await unlock();
+    }
   }
 }

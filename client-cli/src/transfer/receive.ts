@@ -7,7 +7,7 @@ import { formatChecksum } from './checksum.ts';
 import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
 import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
-import { continuableNames } from './partial-download.ts';
+import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 
@@ -80,6 +80,7 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, leftov
   let failed = 0;
   const listed = await client.listInbox(options.workflowFilter === undefined ? {} : { workflowFilter: options.workflowFilter });
   options.onListed?.(listed);
+  await discardGonePartials(client, options.folder, listed);
   for (const id of listed) {
     if (options.signal?.aborted) break;
     if (options.skip?.(id)) continue;
@@ -89,8 +90,10 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, leftov
     } catch (error) {
       // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
       if (options.signal?.aborted) break;
-      if (isGone(error)) options.onGone(id);
-      else {
+      if (isGone(error)) {
+        await discardPartialsOf(options.folder, id).catch(() => undefined);
+        options.onGone(id);
+      } else {
         failed += 1;
         options.onFailed(id, error);
       }
@@ -98,6 +101,23 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, leftov
     if (received) options.onReceived(received);
   }
   return failed;
+}
+
+/**
+ * Chunks kept of a message no longer listed (acknowledged by another client, expired) would stay
+ * hidden in the folder for good: removed once the server says the message is gone. One only left
+ * out of the listing (a workflow filter, beyond the page) is still there, and stays.
+ */
+async function discardGonePartials(client: MeshClient, folder: string, listed: readonly string[]): Promise<void> {
+  const listedIds = new Set(listed.map((id) => id.toUpperCase()));
+  for (const id of await partialDownloadsIn(folder)) {
+    if (listedIds.has(id.toUpperCase()) || !SAFE_MESSAGE_ID.test(id)) continue;
+    const gone = await client.head(id).then(
+      () => false,
+      (error: unknown) => isGone(error),
+    );
+    if (gone) await discardPartialsOf(folder, id).catch(() => undefined);
+  }
 }
 
 export interface WatchOptions extends Omit<ReceiveOptions, 'skip' | 'onListed' | 'signal'>, PollingOptions {}

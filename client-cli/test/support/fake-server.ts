@@ -1,8 +1,14 @@
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestFn } from 'ava';
 import { type CertificateAndKey, issueServerCertificate } from '../../../shared/src/pki/index.ts';
+import { startTestServer, type TestServer } from '../../../test/support/harness.ts';
+import { type MailboxFiles, writeMailboxFiles } from './cli-fixture.ts';
 
 /** Answers one request, its body already read. */
 export type FakeHandler = (request: IncomingMessage, body: Buffer, response: ServerResponse) => void;
@@ -27,4 +33,28 @@ export async function withFakeServer<T>(ca: CertificateAndKey, handle: FakeHandl
     fake.closeAllConnections();
     fake.close();
   }
+}
+
+/** What a test file scripting fake servers works with. */
+export interface ScriptedSetting {
+  /** A real test server: its CA signs the fakes' certificates and the mailbox's, and the CLI trusts it. */
+  readonly server: TestServer;
+  readonly work: string;
+  /** A mailbox with its profile in `work`. */
+  readonly mailbox: MailboxFiles;
+}
+
+/** Registers the file's before and after hooks; `ready` is given the setting once it is made. */
+export function prepareScriptedSetting(test: TestFn, folderPrefix: string, ready: (setting: ScriptedSetting) => void): void {
+  let made: ScriptedSetting | undefined;
+  test.before(async () => {
+    const server = await startTestServer();
+    const work = await mkdtemp(join(tmpdir(), folderPrefix));
+    made = { server, work, mailbox: await writeMailboxFiles(server, await server.createMailbox(), join(work, 'profiles')) };
+    ready(made);
+  });
+  test.after.always(async () => {
+    await made?.server.close();
+    if (made) await rm(made.work, { recursive: true, force: true });
+  });
 }

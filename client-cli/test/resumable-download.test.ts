@@ -1,0 +1,328 @@
+// Resumable downloads at their edges: a stop during the final check, a message gone between runs,
+// a hostile or crash-left file where the partial file or its note would be.
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fsPromises, { link, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
+import test from 'ava';
+import type { TestServer } from '../../test/support/harness.ts';
+import { MeshClient } from '../src/client/mesh-client.ts';
+import { downloadFile } from '../src/transfer/download.ts';
+import { continuableNames } from '../src/transfer/partial-download.ts';
+import { noProgress, type ProgressFactory } from '../src/transfer/progress.ts';
+import { type CliResult, connectionSettings, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+import { type FakeHandler, prepareScriptedSetting, withFakeServer as withFakeServerOf } from './support/fake-server.ts';
+
+const MESSAGE_ID = '20260101000000000000_ABC123';
+
+let server: TestServer;
+let work: string;
+let mailbox: MailboxFiles;
+prepareScriptedSetting(test, 'meshbox-resumable-', (setting) => ({ server, work, mailbox } = setting));
+
+function withFakeServer<T>(handle: FakeHandler, use: (origin: string) => Promise<T>): Promise<T> {
+  return withFakeServerOf(server.ca, handle, use);
+}
+
+function cli(origin: string, args: readonly string[], cwd: string): Promise<CliResult> {
+  return runInProcess(['--profile', mailbox.profile, '--url', origin, ...args], { cwd });
+}
+
+function pathOf(url: string | undefined): string {
+  return new URL(url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
+}
+
+/**
+ * A two-chunk message (chunk 1: `first`, chunk 2: 40 kB) served gzipped; `mode(path)` decides per request:
+ * 'serve', 'break' (half the body then the connection drops), or 'gone' (404).
+ */
+function twoChunks(first: Buffer, mode: (path: string, method: string) => 'serve' | 'break' | 'gone', second = randomBytes(40_000)) {
+  const fileName = 'result.bin';
+  const whole = Buffer.concat([first, second]);
+  const checksum = `sha256:${createHash('sha256').update(whole).digest('hex')}`;
+  const gzipped = [gzipSync(first), gzipSync(second)];
+  const requests: string[] = [];
+  const handle: FakeHandler = (request, _body, response) => {
+    const path = pathOf(request.url);
+    requests.push(`${request.method} ${path}`);
+    const what = mode(path, request.method ?? 'GET');
+    if (what === 'gone') {
+      response.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errorCode: '20', errorDescription: 'Message does not exist' }));
+      return;
+    }
+    if (path === '/inbox') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ messages: [MESSAGE_ID] }));
+      return;
+    }
+    if (request.method === 'PUT') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      return;
+    }
+    const number = path.endsWith('/2') ? 2 : 1;
+    const body = gzipped[number - 1]!;
+    response.writeHead(number === 1 ? 206 : 200, {
+      'content-type': 'application/octet-stream',
+      'content-encoding': 'gzip',
+      'content-length': String(body.length),
+      'mex-messageid': MESSAGE_ID,
+      'mex-messagetype': 'DATA',
+      'mex-filename': fileName,
+      'mex-chunk-range': `${number}:2`,
+      'mex-total-chunks': '2',
+      'mex-content-checksum': checksum,
+    });
+    if (request.method === 'HEAD') {
+      response.end();
+    } else if (what === 'break') {
+      response.write(body.subarray(0, body.length / 2), () => response.socket?.destroy());
+    } else {
+      response.end(body);
+    }
+  };
+  return { whole, checksum, requests, handle, first, second };
+}
+
+/** Runs `download` once with chunk 2 breaking off and no retries: chunk 1 is kept. */
+async function keepChunkOne(cwd: string, first = randomBytes(50_000)) {
+  const message = twoChunks(first, (path) => (path.endsWith('/2') ? 'break' : 'serve'));
+  const result = await withFakeServer(message.handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--retries', '0'], cwd));
+  const names = continuableNames(join(cwd, 'result.bin'), MESSAGE_ID);
+  if (result.code !== 1 || !(await readdir(cwd)).includes(names.note)) throw new Error(`chunk 1 was not kept: ${result.stderr}`);
+  return { ...message, partial: join(cwd, names.partial), note: join(cwd, names.note), names };
+}
+
+async function bytesReadByThisProcess(): Promise<number> {
+  return Number(/rchar: (\d+)/.exec(await readFile('/proc/self/io', 'utf8'))?.[1]);
+}
+
+test('a stop while a resumed download verifies the whole file ends it (it neither reads on nor saves the file)', async (t) => {
+  const cwd = await mkdtemp(join(work, 'stop-verify-'));
+  // An earlier run kept chunk 1: 256 MiB of zeros (sparse, no disk needed), noted as such.
+  const size = 256 * 1024 * 1024;
+  const zeros = Buffer.alloc(1024 * 1024);
+  const second = randomBytes(40_000);
+  const hash = createHash('sha256');
+  for (let i = 0; i < size / zeros.length; i++) hash.update(zeros);
+  hash.update(second);
+  const checksum = `sha256:${hash.digest('hex')}`;
+  const names = continuableNames(join(cwd, 'result.bin'), MESSAGE_ID);
+  await writeFile(join(cwd, names.partial), '');
+  await truncate(join(cwd, names.partial), size);
+  await writeFile(join(cwd, names.note), JSON.stringify({ messageId: MESSAGE_ID, target: 'result.bin', totalChunks: 2, checksum, chunks: 1, bytes: size }));
+  const handle: FakeHandler = (request, _body, response) => {
+    const number = pathOf(request.url).endsWith('/2') ? 2 : 1;
+    response.writeHead(number === 1 ? 206 : 200, {
+      'content-type': 'application/octet-stream',
+      'mex-messageid': MESSAGE_ID,
+      'mex-filename': 'result.bin',
+      'mex-chunk-range': `${number}:2`,
+      'mex-total-chunks': '2',
+      'mex-content-checksum': checksum,
+    });
+    // Chunk 1 is asked for its headers only (a resumed run destroys its body).
+    response.end(number === 2 ? second : Buffer.alloc(0));
+  };
+  const stop = new AbortController();
+  // The user presses Ctrl-C just as the last chunk is written, i.e. when the bar goes (progress.stop()).
+  const progress: ProgressFactory = () => ({ update: () => undefined, note: () => undefined, stop: () => stop.abort() });
+  const readBefore = await bytesReadByThisProcess();
+  const outcome = await withFakeServer(handle, async (origin) => {
+    const client = new MeshClient(connectionSettings(server, mailbox.mailbox, origin), { signal: stop.signal });
+    try {
+      return await downloadFile(client, { messageId: MESSAGE_ID, output: undefined, cwd, progress, overwrite: false }).then(
+        () => 'saved',
+        (error: Error) => `failed: ${error.name}`,
+      );
+    } finally {
+      client.close();
+    }
+  });
+  const read = (await bytesReadByThisProcess()) - readBefore;
+  t.not(outcome, 'saved', 'the stop must end the download');
+  t.true(read < size / 4, `read ${read} bytes of a ${size}-byte partial file after the stop`);
+  t.false((await readdir(cwd)).includes('result.bin'));
+});
+
+test('download: a message gone (404) when the same command is run again removes the kept partial file and its note', async (t) => {
+  const cwd = await mkdtemp(join(work, 'gone-download-'));
+  await keepChunkOne(cwd);
+  // Meanwhile the message expired, or another client of the mailbox acknowledged it.
+  const gone = twoChunks(randomBytes(10), () => 'gone');
+  const result = await withFakeServer(gone.handle, (origin) => cli(origin, ['download', MESSAGE_ID], cwd));
+  t.is(result.code, 1);
+  t.deepEqual(await readdir(cwd), []);
+});
+
+test('receive: a message whose kept chunks wait in the folder and that is gone (404) removes them', async (t) => {
+  const folder = await mkdtemp(join(work, 'gone-receive-'));
+  const first = twoChunks(randomBytes(50_000), (path) => (path.endsWith('/2') ? 'break' : 'serve'));
+  const cut = await withFakeServer(first.handle, (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder));
+  t.is(cut.code, 1, cut.stderr);
+  const names = continuableNames(join(folder, `${MESSAGE_ID}_result.bin`), MESSAGE_ID);
+  t.deepEqual((await readdir(folder)).sort(), [names.note, names.partial].sort(), 'chunk 1 kept');
+  // The next pass lists it, but it is gone when fetched (acknowledged elsewhere, expired).
+  const gone = twoChunks(randomBytes(10), (path) => (path === '/inbox' ? 'serve' : 'gone'));
+  const again = await withFakeServer(gone.handle, (origin) => cli(origin, ['receive', '.'], folder));
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(await readdir(folder), [], 'nothing of a message that is gone is kept');
+});
+
+test('a FIFO planted at the note path does not hang the download (the note is not trusted, the download starts afresh)', async (t) => {
+  const cwd = await mkdtemp(join(work, 'fifo-'));
+  const fifo = join(cwd, continuableNames(join(cwd, 'result.bin'), MESSAGE_ID).note);
+  execFileSync('mkfifo', [fifo]);
+  const message = twoChunks(randomBytes(50_000), () => 'serve');
+  const outcome = await withFakeServer(message.handle, async (origin) => {
+    const client = new MeshClient(connectionSettings(server, mailbox.mailbox, origin));
+    try {
+      const run = downloadFile(client, { messageId: MESSAGE_ID, output: undefined, cwd, progress: noProgress, overwrite: false }).then(
+        () => 'saved',
+        (error: Error) => `failed: ${error.message}`,
+      );
+      const first = await Promise.race([run, sleep(5000).then(() => 'hung')]);
+      if (first === 'hung') {
+        // Release the blocked open() so that the test ends.
+        const writer = await open(fifo, 'w');
+        await writer.close();
+        await run;
+      }
+      return first;
+    } finally {
+      client.close();
+    }
+  });
+  t.is(outcome, 'saved');
+});
+
+test('a partial file hard-linked to the saved target (a crash between link and unlink) is not truncated and written into', async (t) => {
+  const cwd = await mkdtemp(join(work, 'hardlink-'));
+  const { whole, partial, note, first, second } = await keepChunkOne(cwd);
+  // The download completed: the target is saved.
+  const saved = join(cwd, 'result.bin');
+  await writeFile(saved, whole);
+  // The state a crash (or a power cut before the folder was flushed) leaves right after
+  // moveIntoPlace's link(): the partial file is the target's second name, the note still there.
+  await rm(partial);
+  await link(saved, partial);
+  t.true((await readdir(cwd)).includes(note.slice(cwd.length + 1)));
+  // The user sees "already exists ... --overwrite to replace it" and runs it again with --overwrite;
+  // this time chunk 2 breaks off again.
+  const broken = twoChunks(first, (path) => (path.endsWith('/2') ? 'break' : 'serve'), second);
+  const result = await withFakeServer(broken.handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--overwrite', '--retries', '0'], cwd));
+  t.is(result.code, 1);
+  t.is((await stat(saved)).size, whole.length, 'the saved file, which a program may already be reading, is left whole');
+});
+
+// File-system faults this machine cannot produce for real (a file system without hard links, a
+// file an antivirus scanner holds) are injected by replacing a function of node:fs/promises
+// (syncBuiltinESMExports updates the ESM bindings every module imported). Those tests are serial,
+// and ava runs serial tests before the others: no other test sees the replacement.
+
+type Patchable = 'link' | 'rm';
+const originals = { link: fsPromises.link, rm: fsPromises.rm };
+
+/** Replaces fs/promises' `name` for every module (ESM bindings included) until `restore`. */
+function patch<K extends Patchable>(name: K, replacement: (typeof originals)[K]): void {
+  (fsPromises as Record<Patchable, unknown>)[name] = replacement;
+  syncBuiltinESMExports();
+}
+
+function restore(): void {
+  Object.assign(fsPromises, originals);
+  syncBuiltinESMExports();
+}
+
+test.afterEach.always(restore);
+
+function errno(code: string, message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+/** A message of `chunks` chunks (1 or 2); chunk 2 is 404 when `chunk2Gone`. */
+function servedMessage(chunks: 1 | 2, chunk2Gone = false) {
+  const parts = chunks === 2 ? [randomBytes(50_000), randomBytes(40_000)] : [randomBytes(50_000)];
+  const whole = Buffer.concat(parts);
+  const handle: FakeHandler = (request, _body, response) => {
+    const path = new URL(request.url ?? '', 'https://x').pathname;
+    const number = path.endsWith('/2') ? 2 : 1;
+    if (number === 2 && chunk2Gone) {
+      response.writeHead(404, { 'content-type': 'application/json' }).end('{"errorCode":"20","errorDescription":"Message does not exist"}');
+      return;
+    }
+    const body = gzipSync(parts[number - 1]!);
+    response
+      .writeHead(number < chunks ? 206 : 200, {
+        'content-type': 'application/octet-stream',
+        'content-encoding': 'gzip',
+        'content-length': String(body.length),
+        'mex-messageid': MESSAGE_ID,
+        'mex-filename': 'result.bin',
+        'mex-chunk-range': `${number}:${chunks}`,
+        'mex-total-chunks': String(chunks),
+        'mex-content-checksum': `sha256:${createHash('sha256').update(whole).digest('hex')}`,
+      })
+      .end(body);
+  };
+  return { whole, handle };
+}
+
+async function downloadOutcome(handle: FakeHandler, cwd: string): Promise<string> {
+  return withFakeServer(handle, async (origin) => {
+    const client = new MeshClient(connectionSettings(server, mailbox.mailbox, origin), { retries: 0 });
+    try {
+      await downloadFile(client, { messageId: MESSAGE_ID, output: undefined, cwd, progress: noProgress, overwrite: false });
+      return 'saved';
+    } catch (error) {
+      return `failed: ${(error as Error).message}`;
+    } finally {
+      client.close();
+    }
+  });
+}
+
+// No hard links (FAT/exFAT USB disks, many SMB/CIFS mounts): link() fails with EPERM.
+test.serial('on a file system without hard links a download of several chunks is saved, as one of a single chunk is', async (t) => {
+  patch('link', async () => {
+    throw errno('EPERM', 'operation not permitted, link');
+  });
+  const single = servedMessage(1);
+  const cwd1 = await mkdtemp(join(work, 'nolinks-1-'));
+  t.is(await downloadOutcome(single.handle, cwd1), 'saved', 'one chunk: moveIntoPlace falls back to a copy');
+  t.true((await readFile(join(cwd1, 'result.bin'))).equals(single.whole));
+
+  const several = servedMessage(2);
+  const cwd2 = await mkdtemp(join(work, 'nolinks-2-'));
+  t.is(await downloadOutcome(several.handle, cwd2), 'saved', 'two chunks: the new download lock must not need link()');
+  restore();
+  t.true((await readFile(join(cwd2, 'result.bin')).catch(() => Buffer.alloc(0))).equals(several.whole));
+});
+
+// A cleanup that fails (Windows: EBUSY/EPERM from an antivirus scanner holding the file) must not
+// skip the unlock: in a long-running process (receive --watch) the message's lock would be held by
+// this very process for good.
+test.serial('a failed cleanup still releases the download lock: the same process can download the message again', async (t) => {
+  const cwd = await mkdtemp(join(work, 'cleanup-'));
+  const original = originals.rm;
+  let failed = false;
+  let noteRemovals = 0;
+  patch('rm', async (path, options) => {
+    // The first removal of the note is the fresh start's (no note yet); the second the cleanup after the failure.
+    if (String(path).includes('.meshbox-download-') && String(path).endsWith('.chunks') && ++noteRemovals === 2) {
+      failed = true;
+      throw errno('EBUSY', `resource busy or locked, unlink '${String(path)}'`);
+    }
+    return original(path, options);
+  });
+  // Chunk 2 is gone: nothing is worth keeping, so the partial file and its note are removed -- the note's removal fails.
+  const first = await downloadOutcome(servedMessage(2, true).handle, cwd);
+  t.regex(first, /^failed: /);
+  t.true(failed, 'the fault was injected');
+  restore();
+  t.log('left after the first run:', await readdir(cwd));
+
+  const again = await downloadOutcome(servedMessage(2).handle, cwd);
+  t.is(again, 'saved', 'the lock of the first run must have been released');
+});
