@@ -234,6 +234,40 @@ test('admin queues shows the lifecycle checks scheduled and due, and failing one
   }
 });
 
+test('admin backlog lists the mailboxes with messages waiting, the longest-waiting first; --older-than picks those not collecting', async (t) => {
+  const own = await startTestServer({ worker: false });
+  try {
+    const lab = await own.createMailbox({ id: 'BKLAB01', name: 'Pathology lab' });
+    const [quiet, busy, idle] = [await own.createMailbox({ id: 'BKGP001', name: 'Quiet Surgery' }), await own.createMailbox({ id: 'BKGP002' }), await own.createMailbox({ id: 'BKGP003' })];
+    const first = await sendMessage(own, lab, quiet, 'result 1');
+    await sendMessage(own, lab, quiet, 'result 2');
+    const recent = await sendMessage(own, lab, busy, 'result 3');
+    await own.services.mailboxes.setActive('BKGP001', false);
+    // The quiet surgery's first result has waited three hours (its acceptance moved back, as time would).
+    const threeHoursAgo = Date.now() - 3 * 3_600_000;
+    await own.redis.hset(`${own.redisPrefix}message:{${first}}`, 'acceptedAt', String(threeHoursAgo));
+    t.is(idle.id, 'BKGP003');
+
+    const env = { ...adminEnv, MESHBOX_REDIS_PREFIX: own.redisPrefix };
+    const listed = await runSubprocess(['admin', 'backlog', '--json'], { env });
+    t.is(listed.code, 0, listed.stderr);
+    const entries = JSON.parse(listed.stdout) as { mailbox: string; waitingSince: string }[];
+    t.deepEqual(entries.map((entry) => entry.mailbox), ['BKGP001', 'BKGP002'], 'the longest-waiting first; an empty inbox is not listed');
+    t.like(entries[0], { mailbox: 'BKGP001', name: 'Quiet Surgery', active: false, waiting: 2, oldestMessageId: first, waitingSince: new Date(threeHoursAgo).toISOString() });
+    t.like(entries[1], { mailbox: 'BKGP002', active: true, waiting: 1, oldestMessageId: recent });
+
+    const overdue = await runSubprocess(['admin', 'backlog', '--older-than', '2'], { env });
+    t.is(overdue.code, 0, overdue.stderr);
+    t.is(overdue.stdout, `${new Date(threeHoursAgo).toISOString().slice(0, 16).replace('T', ' ')}\t3h 0m\t2 waiting\tBKGP001\tdisabled\tQuiet Surgery\n`);
+    t.is((await runSubprocess(['admin', 'backlog', '--older-than', '4'], { env })).stdout, '', 'none has waited longer than 4 hours');
+    const refused = await runSubprocess(['admin', 'backlog', '--older-than', '2h'], { env });
+    t.is(refused.code, 1);
+    t.regex(refused.stderr, /--older-than must be a whole number \(0 or more\), not "2h"/);
+  } finally {
+    await own.close();
+  }
+});
+
 test('admin actions are recorded in the audit log, which admin audit shows', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
   t.is((await admin('mailbox', 'create', 'AUD001', '--password', 'p', '--cert-out', out)).code, 0);

@@ -77,6 +77,12 @@ export type StoreChunkOutcome =
   | 'accepted';
 export type AcknowledgeOutcome = 'not_found' | 'gone' | 'acknowledged';
 
+export interface InboxBacklog {
+  readonly count: number;
+  /** The message first in the inbox; `since` undefined when its record is gone (it is about to leave). */
+  readonly oldest: { readonly messageId: string; readonly since: Date | undefined } | undefined;
+}
+
 export interface InboxPage {
   readonly messageIds: readonly string[];
   /** Inbox position to continue after; undefined on the last page. */
@@ -380,6 +386,15 @@ export class MessageStore {
 
   async inboxCount(mailboxId: string): Promise<number> {
     return this.#redis.zcard(this.#keys.inbox(mailboxId));
+  }
+
+  /** How many messages wait in the inbox, and since when the first of them (its acceptance) has. */
+  async waiting(mailboxId: string): Promise<InboxBacklog> {
+    const inbox = this.#keys.inbox(mailboxId);
+    const [count, [firstId]] = await Promise.all([this.#redis.zcard(inbox), this.#redis.zrange(inbox, '0', '0')]);
+    if (firstId === undefined) return { count, oldest: undefined };
+    const acceptedAt = await this.#redis.hget(this.#keys.message(firstId), 'acceptedAt');
+    return { count, oldest: { messageId: firstId, since: acceptedAt ? new Date(Number(acceptedAt)) : undefined } };
   }
 
   /** Ids of the sender's messages carrying this local id. */

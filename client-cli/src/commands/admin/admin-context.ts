@@ -6,11 +6,13 @@ import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
 import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedule.ts';
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
+import { MessageStore } from '../../../../server/src/store/messages.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
 import { describeRedisTarget, openRedis } from '../../../../server/src/store/redis-client.ts';
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
+  readonly messages: MessageStore;
   readonly auditLog: AuditLog;
   readonly certificates: CertificateStore;
   readonly schedule: LifecycleSchedule;
@@ -46,6 +48,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     }
     return await action({
       mailboxes,
+      messages: new MessageStore(redis, keys),
       auditLog,
       certificates: new CertificateStore(redis, keys),
       schedule: new LifecycleSchedule(redis, keys),
