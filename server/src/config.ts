@@ -52,6 +52,8 @@ export const DEFAULT_MAILBOX_CACHE_MS = 1000;
 const seconds = z.coerce.number().positive();
 /** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once, again and again. */
 const timerSeconds = seconds.max(86_400, 'at most 86400 (a day)');
+/** A connection's timeouts: under a second, every request would be cut off as it starts. */
+const connectionSeconds = timerSeconds.min(1, 'at least 1 (a second)');
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
 const redisUrl = z.url({ protocol: /^rediss?$/ });
@@ -104,9 +106,9 @@ const serverSchema = backendSchema.extend({
   MESHBOX_AUDIT_RETENTION_SECONDS: z.coerce.number().min(0).default(DEFAULT_PERIODS.auditRetentionMs / 1000),
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
   MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
-  MESHBOX_HEADERS_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
-  MESHBOX_REQUEST_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
-  MESHBOX_IDLE_TIMEOUT_SECONDS: timerSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
+  MESHBOX_HEADERS_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
+  MESHBOX_REQUEST_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
+  MESHBOX_IDLE_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
   // Long enough for any one check (a purge deletes a message's objects a thousand at a time).
   MESHBOX_LIFECYCLE_LEASE_SECONDS: timerSeconds.min(30).default(DEFAULT_LIFECYCLE_LEASE_MS / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -55,6 +55,11 @@ test('a period that runs as a timer is at most a day: Node fires a longer one at
     t.throws(() => loadConfig({ ...files, [variable]: '3000000' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at most 86400`) });
   }
   t.is(loadConfig({ ...files, MESHBOX_IDLE_TIMEOUT_SECONDS: '86400' }).clientTimeouts.idleMs, 86_400_000);
+  // Under a second, every request would be cut off as it starts.
+  for (const variable of ['MESHBOX_IDLE_TIMEOUT_SECONDS', 'MESHBOX_REQUEST_TIMEOUT_SECONDS', 'MESHBOX_HEADERS_TIMEOUT_SECONDS']) {
+    t.throws(() => loadConfig({ ...files, [variable]: '0.001' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at least 1 \\(a second\\)`) });
+  }
+  t.is(loadConfig({ ...files, MESHBOX_HEADERS_TIMEOUT_SECONDS: '1' }).clientTimeouts.headersMs, 1000);
   t.is(loadConfig(files).lifecycleLeaseMs, 300_000);
   t.is(loadConfig({ ...files, MESHBOX_LIFECYCLE_LEASE_SECONDS: '60' }).lifecycleLeaseMs, 60_000);
   t.throws(() => loadConfig({ ...files, MESHBOX_LIFECYCLE_LEASE_SECONDS: '5' }), { message: /MESHBOX_LIFECYCLE_LEASE_SECONDS/ });
