@@ -170,6 +170,24 @@ test('receive: a message whose kept chunks wait in the folder and that is gone (
   t.deepEqual(await readdir(folder), [], 'nothing of a message that is gone is kept');
 });
 
+test('receive continues a message whose chunk 1 it kept, and removes the temporary file of a note write a crash cut short', async (t) => {
+  const folder = await mkdtemp(join(work, 'continue-receive-'));
+  let continuing = false;
+  const message = twoChunks(randomBytes(50_000), (path) => (path.endsWith('/2') && !continuing ? 'break' : 'serve'));
+  t.is((await withFakeServer(message.handle, (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder))).code, 1);
+  const names = continuableNames(join(folder, `${MESSAGE_ID}_result.bin`), MESSAGE_ID);
+  // What a kill during the next note's write would leave beside it.
+  const noteDraft = `.${names.note}.0a1b2c3d.part`;
+  await writeFile(join(folder, noteDraft), '{"messageId":');
+  continuing = true;
+  const before = message.requests.length;
+  const again = await withFakeServer(message.handle, (origin) => cli(origin, ['receive', '.'], folder));
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(message.requests.slice(before), ['GET /inbox', `HEAD /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}/2`, `PUT /inbox/${MESSAGE_ID}/status/acknowledged`]);
+  t.true((await readFile(join(folder, `${MESSAGE_ID}_result.bin`))).equals(message.whole));
+  t.deepEqual((await readdir(folder)).sort(), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_result.bin`].sort());
+});
+
 test('a FIFO planted at the note path does not hang the download (the note is not trusted, the download starts afresh)', async (t) => {
   const cwd = await mkdtemp(join(work, 'fifo-'));
   const fifo = join(cwd, continuableNames(join(cwd, 'result.bin'), MESSAGE_ID).note);

@@ -164,8 +164,9 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   // (a `meshbox download` into the same folder at the same time keeps its own), and the whole
   // chunks of a message of several are continued rather than fetched again.
   const metadataName = `${messageId}.json`;
-  const continuable = continuableNames(join(options.folder, output), messageId).partial;
-  const cutShort = (name: string) => (isTemporaryOf(name, output) && name !== continuable) || isTemporaryOf(name, metadataName);
+  const continuable = continuableNames(join(options.folder, output), messageId);
+  const cutShort = (name: string) =>
+    (isTemporaryOf(name, output) && name !== continuable.partial) || isTemporaryOf(name, metadataName) || isTemporaryOf(name, continuable.note);
   await removeLeftoverTemporaries(options.folder, leftovers.filter(cutShort));
   const download =
     messageType === 'REPORT'
