@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
-import { createRevocationList, describeCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
+import { createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { rawRequest, sendMessage } from '../../test/support/http.ts';
 import { publishRevocationList } from '../src/commands/admin/pki-files.ts';
@@ -421,6 +421,52 @@ test('cert list shows the certificates on record, soonest expiry first; --expiri
   t.is(refused.code, 1);
   t.regex(refused.stderr, /--expiring-within must be a whole number \(0 or more\), not "soon"/);
   t.regex((await admin('mailbox', 'create', 'EXP003', '--password', 'pw', '--cert-out', out, '--days', '0')).stderr, /--days must be a positive whole number, not "0"/);
+});
+
+test('cert list --expiring-within keeps the certificates with no expiry on record (recorded before dates, or holders, were kept): their end is unknown, not far', async (t) => {
+  const keys = redisKeys(server.redisPrefix);
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'OLD001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const { serialNumber } = describeCertificate(await readFile(join(out, 'OLD001.crt'), 'utf8'));
+  // As an upgrade finds it: the certificate recorded with its holder but no expiry date ...
+  await server.redis.hdel(keys.certificateExpiry, serialNumber);
+  // ... and an older one recorded before holders were kept: in the mailbox's set only.
+  const older = 'ab'.repeat(16);
+  await server.redis.sadd(keys.mailboxCertificates('OLD001'), older);
+  const ours = (stdout: string) => stdout.split('\n').filter((line) => line.includes('\tOLD001\t')).sort();
+  const expected = [`unknown\t-\tOLD001\t${older}`, `unknown\t-\tOLD001\t${serialNumber}`].sort();
+  t.deepEqual(ours((await admin('cert', 'list')).stdout), expected, 'every certificate on record is listed');
+  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '30')).stdout), expected, 'an unknown end may be within the 30 days');
+});
+
+test('cert list --expiring-within leaves out an expired certificate that a renewal has replaced; one with none stays', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'REN001', '--password', 'pw', '--cert-out', out)).code, 0);
+  t.is((await admin('mailbox', 'create', 'REN002', '--password', 'pw', '--cert-out', out)).code, 0);
+  const current = describeCertificate(await readFile(join(out, 'REN001.crt'), 'utf8'));
+  // Each one's previous certificate, expired long ago and never revoked (docs: "the old one keeps working until it expires").
+  const expired = (id: string) => issueMailboxCertificate({ ca: server.ca, mailboxId: id, validityDays: 1e-9 }).certPem;
+  const old1 = expired('REN001');
+  const old2 = expired('REN002');
+  await server.services.certificates.recordIssued('REN001', old1);
+  await server.services.certificates.recordIssued('REN002', old2);
+  // REN002's current one revoked, nothing in its place: its system is stopped.
+  t.is((await admin('cert', 'revoke', describeCertificate(await readFile(join(out, 'REN002.crt'), 'utf8')).serialNumber)).code, 0);
+  const due = (await admin('cert', 'list', '--expiring-within', '30')).stdout.split('\n').filter((line) => /\tREN00[12]\t/.test(line));
+  t.deepEqual(due, [`${describeCertificate(old2).notAfter.toISOString().slice(0, 10)}\texpired\tREN002\t${describeCertificate(old2).serialNumber}`]);
+  t.true((await admin('cert', 'list')).stdout.includes(`\tREN001\t${describeCertificate(old1).serialNumber}`), 'the full list still has it');
+  t.true(current.notAfter > new Date());
+});
+
+test("a certificate never outlives the CA that signs it (--days past the CA's end, or beyond what a date can hold, does not leave a mailbox without one)", async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const caEnd = describeCertificate(server.ca.certPem).notAfter;
+  const long = await admin('mailbox', 'create', 'LONG01', '--password', 'pw', '--cert-out', out, '--days', '5000');
+  t.is(long.code, 0, long.stderr);
+  t.true(describeCertificate(await readFile(join(out, 'LONG01.crt'), 'utf8')).notAfter <= caEnd, 'ends with the CA at the latest');
+  const huge = await admin('mailbox', 'create', 'LONG02', '--password', 'pw', '--cert-out', out, '--days', '3000000');
+  t.is(huge.code, 0, huge.stderr);
+  t.is(describeCertificate(await readFile(join(out, 'LONG02.crt'), 'utf8')).notAfter.getTime(), caEnd.getTime());
 });
 
 test("admin commands refuse a secret key other than the directory's before changing anything, and say where it came from", async (t) => {

@@ -36,9 +36,10 @@ async function main(): Promise<void> {
   metrics.serverCertificate(config.certificateNotAfter);
   const certificateDaysLeft = daysLeft(config.certificateNotAfter, new Date());
   if (certificateDaysLeft < EXPIRY_WARNING_DAYS) {
+    const when = certificateDaysLeft < 0 ? 'has expired' : `expires in ${certificateDaysLeft} day${certificateDaysLeft === 1 ? '' : 's'}`;
     logger.warn(
       { notAfter: config.certificateNotAfter.toISOString(), daysLeft: certificateDaysLeft },
-      `the server's certificate (MESHBOX_TLS_CERT) expires in ${certificateDaysLeft} days: clients will refuse it then; issue a new one and restart`,
+      `the server's certificate (MESHBOX_TLS_CERT) ${when}: clients refuse it then; issue a new one and restart`,
     );
   }
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });

@@ -115,6 +115,9 @@ test("an expired server certificate stops the server at start, saying so; a good
     instanceOf: ConfigError,
   });
   t.regex(error?.message ?? '', /MESHBOX_TLS_CERT \(.*expired\.crt\): it expired at \S+, so every client refuses it: issue a new one \(meshbox admin cert server --force, or from your CA\)/);
+  // A worker serves only health and metrics over it: its lifecycle work goes on (main.ts warns).
+  const worker = loadConfig({ ...files, MESHBOX_ROLE: 'worker', MESHBOX_TLS_CERT: join(dir, 'expired.crt'), MESHBOX_TLS_KEY: join(dir, 'expired.key') });
+  t.true(worker.certificateNotAfter <= new Date());
 });
 
 test('explicit Redis and S3 settings are used', (t) => {

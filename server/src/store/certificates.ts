@@ -10,6 +10,9 @@ export interface Revocation {
   readonly revokedAt: Date;
 }
 
+/** Mailboxes whose certificate sets `onRecord` reads at once. */
+const ON_RECORD_BATCH = 500;
+
 /** A certificate this CA's records show issued. */
 export interface CertificateOnRecord {
   readonly serialNumber: string;
@@ -52,19 +55,34 @@ export class CertificateStore {
   }
 
   /**
-   * Every certificate whose holder is on record (those of mailboxes recorded before holders were
-   * kept are in `issuedTo` only), soonest expiry first, those without a date last.
+   * Every certificate on record, soonest expiry first, those without a date last: with a holder
+   * on record, and those of mailboxes recorded before holders were kept (in `issuedTo` only,
+   * read a batch of mailboxes at a time).
    */
   async onRecord(): Promise<CertificateOnRecord[]> {
-    const [holders, expiry, revoked] = await Promise.all([
+    const [holders, expiry, revoked, mailboxIds] = await Promise.all([
       this.#redis.hgetall(this.#keys.certificateHolders),
       this.#redis.hgetall(this.#keys.certificateExpiry),
       this.#redis.hgetall(this.#keys.revokedCertificates),
+      this.#redis.smembers(this.#keys.mailboxIndex),
     ]);
+    const holderOf = new Map(Object.entries(holders));
+    for (let start = 0; start < mailboxIds.length; start += ON_RECORD_BATCH) {
+      const batch = mailboxIds.slice(start, start + ON_RECORD_BATCH);
+      const sets = await Promise.all(batch.map((id) => this.#redis.smembers(this.#keys.mailboxCertificates(id))));
+      batch.forEach((id, i) => {
+        for (const serial of sets[i] ?? []) if (!holderOf.has(serial)) holderOf.set(serial, id);
+      });
+    }
     const at = (serial: string) => (expiry[serial] === undefined ? undefined : new Date(Number(expiry[serial])));
-    return Object.entries(holders)
+    return [...holderOf]
       .map(([serialNumber, holder]) => ({ serialNumber, holder, notAfter: at(serialNumber), revoked: revoked[serialNumber] !== undefined }))
-      .sort((a, b) => (a.notAfter?.getTime() ?? Infinity) - (b.notAfter?.getTime() ?? Infinity) || a.holder.localeCompare(b.holder));
+      .sort(
+        (a, b) =>
+          (a.notAfter?.getTime() ?? Infinity) - (b.notAfter?.getTime() ?? Infinity) ||
+          a.holder.localeCompare(b.holder) ||
+          a.serialNumber.localeCompare(b.serialNumber),
+      );
   }
 
   /**

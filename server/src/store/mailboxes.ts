@@ -143,6 +143,17 @@ export class MailboxStore {
     return id ? { id, name: name ?? '', odsCode: odsCode ?? '' } : undefined;
   }
 
+  /** The ids of every mailbox, sorted: for a pass over many, a batch at a time. */
+  async ids(): Promise<string[]> {
+    return (await this.#redis.smembers(this.#keys.mailboxIndex)).sort();
+  }
+
+  /** Name and state, read without the password (which a listing does not need); undefined when there is no such mailbox. */
+  async nameAndState(mailboxId: string): Promise<Pick<Mailbox, 'id' | 'name' | 'active'> | undefined> {
+    const [id, name, active] = await this.#redis.hmget(this.#keys.mailbox(mailboxId), 'id', 'name', 'active');
+    return id ? { id, name: name ?? '', active: active === '1' } : undefined;
+  }
+
   /** Every mailbox but those whose record cannot be read (each is told to `onUnreadable`). */
   async list(): Promise<readonly Mailbox[]> {
     return this.#readable(await this.#redis.smembers(this.#keys.mailboxIndex));

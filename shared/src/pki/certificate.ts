@@ -36,7 +36,10 @@ export function buildCertificate(template: CertificateTemplate): forge.pki.Certi
   certificate.serialNumber = randomSerialNumber();
   const now = Date.now();
   certificate.validity.notBefore = new Date(now - CLOCK_SKEW_ALLOWANCE_MS);
-  certificate.validity.notAfter = new Date(now + template.validityDays * DAY_MS);
+  // Never past the CA's own end: a chain stops there, whatever the leaf says (and a lifetime
+  // beyond what a date can hold would throw after a mailbox was registered).
+  const issuerEnd = template.issuer?.certificate.validity.notAfter.getTime() ?? Infinity;
+  certificate.validity.notAfter = new Date(Math.min(now + template.validityDays * DAY_MS, issuerEnd));
   certificate.setSubject([...template.subject]);
   certificate.setIssuer(template.issuer ? template.issuer.certificate.subject.attributes : [...template.subject]);
   certificate.setExtensions([

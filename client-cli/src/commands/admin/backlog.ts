@@ -37,13 +37,16 @@ export function registerBacklogCommand(admin: Command): void {
     .action(async (options: { olderThan?: number; json?: boolean }) => {
       const now = Date.now();
       const waiting = await withAdminStores(async ({ mailboxes, messages }) => {
-        const all = await mailboxes.list();
+        // Ids only: a mailbox's record (name, state) is read once it has messages waiting.
+        const ids = await mailboxes.ids();
         const found: Waiting[] = [];
-        for (let start = 0; start < all.length; start += BATCH) {
-          const batch = all.slice(start, start + BATCH);
-          const backlogs = await Promise.all(batch.map((mailbox) => messages.waiting(mailbox.id)));
-          batch.forEach((mailbox, i) => {
-            if (backlogs[i]!.count > 0) found.push({ mailboxId: mailbox.id, name: mailbox.name, active: mailbox.active, ...backlogs[i]! });
+        for (let start = 0; start < ids.length; start += BATCH) {
+          const batch = ids.slice(start, start + BATCH);
+          const backlogs = await Promise.all(batch.map((id) => messages.waiting(id)));
+          const records = await Promise.all(batch.map((id, i) => (backlogs[i]!.count > 0 ? mailboxes.nameAndState(id) : undefined)));
+          batch.forEach((id, i) => {
+            const record = records[i];
+            if (record) found.push({ mailboxId: id, name: record.name, active: record.active, ...backlogs[i]! });
           });
         }
         return found;

@@ -158,7 +158,11 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
   cert
     .command('list')
     .description('list the certificates on record, the soonest to expire first: renew a mailbox certificate before it expires, or its system stops')
-    .option('--expiring-within <days>', 'only those that expire within this many days (or have expired)', (value) => parseCountOption('--expiring-within', value, 0))
+    .option(
+      '--expiring-within <days>',
+      'only those that expire within this many days, have expired (unless a later certificate of the same holder is in force) or have no date on record',
+      (value) => parseCountOption('--expiring-within', value, 0),
+    )
     .option('--revoked', 'include revoked certificates')
     .option('--json', 'print JSON: [{"serial", "holder", "notAfter" (ISO, or null when not on record), "daysLeft", "revoked"}]')
     .addHelpText(
@@ -166,17 +170,22 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       [
         '',
         'A line per certificate: its expiry date (UTC), days left (or "expired"), holder (mailbox or monitoring name),',
-        'serial, and "revoked" where it is. Certificates recorded before expiry dates were kept show "unknown".',
+        'serial, and "revoked" where it is. Certificates recorded before expiry dates were kept show "unknown"',
+        '(--expiring-within lists them too: their end may be near).',
         'Renewal: `meshbox cert request` on the mailbox\'s system, `admin cert sign`, and once it is in use, revoke',
         'the old serial (`admin cert revoke <serial>`).',
       ].join('\n'),
     )
     .action(async (options: { expiringWithin?: number; revoked?: boolean; json?: boolean }) => {
       const now = new Date();
-      const listed = (await withAdminStores(({ certificates }) => certificates.onRecord()))
+      const onRecord = await withAdminStores(({ certificates }) => certificates.onRecord());
+      // Holders with a certificate in force: their expired ones were renewed, nothing to do.
+      const inForce = new Set(onRecord.filter((c) => !c.revoked && c.notAfter !== undefined && c.notAfter > now).map((c) => c.holder));
+      const due = (left: number | null, holder: string, within: number) => left === null || (left < within && (left >= 0 || !inForce.has(holder)));
+      const listed = onRecord
         .filter((certificate) => options.revoked === true || !certificate.revoked)
         .map((certificate) => ({ ...certificate, daysLeft: certificate.notAfter === undefined ? null : daysLeft(certificate.notAfter, now) }))
-        .filter((certificate) => options.expiringWithin === undefined || (certificate.daysLeft !== null && certificate.daysLeft < options.expiringWithin));
+        .filter((certificate) => options.expiringWithin === undefined || due(certificate.daysLeft, certificate.holder, options.expiringWithin));
       if (options.json) {
         const described = listed.map(({ serialNumber, holder, notAfter, daysLeft, revoked }) => ({ serial: serialNumber, holder, notAfter: notAfter?.toISOString() ?? null, daysLeft, revoked }));
         console.log(JSON.stringify(described, null, 2));
