@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { MESH_PATH_PREFIX } from '../../shared/src/protocol/index.ts';
 import type { Services } from './domain/services.ts';
 import { Metrics } from './metrics.ts';
-import { warnOfExpiringCertificates } from './http/middleware/certificate-expiry.ts';
+import { watchCertificateExpiry } from './http/middleware/certificate-expiry.ts';
 import { errorResponder } from './http/middleware/errors.ts';
 import { recordMetrics } from './http/middleware/metrics.ts';
 import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
@@ -38,7 +38,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(errorResponder());
   app.use(apiVersion());
   app.use(requireHost());
-  app.use(warnOfExpiringCertificates(logger, services.now));
+  app.use(watchCertificateExpiry(services, logger));
   // Health first: it must answer (503) even while Redis, which revocation checks need, is away.
   app.use(healthRoutes.routes());
   if (options.healthOnly) return app;

@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
+import { Redis } from 'ioredis';
+import { redisKeys } from '../../server/src/store/keys.ts';
 import { describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { mailboxRequest } from '../support/http.ts';
 import { startServerProcess } from '../support/server-process.ts';
@@ -14,7 +16,7 @@ function expiryWarnings(output: string): { certificate: { commonName: string; se
     .map((line) => JSON.parse(line));
 }
 
-test("a client certificate near its end is warned about in the log, once a day however often it connects; the server's own certificate's expiry is a metric", async (t) => {
+test("a client certificate near its end is warned about in the log, once a day however often it connects, and its date recorded where the records have none; the server's own certificate's expiry is a metric", async (t) => {
   const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'warn' });
   try {
     const mailbox = await server.createMailbox();
@@ -32,6 +34,16 @@ test("a client certificate near its end is warned about in the log, once a day h
     t.is(warnings.length, 1, server.output());
     t.like(warnings[0], { certificate: { commonName: mailbox.id, notAfter: describeCertificate(soon.certPem).notAfter.toISOString() }, daysLeft: 9 });
     t.is(warnings[0]?.certificate.serialNumber.toLowerCase(), soonSerial);
+
+    // A certificate the records have no date for (issued before dates were kept, or elsewhere) gets its date once seen.
+    const redis = new Redis(server.deployment.redis.redisUrl);
+    try {
+      const expiry = () => redis.hget(redisKeys(server.deployment.prefix).certificateExpiry, soonSerial);
+      for (let attempt = 0; attempt < 100 && (await expiry()) === null; attempt++) await sleep(100);
+      t.is(await expiry(), String(describeCertificate(soon.certPem).notAfter.getTime()));
+    } finally {
+      redis.disconnect();
+    }
 
     const metrics = (await mailboxRequest(server, mailbox, { path: '/metrics' })).body.toString();
     const serverNotAfter = describeCertificate(await readFile(join(server.pkiDir, 'server.crt'), 'utf8')).notAfter;

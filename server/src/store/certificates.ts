@@ -47,6 +47,11 @@ export class CertificateStore {
     return (await this.#redis.smembers(this.#keys.mailboxCertificates(mailboxId))).sort();
   }
 
+  /** Records a certificate's end where none is recorded (one issued before dates were kept, seen in use). */
+  async recordExpiryUnlessKnown(serialNumber: string, notAfter: Date): Promise<void> {
+    await this.#redis.hsetnx(this.#keys.certificateExpiry, normalizeSerialNumber(serialNumber), String(notAfter.getTime()));
+  }
+
   /** When each serial expires, as recorded (undefined where it is not). */
   async expiryOf(serialNumbers: readonly string[]): Promise<(Date | undefined)[]> {
     if (serialNumbers.length === 0) return [];

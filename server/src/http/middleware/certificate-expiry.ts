@@ -2,35 +2,54 @@ import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { DAY_MS, daysLeft, EXPIRY_WARNING_DAYS } from '../../../../shared/src/pki/validity.ts';
-import { peerCertificate } from '../peer-certificate.ts';
+import type { Services } from '../../domain/services.ts';
+import { peerCertificate, type PeerCertificate } from '../peer-certificate.ts';
 import type { RequestState } from './request-context.ts';
 
-/** Serials remembered as warned today; past this many the memory starts again (a few more warnings, no growth). */
+/** Serials remembered (warned today, date recorded); past this many the memory starts again (a few more of each, no growth). */
 const MAX_REMEMBERED = 100_000;
 
 /**
- * Logs a warning, once a day per certificate, when a client connects with a certificate that
- * expires within EXPIRY_WARNING_DAYS: once it has expired the handshake fails, and the mailbox's
- * system stops sending and receiving until someone notices. Looked at once per connection.
+ * Looks once per connection at the client certificate's end. One that expires within
+ * EXPIRY_WARNING_DAYS is logged as a warning, once a day per certificate: once it has expired
+ * the handshake fails, and the mailbox's system stops sending and receiving until someone
+ * notices. And its date is recorded where the records have none (a certificate issued before
+ * dates were kept), once per certificate per process, so that `admin cert list` comes to know it.
  */
-export function warnOfExpiringCertificates(logger: Logger, now: () => Date = () => new Date()): Middleware<RequestState> {
+export function watchCertificateExpiry(services: Pick<Services, 'certificates' | 'now'>, logger: Logger): Middleware<RequestState> {
   const looked = new WeakSet<TLSSocket>();
   const warnedOnDay = new Map<string, number>();
+  const dated = new Set<string>();
+  const warn = (peer: PeerCertificate, serialNumber: string, notAfter: Date): void => {
+    const at = services.now();
+    const left = daysLeft(notAfter, at);
+    const today = Math.floor(at.getTime() / DAY_MS);
+    if (left >= EXPIRY_WARNING_DAYS || warnedOnDay.get(serialNumber) === today) return;
+    if (warnedOnDay.size >= MAX_REMEMBERED) warnedOnDay.clear();
+    warnedOnDay.set(serialNumber, today);
+    logger.warn(
+      { certificate: { commonName: peer.commonName, serialNumber, notAfter: notAfter.toISOString() }, daysLeft: left },
+      `the client certificate of ${peer.commonName ?? '(no CN)'} expires in ${left} day${left === 1 ? '' : 's'}: have a new one signed and installed before then`,
+    );
+  };
+  const recordDate = (serialNumber: string, notAfter: Date): void => {
+    if (dated.has(serialNumber)) return;
+    if (dated.size >= MAX_REMEMBERED) dated.clear();
+    dated.add(serialNumber);
+    // Off the request's path: a record not made now is made by the next process to see it.
+    services.certificates.recordExpiryUnlessKnown(serialNumber, notAfter).catch((error: unknown) => {
+      dated.delete(serialNumber);
+      logger.debug({ err: error, serialNumber }, 'could not record a certificate expiry date');
+    });
+  };
   return async (ctx, next) => {
     const socket = ctx.req.socket as TLSSocket;
     if (!looked.has(socket)) {
       looked.add(socket);
-      const { commonName, serialNumber, notAfter } = peerCertificate(socket);
-      const at = now();
-      const left = notAfter === undefined ? Infinity : daysLeft(notAfter, at);
-      const today = Math.floor(at.getTime() / DAY_MS);
-      if (left < EXPIRY_WARNING_DAYS && serialNumber !== undefined && warnedOnDay.get(serialNumber) !== today) {
-        if (warnedOnDay.size >= MAX_REMEMBERED) warnedOnDay.clear();
-        warnedOnDay.set(serialNumber, today);
-        logger.warn(
-          { certificate: { commonName, serialNumber, notAfter: notAfter?.toISOString() }, daysLeft: left },
-          `the client certificate of ${commonName ?? '(no CN)'} expires in ${left} day${left === 1 ? '' : 's'}: have a new one signed and installed before then`,
-        );
+      const peer = peerCertificate(socket);
+      if (peer.serialNumber !== undefined && peer.notAfter !== undefined) {
+        warn(peer, peer.serialNumber, peer.notAfter);
+        recordDate(peer.serialNumber, peer.notAfter);
       }
     }
     await next();
