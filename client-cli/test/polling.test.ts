@@ -1,5 +1,6 @@
 import test from 'ava';
-import { RetrySchedule, waitAfterPasses } from '../src/transfer/polling.ts';
+import { dailyHandshake } from '../src/commands/mailbox-validation.ts';
+import { pollUntilStopped, RetrySchedule, waitAfterPasses } from '../src/transfer/polling.ts';
 
 // State only: an hour-long interval means nothing here waits out its backoff during the test.
 const HOUR = 60 * 60 * 1000;
@@ -25,4 +26,56 @@ test('a watch whose passes keep failing waits longer between them, up to five mi
   const MINUTE = 60_000;
   t.deepEqual([0, 1, 2, 3, 4, 5, 9].map((failures) => waitAfterPasses(MINUTE, failures) / MINUTE), [1, 1, 2, 4, 5, 5, 5]);
   t.is(waitAfterPasses(10 * MINUTE, 3), 10 * MINUTE, 'never sooner than the interval asked for');
+});
+
+test('a watch validates its mailbox before its first pass and then once a day, warning when the certificate nears its end; a failed handshake is the pass\'s failure', async (t) => {
+  let clock = Date.parse('2026-11-30T08:00:00Z');
+  const handshakes: number[] = [];
+  let refuse = false;
+  const client = {
+    certificateNotAfter: new Date(clock + 40 * 24 * HOUR),
+    handshake: async () => {
+      handshakes.push(clock);
+      if (refuse) throw new Error('HTTP 403');
+    },
+  };
+  const warnings: string[] = [];
+  const due = dailyHandshake(client, (line) => warnings.push(line), () => new Date(clock));
+  await due();
+  clock += 23 * HOUR;
+  await due();
+  t.is(handshakes.length, 1, 'not again within the day');
+  t.deepEqual(warnings, [], '40 days left: nothing to say');
+  clock += 2 * HOUR;
+  refuse = true;
+  await t.throwsAsync(due(), { message: 'HTTP 403' });
+  refuse = false;
+  clock += HOUR;
+  await due();
+  t.is(handshakes.length, 3, 'a refused handshake is tried again before the next pass');
+  clock += 11 * 24 * HOUR;
+  await due();
+  t.deepEqual(warnings, ['meshbox: warning: the certificate expires in 27 days: ask your MESH administrator for a new one now (meshbox cert request makes the request)']);
+
+  // In the watch loop: before every pass, and a failure of it counts as the pass's.
+  const stop = new AbortController();
+  const order: string[] = [];
+  const failed: unknown[] = [];
+  await pollUntilStopped(
+    async () => {
+      order.push('pass');
+      if (order.length >= 4) stop.abort();
+    },
+    {
+      intervalMs: 1,
+      signal: stop.signal,
+      onPassFailed: (error) => failed.push(error),
+      beforePass: async () => {
+        order.push('before');
+        if (order.length === 1) throw new Error('server away');
+      },
+    },
+  );
+  t.deepEqual(order, ['before', 'before', 'pass', 'before', 'pass']);
+  t.is(failed.length, 1);
 });

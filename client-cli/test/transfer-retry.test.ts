@@ -431,6 +431,27 @@ test('a message saved whose acknowledgement fails is reported as saved but not a
   t.is(requests.filter((request) => request.startsWith('PUT')).length, 2, 'the acknowledgement was tried, and retried');
 });
 
+test('receive --watch validates the mailbox (the MESH handshake) before its first pass, not before every pass', async (t) => {
+  const stop = new AbortController();
+  const requests: string[] = [];
+  const cwd = await mkdtemp(join(work, 'watch-handshake-'));
+  const result = await withFakeServer(
+    (request, _body, response) => {
+      const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
+      requests.push(`${request.method} ${path || '/'}`);
+      if (request.method === 'POST' && path === '') {
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ messages: [] }));
+      if (requests.filter((entry) => entry === 'GET /inbox').length === 2) stop.abort();
+    },
+    (origin) => runInProcess(['--profile', mailbox.profile, '--url', origin, 'receive', '.', '--watch', '--interval', '1'], { cwd, stopSignal: stop.signal }),
+  );
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(requests, ['POST /', 'GET /inbox', 'GET /inbox']);
+});
+
 test('a one-chunk send whose connection breaks may have been delivered: it says so, and how to check, before any resend', async (t) => {
   const cwd = await mkdtemp(join(work, 'send-'));
   await writeFile(join(cwd, 'result.hl7'), 'MSH|');

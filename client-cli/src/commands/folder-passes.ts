@@ -5,6 +5,7 @@ import type { MeshClient } from '../client/mesh-client.ts';
 import type { PollingOptions } from '../transfer/polling.ts';
 import { type CliContext, errorLine, type QuietFlags } from './context.ts';
 import { interruption, stopSignal, stoppable } from './interruption.ts';
+import { dailyHandshake } from './mailbox-validation.ts';
 import {
   DEFAULT_INTERVAL_SECONDS,
   DEFAULT_TRANSFER_RETRIES,
@@ -39,7 +40,7 @@ export interface FolderPasses {
 /** Adds --watch, --interval, --retries and --quiet; `polled` is what --watch keeps polling ('the inbox'). */
 export function withFolderPassOptions(command: Command, polled: string): Command {
   return command
-    .option('--watch', `keep polling ${polled} until stopped (Ctrl-C or SIGTERM)`)
+    .option('--watch', `keep polling ${polled} until stopped (Ctrl-C or SIGTERM), validating the mailbox (MESH's handshake) at start and daily`)
     .option('--interval <seconds>', INTERVAL_HELP, intervalOption, DEFAULT_INTERVAL_SECONDS)
     .option('--retries <n>', RETRIES_HELP, retriesOption)
     .option('--quiet', QUIET_HELP);
@@ -77,6 +78,7 @@ export async function runFolderPasses(context: CliContext, command: Command, fla
         intervalMs: flags.interval * 1000,
         signal,
         onPassFailed: (error, retryInMs) => context.io.stderr(`${errorLine(error)} (${passes.polled} is looked at again in ${retryInMs / 1000} s)\n`),
+        beforePass: dailyHandshake(client, (warning) => context.io.stderr(`${warning}\n`)),
       });
       return 0;
     },

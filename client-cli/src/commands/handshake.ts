@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { daysLeft, EXPIRY_WARNING_DAYS } from '../../../shared/src/pki/validity.ts';
+import { daysLeft } from '../../../shared/src/pki/validity.ts';
 import type { CliContext } from './context.ts';
+import { certificateExpiryWarning } from './mailbox-validation.ts';
 
 export function registerHandshakeCommand(program: Command, context: CliContext): void {
   program
     .command('handshake')
-    .description("check that the server accepts your certificate and credentials (MESH \"validate mailbox\"), and say when your certificate expires")
+    .description('check that the server accepts your certificate and credentials (MESH "validate mailbox"), and say when your certificate expires')
     .action(async (_flags: object, command: Command) => {
       const { mailboxId, notAfter } = await context.withClient(command, async (client) => {
         await client.handshake();
@@ -15,10 +16,10 @@ export function registerHandshakeCommand(program: Command, context: CliContext):
         context.print(`handshake OK: mailbox ${mailboxId}`);
         return;
       }
-      const left = daysLeft(notAfter, new Date());
+      const now = new Date();
+      const left = daysLeft(notAfter, now);
       context.print(`handshake OK: mailbox ${mailboxId}; its certificate expires on ${notAfter.toISOString().slice(0, 10)} (in ${left} day${left === 1 ? '' : 's'})`);
-      if (left < EXPIRY_WARNING_DAYS) {
-        context.io.stderr(`meshbox: warning: the certificate expires in ${left} day${left === 1 ? '' : 's'}: ask your MESH administrator for a new one now (meshbox cert request makes the request)\n`);
-      }
+      const warning = certificateExpiryWarning(notAfter, now);
+      if (warning) context.io.stderr(`${warning}\n`);
     });
 }

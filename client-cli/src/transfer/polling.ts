@@ -55,6 +55,8 @@ export interface PollingOptions {
   readonly signal: AbortSignal;
   /** The pass could not run (the server away, the folder unreadable): tried again after `retryInMs`. */
   readonly onPassFailed: (error: unknown, retryInMs: number) => void;
+  /** What is due before a pass (the daily handshake); its failure is the pass's. */
+  readonly beforePass?: () => Promise<void>;
 }
 
 /** Runs `pass` again and again, `intervalMs` apart (longer while passes keep failing), until the signal stops it. */
@@ -62,6 +64,7 @@ export async function pollUntilStopped(pass: () => Promise<unknown>, options: Po
   let failures = 0;
   while (!options.signal.aborted) {
     try {
+      await options.beforePass?.();
       await pass();
       failures = 0;
     } catch (error) {
