@@ -10,7 +10,7 @@ import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
-import { rawRequest, sendMessage } from '../../test/support/http.ts';
+import { mailboxRequest, rawRequest, sendMessage } from '../../test/support/http.ts';
 import { publishRevocationList } from '../src/commands/admin/pki-files.ts';
 import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
 
@@ -248,17 +248,25 @@ test('admin backlog lists the mailboxes with messages waiting, the longest-waiti
     await own.redis.hset(`${own.redisPrefix}message:{${first}}`, 'acceptedAt', String(threeHoursAgo));
     t.is(idle.id, 'BKGP003');
 
+    // BKGP002's system is up: it made its handshake (MESH clients do at start and daily).
+    t.is((await mailboxRequest(own, busy, { method: 'POST', path: `/messageexchange/${busy.id}`, headers: { 'mex-ClientVersion': 'ApiDocs==0.0.1', 'mex-OSName': 'Linux' } })).status, 200);
+
     const env = { ...adminEnv, MESHBOX_REDIS_PREFIX: own.redisPrefix };
     const listed = await runSubprocess(['admin', 'backlog', '--json'], { env });
     t.is(listed.code, 0, listed.stderr);
     const entries = JSON.parse(listed.stdout) as { mailbox: string; waitingSince: string }[];
     t.deepEqual(entries.map((entry) => entry.mailbox), ['BKGP001', 'BKGP002'], 'the longest-waiting first; an empty inbox is not listed');
-    t.like(entries[0], { mailbox: 'BKGP001', name: 'Quiet Surgery', active: false, waiting: 2, oldestMessageId: first, waitingSince: new Date(threeHoursAgo).toISOString() });
+    t.like(entries[0], { mailbox: 'BKGP001', name: 'Quiet Surgery', active: false, waiting: 2, oldestMessageId: first, waitingSince: new Date(threeHoursAgo).toISOString(), lastHandshakeAt: null });
     t.like(entries[1], { mailbox: 'BKGP002', active: true, waiting: 1, oldestMessageId: recent });
+    const handshakeAt = Date.parse((entries[1] as unknown as { lastHandshakeAt: string }).lastHandshakeAt);
+    t.true(Math.abs(Date.now() - handshakeAt) < 60_000, 'its handshake, just now');
+    const shown = JSON.parse((await runSubprocess(['admin', 'mailbox', 'show', 'BKGP002'], { env })).stdout) as { lastHandshake: unknown };
+    t.deepEqual(shown.lastHandshake, { at: new Date(handshakeAt).toISOString(), client: 'ApiDocs==0.0.1 Linux' });
+    t.regex((await runSubprocess(['admin', 'backlog'], { env })).stdout, /\t1 waiting\tBKGP002\thandshake 0m ago\t/);
 
     const overdue = await runSubprocess(['admin', 'backlog', '--older-than', '2'], { env });
     t.is(overdue.code, 0, overdue.stderr);
-    t.is(overdue.stdout, `${new Date(threeHoursAgo).toISOString().slice(0, 16).replace('T', ' ')}\t3h 0m\t2 waiting\tBKGP001\tdisabled\tQuiet Surgery\n`);
+    t.is(overdue.stdout, `${new Date(threeHoursAgo).toISOString().slice(0, 16).replace('T', ' ')}\t3h 0m\t2 waiting\tBKGP001\tno handshake\tdisabled\tQuiet Surgery\n`);
     t.is((await runSubprocess(['admin', 'backlog', '--older-than', '4'], { env })).stdout, '', 'none has waited longer than 4 hours');
     const refused = await runSubprocess(['admin', 'backlog', '--older-than', '2h'], { env });
     t.is(refused.code, 1);

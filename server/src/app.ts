@@ -48,7 +48,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
 
   const mailboxRoutes = new Router<MailboxState>({ prefix: `${MESH_PATH_PREFIX}/:mailbox` });
   mailboxRoutes.use(mailboxAuth(services));
-  registerHandshakeRoutes(mailboxRoutes);
+  registerHandshakeRoutes(mailboxRoutes, services);
   registerInboxRoutes(mailboxRoutes, services);
   registerOutboxRoutes(mailboxRoutes, services);
 

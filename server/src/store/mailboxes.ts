@@ -21,6 +21,14 @@ export interface Mailbox {
   /** Workflows it may receive; '*' means any (but only named ones are found by lookups). */
   readonly receiveWorkflows: readonly string[];
   readonly createdAt: Date;
+  /** Its system's last handshake ("validate mailbox"), which MESH clients make at start and daily; undefined if none yet. */
+  readonly lastHandshake: LastHandshake | undefined;
+}
+
+export interface LastHandshake {
+  readonly at: Date;
+  /** What the client said it runs (mex-ClientVersion and the rest), as one line. */
+  readonly client: string;
 }
 
 export type MailboxProfile = Pick<Mailbox, 'id' | 'name' | 'odsCode'>;
@@ -148,10 +156,18 @@ export class MailboxStore {
     return (await this.#redis.smembers(this.#keys.mailboxIndex)).sort();
   }
 
-  /** Name and state, read without the password (which a listing does not need); undefined when there is no such mailbox. */
-  async nameAndState(mailboxId: string): Promise<Pick<Mailbox, 'id' | 'name' | 'active'> | undefined> {
-    const [id, name, active] = await this.#redis.hmget(this.#keys.mailbox(mailboxId), 'id', 'name', 'active');
-    return id ? { id, name: name ?? '', active: active === '1' } : undefined;
+  /** Name, state and last handshake, read without the password (which a listing does not need); undefined when there is no such mailbox. */
+  async listing(mailboxId: string): Promise<Pick<Mailbox, 'id' | 'name' | 'active' | 'lastHandshake'> | undefined> {
+    const [id, name, active, lastHandshakeAt, lastClient] = await this.#redis.hmget(this.#keys.mailbox(mailboxId), 'id', 'name', 'active', 'lastHandshakeAt', 'lastClient');
+    return id ? { id, name: name ?? '', active: active === '1', lastHandshake: lastHandshakeOf(lastHandshakeAt, lastClient) } : undefined;
+  }
+
+  /**
+   * Records a handshake: when a mailbox's system last said it was there, and what it runs. Written
+   * straight, not through the cache: handshakes are rare (daily per client), and nothing reads it on a request.
+   */
+  async recordHandshake(mailboxId: string, handshake: LastHandshake): Promise<void> {
+    await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['lastHandshakeAt', String(handshake.at.getTime()), 'lastClient', handshake.client]);
   }
 
   /** Every mailbox but those whose record cannot be read (each is told to `onUnreadable`). */
@@ -270,7 +286,12 @@ function toMailbox(fields: Record<string, string>, passwords: PasswordCipher): M
     sendWorkflows: JSON.parse(fields.sendWorkflows ?? '[]') as string[],
     receiveWorkflows: JSON.parse(fields.receiveWorkflows ?? '[]') as string[],
     createdAt: new Date(Number(fields.createdAt)),
+    lastHandshake: lastHandshakeOf(fields.lastHandshakeAt, fields.lastClient),
   };
+}
+
+function lastHandshakeOf(at: string | null | undefined, client: string | null | undefined): LastHandshake | undefined {
+  return at ? { at: new Date(Number(at)), client: client ?? '' } : undefined;
 }
 
 function decryptPassword(mailboxId: string, stored: string, passwords: PasswordCipher): string {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { LastHandshake } from '../../../../server/src/store/mailboxes.ts';
 import type { InboxBacklog } from '../../../../server/src/store/messages.ts';
 import { printable } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
@@ -12,6 +13,7 @@ interface Waiting extends InboxBacklog {
   readonly mailboxId: string;
   readonly name: string;
   readonly active: boolean;
+  readonly lastHandshake: LastHandshake | undefined;
 }
 
 /**
@@ -24,29 +26,30 @@ export function registerBacklogCommand(admin: Command): void {
     .command('backlog')
     .description('mailboxes with messages waiting in their inbox, the longest-waiting first: a system that has stopped collecting')
     .option('--older-than <hours>', 'only mailboxes whose first waiting message has waited longer than this', (value) => parseCountOption('--older-than', value, 0))
-    .option('--json', 'print JSON: [{"mailbox", "name", "active", "waiting", "oldestMessageId", "waitingSince" (ISO)}]')
+    .option('--json', 'print JSON: [{"mailbox", "name", "active", "waiting", "oldestMessageId", "waitingSince" (ISO), "lastHandshakeAt" (ISO or null)}]')
     .addHelpText(
       'after',
       [
         '',
         'A line per mailbox: since when its first message has waited (UTC), for how long, how many wait, the',
-        'mailbox id, "disabled" where it is, and its name. Unacknowledged messages expire after',
+        'mailbox id, how long ago its system last made a handshake (clients make one at start and daily: days',
+        'of silence mean the system is down), "disabled" where it is, and its name. Unacknowledged messages expire after',
         'MESHBOX_INBOX_EXPIRY_SECONDS (5 days by default) and go back to their senders as non-delivery reports.',
       ].join('\n'),
     )
     .action(async (options: { olderThan?: number; json?: boolean }) => {
       const now = Date.now();
       const waiting = await withAdminStores(async ({ mailboxes, messages }) => {
-        // Ids only: a mailbox's record (name, state) is read once it has messages waiting.
+        // Ids only: a mailbox's record (name, state, last handshake) is read once it has messages waiting.
         const ids = await mailboxes.ids();
         const found: Waiting[] = [];
         for (let start = 0; start < ids.length; start += BATCH) {
           const batch = ids.slice(start, start + BATCH);
           const backlogs = await Promise.all(batch.map((id) => messages.waiting(id)));
-          const records = await Promise.all(batch.map((id, i) => (backlogs[i]!.count > 0 ? mailboxes.nameAndState(id) : undefined)));
+          const records = await Promise.all(batch.map((id, i) => (backlogs[i]!.count > 0 ? mailboxes.listing(id) : undefined)));
           batch.forEach((id, i) => {
             const record = records[i];
-            if (record) found.push({ mailboxId: id, name: record.name, active: record.active, ...backlogs[i]! });
+            if (record) found.push({ mailboxId: id, name: record.name, active: record.active, lastHandshake: record.lastHandshake, ...backlogs[i]! });
           });
         }
         return found;
@@ -63,14 +66,24 @@ export function registerBacklogCommand(admin: Command): void {
           waiting: entry.count,
           oldestMessageId: entry.oldest?.messageId ?? null,
           waitingSince: entry.oldest?.since?.toISOString() ?? null,
+          lastHandshakeAt: entry.lastHandshake?.at.toISOString() ?? null,
         }));
         console.log(JSON.stringify(described, null, 2));
         return;
       }
       for (const entry of listed) {
         const at = entry.oldest?.since;
+        const seen = entry.lastHandshake ? `handshake ${age(now - entry.lastHandshake.at.getTime())} ago` : 'no handshake';
         console.log(
-          [at?.toISOString().slice(0, 16).replace('T', ' ') ?? 'unknown', at ? age(now - at.getTime()) : '-', `${entry.count} waiting`, entry.mailboxId, ...(entry.active ? [] : ['disabled']), printable(entry.name)].join('\t'),
+          [
+            at?.toISOString().slice(0, 16).replace('T', ' ') ?? 'unknown',
+            at ? age(now - at.getTime()) : '-',
+            `${entry.count} waiting`,
+            entry.mailboxId,
+            seen,
+            ...(entry.active ? [] : ['disabled']),
+            printable(entry.name),
+          ].join('\t'),
         );
       }
     });

@@ -21,6 +21,7 @@ function describe(mailbox: Mailbox): Record<string, unknown> {
     sendWorkflows: mailbox.sendWorkflows,
     receiveWorkflows: mailbox.receiveWorkflows,
     createdAt: mailbox.createdAt.toISOString(),
+    lastHandshake: mailbox.lastHandshake ? { at: mailbox.lastHandshake.at.toISOString(), client: mailbox.lastHandshake.client } : null,
   };
 }
 
