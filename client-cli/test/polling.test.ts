@@ -48,7 +48,7 @@ test('a watch validates its mailbox before its first pass and then once a day, w
   t.deepEqual(warnings, [], '40 days left: nothing to say');
   clock += 2 * HOUR;
   refuse = true;
-  await t.throwsAsync(due(), { message: 'HTTP 403' });
+  await t.throwsAsync(due(), { message: 'the mailbox validation (MESH handshake) failed: HTTP 403' });
   refuse = false;
   clock += HOUR;
   await due();
@@ -78,4 +78,18 @@ test('a watch validates its mailbox before its first pass and then once a day, w
   );
   t.deepEqual(order, ['before', 'before', 'pass', 'before', 'pass']);
   t.is(failed.length, 1);
+});
+
+test('a clock set back (NTP correcting a wrong RTC, a manual change) does not put off the daily handshake for as long as it went back', async (t) => {
+  let clock = Date.parse('2026-11-30T08:00:00Z');
+  let handshakes = 0;
+  const due = dailyHandshake({ certificateNotAfter: undefined, handshake: async () => void handshakes++ }, () => undefined, () => new Date(clock));
+  await due();
+  // The machine booted with its clock a month ahead; NTP puts it right an hour later.
+  clock -= 30 * 24 * HOUR;
+  for (let hours = 0; hours < 48; hours++) {
+    clock += HOUR;
+    await due();
+  }
+  t.true(handshakes >= 2, `${handshakes} handshake(s) in the two days after the clock went back a month`);
 });

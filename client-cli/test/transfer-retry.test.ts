@@ -452,6 +452,27 @@ test('receive --watch validates the mailbox (the MESH handshake) before its firs
   t.deepEqual(requests, ['POST /', 'GET /inbox', 'GET /inbox']);
 });
 
+test('receive --watch whose handshake the server refuses says that it was the handshake (mailbox validation) that failed, not the inbox', async (t) => {
+  const stop = new AbortController();
+  let handshakes = 0;
+  const cwd = await mkdtemp(join(work, 'watch-handshake-refused-'));
+  const result = await withFakeServer(
+    (request, _body, response) => {
+      const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
+      if (request.method === 'POST' && path === '') {
+        handshakes += 1;
+        if (handshakes >= 2) stop.abort();
+        response.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errorDescription: 'Not found' }));
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ messages: [] }));
+    },
+    (origin) => runInProcess(['--profile', mailbox.profile, '--url', origin, 'receive', '.', '--watch', '--interval', '1'], { cwd, stopSignal: stop.signal }),
+  );
+  t.is(result.code, 0, result.stderr);
+  t.regex(result.stderr, /^meshbox: the mailbox validation \(MESH handshake\) failed: .*HTTP 404.* \(the inbox is looked at again in 1 s\)$/m);
+});
+
 test('a one-chunk send whose connection breaks may have been delivered: it says so, and how to check, before any resend', async (t) => {
   const cwd = await mkdtemp(join(work, 'send-'));
   await writeFile(join(cwd, 'result.hl7'), 'MSH|');

@@ -23,8 +23,15 @@ export function dailyHandshake(
 ): () => Promise<void> {
   let last: number | undefined;
   return async () => {
-    if (last !== undefined && now().getTime() - last < DAY_MS) return;
-    await client.handshake();
+    // The wall clock, which goes on through a laptop's sleep; one set back (elapsed < 0) makes it due.
+    const elapsed = last === undefined ? undefined : now().getTime() - last;
+    if (elapsed !== undefined && elapsed >= 0 && elapsed < DAY_MS) return;
+    try {
+      await client.handshake();
+    } catch (error) {
+      // Said as what failed: the pass's failure message would otherwise seem to be about the inbox or folder.
+      throw new Error(`the mailbox validation (MESH handshake) failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
     last = now().getTime();
     const warning = certificateExpiryWarning(client.certificateNotAfter, now());
     if (warning) warn(warning);

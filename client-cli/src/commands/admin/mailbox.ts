@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadPki } from '../pki.ts';
+import { printable } from '../../client/untrusted-text.ts';
 import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { withAdminStores } from './admin-context.ts';
@@ -98,7 +99,8 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .action(async (options: { json?: boolean }) => {
       const mailboxes = await withAdminStores(({ mailboxes: store }) => store.list());
       if (options.json) {
-        console.log(JSON.stringify(mailboxes.map(describe), null, 2));
+        // What a client said at its handshake is its own text: C1 controls (which JSON leaves as they are) escaped.
+        console.log(printable(JSON.stringify(mailboxes.map(describe), null, 2)));
         return;
       }
       for (const entry of mailboxes) {
@@ -122,7 +124,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         };
       });
       if (!shown) throw new Error(`no mailbox ${mailboxId}`);
-      console.log(JSON.stringify(shown, null, 2));
+      console.log(printable(JSON.stringify(shown, null, 2)));
     });
 
   for (const [name, active] of [['enable', true], ['disable', false]] as const) {
