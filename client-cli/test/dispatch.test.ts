@@ -78,6 +78,26 @@ async function fetched(gp: MailboxFiles, messageId: string) {
   }
 }
 
+test('the temporary files a crash left in sent/ and failed/ are removed by the first pass of a process; later passes do not read those folders again', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  for (const name of ['sent', 'failed']) await mkdir(join(outbox, name));
+  // What a kill during a receipt's write, or a move into failed/, leaves.
+  await writeFile(join(outbox, 'sent', '.20260101000000000000_ABC123.json.0a1b2c3d.part'), '{"messageId":');
+  await writeFile(join(outbox, 'failed', '.bad.hl7.reason.txt.0a1b2c3d.part'), 'unknown rec');
+  await put(outbox, 'fbc.hl7', randomBytes(100));
+  const first = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW]);
+  t.is(first.code, 0, first.stderr);
+  t.false((await readdir(join(outbox, 'sent'))).some((name) => name.endsWith('.part')));
+  t.deepEqual(await readdir(join(outbox, 'failed')), []);
+
+  // Nothing in this process leaves one (its writes clean up after themselves): a later pass leaves sent/ unread.
+  const planted = '.20260101000000000000_DEF456.json.0a1b2c3d.part';
+  await writeFile(join(outbox, 'sent', planted), '{');
+  t.is((await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW])).code, 0);
+  t.true((await readdir(join(outbox, 'sent'))).includes(planted));
+});
+
 test('dispatch sends every waiting file (chunked, gzipped, with its control file) and moves it into sent/ beside a receipt; other files stay', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));

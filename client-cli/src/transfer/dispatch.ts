@@ -75,6 +75,13 @@ export interface DispatchOutcome {
 }
 
 /**
+ * Folders whose crash leftovers (temporary files in sent/, failed/ and the notes folder) this
+ * process has removed. Its own writes leave none, only a crash does: once per process and folder
+ * is enough, and sent/, which grows by two files with every message, is not read at every pass.
+ */
+const leftoversRemoved = new Set<string>();
+
+/**
  * Sends every file waiting in the outbox folder, each as one message (in chunks as large
  * files need), then moves it into `sent/` beside a receipt. A file the server refuses
  * (unknown recipient, workflow not allowed, a bad control file) goes into `failed/` beside
@@ -88,8 +95,11 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
   for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name)).catch(ignoreExisting);
   const unlock = await lockFolder(folder, DISPATCHING);
   try {
-    // Its own folders only: the outbox's hidden and .part files are whoever writes them there.
-    for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await removeLeftoverTemporaries(join(folder, name), await temporaryFilesIn(join(folder, name)));
+    if (!leftoversRemoved.has(folder)) {
+      // Its own folders only: the outbox's hidden and .part files are whoever writes them there.
+      for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await removeLeftoverTemporaries(join(folder, name), await temporaryFilesIn(join(folder, name)));
+      leftoversRemoved.add(folder);
+    }
     const { ready, unsettled } = await waitingFiles(folder);
     await removeStaleJournals(folder, [...ready, ...unsettled]);
     options.onListed?.(ready);
