@@ -213,14 +213,19 @@ async function fileSize(path: string): Promise<number | undefined> {
 
 const NOTE_NAME = /^\.meshbox-download-[0-9a-f]{8}\.chunks$/;
 
-/** The messages that notes in `folder` say earlier runs kept chunks of. */
-export async function partialDownloadsIn(folder: string): Promise<string[]> {
-  const ids = new Set<string>();
+/** Each progress note in `folder` that can be read, with its name. */
+async function* notesIn(folder: string): AsyncGenerator<{ readonly name: string; readonly note: Partial<Note> }> {
   for (const name of await readdir(folder).catch(() => [] as string[])) {
     if (!NOTE_NAME.test(name)) continue;
     const note = await readNote(join(folder, name));
-    if (typeof note?.messageId === 'string') ids.add(note.messageId);
+    if (note) yield { name, note };
   }
+}
+
+/** The messages that notes in `folder` say earlier runs kept chunks of. */
+export async function partialDownloadsIn(folder: string): Promise<string[]> {
+  const ids = new Set<string>();
+  for await (const { note } of notesIn(folder)) if (typeof note.messageId === 'string') ids.add(note.messageId);
   return [...ids];
 }
 
@@ -230,10 +235,8 @@ export async function partialDownloadsIn(folder: string): Promise<string[]> {
  * from the note, never taken from it), and not while a download of it holds its lock.
  */
 export async function discardPartialsOf(folder: string, messageId: string): Promise<void> {
-  for (const name of await readdir(folder).catch(() => [] as string[])) {
-    if (!NOTE_NAME.test(name)) continue;
-    const note = await readNote(join(folder, name));
-    if (typeof note?.messageId !== 'string' || note.messageId.toUpperCase() !== messageId.toUpperCase()) continue;
+  for await (const { name, note } of notesIn(folder)) {
+    if (typeof note.messageId !== 'string' || note.messageId.toUpperCase() !== messageId.toUpperCase()) continue;
     if (typeof note.target !== 'string' || note.target === '' || basename(note.target) !== note.target) continue;
     const own = continuableNames(join(folder, note.target), messageId);
     if (own.note !== name) continue;
