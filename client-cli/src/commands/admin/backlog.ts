@@ -32,8 +32,9 @@ export function registerBacklogCommand(admin: Command): void {
       [
         '',
         'A line per mailbox: since when its first message has waited (UTC), for how long, how many wait, the',
-        'mailbox id, how long ago its system last made a handshake (clients make one at start and daily: days',
-        'of silence mean the system is down), "disabled" where it is, and its name. Unacknowledged messages expire after',
+        'mailbox id, how long ago its system last made a handshake (a --watch client makes one at start and daily,',
+        'so days of silence mean it is down; one run from cron makes none unless it runs `meshbox handshake`),',
+        '"disabled" where it is, and its name. Unacknowledged messages expire after',
         'MESHBOX_INBOX_EXPIRY_SECONDS (5 days by default) and go back to their senders as non-delivery reports.',
       ].join('\n'),
     )
