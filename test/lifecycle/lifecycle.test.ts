@@ -1,4 +1,3 @@
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
@@ -15,45 +14,16 @@ import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
 import { MeshError } from '../../server/src/domain/errors.ts';
 import type { MessageRecord, MessageStore } from '../../server/src/store/messages.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { LIFECYCLE_TEST_PERIODS, prepareLifecycleSetting, SECOND } from '../support/lifecycle-setting.ts';
 import { overriding } from '../support/overriding.ts';
 import { mailboxRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
-const SECOND = 1000;
-const periods = {
-  inboxExpiryMs: 60 * SECOND,
-  uploadExpiryMs: 30 * SECOND,
-  payloadRetentionMs: 10 * SECOND,
-  messageRetentionMs: 300 * SECOND,
-  deliveryCheckMs: 5 * SECOND,
-};
+const periods = LIFECYCLE_TEST_PERIODS;
 
 let server: TestServer;
 let lab: TestMailbox;
 let gp: TestMailbox;
-
-test.before(async () => {
-  // No worker: each test runs the lifecycle itself, at chosen moments, as often as it likes.
-  // Payloads in object storage, so purges are seen there; inline payloads have their own test.
-  server = await startTestServer({ periods, worker: false, limits: { inlinePayloadBytes: 0 } });
-  lab = await server.createMailbox();
-  gp = await server.createMailbox();
-});
-
-test.after.always(async () => {
-  await server?.close();
-});
-
-/** The services as they would be `ms` from now. */
-function later(ms: number): Services {
-  return { ...server.services, now: () => new Date(Date.now() + ms) };
-}
-
-async function objectsOf(messageId: string): Promise<number> {
-  const listing = await server.connections.s3.send(
-    new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }),
-  );
-  return listing.KeyCount ?? 0;
-}
+const { later, inboxOf, objectsOf, nextCheckOf } = prepareLifecycleSetting(test, (setting) => ({ server, lab, gp } = setting));
 
 /** The message store, except that its first read of a message answers a record read earlier (a race lost). */
 function staleFirst(stale: MessageRecord): MessageStore {
@@ -61,9 +31,6 @@ function staleFirst(stale: MessageRecord): MessageStore {
   let reads = 0;
   return overriding(messages, { get: async (id: string) => (reads++ === 0 ? stale : messages.get(id)) });
 }
-
-const inboxOf = async (mailbox: TestMailbox): Promise<string[]> =>
-  (await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).json().messages;
 
 /** Chunk 1 of a message of two from lab to gp: the id of the message, now uploading. */
 function startTwoChunkMessage(workflowId: string, firstChunk: Buffer | string): Promise<string> {
@@ -303,7 +270,6 @@ function cutOffBeforeDelivery(): Services {
   return { ...server.services, messages: overriding(server.services.messages, { deliver: lost, deliverChecked: lost }) };
 }
 
-const nextCheckOf = (messageId: string) => server.connections.schedule.nextCheck(messageId);
 
 test('a delivered send is next looked at a payload retention on; one cut off before the inbox is delivered at its first check', async (t) => {
   const delivered = await sendMessage(server, lab, gp, 'delivered');

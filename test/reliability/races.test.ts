@@ -1,6 +1,5 @@
 // Races between a request and the lifecycle worker, each forced into one interleaving by pausing
 // a step (a gate) or by taking a worker's claim at a chosen moment, against real Redis and S3.
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
@@ -12,49 +11,19 @@ import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
 import { MeshError } from '../../server/src/domain/errors.ts';
 import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { SCHEDULE_SHARDS, type Claim } from '../../server/src/store/lifecycle-schedule.ts';
-import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import type { TestMailbox, TestServer } from '../support/harness.ts';
+import { LIFECYCLE_TEST_PERIODS, prepareLifecycleSetting, SECOND } from '../support/lifecycle-setting.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
 import { overriding } from '../support/overriding.ts';
 
-const SECOND = 1000;
 /** Shorter than the payload retention, as production's 5 min lease is shorter than its 1 day retention. */
 const LEASE_MS = 2 * 1000;
-const periods = {
-  inboxExpiryMs: 60 * SECOND,
-  uploadExpiryMs: 30 * SECOND,
-  payloadRetentionMs: 10 * SECOND,
-  messageRetentionMs: 300 * SECOND,
-  deliveryCheckMs: 5 * SECOND,
-};
+const periods = LIFECYCLE_TEST_PERIODS;
 
 let server: TestServer;
 let lab: TestMailbox;
 let gp: TestMailbox;
-
-test.before(async () => {
-  // No worker: the tests run lifecycle checks themselves at the moments they choose.
-  server = await startTestServer({ periods, worker: false, limits: { inlinePayloadBytes: 0 } });
-  lab = await server.createMailbox();
-  gp = await server.createMailbox();
-});
-
-test.after.always(async () => {
-  await server?.close();
-});
-
-function later(ms: number): Services {
-  return { ...server.services, now: () => new Date(Date.now() + ms) };
-}
-
-const inboxOf = async (mailbox: TestMailbox): Promise<string[]> =>
-  (await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).json().messages;
-
-async function objectsOf(messageId: string): Promise<number> {
-  const listing = await server.connections.s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }));
-  return listing.KeyCount ?? 0;
-}
-
-const nextCheckOf = (messageId: string) => server.connections.schedule.nextCheck(messageId);
+const { later, inboxOf, objectsOf, nextCheckOf } = prepareLifecycleSetting(test, (setting) => ({ server, lab, gp } = setting));
 
 /** A request's clock, which a stall moves on (the stall itself takes no time in the test). */
 function stallingClock(): { readonly now: () => Date; readonly stalledFor: (ms: number) => void } {
