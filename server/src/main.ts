@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { pino } from 'pino';
-import { daysLeft, EXPIRY_WARNING_DAYS } from '../../shared/src/pki/validity.ts';
+import { daysLeft, EXPIRY_WARNING_DAYS, expiryPhrase } from '../../shared/src/pki/validity.ts';
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
@@ -36,10 +36,9 @@ async function main(): Promise<void> {
   metrics.serverCertificate(config.certificateNotAfter);
   const certificateDaysLeft = daysLeft(config.certificateNotAfter, new Date());
   if (certificateDaysLeft < EXPIRY_WARNING_DAYS) {
-    const when = certificateDaysLeft < 0 ? 'has expired' : `expires in ${certificateDaysLeft} day${certificateDaysLeft === 1 ? '' : 's'}`;
     logger.warn(
       { notAfter: config.certificateNotAfter.toISOString(), daysLeft: certificateDaysLeft },
-      `the server's certificate (MESHBOX_TLS_CERT) ${when}: clients refuse it then; issue a new one and restart`,
+      `the server's certificate (MESHBOX_TLS_CERT) ${expiryPhrase(certificateDaysLeft)}: clients refuse it then; issue a new one and restart`,
     );
   }
   const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { daysLeft } from '../../../shared/src/pki/validity.ts';
+import { dayCount, daysLeft } from '../../../shared/src/pki/validity.ts';
 import type { CliContext } from './context.ts';
 import { certificateExpiryWarning } from './mailbox-validation.ts';
 
@@ -18,7 +18,7 @@ export function registerHandshakeCommand(program: Command, context: CliContext):
       }
       const now = new Date();
       const left = daysLeft(notAfter, now);
-      context.print(`handshake OK: mailbox ${mailboxId}; its certificate expires on ${notAfter.toISOString().slice(0, 10)} (in ${left} day${left === 1 ? '' : 's'})`);
+      context.print(`handshake OK: mailbox ${mailboxId}; its certificate expires on ${notAfter.toISOString().slice(0, 10)} (in ${dayCount(left)})`);
       const warning = certificateExpiryWarning(notAfter, now);
       if (warning) context.io.stderr(`${warning}\n`);
     });

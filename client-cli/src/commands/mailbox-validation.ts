@@ -1,4 +1,4 @@
-import { DAY_MS, daysLeft, EXPIRY_WARNING_DAYS } from '../../../shared/src/pki/validity.ts';
+import { DAY_MS, daysLeft, EXPIRY_WARNING_DAYS, expiryPhrase } from '../../../shared/src/pki/validity.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 
 /** The warning for a client certificate near its end (undefined when it is not, or is unknown). */
@@ -6,8 +6,7 @@ export function certificateExpiryWarning(notAfter: Date | undefined, now: Date):
   if (!notAfter) return undefined;
   const left = daysLeft(notAfter, now);
   if (left >= EXPIRY_WARNING_DAYS) return undefined;
-  const when = left < 0 ? 'has expired' : `expires in ${left} day${left === 1 ? '' : 's'}`;
-  return `meshbox: warning: the certificate ${when}: ask your MESH administrator for a new one now (meshbox cert request makes the request)`;
+  return `meshbox: warning: the certificate ${expiryPhrase(left)}: ask your MESH administrator for a new one now (meshbox cert request makes the request)`;
 }
 
 /**

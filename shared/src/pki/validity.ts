@@ -13,3 +13,13 @@ export const EXPIRY_WARNING_DAYS = 30;
 export function daysLeft(notAfter: Date, now: Date): number {
   return Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
 }
+
+/** `1 day`, `N days`. */
+export function dayCount(days: number): string {
+  return `${days} day${days === 1 ? '' : 's'}`;
+}
+
+/** How a certificate's end is told, by the days left (`daysLeft`): `has expired`, `expires in N days`. */
+export function expiryPhrase(left: number): string {
+  return left < 0 ? 'has expired' : `expires in ${dayCount(left)}`;
+}

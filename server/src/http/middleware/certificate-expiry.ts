@@ -1,7 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { DAY_MS, daysLeft, EXPIRY_WARNING_DAYS } from '../../../../shared/src/pki/validity.ts';
+import { DAY_MS, daysLeft, EXPIRY_WARNING_DAYS, expiryPhrase } from '../../../../shared/src/pki/validity.ts';
 import type { Services } from '../../domain/services.ts';
 import { peerCertificate, type PeerCertificate } from '../peer-certificate.ts';
 import type { RequestState } from './request-context.ts';
@@ -29,7 +29,7 @@ export function watchCertificateExpiry(services: Pick<Services, 'certificates' |
     warnedOnDay.set(serialNumber, today);
     logger.warn(
       { certificate: { commonName: peer.commonName, serialNumber, notAfter: notAfter.toISOString() }, daysLeft: left },
-      `the client certificate of ${peer.commonName ?? '(no CN)'} expires in ${left} day${left === 1 ? '' : 's'}: have a new one signed and installed before then`,
+      `the client certificate of ${peer.commonName ?? '(no CN)'} ${expiryPhrase(left)}: have a new one signed and installed before then`,
     );
   };
   const recordDate = (serialNumber: string, notAfter: Date): void => {
