@@ -1,4 +1,5 @@
 import type { RedisClient } from './redis-client.ts';
+import { mapInBatches } from '../../../shared/src/batches.ts';
 // Not through the PKI index, which loads node-forge: the server needs none of it, and its 1.6 MiB
 // of heap would be marked by every full garbage collection.
 import { describeCertificate } from '../../../shared/src/pki/inspect.ts';
@@ -72,13 +73,10 @@ export class CertificateStore {
       this.#redis.smembers(this.#keys.mailboxIndex),
     ]);
     const holderOf = new Map(Object.entries(holders));
-    for (let start = 0; start < mailboxIds.length; start += ON_RECORD_BATCH) {
-      const batch = mailboxIds.slice(start, start + ON_RECORD_BATCH);
-      const sets = await Promise.all(batch.map((id) => this.#redis.smembers(this.#keys.mailboxCertificates(id))));
-      batch.forEach((id, i) => {
-        for (const serial of sets[i] ?? []) if (!holderOf.has(serial)) holderOf.set(serial, id);
-      });
-    }
+    const sets = await mapInBatches(mailboxIds, ON_RECORD_BATCH, (id) => this.#redis.smembers(this.#keys.mailboxCertificates(id)));
+    mailboxIds.forEach((id, i) => {
+      for (const serial of sets[i]!) if (!holderOf.has(serial)) holderOf.set(serial, id);
+    });
     const at = (serial: string) => (expiry[serial] === undefined ? undefined : new Date(Number(expiry[serial])));
     return [...holderOf]
       .map(([serialNumber, holder]) => ({ serialNumber, holder, notAfter: at(serialNumber), revoked: revoked[serialNumber] !== undefined }))

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { mapInBatches } from '../../../../shared/src/batches.ts';
 import type { LastHandshake } from '../../../../server/src/store/mailboxes.ts';
 import type { InboxBacklog } from '../../../../server/src/store/messages.ts';
 import { printable } from '../../client/untrusted-text.ts';
@@ -42,18 +43,12 @@ export function registerBacklogCommand(admin: Command): void {
       const now = Date.now();
       const waiting = await withAdminStores(async ({ mailboxes, messages }) => {
         // Ids only: a mailbox's record (name, state, last handshake) is read once it has messages waiting.
-        const ids = await mailboxes.ids();
-        const found: Waiting[] = [];
-        for (let start = 0; start < ids.length; start += BATCH) {
-          const batch = ids.slice(start, start + BATCH);
-          const backlogs = await Promise.all(batch.map((id) => messages.waiting(id)));
-          const records = await Promise.all(batch.map((id, i) => (backlogs[i]!.count > 0 ? mailboxes.listing(id) : undefined)));
-          batch.forEach((id, i) => {
-            const record = records[i];
-            if (record) found.push({ mailboxId: id, name: record.name, active: record.active, lastHandshake: record.lastHandshake, ...backlogs[i]! });
-          });
-        }
-        return found;
+        const found = await mapInBatches(await mailboxes.ids(), BATCH, async (id): Promise<Waiting | undefined> => {
+          const backlog = await messages.waiting(id);
+          const record = backlog.count > 0 ? await mailboxes.listing(id) : undefined;
+          return record && { mailboxId: id, name: record.name, active: record.active, lastHandshake: record.lastHandshake, ...backlog };
+        });
+        return found.filter((entry) => entry !== undefined);
       });
       const since = (entry: Waiting) => entry.oldest?.since?.getTime() ?? now;
       const listed = waiting
