@@ -28,7 +28,11 @@ const DEFAULT_SWEEP_EVERY_MS = 1_000;
 const AUDIT_TRIM_EVERY_MS = 60_000;
 /** Checks run at once by one sweep: each may delete many objects from S3. */
 const BATCH = 32;
-/** A sweep hands over to the next after this, so a backlog does not hold one job for ever. */
+/**
+ * A sweep with a backlog hands over to the next after a round that ends past this, so a backlog
+ * does not hold one job for ever. The first round always runs whole: a sweep that stopped
+ * part-way on a slow machine would leave the last shards' due checks for a later sweep.
+ */
 const SWEEP_BUDGET_MS = 10_000;
 const MAX_BACKOFF_MS = 60 * 60_000;
 
@@ -58,9 +62,9 @@ export async function runDueLifecycles(
       const claims = await schedule.claimDue((first + i) % SCHEDULE_SHARDS, services.now(), options.leaseMs ?? DEFAULT_LIFECYCLE_LEASE_MS, BATCH);
       await Promise.all(claims.map((claim) => runClaim(services, schedule, claim, logger, options.metrics)));
       checked += claims.length;
-      if (Date.now() - started > SWEEP_BUDGET_MS) return checked;
       if (claims.length === BATCH) backlog = true;
     }
+    if (Date.now() - started > SWEEP_BUDGET_MS) return checked;
   }
   return checked;
 }
