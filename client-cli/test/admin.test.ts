@@ -400,12 +400,13 @@ test('cert list shows the certificates on record, soonest expiry first; --expiri
   const listed = await admin('cert', 'list');
   t.is(listed.code, 0, listed.stderr);
   t.deepEqual(ours(listed.stdout), [
-    `${soon.notAfter.toISOString().slice(0, 10)}\t9 days\tEXP002\t${soon.serialNumber}`,
-    `${renewal.notAfter.toISOString().slice(0, 10)}\t399 days\tEXP002\t${renewal.serialNumber}`,
-    `${later.notAfter.toISOString().slice(0, 10)}\t824 days\tEXP001\t${later.serialNumber}`,
+    `${soon.notAfter.toISOString().slice(0, 10)}\t10 days\tEXP002\t${soon.serialNumber}`,
+    `${renewal.notAfter.toISOString().slice(0, 10)}\t400 days\tEXP002\t${renewal.serialNumber}`,
+    `${later.notAfter.toISOString().slice(0, 10)}\t825 days\tEXP001\t${later.serialNumber}`,
   ]);
-  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '30')).stdout), [`${soon.notAfter.toISOString().slice(0, 10)}\t9 days\tEXP002\t${soon.serialNumber}`]);
-  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '9')).stdout), [], 'within 9 days: not one that has 9 whole days left');
+  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '30')).stdout), [`${soon.notAfter.toISOString().slice(0, 10)}\t10 days\tEXP002\t${soon.serialNumber}`]);
+  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '10')).stdout), [`${soon.notAfter.toISOString().slice(0, 10)}\t10 days\tEXP002\t${soon.serialNumber}`], 'issued for 10 days: it expires within 10');
+  t.deepEqual(ours((await admin('cert', 'list', '--expiring-within', '9')).stdout), [], 'but not within 9');
 
   // Once the renewal is in use, the old one is revoked: it leaves the list, unless asked for.
   t.is((await admin('cert', 'revoke', soon.serialNumber)).code, 0);
@@ -414,8 +415,8 @@ test('cert list shows the certificates on record, soonest expiry first; --expiri
   t.deepEqual(
     all.filter((entry) => entry.holder === 'EXP002'),
     [
-      { serial: soon.serialNumber, holder: 'EXP002', notAfter: soon.notAfter.toISOString(), daysLeft: 9, revoked: true },
-      { serial: renewal.serialNumber, holder: 'EXP002', notAfter: renewal.notAfter.toISOString(), daysLeft: 399, revoked: false },
+      { serial: soon.serialNumber, holder: 'EXP002', notAfter: soon.notAfter.toISOString(), daysLeft: 10, revoked: true },
+      { serial: renewal.serialNumber, holder: 'EXP002', notAfter: renewal.notAfter.toISOString(), daysLeft: 400, revoked: false },
     ],
   );
   const shown = JSON.parse((await admin('mailbox', 'show', 'EXP002')).stdout) as { certificates: { serial: string; notAfter: string; revoked: boolean }[] };

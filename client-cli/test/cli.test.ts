@@ -182,7 +182,7 @@ test('count and handshake work from environment variables alone, run as a separa
   const handshake = await runSubprocess(['handshake'], { env });
   t.is(handshake.code, 0, handshake.stderr);
   const expires = describeCertificate(gp.mailbox.certPem).notAfter;
-  t.is(handshake.stdout.trim(), `handshake OK: mailbox ${gp.mailbox.id}; its certificate expires on ${expires.toISOString().slice(0, 10)} (in 824 days)`);
+  t.is(handshake.stdout.trim(), `handshake OK: mailbox ${gp.mailbox.id}; its certificate expires on ${expires.toISOString().slice(0, 10)} (in 825 days)`);
   t.is(handshake.stderr, '');
   const count = await runSubprocess(['count'], { env });
   t.is(count.code, 0, count.stderr);
@@ -195,8 +195,8 @@ test('handshake with a certificate that expires within 30 days warns on stderr, 
   const files = await writeMailboxFiles(server, { ...mailbox, certPem: expiring.certPem, keyPem: expiring.keyPem }, await folder());
   const result = await runInProcess(['--profile', files.profile, 'handshake'], { cwd: await folder() });
   t.is(result.code, 0, result.stderr);
-  t.is(result.stdout, `handshake OK: mailbox ${mailbox.id}; its certificate expires on ${describeCertificate(expiring.certPem).notAfter.toISOString().slice(0, 10)} (in 4 days)\n`);
-  t.is(result.stderr, 'meshbox: warning: the certificate expires in 4 days: ask your MESH administrator for a new one now (meshbox cert request makes the request)\n');
+  t.is(result.stdout, `handshake OK: mailbox ${mailbox.id}; its certificate expires on ${describeCertificate(expiring.certPem).notAfter.toISOString().slice(0, 10)} (in 5 days)\n`);
+  t.is(result.stderr, 'meshbox: warning: the certificate expires in 5 days: ask your MESH administrator for a new one now (meshbox cert request makes the request)\n');
 });
 
 test('missing settings are each named, with how to supply them, and exit 1', async (t) => {

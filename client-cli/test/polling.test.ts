@@ -55,7 +55,7 @@ test('a watch validates its mailbox before its first pass and then once a day, w
   t.is(handshakes.length, 3, 'a refused handshake is tried again before the next pass');
   clock += 11 * 24 * HOUR;
   await due();
-  t.deepEqual(warnings, ['meshbox: warning: the certificate expires in 27 days: ask your MESH administrator for a new one now (meshbox cert request makes the request)']);
+  t.deepEqual(warnings, ['meshbox: warning: the certificate expires in 28 days: ask your MESH administrator for a new one now (meshbox cert request makes the request)']);
 
   // In the watch loop: before every pass, and a failure of it counts as the pass's.
   const stop = new AbortController();

@@ -38,7 +38,6 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(errorResponder());
   app.use(apiVersion());
   app.use(requireHost());
-  app.use(watchCertificateExpiry(services, logger));
   // Health first: it must answer (503) even while Redis, which revocation checks need, is away.
   app.use(healthRoutes.routes());
   if (options.healthOnly) return app;
@@ -53,6 +52,8 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   registerOutboxRoutes(mailboxRoutes, services);
 
   app.use(rejectRevokedCertificates(services));
+  // After the revocation check: a revoked certificate is not worth a warning, nor its date a record.
+  app.use(watchCertificateExpiry(services, logger));
   app.use(publicRoutes.routes());
   app.use(mailboxRoutes.routes() as Koa.Middleware<RequestState>);
   app.use(mailboxRoutes.allowedMethods() as Koa.Middleware<RequestState>);

@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics(config.role === 'api' ? undefined : { name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   metrics.serverCertificate(config.certificateNotAfter);
   const certificateDaysLeft = daysLeft(config.certificateNotAfter, new Date());
-  if (certificateDaysLeft < EXPIRY_WARNING_DAYS) {
+  if (certificateDaysLeft <= EXPIRY_WARNING_DAYS) {
     logger.warn(
       { notAfter: config.certificateNotAfter.toISOString(), daysLeft: certificateDaysLeft },
       `the server's certificate (MESHBOX_TLS_CERT) ${expiryPhrase(certificateDaysLeft)}: clients refuse it then; issue a new one and restart`,

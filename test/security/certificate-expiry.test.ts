@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { Redis } from 'ioredis';
+import { CertificateStore } from '../../server/src/store/certificates.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { mailboxRequest } from '../support/http.ts';
@@ -32,7 +33,7 @@ test("a client certificate near its end is warned about in the log, once a day h
     const soonSerial = describeCertificate(soon.certPem).serialNumber;
     const warnings = expiryWarnings(server.output());
     t.is(warnings.length, 1, server.output());
-    t.like(warnings[0], { certificate: { commonName: mailbox.id, notAfter: describeCertificate(soon.certPem).notAfter.toISOString() }, daysLeft: 9 });
+    t.like(warnings[0], { certificate: { commonName: mailbox.id, notAfter: describeCertificate(soon.certPem).notAfter.toISOString() }, daysLeft: 10 });
     t.is(warnings[0]?.certificate.serialNumber.toLowerCase(), soonSerial);
 
     // A certificate the records have no date for (issued before dates were kept, or elsewhere) gets its date once seen.
@@ -41,6 +42,19 @@ test("a client certificate near its end is warned about in the log, once a day h
       const expiry = () => redis.hget(redisKeys(server.deployment.prefix).certificateExpiry, soonSerial);
       for (let attempt = 0; attempt < 100 && (await expiry()) === null; attempt++) await sleep(100);
       t.is(await expiry(), String(describeCertificate(soon.certPem).notAfter.getTime()));
+
+      // A revoked one is refused, and neither warned about nor dated: its end no longer matters.
+      const revoked = issueMailboxCertificate({ ca: server.deployment.ca, mailboxId: mailbox.id, validityDays: 5 });
+      const revokedSerial = describeCertificate(revoked.certPem).serialNumber;
+      t.true(await new CertificateStore(redis, redisKeys(server.deployment.prefix)).revoke(revokedSerial, new Date()));
+      t.is((await mailboxRequest(server, { ...mailbox, certPem: revoked.certPem, keyPem: revoked.keyPem }, inbox)).status, 403);
+      // The date would be recorded off the request's path: give it the time the first one took.
+      await sleep(500);
+      t.is(await redis.hget(redisKeys(server.deployment.prefix).certificateExpiry, revokedSerial), null);
+      t.deepEqual(
+        expiryWarnings(server.output()).map((warning) => warning.certificate.serialNumber.toLowerCase()),
+        [soonSerial],
+      );
     } finally {
       redis.disconnect();
     }

@@ -5,7 +5,7 @@ import type { MeshClient } from '../client/mesh-client.ts';
 export function certificateExpiryWarning(notAfter: Date | undefined, now: Date): string | undefined {
   if (!notAfter) return undefined;
   const left = daysLeft(notAfter, now);
-  if (left >= EXPIRY_WARNING_DAYS) return undefined;
+  if (left > EXPIRY_WARNING_DAYS) return undefined;
   return `meshbox: warning: the certificate ${expiryPhrase(left)}: ask your MESH administrator for a new one now (meshbox cert request makes the request)`;
 }
 

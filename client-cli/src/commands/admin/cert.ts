@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
-import { daysLeft } from '../../../../shared/src/pki/validity.ts';
+import { dayCount, daysLeft } from '../../../../shared/src/pki/validity.ts';
 import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { printable } from '../../client/untrusted-text.ts';
@@ -181,7 +181,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       const onRecord = await withAdminStores(({ certificates }) => certificates.onRecord());
       // Holders with a certificate in force: their expired ones were renewed, nothing to do.
       const inForce = new Set(onRecord.filter((c) => !c.revoked && c.notAfter !== undefined && c.notAfter > now).map((c) => c.holder));
-      const due = (left: number | null, holder: string, within: number) => left === null || (left < within && (left >= 0 || !inForce.has(holder)));
+      const due = (left: number | null, holder: string, within: number) => left === null || (left <= within && (left > 0 || !inForce.has(holder)));
       const listed = onRecord
         .filter((certificate) => options.revoked === true || !certificate.revoked)
         .map((certificate) => ({ ...certificate, daysLeft: certificate.notAfter === undefined ? null : daysLeft(certificate.notAfter, now) }))
@@ -192,7 +192,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         return;
       }
       for (const { serialNumber, holder, notAfter, daysLeft, revoked } of listed) {
-        const left = daysLeft === null ? '-' : daysLeft < 0 ? 'expired' : `${daysLeft} days`;
+        const left = daysLeft === null ? '-' : daysLeft <= 0 ? 'expired' : dayCount(daysLeft);
         console.log([notAfter?.toISOString().slice(0, 10) ?? 'unknown', left, printable(holder), serialNumber, ...(revoked ? ['revoked'] : [])].join('\t'));
       }
     });

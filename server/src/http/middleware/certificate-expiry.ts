@@ -24,7 +24,7 @@ export function watchCertificateExpiry(services: Pick<Services, 'certificates' |
     const at = services.now();
     const left = daysLeft(notAfter, at);
     const today = Math.floor(at.getTime() / DAY_MS);
-    if (left >= EXPIRY_WARNING_DAYS || warnedOnDay.get(serialNumber) === today) return;
+    if (left > EXPIRY_WARNING_DAYS || warnedOnDay.get(serialNumber) === today) return;
     if (warnedOnDay.size >= MAX_REMEMBERED) warnedOnDay.clear();
     warnedOnDay.set(serialNumber, today);
     logger.warn(
