@@ -188,6 +188,37 @@ test('receive continues a message whose chunk 1 it kept, and removes the tempora
   t.deepEqual((await readdir(folder)).sort(), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_result.bin`].sort());
 });
 
+test('receive says which whole chunks it keeps of a message cut short, by a failure, a stop of a single run, or a stop of --watch; it acknowledges nothing', async (t) => {
+  const folder = await mkdtemp(join(work, 'kept-receive-'));
+  const names = continuableNames(join(folder, `${MESSAGE_ID}_result.bin`), MESSAGE_ID);
+  const kept = `the first 1 of 2 chunks (48.8 KiB) are kept: the next receive into this folder continues from chunk 2`;
+  // Chunk 2 breaks off, with no retries: the message fails.
+  const broken = twoChunks(randomBytes(50_000), (path) => (path.endsWith('/2') ? 'break' : 'serve'));
+  const failed = await withFakeServer(broken.handle, (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder));
+  t.is(failed.code, 1);
+  t.true(failed.stderr.startsWith('meshbox: chunk 2 could not be read: '), failed.stderr);
+  t.true(failed.stderr.endsWith(` (message ${MESSAGE_ID} stays in the inbox; ${kept})\nmeshbox: 1 message not received (see above)\n`), failed.stderr);
+  t.deepEqual((await readdir(folder)).sort(), [names.note, names.partial].sort());
+
+  // The user stops the run while it continues with chunk 2 (a single run; then --watch, whose handshake is answered).
+  for (const watch of [false, true]) {
+    const stop = new AbortController();
+    const message = twoChunks(broken.first, () => 'serve', broken.second);
+    const result = await withFakeServer(
+      (request, body, response) => {
+        if (request.method === 'POST') response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        else if (pathOf(request.url).endsWith('/2')) stop.abort();
+        else message.handle(request, body, response);
+      },
+      (origin) => runInProcess(['--profile', mailbox.profile, '--url', origin, 'receive', '.', ...(watch ? ['--watch'] : [])], { cwd: folder, stopSignal: stop.signal }),
+    );
+    t.is(result.code, watch ? 0 : 130, result.stderr);
+    t.is(result.stderr, `meshbox: stopped by SIGINT: message ${MESSAGE_ID} stays in the inbox; ${kept}\n`);
+    t.false(message.requests.some((request) => request.startsWith('PUT')), 'nothing acknowledged');
+    t.deepEqual((await readdir(folder)).sort(), [names.note, names.partial].sort());
+  }
+});
+
 test('a FIFO planted at the note path does not hang the download (the note is not trusted, the download starts afresh)', async (t) => {
   const cwd = await mkdtemp(join(work, 'fifo-'));
   const fifo = join(cwd, continuableNames(join(cwd, 'result.bin'), MESSAGE_ID).note);

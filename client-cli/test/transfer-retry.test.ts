@@ -320,22 +320,102 @@ test('a second download of the same message to the same file is refused while th
   t.deepEqual(await readdir(cwd), ['result.bin']);
 });
 
-test('a file that appears at the target while the download runs is kept: the download is refused, leaving nothing of its own', async (t) => {
-  const { handle } = twoChunkMessage(() => false);
+test('a file that appears at the target as the last chunk comes is kept, and so is the whole message: the same command with --overwrite saves it, fetching chunk 1 only for its headers', async (t) => {
+  const { whole, requests, handle } = twoChunkMessage(() => false);
   const cwd = await mkdtemp(join(work, 'race-'));
   const target = join(cwd, 'result.bin');
+  const { partial, note } = continuableNames(target, MESSAGE_ID);
   const result = await withFakeServer(
     (request, body, response) => {
-      // Another program saves a file under the same name after the first chunk was checked.
+      // Another program saves a file under the same name while the last chunk is on its way.
       if (request.url?.endsWith('/2')) void writeFile(target, 'theirs').then(() => handle(request, body, response));
       else handle(request, body, response);
     },
     (origin) => cli(origin, ['download', MESSAGE_ID], cwd),
   );
   t.is(result.code, 1);
-  t.is(result.stderr, `meshbox: ${target} already exists and was left as it is: give -o with another name (or --overwrite to replace it)\n`);
+  t.is(
+    result.stderr,
+    `meshbox: ${target} appeared during the download and was left as it is\n` +
+      'all 2 chunks (87.9 KiB) are kept, the whole message: the same command run again with --overwrite saves it without fetching it again\n',
+  );
+  t.is(await readFile(target, 'utf8'), 'theirs');
+  t.deepEqual((await readdir(cwd)).sort(), ['result.bin', partial, note].sort(), 'the partial file and its note stay; no lock');
+  t.like(JSON.parse(await readFile(join(cwd, note), 'utf8')), { chunks: 2, bytes: whole.length, totalChunks: 2 });
+
+  // Without --overwrite the same command is refused at the start, as before; what is kept stays.
+  const refused = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID], cwd));
+  t.is(refused.code, 1);
+  t.is(refused.stderr, `meshbox: ${target} already exists and was left as it is: give -o with another name (or --overwrite to replace it)\n`);
+  t.deepEqual((await readdir(cwd)).sort(), ['result.bin', partial, note].sort());
+
+  const before = requests.length;
+  const saved = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--overwrite', '--json'], cwd));
+  t.is(saved.code, 0, saved.stderr);
+  t.deepEqual(
+    requests.slice(before).map((entry) => entry.path),
+    [`/inbox/${MESSAGE_ID}`],
+    'chunk 1 only for its headers (its body is not read), no other chunk',
+  );
+  t.like(JSON.parse(saved.stdout), { chunks: 2, bytes: whole.length, continuedAfterChunk: 2, verifiedChecksum: `sha256:${createHash('sha256').update(whole).digest('hex')}` });
+  t.true((await readFile(target)).equals(whole));
+  t.deepEqual(await readdir(cwd), ['result.bin'], 'the partial file, its note and its lock are gone');
+});
+
+test('a message kept whole whose partial file was changed fails the checksum over the whole file when saved, and nothing of it is kept', async (t) => {
+  const { handle } = twoChunkMessage(() => false);
+  const cwd = await mkdtemp(join(work, 'race-changed-'));
+  const target = join(cwd, 'result.bin');
+  const { partial } = continuableNames(target, MESSAGE_ID);
+  const kept = await withFakeServer(
+    (request, body, response) => {
+      if (request.url?.endsWith('/2')) void writeFile(target, 'theirs').then(() => handle(request, body, response));
+      else handle(request, body, response);
+    },
+    (origin) => cli(origin, ['download', MESSAGE_ID], cwd),
+  );
+  t.is(kept.code, 1, kept.stderr);
+  const bytes = await readFile(join(cwd, partial));
+  bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+  await writeFile(join(cwd, partial), bytes);
+
+  const result = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--overwrite'], cwd));
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: checksum mismatch: the message says sha256:[0-9a-f]{64}, the data received is sha256:[0-9a-f]{64}; nothing was saved\n$/);
   t.is(await readFile(target, 'utf8'), 'theirs');
   t.deepEqual(await readdir(cwd), ['result.bin']);
+});
+
+test('a file that appears at the target during the download of a message of one chunk is kept, and nothing of the download is (a rerun fetches that chunk in any case)', async (t) => {
+  const payload = randomBytes(100_000);
+  const cwd = await mkdtemp(join(work, 'race-one-'));
+  const target = join(cwd, 'result.bin');
+  const result = await withFakeServer(
+    (_request, _body, response) => {
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(payload.length), 'mex-messageid': MESSAGE_ID, 'mex-filename': 'result.bin' });
+      response.write(payload.subarray(0, 1000));
+      // Once the download writes its temporary file (the target was free when it began), another program saves a file under the same name.
+      void (async () => {
+        for (let attempt = 0; attempt < 200 && !(await readdir(cwd)).some((name) => name.endsWith('.part')); attempt++) await sleep(10);
+        await writeFile(target, 'theirs');
+        response.end(payload.subarray(1000));
+      })();
+    },
+    (origin) => cli(origin, ['download', MESSAGE_ID], cwd),
+  );
+  t.is(result.code, 1);
+  t.is(result.stderr, `meshbox: ${target} appeared during the download and was left as it is: give -o with another name (or --overwrite to replace it)\n`);
+  t.is(await readFile(target, 'utf8'), 'theirs');
+  t.deepEqual(await readdir(cwd), ['result.bin']);
+});
+
+test('what a download kept is told as the first chunks and the next, or as the whole message', (t) => {
+  const cause = new Error('chunk 3 could not be read');
+  t.is(new DownloadIncompleteError(cause, { chunks: 2, bytes: 2048 }, 5).keptNote('the next receive'), 'the first 2 of 5 chunks (2 KiB) are kept: the next receive continues from chunk 3');
+  t.is(
+    new DownloadIncompleteError(cause, { chunks: 5, bytes: 5120 }, 5).keptNote('the next receive'),
+    'all 5 chunks (5 KiB) are kept, the whole message: the next receive saves it without fetching it again',
+  );
 });
 
 /**

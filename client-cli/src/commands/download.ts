@@ -32,7 +32,9 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
         'which is moved into place only when complete: its size checked and, when the message carries',
         'a sha256:<hex> or md5:<hex> checksum, its content verified. On a mismatch nothing is saved (exit 1).',
         'A file already at the target (two messages may carry the same file name) is never replaced without',
-        '--overwrite: the download is refused (exit 1); give -o with another name.',
+        '--overwrite: the download is refused (exit 1); give -o with another name. Should one appear there only',
+        'at the very end, once a message of several chunks is received and verified, the whole message is kept',
+        '(exit 1): the same command run again with --overwrite saves it without fetching it again.',
         'A chunk whose transfer breaks off is fetched again (--retries). A stop (Ctrl-C, SIGTERM) ends the',
         'download at once (exit 130 for Ctrl-C, 143 for SIGTERM).',
         'A message of several chunks is resumable: when a download is cut short (a stop, a kill, the network',
@@ -66,7 +68,12 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
         });
       const checksum = result.checksum ? formatChecksum(result.checksum) : null;
       const verified = result.checksum ? `, ${result.checksum.algorithm} checksum verified` : '';
-      const continued = result.continuedAfter > 0 ? ` (continuing after the ${result.continuedAfter} kept from an earlier run)` : '';
+      const continued =
+        result.continuedAfter === result.totalChunks
+          ? ' (all kept by an earlier run, none fetched again)'
+          : result.continuedAfter > 0
+            ? ` (continuing after the ${result.continuedAfter} kept from an earlier run)`
+            : '';
       context.tell(flags, `received ${formatBytes(result.bytes)} in ${result.totalChunks} chunk${result.totalChunks === 1 ? '' : 's'}${continued}${verified}`);
       if (flags.json) {
         const fields = {

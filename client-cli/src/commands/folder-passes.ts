@@ -28,6 +28,11 @@ export interface FolderPasses {
   readonly polled: string;
   /** What a stop during a single pass leaves behind, for its message. */
   readonly interrupted: string;
+  /**
+   * What the stop left of the item in hand, when there is more to say than `interrupted` (whole
+   * chunks kept): said in its place, and by --watch as it ends. Asked once the pass has ended.
+   */
+  readonly cutShort?: () => string | undefined;
   /** One pass, which the signal stops; returns how many items failed. */
   readonly once: (client: MeshClient, signal: AbortSignal) => Promise<number>;
   /** Passes until the signal stops them; a pass that fails as a whole is reported through onPassFailed. */
@@ -64,10 +69,11 @@ export async function existingFolder(context: CliContext, command: Command, fold
 export async function runFolderPasses(context: CliContext, command: Command, flags: FolderPassFlags, passes: FolderPasses): Promise<number> {
   const signal = stopSignal(context.io);
   const clientOptions = { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, signal };
+  const outcome = () => passes.cutShort?.() ?? passes.interrupted;
   if (!flags.watch) {
-    const failed = await stoppable(signal, passes.interrupted, () => context.withClient(command, (client) => passes.once(client, signal), clientOptions));
+    const failed = await stoppable(signal, outcome, () => context.withClient(command, (client) => passes.once(client, signal), clientOptions));
     // A pass that the stop cut short returns what it had done.
-    if (signal.aborted) throw interruption(signal, passes.interrupted);
+    if (signal.aborted) throw interruption(signal, outcome());
     return failed;
   }
   return context.withClient(
@@ -80,6 +86,9 @@ export async function runFolderPasses(context: CliContext, command: Command, fla
         onPassFailed: (error, retryInMs) => context.io.stderr(`${errorLine(error)} (${passes.polled} is looked at again in ${retryInMs / 1000} s)\n`),
         beforePass: dailyHandshake(client, (warning) => context.io.stderr(`${warning}\n`)),
       });
+      // Ended as asked (exit 0); only what a stop left beyond the usual is worth a line.
+      const left = passes.cutShort?.();
+      if (left !== undefined) context.io.stderr(`${errorLine(interruption(signal, left))}\n`);
       return 0;
     },
     clientOptions,

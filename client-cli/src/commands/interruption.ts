@@ -27,13 +27,14 @@ export function interruption(stop: AbortSignal, outcome: string): InterruptedErr
 
 /**
  * Runs `run`, which gives `stop` to its client; a failure once the stop has fired is the stop's
- * doing (an aborted request), reported as the interruption. A run that finished regardless stands.
+ * doing (an aborted request), reported as the interruption, with `outcome()` (asked then: what the
+ * run left may be known only once it ended). A run that finished regardless stands.
  */
-export async function stoppable<T>(stop: AbortSignal, outcome: string, run: () => Promise<T>): Promise<T> {
+export async function stoppable<T>(stop: AbortSignal, outcome: () => string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    if (stop.aborted) throw interruption(stop, outcome);
+    if (stop.aborted) throw interruption(stop, outcome());
     throw error;
   }
 }

@@ -35,12 +35,13 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         'A stop (Ctrl-C, SIGTERM) takes effect at once: a message not yet acknowledged stays in the inbox',
         'and is saved again next time. --watch then exits 0; a single run exits 130 for Ctrl-C, 143 for SIGTERM.',
         'Of a message of several chunks cut short (a stop, a kill, the network gone past its retries), the',
-        'whole chunks saved are kept in a hidden partial file: the next receive into the folder continues',
-        'after them. Anything else a stop cut short is removed.',
+        'whole chunks saved are kept in a hidden partial file (stderr says how many, and of which message):',
+        'the next receive into the folder continues after them. Anything else a stop cut short is removed.',
       ].join('\n'),
     )
     .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
       let unacknowledged = 0;
+      let stoppedIn: string | undefined;
       const options: ReceiveOptions = {
         folder: await existingFolder(context, command, folder, flags),
         ...(flags.workflow === undefined ? {} : { workflowFilter: flags.workflow }),
@@ -50,20 +51,30 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         onFailed: (messageId, error) => {
           const saved = error instanceof NotAcknowledgedError;
           if (saved) unacknowledged += 1;
-          // One saved says so itself (its files are there); of any other, at most whole chunks were kept.
-          const kept = error instanceof DownloadIncompleteError ? `; ${error.keptNote('the next receive into this folder')}` : '';
-          context.io.stderr(`${errorLine(error)}${saved ? '' : ` (message ${messageId} stays in the inbox${kept})`}\n`);
+          // One saved says so itself (its files are there).
+          context.io.stderr(`${errorLine(error)}${saved ? '' : ` (${staysInInbox(messageId, error)})`}\n`);
+        },
+        // Of a message whose chunks are kept, the stop names it; any other is what `interrupted` says.
+        onStopped: (messageId, error) => {
+          stoppedIn = error instanceof DownloadIncompleteError ? staysInInbox(messageId, error) : undefined;
         },
         onGone: (messageId) => context.tell(flags, `message ${messageId} was acknowledged or expired meanwhile; skipped`),
       };
       const failed = await runFolderPasses(context, command, flags, {
         polled: 'the inbox',
         interrupted: 'a message not yet acknowledged stays in the inbox and is saved again next time',
+        cutShort: () => stoppedIn,
         once: (client, signal) => receiveInbox(client, { ...options, signal }),
         watch: (client, watching) => watchInbox(client, { ...options, ...watching }),
       });
       if (failed > 0) throw new Error(`${unreceived(failed - unacknowledged, unacknowledged)} (see above)`);
     });
+}
+
+/** Where a message not received is left: in the inbox, and of one of several chunks, the whole chunks saved in the folder. */
+function staysInInbox(messageId: string, error: unknown): string {
+  const kept = error instanceof DownloadIncompleteError ? `; ${error.keptNote('the next receive into this folder')}` : '';
+  return `message ${messageId} stays in the inbox${kept}`;
 }
 
 /** What a run left in the inbox: messages it could not save, and messages saved whose acknowledgement failed. */

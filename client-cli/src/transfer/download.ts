@@ -32,7 +32,7 @@ export interface DownloadResult {
   readonly bytes: number;
   /** The checksum the content was verified against; undefined when the message carries none we can check. */
   readonly checksum: Checksum | undefined;
-  /** Chunks an earlier run had kept, which this one continued after (0: it fetched them all). */
+  /** Chunks an earlier run had kept, which this one continued after (0: it fetched them all; totalChunks: it fetched none, only chunk 1's headers). */
   readonly continuedAfter: number;
 }
 
@@ -84,9 +84,15 @@ export function fitFileName(name: string, maxBytes = MAX_FILE_NAME_BYTES): strin
 
 /** The target is taken: a download never replaces a file unless asked to. */
 export class TargetExistsError extends Error {
-  constructor(target: string) {
-    super(`${target} already exists and was left as it is: give -o with another name (or --overwrite to replace it)`);
+  /** What was found, without the advice (a DownloadIncompleteError gives its own). */
+  readonly found: string;
+
+  /** `appeared`: during the download (the name was free when it began). */
+  constructor(target: string, appeared = false) {
+    const found = `${target} ${appeared ? 'appeared during the download' : 'already exists'} and was left as it is`;
+    super(`${found}: give -o with another name (or --overwrite to replace it)`);
     this.name = 'TargetExistsError';
+    this.found = found;
   }
 }
 
@@ -108,7 +114,7 @@ async function moveIntoPlace(temporary: string, target: string, overwrite: boole
       return copyFile(temporary, target, constants.COPYFILE_EXCL);
     })
     .catch((error: NodeJS.ErrnoException) => {
-      throw error.code === 'EEXIST' ? new TargetExistsError(target) : error;
+      throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
     });
   await rm(temporary, { force: true });
 }
@@ -304,13 +310,17 @@ class ContentMismatchError extends Error {
   }
 }
 
-/** A download of several chunks failed part-way, and the whole chunks it had are kept for the next run. */
+/**
+ * A download of several chunks failed part-way, and the whole chunks it had are kept for the next
+ * run; or all of them, verified, when a file appeared at the target at the very end.
+ */
 export class DownloadIncompleteError extends Error {
   readonly kept: KeptChunks;
   readonly totalChunks: number;
 
   constructor(cause: unknown, kept: KeptChunks, totalChunks: number) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    // A target taken: keptNote says what to do, not TargetExistsError's advice (-o would fetch it all again).
+    super(cause instanceof TargetExistsError ? cause.found : cause instanceof Error ? cause.message : String(cause), { cause });
     this.name = 'DownloadIncompleteError';
     this.kept = kept;
     this.totalChunks = totalChunks;
@@ -319,13 +329,18 @@ export class DownloadIncompleteError extends Error {
   /** What is kept, and what goes on with it (`continuer`: 'the next receive'). */
   keptNote(continuer: string): string {
     const { chunks, bytes } = this.kept;
-    return `the first ${chunks} of ${this.totalChunks} chunks (${formatBytes(bytes)}) are kept: ${continuer} continues from chunk ${chunks + 1}`;
+    if (chunks < this.totalChunks) {
+      return `the first ${chunks} of ${this.totalChunks} chunks (${formatBytes(bytes)}) are kept: ${continuer} continues from chunk ${chunks + 1}`;
+    }
+    // Only a download that may replace the file there saves it.
+    const saver = this.cause instanceof TargetExistsError ? `${continuer} with --overwrite` : continuer;
+    return `all ${chunks} chunks (${formatBytes(bytes)}) are kept, the whole message: ${saver} saves it without fetching it again`;
   }
 }
 
-/** Whether what a failed download wrote may serve a later run: not when the message is gone, or the data or the target wrong. */
+/** Whether what a failed download wrote may serve a later run: not when the message is gone, or the data wrong. */
 function worthKeeping(error: unknown): boolean {
-  return !(error instanceof ContentMismatchError || error instanceof TargetExistsError || isGone(error));
+  return !(error instanceof ContentMismatchError || isGone(error));
 }
 
 /**
@@ -334,7 +349,9 @@ function worthKeeping(error: unknown): boolean {
  * never sees a half-written file. A failed download of one chunk leaves nothing; one of several
  * keeps its whole chunks (openPartialFile), which the same download continues next time
  * (DownloadIncompleteError says so). Without `overwrite`, a file already at the target (or
- * appearing there meanwhile) is kept and the download refused.
+ * appearing there meanwhile) is kept and the download refused; should it appear only at the very
+ * end, as the verified file is moved into place, a message of several chunks is kept whole, which
+ * the same download with `overwrite` then saves without fetching the chunks again.
  */
 export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
   const { messageId } = options;
@@ -379,7 +396,14 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
     // A stop that came while the file was flushed and verified: nothing is saved (its chunks are kept).
     client.signal?.throwIfAborted();
     await partial.handle.close();
-    await moveIntoPlace(partial.path, target, options.overwrite);
+    try {
+      await moveIntoPlace(partial.path, target, options.overwrite);
+    } catch (error) {
+      // The name taken at the very end (a file there at the start was refused then): the whole
+      // message is kept. Best effort: should the note fail, the chunks it already records stay.
+      if (error instanceof TargetExistsError) await partial.keepAll(writer.bytes).catch(() => undefined);
+      throw error;
+    }
     await partial.finish();
     return { messageId: metadata.messageId ?? messageId, path: target, totalChunks, bytes: writer.bytes, checksum: expected, continuedAfter: kept.chunks };
   } catch (error) {

@@ -8,7 +8,8 @@ import { lockFolder } from './folder-lock.ts';
  * A download of several chunks is written into a partial file beside its target, named after
  * the message and the target, with a note of how many whole chunks it holds. A run cut short
  * (the network gone past its retries, a stop, a kill, a power cut) is continued by the next
- * from the chunk after: a message of many gigabytes is not fetched again from the start.
+ * from the chunk after: a message of many gigabytes is not fetched again from the start. One
+ * whose target was taken at the very end keeps them all, to be saved without fetching them again.
  */
 
 /** What is being downloaded where: a later run continues a partial file only for the same. */
@@ -30,10 +31,16 @@ export interface KeptChunks {
 export interface PartialFile {
   readonly path: string;
   readonly handle: FileHandle;
-  /** What an earlier run left, to continue from (0 chunks: a fresh start). */
+  /** What an earlier run left, to continue from (0 chunks: a fresh start; all of them: only to verify and save). */
   readonly kept: KeptChunks;
   /** Records that the file holds these chunks, once they are on disk. */
   keep(kept: KeptChunks): Promise<void>;
+  /**
+   * Records that the file, flushed and closed, holds every chunk (`bytes` in all): it was whole
+   * and verified, but could not be moved into place. A later run then saves it without fetching
+   * the chunks again. Nothing for a message of one chunk.
+   */
+  keepAll(bytes: number): Promise<void>;
   /** After the file was moved into place: nothing of the download is left. */
   finish(): Promise<void>;
   /**
@@ -75,6 +82,7 @@ async function openTemporary(target: string): Promise<PartialFile> {
     handle,
     kept: NOTHING,
     keep: async () => undefined,
+    keepAll: async () => undefined,
     finish: async () => undefined,
     abandon: async () => {
       await handle.close().catch(() => undefined);
@@ -128,6 +136,11 @@ async function openContinuable(download: DownloadOf, names: ContinuableNames, un
     await rm(notePath, { force: true });
     await rm(path, { force: true });
   };
+  const record = async (chunks: KeptChunks) => {
+    const note: Note = { messageId: download.messageId, target: basename(download.target), totalChunks: download.totalChunks, checksum: download.checksum, ...chunks };
+    await writeFileAtomically(notePath, `${JSON.stringify(note)}\n`);
+    recorded = chunks;
+  };
   return {
     path,
     handle,
@@ -135,10 +148,10 @@ async function openContinuable(download: DownloadOf, names: ContinuableNames, un
     keep: async (chunks) => {
       // The data first: a note must never claim chunks a power cut could take back.
       await handle.datasync();
-      const note: Note = { messageId: download.messageId, target: basename(download.target), totalChunks: download.totalChunks, checksum: download.checksum, ...chunks };
-      await writeFileAtomically(notePath, `${JSON.stringify(note)}\n`);
-      recorded = chunks;
+      await record(chunks);
     },
+    // The file was flushed before it was verified.
+    keepAll: (bytes) => record({ chunks: download.totalChunks, bytes }),
     finish: async () => {
       try {
         await removeAll();
@@ -171,7 +184,7 @@ async function readKept(download: DownloadOf, path: string, notePath: string): P
     note.checksum === download.checksum &&
     Number.isSafeInteger(chunks) &&
     chunks! >= 1 &&
-    chunks! < download.totalChunks &&
+    chunks! <= download.totalChunks &&
     Number.isSafeInteger(bytes) &&
     bytes! >= 0;
   if (!matches) return undefined;

@@ -31,6 +31,11 @@ export interface ReceiveOptions {
   readonly onFailed: (messageId: string, error: unknown) => void;
   /** A listed message that was gone when fetched (acknowledged or expired meanwhile): nothing to do. */
   readonly onGone: (messageId: string) => void;
+  /**
+   * The stop came while this message was in hand: it stays in the inbox, and the pass ends.
+   * `error` is how it ended: a DownloadIncompleteError says which whole chunks are kept.
+   */
+  readonly onStopped?: (messageId: string, error: unknown) => void;
   /** Stops the pass; give the client the same signal to end the message in hand too. */
   readonly signal?: AbortSignal;
   /** Leaves out messages for now (those that failed recently, when watching). */
@@ -89,7 +94,10 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, leftov
       received = await receiveMessage(client, id, options, leftovers);
     } catch (error) {
       // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
-      if (options.signal?.aborted) break;
+      if (options.signal?.aborted) {
+        options.onStopped?.(id, error);
+        break;
+      }
       if (isGone(error)) {
         await discardPartialsOf(options.folder, id).catch(() => undefined);
         options.onGone(id);
