@@ -187,6 +187,7 @@ test('an answer that stalls or is cut off part-way says so, not only "aborted"',
   }, ['count'], await folder());
   t.is(cut.code, 1);
   t.is(cut.stderr, 'meshbox: the connection closed before the whole answer arrived\n');
+  t.is(cut.requests.length, 3, 'asked again, as after a dropped connection, until the retries were spent');
 });
 
 test('an answer with headers too large for Node is not taken for an unreachable server', async (t) => {

@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import type { TestServer } from '../../test/support/harness.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
-import { retryAfterMs } from '../src/client/transport.ts';
+import { HttpsTransport, retryAfterMs } from '../src/client/transport.ts';
 import { DownloadIncompleteError, downloadFile } from '../src/transfer/download.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
@@ -590,4 +590,107 @@ test('a file that changes during a send stops it, without suggesting a resume', 
   );
   t.is(result.code, 1);
   t.is(result.stderr, `meshbox: chunk 2 of 3 failed: ${file} changed while it was being sent (it was 3000 bytes, now 3014): send it again once it is complete\n`);
+});
+
+/**
+ * Answers with `body` as JSON, its Content-Length announced; on the attempts `cutOff` picks,
+ * sends half of it and then drops the connection (or, with `stall`, sends nothing more), and
+ * `onCut` hears when that half has gone out.
+ */
+function jsonCutOff(body: unknown, cutOff: (attempt: number) => boolean, { stall = false, onCut = () => {} } = {}) {
+  const requests: string[] = [];
+  const handle: FakeHandler = (request, _body, response) => {
+    requests.push(`${request.method} ${new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '')}`);
+    const text = Buffer.from(JSON.stringify(body));
+    response.writeHead(request.method === 'POST' ? 202 : 200, { 'content-type': 'application/json', 'content-length': String(text.length) });
+    if (!cutOff(requests.length)) {
+      response.end(text);
+      return;
+    }
+    response.write(text.subarray(0, text.length / 2), () => {
+      if (!stall) response.socket?.destroy();
+      onCut();
+    });
+  };
+  return { requests, handle };
+}
+
+/** Runs `use` with a client of the scripted mailbox against `origin`. */
+async function withClient<T>(origin: string, options: { readonly retries?: number; readonly idleTimeoutMs?: number; readonly retryDelayMs?: number; readonly signal?: AbortSignal }, use: (client: MeshClient) => Promise<T>): Promise<T> {
+  const { idleTimeoutMs, ...clientOptions } = options;
+  const settings = connectionSettings(server, mailbox.mailbox, origin);
+  const client = new MeshClient(idleTimeoutMs ? { ...settings, idleTimeoutMs } : settings, { retryDelayMs: 10, ...clientOptions });
+  try {
+    return await use(client);
+  } finally {
+    client.close();
+  }
+}
+
+test('an inbox listing whose answer is cut off part-way is asked again, like a dropped connection', async (t) => {
+  const { requests, handle } = jsonCutOff({ messages: [MESSAGE_ID] }, (attempt) => attempt === 1);
+  const ids = await withFakeServer(handle, (origin) => withClient(origin, {}, (client) => client.listInbox()));
+  t.deepEqual(ids, [MESSAGE_ID]);
+  t.deepEqual(requests, ['GET /inbox', 'GET /inbox']);
+});
+
+test('a tracking answer that stalls part-way (the idle timeout) is asked again', async (t) => {
+  const { requests, handle } = jsonCutOff({ message_id: MESSAGE_ID, status: 'accepted' }, (attempt) => attempt === 1, { stall: true });
+  // Not shorter: on a loaded machine (2 s was seen) the attempts could time out before their answers arrive, the first then
+  // retried as a dropped connection whatever becomes of a stalled body, the second failing.
+  const tracking = await withFakeServer(handle, (origin) => withClient(origin, { idleTimeoutMs: 5000 }, (client) => client.track(MESSAGE_ID)));
+  t.is(tracking.status, 'accepted');
+  t.deepEqual(requests, ['GET /outbox/tracking', 'GET /outbox/tracking']);
+});
+
+test('an answer cut off at every attempt fails once the retries are spent, saying the connection closed before the whole answer arrived', async (t) => {
+  const { requests, handle } = jsonCutOff({ count: 3 }, () => true);
+  const error = await withFakeServer(handle, (origin) => withClient(origin, { retries: 2 }, (client) => t.throwsAsync(client.count())));
+  t.is(error?.message, 'the connection closed before the whole answer arrived');
+  t.is(requests.length, 3, 'the first attempt and two retries');
+});
+
+test('a one-chunk send whose answer (its message id) is cut off part-way is not sent again: the server has taken the message', async (t) => {
+  const { requests, handle } = jsonCutOff({ message_id: MESSAGE_ID }, () => true);
+  const error = await withFakeServer(handle, (origin) =>
+    withClient(origin, { retries: 3 }, (client) => t.throwsAsync(client.sendMessage({ to: 'X26OT001', workflowId: 'WF', body: Buffer.from('result') }))),
+  );
+  t.is(error?.message, 'the connection closed before the whole answer arrived');
+  t.deepEqual(requests, ['POST /outbox'], 'sending it again would deliver it twice');
+});
+
+test('an answer that is whole but not JSON, or larger than its bound, is not asked again: the network did not fail', async (t) => {
+  const requests: string[] = [];
+  const [notJson, tooLarge] = await withFakeServer(
+    (request, _body, response) => {
+      requests.push(`${request.method} ${request.url}`);
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"count":');
+    },
+    async (origin) => {
+      const transport = new HttpsTransport({ origin, certPem: mailbox.mailbox.certPem, keyPem: mailbox.mailbox.keyPem, caPem: server.caPem, attemptHeaders: () => ({}), retries: 3, retryDelayMs: 10 });
+      try {
+        return [
+          await withClient(origin, { retries: 3 }, (client) => t.throwsAsync(client.count())),
+          await t.throwsAsync(transport.sendForText({ method: 'GET', path: '/count', retry: 'idempotent' }, 4)),
+        ];
+      } finally {
+        transport.close();
+      }
+    },
+  );
+  t.regex(notJson?.message ?? '', /^the server answered HTTP 200 with a body that is not JSON/);
+  t.is(tooLarge?.message, 'response body larger than 4 bytes');
+  t.is(requests.length, 2, 'one request each');
+});
+
+test('an answer cut off after a stop is not asked again', async (t) => {
+  const stop = new AbortController();
+  // The client has had the headers and half the body for a while when the user stops it.
+  const { requests, handle } = jsonCutOff({ messages: [MESSAGE_ID] }, () => true, { stall: true, onCut: () => setTimeout(() => stop.abort(), 500) });
+  const error = await withFakeServer(handle, (origin) =>
+    withClient(origin, { retries: 3, retryDelayMs: 600_000, signal: stop.signal }, (client) => t.throwsAsync(client.listInbox())),
+  );
+  // The stop's cut-off as it is, not the AbortError of a retry wait begun after it.
+  t.is(error?.message, 'the connection closed before the whole answer arrived');
+  t.deepEqual(requests, ['GET /inbox']);
 });

@@ -10,7 +10,7 @@ import { CLIENT_VERSION } from '../version.ts';
 import { parseErrorBody } from './errors.ts';
 import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
-import { HttpsTransport, readText, type RequestBody, type RetryPolicy, type TransportResponse } from './transport.ts';
+import { HttpsTransport, type RequestBody, type RetryPolicy, type TransportRequest, type TransportResponse, type TransportText } from './transport.ts';
 import { describeCertificate } from '../../../shared/src/pki/inspect.ts';
 
 export interface ConnectionSettings {
@@ -218,8 +218,7 @@ export class MeshClient {
     // on it, as a duplicate would be delivered. Chunk 1 of several may be repeated like any
     // chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
     const retry = totalChunks > 1 ? 'idempotent' : 'unserved';
-    const response = await this.#request('POST', '/outbox', retry, headers, options.body);
-    const body = await readJson<{ message_id?: unknown; messageID?: unknown } | null>(response);
+    const body = await this.#json<{ message_id?: unknown; messageID?: unknown } | null>('POST', `${this.#mailboxPath}/outbox`, retry, headers, options.body);
     const messageId = body?.message_id ?? body?.messageID;
     if (messageId === undefined) throw new Error('the server accepted the message but returned no message id');
     return checkedMessageId(messageId, 'what the server returned as the new message id');
@@ -253,7 +252,7 @@ export class MeshClient {
       if (seen.has(path)) throw new Error(`the server's inbox paging repeats ${path}`);
       if (seen.size >= MAX_INBOX_PAGES) throw new Error(`the server's inbox paging did not end after ${MAX_INBOX_PAGES} pages`);
       seen.add(path);
-      const page: { messages?: unknown; links?: { next?: unknown } } | null = await readJson(await this.#send('GET', path, 'idempotent'));
+      const page = await this.#json<{ messages?: unknown; links?: { next?: unknown } } | null>('GET', path, 'idempotent');
       const ids = page?.messages;
       if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
         throw new Error(`the server's inbox page is not a MESH inbox listing (no list of message ids): ${path}`);
@@ -272,7 +271,7 @@ export class MeshClient {
   }
 
   async count(): Promise<number> {
-    const body = await readJson<{ count?: unknown } | null>(await this.#request('GET', '/count', 'idempotent'));
+    const body = await this.#json<{ count?: unknown } | null>('GET', `${this.#mailboxPath}/count`, 'idempotent');
     const count = body?.count;
     if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) throw new Error(`the server's count is not a number of messages: ${JSON.stringify(count)}`);
     return count;
@@ -318,7 +317,7 @@ export class MeshClient {
   /** Tracking of a message this mailbox sent. */
   async track(messageId: string): Promise<TrackingInfo> {
     const query = new URLSearchParams({ messageID: messageId });
-    const tracking = await readJson<TrackingInfo | null>(await this.#request('GET', `/outbox/tracking?${query.toString()}`, 'idempotent'));
+    const tracking = await this.#json<TrackingInfo | null>('GET', `${this.#mailboxPath}/outbox/tracking?${query.toString()}`, 'idempotent');
     // What follows trusts it: a resume uploads to its id, dispatch names files after it.
     if (typeof tracking?.message_id !== 'string' || tracking.message_id.toUpperCase() !== messageId.toUpperCase()) {
       throw new Error(`asked to track message ${messageId}, the server answered about ${JSON.stringify(tracking?.message_id)}`);
@@ -333,15 +332,18 @@ export class MeshClient {
    * form only; track the id for the rest.)
    */
   async messageIdForLocalId(localId: string): Promise<string> {
-    const response = await this.#transport.send({
-      method: 'GET',
-      path: `${this.#mailboxPath}/outbox/tracking/${encodeURIComponent(localId)}`,
-      retry: 'idempotent',
-      acceptStatuses: [MULTIPLE_CHOICES],
-    });
-    if (response.status === MULTIPLE_CHOICES) throw parseErrorBody(MULTIPLE_CHOICES, await readText(response.body, MAX_JSON_BODY));
+    const answer = await this.#transport.sendForText(
+      {
+        method: 'GET',
+        path: `${this.#mailboxPath}/outbox/tracking/${encodeURIComponent(localId)}`,
+        retry: 'idempotent',
+        acceptStatuses: [MULTIPLE_CHOICES],
+      },
+      MAX_JSON_BODY,
+    );
+    if (answer.status === MULTIPLE_CHOICES) throw parseErrorBody(MULTIPLE_CHOICES, answer.text);
     // This route answers MESH's v1 tracking shape whatever the Accept header says.
-    const body = await readJson<{ messageId?: unknown } | null>(response);
+    const body = parseJson<{ messageId?: unknown } | null>(answer);
     if (body?.messageId === undefined || body.messageId === '') throw new Error(`the server's tracking of local id ${localId} names no message`);
     return checkedMessageId(body.messageId, `the message the server tracks by local id ${localId}`);
   }
@@ -353,7 +355,7 @@ export class MeshClient {
   async findRecipients(workflowId: string, odsCode?: string): Promise<FoundMailbox[]> {
     const workflow = encodeURIComponent(workflowId);
     const path = odsCode === undefined ? `/workflowsearch/${workflow}` : `/endpointlookup/${encodeURIComponent(odsCode)}/${workflow}`;
-    const results = (await readJson<{ results?: unknown } | null>(await this.#send('GET', `${MESH_PATH_PREFIX}${path}`, 'idempotent')))?.results;
+    const results = (await this.#json<{ results?: unknown } | null>('GET', `${MESH_PATH_PREFIX}${path}`, 'idempotent'))?.results;
     if (!Array.isArray(results)) throw new Error(`the server's answer to ${path} has no list of results`);
     return results.map((item: { mailbox_id?: unknown; mailbox_name?: unknown } | null) => {
       if (typeof item?.mailbox_id !== 'string') throw new Error(`the server's answer to ${path} lists a result without a mailbox_id`);
@@ -383,7 +385,12 @@ export class MeshClient {
     headers: Record<string, string> = {},
     body?: ChunkBody,
   ): Promise<TransportResponse> {
-    return this.#transport.send(body === undefined ? { method, path, retry, headers } : { method, path, retry, headers, body });
+    return this.#transport.send(transportRequest(method, path, retry, headers, body));
+  }
+
+  /** A JSON answer, read whole within the attempt: one cut off part-way is asked again as the retry policy allows. */
+  async #json<T>(method: 'GET' | 'POST', path: string, retry: RetryPolicy, headers: Record<string, string> = {}, body?: ChunkBody): Promise<T> {
+    return parseJson<T>(await this.#transport.sendForText(transportRequest(method, path, retry, headers, body), MAX_JSON_BODY));
   }
 
   /** links.next is root-relative; refuse one that would send our credentials elsewhere. */
@@ -400,12 +407,15 @@ function bodyHeaders(size: number | undefined, encoding: TransferEncoding): Reco
   return size === undefined ? {} : { 'Content-Length': String(size) };
 }
 
-async function readJson<T>(response: TransportResponse): Promise<T> {
-  const text = await readText(response.body, MAX_JSON_BODY);
+function transportRequest(method: TransportRequest['method'], path: string, retry: RetryPolicy, headers: Record<string, string>, body: ChunkBody | undefined): TransportRequest {
+  return body === undefined ? { method, path, retry, headers } : { method, path, retry, headers, body };
+}
+
+function parseJson<T>(answer: TransportText): T {
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(answer.text) as T;
   } catch {
-    throw new Error(`the server answered HTTP ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+    throw new Error(`the server answered HTTP ${answer.status} with a body that is not JSON: ${answer.text.slice(0, 200)}`);
   }
 }
 

@@ -14,7 +14,8 @@ export type RequestBody = Buffer | Readable | (() => Readable);
 /**
  * When a failed attempt may be repeated:
  * - `idempotent`: GETs, acknowledgements and chunk re-uploads, which the server accepts twice —
- *   after a dropped connection, a 429 or a 5xx other than 501 (Not Implemented never changes).
+ *   after a dropped connection (an answer read whole that breaks off part-way included), a 429
+ *   or a 5xx other than 501 (Not Implemented never changes).
  * - `unserved`: sending (which creates a message) — only when the server cannot have acted:
  *   connection refused, 429/503 (the server does not serve, or record the token of, a request
  *   it answers that way). Not after a reset: one on a kept-alive socket may be a stale socket
@@ -39,6 +40,13 @@ export interface TransportResponse {
   readonly headers: IncomingHttpHeaders;
   /** The body, not yet read: the caller must consume or destroy it. */
   readonly body: IncomingMessage;
+}
+
+/** An answer whose (small) body was read whole within the attempt, so that one cut off is retried like a dropped connection. */
+export interface TransportText {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly text: string;
 }
 
 export interface TransportOptions {
@@ -103,34 +111,26 @@ export function retryAfterMs(value: string | string[] | undefined, now = Date.no
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-function errorCode(error: Error): string | undefined {
-  const code = (error as NodeJS.ErrnoException).code;
+function errorCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
 }
 
-function mayRetryFailure(policy: RetryPolicy, failure: AttemptFailure): boolean {
-  const code = errorCode(failure.error);
-  if (code === undefined) return false;
-  if (policy === 'idempotent') return CONNECTION_ERRORS.has(code);
-  return code === 'ECONNREFUSED';
-}
-
-/** Reads a (small) body as text, giving up past a bound so a misbehaving server cannot exhaust memory. */
-export async function readText(body: Readable, limit = MAX_ERROR_BODY): Promise<string> {
+/**
+ * Reads a (small) body as text, giving up past a bound so a misbehaving server cannot exhaust
+ * memory. A failure comes as the stream gave it, for #mayRetry to judge (answerCutOff says it plainly).
+ */
+async function readWhole(body: Readable, limit: number): Promise<string> {
   const parts: Buffer[] = [];
   let size = 0;
-  try {
-    for await (const part of body) {
-      const buffer = part as Buffer;
-      size += buffer.length;
-      if (size > limit) {
-        body.destroy();
-        throw new Error(`response body larger than ${limit} bytes`);
-      }
-      parts.push(buffer);
+  for await (const part of body) {
+    const buffer = part as Buffer;
+    size += buffer.length;
+    if (size > limit) {
+      body.destroy();
+      throw new Error(`response body larger than ${limit} bytes`);
     }
-  } catch (error) {
-    throw answerCutOff(error);
+    parts.push(buffer);
   }
   return Buffer.concat(parts).toString('utf8');
 }
@@ -173,7 +173,24 @@ export class HttpsTransport {
     this.#signal = options.signal;
   }
 
-  async send(request: TransportRequest): Promise<TransportResponse> {
+  /** The answer with its body still to read (a chunk): a body that breaks off is the caller's to deal with. */
+  send(request: TransportRequest): Promise<TransportResponse> {
+    return this.#exchange(request, (response) => response);
+  }
+
+  /** The answer with its body read whole (up to `limit` bytes) within the attempt: one cut off part-way is retried as the policy allows. */
+  async sendForText(request: TransportRequest, limit: number): Promise<TransportText> {
+    const { status, headers, body } = await this.#exchange(request, (response) => readWhole(response, limit));
+    return { status, headers, text: body };
+  }
+
+  /** Closes the kept-alive sockets, so the process can exit. */
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  /** The one retry loop: `read` takes the body of an answer that is not an error, and its failure is the attempt's. */
+  async #exchange<Body>(request: TransportRequest, read: (response: IncomingMessage) => Body | Promise<Body>): Promise<{ status: number; headers: IncomingHttpHeaders; body: Body }> {
     const replayable = !(request.body instanceof Readable);
     const wait = { signal: this.#signal };
     for (let attempt = 0; ; attempt += 1) {
@@ -187,7 +204,7 @@ export class HttpsTransport {
         if (failure instanceof Error) throw failure;
         const { error, bodyFailed, newConnection } = failure as AttemptFailure;
         if (bodyFailed || this.#signal?.aborted) throw error;
-        if (canRetry && mayRetryFailure(request.retry, failure as AttemptFailure)) {
+        if (canRetry && this.#mayRetry(request.retry, error)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
         }
@@ -205,19 +222,35 @@ export class HttpsTransport {
       }
       // Only 2xx is MESH's success: a proxy's redirect (to a login page, say) passed on as an answer would be saved as the message.
       if ((status < 200 || status > 299) && !request.acceptStatuses?.includes(status)) throw await this.#errorFrom(status, response);
-      return { status, headers: response.headers, body: response };
+      try {
+        return { status, headers: response.headers, body: await read(response) };
+      } catch (error) {
+        if (canRetry && this.#mayRetry(request.retry, error)) {
+          await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
+          continue;
+        }
+        throw answerCutOff(error);
+      }
     }
   }
 
-  /** Closes the kept-alive sockets, so the process can exit. */
-  close(): void {
-    this.#agent.destroy();
+  /**
+   * Whether a failure of the network, before the answer or while its body was read, allows
+   * another attempt. An answer cut off part-way is Node's ECONNRESET ('aborted') or the idle
+   * timeout's ETIMEDOUT: the dropped connection it is. A body over its bound has no code, and is
+   * not the network's doing. A stop ends the body as a reset too, and nothing follows it.
+   */
+  #mayRetry(policy: RetryPolicy, error: unknown): boolean {
+    const code = errorCode(error);
+    if (code === undefined || this.#signal?.aborted) return false;
+    if (policy === 'idempotent') return CONNECTION_ERRORS.has(code);
+    return code === 'ECONNREFUSED';
   }
 
   async #errorFrom(status: number, response: IncomingMessage): Promise<MeshClientError> {
     let body = '';
     try {
-      body = await readText(response);
+      body = await readWhole(response, MAX_ERROR_BODY);
     } catch {
       // An unreadable error body still leaves the status to report.
     }
