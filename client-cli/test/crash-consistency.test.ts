@@ -96,9 +96,12 @@ function firstOnly(matches: (method: string, url: string) => boolean, action: Pr
   };
 }
 
-/** A wait that fails the test after half a minute instead of holding the run for ever. */
+/**
+ * A wait that fails the test after 90 s instead of holding the run for ever: each starts a CLI
+ * process, which a machine running other test files at once (two cores) has taken over 30 s to do.
+ */
 function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
-  return Promise.race([promise, sleep(30_000).then(() => Promise.reject(new Error(`gave up waiting for ${what}`)))]);
+  return Promise.race([promise, sleep(90_000).then(() => Promise.reject(new Error(`gave up waiting for ${what}`)))]);
 }
 
 /** Runs the CLI through a proxy that loses the answer to the first request `matches` picks, and kills it there. */
