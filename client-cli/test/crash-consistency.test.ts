@@ -101,7 +101,7 @@ function firstOnly(matches: (method: string, url: string) => boolean, action: Pr
  * process, which a machine running other test files at once (two cores) has taken over 30 s to do.
  */
 function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
-  return Promise.race([promise, sleep(90_000).then(() => Promise.reject(new Error(`gave up waiting for ${what}`)))]);
+  return Promise.race([promise, sleep(90_000, undefined, { ref: false }).then(() => Promise.reject(new Error(`gave up waiting for ${what}`)))]);
 }
 
 /** Runs the CLI through a proxy that loses the answer to the first request `matches` picks, and kills it there. */
