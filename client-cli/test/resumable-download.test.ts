@@ -231,7 +231,7 @@ test('a FIFO planted at the note path does not hang the download (the note is no
         () => 'saved',
         (error: Error) => `failed: ${error.message}`,
       );
-      const first = await Promise.race([run, sleep(5000).then(() => 'hung')]);
+      const first = await Promise.race([run, sleep(5000, undefined, { ref: false }).then(() => 'hung')]);
       if (first === 'hung') {
         // Release the blocked open() so that the test ends.
         const writer = await open(fifo, 'w');

@@ -33,7 +33,7 @@ test.serial('a handshake whose record cannot be written soon is answered all the
   // Redis stalled after the request was authenticated (a failover, a slow fork): the write neither succeeds nor fails for a while.
   services.mailboxes = overriding(real, { recordHandshake: () => new Promise<void>(() => undefined) });
   try {
-    const answered = await Promise.race([handshake().then((response) => response.status), new Promise((resolve) => setTimeout(resolve, 20_000, 'no answer in 20 s'))]);
+    const answered = await Promise.race([handshake().then((response) => response.status), new Promise((resolve) => setTimeout(resolve, 20_000, 'no answer in 20 s').unref())]);
     t.is(answered, 200);
   } finally {
     services.mailboxes = real;
