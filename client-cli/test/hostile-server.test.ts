@@ -180,13 +180,13 @@ test('an answer that stalls or is cut off part-way says so, not only "aborted"',
   const partial = (response: ServerResponse) => response.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' }).write('{"count":');
   const stalled = await against((_request, response) => partial(response), ['count', '--timeout', '1'], await folder());
   t.is(stalled.code, 1);
-  t.is(stalled.stderr, 'meshbox: no activity for 1000 ms\n');
+  t.is(stalled.stderr, 'meshbox: the server answered HTTP 200, but its answer broke off: no activity for 1000 ms\n');
   const cut = await against((_request, response) => {
     partial(response);
     setImmediate(() => response.socket?.destroy());
   }, ['count'], await folder());
   t.is(cut.code, 1);
-  t.is(cut.stderr, 'meshbox: the connection closed before the whole answer arrived\n');
+  t.is(cut.stderr, 'meshbox: the server answered HTTP 200, but the connection closed before the whole answer arrived\n');
   t.is(cut.requests.length, 3, 'asked again, as after a dropped connection, until the retries were spent');
 });
 

@@ -646,7 +646,7 @@ test('a tracking answer that stalls part-way (the idle timeout) is asked again',
 test('an answer cut off at every attempt fails once the retries are spent, saying the connection closed before the whole answer arrived', async (t) => {
   const { requests, handle } = jsonCutOff({ count: 3 }, () => true);
   const error = await withFakeServer(handle, (origin) => withClient(origin, { retries: 2 }, (client) => t.throwsAsync(client.count())));
-  t.is(error?.message, 'the connection closed before the whole answer arrived');
+  t.is(error?.message, 'the server answered HTTP 200, but the connection closed before the whole answer arrived');
   t.is(requests.length, 3, 'the first attempt and two retries');
 });
 
@@ -655,8 +655,22 @@ test('a one-chunk send whose answer (its message id) is cut off part-way is not 
   const error = await withFakeServer(handle, (origin) =>
     withClient(origin, { retries: 3 }, (client) => t.throwsAsync(client.sendMessage({ to: 'X26OT001', workflowId: 'WF', body: Buffer.from('result') }))),
   );
-  t.is(error?.message, 'the connection closed before the whole answer arrived');
+  t.is(error?.message, 'the server answered HTTP 202, but the connection closed before the whole answer arrived');
   t.deepEqual(requests, ['POST /outbox'], 'sending it again would deliver it twice');
+});
+
+test('meshbox send whose answer is cut off before the message id says the message was taken, not to send it again, and how to find it', async (t) => {
+  const cwd = await mkdtemp(join(work, 'send-'));
+  await writeFile(join(cwd, 'result.hl7'), 'MSH|');
+  const { requests, handle } = jsonCutOff({ message_id: MESSAGE_ID }, () => true);
+  const result = await withFakeServer(handle, (origin) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', '--local-id', 'lab 8'], cwd));
+  t.is(result.code, 1);
+  t.is(
+    result.stderr,
+    "meshbox: the server answered HTTP 202, but the connection closed before the whole answer arrived\n" +
+      "the server took the message (only its id lost): do not send it again; to find it, check with\n  meshbox track --local-id 'lab 8'\n",
+  );
+  t.deepEqual(requests, ['POST /outbox']);
 });
 
 test('an answer that is whole but not JSON, or larger than its bound, is not asked again: the network did not fail', async (t) => {
@@ -691,6 +705,6 @@ test('an answer cut off after a stop is not asked again', async (t) => {
     withClient(origin, { retries: 3, retryDelayMs: 600_000, signal: stop.signal }, (client) => t.throwsAsync(client.listInbox())),
   );
   // The stop's cut-off as it is, not the AbortError of a retry wait begun after it.
-  t.is(error?.message, 'the connection closed before the whole answer arrived');
+  t.is(error?.message, 'the server answered HTTP 200, but the connection closed before the whole answer arrived');
   t.deepEqual(requests, ['GET /inbox']);
 });

@@ -50,6 +50,35 @@ export function isGone(error: unknown): error is MeshClientError {
   return error instanceof MeshClientError && (error.status === 404 || error.status === 410);
 }
 
+/** Node's word for an answer whose connection closed part-way ('aborted'), said plainly; any other failure as it is. */
+export function answerCutOff(error: unknown): unknown {
+  return error instanceof Error && error.message === 'aborted'
+    ? new Error('the connection closed before the whole answer arrived', { cause: error })
+    : error;
+}
+
+/**
+ * A success answer whose body broke off part-way (the connection closed, or went quiet): the
+ * server has acted on the request, only the rest of its answer is lost. A send so cut off has
+ * made its message; only its id is lost.
+ */
+export class AnswerCutOffError extends Error {
+  readonly status: number;
+
+  constructor(status: number, cause: Error) {
+    const plain = answerCutOff(cause);
+    super(`the server answered HTTP ${status}, but ${plain === cause ? `its answer broke off: ${cause.message}` : (plain as Error).message}`, { cause });
+    this.name = 'AnswerCutOffError';
+    this.status = status;
+  }
+
+  /** Whether a failure reading an answer's body is the connection's (and not, say, a body too large). */
+  static isBrokenConnection(error: unknown): error is Error {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    return error instanceof Error && typeof code === 'string' && BROKEN_CONNECTION_CODES.has(code);
+  }
+}
+
 /** The server could not be reached, or the connection failed before an answer arrived. */
 export class MeshConnectionError extends Error {
   readonly url: string;

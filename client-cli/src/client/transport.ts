@@ -3,7 +3,7 @@ import { Agent, request } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { AnswerCutOffError, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
 
 /**
  * A request body. A Buffer or a function opening a fresh stream can be sent again on a
@@ -118,7 +118,7 @@ function errorCode(error: unknown): string | undefined {
 
 /**
  * Reads a (small) body as text, giving up past a bound so a misbehaving server cannot exhaust
- * memory. A failure comes as the stream gave it, for #mayRetry to judge (answerCutOff says it plainly).
+ * memory. A failure comes as the stream gave it, for #mayRetry to judge (AnswerCutOffError says it plainly).
  */
 async function readWhole(body: Readable, limit: number): Promise<string> {
   const parts: Buffer[] = [];
@@ -133,13 +133,6 @@ async function readWhole(body: Readable, limit: number): Promise<string> {
     parts.push(buffer);
   }
   return Buffer.concat(parts).toString('utf8');
-}
-
-/** Node's word for an answer whose connection closed part-way ('aborted'), said plainly; any other failure as it is. */
-export function answerCutOff(error: unknown): unknown {
-  return error instanceof Error && error.message === 'aborted'
-    ? new Error('the connection closed before the whole answer arrived', { cause: error })
-    : error;
 }
 
 /**
@@ -229,7 +222,7 @@ export class HttpsTransport {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
         }
-        throw answerCutOff(error);
+        throw AnswerCutOffError.isBrokenConnection(error) ? new AnswerCutOffError(status, error) : error;
       }
     }
   }

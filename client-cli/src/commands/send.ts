@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { CHUNK_SIZE_ADVICE, refusesChunkSize } from '../client/errors.ts';
+import { AnswerCutOffError, CHUNK_SIZE_ADVICE, refusesChunkSize } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
@@ -74,10 +74,11 @@ function howToCheckDelivery(flags: SendFlags): string {
 function explained(error: unknown, flags: SendFlags, typed: readonly string[]): unknown {
   if (!(error instanceof ChunkUploadError)) return error;
   if (mayHaveBeenSent(error)) {
-    return new Error(
-      `${error.message}\nthe message may have been delivered all the same (only the answer lost): before sending it again, ${howToCheckDelivery(flags)}`,
-      { cause: error },
-    );
+    const doubt =
+      error.cause instanceof AnswerCutOffError
+        ? 'the server took the message (only its id lost): do not send it again; to find it'
+        : 'the message may have been delivered all the same (only the answer lost): before sending it again';
+    return new Error(`${error.message}\n${doubt}, ${howToCheckDelivery(flags)}`, { cause: error });
   }
   if (refusesChunkSize(error.cause)) {
     return new Error(`${error.message}; ${CHUNK_SIZE_ADVICE}`, { cause: error });
@@ -122,7 +123,8 @@ export function registerSendCommand(program: Command, context: CliContext): void
         '--quiet) only the result goes out, on stdout. A send that fails part-way, or that Ctrl-C or SIGTERM',
         'stop (exit 130 or 143), says on stderr which message it left incomplete and how to resume it.',
         'A one-chunk send whose connection breaks after it went out may have been delivered: the error says',
-        'so, and how to check (meshbox track --local-id, when given one) before sending it again.',
+        'so, and how to check (meshbox track --local-id, when given one) before sending it again. One whose',
+        '202 answer breaks off before the message id was delivered: the error says not to send it again.',
         '',
         'meshbox send --resume <message_id> <file> asks the server which chunks it holds and uploads',
         'the others; give the same file, --chunk-size and --gzip as the first run (the chunk count is',
