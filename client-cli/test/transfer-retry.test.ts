@@ -10,7 +10,7 @@ import test from 'ava';
 import type { TestServer } from '../../test/support/harness.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { HttpsTransport, retryAfterMs } from '../src/client/transport.ts';
-import { DownloadIncompleteError, downloadFile } from '../src/transfer/download.ts';
+import { DownloadIncompleteError, downloadFile, TargetExistsError } from '../src/transfer/download.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { type CliResult, connectionSettings, MAIN, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
@@ -343,10 +343,14 @@ test('a file that appears at the target as the last chunk comes is kept, and so 
   t.deepEqual((await readdir(cwd)).sort(), ['result.bin', partial, note].sort(), 'the partial file and its note stay; no lock');
   t.like(JSON.parse(await readFile(join(cwd, note), 'utf8')), { chunks: 2, bytes: whole.length, totalChunks: 2 });
 
-  // Without --overwrite the same command is refused at the start, as before; what is kept stays.
+  // Without --overwrite the same command is refused at the start, as before, saying what --overwrite does; what is kept stays.
   const refused = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID], cwd));
   t.is(refused.code, 1);
-  t.is(refused.stderr, `meshbox: ${target} already exists and was left as it is: give -o with another name (or --overwrite to replace it)\n`);
+  t.is(
+    refused.stderr,
+    `meshbox: ${target} already exists and was left as it is; the whole message, kept by an earlier run, is beside it: ` +
+      'the same command with --overwrite puts it in its place without fetching it again\n',
+  );
   t.deepEqual((await readdir(cwd)).sort(), ['result.bin', partial, note].sort());
 
   const before = requests.length;
@@ -407,6 +411,14 @@ test('a file that appears at the target during the download of a message of one 
   t.is(result.stderr, `meshbox: ${target} appeared during the download and was left as it is: give -o with another name (or --overwrite to replace it)\n`);
   t.is(await readFile(target, 'utf8'), 'theirs');
   t.deepEqual(await readdir(cwd), ['result.bin']);
+});
+
+test('a download kept whole whose note could not say so still tells the user to rerun with --overwrite: the file there refuses any other rerun', (t) => {
+  const cause = new TargetExistsError('/x/result.bin', true);
+  t.is(
+    new DownloadIncompleteError(cause, { chunks: 1, bytes: 1024 }, 2).keptNote('the same command run again'),
+    'the first 1 of 2 chunks (1 KiB) are kept: the same command run again with --overwrite continues from chunk 2',
+  );
 });
 
 test('what a download kept is told as the first chunks and the next, or as the whole message', (t) => {

@@ -11,7 +11,7 @@ import { backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
 import { ignoreMissing } from './fs-errors.ts';
-import { discardPartialsOf, type KeptChunks, openPartialFile, type PartialFile } from './partial-download.ts';
+import { discardPartialsOf, type DownloadOf, type KeptChunks, keptWhole, openPartialFile, type PartialFile } from './partial-download.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ByteCounter } from './streams.ts';
 
@@ -87,17 +87,24 @@ export class TargetExistsError extends Error {
   /** What was found, without the advice (a DownloadIncompleteError gives its own). */
   readonly found: string;
 
-  /** `appeared`: during the download (the name was free when it began). */
-  constructor(target: string, appeared = false) {
+  /**
+   * `appeared`: during the download (the name was free when it began). `keptWhole`: an earlier
+   * run kept the whole message beside it, which --overwrite saves (-o would fetch it all again).
+   */
+  constructor(target: string, appeared = false, keptWhole = false) {
     const found = `${target} ${appeared ? 'appeared during the download' : 'already exists'} and was left as it is`;
-    super(`${found}: give -o with another name (or --overwrite to replace it)`);
+    super(
+      keptWhole
+        ? `${found}; the whole message, kept by an earlier run, is beside it: the same command with --overwrite puts it in its place without fetching it again`
+        : `${found}: give -o with another name (or --overwrite to replace it)`,
+    );
     this.name = 'TargetExistsError';
     this.found = found;
   }
 }
 
-async function refuseExisting(target: string): Promise<void> {
-  if (await lstat(target).catch(ignoreMissing)) throw new TargetExistsError(target);
+async function refuseExisting(target: string, download: DownloadOf): Promise<void> {
+  if (await lstat(target).catch(ignoreMissing)) throw new TargetExistsError(target, false, await keptWhole(download));
 }
 
 /**
@@ -329,11 +336,11 @@ export class DownloadIncompleteError extends Error {
   /** What is kept, and what goes on with it (`continuer`: 'the next receive'). */
   keptNote(continuer: string): string {
     const { chunks, bytes } = this.kept;
-    if (chunks < this.totalChunks) {
-      return `the first ${chunks} of ${this.totalChunks} chunks (${formatBytes(bytes)}) are kept: ${continuer} continues from chunk ${chunks + 1}`;
-    }
-    // Only a download that may replace the file there saves it.
+    // Only a download that may replace the file there goes on (one whose note of every chunk failed keeps fewer).
     const saver = this.cause instanceof TargetExistsError ? `${continuer} with --overwrite` : continuer;
+    if (chunks < this.totalChunks) {
+      return `the first ${chunks} of ${this.totalChunks} chunks (${formatBytes(bytes)}) are kept: ${saver} continues from chunk ${chunks + 1}`;
+    }
     return `all ${chunks} chunks (${formatBytes(bytes)}) are kept, the whole message: ${saver} saves it without fetching it again`;
   }
 }
@@ -371,8 +378,9 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   let progress: TransferProgress | undefined;
   try {
     // Before the other chunks: a multi-GB download is not fetched only to be refused at the end.
-    if (!options.overwrite) await refuseExisting(target);
-    partial = await openPartialFile({ messageId, target, totalChunks, checksum: metadata.checksum ?? '' });
+    const download: DownloadOf = { messageId, target, totalChunks, checksum: metadata.checksum ?? '' };
+    if (!options.overwrite) await refuseExisting(target, download);
+    partial = await openPartialFile(download);
     const { kept } = partial;
     if (kept.chunks > 0) first.body.destroy();
     const writer = new ChunkWriter(partial.handle, expected, kept.bytes);

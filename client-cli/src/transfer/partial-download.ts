@@ -171,6 +171,18 @@ async function openContinuable(download: DownloadOf, names: ContinuableNames, un
   };
 }
 
+/**
+ * Whether an earlier run kept the whole of this download (a file took its target at the very
+ * end): the same download with `overwrite` saves it without fetching it again. Only read: no lock.
+ */
+export async function keptWhole(download: DownloadOf): Promise<boolean> {
+  if (download.totalChunks <= 1) return false;
+  const names = continuableNames(download.target, download.messageId);
+  const folder = dirname(download.target);
+  const kept = await readKept(download, join(folder, names.partial), join(folder, names.note)).catch(() => undefined);
+  return kept?.chunks === download.totalChunks;
+}
+
 /** What the note says the file holds, if it is about this download and the file holds that much. */
 async function readKept(download: DownloadOf, path: string, notePath: string): Promise<KeptChunks | undefined> {
   const note = await readNote(notePath);
