@@ -30,7 +30,10 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   // Errors are answered by errorResponder; this only keeps Koa from printing them again.
   app.silent = true;
 
+  const expiry = watchCertificateExpiry(services, logger);
   const healthRoutes = new Router<RequestState>();
+  // Before the routes: a monitoring system's certificate is used on these only (a worker serves nothing else).
+  healthRoutes.use(expiry.unchecked);
   registerHealthRoutes(healthRoutes, services, metrics);
 
   app.use(requestContext(logger));
@@ -53,7 +56,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
 
   app.use(rejectRevokedCertificates(services));
   // After the revocation check: a revoked certificate is not worth a warning, nor its date a record.
-  app.use(watchCertificateExpiry(services, logger));
+  app.use(expiry.checked);
   app.use(publicRoutes.routes());
   app.use(mailboxRoutes.routes() as Koa.Middleware<RequestState>);
   app.use(mailboxRoutes.allowedMethods() as Koa.Middleware<RequestState>);

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { CertificateStore } from '../../server/src/store/certificates.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
-import { mailboxRequest } from '../support/http.ts';
+import { mailboxRequest, rawRequest } from '../support/http.ts';
 import { startServerProcess } from '../support/server-process.ts';
 
 /** The server's log lines (JSON) that warn of an expiring client certificate. */
@@ -63,6 +63,39 @@ test("a client certificate near its end is warned about in the log, once a day h
     const serverNotAfter = describeCertificate(await readFile(join(server.pkiDir, 'server.crt'), 'utf8')).notAfter;
     t.regex(metrics, new RegExp(`^meshbox_tls_certificate_expiry_timestamp_seconds ${serverNotAfter.getTime() / 1000}$`, 'm'));
   } finally {
+    await server.stop();
+  }
+});
+
+test('a certificate used only for health and metrics (a monitoring system\'s) is warned about and dated too, unless revoked', async (t) => {
+  const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'warn' });
+  const redis = new Redis(server.deployment.redis.redisUrl);
+  try {
+    // A client certificate whose name is no mailbox: /healthz, /readyz and /metrics only.
+    const monitoring = issueMailboxCertificate({ ca: server.deployment.ca, mailboxId: 'MONITOR9', validityDays: 10 });
+    const serial = describeCertificate(monitoring.certPem).serialNumber;
+    t.is((await rawRequest(server, { path: '/healthz', clientCertificate: monitoring })).status, 200);
+    t.is((await rawRequest(server, { path: '/metrics', clientCertificate: monitoring })).status, 200);
+    for (let attempt = 0; attempt < 100 && expiryWarnings(server.output()).length === 0; attempt++) await sleep(100);
+    t.deepEqual(
+      expiryWarnings(server.output()).map((warning) => [warning.certificate.commonName, warning.daysLeft]),
+      [['MONITOR9', 10]],
+      server.output(),
+    );
+    const expiry = (of: string) => redis.hget(redisKeys(server.deployment.prefix).certificateExpiry, of);
+    for (let attempt = 0; attempt < 100 && (await expiry(serial)) === null; attempt++) await sleep(100);
+    t.is(await expiry(serial), String(describeCertificate(monitoring.certPem).notAfter.getTime()));
+
+    // A revoked one still gets its health answer (no revocation check there), but is neither warned about nor dated.
+    const revoked = issueMailboxCertificate({ ca: server.deployment.ca, mailboxId: 'MONITOR8', validityDays: 5 });
+    const revokedSerial = describeCertificate(revoked.certPem).serialNumber;
+    t.true(await new CertificateStore(redis, redisKeys(server.deployment.prefix)).revoke(revokedSerial, new Date()));
+    t.is((await rawRequest(server, { path: '/healthz', clientCertificate: revoked })).status, 200);
+    await sleep(500);
+    t.is(await expiry(revokedSerial), null);
+    t.deepEqual(expiryWarnings(server.output()).map((warning) => warning.certificate.commonName), ['MONITOR9']);
+  } finally {
+    redis.disconnect();
     await server.stop();
   }
 });

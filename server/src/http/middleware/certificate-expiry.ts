@@ -9,14 +9,26 @@ import type { RequestState } from './request-context.ts';
 /** Serials remembered (warned today, date recorded); past this many the memory starts again (a few more of each, no growth). */
 const MAX_REMEMBERED = 100_000;
 
+/** The one watch, mounted twice: where the revocation check has passed, and on the routes that answer without it. */
+export interface CertificateExpiryWatch {
+  /** After rejectRevokedCertificates: the certificate is known not to be revoked. */
+  readonly checked: Middleware<RequestState>;
+  /**
+   * On health, readiness and metrics, which answer without the revocation check (they must,
+   * while Redis is away): a monitoring system's certificate is used there only. The records are
+   * asked off the request's path, and a revoked certificate (or one they cannot tell) is let be.
+   */
+  readonly unchecked: Middleware<RequestState>;
+}
+
 /**
- * Looks once per connection at the client certificate's end. One that expires within
- * EXPIRY_WARNING_DAYS is logged as a warning, once a day per certificate: once it has expired
- * the handshake fails, and the mailbox's system stops sending and receiving until someone
+ * Looks once per connection at the client certificate's end, unless it is revoked. One that
+ * expires within EXPIRY_WARNING_DAYS is logged as a warning, once a day per certificate: once it
+ * has expired the handshake fails, and the mailbox's system (or monitoring) stops until someone
  * notices. And its date is recorded where the records have none (a certificate issued before
  * dates were kept), once per certificate per process, so that `admin cert list` comes to know it.
  */
-export function watchCertificateExpiry(services: Pick<Services, 'certificates' | 'now'>, logger: Logger): Middleware<RequestState> {
+export function watchCertificateExpiry(services: Pick<Services, 'certificates' | 'now'>, logger: Logger): CertificateExpiryWatch {
   const looked = new WeakSet<TLSSocket>();
   const warnedOnDay = new Map<string, number>();
   const dated = new Set<string>();
@@ -42,16 +54,32 @@ export function watchCertificateExpiry(services: Pick<Services, 'certificates' |
       logger.debug({ err: error, serialNumber }, 'could not record a certificate expiry date');
     });
   };
-  return async (ctx, next) => {
-    const socket = ctx.req.socket as TLSSocket;
-    if (!looked.has(socket)) {
-      looked.add(socket);
-      const peer = peerCertificate(socket);
-      if (peer.serialNumber !== undefined && peer.notAfter !== undefined) {
-        warn(peer, peer.serialNumber, peer.notAfter);
-        recordDate(peer.serialNumber, peer.notAfter);
+  const watch =
+    (revocationChecked: boolean): Middleware<RequestState> =>
+    async (ctx, next) => {
+      const socket = ctx.req.socket as TLSSocket;
+      if (!looked.has(socket)) {
+        looked.add(socket);
+        const peer = peerCertificate(socket);
+        const { serialNumber, notAfter } = peer;
+        if (serialNumber !== undefined && notAfter !== undefined) {
+          const look = (): void => {
+            warn(peer, serialNumber, notAfter);
+            recordDate(serialNumber, notAfter);
+          };
+          if (revocationChecked) {
+            look();
+          } else {
+            services.certificates.isRevoked(serialNumber).then(
+              (revoked) => {
+                if (!revoked) look();
+              },
+              (error: unknown) => logger.debug({ err: error, serialNumber }, 'could not tell whether a certificate is revoked; its end is looked at another time'),
+            );
+          }
+        }
       }
-    }
-    await next();
-  };
+      await next();
+    };
+  return { checked: watch(true), unchecked: watch(false) };
 }
