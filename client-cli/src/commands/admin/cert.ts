@@ -164,7 +164,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       (value) => parseCountOption('--expiring-within', value, 0),
     )
     .option('--revoked', 'include revoked certificates')
-    .option('--json', 'print JSON: [{"serial", "holder", "notAfter" (ISO, or null when not on record), "daysLeft", "revoked"}]')
+    .option('--json', 'print JSON: [{"serial", "holder", "notAfter" (ISO, or null when not on record), "daysLeft" (a part day counted as one: 0 or less once expired; null when not on record), "revoked"}]')
     .addHelpText(
       'after',
       [
