@@ -48,12 +48,18 @@ test("a client certificate near its end is warned about in the log, once a day h
       const revokedSerial = describeCertificate(revoked.certPem).serialNumber;
       t.true(await new CertificateStore(redis, redisKeys(server.deployment.prefix)).revoke(revokedSerial, new Date()));
       t.is((await mailboxRequest(server, { ...mailbox, certPem: revoked.certPem, keyPem: revoked.keyPem }, inbox)).status, 403);
-      // The date would be recorded off the request's path: give it the time the first one took.
-      await sleep(500);
-      t.is(await redis.hget(redisKeys(server.deployment.prefix).certificateExpiry, revokedSerial), null);
+      // Dates are recorded off the request's path, in the order the requests came: once a later
+      // certificate's is there, so would the revoked one's be.
+      const later = issueMailboxCertificate({ ca: server.deployment.ca, mailboxId: mailbox.id, validityDays: 7 });
+      const laterSerial = describeCertificate(later.certPem).serialNumber;
+      t.is((await mailboxRequest(server, { ...mailbox, certPem: later.certPem, keyPem: later.keyPem }, inbox)).status, 200);
+      const dated = (serial: string) => redis.hget(redisKeys(server.deployment.prefix).certificateExpiry, serial);
+      for (let attempt = 0; attempt < 100 && (await dated(laterSerial)) === null; attempt++) await sleep(100);
+      t.not(await dated(laterSerial), null);
+      t.is(await dated(revokedSerial), null);
       t.deepEqual(
         expiryWarnings(server.output()).map((warning) => warning.certificate.serialNumber.toLowerCase()),
-        [soonSerial],
+        [soonSerial, laterSerial],
       );
     } finally {
       redis.disconnect();
@@ -91,9 +97,14 @@ test('a certificate used only for health and metrics (a monitoring system\'s) is
     const revokedSerial = describeCertificate(revoked.certPem).serialNumber;
     t.true(await new CertificateStore(redis, redisKeys(server.deployment.prefix)).revoke(revokedSerial, new Date()));
     t.is((await rawRequest(server, { path: '/healthz', clientCertificate: revoked })).status, 200);
-    await sleep(500);
+    // Its revocation is asked, and a date recorded, in the order the requests came: once a later certificate's is there, so would its be.
+    const later = issueMailboxCertificate({ ca: server.deployment.ca, mailboxId: 'MONITOR7', validityDays: 7 });
+    const laterSerial = describeCertificate(later.certPem).serialNumber;
+    t.is((await rawRequest(server, { path: '/healthz', clientCertificate: later })).status, 200);
+    for (let attempt = 0; attempt < 100 && (await expiry(laterSerial)) === null; attempt++) await sleep(100);
+    t.not(await expiry(laterSerial), null);
     t.is(await expiry(revokedSerial), null);
-    t.deepEqual(expiryWarnings(server.output()).map((warning) => warning.certificate.commonName), ['MONITOR9']);
+    t.deepEqual(expiryWarnings(server.output()).map((warning) => warning.certificate.commonName), ['MONITOR9', 'MONITOR7']);
   } finally {
     redis.disconnect();
     await server.stop();
