@@ -375,17 +375,7 @@ export class MeshClient {
     headers: Record<string, string> = {},
     body?: ChunkBody,
   ): Promise<TransportResponse> {
-    return this.#send(method, `${this.#mailboxPath}${suffix}`, retry, headers, body);
-  }
-
-  #send(
-    method: 'GET' | 'HEAD' | 'POST' | 'PUT',
-    path: string,
-    retry: RetryPolicy,
-    headers: Record<string, string> = {},
-    body?: ChunkBody,
-  ): Promise<TransportResponse> {
-    return this.#transport.send(transportRequest(method, path, retry, headers, body));
+    return this.#transport.send(transportRequest(method, `${this.#mailboxPath}${suffix}`, retry, headers, body));
   }
 
   /** A JSON answer, read whole within the attempt: one cut off part-way is asked again as the retry policy allows. */
