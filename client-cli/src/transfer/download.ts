@@ -319,7 +319,7 @@ class ContentMismatchError extends Error {
 
 /**
  * A download of several chunks failed part-way, and the whole chunks it had are kept for the next
- * run; or all of them, verified, when a file appeared at the target at the very end.
+ * run; or all of them, verified, when a file appeared at the target during the download.
  */
 export class DownloadIncompleteError extends Error {
   readonly kept: KeptChunks;
@@ -356,9 +356,9 @@ function worthKeeping(error: unknown): boolean {
  * never sees a half-written file. A failed download of one chunk leaves nothing; one of several
  * keeps its whole chunks (openPartialFile), which the same download continues next time
  * (DownloadIncompleteError says so). Without `overwrite`, a file already at the target (or
- * appearing there meanwhile) is kept and the download refused; should it appear only at the very
- * end, as the verified file is moved into place, a message of several chunks is kept whole, which
- * the same download with `overwrite` then saves without fetching the chunks again.
+ * appearing there meanwhile) is kept and the download refused: at the start, before anything is
+ * fetched, and again as the verified file is moved into place, when a message of several chunks
+ * is kept whole, which the same download with `overwrite` then saves without fetching it again.
  */
 export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
   const { messageId } = options;
@@ -407,7 +407,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
     try {
       await moveIntoPlace(partial.path, target, options.overwrite);
     } catch (error) {
-      // The name taken at the very end (a file there at the start was refused then): the whole
+      // The name taken during the download (a file there at the start was refused then): the whole
       // message is kept. Best effort: should the note fail, the chunks it already records stay.
       if (error instanceof TargetExistsError) await partial.keepAll(writer.bytes).catch(() => undefined);
       throw error;

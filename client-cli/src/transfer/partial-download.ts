@@ -9,7 +9,8 @@ import { lockFolder } from './folder-lock.ts';
  * the message and the target, with a note of how many whole chunks it holds. A run cut short
  * (the network gone past its retries, a stop, a kill, a power cut) is continued by the next
  * from the chunk after: a message of many gigabytes is not fetched again from the start. One
- * whose target was taken at the very end keeps them all, to be saved without fetching them again.
+ * whose target was taken during the download (seen as it is moved into place) keeps them all, to
+ * be saved without fetching them again.
  */
 
 /** What is being downloaded where: a later run continues a partial file only for the same. */
@@ -172,8 +173,7 @@ async function openContinuable(download: DownloadOf, names: ContinuableNames, un
 }
 
 /**
- * Whether an earlier run kept the whole of this download (a file took its target at the very
- * end): the same download with `overwrite` saves it without fetching it again. Only read: no lock.
+ * Whether an earlier run kept the whole of this download (a file took its target during it): the same download with `overwrite` saves it without fetching it again. Only read: no lock.
  */
 export async function keptWhole(download: DownloadOf): Promise<boolean> {
   if (download.totalChunks <= 1) return false;
