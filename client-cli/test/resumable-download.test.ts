@@ -13,23 +13,15 @@ import { MeshClient } from '../src/client/mesh-client.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress, type ProgressFactory } from '../src/transfer/progress.ts';
-import { type CliResult, connectionSettings, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
-import { type FakeHandler, prepareScriptedSetting, withFakeServer as withFakeServerOf } from './support/fake-server.ts';
+import { connectionSettings, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+import { type FakeHandler, prepareScriptedSetting } from './support/fake-server.ts';
 
 const MESSAGE_ID = '20260101000000000000_ABC123';
 
 let server: TestServer;
 let work: string;
 let mailbox: MailboxFiles;
-prepareScriptedSetting(test, 'meshbox-resumable-', (setting) => ({ server, work, mailbox } = setting));
-
-function withFakeServer<T>(handle: FakeHandler, use: (origin: string) => Promise<T>): Promise<T> {
-  return withFakeServerOf(server.ca, handle, use);
-}
-
-function cli(origin: string, args: readonly string[], cwd: string): Promise<CliResult> {
-  return runInProcess(['--profile', mailbox.profile, '--url', origin, ...args], { cwd });
-}
+const { withFakeServer, cli } = prepareScriptedSetting(test, 'meshbox-resumable-', (setting) => ({ server, work, mailbox } = setting));
 
 function pathOf(url: string | undefined): string {
   return new URL(url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');

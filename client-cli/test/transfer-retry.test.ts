@@ -13,8 +13,8 @@ import { HttpsTransport, retryAfterMs } from '../src/client/transport.ts';
 import { DownloadIncompleteError, downloadFile, TargetExistsError } from '../src/transfer/download.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { type CliResult, connectionSettings, MAIN, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
-import { type FakeHandler, prepareScriptedSetting, withFakeServer as withFakeServerOf } from './support/fake-server.ts';
+import { connectionSettings, MAIN, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+import { type FakeHandler, prepareScriptedSetting } from './support/fake-server.ts';
 
 // A scripted stand-in for the server (the real one never fails on cue), trusted by the
 // profiles because its certificate comes from the test CA.
@@ -24,16 +24,7 @@ const MESSAGE_ID = '20260101000000000000_ABC123';
 let server: TestServer;
 let work: string;
 let mailbox: MailboxFiles;
-prepareScriptedSetting(test, 'meshbox-retry-test-', (setting) => ({ server, work, mailbox } = setting));
-
-/** Runs `use` against a fake server answering with `handle`. */
-function withFakeServer<T>(handle: FakeHandler, use: (origin: string) => Promise<T>): Promise<T> {
-  return withFakeServerOf(server.ca, handle, use);
-}
-
-function cli(origin: string, args: readonly string[], cwd: string): Promise<CliResult> {
-  return runInProcess(['--profile', mailbox.profile, '--url', origin, ...args], { cwd });
-}
+const { withFakeServer, cli } = prepareScriptedSetting(test, 'meshbox-retry-test-', (setting) => ({ server, work, mailbox } = setting));
 
 test('a send stopped mid-upload (Ctrl-C, SIGTERM) says which message it left incomplete and how to finish it, terminal or not', async (t) => {
   const cwd = await mkdtemp(join(tmpdir(), 'meshbox-stop-'));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { TestFn } from 'ava';
 import { type CertificateAndKey, issueServerCertificate } from '../../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../../test/support/harness.ts';
-import { type MailboxFiles, writeMailboxFiles } from './cli-fixture.ts';
+import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './cli-fixture.ts';
 
 /** Answers one request, its body already read. */
 export type FakeHandler = (request: IncomingMessage, body: Buffer, response: ServerResponse) => void;
@@ -44,9 +44,21 @@ export interface ScriptedSetting {
   readonly mailbox: MailboxFiles;
 }
 
+/** What a test file scripting fake servers calls, once its setting is made. */
+export interface ScriptedHelpers {
+  /** Runs `use` against a fake server answering with `handle`, its certificate from the setting's CA. */
+  readonly withFakeServer: <T>(handle: FakeHandler, use: (origin: string) => Promise<T>) => Promise<T>;
+  /** The CLI in this process, with the setting's mailbox profile, against `origin`. */
+  readonly cli: (origin: string, args: readonly string[], cwd: string) => Promise<CliResult>;
+}
+
 /** Registers the file's before and after hooks; `ready` is given the setting once it is made. */
-export function prepareScriptedSetting(test: TestFn, folderPrefix: string, ready: (setting: ScriptedSetting) => void): void {
+export function prepareScriptedSetting(test: TestFn, folderPrefix: string, ready: (setting: ScriptedSetting) => void): ScriptedHelpers {
   let made: ScriptedSetting | undefined;
+  const setting = (): ScriptedSetting => {
+    if (!made) throw new Error('the scripted setting is made in the before hook');
+    return made;
+  };
   test.before(async () => {
     const server = await startTestServer();
     const work = await mkdtemp(join(tmpdir(), folderPrefix));
@@ -57,4 +69,8 @@ export function prepareScriptedSetting(test: TestFn, folderPrefix: string, ready
     await made?.server.close();
     if (made) await rm(made.work, { recursive: true, force: true });
   });
+  return {
+    withFakeServer: (handle, use) => withFakeServer(setting().server.ca, handle, use),
+    cli: (origin, args, cwd) => runInProcess(['--profile', setting().mailbox.profile, '--url', origin, ...args], { cwd }),
+  };
 }
