@@ -4,14 +4,17 @@
  * Small (1 KiB) messages through meshbox at concurrency 1, 16 and 64: sends accepted per
  * second, and full lifecycles (send, download, acknowledge: 3 requests) per second, with p50
  * and p99 latency. Baseline in the same run, with the same load client: a bare Node https
- * server with the same mutual-TLS setup answering 200. Baseline, sends and lifecycles take
+ * server with the same mutual-TLS setup answering 200. Beside them, the floor of a send on
+ * meshbox's stack (send-floor-server.ts: Koa, the MESH token checked, four Redis writes, nothing
+ * else), to show what the stack itself leaves. Baseline, floor, sends and lifecycles take
  * turns for several rounds; each round's rates are compared with that round's baseline and the
  * median round counts: the baseline alone moves by a third between runs on a small shared
  * machine. The CPU time each process spends per request is measured too (Linux /proc), as it
  * shows where the two cores go. Writes docs/benchmarks.md.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,17 +41,22 @@ const PAIRS = 8;
 const payload = Buffer.alloc(1024, 'x');
 
 const server = await startServerProcess({ MESHBOX_RATE_LIMIT_PER_SECOND: '0', MESHBOX_LOG_LEVEL: 'error' });
-const basePort = await freePort();
-const bare = spawn(process.execPath, [
-  join(import.meta.dirname, 'bare-mtls-server.ts'),
-  String(basePort),
-  join(server.pkiDir, 'server.crt'),
-  join(server.pkiDir, 'server.key'),
-  join(server.pkiDir, 'ca.crt'),
-]);
-await new Promise((resolve) => setTimeout(resolve, 500));
 // The server process runs on the local services (startServerProcess is given no other Redis).
-const redisPid = (await ensureLocalServices()).pids.redis;
+const localServices = await ensureLocalServices();
+const redisPid = localServices.pids.redis;
+const benchServers: ChildProcess[] = [];
+
+/** Starts one of the comparison servers beside meshbox, on meshbox's server certificate; its origin. */
+async function startBenchServer(script: string, ...args: string[]): Promise<{ origin: string; pid: number }> {
+  const port = await freePort();
+  const pki = (file: string) => join(server.pkiDir, file);
+  const child = spawn(process.execPath, [join(import.meta.dirname, script), String(port), pki('server.crt'), pki('server.key'), pki('ca.crt'), ...args], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  benchServers.push(child);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  return { origin: `https://127.0.0.1:${port}`, pid: child.pid ?? 0 };
+}
 
 /** A measurement: its load result and the CPU microseconds each process spent per request. */
 interface Measured {
@@ -75,6 +83,10 @@ try {
       new Agent({ keepAlive: true, maxSockets: 64, ca: server.caPem, cert: mailbox.certPem, key: mailbox.keyPem });
     pairs.push({ lab, gp, labAgent: agent(lab), gpAgent: agent(gp) });
   }
+  const floorSetting = join(server.pkiDir, 'send-floor.json');
+  await writeFile(floorSetting, JSON.stringify({ sharedKey: server.sharedKey, passwords: Object.fromEntries(pairs.map(({ lab }) => [lab.id.toUpperCase(), lab.password])) }));
+  const bare = await startBenchServer('bare-mtls-server.ts');
+  const floor = await startBenchServer('send-floor-server.ts', localServices.redisUrl, floorSetting);
   const auth = (mailbox: TestMailbox) => ({
     authorization: buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: server.sharedKey }),
     accept: 'application/vnd.mesh.v2+json',
@@ -82,10 +94,10 @@ try {
   const pairOf = (worker: number) => pairs[worker % PAIRS]!;
 
   const baseline = (worker: number) =>
-    call(pairOf(worker).labAgent, `https://127.0.0.1:${basePort}`, { method: 'POST', path: '/', body: payload }).then((r) => r.status === 200);
-  const send = async (worker: number): Promise<string | undefined> => {
+    call(pairOf(worker).labAgent, bare.origin, { method: 'POST', path: '/', body: payload }).then((r) => r.status === 200);
+  const send = async (worker: number, origin = server.origin): Promise<string | undefined> => {
     const { lab, gp, labAgent } = pairOf(worker);
-    const response = await call(labAgent, server.origin, {
+    const response = await call(labAgent, origin, {
       method: 'POST',
       path: `/messageexchange/${lab.id}/outbox`,
       headers: { ...auth(lab), 'mex-To': gp.id, 'mex-WorkflowID': 'BENCH', 'content-length': String(payload.length) },
@@ -94,6 +106,7 @@ try {
     return response.status === 202 ? (JSON.parse(response.body) as { message_id: string }).message_id : undefined;
   };
   const sent = async (worker: number): Promise<boolean> => (await send(worker)) !== undefined;
+  const sentToFloor = async (worker: number): Promise<boolean> => (await send(worker, floor.origin)) !== undefined;
   const lifecycle = async (worker: number): Promise<boolean> => {
     const { gp, gpAgent } = pairOf(worker);
     const messageId = await send(worker);
@@ -113,33 +126,39 @@ try {
   interface Row {
     readonly concurrency: number;
     readonly baseline: Measured;
+    readonly floor: Measured;
     readonly sends: Measured;
     readonly lifecycles: Measured;
     /** Medians of each round's rate over that round's baseline (lifecycles counted in requests). */
+    readonly floorRatio: number;
     readonly sendRatio: number;
     readonly lifecycleRatio: number;
     readonly errors: number;
   }
   const results: Row[] = [];
   const meshboxPids = { server: server.pid(), redis: redisPid, client: process.pid };
-  const bareServerPids = { server: bare.pid ?? 0, client: process.pid };
+  const bareServerPids = { server: bare.pid, client: process.pid };
+  const floorPids = { server: floor.pid, redis: redisPid, client: process.pid };
   for (const concurrency of CONCURRENCY) {
     // Connections opened and code compiled before anything is measured.
-    for (const warmUp of [baseline, sent, lifecycle]) await runLoad(concurrency, 1000, warmUp);
-    const runs = { baseline: [] as Measured[], sends: [] as Measured[], lifecycles: [] as Measured[] };
+    for (const warmUp of [baseline, sentToFloor, sent, lifecycle]) await runLoad(concurrency, 1000, warmUp);
+    const runs = { baseline: [] as Measured[], floor: [] as Measured[], sends: [] as Measured[], lifecycles: [] as Measured[] };
     for (let round = 0; round < rounds; round++) {
       runs.baseline.push(await measure(concurrency, bareServerPids, 1, baseline));
+      runs.floor.push(await measure(concurrency, floorPids, 1, sentToFloor));
       runs.sends.push(await measure(concurrency, meshboxPids, 1, sent));
       runs.lifecycles.push(await measure(concurrency, meshboxPids, 3, lifecycle));
     }
-    const all = [...runs.baseline, ...runs.sends, ...runs.lifecycles];
+    const all = [...runs.baseline, ...runs.floor, ...runs.sends, ...runs.lifecycles];
     const ratios = (of: Measured[], requestsPerOperation: number) =>
       median(of.map((run, round) => (run.load.perSecond * requestsPerOperation) / runs.baseline[round]!.load.perSecond));
     results.push({
       concurrency,
       baseline: medianRun(runs.baseline),
+      floor: medianRun(runs.floor),
       sends: medianRun(runs.sends),
       lifecycles: medianRun(runs.lifecycles),
+      floorRatio: ratios(runs.floor, 1),
       sendRatio: ratios(runs.sends, 1),
       lifecycleRatio: ratios(runs.lifecycles, 3),
       errors: all.reduce((sum, run) => sum + run.load.errors, 0),
@@ -154,37 +173,43 @@ try {
     '## Small messages (`scripts/bench/small-messages.ts`)',
     '',
     `1 KiB messages, ${PAIRS} sender/recipient pairs, ${durationMs / 1000} s per measurement, one Node load client;`,
-    `${rounds} rounds of baseline, sends and lifecycles in turn. Rates and latencies: the median round;`,
+    `${rounds} rounds of baseline, send floor, sends and lifecycles in turn. Rates and latencies: the median round;`,
     "ratios: the median of each round's rate over that round's baseline.",
     'meshbox (its own process), Redis, the S3 server and the client all on this machine. Baseline:',
     'a bare Node https server with the same mutual-TLS setup answering 200, same client, same run.',
     'A lifecycle is send + download + acknowledge (3 requests). The per-mailbox rate limit is off',
     '(MESHBOX_RATE_LIMIT_PER_SECOND=0): eight mailboxes would otherwise be throttled by design.',
+    'Send floor: the same send to `send-floor-server.ts`, a Koa app behind the same mutual TLS that',
+    "checks the MESH token (HMAC, and in Redis that it is new), stores the message in four plain Redis",
+    'writes and answers 202: what the stack costs before any of meshbox\'s own work.',
     '',
     `Machine: ${machineDescription()}.`,
     '',
-    '| concurrency | baseline req/s | sends/s | sends vs baseline | send p50 / p99 ms | lifecycles/s | lifecycle req/s vs baseline | lifecycle p50 / p99 ms |',
-    '|---|---|---|---|---|---|---|---|',
+    '| concurrency | baseline req/s | send floor/s | floor vs baseline | sends/s | sends vs baseline | send p50 / p99 ms | lifecycles/s | lifecycle req/s vs baseline | lifecycle p50 / p99 ms |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(
-      ({ concurrency, baseline: { load: b }, sends: { load: s }, lifecycles: { load: l }, sendRatio, lifecycleRatio }) =>
-        `| ${concurrency} | ${f(b.perSecond)} | ${f(s.perSecond)} | ${pct(sendRatio)} | ${f(s.p50Ms, 1)} / ${f(s.p99Ms, 1)} | ${f(l.perSecond)} | ${pct(lifecycleRatio)} | ${f(l.p50Ms, 1)} / ${f(l.p99Ms, 1)} |`,
+      ({ concurrency, baseline: { load: b }, floor: { load: fl }, sends: { load: s }, lifecycles: { load: l }, floorRatio, sendRatio, lifecycleRatio }) =>
+        `| ${concurrency} | ${f(b.perSecond)} | ${f(fl.perSecond)} | ${pct(floorRatio)} | ${f(s.perSecond)} | ${pct(sendRatio)} | ${f(s.p50Ms, 1)} / ${f(s.p99Ms, 1)} | ${f(l.perSecond)} | ${pct(lifecycleRatio)} | ${f(l.p50Ms, 1)} / ${f(l.p99Ms, 1)} |`,
     ),
     '',
     `Errors: ${results.reduce((sum, r) => sum + r.errors, 0)}.`,
     '',
     'CPU time per request (µs), median round: where the two cores go.',
     '',
-    '| concurrency | baseline: server / client | send: meshbox / Redis / client | lifecycle request: meshbox / Redis / client |',
-    '|---|---|---|---|',
+    '| concurrency | baseline: server / client | send floor: server / Redis / client | send: meshbox / Redis / client | lifecycle request: meshbox / Redis / client |',
+    '|---|---|---|---|---|',
     ...results.map(
-      ({ concurrency, baseline: b, sends: s, lifecycles: l }) =>
-        `| ${concurrency} | ${cpu(b, 'server', 'client')} | ${cpu(s, 'server', 'redis', 'client')} | ${cpu(l, 'server', 'redis', 'client')} |`,
+      ({ concurrency, baseline: b, floor: fl, sends: s, lifecycles: l }) =>
+        `| ${concurrency} | ${cpu(b, 'server', 'client')} | ${cpu(fl, 'server', 'redis', 'client')} | ${cpu(s, 'server', 'redis', 'client')} | ${cpu(l, 'server', 'redis', 'client')} |`,
     ),
   ];
   console.log(lines.join('\n'));
   if (!values['no-write']) await writeReportSection('small-messages', lines.join('\n'));
 } finally {
-  bare.kill('SIGTERM');
-  await once(bare, 'exit');
+  for (const child of benchServers) {
+    if (child.exitCode !== null) continue;
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
   await server.stop();
 }
