@@ -137,6 +137,71 @@ test('a mailbox stored under another secret key is left out of lookups and listi
   t.is(sent.status, 503);
   t.like(sent.json().detail[0], { code: '503', msg: `Service unavailable: mailbox ${unreadable.id} cannot be read` });
   t.is((await mailboxRequest(server, unreadable, { path: `/messageexchange/${unreadable.id}/inbox` })).status, 503);
+
+  // Mended by an admin (a new password, under the right key): lookups find it at once.
+  t.true(await new MailboxStore(server.redis, keys, new PasswordCipher(TEST_SECRET_KEY)).setPassword(unreadable.id, 'a new password'));
+  const mended = await rawRequest(server, { path: '/messageexchange/workflowsearch/KEY_TEST', clientCertificate: lab });
+  t.deepEqual(mended.json().results.map((r: { mailbox_id: string }) => r.mailbox_id), [readable.id, unreadable.id].sort());
+});
+
+test("a lookup's answer is kept while the directory is unchanged, and a change an admin makes from another process shows at once", async (t) => {
+  // Its own server: the other tests here change the directory while this one looks.
+  const own = await startTestServer();
+  try {
+    const keys = redisKeys(own.redisPrefix);
+    const viewer = await own.createMailbox();
+    const first = await own.createMailbox({ name: 'Kept one', workflows: ['KEPT_TEST'] });
+    const second = await own.createMailbox({ name: 'Kept two', workflows: ['KEPT_TEST'] });
+    const names = async () => {
+      const search = await rawRequest(own, { path: '/messageexchange/workflowsearch/KEPT_TEST', clientCertificate: viewer });
+      return Object.fromEntries((search.json().results as { mailbox_id: string; mailbox_name: string }[]).map((r) => [r.mailbox_id, r.mailbox_name]));
+    };
+    t.deepEqual(await names(), { [first.id]: 'Kept one', [second.id]: 'Kept two' });
+
+    // An edit no meshbox command makes (by hand, in Redis) is not counted as a change: the answer
+    // kept stands, even once the server's own copy of the mailbox has aged out.
+    await own.redis.hset(keys.mailbox(first.id), 'name', 'Edited by hand');
+    await new Promise((done) => setTimeout(done, DEFAULT_MAILBOX_CACHE_MS + 100));
+    t.is((await names())[first.id], 'Kept one');
+
+    // The admin CLI's own store on the same Redis, as `meshbox admin mailbox ...` opens it.
+    const admin = new MailboxStore(own.redis, keys, new PasswordCipher(TEST_SECRET_KEY));
+    t.true(await admin.create({ id: 'KEPT3', password: 'pw', name: 'Kept three', workflows: ['KEPT_TEST'] }));
+    t.deepEqual(await names(), { [first.id]: 'Edited by hand', [second.id]: 'Kept two', KEPT3: 'Kept three' });
+    t.true(await admin.setActive(second.id, false));
+    t.deepEqual(Object.keys(await names()).sort(), [first.id, 'KEPT3'].sort());
+  } finally {
+    await own.close();
+  }
+});
+
+test('lookups asked together, or again while the directory is unchanged, read its mailboxes once', async (t) => {
+  // Under the test server's prefix, so its clean-up takes these keys too.
+  const keys = redisKeys(`${server.redisPrefix}lookup-reads-${Date.now()}:`);
+  let mailboxReads = 0;
+  const counted = new Proxy(server.redis, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (typeof args[0] === 'string' && args[0].startsWith(keys.mailbox(''))) mailboxReads += 1;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const store = new MailboxStore(counted, keys, new PasswordCipher(TEST_SECRET_KEY));
+  for (const id of ['ONCE1', 'ONCE2', 'ONCE3']) await store.create({ id, password: 'pw', workflows: ['ONCE_TEST'] });
+  mailboxReads = 0;
+
+  const together = await Promise.all([1, 2, 3, 4].map(() => store.receiversOf('ONCE_TEST')));
+  const again = await store.receiversOf('ONCE_TEST');
+  for (const answer of [...together, again]) t.deepEqual(answer.map((mailbox) => mailbox.id), ['ONCE1', 'ONCE2', 'ONCE3']);
+  t.is(mailboxReads, 3, 'each receiver read once');
+
+  t.true(await store.setActive('ONCE2', false));
+  mailboxReads = 0;
+  t.deepEqual((await store.receiversOf('ONCE_TEST')).map((mailbox) => mailbox.id), ['ONCE1', 'ONCE3']);
+  t.is(mailboxReads, 3, 'read again after the change');
 });
 
 test("tracking names the parties of a message whose recipient's record this server cannot decrypt, instead of failing", async (t) => {

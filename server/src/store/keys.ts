@@ -22,6 +22,8 @@ export interface RedisKeys {
   readonly certificateGrants: (commonName: string) => string;
   readonly odsMailboxes: (odsCode: string) => string;
   readonly workflowReceivers: (workflowId: string) => string;
+  /** Counts the changes to what lookups answer, so a process knows when a lookup it keeps is stale. */
+  readonly directoryVersion: string;
   readonly message: (messageId: string) => string;
   readonly messageIdReservation: (messageId: string) => string;
   readonly inbox: (mailboxId: string) => string;
@@ -52,6 +54,7 @@ export function redisKeys(prefix: string): RedisKeys {
     certificateGrants: (commonName) => `${directory}cert-grants:${commonName}`,
     odsMailboxes: (odsCode) => `${directory}ods-mailboxes:${odsCode.toUpperCase()}`,
     workflowReceivers: (workflowId) => `${directory}workflow-receivers:${workflowId}`,
+    directoryVersion: `${directory}version`,
     message: (messageId) => `${prefix}message:{${messageId}}`,
     messageIdReservation: (messageId) => `${prefix}message-id-reservation:{${messageId}}`,
     inbox: (mailboxId) => `${prefix}inbox:{${mailboxId}}`,

@@ -9,6 +9,11 @@ const updateMailbox = new LuaScript('update-existing-hash');
 const setMailboxWorkflow = new LuaScript('set-mailbox-workflow');
 /** How many stored passwords are tried before a directory's first key check value is kept. */
 const KEY_EVIDENCE_SAMPLE = 20;
+/** Lookup answers kept (by workflow and ODS code), and for how long at most: a change the directory's version missed (made by an older release, or by hand) shows within it. */
+const LOOKUPS_KEPT = 1_000;
+const LOOKUP_KEPT_MS = 60_000;
+/** Receivers read at a time. */
+const LOOKUP_BATCH = 500;
 
 export interface Mailbox {
   readonly id: string;
@@ -93,6 +98,7 @@ export class MailboxStore {
   readonly #passwords: PasswordCipher;
   readonly #recent: LRUCache<string, Mailbox> | undefined;
   readonly #onUnreadable: ((error: UnreadableMailboxError) => void) | undefined;
+  readonly #lookups = new LRUCache<string, { readonly version: string; readonly receivers: Promise<MailboxProfile[]> }>({ max: LOOKUPS_KEPT, ttl: LOOKUP_KEPT_MS });
 
   constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher, { readCache, onUnreadable }: MailboxStoreOptions = {}) {
     this.#redis = redis;
@@ -119,6 +125,7 @@ export class MailboxStore {
       this.#keys.mailbox(mailbox.id),
       this.#keys.mailboxIndex,
       this.#keys.odsMailboxes(mailbox.odsCode ?? ''),
+      this.#keys.directoryVersion,
       ...workflows.filter((workflow) => workflow !== ANY_WORKFLOW).map((workflow) => this.#keys.workflowReceivers(workflow)),
     ];
     const created = await createMailbox.run(this.#redis, keys, [mailbox.id, ...Object.entries(fields).flat()]);
@@ -177,7 +184,8 @@ export class MailboxStore {
 
   /** Activates or deactivates; false when there is no such mailbox. */
   async setActive(mailboxId: string, active: boolean): Promise<boolean> {
-    return this.#changed(mailboxId, (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['active', active ? '1' : '0'])) === 1);
+    const updated = await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId), this.#keys.directoryVersion], ['active', active ? '1' : '0']);
+    return this.#changed(mailboxId, updated === 1);
   }
 
   /** Allows or denies a workflow; 'wildcard' when denying one of a mailbox that allows any. */
@@ -189,20 +197,55 @@ export class MailboxStore {
   ): Promise<'ok' | 'not_found' | 'wildcard'> {
     const outcome = (await setMailboxWorkflow.run(
       this.#redis,
-      [this.#keys.mailbox(mailboxId), this.#keys.workflowReceivers(workflowId)],
+      [this.#keys.mailbox(mailboxId), this.#keys.workflowReceivers(workflowId), this.#keys.directoryVersion],
       [mailboxId, direction === 'send' ? 'sendWorkflows' : 'receiveWorkflows', workflowId, allowed ? 'allow' : 'deny'],
     )) as 'ok' | 'not_found' | 'wildcard';
     return this.#changed(mailboxId, outcome);
   }
 
-  /** Active mailboxes registered to receive a workflow, optionally only those of one ODS code. */
-  async receiversOf(workflowId: string, odsCode?: string): Promise<readonly Mailbox[]> {
+  /**
+   * Active mailboxes registered to receive a workflow, optionally only those of one ODS code,
+   * sorted by id. A workflow may have thousands of receivers, and lookups need no mailbox token:
+   * so each answer is kept while the directory's version says nothing has changed (every change
+   * counts itself, from any process), and asked again meanwhile it is read once for all.
+   */
+  async receiversOf(workflowId: string, odsCode?: string): Promise<readonly MailboxProfile[]> {
+    const query = JSON.stringify([workflowId, odsCode?.toUpperCase() ?? null]);
+    const version = (await this.#redis.get(this.#keys.directoryVersion)) ?? '0';
+    const kept = this.#lookups.get(query);
+    if (kept?.version === version) return kept.receivers;
+    const receivers = this.#readReceivers(workflowId, odsCode);
+    const entry = { version, receivers };
+    this.#lookups.set(query, entry);
+    receivers.catch(() => {
+      if (this.#lookups.get(query) === entry) this.#lookups.delete(query);
+    });
+    return receivers;
+  }
+
+  /**
+   * Reads what a lookup shows of each receiver, a batch at a time so that other requests are
+   * answered in between, and without keeping the mailboxes: a directory-wide answer must not
+   * push those in use out of the read cache. A mailbox whose password this server cannot read is
+   * left out, as a send to it would fail.
+   */
+  async #readReceivers(workflowId: string, odsCode: string | undefined): Promise<MailboxProfile[]> {
     const receivers = this.#keys.workflowReceivers(workflowId);
-    const ids =
-      odsCode === undefined
-        ? await this.#redis.smembers(receivers)
-        : await this.#redis.sinter(receivers, this.#keys.odsMailboxes(odsCode));
-    return (await this.#readable(ids)).filter((mailbox) => mailbox.active);
+    const ids = (odsCode === undefined ? await this.#redis.smembers(receivers) : await this.#redis.sinter(receivers, this.#keys.odsMailboxes(odsCode))).sort();
+    const found: MailboxProfile[] = [];
+    for (let start = 0; start < ids.length; start += LOOKUP_BATCH) {
+      const batch = ids.slice(start, start + LOOKUP_BATCH);
+      const records = await Promise.all(batch.map((id) => this.#redis.hmget(this.#keys.mailbox(id), 'id', 'name', 'odsCode', 'active', 'password')));
+      for (const [id, name, ods, active, password] of records) {
+        if (!id || active !== '1') continue;
+        if (!this.#passwords.decrypts(password ?? '')) {
+          this.#onUnreadable?.(new UnreadableMailboxError(id, new Error('its password does not decrypt')));
+          continue;
+        }
+        found.push({ id, name: name ?? '', odsCode: ods ?? '' });
+      }
+    }
+    return found;
   }
 
   /** One mailbox stored under another key must not take every listing and lookup down with it. */
@@ -219,7 +262,9 @@ export class MailboxStore {
   /** Replaces the password; false when there is no such mailbox. */
   async setPassword(mailboxId: string, password: string): Promise<boolean> {
     const encrypted = this.#passwords.encrypt(password);
-    return this.#changed(mailboxId, (await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId)], ['password', encrypted])) === 1);
+    // The directory's version too: a mailbox whose password could not be read is left out of lookups until now.
+    const updated = await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId), this.#keys.directoryVersion], ['password', encrypted]);
+    return this.#changed(mailboxId, updated === 1);
   }
 
   /**

@@ -1,5 +1,5 @@
 -- Allows or denies one workflow for sending or receiving, keeping the receivers index in step.
--- KEYS[1] mailbox hash, KEYS[2] the workflow's receiver set
+-- KEYS[1] mailbox hash, KEYS[2] the workflow's receiver set, KEYS[3] the directory's change counter
 -- ARGV[1] mailbox id, ARGV[2] 'sendWorkflows' or 'receiveWorkflows', ARGV[3] workflow id,
 -- ARGV[4] 'allow' or 'deny'
 -- Returns 'ok', 'not_found', or 'wildcard' (denying one workflow of a mailbox that allows all).
@@ -29,5 +29,6 @@ if ARGV[2] == 'receiveWorkflows' and ARGV[3] ~= '*' then
   else
     redis.call('SREM', KEYS[2], ARGV[1])
   end
+  redis.call('INCR', KEYS[3])
 end
 return 'ok'
