@@ -10,7 +10,8 @@
  * turns for several rounds; each round's rates are compared with that round's baseline and the
  * median round counts: the baseline alone moves by a third between runs on a small shared
  * machine. The CPU time each process spends per request is measured too (Linux /proc), as it
- * shows where the two cores go. Writes docs/benchmarks.md.
+ * shows where the two cores go. Last, what a poll costs on a kept-alive connection, on a new one
+ * resuming a TLS session, and on a new one with a full handshake. Writes docs/benchmarks.md.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -38,6 +39,7 @@ const rounds = Number(values.rounds);
 const durationMs = Number(values.seconds) * 1000;
 const CONCURRENCY = [1, 16, 64] as const;
 const PAIRS = 8;
+const CONNECTION_CONCURRENCY = 8;
 const payload = Buffer.alloc(1024, 'x');
 
 const server = await startServerProcess({ MESHBOX_RATE_LIMIT_PER_SECOND: '0', MESHBOX_LOG_LEVEL: 'error' });
@@ -166,6 +168,29 @@ try {
     console.error(`concurrency ${concurrency} done`);
   }
 
+  // Polls one request a connection: what a client that does not keep its connection open costs.
+  const { lab: poller } = pairs[0]!;
+  const connectionModes = [
+    ['kept alive', { keepAlive: true }],
+    ['new connection, resumed TLS session', { keepAlive: false, maxCachedSessions: 100 }],
+    ['new connection, full TLS handshake', { keepAlive: false, maxCachedSessions: 0 }],
+  ] as const;
+  const connections: { readonly mode: string; readonly bare: Measured; readonly poll: Measured }[] = [];
+  for (const [mode, agentOptions] of connectionModes) {
+    const agent = new Agent({ ...agentOptions, ca: server.caPem, cert: poller.certPem, key: poller.keyPem });
+    const bareRequest = () => call(agent, bare.origin, { method: 'GET', path: '/' }).then((r) => r.status === 200);
+    const poll = () => call(agent, server.origin, { method: 'GET', path: `/messageexchange/${poller.id}/inbox`, headers: auth(poller) }).then((r) => r.status === 200);
+    for (const warmUp of [bareRequest, poll]) await runLoad(CONNECTION_CONCURRENCY, 1000, warmUp);
+    const runs = { bare: [] as Measured[], poll: [] as Measured[] };
+    for (let round = 0; round < rounds; round++) {
+      runs.bare.push(await measure(CONNECTION_CONCURRENCY, bareServerPids, 1, bareRequest));
+      runs.poll.push(await measure(CONNECTION_CONCURRENCY, meshboxPids, 1, poll));
+    }
+    connections.push({ mode, bare: medianRun(runs.bare), poll: medianRun(runs.poll) });
+    agent.destroy();
+  }
+  console.error('connections done');
+
   const f = (n: number, digits = 0) => n.toFixed(digits);
   const pct = (ratio: number) => `${(ratio * 100).toFixed(0)}%`;
   const cpu = (run: Measured, ...names: string[]) => names.map((name) => f(run.cpuPerRequest[name] ?? 0)).join(' / ');
@@ -201,6 +226,17 @@ try {
     ...results.map(
       ({ concurrency, baseline: b, floor: fl, sends: s, lifecycles: l }) =>
         `| ${concurrency} | ${cpu(b, 'server', 'client')} | ${cpu(fl, 'server', 'redis', 'client')} | ${cpu(s, 'server', 'redis', 'client')} | ${cpu(l, 'server', 'redis', 'client')} |`,
+    ),
+    '',
+    `Connections: ${CONNECTION_CONCURRENCY} clients polling (an inbox list, empty) one request a connection, against the`,
+    "bare server answering on the same connections; median round. A new connection's TLS handshake",
+    "(the server's RSA-2048 key signs) costs far more than the request it carries.",
+    '',
+    '| connection | bare server req/s | bare server µs CPU each | meshbox polls/s | meshbox µs CPU each | Redis µs CPU each |',
+    '|---|---|---|---|---|---|',
+    ...connections.map(
+      ({ mode, bare: b, poll: p }) =>
+        `| ${mode} | ${f(b.load.perSecond)} | ${f(b.cpuPerRequest.server ?? 0)} | ${f(p.load.perSecond)} | ${f(p.cpuPerRequest.server ?? 0)} | ${f(p.cpuPerRequest.redis ?? 0)} |`,
     ),
   ];
   console.log(lines.join('\n'));
