@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -46,6 +47,9 @@ export interface ClientTimeouts {
 
 export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requestMs: 15 * 60_000, idleMs: 120_000 };
 
+/** Told of each failed TLS handshake, with the client's address when it is known. */
+export type HandshakeFailureHandler = (error: NodeJS.ErrnoException, socket: TLSSocket, clientAddress: string | undefined) => void;
+
 /** Per connection, the request still being answered (bytes arriving meanwhile are answered after it). */
 const answering = new WeakMap<Duplex, { readonly request: IncomingMessage; readonly response: ServerResponse }>();
 
@@ -57,7 +61,7 @@ export function createMeshServer(
   app: Koa<never> | Koa,
   tls: TlsFiles,
   timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS,
-  onHandshakeFailed: (error: NodeJS.ErrnoException, socket: TLSSocket) => void = () => {},
+  onHandshakeFailed: HandshakeFailureHandler = () => {},
 ): Server {
   const handle = app.callback();
   const server = createServer(
@@ -80,7 +84,8 @@ export function createMeshServer(
     },
   );
   server.on('clientError', answerUnparseableRequest);
-  server.on('tlsClientError', onHandshakeFailed);
+  const clientAddress = noteClientAddresses(server);
+  server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeFailed(error, socket, clientAddress(socket)));
   // Node hands CONNECT (a proxy tunnel) to this event, and without a listener drops the connection unanswered.
   server.on('connect', (_request, socket: Duplex) => answerRaw(socket, 405, 'Method Not Allowed'));
   // With no 'timeout' listener, Node destroys a socket idle this long.
@@ -122,6 +127,23 @@ function answerRaw(socket: Duplex, status: number, reason: string): void {
   );
 }
 
+/**
+ * Notes each connection's client address as it opens: Node refuses an unverified certificate by
+ * destroying the TLS socket (and the TCP socket beneath it) before it reports the refusal, and
+ * a destroyed socket no longer knows its peer. The TLS socket reaches the TCP one only through
+ * `_parent`, which Node does not type.
+ */
+function noteClientAddresses(server: Server): (socket: TLSSocket) => string | undefined {
+  const addresses = new WeakMap<object, string>();
+  server.prependListener('connection', (socket: Socket) => {
+    if (socket.remoteAddress) addresses.set(socket, socket.remoteAddress);
+  });
+  return (socket) => {
+    const beneath = (socket as TLSSocket & { readonly _parent?: object | null })._parent;
+    return socket.remoteAddress ?? (beneath ? addresses.get(beneath) : undefined);
+  };
+}
+
 /** A reason's handshake failures are logged at most this often (a scan or a misconfigured client repeats them fast). */
 const HANDSHAKE_LOG_INTERVAL_MS = 10_000;
 
@@ -136,10 +158,10 @@ export function handshakeFailureReporter(
   logger: Logger,
   metrics: Metrics,
   logIntervalMs = HANDSHAKE_LOG_INTERVAL_MS,
-): (error: NodeJS.ErrnoException, socket: TLSSocket) => void {
+): HandshakeFailureHandler {
   /** Reasons logged within the interval, with how many refusals for each have come since. */
   const quiet = new Map<string, { repeats: number }>();
-  return (error, socket) => {
+  return (error, socket, clientAddress) => {
     // A certificate OpenSSL did not verify is refused by Node after the handshake, without an alert: why is here.
     const refusal = socket.authorizationError ?? (error.code?.startsWith('ERR_SSL') ? error.code : undefined);
     const reason = String(refusal ?? error.code ?? 'UNKNOWN');
@@ -152,7 +174,7 @@ export function handshakeFailureReporter(
     }
     const opened = { repeats: 0 };
     quiet.set(reason, opened);
-    logger.info({ reason, client: socket.remoteAddress }, 'TLS handshake refused');
+    logger.info({ reason, client: clientAddress }, 'TLS handshake refused');
     setTimeout(() => {
       quiet.delete(reason);
       if (opened.repeats > 0) {

@@ -8,8 +8,11 @@ import { Metrics } from '../src/metrics.ts';
 const LOG_INTERVAL_MS = 300;
 
 function refusedSocket(authorizationError: string | undefined): TLSSocket {
-  return { authorizationError, remoteAddress: '192.0.2.7' } as unknown as TLSSocket;
+  return { authorizationError } as unknown as TLSSocket;
 }
+
+/** Noted as the connection opened: a refused socket no longer knows it (see the revocation test, for a real one). */
+const CLIENT = '192.0.2.7';
 
 const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
@@ -27,9 +30,9 @@ test('refused handshakes are logged once per reason per interval, then how many 
   const metrics = new Metrics();
   const report = handshakeFailureReporter(logger, metrics, LOG_INTERVAL_MS);
 
-  for (let i = 0; i < 3; i++) report(reset, refusedSocket('CERT_REVOKED'));
-  report(reset, refusedSocket('UNABLE_TO_GET_ISSUER_CERT'));
-  report(reset, refusedSocket(undefined));
+  for (let i = 0; i < 3; i++) report(reset, refusedSocket('CERT_REVOKED'), CLIENT);
+  report(reset, refusedSocket('UNABLE_TO_GET_ISSUER_CERT'), CLIENT);
+  report(reset, refusedSocket(undefined), CLIENT);
   await new Promise((done) => setImmediate(done));
   t.deepEqual(
     lines.map(({ msg, reason, client }) => ({ msg, reason, client })),
@@ -45,7 +48,7 @@ test('refused handshakes are logged once per reason per interval, then how many 
   t.like(lines[2], { reason: 'CERT_REVOKED', repeats: 2, msg: 'TLS handshake refused 2 more times for this reason' });
 
   // A new interval: the next refusal is logged at once again.
-  report(reset, refusedSocket('CERT_REVOKED'));
+  report(reset, refusedSocket('CERT_REVOKED'), CLIENT);
   await new Promise((done) => setImmediate(done));
   t.like(lines[3], { reason: 'CERT_REVOKED', msg: 'TLS handshake refused' });
 
