@@ -2,7 +2,8 @@
  * `npm run demo`: the demo laboratory sends a pathology result to the demo GP practice, which
  * polls, downloads (checked byte for byte), and acknowledges; the laboratory's tracking then
  * shows the message acknowledged. Then the folder flow: two results dropped into the
- * laboratory's outbox folder go out with `dispatch`, and the practice's `receive` saves them.
+ * laboratory's outbox folder go out with `dispatch`, and the practice's `receive` saves them
+ * (with anything else that was waiting for it) into var/demo/incoming, which stays.
  * Every step runs the real `meshbox` CLI with the profiles `npm run setup` wrote. It uses the
  * server those profiles point at (`npm start`); when none is running it starts one as `npm
  * start` does, and stops it afterwards.
@@ -130,8 +131,9 @@ async function main(): Promise<void> {
     for (const { messageId, file } of dispatched) console.log(`   ${file} sent as message ${messageId}, moved into sent/`);
 
     console.log(`7. ${gp.id}'s system receives everything waiting into its incoming folder, acknowledging each`);
-    const incoming = join(work, 'incoming');
-    await mkdir(incoming);
+    // Kept after the demo: what else was waiting for the practice is acknowledged too, and must not be lost.
+    const incoming = join(REPO_ROOT, 'var', 'demo', 'incoming');
+    await mkdir(incoming, { recursive: true });
     const saved = (await meshbox(gp.id, ['receive', incoming, '--json']))
       .split('\n')
       .map((line) => JSON.parse(line) as { messageId: string; path: string | null });
@@ -140,6 +142,9 @@ async function main(): Promise<void> {
       if (!path || !(await readFile(path)).equals(batch.get(file)!)) throw new Error(`${file} (message ${messageId}) did not arrive intact`);
       console.log(`   ${file} arrived intact as ${basename(path)}, with ${messageId}.json beside it`);
     }
+    const others = saved.length - dispatched.length;
+    if (others > 0) console.log(`   and ${others} other message${others === 1 ? '' : 's'} that were waiting for ${gp.id}`);
+    console.log(`   all kept in ${incoming}`);
     console.log('demo complete: sent, received byte-identical, acknowledged; then a folder of results sent and received.');
   } finally {
     await rm(work, { recursive: true, force: true });

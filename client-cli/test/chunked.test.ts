@@ -15,6 +15,8 @@ const MESSAGE_ID = /^\d{20}_[0-9A-F]{6}$/;
 const CHUNK = 64 * 1024;
 /** Small, so a chunk size over it is quick to try. */
 const MAX_CHUNK_BYTES = 100 * 1024;
+/** Above every other message sent here. */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 let server: TestServer;
 let work: string;
@@ -22,7 +24,7 @@ let lab: MailboxFiles;
 let gp: MailboxFiles;
 
 test.before(async () => {
-  server = await startTestServer({ limits: { maxChunkBytes: MAX_CHUNK_BYTES } });
+  server = await startTestServer({ limits: { maxChunkBytes: MAX_CHUNK_BYTES, maxMessageBytes: MAX_MESSAGE_BYTES } });
   work = await mkdtemp(join(tmpdir(), 'meshbox-chunked-test-'));
   lab = await writeMailboxFiles(server, await server.createMailbox({ name: 'Pathology lab' }), join(work, 'profiles'));
   gp = await writeMailboxFiles(server, await server.createMailbox({ name: 'GP practice' }), join(work, 'profiles'));
@@ -233,6 +235,17 @@ test('a chunk size over the server limit gives its 413 with advice, and exit 1',
   t.is(result.code, 1);
   t.is(result.stdout, '');
   t.regex(result.stderr, /^meshbox: chunk 1 of 2 failed: .*chunk exceeds 102400 bytes.*\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size\n$/);
+});
+
+test('a message over the server size limit is refused at the chunk that passes it, without a --resume that would be refused again', async (t) => {
+  const cwd = await folderWith(randomBytes(MAX_MESSAGE_BYTES + 1000));
+  const result = await send(cwd, ['--chunk-size', '100KiB']);
+  t.is(result.code, 1);
+  t.regex(
+    result.stderr,
+    /^meshbox: chunk 11 of 11 failed: .*message exceeds 1048576 bytes.*\(HTTP 413\b.*\)\nmessage \d{20}_[0-9A-F]{6} cannot be finished \(the server would refuse this chunk again\); it stays incomplete until the server drops it\n$/,
+  );
+  t.notRegex(result.stderr, /--resume/);
 });
 
 test('dispatch with a chunk size over the server limit keeps the file, with the same advice: the setting is wrong, not the file', async (t) => {

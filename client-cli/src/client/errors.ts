@@ -20,6 +20,14 @@ export function refusesChunkSize(error: unknown): error is MeshClientError {
   return error instanceof MeshClientError && error.status === 413 && /\bchunk\b/i.test(error.description);
 }
 
+/** Refusals of a request for what it is (malformed, too large, against the rules): sent again, it is refused again. */
+const REQUEST_REFUSALS = new Set([400, 413, 417]);
+
+/** Whether the server refused the request itself (not the caller, and not for now): repeating it cannot help. */
+export function refusesTheRequest(error: unknown): error is MeshClientError {
+  return error instanceof MeshClientError && REQUEST_REFUSALS.has(error.status);
+}
+
 /** A request the server answered with an error status. */
 export class MeshClientError extends Error implements MeshErrorDetails {
   readonly status: number;

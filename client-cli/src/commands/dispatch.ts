@@ -28,6 +28,7 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
       .option('--gzip', 'gzip each chunk for the journey')
       .option('--checksum', 'read each file once first and send its sha256 (mex-Content-Checksum)'),
     'the folder',
+    true,
   )
     .option('--json', 'print a JSON line per file sent (its receipt: messageId, file, sentPath, to, workflowId, ...)')
     .addHelpText(

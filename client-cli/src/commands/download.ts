@@ -4,7 +4,7 @@ import { formatBytes } from '../transfer/chunking.ts';
 import { DownloadIncompleteError, downloadFile } from '../transfer/download.ts';
 import type { CliContext } from './context.ts';
 import { interruption, stopSignal } from './interruption.ts';
-import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, RETRIES_HELP, retriesOption } from './transfer-options.ts';
+import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, retriesHelp, retriesOption } from './transfer-options.ts';
 
 interface DownloadFlags {
   readonly output?: string;
@@ -21,7 +21,7 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
     .argument('<id>', 'message id')
     .option('-o, --output <file>', "where to write it (default: the sender's file name, else <id>.dat, in the current folder)")
     .option('--overwrite', 'replace a file already there (otherwise the download is refused)')
-    .option('--retries <n>', RETRIES_HELP, retriesOption)
+    .option('--retries <n>', retriesHelp(false), retriesOption)
     .option('--quiet', QUIET_HELP)
     .option('--json', 'print {"messageId": ..., "path": ..., "chunks": N, "bytes": B, "verifiedChecksum": "sha256:..." or null, "continuedAfterChunk": K}')
     .addHelpText(

@@ -12,7 +12,7 @@ import {
   INTERVAL_HELP,
   intervalOption,
   QUIET_HELP,
-  RETRIES_HELP,
+  retriesHelp,
   retriesOption,
 } from './transfer-options.ts';
 
@@ -42,12 +42,12 @@ export interface FolderPasses {
   ) => Promise<void>;
 }
 
-/** Adds --watch, --interval, --retries and --quiet; `polled` is what --watch keeps polling ('the inbox'). */
-export function withFolderPassOptions(command: Command, polled: string): Command {
+/** Adds --watch, --interval, --retries and --quiet; `polled` is what --watch keeps polling ('the inbox'); `sends` for dispatch. */
+export function withFolderPassOptions(command: Command, polled: string, sends: boolean): Command {
   return command
     .option('--watch', `keep polling ${polled} until stopped (Ctrl-C or SIGTERM), validating the mailbox (MESH's handshake) at start and daily`)
     .option('--interval <seconds>', INTERVAL_HELP, intervalOption, DEFAULT_INTERVAL_SECONDS)
-    .option('--retries <n>', RETRIES_HELP, retriesOption)
+    .option('--retries <n>', retriesHelp(sends), retriesOption)
     .option('--quiet', QUIET_HELP);
 }
 

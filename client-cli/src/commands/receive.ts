@@ -16,6 +16,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
       .description('save every message in your inbox into a folder and acknowledge it; --watch keeps doing so')
       .argument('<folder>', 'where the messages go (it must exist)'),
     'the inbox',
+    false,
   )
     .option('--workflow <filter>', WORKFLOW_FILTER_HELP)
     .option('--json', 'print a JSON line per message: {"messageId", "messageType", "path", "metadataPath", "bytes"}')

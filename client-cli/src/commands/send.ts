@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { AnswerCutOffError, CHUNK_SIZE_ADVICE, refusesChunkSize } from '../client/errors.ts';
+import { AnswerCutOffError, CHUNK_SIZE_ADVICE, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
@@ -12,7 +12,7 @@ import {
   DEFAULT_TRANSFER_RETRIES,
   headerValueOption,
   QUIET_HELP,
-  RETRIES_HELP,
+  retriesHelp,
   retriesOption,
   shellWord,
 } from './transfer-options.ts';
@@ -85,6 +85,12 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
   }
   // Resuming with a changed file would make a garbled message: no resume hint then.
   if (error.messageId === undefined || error.cause instanceof FileChangedError) return error;
+  // A message over the server's size limit, say: resuming sends the refused chunk again.
+  if (refusesTheRequest(error.cause)) {
+    return new Error(`${error.message}\nmessage ${error.messageId} cannot be finished (the server would refuse this chunk again); it stays incomplete until the server drops it`, {
+      cause: error,
+    });
+  }
   return new Error(`${error.message}\n${incompleteNote(error.messageId, typed)}`, { cause: error });
 }
 
@@ -108,7 +114,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
     .option('--gzip', 'gzip each chunk for the journey (Content-Encoding: gzip); the recipient gets the file as it is')
     .option('--checksum', 'read the file once first and send its sha256 (mex-Content-Checksum), which meshbox download verifies; with --resume: check the file against the message\'s checksum')
     .option('--resume <message_id>', 'finish an interrupted send: upload only the chunks the server lacks (same file, --chunk-size and --gzip as before)')
-    .option('--retries <n>', RETRIES_HELP, retriesOption)
+    .option('--retries <n>', retriesHelp(true), retriesOption)
     .option('--quiet', QUIET_HELP)
     .option('--json', 'print {"messageId": ..., "chunks": N, "bytes": B}')
     .addHelpText(

@@ -3,7 +3,7 @@ import type { Stats } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize } from '../client/errors.ts';
+import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
@@ -422,7 +422,7 @@ function refusalOf(error: unknown): string | undefined {
   if (error instanceof RefusedFileError || error instanceof EmptyFileError) return error.message;
   const cause = error instanceof ChunkUploadError ? error.cause : error;
   // What the server says about the message itself; an authentication failure (403) or an outage is about the setup, not this file.
-  if (cause instanceof MeshClientError && [400, 413, 417].includes(cause.status)) return cause.message;
+  if (refusesTheRequest(cause)) return cause.message;
   return undefined;
 }
 
