@@ -4,7 +4,7 @@ import test from 'ava';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import type { PayloadStore } from '../../server/src/store/payloads.ts';
-import { mailboxRequest, openMailboxRequest, sendMessage } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 import { overriding } from '../support/overriding.ts';
 import { rawTlsExchange } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
@@ -52,6 +52,28 @@ test('a mailbox over its requests per second gets 429 with Retry-After, other ma
     // -2: gone meanwhile, as it should; 0: going within the second; -1 would be a counter kept for ever.
     t.true(ttl === -2 || (ttl >= 0 && ttl <= 2), `${counter} lives ${ttl} s more`);
   }
+});
+
+test("lookups count against the asking certificate's requests per second, a large answer as several", async (t) => {
+  const busy = await server.createMailbox();
+  const quiet = await server.createMailbox();
+  // 2,000 receivers: each search counts as 3 requests, so one a second gets through (the limit is 5).
+  for (let made = 0; made < 2_000; made += 500) {
+    await Promise.all(
+      Array.from({ length: 500 }, (_, n) => server.services.mailboxes.create({ id: `WIDE${made + n}`, password: 'pw', workflows: ['WIDE_LOOKUP'] })),
+    );
+  }
+  const search = (asker: TestMailbox) =>
+    rawRequest(server, { path: '/messageexchange/workflowsearch/WIDE_LOOKUP', clientCertificate: asker, headers: { accept: 'application/vnd.mesh.v2+json' } });
+  const responses = await Promise.all(Array.from({ length: 6 }, () => search(busy)));
+  const answered = responses.filter((response) => response.status === 200);
+  const limited = responses.filter((response) => response.status === 429);
+  t.true(answered.length >= 1 && answered.length <= 2, `statuses ${responses.map((response) => response.status).join(',')}: at most one a window`);
+  t.is(answered[0]!.json().results.length, 2_000);
+  t.true(limited.length >= 4);
+  t.is(limited[0]!.headers['retry-after'], '1');
+  t.is(limited[0]!.json().detail[0].code, '429');
+  t.is((await search(quiet)).status, 200, "another certificate's lookups are counted apart");
 });
 
 test('a client too slow to send its headers is answered 408 and disconnected', async (t) => {

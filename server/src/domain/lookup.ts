@@ -1,6 +1,6 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import type { MailboxProfile } from '../store/mailboxes.ts';
-import { BadRequestError } from './errors.ts';
+import { BadRequestError, TooManyRequestsError } from './errors.ts';
 import type { Services } from './services.ts';
 
 function required(value: string, name: string): string {
@@ -9,12 +9,29 @@ function required(value: string, name: string): string {
   return trimmed;
 }
 
+/** A lookup counts as one request more for each this many receivers in its answer. */
+const RECEIVERS_PER_REQUEST = 1_000;
+
+/**
+ * Lookups need no mailbox token, so the per-mailbox rate limit counts them against the name of
+ * the certificate asking (a mailbox's certificate shares its mailbox's count), and by the size
+ * of their answer: a national workflow's is megabytes, and a client asking for it in a loop is
+ * slowed by what it costs. The answer is counted once read (it is read once for all askers).
+ */
+async function counted(services: Services, asker: string | undefined, receivers: readonly MailboxProfile[]): Promise<readonly MailboxProfile[]> {
+  if (services.maxRequestsPerSecond <= 0) return receivers;
+  const weight = 1 + Math.floor(receivers.length / RECEIVERS_PER_REQUEST);
+  const count = await services.rateLimits.countRequest((asker ?? '').toUpperCase(), services.now(), weight);
+  if (count > services.maxRequestsPerSecond) throw new TooManyRequestsError(1);
+  return receivers;
+}
+
 /** The active mailboxes of an organisation (ODS code) registered to receive a workflow. */
-export async function lookupEndpoint(services: Services, odsCode: string, workflowId: string): Promise<readonly MailboxProfile[]> {
-  return services.mailboxes.receiversOf(required(workflowId, 'workflow id'), required(odsCode, 'ods code'));
+export async function lookupEndpoint(services: Services, asker: string | undefined, odsCode: string, workflowId: string): Promise<readonly MailboxProfile[]> {
+  return counted(services, asker, await services.mailboxes.receiversOf(required(workflowId, 'workflow id'), required(odsCode, 'ods code')));
 }
 
 /** Every active mailbox registered to receive a workflow. */
-export async function searchWorkflow(services: Services, workflowId: string): Promise<readonly MailboxProfile[]> {
-  return services.mailboxes.receiversOf(required(workflowId, 'workflow id'));
+export async function searchWorkflow(services: Services, asker: string | undefined, workflowId: string): Promise<readonly MailboxProfile[]> {
+  return counted(services, asker, await services.mailboxes.receiversOf(required(workflowId, 'workflow id')));
 }

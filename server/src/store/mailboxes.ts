@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
+import { KeptAnswers } from './kept-answers.ts';
 import { LuaScript } from './lua-script.ts';
 import type { PasswordCipher } from './password-cipher.ts';
 
@@ -9,9 +10,6 @@ const updateMailbox = new LuaScript('update-existing-hash');
 const setMailboxWorkflow = new LuaScript('set-mailbox-workflow');
 /** How many stored passwords are tried before a directory's first key check value is kept. */
 const KEY_EVIDENCE_SAMPLE = 20;
-/** Lookup answers kept (by workflow and ODS code), and for how long at most: a change the directory's version missed (made by an older release, or by hand) shows within it. */
-const LOOKUPS_KEPT = 1_000;
-const LOOKUP_KEPT_MS = 60_000;
 /** Receivers read at a time. */
 const LOOKUP_BATCH = 500;
 
@@ -98,7 +96,7 @@ export class MailboxStore {
   readonly #passwords: PasswordCipher;
   readonly #recent: LRUCache<string, Mailbox> | undefined;
   readonly #onUnreadable: ((error: UnreadableMailboxError) => void) | undefined;
-  readonly #lookups = new LRUCache<string, { readonly version: string; readonly receivers: Promise<MailboxProfile[]> }>({ max: LOOKUPS_KEPT, ttl: LOOKUP_KEPT_MS });
+  readonly #lookups = new KeptAnswers<MailboxProfile>();
 
   constructor(redis: RedisClient, keys: RedisKeys, passwords: PasswordCipher, { readCache, onUnreadable }: MailboxStoreOptions = {}) {
     this.#redis = redis;
@@ -212,22 +210,14 @@ export class MailboxStore {
   async receiversOf(workflowId: string, odsCode?: string): Promise<readonly MailboxProfile[]> {
     const query = JSON.stringify([workflowId, odsCode?.toUpperCase() ?? null]);
     const version = (await this.#redis.get(this.#keys.directoryVersion)) ?? '0';
-    const kept = this.#lookups.get(query);
-    if (kept?.version === version) return kept.receivers;
-    const receivers = this.#readReceivers(workflowId, odsCode);
-    const entry = { version, receivers };
-    this.#lookups.set(query, entry);
-    receivers.catch(() => {
-      if (this.#lookups.get(query) === entry) this.#lookups.delete(query);
-    });
-    return receivers;
+    return this.#lookups.answer(query, version, () => this.#readReceivers(workflowId, odsCode));
   }
 
   /**
    * Reads what a lookup shows of each receiver, a batch at a time so that other requests are
    * answered in between, and without keeping the mailboxes: a directory-wide answer must not
    * push those in use out of the read cache. A mailbox whose password this server cannot read is
-   * left out, as a send to it would fail.
+   * left out, as a send to it would fail (so the password is read too, and decrypted once).
    */
   async #readReceivers(workflowId: string, odsCode: string | undefined): Promise<MailboxProfile[]> {
     const receivers = this.#keys.workflowReceivers(workflowId);

@@ -14,10 +14,10 @@ export class RateLimitStore {
     this.#keys = keys;
   }
 
-  /** Counts one request in the current second and returns the count so far. */
-  async countRequest(mailboxId: string, now: Date): Promise<number> {
+  /** Counts a request (as `weight` requests, for a costly one) in the current second and returns the count so far. */
+  async countRequest(mailboxId: string, now: Date, weight = 1): Promise<number> {
     const key = this.#keys.requestCount(mailboxId, Math.floor(now.getTime() / 1000));
     // One script rather than MULTI/INCR/EXPIRE/EXEC: one command on every request, sent with the others.
-    return Number(await countRequestScript.run(this.#redis, [key], [2]));
+    return Number(await countRequestScript.run(this.#redis, [key], [2, weight]));
   }
 }

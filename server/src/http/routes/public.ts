@@ -1,7 +1,9 @@
+import type { TLSSocket } from 'node:tls';
 import type Router from '@koa/router';
 import { lookupEndpoint, searchWorkflow } from '../../domain/lookup.ts';
 import type { Services } from '../../domain/services.ts';
 import type { RequestState } from '../middleware/request-context.ts';
+import { peerCertificate } from '../peer-certificate.ts';
 import { endpointLookupBody, workflowSearchBody } from '../views/lookup.ts';
 
 /** Endpoints that need no mailbox token (the TLS client certificate is still required). */
@@ -10,12 +12,17 @@ export function registerPublicRoutes(router: Router<RequestState>, services: Ser
     ctx.body = { status: 'ok', service: 'meshbox', timestamp: new Date().toISOString() };
   });
 
+  const asker = (ctx: { readonly req: { readonly socket: unknown } }) => peerCertificate(ctx.req.socket as TLSSocket).commonName;
+
   router.get('/endpointlookup/:odsCode/:workflowId', async (ctx) => {
-    const mailboxes = await lookupEndpoint(services, ctx.params.odsCode ?? '', ctx.params.workflowId ?? '');
+    const mailboxes = await lookupEndpoint(services, asker(ctx), ctx.params.odsCode ?? '', ctx.params.workflowId ?? '');
+    ctx.type = 'json';
     ctx.body = endpointLookupBody(mailboxes, ctx.state.apiVersion);
   });
 
   router.get('/workflowsearch/:workflowId', async (ctx) => {
-    ctx.body = workflowSearchBody(await searchWorkflow(services, ctx.params.workflowId ?? ''));
+    const mailboxes = await searchWorkflow(services, asker(ctx), ctx.params.workflowId ?? '');
+    ctx.type = 'json';
+    ctx.body = workflowSearchBody(mailboxes);
   });
 }
