@@ -248,6 +248,25 @@ test('a message over the server size limit is refused at the chunk that passes i
   t.notRegex(result.stderr, /--resume/);
 });
 
+test('a --resume with a --gzip the first run did not use is told to resume without it, and that command finishes the message', async (t) => {
+  const payload = randomBytes(2 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  // The first run, without --gzip, stopped after chunk 1 of 3.
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 3, fileName: 'payload.bin' });
+  client.close();
+
+  const gzipped = await send(cwd, ['--chunk-size', '64KiB', '--gzip', '--resume', messageId]);
+  t.is(gzipped.code, 1);
+  const suggested = new RegExp(`HTTP 417.*\\nthe chunks of message ${messageId} so far went without --gzip: finish it with\\n  meshbox (.*)\\n$`).exec(gzipped.stderr);
+  t.truthy(suggested, gzipped.stderr);
+  const words = suggested![1]!.split(' ');
+  t.false(words.includes('--gzip'));
+  const finished = await runInProcess([...words, '--json'], { cwd });
+  t.is(finished.code, 0, finished.stderr);
+  t.like(JSON.parse(finished.stdout), { messageId, status: 'accepted', uploadedChunks: 2 });
+});
+
 test('dispatch with a chunk size over the server limit keeps the file, with the same advice: the setting is wrong, not the file', async (t) => {
   const outbox = await folderWith(randomBytes(150 * 1024));
   // Settled: written a minute ago, as dispatch takes only files that have stopped changing.

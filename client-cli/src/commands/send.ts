@@ -1,6 +1,7 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { AnswerCutOffError, CHUNK_SIZE_ADVICE, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
+import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
+import { AnswerCutOffError, CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
@@ -85,6 +86,15 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
   }
   // Resuming with a changed file would make a garbled message: no resume hint then.
   if (error.messageId === undefined || error.cause instanceof FileChangedError) return error;
+  // A resume whose --gzip is not the first run's: the server does not mix encodings in a message.
+  if (changesEncoding(error.cause)) {
+    const gzip = flags.gzip === true;
+    const flipped = gzip ? typed.filter((word) => word !== '--gzip') : [...typed, '--gzip'];
+    return new Error(
+      `${error.message}\nthe chunks of message ${error.messageId} so far went ${gzip ? 'without' : 'with'} --gzip: finish it with\n  ${resumeCommand(error.messageId, flipped)}`,
+      { cause: error },
+    );
+  }
   // A message over the server's size limit, say: resuming sends the refused chunk again.
   if (refusesTheRequest(error.cause)) {
     return new Error(`${error.message}\nmessage ${error.messageId} cannot be finished (the server would refuse this chunk again); it stays incomplete until the server drops it`, {
@@ -92,6 +102,10 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
     });
   }
   return new Error(`${error.message}\n${incompleteNote(error.messageId, typed)}`, { cause: error });
+}
+
+function changesEncoding(error: unknown): boolean {
+  return error instanceof MeshClientError && error.status === 417 && error.code === MeshErrorCodes.contentEncodingChanged.code;
 }
 
 function resultJson(result: UploadResult, resumed: boolean): string {
