@@ -4,7 +4,7 @@
  * (HMAC and, in Redis, that it was not used before), stores the message in four plain Redis
  * writes (record with payload, inbox, a schedule entry, an audit entry) and answers 202 with an
  * id. Nothing else: no validation, no mailbox or workflow lookup, no lifecycle safety, no
- * metrics, no logging. Usage (its keys are removed on SIGTERM):
+ * metrics, no logging. Usage (its keys are removed on SIGTERM or SIGINT):
  * `node scripts/bench/send-floor-server.ts <port> <server.crt> <server.key> <ca.crt> <redis-url> <setting.json>`
  * where setting.json is `{ "sharedKey": "...", "passwords": { "MAILBOX": "password" } }`.
  */
@@ -60,10 +60,13 @@ app.use(async (ctx) => {
 const server = createServer(secureContextOptions({ cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8'), ca: readFileSync(ca, 'utf8') }), app.callback());
 server.keepAliveTimeout = 65_000;
 server.listen(Number(port), '127.0.0.1');
-process.on('SIGTERM', async () => {
+/** Its keys go with it, also when the benchmark is stopped with Ctrl-C (which reaches this process too). */
+async function stop(): Promise<void> {
   server.close();
   for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 })) {
     if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]));
   }
   process.exit(0);
-});
+}
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
