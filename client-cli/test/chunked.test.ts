@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { overriding } from '../../test/support/overriding.ts';
@@ -170,7 +171,7 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   // Another size that happens to give the same count would garble the message: the stored sizes say so.
   const sameCountOtherSize = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '60000'], cwd);
   t.is(sameCountOtherSize.code, 1);
-  t.regex(sameCountOtherSize.stderr, /chunk 1 of message \S+ has 65536 bytes on the server, but .*payload\.bin in chunks of 60000 bytes gives 60000: resume with the same file and --chunk-size/);
+  t.regex(sameCountOtherSize.stderr, /chunk 1 of message \S+ has 65536 bytes on the server, but .*payload\.bin in chunks of 60000 bytes gives 60000: resume with the same file, --chunk-size and --gzip as the first run/);
   const wrongRecipient = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '64KiB', '--to', lab.mailbox.id], cwd);
   t.is(wrongRecipient.code, 1);
   t.regex(wrongRecipient.stderr, /was sent with --to '.+', not '.+': is it the right message\?/);
@@ -256,15 +257,45 @@ test('a --resume with a --gzip the first run did not use is told to resume witho
   const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 3, fileName: 'payload.bin' });
   client.close();
 
-  const gzipped = await send(cwd, ['--chunk-size', '64KiB', '--gzip', '--resume', messageId]);
+  // The file after `--`, as a name beginning with a dash would need: options must go before it.
+  const gzipped = await as(lab, ['send', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--', 'payload.bin'], cwd);
   t.is(gzipped.code, 1);
   const suggested = new RegExp(`HTTP 417.*\\nthe chunks of message ${messageId} so far went without --gzip: finish it with\\n  meshbox (.*)\\n$`).exec(gzipped.stderr);
   t.truthy(suggested, gzipped.stderr);
   const words = suggested![1]!.split(' ');
   t.false(words.includes('--gzip'));
-  const finished = await runInProcess([...words, '--json'], { cwd });
+  t.deepEqual(words.slice(-2), ['--', 'payload.bin'], 'the file stays last, after --');
+  const finished = await runInProcess(words, { cwd });
   t.is(finished.code, 0, finished.stderr);
-  t.like(JSON.parse(finished.stdout), { messageId, status: 'accepted', uploadedChunks: 2 });
+  const { result: download, bytes } = await downloaded(messageId);
+  t.is(download.code, 0, download.stderr);
+  t.true(bytes.equals(payload));
+});
+
+test('a --resume without the --gzip the first run used is told to give it, and with it finishes the message', async (t) => {
+  const payload = randomBytes(2 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  // The first run, with --gzip, stopped after chunk 1 of 3.
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  const messageId = await client.sendMessage({
+    to: gp.mailbox.id,
+    workflowId: WORKFLOW,
+    body: gzipSync(payload.subarray(0, CHUNK)),
+    contentEncoding: 'gzip',
+    totalChunks: 3,
+    fileName: 'payload.bin',
+  });
+  client.close();
+
+  const plain = await send(cwd, ['--chunk-size', '64KiB', '--resume', messageId]);
+  t.is(plain.code, 1);
+  t.regex(plain.stderr, /resume with the same file, --chunk-size and --gzip as the first run/);
+  const gzipped = await send(cwd, ['--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--json']);
+  t.is(gzipped.code, 0, gzipped.stderr);
+  t.like(JSON.parse(gzipped.stdout), { messageId, status: 'accepted', uploadedChunks: 2 });
+  const { result: download, bytes } = await downloaded(messageId);
+  t.is(download.code, 0, download.stderr);
+  t.true(bytes.equals(payload));
 });
 
 test('dispatch with a chunk size over the server limit keeps the file, with the same advice: the setting is wrong, not the file', async (t) => {

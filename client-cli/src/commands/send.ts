@@ -41,9 +41,10 @@ const LEFT_OUT_OPTIONS = new Set(['--resume', '--password', '--shared-key']);
 
 /**
  * The command that finishes this send if it is interrupted: what the user typed (connection
- * settings, chunk size and all), plus --resume, secrets left out.
+ * settings, chunk size and all), plus --resume, secrets left out; `gzip` given, with --gzip
+ * or without it whatever was typed.
  */
-function resumeCommand(messageId: string, typed: readonly string[]): string {
+function resumeCommand(messageId: string, typed: readonly string[], gzip?: boolean): string {
   const words: string[] = [];
   for (let i = 0; i < typed.length; i += 1) {
     const [name = '', inline] = (typed[i] ?? '').split(/=(.*)/s, 2);
@@ -53,7 +54,10 @@ function resumeCommand(messageId: string, typed: readonly string[]): string {
     }
     words.push(shellWord(typed[i] ?? ''));
   }
-  return ['meshbox', ...words, '--resume', shellWord(messageId)].join(' ');
+  // Options go before a `--`, after which every word is a file name.
+  const end = words.includes('--') ? words.indexOf('--') : words.length;
+  const options = words.slice(0, end).filter((word) => gzip === undefined || word !== '--gzip');
+  return ['meshbox', ...options, '--resume', shellWord(messageId), ...(gzip ? ['--gzip'] : []), ...words.slice(end)].join(' ');
 }
 
 /** What an upload cut short left behind, and the command that finishes it. */
@@ -89,9 +93,8 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
   // A resume whose --gzip is not the first run's: the server does not mix encodings in a message.
   if (changesEncoding(error.cause)) {
     const gzip = flags.gzip === true;
-    const flipped = gzip ? typed.filter((word) => word !== '--gzip') : [...typed, '--gzip'];
     return new Error(
-      `${error.message}\nthe chunks of message ${error.messageId} so far went ${gzip ? 'without' : 'with'} --gzip: finish it with\n  ${resumeCommand(error.messageId, flipped)}`,
+      `${error.message}\nthe chunks of message ${error.messageId} so far went ${gzip ? 'without' : 'with'} --gzip: finish it with\n  ${resumeCommand(error.messageId, typed, !gzip)}`,
       { cause: error },
     );
   }

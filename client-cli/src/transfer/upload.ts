@@ -386,7 +386,8 @@ function checkStoredSizes(tracking: TrackingInfo, plan: ChunkPlan, path: string)
     if (sizes[index] !== expected) {
       throw new Error(
         `chunk ${number} of message ${tracking.message_id} has ${String(sizes[index])} bytes on the server, but ${path} in chunks of ` +
-          `${plan.chunkSize} bytes gives ${expected}: resume with the same file and --chunk-size as the first run`,
+          `${plan.chunkSize} bytes gives ${expected}: resume with the same file, --chunk-size and --gzip as the first run ` +
+          '(a first run with --gzip stored its chunks compressed)',
       );
     }
   });

@@ -13,25 +13,27 @@ function required(value: string, name: string): string {
 const RECEIVERS_PER_REQUEST = 1_000;
 
 /**
- * Lookups need no mailbox token, so the per-mailbox rate limit counts them against the name of
- * the certificate asking (a mailbox's certificate shares its mailbox's count), and by the size
+ * Lookups need no mailbox token, so the per-mailbox rate limit counts them against the
+ * certificate asking (`asker`: its name upper-cased, so that a mailbox's certificate shares its
+ * mailbox's count, or its serial number when it has no single name), and by the size
  * of their answer: a national workflow's is megabytes, and a client asking for it in a loop is
  * slowed by what it costs. The answer is counted once read (it is read once for all askers).
  */
-async function counted(services: Services, asker: string | undefined, receivers: readonly MailboxProfile[]): Promise<readonly MailboxProfile[]> {
+async function counted(services: Services, asker: string, receivers: readonly MailboxProfile[]): Promise<readonly MailboxProfile[]> {
   if (services.maxRequestsPerSecond <= 0) return receivers;
-  const weight = 1 + Math.floor(receivers.length / RECEIVERS_PER_REQUEST);
-  const count = await services.rateLimits.countRequest((asker ?? '').toUpperCase(), services.now(), weight);
+  // At most the whole second's allowance: alone in its second, even the largest answer is given.
+  const weight = Math.min(services.maxRequestsPerSecond, 1 + Math.floor(receivers.length / RECEIVERS_PER_REQUEST));
+  const count = await services.rateLimits.countRequest(asker, services.now(), weight);
   if (count > services.maxRequestsPerSecond) throw new TooManyRequestsError(1);
   return receivers;
 }
 
 /** The active mailboxes of an organisation (ODS code) registered to receive a workflow. */
-export async function lookupEndpoint(services: Services, asker: string | undefined, odsCode: string, workflowId: string): Promise<readonly MailboxProfile[]> {
+export async function lookupEndpoint(services: Services, asker: string, odsCode: string, workflowId: string): Promise<readonly MailboxProfile[]> {
   return counted(services, asker, await services.mailboxes.receiversOf(required(workflowId, 'workflow id'), required(odsCode, 'ods code')));
 }
 
 /** Every active mailbox registered to receive a workflow. */
-export async function searchWorkflow(services: Services, asker: string | undefined, workflowId: string): Promise<readonly MailboxProfile[]> {
+export async function searchWorkflow(services: Services, asker: string, workflowId: string): Promise<readonly MailboxProfile[]> {
   return counted(services, asker, await services.mailboxes.receiversOf(required(workflowId, 'workflow id')));
 }

@@ -12,7 +12,11 @@ export function registerPublicRoutes(router: Router<RequestState>, services: Ser
     ctx.body = { status: 'ok', service: 'meshbox', timestamp: new Date().toISOString() };
   });
 
-  const asker = (ctx: { readonly req: { readonly socket: unknown } }) => peerCertificate(ctx.req.socket as TLSSocket).commonName;
+  /** Who is counted for a lookup: the certificate's name, else (none, or several) its serial number. */
+  const asker = (ctx: { readonly req: { readonly socket: unknown } }): string => {
+    const { commonName, serialNumber } = peerCertificate(ctx.req.socket as TLSSocket);
+    return commonName ? commonName.toUpperCase() : `serial ${serialNumber ?? 'unknown'}`;
+  };
 
   router.get('/endpointlookup/:odsCode/:workflowId', async (ctx) => {
     const mailboxes = await lookupEndpoint(services, asker(ctx), ctx.params.odsCode ?? '', ctx.params.workflowId ?? '');
