@@ -230,7 +230,7 @@ try {
     '',
     `Connections: ${CONNECTION_CONCURRENCY} clients polling (an inbox list, empty) one request a connection, against the`,
     "bare server answering on the same connections; median round. A new connection's TLS handshake",
-    "(the server's RSA-2048 key signs) costs far more than the request it carries.",
+    'costs far more than the request it carries.',
     '',
     '| connection | bare server req/s | bare server µs CPU each | meshbox polls/s | meshbox µs CPU each | Redis µs CPU each |',
     '|---|---|---|---|---|---|',
