@@ -30,6 +30,11 @@ function percentile(sorted: readonly number[], fraction: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))]!;
 }
 
+/** The middle value (of an even count, the upper of the two): a round actually measured, for rounds compared one by one. */
+export function median(values: readonly number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 0.5);
+}
+
 /**
  * Runs `operation` from `concurrency` loops for `durationMs`, counting completed operations
  * (an operation may be several requests) and their latencies. Bounded in time, as the machine is shared.

@@ -25,7 +25,7 @@ import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import type { TestMailbox } from '../../test/support/harness.ts';
 import { startServerProcess } from '../../test/support/server-process.ts';
 import { measureCpu } from './cpu-time.ts';
-import { call, type LoadResult, runLoad } from './load.ts';
+import { call, type LoadResult, median, runLoad } from './load.ts';
 import { machineDescription, writeReportSection } from './report.ts';
 
 const { values } = parseArgs({
@@ -122,7 +122,6 @@ try {
     return download.status === 200 && download.body.length === payload.length && ack.status === 200;
   };
 
-  const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   /** The round with the median rate (its latencies and CPU figures come with it). */
   const medianRun = (runs: Measured[]): Measured => [...runs].sort((a, b) => a.load.perSecond - b.load.perSecond)[Math.floor(runs.length / 2)]!;
   interface Row {

@@ -19,7 +19,8 @@ import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { buildAuthorizationHeader, newMessageId } from '../../shared/src/protocol/index.ts';
 import { TEST_SECRET_KEY, type TestMailbox } from '../../test/support/harness.ts';
 import { startServerProcess } from '../../test/support/server-process.ts';
-import { call, runLoad } from './load.ts';
+import { mapInBatches } from '../../shared/src/batches.ts';
+import { call, median, runLoad } from './load.ts';
 import { machineDescription, writeReportSection } from './report.ts';
 
 const { values } = parseArgs({ options: { max: { type: 'string', default: '1000000' }, 'no-write': { type: 'boolean', default: false } } });
@@ -93,13 +94,9 @@ try {
 
   // Lookups: one workflow received by as many mailboxes as England's MESH has.
   const directory = new MailboxStore(redis, keys, new PasswordCipher(TEST_SECRET_KEY));
-  for (let made = 0; made < RECEIVERS; made += 1_000) {
-    await Promise.all(
-      Array.from({ length: 1_000 }, (_, n) =>
-        directory.create({ id: `SCALE${String(made + n).padStart(6, '0')}`, password: 'pw', name: `Practice ${made + n}`, workflows: ['SCALE_LOOKUP'] }),
-      ),
-    );
-  }
+  await mapInBatches(Array.from({ length: RECEIVERS }, (_, n) => n), 1_000, (n) =>
+    directory.create({ id: `SCALE${String(n).padStart(6, '0')}`, password: 'pw', name: `Practice ${n}`, workflows: ['SCALE_LOOKUP'] }),
+  );
   const search = async () => {
     const response = await call(labAgent, server.origin, { method: 'GET', path: '/messageexchange/workflowsearch/SCALE_LOOKUP', headers: auth(lab) });
     return response.status === 200 && (JSON.parse(response.body) as { results: unknown[] }).results.length === RECEIVERS;
@@ -122,7 +119,6 @@ try {
     handshakeWorst.push(worst);
   }
   const kept = await runLoad(1, 3_000, search);
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
   const lines = [
     '## State scale (`scripts/bench/state-scale.ts`)',

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ClientRequest } from 'node:http';
 import test from 'ava';
+import { mapInBatches } from '../../shared/src/batches.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import type { PayloadStore } from '../../server/src/store/payloads.ts';
@@ -59,11 +60,7 @@ test("lookups count against the asking certificate's requests per second, a larg
   const quiet = await server.createMailbox();
   // 5,000 receivers: each search would count as 6 requests, over the limit of 5 by itself; it
   // counts as the whole second's allowance, so one a second gets through.
-  for (let made = 0; made < 5_000; made += 500) {
-    await Promise.all(
-      Array.from({ length: 500 }, (_, n) => server.services.mailboxes.create({ id: `WIDE${made + n}`, password: 'pw', workflows: ['WIDE_LOOKUP'] })),
-    );
-  }
+  await mapInBatches(Array.from({ length: 5_000 }, (_, n) => n), 500, (n) => server.services.mailboxes.create({ id: `WIDE${n}`, password: 'pw', workflows: ['WIDE_LOOKUP'] }));
   const search = (asker: TestMailbox) =>
     rawRequest(server, { path: '/messageexchange/workflowsearch/WIDE_LOOKUP', clientCertificate: asker, headers: { accept: 'application/vnd.mesh.v2+json' } });
   const responses = await Promise.all(Array.from({ length: 6 }, () => search(busy)));

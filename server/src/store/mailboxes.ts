@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { mapInBatches } from '../../../shared/src/batches.ts';
 import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
 import { KeptAnswers } from './kept-answers.ts';
@@ -222,18 +223,15 @@ export class MailboxStore {
   async #readReceivers(workflowId: string, odsCode: string | undefined): Promise<MailboxProfile[]> {
     const receivers = this.#keys.workflowReceivers(workflowId);
     const ids = (odsCode === undefined ? await this.#redis.smembers(receivers) : await this.#redis.sinter(receivers, this.#keys.odsMailboxes(odsCode))).sort();
+    const records = await mapInBatches(ids, LOOKUP_BATCH, (id) => this.#redis.hmget(this.#keys.mailbox(id), 'id', 'name', 'odsCode', 'active', 'password'));
     const found: MailboxProfile[] = [];
-    for (let start = 0; start < ids.length; start += LOOKUP_BATCH) {
-      const batch = ids.slice(start, start + LOOKUP_BATCH);
-      const records = await Promise.all(batch.map((id) => this.#redis.hmget(this.#keys.mailbox(id), 'id', 'name', 'odsCode', 'active', 'password')));
-      for (const [id, name, ods, active, password] of records) {
-        if (!id || active !== '1') continue;
-        if (!this.#passwords.decrypts(password ?? '')) {
-          this.#onUnreadable?.(new UnreadableMailboxError(id, new Error('its password does not decrypt')));
-          continue;
-        }
-        found.push({ id, name: name ?? '', odsCode: ods ?? '' });
+    for (const [id, name, ods, active, password] of records) {
+      if (!id || active !== '1') continue;
+      if (!this.#passwords.decrypts(password ?? '')) {
+        this.#onUnreadable?.(new UnreadableMailboxError(id, new Error('its password does not decrypt')));
+        continue;
       }
+      found.push({ id, name: name ?? '', odsCode: ods ?? '' });
     }
     return found;
   }
