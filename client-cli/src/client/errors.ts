@@ -82,9 +82,14 @@ export class AnswerCutOffError extends Error {
 
   /** Whether a failure reading an answer's body is the connection's (and not, say, a body too large). */
   static isBrokenConnection(error: unknown): error is Error {
-    const code = (error as NodeJS.ErrnoException | undefined)?.code;
-    return error instanceof Error && typeof code === 'string' && BROKEN_CONNECTION_CODES.has(code);
+    return error instanceof Error && BROKEN_CONNECTION_CODES.has(errorCode(error) ?? '');
   }
+}
+
+/** Node's code for a failure (`ECONNRESET`, ...), if it has one. */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 /** The server could not be reached, or the connection failed before an answer arrived. */
@@ -104,12 +109,12 @@ export class MeshConnectionError extends Error {
   readonly closedOnConnect: boolean;
 
   constructor(url: string, cause: Error, attempt: { readonly newConnection: boolean } = { newConnection: false }) {
-    const code = String((cause as NodeJS.ErrnoException).code);
+    const code = errorCode(cause);
     // Node's parser gave up on the answer: the server was reached, its answer is what failed.
     super(code === 'HPE_HEADER_OVERFLOW' ? `the answer from ${url} has larger headers than a client takes (${cause.message})` : `cannot reach ${url}: ${cause.message}`, { cause });
     this.name = 'MeshConnectionError';
     this.url = url;
-    this.mayHaveArrived = BROKEN_CONNECTION_CODES.has(code);
+    this.mayHaveArrived = BROKEN_CONNECTION_CODES.has(code ?? '');
     this.closedOnConnect = attempt.newConnection && code === 'ECONNRESET';
   }
 }

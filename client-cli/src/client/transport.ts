@@ -3,7 +3,7 @@ import { Agent, request } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnswerCutOffError, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { AnswerCutOffError, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
 
 /**
  * A request body. A Buffer or a function opening a fresh stream can be sent again on a
@@ -109,11 +109,6 @@ export function retryAfterMs(value: string | string[] | undefined, now = Date.no
   if (/^\d+$/.test(text)) return Number(text) * 1000;
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 /**
