@@ -107,6 +107,12 @@ export function continuableNames(target: string, messageId: string): Continuable
   return { partial: `.${basename(target)}.${key}.part`, note: `.meshbox-download-${key}.chunks`, lock: `.meshbox-download-${key}.lock` };
 }
 
+/** Where the partial file and its note are: beside the target. */
+function continuablePaths(target: string, names: ContinuableNames): { readonly partial: string; readonly note: string } {
+  const folder = dirname(target);
+  return { partial: join(folder, names.partial), note: join(folder, names.note) };
+}
+
 interface Note extends KeptChunks {
   readonly messageId: string;
   readonly target: string;
@@ -115,9 +121,7 @@ interface Note extends KeptChunks {
 }
 
 async function openContinuable(download: DownloadOf, names: ContinuableNames, unlock: () => Promise<void>): Promise<PartialFile> {
-  const folder = dirname(download.target);
-  const path = join(folder, names.partial);
-  const notePath = join(folder, names.note);
+  const { partial: path, note: notePath } = continuablePaths(download.target, names);
   const kept = await readKept(download, path, notePath);
   let handle: FileHandle;
   if (kept) {
@@ -177,9 +181,8 @@ async function openContinuable(download: DownloadOf, names: ContinuableNames, un
  */
 export async function keptWhole(download: DownloadOf): Promise<boolean> {
   if (download.totalChunks <= 1) return false;
-  const names = continuableNames(download.target, download.messageId);
-  const folder = dirname(download.target);
-  const kept = await readKept(download, join(folder, names.partial), join(folder, names.note)).catch(() => undefined);
+  const paths = continuablePaths(download.target, continuableNames(download.target, download.messageId));
+  const kept = await readKept(download, paths.partial, paths.note).catch(() => undefined);
   return kept?.chunks === download.totalChunks;
 }
 
@@ -263,13 +266,15 @@ export async function discardPartialsOf(folder: string, messageId: string): Prom
   for await (const { name, note } of notesIn(folder)) {
     if (typeof note.messageId !== 'string' || note.messageId.toUpperCase() !== messageId.toUpperCase()) continue;
     if (typeof note.target !== 'string' || note.target === '' || basename(note.target) !== note.target) continue;
-    const own = continuableNames(join(folder, note.target), messageId);
+    const target = join(folder, note.target);
+    const own = continuableNames(target, messageId);
     if (own.note !== name) continue;
     const unlock = await lockFolder(folder, { lockFile: own.lock, worker: 'download' }).catch(() => undefined);
     if (!unlock) continue;
     try {
-      await rm(join(folder, own.note), { force: true });
-      await rm(join(folder, own.partial), { force: true });
+      const paths = continuablePaths(target, own);
+      await rm(paths.note, { force: true });
+      await rm(paths.partial, { force: true });
     } finally {
       await unlock();
     }
