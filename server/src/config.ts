@@ -6,7 +6,7 @@ import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import { describeCertificate } from '../../shared/src/pki/inspect.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
-import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS } from './https-server.ts';
+import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, type TlsSettings } from './https-server.ts';
 import { checkRevocationList, type LoadedRevocationList } from './revocation-list.ts';
 import { splitRedisUrls } from './store/redis-client.ts';
 
@@ -39,6 +39,12 @@ function deliveryCheckAfter(requestTimeoutMs: number): number {
 
 /** How long a worker holds a lifecycle check it claimed: one that dies mid-check delays it this long. */
 export const DEFAULT_LIFECYCLE_LEASE_MS = 5 * 60_000;
+
+/**
+ * Long enough for a system that polls every five or ten minutes, each time on a new connection,
+ * to resume its TLS session (a third of a full handshake's cost) rather than shake hands anew.
+ */
+export const DEFAULT_TLS_SESSION_SECONDS = 900;
 
 /** Per mailbox: far above what one real system sends, low enough that one cannot starve the rest. */
 export const DEFAULT_RATE_LIMIT = 500;
@@ -91,6 +97,8 @@ const serverSchema = backendSchema.extend({
   MESHBOX_TLS_KEY: nonEmpty.default(resolve(DEV_CERTS, 'server.key')),
   MESHBOX_TLS_CA: nonEmpty.default(resolve(DEV_CERTS, 'ca.crt')),
   MESHBOX_TLS_CRL: nonEmpty.optional(),
+  MESHBOX_TLS_TICKET_KEY_FILE: nonEmpty.optional(),
+  MESHBOX_TLS_SESSION_SECONDS: connectionSeconds.int().default(DEFAULT_TLS_SESSION_SECONDS),
   MESHBOX_CRL_RELOAD_SECONDS: timerSeconds.default(30),
   MESHBOX_SHARED_KEY: nonEmpty.optional(),
   MESHBOX_SHARED_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'shared-key')),
@@ -141,7 +149,7 @@ export interface ServerConfig extends BackendConfig {
   readonly role: ServerRole;
   readonly host: string;
   readonly port: number;
-  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string; readonly crl: string | undefined };
+  readonly tls: TlsSettings;
   /** When the server's certificate (MESHBOX_TLS_CERT) expires: clients refuse it after. */
   readonly certificateNotAfter: Date;
   /** The CRL the server starts with (MESHBOX_TLS_CRL), checked; its file is re-read every crlReloadMs. */
@@ -324,8 +332,26 @@ function tlsFiles(env: z.infer<typeof serverSchema>): Pick<ServerConfig, 'tls' |
   });
   // Its dates are read here once: the reload starts from them.
   const revocationList = crl && check(`MESHBOX_TLS_CRL (${crl.file})`, () => ({ ...crl, dates: checkRevocationList(crl.pem, files.ca, new Date()) }));
+  const ticketFile = env.MESHBOX_TLS_TICKET_KEY_FILE;
+  const ticketSecret = ticketFile === undefined ? undefined : check(`MESHBOX_TLS_TICKET_KEY_FILE (${ticketFile})`, () => readTicketSecret(ticketFile));
   if (problems.length > 0 || !certificateNotAfter) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
-  return { tls: { ...files, crl: revocationList?.pem }, revocationList, certificateNotAfter };
+  return { tls: { ...files, crl: revocationList?.pem, ticketSecret, sessionSeconds: env.MESHBOX_TLS_SESSION_SECONDS }, revocationList, certificateNotAfter };
+}
+
+/** Fewer bytes than a ticket key holds would be guessable, or a file made empty by a slip. */
+const MIN_TICKET_SECRET_BYTES = 32;
+
+function readTicketSecret(path: string): Buffer {
+  let secret: Buffer;
+  try {
+    secret = readFileSync(path);
+  } catch (error) {
+    throw new Error(`cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  if (secret.length < MIN_TICKET_SECRET_BYTES) {
+    throw new Error(`it holds ${secret.length} bytes; it needs at least ${MIN_TICKET_SECRET_BYTES} random ones (openssl rand 48 > file)`);
+  }
+  return secret;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
@@ -7,19 +8,40 @@ import type { Logger } from 'pino';
 import type { Metrics } from './metrics.ts';
 import type Koa from 'koa';
 
-export interface TlsFiles {
+/** The server's TLS: its files, read, and how its sessions are resumed. */
+export interface TlsSettings {
   readonly cert: string;
   readonly key: string;
   readonly ca: string;
   /** PEM CRL: certificates it lists are refused in the TLS handshake. */
   readonly crl?: string | undefined;
+  /**
+   * The secret TLS session tickets are sealed under (MESHBOX_TLS_TICKET_KEY_FILE), shared by the
+   * processes behind one address so that a client resumes its session with any of them.
+   * Undefined: this process's own, made up at start.
+   */
+  readonly ticketSecret?: Buffer | undefined;
+  /** How long a session may be resumed (MESHBOX_TLS_SESSION_SECONDS); default Node's 300. */
+  readonly sessionSeconds?: number | undefined;
+}
+
+const PROCESS_TICKET_SECRET = randomBytes(32);
+
+/**
+ * The session-ticket keys: derived from the secret and the CRL, so processes sharing both seal
+ * and open each other's tickets, and a new CRL (a certificate revoked) ends every session
+ * begun under the old one, in every process, as a resumption skips the certificate check.
+ */
+export function ticketKeysFor(secret: Buffer, crl: string | undefined): Buffer {
+  const salt = createHash('sha256').update(crl ?? '').digest();
+  return Buffer.from(hkdfSync('sha256', secret, salt, 'meshbox TLS session tickets', 48));
 }
 
 /** One CRL in PEM; a CRL file holds one per CA it covers (two during a CA rollover). */
 export const CRL_PEM_BLOCK = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;
 
 /** What the TLS side of the server is made of; given again whenever the CRL is reloaded. */
-export function secureContextOptions(tls: TlsFiles) {
+export function secureContextOptions(tls: TlsSettings) {
   return {
     cert: tls.cert,
     key: tls.key,
@@ -29,6 +51,8 @@ export function secureContextOptions(tls: TlsFiles) {
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2' as const,
+    ticketKeys: ticketKeysFor(tls.ticketSecret ?? PROCESS_TICKET_SECRET, tls.crl),
+    ...(tls.sessionSeconds ? { sessionTimeout: tls.sessionSeconds } : {}),
   };
 }
 
@@ -59,7 +83,7 @@ const answering = new WeakMap<Duplex, { readonly request: IncomingMessage; reado
  */
 export function createMeshServer(
   app: Koa<never> | Koa,
-  tls: TlsFiles,
+  tls: TlsSettings,
   timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS,
   onHandshakeFailed: HandshakeFailureHandler = () => {},
 ): Server {

@@ -2,7 +2,7 @@ import { verify, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import type { Logger } from 'pino';
-import { CRL_PEM_BLOCK, secureContextOptions, type TlsFiles } from './https-server.ts';
+import { CRL_PEM_BLOCK, secureContextOptions, type TlsSettings } from './https-server.ts';
 
 /**
  * Checks a CRL before the server gives it to OpenSSL, which otherwise fails late and
@@ -104,7 +104,7 @@ export interface RevocationListReload {
  * is warned of a week before its nextUpdate and again once it has passed. `started`: the list
  * the server started with, checked by its configuration. Returns a stop function.
  */
-export function reloadRevocationList(server: Server, tls: TlsFiles, started: LoadedRevocationList, reload: RevocationListReload): () => void {
+export function reloadRevocationList(server: Server, tls: TlsSettings, started: LoadedRevocationList, reload: RevocationListReload): () => void {
   const { logger } = reload;
   const crlFile = started.file;
   let loaded = started;

@@ -107,6 +107,20 @@ test('a CRL the server could not use stops it at start, saying why; a good one i
   t.regex(refusal(early), /in the future \(its thisUpdate\)/);
 });
 
+test('a TLS session-ticket secret is read as bytes from its file (a short, empty or missing one stops the server, saying why); sessions last 900 s unless set', (t) => {
+  const secret = Buffer.from(Array.from({ length: 48 }, (_, i) => (i * 37) % 256));
+  writeFileSync(join(dir, 'ticket.key'), secret);
+  t.deepEqual(loadConfig({ ...files, MESHBOX_TLS_TICKET_KEY_FILE: join(dir, 'ticket.key') }).tls.ticketSecret, secret);
+  t.is(loadConfig(files).tls.ticketSecret, undefined);
+  t.is(loadConfig(files).tls.sessionSeconds, 900);
+  t.is(loadConfig({ ...files, MESHBOX_TLS_SESSION_SECONDS: '3600' }).tls.sessionSeconds, 3600);
+  t.regex(t.throws(() => loadConfig({ ...files, MESHBOX_TLS_SESSION_SECONDS: '0.5' }))?.message ?? '', /MESHBOX_TLS_SESSION_SECONDS/);
+  const refusal = (path: string) => t.throws(() => loadConfig({ ...files, MESHBOX_TLS_TICKET_KEY_FILE: path }), { instanceOf: ConfigError })?.message ?? '';
+  t.regex(refusal(write('short.key', 'x'.repeat(31))), /MESHBOX_TLS_TICKET_KEY_FILE \(.*short\.key\): it holds 31 bytes; it needs at least 32 random ones \(openssl rand 48 > file\)/);
+  t.regex(refusal(write('empty.key', '')), /it holds 0 bytes/);
+  t.regex(refusal(join(dir, 'absent.key')), /MESHBOX_TLS_TICKET_KEY_FILE \(.*absent\.key\): cannot read it \(ENOENT\)/);
+});
+
 test("an expired server certificate stops the server at start, saying so; a good one's expiry is in the configuration", (t) => {
   t.is(loadConfig(files).certificateNotAfter.getTime(), describeCertificate(serverCertificate.certPem).notAfter.getTime());
   // Valid for a moment: X.509 dates are whole seconds, so its end is already past.
