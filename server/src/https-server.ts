@@ -74,8 +74,13 @@ export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requ
 /** Told of each failed TLS handshake, with the client's address when it is known. */
 export type HandshakeFailureHandler = (error: NodeJS.ErrnoException, socket: TLSSocket, clientAddress: string | undefined) => void;
 
-/** Per connection, the request still being answered (bytes arriving meanwhile are answered after it). */
-const answering = new WeakMap<Duplex, { readonly request: IncomingMessage; readonly response: ServerResponse }>();
+interface Exchange {
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+}
+
+/** Per connection, the requests still being answered, oldest first: pipelined ones wait their turn. */
+const answering = new WeakMap<Duplex, Exchange[]>();
 
 /**
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
@@ -101,9 +106,12 @@ export function createMeshServer(
       requireHostHeader: false,
     },
     (request, response) => {
-      answering.set(request.socket, { request, response });
-      // A pipelined request's entry may have replaced this one's meanwhile: only its own goes.
-      response.on('close', () => answering.get(request.socket)?.response === response && answering.delete(request.socket));
+      let exchanges = answering.get(request.socket);
+      if (!exchanges) answering.set(request.socket, (exchanges = []));
+      const exchange = { request, response };
+      exchanges.push(exchange);
+      // 'close' comes once per response: its entry is there.
+      response.on('close', () => exchanges.splice(exchanges.indexOf(exchange), 1));
       void handle(request, response);
     },
   );
@@ -123,13 +131,13 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
     socket.destroy();
     return;
   }
-  const inFlight = answering.get(socket);
-  // Bytes after a request whose body had all come, still being answered: an error written now
-  // would be read as that request's answer (a send told 400 though it went). It gets its own
-  // answer; then the connection closes, as nothing more can be read from it. Bad bytes inside
-  // a body (a garbled chunked encoding) are that request's fault: it is answered 400 below.
-  if (inFlight?.request.complete) {
-    inFlight.response.once('close', () => socket.end());
+  const exchanges = [...(answering.get(socket) ?? [])];
+  const newest = exchanges.at(-1);
+  // Bytes after a request whose body had all come: an error written now would be read as an
+  // earlier request's answer (a send told 400 though it went). Each gets its own answer; then
+  // the connection closes, as nothing more can be read from it.
+  if (newest?.request.complete) {
+    afterAnswers(exchanges, () => socket.end());
     return;
   }
   const [status, reason] =
@@ -138,7 +146,22 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout']
         : [400, 'Bad Request'];
-  answerRaw(socket, status, reason);
+  // Bad bytes inside the newest request's body (a garbled chunked encoding) are its own fault: it
+  // is answered 400, but after the answers to the requests pipelined before it, in their order.
+  const earlier = newest ? exchanges.slice(0, -1) : exchanges;
+  afterAnswers(earlier, () => {
+    if (!socket.writable) socket.destroy();
+    // Its handler answered it meanwhile (one that never read the body): that answer stands.
+    else if (newest?.response.headersSent) afterAnswers([newest], () => socket.end());
+    else answerRaw(socket, status, reason);
+  });
+}
+
+/** Runs `then` once every exchange's response has closed (at once when there are none). */
+function afterAnswers(exchanges: readonly Exchange[], then: () => void): void {
+  let open = exchanges.length;
+  if (open === 0) return then();
+  for (const { response } of exchanges) response.once('close', () => --open === 0 && then());
 }
 
 /** A MESH (v1) error written straight to the socket, for what never reaches Koa; the connection then closes. */

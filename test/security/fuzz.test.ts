@@ -152,6 +152,21 @@ test.serial('garbage right behind a send on its connection does not replace the 
   t.is(tracking.json().status, 'accepted');
 });
 
+test.serial('a pipelined request whose chunked body is garbled, right behind a send, is answered 400 after the send\'s own 202, in order', async (t) => {
+  const token = () => buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const body = Buffer.alloc(1024 * 1024, 's');
+  const send = `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token()}\r\nAccept: application/vnd.mesh.v2+json\r\nmex-To: ${gp.id}\r\nmex-WorkflowID: W\r\nContent-Length: ${body.length}\r\n\r\n`;
+  // Its headers parse, so the server has taken it for a request before its body fails to.
+  const garbled = `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token()}\r\nmex-To: ${gp.id}\r\nmex-WorkflowID: W\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`;
+  const { status, text } = await rawTlsExchange(server, lab, Buffer.concat([Buffer.from(send, 'latin1'), body, Buffer.from(garbled, 'latin1')]));
+  t.is(status, 202, text.slice(0, 300));
+  const messageId = /"message_id":"([^"]+)"/.exec(text)?.[1];
+  t.truthy(messageId);
+  t.regex(text.slice(text.indexOf('"message_id"')), /HTTP\/1\.1 400 Bad Request[\s\S]*"errorCode":"400"/, 'the garbled request gets its own answer, second');
+  const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.is(tracking.json().status, 'accepted');
+});
+
 test.serial('a chunked upload whose encoding breaks off mid-body is answered 400 at once, and holds nothing', async (t) => {
   const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
   const upload = `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nmex-To: ${gp.id}\r\nmex-WorkflowID: W\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\nnot-a-size\r\n`;
