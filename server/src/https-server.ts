@@ -93,6 +93,15 @@ export function createMeshServer(
   onHandshakeFailed: HandshakeFailureHandler = () => {},
 ): Server {
   const handle = app.callback();
+  const serve = (request: IncomingMessage, response: ServerResponse): void => {
+    let exchanges = answering.get(request.socket);
+    if (!exchanges) answering.set(request.socket, (exchanges = []));
+    const exchange = { request, response };
+    exchanges.push(exchange);
+    // 'close' comes once per response: its entry is there.
+    response.on('close', () => exchanges.splice(exchanges.indexOf(exchange), 1));
+    void handle(request, response);
+  };
   const server = createServer(
     {
       ...secureContextOptions(tls),
@@ -105,16 +114,10 @@ export function createMeshServer(
       // Node would answer an HTTP/1.1 request without Host a bare 400 before the app runs: the app does it, with a MESH body.
       requireHostHeader: false,
     },
-    (request, response) => {
-      let exchanges = answering.get(request.socket);
-      if (!exchanges) answering.set(request.socket, (exchanges = []));
-      const exchange = { request, response };
-      exchanges.push(exchange);
-      // 'close' comes once per response: its entry is there.
-      response.on('close', () => exchanges.splice(exchanges.indexOf(exchange), 1));
-      void handle(request, response);
-    },
+    serve,
   );
+  // An Expect other than 100-continue: Node would answer a bare 417 itself; the app refuses it with a MESH body.
+  server.on('checkExpectation', serve);
   server.on('clientError', answerUnparseableRequest);
   const clientAddress = noteClientAddresses(server);
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeFailed(error, socket, clientAddress(socket)));

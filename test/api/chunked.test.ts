@@ -76,6 +76,22 @@ test('a three-chunk message is invisible while uploading, then round-trips byte-
   t.like(tracked.json(), { status: 'accepted', chunk_count: 3, file_size: 141_234 });
 });
 
+test('HEAD of a chunk answers its headers and status from the record: nothing is downloaded, so no download is audited', async (t) => {
+  const messageId = await startUpload(3, randomBytes(70_000));
+  for (const n of [2, 3]) t.is((await uploadChunk(messageId, n, 3, randomBytes(70_000))).status, 202);
+  const head = (path: string) => mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${messageId}${path}` });
+  for (const [path, status, range] of [['', 200, '1:3'], ['/1', 206, '1:3'], ['/2', 206, '2:3'], ['/3', 200, '3:3']] as const) {
+    const answer = await head(path);
+    t.is(answer.status, status, path);
+    t.is(answer.headers['mex-chunk-range'], range, path);
+    t.is(answer.body.length, 0);
+  }
+  t.is((await head('/4')).status, 404);
+  t.is((await head('/0')).status, 404);
+  const audited = (await server.services.audit.tail(1000)).filter((entry) => entry.messageId === messageId).map((entry) => entry.action);
+  t.false(audited.includes('download'), audited.join(', '));
+});
+
 test('a chunk re-uploaded while uploading replaces the earlier copy; after completion it is refused with 423', async (t) => {
   const messageId = await startUpload(2, Buffer.from('first '));
   t.is((await uploadChunk(messageId, 2, 2, Buffer.from('wrong'))).status, 202);

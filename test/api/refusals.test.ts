@@ -108,6 +108,20 @@ test('an HTTP/1.1 request without a Host header is a MESH 400 (Node would answer
   t.is((await get('1.0', `/messageexchange/${lab.id}/inbox`)).status, 200);
 });
 
+test('an Expect other than 100-continue is a MESH 417 in the version asked for (Node would answer a bare one); 100-continue is met', async (t) => {
+  const token = () => buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const get = (path: string, expect: string, accept = 'application/vnd.mesh.v2+json') =>
+    rawTlsExchange(server, lab, Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${token()}\r\nAccept: ${accept}\r\nExpect: ${expect}\r\nConnection: close\r\n\r\n`));
+  for (const path of ['/messageexchange/_ping', `/messageexchange/${lab.id}/count`]) {
+    const { status, text } = await get(path, 'something-else');
+    t.is(status, 417, path);
+    t.like(JSON.parse(text.slice(text.indexOf('{'))).detail[0], { code: '417', msg: 'Expectation not supported: only 100-continue' });
+  }
+  const v1 = await get(`/messageexchange/${lab.id}/count`, 'fast', 'application/json');
+  t.like(JSON.parse(v1.text.slice(v1.text.indexOf('{'))), { errorCode: '417', errorEvent: 'TRANSFER' });
+  t.regex((await get(`/messageexchange/${lab.id}/count`, '100-Continue')).text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+});
+
 test('a plain Content-Type stands in for mex-Content-Type within its limit, and a v2 download gives it back as sent', async (t) => {
   const sendTyped = (contentType: string) =>
     mailboxRequest(server, lab, {

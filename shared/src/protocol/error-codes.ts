@@ -58,6 +58,7 @@ export const MeshErrorCodes = {
   multipleLocalIdMatches: { event: 'SEND', code: '300', description: 'Multiple messages found for local id' },
   notFound: { event: 'TRANSFER', code: '404', description: 'Not found' },
   methodNotAllowed: { event: 'TRANSFER', code: '405', description: 'Method not allowed' },
+  expectationFailed: { event: 'TRANSFER', code: '417', description: 'Expectation not supported: only 100-continue' },
   tooManyRequests: { event: 'TRANSFER', code: '429', description: 'Too many requests; retry later' },
   unsupportedTransferCoding: { event: 'TRANSFER', code: '501', description: 'Unsupported transfer coding: only chunked' },
   serviceUnavailable: { event: 'TRANSFER', code: '503', description: 'Service unavailable' },

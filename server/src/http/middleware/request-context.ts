@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { apiVersionFromAccept, type ApiVersion, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
-import { BadRequestError } from '../../domain/errors.ts';
+import { BadRequestError, MeshError } from '../../domain/errors.ts';
 import { peerCertificate } from '../peer-certificate.ts';
 
 export interface RequestState {
@@ -49,6 +49,18 @@ export function requireHost(): Middleware<RequestState> {
     if (ctx.req.httpVersionMajor === 1 && ctx.req.httpVersionMinor === 1 && ctx.req.headers.host === undefined) {
       throw new BadRequestError(MeshErrorCodes.invalidRequest, 'an HTTP/1.1 request needs a Host header');
     }
+    await next();
+  };
+}
+
+/**
+ * Refuses an `Expect` other than `100-continue` (RFC 9110: 417), as any other request is refused:
+ * with a MESH body, where Node would answer a bare 417 itself.
+ */
+export function refuseUnknownExpectations(): Middleware<RequestState> {
+  return async (ctx, next) => {
+    const expectation = ctx.req.headers.expect;
+    if (expectation !== undefined && expectation.trim().toLowerCase() !== '100-continue') throw new MeshError(417, MeshErrorCodes.expectationFailed);
     await next();
   };
 }

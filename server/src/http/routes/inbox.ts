@@ -68,21 +68,17 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
 
   router.get('/inbox/:messageId', async (ctx) => {
     const messageId = messageIdParam(ctx.params.messageId);
-    if (ctx.method === 'HEAD') {
-      const message = await findDownloadable(services, ctx.state.mailbox.id, messageId);
-      ctx.set(messageHeaders(message, 1));
-      ctx.set('Content-Type', contentTypeOf(message, ctx.state.apiVersion));
-      ctx.status = 200;
-      return;
-    }
-    await sendChunk(ctx, services, messageId, 1);
+    if (ctx.method !== 'HEAD') return sendChunk(ctx, services, messageId, 1);
+    await describeChunk(ctx, services, messageId, 1);
+    // The message's HEAD (as the sandbox answers it), where a GET of chunk 1 of several is 206.
+    ctx.status = 200;
   });
 
   router.get('/inbox/:messageId/:chunk', async (ctx) => {
     const chunkNumber = Number(ctx.params.chunk);
     const messageId = messageIdParam(ctx.params.messageId);
     if (!/^\d{1,9}$/.test(ctx.params.chunk ?? '')) throw new MessageNotFoundError(messageId);
-    await sendChunk(ctx, services, messageId, chunkNumber);
+    await (ctx.method === 'HEAD' ? describeChunk : sendChunk)(ctx, services, messageId, chunkNumber);
   });
 
   router.put('/inbox/:messageId/status/acknowledged', async (ctx) => {
@@ -104,6 +100,19 @@ function contentTypeOf(message: MessageRecord, version: ApiVersion): string {
 type ChunkContext = Parameters<Parameters<Router<MailboxState>['get']>[1]>[0];
 
 /** Streams chunk n: 206 while more follow, 200 for the last. Gzip goes out as stored when the client takes it. */
+/**
+ * A HEAD: a chunk's headers and status, from the record alone. Nothing is downloaded, so nothing
+ * is audited and object storage is not asked.
+ */
+async function describeChunk(ctx: ChunkContext, services: Services, messageId: string, chunkNumber: number): Promise<void> {
+  const message = await findDownloadable(services, ctx.state.mailbox.id, messageId);
+  // A report has no chunks, and is downloaded as chunk 1.
+  if (chunkNumber < 1 || chunkNumber > Math.max(1, message.totalChunks)) throw new MessageNotFoundError(messageId);
+  ctx.set(messageHeaders(message, chunkNumber));
+  ctx.set('Content-Type', contentTypeOf(message, ctx.state.apiVersion));
+  ctx.status = chunkNumber < message.totalChunks ? 206 : 200;
+}
+
 async function sendChunk(ctx: ChunkContext, services: Services, messageId: string, chunkNumber: number): Promise<void> {
   const { message, chunk } = await downloadChunk(services, ctx.state.mailbox.id, messageId, chunkNumber);
   ctx.set(messageHeaders(message, chunkNumber));
