@@ -12,4 +12,4 @@ ENV MESHBOX_HOST=0.0.0.0 MESHBOX_PORT=8443
 EXPOSE 8443
 USER node
 ENTRYPOINT ["node", "client-cli/src/main.ts"]
-CMD ["serve", "--role", "all"]
+CMD ["serve"]

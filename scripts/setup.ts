@@ -119,6 +119,13 @@ async function ensureDemoMailboxes(): Promise<void> {
   }
 }
 
+// Demo mailboxes (receiving PATH_TEST_RESULTS, so found by lookups) belong in development state only.
+if (process.env.MESHBOX_REDIS_URL?.trim()) {
+  console.error(
+    'setup: MESHBOX_REDIS_URL is set: setup prepares the local development services and would register its demo mailboxes there. Unset it (and MESHBOX_S3_ENDPOINT) to set up for development.',
+  );
+  process.exit(1);
+}
 await ensurePki();
 await ensureDemoMailboxes();
 step('done. Next: `npm run demo` (starts a server for the demo unless `npm start` is running one), or `npm start`.');

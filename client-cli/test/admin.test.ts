@@ -220,8 +220,8 @@ test('admin queues shows the lifecycle checks scheduled and due, and failing one
     t.regex(text.stdout, /failing BROKEN after 1 attempts.*S3 unreachable/);
     for (const bad of ['abc', '', '-1', '1e2']) {
       const refused = await runSubprocess(['admin', 'queues', '--failed', bad], { env });
-      t.is(refused.code, 1, bad);
-      t.regex(refused.stderr, /--failed must be a whole number \(0 or more\)/);
+      t.is(refused.code, 2, `a usage error: ${bad}`);
+      t.regex(refused.stderr, /option '--failed <n>' argument '.*' is invalid\. Give a whole number \(0 or more\)\./);
     }
     t.notRegex((await runSubprocess(['admin', 'queues', '--failed', '0'], { env })).stdout, /failing BROKEN after/);
 
@@ -270,8 +270,8 @@ test('admin backlog lists the mailboxes with messages waiting, the longest-waiti
     t.regex(overdue.stdout, new RegExp(`^${new Date(threeHoursAgo).toISOString().slice(0, 16).replace('T', ' ')}\\t3h \\d+m\\t2 waiting\\tBKGP001\\tno handshake\\tdisabled\\tQuiet Surgery\\n$`));
     t.is((await runSubprocess(['admin', 'backlog', '--older-than', '4'], { env })).stdout, '', 'none has waited longer than 4 hours');
     const refused = await runSubprocess(['admin', 'backlog', '--older-than', '2h'], { env });
-    t.is(refused.code, 1);
-    t.regex(refused.stderr, /--older-than must be a whole number \(0 or more\), not "2h"/);
+    t.is(refused.code, 2);
+    t.regex(refused.stderr, /option '--older-than <hours>' argument '2h' is invalid\. Give a whole number \(0 or more\)\./);
   } finally {
     await own.close();
   }
@@ -289,7 +289,7 @@ test('admin actions are recorded in the audit log, which admin audit shows', asy
   t.regex(entries[0].detail, /certificate serial [0-9a-f]+/);
   const text = await admin('audit', '--tail', '500');
   t.regex(text.stdout, /admin\.mailbox\.disable AUD001/);
-  t.is((await admin('audit', '--tail', 'lots')).code, 1);
+  t.is((await admin('audit', '--tail', 'lots')).code, 2, 'a usage error');
 });
 
 test('CSR flow: the mailbox makes its own key and request, the admin signs it, and the certificate connects; the key never leaves', async (t) => {
@@ -323,6 +323,9 @@ test('CSR flow: the mailbox makes its own key and request, the admin signs it, a
   t.regex(refused.stderr, /not a registered mailbox/);
 
   // A monitoring system's certificate: no mailbox, so health and metrics only.
+  const unknownUsage = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'), '--for', 'NOTREG1', '--usage', 'monitor');
+  t.is(unknownUsage.code, 2);
+  t.regex(unknownUsage.stderr, /argument 'monitor' is invalid\. Allowed choices are client, monitoring, server\./);
   const monitoring = await admin('cert', 'sign', join(own, 'NOTREG1.csr'), '--out', join(own, 'NOTREG1.crt'), '--for', 'NOTREG1', '--usage', 'monitoring');
   t.is(monitoring.code, 0, monitoring.stderr);
   const clientCertificate = { certPem: await readFile(join(own, 'NOTREG1.crt'), 'utf8'), keyPem: await readFile(join(own, 'NOTREG1.key'), 'utf8') };
@@ -428,9 +431,11 @@ test('cert list shows the certificates on record, soonest expiry first; --expiri
     ],
   );
   const refused = await admin('cert', 'list', '--expiring-within', 'soon');
-  t.is(refused.code, 1);
-  t.regex(refused.stderr, /--expiring-within must be a whole number \(0 or more\), not "soon"/);
-  t.regex((await admin('mailbox', 'create', 'EXP003', '--password', 'pw', '--cert-out', out, '--days', '0')).stderr, /--days must be a positive whole number, not "0"/);
+  t.is(refused.code, 2);
+  t.regex(refused.stderr, /option '--expiring-within <days>' argument 'soon' is invalid\. Give a whole number \(0 or more\)\./);
+  const noDays = await admin('mailbox', 'create', 'EXP003', '--password', 'pw', '--cert-out', out, '--days', '0');
+  t.is(noDays.code, 2);
+  t.regex(noDays.stderr, /option '--days <n>' argument '0' is invalid\. Give a positive whole number\./);
 });
 
 test('cert list --expiring-within keeps the certificates with no expiry on record (recorded before dates, or holders, were kept): their end is unknown, not far', async (t) => {

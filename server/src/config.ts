@@ -8,6 +8,7 @@ import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, type TlsSettings } from './https-server.ts';
 import { checkRevocationList, type LoadedRevocationList } from './revocation-list.ts';
+import { SERVER_ROLES, type ServerRole } from './roles.ts';
 import { splitRedisUrls } from './store/redis-client.ts';
 
 /** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
@@ -90,7 +91,7 @@ const backendSchema = z.object({
 });
 
 const serverSchema = backendSchema.extend({
-  MESHBOX_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  MESHBOX_ROLE: z.enum(SERVER_ROLES).default('all'),
   MESHBOX_HOST: nonEmpty.default('127.0.0.1'),
   MESHBOX_PORT: port.default(8443),
   MESHBOX_TLS_CERT: nonEmpty.default(resolve(DEV_CERTS, 'server.crt')),
@@ -141,8 +142,6 @@ export interface BackendConfig {
   /** An undefined endpoint means the embedded local S3 server (development). */
   readonly s3: S3Settings;
 }
-
-export type ServerRole = 'all' | 'api' | 'worker';
 
 export interface ServerConfig extends BackendConfig {
   /** api: serve MESH requests; worker: run lifecycle jobs (and serve only health and metrics); all: both. */
@@ -254,6 +253,14 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
   const env = parse(serverSchema, environment);
   if (env.MESHBOX_MAX_MESSAGE_BYTES < env.MESHBOX_MAX_CHUNK_BYTES) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_MAX_MESSAGE_BYTES must be at least MESHBOX_MAX_CHUNK_BYTES');
+  }
+  // Unset, the two name the local development services, which start together: with one of
+  // them set, the other would still be a development server (and s3rver is not in a production install).
+  if ((env.MESHBOX_REDIS_URL === undefined) !== (env.MESHBOX_S3_ENDPOINT === undefined)) {
+    const [given, missing] = env.MESHBOX_REDIS_URL === undefined ? ['MESHBOX_S3_ENDPOINT', 'MESHBOX_REDIS_URL'] : ['MESHBOX_REDIS_URL', 'MESHBOX_S3_ENDPOINT'];
+    throw new ConfigError(
+      `invalid configuration:\n  ${missing}: not set, though ${given} is: set both (for AWS S3, MESHBOX_S3_ENDPOINT=https://s3.<region>.amazonaws.com with MESHBOX_S3_REGION), or neither for the local development services`,
+    );
   }
   // The headers are part of the request: Node refuses to start with a longer limit on them.
   if (env.MESHBOX_HEADERS_TIMEOUT_SECONDS > env.MESHBOX_REQUEST_TIMEOUT_SECONDS) {

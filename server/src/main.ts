@@ -20,11 +20,8 @@ async function main(): Promise<void> {
   const config = await resolveBackends(configured);
   const logger = pino({ level: config.logLevel });
   for (const { variable, meant } of suspectedTypos(process.env)) logger.warn({ variable, meant }, `${variable} is not a setting (ignored): ${meant}?`);
-  if (!configured.redisUrl || !configured.s3.endpoint) {
-    logger.warn(
-      { redis: configured.redisUrl ? 'configured' : 'local development server', s3: configured.s3.endpoint ? 'configured' : 'local development server' },
-      'MESHBOX_REDIS_URL or MESHBOX_S3_ENDPOINT not set: running on the local development services, not for production',
-    );
+  if (!configured.redisUrl) {
+    logger.warn('MESHBOX_REDIS_URL and MESHBOX_S3_ENDPOINT not set: running on the local development services, not for production');
   }
   const connections = await connect(config, logger);
   // Under another key every mailbox would be unreadable: each request and send a 503.

@@ -74,8 +74,8 @@ test('a request timeout shorter than the headers timeout is refused by name (Nod
 });
 
 test('Redis takes only redis:// URLs and S3 only http(s)://', (t) => {
-  t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'https://10.0.0.7:6379' }), { message: /MESHBOX_REDIS_URL/ });
-  t.throws(() => loadConfig({ ...files, MESHBOX_S3_ENDPOINT: 'redis://10.0.0.7:6379' }), { message: /MESHBOX_S3_ENDPOINT: an http:\/\/ or https:\/\/ URL/ });
+  t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'https://10.0.0.7:6379', MESHBOX_S3_ENDPOINT: 'https://s3.example.org' }), { message: /MESHBOX_REDIS_URL: a redis/ });
+  t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379', MESHBOX_S3_ENDPOINT: 'redis://10.0.0.7:6379' }), { message: /MESHBOX_S3_ENDPOINT: an http:\/\/ or https:\/\/ URL/ });
 });
 
 test('TLS files that are not what they should be are named with the reason, all at once', (t) => {
@@ -132,6 +132,15 @@ test("an expired server certificate stops the server at start, saying so; a good
   // A worker serves only health and metrics over it: its lifecycle work goes on (main.ts warns).
   const worker = loadConfig({ ...files, MESHBOX_ROLE: 'worker', MESHBOX_TLS_CERT: join(dir, 'expired.crt'), MESHBOX_TLS_KEY: join(dir, 'expired.key') });
   t.true(worker.certificateNotAfter <= new Date());
+});
+
+test('Redis and S3 are set together or not at all: with one unset, the other would be a development server', (t) => {
+  const onlyRedis = t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379' }), { instanceOf: ConfigError });
+  t.regex(onlyRedis?.message ?? '', /MESHBOX_S3_ENDPOINT: not set, though MESHBOX_REDIS_URL is: set both \(for AWS S3, MESHBOX_S3_ENDPOINT=https:\/\/s3\.<region>\.amazonaws\.com/);
+  const onlyS3 = t.throws(() => loadConfig({ ...files, MESHBOX_S3_ENDPOINT: 'https://s3.example.org' }), { instanceOf: ConfigError });
+  t.regex(onlyS3?.message ?? '', /MESHBOX_REDIS_URL: not set, though MESHBOX_S3_ENDPOINT is/);
+  // The admin commands need Redis alone.
+  t.is(loadBackendConfig({ MESHBOX_SECRET_KEY: 'secret', MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379' }).redisUrl, 'redis://10.0.0.7:6379');
 });
 
 test('explicit Redis and S3 settings are used', (t) => {

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 import { startRedisCluster } from '../../scripts/services/redis-cluster.ts';
+import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { openRedis, pingEveryMaster, type RedisTarget } from '../../server/src/store/redis-client.ts';
 import { within } from '../../server/src/time-limit.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
@@ -177,5 +178,25 @@ test('on a Redis Cluster, readiness asks every master: one down fails it at once
     running.disconnect();
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('meshbox serve takes its role from MESHBOX_ROLE unless --role is given (as an image run with -e MESHBOX_ROLE=worker does)', async (t) => {
+  const serve = (...args: string[]) => [resolve(REPO_ROOT, 'client-cli/src/main.ts'), 'serve', ...args];
+  const processes: ServerProcess[] = [];
+  try {
+    const api = await startServerProcess({ MESHBOX_ROLE: 'api' }, { command: serve() });
+    processes.push(api);
+    const worker = await startServerProcess({ MESHBOX_ROLE: 'worker' }, { command: serve(), deployment: api.deployment });
+    processes.push(worker);
+    const overridden = await startServerProcess({ MESHBOX_ROLE: 'worker' }, { command: serve('--role', 'api'), deployment: api.deployment });
+    processes.push(overridden);
+    const mailbox = await api.createMailbox();
+    const inbox = (server: ServerProcess) => mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` });
+    t.is((await inbox(api)).status, 200);
+    t.is((await inbox(worker)).status, 404, 'MESHBOX_ROLE=worker: no MESH endpoints');
+    t.is((await inbox(overridden)).status, 200, '--role api over MESHBOX_ROLE=worker');
+  } finally {
+    for (const server of processes.reverse()) await server.stop();
   }
 });

@@ -66,7 +66,13 @@ export interface Deployment {
 
 export async function startServerProcess(
   extraEnvironment: Record<string, string> = {},
-  options: { readonly withCrl?: boolean; readonly deployment?: Deployment; readonly redis?: RedisTarget } = {},
+  options: {
+    readonly withCrl?: boolean;
+    readonly deployment?: Deployment;
+    readonly redis?: RedisTarget;
+    /** What node runs (default: the server's main module; the CLI's `serve` is another way in). */
+    readonly command?: readonly string[];
+  } = {},
 ): Promise<ServerProcess> {
   const local = await ensureLocalServices();
   const shared = options.deployment;
@@ -119,7 +125,7 @@ export async function startServerProcess(
   // The end of the log is what explains a failure; a long benchmark run must not grow it for ever.
   const keepOutput = (data: Buffer) => (output = (output + data.toString()).slice(-100_000));
   const spawnServer = async (): Promise<void> => {
-    child = spawn(process.execPath, [resolve(REPO_ROOT, 'server/src/main.ts')], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, options.command ?? [resolve(REPO_ROOT, 'server/src/main.ts')], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', keepOutput);
     child.stderr?.on('data', keepOutput);
     if (!(await waitForPort(port, child))) {

@@ -4,7 +4,7 @@ import type { LastHandshake } from '../../../../server/src/store/mailboxes.ts';
 import type { InboxBacklog } from '../../../../server/src/store/messages.ts';
 import { printable } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
-import { parseCountOption } from './count-option.ts';
+import { countOption } from './count-option.ts';
 
 /** Mailboxes whose inboxes are read at once, their commands sharing Redis writes. */
 const BATCH = 200;
@@ -26,7 +26,7 @@ export function registerBacklogCommand(admin: Command): void {
   admin
     .command('backlog')
     .description('mailboxes with messages waiting in their inbox, the longest-waiting first: a system that has stopped collecting')
-    .option('--older-than <hours>', 'only mailboxes whose first waiting message has waited longer than this', (value) => parseCountOption('--older-than', value, 0))
+    .option('--older-than <hours>', 'only mailboxes whose first waiting message has waited longer than this', countOption(0))
     .option('--json', 'print JSON: [{"mailbox", "name", "active", "waiting", "oldestMessageId", "waitingSince" (ISO), "lastHandshakeAt" (ISO or null)}]')
     .addHelpText(
       'after',

@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
 import { dayCount, daysLeft } from '../../../../shared/src/pki/validity.ts';
 import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
@@ -7,7 +7,7 @@ import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { printable } from '../../client/untrusted-text.ts';
 import { loadPki } from '../pki.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
-import { parseCountOption } from './count-option.ts';
+import { countOption } from './count-option.ts';
 import { refuseExistingFiles } from '../../transfer/durable-files.ts';
 import { pemPairPaths, prepareOutputFolder, publishRevocationList, RENEWAL_ADVICE, readCertificateAuthority, withValidityOption, writePemPair } from './pki-files.ts';
 
@@ -100,11 +100,17 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       .description('sign a certificate request (made with `meshbox cert request`), so the key never leaves its owner')
       .requiredOption('--out <file>', 'where to write the signed certificate')
       .requiredOption('--for <name>', "whose the request must be: the mailbox id (client), the monitoring system's name, or the server's host name")
-      .option('--usage <usage>', 'client (a mailbox), monitoring (/healthz, /readyz and /metrics only: no mailbox) or server', 'client')
+      .addOption(
+        new Option(
+          '--usage <usage>',
+          "client (a mailbox), monitoring (no mailbox: health, readiness and metrics, and what any of the CA's certificates reaches, _ping and the lookups) or server",
+        )
+          .choices(['client', 'monitoring', 'server'])
+          .default('client'),
+      )
       .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for')
       .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for'),
   ).action(async (csrFile: string, options: { out: string; for: string; usage: string; dns?: string[]; ip?: string[]; days?: number }) => {
-    if (!['client', 'monitoring', 'server'].includes(options.usage)) throw new Error('--usage must be client, monitoring or server');
     const server = options.usage === 'server';
     if (!server && (options.dns || options.ip)) throw new Error('--dns and --ip are for --usage server');
     const ca = await readCertificateAuthority(pkiDir());
@@ -161,7 +167,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     .option(
       '--expiring-within <days>',
       'only those that expire within this many days, have expired (unless a later certificate of the same holder is in force) or have no date on record',
-      (value) => parseCountOption('--expiring-within', value, 0),
+      countOption(0),
     )
     .option('--revoked', 'include revoked certificates')
     .option('--json', 'print JSON: [{"serial", "holder", "notAfter" (ISO, or null when not on record), "daysLeft" (a part day counted as one: 0 or less once expired; null when not on record), "revoked"}]')

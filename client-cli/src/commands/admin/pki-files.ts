@@ -6,7 +6,7 @@ import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
 import { DEFAULT_LEAF_VALIDITY_DAYS } from '../../../../shared/src/pki/validity.ts';
 import { loadPki } from '../pki.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
-import { parseCountOption } from './count-option.ts';
+import { countOption } from './count-option.ts';
 
 /** The revocation list beside the CA that signs it: what MESHBOX_TLS_CRL names. */
 export const CRL_FILE = 'crl.pem';
@@ -31,7 +31,7 @@ export function withValidityOption(command: Command): Command {
   return command.option(
     '--days <n>',
     `how many days the certificate is valid (default ${DEFAULT_LEAF_VALIDITY_DAYS}); \`admin cert list --expiring-within 30\` shows which are due for renewal`,
-    (value: string) => parseCountOption('--days', value, 1),
+    countOption(1),
   );
 }
 

@@ -1,20 +1,19 @@
 import type { Command } from 'commander';
 import { LIFECYCLE_QUEUE } from '../../../../server/src/jobs/lifecycle-worker.ts';
 import { withAdminStores } from './admin-context.ts';
-import { parseCountOption } from './count-option.ts';
+import { countOption } from './count-option.ts';
 
 /** `admin queues`: how many messages the lifecycle schedule holds, how many are due, and the failing ones with their reasons. */
 export function registerQueueCommands(admin: Command): void {
   admin
     .command('queues')
     .description('lifecycle checks scheduled, due, failing and held by workers, and the failing ones with their reasons')
-    .option('--failed <n>', 'how many failing checks to show', '20')
+    .option('--failed <n>', 'how many failing checks to show', countOption(0), 20)
     .option('--json', 'print JSON')
-    .action(async (options: { failed: string; json?: boolean }) => {
-      const failedCount = parseCountOption('--failed', options.failed, 0);
+    .action(async (options: { failed: number; json?: boolean }) => {
       await withAdminStores(async ({ schedule }) => {
         const counts = await schedule.counts(new Date());
-        const failing = await schedule.failures(failedCount);
+        const failing = await schedule.failures(options.failed);
         if (options.json) {
           console.log(JSON.stringify([{ queue: LIFECYCLE_QUEUE, counts, failing }], null, 2));
           return;
