@@ -358,6 +358,10 @@ function readTicketSecret(path: string): Buffer {
   if (secret.length < MIN_TICKET_SECRET_BYTES) {
     throw new Error(`it holds ${secret.length} bytes; it needs at least ${MIN_TICKET_SECRET_BYTES} random ones (openssl rand 48 > file)`);
   }
+  // A certificate or a CRL (a slip of a path) is public: whoever has the secret can pass as any client.
+  if (secret.subarray(0, 64).toString('latin1').includes('-----BEGIN')) {
+    throw new Error('it is a PEM file (a certificate or key?), not random bytes (openssl rand 48 > file)');
+  }
   return secret;
 }
 

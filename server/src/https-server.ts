@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { peerCertificate } from './http/peer-certificate.ts';
 import type { Metrics } from './metrics.ts';
 import type Koa from 'koa';
 
@@ -21,20 +22,26 @@ export interface TlsSettings {
    * Undefined: this process's own, made up at start.
    */
   readonly ticketSecret?: Buffer | undefined;
-  /** How long a session may be resumed (MESHBOX_TLS_SESSION_SECONDS); default Node's 300. */
+  /** How long a session may be resumed (MESHBOX_TLS_SESSION_SECONDS); undefined: Node's 300. */
   readonly sessionSeconds?: number | undefined;
 }
 
 const PROCESS_TICKET_SECRET = randomBytes(32);
 
 /**
- * The session-ticket keys: derived from the secret and the CRL, so processes sharing both seal
- * and open each other's tickets, and a new CRL (a certificate revoked) ends every session
- * begun under the old one, in every process, as a resumption skips the certificate check.
+ * What a session is bound to: the CAs trusted and the CRL. A resumption skips the certificate
+ * check, so a session begun under other ones (a certificate of a CA no longer trusted, or one
+ * revoked since) must not resume. Node's default context is the process's command line, which
+ * would also keep processes started otherwise (`serve --role api`, `npm start`) from resuming
+ * each other's sessions.
  */
-export function ticketKeysFor(secret: Buffer, crl: string | undefined): Buffer {
-  const salt = createHash('sha256').update(crl ?? '').digest();
-  return Buffer.from(hkdfSync('sha256', secret, salt, 'meshbox TLS session tickets', 48));
+function trustedAs(tls: TlsSettings): Buffer {
+  return createHash('sha256').update(tls.ca).update('\0').update(tls.crl ?? '').digest();
+}
+
+/** The session-ticket keys: processes with the same secret and trust seal and open each other's tickets. */
+function ticketKeysFor(secret: Buffer, trust: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, trust, 'meshbox TLS session tickets', 48));
 }
 
 /** One CRL in PEM; a CRL file holds one per CA it covers (two during a CA rollover). */
@@ -42,6 +49,7 @@ export const CRL_PEM_BLOCK = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CR
 
 /** What the TLS side of the server is made of; given again whenever the CRL is reloaded. */
 export function secureContextOptions(tls: TlsSettings) {
+  const trust = trustedAs(tls);
   return {
     cert: tls.cert,
     key: tls.key,
@@ -51,7 +59,8 @@ export function secureContextOptions(tls: TlsSettings) {
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2' as const,
-    ticketKeys: ticketKeysFor(tls.ticketSecret ?? PROCESS_TICKET_SECRET, tls.crl),
+    sessionIdContext: trust.toString('hex').slice(0, 32),
+    ticketKeys: ticketKeysFor(tls.ticketSecret ?? PROCESS_TICKET_SECRET, trust),
     ...(tls.sessionSeconds ? { sessionTimeout: tls.sessionSeconds } : {}),
   };
 }
@@ -81,6 +90,9 @@ interface Exchange {
 
 /** Per connection, the requests still being answered, oldest first: pipelined ones wait their turn. */
 const answering = new WeakMap<Duplex, Exchange[]>();
+
+/** Connections on which Node's parser met bytes it could not read: answered once, then closed. */
+const unparseable = new WeakSet<Duplex>();
 
 /**
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
@@ -118,6 +130,10 @@ export function createMeshServer(
   );
   // An Expect other than 100-continue: Node would answer a bare 417 itself; the app refuses it with a MESH body.
   server.on('checkExpectation', serve);
+  // A resumption skips the certificate check, which would refuse a certificate expired since its session began.
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.isSessionReused() && !((peerCertificate(socket).notAfter?.getTime() ?? 0) > Date.now())) socket.destroy();
+  });
   server.on('clientError', answerUnparseableRequest);
   const clientAddress = noteClientAddresses(server);
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeFailed(error, socket, clientAddress(socket)));
@@ -134,28 +150,28 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
     socket.destroy();
     return;
   }
-  const exchanges = [...(answering.get(socket) ?? [])];
-  const newest = exchanges.at(-1);
-  // Bytes after a request whose body had all come: an error written now would be read as an
-  // earlier request's answer (a send told 400 though it went). Each gets its own answer; then
-  // the connection closes, as nothing more can be read from it.
-  if (newest?.request.complete) {
-    afterAnswers(exchanges, () => socket.end());
-    return;
-  }
+  // Node's parser reports every later read again: the connection gets one answer.
+  if (unparseable.has(socket)) return;
+  unparseable.add(socket);
+  // Nothing more can be parsed from it.
+  socket.pause();
   const [status, reason] =
     error.code === 'HPE_HEADER_OVERFLOW'
       ? [431, 'Request Header Fields Too Large']
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout']
         : [400, 'Bad Request'];
-  // Bad bytes inside the newest request's body (a garbled chunked encoding) are its own fault: it
-  // is answered 400, but after the answers to the requests pipelined before it, in their order.
-  const earlier = newest ? exchanges.slice(0, -1) : exchanges;
-  afterAnswers(earlier, () => {
+  const exchanges = [...(answering.get(socket) ?? [])];
+  const newest = exchanges.at(-1);
+  // The bad bytes are the rest of the newest request's body (a garbled chunked encoding), or a
+  // request of their own after it. Either way they are answered after the requests before
+  // them, in order: written at once, the error would be read as an earlier request's answer
+  // (a send told 400 though it went). Then the connection closes.
+  const culprit = newest && !newest.request.complete ? newest : undefined;
+  afterAnswers(culprit ? exchanges.slice(0, -1) : exchanges, () => {
     if (!socket.writable) socket.destroy();
     // Its handler answered it meanwhile (one that never read the body): that answer stands.
-    else if (newest?.response.headersSent) afterAnswers([newest], () => socket.end());
+    else if (culprit?.response.headersSent) afterAnswers([culprit], () => socket.end());
     else answerRaw(socket, status, reason);
   });
 }

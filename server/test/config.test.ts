@@ -118,6 +118,7 @@ test('a TLS session-ticket secret is read as bytes from its file (a short, empty
   const refusal = (path: string) => t.throws(() => loadConfig({ ...files, MESHBOX_TLS_TICKET_KEY_FILE: path }), { instanceOf: ConfigError })?.message ?? '';
   t.regex(refusal(write('short.key', 'x'.repeat(31))), /MESHBOX_TLS_TICKET_KEY_FILE \(.*short\.key\): it holds 31 bytes; it needs at least 32 random ones \(openssl rand 48 > file\)/);
   t.regex(refusal(write('empty.key', '')), /it holds 0 bytes/);
+  t.regex(refusal(join(dir, 'ca.crt')), /MESHBOX_TLS_TICKET_KEY_FILE \(.*ca\.crt\): it is a PEM file \(a certificate or key\?\), not random bytes/);
   t.regex(refusal(join(dir, 'absent.key')), /MESHBOX_TLS_TICKET_KEY_FILE \(.*absent\.key\): cannot read it \(ENOENT\)/);
 });
 

@@ -76,20 +76,28 @@ test('a three-chunk message is invisible while uploading, then round-trips byte-
   t.like(tracked.json(), { status: 'accepted', chunk_count: 3, file_size: 141_234 });
 });
 
-test('HEAD of a chunk answers its headers and status from the record: nothing is downloaded, so no download is audited', async (t) => {
-  const messageId = await startUpload(3, randomBytes(70_000));
-  for (const n of [2, 3]) t.is((await uploadChunk(messageId, n, 3, randomBytes(70_000))).status, 202);
-  const head = (path: string) => mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${messageId}${path}` });
-  for (const [path, status, range] of [['', 200, '1:3'], ['/1', 206, '1:3'], ['/2', 206, '2:3'], ['/3', 200, '3:3']] as const) {
-    const answer = await head(path);
-    t.is(answer.status, status, path);
-    t.is(answer.headers['mex-chunk-range'], range, path);
-    t.is(answer.body.length, 0);
+test('HEAD of a chunk answers the headers and status its GET would, from the record: nothing is downloaded, so no download is audited', async (t) => {
+  const chunks = [gzipSync(randomBytes(70_000)), gzipSync(randomBytes(70_000)), gzipSync(randomBytes(10))];
+  const messageId = await startUpload(3, chunks[0]!, { 'content-encoding': 'gzip' });
+  for (const n of [2, 3]) t.is((await uploadChunk(messageId, n, 3, chunks[n - 1]!, { headers: { 'content-encoding': 'gzip' } })).status, 202);
+  const compare = ['content-length', 'content-encoding', 'content-type', 'mex-chunk-range', 'mex-total-chunks', 'mex-from'];
+  for (const acceptEncoding of ['gzip', 'identity']) {
+    for (const [path, status] of [['', 200], ['/1', 206], ['/2', 206], ['/3', 200]] as const) {
+      const request = { path: `/messageexchange/${gp.id}/inbox/${messageId}${path}`, headers: { 'accept-encoding': acceptEncoding } };
+      const head = await mailboxRequest(server, gp, { ...request, method: 'HEAD' });
+      t.is(head.status, status, `${acceptEncoding} ${path}`);
+      t.is(head.body.length, 0);
+      const get = await mailboxRequest(server, gp, request);
+      for (const name of compare) t.is(head.headers[name], get.headers[name], `${acceptEncoding} ${path}: ${name}`);
+    }
   }
-  t.is((await head('/4')).status, 404);
-  t.is((await head('/0')).status, 404);
-  const audited = (await server.services.audit.tail(1000)).filter((entry) => entry.messageId === messageId).map((entry) => entry.action);
-  t.false(audited.includes('download'), audited.join(', '));
+  const asStored = await mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${messageId}/2`, headers: { 'accept-encoding': 'gzip' } });
+  t.is(asStored.headers['content-length'], String(chunks[1]!.length), 'the chunk as stored');
+  for (const beyond of ['/4', '/0']) t.is((await mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${messageId}${beyond}` })).status, 404);
+  const headsOnly = await mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}/inbox/${messageId}/3` });
+  t.is(headsOnly.status, 200);
+  const audited = (await server.services.audit.tail(1000)).filter((entry) => entry.messageId === messageId).map((entry) => entry.detail);
+  t.is(audited.filter((detail) => detail === 'chunk 2').length, 2, `only the two GETs of chunk 2 are downloads: ${audited.join(', ')}`);
 });
 
 test('a chunk re-uploaded while uploading replaces the earlier copy; after completion it is refused with 423', async (t) => {

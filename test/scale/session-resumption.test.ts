@@ -7,6 +7,7 @@ import { connect } from 'node:tls';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
+import { issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import type { TestMailbox } from '../support/harness.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 
@@ -47,15 +48,29 @@ function visit(server: ServerProcess, mailbox: TestMailbox, session?: Buffer): P
   });
 }
 
-test('processes given one ticket key file resume each other\'s TLS sessions; processes with their own do not', async (t) => {
+/** Runs `body` with a ticket key file; the server processes it puts in `processes` are stopped after. */
+async function withTicketKeyFile(body: (keyFile: string, processes: ServerProcess[]) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-tickets-'));
   const keyFile = join(dir, 'ticket.key');
   await writeFile(keyFile, randomBytes(48), { mode: 0o600 });
   const processes: ServerProcess[] = [];
   try {
+    await body(keyFile, processes);
+  } finally {
+    for (const server of processes.reverse()) await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('processes given one ticket key file resume each other\'s TLS sessions, however started; processes with their own do not', async (t) => {
+  await withTicketKeyFile(async (keyFile, processes) => {
     const a = await startServerProcess({ MESHBOX_TLS_TICKET_KEY_FILE: keyFile });
     processes.push(a);
-    const b = await startServerProcess({ MESHBOX_TLS_TICKET_KEY_FILE: keyFile }, { deployment: a.deployment });
+    // Started another way (Node's own session context would be its command line).
+    const b = await startServerProcess(
+      { MESHBOX_TLS_TICKET_KEY_FILE: keyFile, MESHBOX_ROLE: 'api' },
+      { deployment: a.deployment, command: [resolve(REPO_ROOT, 'client-cli/src/main.ts'), 'serve'] },
+    );
     processes.push(b);
     const own = await startServerProcess({}, { deployment: a.deployment });
     processes.push(own);
@@ -74,10 +89,7 @@ test('processes given one ticket key file resume each other\'s TLS sessions; pro
     const again = await visit(own, mailbox, atOwn.session);
     t.true(again.resumed, 'a process without the file resumes its own sessions');
     t.false((await visit(a, mailbox, atOwn.session)).resumed);
-  } finally {
-    for (const server of processes.reverse()) await server.stop();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a certificate revoked after its session began cannot resume it: a new CRL ends every earlier session', async (t) => {
@@ -121,4 +133,28 @@ test('a session resumes within MESHBOX_TLS_SESSION_SECONDS, and not after', asyn
     await usual.stop();
     await brief.stop();
   }
+});
+
+test('a session does not outlive the trust it began under: not past another CA, nor past its certificate\'s end', async (t) => {
+  await withTicketKeyFile(async (keyFile, processes) => {
+    const first = await startServerProcess({ MESHBOX_TLS_TICKET_KEY_FILE: keyFile });
+    processes.push(first);
+    // The same ticket key, another CA: as after a CA is replaced.
+    const otherCa = await startServerProcess({ MESHBOX_TLS_TICKET_KEY_FILE: keyFile });
+    processes.push(otherCa);
+    const mailbox = await first.createMailbox();
+    const session = (await visit(first, mailbox)).session;
+    t.true((await visit(first, mailbox, session)).resumed);
+    const elsewhere = await visit(otherCa, mailbox, session);
+    t.is(elsewhere.status, 0, 'a certificate of a CA not trusted there is refused, session or not');
+    t.false(elsewhere.resumed);
+
+    const { certPem, keyPem } = issueMailboxCertificate({ ca: first.deployment.ca, mailboxId: mailbox.id, validityDays: 3 / 86_400 });
+    const brief = { ...mailbox, certPem, keyPem };
+    const briefSession = (await visit(first, brief)).session;
+    t.true((await visit(first, brief, briefSession)).resumed, 'resumed while the certificate is in force');
+    await new Promise((wait) => setTimeout(wait, 4000));
+    const expired = await visit(first, brief, briefSession);
+    t.is(expired.status, 0, 'an expired certificate gets no answer by resuming');
+  });
 });

@@ -28,6 +28,22 @@ export interface DownloadedChunk {
   readonly chunk: StoredChunk | undefined;
 }
 
+/**
+ * What a download of chunk n would answer, without downloading it (a HEAD): the record, and the
+ * chunk's stored size (undefined for a report, which has no chunks).
+ */
+export async function describeChunk(
+  services: Services,
+  mailboxId: string,
+  messageId: string,
+  chunkNumber: number,
+): Promise<{ readonly message: MessageRecord; readonly size: number | undefined }> {
+  const [message, size] = await Promise.all([findDownloadable(services, mailboxId, messageId), services.messages.chunkSize(messageId, chunkNumber)]);
+  // A report has no chunks, and is downloaded as chunk 1.
+  if (chunkNumber < 1 || chunkNumber > Math.max(1, message.totalChunks)) throw new MessageNotFoundError(messageId);
+  return { message, size };
+}
+
 /** Opens chunk n of a message for streaming to its recipient. Downloading changes no state. */
 export async function downloadChunk(
   services: Services,

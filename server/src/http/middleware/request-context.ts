@@ -53,14 +53,19 @@ export function requireHost(): Middleware<RequestState> {
   };
 }
 
+/** What Node takes for an expectation of 100-continue (its own test), which it meets itself. */
+const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
+
 /**
- * Refuses an `Expect` other than `100-continue` (RFC 9110: 417), as any other request is refused:
- * with a MESH body, where Node would answer a bare 417 itself.
+ * Refuses an HTTP/1.1 `Expect` without `100-continue` (RFC 9110: 417), as any other request is
+ * refused: with a MESH body, where Node would answer a bare 417 itself (and ignore it in HTTP/1.0).
  */
 export function refuseUnknownExpectations(): Middleware<RequestState> {
   return async (ctx, next) => {
-    const expectation = ctx.req.headers.expect;
-    if (expectation !== undefined && expectation.trim().toLowerCase() !== '100-continue') throw new MeshError(417, MeshErrorCodes.expectationFailed);
+    const { httpVersion, headers } = ctx.req;
+    if (httpVersion === '1.1' && headers.expect !== undefined && !CONTINUE_EXPECTED.test(headers.expect)) {
+      throw new MeshError(417, MeshErrorCodes.expectationFailed);
+    }
     await next();
   };
 }

@@ -3,7 +3,7 @@ import { createGunzip } from 'node:zlib';
 import type Router from '@koa/router';
 import { type ApiVersion, MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
 import { acknowledgeMessage } from '../../domain/acknowledge.ts';
-import { downloadChunk, findDownloadable } from '../../domain/download.ts';
+import { describeChunk, downloadChunk } from '../../domain/download.ts';
 import { BadRequestError, MeshError, MessageNotFoundError } from '../../domain/errors.ts';
 import { countInbox, encodeCursor, listInbox } from '../../domain/inbox.ts';
 import type { Services } from '../../domain/services.ts';
@@ -69,7 +69,7 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
   router.get('/inbox/:messageId', async (ctx) => {
     const messageId = messageIdParam(ctx.params.messageId);
     if (ctx.method !== 'HEAD') return sendChunk(ctx, services, messageId, 1);
-    await describeChunk(ctx, services, messageId, 1);
+    await headChunk(ctx, services, messageId, 1);
     // The message's HEAD (as the sandbox answers it), where a GET of chunk 1 of several is 206.
     ctx.status = 200;
   });
@@ -78,7 +78,7 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
     const chunkNumber = Number(ctx.params.chunk);
     const messageId = messageIdParam(ctx.params.messageId);
     if (!/^\d{1,9}$/.test(ctx.params.chunk ?? '')) throw new MessageNotFoundError(messageId);
-    await (ctx.method === 'HEAD' ? describeChunk : sendChunk)(ctx, services, messageId, chunkNumber);
+    await (ctx.method === 'HEAD' ? headChunk : sendChunk)(ctx, services, messageId, chunkNumber);
   });
 
   router.put('/inbox/:messageId/status/acknowledged', async (ctx) => {
@@ -99,30 +99,39 @@ function contentTypeOf(message: MessageRecord, version: ApiVersion): string {
 
 type ChunkContext = Parameters<Parameters<Router<MailboxState>['get']>[1]>[0];
 
-/** Streams chunk n: 206 while more follow, 200 for the last. Gzip goes out as stored when the client takes it. */
 /**
- * A HEAD: a chunk's headers and status, from the record alone. Nothing is downloaded, so nothing
- * is audited and object storage is not asked.
+ * A HEAD: the headers and status a download of the chunk would have, from the record alone.
+ * Nothing is downloaded, so nothing is audited and object storage is not asked.
  */
-async function describeChunk(ctx: ChunkContext, services: Services, messageId: string, chunkNumber: number): Promise<void> {
-  const message = await findDownloadable(services, ctx.state.mailbox.id, messageId);
-  // A report has no chunks, and is downloaded as chunk 1.
-  if (chunkNumber < 1 || chunkNumber > Math.max(1, message.totalChunks)) throw new MessageNotFoundError(messageId);
-  ctx.set(messageHeaders(message, chunkNumber));
-  ctx.set('Content-Type', contentTypeOf(message, ctx.state.apiVersion));
-  ctx.status = chunkNumber < message.totalChunks ? 206 : 200;
+async function headChunk(ctx: ChunkContext, services: Services, messageId: string, chunkNumber: number): Promise<void> {
+  const { message, size } = await describeChunk(services, ctx.state.mailbox.id, messageId, chunkNumber);
+  setChunkHeaders(ctx, message, chunkNumber);
+  // Decompressed on the way, its length is known only as it goes.
+  if (decompressesFor(ctx, message)) return;
+  if (message.contentEncoding === 'gzip') ctx.set('Content-Encoding', 'gzip');
+  ctx.length = size ?? 0;
 }
 
-async function sendChunk(ctx: ChunkContext, services: Services, messageId: string, chunkNumber: number): Promise<void> {
-  const { message, chunk } = await downloadChunk(services, ctx.state.mailbox.id, messageId, chunkNumber);
+/** Where a chunk stored gzip-encoded is decompressed for a client that does not take gzip. */
+function decompressesFor(ctx: ChunkContext, message: MessageRecord): boolean {
+  return message.contentEncoding === 'gzip' && !ctx.acceptsEncodings('gzip', 'identity')?.toString().startsWith('gzip');
+}
+
+function setChunkHeaders(ctx: ChunkContext, message: MessageRecord, chunkNumber: number): void {
   ctx.set(messageHeaders(message, chunkNumber));
   ctx.status = chunkNumber < message.totalChunks ? 206 : 200;
   ctx.set('Content-Type', contentTypeOf(message, ctx.state.apiVersion));
+}
+
+/** Streams chunk n: 206 while more follow, 200 for the last. Gzip goes out as stored when the client takes it. */
+async function sendChunk(ctx: ChunkContext, services: Services, messageId: string, chunkNumber: number): Promise<void> {
+  const { message, chunk } = await downloadChunk(services, ctx.state.mailbox.id, messageId, chunkNumber);
+  setChunkHeaders(ctx, message, chunkNumber);
   if (!chunk) {
     ctx.body = '';
     return;
   }
-  if (message.contentEncoding === 'gzip' && !ctx.acceptsEncodings('gzip', 'identity')?.toString().startsWith('gzip')) {
+  if (decompressesFor(ctx, message)) {
     // pipeline, not pipe: a storage read error must end the response, not leave it hanging.
     const gunzip = createGunzip();
     pipeline(Buffer.isBuffer(chunk.body) ? Readable.from([chunk.body]) : chunk.body, gunzip, () => {});
@@ -132,9 +141,8 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
   }
   if (message.contentEncoding === 'gzip') ctx.set('Content-Encoding', 'gzip');
   ctx.length = chunk.size;
-  if (ctx.method === 'HEAD' || Buffer.isBuffer(chunk.body)) {
-    // Koa sends no body for HEAD (and closes a storage stream once the answer is out); a
-    // payload at hand goes out in one write.
+  if (Buffer.isBuffer(chunk.body)) {
+    // A payload at hand goes out in one write.
     ctx.body = chunk.body;
     return;
   }
