@@ -9,7 +9,9 @@ import { startTestServer, type TestServer } from '../../test/support/harness.ts'
 import { mailboxRequest } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
-import { dispatchFolder, type DispatchOptions, type DispatchReceipt } from '../src/transfer/dispatch.ts';
+import { dispatchFolder, type DispatchOptions, type DispatchReceipt, IN_DOUBT_MS } from '../src/transfer/dispatch.ts';
+import { writeJournal } from '../src/transfer/dispatch/journal.ts';
+import { JOURNAL_FOLDER } from '../src/transfer/dispatch/layout.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { type InProcessOptions, mailboxPair, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
@@ -315,6 +317,30 @@ test('dispatch --watch sends a file put into the folder after it started, until 
   t.deepEqual(await inboxOf(gp), [messageId]);
   t.true((await fetched(gp, messageId!)).bytes.equals(payload));
   t.deepEqual(await readdir(join(outbox, 'sent')), [`${messageId}.json`, `${messageId}_late.txt`].sort());
+});
+
+test('dispatch --watch holds a file in doubt until it may go, and no longer: reported once, then sent (not put off by a backoff)', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = Buffer.from('in doubt');
+  await put(outbox, 'doubt.hl7', payload);
+  const info = await stat(join(outbox, 'doubt.hl7'));
+  // As a run killed while its one-chunk send was on its way leaves it: due to go again in 2 s.
+  await mkdir(join(outbox, JOURNAL_FOLDER));
+  await writeJournal(outbox, {
+    file: 'doubt.hl7', size: info.size, mtimeMs: info.mtimeMs, localId: `dispatch-${randomBytes(8).toString('hex')}`, earlier: null,
+    sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'doubt.hl7', messageId: null,
+    attemptedAt: Date.now() - IN_DOUBT_MS + 2_000, chunkSize: 100 * 1024 * 1024, gzip: false,
+  });
+  const stop = new AbortController();
+  const watching = as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
+    stopSignal: stop.signal,
+    onStdout: (text) => text.includes('doubt.hl7') && stop.abort(),
+  });
+  const run = await watching;
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stderr.match(/its answer never came/g)?.length, 1, run.stderr);
+  t.deepEqual(await inboxContents(gp), ['in doubt']);
 });
 
 test('a lost answer for a file whose local id other messages carry too cannot be told apart: it moves into failed/, not sent again', async (t) => {

@@ -40,8 +40,10 @@ test('a body that is not MESH JSON gives one line: the reason phrase, and the te
 
 test('a new connection closed unanswered says the server may be refusing the certificate; a kept-alive one closed, or a refused connection, does not', (t) => {
   const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-  t.regex(errorLine(new MeshConnectionError('https://mesh.example', reset(), { newConnection: true })), /^meshbox: cannot reach https:\/\/mesh\.example: socket hang up \(.*may be refusing this certificate \(revoked, expired, or not from its CA/);
-  t.is(errorLine(new MeshConnectionError('https://mesh.example', reset(), { newConnection: false })), 'meshbox: cannot reach https://mesh.example: socket hang up');
+  t.regex(errorLine(new MeshConnectionError('https://mesh.example', reset(), { newConnection: true })), /^meshbox: the connection to https:\/\/mesh\.example broke: socket hang up \(.*may be refusing this certificate \(revoked, expired, or not from its CA/);
+  t.is(errorLine(new MeshConnectionError('https://mesh.example', reset(), { newConnection: false })), 'meshbox: the connection to https://mesh.example broke: socket hang up');
+  const stalled = Object.assign(new Error('no activity for 2000 ms'), { code: 'ETIMEDOUT' });
+  t.is(errorLine(new MeshConnectionError('https://mesh.example', stalled)), 'meshbox: no answer from https://mesh.example: no activity for 2000 ms');
   const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
   t.false(errorLine(new MeshConnectionError('https://mesh.example', refused, { newConnection: true })).includes('certificate'));
 });

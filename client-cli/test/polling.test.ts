@@ -22,6 +22,15 @@ test('a failed item waits out its backoff; one handled, or no longer present, is
   t.true(retries.waiting('c'));
 });
 
+test('an item told to wait until a time waits until then, however often it failed before, and no longer', (t) => {
+  const retries = new RetrySchedule(HOUR);
+  for (let i = 0; i < 5; i++) retries.failed('in doubt');
+  retries.waitUntil('in doubt', Date.now() + HOUR);
+  t.true(retries.waiting('in doubt'));
+  retries.waitUntil('in doubt', Date.now() - 1);
+  t.false(retries.waiting('in doubt'), 'due: its backoff of five failures does not hold it');
+});
+
 test('a watch whose passes keep failing waits longer between them, up to five minutes, and its interval again once one succeeds', (t) => {
   const MINUTE = 60_000;
   t.deepEqual([0, 1, 2, 3, 4, 5, 9].map((failures) => waitAfterPasses(MINUTE, failures) / MINUTE), [1, 1, 2, 4, 5, 5, 5]);

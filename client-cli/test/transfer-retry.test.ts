@@ -505,7 +505,7 @@ test('a message saved whose acknowledgement fails is reported as saved but not a
   t.deepEqual(await readdir(into), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_large.bin`], 'its files are there');
   const [problem, summary] = result.stderr.trim().split('\n');
   t.true(
-    problem!.startsWith(`meshbox: message ${MESSAGE_ID} was saved (${join(into, `${MESSAGE_ID}_large.bin`)}) but not acknowledged: cannot reach https://127.0.0.1:`),
+    problem!.startsWith(`meshbox: message ${MESSAGE_ID} was saved (${join(into, `${MESSAGE_ID}_large.bin`)}) but not acknowledged: the connection to https://127.0.0.1:`),
     problem,
   );
   // On a loaded machine the kept-alive connection may have gone idle too long: the acknowledgement then goes on a new one, and the line adds a hint.
@@ -566,7 +566,7 @@ test('a one-chunk send whose connection breaks may have been delivered: it says 
   t.is(tracked.code, 1);
   t.regex(
     tracked.stderr,
-    /^meshbox: cannot reach https:\/\/127\.0\.0\.1:\d+: socket hang up \(the server closed a new connection unanswered: [^\n]+\)\nthe message may have been delivered all the same \(only the answer lost\): before sending it again, check with\n  meshbox track --local-id 'lab 7'\n$/,
+    /^meshbox: the connection to https:\/\/127\.0\.0\.1:\d+ broke: socket hang up \(the server closed a new connection unanswered: [^\n]+\)\nthe message may have been delivered all the same \(only the answer lost\): before sending it again, check with\n  meshbox track --local-id 'lab 7'\n$/,
   );
   t.is(untracked.code, 1);
   t.regex(untracked.stderr, /before sending it again, check with the recipient \(give --local-id next time, and meshbox track --local-id <it> will tell\)\n$/);

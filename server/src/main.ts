@@ -6,7 +6,7 @@ import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
 import { BackendUnreachableError, connect } from './connections.ts';
 import { createMeshServer, handshakeFailureReporter } from './https-server.ts';
-import { LIFECYCLE_QUEUE } from './jobs/lifecycle-worker.ts';
+import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { Metrics } from './metrics.ts';
 import { reloadRevocationList } from './revocation-list.ts';
 import { describeRedisTarget } from './store/redis-client.ts';

@@ -110,13 +110,21 @@ export class MeshConnectionError extends Error {
 
   constructor(url: string, cause: Error, attempt: { readonly newConnection: boolean } = { newConnection: false }) {
     const code = errorCode(cause);
-    // Node's parser gave up on the answer: the server was reached, its answer is what failed.
-    super(code === 'HPE_HEADER_OVERFLOW' ? `the answer from ${url} has larger headers than a client takes (${cause.message})` : `cannot reach ${url}: ${cause.message}`, { cause });
+    super(connectionFailure(url, code, cause.message), { cause });
     this.name = 'MeshConnectionError';
     this.url = url;
     this.mayHaveArrived = BROKEN_CONNECTION_CODES.has(code ?? '');
     this.closedOnConnect = attempt.newConnection && code === 'ECONNRESET';
   }
+}
+
+/** What went wrong with the connection, as a user reads it: the server was reached or not. */
+function connectionFailure(url: string, code: string | undefined, detail: string): string {
+  // Node's parser gave up on the answer: the server was reached, its answer is what failed.
+  if (code === 'HPE_HEADER_OVERFLOW') return `the answer from ${url} has larger headers than a client takes (${detail})`;
+  if (code === 'ETIMEDOUT') return `no answer from ${url}: ${detail}`;
+  if (BROKEN_CONNECTION_CODES.has(code ?? '')) return `the connection to ${url} broke: ${detail}`;
+  return `cannot reach ${url}: ${detail}`;
 }
 
 /** Longest text of a non-MESH error body worth quoting; longer ones are pages, not messages. */

@@ -157,7 +157,9 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
       options.onSent(receipt);
     },
     onFailed: (file, error) => {
-      retries.failed(file);
+      // In doubt: nothing is learnt by looking before it may go, nor should a backoff keep it past then.
+      if (error instanceof SendInDoubtError) retries.waitUntil(file, error.resendAt.getTime());
+      else retries.failed(file);
       options.onFailed(file, error);
     },
   };

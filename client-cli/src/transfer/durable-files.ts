@@ -17,7 +17,12 @@ export function temporaryPathBeside(target: string): string {
  * power cut) left; hidden, they would fill the disk unseen.
  */
 export async function temporaryFilesIn(folder: string): Promise<string[]> {
-  return (await readdir(folder)).filter((name) => /^\..+\.[0-9a-f]{8}\.part$/.test(name));
+  return temporaryNames(await readdir(folder));
+}
+
+/** Which of a folder's names (as `readdir` gives them) are `temporaryPathBeside`'s. */
+export function temporaryNames(names: readonly string[]): string[] {
+  return names.filter((name) => /^\..+\.[0-9a-f]{8}\.part$/.test(name));
 }
 
 /** Whether `name`, one of `temporaryFilesIn`, was the temporary file of `target`. */

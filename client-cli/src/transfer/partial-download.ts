@@ -241,19 +241,19 @@ async function fileSize(path: string): Promise<number | undefined> {
 
 const NOTE_NAME = /^\.meshbox-download-[0-9a-f]{8}\.chunks$/;
 
-/** Each progress note in `folder` that can be read, with its name. */
-async function* notesIn(folder: string): AsyncGenerator<{ readonly name: string; readonly note: Partial<Note> }> {
-  for (const name of await readdir(folder).catch(() => [] as string[])) {
+/** Each progress note among the folder's `names` that can be read, with its name. */
+async function* notesIn(folder: string, names: readonly string[]): AsyncGenerator<{ readonly name: string; readonly note: Partial<Note> }> {
+  for (const name of names) {
     if (!NOTE_NAME.test(name)) continue;
     const note = await readNote(join(folder, name));
     if (note) yield { name, note };
   }
 }
 
-/** The messages that notes in `folder` say earlier runs kept chunks of. */
-export async function partialDownloadsIn(folder: string): Promise<string[]> {
+/** The messages that notes in `folder` say earlier runs kept chunks of; `names`: the folder's, as `readdir` gives them. */
+export async function partialDownloadsIn(folder: string, names: readonly string[]): Promise<string[]> {
   const ids = new Set<string>();
-  for await (const { note } of notesIn(folder)) if (typeof note.messageId === 'string') ids.add(note.messageId);
+  for await (const { note } of notesIn(folder, names)) if (typeof note.messageId === 'string') ids.add(note.messageId);
   return [...ids];
 }
 
@@ -263,7 +263,7 @@ export async function partialDownloadsIn(folder: string): Promise<string[]> {
  * from the note, never taken from it), and not while a download of it holds its lock.
  */
 export async function discardPartialsOf(folder: string, messageId: string): Promise<void> {
-  for await (const { name, note } of notesIn(folder)) {
+  for await (const { name, note } of notesIn(folder, await readdir(folder).catch(() => [] as string[]))) {
     if (typeof note.messageId !== 'string' || note.messageId.toUpperCase() !== messageId.toUpperCase()) continue;
     if (typeof note.target !== 'string' || note.target === '' || basename(note.target) !== note.target) continue;
     const target = join(folder, note.target);

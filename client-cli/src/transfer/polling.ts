@@ -37,6 +37,11 @@ export class RetrySchedule {
     this.#failing.set(key, { failures, notBefore: Date.now() + Math.min(this.#intervalMs * 2 ** (failures - 1), MAX_RETRY_WAIT_MS) });
   }
 
+  /** Not to be tried before `at` (nor looked at meanwhile), whatever its backoff would be. */
+  waitUntil(key: string, at: number): void {
+    this.#failing.set(key, { failures: this.#failing.get(key)?.failures ?? 0, notBefore: at });
+  }
+
   /** Done with (handled, or gone): a later failure starts the backoff afresh. */
   forget(key: string): void {
     this.#failing.delete(key);

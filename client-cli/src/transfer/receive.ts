@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
@@ -5,7 +6,7 @@ import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import { formatChecksum } from './checksum.ts';
 import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
-import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
+import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryNames, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
@@ -74,18 +75,20 @@ const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'rece
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
   const unlock = await lockFolder(options.folder, RECEIVING);
   try {
-    // Read once a pass: what a run cut short left is there from the start.
-    return await receiveListed(client, options, await temporaryFilesIn(options.folder));
+    // Read once a pass (a folder that keeps what it received grows for good): what a run cut
+    // short left is there from the start.
+    return await receiveListed(client, options, await readdir(options.folder));
   } finally {
     await unlock();
   }
 }
 
-async function receiveListed(client: MeshClient, options: ReceiveOptions, leftovers: readonly string[]): Promise<number> {
+async function receiveListed(client: MeshClient, options: ReceiveOptions, names: readonly string[]): Promise<number> {
   let failed = 0;
   const listed = await client.listInbox(options.workflowFilter === undefined ? {} : { workflowFilter: options.workflowFilter });
   options.onListed?.(listed);
-  await discardGonePartials(client, options.folder, listed);
+  await discardGonePartials(client, options.folder, listed, names);
+  const leftovers = temporaryNames(names);
   for (const id of listed) {
     if (options.signal?.aborted) break;
     if (options.skip?.(id)) continue;
@@ -116,9 +119,9 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, leftov
  * hidden in the folder for good: removed once the server says the message is gone. One only left
  * out of the listing (a workflow filter, beyond the page) is still there, and stays.
  */
-async function discardGonePartials(client: MeshClient, folder: string, listed: readonly string[]): Promise<void> {
+async function discardGonePartials(client: MeshClient, folder: string, listed: readonly string[], names: readonly string[]): Promise<void> {
   const listedIds = new Set(listed.map((id) => id.toUpperCase()));
-  for (const id of await partialDownloadsIn(folder)) {
+  for (const id of await partialDownloadsIn(folder, names)) {
     if (listedIds.has(id.toUpperCase()) || !SAFE_MESSAGE_ID.test(id)) continue;
     const gone = await client.head(id).then(
       () => false,

@@ -6,8 +6,8 @@ import type { Services } from '../domain/services.ts';
 import type { Metrics } from '../metrics.ts';
 import { type Claim, type LifecycleSchedule, SCHEDULE_SHARDS } from '../store/lifecycle-schedule.ts';
 import type { RedisClient } from '../store/redis-client.ts';
+import { LIFECYCLE_QUEUE } from './queue-name.ts';
 
-export const LIFECYCLE_QUEUE = 'message-lifecycle';
 
 /**
  * BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LIFECYCLE_QUEUE } from '../../../../server/src/jobs/lifecycle-worker.ts';
+import { LIFECYCLE_QUEUE } from '../../../../server/src/jobs/queue-name.ts';
 import { withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 

@@ -31,14 +31,17 @@ export class ChangedAfterSendError extends Error {
 /**
  * A one-chunk send whose answer never came (the run cut short, the connection broken), not
  * found on the server by its local id: the server may yet record it, so it is not sent again
- * before `resendAt`. Each pass looks for it meanwhile.
+ * before `resendAt`. A run before then looks for it again; `--watch` waits for `resendAt`.
  */
 export class SendInDoubtError extends Error {
+  readonly resendAt: Date;
+
   constructor(file: string, localId: string, attemptedAt: Date, resendAt: Date) {
     super(
       `${file} went at ${attemptedAt.toISOString()} and its answer never came; no message carries its local id ${localId} yet. ` +
-        `It is looked for again each pass, and sent again only after ${resendAt.toISOString()} (were it still on its way, it would arrive twice)`,
+        `It is not sent again before ${resendAt.toISOString()} (were it still on its way, it would arrive twice); a pass from then looks for it once more, and sends it if no message carries it`,
     );
     this.name = 'SendInDoubtError';
+    this.resendAt = resendAt;
   }
 }
