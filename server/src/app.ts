@@ -8,7 +8,7 @@ import { watchCertificateExpiry } from './http/middleware/certificate-expiry.ts'
 import { errorResponder } from './http/middleware/errors.ts';
 import { recordMetrics } from './http/middleware/metrics.ts';
 import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
-import { apiVersion, type RequestState, refuseUnknownExpectations, requestContext, requireHost } from './http/middleware/request-context.ts';
+import { apiVersion, checkRequestForm, type RequestState, requestContext } from './http/middleware/request-context.ts';
 import { rejectRevokedCertificates } from './http/middleware/revocation.ts';
 import { registerHealthRoutes } from './http/routes/health.ts';
 import { registerHandshakeRoutes } from './http/routes/mailbox.ts';
@@ -40,8 +40,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(recordMetrics(metrics));
   app.use(errorResponder());
   app.use(apiVersion());
-  app.use(requireHost());
-  app.use(refuseUnknownExpectations());
+  app.use(checkRequestForm());
   // Health first: it must answer (503) even while Redis, which revocation checks need, is away.
   app.use(healthRoutes.routes());
   if (options.healthOnly) return app;

@@ -43,28 +43,20 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
   };
 }
 
-/** HTTP/1.1 requires a Host header (RFC 9112, 3.2): a request without one is a 400. */
-export function requireHost(): Middleware<RequestState> {
-  return async (ctx, next) => {
-    if (ctx.req.httpVersionMajor === 1 && ctx.req.httpVersionMinor === 1 && ctx.req.headers.host === undefined) {
-      throw new BadRequestError(MeshErrorCodes.invalidRequest, 'an HTTP/1.1 request needs a Host header');
-    }
-    await next();
-  };
-}
-
 /** What Node takes for an expectation of 100-continue (its own test), which it meets itself. */
 const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
 
 /**
- * Refuses an HTTP/1.1 `Expect` without `100-continue` (RFC 9110: 417), as any other request is
- * refused: with a MESH body, where Node would answer a bare 417 itself (and ignore it in HTTP/1.0).
+ * What HTTP/1.1 asks of a request's form, refused with a MESH body where Node would answer
+ * without one (or not at all): a Host header (RFC 9112, 3.2: else 400), and no `Expect` but
+ * `100-continue`, which Node meets itself (RFC 9110, 10.1.1: else 417).
  */
-export function refuseUnknownExpectations(): Middleware<RequestState> {
+export function checkRequestForm(): Middleware<RequestState> {
   return async (ctx, next) => {
     const { httpVersion, headers } = ctx.req;
-    if (httpVersion === '1.1' && headers.expect !== undefined && !CONTINUE_EXPECTED.test(headers.expect)) {
-      throw new MeshError(417, MeshErrorCodes.expectationFailed);
+    if (httpVersion === '1.1') {
+      if (headers.host === undefined) throw new BadRequestError(MeshErrorCodes.invalidRequest, 'an HTTP/1.1 request needs a Host header');
+      if (headers.expect !== undefined && !CONTINUE_EXPECTED.test(headers.expect)) throw new MeshError(417, MeshErrorCodes.expectationFailed);
     }
     await next();
   };
