@@ -148,16 +148,6 @@ test('download: a message gone (404) when the same command is run again removes 
   t.deepEqual(await readdir(cwd), []);
 });
 
-test('download: once a message is saved under another name (-o), what an earlier run kept of it for its first name goes', async (t) => {
-  const cwd = await mkdtemp(join(work, 'other-name-'));
-  const kept = await keepChunkOne(cwd);
-  const whole = twoChunks(kept.first, () => 'serve', kept.second);
-  const result = await withFakeServer(whole.handle, (origin) => cli(origin, ['download', MESSAGE_ID, '-o', 'other.bin'], cwd));
-  t.is(result.code, 0, result.stderr);
-  t.deepEqual(await readdir(cwd), ['other.bin'], 'no hidden partial of the first run left beside it');
-  t.true((await readFile(join(cwd, 'other.bin'))).equals(whole.whole));
-});
-
 test('receive: a message whose kept chunks wait in the folder and that is gone (404) removes them', async (t) => {
   const folder = await mkdtemp(join(work, 'gone-receive-'));
   const first = twoChunks(randomBytes(50_000), (path) => (path.endsWith('/2') ? 'break' : 'serve'));

@@ -413,9 +413,6 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
       throw error;
     }
     await partial.finish();
-    // What earlier runs kept of it for another name in this folder (-o given since) serves nothing
-    // now. Only messages of several chunks are kept in part (and reading the folder is nothing beside fetching one).
-    if (totalChunks > 1) await discardPartialsOf(dirname(target), messageId).catch(() => undefined);
     return { messageId: metadata.messageId ?? messageId, path: target, totalChunks, bytes: writer.bytes, checksum: expected, continuedAfter: kept.chunks };
   } catch (error) {
     progress?.stop();
