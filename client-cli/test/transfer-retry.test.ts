@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { appendFile, mkdtemp, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
@@ -575,6 +576,25 @@ test('a one-chunk send whose connection breaks may have been delivered: it says 
   const refused = await send(closed, ['--local-id', 'lab 7']);
   t.is(refused.code, 1);
   t.regex(refused.stderr, /^meshbox: cannot reach https:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED [^\n]+\n$/, 'a refused connection sent nothing: no doubt to raise');
+});
+
+test('a one-chunk send whose connection is never made (TCP taken, no TLS answer) sent nothing: retried, then "cannot reach", no doubt raised', async (t) => {
+  const cwd = await mkdtemp(join(work, 'send-'));
+  await writeFile(join(cwd, 'result.hl7'), 'MSH|');
+  // A black hole: connections are accepted and never answered, not even the TLS handshake.
+  const connections: Socket[] = [];
+  const silent = createNetServer((socket) => connections.push(socket.on('error', () => {})));
+  await new Promise<void>((listening) => silent.listen(0, '127.0.0.1', listening));
+  try {
+    const origin = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const result = await cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', '--local-id', 'lab 8', '--timeout', '1', '--retries', '1'], cwd);
+    t.is(result.code, 1);
+    t.regex(result.stderr, /^meshbox: cannot reach https:\/\/127\.0\.0\.1:\d+: no connection within 1000 ms\n$/, 'nothing went: no doubt to raise');
+    t.is(connections.length, 2, 'tried again: a send never made cannot be delivered twice');
+  } finally {
+    for (const socket of connections) socket.destroy();
+    silent.close();
+  }
 });
 
 test('a file that changes during a send stops it, without suggesting a resume', async (t) => {

@@ -53,6 +53,9 @@ export class MeshClientError extends Error implements MeshErrorDetails {
 /** Connections that broke (reset, timed out) once made: a request may have gone out on them whole. */
 const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']);
 
+/** A connection not made (TCP and TLS) within the idle timeout: Node has no code for it. Nothing was sent. */
+export const CONNECT_TIMEOUT = 'ECONNECTTIMEOUT';
+
 /** The server says the message is not there (any more): acknowledged elsewhere, expired, or never this mailbox's. */
 export function isGone(error: unknown): error is MeshClientError {
   return error instanceof MeshClientError && (error.status === 404 || error.status === 410);

@@ -3,7 +3,8 @@ import { Agent, request } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnswerCutOffError, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { TLSSocket } from 'node:tls';
+import { AnswerCutOffError, CONNECT_TIMEOUT, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
 
 /**
  * A request body. A Buffer or a function opening a fresh stream can be sent again on a
@@ -80,7 +81,7 @@ const MAX_BACKOFF_MS = 60_000;
  * command hanging for an hour helps nobody (and an upload can be resumed later).
  */
 const MAX_RETRY_AFTER_MS = 5 * 60_000;
-const CONNECTION_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const CONNECTION_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', CONNECT_TIMEOUT]);
 const MAX_ERROR_BODY = 64 * 1024;
 
 /** Why one attempt failed before any answer arrived. */
@@ -232,7 +233,8 @@ export class HttpsTransport {
     const code = errorCode(error);
     if (code === undefined || this.#signal?.aborted) return false;
     if (policy === 'idempotent') return CONNECTION_ERRORS.has(code);
-    return code === 'ECONNREFUSED';
+    // Connections never made: nothing was sent.
+    return code === 'ECONNREFUSED' || code === CONNECT_TIMEOUT;
   }
 
   async #errorFrom(status: number, response: IncomingMessage): Promise<MeshClientError> {
@@ -303,10 +305,14 @@ export class HttpsTransport {
  */
 function failWhenIdle(outgoing: ClientRequest, body: Readable | undefined, ms: number): void {
   let timer: NodeJS.Timeout | undefined;
+  // Until the TLS handshake is done the request cannot have gone: the server was never reached.
+  let connected = false;
   const moved = (): void => {
     clearTimeout(timer);
     timer = setTimeout(() => {
-      const stalled = Object.assign(new Error(`no activity for ${ms} ms`), { code: 'ETIMEDOUT' });
+      const stalled = connected
+        ? Object.assign(new Error(`no activity for ${ms} ms`), { code: 'ETIMEDOUT' })
+        : Object.assign(new Error(`no connection within ${ms} ms`), { code: CONNECT_TIMEOUT });
       // An answer under way ends too, and its reader learns why (else only Node's 'aborted').
       (outgoing as ClientRequest & { res?: IncomingMessage }).res?.destroy(stalled);
       outgoing.destroy(stalled);
@@ -316,6 +322,9 @@ function failWhenIdle(outgoing: ClientRequest, body: Readable | undefined, ms: n
   body?.on('data', moved);
   // The socket outlives the request (kept alive for the next): the listener goes with the request.
   outgoing.once('socket', (socket) => {
+    // A kept-alive socket is connected already.
+    if (socket.connecting) socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => (connected = true));
+    else connected = true;
     socket.on('data', moved);
     outgoing.once('close', () => socket.removeListener('data', moved));
   });
