@@ -132,7 +132,7 @@ export function createMeshServer(
   server.on('checkExpectation', serve);
   // A resumption skips the certificate check, which would refuse a certificate expired since its session began.
   server.on('secureConnection', (socket: TLSSocket) => {
-    if (socket.isSessionReused() && !((peerCertificate(socket).notAfter?.getTime() ?? 0) > Date.now())) socket.destroy();
+    if (socket.isSessionReused() && (peerCertificate(socket).notAfter?.getTime() ?? 0) <= Date.now()) socket.destroy();
   });
   server.on('clientError', answerUnparseableRequest);
   const clientAddress = noteClientAddresses(server);

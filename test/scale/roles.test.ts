@@ -1,15 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 import { startRedisCluster } from '../../scripts/services/redis-cluster.ts';
-import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { openRedis, pingEveryMaster, type RedisTarget } from '../../server/src/store/redis-client.ts';
 import { within } from '../../server/src/time-limit.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
-import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
+import { type ServerProcess, startServerProcess, viaServeCommand } from '../support/server-process.ts';
 
 const periods = { MESHBOX_UPLOAD_EXPIRY_SECONDS: '3', MESHBOX_INBOX_EXPIRY_SECONDS: '1.5', MESHBOX_RATE_LIMIT_PER_SECOND: '0' };
 
@@ -182,14 +181,13 @@ test('on a Redis Cluster, readiness asks every master: one down fails it at once
 });
 
 test('meshbox serve takes its role from MESHBOX_ROLE unless --role is given (as an image run with -e MESHBOX_ROLE=worker does)', async (t) => {
-  const serve = (...args: string[]) => [resolve(REPO_ROOT, 'client-cli/src/main.ts'), 'serve', ...args];
   const processes: ServerProcess[] = [];
   try {
-    const api = await startServerProcess({ MESHBOX_ROLE: 'api' }, { command: serve() });
+    const api = await startServerProcess({ MESHBOX_ROLE: 'api' }, { command: viaServeCommand() });
     processes.push(api);
-    const worker = await startServerProcess({ MESHBOX_ROLE: 'worker' }, { command: serve(), deployment: api.deployment });
+    const worker = await startServerProcess({ MESHBOX_ROLE: 'worker' }, { command: viaServeCommand(), deployment: api.deployment });
     processes.push(worker);
-    const overridden = await startServerProcess({ MESHBOX_ROLE: 'worker' }, { command: serve('--role', 'api'), deployment: api.deployment });
+    const overridden = await startServerProcess({ MESHBOX_ROLE: 'worker' }, { command: viaServeCommand('--role', 'api'), deployment: api.deployment });
     processes.push(overridden);
     const mailbox = await api.createMailbox();
     const inbox = (server: ServerProcess) => mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` });

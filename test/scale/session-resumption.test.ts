@@ -9,7 +9,7 @@ import test from 'ava';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import type { TestMailbox } from '../support/harness.ts';
-import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
+import { type ServerProcess, startServerProcess, viaServeCommand } from '../support/server-process.ts';
 
 const run = promisify(execFile);
 
@@ -69,7 +69,7 @@ test('processes given one ticket key file resume each other\'s TLS sessions, how
     // Started another way (Node's own session context would be its command line).
     const b = await startServerProcess(
       { MESHBOX_TLS_TICKET_KEY_FILE: keyFile, MESHBOX_ROLE: 'api' },
-      { deployment: a.deployment, command: [resolve(REPO_ROOT, 'client-cli/src/main.ts'), 'serve'] },
+      { deployment: a.deployment, command: viaServeCommand() },
     );
     processes.push(b);
     const own = await startServerProcess({}, { deployment: a.deployment });

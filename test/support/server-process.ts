@@ -64,6 +64,11 @@ export interface Deployment {
   readonly redis: RedisTarget;
 }
 
+/** The command that starts a server through the CLI (`meshbox serve`), for `startServerProcess`'s `command`. */
+export function viaServeCommand(...args: string[]): string[] {
+  return [resolve(REPO_ROOT, 'client-cli/src/main.ts'), 'serve', ...args];
+}
+
 export async function startServerProcess(
   extraEnvironment: Record<string, string> = {},
   options: {

@@ -39,9 +39,13 @@ export async function describeChunk(
   chunkNumber: number,
 ): Promise<{ readonly message: MessageRecord; readonly size: number | undefined }> {
   const [message, size] = await Promise.all([findDownloadable(services, mailboxId, messageId), services.messages.chunkSize(messageId, chunkNumber)]);
-  // A report has no chunks, and is downloaded as chunk 1.
-  if (chunkNumber < 1 || chunkNumber > Math.max(1, message.totalChunks)) throw new MessageNotFoundError(messageId);
+  refuseMissingChunk(message, messageId, chunkNumber);
   return { message, size };
+}
+
+/** 404 for a chunk the message does not have: it has 1 to N, and a report (no chunks) is downloaded as chunk 1. */
+function refuseMissingChunk(message: MessageRecord, messageId: string, chunkNumber: number): void {
+  if (chunkNumber < 1 || chunkNumber > Math.max(1, message.totalChunks)) throw new MessageNotFoundError(messageId);
 }
 
 /** Opens chunk n of a message for streaming to its recipient. Downloading changes no state. */
@@ -56,11 +60,11 @@ export async function downloadChunk(
     findDownloadable(services, mailboxId, messageId),
     services.messages.chunkSource(messageId, chunkNumber),
   ]);
-  if (message.totalChunks === 0 && chunkNumber === 1) {
+  refuseMissingChunk(message, messageId, chunkNumber);
+  if (message.totalChunks === 0) {
     await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: 'report' });
     return { message, chunkNumber, chunk: undefined };
   }
-  if (chunkNumber < 1 || chunkNumber > message.totalChunks) throw new MessageNotFoundError(messageId);
   const chunk = message.inlinePayload
     ? inlineChunk(source.inlinePayload)
     : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version });

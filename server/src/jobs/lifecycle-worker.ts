@@ -8,7 +8,6 @@ import { type Claim, type LifecycleSchedule, SCHEDULE_SHARDS } from '../store/li
 import type { RedisClient } from '../store/redis-client.ts';
 import { LIFECYCLE_QUEUE } from './queue-name.ts';
 
-
 /**
  * BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay
  * apart, and one hash tag, as BullMQ's scripts touch several keys of a queue at once (Cluster).

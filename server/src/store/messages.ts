@@ -338,16 +338,16 @@ export class MessageStore {
     await this.#redis.del(keys.message(message.id));
   }
 
-  /**
-   * Where chunk n's bytes are: a small message's payload stored with its record, or else the
-   * version of its object in storage ('' for chunk 1 as sent).
-   */
   /** Bytes stored of chunk n, as sent (gzip-encoded where it was); undefined when not stored. */
   async chunkSize(id: string, chunkNumber: number): Promise<number | undefined> {
     const size = await this.#redis.hget(this.#keys.message(id), `${CHUNK_FIELD_PREFIX}${chunkNumber}`);
     return size === null ? undefined : Number(size);
   }
 
+  /**
+   * Where chunk n's bytes are: a small message's payload stored with its record, or else the
+   * version of its object in storage ('' for chunk 1 as sent).
+   */
   async chunkSource(id: string, chunkNumber: number): Promise<{ readonly inlinePayload: Buffer | undefined; readonly version: string }> {
     const [payload, version] = await this.#redis.hmgetBuffer(this.#keys.message(id), INLINE_PAYLOAD_FIELD, `${CHUNK_VERSION_FIELD_PREFIX}${chunkNumber}`);
     return { inlinePayload: chunkNumber === 1 ? (payload ?? undefined) : undefined, version: version?.toString() ?? '' };
