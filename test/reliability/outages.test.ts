@@ -13,7 +13,7 @@ import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { startTestServer, TEST_SECRET_KEY } from '../support/harness.ts';
 import { startServerProcess } from '../support/server-process.ts';
-import { mailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
@@ -117,6 +117,47 @@ test('object storage failing part-way through a download cuts the response off (
     t.is(whole.statusCode, 200);
     t.is(await sha256(whole), await sha256(payload.stream(0, size)), 'the retry gets every byte');
   } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test('a send whose connection drops while object storage confirms it, retried with its token (as mesh-client does), is answered with the same message id: delivered once', async (t) => {
+  const local = await ensureLocalServices();
+  const proxy = await startTcpProxy(portOf(local.s3.endpoint));
+  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 } });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-LocalID': 'sent-once' };
+    const body = 'a result, to arrive once';
+    proxy.holdAnswers();
+    await new Promise<void>((resolve) => {
+      const request = openMailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, authorization: token, headers });
+      request.on('error', () => resolve());
+      // The whole payload goes, and on to object storage; the connection is gone before the answer.
+      request.end(body, () => setTimeout(() => request.destroy(), 300));
+    });
+    proxy.releaseAnswers();
+    const inbox = async (): Promise<string[]> => (await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages;
+    t.true(await eventually(async () => (await inbox()).length > 0), 'the send went through');
+    const [delivered] = await inbox();
+    const send = (sendHeaders: Record<string, string>) =>
+      mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, authorization: token, headers: sendHeaders, body });
+    let retried = await send(headers);
+    // The token is settled once the server has seen the connection close and finished the send.
+    for (let attempt = 0; attempt < 50 && retried.status === 403; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      retried = await send(headers);
+    }
+    t.is(retried.status, 202);
+    t.is(retried.json().message_id, delivered, "the first send's message id");
+    t.deepEqual(await inbox(), [delivered], 'no second message');
+    const other = await send({ ...headers, 'mex-LocalID': 'another message' });
+    t.is(other.status, 403, 'the token with another message is a replay');
+    t.deepEqual(await inbox(), [delivered]);
+  } finally {
+    proxy.releaseAnswers();
     await proxy.close();
     await server.close();
   }

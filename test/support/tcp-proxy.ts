@@ -7,17 +7,24 @@ export interface TcpProxy {
   readonly cut: () => Promise<void>;
   /** The backend is back, on the same port. */
   readonly restore: () => Promise<void>;
+  /** The backend's answers wait (requests still reach it) until `releaseAnswers`: a slow backend. */
+  readonly holdAnswers: () => void;
+  readonly releaseAnswers: () => void;
   readonly close: () => Promise<void>;
 }
 
 /** A loopback TCP proxy to a real service, to take it away and bring it back during a test. */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  const upstreams = new Set<Socket>();
+  let holding = false;
   let server: Server | undefined;
   let port = 0;
   const listen = async (): Promise<void> => {
     server = createServer((client) => {
       const upstream = connect(targetPort, '127.0.0.1');
+      upstreams.add(upstream);
+      upstream.on('close', () => upstreams.delete(upstream));
       for (const socket of [client, upstream]) {
         sockets.add(socket);
         socket.on('close', () => sockets.delete(socket));
@@ -27,6 +34,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         });
       }
       client.pipe(upstream).pipe(client);
+      if (holding) upstream.pause();
     });
     server.listen(port, '127.0.0.1');
     await once(server, 'listening');
@@ -40,5 +48,13 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     }
   };
   await listen();
-  return { port, cut: stop, restore: listen, close: stop };
+  const holdAnswers = (): void => {
+    holding = true;
+    for (const upstream of upstreams) upstream.pause();
+  };
+  const releaseAnswers = (): void => {
+    holding = false;
+    for (const upstream of upstreams) upstream.resume();
+  };
+  return { port, cut: stop, restore: listen, close: stop, holdAnswers, releaseAnswers };
 }

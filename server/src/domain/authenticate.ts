@@ -24,6 +24,11 @@ export interface MailboxCredentials {
   readonly request: string;
   /** Whether doing the request twice does no harm (everything but creating a message). */
   readonly repeatable: boolean;
+  /**
+   * The id of the message the request is to create (a send), kept with the claim: its identical
+   * retry is a repeat all the same, to be told that message (once it exists) rather than send it twice.
+   */
+  readonly creates?: string;
 }
 
 export interface AuthenticatedMailbox {
@@ -32,6 +37,8 @@ export interface AuthenticatedMailbox {
   readonly token: AuthToken;
   /** The token was used before, for this same request (a client's retry): nothing was claimed now. */
   readonly repeated: boolean;
+  /** A repeated send: the id of the message its first try was to create. */
+  readonly firstTryCreates: string | undefined;
 }
 
 /**
@@ -58,7 +65,7 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   const now = services.now();
   const [found, claim, counted] = await Promise.allSettled([
     services.mailboxes.get(mailboxId),
-    services.usedTokens.claim(token, { request: credentials.request, at: now }, USED_TOKEN_RETENTION_MS),
+    services.usedTokens.claim(token, { request: credentials.request, at: now, creates: credentials.creates }, USED_TOKEN_RETENTION_MS),
     limited ? services.rateLimits.countRequest(mailboxId, now) : Promise.resolve(0),
   ]);
   const claimed = claim.status === 'fulfilled' && claim.value === undefined;
@@ -78,11 +85,14 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   if (!admits(mailbox)) return refuse(new ForbiddenError());
   const earlier = claim.value;
   const repeated =
-    earlier !== undefined && credentials.repeatable && earlier.sameRequest && now.getTime() - earlier.at.getTime() <= REPEAT_WINDOW_MS;
+    earlier !== undefined &&
+    (credentials.repeatable || earlier.creates !== undefined) &&
+    earlier.sameRequest &&
+    now.getTime() - earlier.at.getTime() <= REPEAT_WINDOW_MS;
   if (!claimed && !repeated) throw new ForbiddenError();
   // 429 is a retryable status: the token is given back, so the client's retry is accepted.
   if (limited && count > services.maxRequestsPerSecond) return refuse(new TooManyRequestsError(1));
-  return { mailbox, token, repeated };
+  return { mailbox, token, repeated, firstTryCreates: repeated ? earlier.creates : undefined };
 }
 
 /** The certificate's own mailbox, or one it was granted while that mailbox is active (a disabled one acts for nobody). */

@@ -6,10 +6,11 @@ import type { Services } from './services.ts';
  * 44 random bits per second; at Spine's peak a clash is rare but not impossible, and it would
  * overwrite another message's payload, so each id is claimed first. The claim and the schedule
  * go together (one round trip): scheduling leaves an existing entry alone, so a clash harms nobody.
+ * `firstChoice`, an id picked beforehand, is tried first.
  */
-export async function reserveMessageId(services: Services, firstCheckAt: Date): Promise<string> {
-  for (;;) {
-    const messageId = services.newMessageId(services.now());
+export async function reserveMessageId(services: Services, firstCheckAt: Date, firstChoice?: string): Promise<string> {
+  for (let choice = firstChoice; ; choice = undefined) {
+    const messageId = choice ?? services.newMessageId(services.now());
     const [reserved] = await Promise.all([services.messages.reserveId(messageId), services.lifecycle.start(messageId, firstCheckAt)]);
     if (reserved) return messageId;
   }

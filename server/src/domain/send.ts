@@ -3,7 +3,7 @@ import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
-import { SendRejectedError } from './errors.ts';
+import { ForbiddenError, SendRejectedError } from './errors.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
 import { acceptedNextCheck } from './lifecycle.ts';
 import { reserveMessageId } from './message-ids.ts';
@@ -22,6 +22,8 @@ export interface SendRequest {
   readonly sender: Mailbox;
   readonly metadata: OutgoingMetadata;
   readonly body: ChunkBody;
+  /** The id picked for the message beforehand (see resentMessage); another if a message holds it. */
+  readonly messageId?: string;
 }
 
 /**
@@ -48,8 +50,8 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
     contentEncoding: request.body.contentEncoding,
   };
   const { messageId, outcome, recordedAt, firstCheckAt } = fitsInline(services, metadata.totalChunks, request.body)
-    ? await recordSmallMessage(services, metadata, request.body)
-    : await recordStoredMessage(services, metadata, request.body);
+    ? await recordSmallMessage(services, metadata, request.body, request.messageId)
+    : await recordStoredMessage(services, metadata, request.body, request.messageId);
   const indexed = services.messages.indexLocalId(messageId, metadata);
   const unfinished = await runFollowUpSteps({
     index: indexed,
@@ -57,6 +59,18 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
     audit: services.audit.record({ action: 'send', actor: metadata.sender, messageId, detail: `to ${metadata.recipient}` }),
   });
   return { messageId, unfinished };
+}
+
+/**
+ * The identical retry of a send (same token and headers, see authenticateMailbox) whose first
+ * try was to create `messageId`: the client lost the answer, and is told the message that went
+ * rather than send it twice. Refused like any reused token while the first try is still storing
+ * the message, or when it failed. (Should that try's id have clashed with another message's, its
+ * message went under another id, and the other message, of another sender, refuses the retry.)
+ */
+export async function resentMessage(services: Services, sender: string, messageId: string): Promise<string> {
+  if ((await services.messages.get(messageId))?.sender !== sender) throw new ForbiddenError();
+  return messageId;
 }
 
 export interface SentMessage {
@@ -109,10 +123,10 @@ function firstCheckMayHaveCome(services: Services, firstCheckAt: Date): boolean 
  * while the request still runs (the reservation keeps it waiting): once the request has surely
  * ended, or earlier when the upload could be overdue or the message could expire.
  */
-async function recordStoredMessage(services: Services, metadata: MessageMetadata, body: ChunkBody): Promise<Recorded> {
+async function recordStoredMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstChoice: string | undefined): Promise<Recorded> {
   const { periods } = services;
   const firstCheckAt = after(services, Math.min(periods.deliveryCheckMs, periods.uploadExpiryMs, periods.inboxExpiryMs));
-  const messageId = await reserveMessageId(services, firstCheckAt);
+  const messageId = await reserveMessageId(services, firstCheckAt, firstChoice);
   const size = await storeChunk(services, metadata.sender, { messageId, number: 1, version: '' }, body);
   const recordedAt = services.now();
   const outcome = await services.messages.create(messageId, metadata, size, recordedAt);
@@ -129,11 +143,11 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
  * has surely ended: one that came while a slow body was still arriving would find nothing and
  * end. A send that stalled past it anyway starts the check again once its record is written.
  */
-async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody): Promise<Recorded> {
+async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstChoice: string | undefined): Promise<Recorded> {
   const firstCheckAt = after(services, services.periods.deliveryCheckMs);
   const payload = readSmallBody(body);
-  for (;;) {
-    const messageId = services.newMessageId(services.now());
+  for (let choice = firstChoice; ; choice = undefined) {
+    const messageId = choice ?? services.newMessageId(services.now());
     const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);
     const recordedAt = services.now();
     const outcome = await services.messages.create(messageId, metadata, bytes.length, recordedAt, bytes);

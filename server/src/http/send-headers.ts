@@ -103,3 +103,16 @@ export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & {
     totalChunks: range.total,
   };
 }
+
+/**
+ * What tells one send from another beyond its path: its MESH and content headers, in a stable
+ * order. A client's identical retry repeats them all; a token reused for another message
+ * (another local id, subject, recipient or length) does not.
+ */
+export function sendIdentity(headers: IncomingHttpHeaders): string {
+  return Object.keys(headers)
+    .filter((name) => name.startsWith('mex-') || name.startsWith('content-'))
+    .sort()
+    .map((name) => `${name}=${header(headers, name)}`)
+    .join('\n');
+}

@@ -5,16 +5,20 @@ import type { RedisKeys } from './keys.ts';
 
 /** A request a token is used for: what and when. */
 export interface TokenUse {
-  /** Method and path, e.g. `GET /messageexchange/X/inbox/ID`. */
+  /** Method and path, e.g. `GET /messageexchange/X/inbox/ID` (and, for a send, what identifies its message). */
   readonly request: string;
   readonly at: Date;
+  /** The id of the message the request is to create (a send). */
+  readonly creates?: string | undefined;
 }
 
 /** What a token was used for before. */
 export interface EarlierUse {
-  /** The very same method and path as now. */
+  /** The very same request as now. */
   readonly sameRequest: boolean;
   readonly at: Date;
+  /** The id of the message that use was to create (whether it did, the message store tells). */
+  readonly creates: string | undefined;
 }
 
 /** Authorization tokens already used, kept as long as their timestamp could still be accepted. */
@@ -29,22 +33,35 @@ export class UsedTokenStore {
 
   /** Claims a token for one request; when it was claimed before, says for what (undefined: claimed now). */
   async claim(token: AuthToken, use: TokenUse, keepForMs: number): Promise<EarlierUse | undefined> {
-    const key = this.#keys.usedToken(token.mailboxId, token.nonce, token.nonceCount);
-    // The request by its digest: a path may be long, and every used token is kept for hours.
-    const digest = createHash('sha256').update(use.request).digest('base64url').slice(0, 22);
-    const value = `${use.at.getTime()} ${digest}`;
+    const key = this.#key(token);
+    const value = claimValue(use);
     const claimNow = async (): Promise<boolean> => (await this.#redis.set(key, value, 'PX', keepForMs, 'NX')) === 'OK';
     if (await claimNow()) return undefined;
     // Only a token used before costs these round trips (a client's retry, or a replay).
     const stored = await this.#redis.get(key);
     // Given back between the two (its request was not served): it is free.
-    if (stored === null) return (await claimNow()) ? undefined : { sameRequest: false, at: use.at };
-    const [at, storedDigest] = stored.split(' ');
-    return { sameRequest: storedDigest === digest, at: new Date(Number(at)) };
+    if (stored === null) return (await claimNow()) ? undefined : { sameRequest: false, at: use.at, creates: undefined };
+    const [at, storedDigest, creates] = stored.split(' ');
+    return { sameRequest: storedDigest === requestDigest(use.request), at: new Date(Number(at)), creates };
   }
 
   /** Gives a claim back, so a client's identical retry is accepted. */
   async release(token: AuthToken): Promise<void> {
-    await this.#redis.del(this.#keys.usedToken(token.mailboxId, token.nonce, token.nonceCount));
+    await this.#redis.del(this.#key(token));
   }
+
+  #key(token: AuthToken): string {
+    return this.#keys.usedToken(token.mailboxId, token.nonce, token.nonceCount);
+  }
+}
+
+/** When, the request by its digest, and what it creates. */
+function claimValue(use: TokenUse): string {
+  const value = `${use.at.getTime()} ${requestDigest(use.request)}`;
+  return use.creates === undefined ? value : `${value} ${use.creates}`;
+}
+
+/** A path may be long, and every used token is kept for hours. */
+function requestDigest(request: string): string {
+  return createHash('sha256').update(request).digest('base64url').slice(0, 22);
 }

@@ -4,12 +4,19 @@ import { authenticateMailbox } from '../../domain/authenticate.ts';
 import type { Services } from '../../domain/services.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
 import { peerCertificate } from '../peer-certificate.ts';
+import { sendIdentity } from '../send-headers.ts';
 import type { RequestState } from './request-context.ts';
 
 export interface MailboxState extends RequestState {
   mailbox: Mailbox;
   /** The request repeats one served before with the same token (a client's retry after a lost answer). */
   repeatedRequest: boolean;
+  /** A send: the id picked for its message, kept with the token's claim. */
+  newMessageId: string | undefined;
+  /** A repeated send: the id of the message its first try was to create, which the retry is told of. */
+  firstTryCreates: string | undefined;
+  /** Set by a send once its message is recorded: the token stays used, whatever became of the answer. */
+  sentMessageId?: string;
 }
 
 /** `.../{mailbox}/outbox`: a send (chunk 1 of a new message), in any letter case, as the router matches it. */
@@ -23,32 +30,45 @@ const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);
  * this request, and given back when the request was not served — a retryable status, or a
  * connection that closed before the response was complete — so the client's retry works. A
  * retry whose answer was lost after it was sent whole finds the token used, by this request:
- * one that is harmless to repeat is served again (authenticateMailbox).
+ * one that is harmless to repeat is served again (authenticateMailbox). A send is not: the
+ * claim names the message it is to create, and its identical retry is told that message
+ * (resentMessage); a send that created its message keeps its claim even if the client went
+ * before the answer.
  */
 export function mailboxAuth(services: Services): Middleware<MailboxState> {
   return async (ctx, next) => {
-    const { mailbox, token, repeated } = await authenticateMailbox(services, {
+    const sending = ctx.method === 'POST' && SEND_PATH.test(ctx.path);
+    const newMessageId = sending ? services.newMessageId(services.now()) : undefined;
+    const { mailbox, token, repeated, firstTryCreates } = await authenticateMailbox(services, {
       certificateCommonName: peerCertificate(ctx.req.socket as TLSSocket).commonName,
       mailboxId: String(ctx.params.mailbox ?? ''),
       authorization: ctx.get('Authorization') || undefined,
-      request: `${ctx.method} ${ctx.path}`,
+      request: sending ? `${ctx.method} ${ctx.path}\n${sendIdentity(ctx.req.headers)}` : `${ctx.method} ${ctx.path}`,
       // Sending creates a message: done twice, it would be delivered twice.
-      repeatable: !(ctx.method === 'POST' && SEND_PATH.test(ctx.path)),
+      repeatable: !sending,
+      ...(newMessageId ? { creates: newMessageId } : {}),
     });
     ctx.state.mailbox = mailbox;
     ctx.state.repeatedRequest = repeated;
+    ctx.state.newMessageId = newMessageId;
+    ctx.state.firstTryCreates = firstTryCreates;
     // A repeat claimed nothing, so it has nothing to give back.
     if (repeated) return next();
-    const giveBackUnlessServed = (): void => {
-      if (!ctx.res.writableFinished || RETRYABLE_STATUSES.has(ctx.status)) {
-        services.usedTokens.release(token).catch((error: unknown) => {
-          ctx.state.log.warn({ err: error }, 'could not release authorization token');
-        });
-      }
-    };
     // The client may already have gone while we were authenticating: then 'close' has fired.
-    if (ctx.res.closed) giveBackUnlessServed();
-    else ctx.res.once('close', giveBackUnlessServed);
-    await next();
+    const responseClosed = ctx.res.closed ? Promise.resolve() : new Promise((resolve) => ctx.res.once('close', resolve));
+    // Decided once the request is handled and its connection is done with it: the client may go
+    // while a send is still being stored, and the message is then sent all the same.
+    const giveBackUnlessServed = async (): Promise<void> => {
+      await responseClosed;
+      const served = ctx.state.sentMessageId !== undefined || (ctx.res.writableFinished && !RETRYABLE_STATUSES.has(ctx.status));
+      if (!served) await services.usedTokens.release(token);
+    };
+    try {
+      await next();
+    } finally {
+      giveBackUnlessServed().catch((error: unknown) => {
+        ctx.state.log.warn({ err: error }, 'could not release authorization token');
+      });
+    }
   };
 }

@@ -1,28 +1,37 @@
+import type { IncomingMessage } from 'node:http';
 import type Router from '@koa/router';
 import type { Logger } from 'pino';
 import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
 import { BadRequestError, MessageNotFoundError, SendRejectedError } from '../../domain/errors.ts';
 import type { UnfinishedStep } from '../../domain/follow-up-steps.ts';
-import { sendMessage } from '../../domain/send.ts';
+import { resentMessage, sendMessage } from '../../domain/send.ts';
 import type { Services } from '../../domain/services.ts';
 import { trackByLocalId, trackMessage } from '../../domain/track.ts';
 import { uploadChunk } from '../../domain/upload-chunk.ts';
+import type { Mailbox } from '../../store/mailboxes.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
 import { chunkBody, chunkRange, sendMetadata } from '../send-headers.ts';
 import { trackingBody } from '../views/tracking.ts';
 
 export function registerOutboxRoutes(router: Router<MailboxState>, services: Services): void {
   router.post('/outbox', async (ctx) => {
-    const { chunk: _chunk, ...metadata } = sendMetadata(ctx.req.headers);
-    const { messageId, unfinished } = await sendMessage(services, {
-      sender: ctx.state.mailbox,
-      metadata,
-      body: chunkBody(ctx.req.headers, ctx.req),
-    });
-    logUnfinished(ctx.state.log, messageId, unfinished);
+    const { firstTryCreates, mailbox, log } = ctx.state;
+    const messageId = firstTryCreates
+      ? await resentMessage(services, mailbox.id, firstTryCreates)
+      : await send(mailbox, ctx.req, ctx.state.newMessageId, log);
+    if (firstTryCreates) log.info({ messageId }, 'a send retried with its token: answered with the message its first try sent');
+    ctx.state.sentMessageId = messageId;
     ctx.status = 202;
     ctx.body = ctx.state.apiVersion === 2 ? { message_id: messageId } : { messageID: messageId };
   });
+
+  async function send(sender: Mailbox, request: IncomingMessage, pickedId: string | undefined, log: Logger): Promise<string> {
+    const { chunk: _chunk, ...metadata } = sendMetadata(request.headers);
+    const body = chunkBody(request.headers, request);
+    const { messageId, unfinished } = await sendMessage(services, { sender, metadata, body, ...(pickedId ? { messageId: pickedId } : {}) });
+    logUnfinished(log, messageId, unfinished);
+    return messageId;
+  }
 
   router.post('/outbox/:messageId/:chunk', async (ctx) => {
     const messageId = normaliseMessageId(ctx.params.messageId ?? '');
