@@ -122,44 +122,110 @@ test('object storage failing part-way through a download cuts the response off (
   }
 });
 
-test('a send whose connection drops while object storage confirms it, retried with its token (as mesh-client does), is answered with the same message id: delivered once', async (t) => {
+/** A server whose object storage can be made slow, a sender and a recipient, and the sender's one token. */
+async function slowStorageSetup() {
   const local = await ensureLocalServices();
   const proxy = await startTcpProxy(portOf(local.s3.endpoint));
+  // Payloads all in object storage, whose answers the test holds back.
   const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 } });
-  try {
-    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
-    const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
-    const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-LocalID': 'sent-once' };
-    const body = 'a result, to arrive once';
-    proxy.holdAnswers();
-    await new Promise<void>((resolve) => {
-      const request = openMailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, authorization: token, headers });
-      request.on('error', () => resolve());
-      // The whole payload goes, and on to object storage; the connection is gone before the answer.
-      request.end(body, () => setTimeout(() => request.destroy(), 300));
-    });
-    proxy.releaseAnswers();
-    const inbox = async (): Promise<string[]> => (await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages;
-    t.true(await eventually(async () => (await inbox()).length > 0), 'the send went through');
-    const [delivered] = await inbox();
-    const send = (sendHeaders: Record<string, string>) =>
-      mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, authorization: token, headers: sendHeaders, body });
-    let retried = await send(headers);
-    // The token is settled once the server has seen the connection close and finished the send.
-    for (let attempt = 0; attempt < 50 && retried.status === 403; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      retried = await send(headers);
+  const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+  const freshToken = () => buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const token = freshToken();
+  const inbox = async (): Promise<string[]> => (await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages;
+  const post = (path: string, headers: Record<string, string>, body: string, authorization = token) =>
+    mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/${path}`, authorization, headers, body });
+  /**
+   * The request goes with `sent` of its body, and its connection is gone before any answer: the
+   * whole body once object storage has it (the server then waits for its answer), or only part.
+   */
+  const cutOff = async (path: string, headers: Record<string, string>, body: string, sent: 'all' | 'part'): Promise<void> => {
+    const before = proxy.bytesToBackend();
+    const request = openMailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/${path}`, authorization: token, headers: { ...headers, 'content-length': String(body.length) } });
+    request.on('error', () => undefined);
+    if (sent === 'all') {
+      request.end(body);
+      // Object storage has had it all once more than the body has reached it and no more comes.
+      let seen = -1;
+      await eventually(async () => {
+        const now = proxy.bytesToBackend() - before;
+        const settled = now > body.length && now === seen;
+        seen = now;
+        return settled;
+      }, 250);
+    } else {
+      request.write(body.slice(0, body.length / 2));
+      await new Promise((resolve) => setTimeout(resolve, 300));
     }
-    t.is(retried.status, 202);
-    t.is(retried.json().message_id, delivered, "the first send's message id");
-    t.deepEqual(await inbox(), [delivered], 'no second message');
-    const other = await send({ ...headers, 'mex-LocalID': 'another message' });
-    t.is(other.status, 403, 'the token with another message is a replay');
-    t.deepEqual(await inbox(), [delivered]);
-  } finally {
+    request.destroy();
+  };
+  /** mesh-client's retry: the identical request again, at once and after a 503 (with backoff). */
+  const retried = async (path: string, headers: Record<string, string>, body: string) => {
+    let response = await post(path, headers, body);
+    for (let attempt = 0; attempt < 20 && response.status === 503; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      response = await post(path, headers, body);
+    }
+    return response;
+  };
+  const close = async (): Promise<void> => {
     proxy.releaseAnswers();
     await proxy.close();
     await server.close();
+  };
+  return { proxy, gp, inbox, post, freshToken, cutOff, retried, close };
+}
+
+test('a send whose connection drops while object storage stores it, retried at once with its token (as mesh-client does), is answered with its message id: delivered once', async (t) => {
+  const { proxy, gp, inbox, post, cutOff, retried, close } = await slowStorageSetup();
+  try {
+    const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-LocalID': 'sent-once' };
+    const body = 'a result, to arrive once';
+    proxy.holdAnswers();
+    await cutOff('outbox', headers, body, 'all');
+    // While the first try still waits for object storage, its retry is asked to come back.
+    const early = await post('outbox', headers, body);
+    t.is(early.status, 503);
+    proxy.releaseAnswers();
+    const retry = await retried('outbox', headers, body);
+    t.is(retry.status, 202);
+    t.deepEqual(await inbox(), [retry.json().message_id], 'delivered once, under the id the retry was told');
+    const other = await post('outbox', { ...headers, 'mex-LocalID': 'another message' }, body);
+    t.is(other.status, 403, 'the token with another message is a replay');
+    t.is((await inbox()).length, 1);
+  } finally {
+    await close();
+  }
+});
+
+test('a send cut off part-way through its payload, retried at once with its token, is sent by the retry: delivered once', async (t) => {
+  const { proxy, gp, inbox, cutOff, retried, close } = await slowStorageSetup();
+  try {
+    const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-LocalID': 'cut-short' };
+    const body = 'x'.repeat(2000);
+    proxy.holdAnswers();
+    await cutOff('outbox', headers, body, 'part');
+    setTimeout(() => proxy.releaseAnswers(), 500);
+    const retry = await retried('outbox', headers, body);
+    t.is(retry.status, 202);
+    t.deepEqual(await inbox(), [retry.json().message_id]);
+  } finally {
+    await close();
+  }
+});
+
+test("a final chunk whose connection drops while object storage stores it is answered 202 when retried with its token, not 'already complete'", async (t) => {
+  const { proxy, gp, inbox, post, freshToken, cutOff, close } = await slowStorageSetup();
+  try {
+    const first = await post('outbox', { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' }, 'chunk one, ', freshToken());
+    t.is(first.status, 202);
+    const messageId = first.json().message_id;
+    proxy.holdAnswers();
+    await cutOff(`outbox/${messageId}/2`, { 'mex-Chunk-Range': '2:2' }, 'chunk two', 'all');
+    proxy.releaseAnswers();
+    t.true(await eventually(async () => (await inbox()).length > 0), 'the message completed');
+    t.is((await post(`outbox/${messageId}/2`, { 'mex-Chunk-Range': '2:2' }, 'chunk two')).status, 202);
+  } finally {
+    await close();
   }
 });
 

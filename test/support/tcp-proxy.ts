@@ -10,6 +10,8 @@ export interface TcpProxy {
   /** The backend's answers wait (requests still reach it) until `releaseAnswers`: a slow backend. */
   readonly holdAnswers: () => void;
   readonly releaseAnswers: () => void;
+  /** Bytes passed on to the backend so far. */
+  readonly bytesToBackend: () => number;
   readonly close: () => Promise<void>;
 }
 
@@ -18,6 +20,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const upstreams = new Set<Socket>();
   let holding = false;
+  let bytesToBackend = 0;
   let server: Server | undefined;
   let port = 0;
   const listen = async (): Promise<void> => {
@@ -33,6 +36,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
           upstream.destroy();
         });
       }
+      client.on('data', (data: Buffer) => (bytesToBackend += data.length));
       client.pipe(upstream).pipe(client);
       if (holding) upstream.pause();
     });
@@ -56,5 +60,5 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     holding = false;
     for (const upstream of upstreams) upstream.resume();
   };
-  return { port, cut: stop, restore: listen, close: stop, holdAnswers, releaseAnswers };
+  return { port, cut: stop, restore: listen, close: stop, holdAnswers, releaseAnswers, bytesToBackend: () => bytesToBackend };
 }

@@ -3,7 +3,7 @@ import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
 import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
-import { ForbiddenError, SendRejectedError } from './errors.ts';
+import { ForbiddenError, SendRejectedError, ServiceUnavailableError } from './errors.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
 import { acceptedNextCheck } from './lifecycle.ts';
 import { reserveMessageId } from './message-ids.ts';
@@ -64,13 +64,25 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
 /**
  * The identical retry of a send (same token and headers, see authenticateMailbox) whose first
  * try was to create `messageId`: the client lost the answer, and is told the message that went
- * rather than send it twice. Refused like any reused token while the first try is still storing
- * the message, or when it failed. (Should that try's id have clashed with another message's, its
- * message went under another id, and the other message, of another sender, refuses the retry.)
+ * rather than send it twice. While the first try is still storing the message the retry is
+ * answered 503, which clients retry (a first try that fails gives its token back, and the next
+ * retry sends the message). Should that try's id have clashed with another message's, its
+ * message went under another id, and the other message, of another sender, refuses the retry.
  */
 export async function resentMessage(services: Services, sender: string, messageId: string): Promise<string> {
-  if ((await services.messages.get(messageId))?.sender !== sender) throw new ForbiddenError();
+  const recordedSender = await senderOf(services, messageId);
+  if (recordedSender === undefined) throw new ServiceUnavailableError('the first try of this send is still being stored; ask again');
+  if (recordedSender !== sender) throw new ForbiddenError();
   return messageId;
+}
+
+/** Whether a send's message is recorded (its first try may have failed after recording it). */
+export async function sendRecorded(services: Services, sender: string, messageId: string): Promise<boolean> {
+  return (await senderOf(services, messageId)) === sender;
+}
+
+async function senderOf(services: Services, messageId: string): Promise<string | undefined> {
+  return (await services.messages.get(messageId))?.sender;
 }
 
 export interface SentMessage {

@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import { authenticateMailbox } from '../../domain/authenticate.ts';
+import { sendRecorded } from '../../domain/send.ts';
 import type { Services } from '../../domain/services.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
 import { peerCertificate } from '../peer-certificate.ts';
@@ -15,8 +16,8 @@ export interface MailboxState extends RequestState {
   newMessageId: string | undefined;
   /** A repeated send: the id of the message its first try was to create, which the retry is told of. */
   firstTryCreates: string | undefined;
-  /** Set by a send once its message is recorded: the token stays used, whatever became of the answer. */
-  sentMessageId?: string;
+  /** Set once the request has recorded what it brought (a send's message, a chunk): its token stays used, whatever became of the answer. */
+  recorded?: boolean;
 }
 
 /** `.../{mailbox}/outbox`: a send (chunk 1 of a new message), in any letter case, as the router matches it. */
@@ -32,8 +33,9 @@ const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);
  * retry whose answer was lost after it was sent whole finds the token used, by this request:
  * one that is harmless to repeat is served again (authenticateMailbox). A send is not: the
  * claim names the message it is to create, and its identical retry is told that message
- * (resentMessage); a send that created its message keeps its claim even if the client went
- * before the answer.
+ * (resentMessage). So a send's token is used by its message: kept once the message is
+ * recorded, even if the client went before the answer, and given back by a send that failed
+ * before recording it (whatever its answer), which may then be tried again.
  */
 export function mailboxAuth(services: Services): Middleware<MailboxState> {
   return async (ctx, next) => {
@@ -60,7 +62,13 @@ export function mailboxAuth(services: Services): Middleware<MailboxState> {
     // while a send is still being stored, and the message is then sent all the same.
     const giveBackUnlessServed = async (): Promise<void> => {
       await responseClosed;
-      const served = ctx.state.sentMessageId !== undefined || (ctx.res.writableFinished && !RETRYABLE_STATUSES.has(ctx.status));
+      if (ctx.state.recorded) return;
+      // A send that failed may have failed after its message was recorded (a step after it, an
+      // answer from Redis lost): then its retry must be told that message, not send it again.
+      const served =
+        newMessageId === undefined
+          ? ctx.res.writableFinished && !RETRYABLE_STATUSES.has(ctx.status)
+          : await sendRecorded(services, mailbox.id, newMessageId);
       if (!served) await services.usedTokens.release(token);
     };
     try {

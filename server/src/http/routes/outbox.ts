@@ -20,7 +20,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
       ? await resentMessage(services, mailbox.id, firstTryCreates)
       : await send(mailbox, ctx.req, ctx.state.newMessageId, log);
     if (firstTryCreates) log.info({ messageId }, 'a send retried with its token: answered with the message its first try sent');
-    ctx.state.sentMessageId = messageId;
+    ctx.state.recorded = true;
     ctx.status = 202;
     ctx.body = ctx.state.apiVersion === 2 ? { message_id: messageId } : { messageID: messageId };
   });
@@ -48,6 +48,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
       body: chunkBody(ctx.req.headers, ctx.req),
       repeated: ctx.state.repeatedRequest,
     });
+    ctx.state.recorded = true;
     logUnfinished(ctx.state.log, messageId, unfinished);
     ctx.status = 202;
     ctx.body = ctx.state.apiVersion === 2 ? '' : { messageID: messageId, blockID: range.chunk };
