@@ -128,7 +128,7 @@ test('a token without the NHSMESH scheme (legacy clients) is accepted', async (t
   t.is(response.status, 200);
 });
 
-test('a used token is refused for any other request; the identical retry of a harmless one is served, of a send answered with its message (mesh-client retries so after a lost answer)', async (t) => {
+test('a used token is refused for any other request; the identical retry of a harmless one is served, of a send answered with its message (HTTP clients retry so after a lost answer)', async (t) => {
   const used = token(alice);
   t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: used })).status, 200);
   t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: used })).status, 200, 'the same request again');

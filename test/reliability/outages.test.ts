@@ -158,7 +158,7 @@ async function slowStorageSetup() {
     }
     request.destroy();
   };
-  /** mesh-client's retry: the identical request again, at once and after a 503 (with backoff). */
+  /** An HTTP layer's retry (mesh-client's, of anything but a send): the identical request again, at once and after a 503. */
   const retried = async (path: string, headers: Record<string, string>, body: string) => {
     let response = await post(path, headers, body);
     for (let attempt = 0; attempt < 20 && response.status === 503; attempt++) {
@@ -175,7 +175,7 @@ async function slowStorageSetup() {
   return { proxy, gp, inbox, post, freshToken, cutOff, retried, close };
 }
 
-test('a send whose connection drops while object storage stores it, retried at once with its token (as mesh-client does), is answered with its message id: delivered once', async (t) => {
+test('a send whose connection drops while object storage stores it, retried at once with its token (as HTTP layers retry), is answered with its message id: delivered once', async (t) => {
   const { proxy, gp, inbox, post, cutOff, retried, close } = await slowStorageSetup();
   try {
     const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-LocalID': 'sent-once' };
@@ -213,7 +213,7 @@ test('a send cut off part-way through its payload, retried at once with its toke
   }
 });
 
-test("a final chunk whose connection drops while object storage stores it is answered 202 when retried with its token, not 'already complete'", async (t) => {
+test("a final chunk whose connection drops while object storage stores it is answered 202 when retried with its token (as mesh-client retries it), not 'already complete'", async (t) => {
   const { proxy, gp, inbox, post, freshToken, cutOff, close } = await slowStorageSetup();
   try {
     const first = await post('outbox', { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' }, 'chunk one, ', freshToken());
