@@ -172,7 +172,7 @@ async function slowStorageSetup() {
     await proxy.close();
     await server.close();
   };
-  return { proxy, gp, inbox, post, freshToken, cutOff, retried, close };
+  return { proxy, server, gp, inbox, post, freshToken, cutOff, retried, close };
 }
 
 test('a send whose connection drops while object storage stores it, retried at once with its token (as HTTP layers retry), is answered with its message id: delivered once', async (t) => {
@@ -185,6 +185,7 @@ test('a send whose connection drops while object storage stores it, retried at o
     // While the first try still waits for object storage, its retry is asked to come back.
     const early = await post('outbox', headers, body);
     t.is(early.status, 503);
+    t.is(early.headers['retry-after'], '1');
     proxy.releaseAnswers();
     const retry = await retried('outbox', headers, body);
     t.is(retry.status, 202);
@@ -224,6 +225,26 @@ test("a final chunk whose connection drops while object storage stores it is ans
     proxy.releaseAnswers();
     t.true(await eventually(async () => (await inbox()).length > 0), 'the message completed');
     t.is((await post(`outbox/${messageId}/2`, { 'mex-Chunk-Range': '2:2' }, 'chunk two')).status, 202);
+  } finally {
+    await close();
+  }
+});
+
+test('a final chunk retried with its token while its first try is still storing it is answered 202: the first try completes the message', async (t) => {
+  const { proxy, server, gp, inbox, post, freshToken, cutOff, close } = await slowStorageSetup();
+  try {
+    const first = await post('outbox', { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' }, 'chunk one, ', freshToken());
+    const messageId = first.json().message_id;
+    proxy.holdAnswers();
+    await cutOff(`outbox/${messageId}/2`, { 'mex-Chunk-Range': '2:2' }, 'chunk two', 'all');
+    // The retry is stored too, and recorded after the first try: the message is complete by then.
+    const retry = post(`outbox/${messageId}/2`, { 'mex-Chunk-Range': '2:2' }, 'chunk two');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    proxy.releaseAnswers();
+    t.is((await retry).status, 202);
+    t.true(await eventually(async () => (await inbox()).length > 0), 'the message completed');
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
+    t.is(download.body.toString(), 'chunk two');
   } finally {
     await close();
   }

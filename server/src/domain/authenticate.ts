@@ -10,9 +10,11 @@ const USED_TOKEN_RETENTION_MS = 2 * TOKEN_WINDOW_MS + 60_000;
 /**
  * How long after its first use a token is accepted again for the very same request, if that is
  * one a repeat cannot harm: mesh-client retries with the identical header when an answer is
- * lost, which it may be after the server has sent it whole. Its retries come within minutes.
+ * lost, which it may be after the server has sent it whole. It waits up to 10 minutes for an
+ * answer (its read timeout), after a request that may itself have taken up to the server's
+ * 15-minute request timeout; the window is counted from the first try's start.
  */
-export const REPEAT_WINDOW_MS = 10 * 60_000;
+export const REPEAT_WINDOW_MS = 30 * 60_000;
 
 export interface MailboxCredentials {
   /** CN of the verified client certificate (TLS has already checked it against the CA). */

@@ -10,14 +10,17 @@ export class MeshError extends Error {
   readonly messageId: string | undefined;
   /** Extra detail for the description, e.g. the fields that were malformed. */
   readonly detail: string | undefined;
+  /** When the client should try again (sent as Retry-After), for a refusal that passes. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(status: number, meshCode: MeshErrorCode, options: { messageId?: string; detail?: string } = {}) {
+  constructor(status: number, meshCode: MeshErrorCode, options: { messageId?: string; detail?: string; retryAfterSeconds?: number } = {}) {
     super(options.detail ? `${meshCode.description}: ${options.detail}` : meshCode.description);
     this.name = new.target.name;
     this.status = status;
     this.meshCode = meshCode;
     this.messageId = options.messageId;
     this.detail = options.detail;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 
@@ -57,17 +60,14 @@ export class SendRejectedError extends MeshError {
 
 /** 429: the mailbox sent more requests this second than allowed; retry after the given seconds. */
 export class TooManyRequestsError extends MeshError {
-  readonly retryAfterSeconds: number;
-
   constructor(retryAfterSeconds: number) {
-    super(429, MeshErrorCodes.tooManyRequests);
-    this.retryAfterSeconds = retryAfterSeconds;
+    super(429, MeshErrorCodes.tooManyRequests, { retryAfterSeconds });
   }
 }
 
-/** 503: a backing service (Redis, object storage) is unavailable; the client may retry. */
+/** 503: a backing service (Redis, object storage) is unavailable, or a step not yet done; the client may retry. */
 export class ServiceUnavailableError extends MeshError {
-  constructor(service: string) {
-    super(503, MeshErrorCodes.serviceUnavailable, { detail: service });
+  constructor(service: string, retryAfterSeconds?: number) {
+    super(503, MeshErrorCodes.serviceUnavailable, { detail: service, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) });
   }
 }

@@ -71,7 +71,7 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
  */
 export async function resentMessage(services: Services, sender: string, messageId: string): Promise<string> {
   const recordedSender = await senderOf(services, messageId);
-  if (recordedSender === undefined) throw new ServiceUnavailableError('the first try of this send is still being stored; ask again');
+  if (recordedSender === undefined) throw new ServiceUnavailableError('the first try of this send is still being stored; ask again', 1);
   if (recordedSender !== sender) throw new ForbiddenError();
   return messageId;
 }
@@ -141,7 +141,7 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
   const messageId = await reserveMessageId(services, firstCheckAt, firstChoice);
   const size = await storeChunk(services, metadata.sender, { messageId, number: 1, version: '' }, body);
   const recordedAt = services.now();
-  const outcome = await services.messages.create(messageId, metadata, size, recordedAt);
+  const outcome = await createOnce(services, messageId, metadata, size, recordedAt);
   if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
   return { messageId, outcome, recordedAt, firstCheckAt };
 }
@@ -162,13 +162,40 @@ async function recordSmallMessage(services: Services, metadata: MessageMetadata,
     const messageId = choice ?? services.newMessageId(services.now());
     const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);
     const recordedAt = services.now();
-    const outcome = await services.messages.create(messageId, metadata, bytes.length, recordedAt, bytes);
+    const outcome = await createOnce(services, messageId, metadata, bytes.length, recordedAt, bytes);
     if (outcome === 'exists') continue;
     // Recorded so late that its first check may have come, found no record, and ended the id's
     // life: the message needs a check again (one still there, or held by a worker, is left).
     if (firstCheckMayHaveCome(services, firstCheckAt)) await services.lifecycle.start(messageId, firstCheckAt);
     return { messageId, outcome, recordedAt, firstCheckAt };
   }
+}
+
+/**
+ * Records a new message. ioredis sends a command again when its connection broke before the
+ * answer came, so the record may be there already, written by this very send: its second run
+ * finds it, and the send must not go again under another id (a duplicate: the first record's
+ * lifecycle check would deliver it too).
+ */
+async function createOnce(
+  services: Services,
+  messageId: string,
+  metadata: MessageMetadata,
+  firstChunkSize: number,
+  recordedAt: Date,
+  inlinePayload?: Buffer,
+): Promise<CreateOutcome> {
+  const outcome = await services.messages.create(messageId, metadata, firstChunkSize, recordedAt, inlinePayload);
+  if (outcome !== 'exists') return outcome;
+  const found = await services.messages.get(messageId);
+  const own =
+    found !== undefined &&
+    found.sender === metadata.sender &&
+    found.recipient === metadata.recipient &&
+    found.workflowId === metadata.workflowId &&
+    found.localId === metadata.localId;
+  if (!own) return 'exists';
+  return found.status === 'uploading' ? 'uploading' : 'accepted';
 }
 
 function after(services: Services, ms: number): Date {

@@ -49,6 +49,9 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   if (outcome !== 'uploading' && outcome !== 'accepted') {
     // Not recorded (the message moved on meanwhile, or would grow too large): this upload's object is nobody's.
     await discardUpload(services, chunk);
+    // A retry that came while its first try was still storing the final chunk, and that first
+    // try completed the message meanwhile (and delivers it): answered as that try is.
+    if (outcome === 'locked' && upload.repeated) return [];
     refuse(outcome, upload, services);
   }
   return runFollowUpSteps({

@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
-import { MeshError, ServiceUnavailableError, TooManyRequestsError } from '../../domain/errors.ts';
+import { MeshError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
 import { errorBody } from '../views/errors.ts';
 import type { RequestState } from './request-context.ts';
@@ -32,7 +32,7 @@ export function errorResponder(): Middleware<RequestState> {
         for (const name of ctx.res.getHeaderNames()) if (!KEPT_ON_ERROR.has(name)) ctx.remove(name);
       }
       ctx.status = error.status;
-      if (error instanceof TooManyRequestsError) ctx.set('Retry-After', String(error.retryAfterSeconds));
+      if (error.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(error.retryAfterSeconds));
       ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);
       // A client whose request body we did not read must not have it parsed as a next request.
       if (!ctx.req.complete) ctx.set('Connection', 'close');
