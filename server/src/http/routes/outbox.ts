@@ -16,11 +16,14 @@ import { trackingBody } from '../views/tracking.ts';
 export function registerOutboxRoutes(router: Router<MailboxState>, services: Services): void {
   router.post('/outbox', async (ctx) => {
     const { firstTryCreates, mailbox, log } = ctx.state;
-    const messageId = firstTryCreates
-      ? await resentMessage(services, mailbox.id, firstTryCreates)
-      : await send(mailbox, ctx.req, ctx.state.newMessageId, log);
-    if (firstTryCreates) log.info({ messageId }, 'a send retried with its token: answered with the message its first try sent');
-    ctx.state.recorded = true;
+    let messageId: string;
+    if (firstTryCreates) {
+      messageId = await resentMessage(services, mailbox.id, firstTryCreates);
+      log.info({ messageId }, 'a send retried with its token: answered with the message its first try sent');
+    } else {
+      messageId = await send(mailbox, ctx.req, ctx.state.newMessageId, log);
+      ctx.state.recorded = true;
+    }
     ctx.status = 202;
     ctx.body = ctx.state.apiVersion === 2 ? { message_id: messageId } : { messageID: messageId };
   });
