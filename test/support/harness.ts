@@ -86,6 +86,8 @@ export interface TestServerOptions {
   readonly sharedKey?: string;
   /** Run lifecycle jobs in the test process (default true). */
   readonly worker?: boolean;
+  /** What the HTTP app uses instead of the services (a store with a step that fails, for a test that stages it). */
+  readonly appServices?: (services: Services) => Services;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -117,7 +119,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const { services } = connections;
   // Sweeps more often than in production, so tests see lifecycle steps soon after they are due.
   if (options.worker !== false) await connections.startWorker(logger, undefined, { sweepEveryMs: 200 });
-  const server: Server = createMeshServer(createApp(services, logger), {
+  const server: Server = createMeshServer(createApp(options.appServices?.(services) ?? services, logger), {
     cert: pki.server.certPem,
     key: pki.server.keyPem,
     ca: pki.ca.certPem,
