@@ -170,6 +170,22 @@ test('a used token is remembered by a digest of its request: a long path takes n
   t.is((await mailboxRequest(server, alice, { path: longPath, authorization: used })).status, 404, 'its retry is still recognised (and served: not found)');
 });
 
+test("a used token is remembered as long as its timestamp keeps it acceptable (two hours after it, and a margin), not longer: Redis holds one per request", async (t) => {
+  const keyOf = (authorization: string) => {
+    const [, nonce, nonceCount] = authorization.slice('NHSMESH '.length).split(':');
+    return redisKeys(server.redisPrefix).usedToken(alice.id, nonce!, nonceCount!);
+  };
+  const HOUR = 60 * 60_000;
+  const fresh = token(alice);
+  const hourOld = token(alice, { at: new Date(Date.now() - HOUR) });
+  for (const used of [fresh, hourOld]) t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: used })).status, 200);
+  const kept = async (authorization: string) => (await server.redis.pttl(keyOf(authorization))) / HOUR;
+  // Timestamps are to the minute: a fresh one is up to a minute old.
+  t.true((await kept(fresh)) > 2 - 1 / 60 && (await kept(fresh)) <= 2 + 5 / 60, `fresh: kept ${await kept(fresh)} h`);
+  t.true((await kept(hourOld)) > 1 - 1 / 60 && (await kept(hourOld)) <= 1 + 5 / 60, `an hour old: kept ${await kept(hourOld)} h`);
+  assertRefusal(t, await mailboxRequest(server, alice, { path: `/messageexchange/${alice.id}/count`, authorization: hourOld }));
+});
+
 test('a used token is not accepted again, even for its own request, once the repeat window has passed', async (t) => {
   const used = token(alice);
   const credentials = { certificateCommonName: alice.id, mailboxId: alice.id, authorization: used, request: 'GET /anything', repeatable: true };
