@@ -135,13 +135,13 @@ test('a used token is refused for any other request; the identical retry of a ha
   assertRefusal(t, await mailboxRequest(server, alice, { path: `/messageexchange/${alice.id}/count`, authorization: used }));
   t.is((await mailboxRequest(server, alice, { method: 'HEAD', path: inboxOf(alice), authorization: used })).status, 403);
   const recipient = await server.createMailbox();
-  const send = (authorization: string, { outbox = 'outbox', localId = 'replayed' } = {}) =>
+  const send = (authorization: string, { outbox = 'outbox', localId = 'replayed', body = 'once' } = {}) =>
     mailboxRequest(server, alice, {
       method: 'POST',
       path: `/messageexchange/${alice.id}/${outbox}`,
       authorization,
       headers: { 'mex-To': recipient.id, 'mex-WorkflowID': 'REPLAY', 'mex-LocalID': localId },
-      body: 'once',
+      body,
     });
   const received = async (): Promise<readonly string[]> => (await server.services.messages.inboxPage(recipient.id, 10, undefined)).messageIds;
   const sendToken = token(alice);
@@ -152,6 +152,7 @@ test('a used token is refused for any other request; the identical retry of a ha
   t.is(retried.status, 202);
   t.is(retried.json().message_id, messageId, 'the message the first send created');
   assertRefusal(t, await send(sendToken, { localId: 'another message' }));
+  assertRefusal(t, await send(sendToken, { body: 'ONCE' }));
   t.deepEqual(await received(), [messageId], 'one message');
   // The router matches paths in any letter case: so does the rule that a send is never done twice.
   const shoutedToken = token(alice);

@@ -68,11 +68,17 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
  * answered 503, which clients retry (a first try that fails gives its token back, and the next
  * retry sends the message). Should that try's id have clashed with another message's, its
  * message went under another id, and the other message, of another sender, refuses the retry.
+ * A small message's bytes are compared too (they are at hand, in Redis): a token reused for
+ * other content with the same headers is refused like any reused token, not told the first.
  */
-export async function resentMessage(services: Services, sender: string, messageId: string): Promise<string> {
-  const recordedSender = await senderOf(services, messageId);
-  if (recordedSender === undefined) throw new ServiceUnavailableError('the first try of this send is still being stored; ask again', 1);
-  if (recordedSender !== sender) throw new ForbiddenError();
+export async function resentMessage(services: Services, sender: string, messageId: string, body: ChunkBody): Promise<string> {
+  const message = await services.messages.get(messageId);
+  if (message === undefined) throw new ServiceUnavailableError('the first try of this send is still being stored; ask again', 1);
+  if (message.sender !== sender) throw new ForbiddenError();
+  if (message.inlinePayload) {
+    const { inlinePayload } = await services.messages.chunkSource(messageId, 1);
+    if (inlinePayload !== undefined && !(await readSmallBody(body)).equals(inlinePayload)) throw new ForbiddenError();
+  }
   return messageId;
 }
 

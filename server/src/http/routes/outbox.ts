@@ -18,7 +18,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
     const { firstTryCreates, mailbox, log } = ctx.state;
     let messageId: string;
     if (firstTryCreates) {
-      messageId = await resentMessage(services, mailbox.id, firstTryCreates);
+      messageId = await resentMessage(services, mailbox.id, firstTryCreates, chunkBody(ctx.req.headers, ctx.req));
       log.info({ messageId }, 'a send retried with its token: answered with the message its first try sent');
     } else {
       messageId = await send(mailbox, ctx.req, ctx.state.newMessageId, log);
