@@ -10,8 +10,7 @@ import { mailboxRequest } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { dispatchFolder, type DispatchOptions, type DispatchReceipt, IN_DOUBT_MS } from '../src/transfer/dispatch.ts';
-import { readJournal, writeJournal } from '../src/transfer/dispatch/journal.ts';
-import { SendInDoubtError } from '../src/transfer/dispatch/errors.ts';
+import { writeJournal } from '../src/transfer/dispatch/journal.ts';
 import { JOURNAL_FOLDER } from '../src/transfer/dispatch/layout.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
@@ -342,34 +341,6 @@ test('dispatch --watch holds a file in doubt until it may go, and no longer: rep
   t.is(run.code, 0, run.stderr);
   t.is(run.stderr.match(/its answer never came/g)?.length, 1, run.stderr);
   t.deepEqual(await inboxContents(gp), ['in doubt']);
-});
-
-test('a file in doubt whose attempt is recorded in the future (the clock set back since) waits 16 minutes from now, not from then', async (t) => {
-  const { lab, gp } = await pair();
-  const outbox = await mkdtemp(join(work, 'outbox-'));
-  await put(outbox, 'skewed.hl7', Buffer.from('clock set back'));
-  const info = await stat(join(outbox, 'skewed.hl7'));
-  const HOUR = 60 * 60_000;
-  await mkdir(join(outbox, JOURNAL_FOLDER));
-  await writeJournal(outbox, {
-    file: 'skewed.hl7', size: info.size, mtimeMs: info.mtimeMs, localId: `dispatch-${randomBytes(8).toString('hex')}`, earlier: null,
-    sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'skewed.hl7', messageId: null,
-    attemptedAt: Date.now() + HOUR, chunkSize: 100 * 1024 * 1024, gzip: false,
-  });
-  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
-  const doubts: SendInDoubtError[] = [];
-  try {
-    const before = Date.now();
-    const { failed } = await pass(gp, outbox, client, { onFailed: (_file, error) => error instanceof SendInDoubtError && doubts.push(error) });
-    t.is(failed, 1);
-    t.is(doubts.length, 1);
-    const waits = doubts[0]!.resendAt.getTime() - before;
-    t.true(waits >= IN_DOUBT_MS - 1_000 && waits <= IN_DOUBT_MS + 5_000, `waits ${waits / 60_000} minutes`);
-    t.true((await readJournal(outbox, 'skewed.hl7'))!.attemptedAt! <= Date.now(), 'recorded, so the next pass does not put it off again');
-  } finally {
-    client.close();
-  }
-  t.deepEqual(await inboxOf(gp), [], 'not sent meanwhile');
 });
 
 test('a lost answer for a file whose local id other messages carry too cannot be told apart: it moves into failed/, not sent again', async (t) => {

@@ -215,7 +215,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
       recovered: true,
     });
   }
-  if (sameFile) refuseWhileInDoubt(file, await attemptNoLaterThanNow(options.folder, journal), info.size);
+  if (sameFile) refuseWhileInDoubt(file, journal, info.size);
   // Never sent, or an upload the server gave up on: a new message.
   const control = await readControl(options.folder, file);
   const fields = messageFields(file, control, options.defaults);
@@ -264,19 +264,6 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
  * deliver it twice.
  */
 export const IN_DOUBT_MS = 16 * 60_000;
-
-/**
- * An attempt recorded in the future (the clock has been set back since) would hold its file in
- * doubt until the clock reached it again: it counts from now instead, recorded so that the wait
- * is not put off again on every pass.
- */
-async function attemptNoLaterThanNow(folder: string, journal: Journal): Promise<Journal> {
-  const now = Date.now();
-  if (journal.attemptedAt === null || journal.attemptedAt <= now) return journal;
-  const clamped = { ...journal, attemptedAt: now };
-  await writeJournal(folder, clamped);
-  return clamped;
-}
 
 /** A one-chunk send of this file whose outcome is unknown, not found on the server yet: it waits. */
 function refuseWhileInDoubt(file: string, journal: Journal, size: number): void {
