@@ -8,8 +8,8 @@ export const TOKEN_WINDOW_MS = 2 * 60 * 60 * 1000;
 /**
  * A used token is remembered for as long as its timestamp keeps it acceptable (and a margin for
  * API processes whose clocks differ): it cannot be replayed after that anyway. Most clients'
- * clocks are right, so that is about two hours, not the four a token could span; at a thousand
- * requests a second, Redis holds ~7 million of them (~265 bytes each).
+ * clocks are right, so that is about two hours, not the four a token could span: Redis holds
+ * one per request for that long (operations.md's sizing).
  */
 const USED_TOKEN_MARGIN_MS = 5 * 60_000;
 /**
