@@ -142,7 +142,8 @@ test('kill -9 while the server still works on a one-chunk send: the restarted di
     await proxy.close();
   }
   const third = await runCli(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--json']);
-  t.is(third.code, 0, third.stderr);
+  // Its stderr says why, should it fail: there is no receipt to read then.
+  if (third.code !== 0) return t.fail(`the third run exited ${third.code}: ${third.stderr}`);
   t.like(JSON.parse(third.stdout), { file: 'result.hl7', recovered: true });
   t.is((await inboxOf(gp)).length, 1, 'the file went once');
 });
