@@ -84,11 +84,7 @@ export async function resentMessage(services: Services, sender: string, messageI
 
 /** Whether a send's message is recorded (its first try may have failed after recording it). */
 export async function sendRecorded(services: Services, sender: string, messageId: string): Promise<boolean> {
-  return (await senderOf(services, messageId)) === sender;
-}
-
-async function senderOf(services: Services, messageId: string): Promise<string | undefined> {
-  return (await services.messages.get(messageId))?.sender;
+  return (await services.messages.get(messageId))?.sender === sender;
 }
 
 export interface SentMessage {

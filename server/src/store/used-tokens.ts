@@ -34,7 +34,9 @@ export class UsedTokenStore {
   /** Claims a token for one request; when it was claimed before, says for what (undefined: claimed now). */
   async claim(token: AuthToken, use: TokenUse, keepForMs: number): Promise<EarlierUse | undefined> {
     const key = this.#key(token);
-    const value = claimValue(use);
+    const digest = requestDigest(use.request);
+    // When, the request by its digest, and what it creates.
+    const value = [use.at.getTime(), digest, ...(use.creates === undefined ? [] : [use.creates])].join(' ');
     const claimNow = async (): Promise<boolean> => (await this.#redis.set(key, value, 'PX', keepForMs, 'NX')) === 'OK';
     if (await claimNow()) return undefined;
     // Only a token used before costs these round trips (a client's retry, or a replay).
@@ -42,7 +44,7 @@ export class UsedTokenStore {
     // Given back between the two (its request was not served): it is free.
     if (stored === null) return (await claimNow()) ? undefined : { sameRequest: false, at: use.at, creates: undefined };
     const [at, storedDigest, creates] = stored.split(' ');
-    return { sameRequest: storedDigest === requestDigest(use.request), at: new Date(Number(at)), creates };
+    return { sameRequest: storedDigest === digest, at: new Date(Number(at)), creates };
   }
 
   /** Gives a claim back, so a client's identical retry is accepted. */
@@ -53,12 +55,6 @@ export class UsedTokenStore {
   #key(token: AuthToken): string {
     return this.#keys.usedToken(token.mailboxId, token.nonce, token.nonceCount);
   }
-}
-
-/** When, the request by its digest, and what it creates. */
-function claimValue(use: TokenUse): string {
-  const value = `${use.at.getTime()} ${requestDigest(use.request)}`;
-  return use.creates === undefined ? value : `${value} ${use.creates}`;
 }
 
 /** A path may be long, and every used token is kept for hours. */
