@@ -5,12 +5,14 @@ import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeF
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { type BootMoment, bootMoment } from '../../shared/src/processes.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { dispatchFolder, type DispatchOptions, type DispatchReceipt, IN_DOUBT_MS } from '../src/transfer/dispatch.ts';
-import { writeJournal } from '../src/transfer/dispatch/journal.ts';
+import { SendInDoubtError } from '../src/transfer/dispatch/errors.ts';
+import { type Journal, writeJournal } from '../src/transfer/dispatch/journal.ts';
 import { JOURNAL_FOLDER } from '../src/transfer/dispatch/layout.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
@@ -319,19 +321,58 @@ test('dispatch --watch sends a file put into the folder after it started, until 
   t.deepEqual(await readdir(join(outbox, 'sent')), [`${messageId}.json`, `${messageId}_late.txt`].sort());
 });
 
+/**
+ * A file as a run killed while its one-chunk send was on its way leaves it (no message carries
+ * its local id): its journal says when the send went.
+ */
+async function leaveInDoubt(outbox: string, file: string, content: string, recipient: MailboxFiles, attempt: Pick<Journal, 'attemptedAt' | 'attemptedOnBoot'>): Promise<void> {
+  await put(outbox, file, Buffer.from(content));
+  const info = await stat(join(outbox, file));
+  await mkdir(join(outbox, JOURNAL_FOLDER), { recursive: true });
+  await writeJournal(outbox, {
+    file, size: info.size, mtimeMs: info.mtimeMs, localId: `dispatch-${randomBytes(8).toString('hex')}`, earlier: null,
+    sentTo: recipient.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: file, messageId: null,
+    chunkSize: 100 * 1024 * 1024, gzip: false, ...attempt,
+  });
+}
+
+/** The monotonic clock as it read `ago` milliseconds before now. */
+function bootClockAgo(ago: number): BootMoment {
+  const now = bootMoment();
+  if (now === null) throw new Error('these tests need Linux\'s boot id');
+  return { ...now, sinceBootMs: now.sinceBootMs - ago };
+}
+
+test('a file in doubt whose send went 17 minutes ago goes again, though the wall clock, an hour ahead then, dates the send in the future', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await leaveInDoubt(outbox, 'ahead.hl7', 'clock was ahead', gp, { attemptedAt: Date.now() + 43 * 60_000, attemptedOnBoot: bootClockAgo(IN_DOUBT_MS + 60_000) });
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const { sent, errors } = await pass(gp, outbox, client).finally(() => client.close());
+  t.deepEqual(errors, []);
+  t.deepEqual(sent.map(({ file }) => file), ['ahead.hl7']);
+  t.deepEqual(await inboxContents(gp), ['clock was ahead']);
+});
+
+test('a file in doubt whose send went a minute ago waits, though the wall clock, set an hour ahead since, dates the send an hour ago', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await leaveInDoubt(outbox, 'behind.hl7', 'clock set ahead since', gp, { attemptedAt: Date.now() - 61 * 60_000, attemptedOnBoot: bootClockAgo(60_000) });
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const { sent, errors } = await pass(gp, outbox, client).finally(() => client.close());
+  t.deepEqual(sent, []);
+  t.is(errors.length, 1);
+  t.true(errors[0] instanceof SendInDoubtError);
+  const waited = (errors[0] as SendInDoubtError).resendAt.getTime() - Date.now();
+  t.true(waited > IN_DOUBT_MS - 2 * 60_000 && waited <= IN_DOUBT_MS - 60_000, `resend in ${waited} ms`);
+  t.deepEqual(await inboxContents(gp), []);
+});
+
 test('dispatch --watch holds a file in doubt until it may go, and no longer: reported once, then sent (not put off by a backoff)', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
-  const payload = Buffer.from('in doubt');
-  await put(outbox, 'doubt.hl7', payload);
-  const info = await stat(join(outbox, 'doubt.hl7'));
   // As a run killed while its one-chunk send was on its way leaves it: due to go again in 2 s.
-  await mkdir(join(outbox, JOURNAL_FOLDER));
-  await writeJournal(outbox, {
-    file: 'doubt.hl7', size: info.size, mtimeMs: info.mtimeMs, localId: `dispatch-${randomBytes(8).toString('hex')}`, earlier: null,
-    sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'doubt.hl7', messageId: null,
-    attemptedAt: Date.now() - IN_DOUBT_MS + 2_000, chunkSize: 100 * 1024 * 1024, gzip: false,
-  });
+  await leaveInDoubt(outbox, 'doubt.hl7', 'in doubt', gp, { attemptedAt: Date.now() - IN_DOUBT_MS + 2_000, attemptedOnBoot: null });
   const stop = new AbortController();
   const watching = as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
     stopSignal: stop.signal,

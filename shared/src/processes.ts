@@ -34,11 +34,39 @@ function procStatFields(pid: number): string[] {
  */
 export function processIdentity(pid: number): string | undefined {
   try {
-    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     // The start time (in clock ticks since boot) is field 22.
     const startTime = procStatFields(pid)[19];
-    return startTime ? `${boot}/${startTime}` : undefined;
+    return startTime ? `${bootId()}/${startTime}` : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Linux's id of the running boot; throws where there is none. */
+function bootId(): string {
+  return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+}
+
+/** A moment on the machine's monotonic clock: the time since its boot, which setting the clock does not move. */
+export interface BootMoment {
+  readonly bootId: string;
+  readonly sinceBootMs: number;
+}
+
+/** Now on the monotonic clock (Linux); null where there is no boot id to tell one boot's clock from the next. */
+export function bootMoment(): BootMoment | null {
+  try {
+    return { bootId: bootId(), sinceBootMs: Number(process.hrtime.bigint() / 1_000_000n) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Milliseconds from `then` to now by the monotonic clock; undefined when `then` was in another
+ * boot (or is unknown), as the clock starts again at each boot.
+ */
+export function msSinceBootMoment(then: BootMoment | null): number | undefined {
+  const now = bootMoment();
+  return then !== null && now !== null && now.bootId === then.bootId ? now.sinceBootMs - then.sinceBootMs : undefined;
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
@@ -233,6 +234,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     sentFileName: fields.fileName,
     messageId: null,
     attemptedAt: Date.now(),
+    attemptedOnBoot: bootMoment(),
     chunkSize: options.chunkSize,
     gzip: options.gzip,
   };
@@ -268,8 +270,9 @@ export const IN_DOUBT_MS = 16 * 60_000;
 /** A one-chunk send of this file whose outcome is unknown, not found on the server yet: it waits. */
 function refuseWhileInDoubt(file: string, journal: Journal, size: number): void {
   if (journal.messageId !== null || journal.attemptedAt === null || new ChunkPlan(size, journal.chunkSize).totalChunks > 1) return;
-  const resendAt = journal.attemptedAt + IN_DOUBT_MS;
-  if (Date.now() < resendAt) throw new SendInDoubtError(file, journal.localId, new Date(journal.attemptedAt), new Date(resendAt));
+  const sinceAttemptMs = msSinceBootMoment(journal.attemptedOnBoot) ?? Date.now() - journal.attemptedAt;
+  const resendAt = Date.now() + IN_DOUBT_MS - sinceAttemptMs;
+  if (sinceAttemptMs < IN_DOUBT_MS) throw new SendInDoubtError(file, journal.localId, new Date(journal.attemptedAt), new Date(resendAt));
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { BootMoment } from '../../../../shared/src/processes.ts';
 import { syncFolder, writeFileAtomically } from '../durable-files.ts';
 import { ignoreMissing } from '../fs-errors.ts';
 import { controlPath, controlStats } from './control-file.ts';
@@ -34,6 +35,13 @@ export interface Journal {
    * surely failed (refused, or never reached the server).
    */
   readonly attemptedAt: number | null;
+  /**
+   * The same moment on the machine's monotonic clock, which tells the time since the attempt
+   * however the wall clock was set meanwhile (an hour's correction either way would otherwise
+   * send the file again while its first try may still be on its way, or hold it an hour too
+   * long). Null where there is none (not Linux), or in a journal of an earlier version.
+   */
+  readonly attemptedOnBoot: BootMoment | null;
   /** What a resumed upload must repeat. */
   readonly chunkSize: number;
   readonly gzip: boolean;
@@ -112,12 +120,18 @@ function parseJournal(text: string): Journal | undefined {
       (value.messageId === null || typeof value.messageId === 'string') &&
       // Journals of an earlier version have none: read as that version did (no wait).
       (value.attemptedAt === undefined || value.attemptedAt === null || typeof value.attemptedAt === 'number') &&
+      (value.attemptedOnBoot === undefined || value.attemptedOnBoot === null || isBootMoment(value.attemptedOnBoot)) &&
       typeof value.chunkSize === 'number' &&
       typeof value.gzip === 'boolean';
-    return valid ? ({ ...value, attemptedAt: value.attemptedAt ?? null } as Journal) : undefined;
+    return valid ? ({ ...value, attemptedAt: value.attemptedAt ?? null, attemptedOnBoot: value.attemptedOnBoot ?? null } as Journal) : undefined;
   } catch {
     return undefined;
   }
+}
+
+function isBootMoment(value: unknown): value is BootMoment {
+  const moment = value as Partial<BootMoment>;
+  return typeof value === 'object' && typeof moment.bootId === 'string' && typeof moment.sinceBootMs === 'number';
 }
 
 /** Done with: the file is in `sent/` or `failed/`. */
