@@ -137,7 +137,7 @@ test('kill -9 while the server still works on a one-chunk send: the restarted di
     t.regex(second.stderr, /result\.hl7 went at .* and its answer never came; no message carries its local id dispatch-[0-9a-f]+ yet\. It is not sent again before .*; a pass from then looks for it once more, and sends it if no message carries it/);
     t.true((await readdir(outbox)).includes('result.hl7'), 'it waits in the outbox');
     // The first request now completes on the server.
-    await proxy.releaseHeld();
+    t.deepEqual(await proxy.releaseHeld(), [202], 'the first send is accepted once it reaches the server');
   } finally {
     await proxy.close();
   }
@@ -165,7 +165,7 @@ test('a one-chunk send whose answer stalls past --timeout is not sent again by t
     await bounded(watching.exited, 'the watch to stop');
     t.regex(watching.output().stderr, /It is not sent again before /);
     t.true((await readdir(outbox)).includes('result.hl7'), 'not sent again meanwhile');
-    await proxy.releaseHeld();
+    t.deepEqual(await proxy.releaseHeld(), [202], 'the first send is accepted once it reaches the server');
   } finally {
     await proxy.close();
   }
