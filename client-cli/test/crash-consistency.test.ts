@@ -118,6 +118,14 @@ async function killWhenAnswerLost(files: MailboxFiles, args: readonly string[], 
 
 const isSend = (lab: MailboxFiles) => (method: string, url: string) => method === 'POST' && url === `/messageexchange/${lab.mailbox.id}/outbox`;
 
+/**
+ * `decide`, behind a _ping answered as a MESH server that does not tell a send repeated with its
+ * token the first try's message would answer it: the CLI then never repeats a send that may have arrived.
+ */
+function withoutIdempotentSends(decide: (method: string, url: string) => ProxyAction) {
+  return (method: string, url: string): ProxyAction => (url === '/messageexchange/_ping' ? { answer: { status: 'ok' } } : decide(method, url));
+}
+
 // A send whose request reached the server, but which the server has not recorded yet when the
 // killed dispatcher is started again, must not be sent a second time.
 test('kill -9 while the server still works on a one-chunk send: the restarted dispatcher waits, finds it once recorded, and the recipient gets it once', async (t) => {
@@ -150,12 +158,12 @@ test('kill -9 while the server still works on a one-chunk send: the restarted di
 
 // The same race without any kill: the answer stalls past --timeout, and --watch's next pass
 // finds nothing under the local id yet: it must not take that for a send that never went.
-test('a one-chunk send whose answer stalls past --timeout is not sent again by the next --watch passes while the first is still in hand at the server', async (t) => {
+test('a one-chunk send whose answer stalls past --timeout is not sent again by the next --watch passes while the first is still in hand at a server that does not hold sends to their token', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
   await put(outbox, 'result.hl7', randomBytes(2_000));
   const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW];
-  const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'hold'));
+  const proxy = await proxyFor(lab, withoutIdempotentSends(firstOnly(isSend(lab), 'hold')));
   try {
     const watching = startCli(['--url', proxy.origin, '--timeout', '2', ...args, '--watch', '--interval', '1']);
     await bounded(proxy.stalled((event) => event.action === 'hold'), 'the send to reach the server');
@@ -174,6 +182,29 @@ test('a one-chunk send whose answer stalls past --timeout is not sent again by t
   t.is(finished.code, 0, finished.stderr);
   t.true((await readdir(join(outbox, 'sent'))).some((name) => name.endsWith('_result.hl7')), 'finished by a later pass');
   t.is((await inboxOf(gp)).length, 1, 'the file went once');
+});
+
+// The same, at meshbox: the repeat of the send, with its token, reaches the server first and is
+// sent; the first try, arriving after it, is told that message.
+test('a one-chunk send whose answer stalls past --timeout at meshbox is asked again with its token; the first try, arriving later, is told the same message: sent once', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', randomBytes(2_000));
+  const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'hold'));
+  let run;
+  try {
+    const running = startCli(['--profile', lab.profile, '--url', proxy.origin, '--timeout', '2', 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--json']);
+    await bounded(proxy.stalled((event) => event.action === 'hold'), 'the send to reach the server');
+    run = await bounded(running.exited, 'the dispatch to end');
+    // The load balancer passes the first try on at last: the same token and headers.
+    t.deepEqual(await proxy.releaseHeld(), [202]);
+  } finally {
+    await proxy.close();
+  }
+  t.is(run.code, 0, run.stderr);
+  const receipt = JSON.parse(run.stdout) as { messageId: string; file: string };
+  t.is(receipt.file, 'result.hl7');
+  t.deepEqual(await inboxOf(gp), [receipt.messageId], 'the file went once');
 });
 
 // A kill between moving a refused file into failed/ and moving its control file: the next pass
@@ -293,11 +324,11 @@ test('receive killed in chunk 3 of 3: the next run fetches only chunk 3, saves t
 
 // A one-chunk send whose answer is lost: the server has the message; the operator must not be
 // told only that the server "cannot be reached", or they may send it again by hand.
-test('a one-chunk send whose answer is lost is reported as possibly delivered, not to be sent by hand', async (t) => {
+test('a one-chunk send whose answer is lost, at a server that does not hold sends to their token, is reported as possibly delivered, not to be sent by hand', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
   await put(outbox, 'result.hl7', Buffer.from('result'));
-  const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'answerLost'));
+  const proxy = await proxyFor(lab, withoutIdempotentSends(firstOnly(isSend(lab), 'answerLost')));
   let run;
   try {
     const running = startCli(['--profile', lab.profile, '--url', proxy.origin, '--timeout', '3', 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW]);
@@ -309,6 +340,25 @@ test('a one-chunk send whose answer is lost is reported as possibly delivered, n
   }
   t.is((await inboxOf(gp)).length, 1, 'the server has the message');
   t.regex(run.stderr, /may have been delivered all the same: it stays, and the next pass looks for it by its local id before sending it again; do not send it by hand/);
+});
+
+test('a one-chunk send whose answer is lost at meshbox is asked again with its token and told its message: sent once, nothing left in doubt', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('result'));
+  const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'answerLost'));
+  let run;
+  try {
+    run = await bounded(runCli(['--profile', lab.profile, '--url', proxy.origin, '--timeout', '3', 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--json']), 'the dispatch to end');
+  } finally {
+    await proxy.close();
+  }
+  t.is(run.code, 0, run.stderr);
+  const receipt = JSON.parse(run.stdout) as { messageId: string };
+  const sends = proxy.events.filter((event) => isSend(lab)(event.method, event.url));
+  t.deepEqual(sends.map(({ action, status }) => [action, status]), [['answerLost', 202], ['pass', 202]]);
+  t.deepEqual(await inboxOf(gp), [receipt.messageId], 'the file went once');
+  t.true((await readdir(join(outbox, 'sent'))).includes(`${receipt.messageId}_result.hl7`));
 });
 
 test('kill -9 while chunk 3 of 4 is answered; the restarted dispatcher resumes and the recipient gets one whole message', async (t) => {

@@ -10,7 +10,7 @@ import test from 'ava';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../../test/support/harness.ts';
 import { connectionSettings } from './support/cli-fixture.ts';
-import { MeshClientError } from '../src/client/errors.ts';
+import { MeshClientError, MeshConnectionError } from '../src/client/errors.ts';
 import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.ts';
 import { HttpsTransport } from '../src/client/transport.ts';
 import { downloadFile } from '../src/transfer/download.ts';
@@ -239,6 +239,67 @@ test('a one-chunk send whose connection breaks after the server took it is not s
     client.close();
     lossy.closeAllConnections();
     lossy.close();
+  }
+});
+
+/**
+ * A server that says it holds sends to their token (meshbox's _ping) and answers each send as
+ * `answer` picks, by how many came before it; the Authorization of every send it saw.
+ */
+async function idempotentSendServer(answer: (sendsBefore: number) => 'lose' | { status: number; body: object; retryAfter?: string }) {
+  const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const tokens: string[] = [];
+  const fake = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (request, response) => {
+    request.resume();
+    if (request.method !== 'POST') {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', idempotent_sends: true }));
+      return;
+    }
+    const decided = answer(tokens.length);
+    tokens.push(request.headers.authorization ?? '');
+    request.on('end', () => {
+      if (decided === 'lose') return request.socket.destroy();
+      response.writeHead(decided.status, { 'content-type': 'application/json', ...(decided.retryAfter ? { 'retry-after': decided.retryAfter } : {}) });
+      response.end(JSON.stringify(decided.body));
+    });
+  });
+  fake.listen(0, '127.0.0.1');
+  await once(fake, 'listening');
+  return {
+    origin: `https://127.0.0.1:${(fake.address() as AddressInfo).port}`,
+    tokens,
+    close: () => {
+      fake.closeAllConnections();
+      fake.close();
+    },
+  };
+}
+
+test('a send whose answer is lost, to a server that holds sends to their token, is asked again with the same token and gets its message id', async (t) => {
+  const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : { status: 202, body: { message_id: 'FIRSTTRYSID' } }));
+  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 3, retryDelayMs: 5 });
+  try {
+    t.is(await client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }), 'FIRSTTRYSID');
+    t.is(fake.tokens.length, 2);
+    t.is(fake.tokens[1], fake.tokens[0], 'the repeat carries the first try\'s token');
+    t.regex(fake.tokens[0]!, /^NHSMESH /);
+  } finally {
+    client.close();
+    fake.close();
+  }
+});
+
+test('a same-token repeat still refused when the retries run out leaves the send in doubt: the lost answer is the error, not the refusal', async (t) => {
+  const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : { status: 503, body: { errorDescription: 'still storing' }, retryAfter: '0' }));
+  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 2, retryDelayMs: 5 });
+  try {
+    const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
+    t.true(error instanceof MeshConnectionError && error.mayHaveArrived, String(error));
+    t.is(fake.tokens.length, 3);
+    t.is(new Set(fake.tokens).size, 1);
+  } finally {
+    client.close();
+    fake.close();
   }
 });
 

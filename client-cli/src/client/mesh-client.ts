@@ -7,7 +7,7 @@ import {
   MeshHeaders,
 } from '../../../shared/src/protocol/index.ts';
 import { CLIENT_VERSION } from '../version.ts';
-import { parseErrorBody } from './errors.ts';
+import { MeshConnectionError, parseErrorBody } from './errors.ts';
 import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, type RequestBody, type RetryPolicy, type TransportRequest, type TransportResponse, type TransportText } from './transport.ts';
@@ -159,6 +159,7 @@ export class MeshClient {
   readonly certificateNotAfter: Date | undefined;
   readonly #transport: HttpsTransport;
   readonly #mailboxPath: string;
+  #idempotentSendsAnswer: Promise<boolean> | undefined;
 
   constructor(settings: ConnectionSettings, options: ClientOptions = {}) {
     this.mailboxId = settings.mailboxId.toUpperCase();
@@ -214,11 +215,14 @@ export class MeshClient {
     for (const [name, value] of Object.entries(optional)) {
       if (value !== undefined && value !== '') headers[name] = value;
     }
-    // Sending creates a message: a single chunk repeat only when the server cannot have acted
-    // on it, as a duplicate would be delivered. Chunk 1 of several may be repeated like any
-    // chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
-    const retry = totalChunks > 1 ? 'idempotent' : 'unserved';
-    const body = await this.#json<{ message_id?: unknown; messageID?: unknown } | null>('POST', `${this.#mailboxPath}/outbox`, retry, headers, options.body);
+    // Sending creates a message. A single chunk is repeated (with its token) when the server
+    // cannot have acted on it, or, when it may have, if the server tells a repeated send its
+    // first try's message: a duplicate would be delivered. Chunk 1 of several may be repeated
+    // like any chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
+    const request = transportRequest('POST', `${this.#mailboxPath}/outbox`, totalChunks > 1 ? 'idempotent' : 'same-token', headers, options.body);
+    const body = parseJson<{ message_id?: unknown; messageID?: unknown } | null>(
+      await this.#transport.sendForText({ ...request, repeatable: () => this.#idempotentSends() }, MAX_JSON_BODY),
+    );
     const messageId = body?.message_id ?? body?.messageID;
     if (messageId === undefined) throw new Error('the server accepted the message but returned no message id');
     return checkedMessageId(messageId, 'what the server returned as the new message id');
@@ -376,6 +380,23 @@ export class MeshClient {
     body?: ChunkBody,
   ): Promise<TransportResponse> {
     return this.#transport.send(transportRequest(method, `${this.#mailboxPath}${suffix}`, retry, headers, body));
+  }
+
+  /**
+   * Whether the server answers a send repeated with its token with the first try's message
+   * (meshbox says so in its _ping). Asked when a send's answer is lost, once; again only when
+   * the question itself could not be put (the network): any answer, an error or a server
+   * without a _ping included, is an answer.
+   */
+  #idempotentSends(): Promise<boolean> {
+    this.#idempotentSendsAnswer ??= this.#json<{ idempotent_sends?: unknown } | null>('GET', `${MESH_PATH_PREFIX}/_ping`, 'idempotent').then(
+      (body) => body?.idempotent_sends === true,
+      (error: unknown) => {
+        if (error instanceof MeshConnectionError) this.#idempotentSendsAnswer = undefined;
+        return false;
+      },
+    );
+    return this.#idempotentSendsAnswer;
   }
 
   /** A JSON answer, read whole within the attempt: one cut off part-way is asked again as the retry policy allows. */

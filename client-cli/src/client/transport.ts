@@ -17,13 +17,18 @@ export type RequestBody = Buffer | Readable | (() => Readable);
  * - `idempotent`: GETs, acknowledgements and chunk re-uploads, which the server accepts twice —
  *   after a dropped connection (an answer read whole that breaks off part-way included), a 429
  *   or a 5xx other than 501 (Not Implemented never changes).
- * - `unserved`: sending (which creates a message) — only when the server cannot have acted:
- *   connection refused, 429/503 (the server does not serve, or record the token of, a request
- *   it answers that way). Not after a reset: one on a kept-alive socket may be a stale socket
- *   or a server that took the message and lost its answer, and cannot be told apart (idle
- *   sockets are closed early so that stale ones are rare; see IDLE_SOCKET_MS).
+ * - `same-token`: sending (which creates a message), every attempt with the first one's
+ *   headers, token and all. Repeated when the server cannot have acted on it: connection
+ *   refused, 429/503 (the server does not serve, or record the token of, a request it answers
+ *   that way). After an attempt that may have reached the server (a reset on a kept-alive
+ *   socket may be a stale socket or a server that took the message and lost its answer, and
+ *   cannot be told apart; idle sockets are closed early so that stale ones are rare, see
+ *   IDLE_SOCKET_MS), only when `repeatable()` says the server answers a send repeated with its
+ *   token with the first try's message (meshbox), and then as `idempotent` ones are. Should no
+ *   later attempt be answered 2xx, the send stays in doubt: that attempt's failure is the error
+ *   (a 503 the retries outlast, say, does not tell the first try's fate).
  */
-export type RetryPolicy = 'idempotent' | 'unserved';
+export type RetryPolicy = 'idempotent' | 'same-token';
 
 export interface TransportRequest {
   readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT';
@@ -32,6 +37,8 @@ export interface TransportRequest {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: RequestBody;
   readonly retry: RetryPolicy;
+  /** For `same-token`: whether a send that may have reached the server can be asked again. Asked once, when it comes to that. */
+  readonly repeatable?: () => Promise<boolean>;
   /** Statuses outside 2xx that are answers here, not errors (MESH's 300 for a local id several messages carry). */
   readonly acceptStatuses?: readonly number[];
 }
@@ -56,7 +63,7 @@ export interface TransportOptions {
   readonly certPem: string;
   readonly keyPem: string;
   readonly caPem: string;
-  /** Headers for one attempt; called again for every retry so each carries a fresh token. */
+  /** Headers for one attempt; called again for every retry so each carries a fresh token (but see `same-token`). */
   readonly attemptHeaders: () => Record<string, string>;
   /** Retries after the first attempt (default 2). */
   readonly retries?: number;
@@ -182,22 +189,38 @@ export class HttpsTransport {
   async #exchange<Body>(request: TransportRequest, read: (response: IncomingMessage) => Body | Promise<Body>): Promise<{ status: number; headers: IncomingHttpHeaders; body: Body }> {
     const replayable = !(request.body instanceof Readable);
     const wait = { signal: this.#signal };
+    const firstHeaders = request.retry === 'same-token' ? this.#attemptHeaders() : undefined;
+    /** A same-token attempt that may have reached the server: the send's failure, unless a later attempt succeeds. */
+    let inDoubt: MeshConnectionError | AnswerCutOffError | undefined;
+    let repeatable: Promise<boolean> | undefined;
+    const failure = (error: Error): Error => inDoubt ?? error;
+    /** Whether to try again after a failure of the network; a same-token send that may have arrived is noted as in doubt. */
+    const retryAfterBreak = async (error: unknown, asReported: MeshConnectionError | AnswerCutOffError | undefined, canRetry: boolean): Promise<boolean> => {
+      if (firstHeaders === undefined || asReported === undefined || (asReported instanceof MeshConnectionError && !asReported.mayHaveArrived)) {
+        return canRetry && this.#mayRetry(request.retry, error);
+      }
+      inDoubt ??= asReported;
+      if (!canRetry || this.#signal?.aborted) return false;
+      repeatable ??= request.repeatable?.().catch(() => false) ?? Promise.resolve(false);
+      return (await repeatable) && this.#mayRetry('idempotent', error);
+    };
     for (let attempt = 0; ; attempt += 1) {
       this.#signal?.throwIfAborted();
       const canRetry = replayable && attempt < this.#retries;
       let response: IncomingMessage;
       try {
-        response = await this.#attempt(request);
-      } catch (failure) {
+        response = await this.#attempt(request, firstHeaders ?? this.#attemptHeaders());
+      } catch (attemptFailure) {
         // Refused before anything was sent (a header value Node will not write): the caller's mistake, as it is.
-        if (failure instanceof Error) throw failure;
-        const { error, bodyFailed, newConnection } = failure as AttemptFailure;
-        if (bodyFailed || this.#signal?.aborted) throw error;
-        if (canRetry && this.#mayRetry(request.retry, error)) {
+        if (attemptFailure instanceof Error) throw attemptFailure;
+        const { error, bodyFailed, newConnection } = attemptFailure as AttemptFailure;
+        if (bodyFailed || this.#signal?.aborted) throw failure(error);
+        const connectionError = new MeshConnectionError(this.origin, error, { newConnection });
+        if (await retryAfterBreak(error, connectionError, canRetry)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
         }
-        throw new MeshConnectionError(this.origin, error, { newConnection });
+        throw failure(connectionError);
       }
       const status = response.statusCode ?? 0;
       if (canRetry && retryableStatus(request.retry, status)) {
@@ -210,15 +233,16 @@ export class HttpsTransport {
         }
       }
       // Only 2xx is MESH's success: a proxy's redirect (to a login page, say) passed on as an answer would be saved as the message.
-      if ((status < 200 || status > 299) && !request.acceptStatuses?.includes(status)) throw await this.#errorFrom(status, response);
+      if ((status < 200 || status > 299) && !request.acceptStatuses?.includes(status)) throw failure(await this.#errorFrom(status, response));
       try {
         return { status, headers: response.headers, body: await read(response) };
       } catch (error) {
-        if (canRetry && this.#mayRetry(request.retry, error)) {
+        const cutOff = AnswerCutOffError.isBrokenConnection(error) ? new AnswerCutOffError(status, error) : undefined;
+        if (await retryAfterBreak(error, cutOff, canRetry)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
         }
-        throw AnswerCutOffError.isBrokenConnection(error) ? new AnswerCutOffError(status, error) : error;
+        throw failure(cutOff ?? (error as Error));
       }
     }
   }
@@ -252,10 +276,10 @@ export class HttpsTransport {
     return parseErrorBody(status, body);
   }
 
-  #attempt(spec: TransportRequest): Promise<IncomingMessage> {
+  #attempt(spec: TransportRequest, attemptHeaders: Record<string, string>): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       let answered = false;
-      const headers: Record<string, string> = { ...this.#attemptHeaders(), ...spec.headers };
+      const headers: Record<string, string> = { ...attemptHeaders, ...spec.headers };
       const body = typeof spec.body === 'function' ? spec.body() : spec.body;
       if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
       const options = { method: spec.method, headers, agent: this.#agent, ...(this.#signal ? { signal: this.#signal } : {}) };

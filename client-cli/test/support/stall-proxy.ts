@@ -10,9 +10,10 @@ import { type CertificateAndKey, issueServerCertificate } from '../../../shared/
  * - answerLost: forward it (the server acts on it), read the answer, never pass it on (the CLI hangs);
  * - hold: keep the whole request without forwarding it (a server that has it but has not acted
  *   yet), until `releaseHeld()` forwards it;
- * - cutBody: forward it, pass on the answer's headers and `bytes` of its body, then stall.
+ * - cutBody: forward it, pass on the answer's headers and `bytes` of its body, then stall;
+ * - answer: answer it itself, 200 with that JSON (a server other than meshbox, say).
  */
-export type ProxyAction = 'pass' | 'answerLost' | 'hold' | { readonly cutBody: number };
+export type ProxyAction = 'pass' | 'answerLost' | 'hold' | { readonly cutBody: number } | { readonly answer: object };
 
 export interface ProxyEvent {
   readonly method: string;
@@ -107,6 +108,11 @@ export async function startStallProxy(
       notify({ method, url, action });
       return;
     }
+    if (typeof action === 'object' && 'answer' in action) {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(action.answer));
+      notify({ method, url, action, status: 200 });
+      return;
+    }
     const answer = await forward(method, url, headers, body);
     if (action === 'answerLost') {
       answer.resume();
@@ -125,15 +131,16 @@ export async function startStallProxy(
       return;
     }
     // cutBody: headers and the first bytes of the body, then nothing more.
+    const { cutBody } = action;
     response.writeHead(answer.statusCode ?? 502, answerHeaders);
     let sent = 0;
     hanging.add(response);
     answer.on('data', (part: Buffer) => {
-      if (sent >= action.cutBody) return;
-      const piece = part.subarray(0, action.cutBody - sent);
+      if (sent >= cutBody) return;
+      const piece = part.subarray(0, cutBody - sent);
       sent += piece.length;
       response.write(piece);
-      if (sent >= action.cutBody) notify({ method, url, action, status: answer.statusCode });
+      if (sent >= cutBody) notify({ method, url, action, status: answer.statusCode });
     });
   };
 

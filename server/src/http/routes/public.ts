@@ -9,7 +9,9 @@ import { endpointLookupBody, workflowSearchBody } from '../views/lookup.ts';
 /** Endpoints that need no mailbox token (the TLS client certificate is still required). */
 export function registerPublicRoutes(router: Router<RequestState>, services: Services): void {
   router.get('/_ping', (ctx) => {
-    ctx.body = { status: 'ok', service: 'meshbox', timestamp: new Date().toISOString() };
+    // idempotent_sends: a send repeated with its token is told the first try's message (see
+    // mailbox-auth), so a client that knows may repeat a send whose answer it lost.
+    ctx.body = { status: 'ok', service: 'meshbox', idempotent_sends: true, timestamp: new Date().toISOString() };
   });
 
   /** Who is counted for a lookup: the certificate's name, else (none, or several) its serial number. */
