@@ -15,6 +15,7 @@ import test from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
+import { readJournal } from '../src/transfer/dispatch/journal.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { sendFile } from '../src/transfer/upload.ts';
@@ -205,6 +206,33 @@ test('a one-chunk send whose answer stalls past --timeout at meshbox is asked ag
   const receipt = JSON.parse(run.stdout) as { messageId: string; file: string };
   t.is(receipt.file, 'result.hl7');
   t.deepEqual(await inboxOf(gp), [receipt.messageId], 'the file went once');
+});
+
+// Every try held at the load balancer (none reaches meshbox, each could yet): the file waits
+// for the last try to have surely ended, not only the first.
+test('a one-chunk send whose every try stalls: the in-doubt wait is counted from the last repeat, each noted before it goes', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', randomBytes(2_000));
+  const seen: number[] = [];
+  const proxy = await proxyFor(lab, (method, url) => {
+    if (!isSend(lab)(method, url)) return 'pass';
+    seen.push(Date.now());
+    return 'hold';
+  });
+  let run;
+  try {
+    run = await bounded(runCli(['--profile', lab.profile, '--url', proxy.origin, '--timeout', '4', 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--retries', '2']), 'the dispatch to give up');
+  } finally {
+    await proxy.close();
+  }
+  t.is(run.code, 1);
+  t.regex(run.stderr, /may have been delivered all the same/);
+  t.is(seen.length, 3, 'the first try and two repeats');
+  const journal = await readJournal(outbox, 'result.hl7');
+  t.truthy(journal?.attemptedAt);
+  t.true(journal!.attemptedAt! > seen[1]! && journal!.attemptedAt! <= seen[2]!, `noted at ${journal?.attemptedAt}, the tries seen at ${seen.join(', ')}`);
+  t.deepEqual(await inboxOf(gp), []);
 });
 
 // A kill between moving a refused file into failed/ and moving its control file: the next pass

@@ -10,7 +10,7 @@ import test from 'ava';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../../test/support/harness.ts';
 import { connectionSettings } from './support/cli-fixture.ts';
-import { MeshClientError, MeshConnectionError } from '../src/client/errors.ts';
+import { AnswerCutOffError, MeshClientError, MeshConnectionError } from '../src/client/errors.ts';
 import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.ts';
 import { HttpsTransport } from '../src/client/transport.ts';
 import { downloadFile } from '../src/transfer/download.ts';
@@ -243,22 +243,34 @@ test('a one-chunk send whose connection breaks after the server took it is not s
 });
 
 /**
- * A server that says it holds sends to their token (meshbox's _ping) and answers each send as
- * `answer` picks, by how many came before it; the Authorization of every send it saw.
+ * A server that says it holds sends to their token (meshbox's _ping; `pingFails` picks, by how
+ * many came before, the _pings it answers 503 instead) and answers each send as `answer` picks,
+ * by how many came before it: lost (the connection dropped), a 202 cut off part-way, or an
+ * answer. The Authorization of every send it saw.
  */
-async function idempotentSendServer(answer: (sendsBefore: number) => 'lose' | { status: number; body: object; retryAfter?: string }) {
+async function idempotentSendServer(
+  answer: (sendsBefore: number) => 'lose' | 'cut' | { status: number; body: object; retryAfter?: string },
+  pingFails: (pingsBefore: number) => boolean = () => false,
+) {
   const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   const tokens: string[] = [];
+  let pings = 0;
   const fake = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (request, response) => {
     request.resume();
     if (request.method !== 'POST') {
-      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', idempotent_sends: true }));
+      const failing = pingFails(pings++);
+      response.writeHead(failing ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(failing ? { errorDescription: 'restarting' } : { status: 'ok', idempotent_sends: true }));
       return;
     }
     const decided = answer(tokens.length);
     tokens.push(request.headers.authorization ?? '');
     request.on('end', () => {
       if (decided === 'lose') return request.socket.destroy();
+      if (decided === 'cut') {
+        const text = JSON.stringify({ message_id: 'CUTOFFANSWER' });
+        response.writeHead(202, { 'content-type': 'application/json', 'content-length': String(text.length) });
+        return response.write(text.slice(0, 5), () => response.socket?.destroy());
+      }
       response.writeHead(decided.status, { 'content-type': 'application/json', ...(decided.retryAfter ? { 'retry-after': decided.retryAfter } : {}) });
       response.end(JSON.stringify(decided.body));
     });
@@ -268,6 +280,7 @@ async function idempotentSendServer(answer: (sendsBefore: number) => 'lose' | { 
   return {
     origin: `https://127.0.0.1:${(fake.address() as AddressInfo).port}`,
     tokens,
+    pings: () => pings,
     close: () => {
       fake.closeAllConnections();
       fake.close();
@@ -297,6 +310,34 @@ test('a same-token repeat still refused when the retries run out leaves the send
     t.true(error instanceof MeshConnectionError && error.mayHaveArrived, String(error));
     t.is(fake.tokens.length, 3);
     t.is(new Set(fake.tokens).size, 1);
+  } finally {
+    client.close();
+    fake.close();
+  }
+});
+
+test('a repeat whose 202 is cut off before the message id says the server took the send, not only that it may have', async (t) => {
+  const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : 'cut'));
+  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 1, retryDelayMs: 5 });
+  try {
+    const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
+    t.true(error instanceof AnswerCutOffError && error.status === 202, String(error));
+    t.is(fake.tokens.length, 2);
+  } finally {
+    client.close();
+    fake.close();
+  }
+});
+
+test('a _ping that fails (a server restarting) is asked again at the next lost answer, not remembered as "no"', async (t) => {
+  const fake = await idempotentSendServer((before) => (before === 0 || before === 1 ? 'lose' : { status: 202, body: { message_id: 'SECONDSEND' } }), (pingsBefore) => pingsBefore < 2);
+  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 1, retryDelayMs: 5 });
+  try {
+    const first = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('first') }));
+    t.true(first instanceof MeshConnectionError && first.mayHaveArrived, 'not repeated: the server could not say');
+    t.is(await client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('second') }), 'SECONDSEND');
+    t.is(fake.tokens.length, 3, 'the first send once, the second twice');
+    t.is(fake.tokens[2], fake.tokens[1]);
   } finally {
     client.close();
     fake.close();

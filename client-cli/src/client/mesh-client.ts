@@ -7,7 +7,7 @@ import {
   MeshHeaders,
 } from '../../../shared/src/protocol/index.ts';
 import { CLIENT_VERSION } from '../version.ts';
-import { MeshConnectionError, parseErrorBody } from './errors.ts';
+import { parseErrorBody } from './errors.ts';
 import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, type RequestBody, type RetryPolicy, type TransportRequest, type TransportResponse, type TransportText } from './transport.ts';
@@ -75,6 +75,8 @@ export interface SendOptions {
   readonly contentType?: string;
   /** Chunks of the whole message (default 1); upload 2..N with uploadChunk. */
   readonly totalChunks?: number;
+  /** Runs before a one-chunk send is repeated after a try that may have reached the server (see the `same-token` retry policy). */
+  readonly beforeRepeat?: () => Promise<void>;
 }
 
 export interface ChunkUploadOptions {
@@ -159,7 +161,6 @@ export class MeshClient {
   readonly certificateNotAfter: Date | undefined;
   readonly #transport: HttpsTransport;
   readonly #mailboxPath: string;
-  #idempotentSendsAnswer: Promise<boolean> | undefined;
 
   constructor(settings: ConnectionSettings, options: ClientOptions = {}) {
     this.mailboxId = settings.mailboxId.toUpperCase();
@@ -221,7 +222,10 @@ export class MeshClient {
     // like any chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
     const request = transportRequest('POST', `${this.#mailboxPath}/outbox`, totalChunks > 1 ? 'idempotent' : 'same-token', headers, options.body);
     const body = parseJson<{ message_id?: unknown; messageID?: unknown } | null>(
-      await this.#transport.sendForText({ ...request, repeatable: () => this.#idempotentSends() }, MAX_JSON_BODY),
+      await this.#transport.sendForText(
+        { ...request, repeatable: () => this.#idempotentSends(), ...(options.beforeRepeat ? { beforeRepeat: options.beforeRepeat } : {}) },
+        MAX_JSON_BODY,
+      ),
     );
     const messageId = body?.message_id ?? body?.messageID;
     if (messageId === undefined) throw new Error('the server accepted the message but returned no message id');
@@ -384,19 +388,14 @@ export class MeshClient {
 
   /**
    * Whether the server answers a send repeated with its token with the first try's message
-   * (meshbox says so in its _ping). Asked when a send's answer is lost, once; again only when
-   * the question itself could not be put (the network): any answer, an error or a server
-   * without a _ping included, is an answer.
+   * (meshbox says so in its _ping). Asked each time a send's answer is lost, which is rare: an
+   * answer kept would outlive a server that was restarting (and failing its _ping) or replaced.
    */
   #idempotentSends(): Promise<boolean> {
-    this.#idempotentSendsAnswer ??= this.#json<{ idempotent_sends?: unknown } | null>('GET', `${MESH_PATH_PREFIX}/_ping`, 'idempotent').then(
+    return this.#json<{ idempotent_sends?: unknown } | null>('GET', `${MESH_PATH_PREFIX}/_ping`, 'idempotent').then(
       (body) => body?.idempotent_sends === true,
-      (error: unknown) => {
-        if (error instanceof MeshConnectionError) this.#idempotentSendsAnswer = undefined;
-        return false;
-      },
+      () => false,
     );
-    return this.#idempotentSendsAnswer;
   }
 
   /** A JSON answer, read whole within the attempt: one cut off part-way is asked again as the retry policy allows. */

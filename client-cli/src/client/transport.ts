@@ -39,6 +39,12 @@ export interface TransportRequest {
   readonly retry: RetryPolicy;
   /** For `same-token`: whether a send that may have reached the server can be asked again. Asked once, when it comes to that. */
   readonly repeatable?: () => Promise<boolean>;
+  /**
+   * For `same-token`: runs before each attempt that follows one which may have reached the
+   * server, so that a caller who waits for every try to have ended can count from the last
+   * (its failure leaves the send in doubt, unrepeated).
+   */
+  readonly beforeRepeat?: () => Promise<void>;
   /** Statuses outside 2xx that are answers here, not errors (MESH's 300 for a local id several messages carry). */
   readonly acceptStatuses?: readonly number[];
 }
@@ -193,7 +199,8 @@ export class HttpsTransport {
     /** A same-token attempt that may have reached the server: the send's failure, unless a later attempt succeeds. */
     let inDoubt: MeshConnectionError | AnswerCutOffError | undefined;
     let repeatable: Promise<boolean> | undefined;
-    const failure = (error: Error): Error => inDoubt ?? error;
+    // A 2xx cut off says more than the doubt before it: the server took the send.
+    const failure = (error: Error): Error => (error instanceof AnswerCutOffError && error.status >= 200 && error.status < 300 ? error : (inDoubt ?? error));
     /** Whether to try again after a failure of the network; a same-token send that may have arrived is noted as in doubt. */
     const retryAfterBreak = async (error: unknown, asReported: MeshConnectionError | AnswerCutOffError | undefined, canRetry: boolean): Promise<boolean> => {
       if (firstHeaders === undefined || asReported === undefined || (asReported instanceof MeshConnectionError && !asReported.mayHaveArrived)) {
@@ -207,6 +214,10 @@ export class HttpsTransport {
     for (let attempt = 0; ; attempt += 1) {
       this.#signal?.throwIfAborted();
       const canRetry = replayable && attempt < this.#retries;
+      if (inDoubt && request.beforeRepeat) {
+        const doubt = failure(inDoubt);
+        await request.beforeRepeat().catch(() => Promise.reject(doubt));
+      }
       let response: IncomingMessage;
       try {
         response = await this.#attempt(request, firstHeaders ?? this.#attemptHeaders());

@@ -13,7 +13,7 @@ const MAX_RETRIES = 100;
 export const CHUNK_SIZE_HELP = `bytes of the file per chunk, e.g. 20MiB or 100MB (default ${formatBytes(DEFAULT_CHUNK_SIZE)}); a larger file goes in several chunks`;
 /** --retries, for a command that sends (whose one-chunk sends repeat only what the server cannot have acted on, or what meshbox answers as the first try) or only fetches. */
 export function retriesHelp(sends: boolean): string {
-  const sendRule = sends ? '; a one-chunk send only when the server cannot have acted (429, 503, connection refused) or, to meshbox, with its token' : '';
+  const sendRule = sends ? '; a one-chunk send, with its token, only when the server cannot have acted (429, 503, connection refused) or, when it may have, to meshbox' : '';
   return `retries of a failed request (dropped connection, 429, 5xx but 501${sendRule}), with growing waits (default ${DEFAULT_TRANSFER_RETRIES})`;
 }
 export const QUIET_HELP = 'no progress bar or notes on stderr';

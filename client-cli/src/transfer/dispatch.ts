@@ -250,6 +250,11 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
       started = { ...started, messageId };
       return writeJournal(options.folder, started);
     },
+    // A repeat may be on its way for as long as a first try: the wait counts from the last.
+    beforeRepeat: () => {
+      started = { ...started, attemptedAt: Date.now(), attemptedOnBoot: bootMoment() };
+      return writeJournal(options.folder, started);
+    },
   }).catch(async (error: unknown) => {
     // No message, and surely none on its way: the next pass need not wait to find out. (One
     // whose id is known is found by it, and resumed.)

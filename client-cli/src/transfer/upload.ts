@@ -11,7 +11,7 @@ import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ByteCounter } from './streams.ts';
 
 /** What the message says about itself; the body, its size and chunking come from the file. */
-export type MessageFields = Omit<SendOptions, 'body' | 'size' | 'totalChunks' | 'contentEncoding'>;
+export type MessageFields = Omit<SendOptions, 'body' | 'size' | 'totalChunks' | 'contentEncoding' | 'beforeRepeat'>;
 
 export interface FileUpload {
   readonly path: string;
@@ -30,6 +30,8 @@ export interface SendFileOptions extends FileUpload {
   readonly startNote?: (messageId: string, plan: ChunkPlan) => string;
   /** Hears the message's id once chunk 1 is stored, before any other chunk is sent. */
   readonly onStarted?: (messageId: string) => Promise<void>;
+  /** Runs before a one-chunk send is repeated after a try that may have reached the server. */
+  readonly beforeRepeat?: () => Promise<void>;
 }
 
 export interface ResumeOptions extends FileUpload {
@@ -143,12 +145,13 @@ class ChunkSender {
   }
 
   /** Sends chunk 1, which creates the message; returns its id. */
-  async sendFirst(message: MessageFields): Promise<string> {
+  async sendFirst(message: MessageFields, beforeRepeat: (() => Promise<void>) | undefined): Promise<string> {
     const span = this.#plan.span(1);
     await this.#checkUnchanged();
     const messageId = await this.#client
       .sendMessage({
         ...message,
+        ...(beforeRepeat ? { beforeRepeat } : {}),
         body: this.#body(span),
         size: span.length,
         contentEncoding: this.#encoding,
@@ -264,7 +267,7 @@ export async function sendFile(client: MeshClient, options: SendFileOptions): Pr
   const progress = options.progress({ label: 'sending', unit: 'bytes', total: file.size });
   try {
     const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, 0);
-    const messageId = await sender.sendFirst(message);
+    const messageId = await sender.sendFirst(message, options.beforeRepeat);
     await options.onStarted?.(messageId);
     if (plan.totalChunks > 1 && options.startNote) progress.note(options.startNote(messageId, plan));
     for (let number = 2; number <= plan.totalChunks; number += 1) await sender.send(messageId, number);
