@@ -368,6 +368,16 @@ test('a file in doubt whose send went a minute ago waits, though the wall clock,
   t.deepEqual(await inboxContents(gp), []);
 });
 
+test('a file in doubt whose note puts its send ahead on the monotonic clock (spoilt by hand) falls back to the wall clock: 17 minutes ago, it goes', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await leaveInDoubt(outbox, 'spoilt.hl7', 'note spoilt', gp, { attemptedAt: Date.now() - IN_DOUBT_MS - 60_000, attemptedOnBoot: bootClockAgo(-24 * 3_600_000) });
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const { sent, errors } = await pass(gp, outbox, client).finally(() => client.close());
+  t.deepEqual(errors, []);
+  t.deepEqual(sent.map(({ file }) => file), ['spoilt.hl7']);
+});
+
 test('dispatch --watch holds a file in doubt until it may go, and no longer: reported once, then sent (not put off by a backoff)', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));

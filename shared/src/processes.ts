@@ -64,9 +64,11 @@ export function bootMoment(): BootMoment | null {
 
 /**
  * Milliseconds from `then` to now by the monotonic clock; undefined when `then` was in another
- * boot (or is unknown), as the clock starts again at each boot.
+ * boot (or is unknown), as the clock starts again at each boot, or lies ahead of now, which
+ * this clock never does (a note spoilt by hand).
  */
 export function msSinceBootMoment(then: BootMoment | null): number | undefined {
   const now = bootMoment();
-  return then !== null && now !== null && now.bootId === then.bootId ? now.sinceBootMs - then.sinceBootMs : undefined;
+  const elapsed = then !== null && now !== null && now.bootId === then.bootId ? now.sinceBootMs - then.sinceBootMs : undefined;
+  return elapsed !== undefined && elapsed >= 0 ? elapsed : undefined;
 }
