@@ -15,6 +15,7 @@ import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.t
 import { HttpsTransport } from '../src/client/transport.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { noProgress } from '../src/transfer/progress.ts';
+import { ChunkUploadError, mayHaveBeenSent } from '../src/transfer/upload.ts';
 
 let server: TestServer;
 let work: string;
@@ -341,6 +342,28 @@ test('a _ping that fails (a server restarting) is asked again at the next lost a
   } finally {
     client.close();
     fake.close();
+  }
+});
+
+test('a send a gateway answers 502 or 504 (it may have passed it on) is repeated with its token where sends are idempotent, and left in doubt elsewhere', async (t) => {
+  for (const status of [502, 504]) {
+    const gatewayFailure = { status, body: { errorDescription: 'upstream went away' } };
+    const idempotent = await idempotentSendServer((before) => (before === 0 ? gatewayFailure : { status: 202, body: { message_id: 'AFTERGATEWAY' } }));
+    const plain = await idempotentSendServer(() => gatewayFailure, () => true);
+    const mailbox = await server.createMailbox();
+    const [first, second] = [new MeshClient(settingsFor(mailbox, idempotent.origin), { retries: 2, retryDelayMs: 5 }), new MeshClient(settingsFor(mailbox, plain.origin), { retries: 2, retryDelayMs: 5 })];
+    try {
+      t.is(await first.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }), 'AFTERGATEWAY');
+      t.deepEqual(new Set(idempotent.tokens).size, 1);
+      const error = await t.throwsAsync(second.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
+      t.is(plain.tokens.length, 1, `${status}: not repeated where a repeat could deliver it twice`);
+      t.true(mayHaveBeenSent(new ChunkUploadError(undefined, 1, 1, error)), `${status}: in doubt, not surely failed`);
+    } finally {
+      first.close();
+      second.close();
+      idempotent.close();
+      plain.close();
+    }
   }
 });
 

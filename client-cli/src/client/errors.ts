@@ -53,6 +53,9 @@ export class MeshClientError extends Error implements MeshErrorDetails {
 /** Connections that broke (reset, timed out) once made: a request may have gone out on them whole. */
 const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']);
 
+/** A gateway's answers (Bad Gateway, Gateway Timeout) that it may give after passing the request on: the server may have acted on it. */
+export const GATEWAY_FAILURES: ReadonlySet<number> = new Set([502, 504]);
+
 /** A connection not made (TCP and TLS) within the idle timeout: Node has no code for it. Nothing was sent. */
 export const CONNECT_TIMEOUT = 'ECONNECTTIMEOUT';
 

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
-import { AnswerCutOffError, CONNECT_TIMEOUT, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { AnswerCutOffError, CONNECT_TIMEOUT, errorCode, GATEWAY_FAILURES, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
 
 /**
  * A request body. A Buffer or a function opening a fresh stream can be sent again on a
@@ -24,7 +24,8 @@ export type RequestBody = Buffer | Readable | (() => Readable);
  *   socket may be a stale socket or a server that took the message and lost its answer, and
  *   cannot be told apart; idle sockets are closed early so that stale ones are rare, see
  *   IDLE_SOCKET_MS), only when `repeatable()` says the server answers a send repeated with its
- *   token with the first try's message (meshbox), and then as `idempotent` ones are. Should no
+ *   token with the first try's message (meshbox), and then as `idempotent` ones are; so is a
+ *   gateway's 502 or 504, which it may give after passing the send on. Should no
  *   later attempt be answered 2xx, the send stays in doubt: that attempt's failure is the error
  *   (a 503 the retries outlast, say, does not tell the first try's fate).
  */
@@ -197,19 +198,23 @@ export class HttpsTransport {
     const wait = { signal: this.#signal };
     const firstHeaders = request.retry === 'same-token' ? this.#attemptHeaders() : undefined;
     /** A same-token attempt that may have reached the server: the send's failure, unless a later attempt succeeds. */
-    let inDoubt: MeshConnectionError | AnswerCutOffError | undefined;
+    let inDoubt: Error | undefined;
     let repeatable: Promise<boolean> | undefined;
     // A 2xx cut off says more than the doubt before it: the server took the send.
     const failure = (error: Error): Error => (error instanceof AnswerCutOffError && error.status >= 200 && error.status < 300 ? error : (inDoubt ?? error));
-    /** Whether to try again after a failure of the network; a same-token send that may have arrived is noted as in doubt. */
+    /** Notes a same-token attempt that may have reached the server as in doubt; whether it may be repeated. */
+    const repeatInDoubt = async (doubt: Error, canRetry: boolean): Promise<boolean> => {
+      inDoubt ??= doubt;
+      if (!canRetry || this.#signal?.aborted) return false;
+      repeatable ??= request.repeatable?.().catch(() => false) ?? Promise.resolve(false);
+      return repeatable;
+    };
+    /** Whether to try again after a failure of the network. */
     const retryAfterBreak = async (error: unknown, asReported: MeshConnectionError | AnswerCutOffError | undefined, canRetry: boolean): Promise<boolean> => {
       if (firstHeaders === undefined || asReported === undefined || (asReported instanceof MeshConnectionError && !asReported.mayHaveArrived)) {
         return canRetry && this.#mayRetry(request.retry, error);
       }
-      inDoubt ??= asReported;
-      if (!canRetry || this.#signal?.aborted) return false;
-      repeatable ??= request.repeatable?.().catch(() => false) ?? Promise.resolve(false);
-      return (await repeatable) && this.#mayRetry('idempotent', error);
+      return (await repeatInDoubt(asReported, canRetry)) && this.#mayRetry('idempotent', error);
     };
     for (let attempt = 0; ; attempt += 1) {
       this.#signal?.throwIfAborted();
@@ -234,6 +239,14 @@ export class HttpsTransport {
         throw failure(connectionError);
       }
       const status = response.statusCode ?? 0;
+      if (firstHeaders && GATEWAY_FAILURES.has(status)) {
+        const gatewayFailure = await this.#errorFrom(status, response);
+        if (await repeatInDoubt(gatewayFailure, canRetry)) {
+          await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
+          continue;
+        }
+        throw failure(gatewayFailure);
+      }
       if (canRetry && retryableStatus(request.retry, status)) {
         // The server may say when to come back (429, 503); never sooner than our own backoff.
         const asked = retryAfterMs(response.headers['retry-after']);

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { AnswerCutOffError, MeshClientError, MeshConnectionError } from '../client/errors.ts';
+import { AnswerCutOffError, GATEWAY_FAILURES, MeshClientError, MeshConnectionError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan } from './chunking.ts';
@@ -86,14 +86,16 @@ export class ChunkUploadError extends Error {
 /**
  * Whether a one-chunk send that failed may all the same have delivered its message: its
  * connection broke, or it was stopped, once the request could have gone out whole (only the
- * answer lost); or its answer said it had (a 202 whose message id was cut off). A refusal, a
- * connection never made, or a failing file did not.
+ * answer lost); a gateway before the server failed after passing it on (502, 504); or its
+ * answer said it had (a 202 whose message id was cut off). A refusal, a connection never made,
+ * or a failing file did not.
  */
 export function mayHaveBeenSent(error: unknown): boolean {
   if (!(error instanceof ChunkUploadError) || error.totalChunks !== 1) return false;
   const { cause } = error;
   return (
     (cause instanceof MeshConnectionError && cause.mayHaveArrived) ||
+    (cause instanceof MeshClientError && GATEWAY_FAILURES.has(cause.status)) ||
     cause instanceof AnswerCutOffError ||
     (cause instanceof Error && cause.name === 'AbortError')
   );
