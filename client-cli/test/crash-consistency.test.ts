@@ -57,7 +57,8 @@ function startCli(args: readonly string[], env: Record<string, string> = {}): Ru
   let stderr = '';
   child.stdout!.on('data', (data: Buffer) => (stdout += data.toString()));
   child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, stdout, stderr }));
+  // 'close', not 'exit': what the process wrote may still be in its pipes when it has exited.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, stdout, stderr }));
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
 

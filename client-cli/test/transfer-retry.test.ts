@@ -466,7 +466,8 @@ async function interrupted(args: readonly string[], folder: string, signal: Node
     });
     let stderr = '';
     run.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    const exited = once(run, 'exit');
+    // 'close', not 'exit': what it wrote to stderr may still be in the pipe when it has exited.
+    const exited = once(run, 'close');
     // Bounded waiting, not timing: until the download has its temporary file.
     for (let attempt = 0; attempt < 200 && !(await readdir(folder)).some((name) => name.endsWith('.part')); attempt++) await sleep(50);
     const started = (await readdir(folder)).some((name) => name.endsWith('.part'));
