@@ -10,7 +10,7 @@ import test from 'ava';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../../test/support/harness.ts';
 import { connectionSettings } from './support/cli-fixture.ts';
-import { AnswerCutOffError, MeshClientError, MeshConnectionError } from '../src/client/errors.ts';
+import { AcceptedWithoutIdError, AnswerCutOffError, MeshClientError, MeshConnectionError } from '../src/client/errors.ts';
 import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.ts';
 import { HttpsTransport } from '../src/client/transport.ts';
 import { downloadFile } from '../src/transfer/download.ts';
@@ -250,11 +250,12 @@ test('a one-chunk send whose connection breaks after the server took it is not s
  * answer. The Authorization of every send it saw.
  */
 async function idempotentSendServer(
-  answer: (sendsBefore: number) => 'lose' | 'cut' | { status: number; body: object; retryAfter?: string },
+  answer: (sendsBefore: number) => 'lose' | 'cut' | { status: number; body: object | string; retryAfter?: string },
   pingFails: (pingsBefore: number) => boolean = () => false,
 ) {
   const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   const tokens: string[] = [];
+  const arrivals: number[] = [];
   let pings = 0;
   const fake = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (request, response) => {
     request.resume();
@@ -265,6 +266,7 @@ async function idempotentSendServer(
     }
     const decided = answer(tokens.length);
     tokens.push(request.headers.authorization ?? '');
+    arrivals.push(Date.now());
     request.on('end', () => {
       if (decided === 'lose') return request.socket.destroy();
       if (decided === 'cut') {
@@ -273,7 +275,7 @@ async function idempotentSendServer(
         return response.write(text.slice(0, 5), () => response.socket?.destroy());
       }
       response.writeHead(decided.status, { 'content-type': 'application/json', ...(decided.retryAfter ? { 'retry-after': decided.retryAfter } : {}) });
-      response.end(JSON.stringify(decided.body));
+      response.end(typeof decided.body === 'string' ? decided.body : JSON.stringify(decided.body));
     });
   });
   fake.listen(0, '127.0.0.1');
@@ -281,6 +283,7 @@ async function idempotentSendServer(
   return {
     origin: `https://127.0.0.1:${(fake.address() as AddressInfo).port}`,
     tokens,
+    arrivals,
     pings: () => pings,
     close: () => {
       fake.closeAllConnections();
@@ -317,13 +320,13 @@ test('a same-token repeat still refused when the retries run out leaves the send
   }
 });
 
-test('a repeat whose 202 is cut off before the message id says the server took the send, not only that it may have', async (t) => {
-  const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : 'cut'));
-  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 1, retryDelayMs: 5 });
+test('a repeat whose 202 is cut off before the message id says the server took the send, not only that it may have, whatever the tries after it', async (t) => {
+  const fake = await idempotentSendServer((before) => (before === 1 ? 'cut' : 'lose'));
+  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 2, retryDelayMs: 5 });
   try {
     const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
     t.true(error instanceof AnswerCutOffError && error.status === 202, String(error));
-    t.is(fake.tokens.length, 2);
+    t.is(fake.tokens.length, 3);
   } finally {
     client.close();
     fake.close();
@@ -364,6 +367,56 @@ test('a send a gateway answers 502 or 504 (it may have passed it on) is repeated
       idempotent.close();
       plain.close();
     }
+  }
+});
+
+test('a repeat answered 2xx whose message id cannot be read (a page, not JSON) says the server took the send', async (t) => {
+  const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : { status: 200, body: '<html>signed in</html>' }));
+  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 2, retryDelayMs: 5 });
+  try {
+    const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
+    t.true(error instanceof AcceptedWithoutIdError, String(error));
+    t.regex(error!.message, /^the server answered HTTP 200, but the server answered HTTP 200 with a body that is not JSON/);
+    t.true(mayHaveBeenSent(new ChunkUploadError(undefined, 1, 1, error)));
+  } finally {
+    client.close();
+    fake.close();
+  }
+});
+
+test('a repeat refused (403 past the repeat window, 417) after a lost answer leaves the send in doubt, not refused', async (t) => {
+  for (const status of [403, 417]) {
+    const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : { status, body: { errorDescription: 'refused' } }));
+    const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 3, retryDelayMs: 5 });
+    try {
+      const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
+      t.true(error instanceof MeshConnectionError && error.mayHaveArrived, `${status}: ${String(error)}`);
+      t.is(fake.tokens.length, 2);
+    } finally {
+      client.close();
+      fake.close();
+    }
+  }
+});
+
+test('beforeRetry runs before every try after the first, a retry after a 429 included (that try may be the one left in doubt); its failure ends the send as the tries so far leave it', async (t) => {
+  const fake = await idempotentSendServer((before) => (before === 0 ? { status: 429, body: {}, retryAfter: '0' } : 'lose'));
+  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 1, retryDelayMs: 5 });
+  const noted: number[] = [];
+  try {
+    const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result'), beforeRetry: async () => void noted.push(Date.now()) }));
+    t.true(error instanceof MeshConnectionError && error.mayHaveArrived, String(error));
+    t.is(fake.arrivals.length, 2);
+    t.is(noted.length, 1);
+    t.true(noted[0]! > fake.arrivals[0]! && noted[0]! <= fake.arrivals[1]!, `noted at ${noted[0]}, tries at ${fake.arrivals.join(', ')}`);
+    const refused = await t.throwsAsync(
+      client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result'), beforeRetry: () => Promise.reject(new Error('disk full')) }),
+    );
+    t.true(refused instanceof MeshConnectionError && refused.mayHaveArrived, `the lost try, not the hook's failure: ${String(refused)}`);
+    t.is(fake.arrivals.length, 3, 'not repeated once the retry could not be noted');
+  } finally {
+    client.close();
+    fake.close();
   }
 });
 

@@ -674,7 +674,7 @@ test('an answer cut off at every attempt fails once the retries are spent, sayin
   t.is(requests.length, 3, 'the first attempt and two retries');
 });
 
-test('a one-chunk send whose answer (its message id) is cut off part-way is not sent again: the server has taken the message', async (t) => {
+test('a one-chunk send whose answer (its message id) is cut off part-way is not sent again to a server whose _ping does not say sends are idempotent: it has taken the message', async (t) => {
   const { requests, handle } = jsonCutOff({ message_id: MESSAGE_ID }, () => true);
   const error = await withFakeServer(handle, (origin) =>
     withClient(origin, { retries: 3 }, (client) => t.throwsAsync(client.sendMessage({ to: 'X26OT001', workflowId: 'WF', body: Buffer.from('result') }))),

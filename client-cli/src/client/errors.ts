@@ -53,6 +53,17 @@ export class MeshClientError extends Error implements MeshErrorDetails {
 /** Connections that broke (reset, timed out) once made: a request may have gone out on them whole. */
 const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']);
 
+/** A send answered 2xx whose message id cannot be read (not JSON, none, not an id): the server took it. */
+export class AcceptedWithoutIdError extends Error {
+  readonly status: number;
+
+  constructor(status: number, cause: Error) {
+    super(`the server answered HTTP ${status}, but ${cause.message}`, { cause });
+    this.name = 'AcceptedWithoutIdError';
+    this.status = status;
+  }
+}
+
 /** A gateway's answers (Bad Gateway, Gateway Timeout) that it may give after passing the request on: the server may have acted on it. */
 export const GATEWAY_FAILURES: ReadonlySet<number> = new Set([502, 504]);
 

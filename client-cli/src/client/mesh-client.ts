@@ -7,7 +7,7 @@ import {
   MeshHeaders,
 } from '../../../shared/src/protocol/index.ts';
 import { CLIENT_VERSION } from '../version.ts';
-import { parseErrorBody } from './errors.ts';
+import { AcceptedWithoutIdError, parseErrorBody } from './errors.ts';
 import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, type RequestBody, type RetryPolicy, type TransportRequest, type TransportResponse, type TransportText } from './transport.ts';
@@ -75,8 +75,8 @@ export interface SendOptions {
   readonly contentType?: string;
   /** Chunks of the whole message (default 1); upload 2..N with uploadChunk. */
   readonly totalChunks?: number;
-  /** Runs before a one-chunk send is repeated after a try that may have reached the server (see the `same-token` retry policy). */
-  readonly beforeRepeat?: () => Promise<void>;
+  /** Runs before every try of a one-chunk send after the first (see the `same-token` retry policy). */
+  readonly beforeRetry?: () => Promise<void>;
 }
 
 export interface ChunkUploadOptions {
@@ -221,15 +221,19 @@ export class MeshClient {
     // first try's message: a duplicate would be delivered. Chunk 1 of several may be repeated
     // like any chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
     const request = transportRequest('POST', `${this.#mailboxPath}/outbox`, totalChunks > 1 ? 'idempotent' : 'same-token', headers, options.body);
-    const body = parseJson<{ message_id?: unknown; messageID?: unknown } | null>(
-      await this.#transport.sendForText(
-        { ...request, repeatable: () => this.#idempotentSends(), ...(options.beforeRepeat ? { beforeRepeat: options.beforeRepeat } : {}) },
-        MAX_JSON_BODY,
-      ),
+    const answer = await this.#transport.sendForText(
+      { ...request, repeatable: () => this.#idempotentSends(), ...(options.beforeRetry ? { beforeRetry: options.beforeRetry } : {}) },
+      MAX_JSON_BODY,
     );
-    const messageId = body?.message_id ?? body?.messageID;
-    if (messageId === undefined) throw new Error('the server accepted the message but returned no message id');
-    return checkedMessageId(messageId, 'what the server returned as the new message id');
+    // A 2xx is the server's word that it took the send, whatever became of the id in it.
+    try {
+      const body = parseJson<{ message_id?: unknown; messageID?: unknown } | null>(answer);
+      const messageId = body?.message_id ?? body?.messageID;
+      if (messageId === undefined) throw new Error('the server accepted the message but returned no message id');
+      return checkedMessageId(messageId, 'what the server returned as the new message id');
+    } catch (unreadable) {
+      throw new AcceptedWithoutIdError(answer.status, unreadable as Error);
+    }
   }
 
   /** Uploads chunk n (2..total) of a message. The server accepts a repeated chunk, so this retries. */

@@ -19,8 +19,9 @@ export type RequestBody = Buffer | Readable | (() => Readable);
  *   or a 5xx other than 501 (Not Implemented never changes).
  * - `same-token`: sending (which creates a message), every attempt with the first one's
  *   headers, token and all. Repeated when the server cannot have acted on it: connection
- *   refused, 429/503 (the server does not serve, or record the token of, a request it answers
- *   that way). After an attempt that may have reached the server (a reset on a kept-alive
+ *   refused, 429/503 (a server does not record the token of a request it answers that way
+ *   without acting on it; meshbox, whose 503 may follow a send it recorded, answers the repeat
+ *   with that message). After an attempt that may have reached the server (a reset on a kept-alive
  *   socket may be a stale socket or a server that took the message and lost its answer, and
  *   cannot be told apart; idle sockets are closed early so that stale ones are rare, see
  *   IDLE_SOCKET_MS), only when `repeatable()` says the server answers a send repeated with its
@@ -41,11 +42,11 @@ export interface TransportRequest {
   /** For `same-token`: whether a send that may have reached the server can be asked again. Asked once, when it comes to that. */
   readonly repeatable?: () => Promise<boolean>;
   /**
-   * For `same-token`: runs before each attempt that follows one which may have reached the
-   * server, so that a caller who waits for every try to have ended can count from the last
-   * (its failure leaves the send in doubt, unrepeated).
+   * For `same-token`: runs before every attempt after the first, so that a caller who waits
+   * for every try to have ended counts from the last (a retry after a 429 may be the one that
+   * ends in doubt). Its failure ends the send as the attempts so far leave it.
    */
-  readonly beforeRepeat?: () => Promise<void>;
+  readonly beforeRetry?: () => Promise<void>;
   /** Statuses outside 2xx that are answers here, not errors (MESH's 300 for a local id several messages carry). */
   readonly acceptStatuses?: readonly number[];
 }
@@ -199,9 +200,10 @@ export class HttpsTransport {
     const firstHeaders = request.retry === 'same-token' ? this.#attemptHeaders() : undefined;
     /** A same-token attempt that may have reached the server: the send's failure, unless a later attempt succeeds. */
     let inDoubt: Error | undefined;
+    /** A 2xx cut off: the server took the send, which says more than any doubt or failure around it. */
+    let taken: AnswerCutOffError | undefined;
     let repeatable: Promise<boolean> | undefined;
-    // A 2xx cut off says more than the doubt before it: the server took the send.
-    const failure = (error: Error): Error => (error instanceof AnswerCutOffError && error.status >= 200 && error.status < 300 ? error : (inDoubt ?? error));
+    const failure = (error: Error): Error => taken ?? inDoubt ?? error;
     /** Notes a same-token attempt that may have reached the server as in doubt; whether it may be repeated. */
     const repeatInDoubt = async (doubt: Error, canRetry: boolean): Promise<boolean> => {
       inDoubt ??= doubt;
@@ -219,10 +221,7 @@ export class HttpsTransport {
     for (let attempt = 0; ; attempt += 1) {
       this.#signal?.throwIfAborted();
       const canRetry = replayable && attempt < this.#retries;
-      if (inDoubt && request.beforeRepeat) {
-        const doubt = failure(inDoubt);
-        await request.beforeRepeat().catch(() => Promise.reject(doubt));
-      }
+      if (attempt > 0 && request.beforeRetry) await request.beforeRetry().catch((error: unknown) => Promise.reject(failure(error as Error)));
       let response: IncomingMessage;
       try {
         response = await this.#attempt(request, firstHeaders ?? this.#attemptHeaders());
@@ -262,6 +261,7 @@ export class HttpsTransport {
         return { status, headers: response.headers, body: await read(response) };
       } catch (error) {
         const cutOff = AnswerCutOffError.isBrokenConnection(error) ? new AnswerCutOffError(status, error) : undefined;
+        if (firstHeaders && cutOff && status >= 200 && status <= 299) taken ??= cutOff;
         if (await retryAfterBreak(error, cutOff, canRetry)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;

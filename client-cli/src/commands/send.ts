@@ -1,7 +1,7 @@
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { AnswerCutOffError, CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
+import { AcceptedWithoutIdError, AnswerCutOffError, CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
@@ -80,7 +80,7 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
   if (!(error instanceof ChunkUploadError)) return error;
   if (mayHaveBeenSent(error)) {
     const doubt =
-      error.cause instanceof AnswerCutOffError
+      error.cause instanceof AnswerCutOffError || error.cause instanceof AcceptedWithoutIdError
         ? 'the server took the message (only its id lost): do not send it again; to find it'
         : 'the message may have been delivered all the same (only the answer lost): before sending it again';
     return new Error(`${error.message}\n${doubt}, ${howToCheckDelivery(flags)}`, { cause: error });

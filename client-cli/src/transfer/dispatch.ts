@@ -250,8 +250,8 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
       started = { ...started, messageId };
       return writeJournal(options.folder, started);
     },
-    // A repeat may be on its way for as long as a first try: the wait counts from the last.
-    beforeRepeat: () => {
+    // Any try may be on its way for as long as the first: the wait counts from the last.
+    beforeRetry: () => {
       started = { ...started, attemptedAt: Date.now(), attemptedOnBoot: bootMoment() };
       return writeJournal(options.folder, started);
     },

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { AnswerCutOffError, GATEWAY_FAILURES, MeshClientError, MeshConnectionError } from '../client/errors.ts';
+import { AcceptedWithoutIdError, AnswerCutOffError, GATEWAY_FAILURES, MeshClientError, MeshConnectionError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan } from './chunking.ts';
@@ -11,7 +11,7 @@ import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ByteCounter } from './streams.ts';
 
 /** What the message says about itself; the body, its size and chunking come from the file. */
-export type MessageFields = Omit<SendOptions, 'body' | 'size' | 'totalChunks' | 'contentEncoding' | 'beforeRepeat'>;
+export type MessageFields = Omit<SendOptions, 'body' | 'size' | 'totalChunks' | 'contentEncoding' | 'beforeRetry'>;
 
 export interface FileUpload {
   readonly path: string;
@@ -30,8 +30,8 @@ export interface SendFileOptions extends FileUpload {
   readonly startNote?: (messageId: string, plan: ChunkPlan) => string;
   /** Hears the message's id once chunk 1 is stored, before any other chunk is sent. */
   readonly onStarted?: (messageId: string) => Promise<void>;
-  /** Runs before a one-chunk send is repeated after a try that may have reached the server. */
-  readonly beforeRepeat?: () => Promise<void>;
+  /** Runs before every try of a one-chunk send after the first. */
+  readonly beforeRetry?: () => Promise<void>;
 }
 
 export interface ResumeOptions extends FileUpload {
@@ -87,7 +87,7 @@ export class ChunkUploadError extends Error {
  * Whether a one-chunk send that failed may all the same have delivered its message: its
  * connection broke, or it was stopped, once the request could have gone out whole (only the
  * answer lost); a gateway before the server failed after passing it on (502, 504); or its
- * answer said it had (a 202 whose message id was cut off). A refusal, a connection never made,
+ * answer said it had (a 2xx whose message id was cut off or cannot be read). A refusal, a connection never made,
  * or a failing file did not.
  */
 export function mayHaveBeenSent(error: unknown): boolean {
@@ -97,6 +97,7 @@ export function mayHaveBeenSent(error: unknown): boolean {
     (cause instanceof MeshConnectionError && cause.mayHaveArrived) ||
     (cause instanceof MeshClientError && GATEWAY_FAILURES.has(cause.status)) ||
     cause instanceof AnswerCutOffError ||
+    cause instanceof AcceptedWithoutIdError ||
     (cause instanceof Error && cause.name === 'AbortError')
   );
 }
@@ -147,13 +148,13 @@ class ChunkSender {
   }
 
   /** Sends chunk 1, which creates the message; returns its id. */
-  async sendFirst(message: MessageFields, beforeRepeat: (() => Promise<void>) | undefined): Promise<string> {
+  async sendFirst(message: MessageFields, beforeRetry: (() => Promise<void>) | undefined): Promise<string> {
     const span = this.#plan.span(1);
     await this.#checkUnchanged();
     const messageId = await this.#client
       .sendMessage({
         ...message,
-        ...(beforeRepeat ? { beforeRepeat } : {}),
+        ...(beforeRetry ? { beforeRetry } : {}),
         body: this.#body(span),
         size: span.length,
         contentEncoding: this.#encoding,
@@ -269,7 +270,7 @@ export async function sendFile(client: MeshClient, options: SendFileOptions): Pr
   const progress = options.progress({ label: 'sending', unit: 'bytes', total: file.size });
   try {
     const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, 0);
-    const messageId = await sender.sendFirst(message, options.beforeRepeat);
+    const messageId = await sender.sendFirst(message, options.beforeRetry);
     await options.onStarted?.(messageId);
     if (plan.totalChunks > 1 && options.startNote) progress.note(options.startNote(messageId, plan));
     for (let number = 2; number <= plan.totalChunks; number += 1) await sender.send(messageId, number);
