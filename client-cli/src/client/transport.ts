@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
 import { AnswerCutOffError, CONNECT_TIMEOUT, errorCode, GATEWAY_FAILURES, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { SendTries } from './send-tries.ts';
 
 /**
  * A request body. A Buffer or a function opening a fresh stream can be sent again on a
@@ -198,22 +199,16 @@ export class HttpsTransport {
     const replayable = !(request.body instanceof Readable);
     const wait = { signal: this.#signal };
     const firstHeaders = request.retry === 'same-token' ? this.#attemptHeaders() : undefined;
-    /** A same-token attempt that may have reached the server: the send's failure, unless a later attempt succeeds. */
-    let inDoubt: Error | undefined;
-    /** A 2xx cut off: the server took the send, which says more than any doubt or failure around it. */
-    let taken: AnswerCutOffError | undefined;
-    let repeatable: Promise<boolean> | undefined;
-    const failure = (error: Error): Error => taken ?? inDoubt ?? error;
-    /** Notes a same-token attempt that may have reached the server as in doubt; whether it may be repeated. */
+    const tries = request.retry === 'same-token' ? new SendTries(request.repeatable) : undefined;
+    const failure = (error: Error): Error => tries?.failure(error) ?? error;
+    /** Whether a try that may have reached the server (noted as such) is repeated. */
     const repeatInDoubt = async (doubt: Error, canRetry: boolean): Promise<boolean> => {
-      inDoubt ??= doubt;
-      if (!canRetry || this.#signal?.aborted) return false;
-      repeatable ??= request.repeatable?.().catch(() => false) ?? Promise.resolve(false);
-      return repeatable;
+      tries?.noteInDoubt(doubt);
+      return tries !== undefined && canRetry && !this.#signal?.aborted && (await tries.repeatable());
     };
     /** Whether to try again after a failure of the network. */
     const retryAfterBreak = async (error: unknown, asReported: MeshConnectionError | AnswerCutOffError | undefined, canRetry: boolean): Promise<boolean> => {
-      if (firstHeaders === undefined || asReported === undefined || (asReported instanceof MeshConnectionError && !asReported.mayHaveArrived)) {
+      if (tries === undefined || asReported === undefined || (asReported instanceof MeshConnectionError && !asReported.mayHaveArrived)) {
         return canRetry && this.#mayRetry(request.retry, error);
       }
       return (await repeatInDoubt(asReported, canRetry)) && this.#mayRetry('idempotent', error);
@@ -238,7 +233,7 @@ export class HttpsTransport {
         throw failure(connectionError);
       }
       const status = response.statusCode ?? 0;
-      if (firstHeaders && GATEWAY_FAILURES.has(status)) {
+      if (tries && GATEWAY_FAILURES.has(status)) {
         const gatewayFailure = await this.#errorFrom(status, response);
         if (await repeatInDoubt(gatewayFailure, canRetry)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
@@ -261,7 +256,6 @@ export class HttpsTransport {
         return { status, headers: response.headers, body: await read(response) };
       } catch (error) {
         const cutOff = AnswerCutOffError.isBrokenConnection(error) ? new AnswerCutOffError(status, error) : undefined;
-        if (firstHeaders && cutOff && status >= 200 && status <= 299) taken ??= cutOff;
         if (await retryAfterBreak(error, cutOff, canRetry)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
