@@ -393,29 +393,6 @@ test('a one-chunk send whose answer is lost at meshbox is asked again with its t
   t.true((await readdir(join(outbox, 'sent'))).includes(`${receipt.messageId}_result.hl7`));
 });
 
-test('chunk 1 of a three-chunk send whose answer is lost at meshbox is asked again with its token: one message carries the local id, no second one left uploading', async (t) => {
-  const { lab, gp } = await pair();
-  const outbox = await mkdtemp(join(work, 'outbox-'));
-  await put(outbox, 'scan.bin', randomBytes(250_000));
-  const proxy = await proxyFor(lab, firstOnly(isSend(lab), 'answerLost'));
-  let run;
-  try {
-    run = await bounded(
-      runCli(['--profile', lab.profile, '--url', proxy.origin, '--timeout', '3', 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '100000', '--json']),
-      'the dispatch to end',
-    );
-  } finally {
-    await proxy.close();
-  }
-  t.is(run.code, 0, run.stderr);
-  const receipt = JSON.parse(run.stdout) as { messageId: string; localId: string; chunks: number };
-  t.is(receipt.chunks, 3);
-  t.deepEqual(await inboxOf(gp), [receipt.messageId]);
-  const carrying = await mailboxRequest(server, lab.mailbox, { path: `/messageexchange/${lab.mailbox.id}/outbox/tracking/${receipt.localId}` });
-  t.is(carrying.status, 200, 'one message carries the local id, not several');
-  t.is(carrying.json().messageId, receipt.messageId);
-});
-
 test('kill -9 while chunk 3 of 4 is answered; the restarted dispatcher resumes and the recipient gets one whole message', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));

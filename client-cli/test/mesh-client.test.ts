@@ -420,28 +420,6 @@ test('beforeRetry runs before every try after the first, a retry after a 429 inc
   }
 });
 
-test('chunk 1 of several whose answer is lost is repeated with its token where sends are idempotent (no second, never completed message), with a fresh one elsewhere', async (t) => {
-  const answer = (before: number) => (before === 0 ? ('lose' as const) : { status: 202, body: { message_id: 'CHUNKEDSEND' } });
-  const idempotent = await idempotentSendServer(answer);
-  const plain = await idempotentSendServer(answer, () => true);
-  const mailbox = await server.createMailbox();
-  const [first, second] = [new MeshClient(settingsFor(mailbox, idempotent.origin), { retries: 2, retryDelayMs: 5 }), new MeshClient(settingsFor(mailbox, plain.origin), { retries: 2, retryDelayMs: 5 })];
-  try {
-    const chunk1 = { to: 'GP001', workflowId: 'W', body: Buffer.from('part one'), totalChunks: 3 };
-    t.is(await first.sendMessage(chunk1), 'CHUNKEDSEND');
-    t.is(idempotent.tokens.length, 2);
-    t.is(idempotent.tokens[1], idempotent.tokens[0]);
-    t.is(await second.sendMessage(chunk1), 'CHUNKEDSEND');
-    t.is(plain.tokens.length, 2);
-    t.not(plain.tokens[1], plain.tokens[0], 'a server that does not say so gets a fresh token');
-  } finally {
-    first.close();
-    second.close();
-    idempotent.close();
-    plain.close();
-  }
-});
-
 test('a server that accepts the connection and then says nothing fails the request as idle; a kept-alive socket gathers no listeners', async (t) => {
   const silent = createNetServer((socket) => socket.resume());
   silent.listen(0, '127.0.0.1');

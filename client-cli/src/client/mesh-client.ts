@@ -219,8 +219,7 @@ export class MeshClient {
     // Sending creates a message. A single chunk is repeated (with its token) when the server
     // cannot have acted on it, or, when it may have, if the server tells a repeated send its
     // first try's message: a duplicate would be delivered. Chunk 1 of several may be repeated
-    // like any chunk: a duplicate left by a lost answer is never complete, so never delivered,
-    // and expires (and where repeats carry the first try's token, there is none).
+    // like any chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
     const request = transportRequest('POST', `${this.#mailboxPath}/outbox`, totalChunks > 1 ? 'idempotent' : 'same-token', headers, options.body);
     const answer = await this.#transport.sendForText(
       { ...request, repeatable: () => this.#idempotentSends(), ...(options.beforeRetry ? { beforeRetry: options.beforeRetry } : {}) },

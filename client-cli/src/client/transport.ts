@@ -40,12 +40,7 @@ export interface TransportRequest {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: RequestBody;
   readonly retry: RetryPolicy;
-  /**
-   * For a send: whether the server answers a send repeated with its token with the first try's
-   * message. Asked once, when it comes to that: a `same-token` send is repeated after a try in
-   * doubt only then; an `idempotent` one (chunk 1 of several) then carries its first try's
-   * token on every retry too, so that a lost answer leaves no second, never completed message.
-   */
+  /** For `same-token`: whether a send that may have reached the server can be asked again. Asked once, when it comes to that. */
   readonly repeatable?: () => Promise<boolean>;
   /**
    * For `same-token`: runs before every attempt after the first, so that a caller who waits
@@ -203,15 +198,8 @@ export class HttpsTransport {
   async #exchange<Body>(request: TransportRequest, read: (response: IncomingMessage) => Body | Promise<Body>): Promise<{ status: number; headers: IncomingHttpHeaders; body: Body }> {
     const replayable = !(request.body instanceof Readable);
     const wait = { signal: this.#signal };
-    const firstHeaders = this.#attemptHeaders();
+    const firstHeaders = request.retry === 'same-token' ? this.#attemptHeaders() : undefined;
     const tries = request.retry === 'same-token' ? new SendTries(request.repeatable) : undefined;
-    let keepsToken: Promise<boolean> | undefined;
-    /** A retry's headers: a `same-token` send's first ones, and an `idempotent` send's where the server answers a repeat with the first try's message; else fresh. */
-    const retryHeaders = async (): Promise<Record<string, string>> => {
-      if (tries !== undefined) return firstHeaders;
-      if (request.repeatable && (await (keepsToken ??= request.repeatable().catch(() => false)))) return firstHeaders;
-      return this.#attemptHeaders();
-    };
     const failure = (error: Error): Error => tries?.failure(error) ?? error;
     /** Whether a try that may have reached the server (noted as such) is repeated. */
     const repeatInDoubt = async (doubt: Error, canRetry: boolean): Promise<boolean> => {
@@ -231,7 +219,7 @@ export class HttpsTransport {
       if (attempt > 0 && request.beforeRetry) await request.beforeRetry().catch((error: unknown) => Promise.reject(failure(error as Error)));
       let response: IncomingMessage;
       try {
-        response = await this.#attempt(request, attempt === 0 ? firstHeaders : await retryHeaders());
+        response = await this.#attempt(request, firstHeaders ?? this.#attemptHeaders());
       } catch (attemptFailure) {
         // Refused before anything was sent (a header value Node will not write): the caller's mistake, as it is.
         if (attemptFailure instanceof Error) throw attemptFailure;
