@@ -214,7 +214,8 @@ export class HttpsTransport {
       return (await repeatInDoubt(asReported, canRetry)) && this.#mayRetry('idempotent', error);
     };
     for (let attempt = 0; ; attempt += 1) {
-      this.#signal?.throwIfAborted();
+      // A stop between two tries ends the send as the tries so far leave it (in doubt, say).
+      if (this.#signal?.aborted) throw failure(this.#signal.reason as Error);
       const canRetry = replayable && attempt < this.#retries;
       if (attempt > 0 && request.beforeRetry) await request.beforeRetry().catch((error: unknown) => Promise.reject(failure(error as Error)));
       let response: IncomingMessage;
