@@ -10,6 +10,7 @@ import test from 'ava';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../../test/support/harness.ts';
 import { connectionSettings } from './support/cli-fixture.ts';
+import { type FakeHandler, withFakeServer } from './support/fake-server.ts';
 import { AcceptedWithoutIdError, AnswerCutOffError, MeshClientError, MeshConnectionError } from '../src/client/errors.ts';
 import { type ConnectionSettings, MeshClient } from '../src/client/mesh-client.ts';
 import { HttpsTransport } from '../src/client/transport.ts';
@@ -244,166 +245,133 @@ test('a one-chunk send whose connection breaks after the server took it is not s
 });
 
 /**
- * A server that says it holds sends to their token (meshbox's _ping; `pingFails` picks, by how
- * many came before, the _pings it answers 503 instead) and answers each send as `answer` picks,
- * by how many came before it: lost (the connection dropped), a 202 cut off part-way, or an
- * answer. The Authorization of every send it saw.
+ * How a fake server answers: each send as `answer` picks, by how many came before it — lost
+ * (the connection dropped), a 202 cut off part-way, or an answer — and each _ping saying that
+ * it holds sends to their token (meshbox's), but those `pingFails` picks (by how many came
+ * before), answered 503.
  */
-async function idempotentSendServer(
-  answer: (sendsBefore: number) => 'lose' | 'cut' | { status: number; body: object | string; retryAfter?: string },
-  pingFails: (pingsBefore: number) => boolean = () => false,
-) {
-  const certificate = issueServerCertificate({ ca: server.ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const tokens: string[] = [];
-  const arrivals: number[] = [];
+interface SendScript {
+  readonly answer: (sendsBefore: number) => 'lose' | 'cut' | { status: number; body: object | string; retryAfter?: string };
+  readonly pingFails?: (pingsBefore: number) => boolean;
+}
+
+/** What the fake server saw of the sends: each one's Authorization and when it arrived whole. */
+interface SeenSends {
+  readonly tokens: string[];
+  readonly arrivals: number[];
+}
+
+/** Runs `use` with a client (allowed `retries`) of a new mailbox against a fake server answering as `script` says. */
+async function againstScriptedSends<T>(script: SendScript, retries: number, use: (client: MeshClient, seen: SeenSends) => Promise<T>): Promise<T> {
+  const seen: SeenSends = { tokens: [], arrivals: [] };
   let pings = 0;
-  const fake = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (request, response) => {
-    request.resume();
+  const handle: FakeHandler = (request, _body, response) => {
     if (request.method !== 'POST') {
-      const failing = pingFails(pings++);
+      const failing = script.pingFails?.(pings++) ?? false;
       response.writeHead(failing ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(failing ? { errorDescription: 'restarting' } : { status: 'ok', idempotent_sends: true }));
       return;
     }
-    const decided = answer(tokens.length);
-    tokens.push(request.headers.authorization ?? '');
-    arrivals.push(Date.now());
-    request.on('end', () => {
-      if (decided === 'lose') return request.socket.destroy();
-      if (decided === 'cut') {
-        const text = JSON.stringify({ message_id: 'CUTOFFANSWER' });
-        response.writeHead(202, { 'content-type': 'application/json', 'content-length': String(text.length) });
-        return response.write(text.slice(0, 5), () => response.socket?.destroy());
-      }
-      response.writeHead(decided.status, { 'content-type': 'application/json', ...(decided.retryAfter ? { 'retry-after': decided.retryAfter } : {}) });
-      response.end(typeof decided.body === 'string' ? decided.body : JSON.stringify(decided.body));
-    });
-  });
-  fake.listen(0, '127.0.0.1');
-  await once(fake, 'listening');
-  return {
-    origin: `https://127.0.0.1:${(fake.address() as AddressInfo).port}`,
-    tokens,
-    arrivals,
-    pings: () => pings,
-    close: () => {
-      fake.closeAllConnections();
-      fake.close();
-    },
+    const decided = script.answer(seen.tokens.length);
+    seen.tokens.push(request.headers.authorization ?? '');
+    seen.arrivals.push(Date.now());
+    if (decided === 'lose') return request.socket.destroy();
+    if (decided === 'cut') {
+      const text = JSON.stringify({ message_id: 'CUTOFFANSWER' });
+      response.writeHead(202, { 'content-type': 'application/json', 'content-length': String(text.length) });
+      return response.write(text.slice(0, 5), () => response.socket?.destroy());
+    }
+    response.writeHead(decided.status, { 'content-type': 'application/json', ...(decided.retryAfter ? { 'retry-after': decided.retryAfter } : {}) });
+    response.end(typeof decided.body === 'string' ? decided.body : JSON.stringify(decided.body));
   };
+  const mailbox = await server.createMailbox();
+  return withFakeServer(server.ca, handle, async (origin) => {
+    const client = new MeshClient(settingsFor(mailbox, origin), { retries, retryDelayMs: 5 });
+    try {
+      return await use(client, seen);
+    } finally {
+      client.close();
+    }
+  });
 }
 
 test('a send whose answer is lost, to a server that holds sends to their token, is asked again with the same token and gets its message id', async (t) => {
-  const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : { status: 202, body: { message_id: 'FIRSTTRYSID' } }));
-  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 3, retryDelayMs: 5 });
-  try {
+  await againstScriptedSends({ answer: (before) => (before === 0 ? 'lose' : { status: 202, body: { message_id: 'FIRSTTRYSID' } }) }, 3, async (client, fake) => {
     t.is(await client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }), 'FIRSTTRYSID');
     t.is(fake.tokens.length, 2);
     t.is(fake.tokens[1], fake.tokens[0], 'the repeat carries the first try\'s token');
     t.regex(fake.tokens[0]!, /^NHSMESH /);
-  } finally {
-    client.close();
-    fake.close();
-  }
+  });
 });
 
 test('a same-token repeat still refused when the retries run out leaves the send in doubt: the lost answer is the error, not the refusal', async (t) => {
-  const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : { status: 503, body: { errorDescription: 'still storing' }, retryAfter: '0' }));
-  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 2, retryDelayMs: 5 });
-  try {
+  const answer = (before: number) => (before === 0 ? ('lose' as const) : { status: 503, body: { errorDescription: 'still storing' }, retryAfter: '0' });
+  await againstScriptedSends({ answer }, 2, async (client, fake) => {
     const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
     t.true(error instanceof MeshConnectionError && error.mayHaveArrived, String(error));
     t.is(fake.tokens.length, 3);
     t.is(new Set(fake.tokens).size, 1);
-  } finally {
-    client.close();
-    fake.close();
-  }
+  });
 });
 
 test('a repeat whose 202 is cut off before the message id says the server took the send, not only that it may have, whatever the tries after it', async (t) => {
-  const fake = await idempotentSendServer((before) => (before === 1 ? 'cut' : 'lose'));
-  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 2, retryDelayMs: 5 });
-  try {
+  await againstScriptedSends({ answer: (before) => (before === 1 ? 'cut' : 'lose') }, 2, async (client, fake) => {
     const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
     t.true(error instanceof AnswerCutOffError && error.status === 202, String(error));
     t.is(fake.tokens.length, 3);
-  } finally {
-    client.close();
-    fake.close();
-  }
+  });
 });
 
 test('a _ping that fails (a server restarting) is asked again at the next lost answer, not remembered as "no"', async (t) => {
-  const fake = await idempotentSendServer((before) => (before === 0 || before === 1 ? 'lose' : { status: 202, body: { message_id: 'SECONDSEND' } }), (pingsBefore) => pingsBefore < 2);
-  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 1, retryDelayMs: 5 });
-  try {
+  const script: SendScript = {
+    answer: (before) => (before === 0 || before === 1 ? 'lose' : { status: 202, body: { message_id: 'SECONDSEND' } }),
+    pingFails: (pingsBefore) => pingsBefore < 2,
+  };
+  await againstScriptedSends(script, 1, async (client, fake) => {
     const first = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('first') }));
     t.true(first instanceof MeshConnectionError && first.mayHaveArrived, 'not repeated: the server could not say');
     t.is(await client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('second') }), 'SECONDSEND');
     t.is(fake.tokens.length, 3, 'the first send once, the second twice');
     t.is(fake.tokens[2], fake.tokens[1]);
-  } finally {
-    client.close();
-    fake.close();
-  }
+  });
 });
 
 test('a send a gateway answers 502 or 504 (it may have passed it on) is repeated with its token where sends are idempotent, and left in doubt elsewhere', async (t) => {
   for (const status of [502, 504]) {
     const gatewayFailure = { status, body: { errorDescription: 'upstream went away' } };
-    const idempotent = await idempotentSendServer((before) => (before === 0 ? gatewayFailure : { status: 202, body: { message_id: 'AFTERGATEWAY' } }));
-    const plain = await idempotentSendServer(() => gatewayFailure, () => true);
-    const mailbox = await server.createMailbox();
-    const [first, second] = [new MeshClient(settingsFor(mailbox, idempotent.origin), { retries: 2, retryDelayMs: 5 }), new MeshClient(settingsFor(mailbox, plain.origin), { retries: 2, retryDelayMs: 5 })];
-    try {
-      t.is(await first.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }), 'AFTERGATEWAY');
+    await againstScriptedSends({ answer: (before) => (before === 0 ? gatewayFailure : { status: 202, body: { message_id: 'AFTERGATEWAY' } }) }, 2, async (client, idempotent) => {
+      t.is(await client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }), 'AFTERGATEWAY');
       t.deepEqual(new Set(idempotent.tokens).size, 1);
-      const error = await t.throwsAsync(second.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
+    });
+    await againstScriptedSends({ answer: () => gatewayFailure, pingFails: () => true }, 2, async (client, plain) => {
+      const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
       t.is(plain.tokens.length, 1, `${status}: not repeated where a repeat could deliver it twice`);
       t.true(mayHaveBeenSent(new ChunkUploadError(undefined, 1, 1, error)), `${status}: in doubt, not surely failed`);
-    } finally {
-      first.close();
-      second.close();
-      idempotent.close();
-      plain.close();
-    }
+    });
   }
 });
 
 test('a repeat answered 2xx whose message id cannot be read (a page, not JSON) says the server took the send', async (t) => {
-  const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : { status: 200, body: '<html>signed in</html>' }));
-  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 2, retryDelayMs: 5 });
-  try {
+  await againstScriptedSends({ answer: (before) => (before === 0 ? 'lose' : { status: 200, body: '<html>signed in</html>' }) }, 2, async (client) => {
     const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
     t.true(error instanceof AcceptedWithoutIdError, String(error));
     t.regex(error!.message, /^the server answered HTTP 200, but the server answered HTTP 200 with a body that is not JSON/);
     t.true(mayHaveBeenSent(new ChunkUploadError(undefined, 1, 1, error)));
-  } finally {
-    client.close();
-    fake.close();
-  }
+  });
 });
 
 test('a repeat refused (403 past the repeat window, 417) after a lost answer leaves the send in doubt, not refused', async (t) => {
   for (const status of [403, 417]) {
-    const fake = await idempotentSendServer((before) => (before === 0 ? 'lose' : { status, body: { errorDescription: 'refused' } }));
-    const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 3, retryDelayMs: 5 });
-    try {
+    await againstScriptedSends({ answer: (before) => (before === 0 ? 'lose' : { status, body: { errorDescription: 'refused' } }) }, 3, async (client, fake) => {
       const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
       t.true(error instanceof MeshConnectionError && error.mayHaveArrived, `${status}: ${String(error)}`);
       t.is(fake.tokens.length, 2);
-    } finally {
-      client.close();
-      fake.close();
-    }
+    });
   }
 });
 
 test('beforeRetry runs before every try after the first, a retry after a 429 included (that try may be the one left in doubt); its failure ends the send as the tries so far leave it', async (t) => {
-  const fake = await idempotentSendServer((before) => (before === 0 ? { status: 429, body: {}, retryAfter: '0' } : 'lose'));
-  const client = new MeshClient(settingsFor(await server.createMailbox(), fake.origin), { retries: 1, retryDelayMs: 5 });
-  const noted: number[] = [];
-  try {
+  await againstScriptedSends({ answer: (before) => (before === 0 ? { status: 429, body: {}, retryAfter: '0' } : 'lose') }, 1, async (client, fake) => {
+    const noted: number[] = [];
     const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result'), beforeRetry: async () => void noted.push(Date.now()) }));
     t.true(error instanceof MeshConnectionError && error.mayHaveArrived, String(error));
     t.is(fake.arrivals.length, 2);
@@ -414,10 +382,7 @@ test('beforeRetry runs before every try after the first, a retry after a 429 inc
     );
     t.true(refused instanceof MeshConnectionError && refused.mayHaveArrived, `the lost try, not the hook's failure: ${String(refused)}`);
     t.is(fake.arrivals.length, 3, 'not repeated once the retry could not be noted');
-  } finally {
-    client.close();
-    fake.close();
-  }
+  });
 });
 
 test('a server that accepts the connection and then says nothing fails the request as idle; a kept-alive socket gathers no listeners', async (t) => {

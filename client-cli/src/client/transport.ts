@@ -202,16 +202,16 @@ export class HttpsTransport {
     const tries = request.retry === 'same-token' ? new SendTries(request.repeatable) : undefined;
     const failure = (error: Error): Error => tries?.failure(error) ?? error;
     /** Whether a try that may have reached the server (noted as such) is repeated. */
-    const repeatInDoubt = async (doubt: Error, canRetry: boolean): Promise<boolean> => {
-      tries?.noteInDoubt(doubt);
-      return tries !== undefined && canRetry && !this.#signal?.aborted && (await tries.repeatable());
+    const repeatInDoubt = async (sendTries: SendTries, doubt: Error, canRetry: boolean): Promise<boolean> => {
+      sendTries.noteInDoubt(doubt);
+      return canRetry && !this.#signal?.aborted && (await sendTries.repeatable());
     };
     /** Whether to try again after a failure of the network. */
     const retryAfterBreak = async (error: unknown, asReported: MeshConnectionError | AnswerCutOffError | undefined, canRetry: boolean): Promise<boolean> => {
       if (tries === undefined || asReported === undefined || (asReported instanceof MeshConnectionError && !asReported.mayHaveArrived)) {
         return canRetry && this.#mayRetry(request.retry, error);
       }
-      return (await repeatInDoubt(asReported, canRetry)) && this.#mayRetry('idempotent', error);
+      return (await repeatInDoubt(tries, asReported, canRetry)) && this.#mayRetry('idempotent', error);
     };
     for (let attempt = 0; ; attempt += 1) {
       // A stop between two tries ends the send as the tries so far leave it (in doubt, say).
@@ -236,7 +236,7 @@ export class HttpsTransport {
       const status = response.statusCode ?? 0;
       if (tries && GATEWAY_FAILURES.has(status)) {
         const gatewayFailure = await this.#errorFrom(status, response);
-        if (await repeatInDoubt(gatewayFailure, canRetry)) {
+        if (await repeatInDoubt(tries, gatewayFailure, canRetry)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
         }

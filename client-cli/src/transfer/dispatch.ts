@@ -233,8 +233,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     sentWorkflowId: fields.workflowId,
     sentFileName: fields.fileName,
     messageId: null,
-    attemptedAt: Date.now(),
-    attemptedOnBoot: bootMoment(),
+    ...attemptingNow(),
     chunkSize: options.chunkSize,
     gzip: options.gzip,
   };
@@ -252,7 +251,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     },
     // Any try may be on its way for as long as the first: the wait counts from the last.
     beforeRetry: () => {
-      started = { ...started, attemptedAt: Date.now(), attemptedOnBoot: bootMoment() };
+      started = { ...started, ...attemptingNow() };
       return writeJournal(options.folder, started);
     },
   }).catch(async (error: unknown) => {
@@ -271,6 +270,11 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
  * deliver it twice.
  */
 export const IN_DOUBT_MS = 16 * 60_000;
+
+/** A try of a send going now, by the wall clock and the monotonic one (the journal notes both, or neither is right). */
+function attemptingNow(): Pick<Journal, 'attemptedAt' | 'attemptedOnBoot'> {
+  return { attemptedAt: Date.now(), attemptedOnBoot: bootMoment() };
+}
 
 /** A one-chunk send of this file whose outcome is unknown, not found on the server yet: it waits. */
 function refuseWhileInDoubt(file: string, journal: Journal, size: number): void {
