@@ -8,6 +8,7 @@ import { watchCertificateExpiry } from './http/middleware/certificate-expiry.ts'
 import { errorResponder } from './http/middleware/errors.ts';
 import { recordMetrics } from './http/middleware/metrics.ts';
 import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
+import { PendingWork } from './http/pending-work.ts';
 import { apiVersion, checkRequestForm, type RequestState, requestContext } from './http/middleware/request-context.ts';
 import { rejectRevokedCertificates } from './http/middleware/revocation.ts';
 import { registerHealthRoutes } from './http/routes/health.ts';
@@ -21,10 +22,13 @@ export interface AppOptions {
   readonly metrics?: Metrics;
   /** Only health, readiness and metrics: a worker process's app. */
   readonly healthOnly?: boolean;
+  /** Counts what requests are still doing, for a shutdown to wait for. */
+  readonly pendingWork?: PendingWork;
 }
 
 export function createApp(services: Services, logger: Logger, options: AppOptions = {}): Koa<RequestState> {
   const metrics = options.metrics ?? new Metrics();
+  const pendingWork = options.pendingWork ?? new PendingWork();
   const app = new Koa<RequestState>();
   app.proxy = false;
   // Errors are answered by errorResponder; this only keeps Koa from printing them again.
@@ -36,6 +40,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   healthRoutes.use(expiry.unchecked);
   registerHealthRoutes(healthRoutes, services, metrics);
 
+  app.use(pendingWork.middleware());
   app.use(requestContext(logger));
   app.use(recordMetrics(metrics));
   app.use(errorResponder());
@@ -49,7 +54,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   registerPublicRoutes(publicRoutes, services);
 
   const mailboxRoutes = new Router<MailboxState>({ prefix: `${MESH_PATH_PREFIX}/:mailbox` });
-  mailboxRoutes.use(mailboxAuth(services));
+  mailboxRoutes.use(mailboxAuth(services, pendingWork));
   registerHandshakeRoutes(mailboxRoutes, services);
   registerInboxRoutes(mailboxRoutes, services);
   registerOutboxRoutes(mailboxRoutes, services);

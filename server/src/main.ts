@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from 
 import { BackendUnreachableError, connect } from './connections.ts';
 import { createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
+import { PendingWork } from './http/pending-work.ts';
 import { Metrics } from './metrics.ts';
 import { reloadRevocationList } from './revocation-list.ts';
 import { describeRedisTarget } from './store/redis-client.ts';
@@ -38,7 +39,8 @@ async function main(): Promise<void> {
       `the server's certificate (MESHBOX_TLS_CERT) ${expiryPhrase(certificateDaysLeft)}: clients refuse it then; issue a new one and restart`,
     );
   }
-  const app = createApp(connections.services, logger, { metrics, healthOnly: config.role === 'worker' });
+  const pendingWork = new PendingWork();
+  const app = createApp(connections.services, logger, { metrics, pendingWork, healthOnly: config.role === 'worker' });
   const server = createMeshServer(app, config.tls, config.clientTimeouts, handshakeFailureReporter(logger, metrics));
   if (config.role !== 'api') await connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs });
   const stopCrlReload = config.revocationList
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
     server.close();
     server.closeIdleConnections();
     await once(server, 'close');
+    await pendingWork.settled();
     await connections.close();
     logger.info('stopped');
   };

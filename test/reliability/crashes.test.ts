@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { mailboxRequest, openMailboxRequest, sendMessage } from '../support/http.ts';
 import { startServerProcess } from '../support/server-process.ts';
@@ -102,6 +103,33 @@ test('SIGTERM: the server stops taking connections, finishes the request in flig
     await server.restart();
     const messageId = JSON.parse(response.text).message_id;
     const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    t.true(download.body.equals(body));
+  } finally {
+    await server.stop();
+  }
+});
+
+test('SIGTERM: a send its client cuts off while the server stops gives its token back before Redis is closed, so its identical retry is sent after the restart', async (t) => {
+  const server = await startServerProcess();
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const body = randomBytes(200_000);
+    const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'SHUTDOWN', 'content-length': String(body.length) };
+    const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    const req = openMailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, authorization });
+    const cut = new Promise<void>((resolve) => req.on('error', () => resolve()).on('close', resolve));
+    req.write(body.subarray(0, 100_000));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const exited = server.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    req.destroy();
+    await cut;
+    t.is(await exited, 0);
+
+    await server.restart();
+    const retry = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, authorization, body });
+    t.is(retry.status, 202, retry.body.toString());
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${retry.json().message_id}` });
     t.true(download.body.equals(body));
   } finally {
     await server.stop();

@@ -4,6 +4,7 @@ import { authenticateMailbox } from '../../domain/authenticate.ts';
 import { sendRecorded } from '../../domain/send.ts';
 import type { Services } from '../../domain/services.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
+import type { PendingWork } from '../pending-work.ts';
 import { peerCertificate } from '../peer-certificate.ts';
 import { sendIdentity } from '../send-headers.ts';
 import type { RequestState } from './request-context.ts';
@@ -37,7 +38,7 @@ const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);
  * recorded, even if the client went before the answer, and given back by a send that failed
  * before recording it (whatever its answer), which may then be tried again.
  */
-export function mailboxAuth(services: Services): Middleware<MailboxState> {
+export function mailboxAuth(services: Services, pendingWork: PendingWork): Middleware<MailboxState> {
   return async (ctx, next) => {
     const sending = ctx.method === 'POST' && SEND_PATH.test(ctx.path);
     const newMessageId = sending ? services.newMessageId(services.now()) : undefined;
@@ -74,7 +75,7 @@ export function mailboxAuth(services: Services): Middleware<MailboxState> {
     try {
       await next();
     } finally {
-      giveBackUnlessServed().catch((error: unknown) => {
+      pendingWork.track(giveBackUnlessServed()).catch((error: unknown) => {
         ctx.state.log.warn({ err: error }, 'could not release authorization token');
       });
     }
