@@ -1,11 +1,15 @@
-// A Redis command whose answer was lost with its connection is sent again by ioredis: a send's
-// record may then be written by the first run, and found by the second.
+// A Redis command whose answer was lost with its connection is sent again by ioredis: what it
+// wrote (a send's record, a chunk's, a token's claim) is then found by its second run.
 import test from 'ava';
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
+import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
 import { sendMetadata } from '../../server/src/http/send-headers.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
+import { UsedTokenStore } from '../../server/src/store/used-tokens.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
-import { mailboxRequest } from '../support/http.ts';
+import { mailboxRequest, sendMessage } from '../support/http.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { overriding } from '../support/overriding.ts';
 
@@ -84,5 +88,66 @@ test('a send whose record was written but whose answer from Redis was lost (503)
     t.deepEqual((await failing.services.messages.inboxPage(recipient.id, 10, undefined)).messageIds, [], 'no second message delivered');
   } finally {
     await failing.close();
+  }
+});
+
+for (const [which, totalChunks] of [['a middle chunk', 3], ['the final chunk', 2]] as const) {
+  test(`${which} whose store-chunk command runs twice is recorded once, and the message downloads whole`, async (t) => {
+    const gp = await server.createMailbox();
+    const messageId = await sendMessage(server, lab, gp, 'part 1, ', { 'mex-WorkflowID': 'RESENT', 'mex-Chunk-Range': `1:${totalChunks}` });
+    const real = server.services.messages;
+    const messages = overriding(real, {
+      storeChunk: async (...args: Parameters<typeof real.storeChunk>) => {
+        await real.storeChunk(...args);
+        return real.storeChunk(...args);
+      },
+    });
+    const body = Buffer.from('part 2, ');
+    const unfinished = await uploadChunk(
+      { ...server.services, messages },
+      { sender: lab.id, messageId, chunkNumber: 2, totalChunks, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' }, repeated: false },
+    );
+    t.deepEqual(unfinished, []);
+    if (totalChunks === 3) {
+      const last = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/3`, headers: { 'mex-Chunk-Range': '3:3' }, body: 'part 3' });
+      t.is(last.status, 202);
+    }
+    t.deepEqual((await server.services.messages.inboxPage(gp.id, 10, undefined)).messageIds, [messageId]);
+    const chunk2 = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
+    t.is(chunk2.status, totalChunks === 2 ? 200 : 206);
+    t.true(chunk2.body.equals(body));
+  });
+}
+
+test("a send whose token claim runs twice is sent, not taken for its token's earlier use", async (t) => {
+  const redisPrefix = `test:${randomUUID()}:`;
+  const twice = await startTestServer({
+    worker: false,
+    redisPrefix,
+    appServices: (services) => {
+      const set = server.redis.set.bind(server.redis) as (...args: unknown[]) => Promise<unknown>;
+      const redis = overriding(server.redis, {
+        set: (async (...args: unknown[]) => {
+          await set(...args);
+          return set(...args);
+        }) as typeof server.redis.set,
+      });
+      return { ...services, usedTokens: new UsedTokenStore(redis, redisKeys(redisPrefix)) };
+    },
+  });
+  try {
+    const [sender, recipient] = [await twice.createMailbox(), await twice.createMailbox()];
+    const authorization = buildAuthorizationHeader({ mailboxId: sender.id, password: sender.password, sharedKey: twice.sharedKey });
+    const send = (body: string) =>
+      mailboxRequest(twice, sender, { method: 'POST', path: `/messageexchange/${sender.id}/outbox`, authorization, headers: { 'mex-To': recipient.id, 'mex-WorkflowID': 'RESENT' }, body });
+    const sent = await send('once');
+    t.is(sent.status, 202, sent.body.toString());
+    const messageId = sent.json().message_id;
+    t.deepEqual((await twice.services.messages.inboxPage(recipient.id, 10, undefined)).messageIds, [messageId]);
+    // The claim stands for what it was for: its repeat is told the message, other content is refused.
+    t.is((await send('once')).json().message_id, messageId);
+    t.is((await send('other')).status, 403);
+  } finally {
+    await twice.close();
   }
 });

@@ -43,6 +43,10 @@ export class UsedTokenStore {
     const stored = await this.#redis.get(key);
     // Given back between the two (its request was not served): it is free.
     if (stored === null) return (await claimNow()) ? undefined : { sameRequest: false, at: use.at, creates: undefined };
+    // This claim's own value: its SET ran twice (ioredis sends a command again when the
+    // connection broke before its answer came). A send's value names the fresh id it creates,
+    // so only the same request can match; any other request matching it may be repeated anyway.
+    if (stored === value) return undefined;
     const [at, storedDigest, creates] = stored.split(' ');
     return { sameRequest: storedDigest === digest, at: new Date(Number(at)), creates };
   }

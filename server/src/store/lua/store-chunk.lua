@@ -16,6 +16,14 @@ end
 if fields[1] ~= ARGV[1] then
   return {'forbidden', false}
 end
+-- This very upload recorded already: the command runs again because its answer was lost with
+-- the connection (ioredis sends it again). Answered as the first run was, replacing nothing: the
+-- copy this run would replace is the upload's own, which the record names.
+if fields[7] == ARGV[7] and ARGV[7] ~= '' then
+  if fields[2] == 'uploading' then return {'uploading', false} end
+  if fields[2] == 'error' then return {'abandoned', false} end
+  return {'accepted', false}
+end
 if fields[2] == 'error' then
   return {'abandoned', false}
 end
