@@ -184,42 +184,91 @@ test.serial('a stalled unchecked deliver of a new send, overtaken by its first c
   t.false(listed, 'an acknowledged message is not listed again');
 });
 
-// ---------------------------------------------------------------------------------------------
-// a small (inline) send whose record lands after its first check found nothing: no check left.
-test.serial('a small send recorded after its first check found no record still has a lifecycle check', async (t) => {
+/** The message store as a worker's check reads it: once it has read the record it says so, and goes on at `resume`. */
+function readThenWait(afterRead: () => void, resume: Promise<void>) {
   const real = server.services.messages;
-  const stalled = gate();
+  return overriding(real, {
+    get: async (id: string) => {
+      const found = await real.get(id);
+      afterRead();
+      await resume;
+      return found;
+    },
+  });
+}
+
+/** A send held just before its record is written; `messageId` once it is there. */
+function heldBeforeRecord(inlinePayloadBytes: number) {
+  const real = server.services.messages;
+  const held = gate();
   const reached = gate();
+  const clock = stallingClock();
   let messageId = '';
   const messages = overriding(real, {
     create: async (...args: Parameters<typeof real.create>) => {
       messageId = args[0];
       reached.open();
-      await stalled.wait;
+      await held.wait;
       return real.create(...args);
     },
   });
-  // Inline payloads on for this send (the server is set to 0 for the other tests).
-  const clock = stallingClock();
-  const services: Services = { ...server.services, messages, now: clock.now, limits: { ...server.services.limits, inlinePayloadBytes: 64 * 1024 } };
-  const sending = domainSend(services, Buffer.from('small, recorded late'));
-  await reached.wait;
+  const services: Services = { ...server.services, messages, now: clock.now, limits: { ...server.services.limits, inlinePayloadBytes } };
+  return { services, clock, reached: reached.wait, release: held.open, messageId: () => messageId };
+}
+
+// ---------------------------------------------------------------------------------------------
+// a small (inline) send whose record lands after its first check found nothing: no check left.
+test.serial('a small send recorded after its first check found no record still has a lifecycle check', async (t) => {
+  const send = heldBeforeRecord(64 * 1024);
+  const sending = domainSend(send.services, Buffer.from('small, recorded late'));
+  await send.reached;
+  const messageId = send.messageId();
   t.truthy(await nextCheckOf(messageId), 'its first check is scheduled before the record');
   // Its first check comes before the record: a worker finds no record and no reservation.
   const claim = await claimAs(messageId, new Date(Date.now() + periods.deliveryCheckMs + SECOND));
   const next = await advanceLifecycle(later(periods.deliveryCheckMs + SECOND), messageId);
   await server.connections.schedule.release(claim, next);
   t.is(next, undefined, 'the check ended the id\'s life');
-  clock.stalledFor(periods.deliveryCheckMs + SECOND);
-  stalled.open();
+  send.clock.stalledFor(periods.deliveryCheckMs + SECOND);
+  send.release();
   const sent = await sending;
   t.is(sent.messageId, messageId);
   t.deepEqual(sent.unfinished, []);
-  t.is((await real.get(messageId))!.status, 'accepted');
+  t.is((await server.services.messages.get(messageId))!.status, 'accepted');
   t.true((await inboxOf(gp)).includes(messageId), 'delivered, 202 to the sender');
   // Nothing will ever expire it (no report to the sender), purge its payload (kept in Redis) or its record.
   t.truthy(await nextCheckOf(messageId), 'an accepted message has a next lifecycle check');
 });
+
+// ---------------------------------------------------------------------------------------------
+// the record of a stalled send lands while a worker holds its first check, after the worker read
+// no record and before it released the check.
+for (const [kind, inlinePayloadBytes] of [['a small send', 64 * 1024], ['a send stored in S3', 0]] as const) {
+  test.serial(`${kind} recorded while a worker checks it and finds no record: still downloadable, with a lifecycle check`, async (t) => {
+    const send = heldBeforeRecord(inlinePayloadBytes);
+    const body = Buffer.from(`${kind}, recorded during its check`);
+    const sending = domainSend(send.services, body);
+    await send.reached;
+    const messageId = send.messageId();
+    const claim = await claimAs(messageId, new Date(Date.now() + periods.deliveryCheckMs + SECOND));
+    const workerRead = gate();
+    const recorded = gate();
+    const checking = advanceLifecycle({ ...later(periods.deliveryCheckMs + SECOND), messages: readThenWait(workerRead.open, recorded.wait) }, messageId);
+    await workerRead.wait;
+    send.clock.stalledFor(periods.deliveryCheckMs + SECOND);
+    send.release();
+    const sent = await sending;
+    recorded.open();
+    await server.connections.schedule.release(claim, await checking);
+    t.deepEqual(sent.unfinished, []);
+    t.true((await inboxOf(gp)).includes(messageId));
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    t.is(download.status, 200);
+    t.true(download.body.equals(body));
+    // Without one, nothing would ever expire it (no report to the sender) or purge it.
+    t.truthy(await nextCheckOf(messageId), 'an accepted message has a next lifecycle check');
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // the identical retry of a final chunk (answer lost) once the message was acknowledged.

@@ -167,8 +167,9 @@ async function recordSmallMessage(services: Services, metadata: MessageMetadata,
     const outcome = await createOnce(services, messageId, metadata, bytes.length, recordedAt, bytes);
     if (outcome === 'exists') continue;
     // Recorded so late that its first check may have come, found no record, and ended the id's
-    // life: the message needs a check again (one still there, or held by a worker, is left).
-    if (firstCheckMayHaveCome(services, firstCheckAt)) await services.lifecycle.start(messageId, firstCheckAt);
+    // life: the message needs a check again. One held by a worker that found no record would be
+    // ended by its release: brought forward, it is no longer that worker's to end.
+    if (firstCheckMayHaveCome(services, firstCheckAt)) await services.lifecycle.schedule(messageId, firstCheckAt);
     return { messageId, outcome, recordedAt, firstCheckAt };
   }
 }
