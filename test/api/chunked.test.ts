@@ -100,6 +100,21 @@ test('HEAD of a chunk answers the headers and status its GET would, from the rec
   t.is(audited.filter((detail) => detail === 'chunk 2').length, 2, `only the two GETs of chunk 2 are downloads: ${audited.join(', ')}`);
 });
 
+test('HEAD of a one-chunk message answers the Content-Length its GET would, kept in Redis or in object storage, gzip or not', async (t) => {
+  for (const [size, headers] of [[100, {}], [100_000, {}], [100_000, { 'content-encoding': 'gzip' }]] as const) {
+    const plain = randomBytes(size);
+    const body = headers['content-encoding'] === 'gzip' ? gzipSync(plain) : plain;
+    const messageId = await sendMessage(server, lab, gp, body, { 'mex-WorkflowID': 'CHUNKS', ...headers });
+    for (const path of ['', '/1']) {
+      const request = { path: `/messageexchange/${gp.id}/inbox/${messageId}${path}`, headers: { 'accept-encoding': 'gzip' } };
+      const head = await mailboxRequest(server, gp, { ...request, method: 'HEAD' });
+      t.is(head.status, 200);
+      t.is(head.headers['content-length'], String(body.length), `${size} bytes ${JSON.stringify(headers)} ${path}`);
+      t.is(head.headers['content-length'], (await mailboxRequest(server, gp, request)).headers['content-length']);
+    }
+  }
+});
+
 test('a chunk re-uploaded while uploading replaces the earlier copy; after completion it is refused with 423', async (t) => {
   const messageId = await startUpload(2, Buffer.from('first '));
   t.is((await uploadChunk(messageId, 2, 2, Buffer.from('wrong'))).status, 202);

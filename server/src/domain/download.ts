@@ -40,7 +40,8 @@ export async function describeChunk(
 ): Promise<{ readonly message: MessageRecord; readonly size: number | undefined }> {
   const [message, size] = await Promise.all([findDownloadable(services, mailboxId, messageId), services.messages.chunkSize(messageId, chunkNumber)]);
   refuseMissingChunk(message, messageId, chunkNumber);
-  return { message, size };
+  // A message accepted whole at its send has its size recorded, not its one chunk's.
+  return { message, size: size ?? (message.totalChunks === 1 ? message.size : undefined) };
 }
 
 /** 404 for a chunk the message does not have: it has 1 to N, and a report (no chunks) is downloaded as chunk 1. */
