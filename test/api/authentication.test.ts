@@ -134,6 +134,13 @@ test('a used token is refused for any other request; the identical retry of a ha
   t.is((await mailboxRequest(server, alice, { path: inboxOf(alice), authorization: used })).status, 200, 'the same request again');
   assertRefusal(t, await mailboxRequest(server, alice, { path: `/messageexchange/${alice.id}/count`, authorization: used }));
   t.is((await mailboxRequest(server, alice, { method: 'HEAD', path: inboxOf(alice), authorization: used })).status, 403);
+  // Another query is another request: one token must not page through an inbox or track every message.
+  assertRefusal(t, await mailboxRequest(server, alice, { path: `${inboxOf(alice)}?max_results=10`, authorization: used }));
+  const tracking = token(alice);
+  const track = (messageId: string) => mailboxRequest(server, alice, { path: `/messageexchange/${alice.id}/outbox/tracking?messageID=${messageId}`, authorization: tracking });
+  t.is((await track('20261130120000000000_AAAAAA')).status, 404);
+  t.is((await track('20261130120000000000_AAAAAA')).status, 404, 'the same request again');
+  assertRefusal(t, await track('20261130120000000000_BBBBBB'));
   const recipient = await server.createMailbox();
   const send = (authorization: string, { outbox = 'outbox', localId = 'replayed', body = 'once' } = {}) =>
     mailboxRequest(server, alice, {

@@ -27,7 +27,7 @@ export interface MailboxCredentials {
   /** The mailbox named in the request path. */
   readonly mailboxId: string;
   readonly authorization: string | undefined;
-  /** What is asked: method and path. A token is for one request; its identical retry may repeat it. */
+  /** What is asked: method, path and query. A token is for one request; its identical retry may repeat it. */
   readonly request: string;
   /** Whether doing the request twice does no harm (everything but creating a message). */
   readonly repeatable: boolean;

@@ -5,7 +5,7 @@ import type { RedisKeys } from './keys.ts';
 
 /** A request a token is used for: what and when. */
 export interface TokenUse {
-  /** Method and path, e.g. `GET /messageexchange/X/inbox/ID` (and, for a send, what identifies its message). */
+  /** Method, path and query, e.g. `GET /messageexchange/X/inbox?max_results=10` (and, for a send, what identifies its message). */
   readonly request: string;
   readonly at: Date;
   /** The id of the message the request is to create (a send). */

@@ -46,7 +46,8 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork): Middl
       certificateCommonName: peerCertificate(ctx.req.socket as TLSSocket).commonName,
       mailboxId: String(ctx.params.mailbox ?? ''),
       authorization: ctx.get('Authorization') || undefined,
-      request: sending ? `${ctx.method} ${ctx.path}\n${sendIdentity(ctx.req.headers)}` : `${ctx.method} ${ctx.path}`,
+      // With its query: another page or message tracked is another request.
+      request: sending ? `${ctx.method} ${ctx.originalUrl}\n${sendIdentity(ctx.req.headers)}` : `${ctx.method} ${ctx.originalUrl}`,
       // Sending creates a message: done twice, it would be delivered twice.
       repeatable: !sending,
       ...(newMessageId ? { creates: newMessageId } : {}),
