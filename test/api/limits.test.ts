@@ -49,6 +49,7 @@ test.serial('a streamed (chunked, no Content-Length) body is cut off at the limi
   const before = await storedObjects();
   const response = await send(randomBytes(30_000), { 'transfer-encoding': 'chunked' });
   t.is(response.status, 413);
+  t.is(response.json().message_id, null, 'no message was recorded to name');
   t.is(await storedObjects(), before);
   t.is(await inboxCount(), 0);
 });

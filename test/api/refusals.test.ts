@@ -57,6 +57,7 @@ test('a send without mex-To is refused with code 08, without workflow with code 
   const emptyStream = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'transfer-encoding': 'chunked' }, 'v2', '');
   t.is(emptyStream.status, 417, 'an empty chunked body is found out once it ends');
   t.is(emptyStream.json().detail[0].code, '02');
+  t.is(emptyStream.json().message_id, null, 'no message was recorded to name');
   const zeroSpeltLong = await send({ 'mex-To': gp.id, 'mex-WorkflowID': 'W1', 'content-length': '00' }, 'v2', '');
   t.is(zeroSpeltLong.status, 417, 'Content-Length: 00 is empty too');
 });

@@ -43,9 +43,9 @@ class ChunkGuard extends Transform {
   refusal: MeshError | undefined;
   readonly #limit: number;
   readonly #gzip: boolean;
-  readonly #messageId: string;
+  readonly #messageId: string | undefined;
 
-  constructor(limit: number, gzip: boolean, messageId: string) {
+  constructor(limit: number, gzip: boolean, messageId: string | undefined) {
     super();
     this.#limit = limit;
     this.#gzip = gzip;
@@ -90,7 +90,7 @@ export async function readSmallBody(body: ChunkBody): Promise<Buffer> {
 export async function storeChunk(services: Services, sender: string, chunk: ChunkObject, body: ChunkBody): Promise<number> {
   const limit = services.limits.maxChunkBytes;
   if (body.contentLength !== undefined && body.contentLength > limit) {
-    throw new PayloadTooLargeError('chunk', limit, chunk.messageId);
+    throw new PayloadTooLargeError('chunk', limit, refusedMessageId(chunk));
   }
   const release = services.transfers.take(sender);
   try {
@@ -101,7 +101,7 @@ export async function storeChunk(services: Services, sender: string, chunk: Chun
 }
 
 async function streamIntoStorage(services: Services, chunk: ChunkObject, body: ChunkBody, limit: number): Promise<number> {
-  const counted = new ChunkGuard(limit, body.contentEncoding === 'gzip', chunk.messageId);
+  const counted = new ChunkGuard(limit, body.contentEncoding === 'gzip', refusedMessageId(chunk));
   // A request cut off, or a body refused on its way, fails the pipeline: that ends the S3 call.
   const abort = new AbortController();
   pipeline(body.stream as Readable, counted, (error) => error && abort.abort(error));
@@ -115,9 +115,17 @@ async function streamIntoStorage(services: Services, chunk: ChunkObject, body: C
   // A streamed body can turn out empty only once it has ended; MESH refuses empty data.
   if (counted.bytes === 0) {
     await discardUpload(services, chunk);
-    throw new SendRejectedError(MeshErrorCodes.missingDataFile, { messageId: chunk.messageId });
+    throw new SendRejectedError(MeshErrorCodes.missingDataFile, { messageId: refusedMessageId(chunk) });
   }
   return counted.bytes;
+}
+
+/** The upload of chunk 1 with its send, whose message exists only once it is stored: no version. */
+export const SENT_CHUNK_VERSION = '';
+
+/** The message a refused upload names: a send's is not recorded, so its refusal names none (as for any other refused send). */
+function refusedMessageId(chunk: ChunkObject): string | undefined {
+  return chunk.version === SENT_CHUNK_VERSION ? undefined : chunk.messageId;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
-import { fitsInline, readSmallBody, storeChunk } from './chunk-storage.ts';
+import { fitsInline, readSmallBody, SENT_CHUNK_VERSION, storeChunk } from './chunk-storage.ts';
 import { ForbiddenError, SendRejectedError, ServiceUnavailableError } from './errors.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
 import { acceptedNextCheck } from './lifecycle.ts';
@@ -141,7 +141,7 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
   const { periods } = services;
   const firstCheckAt = after(services, Math.min(periods.deliveryCheckMs, periods.uploadExpiryMs, periods.inboxExpiryMs));
   const messageId = await reserveMessageId(services, firstCheckAt, firstChoice);
-  const size = await storeChunk(services, metadata.sender, { messageId, number: 1, version: '' }, body);
+  const size = await storeChunk(services, metadata.sender, { messageId, number: 1, version: SENT_CHUNK_VERSION }, body);
   const recordedAt = services.now();
   const outcome = await createOnce(services, messageId, metadata, size, recordedAt);
   if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
