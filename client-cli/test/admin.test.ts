@@ -143,6 +143,32 @@ test('mailbox create registers the mailbox and issues a certificate the server a
   t.is((await asMailbox('X26OT001', 'pw-1', out, 'handshake')).code, 0);
 });
 
+test("mailbox disable is MESH's deactivation: the messages waiting in its inbox go back to their senders as undeliverable, each with a report; one acknowledged stays so", async (t) => {
+  const [lab, closing] = [await server.createMailbox(), await server.createMailbox()];
+  const [collected, waiting] = [await sendMessage(server, lab, closing, 'collected'), await sendMessage(server, lab, closing, 'waiting', { 'mex-LocalID': 'ref-7' })];
+  t.is((await mailboxRequest(server, closing, { method: 'PUT', path: `/messageexchange/${closing.id}/inbox/${collected}/status/acknowledged` })).status, 200);
+
+  const disabled = await admin('mailbox', 'disable', closing.id);
+  t.is(disabled.code, 0, disabled.stderr);
+  t.is(disabled.stdout, `mailbox ${closing.id} disabled: 1 waiting message goes back to its sender as undeliverable at the lifecycle worker's next sweep\n`);
+  const statusOf = async (messageId: string) =>
+    (await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` })).json().status;
+  for (let attempt = 0; attempt < 100 && (await statusOf(waiting)) !== 'undeliverable'; attempt++) await new Promise((resolve) => setTimeout(resolve, 100));
+  t.is(await statusOf(waiting), 'undeliverable');
+  t.is(await statusOf(collected), 'acknowledged');
+  const [reportId, ...others] = (await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/inbox` })).json().messages;
+  t.deepEqual(others, []);
+  const report = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/inbox/${reportId}` });
+  t.like(report.headers, {
+    'mex-messagetype': 'REPORT',
+    'mex-linkedmsgid': waiting,
+    'mex-localid': 'ref-7',
+    'mex-statuscode': '14',
+    'mex-statusdescription': 'Message was not collected as the mailbox is deactivated',
+  });
+  t.regex((await admin('mailbox', 'disable', (await server.createMailbox()).id)).stdout, /: no messages were waiting\n$/);
+});
+
 test('mailbox commands refuse duplicates, unknown mailboxes and bad ids with a clear message', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
   t.is((await admin('mailbox', 'create', 'DUP001', '--password', 'a', '--cert-out', out)).code, 0);

@@ -20,44 +20,44 @@ function message(overrides: Partial<MessageRecord>): MessageRecord {
 
 test('an uploading message is looked at every delivery-check period until the upload expiry, then is abandoned', (t) => {
   const uploading = message({ status: 'uploading', acceptedAt: undefined });
-  t.deepEqual(nextLifecycleStep(uploading, plus(100), periods), { kind: 'wait', until: plus(600) });
-  t.deepEqual(nextLifecycleStep(uploading, plus(999), periods), { kind: 'wait', until: plus(1_000) });
-  t.deepEqual(nextLifecycleStep(uploading, plus(1_000), periods), { kind: 'abandon-upload' });
+  t.deepEqual(nextLifecycleStep(uploading, true, plus(100), periods), { kind: 'wait', until: plus(600) });
+  t.deepEqual(nextLifecycleStep(uploading, true, plus(999), periods), { kind: 'wait', until: plus(1_000) });
+  t.deepEqual(nextLifecycleStep(uploading, true, plus(1_000), periods), { kind: 'abandon-upload' });
 });
 
 test('an accepted message expires at acceptance + inbox expiry, and is looked at once a payload retention meanwhile', (t) => {
   const accepted = message({ acceptedAt: plus(500) });
-  t.deepEqual(nextLifecycleStep(accepted, plus(500), periods), { kind: 'wait', until: plus(2_500) });
-  t.deepEqual(nextLifecycleStep(accepted, plus(5_000), periods), { kind: 'wait', until: plus(5_500) });
-  t.deepEqual(nextLifecycleStep(accepted, plus(5_500), periods), { kind: 'expire' });
+  t.deepEqual(nextLifecycleStep(accepted, true, plus(500), periods), { kind: 'wait', until: plus(2_500) });
+  t.deepEqual(nextLifecycleStep(accepted, true, plus(5_000), periods), { kind: 'wait', until: plus(5_500) });
+  t.deepEqual(nextLifecycleStep(accepted, true, plus(5_500), periods), { kind: 'expire', because: 'not-collected' });
 });
 
 test('an expiry interrupted half-way is finished before anything else, whatever the clock says', (t) => {
   const interrupted = message({ status: 'undeliverable', statusAt: plus(5_000), reportId: 'R', expiryPending: true });
-  t.deepEqual(nextLifecycleStep(interrupted, plus(5_000), periods), { kind: 'finish-expiry' });
-  t.deepEqual(nextLifecycleStep(interrupted, plus(40_000), periods), { kind: 'finish-expiry' });
+  t.deepEqual(nextLifecycleStep(interrupted, true, plus(5_000), periods), { kind: 'finish-expiry' });
+  t.deepEqual(nextLifecycleStep(interrupted, true, plus(40_000), periods), { kind: 'finish-expiry' });
   const finished = message({ status: 'undeliverable', statusAt: plus(5_000), reportId: 'R' });
-  t.deepEqual(nextLifecycleStep(finished, plus(5_000), periods), { kind: 'wait', until: plus(7_000) });
+  t.deepEqual(nextLifecycleStep(finished, true, plus(5_000), periods), { kind: 'wait', until: plus(7_000) });
 });
 
 test('a finished message has its payload purged after the retention (an abandoned upload\'s at once), then its record after the message retention', (t) => {
   for (const status of ['acknowledged', 'undeliverable', 'error'] as const) {
     const done = message({ status, statusAt: plus(1_000) });
     if (status === 'error') {
-      t.deepEqual(nextLifecycleStep(done, plus(1_000), periods), { kind: 'purge-payload' }, status);
+      t.deepEqual(nextLifecycleStep(done, true, plus(1_000), periods), { kind: 'purge-payload' }, status);
     } else {
-      t.deepEqual(nextLifecycleStep(done, plus(2_999), periods), { kind: 'wait', until: plus(3_000) }, status);
-      t.deepEqual(nextLifecycleStep(done, plus(3_000), periods), { kind: 'purge-payload' }, status);
+      t.deepEqual(nextLifecycleStep(done, true, plus(2_999), periods), { kind: 'wait', until: plus(3_000) }, status);
+      t.deepEqual(nextLifecycleStep(done, true, plus(3_000), periods), { kind: 'purge-payload' }, status);
     }
     const purged = message({ status, statusAt: plus(1_000), payloadPurgedAt: plus(3_000) });
-    t.deepEqual(nextLifecycleStep(purged, plus(3_000), periods), { kind: 'wait', until: plus(30_000) }, status);
-    t.deepEqual(nextLifecycleStep(purged, plus(30_000), periods), { kind: 'purge-message' }, status);
+    t.deepEqual(nextLifecycleStep(purged, true, plus(3_000), periods), { kind: 'wait', until: plus(30_000) }, status);
+    t.deepEqual(nextLifecycleStep(purged, true, plus(30_000), periods), { kind: 'purge-message' }, status);
   }
 });
 
 test('a report has no payload to purge', (t) => {
   const report = message({ type: 'REPORT', totalChunks: 0, status: 'acknowledged' });
-  t.deepEqual(nextLifecycleStep(report, plus(1), periods), { kind: 'wait', until: plus(30_000) });
+  t.deepEqual(nextLifecycleStep(report, true, plus(1), periods), { kind: 'wait', until: plus(30_000) });
 });
 
 test('the non-delivery description speaks in days when the period is whole days', (t) => {

@@ -1,5 +1,5 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import type { MessageRecord } from '../store/messages.ts';
+import type { MessageRecord, MessageStore } from '../store/messages.ts';
 import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
@@ -37,7 +37,8 @@ export interface LifecycleScheduler {
 export type LifecycleStep =
   | { readonly kind: 'wait'; readonly until: Date }
   | { readonly kind: 'abandon-upload' }
-  | { readonly kind: 'expire' }
+  /** Undeliverable: not acknowledged in time, or its recipient's mailbox deactivated (MESH returns what waits in it). */
+  | { readonly kind: 'expire'; readonly because: 'not-collected' | 'recipient-deactivated' }
   | { readonly kind: 'finish-expiry' }
   | { readonly kind: 'purge-payload' }
   | { readonly kind: 'purge-message' };
@@ -64,8 +65,11 @@ export function acceptedNextCheck(message: Pick<MessageRecord, 'acceptedAt' | 'c
   return new Date(Math.min(inboxExpiryOf(message, periods).getTime(), at(now, periods.payloadRetentionMs).getTime()));
 }
 
-/** What is due for a message now: a pure function of its state, the clock and the periods. */
-export function nextLifecycleStep(message: MessageRecord, now: Date, periods: RetentionPeriods): LifecycleStep {
+/**
+ * What is due for a message now: a pure function of its state, whether its recipient's mailbox
+ * is active (asked only of an accepted message), the clock and the periods.
+ */
+export function nextLifecycleStep(message: MessageRecord, recipientActive: boolean, now: Date, periods: RetentionPeriods): LifecycleStep {
   const due = (when: Date, step: LifecycleStep): LifecycleStep => (now < when ? { kind: 'wait', until: when } : step);
   if (message.expiryPending) return { kind: 'finish-expiry' };
   switch (message.status) {
@@ -74,7 +78,8 @@ export function nextLifecycleStep(message: MessageRecord, now: Date, periods: Re
       // and its request stop before delivering the message, at any moment.
       return lookAgainBy(due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' }), at(now, periods.deliveryCheckMs));
     case 'accepted':
-      return lookAgainBy(due(inboxExpiryOf(message, periods), { kind: 'expire' }), acceptedNextCheck(message, now, periods));
+      if (!recipientActive) return { kind: 'expire', because: 'recipient-deactivated' };
+      return lookAgainBy(due(inboxExpiryOf(message, periods), { kind: 'expire', because: 'not-collected' }), acceptedNextCheck(message, now, periods));
     case 'acknowledged':
     case 'undeliverable':
     case 'error':
@@ -85,6 +90,30 @@ export function nextLifecycleStep(message: MessageRecord, now: Date, periods: Re
       return due(at(message.acceptedAt ?? message.createdAt, periods.messageRetentionMs), { kind: 'purge-message' });
   }
 }
+
+/**
+ * Brings the next check of every message waiting in a mailbox's inbox forward to `now`: the
+ * lifecycle worker then looks at each at its next sweep (a deactivated mailbox's messages go
+ * back to their senders as undeliverable). Returns how many there were.
+ */
+export async function checkInboxNow(
+  stores: { readonly messages: Pick<MessageStore, 'inboxPage'>; readonly schedule: Pick<LifecycleScheduler, 'schedule'> },
+  mailboxId: string,
+  now: Date,
+): Promise<number> {
+  let count = 0;
+  for (let after: number | undefined, more = true; more; ) {
+    const page = await stores.messages.inboxPage(mailboxId, INBOX_BATCH, after);
+    await Promise.all(page.messageIds.map((id) => stores.schedule.schedule(id, now)));
+    count += page.messageIds.length;
+    after = page.next;
+    more = page.next !== undefined;
+  }
+  return count;
+}
+
+/** Inbox entries read at a time when every message of an inbox is to be looked at. */
+const INBOX_BATCH = 1000;
 
 async function purgePayload(services: Services, messageId: string, now: Date): Promise<void> {
   await services.payloads.deleteMessage(messageId);
@@ -117,7 +146,11 @@ export async function advanceLifecycle(services: Services, messageId: string): P
       await services.payloads.deleteMessage(messageId);
       return undefined;
     }
-    const step = nextLifecycleStep(message, now, services.periods);
+    // A mailbox that is gone counts as deactivated: nobody can collect what waits for it. Read
+    // afresh: the deactivation that brought this check forward may be a moment old.
+    const recipientActive =
+      message.status !== 'accepted' || message.expiryPending || (await services.mailboxes.get(message.recipient, { fresh: true }))?.active === true;
+    const step = nextLifecycleStep(message, recipientActive, now, services.periods);
     switch (step.kind) {
       case 'wait':
         // A send or final chunk cut off between acceptance and delivery is delivered here, and
@@ -135,7 +168,9 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.
         // A report that expires gets no report of its own.
         const reportId = message.sender ? await reserveMessageId(services, at(now, services.periods.inboxExpiryMs)) : '';
-        await services.messages.expire(message, reportId, undeliveredDescription(services.periods.inboxExpiryMs), now);
+        const description =
+          step.because === 'recipient-deactivated' ? MeshErrorCodes.undeliveredMailboxDeactivated.description : undeliveredDescription(services.periods.inboxExpiryMs);
+        await services.messages.expire(message, reportId, description, now);
         break;
       }
       case 'finish-expiry':

@@ -3,6 +3,7 @@ import { loadPki } from '../pki.ts';
 import { printable } from '../../client/untrusted-text.ts';
 import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
+import { checkInboxNow } from '../../../../server/src/domain/lifecycle.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
 import { refuseExistingFiles } from '../../transfer/durable-files.ts';
@@ -127,16 +128,31 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       console.log(printable(JSON.stringify(shown, null, 2)));
     });
 
-  for (const [name, active] of [['enable', true], ['disable', false]] as const) {
-    mailbox
-      .command(`${name} <id>`)
-      .description(active ? 'allow the mailbox to connect and receive again' : 'refuse the mailbox: it can neither connect nor receive')
-      .action(async (id: string) => {
-        await withAdminStores(async ({ mailboxes, audit }) => {
-          if (!(await mailboxes.setActive(parseMailboxId(id), active))) throw new Error(`no mailbox ${id.toUpperCase()}`);
-          await audit(`mailbox.${name}`, parseMailboxId(id));
-        });
-        console.log(`mailbox ${id.toUpperCase()} ${active ? 'enabled' : 'disabled'}`);
+  mailbox
+    .command('enable <id>')
+    .description('allow the mailbox to connect and receive again (what its disabling returned to senders stays returned)')
+    .action(async (id: string) => {
+      await withAdminStores(async ({ mailboxes, audit }) => {
+        if (!(await mailboxes.setActive(parseMailboxId(id), true))) throw new Error(`no mailbox ${id.toUpperCase()}`);
+        await audit('mailbox.enable', parseMailboxId(id));
       });
-  }
+      console.log(`mailbox ${id.toUpperCase()} enabled`);
+    });
+  mailbox
+    .command('disable <id>')
+    .description(
+      "deactivate the mailbox (MESH's deactivation): it can neither connect nor receive, and the messages waiting in its inbox go back to their senders as undeliverable, each with a non-delivery report",
+    )
+    .action(async (id: string) => {
+      const waiting = await withAdminStores(async ({ mailboxes, messages, schedule, audit }) => {
+        if (!(await mailboxes.setActive(parseMailboxId(id), false))) throw new Error(`no mailbox ${id.toUpperCase()}`);
+        await audit('mailbox.disable', parseMailboxId(id));
+        return checkInboxNow({ messages, schedule }, parseMailboxId(id), new Date());
+      });
+      const returned =
+        waiting === 0
+          ? 'no messages were waiting'
+          : `${waiting === 1 ? '1 waiting message goes back to its sender' : `${waiting} waiting messages go back to their senders`} as undeliverable at the lifecycle worker's next sweep`;
+      console.log(`mailbox ${id.toUpperCase()} disabled: ${returned}`);
+    });
 }
