@@ -32,6 +32,14 @@ test('an accepted message expires at acceptance + inbox expiry, and is looked at
   t.deepEqual(nextLifecycleStep(accepted, true, plus(5_500), periods), { kind: 'expire', because: 'not-collected' });
 });
 
+test("an accepted message whose recipient's mailbox is deactivated expires at once; an upload waits to be complete", (t) => {
+  t.deepEqual(nextLifecycleStep(message({ acceptedAt: plus(500) }), false, plus(600), periods), { kind: 'expire', because: 'recipient-deactivated' });
+  const uploading = message({ status: 'uploading', acceptedAt: undefined });
+  t.deepEqual(nextLifecycleStep(uploading, false, plus(100), periods), { kind: 'wait', until: plus(600) });
+  const acknowledged = message({ status: 'acknowledged', statusAt: plus(1_000) });
+  t.deepEqual(nextLifecycleStep(acknowledged, false, plus(1_000), periods), { kind: 'wait', until: plus(3_000) });
+});
+
 test('an expiry interrupted half-way is finished before anything else, whatever the clock says', (t) => {
   const interrupted = message({ status: 'undeliverable', statusAt: plus(5_000), reportId: 'R', expiryPending: true });
   t.deepEqual(nextLifecycleStep(interrupted, true, plus(5_000), periods), { kind: 'finish-expiry' });
