@@ -145,8 +145,8 @@ test('dispatch sends every waiting file (chunked, gzipped, with its control file
   t.regex(receipts[0]!.localId, /^dispatch-[0-9a-f]{16}$/, 'a made-up local id, to find the message again after a crash');
 });
 
-test('a file the server refuses, or whose control file is wrong, moves into failed/ with the reason, its control file beside it', async (t) => {
-  const { lab } = await pair();
+test('a file the server refuses, or whose control file is wrong, moves into failed/ with the reason, its control file beside it; one nothing addresses stays', async (t) => {
+  const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
   await put(outbox, 'nobody.txt', Buffer.from('a'), { to: 'NOSUCHBOX01' });
   await put(outbox, 'typo.txt', Buffer.from('b'), { recipient: 'X26HC001' });
@@ -160,13 +160,13 @@ test('a file the server refuses, or whose control file is wrong, moves into fail
   t.regex(run.stderr, /nobody\.txt: .*\(HTTP 417, MESH code (12|EPL-151)\) \(moved to failed\/\)/);
   t.regex(run.stderr, /typo\.txt: .*unknown field "recipient"/);
   t.regex(run.stderr, /broken\.txt: its control file broken\.txt\.ctl\.json is not JSON/);
-  t.regex(run.stderr, /unaddressed\.txt: no to for it: give --to/);
+  t.regex(run.stderr, /no to for it: give --to and --workflow, or put them in unaddressed\.txt\.ctl\.json \(unaddressed\.txt stays in the folder\)/);
   t.regex(run.stderr, /two-lines\.txt: its control file gives a subject that cannot go as a MESH header/);
   t.regex(run.stderr, /5 files not sent/);
 
-  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent', 'unaddressed.txt'], 'unaddressed: the command is the one to put right');
   const failed = await readdir(join(outbox, 'failed'));
-  for (const file of ['nobody.txt', 'typo.txt', 'broken.txt', 'unaddressed.txt', 'two-lines.txt']) {
+  for (const file of ['nobody.txt', 'typo.txt', 'broken.txt', 'two-lines.txt']) {
     const moved = failed.find((name) => name.endsWith(`_${file}`));
     t.truthy(moved, file);
     const error = JSON.parse(await readFile(join(outbox, 'failed', `${moved}.error.json`), 'utf8')) as { file: string; reason: string };
@@ -174,7 +174,12 @@ test('a file the server refuses, or whose control file is wrong, moves into fail
     t.true(error.reason.length > 0);
   }
   t.true(failed.some((name) => name.endsWith('_typo.txt.ctl.json')), 'the control file goes with its file');
-  t.false(failed.some((name) => name.endsWith('_unaddressed.txt.ctl.json')));
+  t.false(failed.some((name) => name.endsWith('_unaddressed.txt')));
+
+  // The flag put back, the file goes.
+  const addressed = await as(lab, ['dispatch', outbox, '--workflow', WORKFLOW, '--to', gp.mailbox.id]);
+  t.is(addressed.code, 0, addressed.stderr);
+  t.false((await readdir(outbox)).includes('unaddressed.txt'));
 });
 
 /** The client, but its upload of chunk 3 fails (a connection reset): a send cut off part-way. */

@@ -448,8 +448,9 @@ function messageFields(
   const to = control.to ?? defaults.to;
   const workflowId = control.workflowId ?? defaults.workflowId;
   if (to === undefined || workflowId === undefined) {
+    // A flag left out of the command that runs dispatch would otherwise send the whole outbox to failed/.
     const missing = [to === undefined ? 'to' : undefined, workflowId === undefined ? 'workflowId' : undefined].filter(Boolean).join(' and ');
-    throw new RefusedFileError(`no ${missing} for it: give --to and --workflow, or put them in ${file}${CONTROL_SUFFIX}`);
+    throw new DispatchSetupError(`no ${missing} for it: give --to and --workflow, or put them in ${file}${CONTROL_SUFFIX}`);
   }
   const subject = control.subject ?? defaults.subject;
   // The flags were checked when given; a control file's fields are checked here, then the file's own name.
