@@ -2,15 +2,23 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { createCertificateAuthority, createCertificateRequest, signCertificateRequest } from '../../shared/src/pki/index.ts';
 import { DEFAULT_URL, resolveConnectionSettings, SettingsError } from '../src/client/settings.ts';
 
 let dir: string;
+/** The PEM files' contents by name: a CA, and three certificates of one mailbox key (to tell where each came from). */
+const pems: Record<string, string> = {};
+const KEY = 'profiles/pem/profile.key';
 
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'meshbox-settings-test-'));
   await mkdir(join(dir, 'profiles', 'pem'), { recursive: true });
-  for (const name of ['profile.crt', 'profile.key', 'profile-ca.crt']) await writeFile(join(dir, 'profiles', 'pem', name), `${name} pem`);
-  for (const name of ['env.crt', 'flag.crt']) await writeFile(join(dir, name), `${name} pem`);
+  const ca = createCertificateAuthority({ commonName: 'settings test CA' });
+  const request = createCertificateRequest({ commonName: 'PROFILEBOX' });
+  const certified = (): string => signCertificateRequest({ ca, csrPem: request.csrPem, usage: 'client' }).certPem;
+  Object.assign(pems, { 'profile.crt': certified(), 'profile.key': request.keyPem, 'profile-ca.crt': ca.certPem, 'env.crt': certified(), 'flag.crt': certified() });
+  for (const name of ['profile.crt', 'profile.key', 'profile-ca.crt']) await writeFile(join(dir, 'profiles', 'pem', name), pems[name]!);
+  for (const name of ['env.crt', 'flag.crt']) await writeFile(join(dir, name), pems[name]!);
   await writeFile(
     join(dir, 'profiles', 'gp.json'),
     JSON.stringify({
@@ -36,9 +44,9 @@ test('a profile alone supplies everything; its paths resolve against its own fol
     mailboxId: 'PROFILEBOX',
     password: 'profile-password',
     sharedKey: 'profile-key',
-    certPem: 'profile.crt pem',
-    keyPem: 'profile.key pem',
-    caPem: 'profile-ca.crt pem',
+    certPem: pems['profile.crt'],
+    keyPem: pems['profile.key'],
+    caPem: pems['profile-ca.crt'],
     idleTimeoutMs: 120_000,
   });
 });
@@ -58,16 +66,16 @@ test('flags beat environment variables, which beat the profile (named by MESHBOX
     },
   );
   t.is(settings.mailboxId, 'FLAGBOX');
-  t.is(settings.certPem, 'flag.crt pem');
+  t.is(settings.certPem, pems['flag.crt']!);
   t.is(settings.password, 'env-password');
   t.is(settings.url, 'https://env.example');
   t.is(settings.sharedKey, 'profile-key');
-  t.is(settings.keyPem, 'profile.key pem');
+  t.is(settings.keyPem, pems['profile.key']!);
 });
 
 test('the url defaults to https://localhost:8443', async (t) => {
   const settings = await resolveConnectionSettings(
-    { mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: 'flag.crt', ca: 'env.crt' },
+    { mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: KEY, ca: 'env.crt' },
     { env: {}, cwd: dir },
   );
   t.is(settings.url, DEFAULT_URL);
@@ -84,7 +92,7 @@ test('every missing setting is named with its flag, variable and profile key', a
 test('bad values and unreadable files are reported clearly', async (t) => {
   const bad = await t.throwsAsync(
     resolveConnectionSettings(
-      { url: 'http://plain.example', mailbox: 'a/b', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: 'flag.crt', ca: 'env.crt' },
+      { url: 'http://plain.example', mailbox: 'a/b', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: KEY, ca: 'env.crt' },
       { env: {}, cwd: dir },
     ),
     { instanceOf: SettingsError },
@@ -93,14 +101,27 @@ test('bad values and unreadable files are reported clearly', async (t) => {
   t.regex(bad?.message ?? '', /mailbox id "a\/b" must be letters and digits only/);
 
   const unreadable = await t.throwsAsync(
-    resolveConnectionSettings({ mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'missing.crt', key: 'flag.crt', ca: 'env.crt' }, { env: {}, cwd: dir }),
+    resolveConnectionSettings({ mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'missing.crt', key: KEY, ca: 'env.crt' }, { env: {}, cwd: dir }),
     { instanceOf: SettingsError },
   );
   t.regex(unreadable?.message ?? '', /cannot read client certificate \(PEM file\) .*missing\.crt \(from --cert\)/);
 });
 
+test('a file that is not what its setting wants, or a certificate and key that are not a pair, is named with where it came from', async (t) => {
+  const complete = { mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: KEY, ca: 'env.crt' };
+  await writeFile(join(dir, 'not-pem.crt'), 'not a certificate');
+  const notPem = await t.throwsAsync(resolveConnectionSettings({ ...complete, cert: 'not-pem.crt' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
+  t.regex(notPem?.message ?? '', /^client certificate \(PEM file\) .*not-pem\.crt \(from --cert\) is not usable: /);
+  const certAsKey = await t.throwsAsync(resolveConnectionSettings({ ...complete, key: 'flag.crt' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
+  t.regex(certAsKey?.message ?? '', /^client private key \(PEM file\) .*flag\.crt \(from --key\) is not usable: /);
+  const otherKey = createCertificateRequest({ commonName: 'OTHER' }).keyPem;
+  await writeFile(join(dir, 'other.key'), otherKey);
+  const mismatch = await t.throwsAsync(resolveConnectionSettings({ ...complete, key: 'other.key' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
+  t.regex(mismatch?.message ?? '', /^client certificate \(PEM file\) .*flag\.crt \(from --cert\) and client private key \(PEM file\) .*other\.key \(from --key\) are not a pair: /);
+});
+
 test('the request timeout comes from --timeout, MESHBOX_TIMEOUT or the profile, in whole seconds', async (t) => {
-  const complete = { mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: 'flag.crt', ca: 'env.crt' };
+  const complete = { mailbox: 'a', password: 'p', sharedKey: 'k', cert: 'flag.crt', key: KEY, ca: 'env.crt' };
   await writeFile(join(dir, 'slow-link.json'), JSON.stringify({ timeout: '600' }));
   await writeFile(join(dir, 'slow-link-number.json'), JSON.stringify({ timeout: 900 }));
   const timeoutFrom = async (flags: Record<string, string>, env: Record<string, string>) =>

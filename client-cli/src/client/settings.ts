@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import type { ConnectionSettings } from './mesh-client.ts';
 
@@ -151,13 +152,36 @@ async function readProfile(path: string): Promise<Partial<Record<SettingName, st
   return parsed.data;
 }
 
-async function readPem(name: SettingName, candidate: Candidate): Promise<string> {
-  const path = resolve(candidate.baseDir, candidate.value);
+type PemSetting = 'cert' | 'key' | 'ca';
+
+/** The file's text, once TLS has taken it as what it is to be (OpenSSL's own errors name no file). */
+async function readPem(name: PemSetting, candidate: Candidate): Promise<string> {
+  const pem = await readFile(pemPath(candidate), 'utf8').catch((error: unknown) => {
+    throw new Error(`cannot read ${describePem(name, candidate)}: ${(error as Error).message}`);
+  });
   try {
-    return await readFile(path, 'utf8');
+    createSecureContext({ [name]: pem });
   } catch (error) {
-    throw new Error(`cannot read ${SETTING_SOURCES[name].what} ${path} (from ${candidate.origin}): ${(error as Error).message}`);
+    throw new Error(`${describePem(name, candidate)} is not usable: ${(error as Error).message}`);
   }
+  return pem;
+}
+
+/** Refuses a client certificate and key that are not one pair: every request would fail in its handshake. */
+function checkKeyPair(pems: { readonly cert: string; readonly key: string }, candidates: Record<'cert' | 'key', Candidate>): void {
+  try {
+    createSecureContext(pems);
+  } catch (error) {
+    throw new SettingsError([`${describePem('cert', candidates.cert)} and ${describePem('key', candidates.key)} are not a pair: ${(error as Error).message}`]);
+  }
+}
+
+function pemPath(candidate: Candidate): string {
+  return resolve(candidate.baseDir, candidate.value);
+}
+
+function describePem(name: PemSetting, candidate: Candidate): string {
+  return `${SETTING_SOURCES[name].what} ${pemPath(candidate)} (from ${candidate.origin})`;
 }
 
 /**
@@ -194,6 +218,7 @@ export async function resolveConnectionSettings(flags: ConnectionFlags, environm
   const unreadable = files.flatMap((file) => (file.status === 'rejected' ? [(file.reason as Error).message] : []));
   if (unreadable.length > 0) throw new SettingsError(unreadable);
   const [certPem, keyPem, caPem] = files.map((file) => (file as PromiseFulfilledResult<string>).value) as [string, string, string];
+  checkKeyPair({ cert: certPem, key: keyPem }, candidates as Record<'cert' | 'key', Candidate>);
 
   return {
     url: merged.data.url,
