@@ -661,6 +661,39 @@ test('a key is never written through a file or link already where it is to go: t
   t.is((await admin('mailbox', 'show', 'SYM001')).code, 1, 'not registered');
 });
 
+test('cert sign never replaces a file or writes through a link at --out, and records nothing it could not write', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'SGN001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const own = await mkdtemp(join(tmpdir(), 'meshbox-own-'));
+  t.is((await runSubprocess(['cert', 'request', '--for', 'SGN001', '--out', own])).code, 0);
+  const csr = join(own, 'SGN001.csr');
+  const current = join(own, 'current.crt');
+  await writeFile(current, 'the certificate in use\n');
+  const elsewhere = join(await mkdtemp(join(tmpdir(), 'meshbox-elsewhere-')), 'collected.txt');
+  await writeFile(elsewhere, 'nothing yet\n');
+  await symlink(elsewhere, join(own, 'link.crt'));
+
+  for (const taken of [current, join(own, 'link.crt')]) {
+    const refused = await admin('cert', 'sign', csr, '--for', 'SGN001', '--out', taken);
+    t.is(refused.code, 1);
+    t.regex(refused.stderr, /\.crt exists already and is left as it is: give another --out/);
+  }
+  t.is(await readFile(current, 'utf8'), 'the certificate in use\n');
+  t.is(await readFile(elsewhere, 'utf8'), 'nothing yet\n');
+  const noFolder = await admin('cert', 'sign', csr, '--for', 'SGN001', '--out', join(own, 'nodir', 'SGN001.crt'));
+  t.is(noFolder.code, 1);
+  t.regex(noFolder.stderr, /cannot write certificates to .*nodir: ENOENT/);
+  const onRecord = async () => (JSON.parse((await admin('mailbox', 'show', 'SGN001')).stdout) as { certificates: unknown[] }).certificates.length;
+  t.is(await onRecord(), 1, 'only the certificate of its creation');
+  t.notRegex((await admin('audit', '--tail', '500')).stdout, /admin\.cert\.sign SGN001/);
+
+  const signed = await admin('cert', 'sign', csr, '--for', 'SGN001', '--out', join(own, 'SGN001.crt'));
+  t.is(signed.code, 0, signed.stderr);
+  t.is((await asMailbox('SGN001', 'pw', own, 'handshake')).code, 0);
+  t.is(await onRecord(), 2);
+  t.regex((await admin('audit', '--tail', '500')).stdout, /admin\.cert\.sign SGN001/);
+});
+
 test('admin audit shows control characters in an entry escaped, not as codes for the terminal', async (t) => {
   const messageId = `CTRL${Date.now()}`;
   await server.services.audit.record({ action: 'send', actor: 'X26OT001', messageId, detail: 'to \u001b]0;pwned\u0007\u009b2J' });

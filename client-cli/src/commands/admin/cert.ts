@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
 import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
 import { dayCount, daysLeft } from '../../../../shared/src/pki/validity.ts';
@@ -8,8 +9,8 @@ import { printable } from '../../client/untrusted-text.ts';
 import { loadPki } from '../pki.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
-import { refuseExistingFiles } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, publishRevocationList, RENEWAL_ADVICE, readCertificateAuthority, withValidityOption, writePemPair } from './pki-files.ts';
+import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
+import { pemPairPaths, prepareOutputFolder, publishRevocationList, readCertificateAuthority, renewalAdvice, withValidityOption, writePemPair } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -81,7 +82,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     const mailboxId = mailbox.toUpperCase();
     const ca = await readCertificateAuthority(pkiDir());
     await prepareOutputFolder(options.certOut);
-    await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxId)), RENEWAL_ADVICE);
+    await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxId)), renewalAdvice('--cert-out'));
     await withAdminStores(async (stores) => {
       const found = await stores.mailboxes.get(mailboxId);
       if (!found) throw new Error(`no mailbox ${mailboxId}`);
@@ -98,7 +99,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     cert
       .command('sign <csr-file>')
       .description('sign a certificate request (made with `meshbox cert request`), so the key never leaves its owner')
-      .requiredOption('--out <file>', 'where to write the signed certificate')
+      .requiredOption('--out <file>', 'where to write the signed certificate: a new file, in a folder that is there (a file or link already there is left as it is)')
       .requiredOption('--for <name>', "whose the request must be: the mailbox id (client), the monitoring system's name, or the server's host name")
       .addOption(
         new Option(
@@ -115,6 +116,9 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     if (!server && (options.dns || options.ip)) throw new Error('--dns and --ip are for --usage server');
     const ca = await readCertificateAuthority(pkiDir());
     const csrPem = await readFile(csrFile, 'utf8');
+    // --out names a file: a folder that is not there is more likely mistyped than one to make.
+    await prepareOutputFolder(dirname(options.out), { create: false });
+    await refuseExistingFiles([options.out], renewalAdvice('--out'));
     await withAdminStores(async (stores) => {
       // A monitoring certificate is a client certificate whose name is no mailbox: it passes the
       // handshake, which is all the health routes ask, and no mailbox's password goes with it.
@@ -132,11 +136,11 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         throw new Error(`the request is for ${commonName}, which is not a registered mailbox (for a monitoring system: --usage monitoring)`);
       }
       if (options.usage === 'monitoring' && mailbox) throw new Error(`the request is for ${commonName}, a mailbox: a monitoring certificate names none`);
-      // On record, so that revoke finds it by its name.
+      await writeFileAtomically(options.out, signed.certPem, { replace: false });
+      // On record, so that revoke finds it by its name; once written, as one that no file holds would be listed as in use.
       if (options.usage !== 'server') await stores.certificates.recordIssued(commonName, signed.certPem);
       const certified = server ? ` for ${described.subjectAltName ?? commonName}` : '';
       await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}${certified}`);
-      await writeFile(options.out, signed.certPem);
       console.log(`signed ${options.usage} certificate for ${commonName}${certified} (serial ${signed.serialNumber}): ${options.out}`);
     });
   });

@@ -7,7 +7,7 @@ import { checkInboxNow } from '../../../../server/src/domain/lifecycle.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
 import { refuseExistingFiles } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, readCertificateAuthority, RENEWAL_ADVICE, withValidityOption, writePemPair } from './pki-files.ts';
+import { pemPairPaths, prepareOutputFolder, readCertificateAuthority, renewalAdvice, withValidityOption, writePemPair } from './pki-files.ts';
 
 function passwordNote(chosen: ChosenPassword): string {
   return chosen.generated ? `; password ${chosen.password}` : '';
@@ -54,7 +54,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         throw new Error(`certificates named ${mailboxIdValue} are on record though no such mailbox is (a monitoring certificate?): choose another id`);
       }
       // Before the mailbox is registered: it would be left without its certificate.
-      await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxIdValue)), RENEWAL_ADVICE);
+      await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxIdValue)), renewalAdvice('--cert-out'));
       const created = await mailboxes.create({
         id: mailboxIdValue,
         password: chosen.password,

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
@@ -16,10 +16,14 @@ export interface PemPair {
   readonly keyPem: string;
 }
 
-/** Makes the folder a certificate is to be written to, before anything is registered that would then lack it. */
-export async function prepareOutputFolder(dir: string): Promise<void> {
+/**
+ * Makes the folder a certificate is to be written to (`create: false`: refuses one not there),
+ * before anything is registered that would then lack it.
+ */
+export async function prepareOutputFolder(dir: string, options: { readonly create?: boolean } = {}): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    if (options.create ?? true) await mkdir(dir, { recursive: true });
+    else if (!(await stat(dir)).isDirectory()) throw new Error('not a folder');
     await access(dir, constants.W_OK);
   } catch (error) {
     throw new Error(`cannot write certificates to ${dir}: ${(error as Error).message}`, { cause: error });
@@ -35,8 +39,10 @@ export function withValidityOption(command: Command): Command {
   );
 }
 
-/** What to do instead of replacing a mailbox's certificate and key (its current ones stay in use until revoked). */
-export const RENEWAL_ADVICE = 'give another --cert-out (the certificate there keeps working until it is revoked)';
+/** What to do instead of replacing a certificate written before (it stays in use until revoked), given where `option` says to write. */
+export function renewalAdvice(option: '--cert-out' | '--out'): string {
+  return `give another ${option} (the certificate there keeps working until it is revoked)`;
+}
 
 /** Where `writePemPair` puts a certificate and its key. */
 export function pemPairPaths(dir: string, name: string): { readonly cert: string; readonly key: string } {
