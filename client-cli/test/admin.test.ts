@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
-import { createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
+import { createCertificateRequest, createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../../test/support/http.ts';
 import { publishRevocationList } from '../src/commands/admin/pki-files.ts';
@@ -110,6 +110,44 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   t.is(kept.length, 3, kept.join(' '));
   t.is(await readFile(join(dir, kept.find((name) => name.endsWith('.crt'))!), 'utf8'), certPem);
   t.not(await readFile(join(dir, 'ca.crt'), 'utf8'), certPem);
+});
+
+test('cert server and cert sign refuse a malformed --ip or --dns as a usage error, before anything is signed or written', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
+  t.is((await admin('--pki-dir', dir, 'ca', 'init')).code, 0);
+  t.is((await admin('--pki-dir', dir, 'cert', 'server', '--dns', 'mesh.example.org')).code, 0);
+  const working = await readFile(join(dir, 'server.crt'), 'utf8');
+  const malformed = [
+    ['--ip', '999.1.1.1'],
+    ['--ip', 'not-an-ip'],
+    ['--ip', 'fe80::1%eth0'],
+    ['--dns', 'bad host_name!'],
+    ['--dns', 'mesh..example.org'],
+    ['--dns', 'mesh.*.example.org'],
+    ['--dns', '10.0.0.5'],
+  ];
+  for (const [option, value] of malformed) {
+    const refused = await admin('--pki-dir', dir, 'cert', 'server', '--dns', 'mesh.example.org', option!, value!, '--force');
+    t.is(refused.code, 2, `a usage error: ${value}`);
+    t.regex(refused.stderr, new RegExp(`option '${option} <[a-z.]+>' argument '.+' is invalid\\. Give an? (IPv4 address|host name)`));
+  }
+  t.is(await readFile(join(dir, 'server.crt'), 'utf8'), working, 'the working certificate stays');
+
+  const csr = join(dir, 'mesh.csr');
+  await writeFile(csr, createCertificateRequest({ commonName: 'mesh.example.org' }).csrPem);
+  const out = join(dir, 'mesh.crt');
+  for (const [option, value] of malformed) {
+    const refused = await admin('--pki-dir', dir, 'cert', 'sign', csr, '--for', 'mesh.example.org', '--usage', 'server', option!, value!, '--out', out);
+    t.is(refused.code, 2, `a usage error: ${value}`);
+  }
+  t.false(existsSync(out));
+
+  const wildcard = await admin('--pki-dir', dir, 'cert', 'server', '--dns', '*.mesh.example.org', 'mesh.example.org', '--ip', '10.0.0.5', '2001:db8::5', '--force');
+  t.is(wildcard.code, 0, wildcard.stderr);
+  t.is(
+    describeCertificate(await readFile(join(dir, 'server.crt'), 'utf8')).subjectAltName,
+    'DNS:*.mesh.example.org, DNS:mesh.example.org, IP Address:10.0.0.5, IP Address:2001:DB8:0:0:0:0:0:5',
+  );
 });
 
 test('mailbox create registers the mailbox and issues a certificate the server accepts; disable and enable take effect', async (t) => {

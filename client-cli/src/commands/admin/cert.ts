@@ -9,6 +9,7 @@ import { printable } from '../../client/untrusted-text.ts';
 import { loadPki } from '../pki.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
+import { dnsNameOption, ipAddressOption } from './host-options.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
 import { pemPairPaths, prepareOutputFolder, publishRevocationList, readCertificateAuthority, renewalAdvice, withValidityOption, writePemPair } from './pki-files.ts';
 
@@ -52,8 +53,8 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     cert
       .command('server')
       .description('issue the server certificate (server.crt, server.key) for the given host names and IPs (neither given: localhost and 127.0.0.1)')
-      .option('--dns <name...>', 'DNS names')
-      .option('--ip <address...>', 'IP addresses')
+      .option('--dns <name...>', 'DNS names (*.example.org: a wildcard)', dnsNameOption)
+      .option('--ip <address...>', 'IP addresses', ipAddressOption)
       .option('--force', 'replace the server certificate and key already there (the server reads them at start)'),
   ).action(async (options: { dns?: string[]; ip?: string[]; force?: boolean; days?: number }) => {
     const dir = pkiDir();
@@ -109,8 +110,8 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
           .choices(['client', 'monitoring', 'server'])
           .default('client'),
       )
-      .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for')
-      .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for'),
+      .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for', dnsNameOption)
+      .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for', ipAddressOption),
   ).action(async (csrFile: string, options: { out: string; for: string; usage: string; dns?: string[]; ip?: string[]; days?: number }) => {
     const server = options.usage === 'server';
     if (!server && (options.dns || options.ip)) throw new Error('--dns and --ip are for --usage server');
