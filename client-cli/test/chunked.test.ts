@@ -198,6 +198,37 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   t.is(again.stderr, `message ${messageId} is already accepted: nothing to upload\n`);
 });
 
+test('send --resume of a message already complete checks it as it would an incomplete one, and reports the message\'s figures', async (t) => {
+  const payload = Buffer.from('hello\n');
+  const cwd = await folderWith(payload);
+  const sent = await send(cwd, ['--local-id', 'lab-6', '--checksum', '--json']);
+  t.is(sent.code, 0, sent.stderr);
+  const { messageId } = JSON.parse(sent.stdout) as { messageId: string };
+  // Another file, as many chunks (one) at this chunk size.
+  await writeFile(join(cwd, 'other.bin'), randomBytes(200 * 1024));
+  const resume = (file: string, extra: readonly string[]) => as(lab, ['send', file, '--resume', messageId, '--chunk-size', '1MiB', '--json', ...extra], cwd);
+
+  const refusals = {
+    '--to': [await resume('payload.bin', ['--to', lab.mailbox.id]), /was sent with --to '.+', not '.+': is it the right message\?/],
+    '--workflow': [await resume('payload.bin', ['--workflow', 'OTHER']), /was sent with --workflow 'PATH_TEST_RESULTS', not 'OTHER'/],
+    '--local-id': [await resume('payload.bin', ['--local-id', 'zzz']), /was sent with --local-id 'lab-6', not 'zzz'/],
+    'another file': [await resume('other.bin', []), /message \S+ holds 6 bytes, but .*other\.bin has 204800: is it the file the message was sent from\?/],
+    'more chunks': [await resume('other.bin', ['--chunk-size', '64KiB']), /has 1 chunks, but .*other\.bin \(204800 bytes\) in chunks of 65536 bytes makes 4/],
+  } as const;
+  for (const [what, [result, reason]] of Object.entries(refusals)) {
+    t.is(result.code, 1, what);
+    t.is(result.stdout, '', what);
+    t.regex(result.stderr, reason, what);
+  }
+  const sameSizeOtherContent = await as(lab, ['send', 'payload.bin', '--resume', messageId, '--checksum'], await folderWith(Buffer.from('HELLO\n')));
+  t.is(sameSizeOtherContent.code, 1);
+  t.regex(sameSizeOtherContent.stderr, /payload\.bin is not the file message \S+ was sent from: its checksum is sha256:/);
+
+  const again = await resume('payload.bin', ['--to', gp.mailbox.id, '--workflow', WORKFLOW, '--local-id', 'lab-6']);
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(JSON.parse(again.stdout), { messageId, chunks: 1, bytes: payload.length, uploadedChunks: 0, status: 'accepted' });
+});
+
 test('a final chunk whose answer was lost, and whose retry is refused as locked, counts as sent: the message is complete', async (t) => {
   const payload = randomBytes(2 * CHUNK + 10);
   const cwd = await folderWith(payload);

@@ -151,7 +151,8 @@ export function registerSendCommand(program: Command, context: CliContext): void
         '',
         'meshbox send --resume <message_id> <file> asks the server which chunks it holds and uploads',
         'the others; give the same file, --chunk-size and --gzip as the first run (the chunk count is',
-        'checked; --checksum also checks the content). A message already complete is left alone (exit 0).',
+        'checked; --checksum also checks the content). A message already complete is checked the same way',
+        '(its size too, unless --gzip), then left alone (exit 0).',
       ].join('\n'),
     )
     .action(async (file: string, flags: SendFlags, command: Command) => {

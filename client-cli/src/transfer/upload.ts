@@ -321,24 +321,16 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
 /**
  * Finishes an interrupted upload: asks tracking which chunks the server holds and sends the
  * others. The file and chunk size must be those of the first run; the chunk count is checked
- * (and, with verifyChecksum, the content against the message's checksum).
+ * (and, with verifyChecksum, the content against the message's checksum). A message already
+ * complete is checked the same way, then left alone.
  */
 export async function resumeFile(client: MeshClient, options: ResumeOptions): Promise<UploadResult> {
   const file = await fileStats(options.path);
   const plan = new ChunkPlan(file.size, options.chunkSize);
   const tracking = await client.track(options.messageId);
   const messageId = tracking.message_id || options.messageId;
-  if (COMPLETE_STATUSES.has(tracking.status)) {
-    return {
-      messageId,
-      totalChunks: tracking.chunk_count ?? plan.totalChunks,
-      bytes: file.size,
-      uploadedChunks: 0,
-      status: tracking.status,
-      changedAfterSend: false,
-    };
-  }
-  if (tracking.status !== 'uploading') {
+  const complete = COMPLETE_STATUSES.has(tracking.status);
+  if (!complete && tracking.status !== 'uploading') {
     const why = tracking.status_description ? ` (${tracking.status_description})` : '';
     throw new Error(`message ${messageId} is ${tracking.status}${why}: only an upload in progress can be resumed`);
   }
@@ -349,9 +341,14 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
         `${plan.chunkSize} bytes makes ${plan.totalChunks}: resume with the same file and --chunk-size as the first run`,
     );
   }
+  if (complete) {
+    // It lists no chunks: its size, that of them all, is what tells the file.
+    await checkSameFile(client, tracking, plan, options, checkMessageSize);
+    // The message's figures, as checked: after a gzip run the server has only the compressed size, and the file's is given, as a send gives it.
+    return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: 0, status: tracking.status, changedAfterSend: false };
+  }
   const stored = storedChunks(tracking, plan.totalChunks);
-  if (!options.gzip) checkStoredSizes(tracking, plan, options.path);
-  if (options.verifyChecksum) await verifyAgainstMessage(client, options.path, file.size, tracking, options.progress);
+  await checkSameFile(client, tracking, plan, options, checkStoredSizes);
 
   const missing: number[] = [];
   for (let number = 1; number <= plan.totalChunks; number += 1) if (!stored.has(number)) missing.push(number);
@@ -377,6 +374,30 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     status: after.status,
     changedAfterSend: await sender.changedSinceStart(),
   };
+}
+
+/**
+ * Whether the file is the message's, the cheap way first: the sizes the server holds (stored
+ * compressed after a gzip run: nothing to compare), then, with verifyChecksum, the content.
+ */
+async function checkSameFile(
+  client: MeshClient,
+  tracking: TrackingInfo,
+  plan: ChunkPlan,
+  options: ResumeOptions,
+  checkSizes: (tracking: TrackingInfo, plan: ChunkPlan, path: string) => void,
+): Promise<void> {
+  if (!options.gzip) checkSizes(tracking, plan, options.path);
+  if (options.verifyChecksum) await verifyAgainstMessage(client, options.path, plan.fileSize, tracking, options.progress);
+}
+
+/** A complete message records its size as stored: another file of as many chunks is not what it holds. */
+function checkMessageSize(tracking: TrackingInfo, plan: ChunkPlan, path: string): void {
+  if (tracking.file_size === undefined || tracking.file_size === plan.fileSize) return;
+  throw new Error(
+    `message ${tracking.message_id} holds ${tracking.file_size} bytes, but ${path} has ${plan.fileSize}: is it the file the message was sent from? ` +
+      '(a first run with --gzip stored its chunks compressed: give --gzip again)',
+  );
 }
 
 /**
