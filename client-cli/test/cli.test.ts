@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -167,6 +167,29 @@ test('download never replaces a file already there (two messages named results.c
   const replaced = await as(gp, ['download', secondId, '--overwrite'], cwd);
   t.is(replaced.code, 0, replaced.stderr);
   t.true((await readFile(saved)).equals(second));
+});
+
+test('download refuses a folder at the target before fetching anything, --overwrite or not: -o naming one is a usage error', async (t) => {
+  const payload = randomBytes(1000);
+  // Of several chunks: a download of one that fails at the end keeps them in a hidden partial file.
+  const messageId = await sendFile(lab, gp, payload, ['--file-name', 'results', '--chunk-size', '400']);
+  const cwd = await folder();
+  await mkdir(join(cwd, 'results'));
+
+  for (const extra of [[], ['--overwrite']]) {
+    const named = await as(gp, ['download', messageId, '-o', 'results', ...extra], cwd);
+    t.is(named.code, 2, extra.join(' '));
+    t.true(named.stderr.startsWith(`error: -o results is a folder: give the path of the file to write, -o ${join('results', '<name>')}\n`), named.stderr);
+    const byDefault = await as(gp, ['download', messageId, ...extra], cwd);
+    t.is(byDefault.code, 1, extra.join(' '));
+    t.is(byDefault.stderr, `meshbox: ${join(cwd, 'results')} is a folder, so the message cannot be saved under that name (nothing was downloaded)\n`);
+    t.deepEqual(await readdir(cwd), ['results'], 'no partial file is left beside it');
+    t.deepEqual(await readdir(join(cwd, 'results')), [], 'nothing is written into it');
+  }
+
+  const saved = await as(gp, ['download', messageId, '-o', join('results', 'results.bin')], cwd);
+  t.is(saved.code, 0, saved.stderr);
+  t.true((await readFile(join(cwd, 'results', 'results.bin'))).equals(payload));
 });
 
 test('count and handshake work from environment variables alone, run as a separate process', async (t) => {

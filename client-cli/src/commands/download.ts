@@ -1,7 +1,8 @@
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatChecksum } from '../transfer/checksum.ts';
 import { formatBytes } from '../transfer/chunking.ts';
-import { DownloadIncompleteError, downloadFile } from '../transfer/download.ts';
+import { DownloadIncompleteError, downloadFile, isFolder } from '../transfer/download.ts';
 import type { CliContext } from './context.ts';
 import { interruption, stopSignal } from './interruption.ts';
 import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, retriesHelp, retriesOption } from './transfer-options.ts';
@@ -19,7 +20,7 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
     .command('download')
     .description('download a message (every chunk) to a file, checking its size and checksum; prints the file path')
     .argument('<id>', 'message id')
-    .option('-o, --output <file>', "where to write it (default: the sender's file name, else <id>.dat, in the current folder)")
+    .option('-o, --output <file>', "the file to write it to, not a folder (default: the sender's file name, else <id>.dat, in the current folder)")
     .option('--overwrite', 'replace a file already there (otherwise the download is refused)')
     .option('--retries <n>', retriesHelp(false), retriesOption)
     .option('--quiet', QUIET_HELP)
@@ -35,7 +36,8 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
         '--overwrite: the download is refused (exit 1); give -o with another name. The name is looked at again',
         'only as the verified file is moved into place: should one have appeared there meanwhile, a message of',
         'several chunks is kept whole (exit 1), which the same command run again with --overwrite saves without',
-        'fetching it again.',
+        'fetching it again. A folder at the target is refused before anything is fetched: -o naming one is a',
+        'usage error (exit 2); one named as the sender\'s file, exit 1.',
         'A chunk whose transfer breaks off is fetched again (--retries). A stop (Ctrl-C, SIGTERM) ends the',
         'download at once (exit 130 for Ctrl-C, 143 for SIGTERM).',
         'A message of several chunks is resumable: when a download is cut short (a stop, a kill, the network',
@@ -48,6 +50,10 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
       ].join('\n'),
     )
     .action(async (id: string, flags: DownloadFlags, command: Command) => {
+      // The command line's own mistake, refused as such before connecting (downloadFile refuses a folder under the sender's name).
+      if (flags.output !== undefined && (await isFolder(resolve(context.io.cwd, flags.output)))) {
+        command.error(`error: -o ${flags.output} is a folder: give the path of the file to write, -o ${join(flags.output, '<name>')}`);
+      }
       const stop = stopSignal(context.io);
       const result = await context
         .withClient(

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { constants, copyFile, type FileHandle, link, lstat, rename, rm } from 'node:fs/promises';
+import { constants, copyFile, type FileHandle, link, lstat, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -101,6 +101,22 @@ export class TargetExistsError extends Error {
     this.name = 'TargetExistsError';
     this.found = found;
   }
+}
+
+/**
+ * A folder where the file is to go: the rename into place cannot replace it, so the download
+ * would fail only once fetched whole, and so would every run after.
+ */
+class TargetIsFolderError extends Error {
+  constructor(target: string) {
+    super(`${target} is a folder, so the message cannot be saved under that name (nothing was downloaded)`);
+    this.name = 'TargetIsFolderError';
+  }
+}
+
+/** Through a link too: one to a folder is where its maker keeps files, not a file to replace. */
+export async function isFolder(path: string): Promise<boolean> {
+  return (await stat(path).catch(ignoreMissing))?.isDirectory() === true;
 }
 
 async function refuseExisting(target: string, download: DownloadOf): Promise<void> {
@@ -359,6 +375,7 @@ function worthKeeping(error: unknown): boolean {
  * appearing there meanwhile) is kept and the download refused: at the start, before anything is
  * fetched, and again as the verified file is moved into place, when a message of several chunks
  * is kept whole, which the same download with `overwrite` then saves without fetching it again.
+ * A folder at the target is refused at the start, `overwrite` or not.
  */
 export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
   const { messageId } = options;
@@ -379,6 +396,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   try {
     // Before the other chunks: a multi-GB download is not fetched only to be refused at the end.
     const download: DownloadOf = { messageId, target, totalChunks, checksum: metadata.checksum ?? '' };
+    if (await isFolder(target)) throw new TargetIsFolderError(target);
     if (!options.overwrite) await refuseExisting(target, download);
     partial = await openPartialFile(download);
     const { kept } = partial;
