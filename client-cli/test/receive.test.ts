@@ -102,6 +102,32 @@ test('receive saves every message (chunked and gzipped too, and a report) with i
   t.is(again.stdout, '', 'nothing new');
 });
 
+test('download saves a non-delivery report as receive does: only its description, <ID>.json, and no empty payload file', async (t) => {
+  const { lab, gp } = await pair();
+  const ignoredId = await sendFile(gp, lab, 'ignored.txt', Buffer.from('never collected'));
+  await advanceLifecycle({ ...server.services, now: () => new Date(Date.now() + server.services.periods.inboxExpiryMs + 1000) }, ignoredId);
+  const [reportId] = await inboxOf(gp);
+  t.truthy(reportId);
+
+  const cwd = await folder();
+  const downloaded = await as(gp, ['download', reportId!, '--json'], cwd);
+  t.is(downloaded.code, 0, downloaded.stderr);
+  const path = join(cwd, `${reportId}.json`);
+  t.deepEqual(JSON.parse(downloaded.stdout), { messageId: reportId, messageType: 'REPORT', path, chunks: 0, bytes: 0, verifiedChecksum: null, continuedAfterChunk: 0 });
+  t.deepEqual(await readdir(cwd), [`${reportId}.json`]);
+  const again = await as(gp, ['download', reportId!], cwd);
+  t.is(again.code, 1, 'a file there is not replaced without --overwrite');
+  t.regex(again.stderr, /already exists and was left as it is/);
+
+  const into = await folder();
+  t.is((await as(gp, ['receive', into], work)).code, 0);
+  const { receivedAt: downloadedAt, ...byDownload } = await readJson(path);
+  const { receivedAt, ...byReceive } = await readJson(join(into, `${reportId}.json`));
+  t.deepEqual(byDownload, byReceive);
+  t.like(byDownload, { messageType: 'REPORT', payloadFile: null, bytes: 0, chunks: 0, linkedMessageId: ignoredId, statusCode: '14' });
+  for (const at of [downloadedAt, receivedAt]) t.regex(at, /^\d{4}-\d\d-\d\dT/);
+});
+
 test('a message whose sender named no file is saved as <ID>.dat, the name the server gives it, not <ID>_<ID>.dat', async (t) => {
   const { lab, gp } = await pair();
   const messageId = await sendMessage(server, lab.mailbox, gp.mailbox, 'unnamed', { 'mex-WorkflowID': WORKFLOW });

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatChecksum } from '../transfer/checksum.ts';
 import { formatBytes } from '../transfer/chunking.ts';
-import { DownloadIncompleteError, downloadFile, isFolder } from '../transfer/download.ts';
+import { DownloadIncompleteError, type DownloadResult, downloadFile, isFolder } from '../transfer/download.ts';
 import type { CliContext } from './context.ts';
 import { interruption, stopSignal } from './interruption.ts';
 import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, retriesHelp, retriesOption } from './transfer-options.ts';
@@ -20,11 +20,11 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
     .command('download')
     .description('download a message (every chunk) to a file, checking its size and checksum; prints the file path')
     .argument('<id>', 'message id')
-    .option('-o, --output <file>', "the file to write it to, not a folder (default: the sender's file name, else <id>.dat, in the current folder)")
+    .option('-o, --output <file>', "the file to write it to, not a folder (default: the sender's file name, else <id>.dat, or a report's <id>.json, in the current folder)")
     .option('--overwrite', 'replace a file already there (otherwise the download is refused)')
     .option('--retries <n>', retriesHelp(false), retriesOption)
     .option('--quiet', QUIET_HELP)
-    .option('--json', 'print {"messageId": ..., "path": ..., "chunks": N, "bytes": B, "verifiedChecksum": "sha256:..." or null, "continuedAfterChunk": K}')
+    .option('--json', 'print {"messageId": ..., "messageType": "DATA" or "REPORT", "path": ..., "chunks": N, "bytes": B, "verifiedChecksum": "sha256:..." or null, "continuedAfterChunk": K}')
     .addHelpText(
       'after',
       [
@@ -44,6 +44,9 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
         'gone past its retries), the whole chunks received stay in a hidden partial file beside the target',
         '(.<name>.<8 hex>.part, with a .meshbox-download-<8 hex>.chunks note), and the same command run',
         'again continues from the chunk after them. Anything else a failed download wrote is removed.',
+        '',
+        'A non-delivery report has no payload: what it says (the undelivered message\'s id, why) is saved as',
+        'JSON, as receive saves it (<ID>.json unless -o), and nothing else.',
         '',
         'On a terminal, stderr shows a progress bar (chunks done, bytes, rate); otherwise only the result',
         'goes out, on stdout.',
@@ -73,22 +76,15 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
           if (stop.aborted) throw interruption(stop, kept ?? 'nothing was saved');
           throw kept === undefined ? error : new Error(`${error instanceof Error ? error.message : String(error)}\n${kept}`, { cause: error });
         });
-      const checksum = result.checksum ? formatChecksum(result.checksum) : null;
-      const verified = result.checksum ? `, ${result.checksum.algorithm} checksum verified` : '';
-      const continued =
-        result.continuedAfter === result.totalChunks
-          ? ' (all kept by an earlier run, none fetched again)'
-          : result.continuedAfter > 0
-            ? ` (continuing after the ${result.continuedAfter} kept from an earlier run)`
-            : '';
-      context.tell(flags, `received ${formatBytes(result.bytes)} in ${result.totalChunks} chunk${result.totalChunks === 1 ? '' : 's'}${continued}${verified}`);
+      context.tell(flags, summary(result));
       if (flags.json) {
         const fields = {
           messageId: result.messageId,
+          messageType: result.messageType,
           path: result.path,
           chunks: result.totalChunks,
           bytes: result.bytes,
-          verifiedChecksum: checksum,
+          verifiedChecksum: result.checksum ? formatChecksum(result.checksum) : null,
           continuedAfterChunk: result.continuedAfter,
         };
         context.print(JSON.stringify(fields));
@@ -96,4 +92,16 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
         context.print(result.path);
       }
     });
+}
+
+function summary(result: DownloadResult): string {
+  if (result.messageType === 'REPORT') return `message ${result.messageId} is a non-delivery report, with no payload: what it says is saved as JSON`;
+  const verified = result.checksum ? `, ${result.checksum.algorithm} checksum verified` : '';
+  const continued =
+    result.continuedAfter === result.totalChunks
+      ? ' (all kept by an earlier run, none fetched again)'
+      : result.continuedAfter > 0
+        ? ` (continuing after the ${result.continuedAfter} kept from an earlier run)`
+        : '';
+  return `received ${formatBytes(result.bytes)} in ${result.totalChunks} chunk${result.totalChunks === 1 ? '' : 's'}${continued}${verified}`;
 }

@@ -10,14 +10,16 @@ import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import { backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
+import { writeFileAtomically } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
+import { isReport, messageDescriptionText } from './message-description.ts';
 import { discardPartialsOf, type DownloadOf, type KeptChunks, keptWhole, openPartialFile, type PartialFile } from './partial-download.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ByteCounter } from './streams.ts';
 
 export interface DownloadOptions {
   readonly messageId: string;
-  /** Where to write (-o); by default the sender's file name, else `<id>.dat`, in `cwd`. */
+  /** Where to write (-o); by default the sender's file name, else `<id>.dat` (a report: `<id>.json`), in `cwd`. */
   readonly output: string | undefined;
   readonly cwd: string;
   readonly progress: ProgressFactory;
@@ -27,6 +29,8 @@ export interface DownloadOptions {
 
 export interface DownloadResult {
   readonly messageId: string;
+  /** `DATA`, or `REPORT` for a non-delivery report, saved as its description (`path`, JSON): it has no payload. */
+  readonly messageType: string;
   readonly path: string;
   readonly totalChunks: number;
   readonly bytes: number;
@@ -119,8 +123,11 @@ export async function isFolder(path: string): Promise<boolean> {
   return (await stat(path).catch(ignoreMissing))?.isDirectory() === true;
 }
 
-async function refuseExisting(target: string, download: DownloadOf): Promise<void> {
-  if (await lstat(target).catch(ignoreMissing)) throw new TargetExistsError(target, false, await keptWhole(download));
+/** Refused before anything is fetched: a folder at the target, and unless overwriting, anything else there. */
+async function refuseTarget(download: DownloadOf, overwrite: boolean): Promise<void> {
+  const { target } = download;
+  if (await isFolder(target)) throw new TargetIsFolderError(target);
+  if (!overwrite && (await lstat(target).catch(ignoreMissing))) throw new TargetExistsError(target, false, await keptWhole(download));
 }
 
 /**
@@ -388,6 +395,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
     throw error;
   });
   const { metadata } = first;
+  if (isReport(metadata)) return saveReport(first, options);
   const totalChunks = metadata.totalChunks;
   const target = resolve(options.cwd, options.output ?? defaultFileName(metadata.fileName, messageId));
   const expected = parseChecksum(metadata.checksum);
@@ -396,8 +404,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   try {
     // Before the other chunks: a multi-GB download is not fetched only to be refused at the end.
     const download: DownloadOf = { messageId, target, totalChunks, checksum: metadata.checksum ?? '' };
-    if (await isFolder(target)) throw new TargetIsFolderError(target);
-    if (!options.overwrite) await refuseExisting(target, download);
+    await refuseTarget(download, options.overwrite);
     partial = await openPartialFile(download);
     const { kept } = partial;
     if (kept.chunks > 0) first.body.destroy();
@@ -431,11 +438,37 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
       throw error;
     }
     await partial.finish();
-    return { messageId: metadata.messageId ?? messageId, path: target, totalChunks, bytes: writer.bytes, checksum: expected, continuedAfter: kept.chunks };
+    return {
+      messageId: metadata.messageId ?? messageId,
+      messageType: metadata.messageType ?? 'DATA',
+      path: target,
+      totalChunks,
+      bytes: writer.bytes,
+      checksum: expected,
+      continuedAfter: kept.chunks,
+    };
   } catch (error) {
     progress?.stop();
     first.body.destroy();
     const kept = await partial?.abandon(worthKeeping(error));
     throw kept ? new DownloadIncompleteError(error, kept, totalChunks) : error;
   }
+}
+
+/**
+ * A non-delivery report has no payload (its one chunk is empty): saved, as `receive` saves it,
+ * as its description in JSON, by default `<ID>.json`; the same rules as a payload's decide
+ * whether a file already there is replaced.
+ */
+async function saveReport(first: RawChunkDownload, options: DownloadOptions): Promise<DownloadResult> {
+  first.body.destroy();
+  const messageId = first.metadata.messageId ?? options.messageId;
+  const target = resolve(options.cwd, options.output ?? `${options.messageId.toUpperCase()}.json`);
+  await refuseTarget({ messageId, target, totalChunks: first.metadata.totalChunks, checksum: '' }, options.overwrite);
+  await writeFileAtomically(target, messageDescriptionText(first.metadata, messageId, undefined), { replace: options.overwrite }).catch(
+    (error: NodeJS.ErrnoException) => {
+      throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
+    },
+  );
+  return { messageId, messageType: 'REPORT', path: target, totalChunks: 0, bytes: 0, checksum: undefined, continuedAfter: 0 };
 }

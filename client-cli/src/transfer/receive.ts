@@ -1,13 +1,13 @@
 import { readdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
-import { formatChecksum } from './checksum.ts';
-import { defaultFileName, type DownloadResult, downloadFile, fitFileName, safeFileName } from './download.ts';
+import { defaultFileName, downloadFile, fitFileName, safeFileName } from './download.ts';
 import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryNames, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
+import { isReport, messageDescriptionText } from './message-description.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
@@ -179,12 +179,11 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   const cutShort = (name: string) =>
     (isTemporaryOf(name, output) && name !== continuable.partial) || isTemporaryOf(name, metadataName) || isTemporaryOf(name, continuable.note);
   await removeLeftoverTemporaries(options.folder, leftovers.filter(cutShort));
-  const download =
-    messageType === 'REPORT'
-      ? undefined
-      : await downloadFile(client, { messageId, output, cwd: options.folder, progress: options.progress, overwrite: true });
+  const download = isReport(metadata)
+    ? undefined
+    : await downloadFile(client, { messageId, output, cwd: options.folder, progress: options.progress, overwrite: true });
   const metadataPath = join(options.folder, metadataName);
-  await writeFileAtomically(metadataPath, `${JSON.stringify(describe(metadata, messageId, download), null, 2)}\n`);
+  await writeFileAtomically(metadataPath, messageDescriptionText(metadata, messageId, download));
   await syncFolder(options.folder);
   const path = download?.path ?? null;
   await client.acknowledge(messageId).catch((error: unknown) => {
@@ -199,32 +198,4 @@ function payloadFileName(metadata: MessageMetadata, messageId: string): string {
   const named = metadata.fileName?.toUpperCase() === `${messageId.toUpperCase()}.DAT` ? undefined : metadata.fileName;
   const safe = safeFileName(named);
   return safe === undefined ? defaultFileName(undefined, messageId) : fitFileName(`${messageId}_${safe}`);
-}
-
-function describe(metadata: MessageMetadata, messageId: string, download: DownloadResult | undefined): Record<string, unknown> {
-  const mexHeaders = Object.fromEntries(Object.entries(metadata.headers).filter(([name]) => name.startsWith('mex-')));
-  return {
-    messageId,
-    messageType: metadata.messageType ?? 'DATA',
-    from: metadata.from ?? null,
-    to: metadata.to ?? null,
-    workflowId: metadata.workflowId ?? null,
-    localId: metadata.localId ?? null,
-    subject: metadata.subject ?? null,
-    fileName: metadata.fileName ?? null,
-    payloadFile: download ? basename(download.path) : null,
-    bytes: download?.bytes ?? 0,
-    chunks: download?.totalChunks ?? 0,
-    verifiedChecksum: download?.checksum ? formatChecksum(download.checksum) : null,
-    receivedAt: new Date().toISOString(),
-    // A non-delivery report is about another message: which, and why, at the top where a program looks.
-    ...(metadata.messageType === 'REPORT'
-      ? {
-          linkedMessageId: metadata.linkedMessageId ?? null,
-          statusCode: metadata.statusCode ?? null,
-          statusDescription: metadata.statusDescription ?? null,
-        }
-      : {}),
-    mexHeaders,
-  };
 }
