@@ -240,6 +240,17 @@ test('a server CSR gets the SANs it asks for, and the resulting server is accept
   t.is(new X509Certificate(overridden.certPem).subjectAltName, 'DNS:mesh.example');
 });
 
+test('a server certificate is never written with a name that is no host name or IP address, whoever chose it', (t) => {
+  // The request names none, so its CN would be the DNS name.
+  const request = createCertificateRequest({ commonName: 'bad host_name!' });
+  t.throws(() => signCertificateRequest({ ca, csrPem: request.csrPem, usage: 'server' }), { message: /"bad host_name!" cannot be certified/ });
+  t.throws(() => signCertificateRequest({ ca, csrPem: request.csrPem, usage: 'server', ipAddresses: ['999.1.1.1'] }), { message: /"999\.1\.1\.1" cannot be certified/ });
+  t.throws(() => issueServerCertificate({ ca, commonName: 'mesh', dnsNames: ['mesh..example'], ipAddresses: [] }), { message: /"mesh\.\.example" cannot be certified/ });
+  t.throws(() => createCertificateRequest({ commonName: 'mesh', ipAddresses: ['fe80::1%eth0'] }), { message: /cannot be certified/ });
+  const wildcard = signCertificateRequest({ ca, csrPem: request.csrPem, usage: 'server', dnsNames: ['*.mesh.example'], ipAddresses: ['2001:db8::5'] });
+  t.is(new X509Certificate(wildcard.certPem).subjectAltName, 'DNS:*.mesh.example, IP Address:2001:DB8:0:0:0:0:0:5');
+});
+
 test('a CSR altered after signing is refused', (t) => {
   const request = createCertificateRequest({ commonName: 'X26ABC004' });
   const der = Buffer.from(request.csrPem.replace(/-----[^-]+-----/g, '').replace(/\s/g, ''), 'base64');

@@ -1,3 +1,4 @@
+import { hostNameProblem, ipAddressProblem } from './host-names.ts';
 import forge from 'node-forge';
 import type { CertificateAndKey } from './keys.ts';
 import { randomSerialNumber } from './serial-number.ts';
@@ -110,7 +111,14 @@ export function parseCertificateAuthority(ca: CertificateAndKey): SigningAuthori
   return { certificate, key };
 }
 
+/** The SAN entries for these names; a name that is no host name or IP address is refused, not written malformed. */
 export function subjectAltNames(dnsNames: readonly string[], ipAddresses: readonly string[]): object[] {
+  for (const [values, problemOf] of [[dnsNames, hostNameProblem], [ipAddresses, ipAddressProblem]] as const) {
+    for (const value of values) {
+      const problem = problemOf(value);
+      if (problem) throw new Error(`"${value}" cannot be certified: ${problem}`);
+    }
+  }
   // GeneralName choices: 2 = dNSName, 7 = iPAddress (forge encodes `ip`, IPv4 or IPv6, to bytes).
   return [...dnsNames.map((value) => ({ type: 2, value })), ...ipAddresses.map((ip) => ({ type: 7, ip }))];
 }
