@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { peerCertificate } from './http/peer-certificate.ts';
 import type { Metrics } from './metrics.ts';
 import type Koa from 'koa';
+import { quietRepeats } from './quiet-repeats.ts';
 
 /** The server's TLS: its files, read, and how its sessions are resumed. */
 export interface TlsSettings {
@@ -225,27 +226,17 @@ export function handshakeFailureReporter(
   metrics: Metrics,
   logIntervalMs = HANDSHAKE_LOG_INTERVAL_MS,
 ): HandshakeFailureHandler {
-  /** Reasons logged within the interval, with how many refusals for each have come since. */
-  const quiet = new Map<string, { repeats: number }>();
+  const log = quietRepeats(logIntervalMs);
   return (error, socket, clientAddress) => {
     // A certificate OpenSSL did not verify is refused by Node after the handshake, without an alert: why is here.
     const refusal = socket.authorizationError ?? (error.code?.startsWith('ERR_SSL') ? error.code : undefined);
     const reason = String(refusal ?? error.code ?? 'UNKNOWN');
     metrics.handshakeFailures.inc({ reason });
     if (refusal === undefined) return;
-    const window = quiet.get(reason);
-    if (window) {
-      window.repeats += 1;
-      return;
-    }
-    const opened = { repeats: 0 };
-    quiet.set(reason, opened);
-    logger.info({ reason, client: clientAddress }, 'TLS handshake refused');
-    setTimeout(() => {
-      quiet.delete(reason);
-      if (opened.repeats > 0) {
-        logger.info({ reason, repeats: opened.repeats, seconds: logIntervalMs / 1000 }, `TLS handshake refused ${opened.repeats} more times for this reason`);
-      }
-    }, logIntervalMs).unref();
+    log(
+      reason,
+      () => logger.info({ reason, client: clientAddress }, 'TLS handshake refused'),
+      (repeats) => logger.info({ reason, repeats, seconds: logIntervalMs / 1000 }, `TLS handshake refused ${repeats} more times for this reason`),
+    );
   };
 }

@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import { pino } from 'pino';
 import { daysLeft, EXPIRY_WARNING_DAYS, expiryPhrase } from '../../shared/src/pki/validity.ts';
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
@@ -8,6 +7,7 @@ import { BackendUnreachableError, connect } from './connections.ts';
 import { createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { PendingWork } from './http/pending-work.ts';
+import { createServerLogger } from './logging.ts';
 import { Metrics } from './metrics.ts';
 import { reloadRevocationList } from './revocation-list.ts';
 import { describeRedisTarget } from './store/redis-client.ts';
@@ -19,7 +19,7 @@ const SHUTDOWN_GRACE_MS = 10_000;
 async function main(): Promise<void> {
   const configured = loadConfig();
   const config = await resolveBackends(configured);
-  const logger = pino({ level: config.logLevel });
+  const logger = createServerLogger(config.logLevel);
   for (const { variable, meant } of suspectedTypos(process.env)) logger.warn({ variable, meant }, `${variable} is not a setting (ignored): ${meant}?`);
   if (!configured.redisUrl) {
     logger.warn('MESHBOX_REDIS_URL and MESHBOX_S3_ENDPOINT not set: running on the local development services, not for production');

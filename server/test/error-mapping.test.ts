@@ -14,6 +14,11 @@ test('a backing service out of reach is a 503 the client may retry; a fault of o
   t.is(status(replyError('MOVED 437 127.0.0.1:7001')), 503);
   t.is(status(replyError('CLUSTERDOWN The cluster is down')), 503);
   t.is(status(new Error('Too many Cluster redirections. Last error: Error: Connection is closed.')), 503);
+  // Redis up but refusing writes for now: out of memory, a replica left read-only by a failover, loading its data.
+  t.is(status(replyError("OOM command not allowed when used memory > 'maxmemory'.")), 503);
+  t.is(status(replyError("READONLY You can't write against a read only replica.")), 503);
+  t.is(status(replyError('LOADING Redis is loading the dataset in memory')), 503);
+  t.is(status(replyError('MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to no.')), 503);
   t.is(status(replyError('ERR wrong number of arguments for command')), 500);
   t.is(status(new TypeError("Cannot read properties of undefined (reading 'id')")), 500);
 });

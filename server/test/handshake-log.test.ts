@@ -1,9 +1,8 @@
-import { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import test from 'ava';
-import { pino } from 'pino';
 import { handshakeFailureReporter } from '../src/https-server.ts';
 import { Metrics } from '../src/metrics.ts';
+import { capturedLogger } from './support/captured-log.ts';
 
 const LOG_INTERVAL_MS = 300;
 
@@ -17,16 +16,7 @@ const CLIENT = '192.0.2.7';
 const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
 test('refused handshakes are logged once per reason per interval, then how many more came meanwhile; probes are only counted', async (t) => {
-  const lines: { msg: string; reason?: string; repeats?: number; client?: string }[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()));
-        done();
-      },
-    }),
-  );
+  const { logger, lines } = capturedLogger();
   const metrics = new Metrics();
   const report = handshakeFailureReporter(logger, metrics, LOG_INTERVAL_MS);
 

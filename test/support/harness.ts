@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
-import { pino } from 'pino';
+import { createServerLogger } from '../../server/src/logging.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createApp } from '../../server/src/app.ts';
 import { type Connections, connect, createS3Client } from '../../server/src/connections.ts';
@@ -96,7 +96,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const sharedKey = options.sharedKey ?? randomBytes(16).toString('hex');
   const bucket = options.bucket ?? `test-${randomBytes(8).toString('hex')}`;
   const redisPrefix = options.redisPrefix ?? `test:${randomUUID()}:`;
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logger = createServerLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const s3Settings = {
     endpoint: options.s3Endpoint ?? local.s3.endpoint,
     bucket,

@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import { type Claim, type LifecycleSchedule, SCHEDULE_SHARDS } from '../store/lifecycle-schedule.ts';
 import type { RedisClient } from '../store/redis-client.ts';
 import { LIFECYCLE_QUEUE } from './queue-name.ts';
+import { quietRepeats } from '../quiet-repeats.ts';
 
 /**
  * BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay
@@ -100,6 +101,26 @@ export interface LifecycleWorker {
   readonly close: () => Promise<void>;
 }
 
+/** How often a repeating worker error is logged: once, then how many more came in each interval. */
+const WORKER_ERROR_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Logs the worker's errors, a line per reason (an error code, or Redis's first word: OOM,
+ * READONLY) at most once an interval: BullMQ asks again at once, and a Redis refusing every
+ * write is refused thousands of times a second.
+ */
+export function workerErrorReporter(logger: Logger, intervalMs = WORKER_ERROR_LOG_INTERVAL_MS): (error: Error) => void {
+  const log = quietRepeats(intervalMs);
+  return (error) => {
+    const reason = String((error as NodeJS.ErrnoException).code ?? error.message.split(' ', 1)[0]);
+    log(
+      reason,
+      () => logger.error({ err: error }, 'lifecycle worker error'),
+      (repeats) => logger.error({ reason, repeats, seconds: intervalMs / 1000 }, `lifecycle worker error ${repeats} more times for this reason`),
+    );
+  };
+}
+
 /**
  * Runs lifecycle sweeps as BullMQ jobs: a job scheduler adds one every sweep interval, and any
  * number of worker processes take them (claims keep two sweeps from running one check at once).
@@ -131,7 +152,7 @@ export async function startLifecycleWorker(
     { connection, prefix, concurrency: 1 },
   );
   worker.on('failed', (job, error) => logger.error({ err: error, job: job?.name }, 'lifecycle worker job failed'));
-  worker.on('error', (error) => logger.error({ err: error }, 'lifecycle worker error'));
+  worker.on('error', workerErrorReporter(logger));
   return {
     close: async () => {
       // A running sweep finishes its batch first.

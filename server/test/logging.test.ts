@@ -1,0 +1,47 @@
+import { randomUUID } from 'node:crypto';
+import test from 'ava';
+import { Redis } from 'ioredis';
+import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { workerErrorReporter } from '../src/jobs/lifecycle-worker.ts';
+import { capturedLogger } from './support/captured-log.ts';
+
+test('an error from a Redis command is logged with the command name, never its arguments (a message record, its payload)', async (t) => {
+  const redis = new Redis((await ensureLocalServices()).redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    const key = `test:logging:${randomUUID()}`;
+    await redis.set(key, 'text');
+    // Refused by Redis, as a write is when it is out of memory: ioredis attaches the command to the error.
+    const refused = await redis.hset(key, 'subject', 'Result for Jane Doe', 'payload', Buffer.from('MSH|^~\\&|LAB')).catch((error: unknown) => error as Error);
+    t.true(refused instanceof Error);
+    t.true(JSON.stringify((refused as Error & { command?: unknown }).command).includes('Jane Doe'), 'ioredis carries the arguments');
+
+    const { logger, lines } = capturedLogger();
+    logger.error({ err: refused }, 'request failed');
+    logger.error({ err: Object.assign(new Error('send failed'), { storeError: refused }) }, 'request failed');
+    logger.error({ err: new AggregateError([refused], 'several failed') }, 'request failed');
+    t.is(lines.length, 3);
+    for (const line of lines.map((parsed) => JSON.stringify(parsed))) {
+      t.false(line.includes('Jane Doe'), line);
+      t.false(line.includes('MSH'), line);
+      t.regex(line, /"command":\{"name":"hset"\}/);
+      t.regex(line, /WRONGTYPE/);
+    }
+    t.truthy((refused as Error & { command?: { args?: unknown } }).command?.args, "the error itself is left as it was");
+    await redis.del(key);
+  } finally {
+    redis.disconnect();
+  }
+});
+
+test('a lifecycle worker error repeated in a tight loop (Redis refusing every write) is logged once per reason per interval, then how many more came', async (t) => {
+  const { logger, lines } = capturedLogger();
+  const intervalMs = 300;
+  const report = workerErrorReporter(logger, intervalMs);
+  const outOfMemory = Object.assign(new Error("OOM command not allowed when used memory > 'maxmemory'."), { name: 'ReplyError' });
+  for (let i = 0; i < 5000; i++) report(outOfMemory);
+  report(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' }));
+  t.deepEqual(lines.map((line) => line.msg), ['lifecycle worker error', 'lifecycle worker error']);
+  await new Promise((done) => setTimeout(done, intervalMs * 2));
+  t.is(lines.length, 3);
+  t.like(lines[2], { reason: 'OOM', repeats: 4999, msg: 'lifecycle worker error 4999 more times for this reason' });
+});
