@@ -161,6 +161,27 @@ test('one mailbox holding transfers open cannot take object storage from the oth
   }
 });
 
+test('small messages whose bodies arrive slowly hold transfer slots too: one mailbox cannot hold a body in memory per connection it opens', async (t) => {
+  const own = await startTestServer({ worker: false, limits: { maxTransfersPerMailbox: 1 } });
+  try {
+    const [lab, gp] = [await own.createMailbox(), await own.createMailbox()];
+    const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'HOLD' };
+    const slow = openMailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { ...headers, 'content-length': '2000' } });
+    const answered = new Promise<number>((resolve, reject) => slow.on('response', (response) => resolve(response.statusCode ?? 0)).on('error', reject));
+    slow.write(Buffer.alloc(1000, 'a'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const send = () => mailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, body: 'small' });
+    const refused = await send();
+    t.is(refused.status, 429);
+    t.truthy(refused.headers['retry-after']);
+    slow.end(Buffer.alloc(1000, 'b'));
+    t.is(await answered, 202);
+    t.is((await send()).status, 202, 'the slot is free once the body has arrived');
+  } finally {
+    await own.close();
+  }
+});
+
 test('a download its client gives up on while the object is being opened gives its transfer slot back', async (t) => {
   const own = await startTestServer({ worker: false, limits: { maxTransfersPerMailbox: 1 } });
   try {

@@ -159,7 +159,9 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
  */
 async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstChoice: string | undefined): Promise<Recorded> {
   const firstCheckAt = after(services, services.periods.deliveryCheckMs);
-  const payload = readSmallBody(body);
+  // Held in memory while it arrives: a mailbox sending many slowly would otherwise hold as many as it opens.
+  const release = services.transfers.take(metadata.sender);
+  const payload = readSmallBody(body).finally(release);
   for (let choice = firstChoice; ; choice = undefined) {
     const messageId = choice ?? services.newMessageId(services.now());
     const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);

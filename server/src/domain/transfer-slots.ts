@@ -4,10 +4,10 @@ import { TooManyRequestsError } from './errors.ts';
 const RETRY_AFTER_SECONDS = 5;
 
 /**
- * Object-storage transfers (a chunk streaming in or out) in progress per mailbox, in this
- * process. Each holds one of the process's connections to object storage for as long as its
- * client takes: one mailbox holding many open (slowly, or never reading) would otherwise take
- * them all from every other mailbox.
+ * Transfers (a chunk streaming in or out of object storage, a small message's body arriving)
+ * in progress per mailbox, in this process. Each holds one of the process's connections to
+ * object storage, or the body in memory, for as long as its client takes: one mailbox holding
+ * many open (slowly, or never reading) would otherwise take them all from every other mailbox.
  */
 export class TransferSlots {
   readonly #perMailbox: number;
