@@ -384,11 +384,12 @@ test('a one-chunk send whose answer is lost at meshbox is asked again with its t
   }
   t.is(run.code, 0, run.stderr);
   const receipt = JSON.parse(run.stdout) as { messageId: string };
-  // A repeat that came while the server still stored the first try was told to wait (503).
+  // A repeat that came while the server still stored the first try was told to wait (503); on a
+  // loaded machine a repeat's own answer can outlast --timeout, and the next repeat is told the same message.
   const sends = proxy.events.filter((event) => isSend(lab)(event.method, event.url)).map(({ action, status }) => [action, status]);
   t.deepEqual(sends[0], ['answerLost', 202]);
   t.deepEqual(sends.at(-1), ['pass', 202]);
-  t.true(sends.slice(1, -1).every(([, status]) => status === 503), JSON.stringify(sends));
+  t.true(sends.slice(1, -1).every(([, status]) => status === 503 || status === 202), JSON.stringify(sends));
   t.deepEqual(await inboxOf(gp), [receipt.messageId], 'the file went once');
   t.true((await readdir(join(outbox, 'sent'))).includes(`${receipt.messageId}_result.hl7`));
 });
