@@ -61,6 +61,9 @@ const seconds = z.coerce.number().positive();
 const timerSeconds = seconds.max(86_400, 'at most 86400 (a day)');
 /** A connection's timeouts: under a second, every request would be cut off as it starts. */
 const connectionSeconds = timerSeconds.min(1, 'at least 1 (a second)');
+/** A message's periods: scheduled as milliseconds in Redis scores, which a longer one would overflow. */
+const MAX_PERIOD_SECONDS = 100 * 365 * 86_400;
+const periodSeconds = seconds.max(MAX_PERIOD_SECONDS, `at most ${MAX_PERIOD_SECONDS} (100 years)`);
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
 const redisUrl = z.url({ protocol: /^rediss?$/ });
@@ -100,7 +103,8 @@ const serverSchema = backendSchema.extend({
   MESHBOX_TLS_CRL: nonEmpty.optional(),
   MESHBOX_TLS_TICKET_KEY_FILE: nonEmpty.optional(),
   MESHBOX_TLS_SESSION_SECONDS: connectionSeconds.int().default(DEFAULT_TLS_SESSION_SECONDS),
-  MESHBOX_CRL_RELOAD_SECONDS: timerSeconds.default(30),
+  // Each reload reads and parses the file: more often than a second is a busy loop.
+  MESHBOX_CRL_RELOAD_SECONDS: timerSeconds.min(1, 'at least 1 (a second)').default(30),
   MESHBOX_SHARED_KEY: nonEmpty.optional(),
   MESHBOX_SHARED_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'shared-key')),
   MESHBOX_INLINE_PAYLOAD_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(DEFAULT_LIMITS.inlinePayloadBytes),
@@ -108,11 +112,11 @@ const serverSchema = backendSchema.extend({
   MESHBOX_MAX_CHUNKS: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxChunks),
   MESHBOX_MAX_MESSAGE_BYTES: z.coerce.number().int().positive().default(DEFAULT_LIMITS.maxMessageBytes),
   MESHBOX_MAX_TRANSFERS_PER_MAILBOX: z.coerce.number().int().min(0).default(DEFAULT_LIMITS.maxTransfersPerMailbox),
-  MESHBOX_INBOX_EXPIRY_SECONDS: seconds.default(DEFAULT_PERIODS.inboxExpiryMs / 1000),
-  MESHBOX_UPLOAD_EXPIRY_SECONDS: seconds.default(DEFAULT_PERIODS.uploadExpiryMs / 1000),
-  MESHBOX_PAYLOAD_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.payloadRetentionMs / 1000),
-  MESHBOX_MESSAGE_RETENTION_SECONDS: seconds.default(DEFAULT_PERIODS.messageRetentionMs / 1000),
-  MESHBOX_AUDIT_RETENTION_SECONDS: z.coerce.number().min(0).default(DEFAULT_PERIODS.auditRetentionMs / 1000),
+  MESHBOX_INBOX_EXPIRY_SECONDS: periodSeconds.default(DEFAULT_PERIODS.inboxExpiryMs / 1000),
+  MESHBOX_UPLOAD_EXPIRY_SECONDS: periodSeconds.default(DEFAULT_PERIODS.uploadExpiryMs / 1000),
+  MESHBOX_PAYLOAD_RETENTION_SECONDS: periodSeconds.default(DEFAULT_PERIODS.payloadRetentionMs / 1000),
+  MESHBOX_MESSAGE_RETENTION_SECONDS: periodSeconds.default(DEFAULT_PERIODS.messageRetentionMs / 1000),
+  MESHBOX_AUDIT_RETENTION_SECONDS: z.coerce.number().min(0).max(MAX_PERIOD_SECONDS, `at most ${MAX_PERIOD_SECONDS} (100 years)`).default(DEFAULT_PERIODS.auditRetentionMs / 1000),
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
   MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
   MESHBOX_HEADERS_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),

@@ -56,13 +56,21 @@ test('a period that runs as a timer is at most a day: Node fires a longer one at
   }
   t.is(loadConfig({ ...files, MESHBOX_IDLE_TIMEOUT_SECONDS: '86400' }).clientTimeouts.idleMs, 86_400_000);
   // Under a second, every request would be cut off as it starts.
-  for (const variable of ['MESHBOX_IDLE_TIMEOUT_SECONDS', 'MESHBOX_REQUEST_TIMEOUT_SECONDS', 'MESHBOX_HEADERS_TIMEOUT_SECONDS']) {
+  // Nor may the CRL be read again more often than a second: a busy loop.
+  for (const variable of ['MESHBOX_IDLE_TIMEOUT_SECONDS', 'MESHBOX_REQUEST_TIMEOUT_SECONDS', 'MESHBOX_HEADERS_TIMEOUT_SECONDS', 'MESHBOX_CRL_RELOAD_SECONDS']) {
     t.throws(() => loadConfig({ ...files, [variable]: '0.001' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at least 1 \\(a second\\)`) });
   }
   t.is(loadConfig({ ...files, MESHBOX_HEADERS_TIMEOUT_SECONDS: '1' }).clientTimeouts.headersMs, 1000);
   t.is(loadConfig(files).lifecycleLeaseMs, 300_000);
   t.is(loadConfig({ ...files, MESHBOX_LIFECYCLE_LEASE_SECONDS: '60' }).lifecycleLeaseMs, 60_000);
   t.throws(() => loadConfig({ ...files, MESHBOX_LIFECYCLE_LEASE_SECONDS: '5' }), { message: /MESHBOX_LIFECYCLE_LEASE_SECONDS/ });
+});
+
+test("a message's periods are at most 100 years: a longer one overflows the schedule's scores, and every send's scheduling fails", (t) => {
+  for (const variable of ['MESHBOX_INBOX_EXPIRY_SECONDS', 'MESHBOX_UPLOAD_EXPIRY_SECONDS', 'MESHBOX_PAYLOAD_RETENTION_SECONDS', 'MESHBOX_MESSAGE_RETENTION_SECONDS', 'MESHBOX_AUDIT_RETENTION_SECONDS']) {
+    t.throws(() => loadConfig({ ...files, [variable]: '1e13' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at most 3153600000 \\(100 years\\)`) });
+  }
+  t.is(loadConfig({ ...files, MESHBOX_MESSAGE_RETENTION_SECONDS: '3153600000' }).periods.messageRetentionMs, 3_153_600_000_000);
 });
 
 test('a request timeout shorter than the headers timeout is refused by name (Node would not start with it)', (t) => {
