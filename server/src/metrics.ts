@@ -70,7 +70,8 @@ export class Metrics {
       this.jobFailures.inc({ queue: queue.name }, 0);
       new Gauge({
         name: 'meshbox_queue_jobs',
-        help: 'Messages in the lifecycle schedule: scheduled (all), due (now), failing (being retried), held (claimed by a worker, not yet done)',
+        // Every worker counts the whole schedule, which they share: max() over processes, not sum().
+        help: 'Messages in the lifecycle schedule, shared by all workers (take max() over processes): scheduled (all), due (now), failing (being retried), held (claimed by a worker, not yet done)',
         labelNames: ['queue', 'state'],
         registers,
         // Redis away must not fail the whole scrape (the request and error counters matter most then): no sample instead.
