@@ -225,6 +225,9 @@ function backendConfig(env: z.infer<typeof backendSchema>): BackendConfig {
   if (redisCluster && env.MESHBOX_REDIS_URL === undefined) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_REDIS_CLUSTER=true needs MESHBOX_REDIS_URL: the seed nodes of the cluster');
   }
+  if (redisCluster && splitRedisUrls(env.MESHBOX_REDIS_URL ?? '').some((url) => !/^\/?0?$/.test(new URL(url).pathname))) {
+    throw new ConfigError('invalid configuration:\n  MESHBOX_REDIS_URL: a Redis Cluster has only database 0: leave the /<database> out of its URLs');
+  }
   if (!redisCluster && splitRedisUrls(env.MESHBOX_REDIS_URL ?? '').length > 1) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_REDIS_URL: several URLs name a cluster: set MESHBOX_REDIS_CLUSTER=true');
   }

@@ -4,8 +4,9 @@ import { within } from './time-limit.ts';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from 'pino';
+import { Cluster } from 'ioredis';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
-import type { S3Settings } from './config.ts';
+import { ConfigError, type S3Settings } from './config.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import type { Services } from './domain/services.ts';
@@ -109,6 +110,25 @@ export class BackendUnreachableError extends Error {
   override name = 'BackendUnreachableError';
 }
 
+/**
+ * Refuses a standalone connection to what the settings do not say: a Redis Cluster's node (it
+ * answers most keys with MOVED; ioredis refuses the other way round itself), or a database
+ * that Redis does not have (ioredis only reports the failed SELECT, and goes on in database 0).
+ */
+async function refuseRedisOtherThanSet(redis: RedisClient, settings: ConnectionSettings): Promise<void> {
+  if (redis instanceof Cluster) return;
+  const where = describeRedisTarget(settings);
+  if (/^cluster_enabled:1/m.test(await redis.info('cluster'))) {
+    throw new ConfigError(`Redis at ${where} is a node of a Redis Cluster: set MESHBOX_REDIS_CLUSTER=true (MESHBOX_REDIS_URL: its nodes, comma-separated)`);
+  }
+  const database = redis.options.db ?? 0;
+  if (database !== 0) {
+    await redis.select(database).catch((error: unknown) => {
+      throw new ConfigError(`Redis at ${where} has no database ${database} (MESHBOX_REDIS_URL): ${(error as Error).message}`);
+    });
+  }
+}
+
 /** Connects the stores to Redis and S3 and makes sure the bucket exists. */
 export async function connect(settings: ConnectionSettings, logger?: Logger): Promise<Connections> {
   const redis = openRedis(settings, {
@@ -132,6 +152,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     await within(redis.ping(), START_UP_ANSWER_MS).catch((error: unknown) => {
       throw new BackendUnreachableError(`cannot reach Redis at ${describeRedisTarget(settings)}: ${(redisError ?? (error as Error)).message}`);
     });
+    await within(refuseRedisOtherThanSet(redis, settings), START_UP_ANSWER_MS);
     await within(payloads.ensureBucket(), START_UP_ANSWER_MS).catch((error: unknown) => {
       const where = settings.s3.endpoint ?? 'the default AWS endpoint';
       throw new BackendUnreachableError(`cannot use bucket ${settings.s3.bucket} at ${where}: ${(error as Error).message || (error as Error).name}`);

@@ -225,6 +225,8 @@ test('a Redis Cluster is named by its seed nodes; several URLs without cluster m
   t.is(cluster.redisUrl, seeds);
   t.false(backend({ MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379' }).redisCluster);
   t.throws(() => backend({ MESHBOX_REDIS_URL: seeds }), { message: /MESHBOX_REDIS_CLUSTER=true/ });
+  t.throws(() => backend({ MESHBOX_REDIS_URL: 'redis://10.0.0.7:7000/3', MESHBOX_REDIS_CLUSTER: 'true' }), { message: /a Redis Cluster has only database 0/ });
+  t.true(backend({ MESHBOX_REDIS_URL: 'redis://10.0.0.7:7000/0', MESHBOX_REDIS_CLUSTER: 'true' }).redisCluster);
   t.throws(() => backend({ MESHBOX_REDIS_CLUSTER: 'true' }), { message: /needs MESHBOX_REDIS_URL/ });
   t.throws(() => backend({ MESHBOX_REDIS_URL: 'redis://10.0.0.7:7000,http//x', MESHBOX_REDIS_CLUSTER: 'true' }), {
     message: /MESHBOX_REDIS_URL/,

@@ -310,6 +310,10 @@ test('a server that cannot reach Redis or its bucket at start exits 1 with one l
   const noRedis = await start({ MESHBOX_REDIS_URL: 'redis://127.0.0.1:1', MESHBOX_S3_ENDPOINT: local.s3.endpoint });
   t.is(noRedis.code, 1);
   t.is(noRedis.output, 'meshbox: cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
+  // ioredis would only report the failed SELECT, and the server would keep its state in database 0.
+  const noDatabase = await start({ MESHBOX_REDIS_URL: `${local.redisUrl}/99`, MESHBOX_S3_ENDPOINT: local.s3.endpoint });
+  t.is(noDatabase.code, 1);
+  t.regex(noDatabase.output, /^meshbox: Redis at redis:\/\/127\.0\.0\.1:\d+ has no database 99 \(MESHBOX_REDIS_URL\): ERR DB index is out of range\n$/);
   const noStorage = await start({ MESHBOX_REDIS_URL: local.redisUrl, MESHBOX_S3_ENDPOINT: 'http://127.0.0.1:1' });
   t.is(noStorage.code, 1);
   t.regex(noStorage.output, /^meshbox: cannot use bucket meshbox at http:\/\/127\.0\.0\.1:1: .+\n$/);

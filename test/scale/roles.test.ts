@@ -124,6 +124,10 @@ test('the same on a Redis Cluster of three masters, with the state spread over t
           }
         }),
       );
+    // A node of it taken for a standalone Redis would answer most keys with MOVED.
+    const [firstNode] = cluster.ports;
+    const mistaken = await t.throwsAsync(startServerProcess({}, { redis: { redisUrl: `redis://127.0.0.1:${firstNode}`, redisCluster: false } }));
+    t.regex(mistaken?.message ?? '', /is a node of a Redis Cluster: set MESHBOX_REDIS_CLUSTER=true/);
     await twoApisAndTwoWorkers(t, { redisUrl: cluster.redisUrl, redisCluster: true }, async () => {
       const keys = await keysPerNode();
       // Hash tags group each operation's keys, not the whole state: it lands on several masters.
