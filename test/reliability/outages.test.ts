@@ -16,6 +16,7 @@ import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { startTestRedis } from '../support/redis-server.ts';
 
 const portOf = (url: string): number => Number(new URL(url).port);
 
@@ -277,6 +278,38 @@ test('Redis unreachable: requests fail with 503 (never 500 or a hang), /readyz s
   } finally {
     await proxy.close();
     await server.close();
+  }
+});
+
+test('a Redis failover (the Redis reached made a replica, its address then leading to the new primary): 503 and not ready meanwhile, then the server reconnects by itself and nothing is lost', async (t) => {
+  const [first, second] = [await startTestRedis(), await startTestRedis()];
+  const proxy = await startTcpProxy(first.port);
+  let server: Awaited<ReturnType<typeof startTestServer>> | undefined;
+  try {
+    await second.admin.replicaof('127.0.0.1', String(first.port));
+    server = await startTestServer({ redisUrl: `redis://127.0.0.1:${proxy.port}`, worker: false });
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const before = await sendMessage(server, lab, gp, 'before the failover');
+    t.true(await eventually(async () => (await first.admin.wait(1, 100)) === 1), 'the replica has it all');
+
+    // The roles swap, as Sentinel or a managed service swaps them; the address still leads to the old primary.
+    await second.admin.replicaof('NO', 'ONE');
+    await first.admin.replicaof('127.0.0.1', String(second.port));
+    const send = () =>
+      mailboxRequest(server!, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' }, body: 'after' });
+    const refused = await send();
+    t.is(refused.status, 503, refused.body.toString());
+    t.is((await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status, 503);
+
+    // The address now leads to the new primary.
+    proxy.retarget(second.port);
+    t.true(await eventually(async () => (await rawRequest(server!, { path: '/readyz', clientCertificate: lab })).status === 200), 'ready again');
+    t.is((await send()).status, 202);
+    t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${before}` })).body.toString(), 'before the failover');
+  } finally {
+    await proxy.close();
+    await server?.close();
+    await Promise.all([first.stop(), second.stop()]);
   }
 });
 

@@ -12,11 +12,14 @@ export interface TcpProxy {
   readonly releaseAnswers: () => void;
   /** Bytes passed on to the backend so far. */
   readonly bytesToBackend: () => number;
+  /** New connections go to this port from now on (a failover behind one address); open ones stay where they are. */
+  readonly retarget: (port: number) => void;
   readonly close: () => Promise<void>;
 }
 
 /** A loopback TCP proxy to a real service, to take it away and bring it back during a test. */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let target = targetPort;
   const sockets = new Set<Socket>();
   const upstreams = new Set<Socket>();
   let holding = false;
@@ -25,7 +28,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let port = 0;
   const listen = async (): Promise<void> => {
     server = createServer((client) => {
-      const upstream = connect(targetPort, '127.0.0.1');
+      const upstream = connect(target, '127.0.0.1');
       upstreams.add(upstream);
       upstream.on('close', () => upstreams.delete(upstream));
       for (const socket of [client, upstream]) {
@@ -60,5 +63,16 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     holding = false;
     for (const upstream of upstreams) upstream.resume();
   };
-  return { port, cut: stop, restore: listen, close: stop, holdAnswers, releaseAnswers, bytesToBackend: () => bytesToBackend };
+  return {
+    port,
+    cut: stop,
+    restore: listen,
+    close: stop,
+    holdAnswers,
+    releaseAnswers,
+    bytesToBackend: () => bytesToBackend,
+    retarget: (port) => {
+      target = port;
+    },
+  };
 }

@@ -21,11 +21,21 @@ export function splitRedisUrls(redisUrl: string): string[] {
 
 const SLOTS_REFRESH_MS = 5_000;
 
+/**
+ * A write refused as READONLY: the Redis this connection reached has been made a replica (a
+ * failover). Behind an address that now leads to the new primary (a managed service's primary
+ * endpoint, a DNS name, a proxy), a new connection reaches it: reconnect. The write itself fails
+ * (a 503 the client retries): sent again, it could meet the same replica again, and again.
+ */
+function reconnectAfterFailover(error: Error): boolean {
+  return error.message.startsWith('READONLY');
+}
+
 /** Connects to the target; a cluster learns its other nodes and the slot map from the seeds. */
 export function openRedis(target: RedisTarget, options: RedisClientOptions = {}): RedisClient {
   const [first, ...rest] = splitRedisUrls(target.redisUrl);
   if (!first) throw new Error('no Redis URL');
-  if (!target.redisCluster) return new Redis(first, options);
+  if (!target.redisCluster) return new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover });
   const seeds = [first, ...rest].map((url) => new URL(url));
   const credentials = seeds[0]!;
   const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, lazyConnect } = options;
@@ -62,14 +72,15 @@ export function describeRedisTarget(target: RedisTarget): string {
 const CLUSTER_SLOTS = 16_384;
 
 /**
- * Whether Redis can serve every key: on a cluster, each slot has a master that answers (a PING
- * reaches one node only, and a client drops a node whose connection ended from the nodes it
- * knows, so the slot owners come from the cluster itself).
+ * Whether Redis can serve every key, writes too: on a cluster, each slot has a master that
+ * answers (a PING reaches one node only, and a client drops a node whose connection ended from
+ * the nodes it knows, so the slot owners come from the cluster itself); a standalone Redis is
+ * not a replica.
  */
 export async function pingEveryMaster(redis: RedisClient): Promise<void> {
   // On a cluster, also what makes the client learn the nodes, if it has not yet.
   await redis.ping();
-  if (!(redis instanceof Cluster)) return;
+  if (!(redis instanceof Cluster)) return refuseReplica(redis);
   const ranges = await redis.cluster('SLOTS');
   if (ranges.reduce((covered, [first, last]) => covered + last - first + 1, 0) < CLUSTER_SLOTS) {
     throw new Error('some Redis Cluster slots have no master');
@@ -84,4 +95,15 @@ export async function pingEveryMaster(redis: RedisClient): Promise<void> {
       return node.ping();
     }),
   );
+}
+
+/**
+ * A standalone Redis made a replica by a failover answers reads and refuses every write. A
+ * reconnection may reach the new primary (see reconnectAfterFailover); a process that is not
+ * ready gets no requests, so no write would make it reconnect: the check does.
+ */
+async function refuseReplica(redis: Redis): Promise<void> {
+  if (!/^role:slave\r?$/m.test(await redis.info('replication'))) return;
+  redis.disconnect(true);
+  throw new Error('Redis is a read-only replica (a failover?): reconnecting');
 }
