@@ -103,8 +103,8 @@ const serverSchema = backendSchema.extend({
   MESHBOX_TLS_CRL: nonEmpty.optional(),
   MESHBOX_TLS_TICKET_KEY_FILE: nonEmpty.optional(),
   MESHBOX_TLS_SESSION_SECONDS: connectionSeconds.int().default(DEFAULT_TLS_SESSION_SECONDS),
-  // Each reload reads and parses the file: more often than a second is a busy loop.
-  MESHBOX_CRL_RELOAD_SECONDS: timerSeconds.min(1, 'at least 1 (a second)').default(30),
+  // Each reload reads and parses the file: a millisecond's interval is a busy loop.
+  MESHBOX_CRL_RELOAD_SECONDS: timerSeconds.min(0.1, 'at least 0.1').default(30),
   MESHBOX_SHARED_KEY: nonEmpty.optional(),
   MESHBOX_SHARED_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'shared-key')),
   MESHBOX_INLINE_PAYLOAD_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(DEFAULT_LIMITS.inlinePayloadBytes),

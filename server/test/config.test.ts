@@ -56,11 +56,13 @@ test('a period that runs as a timer is at most a day: Node fires a longer one at
   }
   t.is(loadConfig({ ...files, MESHBOX_IDLE_TIMEOUT_SECONDS: '86400' }).clientTimeouts.idleMs, 86_400_000);
   // Under a second, every request would be cut off as it starts.
-  // Nor may the CRL be read again more often than a second: a busy loop.
-  for (const variable of ['MESHBOX_IDLE_TIMEOUT_SECONDS', 'MESHBOX_REQUEST_TIMEOUT_SECONDS', 'MESHBOX_HEADERS_TIMEOUT_SECONDS', 'MESHBOX_CRL_RELOAD_SECONDS']) {
+  for (const variable of ['MESHBOX_IDLE_TIMEOUT_SECONDS', 'MESHBOX_REQUEST_TIMEOUT_SECONDS', 'MESHBOX_HEADERS_TIMEOUT_SECONDS']) {
     t.throws(() => loadConfig({ ...files, [variable]: '0.001' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at least 1 \\(a second\\)`) });
   }
   t.is(loadConfig({ ...files, MESHBOX_HEADERS_TIMEOUT_SECONDS: '1' }).clientTimeouts.headersMs, 1000);
+  // Nor may the CRL be read again every millisecond: a busy loop.
+  t.throws(() => loadConfig({ ...files, MESHBOX_CRL_RELOAD_SECONDS: '0.001' }), { instanceOf: ConfigError, message: /MESHBOX_CRL_RELOAD_SECONDS: at least 0\.1/ });
+  t.is(loadConfig({ ...files, MESHBOX_CRL_RELOAD_SECONDS: '0.5' }).crlReloadMs, 500);
   t.is(loadConfig(files).lifecycleLeaseMs, 300_000);
   t.is(loadConfig({ ...files, MESHBOX_LIFECYCLE_LEASE_SECONDS: '60' }).lifecycleLeaseMs, 60_000);
   t.throws(() => loadConfig({ ...files, MESHBOX_LIFECYCLE_LEASE_SECONDS: '5' }), { message: /MESHBOX_LIFECYCLE_LEASE_SECONDS/ });
