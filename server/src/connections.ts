@@ -72,6 +72,8 @@ function sdkWarningsOnly(logger: Logger): NonNullable<S3ClientConfig['logger']> 
 }
 
 const S3_CONNECT_TIMEOUT_MS = 10_000;
+/** How long Redis may leave a command unanswered before its connection is taken for dead (its commands take milliseconds). */
+const REDIS_SILENCE_TIMEOUT_MS = 10_000;
 const S3_SILENCE_TIMEOUT_MS = 120_000;
 /** How long start-up waits for Redis and for the bucket to answer before it gives up, saying which. */
 const START_UP_ANSWER_MS = 20_000;
@@ -137,6 +139,9 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     enableOfflineQueue: true,
     // Commands issued in the same tick by concurrent requests share one write and one read.
     enableAutoPipelining: true,
+    // A connection that stays open and silent (a peer gone without a word, a firewall dropping
+    // it) would hold every request until its timeout, and never come back: drop it and reconnect.
+    socketTimeout: REDIS_SILENCE_TIMEOUT_MS,
   });
   const s3 = createS3Client(settings.s3, logger);
   const keys = redisKeys(settings.redisPrefix);

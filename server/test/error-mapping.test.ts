@@ -18,6 +18,7 @@ test('a backing service out of reach is a 503 the client may retry; a fault of o
   t.is(status(replyError("OOM command not allowed when used memory > 'maxmemory'.")), 503);
   t.is(status(replyError("READONLY You can't write against a read only replica.")), 503);
   t.is(status(replyError('LOADING Redis is loading the dataset in memory')), 503);
+  t.is(status(new Error("Socket timeout. Expecting data, but didn't receive any in 10000ms.")), 503);
   t.is(status(replyError('MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to no.')), 503);
   t.is(status(replyError('ERR wrong number of arguments for command')), 500);
   t.is(status(new TypeError("Cannot read properties of undefined (reading 'id')")), 500);

@@ -12,6 +12,8 @@ export interface TcpProxy {
   readonly releaseAnswers: () => void;
   /** Bytes passed on to the backend so far. */
   readonly bytesToBackend: () => number;
+  /** The connections open now go silent for good (a peer gone without a word, a firewall dropping them); new ones work. */
+  readonly silenceOpenConnections: () => void;
   /** New connections go to this port from now on (a failover behind one address); open ones stay where they are. */
   readonly retarget: (port: number) => void;
   readonly close: () => Promise<void>;
@@ -71,6 +73,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     holdAnswers,
     releaseAnswers,
     bytesToBackend: () => bytesToBackend,
+    silenceOpenConnections: () => {
+      for (const upstream of upstreams) upstream.pause();
+    },
     retarget: (port) => {
       target = port;
     },

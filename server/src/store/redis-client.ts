@@ -10,7 +10,7 @@ export interface RedisTarget {
 }
 
 /** Options both kinds take; on a cluster the per-node ones apply to each node's connection. */
-export type RedisClientOptions = Pick<RedisOptions, 'maxRetriesPerRequest' | 'enableOfflineQueue' | 'enableAutoPipelining' | 'lazyConnect'>;
+export type RedisClientOptions = Pick<RedisOptions, 'maxRetriesPerRequest' | 'enableOfflineQueue' | 'enableAutoPipelining' | 'lazyConnect' | 'socketTimeout'>;
 
 export function splitRedisUrls(redisUrl: string): string[] {
   return redisUrl
@@ -38,7 +38,7 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
   if (!target.redisCluster) return new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover });
   const seeds = [first, ...rest].map((url) => new URL(url));
   const credentials = seeds[0]!;
-  const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, lazyConnect } = options;
+  const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, lazyConnect, socketTimeout } = options;
   return new Cluster(
     seeds.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
     {
@@ -51,6 +51,7 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
       slotsRefreshInterval: SLOTS_REFRESH_MS,
       redisOptions: {
         ...(maxRetriesPerRequest === undefined ? {} : { maxRetriesPerRequest }),
+        ...(socketTimeout === undefined ? {} : { socketTimeout }),
         ...(credentials.username ? { username: decodeURIComponent(credentials.username) } : {}),
         ...(credentials.password ? { password: decodeURIComponent(credentials.password) } : {}),
         ...(credentials.protocol === 'rediss:' ? { tls: {} } : {}),

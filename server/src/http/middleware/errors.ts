@@ -62,7 +62,7 @@ function isUnavailable(thrown: unknown): boolean {
   // ioredis with offline queue disabled, a connection that gave up retrying, a cluster without a
   // working node for the slot (redirected to a node that is down, or still moving its slots), or a
   // Redis refusing writes for now (out of memory, a replica left read-only by a failover, loading).
-  return /Connection is closed|Stream isn't writeable|MaxRetriesPerRequestError|ClusterAllFailedError|CLUSTERDOWN|slots cache|startup nodes|^(MOVED|ASK|TRYAGAIN|OOM|READONLY|LOADING|MASTERDOWN) |Too many Cluster redirections/i.test(
+  return /Connection is closed|Stream isn't writeable|Socket timeout|MaxRetriesPerRequestError|ClusterAllFailedError|CLUSTERDOWN|slots cache|startup nodes|^(MOVED|ASK|TRYAGAIN|OOM|READONLY|LOADING|MASTERDOWN) |Too many Cluster redirections/i.test(
     `${thrown.message} ${thrown.name}`,
   );
 }
