@@ -7,6 +7,8 @@ import { trimAuditLog } from '../../server/src/jobs/lifecycle-worker.ts';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
 import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
+import { MailboxStore } from '../../server/src/store/mailboxes.ts';
+import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { AUDIT_SHARDS } from '../../server/src/store/audit-log.ts';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
@@ -84,6 +86,15 @@ test('an unacknowledged message expires: 410 for the recipient, a non-delivery r
   t.regex(String(report.headers['mex-statusdescription']), /not collected by recipient after 60 seconds/);
   const ack = await mailboxRequest(server, lab, { method: 'PUT', path: `/messageexchange/${lab.id}/inbox/${reports[0]}/status/acknowledged` });
   t.is(ack.status, 200);
+});
+
+test("a message to a mailbox stored under another secret key still expires with its report: the check reads only whether the recipient is active", async (t) => {
+  const unreadable = await server.createMailbox();
+  const messageId = await sendMessage(server, lab, unreadable, 'for a mailbox the server cannot read');
+  // Its password encrypted under another key, as a directory shared by two deployments would have it.
+  t.true(await new MailboxStore(server.redis, redisKeys(server.redisPrefix), new PasswordCipher('another secret key')).setPassword(unreadable.id, 'password'));
+  t.is(await advanceLifecycle(later(periods.inboxExpiryMs + SECOND), messageId).then(() => 'checked'), 'checked');
+  t.is((await server.services.messages.get(messageId))?.status, 'undeliverable');
 });
 
 test('after acknowledgement the payload is purged once the retention passes; tracking answers until the record is purged', async (t) => {

@@ -4,7 +4,7 @@ import test from 'ava';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { acknowledgeMessage } from '../../server/src/domain/acknowledge.ts';
-import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { advanceLifecycle, checkInboxNow } from '../../server/src/domain/lifecycle.ts';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
 import type { Services } from '../../server/src/domain/services.ts';
 import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
@@ -269,6 +269,23 @@ for (const [kind, inlinePayloadBytes] of [['a small send', 64 * 1024], ['a send 
     t.truthy(await nextCheckOf(messageId), 'an accepted message has a next lifecycle check');
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// a send delivered after its recipient was disabled, and after the disable's scan of the inbox.
+test.serial("a send delivered after its recipient's deactivation scanned the inbox brings its own check forward: returned to its sender now, not a payload retention later", async (t) => {
+  const send = heldBeforeRecord(64 * 1024);
+  const sending = domainSend(send.services, Buffer.from('to a practice that has just closed'));
+  await send.reached;
+  const messageId = send.messageId();
+  t.teardown(() => server.services.mailboxes.setActive(gp.id, true));
+  await server.services.mailboxes.setActive(gp.id, false);
+  t.false((await checkInboxNow({ messages: server.services.messages, schedule: server.connections.schedule }, gp.id, new Date())).includes(messageId));
+  send.release();
+  t.deepEqual((await sending).unfinished, []);
+  t.true((await nextCheckOf(messageId))!.getTime() <= Date.now(), 'due now');
+  await advanceLifecycle(server.services, messageId);
+  t.like((await server.services.messages.get(messageId))?.statusDetail, { description: 'Message was not collected as the mailbox is deactivated' });
+});
 
 // ---------------------------------------------------------------------------------------------
 // the identical retry of a final chunk (answer lost) once the message was acknowledged.

@@ -94,22 +94,22 @@ export function nextLifecycleStep(message: MessageRecord, recipientActive: boole
 /**
  * Brings the next check of every message waiting in a mailbox's inbox forward to `now`: the
  * lifecycle worker then looks at each at its next sweep (a deactivated mailbox's messages go
- * back to their senders as undeliverable). Returns how many there were.
+ * back to their senders as undeliverable). Returns their ids.
  */
 export async function checkInboxNow(
   stores: { readonly messages: Pick<MessageStore, 'inboxPage'>; readonly schedule: Pick<LifecycleScheduler, 'schedule'> },
   mailboxId: string,
   now: Date,
-): Promise<number> {
-  let count = 0;
+): Promise<string[]> {
+  const ids: string[] = [];
   for (let after: number | undefined, more = true; more; ) {
     const page = await stores.messages.inboxPage(mailboxId, INBOX_BATCH, after);
     await Promise.all(page.messageIds.map((id) => stores.schedule.schedule(id, now)));
-    count += page.messageIds.length;
+    ids.push(...page.messageIds);
     after = page.next;
     more = page.next !== undefined;
   }
-  return count;
+  return ids;
 }
 
 /** Inbox entries read at a time when every message of an inbox is to be looked at. */
@@ -147,9 +147,10 @@ export async function advanceLifecycle(services: Services, messageId: string): P
       return undefined;
     }
     // A mailbox that is gone counts as deactivated: nobody can collect what waits for it. Read
-    // afresh: the deactivation that brought this check forward may be a moment old.
+    // afresh (the deactivation that brought this check forward may be a moment old), and without
+    // its password, which one stored under another secret key could not give.
     const recipientActive =
-      message.status !== 'accepted' || message.expiryPending || (await services.mailboxes.get(message.recipient, { fresh: true }))?.active === true;
+      message.status !== 'accepted' || message.expiryPending || (await services.mailboxes.listing(message.recipient))?.active === true;
     const step = nextLifecycleStep(message, recipientActive, now, services.periods);
     switch (step.kind) {
       case 'wait':

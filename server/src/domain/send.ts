@@ -77,7 +77,7 @@ export async function resentMessage(services: Services, sender: string, messageI
   if (message.sender !== sender) throw new ForbiddenError();
   if (message.inlinePayload) {
     const { inlinePayload } = await services.messages.chunkSource(messageId, 1);
-    if (inlinePayload !== undefined && !(await readSmallBody(body)).equals(inlinePayload)) throw new ForbiddenError();
+    if (inlinePayload !== undefined && !(await readSmallBodyInSlot(services, sender, body)).equals(inlinePayload)) throw new ForbiddenError();
   }
   return messageId;
 }
@@ -119,7 +119,19 @@ async function deliverNew(
   if (indexed) {
     const acceptedAt = steps.acceptedAt;
     await services.lifecycle.postpone(messageId, steps.firstCheckAt, acceptedNextCheck({ acceptedAt, createdAt: acceptedAt }, acceptedAt, services.periods));
+    await returnIfRecipientDeactivated(services, messageId, recipient);
   }
+}
+
+/**
+ * A recipient deactivated while the send went on (`admin mailbox disable`): the command's scan
+ * of the inbox may have come before this delivery, and the check just postponed would return
+ * the message only a day later. Read through the mailbox cache, so it costs a send nothing: the
+ * command scans the inbox again once the cache time has passed.
+ */
+async function returnIfRecipientDeactivated(services: Services, messageId: string, recipient: string): Promise<void> {
+  const mailbox = await services.mailboxes.get(recipient).catch(() => undefined);
+  if (mailbox?.active === false) await services.lifecycle.schedule(messageId, services.now());
 }
 
 /**
@@ -159,9 +171,7 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
  */
 async function recordSmallMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstChoice: string | undefined): Promise<Recorded> {
   const firstCheckAt = after(services, services.periods.deliveryCheckMs);
-  // Held in memory while it arrives: a mailbox sending many slowly would otherwise hold as many as it opens.
-  const release = services.transfers.take(metadata.sender);
-  const payload = readSmallBody(body).finally(release);
+  const payload = readSmallBodyInSlot(services, metadata.sender, body);
   for (let choice = firstChoice; ; choice = undefined) {
     const messageId = choice ?? services.newMessageId(services.now());
     const [bytes] = await Promise.all([payload, services.lifecycle.start(messageId, firstCheckAt)]);
@@ -201,6 +211,12 @@ async function createOnce(
     found.localId === metadata.localId;
   if (!own) return 'exists';
   return found.status === 'uploading' ? 'uploading' : 'accepted';
+}
+
+/** A small body, held in memory while it arrives: under one of the sender's transfer slots, so one mailbox cannot hold as many as it opens connections. */
+function readSmallBodyInSlot(services: Services, sender: string, body: ChunkBody): Promise<Buffer> {
+  const release = services.transfers.take(sender);
+  return readSmallBody(body).finally(release);
 }
 
 function after(services: Services, ms: number): Date {

@@ -3,6 +3,8 @@ import { loadPki } from '../pki.ts';
 import { printable } from '../../client/untrusted-text.ts';
 import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_MAILBOX_CACHE_MS } from '../../../../server/src/config.ts';
 import { checkInboxNow } from '../../../../server/src/domain/lifecycle.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
@@ -147,7 +149,13 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       const waiting = await withAdminStores(async ({ mailboxes, messages, schedule, audit }) => {
         if (!(await mailboxes.setActive(parseMailboxId(id), false))) throw new Error(`no mailbox ${id.toUpperCase()}`);
         await audit('mailbox.disable', parseMailboxId(id));
-        return checkInboxNow({ messages, schedule }, parseMailboxId(id), new Date());
+        const scan = () => checkInboxNow({ messages, schedule }, parseMailboxId(id), new Date());
+        const first = await scan();
+        // A send that read the mailbox as active just before (servers keep it for their mailbox
+        // cache time) may deliver after the scan: a second scan finds it, and a delivery after
+        // that sees the mailbox disabled and brings its own check forward.
+        await sleep(DEFAULT_MAILBOX_CACHE_MS + 1000);
+        return new Set([...first, ...(await scan())]).size;
       });
       const returned =
         waiting === 0
