@@ -114,6 +114,10 @@ test('a file that is not what its setting wants, or a certificate and key that a
   t.regex(notPem?.message ?? '', /^client certificate \(PEM file\) .*not-pem\.crt \(from --cert\) is not usable: /);
   const certAsKey = await t.throwsAsync(resolveConnectionSettings({ ...complete, key: 'flag.crt' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
   t.regex(certAsKey?.message ?? '', /^client private key \(PEM file\) .*flag\.crt \(from --key\) is not usable: /);
+  for (const ca of ['not-pem.crt', KEY]) {
+    const notCa = await t.throwsAsync(resolveConnectionSettings({ ...complete, ca }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
+    t.regex(notCa?.message ?? '', /^server's CA certificate \(PEM file\) .* \(from --ca\) is not usable: /);
+  }
   const otherKey = createCertificateRequest({ commonName: 'OTHER' }).keyPem;
   await writeFile(join(dir, 'other.key'), otherKey);
   const mismatch = await t.throwsAsync(resolveConnectionSettings({ ...complete, key: 'other.key' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });

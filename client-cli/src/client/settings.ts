@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import type { ConnectionSettings } from './mesh-client.ts';
@@ -160,7 +161,9 @@ async function readPem(name: PemSetting, candidate: Candidate): Promise<string> 
     throw new Error(`cannot read ${describePem(name, candidate)}: ${(error as Error).message}`);
   });
   try {
-    createSecureContext({ [name]: pem });
+    // TLS takes a CA file of anything (even a key) and finds out only as it verifies the server.
+    if (name === 'ca') new X509Certificate(pem);
+    else createSecureContext({ [name]: pem });
   } catch (error) {
     throw new Error(`${describePem(name, candidate)} is not usable: ${(error as Error).message}`);
   }
