@@ -22,7 +22,7 @@ import { PasswordCipher } from './store/password-cipher.ts';
 import { TransferSlots } from './domain/transfer-slots.ts';
 import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
-import { describeRedisTarget, openRedis, type RedisClient, type RedisTarget } from './store/redis-client.ts';
+import { describeRedisTarget, infoSection, openRedis, type RedisClient, type RedisTarget } from './store/redis-client.ts';
 import { UsedTokenStore } from './store/used-tokens.ts';
 
 export interface Connections {
@@ -120,7 +120,7 @@ export class BackendUnreachableError extends Error {
 async function refuseRedisOtherThanSet(redis: RedisClient, settings: ConnectionSettings): Promise<void> {
   if (redis instanceof Cluster) return;
   const where = describeRedisTarget(settings);
-  if (/^cluster_enabled:1/m.test(await redis.info('cluster'))) {
+  if (/^cluster_enabled:1/m.test((await infoSection(redis, 'cluster')) ?? '')) {
     throw new ConfigError(`Redis at ${where} is a node of a Redis Cluster: set MESHBOX_REDIS_CLUSTER=true (MESHBOX_REDIS_URL: its nodes, comma-separated)`);
   }
   const database = redis.options.db ?? 0;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import test from 'ava';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { freePort } from '../../scripts/services/processes.ts';
 import { createCertificateAuthority, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
@@ -299,6 +300,22 @@ test('a Redis connection gone silent (open, never answering again) is dropped af
   }
 });
 
+test('a Redis ACL user that may not run INFO is served all the same: the checks INFO answers are skipped', async (t) => {
+  const redis = await startTestRedis();
+  let server: Awaited<ReturnType<typeof startTestServer>> | undefined;
+  try {
+    await redis.admin.acl('SETUSER', 'meshbox', 'on', '>a-password', '~*', '&*', '+@all', '-info');
+    server = await startTestServer({ redisUrl: `redis://meshbox:a-password@127.0.0.1:${redis.port}`, worker: false });
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    t.is((await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status, 200);
+    const messageId = await sendMessage(server, lab, gp, 'sent as a restricted user');
+    t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).body.toString(), 'sent as a restricted user');
+  } finally {
+    await server?.close();
+    await redis.stop();
+  }
+});
+
 test('a Redis failover (the Redis reached made a replica, its address then leading to the new primary): 503 and not ready meanwhile, then the server reconnects by itself and nothing is lost', async (t) => {
   const [first, second] = [await startTestRedis(), await startTestRedis()];
   const proxy = await startTcpProxy(first.port);
@@ -310,19 +327,24 @@ test('a Redis failover (the Redis reached made a replica, its address then leadi
     const before = await sendMessage(server, lab, gp, 'before the failover');
     t.true(await eventually(async () => (await first.admin.wait(1, 100)) === 1), 'the replica has it all');
 
-    // The roles swap, as Sentinel or a managed service swaps them; the address still leads to the old primary.
+    // The roles swap, as Sentinel or a managed service swaps them; the address still leads to the
+    // old primary, cut off from the new one (a replica that synced with it would drop its clients).
     await second.admin.replicaof('NO', 'ONE');
-    await first.admin.replicaof('127.0.0.1', String(second.port));
+    await first.admin.replicaof('127.0.0.1', String(await freePort()));
     const send = () =>
       mailboxRequest(server!, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' }, body: 'after' });
     const refused = await send();
     t.is(refused.status, 503, refused.body.toString());
     t.is((await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status, 503);
+    // The connection the readiness check dropped is made again meanwhile, to the same address
+    // (ioredis waits 50 ms before its first try): so only a refused write can move it on.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
 
-    // The address now leads to the new primary.
+    // The address now leads to the new primary: a write refused as READONLY makes the server
+    // reconnect (the readiness check, not asked meanwhile, would too).
     proxy.retarget(second.port);
-    t.true(await eventually(async () => (await rawRequest(server!, { path: '/readyz', clientCertificate: lab })).status === 200), 'ready again');
-    t.is((await send()).status, 202);
+    t.true(await eventually(async () => (await send()).status === 202), 'writes reach the new primary');
+    t.is((await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status, 200);
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${before}` })).body.toString(), 'before the failover');
   } finally {
     await proxy.close();

@@ -104,7 +104,20 @@ export async function pingEveryMaster(redis: RedisClient): Promise<void> {
  * ready gets no requests, so no write would make it reconnect: the check does.
  */
 async function refuseReplica(redis: Redis): Promise<void> {
-  if (!/^role:slave\r?$/m.test(await redis.info('replication'))) return;
+  if (!/^role:slave\r?$/m.test((await infoSection(redis, 'replication')) ?? '')) return;
   redis.disconnect(true);
   throw new Error('Redis is a read-only replica (a failover?): reconnecting');
+}
+
+/**
+ * A section of INFO, or undefined where the connection's ACL user may not run it (INFO is in
+ * @dangerous): what it would tell (a replica, a cluster node) is then not checked.
+ */
+export async function infoSection(redis: Redis, section: 'replication' | 'cluster'): Promise<string | undefined> {
+  try {
+    return await redis.info(section);
+  } catch (error) {
+    if ((error as Error).message.startsWith('NOPERM')) return undefined;
+    throw error;
+  }
 }
