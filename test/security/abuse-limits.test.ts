@@ -177,6 +177,19 @@ test('small messages whose bodies arrive slowly hold transfer slots too: one mai
     slow.end(Buffer.alloc(1000, 'b'));
     t.is(await answered, 202);
     t.is((await send()).status, 202, 'the slot is free once the body has arrived');
+
+    // A send repeated with its token (a client's retry after a lost answer) reads its body under a slot too.
+    const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: own.sharedKey });
+    const body = Buffer.alloc(2000, 'c');
+    const first = await mailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, authorization, body });
+    t.is(first.status, 202);
+    const repeat = openMailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { ...headers, 'content-length': '2000' }, authorization });
+    const repeated = new Promise<number>((resolve, reject) => repeat.on('response', (response) => resolve(response.statusCode ?? 0)).on('error', reject));
+    repeat.write(body.subarray(0, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.is((await send()).status, 429, 'the repeat holds the slot while its body arrives');
+    repeat.end(body.subarray(1000));
+    t.is(await repeated, 202);
   } finally {
     await own.close();
   }
