@@ -162,35 +162,57 @@ test('one mailbox holding transfers open cannot take object storage from the oth
 });
 
 test('small messages whose bodies arrive slowly hold transfer slots too: one mailbox cannot hold a body in memory per connection it opens', async (t) => {
-  const own = await startTestServer({ worker: false, limits: { maxTransfersPerMailbox: 1 } });
+  let slotsTaken = 0;
+  const own = await startTestServer({
+    worker: false,
+    limits: { maxTransfersPerMailbox: 1 },
+    appServices: (services) => ({
+      ...services,
+      transfers: overriding(services.transfers, {
+        take: (mailboxId: string) => {
+          const release = services.transfers.take(mailboxId);
+          slotsTaken += 1;
+          return release;
+        },
+      }),
+    }),
+  });
+  const open: ClientRequest[] = [];
   try {
     const [lab, gp] = [await own.createMailbox(), await own.createMailbox()];
     const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'HOLD' };
-    const slow = openMailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { ...headers, 'content-length': '2000' } });
-    const answered = new Promise<number>((resolve, reject) => slow.on('response', (response) => resolve(response.statusCode ?? 0)).on('error', reject));
-    slow.write(Buffer.alloc(1000, 'a'));
-    await new Promise((resolve) => setTimeout(resolve, 300));
     const send = () => mailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, body: 'small' });
+    /** A send of 2000 bytes whose second half waits; `held` once it has taken a slot, `finish` sends the rest and gives its status. */
+    const halfSent = (authorization?: string) => {
+      const before = slotsTaken;
+      const request = openMailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { ...headers, 'content-length': '2000' }, ...(authorization ? { authorization } : {}) });
+      open.push(request);
+      const answered = new Promise<number>((resolve, reject) => request.on('response', (response) => resolve(response.statusCode ?? 0)).on('error', reject));
+      request.write(Buffer.alloc(1000, 'a'));
+      const held = async () => {
+        for (let attempt = 0; attempt < 250 && slotsTaken === before; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+        return slotsTaken > before;
+      };
+      return { held, finish: () => (request.end(Buffer.alloc(1000, 'a')), answered) };
+    };
+
+    const slow = halfSent();
+    t.true(await slow.held());
     const refused = await send();
     t.is(refused.status, 429);
     t.truthy(refused.headers['retry-after']);
-    slow.end(Buffer.alloc(1000, 'b'));
-    t.is(await answered, 202);
+    t.is(await slow.finish(), 202);
     t.is((await send()).status, 202, 'the slot is free once the body has arrived');
 
     // A send repeated with its token (a client's retry after a lost answer) reads its body under a slot too.
     const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: own.sharedKey });
-    const body = Buffer.alloc(2000, 'c');
-    const first = await mailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, authorization, body });
-    t.is(first.status, 202);
-    const repeat = openMailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { ...headers, 'content-length': '2000' }, authorization });
-    const repeated = new Promise<number>((resolve, reject) => repeat.on('response', (response) => resolve(response.statusCode ?? 0)).on('error', reject));
-    repeat.write(body.subarray(0, 1000));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    t.is((await send()).status, 429, 'the repeat holds the slot while its body arrives');
-    repeat.end(body.subarray(1000));
-    t.is(await repeated, 202);
+    t.is(await halfSent(authorization).finish(), 202);
+    const repeat = halfSent(authorization);
+    t.true(await repeat.held(), 'the repeat takes a slot while its body arrives');
+    t.is((await send()).status, 429);
+    t.is(await repeat.finish(), 202);
   } finally {
+    for (const request of open) request.destroy();
     await own.close();
   }
 });
