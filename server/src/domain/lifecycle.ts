@@ -135,14 +135,13 @@ export function undeliveredDescription(inboxExpiryMs: number): string {
 export async function advanceLifecycle(services: Services, messageId: string): Promise<Date | undefined> {
   for (;;) {
     const now = services.now();
-    // Read before the record: recording a message ends its reservation, so a record that lands
-    // between the two reads is found by the second, where the other order would find neither.
-    const reserved = await services.messages.isReserved(messageId);
     const message = await services.messages.get(messageId);
     if (!message) {
       // Chunk 1 of a send may still be streaming in; otherwise only orphaned objects (a send
       // that failed after storing its payload) can be left, and they go.
-      if (reserved) return at(now, services.periods.uploadExpiryMs);
+      if (await services.messages.isReserved(messageId)) return at(now, services.periods.uploadExpiryMs);
+      // Recording a message ends its reservation: one recorded between the two reads is there now.
+      if (await services.messages.get(messageId)) continue;
       await services.payloads.deleteMessage(messageId);
       return undefined;
     }
