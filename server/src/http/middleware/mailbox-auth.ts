@@ -42,12 +42,13 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork): Middl
   return async (ctx, next) => {
     const sending = ctx.method === 'POST' && SEND_PATH.test(ctx.path);
     const newMessageId = sending ? services.newMessageId(services.now()) : undefined;
+    // With its query: another page or message tracked is another request.
+    const target = `${ctx.method} ${ctx.originalUrl}`;
     const { mailbox, token, repeated, firstTryCreates } = await authenticateMailbox(services, {
       certificateCommonName: peerCertificate(ctx.req.socket as TLSSocket).commonName,
       mailboxId: String(ctx.params.mailbox ?? ''),
       authorization: ctx.get('Authorization') || undefined,
-      // With its query: another page or message tracked is another request.
-      request: sending ? `${ctx.method} ${ctx.originalUrl}\n${sendIdentity(ctx.req.headers)}` : `${ctx.method} ${ctx.originalUrl}`,
+      request: sending ? `${target}\n${sendIdentity(ctx.req.headers)}` : target,
       // Sending creates a message: done twice, it would be delivered twice.
       repeatable: !sending,
       ...(newMessageId ? { creates: newMessageId } : {}),
