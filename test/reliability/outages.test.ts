@@ -252,12 +252,26 @@ test('a final chunk retried with its token while its first try is still storing 
   }
 });
 
-test('Redis unreachable: requests fail with 503 (never 500 or a hang), /readyz says so, and service resumes when it is back', async (t) => {
-  const local = await ensureLocalServices();
-  const proxy = await startTcpProxy(portOf(local.redisUrl));
+/** A server that reaches the Redis at `redisPort` through a proxy the test controls, a sender and a recipient. */
+async function serverBehindRedisProxy(redisPort: number) {
+  const proxy = await startTcpProxy(redisPort);
   const server = await startTestServer({ redisUrl: `redis://127.0.0.1:${proxy.port}`, worker: false });
+  const close = async (): Promise<void> => {
+    await proxy.close();
+    await server.close();
+  };
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    return { proxy, server, lab, gp, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+test('Redis unreachable: requests fail with 503 (never 500 or a hang), /readyz says so, and service resumes when it is back', async (t) => {
+  const { proxy, server, lab, gp, close } = await serverBehindRedisProxy(portOf((await ensureLocalServices()).redisUrl));
+  try {
     await proxy.cut();
     const refused = await mailboxRequest(server, lab, {
       method: 'POST',
@@ -277,17 +291,13 @@ test('Redis unreachable: requests fail with 503 (never 500 or a hang), /readyz s
     const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
     t.is(download.body.toString(), 'after Redis came back');
   } finally {
-    await proxy.close();
-    await server.close();
+    await close();
   }
 });
 
 test('a Redis connection gone silent (open, never answering again) is dropped after 10 s and made anew: requests are answered, not held until their timeout', async (t) => {
-  const local = await ensureLocalServices();
-  const proxy = await startTcpProxy(portOf(local.redisUrl));
-  const server = await startTestServer({ redisUrl: `redis://127.0.0.1:${proxy.port}`, worker: false });
+  const { proxy, server, lab, gp, close } = await serverBehindRedisProxy(portOf((await ensureLocalServices()).redisUrl));
   try {
-    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     proxy.silenceOpenConnections();
     const sent = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' }, body: 'x' });
     // Sent again on the new connection, or refused for the client to retry: either way answered.
@@ -295,8 +305,7 @@ test('a Redis connection gone silent (open, never answering again) is dropped af
     const messageId = await sendMessage(server, lab, gp, 'on the new connection');
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).body.toString(), 'on the new connection');
   } finally {
-    await proxy.close();
-    await server.close();
+    await close();
   }
 });
 
@@ -318,12 +327,11 @@ test('a Redis ACL user that may not run INFO is served all the same: the checks 
 
 test('a Redis failover (the Redis reached made a replica, its address then leading to the new primary): 503 and not ready meanwhile, then the server reconnects by itself and nothing is lost', async (t) => {
   const [first, second] = [await startTestRedis(), await startTestRedis()];
-  const proxy = await startTcpProxy(first.port);
-  let server: Awaited<ReturnType<typeof startTestServer>> | undefined;
+  let setting: Awaited<ReturnType<typeof serverBehindRedisProxy>> | undefined;
   try {
     await second.admin.replicaof('127.0.0.1', String(first.port));
-    server = await startTestServer({ redisUrl: `redis://127.0.0.1:${proxy.port}`, worker: false });
-    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    setting = await serverBehindRedisProxy(first.port);
+    const { proxy, server, lab, gp } = setting;
     const before = await sendMessage(server, lab, gp, 'before the failover');
     t.true(await eventually(async () => (await first.admin.wait(1, 100)) === 1), 'the replica has it all');
 
@@ -332,7 +340,7 @@ test('a Redis failover (the Redis reached made a replica, its address then leadi
     await second.admin.replicaof('NO', 'ONE');
     await first.admin.replicaof('127.0.0.1', String(await freePort()));
     const send = () =>
-      mailboxRequest(server!, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' }, body: 'after' });
+      mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' }, body: 'after' });
     const refused = await send();
     t.is(refused.status, 503, refused.body.toString());
     t.is((await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status, 503);
@@ -347,8 +355,7 @@ test('a Redis failover (the Redis reached made a replica, its address then leadi
     t.is((await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status, 200);
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${before}` })).body.toString(), 'before the failover');
   } finally {
-    await proxy.close();
-    await server?.close();
+    await setting?.close();
     await Promise.all([first.stop(), second.stop()]);
   }
 });
