@@ -4,7 +4,8 @@
  * Small (1 KiB) messages through meshbox at concurrency 1, 16 and 64: sends accepted per
  * second, and full lifecycles (send, download, acknowledge: 3 requests) per second, with p50
  * and p99 latency. Baseline in the same run, with the same load client: a bare Node https
- * server with the same mutual-TLS setup answering 200. Beside them, the floor of a send on
+ * server with the same mutual-TLS setup answering 200 to the very request a send is (the client
+ * works alike for every server; a plain POST of the body is measured too). Beside them, the floor of a send on
  * meshbox's stack (send-floor-server.ts: Koa, the MESH token checked, four Redis writes, nothing
  * else), to show what the stack itself leaves. Baseline, floor, sends and lifecycles take
  * turns for several rounds; each round's rates are compared with that round's baseline and the
@@ -95,16 +96,21 @@ try {
   });
   const pairOf = (worker: number) => pairs[worker % PAIRS]!;
 
-  const baseline = (worker: number) =>
-    call(pairOf(worker).labAgent, bare.origin, { method: 'POST', path: '/', body: payload }).then((r) => r.status === 200);
-  const send = async (worker: number, origin = server.origin): Promise<string | undefined> => {
-    const { lab, gp, labAgent } = pairOf(worker);
-    const response = await call(labAgent, origin, {
+  /** A send's request, its token signed afresh: what the client builds for meshbox, the floor and the baseline alike. */
+  const sendRequest = (worker: number) => {
+    const { lab, gp } = pairOf(worker);
+    return {
       method: 'POST',
       path: `/messageexchange/${lab.id}/outbox`,
       headers: { ...auth(lab), 'mex-To': gp.id, 'mex-WorkflowID': 'BENCH', 'content-length': String(payload.length) },
       body: payload,
-    });
+    };
+  };
+  const baseline = (worker: number) => call(pairOf(worker).labAgent, bare.origin, sendRequest(worker)).then((r) => r.status === 200);
+  const plainPost = (worker: number) =>
+    call(pairOf(worker).labAgent, bare.origin, { method: 'POST', path: '/', body: payload }).then((r) => r.status === 200);
+  const send = async (worker: number, origin = server.origin): Promise<string | undefined> => {
+    const response = await call(pairOf(worker).labAgent, origin, sendRequest(worker));
     return response.status === 202 ? (JSON.parse(response.body) as { message_id: string }).message_id : undefined;
   };
   const sent = async (worker: number): Promise<boolean> => (await send(worker)) !== undefined;
@@ -127,6 +133,7 @@ try {
   interface Row {
     readonly concurrency: number;
     readonly baseline: Measured;
+    readonly plainPost: Measured;
     readonly floor: Measured;
     readonly sends: Measured;
     readonly lifecycles: Measured;
@@ -134,6 +141,9 @@ try {
     readonly floorRatio: number;
     readonly sendRatio: number;
     readonly lifecycleRatio: number;
+    /** Sends and lifecycle requests over the bare server's rate for a plain POST of the body. */
+    readonly sendToPlainRatio: number;
+    readonly lifecycleToPlainRatio: number;
     readonly errors: number;
   }
   const results: Row[] = [];
@@ -142,26 +152,30 @@ try {
   const floorPids = { server: floor.pid, redis: redisPid, client: process.pid };
   for (const concurrency of CONCURRENCY) {
     // Connections opened and code compiled before anything is measured.
-    for (const warmUp of [baseline, sentToFloor, sent, lifecycle]) await runLoad(concurrency, 1000, warmUp);
-    const runs = { baseline: [] as Measured[], floor: [] as Measured[], sends: [] as Measured[], lifecycles: [] as Measured[] };
+    for (const warmUp of [baseline, plainPost, sentToFloor, sent, lifecycle]) await runLoad(concurrency, 1000, warmUp);
+    const runs = { baseline: [] as Measured[], plainPost: [] as Measured[], floor: [] as Measured[], sends: [] as Measured[], lifecycles: [] as Measured[] };
     for (let round = 0; round < rounds; round++) {
       runs.baseline.push(await measure(concurrency, bareServerPids, 1, baseline));
+      runs.plainPost.push(await measure(concurrency, bareServerPids, 1, plainPost));
       runs.floor.push(await measure(concurrency, floorPids, 1, sentToFloor));
       runs.sends.push(await measure(concurrency, meshboxPids, 1, sent));
       runs.lifecycles.push(await measure(concurrency, meshboxPids, 3, lifecycle));
     }
-    const all = [...runs.baseline, ...runs.floor, ...runs.sends, ...runs.lifecycles];
-    const ratios = (of: Measured[], requestsPerOperation: number) =>
-      median(of.map((run, round) => (run.load.perSecond * requestsPerOperation) / runs.baseline[round]!.load.perSecond));
+    const all = [...runs.baseline, ...runs.plainPost, ...runs.floor, ...runs.sends, ...runs.lifecycles];
+    const ratios = (of: Measured[], requestsPerOperation: number, to = runs.baseline) =>
+      median(of.map((run, round) => (run.load.perSecond * requestsPerOperation) / to[round]!.load.perSecond));
     results.push({
       concurrency,
       baseline: medianRun(runs.baseline),
+      plainPost: medianRun(runs.plainPost),
       floor: medianRun(runs.floor),
       sends: medianRun(runs.sends),
       lifecycles: medianRun(runs.lifecycles),
       floorRatio: ratios(runs.floor, 1),
       sendRatio: ratios(runs.sends, 1),
       lifecycleRatio: ratios(runs.lifecycles, 3),
+      sendToPlainRatio: ratios(runs.sends, 1, runs.plainPost),
+      lifecycleToPlainRatio: ratios(runs.lifecycles, 3, runs.plainPost),
       errors: all.reduce((sum, run) => sum + run.load.errors, 0),
     });
     console.error(`concurrency ${concurrency} done`);
@@ -197,10 +211,13 @@ try {
     '## Small messages (`scripts/bench/small-messages.ts`)',
     '',
     `1 KiB messages, ${PAIRS} sender/recipient pairs, ${durationMs / 1000} s per measurement, one Node load client;`,
-    `${rounds} rounds of baseline, send floor, sends and lifecycles in turn. Rates and latencies: the median round;`,
+    `${rounds} rounds of baseline, plain POST, send floor, sends and lifecycles in turn. Rates and latencies: the median round;`,
     "ratios: the median of each round's rate over that round's baseline.",
     'meshbox (its own process), Redis, the S3 server and the client all on this machine. Baseline:',
-    'a bare Node https server with the same mutual-TLS setup answering 200, same client, same run.',
+    'a bare Node https server with the same mutual-TLS setup answering 200, same client, same run,',
+    "sent the very request a send is (its path, MESH headers with a token signed afresh, the 1 KiB",
+    'body), so that the client does the same work for every server compared. Plain POST: the same',
+    'bare server sent only the body (no MESH headers, no token), for comparison with earlier runs.',
     'A lifecycle is send + download + acknowledge (3 requests). The per-mailbox rate limit is off',
     '(MESHBOX_RATE_LIMIT_PER_SECOND=0): eight mailboxes would otherwise be throttled by design.',
     'Send floor: the same send to `send-floor-server.ts`, a Koa app behind the same mutual TLS that',
@@ -209,22 +226,22 @@ try {
     '',
     `Machine: ${machineDescription()}.`,
     '',
-    '| concurrency | baseline req/s | send floor/s | floor vs baseline | sends/s | sends vs baseline | send p50 / p99 ms | lifecycles/s | lifecycle req/s vs baseline | lifecycle p50 / p99 ms |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| concurrency | baseline req/s | plain POST req/s | send floor/s | floor vs baseline | sends/s | sends vs baseline (vs plain POST) | send p50 / p99 ms | lifecycles/s | lifecycle req/s vs baseline (vs plain POST) | lifecycle p50 / p99 ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(
-      ({ concurrency, baseline: { load: b }, floor: { load: fl }, sends: { load: s }, lifecycles: { load: l }, floorRatio, sendRatio, lifecycleRatio }) =>
-        `| ${concurrency} | ${f(b.perSecond)} | ${f(fl.perSecond)} | ${pct(floorRatio)} | ${f(s.perSecond)} | ${pct(sendRatio)} | ${f(s.p50Ms, 1)} / ${f(s.p99Ms, 1)} | ${f(l.perSecond)} | ${pct(lifecycleRatio)} | ${f(l.p50Ms, 1)} / ${f(l.p99Ms, 1)} |`,
+      ({ concurrency, baseline: { load: b }, plainPost: { load: pp }, floor: { load: fl }, sends: { load: s }, lifecycles: { load: l }, ...ratio }) =>
+        `| ${concurrency} | ${f(b.perSecond)} | ${f(pp.perSecond)} | ${f(fl.perSecond)} | ${pct(ratio.floorRatio)} | ${f(s.perSecond)} | ${pct(ratio.sendRatio)} (${pct(ratio.sendToPlainRatio)}) | ${f(s.p50Ms, 1)} / ${f(s.p99Ms, 1)} | ${f(l.perSecond)} | ${pct(ratio.lifecycleRatio)} (${pct(ratio.lifecycleToPlainRatio)}) | ${f(l.p50Ms, 1)} / ${f(l.p99Ms, 1)} |`,
     ),
     '',
     `Errors: ${results.reduce((sum, r) => sum + r.errors, 0)}.`,
     '',
     'CPU time per request (µs), median round: where the two cores go.',
     '',
-    '| concurrency | baseline: server / client | send floor: server / Redis / client | send: meshbox / Redis / client | lifecycle request: meshbox / Redis / client |',
-    '|---|---|---|---|---|',
+    '| concurrency | baseline: server / client | plain POST: server / client | send floor: server / Redis / client | send: meshbox / Redis / client | lifecycle request: meshbox / Redis / client |',
+    '|---|---|---|---|---|---|',
     ...results.map(
-      ({ concurrency, baseline: b, floor: fl, sends: s, lifecycles: l }) =>
-        `| ${concurrency} | ${cpu(b, 'server', 'client')} | ${cpu(fl, 'server', 'redis', 'client')} | ${cpu(s, 'server', 'redis', 'client')} | ${cpu(l, 'server', 'redis', 'client')} |`,
+      ({ concurrency, baseline: b, plainPost: pp, floor: fl, sends: s, lifecycles: l }) =>
+        `| ${concurrency} | ${cpu(b, 'server', 'client')} | ${cpu(pp, 'server', 'client')} | ${cpu(fl, 'server', 'redis', 'client')} | ${cpu(s, 'server', 'redis', 'client')} | ${cpu(l, 'server', 'redis', 'client')} |`,
     ),
     '',
     `Connections: ${CONNECTION_CONCURRENCY} clients polling (an inbox list, empty) one request a connection, against the`,
