@@ -74,6 +74,8 @@ function sdkWarningsOnly(logger: Logger): NonNullable<S3ClientConfig['logger']> 
 const S3_CONNECT_TIMEOUT_MS = 10_000;
 /** How long Redis may leave a command unanswered before its connection is taken for dead (its commands take milliseconds). */
 const REDIS_SILENCE_TIMEOUT_MS = 10_000;
+/** The same for the worker's (BullMQ's) connections, whose wait for a job blocks in Redis for up to 10 s (BullMQ's maximumBlockTimeout). */
+const WORKER_REDIS_SILENCE_TIMEOUT_MS = 20_000;
 const S3_SILENCE_TIMEOUT_MS = 120_000;
 /** How long start-up waits for Redis and for the bucket to answer before it gives up, saying which. */
 const START_UP_ANSWER_MS = 20_000;
@@ -199,8 +201,9 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     s3,
     schedule,
     startWorker: async (logger, metrics, timing) => {
-      // BullMQ wants a connection that waits for Redis rather than fails a command after retries.
-      const connection = openRedis(settings, { maxRetriesPerRequest: null });
+      // BullMQ wants a connection that waits for Redis rather than fails a command after retries;
+      // one gone silent would stop every sweep until TCP gave up on it, hours later.
+      const connection = openRedis(settings, { maxRetriesPerRequest: null, socketTimeout: WORKER_REDIS_SILENCE_TIMEOUT_MS });
       connection.on('error', reportRedisError);
       const worker = await startLifecycleWorker(services, schedule, connection, queuePrefix(settings.redisPrefix), logger, timing, metrics);
       workers.push({ worker, connection });

@@ -7,11 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import test from 'ava';
+import { Redis } from 'ioredis';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { freePort } from '../../scripts/services/processes.ts';
 import { createCertificateAuthority, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
+import { LifecycleSchedule } from '../../server/src/store/lifecycle-schedule.ts';
 import { startTestServer, TEST_SECRET_KEY } from '../support/harness.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
@@ -253,12 +256,13 @@ test('a final chunk retried with its token while its first try is still storing 
 });
 
 /** A server that reaches the Redis at `redisPort` through a proxy the test controls, a sender and a recipient. */
-async function serverBehindRedisProxy(redisPort: number) {
+async function serverBehindRedisProxy(redisPort: number, { worker = false } = {}) {
   const proxy = await startTcpProxy(redisPort);
-  const server = await startTestServer({ redisUrl: `redis://127.0.0.1:${proxy.port}`, worker: false });
+  const server = await startTestServer({ redisUrl: `redis://127.0.0.1:${proxy.port}`, worker });
+  // The server first: its worker finishes with Redis before it stops, which it could not with the proxy gone.
   const close = async (): Promise<void> => {
-    await proxy.close();
     await server.close();
+    await proxy.close();
   };
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
@@ -305,6 +309,28 @@ test('a Redis connection gone silent (open, never answering again) is dropped af
     const messageId = await sendMessage(server, lab, gp, 'on the new connection');
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).body.toString(), 'on the new connection');
   } finally {
+    await close();
+  }
+});
+
+test("the lifecycle worker's Redis connections gone silent are dropped and made anew: sweeps resume, and a due check is done", async (t) => {
+  const local = await ensureLocalServices();
+  const { proxy, server, lab, gp, close } = await serverBehindRedisProxy(portOf(local.redisUrl), { worker: true });
+  // Straight to Redis: the server's own connection goes silent with the worker's.
+  const direct = new Redis(local.redisUrl);
+  const schedule = new LifecycleSchedule(direct, redisKeys(server.redisPrefix));
+  try {
+    const messageId = await sendMessage(server, lab, gp, 'checked after the silence');
+    proxy.silenceOpenConnections();
+    const hourFromNow = () => Date.now() + 60 * 60_000;
+    // Due now, and a sweep moves it on to the message's expiry, days away (a lease is minutes).
+    await schedule.schedule(messageId, new Date());
+    t.true((await schedule.nextCheck(messageId))!.getTime() < hourFromNow(), 'due now');
+    // The worker's connections wait on Redis for up to 10 s at a time: they are given longer.
+    const moved = await eventually(async () => ((await schedule.nextCheck(messageId))?.getTime() ?? 0) > hourFromNow(), 400);
+    t.true(moved, 'a sweep has checked the message');
+  } finally {
+    direct.disconnect();
     await close();
   }
 });
