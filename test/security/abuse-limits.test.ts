@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type { ClientRequest } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import test from 'ava';
 import { mapInBatches } from '../../shared/src/batches.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
@@ -224,23 +226,28 @@ test('a download its client gives up on while the object is being opened gives i
     const messageId = await sendMessage(own, lab, gp, randomBytes(200_000));
     const payloads = own.services.payloads;
     const open = payloads.getChunk.bind(payloads);
+    const path = `/messageexchange/${gp.id}/inbox/${messageId}`;
+    const serverSawItGo = (once(own.httpsServer, 'secureConnection') as Promise<[TLSSocket]>).then(([socket]) => once(socket, 'close'));
+    const gaveUp = openMailboxRequest(own, gp, { method: 'GET', path });
+    gaveUp.on('error', () => undefined);
+    const { promise: opening, resolve: openingBegun } = Promise.withResolvers<void>();
     let slow = true;
-    // The first opening takes a while: long enough for its client to give up meanwhile.
+    // The first opening lasts until the server has seen its client go (a pause of fixed length
+    // could end before that on a loaded machine, and the opening would then not be given up on).
     (own.services as { payloads: PayloadStore }).payloads = overriding(payloads, {
       getChunk: async (object) => {
         const chunk = await open(object);
         if (slow) {
           slow = false;
-          await new Promise((resolve) => setTimeout(resolve, 500));
+          openingBegun();
+          await serverSawItGo;
         }
         return chunk;
       },
     });
-    const path = `/messageexchange/${gp.id}/inbox/${messageId}`;
-    const gaveUp = openMailboxRequest(own, gp, { method: 'GET', path });
-    gaveUp.on('error', () => undefined);
     gaveUp.end();
-    setTimeout(() => gaveUp.destroy(), 200);
+    await opening;
+    gaveUp.destroy();
     let status = 0;
     for (let attempt = 0; attempt < 50 && status !== 200; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 200));

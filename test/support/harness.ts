@@ -43,6 +43,8 @@ export interface TestServer {
   readonly redis: Redis;
   readonly bucket: string;
   readonly redisPrefix: string;
+  /** The HTTPS server, for a test that must know when the server itself has seen a connection end. */
+  readonly httpsServer: Server;
   /** Registers a mailbox and issues it a client certificate from the server's CA. */
   readonly createMailbox: (mailbox?: Partial<NewMailbox>) => Promise<TestMailbox>;
   /** Stops the server and deletes its state, unless `keepState` (another server is to open it). */
@@ -138,6 +140,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     redis: connections.redis as Redis,
     bucket,
     redisPrefix,
+    httpsServer: server,
     createMailbox: async (mailbox = {}) => {
       const id = (mailbox.id ?? `T${randomBytes(5).toString('hex')}`).toUpperCase();
       const password = mailbox.password ?? randomBytes(12).toString('hex');
