@@ -15,6 +15,7 @@ import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+import { tokenClaimed } from '../support/token-claims.ts';
 
 const execFileAsync = promisify(execFile);
 const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
@@ -278,18 +279,18 @@ test('a token is used up once its request is served, even when the answer is an 
 
 test('a token whose request was cut off before it was served may be sent again (client retry)', async (t) => {
   const retried = token(alice);
-  await new Promise<void>((resolve) => {
-    const request = openMailboxRequest(server, alice, {
-      method: 'POST',
-      path: `/messageexchange/${alice.id}/outbox`,
-      authorization: retried,
-      headers: { 'mex-To': bob.id, 'mex-WorkflowID': 'RETRY_TEST', 'content-length': '100000' },
-    });
-    request.on('error', () => resolve());
-    request.write(Buffer.alloc(1000));
-    // Let the server authenticate and start storing, then drop the connection mid-body.
-    setTimeout(() => request.destroy(), 300);
+  const request = openMailboxRequest(server, alice, {
+    method: 'POST',
+    path: `/messageexchange/${alice.id}/outbox`,
+    authorization: retried,
+    headers: { 'mex-To': bob.id, 'mex-WorkflowID': 'RETRY_TEST', 'content-length': '100000' },
   });
+  const cut = new Promise<void>((resolve) => request.on('error', () => resolve()));
+  request.write(Buffer.alloc(1000));
+  // The server has authenticated it (else a retry would pass for want of a claim): drop the connection mid-body.
+  t.true(await tokenClaimed(server.redis, server.redisPrefix, retried), 'the server claimed the token');
+  request.destroy();
+  await cut;
   let status = 0;
   // The claim is given back when the server sees the connection close; poll until it has.
   for (let attempt = 0; attempt < 150 && status !== 200; attempt++) {
