@@ -26,18 +26,20 @@ test('kill -9 mid-upload: after a restart no partial message is in any inbox, an
     });
     const messageId: string = first.json().message_id;
 
-    // Chunk 2 is on the wire, half sent, when the server dies.
+    // Chunk 2 is on the wire, half sent and in the server's hands, when the server dies.
+    const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
     const cut = new Promise<void>((resolve) => {
       const req = openMailboxRequest(server, lab, {
         method: 'POST',
         path: `/messageexchange/${lab.id}/outbox/${messageId}/2`,
         headers: { 'mex-Chunk-Range': '2:3', 'content-length': String(chunks[1]!.length) },
+        authorization,
       });
       req.on('error', () => resolve());
       req.on('response', () => resolve());
       req.write(chunks[1]!.subarray(0, 20_000));
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.true(await server.tokenClaimed(authorization), 'the server has chunk 2 in hand');
     t.is(await server.kill('SIGKILL'), null);
     await cut;
     await server.restart();
@@ -76,26 +78,28 @@ test('SIGTERM: the server stops taking connections, finishes the request in flig
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     const body = randomBytes(200_000);
+    const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    const req = openMailboxRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'SHUTDOWN', 'content-length': String(body.length) },
+      authorization,
+    });
     const inFlight = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = openMailboxRequest(server, lab, {
-        method: 'POST',
-        path: `/messageexchange/${lab.id}/outbox`,
-        headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'SHUTDOWN', 'content-length': String(body.length) },
-      });
       req.on('error', reject);
       req.on('response', (response) => {
         let text = '';
         response.on('data', (part: Buffer) => (text += part.toString()));
         response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
       });
-      req.write(body.subarray(0, 100_000));
-      // The rest arrives after the server was told to stop.
-      setTimeout(() => req.end(body.subarray(100_000)), 700);
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    req.write(body.subarray(0, 100_000));
+    t.true(await server.tokenClaimed(authorization), 'the request is in the server\'s hands before it is told to stop');
     const exited = server.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.true(await server.listenerClosed(), 'stopping');
     await t.throwsAsync(sendMessage(server, lab, gp, 'too late'), undefined, 'no new connections while stopping');
+    // The rest arrives only now: the request is still in flight while the server stops.
+    req.end(body.subarray(100_000));
     const response = await inFlight;
     t.is(response.status, 202);
     t.is(await exited, 0);
@@ -119,9 +123,9 @@ test('SIGTERM: a send its client cuts off while the server stops gives its token
     const req = openMailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, authorization });
     const cut = new Promise<void>((resolve) => req.on('error', () => resolve()).on('close', resolve));
     req.write(body.subarray(0, 100_000));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.true(await server.tokenClaimed(authorization), 'the request is in the server\'s hands before it is told to stop');
     const exited = server.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.true(await server.listenerClosed(), 'stopping');
     req.destroy();
     await cut;
     t.is(await exited, 0);

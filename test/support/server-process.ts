@@ -20,8 +20,9 @@ import {
   issueServerCertificate,
 } from '../../shared/src/pki/index.ts';
 import { type KeyPair, TEST_SECRET_KEY, type TestMailbox } from './harness.ts';
-import { freePort, portOpen, sleep } from '../../scripts/services/processes.ts';
+import { freePort, portOpen, sleep, waitFor } from '../../scripts/services/processes.ts';
 import { removeDeploymentState } from './cleanup.ts';
+import { tokenClaimed } from './token-claims.ts';
 
 export interface ServerProcess {
   readonly origin: string;
@@ -42,6 +43,10 @@ export interface ServerProcess {
   /** Starts the process again, same port and configuration (after kill). */
   readonly restart: () => Promise<void>;
   readonly createMailbox: () => Promise<TestMailbox>;
+  /** Waits until the process has claimed this token (see token-claims.ts): its request is in the server's hands. */
+  readonly tokenClaimed: (authorization: string) => Promise<boolean>;
+  /** Waits until the port refuses connections (a process stopping has closed its listener). */
+  readonly listenerClosed: () => Promise<boolean>;
   /** Peak resident set size of the server process so far (VmHWM), in bytes. */
   readonly peakRssBytes: () => Promise<number>;
   /** Removes a message's chunks from the server's bucket (tests and benchmarks clean up after themselves). */
@@ -173,6 +178,8 @@ export async function startServerProcess(
       await new CertificateStore(redis, redisKeys(prefix)).recordIssued(id, certificate.certPem);
       return { id, password, ...certificate };
     },
+    tokenClaimed: (authorization) => tokenClaimed(redis, prefix, authorization),
+    listenerClosed: () => waitFor(async () => !(await portOpen(port)), 30_000, 20),
     peakRssBytes: async () => {
       const status = await readFile(`/proc/${child.pid ?? 0}/status`, 'utf8');
       const kilobytes = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
