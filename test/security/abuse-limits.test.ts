@@ -94,17 +94,21 @@ test('uploads cut off by their clients fill no error log: a client going away is
   try {
     const [lab, gp] = [await logged.createMailbox(), await logged.createMailbox()];
     for (let cut = 0; cut < 5; cut++) {
+      const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: logged.sharedKey });
       const upload = openMailboxRequest(logged, lab, {
         method: 'POST',
         path: `/messageexchange/${lab.id}/outbox`,
         headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'CUT', 'content-length': '500000' },
+        authorization,
       });
       const closed = new Promise((resolve) => upload.on('close', resolve));
       upload.on('error', () => undefined);
       upload.write(Buffer.alloc(100_000));
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Cut once the server has the upload, and only counted once it is done with it: else the log stays empty for want of a cut upload.
+      t.true(await logged.tokenClaimed(authorization), 'the server has the upload');
       upload.destroy();
       await closed;
+      t.true(await logged.tokenGivenBack(authorization), 'the server is done with the cut upload');
     }
     // Still serving, and what it logged at warn and above: nothing.
     t.is((await mailboxRequest(logged, lab, { path: `/messageexchange/${lab.id}/inbox` })).status, 200);

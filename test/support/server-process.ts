@@ -22,7 +22,7 @@ import {
 import { type KeyPair, TEST_SECRET_KEY, type TestMailbox } from './harness.ts';
 import { freePort, portOpen, sleep, waitFor } from '../../scripts/services/processes.ts';
 import { removeDeploymentState } from './cleanup.ts';
-import { tokenClaimed } from './token-claims.ts';
+import { tokenClaimed, tokenGivenBack } from './token-claims.ts';
 
 export interface ServerProcess {
   readonly origin: string;
@@ -45,6 +45,8 @@ export interface ServerProcess {
   readonly createMailbox: () => Promise<TestMailbox>;
   /** Waits until the process has claimed this token (see token-claims.ts): its request is in the server's hands. */
   readonly tokenClaimed: (authorization: string) => Promise<boolean>;
+  /** Waits until the process has given this token back (see token-claims.ts): it is done with its request, unserved. */
+  readonly tokenGivenBack: (authorization: string) => Promise<boolean>;
   /** Waits until the port refuses connections (a process stopping has closed its listener). */
   readonly listenerClosed: () => Promise<boolean>;
   /** Peak resident set size of the server process so far (VmHWM), in bytes. */
@@ -179,6 +181,7 @@ export async function startServerProcess(
       return { id, password, ...certificate };
     },
     tokenClaimed: (authorization) => tokenClaimed(redis, prefix, authorization),
+    tokenGivenBack: (authorization) => tokenGivenBack(redis, prefix, authorization),
     listenerClosed: () => waitFor(async () => !(await portOpen(port)), 30_000, 20),
     peakRssBytes: async () => {
       const status = await readFile(`/proc/${child.pid ?? 0}/status`, 'utf8');

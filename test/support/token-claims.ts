@@ -10,8 +10,20 @@ import { parseAuthorizationHeader } from '../../shared/src/protocol/index.ts';
  * the request may not have reached the server yet, and the test would prove nothing.
  */
 export function tokenClaimed(redis: RedisClient, redisPrefix: string, authorization: string): Promise<boolean> {
+  return claimHeld(redis, redisPrefix, authorization, true);
+}
+
+/**
+ * Waits until the server has given this token's claim back: it has seen its request end unserved
+ * (a client that went away), and is done with it.
+ */
+export function tokenGivenBack(redis: RedisClient, redisPrefix: string, authorization: string): Promise<boolean> {
+  return claimHeld(redis, redisPrefix, authorization, false);
+}
+
+function claimHeld(redis: RedisClient, redisPrefix: string, authorization: string, held: boolean): Promise<boolean> {
   const token = parseAuthorizationHeader(authorization);
   if (!token) throw new Error(`not a token: ${authorization}`);
   const key = redisKeys(redisPrefix).usedToken(token.mailboxId, token.nonce, token.nonceCount);
-  return waitFor(async () => (await redis.exists(key)) === 1, 30_000, 20);
+  return waitFor(async () => ((await redis.exists(key)) === 1) === held, 30_000, 20);
 }
