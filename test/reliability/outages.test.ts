@@ -21,6 +21,7 @@ import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, 
 import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 import { startTestRedis } from '../support/redis-server.ts';
+import { tokenClaimed } from '../support/token-claims.ts';
 
 const portOf = (url: string): number => Number(new URL(url).port);
 
@@ -159,7 +160,8 @@ async function slowStorageSetup() {
       }, 250);
     } else {
       request.write(body.slice(0, body.length / 2));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Cut once the server has it: cut before, it would leave the retry nothing to be a retry of.
+      if (!(await tokenClaimed(server.redis, server.redisPrefix, token))) throw new Error('the server never claimed the token of the request to cut off');
     }
     request.destroy();
   };
@@ -243,8 +245,9 @@ test('a final chunk retried with its token while its first try is still storing 
     proxy.holdAnswers();
     await cutOff(`outbox/${messageId}/2`, { 'mex-Chunk-Range': '2:2' }, 'chunk two', 'all');
     // The retry is stored too, and recorded after the first try: the message is complete by then.
+    const before = proxy.bytesToBackend();
     const retry = post(`outbox/${messageId}/2`, { 'mex-Chunk-Range': '2:2' }, 'chunk two');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    t.true(await eventually(async () => proxy.bytesToBackend() - before > 'chunk two'.length), 'the retry is being stored while the first try is');
     proxy.releaseAnswers();
     t.is((await retry).status, 202);
     t.true(await eventually(async () => (await inbox()).length > 0), 'the message completed');
