@@ -6,7 +6,7 @@ import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import { describeCertificate } from '../../shared/src/pki/inspect.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
-import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, type TlsSettings } from './https-server.ts';
+import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, DEFAULT_MAX_CONNECTIONS, type TlsSettings } from './https-server.ts';
 import { checkRevocationList, type LoadedRevocationList } from './revocation-list.ts';
 import { SERVER_ROLES, type ServerRole } from './roles.ts';
 import { splitRedisUrls } from './store/redis-client.ts';
@@ -122,6 +122,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_HEADERS_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
   MESHBOX_REQUEST_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
   MESHBOX_IDLE_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
+  MESHBOX_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
   // Long enough for any one check (a purge deletes a message's objects a thousand at a time).
   MESHBOX_LIFECYCLE_LEASE_SECONDS: timerSeconds.min(30).default(DEFAULT_LIFECYCLE_LEASE_MS / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -165,6 +166,8 @@ export interface ServerConfig extends BackendConfig {
   /** How long a mailbox read is reused (0: read on every request). */
   readonly mailboxCacheMs: number;
   readonly clientTimeouts: ClientTimeouts;
+  /** Connections the process holds at once; one more is closed as it arrives. */
+  readonly maxConnections: number;
   /** How long a worker holds a lifecycle check it claimed before another may take it. */
   readonly lifecycleLeaseMs: number;
   readonly logLevel: string;
@@ -304,6 +307,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000,
       idleMs: env.MESHBOX_IDLE_TIMEOUT_SECONDS * 1000,
     },
+    maxConnections: env.MESHBOX_MAX_CONNECTIONS,
     lifecycleLeaseMs: env.MESHBOX_LIFECYCLE_LEASE_SECONDS * 1000,
     logLevel: env.MESHBOX_LOG_LEVEL,
   };

@@ -84,6 +84,21 @@ export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requ
 /** Told of each failed TLS handshake, with the client's address when it is known. */
 export type HandshakeFailureHandler = (error: NodeJS.ErrnoException, socket: TLSSocket, clientAddress: string | undefined) => void;
 
+/**
+ * Connections a process holds at once, handshakes under way included: each costs memory (and a
+ * file descriptor) whether or not its client ever sends a request.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+export interface MeshServerOptions {
+  readonly timeouts?: ClientTimeouts;
+  /** One connection more is closed as it arrives (MESHBOX_MAX_CONNECTIONS). */
+  readonly maxConnections?: number;
+  readonly onHandshakeFailed?: HandshakeFailureHandler;
+  /** Told of each connection closed as it arrived, the server holding its maximum. */
+  readonly onConnectionRefused?: (clientAddress: string | undefined) => void;
+}
+
 interface Exchange {
   readonly request: IncomingMessage;
   readonly response: ServerResponse;
@@ -99,12 +114,8 @@ const unparseable = new WeakSet<Duplex>();
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
  * refused in the handshake, before any HTTP is read.
  */
-export function createMeshServer(
-  app: Koa<never> | Koa,
-  tls: TlsSettings,
-  timeouts: ClientTimeouts = DEFAULT_CLIENT_TIMEOUTS,
-  onHandshakeFailed: HandshakeFailureHandler = () => {},
-): Server {
+export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, options: MeshServerOptions = {}): Server {
+  const { timeouts = DEFAULT_CLIENT_TIMEOUTS, maxConnections = DEFAULT_MAX_CONNECTIONS, onHandshakeFailed = () => {}, onConnectionRefused = () => {} } = options;
   const handle = app.callback();
   const serve = (request: IncomingMessage, response: ServerResponse): void => {
     let exchanges = answering.get(request.socket);
@@ -118,6 +129,9 @@ export function createMeshServer(
   const server = createServer(
     {
       ...secureContextOptions(tls),
+      // A connection that never completes its handshake (no client, or a hostile one) would hold
+      // its socket for Node's 120 s; the handshake is part of getting the request's headers in.
+      handshakeTimeout: timeouts.headersMs,
       requestTimeout: timeouts.requestMs,
       headersTimeout: timeouts.headersMs,
       // Node enforces the two above only when it checks, every this often.
@@ -142,12 +156,24 @@ export function createMeshServer(
   server.on('connect', (_request, socket: Duplex) => answerRaw(socket, 405, 'Method Not Allowed'));
   // With no 'timeout' listener, Node destroys a socket idle this long.
   server.setTimeout(timeouts.idleMs);
+  server.maxConnections = maxConnections;
+  server.on('drop', (connection?: { readonly remoteAddress?: string }) => onConnectionRefused(connection?.remoteAddress));
   return server;
 }
 
-/** Node's HTTP parser refuses a request before Koa sees it; the client still gets a MESH error body. */
+/** What Node's HTTP layer reports of a request it could not read (its parser's errors, and its request timeout). */
+function isHttpError(error: NodeJS.ErrnoException): boolean {
+  return error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || (error.code?.startsWith('HPE_') ?? false);
+}
+
+/**
+ * Node's HTTP parser refuses a request before Koa sees it; the client still gets a MESH error body.
+ * Node reports a failed TLS handshake here too (its handshake timeout among them): there is no
+ * HTTP to answer on such a connection, and an answer written to it would wait for a handshake
+ * that never comes, holding the connection for ever.
+ */
 function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || (error.code === 'ECONNRESET' && socket.destroyed)) {
+  if (!socket.writable || !isHttpError(error)) {
     socket.destroy();
     return;
   }
@@ -237,6 +263,23 @@ export function handshakeFailureReporter(
       reason,
       () => logger.info({ reason, client: clientAddress }, 'TLS handshake refused'),
       (repeats) => logger.info({ reason, repeats, seconds: logIntervalMs / 1000 }, `TLS handshake refused ${repeats} more times for this reason`),
+    );
+  };
+}
+
+/**
+ * Counts the connections refused for the server holding its maximum, and logs them once an
+ * interval: a client refused so sees only a closed connection, and an operator must learn that
+ * the limit (or a flood of connections) is why.
+ */
+export function connectionRefusalReporter(logger: Logger, metrics: Metrics, maxConnections: number, logIntervalMs = HANDSHAKE_LOG_INTERVAL_MS): (clientAddress: string | undefined) => void {
+  const log = quietRepeats(logIntervalMs);
+  return (clientAddress) => {
+    metrics.connectionsRefused.inc();
+    log(
+      'full',
+      () => logger.warn({ client: clientAddress, maxConnections }, 'connection refused: the server holds MESHBOX_MAX_CONNECTIONS connections'),
+      (repeats) => logger.warn({ repeats, seconds: logIntervalMs / 1000, maxConnections }, `connection refused ${repeats} more times: the server holds MESHBOX_MAX_CONNECTIONS connections`),
     );
   };
 }

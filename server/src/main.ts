@@ -4,7 +4,7 @@ import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
 import { BackendUnreachableError, connect } from './connections.ts';
-import { createMeshServer, handshakeFailureReporter } from './https-server.ts';
+import { connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { PendingWork } from './http/pending-work.ts';
 import { createServerLogger } from './logging.ts';
@@ -41,7 +41,12 @@ async function main(): Promise<void> {
   }
   const pendingWork = new PendingWork();
   const app = createApp(connections.services, logger, { metrics, pendingWork, healthOnly: config.role === 'worker' });
-  const server = createMeshServer(app, config.tls, config.clientTimeouts, handshakeFailureReporter(logger, metrics));
+  const server = createMeshServer(app, config.tls, {
+    timeouts: config.clientTimeouts,
+    maxConnections: config.maxConnections,
+    onHandshakeFailed: handshakeFailureReporter(logger, metrics),
+    onConnectionRefused: connectionRefusalReporter(logger, metrics, config.maxConnections),
+  });
   if (config.role !== 'api') await connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs });
   const stopCrlReload = config.revocationList
     ? reloadRevocationList(server, config.tls, config.revocationList, {

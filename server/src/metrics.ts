@@ -25,6 +25,7 @@ export class Metrics {
   /** When a sweep last ran to its end: a worker stuck (a backend not answering) shows as an age. */
   readonly sweepCompleted: Gauge<'queue'>;
   readonly handshakeFailures: Counter<'reason'>;
+  readonly connectionsRefused: Counter;
   /** Only once a CRL is loaded: a process without one exports no date (0 would read as long past). */
   #revocationListNextUpdate: Gauge | undefined;
 
@@ -63,6 +64,11 @@ export class Metrics {
       name: 'meshbox_tls_handshake_failures_total',
       help: 'TLS handshakes that failed (no or unknown certificate, revoked, stale CRL), by OpenSSL reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'meshbox_connections_refused_total',
+      help: 'Connections closed as they arrived, the process holding MESHBOX_MAX_CONNECTIONS',
       registers,
     });
     if (queue) {

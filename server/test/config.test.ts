@@ -60,6 +60,9 @@ test('a period that runs as a timer is at most a day: Node fires a longer one at
     t.throws(() => loadConfig({ ...files, [variable]: '0.001' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at least 1 \\(a second\\)`) });
   }
   t.is(loadConfig({ ...files, MESHBOX_HEADERS_TIMEOUT_SECONDS: '1' }).clientTimeouts.headersMs, 1000);
+  t.is(loadConfig(files).maxConnections, 10_000);
+  t.is(loadConfig({ ...files, MESHBOX_MAX_CONNECTIONS: '500' }).maxConnections, 500);
+  for (const value of ['0', '1.5', 'many']) t.throws(() => loadConfig({ ...files, MESHBOX_MAX_CONNECTIONS: value }), { instanceOf: ConfigError, message: /MESHBOX_MAX_CONNECTIONS/ });
   // Nor may the CRL be read again every millisecond: a busy loop.
   t.throws(() => loadConfig({ ...files, MESHBOX_CRL_RELOAD_SECONDS: '0.001' }), { instanceOf: ConfigError, message: /MESHBOX_CRL_RELOAD_SECONDS: at least 0\.1/ });
   t.is(loadConfig({ ...files, MESHBOX_CRL_RELOAD_SECONDS: '0.5' }).crlReloadMs, 500);

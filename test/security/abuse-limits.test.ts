@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { ClientRequest } from 'node:http';
-import type { TLSSocket } from 'node:tls';
+import { createConnection } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import test from 'ava';
 import { mapInBatches } from '../../shared/src/batches.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
@@ -11,6 +12,7 @@ import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../
 import { overriding } from '../support/overriding.ts';
 import { rawTlsExchange } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
+import { waitFor } from '../../scripts/services/processes.ts';
 
 let server: TestServer;
 
@@ -86,6 +88,42 @@ test('a client too slow to send its headers is answered 408 and disconnected', a
     t.regex(text, /"errorCode":"408"/);
   } finally {
     await slow.stop();
+  }
+});
+
+test('a connection that never begins its TLS handshake is closed once the headers timeout has passed, not held for two minutes', async (t) => {
+  const slow = await startServerProcess({ MESHBOX_HEADERS_TIMEOUT_SECONDS: '1' });
+  try {
+    const { port, hostname } = new URL(slow.origin);
+    const idle = createConnection(Number(port), hostname);
+    idle.on('error', () => undefined);
+    const closed = new Promise((resolve) => idle.on('close', () => resolve('closed')));
+    // Node's own handshake timeout is 120 s: long past this bound.
+    t.is(await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 30_000, 'still open'))]), 'closed');
+  } finally {
+    await slow.stop();
+  }
+});
+
+test('past MESHBOX_MAX_CONNECTIONS a new connection is closed as it arrives and the refusal logged; once one closes, clients are served again', async (t) => {
+  const full = await startServerProcess({ MESHBOX_MAX_CONNECTIONS: '2', MESHBOX_LOG_LEVEL: 'warn' });
+  const held: TLSSocket[] = [];
+  try {
+    const mailbox = await full.createMailbox();
+    const { port, hostname } = new URL(full.origin);
+    for (let i = 0; i < 2; i++) {
+      const socket = connectTls({ host: hostname, port: Number(port), ca: full.caPem, cert: mailbox.certPem, key: mailbox.keyPem, servername: 'localhost' });
+      held.push(socket);
+      // Handshaken: the server has taken it.
+      await once(socket, 'secureConnect');
+    }
+    await t.throwsAsync(mailboxRequest(full, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` }));
+    t.regex(full.output(), /connection refused: the server holds MESHBOX_MAX_CONNECTIONS connections/);
+    for (const socket of held) socket.destroy();
+    t.true(await waitFor(async () => (await mailboxRequest(full, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` }).catch(() => undefined))?.status === 200, 30_000, 100));
+  } finally {
+    for (const socket of held) socket.destroy();
+    await full.stop();
   }
 });
 
