@@ -5,6 +5,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, readText, sendMessage } from '../support/http.ts';
+import { waitFor } from '../../scripts/services/processes.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -132,11 +133,17 @@ test('a chunk re-uploaded while uploading replaces the earlier copy; after compl
   t.is(chunk2.body.toString(), 'wrong', 'the accepted message is unchanged');
 });
 
-/** The objects kept for a message's chunks in object storage. */
-async function objectsOf(messageId: string): Promise<number> {
+/**
+ * The objects kept for a message's chunks in object storage, and their bytes. s3rver (the tests'
+ * object store) lists an object from the moment its upload begins, with the bytes it has so far:
+ * an upload's object is seen while the server is storing it.
+ */
+async function storedOf(messageId: string): Promise<{ objects: number; bytes: number }> {
   const listing = await server.connections.s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }));
-  return listing.KeyCount ?? 0;
+  return { objects: listing.KeyCount ?? 0, bytes: (listing.Contents ?? []).reduce((sum, object) => sum + (object.Size ?? 0), 0) };
 }
+
+const objectsOf = async (messageId: string): Promise<number> => (await storedOf(messageId)).objects;
 
 const downloadChunk = (messageId: string, n: number) =>
   mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}${n === 1 ? '' : `/${n}`}` });
@@ -161,16 +168,13 @@ test('a chunk upload refused, cut off or replaced never touches the copy recorde
   const closed = new Promise((resolve) => cut.on('close', resolve));
   cut.on('error', () => undefined);
   cut.write(randomBytes(20_000));
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Cut once object storage holds some of it: cut before, there would be nothing of it to clear away.
+  t.true(await waitFor(async () => (await storedOf(messageId)).bytes > first.length, 30_000, 20), 'the upload to cut off is being stored');
   cut.destroy();
   await closed;
   // The server learns of the cut asynchronously: what it stored of it goes once it has.
-  let objects = await objectsOf(messageId);
-  for (let attempt = 0; attempt < 50 && objects !== 1; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    objects = await objectsOf(messageId);
-  }
-  t.is(objects, 1, 'neither left an object behind');
+  await waitFor(async () => (await objectsOf(messageId)) === 1, 30_000);
+  t.is(await objectsOf(messageId), 1, 'neither left an object behind');
 
   t.is((await uploadChunk(messageId, 2, 2, Buffer.from('end'))).status, 202);
   const chunk1 = await downloadChunk(messageId, 1);
@@ -197,8 +201,9 @@ test('a chunk upload that began while the message was uploading and ended after 
   });
   const answer = once(late, 'response');
   late.write(randomBytes(1_000));
-  // Its checks passed while the message was uploading; meanwhile the last chunk completes the message.
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Its checks passed while the message was uploading (it is being stored, beside chunk 1);
+  // meanwhile the last chunk completes the message.
+  t.true(await waitFor(async () => (await objectsOf(messageId)) === 2, 30_000, 20), 'the late upload is being stored');
   t.is((await uploadChunk(messageId, 2, 2, Buffer.from('end'))).status, 202);
   late.end(randomBytes(89_000));
   const [response] = (await answer) as [import('node:http').IncomingMessage];
