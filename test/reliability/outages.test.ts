@@ -373,9 +373,10 @@ test('a Redis failover (the Redis reached made a replica, its address then leadi
     const refused = await send();
     t.is(refused.status, 503, refused.body.toString());
     t.is((await rawRequest(server, { path: '/readyz', clientCertificate: lab })).status, 503);
-    // The connection the readiness check dropped is made again meanwhile, to the same address
-    // (ioredis waits 50 ms before its first try): so only a refused write can move it on.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // The connection the readiness check dropped (ended) is made again, to the same address,
+    // before the address moves on: so only a refused write can move it on.
+    const connection = server.redis;
+    t.true(await eventually(async () => connection.status === 'ready' && !connection.stream.writableEnded), 'the server is connected again to the old primary');
 
     // The address now leads to the new primary: a write refused as READONLY makes the server
     // reconnect (the readiness check, not asked meanwhile, would too).
