@@ -2,10 +2,12 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
+import { waitFor } from '../../scripts/services/processes.ts';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest, sendMessage } from '../../test/support/http.ts';
@@ -281,9 +283,19 @@ test('a watch stopped while the server is away ends quietly: the request the sto
   const { gp } = await pair();
   const into = await folder();
   const stop = new AbortController();
-  // Nothing listens there: the pass is retrying its first request when the stop comes.
-  const watching = as(gp, ['receive', into, '--watch', '--url', 'https://127.0.0.1:1'], work, { stopSignal: stop.signal });
-  await sleep(300);
+  // The server is away: its address takes each connection and drops it at once. The stop comes
+  // once a second has come, so while the pass is retrying its first request.
+  let connections = 0;
+  const away = createNetServer((socket) => {
+    connections += 1;
+    socket.destroy();
+  });
+  away.listen(0, '127.0.0.1');
+  await once(away, 'listening');
+  t.teardown(() => away.close());
+  const origin = `https://127.0.0.1:${(away.address() as AddressInfo).port}`;
+  const watching = as(gp, ['receive', into, '--watch', '--url', origin], work, { stopSignal: stop.signal });
+  t.true(await waitFor(async () => connections >= 2, 30_000, 20), 'the first request was tried again');
   stop.abort();
   const result = await watching;
   t.is(result.code, 0, result.stderr);
