@@ -158,6 +158,7 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
     }
     // The loaded list goes stale whether or not its file can be read.
     warnIfStale();
+    logger.debug({ crlFile }, 'revocation list looked at');
   };
   const timer = setInterval(() => void read(), reload.intervalMs);
   timer.unref();

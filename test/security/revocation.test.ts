@@ -15,6 +15,7 @@ import { createMeshServer } from '../../server/src/https-server.ts';
 import { createCertificateAuthority, createRevocationList, issueMailboxCertificate, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox } from '../support/harness.ts';
 import { mailboxRequest } from '../support/http.ts';
+import { waitFor } from '../../scripts/services/processes.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 
 const run = promisify(execFile);
@@ -76,7 +77,8 @@ test('admin cert revoke publishes a CRL that the running server loads without a 
 });
 
 test('a CRL the server cannot use (half written, signed by another CA, or gone) is not loaded: the server keeps running on the previous one and says why, once', async (t) => {
-  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5', MESHBOX_LOG_LEVEL: 'info' }, { withCrl: true });
+  // Debug: each reload says it has looked at the file, which the test counts.
+  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5', MESHBOX_LOG_LEVEL: 'debug' }, { withCrl: true });
   try {
     const [alice, bob] = [await server.createMailbox(), await server.createMailbox()];
     await run(process.execPath, [CLI, 'admin', 'cert', 'revoke', alice.id], { env: { ...process.env, ...server.adminEnvironment } });
@@ -94,11 +96,13 @@ test('a CRL the server cannot use (half written, signed by another CA, or gone) 
     t.true(await handshakeRefused(server, alice));
     t.is((await mailboxRequest(server, bob, { path: `/messageexchange/${bob.id}/inbox` })).status, 200);
 
-    // A file gone is said once, not at every reload (four more ticks here), and so is its return.
-    const unreadable = () => server.output().split('cannot read the revocation list').length - 1;
+    // A file gone is said once, not at every reload (four more here), and so is its return.
+    const said = (text: string) => server.output().split(text).length - 1;
+    const unreadable = () => said('cannot read the revocation list');
     await rm(crlFile);
     t.true(await eventually(async () => unreadable() === 1), server.output());
-    await new Promise((done) => setTimeout(done, 2_000));
+    const reloads = said('revocation list looked at');
+    t.true(await waitFor(async () => said('revocation list looked at') >= reloads + 4, 30_000), server.output());
     t.is(unreadable(), 1, server.output());
     await writeFile(crlFile, published);
     t.true(await eventually(async () => server.output().includes('the revocation list can be read again')), server.output());
