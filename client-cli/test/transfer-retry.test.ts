@@ -137,11 +137,8 @@ test('a chunk upload is retried after a 500 and a 429 (waiting its Retry-After) 
   );
 });
 
-/**
- * A two-chunk gzip message as a fake server serves it; `breakOff` decides when chunk 2 drops
- * half-way, and `onBrokenOff` hears when that connection has closed.
- */
-function twoChunkMessage(breakOff: (attemptAtChunk2: number) => boolean, onBrokenOff: () => void = () => {}) {
+/** A two-chunk gzip message as a fake server serves it; `breakOff` decides when chunk 2 drops half-way. */
+function twoChunkMessage(breakOff: (attemptAtChunk2: number) => boolean) {
   const parts = [randomBytes(50_000), randomBytes(40_000)];
   const whole = Buffer.concat(parts);
   const gzipped = parts.map((part) => gzipSync(part));
@@ -163,7 +160,6 @@ function twoChunkMessage(breakOff: (attemptAtChunk2: number) => boolean, onBroke
     });
     if (number === 2 && breakOff(requests.filter((entry) => entry.path === path).length)) {
       // Half the chunk, then the connection drops.
-      response.socket?.once('close', onBrokenOff);
       response.write(body.subarray(0, body.length / 2), () => response.socket?.destroy());
       return;
     }
@@ -190,14 +186,19 @@ test('a download whose chunk breaks off part-way fetches that chunk again and st
 
 test('a stop during the wait before a broken-off chunk is fetched again ends the download at once, keeping only the whole chunk 1', async (t) => {
   const stop = new AbortController();
-  const { requests, handle } = twoChunkMessage(
-    () => true,
-    // Once the client has seen the break, it only rewinds its file and waits: ten minutes, which only the stop can cut short (else ava's timeout fails the test).
-    () => setTimeout(() => stop.abort(), 200),
-  );
+  const { requests, handle } = twoChunkMessage(() => true);
   const cwd = await mkdtemp(join(work, 'stop-'));
   const error = await withFakeServer(handle, async (origin) => {
     const client = new MeshClient(connectionSettings(server, mailbox.mailbox, origin), { retryDelayMs: 600_000, signal: stop.signal });
+    // Read (once built) only where the client, having seen the break and cut its file back, begins
+    // its wait: ten minutes, which only the stop can cut short (else ava's timeout fails the test).
+    // The stop comes once that wait has begun.
+    Object.defineProperty(client, 'retryDelayMs', {
+      get: () => {
+        setImmediate(() => stop.abort());
+        return 600_000;
+      },
+    });
     return t.throwsAsync(downloadFile(client, { messageId: MESSAGE_ID, output: undefined, cwd, progress: noProgress, overwrite: false }));
   });
 
