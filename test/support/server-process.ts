@@ -154,6 +154,8 @@ export async function startServerProcess(
   };
   await spawnServer();
   const redis = openRedis(redisTarget);
+  // A test may take Redis away from the server (and so from this client) on purpose: ioredis reconnects by itself, and would otherwise print each failed try.
+  redis.on('error', () => undefined);
   const mailboxes = new MailboxStore(redis, redisKeys(prefix), new PasswordCipher(TEST_SECRET_KEY));
   return {
     origin: `https://127.0.0.1:${port}`,
