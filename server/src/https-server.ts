@@ -110,6 +110,9 @@ const answering = new WeakMap<Duplex, Exchange[]>();
 /** Connections on which Node's parser met bytes it could not read: answered once, then closed. */
 const unparseable = new WeakSet<Duplex>();
 
+/** Per server, its open connections: TCP ones until their handshake is done, then the TLS ones. */
+const connectionsOf = new WeakMap<Server, Set<Duplex>>();
+
 /**
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
  * refused in the handshake, before any HTTP is read.
@@ -150,6 +153,7 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
     if (socket.isSessionReused() && (peerCertificate(socket).notAfter?.getTime() ?? 0) <= Date.now()) socket.destroy();
   });
   server.on('clientError', answerUnparseableRequest);
+  noteConnections(server);
   const clientAddress = noteClientAddresses(server);
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeFailed(error, socket, clientAddress(socket)));
   // Node hands CONNECT (a proxy tunnel) to this event, and without a listener drops the connection unanswered.
@@ -200,6 +204,35 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
     // Its handler answered it meanwhile (one that never read the body): that answer stands.
     else if (culprit?.response.headersSent) afterAnswers([culprit], () => socket.end());
     else answerRaw(socket, status, reason);
+  });
+}
+
+/**
+ * For a server stopping (after `close()`): closes every connection on which no request is being
+ * answered. Node's closeIdleConnections leaves two kinds open that have none: one still in its
+ * TLS handshake (Node's HTTP layer knows it only once it is done) and one handshaken that has
+ * sent nothing since, which Node counts as a request begun. Either would hold the stop until
+ * its timeout (or the deadline), and one in its handshake past the deadline too. A request
+ * whose headers had not all come never reached the app: its client may send it again elsewhere.
+ */
+export function closeConnectionsNotAnswering(server: Server): void {
+  for (const connection of connectionsOf.get(server) ?? []) {
+    if (!answering.get(connection)?.length) connection.destroy();
+  }
+}
+
+function noteConnections(server: Server): void {
+  const open = new Set<Duplex>();
+  connectionsOf.set(server, open);
+  const note = (connection: Duplex): void => {
+    open.add(connection);
+    connection.once('close', () => open.delete(connection));
+  };
+  server.on('connection', note);
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const beneath = (socket as TLSSocket & { readonly _parent?: Duplex | null })._parent;
+    if (beneath) open.delete(beneath);
+    if (!socket.destroyed) note(socket);
   });
 }
 

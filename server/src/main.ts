@@ -4,7 +4,7 @@ import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
 import { BackendUnreachableError, connect } from './connections.ts';
-import { connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
+import { closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { PendingWork } from './http/pending-work.ts';
 import { createServerLogger } from './logging.ts';
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     lastResort.unref();
     stopCrlReload();
     server.close();
-    server.closeIdleConnections();
+    closeConnectionsNotAnswering(server);
     await once(server, 'close');
     await pendingWork.settled();
     await connections.close();

@@ -1,8 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
@@ -109,6 +112,31 @@ test('SIGTERM: the server stops taking connections, finishes the request in flig
     const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
     t.true(download.body.equals(body));
   } finally {
+    await server.stop();
+  }
+});
+
+test('SIGTERM: connections without a request (one still in its TLS handshake, one handshaken that has sent nothing) are closed at once, not waited for past the deadline', async (t) => {
+  // Headers (and so handshakes) not timed out before the stop's deadline and its last resort have passed.
+  const server = await startServerProcess({ MESHBOX_HEADERS_TIMEOUT_SECONDS: '300', MESHBOX_LOG_LEVEL: 'info' });
+  const held: Socket[] = [];
+  try {
+    const mailbox = await server.createMailbox();
+    const { port, hostname } = new URL(server.origin);
+    const unshaken = createConnection(Number(port), hostname);
+    held.push(unshaken);
+    await once(unshaken, 'connect');
+    const silent = connectTls({ host: hostname, port: Number(port), ca: server.caPem, cert: mailbox.certPem, key: mailbox.keyPem, servername: 'localhost' });
+    held.push(silent);
+    await once(silent, 'secureConnect');
+    // The server has taken the bare TCP connection too: it has answered one made after it.
+    t.is((await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).status, 200);
+    const closed = held.map((socket) => new Promise((resolve) => socket.on('error', () => undefined).on('close', resolve)));
+    t.is(await server.kill('SIGTERM'), 0, server.output());
+    await Promise.all(closed);
+    t.false(server.output().includes('shutdown deadline passed'), server.output());
+  } finally {
+    for (const socket of held) socket.destroy();
     await server.stop();
   }
 });
