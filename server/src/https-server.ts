@@ -1,4 +1,4 @@
-import { createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { constants, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
@@ -60,6 +60,10 @@ export function secureContextOptions(tls: TlsSettings) {
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2' as const,
+    // A TLS 1.2 client may not renegotiate: each renegotiation is a full handshake the server
+    // pays for on a connection already counted, and the certificate read once per connection
+    // would no longer be the one the session holds. TLS 1.3 has none.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     sessionIdContext: trust.toString('hex').slice(0, 32),
     ticketKeys: ticketKeysFor(tls.ticketSecret ?? PROCESS_TICKET_SECRET, trust),
     ...(tls.sessionSeconds ? { sessionTimeout: tls.sessionSeconds } : {}),

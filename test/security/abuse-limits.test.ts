@@ -128,6 +128,24 @@ test('past MESHBOX_MAX_CONNECTIONS a new connection is closed as it arrives and 
   }
 });
 
+test('a TLS 1.2 client may not renegotiate (a full handshake each time, on a connection already counted): the server refuses, and serves on', async (t) => {
+  const mailbox = await server.createMailbox();
+  const { hostname, port } = new URL(server.origin);
+  const socket = connectTls({ host: hostname, port: Number(port), servername: 'localhost', ca: server.caPem, cert: mailbox.certPem, key: mailbox.keyPem, maxVersion: 'TLSv1.2' });
+  socket.on('error', () => undefined);
+  try {
+    await once(socket, 'secureConnect');
+    const outcome = await new Promise<string>((resolve) => {
+      socket.once('close', () => resolve('closed'));
+      socket.renegotiate({}, (error) => resolve(error ? 'refused' : 'renegotiated'));
+    });
+    t.not(outcome, 'renegotiated');
+  } finally {
+    socket.destroy();
+  }
+  t.is((await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).status, 200);
+});
+
 test('uploads cut off by their clients fill no error log: a client going away is no server fault', async (t) => {
   const logged = await startServerProcess({ MESHBOX_LOG_LEVEL: 'warn' });
   try {
