@@ -10,6 +10,7 @@ import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createCertificateRequest, createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
+import { startTestRedis } from '../../test/support/redis-server.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../../test/support/http.ts';
 import { publishRevocationList } from '../src/commands/admin/pki-files.ts';
 import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
@@ -730,6 +731,28 @@ test('cert sign never replaces a file or writes through a link at --out, and rec
   t.is((await asMailbox('SGN001', 'pw', own, 'handshake')).code, 0);
   t.is(await onRecord(), 2);
   t.regex((await admin('audit', '--tail', '500')).stdout, /admin\.cert\.sign SGN001/);
+});
+
+test('cert sign whose certificate cannot be recorded (Redis refusing writes) removes the file it wrote: none is in use unrecorded', async (t) => {
+  const redis = await startTestRedis();
+  try {
+    const env = { ...adminEnv, MESHBOX_REDIS_URL: redis.url };
+    const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+    t.is((await runSubprocess(['admin', 'mailbox', 'create', 'SGN002', '--password', 'pw', '--cert-out', out], { env })).code, 0);
+    const own = await mkdtemp(join(tmpdir(), 'meshbox-own-'));
+    t.is((await runSubprocess(['cert', 'request', '--for', 'SGN002', '--out', own])).code, 0);
+    // The first admin command after the mailbox's creation keeps the secret key's check value, a write.
+    t.is((await runSubprocess(['admin', 'mailbox', 'show', 'SGN002'], { env })).code, 0);
+    // Reads still answered, every write refused (NOREPLICAS): the mailbox is found, the certificate cannot go on record.
+    await redis.admin.config('SET', 'min-replicas-to-write', '1');
+    const target = join(own, 'SGN002.crt');
+    const refused = await runSubprocess(['admin', 'cert', 'sign', join(own, 'SGN002.csr'), '--for', 'SGN002', '--out', target], { env });
+    t.is(refused.code, 1);
+    t.regex(refused.stderr, /could not be recorded.*was removed/);
+    t.false(existsSync(target));
+  } finally {
+    await redis.stop();
+  }
 });
 
 test('admin audit shows control characters in an entry escaped, not as codes for the terminal', async (t) => {

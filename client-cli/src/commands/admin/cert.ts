@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
 import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
@@ -139,7 +139,13 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       if (options.usage === 'monitoring' && mailbox) throw new Error(`the request is for ${commonName}, a mailbox: a monitoring certificate names none`);
       await writeFileAtomically(options.out, signed.certPem, { replace: false });
       // On record, so that revoke finds it by its name; once written, as one that no file holds would be listed as in use.
-      if (options.usage !== 'server') await stores.certificates.recordIssued(commonName, signed.certPem);
+      if (options.usage !== 'server') {
+        await stores.certificates.recordIssued(commonName, signed.certPem).catch(async (error: unknown) => {
+          // Off the record it could be revoked only by its serial: it goes, as if never signed (the file is this command's own).
+          await rm(options.out, { force: true });
+          throw new Error(`the certificate could not be recorded, and ${options.out} was removed (nothing was signed): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        });
+      }
       const certified = server ? ` for ${described.subjectAltName ?? commonName}` : '';
       await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}${certified}`);
       console.log(`signed ${options.usage} certificate for ${commonName}${certified} (serial ${signed.serialNumber}): ${options.out}`);
