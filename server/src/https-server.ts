@@ -83,6 +83,9 @@ export interface ClientTimeouts {
   readonly idleMs: number;
 }
 
+/** TCP retransmits a lost packet after 1 s, then 2 s, then 4 s. */
+const MIN_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 30_000, requestMs: 15 * 60_000, idleMs: 120_000 };
 
 /** Told of each failed TLS handshake, with the client's address when it is known. */
@@ -137,8 +140,9 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
     {
       ...secureContextOptions(tls),
       // A connection that never completes its handshake (no client, or a hostile one) would hold
-      // its socket for Node's 120 s; the handshake is part of getting the request's headers in.
-      handshakeTimeout: timeouts.headersMs,
+      // its socket for Node's 120 s; the handshake is part of getting the request's headers in,
+      // though never cut shorter than a lossy long-haul link's retransmissions may need.
+      handshakeTimeout: Math.max(timeouts.headersMs, MIN_HANDSHAKE_TIMEOUT_MS),
       requestTimeout: timeouts.requestMs,
       headersTimeout: timeouts.headersMs,
       // Node enforces the two above only when it checks, every this often.
@@ -234,10 +238,15 @@ function noteConnections(server: Server): void {
   };
   server.on('connection', note);
   server.on('secureConnection', (socket: TLSSocket) => {
-    const beneath = (socket as TLSSocket & { readonly _parent?: Duplex | null })._parent;
+    const beneath = tcpSocketBeneath(socket);
     if (beneath) open.delete(beneath);
     if (!socket.destroyed) note(socket);
   });
+}
+
+/** The TCP socket a server's TLS socket wraps: reached only through `_parent`, which Node does not type. */
+function tcpSocketBeneath(socket: TLSSocket): Duplex | undefined {
+  return (socket as TLSSocket & { readonly _parent?: Duplex | null })._parent ?? undefined;
 }
 
 /** Runs `then` once every exchange's response has closed (at once when there are none). */
@@ -260,8 +269,7 @@ function answerRaw(socket: Duplex, status: number, reason: string): void {
 /**
  * Notes each connection's client address as it opens: Node refuses an unverified certificate by
  * destroying the TLS socket (and the TCP socket beneath it) before it reports the refusal, and
- * a destroyed socket no longer knows its peer. The TLS socket reaches the TCP one only through
- * `_parent`, which Node does not type.
+ * a destroyed socket no longer knows its peer.
  */
 function noteClientAddresses(server: Server): (socket: TLSSocket) => string | undefined {
   const addresses = new WeakMap<object, string>();
@@ -269,13 +277,13 @@ function noteClientAddresses(server: Server): (socket: TLSSocket) => string | un
     if (socket.remoteAddress) addresses.set(socket, socket.remoteAddress);
   });
   return (socket) => {
-    const beneath = (socket as TLSSocket & { readonly _parent?: object | null })._parent;
+    const beneath = tcpSocketBeneath(socket);
     return socket.remoteAddress ?? (beneath ? addresses.get(beneath) : undefined);
   };
 }
 
-/** A reason's handshake failures are logged at most this often (a scan or a misconfigured client repeats them fast). */
-const HANDSHAKE_LOG_INTERVAL_MS = 10_000;
+/** A reason's refusals (failed handshakes, connections over the limit) are logged at most this often (a scan or a misconfigured client repeats them fast). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Counts failed handshakes by reason and logs the refusals, a line per reason at most every ten
@@ -287,7 +295,7 @@ const HANDSHAKE_LOG_INTERVAL_MS = 10_000;
 export function handshakeFailureReporter(
   logger: Logger,
   metrics: Metrics,
-  logIntervalMs = HANDSHAKE_LOG_INTERVAL_MS,
+  logIntervalMs = REFUSAL_LOG_INTERVAL_MS,
 ): HandshakeFailureHandler {
   const log = quietRepeats(logIntervalMs);
   return (error, socket, clientAddress) => {
@@ -309,7 +317,7 @@ export function handshakeFailureReporter(
  * interval: a client refused so sees only a closed connection, and an operator must learn that
  * the limit (or a flood of connections) is why.
  */
-export function connectionRefusalReporter(logger: Logger, metrics: Metrics, maxConnections: number, logIntervalMs = HANDSHAKE_LOG_INTERVAL_MS): (clientAddress: string | undefined) => void {
+export function connectionRefusalReporter(logger: Logger, metrics: Metrics, maxConnections: number, logIntervalMs = REFUSAL_LOG_INTERVAL_MS): (clientAddress: string | undefined) => void {
   const log = quietRepeats(logIntervalMs);
   return (clientAddress) => {
     metrics.connectionsRefused.inc();

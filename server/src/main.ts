@@ -15,6 +15,8 @@ import { describeRedisTarget } from './store/redis-client.ts';
 const SHUTDOWN_DEADLINE_MS = 30_000;
 /** After the deadline, how long closing the backends may take before the process exits regardless. */
 const SHUTDOWN_GRACE_MS = 10_000;
+/** At a stop, how long a connection without a request (one just made, its first request on the way) is given before it is closed. */
+const FIRST_REQUEST_GRACE_MS = 2_000;
 
 async function main(): Promise<void> {
   const configured = loadConfig();
@@ -70,6 +72,8 @@ async function main(): Promise<void> {
     const deadline = setTimeout(() => {
       logger.warn('shutdown deadline passed; closing remaining connections');
       server.closeAllConnections();
+      // Node's HTTP layer does not know one still in its TLS handshake.
+      closeConnectionsNotAnswering(server);
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
     // A job stuck on an unanswering backend, or Redis away, would hold the exit for ever: the
@@ -81,7 +85,8 @@ async function main(): Promise<void> {
     lastResort.unref();
     stopCrlReload();
     server.close();
-    closeConnectionsNotAnswering(server);
+    server.closeIdleConnections();
+    setTimeout(() => closeConnectionsNotAnswering(server), FIRST_REQUEST_GRACE_MS).unref();
     await once(server, 'close');
     await pendingWork.settled();
     await connections.close();
