@@ -169,7 +169,14 @@ test('a chunk upload refused, cut off or replaced never touches the copy recorde
   cut.on('error', () => undefined);
   cut.write(randomBytes(20_000));
   // Cut once object storage holds some of it: cut before, there would be nothing of it to clear away.
-  t.true(await waitFor(async () => (await storedOf(messageId)).bytes > first.length, 30_000, 20), 'the upload to cut off is being stored');
+  t.true(
+    await waitFor(async () => {
+      const { objects, bytes } = await storedOf(messageId);
+      // Its own object beside chunk 1's, with bytes in it.
+      return objects === 2 && bytes > first.length;
+    }, 30_000, 20),
+    'the upload to cut off is being stored',
+  );
   cut.destroy();
   await closed;
   // The server learns of the cut asynchronously: what it stored of it goes once it has.

@@ -140,6 +140,16 @@ async function slowStorageSetup() {
   const inbox = async (): Promise<string[]> => (await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages;
   const post = (path: string, headers: Record<string, string>, body: string, authorization = token) =>
     mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/${path}`, authorization, headers, body });
+  /** Whether object storage has had a body of `length` since `before` (its bytes then): more than that has reached it, and no more comes. */
+  const storageHasHad = async (before: number, length: number): Promise<boolean> => {
+    let seen = -1;
+    return eventually(async () => {
+      const now = proxy.bytesToBackend() - before;
+      const settled = now > length && now === seen;
+      seen = now;
+      return settled;
+    }, 250);
+  };
   /**
    * The request goes with `sent` of its body, and its connection is gone before any answer: the
    * whole body once object storage has it (the server then waits for its answer), or only part.
@@ -150,14 +160,7 @@ async function slowStorageSetup() {
     request.on('error', () => undefined);
     if (sent === 'all') {
       request.end(body);
-      // Object storage has had it all once more than the body has reached it and no more comes.
-      let seen = -1;
-      await eventually(async () => {
-        const now = proxy.bytesToBackend() - before;
-        const settled = now > body.length && now === seen;
-        seen = now;
-        return settled;
-      }, 250);
+      await storageHasHad(before, body.length);
     } else {
       request.write(body.slice(0, body.length / 2));
       // Cut once the server has it: cut before, it would leave the retry nothing to be a retry of.
@@ -179,7 +182,7 @@ async function slowStorageSetup() {
     await proxy.close();
     await server.close();
   };
-  return { proxy, server, gp, inbox, post, freshToken, cutOff, retried, close };
+  return { proxy, server, gp, inbox, post, freshToken, storageHasHad, cutOff, retried, close };
 }
 
 test('a send whose connection drops while object storage stores it, retried at once with its token (as HTTP layers retry), is answered with its message id: delivered once', async (t) => {
@@ -238,7 +241,7 @@ test("a final chunk whose connection drops while object storage stores it is ans
 });
 
 test('a final chunk retried with its token while its first try is still storing it is answered 202: the first try completes the message', async (t) => {
-  const { proxy, server, gp, inbox, post, freshToken, cutOff, close } = await slowStorageSetup();
+  const { proxy, server, gp, inbox, post, freshToken, storageHasHad, cutOff, close } = await slowStorageSetup();
   try {
     const first = await post('outbox', { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' }, 'chunk one, ', freshToken());
     const messageId = first.json().message_id;
@@ -247,7 +250,7 @@ test('a final chunk retried with its token while its first try is still storing 
     // The retry is stored too, and recorded after the first try: the message is complete by then.
     const before = proxy.bytesToBackend();
     const retry = post(`outbox/${messageId}/2`, { 'mex-Chunk-Range': '2:2' }, 'chunk two');
-    t.true(await eventually(async () => proxy.bytesToBackend() - before > 'chunk two'.length), 'the retry is being stored while the first try is');
+    t.true(await storageHasHad(before, 'chunk two'.length), 'the retry is being stored while the first try is');
     proxy.releaseAnswers();
     t.is((await retry).status, 202);
     t.true(await eventually(async () => (await inbox()).length > 0), 'the message completed');

@@ -288,7 +288,8 @@ test('a download its client gives up on while the object is being opened gives i
     const payloads = own.services.payloads;
     const open = payloads.getChunk.bind(payloads);
     const path = `/messageexchange/${gp.id}/inbox/${messageId}`;
-    const serverSawItGo = (once(own.httpsServer, 'secureConnection') as Promise<[TLSSocket]>).then(([socket]) => once(socket, 'close'));
+    // 'close', not events.once: that would reject on an 'error' (ECONNRESET) coming first.
+    const serverSawItGo = (once(own.httpsServer, 'secureConnection') as Promise<[TLSSocket]>).then(([socket]) => new Promise((resolve) => socket.once('close', resolve)));
     const gaveUp = openMailboxRequest(own, gp, { method: 'GET', path });
     gaveUp.on('error', () => undefined);
     const { promise: opening, resolve: openingBegun } = Promise.withResolvers<void>();
