@@ -9,6 +9,7 @@ import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { PendingWork } from './http/pending-work.ts';
 import { createServerLogger } from './logging.ts';
 import { Metrics } from './metrics.ts';
+import { connectionsFitOpenFileLimit, DESCRIPTORS_BESIDE_CONNECTIONS, openFileLimit } from './open-file-limit.ts';
 import { reloadRevocationList } from './revocation-list.ts';
 import { describeRedisTarget } from './store/redis-client.ts';
 
@@ -25,6 +26,13 @@ async function main(): Promise<void> {
   for (const { variable, meant } of suspectedTypos(process.env)) logger.warn({ variable, meant }, `${variable} is not a setting (ignored): ${meant}?`);
   if (!configured.redisUrl) {
     logger.warn('MESHBOX_REDIS_URL and MESHBOX_S3_ENDPOINT not set: running on the local development services, not for production');
+  }
+  const fileLimit = openFileLimit();
+  if (!connectionsFitOpenFileLimit(config.maxConnections, fileLimit)) {
+    logger.warn(
+      { maxConnections: config.maxConnections, openFileLimit: fileLimit, besideConnections: DESCRIPTORS_BESIDE_CONNECTIONS },
+      'MESHBOX_MAX_CONNECTIONS leaves too few of the open-file limit for Redis, object storage and files: raise the limit (ulimit -n, LimitNOFILE, a container ulimit) or lower MESHBOX_MAX_CONNECTIONS',
+    );
   }
   const connections = await connect(config, logger);
   // Under another key every mailbox would be unreadable: each request and send a 503.

@@ -13,6 +13,8 @@ import { overriding } from '../support/overriding.ts';
 import { rawTlsExchange } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { waitFor } from '../../scripts/services/processes.ts';
+import { DEFAULT_MAX_CONNECTIONS } from '../../server/src/https-server.ts';
+import { connectionsFitOpenFileLimit, openFileLimit } from '../../server/src/open-file-limit.ts';
 
 let server: TestServer;
 
@@ -125,6 +127,25 @@ test('past MESHBOX_MAX_CONNECTIONS a new connection is closed as it arrives and 
   } finally {
     for (const socket of held) socket.destroy();
     await full.stop();
+  }
+});
+
+test('a connection limit the open-file limit cannot hold beside the backends is warned about at start; the default is not, here', async (t) => {
+  const limit = openFileLimit();
+  if (limit === undefined || !Number.isFinite(limit)) return t.pass('no finite open-file limit on this machine');
+  const overLimit = await startServerProcess({ MESHBOX_MAX_CONNECTIONS: String(limit), MESHBOX_LOG_LEVEL: 'warn' });
+  try {
+    t.true(await waitFor(async () => overLimit.output().includes('MESHBOX_MAX_CONNECTIONS leaves too few of the open-file limit'), 30_000, 50), overLimit.output());
+  } finally {
+    await overLimit.stop();
+  }
+  if (connectionsFitOpenFileLimit(DEFAULT_MAX_CONNECTIONS, limit)) {
+    const fits = await startServerProcess({ MESHBOX_LOG_LEVEL: 'warn' });
+    try {
+      t.notRegex(fits.output(), /open-file limit/);
+    } finally {
+      await fits.stop();
+    }
   }
 });
 
