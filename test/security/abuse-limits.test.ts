@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { ClientRequest } from 'node:http';
 import { createConnection } from 'node:net';
-import { connect as connectTls, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import test from 'ava';
 import { mapInBatches } from '../../shared/src/batches.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
@@ -10,7 +10,7 @@ import { startTestServer, type TestMailbox, type TestServer } from '../support/h
 import type { PayloadStore } from '../../server/src/store/payloads.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 import { overriding } from '../support/overriding.ts';
-import { rawTlsExchange } from '../support/raw-tls.ts';
+import { openTlsConnection, rawTlsExchange } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { waitFor } from '../../scripts/services/processes.ts';
 import { DEFAULT_MAX_CONNECTIONS } from '../../server/src/https-server.ts';
@@ -112,13 +112,8 @@ test('past MESHBOX_MAX_CONNECTIONS a new connection is closed as it arrives and 
   const held: TLSSocket[] = [];
   try {
     const mailbox = await full.createMailbox();
-    const { port, hostname } = new URL(full.origin);
-    for (let i = 0; i < 2; i++) {
-      const socket = connectTls({ host: hostname, port: Number(port), ca: full.caPem, cert: mailbox.certPem, key: mailbox.keyPem, servername: 'localhost' });
-      held.push(socket);
-      // Handshaken: the server has taken it.
-      await once(socket, 'secureConnect');
-    }
+    // Handshaken: the server has taken each.
+    for (let i = 0; i < 2; i++) held.push(await openTlsConnection(full, mailbox));
     await t.throwsAsync(mailboxRequest(full, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` }));
     // The server's log reaches this process through a pipe, after the refused client has seen its connection close.
     t.true(await waitFor(async () => full.output().includes('connection refused: the server holds MESHBOX_MAX_CONNECTIONS connections'), 30_000, 50), full.output());
@@ -151,11 +146,9 @@ test('a connection limit the open-file limit cannot hold beside the backends is 
 
 test('a TLS 1.2 client may not renegotiate (a full handshake each time, on a connection already counted): the server refuses, and serves on', async (t) => {
   const mailbox = await server.createMailbox();
-  const { hostname, port } = new URL(server.origin);
-  const socket = connectTls({ host: hostname, port: Number(port), servername: 'localhost', ca: server.caPem, cert: mailbox.certPem, key: mailbox.keyPem, maxVersion: 'TLSv1.2' });
+  const socket = await openTlsConnection(server, mailbox, { maxVersion: 'TLSv1.2' });
   socket.on('error', () => undefined);
   try {
-    await once(socket, 'secureConnect');
     const outcome = await new Promise<string>((resolve) => {
       socket.once('close', () => resolve('closed'));
       socket.renegotiate({}, (error) => resolve(error ? 'refused' : 'renegotiated'));

@@ -1,6 +1,25 @@
-import { connect } from 'node:tls';
+import { once } from 'node:events';
+import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Endpoint } from './http.ts';
 import type { KeyPair } from './harness.ts';
+
+/** A mutual-TLS connection to the server as the holder of `certificate`, its handshake begun. */
+function connectAs(endpoint: Pick<Endpoint, 'origin' | 'caPem'>, certificate: KeyPair, options: Pick<ConnectionOptions, 'maxVersion'> = {}): TLSSocket {
+  const url = new URL(endpoint.origin);
+  return connect({ host: url.hostname, port: Number(url.port), ca: endpoint.caPem, cert: certificate.certPem, key: certificate.keyPem, servername: 'localhost', ...options });
+}
+
+/** A mutual-TLS connection once its handshake is done, nothing sent on it: one the server holds. */
+export async function openTlsConnection(endpoint: Pick<Endpoint, 'origin' | 'caPem'>, certificate: KeyPair, options: Pick<ConnectionOptions, 'maxVersion'> = {}): Promise<TLSSocket> {
+  const socket = connectAs(endpoint, certificate, options);
+  try {
+    await once(socket, 'secureConnect');
+    return socket;
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+}
 
 /**
  * Writes raw bytes on a mutual-TLS connection and returns the status of what comes back
@@ -13,16 +32,8 @@ export function rawTlsExchange(
   /** How long to wait for a first byte of answer (a partial request may get none). */
   answerWithinMs = 10_000,
 ): Promise<{ status: number; text: string }> {
-  const url = new URL(endpoint.origin);
   return new Promise((resolve, reject) => {
-    const socket = connect({
-      host: url.hostname,
-      port: Number(url.port),
-      ca: endpoint.caPem,
-      cert: certificate.certPem,
-      key: certificate.keyPem,
-      servername: 'localhost',
-    });
+    const socket = connectAs(endpoint, certificate);
     const parts: Buffer[] = [];
     let settled = false;
     // The socket stays open for writing (a half-close can make the server drop the request), so
