@@ -57,7 +57,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   mailboxRoutes.use(mailboxAuth(services, pendingWork));
   registerHandshakeRoutes(mailboxRoutes, services);
   registerInboxRoutes(mailboxRoutes, services);
-  registerOutboxRoutes(mailboxRoutes, services);
+  registerOutboxRoutes(mailboxRoutes, services, pendingWork);
 
   app.use(rejectRevokedCertificates(services));
   // After the revocation check: a revoked certificate is not worth a warning, nor its date a record.

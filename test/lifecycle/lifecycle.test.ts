@@ -300,6 +300,7 @@ test('a delivered send is next looked at a payload retention on; one cut off bef
     [['delivery', 'connection lost']],
     'sent all the same (a 202, so the sender does not send it again); the failure is reported, not thrown',
   );
+  t.deepEqual(await sent.afterAnswer, [], 'nothing done after the answer: the first check stays');
   const stranded = sent.messageId;
   const message = (await server.services.messages.get(stranded))!;
   t.is(message.status, 'accepted');
@@ -311,6 +312,39 @@ test('a delivered send is next looked at a payload retention on; one cut off bef
   t.true((await inboxOf(gp)).includes(stranded), 'the first check delivered it');
   t.true(next!.getTime() > Date.now() + periods.deliveryCheckMs, 'and it waits, a payload retention from that check');
   t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${stranded}` })).body.toString(), 'cut off');
+});
+
+test('a send is answered without waiting for its first check to be moved on; should moving it fail, the check comes as first set', async (t) => {
+  const { promise: reached, resolve: reach } = Promise.withResolvers<void>();
+  const { promise: held, resolve: release } = Promise.withResolvers<void>();
+  const lifecycle = overriding(server.services.lifecycle, {
+    postpone: async () => {
+      reach();
+      await held;
+      throw new Error('connection lost');
+    },
+  });
+  const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'AFTER' });
+  const body = Buffer.from('answered first');
+  const sending = sendThroughDomain(
+    { ...server.services, lifecycle },
+    { sender: (await server.services.mailboxes.get(lab.id))!, metadata, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' } },
+  );
+  // Answered at once (microtasks) rather than still waiting once the event loop has turned.
+  const first = await Promise.race([sending.then(() => 'answered'), reached.then(() => new Promise((turned) => setImmediate(turned, 'held')))]);
+  t.is(first, 'answered', 'the send is answered while its first check is still being moved');
+  const sent = await sending;
+  t.deepEqual(sent.unfinished, []);
+  t.true((await inboxOf(gp)).includes(sent.messageId), 'delivered');
+  release();
+  t.deepEqual(
+    (await sent.afterAnswer).map(({ step, error }) => [step, (error as Error).message]),
+    [['schedule', 'connection lost']],
+    'the failure is reported, not thrown: the message is sent',
+  );
+  t.true((await nextCheckOf(sent.messageId))!.getTime() <= Date.now() + periods.deliveryCheckMs, 'its first check was not moved on');
+  const next = await advanceLifecycle(later(periods.deliveryCheckMs), sent.messageId);
+  t.true(next!.getTime() > Date.now() + periods.deliveryCheckMs, 'which moves it on when it comes');
 });
 
 test('a send whose local-id index failed is answered 202 all the same and indexed by its first check', async (t) => {
@@ -336,6 +370,7 @@ test('a send whose local-id index failed is answered 202 all the same and indexe
     },
   );
   t.deepEqual(sent.unfinished.map(({ step }) => step), ['index']);
+  t.deepEqual(await sent.afterAnswer, [], 'nothing done after the answer: the first check stays');
   t.true((await inboxOf(gp)).includes(sent.messageId), 'delivered');
   t.false((await server.services.messages.findByLocalId(lab.id, 'lab-ref-index')).includes(sent.messageId));
   t.true((await nextCheckOf(sent.messageId))!.getTime() <= Date.now() + periods.deliveryCheckMs, 'its first check was not moved on');

@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { createServerLogger } from '../../server/src/logging.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createApp } from '../../server/src/app.ts';
+import { PendingWork } from '../../server/src/http/pending-work.ts';
 import { type Connections, connect, createS3Client } from '../../server/src/connections.ts';
 import type { TransferLimits } from '../../server/src/domain/chunk-storage.ts';
 import type { Services } from '../../server/src/domain/services.ts';
@@ -45,6 +46,8 @@ export interface TestServer {
   readonly redisPrefix: string;
   /** The HTTPS server, for a test that must know when the server itself has seen a connection end. */
   readonly httpsServer: Server;
+  /** Resolves once the server has finished all it was doing: its requests, and what they go on doing after their answers (a send moves its message's first lifecycle check on). */
+  readonly settled: () => Promise<void>;
   /** Registers a mailbox and issues it a client certificate from the server's CA. */
   readonly createMailbox: (mailbox?: Partial<NewMailbox>) => Promise<TestMailbox>;
   /** Stops the server and deletes its state, unless `keepState` (another server is to open it). */
@@ -121,7 +124,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const { services } = connections;
   // Sweeps more often than in production, so tests see lifecycle steps soon after they are due.
   if (options.worker !== false) await connections.startWorker(logger, undefined, { sweepEveryMs: 200 });
-  const server: Server = createMeshServer(createApp(options.appServices?.(services) ?? services, logger), {
+  const pendingWork = new PendingWork();
+  const server: Server = createMeshServer(createApp(options.appServices?.(services) ?? services, logger, { pendingWork }), {
     cert: pki.server.certPem,
     key: pki.server.keyPem,
     ca: pki.ca.certPem,
@@ -141,6 +145,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     bucket,
     redisPrefix,
     httpsServer: server,
+    settled: () => pendingWork.settled(),
     createMailbox: async (mailbox = {}) => {
       const id = (mailbox.id ?? `T${randomBytes(5).toString('hex')}`).toUpperCase();
       const password = mailbox.password ?? randomBytes(12).toString('hex');

@@ -1,7 +1,7 @@
 /** A step after a message was recorded that failed (Redis away for a moment); the message stands. */
 export interface UnfinishedStep {
-  /** The recipient's inbox, the sender's local-id index, the audit trail, the deletion of a chunk's replaced copy. */
-  readonly step: 'delivery' | 'index' | 'audit' | 'cleanup';
+  /** The recipient's inbox, the sender's local-id index, the audit trail, the deletion of a chunk's replaced copy, the message's next lifecycle check. */
+  readonly step: 'delivery' | 'index' | 'audit' | 'cleanup' | 'schedule';
   readonly error: unknown;
 }
 

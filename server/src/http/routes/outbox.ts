@@ -10,10 +10,11 @@ import { trackByLocalId, trackMessage } from '../../domain/track.ts';
 import { uploadChunk } from '../../domain/upload-chunk.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
+import type { PendingWork } from '../pending-work.ts';
 import { chunkBody, chunkRange, sendMetadata } from '../send-headers.ts';
 import { trackingBody } from '../views/tracking.ts';
 
-export function registerOutboxRoutes(router: Router<MailboxState>, services: Services): void {
+export function registerOutboxRoutes(router: Router<MailboxState>, services: Services, pendingWork: PendingWork): void {
   router.post('/outbox', async (ctx) => {
     const { firstTryCreates, mailbox, log } = ctx.state;
     let messageId: string;
@@ -31,8 +32,9 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
   async function send(sender: Mailbox, request: IncomingMessage, pickedId: string | undefined, log: Logger): Promise<string> {
     const { chunk: _chunk, ...metadata } = sendMetadata(request.headers);
     const body = chunkBody(request.headers, request);
-    const { messageId, unfinished } = await sendMessage(services, { sender, metadata, body, ...(pickedId ? { messageId: pickedId } : {}) });
+    const { messageId, unfinished, afterAnswer } = await sendMessage(services, { sender, metadata, body, ...(pickedId ? { messageId: pickedId } : {}) });
     logUnfinished(log, messageId, unfinished);
+    void pendingWork.track(afterAnswer).then((failed) => logUnfinished(log, messageId, failed));
     return messageId;
   }
 
@@ -79,6 +81,7 @@ function logUnfinished(log: Logger, messageId: string, unfinished: readonly Unfi
       index: 'its first lifecycle check makes it findable by its local id',
       audit: 'its audit entry is missing',
       cleanup: "a chunk's replaced copy stays until the message's payload is purged",
+      schedule: 'its next lifecycle check may come sooner than needed (and moves it on), or, to a recipient deactivated meanwhile, later: returned at its expiry',
     }[step];
     log.warn({ err: error, messageId, step }, `message recorded, but its ${step} failed: ${consequence}`);
   }
