@@ -296,11 +296,10 @@ test('a delivered send is next looked at a payload retention on; one cut off bef
     body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' },
   });
   t.deepEqual(
-    sent.unfinished.map(({ step, error }) => [step, (error as Error).message]),
+    (await sent.followUp).map(({ step, error }) => [step, (error as Error).message]),
     [['delivery', 'connection lost']],
-    'sent all the same (a 202, so the sender does not send it again); the failure is reported, not thrown',
+    'sent all the same (a 202, so the sender does not send it again); the failure is reported, not thrown, and the first check stays',
   );
-  t.deepEqual(await sent.afterAnswer, [], 'nothing done after the answer: the first check stays');
   const stranded = sent.messageId;
   const message = (await server.services.messages.get(stranded))!;
   t.is(message.status, 'accepted');
@@ -314,34 +313,41 @@ test('a delivered send is next looked at a payload retention on; one cut off bef
   t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${stranded}` })).body.toString(), 'cut off');
 });
 
-test('a send is answered without waiting for its first check to be moved on; should moving it fail, the check comes as first set', async (t) => {
+test('a send is answered once its message is recorded, its delivery under way; should moving its first check on fail, that check comes as first set', async (t) => {
   const { promise: reached, resolve: reach } = Promise.withResolvers<void>();
   const { promise: held, resolve: release } = Promise.withResolvers<void>();
-  const lifecycle = overriding(server.services.lifecycle, {
-    postpone: async () => {
+  const real = server.services.messages;
+  const messages = overriding(real, {
+    deliver: async (id: string, recipient: string) => {
       reach();
       await held;
+      await real.deliver(id, recipient);
+    },
+  });
+  const lifecycle = overriding(server.services.lifecycle, {
+    postpone: async () => {
       throw new Error('connection lost');
     },
   });
   const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'AFTER' });
   const body = Buffer.from('answered first');
   const sending = sendThroughDomain(
-    { ...server.services, lifecycle },
+    { ...server.services, messages, lifecycle },
     { sender: (await server.services.mailboxes.get(lab.id))!, metadata, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' } },
   );
   // Answered at once (microtasks) rather than still waiting once the event loop has turned.
   const first = await Promise.race([sending.then(() => 'answered'), reached.then(() => new Promise((turned) => setImmediate(turned, 'held')))]);
-  t.is(first, 'answered', 'the send is answered while its first check is still being moved');
+  t.is(first, 'answered', 'the send is answered while its delivery is on its way');
   const sent = await sending;
-  t.deepEqual(sent.unfinished, []);
-  t.true((await inboxOf(gp)).includes(sent.messageId), 'delivered');
+  t.is((await real.get(sent.messageId))?.status, 'accepted', 'recorded');
+  t.false((await inboxOf(gp)).includes(sent.messageId), 'listed only once its delivery lands');
   release();
   t.deepEqual(
-    (await sent.afterAnswer).map(({ step, error }) => [step, (error as Error).message]),
+    (await sent.followUp).map(({ step, error }) => [step, (error as Error).message]),
     [['schedule', 'connection lost']],
     'the failure is reported, not thrown: the message is sent',
   );
+  t.true((await inboxOf(gp)).includes(sent.messageId), 'delivered');
   t.true((await nextCheckOf(sent.messageId))!.getTime() <= Date.now() + periods.deliveryCheckMs, 'its first check was not moved on');
   const next = await advanceLifecycle(later(periods.deliveryCheckMs), sent.messageId);
   t.true(next!.getTime() > Date.now() + periods.deliveryCheckMs, 'which moves it on when it comes');
@@ -369,8 +375,7 @@ test('a send whose local-id index failed is answered 202 all the same and indexe
       body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' },
     },
   );
-  t.deepEqual(sent.unfinished.map(({ step }) => step), ['index']);
-  t.deepEqual(await sent.afterAnswer, [], 'nothing done after the answer: the first check stays');
+  t.deepEqual((await sent.followUp).map(({ step }) => step), ['index'], 'and the first check stays');
   t.true((await inboxOf(gp)).includes(sent.messageId), 'delivered');
   t.false((await server.services.messages.findByLocalId(lab.id, 'lab-ref-index')).includes(sent.messageId));
   t.true((await nextCheckOf(sent.messageId))!.getTime() <= Date.now() + periods.deliveryCheckMs, 'its first check was not moved on');
@@ -500,11 +505,12 @@ test('a small send offered a taken id (a recorded message, a large send\'s reser
   const body = Buffer.from('not yours');
   // As the outbox route reads it from the request's MESH headers.
   const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'CLASH' });
-  const { messageId } = await sendThroughDomain(services, {
+  const { messageId, followUp } = await sendThroughDomain(services, {
     sender: (await server.services.mailboxes.get(lab.id))!,
     metadata,
     body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' },
   });
+  t.deepEqual(await followUp, []);
   t.is(messageId, fresh);
   t.deepEqual(offered, [], 'each taken id was tried, then given up');
   const download = (id: string) => mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${id}` });

@@ -50,12 +50,12 @@ async function claimAs(messageId: string, at: Date): Promise<Claim> {
   return mine;
 }
 
-/** A send through the domain, returned once what it does after its answer is done too: `unfinished` lists what failed of either. */
+/** A send through the domain, returned once its follow-up steps are done too: `unfinished` lists those that failed. */
 async function domainSend(services: Services, body: Buffer, headers: Record<string, string> = {}) {
   const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'RACE', ...headers });
   const sender = await server.services.mailboxes.get(lab.id);
   const sent = await sendThroughDomain(services, { sender: sender!, metadata, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' } });
-  return { messageId: sent.messageId, unfinished: [...sent.unfinished, ...(await sent.afterAnswer)] };
+  return { messageId: sent.messageId, unfinished: await sent.followUp };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ for (const [kind, bytes] of [['a small message, kept with its record', 100], ['a
     const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'RESENT', 'mex-localid': `resent-${bytes}` });
     const body = Buffer.alloc(bytes, 'r');
     const sender = (await server.services.mailboxes.get(lab.id))!;
-    const { messageId } = await sendThroughDomain(services, { sender, metadata, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' } });
+    const { messageId, followUp } = await sendThroughDomain(services, { sender, metadata, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' } });
+    t.deepEqual(await followUp, []);
     t.deepEqual(created, [messageId], 'one record, the one answered');
     t.deepEqual((await server.services.messages.inboxPage(gp.id, 10, undefined)).messageIds, [messageId]);
   });

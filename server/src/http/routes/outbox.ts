@@ -32,9 +32,8 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
   async function send(sender: Mailbox, request: IncomingMessage, pickedId: string | undefined, log: Logger): Promise<string> {
     const { chunk: _chunk, ...metadata } = sendMetadata(request.headers);
     const body = chunkBody(request.headers, request);
-    const { messageId, unfinished, afterAnswer } = await sendMessage(services, { sender, metadata, body, ...(pickedId ? { messageId: pickedId } : {}) });
-    logUnfinished(log, messageId, unfinished);
-    void pendingWork.track(afterAnswer).then((failed) => logUnfinished(log, messageId, failed));
+    const { messageId, followUp } = await sendMessage(services, { sender, metadata, body, ...(pickedId ? { messageId: pickedId } : {}) });
+    void pendingWork.track(followUp).then((unfinished) => logUnfinished(log, messageId, unfinished));
     return messageId;
   }
 
