@@ -119,6 +119,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_AUDIT_RETENTION_SECONDS: z.coerce.number().min(0).max(MAX_PERIOD_SECONDS, `at most ${MAX_PERIOD_SECONDS} (100 years)`).default(DEFAULT_PERIODS.auditRetentionMs / 1000),
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
   MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
+  MESHBOX_REDIS_AUTO_PIPELINING: z.enum(['true', 'false']).default('true'),
   MESHBOX_HEADERS_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
   MESHBOX_REQUEST_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
   MESHBOX_IDLE_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
@@ -165,6 +166,8 @@ export interface ServerConfig extends BackendConfig {
   readonly maxRequestsPerSecond: number;
   /** How long a mailbox read is reused (0: read on every request). */
   readonly mailboxCacheMs: number;
+  /** Whether Redis commands issued together share one write (see ConnectionSettings). */
+  readonly redisAutoPipelining: boolean;
   readonly clientTimeouts: ClientTimeouts;
   /** Connections the process holds at once; one more is closed as it arrives. */
   readonly maxConnections: number;
@@ -302,6 +305,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
     // Whole milliseconds: the cache takes nothing else.
     mailboxCacheMs: Math.round(env.MESHBOX_MAILBOX_CACHE_SECONDS * 1000),
+    redisAutoPipelining: env.MESHBOX_REDIS_AUTO_PIPELINING === 'true',
     clientTimeouts: {
       headersMs: env.MESHBOX_HEADERS_TIMEOUT_SECONDS * 1000,
       requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000,

@@ -44,6 +44,12 @@ export interface ConnectionSettings extends RedisTarget {
   readonly periods: RetentionPeriods;
   readonly maxRequestsPerSecond: number;
   readonly mailboxCacheMs: number;
+  /**
+   * Commands that requests issue in the same turn of the event loop share one write and one read
+   * (ioredis's auto-pipelining, one batch in flight at a time): less CPU for Redis, more for this
+   * process (docs/operations.md: which to choose).
+   */
+  readonly redisAutoPipelining: boolean;
 }
 
 /** Beyond every mailbox of England's ~28,000 organisations; a few MiB at most. */
@@ -139,8 +145,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     // Fail a request fast while Redis is away instead of queueing it without bound.
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
-    // Commands issued in the same tick by concurrent requests share one write and one read.
-    enableAutoPipelining: true,
+    enableAutoPipelining: settings.redisAutoPipelining,
     // A connection that stays open and silent (a peer gone without a word, a firewall dropping
     // it) would hold every request until its timeout, and never come back: drop it and reconnect.
     socketTimeout: REDIS_SILENCE_TIMEOUT_MS,

@@ -196,3 +196,27 @@ test('tracking by local id finds the one message, and 300 when the local id is n
   const none = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/no-such-local-id` });
   t.is(none.status, 404);
 });
+
+for (const autoPipelining of [true, false]) {
+  test(`a poll right after a send's 202 lists the message, Redis auto-pipelining ${autoPipelining ? 'on (the default)' : 'off'}`, async (t) => {
+    const own = autoPipelining ? server : await startTestServer({ redisAutoPipelining: false });
+    if (own !== server) t.teardown(() => own.close());
+    t.is(own.redis.options.enableAutoPipelining, autoPipelining);
+    const sender = own === server ? lab : await own.createMailbox();
+    const recipient = await own.createMailbox();
+    for (const body of ['small', randomBytes(100_000)]) {
+      // Not the sendMessage helper, which waits for the server to settle: the poll comes as soon as the answer does.
+      const sent = await mailboxRequest(own, sender, {
+        method: 'POST',
+        path: `/messageexchange/${sender.id}/outbox`,
+        headers: { 'mex-To': recipient.id, 'mex-WorkflowID': 'PATH_RESULTS' },
+        body,
+      });
+      t.is(sent.status, 202);
+      const listed = await mailboxRequest(own, recipient, { path: `/messageexchange/${recipient.id}/inbox` });
+      t.true(listed.json().messages.includes(sent.json().message_id), 'listed at once');
+      const download = await mailboxRequest(own, recipient, { path: `/messageexchange/${recipient.id}/inbox/${sent.json().message_id}` });
+      t.true(download.body.equals(Buffer.from(body)));
+    }
+  });
+}

@@ -89,6 +89,8 @@ export interface TestServerOptions {
   readonly redisPrefix?: string;
   readonly bucket?: string;
   readonly sharedKey?: string;
+  /** Redis commands issued together share one write (default true, as in production). */
+  readonly redisAutoPipelining?: boolean;
   /** Run lifecycle jobs in the test process (default true). */
   readonly worker?: boolean;
   /** What the HTTP app uses instead of the services (a store with a step that fails, for a test that stages it). */
@@ -120,6 +122,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     periods: { ...DEFAULT_PERIODS, ...options.periods },
     maxRequestsPerSecond: options.maxRequestsPerSecond ?? DEFAULT_RATE_LIMIT,
     mailboxCacheMs: DEFAULT_MAILBOX_CACHE_MS,
+    redisAutoPipelining: options.redisAutoPipelining ?? true,
   }, logger);
   const { services } = connections;
   // Sweeps more often than in production, so tests see lifecycle steps soon after they are due.
