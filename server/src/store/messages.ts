@@ -186,9 +186,10 @@ export class MessageStore {
 
   /**
    * Puts an accepted message into its recipient's inbox unless it is there. Only for a delivery
-   * that no other attempt can have overtaken: a new single-chunk message, whose id nobody but
-   * its first lifecycle check knows before its 202 (the send looks again if it took so long
-   * that the check may have come: see `leaveInboxUnlessAccepted`). Every other delivery is
+   * that no other attempt can have overtaken: a new single-chunk message, whose status nothing
+   * but its first lifecycle check can move on before it is listed (its sender learns its id from
+   * the 202, which may come first, but can neither deliver nor acknowledge it; the send looks
+   * again if it took so long that the check may have come: see `leaveInboxUnlessAccepted`). Every other delivery is
    * `deliverChecked`.
    */
   async deliver(id: string, recipient: string): Promise<void> {
