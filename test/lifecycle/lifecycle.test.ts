@@ -2,6 +2,7 @@ import test from 'ava';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { DEFAULT_PERIODS } from '../../server/src/config.ts';
+import { acknowledgeMessage } from '../../server/src/domain/acknowledge.ts';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { trimAuditLog } from '../../server/src/jobs/lifecycle-worker.ts';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
@@ -313,15 +314,27 @@ test('a delivered send is next looked at a payload retention on; one cut off bef
   t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${stranded}` })).body.toString(), 'cut off');
 });
 
-test('a send is answered once its message is recorded, its delivery under way; should moving its first check on fail, that check comes as first set', async (t) => {
+test('a send is answered once its message is recorded, its delivery, index and audit entry issued; should moving its first check on fail, that check comes as first set', async (t) => {
   const { promise: reached, resolve: reach } = Promise.withResolvers<void>();
   const { promise: held, resolve: release } = Promise.withResolvers<void>();
+  const issued: string[] = [];
   const real = server.services.messages;
   const messages = overriding(real, {
     deliver: async (id: string, recipient: string) => {
+      issued.push('delivery');
       reach();
       await held;
       await real.deliver(id, recipient);
+    },
+    indexLocalId: async (id, message) => {
+      issued.push('index');
+      await real.indexLocalId(id, message);
+    },
+  });
+  const audit = overriding(server.services.audit, {
+    record: async (entry) => {
+      issued.push('audit');
+      await server.services.audit.record(entry);
     },
   });
   const lifecycle = overriding(server.services.lifecycle, {
@@ -329,15 +342,16 @@ test('a send is answered once its message is recorded, its delivery under way; s
       throw new Error('connection lost');
     },
   });
-  const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'AFTER' });
+  const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': gp.id, 'mex-workflowid': 'AFTER', 'mex-localid': 'answered-first' });
   const body = Buffer.from('answered first');
   const sending = sendThroughDomain(
-    { ...server.services, messages, lifecycle },
+    { ...server.services, messages, audit, lifecycle },
     { sender: (await server.services.mailboxes.get(lab.id))!, metadata, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' } },
   );
-  // Answered at once (microtasks) rather than still waiting once the event loop has turned.
-  const first = await Promise.race([sending.then(() => 'answered'), reached.then(() => new Promise((turned) => setImmediate(turned, 'held')))]);
-  t.is(first, 'answered', 'the send is answered while its delivery is on its way');
+  // Answered at once (microtasks), with its steps already issued, rather than still waiting once the event loop has turned.
+  const first = await Promise.race([sending.then(() => [...issued].sort().join(' ')), reached.then(() => new Promise((turned) => setImmediate(turned, 'held')))]);
+  if (first === 'held') release();
+  t.is(first, 'audit delivery index', 'answered with its delivery, index and audit entry issued, the delivery still on its way');
   const sent = await sending;
   t.is((await real.get(sent.messageId))?.status, 'accepted', 'recorded');
   t.false((await inboxOf(gp)).includes(sent.messageId), 'listed only once its delivery lands');
@@ -351,6 +365,31 @@ test('a send is answered once its message is recorded, its delivery under way; s
   t.true((await nextCheckOf(sent.messageId))!.getTime() <= Date.now() + periods.deliveryCheckMs, 'its first check was not moved on');
   const next = await advanceLifecycle(later(periods.deliveryCheckMs), sent.messageId);
   t.true(next!.getTime() > Date.now() + periods.deliveryCheckMs, 'which moves it on when it comes');
+});
+
+test('a mailbox sending to itself that acknowledges the message (through another process) before its delivery lands does not find it listed again', async (t) => {
+  const { promise: reached, resolve: reach } = Promise.withResolvers<void>();
+  const { promise: held, resolve: release } = Promise.withResolvers<void>();
+  const real = server.services.messages;
+  const messages = overriding(real, {
+    deliver: async (id: string, recipient: string) => {
+      reach();
+      await held;
+      await real.deliver(id, recipient);
+    },
+  });
+  const { chunk: _chunk, ...metadata } = sendMetadata({ 'mex-to': lab.id, 'mex-workflowid': 'SELF' });
+  const body = Buffer.from('to myself');
+  const sent = await sendThroughDomain(
+    { ...server.services, messages },
+    { sender: (await server.services.mailboxes.get(lab.id))!, metadata, body: { stream: Readable.from([body]), contentLength: body.length, contentEncoding: '' } },
+  );
+  await reached;
+  await acknowledgeMessage(server.services, lab.id, sent.messageId);
+  release();
+  t.deepEqual(await sent.followUp, []);
+  t.is((await real.get(sent.messageId))?.status, 'acknowledged');
+  t.false((await inboxOf(lab)).includes(sent.messageId), 'the late delivery leaves it out of the inbox');
 });
 
 test('a send whose local-id index failed is answered 202 all the same and indexed by its first check', async (t) => {

@@ -34,8 +34,9 @@ async function twoApisAndTwoWorkers(
     const [lab, gp] = [await apiA.createMailbox(), await apiA.createMailbox()];
 
     const collected = await sendMessage(apiA, lab, gp, 'sent through A');
-    const listed = await mailboxRequest(apiB, gp, { path: `/messageexchange/${gp.id}/inbox` });
-    t.true(listed.json().messages.includes(collected));
+    // Its delivery lands a moment after A's answer: ordered after it on A's Redis connection, not on B's.
+    const listedOnB = async () => (await mailboxRequest(apiB, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages.includes(collected);
+    t.true(await waitFor(listedOnB, 5_000));
     const download = await mailboxRequest(apiB, gp, { path: `/messageexchange/${gp.id}/inbox/${collected}` });
     t.is(download.body.toString(), 'sent through A');
     t.is((await mailboxRequest(apiB, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${collected}/status/acknowledged` })).status, 200);

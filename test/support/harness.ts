@@ -46,7 +46,7 @@ export interface TestServer {
   readonly redisPrefix: string;
   /** The HTTPS server, for a test that must know when the server itself has seen a connection end. */
   readonly httpsServer: Server;
-  /** Resolves once the server has finished all it was doing: its requests, and what they go on doing after their answers (a send moves its message's first lifecycle check on). */
+  /** Resolves once the server has done what its requests go on doing after their answers (a send's delivery, index, audit entry, the move of its first check). */
   readonly settled: () => Promise<void>;
   /** Registers a mailbox and issues it a client certificate from the server's CA. */
   readonly createMailbox: (mailbox?: Partial<NewMailbox>) => Promise<TestMailbox>;
@@ -148,7 +148,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     bucket,
     redisPrefix,
     httpsServer: server,
-    settled: () => pendingWork.settled(),
+    settled: () => pendingWork.settled('follow-up'),
     createMailbox: async (mailbox = {}) => {
       const id = (mailbox.id ?? `T${randomBytes(5).toString('hex')}`).toUpperCase();
       const password = mailbox.password ?? randomBytes(12).toString('hex');

@@ -9,7 +9,7 @@ export interface Endpoint {
   readonly origin: string;
   readonly caPem: string;
   readonly sharedKey: string;
-  /** Resolves once the server has finished all it was doing: its requests, and what they go on doing after their answers (a server in this process; a server process gives no such sign). */
+  /** Resolves once the server has done what its requests go on doing after their answers (a server in this process; a server process gives no such sign). */
   readonly settled?: () => Promise<void>;
 }
 
@@ -99,7 +99,7 @@ export async function sendMessage(
     body,
   });
   if (response.status !== 202) throw new Error(`send failed: ${response.status} ${response.body.toString()}`);
-  // A send moves its message's first lifecycle check on after its answer: tests that look at it next see it moved.
+  // A send's delivery and the move of its first lifecycle check complete after its answer: tests that look next see them done.
   await server.settled?.();
   return (response.json() as { message_id: string }).message_id;
 }

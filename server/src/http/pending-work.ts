@@ -9,13 +9,13 @@ import type { Middleware } from 'koa';
  * waits for it instead.
  */
 export class PendingWork {
-  readonly #pending = new Set<Promise<void>>();
+  readonly #pending = new Map<Promise<void>, PendingKind>();
 
   /** Keeps `work` counted until it settles; returns it (its failure is the caller's to handle). */
-  track<T>(work: Promise<T>): Promise<T> {
+  track<T>(work: Promise<T>, kind: PendingKind = 'request'): Promise<T> {
     const forget = (): void => void this.#pending.delete(counted);
     const counted = work.then(forget, forget);
-    this.#pending.add(counted);
+    this.#pending.set(counted, kind);
     return work;
   }
 
@@ -24,8 +24,12 @@ export class PendingWork {
     return (_ctx, next) => this.track(next());
   }
 
-  /** Resolves once nothing tracked is left, including what tracked work started meanwhile. */
-  async settled(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.all(this.#pending);
+  /** Resolves once nothing tracked (of `kind`, if given) is left, including what tracked work started meanwhile. */
+  async settled(kind?: PendingKind): Promise<void> {
+    const left = (): Promise<void>[] => [...this.#pending].filter(([, each]) => kind === undefined || each === kind).map(([work]) => work);
+    for (let waiting = left(); waiting.length > 0; waiting = left()) await Promise.all(waiting);
   }
 }
+
+/** A request's handler (and what it does before its connection is done), or what a request goes on doing after its answer. */
+export type PendingKind = 'request' | 'follow-up';

@@ -33,7 +33,10 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
     const { chunk: _chunk, ...metadata } = sendMetadata(request.headers);
     const body = chunkBody(request.headers, request);
     const { messageId, followUp } = await sendMessage(services, { sender, metadata, body, ...(pickedId ? { messageId: pickedId } : {}) });
-    void pendingWork.track(followUp).then((unfinished) => logUnfinished(log, messageId, unfinished));
+    pendingWork
+      .track(followUp, 'follow-up')
+      .then((unfinished) => logUnfinished(log, messageId, unfinished))
+      .catch((error: unknown) => log.error({ err: error, messageId }, 'the steps after a recorded send failed unexpectedly: its first lifecycle check makes up for them'));
     return messageId;
   }
 
