@@ -117,14 +117,13 @@ try {
   const baseline = (worker: number) => call(pairOf(worker).labAgent, bare.origin, sendRequest(worker)).then((r) => r.status === 200);
   const plainPost = (worker: number) =>
     call(pairOf(worker).labAgent, bare.origin, { method: 'POST', path: '/', body: payload }).then((r) => r.status === 200);
-  const send = async (worker: number, origin = server.origin): Promise<string | undefined> => {
-    const response = await call(pairOf(worker).labAgent, origin, sendRequest(worker));
+  const send = async (worker: number, origin = server.origin, of = pairs): Promise<string | undefined> => {
+    const response = await call(pairOf(worker, of).labAgent, origin, sendRequest(worker, of));
     return response.status === 202 ? (JSON.parse(response.body) as { message_id: string }).message_id : undefined;
   };
   const sent = async (worker: number): Promise<boolean> => (await send(worker)) !== undefined;
   const sentToFloor = async (worker: number): Promise<boolean> => (await send(worker, floor.origin)) !== undefined;
-  const sentUnpipelined = (worker: number) =>
-    call(pairOf(worker, unpipelinedPairs).labAgent, unpipelinedServer.origin, sendRequest(worker, unpipelinedPairs)).then((r) => r.status === 202);
+  const sentUnpipelined = async (worker: number): Promise<boolean> => (await send(worker, unpipelinedServer.origin, unpipelinedPairs)) !== undefined;
   const lifecycle = async (worker: number): Promise<boolean> => {
     const { gp, gpAgent } = pairOf(worker);
     const messageId = await send(worker);

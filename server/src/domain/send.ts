@@ -50,25 +50,20 @@ export async function sendMessage(services: Services, request: SendRequest): Pro
     linkedMessageId: '',
     contentEncoding: request.body.contentEncoding,
   };
-  const { messageId, outcome, recordedAt, firstCheckAt } = fitsInline(services, metadata.totalChunks, request.body)
+  const recorded = fitsInline(services, metadata.totalChunks, request.body)
     ? await recordSmallMessage(services, metadata, request.body, request.messageId)
     : await recordStoredMessage(services, metadata, request.body, request.messageId);
-  return { messageId, followUp: followUp(services, messageId, metadata, { outcome, recordedAt, firstCheckAt }) };
+  return { messageId: recorded.messageId, followUp: followUp(services, metadata, recorded) };
 }
 
 /**
  * Into the inbox, the local-id index and the audit trail, at once; then, if the first two are
- * done, the first check moved on. The commands of the first three are queued on the Redis
- * connection before this returns, so before the send's answer: a request that comes after
- * the answer to the same process has its commands run after them (a poll lists the message).
+ * done, the first check moved on. The commands of the first three are issued to the Redis
+ * client, in order, before this returns, so before the send's answer: a request that comes
+ * after the answer to the same process has its commands run after them (a poll lists the message).
  */
-async function followUp(
-  services: Services,
-  messageId: string,
-  metadata: MessageMetadata,
-  recorded: Pick<Recorded, 'outcome' | 'recordedAt' | 'firstCheckAt'>,
-): Promise<readonly UnfinishedStep[]> {
-  const { outcome, recordedAt, firstCheckAt } = recorded;
+async function followUp(services: Services, metadata: MessageMetadata, recorded: Recorded): Promise<readonly UnfinishedStep[]> {
+  const { messageId, outcome, recordedAt, firstCheckAt } = recorded;
   const unfinished = await runFollowUpSteps({
     index: services.messages.indexLocalId(messageId, metadata),
     ...(outcome === 'accepted' ? { delivery: deliverNew(services, messageId, metadata, firstCheckAt) } : {}),
