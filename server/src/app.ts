@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { MESH_PATH_PREFIX } from '../../shared/src/protocol/index.ts';
 import type { Services } from './domain/services.ts';
 import { Metrics } from './metrics.ts';
+import { refuseConnectionsOverClientLimit } from './http/client-connections.ts';
 import { watchCertificateExpiry } from './http/middleware/certificate-expiry.ts';
 import { errorResponder } from './http/middleware/errors.ts';
 import { recordMetrics } from './http/middleware/metrics.ts';
@@ -45,6 +46,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(recordMetrics(metrics));
   app.use(errorResponder());
   app.use(apiVersion());
+  app.use(refuseConnectionsOverClientLimit());
   app.use(checkRequestForm());
   // Health first: it must answer (503) even while Redis, which revocation checks need, is away.
   app.use(healthRoutes.routes());

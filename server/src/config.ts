@@ -6,7 +6,7 @@ import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import { describeCertificate } from '../../shared/src/pki/inspect.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
-import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, DEFAULT_MAX_CONNECTIONS, type TlsSettings } from './https-server.ts';
+import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT, type TlsSettings } from './https-server.ts';
 import { checkRevocationList, type LoadedRevocationList } from './revocation-list.ts';
 import { SERVER_ROLES, type ServerRole } from './roles.ts';
 import { splitRedisUrls } from './store/redis-client.ts';
@@ -124,6 +124,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_REQUEST_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
   MESHBOX_IDLE_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
   MESHBOX_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
+  MESHBOX_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(0).default(DEFAULT_MAX_CONNECTIONS_PER_CLIENT),
   // Long enough for any one check (a purge deletes a message's objects a thousand at a time).
   MESHBOX_LIFECYCLE_LEASE_SECONDS: timerSeconds.min(30).default(DEFAULT_LIFECYCLE_LEASE_MS / 1000),
   MESHBOX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -171,6 +172,8 @@ export interface ServerConfig extends BackendConfig {
   readonly clientTimeouts: ClientTimeouts;
   /** Connections the process holds at once; one more is closed as it arrives. */
   readonly maxConnections: number;
+  /** Connections one client (a certificate's CN) holds at once; one more is answered 429 and closed. 0: no limit. */
+  readonly maxConnectionsPerClient: number;
   /** How long a worker holds a lifecycle check it claimed before another may take it. */
   readonly lifecycleLeaseMs: number;
   readonly logLevel: string;
@@ -312,6 +315,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       idleMs: env.MESHBOX_IDLE_TIMEOUT_SECONDS * 1000,
     },
     maxConnections: env.MESHBOX_MAX_CONNECTIONS,
+    maxConnectionsPerClient: env.MESHBOX_MAX_CONNECTIONS_PER_CLIENT,
     lifecycleLeaseMs: env.MESHBOX_LIFECYCLE_LEASE_SECONDS * 1000,
     logLevel: env.MESHBOX_LOG_LEVEL,
   };

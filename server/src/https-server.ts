@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { ClientConnectionLimit } from './http/client-connections.ts';
 import { peerCertificate } from './http/peer-certificate.ts';
 import type { Metrics } from './metrics.ts';
 import type Koa from 'koa';
@@ -97,10 +98,17 @@ export type HandshakeFailureHandler = (error: NodeJS.ErrnoException, socket: TLS
  */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
+/** Connections one client (a certificate's CN) holds to a process at once, so that one cannot take them all. */
+export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 100;
+
 export interface MeshServerOptions {
   readonly timeouts?: ClientTimeouts;
   /** One connection more is closed as it arrives (MESHBOX_MAX_CONNECTIONS). */
   readonly maxConnections?: number;
+  /** One connection more of the same client is answered 429 and closed (MESHBOX_MAX_CONNECTIONS_PER_CLIENT; 0: no limit). */
+  readonly maxConnectionsPerClient?: number;
+  /** Told of each connection over its client's limit, with the client's name and address. */
+  readonly onClientOverLimit?: (client: string, clientAddress: string | undefined) => void;
   readonly onHandshakeFailed?: HandshakeFailureHandler;
   /** Told of each connection closed as it arrived, the server holding its maximum. */
   readonly onConnectionRefused?: (clientAddress: string | undefined) => void;
@@ -125,7 +133,14 @@ const connectionsOf = new WeakMap<Server, Set<Duplex>>();
  * refused in the handshake, before any HTTP is read.
  */
 export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, options: MeshServerOptions = {}): Server {
-  const { timeouts = DEFAULT_CLIENT_TIMEOUTS, maxConnections = DEFAULT_MAX_CONNECTIONS, onHandshakeFailed = () => {}, onConnectionRefused = () => {} } = options;
+  const {
+    timeouts = DEFAULT_CLIENT_TIMEOUTS,
+    maxConnections = DEFAULT_MAX_CONNECTIONS,
+    maxConnectionsPerClient = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    onHandshakeFailed = () => {},
+    onConnectionRefused = () => {},
+    onClientOverLimit = () => {},
+  } = options;
   const handle = app.callback();
   const serve = (request: IncomingMessage, response: ServerResponse): void => {
     let exchanges = answering.get(request.socket);
@@ -157,12 +172,18 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
   // An Expect other than 100-continue: Node would answer a bare 417 itself; the app refuses it with a MESH body.
   server.on('checkExpectation', serve);
   // A resumption skips the certificate check, which would refuse a certificate expired since its session began.
+  const clientAddress = noteClientAddresses(server);
+  const perClient = new ClientConnectionLimit(maxConnectionsPerClient);
   server.on('secureConnection', (socket: TLSSocket) => {
-    if (socket.isSessionReused() && (peerCertificate(socket).notAfter?.getTime() ?? 0) <= Date.now()) socket.destroy();
+    if (socket.isSessionReused() && (peerCertificate(socket).notAfter?.getTime() ?? 0) <= Date.now()) {
+      socket.destroy();
+      return;
+    }
+    const admission = perClient.admit(socket);
+    if (!admission.admitted) onClientOverLimit(admission.client, clientAddress(socket));
   });
   server.on('clientError', answerUnparseableRequest);
   noteConnections(server);
-  const clientAddress = noteClientAddresses(server);
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeFailed(error, socket, clientAddress(socket)));
   // Node hands CONNECT (a proxy tunnel) to this event, and without a listener drops the connection unanswered.
   server.on('connect', (_request, socket: Duplex) => answerRaw(socket, 405, 'Method Not Allowed'));
@@ -325,6 +346,23 @@ export function connectionRefusalReporter(logger: Logger, metrics: Metrics, maxC
       'full',
       () => logger.warn({ client: clientAddress, maxConnections }, 'connection refused: the server holds MESHBOX_MAX_CONNECTIONS connections'),
       (repeats) => logger.warn({ repeats, seconds: logIntervalMs / 1000, maxConnections }, `connection refused ${repeats} more times: the server holds MESHBOX_MAX_CONNECTIONS connections`),
+    );
+  };
+}
+
+/**
+ * Counts the connections over their client's limit, and logs them per client once an interval:
+ * the client is told (429), but it is the operator who must find a client leaking connections.
+ */
+export function clientOverLimitReporter(logger: Logger, metrics: Metrics, maxConnectionsPerClient: number, logIntervalMs = REFUSAL_LOG_INTERVAL_MS): (client: string, clientAddress: string | undefined) => void {
+  const log = quietRepeats(logIntervalMs);
+  return (client, clientAddress) => {
+    metrics.clientConnectionsRefused.inc();
+    log(
+      client,
+      () => logger.warn({ client, address: clientAddress, maxConnectionsPerClient }, 'connection answered 429: its client holds MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections'),
+      (repeats) =>
+        logger.warn({ client, repeats, seconds: logIntervalMs / 1000, maxConnectionsPerClient }, `${repeats} more connections answered 429: their client holds MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections`),
     );
   };
 }

@@ -4,7 +4,7 @@ import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
 import { BackendUnreachableError, connect } from './connections.ts';
-import { closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
+import { clientOverLimitReporter, closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { PendingWork } from './http/pending-work.ts';
 import { createServerLogger } from './logging.ts';
@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     maxConnections: config.maxConnections,
     onHandshakeFailed: handshakeFailureReporter(logger, metrics),
     onConnectionRefused: connectionRefusalReporter(logger, metrics, config.maxConnections),
+    maxConnectionsPerClient: config.maxConnectionsPerClient,
+    onClientOverLimit: clientOverLimitReporter(logger, metrics, config.maxConnectionsPerClient),
   });
   if (config.role !== 'api') await connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs });
   const stopCrlReload = config.revocationList

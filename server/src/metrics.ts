@@ -26,6 +26,7 @@ export class Metrics {
   readonly sweepCompleted: Gauge<'queue'>;
   readonly handshakeFailures: Counter<'reason'>;
   readonly connectionsRefused: Counter;
+  readonly clientConnectionsRefused: Counter;
   /** Only once a CRL is loaded: a process without one exports no date (0 would read as long past). */
   #revocationListNextUpdate: Gauge | undefined;
 
@@ -69,6 +70,11 @@ export class Metrics {
     this.connectionsRefused = new Counter({
       name: 'meshbox_connections_refused_total',
       help: 'Connections closed as they arrived, the process holding MESHBOX_MAX_CONNECTIONS',
+      registers,
+    });
+    this.clientConnectionsRefused = new Counter({
+      name: 'meshbox_client_connections_refused_total',
+      help: 'Connections answered 429 and closed, their client holding MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections to the process',
       registers,
     });
     if (queue) {

@@ -66,6 +66,11 @@ test('a period that runs as a timer is at most a day: Node fires a longer one at
   t.is(loadConfig(files).maxConnections, 10_000);
   t.is(loadConfig({ ...files, MESHBOX_MAX_CONNECTIONS: '500' }).maxConnections, 500);
   for (const value of ['0', '1.5', 'many']) t.throws(() => loadConfig({ ...files, MESHBOX_MAX_CONNECTIONS: value }), { instanceOf: ConfigError, message: /MESHBOX_MAX_CONNECTIONS/ });
+  t.is(loadConfig(files).maxConnectionsPerClient, 100);
+  t.is(loadConfig({ ...files, MESHBOX_MAX_CONNECTIONS_PER_CLIENT: '0' }).maxConnectionsPerClient, 0);
+  for (const value of ['-1', '2.5', 'few']) {
+    t.throws(() => loadConfig({ ...files, MESHBOX_MAX_CONNECTIONS_PER_CLIENT: value }), { instanceOf: ConfigError, message: /MESHBOX_MAX_CONNECTIONS_PER_CLIENT/ });
+  }
   // Nor may the CRL be read again every millisecond: a busy loop.
   t.throws(() => loadConfig({ ...files, MESHBOX_CRL_RELOAD_SECONDS: '0.001' }), { instanceOf: ConfigError, message: /MESHBOX_CRL_RELOAD_SECONDS: at least 0\.1/ });
   t.is(loadConfig({ ...files, MESHBOX_CRL_RELOAD_SECONDS: '0.5' }).crlReloadMs, 500);

@@ -125,6 +125,48 @@ test('past MESHBOX_MAX_CONNECTIONS a new connection is closed as it arrives and 
   }
 });
 
+test("past MESHBOX_MAX_CONNECTIONS_PER_CLIENT a client's next connection is answered 429 and closed, and logged; its open connections and other clients are served, and once one closes it may open another", async (t) => {
+  const limited = await startServerProcess({ MESHBOX_MAX_CONNECTIONS_PER_CLIENT: '2', MESHBOX_LOG_LEVEL: 'warn' });
+  const held: TLSSocket[] = [];
+  const inboxRequest = (mailbox: TestMailbox): string => {
+    const authorization = buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: limited.sharedKey });
+    return `GET /messageexchange/${mailbox.id}/inbox HTTP/1.1\r\nHost: localhost\r\nAccept: application/vnd.mesh.v2+json\r\nAuthorization: ${authorization}\r\n\r\n`;
+  };
+  try {
+    const greedy = await limited.createMailbox();
+    const other = await limited.createMailbox();
+    for (let i = 0; i < 2; i++) held.push(await openTlsConnection(limited, greedy));
+
+    const third = await openTlsConnection(limited, greedy);
+    third.write(inboxRequest(greedy));
+    // Everything the server writes until it closes the connection: one answer, then the end.
+    const parts: Buffer[] = [];
+    third.on('data', (part: Buffer) => parts.push(part));
+    await once(third, 'end');
+    const answer = Buffer.concat(parts).toString('latin1');
+    t.regex(answer, /^HTTP\/1\.1 429 /);
+    t.regex(answer, /\r\nretry-after: 1\r\n/i);
+    t.regex(answer, /\r\nconnection: close\r\n/i);
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    t.is(body.detail[0].code, '429');
+    t.regex(body.detail[0].msg, /holds 2 connections/);
+
+    // Its connections already open go on: a request on one is answered.
+    held[0]!.write(inboxRequest(greedy));
+    const [served] = (await once(held[0]!, 'data')) as [Buffer];
+    t.regex(served.toString('latin1'), /^HTTP\/1\.1 200 /);
+    t.is((await mailboxRequest(limited, other, { path: `/messageexchange/${other.id}/inbox` })).status, 200);
+    t.true(await waitFor(async () => limited.output().includes('its client holds MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections'), 30_000, 50), limited.output());
+    t.regex(limited.output(), new RegExp(`"client":"${greedy.id}"`));
+
+    held.pop()!.destroy();
+    t.true(await waitFor(async () => (await mailboxRequest(limited, greedy, { path: `/messageexchange/${greedy.id}/inbox` })).status === 200, 30_000, 100));
+  } finally {
+    for (const socket of held) socket.destroy();
+    await limited.stop();
+  }
+});
+
 test('a connection limit the open-file limit cannot hold beside the backends is warned about at start; the default is not, here', async (t) => {
   const limit = openFileLimit();
   if (limit === undefined || !Number.isFinite(limit)) return t.pass('no finite open-file limit on this machine');

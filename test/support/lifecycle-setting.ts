@@ -35,12 +35,13 @@ export interface LifecycleProbes {
 /**
  * Registers the file's before and after hooks: a server with LIFECYCLE_TEST_PERIODS and no
  * worker (each test runs lifecycle checks itself, at the moments it chooses), payloads in object
- * storage (so purges are seen there), and two mailboxes; `ready` is given them once made.
+ * storage (so purges are seen there), no limit to a mailbox's transfers at once, and two mailboxes; `ready` is given them once made.
  */
 export function prepareLifecycleSetting(test: TestFn, ready: (setting: LifecycleSetting) => void): LifecycleProbes {
   let server: TestServer | undefined;
   test.before(async () => {
-    server = await startTestServer({ periods: LIFECYCLE_TEST_PERIODS, worker: false, limits: { inlinePayloadBytes: 0 } });
+    // No transfer slots: every test of the file sends from one lab at once, each send an upload to object storage.
+    server = await startTestServer({ periods: LIFECYCLE_TEST_PERIODS, worker: false, limits: { inlinePayloadBytes: 0, maxTransfersPerMailbox: 0 } });
     ready({ server, lab: await server.createMailbox(), gp: await server.createMailbox() });
   });
   test.after.always(async () => {

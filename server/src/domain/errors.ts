@@ -12,8 +12,14 @@ export class MeshError extends Error {
   readonly detail: string | undefined;
   /** When the client should try again (sent as Retry-After), for a refusal that passes. */
   readonly retryAfterSeconds: number | undefined;
+  /** The refusal is of the connection, not only of the request: it is closed after the answer. */
+  readonly closesConnection: boolean;
 
-  constructor(status: number, meshCode: MeshErrorCode, options: { messageId?: string; detail?: string; retryAfterSeconds?: number } = {}) {
+  constructor(
+    status: number,
+    meshCode: MeshErrorCode,
+    options: { messageId?: string; detail?: string; retryAfterSeconds?: number; closesConnection?: boolean } = {},
+  ) {
     super(options.detail ? `${meshCode.description}: ${options.detail}` : meshCode.description);
     this.name = new.target.name;
     this.status = status;
@@ -21,6 +27,7 @@ export class MeshError extends Error {
     this.messageId = options.messageId;
     this.detail = options.detail;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.closesConnection = options.closesConnection ?? false;
   }
 }
 
@@ -62,6 +69,17 @@ export class SendRejectedError extends MeshError {
 export class TooManyRequestsError extends MeshError {
   constructor(retryAfterSeconds: number) {
     super(429, MeshErrorCodes.tooManyRequests, { retryAfterSeconds });
+  }
+}
+
+/** 429 on a connection its client opened beyond MESHBOX_MAX_CONNECTIONS_PER_CLIENT (see http/client-connections.ts): closed after the answer. */
+export class TooManyConnectionsError extends MeshError {
+  constructor(limit: number) {
+    super(429, MeshErrorCodes.tooManyRequests, {
+      detail: `this client holds ${limit} connections to this server already, its most; use fewer, or send this request on one of them`,
+      retryAfterSeconds: 1,
+      closesConnection: true,
+    });
   }
 }
 

@@ -1,4 +1,5 @@
 import { TooManyRequestsError } from './errors.ts';
+import { HoldsPerKey } from './holds-per-key.ts';
 
 /** How soon a mailbox refused a transfer may try again. */
 const RETRY_AFTER_SECONDS = 5;
@@ -10,27 +11,17 @@ const RETRY_AFTER_SECONDS = 5;
  * many open (slowly, or never reading) would otherwise take them all from every other mailbox.
  */
 export class TransferSlots {
-  readonly #perMailbox: number;
-  readonly #inUse = new Map<string, number>();
+  readonly #slots: HoldsPerKey;
 
   /** `perMailbox` 0: no limit. */
   constructor(perMailbox: number) {
-    this.#perMailbox = perMailbox;
+    this.#slots = new HoldsPerKey(perMailbox);
   }
 
   /** A slot for one transfer, freed by calling the function returned (again changes nothing); 429 when the mailbox has none left. */
   take(mailboxId: string): () => void {
-    if (this.#perMailbox === 0) return () => {};
-    const used = this.#inUse.get(mailboxId) ?? 0;
-    if (used >= this.#perMailbox) throw new TooManyRequestsError(RETRY_AFTER_SECONDS);
-    this.#inUse.set(mailboxId, used + 1);
-    let freed = false;
-    return () => {
-      if (freed) return;
-      freed = true;
-      const left = (this.#inUse.get(mailboxId) ?? 1) - 1;
-      if (left === 0) this.#inUse.delete(mailboxId);
-      else this.#inUse.set(mailboxId, left);
-    };
+    const release = this.#slots.take(mailboxId);
+    if (!release) throw new TooManyRequestsError(RETRY_AFTER_SECONDS);
+    return release;
   }
 }

@@ -35,7 +35,7 @@ export function errorResponder(): Middleware<RequestState> {
       if (error.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(error.retryAfterSeconds));
       ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);
       // A client whose request body we did not read must not have it parsed as a next request.
-      if (!ctx.req.complete) ctx.set('Connection', 'close');
+      if (!ctx.req.complete || error.closesConnection) ctx.set('Connection', 'close');
     }
   };
 }

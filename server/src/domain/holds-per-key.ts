@@ -1,0 +1,33 @@
+/**
+ * Things held at once per key, each key up to the same maximum: a mailbox's transfers, a
+ * client's connections. What one key holds cannot be taken from another.
+ */
+export class HoldsPerKey {
+  readonly #max: number;
+  readonly #held = new Map<string, number>();
+
+  /** `max` 0: no limit. */
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get max(): number {
+    return this.#max;
+  }
+
+  /** One more held for `key`, given back by calling the function returned (again changes nothing); undefined when `key` holds its maximum. */
+  take(key: string): (() => void) | undefined {
+    if (this.#max === 0) return () => {};
+    const held = this.#held.get(key) ?? 0;
+    if (held >= this.#max) return undefined;
+    this.#held.set(key, held + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = (this.#held.get(key) ?? 1) - 1;
+      if (left === 0) this.#held.delete(key);
+      else this.#held.set(key, left);
+    };
+  }
+}
