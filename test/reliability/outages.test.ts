@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import test from 'ava';
 import { Redis } from 'ioredis';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
-import { freePort } from '../../scripts/services/processes.ts';
+import { freePort, waitFor } from '../../scripts/services/processes.ts';
 import { createCertificateAuthority, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
@@ -25,13 +25,8 @@ import { tokenClaimed } from '../support/token-claims.ts';
 
 const portOf = (url: string): number => Number(new URL(url).port);
 
-async function eventually(check: () => Promise<boolean>, attempts = 100): Promise<boolean> {
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  return false;
-}
+/** Polls every 200 ms until the check holds, for at most `seconds`. */
+const eventually = (check: () => Promise<boolean>, seconds = 20): Promise<boolean> => waitFor(check, seconds * 1000, 200);
 
 test('object storage unreachable: sends fail with 503 and a MESH error, nothing changes, and it recovers by itself', async (t) => {
   const local = await ensureLocalServices();
@@ -148,7 +143,7 @@ async function slowStorageSetup() {
       const settled = now > length && now === seen;
       seen = now;
       return settled;
-    }, 250);
+    }, 50);
   };
   /**
    * The request goes with `sent` of its body, and its connection is gone before any answer: the
@@ -333,7 +328,7 @@ test("the lifecycle worker's Redis connections gone silent are dropped and made 
     await schedule.schedule(messageId, new Date());
     t.true((await schedule.nextCheck(messageId))!.getTime() < hourFromNow(), 'due now');
     // The worker's connections wait on Redis for up to 10 s at a time: they are given longer.
-    const moved = await eventually(async () => ((await schedule.nextCheck(messageId))?.getTime() ?? 0) > hourFromNow(), 400);
+    const moved = await eventually(async () => ((await schedule.nextCheck(messageId))?.getTime() ?? 0) > hourFromNow(), 80);
     t.true(moved, 'a sweep has checked the message');
   } finally {
     direct.disconnect();

@@ -147,13 +147,7 @@ function handshakeRefused(server: ServerProcess, mailbox: TestMailbox): Promise<
 }
 
 /** Polls until the condition holds, for at most ten seconds. */
-async function eventually(condition: () => Promise<boolean>): Promise<boolean> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (await condition()) return true;
-    await new Promise((done) => setTimeout(done, 100));
-  }
-  return false;
-}
+const eventually = (condition: () => Promise<boolean>): Promise<boolean> => waitFor(condition, 10_000);
 
 test('a CRL file holding one CRL per CA (a CA rollover) is loaded whole: the clients of both CAs connect, and a certificate either CRL revokes is refused', async (t) => {
   const server = await startTestServer({ worker: false });
