@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -15,7 +16,7 @@ import { SendInDoubtError } from '../src/transfer/dispatch/errors.ts';
 import { type Journal, writeJournal } from '../src/transfer/dispatch/journal.ts';
 import { JOURNAL_FOLDER } from '../src/transfer/dispatch/layout.ts';
 import { downloadFile } from '../src/transfer/download.ts';
-import { noProgress } from '../src/transfer/progress.ts';
+import { noProgress, type ProgressFactory } from '../src/transfer/progress.ts';
 import { type InProcessOptions, mailboxPair, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
@@ -588,6 +589,95 @@ test('an empty file is refused for itself, also when recipient and workflow came
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
   t.true((await readdir(join(outbox, 'failed'))).some((name) => name.endsWith('_empty.txt')));
   t.deepEqual(await inboxContents(gp), ['a result']);
+
+  // Gzipped it would be some bytes, and the server would take them: still a placeholder, not a result.
+  await put(outbox, 'placeholder.txt', Buffer.alloc(0));
+  const gzipped = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--gzip']);
+  t.is(gzipped.code, 1);
+  t.regex(gzipped.stderr, /placeholder\.txt: placeholder\.txt is empty, and MESH refuses a message with no data \(moved to failed\/\)/);
+  t.true((await readdir(join(outbox, 'failed'))).some((name) => name.endsWith('_placeholder.txt')));
+  t.deepEqual(await inboxContents(gp), ['a result']);
+});
+
+/**
+ * Progress displays that, as the send of a file ends (answered or refused), rename a newer file
+ * of its name into its place: a corrected result, written beside it first and renamed in.
+ */
+function replacedAsSendEnds(outbox: string, name: string, newer: string): ProgressFactory {
+  let replaced = false;
+  return (spec) => ({
+    ...noProgress(spec),
+    stop: () => {
+      if (spec.label !== 'sending' || replaced) return;
+      replaced = true;
+      const draft = join(outbox, `.${name}.draft`);
+      writeFileSync(draft, newer);
+      const aMinuteAgo = new Date(Date.now() - 60_000);
+      utimesSync(draft, aMinuteAgo, aMinuteAgo);
+      renameSync(draft, join(outbox, name));
+    },
+  });
+}
+
+test('a file replaced as its send ends (a corrected result renamed into place) stays and goes as a message of its own; the one that went is what sent/ records', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('ORIGINAL'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const first = await pass(gp, outbox, client, { progress: replacedAsSendEnds(outbox, 'result.hl7', 'CORRECTED RESULT') });
+    t.deepEqual(first.errors, []);
+    t.is(first.sent.length, 1);
+    t.is(await readFile(join(outbox, 'result.hl7'), 'utf8'), 'CORRECTED RESULT', 'the newer file stays under its name');
+    t.deepEqual(await readdir(join(outbox, 'sent')), [`${first.sent[0]!.messageId}.json`], 'nothing else moved into sent/');
+
+    const second = await pass(gp, outbox, client);
+    t.is(second.sent.length, 1);
+    t.notDeepEqual(second.sent[0]!.messageId, first.sent[0]!.messageId);
+    t.is(await readFile(second.sent[0]!.sentPath, 'utf8'), 'CORRECTED RESULT');
+    t.deepEqual(await inboxContents(gp), ['CORRECTED RESULT', 'ORIGINAL']);
+  } finally {
+    client.close();
+  }
+});
+
+test('a refused file replaced before it is moved to failed/ is not moved: the newer one stays, with its control file, to be tried itself', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('ORIGINAL'), { to: 'NOSUCHMAILBOX' });
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const first = await pass(gp, outbox, client, { progress: replacedAsSendEnds(outbox, 'result.hl7', 'CORRECTED RESULT') });
+    t.is(first.refused, 0);
+    t.is(first.failed, 1);
+    t.regex(String(first.errors[0]), /a newer file of its name came meanwhile: it stays/);
+    t.is(await readFile(join(outbox, 'result.hl7'), 'utf8'), 'CORRECTED RESULT');
+    t.true((await readdir(outbox)).includes('result.hl7.ctl.json'));
+    t.deepEqual(await readdir(join(outbox, 'failed')), []);
+  } finally {
+    client.close();
+  }
+});
+
+test('a link to a file in the outbox is followed: the file it leads to goes, and the link moves into sent/; links to folders or nothing are left alone', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const elsewhere = await mkdtemp(join(work, 'elsewhere-'));
+  await put(elsewhere, 'large.dat', Buffer.from('linked content'));
+  await symlink(join(elsewhere, 'large.dat'), join(outbox, 'large.dat'));
+  await symlink(elsewhere, join(outbox, 'a-folder'));
+  await symlink(join(elsewhere, 'gone.dat'), join(outbox, 'dangling.dat'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const run = await pass(gp, outbox, client);
+    t.deepEqual(run.errors, []);
+    t.deepEqual(run.sent.map((receipt) => receipt.file), ['large.dat']);
+    t.is(await readFile(run.sent[0]!.sentPath, 'utf8'), 'linked content');
+    t.deepEqual(await inboxContents(gp), ['linked content']);
+    t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'a-folder', 'dangling.dat', 'failed', 'sent']);
+  } finally {
+    client.close();
+  }
 });
 
 test('an outbox folder that has gone (an unmounted share) fails the pass and is not made anew', async (t) => {

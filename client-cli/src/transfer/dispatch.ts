@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
@@ -87,8 +87,9 @@ const leftoversRemoved = new Set<string>();
  * files need), then moves it into `sent/` beside a receipt. A file the server refuses
  * (unknown recipient, workflow not allowed, a bad control file) goes into `failed/` beside
  * the reason; one that fails otherwise stays and is tried again next pass. Hidden files,
- * `.part` and `.tmp` files, control files and files changed in the last two seconds are left
- * alone. A folder that cannot be read, or that another dispatcher is working on, throws.
+ * `.part` and `.tmp` files, control files, what is not a file (a link to one is followed) and
+ * files changed in the last two seconds are left alone. A folder that cannot be read, or that
+ * another dispatcher is working on, throws.
  */
 export async function dispatchFolder(client: MeshClient, options: DispatchOptions): Promise<DispatchOutcome> {
   const { folder } = options;
@@ -111,13 +112,15 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
       if (options.signal?.aborted) break;
       if (options.skip?.(file)) continue;
       let receipt: DispatchReceipt | undefined;
+      let taken: Stats | undefined;
       try {
-        receipt = await dispatchFile(client, file, options);
+        taken = await stat(join(folder, file));
+        receipt = await dispatchFile(client, file, taken, options);
       } catch (error) {
         // Stopped part-way: the journal lets the next run finish the same message.
         if (options.signal?.aborted) break;
         const refusal = refusalOf(error);
-        if (refusal !== undefined && (await movedToFailed(folder, file, refusal, options))) {
+        if (refusal !== undefined && taken !== undefined && (await movedToFailed(folder, file, taken, refusal, options))) {
           refused += 1;
           options.onRefused(file, refusal);
         } else {
@@ -134,10 +137,11 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
 }
 
 /** Moves a refused file into `failed/`; one that cannot be moved (a full disk) is reported as failed, and stays. */
-async function movedToFailed(folder: string, file: string, reason: string, options: DispatchOptions): Promise<boolean> {
+async function movedToFailed(folder: string, file: string, taken: Stats, reason: string, options: DispatchOptions): Promise<boolean> {
   try {
-    await moveToFailed(folder, file, reason);
-    return true;
+    if (await moveToFailed(folder, file, taken, reason)) return true;
+    options.onFailed(file, new Error(`${reason}; a newer file of its name came meanwhile: it stays, to go itself`));
+    return false;
   } catch (error) {
     options.onFailed(file, new Error(`${reason}; and it could not be moved into ${FAILED_FOLDER}/: ${(error as Error).message}`));
     return false;
@@ -175,23 +179,28 @@ async function waitingFiles(folder: string): Promise<{ readonly ready: string[];
   const unsettled: string[] = [];
   for (const entry of await readdir(folder, { withFileTypes: true })) {
     const { name } = entry;
-    if (!entry.isFile() || name.startsWith('.') || name.endsWith('.part') || name.endsWith('.tmp') || name.endsWith(CONTROL_SUFFIX)) continue;
+    if (!(entry.isFile() || entry.isSymbolicLink()) || name.startsWith('.') || name.endsWith('.part') || name.endsWith('.tmp') || name.endsWith(CONTROL_SUFFIX)) continue;
+    // A link is followed (some systems link large files into the outbox rather than copy them): what it leads to must be a file.
+    const info = await stat(join(folder, name)).catch(ignoreMissing);
+    if (!info?.isFile()) continue;
     // Its control file too may still be being written.
-    const isSettled = settled(await stat(join(folder, name)).catch(ignoreMissing), true) && settled(await controlStats(folder, name), false);
+    const isSettled = settled(info, true) && settled(await controlStats(folder, name), false);
     (isSettled ? ready : unsettled).push(name);
   }
   return { ready: ready.sort(), unsettled };
 }
 
-async function dispatchFile(client: MeshClient, file: string, options: DispatchOptions): Promise<DispatchReceipt> {
+async function dispatchFile(client: MeshClient, file: string, info: Stats, options: DispatchOptions): Promise<DispatchReceipt> {
   const path = join(options.folder, file);
-  const info = await stat(path);
+  // Refused whether or not it would go gzipped (as some bytes): an empty file in an outbox is a
+  // result not written yet (a placeholder made first and filled later), never one to send.
+  if (info.size === 0) throw new EmptyFileError(path);
   // An earlier run's message first: it went with what it went with, whatever the control file says now.
   const journal = await readJournal(options.folder, file);
   const sameFile = journal !== undefined && journal.size === info.size && journal.mtimeMs === info.mtimeMs;
   const previous = sameFile ? await findEarlierSend(client, journal) : undefined;
   if (previous && SENT_STATUSES.has(previous.status)) {
-    return finish(options.folder, file, sentWith(previous, file), {
+    return finish(options.folder, file, info, sentWith(previous, file), {
       messageId: previous.message_id,
       bytes: info.size,
       chunks: previous.chunk_count ?? 1,
@@ -209,7 +218,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
       verifyChecksum: false,
     });
     refuseChangedAfterSend(file, resumed);
-    return finish(options.folder, file, sentWith(previous, file), {
+    return finish(options.folder, file, info, sentWith(previous, file), {
       messageId: resumed.messageId,
       bytes: resumed.bytes,
       chunks: resumed.totalChunks,
@@ -261,7 +270,7 @@ async function dispatchFile(client: MeshClient, file: string, options: DispatchO
     throw asSetupError(error, control.to === undefined && control.workflowId === undefined);
   });
   refuseChangedAfterSend(file, sent);
-  return finish(options.folder, file, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
+  return finish(options.folder, file, info, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
 }
 
 /**
@@ -350,10 +359,15 @@ async function trackIfKnown(client: MeshClient, messageId: string): Promise<Trac
   }
 }
 
-/** The receipt first, then the file into `sent/`; the journal goes last, so an interrupted finish is simply done again. */
+/**
+ * The receipt first, then the file into `sent/`; the journal goes last, so an interrupted finish
+ * is simply done again. Only the file taken for this pass moves (see moveTaken): one of its name
+ * that is another by now stays, with its control file, to go next pass.
+ */
 async function finish(
   folder: string,
   file: string,
+  taken: Stats,
   fields: MessageFields,
   sent: { readonly messageId: string; readonly bytes: number; readonly chunks: number; readonly recovered: boolean },
 ): Promise<DispatchReceipt> {
@@ -372,11 +386,11 @@ async function finish(
     sentAt: new Date().toISOString(),
   };
   await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`);
-  await noteMove(folder, { file, ...(await identity(folder, file)), controlTo: null });
+  await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo: null });
   // A file removed once it had gone (read whole) leaves only its receipt.
-  await rename(join(folder, file), receipt.sentPath).catch(ignoreMissing);
+  const moved = await moveTaken(join(folder, file), receipt.sentPath, taken);
   // After the file (else an interrupted finish would leave the file without it): should this be cut short, the note has the next pass do it.
-  if (await controlStats(folder, file)) await rm(controlPath(folder, file), { force: true });
+  if (moved !== 'replaced' && (await controlStats(folder, file))) await rm(controlPath(folder, file), { force: true });
   await syncFolder(join(folder, SENT_FOLDER));
   await syncFolder(folder);
   await removeJournal(folder, file);
@@ -384,31 +398,59 @@ async function finish(
   return receipt;
 }
 
-/** What tells this file from a later one of the same name (none: it has gone already). */
-async function identity(folder: string, file: string): Promise<{ readonly size: number; readonly mtimeMs: number }> {
-  const info = await stat(join(folder, file)).catch(ignoreMissing);
-  return { size: info?.size ?? -1, mtimeMs: info?.mtimeMs ?? -1 };
+/**
+ * Moves the file taken for this pass, and no other: one that has taken its name since (a
+ * corrected result renamed into place while the first went) is another message's, and stays
+ * for the next pass. Looked at before the move and after it: one renamed into place between the
+ * two is given its name back (by a link, which never replaces a file newer still).
+ */
+async function moveTaken(from: string, to: string, taken: Stats): Promise<'moved' | 'gone' | 'replaced'> {
+  const before = await stat(from).catch(ignoreMissing);
+  if (!before) return 'gone';
+  if (!sameFile(before, taken)) return 'replaced';
+  await rename(from, to);
+  if (sameFile(await stat(to), taken)) return 'moved';
+  try {
+    await link(to, from);
+  } catch (error) {
+    throw new Error(`${from} was replaced twice while it was being moved: ${to} is not the file that went, but a later one; put it back`, { cause: error });
+  }
+  await unlink(to);
+  return 'replaced';
+}
+
+/** The same file, unchanged: same inode, size and modification time. */
+function sameFile(now: Stats, taken: Stats): boolean {
+  return now.dev === taken.dev && now.ino === taken.ino && now.size === taken.size && now.mtimeMs === taken.mtimeMs;
 }
 
 /** Leaves room within a name's 255 bytes for `.error.json` and the temporary name it is written under. */
 const FAILED_NAME_BYTES = 200;
 
-/** Moves the file (and its control file) into `failed/` under a unique, time-stamped name, beside `<name>.error.json`. */
-async function moveToFailed(folder: string, file: string, reason: string): Promise<void> {
+/**
+ * Moves the file (and its control file) into `failed/` under a unique, time-stamped name, beside
+ * `<name>.error.json`. False when a file that has taken its name since is there instead: not the
+ * one refused, it stays (with its control file), to be tried itself.
+ */
+async function moveToFailed(folder: string, file: string, taken: Stats, reason: string): Promise<boolean> {
+  const now = await stat(join(folder, file)).catch(ignoreMissing);
+  if (now && !sameFile(now, taken)) return false;
   const failedAt = new Date().toISOString();
   const unique = `${failedAt.replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
   const failedName = fitFileName(`${unique}_${file}`, FAILED_NAME_BYTES);
   const failed = join(folder, FAILED_FOLDER);
   await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt }, null, 2)}\n`);
   const controlTo = join(failed, `${failedName}${CONTROL_SUFFIX}`);
-  await noteMove(folder, { file, ...(await identity(folder, file)), controlTo });
+  await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo });
   // The file first: a control file moved without it would let the file go with the defaults.
-  await rename(join(folder, file), join(failed, failedName));
-  if (await controlStats(folder, file)) await rename(controlPath(folder, file), controlTo);
+  const moved = await moveTaken(join(folder, file), join(failed, failedName), taken);
+  if (moved === 'gone') throw new Error(`${file} is gone from the folder`);
+  if (moved === 'moved' && (await controlStats(folder, file))) await rename(controlPath(folder, file), controlTo);
   await syncFolder(failed);
   await syncFolder(folder);
   await removeJournal(folder, file);
   await removeMoveNote(folder, file);
+  return moved === 'moved';
 }
 
 /**
