@@ -599,6 +599,22 @@ test('an empty file is refused for itself, also when recipient and workflow came
   t.deepEqual(await inboxContents(gp), ['a result']);
 });
 
+test("a file whose time is far ahead of this machine's clock (a share's server clock running ahead) is held back with a word on stderr, whatever the flags; one a moment ahead, without", async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const twoHoursAhead = new Date(Date.now() + 2 * 60 * 60_000);
+  await writeFile(join(outbox, 'skewed.hl7'), 'from a share');
+  await utimes(join(outbox, 'skewed.hl7'), twoHoursAhead, twoHoursAhead);
+  await writeUnsettled(outbox, 'being-written.hl7', 'still coming');
+  const run = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--json']);
+  t.is(run.code, 0, run.stderr);
+  const settles = new Date(twoHoursAhead.getTime() - (twoHoursAhead.getTime() % 1000) + 2000).toISOString().slice(0, 19);
+  t.regex(run.stderr, new RegExp(`^meshbox: skewed\\.hl7: its modification time \\(or its control file's\\) is ahead of this machine's clock .*: it is left until ${settles}`, 'm'));
+  t.notRegex(run.stderr, /being-written/);
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'being-written.hl7', 'failed', 'sent', 'skewed.hl7']);
+  t.deepEqual(await inboxOf(gp), []);
+});
+
 /**
  * Progress displays that, as the send of a file ends (answered or refused), rename a newer file
  * of its name into its place: a corrected result, written beside it first and renamed in.

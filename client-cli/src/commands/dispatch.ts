@@ -15,6 +15,9 @@ interface DispatchFlags extends FolderPassFlags {
   readonly checksum?: boolean;
 }
 
+/** A file whose time is further ahead of this machine's clock than this is told of: it is held back until then. */
+const CLOCK_AHEAD_TOLD_MS = 5 * 60_000;
+
 export function registerDispatchCommand(program: Command, context: CliContext): void {
   withFolderPassOptions(
     program
@@ -65,6 +68,16 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
       ].join('\n'),
     )
     .action(async (folder: string, flags: DispatchFlags, command: Command) => {
+      // Said once per file and time, whatever the flags: a --watch service would otherwise hold the file back for hours without a word.
+      const toldAhead = new Set<string>();
+      const aheadOfClock = (file: string, settlesAt: Date): void => {
+        const told = `${file} ${settlesAt.getTime()}`;
+        if (toldAhead.has(told)) return;
+        toldAhead.add(told);
+        context.io.stderr(
+          `meshbox: ${file}: its modification time (or its control file's) is ahead of this machine's clock (a share whose server's clock runs ahead?): it is left until ${settlesAt.toISOString()}, when it will not have changed for ${SETTLE_MS / 1000} s\n`,
+        );
+      };
       const options: DispatchOptions = {
         folder: await existingFolder(context, command, folder, flags),
         defaults: {
@@ -82,7 +95,10 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
           context.io.stderr(
             `${errorLine(error)} (${file} ${mayHaveBeenSent(error) ? 'may have been delivered all the same: it stays, and the next pass looks for it by its local id before sending it again; do not send it by hand' : 'stays in the folder'})\n`,
           ),
-        onUnsettled: (file) => context.tell(flags, `${file} changed in the last ${SETTLE_MS / 1000} s: left for the next pass`),
+        onUnsettled: (file, settlesAt) => {
+          if (settlesAt.getTime() - Date.now() <= SETTLE_MS + CLOCK_AHEAD_TOLD_MS) context.tell(flags, `${file} changed in the last ${SETTLE_MS / 1000} s: left for the next pass`);
+          else aheadOfClock(file, settlesAt);
+        },
       };
       const unsent = await runFolderPasses(context, command, flags, {
         polled: 'the folder',

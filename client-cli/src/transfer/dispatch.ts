@@ -65,8 +65,8 @@ export interface DispatchOptions {
   readonly skip?: (file: string) => boolean;
   /** Every file waiting in the folder for this pass. */
   readonly onListed?: (files: readonly string[]) => void;
-  /** A file (or its control file) changed too recently to be taken: left for a later pass. */
-  readonly onUnsettled?: (file: string) => void;
+  /** A file (or its control file) changed too recently to be taken: left for a later pass, until `settlesAt` at the soonest. */
+  readonly onUnsettled?: (file: string, settlesAt: Date) => void;
 }
 
 /** What a pass did not send: files that stay for the next pass, and files moved into `failed/`. */
@@ -103,9 +103,9 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
       leftoversRemoved.add(folder);
     }
     const { ready, unsettled } = await waitingFiles(folder);
-    await removeStaleJournals(folder, [...ready, ...unsettled]);
+    await removeStaleJournals(folder, [...ready, ...unsettled.map(({ file }) => file)]);
     options.onListed?.(ready);
-    for (const file of unsettled) options.onUnsettled?.(file);
+    for (const { file, settlesAt } of unsettled) options.onUnsettled?.(file, settlesAt);
     let failed = 0;
     let refused = 0;
     for (const file of ready) {
@@ -171,12 +171,17 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
   await pollUntilStopped(() => dispatchFolder(client, pass), options);
 }
 
+interface UnsettledFile {
+  readonly file: string;
+  /** When neither it nor its control file will have changed for SETTLE_MS, if they are left alone. */
+  readonly settlesAt: Date;
+}
+
 /** The folder's files (by name): those ready to go, and those (or their control files) still being written. */
-async function waitingFiles(folder: string): Promise<{ readonly ready: string[]; readonly unsettled: string[] }> {
-  const settledBefore = Date.now() - SETTLE_MS;
-  const settled = (info: Stats | undefined, mustExist: boolean) => (info === undefined ? !mustExist : info.mtimeMs <= settledBefore);
+async function waitingFiles(folder: string): Promise<{ readonly ready: string[]; readonly unsettled: UnsettledFile[] }> {
+  const now = Date.now();
   const ready: string[] = [];
-  const unsettled: string[] = [];
+  const unsettled: UnsettledFile[] = [];
   for (const entry of await readdir(folder, { withFileTypes: true })) {
     const { name } = entry;
     if (!(entry.isFile() || entry.isSymbolicLink()) || name.startsWith('.') || name.endsWith('.part') || name.endsWith('.tmp') || name.endsWith(CONTROL_SUFFIX)) continue;
@@ -184,8 +189,9 @@ async function waitingFiles(folder: string): Promise<{ readonly ready: string[];
     const info = await stat(join(folder, name)).catch(ignoreMissing);
     if (!info?.isFile()) continue;
     // Its control file too may still be being written.
-    const isSettled = settled(info, true) && settled(await controlStats(folder, name), false);
-    (isSettled ? ready : unsettled).push(name);
+    const settlesAt = Math.max(info.mtimeMs, (await controlStats(folder, name))?.mtimeMs ?? 0) + SETTLE_MS;
+    if (settlesAt <= now) ready.push(name);
+    else unsettled.push({ file: name, settlesAt: new Date(settlesAt) });
   }
   return { ready: ready.sort(), unsettled };
 }
