@@ -45,8 +45,8 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(requestContext(logger));
   app.use(recordMetrics(metrics));
   app.use(errorResponder());
-  app.use(apiVersion());
   app.use(refuseConnectionsOverClientLimit());
+  app.use(apiVersion());
   app.use(checkRequestForm());
   // Health first: it must answer (503) even while Redis, which revocation checks need, is away.
   app.use(healthRoutes.routes());

@@ -101,13 +101,16 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000;
 /** Connections one client (a certificate's CN) holds to a process at once, so that one cannot take them all. */
 export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 100;
 
+/** How long a connection over its client's limit is kept for a first request to answer 429 (a round trip, on any line). */
+const OVER_CLIENT_LIMIT_GRACE_MS = 2_000;
+
 export interface MeshServerOptions {
   readonly timeouts?: ClientTimeouts;
   /** One connection more is closed as it arrives (MESHBOX_MAX_CONNECTIONS). */
   readonly maxConnections?: number;
   /** One connection more of the same client is answered 429 and closed (MESHBOX_MAX_CONNECTIONS_PER_CLIENT; 0: no limit). */
   readonly maxConnectionsPerClient?: number;
-  /** Told of each connection over its client's limit, with the client's name and address. */
+  /** Told of each connection over its client's limit (refused: its requests answered 429, or closed unused), with the client's name and address. */
   readonly onClientOverLimit?: (client: string, clientAddress: string | undefined) => void;
   readonly onHandshakeFailed?: HandshakeFailureHandler;
   /** Told of each connection closed as it arrived, the server holding its maximum. */
@@ -180,7 +183,14 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
       return;
     }
     const admission = perClient.admit(socket);
-    if (!admission.admitted) onClientOverLimit(admission.client, clientAddress(socket));
+    if (admission.admitted) return;
+    onClientOverLimit(admission.client, clientAddress(socket));
+    // Its requests are answered 429 (refuseConnectionsOverClientLimit). One that sends none would
+    // otherwise be held until the headers timeout, uncounted: a client opening connections it never
+    // uses could still take all of the server's.
+    setTimeout(() => {
+      if (!answering.get(socket)?.length) socket.destroy();
+    }, OVER_CLIENT_LIMIT_GRACE_MS).unref();
   });
   server.on('clientError', answerUnparseableRequest);
   noteConnections(server);
@@ -352,7 +362,8 @@ export function connectionRefusalReporter(logger: Logger, metrics: Metrics, maxC
 
 /**
  * Counts the connections over their client's limit, and logs them per client once an interval:
- * the client is told (429), but it is the operator who must find a client leaking connections.
+ * the client is told (429, on a connection it uses), but it is the operator who must find a
+ * client leaking connections.
  */
 export function clientOverLimitReporter(logger: Logger, metrics: Metrics, maxConnectionsPerClient: number, logIntervalMs = REFUSAL_LOG_INTERVAL_MS): (client: string, clientAddress: string | undefined) => void {
   const log = quietRepeats(logIntervalMs);
@@ -360,9 +371,9 @@ export function clientOverLimitReporter(logger: Logger, metrics: Metrics, maxCon
     metrics.clientConnectionsRefused.inc();
     log(
       client,
-      () => logger.warn({ client, address: clientAddress, maxConnectionsPerClient }, 'connection answered 429: its client holds MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections'),
+      () => logger.warn({ client, address: clientAddress, maxConnectionsPerClient }, 'connection refused: its client holds MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections'),
       (repeats) =>
-        logger.warn({ client, repeats, seconds: logIntervalMs / 1000, maxConnectionsPerClient }, `${repeats} more connections answered 429: their client holds MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections`),
+        logger.warn({ client, repeats, seconds: logIntervalMs / 1000, maxConnectionsPerClient }, `${repeats} more connections refused: their client holds MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections`),
     );
   };
 }

@@ -74,7 +74,7 @@ export class Metrics {
     });
     this.clientConnectionsRefused = new Counter({
       name: 'meshbox_client_connections_refused_total',
-      help: 'Connections answered 429 and closed, their client holding MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections to the process',
+      help: 'Connections refused (their requests answered 429, or closed unused after 2 s), their client holding MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections to the process',
       registers,
     });
     if (queue) {

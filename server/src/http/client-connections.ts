@@ -3,6 +3,8 @@ import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import { TooManyConnectionsError } from '../domain/errors.ts';
 import { HoldsPerKey } from '../domain/holds-per-key.ts';
+import { apiVersionFromAccept } from '../../../shared/src/protocol/index.ts';
+import type { RequestState } from './middleware/request-context.ts';
 import { peerCertificate } from './peer-certificate.ts';
 
 /** Connections admitted over their client's limit: each is answered 429 and closed. The value is the limit, for the answer. */
@@ -25,7 +27,9 @@ export class ClientConnectionLimit {
 
   /** Counts a handshaken connection until it closes, or marks it over its client's limit (and then does not count it); says which. */
   admit(socket: TLSSocket): { readonly admitted: true } | { readonly admitted: false; readonly client: string } {
-    const client = peerCertificate(socket).commonName?.toUpperCase() ?? '';
+    const { commonName, serialNumber } = peerCertificate(socket);
+    // A certificate of no single CN (only another CA would issue one) is a client of its own.
+    const client = commonName?.toUpperCase() ?? `serial ${serialNumber ?? ''}`;
     const release = this.#connections.take(client);
     if (!release) {
       overLimit.set(socket, this.#connections.max);
@@ -39,12 +43,16 @@ export class ClientConnectionLimit {
 /**
  * Answers every request on a connection over its client's limit 429 and closes it: the client
  * learns why (a connection closed without a word would look like a network fault, and be
- * retried at once), and its connections already open go on being served.
+ * retried at once), and its connections already open go on being served. First of all the
+ * checks of a request, so that nothing else (an Accept header it does not take) is answered
+ * instead, on a connection kept open; the answer is in the API version asked for, if any.
  */
-export function refuseConnectionsOverClientLimit(): Middleware {
+export function refuseConnectionsOverClientLimit(): Middleware<RequestState> {
   return async (ctx, next) => {
     const limit = overLimit.get(ctx.req.socket);
-    if (limit !== undefined) throw new TooManyConnectionsError(limit);
-    await next();
+    if (limit === undefined) return next();
+    const version = apiVersionFromAccept(ctx.get('Accept') || undefined);
+    if (version !== undefined) ctx.state.apiVersion = version;
+    throw new TooManyConnectionsError(limit);
   };
 }
