@@ -16,7 +16,11 @@ export const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'
 /** Takes the lock if nobody holds it: true when taken. */
 export async function tryLock(path: string, token: string): Promise<boolean> {
   const draft = `${path}.${process.pid}.${randomUUID()}`;
-  await writeFile(draft, token);
+  // A write that fails part-way (a full disk) leaves a draft to remove too.
+  await writeFile(draft, token).catch(async (error: unknown) => {
+    await rm(draft, { force: true });
+    throw error;
+  });
   try {
     await link(draft, path);
     return true;
