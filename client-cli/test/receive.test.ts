@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +55,29 @@ const inboxOf = async (files: MailboxFiles): Promise<string[]> =>
   (await mailboxRequest(server, files.mailbox, { path: `/messageexchange/${files.mailbox.id}/inbox` })).json().messages;
 
 const readJson = async (path: string): Promise<Record<string, any>> => JSON.parse(await readFile(path, 'utf8'));
+
+test.serial('on a file system that cannot flush a folder (EINVAL, as some network and FUSE mounts answer) receive saves and acknowledges all the same, not again at every pass', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'result.hl7', Buffer.from('MSH|'));
+  const into = await folder();
+  // FileHandle's class, reached through a handle: its sync refuses for folders, as such a mount's does.
+  const probe = await open(into, 'r');
+  const fileHandle = Object.getPrototypeOf(probe) as { sync: (this: FileHandle) => Promise<void> };
+  await probe.close();
+  const sync = fileHandle.sync;
+  fileHandle.sync = async function (this: FileHandle) {
+    if ((await this.stat()).isDirectory()) throw Object.assign(new Error('EINVAL: invalid argument, fsync'), { code: 'EINVAL' });
+    return sync.call(this);
+  };
+  try {
+    const received = await as(gp, ['receive', into, '--json'], work);
+    t.is(received.code, 0, received.stderr);
+  } finally {
+    fileHandle.sync = sync;
+  }
+  t.is(await readFile(join(into, `${messageId}_result.hl7`), 'utf8'), 'MSH|');
+  t.deepEqual(await inboxOf(gp), [], 'acknowledged');
+});
 
 test('receive saves every message (chunked and gzipped too, and a report) with its metadata, then acknowledges it', async (t) => {
   const { lab, gp } = await pair();

@@ -75,17 +75,24 @@ export async function writeFileAtomically(path: string, text: string, options: A
 /**
  * Renames are durable only once their folder is flushed: after a power cut the files must be
  * where the server was told they are. (Windows cannot open a folder to flush it; NTFS
- * journals the rename itself.)
+ * journals the rename itself.) A file system that cannot flush a folder at all (some network
+ * and FUSE mounts refuse with EINVAL or EBADF, as PostgreSQL also allows for) makes renames as
+ * durable as it can: failing there would have every message received again at every pass,
+ * never acknowledged.
  */
 export async function syncFolder(folder: string): Promise<void> {
   if (process.platform === 'win32') return;
   const handle = await open(folder, 'r');
   try {
-    await handle.sync();
+    await handle.sync().catch((error: NodeJS.ErrnoException) => {
+      if (!FOLDER_SYNC_UNSUPPORTED.has(error.code ?? '')) throw error;
+    });
   } finally {
     await handle.close();
   }
 }
+
+const FOLDER_SYNC_UNSUPPORTED = new Set(['EINVAL', 'EBADF']);
 
 /**
  * Refuses before anything is done when a file (or a link) is where one of `paths` is to be
