@@ -172,7 +172,7 @@ export interface ServerConfig extends BackendConfig {
   readonly clientTimeouts: ClientTimeouts;
   /** Connections the process holds at once; one more is closed as it arrives. */
   readonly maxConnections: number;
-  /** Connections one client (a certificate's CN) holds at once; one more is answered 429 and closed. 0: no limit. */
+  /** Connections one client (a certificate's CN) holds at once; one more is refused (answered 429, or closed unused). 0: no limit. */
   readonly maxConnectionsPerClient: number;
   /** How long a worker holds a lifecycle check it claimed before another may take it. */
   readonly lifecycleLeaseMs: number;

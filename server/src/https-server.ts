@@ -108,7 +108,7 @@ export interface MeshServerOptions {
   readonly timeouts?: ClientTimeouts;
   /** One connection more is closed as it arrives (MESHBOX_MAX_CONNECTIONS). */
   readonly maxConnections?: number;
-  /** One connection more of the same client is answered 429 and closed (MESHBOX_MAX_CONNECTIONS_PER_CLIENT; 0: no limit). */
+  /** One connection more of the same client is refused: answered 429, or closed unused (MESHBOX_MAX_CONNECTIONS_PER_CLIENT; 0: no limit). */
   readonly maxConnectionsPerClient?: number;
   /** Told of each connection over its client's limit (refused: its requests answered 429, or closed unused), with the client's name and address. */
   readonly onClientOverLimit?: (client: string, clientAddress: string | undefined) => void;
@@ -174,10 +174,10 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
   );
   // An Expect other than 100-continue: Node would answer a bare 417 itself; the app refuses it with a MESH body.
   server.on('checkExpectation', serve);
-  // A resumption skips the certificate check, which would refuse a certificate expired since its session began.
   const clientAddress = noteClientAddresses(server);
   const perClient = new ClientConnectionLimit(maxConnectionsPerClient);
   server.on('secureConnection', (socket: TLSSocket) => {
+    // A resumption skips the certificate check, which would refuse a certificate expired since its session began.
     if (socket.isSessionReused() && (peerCertificate(socket).notAfter?.getTime() ?? 0) <= Date.now()) {
       socket.destroy();
       return;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { link, mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
@@ -418,16 +419,24 @@ async function moveTaken(from: string, to: string, taken: Stats): Promise<'moved
   if (sameFile(await stat(to), taken)) return 'moved';
   try {
     await link(to, from);
+    await unlink(to);
   } catch (error) {
-    throw new Error(`${from} was replaced twice while it was being moved: ${to} is not the file that went, but a later one; put it back`, { cause: error });
+    // Where there are no hard links (FAT, many SMB mounts) a rename gives the name back.
+    if (!NO_HARD_LINKS.has((error as NodeJS.ErrnoException).code ?? '')) {
+      throw new Error(`${from} was replaced twice while it was being moved: ${to} is not the file that went, but a later one; put it back`, { cause: error });
+    }
+    await rename(to, from);
   }
-  await unlink(to);
   return 'replaced';
 }
 
-/** The same file, unchanged: same inode, size and modification time. */
+/**
+ * The same file, unchanged: the same size and modification time, which a rename keeps on every
+ * file system (not so the inode number: FAT's changes with the name, and some SMB mounts make
+ * them up), and a file written anew changes.
+ */
 function sameFile(now: Stats, taken: Stats): boolean {
-  return now.dev === taken.dev && now.ino === taken.ino && now.size === taken.size && now.mtimeMs === taken.mtimeMs;
+  return now.size === taken.size && now.mtimeMs === taken.mtimeMs;
 }
 
 /** Leaves room within a name's 255 bytes for `.error.json` and the temporary name it is written under. */
