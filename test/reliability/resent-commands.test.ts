@@ -8,9 +8,11 @@ import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
 import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { UsedTokenStore } from '../../server/src/store/used-tokens.ts';
+import { MailboxStore } from '../../server/src/store/mailboxes.ts';
+import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
-import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { overriding } from '../support/overriding.ts';
 
 let server: TestServer;
@@ -151,4 +153,19 @@ test("a send whose token claim runs twice is sent, not taken for its token's ear
   } finally {
     await twice.close();
   }
+});
+
+test('a mailbox whose creating command runs twice is created, not taken for another of its id; a second creation of the id is refused', async (t) => {
+  const evalsha = server.redis.evalsha.bind(server.redis) as (...args: unknown[]) => Promise<unknown>;
+  const redis = overriding(server.redis, {
+    evalsha: (async (...args: unknown[]) => {
+      await evalsha(...args);
+      return evalsha(...args);
+    }) as typeof server.redis.evalsha,
+  });
+  const mailboxes = new MailboxStore(redis, redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY));
+  const id = `RESENT${randomUUID().slice(0, 8).toUpperCase()}`;
+  t.true(await mailboxes.create({ id, password: 'first' }));
+  t.false(await mailboxes.create({ id, password: 'first' }), 'the same id again, by another call');
+  t.is((await server.services.mailboxes.get(id, { fresh: true }))?.password, 'first');
 });

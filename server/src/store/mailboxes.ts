@@ -107,7 +107,7 @@ export class MailboxStore {
     this.#onUnreadable = onUnreadable;
   }
 
-  /** Registers a mailbox; false when the id is taken. */
+  /** Registers a mailbox; false when the id is taken (by another call). */
   async create(mailbox: NewMailbox, now: Date = new Date()): Promise<boolean> {
     const workflows = mailbox.workflows ?? [ANY_WORKFLOW];
     const fields = {
@@ -127,8 +127,11 @@ export class MailboxStore {
       this.#keys.directoryVersion,
       ...workflows.filter((workflow) => workflow !== ANY_WORKFLOW).map((workflow) => this.#keys.workflowReceivers(workflow)),
     ];
-    const created = await createMailbox.run(this.#redis, keys, [mailbox.id, ...Object.entries(fields).flat()]);
-    return created === 1;
+    if ((await createMailbox.run(this.#redis, keys, [mailbox.id, ...Object.entries(fields).flat()])) === 1) return true;
+    // ioredis sends a command again when its connection broke before the answer came: the
+    // mailbox found may be this very call's, which its password tells (encrypted under a fresh IV,
+    // it is no other call's).
+    return (await this.#redis.hget(keys[0]!, 'password')) === fields.password;
   }
 
   /**
