@@ -1,4 +1,5 @@
 import test from 'ava';
+import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { DEFAULT_PERIODS } from '../../server/src/config.ts';
@@ -10,6 +11,7 @@ import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
+import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { AUDIT_SHARDS } from '../../server/src/store/audit-log.ts';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
@@ -118,6 +120,26 @@ test('after acknowledgement the payload is purged once the retention passes; tra
   t.is(await advanceLifecycle(later(periods.messageRetentionMs + SECOND), messageId), undefined);
   const purged = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
   t.is(purged.status, 404);
+});
+
+test('a purge whose objects object storage did not delete (a 200 listing them as errors) is not taken for done: the check fails, and its retry purges', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'to be purged');
+  await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+  const { s3 } = server.connections;
+  const refusing = overriding(s3, {
+    send: (async (command: { input: unknown }) => {
+      if (!(command instanceof DeleteObjectsCommand)) return s3.send(command as never);
+      const { Delete } = command.input as { Delete: { Objects: { Key: string }[] } };
+      return { Errors: Delete.Objects.map(({ Key }) => ({ Key, Code: 'InternalError', Message: 'We encountered an internal error. Please try again.' })) };
+    }) as typeof s3.send,
+  });
+  const afterRetention = later(periods.payloadRetentionMs + SECOND);
+  await t.throwsAsync(advanceLifecycle({ ...afterRetention, payloads: new PayloadStore(refusing, server.bucket) }, messageId), { message: /did not delete 1 of 1 objects .*InternalError/ });
+  t.is(await objectsOf(messageId), 1);
+  t.is((await server.services.messages.get(messageId))?.payloadPurgedAt, undefined, 'not marked purged');
+  await advanceLifecycle(afterRetention, messageId);
+  t.is(await objectsOf(messageId), 0);
+  t.truthy((await server.services.messages.get(messageId))?.payloadPurgedAt);
 });
 
 test('a small message kept in Redis has its payload purged there too', async (t) => {

@@ -93,7 +93,12 @@ export class PayloadStore {
       const page = await this.#s3.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken }));
       const objects = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
       if (objects.length > 0) {
-        await this.#s3.send(new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: objects } }));
+        const { Errors: failed = [] } = await this.#s3.send(new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: objects } }));
+        // S3 answers 200 with the keys it could not delete listed: the purge has not happened, and its check must be tried again.
+        if (failed.length > 0) {
+          const [first] = failed;
+          throw new Error(`object storage did not delete ${failed.length} of ${objects.length} objects under ${prefix} (${first?.Key}: ${first?.Code} ${first?.Message ?? ''})`.trim());
+        }
       }
       ContinuationToken = page.NextContinuationToken;
     } while (ContinuationToken);
