@@ -269,6 +269,15 @@ test('an expiry interrupted between its steps is finished by the next run: out o
   t.false((await inboxOf(lab)).includes(finished.reportId), 'a collected report does not come back');
 });
 
+test('an acknowledgement cut off before the inbox was updated, and never retried, is completed by the next lifecycle check: the message is listed no more', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'acknowledged, still listed');
+  // As if the server died after recording the acknowledgement, before leaving the inbox and moving the check.
+  t.is(await server.services.messages.acknowledge(messageId, gp.id, new Date()), 'acknowledged');
+  t.true((await inboxOf(gp)).includes(messageId));
+  await advanceLifecycle(later(SECOND), messageId);
+  t.false((await inboxOf(gp)).includes(messageId));
+});
+
 test('an acceptance or acknowledgement cut off before the inbox was updated is completed when the client retries', async (t) => {
   const chunks = [Buffer.alloc(10, 1), Buffer.alloc(10, 2)];
   const messageId = await startTwoChunkMessage('RETRY', chunks[0]!);
