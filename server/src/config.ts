@@ -22,6 +22,13 @@ export const DEFAULT_LIMITS: TransferLimits = {
 };
 
 const DAY_MS = 86_400_000;
+
+/**
+ * How far ahead of an API process's clock a worker's may run (operations.md: run them on NTP).
+ * A send allows for a worker that took its first check that early (see firstCheckMayHaveCome).
+ */
+const WORKER_CLOCK_AHEAD_MS = 5 * 60_000;
+
 /** MESH: unacknowledged messages expire after 5 days, records go 30 days after delivery. */
 export const DEFAULT_PERIODS: RetentionPeriods = {
   inboxExpiryMs: 5 * DAY_MS,
@@ -33,9 +40,14 @@ export const DEFAULT_PERIODS: RetentionPeriods = {
   deliveryCheckMs: deliveryCheckAfter(DEFAULT_CLIENT_TIMEOUTS.requestMs),
 };
 
-/** A minute past the longest a request may take. */
+/**
+ * A minute past the longest a request may take, and at least twice as long as a worker's clock
+ * may run ahead: a send allows for half the delay (a short request timeout would otherwise leave
+ * less than a clock's allowance, and a small send recorded after a skewed worker took its first
+ * check without a check at all).
+ */
 function deliveryCheckAfter(requestTimeoutMs: number): number {
-  return requestTimeoutMs + 60_000;
+  return Math.max(requestTimeoutMs + 60_000, 2 * WORKER_CLOCK_AHEAD_MS);
 }
 
 /** How long a worker holds a lifecycle check it claimed: one that dies mid-check delays it this long. */

@@ -63,6 +63,10 @@ test('a period that runs as a timer is at most a day: Node fires a longer one at
     t.throws(() => loadConfig({ ...files, [variable]: '0.001' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at least 1 \\(a second\\)`) });
   }
   t.is(loadConfig({ ...files, MESHBOX_HEADERS_TIMEOUT_SECONDS: '1' }).clientTimeouts.headersMs, 1000);
+  // A new message's first check: a minute past the request timeout, and never sooner than twice a worker clock's allowance ahead (5 minutes).
+  t.is(loadConfig(files).periods.deliveryCheckMs, 16 * 60_000);
+  t.is(loadConfig({ ...files, MESHBOX_REQUEST_TIMEOUT_SECONDS: '60' }).periods.deliveryCheckMs, 10 * 60_000);
+  t.is(loadConfig({ ...files, MESHBOX_REQUEST_TIMEOUT_SECONDS: '1800' }).periods.deliveryCheckMs, 31 * 60_000);
   t.is(loadConfig(files).maxConnections, 10_000);
   t.is(loadConfig({ ...files, MESHBOX_MAX_CONNECTIONS: '500' }).maxConnections, 500);
   for (const value of ['0', '1.5', 'many']) t.throws(() => loadConfig({ ...files, MESHBOX_MAX_CONNECTIONS: value }), { instanceOf: ConfigError, message: /MESHBOX_MAX_CONNECTIONS/ });

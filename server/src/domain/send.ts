@@ -156,7 +156,8 @@ async function returnIfRecipientDeactivated(services: Services, messageId: strin
 
 /**
  * Whether a send has taken so long that its message's first lifecycle check may have come
- * already (workers may run on other machines, so their clocks are allowed minutes ahead). A
+ * already (workers may run on other machines, so their clocks are allowed minutes ahead: the
+ * delay to that check is at least twice that allowance, so half of it covers it; config.ts). A
  * send normally ends long before; only a stalled one (Redis away, a dead connection whose
  * commands ioredis sends again once it reconnects) must allow for what that check did.
  */
