@@ -557,6 +557,15 @@ test('a message listed though it can no longer be downloaded (a delivery cut off
   t.false(listed.includes(acknowledged));
 });
 
+test('a check that finds a send still storing chunk 1 (its id reserved) looks again a delivery-check period on, as for an upload: the send may record the message and stop short of delivering it', async (t) => {
+  const reserved = newMessageId();
+  t.true(await server.services.messages.reserveId(reserved));
+  const before = Date.now();
+  const next = await advanceLifecycle(server.services, reserved);
+  t.truthy(next);
+  t.true(next!.getTime() >= before + periods.deliveryCheckMs && next!.getTime() <= Date.now() + periods.deliveryCheckMs, String(next));
+});
+
 test('an id stays taken while its message is recorded: it cannot be reserved again', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'mine');
   t.false(await server.services.messages.reserveId(messageId));

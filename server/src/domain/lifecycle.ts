@@ -137,9 +137,11 @@ export async function advanceLifecycle(services: Services, messageId: string): P
     const now = services.now();
     const message = await services.messages.get(messageId);
     if (!message) {
-      // Chunk 1 of a send may still be streaming in; otherwise only orphaned objects (a send
-      // that failed after storing its payload) can be left, and they go.
-      if (await services.messages.isReserved(messageId)) return at(now, services.periods.uploadExpiryMs);
+      // Chunk 1 of a send may still be streaming in (looked at again as an upload is: a send that
+      // records its message after this check, and is cut off before delivering it, leaves the
+      // delivery to the next); otherwise only orphaned objects (a send that failed after storing
+      // its payload) can be left, and they go.
+      if (await services.messages.isReserved(messageId)) return at(now, Math.min(services.periods.deliveryCheckMs, services.periods.uploadExpiryMs));
       // Recording a message ends its reservation: one recorded between the two reads is there now.
       if (await services.messages.get(messageId)) continue;
       await services.payloads.deleteMessage(messageId);
