@@ -1,7 +1,12 @@
 import test from 'ava';
 import { pino } from 'pino';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
-import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
+import { Queue } from 'bullmq';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../../scripts/services/processes.ts';
+import { DEFAULT_PERIODS } from '../../server/src/config.ts';
+import { queuePrefix, runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
+import { LIFECYCLE_QUEUE } from '../../server/src/jobs/queue-name.ts';
 import { type Claim, SCHEDULE_SHARDS } from '../../server/src/store/lifecycle-schedule.ts';
 import { startTestServer } from '../support/harness.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
@@ -56,6 +61,27 @@ test('a worker that dies mid-check (after its effect, before setting the next ch
     t.is(tracking.json().status, 'undeliverable');
     t.is(await reportsAbout(messageId), 1, 'exactly one non-delivery report');
   } finally {
+    await server.close();
+  }
+});
+
+test("sweeps whose job chain broke (BullMQ's next job never added: Redis refused the write) start again: each worker sets the schedulers anew", async (t) => {
+  const server = await startTestServer({ worker: false, periods: { ...DEFAULT_PERIODS, inboxExpiryMs: 1_500, deliveryCheckMs: 5_000 } });
+  const prefix = queuePrefix(server.redisPrefix);
+  const queue = new Queue(LIFECYCLE_QUEUE, { connection: server.redis, prefix });
+  try {
+    await server.connections.startWorker(pino({ level: 'silent' }), undefined, { sweepEveryMs: 200, schedulersEveryMs: 3_000 });
+    await sleep(1_000);
+    // No next job anywhere: what a refused write leaves.
+    await server.redis.del(`${prefix}:${LIFECYCLE_QUEUE}:delayed`);
+    const jobsLeft = async () => Object.values(await queue.getJobCounts('delayed', 'waiting', 'active')).reduce((sum, count) => sum + count, 0);
+    t.true(await waitFor(async () => (await jobsLeft()) === 0, 2_000, 20), 'the chain is broken');
+    const [sender, recipient] = [await server.createMailbox(), await server.createMailbox()];
+    const messageId = await sendMessage(server, sender, recipient, 'never collected');
+    const tracked = async () => (await mailboxRequest(server, sender, { path: `/messageexchange/${sender.id}/outbox/tracking?messageID=${messageId}` })).json().status;
+    t.true(await waitFor(async () => (await tracked()) === 'undeliverable', 20_000, 200), 'expired by a sweep');
+  } finally {
+    await queue.close();
     await server.close();
   }
 });

@@ -22,10 +22,13 @@ export interface WorkerTiming {
   readonly sweepEveryMs?: number;
   /** How long a claimed check is held before another worker may take it (a worker that died). */
   readonly leaseMs?: number;
+  /** How often each worker sets the job schedulers again (see startLifecycleWorker). */
+  readonly schedulersEveryMs?: number;
 }
 
 const DEFAULT_SWEEP_EVERY_MS = 1_000;
 const AUDIT_TRIM_EVERY_MS = 60_000;
+const DEFAULT_SCHEDULERS_EVERY_MS = 60_000;
 /** Checks run at once by one sweep: each may delete many objects from S3. */
 const BATCH = 32;
 /**
@@ -124,7 +127,11 @@ export function workerErrorReporter(logger: Logger, intervalMs = WORKER_ERROR_LO
 /**
  * Runs lifecycle sweeps as BullMQ jobs: a job scheduler adds one every sweep interval, and any
  * number of worker processes take them (claims keep two sweeps from running one check at once).
- * Another trims the audit log once a minute.
+ * Another trims the audit log once a minute. BullMQ adds a scheduler's next job as a worker takes
+ * the current one; should Redis refuse that write (out of memory, a failover's read-only moment)
+ * past its retries, the chain ends, and sweeps (expiries, reports, purges) stop until a process
+ * starts. So each worker sets the schedulers again every minute: an upsert leaves a pending next
+ * job as it is, and adds one where there is none.
  */
 export async function startLifecycleWorker(
   services: Services,
@@ -138,8 +145,11 @@ export async function startLifecycleWorker(
   const queue = new Queue(LIFECYCLE_QUEUE, { connection, prefix });
   queue.on('error', (error) => logger.error({ err: error }, 'lifecycle queue error'));
   const jobOptions = { removeOnComplete: true, removeOnFail: 100 };
-  await queue.upsertJobScheduler('sweep', { every: timing.sweepEveryMs ?? DEFAULT_SWEEP_EVERY_MS }, { name: 'sweep', opts: jobOptions });
-  await queue.upsertJobScheduler('trim-audit', { every: AUDIT_TRIM_EVERY_MS }, { name: 'trim-audit', opts: jobOptions });
+  const setSchedulers = async (): Promise<void> => {
+    await queue.upsertJobScheduler('sweep', { every: timing.sweepEveryMs ?? DEFAULT_SWEEP_EVERY_MS }, { name: 'sweep', opts: jobOptions });
+    await queue.upsertJobScheduler('trim-audit', { every: AUDIT_TRIM_EVERY_MS }, { name: 'trim-audit', opts: jobOptions });
+  };
+  await setSchedulers();
   const worker = new Worker(
     LIFECYCLE_QUEUE,
     (job) =>
@@ -152,9 +162,16 @@ export async function startLifecycleWorker(
     { connection, prefix, concurrency: 1 },
   );
   worker.on('failed', (job, error) => logger.error({ err: error, job: job?.name }, 'lifecycle worker job failed'));
-  worker.on('error', workerErrorReporter(logger));
+  const reportError = workerErrorReporter(logger);
+  worker.on('error', reportError);
+  let renewal = Promise.resolve();
+  const renewing = setInterval(() => {
+    renewal = setSchedulers().catch(reportError);
+  }, timing.schedulersEveryMs ?? DEFAULT_SCHEDULERS_EVERY_MS);
   return {
     close: async () => {
+      clearInterval(renewing);
+      await renewal;
       // A running sweep finishes its batch first.
       await worker.close();
       await queue.close();
