@@ -147,12 +147,12 @@ export async function advanceLifecycle(services: Services, messageId: string): P
       await services.payloads.deleteMessage(messageId);
       return undefined;
     }
-    // A mailbox that is gone counts as deactivated: nobody can collect what waits for it. Read
-    // afresh (the deactivation that brought this check forward may be a moment old), and without
-    // its password, which one stored under another secret key could not give.
     // An acknowledgement cut off between its status and the inbox (a client that did not retry
     // it) left the message listed, though it is to be downloaded no more: it leaves now.
     if (message.status !== 'accepted' && message.status !== 'uploading') await services.messages.leaveInbox(messageId, message.recipient);
+    // A mailbox that is gone counts as deactivated: nobody can collect what waits for it. Read
+    // afresh (the deactivation that brought this check forward may be a moment old), and without
+    // its password, which one stored under another secret key could not give.
     const recipientActive =
       message.status !== 'accepted' || message.expiryPending || (await services.mailboxes.listing(message.recipient))?.active === true;
     const step = nextLifecycleStep(message, recipientActive, now, services.periods);
