@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import test from 'ava';
 import { type BootMoment, bootMoment } from '../../shared/src/processes.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
@@ -681,15 +681,18 @@ test('a link to a file in the outbox is followed: the file it leads to goes, and
   const elsewhere = await mkdtemp(join(work, 'elsewhere-'));
   await put(elsewhere, 'large.dat', Buffer.from('linked content'));
   await symlink(join(elsewhere, 'large.dat'), join(outbox, 'large.dat'));
+  // A relative link leads nowhere once moved into sent/: it goes all the same.
+  await put(elsewhere, 'relative.dat', Buffer.from('relatively linked'));
+  await symlink(join('..', basename(elsewhere), 'relative.dat'), join(outbox, 'relative.dat'));
   await symlink(elsewhere, join(outbox, 'a-folder'));
   await symlink(join(elsewhere, 'gone.dat'), join(outbox, 'dangling.dat'));
   const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
   try {
     const run = await pass(gp, outbox, client);
     t.deepEqual(run.errors, []);
-    t.deepEqual(run.sent.map((receipt) => receipt.file), ['large.dat']);
+    t.deepEqual(run.sent.map((receipt) => receipt.file), ['large.dat', 'relative.dat']);
     t.is(await readFile(run.sent[0]!.sentPath, 'utf8'), 'linked content');
-    t.deepEqual(await inboxContents(gp), ['linked content']);
+    t.deepEqual(await inboxContents(gp), ['linked content', 'relatively linked']);
     t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'a-folder', 'dangling.dat', 'failed', 'sent']);
   } finally {
     client.close();

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { link, mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
@@ -415,8 +415,10 @@ async function moveTaken(from: string, to: string, taken: Stats): Promise<'moved
   const before = await stat(from).catch(ignoreMissing);
   if (!before) return 'gone';
   if (!sameFile(before, taken)) return 'replaced';
+  // The entry itself, not what a link leads to: a relative link leads elsewhere once moved.
+  const entry = await lstat(from);
   await rename(from, to);
-  if (sameFile(await stat(to), taken)) return 'moved';
+  if (sameFile(await lstat(to), entry)) return 'moved';
   try {
     await link(to, from);
     await unlink(to);
