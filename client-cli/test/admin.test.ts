@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
-import { createCertificateRequest, createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
+import { createCertificateAuthority, createCertificateRequest, createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { startTestRedis } from '../../test/support/redis-server.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../../test/support/http.ts';
@@ -658,6 +658,20 @@ test('cert grant lets the certificates of one mailbox act for another (with its 
   const audit = (await admin('audit', '--tail', '500')).stdout;
   t.regex(audit, /admin\.cert\.grant GRB001 certificates of GRA001/);
   t.regex(audit, /admin\.cert\.ungrant GRB001 certificates of GRA001/);
+});
+
+test('mailbox create with a CA key that is not its certificate\'s registers nothing (it would be left without a certificate, its generated password unseen), so the retry works', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const mismatched = await mkdtemp(join(tmpdir(), 'meshbox-mismatched-ca-'));
+  await writeFile(join(mismatched, 'ca.crt'), server.ca.certPem);
+  await writeFile(join(mismatched, 'ca.key'), createCertificateAuthority({ commonName: 'another CA' }).keyPem);
+  const refused = await runSubprocess(['admin', 'mailbox', 'create', 'CAK001', '--cert-out', out], { env: { ...adminEnv, MESHBOX_PKI_DIR: mismatched } });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /CA key does not match the CA certificate/);
+  t.regex((await admin('mailbox', 'show', 'CAK001')).stderr, /no mailbox CAK001/);
+  const retried = await admin('mailbox', 'create', 'CAK001', '--cert-out', out);
+  t.is(retried.code, 0, retried.stderr);
+  t.regex(retried.stdout, /mailbox CAK001 created; .*; password \S+/);
 });
 
 test('mailbox create with a certificate folder it cannot write to registers nothing, so the retry works', async (t) => {

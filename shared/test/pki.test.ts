@@ -326,6 +326,15 @@ test('the refusals are for the expected reasons (OpenSSL verify codes)', async (
   t.is(await fetchCommonName(withExpiredCrl.port, { client: bob }), 'refused: CRL_HAS_EXPIRED');
 });
 
+withOpenssl('two CRLs issued within the same second are numbered apart, the later higher (RFC 5280: a CRL number increases with each list)', async (t) => {
+  const second = new Date('2030-06-01T12:00:00.100Z');
+  const first = createRevocationList({ ca, revoked: [], issuedAt: second });
+  const later = createRevocationList({ ca, revoked: [{ serialNumber: alice.serialNumber, revokedAt: second }], issuedAt: new Date(second.getTime() + 500) });
+  const dir = await temporaryFiles(t, { 'first.pem': first, 'later.pem': later });
+  const numberOf = (file: string) => BigInt(execFileSync('openssl', ['crl', '-in', join(dir, file), '-noout', '-crlnumber'], { encoding: 'utf8' }).trim().replace(/^crlNumber=/, ''));
+  t.true(numberOf('later.pem') > numberOf('first.pem'));
+});
+
 withOpenssl('OpenSSL parses the CRL, verifies its signature and finds the revoked certificate', async (t) => {
   const crl = createRevocationList({
     ca,

@@ -40,7 +40,7 @@ export interface RevocationListOptions {
   readonly nextUpdateDays?: number;
   /**
    * RFC 5280 wants a number that grows with each CRL the CA issues. Default: the issue time in
-   * seconds, which grows without the caller having to keep a counter.
+   * milliseconds, which grows without the caller having to keep a counter.
    */
   readonly crlNumber?: bigint | number;
   /** Issue time; default now. */
@@ -65,7 +65,8 @@ const { Class, Type } = forge.asn1;
  */
 export function createRevocationList(options: RevocationListOptions): string {
   const authority = parseCertificateAuthority(options.ca);
-  const issuedAt = wholeSeconds(options.issuedAt ?? new Date());
+  const issuedAtExactly = options.issuedAt ?? new Date();
+  const issuedAt = wholeSeconds(issuedAtExactly);
   // Backdated like certificates: a verifier whose clock is behind rejects a CRL "not yet valid".
   const thisUpdate = new Date(issuedAt.getTime() - CLOCK_SKEW_ALLOWANCE_MS);
   const nextUpdateDays = options.nextUpdateDays ?? DEFAULT_NEXT_UPDATE_DAYS;
@@ -73,7 +74,9 @@ export function createRevocationList(options: RevocationListOptions): string {
     throw new Error(`nextUpdateDays must be positive, got ${nextUpdateDays}`);
   }
   const nextUpdate = new Date(issuedAt.getTime() + nextUpdateDays * DAY_MS);
-  const crlNumber = BigInt(options.crlNumber ?? Math.floor(issuedAt.getTime() / 1000)); // throws for a fraction
+  // By default the issue time in milliseconds: each list numbered above the last (RFC 5280), also
+  // two issued within a second (two admins revoking at once), which seconds would number alike.
+  const crlNumber = BigInt(options.crlNumber ?? issuedAtExactly.getTime()); // throws for a fraction
   if (crlNumber < 0n) throw new Error('crlNumber must not be negative');
 
   const signatureAlgorithm = sequence([

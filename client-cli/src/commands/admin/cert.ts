@@ -99,7 +99,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
   withValidityOption(
     cert
       .command('sign <csr-file>')
-      .description('sign a certificate request (made with `meshbox cert request`), so the key never leaves its owner')
+      .description('sign a certificate request (a mailbox\'s made with `meshbox cert request`; a server\'s or monitoring system\'s with openssl), so the key never leaves its owner')
       .requiredOption('--out <file>', 'where to write the signed certificate: a new file, in a folder that is there (a file or link already there is left as it is)')
       .requiredOption('--for <name>', "whose the request must be: the mailbox id (client), the monitoring system's name, or the server's host name")
       .addOption(
@@ -228,7 +228,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
 
   cert
     .command('revoke <mailbox-or-serial>')
-    .description('revoke every certificate of a mailbox, or one serial on record: refused on new connections at once and on open ones within 30 s, and put in the CRL (crl.pem)')
+    .description('revoke every certificate of a mailbox, or one serial on record: refused on new connections at once and on open ones within 30 s (health and metrics only once the server loads the CRL), and put in the CRL (crl.pem)')
     .option('--unrecorded', 'also revoke a serial no mailbox has on record (one issued before certificates were recorded)')
     .action(async (target: string, options: { unrecorded?: boolean }) => {
       const dir = pkiDir();

@@ -15,6 +15,13 @@ function passwordNote(chosen: ChosenPassword): string {
   return chosen.generated ? `; password ${chosen.password}` : '';
 }
 
+/** A mailbox registered whose certificate did not follow: says how to mend it, and gives a generated password (nobody has it otherwise). */
+function registeredButError(mailboxId: string, what: string, chosen: ChosenPassword, cause: unknown): Error {
+  return new Error(`mailbox ${mailboxId} is registered, but ${what}: issue one with \`meshbox admin cert issue ${mailboxId} --cert-out <dir>\`${passwordNote(chosen)}`, {
+    cause,
+  });
+}
+
 function describe(mailbox: Mailbox): Record<string, unknown> {
   // The password never leaves the store through the CLI.
   return {
@@ -55,8 +62,10 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       if ((await certificates.issuedTo(mailboxIdValue)).length > 0) {
         throw new Error(`certificates named ${mailboxIdValue} are on record though no such mailbox is (a monitoring certificate?): choose another id`);
       }
-      // Before the mailbox is registered: it would be left without its certificate.
+      // Before the mailbox is registered: it would be left without its certificate (a CA key
+      // that does not match its certificate, or is encrypted, fails here).
       await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxIdValue)), renewalAdvice('--cert-out'));
+      const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined, validityDays: options.days });
       const created = await mailboxes.create({
         id: mailboxIdValue,
         password: chosen.password,
@@ -65,17 +74,15 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         ...(workflows ? { workflows } : {}),
       });
       if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
-      const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined, validityDays: options.days });
-      await certificates.recordIssued(mailboxIdValue, certificate.certPem);
-      await audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`);
+      await Promise.all([certificates.recordIssued(mailboxIdValue, certificate.certPem), audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`)]).catch(
+        (error: unknown) => {
+          throw registeredButError(mailboxIdValue, `its certificate could not be recorded (${(error as Error).message})`, chosen, error);
+        },
+      );
       return certificate;
     });
     const files = await writePemPair(options.certOut, mailboxIdValue, issued).catch((error: unknown) => {
-      throw new Error(
-        `mailbox ${mailboxIdValue} is registered, but its certificate could not be written (${(error as Error).message}): ` +
-          `issue one with \`meshbox admin cert issue ${mailboxIdValue} --cert-out <dir>\``,
-        { cause: error },
-      );
+      throw registeredButError(mailboxIdValue, `its certificate could not be written (${(error as Error).message})`, chosen, error);
     });
     console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}${passwordNote(chosen)}`);
   });
