@@ -113,6 +113,25 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   t.not(await readFile(join(dir, 'ca.crt'), 'utf8'), certPem);
 });
 
+test('cert sign --usage server signs the names a request asks beyond --for only when --dns and --ip give them: a client trusts a server certificate for its names', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-pki-'));
+  t.is((await admin('--pki-dir', dir, 'ca', 'init')).code, 0);
+  const csr = join(dir, 'mesh.csr');
+  await writeFile(csr, createCertificateRequest({ commonName: 'mesh.example.org' }).csrPem);
+  const out = join(dir, 'mesh.crt');
+  const wider = join(dir, 'wider.csr');
+  await writeFile(wider, createCertificateRequest({ commonName: 'mesh.example.org', dnsNames: ['mesh.example.org', '*.nhs.uk'], ipAddresses: ['10.0.0.1'] }).csrPem);
+  const unnamed = await admin('--pki-dir', dir, 'cert', 'sign', wider, '--for', 'mesh.example.org', '--usage', 'server', '--out', out);
+  t.is(unnamed.code, 1);
+  t.regex(unnamed.stderr, /the request also asks for \*\.nhs\.uk, 10\.0\.0\.1, which --for does not name/);
+  t.false(existsSync(out));
+  const named = await admin('--pki-dir', dir, 'cert', 'sign', wider, '--for', 'mesh.example.org', '--usage', 'server', '--dns', 'mesh.example.org', '*.nhs.uk', '--ip', '10.0.0.1', '--out', out);
+  t.is(named.code, 0, named.stderr);
+  t.is(describeCertificate(await readFile(out, 'utf8')).subjectAltName, 'DNS:mesh.example.org, DNS:*.nhs.uk, IP Address:10.0.0.1');
+  const onlyItsName = join(dir, 'only.crt');
+  t.is((await admin('--pki-dir', dir, 'cert', 'sign', csr, '--for', 'mesh.example.org', '--usage', 'server', '--out', onlyItsName)).code, 0, 'a request for its CN alone needs no flags');
+});
+
 test('cert server and cert sign refuse a malformed --ip or --dns as a usage error, before anything is signed or written', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
   t.is((await admin('--pki-dir', dir, 'ca', 'init')).code, 0);

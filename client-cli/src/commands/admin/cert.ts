@@ -110,7 +110,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
           .choices(['client', 'monitoring', 'server'])
           .default('client'),
       )
-      .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for', dnsNameOption)
+      .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for (beyond the --for name, refused without these flags)', dnsNameOption)
       .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for', ipAddressOption),
   ).action(async (csrFile: string, options: { out: string; for: string; usage: string; dns?: string[]; ip?: string[]; days?: number }) => {
     const server = options.usage === 'server';
@@ -131,6 +131,11 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       // The request's file name, or whoever handed it over, says nothing: the admin names whose it must be.
       if (commonName.toUpperCase() !== options.for.trim().toUpperCase()) {
         throw new Error(`the request is for ${JSON.stringify(commonName)}, not ${options.for}: nothing was signed`);
+      }
+      // A client trusts a server certificate for its names, not its CN: names beyond --for are the admin's to give.
+      const unnamed = server && !(options.dns || options.ip) ? certifiedNames(described.subjectAltName).filter((name) => name.toUpperCase() !== commonName.toUpperCase()) : [];
+      if (unnamed.length > 0) {
+        throw new Error(`the request also asks for ${unnamed.join(', ')}, which --for does not name: give every name to certify with --dns and --ip (nothing was signed)`);
       }
       const mailbox = await stores.mailboxes.get(commonName);
       if (options.usage === 'client' && !mailbox) {
@@ -243,4 +248,12 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         console.log(`revocation list written: ${await publishRevocationList(dir, () => stores.certificates.revocations())}`);
       });
     });
+}
+
+/** The names a certificate's subjectAltName (as Node writes it: `DNS:a, IP Address:b`) certifies. */
+function certifiedNames(subjectAltName: string | undefined): string[] {
+  return (subjectAltName ?? '')
+    .split(', ')
+    .filter((entry) => entry !== '')
+    .map((entry) => entry.replace(/^(DNS|IP Address):/, ''));
 }
