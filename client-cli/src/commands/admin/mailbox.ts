@@ -62,8 +62,8 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       if ((await certificates.issuedTo(mailboxIdValue)).length > 0) {
         throw new Error(`certificates named ${mailboxIdValue} are on record though no such mailbox is (a monitoring certificate?): choose another id`);
       }
-      // Before the mailbox is registered: it would be left without its certificate (a CA key
-      // that does not match its certificate, or is encrypted, fails here).
+      // Both before the mailbox is registered, which would be left without its certificate: the
+      // files' places, and the issuing (a CA key not matching its certificate, or encrypted, fails).
       await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxIdValue)), renewalAdvice('--cert-out'));
       const certificate = issueMailboxCertificate({ ca: authority, mailboxId: mailboxIdValue, organisation: options.name || undefined, validityDays: options.days });
       const created = await mailboxes.create({
