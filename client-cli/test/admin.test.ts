@@ -766,7 +766,7 @@ test('cert sign never replaces a file or writes through a link at --out, and rec
   t.regex((await admin('audit', '--tail', '500')).stdout, /admin\.cert\.sign SGN001/);
 });
 
-test('cert sign whose certificate cannot be recorded (Redis refusing writes) removes the file it wrote: none is in use unrecorded', async (t) => {
+test('cert sign and cert issue whose certificate cannot be recorded (Redis refusing writes) remove the files they wrote: none is in use unrecorded', async (t) => {
   const redis = await startTestRedis();
   try {
     const env = { ...adminEnv, MESHBOX_REDIS_URL: redis.url };
@@ -783,6 +783,13 @@ test('cert sign whose certificate cannot be recorded (Redis refusing writes) rem
     t.is(refused.code, 1);
     t.regex(refused.stderr, /could not be recorded.*was removed/);
     t.false(existsSync(target));
+
+    // So does cert issue, its key with it.
+    const again = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+    const notIssued = await runSubprocess(['admin', 'cert', 'issue', 'SGN002', '--cert-out', again], { env });
+    t.is(notIssued.code, 1);
+    t.regex(notIssued.stderr, /could not be recorded.*were removed \(nothing was issued\)/);
+    t.deepEqual(await readdir(again), []);
   } finally {
     await redis.stop();
   }

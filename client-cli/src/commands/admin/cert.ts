@@ -89,9 +89,15 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       if (!found) throw new Error(`no mailbox ${mailboxId}`);
       const { issueMailboxCertificate } = await loadPki();
       const issued = issueMailboxCertificate({ ca, mailboxId, organisation: found.name || undefined, validityDays: options.days });
-      await stores.certificates.recordIssued(mailboxId, issued.certPem);
-      await stores.audit('cert.issue', mailboxId, `serial ${issued.serialNumber}`);
+      // Written, then recorded, as cert sign does: a certificate on record whose key was never
+      // written would be listed as in use, and one written but off the record could be revoked
+      // only by its serial, so it goes again.
       const files = await writePemPair(options.certOut, mailboxId, issued);
+      await stores.certificates.recordIssued(mailboxId, issued.certPem).catch(async (error: unknown) => {
+        await Promise.all([rm(files.cert, { force: true }), rm(files.key, { force: true })]);
+        throw new Error(`the certificate could not be recorded, and ${files.cert} and its key were removed (nothing was issued): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      });
+      await stores.audit('cert.issue', mailboxId, `serial ${issued.serialNumber}`);
       console.log(`certificate for ${mailboxId} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
     });
   });
