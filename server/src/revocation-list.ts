@@ -21,6 +21,16 @@ export interface RevocationListDates {
   readonly nextUpdate: Date | undefined;
 }
 
+/** A CRL file as checked: the dates of the list that goes stale first, and the trusted CAs it holds no list of. */
+export interface CheckedRevocationList extends RevocationListDates {
+  /**
+   * Subjects of trusted CAs (MESHBOX_TLS_CA) the file holds no list of: OpenSSL refuses every
+   * client certificate such a CA issued (a CA rollover needs both CAs' lists in the file). Only
+   * warned of: a CA in the bundle may issue no client certificates (a root above the issuing one).
+   */
+  readonly unlistedCas: readonly string[];
+}
+
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 /** The hash each signature algorithm names (OID), for crypto.verify; null: the key's own (EdDSA). */
@@ -40,13 +50,16 @@ const SIGNATURE_HASHES: Readonly<Record<string, string | null>> = {
  * Every CRL in the PEM text must be one a CA in `caPem` signed and not be past its nextUpdate
  * at `now`; returns the dates of the one that goes stale first.
  */
-export function checkRevocationList(crlPem: string, caPem: string, now: Date): RevocationListDates {
+export function checkRevocationList(crlPem: string, caPem: string, now: Date): CheckedRevocationList {
   const blocks = [...crlPem.matchAll(CRL_PEM_BLOCK)].map((match) => Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64'));
   if (blocks.length === 0) throw new InvalidRevocationListError('no X509 CRL in it (an empty or half-written file?)');
-  const caKeys = [...caPem.matchAll(PEM_CERTIFICATE)].map((match) => new X509Certificate(match[0]).publicKey);
+  const cas = [...caPem.matchAll(PEM_CERTIFICATE)].map((match) => new X509Certificate(match[0]));
+  const listed = new Set<X509Certificate>();
   const lists = blocks.map((der) => {
     const list = readCertificateList(der);
-    if (!caKeys.some((key) => signedBy(list, key))) throw new InvalidRevocationListError('it is not signed by the CA the server trusts (MESHBOX_TLS_CA)');
+    const issuer = cas.find((ca) => signedBy(list, ca.publicKey));
+    if (!issuer) throw new InvalidRevocationListError('it is not signed by the CA the server trusts (MESHBOX_TLS_CA)');
+    listed.add(issuer);
     if (list.thisUpdate.getTime() > now.getTime() + CLOCK_SKEW_MS) {
       throw new InvalidRevocationListError(`it is dated ${list.thisUpdate.toISOString()}, in the future (its thisUpdate): OpenSSL would refuse every client until then`);
     }
@@ -57,7 +70,8 @@ export function checkRevocationList(crlPem: string, caPem: string, now: Date): R
   });
   const staleAt = (list: RevocationListDates): number => list.nextUpdate?.getTime() ?? Infinity;
   const soonest = lists.reduce((kept, list) => (staleAt(list) < staleAt(kept) ? list : kept));
-  return { thisUpdate: soonest.thisUpdate, nextUpdate: soonest.nextUpdate };
+  const unlistedCas = cas.filter((ca) => !listed.has(ca)).map((ca) => ca.subject.replace(/\n/g, ', '));
+  return { thisUpdate: soonest.thisUpdate, nextUpdate: soonest.nextUpdate, unlistedCas };
 }
 
 interface CertificateList extends RevocationListDates {
@@ -83,11 +97,11 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 /** A CRL due for replacement within this long is warned of. */
 const STALE_WARNING_MS = 7 * 86_400_000;
 
-/** A CRL file's content as loaded, and its dates (checkRevocationList). */
+/** A CRL file's content as loaded, and what its check found (checkRevocationList). */
 export interface LoadedRevocationList {
   readonly file: string;
   readonly pem: string;
-  readonly dates: RevocationListDates;
+  readonly dates: CheckedRevocationList;
 }
 
 export interface RevocationListReload {
@@ -110,7 +124,15 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
   let loaded = started;
   let refused: string | undefined;
   let warned: 'soon' | 'stale' | undefined;
+  const warnIfUnlisted = ({ unlistedCas }: CheckedRevocationList): void => {
+    if (unlistedCas.length === 0) return;
+    logger.warn(
+      { crlFile, cas: unlistedCas },
+      'the revocation list holds no list of a trusted CA (MESHBOX_TLS_CA): every client certificate that CA issued is refused in the handshake (a CA rollover: put both CAs\' lists in the file)',
+    );
+  };
   reload.onLoaded?.(loaded.dates);
+  warnIfUnlisted(loaded.dates);
 
   const load = (pem: string): void => {
     if (pem === loaded.pem || pem === refused) return;
@@ -126,6 +148,7 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
       warned = undefined;
       reload.onLoaded?.(dates);
       logger.info({ crlFile, nextUpdate: dates.nextUpdate }, 'revocation list reloaded');
+      warnIfUnlisted(dates);
     } catch (error) {
       refused = pem;
       logger.error({ err: error, crlFile }, `revocation list not loaded: ${(error as Error).message}; keeping the previous one`);

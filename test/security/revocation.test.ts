@@ -5,13 +5,15 @@ import test from 'ava';
 import { MeshConnectionError } from '../../client-cli/src/client/errors.ts';
 import { MeshClient } from '../../client-cli/src/client/mesh-client.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { Agent, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp } from '../../server/src/app.ts';
 import { createMeshServer } from '../../server/src/https-server.ts';
+import { checkRevocationList, reloadRevocationList } from '../../server/src/revocation-list.ts';
 import { createCertificateAuthority, createRevocationList, issueMailboxCertificate, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestMailbox } from '../support/harness.ts';
 import { mailboxRequest } from '../support/http.ts';
@@ -183,4 +185,33 @@ test('a CRL file holding one CRL per CA (a CA rollover) is loaded whole: the cli
   })().finally(() => server.close());
   https.closeAllConnections();
   https.close();
+});
+
+test('a CRL file without the list of a trusted CA (a CA rollover half done) is warned of at start and at each reload, naming the CA: its clients would be refused in the handshake', async (t) => {
+  const oldCa = createCertificateAuthority({ commonName: 'meshbox current CA' });
+  const newCa = createCertificateAuthority({ commonName: 'meshbox next CA' });
+  const served = issueServerCertificate({ ca: oldCa, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-'));
+  const crlFile = join(dir, 'crl.pem');
+  const onlyOld = createRevocationList({ ca: oldCa, revoked: [] });
+  await writeFile(crlFile, onlyOld);
+  const tls = { cert: served.certPem, key: served.keyPem, ca: oldCa.certPem + newCa.certPem, crl: onlyOld };
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  const listener = createMeshServer(createApp({} as never, pino({ level: 'silent' }), { healthOnly: true }), tls);
+  const stop = reloadRevocationList(listener, tls, { file: crlFile, pem: onlyOld, dates: checkRevocationList(onlyOld, tls.ca, new Date()) }, { intervalMs: 50, logger });
+  try {
+    const unlisted = () => lines.filter((line) => line.includes('holds no list of a trusted CA'));
+    t.is(unlisted().length, 1);
+    t.regex(unlisted()[0]!, /"cas":\["CN=meshbox next CA, O=meshbox"\]/);
+    await writeFile(crlFile, createRevocationList({ ca: oldCa, revoked: [], issuedAt: new Date(Date.now() + 1000) }));
+    t.true(await waitFor(async () => unlisted().length === 2, 10_000, 20), 'warned again at the reload');
+    await writeFile(crlFile, createRevocationList({ ca: oldCa, revoked: [] }) + createRevocationList({ ca: newCa, revoked: [] }));
+    t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 2, 10_000, 20));
+    t.is(unlisted().length, 2, 'both lists: nothing to warn of');
+  } finally {
+    stop();
+    listener.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
