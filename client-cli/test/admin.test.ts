@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -793,6 +793,22 @@ test('cert sign and cert issue whose certificate cannot be recorded (Redis refus
   } finally {
     await redis.stop();
   }
+});
+
+test('cert revoke whose CRL cannot be written says the certificate is revoked all the same, and how to write the CRL', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'CRL001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-blocked-'));
+  for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
+  // A folder (not empty) where the CRL is to go: it cannot be written over.
+  await mkdir(join(dir, 'crl.pem', 'inside'), { recursive: true });
+  const revoked = await admin('--pki-dir', dir, 'cert', 'revoke', 'CRL001');
+  t.is(revoked.code, 1);
+  t.regex(revoked.stderr, /revoked all the same .*but the CRL could not be written .*meshbox admin cert crl/);
+  const [serial] = await server.services.certificates.issuedTo('CRL001');
+  t.true(await server.services.certificates.isRevoked(serial!), 'the revocation is recorded');
+  await rm(join(dir, 'crl.pem'), { recursive: true });
+  t.is((await admin('--pki-dir', dir, 'cert', 'crl')).code, 0);
 });
 
 test('admin audit shows control characters in an entry escaped, not as codes for the terminal', async (t) => {

@@ -251,7 +251,14 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
           console.log(`${revoked ? 'revoked' : 'already revoked'}: serial ${serial}`);
           if (revoked) await stores.audit('cert.revoke', subject, `serial ${serial}`);
         }
-        console.log(`revocation list written: ${await publishRevocationList(dir, () => stores.certificates.revocations())}`);
+        const file = await publishRevocationList(dir, () => stores.certificates.revocations()).catch((error: unknown) => {
+          throw new Error(
+            `revoked all the same (refused on new connections at once, on open ones within 30 s), but the CRL could not be written (${(error as Error).message}): ` +
+              'mend that and run `meshbox admin cert crl`, or a server given MESHBOX_TLS_CRL still admits the certificate to the health routes',
+            { cause: error },
+          );
+        });
+        console.log(`revocation list written: ${file}`);
       });
     });
 }
