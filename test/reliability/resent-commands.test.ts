@@ -1,6 +1,7 @@
 // A Redis command whose answer was lost with its connection is sent again by ioredis: what it
 // wrote (a send's record, a chunk's, a token's claim) is then found by its second run.
 import test from 'ava';
+import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
@@ -26,6 +27,16 @@ test.before(async () => {
 test.after.always(async () => {
   await server?.close();
 });
+
+/** The Redis client, but each `command` runs twice, as ioredis sends one again when its connection broke before the answer came; the caller gets the second run's answer. */
+function runningTwice(redis: Redis, command: 'set' | 'evalsha'): Redis {
+  const run = (redis[command] as (...args: unknown[]) => Promise<unknown>).bind(redis);
+  const twice = async (...args: unknown[]): Promise<unknown> => {
+    await run(...args);
+    return run(...args);
+  };
+  return overriding(redis, { [command]: twice } as Partial<Redis>);
+}
 
 /** The message store as ioredis behaves when its connection breaks once: the first record is written, and its answer is "it exists". */
 function createAnsweredTwice() {
@@ -128,14 +139,7 @@ test("a send whose token claim runs twice is sent, not taken for its token's ear
     worker: false,
     redisPrefix,
     appServices: (services) => {
-      const set = server.redis.set.bind(server.redis) as (...args: unknown[]) => Promise<unknown>;
-      const redis = overriding(server.redis, {
-        set: (async (...args: unknown[]) => {
-          await set(...args);
-          return set(...args);
-        }) as typeof server.redis.set,
-      });
-      return { ...services, usedTokens: new UsedTokenStore(redis, redisKeys(redisPrefix)) };
+      return { ...services, usedTokens: new UsedTokenStore(runningTwice(server.redis, 'set'), redisKeys(redisPrefix)) };
     },
   });
   try {
@@ -156,14 +160,7 @@ test("a send whose token claim runs twice is sent, not taken for its token's ear
 });
 
 test('a mailbox whose creating command runs twice is created, not taken for another of its id; a second creation of the id is refused', async (t) => {
-  const evalsha = server.redis.evalsha.bind(server.redis) as (...args: unknown[]) => Promise<unknown>;
-  const redis = overriding(server.redis, {
-    evalsha: (async (...args: unknown[]) => {
-      await evalsha(...args);
-      return evalsha(...args);
-    }) as typeof server.redis.evalsha,
-  });
-  const mailboxes = new MailboxStore(redis, redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY));
+  const mailboxes = new MailboxStore(runningTwice(server.redis, 'evalsha'), redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY));
   const id = `RESENT${randomUUID().slice(0, 8).toUpperCase()}`;
   t.true(await mailboxes.create({ id, password: 'first' }));
   t.false(await mailboxes.create({ id, password: 'first' }), 'the same id again, by another call');
