@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DEV_CERTS_DIR as DEV_CERTS } from '../../shared/src/dev-paths.ts';
 import { describeCertificate } from '../../shared/src/pki/inspect.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
+import { PROCESS_CLOCKS_APART_MS } from './domain/clocks.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT, type TlsSettings } from './https-server.ts';
 import { checkRevocationList, type LoadedRevocationList } from './revocation-list.ts';
@@ -23,12 +24,6 @@ export const DEFAULT_LIMITS: TransferLimits = {
 
 const DAY_MS = 86_400_000;
 
-/**
- * How far ahead of an API process's clock a worker's may run (operations.md: run them on NTP).
- * A send allows for a worker that took its first check that early (see firstCheckMayHaveCome).
- */
-const WORKER_CLOCK_AHEAD_MS = 5 * 60_000;
-
 /** MESH: unacknowledged messages expire after 5 days, records go 30 days after delivery. */
 export const DEFAULT_PERIODS: RetentionPeriods = {
   inboxExpiryMs: 5 * DAY_MS,
@@ -42,12 +37,13 @@ export const DEFAULT_PERIODS: RetentionPeriods = {
 
 /**
  * A minute past the longest a request may take, and at least twice as long as a worker's clock
- * may run ahead: a send allows for half the delay (a short request timeout would otherwise leave
+ * may run ahead of an API process's: a send allows for a worker that took its first check early
+ * by half the delay (see firstCheckMayHaveCome; a short request timeout would otherwise leave
  * less than a clock's allowance, and a small send recorded after a skewed worker took its first
  * check without a check at all).
  */
 function deliveryCheckAfter(requestTimeoutMs: number): number {
-  return Math.max(requestTimeoutMs + 60_000, 2 * WORKER_CLOCK_AHEAD_MS);
+  return Math.max(requestTimeoutMs + 60_000, 2 * PROCESS_CLOCKS_APART_MS);
 }
 
 /** How long a worker holds a lifecycle check it claimed: one that dies mid-check delays it this long. */

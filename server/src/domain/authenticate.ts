@@ -1,5 +1,6 @@
 import { type AuthToken, parseAuthorizationHeader, parseTokenTimestamp, tokenHmacMatches } from '../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../store/mailboxes.ts';
+import { PROCESS_CLOCKS_APART_MS } from './clocks.ts';
 import { ForbiddenError, TooManyRequestsError } from './errors.ts';
 import type { Services } from './services.ts';
 
@@ -11,7 +12,7 @@ export const TOKEN_WINDOW_MS = 2 * 60 * 60 * 1000;
  * clocks are right, so that is about two hours, not the four a token could span: Redis holds
  * one per request for that long (operations.md's sizing).
  */
-const USED_TOKEN_MARGIN_MS = 5 * 60_000;
+const USED_TOKEN_MARGIN_MS = PROCESS_CLOCKS_APART_MS;
 /**
  * How long after its first use a token is accepted again for the very same request, if that is
  * one a repeat cannot harm: mesh-client retries with the identical header when an answer is
