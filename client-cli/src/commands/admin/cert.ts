@@ -90,13 +90,9 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       const { issueMailboxCertificate } = await loadPki();
       const issued = issueMailboxCertificate({ ca, mailboxId, organisation: found.name || undefined, validityDays: options.days });
       // Written, then recorded, as cert sign does: a certificate on record whose key was never
-      // written would be listed as in use, and one written but off the record could be revoked
-      // only by its serial, so it goes again.
+      // written would be listed as in use.
       const files = await writePemPair(options.certOut, mailboxId, issued);
-      await stores.certificates.recordIssued(mailboxId, issued.certPem).catch(async (error: unknown) => {
-        await Promise.all([rm(files.cert, { force: true }), rm(files.key, { force: true })]);
-        throw new Error(`the certificate could not be recorded, and ${files.cert} and its key were removed (nothing was issued): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-      });
+      await recordOrRemove(stores.certificates.recordIssued(mailboxId, issued.certPem), [files.cert, files.key], `${files.cert} and its key were removed (nothing was issued)`);
       await stores.audit('cert.issue', mailboxId, `serial ${issued.serialNumber}`);
       console.log(`certificate for ${mailboxId} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
     });
@@ -151,11 +147,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       await writeFileAtomically(options.out, signed.certPem, { replace: false });
       // On record, so that revoke finds it by its name; once written, as one that no file holds would be listed as in use.
       if (options.usage !== 'server') {
-        await stores.certificates.recordIssued(commonName, signed.certPem).catch(async (error: unknown) => {
-          // Off the record it could be revoked only by its serial: it goes, as if never signed (the file is this command's own).
-          await rm(options.out, { force: true });
-          throw new Error(`the certificate could not be recorded, and ${options.out} was removed (nothing was signed): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-        });
+        await recordOrRemove(stores.certificates.recordIssued(commonName, signed.certPem), [options.out], `${options.out} was removed (nothing was signed)`);
       }
       const certified = server ? ` for ${described.subjectAltName ?? commonName}` : '';
       await stores.audit('cert.sign', commonName, `${options.usage} serial ${signed.serialNumber}${certified}`);
@@ -269,4 +261,15 @@ function certifiedNames(subjectAltName: string | undefined): string[] {
     .split(', ')
     .filter((entry) => entry !== '')
     .map((entry) => entry.replace(/^(DNS|IP Address):/, ''));
+}
+
+/**
+ * Waits for a certificate this command wrote to go on record; should that fail, the files go too,
+ * as if never made (off the record it could be revoked only by its serial), and the error says so.
+ */
+async function recordOrRemove(recording: Promise<void>, files: readonly string[], removed: string): Promise<void> {
+  await recording.catch(async (error: unknown) => {
+    await Promise.all(files.map((file) => rm(file, { force: true })));
+    throw new Error(`the certificate could not be recorded, and ${removed}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  });
 }
