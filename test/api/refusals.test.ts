@@ -268,6 +268,20 @@ test('unknown routes and methods answer MESH error bodies, not bare text', async
     t.is(answer.status, 405, `${verb} ${path}`);
     t.like(answer.json().detail[0], { code: '405' }, `${verb} ${path}`);
   }
+  // The public endpoints too: other methods must not reach the mailbox routes, which would take
+  // `_ping` for a mailbox id and refuse the certificate (403).
+  for (const [verb, path] of [
+    ['TRACE', '/messageexchange/_ping'],
+    ['POST', '/messageexchange/_ping'],
+    ['DELETE', '/messageexchange/workflowsearch/SOME_WORKFLOW'],
+    ['PUT', '/messageexchange/endpointlookup/X26/SOME_WORKFLOW'],
+  ] as const) {
+    const answer = await mailboxRequest(server, gp, { method: verb, path });
+    t.is(answer.status, 405, `${verb} ${path}`);
+    t.like(answer.json().detail[0], { code: '405' }, `${verb} ${path}`);
+    t.is(answer.headers.allow, 'GET, HEAD', `${verb} ${path}`);
+  }
+  t.is((await mailboxRequest(server, gp, { method: 'HEAD', path: '/messageexchange/_ping' })).status, 200);
   // CONNECT never reaches the app: answered on the socket, in MESH's v1 shape.
   const { status, text } = await rawTlsExchange(server, gp, Buffer.from('CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n'));
   t.is(status, 405);

@@ -1,5 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type Router from '@koa/router';
+import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
+import { MeshError } from '../../domain/errors.ts';
 import { lookupEndpoint, searchWorkflow } from '../../domain/lookup.ts';
 import type { Services } from '../../domain/services.ts';
 import type { RequestState } from '../middleware/request-context.ts';
@@ -8,7 +10,8 @@ import { endpointLookupBody, workflowSearchBody } from '../views/lookup.ts';
 
 /** Endpoints that need no mailbox token (the TLS client certificate is still required). */
 export function registerPublicRoutes(router: Router<RequestState>, services: Services): void {
-  router.get('/_ping', (ctx) => {
+  const routes = ['/_ping', '/endpointlookup/:odsCode/:workflowId', '/workflowsearch/:workflowId'] as const;
+  router.get(routes[0], (ctx) => {
     // idempotent_sends: a send repeated with its token is told the first try's message (see
     // mailbox-auth), so a client that knows may repeat a send whose answer it lost.
     ctx.body = { status: 'ok', service: 'meshbox', idempotent_sends: true, timestamp: new Date().toISOString() };
@@ -20,15 +23,24 @@ export function registerPublicRoutes(router: Router<RequestState>, services: Ser
     return commonName ? commonName.toUpperCase() : `serial ${serialNumber ?? 'unknown'}`;
   };
 
-  router.get('/endpointlookup/:odsCode/:workflowId', async (ctx) => {
+  router.get(routes[1], async (ctx) => {
     const mailboxes = await lookupEndpoint(services, asker(ctx), ctx.params.odsCode ?? '', ctx.params.workflowId ?? '');
     ctx.type = 'json';
     ctx.body = endpointLookupBody(mailboxes, ctx.state.apiVersion);
   });
 
-  router.get('/workflowsearch/:workflowId', async (ctx) => {
+  router.get(routes[2], async (ctx) => {
     const mailboxes = await searchWorkflow(services, asker(ctx), ctx.params.workflowId ?? '');
     ctx.type = 'json';
     ctx.body = workflowSearchBody(mailboxes);
   });
+
+  // Any other method is refused here: past this router, the mailbox router would take the
+  // path's first segment (`_ping`) for a mailbox id and answer 403 for the certificate.
+  for (const path of routes) {
+    router.all(path, (ctx) => {
+      ctx.set('Allow', 'GET, HEAD');
+      throw new MeshError(405, MeshErrorCodes.methodNotAllowed);
+    });
+  }
 }
