@@ -5,10 +5,9 @@
  * pathology laboratory and a GP practice — with certificates, passwords and CLI profiles.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CRL_FILE, readCertificateAuthority, writePemPair, writeRevocationList } from '../client-cli/src/commands/admin/pki-files.ts';
+import { readCertificateAuthority } from '../client-cli/src/commands/admin/pki-files.ts';
 import { loadBackendConfig, SecretKeyMismatchError } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
 import { redisKeys } from '../server/src/store/keys.ts';
@@ -17,38 +16,11 @@ import { MailboxStore } from '../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../server/src/store/password-cipher.ts';
 import { DEV_CERTS_DIR } from '../shared/src/dev-paths.ts';
 import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
-import { createCertificateAuthority, issueMailboxCertificate, issueServerCertificate } from '../shared/src/pki/index.ts';
+import { issueMailboxCertificate } from '../shared/src/pki/index.ts';
+import { ensureDevelopmentPki, ensureIssuedBy } from './dev-pki.ts';
 import { openRedis } from '../server/src/store/redis-client.ts';
 
 const step = (text: string): void => console.log(`setup: ${text}`);
-
-async function ensurePki(): Promise<void> {
-  if (!existsSync(join(DEV_CERTS_DIR, 'ca.crt'))) {
-    await writePemPair(DEV_CERTS_DIR, 'ca', createCertificateAuthority({ commonName: 'meshbox development CA' }), { replace: true });
-    step(`created CA in ${DEV_CERTS_DIR}`);
-  }
-  if (!existsSync(join(DEV_CERTS_DIR, CRL_FILE))) {
-    // Nothing revoked yet; a server given MESHBOX_TLS_CRL needs the file anyway.
-    await writeRevocationList(DEV_CERTS_DIR, await readCertificateAuthority(DEV_CERTS_DIR), []);
-    step(`wrote an empty revocation list, ${CRL_FILE}`);
-  }
-  if (!existsSync(join(DEV_CERTS_DIR, 'server.crt'))) {
-    const ca = await readCertificateAuthority(DEV_CERTS_DIR);
-    const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-    await writePemPair(DEV_CERTS_DIR, 'server', server, { replace: true });
-    step('issued server certificate for localhost, 127.0.0.1');
-  }
-  const sharedKeyFile = join(DEV_CERTS_DIR, 'shared-key');
-  if (!existsSync(sharedKeyFile)) {
-    await writeFile(sharedKeyFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
-    step('generated the environment shared key');
-  }
-  const secretKeyFile = join(DEV_CERTS_DIR, 'secret-key');
-  if (!existsSync(secretKeyFile)) {
-    await writeFile(secretKeyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    step('generated the server secret key (encrypts mailbox passwords at rest)');
-  }
-}
 
 interface Profile {
   readonly url: string;
@@ -95,12 +67,9 @@ async function ensureDemoMailboxes(): Promise<void> {
       } else {
         await mailboxes.setPassword(demo.id, password);
       }
-      const certFile = join(mailboxDir, `${demo.id}.crt`);
-      if (!existsSync(certFile)) {
-        await writePemPair(mailboxDir, demo.id, issueMailboxCertificate({ ca, mailboxId: demo.id, organisation: demo.name }), { replace: true });
-      }
+      await ensureIssuedBy(ca, mailboxDir, demo.id, step, () => issueMailboxCertificate({ ca, mailboxId: demo.id, organisation: demo.name }));
       // Also for a certificate an earlier setup left unrecorded: `admin cert revoke <ID>` finds what is recorded.
-      await certificates.recordIssued(demo.id, await readFile(certFile, 'utf8'));
+      await certificates.recordIssued(demo.id, await readFile(join(mailboxDir, `${demo.id}.crt`), 'utf8'));
       const profile: Profile = {
         // Where `npm start` listens: MESHBOX_PORT, as the server reads it.
         url: `https://localhost:${process.env.MESHBOX_PORT?.trim() || '8443'}`,
@@ -126,6 +95,6 @@ if (process.env.MESHBOX_REDIS_URL?.trim()) {
   );
   process.exit(1);
 }
-await ensurePki();
+await ensureDevelopmentPki(DEV_CERTS_DIR, step);
 await ensureDemoMailboxes();
 step('done. Next: `npm run demo` (starts a server for the demo unless `npm start` is running one), or `npm start`.');
