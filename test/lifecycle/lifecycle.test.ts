@@ -13,6 +13,7 @@ import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { AUDIT_SHARDS } from '../../server/src/store/audit-log.ts';
+import { type Claim, LifecycleSchedule, SCHEDULE_SHARDS } from '../../server/src/store/lifecycle-schedule.ts';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
 import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
@@ -140,6 +141,40 @@ test('a purge whose objects object storage did not delete (a 200 listing them as
   await advanceLifecycle(afterRetention, messageId);
   t.is(await objectsOf(messageId), 0);
   t.truthy((await server.services.messages.get(messageId))?.payloadPurgedAt);
+});
+
+test("a check that succeeds after failing forgets its failure in the step that releases it: a connection lost just after leaves nothing counted failing", async (t) => {
+  // A server of its own without a worker: its schedule holds only what this test puts there.
+  const idle = await startTestServer({ worker: false });
+  t.teardown(() => idle.close());
+  const { schedule, redis } = idle.connections;
+  const claimEverything = async (): Promise<Claim[]> =>
+    (await Promise.all(Array.from({ length: SCHEDULE_SHARDS }, (_, shard) => schedule.claimDue(shard, new Date(), 60_000, 10)))).flat();
+  const messageId = newMessageId();
+  await schedule.start(messageId, new Date());
+  const [failed] = await claimEverything();
+  await schedule.releaseFailed(failed!, 'S3 unreachable (test)', new Date(), () => 0);
+  t.like(await schedule.counts(new Date()), { scheduled: 1, failing: 1 });
+
+  // Its last check succeeds; the connection breaks as soon as the release's first command is answered.
+  let broken = false;
+  const breaking = new Proxy(redis, {
+    get: (target, property) => {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (broken) return Promise.reject(new Error('Connection is closed.'));
+        const answer = (value as (...args: unknown[]) => unknown).apply(target, args);
+        void Promise.resolve(answer).then(() => (broken = true), () => undefined);
+        return answer;
+      };
+    },
+  });
+  const [last] = await claimEverything();
+  t.is(last?.messageId, messageId);
+  await new LifecycleSchedule(breaking, redisKeys(idle.redisPrefix)).release(last!, undefined).catch(() => undefined);
+  t.like(await schedule.counts(new Date()), { scheduled: 0, failing: 0 });
+  t.deepEqual(await schedule.failures(10), []);
 });
 
 test('a small message kept in Redis has its payload purged there too', async (t) => {

@@ -9,10 +9,9 @@
  * - `{<message id>}`: a message's record (with its chunk sizes and a small payload) and its id reservation;
  * - `{<mailbox id>}`: a mailbox's inbox and inbox counter, local-id index, request counters,
  *   used tokens and certificates.
- * - `{schedule-<n>}`: one shard of the lifecycle schedule;
+ * - `{schedule-<n>}`: one shard of the lifecycle schedule, with its leases and failures;
  * - `{audit-<n>}`: one shard of the audit log.
- * The revocation list, the certificates' holders and expiry dates, and the lifecycle failures
- * are one key each.
+ * The revocation list and the certificates' holders and expiry dates are one key each.
  */
 export interface RedisKeys {
   readonly mailbox: (mailboxId: string) => string;
@@ -42,7 +41,8 @@ export interface RedisKeys {
   readonly lifecycleSchedule: (shard: number) => string;
   /** The checks of a schedule shard claimed by a worker and not yet released (id -> lease end), in the shard's slot. */
   readonly lifecycleLeases: (shard: number) => string;
-  readonly lifecycleFailures: string;
+  /** The failing checks of a schedule shard (id -> the last failure, JSON), in the shard's slot. */
+  readonly lifecycleFailures: (shard: number) => string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -70,6 +70,6 @@ export function redisKeys(prefix: string): RedisKeys {
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:{${mailboxId}}:${nonce}:${nonceCount}`,
     lifecycleSchedule: (shard) => `${prefix}lifecycle-schedule:{schedule-${shard}}`,
     lifecycleLeases: (shard) => `${prefix}lifecycle-leases:{schedule-${shard}}`,
-    lifecycleFailures: `${prefix}lifecycle-failures`,
+    lifecycleFailures: (shard) => `${prefix}lifecycle-failures:{schedule-${shard}}`,
   };
 }

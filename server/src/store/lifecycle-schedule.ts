@@ -54,9 +54,15 @@ export class LifecycleSchedule {
     return this.#keys.lifecycleSchedule(this.#shardOf(messageId));
   }
 
-  /** The schedule shard and its leases, for the scripts that claim and release. */
+  /** The schedule shard and its leases, for the scripts that claim. */
   #claimKeys(shard: number): string[] {
     return [this.#keys.lifecycleSchedule(shard), this.#keys.lifecycleLeases(shard)];
+  }
+
+  /** The schedule shard, its leases and its failures: what a release touches, in one slot. */
+  #releaseKeys(messageId: string): string[] {
+    const shard = this.#shardOf(messageId);
+    return [...this.#claimKeys(shard), this.#keys.lifecycleFailures(shard)];
   }
 
   /** The first check of a new message id; an id already scheduled (a clash) keeps its own. */
@@ -88,31 +94,26 @@ export class LifecycleSchedule {
 
   /** After a claim's steps: the next check (undefined: none, the message's life is over). */
   async release(claim: Claim, next: Date | undefined): Promise<void> {
-    await rescheduleScript.run(this.#redis, this.#claimKeys(this.#shardOf(claim.messageId)), [claim.messageId, claim.leaseEnd, next ? next.getTime() : '']);
-    await this.#redis.hdel(this.#keys.lifecycleFailures, claim.messageId);
+    await rescheduleScript.run(this.#redis, this.#releaseKeys(claim.messageId), [claim.messageId, claim.leaseEnd, next ? next.getTime() : '', '']);
   }
 
   /** After a claim's steps failed: retried after a backoff that grows with the attempts; the failure is kept for `admin queues`. */
   async releaseFailed(claim: Claim, reason: string, now: Date, backoffMs: (attempts: number) => number): Promise<LifecycleFailure> {
-    const previous = await this.#failure(claim.messageId);
-    const attempts = (previous?.attempts ?? 0) + 1;
-    const retryAt = now.getTime() + backoffMs(attempts);
-    await rescheduleScript.run(this.#redis, this.#claimKeys(this.#shardOf(claim.messageId)), [claim.messageId, claim.leaseEnd, retryAt]);
+    const keys = this.#releaseKeys(claim.messageId);
+    const previous = await this.#redis.hget(keys[2]!, claim.messageId);
+    const attempts = (previous ? (JSON.parse(previous) as LifecycleFailure).attempts : 0) + 1;
     const failure: LifecycleFailure = { messageId: claim.messageId, attempts, reason, failedAt: now.toISOString() };
-    await this.#redis.hset(this.#keys.lifecycleFailures, claim.messageId, JSON.stringify(failure));
+    await rescheduleScript.run(this.#redis, keys, [claim.messageId, claim.leaseEnd, now.getTime() + backoffMs(attempts), JSON.stringify(failure)]);
     return failure;
-  }
-
-  async #failure(messageId: string): Promise<LifecycleFailure | undefined> {
-    const stored = await this.#redis.hget(this.#keys.lifecycleFailures, messageId);
-    return stored ? (JSON.parse(stored) as LifecycleFailure) : undefined;
   }
 
   /** Up to `limit` of the failing messages (any order). */
   async failures(limit: number): Promise<LifecycleFailure[]> {
-    const [, entries] = await this.#redis.hscan(this.#keys.lifecycleFailures, 0, 'COUNT', Math.max(limit, 10));
     const failures: LifecycleFailure[] = [];
-    for (let i = 1; i < entries.length && failures.length < limit; i += 2) failures.push(JSON.parse(entries[i]!) as LifecycleFailure);
+    for (let shard = 0; shard < SCHEDULE_SHARDS && failures.length < limit; shard++) {
+      const [, entries] = await this.#redis.hscan(this.#keys.lifecycleFailures(shard), 0, 'COUNT', Math.max(limit, 10));
+      for (let i = 1; i < entries.length && failures.length < limit; i += 2) failures.push(JSON.parse(entries[i]!) as LifecycleFailure);
+    }
     return failures;
   }
 
@@ -122,10 +123,10 @@ export class LifecycleSchedule {
     const [scheduled, due, failing, held] = await Promise.all([
       Promise.all(shards.map((key) => this.#redis.zcard(key))),
       Promise.all(shards.map((key) => this.#redis.zcount(key, '-inf', now.getTime()))),
-      this.#redis.hlen(this.#keys.lifecycleFailures),
+      Promise.all(shardNumbers.map((shard) => this.#redis.hlen(this.#keys.lifecycleFailures(shard)))),
       Promise.all(shardNumbers.map((shard) => this.#redis.hlen(this.#keys.lifecycleLeases(shard)))),
     ]);
     const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0);
-    return { scheduled: sum(scheduled), due: sum(due), failing, held: sum(held) };
+    return { scheduled: sum(scheduled), due: sum(due), failing: sum(failing), held: sum(held) };
   }
 }

@@ -2,8 +2,11 @@
 -- Had someone asked for an earlier check meanwhile (the lease changed: the message changed
 -- while its steps ran), the earlier of the two times stands.
 -- The claim leaves the shard's leases, unless another worker has claimed the check since.
--- KEYS[1] schedule shard, KEYS[2] its leases
--- ARGV[1] message id, ARGV[2] the claim's lease end (ms), ARGV[3] next check (ms) or ''
+-- The message's failure entry is set (a failed check, retried) or removed, in the same step: a
+-- removal left for a command of its own, lost after a message's last check, stayed for ever.
+-- KEYS[1] schedule shard, KEYS[2] its leases, KEYS[3] its failures
+-- ARGV[1] message id, ARGV[2] the claim's lease end (ms), ARGV[3] next check (ms) or '',
+-- ARGV[4] the failure (JSON) or '' when the check succeeded
 if tonumber(redis.call('HGET', KEYS[2], ARGV[1])) == tonumber(ARGV[2]) then
   redis.call('HDEL', KEYS[2], ARGV[1])
 end
@@ -16,5 +19,10 @@ if tonumber(current) == tonumber(ARGV[2]) then
   end
 elseif ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[3], ARGV[1])
+end
+if ARGV[4] == '' then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+else
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 end
 return 1
