@@ -19,6 +19,7 @@ import { LifecycleSchedule } from './store/lifecycle-schedule.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
 import { PasswordCipher } from './store/password-cipher.ts';
+import { LoginFailures } from './domain/login-failures.ts';
 import { TransferSlots } from './domain/transfer-slots.ts';
 import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
@@ -179,6 +180,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   const reportRedisError = (error: Error): void => logger?.warn({ err: error }, 'redis connection error');
   redis.on('error', reportRedisError);
   const schedule = new LifecycleSchedule(redis, keys);
+  const rateLimits = new RateLimitStore(redis, keys);
   const services: Services = {
     mailboxes: new MailboxStore(redis, keys, new PasswordCipher(settings.secretKey), {
       readCache: { ttlMs: settings.mailboxCacheMs, maxEntries: MAILBOX_CACHE_ENTRIES },
@@ -189,7 +191,8 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     usedTokens: new UsedTokenStore(redis, keys),
     audit: new AuditLog(redis, keys),
     certificates: new CertificateStore(redis, keys),
-    rateLimits: new RateLimitStore(redis, keys),
+    rateLimits,
+    loginFailures: new LoginFailures(rateLimits),
     maxRequestsPerSecond: settings.maxRequestsPerSecond,
     sharedKey: settings.sharedKey,
     now: () => new Date(),

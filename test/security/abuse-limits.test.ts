@@ -388,3 +388,32 @@ test('a download its client gives up on while the object is being opened gives i
     await own.close();
   }
 });
+
+test("a certificate whose logins keep failing is refused (429) until the minute ends, the right password included; other certificates are served, and the failures cost its mailbox's requests per second nothing", async (t) => {
+  // Mid-minute, so that every failure falls in one minute's count.
+  let clock = Math.floor(Date.now() / 60_000) * 60_000 + 30_000;
+  const own = await startTestServer({ worker: false, maxRequestsPerSecond: 5, appServices: (services) => ({ ...services, now: () => new Date(clock) }) });
+  t.teardown(() => own.close());
+  const [lab, other, hub] = [await own.createMailbox(), await own.createMailbox(), await own.createMailbox()];
+  const count = (mailbox: TestMailbox, password = mailbox.password, path = `/messageexchange/${mailbox.id}/count`): Promise<number> =>
+    mailboxRequest(own, { ...mailbox, password }, { path }).then((response) => response.status);
+
+  // A certificate granted the lab's mailbox, without its password: its failures are its own.
+  await own.services.mailboxes.grantCertificate(hub.id, lab.id);
+  const hubGuess = { ...hub, id: lab.id, password: 'a guess' };
+  const guesses = await Promise.all(Array.from({ length: 8 }, () => mailboxRequest(own, hubGuess, { path: `/messageexchange/${lab.id}/count` })));
+  t.deepEqual(guesses.map((response) => response.status), Array(8).fill(403));
+  t.is(await count(lab), 200, "the lab's own requests in the same second are not limited by the guesses");
+
+  for (let failure = 9; failure <= 11; failure++) t.is(await count(hubGuess, 'another guess', `/messageexchange/${lab.id}/count`), 403, `failure ${failure}`);
+  const refused = await mailboxRequest(own, hub, { path: `/messageexchange/${hub.id}/count` });
+  t.is(refused.status, 429, 'past 10 failures in the minute, even the right password is refused');
+  t.is(refused.headers['retry-after'], '30');
+  t.is(refused.json().detail[0].code, '429');
+  t.is(await count(lab), 200, 'other certificates are served');
+  t.is(await count(other), 200);
+  t.is(await count(other, 'wrong'), 403, 'and their own failures are answered as before');
+
+  clock += 31_000;
+  t.is(await count(hub), 200, 'served again once the minute has ended');
+});

@@ -65,9 +65,13 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
     throw new ForbiddenError();
   }
   const keepClaimMs = issuedAt.getTime() + TOKEN_WINDOW_MS + USED_TOKEN_MARGIN_MS - now.getTime();
-  if (!(await certificateMayActFor(services, credentials.certificateCommonName, mailboxId))) {
+  const certificateName = credentials.certificateCommonName?.toUpperCase();
+  if (!certificateName || !(await certificateMayActFor(services, certificateName, mailboxId))) {
     throw new ForbiddenError();
   }
+  // Before the password is checked, and before the request counts against the mailbox.
+  const refusedFor = services.loginFailures.refusedFor(certificateName, now);
+  if (refusedFor > 0) throw new TooManyRequestsError(refusedFor);
   // Read the mailbox, claim the token and count the request at once: one round trip to Redis
   // (the commands are pipelined) instead of three on every request. A claim turns out
   // unwarranted only for a refused request, and is then given back.
@@ -91,7 +95,15 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   // The mailbox may have been read a moment ago: a password just changed or a mailbox just
   // reactivated is looked up again before the request is refused.
   const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
-  if (!admits(mailbox)) return refuse(new ForbiddenError());
+  if (!admits(mailbox)) {
+    // A failed login counts against the certificate, not against the mailbox's requests per
+    // second: a certificate granted the mailbox, without its password, could use them up.
+    await Promise.allSettled([
+      services.loginFailures.record(certificateName, now),
+      limited ? services.rateLimits.countRequest(mailboxId, now, -1) : undefined,
+    ]);
+    return refuse(new ForbiddenError());
+  }
   const earlier = claim.value;
   const repeated =
     earlier !== undefined &&
@@ -105,9 +117,7 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
 }
 
 /** The certificate's own mailbox, or one it was granted while that mailbox is active (a disabled one acts for nobody). */
-async function certificateMayActFor(services: Services, commonName: string | undefined, mailboxId: string): Promise<boolean> {
-  if (!commonName) return false;
-  const certificateName = commonName.toUpperCase();
+async function certificateMayActFor(services: Services, certificateName: string, mailboxId: string): Promise<boolean> {
   if (certificateName === mailboxId) return true;
   if (!(await services.mailboxes.grantedMailboxes(certificateName)).includes(mailboxId)) return false;
   return (await services.mailboxes.get(certificateName))?.active === true;

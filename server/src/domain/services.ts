@@ -1,6 +1,7 @@
 import type { TransferLimits } from './chunk-storage.ts';
 import type { TransferSlots } from './transfer-slots.ts';
 import type { LifecycleScheduler, RetentionPeriods } from './lifecycle.ts';
+import type { LoginFailures } from './login-failures.ts';
 import type { AuditLog } from '../store/audit-log.ts';
 import type { CertificateStore } from '../store/certificates.ts';
 import type { MailboxStore } from '../store/mailboxes.ts';
@@ -18,6 +19,8 @@ export interface Services {
   readonly audit: AuditLog;
   readonly certificates: CertificateStore;
   readonly rateLimits: RateLimitStore;
+  /** Failed logins per certificate, and the certificates refused for them (this process's view). */
+  readonly loginFailures: LoginFailures;
   /** Requests a mailbox may make per second (0: unlimited). */
   readonly maxRequestsPerSecond: number;
   /** The environment's shared HMAC key for Authorization tokens. */

@@ -37,6 +37,8 @@ export interface RedisKeys {
   /** Serial -> when the certificate expires (its notAfter, ms). */
   readonly certificateExpiry: string;
   readonly requestCount: (mailboxId: string, second: number) => string;
+  /** Failed logins of a certificate (by its name) in one minute. */
+  readonly loginFailures: (certificateName: string, minute: number) => string;
   readonly usedToken: (mailboxId: string, nonce: string, nonceCount: string) => string;
   readonly lifecycleSchedule: (shard: number) => string;
   /** The checks of a schedule shard claimed by a worker and not yet released (id -> lease end), in the shard's slot. */
@@ -67,6 +69,7 @@ export function redisKeys(prefix: string): RedisKeys {
     certificateHolders: `${prefix}certificate-holders`,
     certificateExpiry: `${prefix}certificate-expiry`,
     requestCount: (mailboxId, second) => `${prefix}request-count:{${mailboxId}}:${second}`,
+    loginFailures: (certificateName, minute) => `${prefix}login-failures:{${certificateName}}:${minute}`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:{${mailboxId}}:${nonce}:${nonceCount}`,
     lifecycleSchedule: (shard) => `${prefix}lifecycle-schedule:{schedule-${shard}}`,
     lifecycleLeases: (shard) => `${prefix}lifecycle-leases:{schedule-${shard}}`,
