@@ -247,6 +247,24 @@ test('a final chunk retried with its token after a lost answer is answered 202 a
   t.is(download.body.toString(), 'second half');
 });
 
+test("a chunk upload's token reused for other content is refused, and the chunk stored stays; the handshake of a mailbox named OUTBOX is no send, its token used as any other", async (t) => {
+  const messageId = await sendMessage(server, alice, carol, 'first, ', { 'mex-WorkflowID': 'CHUNK_REPLAY', 'mex-Chunk-Range': '1:3' });
+  const chunk = (authorization: string, body: string) =>
+    mailboxRequest(server, alice, { method: 'POST', path: `/messageexchange/${alice.id}/outbox/${messageId}/2`, headers: { 'mex-Chunk-Range': '2:3' }, body, authorization });
+  const used = token(alice);
+  t.is((await chunk(used, 'second, ')).status, 202);
+  t.is((await chunk(used, 'second, ')).status, 202, 'its identical retry');
+  assertRefusal(t, await chunk(used, 'other content'));
+  t.deepEqual(await server.services.messages.storedChunks(messageId), [{ number: 1, size: 7 }, { number: 2, size: 8 }], 'chunk 2 as first sent');
+
+  const outbox = await server.createMailbox({ id: 'OUTBOX' });
+  const handshakeToken = token(outbox);
+  for (let i = 0; i < 2; i++) {
+    t.is((await mailboxRequest(server, outbox, { method: 'POST', path: '/messageexchange/OUTBOX', authorization: handshakeToken })).status, 200);
+  }
+  assertRefusal(t, await mailboxRequest(server, outbox, { path: '/messageexchange/OUTBOX/count', authorization: handshakeToken }));
+});
+
 test('a send refused before its message was recorded gives its token back: the identical retry is refused the same way, and a corrected one is sent', async (t) => {
   const recipient = await server.createMailbox();
   const used = token(alice);

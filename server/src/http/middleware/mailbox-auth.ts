@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
+import { MESH_PATH_PREFIX } from '../../../../shared/src/protocol/index.ts';
 import { authenticateMailbox } from '../../domain/authenticate.ts';
 import { sendRecorded } from '../../domain/send.ts';
 import type { Services } from '../../domain/services.ts';
@@ -21,8 +22,10 @@ export interface MailboxState extends RequestState {
   recorded?: boolean;
 }
 
-/** `.../{mailbox}/outbox`: a send (chunk 1 of a new message), in any letter case, as the router matches it. */
-const SEND_PATH = /\/outbox\/?$/i;
+/** `.../{mailbox}/outbox`: a send (chunk 1 of a new message), in any letter case, as the router matches it; not the handshake of a mailbox named OUTBOX. */
+const SEND_PATH = new RegExp(`^${MESH_PATH_PREFIX}/[^/]+/outbox/?$`, 'i');
+/** `.../{mailbox}/outbox/{id}/{n}`: a chunk upload. */
+const CHUNK_PATH = new RegExp(`^${MESH_PATH_PREFIX}/[^/]+/outbox/[^/]+/[^/]+/?$`, 'i');
 
 /** Statuses after which a client (mesh-client among them) retries with the identical token. */
 const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);
@@ -41,6 +44,8 @@ const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);
 export function mailboxAuth(services: Services, pendingWork: PendingWork): Middleware<MailboxState> {
   return async (ctx, next) => {
     const sending = ctx.method === 'POST' && SEND_PATH.test(ctx.path);
+    // What a request brings is part of it: the same token with other content is another request.
+    const bringsContent = sending || (ctx.method === 'POST' && CHUNK_PATH.test(ctx.path));
     const newMessageId = sending ? services.newMessageId(services.now()) : undefined;
     // With its query: another page or message tracked is another request.
     const target = `${ctx.method} ${ctx.originalUrl}`;
@@ -48,7 +53,7 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork): Middl
       certificateCommonName: peerCertificate(ctx.req.socket as TLSSocket).commonName,
       mailboxId: String(ctx.params.mailbox ?? ''),
       authorization: ctx.get('Authorization') || undefined,
-      request: sending ? `${target}\n${sendIdentity(ctx.req.headers)}` : target,
+      request: bringsContent ? `${target}\n${sendIdentity(ctx.req.headers)}` : target,
       // Sending creates a message: done twice, it would be delivered twice.
       repeatable: !sending,
       ...(newMessageId ? { creates: newMessageId } : {}),
