@@ -242,6 +242,9 @@ test('mailbox commands refuse duplicates, unknown mailboxes and bad ids with a c
   const bad = await admin('mailbox', 'create', 'bad/id', '--password', 'x', '--cert-out', out);
   t.is(bad.code, 1);
   t.regex(bad.stderr, /invalid mailbox id/);
+  const routeWord = await admin('mailbox', 'create', 'WorkflowSearch', '--password', 'x', '--cert-out', out);
+  t.is(routeWord.code, 1);
+  t.regex(routeWord.stderr, /WORKFLOWSEARCH is a word of the API's paths/);
 });
 
 test('admin workflow allow and deny change what a mailbox may send and receive', async (t) => {

@@ -6,3 +6,16 @@ export function parseMailboxId(value: string): string {
   if (!MAILBOX_ID_PATTERN.test(value)) throw new Error(`invalid mailbox id "${value}": 1 to 32 letters and digits`);
   return value.toUpperCase();
 }
+
+/**
+ * Words of the API's own paths (`/messageexchange/workflowsearch/{workflow}`, `.../endpointlookup/...`):
+ * a mailbox so named would have its inbox and count taken for lookups (paths match in any letter case).
+ */
+const ROUTE_WORDS = new Set(['WORKFLOWSEARCH', 'ENDPOINTLOOKUP']);
+
+/** parseMailboxId for a mailbox to be created: a word of the API's paths is refused too. */
+export function parseNewMailboxId(value: string): string {
+  const id = parseMailboxId(value);
+  if (ROUTE_WORDS.has(id)) throw new Error(`invalid mailbox id "${value}": ${id} is a word of the API's paths (/messageexchange/${id.toLowerCase()}/...)`);
+  return id;
+}

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadPki } from '../pki.ts';
 import { printable } from '../../client/untrusted-text.ts';
-import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
+import { parseMailboxId, parseNewMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_MAILBOX_CACHE_MS } from '../../../../server/src/config.ts';
@@ -49,7 +49,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       .option('--workflow <id...>', "workflows it may send and receive (default '*': any; refine with admin workflow)")
       .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to'),
   ).action(async (id: string, options: PasswordOptions & { ods: string; name: string; workflow?: string[]; certOut: string; days?: number }) => {
-    const mailboxIdValue = parseMailboxId(id);
+    const mailboxIdValue = parseNewMailboxId(id);
     const workflows = options.workflow?.map(parseWorkflowId);
     const authority = await readCertificateAuthority(pkiDir());
     const chosen = await choosePassword(options);
