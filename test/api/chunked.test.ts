@@ -238,6 +238,17 @@ test('chunk refusals: beyond the message 406, bad or mismatched range 417, wrong
   });
   t.is(pathMismatch.status, 417);
   t.is(pathMismatch.json().detail[0].code, 'InvalidHeaderChunks');
+  t.is(pathMismatch.json().message_id, messageId);
+  // Refused as its headers are read: each names the message too, as the upload's other refusals do.
+  for (const [headers, status] of [
+    [{ 'mex-Chunk-Range': '3:2' }, 417],
+    [{ 'mex-Chunk-Range': 'two' }, 417],
+    [{ 'mex-Chunk-Range': '2:3', 'content-encoding': 'br' }, 422],
+  ] as const) {
+    const refused = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/2`, headers, body: 'x' });
+    t.is(refused.status, status, JSON.stringify(headers));
+    t.is(refused.json().message_id, messageId, JSON.stringify(headers));
+  }
   t.is((await uploadChunk(messageId, 2, 3, Buffer.from('x'), { from: gp })).status, 403);
   t.is((await uploadChunk('20260101000000000000_ABCDEF', 2, 3, Buffer.from('x'))).status, 404);
   t.false((await inbox()).includes(messageId));
@@ -294,6 +305,11 @@ test('a body said to be gzip that is not is refused with 422 and nothing is kept
   await refusedAs(await send(Buffer.concat([notGzip, randomBytes(100_000)]), { 'transfer-encoding': 'chunked' }));
   const messageId = await startUpload(2, gzipSync(randomBytes(70_000)), { 'content-encoding': 'gzip' });
   await refusedAs(await uploadChunk(messageId, 2, 2, notGzip, { headers: { 'content-encoding': 'gzip' } }));
+  // Ending inside the two bytes of gzip's magic: the first is right, and nothing follows.
+  const firstMagicByte = Buffer.from([0x1f]);
+  await refusedAs(await send(firstMagicByte, {}));
+  await refusedAs(await send(firstMagicByte, { 'transfer-encoding': 'chunked' }));
+  await refusedAs(await uploadChunk(messageId, 2, 2, firstMagicByte, { headers: { 'content-encoding': 'gzip' } }));
   t.is(await objectsOf(messageId), 1, 'only chunk 1 is stored');
   const listed = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?workflow_filter=NOTGZIP` });
   t.deepEqual(listed.json().messages, [], 'no refused send was delivered');

@@ -63,6 +63,12 @@ class ChunkGuard extends Transform {
     }
     done(this.refusal ?? null, this.refusal ? undefined : data);
   }
+
+  /** A body that ended inside the magic (a lone 0x1f) is no gzip either; an empty one is refused as empty. */
+  override _flush(done: (error?: Error | null) => void): void {
+    if (this.#gzip && this.bytes > 0 && this.bytes < GZIP_MAGIC.length) this.refusal = notGzip(this.#messageId);
+    done(this.refusal ?? null);
+  }
 }
 
 /** Whether a send is small enough to keep its payload in Redis, in the same atomic step as its record. */

@@ -48,30 +48,33 @@ function assertWellFormed(headers: IncomingHttpHeaders): void {
   }
 }
 
-/** The chunk range header of a send or upload; defaults to 1:1. */
-export function chunkRange(headers: IncomingHttpHeaders): { readonly chunk: number; readonly total: number } {
+/**
+ * The chunk range header of a send or upload; defaults to 1:1. `messageId`: the message a
+ * chunk upload is for, named in its refusal as in the upload's others (a send's has none yet).
+ */
+export function chunkRange(headers: IncomingHttpHeaders, messageId?: string): { readonly chunk: number; readonly total: number } {
   const raw = header(headers, MeshHeaders.chunkRange);
   if (raw === '') return { chunk: 1, total: 1 };
   const range = parseChunkRange(raw);
-  if (!range) throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { detail: raw });
+  if (!range) throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { detail: raw, messageId });
   return range;
 }
 
-/** The body of a send or chunk upload, as it arrives. */
-export function chunkBody(headers: IncomingHttpHeaders, stream: Readable): ChunkBody {
+/** The body of a send or chunk upload (of `messageId`, named in its refusals), as it arrives. */
+export function chunkBody(headers: IncomingHttpHeaders, stream: Readable, messageId?: string): ChunkBody {
   // Node undoes chunked framing and no other transfer coding: a body sent `gzip, chunked` would be stored still gzipped as the payload.
   const transferCodings = header(headers, 'transfer-encoding').toLowerCase();
   if (transferCodings !== '' && transferCodings.split(',').some((coding) => coding.trim() !== 'chunked')) {
-    throw new MeshError(501, MeshErrorCodes.unsupportedTransferCoding, { detail: transferCodings });
+    throw new MeshError(501, MeshErrorCodes.unsupportedTransferCoding, { detail: transferCodings, messageId });
   }
   const encoding = header(headers, 'content-encoding').toLowerCase();
   if (encoding !== '' && encoding !== 'gzip') {
-    throw new MeshError(422, MeshErrorCodes.unsupportedContentEncoding, { detail: encoding });
+    throw new MeshError(422, MeshErrorCodes.unsupportedContentEncoding, { detail: encoding, messageId });
   }
   const length = header(headers, 'content-length');
   const contentLength = length === '' ? undefined : Number(length);
   // Node has checked it is digits; '00' is empty too.
-  if (contentLength === 0) throw new SendRejectedError(MeshErrorCodes.missingDataFile);
+  if (contentLength === 0) throw new SendRejectedError(MeshErrorCodes.missingDataFile, { messageId });
   return { stream, contentLength, contentEncoding: encoding };
 }
 

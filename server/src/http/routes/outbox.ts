@@ -43,7 +43,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
   router.post('/outbox/:messageId/:chunk', async (ctx) => {
     const messageId = normaliseMessageId(ctx.params.messageId ?? '');
     if (!messageId) throw new MessageNotFoundError(ctx.params.messageId ?? '');
-    const range = chunkRange(ctx.req.headers);
+    const range = chunkRange(ctx.req.headers, messageId);
     if (String(range.chunk) !== ctx.params.chunk) {
       throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { messageId, detail: `${range.chunk}:${range.total}` });
     }
@@ -52,7 +52,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
       messageId,
       chunkNumber: range.chunk,
       totalChunks: range.total,
-      body: chunkBody(ctx.req.headers, ctx.req),
+      body: chunkBody(ctx.req.headers, ctx.req, messageId),
       repeated: ctx.state.repeatedRequest,
     });
     ctx.state.recorded = true;
