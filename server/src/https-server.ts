@@ -131,6 +131,9 @@ const unparseable = new WeakSet<Duplex>();
 /** Per server, its open connections: TCP ones until their handshake is done, then the TLS ones. */
 const connectionsOf = new WeakMap<Server, Set<Duplex>>();
 
+/** Servers that are stopping: each answer closes its connection (see closeConnectionsAfterAnswers). */
+const stopping = new WeakSet<Server>();
+
 /**
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
  * refused in the handshake, before any HTTP is read.
@@ -151,7 +154,13 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
     const exchange = { request, response };
     exchanges.push(exchange);
     // 'close' comes once per response: its entry is there.
-    response.on('close', () => exchanges.splice(exchanges.indexOf(exchange), 1));
+    response.on('close', () => {
+      exchanges.splice(exchanges.indexOf(exchange), 1);
+      // An answer begun before the stop promised to keep its connection: kept, it would carry
+      // more requests (see closeConnectionsAfterAnswers).
+      if (stopping.has(server) && exchanges.length === 0) server.closeIdleConnections();
+    });
+    if (stopping.has(server)) response.shouldKeepAlive = false;
     void handle(request, response);
   };
   const server = createServer(
@@ -254,6 +263,20 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
  * its timeout (or the deadline), and one in its handshake past the deadline too. A request
  * whose headers had not all come never reached the app: its client may send it again elsewhere.
  */
+/**
+ * For a stop: every answer not yet begun says `Connection: close` and closes its connection once
+ * sent, and one already under way closes it after it (if no other request waits on it), so that
+ * kept-alive connections carry no new requests into the stop and leave as their answers end.
+ * Node's server.close() closes only the connections idle at that moment.
+ */
+export function closeConnectionsAfterAnswers(server: Server): void {
+  stopping.add(server);
+  for (const connection of connectionsOf.get(server) ?? []) {
+    for (const { response } of answering.get(connection) ?? []) if (!response.headersSent) response.shouldKeepAlive = false;
+  }
+  server.closeIdleConnections();
+}
+
 export function closeConnectionsNotAnswering(server: Server): void {
   for (const connection of connectionsOf.get(server) ?? []) {
     if (!answering.get(connection)?.length) connection.destroy();

@@ -4,7 +4,7 @@ import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
 import { BackendUnreachableError, connect } from './connections.ts';
-import { clientOverLimitReporter, closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
+import { clientOverLimitReporter, closeConnectionsAfterAnswers, closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { PendingWork } from './http/pending-work.ts';
 import { createServerLogger } from './logging.ts';
@@ -95,15 +95,17 @@ async function main(): Promise<void> {
     lastResort.unref();
     stopCrlReload();
     server.close();
-    server.closeIdleConnections();
+    closeConnectionsAfterAnswers(server);
     setTimeout(() => closeConnectionsNotAnswering(server), FIRST_REQUEST_GRACE_MS).unref();
     await once(server, 'close');
     await pendingWork.settled();
     await connections.close();
     logger.info('stopped');
   };
-  process.once('SIGTERM', (signal) => void stop(signal));
-  process.once('SIGINT', (signal) => void stop(signal));
+  // Every time: a signal repeated while stopping (a supervisor's retry, a second Ctrl-C) must not
+  // take Node's default action, which would end the process mid-request.
+  process.on('SIGTERM', (signal) => void stop(signal));
+  process.on('SIGINT', (signal) => void stop(signal));
 }
 
 main().catch((error: unknown) => {

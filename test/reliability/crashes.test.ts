@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { Agent, request as httpsRequest } from 'node:https';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -112,6 +113,55 @@ test('SIGTERM: the server stops taking connections, finishes the request in flig
     const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
     t.true(download.body.equals(body));
   } finally {
+    await server.stop();
+  }
+});
+
+test('SIGTERM: an answer given while stopping closes its kept-alive connection, so it carries no more requests; a repeated signal does not end the process mid-request', async (t) => {
+  const server = await startServerProcess();
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: server.caPem });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    /** A send on the kept-alive agent: its body's first 1,000 bytes go now, the rest on finish(). */
+    const startSend = (body: Buffer) => {
+      const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+      const req = httpsRequest(new URL(`/messageexchange/${lab.id}/outbox`, server.origin), {
+        method: 'POST',
+        agent,
+        cert: lab.certPem,
+        key: lab.keyPem,
+        headers: { accept: 'application/vnd.mesh.v2+json', authorization, 'mex-To': gp.id, 'mex-WorkflowID': 'SHUTDOWN', 'content-length': String(body.length) },
+      });
+      const answer = new Promise<{ status: number; connection: string | undefined; socket: unknown }>((resolve, reject) => {
+        req.on('error', reject);
+        req.on('response', (response) => {
+          response.resume();
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, connection: response.headers.connection, socket: req.socket }));
+        });
+      });
+      req.write(body.subarray(0, 1000));
+      return { authorization, answer, finish: () => req.end(body.subarray(1000)) };
+    };
+    const first = startSend(randomBytes(2000));
+    first.finish();
+    const kept = await first.answer;
+    t.is(kept.status, 202);
+    t.is(kept.connection, 'keep-alive');
+
+    const inFlight = startSend(randomBytes(200_000));
+    t.true(await server.tokenClaimed(inFlight.authorization), "the request is in the server's hands before it is told to stop");
+    const exited = server.kill('SIGTERM');
+    t.true(await server.listenerClosed(), 'stopping');
+    const again = server.kill('SIGTERM');
+    inFlight.finish();
+    const answered = await inFlight.answer;
+    t.is(answered.status, 202, 'served, the second signal notwithstanding');
+    t.is(answered.socket, kept.socket, 'on the kept-alive connection');
+    t.is(answered.connection, 'close', 'which is not kept for more requests');
+    t.is(await exited, 0);
+    t.is(await again, 0);
+  } finally {
+    agent.destroy();
     await server.stop();
   }
 });
