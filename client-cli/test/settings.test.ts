@@ -81,6 +81,13 @@ test('the url defaults to https://localhost:8443', async (t) => {
   t.is(settings.url, DEFAULT_URL);
 });
 
+test("the shared key is taken without the spaces or line end around it, as the server takes its own; one of spaces alone is missing", async (t) => {
+  const complete = { mailbox: 'a', password: 'p', cert: 'flag.crt', key: KEY, ca: 'env.crt' };
+  t.is((await resolveConnectionSettings(complete, { env: { MESHBOX_SHARED_KEY: ' the-key\n' }, cwd: dir })).sharedKey, 'the-key');
+  const blank = await t.throwsAsync(resolveConnectionSettings({ ...complete, sharedKey: '  ' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
+  t.regex(blank?.message ?? '', /shared key \(the environment's HMAC secret\) is missing/);
+});
+
 test('every missing setting is named with its flag, variable and profile key', async (t) => {
   const error = await t.throwsAsync(resolveConnectionSettings({ password: 'p' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
   const lines = (error?.message ?? '').split('\n').slice(1);

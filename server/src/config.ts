@@ -74,7 +74,12 @@ const MAX_PERIOD_SECONDS = 100 * 365 * 86_400;
 const periodSeconds = seconds.max(MAX_PERIOD_SECONDS, `at most ${MAX_PERIOD_SECONDS} (100 years)`);
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
-const redisUrl = z.url({ protocol: /^rediss?$/ });
+/** A host to reach (`redis:host` and `redis://` have none), and a database number if any path: ioredis reads `/abc` as SELECT NaN. */
+const redisUrl = z.url({ protocol: /^rediss?$/ }).refine((value) => {
+  // Checked even when the URL check above failed: URL.parse, as it may be no URL at all.
+  const url = URL.parse(value);
+  return url !== null && url.hostname !== '' && /^(\/\d*)?$/.test(url.pathname);
+});
 const redisUrls = z
   .string()
   .trim()
@@ -82,7 +87,7 @@ const redisUrls = z
     const urls = splitRedisUrls(value);
     return urls.length > 0 && urls.every((each) => redisUrl.safeParse(each).success);
   }, {
-    message: 'a redis:// or rediss:// URL (for a cluster: one or more, separated by commas)',
+    message: 'a redis:// or rediss:// URL with a host, and a database number if any path, e.g. redis://host:6379/0 (for a cluster: one or more, separated by commas)',
   });
 
 /** What the server and the admin CLI both need: where state and payloads live. */

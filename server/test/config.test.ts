@@ -101,6 +101,13 @@ test('a request timeout shorter than the headers timeout is refused by name (Nod
 test('Redis takes only redis:// URLs and S3 only http(s)://', (t) => {
   t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'https://10.0.0.7:6379', MESHBOX_S3_ENDPOINT: 'https://s3.example.org' }), { message: /MESHBOX_REDIS_URL: a redis/ });
   t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379', MESHBOX_S3_ENDPOINT: 'redis://10.0.0.7:6379' }), { message: /MESHBOX_S3_ENDPOINT: an http:\/\/ or https:\/\/ URL/ });
+  // No host to reach, or a path that is no database number (ioredis would send SELECT NaN at start).
+  for (const url of ['redis://', 'redis:host', 'redis://10.0.0.7:6379/abc', 'redis://10.0.0.7:6379/0/1']) {
+    t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: url, MESHBOX_S3_ENDPOINT: 'https://s3.example.org' }), { message: /MESHBOX_REDIS_URL: a redis:\/\/ or rediss:\/\/ URL with a host/ }, url);
+  }
+  for (const url of ['redis://10.0.0.7:6379', 'redis://10.0.0.7:6379/', 'rediss://:secret@redis.example.org:6380/2']) {
+    t.is(loadConfig({ ...files, MESHBOX_REDIS_URL: url, MESHBOX_S3_ENDPOINT: 'https://s3.example.org' }).redisUrl, url);
+  }
 });
 
 test('TLS files that are not what they should be are named with the reason, all at once', (t) => {

@@ -84,9 +84,10 @@ function howToSupply(name: SettingName): string {
   return `pass ${source.flag}, set ${source.env}, or add "${name}" to a profile (${PROFILE_SOURCE.flag} or ${PROFILE_SOURCE.env})`;
 }
 
-function required(name: SettingName) {
+function required(name: SettingName, options: { readonly trim?: boolean } = {}) {
   const missing = `${SETTING_SOURCES[name].what} is missing: ${howToSupply(name)}`;
-  return z.string({ error: missing }).min(1, missing);
+  const text = z.string({ error: missing });
+  return (options.trim ? text.trim() : text).min(1, missing);
 }
 
 /** The merged settings, checked; cert, key and ca are still file candidates here. */
@@ -103,7 +104,8 @@ const mergedSchema = z.object({
     .refine((value) => /^[A-Za-z0-9]+$/.test(value), { error: (issue) => `mailbox id "${String(issue.input)}" must be letters and digits only` })
     .transform((value) => value.toUpperCase()),
   password: required('password'),
-  sharedKey: required('sharedKey'),
+  // Trimmed as the server trims its own (a key file's newline, pasted into a profile, must not fail every token).
+  sharedKey: required('sharedKey', { trim: true }),
   cert: required('cert'),
   key: required('key'),
   ca: required('ca'),
