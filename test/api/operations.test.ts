@@ -48,6 +48,19 @@ test('readiness reports object storage that does not answer', async (t) => {
   }
 });
 
+test('processes starting together on a new bucket all find it ready: the one refused as another created it first is not failed', async (t) => {
+  const { s3: local } = await ensureLocalServices();
+  const bucket = `race-${randomBytes(6).toString('hex')}`;
+  const s3 = createS3Client({ endpoint: local.endpoint, bucket, region: local.region, forcePathStyle: true, credentials: { accessKeyId: local.accessKeyId, secretAccessKey: local.secretAccessKey } });
+  try {
+    const starts = await Promise.allSettled(Array.from({ length: 3 }, () => new PayloadStore(s3, bucket).ensureBucket()));
+    t.deepEqual(starts.map(({ status }) => status), ['fulfilled', 'fulfilled', 'fulfilled'], JSON.stringify(starts));
+  } finally {
+    await removeBucket(s3, bucket);
+    s3.destroy();
+  }
+});
+
 test('the S3 client logs neither each request nor an expected failure, only its own warnings', async (t) => {
   const lines: string[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });

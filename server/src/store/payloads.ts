@@ -43,12 +43,22 @@ export class PayloadStore {
     this.#bucket = bucket;
   }
 
-  /** Creates the bucket unless it exists (idempotent start-up step). */
+  /**
+   * Creates the bucket unless it exists (idempotent start-up step). Processes of a new
+   * deployment start together: all find no bucket, one creates it, and the others are refused
+   * as it exists (BucketAlreadyExists, or BucketAlreadyOwnedByYou): theirs is there all the same.
+   */
   async ensureBucket(): Promise<void> {
+    const head = (): Promise<unknown> => this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }));
     try {
-      await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }));
+      await head();
     } catch {
-      await this.#s3.send(new CreateBucketCommand({ Bucket: this.#bucket }));
+      try {
+        await this.#s3.send(new CreateBucketCommand({ Bucket: this.#bucket }));
+      } catch (error) {
+        if (!(error instanceof Error && /^BucketAlready(Exists|OwnedByYou)$/.test(error.name))) throw error;
+        await head().catch(() => Promise.reject(error));
+      }
     }
   }
 
