@@ -140,6 +140,17 @@ async function refuseRedisOtherThanSet(redis: RedisClient, settings: ConnectionS
   }
 }
 
+/**
+ * A start-up step on Redis, given START_UP_ANSWER_MS and failing with Redis named: one reached by
+ * the first ping may still fail the next step (a cluster whose master for that slot is down).
+ */
+export function atStartOnRedis<T>(settings: RedisTarget, step: Promise<T>): Promise<T> {
+  return within(step, START_UP_ANSWER_MS).catch((error: unknown) => {
+    if (error instanceof ConfigError || error instanceof BackendUnreachableError) throw error;
+    throw new BackendUnreachableError(`cannot use Redis at ${describeRedisTarget(settings)}: ${(error as Error).message}`);
+  });
+}
+
 /** Connects the stores to Redis and S3 and makes sure the bucket exists. */
 export async function connect(settings: ConnectionSettings, logger?: Logger): Promise<Connections> {
   const redis = openRedis(settings, {
@@ -165,7 +176,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     await within(redis.ping(), START_UP_ANSWER_MS).catch((error: unknown) => {
       throw new BackendUnreachableError(`cannot reach Redis at ${describeRedisTarget(settings)}: ${(redisError ?? (error as Error)).message}`);
     });
-    await within(refuseRedisOtherThanSet(redis, settings), START_UP_ANSWER_MS);
+    await atStartOnRedis(settings, refuseRedisOtherThanSet(redis, settings));
     await within(payloads.ensureBucket(), START_UP_ANSWER_MS).catch((error: unknown) => {
       const where = settings.s3.endpoint ?? 'the default AWS endpoint';
       throw new BackendUnreachableError(`cannot use bucket ${settings.s3.bucket} at ${where}: ${(error as Error).message || (error as Error).name}`);

@@ -3,7 +3,7 @@ import { daysLeft, EXPIRY_WARNING_DAYS, expiryPhrase } from '../../shared/src/pk
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
-import { BackendUnreachableError, connect } from './connections.ts';
+import { atStartOnRedis, BackendUnreachableError, connect } from './connections.ts';
 import { clientOverLimitReporter, closeConnectionsAfterAnswers, closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { PendingWork } from './http/pending-work.ts';
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   }
   const connections = await connect(config, logger);
   // Under another key every mailbox would be unreadable: each request and send a 503.
-  if (!(await connections.services.mailboxes.secretKeyMatches({ claimEmpty: true }))) {
+  if (!(await atStartOnRedis(config, connections.services.mailboxes.secretKeyMatches({ claimEmpty: true })))) {
     await connections.close();
     throw new SecretKeyMismatchError(process.env, config.redisPrefix, 'start the server with the MESHBOX_SECRET_KEY they were registered with');
   }
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     maxConnectionsPerClient: config.maxConnectionsPerClient,
     onClientOverLimit: clientOverLimitReporter(logger, metrics, config.maxConnectionsPerClient),
   });
-  if (config.role !== 'api') await connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs });
+  if (config.role !== 'api') await atStartOnRedis(config, connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs }));
   const stopCrlReload = config.revocationList
     ? reloadRevocationList(server, config.tls, config.revocationList, {
         intervalMs: config.crlReloadMs,
@@ -68,7 +68,10 @@ async function main(): Promise<void> {
       })
     : () => {};
   server.listen(config.port, config.host);
-  await once(server, 'listening');
+  await once(server, 'listening').catch((error: NodeJS.ErrnoException) => {
+    const why = error.code === 'EADDRINUSE' ? 'the port is in use' : error.code === 'EACCES' ? 'not allowed (a port below 1024 needs privileges)' : error.message;
+    throw new ConfigError(`cannot listen on ${config.host}:${config.port} (MESHBOX_HOST, MESHBOX_PORT): ${why}`);
+  });
   logger.info(
     { role: config.role, url: `https://${config.host}:${config.port}/messageexchange`, redis: describeRedisTarget(config), s3: config.s3.endpoint },
     'meshbox listening',
@@ -114,5 +117,7 @@ main().catch((error: unknown) => {
   } else {
     console.error('meshbox: failed to start:', error);
   }
+  // A misspelt setting is most likely why (its default used instead): the warning would otherwise come only once started.
+  for (const { variable, meant } of suspectedTypos(process.env)) console.error(`meshbox: ${variable} is not a setting (ignored): ${meant}?`);
   process.exit(1);
 });

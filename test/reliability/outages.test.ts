@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,6 +16,8 @@ import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { LifecycleSchedule } from '../../server/src/store/lifecycle-schedule.ts';
 import { startTestServer, TEST_SECRET_KEY } from '../support/harness.ts';
+import { atStartOnRedis, BackendUnreachableError, createS3Client } from '../../server/src/connections.ts';
+import { removeDeploymentState } from '../support/cleanup.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
@@ -426,6 +428,27 @@ test('a server that cannot reach Redis or its bucket at start exits 1 with one l
   t.is(noStorage.code, 1);
   t.regex(noStorage.output, /^meshbox: cannot use bucket meshbox at http:\/\/127\.0\.0\.1:1: .+\n$/);
 
+  // Both reachable, the address not this machine's: named by its settings, with a misspelt setting as the likely cause.
+  const deployment = { prefix: `test:${randomUUID()}:`, bucket: `start-${randomUUID().slice(0, 8)}` };
+  const redis = new Redis(local.redisUrl);
+  const s3 = createS3Client({ endpoint: local.s3.endpoint, bucket: deployment.bucket, region: local.s3.region, forcePathStyle: true, credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey } });
+  t.teardown(async () => {
+    await removeDeploymentState(redis, deployment.prefix, s3, deployment.bucket);
+    redis.disconnect();
+    s3.destroy();
+  });
+  const noListen = await start({
+    MESHBOX_REDIS_URL: local.redisUrl,
+    MESHBOX_S3_ENDPOINT: local.s3.endpoint,
+    MESHBOX_REDIS_PREFIX: deployment.prefix,
+    MESHBOX_S3_BUCKET: deployment.bucket,
+    MESHBOX_HOST: '192.0.2.1',
+    MESHBOX_LOG_LEVLE: 'debug',
+  });
+  t.is(noListen.code, 1);
+  t.regex(noListen.output, /\nmeshbox: cannot listen on 192\.0\.2\.1:1 \(MESHBOX_HOST, MESHBOX_PORT\): .*EADDRNOTAVAIL.*\nmeshbox: MESHBOX_LOG_LEVLE is not a setting \(ignored\): MESHBOX_LOG_LEVEL\?\n$/);
+  t.notRegex(noListen.output, /\n\s+at /, 'no stack trace');
+
   // A peer that takes the connection and never answers (a proxy whose backend is down) is given up on too.
   const silent = createNetServer(() => {});
   silent.listen(0, '127.0.0.1');
@@ -443,6 +466,13 @@ test('a server that cannot reach Redis or its bucket at start exits 1 with one l
   } finally {
     silent.close();
   }
+});
+
+test('a start-up step on Redis that fails after Redis first answered (a cluster whose master for the slot is down) names Redis, as a reason rather than a stack trace', async (t) => {
+  const target = { redisUrl: 'redis://10.0.0.7:7000', redisCluster: true };
+  const failed = await t.throwsAsync(atStartOnRedis(target, Promise.reject(new Error('Connection is closed.'))), { instanceOf: BackendUnreachableError });
+  t.regex(failed?.message ?? '', /^cannot use Redis at .*10\.0\.0\.7:7000.*: Connection is closed\.$/);
+  t.is(await atStartOnRedis(target, Promise.resolve('fine')), 'fine');
 });
 
 test('a server given another secret key than its mailboxes were registered under refuses to start, saying so', async (t) => {
