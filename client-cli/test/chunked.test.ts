@@ -329,6 +329,34 @@ test('a --resume without the --gzip the first run used is told to give it, and w
   t.true(bytes.equals(payload));
 });
 
+test('a --resume with --gzip and another chunk size that makes as many chunks is refused (the sizes the server holds are compressed ones), and the right one finishes the message byte-exact', async (t) => {
+  const payload = randomBytes(3 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  // The first run, with --gzip and chunks of 64 KiB, stopped after chunk 2 of 4.
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  const messageId = await client.sendMessage({
+    to: gp.mailbox.id,
+    workflowId: WORKFLOW,
+    body: gzipSync(payload.subarray(0, CHUNK)),
+    contentEncoding: 'gzip',
+    totalChunks: 4,
+    fileName: 'payload.bin',
+  });
+  await client.uploadChunk(messageId, 2, 4, gzipSync(payload.subarray(CHUNK, 2 * CHUNK)), { contentEncoding: 'gzip' });
+  client.close();
+
+  const otherSize = await send(cwd, ['--chunk-size', '60000', '--gzip', '--resume', messageId]);
+  t.is(otherSize.code, 1);
+  t.regex(otherSize.stderr, /chunk 1 of message \S+ has \d+ bytes on the server, but .*payload\.bin in chunks of 60000 bytes gives \d+ gzipped: resume with the same file, --chunk-size and --gzip as the first run/);
+  t.deepEqual((await withClient(lab, (each) => each.track(messageId))).stored_chunks, [1, 2], 'nothing sent');
+  const resumed = await send(cwd, ['--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--json']);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.like(JSON.parse(resumed.stdout), { messageId, status: 'accepted', uploadedChunks: 2 });
+  const { result: download, bytes } = await downloaded(messageId);
+  t.is(download.code, 0, download.stderr);
+  t.true(bytes.equals(payload));
+});
+
 test('dispatch with a chunk size over the server limit keeps the file, with the same advice: the setting is wrong, not the file', async (t) => {
   const outbox = await folderWith(randomBytes(150 * 1024));
   // Settled: written a minute ago, as dispatch takes only files that have stopped changing.

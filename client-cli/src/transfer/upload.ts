@@ -2,6 +2,7 @@ import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { AcceptedWithoutIdError, AnswerCutOffError, GATEWAY_FAILURES, MeshClientError, MeshConnectionError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
@@ -208,8 +209,7 @@ class ChunkSender {
         const value = this.#doneBytes + this.#attemptBytes;
         this.#progress.update(value, value);
       });
-      // createReadStream cannot read zero bytes (end would precede start): the empty file's one chunk.
-      const source = span.length === 0 ? Readable.from([]) : createReadStream(this.#path, { start: span.start, end: span.end });
+      const source = readSpan(this.#path, span);
       // pipeline() destroys every stage with the first error, so the last one (what the
       // transport reads) reports a failing file, and a failed request closes the file.
       const stages = this.#encoding === 'gzip' ? [source, counter, createGzip()] : [source, counter];
@@ -342,13 +342,13 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     );
   }
   if (complete) {
-    // It lists no chunks: its size, that of them all, is what tells the file.
-    await checkSameFile(client, tracking, plan, options, checkMessageSize);
+    // It lists no chunks: its size, that of them all, is what tells the file (stored compressed after a gzip run: nothing to compare).
+    await checkSameFile(client, tracking, plan, options, options.gzip ? () => undefined : checkMessageSize);
     // The message's figures, as checked: after a gzip run the server has only the compressed size, and the file's is given, as a send gives it.
     return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: 0, status: tracking.status, changedAfterSend: false };
   }
   const stored = storedChunks(tracking, plan.totalChunks);
-  await checkSameFile(client, tracking, plan, options, checkStoredSizes);
+  await checkSameFile(client, tracking, plan, options, options.gzip ? checkGzippedSizes : checkStoredSizes);
 
   const missing: number[] = [];
   for (let number = 1; number <= plan.totalChunks; number += 1) if (!stored.has(number)) missing.push(number);
@@ -376,18 +376,12 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
   };
 }
 
-/**
- * Whether the file is the message's, the cheap way first: the sizes the server holds (stored
- * compressed after a gzip run: nothing to compare), then, with verifyChecksum, the content.
- */
-async function checkSameFile(
-  client: MeshClient,
-  tracking: TrackingInfo,
-  plan: ChunkPlan,
-  options: ResumeOptions,
-  checkSizes: (tracking: TrackingInfo, plan: ChunkPlan, path: string) => void,
-): Promise<void> {
-  if (!options.gzip) checkSizes(tracking, plan, options.path);
+/** Whether the file, split by the plan, is what the server holds, by the sizes it holds. */
+type SizeCheck = (tracking: TrackingInfo, plan: ChunkPlan, path: string) => void | Promise<void>;
+
+/** Whether the file is the message's, the cheap way first: the sizes the server holds, then, with verifyChecksum, the content. */
+async function checkSameFile(client: MeshClient, tracking: TrackingInfo, plan: ChunkPlan, options: ResumeOptions, checkSizes: SizeCheck): Promise<void> {
+  await checkSizes(tracking, plan, options.path);
   if (options.verifyChecksum) await verifyAgainstMessage(client, options.path, plan.fileSize, tracking, options.progress);
 }
 
@@ -402,7 +396,7 @@ function checkMessageSize(tracking: TrackingInfo, plan: ChunkPlan, path: string)
 
 /**
  * The same chunk count can come from different chunk sizes; the sizes the server holds tell
- * whether this file is being split the way it was (gzip chunks are stored compressed: no check).
+ * whether this file is being split the way it was.
  */
 function checkStoredSizes(tracking: TrackingInfo, plan: ChunkPlan, path: string): void {
   const numbers = tracking.stored_chunks ?? [];
@@ -418,6 +412,46 @@ function checkStoredSizes(tracking: TrackingInfo, plan: ChunkPlan, path: string)
       );
     }
   });
+}
+
+/**
+ * checkStoredSizes after a gzip run, whose chunks the server holds compressed: this file split as
+ * it was gives, gzipped as this CLI gzips (deterministically), the sizes of chunk 1 and of the last
+ * chunk stored. A chunk size that makes as many chunks cuts both elsewhere: missing chunks cut so
+ * would garble the message. Two chunks are compressed again, not every one sent.
+ */
+async function checkGzippedSizes(tracking: TrackingInfo, plan: ChunkPlan, path: string): Promise<void> {
+  const numbers = tracking.stored_chunks ?? [];
+  const sizes = tracking.stored_chunk_bytes;
+  if (!sizes || numbers.length === 0) return;
+  const checked = [...new Set([0, numbers.length - 1])];
+  // The file's own sizes: the first run went without --gzip. The server refuses a gzip chunk in
+  // its message, and send then says how to resume.
+  if (checked.every((index) => sizes[index] === plan.span(numbers[index]!).length)) return;
+  for (const index of checked) {
+    const number = numbers[index]!;
+    const expected = await gzippedSize(path, plan.span(number));
+    if (sizes[index] !== expected) {
+      throw new Error(
+        `chunk ${number} of message ${tracking.message_id} has ${String(sizes[index])} bytes on the server, but ${path} in chunks of ` +
+          `${plan.chunkSize} bytes gives ${expected} gzipped: resume with the same file, --chunk-size and --gzip as the first run ` +
+          "(a first run by another program, or another Node's zlib, compresses differently: send the file again as a new message)",
+      );
+    }
+  }
+}
+
+async function gzippedSize(path: string, span: ChunkSpan): Promise<number> {
+  let size = 0;
+  await pipelineAsync(readSpan(path, span), createGzip(), async (compressed: AsyncIterable<Buffer>) => {
+    for await (const part of compressed) size += part.length;
+  });
+  return size;
+}
+
+/** One chunk of the file from disk: createReadStream cannot read zero bytes (end would precede start), the empty file's one chunk. */
+function readSpan(path: string, span: ChunkSpan): Readable {
+  return span.length === 0 ? Readable.from([]) : createReadStream(path, { start: span.start, end: span.end });
 }
 
 async function verifyAgainstMessage(client: MeshClient, path: string, size: number, tracking: TrackingInfo, progress: ProgressFactory): Promise<void> {
