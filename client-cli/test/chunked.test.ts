@@ -303,20 +303,24 @@ test('a --resume with a --gzip the first run did not use is told to resume witho
   t.true(bytes.equals(payload));
 });
 
+/** A first run of `send --gzip` in chunks of CHUNK that stopped after `sent` of `total` chunks: the message's id. */
+async function gzipRunStopped(payload: Buffer, total: number, sent: number): Promise<string> {
+  const chunk = (number: number): Buffer => gzipSync(payload.subarray((number - 1) * CHUNK, number * CHUNK));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: chunk(1), contentEncoding: 'gzip', totalChunks: total, fileName: 'payload.bin' });
+    for (let number = 2; number <= sent; number++) await client.uploadChunk(messageId, number, total, chunk(number), { contentEncoding: 'gzip' });
+    return messageId;
+  } finally {
+    client.close();
+  }
+}
+
 test('a --resume without the --gzip the first run used is told to give it, and with it finishes the message', async (t) => {
   const payload = randomBytes(2 * CHUNK + 1000);
   const cwd = await folderWith(payload);
   // The first run, with --gzip, stopped after chunk 1 of 3.
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-  const messageId = await client.sendMessage({
-    to: gp.mailbox.id,
-    workflowId: WORKFLOW,
-    body: gzipSync(payload.subarray(0, CHUNK)),
-    contentEncoding: 'gzip',
-    totalChunks: 3,
-    fileName: 'payload.bin',
-  });
-  client.close();
+  const messageId = await gzipRunStopped(payload, 3, 1);
 
   const plain = await send(cwd, ['--chunk-size', '64KiB', '--resume', messageId]);
   t.is(plain.code, 1);
@@ -333,17 +337,7 @@ test('a --resume with --gzip and another chunk size that makes as many chunks is
   const payload = randomBytes(3 * CHUNK + 1000);
   const cwd = await folderWith(payload);
   // The first run, with --gzip and chunks of 64 KiB, stopped after chunk 2 of 4.
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-  const messageId = await client.sendMessage({
-    to: gp.mailbox.id,
-    workflowId: WORKFLOW,
-    body: gzipSync(payload.subarray(0, CHUNK)),
-    contentEncoding: 'gzip',
-    totalChunks: 4,
-    fileName: 'payload.bin',
-  });
-  await client.uploadChunk(messageId, 2, 4, gzipSync(payload.subarray(CHUNK, 2 * CHUNK)), { contentEncoding: 'gzip' });
-  client.close();
+  const messageId = await gzipRunStopped(payload, 4, 2);
 
   const otherSize = await send(cwd, ['--chunk-size', '60000', '--gzip', '--resume', messageId]);
   t.is(otherSize.code, 1);
