@@ -174,7 +174,10 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   try {
     // A peer that takes the connection and never answers (a proxy whose backend is down) would otherwise hold start-up for ever, silently.
     await within(redis.ping(), START_UP_ANSWER_MS).catch((error: unknown) => {
-      throw new BackendUnreachableError(`cannot reach Redis at ${describeRedisTarget(settings)}: ${(redisError ?? (error as Error)).message}`);
+      const reason = (redisError ?? (error as Error)).message;
+      // What ioredis says of a standalone Redis taken for a cluster names neither.
+      const hint = settings.redisCluster && /slots cache/i.test(reason) ? ' (is it a Redis Cluster? For a standalone Redis, MESHBOX_REDIS_CLUSTER=false)' : '';
+      throw new BackendUnreachableError(`cannot reach Redis at ${describeRedisTarget(settings)}: ${reason}${hint}`);
     });
     await atStartOnRedis(settings, refuseRedisOtherThanSet(redis, settings));
     await within(payloads.ensureBucket(), START_UP_ANSWER_MS).catch((error: unknown) => {

@@ -420,6 +420,9 @@ test('a server that cannot reach Redis or its bucket at start exits 1 with one l
   const noRedis = await start({ MESHBOX_REDIS_URL: 'redis://127.0.0.1:1', MESHBOX_S3_ENDPOINT: local.s3.endpoint });
   t.is(noRedis.code, 1);
   t.is(noRedis.output, 'meshbox: cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
+  const notCluster = await start({ MESHBOX_REDIS_URL: local.redisUrl, MESHBOX_REDIS_CLUSTER: 'true', MESHBOX_S3_ENDPOINT: local.s3.endpoint });
+  t.is(notCluster.code, 1);
+  t.regex(notCluster.output, /^meshbox: cannot reach Redis at cluster redis:\/\/127\.0\.0\.1:\d+: .*slots cache.* \(is it a Redis Cluster\? For a standalone Redis, MESHBOX_REDIS_CLUSTER=false\)\n$/);
   // ioredis would only report the failed SELECT, and the server would keep its state in database 0.
   const noDatabase = await start({ MESHBOX_REDIS_URL: `${local.redisUrl}/99`, MESHBOX_S3_ENDPOINT: local.s3.endpoint });
   t.is(noDatabase.code, 1);
