@@ -245,7 +245,8 @@ test('uploads cut off by their clients fill no error log: a client going away is
 
 test('one mailbox holding transfers open cannot take object storage from the others: past its limit it gets 429, and a stalled download is cut off', async (t) => {
   t.timeout(60_000);
-  const limited = await startServerProcess({ MESHBOX_MAX_TRANSFERS_PER_MAILBOX: '1', MESHBOX_IDLE_TIMEOUT_SECONDS: '1', MESHBOX_LOG_LEVEL: 'warn' });
+  // An idle timeout short enough to wait for, not so short that a busy machine's pause in the 30 MB upload below trips it.
+  const limited = await startServerProcess({ MESHBOX_MAX_TRANSFERS_PER_MAILBOX: '1', MESHBOX_IDLE_TIMEOUT_SECONDS: '3', MESHBOX_LOG_LEVEL: 'warn' });
   const open: ClientRequest[] = [];
   try {
     const [greedy, other, gp] = [await limited.createMailbox(), await limited.createMailbox(), await limited.createMailbox()];
@@ -280,7 +281,7 @@ test('one mailbox holding transfers open cannot take object storage from the oth
     const slotFree = async () => (await mailboxRequest(limited, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).status === 200;
     t.false(await slotFree(), 'held by the download while it flows');
     let free = false;
-    for (let attempt = 0; attempt < 50 && !free; attempt++) {
+    for (let attempt = 0; attempt < 100 && !free; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 200));
       free = await slotFree();
     }
