@@ -371,4 +371,17 @@ test('mex-Content-Compressed, -Encrypted and -Checksum are carried through to th
   t.is(download.headers['mex-content-compressed'], 'Y');
   t.is(download.headers['mex-content-encrypted'], 'Y');
   t.is(download.headers['mex-content-checksum'], 'SHA256:abcd');
+
+  // Flags as MESH's sandbox reads them, booleans: set by any true value, served as Y; absent otherwise.
+  for (const [value, served] of [['true', 'Y'], ['yes', 'Y'], ['1', 'Y'], ['y', 'Y'], ['N', undefined], ['false', undefined], ['0', undefined]] as const) {
+    const sent = await mailboxRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'FLAGS', 'mex-Content-Encrypted': value, 'mex-Content-Compressed': value },
+      body: 'opaque',
+    });
+    const flagged = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${sent.json().message_id}` });
+    t.is(flagged.headers['mex-content-encrypted'], served, value);
+    t.is(flagged.headers['mex-content-compressed'], served, value);
+  }
 });

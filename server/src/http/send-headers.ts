@@ -78,6 +78,13 @@ export function chunkBody(headers: IncomingHttpHeaders, stream: Readable, messag
   return { stream, contentLength, contentEncoding: encoding };
 }
 
+/**
+ * What a mex-Content-Compressed or -Encrypted flag counts as set by: MESH sends `Y`, and its
+ * sandbox reads the flags as booleans (`true`, `yes`, `1`, ...). A recipient would take an
+ * encrypted payload for plain text were a `true` dropped. Served back as `Y`.
+ */
+const TRUE_FLAGS = new Set(['y', 'yes', 't', 'true', 'on', '1']);
+
 /** Reads and validates the headers of `POST /outbox`. */
 export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & { readonly chunk: number } {
   assertWellFormed(headers);
@@ -87,7 +94,7 @@ export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & {
   if (workflowId === '') throw new BadRequestError(MeshErrorCodes.malformedControlFile, MeshHeaders.workflowId);
   const range = chunkRange(headers);
   if (range.chunk !== 1) throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { detail: `${range.chunk}:${range.total}` });
-  const flag = (name: string): boolean => header(headers, name).toUpperCase() === 'Y';
+  const flag = (name: string): boolean => TRUE_FLAGS.has(header(headers, name).trim().toLowerCase());
   // A plain Content-Type stands in for mex-Content-Type and goes back out as both: the same limit.
   const contentType = header(headers, MeshHeaders.contentType) || header(headers, 'content-type');
   if (contentType.length > MAX_LENGTHS[MeshHeaders.contentType]!) throw new BadRequestError(MeshErrorCodes.malformedControlFile, 'content-type');
