@@ -425,9 +425,9 @@ test('what a download kept is told as the first chunks and the next, or as the w
 
 /**
  * An inbox of one message, whose download sends half its body and then nothing more (a run stays
- * at it until stopped) unless `complete`; an acknowledgement loses its connection.
+ * at it until stopped) unless `complete`; an acknowledgement loses its connection, or gets `acknowledgement`.
  */
-function oneMessageInbox(requests: string[], complete = false): FakeHandler {
+function oneMessageInbox(requests: string[], complete = false, acknowledgement?: { readonly status: number; readonly body: object }): FakeHandler {
   const payload = randomBytes(100_000);
   return (request, _body, response) => {
     const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
@@ -446,7 +446,8 @@ function oneMessageInbox(requests: string[], complete = false): FakeHandler {
       else if (complete) response.end(payload);
       else response.write(payload.subarray(0, payload.length / 2));
     } else if (request.method === 'PUT') {
-      response.socket?.destroy();
+      if (acknowledgement) response.writeHead(acknowledgement.status, { 'content-type': 'application/json' }).end(JSON.stringify(acknowledgement.body));
+      else response.socket?.destroy();
     } else {
       response.writeHead(404).end();
     }
@@ -515,6 +516,19 @@ test('a message saved whose acknowledgement fails is reported as saved but not a
   t.regex(problem!, /; so it is delivered again, and saved again under the same names, next time( \(the server closed a new connection unanswered: [^)]+\)\))?$/);
   t.is(summary, 'meshbox: 1 message saved but not acknowledged (see above)');
   t.is(requests.filter((request) => request.startsWith('PUT')).length, 2, 'the acknowledgement was tried, and retried');
+});
+
+test('a message saved whose acknowledgement is answered 410 (it expired meanwhile) is reported as one that will not come again, whose sender must be told', async (t) => {
+  const into = await mkdtemp(join(work, 'expired-'));
+  const requests: string[] = [];
+  const gone = { status: 410, body: { errorEvent: 'SEND', errorCode: 'Message already accepted', errorDescription: 'Message no longer available for download', messageID: MESSAGE_ID } };
+  const result = await withFakeServer(oneMessageInbox(requests, true, gone), (origin) => cli(origin, ['receive', into], work));
+  t.is(result.code, 1);
+  t.deepEqual(await readdir(into), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_large.bin`]);
+  const [problem] = result.stderr.trim().split('\n');
+  t.regex(problem!, /was saved \(.*\) but not acknowledged: Message no longer available for download \(HTTP 410.*\); the server no longer holds it to acknowledge, so it will not come again: it expired first \(its sender is told it was not delivered: tell them it was received\)/);
+  t.notRegex(result.stderr, /delivered again/);
+  t.is(requests.filter((request) => request.startsWith('PUT')).length, 1, 'not retried');
 });
 
 test('receive --watch validates the mailbox (the MESH handshake) before its first pass, not before every pass', async (t) => {

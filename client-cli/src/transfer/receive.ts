@@ -47,13 +47,20 @@ export interface ReceiveOptions {
   readonly onListed?: (messageIds: readonly string[]) => void;
 }
 
-/** A message saved into the folder whose acknowledgement failed: the server delivers it again, and the next pass saves it again. */
+/**
+ * A message saved into the folder whose acknowledgement failed: the server delivers it again, and
+ * the next pass saves it again. Unless the server no longer holds it for this mailbox (404, 410):
+ * it expired between its download and its acknowledgement, its sender told it was not delivered,
+ * or another receiver acknowledged it. It comes no more, and its sender must hear otherwise.
+ */
 export class NotAcknowledgedError extends Error {
   constructor(messageId: string, saved: string, cause: unknown) {
     const reason = cause instanceof Error ? cause.message : String(cause);
     super(
       `message ${messageId} was saved (${saved}) but not acknowledged: ${reason}; ` +
-        'so it is delivered again, and saved again under the same names, next time',
+        (isGone(cause)
+          ? 'the server no longer holds it to acknowledge, so it will not come again: it expired first (its sender is told it was not delivered: tell them it was received) or another receiver acknowledged it'
+          : 'so it is delivered again, and saved again under the same names, next time'),
       { cause },
     );
     this.name = 'NotAcknowledgedError';
