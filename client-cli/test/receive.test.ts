@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +39,7 @@ async function folder(): Promise<string> {
   return mkdtemp(join(work, 'run-'));
 }
 
-function as(files: MailboxFiles, args: readonly string[], cwd: string, running?: Pick<InProcessOptions, 'stopSignal' | 'onStdout'>) {
+function as(files: MailboxFiles, args: readonly string[], cwd: string, running?: Pick<InProcessOptions, 'stopSignal' | 'onStdout' | 'onStderr'>) {
   return runInProcess(['--profile', files.profile, ...args], { cwd, ...running });
 }
 
@@ -346,6 +346,35 @@ test('receive --watch saves what arrives while it runs, and stops cleanly when a
   t.is(await readFile(join(into, `${messageId}_later.txt`), 'utf8'), 'sent while watching');
   t.is((JSON.parse(result.stdout.trim()) as { messageId: string }).messageId, messageId);
   t.deepEqual(await inboxOf(gp), []);
+});
+
+test('receive --watch whose folder is replaced under it (a share unmounted, leaving the folder it was mounted on) saves and acknowledges nothing there, and says why', async (t) => {
+  const { lab, gp } = await pair();
+  const into = await folder();
+  const stop = new AbortController();
+  let reported = '';
+  let problems = '';
+  const watching = as(gp, ['receive', into, '--watch', '--interval', '1', '--json'], work, {
+    stopSignal: stop.signal,
+    onStdout: (text) => (reported += text),
+    onStderr: (text) => (problems += text),
+  });
+  const first = await sendFile(lab, gp, 'first.txt', Buffer.from('onto the share'));
+  for (let attempt = 0; attempt < 200 && !reported.includes(first); attempt++) await sleep(50);
+  t.true(reported.includes(first));
+
+  // Another folder at its path, as the unmount leaves the local one.
+  await rename(into, `${into}.share`);
+  await mkdir(into);
+  const second = await sendFile(lab, gp, 'second.txt', Buffer.from('must not land on the local disk'));
+  for (let attempt = 0; attempt < 200 && !problems.includes('no longer the folder'); attempt++) await sleep(50);
+  stop.abort();
+  await watching;
+
+  t.regex(problems, new RegExp(`${into.replaceAll('/', '\\/')} is no longer the folder this run began with \\(a share unmounted, or mounted anew\\?\\)`));
+  t.deepEqual(await readdir(into), [], 'nothing saved on the local disk');
+  t.deepEqual(await inboxOf(gp), [second], 'nor acknowledged');
+  t.false(reported.includes(second));
 });
 
 test('receive --watch as its own process ends with exit 0 on SIGTERM', async (t) => {

@@ -15,6 +15,7 @@ import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts
 import { fitFileName } from './download.ts';
 import { removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
+import type { SameFolderCheck } from './folder-identity.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
@@ -49,6 +50,8 @@ export interface DispatchReceipt {
 
 export interface DispatchOptions {
   readonly folder: string;
+  /** Run before each pass: throws when the folder is no longer the one the run began with (see sameFolderCheck). */
+  readonly sameFolder?: SameFolderCheck;
   /** Used where a file has no control file, or its control file leaves a field out. */
   readonly defaults: Omit<ControlFields, 'localId' | 'fileName'>;
   readonly chunkSize: number;
@@ -94,6 +97,7 @@ const leftoversRemoved = new Set<string>();
  */
 export async function dispatchFolder(client: MeshClient, options: DispatchOptions): Promise<DispatchOutcome> {
   const { folder } = options;
+  await options.sameFolder?.();
   // Not recursive: an outbox that has gone (an unmounted share) must fail the pass, not be made anew.
   for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name)).catch(ignoreExisting);
   const unlock = await lockFolder(folder, DISPATCHING);

@@ -7,6 +7,7 @@ import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import { defaultFileName, downloadFile, fitFileName, safeFileName } from './download.ts';
 import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryNames, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
+import type { SameFolderCheck } from './folder-identity.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
@@ -26,6 +27,8 @@ export interface ReceivedMessage {
 
 export interface ReceiveOptions {
   readonly folder: string;
+  /** Run before each pass: throws when the folder is no longer the one the run began with (see sameFolderCheck). */
+  readonly sameFolder?: SameFolderCheck;
   readonly progress: ProgressFactory;
   readonly onReceived: (message: ReceivedMessage) => void;
   /** A message that could not be saved, or saved but not acknowledged (NotAcknowledgedError): it stays in the inbox for the next pass. */
@@ -80,6 +83,7 @@ const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'rece
  * or another receiver working on the folder, throws.
  */
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
+  await options.sameFolder?.();
   const unlock = await lockFolder(options.folder, RECEIVING);
   try {
     // Read once a pass (a folder that keeps what it received grows for good): what a run cut

@@ -32,8 +32,9 @@ export interface InProcessOptions extends RunOptions {
   readonly tty?: boolean;
   /** What stops a command that runs until stopped (the process's Ctrl-C). */
   readonly stopSignal?: AbortSignal;
-  /** Sees stdout as it is written, for a test that waits on a command still running. */
+  /** See stdout and stderr as they are written, for a test that waits on a command still running. */
   readonly onStdout?: (text: string) => void;
+  readonly onStderr?: (text: string) => void;
 }
 
 /** Runs the CLI in this process, with its own environment and captured output. */
@@ -53,6 +54,7 @@ export async function runInProcess(args: readonly string[], options: InProcessOp
     },
     stderr: (text) => {
       stderr += text;
+      options.onStderr?.(text);
     },
     env: options.env ?? {},
     cwd: options.cwd,

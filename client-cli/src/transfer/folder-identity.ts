@@ -1,0 +1,19 @@
+import { stat } from 'node:fs/promises';
+
+/** Throws when the folder is no longer the one there when the command began. */
+export type SameFolderCheck = () => Promise<void>;
+
+/**
+ * A check for each pass of a long run: a share unmounted under it leaves the folder it was
+ * mounted on, on the local disk, where a receiver would save, and acknowledge, messages that
+ * whoever reads the share never sees. Told apart by device and inode, which a mount changes.
+ */
+export async function sameFolderCheck(path: string): Promise<SameFolderCheck> {
+  const first = await stat(path);
+  return async () => {
+    const now = await stat(path).catch(() => undefined);
+    if (now?.dev === first.dev && now.ino === first.ino) return;
+    const what = now ? 'no longer the folder this run began with (a share unmounted, or mounted anew?)' : 'gone';
+    throw new Error(`${path} is ${what}: nothing is done in it until it is back; to use what is there now, start the command again`);
+  };
+}
