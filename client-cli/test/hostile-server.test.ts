@@ -121,6 +121,23 @@ test('a received message whose chunk 1 lies about the count is not acknowledged'
   t.false(result.requests.some((request) => request.startsWith('PUT')));
 });
 
+test('a chunk that names another message than the one asked for is refused: download saves nothing, receive acknowledges nothing', async (t) => {
+  const OTHER = '20260101000000000000_FFF999';
+  // HEAD (receive's look first) tells the truth; the chunks are another message's.
+  const answer: Answer = (request, response) =>
+    request.url?.endsWith('/inbox')
+      ? json(response, 200, { messages: [MESSAGE_ID] })
+      : chunk(response, 200, request.method === 'HEAD' ? {} : { 'mex-messageid': OTHER, 'mex-chunk-range': '1:1', 'mex-filename': 'result.txt' });
+  for (const args of [['download', MESSAGE_ID], ['receive', '.']]) {
+    const cwd = await folder();
+    const result = await against(answer, args, cwd);
+    t.is(result.code, 1, args[0]);
+    t.regex(result.stderr, new RegExp(`asked for message ${MESSAGE_ID}, the server sent chunk 1 of message ${OTHER}`), args[0]);
+    t.deepEqual(await readdir(cwd), [], `${args[0]}: nothing saved`);
+    t.false(result.requests.some((request) => request.startsWith('PUT')), `${args[0]}: nothing acknowledged`);
+  }
+});
+
 test('a sender\'s file name cannot make a hidden file or a Windows device', (t) => {
   t.is(safeFileName('.bashrc'), '_bashrc');
   t.is(safeFileName('..npmrc'), '_npmrc');

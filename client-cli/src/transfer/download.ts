@@ -279,7 +279,16 @@ class ChunkWriter {
  * count (206: more follow; 200: the last): writing it, or stopping early, would garble or cut
  * the file silently, and `receive` would then acknowledge it.
  */
-function checkChunk(chunk: RawChunkDownload, chunkNumber: number, totalChunks: number): void {
+/** A chunk that names another message than the one asked for (a server mixing answers up): nothing of it is saved. */
+function refuseOtherMessage(chunk: RawChunkDownload, messageId: string): void {
+  const named = chunk.metadata.messageId;
+  if (named === undefined || named.toUpperCase() === messageId.toUpperCase()) return;
+  chunk.body.destroy();
+  throw new Error(`asked for message ${messageId}, the server sent chunk ${chunk.metadata.chunkNumber} of message ${named}`);
+}
+
+function checkChunk(chunk: RawChunkDownload, messageId: string, chunkNumber: number, totalChunks: number): void {
+  refuseOtherMessage(chunk, messageId);
   const { metadata, status } = chunk;
   const expectedStatus = chunkNumber < totalChunks ? PARTIAL_CONTENT : OK;
   const problem =
@@ -320,7 +329,7 @@ async function receiveChunk(
   for (let attempt = 0; ; attempt += 1) {
     const chunk = pending ?? (await client.downloadRawChunk(messageId, chunkNumber));
     pending = undefined;
-    checkChunk(chunk, chunkNumber, totalChunks);
+    checkChunk(chunk, messageId, chunkNumber, totalChunks);
     try {
       await writer.write(chunk, chunkNumber, () => progress.update(chunkNumber - 1, writer.bytes));
       return;
@@ -394,6 +403,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
     }
     throw error;
   });
+  refuseOtherMessage(first, messageId);
   const { metadata } = first;
   if (isReport(metadata)) return saveReport(first, options);
   const totalChunks = metadata.totalChunks;
