@@ -186,6 +186,11 @@ test('download refuses a folder at the target before fetching anything, --overwr
     t.deepEqual(await readdir(cwd), ['results'], 'no partial file is left beside it');
     t.deepEqual(await readdir(join(cwd, 'results')), [], 'nothing is written into it');
   }
+  // A name ending in a separator is a folder's, there or not: no file takes the folder's name.
+  const unmade = await as(gp, ['download', messageId, '-o', 'unmade/'], cwd);
+  t.is(unmade.code, 2);
+  t.true(unmade.stderr.startsWith('error: -o unmade/ is a folder: give the path of the file to write'), unmade.stderr);
+  t.deepEqual(await readdir(cwd), ['results']);
 
   const saved = await as(gp, ['download', messageId, '-o', join('results', 'results.bin')], cwd);
   t.is(saved.code, 0, saved.stderr);

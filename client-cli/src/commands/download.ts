@@ -54,7 +54,8 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
     )
     .action(async (id: string, flags: DownloadFlags, command: Command) => {
       // The command line's own mistake, refused as such before connecting (downloadFile refuses a folder under the sender's name).
-      if (flags.output !== undefined && (await isFolder(resolve(context.io.cwd, flags.output)))) {
+      // One ending in a separator names a folder even when there is none (resolve() would drop the separator, and a file take its name).
+      if (flags.output !== undefined && (/[\\/]$/.test(flags.output) || (await isFolder(resolve(context.io.cwd, flags.output))))) {
         command.error(`error: -o ${flags.output} is a folder: give the path of the file to write, -o ${join(flags.output, '<name>')}`);
       }
       const stop = stopSignal(context.io);
