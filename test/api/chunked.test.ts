@@ -47,7 +47,9 @@ test('a three-chunk message is invisible while uploading, then round-trips byte-
   const uploading = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
   t.is(uploading.json().status, 'uploading');
 
-  t.is((await uploadChunk(messageId, 3, 3, chunks[2]!)).status, 202);
+  const third = await uploadChunk(messageId, 3, 3, chunks[2]!);
+  t.is(third.status, 202);
+  t.deepEqual(third.json(), { message_id: messageId });
   t.false((await inbox()).includes(messageId), 'chunk 2 is still missing');
   const partial = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
   t.deepEqual(partial.json().stored_chunks, [1, 3], 'tracking tells the sender which chunks to resume');

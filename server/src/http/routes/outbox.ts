@@ -58,7 +58,8 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
     ctx.state.recorded = true;
     logUnfinished(ctx.state.log, messageId, unfinished);
     ctx.status = 202;
-    ctx.body = ctx.state.apiVersion === 2 ? '' : { messageID: messageId, blockID: range.chunk };
+    // v2: MESH's specification answers a chunk with its message's id, as a send.
+    ctx.body = ctx.state.apiVersion === 2 ? { message_id: messageId } : { messageID: messageId, blockID: range.chunk };
   });
 
   router.get('/outbox/tracking', async (ctx) => {
