@@ -10,7 +10,7 @@ import { errorResponder } from './http/middleware/errors.ts';
 import { recordMetrics } from './http/middleware/metrics.ts';
 import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
 import { PendingWork } from './http/pending-work.ts';
-import { apiVersion, checkRequestForm, type RequestState, requestContext } from './http/middleware/request-context.ts';
+import { apiVersion, checkRequestForm, meshMediaType, type RequestState, requestContext } from './http/middleware/request-context.ts';
 import { rejectRevokedCertificates } from './http/middleware/revocation.ts';
 import { registerHealthRoutes } from './http/routes/health.ts';
 import { registerHandshakeRoutes } from './http/routes/mailbox.ts';
@@ -44,6 +44,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(pendingWork.middleware());
   app.use(requestContext(logger));
   app.use(recordMetrics(metrics));
+  app.use(meshMediaType());
   app.use(errorResponder());
   app.use(refuseConnectionsOverClientLimit());
   app.use(apiVersion());

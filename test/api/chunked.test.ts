@@ -325,7 +325,7 @@ test('a body said to be gzip that is not is refused with 422 and nothing is kept
   t.regex(download.json().detail[0].msg, /cannot be decompressed.*Accept-Encoding: gzip/);
   // An error answer, not the message: none of its headers, and the type of the body it has.
   t.is(download.headers['mex-messageid'], undefined);
-  t.regex(String(download.headers['content-type']), /^application\/json/);
+  t.regex(String(download.headers['content-type']), /^application\/vnd\.mesh\.v2\+json/);
   const asSent = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${sent.json().message_id}`, headers: { 'accept-encoding': 'gzip' } });
   t.true(asSent.body.equals(corrupt), 'as sent, for a client that takes gzip');
 });

@@ -145,6 +145,19 @@ test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking
   t.deepEqual(ack.json(), { messageId });
 });
 
+test("v2 answers of meshbox's own are typed application/vnd.mesh.v2+json, as MESH types them (errors and lookups too); v1 ones application/json; a payload keeps its sender's type", async (t) => {
+  const typeOf = (response: { headers: Record<string, string | string[] | undefined> }): string => String(response.headers['content-type']).split(';')[0]!;
+  const messageId = await sendMessage(server, lab, gp, '{"a": 1}', { 'mex-WorkflowID': 'TYPED', 'content-type': 'application/json' });
+  t.is(typeOf(await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })), 'application/vnd.mesh.v2+json');
+  t.is(typeOf(await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/20260101000000000000_ABCDEF` })), 'application/vnd.mesh.v2+json', 'an error');
+  t.is(typeOf(await mailboxRequest(server, gp, { path: '/messageexchange/workflowsearch/TYPED' })), 'application/vnd.mesh.v2+json');
+  t.is(typeOf(await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` })), 'application/vnd.mesh.v2+json');
+  t.is(typeOf(await mailboxRequest(server, gp, { accept: 'v1', path: `/messageexchange/${gp.id}/inbox` })), 'application/json');
+  const payload = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(typeOf(payload), 'application/json', "the sender's type");
+  t.is(payload.body.toString(), '{"a": 1}');
+});
+
 test('inbox lists oldest first and pages with links.next as a root-relative path', async (t) => {
   const sender = await server.createMailbox();
   const recipient = await server.createMailbox();

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { Stream } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { apiVersionFromAccept, type ApiVersion, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
+import { apiVersionFromAccept, type ApiVersion, MESH_V2_MEDIA_TYPE, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { BadRequestError, MeshError } from '../../domain/errors.ts';
 import { peerCertificate } from '../peer-certificate.ts';
 
@@ -59,6 +60,25 @@ export function checkRequestForm(): Middleware<RequestState> {
       if (headers.expect !== undefined && !CONTINUE_EXPECTED.test(headers.expect)) throw new MeshError(417, MeshErrorCodes.expectationFailed);
     }
     await next();
+  };
+}
+
+/** The type of a JSON answer of meshbox's own: to a v2 request, as MESH types it; else plain JSON. */
+export function jsonMediaType(version: ApiVersion): string {
+  return version === 2 ? MESH_V2_MEDIA_TYPE : 'json';
+}
+
+/**
+ * Types the JSON answers Koa serialises (an object body: meshbox's own answers, errors included,
+ * never a payload, which goes as a stream or bytes with its sender's type) by jsonMediaType:
+ * Koa would call them `application/json`. Outside errorResponder, so that its bodies are typed too.
+ */
+export function meshMediaType(): Middleware<RequestState> {
+  return async (ctx, next) => {
+    await next();
+    const { body } = ctx;
+    const serialised = body !== null && typeof body === 'object' && !Buffer.isBuffer(body) && !(body instanceof Stream);
+    if (serialised && !ctx.headerSent) ctx.type = jsonMediaType(ctx.state.apiVersion);
   };
 }
 

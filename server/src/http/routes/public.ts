@@ -4,7 +4,7 @@ import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { MeshError } from '../../domain/errors.ts';
 import { lookupEndpoint, searchWorkflow } from '../../domain/lookup.ts';
 import type { Services } from '../../domain/services.ts';
-import type { RequestState } from '../middleware/request-context.ts';
+import { jsonMediaType, type RequestState } from '../middleware/request-context.ts';
 import { peerCertificate } from '../peer-certificate.ts';
 import { endpointLookupBody, workflowSearchBody } from '../views/lookup.ts';
 
@@ -25,13 +25,13 @@ export function registerPublicRoutes(router: Router<RequestState>, services: Ser
 
   router.get(routes[1], async (ctx) => {
     const mailboxes = await lookupEndpoint(services, asker(ctx), ctx.params.odsCode ?? '', ctx.params.workflowId ?? '');
-    ctx.type = 'json';
+    ctx.type = jsonMediaType(ctx.state.apiVersion);
     ctx.body = endpointLookupBody(mailboxes, ctx.state.apiVersion);
   });
 
   router.get(routes[2], async (ctx) => {
     const mailboxes = await searchWorkflow(services, asker(ctx), ctx.params.workflowId ?? '');
-    ctx.type = 'json';
+    ctx.type = jsonMediaType(ctx.state.apiVersion);
     ctx.body = workflowSearchBody(mailboxes);
   });
 
