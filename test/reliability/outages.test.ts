@@ -354,28 +354,6 @@ test('a Redis ACL user that may not run INFO is served all the same: the checks 
   }
 });
 
-test("after a Redis restart (its connections made anew, its script cache empty) no script is refused NOSCRIPT: each connection sends a script's source on its first use, so nothing issued behind it runs first", async (t) => {
-  const redis = await startTestRedis();
-  let server: Awaited<ReturnType<typeof startTestServer>> | undefined;
-  try {
-    server = await startTestServer({ redisUrl: redis.url, worker: false });
-    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
-    await sendMessage(server, lab, gp, 'before');
-    // What a restart leaves: no scripts, and every client connected anew.
-    await redis.admin.script('FLUSH');
-    await redis.admin.call('CLIENT', 'KILL', 'TYPE', 'normal');
-    await redis.admin.config('RESETSTAT');
-    const messageId = await sendMessage(server, lab, gp, 'after');
-    const listed = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` });
-    t.true(listed.json().messages.includes(messageId));
-    t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` })).status, 200);
-    t.notRegex(await redis.admin.info('errorstats'), /NOSCRIPT/);
-  } finally {
-    await server?.close();
-    await redis.stop();
-  }
-});
-
 test('a Redis failover (the Redis reached made a replica, its address then leading to the new primary): 503 and not ready meanwhile, then the server reconnects by itself and nothing is lost', async (t) => {
   const [first, second] = [await startTestRedis(), await startTestRedis()];
   let setting: Awaited<ReturnType<typeof serverBehindRedisProxy>> | undefined;

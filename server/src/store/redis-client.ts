@@ -1,5 +1,4 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { defineScripts } from './lua-script.ts';
 
 /** A standalone Redis or a Redis Cluster: the stores only use commands that work on both. */
 export type RedisClient = Redis | Cluster;
@@ -32,15 +31,15 @@ function reconnectAfterFailover(error: Error): boolean {
   return error.message.startsWith('READONLY');
 }
 
-/** Connects to the target, with meshbox's scripts defined on it; a cluster learns its other nodes and the slot map from the seeds. */
+/** Connects to the target; a cluster learns its other nodes and the slot map from the seeds. */
 export function openRedis(target: RedisTarget, options: RedisClientOptions = {}): RedisClient {
   const [first, ...rest] = splitRedisUrls(target.redisUrl);
   if (!first) throw new Error('no Redis URL');
-  if (!target.redisCluster) return defineScripts(new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover }));
+  if (!target.redisCluster) return new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover });
   const seeds = [first, ...rest].map((url) => new URL(url));
   const credentials = seeds[0]!;
   const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, lazyConnect, socketTimeout } = options;
-  const cluster = new Cluster(
+  return new Cluster(
     seeds.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
     {
       ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
@@ -59,7 +58,6 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
       },
     },
   );
-  return defineScripts(cluster);
 }
 
 /** The target without credentials, for logs. */
