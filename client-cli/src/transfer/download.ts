@@ -274,11 +274,6 @@ class ChunkWriter {
   }
 }
 
-/**
- * Refuses an answer that is not the chunk asked for, or whose status contradicts the chunk
- * count (206: more follow; 200: the last): writing it, or stopping early, would garble or cut
- * the file silently, and `receive` would then acknowledge it.
- */
 /** A chunk that names another message than the one asked for (a server mixing answers up): nothing of it is saved. */
 function refuseOtherMessage(chunk: RawChunkDownload, messageId: string): void {
   const named = chunk.metadata.messageId;
@@ -287,6 +282,11 @@ function refuseOtherMessage(chunk: RawChunkDownload, messageId: string): void {
   throw new Error(`asked for message ${messageId}, the server sent chunk ${chunk.metadata.chunkNumber} of message ${named}`);
 }
 
+/**
+ * Refuses an answer that is not the chunk asked for, or whose status contradicts the chunk
+ * count (206: more follow; 200: the last): writing it, or stopping early, would garble or cut
+ * the file silently, and `receive` would then acknowledge it.
+ */
 function checkChunk(chunk: RawChunkDownload, messageId: string, chunkNumber: number, totalChunks: number): void {
   refuseOtherMessage(chunk, messageId);
   const { metadata, status } = chunk;

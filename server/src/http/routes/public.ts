@@ -10,8 +10,8 @@ import { endpointLookupBody, workflowSearchBody } from '../views/lookup.ts';
 
 /** Endpoints that need no mailbox token (the TLS client certificate is still required). */
 export function registerPublicRoutes(router: Router<RequestState>, services: Services): void {
-  const routes = ['/_ping', '/endpointlookup/:odsCode/:workflowId', '/workflowsearch/:workflowId'] as const;
-  router.get(routes[0], (ctx) => {
+  const [ping, endpointLookup, workflowSearch] = ['/_ping', '/endpointlookup/:odsCode/:workflowId', '/workflowsearch/:workflowId'];
+  router.get(ping, (ctx) => {
     // idempotent_sends: a send repeated with its token is told the first try's message (see
     // mailbox-auth), so a client that knows may repeat a send whose answer it lost.
     ctx.body = { status: 'ok', service: 'meshbox', idempotent_sends: true, timestamp: new Date().toISOString() };
@@ -23,13 +23,13 @@ export function registerPublicRoutes(router: Router<RequestState>, services: Ser
     return commonName ? commonName.toUpperCase() : `serial ${serialNumber ?? 'unknown'}`;
   };
 
-  router.get(routes[1], async (ctx) => {
+  router.get(endpointLookup, async (ctx) => {
     const mailboxes = await lookupEndpoint(services, asker(ctx), ctx.params.odsCode ?? '', ctx.params.workflowId ?? '');
     ctx.type = jsonMediaType(ctx.state.apiVersion);
     ctx.body = endpointLookupBody(mailboxes, ctx.state.apiVersion);
   });
 
-  router.get(routes[2], async (ctx) => {
+  router.get(workflowSearch, async (ctx) => {
     const mailboxes = await searchWorkflow(services, asker(ctx), ctx.params.workflowId ?? '');
     ctx.type = jsonMediaType(ctx.state.apiVersion);
     ctx.body = workflowSearchBody(mailboxes);
@@ -37,7 +37,7 @@ export function registerPublicRoutes(router: Router<RequestState>, services: Ser
 
   // Any other method is refused here: past this router, the mailbox router would take the
   // path's first segment (`_ping`) for a mailbox id and answer 403 for the certificate.
-  for (const path of routes) {
+  for (const path of [ping, endpointLookup, workflowSearch]) {
     router.all(path, (ctx) => {
       ctx.set('Allow', 'GET, HEAD');
       throw new MeshError(405, MeshErrorCodes.methodNotAllowed);
