@@ -191,6 +191,10 @@ test('download refuses a folder at the target before fetching anything, --overwr
   t.is(unmade.code, 2);
   t.true(unmade.stderr.startsWith('error: -o unmade/ is a folder: give the path of the file to write'), unmade.stderr);
   t.deepEqual(await readdir(cwd), ['results']);
+  const nowhere = await as(gp, ['download', messageId, '-o', join('nowhere', 'r.bin')], cwd);
+  t.is(nowhere.code, 1);
+  t.is(nowhere.stderr, `meshbox: ${join(cwd, 'nowhere')} is not a folder (download does not create one): nothing was downloaded\n`);
+  t.deepEqual(await readdir(cwd), ['results']);
 
   const saved = await as(gp, ['download', messageId, '-o', join('results', 'results.bin')], cwd);
   t.is(saved.code, 0, saved.stderr);

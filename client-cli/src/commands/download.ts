@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatChecksum } from '../transfer/checksum.ts';
 import { formatBytes } from '../transfer/chunking.ts';
@@ -58,6 +58,8 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
       if (flags.output !== undefined && (/[\\/]$/.test(flags.output) || (await isFolder(resolve(context.io.cwd, flags.output))))) {
         command.error(`error: -o ${flags.output} is a folder: give the path of the file to write, -o ${join(flags.output, '<name>')}`);
       }
+      const into = flags.output === undefined ? undefined : dirname(resolve(context.io.cwd, flags.output));
+      if (into !== undefined && !(await isFolder(into))) throw new Error(`${into} is not a folder (download does not create one): nothing was downloaded`);
       const stop = stopSignal(context.io);
       const result = await context
         .withClient(
