@@ -126,6 +126,10 @@ test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking
     senderName: 'Pathology lab',
     recipientName: 'Riverside practice',
     meshRecipientOdsCode: 'A81001',
+    contentEncoding: '',
+    isCompressed: null,
+    failureDate: null,
+    failureDiagnostic: null,
   });
   t.regex(tracked.json().expiryTime, /^\d{14}$/);
 

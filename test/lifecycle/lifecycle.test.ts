@@ -65,6 +65,9 @@ test('an unacknowledged message expires: 410 for the recipient, a non-delivery r
 
   const tracking = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
   t.like(tracking.json(), { status: 'undeliverable', status_code: '14', status_event: 'SEND', status_success: false });
+  const v1 = (await mailboxRequest(server, lab, { accept: 'v1', path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` })).json();
+  t.regex(v1.failureDate, /^\d{14}$/, 'v1 tracking dates the failure');
+  t.regex(v1.failureDiagnostic, /not collected by recipient after 60 seconds/);
 
   const reports: string[] = [];
   for (const id of await inboxOf(lab)) {

@@ -47,6 +47,7 @@ export function trackingBody({ message, storedChunks, sender, recipient, expires
     };
   }
   const compact = (at: Date | undefined): string | null => (at ? compactUtcSeconds(at) : null);
+  const failed = message.status === 'undeliverable' || message.status === 'error';
   return {
     messageId: message.id,
     dtsId: message.id,
@@ -71,7 +72,10 @@ export function trackingBody({ message, storedChunks, sender, recipient, expires
     chunkCount: message.totalChunks,
     checksum: message.checksum || null,
     compressFlag: message.compressed ? 'Y' : null,
+    // MESH's v1 schema carries the flag twice, and the transfer encoding as sent ('' when none).
+    isCompressed: message.compressed ? 'Y' : null,
     encryptedFlag: message.encrypted ? 'Y' : null,
+    contentEncoding: message.contentEncoding,
     messageType: message.type,
     status: v1StatusName(message.status),
     statusCode: message.statusDetail.code,
@@ -84,6 +88,8 @@ export function trackingBody({ message, storedChunks, sender, recipient, expires
     downloadTimestamp: compact(message.acknowledgedAt),
     expiryTime: compact(expiresAt),
     linkedMsgId: message.linkedMessageId || null,
+    failureDate: failed ? compact(message.statusAt) : null,
+    failureDiagnostic: failed ? message.statusDetail.description : null,
     ...(storedChunks
       ? { storedChunks: storedChunks.map((chunk) => chunk.number), storedChunkBytes: storedChunks.map((chunk) => chunk.size) }
       : {}),
