@@ -406,7 +406,8 @@ test("a certificate whose logins keep failing is refused (429) until the minute 
   t.deepEqual(guesses.map((response) => response.status), Array(8).fill(403));
   t.is(await count(lab), 200, "the lab's own requests in the same second are not limited by the guesses");
 
-  for (let failure = 9; failure <= 11; failure++) t.is(await count(hubGuess, 'another guess', `/messageexchange/${lab.id}/count`), 403, `failure ${failure}`);
+  for (let failure = 9; failure <= 10; failure++) t.is(await count(hubGuess, 'another guess', `/messageexchange/${lab.id}/count`), 403, `failure ${failure}`);
+  t.is(await count(hubGuess, 'another guess', `/messageexchange/${lab.id}/count`), 429, 'failure 11: past the limit');
   const refused = await mailboxRequest(own, hub, { path: `/messageexchange/${hub.id}/count` });
   t.is(refused.status, 429, 'past 10 failures in the minute, even the right password is refused');
   t.is(refused.headers['retry-after'], '30');
@@ -417,4 +418,14 @@ test("a certificate whose logins keep failing is refused (429) until the minute 
 
   clock += 31_000;
   t.is(await count(hub), 200, 'served again once the minute has ended');
+
+  // Guesses sent all at once, the right password among them: those past the limit are refused
+  // even when their answers were on the way as it was passed, the right one included.
+  const guesser = await own.createMailbox();
+  const burst = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => mailboxRequest(own, { ...guesser, password: i === 39 ? guesser.password : `guess ${i}` }, { path: `/messageexchange/${guesser.id}/count` })),
+  );
+  const answered = burst.filter((response) => response.status !== 429);
+  t.true(answered.length <= 11, `at most 10 failures and the right password answered otherwise than 429: ${burst.map((response) => response.status).join(' ')}`);
+  t.true(answered.every((response) => response.status === 403 || response.status === 200));
 });

@@ -93,17 +93,24 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   const admits = (mailbox: Mailbox | undefined): mailbox is Mailbox =>
     mailbox !== undefined && mailbox.active && tokenHmacMatches(services.sharedKey, token, mailbox.password);
   // The mailbox may have been read a moment ago: a password just changed or a mailbox just
-  // reactivated is looked up again before the request is refused.
-  const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
+  // reactivated is looked up again before the request is refused. The failure counts meanwhile,
+  // so that guesses sent together are refused past the limit (see LoginFailures).
+  const suspected = !admits(found.value);
+  if (suspected) services.loginFailures.suspect(certificateName, now);
+  const mailbox = suspected ? await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse) : found.value;
   if (!admits(mailbox)) {
     // A failed login counts against the certificate, not against the mailbox's requests per
     // second: a certificate granted the mailbox, without its password, could use them up.
     await Promise.allSettled([
-      services.loginFailures.record(certificateName, now),
+      services.loginFailures.confirm(certificateName, now),
       limited ? services.rateLimits.countRequest(mailboxId, now, -1) : undefined,
     ]);
-    return refuse(new ForbiddenError());
+    return refuse(refusalOf(services, certificateName, now));
   }
+  if (suspected) services.loginFailures.withdraw(certificateName, now);
+  // A right password among guesses sent together, come after the one past the limit.
+  const refusedMeanwhile = services.loginFailures.refusedFor(certificateName, now);
+  if (refusedMeanwhile > 0) return refuse(new TooManyRequestsError(refusedMeanwhile));
   const earlier = claim.value;
   const repeated =
     earlier !== undefined &&
@@ -114,6 +121,12 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   // 429 is a retryable status: the token is given back, so the client's retry is accepted.
   if (limited && count > services.maxRequestsPerSecond) return refuse(new TooManyRequestsError(1));
   return { mailbox, token, repeated, firstTryCreates: repeated ? earlier.creates : undefined };
+}
+
+/** A failed login's refusal: 429 while its certificate is past its failed logins, else the 403 of every authentication failure. */
+function refusalOf(services: Services, certificateName: string, now: Date): ForbiddenError | TooManyRequestsError {
+  const seconds = services.loginFailures.refusedFor(certificateName, now);
+  return seconds > 0 ? new TooManyRequestsError(seconds) : new ForbiddenError();
 }
 
 /** The certificate's own mailbox, or one it was granted while that mailbox is active (a disabled one acts for nobody). */
