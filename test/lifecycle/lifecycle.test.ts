@@ -180,6 +180,29 @@ test("a check that succeeds after failing forgets its failure in the step that r
   t.deepEqual(await schedule.failures(10), []);
 });
 
+test("a worker whose lease another has taken reports late: its failure is not recorded against a message the other ended, nor its success taken for the other's", async (t) => {
+  const idle = await startTestServer({ worker: false });
+  t.teardown(() => idle.close());
+  const { schedule } = idle.connections;
+  const claimAll = async (at: Date, leaseMs: number): Promise<Claim[]> =>
+    (await Promise.all(Array.from({ length: SCHEDULE_SHARDS }, (_, shard) => schedule.claimDue(shard, at, leaseMs, 10)))).flat();
+  const now = Date.now();
+  const [ended, failing] = [newMessageId(), newMessageId()];
+  await Promise.all([schedule.start(ended, new Date(now)), schedule.start(failing, new Date(now))]);
+  // Worker A claims both with a lease of a second; worker B takes them once it has run out.
+  const slow = await claimAll(new Date(now), 1_000);
+  const fast = await claimAll(new Date(now + 2_000), 60_000);
+  const claim = (claims: Claim[], id: string): Claim => claims.find((each) => each.messageId === id)!;
+  // B: the one's last check done, the other's failed.
+  await schedule.release(claim(fast, ended), undefined);
+  await schedule.releaseFailed(claim(fast, failing), 'S3 unreachable (B)', new Date(now + 2_000), () => 60_000);
+  // A, late: fails the first, succeeds with the second.
+  await schedule.releaseFailed(claim(slow, ended), 'S3 timed out (A, late)', new Date(now + 3_000), () => 1_000);
+  await schedule.release(claim(slow, failing), new Date(now + 86_400_000));
+  t.deepEqual((await schedule.failures(10)).map(({ messageId, reason }) => ({ messageId, reason })), [{ messageId: failing, reason: 'S3 unreachable (B)' }]);
+  t.like(await schedule.counts(new Date(now)), { scheduled: 1, failing: 1 });
+});
+
 test('a small message kept in Redis has its payload purged there too', async (t) => {
   const inline = await startTestServer({ periods, worker: false });
   try {

@@ -4,10 +4,14 @@
 -- The claim leaves the shard's leases, unless another worker has claimed the check since.
 -- The message's failure entry is set (a failed check, retried) or removed, in the same step: a
 -- removal left for a command of its own, lost after a message's last check, stayed for ever.
+-- Only by the claim's holder: a worker whose lease another has taken since reports late, and
+-- its failure would outlive the message that other worker ended (or its success hide the
+-- other's failure).
 -- KEYS[1] schedule shard, KEYS[2] its leases, KEYS[3] its failures
 -- ARGV[1] message id, ARGV[2] the claim's lease end (ms), ARGV[3] next check (ms) or '',
 -- ARGV[4] the failure (JSON) or '' when the check succeeded
-if tonumber(redis.call('HGET', KEYS[2], ARGV[1])) == tonumber(ARGV[2]) then
+local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1])) == tonumber(ARGV[2])
+if held then
   redis.call('HDEL', KEYS[2], ARGV[1])
 end
 local current = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -19,6 +23,9 @@ if tonumber(current) == tonumber(ARGV[2]) then
   end
 elseif ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[3], ARGV[1])
+end
+if not held then
+  return 1
 end
 if ARGV[4] == '' then
   redis.call('HDEL', KEYS[3], ARGV[1])
