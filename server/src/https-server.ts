@@ -272,7 +272,10 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
 export function closeConnectionsAfterAnswers(server: Server): void {
   stopping.add(server);
   for (const connection of connectionsOf.get(server) ?? []) {
-    for (const { response } of answering.get(connection) ?? []) if (!response.headersSent) response.shouldKeepAlive = false;
+    // The last answer queued only: one with a pipelined request behind it, closing its
+    // connection, would leave the other, which the app handles all the same, unanswered.
+    const last = answering.get(connection)?.at(-1);
+    if (last && !last.response.headersSent) last.response.shouldKeepAlive = false;
   }
   server.closeIdleConnections();
 }
