@@ -526,7 +526,7 @@ test('a message saved whose acknowledgement is answered 410 (it expired meanwhil
   t.is(result.code, 1);
   t.deepEqual(await readdir(into), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_large.bin`]);
   const [problem] = result.stderr.trim().split('\n');
-  t.regex(problem!, /was saved \(.*\) but not acknowledged: Message no longer available for download \(HTTP 410.*\); the server no longer holds it to acknowledge, so it will not come again: it expired first \(its sender is told it was not delivered: tell them it was received\)/);
+  t.regex(problem!, /was saved \(.*\) but not acknowledged: Message no longer available for download \(HTTP 410.*\); the server no longer holds it to acknowledge, so it will not come again: it expired first, and its sender is told it was not delivered \(tell them it was received\)/);
   t.notRegex(result.stderr, /delivered again/);
   t.is(requests.filter((request) => request.startsWith('PUT')).length, 1, 'not retried');
 });

@@ -52,9 +52,10 @@ export interface ReceiveOptions {
 
 /**
  * A message saved into the folder whose acknowledgement failed: the server delivers it again, and
- * the next pass saves it again. Unless the server no longer holds it for this mailbox (404, 410):
- * it expired between its download and its acknowledgement, its sender told it was not delivered,
- * or another receiver acknowledged it. It comes no more, and its sender must hear otherwise.
+ * the next pass saves it again. Unless the server no longer holds it for this mailbox (404, 410;
+ * a second acknowledgement is answered 200): it expired between its download and its
+ * acknowledgement, and its sender was told it was not delivered. It comes no more, and its sender
+ * must hear otherwise.
  */
 export class NotAcknowledgedError extends Error {
   constructor(messageId: string, saved: string, cause: unknown) {
@@ -62,7 +63,7 @@ export class NotAcknowledgedError extends Error {
     super(
       `message ${messageId} was saved (${saved}) but not acknowledged: ${reason}; ` +
         (isGone(cause)
-          ? 'the server no longer holds it to acknowledge, so it will not come again: it expired first (its sender is told it was not delivered: tell them it was received) or another receiver acknowledged it'
+          ? 'the server no longer holds it to acknowledge, so it will not come again: it expired first, and its sender is told it was not delivered (tell them it was received)'
           : 'so it is delivered again, and saved again under the same names, next time'),
       { cause },
     );
