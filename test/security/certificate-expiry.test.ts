@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { Agent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
@@ -7,6 +8,8 @@ import { CertificateStore } from '../../server/src/store/certificates.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { mailboxRequest, rawRequest } from '../support/http.ts';
+import { startTestServer } from '../support/harness.ts';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startServerProcess } from '../support/server-process.ts';
 
 /** The server's log lines (JSON) that warn of an expiring client certificate. */
@@ -109,4 +112,34 @@ test('a certificate used only for health and metrics (a monitoring system\'s) is
     redis.disconnect();
     await server.stop();
   }
+});
+
+test('a client certificate that expires while its kept-alive connection is open is refused on that connection (403, closed), not served for as long as it polls', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close());
+  const mailbox = await server.createMailbox();
+  // A certificate of four seconds, for the mailbox.
+  const shortLived = issueMailboxCertificate({ ca: server.ca, mailboxId: mailbox.id, validityDays: 4 / 86_400 });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: server.ca.certPem, cert: shortLived.certPem, key: shortLived.keyPem });
+  t.teardown(() => agent.destroy());
+  const poll = () =>
+    new Promise<{ status: number; connection: string | undefined; socket: unknown }>((resolve, reject) => {
+      const request = httpsRequest(new URL(`/messageexchange/${mailbox.id}/count`, server.origin), {
+        agent,
+        headers: { accept: 'application/vnd.mesh.v2+json', authorization: buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: server.sharedKey }) },
+      });
+      request.on('error', reject);
+      request.on('response', (response) => {
+        response.resume();
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, connection: response.headers.connection, socket: request.socket }));
+      });
+      request.end();
+    });
+  const before = await poll();
+  t.is(before.status, 200);
+  await sleep(Math.max(0, describeCertificate(shortLived.certPem).notAfter.getTime() - Date.now()) + 1_000);
+  const after = await poll();
+  t.is(after.socket, before.socket, 'on the connection opened while it was valid');
+  t.is(after.status, 403);
+  t.is(after.connection, 'close');
 });

@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
-import { ForbiddenError } from '../../domain/errors.ts';
+import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
+import { MeshError } from '../../domain/errors.ts';
 import type { Services } from '../../domain/services.ts';
 import { peerCertificate } from '../peer-certificate.ts';
 import type { RequestState } from './request-context.ts';
@@ -9,22 +10,25 @@ import type { RequestState } from './request-context.ts';
 const RECHECK_MS = 30_000;
 
 /**
- * Refuses requests whose client certificate is revoked (403). The CRL, when configured,
- * refuses new TLS handshakes; this also catches connections opened before the revocation
- * and deployments without a CRL file. One lookup per connection per 30 s.
+ * Refuses requests whose client certificate is revoked, or has expired since its connection's
+ * handshake (403, and the connection closed: a new one's handshake refuses the certificate).
+ * The CRL, when configured, and the handshake's date check refuse new connections; this also
+ * catches connections opened before, which a client polling within the keep-alive time would
+ * otherwise hold for ever, and deployments without a CRL file. One revocation lookup per
+ * connection per 30 s; the expiry is compared on every request.
  */
 export function rejectRevokedCertificates(services: Services): Middleware<RequestState> {
-  const checked = new WeakMap<TLSSocket, { readonly at: number; readonly revoked: boolean }>();
+  const checked = new WeakMap<TLSSocket, { readonly at: number; readonly revoked: boolean; readonly notAfter: number }>();
   return async (ctx, next) => {
     const socket = ctx.req.socket as TLSSocket;
     const now = Date.now();
     let verdict = checked.get(socket);
     if (!verdict || now - verdict.at > RECHECK_MS) {
-      const { serialNumber } = peerCertificate(socket);
-      verdict = { at: now, revoked: !serialNumber || (await services.certificates.isRevoked(serialNumber)) };
+      const { serialNumber, notAfter } = peerCertificate(socket);
+      verdict = { at: now, revoked: !serialNumber || (await services.certificates.isRevoked(serialNumber)), notAfter: notAfter?.getTime() ?? Infinity };
       checked.set(socket, verdict);
     }
-    if (verdict.revoked) throw new ForbiddenError();
+    if (verdict.revoked || now >= verdict.notAfter) throw new MeshError(403, MeshErrorCodes.authenticationFailed, { closesConnection: true });
     await next();
   };
 }
