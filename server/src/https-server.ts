@@ -49,6 +49,24 @@ function ticketKeysFor(secret: Buffer, trust: Buffer): Buffer {
 /** One CRL in PEM; a CRL file holds one per CA it covers (two during a CA rollover). */
 export const CRL_PEM_BLOCK = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;
 
+/**
+ * TLS 1.3's suites, then TLS 1.2's with forward secrecy (ECDHE) and authenticated encryption only:
+ * Node's default lets a TLS 1.2 client pick a static-RSA suite, whose recorded traffic (patient
+ * data) anyone who later got the server key could read, or a SHA-1 CBC one. As Mozilla's
+ * "intermediate" configuration, which every supported MESH client meets.
+ */
+export const CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
 /** What the TLS side of the server is made of; given again whenever the CRL is reloaded. */
 export function secureContextOptions(tls: TlsSettings) {
   const trust = trustedAs(tls);
@@ -61,6 +79,8 @@ export function secureContextOptions(tls: TlsSettings) {
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2' as const,
+    ciphers: CIPHERS,
+    honorCipherOrder: true,
     // A TLS 1.2 client may not renegotiate: each renegotiation is a full handshake the server
     // pays for on a connection already counted, and the certificate read once per connection
     // would no longer be the one the session holds. TLS 1.3 has none.

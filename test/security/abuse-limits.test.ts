@@ -198,6 +198,19 @@ test('a connection limit the open-file limit cannot hold beside the backends is 
   }
 });
 
+test('a TLS 1.2 client gets forward secrecy and authenticated encryption, or no connection: static-RSA and SHA-1 CBC suites are refused', async (t) => {
+  const mailbox = await server.createMailbox();
+  for (const cipher of ['AES128-SHA', 'AES256-GCM-SHA384', 'ECDHE-RSA-AES128-SHA']) {
+    await t.throwsAsync(openTlsConnection(server, mailbox, { maxVersion: 'TLSv1.2', ciphers: cipher }), undefined, cipher);
+  }
+  const forwardSecret = await openTlsConnection(server, mailbox, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' });
+  t.is(forwardSecret.getCipher().standardName, 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256');
+  forwardSecret.destroy();
+  const tls13 = await openTlsConnection(server, mailbox);
+  t.is(tls13.getProtocol(), 'TLSv1.3');
+  tls13.destroy();
+});
+
 test('a TLS 1.2 client may not renegotiate (a full handshake each time, on a connection already counted): the server refuses, and serves on', async (t) => {
   const mailbox = await server.createMailbox();
   const socket = await openTlsConnection(server, mailbox, { maxVersion: 'TLSv1.2' });

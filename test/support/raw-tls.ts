@@ -4,13 +4,13 @@ import type { Endpoint } from './http.ts';
 import type { KeyPair } from './harness.ts';
 
 /** A mutual-TLS connection to the server as the holder of `certificate`, its handshake begun. */
-function connectAs(endpoint: Pick<Endpoint, 'origin' | 'caPem'>, certificate: KeyPair, options: Pick<ConnectionOptions, 'maxVersion'> = {}): TLSSocket {
+function connectAs(endpoint: Pick<Endpoint, 'origin' | 'caPem'>, certificate: KeyPair, options: Pick<ConnectionOptions, 'maxVersion' | 'ciphers'> = {}): TLSSocket {
   const url = new URL(endpoint.origin);
   return connect({ host: url.hostname, port: Number(url.port), ca: endpoint.caPem, cert: certificate.certPem, key: certificate.keyPem, servername: 'localhost', ...options });
 }
 
 /** A mutual-TLS connection once its handshake is done, nothing sent on it: one the server holds. */
-export async function openTlsConnection(endpoint: Pick<Endpoint, 'origin' | 'caPem'>, certificate: KeyPair, options: Pick<ConnectionOptions, 'maxVersion'> = {}): Promise<TLSSocket> {
+export async function openTlsConnection(endpoint: Pick<Endpoint, 'origin' | 'caPem'>, certificate: KeyPair, options: Pick<ConnectionOptions, 'maxVersion' | 'ciphers'> = {}): Promise<TLSSocket> {
   const socket = connectAs(endpoint, certificate, options);
   try {
     await once(socket, 'secureConnect');
