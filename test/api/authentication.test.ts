@@ -206,6 +206,22 @@ test('a used token is not accepted again, even for its own request, once the rep
   await t.throwsAsync(authenticateMailbox(server.services, { ...credentials, repeatable: false }), { instanceOf: ForbiddenError });
 });
 
+test('a certificate name is compared as a mailbox id, in ASCII: look-alike letters that upper-case to it (ſ to S, ı to I) are not the mailbox; another letter case is', async (t) => {
+  const id = `LOOKSI${Date.now() % 1_000_000}`;
+  const mailbox = await server.createMailbox({ id });
+  const credentials = (certificateCommonName: string) => ({
+    certificateCommonName,
+    mailboxId: id,
+    authorization: token(mailbox),
+    request: 'GET /anything',
+    repeatable: true,
+  });
+  const lookAlike = id.replace('SI', 'ſı');
+  t.is(lookAlike.toUpperCase(), id, 'JavaScript upper-cases it to the id');
+  await t.throwsAsync(authenticateMailbox(server.services, credentials(lookAlike)), { instanceOf: ForbiddenError });
+  t.is((await authenticateMailbox(server.services, credentials(id.toLowerCase()))).mailbox.id, id);
+});
+
 test('the same send token sent several times at once creates one message', async (t) => {
   const recipient = await server.createMailbox();
   const once = token(alice);

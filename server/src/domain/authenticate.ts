@@ -1,4 +1,4 @@
-import { type AuthToken, parseAuthorizationHeader, parseTokenTimestamp, tokenHmacMatches } from '../../../shared/src/protocol/index.ts';
+import { type AuthToken, MAILBOX_ID_PATTERN, parseAuthorizationHeader, parseTokenTimestamp, tokenHmacMatches } from '../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../store/mailboxes.ts';
 import { PROCESS_CLOCKS_APART_MS } from './clocks.ts';
 import { ForbiddenError, TooManyRequestsError } from './errors.ts';
@@ -65,7 +65,10 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
     throw new ForbiddenError();
   }
   const keepClaimMs = issuedAt.getTime() + TOKEN_WINDOW_MS + USED_TOKEN_MARGIN_MS - now.getTime();
-  const certificateName = credentials.certificateCommonName?.toUpperCase();
+  // A mailbox id's letters only: Unicode upper-casing makes `ſ` an S and `ı` an I, so a CN
+  // another CA signed in look-alikes would pass for a mailbox it does not name.
+  const commonName = credentials.certificateCommonName;
+  const certificateName = commonName !== undefined && MAILBOX_ID_PATTERN.test(commonName) ? commonName.toUpperCase() : undefined;
   if (!certificateName || !(await certificateMayActFor(services, certificateName, mailboxId))) {
     throw new ForbiddenError();
   }
