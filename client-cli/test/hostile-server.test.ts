@@ -138,6 +138,25 @@ test('a chunk that names another message than the one asked for is refused: down
   }
 });
 
+test('a message whose HEAD and download disagree on its type (report or data) is neither saved nor acknowledged by receive', async (t) => {
+  for (const [head, get] of [['REPORT', 'DATA'], ['DATA', 'REPORT']]) {
+    const cwd = await folder();
+    const typed = (type: string) => ({ 'mex-messagetype': type, 'mex-chunk-range': type === 'REPORT' ? '1:0' : '1:1', ...(type === 'REPORT' ? { 'mex-statuscode': '14' } : {}) });
+    const result = await against(
+      (request, response) =>
+        request.url?.endsWith('/inbox')
+          ? json(response, 200, { messages: [MESSAGE_ID] })
+          : chunk(response, 200, typed(request.method === 'HEAD' ? head! : get!), get === 'REPORT' ? '' : 'part1\n'),
+      ['receive', '.'],
+      cwd,
+    );
+    t.is(result.code, 1, `${head} then ${get}`);
+    t.regex(result.stderr, new RegExp(`message ${MESSAGE_ID} was described as ${head} and downloaded as ${get}: nothing is saved or acknowledged`));
+    t.deepEqual(await readdir(cwd), [], `${head} then ${get}: nothing saved`);
+    t.false(result.requests.some((request) => request.startsWith('PUT')), `${head} then ${get}: nothing acknowledged`);
+  }
+});
+
 test('a sender\'s file name cannot make a hidden file or a Windows device', (t) => {
   t.is(safeFileName('.bashrc'), '_bashrc');
   t.is(safeFileName('..npmrc'), '_npmrc');

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
@@ -192,8 +192,13 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
     (isTemporaryOf(name, output) && name !== continuable.partial) || isTemporaryOf(name, metadataName) || isTemporaryOf(name, continuable.note);
   await removeLeftoverTemporaries(options.folder, leftovers.filter(cutShort));
   const download = isReport(metadata)
-    ? undefined
+    ? await confirmReport(client, messageId)
     : await downloadFile(client, { messageId, output, cwd: options.folder, progress: options.progress, overwrite: true });
+  if (download && download.messageType !== messageType) {
+    // downloadFile saved the description of a report under the payload's name.
+    await rm(download.path, { force: true });
+    throw new Error(`message ${messageId} was described as ${messageType} and downloaded as ${download.messageType}: nothing is saved or acknowledged`);
+  }
   const metadataPath = join(options.folder, metadataName);
   await writeFileAtomically(metadataPath, messageDescriptionText(metadata, messageId, download));
   await syncFolder(options.folder);
@@ -202,6 +207,20 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
     throw new NotAcknowledgedError(messageId, path ?? metadataPath, error);
   });
   return { messageId, messageType, path, metadataPath, bytes: download?.bytes ?? 0 };
+}
+
+/**
+ * A report has no payload to fetch, but what HEAD says is checked against chunk 1's own headers,
+ * as a download of data is: a server whose answers disagree would have a message acknowledged
+ * with nothing of it saved.
+ */
+async function confirmReport(client: MeshClient, messageId: string): Promise<undefined> {
+  const first = await client.downloadRawChunk(messageId, 1);
+  first.body.destroy();
+  if (!isReport(first.metadata)) {
+    throw new Error(`message ${messageId} was described as REPORT and downloaded as ${first.metadata.messageType ?? 'DATA'}: nothing is saved or acknowledged`);
+  }
+  return undefined;
 }
 
 /** The id first, so that two senders' `results.csv` never meet. */
