@@ -149,6 +149,7 @@ test("past MESHBOX_MAX_CONNECTIONS_PER_CLIENT a client's next connection is answ
 
     const answer = await overLimitAnswer(greedy, inboxRequest(greedy));
     t.regex(answer, /^HTTP\/1\.1 429 /);
+    t.regex(answer, /\r\ncontent-type: application\/vnd\.mesh\.v2\+json/i, 'typed as the version asked for');
     t.regex(answer, /\r\nretry-after: 1\r\n/i);
     t.regex(answer, /\r\nconnection: close\r\n/i);
     const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
