@@ -228,7 +228,7 @@ test('a TLS 1.2 client may not renegotiate (a full handshake each time, on a con
   t.is((await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).status, 200);
 });
 
-test('uploads cut off by their clients fill no error log: a client going away is no server fault', async (t) => {
+test('uploads cut off by their clients, and 5xx answers to what clients sent, fill no error log: no server fault', async (t) => {
   const logged = await startServerProcess({ MESHBOX_LOG_LEVEL: 'warn' });
   try {
     const [lab, gp] = [await logged.createMailbox(), await logged.createMailbox()];
@@ -249,6 +249,16 @@ test('uploads cut off by their clients fill no error log: a client going away is
       await closed;
       t.true(await logged.tokenGivenBack(authorization), 'the server is done with the cut upload');
     }
+    // Nor do 5xx answers caused by what a client sent: a transfer coding no server need take,
+    // and the download (without gzip) of content its sender sent as gzip and corrupted.
+    const coded = await rawTlsExchange(
+      logged,
+      lab,
+      Buffer.from(`POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: logged.sharedKey })}\r\nmex-To: ${gp.id}\r\nmex-WorkflowID: TE\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n`),
+    );
+    t.is(coded.status, 501);
+    const corrupt = await sendMessage(logged, lab, gp, Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.from('not deflate at all')]), { 'content-encoding': 'gzip' });
+    t.is((await mailboxRequest(logged, gp, { path: `/messageexchange/${gp.id}/inbox/${corrupt}` })).status, 500);
     // Still serving, and what it logged at warn and above: nothing.
     t.is((await mailboxRequest(logged, lab, { path: `/messageexchange/${lab.id}/inbox` })).status, 200);
     t.is(logged.output(), '');

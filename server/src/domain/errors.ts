@@ -14,11 +14,17 @@ export class MeshError extends Error {
   readonly retryAfterSeconds: number | undefined;
   /** The refusal is of the connection, not only of the request: it is closed after the answer. */
   readonly closesConnection: boolean;
+  /**
+   * A 5xx that what the client sent causes (a transfer coding no server need take, content its
+   * sender corrupted): no fault of the server's, and not logged as one, or any client could fill
+   * the error log.
+   */
+  readonly clientCaused: boolean;
 
   constructor(
     status: number,
     meshCode: MeshErrorCode,
-    options: { messageId?: string; detail?: string; retryAfterSeconds?: number; closesConnection?: boolean } = {},
+    options: { messageId?: string; detail?: string; retryAfterSeconds?: number; closesConnection?: boolean; clientCaused?: boolean } = {},
   ) {
     super(options.detail ? `${meshCode.description}: ${options.detail}` : meshCode.description);
     this.name = new.target.name;
@@ -28,6 +34,7 @@ export class MeshError extends Error {
     this.detail = options.detail;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.closesConnection = options.closesConnection ?? false;
+    this.clientCaused = options.clientCaused ?? false;
   }
 }
 

@@ -65,7 +65,7 @@ export function chunkBody(headers: IncomingHttpHeaders, stream: Readable, messag
   // Node undoes chunked framing and no other transfer coding: a body sent `gzip, chunked` would be stored still gzipped as the payload.
   const transferCodings = header(headers, 'transfer-encoding').toLowerCase();
   if (transferCodings !== '' && transferCodings.split(',').some((coding) => coding.trim() !== 'chunked')) {
-    throw new MeshError(501, MeshErrorCodes.unsupportedTransferCoding, { detail: transferCodings, messageId });
+    throw new MeshError(501, MeshErrorCodes.unsupportedTransferCoding, { detail: transferCodings, messageId, clientCaused: true });
   }
   const encoding = header(headers, 'content-encoding').toLowerCase();
   if (encoding !== '' && encoding !== 'gzip') {

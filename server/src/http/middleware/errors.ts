@@ -26,6 +26,7 @@ export function errorResponder(): Middleware<RequestState> {
       const error = toMeshError(thrown);
       // A client that went away mid-request is no server fault: were it logged as one, any client could flood the error log.
       if (!ctx.res.socket || ctx.res.socket.destroyed) ctx.state.log.info({ err: thrown }, 'client went away');
+      else if (error.clientCaused) ctx.state.log.info({ err: thrown }, 'request refused for what it sent');
       else if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
       // What the failed handler had set (a message's mex-* headers and type) is not this answer's.
       if (!ctx.headerSent) {

@@ -166,6 +166,8 @@ async function decompressionStarted(gunzip: Readable, messageId: string): Promis
     throw new MeshError(500, MeshErrorCodes.internalError, {
       messageId,
       detail: 'the stored gzip content cannot be decompressed; it may still be fetched as sent, with Accept-Encoding: gzip',
+      // Its sender's content: the recipient's every download would log an error otherwise.
+      clientCaused: true,
     });
   }
 }
