@@ -13,6 +13,7 @@ import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { freePort } from '../../scripts/services/processes.ts';
 import { removeBucket } from '../support/cleanup.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
 let server: TestServer;
@@ -129,6 +130,27 @@ test.serial('refused requests leave nothing in the audit log', async (t) => {
   await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': 'NOBODY', 'mex-WorkflowID': 'W' }, body: 'x' });
   const after = (await server.services.audit.tail(1000)).length;
   t.is(after, before);
+});
+
+test('the access log line is written once the answer has ended: a download broken off is logged incomplete, with its whole time, not as the 200 its headers carried', async (t) => {
+  const running = await startServerProcess({ MESHBOX_LOG_LEVEL: 'info' });
+  try {
+    const [sender, recipient] = [await running.createMailbox(), await running.createMailbox()];
+    const messageId = await sendMessage(running, sender, recipient, randomBytes(8 * 1024 * 1024));
+    const path = `/messageexchange/${recipient.id}/inbox/${messageId}`;
+    const download = await streamingRequest(running, recipient, { method: 'GET', path });
+    t.is(download.statusCode, 200);
+    await once(download, 'data');
+    download.destroy();
+    const logged = (): { status?: unknown } | undefined => {
+      const line = running.output().split('\n').find((entry) => entry.includes('"msg":"request"') && entry.includes(`"path":"${path}"`));
+      return line ? (JSON.parse(line) as { status?: unknown }) : undefined;
+    };
+    for (let attempt = 0; attempt < 100 && !logged(); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+    t.is(logged()?.status, 'incomplete');
+  } finally {
+    await running.stop();
+  }
 });
 
 test('request metrics count what moved once the answer has ended: a streamed upload without a length, and a download broken off as incomplete', async (t) => {

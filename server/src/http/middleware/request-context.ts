@@ -13,7 +13,7 @@ export interface RequestState {
   log: Logger;
 }
 
-/** Gives each request an id, a child logger and one access-log line when it ends. */
+/** Gives each request an id, a child logger and one access-log line when its answer ends. */
 export function requestContext(logger: Logger): Middleware<RequestState> {
   return async (ctx, next) => {
     const started = performance.now();
@@ -29,18 +29,17 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
       configurable: true,
     });
     ctx.set('X-Request-ID', requestId);
-    try {
-      await next();
-    } finally {
-      if (logger.isLevelEnabled('info')) {
+    if (logger.isLevelEnabled('info')) {
+      // Once the answer has ended, as the metrics count it: a streamed download's time is the
+      // whole transfer's, and one cut off is `incomplete`, not the status its headers carried.
+      ctx.res.once('close', () => {
         // Which certificate acted: with grants, one mailbox's certificate may act for another.
         const { commonName, serialNumber } = peerCertificate(ctx.req.socket as TLSSocket);
-        logger.info(
-          { requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } },
-          'request',
-        );
-      }
+        const status = ctx.res.writableFinished ? ctx.status : 'incomplete';
+        logger.info({ requestId, method: ctx.method, path: ctx.path, status, ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
+      });
     }
+    await next();
   };
 }
 
