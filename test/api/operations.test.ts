@@ -153,6 +153,19 @@ test('the access log line is written once the answer has ended: a download broke
   }
 });
 
+test('a request refused by authentication is counted under the route it asked for, not the router middleware that refused it', async (t) => {
+  const scrape = async (): Promise<string> => (await rawRequest(server, { path: '/metrics', clientCertificate: lab })).body.toString();
+  const refusedCount = /^meshbox_http_requests_total\{route="\/messageexchange\/:mailbox\/count",method="GET",status="403"\} (\S+)$/m;
+  const before = Number(refusedCount.exec(await scrape())?.[1] ?? 0);
+  t.is((await mailboxRequest(server, { ...gp, password: 'wrong' }, { path: `/messageexchange/${gp.id}/count` })).status, 403);
+  let counted = 0;
+  for (let attempt = 0; attempt < 50 && counted === 0; attempt++) {
+    counted = Number(refusedCount.exec(await scrape())?.[1] ?? 0) - before;
+    if (counted === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.is(counted, 1);
+});
+
 test('request metrics count what moved once the answer has ended: a streamed upload without a length, and a download broken off as incomplete', async (t) => {
   const scrape = async (): Promise<string> => (await rawRequest(server, { path: '/metrics', clientCertificate: lab })).body.toString();
   const value = (text: string, pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? 0);

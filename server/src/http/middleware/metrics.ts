@@ -15,7 +15,7 @@ export function recordMetrics(metrics: Metrics): Middleware<RequestState> {
     const started = performance.now();
     const { socket } = ctx.req;
     ctx.res.once('close', () => {
-      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      const route = routeOf(ctx);
       metrics.requests.inc({ route, method: ctx.method, status: ctx.res.writableFinished ? String(ctx.status) : 'incomplete' });
       metrics.requestDuration.observe({ route, method: ctx.method }, (performance.now() - started) / 1000);
       // Since the connection's previous request ended: the socket reads ahead of the handler.
@@ -27,6 +27,23 @@ export function recordMetrics(metrics: Metrics): Middleware<RequestState> {
     });
     await next();
   };
+}
+
+interface RoutedContext {
+  readonly method: string;
+  readonly _matchedRoute?: string;
+  /** The router's layers whose path the request's matches: middleware (no methods) and routes. */
+  readonly matched?: readonly { readonly path: string; readonly methods: readonly string[] }[];
+}
+
+/**
+ * The route pattern a request asked for: the last route of its path and method the router
+ * matched. Not `_matchedRoute` alone: a request refused by a router's middleware before its route
+ * ran (authentication: 403, 429) has that middleware's pattern there, for every route.
+ */
+function routeOf(ctx: RoutedContext): string {
+  const route = ctx.matched?.findLast((layer) => layer.methods.includes(ctx.method));
+  return route?.path ?? ctx._matchedRoute ?? 'unmatched';
 }
 
 /** Per connection, its byte counts when its last request was counted. */
