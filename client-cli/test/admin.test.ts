@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -102,6 +104,18 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   });
   t.is(offline.code, 0, offline.stderr);
   t.is(offline.stderr, 'warning: not recorded in the audit log: cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
+  // A Redis that takes the connection and never answers: given up on, not waited for for ever.
+  const silent = createNetServer(() => {});
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  try {
+    const silentUrl = `redis://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const queues = await runSubprocess(['admin', 'queues'], { env: { ...adminEnv, MESHBOX_REDIS_URL: silentUrl } });
+    t.is(queues.code, 1);
+    t.regex(queues.stderr, new RegExp(`^meshbox: cannot reach Redis at ${silentUrl}: `));
+  } finally {
+    silent.close();
+  }
   t.is(describeCertificate(await readFile(join(dir, 'server.crt'), 'utf8')).subjectAltName, 'DNS:first.example.org');
 
   // A new CA keeps the old one's files, whose key signs its CRL while its certificates are in use.

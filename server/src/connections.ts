@@ -23,7 +23,7 @@ import { LoginFailures } from './domain/login-failures.ts';
 import { TransferSlots } from './domain/transfer-slots.ts';
 import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
-import { describeRedisTarget, infoSection, openRedis, type RedisClient, type RedisTarget } from './store/redis-client.ts';
+import { describeRedisTarget, infoSection, openRedis, REDIS_SILENCE_TIMEOUT_MS, type RedisClient, type RedisTarget } from './store/redis-client.ts';
 import { UsedTokenStore } from './store/used-tokens.ts';
 
 export interface Connections {
@@ -79,9 +79,7 @@ function sdkWarningsOnly(logger: Logger): NonNullable<S3ClientConfig['logger']> 
 }
 
 const S3_CONNECT_TIMEOUT_MS = 10_000;
-/** How long Redis may leave a command unanswered before its connection is taken for dead (its commands take milliseconds). */
-const REDIS_SILENCE_TIMEOUT_MS = 10_000;
-/** The same for the worker's (BullMQ's) connections, whose wait for a job blocks in Redis for up to 10 s (BullMQ's maximumBlockTimeout). */
+/** REDIS_SILENCE_TIMEOUT_MS for the worker's (BullMQ's) connections, whose wait for a job blocks in Redis for up to 10 s (BullMQ's maximumBlockTimeout). */
 const WORKER_REDIS_SILENCE_TIMEOUT_MS = 20_000;
 const S3_SILENCE_TIMEOUT_MS = 120_000;
 /** How long start-up waits for Redis and for the bucket to answer before it gives up, saying which. */

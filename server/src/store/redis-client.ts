@@ -21,6 +21,9 @@ export function splitRedisUrls(redisUrl: string): string[] {
 
 const SLOTS_REFRESH_MS = 5_000;
 
+/** How long Redis may leave a command unanswered before its connection is taken for dead (its commands take milliseconds). */
+export const REDIS_SILENCE_TIMEOUT_MS = 10_000;
+
 /**
  * A write refused as READONLY: the Redis this connection reached has been made a replica (a
  * failover). Behind an address that now leads to the new primary (a managed service's primary

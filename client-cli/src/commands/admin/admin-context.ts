@@ -8,7 +8,11 @@ import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedu
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { MessageStore } from '../../../../server/src/store/messages.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
-import { describeRedisTarget, openRedis } from '../../../../server/src/store/redis-client.ts';
+import { describeRedisTarget, openRedis, REDIS_SILENCE_TIMEOUT_MS } from '../../../../server/src/store/redis-client.ts';
+import { within } from '../../../../server/src/time-limit.ts';
+
+/** How long an admin command waits for Redis to be ready, as the server's start-up does. */
+const CONNECT_WITHIN_MS = 20_000;
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
@@ -29,12 +33,14 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
   const config = loadBackendConfig();
   // Redis is all admin commands use: a deployment's is enough, without its object storage settings.
   const redisUrl = config.redisUrl ?? (await resolveBackends(config)).redisUrl;
-  const redis = openRedis({ ...config, redisUrl }, { maxRetriesPerRequest: 2, lazyConnect: true });
+  // A Redis that takes the connection and never answers (frozen, a proxy whose backend is gone)
+  // must fail the command, not hold it for ever: a connection silent this long is dropped.
+  const redis = openRedis({ ...config, redisUrl }, { maxRetriesPerRequest: 2, lazyConnect: true, socketTimeout: REDIS_SILENCE_TIMEOUT_MS });
   // Heard here, or ioredis prints it with a stack trace; the first one says why the connection failed.
   let connectionError: Error | undefined;
   redis.on('error', (error: Error) => (connectionError ??= error));
   try {
-    await redis.connect().catch((error: unknown) => {
+    await within(redis.connect(), CONNECT_WITHIN_MS).catch((error: unknown) => {
       throw new Error(`cannot reach Redis at ${describeRedisTarget({ ...config, redisUrl })}: ${(connectionError ?? (error as Error)).message}`);
     });
     const keys = redisKeys(config.redisPrefix);
