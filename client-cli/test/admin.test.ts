@@ -261,6 +261,21 @@ test('mailbox commands refuse duplicates, unknown mailboxes and bad ids with a c
   t.regex(routeWord.stderr, /WORKFLOWSEARCH is a word of the API's paths/);
 });
 
+test('mailbox list and backlog show a name with control characters escaped, never sent to the terminal', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const name = 'Evil\u001b[31mRED\u001b[0m\u009b2J\u0007';
+  t.is((await admin('mailbox', 'create', 'CTL001', '--password', 'p', '--name', name, '--cert-out', out)).code, 0);
+  const listed = await admin('mailbox', 'list');
+  t.is(listed.code, 0, listed.stderr);
+  t.regex(listed.stdout, /CTL001\tactive\t\tEvil\\u001b\[31mRED/);
+  // Something waiting for it, so that backlog lists it.
+  const lab = await server.createMailbox();
+  await sendMessage(server, lab, { ...lab, id: 'CTL001' }, 'waiting');
+  const backlog = await admin('backlog', '--json');
+  t.true(backlog.stdout.includes('"CTL001"'), backlog.stdout);
+  for (const output of [listed.stdout, backlog.stdout]) t.false(/[\u001b\u0007\u009b]/.test(output), JSON.stringify(output));
+});
+
 test('admin workflow allow and deny change what a mailbox may send and receive', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
   t.is((await admin('mailbox', 'create', 'WF001', '--password', 'p', '--workflow', 'PATH_RESULTS', '--cert-out', out)).code, 0);
@@ -283,6 +298,25 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   t.is(wildcard.code, 1);
   t.regex(wildcard.stderr, /deny '\*' first/);
   t.is((await admin('workflow', 'deny', 'NOSUCH9', 'X')).code, 1);
+
+  // Both directions are checked before either changes: receiving allows any, so denying one
+  // there is refused, and sending is left as it was.
+  t.is((await admin('workflow', 'deny', 'WF002', '*', '--send')).code, 0);
+  t.is((await admin('workflow', 'allow', 'WF002', 'WFA', '--send')).code, 0);
+  const half = await admin('workflow', 'deny', 'WF002', 'WFA');
+  t.is(half.code, 1);
+  t.regex(half.stderr, /WF002 may receive any workflow \('\*'\): deny '\*' first/);
+  t.is(half.stdout, '');
+  t.deepEqual(JSON.parse((await admin('mailbox', 'show', 'WF002')).stdout).sendWorkflows, ['WFA'], 'sending unchanged');
+  // Denying one it may not use changes nothing, and says so; nor is it audited (an empty or
+  // multi-line id would write a misleading entry).
+  for (const absent of ['NEVER_ALLOWED', '', 'X\n2026-12-01T02:00:00.000Z admin:alice admin.mailbox.enable W1']) {
+    const nothing = await admin('workflow', 'deny', 'WF001', absent, '--send');
+    t.is(nothing.code, 0, JSON.stringify(absent));
+    t.regex(nothing.stdout, /^WF001 may not send .*anyway: nothing changed\n$/, 'on one line');
+  }
+  const denials = (await admin('audit', '--tail', '500')).stdout.split('\n').filter((line) => line.includes('admin.workflow.deny WF001 send'));
+  t.deepEqual(denials.map((line) => line.replace(/^\S+ \S+ /, '')), ['admin.workflow.deny WF001 send PATH_RESULTS'], 'only the denial that changed something');
 
   for (const bad of ['', 'PATH RESULTS', 'PATH\tRESULTS', 'PATH/RESULTS', 'X'.repeat(301)]) {
     const refused = await admin('workflow', 'allow', 'WF001', bad);
@@ -391,6 +425,10 @@ test('admin actions are recorded in the audit log, which admin audit shows', asy
   const text = await admin('audit', '--tail', '500');
   t.regex(text.stdout, /admin\.mailbox\.disable AUD001/);
   t.is((await admin('audit', '--tail', 'lots')).code, 2, 'a usage error');
+  // An entry is one line, whatever its fields hold: a line break in one cannot pass for another entry.
+  await server.services.audit.record({ action: 'odd', actor: 'test', subject: 'AUD001', detail: 'one\n2026-12-01T02:00:00.000Z admin:alice admin.mailbox.enable AUD001' });
+  const odd = (await admin('audit', '--tail', '500')).stdout.split('\n').filter((line) => line.includes(' test odd AUD001 '));
+  t.deepEqual(odd.map((line) => line.replace(/^\S+ /, '')), ['test odd AUD001 one\\n2026-12-01T02:00:00.000Z admin:alice admin.mailbox.enable AUD001']);
 });
 
 test('CSR flow: the mailbox makes its own key and request, the admin signs it, and the certificate connects; the key never leaves', async (t) => {

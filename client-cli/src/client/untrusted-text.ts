@@ -20,3 +20,8 @@ export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex -- the control characters are what this finds
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/** printable, and on one line: a line break or tab in a field cannot make what looks like another entry. */
+export function printableLine(text: string): string {
+  return printable(text).replace(/[\n\t]/g, (control) => (control === '\n' ? '\\n' : '\\t'));
+}

@@ -190,18 +190,18 @@ export class MailboxStore {
     return this.#changed(mailboxId, updated === 1);
   }
 
-  /** Allows or denies a workflow; 'wildcard' when denying one of a mailbox that allows any. */
+  /** Allows or denies a workflow; 'wildcard' when denying one of a mailbox that allows any, 'absent' when denying one it does not allow. */
   async setWorkflow(
     mailboxId: string,
     workflowId: string,
     direction: WorkflowDirection,
     allowed: boolean,
-  ): Promise<'ok' | 'not_found' | 'wildcard'> {
+  ): Promise<'ok' | 'not_found' | 'wildcard' | 'absent'> {
     const outcome = (await setMailboxWorkflow.run(
       this.#redis,
       [this.#keys.mailbox(mailboxId), this.#keys.workflowReceivers(workflowId), this.#keys.directoryVersion],
       [mailboxId, direction === 'send' ? 'sendWorkflows' : 'receiveWorkflows', workflowId, allowed ? 'allow' : 'deny'],
-    )) as 'ok' | 'not_found' | 'wildcard';
+    )) as 'ok' | 'not_found' | 'wildcard' | 'absent';
     return this.#changed(mailboxId, outcome);
   }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { printable } from '../../client/untrusted-text.ts';
+import { printable, printableLine } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 
@@ -18,7 +18,7 @@ export function registerAuditCommands(admin: Command): void {
           continue;
         }
         const about = [entry.messageId, entry.subject, entry.detail].filter(Boolean).join(' ');
-        console.log(printable(`${entry.at.toISOString()} ${entry.actor} ${entry.action} ${about}`.trimEnd()));
+        console.log(printableLine(`${entry.at.toISOString()} ${entry.actor} ${entry.action} ${about}`.trimEnd()));
       }
     });
 }

@@ -64,7 +64,8 @@ export function registerBacklogCommand(admin: Command): void {
           waitingSince: entry.oldest?.since?.toISOString() ?? null,
           lastHandshakeAt: entry.lastHandshake?.at.toISOString() ?? null,
         }));
-        console.log(JSON.stringify(described, null, 2));
+        // Names are what an admin typed: C1 controls (which JSON leaves as they are) escaped.
+        console.log(printable(JSON.stringify(described, null, 2)));
         return;
       }
       for (const entry of listed) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadPki } from '../pki.ts';
-import { printable } from '../../client/untrusted-text.ts';
+import { printable, printableLine } from '../../client/untrusted-text.ts';
 import { parseMailboxId, parseNewMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -114,7 +114,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         return;
       }
       for (const entry of mailboxes) {
-        console.log(`${entry.id}\t${entry.active ? 'active' : 'disabled'}\t${entry.odsCode}\t${entry.name}`);
+        console.log(`${entry.id}\t${entry.active ? 'active' : 'disabled'}\t${printableLine(entry.odsCode)}\t${printableLine(entry.name)}`);
       }
     });
 

@@ -1,11 +1,16 @@
 import type { Command } from 'commander';
-import { ANY_WORKFLOW, type WorkflowDirection } from '../../../../server/src/store/mailboxes.ts';
+import { ANY_WORKFLOW, type Mailbox, type WorkflowDirection } from '../../../../server/src/store/mailboxes.ts';
+import { printableLine } from '../../client/untrusted-text.ts';
 import { parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import { withAdminStores } from './admin-context.ts';
 
 interface DirectionOptions {
   readonly send?: boolean;
   readonly receive?: boolean;
+}
+
+function workflowsOf(mailbox: Mailbox, direction: WorkflowDirection): readonly string[] {
+  return direction === 'send' ? mailbox.sendWorkflows : mailbox.receiveWorkflows;
 }
 
 function directions(options: DirectionOptions): WorkflowDirection[] {
@@ -24,25 +29,31 @@ export function registerWorkflowCommands(admin: Command): void {
       .option('--receive', 'only for receiving')
       .action(async (mailbox: string, workflowId: string, options: DirectionOptions) => {
         const mailboxId = mailbox.toUpperCase();
-        // One already allowed, however odd, may still be denied.
+        // One already allowed, however odd, may still be denied (one not allowed is refused below).
         if (allowed) parseWorkflowId(workflowId);
-        for (const direction of directions(options)) {
-          const anyWorkflow = await withAdminStores(async ({ mailboxes, audit }) => {
+        const chosen = directions(options);
+        await withAdminStores(async ({ mailboxes, audit }) => {
+          const current = await mailboxes.get(mailboxId, { fresh: true });
+          if (!current) throw new Error(`no mailbox ${mailboxId}`);
+          // Both directions checked before either is changed: a refusal of the second left the first changed.
+          const wildcard = allowed || workflowId === ANY_WORKFLOW ? undefined : chosen.find((direction) => workflowsOf(current, direction).includes(ANY_WORKFLOW));
+          if (wildcard) throw new Error(`${mailboxId} may ${wildcard} any workflow ('*'): deny '*' first, then allow the ones it may use`);
+          for (const direction of chosen) {
             const outcome = await mailboxes.setWorkflow(mailboxId, workflowId, direction, allowed);
             if (outcome === 'not_found') throw new Error(`no mailbox ${mailboxId}`);
-            if (outcome === 'wildcard') {
-              throw new Error(`${mailboxId} may ${direction} any workflow ('*'): deny '*' first, then allow the ones it may use`);
+            if (outcome === 'wildcard') throw new Error(`${mailboxId} may ${direction} any workflow ('*'): deny '*' first, then allow the ones it may use`);
+            if (outcome === 'absent') {
+              console.log(printableLine(`${mailboxId} may not ${direction} ${workflowId} anyway: nothing changed`));
+              continue;
             }
             await audit(`workflow.${name}`, mailboxId, `${direction} ${workflowId}`);
-            const changed = await mailboxes.get(mailboxId, { fresh: true });
-            return (direction === 'send' ? changed?.sendWorkflows : changed?.receiveWorkflows)?.includes(ANY_WORKFLOW) ?? false;
-          });
-          console.log(`${mailboxId} may ${allowed ? '' : 'no longer '}${direction} ${workflowId}`);
-          // A new mailbox may use any workflow: allowing one narrows nothing until '*' goes.
-          if (allowed && anyWorkflow && workflowId !== ANY_WORKFLOW) {
-            console.error(`note: ${mailboxId} may still ${direction} any workflow ('*'); to allow only the ones named, deny '*': meshbox admin workflow deny ${mailboxId} '*' --${direction}`);
+            console.log(`${mailboxId} may ${allowed ? '' : 'no longer '}${direction} ${workflowId}`);
+            // A new mailbox may use any workflow: allowing one narrows nothing until '*' goes.
+            if (allowed && workflowId !== ANY_WORKFLOW && workflowsOf(current, direction).includes(ANY_WORKFLOW)) {
+              console.error(`note: ${mailboxId} may still ${direction} any workflow ('*'); to allow only the ones named, deny '*': meshbox admin workflow deny ${mailboxId} '*' --${direction}`);
+            }
           }
-        }
+        });
       });
   }
 }

@@ -2,20 +2,27 @@
 -- KEYS[1] mailbox hash, KEYS[2] the workflow's receiver set, KEYS[3] the directory's change counter
 -- ARGV[1] mailbox id, ARGV[2] 'sendWorkflows' or 'receiveWorkflows', ARGV[3] workflow id,
 -- ARGV[4] 'allow' or 'deny'
--- Returns 'ok', 'not_found', or 'wildcard' (denying one workflow of a mailbox that allows all).
+-- Returns 'ok', 'not_found', 'wildcard' (denying one workflow of a mailbox that allows all), or
+-- 'absent' (denying one not allowed: nothing changes).
 local current = redis.call('HGET', KEYS[1], ARGV[2])
 if not current then
   return 'not_found'
 end
 local workflows = cjson.decode(current)
 local kept = {}
+local found = false
 for _, workflow in ipairs(workflows) do
   if workflow == '*' and ARGV[4] == 'deny' and ARGV[3] ~= '*' then
     return 'wildcard'
   end
   if workflow ~= ARGV[3] then
     table.insert(kept, workflow)
+  else
+    found = true
   end
+end
+if ARGV[4] == 'deny' and not found then
+  return 'absent'
 end
 if ARGV[4] == 'allow' then
   table.insert(kept, ARGV[3])
