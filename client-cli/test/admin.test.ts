@@ -353,7 +353,7 @@ test('admin queues shows the lifecycle checks scheduled and due, and failing one
     const text = await runSubprocess(['admin', 'queues'], { env });
     t.regex(text.stdout, /message-lifecycle: scheduled 2, due [01], failing 1/);
     t.regex(text.stdout, /failing BROKEN after 1 attempts.*S3 unreachable/);
-    for (const bad of ['abc', '', '-1', '1e2']) {
+    for (const bad of ['abc', '', '-1', '1e2', '99999999999999999999']) {
       const refused = await runSubprocess(['admin', 'queues', '--failed', bad], { env });
       t.is(refused.code, 2, `a usage error: ${bad}`);
       t.regex(refused.stderr, /option '--failed <n>' argument '.*' is invalid\. Give a whole number \(0 or more\)\./);
