@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import test from 'ava';
 import { pino } from 'pino';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
@@ -36,6 +37,29 @@ test('/healthz and /readyz answer when Redis and object storage are reachable', 
   const ready = await rawRequest(server, { path: '/readyz', clientCertificate: lab });
   t.is(ready.status, 200);
   t.deepEqual(ready.json(), { status: 'ready', redis: 'ok', objectStorage: 'ok' });
+});
+
+test('readiness given up on object storage that takes the connection and never answers ends its request: no socket held by the probe', async (t) => {
+  const open = new Set<import('node:net').Socket>();
+  const silent = createNetServer((socket) => {
+    open.add(socket);
+    // Read (and drop) what comes, so that the client's close is noticed.
+    socket.resume();
+    socket.on('close', () => open.delete(socket));
+  });
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const s3 = createS3Client({ endpoint, bucket: 'x', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  try {
+    const readiness = await checkReadiness({ ...server.services, payloads: new PayloadStore(s3, 'x') });
+    t.deepEqual(readiness, { ready: false, redis: true, objectStorage: false });
+    for (let attempt = 0; attempt < 40 && open.size > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+    t.is(open.size, 0, "the probe's connection is closed, not left to the client's 120 s timeout");
+  } finally {
+    s3.destroy();
+    silent.close();
+  }
 });
 
 test('readiness reports object storage that does not answer', async (t) => {

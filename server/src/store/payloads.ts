@@ -114,9 +114,13 @@ export class PayloadStore {
     } while (ContinuationToken);
   }
 
-  /** Cheap reachability check for readiness. */
-  async ping(): Promise<void> {
-    await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }));
+  /**
+   * Cheap reachability check for readiness, given up on (and its request ended) after
+   * `withinMs`: left running against a silent store, each probe would hold one of the pooled
+   * sockets until the client's own timeout, minutes on.
+   */
+  async ping(withinMs: number): Promise<void> {
+    await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }), { abortSignal: AbortSignal.timeout(withinMs) });
   }
 }
 
