@@ -489,7 +489,7 @@ test('a server given another secret key than its mailboxes were registered under
   }
 });
 
-test('SIGTERM while Redis is away still ends the process, with exit 1 once the shutdown deadline and its grace have passed', async (t) => {
+test('SIGTERM while Redis is away still ends the process: at the latest once the shutdown deadline and its grace have passed, then with exit 1, saying why', async (t) => {
   const local = await ensureLocalServices();
   const proxy = await startTcpProxy(Number(new URL(local.redisUrl).port));
   const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'info' }, { redis: { redisUrl: `redis://127.0.0.1:${proxy.port}`, redisCluster: false } });
@@ -497,9 +497,14 @@ test('SIGTERM while Redis is away still ends the process, with exit 1 once the s
     await proxy.cut();
     const started = Date.now();
     const code = await server.kill('SIGTERM');
-    t.is(code, 1);
     t.true(Date.now() - started < 60_000, `exited after ${Date.now() - started} ms`);
-    t.regex(server.output(), /shutdown did not finish \(a backend not answering\?\): exiting anyway/);
+    // Most often closing the worker's connections waits on the Redis that is away, and the last
+    // resort ends it; should they have closed by themselves first, it ends as any stop does.
+    if (code === 0) t.regex(server.output(), /"msg":"stopped"/);
+    else {
+      t.is(code, 1);
+      t.regex(server.output(), /shutdown did not finish \(a backend not answering\?\): exiting anyway/);
+    }
   } finally {
     // Redis back for the harness, which clears the deployment's state through the same proxy.
     await proxy.restore();
