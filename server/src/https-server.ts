@@ -276,18 +276,11 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
 }
 
 /**
- * For a server stopping (after `close()`): closes every connection on which no request is being
- * answered. Node's closeIdleConnections leaves two kinds open that have none: one still in its
- * TLS handshake (Node's HTTP layer knows it only once it is done) and one handshaken that has
- * sent nothing since, which Node counts as a request begun. Either would hold the stop until
- * its timeout (or the deadline), and one in its handshake past the deadline too. A request
- * whose headers had not all come never reached the app: its client may send it again elsewhere.
- */
-/**
- * For a stop: every answer not yet begun says `Connection: close` and closes its connection once
- * sent, and one already under way closes it after it (if no other request waits on it), so that
- * kept-alive connections carry no new requests into the stop and leave as their answers end.
- * Node's server.close() closes only the connections idle at that moment.
+ * For a stop: the last answer queued on each connection, if not yet begun, says `Connection:
+ * close` and closes the connection once sent (so does every request's answer from now on); one
+ * already under way closes it after it, if no other request waits on it. Kept-alive connections
+ * so carry no new requests into the stop and leave as their answers end. Node's server.close()
+ * closes only the connections idle at that moment.
  */
 export function closeConnectionsAfterAnswers(server: Server): void {
   stopping.add(server);
@@ -300,6 +293,14 @@ export function closeConnectionsAfterAnswers(server: Server): void {
   server.closeIdleConnections();
 }
 
+/**
+ * For a server stopping (after `close()`): closes every connection on which no request is being
+ * answered. Node's closeIdleConnections leaves two kinds open that have none: one still in its
+ * TLS handshake (Node's HTTP layer knows it only once it is done) and one handshaken that has
+ * sent nothing since, which Node counts as a request begun. Either would hold the stop until
+ * its timeout (or the deadline), and one in its handshake past the deadline too. A request
+ * whose headers had not all come never reached the app: its client may send it again elsewhere.
+ */
 export function closeConnectionsNotAnswering(server: Server): void {
   for (const connection of connectionsOf.get(server) ?? []) {
     if (!answering.get(connection)?.length) connection.destroy();

@@ -73,8 +73,8 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
     throw new ForbiddenError();
   }
   // Before the password is checked, and before the request counts against the mailbox.
-  const refusedFor = services.loginFailures.refusedFor(certificateName, now);
-  if (refusedFor > 0) throw new TooManyRequestsError(refusedFor);
+  const refusedBefore = loginRefusal(services, certificateName, now);
+  if (refusedBefore) throw refusedBefore;
   // Read the mailbox, claim the token and count the request at once: one round trip to Redis
   // (the commands are pipelined) instead of three on every request. A claim turns out
   // unwarranted only for a refused request, and is then given back.
@@ -108,12 +108,12 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
       services.loginFailures.confirm(certificateName, now),
       limited ? services.rateLimits.countRequest(mailboxId, now, -1) : undefined,
     ]);
-    return refuse(refusalOf(services, certificateName, now));
+    return refuse(loginRefusal(services, certificateName, now) ?? new ForbiddenError());
   }
   if (suspected) services.loginFailures.withdraw(certificateName, now);
   // A right password among guesses sent together, come after the one past the limit.
-  const refusedMeanwhile = services.loginFailures.refusedFor(certificateName, now);
-  if (refusedMeanwhile > 0) return refuse(new TooManyRequestsError(refusedMeanwhile));
+  const refusedMeanwhile = loginRefusal(services, certificateName, now);
+  if (refusedMeanwhile) return refuse(refusedMeanwhile);
   const earlier = claim.value;
   const repeated =
     earlier !== undefined &&
@@ -126,10 +126,10 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   return { mailbox, token, repeated, firstTryCreates: repeated ? earlier.creates : undefined };
 }
 
-/** A failed login's refusal: 429 while its certificate is past its failed logins, else the 403 of every authentication failure. */
-function refusalOf(services: Services, certificateName: string, now: Date): ForbiddenError | TooManyRequestsError {
+/** The 429 of a certificate past its failed logins, until its minute ends; undefined while it is not. */
+function loginRefusal(services: Services, certificateName: string, now: Date): TooManyRequestsError | undefined {
   const seconds = services.loginFailures.refusedFor(certificateName, now);
-  return seconds > 0 ? new TooManyRequestsError(seconds) : new ForbiddenError();
+  return seconds > 0 ? new TooManyRequestsError(seconds) : undefined;
 }
 
 /** The certificate's own mailbox, or one it was granted while that mailbox is active (a disabled one acts for nobody). */

@@ -56,7 +56,7 @@ export class LoginFailures {
 
   /** A suspected failure that stands: counted across processes, and this process told their count. */
   async confirm(certificateName: string, now: Date): Promise<void> {
-    const shared = await this.#rateLimits.countLoginFailure(certificateName, now);
+    const shared = await this.#rateLimits.countLoginFailure(certificateName, minuteOf(now));
     const count = this.#countOf(certificateName, now);
     count.failures = Math.max(count.failures, shared);
   }

@@ -49,17 +49,20 @@ export class PayloadStore {
    * as it exists (BucketAlreadyExists, or BucketAlreadyOwnedByYou): theirs is there all the same.
    */
   async ensureBucket(): Promise<void> {
-    const head = (): Promise<unknown> => this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }));
     try {
-      await head();
+      await this.#head();
     } catch {
       try {
         await this.#s3.send(new CreateBucketCommand({ Bucket: this.#bucket }));
       } catch (error) {
         if (!(error instanceof Error && /^BucketAlready(Exists|OwnedByYou)$/.test(error.name))) throw error;
-        await head().catch(() => Promise.reject(error));
+        await this.#head().catch(() => Promise.reject(error));
       }
     }
+  }
+
+  async #head(abortSignal?: AbortSignal): Promise<void> {
+    await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }), abortSignal ? { abortSignal } : {});
   }
 
   /**
@@ -120,7 +123,7 @@ export class PayloadStore {
    * sockets until the client's own timeout, minutes on.
    */
   async ping(withinMs: number): Promise<void> {
-    await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }), { abortSignal: AbortSignal.timeout(withinMs) });
+    await this.#head(AbortSignal.timeout(withinMs));
   }
 }
 

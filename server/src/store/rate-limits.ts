@@ -21,9 +21,9 @@ export class RateLimitStore {
     return Number(await countRequestScript.run(this.#redis, [key], [2, weight]));
   }
 
-  /** Counts a failed login of a certificate in the current minute and returns the count so far. */
-  async countLoginFailure(certificateName: string, now: Date): Promise<number> {
-    const key = this.#keys.loginFailures(certificateName, Math.floor(now.getTime() / 60_000));
+  /** Counts a failed login of a certificate in `minute` (since the epoch) and returns the count so far. */
+  async countLoginFailure(certificateName: string, minute: number): Promise<number> {
+    const key = this.#keys.loginFailures(certificateName, minute);
     return Number(await countRequestScript.run(this.#redis, [key], [120, 1]));
   }
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Middleware } from 'koa';
 import type { Metrics } from '../../metrics.ts';
-import type { RequestState } from './request-context.ts';
+import { answeredStatus, type RequestState } from './request-context.ts';
 
 /**
  * Counts each request by its route pattern (never the raw path: ids would explode the label
@@ -16,7 +16,7 @@ export function recordMetrics(metrics: Metrics): Middleware<RequestState> {
     const { socket } = ctx.req;
     ctx.res.once('close', () => {
       const route = routeOf(ctx);
-      metrics.requests.inc({ route, method: ctx.method, status: ctx.res.writableFinished ? String(ctx.status) : 'incomplete' });
+      metrics.requests.inc({ route, method: ctx.method, status: String(answeredStatus(ctx)) });
       metrics.requestDuration.observe({ route, method: ctx.method }, (performance.now() - started) / 1000);
       // Since the connection's previous request ended: the socket reads ahead of the handler.
       const previous = countedSoFar.get(socket) ?? { read: 0, written: 0 };

@@ -35,12 +35,16 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
       ctx.res.once('close', () => {
         // Which certificate acted: with grants, one mailbox's certificate may act for another.
         const { commonName, serialNumber } = peerCertificate(ctx.req.socket as TLSSocket);
-        const status = ctx.res.writableFinished ? ctx.status : 'incomplete';
-        logger.info({ requestId, method: ctx.method, path: ctx.path, status, ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
+        logger.info({ requestId, method: ctx.method, path: ctx.path, status: answeredStatus(ctx), ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
       });
     }
     await next();
   };
+}
+
+/** The status an ended answer carried, or `incomplete` when it was cut off before its end (its headers' status never reached the client whole). */
+export function answeredStatus(ctx: { readonly status: number; readonly res: { readonly writableFinished: boolean } }): number | 'incomplete' {
+  return ctx.res.writableFinished ? ctx.status : 'incomplete';
 }
 
 /** What Node takes for an expectation of 100-continue (its own test), which it meets itself. */
