@@ -196,13 +196,23 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+export interface SuspectedTypo {
+  readonly variable: string;
+  readonly meant: string;
+}
+
+/** What is said of a suspected typo, in the log at start and beside the reason when start-up fails. */
+export function typoWarning({ variable, meant }: SuspectedTypo): string {
+  return `${variable} is not a setting (ignored): ${meant}?`;
+}
+
 /**
  * `MESHBOX_*` variables the server does not read that are a letter or two from one it does:
  * a typo (`MESHBOX_S3_ENPOINT`) would otherwise be ignored, and the default used instead
  * (for the S3 endpoint or the Redis URL: local development services). Others (the CLI's
  * `MESHBOX_URL`, `MESHBOX_PROFILE`, ...) are no concern of the server's.
  */
-export function suspectedTypos(environment: NodeJS.ProcessEnv): { readonly variable: string; readonly meant: string }[] {
+export function suspectedTypos(environment: NodeJS.ProcessEnv): SuspectedTypo[] {
   const known = Object.keys(serverSchema.shape);
   return Object.keys(environment)
     .filter((name) => name.startsWith('MESHBOX_') && !known.includes(name))

@@ -1,6 +1,6 @@
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { within } from './time-limit.ts';
+import { START_UP_ANSWER_MS, within } from './time-limit.ts';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from 'pino';
@@ -82,8 +82,6 @@ const S3_CONNECT_TIMEOUT_MS = 10_000;
 /** REDIS_SILENCE_TIMEOUT_MS for the worker's (BullMQ's) connections, whose wait for a job blocks in Redis for up to 10 s (BullMQ's maximumBlockTimeout). */
 const WORKER_REDIS_SILENCE_TIMEOUT_MS = 20_000;
 const S3_SILENCE_TIMEOUT_MS = 120_000;
-/** How long start-up waits for Redis and for the bucket to answer before it gives up, saying which. */
-const START_UP_ANSWER_MS = 20_000;
 
 /** `logger`: where the SDK's own warnings go (as JSON lines with the rest), instead of the console. */
 export function createS3Client(settings: S3Settings, logger?: Logger): S3Client {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { daysLeft, EXPIRY_WARNING_DAYS, expiryPhrase } from '../../shared/src/pki/validity.ts';
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
-import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos } from './config.ts';
+import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos, typoWarning } from './config.ts';
 import { atStartOnRedis, BackendUnreachableError, connect } from './connections.ts';
 import { clientOverLimitReporter, closeConnectionsAfterAnswers, closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const configured = loadConfig();
   const config = await resolveBackends(configured);
   const logger = createServerLogger(config.logLevel);
-  for (const { variable, meant } of suspectedTypos(process.env)) logger.warn({ variable, meant }, `${variable} is not a setting (ignored): ${meant}?`);
+  for (const typo of suspectedTypos(process.env)) logger.warn(typo, typoWarning(typo));
   if (!configured.redisUrl) {
     logger.warn('MESHBOX_REDIS_URL and MESHBOX_S3_ENDPOINT not set: running on the local development services, not for production');
   }
@@ -118,6 +118,6 @@ main().catch((error: unknown) => {
     console.error('meshbox: failed to start:', error);
   }
   // A misspelt setting is most likely why (its default used instead): the warning would otherwise come only once started.
-  for (const { variable, meant } of suspectedTypos(process.env)) console.error(`meshbox: ${variable} is not a setting (ignored): ${meant}?`);
+  for (const typo of suspectedTypos(process.env)) console.error(`meshbox: ${typoWarning(typo)}`);
   process.exit(1);
 });

@@ -9,10 +9,7 @@ import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { MessageStore } from '../../../../server/src/store/messages.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
 import { describeRedisTarget, openRedis, REDIS_SILENCE_TIMEOUT_MS } from '../../../../server/src/store/redis-client.ts';
-import { within } from '../../../../server/src/time-limit.ts';
-
-/** How long an admin command waits for Redis to be ready, as the server's start-up does. */
-const CONNECT_WITHIN_MS = 20_000;
+import { START_UP_ANSWER_MS, within } from '../../../../server/src/time-limit.ts';
 
 export interface AdminStores {
   readonly mailboxes: MailboxStore;
@@ -40,7 +37,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
   let connectionError: Error | undefined;
   redis.on('error', (error: Error) => (connectionError ??= error));
   try {
-    await within(redis.connect(), CONNECT_WITHIN_MS).catch((error: unknown) => {
+    await within(redis.connect(), START_UP_ANSWER_MS).catch((error: unknown) => {
       throw new Error(`cannot reach Redis at ${describeRedisTarget({ ...config, redisUrl })}: ${(connectionError ?? (error as Error)).message}`);
     });
     const keys = redisKeys(config.redisPrefix);
