@@ -3,7 +3,7 @@ import { appendFile, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
@@ -303,6 +303,16 @@ test('a --resume with a --gzip the first run did not use is told to resume witho
   t.true(bytes.equals(payload));
 });
 
+/** `send --resume` as the first run of gzipRunStopped sent: its two missing chunks go, and the message downloads byte-exact. */
+async function finishesWithGzipRun(t: ExecutionContext, cwd: string, messageId: string, payload: Buffer): Promise<void> {
+  const resumed = await send(cwd, ['--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--json']);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.like(JSON.parse(resumed.stdout), { messageId, status: 'accepted', uploadedChunks: 2 });
+  const { result: download, bytes } = await downloaded(messageId);
+  t.is(download.code, 0, download.stderr);
+  t.true(bytes.equals(payload));
+}
+
 /** A first run of `send --gzip` in chunks of CHUNK that stopped after `sent` of `total` chunks: the message's id. */
 async function gzipRunStopped(payload: Buffer, total: number, sent: number): Promise<string> {
   const chunk = (number: number): Buffer => gzipSync(payload.subarray((number - 1) * CHUNK, number * CHUNK));
@@ -325,12 +335,7 @@ test('a --resume without the --gzip the first run used is told to give it, and w
   const plain = await send(cwd, ['--chunk-size', '64KiB', '--resume', messageId]);
   t.is(plain.code, 1);
   t.regex(plain.stderr, /resume with the same file, --chunk-size and --gzip as the first run/);
-  const gzipped = await send(cwd, ['--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--json']);
-  t.is(gzipped.code, 0, gzipped.stderr);
-  t.like(JSON.parse(gzipped.stdout), { messageId, status: 'accepted', uploadedChunks: 2 });
-  const { result: download, bytes } = await downloaded(messageId);
-  t.is(download.code, 0, download.stderr);
-  t.true(bytes.equals(payload));
+  await finishesWithGzipRun(t, cwd, messageId, payload);
 });
 
 test('a --resume with --gzip and another chunk size that makes as many chunks is refused (the sizes the server holds are compressed ones), and the right one finishes the message byte-exact', async (t) => {
@@ -343,12 +348,7 @@ test('a --resume with --gzip and another chunk size that makes as many chunks is
   t.is(otherSize.code, 1);
   t.regex(otherSize.stderr, /chunk 1 of message \S+ has \d+ bytes on the server, but .*payload\.bin in chunks of 60000 bytes gives \d+ gzipped: resume with the same file, --chunk-size and --gzip as the first run/);
   t.deepEqual((await withClient(lab, (each) => each.track(messageId))).stored_chunks, [1, 2], 'nothing sent');
-  const resumed = await send(cwd, ['--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--json']);
-  t.is(resumed.code, 0, resumed.stderr);
-  t.like(JSON.parse(resumed.stdout), { messageId, status: 'accepted', uploadedChunks: 2 });
-  const { result: download, bytes } = await downloaded(messageId);
-  t.is(download.code, 0, download.stderr);
-  t.true(bytes.equals(payload));
+  await finishesWithGzipRun(t, cwd, messageId, payload);
 });
 
 test('dispatch with a chunk size over the server limit keeps the file, with the same advice: the setting is wrong, not the file', async (t) => {

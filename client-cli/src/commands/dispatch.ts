@@ -3,7 +3,6 @@ import { DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
 import { CONTROL_SUFFIX, dispatchFolder, type DispatchOptions, FAILED_FOLDER, SENT_FOLDER, SETTLE_MS, watchFolder } from '../transfer/dispatch.ts';
 import { mayHaveBeenSent } from '../transfer/upload.ts';
 import { type CliContext, errorLine } from './context.ts';
-import { sameFolderCheck } from '../transfer/folder-identity.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
 import { CHUNK_SIZE_HELP, chunkSizeOption, headerValueOption } from './transfer-options.ts';
 
@@ -79,10 +78,8 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
           `meshbox: ${file}: its modification time (or its control file's) is ahead of this machine's clock (a share whose server's clock runs ahead?): it is left until ${settlesAt.toISOString()}, when it will not have changed for ${SETTLE_MS / 1000} s\n`,
         );
       };
-      const target = await existingFolder(context, command, folder, flags);
       const options: DispatchOptions = {
-        folder: target,
-        sameFolder: await sameFolderCheck(target),
+        ...(await existingFolder(context, command, folder, flags)),
         defaults: {
           ...(flags.to === undefined ? {} : { to: flags.to }),
           ...(flags.workflow === undefined ? {} : { workflowId: flags.workflow }),

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { MeshClient } from '../client/mesh-client.ts';
+import { type SameFolderCheck, sameFolderCheck } from '../transfer/folder-identity.ts';
 import type { PollingOptions } from '../transfer/polling.ts';
 import { type CliContext, errorLine, type QuietFlags } from './context.ts';
 import { interruption, stopSignal, stoppable } from './interruption.ts';
@@ -51,13 +52,22 @@ export function withFolderPassOptions(command: Command, polled: string, sends: b
     .option('--quiet', QUIET_HELP);
 }
 
-/** The command's folder argument, resolved and checked: these commands do not create it. */
-export async function existingFolder(context: CliContext, command: Command, folder: string, flags: FolderPassFlags): Promise<string> {
+/**
+ * The command's folder argument, resolved and checked (these commands do not create it), and the
+ * check each pass makes that it is still that folder.
+ */
+export async function existingFolder(
+  context: CliContext,
+  command: Command,
+  folder: string,
+  flags: FolderPassFlags,
+): Promise<{ readonly folder: string; readonly sameFolder: SameFolderCheck }> {
   // A usage error (exit 2), like any other misuse of the options.
   if (!flags.watch && command.getOptionValueSource('interval') === 'cli') command.error('error: --interval needs --watch');
   const target = resolve(context.io.cwd, folder);
-  if (!(await stat(target).catch(() => undefined))?.isDirectory()) throw new Error(`${target} is not a folder (${command.name()} does not create one)`);
-  return target;
+  const found = await stat(target).catch(() => undefined);
+  if (!found?.isDirectory()) throw new Error(`${target} is not a folder (${command.name()} does not create one)`);
+  return { folder: target, sameFolder: sameFolderCheck(target, found) };
 }
 
 /**

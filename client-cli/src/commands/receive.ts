@@ -3,7 +3,6 @@ import { DownloadIncompleteError } from '../transfer/download.ts';
 import { NotAcknowledgedError, receiveInbox, type ReceiveOptions, watchInbox } from '../transfer/receive.ts';
 import { type CliContext, errorLine } from './context.ts';
 import { WORKFLOW_FILTER_HELP } from './transfer-options.ts';
-import { sameFolderCheck } from '../transfer/folder-identity.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
 
 interface ReceiveFlags extends FolderPassFlags {
@@ -44,10 +43,8 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
     .action(async (folder: string, flags: ReceiveFlags, command: Command) => {
       let unacknowledged = 0;
       let stoppedIn: string | undefined;
-      const target = await existingFolder(context, command, folder, flags);
       const options: ReceiveOptions = {
-        folder: target,
-        sameFolder: await sameFolderCheck(target),
+        ...(await existingFolder(context, command, folder, flags)),
         ...(flags.workflow === undefined ? {} : { workflowFilter: flags.workflow }),
         progress: context.progress(flags),
         onReceived: (message) =>

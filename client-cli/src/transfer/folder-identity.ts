@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 
 /** Throws when the folder is no longer the one there when the command began. */
@@ -6,10 +7,10 @@ export type SameFolderCheck = () => Promise<void>;
 /**
  * A check for each pass of a long run: a share unmounted under it leaves the folder it was
  * mounted on, on the local disk, where a receiver would save, and acknowledge, messages that
- * whoever reads the share never sees. Told apart by device and inode, which a mount changes.
+ * whoever reads the share never sees. Told apart by device and inode, which a mount changes,
+ * from `first`, what the folder was at start.
  */
-export async function sameFolderCheck(path: string): Promise<SameFolderCheck> {
-  const first = await stat(path);
+export function sameFolderCheck(path: string, first: Stats): SameFolderCheck {
   return async () => {
     const now = await stat(path).catch(() => undefined);
     if (now?.dev === first.dev && now.ino === first.ino) return;

@@ -197,7 +197,7 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   if (download && download.messageType !== messageType) {
     // downloadFile saved the description of a report under the payload's name.
     await rm(download.path, { force: true });
-    throw new Error(`message ${messageId} was described as ${messageType} and downloaded as ${download.messageType}: nothing is saved or acknowledged`);
+    throw typeDisagrees(messageId, messageType, download.messageType);
   }
   const metadataPath = join(options.folder, metadataName);
   await writeFileAtomically(metadataPath, messageDescriptionText(metadata, messageId, download));
@@ -217,10 +217,13 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
 async function confirmReport(client: MeshClient, messageId: string): Promise<undefined> {
   const first = await client.downloadRawChunk(messageId, 1);
   first.body.destroy();
-  if (!isReport(first.metadata)) {
-    throw new Error(`message ${messageId} was described as REPORT and downloaded as ${first.metadata.messageType ?? 'DATA'}: nothing is saved or acknowledged`);
-  }
+  if (!isReport(first.metadata)) throw typeDisagrees(messageId, 'REPORT', first.metadata.messageType ?? 'DATA');
   return undefined;
+}
+
+/** A message whose HEAD and download say different types: nothing of it is kept, nor is it acknowledged. */
+function typeDisagrees(messageId: string, described: string, downloaded: string): Error {
+  return new Error(`message ${messageId} was described as ${described} and downloaded as ${downloaded}: nothing is saved or acknowledged`);
 }
 
 /** The id first, so that two senders' `results.csv` never meet. */

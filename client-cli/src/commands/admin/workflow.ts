@@ -13,6 +13,11 @@ function workflowsOf(mailbox: Mailbox, direction: WorkflowDirection): readonly s
   return direction === 'send' ? mailbox.sendWorkflows : mailbox.receiveWorkflows;
 }
 
+/** One workflow denied to a mailbox that may use any: '*' must go first. */
+function wildcardRefusal(mailboxId: string, direction: WorkflowDirection): Error {
+  return new Error(`${mailboxId} may ${direction} any workflow ('*'): deny '*' first, then allow the ones it may use`);
+}
+
 function directions(options: DirectionOptions): WorkflowDirection[] {
   if (options.send === options.receive) return ['send', 'receive'];
   return options.send ? ['send'] : ['receive'];
@@ -37,11 +42,11 @@ export function registerWorkflowCommands(admin: Command): void {
           if (!current) throw new Error(`no mailbox ${mailboxId}`);
           // Both directions checked before either is changed: a refusal of the second left the first changed.
           const wildcard = allowed || workflowId === ANY_WORKFLOW ? undefined : chosen.find((direction) => workflowsOf(current, direction).includes(ANY_WORKFLOW));
-          if (wildcard) throw new Error(`${mailboxId} may ${wildcard} any workflow ('*'): deny '*' first, then allow the ones it may use`);
+          if (wildcard) throw wildcardRefusal(mailboxId, wildcard);
           for (const direction of chosen) {
             const outcome = await mailboxes.setWorkflow(mailboxId, workflowId, direction, allowed);
             if (outcome === 'not_found') throw new Error(`no mailbox ${mailboxId}`);
-            if (outcome === 'wildcard') throw new Error(`${mailboxId} may ${direction} any workflow ('*'): deny '*' first, then allow the ones it may use`);
+            if (outcome === 'wildcard') throw wildcardRefusal(mailboxId, direction);
             if (outcome === 'absent') {
               console.log(printableLine(`${mailboxId} may not ${direction} ${workflowId} anyway: nothing changed`));
               continue;
