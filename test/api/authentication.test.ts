@@ -5,6 +5,9 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { createCertificateAuthority, describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
+import forge from 'node-forge';
+import { buildCertificate, nameAttribute, parseCertificateAuthority } from '../../shared/src/pki/certificate.ts';
+import { generateRsaKeyPair } from '../../shared/src/pki/keys.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_MAILBOX_CACHE_MS } from '../../server/src/config.ts';
@@ -69,6 +72,24 @@ test('a client certificate from another CA is refused in the TLS handshake', asy
   await t.throwsAsync(
     mailboxRequest(server, alice, { path: inboxOf(alice), clientCertificate: foreign }),
   );
+});
+
+test("a CA's certificate signed by the server's CA and named as a mailbox is refused: one that can sign others is no mailbox's", async (t) => {
+  const keys = generateRsaKeyPair();
+  const intermediate = buildCertificate({
+    subject: [nameAttribute('commonName', alice.id)],
+    publicKey: keys.publicKey,
+    issuer: parseCertificateAuthority(server.ca),
+    extensions: [
+      { name: 'basicConstraints', cA: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true },
+      { name: 'extKeyUsage', clientAuth: true },
+    ],
+    validityDays: 30,
+  });
+  const certificate = { certPem: forge.pki.certificateToPem(intermediate), keyPem: keys.keyPem };
+  assertRefusal(t, await mailboxRequest(server, alice, { path: inboxOf(alice), clientCertificate: certificate }));
+  t.is((await mailboxRequest(server, alice, { path: inboxOf(alice) })).status, 200, "the mailbox's own certificate");
 });
 
 test("another mailbox's certificate with a valid token for this mailbox is refused", async (t) => {

@@ -2,7 +2,11 @@ import type { TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 
 export interface PeerCertificate {
-  /** CN of the verified client certificate; undefined when it names none or several. */
+  /**
+   * CN of the verified client certificate; undefined when it names none or several, or when it is
+   * a CA's certificate: one that can sign others is no mailbox's (meshbox's PKI never issues such
+   * a client certificate; an operator's CA might, for an intermediate).
+   */
   readonly commonName: string | undefined;
   readonly serialNumber: string | undefined;
   /** When it expires; undefined when unreadable. */
@@ -25,10 +29,11 @@ const byFingerprint = new LRUCache<string, PeerCertificate>({ max: 50_000 });
 export function peerCertificate(socket: TLSSocket): PeerCertificate {
   let known = bySocket.get(socket);
   if (!known) {
-    const fingerprint = socket.getPeerX509Certificate()?.fingerprint256;
+    const x509 = socket.getPeerX509Certificate();
+    const fingerprint = x509?.fingerprint256;
     known = fingerprint === undefined ? undefined : byFingerprint.get(fingerprint);
     if (!known) {
-      known = readPeerCertificate(socket);
+      known = readPeerCertificate(socket, x509?.ca ?? false);
       if (fingerprint !== undefined) byFingerprint.set(fingerprint, known);
     }
     bySocket.set(socket, known);
@@ -36,9 +41,9 @@ export function peerCertificate(socket: TLSSocket): PeerCertificate {
   return known;
 }
 
-function readPeerCertificate(socket: TLSSocket): PeerCertificate {
+function readPeerCertificate(socket: TLSSocket, authority: boolean): PeerCertificate {
   const certificate = socket.getPeerCertificate();
-  const commonName = certificate.subject?.CN;
+  const commonName = authority ? undefined : certificate.subject?.CN;
   const notAfter = certificate.valid_to ? new Date(certificate.valid_to) : undefined;
   return {
     commonName: typeof commonName === 'string' ? commonName : undefined,
