@@ -2,7 +2,7 @@
  * The least a MESH send can cost on meshbox's stack, measured beside meshbox in the
  * small-messages benchmark: a Koa app behind the same mutual TLS that checks the MESH token
  * (HMAC and, in Redis, that it was not used before), stores the message in four plain Redis
- * writes (record with payload, inbox, a schedule entry, an audit entry) and answers 202 with an
+ * writes (batched per turn of the event loop, as meshbox's are) (record with payload, inbox, a schedule entry, an audit entry) and answers 202 with an
  * id. Nothing else: no validation, no mailbox or workflow lookup, no lifecycle safety, no
  * metrics, no logging. Usage (its keys are removed on SIGTERM or SIGINT):
  * `node scripts/bench/send-floor-server.ts <port> <server.crt> <server.key> <ca.crt> <redis-url> <setting.json>`
@@ -14,6 +14,7 @@ import { createServer } from 'node:https';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
 import { secureContextOptions } from '../../server/src/https-server.ts';
+import { batchWritesOfEachConnection } from '../../server/src/store/redis-client.ts';
 import { parseAuthorizationHeader, tokenHmacMatches } from '../../shared/src/protocol/index.ts';
 
 const [port, cert, key, ca, redisUrl, settingFile] = process.argv.slice(2);
@@ -22,7 +23,8 @@ if (!port || !cert || !key || !ca || !redisUrl || !settingFile) {
 }
 const { sharedKey, passwords } = JSON.parse(readFileSync(settingFile, 'utf8')) as { sharedKey: string; passwords: Record<string, string> };
 const prefix = `bench-send-floor:${randomUUID()}:`;
-const redis = new Redis(redisUrl, { enableAutoPipelining: true });
+// Its commands go to Redis as meshbox's do: those of one turn of the event loop in one write.
+const redis = batchWritesOfEachConnection(new Redis(redisUrl));
 const TOKEN_TTL_MS = 4 * 60 * 60_000;
 let sent = 0;
 

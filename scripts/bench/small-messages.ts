@@ -10,7 +10,7 @@
  * else), to show what the stack itself leaves. Baseline, floor, sends and lifecycles take
  * turns for several rounds; each round's rates are compared with that round's baseline and the
  * median round counts: the baseline alone moves by a third between runs on a small shared
- * machine. A second meshbox, with Redis auto-pipelining off (operations.md), is sent the same
+ * machine. A second meshbox, with Redis auto-pipelining on (operations.md), is sent the same
  * sends. The CPU time each process spends per request is measured too (Linux /proc), as it
  * shows where the two cores go. Last, what a poll costs on a kept-alive connection, on a new one
  * resuming a TLS session, and on a new one with a full handshake. Writes docs/benchmarks.md.
@@ -46,8 +46,8 @@ const payload = Buffer.alloc(1024, 'x');
 
 const benchSettings = { MESHBOX_RATE_LIMIT_PER_SECOND: '0', MESHBOX_LOG_LEVEL: 'error' };
 const server = await startServerProcess(benchSettings);
-// Beside it, for its sends, meshbox with the setting operations.md discusses for one API process sharing a small machine with its Redis.
-const unpipelinedServer = await startServerProcess({ ...benchSettings, MESHBOX_REDIS_AUTO_PIPELINING: 'false' });
+// Beside it, for its sends, meshbox with the setting operations.md discusses: ioredis's own batching instead of meshbox's.
+const pipelinedServer = await startServerProcess({ ...benchSettings, MESHBOX_REDIS_AUTO_PIPELINING: 'true' });
 // The server process runs on the local services (startServerProcess is given no other Redis).
 const localServices = await ensureLocalServices();
 const redisPid = localServices.pids.redis;
@@ -93,7 +93,7 @@ try {
     return made;
   };
   const pairs = await pairsOn(server);
-  const unpipelinedPairs = await pairsOn(unpipelinedServer);
+  const pipelinedPairs = await pairsOn(pipelinedServer);
   const floorSetting = join(server.pkiDir, 'send-floor.json');
   await writeFile(floorSetting, JSON.stringify({ sharedKey: server.sharedKey, passwords: Object.fromEntries(pairs.map(({ lab }) => [lab.id.toUpperCase(), lab.password])) }));
   const bare = await startBenchServer('bare-mtls-server.ts');
@@ -123,7 +123,7 @@ try {
   };
   const sent = async (worker: number): Promise<boolean> => (await send(worker)) !== undefined;
   const sentToFloor = async (worker: number): Promise<boolean> => (await send(worker, floor.origin)) !== undefined;
-  const sentUnpipelined = async (worker: number): Promise<boolean> => (await send(worker, unpipelinedServer.origin, unpipelinedPairs)) !== undefined;
+  const sentPipelined = async (worker: number): Promise<boolean> => (await send(worker, pipelinedServer.origin, pipelinedPairs)) !== undefined;
   const lifecycle = async (worker: number): Promise<boolean> => {
     const { gp, gpAgent } = pairOf(worker);
     const messageId = await send(worker);
@@ -146,11 +146,11 @@ try {
     readonly floor: Measured;
     readonly sends: Measured;
     readonly lifecycles: Measured;
-    readonly sendsUnpipelined: Measured;
+    readonly sendsPipelined: Measured;
     /** Medians of each round's rate over that round's baseline (lifecycles counted in requests). */
     readonly floorRatio: number;
     readonly sendRatio: number;
-    readonly sendUnpipelinedRatio: number;
+    readonly sendPipelinedRatio: number;
     readonly lifecycleRatio: number;
     /** Sends and lifecycle requests over the bare server's rate for a plain POST of the body. */
     readonly sendToPlainRatio: number;
@@ -161,20 +161,20 @@ try {
   const meshboxPids = { server: server.pid(), redis: redisPid, client: process.pid };
   const bareServerPids = { server: bare.pid, client: process.pid };
   const floorPids = { server: floor.pid, redis: redisPid, client: process.pid };
-  const unpipelinedPids = { server: unpipelinedServer.pid(), redis: redisPid, client: process.pid };
+  const pipelinedPids = { server: pipelinedServer.pid(), redis: redisPid, client: process.pid };
   for (const concurrency of CONCURRENCY) {
     // Connections opened and code compiled before anything is measured.
-    for (const warmUp of [baseline, plainPost, sentToFloor, sent, lifecycle, sentUnpipelined]) await runLoad(concurrency, 1000, warmUp);
-    const runs = { baseline: [] as Measured[], plainPost: [] as Measured[], floor: [] as Measured[], sends: [] as Measured[], lifecycles: [] as Measured[], sendsUnpipelined: [] as Measured[] };
+    for (const warmUp of [baseline, plainPost, sentToFloor, sent, lifecycle, sentPipelined]) await runLoad(concurrency, 1000, warmUp);
+    const runs = { baseline: [] as Measured[], plainPost: [] as Measured[], floor: [] as Measured[], sends: [] as Measured[], lifecycles: [] as Measured[], sendsPipelined: [] as Measured[] };
     for (let round = 0; round < rounds; round++) {
       runs.baseline.push(await measure(concurrency, bareServerPids, 1, baseline));
       runs.plainPost.push(await measure(concurrency, bareServerPids, 1, plainPost));
       runs.floor.push(await measure(concurrency, floorPids, 1, sentToFloor));
       runs.sends.push(await measure(concurrency, meshboxPids, 1, sent));
       runs.lifecycles.push(await measure(concurrency, meshboxPids, 3, lifecycle));
-      runs.sendsUnpipelined.push(await measure(concurrency, unpipelinedPids, 1, sentUnpipelined));
+      runs.sendsPipelined.push(await measure(concurrency, pipelinedPids, 1, sentPipelined));
     }
-    const all = [...runs.baseline, ...runs.plainPost, ...runs.floor, ...runs.sends, ...runs.lifecycles, ...runs.sendsUnpipelined];
+    const all = [...runs.baseline, ...runs.plainPost, ...runs.floor, ...runs.sends, ...runs.lifecycles, ...runs.sendsPipelined];
     const ratios = (of: Measured[], requestsPerOperation: number, to = runs.baseline) =>
       median(of.map((run, round) => (run.load.perSecond * requestsPerOperation) / to[round]!.load.perSecond));
     results.push({
@@ -184,10 +184,10 @@ try {
       floor: medianRun(runs.floor),
       sends: medianRun(runs.sends),
       lifecycles: medianRun(runs.lifecycles),
-      sendsUnpipelined: medianRun(runs.sendsUnpipelined),
+      sendsPipelined: medianRun(runs.sendsPipelined),
       floorRatio: ratios(runs.floor, 1),
       sendRatio: ratios(runs.sends, 1),
-      sendUnpipelinedRatio: ratios(runs.sendsUnpipelined, 1),
+      sendPipelinedRatio: ratios(runs.sendsPipelined, 1),
       lifecycleRatio: ratios(runs.lifecycles, 3),
       sendToPlainRatio: ratios(runs.sends, 1, runs.plainPost),
       lifecycleToPlainRatio: ratios(runs.lifecycles, 3, runs.plainPost),
@@ -226,7 +226,7 @@ try {
     '## Small messages (`scripts/bench/small-messages.ts`)',
     '',
     `1 KiB messages, ${PAIRS} sender/recipient pairs, ${durationMs / 1000} s per measurement, one Node load client;`,
-    `${rounds} rounds of baseline, plain POST, send floor, sends, lifecycles and sends without auto-pipelining in turn. Rates and latencies: the median round;`,
+    `${rounds} rounds of baseline, plain POST, send floor, sends, lifecycles and sends with auto-pipelining in turn. Rates and latencies: the median round;`,
     "ratios: the median of each round's rate over that round's baseline.",
     'meshbox (its own process), Redis, the S3 server and the client all on this machine. Baseline:',
     'a bare Node https server with the same mutual-TLS setup answering 200, same client, same run,',
@@ -238,26 +238,27 @@ try {
     'Send floor: the same send to `send-floor-server.ts`, a Koa app behind the same mutual TLS that',
     "checks the MESH token (HMAC, and in Redis that it is new), stores the message in four plain Redis",
     'writes and answers 202: what the stack costs before any of meshbox\'s own work.',
-    'meshbox runs with its defaults. Sends without auto-pipelining: the same sends to a second',
-    'meshbox process with MESHBOX_REDIS_AUTO_PIPELINING=false (operations.md: less CPU for meshbox, more for Redis).',
+    'meshbox runs with its defaults. Sends with auto-pipelining: the same sends to a second',
+    "meshbox process with MESHBOX_REDIS_AUTO_PIPELINING=true (ioredis's batching, one batch in flight at a time, instead of",
+    "meshbox's write per turn of the event loop; operations.md).",
     '',
     `Machine: ${machineDescription()}.`,
     '',
-    '| concurrency | baseline req/s | plain POST req/s | send floor/s | floor vs baseline | sends/s | sends vs baseline (vs plain POST) | send p50 / p99 ms | lifecycles/s | lifecycle req/s vs baseline (vs plain POST) | lifecycle p50 / p99 ms | sends without auto-pipelining/s | vs baseline |',
+    '| concurrency | baseline req/s | plain POST req/s | send floor/s | floor vs baseline | sends/s | sends vs baseline (vs plain POST) | send p50 / p99 ms | lifecycles/s | lifecycle req/s vs baseline (vs plain POST) | lifecycle p50 / p99 ms | sends with auto-pipelining/s | vs baseline |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(
-      ({ concurrency, baseline: { load: b }, plainPost: { load: pp }, floor: { load: fl }, sends: { load: s }, lifecycles: { load: l }, sendsUnpipelined: { load: d }, ...ratio }) =>
-        `| ${concurrency} | ${f(b.perSecond)} | ${f(pp.perSecond)} | ${f(fl.perSecond)} | ${pct(ratio.floorRatio)} | ${f(s.perSecond)} | ${pct(ratio.sendRatio)} (${pct(ratio.sendToPlainRatio)}) | ${f(s.p50Ms, 1)} / ${f(s.p99Ms, 1)} | ${f(l.perSecond)} | ${pct(ratio.lifecycleRatio)} (${pct(ratio.lifecycleToPlainRatio)}) | ${f(l.p50Ms, 1)} / ${f(l.p99Ms, 1)} | ${f(d.perSecond)} | ${pct(ratio.sendUnpipelinedRatio)} |`,
+      ({ concurrency, baseline: { load: b }, plainPost: { load: pp }, floor: { load: fl }, sends: { load: s }, lifecycles: { load: l }, sendsPipelined: { load: d }, ...ratio }) =>
+        `| ${concurrency} | ${f(b.perSecond)} | ${f(pp.perSecond)} | ${f(fl.perSecond)} | ${pct(ratio.floorRatio)} | ${f(s.perSecond)} | ${pct(ratio.sendRatio)} (${pct(ratio.sendToPlainRatio)}) | ${f(s.p50Ms, 1)} / ${f(s.p99Ms, 1)} | ${f(l.perSecond)} | ${pct(ratio.lifecycleRatio)} (${pct(ratio.lifecycleToPlainRatio)}) | ${f(l.p50Ms, 1)} / ${f(l.p99Ms, 1)} | ${f(d.perSecond)} | ${pct(ratio.sendPipelinedRatio)} |`,
     ),
     '',
     `Errors: ${results.reduce((sum, r) => sum + r.errors, 0)}.`,
     '',
     'CPU time per request (µs), median round: where the two cores go.',
     '',
-    '| concurrency | baseline: server / client | plain POST: server / client | send floor: server / Redis / client | send: meshbox / Redis / client | lifecycle request: meshbox / Redis / client | send without auto-pipelining: meshbox / Redis / client |',
+    '| concurrency | baseline: server / client | plain POST: server / client | send floor: server / Redis / client | send: meshbox / Redis / client | lifecycle request: meshbox / Redis / client | send with auto-pipelining: meshbox / Redis / client |',
     '|---|---|---|---|---|---|---|',
     ...results.map(
-      ({ concurrency, baseline: b, plainPost: pp, floor: fl, sends: s, lifecycles: l, sendsUnpipelined: d }) =>
+      ({ concurrency, baseline: b, plainPost: pp, floor: fl, sends: s, lifecycles: l, sendsPipelined: d }) =>
         `| ${concurrency} | ${cpu(b, 'server', 'client')} | ${cpu(pp, 'server', 'client')} | ${cpu(fl, 'server', 'redis', 'client')} | ${cpu(s, 'server', 'redis', 'client')} | ${cpu(l, 'server', 'redis', 'client')} | ${cpu(d, 'server', 'redis', 'client')} |`,
     ),
     '',
@@ -281,5 +282,5 @@ try {
     await once(child, 'exit');
   }
   await server.stop();
-  await unpipelinedServer.stop();
+  await pipelinedServer.stop();
 }

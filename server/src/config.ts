@@ -132,7 +132,7 @@ const serverSchema = backendSchema.extend({
   MESHBOX_AUDIT_RETENTION_SECONDS: z.coerce.number().min(0).max(MAX_PERIOD_SECONDS, `at most ${MAX_PERIOD_SECONDS} (100 years)`).default(DEFAULT_PERIODS.auditRetentionMs / 1000),
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
   MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
-  MESHBOX_REDIS_AUTO_PIPELINING: z.enum(['true', 'false']).default('true'),
+  MESHBOX_REDIS_AUTO_PIPELINING: z.enum(['true', 'false']).default('false'),
   MESHBOX_HEADERS_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
   MESHBOX_REQUEST_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
   MESHBOX_IDLE_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),

@@ -46,9 +46,8 @@ export interface ConnectionSettings extends RedisTarget {
   readonly maxRequestsPerSecond: number;
   readonly mailboxCacheMs: number;
   /**
-   * Commands that requests issue in the same turn of the event loop share one write and one read
-   * (ioredis's auto-pipelining, one batch in flight at a time): less CPU for Redis, more for this
-   * process (docs/operations.md: which to choose).
+   * ioredis's auto-pipelining (one batch of commands in flight at a time) on top of the writes per
+   * turn of the event loop that every connection makes (docs/operations.md: slower where measured).
    */
   readonly redisAutoPipelining: boolean;
 }

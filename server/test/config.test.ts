@@ -37,8 +37,8 @@ test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) =
   t.is(config.mailboxCacheMs, 1000);
   t.is(loadConfig({ ...files, MESHBOX_MAILBOX_CACHE_SECONDS: '0' }).mailboxCacheMs, 0);
   t.is(loadConfig({ ...files, MESHBOX_MAILBOX_CACHE_SECONDS: '1.005' }).mailboxCacheMs, 1005);
-  t.true(config.redisAutoPipelining);
-  t.false(loadConfig({ ...files, MESHBOX_REDIS_AUTO_PIPELINING: 'false' }).redisAutoPipelining);
+  t.false(config.redisAutoPipelining);
+  t.true(loadConfig({ ...files, MESHBOX_REDIS_AUTO_PIPELINING: 'true' }).redisAutoPipelining);
   t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_AUTO_PIPELINING: 'off' }), { message: /MESHBOX_REDIS_AUTO_PIPELINING/ });
   t.is(config.periods.auditRetentionMs, 30 * 86_400_000);
   t.is(loadConfig({ ...files, MESHBOX_AUDIT_RETENTION_SECONDS: '0' }).periods.auditRetentionMs, 0);

@@ -214,9 +214,9 @@ test('tracking by local id finds the one message, and 300 when the local id is n
   t.is(none.status, 404);
 });
 
-for (const autoPipelining of [true, false]) {
-  test(`a poll right after a send's 202 lists the message, Redis auto-pipelining ${autoPipelining ? 'on (the default)' : 'off'}`, async (t) => {
-    const own = autoPipelining ? server : await startTestServer({ redisAutoPipelining: false });
+for (const autoPipelining of [false, true]) {
+  test(`a poll right after a send's 202 lists the message, Redis auto-pipelining ${autoPipelining ? 'on' : 'off (the default)'}`, async (t) => {
+    const own = autoPipelining ? await startTestServer({ redisAutoPipelining: true }) : server;
     if (own !== server) t.teardown(() => own.close());
     t.is(own.redis.options.enableAutoPipelining, autoPipelining);
     const sender = own === server ? lab : await own.createMailbox();

@@ -172,6 +172,14 @@ test('on a Redis Cluster, readiness asks every master: one down fails it at once
   };
   try {
     t.true(await becomesReady(), 'all three masters up');
+    const masters = running.nodes('master');
+    const pings = Promise.all(masters.map((node) => node.ping()));
+    t.deepEqual(
+      masters.map((node) => node.stream.writableLength > 0),
+      [true, true, true],
+      "each master's connection holds the turn's commands until its end",
+    );
+    await pings;
     const [down] = cluster.ports;
     cluster.killNode(down!);
     // Once the running client has seen the connection end, the node it asks the slot owners about

@@ -122,7 +122,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     periods: { ...DEFAULT_PERIODS, ...options.periods },
     maxRequestsPerSecond: options.maxRequestsPerSecond ?? DEFAULT_RATE_LIMIT,
     mailboxCacheMs: DEFAULT_MAILBOX_CACHE_MS,
-    redisAutoPipelining: options.redisAutoPipelining ?? true,
+    redisAutoPipelining: options.redisAutoPipelining ?? false,
   }, logger);
   const { services } = connections;
   // Sweeps more often than in production, so tests see lifecycle steps soon after they are due.

@@ -1,4 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { batchWritesPerLoopTurn } from './loop-turn-writes.ts';
 
 /** A standalone Redis or a Redis Cluster: the stores only use commands that work on both. */
 export type RedisClient = Redis | Cluster;
@@ -38,11 +39,11 @@ function reconnectAfterFailover(error: Error): boolean {
 export function openRedis(target: RedisTarget, options: RedisClientOptions = {}): RedisClient {
   const [first, ...rest] = splitRedisUrls(target.redisUrl);
   if (!first) throw new Error('no Redis URL');
-  if (!target.redisCluster) return new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover });
+  if (!target.redisCluster) return batchWritesOfEachConnection(new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover }));
   const seeds = [first, ...rest].map((url) => new URL(url));
   const credentials = seeds[0]!;
   const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, lazyConnect, socketTimeout } = options;
-  return new Cluster(
+  const cluster = new Cluster(
     seeds.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
     {
       ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
@@ -61,6 +62,15 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
       },
     },
   );
+  // A node's connection is made lazily, after the node is added.
+  cluster.on('+node', batchWritesOfEachConnection);
+  return cluster;
+}
+
+/** Each connection the client makes (a reconnection makes a new one) batches its writes per turn of the event loop. */
+export function batchWritesOfEachConnection(redis: Redis): Redis {
+  redis.on('connect', () => batchWritesPerLoopTurn(redis.stream));
+  return redis;
 }
 
 /** The target without credentials, for logs. */
