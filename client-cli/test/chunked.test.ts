@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -393,6 +393,35 @@ test('without a terminal nothing but the result line is printed; on one, a progr
   t.is(get.code, 0, get.stderr);
   t.true(get.stderr.includes('downloading ['));
   t.regex(get.stdout, /payload\.bin\n$/);
+});
+
+test("a gzipped message that would unzip past --min-free of the disk's free space is not saved: download and receive say so, keep nothing, acknowledge nothing; with room it is saved", async (t) => {
+  // 20 MiB of zeros travels as ~20 KiB: the size the server holds says nothing of what it unzips to.
+  const unzipped = Buffer.alloc(20 * 1024 * 1024);
+  const recipient = await writeMailboxFiles(server, await server.createMailbox({ name: 'GP practice receiving a zip bomb' }), join(work, 'profiles'));
+  const messageId = await withClient(lab, (client) =>
+    client.sendMessage({ to: recipient.mailbox.id, workflowId: WORKFLOW, body: gzipSync(unzipped), contentEncoding: 'gzip', fileName: 'bomb.bin' }),
+  );
+  const cwd = await mkdtemp(join(work, 'bomb-'));
+  const { bavail, bsize } = await statfs(cwd);
+  // More than the disk has: the first write would already leave less.
+  const beyondTheDisk = String(bavail * bsize + 2 ** 40);
+
+  const download = await as(recipient, ['download', messageId, '-o', 'received.bin', '--min-free', beyondTheDisk], cwd);
+  t.is(download.code, 1);
+  t.regex(download.stderr, /^meshbox: saving the message would leave less than [\d.]+ [KMGT]iB free on the disk of .+ \([\d.]+ [KMGT]?i?B free\): nothing of it is kept; make room, or lower --min-free\n$/);
+  t.deepEqual(await readdir(cwd), [], 'nothing left, not even a partial file');
+
+  const receive = await as(recipient, ['receive', '.', '--min-free', beyondTheDisk], cwd);
+  t.is(receive.code, 1);
+  t.true(receive.stderr.includes(`lower --min-free (message ${messageId} stays in the inbox)`), receive.stderr);
+  t.deepEqual(await readdir(cwd), []);
+  t.true((await withClient(recipient, (client) => client.listInbox())).includes(messageId), 'not acknowledged');
+
+  const saved = await as(recipient, ['receive', '.', '--min-free', '0'], cwd);
+  t.is(saved.code, 0, saved.stderr);
+  t.true((await readFile(join(cwd, `${messageId}_bomb.bin`))).equals(unzipped));
+  t.is((await as(recipient, ['download', messageId, '--min-free', '5XB'], cwd)).code, 2, 'a size it cannot read is a usage error');
 });
 
 test('a bad --chunk-size or --retries is a usage error that says what is accepted', async (t) => {

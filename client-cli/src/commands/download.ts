@@ -5,12 +5,13 @@ import { formatBytes } from '../transfer/chunking.ts';
 import { DownloadIncompleteError, type DownloadResult, downloadFile, isFolder } from '../transfer/download.ts';
 import type { CliContext } from './context.ts';
 import { interruption, stopSignal } from './interruption.ts';
-import { DEFAULT_TRANSFER_RETRIES, QUIET_HELP, retriesHelp, retriesOption } from './transfer-options.ts';
+import { DEFAULT_TRANSFER_RETRIES, MIN_FREE_HELP, minFreeOption, QUIET_HELP, retriesHelp, retriesOption } from './transfer-options.ts';
 
 interface DownloadFlags {
   readonly output?: string;
   readonly overwrite?: boolean;
   readonly retries?: number;
+  readonly minFree?: number;
   readonly quiet?: boolean;
   readonly json?: boolean;
 }
@@ -23,6 +24,7 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
     .option('-o, --output <file>', "the file to write it to, not a folder (default: the sender's file name, else <id>.dat, or a report's <id>.json, in the current folder)")
     .option('--overwrite', 'replace a file already there (otherwise the download is refused)')
     .option('--retries <n>', retriesHelp(false), retriesOption)
+    .option('--min-free <size>', MIN_FREE_HELP, minFreeOption)
     .option('--quiet', QUIET_HELP)
     .option('--json', 'print {"messageId": ..., "messageType": "DATA" or "REPORT", "path": ..., "chunks": N, "bytes": B, "verifiedChecksum": "sha256:..." or null, "continuedAfterChunk": K}')
     .addHelpText(
@@ -38,6 +40,8 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
         'several chunks is kept whole (exit 1), which the same command run again with --overwrite saves without',
         'fetching it again. A folder at the target is refused before anything is fetched: -o naming one is a',
         'usage error (exit 2); one named as the sender\'s file, exit 1.',
+        'A download stops before it leaves its disk with less free space than --min-free (a gzipped message may',
+        'unzip to a thousand times its size): nothing of it is kept (exit 1).',
         'A chunk whose transfer breaks off is fetched again (--retries). A stop (Ctrl-C, SIGTERM) ends the',
         'download at once (exit 130 for Ctrl-C, 143 for SIGTERM).',
         'A message of several chunks is resumable: when a download is cut short (a stop, a kill, the network',
@@ -71,6 +75,7 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
               cwd: context.io.cwd,
               progress: context.progress(flags),
               overwrite: flags.overwrite === true,
+              minFreeBytes: flags.minFree,
             }),
           { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, signal: stop },
         )

@@ -2,11 +2,12 @@ import type { Command } from 'commander';
 import { DownloadIncompleteError } from '../transfer/download.ts';
 import { NotAcknowledgedError, receiveInbox, type ReceiveOptions, watchInbox } from '../transfer/receive.ts';
 import { type CliContext, errorLine } from './context.ts';
-import { WORKFLOW_FILTER_HELP } from './transfer-options.ts';
+import { MIN_FREE_HELP, minFreeOption, WORKFLOW_FILTER_HELP } from './transfer-options.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
 
 interface ReceiveFlags extends FolderPassFlags {
   readonly workflow?: string;
+  readonly minFree?: number;
 }
 
 export function registerReceiveCommand(program: Command, context: CliContext): void {
@@ -19,6 +20,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
     false,
   )
     .option('--workflow <filter>', WORKFLOW_FILTER_HELP)
+    .option('--min-free <size>', MIN_FREE_HELP, minFreeOption)
     .option('--json', 'print a JSON line per message: {"messageId", "messageType", "path", "metadataPath", "bytes"}')
     .addHelpText(
       'after',
@@ -28,7 +30,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         'subject, local id, every mex- header; a non-delivery report has only the .json). Both are written',
         'under hidden temporary names and renamed when complete, the .json last: a program watching the',
         'folder can take a message once its .json appears. A message is acknowledged only after that; one',
-        'that fails (a checksum mismatch, a full disk) stays in the inbox and is named on stderr; --watch',
+        'that fails (a checksum mismatch, a disk it would leave with less than --min-free free) stays in the inbox and is named on stderr; --watch',
         'tries it again after one interval, then two, four, ... (at most an hour). Prints a line per',
         'message: its id and the file saved (a report: its .json). Without --watch, exits 1 if any failed.',
         'A second receiver on the same folder is refused while one works on it (.meshbox-receive.lock, naming',
@@ -47,6 +49,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         ...(await existingFolder(context, command, folder, flags)),
         ...(flags.workflow === undefined ? {} : { workflowFilter: flags.workflow }),
         progress: context.progress(flags),
+        minFreeBytes: flags.minFree,
         onReceived: (message) =>
           context.print(flags.json ? JSON.stringify(message) : `${message.messageId} ${message.path ?? message.metadataPath}`),
         onFailed: (messageId, error) => {

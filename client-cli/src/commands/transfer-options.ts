@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { fitsHeader } from '../client/header-values.ts';
 import { formatBytes, parseByteSize, SIZE_FORMS, DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
+import { DEFAULT_MIN_FREE_BYTES } from '../transfer/disk-room.ts';
 
 /**
  * Retries per request for send and download: more than other commands get (2), as losing a
@@ -22,6 +23,16 @@ export const QUIET_HELP = 'no progress bar or notes on stderr';
 export function chunkSizeOption(value: string): number {
   const bytes = parseByteSize(value);
   if (bytes === undefined) throw new InvalidArgumentError(`Give ${SIZE_FORMS}.`);
+  return bytes;
+}
+
+export const MIN_FREE_HELP = `free space a download leaves on its disk: a message that would leave less is not saved, e.g. 5GiB; 0 for no check (default ${formatBytes(DEFAULT_MIN_FREE_BYTES)})`;
+
+/** commander parser for --min-free: a size, or 0. */
+export function minFreeOption(value: string): number {
+  if (/^\s*0+\s*$/.test(value)) return 0;
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) throw new InvalidArgumentError(`Give ${SIZE_FORMS}, or 0 for no check.`);
   return bytes;
 }
 

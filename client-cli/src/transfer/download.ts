@@ -10,6 +10,7 @@ import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import { backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
+import { DEFAULT_MIN_FREE_BYTES, DiskSpaceError, ensureRoom } from './disk-room.ts';
 import { writeFileAtomically } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
@@ -25,6 +26,8 @@ export interface DownloadOptions {
   readonly progress: ProgressFactory;
   /** Replace a file already at the target; otherwise it is kept and the download refused. */
   readonly overwrite: boolean;
+  /** Bytes the download leaves free on its disk: it stops before writing past them (0: no check; default DEFAULT_MIN_FREE_BYTES). */
+  readonly minFreeBytes?: number | undefined;
 }
 
 export interface DownloadResult {
@@ -194,10 +197,13 @@ class ChunkWriter {
   /** Blocks not yet written: the network delivers ~16 KiB at a time, too small to write one by one. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Throws when `bytes` more would leave the disk too full. */
+  readonly #room: (bytes: number) => Promise<void>;
 
   /** `start`: bytes an earlier run wrote, which the running hash has not seen. */
-  constructor(handle: FileHandle, checksum: Checksum | undefined, start: number) {
+  constructor(handle: FileHandle, checksum: Checksum | undefined, start: number, room: (bytes: number) => Promise<void>) {
     this.#handle = handle;
+    this.#room = room;
     this.#hash = checksum ? createHash(checksum.algorithm) : undefined;
     this.bytes = start;
     this.#hashed = start;
@@ -262,6 +268,7 @@ class ChunkWriter {
 
   /** Writes what is pending at the end of the file; `bytes` counts only what is written. */
   async #flush(): Promise<void> {
+    await this.#room(this.#pendingBytes);
     let buffers = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
@@ -377,9 +384,12 @@ export class DownloadIncompleteError extends Error {
   }
 }
 
-/** Whether what a failed download wrote may serve a later run: not when the message is gone, or the data wrong. */
+/**
+ * Whether what a failed download wrote may serve a later run: not when the message is gone, or the
+ * data wrong, nor when it stopped for want of room (kept, it would hold the disk nearly full).
+ */
 function worthKeeping(error: unknown): boolean {
-  return !(error instanceof ContentMismatchError || isGone(error));
+  return !(error instanceof ContentMismatchError || error instanceof DiskSpaceError || isGone(error));
 }
 
 /**
@@ -418,7 +428,8 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
     partial = await openPartialFile(download);
     const { kept } = partial;
     if (kept.chunks > 0) first.body.destroy();
-    const writer = new ChunkWriter(partial.handle, expected, kept.bytes);
+    const folder = dirname(partial.path);
+    const writer = new ChunkWriter(partial.handle, expected, kept.bytes, (bytes) => ensureRoom(folder, bytes, options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES));
     progress = options.progress({ label: 'downloading', unit: 'chunks', total: totalChunks, initialValue: kept.chunks, initialBytes: kept.bytes });
     for (let chunkNumber = kept.chunks + 1; chunkNumber <= totalChunks; chunkNumber += 1) {
       await receiveChunk(client, messageId, chunkNumber, totalChunks, chunkNumber === 1 ? first : undefined, writer, progress);

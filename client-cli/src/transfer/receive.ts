@@ -30,6 +30,8 @@ export interface ReceiveOptions {
   /** Run before each pass: throws when the folder is no longer the one the run began with (see sameFolderCheck). */
   readonly sameFolder?: SameFolderCheck;
   readonly progress: ProgressFactory;
+  /** Bytes each download leaves free on the folder's disk (see DownloadOptions). */
+  readonly minFreeBytes?: number | undefined;
   readonly onReceived: (message: ReceivedMessage) => void;
   /** A message that could not be saved, or saved but not acknowledged (NotAcknowledgedError): it stays in the inbox for the next pass. */
   readonly onFailed: (messageId: string, error: unknown) => void;
@@ -193,7 +195,7 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   await removeLeftoverTemporaries(options.folder, leftovers.filter(cutShort));
   const download = isReport(metadata)
     ? await confirmReport(client, messageId)
-    : await downloadFile(client, { messageId, output, cwd: options.folder, progress: options.progress, overwrite: true });
+    : await downloadFile(client, { messageId, output, cwd: options.folder, progress: options.progress, overwrite: true, minFreeBytes: options.minFreeBytes });
   if (download && download.messageType !== messageType) {
     // downloadFile saved the description of a report under the payload's name.
     await rm(download.path, { force: true });
