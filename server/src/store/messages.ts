@@ -384,7 +384,7 @@ export class MessageStore {
     };
   }
 
-  /** The workflow ids of several messages, in order (sent together, as one write where auto-pipelining is on). */
+  /** The workflow ids of several messages, in order (sent together: one write). */
   async workflowIds(ids: readonly string[]): Promise<readonly string[]> {
     // Not one pipeline object: on a cluster the messages live on different nodes.
     const values = await Promise.all(ids.map((id) => this.#redis.hget(this.#keys.message(id), 'workflowId')));
