@@ -184,9 +184,9 @@ test('cert server and cert sign refuse a malformed --ip or --dns as a usage erro
   );
 });
 
-test('mailbox create registers the mailbox and issues a certificate the server accepts; disable and enable take effect', async (t) => {
+test('mailbox create registers the mailbox (a workflow given twice once, the ODS code upper case) and issues a certificate the server accepts; disable and enable take effect', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
-  const created = await admin('mailbox', 'create', 'x26ot001', '--password', 'pw-1', '--ods', 'X26', '--name', 'Example Trust', '--workflow', 'W1', 'W2', '--cert-out', out);
+  const created = await admin('mailbox', 'create', 'x26ot001', '--password', 'pw-1', '--ods', 'x26', '--name', 'Example Trust', '--workflow', 'W1', 'W2', 'W1', '--cert-out', out);
   t.is(created.code, 0, created.stderr);
   t.true(existsSync(join(out, 'X26OT001.crt')));
   t.true(existsSync(join(out, 'X26OT001.key')));

@@ -109,12 +109,14 @@ export class MailboxStore {
 
   /** Registers a mailbox; false when the id is taken (by another call). */
   async create(mailbox: NewMailbox, now: Date = new Date()): Promise<boolean> {
-    const workflows = mailbox.workflows ?? [ANY_WORKFLOW];
+    // A workflow given twice is one; an ODS code is shown as its index files it, upper case.
+    const workflows = [...new Set(mailbox.workflows ?? [ANY_WORKFLOW])];
+    const odsCode = (mailbox.odsCode ?? '').toUpperCase();
     const fields = {
       id: mailbox.id,
       password: this.#passwords.encrypt(mailbox.password),
       name: mailbox.name ?? '',
-      odsCode: mailbox.odsCode ?? '',
+      odsCode,
       active: '1',
       sendWorkflows: JSON.stringify(workflows),
       receiveWorkflows: JSON.stringify(workflows),
@@ -123,7 +125,7 @@ export class MailboxStore {
     const keys = [
       this.#keys.mailbox(mailbox.id),
       this.#keys.mailboxIndex,
-      this.#keys.odsMailboxes(mailbox.odsCode ?? ''),
+      this.#keys.odsMailboxes(odsCode),
       this.#keys.directoryVersion,
       ...workflows.filter((workflow) => workflow !== ANY_WORKFLOW).map((workflow) => this.#keys.workflowReceivers(workflow)),
     ];
