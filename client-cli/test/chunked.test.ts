@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdtemp, readdir, readFile, rm, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,8 @@ import { startTestServer, type TestServer } from '../../test/support/harness.ts'
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { sendFile } from '../src/transfer/upload.ts';
+import { ChunkUploadError, FileChangedError, sendFile } from '../src/transfer/upload.ts';
+import type { ProgressFactory } from '../src/transfer/progress.ts';
 import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
@@ -468,6 +470,52 @@ test('a file appended to while its last chunk was read is reported: the message 
   const { bytes } = await downloaded(result.messageId);
   t.true(bytes.equals(payload));
 });
+
+/** A progress display that runs `change` once the send has read its first 64 KiB. */
+function changingAfterFirstRead(change: () => void): ProgressFactory {
+  let changed = false;
+  return (spec) => ({
+    ...noProgress(spec),
+    update: (_value, bytes) => {
+      if (changed || spec.label !== 'sending' || bytes < CHUNK) return;
+      changed = true;
+      change();
+    },
+  });
+}
+
+for (const gzip of [false, true]) {
+  for (const [how, change] of [
+    // A laboratory system writing a corrected value into the report in place: same size.
+    ['rewritten in place', (path: string) => writeFileSync(path, Buffer.alloc(CHUNK + 30_000, 'A'), { flag: 'r+' })],
+    ['cut short', (path: string) => truncateSync(path, 1000)],
+  ] as const) {
+    test(`a one-chunk file ${how} while it is read${gzip ? ' (--gzip)' : ''} is not sent: the request is cut off before its end, nothing is delivered`, async (t) => {
+      const payload = randomBytes(CHUNK + 30_000);
+      const cwd = await folderWith(payload);
+      const path = join(cwd, 'payload.bin');
+      const aMinuteAgo = new Date(Date.now() - 60_000);
+      await utimes(path, aMinuteAgo, aMinuteAgo);
+      const recipient = await writeMailboxFiles(server, await server.createMailbox(), join(work, 'profiles'));
+      const failure = await withClient(lab, (client) =>
+        sendFile(client, {
+          path,
+          chunkSize: MAX_CHUNK_BYTES,
+          gzip,
+          progress: changingAfterFirstRead(() => change(path)),
+          checksum: false,
+          message: { to: recipient.mailbox.id, workflowId: WORKFLOW },
+        }),
+      ).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      t.true(failure instanceof ChunkUploadError, String(failure));
+      t.true((failure as ChunkUploadError).cause instanceof FileChangedError, String(failure));
+      t.deepEqual(await withClient(recipient, (client) => client.listInbox()), [], 'nothing delivered, garbled or cut');
+    });
+  }
+}
 
 test('a file whose name no MESH header can carry needs --file-name, and goes with it', async (t) => {
   const cwd = await mkdtemp(join(work, 'run-'));

@@ -394,6 +394,36 @@ test('a one-chunk send whose answer is lost at meshbox is asked again with its t
   t.true((await readdir(join(outbox, 'sent'))).includes(`${receipt.messageId}_result.hl7`));
 });
 
+/** `send` of a file of 3 chunks through a proxy that loses every answer to chunk 3 (and, `trackingToo`, to tracking). */
+async function sendLosingLastAnswers(trackingToo: boolean) {
+  const { lab, gp } = await pair();
+  const cwd = await mkdtemp(join(work, 'send-'));
+  await writeFile(join(cwd, 'result.bin'), randomBytes(3000));
+  const lost = (method: string, url: string) => (method === 'POST' && /\/outbox\/[^/]+\/3$/.test(url)) || (trackingToo && url.includes('/tracking'));
+  const proxy = await proxyFor(lab, (method, url) => (lost(method, url) ? 'answerLost' : 'pass'));
+  try {
+    const args = ['--profile', lab.profile, '--url', proxy.origin, '--timeout', '2', 'send', join(cwd, 'result.bin'), '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '1000', '--retries', '1'];
+    const run = await bounded(runCli(args), 'the send to end');
+    return { run, gp, lastChunk: proxy.events.filter((event) => /\/3$/.test(event.url)).map(({ action }) => action) };
+  } finally {
+    await proxy.close();
+  }
+}
+
+test('a send whose last chunk is stored but every answer to it lost is complete, and reported sent (tracking tells): not left for the operator to send again', async (t) => {
+  const { run, gp, lastChunk } = await sendLosingLastAnswers(false);
+  t.true(lastChunk.length > 0 && lastChunk.every((action) => action === 'answerLost'), JSON.stringify(lastChunk));
+  t.is(run.code, 0, run.stderr);
+  t.deepEqual(await inboxOf(gp), [run.stdout.trim()], 'the message, complete, is delivered once');
+});
+
+test('a send whose last chunk may be stored, when tracking cannot tell either, says the message may be complete already and not to send the file again', async (t) => {
+  const { run, gp } = await sendLosingLastAnswers(true);
+  t.is(run.code, 1);
+  t.regex(run.stderr, /\nmessage (\S+) may be complete already \(only that answer lost\), or is incomplete: do not send the file again; the server keeps its chunks for a while: finish it \(or learn that it is complete\) with\n  meshbox .* --resume \1\n$/);
+  t.is((await inboxOf(gp)).length, 1, 'it is complete');
+});
+
 test('kill -9 while chunk 3 of 4 is answered; the restarted dispatcher resumes and the recipient gets one whole message', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));

@@ -657,6 +657,39 @@ test('a file replaced as its send ends (a corrected result renamed into place) s
   }
 });
 
+test('a file replaced while the pass looks up its local id (before its send) is not sent that pass: the corrected result goes once, on the next', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('ORIGINAL'), { localId: 'request-42' });
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  let replaced = false;
+  const replacingMeanwhile = overriding(client, {
+    messageIdForLocalId: async (localId) => {
+      if (!replaced) {
+        replaced = true;
+        const draft = join(outbox, '.result.hl7.draft');
+        writeFileSync(draft, 'CORRECTED RESULT');
+        const aMinuteAgo = new Date(Date.now() - 60_000);
+        utimesSync(draft, aMinuteAgo, aMinuteAgo);
+        renameSync(draft, join(outbox, 'result.hl7'));
+      }
+      return client.messageIdForLocalId(localId);
+    },
+  });
+  try {
+    const first = await pass(gp, outbox, replacingMeanwhile);
+    t.true(replaced);
+    t.is(first.sent.length, 0);
+    t.regex(String(first.errors[0]), /result\.hl7 changed while it was being sent/);
+    t.is(await readFile(join(outbox, 'result.hl7'), 'utf8'), 'CORRECTED RESULT', 'it stays');
+    const second = await pass(gp, outbox, client);
+    t.deepEqual(second.errors, []);
+    t.deepEqual(await inboxContents(gp), ['CORRECTED RESULT'], 'sent once; the original, replaced before it went, never');
+  } finally {
+    client.close();
+  }
+});
+
 test('a refused file replaced before it is moved to failed/ is not moved: the newer one stays, with its control file, to be tried itself', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));

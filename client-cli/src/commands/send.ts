@@ -4,7 +4,7 @@ import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { AcceptedWithoutIdError, AnswerCutOffError, CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
-import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
+import { ChunkUploadError, FileChangedError, mayHaveBeenSent, requestMayHaveArrived, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
 import { interruption, stopSignal } from './interruption.ts';
 import {
@@ -60,9 +60,16 @@ function resumeCommand(messageId: string, typed: readonly string[], gzip?: boole
   return ['meshbox', ...options, '--resume', shellWord(messageId), ...(gzip ? ['--gzip'] : []), ...words.slice(end)].join(' ');
 }
 
-/** What an upload cut short left behind, and the command that finishes it. */
-function incompleteNote(messageId: string, typed: readonly string[]): string {
-  return `message ${messageId} is incomplete; the server keeps its chunks for a while: finish it with\n  ${resumeCommand(messageId, typed)}`;
+/**
+ * What an upload cut short left behind, and the command that finishes it. `answerLost`: the
+ * failed chunk may have been stored (its answer lost, and tracking could not tell), and may have
+ * completed the message: the same command says so rather than send anything again.
+ */
+function incompleteNote(messageId: string, typed: readonly string[], answerLost: boolean): string {
+  const state = answerLost
+    ? `message ${messageId} may be complete already (only that answer lost), or is incomplete: do not send the file again; the server keeps its chunks for a while: finish it (or learn that it is complete) with`
+    : `message ${messageId} is incomplete; the server keeps its chunks for a while: finish it with`;
+  return `${state}\n  ${resumeCommand(messageId, typed)}`;
 }
 
 /**
@@ -104,7 +111,7 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
       cause: error,
     });
   }
-  return new Error(`${error.message}\n${incompleteNote(error.messageId, typed)}`, { cause: error });
+  return new Error(`${error.message}\n${incompleteNote(error.messageId, typed, requestMayHaveArrived(error.cause))}`, { cause: error });
 }
 
 function changesEncoding(error: unknown): boolean {
@@ -148,6 +155,9 @@ export function registerSendCommand(program: Command, context: CliContext): void
         'A one-chunk send whose connection breaks after it went out may have been delivered: the error says',
         'so, and how to check (meshbox track --local-id, when given one) before sending it again. One whose',
         '202 answer breaks off before the message id was delivered: the error says not to send it again.',
+        'A file that changes while a chunk of it is read (its size or modification time) stops the send before',
+        'that chunk is complete, so the server stores nothing garbled (exit 1: send it again once it is written).',
+        'The last chunk stored whose answer was lost: tracking tells whether the message is complete, and so it is sent.',
         '',
         'meshbox send --resume <message_id> <file> asks the server which chunks it holds and uploads',
         'the others; give the same file, --chunk-size and --gzip as the first run (the chunk count is',
@@ -211,7 +221,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
               stop,
               started === undefined
                 ? `the message was not started, or its first chunk's answer did not come: before sending it again, ${howToCheckDelivery(flags)}`
-                : incompleteNote(started, context.argv),
+                : incompleteNote(started, context.argv, false),
             );
           }
           throw explained(error, flags, context.argv);

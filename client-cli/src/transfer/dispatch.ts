@@ -221,6 +221,7 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
   if (previous && previous.status === 'uploading') {
     const resumed = await resumeFile(client, {
       path,
+      taken: info,
       chunkSize: journal!.chunkSize,
       gzip: journal!.gzip,
       progress: options.progress,
@@ -260,6 +261,7 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
   await writeJournal(options.folder, started);
   const sent = await sendFile(client, {
     path,
+    taken: info,
     chunkSize: options.chunkSize,
     gzip: options.gzip,
     progress: options.progress,

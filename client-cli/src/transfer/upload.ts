@@ -9,7 +9,7 @@ import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEnco
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan } from './chunking.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
-import { ByteCounter } from './streams.ts';
+import { ByteCounter, ReleasedWhenChecked } from './streams.ts';
 
 /** What the message says about itself; the body, its size and chunking come from the file. */
 export type MessageFields = Omit<SendOptions, 'body' | 'size' | 'totalChunks' | 'contentEncoding' | 'beforeRetry'>;
@@ -21,6 +21,11 @@ export interface FileUpload {
   /** Gzip each chunk on its own for the journey. */
   readonly gzip: boolean;
   readonly progress: ProgressFactory;
+  /**
+   * The file as the caller found it, which what is sent must still be (a dispatch pass: it
+   * decided from it, then looked things up meanwhile); by default, the file as the send begins.
+   */
+  readonly taken?: Stats;
 }
 
 export interface SendFileOptions extends FileUpload {
@@ -84,16 +89,19 @@ export class ChunkUploadError extends Error {
   }
 }
 
-/**
- * Whether a one-chunk send that failed may all the same have delivered its message: its
- * connection broke, or it was stopped, once the request could have gone out whole (only the
- * answer lost); a gateway before the server failed after passing it on (502, 504); or its
- * answer said it had (a 2xx whose message id was cut off or cannot be read). A refusal, a connection never made,
- * or a failing file did not.
- */
+/** Whether a one-chunk send that failed may all the same have delivered its message (see requestMayHaveArrived). */
 export function mayHaveBeenSent(error: unknown): boolean {
-  if (!(error instanceof ChunkUploadError) || error.totalChunks !== 1) return false;
-  const { cause } = error;
+  return error instanceof ChunkUploadError && error.totalChunks === 1 && requestMayHaveArrived(error.cause);
+}
+
+/**
+ * Whether a failed upload request may all the same have been stored: its connection broke, or it
+ * was stopped, once the request could have gone out whole (only the answer lost); a gateway
+ * before the server failed after passing it on (502, 504); or its answer said it had (a 2xx whose
+ * message id was cut off or cannot be read). A refusal, a connection never made, or a failing
+ * file did not.
+ */
+export function requestMayHaveArrived(cause: unknown): boolean {
   return (
     (cause instanceof MeshConnectionError && cause.mayHaveArrived) ||
     (cause instanceof MeshClientError && GATEWAY_FAILURES.has(cause.status)) ||
@@ -106,7 +114,8 @@ export function mayHaveBeenSent(error: unknown): boolean {
 /** The file is not what it was when the send began: its chunks would not fit together. */
 export class FileChangedError extends Error {
   constructor(path: string, before: Stats, now: Stats) {
-    super(`${path} changed while it was being sent (it was ${before.size} bytes, now ${now.size}): send it again once it is complete`);
+    const how = now.size === before.size ? 'rewritten' : `it was ${before.size} bytes, now ${now.size}`;
+    super(`${path} changed while it was being sent (${how}): send it again once it is complete`);
     this.name = 'FileChangedError';
   }
 }
@@ -185,11 +194,12 @@ class ChunkSender {
 
   /**
    * A chunk refused as locked (423) when an earlier attempt of it lost its answer (the
-   * transport's retry): that attempt completed the message, so every chunk, this one too, is
-   * stored. Without this check a complete message would be reported as a failed send.
+   * transport's retry), or whose every answer was lost: an attempt may have completed the
+   * message, and then every chunk, this one too, is stored. Without this check a complete
+   * message would be reported as a failed send (and its file sent again).
    */
   async #completedMeanwhile(messageId: string, error: unknown): Promise<boolean> {
-    if (!(error instanceof MeshClientError && error.status === 423)) return false;
+    if (!((error instanceof MeshClientError && error.status === 423) || requestMayHaveArrived(error))) return false;
     const tracking = await this.#client.track(messageId).catch(() => undefined);
     return tracking !== undefined && COMPLETE_STATUSES.has(tracking.status);
   }
@@ -210,16 +220,19 @@ class ChunkSender {
         this.#progress.update(value, value);
       });
       const source = readSpan(this.#path, span);
+      // The chunk's end goes out only once the file is known to have been read whole and
+      // unchanged: one rewritten or cut short as it was read would otherwise be stored garbled.
+      const checked = new ReleasedWhenChecked((read) => this.#checkReadWhole(span, read));
       // pipeline() destroys every stage with the first error, so the last one (what the
       // transport reads) reports a failing file, and a failed request closes the file.
-      const stages = this.#encoding === 'gzip' ? [source, counter, createGzip()] : [source, counter];
+      const stages = this.#encoding === 'gzip' ? [source, counter, checked, createGzip()] : [source, counter, checked];
       return pipeline(stages, () => undefined) as unknown as Readable;
     };
   }
 
   /**
-   * After the last chunk: checked before each chunk, a change while the last one was read would
-   * go unseen. A file removed since was read whole before it went: not a change of content.
+   * After the last chunk, which was read whole and unchanged: a change since then leaves the
+   * message as the file was. A file removed since was read whole before it went: not a change of content.
    */
   async changedSinceStart(): Promise<boolean> {
     const now = await stat(this.#path).catch(() => undefined);
@@ -230,6 +243,11 @@ class ChunkSender {
   async #checkUnchanged(): Promise<void> {
     const now = await fileStats(this.#path);
     if (this.#differs(now)) throw new FileChangedError(this.#path, this.#file, now);
+  }
+
+  async #checkReadWhole(span: ChunkSpan, read: number): Promise<void> {
+    const now = await fileStats(this.#path);
+    if (read !== span.length || this.#differs(now)) throw new FileChangedError(this.#path, this.#file, now);
   }
 
   #differs(now: Stats): boolean {
@@ -258,7 +276,7 @@ async function checksumOf(client: MeshClient, path: string, size: number, algori
 
 /** Sends a file as a new message, in as many chunks as the chunk size makes. */
 export async function sendFile(client: MeshClient, options: SendFileOptions): Promise<UploadResult> {
-  const file = await fileStats(options.path);
+  const file = options.taken ?? (await fileStats(options.path));
   // Gzipped, even an empty file is some bytes, which the server takes (it judges the body as sent).
   if (file.size === 0 && !options.gzip) throw new EmptyFileError(options.path);
   const plan = new ChunkPlan(file.size, options.chunkSize);
@@ -325,7 +343,7 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
  * complete is checked the same way, then left alone.
  */
 export async function resumeFile(client: MeshClient, options: ResumeOptions): Promise<UploadResult> {
-  const file = await fileStats(options.path);
+  const file = options.taken ?? (await fileStats(options.path));
   const plan = new ChunkPlan(file.size, options.chunkSize);
   const tracking = await client.track(options.messageId);
   const messageId = tracking.message_id || options.messageId;
