@@ -45,7 +45,10 @@ test('a three-chunk message is invisible while uploading, then round-trips byte-
   t.false((await inbox()).includes(messageId));
   t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).status, 410);
   const uploading = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
-  t.is(uploading.json().status, 'uploading');
+  // Transferred nowhere yet: no status detail (the accepted message's "Transferred to recipient mailbox" would be untrue).
+  t.like(uploading.json(), { status: 'uploading', status_code: null, status_event: null, status_description: null, status_success: true });
+  const uploadingV1 = await mailboxRequest(server, lab, { accept: 'v1', path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
+  t.like(uploadingV1.json(), { status: 'Uploading', statusCode: null, statusEvent: null, statusDescription: null });
 
   const third = await uploadChunk(messageId, 3, 3, chunks[2]!);
   t.is(third.status, 202);

@@ -5,7 +5,7 @@ import type { CliContext } from './context.ts';
 /** A short, aligned summary of a tracking answer; fields the server left empty are skipped. */
 export function trackingSummary(info: TrackingInfo): string {
   const present = (value: unknown): value is string | number => (typeof value === 'string' && value !== '') || typeof value === 'number';
-  // An upload still going has no status detail of its own yet (the record's default reads as a transfer): how far it got instead.
+  // An upload still going has no status detail: how far it got instead.
   const status =
     info.status === 'uploading'
       ? `uploading, ${info.stored_chunks?.length ?? 0} of ${info.chunk_count ?? '?'} chunks stored (meshbox send --resume ${info.message_id} <file> sends the rest)`

@@ -96,6 +96,9 @@ const ACCEPTED_STATUS: MessageStatusDetail = {
   success: true,
 };
 
+/** An upload under way has been transferred nowhere yet: no code, event or description (MESH's sandbox gives none either). */
+const UPLOADING_STATUS: MessageStatusDetail = { code: '', event: '', description: '', success: true };
+
 /**
  * Message state in Redis. A message's own keys share one hash slot and each change to them is
  * one Lua script, so it is atomic. Inboxes live in their mailbox's slot: a message enters its
@@ -468,7 +471,9 @@ function deserialise(id: string, fields: Record<string, string>): MessageRecord 
     status: text('status') as MessageStatus,
     statusDetail: fields.statusCode
       ? { code: text('statusCode'), event: text('statusEvent'), description: text('statusDescription'), success: text('statusSuccess') === '1' }
-      : ACCEPTED_STATUS,
+      : text('status') === 'uploading'
+        ? UPLOADING_STATUS
+        : ACCEPTED_STATUS,
     size: Number(text('size') || '0'),
     createdAt: new Date(Number(text('createdAt'))),
     statusAt: new Date(Number(text('statusAt'))),
