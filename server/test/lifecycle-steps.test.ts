@@ -32,6 +32,13 @@ test('an accepted message expires at acceptance + inbox expiry, and is looked at
   t.deepEqual(nextLifecycleStep(accepted, true, plus(5_500), periods), { kind: 'expire', because: 'not-collected' });
 });
 
+test('an accepted message is looked at no more often than a tenth of the inbox expiry, however short the payload retention', (t) => {
+  const accepted = message({ acceptedAt: plus(500) });
+  const shortRetention = { ...periods, payloadRetentionMs: 100 };
+  t.deepEqual(nextLifecycleStep(accepted, true, plus(500), shortRetention), { kind: 'wait', until: plus(1_000) });
+  t.deepEqual(nextLifecycleStep(accepted, true, plus(5_200), shortRetention), { kind: 'wait', until: plus(5_500) });
+});
+
 test("an accepted message whose recipient's mailbox is deactivated expires at once; an upload waits to be complete", (t) => {
   t.deepEqual(nextLifecycleStep(message({ acceptedAt: plus(500) }), false, plus(600), periods), { kind: 'expire', because: 'recipient-deactivated' });
   const uploading = message({ status: 'uploading', acceptedAt: undefined });

@@ -56,13 +56,21 @@ function lookAgainBy(step: LifecycleStep, latest: Date): LifecycleStep {
 }
 
 /**
+ * A waiting message is looked at no more often than this many times over its inbox expiry: a
+ * short payload retention would otherwise have every message waiting in every inbox checked
+ * again and again (60 s: a million waiting, 17,000 checks a second).
+ */
+const LOOKS_PER_INBOX_EXPIRY = 10;
+
+/**
  * When an accepted message waiting in the inbox is next looked at: at its expiry, and at least
- * once a payload retention before that: an acknowledgement asks for its payload's purge a
- * retention later by bringing the next check forward, and a step that read the message just
- * before it can overwrite that (docs/reliability.md).
+ * once a payload retention before that (or a tenth of the inbox expiry, if longer): an
+ * acknowledgement asks for its payload's purge a retention later by bringing the next check
+ * forward, and a step that read the message just before it can overwrite that (docs/reliability.md).
  */
 export function acceptedNextCheck(message: Pick<MessageRecord, 'acceptedAt' | 'createdAt'>, now: Date, periods: RetentionPeriods): Date {
-  return new Date(Math.min(inboxExpiryOf(message, periods).getTime(), at(now, periods.payloadRetentionMs).getTime()));
+  const lookAgainAfter = Math.max(periods.payloadRetentionMs, periods.inboxExpiryMs / LOOKS_PER_INBOX_EXPIRY);
+  return new Date(Math.min(inboxExpiryOf(message, periods).getTime(), at(now, lookAgainAfter).getTime()));
 }
 
 /**
