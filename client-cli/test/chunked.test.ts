@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { truncateSync, writeFileSync } from 'node:fs';
+import { truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdtemp, readdir, readFile, rm, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -516,6 +516,24 @@ for (const gzip of [false, true]) {
     });
   }
 }
+
+test('a one-chunk file removed while it is read goes whole: the handle opened before reads it to its end, unchanged', async (t) => {
+  const payload = randomBytes(CHUNK + 30_000);
+  const cwd = await folderWith(payload);
+  const path = join(cwd, 'payload.bin');
+  const result = await withClient(lab, (client) =>
+    sendFile(client, {
+      path,
+      chunkSize: MAX_CHUNK_BYTES,
+      gzip: false,
+      progress: changingAfterFirstRead(() => unlinkSync(path)),
+      checksum: false,
+      message: { to: gp.mailbox.id, workflowId: WORKFLOW },
+    }),
+  );
+  t.false(result.changedAfterSend);
+  t.true((await downloaded(result.messageId)).bytes.equals(payload));
+});
 
 test('a file whose name no MESH header can carry needs --file-name, and goes with it', async (t) => {
   const cwd = await mkdtemp(join(work, 'run-'));

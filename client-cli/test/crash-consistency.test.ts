@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -394,16 +395,24 @@ test('a one-chunk send whose answer is lost at meshbox is asked again with its t
   t.true((await readdir(join(outbox, 'sent'))).includes(`${receipt.messageId}_result.hl7`));
 });
 
-/** `send` of a file of 3 chunks through a proxy that loses every answer to chunk 3 (and, `trackingToo`, to tracking). */
-async function sendLosingLastAnswers(trackingToo: boolean) {
+const isChunk = (n: number) => (method: string, url: string) => method === 'POST' && new RegExp(`/outbox/[^/]+/${n}$`).test(url);
+
+/**
+ * `send` of a file of 3 chunks through a proxy that loses the answers to the requests `lose`
+ * picks; `onLost` runs (with the file's path) once the first is lost.
+ */
+async function sendLosingAnswers(lose: (method: string, url: string) => boolean, onLost: (path: string) => void = () => {}) {
   const { lab, gp } = await pair();
-  const cwd = await mkdtemp(join(work, 'send-'));
-  await writeFile(join(cwd, 'result.bin'), randomBytes(3000));
-  const lost = (method: string, url: string) => (method === 'POST' && /\/outbox\/[^/]+\/3$/.test(url)) || (trackingToo && url.includes('/tracking'));
-  const proxy = await proxyFor(lab, (method, url) => (lost(method, url) ? 'answerLost' : 'pass'));
+  const path = join(await mkdtemp(join(work, 'send-')), 'result.bin');
+  await writeFile(path, randomBytes(3000));
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  await utimes(path, aMinuteAgo, aMinuteAgo);
+  const proxy = await proxyFor(lab, (method, url) => (lose(method, url) ? 'answerLost' : 'pass'));
   try {
-    const args = ['--profile', lab.profile, '--url', proxy.origin, '--timeout', '2', 'send', join(cwd, 'result.bin'), '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '1000', '--retries', '1'];
-    const run = await bounded(runCli(args), 'the send to end');
+    const args = ['--profile', lab.profile, '--url', proxy.origin, '--timeout', '2', 'send', path, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '1000', '--retries', '1'];
+    const running = runCli(args);
+    void proxy.stalled((event) => event.action === 'answerLost').then(() => onLost(path));
+    const run = await bounded(running, 'the send to end');
     return { run, gp, lastChunk: proxy.events.filter((event) => /\/3$/.test(event.url)).map(({ action }) => action) };
   } finally {
     await proxy.close();
@@ -411,17 +420,39 @@ async function sendLosingLastAnswers(trackingToo: boolean) {
 }
 
 test('a send whose last chunk is stored but every answer to it lost is complete, and reported sent (tracking tells): not left for the operator to send again', async (t) => {
-  const { run, gp, lastChunk } = await sendLosingLastAnswers(false);
+  const { run, gp, lastChunk } = await sendLosingAnswers(isChunk(3));
   t.true(lastChunk.length > 0 && lastChunk.every((action) => action === 'answerLost'), JSON.stringify(lastChunk));
   t.is(run.code, 0, run.stderr);
   t.deepEqual(await inboxOf(gp), [run.stdout.trim()], 'the message, complete, is delivered once');
 });
 
 test('a send whose last chunk may be stored, when tracking cannot tell either, says the message may be complete already and not to send the file again', async (t) => {
-  const { run, gp } = await sendLosingLastAnswers(true);
+  const { run, gp } = await sendLosingAnswers((method, url) => isChunk(3)(method, url) || url.includes('/tracking'));
   t.is(run.code, 1);
   t.regex(run.stderr, /\nmessage (\S+) may be complete already \(only that answer lost\), or is incomplete: do not send the file again; the server keeps its chunks for a while: finish it \(or learn that it is complete\) with\n  meshbox .* --resume \1\n$/);
   t.is((await inboxOf(gp)).length, 1, 'it is complete');
+});
+
+test('a send whose chunk 2 of 3 lost every answer is incomplete, and says so (tracking tells): resumed, not "may be complete"', async (t) => {
+  const { run, gp } = await sendLosingAnswers(isChunk(2));
+  t.is(run.code, 1);
+  t.regex(run.stderr, /\nmessage (\S+) is incomplete; the server keeps its chunks for a while: finish it with\n  meshbox .* --resume \1\n$/);
+  t.deepEqual(await inboxOf(gp), []);
+});
+
+test('a last chunk whose first answer was lost, and whose retry is cut off as the file changed meanwhile, completed the message: sent, with the warning that it holds the file as it was', async (t) => {
+  let rewritten = false;
+  const { run, gp } = await sendLosingAnswers(
+    (method, url) => !rewritten && isChunk(3)(method, url),
+    (path) => {
+      rewritten = true;
+      writeFileSync(path, Buffer.alloc(3000, 'B'), { flag: 'r+' });
+    },
+  );
+  t.true(rewritten);
+  t.is(run.code, 0, run.stderr);
+  t.deepEqual(await inboxOf(gp), [run.stdout.trim()]);
+  t.regex(run.stderr, /changed while it was being sent: message \S+ holds it as it was when the send began \(3000 bytes\)/);
 });
 
 test('kill -9 while chunk 3 of 4 is answered; the restarted dispatcher resumes and the recipient gets one whole message', async (t) => {

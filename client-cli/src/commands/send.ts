@@ -4,7 +4,7 @@ import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { AcceptedWithoutIdError, AnswerCutOffError, CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
-import { ChunkUploadError, FileChangedError, mayHaveBeenSent, requestMayHaveArrived, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
+import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
 import { interruption, stopSignal } from './interruption.ts';
 import {
@@ -61,12 +61,12 @@ function resumeCommand(messageId: string, typed: readonly string[], gzip?: boole
 }
 
 /**
- * What an upload cut short left behind, and the command that finishes it. `answerLost`: the
- * failed chunk may have been stored (its answer lost, and tracking could not tell), and may have
- * completed the message: the same command says so rather than send anything again.
+ * What an upload cut short left behind, and the command that finishes it. `mayHaveCompleted`:
+ * the last chunk may have been stored (its answer lost, and tracking could not tell), completing
+ * the message: the same command says so rather than send anything again.
  */
-function incompleteNote(messageId: string, typed: readonly string[], answerLost: boolean): string {
-  const state = answerLost
+function incompleteNote(messageId: string, typed: readonly string[], mayHaveCompleted: boolean): string {
+  const state = mayHaveCompleted
     ? `message ${messageId} may be complete already (only that answer lost), or is incomplete: do not send the file again; the server keeps its chunks for a while: finish it (or learn that it is complete) with`
     : `message ${messageId} is incomplete; the server keeps its chunks for a while: finish it with`;
   return `${state}\n  ${resumeCommand(messageId, typed)}`;
@@ -111,7 +111,7 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
       cause: error,
     });
   }
-  return new Error(`${error.message}\n${incompleteNote(error.messageId, typed, requestMayHaveArrived(error.cause))}`, { cause: error });
+  return new Error(`${error.message}\n${incompleteNote(error.messageId, typed, error.mayHaveCompleted)}`, { cause: error });
 }
 
 function changesEncoding(error: unknown): boolean {

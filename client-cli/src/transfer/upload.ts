@@ -78,14 +78,17 @@ export class ChunkUploadError extends Error {
   readonly messageId: string | undefined;
   readonly chunkNumber: number;
   readonly totalChunks: number;
+  /** The last chunk to send may have been stored, completing the message, and tracking could not tell. */
+  readonly mayHaveCompleted: boolean;
 
-  constructor(messageId: string | undefined, chunkNumber: number, totalChunks: number, cause: unknown) {
+  constructor(messageId: string | undefined, chunkNumber: number, totalChunks: number, cause: unknown, mayHaveCompleted = false) {
     const reason = cause instanceof Error ? cause.message : String(cause);
     super(totalChunks === 1 ? reason : `chunk ${chunkNumber} of ${totalChunks} failed: ${reason}`, { cause });
     this.name = 'ChunkUploadError';
     this.messageId = messageId;
     this.chunkNumber = chunkNumber;
     this.totalChunks = totalChunks;
+    this.mayHaveCompleted = mayHaveCompleted;
   }
 }
 
@@ -113,8 +116,9 @@ export function requestMayHaveArrived(cause: unknown): boolean {
 
 /** The file is not what it was when the send began: its chunks would not fit together. */
 export class FileChangedError extends Error {
-  constructor(path: string, before: Stats, now: Stats) {
-    const how = now.size === before.size ? 'rewritten' : `it was ${before.size} bytes, now ${now.size}`;
+  /** `now` undefined: the file is gone. */
+  constructor(path: string, before: Stats, now: Stats | undefined) {
+    const how = now === undefined ? `it was ${before.size} bytes, and is gone` : now.size === before.size ? 'rewritten' : `it was ${before.size} bytes, now ${now.size}`;
     super(`${path} changed while it was being sent (${how}): send it again once it is complete`);
     this.name = 'FileChangedError';
   }
@@ -146,6 +150,8 @@ class ChunkSender {
   #doneBytes: number;
   /** File bytes read by the current attempt; reset by every retry. */
   #attemptBytes = 0;
+  /** Attempts made at the current chunk (the transport retries with a fresh body each time). */
+  #attempts = 0;
 
   constructor(client: MeshClient, path: string, file: Stats, plan: ChunkPlan, gzip: boolean, progress: TransferProgress, doneBytes: number) {
     this.#client = client;
@@ -177,9 +183,10 @@ class ChunkSender {
     return messageId;
   }
 
-  /** Sends chunk n of an existing message (re-sending one replaces the server's copy). */
-  async send(messageId: string, number: number): Promise<void> {
+  /** Sends chunk n of an existing message (re-sending one replaces the server's copy); `last`: the last this run sends. */
+  async send(messageId: string, number: number, last: boolean): Promise<void> {
     const span = this.#plan.span(number);
+    this.#attempts = 0;
     try {
       await this.#checkUnchanged();
       await this.#client.uploadChunk(messageId, number, this.#plan.totalChunks, this.#body(span), {
@@ -187,21 +194,24 @@ class ChunkSender {
         contentEncoding: this.#encoding,
       });
     } catch (error) {
-      if (!(await this.#completedMeanwhile(messageId, error))) throw new ChunkUploadError(messageId, number, this.#plan.totalChunks, error);
+      const completed = await this.#completedMeanwhile(messageId, error);
+      if (completed !== true) throw new ChunkUploadError(messageId, number, this.#plan.totalChunks, error, last && completed === undefined);
     }
     this.#finished(span);
   }
 
   /**
-   * A chunk refused as locked (423) when an earlier attempt of it lost its answer (the
-   * transport's retry), or whose every answer was lost: an attempt may have completed the
-   * message, and then every chunk, this one too, is stored. Without this check a complete
-   * message would be reported as a failed send (and its file sent again).
+   * Whether the message is complete after a failed chunk that an attempt may have stored: one
+   * refused as locked (423) or whose answer was lost, or one tried again (an earlier attempt's
+   * answer lost, and this one cut off: the file changed meanwhile, say). Its last chunk stored,
+   * every chunk is. Without this check a complete message would be reported as a failed send
+   * (and its file sent again). Undefined when tracking cannot tell.
    */
-  async #completedMeanwhile(messageId: string, error: unknown): Promise<boolean> {
-    if (!((error instanceof MeshClientError && error.status === 423) || requestMayHaveArrived(error))) return false;
+  async #completedMeanwhile(messageId: string, error: unknown): Promise<boolean | undefined> {
+    const mayHaveLanded = (error instanceof MeshClientError && error.status === 423) || requestMayHaveArrived(error) || this.#attempts > 1;
+    if (!mayHaveLanded) return false;
     const tracking = await this.#client.track(messageId).catch(() => undefined);
-    return tracking !== undefined && COMPLETE_STATUSES.has(tracking.status);
+    return tracking === undefined ? undefined : COMPLETE_STATUSES.has(tracking.status);
   }
 
   #finished(span: ChunkSpan): void {
@@ -213,6 +223,7 @@ class ChunkSender {
   /** A function, not a stream: each attempt reads the chunk afresh from disk. */
   #body(span: ChunkSpan): () => Readable {
     return () => {
+      this.#attempts += 1;
       this.#attemptBytes = 0;
       const counter = new ByteCounter((bytes) => {
         this.#attemptBytes += bytes;
@@ -235,8 +246,13 @@ class ChunkSender {
    * message as the file was. A file removed since was read whole before it went: not a change of content.
    */
   async changedSinceStart(): Promise<boolean> {
+    return (await this.#changed()) !== undefined;
+  }
+
+  /** The file as it is now, when it differs from what the send began with; undefined when the same, or gone (or unreadable). */
+  async #changed(): Promise<Stats | undefined> {
     const now = await stat(this.#path).catch(() => undefined);
-    return now !== undefined && this.#differs(now);
+    return now !== undefined && this.#differs(now) ? now : undefined;
   }
 
   /** The chunks are cut by offset: a file that changes mid-send would make a garbled message. */
@@ -245,9 +261,10 @@ class ChunkSender {
     if (this.#differs(now)) throw new FileChangedError(this.#path, this.#file, now);
   }
 
+  /** A file removed meanwhile was read whole from the handle opened before, unchanged: only one there now is compared. */
   async #checkReadWhole(span: ChunkSpan, read: number): Promise<void> {
-    const now = await fileStats(this.#path);
-    if (read !== span.length || this.#differs(now)) throw new FileChangedError(this.#path, this.#file, now);
+    const changed = await this.#changed();
+    if (changed !== undefined || read !== span.length) throw new FileChangedError(this.#path, this.#file, changed);
   }
 
   #differs(now: Stats): boolean {
@@ -291,7 +308,7 @@ export async function sendFile(client: MeshClient, options: SendFileOptions): Pr
     const messageId = await sender.sendFirst(message, options.beforeRetry);
     await options.onStarted?.(messageId);
     if (plan.totalChunks > 1 && options.startNote) progress.note(options.startNote(messageId, plan));
-    for (let number = 2; number <= plan.totalChunks; number += 1) await sender.send(messageId, number);
+    for (let number = 2; number <= plan.totalChunks; number += 1) await sender.send(messageId, number, number === plan.totalChunks);
     const changedAfterSend = await sender.changedSinceStart();
     return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: plan.totalChunks, changedAfterSend };
   } finally {
@@ -374,7 +391,7 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
   const progress = options.progress({ label: 'resuming', unit: 'bytes', total: file.size, initialValue: storedBytes });
   const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, storedBytes);
   try {
-    for (const number of missing) await sender.send(messageId, number);
+    for (const number of missing) await sender.send(messageId, number, number === missing.at(-1));
   } finally {
     progress.stop();
   }
