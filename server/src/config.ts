@@ -59,6 +59,12 @@ export const DEFAULT_TLS_SESSION_SECONDS = 900;
 export const DEFAULT_RATE_LIMIT = 500;
 
 /**
+ * Object storage silent this long on a call's connection (a dead keep-alive socket behind NAT, a
+ * failover) fails the call: long enough for a store busy assembling a multi-GB multipart upload.
+ */
+export const DEFAULT_S3_SILENCE_MS = 120_000;
+
+/**
  * How long a server uses a mailbox it has read before reading it again: a deactivation, a
  * password change or a workflow change made by an admin reaches every server within it.
  */
@@ -102,6 +108,7 @@ const backendSchema = z.object({
   MESHBOX_S3_ACCESS_KEY_ID: nonEmpty.optional(),
   MESHBOX_S3_SECRET_ACCESS_KEY: nonEmpty.optional(),
   MESHBOX_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+  MESHBOX_S3_SILENCE_SECONDS: connectionSeconds.default(DEFAULT_S3_SILENCE_MS / 1000),
   MESHBOX_SECRET_KEY: nonEmpty.optional(),
   MESHBOX_SECRET_KEY_FILE: nonEmpty.default(resolve(DEV_CERTS, 'secret-key')),
 });
@@ -149,6 +156,8 @@ export interface S3Settings {
   readonly region: string;
   readonly forcePathStyle: boolean;
   readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string } | undefined;
+  /** How long a call may go without a byte either way before it is given up (default DEFAULT_S3_SILENCE_MS). */
+  readonly silenceTimeoutMs?: number;
 }
 
 export interface BackendConfig {
@@ -274,6 +283,7 @@ function backendConfig(env: z.infer<typeof backendSchema>): BackendConfig {
       bucket: env.MESHBOX_S3_BUCKET,
       region: env.MESHBOX_S3_REGION,
       forcePathStyle: env.MESHBOX_S3_FORCE_PATH_STYLE === 'true',
+      silenceTimeoutMs: env.MESHBOX_S3_SILENCE_SECONDS * 1000,
       credentials:
         env.MESHBOX_S3_ACCESS_KEY_ID && env.MESHBOX_S3_SECRET_ACCESS_KEY
           ? { accessKeyId: env.MESHBOX_S3_ACCESS_KEY_ID, secretAccessKey: env.MESHBOX_S3_SECRET_ACCESS_KEY }

@@ -6,7 +6,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from 'pino';
 import { Cluster } from 'ioredis';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
-import { ConfigError, type S3Settings } from './config.ts';
+import { ConfigError, DEFAULT_S3_SILENCE_MS, type S3Settings } from './config.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
 import type { RetentionPeriods } from './domain/lifecycle.ts';
 import type { Services } from './domain/services.ts';
@@ -80,7 +80,6 @@ function sdkWarningsOnly(logger: Logger): NonNullable<S3ClientConfig['logger']> 
 const S3_CONNECT_TIMEOUT_MS = 10_000;
 /** REDIS_SILENCE_TIMEOUT_MS for the worker's (BullMQ's) connections, whose wait for a job blocks in Redis for up to 10 s (BullMQ's maximumBlockTimeout). */
 const WORKER_REDIS_SILENCE_TIMEOUT_MS = 20_000;
-const S3_SILENCE_TIMEOUT_MS = 120_000;
 
 /** `logger`: where the SDK's own warnings go (as JSON lines with the rest), instead of the console. */
 export function createS3Client(settings: S3Settings, logger?: Logger): S3Client {
@@ -104,9 +103,10 @@ export function createS3Client(settings: S3Settings, logger?: Logger): S3Client 
       httpsAgent: new HttpsAgent(agentOptions),
       // A storage endpoint that accepts the connection and then says nothing (a dead keep-alive
       // socket behind NAT, a failover) must fail the call, not hold it, and the lifecycle
-      // worker behind it, for ever. The request timeout is of silence, not of a whole transfer.
+      // worker behind it, for ever. A socket timeout is of silence, not of a whole transfer; the
+      // handler's requestTimeout is of the whole request, and only logs a warning when it passes.
       connectionTimeout: S3_CONNECT_TIMEOUT_MS,
-      requestTimeout: S3_SILENCE_TIMEOUT_MS,
+      socketTimeout: settings.silenceTimeoutMs ?? DEFAULT_S3_SILENCE_MS,
     }),
   });
 }

@@ -15,13 +15,17 @@ import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { LifecycleSchedule } from '../../server/src/store/lifecycle-schedule.ts';
-import { startTestServer, TEST_SECRET_KEY } from '../support/harness.ts';
+import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer, type TestServerOptions } from '../support/harness.ts';
 import { atStartOnRedis, BackendUnreachableError, createS3Client } from '../../server/src/connections.ts';
 import { removeDeploymentState } from '../support/cleanup.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { startS3ErrorProxy } from '../support/s3-error-proxy.ts';
+import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { within } from '../../server/src/time-limit.ts';
+import { capturedLogger } from '../../server/test/support/captured-log.ts';
 import { startTestRedis } from '../support/redis-server.ts';
 import { tokenClaimed } from '../support/token-claims.ts';
 
@@ -121,6 +125,101 @@ test('object storage failing part-way through a download cuts the response off (
     t.is(await sha256(whole), await sha256(payload.stream(0, size)), 'the retry gets every byte');
   } finally {
     await proxy.close();
+    await server.close();
+  }
+});
+
+/**
+ * A message kept in object storage, whose kept-alive connection the send used (which a download's
+ * read takes up again) has then gone dead; `use` runs with the server, the recipient and the id.
+ */
+async function withStorageConnectionDead(
+  options: Pick<TestServerOptions, 's3SilenceMs' | 'limits'>,
+  use: (server: TestServer, gp: TestMailbox, messageId: string) => Promise<void>,
+): Promise<void> {
+  const local = await ensureLocalServices();
+  const proxy = await startTcpProxy(portOf(local.s3.endpoint));
+  const server = await startTestServer({ ...options, s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0, ...options.limits }, worker: false });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const messageId = await sendMessage(server, lab, gp, 'kept in object storage');
+    proxy.silenceOpenConnections();
+    await use(server, gp, messageId);
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+}
+
+test('an object storage connection gone silent (open, never answering again) is given up after the silence timeout and the read tried on a new one: the download is served, not held for ever', async (t) => {
+  await withStorageConnectionDead({ s3SilenceMs: 1_000 }, async (server, gp, messageId) => {
+    const download = await within(mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` }), 20_000);
+    t.is(download.status, 200);
+    t.is(download.body.toString(), 'kept in object storage');
+  });
+});
+
+test('a recipient that leaves while its chunk is still being read from object storage frees its transfer slot at once: its next download is served, not told 429', async (t) => {
+  // The first download's read would wait out the silence timeout (120 s).
+  await withStorageConnectionDead({ limits: { maxTransfersPerMailbox: 1 } }, async (server, gp, messageId) => {
+    const first = openMailboxRequest(server, gp, { method: 'GET', path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    first.on('error', () => undefined);
+    first.end();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    first.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const again = await within(mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` }), 20_000);
+    t.is(again.status, 200);
+  });
+});
+
+test('object storage refusing for now (503 SlowDown, 500 InternalError) is answered 503, as storage out of reach is: the client retries, and its retry goes', async (t) => {
+  const local = await ensureLocalServices();
+  const proxy = await startS3ErrorProxy(portOf(local.s3.endpoint));
+  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 }, worker: false });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    proxy.fail('PUT', /\/messages\//, 503, 'SlowDown', 1);
+    const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    const send = () =>
+      mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' }, body: 'results', authorization });
+    const refused = await send();
+    t.is(refused.status, 503);
+    t.is(refused.json().detail[0].code, '503');
+    const sent = await send();
+    t.is(sent.status, 202, 'the retry, with the same token, goes');
+    const messageId: string = sent.json().message_id;
+
+    proxy.fail('GET', new RegExp(`/messages/${messageId}/`), 500, 'InternalError');
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    t.is(download.status, 503);
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test("a chunk's object missing from the bucket while its message may be downloaded is answered 410, and logged as an error naming the message: lost data, not an expiry", async (t) => {
+  const { logger, lines } = capturedLogger();
+  const server = await startTestServer({ limits: { inlinePayloadBytes: 0 }, worker: false, logger });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const messageId = await sendMessage(server, lab, gp, 'deleted behind our back');
+    const local = await ensureLocalServices();
+    const s3 = createS3Client({ endpoint: local.s3.endpoint, bucket: server.bucket, region: local.s3.region, forcePathStyle: true, credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey } });
+    try {
+      const objects = await s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }));
+      t.is(objects.Contents?.length, 1);
+      await s3.send(new DeleteObjectCommand({ Bucket: server.bucket, Key: objects.Contents![0]!.Key! }));
+    } finally {
+      s3.destroy();
+    }
+    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+    t.is(download.status, 410);
+    const logged = lines.filter((line) => line.level === 50 && line.messageId === messageId);
+    t.is(logged.length, 1, JSON.stringify(lines.filter((line) => Number(line.level) >= 40)));
+    t.regex(logged[0]!.msg, /missing from object storage/);
+  } finally {
     await server.close();
   }
 });

@@ -4,6 +4,7 @@ import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import { createServerLogger } from '../../server/src/logging.ts';
+import type { Logger } from 'pino';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createApp } from '../../server/src/app.ts';
 import { PendingWork } from '../../server/src/http/pending-work.ts';
@@ -89,8 +90,12 @@ export interface TestServerOptions {
   readonly redisPrefix?: string;
   readonly bucket?: string;
   readonly sharedKey?: string;
-  /** Redis commands issued together share one write (default true, as in production). */
+  /** ioredis's auto-pipelining (default off, as in production). */
   readonly redisAutoPipelining?: boolean;
+  /** Object storage calls silent this long are given up (default as in production, 120 s). */
+  readonly s3SilenceMs?: number;
+  /** Where the server logs (default: nowhere, or TEST_LOG_LEVEL to stdout). */
+  readonly logger?: Logger;
   /** Run lifecycle jobs in the test process (default true). */
   readonly worker?: boolean;
   /** What the HTTP app uses instead of the services (a store with a step that fails, for a test that stages it). */
@@ -103,13 +108,14 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const sharedKey = options.sharedKey ?? randomBytes(16).toString('hex');
   const bucket = options.bucket ?? `test-${randomBytes(8).toString('hex')}`;
   const redisPrefix = options.redisPrefix ?? `test:${randomUUID()}:`;
-  const logger = createServerLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  const logger = options.logger ?? createServerLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const s3Settings = {
     endpoint: options.s3Endpoint ?? local.s3.endpoint,
     bucket,
     region: local.s3.region,
     forcePathStyle: true,
     credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey },
+    ...(options.s3SilenceMs === undefined ? {} : { silenceTimeoutMs: options.s3SilenceMs }),
   };
   const connections = await connect({
     redisUrl: options.redisUrl ?? local.redisUrl,

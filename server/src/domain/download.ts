@@ -1,6 +1,6 @@
 import type { MessageRecord } from '../store/messages.ts';
 import type { ChunkObject, StoredChunk } from '../store/payloads.ts';
-import { MessageGoneError, MessageNotFoundError } from './errors.ts';
+import { MessageGoneError, MessageNotFoundError, PayloadMissingError } from './errors.ts';
 import type { Services } from './services.ts';
 
 /** The recipient's view of a message: found only in its own mailbox, downloadable only while accepted. */
@@ -49,12 +49,16 @@ function refuseMissingChunk(message: MessageRecord, messageId: string, chunkNumb
   if (chunkNumber < 1 || chunkNumber > Math.max(1, message.totalChunks)) throw new MessageNotFoundError(messageId);
 }
 
-/** Opens chunk n of a message for streaming to its recipient. Downloading changes no state. */
+/**
+ * Opens chunk n of a message for streaming to its recipient. Downloading changes no state.
+ * `abortSignal`: the recipient has gone, and object storage need not be waited for.
+ */
 export async function downloadChunk(
   services: Services,
   mailboxId: string,
   messageId: string,
   chunkNumber: number,
+  abortSignal?: AbortSignal,
 ): Promise<DownloadedChunk> {
   // Where the chunk's bytes are is read with the record, in the same round trip.
   const [message, source] = await Promise.all([
@@ -68,8 +72,8 @@ export async function downloadChunk(
   }
   const chunk = message.inlinePayload
     ? inlineChunk(source.inlinePayload)
-    : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version });
-  if (!chunk) throw new MessageGoneError(messageId);
+    : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version }, abortSignal);
+  if (!chunk) throw message.inlinePayload ? new MessageGoneError(messageId) : new PayloadMissingError(messageId, chunkNumber);
   try {
     await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   } catch (error) {
@@ -85,10 +89,10 @@ function inlineChunk(payload: Buffer | undefined): StoredChunk | undefined {
 }
 
 /** A chunk from object storage, streamed under one of the mailbox's transfer slots until its stream closes. */
-async function openStoredChunk(services: Services, mailboxId: string, object: ChunkObject): Promise<StoredChunk | undefined> {
+async function openStoredChunk(services: Services, mailboxId: string, object: ChunkObject, abortSignal: AbortSignal | undefined): Promise<StoredChunk | undefined> {
   const release = services.transfers.take(mailboxId);
   try {
-    const chunk = await services.payloads.getChunk(object);
+    const chunk = await services.payloads.getChunk(object, abortSignal);
     if (chunk && !Buffer.isBuffer(chunk.body)) chunk.body.once('close', release);
     else release();
     return chunk;

@@ -65,6 +65,20 @@ export class MessageGoneError extends MeshError {
   }
 }
 
+/**
+ * A chunk's object missing from the bucket though its message may still be downloaded: gone for
+ * the recipient too (410), but lost data, deleted behind meshbox's back (by hand, or by a bucket
+ * lifecycle rule shorter than its retention), unless its purge was under way that moment.
+ */
+export class PayloadMissingError extends MessageGoneError {
+  readonly chunkNumber: number;
+
+  constructor(messageId: string, chunkNumber: number) {
+    super(messageId);
+    this.chunkNumber = chunkNumber;
+  }
+}
+
 /** 417: the send was understood but cannot be delivered as asked. */
 export class SendRejectedError extends MeshError {
   constructor(meshCode: MeshErrorCode, options: { messageId?: string; detail?: string } = {}) {

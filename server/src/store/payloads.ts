@@ -84,9 +84,10 @@ export class PayloadStore {
     await this.#s3.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: chunkKey(chunk) }));
   }
 
-  async getChunk(chunk: ChunkObject): Promise<StoredChunk | undefined> {
+  /** `abortSignal`: the reader is gone (a client that left), and so is the need. */
+  async getChunk(chunk: ChunkObject, abortSignal?: AbortSignal): Promise<StoredChunk | undefined> {
     try {
-      const result = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: chunkKey(chunk) }));
+      const result = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: chunkKey(chunk) }), abortSignal ? { abortSignal } : {});
       return { body: result.Body as Readable, size: result.ContentLength ?? 0 };
     } catch (error) {
       if (error instanceof Error && error.name === 'NoSuchKey') return undefined;

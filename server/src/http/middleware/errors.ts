@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
-import { MeshError, ServiceUnavailableError } from '../../domain/errors.ts';
+import { MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
 import { errorBody } from '../views/errors.ts';
 import type { RequestState } from './request-context.ts';
@@ -27,6 +27,12 @@ export function errorResponder(): Middleware<RequestState> {
       // A client that went away mid-request is no server fault: were it logged as one, any client could flood the error log.
       if (!ctx.res.socket || ctx.res.socket.destroyed) ctx.state.log.info({ err: thrown }, 'client went away');
       else if (error.clientCaused) ctx.state.log.info({ err: thrown }, 'request refused for what it sent');
+      else if (thrown instanceof PayloadMissingError) {
+        ctx.state.log.error(
+          { messageId: thrown.messageId, chunk: thrown.chunkNumber },
+          'a chunk of a message still downloadable is missing from object storage (deleted from the bucket, by hand or by a lifecycle rule shorter than MESHBOX_PAYLOAD_RETENTION_SECONDS?): answered 410',
+        );
+      }
       else if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
       // What the failed handler had set (a message's mex-* headers and type) is not this answer's.
       if (!ctx.headerSent) {
@@ -60,6 +66,8 @@ function isUnavailable(thrown: unknown): boolean {
   if (!(thrown instanceof Error)) return false;
   const code = (thrown as NodeJS.ErrnoException).code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
+  // Object storage silent past its timeout, or failing itself (503 SlowDown, 500 InternalError).
+  if (thrown.name === 'TimeoutError' || ((thrown as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0) >= 500) return true;
   // ioredis with offline queue disabled, a connection that gave up retrying, a cluster without a
   // working node for the slot (redirected to a node that is down, or still moving its slots), or a
   // Redis refusing writes for now (out of memory, a replica left read-only by a failover, loading).

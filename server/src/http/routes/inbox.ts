@@ -125,7 +125,12 @@ function setChunkHeaders(ctx: ChunkContext, message: MessageRecord, chunkNumber:
 
 /** Streams chunk n: 206 while more follow, 200 for the last. Gzip goes out as stored when the client takes it. */
 async function sendChunk(ctx: ChunkContext, services: Services, messageId: string, chunkNumber: number): Promise<void> {
-  const { message, chunk } = await downloadChunk(services, ctx.state.mailbox.id, messageId, chunkNumber);
+  // A recipient that leaves before its chunk comes need not hold a storage read, and its transfer slot, until the read gives up.
+  const left = new AbortController();
+  ctx.res.once('close', () => {
+    if (!ctx.res.writableFinished) left.abort();
+  });
+  const { message, chunk } = await downloadChunk(services, ctx.state.mailbox.id, messageId, chunkNumber, left.signal);
   setChunkHeaders(ctx, message, chunkNumber);
   if (!chunk) {
     ctx.body = '';
