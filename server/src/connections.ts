@@ -136,6 +136,22 @@ async function refuseRedisOtherThanSet(redis: RedisClient, settings: ConnectionS
 }
 
 /**
+ * A Redis that may evict keys under memory pressure (volatile-lru is a managed service's default)
+ * drops used tokens, so replayed ones are accepted, and id reservations; with allkeys-* messages
+ * too. Said at start, as an error: operations.md asks for maxmemory-policy noeviction.
+ */
+async function warnOfEviction(redis: RedisClient, logger: Logger | undefined): Promise<void> {
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    const policy = /^maxmemory_policy:(\S+)/m.exec((await infoSection(node, 'memory')) ?? '')?.[1];
+    if (policy === undefined || policy === 'noeviction') continue;
+    logger?.error(
+      { maxmemoryPolicy: policy, node: `${node.options.host}:${node.options.port}` },
+      `Redis may delete keys under memory pressure (maxmemory-policy ${policy}): used tokens (replays would be accepted) and state with them; set maxmemory-policy noeviction (docs/operations.md)`,
+    );
+  }
+}
+
+/**
  * A start-up step on Redis, given START_UP_ANSWER_MS and failing with Redis named: one reached by
  * the first ping may still fail the next step (a cluster whose master for that slot is down).
  */
@@ -156,6 +172,9 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     // A connection that stays open and silent (a peer gone without a word, a firewall dropping
     // it) would hold every request until its timeout, and never come back: drop it and reconnect.
     socketTimeout: REDIS_SILENCE_TIMEOUT_MS,
+    // ioredis's ready check holds every command, unanswered, while a restarted Redis loads its
+    // data (minutes for a large AOF): sent at once, each is refused LOADING, answered 503.
+    enableReadyCheck: false,
   });
   const s3 = createS3Client(settings.s3, logger);
   const keys = redisKeys(settings.redisPrefix);
@@ -175,6 +194,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
       throw new BackendUnreachableError(`cannot reach Redis at ${describeRedisTarget(settings)}: ${reason}${hint}`);
     });
     await atStartOnRedis(settings, refuseRedisOtherThanSet(redis, settings));
+    await atStartOnRedis(settings, warnOfEviction(redis, logger));
     await within(payloads.ensureBucket(), START_UP_ANSWER_MS).catch((error: unknown) => {
       const where = settings.s3.endpoint ?? 'the default AWS endpoint';
       throw new BackendUnreachableError(`cannot use bucket ${settings.s3.bucket} at ${where}: ${(error as Error).message || (error as Error).name}`);

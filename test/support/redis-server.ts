@@ -7,37 +7,54 @@ import { Redis } from 'ioredis';
 import { freePort, portOpen, waitFor } from '../../scripts/services/processes.ts';
 import { ensureRedisInstalled } from '../../scripts/services/redis.ts';
 
-/** A Redis of a test's own (the shared one must not be made a replica), in memory, with a client to command it. */
+/** A Redis of a test's own (the shared one must not be made a replica, run out of memory, ...), in memory, with a client to command it. */
 export interface TestRedis {
   readonly port: number;
   readonly url: string;
-  /** A connection for the test's own commands (REPLICAOF, ROLE). */
+  /** Its folder (a snapshot goes there). */
+  readonly dir: string;
+  /** A connection for the test's own commands (REPLICAOF, ROLE, CONFIG SET). */
   readonly admin: Redis;
+  /** Kills it (SIGKILL) and starts it again on the same port and folder, with these arguments besides its own. */
+  readonly restart: (args?: readonly string[]) => Promise<void>;
   readonly stop: () => Promise<void>;
 }
 
-export async function startTestRedis(): Promise<TestRedis> {
+/** `args`: more redis-server arguments (`--maxmemory-policy volatile-lru`), after the defaults (no saving, no AOF). */
+export async function startTestRedis(args: readonly string[] = []): Promise<TestRedis> {
   ensureRedisInstalled();
   const port = await freePort();
   // A replica's full sync writes a snapshot even with saving off: into a folder of its own.
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-test-redis-'));
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  if (!(await waitFor(() => portOpen(port), 10_000))) {
-    child.kill('SIGKILL');
-    throw new Error(`redis-server did not start on port ${port}`);
-  }
+  let child: ChildProcess | undefined;
+  const start = async (more: readonly string[]): Promise<void> => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args, ...more], { stdio: 'ignore' });
+    if (!(await waitFor(() => portOpen(port), 10_000))) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server did not start on port ${port}`);
+    }
+  };
+  const kill = async (): Promise<void> => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  await start([]);
   const admin = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    dir,
     admin,
+    restart: async (more = []) => {
+      await kill();
+      await start(more);
+    },
     stop: async () => {
       admin.disconnect();
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = once(child, 'exit');
-        child.kill('SIGKILL');
-        await exited;
-      }
+      await kill();
       await rm(dir, { recursive: true, force: true });
     },
   };

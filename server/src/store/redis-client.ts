@@ -11,7 +11,7 @@ export interface RedisTarget {
 }
 
 /** Options both kinds take; on a cluster the per-node ones apply to each node's connection. */
-export type RedisClientOptions = Pick<RedisOptions, 'maxRetriesPerRequest' | 'enableOfflineQueue' | 'enableAutoPipelining' | 'lazyConnect' | 'socketTimeout'>;
+export type RedisClientOptions = Pick<RedisOptions, 'maxRetriesPerRequest' | 'enableOfflineQueue' | 'enableAutoPipelining' | 'lazyConnect' | 'socketTimeout' | 'enableReadyCheck'>;
 
 export function splitRedisUrls(redisUrl: string): string[] {
   return redisUrl
@@ -42,7 +42,7 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
   if (!target.redisCluster) return batchWritesOfEachConnection(new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover }));
   const seeds = [first, ...rest].map((url) => new URL(url));
   const credentials = seeds[0]!;
-  const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, lazyConnect, socketTimeout } = options;
+  const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, lazyConnect, socketTimeout, enableReadyCheck } = options;
   const cluster = new Cluster(
     seeds.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
     {
@@ -56,6 +56,7 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
       redisOptions: {
         ...(maxRetriesPerRequest === undefined ? {} : { maxRetriesPerRequest }),
         ...(socketTimeout === undefined ? {} : { socketTimeout }),
+        ...(enableReadyCheck === undefined ? {} : { enableReadyCheck }),
         ...(credentials.username ? { username: decodeURIComponent(credentials.username) } : {}),
         ...(credentials.password ? { password: decodeURIComponent(credentials.password) } : {}),
         ...(credentials.protocol === 'rediss:' ? { tls: {} } : {}),
@@ -126,7 +127,7 @@ async function refuseReplica(redis: Redis): Promise<void> {
  * A section of INFO, or undefined where the connection's ACL user may not run it (INFO is in
  * @dangerous): what it would tell (a replica, a cluster node) is then not checked.
  */
-export async function infoSection(redis: Redis, section: 'replication' | 'cluster'): Promise<string | undefined> {
+export async function infoSection(redis: Redis, section: 'replication' | 'cluster' | 'memory'): Promise<string | undefined> {
   try {
     return await redis.info(section);
   } catch (error) {

@@ -70,8 +70,9 @@ function isUnavailable(thrown: unknown): boolean {
   if (thrown.name === 'TimeoutError' || ((thrown as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0) >= 500) return true;
   // ioredis with offline queue disabled, a connection that gave up retrying, a cluster without a
   // working node for the slot (redirected to a node that is down, or still moving its slots), or a
-  // Redis refusing writes for now (out of memory, a replica left read-only by a failover, loading).
-  return /Connection is closed|Stream isn't writeable|Socket timeout|MaxRetriesPerRequestError|ClusterAllFailedError|CLUSTERDOWN|slots cache|startup nodes|^(MOVED|ASK|TRYAGAIN|OOM|READONLY|LOADING|MASTERDOWN) |Too many Cluster redirections/i.test(
+  // Redis refusing writes for now (out of memory, a replica left read-only by a failover, loading,
+  // unable to persist, short of the replicas it must write to, busy with a script).
+  return /Connection is closed|Stream isn't writeable|Socket timeout|MaxRetriesPerRequestError|ClusterAllFailedError|CLUSTERDOWN|slots cache|startup nodes|^(MOVED|ASK|TRYAGAIN|OOM|READONLY|LOADING|MASTERDOWN|MISCONF|NOREPLICAS|BUSY) |Too many Cluster redirections/i.test(
     `${thrown.message} ${thrown.name}`,
   );
 }
