@@ -14,6 +14,7 @@ import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { freePort } from '../../scripts/services/processes.ts';
 import { removeBucket } from '../support/cleanup.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { capturedLogger } from '../../server/test/support/captured-log.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
@@ -174,6 +175,23 @@ test('the access log line is written once the answer has ended: a download broke
     t.is(logged()?.status, 'incomplete');
   } finally {
     await running.stop();
+  }
+});
+
+test("a client's long text is logged cut short: a 30 KB path (refused, as most such requests are) and a handshake's 30 KB client details", async (t) => {
+  const { logger, lines } = capturedLogger();
+  const own = await startTestServer({ logger, worker: false });
+  try {
+    const mailbox = await own.createMailbox();
+    const longPath = `/messageexchange/${mailbox.id}/inbox/${'x'.repeat(30_000)}`;
+    t.is((await mailboxRequest(own, mailbox, { path: longPath })).status, 404);
+    const handshake = await mailboxRequest(own, mailbox, { path: `/messageexchange/${mailbox.id}`, headers: { 'mex-ClientVersion': 'v'.repeat(30_000) } });
+    t.is(handshake.status, 200);
+    for (const line of lines) t.true(JSON.stringify(line).length < 2_000, `${String(line.msg)}: ${JSON.stringify(line).length} characters`);
+    const request = lines.find((line) => line.msg === 'request' && String(line.path).startsWith(longPath.slice(0, 100)));
+    t.regex(String(request?.path), /… \(30\d\d\d characters\)$/);
+  } finally {
+    await own.close();
   }
 });
 

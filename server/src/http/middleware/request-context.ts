@@ -35,7 +35,7 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
       ctx.res.once('close', () => {
         // Which certificate acted: with grants, one mailbox's certificate may act for another.
         const { commonName, serialNumber } = peerCertificate(ctx.req.socket as TLSSocket);
-        logger.info({ requestId, method: ctx.method, path: ctx.path, status: answeredStatus(ctx), ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
+        logger.info({ requestId, method: ctx.method, path: loggedText(ctx.path), status: answeredStatus(ctx), ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
       });
     }
     await next();
@@ -95,4 +95,11 @@ export function apiVersion(): Middleware<RequestState> {
     ctx.state.apiVersion = version;
     await next();
   };
+}
+
+/** What of a client's text a log line keeps: a 30 KB path on every request would fill the log's disk (refused requests are logged too). */
+const MAX_LOGGED_TEXT = 256;
+
+export function loggedText(text: string): string {
+  return text.length > MAX_LOGGED_TEXT ? `${text.slice(0, MAX_LOGGED_TEXT)}… (${text.length} characters)` : text;
 }

@@ -4,6 +4,7 @@ import { MeshError } from '../../domain/errors.ts';
 import type { Services } from '../../domain/services.ts';
 import { within } from '../../time-limit.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
+import { loggedText } from '../middleware/request-context.ts';
 
 const CLIENT_DETAILS = [
   MeshHeaders.clientVersion,
@@ -33,7 +34,7 @@ const RECORD_WAIT_MS = 1_000;
 export function registerHandshakeRoutes(router: Router<MailboxState>, services: Services): void {
   router.all('/', async (ctx) => {
     if (ctx.method !== 'POST' && ctx.method !== 'GET') throw new MeshError(405, MeshErrorCodes.methodNotAllowed);
-    const client = Object.fromEntries(CLIENT_DETAILS.map((name) => [name, ctx.get(name)]).filter(([, value]) => value));
+    const client = Object.fromEntries(CLIENT_DETAILS.map((name) => [name, loggedText(ctx.get(name))]).filter(([, value]) => value));
     ctx.state.log.info({ mailbox: ctx.state.mailbox.id, client }, 'handshake');
     const details = Object.values(client).join(' ').replace(CONTROL_CHARACTERS, '?').slice(0, MAX_CLIENT_DETAILS);
     const recorded = services.mailboxes
