@@ -35,13 +35,25 @@ async function storedObjects(): Promise<number> {
 const inboxCount = async (): Promise<number> =>
   (await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/count` })).json().count;
 
-test.serial('a chunk declared larger than the limit is refused with 413 before it is stored', async (t) => {
+/** What a send holds in Redis before its message is recorded: ids reserved, and lifecycle checks scheduled (which sweeps may end meanwhile). */
+async function reservedAndScheduled(): Promise<{ reserved: number; scheduled: number }> {
+  const reservations = await server.redis.keys(`${server.redisPrefix}message-id-reservation:*`);
+  const shards = await server.redis.keys(`${server.redisPrefix}lifecycle-schedule:*`);
+  const scheduled = await Promise.all(shards.map((shard) => server.redis.zcard(shard)));
+  return { reserved: reservations.length, scheduled: scheduled.reduce((sum, count) => sum + count, 0) };
+}
+
+test.serial('a chunk declared larger than the limit is refused with 413 before it is stored, and before an id is reserved and checked for a day', async (t) => {
   const before = await storedObjects();
+  const held = await reservedAndScheduled();
   const response = await send(randomBytes(10_001));
   t.is(response.status, 413);
   t.like(response.json().detail[0], { code: '413' });
   t.regex(response.json().detail[0].msg, /10000 bytes/);
   t.is(await storedObjects(), before);
+  const after = await reservedAndScheduled();
+  t.is(after.reserved, held.reserved);
+  t.true(after.scheduled <= held.scheduled);
   t.is(await inboxCount(), 0);
 });
 

@@ -94,20 +94,28 @@ export async function readSmallBody(body: ChunkBody): Promise<Buffer> {
  * nothing of itself stored (nor touches another upload's object).
  */
 export async function storeChunk(services: Services, sender: string, chunk: ChunkObject, body: ChunkBody): Promise<number> {
-  const limit = services.limits.maxChunkBytes;
-  if (body.contentLength !== undefined && body.contentLength > limit) {
-    throw new PayloadTooLargeError('chunk', limit, refusedMessageId(chunk));
-  }
-  const release = services.transfers.take(sender);
+  const release = admitChunkUpload(services, sender, body, refusedMessageId(chunk));
   try {
-    return await streamIntoStorage(services, chunk, body, limit);
+    return await storeAdmittedChunk(services, chunk, body);
   } finally {
     release();
   }
 }
 
-async function streamIntoStorage(services: Services, chunk: ChunkObject, body: ChunkBody, limit: number): Promise<number> {
-  const counted = new ChunkGuard(limit, body.contentEncoding === 'gzip', refusedMessageId(chunk));
+/**
+ * The refusals a chunk upload meets before a byte is read: a declared Content-Length over the
+ * chunk limit (413), and no transfer slot free for the sender (429). Taken before anything is
+ * reserved for it, a refusal costs nothing. Returns the slot's release.
+ */
+export function admitChunkUpload(services: Services, sender: string, body: ChunkBody, messageId: string | undefined): () => void {
+  const limit = services.limits.maxChunkBytes;
+  if (body.contentLength !== undefined && body.contentLength > limit) throw new PayloadTooLargeError('chunk', limit, messageId);
+  return services.transfers.take(sender);
+}
+
+/** storeChunk, for an upload admitted (admitChunkUpload) by its caller. */
+export async function storeAdmittedChunk(services: Services, chunk: ChunkObject, body: ChunkBody): Promise<number> {
+  const counted = new ChunkGuard(services.limits.maxChunkBytes, body.contentEncoding === 'gzip', refusedMessageId(chunk));
   // A request cut off, or a body refused on its way, fails the pipeline: that ends the S3 call.
   const abort = new AbortController();
   pipeline(body.stream as Readable, counted, (error) => error && abort.abort(error));

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { type Mailbox, workflowAllowed } from '../store/mailboxes.ts';
 import type { CreateOutcome, MessageMetadata } from '../store/messages.ts';
-import { fitsInline, readSmallBody, SENT_CHUNK_VERSION, storeChunk } from './chunk-storage.ts';
+import { admitChunkUpload, fitsInline, readSmallBody, SENT_CHUNK_VERSION, storeAdmittedChunk } from './chunk-storage.ts';
 import { ForbiddenError, SendRejectedError, ServiceUnavailableError } from './errors.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
 import { acceptedNextCheck } from './lifecycle.ts';
@@ -172,13 +172,19 @@ function firstCheckMayHaveCome(services: Services, firstCheckAt: Date): boolean 
  */
 async function recordStoredMessage(services: Services, metadata: MessageMetadata, body: ChunkBody, firstChoice: string | undefined): Promise<Recorded> {
   const { periods } = services;
-  const firstCheckAt = after(services, Math.min(periods.deliveryCheckMs, periods.uploadExpiryMs, periods.inboxExpiryMs));
-  const messageId = await reserveMessageId(services, firstCheckAt, firstChoice);
-  const size = await storeChunk(services, metadata.sender, { messageId, number: 1, version: SENT_CHUNK_VERSION }, body);
-  const recordedAt = services.now();
-  const outcome = await createOnce(services, messageId, metadata, size, recordedAt);
-  if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
-  return { messageId, outcome, recordedAt, firstCheckAt };
+  // Refused at once (too large, no transfer slot free) before an id is reserved and checked for a day.
+  const release = admitChunkUpload(services, metadata.sender, body, undefined);
+  try {
+    const firstCheckAt = after(services, Math.min(periods.deliveryCheckMs, periods.uploadExpiryMs, periods.inboxExpiryMs));
+    const messageId = await reserveMessageId(services, firstCheckAt, firstChoice);
+    const size = await storeAdmittedChunk(services, { messageId, number: 1, version: SENT_CHUNK_VERSION }, body);
+    const recordedAt = services.now();
+    const outcome = await createOnce(services, messageId, metadata, size, recordedAt);
+    if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);
+    return { messageId, outcome, recordedAt, firstCheckAt };
+  } finally {
+    release();
+  }
 }
 
 /**
