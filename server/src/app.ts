@@ -45,7 +45,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(requestContext(logger));
   app.use(recordMetrics(metrics));
   app.use(meshMediaType());
-  app.use(errorResponder());
+  app.use(errorResponder(logger));
   app.use(refuseConnectionsOverClientLimit());
   app.use(apiVersion());
   app.use(checkRequestForm());

@@ -32,11 +32,19 @@ async function bothRefused503(t: ExecutionContext, server: TestServer, lab: Test
   t.is(count.status, 503, count.body.toString());
 }
 
-test('a Redis refusing writes for want of the replicas it must write to (NOREPLICAS) is answered 503, as READONLY and OOM are', async (t) => {
-  await onOwnRedis(t, [], async ({ redis, server, lab, gp }) => {
-    await redis.admin.config('SET', 'min-replicas-to-write', '1');
-    await bothRefused503(t, server, lab, gp);
-  });
+test('a Redis refusing writes for want of the replicas it must write to (NOREPLICAS) is answered 503, as READONLY and OOM are; logged once for many requests', async (t) => {
+  const { logger, lines } = capturedLogger();
+  await onOwnRedis(
+    t,
+    [],
+    async ({ redis, server, lab, gp }) => {
+      await redis.admin.config('SET', 'min-replicas-to-write', '1');
+      for (let i = 0; i < 5; i++) await bothRefused503(t, server, lab, gp);
+      // Ten requests failed alike: one line for the reason within the interval, not one each (an outage would flood the log).
+      t.is(lines.filter((line) => line.msg === 'request failed: a backend is unavailable').length, 1);
+    },
+    { logger },
+  );
 });
 
 test('a Redis refusing writes because it cannot persist (a snapshot failing: MISCONF) is answered 503', async (t) => {

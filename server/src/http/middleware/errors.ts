@@ -1,4 +1,6 @@
 import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
+import { quietRepeats } from '../../quiet-repeats.ts';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
@@ -10,7 +12,9 @@ import type { RequestState } from './request-context.ts';
  * else is logged and answered 500 without internals (or 503 when a backing service is down).
  * Unmatched routes answer a MESH 404/405 too, so no reply is ever a bare Koa text page.
  */
-export function errorResponder(): Middleware<RequestState> {
+export function errorResponder(logger: Logger, logIntervalMs = UNAVAILABLE_LOG_INTERVAL_MS): Middleware<RequestState> {
+  // A backend away fails every request alike, thousands a second: a line per reason an interval.
+  const quiet = quietRepeats(logIntervalMs);
   return async (ctx, next) => {
     try {
       await next();
@@ -33,7 +37,14 @@ export function errorResponder(): Middleware<RequestState> {
           'a chunk of a message still downloadable is missing from object storage (deleted from the bucket, by hand or by a lifecycle rule shorter than MESHBOX_PAYLOAD_RETENTION_SECONDS?): answered 410',
         );
       }
-      else if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
+      else if (error.status === 503 && !(thrown instanceof MeshError)) {
+        const reason = thrown instanceof Error ? thrown.message : String(thrown);
+        quiet(
+          reason,
+          () => ctx.state.log.error({ err: thrown }, 'request failed: a backend is unavailable'),
+          (repeats) => logger.error({ reason, repeats, seconds: logIntervalMs / 1000 }, `${repeats} more requests failed for this reason`),
+        );
+      } else if (error.status >= 500) ctx.state.log.error({ err: thrown }, 'request failed');
       // What the failed handler had set (a message's mex-* headers and type) is not this answer's.
       if (!ctx.headerSent) {
         for (const name of ctx.res.getHeaderNames()) if (!KEPT_ON_ERROR.has(name)) ctx.remove(name);
@@ -46,6 +57,9 @@ export function errorResponder(): Middleware<RequestState> {
     }
   };
 }
+
+/** How often a reason for answering 503 (Redis or object storage away) is logged at most. */
+const UNAVAILABLE_LOG_INTERVAL_MS = 10_000;
 
 /** Headers an error answer keeps: the request's id, and the methods a 405's route does allow. */
 const KEPT_ON_ERROR = new Set(['x-request-id', 'allow']);
