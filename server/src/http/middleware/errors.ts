@@ -36,8 +36,7 @@ export function errorResponder(logger: Logger, logIntervalMs = UNAVAILABLE_LOG_I
           { messageId: thrown.messageId, chunk: thrown.chunkNumber },
           'a chunk of a message still downloadable is missing from object storage (deleted from the bucket, by hand or by a lifecycle rule shorter than MESHBOX_PAYLOAD_RETENTION_SECONDS?): answered 410',
         );
-      }
-      else if (error.status === 503 && !(thrown instanceof MeshError)) {
+      } else if (isUnavailable(thrown)) {
         const reason = thrown instanceof Error ? thrown.message : String(thrown);
         quiet(
           reason,
