@@ -138,6 +138,32 @@ test('a chunk that names another message than the one asked for is refused: down
   }
 });
 
+test('an answer that names no message (an inbox listing, say) is no download: download saves nothing, receive acknowledges nothing', async (t) => {
+  // What a path collapsed onto the inbox would get: the listing, without any mex-MessageID.
+  const answer: Answer = (request, response) =>
+    request.method === 'HEAD' ? chunk(response, 200, { 'mex-chunk-range': '1:1' }, '') : json(response, 200, { messages: [MESSAGE_ID] });
+  for (const args of [['download', MESSAGE_ID], ['receive', '.']]) {
+    const cwd = await folder();
+    const result = await against(answer, args, cwd);
+    t.is(result.code, 1, args[0]);
+    t.regex(result.stderr, new RegExp(`asked for message ${MESSAGE_ID}, the server answered with no message id`), args[0]);
+    t.deepEqual(await readdir(cwd), [], `${args[0]}: nothing saved`);
+    t.false(result.requests.some((request) => request.startsWith('PUT')), `${args[0]}: nothing acknowledged`);
+  }
+});
+
+test('a message id that is none (empty, . or ..: a path onto the inbox or the mailbox) is a usage error, and nothing is asked of the server', async (t) => {
+  const answer: Answer = (_request, response) => json(response, 200, { messages: [MESSAGE_ID] });
+  for (const args of [['download', ''], ['download', '.'], ['ack', '..'], ['track', '.'], ['send', 'x.txt', '--resume', ''], ['download', 'a/b']]) {
+    const cwd = await folder();
+    const result = await against(answer, args, cwd);
+    t.is(result.code, 2, args.join(' '));
+    t.regex(result.stderr, /Give a message id/, args.join(' '));
+    t.deepEqual(result.requests, [], `${args.join(' ')}: no request`);
+    t.deepEqual(await readdir(cwd), [], `${args.join(' ')}: nothing saved`);
+  }
+});
+
 test('a message whose HEAD and download disagree on its type (report or data) is neither saved nor acknowledged by receive', async (t) => {
   for (const [head, get] of [['REPORT', 'DATA'], ['DATA', 'REPORT']]) {
     const cwd = await folder();

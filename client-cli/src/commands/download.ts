@@ -4,6 +4,7 @@ import { formatChecksum } from '../transfer/checksum.ts';
 import { formatBytes } from '../transfer/chunking.ts';
 import { DownloadIncompleteError, type DownloadResult, downloadFile, isFolder } from '../transfer/download.ts';
 import type { CliContext } from './context.ts';
+import { messageIdArgument } from './message-id-argument.ts';
 import { interruption, stopSignal } from './interruption.ts';
 import { DEFAULT_TRANSFER_RETRIES, MIN_FREE_HELP, minFreeOption, QUIET_HELP, retriesHelp, retriesOption } from './transfer-options.ts';
 
@@ -20,7 +21,7 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
   program
     .command('download')
     .description('download a message (every chunk) to a file, checking its size and checksum; prints the file path')
-    .argument('<id>', 'message id')
+    .argument('<id>', 'message id', messageIdArgument)
     .option('-o, --output <file>', "the file to write it to, not a folder (default: the sender's file name, else <id>.dat, or a report's <id>.json, in the current folder)")
     .option('--overwrite', 'replace a file already there (otherwise the download is refused)')
     .option('--retries <n>', retriesHelp(false), retriesOption)

@@ -6,6 +6,7 @@ import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
+import { messageIdArgument } from './message-id-argument.ts';
 import { interruption, stopSignal } from './interruption.ts';
 import {
   CHUNK_SIZE_HELP,
@@ -137,7 +138,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
     .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
     .option('--gzip', 'gzip each chunk for the journey (Content-Encoding: gzip); the recipient gets the file as it is')
     .option('--checksum', 'read the file once first and send its sha256 (mex-Content-Checksum), which meshbox download verifies; with --resume: check the file against the message\'s checksum')
-    .option('--resume <message_id>', 'finish an interrupted send: upload only the chunks the server lacks (same file, --chunk-size and --gzip as before)')
+    .option('--resume <message_id>', 'finish an interrupted send: upload only the chunks the server lacks (same file, --chunk-size and --gzip as before)', messageIdArgument)
     .option('--retries <n>', retriesHelp(true), retriesOption)
     .option('--quiet', QUIET_HELP)
     .option('--json', 'print {"messageId": ..., "chunks": N, "bytes": B}')

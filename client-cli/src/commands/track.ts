@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { TrackingInfo } from '../client/mesh-client.ts';
 import type { CliContext } from './context.ts';
+import { messageIdArgument } from './message-id-argument.ts';
 
 /** A short, aligned summary of a tracking answer; fields the server left empty are skipped. */
 export function trackingSummary(info: TrackingInfo): string {
@@ -41,7 +42,7 @@ export function registerTrackCommand(program: Command, context: CliContext): voi
   program
     .command('track')
     .description('show the status of a message you sent (accepted, acknowledged, ...), by its id or your local id')
-    .argument('[id]', 'message id')
+    .argument('[id]', 'message id', messageIdArgument)
     .option('--local-id <id>', 'the local id you sent it with, instead of its message id (it must be on one message only)')
     .option('--json', "print the server's tracking record as JSON")
     .action(async (id: string | undefined, flags: { localId?: string; json?: boolean }, command: Command) => {

@@ -281,12 +281,19 @@ class ChunkWriter {
   }
 }
 
-/** A chunk that names another message than the one asked for (a server mixing answers up): nothing of it is saved. */
+/**
+ * A chunk that names another message than the one asked for (a server mixing answers up), or
+ * none (no download: MESH names the message on every chunk): nothing of it is saved.
+ */
 function refuseOtherMessage(chunk: RawChunkDownload, messageId: string): void {
   const named = chunk.metadata.messageId;
-  if (named === undefined || named.toUpperCase() === messageId.toUpperCase()) return;
+  if (named?.toUpperCase() === messageId.toUpperCase()) return;
   chunk.body.destroy();
-  throw new Error(`asked for message ${messageId}, the server sent chunk ${chunk.metadata.chunkNumber} of message ${named}`);
+  throw new Error(
+    named === undefined
+      ? `asked for message ${messageId}, the server answered with no message id (mex-MessageID): not a download`
+      : `asked for message ${messageId}, the server sent chunk ${chunk.metadata.chunkNumber} of message ${named}`,
+  );
 }
 
 /**
