@@ -200,6 +200,25 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   t.is(again.stderr, `message ${messageId} is already accepted: nothing to upload\n`);
 });
 
+test('send --resume into another file of the same size is refused by the checksum the message carries, --checksum given or not: nothing more is uploaded', async (t) => {
+  const payload = randomBytes(3 * CHUNK + 1000);
+  const checksum = `sha256:${createHash('sha256').update(payload).digest('hex')}`;
+  const messageId = await withClient(lab, (client) =>
+    client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 4, fileName: 'payload.bin', checksum }),
+  );
+  const sameSizeOtherContent = await folderWith(randomBytes(payload.length));
+  for (const extra of [[], ['--checksum']]) {
+    const result = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '64KiB', ...extra], sameSizeOtherContent);
+    t.is(result.code, 1, extra.join(' '));
+    t.regex(result.stderr, /payload\.bin is not the file message \S+ was sent from: its checksum is sha256:/, extra.join(' '));
+  }
+  t.deepEqual((await withClient(lab, (client) => client.track(messageId))).stored_chunks, [1]);
+  // The file itself goes, with or without --checksum.
+  const resumed = await send(await folderWith(payload), ['--resume', messageId, '--chunk-size', '64KiB', '--json']);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.like(JSON.parse(resumed.stdout), { messageId, uploadedChunks: 3, status: 'accepted' });
+});
+
 test('send --resume of a message already complete checks it as it would an incomplete one, and reports the message\'s figures', async (t) => {
   const payload = Buffer.from('hello\n');
   const cwd = await folderWith(payload);
@@ -222,9 +241,13 @@ test('send --resume of a message already complete checks it as it would an incom
     t.is(result.stdout, '', what);
     t.regex(result.stderr, reason, what);
   }
-  const sameSizeOtherContent = await as(lab, ['send', 'payload.bin', '--resume', messageId, '--checksum'], await folderWith(Buffer.from('HELLO\n')));
-  t.is(sameSizeOtherContent.code, 1);
-  t.regex(sameSizeOtherContent.stderr, /payload\.bin is not the file message \S+ was sent from: its checksum is sha256:/);
+  // The message's checksum is checked with --checksum or without: the sizes alone cannot tell.
+  const sameSizeOtherContent = await folderWith(Buffer.from('HELLO\n'));
+  for (const extra of [['--checksum'], []]) {
+    const result = await as(lab, ['send', 'payload.bin', '--resume', messageId, ...extra], sameSizeOtherContent);
+    t.is(result.code, 1, extra.join(' '));
+    t.regex(result.stderr, /payload\.bin is not the file message \S+ was sent from: its checksum is sha256:/, extra.join(' '));
+  }
 
   const again = await resume('payload.bin', ['--to', gp.mailbox.id, '--workflow', WORKFLOW, '--local-id', 'lab-6']);
   t.is(again.code, 0, again.stderr);

@@ -137,7 +137,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
     .option('--file-name <name>', "file name the recipient sees (default: the file's own name)", headerValueOption)
     .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
     .option('--gzip', 'gzip each chunk for the journey (Content-Encoding: gzip); the recipient gets the file as it is')
-    .option('--checksum', 'read the file once first and send its sha256 (mex-Content-Checksum), which meshbox download verifies; with --resume: check the file against the message\'s checksum')
+    .option('--checksum', 'read the file once first and send its sha256 (mex-Content-Checksum), which meshbox download verifies; with --resume: refuse a message without one (a resume checks the file against the checksum a message carries either way)')
     .option('--resume <message_id>', 'finish an interrupted send: upload only the chunks the server lacks (same file, --chunk-size and --gzip as before)', messageIdArgument)
     .option('--retries <n>', retriesHelp(true), retriesOption)
     .option('--quiet', QUIET_HELP)
@@ -162,7 +162,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
         '',
         'meshbox send --resume <message_id> <file> asks the server which chunks it holds and uploads',
         'the others; give the same file, --chunk-size and --gzip as the first run (the chunk count is',
-        'checked; --checksum also checks the content). A message already complete is checked the same way',
+        'checked, and the content against the checksum the message carries, if any). A message already complete is checked the same way',
         '(its size too, unless --gzip), then left alone (exit 0).',
       ].join('\n'),
     )
@@ -212,7 +212,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
                   ...upload,
                   messageId: flags.resume,
                   expected: { to: flags.to, workflowId: flags.workflow, subject: flags.subject, localId: flags.localId, fileName: flags.fileName },
-                  verifyChecksum: flags.checksum === true,
+                  requireChecksum: flags.checksum === true,
                 }),
           { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, signal: stop },
         )

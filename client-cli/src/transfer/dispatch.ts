@@ -227,7 +227,7 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
       progress: options.progress,
       messageId: previous.message_id,
       expected: {},
-      verifyChecksum: false,
+      requireChecksum: false,
     });
     refuseChangedAfterSend(file, resumed);
     return finish(options.folder, file, info, sentWith(previous, file), {

@@ -44,8 +44,12 @@ export interface ResumeOptions extends FileUpload {
   readonly messageId: string;
   /** Fields given again on the command line: each must match what the message was sent with. */
   readonly expected: Partial<Pick<MessageFields, 'to' | 'workflowId' | 'subject' | 'localId' | 'fileName'>>;
-  /** Check the file against the checksum the message carries before uploading anything. */
-  readonly verifyChecksum: boolean;
+  /**
+   * Refuse a message that carries no checksum to check the file against (--checksum). One that
+   * carries a sha256: or md5: one is checked either way, before anything is uploaded: another
+   * file split alike would complete the message garbled, and only its recipient would find out.
+   */
+  readonly requireChecksum: boolean;
 }
 
 export interface UploadResult {
@@ -356,7 +360,7 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
 /**
  * Finishes an interrupted upload: asks tracking which chunks the server holds and sends the
  * others. The file and chunk size must be those of the first run; the chunk count is checked
- * (and, with verifyChecksum, the content against the message's checksum). A message already
+ * (and the content against the message's checksum, when it carries one). A message already
  * complete is checked the same way, then left alone.
  */
 export async function resumeFile(client: MeshClient, options: ResumeOptions): Promise<UploadResult> {
@@ -414,10 +418,10 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
 /** Whether the file, split by the plan, is what the server holds, by the sizes it holds. */
 type SizeCheck = (tracking: TrackingInfo, plan: ChunkPlan, path: string) => void | Promise<void>;
 
-/** Whether the file is the message's, the cheap way first: the sizes the server holds, then, with verifyChecksum, the content. */
+/** Whether the file is the message's, the cheap way first: the sizes the server holds, then the content by the message's checksum. */
 async function checkSameFile(client: MeshClient, tracking: TrackingInfo, plan: ChunkPlan, options: ResumeOptions, checkSizes: SizeCheck): Promise<void> {
   await checkSizes(tracking, plan, options.path);
-  if (options.verifyChecksum) await verifyAgainstMessage(client, options.path, plan.fileSize, tracking, options.progress);
+  await verifyAgainstMessage(client, tracking, plan.fileSize, options);
 }
 
 /** A complete message records its size as stored: another file of as many chunks is not what it holds. */
@@ -489,12 +493,14 @@ function readSpan(path: string, span: ChunkSpan): Readable {
   return span.length === 0 ? Readable.from([]) : createReadStream(path, { start: span.start, end: span.end });
 }
 
-async function verifyAgainstMessage(client: MeshClient, path: string, size: number, tracking: TrackingInfo, progress: ProgressFactory): Promise<void> {
+async function verifyAgainstMessage(client: MeshClient, tracking: TrackingInfo, size: number, options: ResumeOptions): Promise<void> {
+  const { path } = options;
   const recorded = parseChecksum(typeof tracking.checksum === 'string' ? tracking.checksum : undefined);
   if (!recorded) {
+    if (!options.requireChecksum) return;
     throw new Error(`message ${tracking.message_id} carries no sha256: or md5: checksum to check ${path} against`);
   }
-  const actual = await checksumOf(client, path, size, recorded.algorithm, progress);
+  const actual = await checksumOf(client, path, size, recorded.algorithm, options.progress);
   if (actual.hex !== recorded.hex) {
     throw new Error(`${path} is not the file message ${tracking.message_id} was sent from: its checksum is ${formatChecksum(actual)}, the message's ${formatChecksum(recorded)}`);
   }
