@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
+import { createCertificateAuthority, describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { type MailboxFiles, runInProcess, runSubprocess, writeMailboxFiles } from './support/cli-fixture.ts';
 
@@ -293,6 +293,47 @@ test('an unreachable server gives "cannot reach" and exit 1', async (t) => {
   const result = await as(gp, ['count', '--url', 'https://127.0.0.1:1'], await folder());
   t.is(result.code, 1);
   t.regex(result.stderr, /^meshbox: cannot reach https:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+});
+
+test('a server certificate the CA given does not vouch for is said to be that, with the flag to check, not "cannot reach"', async (t) => {
+  const otherCa = join(await folder(), 'other-ca.crt');
+  await writeFile(otherCa, createCertificateAuthority({ commonName: 'Another CA' }).certPem);
+  const result = await as(gp, ['count', '--ca', otherCa], await folder());
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: the server at https:\/\/\S+ has a certificate the CA certificate given does not vouch for \(.+\): check --ca \(MESHBOX_CA, or the profile's ca\)\n$/);
+});
+
+test('a client certificate past its end is refused before connecting, saying so and what to do; nothing is taken for sent', async (t) => {
+  const mailbox = await server.createMailbox();
+  const expired = issueMailboxCertificate({ ca: server.ca, mailboxId: mailbox.id, validityDays: 1e-9 });
+  const files = await writeMailboxFiles(server, { ...mailbox, certPem: expired.certPem, keyPem: expired.keyPem }, await folder());
+  // Where the server would be: a listener that counts the connections made to it.
+  let connections = 0;
+  const listener = createNetServer((socket) => {
+    connections += 1;
+    socket.destroy();
+  });
+  listener.listen(0, '127.0.0.1');
+  await once(listener, 'listening');
+  try {
+    const cwd = await folder();
+    await writeFile(join(cwd, 'result.txt'), 'a result');
+    const url = `https://127.0.0.1:${(listener.address() as AddressInfo).port}`;
+    const notAfter = describeCertificate(expired.certPem).notAfter.toISOString();
+    for (const args of [['handshake'], ['send', 'result.txt', '--to', gp.mailbox.id, '--workflow', WORKFLOW], ['receive', '.']]) {
+      const result = await runInProcess(['--profile', files.profile, '--url', url, ...args], { cwd });
+      t.is(result.code, 1, args[0]);
+      t.is(
+        result.stderr,
+        `meshbox: the client certificate ${files.cert} (from profile ${files.profile}) expired on ${notAfter}, and the server refuses it: ` +
+          'ask your MESH administrator for a new one (meshbox cert request makes the request)\n',
+        args[0],
+      );
+    }
+    t.is(connections, 0, 'nothing was sent');
+  } finally {
+    listener.close();
+  }
 });
 
 test('track by a local id no message carries is a 404; an id and --local-id together, or neither, is a usage error', async (t) => {

@@ -48,6 +48,7 @@ test('a profile alone supplies everything; its paths resolve against its own fol
     keyPem: pems['profile.key'],
     caPem: pems['profile-ca.crt'],
     idleTimeoutMs: 120_000,
+    certificateSource: `the client certificate ${join(dir, 'profiles', 'pem', 'profile.crt')} (from profile ${join(dir, 'profiles', 'gp.json')})`,
   });
 });
 

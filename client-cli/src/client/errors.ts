@@ -135,10 +135,27 @@ export class MeshConnectionError extends Error {
   }
 }
 
+/** OpenSSL's codes for a server certificate that the CA certificate given does not vouch for. */
+const UNVOUCHED_SERVER_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+]);
+
 /** What went wrong with the connection, as a user reads it: the server was reached or not. */
 function connectionFailure(url: string, code: string | undefined, detail: string): string {
   // Node's parser gave up on the answer: the server was reached, its answer is what failed.
   if (code === 'HPE_HEADER_OVERFLOW') return `the answer from ${url} has larger headers than a client takes (${detail})`;
+  // The server was reached, and its certificate is what the client refused.
+  if (UNVOUCHED_SERVER_CODES.has(code ?? '')) {
+    return `the server at ${url} has a certificate the CA certificate given does not vouch for (${detail}): check --ca (MESHBOX_CA, or the profile's ca)`;
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the server at ${url} has a certificate for another name (${detail}): check --url`;
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `the server at ${url} has a certificate out of its dates (${detail})`;
   if (code === 'ETIMEDOUT') return `no answer from ${url}: ${detail}`;
   if (BROKEN_CONNECTION_CODES.has(code ?? '')) return `the connection to ${url} broke: ${detail}`;
   return `cannot reach ${url}: ${detail}`;

@@ -26,6 +26,8 @@ export interface ConnectionSettings {
   readonly caPem: string;
   /** A request that goes this long without a byte either way fails (default 120 s). */
   readonly idleTimeoutMs?: number;
+  /** Where the client certificate came from, for errors, e.g. `/etc/mesh/lab.crt (from --cert)`. */
+  readonly certificateSource?: string;
 }
 
 export interface ClientOptions {
@@ -159,6 +161,8 @@ export class MeshClient {
   readonly signal: AbortSignal | undefined;
   /** When the client certificate expires (undefined when it cannot be read here: the handshake will say). */
   readonly certificateNotAfter: Date | undefined;
+  readonly #certificateNotBefore: Date | undefined;
+  readonly #certificateSource: string;
   readonly #transport: HttpsTransport;
   readonly #mailboxPath: string;
 
@@ -167,7 +171,10 @@ export class MeshClient {
     this.retries = options.retries ?? DEFAULT_RETRIES;
     this.retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
     this.signal = options.signal;
-    this.certificateNotAfter = certificateEnd(settings.certPem);
+    const dates = certificateDates(settings.certPem);
+    this.certificateNotAfter = dates?.notAfter;
+    this.#certificateNotBefore = dates?.notBefore;
+    this.#certificateSource = settings.certificateSource ?? 'the client certificate';
     this.#mailboxPath = `${MESH_PATH_PREFIX}/${encodeURIComponent(this.mailboxId)}`;
     const credentials = { mailboxId: this.mailboxId, password: settings.password, sharedKey: settings.sharedKey };
     this.#transport = new HttpsTransport({
@@ -183,6 +190,7 @@ export class MeshClient {
       retryDelayMs: this.retryDelayMs,
       ...(settings.idleTimeoutMs ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      beforeEachRequest: () => this.#refuseCertificateOutOfDates(),
     });
   }
 
@@ -391,6 +399,24 @@ export class MeshClient {
   }
 
   /**
+   * The server refuses a certificate past its end (or before its start) in the TLS handshake,
+   * and a client is told no more than that the connection closed: said here instead, before
+   * connecting, at every request (a watch runs on past its certificate's end).
+   */
+  #refuseCertificateOutOfDates(): void {
+    const now = Date.now();
+    if (this.certificateNotAfter && now > this.certificateNotAfter.getTime()) {
+      throw new Error(
+        `${this.#certificateSource} expired on ${this.certificateNotAfter.toISOString()}, and the server refuses it: ` +
+          'ask your MESH administrator for a new one (meshbox cert request makes the request)',
+      );
+    }
+    if (this.#certificateNotBefore && now < this.#certificateNotBefore.getTime()) {
+      throw new Error(`${this.#certificateSource} is valid only from ${this.#certificateNotBefore.toISOString()}: is this computer's clock right?`);
+    }
+  }
+
+  /**
    * Whether the server answers a send repeated with its token with the first try's message
    * (meshbox says so in its _ping). Asked each time a send's answer is lost, which is rare: an
    * answer kept would outlive a server that was restarting (and failing its _ping) or replaced.
@@ -433,9 +459,9 @@ function parseJson<T>(answer: TransportText): T {
   }
 }
 
-function certificateEnd(certPem: string): Date | undefined {
+function certificateDates(certPem: string): { readonly notBefore: Date; readonly notAfter: Date } | undefined {
   try {
-    return describeCertificate(certPem).notAfter;
+    return describeCertificate(certPem);
   } catch {
     return undefined;
   }

@@ -234,5 +234,6 @@ export async function resolveConnectionSettings(flags: ConnectionFlags, environm
     keyPem,
     caPem,
     idleTimeoutMs: merged.data.timeout * 1000,
+    certificateSource: `the client certificate ${pemPath(candidates.cert!)} (from ${candidates.cert!.origin})`,
   };
 }

@@ -82,6 +82,8 @@ export interface TransportOptions {
   readonly idleTimeoutMs?: number;
   /** Aborts the request or retry wait in progress and refuses new ones: nothing is retried after it. */
   readonly signal?: AbortSignal;
+  /** Throws to refuse a request before anything is sent (a client certificate out of its dates). */
+  readonly beforeEachRequest?: () => void;
 }
 
 /**
@@ -160,6 +162,7 @@ export class HttpsTransport {
   readonly #retryDelayMs: number;
   readonly #idleTimeoutMs: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #beforeEachRequest: (() => void) | undefined;
 
   constructor(options: TransportOptions) {
     this.origin = options.origin;
@@ -176,6 +179,7 @@ export class HttpsTransport {
     this.#retryDelayMs = options.retryDelayMs ?? 250;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
     this.#signal = options.signal;
+    this.#beforeEachRequest = options.beforeEachRequest;
   }
 
   /** The answer with its body still to read (a chunk): a body that breaks off is the caller's to deal with. */
@@ -196,6 +200,7 @@ export class HttpsTransport {
 
   /** The one retry loop: `read` takes the body of an answer that is not an error, and its failure is the attempt's. */
   async #exchange<Body>(request: TransportRequest, read: (response: IncomingMessage) => Body | Promise<Body>): Promise<{ status: number; headers: IncomingHttpHeaders; body: Body }> {
+    this.#beforeEachRequest?.();
     const replayable = !(request.body instanceof Readable);
     const wait = { signal: this.#signal };
     const firstHeaders = request.retry === 'same-token' ? this.#attemptHeaders() : undefined;
