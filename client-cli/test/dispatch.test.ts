@@ -387,8 +387,9 @@ test('a file in doubt whose note puts its send ahead on the monotonic clock (spo
 test('dispatch --watch holds a file in doubt until it may go, and no longer: reported once, then sent (not put off by a backoff)', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
-  // As a run killed while its one-chunk send was on its way leaves it: due to go again in 2 s.
-  await leaveInDoubt(outbox, 'doubt.hl7', 'in doubt', gp, { attemptedAt: Date.now() - IN_DOUBT_MS + 2_000, attemptedOnBoot: null });
+  // As a run killed while its one-chunk send was on its way leaves it: due to go again in 8 s
+  // (long enough for the watch to start and report it first on a loaded machine).
+  await leaveInDoubt(outbox, 'doubt.hl7', 'in doubt', gp, { attemptedAt: Date.now() - IN_DOUBT_MS + 8_000, attemptedOnBoot: null });
   const stop = new AbortController();
   const watching = as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
     stopSignal: stop.signal,

@@ -387,7 +387,8 @@ test('receive --watch as its own process ends with exit 0 on SIGTERM', async (t)
   let stdout = '';
   watcher.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
   const messageId = await sendFile(lab, gp, 'ping.txt', Buffer.from('ping'));
-  for (let attempt = 0; attempt < 200 && !stdout.includes(messageId); attempt++) await sleep(50);
+  // Bounded waiting, not timing: starting a CLI process has taken over 30 s on a loaded CI run.
+  for (let attempt = 0; attempt < 1800 && !stdout.includes(messageId); attempt++) await sleep(50);
   const exited = once(watcher, 'exit');
   watcher.kill('SIGTERM');
   const [code, signal] = await exited;

@@ -470,8 +470,9 @@ async function interrupted(args: readonly string[], folder: string, signal: Node
     run.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
     // 'close', not 'exit': what it wrote to stderr may still be in the pipe when it has exited.
     const exited = once(run, 'close');
-    // Bounded waiting, not timing: until the download has its temporary file.
-    for (let attempt = 0; attempt < 200 && !(await readdir(folder)).some((name) => name.endsWith('.part')); attempt++) await sleep(50);
+    // Bounded waiting, not timing: until the download has its temporary file (starting a CLI
+    // process has taken over 30 s on a loaded CI run).
+    for (let attempt = 0; attempt < 1800 && !(await readdir(folder)).some((name) => name.endsWith('.part')); attempt++) await sleep(50);
     const started = (await readdir(folder)).some((name) => name.endsWith('.part'));
     run.kill(signal);
     const [code, killedBy] = await exited;

@@ -23,7 +23,7 @@ import { removeDeploymentState } from '../support/cleanup.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
-import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { startS3ErrorProxy } from '../support/s3-error-proxy.ts';
 import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { within } from '../../server/src/time-limit.ts';
@@ -137,7 +137,7 @@ test('object storage failing part-way through a download cuts the response off (
  */
 async function withStorageConnectionDead(
   options: Pick<TestServerOptions, 's3SilenceMs' | 'limits'>,
-  use: (server: TestServer, gp: TestMailbox, messageId: string) => Promise<void>,
+  use: (server: TestServer, gp: TestMailbox, messageId: string, proxy: TcpProxy) => Promise<void>,
 ): Promise<void> {
   const local = await ensureLocalServices();
   const proxy = await startTcpProxy(portOf(local.s3.endpoint));
@@ -146,7 +146,7 @@ async function withStorageConnectionDead(
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     const messageId = await sendMessage(server, lab, gp, 'kept in object storage');
     proxy.silenceOpenConnections();
-    await use(server, gp, messageId);
+    await use(server, gp, messageId, proxy);
   } finally {
     await proxy.close();
     await server.close();
@@ -163,11 +163,14 @@ test('an object storage connection gone silent (open, never answering again) is 
 
 test('a recipient that leaves while its chunk is still being read from object storage frees its transfer slot at once: its next download is served, not told 429', async (t) => {
   // The first download's read would wait out the silence timeout (120 s).
-  await withStorageConnectionDead({ limits: { maxTransfersPerMailbox: 1 } }, async (server, gp, messageId) => {
+  await withStorageConnectionDead({ limits: { maxTransfersPerMailbox: 1 } }, async (server, gp, messageId, proxy) => {
+    const before = proxy.bytesToBackend();
     const first = openMailboxRequest(server, gp, { method: 'GET', path: `/messageexchange/${gp.id}/inbox/${messageId}` });
     first.on('error', () => undefined);
     first.end();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Left once its read has gone out on the silent connection (its slot taken): left before, the
+    // next download's read would take that connection and wait out the silence timeout.
+    t.true(await waitFor(async () => proxy.bytesToBackend() > before, 30_000, 20), 'the first download is reading from object storage');
     first.destroy();
     await new Promise((resolve) => setTimeout(resolve, 200));
     const again = await within(mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` }), 20_000);

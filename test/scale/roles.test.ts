@@ -11,7 +11,10 @@ import { within } from '../../server/src/time-limit.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 import { type ServerProcess, startServerProcess, viaServeCommand } from '../support/server-process.ts';
 
-const periods = { MESHBOX_UPLOAD_EXPIRY_SECONDS: '3', MESHBOX_INBOX_EXPIRY_SECONDS: '1.5', MESHBOX_RATE_LIMIT_PER_SECOND: '0' };
+// Long enough for the messages the test collects to be collected first on a loaded machine (a
+// message's first check, at the inbox expiry, expires it uncollected); short enough to wait for
+// the one it leaves, sent first so that its expiry runs while the rest of the test does.
+const periods = { MESHBOX_INBOX_EXPIRY_SECONDS: '10', MESHBOX_RATE_LIMIT_PER_SECOND: '0' };
 
 /**
  * Two API processes and two workers of one deployment: whatever one process does, the others
@@ -32,6 +35,7 @@ async function twoApisAndTwoWorkers(
     processes.push(apiB);
     for (let i = 0; i < 2; i++) processes.push(await startServerProcess({ ...periods, MESHBOX_ROLE: 'worker' }, { deployment }));
     const [lab, gp] = [await apiA.createMailbox(), await apiA.createMailbox()];
+    const ignored = await sendMessage(apiB, lab, gp, 'never collected');
 
     const collected = await sendMessage(apiA, lab, gp, 'sent through A');
     // Its delivery lands a moment after A's answer: ordered after it on A's Redis connection, not on B's.
@@ -66,7 +70,6 @@ async function twoApisAndTwoWorkers(
     }
     t.is((await mailboxRequest(apiA, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${chunked}/status/acknowledged` })).status, 200);
 
-    const ignored = await sendMessage(apiB, lab, gp, 'never collected');
     let status = '';
     for (let attempt = 0; attempt < 100 && status !== 'undeliverable'; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 200));

@@ -7,7 +7,7 @@ import { connect } from 'node:tls';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
-import { issueMailboxCertificate } from '../../shared/src/pki/index.ts';
+import { describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import type { TestMailbox } from '../support/harness.ts';
 import { type ServerProcess, startServerProcess, viaServeCommand } from '../support/server-process.ts';
 
@@ -149,11 +149,12 @@ test('a session does not outlive the trust it began under: not past another CA, 
     t.is(elsewhere.status, 0, 'a certificate of a CA not trusted there is refused, session or not');
     t.false(elsewhere.resumed);
 
-    const { certPem, keyPem } = issueMailboxCertificate({ ca: first.deployment.ca, mailboxId: mailbox.id, validityDays: 3 / 86_400 });
+    // Long enough for two visits on a loaded machine; the wait below is from its end, not its start.
+    const { certPem, keyPem } = issueMailboxCertificate({ ca: first.deployment.ca, mailboxId: mailbox.id, validityDays: 15 / 86_400 });
     const brief = { ...mailbox, certPem, keyPem };
     const briefSession = (await visit(first, brief)).session;
     t.true((await visit(first, brief, briefSession)).resumed, 'resumed while the certificate is in force');
-    await new Promise((wait) => setTimeout(wait, 4000));
+    await new Promise((wait) => setTimeout(wait, Math.max(0, describeCertificate(certPem).notAfter.getTime() - Date.now()) + 1_000));
     const expired = await visit(first, brief, briefSession);
     t.is(expired.status, 0, 'an expired certificate gets no answer by resuming');
   });

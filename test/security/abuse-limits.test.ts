@@ -4,6 +4,7 @@ import type { ClientRequest } from 'node:http';
 import { createConnection } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import test from 'ava';
+import { Redis } from 'ioredis';
 import { mapInBatches } from '../../shared/src/batches.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
@@ -288,7 +289,14 @@ test('one mailbox holding transfers open cannot take object storage from the oth
     held.write(overInline);
     const trickle = setInterval(() => held.write(Buffer.alloc(1)), 500);
     held.on('close', () => clearInterval(trickle));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Its slot is taken before its message id is reserved: the second goes once the id is.
+    const redis = new Redis(limited.deployment.redis.redisUrl);
+    try {
+      const reserved = async () => (await redis.keys(`${limited.deployment.prefix}message-id-reservation:*`)).length > 0;
+      t.true(await waitFor(reserved, 30_000, 20), 'the held send has taken its slot');
+    } finally {
+      redis.disconnect();
+    }
     const second = await send(greedy, overInline);
     t.is(second.status, 429, 'a second transfer of the same mailbox is refused');
     t.truthy(second.headers['retry-after']);
