@@ -748,8 +748,9 @@ test('an answer that is whole but not JSON, or larger than its bound, is not ask
 
 test('an answer cut off after a stop is not asked again', async (t) => {
   const stop = new AbortController();
-  // The client has had the headers and half the body for a while when the user stops it.
-  const { requests, handle } = jsonCutOff({ messages: [MESSAGE_ID] }, () => true, { stall: true, onCut: () => setTimeout(() => stop.abort(), 500) });
+  // The client has had the headers and half the body for a while when the user stops it (a while
+  // that covers a loaded machine: the answer stalls, so nothing else happens meanwhile).
+  const { requests, handle } = jsonCutOff({ messages: [MESSAGE_ID] }, () => true, { stall: true, onCut: () => setTimeout(() => stop.abort(), 3_000) });
   const error = await withFakeServer(handle, (origin) =>
     withClient(origin, { retries: 3, retryDelayMs: 600_000, signal: stop.signal }, (client) => t.throwsAsync(client.listInbox())),
   );

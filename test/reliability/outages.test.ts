@@ -154,7 +154,8 @@ async function withStorageConnectionDead(
 }
 
 test('an object storage connection gone silent (open, never answering again) is given up after the silence timeout and the read tried on a new one: the download is served, not held for ever', async (t) => {
-  await withStorageConnectionDead({ s3SilenceMs: 1_000 }, async (server, gp, messageId) => {
+  // Long enough for a loaded S3 server to answer the retry on the new connection.
+  await withStorageConnectionDead({ s3SilenceMs: 3_000 }, async (server, gp, messageId) => {
     const download = await within(mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` }), 20_000);
     t.is(download.status, 200);
     t.is(download.body.toString(), 'kept in object storage');
