@@ -137,15 +137,20 @@ test('a chunk upload is retried after a 500 and a 429 (waiting its Retry-After) 
   );
 });
 
+/** The requests a fake server saw, as `METHOD path`. */
+function seen(requests: readonly { method: string; path: string }[]): string[] {
+  return requests.map((entry) => `${entry.method} ${entry.path}`);
+}
+
 /** A two-chunk gzip message as a fake server serves it; `breakOff` decides when chunk 2 drops half-way. */
 function twoChunkMessage(breakOff: (attemptAtChunk2: number) => boolean) {
   const parts = [randomBytes(50_000), randomBytes(40_000)];
   const whole = Buffer.concat(parts);
   const gzipped = parts.map((part) => gzipSync(part));
-  const requests: { path: string; acceptEncoding: string }[] = [];
+  const requests: { method: string; path: string; acceptEncoding: string }[] = [];
   const handle: FakeHandler = (request, _body, response) => {
     const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
-    requests.push({ path, acceptEncoding: String(request.headers['accept-encoding']) });
+    requests.push({ method: request.method ?? '', path, acceptEncoding: String(request.headers['accept-encoding']) });
     const number = path.endsWith('/2') ? 2 : 1;
     const body = gzipped[number - 1] ?? Buffer.alloc(0);
     response.writeHead(number === 1 ? 206 : 200, {
@@ -174,14 +179,23 @@ test('a download whose chunk breaks off part-way fetches that chunk again and st
   const result = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--json'], cwd));
 
   t.is(result.code, 0, result.stderr);
-  t.deepEqual(
-    requests.map((entry) => entry.path),
-    [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`, `/inbox/${MESSAGE_ID}/2`],
-  );
-  t.true(requests.every((entry) => entry.acceptEncoding === 'gzip'));
+  // A HEAD first: the target is checked before the download begins.
+  t.deepEqual(seen(requests), [`HEAD /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}/2`, `GET /inbox/${MESSAGE_ID}/2`]);
+  t.true(requests.filter((entry) => entry.method === 'GET').every((entry) => entry.acceptEncoding === 'gzip'));
   t.like(JSON.parse(result.stdout), { chunks: 2, bytes: whole.length, verifiedChecksum: `sha256:${createHash('sha256').update(whole).digest('hex')}` });
   t.true((await readFile(join(cwd, 'result.bin'))).equals(whole));
   t.deepEqual(await readdir(cwd), ['result.bin']);
+});
+
+test('a download refused for the file at its target is refused before it begins: only the message\'s headers are asked for', async (t) => {
+  const { requests, handle } = twoChunkMessage(() => false);
+  const cwd = await mkdtemp(join(work, 'taken-'));
+  await writeFile(join(cwd, 'result.bin'), 'theirs');
+  const result = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID], cwd));
+  t.is(result.code, 1);
+  t.regex(result.stderr, /result\.bin already exists and was left as it is/);
+  t.deepEqual(seen(requests), [`HEAD /inbox/${MESSAGE_ID}`], 'no chunk asked for (none read from storage, no download audited)');
+  t.is(await readFile(join(cwd, 'result.bin'), 'utf8'), 'theirs');
 });
 
 test('a stop during the wait before a broken-off chunk is fetched again ends the download at once, keeping only the whole chunk 1', async (t) => {
@@ -205,10 +219,7 @@ test('a stop during the wait before a broken-off chunk is fetched again ends the
   t.true(error instanceof DownloadIncompleteError);
   t.is((error?.cause as Error | undefined)?.name, 'AbortError');
   t.deepEqual((error as DownloadIncompleteError).kept, { chunks: 1, bytes: 50_000 });
-  t.deepEqual(
-    requests.map((entry) => entry.path),
-    [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`],
-  );
+  t.deepEqual(seen(requests), [`HEAD /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}/2`]);
   const { partial, note } = continuableNames(join(cwd, 'result.bin'), MESSAGE_ID);
   t.deepEqual((await readdir(cwd)).sort(), [partial, note].sort(), 'the partial file cut back to chunk 1, and its note; no lock');
   t.is((await readFile(join(cwd, partial))).length, 50_000);
@@ -226,11 +237,7 @@ test('a download whose chunk 2 breaks off past its retries keeps chunk 1 and say
 
   const second = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--json'], cwd));
   t.is(second.code, 0, second.stderr);
-  t.deepEqual(
-    requests.map((entry) => entry.path).slice(3),
-    [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`],
-    'chunk 1 only for its headers, then chunk 2',
-  );
+  t.deepEqual(seen(requests).slice(4), [`HEAD /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}/2`], 'chunk 1 only for its headers, then chunk 2');
   t.like(JSON.parse(second.stdout), { chunks: 2, bytes: whole.length, continuedAfterChunk: 1, verifiedChecksum: `sha256:${createHash('sha256').update(whole).digest('hex')}` });
   t.true((await readFile(join(cwd, 'result.bin'))).equals(whole));
   t.deepEqual(await readdir(cwd), ['result.bin'], 'the partial file, its note and its lock are gone');
@@ -267,10 +274,7 @@ test('a note that claims more than its partial file holds, or another message, i
     const result = await withFakeServer(handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--json'], cwd));
     t.is(result.code, 0, result.stderr);
     t.like(JSON.parse(result.stdout), { continuedAfterChunk: 0, bytes: whole.length });
-    t.deepEqual(
-      requests.slice(before).map((entry) => entry.path),
-      [`/inbox/${MESSAGE_ID}`, `/inbox/${MESSAGE_ID}/2`],
-    );
+    t.deepEqual(seen(requests.slice(before)), [`HEAD /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}`, `GET /inbox/${MESSAGE_ID}/2`]);
     t.true((await readFile(join(cwd, 'result.bin'))).equals(whole));
     t.deepEqual(await readdir(cwd), ['result.bin']);
   }
@@ -388,8 +392,9 @@ test('a file that appears at the target during the download of a message of one 
   const cwd = await mkdtemp(join(work, 'race-one-'));
   const target = join(cwd, 'result.bin');
   const result = await withFakeServer(
-    (_request, _body, response) => {
+    (request, _body, response) => {
       response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(payload.length), 'mex-messageid': MESSAGE_ID, 'mex-filename': 'result.bin' });
+      if (request.method === 'HEAD') return void response.end();
       response.write(payload.subarray(0, 1000));
       // Once the download writes its temporary file (the target was free when it began), another program saves a file under the same name.
       void (async () => {

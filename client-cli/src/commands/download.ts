@@ -36,7 +36,7 @@ export function registerDownloadCommand(program: Command, context: CliContext): 
         'which is moved into place only when complete: its size checked and, when the message carries',
         'a sha256:<hex> or md5:<hex> checksum, its content verified. On a mismatch nothing is saved (exit 1).',
         'A file already at the target (two messages may carry the same file name) is never replaced without',
-        '--overwrite: the download is refused (exit 1); give -o with another name. The name is looked at again',
+        '--overwrite: the download is refused (exit 1) before it begins; give -o with another name. The name is looked at again',
         'only as the verified file is moved into place: should one have appeared there meanwhile, a message of',
         'several chunks is kept whole (exit 1), which the same command run again with --overwrite saves without',
         'fetching it again. A folder at the target is refused before anything is fetched: -o naming one is a',

@@ -7,6 +7,7 @@ import { createGunzip } from 'node:zlib';
 import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { answerCutOff, isGone } from '../client/errors.ts';
 import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
+import type { MessageMetadata } from '../client/message-metadata.ts';
 import { backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
@@ -127,6 +128,20 @@ export async function isFolder(path: string): Promise<boolean> {
 }
 
 /** Refused before anything is fetched: a folder at the target, and unless overwriting, anything else there. */
+/** Where a message goes: -o, else the sender's file name (made safe), or a report's description as <ID>.json. */
+function targetOf(metadata: MessageMetadata, options: Pick<DownloadOptions, 'messageId' | 'output' | 'cwd'>): string {
+  const named = isReport(metadata) ? `${options.messageId.toUpperCase()}.json` : defaultFileName(metadata.fileName, options.messageId);
+  return resolve(options.cwd, options.output ?? named);
+}
+
+/** refuseTarget for the message these headers describe; returns its target. */
+async function refuseTargetOf(metadata: MessageMetadata, options: DownloadOptions): Promise<string> {
+  const target = targetOf(metadata, options);
+  const checksum = isReport(metadata) ? '' : (metadata.checksum ?? '');
+  await refuseTarget({ messageId: options.messageId, target, totalChunks: metadata.totalChunks, checksum }, options.overwrite);
+  return target;
+}
+
 async function refuseTarget(download: DownloadOf, overwrite: boolean): Promise<void> {
   const { target } = download;
   if (await isFolder(target)) throw new TargetIsFolderError(target);
@@ -405,26 +420,32 @@ function worthKeeping(error: unknown): boolean {
  * never sees a half-written file. A failed download of one chunk leaves nothing; one of several
  * keeps its whole chunks (openPartialFile), which the same download continues next time
  * (DownloadIncompleteError says so). Without `overwrite`, a file already at the target (or
- * appearing there meanwhile) is kept and the download refused: at the start, before anything is
- * fetched, and again as the verified file is moved into place, when a message of several chunks
+ * appearing there meanwhile) is kept and the download refused: at the start, before any chunk is
+ * asked for (the name from a HEAD), and again as the verified file is moved into place, when a message of several chunks
  * is kept whole, which the same download with `overwrite` then saves without fetching it again.
  * A folder at the target is refused at the start, `overwrite` or not.
  */
 export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
   const { messageId } = options;
-  const first = await client.downloadRawChunk(messageId, 1).catch(async (error: unknown) => {
-    // Gone: what an earlier run kept of it can never be continued.
+  /** Gone: what an earlier run kept of it can never be continued. */
+  const forgetIfGone = async (error: unknown): Promise<never> => {
     if (isGone(error)) {
       const folder = options.output === undefined ? resolve(options.cwd) : dirname(resolve(options.cwd, options.output));
       await discardPartialsOf(folder, messageId).catch(() => undefined);
     }
     throw error;
-  });
+  };
+  // A file the download may not replace is refused before the download begins (its first chunk
+  // read from storage, and a download in the audit trail): its name is in the message's headers.
+  // A HEAD that fails has no body to say why: the download's own request then does.
+  const described = options.overwrite ? undefined : await client.head(messageId).catch(() => undefined);
+  if (described) await refuseTargetOf(described, options);
+  const first = await client.downloadRawChunk(messageId, 1).catch(forgetIfGone);
   refuseOtherMessage(first, messageId);
   const { metadata } = first;
   if (isReport(metadata)) return saveReport(first, options);
   const totalChunks = metadata.totalChunks;
-  const target = resolve(options.cwd, options.output ?? defaultFileName(metadata.fileName, messageId));
+  const target = targetOf(metadata, options);
   const expected = parseChecksum(metadata.checksum);
   let partial: PartialFile | undefined;
   let progress: TransferProgress | undefined;
@@ -491,8 +512,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
 async function saveReport(first: RawChunkDownload, options: DownloadOptions): Promise<DownloadResult> {
   first.body.destroy();
   const messageId = first.metadata.messageId ?? options.messageId;
-  const target = resolve(options.cwd, options.output ?? `${options.messageId.toUpperCase()}.json`);
-  await refuseTarget({ messageId, target, totalChunks: first.metadata.totalChunks, checksum: '' }, options.overwrite);
+  const target = await refuseTargetOf(first.metadata, options);
   await writeFileAtomically(target, messageDescriptionText(first.metadata, messageId, undefined), { replace: options.overwrite }).catch(
     (error: NodeJS.ErrnoException) => {
       throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
