@@ -165,7 +165,8 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   t.deepEqual((await withClient(lab, (client) => client.track(messageId))).stored_chunks, [1, 2]);
   // Not 'Transferred to recipient mailbox': how far the upload got, and how to go on.
   const tracked = await as(lab, ['track', messageId], cwd);
-  t.regex(tracked.stdout, new RegExp(`^status\\s+uploading, 2 of 4 chunks stored \\(meshbox send --resume ${messageId} <file> sends the rest\\)$`, 'm'));
+  t.regex(tracked.stdout, new RegExp(`^status\\s+uploading, 2 of 4 chunks stored \\(meshbox send --resume ${messageId} <file> --chunk-size 65536 sends the rest\\)$`, 'm'));
+  t.regex(tracked.stdout, /^file\s+payload\.bin, 4 chunks$/m, 'no size until it is complete');
 
   const wrongSize = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '32KiB'], cwd);
   t.is(wrongSize.code, 1);
@@ -356,6 +357,9 @@ test('a --resume without the --gzip the first run used is told to give it, and w
   const cwd = await folderWith(payload);
   // The first run, with --gzip, stopped after chunk 1 of 3.
   const messageId = await gzipRunStopped(payload, 3, 1);
+  // Tracking tells that it went gzipped; its chunk size, compressed, it cannot.
+  const tracked = await as(lab, ['track', messageId], cwd);
+  t.regex(tracked.stdout, new RegExp(`\\(meshbox send --resume ${messageId} <file> --gzip, with the first run's --chunk-size, sends the rest\\)$`, 'm'));
 
   const plain = await send(cwd, ['--chunk-size', '64KiB', '--resume', messageId]);
   t.is(plain.code, 1);

@@ -57,6 +57,7 @@ test('a three-chunk message is invisible while uploading, then round-trips byte-
   const partial = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
   t.deepEqual(partial.json().stored_chunks, [1, 3], 'tracking tells the sender which chunks to resume');
   t.deepEqual(partial.json().stored_chunk_bytes, [70_000, 1_234]);
+  t.is(partial.json().content_encoding, null, 'its chunks are stored as sent, not gzipped');
   const v1 = await mailboxRequest(server, lab, {
     method: 'POST',
     accept: 'v1',

@@ -118,6 +118,8 @@ export interface TrackingInfo {
   readonly stored_chunks?: readonly number[];
   /** meshbox, while uploading: the size as stored of each of stored_chunks (gzip chunks: compressed). */
   readonly stored_chunk_bytes?: readonly number[];
+  /** meshbox, while uploading: `gzip` when its chunks came gzipped (sent with --gzip), else null. */
+  readonly content_encoding?: string | null;
   readonly message_type?: string;
   readonly status_code?: string;
   readonly status_event?: string;

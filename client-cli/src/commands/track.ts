@@ -6,14 +6,15 @@ import { messageIdArgument } from './message-id-argument.ts';
 /** A short, aligned summary of a tracking answer; fields the server left empty are skipped. */
 export function trackingSummary(info: TrackingInfo): string {
   const present = (value: unknown): value is string | number => (typeof value === 'string' && value !== '') || typeof value === 'number';
-  // An upload still going has no status detail: how far it got instead.
-  const status =
-    info.status === 'uploading'
-      ? `uploading, ${info.stored_chunks?.length ?? 0} of ${info.chunk_count ?? '?'} chunks stored (meshbox send --resume ${info.message_id} <file> sends the rest)`
-      : [info.status, present(info.status_code) ? `code ${info.status_code}` : undefined, info.status_description].filter(present).join(', ');
+  const uploading = info.status === 'uploading';
+  // An upload still going has no status detail: how far it got instead, and how to finish it.
+  const status = uploading
+    ? `uploading, ${info.stored_chunks?.length ?? 0} of ${info.chunk_count ?? '?'} chunks stored (${resumeHint(info)} sends the rest)`
+    : [info.status, present(info.status_code) ? `code ${info.status_code}` : undefined, info.status_description].filter(present).join(', ');
   const file = [
     info.filename,
-    present(info.file_size) ? `${info.file_size} bytes` : undefined,
+    // Known once the upload is complete.
+    present(info.file_size) && !uploading ? `${info.file_size} bytes` : undefined,
     present(info.chunk_count) ? `${info.chunk_count} chunk${info.chunk_count === 1 ? '' : 's'}` : undefined,
   ]
     .filter(present)
@@ -36,6 +37,22 @@ export function trackingSummary(info: TrackingInfo): string {
   const shown = rows.filter((row): row is [string, string | number] => present(row[1]));
   const width = Math.max(...shown.map(([label]) => label.length));
   return shown.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+}
+
+/**
+ * The send --resume command for an upload in progress, with the chunk size and --gzip the first
+ * run used, as far as tracking tells them: a stored chunk other than the last holds, unzipped, as
+ * many bytes of the file as each chunk.
+ */
+function resumeHint(info: TrackingInfo): string {
+  const command = `meshbox send --resume ${info.message_id} <file>`;
+  if (info.content_encoding === 'gzip') return `${command} --gzip, with the first run's --chunk-size,`;
+  // Unsaid (another server): the sizes as stored may be compressed ones.
+  if (info.content_encoding !== null) return `${command}, with the first run's --chunk-size and --gzip,`;
+  const numbers = info.stored_chunks ?? [];
+  const index = numbers.findIndex((number) => number !== info.chunk_count);
+  const chunkSize = index === -1 ? undefined : info.stored_chunk_bytes?.[index];
+  return chunkSize === undefined ? `${command}, with the first run's --chunk-size,` : `${command} --chunk-size ${chunkSize}`;
 }
 
 export function registerTrackCommand(program: Command, context: CliContext): void {

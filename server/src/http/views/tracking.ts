@@ -39,10 +39,15 @@ export function trackingBody({ message, storedChunks, sender, recipient, expires
       acknowledged_timestamp: iso(message.acknowledgedAt),
       expiry_time: iso(expiresAt),
       linked_message_id: message.linkedMessageId || null,
-      // meshbox extension: which chunks of an uploading message are stored, and their sizes
-      // as stored (for resuming: a client can check it splits the file the same way).
+      // meshbox extension: which chunks of an uploading message are stored, their sizes as
+      // stored and whether gzipped (for resuming: a client can check it splits the file the same
+      // way, and say how to resume it).
       ...(storedChunks
-        ? { stored_chunks: storedChunks.map((chunk) => chunk.number), stored_chunk_bytes: storedChunks.map((chunk) => chunk.size) }
+        ? {
+            stored_chunks: storedChunks.map((chunk) => chunk.number),
+            stored_chunk_bytes: storedChunks.map((chunk) => chunk.size),
+            content_encoding: message.contentEncoding || null,
+          }
         : {}),
     };
   }
