@@ -710,6 +710,12 @@ test('mailbox password gives a new password, from a file, stdin or generated; cr
     }
   }
   t.regex((await admin('mailbox', 'password', 'PWD001', '--password', 'two\nlines')).stderr, /one line without control characters/);
+  const noFile = await admin('mailbox', 'password', 'PWD001', '--password-file', join(out, 'nosuch'));
+  t.is(noFile.code, 1);
+  t.regex(noFile.stderr, /^meshbox: cannot read the password file \(--password-file\) \S+nosuch: ENOENT/);
+  const noRequest = await admin('cert', 'sign', join(out, 'nosuch.csr'), '--for', 'PWD001', '--out', join(out, 'x.crt'));
+  t.is(noRequest.code, 1);
+  t.regex(noRequest.stderr, /^meshbox: cannot read the certificate request \S+nosuch\.csr: ENOENT/);
   t.regex((await admin('mailbox', 'password', 'NOSUCH7', '--password', 'x')).stderr, /no mailbox NOSUCH7/);
   t.regex((await admin('mailbox', 'show', 'PWD002')).stderr, /no mailbox PWD002/);
 });

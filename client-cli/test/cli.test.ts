@@ -266,6 +266,12 @@ test('usage errors exit 2', async (t) => {
   t.true(missingOption.stderr.includes("required option '--to <mailbox>' not specified"));
   t.is((await runInProcess(['nonsense'], { cwd })).code, 2);
   t.is((await runInProcess(['ack'], { cwd })).code, 2);
+  // An empty workflow or ODS code would ask another path of the server.
+  for (const args of [['lookup', ''], ['lookup', WORKFLOW, '--ods', ' ']]) {
+    const empty = await as(lab, args, cwd);
+    t.is(empty.code, 2, args.join(' '));
+    t.regex(empty.stderr, /Give (a workflow id|an ODS code)/, args.join(' '));
+  }
 });
 
 test('connection flags may follow the command name, and beat the profile there', async (t) => {

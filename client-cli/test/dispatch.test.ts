@@ -161,7 +161,7 @@ test('a file the server refuses, or whose control file is wrong, moves into fail
   t.regex(run.stderr, /nobody\.txt: .*\(HTTP 417, MESH code (12|EPL-151)\) \(moved to failed\/\)/);
   t.regex(run.stderr, /typo\.txt: .*unknown field "recipient"/);
   t.regex(run.stderr, /broken\.txt: its control file broken\.txt\.ctl\.json is not JSON/);
-  t.regex(run.stderr, /no to for it: give --to and --workflow, or put them in unaddressed\.txt\.ctl\.json \(unaddressed\.txt stays in the folder\)/);
+  t.regex(run.stderr, /^meshbox: nothing says where unaddressed\.txt goes \(no recipient\): give --to and --workflow, or put them in unaddressed\.txt\.ctl\.json \(unaddressed\.txt stays in the folder\)$/m);
   t.regex(run.stderr, /two-lines\.txt: its control file gives a subject that cannot go as a MESH header/);
   t.regex(run.stderr, /5 files not sent/);
 

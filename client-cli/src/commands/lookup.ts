@@ -1,12 +1,20 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { CliContext } from './context.ts';
+
+/** commander parser for lookup's workflow and --ods: an empty one would ask another path (the search of nothing). */
+function nonEmpty(what: string): (value: string) => string {
+  return (value) => {
+    if (value.trim() === '') throw new InvalidArgumentError(`Give ${what}.`);
+    return value;
+  };
+}
 
 export function registerLookupCommand(program: Command, context: CliContext): void {
   program
     .command('lookup')
     .description("find the mailboxes to send a workflow to: an organisation's (--ods), or every one registered to receive it")
-    .argument('<workflow>', 'the workflow id, e.g. PATH_TEST_RESULTS')
-    .option('--ods <code>', "only the organisation with this ODS code (MESH's endpoint lookup)")
+    .argument('<workflow>', 'the workflow id, e.g. PATH_TEST_RESULTS', nonEmpty('a workflow id, e.g. PATH_TEST_RESULTS'))
+    .option('--ods <code>', "only the organisation with this ODS code (MESH's endpoint lookup)", nonEmpty('an ODS code, e.g. A81001'))
     .option('--json', 'print a JSON array of {mailboxId, mailboxName}')
     .action(async (workflow: string, flags: { ods?: string; json?: boolean }, command: Command) => {
       const found = await context.withClient(command, (client) => client.findRecipients(workflow, flags.ods));

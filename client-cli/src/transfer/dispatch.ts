@@ -514,8 +514,8 @@ function messageFields(
   const workflowId = control.workflowId ?? defaults.workflowId;
   if (to === undefined || workflowId === undefined) {
     // A flag left out of the command that runs dispatch would otherwise send the whole outbox to failed/.
-    const missing = [to === undefined ? 'to' : undefined, workflowId === undefined ? 'workflowId' : undefined].filter(Boolean).join(' and ');
-    throw new DispatchSetupError(`no ${missing} for it: give --to and --workflow, or put them in ${file}${CONTROL_SUFFIX}`);
+    const missing = [to === undefined ? 'recipient' : undefined, workflowId === undefined ? 'workflow' : undefined].filter(Boolean).join(' and ');
+    throw new DispatchSetupError(`nothing says where ${file} goes (no ${missing}): give --to and --workflow, or put them in ${file}${CONTROL_SUFFIX}`);
   }
   const subject = control.subject ?? defaults.subject;
   // The flags were checked when given; a control file's fields are checked here, then the file's own name.

@@ -1,4 +1,4 @@
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
 import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
@@ -11,7 +11,7 @@ import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 import { dnsNameOption, ipAddressOption } from './host-options.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, publishRevocationList, readCertificateAuthority, renewalAdvice, withValidityOption, writePemPair } from './pki-files.ts';
+import { pemPairPaths, prepareOutputFolder, publishRevocationList, readCertificateAuthority, readGivenFile, renewalAdvice, withValidityOption, writePemPair } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -118,7 +118,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     const server = options.usage === 'server';
     if (!server && (options.dns || options.ip)) throw new Error('--dns and --ip are for --usage server');
     const ca = await readCertificateAuthority(pkiDir());
-    const csrPem = await readFile(csrFile, 'utf8');
+    const csrPem = await readGivenFile(csrFile, 'the certificate request');
     // --out names a file: a folder that is not there is more likely mistyped than one to make.
     await prepareOutputFolder(dirname(options.out), { create: false });
     await refuseExistingFiles([options.out], renewalAdvice('--out'));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readGivenFile } from './pki-files.ts';
 import { text } from 'node:stream/consumers';
 import type { Command } from 'commander';
 
@@ -33,7 +33,7 @@ export async function choosePassword(options: PasswordOptions): Promise<ChosenPa
 }
 
 async function givenPassword(options: PasswordOptions): Promise<string | undefined> {
-  if (options.passwordFile !== undefined) return withoutLineBreak(await readFile(options.passwordFile, 'utf8'));
+  if (options.passwordFile !== undefined) return withoutLineBreak(await readGivenFile(options.passwordFile, 'the password file (--password-file)'));
   if (options.password === '-') return withoutLineBreak(await text(process.stdin));
   return options.password;
 }

@@ -95,6 +95,15 @@ export async function publishRevocationList(pkiDir: string, recorded: () => Prom
   }
 }
 
+/** A file an admin command was given, read whole; `what` names it in the error (e.g. `the certificate request`). */
+export async function readGivenFile(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${what} ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** The CA that `admin ca init` made in this PKI folder. */
 export async function readCertificateAuthority(pkiDir: string): Promise<PemPair> {
   try {
