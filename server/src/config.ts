@@ -233,14 +233,26 @@ export function suspectedTypos(environment: NodeJS.ProcessEnv): SuspectedTypo[] 
     });
 }
 
+/** Edits from one name to the other, a swap of two neighbouring letters (MESHBOX_PROT) counting as one slip, as a letter added, left out or changed does. */
 function editDistance(a: string, b: string): number {
+  let beforePrevious: number[] = [];
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) current[j] = Math.min(current[j]!, beforePrevious[j - 2]! + 1);
+    }
+    beforePrevious = previous;
     previous = current;
   }
   return previous[b.length]!;
+}
+
+/** What a value is to be, where zod's words ("expected number, received NaN") would describe its coercion instead. */
+function describeIssue(issue: z.core.$ZodIssue, given: string | undefined): string {
+  if (issue.code !== 'invalid_type' || (issue.expected !== 'number' && issue.expected !== 'int')) return issue.message;
+  return `${issue.expected === 'int' ? 'a whole number' : 'a number'} is needed, not ${JSON.stringify(given)}`;
 }
 
 const EMPTY_IS_A_VALUE = new Set(['MESHBOX_REDIS_PREFIX']);
@@ -251,7 +263,7 @@ function parse<Schema extends z.ZodType>(schema: Schema, environment: NodeJS.Pro
   const given = Object.fromEntries(Object.entries(environment).filter(([name, value]) => EMPTY_IS_A_VALUE.has(name) || value?.trim() !== ''));
   const parsed = schema.safeParse(given);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${describeIssue(issue, given[String(issue.path[0])])}`);
     throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
   }
   return parsed.data;

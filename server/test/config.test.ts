@@ -258,14 +258,22 @@ test('a Redis Cluster is named by its seed nodes; several URLs without cluster m
   t.throws(() => backend({ MESHBOX_REDIS_CLUSTER: 'yes' }), { message: /MESHBOX_REDIS_CLUSTER/ });
 });
 
+test('a number that is none is refused saying what is needed and what was given, not how it was coerced', (t) => {
+  t.throws(() => loadConfig({ MESHBOX_PORT: 'abc', MESHBOX_MAX_CHUNKS: '1.5' }), {
+    message: 'invalid configuration:\n  MESHBOX_PORT: a number is needed, not "abc"\n  MESHBOX_MAX_CHUNKS: a whole number is needed, not "1.5"',
+  });
+});
+
 test('a Redis prefix may not carry a hash tag: it would put every key in one cluster slot', (t) => {
   t.throws(() => backend({ MESHBOX_REDIS_PREFIX: '{meshbox}:' }), { message: /MESHBOX_REDIS_PREFIX/ });
   t.is(backend({ MESHBOX_REDIS_PREFIX: 'nhs.mesh:' }).redisPrefix, 'nhs.mesh:');
 });
 
 test('a MESHBOX_ variable a letter or two from a setting is taken for a typo of it; the CLI\'s own are not', (t) => {
-  t.deepEqual(suspectedTypos({ MESHBOX_S3_ENPOINT: 'https://s3.example', MESHBOX_REDIS_ULR: 'redis://x', MESHBOX_URL: 'https://mesh', MESHBOX_PROFILE: 'p.json', MESHBOX_CERT: 'c.crt', MESHBOX_KEY: 'k.key', MESHBOX_CA: 'ca.crt', MESHBOX_TIMEOUT: '60', MESHBOX_MAILBOX: 'X', MESHBOX_PASSWORD: 'p', MESHBOX_PKI_DIR: 'certs', MESHBOX_PORT: '1' }), [
+  t.deepEqual(suspectedTypos({ MESHBOX_S3_ENPOINT: 'https://s3.example', MESHBOX_REDIS_ULR: 'redis://x', MESHBOX_URL: 'https://mesh', MESHBOX_PROFILE: 'p.json', MESHBOX_CERT: 'c.crt', MESHBOX_KEY: 'k.key', MESHBOX_CA: 'ca.crt', MESHBOX_TIMEOUT: '60', MESHBOX_MAILBOX: 'X', MESHBOX_PASSWORD: 'p', MESHBOX_PKI_DIR: 'certs', MESHBOX_PORT: '1', MESHBOX_PROT: '2' }), [
     { variable: 'MESHBOX_S3_ENPOINT', meant: 'MESHBOX_S3_ENDPOINT' },
     { variable: 'MESHBOX_REDIS_ULR', meant: 'MESHBOX_REDIS_URL' },
+    // Two letters swapped: one slip, even in a short name.
+    { variable: 'MESHBOX_PROT', meant: 'MESHBOX_PORT' },
   ]);
 });
