@@ -621,6 +621,14 @@ test("a certificate never outlives the CA that signs it (--days past the CA's en
   const huge = await admin('mailbox', 'create', 'LONG02', '--password', 'pw', '--cert-out', out, '--days', '3000000');
   t.is(huge.code, 0, huge.stderr);
   t.is(describeCertificate(await readFile(join(out, 'LONG02.crt'), 'utf8')).notAfter.getTime(), caEnd.getTime());
+  // Cut short, and told so; within the CA's life, nothing is said.
+  const cutShort = `warning: the certificate ends on ${caEnd.toISOString().slice(0, 10)}, when the CA's own certificate does: sooner than the 3000000 days asked for`;
+  t.true(huge.stderr.includes(cutShort), huge.stderr);
+  const renewed = await admin('cert', 'issue', 'LONG02', '--cert-out', await mkdtemp(join(tmpdir(), 'meshbox-certs-')), '--days', '3000000');
+  t.true(renewed.stderr.includes(cutShort), renewed.stderr);
+  const within = await admin('cert', 'issue', 'LONG02', '--cert-out', await mkdtemp(join(tmpdir(), 'meshbox-certs-')), '--days', '30');
+  t.is(within.code, 0, within.stderr);
+  t.false(within.stderr.includes('warning'), within.stderr);
 });
 
 test("admin commands refuse a secret key other than the directory's before changing anything, and say where it came from", async (t) => {

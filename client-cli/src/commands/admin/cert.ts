@@ -11,7 +11,7 @@ import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 import { dnsNameOption, ipAddressOption } from './host-options.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, publishRevocationList, readCertificateAuthority, readGivenFile, renewalAdvice, withValidityOption, writePemPair } from './pki-files.ts';
+import { pemPairPaths, prepareOutputFolder, publishRevocationList, readCertificateAuthority, readGivenFile, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -65,6 +65,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     const { issueServerCertificate } = await loadPki();
     const commonName = dnsNames[0] ?? ipAddresses[0] ?? 'meshbox';
     const issued = issueServerCertificate({ ca: await readCertificateAuthority(dir), commonName, dnsNames, ipAddresses, validityDays: options.days });
+    warnIfCutToCaEnd(issued.certPem, options.days);
     const names = [...dnsNames.map((name) => `DNS ${name}`), ...ipAddresses.map((address) => `IP ${address}`)].join(', ');
     const files = await writePemPair(dir, 'server', issued, { replace: options.force === true, advice: '--force replaces it (the server reads it at start)' });
     console.log(`server certificate for ${names} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
@@ -89,6 +90,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       if (!found) throw new Error(`no mailbox ${mailboxId}`);
       const { issueMailboxCertificate } = await loadPki();
       const issued = issueMailboxCertificate({ ca, mailboxId, organisation: found.name || undefined, validityDays: options.days });
+      warnIfCutToCaEnd(issued.certPem, options.days);
       // Written, then recorded, as cert sign does: a certificate on record whose key was never
       // written would be listed as in use.
       const files = await writePemPair(options.certOut, mailboxId, issued);
@@ -128,6 +130,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       const { signCertificateRequest } = await loadPki();
       const names = server && (options.dns || options.ip) ? { dnsNames: options.dns ?? [], ipAddresses: options.ip ?? [] } : {};
       const signed = signCertificateRequest({ ca, csrPem, usage: server ? 'server' : 'client', validityDays: options.days, ...names });
+      warnIfCutToCaEnd(signed.certPem, options.days);
       const described = describeCertificate(signed.certPem);
       const commonName = described.subjectCommonName ?? '';
       // The request's file name, or whoever handed it over, says nothing: the admin names whose it must be.

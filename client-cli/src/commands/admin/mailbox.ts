@@ -9,7 +9,7 @@ import { checkInboxNow } from '../../../../server/src/domain/lifecycle.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
 import { refuseExistingFiles } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, readCertificateAuthority, renewalAdvice, withValidityOption, writePemPair } from './pki-files.ts';
+import { pemPairPaths, prepareOutputFolder, readCertificateAuthority, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
 
 function passwordNote(chosen: ChosenPassword): string {
   return chosen.generated ? `; password ${chosen.password}` : '';
@@ -74,6 +74,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         ...(workflows ? { workflows } : {}),
       });
       if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
+      warnIfCutToCaEnd(certificate.certPem, options.days);
       await Promise.all([certificates.recordIssued(mailboxIdValue, certificate.certPem), audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`)]).catch(
         (error: unknown) => {
           throw registeredButError(mailboxIdValue, `its certificate could not be recorded (${(error as Error).message})`, chosen, error);

@@ -3,7 +3,8 @@ import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
-import { DEFAULT_LEAF_VALIDITY_DAYS } from '../../../../shared/src/pki/validity.ts';
+import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
+import { DAY_MS, DEFAULT_LEAF_VALIDITY_DAYS } from '../../../../shared/src/pki/validity.ts';
 import { loadPki } from '../pki.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
 import { countOption } from './count-option.ts';
@@ -36,6 +37,21 @@ export function withValidityOption(command: Command): Command {
     '--days <n>',
     `how many days the certificate is valid (default ${DEFAULT_LEAF_VALIDITY_DAYS}); \`admin cert list --expiring-within 30\` shows which are due for renewal`,
     countOption(1),
+  );
+}
+
+/**
+ * A certificate ends no later than the CA that signs it: one asked to outlive it (--days, or the
+ * default) is cut to the CA's end, which would otherwise go unsaid until the day it stops working.
+ */
+export function warnIfCutToCaEnd(certPem: string, days: number | undefined): void {
+  const asked = days ?? DEFAULT_LEAF_VALIDITY_DAYS;
+  const { notAfter } = describeCertificate(certPem);
+  // A minute's allowance: the certificate's dates are in whole seconds, taken a moment ago.
+  if (notAfter.getTime() >= Date.now() + asked * DAY_MS - 60_000) return;
+  console.error(
+    `warning: the certificate ends on ${notAfter.toISOString().slice(0, 10)}, when the CA's own certificate does: sooner than the ${asked} days asked for ` +
+      '(a new CA, and certificates from it, are needed before then)',
   );
 }
 
