@@ -145,7 +145,7 @@ test.serial('raw, malformed HTTP gets a 4xx with a JSON body or a closed connect
 test.serial('garbage right behind a send on its connection does not replace the send\'s answer: the sender is told 202 for what went, then 400', async (t) => {
   const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
   const send = `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nAccept: application/vnd.mesh.v2+json\r\nmex-To: ${gp.id}\r\nmex-WorkflowID: W\r\nContent-Length: 4\r\n\r\nsent`;
-  const { status, text } = await rawTlsExchange(server, lab, Buffer.from(`${send}GARBAGE\r\n\r\n`, 'latin1'));
+  const { status, text } = await rawTlsExchange(server, lab, Buffer.from(`${send}GARBAGE\r\n\r\n`, 'latin1'), 10_000, 5_000);
   t.is(status, 202, text);
   const messageId = /"message_id":"([^"]+)"/.exec(text)?.[1];
   t.truthy(messageId);
@@ -166,7 +166,7 @@ test.serial('a pipelined request whose chunked body is garbled, right behind a s
   process.on('warning', onWarning);
   // More bytes after the garbled ones, many reads of them: each is one more parse error to Node.
   const more = Buffer.alloc(2 * 1024 * 1024, 'z');
-  const { status, text } = await rawTlsExchange(server, lab, Buffer.concat([Buffer.from(send, 'latin1'), body, Buffer.from(garbled, 'latin1'), more]));
+  const { status, text } = await rawTlsExchange(server, lab, Buffer.concat([Buffer.from(send, 'latin1'), body, Buffer.from(garbled, 'latin1'), more]), 10_000, 5_000);
   process.off('warning', onWarning);
   t.deepEqual(warnings, [], 'the connection is answered once, not once per read');
   t.is(text.match(/HTTP\/1\.1 /g)?.length, 2);

@@ -31,6 +31,12 @@ export function rawTlsExchange(
   request: Buffer,
   /** How long to wait for a first byte of answer (a partial request may get none). */
   answerWithinMs = 10_000,
+  /**
+   * How long a pause in the answer ends it, when the server keeps the connection open. Longer
+   * where a second answer follows before the server closes (pipelined requests): a loaded
+   * machine may pause between the two.
+   */
+  quietMs = 300,
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const socket = connectAs(endpoint, certificate);
@@ -43,7 +49,7 @@ export function rawTlsExchange(
     socket.on('data', (part: Buffer) => {
       parts.push(part);
       clearTimeout(quiet);
-      quiet = setTimeout(finish, 300);
+      quiet = setTimeout(finish, quietMs);
     });
     socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? finish() : settled || reject(error)));
     socket.on('end', finish);
