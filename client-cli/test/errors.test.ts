@@ -11,6 +11,11 @@ test('a v2 error body gives code, event, description and ids', (t) => {
   t.is(errorLine(error), 'meshbox: Unregistered to address (HTTP 417, MESH code 12)');
 });
 
+test("a MESH code that is a phrase (MESH's own for a message gone) is quoted, so it reads as the code", (t) => {
+  const error = parseErrorBody(410, JSON.stringify({ detail: [{ event: 'SEND', code: 'Message already accepted', msg: 'Message no longer available for download' }] }));
+  t.is(errorLine(error), 'meshbox: Message no longer available for download (HTTP 410, MESH code "Message already accepted")');
+});
+
 test('a v1 error body gives the same fields', (t) => {
   const error = parseErrorBody(
     404,

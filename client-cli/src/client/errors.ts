@@ -38,7 +38,8 @@ export class MeshClientError extends Error implements MeshErrorDetails {
   readonly internalId: string | undefined;
 
   constructor(details: MeshErrorDetails) {
-    const code = details.code === undefined ? '' : `, MESH code ${details.code}`;
+    // Some of MESH's codes are phrases ("Message already accepted"): quoted, they read as a code.
+    const code = details.code === undefined ? '' : `, MESH code ${/\s/.test(details.code) ? JSON.stringify(details.code) : details.code}`;
     super(`${details.description} (HTTP ${details.status}${code})`);
     this.name = 'MeshClientError';
     this.status = details.status;
