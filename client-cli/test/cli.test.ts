@@ -8,6 +8,7 @@ import test from 'ava';
 import { createCertificateAuthority, describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { type MailboxFiles, runInProcess, runSubprocess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { redatedCertificate } from './support/redated-certificate.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 const MESSAGE_ID = /^\d{20}_[0-9A-F]{6}$/;
@@ -309,9 +310,11 @@ test('a server certificate the CA given does not vouch for is said to be that, w
   t.regex(result.stderr, /^meshbox: the server at https:\/\/\S+ has a certificate the CA certificate given does not vouch for \(.+\): check --ca \(MESHBOX_CA, or the profile's ca\)\n$/);
 });
 
-test('a client certificate past its end is refused before connecting, saying so and what to do; nothing is taken for sent', async (t) => {
+test('a client certificate past its end (beyond any clock difference) is refused before connecting, saying so and what to do; nothing is taken for sent', async (t) => {
   const mailbox = await server.createMailbox();
-  const expired = issueMailboxCertificate({ ca: server.ca, mailboxId: mailbox.id, validityDays: 1e-9 });
+  const hour = 3_600_000;
+  // Ended three hours ago: further than the clocks of a client and a server that accepts its tokens may differ.
+  const expired = { certPem: redatedCertificate(server.ca, mailbox.certPem, { notBefore: new Date(Date.now() - 100 * hour), notAfter: new Date(Date.now() - 3 * hour) }), keyPem: mailbox.keyPem };
   const files = await writeMailboxFiles(server, { ...mailbox, certPem: expired.certPem, keyPem: expired.keyPem }, await folder());
   // Where the server would be: a listener that counts the connections made to it.
   let connections = 0;
@@ -339,6 +342,26 @@ test('a client certificate past its end is refused before connecting, saying so 
     t.is(connections, 0, 'nothing was sent');
   } finally {
     listener.close();
+  }
+});
+
+test("a client certificate that is not yet valid is refused beyond the clocks' difference; within it, or just past its end, the server decides", async (t) => {
+  const mailbox = await server.createMailbox();
+  const hour = 3_600_000;
+  const dated = async (notBefore: number, notAfter: number) => {
+    const certPem = redatedCertificate(server.ca, mailbox.certPem, { notBefore: new Date(Date.now() + notBefore), notAfter: new Date(Date.now() + notAfter) });
+    const files = await writeMailboxFiles(server, { ...mailbox, certPem }, await folder());
+    return { result: await runInProcess(['--profile', files.profile, 'handshake'], { cwd: await folder() }), notBefore: describeCertificate(certPem).notBefore };
+  };
+  const early = await dated(3 * hour, 100 * hour);
+  t.is(early.result.code, 1);
+  t.regex(early.result.stderr, new RegExp(`is valid only from ${early.notBefore.toISOString()}: is this computer's clock right\\?\\n$`));
+  // A minute either side: as a client's clock a little off would see them. The server, by its own clock, refuses them.
+  for (const [notBefore, notAfter] of [[60_000, 100 * hour], [-100 * hour, -60_000]] as const) {
+    const { result } = await dated(notBefore, notAfter);
+    t.is(result.code, 1);
+    t.notRegex(result.stderr, /valid only from|expired on/, 'not refused by this computer\'s clock');
+    t.regex(result.stderr, /the server closed a new connection unanswered/);
   }
 });
 

@@ -198,6 +198,32 @@ test('a download refused for the file at its target is refused before it begins:
   t.is(await readFile(join(cwd, 'result.bin'), 'utf8'), 'theirs');
 });
 
+test('a HEAD the server fails (503) is the download\'s failure, once through its retries; one refused for the message (404) leaves the GET to say why', async (t) => {
+  const failing: string[] = [];
+  const unavailable = await withFakeServer(
+    (request, _body, response) => {
+      failing.push(`${request.method} ${request.url}`);
+      response.writeHead(503, { 'content-type': 'application/json' }).end(request.method === 'HEAD' ? undefined : '{"detail":[]}');
+    },
+    async (origin) => cli(origin, ['download', MESSAGE_ID, '--retries', '2'], await mkdtemp(join(work, 'down-'))),
+  );
+  t.is(unavailable.code, 1);
+  t.regex(unavailable.stderr, /HTTP 503/);
+  t.deepEqual(failing.map((line) => line.split(' ')[0]), ['HEAD', 'HEAD', 'HEAD'], 'the retries once, not again for a GET');
+
+  const notThere: string[] = [];
+  const missing = await withFakeServer(
+    (request, _body, response) => {
+      notThere.push(request.method ?? '');
+      response.writeHead(404, { 'content-type': 'application/json' }).end(request.method === 'HEAD' ? undefined : JSON.stringify({ detail: [{ event: 'RECEIVE', code: '20', msg: 'Message does not exist' }] }));
+    },
+    async (origin) => cli(origin, ['download', MESSAGE_ID], await mkdtemp(join(work, 'down-'))),
+  );
+  t.is(missing.code, 1);
+  t.is(missing.stderr, 'meshbox: Message does not exist (HTTP 404, MESH code 20)\n');
+  t.deepEqual(notThere, ['HEAD', 'GET']);
+});
+
 test('a stop during the wait before a broken-off chunk is fetched again ends the download at once, keeping only the whole chunk 1', async (t) => {
   const stop = new AbortController();
   const { requests, handle } = twoChunkMessage(() => true);

@@ -252,7 +252,10 @@ function editDistance(a: string, b: string): number {
 /** What a value is to be, where zod's words ("expected number, received NaN") would describe its coercion instead. */
 function describeIssue(issue: z.core.$ZodIssue, given: string | undefined): string {
   if (issue.code !== 'invalid_type' || (issue.expected !== 'number' && issue.expected !== 'int')) return issue.message;
-  return `${issue.expected === 'int' ? 'a whole number' : 'a number'} is needed, not ${JSON.stringify(given)}`;
+  const value = Number(given);
+  // 1e400, Infinity: a number, and none of use.
+  const needed = Number.isNaN(value) || Number.isFinite(value) ? (issue.expected === 'int' ? 'a whole number' : 'a number') : 'a finite number';
+  return `${needed} is needed, not ${JSON.stringify(given)}`;
 }
 
 const EMPTY_IS_A_VALUE = new Set(['MESHBOX_REDIS_PREFIX']);

@@ -259,8 +259,10 @@ test('a Redis Cluster is named by its seed nodes; several URLs without cluster m
 });
 
 test('a number that is none is refused saying what is needed and what was given, not how it was coerced', (t) => {
-  t.throws(() => loadConfig({ MESHBOX_PORT: 'abc', MESHBOX_MAX_CHUNKS: '1.5' }), {
-    message: 'invalid configuration:\n  MESHBOX_PORT: a number is needed, not "abc"\n  MESHBOX_MAX_CHUNKS: a whole number is needed, not "1.5"',
+  t.throws(() => loadConfig({ MESHBOX_PORT: 'abc', MESHBOX_MAX_CHUNKS: '1.5', MESHBOX_MAX_MESSAGE_BYTES: '1e400' }), {
+    message:
+      'invalid configuration:\n  MESHBOX_PORT: a number is needed, not "abc"\n  MESHBOX_MAX_CHUNKS: a whole number is needed, not "1.5"\n' +
+      '  MESHBOX_MAX_MESSAGE_BYTES: a finite number is needed, not "1e400"',
   });
 });
 

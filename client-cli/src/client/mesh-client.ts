@@ -153,6 +153,12 @@ const MULTIPLE_CHOICES = 300;
  * A MESH mailbox client (API v2) over mutual TLS. Every request carries a freshly built
  * NHSMESH token; one keep-alive agent holds the client certificate. Call close() when done.
  */
+/**
+ * How far this computer's clock may be from a server's: a client further off signs tokens no
+ * server takes (meshbox takes them within 2 hours of its own time).
+ */
+const CLOCK_ALLOWANCE_MS = 2 * 60 * 60_000;
+
 export class MeshClient {
   readonly mailboxId: string;
   /** Retries after a failed attempt (what the transport uses; chunk downloads use it as well). */
@@ -403,17 +409,18 @@ export class MeshClient {
   /**
    * The server refuses a certificate past its end (or before its start) in the TLS handshake,
    * and a client is told no more than that the connection closed: said here instead, before
-   * connecting, at every request (a watch runs on past its certificate's end).
+   * connecting, at every request (a watch runs on past its certificate's end). By this
+   * computer's clock, so only past CLOCK_ALLOWANCE_MS: nearer its dates, the server's clock decides.
    */
   #refuseCertificateOutOfDates(): void {
     const now = Date.now();
-    if (this.certificateNotAfter && now > this.certificateNotAfter.getTime()) {
+    if (this.certificateNotAfter && now > this.certificateNotAfter.getTime() + CLOCK_ALLOWANCE_MS) {
       throw new Error(
         `${this.#certificateSource} expired on ${this.certificateNotAfter.toISOString()}, and the server refuses it: ` +
           'ask your MESH administrator for a new one (meshbox cert request makes the request)',
       );
     }
-    if (this.#certificateNotBefore && now < this.#certificateNotBefore.getTime()) {
+    if (this.#certificateNotBefore && now < this.#certificateNotBefore.getTime() - CLOCK_ALLOWANCE_MS) {
       throw new Error(`${this.#certificateSource} is valid only from ${this.#certificateNotBefore.toISOString()}: is this computer's clock right?`);
     }
   }

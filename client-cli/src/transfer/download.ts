@@ -5,7 +5,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
 import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
-import { answerCutOff, isGone } from '../client/errors.ts';
+import { answerCutOff, isGone, MeshClientError } from '../client/errors.ts';
 import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { backoffDelay } from '../client/transport.ts';
@@ -127,7 +127,17 @@ export async function isFolder(path: string): Promise<boolean> {
   return (await stat(path).catch(ignoreMissing))?.isDirectory() === true;
 }
 
-/** Refused before anything is fetched: a folder at the target, and unless overwriting, anything else there. */
+/**
+ * A HEAD refused for the message (not there, gone, or HEAD not served) has no body to say why:
+ * the download's own request then does, and a gone message's kept chunks are discarded there.
+ * Anything else (the server or network failing past the retries) is the download's failure.
+ */
+function headRefused(error: unknown): undefined {
+  if (error instanceof MeshClientError && HEAD_REFUSALS.has(error.status)) return undefined;
+  throw error;
+}
+const HEAD_REFUSALS = new Set([404, 405, 410, 501]);
+
 /** Where a message goes: -o, else the sender's file name (made safe), or a report's description as <ID>.json. */
 function targetOf(metadata: MessageMetadata, options: Pick<DownloadOptions, 'messageId' | 'output' | 'cwd'>): string {
   const named = isReport(metadata) ? `${options.messageId.toUpperCase()}.json` : defaultFileName(metadata.fileName, options.messageId);
@@ -142,6 +152,7 @@ async function refuseTargetOf(metadata: MessageMetadata, options: DownloadOption
   return target;
 }
 
+/** Refused before anything is fetched (and again at the end): a folder at the target, and unless overwriting, anything else there. */
 async function refuseTarget(download: DownloadOf, overwrite: boolean): Promise<void> {
   const { target } = download;
   if (await isFolder(target)) throw new TargetIsFolderError(target);
@@ -437,8 +448,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   };
   // A file the download may not replace is refused before the download begins (its first chunk
   // read from storage, and a download in the audit trail): its name is in the message's headers.
-  // A HEAD that fails has no body to say why: the download's own request then does.
-  const described = options.overwrite ? undefined : await client.head(messageId).catch(() => undefined);
+  const described = options.overwrite ? undefined : await client.head(messageId).catch(headRefused);
   if (described) await refuseTargetOf(described, options);
   const first = await client.downloadRawChunk(messageId, 1).catch(forgetIfGone);
   refuseOtherMessage(first, messageId);
