@@ -52,3 +52,15 @@ test('a new connection closed unanswered says the server may be refusing the cer
   const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
   t.false(errorLine(new MeshConnectionError('https://mesh.example', refused, { newConnection: true })).includes('certificate'));
 });
+
+test("a server certificate refused by the client is said to be that: another name (check --url), out of its dates, or not vouched for by --ca", (t) => {
+  const failing = (code: string, message: string) => new MeshConnectionError('https://mesh.example', Object.assign(new Error(message), { code }));
+  t.is(
+    errorLine(failing('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames")),
+    "meshbox: the server at https://mesh.example has a certificate for another name (Hostname/IP does not match certificate's altnames): check --url",
+  );
+  for (const code of ['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']) {
+    t.is(errorLine(failing(code, 'certificate has expired')), 'meshbox: the server at https://mesh.example has a certificate out of its dates (certificate has expired)', code);
+  }
+  t.regex(errorLine(failing('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate')), /does not vouch for \(unable to verify the first certificate\): check --ca/);
+});
