@@ -20,6 +20,7 @@ const CHUNK = 64 * 1024;
 const MAX_CHUNK_BYTES = 100 * 1024;
 /** Above every other message sent here. */
 const MAX_MESSAGE_BYTES = 1024 * 1024;
+const MAX_CHUNKS = 40;
 
 let server: TestServer;
 let work: string;
@@ -27,7 +28,7 @@ let lab: MailboxFiles;
 let gp: MailboxFiles;
 
 test.before(async () => {
-  server = await startTestServer({ limits: { maxChunkBytes: MAX_CHUNK_BYTES, maxMessageBytes: MAX_MESSAGE_BYTES } });
+  server = await startTestServer({ limits: { maxChunkBytes: MAX_CHUNK_BYTES, maxMessageBytes: MAX_MESSAGE_BYTES, maxChunks: MAX_CHUNKS } });
   work = await mkdtemp(join(tmpdir(), 'meshbox-chunked-test-'));
   lab = await writeMailboxFiles(server, await server.createMailbox({ name: 'Pathology lab' }), join(work, 'profiles'));
   gp = await writeMailboxFiles(server, await server.createMailbox({ name: 'GP practice' }), join(work, 'profiles'));
@@ -293,6 +294,13 @@ test('a chunk size over the server limit gives its 413 with advice, and exit 1',
   t.is(result.code, 1);
   t.is(result.stdout, '');
   t.regex(result.stderr, /^meshbox: chunk 1 of 2 failed: .*chunk exceeds 102400 bytes.*\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size\n$/);
+});
+
+test('a file that makes more chunks than the server takes is refused at chunk 1, with the way out: a larger --chunk-size', async (t) => {
+  const cwd = await folderWith(randomBytes((MAX_CHUNKS + 1) * 1000));
+  const result = await send(cwd, ['--chunk-size', '1000']);
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: chunk 1 of 41 failed: .*\(HTTP 417, MESH code InvalidHeaderChunks\); a larger --chunk-size makes fewer chunks\n$/);
 });
 
 test('a message over the server size limit is refused at the chunk that passes it, without a --resume that would be refused again', async (t) => {

@@ -96,6 +96,10 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
   if (refusesChunkSize(error.cause)) {
     return new Error(`${error.message}; ${CHUNK_SIZE_ADVICE}`, { cause: error });
   }
+  // Chunk 1's range refused: the only thing wrong with the range this CLI sends is its count.
+  if (error.chunkNumber === 1 && error.totalChunks > 1 && refusesChunkRange(error.cause)) {
+    return new Error(`${error.message}; a larger --chunk-size makes fewer chunks`, { cause: error });
+  }
   // Resuming with a changed file would make a garbled message: no resume hint then.
   if (error.messageId === undefined || error.cause instanceof FileChangedError) return error;
   // A resume whose --gzip is not the first run's: the server does not mix encodings in a message.
@@ -113,6 +117,10 @@ function explained(error: unknown, flags: SendFlags, typed: readonly string[]): 
     });
   }
   return new Error(`${error.message}\n${incompleteNote(error.messageId, typed, error.mayHaveCompleted)}`, { cause: error });
+}
+
+function refusesChunkRange(error: unknown): boolean {
+  return error instanceof MeshClientError && error.status === 417 && error.code === MeshErrorCodes.invalidHeaderChunks.code;
 }
 
 function changesEncoding(error: unknown): boolean {
