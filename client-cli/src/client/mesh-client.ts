@@ -150,15 +150,15 @@ const MAX_INBOX_PAGES = 2_000;
 const MULTIPLE_CHOICES = 300;
 
 /**
- * A MESH mailbox client (API v2) over mutual TLS. Every request carries a freshly built
- * NHSMESH token; one keep-alive agent holds the client certificate. Call close() when done.
- */
-/**
  * How far this computer's clock may be from a server's: a client further off signs tokens no
  * server takes (meshbox takes them within 2 hours of its own time).
  */
 const CLOCK_ALLOWANCE_MS = 2 * 60 * 60_000;
 
+/**
+ * A MESH mailbox client (API v2) over mutual TLS. Every request carries a freshly built
+ * NHSMESH token; one keep-alive agent holds the client certificate. Call close() when done.
+ */
 export class MeshClient {
   readonly mailboxId: string;
   /** Retries after a failed attempt (what the transport uses; chunk downloads use it as well). */

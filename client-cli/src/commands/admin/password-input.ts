@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readGivenFile } from './pki-files.ts';
 import { text } from 'node:stream/consumers';
 import type { Command } from 'commander';
+import { readGivenFile } from './pki-files.ts';
 
 export interface PasswordOptions {
   readonly password?: string;
