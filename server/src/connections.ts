@@ -19,6 +19,7 @@ import { LifecycleSchedule } from './store/lifecycle-schedule.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
 import { PasswordCipher } from './store/password-cipher.ts';
+import { INLINE_MEMORY_SHARE, RedisMemoryWatch } from './store/redis-memory.ts';
 import { LoginFailures } from './domain/login-failures.ts';
 import { TransferSlots } from './domain/transfer-slots.ts';
 import { PayloadStore } from './store/payloads.ts';
@@ -208,6 +209,14 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   // ioredis reconnects by itself; an outage is reported by /readyz and 503s, logged here once per error.
   const reportRedisError = (error: Error): void => logger?.warn({ err: error }, 'redis connection error');
   redis.on('error', reportRedisError);
+  const memory = new RedisMemoryWatch(redis, (full, usage) => {
+    const used = { usedBytes: usage.usedBytes, maxmemoryBytes: usage.maxBytes };
+    if (full) logger?.warn(used, `Redis is past ${INLINE_MEMORY_SHARE * 100}% of its maxmemory: small payloads go to object storage until it is below again (docs/operations.md)`);
+    else logger?.info(used, 'Redis is below its share for small payloads again: they are kept in it again');
+  });
+  // Not waited for: a Redis that stopped answering since the checks above must not hold start-up.
+  void memory.check().catch(() => undefined);
+  memory.start();
   const schedule = new LifecycleSchedule(redis, keys);
   const rateLimits = new RateLimitStore(redis, keys);
   const services: Services = {
@@ -230,6 +239,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     transfers: new TransferSlots(settings.limits.maxTransfersPerMailbox),
     periods: settings.periods,
     lifecycle: schedule,
+    redisRoomForPayloads: memory.roomForPayloads,
   };
   const workers: { worker: LifecycleWorker; connection: RedisClient }[] = [];
   return {
@@ -246,6 +256,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
       workers.push({ worker, connection });
     },
     close: async () => {
+      memory.stop();
       // Workers finish the jobs they are running before they stop.
       await Promise.all(workers.map(({ worker }) => worker.close()));
       for (const { connection } of workers) connection.disconnect();

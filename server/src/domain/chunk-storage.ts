@@ -71,11 +71,15 @@ class ChunkGuard extends Transform {
   }
 }
 
-/** Whether a send is small enough to keep its payload in Redis, in the same atomic step as its record. */
+/**
+ * Whether a send is small enough to keep its payload in Redis, in the same atomic step as its
+ * record, and Redis has room for it (a nearly full Redis keeps its room for records).
+ */
 export function fitsInline(services: Services, totalChunks: number, body: ChunkBody): boolean {
   const { inlinePayloadBytes, maxChunkBytes } = services.limits;
   // Over the chunk limit it takes the object-storage path, which refuses it with a 413.
-  return totalChunks === 1 && body.contentLength !== undefined && body.contentLength <= Math.min(inlinePayloadBytes, maxChunkBytes);
+  const small = totalChunks === 1 && body.contentLength !== undefined && body.contentLength <= Math.min(inlinePayloadBytes, maxChunkBytes);
+  return small && services.redisRoomForPayloads();
 }
 
 /** Reads a small body (its Content-Length already checked against the inline limit); one said to be gzip must be. */

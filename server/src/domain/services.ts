@@ -33,4 +33,6 @@ export interface Services {
   readonly transfers: TransferSlots;
   readonly periods: RetentionPeriods;
   readonly lifecycle: LifecycleScheduler;
+  /** Whether Redis has room for small payloads now (RedisMemoryWatch); when not, they go to object storage. */
+  readonly redisRoomForPayloads: () => boolean;
 }
