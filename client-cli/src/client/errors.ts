@@ -126,13 +126,17 @@ export class MeshConnectionError extends Error {
    */
   readonly closedOnConnect: boolean;
 
-  constructor(url: string, cause: Error, attempt: { readonly newConnection: boolean } = { newConnection: false }) {
+  /** For a connection closed on connect: what the client knows of why (its certificate out of its dates), if anything. */
+  readonly likelyRefusal: string | undefined;
+
+  constructor(url: string, cause: Error, attempt: { readonly newConnection: boolean; readonly likelyRefusal?: string | undefined } = { newConnection: false }) {
     const code = errorCode(cause);
     super(connectionFailure(url, code, cause.message), { cause });
     this.name = 'MeshConnectionError';
     this.url = url;
     this.mayHaveArrived = BROKEN_CONNECTION_CODES.has(code ?? '');
     this.closedOnConnect = attempt.newConnection && code === 'ECONNRESET';
+    this.likelyRefusal = this.closedOnConnect ? attempt.likelyRefusal : undefined;
   }
 }
 

@@ -199,6 +199,7 @@ export class MeshClient {
       ...(settings.idleTimeoutMs ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       beforeEachRequest: () => this.#refuseCertificateOutOfDates(),
+      likelyRefusal: () => this.#certificateDatesProblem(0),
     });
   }
 
@@ -413,16 +414,23 @@ export class MeshClient {
    * computer's clock, so only past CLOCK_ALLOWANCE_MS: nearer its dates, the server's clock decides.
    */
   #refuseCertificateOutOfDates(): void {
+    const problem = this.#certificateDatesProblem(CLOCK_ALLOWANCE_MS);
+    if (problem) throw new Error(problem);
+  }
+
+  /** The client certificate out of its dates by this computer's clock, give or take `allowanceMs`, said as such (undefined: within them). */
+  #certificateDatesProblem(allowanceMs: number): string | undefined {
     const now = Date.now();
-    if (this.certificateNotAfter && now > this.certificateNotAfter.getTime() + CLOCK_ALLOWANCE_MS) {
-      throw new Error(
+    if (this.certificateNotAfter && now > this.certificateNotAfter.getTime() + allowanceMs) {
+      return (
         `${this.#certificateSource} expired on ${this.certificateNotAfter.toISOString()}, and the server refuses it: ` +
-          'ask your MESH administrator for a new one (meshbox cert request makes the request)',
+        'ask your MESH administrator for a new one (meshbox cert request makes the request)'
       );
     }
-    if (this.#certificateNotBefore && now < this.#certificateNotBefore.getTime() - CLOCK_ALLOWANCE_MS) {
-      throw new Error(`${this.#certificateSource} is valid only from ${this.#certificateNotBefore.toISOString()}: is this computer's clock right?`);
+    if (this.#certificateNotBefore && now < this.#certificateNotBefore.getTime() - allowanceMs) {
+      return `${this.#certificateSource} is valid only from ${this.#certificateNotBefore.toISOString()}: is this computer's clock right?`;
     }
+    return undefined;
   }
 
   /**

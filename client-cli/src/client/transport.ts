@@ -84,6 +84,8 @@ export interface TransportOptions {
   readonly signal?: AbortSignal;
   /** Throws to refuse a request before anything is sent (a client certificate out of its dates). */
   readonly beforeEachRequest?: () => void;
+  /** What the client knows of why a server closes a new connection unanswered (it refuses the certificate), if anything. */
+  readonly likelyRefusal?: () => string | undefined;
 }
 
 /**
@@ -163,6 +165,7 @@ export class HttpsTransport {
   readonly #idleTimeoutMs: number;
   readonly #signal: AbortSignal | undefined;
   readonly #beforeEachRequest: (() => void) | undefined;
+  readonly #likelyRefusal: (() => string | undefined) | undefined;
 
   constructor(options: TransportOptions) {
     this.origin = options.origin;
@@ -180,6 +183,7 @@ export class HttpsTransport {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
     this.#signal = options.signal;
     this.#beforeEachRequest = options.beforeEachRequest;
+    this.#likelyRefusal = options.likelyRefusal;
   }
 
   /** The answer with its body still to read (a chunk): a body that breaks off is the caller's to deal with. */
@@ -231,7 +235,7 @@ export class HttpsTransport {
         if (attemptFailure instanceof Error) throw attemptFailure;
         const { error, bodyFailed, newConnection } = attemptFailure as AttemptFailure;
         if (bodyFailed || this.#signal?.aborted) throw failure(error);
-        const connectionError = new MeshConnectionError(this.origin, error, { newConnection });
+        const connectionError = new MeshConnectionError(this.origin, error, { newConnection, likelyRefusal: this.#likelyRefusal?.() });
         if (await retryAfterBreak(error, connectionError, canRetry)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;

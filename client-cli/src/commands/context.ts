@@ -115,10 +115,11 @@ function interactive(flags: QuietFlags): boolean {
  */
 export function errorLine(error: unknown): string {
   const chain = causes(error);
+  const closedOnConnect = chain.find((cause): cause is MeshConnectionError => cause instanceof MeshConnectionError && cause.closedOnConnect);
   const hint = chain.some((cause) => cause instanceof MeshClientError && cause.status === 403)
     ? FORBIDDEN_HINT
-    : chain.some((cause) => cause instanceof MeshConnectionError && cause.closedOnConnect)
-      ? CLOSED_ON_CONNECT_HINT
+    : closedOnConnect
+      ? (closedOnConnect.likelyRefusal ?? CLOSED_ON_CONNECT_HINT)
       : undefined;
   // On the first line, with what it explains: a message may go on with a command to copy.
   const [first, ...more] = (error instanceof Error ? error.message : String(error)).split('\n');
