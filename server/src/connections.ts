@@ -24,7 +24,7 @@ import { LoginFailures } from './domain/login-failures.ts';
 import { TransferSlots } from './domain/transfer-slots.ts';
 import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
-import { describeRedisTarget, infoSection, openRedis, REDIS_SILENCE_TIMEOUT_MS, type RedisClient, type RedisTarget } from './store/redis-client.ts';
+import { describeRedisTarget, infoSection, masters, openRedis, REDIS_SILENCE_TIMEOUT_MS, type RedisClient, type RedisTarget } from './store/redis-client.ts';
 import { UsedTokenStore } from './store/used-tokens.ts';
 
 export interface Connections {
@@ -142,7 +142,7 @@ async function refuseRedisOtherThanSet(redis: RedisClient, settings: ConnectionS
  * too. Said at start, as an error: operations.md asks for maxmemory-policy noeviction.
  */
 async function warnOfEviction(redis: RedisClient, logger: Logger | undefined): Promise<void> {
-  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+  for (const node of masters(redis)) {
     const policy = /^maxmemory_policy:(\S+)/m.exec((await infoSection(node, 'memory')) ?? '')?.[1];
     if (policy === undefined || policy === 'noeviction') continue;
     logger?.error(

@@ -1,5 +1,5 @@
-import { Cluster, type Redis } from 'ioredis';
-import { infoSection, type RedisClient } from './redis-client.ts';
+import type { Redis } from 'ioredis';
+import { infoSection, masters, type RedisClient } from './redis-client.ts';
 
 /** How full (of its maxmemory) a Redis may get before small payloads stop going into it. */
 export const INLINE_MEMORY_SHARE = 0.75;
@@ -30,8 +30,7 @@ export class RedisMemoryWatch {
 
   /** Asks every master how full it is; an answer that does not come keeps what was known. */
   async check(): Promise<void> {
-    const masters: Redis[] = this.#redis instanceof Cluster ? this.#redis.nodes('master') : [this.#redis];
-    const usages = await Promise.all(masters.map(memoryUsage));
+    const usages = await Promise.all(masters(this.#redis).map(memoryUsage));
     const fullest = usages.reduce<MemoryUsage | undefined>((most, usage) => (usage && (!most || usage.share > most.share) ? usage : most), undefined);
     const full = fullest !== undefined && fullest.share >= INLINE_MEMORY_SHARE;
     if (full !== this.#full && fullest) this.#onChange(full, fullest);
