@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -212,6 +213,22 @@ test('tracking by local id finds the one message, and 300 when the local id is n
 
   const none = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/no-such-local-id` });
   t.is(none.status, 404);
+});
+
+test('tracking by a local id that thousands of messages share answers 300 with how many, naming twenty', async (t) => {
+  const localId = `shared-${randomBytes(4).toString('hex')}`;
+  const sent = new Set(await Promise.all(Array.from({ length: 30 }, (_, n) => sendMessage(server, lab, gp, `part ${n}`, { 'mex-LocalID': localId }))));
+  // The rest as the index holds them (thousands of sends would only slow the test): ids of no record.
+  const unrecorded = Array.from({ length: 3_000 }, (_, n) => `UNRECORDED${n}`);
+  await server.redis.sadd(redisKeys(server.redisPrefix).localIds(lab.id, localId), ...unrecorded);
+  const tracked = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/${localId}` });
+  t.is(tracked.status, 300);
+  const [, named, more] = /\(messages (.*) and (\d+) more\)$/.exec(tracked.json().detail[0].msg) ?? [];
+  const names = named!.split(', ');
+  t.is(names.length, 20);
+  t.is(new Set(names).size, 20);
+  t.true(names.every((id) => sent.has(id) || unrecorded.includes(id)), names.join(', '));
+  t.is(Number(more), 3_010);
 });
 
 for (const autoPipelining of [false, true]) {

@@ -32,9 +32,9 @@ test.after.always(async () => {
  * windows the test means, however slowly a loaded machine sends them (a second's window can
  * end between two of them). Mid-second to start.
  */
-async function serverOnHeldClock(t: ExecutionContext) {
+async function serverOnHeldClock(t: ExecutionContext, maxRequestsPerSecond = 5) {
   const clock = { now: Math.floor(Date.now() / 1000) * 1000 + 500 };
-  const own = await startTestServer({ worker: false, maxRequestsPerSecond: 5, appServices: (services) => ({ ...services, now: () => new Date(clock.now) }) });
+  const own = await startTestServer({ worker: false, maxRequestsPerSecond, appServices: (services) => ({ ...services, now: () => new Date(clock.now) }) });
   t.teardown(() => own.close());
   return { own, clock };
 }
@@ -90,6 +90,25 @@ test("lookups count against the asking certificate's requests per second, a larg
   t.is(limited[0]!.headers['retry-after'], '1');
   t.is(limited[0]!.json().detail[0].code, '429');
   t.is((await search(quiet)).status, 200, "another certificate's lookups are counted apart");
+});
+
+test("an inbox page counts against the mailbox's requests per second by the ids it may hold (one request per 500, per 100 with a workflow filter), the largest as the whole second's allowance", async (t) => {
+  const { own: server, clock } = await serverOnHeldClock(t, 6);
+  const mailbox = await server.createMailbox();
+  const pagesAnswered = async (query: string, asked: number): Promise<number> => {
+    clock.now += 1000;
+    // One after another (requests at once would interleave their two counts), and few: a
+    // second's count lives two seconds of real time.
+    const statuses: number[] = [];
+    for (let n = 0; n < asked; n++) statuses.push((await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox?${query}` })).status);
+    t.true(statuses.every((status) => status === 200 || status === 429), statuses.join(','));
+    return statuses.filter((status) => status === 200).length;
+  };
+  t.is(await pagesAnswered('max_results=500', 7), 6, 'a page of up to 500: one request');
+  t.is(await pagesAnswered('max_results=1000', 4), 3, 'a page of up to 1,000: two');
+  t.is(await pagesAnswered('max_results=200&workflow_filter=X', 4), 3, 'filtered, a page of up to 200: two');
+  t.is(await pagesAnswered('max_results=1000&workflow_filter=X', 2), 1, "filtered, up to 1,000: ten, counted as the second's six");
+  t.is(await pagesAnswered('max_results=10', 7), 6);
 });
 
 test('a client too slow to send its headers is answered 408 and disconnected', async (t) => {

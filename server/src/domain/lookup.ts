@@ -1,6 +1,7 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import type { MailboxProfile } from '../store/mailboxes.ts';
-import { BadRequestError, TooManyRequestsError } from './errors.ts';
+import { BadRequestError } from './errors.ts';
+import { countRequestCost } from './request-cost.ts';
 import type { Services } from './services.ts';
 
 function required(value: string, name: string): string {
@@ -20,11 +21,7 @@ const RECEIVERS_PER_REQUEST = 1_000;
  * slowed by what it costs. The answer is counted once read (it is read once for all askers).
  */
 async function counted(services: Services, asker: string, receivers: readonly MailboxProfile[]): Promise<readonly MailboxProfile[]> {
-  if (services.maxRequestsPerSecond <= 0) return receivers;
-  // At most the whole second's allowance: alone in its second, even the largest answer is given.
-  const weight = Math.min(services.maxRequestsPerSecond, 1 + Math.floor(receivers.length / RECEIVERS_PER_REQUEST));
-  const count = await services.rateLimits.countRequest(asker, services.now(), weight);
-  if (count > services.maxRequestsPerSecond) throw new TooManyRequestsError(1);
+  await countRequestCost(services, asker, 1 + Math.floor(receivers.length / RECEIVERS_PER_REQUEST));
   return receivers;
 }
 

@@ -34,11 +34,13 @@ const LISTED_MATCHES = 20;
 
 /** Tracking by the sender's own local id, which must pick out exactly one message. */
 export async function trackByLocalId(services: Services, mailboxId: string, localId: string): Promise<TrackedMessage> {
-  const ids = await services.messages.findByLocalId(mailboxId, localId);
-  if (ids.length > 1) {
+  const { count, ids } = await services.messages.findByLocalId(mailboxId, localId, LISTED_MATCHES);
+  // The two are read one after the other: a send or a purge may come between.
+  const matches = Math.max(count, ids.length);
+  if (matches > 1) {
     // Which ones, so the sender can track each by its id (its own messages only: the index is per sender).
-    const named = [...ids].sort().slice(0, LISTED_MATCHES).join(', ');
-    const more = ids.length > LISTED_MATCHES ? ` and ${ids.length - LISTED_MATCHES} more` : '';
+    const named = [...ids].sort().join(', ');
+    const more = matches > ids.length ? ` and ${matches - ids.length} more` : '';
     throw new MeshError(300, MeshErrorCodes.multipleLocalIdMatches, { detail: `${localId} (messages ${named}${more})` });
   }
   const [messageId] = ids;

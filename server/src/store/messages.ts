@@ -83,6 +83,11 @@ export interface InboxBacklog {
   readonly oldest: { readonly messageId: string; readonly since: Date | undefined } | undefined;
 }
 
+export interface LocalIdMatches {
+  readonly count: number;
+  readonly ids: readonly string[];
+}
+
 export interface InboxPage {
   readonly messageIds: readonly string[];
   /** Inbox position to continue after; undefined on the last page. */
@@ -407,9 +412,14 @@ export class MessageStore {
     return { count, oldest: { messageId: firstId, since: acceptedAt ? new Date(Number(acceptedAt)) : undefined } };
   }
 
-  /** Ids of the sender's messages carrying this local id. */
-  async findByLocalId(sender: string, localId: string): Promise<readonly string[]> {
-    return this.#redis.smembers(this.#keys.localIds(sender, localId));
+  /**
+   * How many of the sender's messages carry this local id, and the ids of up to `listed` of
+   * them (any, when there are more): a sender may give one local id to millions of messages.
+   */
+  async findByLocalId(sender: string, localId: string, listed: number): Promise<LocalIdMatches> {
+    const key = this.#keys.localIds(sender, localId);
+    const [count, ids] = await Promise.all([this.#redis.scard(key), this.#redis.srandmember(key, listed)]);
+    return { count, ids };
   }
 }
 
