@@ -5,6 +5,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, readText, sendMessage } from '../support/http.ts';
+import { overriding } from '../support/overriding.ts';
 import { waitFor } from '../../scripts/services/processes.ts';
 
 let server: TestServer;
@@ -224,6 +225,45 @@ test('a chunk upload that began while the message was uploading and ended after 
   const chunk1 = await downloadChunk(messageId, 1);
   t.true(chunk1.body.equals(first), 'the accepted message holds what it held when it was accepted');
   t.is(await objectsOf(messageId), 2, 'the refused upload left no object');
+});
+
+test("a download, HEAD or acknowledgement refused (410) while the message uploads leaves the inbox alone: its last chunk, delivering it meanwhile, is not undone", async (t) => {
+  // Each refusal's step on the inbox, if it takes one, held until the last chunk has delivered the message.
+  let reached = (): void => undefined;
+  let release = (): void => undefined;
+  const own = await startTestServer({
+    worker: false,
+    appServices: (services) => ({
+      ...services,
+      messages: overriding(services.messages, {
+        leaveInbox: async (id: string, recipient: string) => {
+          reached();
+          await new Promise<void>((resolve) => (release = resolve));
+          return services.messages.leaveInbox(id, recipient);
+        },
+      }),
+    }),
+  });
+  t.teardown(() => own.close());
+  const [sender, recipient] = [await own.createMailbox(), await own.createMailbox()];
+  const refusals = [
+    { method: 'GET', path: (id: string) => `/messageexchange/${recipient.id}/inbox/${id}` },
+    { method: 'HEAD', path: (id: string) => `/messageexchange/${recipient.id}/inbox/${id}` },
+    { method: 'PUT', path: (id: string) => `/messageexchange/${recipient.id}/inbox/${id}/status/acknowledged` },
+  ];
+  for (const refusal of refusals) {
+    const messageId = await sendMessage(own, sender, recipient, randomBytes(100), { 'mex-Chunk-Range': '1:2' });
+    const tookStep = new Promise<'took a step on the inbox'>((resolve) => (reached = () => resolve('took a step on the inbox')));
+    const refused = mailboxRequest(own, recipient, { method: refusal.method, path: refusal.path(messageId) });
+    await Promise.race([refused, tookStep]);
+    const last = await mailboxRequest(own, sender, { method: 'POST', path: `/messageexchange/${sender.id}/outbox/${messageId}/2`, headers: { 'mex-Chunk-Range': '2:2' }, body: 'end' });
+    t.is(last.status, 202);
+    await own.settled();
+    release();
+    t.is((await refused).status, 410, refusal.method);
+    const listed = (await mailboxRequest(own, recipient, { path: `/messageexchange/${recipient.id}/inbox` })).json().messages;
+    t.true(listed.includes(messageId), `after a ${refusal.method} refused while uploading, the accepted message is listed`);
+  }
 });
 
 test('chunk refusals: beyond the message 406, bad or mismatched range 417, wrong sender 403, unknown message 404', async (t) => {

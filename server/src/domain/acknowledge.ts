@@ -6,7 +6,7 @@ import type { Services } from './services.ts';
 export async function acknowledgeMessage(services: Services, mailboxId: string, messageId: string): Promise<void> {
   const outcome = await services.messages.acknowledge(messageId, mailboxId, services.now());
   if (outcome === 'not_found') throw new MessageNotFoundError(messageId);
-  if (outcome === 'gone') await refuseAsGone(services, mailboxId, messageId);
+  if (outcome === 'gone' || outcome === 'uploading') await refuseAsGone(services, mailboxId, messageId, outcome === 'uploading');
   await Promise.all([
     services.messages.leaveInbox(messageId, mailboxId),
     services.audit.record({ action: 'acknowledge', actor: mailboxId, messageId }),

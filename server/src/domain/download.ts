@@ -7,17 +7,19 @@ import type { Services } from './services.ts';
 export async function findDownloadable(services: Services, mailboxId: string, messageId: string): Promise<MessageRecord> {
   const message = await services.messages.get(messageId);
   if (!message || message.recipient !== mailboxId) throw new MessageNotFoundError(messageId);
-  if (message.status !== 'accepted') await refuseAsGone(services, mailboxId, messageId);
+  if (message.status !== 'accepted') await refuseAsGone(services, mailboxId, messageId, message.status === 'uploading');
   return message;
 }
 
 /**
- * 410 for a recipient's message that can no longer be downloaded (acknowledged, expired). It is
- * still listed only if a delivery was cut off before its check (docs/reliability.md): the
- * recipient asking for it, by download or acknowledgement, takes it off the list.
+ * 410 for a recipient's message that cannot be downloaded: no longer (acknowledged, expired),
+ * or not yet (still uploading). One no longer downloadable is still listed only if a delivery
+ * was cut off before its check (docs/reliability.md): the recipient asking for it, by download
+ * or acknowledgement, takes it off the list. One still uploading was never listed, and is left
+ * alone: its last chunk may be delivering it as this answers, and would be taken off again.
  */
-export async function refuseAsGone(services: Services, mailboxId: string, messageId: string): Promise<never> {
-  await services.messages.leaveInbox(messageId, mailboxId);
+export async function refuseAsGone(services: Services, mailboxId: string, messageId: string, stillUploading: boolean): Promise<never> {
+  if (!stillUploading) await services.messages.leaveInbox(messageId, mailboxId);
   throw new MessageGoneError(messageId);
 }
 

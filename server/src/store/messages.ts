@@ -75,7 +75,7 @@ export type StoreChunkOutcome =
   | 'too_large'
   | 'uploading'
   | 'accepted';
-export type AcknowledgeOutcome = 'not_found' | 'gone' | 'acknowledged';
+export type AcknowledgeOutcome = 'not_found' | 'uploading' | 'gone' | 'acknowledged';
 
 export interface InboxBacklog {
   readonly count: number;
