@@ -324,6 +324,10 @@ test('gzip chunks sent without Content-Length are stored as sent and returned gz
   t.is(asStored.headers['content-encoding'], 'gzip');
   t.true(gunzipSync(asStored.body).equals(plain[0]!));
 
+  const warnings: Error[] = [];
+  const noteWarning = (warning: Error): number => warnings.push(warning);
+  process.on('warning', noteWarning);
+  t.teardown(() => process.off('warning', noteWarning));
   const decoded = await mailboxRequest(server, gp, {
     path: `/messageexchange/${gp.id}/inbox/${messageId}/2`,
     headers: { 'accept-encoding': 'identity' },
@@ -331,6 +335,9 @@ test('gzip chunks sent without Content-Length are stored as sent and returned gz
   t.is(decoded.status, 200);
   t.is(decoded.headers['content-encoding'], undefined);
   t.true(decoded.body.equals(plain[1]!));
+  // Warnings are emitted on the next tick.
+  await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(warnings.map(String), [], 'a decompressed download is logged as no listener leak');
 });
 
 test('a body said to be gzip that is not is refused with 422 and nothing is kept (small, stored, streamed, a later chunk); one corrupt further on is answered with an error', async (t) => {
