@@ -308,21 +308,24 @@ test('a dispatcher killed by a power cut leaves a lock; after the reboot its pid
 
 // A receive killed in the middle of a message of many chunks (a multi-GB one is often cut short
 // somewhere) continues after the whole chunks it had saved, leaving nothing hidden behind.
-test('receive killed in chunk 3 of 3: the next run fetches only chunk 3, saves the message whole and leaves nothing hidden', async (t) => {
-  const { lab, gp } = await pair();
-  const folder = await mkdtemp(join(work, 'incoming-'));
-  const source = join(work, `big-${randomBytes(4).toString('hex')}.bin`);
-  const payload = randomBytes(600_000);
+/** Sends `payload` from lab to gp as `scan.bin`, in chunks of `chunkSize`, with its checksum; its message id. */
+async function sendScan(lab: MailboxFiles, gp: MailboxFiles, payload: Buffer, chunkSize: number): Promise<string> {
+  const source = join(work, `scan-${randomBytes(4).toString('hex')}.bin`);
   await writeFile(source, payload);
   const sender = new MeshClient(lab.settings);
-  let messageId: string;
   try {
-    ({ messageId } = await sendFile(sender, {
-      path: source, chunkSize: 200_000, gzip: false, checksum: true, progress: noProgress, message: { to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'scan.bin' },
-    }));
+    const sent = await sendFile(sender, { path: source, chunkSize, gzip: false, checksum: true, progress: noProgress, message: { to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'scan.bin' } });
+    return sent.messageId;
   } finally {
     sender.close();
   }
+}
+
+test('receive killed in chunk 3 of 3: the next run fetches only chunk 3, saves the message whole and leaves nothing hidden', async (t) => {
+  const { lab, gp } = await pair();
+  const folder = await mkdtemp(join(work, 'incoming-'));
+  const payload = randomBytes(600_000);
+  const messageId = await sendScan(lab, gp, payload, 200_000);
   const proxy = await proxyFor(gp, firstOnly((method, url) => method === 'GET' && url.endsWith(`/inbox/${messageId}/3`), { cutBody: 50_000 }));
   try {
     const receiving = startCli(['--profile', gp.profile, '--url', proxy.origin, 'receive', folder, '--watch']);
@@ -350,6 +353,24 @@ test('receive killed in chunk 3 of 3: the next run fetches only chunk 3, saves t
   t.deepEqual(await inboxOf(gp), [], 'saved and acknowledged');
   t.true((await readFile(join(folder, `${messageId}_scan.bin`))).equals(payload), 'byte-exact, its checksum verified');
   t.deepEqual((await readdir(folder)).sort(), [`${messageId}.json`, `${messageId}_scan.bin`].sort(), 'no partial file, note or lock left');
+});
+
+test('a one-chunk download killed before its file was moved into place: the next run saves it and leaves nothing hidden', async (t) => {
+  const { lab, gp } = await pair();
+  const folder = await mkdtemp(join(work, 'one-chunk-'));
+  const payload = randomBytes(300_000);
+  const messageId = await sendScan(lab, gp, payload, 1_000_000);
+  const target = join(folder, 'scan.bin');
+  const args = ['--profile', gp.profile, '--url', server.origin, 'download', messageId, '-o', target];
+  for (let run = 0; run < 2; run++) {
+    const killed = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'link', match: '\\.part -> ' }) });
+    t.is(killed.signal, 'SIGKILL', killed.stderr);
+  }
+  t.true((await readdir(folder)).some((name) => name.endsWith('.part')), 'the killed runs left their downloaded file');
+  const again = await runCli(args);
+  t.is(again.code, 0, again.stderr);
+  t.true((await readFile(target)).equals(payload));
+  t.deepEqual(await readdir(folder), ['scan.bin'], 'what the killed runs left is gone');
 });
 
 // A one-chunk send whose answer is lost: the server has the message; the operator must not be

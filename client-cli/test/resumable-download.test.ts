@@ -211,6 +211,29 @@ test('receive says which whole chunks it keeps of a message cut short, by a fail
   }
 });
 
+test("a chunk answered 404/410 of a message the server still describes (a chunk lost from its storage) is a failure, not a message gone: download and receive keep chunk 1, acknowledge nothing, exit 1 and say so", async (t) => {
+  const lost = (path: string, method: string) => (path.endsWith('/2') && method === 'GET' ? 'gone' : 'serve');
+  const names = (folder: string, output: string) => continuableNames(join(folder, output), MESSAGE_ID);
+  const unavailable = `the server still lists message ${MESSAGE_ID} but cannot serve all of it: Message does not exist (HTTP 404, MESH code 20); its operators should look`;
+
+  const cwd = await mkdtemp(join(work, 'lost-download-'));
+  const download = await withFakeServer(twoChunks(randomBytes(50_000), lost).handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--retries', '0'], cwd));
+  t.is(download.code, 1);
+  t.true(download.stderr.startsWith(`meshbox: ${unavailable}`), download.stderr);
+  t.regex(download.stderr, /the first 1 of 2 chunks \(48\.8 KiB\) are kept/);
+  t.deepEqual((await readdir(cwd)).sort(), [names(cwd, 'result.bin').note, names(cwd, 'result.bin').partial].sort());
+
+  const folder = await mkdtemp(join(work, 'lost-receive-'));
+  const message = twoChunks(randomBytes(50_000), lost);
+  const received = await withFakeServer(message.handle, (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder));
+  t.is(received.code, 1, 'not skipped as gone');
+  t.true(received.stderr.includes(unavailable), received.stderr);
+  t.true(received.stderr.endsWith('meshbox: 1 message not received (see above)\n'), received.stderr);
+  t.false(message.requests.some((request) => request.startsWith('PUT')), 'nothing acknowledged');
+  const kept = names(folder, `${MESSAGE_ID}_result.bin`);
+  t.deepEqual((await readdir(folder)).sort(), [kept.note, kept.partial].sort(), 'chunk 1 kept for the next pass');
+});
+
 test('a FIFO planted at the note path does not hang the download (the note is not trusted, the download starts afresh)', async (t) => {
   const cwd = await mkdtemp(join(work, 'fifo-'));
   const fifo = join(cwd, continuableNames(join(cwd, 'result.bin'), MESSAGE_ID).note);
@@ -282,14 +305,15 @@ function errno(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }
 
-/** A message of `chunks` chunks (1 or 2); chunk 2 is 404 when `chunk2Gone`. */
+/** A message of `chunks` chunks (1 or 2); chunk 2 (and the message's HEAD) 404 when `chunk2Gone`: the message went meanwhile. */
 function servedMessage(chunks: 1 | 2, chunk2Gone = false) {
   const parts = chunks === 2 ? [randomBytes(50_000), randomBytes(40_000)] : [randomBytes(50_000)];
   const whole = Buffer.concat(parts);
   const handle: FakeHandler = (request, _body, response) => {
     const path = new URL(request.url ?? '', 'https://x').pathname;
     const number = path.endsWith('/2') ? 2 : 1;
-    if (number === 2 && chunk2Gone) {
+    // Gone: HEAD says so too.
+    if (chunk2Gone && (number === 2 || request.method === 'HEAD')) {
       response.writeHead(404, { 'content-type': 'application/json' }).end('{"errorCode":"20","errorDescription":"Message does not exist"}');
       return;
     }
@@ -339,6 +363,28 @@ test.serial('on a file system without hard links a download of several chunks is
   t.is(await downloadOutcome(several.handle, cwd2), 'saved', 'two chunks: the new download lock must not need link()');
   restore();
   t.true((await readFile(join(cwd2, 'result.bin')).catch(() => Buffer.alloc(0))).equals(several.whole));
+});
+
+// A disk that fills up as the download writes (another writer, a quota, --min-free 0): what was
+// kept would only hold the disk full, and the same command would fail the same way again.
+test.serial('a download whose disk fills up keeps nothing, says the disk is full and to make room', async (t) => {
+  const cwd = await mkdtemp(join(work, 'full-'));
+  const probe = await open(join(cwd, 'probe'), 'w');
+  const fileHandle = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
+  await probe.close();
+  await rm(join(cwd, 'probe'));
+  const writev = fileHandle.writev;
+  // Chunk 1 goes to disk; chunk 2, written after it, finds no room.
+  fileHandle.writev = function (this: unknown, ...args: unknown[]) {
+    if (Number(args[1]) > 0) return Promise.reject(errno('ENOSPC', 'no space left on device, write'));
+    return writev.apply(this, args);
+  };
+  try {
+    t.is(await downloadOutcome(servedMessage(2).handle, cwd), `failed: the disk of ${cwd} is full (ENOSPC): nothing of the message is kept; make room, then run the command again`);
+  } finally {
+    fileHandle.writev = writev;
+  }
+  t.deepEqual(await readdir(cwd), [], 'no partial file, note or lock left holding the disk');
 });
 
 // A cleanup that fails (Windows: EBUSY/EPERM from an antivirus scanner holding the file) must not

@@ -512,15 +512,18 @@ async function interrupted(args: readonly string[], folder: string, signal: Node
   return { ...ended, requests, left: await readdir(folder) };
 }
 
-test('download stopped by SIGINT ends its request, removes its temporary file and exits 130', async (t) => {
-  const cwd = await mkdtemp(join(work, 'interrupt-'));
-  const result = await interrupted(['download', MESSAGE_ID], cwd, 'SIGINT');
-  t.true(result.started, 'the download was under way');
-  t.is(result.killedBy, null, 'it handled the signal rather than being killed by it');
-  t.is(result.code, 130);
-  t.is(result.stderr, 'meshbox: stopped by SIGINT: nothing was saved\n');
-  t.deepEqual(result.left, []);
-});
+// SIGHUP: the operator's terminal went (an ssh session dropped on a flaky link).
+for (const [signal, exitCode] of [['SIGINT', 130], ['SIGHUP', 129]] as const) {
+  test(`download stopped by ${signal} ends its request, removes its temporary file and exits ${exitCode}`, async (t) => {
+    const cwd = await mkdtemp(join(work, 'interrupt-'));
+    const result = await interrupted(['download', MESSAGE_ID], cwd, signal);
+    t.true(result.started, 'the download was under way');
+    t.is(result.killedBy, null, 'it handled the signal rather than being killed by it');
+    t.is(result.code, exitCode);
+    t.is(result.stderr, `meshbox: stopped by ${signal}: nothing was saved\n`);
+    t.deepEqual(result.left, []);
+  });
+}
 
 test('receive stopped by SIGTERM in the middle of a message acknowledges nothing, leaves no file and exits 143', async (t) => {
   const into = await mkdtemp(join(work, 'interrupt-'));

@@ -33,7 +33,8 @@ export function processIo(): CliIo {
     cwd: process.cwd(),
     stopSignal: () => {
       const stop = new AbortController();
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort(new InterruptedError(signal)));
+      // SIGHUP: the terminal went (an ssh session dropped), and the command in hand stops as for Ctrl-C.
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => stop.abort(new InterruptedError(signal)));
       return stop.signal;
     },
     // A dumb terminal would show the bar's cursor movements as garbage.

@@ -63,8 +63,8 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         '.meshbox-dispatch/ before it is sent (with a local id, the control file\'s or one made up), and the',
         'next run finds it by tracking: a finished message just moves to sent/, a part-sent one is resumed.',
         'Should its local id be on several messages, the file moves to failed/ for a person to check.',
-        'Without --watch, exits 1 if any file failed or was refused. A stop (Ctrl-C, SIGTERM) ends the send',
-        'in hand at once: --watch then exits 0; a single run exits 130 for Ctrl-C, 143 for SIGTERM.',
+        'Without --watch, exits 1 if any file failed or was refused. A stop (Ctrl-C, SIGTERM, SIGHUP) ends the send',
+        'in hand at once: --watch then exits 0; a single run exits 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.',
       ].join('\n'),
     )
     .action(async (folder: string, flags: DispatchFlags, command: Command) => {

@@ -46,7 +46,7 @@ export interface FolderPasses {
 /** Adds --watch, --interval, --retries and --quiet; `polled` is what --watch keeps polling ('the inbox'); `sends` for dispatch. */
 export function withFolderPassOptions(command: Command, polled: string, sends: boolean): Command {
   return command
-    .option('--watch', `keep polling ${polled} until stopped (Ctrl-C or SIGTERM), validating the mailbox (MESH's handshake) at start and daily`)
+    .option('--watch', `keep polling ${polled} until stopped (Ctrl-C, SIGTERM or SIGHUP), validating the mailbox (MESH's handshake) at start and daily`)
     .option('--interval <seconds>', INTERVAL_HELP, intervalOption, DEFAULT_INTERVAL_SECONDS)
     .option('--retries <n>', retriesHelp(sends), retriesOption)
     .option('--quiet', QUIET_HELP);

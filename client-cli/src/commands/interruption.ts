@@ -1,10 +1,10 @@
 import { constants } from 'node:os';
 import type { CliIo } from './context.ts';
 
-/** The user stopped a run (Ctrl-C, SIGTERM) before it finished. */
+/** The user stopped a run (Ctrl-C, SIGTERM, SIGHUP) before it finished. */
 export class InterruptedError extends Error {
   readonly signalName: NodeJS.Signals;
-  /** 128 + the signal's number, as shells report a process a signal ended: 130 for SIGINT, 143 for SIGTERM. */
+  /** 128 + the signal's number, as shells report a process a signal ended: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP. */
   readonly exitCode: number;
 
   constructor(signalName: NodeJS.Signals, outcome?: string) {

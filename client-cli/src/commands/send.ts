@@ -159,8 +159,9 @@ export function registerSendCommand(program: Command, context: CliContext): void
         '',
         'On a terminal, stderr shows a progress bar and, for several chunks, the message id and the',
         'command to finish the send should it be interrupted. Otherwise (a pipe or file, --json,',
-        '--quiet) only the result goes out, on stdout. A send that fails part-way, or that Ctrl-C or SIGTERM',
-        'stop (exit 130 or 143), says on stderr which message it left incomplete and how to resume it.',
+        '--quiet) only the result goes out, on stdout. A send that fails part-way, or that Ctrl-C,',
+        'SIGTERM or SIGHUP stop (exit 130, 143 or 129), says on stderr which message it left incomplete',
+        'and how to resume it.',
         'A one-chunk send whose connection breaks after it went out may have been delivered: the error says',
         'so, and how to check (meshbox track --local-id, when given one) before sending it again. One whose',
         '202 answer breaks off before the message id was delivered: the error says not to send it again.',
@@ -190,7 +191,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
         gzip: flags.gzip === true,
         progress: context.progress(flags),
       };
-      // Ctrl-C or SIGTERM end the request in hand, and the run says what it left: on a terminal or
+      // A stop (Ctrl-C, SIGTERM, SIGHUP) ends the request in hand, and the run says what it left: on a terminal or
       // not, as a script's log is where a half-sent message must be findable.
       const stop = stopSignal(context.io);
       let started = flags.resume;

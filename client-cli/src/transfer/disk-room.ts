@@ -19,6 +19,20 @@ export class DiskSpaceError extends Error {
   }
 }
 
+/** A download whose disk filled up as it wrote (another writer, a quota, `--min-free 0`). */
+export class DiskFullError extends Error {
+  constructor(folder: string, cause: NodeJS.ErrnoException) {
+    super(`the disk of ${folder} is full (${cause.code}): nothing of the message is kept; make room, then run the command again`, { cause });
+    this.name = 'DiskFullError';
+  }
+}
+
+/** A write refused for want of room: no space left, or a quota reached. */
+export function isDiskFull(error: unknown): error is NodeJS.ErrnoException {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /** Refuses `bytes` more written into `folder` when that would leave less than `minFree` free on its disk (0: no check). */
 export async function ensureRoom(folder: string, bytes: number, minFree: number): Promise<void> {
   if (minFree === 0) return;

@@ -11,7 +11,7 @@ import type { MessageMetadata } from '../client/message-metadata.ts';
 import { backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
-import { DEFAULT_MIN_FREE_BYTES, DiskSpaceError, ensureRoom } from './disk-room.ts';
+import { DEFAULT_MIN_FREE_BYTES, DiskFullError, DiskSpaceError, ensureRoom, isDiskFull } from './disk-room.ts';
 import { writeFileAtomically } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
@@ -422,7 +422,39 @@ export class DownloadIncompleteError extends Error {
  * data wrong, nor when it stopped for want of room (kept, it would hold the disk nearly full).
  */
 function worthKeeping(error: unknown): boolean {
-  return !(error instanceof ContentMismatchError || error instanceof DiskSpaceError || isGone(error));
+  return !(error instanceof ContentMismatchError || error instanceof DiskSpaceError || error instanceof DiskFullError || isGone(error));
+}
+
+/** A message the server still describes, though it answered a chunk of it 404 or 410. */
+export class ChunkUnavailableError extends Error {
+  constructor(messageId: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `the server still lists message ${messageId} but cannot serve all of it: ${reason}; its operators should look (give them the message id); it may be tried again later`,
+      { cause },
+    );
+    this.name = 'ChunkUnavailableError';
+  }
+}
+
+/**
+ * A 404 or 410 for a chunk means the message is gone (acknowledged elsewhere, expired) only if
+ * the server no longer describes it either: one that does (its HEAD reads no storage) holds a
+ * message it cannot serve, a chunk lost from its storage say, and the download failed.
+ */
+async function goneOrUnavailable(client: MeshClient, messageId: string, error: MeshClientError): Promise<Error> {
+  // A HEAD that fails (a server without HEAD, the network) tells nothing: gone, as the chunk said.
+  const described = await client.head(messageId).then(
+    () => true,
+    () => false,
+  );
+  return described ? new ChunkUnavailableError(messageId, error) : error;
+}
+
+/** A failure as the user needs to hear of it: a full disk, a chunk the server cannot serve, or as it is. */
+async function explained(client: MeshClient, messageId: string, folder: string, error: unknown): Promise<unknown> {
+  if (isDiskFull(error)) return new DiskFullError(folder, error);
+  return isGone(error) ? goneOrUnavailable(client, messageId, error) : error;
 }
 
 /**
@@ -439,7 +471,10 @@ function worthKeeping(error: unknown): boolean {
 export async function downloadFile(client: MeshClient, options: DownloadOptions): Promise<DownloadResult> {
   const { messageId } = options;
   /** Gone: what an earlier run kept of it can never be continued. */
-  const forgetIfGone = async (error: unknown): Promise<never> => {
+  // The HEAD below said gone already: a chunk refused as gone then needs no HEAD to tell.
+  let headSaidGone = false;
+  const forgetIfGone = async (refusal: unknown): Promise<never> => {
+    const error = isGone(refusal) && !headSaidGone ? await goneOrUnavailable(client, messageId, refusal) : refusal;
     if (isGone(error)) {
       const folder = options.output === undefined ? resolve(options.cwd) : dirname(resolve(options.cwd, options.output));
       await discardPartialsOf(folder, messageId).catch(() => undefined);
@@ -448,7 +483,12 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   };
   // A file the download may not replace is refused before the download begins (its first chunk
   // read from storage, and a download in the audit trail): its name is in the message's headers.
-  const described = options.overwrite ? undefined : await client.head(messageId).catch(headRefused);
+  const described = options.overwrite
+    ? undefined
+    : await client.head(messageId).catch((error: unknown) => {
+        headSaidGone = isGone(error);
+        return headRefused(error);
+      });
   if (described) await refuseTargetOf(described, options);
   const first = await client.downloadRawChunk(messageId, 1).catch(forgetIfGone);
   refuseOtherMessage(first, messageId);
@@ -506,9 +546,10 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
       checksum: expected,
       continuedAfter: kept.chunks,
     };
-  } catch (error) {
+  } catch (failure) {
     progress?.stop();
     first.body.destroy();
+    const error = await explained(client, messageId, dirname(target), failure);
     const kept = await partial?.abandon(worthKeeping(error));
     throw kept ? new DownloadIncompleteError(error, kept, totalChunks) : error;
   }

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { constants, type FileHandle, open, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { temporaryPathBeside, writeFileAtomically } from './durable-files.ts';
+import { writeFileAtomically } from './durable-files.ts';
 import { lockFolder } from './folder-lock.ts';
 
 /*
- * A download of several chunks is written into a partial file beside its target, named after
- * the message and the target, with a note of how many whole chunks it holds. A run cut short
+ * A download is written into a partial file beside its target, named after the message and the
+ * target; one of several chunks, with a note of how many whole chunks it holds. A run cut short
  * (the network gone past its retries, a stop, a kill, a power cut) is continued by the next
  * from the chunk after: a message of many gigabytes is not fetched again from the start. One
  * whose target was taken during the download (seen as it is moved into place) keeps them all, to
@@ -54,13 +54,13 @@ export interface PartialFile {
 const NOTHING: KeptChunks = { chunks: 0, bytes: 0 };
 
 /**
- * Opens the file to download into. A message of one chunk has nothing to continue: a fresh
- * temporary file. One of several continues what an earlier run kept, if its note matches this
- * message, target and file; else it starts afresh. Two runs downloading the same message to the
- * same target would write one file: the second is refused.
+ * Opens the file to download into, beside the target, under a name of the message and the
+ * target. A message of one chunk has nothing to continue: the file starts afresh, in place of
+ * whatever a run killed before it left. One of several continues what an earlier run kept, if
+ * its note matches this message, target and file; else it starts afresh. Two runs downloading
+ * the same message to the same target would write one file: the second is refused.
  */
 export async function openPartialFile(download: DownloadOf): Promise<PartialFile> {
-  if (download.totalChunks <= 1) return openTemporary(download.target);
   const names = continuableNames(download.target, download.messageId);
   const unlock = await lockFolder(dirname(download.target), {
     lockFile: names.lock,
@@ -68,15 +68,18 @@ export async function openPartialFile(download: DownloadOf): Promise<PartialFile
     busy: (holder) => `${holder} is downloading message ${download.messageId} to ${download.target}: wait for it to end`,
   });
   try {
-    return await openContinuable(download, names, unlock);
+    return download.totalChunks <= 1 ? await openOneChunk(download.target, names, unlock) : await openContinuable(download, names, unlock);
   } catch (error) {
     await unlock();
     throw error;
   }
 }
 
-async function openTemporary(target: string): Promise<PartialFile> {
-  const path = temporaryPathBeside(target);
+async function openOneChunk(target: string, names: ContinuableNames, unlock: () => Promise<void>): Promise<PartialFile> {
+  const { partial: path, note } = continuablePaths(target, names);
+  // A note would be of this download with more chunks: a message id the server reused, or a hand-made one.
+  await rm(note, { force: true });
+  await rm(path, { force: true });
   const handle = await open(path, 'wx');
   return {
     path,
@@ -84,10 +87,11 @@ async function openTemporary(target: string): Promise<PartialFile> {
     kept: NOTHING,
     keep: async () => undefined,
     keepAll: async () => undefined,
-    finish: async () => undefined,
+    finish: unlock,
     abandon: async () => {
       await handle.close().catch(() => undefined);
-      await rm(path, { force: true });
+      await rm(path, { force: true }).catch(() => undefined);
+      await unlock();
       return undefined;
     },
   };
