@@ -186,6 +186,8 @@ export interface ServerConfig extends BackendConfig {
   readonly sharedKey: string;
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
+  /** The settings every process of a deployment must be started with alike, by variable: those the periods come from. */
+  readonly sharedSettings: Readonly<Record<string, number>>;
   readonly maxRequestsPerSecond: number;
   /** How long a mailbox read is reused (0: read on every request). */
   readonly mailboxCacheMs: number;
@@ -353,6 +355,14 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       auditRetentionMs: env.MESHBOX_AUDIT_RETENTION_SECONDS * 1000,
       deliveryCheckMs: deliveryCheckAfter(env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000),
     },
+    sharedSettings: {
+      MESHBOX_INBOX_EXPIRY_SECONDS: env.MESHBOX_INBOX_EXPIRY_SECONDS,
+      MESHBOX_UPLOAD_EXPIRY_SECONDS: env.MESHBOX_UPLOAD_EXPIRY_SECONDS,
+      MESHBOX_PAYLOAD_RETENTION_SECONDS: env.MESHBOX_PAYLOAD_RETENTION_SECONDS,
+      MESHBOX_MESSAGE_RETENTION_SECONDS: env.MESHBOX_MESSAGE_RETENTION_SECONDS,
+      MESHBOX_AUDIT_RETENTION_SECONDS: env.MESHBOX_AUDIT_RETENTION_SECONDS,
+      MESHBOX_REQUEST_TIMEOUT_SECONDS: env.MESHBOX_REQUEST_TIMEOUT_SECONDS,
+    },
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
     // Whole milliseconds: the cache takes nothing else.
     mailboxCacheMs: Math.round(env.MESHBOX_MAILBOX_CACHE_SECONDS * 1000),
@@ -442,6 +452,19 @@ export class SecretKeyMismatchError extends ConfigError {
 
   constructor(env: NodeJS.ProcessEnv, redisPrefix: string, remedy: string) {
     super(`the secret key (${secretKeySource(env)}) is not the one the mailbox passwords in this Redis (prefix ${redisPrefix}) are encrypted under; ${remedy}`);
+  }
+}
+
+/** A process started with message periods other than those of the deployment's running processes. */
+export class SettingsDisagreeError extends ConfigError {
+  override name = 'SettingsDisagreeError';
+
+  constructor(disagreements: readonly { readonly name: string; readonly here: number; readonly there: number }[], redisPrefix: string) {
+    const differences = disagreements.map(({ name, here, there }) => `${name} is ${here} here, ${there} in the processes running`).join('; ');
+    super(
+      `${differences} (Redis prefix ${redisPrefix}): every api and worker process of a deployment must have the same message periods, ` +
+        'or one would expire, purge or date a message otherwise than another; start this one with theirs, or, to change them, stop every process and start them all with the new values',
+    );
   }
 }
 

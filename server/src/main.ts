@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { daysLeft, EXPIRY_WARNING_DAYS, expiryPhrase } from '../../shared/src/pki/validity.ts';
 import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
-import { ConfigError, loadConfig, SecretKeyMismatchError, suspectedTypos, typoWarning } from './config.ts';
+import { ConfigError, loadConfig, SecretKeyMismatchError, SettingsDisagreeError, suspectedTypos, typoWarning } from './config.ts';
 import { atStartOnRedis, BackendUnreachableError, connect } from './connections.ts';
 import { clientOverLimitReporter, closeConnectionsAfterAnswers, closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
@@ -11,6 +11,8 @@ import { createServerLogger } from './logging.ts';
 import { Metrics } from './metrics.ts';
 import { connectionsFitOpenFileLimit, DESCRIPTORS_BESIDE_CONNECTIONS, openFileLimit } from './open-file-limit.ts';
 import { reloadRevocationList } from './revocation-list.ts';
+import { redisKeys } from './store/keys.ts';
+import { ProcessSettingsStore, REPORT_EVERY_MS } from './store/process-settings.ts';
 import { describeRedisTarget } from './store/redis-client.ts';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
@@ -40,6 +42,14 @@ async function main(): Promise<void> {
     await connections.close();
     throw new SecretKeyMismatchError(process.env, config.redisPrefix, 'start the server with the MESHBOX_SECRET_KEY they were registered with');
   }
+  const processSettings = new ProcessSettingsStore(connections.redis, redisKeys(config.redisPrefix), config.sharedSettings);
+  const disagreements = await atStartOnRedis(config, processSettings.join(new Date()));
+  if (disagreements.length > 0) {
+    await connections.close();
+    throw new SettingsDisagreeError(disagreements, config.redisPrefix);
+  }
+  // Missed reports (Redis away) only make this process look gone to one starting meanwhile.
+  const reporting = setInterval(() => void processSettings.report(new Date()).catch(() => undefined), REPORT_EVERY_MS);
   const metrics = new Metrics(config.role === 'api' ? undefined : { name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   metrics.serverCertificate(config.certificateNotAfter);
   const certificateDaysLeft = daysLeft(config.certificateNotAfter, new Date());
@@ -102,6 +112,8 @@ async function main(): Promise<void> {
     setTimeout(() => closeConnectionsNotAnswering(server), FIRST_REQUEST_GRACE_MS).unref();
     await once(server, 'close');
     await pendingWork.settled();
+    clearInterval(reporting);
+    await processSettings.withdraw().catch(() => undefined);
     await connections.close();
     logger.info('stopped');
   };

@@ -600,6 +600,24 @@ test('a server given another secret key than its mailboxes were registered under
   }
 });
 
+test("a process started with other message periods than the deployment's running processes refuses to start, naming them; once those have stopped, it starts", async (t) => {
+  const server = await startServerProcess();
+  const started: Awaited<ReturnType<typeof startServerProcess>>[] = [];
+  try {
+    const longer = { MESHBOX_INBOX_EXPIRY_SECONDS: '864000' };
+    const refused = await t.throwsAsync(startServerProcess({ ...longer, MESHBOX_ROLE: 'worker' }, { deployment: server.deployment }));
+    t.regex(refused?.message ?? '', /MESHBOX_INBOX_EXPIRY_SECONDS is 864000 here, 432000 in the processes running \(Redis prefix [^)]+\): every api and worker process of a deployment must have the same message periods/);
+    started.push(await startServerProcess({ MESHBOX_ROLE: 'worker' }, { deployment: server.deployment }));
+    // Stopped, each says it no longer counts: a deployment's settings change with every process stopped.
+    t.is(await started[0]!.kill('SIGTERM'), 0);
+    t.is(await server.kill('SIGTERM'), 0);
+    started.push(await startServerProcess(longer, { deployment: server.deployment }));
+  } finally {
+    for (const process of started) await process.stop();
+    await server.stop();
+  }
+});
+
 test('SIGTERM while Redis is away still ends the process: at the latest once the shutdown deadline and its grace have passed, then with exit 1, saying why', async (t) => {
   const local = await ensureLocalServices();
   const proxy = await startTcpProxy(Number(new URL(local.redisUrl).port));

@@ -23,6 +23,8 @@ export interface RedisKeys {
   readonly workflowReceivers: (workflowId: string) => string;
   /** Counts the changes to what lookups answer, so a process knows when a lookup it keeps is stale. */
   readonly directoryVersion: string;
+  /** The settings each running server process reports, of those every process must share (process id -> report). */
+  readonly processSettings: string;
   readonly message: (messageId: string) => string;
   readonly messageIdReservation: (messageId: string) => string;
   readonly inbox: (mailboxId: string) => string;
@@ -57,6 +59,7 @@ export function redisKeys(prefix: string): RedisKeys {
     odsMailboxes: (odsCode) => `${directory}ods-mailboxes:${odsCode.toUpperCase()}`,
     workflowReceivers: (workflowId) => `${directory}workflow-receivers:${workflowId}`,
     directoryVersion: `${directory}version`,
+    processSettings: `${directory}process-settings`,
     message: (messageId) => `${prefix}message:{${messageId}}`,
     messageIdReservation: (messageId) => `${prefix}message-id-reservation:{${messageId}}`,
     inbox: (mailboxId) => `${prefix}inbox:{${mailboxId}}`,

@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import type { RedisClient } from './redis-client.ts';
+import type { RedisKeys } from './keys.ts';
+
+/** How often a running process says it is there, with its settings. */
+export const REPORT_EVERY_MS = 10_000;
+/** A process not heard from for this long has stopped (or lost Redis): its settings no longer count. */
+const GONE_AFTER_MS = 35_000;
+
+/** A setting this process was started with otherwise than a process running before it. */
+export interface SettingDisagreement {
+  readonly name: string;
+  readonly here: number;
+  readonly there: number;
+}
+
+interface Report {
+  /** When the process started reporting: of two that disagree, the later one gives way. */
+  readonly since: number;
+  readonly at: number;
+  readonly settings: Readonly<Record<string, number>>;
+}
+
+/**
+ * The settings each running process of a deployment was started with, of those that must be
+ * alike: the message periods, by which an API process dates a message's expiry and purge and a
+ * worker carries them out (one process would otherwise expire, purge or date a message
+ * otherwise than another). Each process reports its own every REPORT_EVERY_MS; one not heard
+ * from for GONE_AFTER_MS no longer counts.
+ */
+export class ProcessSettingsStore {
+  readonly #redis: RedisClient;
+  readonly #key: string;
+  readonly #settings: Readonly<Record<string, number>>;
+  readonly #processId = randomUUID();
+  #since: number | undefined;
+
+  constructor(redis: RedisClient, keys: RedisKeys, settings: Readonly<Record<string, number>>) {
+    this.#redis = redis;
+    this.#key = keys.processSettings;
+    this.#settings = settings;
+  }
+
+  /**
+   * Reports this process, then compares: where its settings differ from those of a process
+   * running since before it, they are returned and this process's report withdrawn (it is not
+   * to run). Of two starting at once with different settings, the later gives way.
+   */
+  async join(now: Date): Promise<readonly SettingDisagreement[]> {
+    this.#since = now.getTime();
+    await this.report(now);
+    const reports = await this.#redis.hgetall(this.#key);
+    const gone: string[] = [];
+    let disagreements: SettingDisagreement[] = [];
+    for (const [processId, text] of Object.entries(reports)) {
+      const report = parseReport(text);
+      if (report === undefined || now.getTime() - report.at > GONE_AFTER_MS) {
+        gone.push(processId);
+        continue;
+      }
+      const earlier = report.since < this.#since || (report.since === this.#since && processId < this.#processId);
+      if (processId === this.#processId || !earlier || disagreements.length > 0) continue;
+      disagreements = Object.entries(this.#settings)
+        .filter(([name, value]) => name in report.settings && report.settings[name] !== value)
+        .map(([name, here]) => ({ name, here, there: report.settings[name]! }));
+    }
+    if (gone.length > 0) await this.#redis.hdel(this.#key, ...gone);
+    if (disagreements.length > 0) await this.withdraw();
+    return disagreements;
+  }
+
+  /** Says this process is still there. */
+  async report(now: Date): Promise<void> {
+    const report: Report = { since: this.#since ?? now.getTime(), at: now.getTime(), settings: this.#settings };
+    await this.#redis.hset(this.#key, this.#processId, JSON.stringify(report));
+  }
+
+  /** At a stop: this process no longer counts. */
+  async withdraw(): Promise<void> {
+    await this.#redis.hdel(this.#key, this.#processId);
+  }
+}
+
+function parseReport(text: string): Report | undefined {
+  try {
+    const report = JSON.parse(text) as Partial<Report>;
+    return typeof report.since === 'number' && typeof report.at === 'number' && typeof report.settings === 'object' && report.settings !== null ? (report as Report) : undefined;
+  } catch {
+    return undefined;
+  }
+}
