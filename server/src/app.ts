@@ -57,7 +57,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   registerPublicRoutes(publicRoutes, services);
 
   const mailboxRoutes = new Router<MailboxState>({ prefix: `${MESH_PATH_PREFIX}/:mailbox` });
-  mailboxRoutes.use(mailboxAuth(services, pendingWork));
+  mailboxRoutes.use(mailboxAuth(services, pendingWork, logger));
   registerHandshakeRoutes(mailboxRoutes, services);
   registerInboxRoutes(mailboxRoutes, services);
   registerOutboxRoutes(mailboxRoutes, services, pendingWork);

@@ -23,3 +23,19 @@ export function quietRepeats(intervalMs: number): QuietLog {
     }, intervalMs).unref();
   };
 }
+
+/**
+ * What a failure is, for counting its repeats: its code and message with addresses and numbers
+ * left out, so that a Redis Cluster's "MOVED 14860 127.0.0.1:33909", one per slot, or a
+ * connection's port, is one reason; and distinct causes ("CLUSTERDOWN", "Connection is closed"),
+ * though worded alike at first, are not.
+ */
+export function failureReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  const plain = message
+    .replace(/\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/g, '<address>')
+    .replace(/\d+/g, 'N')
+    .slice(0, 300);
+  return typeof code === 'string' && !plain.includes(code) ? `${code}: ${plain}` : plain;
+}

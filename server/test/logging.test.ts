@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import test from 'ava';
+import Koa from 'koa';
 import { Redis } from 'ioredis';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { errorResponder } from '../src/http/middleware/errors.ts';
+import type { RequestState } from '../src/http/middleware/request-context.ts';
 import { workerErrorReporter } from '../src/jobs/lifecycle-worker.ts';
 import { capturedLogger } from './support/captured-log.ts';
 
@@ -43,5 +49,44 @@ test('a lifecycle worker error repeated in a tight loop (Redis refusing every wr
   t.deepEqual(lines.map((line) => line.msg), ['lifecycle worker error', 'lifecycle worker error']);
   await new Promise((done) => setTimeout(done, intervalMs * 2));
   t.is(lines.length, 3);
-  t.like(lines[2], { reason: 'OOM', repeats: 4999, msg: 'lifecycle worker error 4999 more times for this reason' });
+  t.like(lines[2], { reason: "OOM command not allowed when used memory > 'maxmemory'.", repeats: 4999, msg: 'lifecycle worker error 4999 more times for this reason' });
+});
+
+/** What ioredis's Cluster client fails with while a master restarts: the slot and the node in the message. */
+function clusterRedirections(slot: number, lastError: string): Error {
+  return Object.assign(new Error(`Too many Cluster redirections. Last error: ${lastError}`), { name: 'Error' });
+}
+
+test("a Redis Cluster's failures during a master's restart are logged a line per cause, not per slot or node: by the worker, and for the requests answered 503", async (t) => {
+  const intervalMs = 300;
+  const duringRestart = [
+    ...Array.from({ length: 200 }, (_, n) => clusterRedirections(n * 80, `ReplyError: MOVED ${n * 80} 127.0.0.1:${33_000 + (n % 3)}`)),
+    ...Array.from({ length: 200 }, (_, n) => clusterRedirections(n * 80, 'Error: Connection is closed.')),
+  ];
+  const worker = capturedLogger();
+  const report = workerErrorReporter(worker.logger, intervalMs);
+  for (const error of duringRestart) report(error);
+  t.deepEqual(worker.lines.map((line) => line.msg), ['lifecycle worker error', 'lifecycle worker error'], 'two causes, two lines');
+
+  const api = capturedLogger();
+  const app = new Koa<RequestState>();
+  app.use(async (ctx, next) => {
+    ctx.state.log = api.logger;
+    await next();
+  });
+  app.use(errorResponder(api.logger, intervalMs));
+  let failing = 0;
+  app.use(() => {
+    throw duringRestart[failing++ % duringRestart.length];
+  });
+  const server = createServer(app.callback()).listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const statuses = [];
+  for (let n = 0; n < 400; n++) statuses.push((await fetch(`http://127.0.0.1:${port}/`)).status);
+  t.true(statuses.every((status) => status === 503));
+  t.is(api.lines.filter((line) => line.msg === 'request failed: a backend is unavailable').length, 2, 'a line per cause');
+  await new Promise((done) => setTimeout(done, intervalMs * 2));
+  t.deepEqual(api.lines.filter((line) => line.repeats !== undefined).map((line) => line.repeats), [199, 199], 'then how many more came of each');
 });

@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import { type Claim, type LifecycleSchedule, SCHEDULE_SHARDS } from '../store/lifecycle-schedule.ts';
 import type { RedisClient } from '../store/redis-client.ts';
 import { LIFECYCLE_QUEUE } from './queue-name.ts';
-import { quietRepeats } from '../quiet-repeats.ts';
+import { failureReason, quietRepeats } from '../quiet-repeats.ts';
 
 /**
  * BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay
@@ -108,14 +108,14 @@ export interface LifecycleWorker {
 const WORKER_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /**
- * Logs the worker's errors, a line per reason (an error code, or Redis's first word: OOM,
- * READONLY) at most once an interval: BullMQ asks again at once, and a Redis refusing every
- * write is refused thousands of times a second.
+ * Logs the worker's errors, a line per reason (failureReason: a Cluster's MOVED for each slot is
+ * one) at most once an interval: BullMQ asks again at once, and a Redis refusing every write is
+ * refused thousands of times a second.
  */
 export function workerErrorReporter(logger: Logger, intervalMs = WORKER_ERROR_LOG_INTERVAL_MS): (error: Error) => void {
   const log = quietRepeats(intervalMs);
   return (error) => {
-    const reason = String((error as NodeJS.ErrnoException).code ?? error.message.split(' ', 1)[0]);
+    const reason = failureReason(error);
     log(
       reason,
       () => logger.error({ err: error }, 'lifecycle worker error'),

@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { quietRepeats } from '../../quiet-repeats.ts';
+import { failureReason, quietRepeats } from '../../quiet-repeats.ts';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
@@ -37,7 +37,7 @@ export function errorResponder(logger: Logger, logIntervalMs = UNAVAILABLE_LOG_I
           'a chunk of a message still downloadable is missing from object storage (deleted from the bucket, by hand or by a lifecycle rule shorter than MESHBOX_PAYLOAD_RETENTION_SECONDS?): answered 410',
         );
       } else if (isUnavailable(thrown)) {
-        const reason = thrown instanceof Error ? thrown.message : String(thrown);
+        const reason = failureReason(thrown);
         quiet(
           reason,
           () => ctx.state.log.error({ err: thrown }, 'request failed: a backend is unavailable'),

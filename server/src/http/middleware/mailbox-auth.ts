@@ -1,11 +1,13 @@
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
 import { MESH_PATH_PREFIX } from '../../../../shared/src/protocol/index.ts';
 import { authenticateMailbox } from '../../domain/authenticate.ts';
 import { sendRecorded } from '../../domain/send.ts';
 import type { Services } from '../../domain/services.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
 import type { PendingWork } from '../pending-work.ts';
+import { failureReason, quietRepeats } from '../../quiet-repeats.ts';
 import { peerCertificate } from '../peer-certificate.ts';
 import { sendIdentity } from '../send-headers.ts';
 import type { RequestState } from './request-context.ts';
@@ -27,6 +29,8 @@ const SEND_PATH = new RegExp(`^${MESH_PATH_PREFIX}/[^/]+/outbox/?$`, 'i');
 /** `.../{mailbox}/outbox/{id}/{n}`: a chunk upload. */
 const CHUNK_PATH = new RegExp(`^${MESH_PATH_PREFIX}/[^/]+/outbox/[^/]+/[^/]+/?$`, 'i');
 
+const RELEASE_FAILURE_LOG_INTERVAL_MS = 10_000;
+
 /** Statuses after which a client (mesh-client among them) retries with the identical token. */
 const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);
 
@@ -41,7 +45,9 @@ const RETRYABLE_STATUSES = new Set([425, 429, 500, 502, 503, 504]);
  * recorded, even if the client went before the answer, and given back by a send that failed
  * before recording it (whatever its answer), which may then be tried again.
  */
-export function mailboxAuth(services: Services, pendingWork: PendingWork): Middleware<MailboxState> {
+export function mailboxAuth(services: Services, pendingWork: PendingWork, logger: Logger): Middleware<MailboxState> {
+  // Redis away fails every release alike: a line per reason an interval, as errorResponder logs the requests.
+  const quiet = quietRepeats(RELEASE_FAILURE_LOG_INTERVAL_MS);
   return async (ctx, next) => {
     const sending = ctx.method === 'POST' && SEND_PATH.test(ctx.path);
     // What a request brings is part of it: the same token with other content is another request.
@@ -83,7 +89,12 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork): Middl
       await next();
     } finally {
       pendingWork.track(giveBackUnlessServed()).catch((error: unknown) => {
-        ctx.state.log.warn({ err: error }, 'could not release authorization token');
+        const reason = failureReason(error);
+        quiet(
+          reason,
+          () => ctx.state.log.warn({ err: error }, 'could not release authorization token'),
+          (repeats) => logger.warn({ reason, repeats, seconds: RELEASE_FAILURE_LOG_INTERVAL_MS / 1000 }, `could not release ${repeats} more authorization tokens for this reason`),
+        );
       });
     }
   };
