@@ -105,8 +105,9 @@ test('a three-chunk message uploaded chunk by chunk downloads whole, in order', 
     t.true((await readFile(join(work, 'whole.bin'))).equals(Buffer.concat(chunks)));
 
     await client.acknowledge(messageId);
-    const error = await t.throwsAsync(client.head(messageId), { instanceOf: MeshClientError });
-    t.is(error?.status, 410);
+    t.is((await client.head(messageId)).messageId, messageId, 'described still while its payload is kept');
+    const error = await t.throwsAsync(client.head(`${messageId.slice(0, -1)}X`), { instanceOf: MeshClientError });
+    t.is(error?.status, 404);
   });
 
   const tracking = await withClient(sender, (client) => client.track(messageId));

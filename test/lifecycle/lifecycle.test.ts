@@ -104,10 +104,13 @@ test("a message to a mailbox stored under another secret key still expires with 
   t.is((await server.services.messages.get(messageId))?.status, 'undeliverable');
 });
 
-test('after acknowledgement the payload is purged once the retention passes; tracking answers until the record is purged', async (t) => {
+test('after acknowledgement the payload is purged once the retention passes, and downloadable until then; tracking answers until the record is purged', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'collected');
   await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
   t.is(await objectsOf(messageId), 1);
+  const download = () => mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  // As MESH serves it: a client may acknowledge before it has read every chunk.
+  t.is((await download()).body.toString(), 'collected', 'acknowledged, its payload still kept');
 
   // Timed from the acknowledgement itself, not from now: a slow machine must not make "before" late.
   const acknowledgedAt = (await server.services.messages.get(messageId))!.statusAt.getTime();
@@ -118,6 +121,7 @@ test('after acknowledgement the payload is purged once the retention passes; tra
   const next = await advanceLifecycle(later(periods.payloadRetentionMs + SECOND), messageId);
   t.is(await objectsOf(messageId), 0);
   t.truthy(next, 'the record itself is still kept');
+  t.is((await download()).status, 410, 'its payload purged');
   const tracked = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking?messageID=${messageId}` });
   t.is(tracked.json().status, 'acknowledged');
 

@@ -205,25 +205,30 @@ test('object storage refusing for now (503 SlowDown, 500 InternalError) is answe
   }
 });
 
-test("a chunk's object missing from the bucket while its message may be downloaded is answered 410, and logged as an error naming the message: lost data, not an expiry", async (t) => {
+test("a chunk's object missing from the bucket while its message may be downloaded is answered 410, and logged as an error naming the message: lost data, not an expiry; an acknowledged message's, its purge under way, is not", async (t) => {
   const { logger, lines } = capturedLogger();
   const server = await startTestServer({ limits: { inlinePayloadBytes: 0 }, worker: false, logger });
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
-    const messageId = await sendMessage(server, lab, gp, 'deleted behind our back');
+    const [lost, purging] = [await sendMessage(server, lab, gp, 'deleted behind our back'), await sendMessage(server, lab, gp, 'being purged')];
+    t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${purging}/status/acknowledged` })).status, 200);
     const local = await ensureLocalServices();
     const s3 = createS3Client({ endpoint: local.s3.endpoint, bucket: server.bucket, region: local.s3.region, forcePathStyle: true, credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey } });
     try {
-      const objects = await s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }));
-      t.is(objects.Contents?.length, 1);
-      await s3.send(new DeleteObjectCommand({ Bucket: server.bucket, Key: objects.Contents![0]!.Key! }));
+      for (const messageId of [lost, purging]) {
+        const objects = await s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }));
+        t.is(objects.Contents?.length, 1);
+        await s3.send(new DeleteObjectCommand({ Bucket: server.bucket, Key: objects.Contents![0]!.Key! }));
+      }
     } finally {
       s3.destroy();
     }
-    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
-    t.is(download.status, 410);
-    const logged = lines.filter((line) => line.level === 50 && line.messageId === messageId);
-    t.is(logged.length, 1, JSON.stringify(lines.filter((line) => Number(line.level) >= 40)));
+    for (const messageId of [lost, purging]) {
+      const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+      t.is(download.status, 410);
+    }
+    const logged = lines.filter((line) => line.level === 50);
+    t.deepEqual(logged.map((line) => line.messageId), [lost], JSON.stringify(lines.filter((line) => Number(line.level) >= 40)));
     t.regex(logged[0]!.msg, /missing from object storage/);
   } finally {
     await server.close();

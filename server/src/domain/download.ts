@@ -7,13 +7,22 @@ import type { Services } from './services.ts';
 export async function findDownloadable(services: Services, mailboxId: string, messageId: string): Promise<MessageRecord> {
   const message = await services.messages.get(messageId);
   if (!message || message.recipient !== mailboxId) throw new MessageNotFoundError(messageId);
-  if (message.status !== 'accepted') await refuseAsGone(services, mailboxId, messageId, message.status === 'uploading');
+  if (!downloadable(message)) await refuseAsGone(services, mailboxId, messageId, message.status === 'uploading');
   return message;
 }
 
 /**
- * 410 for a recipient's message that cannot be downloaded: no longer (acknowledged, expired),
- * or not yet (still uploading). One no longer downloadable is still listed only if a delivery
+ * Accepted, or acknowledged while its payload is kept (MESHBOX_PAYLOAD_RETENTION_SECONDS), as
+ * MESH serves it: a client may acknowledge before it has read every chunk (mesh-client reads
+ * chunks 2..N only as its reader reaches them), or fetch it again after a crash.
+ */
+function downloadable(message: MessageRecord): boolean {
+  return message.status === 'accepted' || (message.status === 'acknowledged' && message.payloadPurgedAt === undefined);
+}
+
+/**
+ * 410 for a recipient's message that cannot be downloaded: no longer (expired, or acknowledged
+ * and its payload purged), or not yet (still uploading). One no longer downloadable is still listed only if a delivery
  * was cut off before its check (docs/reliability.md): the recipient asking for it, by download
  * or acknowledgement, takes it off the list. One still uploading was never listed, and is left
  * alone: its last chunk may be delivering it as this answers, and would be taken off again.
@@ -75,7 +84,8 @@ export async function downloadChunk(
   const chunk = message.inlinePayload
     ? inlineChunk(source.inlinePayload)
     : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version }, abortSignal);
-  if (!chunk) throw message.inlinePayload ? new MessageGoneError(messageId) : new PayloadMissingError(messageId, chunkNumber);
+  // An acknowledged message's payload may be being purged as it is asked for.
+  if (!chunk) throw message.inlinePayload || message.status === 'acknowledged' ? new MessageGoneError(messageId) : new PayloadMissingError(messageId, chunkNumber);
   try {
     await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   } catch (error) {
