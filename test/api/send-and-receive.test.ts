@@ -188,6 +188,29 @@ test('inbox lists oldest first and pages with links.next as a root-relative path
   t.deepEqual(count.json(), { count: 12 });
 });
 
+test("v1's inbox pages as MESH's v1 does: max_results, and continue_from naming the last message id seen (from the start once that one has left the inbox)", async (t) => {
+  const sender = await server.createMailbox();
+  const recipient = await server.createMailbox();
+  const sent: string[] = [];
+  for (let i = 0; i < 15; i++) sent.push(await sendMessage(server, sender, recipient, `message ${i}`));
+  const page = async (query: string) => {
+    const response = await mailboxRequest(server, recipient, { accept: 'v1', path: `/messageexchange/${recipient.id}/inbox?${query}` });
+    t.is(response.status, 200, response.body.toString());
+    return response.json().messages as string[];
+  };
+  t.deepEqual(await page('max_results=10'), sent.slice(0, 10));
+  t.deepEqual(await page(`max_results=10&continue_from=${sent[9]}`), sent.slice(10));
+  t.deepEqual(await page(`continue_from=${sent[3]}`), sent.slice(4), 'the default page: 500');
+  // A client acknowledging as it pages: the last id it saw has left the inbox.
+  for (const id of sent.slice(0, 10)) {
+    t.is((await mailboxRequest(server, recipient, { accept: 'v1', method: 'PUT', path: `/messageexchange/${recipient.id}/inbox/${id}/status/acknowledged` })).status, 200);
+  }
+  t.deepEqual(await page(`max_results=10&continue_from=${sent[9]}`), sent.slice(10));
+  const refused = await mailboxRequest(server, recipient, { accept: 'v1', path: `/messageexchange/${recipient.id}/inbox?max_results=5` });
+  t.is(refused.status, 400);
+  t.is(refused.json().errorCode, '400');
+});
+
 test('max_results outside 10..5000 is refused with a MESH error', async (t) => {
   const response = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=5` });
   t.is(response.status, 400);

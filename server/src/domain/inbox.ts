@@ -16,6 +16,8 @@ export interface InboxQuery {
   readonly maxResults: number;
   /** Opaque cursor from a previous page's `next`. */
   readonly continueFrom: string | undefined;
+  /** v1's `continue_from`: the last message id of the page before (from the start when it has left the inbox). */
+  readonly afterMessageId?: string | undefined;
   /** MESH workflow_filter; applied to each page, so a page may come back short (as in MESH). */
   readonly workflowFilter?: string | undefined;
 }
@@ -29,8 +31,10 @@ export async function listInbox(services: Services, mailboxId: string, query: In
   const matches = workflowMatcher(query.workflowFilter);
   // Counted by the page asked for, before it is read: one of it with the request itself.
   await countRequestCost(services, mailboxId, Math.ceil(query.maxResults / (matches ? FILTERED_IDS_PER_REQUEST : IDS_PER_REQUEST)), 1);
+  const after =
+    query.afterMessageId === undefined ? decodeCursor(query.continueFrom) : await services.messages.inboxPosition(mailboxId, query.afterMessageId);
   const [page, approximateCount] = await Promise.all([
-    services.messages.inboxPage(mailboxId, query.maxResults, decodeCursor(query.continueFrom)),
+    services.messages.inboxPage(mailboxId, query.maxResults, after),
     services.messages.inboxCount(mailboxId),
   ]);
   if (!matches) return { ...page, approximateCount };

@@ -399,6 +399,12 @@ export class MessageStore {
     return values.map((value) => value ?? '');
   }
 
+  /** Where a message is in the inbox (to page after it); undefined when it is not there. */
+  async inboxPosition(mailboxId: string, messageId: string): Promise<number | undefined> {
+    const score = await this.#redis.zscore(this.#keys.inbox(mailboxId), messageId);
+    return score === null ? undefined : Number(score);
+  }
+
   async inboxCount(mailboxId: string): Promise<number> {
     return this.#redis.zcard(this.#keys.inbox(mailboxId));
   }

@@ -15,7 +15,6 @@ import { messageHeaders } from '../views/message-headers.ts';
 const MIN_PAGE = 10;
 const MAX_PAGE = 5000;
 const DEFAULT_PAGE = 500;
-const V1_PAGE = 500;
 
 function messageIdParam(value: string | undefined): string {
   const messageId = normaliseMessageId(value ?? '');
@@ -40,10 +39,12 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
   router.get('/inbox', async (ctx) => {
     const mailboxId = ctx.state.mailbox.id;
     const v2 = ctx.state.apiVersion === 2;
-    const maxResults = v2 ? pageSize(singleQueryValue(ctx.query.max_results)) : V1_PAGE;
-    const continueFrom = v2 ? singleQueryValue(ctx.query.continue_from) : undefined;
+    const maxResults = pageSize(singleQueryValue(ctx.query.max_results));
+    const continueFrom = singleQueryValue(ctx.query.continue_from);
     const workflowFilter = singleQueryValue(ctx.query.workflow_filter);
-    const listing = await listInbox(services, mailboxId, { maxResults, continueFrom, workflowFilter });
+    // v1 pages by the last message id seen (MESH's v1 form of continue_from), v2 by an opaque cursor.
+    const page = v2 ? { continueFrom } : { continueFrom: undefined, afterMessageId: continueFrom };
+    const listing = await listInbox(services, mailboxId, { maxResults, ...page, workflowFilter });
     if (!v2) {
       ctx.body = { messages: listing.messageIds };
       return;
