@@ -13,7 +13,7 @@ import { PendingWork } from './http/pending-work.ts';
 import { apiVersion, checkRequestForm, meshMediaType, type RequestState, requestContext } from './http/middleware/request-context.ts';
 import { rejectRevokedCertificates } from './http/middleware/revocation.ts';
 import { registerHealthRoutes } from './http/routes/health.ts';
-import { registerHandshakeRoutes } from './http/routes/mailbox.ts';
+import { registerHandshakeRoutes, registerUpdateRoute } from './http/routes/mailbox.ts';
 import { registerInboxRoutes } from './http/routes/inbox.ts';
 import { registerOutboxRoutes } from './http/routes/outbox.ts';
 import { registerPublicRoutes } from './http/routes/public.ts';
@@ -59,6 +59,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   const mailboxRoutes = new Router<MailboxState>({ prefix: `${MESH_PATH_PREFIX}/:mailbox` });
   mailboxRoutes.use(mailboxAuth(services, pendingWork, logger));
   registerHandshakeRoutes(mailboxRoutes, services);
+  registerUpdateRoute(mailboxRoutes);
   registerInboxRoutes(mailboxRoutes, services);
   registerOutboxRoutes(mailboxRoutes, services, pendingWork);
 

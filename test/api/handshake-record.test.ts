@@ -39,3 +39,12 @@ test.serial('a handshake whose record cannot be written soon is answered all the
     services.mailboxes = real;
   }
 });
+
+test("POST /{mailbox}/update, which MESH's sandbox answers 200 with nothing (a client's check in), is answered so, for the mailbox authenticated only", async (t) => {
+  const update = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/update` });
+  t.is(update.status, 200);
+  t.is(update.body.length, 0);
+  const other = await server.createMailbox();
+  const refused = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${other.id}/update` });
+  t.is(refused.status, 403);
+});

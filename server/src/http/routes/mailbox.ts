@@ -46,3 +46,15 @@ export function registerHandshakeRoutes(router: Router<MailboxState>, services: 
     ctx.body = ctx.state.apiVersion === 2 ? '' : { mailboxId: ctx.state.mailbox.id };
   });
 }
+
+/**
+ * `POST /{mailbox}/update`: a route MESH's sandbox answers 200 with nothing, for an authenticated
+ * mailbox, and hides from its API description (a client's check in, as the Java MESH client may
+ * make): answered the same, so such a client does not log a 404 on every check.
+ */
+export function registerUpdateRoute(router: Router<MailboxState>): void {
+  router.post('/update', (ctx) => {
+    ctx.status = 200;
+    ctx.body = '';
+  });
+}
