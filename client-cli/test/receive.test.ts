@@ -197,16 +197,16 @@ test('a message is acknowledged only once its files are saved: when the .json ca
   t.deepEqual((await readdir(into)).filter((name) => name.startsWith('.')), [], 'no temporary file is left');
 });
 
-test('a listed message acknowledged elsewhere before it is fetched is skipped as gone, not counted as a failure', async (t) => {
+test('a listed message expired before it is fetched is skipped as gone, not counted as a failure', async (t) => {
   const { lab, gp } = await pair();
   const [first, second] = [await sendFile(lab, gp, 'a.txt', Buffer.from('a')), await sendFile(lab, gp, 'b.txt', Buffer.from('b'))];
   const client = new MeshClient(gp.settings, { retryDelayMs: 10 });
-  // The listing as it was a moment ago: the first message has since been acknowledged elsewhere.
+  // The listing as it was a moment ago: the first message has since expired.
   const staleListing = overriding(client, { listInbox: async () => [first, second] });
   const gone: string[] = [];
   const received: string[] = [];
   try {
-    await client.acknowledge(first);
+    t.true(await server.services.messages.expire((await server.services.messages.get(first))!, '', 'not collected', new Date()));
     const failed = await receiveInbox(staleListing, {
       folder: await folder(),
       progress: noProgress,

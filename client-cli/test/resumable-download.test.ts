@@ -285,8 +285,8 @@ test('a partial file hard-linked to the saved target (a crash between link and u
 // (syncBuiltinESMExports updates the ESM bindings every module imported). Those tests are serial,
 // and ava runs serial tests before the others: no other test sees the replacement.
 
-type Patchable = 'link' | 'rm';
-const originals = { link: fsPromises.link, rm: fsPromises.rm };
+type Patchable = 'link' | 'rm' | 'readdir';
+const originals = { link: fsPromises.link, rm: fsPromises.rm, readdir: fsPromises.readdir };
 
 /** Replaces fs/promises' `name` for every module (ESM bindings included) until `restore`. */
 function patch<K extends Patchable>(name: K, replacement: (typeof originals)[K]): void {
@@ -363,6 +363,41 @@ test.serial('on a file system without hard links a download of several chunks is
   t.is(await downloadOutcome(several.handle, cwd2), 'saved', 'two chunks: the new download lock must not need link()');
   restore();
   t.true((await readFile(join(cwd2, 'result.bin')).catch(() => Buffer.alloc(0))).equals(several.whole));
+});
+
+// A receive folder keeps what it received: a year of results is over a million files, which a
+// watcher reading the folder on every pass would read once a second or a minute.
+test.serial('receive --watch reads its folder on its first pass, and again only while a message is failing', async (t) => {
+  const folder = await mkdtemp(join(work, 'watch-reads-'));
+  let reads = 0;
+  const readdir = originals.readdir;
+  patch('readdir', (async (path: string, options?: unknown) => {
+    if (String(path) === folder) reads += 1;
+    return readdir(path, options as never);
+  }) as typeof readdir);
+  const stop = new AbortController();
+  let listings = 0;
+  const readsWhenListed: number[] = [];
+  // Listed on three passes, its chunk 2 breaking off each time; then gone (acknowledged elsewhere), and three quiet passes.
+  const message = twoChunks(randomBytes(1_000), (path) => (path.endsWith('/2') ? 'break' : listings > 3 && path !== '/inbox' ? 'gone' : 'serve'));
+  const result = await withFakeServer(
+    (request, body, response) => {
+      if (request.method === 'POST') return void response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      if (pathOf(request.url) === '/inbox') {
+        listings += 1;
+        readsWhenListed.push(reads);
+        if (listings === 7) stop.abort();
+        if (listings > 3) return void response.writeHead(200, { 'content-type': 'application/json' }).end('{"messages":[]}');
+      }
+      message.handle(request, body, response);
+    },
+    (origin) => runInProcess(['--profile', mailbox.profile, '--url', origin, 'receive', '.', '--watch', '--interval', '1', '--retries', '0'], { cwd: folder, stopSignal: stop.signal }),
+  );
+  t.is(result.code, 0, result.stderr);
+  // Read on the first pass, on each while the message failed, and twice on the one it went in
+  // (the second to remove its kept chunks); not after.
+  t.deepEqual(readsWhenListed, [1, 2, 3, 4, 5, 5, 5]);
+  t.deepEqual(await readdir(folder), [], 'the chunks kept of the message gone are removed');
 });
 
 // A disk that fills up as the download writes (another writer, a quota, --min-free 0): what was

@@ -47,6 +47,11 @@ export class RetrySchedule {
     this.#failing.delete(key);
   }
 
+  /** Whether any item is failing (waiting out its backoff, or due again). */
+  get anyFailing(): boolean {
+    return this.#failing.size > 0;
+  }
+
   /** Forgets every item not among those present now (handled elsewhere, or removed). */
   keepOnly(present: Iterable<string>): void {
     const kept = new Set(present);
