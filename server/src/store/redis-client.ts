@@ -86,17 +86,17 @@ export function describeRedisTarget(target: RedisTarget): string {
 /** Every key slot of a Redis Cluster. */
 const CLUSTER_SLOTS = 16_384;
 
+/** The connections that hold data: a standalone Redis's one, or each master of a cluster (as the client knows them now). */
+export function masters(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+}
+
 /**
  * Whether Redis can serve every key, writes too: on a cluster, each slot has a master that
  * answers (a PING reaches one node only, and a client drops a node whose connection ended from
  * the nodes it knows, so the slot owners come from the cluster itself); a standalone Redis is
  * not a replica.
  */
-/** The connections that hold data: a standalone Redis's one, or each master of a cluster (as the client knows them now). */
-export function masters(redis: RedisClient): Redis[] {
-  return redis instanceof Cluster ? redis.nodes('master') : [redis];
-}
-
 export async function pingEveryMaster(redis: RedisClient): Promise<void> {
   // On a cluster, also what makes the client learn the nodes, if it has not yet.
   await redis.ping();
