@@ -69,11 +69,13 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
     )
     .action(async (folder: string, flags: DispatchFlags, command: Command) => {
       // Said once per file and time, whatever the flags: a --watch service would otherwise hold the file back for hours without a word.
-      const toldAhead = new Set<string>();
+      // Only files still ahead are remembered: a service watching a share whose clock runs ahead meets a new one with every file.
+      const toldAhead = new Map<string, number>();
       const aheadOfClock = (file: string, settlesAt: Date): void => {
-        const told = `${file} ${settlesAt.getTime()}`;
-        if (toldAhead.has(told)) return;
-        toldAhead.add(told);
+        const now = Date.now();
+        for (const [told, until] of toldAhead) if (until <= now) toldAhead.delete(told);
+        if (toldAhead.get(file) === settlesAt.getTime()) return;
+        toldAhead.set(file, settlesAt.getTime());
         context.io.stderr(
           `meshbox: ${file}: its modification time (or its control file's) is ahead of this machine's clock (a share whose server's clock runs ahead?): it is left until ${settlesAt.toISOString()}, when it will not have changed for ${SETTLE_MS / 1000} s\n`,
         );
