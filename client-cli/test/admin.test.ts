@@ -892,3 +892,35 @@ test('admin audit shows control characters in an entry escaped, not as codes for
     if (json) t.is(JSON.parse(line).detail, 'to \u001b]0;pwned\u0007\u009b2J', 'still JSON, the same text');
   }
 });
+
+test("cert revoke and cert crl pointed at another deployment's records (a forgotten MESHBOX_REDIS_PREFIX) refuse to write a CRL that drops what crl.pem revokes, and record nothing; --keep-listed records those revocations", async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'KEEP001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-kept-'));
+  for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
+  const revoked = await admin('--pki-dir', dir, 'cert', 'revoke', 'KEEP001');
+  t.is(revoked.code, 0, revoked.stderr);
+  const [serial] = await server.services.certificates.issuedTo('KEEP001');
+  const listed = await readFile(join(dir, 'crl.pem'), 'utf8');
+  t.true(readCrl(dir, '-text').text.includes(`Serial Number: ${serial!.toUpperCase()}`));
+
+  const elsewhere = { ...adminEnv, MESHBOX_REDIS_PREFIX: `${server.redisPrefix}typo-`, MESHBOX_PKI_DIR: dir };
+  const other = 'abcdef0123';
+  for (const args of [['cert', 'revoke', other, '--unrecorded'], ['cert', 'crl']]) {
+    const refused = await runSubprocess(['admin', ...args], { env: elsewhere });
+    t.is(refused.code, 1, args.join(' '));
+    // Other tests revoke in this deployment meanwhile: the list holds theirs too.
+    t.regex(refused.stderr, /crl\.pem lists \d+ revoked certificates? this deployment's records do not \(serial [0-9a-f]+(, \.\.\.)?\): are MESHBOX_REDIS_URL and MESHBOX_REDIS_PREFIX .* nothing was changed.*--keep-listed/);
+    t.is(await readFile(join(dir, 'crl.pem'), 'utf8'), listed, 'the list is as it was');
+  }
+  const keys = redisKeys(`${server.redisPrefix}typo-`);
+  t.is(await server.redis.hlen(keys.revokedCertificates), 0, 'nothing recorded there');
+
+  const kept = await runSubprocess(['admin', 'cert', 'crl', '--keep-listed'], { env: elsewhere });
+  t.is(kept.code, 0, kept.stderr);
+  t.regex(kept.stdout, new RegExp(`recorded as revoked \\(listed in crl\\.pem\\): serial ${serial}`));
+  t.true(readCrl(dir, '-text').text.includes(`Serial Number: ${serial!.toUpperCase()}`), 'still listed');
+  // The list dates a revocation to the second.
+  const revokedAt = Number(await server.redis.hget(redisKeys(server.redisPrefix).revokedCertificates, serial!));
+  t.is(Number(await server.redis.hget(keys.revokedCertificates, serial!)), revokedAt - (revokedAt % 1000), 'recorded with the date the list gives');
+});

@@ -2,6 +2,7 @@ import { verify, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import type { Logger } from 'pino';
+import { normalizeSerialNumber } from '../../shared/src/pki/serial-number.ts';
 import { CRL_PEM_BLOCK, secureContextOptions, type TlsSettings } from './https-server.ts';
 
 /**
@@ -21,8 +22,19 @@ export interface RevocationListDates {
   readonly nextUpdate: Date | undefined;
 }
 
+/** One CA's list in a CRL file: whose it is, when it was issued, and the serials it revokes. */
+export interface IssuedRevocationList {
+  /** The subject of the trusted CA that signed it. */
+  readonly issuer: string;
+  readonly thisUpdate: Date;
+  /** Normalised hex, with their revocation dates. */
+  readonly revoked: readonly { readonly serialNumber: string; readonly revokedAt: Date }[];
+}
+
 /** A CRL file as checked: the dates of the list that goes stale first, and the trusted CAs it holds no list of. */
 export interface CheckedRevocationList extends RevocationListDates {
+  /** Each CA's list in the file. */
+  readonly lists: readonly IssuedRevocationList[];
   /**
    * Subjects of trusted CAs (MESHBOX_TLS_CA) the file holds no list of: OpenSSL refuses every
    * client certificate such a CA issued (a CA rollover needs both CAs' lists in the file). Only
@@ -51,33 +63,54 @@ const SIGNATURE_HASHES: Readonly<Record<string, string | null>> = {
  * at `now`; returns the dates of the one that goes stale first.
  */
 export function checkRevocationList(crlPem: string, caPem: string, now: Date): CheckedRevocationList {
-  const blocks = [...crlPem.matchAll(CRL_PEM_BLOCK)].map((match) => Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64'));
-  if (blocks.length === 0) throw new InvalidRevocationListError('no X509 CRL in it (an empty or half-written file?)');
-  const cas = [...caPem.matchAll(PEM_CERTIFICATE)].map((match) => new X509Certificate(match[0]));
-  const listed = new Set<X509Certificate>();
-  const lists = blocks.map((der) => {
-    const list = readCertificateList(der);
-    const issuer = cas.find((ca) => signedBy(list, ca.publicKey));
-    if (!issuer) throw new InvalidRevocationListError('it is not signed by the CA the server trusts (MESHBOX_TLS_CA)');
-    listed.add(issuer);
+  const { cas, lists } = signedLists(crlPem, caPem);
+  for (const { list } of lists) {
     if (list.thisUpdate.getTime() > now.getTime() + CLOCK_SKEW_MS) {
       throw new InvalidRevocationListError(`it is dated ${list.thisUpdate.toISOString()}, in the future (its thisUpdate): OpenSSL would refuse every client until then`);
     }
     if (list.nextUpdate && list.nextUpdate <= now) {
       throw new InvalidRevocationListError(`it was due to be replaced at ${list.nextUpdate.toISOString()} (its nextUpdate): OpenSSL would refuse every client`);
     }
-    return list;
-  });
+  }
   const staleAt = (list: RevocationListDates): number => list.nextUpdate?.getTime() ?? Infinity;
-  const soonest = lists.reduce((kept, list) => (staleAt(list) < staleAt(kept) ? list : kept));
-  const unlistedCas = cas.filter((ca) => !listed.has(ca)).map((ca) => ca.subject.replace(/\n/g, ', '));
-  return { thisUpdate: soonest.thisUpdate, nextUpdate: soonest.nextUpdate, unlistedCas };
+  const soonest = lists.map(({ list }) => list).reduce((kept, list) => (staleAt(list) < staleAt(kept) ? list : kept));
+  const listed = new Set(lists.map(({ issuer }) => issuer));
+  const unlistedCas = cas.filter((ca) => !listed.has(ca)).map(subjectOf);
+  return { thisUpdate: soonest.thisUpdate, nextUpdate: soonest.nextUpdate, unlistedCas, lists: lists.map(issuedList) };
+}
+
+/** What each list in a CRL file revokes, whatever its dates (`admin cert` compares them with its records). */
+export function listedRevocations(crlPem: string, caPem: string): readonly IssuedRevocationList[] {
+  return signedLists(crlPem, caPem).lists.map(issuedList);
+}
+
+/** The CRLs in the PEM text, each with the CA in `caPem` that signed it (there must be one). */
+function signedLists(crlPem: string, caPem: string): { cas: X509Certificate[]; lists: { list: CertificateList; issuer: X509Certificate }[] } {
+  const blocks = [...crlPem.matchAll(CRL_PEM_BLOCK)].map((match) => Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64'));
+  if (blocks.length === 0) throw new InvalidRevocationListError('no X509 CRL in it (an empty or half-written file?)');
+  const cas = [...caPem.matchAll(PEM_CERTIFICATE)].map((match) => new X509Certificate(match[0]));
+  const lists = blocks.map((der) => {
+    const list = readCertificateList(der);
+    const issuer = cas.find((ca) => signedBy(list, ca.publicKey));
+    if (!issuer) throw new InvalidRevocationListError('it is not signed by the CA the server trusts (MESHBOX_TLS_CA)');
+    return { list, issuer };
+  });
+  return { cas, lists };
+}
+
+function issuedList({ list, issuer }: { list: CertificateList; issuer: X509Certificate }): IssuedRevocationList {
+  return { issuer: subjectOf(issuer), thisUpdate: list.thisUpdate, revoked: list.revoked };
 }
 
 interface CertificateList extends RevocationListDates {
   readonly tbs: Buffer;
   readonly algorithm: string;
   readonly signature: Buffer;
+  readonly revoked: IssuedRevocationList['revoked'];
+}
+
+function subjectOf(ca: X509Certificate): string {
+  return ca.subject.replace(/\n/g, ', ');
 }
 
 function signedBy(list: CertificateList, key: X509Certificate['publicKey']): boolean {
@@ -138,6 +171,7 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
     if (pem === loaded.pem || pem === refused) return;
     try {
       const dates = checkRevocationList(pem, tls.ca, new Date());
+      refuseOlderThanLoaded(dates, loaded.dates);
       server.setSecureContext(secureContextOptions({ ...tls, crl: pem }));
       // The list is checked in the handshake only: a kept-alive connection, idle between a
       // monitor's scrapes, would keep a certificate revoked since on the health routes (which
@@ -189,6 +223,27 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
   return () => clearInterval(timer);
 }
 
+/**
+ * A list older than the one loaded from the same CA that leaves out serials it revokes is
+ * refused: a PKI folder put back from a backup, or another admin host's stale copy, would let
+ * certificates revoked since in again through the handshake (the health routes check nothing
+ * else). A newer list may leave serials out (a CA that drops expired certificates' entries).
+ */
+function refuseOlderThanLoaded(candidate: CheckedRevocationList, loaded: CheckedRevocationList): void {
+  for (const list of candidate.lists) {
+    const current = loaded.lists.find(({ issuer }) => issuer === list.issuer);
+    if (!current || list.thisUpdate >= current.thisUpdate) continue;
+    const kept = new Set(list.revoked.map(({ serialNumber }) => serialNumber));
+    const undone = current.revoked.filter(({ serialNumber }) => !kept.has(serialNumber));
+    if (undone.length === 0) continue;
+    throw new InvalidRevocationListError(
+      `it is older than the list loaded (issued ${list.thisUpdate.toISOString()}, the loaded one ${current.thisUpdate.toISOString()}) and leaves out ` +
+        `${undone.length} serial${undone.length === 1 ? '' : 's'} that one revokes (${undone[0]!.serialNumber}${undone.length > 1 ? ', ...' : ''}): ` +
+        'a copy put back? `meshbox admin cert crl` writes a current one',
+    );
+  }
+}
+
 /** CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue BIT STRING } */
 function readCertificateList(der: Buffer): CertificateList {
   try {
@@ -198,8 +253,15 @@ function readCertificateList(der: Buffer): CertificateList {
     // tbsCertList: [version INTEGER], signature AlgorithmIdentifier, issuer Name, thisUpdate, [nextUpdate], ...
     const fields = children(der, tbs);
     const afterVersion = fields[0]?.tag === INTEGER ? fields.slice(1) : fields;
-    const [, , thisUpdate, nextUpdate] = afterVersion;
+    const [, , thisUpdate, nextUpdate, ...rest] = afterVersion;
     if (!thisUpdate) throw new Error('no thisUpdate');
+    // revokedCertificates SEQUENCE OF SEQUENCE { userCertificate INTEGER, revocationDate Time, ... }, left out when empty.
+    const revokedList = [...(nextUpdate && !isTime(nextUpdate) ? [nextUpdate] : []), ...rest].find((item) => item.tag === SEQUENCE);
+    const revoked = (revokedList ? children(der, revokedList) : []).map((entry) => {
+      const [serial, revokedAt] = children(der, entry);
+      if (serial?.tag !== INTEGER || !revokedAt) throw new Error('an unreadable revoked certificate entry');
+      return { serialNumber: normalizeSerialNumber(der.subarray(serial.contentStart, serial.end).toString('hex')), revokedAt: time(der, revokedAt) };
+    });
     const [algorithmOid] = children(der, algorithm);
     if (!algorithmOid || algorithmOid.tag !== OBJECT_IDENTIFIER) throw new Error('no signature algorithm');
     return {
@@ -209,6 +271,7 @@ function readCertificateList(der: Buffer): CertificateList {
       signature: der.subarray(signature.contentStart + 1, signature.end),
       thisUpdate: time(der, thisUpdate),
       nextUpdate: nextUpdate && isTime(nextUpdate) ? time(der, nextUpdate) : undefined,
+      revoked,
     };
   } catch (error) {
     if (error instanceof InvalidRevocationListError) throw error;
@@ -219,6 +282,7 @@ function readCertificateList(der: Buffer): CertificateList {
 const INTEGER = 0x02;
 const BIT_STRING = 0x03;
 const OBJECT_IDENTIFIER = 0x06;
+const SEQUENCE = 0x30;
 const UTC_TIME = 0x17;
 const GENERALIZED_TIME = 0x18;
 

@@ -215,3 +215,42 @@ test('a CRL file without the list of a trusted CA (a CA rollover half done) is w
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a reloaded CRL older than the one loaded that leaves out serials it revokes (a PKI folder put back from a backup) is refused, and the loaded one kept; a newer one may leave serials out', async (t) => {
+  const ca = createCertificateAuthority({ commonName: 'meshbox CA' });
+  const served = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-'));
+  const crlFile = join(dir, 'crl.pem');
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  const early = { serialNumber: '0A:1B:2C', revokedAt: hourAgo };
+  const late = { serialNumber: '7f00ff', revokedAt: new Date() };
+  const current = createRevocationList({ ca, revoked: [early, late] });
+  await writeFile(crlFile, current);
+  const tls = { cert: served.certPem, key: served.keyPem, ca: ca.certPem, crl: current };
+  const loaded = checkRevocationList(current, tls.ca, new Date());
+  t.deepEqual(
+    loaded.lists.map(({ issuer, revoked }) => ({ issuer, serials: revoked.map(({ serialNumber }) => serialNumber) })),
+    [{ issuer: 'CN=meshbox CA, O=meshbox', serials: ['0a1b2c', '7f00ff'] }],
+  );
+  t.is(loaded.lists[0]!.revoked[0]!.revokedAt.getTime(), Math.floor(hourAgo.getTime() / 1000) * 1000);
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  const listener = createMeshServer(createApp({} as never, pino({ level: 'silent' }), { healthOnly: true }), tls);
+  const stop = reloadRevocationList(listener, tls, { file: crlFile, pem: current, dates: loaded }, { intervalMs: 50, logger });
+  try {
+    await writeFile(crlFile, createRevocationList({ ca, revoked: [early], issuedAt: hourAgo }));
+    t.true(await waitFor(async () => lines.some((line) => line.includes('revocation list not loaded')), 10_000, 20));
+    const refusal = lines.find((line) => line.includes('revocation list not loaded'))!;
+    t.regex(refusal, /older than the list loaded .* leaves out 1 serial that one revokes \(7f00ff\)/);
+    t.false(lines.some((line) => line.includes('revocation list reloaded')));
+    // The same entries, older: nothing undone, so loaded (two admins' lists racing, a clock a second apart).
+    await writeFile(crlFile, createRevocationList({ ca, revoked: [late, early], issuedAt: new Date(Date.now() - 60_000) }));
+    t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 1, 10_000, 20));
+    await writeFile(crlFile, createRevocationList({ ca, revoked: [late], issuedAt: new Date(Date.now() + 2000) }));
+    t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 2, 10_000, 20), 'a newer list that drops a serial loads');
+  } finally {
+    stop();
+    listener.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
+import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
 import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
 import { dayCount, daysLeft } from '../../../../shared/src/pki/validity.ts';
 import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
@@ -11,7 +12,7 @@ import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 import { dnsNameOption, ipAddressOption } from './host-options.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, publishRevocationList, readCertificateAuthority, readGivenFile, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
+import { CRL_FILE, pemPairPaths, prepareOutputFolder, publishRevocationList, refuseUndoingListed, readCertificateAuthority, readGivenFile, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -223,10 +224,17 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
   cert
     .command('crl')
     .description('re-issue the CRL (crl.pem) from the revocations recorded, revoking nothing: each is good for 30 days, and a server given an expired one refuses every client')
-    .action(async () => {
+    .option('--keep-listed', `record as revoked what ${CRL_FILE} lists and the records lack (records put back from an older backup), rather than refuse`)
+    .action(async (options: { keepListed?: boolean }) => {
       const dir = pkiDir();
       await withAdminStores(async (stores) => {
-        const file = await publishRevocationList(dir, () => stores.certificates.revocations());
+        const adopt = async (listed: readonly RevokedCertificate[]): Promise<void> => {
+          for (const { serialNumber, revokedAt } of listed) {
+            if (await stores.certificates.revoke(serialNumber, revokedAt)) await stores.audit('cert.revoke', serialNumber, `serial ${serialNumber}, kept from ${CRL_FILE}`);
+            console.log(`recorded as revoked (listed in ${CRL_FILE}): serial ${serialNumber}`);
+          }
+        };
+        const file = await publishRevocationList(dir, () => stores.certificates.revocations(), options.keepListed ? adopt : undefined);
         await stores.audit('cert.crl', file);
         console.log(`revocation list written: ${file}`);
       });
@@ -240,6 +248,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       const dir = pkiDir();
       await withAdminStores(async (stores) => {
         const { subject, serials } = await revocationTarget(stores, target, options.unrecorded === true);
+        await refuseUndoingListed(dir, await stores.certificates.revocations());
         const now = new Date();
         for (const serial of serials) {
           const revoked = await stores.certificates.revoke(serial, now);

@@ -5,6 +5,8 @@ import type { Command } from 'commander';
 import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
 import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
 import { DAY_MS, DEFAULT_LEAF_VALIDITY_DAYS } from '../../../../shared/src/pki/validity.ts';
+import { listedRevocations } from '../../../../server/src/revocation-list.ts';
+import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
 import { loadPki } from '../pki.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
 import { countOption } from './count-option.ts';
@@ -99,16 +101,65 @@ export async function writeRevocationList(pkiDir: string, ca: PemPair, revoked: 
  * Rewrites `<pki-dir>/crl.pem` from every revocation recorded; the server reloads it by itself.
  * Two revocations at once could each write a list read before the other's serial was recorded,
  * the later write dropping it: so a list is written again until the revocations read after
- * writing it are those it holds.
+ * writing it are those it holds. A list is never written without a serial the file lists and
+ * the records lack (see `refuseUndoingListed`), unless `adopt` records those first.
  */
-export async function publishRevocationList(pkiDir: string, recorded: () => Promise<readonly RevokedCertificate[]>): Promise<string> {
+export async function publishRevocationList(
+  pkiDir: string,
+  recorded: () => Promise<readonly RevokedCertificate[]>,
+  adopt?: (listed: readonly RevokedCertificate[]) => Promise<void>,
+): Promise<string> {
   const ca = await readCertificateAuthority(pkiDir);
   const serials = (revocations: readonly RevokedCertificate[]): string => revocations.map((entry) => entry.serialNumber).join(' ');
   for (;;) {
     const revocations = await recorded();
+    const unrecorded = await listedButNotRecorded(pkiDir, ca, revocations);
+    if (unrecorded.length > 0) {
+      if (!adopt) throw new RevocationsNotOnRecordError(unrecorded);
+      await adopt(unrecorded);
+      continue;
+    }
     const file = await writeRevocationList(pkiDir, ca, revocations);
     if (serials(await recorded()) === serials(revocations)) return file;
   }
+}
+
+/**
+ * The CRL file lists revocations these records lack: written from them, the list would let those
+ * certificates in again. Admin commands pointed at another deployment's Redis or prefix (an
+ * unset MESHBOX_REDIS_PREFIX, a cron job without the environment) see other records; so do
+ * records put back from an older backup.
+ */
+export class RevocationsNotOnRecordError extends Error {
+  constructor(unrecorded: readonly RevokedCertificate[]) {
+    const count = unrecorded.length;
+    super(
+      `${CRL_FILE} lists ${count} revoked certificate${count === 1 ? '' : 's'} this deployment's records do not (serial ${unrecorded[0]!.serialNumber}${count > 1 ? ', ...' : ''}): ` +
+        'are MESHBOX_REDIS_URL and MESHBOX_REDIS_PREFIX those of the deployment this PKI folder serves? A list written from these records would let them in again, so nothing was changed. ' +
+        'If the records were put back from an older backup, `meshbox admin cert crl --keep-listed` records them as revoked and writes the list again',
+    );
+    this.name = 'RevocationsNotOnRecordError';
+  }
+}
+
+/** Refuses (RevocationsNotOnRecordError) before a command records anything, when the CRL file lists revocations `recorded` lacks. */
+export async function refuseUndoingListed(pkiDir: string, recorded: readonly RevokedCertificate[]): Promise<void> {
+  const unrecorded = await listedButNotRecorded(pkiDir, await readCertificateAuthority(pkiDir), recorded);
+  if (unrecorded.length > 0) throw new RevocationsNotOnRecordError(unrecorded);
+}
+
+/** Revocations the CRL file (this CA's lists in it) holds and `recorded` does not; none without a readable file of this CA. */
+async function listedButNotRecorded(pkiDir: string, ca: PemPair, recorded: readonly RevokedCertificate[]): Promise<RevokedCertificate[]> {
+  const pem = await readFile(join(pkiDir, CRL_FILE), 'utf8').catch(() => undefined);
+  if (pem === undefined) return [];
+  let lists: ReturnType<typeof listedRevocations>;
+  try {
+    lists = listedRevocations(pem, ca.certPem);
+  } catch {
+    return []; // half-written, or another CA's: nothing of this CA's to keep
+  }
+  const known = new Set(recorded.map(({ serialNumber }) => normalizeSerialNumber(serialNumber)));
+  return lists.flatMap(({ revoked }) => revoked).filter(({ serialNumber }) => !known.has(serialNumber));
 }
 
 /** A file an admin command was given, read whole; `what` names it in the error (e.g. `the certificate request`). */
