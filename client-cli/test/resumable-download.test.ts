@@ -29,9 +29,9 @@ function pathOf(url: string | undefined): string {
 
 /**
  * A two-chunk message (chunk 1: `first`, chunk 2: 40 kB) served gzipped; `mode(path)` decides per request:
- * 'serve', 'break' (half the body then the connection drops), or 'gone' (404).
+ * 'serve', 'break' (half the body then the connection drops), 'gone' (404) or 'corrupt' (whole, but not gzip data).
  */
-function twoChunks(first: Buffer, mode: (path: string, method: string) => 'serve' | 'break' | 'gone', second = randomBytes(40_000)) {
+function twoChunks(first: Buffer, mode: (path: string, method: string) => 'serve' | 'break' | 'gone' | 'corrupt', second = randomBytes(40_000)) {
   const fileName = 'result.bin';
   const whole = Buffer.concat([first, second]);
   const checksum = `sha256:${createHash('sha256').update(whole).digest('hex')}`;
@@ -54,7 +54,8 @@ function twoChunks(first: Buffer, mode: (path: string, method: string) => 'serve
       return;
     }
     const number = path.endsWith('/2') ? 2 : 1;
-    const body = gzipped[number - 1]!;
+    // Whole, but not gzip data past its magic number (what a server that checks only that stores).
+    const body = what === 'corrupt' ? Buffer.concat([Buffer.from('1f8b0800', 'hex'), Buffer.alloc(64, 0xff)]) : gzipped[number - 1]!;
     response.writeHead(number === 1 ? 206 : 200, {
       'content-type': 'application/octet-stream',
       'content-encoding': 'gzip',
@@ -447,4 +448,15 @@ test.serial('a failed cleanup still releases the download lock: the same process
 
   const again = await downloadOutcome(servedMessage(2).handle, cwd);
   t.is(again, 'saved', 'the lock of the first run must have been released');
+});
+
+test("a chunk that arrives whole but does not decompress (a sender's broken gzip) fails the download at once, keeping nothing: kept, a zip bomb's first chunks would hold the disk until the message expires", async (t) => {
+  const cwd = await mkdtemp(join(work, 'undecodable-'));
+  const message = twoChunks(randomBytes(50_000), (path) => (path.endsWith('/2') ? 'corrupt' : 'serve'));
+  const result = await withFakeServer(message.handle, (origin) => cli(origin, ['download', MESSAGE_ID, '--retries', '3'], cwd));
+  t.is(result.code, 1);
+  t.regex(result.stderr, /chunk 2 does not decompress \(.+\): the sender's gzip data is broken; nothing was saved/);
+  t.notRegex(result.stderr, /are kept/);
+  t.deepEqual(await readdir(cwd), []);
+  t.is(message.requests.filter((request) => request === `GET /inbox/${MESSAGE_ID}/2`).length, 1, 'not fetched again: the server holds it so');
 });

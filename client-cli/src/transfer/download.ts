@@ -196,6 +196,16 @@ function remainderAfter(buffers: readonly Buffer[], written: number): Buffer[] {
   return rest;
 }
 
+/**
+ * Whether gunzip refused what the server holds, not what a broken connection left: data no gzip
+ * stream can hold (TLS lets nothing garbled through), or a stream cut short though every byte
+ * announced arrived.
+ */
+function undecodable(error: unknown, received: number, announced: number | undefined): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'Z_DATA_ERROR' || (code === 'Z_BUF_ERROR' && received === announced);
+}
+
 /** A chunk's body broke off or arrived garbled: worth fetching the chunk again. */
 class ChunkBodyError extends Error {
   constructor(chunkNumber: number, cause: unknown) {
@@ -255,6 +265,11 @@ class ChunkWriter {
     } catch (error) {
       // A full disk is not the network's fault; retrying would not help.
       if (writing) throw error;
+      if (undecodable(error, wire.bytes, chunk.contentLength)) {
+        // Kept, its chunks before would fail the same way at every pass until the message
+        // expires: a sender's zip bomb with a broken last chunk held the disk nearly full.
+        throw new ContentMismatchError(`chunk ${chunkNumber} does not decompress (${(error as Error).message}): the sender's gzip data is broken; nothing was saved`);
+      }
       throw new ChunkBodyError(chunkNumber, error);
     }
     if (chunk.contentLength !== undefined && wire.bytes !== chunk.contentLength) {
