@@ -168,6 +168,13 @@ test('a CA certificate with a key that is not its own is refused', (t) => {
   t.throws(() => issueMailboxCertificate({ ca: alice, mailboxId: 'X26ABC009' }), { message: /not a CA/ });
 });
 
+test('an expired CA signs nothing: what it signed would be refused everywhere, and end before it began', async (t) => {
+  const expiring = createCertificateAuthority({ commonName: 'meshbox expiring CA', validityDays: 1 / 86_400 });
+  await new Promise((done) => setTimeout(done, 1100));
+  t.throws(() => issueMailboxCertificate({ ca: expiring, mailboxId: 'X26ABC010' }), { message: /^the CA's certificate expired on .*: nothing it signs is valid; make a new CA/ });
+  t.throws(() => issueServerCertificate({ ca: expiring, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: [] }), { message: /expired/ });
+});
+
 // --- mutual TLS -------------------------------------------------------------------------------
 
 test('a client with a mailbox certificate from the CA connects, and the server sees its CN', async (t) => {

@@ -36,10 +36,14 @@ export function buildCertificate(template: CertificateTemplate): forge.pki.Certi
   certificate.publicKey = template.publicKey;
   certificate.serialNumber = randomSerialNumber();
   const now = Date.now();
+  const issuerEnd = template.issuer?.certificate.validity.notAfter.getTime() ?? Infinity;
+  // Its certificates would be refused everywhere from the start, and end before they begin once it is 5 minutes past.
+  if (issuerEnd <= now) {
+    throw new Error(`the CA's certificate expired on ${new Date(issuerEnd).toISOString()}: nothing it signs is valid; make a new CA (\`meshbox admin ca init --force\`) and certificates from it`);
+  }
   certificate.validity.notBefore = new Date(now - CLOCK_SKEW_ALLOWANCE_MS);
   // Never past the CA's own end: a chain stops there, whatever the leaf says (and a lifetime
   // beyond what a date can hold would throw after a mailbox was registered).
-  const issuerEnd = template.issuer?.certificate.validity.notAfter.getTime() ?? Infinity;
   certificate.validity.notAfter = new Date(Math.min(now + template.validityDays * DAY_MS, issuerEnd));
   certificate.setSubject([...template.subject]);
   certificate.setIssuer(template.issuer ? template.issuer.certificate.subject.attributes : [...template.subject]);
