@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -281,6 +282,16 @@ withOpenssl('a CSR made by OpenSSL is accepted', async (t) => {
   const certificate = new X509Certificate(signed.certPem);
   t.is(describeCertificate(signed.certPem).subjectCommonName, 'X26ABC006');
   t.true(certificate.subject.includes('O=Elsewhere'));
+});
+
+withOpenssl('a CSR with two common names (its certificate would carry both, and the server refuse it), or with an EC key, is refused saying why', async (t) => {
+  const dir = await temporaryFiles(t, {});
+  const twoNames = ['-newkey', 'rsa:2048', '-subj', '/CN=X26ABC007/CN=X26ABC008'];
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-subj', '/CN=X26ABC007'];
+  for (const [made, refusal] of [[twoNames, /has 2 subject common names: give one/], [ec, /its key is not RSA, and meshbox signs RSA keys only/]] as const) {
+    execFileSync('openssl', ['req', '-new', '-nodes', ...made, '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'r.pem')], { stdio: 'ignore' });
+    t.throws(() => signCertificateRequest({ ca, csrPem: readFileSync(join(dir, 'r.pem'), 'utf8'), usage: 'client' }), { message: refusal });
+  }
 });
 
 // --- revocation -------------------------------------------------------------------------------

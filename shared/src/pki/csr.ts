@@ -55,7 +55,8 @@ export function readCertificateRequest(csrPem: string): VerifiedCertificateReque
     request = forge.pki.certificationRequestFromPem(csrPem);
   } catch (error) {
     // forge reads only RSA keys; an EC request also ends up here.
-    throw new Error(`unreadable certificate request: ${(error as Error).message}`, { cause: error });
+    const reason = /OID is not RSA/.test((error as Error).message) ? 'its key is not RSA, and meshbox signs RSA keys only (e.g. `openssl req -newkey rsa:2048`)' : (error as Error).message;
+    throw new Error(`unreadable certificate request: ${reason}`, { cause: error });
   }
   let signatureValid: boolean;
   try {
@@ -71,7 +72,10 @@ export function readCertificateRequest(csrPem: string): VerifiedCertificateReque
     throw new Error(`certificate request key is RSA ${bits}: at least ${MINIMUM_RSA_MODULUS_BITS} bits required`);
   }
   const subject = readableSubject(request);
-  const commonNameField = subject.find((field) => field.shortName === 'CN');
+  const commonNames = subject.filter((field) => field.shortName === 'CN');
+  // The certificate would carry them all, and the server, reading one, would refuse it.
+  if (commonNames.length > 1) throw new Error(`certificate request has ${commonNames.length} subject common names: give one (the mailbox id, or the server's name)`);
+  const commonNameField = commonNames[0];
   const commonName = typeof commonNameField?.value === 'string' ? commonNameField.value : '';
   if (commonName.trim() === '') throw new Error('certificate request has no subject common name');
   const requested = requestedSubjectAltNames(request);
