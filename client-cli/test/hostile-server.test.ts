@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import test from 'ava';
@@ -204,6 +204,28 @@ test('control codes in what the server says are shown escaped, not sent to the t
   const listed = await against((_request, response) => json(response, 200, { messages: [`${MESSAGE_ID}\nFAKE_ID`, MESSAGE_ID] }), ['inbox'], cwd);
   t.is(listed.code, 0, listed.stderr);
   t.deepEqual(listed.stdout.split('\n'), [JSON.stringify(`${MESSAGE_ID}\nFAKE_ID`), MESSAGE_ID, '']);
+});
+
+test("a sender's subject and file name with C1 control codes (HTTP carries Latin-1) reach the saved <ID>.json escaped: the same JSON, and no control sequence for a terminal that shows it", async (t) => {
+  const cwd = await folder();
+  const subject = 'urgent\u009b2J\u0085done';
+  const result = await against(
+    (request, response) =>
+      request.url?.endsWith('/inbox')
+        ? json(response, 200, { messages: [MESSAGE_ID] })
+        : request.method === 'PUT'
+          ? json(response, 200, {})
+          : chunk(response, 200, { 'mex-messagetype': 'DATA', 'mex-chunk-range': '1:1', 'mex-subject': subject, 'mex-filename': 'scan\u009b.txt' }),
+    ['receive', '.'],
+    cwd,
+  );
+  t.is(result.code, 0, result.stderr);
+  const text = await readFile(join(cwd, `${MESSAGE_ID}.json`), 'utf8');
+  t.false(/[\u007f-\u009f]/.test(text), JSON.stringify(text));
+  const described = JSON.parse(text) as { subject: string; fileName: string; mexHeaders: Record<string, string> };
+  t.is(described.subject, subject);
+  t.is(described.fileName, 'scan\u009b.txt');
+  t.is(described.mexHeaders['mex-subject'], subject);
 });
 
 test('inbox paging that never ends is stopped with an error', async (t) => {

@@ -40,7 +40,13 @@ function describeMessage(metadata: MessageMetadata, messageId: string, download:
   };
 }
 
-/** The JSON text of describeMessage, as a file holds it. */
+/**
+ * The JSON text of describeMessage, as a file holds it. JSON.stringify escapes C0 controls but
+ * writes DEL and the C1 controls as they are, and a sender's header may carry them (HTTP
+ * carries Latin-1): escaped too, the file is the same JSON, and `cat` of it sends a terminal
+ * no control sequence (U+009B is CSI to xterm).
+ */
 export function messageDescriptionText(metadata: MessageMetadata, messageId: string, download: DownloadResult | undefined): string {
-  return `${JSON.stringify(describeMessage(metadata, messageId, download), null, 2)}\n`;
+  const json = JSON.stringify(describeMessage(metadata, messageId, download), null, 2);
+  return `${json.replace(/[\u007f-\u009f]/g, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
 }
