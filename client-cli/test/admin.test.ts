@@ -924,3 +924,31 @@ test("cert revoke and cert crl pointed at another deployment's records (a forgot
   const revokedAt = Number(await server.redis.hget(redisKeys(server.redisPrefix).revokedCertificates, serial!));
   t.is(Number(await server.redis.hget(keys.revokedCertificates, serial!)), revokedAt - (revokedAt % 1000), 'recorded with the date the list gives');
 });
+
+test("cert sign refuses a key whose certificates are all revoked (it may be what was compromised) unless told --reuse-revoked-key; a renewal keeping the key of a certificate still in force is signed", async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'RKEY001', '--password', 'pw', '--cert-out', out)).code, 0);
+  const own = await mkdtemp(join(tmpdir(), 'meshbox-own-'));
+  t.is((await runSubprocess(['cert', 'request', '--for', 'RKEY001', '--out', own])).code, 0);
+  const csr = join(own, 'RKEY001.csr');
+  const first = await admin('cert', 'sign', csr, '--out', join(own, 'first.crt'), '--for', 'RKEY001');
+  t.is(first.code, 0, first.stderr);
+  // A renewal with the same key while the first certificate is in force, then the first revoked.
+  const renewed = await admin('cert', 'sign', csr, '--out', join(own, 'renewed.crt'), '--for', 'RKEY001');
+  t.is(renewed.code, 0, renewed.stderr);
+  const serialOf = (signed: CliResult) => /\(serial ([0-9a-f]+)\)/.exec(signed.stdout)![1]!;
+  t.is((await admin('cert', 'revoke', serialOf(first))).code, 0);
+  const again = await admin('cert', 'sign', csr, '--out', join(own, 'again.crt'), '--for', 'RKEY001');
+  t.is(again.code, 0, again.stderr);
+
+  // Every certificate of the mailbox revoked (its key stolen): the same key is refused, nothing written.
+  t.is((await admin('cert', 'revoke', 'RKEY001')).code, 0);
+  const refused = await admin('cert', 'sign', csr, '--out', join(own, 'refused.crt'), '--for', 'RKEY001');
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /the request's key is that of certificates all revoked \(serial [0-9a-f]+, [0-9a-f]+, [0-9a-f]+\): a revoked certificate's key may be compromised, so nothing was signed; .*--reuse-revoked-key/);
+  t.false(existsSync(join(own, 'refused.crt')));
+  const told = await admin('cert', 'sign', csr, '--out', join(own, 'told.crt'), '--for', 'RKEY001', '--reuse-revoked-key');
+  t.is(told.code, 0, told.stderr);
+  await writeFile(join(own, 'RKEY001.crt'), await readFile(join(own, 'told.crt')));
+  t.is((await asMailbox('RKEY001', 'pw', own, 'handshake')).code, 0, 'the certificate signed when told is in force');
+});

@@ -2,7 +2,7 @@ import type { RedisClient } from './redis-client.ts';
 import { mapInBatches } from '../../../shared/src/batches.ts';
 // Not through the PKI index, which loads node-forge: the server needs none of it, and its 1.6 MiB
 // of heap would be marked by every full garbage collection.
-import { describeCertificate } from '../../../shared/src/pki/inspect.ts';
+import { describeCertificate, publicKeyFingerprint } from '../../../shared/src/pki/inspect.ts';
 import { normalizeSerialNumber } from '../../../shared/src/pki/serial-number.ts';
 import type { RedisKeys } from './keys.ts';
 
@@ -41,7 +41,17 @@ export class CertificateStore {
       this.#redis.sadd(this.#keys.mailboxCertificates(holder), serial),
       this.#redis.hset(this.#keys.certificateHolders, serial, holder),
       this.#redis.hset(this.#keys.certificateExpiry, serial, String(notAfter.getTime())),
+      this.#redis.hset(this.#keys.certificateKeys, serial, publicKeyFingerprint(certPem)),
     ]);
+  }
+
+  /** The certificates on record with this public key (by `publicKeyFingerprint`), and which of them are revoked. */
+  async ofKey(fingerprint: string): Promise<{ readonly serials: readonly string[]; readonly revoked: readonly string[] }> {
+    const keys = await this.#redis.hgetall(this.#keys.certificateKeys);
+    const serials = Object.keys(keys).filter((serial) => keys[serial] === fingerprint).sort();
+    if (serials.length === 0) return { serials, revoked: [] };
+    const revokedAt = await this.#redis.hmget(this.#keys.revokedCertificates, ...serials);
+    return { serials, revoked: serials.filter((_, index) => revokedAt[index] !== null) };
   }
 
   async issuedTo(mailboxId: string): Promise<readonly string[]> {

@@ -38,6 +38,8 @@ export interface RedisKeys {
   readonly certificateHolders: string;
   /** Serial -> when the certificate expires (its notAfter, ms). */
   readonly certificateExpiry: string;
+  /** Serial -> its public key's fingerprint (certificates recorded since fingerprints were kept). */
+  readonly certificateKeys: string;
   readonly requestCount: (mailboxId: string, second: number) => string;
   /** Failed logins of a certificate (by its name) in one minute. */
   readonly loginFailures: (certificateName: string, minute: number) => string;
@@ -71,6 +73,7 @@ export function redisKeys(prefix: string): RedisKeys {
     revokedCertificates: `${prefix}revoked-certificates`,
     certificateHolders: `${prefix}certificate-holders`,
     certificateExpiry: `${prefix}certificate-expiry`,
+    certificateKeys: `${prefix}certificate-keys`,
     requestCount: (mailboxId, second) => `${prefix}request-count:{${mailboxId}}:${second}`,
     loginFailures: (certificateName, minute) => `${prefix}login-failures:{${certificateName}}:${minute}`,
     usedToken: (mailboxId, nonce, nonceCount) => `${prefix}used-token:{${mailboxId}}:${nonce}:${nonceCount}`,

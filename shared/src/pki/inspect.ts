@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { normalizeSerialNumber } from './serial-number.ts';
 
 export interface CertificateDescription {
@@ -27,6 +27,11 @@ export function describeCertificate(certPem: string): CertificateDescription {
     issuerCommonName: firstValue(issuer?.CN),
     subjectAltName: certificate.subjectAltName,
   };
+}
+
+/** SHA-256 of the certificate's public key (its DER SubjectPublicKeyInfo), hex: what tells certificates of one key. */
+export function publicKeyFingerprint(certPem: string): string {
+  return createHash('sha256').update(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
 }
 
 /**

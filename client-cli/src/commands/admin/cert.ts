@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
-import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
+import { describeCertificate, publicKeyFingerprint } from '../../../../shared/src/pki/inspect.ts';
 import { dayCount, daysLeft } from '../../../../shared/src/pki/validity.ts';
 import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
@@ -116,8 +116,9 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
           .default('client'),
       )
       .option('--dns <name...>', 'server usage: the DNS names to certify, instead of those the request asks for (beyond the --for name, refused without these flags)', dnsNameOption)
-      .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for', ipAddressOption),
-  ).action(async (csrFile: string, options: { out: string; for: string; usage: string; dns?: string[]; ip?: string[]; days?: number }) => {
+      .option('--ip <address...>', 'server usage: the IP addresses to certify, instead of those the request asks for', ipAddressOption)
+      .option('--reuse-revoked-key', "sign a key whose certificates on record are all revoked (refused otherwise: a revoked certificate's key may be compromised)"),
+  ).action(async (csrFile: string, options: { out: string; for: string; usage: string; dns?: string[]; ip?: string[]; days?: number; reuseRevokedKey?: boolean }) => {
     const server = options.usage === 'server';
     if (!server && (options.dns || options.ip)) throw new Error('--dns and --ip are for --usage server');
     const ca = await readCertificateAuthority(pkiDir());
@@ -148,6 +149,15 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         throw new Error(`the request is for ${commonName}, which is not a registered mailbox (for a monitoring system: --usage monitoring)`);
       }
       if (options.usage === 'monitoring' && mailbox) throw new Error(`the request is for ${commonName}, a mailbox: a monitoring certificate names none`);
+      // A renewal may keep its key, and the old certificate is revoked once the new one is in use: a key
+      // with a certificate still in force is fine. One whose every certificate is revoked may be what was compromised.
+      const ofKey = await stores.certificates.ofKey(publicKeyFingerprint(signed.certPem));
+      if (ofKey.serials.length > 0 && ofKey.revoked.length === ofKey.serials.length && !options.reuseRevokedKey) {
+        throw new Error(
+          `the request's key is that of certificates all revoked (serial ${ofKey.revoked.join(', ')}): a revoked certificate's key may be compromised, so nothing was signed; ` +
+            'have a new key made (`meshbox cert request` makes one), or give --reuse-revoked-key if it was revoked for another reason',
+        );
+      }
       await writeFileAtomically(options.out, signed.certPem, { replace: false });
       // On record, so that revoke finds it by its name; once written, as one that no file holds would be listed as in use.
       if (options.usage !== 'server') {
