@@ -144,6 +144,12 @@ test('cert sign --usage server signs the names a request asks beyond --for only 
   t.is(describeCertificate(await readFile(out, 'utf8')).subjectAltName, 'DNS:mesh.example.org, DNS:*.nhs.uk, IP Address:10.0.0.1');
   const onlyItsName = join(dir, 'only.crt');
   t.is((await admin('--pki-dir', dir, 'cert', 'sign', csr, '--for', 'mesh.example.org', '--usage', 'server', '--out', onlyItsName)).code, 0, 'a request for its CN alone needs no flags');
+  // Node writes an IPv6 address in full: it is still the --for name.
+  const byAddress = join(dir, 'v6.csr');
+  await writeFile(byAddress, createCertificateRequest({ commonName: '2001:db8::5', ipAddresses: ['2001:db8::5'] }).csrPem);
+  const v6 = await admin('--pki-dir', dir, 'cert', 'sign', byAddress, '--for', '2001:db8::5', '--usage', 'server', '--out', join(dir, 'v6.crt'));
+  t.is(v6.code, 0, v6.stderr);
+  t.is(describeCertificate(await readFile(join(dir, 'v6.crt'), 'utf8')).subjectAltName, 'IP Address:2001:DB8:0:0:0:0:0:5');
 });
 
 test('cert server and cert sign refuse a malformed --ip or --dns as a usage error, before anything is signed or written', async (t) => {

@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { isIPv6 } from 'node:net';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
@@ -140,7 +141,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         throw new Error(`the request is for ${JSON.stringify(commonName)}, not ${options.for}: nothing was signed`);
       }
       // A client trusts a server certificate for its names, not its CN: names beyond --for are the admin's to give.
-      const unnamed = server && !(options.dns || options.ip) ? certifiedNames(described.subjectAltName).filter((name) => name.toUpperCase() !== commonName.toUpperCase()) : [];
+      const unnamed = server && !(options.dns || options.ip) ? certifiedNames(described.subjectAltName).filter((name) => !sameHost(name, commonName)) : [];
       if (unnamed.length > 0) {
         throw new Error(`the request also asks for ${unnamed.join(', ')}, which --for does not name: give every name to certify with --dns and --ip (nothing was signed)`);
       }
@@ -275,6 +276,12 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         console.log(`revocation list written: ${file}`);
       });
     });
+}
+
+/** Whether two names are one host: DNS names in any case, IP addresses however written (Node writes IPv6 in full, `2001:DB8:0:0:0:0:0:5`). */
+function sameHost(a: string, b: string): boolean {
+  const canonical = (name: string): string => (isIPv6(name) ? new URL(`http://[${name}]`).hostname : name.toLowerCase());
+  return canonical(a) === canonical(b);
 }
 
 /** The names a certificate's subjectAltName (as Node writes it: `DNS:a, IP Address:b`) certifies. */
