@@ -1,6 +1,8 @@
 import { verify, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { normalizeSerialNumber } from '../../shared/src/pki/serial-number.ts';
 import { CRL_PEM_BLOCK, secureContextOptions, type TlsSettings } from './https-server.ts';
@@ -166,6 +168,14 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
   };
   reload.onLoaded?.(loaded.dates);
   warnIfUnlisted(loaded.dates);
+  // A connection busy as a list is loaded escapes closeIdleConnections, and a scraper polling
+  // more often than the keep-alive time never lets it go idle: its next answer closes it.
+  let listsLoaded = 0;
+  const shookHandsUnder = new WeakMap<Socket, number>();
+  server.on('secureConnection', (socket: Socket) => shookHandsUnder.set(socket, listsLoaded));
+  server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
+    if ((shookHandsUnder.get(request.socket) ?? listsLoaded) < listsLoaded) response.setHeader('connection', 'close');
+  });
 
   const load = (pem: string): void => {
     if (pem === loaded.pem || pem === refused) return;
@@ -173,9 +183,10 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
       const dates = checkRevocationList(pem, tls.ca, new Date());
       refuseOlderThanLoaded(dates, loaded.dates);
       server.setSecureContext(secureContextOptions({ ...tls, crl: pem }));
+      listsLoaded += 1;
       // The list is checked in the handshake only: a kept-alive connection, idle between a
       // monitor's scrapes, would keep a certificate revoked since on the health routes (which
-      // look nothing up in Redis). Closed, it must shake hands again; busy ones go when done.
+      // look nothing up in Redis). Closed, it must shake hands again; busy ones go after their next answer.
       server.closeIdleConnections();
       loaded = { file: crlFile, pem, dates };
       refused = undefined;

@@ -118,18 +118,19 @@ test('a certificate used only for health and metrics (a monitoring system\'s) is
   }
 });
 
-test('a client certificate that expires while its kept-alive connection is open is refused on that connection (403, closed), not served for as long as it polls', async (t) => {
+test('a client certificate that expires while its kept-alive connection is open is refused on that connection (403, closed), not served for as long as it polls: a mailbox route, and a health route (a scraper)', async (t) => {
   const server = await startTestServer();
   t.teardown(() => server.close());
   const mailbox = await server.createMailbox();
   // A certificate of four seconds, for the mailbox.
   const shortLived = issueMailboxCertificate({ ca: server.ca, mailboxId: mailbox.id, validityDays: 4 / 86_400 });
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: server.ca.certPem, cert: shortLived.certPem, key: shortLived.keyPem });
-  t.teardown(() => agent.destroy());
-  const poll = () =>
+  const keptAlive = () => new Agent({ keepAlive: true, maxSockets: 1, ca: server.ca.certPem, cert: shortLived.certPem, key: shortLived.keyPem });
+  const [agent, scraper] = [keptAlive(), keptAlive()];
+  t.teardown(() => [agent, scraper].forEach((each) => each.destroy()));
+  const poll = (path = `/messageexchange/${mailbox.id}/count`, by = agent) =>
     new Promise<{ status: number; connection: string | undefined; socket: unknown }>((resolve, reject) => {
-      const request = httpsRequest(new URL(`/messageexchange/${mailbox.id}/count`, server.origin), {
-        agent,
+      const request = httpsRequest(new URL(path, server.origin), {
+        agent: by,
         headers: { accept: 'application/vnd.mesh.v2+json', authorization: buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: server.sharedKey }) },
       });
       request.on('error', reject);
@@ -141,9 +142,15 @@ test('a client certificate that expires while its kept-alive connection is open 
     });
   const before = await poll();
   t.is(before.status, 200);
+  const scrapedBefore = await poll('/metrics', scraper);
+  t.is(scrapedBefore.status, 200);
   await sleep(Math.max(0, describeCertificate(shortLived.certPem).notAfter.getTime() - Date.now()) + 1_000);
   const after = await poll();
   t.is(after.socket, before.socket, 'on the connection opened while it was valid');
   t.is(after.status, 403);
   t.is(after.connection, 'close');
+  const scrapedAfter = await poll('/metrics', scraper);
+  t.is(scrapedAfter.socket, scrapedBefore.socket);
+  t.is(scrapedAfter.status, 403);
+  t.is(scrapedAfter.connection, 'close');
 });

@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { Agent, request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp } from '../../server/src/app.ts';
@@ -137,6 +138,42 @@ test('a reloaded CRL closes idle kept-alive connections: a certificate revoked m
     t.is(await health(), 'refused');
   } finally {
     agent.destroy();
+    await server.stop();
+  }
+});
+
+test('a connection busy as a reloaded CRL is loaded (a scraper polling more often than the keep-alive time) is closed after its next answer: a certificate revoked meanwhile does not keep the health routes', async (t) => {
+  const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5' }, { withCrl: true });
+  const monitor = await server.createMailbox();
+  const { port } = new URL(server.origin);
+  const socket = tlsConnect({ host: '127.0.0.1', port: Number(port), servername: 'localhost', cert: monitor.certPem, key: monitor.keyPem, ca: server.caPem });
+  let received = '';
+  socket.on('data', (data: Buffer) => (received += data.toString('latin1')));
+  const closed = once(socket, 'close');
+  /** The head of the next whole answer (its body, of its Content-Length, read too). */
+  const answer = async (): Promise<string> => {
+    const whole = async () => {
+      const end = received.indexOf('\r\n\r\n');
+      return end >= 0 && received.length >= end + 4 + Number(/content-length: (\d+)/i.exec(received.slice(0, end))?.[1] ?? 0);
+    };
+    t.true(await waitFor(whole, 10_000, 20));
+    const head = received.slice(0, received.indexOf('\r\n\r\n'));
+    received = '';
+    return head;
+  };
+  try {
+    await once(socket, 'secureConnect');
+    socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    t.regex(await answer(), /^HTTP\/1\.1 200 [^]*Connection: keep-alive/i);
+    // Busy as the list is loaded: a request under way.
+    socket.write('GET /healthz HTTP/1.1\r\nHost: local');
+    await run(process.execPath, [CLI, 'admin', 'cert', 'revoke', monitor.id], { env: { ...process.env, ...server.adminEnvironment } });
+    t.true(await eventually(() => handshakeRefused(server, monitor)), 'the new list is loaded');
+    socket.write('host\r\n\r\n');
+    t.regex(await answer(), /^HTTP\/1\.1 200 [^]*Connection: close/i, 'answered, as asked before the list was loaded, and closed');
+    await closed;
+  } finally {
+    socket.destroy();
     await server.stop();
   }
 });

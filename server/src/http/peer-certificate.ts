@@ -51,3 +51,9 @@ function readPeerCertificate(socket: TLSSocket, authority: boolean): PeerCertifi
     notAfter: notAfter && !Number.isNaN(notAfter.getTime()) ? notAfter : undefined,
   };
 }
+
+/** Whether the connection's client certificate has expired since its handshake (which refuses an expired one). */
+export function expiredSinceHandshake(socket: TLSSocket, now: Date): boolean {
+  const { notAfter } = peerCertificate(socket);
+  return notAfter !== undefined && now >= notAfter;
+}

@@ -3,7 +3,8 @@ import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { DAY_MS, daysLeft, EXPIRY_WARNING_DAYS, expiryPhrase } from '../../../../shared/src/pki/validity.ts';
 import type { Services } from '../../domain/services.ts';
-import { peerCertificate, type PeerCertificate } from '../peer-certificate.ts';
+import { expiredSinceHandshake, peerCertificate, type PeerCertificate } from '../peer-certificate.ts';
+import { certificateRefused } from './revocation.ts';
 import type { RequestState } from './request-context.ts';
 
 /** Serials remembered (warned today, date recorded); past this many the memory starts again (a few more of each, no growth). */
@@ -17,6 +18,7 @@ export interface CertificateExpiryWatch {
    * On health, readiness and metrics, which answer without the revocation check (they must,
    * while Redis is away): a monitoring system's certificate is used there only. The records are
    * asked off the request's path, and a revoked certificate (or one they cannot tell) is let be.
+   * One that has expired since its connection's handshake is refused (403, the connection closed).
    */
   readonly unchecked: Middleware<RequestState>;
 }
@@ -58,6 +60,8 @@ export function watchCertificateExpiry(services: Pick<Services, 'certificates' |
     (revocationChecked: boolean): Middleware<RequestState> =>
     async (ctx, next) => {
       const socket = ctx.req.socket as TLSSocket;
+      // Where no revocation check has refused it: a scraper's kept-alive connection would keep an expired certificate in use.
+      if (!revocationChecked && expiredSinceHandshake(socket, services.now())) throw certificateRefused();
       if (!looked.has(socket)) {
         looked.add(socket);
         const peer = peerCertificate(socket);

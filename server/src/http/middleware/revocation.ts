@@ -3,8 +3,13 @@ import type { Middleware } from 'koa';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { MeshError } from '../../domain/errors.ts';
 import type { Services } from '../../domain/services.ts';
-import { peerCertificate } from '../peer-certificate.ts';
+import { expiredSinceHandshake, peerCertificate } from '../peer-certificate.ts';
 import type { RequestState } from './request-context.ts';
+
+/** 403, and the connection closed: a new one's handshake refuses the certificate. */
+export function certificateRefused(): MeshError {
+  return new MeshError(403, MeshErrorCodes.authenticationFailed, { closesConnection: true });
+}
 
 /** How long a connection's certificate counts as checked: revocations reach open keep-alive connections within this. */
 const RECHECK_MS = 30_000;
@@ -18,17 +23,17 @@ const RECHECK_MS = 30_000;
  * connection per 30 s; the expiry is compared on every request.
  */
 export function rejectRevokedCertificates(services: Services): Middleware<RequestState> {
-  const checked = new WeakMap<TLSSocket, { readonly at: number; readonly revoked: boolean; readonly notAfter: number }>();
+  const checked = new WeakMap<TLSSocket, { readonly at: number; readonly revoked: boolean }>();
   return async (ctx, next) => {
     const socket = ctx.req.socket as TLSSocket;
     const now = Date.now();
     let verdict = checked.get(socket);
     if (!verdict || now - verdict.at > RECHECK_MS) {
-      const { serialNumber, notAfter } = peerCertificate(socket);
-      verdict = { at: now, revoked: !serialNumber || (await services.certificates.isRevoked(serialNumber)), notAfter: notAfter?.getTime() ?? Infinity };
+      const { serialNumber } = peerCertificate(socket);
+      verdict = { at: now, revoked: !serialNumber || (await services.certificates.isRevoked(serialNumber)) };
       checked.set(socket, verdict);
     }
-    if (verdict.revoked || now >= verdict.notAfter) throw new MeshError(403, MeshErrorCodes.authenticationFailed, { closesConnection: true });
+    if (verdict.revoked || expiredSinceHandshake(socket, new Date(now))) throw certificateRefused();
     await next();
   };
 }
