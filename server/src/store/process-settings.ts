@@ -19,6 +19,8 @@ interface Report {
   readonly since: number;
   readonly at: number;
   readonly settings: Readonly<Record<string, number>>;
+  /** How long it reuses a mailbox it has read (MESHBOX_MAILBOX_CACHE_SECONDS): processes may differ. */
+  readonly mailboxCacheMs?: number;
 }
 
 /**
@@ -35,10 +37,13 @@ export class ProcessSettingsStore {
   readonly #processId = randomUUID();
   #since: number | undefined;
 
-  constructor(redis: RedisClient, keys: RedisKeys, settings: Readonly<Record<string, number>>) {
+  readonly #mailboxCacheMs: number;
+
+  constructor(redis: RedisClient, keys: RedisKeys, settings: Readonly<Record<string, number>>, mailboxCacheMs: number) {
     this.#redis = redis;
     this.#key = keys.processSettings;
     this.#settings = settings;
+    this.#mailboxCacheMs = mailboxCacheMs;
   }
 
   /**
@@ -71,7 +76,7 @@ export class ProcessSettingsStore {
 
   /** Says this process is still there. */
   async report(now: Date): Promise<void> {
-    const report: Report = { since: this.#since ?? now.getTime(), at: now.getTime(), settings: this.#settings };
+    const report: Report = { since: this.#since ?? now.getTime(), at: now.getTime(), settings: this.#settings, mailboxCacheMs: this.#mailboxCacheMs };
     await this.#redis.hset(this.#key, this.#processId, JSON.stringify(report));
   }
 
@@ -79,6 +84,17 @@ export class ProcessSettingsStore {
   async withdraw(): Promise<void> {
     await this.#redis.hdel(this.#key, this.#processId);
   }
+}
+
+/**
+ * The longest time a running process reuses a mailbox it has read (undefined while none
+ * reports): how long a change to a mailbox may go unseen, which `admin mailbox disable` waits.
+ */
+export async function longestMailboxCacheMs(redis: RedisClient, keys: RedisKeys, now: Date): Promise<number | undefined> {
+  const running = Object.values(await redis.hgetall(keys.processSettings))
+    .map(parseReport)
+    .filter((report) => report !== undefined && now.getTime() - report.at <= GONE_AFTER_MS && typeof report.mailboxCacheMs === 'number');
+  return running.length === 0 ? undefined : Math.max(...running.map((report) => report!.mailboxCacheMs!));
 }
 
 function parseReport(text: string): Report | undefined {

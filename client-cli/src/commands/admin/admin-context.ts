@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { resolveBackends } from '../../../../server/src/backends.ts';
-import { loadBackendConfig, SecretKeyMismatchError } from '../../../../server/src/config.ts';
+import { DEFAULT_MAILBOX_CACHE_MS, loadBackendConfig, SecretKeyMismatchError } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
 import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
@@ -8,6 +8,7 @@ import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedu
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { MessageStore } from '../../../../server/src/store/messages.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
+import { longestMailboxCacheMs } from '../../../../server/src/store/process-settings.ts';
 import { describeRedisTarget, openRedis, REDIS_SILENCE_TIMEOUT_MS } from '../../../../server/src/store/redis-client.ts';
 import { START_UP_ANSWER_MS, within } from '../../../../server/src/time-limit.ts';
 
@@ -19,6 +20,8 @@ export interface AdminStores {
   readonly schedule: LifecycleSchedule;
   /** Adds an admin action to the audit log, with the operating-system user as the actor. */
   readonly audit: (action: string, subject: string, detail?: string) => Promise<void>;
+  /** How long a change to a mailbox may go unseen by the running processes (their longest mailbox cache time; the default when none runs). */
+  readonly mailboxCacheMs: () => Promise<number>;
 }
 
 /**
@@ -56,6 +59,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
       certificates: new CertificateStore(redis, keys),
       schedule: new LifecycleSchedule(redis, keys),
       audit: (auditAction, subject, detail) => auditLog.record({ action: `admin.${auditAction}`, actor, subject, ...(detail ? { detail } : {}) }),
+      mailboxCacheMs: async () => (await longestMailboxCacheMs(redis, keys, new Date())) ?? DEFAULT_MAILBOX_CACHE_MS,
     });
   } finally {
     redis.disconnect();

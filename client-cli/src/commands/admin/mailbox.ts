@@ -4,7 +4,6 @@ import { printable, printableLine } from '../../client/untrusted-text.ts';
 import { parseMailboxId, parseNewMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_MAILBOX_CACHE_MS } from '../../../../server/src/config.ts';
 import { checkInboxNow } from '../../../../server/src/domain/lifecycle.ts';
 import { withAdminStores } from './admin-context.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
@@ -154,15 +153,15 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       "deactivate the mailbox (MESH's deactivation): it can neither connect nor receive, and the messages waiting in its inbox go back to their senders as undeliverable, each with a non-delivery report",
     )
     .action(async (id: string) => {
-      const waiting = await withAdminStores(async ({ mailboxes, messages, schedule, audit }) => {
+      const waiting = await withAdminStores(async ({ mailboxes, messages, schedule, audit, mailboxCacheMs }) => {
         if (!(await mailboxes.setActive(parseMailboxId(id), false))) throw new Error(`no mailbox ${id.toUpperCase()}`);
         await audit('mailbox.disable', parseMailboxId(id));
         const scan = () => checkInboxNow({ messages, schedule }, parseMailboxId(id), new Date());
         const first = await scan();
         // A send that read the mailbox as active just before (servers keep it for their mailbox
-        // cache time) may deliver after the scan: a second scan finds it, and a delivery after
-        // that sees the mailbox disabled and brings its own check forward.
-        await sleep(DEFAULT_MAILBOX_CACHE_MS + 1000);
+        // cache time, each its own) may deliver after the scan: a second scan finds it, and a
+        // delivery after that sees the mailbox disabled and brings its own check forward.
+        await sleep((await mailboxCacheMs()) + 1000);
         return new Set([...first, ...(await scan())]).size;
       });
       const returned =
