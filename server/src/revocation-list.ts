@@ -28,6 +28,8 @@ export interface RevocationListDates {
 export interface IssuedRevocationList {
   /** The subject of the trusted CA that signed it. */
   readonly issuer: string;
+  /** That CA certificate's SHA-256 fingerprint: two CAs of a rollover may share a name. */
+  readonly issuerFingerprint: string;
   readonly thisUpdate: Date;
   /** Normalised hex, with their revocation dates. */
   readonly revoked: readonly { readonly serialNumber: string; readonly revokedAt: Date }[];
@@ -101,7 +103,7 @@ function signedLists(crlPem: string, caPem: string): { cas: X509Certificate[]; l
 }
 
 function issuedList({ list, issuer }: { list: CertificateList; issuer: X509Certificate }): IssuedRevocationList {
-  return { issuer: subjectOf(issuer), thisUpdate: list.thisUpdate, revoked: list.revoked };
+  return { issuer: subjectOf(issuer), issuerFingerprint: issuer.fingerprint256, thisUpdate: list.thisUpdate, revoked: list.revoked };
 }
 
 interface CertificateList extends RevocationListDates {
@@ -242,7 +244,7 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
  */
 function refuseOlderThanLoaded(candidate: CheckedRevocationList, loaded: CheckedRevocationList): void {
   for (const list of candidate.lists) {
-    const current = loaded.lists.find(({ issuer }) => issuer === list.issuer);
+    const current = loaded.lists.find(({ issuerFingerprint }) => issuerFingerprint === list.issuerFingerprint);
     if (!current || list.thisUpdate >= current.thisUpdate) continue;
     const kept = new Set(list.revoked.map(({ serialNumber }) => serialNumber));
     const undone = current.revoked.filter(({ serialNumber }) => !kept.has(serialNumber));

@@ -7,6 +7,7 @@ import { MeshClient } from '../../client-cli/src/client/mesh-client.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { Agent, request } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
@@ -266,8 +267,8 @@ test('a reloaded CRL older than the one loaded that leaves out serials it revoke
   const tls = { cert: served.certPem, key: served.keyPem, ca: ca.certPem, crl: current };
   const loaded = checkRevocationList(current, tls.ca, new Date());
   t.deepEqual(
-    loaded.lists.map(({ issuer, revoked }) => ({ issuer, serials: revoked.map(({ serialNumber }) => serialNumber) })),
-    [{ issuer: 'CN=meshbox CA, O=meshbox', serials: ['0a1b2c', '7f00ff'] }],
+    loaded.lists.map(({ issuer, issuerFingerprint, revoked }) => ({ issuer, issuerFingerprint, serials: revoked.map(({ serialNumber }) => serialNumber) })),
+    [{ issuer: 'CN=meshbox CA, O=meshbox', issuerFingerprint: new X509Certificate(ca.certPem).fingerprint256, serials: ['0a1b2c', '7f00ff'] }],
   );
   t.is(loaded.lists[0]!.revoked[0]!.revokedAt.getTime(), Math.floor(hourAgo.getTime() / 1000) * 1000);
   const lines: string[] = [];
@@ -285,6 +286,12 @@ test('a reloaded CRL older than the one loaded that leaves out serials it revoke
     t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 1, 10_000, 20));
     await writeFile(crlFile, createRevocationList({ ca, revoked: [late], issuedAt: new Date(Date.now() + 2000) }));
     t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 2, 10_000, 20), 'a newer list that drops a serial loads');
+    // A CA rollover under the same name: the new CA's list, older than the old one's and revoking none of its serials, is another CA's.
+    const sameName = createCertificateAuthority({ commonName: 'meshbox CA' });
+    const both = createRevocationList({ ca, revoked: [late], issuedAt: new Date(Date.now() + 3000) }) + createRevocationList({ ca: sameName, revoked: [], issuedAt: hourAgo });
+    tls.ca = ca.certPem + sameName.certPem;
+    await writeFile(crlFile, both);
+    t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 3, 10_000, 20), lines.join(''));
   } finally {
     stop();
     listener.close();
