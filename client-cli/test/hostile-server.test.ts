@@ -183,13 +183,15 @@ test('a message whose HEAD and download disagree on its type (report or data) is
   }
 });
 
-test('a sender\'s file name cannot make a hidden file or a Windows device', (t) => {
+test('a sender\'s file name cannot make a hidden file or a Windows device (any Windows knows: superscript digits, console names, spaces before an extension)', (t) => {
   t.is(safeFileName('.bashrc'), '_bashrc');
   t.is(safeFileName('..npmrc'), '_npmrc');
   t.is(safeFileName('a/b/.netrc'), '_netrc');
   t.is(safeFileName('NUL.txt'), '_NUL.txt');
   t.is(safeFileName('con'), '_con');
   t.is(safeFileName('COM1'), '_COM1');
+  for (const device of ['COM¹.txt', 'lpt³', 'CONIN$', 'conout$.log', 'NUL .txt', 'CLOCK$']) t.is(safeFileName(device), `_${device}`, device);
+  t.is(safeFileName('COM10.txt'), 'COM10.txt');
   t.is(safeFileName('console.log'), 'console.log');
   t.is(safeFileName('results.v2.csv'), 'results.v2.csv');
 });

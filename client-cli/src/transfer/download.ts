@@ -53,8 +53,8 @@ export function defaultFileName(fileName: string | undefined, messageId: string)
   return safe === undefined ? `${messageId.toUpperCase()}.dat` : fitFileName(safe);
 }
 
-/** Names Windows keeps for devices, with any extension: `NUL.txt` is the null device too. */
-const WINDOWS_DEVICE_NAME = /^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?$/i;
+/** Names Windows keeps for devices, with any extension and spaces before it: `NUL.txt` and `NUL .txt` are the null device too. */
+const WINDOWS_DEVICE_NAME = /^(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³]|CONIN\$|CONOUT\$|CLOCK\$) *(\..*)?$/i;
 
 /**
  * The sender's mex-FileName reduced to a bare name (it comes from another organisation and must
