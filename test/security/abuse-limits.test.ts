@@ -96,13 +96,17 @@ test("an inbox page counts against the mailbox's requests per second by the ids 
   const { own: server, clock } = await serverOnHeldClock(t, 6);
   const mailbox = await server.createMailbox();
   const pagesAnswered = async (query: string, asked: number): Promise<number> => {
-    clock.now += 1000;
     // One after another (requests at once would interleave their two counts), and few: a
-    // second's count lives two seconds of real time.
-    const statuses: number[] = [];
-    for (let n = 0; n < asked; n++) statuses.push((await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox?${query}` })).status);
-    t.true(statuses.every((status) => status === 200 || status === 429), statuses.join(','));
-    return statuses.filter((status) => status === 200).length;
+    // second's count lives two seconds of real time, while the server's clock is held. On a
+    // host so loaded that they took longer, the count may have started again: asked again, in a new second.
+    for (;;) {
+      clock.now += 1000;
+      const started = Date.now();
+      const statuses: number[] = [];
+      for (let n = 0; n < asked; n++) statuses.push((await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox?${query}` })).status);
+      t.true(statuses.every((status) => status === 200 || status === 429), statuses.join(','));
+      if (Date.now() - started < 1500) return statuses.filter((status) => status === 200).length;
+    }
   };
   t.is(await pagesAnswered('max_results=500', 7), 6, 'a page of up to 500: one request');
   t.is(await pagesAnswered('max_results=1000', 4), 3, 'a page of up to 1,000: two');
