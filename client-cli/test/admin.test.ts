@@ -125,6 +125,16 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   t.is(kept.length, 3, kept.join(' '));
   t.is(await readFile(join(dir, kept.find((name) => name.endsWith('.crt'))!), 'utf8'), certPem);
   t.not(await readFile(join(dir, 'ca.crt'), 'utf8'), certPem);
+
+  // A key without its certificate (half a CA lost) is a CA there too: refused without --force, kept aside with it.
+  const halfDir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
+  await writeFile(join(halfDir, 'ca.key'), 'a key whose certificate was lost');
+  const half = await admin('--pki-dir', halfDir, 'ca', 'init');
+  t.is(half.code, 1);
+  t.regex(half.stderr, /already exists.*--force/);
+  t.is((await admin('--pki-dir', halfDir, 'ca', 'init', '--force')).code, 0);
+  const keptKey = (await readdir(halfDir)).find((name) => /^ca-.+\.key$/.test(name));
+  t.is(await readFile(join(halfDir, keptKey!), 'utf8'), 'a key whose certificate was lost');
 });
 
 test('cert sign --usage server signs the names a request asks beyond --for only when --dns and --ip give them: a client trusts a server certificate for its names', async (t) => {

@@ -12,7 +12,9 @@ export function registerCaCommands(admin: Command, pkiDir: () => string): void {
     .option('--force', 'replace an existing CA, whose files are kept as ca-<time>.crt/.key and crl-<time>.pem (every certificate it signed stops working unless the server trusts both)')
     .action(async (options: { name: string; force?: boolean }) => {
       const dir = pkiDir();
-      const exists = await access(join(dir, 'ca.crt')).then(() => true, () => false);
+      // A key without its certificate (one half lost, or copied in by hand) counts too: it is kept aside, never overwritten.
+      const present = async (name: string) => access(join(dir, name)).then(() => true, () => false);
+      const exists = (await present('ca.crt')) || (await present('ca.key'));
       if (exists && !options.force) throw new Error(`a CA already exists in ${dir} (use --force to replace it)`);
       const { createCertificateAuthority } = await loadPki();
       const authority = createCertificateAuthority({ commonName: options.name });
