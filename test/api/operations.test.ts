@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import test from 'ava';
 import { pino } from 'pino';
@@ -16,7 +17,7 @@ import { removeBucket } from '../support/cleanup.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { capturedLogger } from '../../server/test/support/captured-log.ts';
 import { startServerProcess } from '../support/server-process.ts';
-import { mailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -173,6 +174,38 @@ test('the access log line is written once the answer has ended: a download broke
     };
     for (let attempt = 0; attempt < 100 && !logged(); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
     t.is(logged()?.status, 'incomplete');
+  } finally {
+    await running.stop();
+  }
+});
+
+test('a body refused while it streams in (over the chunk limit, or gzip that is not) is logged with its status, and the server carries on: its request is gone by then, which the access log does not trip on', async (t) => {
+  const running = await startServerProcess({ MESHBOX_LOG_LEVEL: 'info', MESHBOX_MAX_CHUNK_BYTES: '1000', MESHBOX_INLINE_PAYLOAD_BYTES: '0' });
+  try {
+    const [sender, recipient] = [await running.createMailbox(), await running.createMailbox()];
+    const refusals: { headers: Record<string, string>; bytes: number; status: number }[] = [
+      { headers: {}, bytes: 5_000, status: 413 },
+      { headers: { 'content-encoding': 'gzip' }, bytes: 500, status: 422 },
+    ];
+    for (const { headers, bytes, status } of refusals) {
+      const request = openMailboxRequest(running, sender, {
+        method: 'POST',
+        path: `/messageexchange/${sender.id}/outbox`,
+        headers: { 'mex-To': recipient.id, 'mex-WorkflowID': 'TEST_WF', ...headers },
+      });
+      request.on('error', () => {});
+      request.write(Buffer.alloc(bytes, 'x')); // chunked, and never ended: the server refuses it mid-way
+      const [response] = (await once(request, 'response')) as [IncomingMessage];
+      response.resume();
+      t.is(response.statusCode, status);
+      request.destroy();
+      const requestId = String(response.headers['x-request-id']);
+      const logged = (): string | undefined => running.output().split('\n').find((entry) => entry.includes(`"requestId":"${requestId}"`) && entry.includes('"msg":"request"'));
+      for (let attempt = 0; attempt < 100 && !logged(); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+      const line = logged();
+      t.like(line ? (JSON.parse(line) as object) : undefined, { status, certificate: { commonName: sender.id } });
+      t.is((await mailboxRequest(running, sender, { path: '/messageexchange/_ping' })).status, 200, 'the server is still up');
+    }
   } finally {
     await running.stop();
   }

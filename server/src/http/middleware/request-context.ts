@@ -30,11 +30,14 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
     });
     ctx.set('X-Request-ID', requestId);
     if (logger.isLevelEnabled('info')) {
+      // Taken now: a request destroyed before its body ended (one refused as it streams in) has
+      // no socket by the time its answer closes.
+      const socket = ctx.req.socket as TLSSocket;
       // Once the answer has ended, as the metrics count it: a streamed download's time is the
       // whole transfer's, and one cut off is `incomplete`, not the status its headers carried.
       ctx.res.once('close', () => {
         // Which certificate acted: with grants, one mailbox's certificate may act for another.
-        const { commonName, serialNumber } = peerCertificate(ctx.req.socket as TLSSocket);
+        const { commonName, serialNumber } = peerCertificate(socket);
         logger.info({ requestId, method: ctx.method, path: loggedText(ctx.path), status: answeredStatus(ctx), ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
       });
     }
