@@ -257,17 +257,21 @@ test('unknown routes and methods answer MESH error bodies, not bare text', async
   const method = await mailboxRequest(server, gp, { method: 'DELETE', path: `/messageexchange/${gp.id}/inbox` });
   t.is(method.status, 405);
   t.truthy(method.json().detail);
-  // Methods no route knows, OPTIONS, and anything but GET/POST on the mailbox itself (the handshake).
-  for (const [verb, path] of [
-    ['PROPFIND', `/messageexchange/${gp.id}/inbox`],
-    ['OPTIONS', `/messageexchange/${gp.id}/inbox`],
-    ['PUT', `/messageexchange/${gp.id}`],
-    ['DELETE', `/messageexchange/${gp.id}`],
+  // Methods no route knows, OPTIONS, and anything but GET/POST on the mailbox itself (the
+  // handshake): each 405 says which methods the path does take, as HTTP asks of one.
+  for (const [verb, path, allowed] of [
+    ['PROPFIND', `/messageexchange/${gp.id}/inbox`, 'HEAD, GET'],
+    ['OPTIONS', `/messageexchange/${gp.id}/inbox`, 'HEAD, GET'],
+    ['PUT', `/messageexchange/${gp.id}`, 'HEAD, GET, POST'],
+    ['DELETE', `/messageexchange/${gp.id}`, 'HEAD, GET, POST'],
   ] as const) {
     const answer = await mailboxRequest(server, gp, { method: verb, path });
     t.is(answer.status, 405, `${verb} ${path}`);
     t.like(answer.json().detail[0], { code: '405' }, `${verb} ${path}`);
+    t.is(answer.headers.allow, allowed, `${verb} ${path}`);
   }
+  // HEAD is GET without its body, on the handshake as on every other route.
+  t.is((await mailboxRequest(server, gp, { method: 'HEAD', path: `/messageexchange/${gp.id}` })).status, 200);
   // The public endpoints too: other methods must not reach the mailbox routes, which would take
   // `_ping` for a mailbox id and refuse the certificate (403).
   for (const [verb, path] of [

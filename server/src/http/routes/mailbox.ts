@@ -1,6 +1,5 @@
 import type Router from '@koa/router';
-import { MeshErrorCodes, MeshHeaders } from '../../../../shared/src/protocol/index.ts';
-import { MeshError } from '../../domain/errors.ts';
+import { MeshHeaders } from '../../../../shared/src/protocol/index.ts';
 import type { Services } from '../../domain/services.ts';
 import { within } from '../../time-limit.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
@@ -32,8 +31,7 @@ const RECORD_WAIT_MS = 1_000;
  * one that takes longer than RECORD_WAIT_MS is left to finish after the answer.
  */
 export function registerHandshakeRoutes(router: Router<MailboxState>, services: Services): void {
-  router.all('/', async (ctx) => {
-    if (ctx.method !== 'POST' && ctx.method !== 'GET') throw new MeshError(405, MeshErrorCodes.methodNotAllowed);
+  router.register('/', ['GET', 'POST'], async (ctx) => {
     const client = Object.fromEntries(CLIENT_DETAILS.map((name) => [name, loggedText(ctx.get(name))]).filter(([, value]) => value));
     ctx.state.log.info({ mailbox: ctx.state.mailbox.id, client }, 'handshake');
     const details = Object.values(client).join(' ').replace(CONTROL_CHARACTERS, '?').slice(0, MAX_CLIENT_DETAILS);
