@@ -111,7 +111,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       .addOption(
         new Option(
           '--usage <usage>',
-          "client (a mailbox), monitoring (no mailbox: health, readiness and metrics, and what any of the CA's certificates reaches, _ping and the lookups) or server",
+          "client (a mailbox), monitoring (no mailbox: only what any of the CA's certificates reaches, health, readiness, metrics, _ping and the lookups) or server",
         )
           .choices(['client', 'monitoring', 'server'])
           .default('client'),
