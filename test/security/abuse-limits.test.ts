@@ -41,24 +41,33 @@ async function serverOnHeldClock(t: ExecutionContext, maxRequestsPerSecond = 5) 
 
 test('a mailbox over its requests per second gets 429 with Retry-After, other mailboxes are unaffected, and the same token works on retry', async (t) => {
   const { own: server, clock } = await serverOnHeldClock(t);
-  const busy = await server.createMailbox();
   const quiet = await server.createMailbox();
-  const tokens = Array.from({ length: 12 }, () =>
-    buildAuthorizationHeader({ mailboxId: busy.id, password: busy.password, sharedKey: server.sharedKey }),
-  );
-  const responses = await Promise.all(
-    tokens.map((authorization) => mailboxRequest(server, busy, { path: `/messageexchange/${busy.id}/count`, authorization })),
-  );
-  const limited = responses.filter((response) => response.status === 429);
-  t.is(limited.length, 7, `statuses ${responses.map((response) => response.status).join(',')}: five got through`);
-  t.is(limited[0]!.headers['retry-after'], '1');
-  t.is(limited[0]!.json().detail[0].code, '429');
-
-  t.is((await mailboxRequest(server, quiet, { path: `/messageexchange/${quiet.id}/count` })).status, 200);
-
-  const retried = tokens[responses.indexOf(limited[0]!)]!;
-  const retry = () => mailboxRequest(server, busy, { path: `/messageexchange/${busy.id}/count`, authorization: retried });
-  t.is((await retry()).status, 429, 'the same second: still over');
+  // A second's count lives two seconds of real time, while the server's clock is held: on a host
+  // so loaded that the requests of one second took longer, it is asked again, in a new second.
+  const overOneSecond = async () => {
+    clock.now += 1000;
+    const busy = await server.createMailbox();
+    const tokens = Array.from({ length: 12 }, () =>
+      buildAuthorizationHeader({ mailboxId: busy.id, password: busy.password, sharedKey: server.sharedKey }),
+    );
+    const started = Date.now();
+    const responses = await Promise.all(
+      tokens.map((authorization) => mailboxRequest(server, busy, { path: `/messageexchange/${busy.id}/count`, authorization })),
+    );
+    const quietStatus = (await mailboxRequest(server, quiet, { path: `/messageexchange/${quiet.id}/count` })).status;
+    const firstLimited = responses.find((response) => response.status === 429);
+    const retry = () => mailboxRequest(server, busy, { path: `/messageexchange/${busy.id}/count`, authorization: tokens[responses.indexOf(firstLimited!)]! });
+    const retryStatus = firstLimited && (await retry()).status;
+    return { busy, responses, quietStatus, firstLimited, retry, retryStatus, inTime: Date.now() - started < 1500 };
+  };
+  let second = await overOneSecond();
+  for (let tries = 1; !second.inTime && tries < 5; tries++) second = await overOneSecond();
+  const { busy, responses, quietStatus, firstLimited: limited, retry, retryStatus } = second;
+  t.is(responses.filter((response) => response.status === 429).length, 7, `statuses ${responses.map((response) => response.status).join(',')}: five got through`);
+  t.is(limited!.headers['retry-after'], '1');
+  t.is(limited!.json().detail[0].code, '429');
+  t.is(quietStatus, 200);
+  t.is(retryStatus, 429, 'the same second: still over');
   clock.now += 1000;
   t.is((await retry()).status, 200, 'the token of a rate-limited request was not used up');
 
