@@ -109,6 +109,15 @@ test('an HTTP/1.1 request without a Host header is a MESH 400 (Node would answer
   t.is((await get('1.0', `/messageexchange/${lab.id}/inbox`)).status, 200);
 });
 
+test('a request target that is no URL (an absolute form with a broken host) is a MESH 400, before any route, and the server carries on', async (t) => {
+  for (const target of ['http://[::1/x', 'https://[::1]:x/messageexchange/_ping']) {
+    const { status, text } = await rawTlsExchange(server, lab, Buffer.from(`GET ${target} HTTP/1.1\r\nHost: x\r\nAccept: application/vnd.mesh.v2+json\r\nConnection: close\r\n\r\n`));
+    t.is(status, 400, target);
+    t.like(JSON.parse(text.slice(text.indexOf('{'))).detail[0], { code: '400', msg: 'Invalid request: the request target is not a URL' }, target);
+  }
+  t.is((await mailboxRequest(server, lab, { path: '/messageexchange/_ping' })).status, 200);
+});
+
 test('an Expect other than 100-continue is a MESH 417 in the version asked for (Node would answer a bare one); 100-continue is met', async (t) => {
   const token = () => buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
   const get = (path: string, expect: string, accept = 'application/vnd.mesh.v2+json') =>

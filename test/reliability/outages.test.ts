@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import test from 'ava';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -30,6 +31,7 @@ import { within } from '../../server/src/time-limit.ts';
 import { capturedLogger } from '../../server/test/support/captured-log.ts';
 import { startTestRedis } from '../support/redis-server.ts';
 import { tokenClaimed } from '../support/token-claims.ts';
+import { overriding } from '../support/overriding.ts';
 
 const portOf = (url: string): number => Number(new URL(url).port);
 
@@ -152,6 +154,36 @@ async function withStorageConnectionDead(
     await server.close();
   }
 }
+
+test('object storage failing after a chunk is opened and before its first byte goes (while the download is audited) is answered 503: the response is not left waiting for bytes that never come', async (t) => {
+  let opened: Readable | undefined;
+  const server = await startTestServer({
+    worker: false,
+    appServices: (services) => ({
+      ...services,
+      payloads: overriding(services.payloads, {
+        getChunk: async (chunk, abortSignal) => {
+          const stored = await services.payloads.getChunk(chunk, abortSignal);
+          if (stored && !Buffer.isBuffer(stored.body)) opened = stored.body;
+          return stored;
+        },
+      }),
+      audit: overriding(services.audit, {
+        record: async (entry) => {
+          opened?.destroy(new Error('read ECONNRESET'));
+          return services.audit.record(entry);
+        },
+      }),
+    }),
+  });
+  t.teardown(() => server.close());
+  const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+  // Over the inline limit: kept in object storage.
+  const messageId = await sendMessage(server, lab, gp, randomBytes(100_000));
+  const download = await within(mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` }), 20_000);
+  t.is(download.status, 503);
+  t.like(download.json().detail[0], { code: '503' });
+});
 
 test('an object storage connection gone silent (open, never answering again) is given up after the silence timeout and the read tried on a new one: the download is served, not held for ever', async (t) => {
   // Long enough for a loaded S3 server to answer the retry on the new connection.

@@ -1,6 +1,6 @@
 import type { MessageRecord } from '../store/messages.ts';
 import type { ChunkObject, StoredChunk } from '../store/payloads.ts';
-import { MessageGoneError, MessageNotFoundError, PayloadMissingError } from './errors.ts';
+import { MessageGoneError, MessageNotFoundError, PayloadMissingError, ServiceUnavailableError } from './errors.ts';
 import type { Services } from './services.ts';
 
 /** The recipient's view of a message: found only in its own mailbox, downloadable only while accepted. */
@@ -93,6 +93,8 @@ export async function downloadChunk(
     if (!Buffer.isBuffer(chunk.body)) chunk.body.destroy();
     throw error;
   }
+  // A read that failed meanwhile has had its 'error' and 'close': streamed, it would send nothing, and never end.
+  if (!Buffer.isBuffer(chunk.body) && chunk.body.destroyed) throw new ServiceUnavailableError('object storage failed as the chunk was opened');
   return { message, chunkNumber, chunk };
 }
 

@@ -108,13 +108,13 @@ export async function pingEveryMaster(redis: RedisClient): Promise<void> {
   const known = new Map(redis.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
   // Each range: first slot, last slot, its master (host, port, id), then any replicas.
   const owners = new Set(ranges.map(([, , master]) => (master ? `${master[0]}:${master[1]}` : 'none')));
-  await Promise.all(
-    [...owners].map((owner) => {
-      const node = known.get(owner);
-      if (!node) throw new Error(`Redis Cluster master ${owner} is not connected`);
-      return node.ping();
-    }),
-  );
+  // Every master known before any is pinged: a ping left running when the check fails would reject unhandled.
+  const nodes = [...owners].map((owner) => {
+    const node = known.get(owner);
+    if (!node) throw new Error(`Redis Cluster master ${owner} is not connected`);
+    return node;
+  });
+  await Promise.all(nodes.map((node) => node.ping()));
 }
 
 /**

@@ -38,7 +38,7 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
       ctx.res.once('close', () => {
         // Which certificate acted: with grants, one mailbox's certificate may act for another.
         const { commonName, serialNumber } = peerCertificate(socket);
-        logger.info({ requestId, method: ctx.method, path: loggedText(ctx.path), status: answeredStatus(ctx), ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
+        logger.info({ requestId, method: ctx.method, path: loggedText(parsedPath(ctx) ?? ctx.url), status: answeredStatus(ctx), ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
       });
     }
     await next();
@@ -54,12 +54,26 @@ export function answeredStatus(ctx: { readonly status: number; readonly res: { r
 const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
 
 /**
+ * The request target's path; undefined when the target is no URL that Node parses (an absolute
+ * form with a broken host, `http://[::1/x`), for which Koa's `ctx.path` throws, on every read.
+ */
+function parsedPath(ctx: { readonly path: string }): string | undefined {
+  try {
+    return ctx.path;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * What HTTP/1.1 asks of a request's form, refused with a MESH body where Node would answer
- * without one (or not at all): a Host header (RFC 9112, 3.2: else 400), and no `Expect` but
- * `100-continue`, which Node meets itself (RFC 9110, 10.1.1: else 417).
+ * without one (or not at all): a target that is a URL (else 400, not the 500 of a router that
+ * cannot read it), a Host header (RFC 9112, 3.2: else 400), and no `Expect` but `100-continue`,
+ * which Node meets itself (RFC 9110, 10.1.1: else 417).
  */
 export function checkRequestForm(): Middleware<RequestState> {
   return async (ctx, next) => {
+    if (parsedPath(ctx) === undefined) throw new BadRequestError(MeshErrorCodes.invalidRequest, 'the request target is not a URL');
     const { httpVersion, headers } = ctx.req;
     if (httpVersion === '1.1') {
       if (headers.host === undefined) throw new BadRequestError(MeshErrorCodes.invalidRequest, 'an HTTP/1.1 request needs a Host header');
