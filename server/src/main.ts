@@ -121,6 +121,16 @@ async function main(): Promise<void> {
   // take Node's default action, which would end the process mid-request.
   process.on('SIGTERM', (signal) => void stop(signal));
   process.on('SIGINT', (signal) => void stop(signal));
+  // A defect that escapes every handler (an event listener that throws) leaves a state nobody
+  // planned for: the process stops, but as at SIGTERM, finishing the requests in flight (whose
+  // writes are each atomic) rather than cutting them off, and exits 1 for its supervisor.
+  const failed = (error: unknown, origin: string): void => {
+    logger.fatal({ err: error, origin }, 'uncaught error: stopping');
+    process.exitCode = 1;
+    void stop(origin);
+  };
+  process.on('uncaughtException', (error, origin) => failed(error, origin));
+  process.on('unhandledRejection', (reason) => failed(reason, 'unhandledRejection'));
 }
 
 main().catch((error: unknown) => {

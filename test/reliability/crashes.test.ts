@@ -7,7 +7,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { mailboxRequest, openMailboxRequest, sendMessage } from '../support/http.ts';
@@ -77,8 +77,13 @@ test('kill -9 mid-upload: after a restart no partial message is in any inbox, an
   }
 });
 
-test('SIGTERM: the server stops taking connections, finishes the request in flight, and exits 0', async (t) => {
-  const server = await startServerProcess();
+/**
+ * Stops the server with `signal` while a send is in flight: it must stop taking connections,
+ * finish the send, and exit with `exitCode`; the message sent is there after a restart.
+ * Returns what the stopped process wrote.
+ */
+async function stopsFinishingInFlight(t: ExecutionContext, signal: NodeJS.Signals, exitCode: number, command?: readonly string[]): Promise<string> {
+  const server = await startServerProcess({}, command ? { command } : {});
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     const body = randomBytes(200_000);
@@ -99,22 +104,37 @@ test('SIGTERM: the server stops taking connections, finishes the request in flig
     });
     req.write(body.subarray(0, 100_000));
     t.true(await server.tokenClaimed(authorization), 'the request is in the server\'s hands before it is told to stop');
-    const exited = server.kill('SIGTERM');
+    const exited = server.kill(signal);
     t.true(await server.listenerClosed(), 'stopping');
     await t.throwsAsync(sendMessage(server, lab, gp, 'too late'), undefined, 'no new connections while stopping');
     // The rest arrives only now: the request is still in flight while the server stops.
     req.end(body.subarray(100_000));
     const response = await inFlight;
     t.is(response.status, 202);
-    t.is(await exited, 0);
+    t.is(await exited, exitCode);
+    const output = server.output();
 
     await server.restart();
     const messageId = JSON.parse(response.text).message_id;
     const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
     t.true(download.body.equals(body));
+    return output;
   } finally {
     await server.stop();
   }
+}
+
+test('SIGTERM: the server stops taking connections, finishes the request in flight, and exits 0', async (t) => {
+  await stopsFinishingInFlight(t, 'SIGTERM', 0);
+});
+
+test('a defect that escapes every handler (an event listener that throws) is logged as fatal, with its stack; the server then stops as at SIGTERM, finishing the request in flight, and exits 1', async (t) => {
+  // SIGUSR2 makes the process throw out of a listener of its own.
+  const output = await stopsFinishingInFlight(t, 'SIGUSR2', 1, ['--import', resolve(REPO_ROOT, 'test/support/defect-on-signal.ts'), resolve(REPO_ROOT, 'server/src/main.ts')]);
+  const fatal = output.split('\n').find((line) => line.includes('"level":60'));
+  t.truthy(fatal, output);
+  t.like(JSON.parse(fatal!), { origin: 'uncaughtException', err: { message: 'a defect, staged' } });
+  t.regex(fatal!, /defect-on-signal\.ts/, 'with its stack');
 });
 
 test('SIGTERM: an answer given while stopping closes its kept-alive connection, so it carries no more requests; a repeated signal does not end the process mid-request', async (t) => {
