@@ -403,14 +403,15 @@ test('lookup finds the mailboxes registered to receive a workflow: an organisati
   const workflow = `REFERRALS_${tag}`;
   const [first, second, elsewhere] = await Promise.all([
     server.createMailbox({ name: 'Ward A', odsCode: `A${tag}`, workflows: [workflow] }),
-    server.createMailbox({ name: 'Ward B', odsCode: `A${tag}`, workflows: [workflow] }),
+    // A name that, printed as it is, would look like a line for another mailbox.
+    server.createMailbox({ name: 'Ward B\nX26OT001\tTrusted Lab', odsCode: `A${tag}`, workflows: [workflow] }),
     server.createMailbox({ name: 'Clinic', odsCode: `B${tag}`, workflows: [workflow] }),
   ]);
   await server.createMailbox({ name: 'Not for referrals', odsCode: `A${tag}`, workflows: [`OTHER_${tag}`] });
   const cwd = await folder();
   const byOds = await as(lab, ['lookup', workflow, '--ods', `A${tag}`], cwd);
   t.is(byOds.code, 0, byOds.stderr);
-  t.deepEqual(byOds.stdout.trim().split('\n').sort(), [`${first.id}\tWard A`, `${second.id}\tWard B`].sort());
+  t.deepEqual(byOds.stdout.trim().split('\n').sort(), [`${first.id}\tWard A`, `${second.id}\tWard B\\nX26OT001\\tTrusted Lab`].sort());
   const everyone = await as(lab, ['lookup', workflow, '--json'], cwd);
   t.is(everyone.code, 0, everyone.stderr);
   t.deepEqual(

@@ -206,6 +206,14 @@ test('control codes in what the server says are shown escaped, not sent to the t
   const listed = await against((_request, response) => json(response, 200, { messages: [`${MESSAGE_ID}\nFAKE_ID`, MESSAGE_ID] }), ['inbox'], cwd);
   t.is(listed.code, 0, listed.stderr);
   t.deepEqual(listed.stdout.split('\n'), [JSON.stringify(`${MESSAGE_ID}\nFAKE_ID`), MESSAGE_ID, '']);
+  // Tracking is a row per field: a line break in the server's text makes no row of its own.
+  const tracked = await against(
+    (_request, response) => json(response, 200, { message_id: MESSAGE_ID, status: 'accepted', status_description: 'waiting\nacknowledged  2026-01-01', subject: 'a\tb' }),
+    ['track', MESSAGE_ID],
+    cwd,
+  );
+  t.is(tracked.code, 0, tracked.stderr);
+  t.deepEqual(tracked.stdout.trimEnd().split('\n'), [`message  ${MESSAGE_ID}`, 'status   accepted, waiting\\nacknowledged  2026-01-01', 'subject  a\\tb']);
 });
 
 test("a sender's subject and file name with C1 control codes (HTTP carries Latin-1) reach the saved <ID>.json escaped: the same JSON, and no control sequence for a terminal that shows it", async (t) => {

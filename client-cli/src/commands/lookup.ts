@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { printableLine } from '../client/untrusted-text.ts';
 import type { CliContext } from './context.ts';
 
 /** commander parser for lookup's workflow and --ods: an empty one would ask another path (the search of nothing). */
@@ -20,6 +21,7 @@ export function registerLookupCommand(program: Command, context: CliContext): vo
       const found = await context.withClient(command, (client) => client.findRecipients(workflow, flags.ods));
       if (flags.json) context.print(JSON.stringify(found));
       else if (found.length === 0) context.io.stderr(`no mailbox${flags.ods === undefined ? '' : ` of ${flags.ods}`} is registered to receive ${workflow}\n`);
-      else for (const mailbox of found) context.print(`${mailbox.mailboxId}\t${mailbox.mailboxName}`);
+      // A line per mailbox: a name holding a line break or tab must not make what looks like another.
+      else for (const mailbox of found) context.print(`${printableLine(mailbox.mailboxId)}\t${printableLine(mailbox.mailboxName)}`);
     });
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { TrackingInfo } from '../client/mesh-client.ts';
+import { printableLine } from '../client/untrusted-text.ts';
 import type { CliContext } from './context.ts';
 import { messageIdArgument } from './message-id-argument.ts';
 
@@ -36,7 +37,8 @@ export function trackingSummary(info: TrackingInfo): string {
   ];
   const shown = rows.filter((row): row is [string, string | number] => present(row[1]));
   const width = Math.max(...shown.map(([label]) => label.length));
-  return shown.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+  // A row per field: a value holding a line break (the server's text) must not make what looks like another row.
+  return shown.map(([label, value]) => `${label.padEnd(width)}  ${printableLine(String(value))}`).join('\n');
 }
 
 /**
