@@ -254,6 +254,23 @@ test('inbox paging that never ends is stopped with an error', async (t) => {
   t.is(result.requests.length, 2000);
 });
 
+test('inbox paging that lists more ids than any inbox holds (pages far over MESH\'s 500) is stopped with an error, not held until memory runs out', async (t) => {
+  const cwd = await folder();
+  let page = 0;
+  const result = await against(
+    (_request, response) => {
+      page += 1;
+      const ids = Array.from({ length: 200_000 }, (_, n) => `${String(page).padStart(8, '0')}_${String(n).padStart(6, '0')}`);
+      json(response, 200, { messages: ids, links: { next: `/messageexchange/${mailbox.mailbox.id}/inbox?page=${page}` } });
+    },
+    ['inbox'],
+    cwd,
+  );
+  t.is(result.code, 1);
+  t.regex(result.stderr, /the server's inbox listing holds more than 1000000 message ids/);
+  t.is(result.requests.length, 6, 'the page that went over is the last asked for');
+});
+
 for (const [command, body, expected] of [
   ['count', { count: 'lots' }, /the server's count is not a number of messages: "lots"/],
   ['count', null, /the server's count is not a number of messages/],

@@ -146,6 +146,8 @@ const OCTET_STREAM = 'application/octet-stream';
 const MAX_JSON_BODY = 16 * 1024 * 1024;
 /** MESH pages hold up to 500 ids: a million is more than any inbox holds. */
 const MAX_INBOX_PAGES = 2_000;
+/** As many ids as those pages hold: a server whose pages hold more could otherwise fill the memory. */
+const MAX_INBOX_IDS = MAX_INBOX_PAGES * 500;
 /** The status of a local id several messages carry (the one non-2xx answer that is not an error here). */
 const MULTIPLE_CHOICES = 300;
 
@@ -276,6 +278,7 @@ export class MeshClient {
     if (options.workflowFilter !== undefined) query.set('workflow_filter', options.workflowFilter);
     let path: string | undefined = `${this.#mailboxPath}/inbox${query.size > 0 ? `?${query.toString()}` : ''}`;
     const seen = new Set<string>();
+    let listed = 0;
     while (path !== undefined) {
       // A server repeating a page link, or paging without end, would otherwise keep us here for ever.
       if (seen.has(path)) throw new Error(`the server's inbox paging repeats ${path}`);
@@ -286,6 +289,8 @@ export class MeshClient {
       if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
         throw new Error(`the server's inbox page is not a MESH inbox listing (no list of message ids): ${path}`);
       }
+      listed += ids.length;
+      if (listed > MAX_INBOX_IDS) throw new Error(`the server's inbox listing holds more than ${MAX_INBOX_IDS} message ids`);
       yield* ids as string[];
       const next: unknown = page?.links?.next;
       path = typeof next === 'string' && next !== '' ? this.#samePath(next) : undefined;
