@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import forge from 'node-forge';
 import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
@@ -939,6 +940,43 @@ test("cert revoke and cert crl pointed at another deployment's records (a forgot
   // The list dates a revocation to the second.
   const revokedAt = Number(await server.redis.hget(redisKeys(server.redisPrefix).revokedCertificates, serial!));
   t.is(Number(await server.redis.hget(keys.revokedCertificates, serial!)), revokedAt - (revokedAt % 1000), 'recorded with the date the list gives');
+});
+
+test("cert sign refuses a key certified for another holder already (a mailbox's, for another mailbox or a monitoring system), the same primes under another public exponent too: revoking either's certificates would leave the key in force", async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  for (const id of ['KEYA001', 'KEYB001']) t.is((await admin('mailbox', 'create', id, '--password', 'pw', '--cert-out', out)).code, 0);
+  const key = forge.pki.privateKeyFromPem(await readFile(join(out, 'KEYA001.key'), 'utf8')) as forge.pki.rsa.PrivateKey;
+  const totient = key.p.subtract(forge.jsbn.BigInteger.ONE).multiply(key.q.subtract(forge.jsbn.BigInteger.ONE));
+  const requestFor = async (name: string, exponent: forge.jsbn.BigInteger): Promise<string> => {
+    const one = forge.jsbn.BigInteger.ONE;
+    const d = exponent.modInverse(totient);
+    const request = forge.pki.createCertificationRequest();
+    request.publicKey = forge.pki.setRsaPublicKey(key.n, exponent);
+    request.setSubject([{ name: 'commonName', value: name }]);
+    request.sign(forge.pki.setRsaPrivateKey(key.n, exponent, d, key.p, key.q, d.mod(key.p.subtract(one)), d.mod(key.q.subtract(one)), key.qInv), forge.md.sha256.create());
+    const file = join(out, `${name}-${exponent.toString(10)}.csr`);
+    await writeFile(file, forge.pki.certificationRequestToPem(request));
+    return file;
+  };
+  const sameExponent = key.e;
+  // Another valid exponent: the first odd one past 65537 that shares no factor with (p-1)(q-1).
+  let otherExponent = new forge.jsbn.BigInteger('65539');
+  while (!otherExponent.gcd(totient).equals(forge.jsbn.BigInteger.ONE)) otherExponent = otherExponent.add(new forge.jsbn.BigInteger('2'));
+  for (const [name, exponent, usage] of [
+    ['KEYB001', sameExponent, 'client'],
+    ['KEYB001', otherExponent, 'client'],
+    ['KEYMON1', sameExponent, 'monitoring'],
+  ] as const) {
+    const refused = await admin('cert', 'sign', await requestFor(name, exponent), '--out', join(out, `${name}.refused.crt`), '--for', name, '--usage', usage);
+    t.is(refused.code, 1, `${name} e=${exponent.toString(10)}`);
+    t.regex(refused.stderr, /the request's key is certified for KEYA001 already: a key is one holder's, so nothing was signed; have a new key made/);
+    t.false(existsSync(join(out, `${name}.refused.crt`)));
+  }
+  // Its own holder's renewal, under either exponent, is signed.
+  for (const exponent of [sameExponent, otherExponent]) {
+    const renewed = await admin('cert', 'sign', await requestFor('KEYA001', exponent), '--out', join(out, `KEYA001-${exponent.toString(10)}.crt`), '--for', 'KEYA001');
+    t.is(renewed.code, 0, renewed.stderr);
+  }
 });
 
 test("cert sign refuses a key whose certificates are all revoked (it may be what was compromised) unless told --reuse-revoked-key; a renewal keeping the key of a certificate still in force is signed", async (t) => {

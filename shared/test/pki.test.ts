@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import test, { type ExecutionContext } from 'ava';
+import forge from 'node-forge';
 import {
   type CertificateAndKey,
   createCertificateAuthority,
@@ -273,15 +274,17 @@ test('a CSR altered after signing is refused', (t) => {
   });
 });
 
-withOpenssl('a CSR made by OpenSSL is accepted', async (t) => {
+withOpenssl('a CSR made by OpenSSL is accepted; of its subject, only the common name and organisation are certified (the CA checked no email address, unit or UID)', async (t) => {
   const dir = await temporaryFiles(t, {});
-  const subject = '/CN=x26abc006/O=Elsewhere';
+  const subject = '/C=GB/O=Elsewhere/OU=Spine/CN=x26abc006/emailAddress=admin@example.org/UID=X26ABC099';
   const files = ['-keyout', join(dir, 'k.pem'), '-out', join(dir, 'r.pem')];
   execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', subject, ...files], { stdio: 'ignore' });
   const signed = signCertificateRequest({ ca, csrPem: await readFile(join(dir, 'r.pem'), 'utf8'), usage: 'client' });
   const certificate = new X509Certificate(signed.certPem);
   t.is(describeCertificate(signed.certPem).subjectCommonName, 'X26ABC006');
-  t.true(certificate.subject.includes('O=Elsewhere'));
+  t.is(certificate.subject, 'CN=X26ABC006\nO=Elsewhere');
+  const server = signCertificateRequest({ ca, csrPem: await readFile(join(dir, 'r.pem'), 'utf8'), usage: 'server', dnsNames: ['mesh.example'] });
+  t.is(new X509Certificate(server.certPem).subject, 'CN=x26abc006\nO=Elsewhere');
 });
 
 withOpenssl('a CSR with two common names (its certificate would carry both, and the server refuse it), or with an EC key, is refused saying why', async (t) => {
@@ -292,6 +295,23 @@ withOpenssl('a CSR with two common names (its certificate would carry both, and 
     execFileSync('openssl', ['req', '-new', '-nodes', ...made, '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'r.pem')], { stdio: 'ignore' });
     t.throws(() => signCertificateRequest({ ca, csrPem: readFileSync(join(dir, 'r.pem'), 'utf8'), usage: 'client' }), { message: refusal });
   }
+});
+
+withOpenssl('a CSR whose RSA exponent is small (3, or 1, which makes the key no secret: anyone holding the certificate can sign as it) is refused', async (t) => {
+  const dir = await temporaryFiles(t, {});
+  execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-pkeyopt', 'rsa_keygen_pubexp:3', '-out', join(dir, 'k.pem')], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-new', '-key', join(dir, 'k.pem'), '-subj', '/CN=X26ABC009', '-out', join(dir, 'r.pem')], { stdio: 'ignore' });
+  t.throws(() => signCertificateRequest({ ca, csrPem: readFileSync(join(dir, 'r.pem'), 'utf8'), usage: 'client' }), {
+    message: 'certificate request key has RSA exponent 3: an odd one from 65537 to 2^256 is required',
+  });
+  // e = d = 1: the "signature" is the message itself, which verifies; the modulus is a real key's.
+  const real = forge.pki.privateKeyFromPem(readFileSync(join(dir, 'k.pem'), 'utf8')) as forge.pki.rsa.PrivateKey;
+  const one = forge.jsbn.BigInteger.ONE;
+  const request = forge.pki.createCertificationRequest();
+  request.publicKey = forge.pki.setRsaPublicKey(real.n, one);
+  request.setSubject([{ name: 'commonName', value: 'X26ABC009' }]);
+  request.sign(forge.pki.setRsaPrivateKey(real.n, one, one, real.p, real.q, one, one, real.qInv), forge.md.sha256.create());
+  t.throws(() => signCertificateRequest({ ca, csrPem: forge.pki.certificationRequestToPem(request), usage: 'client' }), { message: /has RSA exponent 1:/ });
 });
 
 // --- revocation -------------------------------------------------------------------------------

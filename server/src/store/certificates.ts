@@ -45,13 +45,20 @@ export class CertificateStore {
     ]);
   }
 
-  /** The certificates on record with this public key (by `publicKeyFingerprint`), and which of them are revoked. */
-  async ofKey(fingerprint: string): Promise<{ readonly serials: readonly string[]; readonly revoked: readonly string[] }> {
+  /** The certificates on record with this public key (by `publicKeyFingerprint`), which of them are revoked, and whose they are. */
+  async ofKey(fingerprint: string): Promise<{ readonly serials: readonly string[]; readonly revoked: readonly string[]; readonly holders: readonly string[] }> {
     const keys = await this.#redis.hgetall(this.#keys.certificateKeys);
     const serials = Object.keys(keys).filter((serial) => keys[serial] === fingerprint).sort();
-    if (serials.length === 0) return { serials, revoked: [] };
-    const revokedAt = await this.#redis.hmget(this.#keys.revokedCertificates, ...serials);
-    return { serials, revoked: serials.filter((_, index) => revokedAt[index] !== null) };
+    if (serials.length === 0) return { serials, revoked: [], holders: [] };
+    const [revokedAt, holders] = await Promise.all([
+      this.#redis.hmget(this.#keys.revokedCertificates, ...serials),
+      this.#redis.hmget(this.#keys.certificateHolders, ...serials),
+    ]);
+    return {
+      serials,
+      revoked: serials.filter((_, index) => revokedAt[index] !== null),
+      holders: [...new Set(holders.filter((holder) => holder !== null))].sort(),
+    };
   }
 
   async issuedTo(mailboxId: string): Promise<readonly string[]> {

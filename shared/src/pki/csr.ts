@@ -2,6 +2,8 @@ import forge from 'node-forge';
 import { generateRsaKeyPair, MINIMUM_RSA_MODULUS_BITS } from './keys.ts';
 import { nameAttribute, reusableAttributes, subjectAltNames } from './certificate.ts';
 
+const MINIMUM_RSA_EXPONENT = new forge.jsbn.BigInteger('65537');
+
 export interface CertificateRequestOptions {
   /** For a mailbox, its id; for a server, its main host name. */
   readonly commonName: string;
@@ -70,6 +72,11 @@ export function readCertificateRequest(csrPem: string): VerifiedCertificateReque
   if (publicKey.n.bitLength() < MINIMUM_RSA_MODULUS_BITS) {
     const bits = publicKey.n.bitLength();
     throw new Error(`certificate request key is RSA ${bits}: at least ${MINIMUM_RSA_MODULUS_BITS} bits required`);
+  }
+  // NIST's bounds (SP 800-56B, FIPS 186): a small exponent weakens the key, and 1 makes it none,
+  // its "signature" the message itself, which anyone holding the certificate can give.
+  if (!publicKey.e.testBit(0) || publicKey.e.compareTo(MINIMUM_RSA_EXPONENT) < 0 || publicKey.e.bitLength() > 256) {
+    throw new Error(`certificate request key has RSA exponent ${publicKey.e.toString(10)}: an odd one from 65537 to 2^256 is required`);
   }
   const subject = readableSubject(request);
   const commonNames = subject.filter((field) => field.shortName === 'CN');

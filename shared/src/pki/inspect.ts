@@ -29,9 +29,15 @@ export function describeCertificate(certPem: string): CertificateDescription {
   };
 }
 
-/** SHA-256 of the certificate's public key (its DER SubjectPublicKeyInfo), hex: what tells certificates of one key. */
+/**
+ * What tells certificates of one key, hex: SHA-256 of an RSA key's modulus, which is the key
+ * (the same primes with another public exponent are the same private key), else of the whole
+ * public key (its DER SubjectPublicKeyInfo).
+ */
 export function publicKeyFingerprint(certPem: string): string {
-  return createHash('sha256').update(new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  const key = new X509Certificate(certPem).publicKey;
+  const modulus = key.asymmetricKeyType === 'rsa' ? key.export({ format: 'jwk' }).n : undefined;
+  return createHash('sha256').update(modulus ?? key.export({ type: 'spki', format: 'der' })).digest('hex');
 }
 
 /**

@@ -99,9 +99,7 @@ export function signCertificateRequest(options: SignCertificateRequestOptions): 
   const request = readCertificateRequest(options.csrPem);
   if (options.usage === 'client') {
     return signLeafCertificate(authority, {
-      subject: request.subject.map((field) =>
-        isCommonName(field) ? nameAttribute('commonName', request.commonName.trim().toUpperCase()) : field,
-      ),
+      subject: certifiedSubject(request, request.commonName.trim().toUpperCase()),
       publicKey: request.publicKey,
       usage: 'client',
       dnsNames: [],
@@ -110,7 +108,7 @@ export function signCertificateRequest(options: SignCertificateRequestOptions): 
     });
   }
   return signLeafCertificate(authority, {
-    subject: request.subject,
+    subject: certifiedSubject(request, request.commonName),
     publicKey: request.publicKey,
     usage: 'server',
     ...serverNamesFor(request, options),
@@ -167,6 +165,15 @@ function signLeafCertificate(authority: SigningAuthority, content: LeafCertifica
   return { certPem: forge.pki.certificateToPem(certificate), serialNumber: certificate.serialNumber };
 }
 
-function isCommonName(field: forge.pki.CertificateField): boolean {
-  return field.shortName === 'CN' || field.name === 'commonName' || field.type === forge.pki.oids['commonName'];
+/**
+ * What of a request's subject the CA certifies: the common name (as the CA writes it) and the
+ * organisation. Anything else asked for (an email address, a UID, a unit) the CA has not
+ * checked, and would vouch for to whoever reads the certificate.
+ */
+function certifiedSubject(request: VerifiedCertificateRequest, commonName: string): forge.pki.CertificateField[] {
+  return [nameAttribute('commonName', commonName), ...request.subject.filter(isOrganisation)];
+}
+
+function isOrganisation(field: forge.pki.CertificateField): boolean {
+  return field.shortName === 'O' || field.name === 'organizationName' || field.type === forge.pki.oids['organizationName'];
 }

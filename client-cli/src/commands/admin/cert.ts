@@ -153,6 +153,11 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       // A renewal may keep its key, and the old certificate is revoked once the new one is in use: a key
       // with a certificate still in force is fine. One whose every certificate is revoked may be what was compromised.
       const ofKey = await stores.certificates.ofKey(publicKeyFingerprint(signed.certPem));
+      // A key is one holder's: one certified for two would outlive the revocation of either's certificates.
+      const others = ofKey.holders.filter((holder) => holder !== commonName);
+      if (others.length > 0) {
+        throw new Error(`the request's key is certified for ${others.join(', ')} already: a key is one holder's, so nothing was signed; have a new key made (\`meshbox cert request\` makes one)`);
+      }
       if (ofKey.serials.length > 0 && ofKey.revoked.length === ofKey.serials.length && !options.reuseRevokedKey) {
         throw new Error(
           `the request's key is that of certificates all revoked (serial ${ofKey.revoked.join(', ')}): a revoked certificate's key may be compromised, so nothing was signed; ` +
