@@ -224,7 +224,8 @@ test('a one-chunk send whose every try stalls: the in-doubt wait is counted from
   });
   let run;
   try {
-    run = await bounded(runCli(['--profile', lab.profile, '--url', proxy.origin, '--timeout', '4', 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--retries', '2']), 'the dispatch to give up');
+    // Long enough for each try's connection and handshake on a loaded host: a try timed out before it reached the proxy would go unseen.
+    run = await bounded(runCli(['--profile', lab.profile, '--url', proxy.origin, '--timeout', '8', 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--retries', '2']), 'the dispatch to give up');
   } finally {
     await proxy.close();
   }
