@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, readText, sendMessage } from '../support/http.ts';
 import { overriding } from '../support/overriding.ts';
@@ -264,6 +265,24 @@ test("a download, HEAD or acknowledgement refused (410) while the message upload
     const listed = (await mailboxRequest(own, recipient, { path: `/messageexchange/${recipient.id}/inbox` })).json().messages;
     t.true(listed.includes(messageId), `after a ${refusal.method} refused while uploading, the accepted message is listed`);
   }
+});
+
+test('a chunk upload refused (beyond the message 406, after acceptance 423), retried with its token once the message is accepted, is refused again: only a first try that stored its chunk has its 202 repeated', async (t) => {
+  const messageId = await startUpload(2, Buffer.from('first '));
+  const token = () => buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  const upload = (n: number, total: number, body: string, authorization: string) =>
+    mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/${n}`, headers: { 'mex-Chunk-Range': `${n}:${total}` }, body, authorization });
+  const beyond = token();
+  t.is((await upload(3, 3, 'beyond', beyond)).status, 406);
+  t.is((await upload(2, 2, 'second', token())).status, 202, 'the message is accepted');
+  const again = await upload(3, 3, 'beyond', beyond);
+  t.is(again.status, 423, 'the message is no longer uploading: refused, never told its chunk was stored');
+  t.like(again.json().detail[0], { code: '423' });
+  const late = token();
+  t.is((await upload(2, 2, 'other', late)).status, 423);
+  t.is((await upload(2, 2, 'other', late)).status, 423);
+  const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
+  t.is(download.body.toString(), 'second', 'chunk 2 as stored when the message was accepted');
 });
 
 test('chunk refusals: beyond the message 406, bad or mismatched range 417, wrong sender 403, unknown message 404', async (t) => {

@@ -51,7 +51,8 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
   return async (ctx, next) => {
     const sending = ctx.method === 'POST' && SEND_PATH.test(ctx.path);
     // What a request brings is part of it: the same token with other content is another request.
-    const bringsContent = sending || (ctx.method === 'POST' && CHUNK_PATH.test(ctx.path));
+    const uploading = ctx.method === 'POST' && CHUNK_PATH.test(ctx.path);
+    const bringsContent = sending || uploading;
     const newMessageId = sending ? services.newMessageId(services.now()) : undefined;
     // With its query: another page or message tracked is another request.
     const target = `${ctx.method} ${ctx.originalUrl}`;
@@ -79,9 +80,12 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
       if (ctx.state.recorded) return;
       // A send that failed may have failed after its message was recorded (a step after it, an
       // answer from Redis lost): then its retry must be told that message, not send it again.
+      // An upload's retry is answered 202 as its first try was (uploadChunk) once the message is
+      // accepted: so only an upload that stored its chunk keeps its token; one refused gives it
+      // back, and its retry is judged anew.
       const served =
         newMessageId === undefined
-          ? ctx.res.writableFinished && !RETRYABLE_STATUSES.has(ctx.status)
+          ? ctx.res.writableFinished && (uploading ? ctx.status < 300 : !RETRYABLE_STATUSES.has(ctx.status))
           : await sendRecorded(services, mailbox.id, newMessageId);
       if (!served) await services.usedTokens.release(token);
     };
