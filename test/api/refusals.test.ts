@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
@@ -34,6 +35,19 @@ test('an unknown recipient is refused with 417 and code 12, in v2 and v1 shapes'
   const v1 = await send({ 'mex-To': 'NOBODY001', 'mex-WorkflowID': 'W1' }, 'v1');
   t.is(v1.status, 417);
   t.like(v1.json(), { errorEvent: 'SEND', errorCode: '12' });
+});
+
+test('a recipient is compared upper-cased as an id of ASCII letters and digits: one whose Unicode upper case is another id (ß is SS) is unknown, not delivered to that mailbox', async (t) => {
+  const id = `SS${randomBytes(4).toString('hex').toUpperCase()}`;
+  const lookAlike = await server.createMailbox({ id });
+  const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+  // Header bytes as HTTP carries them, Latin-1: ß is the one byte 0xDF.
+  const request = `POST /messageexchange/${lab.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nAccept: application/vnd.mesh.v2+json\r\nmex-To: \u00df${id.slice(2)}\r\nmex-WorkflowID: W1\r\nContent-Length: 7\r\nConnection: close\r\n\r\npayload`;
+  const { status, text } = await rawTlsExchange(server, lab, Buffer.from(request, 'latin1'));
+  t.is(status, 417);
+  t.is(JSON.parse(text.slice(text.indexOf('{'))).detail[0].code, '12');
+  t.is((await mailboxRequest(server, lookAlike, { path: `/messageexchange/${id}/count` })).json().count, 0);
+  t.is((await send({ 'mex-To': id.toLowerCase(), 'mex-WorkflowID': 'W1' })).status, 202, 'a lower-case id is the mailbox');
 });
 
 test('an inactive recipient is refused like an unknown one', async (t) => {

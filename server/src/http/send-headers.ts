@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { MeshErrorCodes, MeshHeaders, parseChunkRange } from '../../../shared/src/protocol/index.ts';
+import { MAILBOX_ID_PATTERN, MeshErrorCodes, MeshHeaders, parseChunkRange } from '../../../shared/src/protocol/index.ts';
 import { BadRequestError, MeshError, SendRejectedError } from '../domain/errors.ts';
 import type { ChunkBody, OutgoingMetadata } from '../domain/send.ts';
 import type { Readable } from 'node:stream';
@@ -88,8 +88,11 @@ const TRUE_FLAGS = new Set(['y', 'yes', 't', 'true', 'on', '1']);
 /** Reads and validates the headers of `POST /outbox`. */
 export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & { readonly chunk: number } {
   assertWellFormed(headers);
-  const recipient = header(headers, MeshHeaders.to).toUpperCase();
-  if (recipient === '') throw new BadRequestError(MeshErrorCodes.missingToAddress);
+  const to = header(headers, MeshHeaders.to);
+  if (to === '') throw new BadRequestError(MeshErrorCodes.missingToAddress);
+  // Only an id of ASCII letters and digits is upper-cased: Unicode's upper case of another value
+  // can be some other mailbox's id (`ß` is `SS`); such a value matches no mailbox.
+  const recipient = MAILBOX_ID_PATTERN.test(to) ? to.toUpperCase() : to;
   const workflowId = header(headers, MeshHeaders.workflowId);
   if (workflowId === '') throw new BadRequestError(MeshErrorCodes.malformedControlFile, MeshHeaders.workflowId);
   const range = chunkRange(headers);
