@@ -295,6 +295,22 @@ test('a small message whose body arrives slowly, past the upload expiry, still e
   }
 });
 
+test('a message from a mailbox deactivated (or gone) since expires without a report: nobody could collect one, and it would wait a whole inbox expiry in an inbox nobody reads', async (t) => {
+  const [deactivated, gone, recipient] = [await server.createMailbox(), await server.createMailbox(), await server.createMailbox()];
+  const fromDeactivated = await sendMessage(server, deactivated, recipient, 'from a mailbox about to close');
+  const fromGone = await sendMessage(server, gone, recipient, 'from a mailbox about to go');
+  await server.services.mailboxes.setActive(deactivated.id, false);
+  await server.redis.del(redisKeys(server.redisPrefix).mailbox(gone.id), redisKeys(server.redisPrefix).inboxSequence(gone.id));
+  for (const messageId of [fromDeactivated, fromGone]) {
+    await advanceLifecycle(later(periods.inboxExpiryMs + SECOND), messageId);
+    t.like(await server.services.messages.get(messageId), { status: 'undeliverable', reportId: '' });
+  }
+  await server.services.mailboxes.setActive(deactivated.id, true);
+  t.deepEqual(await inboxOf(deactivated), [], 'no report waits for the mailbox deactivated then');
+  const keys = redisKeys(server.redisPrefix);
+  t.is(await server.redis.exists(keys.inbox(gone.id), keys.inboxSequence(gone.id)), 0, 'no inbox made for the mailbox gone');
+});
+
 test('an uncollected report expires quietly: no report about a report', async (t) => {
   const [sender, recipient] = [await server.createMailbox(), await server.createMailbox()];
   const messageId = await sendMessage(server, sender, recipient, 'ignored again');
