@@ -504,6 +504,23 @@ test('a mailbox sending to itself that acknowledges the message (through another
   t.false((await inboxOf(lab)).includes(sent.messageId), 'the late delivery leaves it out of the inbox');
 });
 
+test("a check that read a message, then lost its lease while another worker purged it, indexes no local id when it goes on: tracking by that local id finds only the messages there are", async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'x', { 'mex-LocalID': 'stale-check-1' });
+  t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` })).status, 200);
+  await advanceLifecycle(later(periods.payloadRetentionMs + SECOND), messageId);
+  const stale = (await server.services.messages.get(messageId))!;
+  await advanceLifecycle(later(periods.messageRetentionMs + SECOND), messageId);
+  t.is(await server.services.messages.get(messageId), undefined, 'purged by the worker that took the lease');
+  // The first worker goes on with what it read before.
+  let reads = 0;
+  const messages = overriding(server.services.messages, { get: async (id: string) => (reads++ === 0 ? stale : server.services.messages.get(id)) });
+  await advanceLifecycle({ ...later(periods.payloadRetentionMs + 2 * SECOND), messages }, messageId);
+  const again = await sendMessage(server, lab, gp, 'again', { 'mex-LocalID': 'stale-check-1' });
+  const tracked = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/stale-check-1` });
+  t.is(tracked.status, 200);
+  t.is(tracked.json().messageId, again);
+});
+
 test('a send whose local-id index failed is answered 202 all the same and indexed by its first check', async (t) => {
   let failedOnce = false;
   const messages = overriding(server.services.messages, {

@@ -167,11 +167,15 @@ export async function advanceLifecycle(services: Services, messageId: string): P
     switch (step.kind) {
       case 'wait':
         // A send or final chunk cut off between acceptance and delivery is delivered here, and
-        // indexed by its local id if that step failed (repeating either changes nothing).
-        await Promise.all([
-          message.status === 'accepted' ? services.messages.deliverChecked(messageId, message.recipient) : undefined,
-          services.messages.indexLocalId(messageId, message),
-        ]);
+        // indexed by its local id if that step failed (repeating either changes nothing). Only
+        // while it can be waiting: a check that read a message since purged (its lease lost to
+        // another worker meanwhile) would index an id no record answers, for ever.
+        if (message.status === 'accepted' || message.status === 'uploading') {
+          await Promise.all([
+            message.status === 'accepted' ? services.messages.deliverChecked(messageId, message.recipient) : undefined,
+            services.messages.indexLocalId(messageId, message),
+          ]);
+        }
         return step.until;
       case 'abandon-upload':
         // Unless its last chunk came in meanwhile (then it is accepted), the next round purges its chunks.
