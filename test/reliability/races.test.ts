@@ -289,6 +289,22 @@ test.serial("a send delivered after its recipient's deactivation scanned the inb
 });
 
 // ---------------------------------------------------------------------------------------------
+// a multi-chunk message completed after its recipient was disabled, and after the disable's scan.
+test.serial("a message whose last chunk comes after its recipient's deactivation scanned the inbox brings its own check forward: returned to its sender now, not a delivery check later", async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'part 1, ', { 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': '1:2' });
+  t.teardown(() => server.services.mailboxes.setActive(gp.id, true));
+  await server.services.mailboxes.setActive(gp.id, false);
+  t.false((await checkInboxNow({ messages: server.services.messages, schedule: server.connections.schedule }, gp.id, new Date())).includes(messageId));
+  const body = Buffer.from('part 2');
+  const last = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/2`, headers: { 'mex-Chunk-Range': '2:2' }, body });
+  t.is(last.status, 202);
+  await server.settled();
+  t.true((await nextCheckOf(messageId))!.getTime() <= Date.now(), 'due now');
+  await advanceLifecycle(server.services, messageId);
+  t.like((await server.services.messages.get(messageId))?.statusDetail, { description: 'Message was not collected as the mailbox is deactivated' });
+});
+
+// ---------------------------------------------------------------------------------------------
 // the identical retry of a final chunk (answer lost) once the message was acknowledged.
 test.serial('the identical retry of the final chunk after the recipient acknowledged gets its 202 again', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'part 1, ', { 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': '1:2' });

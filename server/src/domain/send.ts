@@ -144,12 +144,12 @@ async function moveFirstCheckOn(services: Services, messageId: string, recipient
 }
 
 /**
- * A recipient deactivated while the send went on (`admin mailbox disable`): the command's scan
- * of the inbox may have come before this delivery, and the check just postponed would return
- * the message only a day later. Read through the mailbox cache, so it costs a send nothing: the
- * command scans the inbox again once the cache time has passed.
+ * A recipient deactivated while the send (or the upload of its last chunk) went on (`admin
+ * mailbox disable`): the command's scan of the inbox may have come before this delivery, and
+ * the message's next check would return it only much later. Read through the mailbox cache, so
+ * it costs a send nothing: the command scans the inbox again once the cache time has passed.
  */
-async function returnIfRecipientDeactivated(services: Services, messageId: string, recipient: string): Promise<void> {
+export async function returnIfRecipientDeactivated(services: Services, messageId: string, recipient: string): Promise<void> {
   const mailbox = await services.mailboxes.get(recipient).catch(() => undefined);
   if (mailbox?.active === false) await services.lifecycle.schedule(messageId, services.now());
 }

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChunkObject } from '../store/payloads.ts';
 import { discardUpload, PayloadTooLargeError, storeChunk } from './chunk-storage.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
-import type { ChunkBody } from './send.ts';
+import { type ChunkBody, returnIfRecipientDeactivated } from './send.ts';
 import type { Services } from './services.ts';
 
 export interface ChunkUpload {
@@ -55,7 +55,12 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     refuse(outcome, upload, services);
   }
   return runFollowUpSteps({
-    ...(outcome === 'accepted' ? { delivery: services.messages.deliverChecked(message.id, message.recipient) } : {}),
+    ...(outcome === 'accepted'
+      ? {
+          delivery: services.messages.deliverChecked(message.id, message.recipient),
+          schedule: returnIfRecipientDeactivated(services, message.id, message.recipient),
+        }
+      : {}),
     ...(replacedVersion !== undefined ? { cleanup: services.payloads.deleteChunk({ ...chunk, version: replacedVersion }) } : {}),
   });
 }
