@@ -16,7 +16,7 @@ import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/su
 import { startTestRedis } from '../../test/support/redis-server.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../../test/support/http.ts';
 import { publishRevocationList } from '../src/commands/admin/pki-files.ts';
-import { type CliResult, runSubprocess } from './support/cli-fixture.ts';
+import { type CliResult, MAIN, runSubprocess } from './support/cli-fixture.ts';
 
 let server: TestServer;
 let pkiDir: string;
@@ -278,9 +278,9 @@ test('mailbox commands refuse duplicates, unknown mailboxes and bad ids with a c
   t.regex(routeWord.stderr, /WORKFLOWSEARCH is a word of the API's paths/);
 });
 
-test('mailbox list and backlog show a name with control characters escaped, never sent to the terminal', async (t) => {
+test('mailbox list and backlog show a name with control characters escaped, never sent to the terminal, and on its own line: a line break or tab in it makes no line of its own', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
-  const name = 'Evil\u001b[31mRED\u001b[0m\u009b2J\u0007';
+  const name = 'Evil\u001b[31mRED\u001b[0m\u009b2J\u0007\n2026-12-01 09:00\t5d 0h\t40 waiting\tGP999';
   t.is((await admin('mailbox', 'create', 'CTL001', '--password', 'p', '--name', name, '--cert-out', out)).code, 0);
   const listed = await admin('mailbox', 'list');
   t.is(listed.code, 0, listed.stderr);
@@ -290,7 +290,11 @@ test('mailbox list and backlog show a name with control characters escaped, neve
   await sendMessage(server, lab, { ...lab, id: 'CTL001' }, 'waiting');
   const backlog = await admin('backlog', '--json');
   t.true(backlog.stdout.includes('"CTL001"'), backlog.stdout);
-  for (const output of [listed.stdout, backlog.stdout]) t.false(/[\u001b\u0007\u009b]/.test(output), JSON.stringify(output));
+  const lines = await admin('backlog');
+  t.is(lines.code, 0, lines.stderr);
+  t.false(/^2026-12-01 09:00/m.test(lines.stdout), lines.stdout);
+  t.regex(lines.stdout, /\tEvil\\u001b\[31mRED.*\\n2026-12-01 09:00\\t5d 0h\\t40 waiting\\tGP999$/m);
+  for (const output of [listed.stdout, backlog.stdout, lines.stdout]) t.false(/[\u001b\u0007\u009b]/.test(output), JSON.stringify(output));
 });
 
 test('admin workflow allow and deny change what a mailbox may send and receive', async (t) => {
@@ -427,6 +431,26 @@ test('admin backlog lists the mailboxes with messages waiting, the longest-waiti
   } finally {
     await own.close();
   }
+});
+
+// Run as root (as CI runs), setpriv can make the command a user with no passwd entry, where
+// that user can read the checkout (not one under root's own home).
+const NAMELESS_USER = ['--reuid=4242', '--regid=4242', '--clear-groups'];
+const namelessCanRun =
+  process.getuid?.() === 0 && spawnSync('setpriv', [...NAMELESS_USER, process.execPath, '-e', `require('node:fs').accessSync(${JSON.stringify(MAIN)})`]).status === 0;
+const asUidWithoutName = namelessCanRun ? test : test.skip;
+
+asUidWithoutName('an admin command run as a user with no name (a container run as an arbitrary uid) works, and is audited as that uid', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'UID001', '--password', 'p', '--cert-out', out)).code, 0);
+  const run = spawnSync('setpriv', [...NAMELESS_USER, process.execPath, MAIN, 'admin', 'workflow', 'allow', 'UID001', 'UID_WORKFLOW', '--send'], {
+    env: { PATH: process.env.PATH, ...adminEnv },
+    encoding: 'utf8',
+  });
+  t.is(run.status, 0, run.stderr);
+  const shown = await admin('audit', '--tail', '500', '--json');
+  const entries = shown.stdout.trim().split('\n').map((line) => JSON.parse(line)).filter((entry) => entry.subject === 'UID001');
+  t.like(entries.at(-1), { action: 'admin.workflow.allow', actor: 'admin:uid 4242' });
 });
 
 test('admin actions are recorded in the audit log, which admin audit shows', async (t) => {

@@ -45,7 +45,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     });
     const keys = redisKeys(config.redisPrefix);
     const auditLog = new AuditLog(redis, keys);
-    const actor = `admin:${userInfo().username}`;
+    const actor = `admin:${adminName()}`;
     const mailboxes = new MailboxStore(redis, keys, new PasswordCipher(config.secretKey), {
       onUnreadable: (error) => console.error(`warning: left out: ${error.message}`),
     });
@@ -63,5 +63,18 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     });
   } finally {
     redis.disconnect();
+  }
+}
+
+/**
+ * Who is running the command, for the audit trail: the login name, or where the user has no
+ * entry in the passwd database (a container run as an arbitrary uid), what the environment
+ * says, else the uid.
+ */
+function adminName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER || process.env.LOGNAME || `uid ${process.getuid?.() ?? 'unknown'}`;
   }
 }

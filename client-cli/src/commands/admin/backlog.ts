@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { mapInBatches } from '../../../../shared/src/batches.ts';
 import type { LastHandshake } from '../../../../server/src/store/mailboxes.ts';
 import type { InboxBacklog } from '../../../../server/src/store/messages.ts';
-import { printable } from '../../client/untrusted-text.ts';
+import { printable, printableLine } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 
@@ -79,7 +79,7 @@ export function registerBacklogCommand(admin: Command): void {
             entry.mailboxId,
             seen,
             ...(entry.active ? [] : ['disabled']),
-            printable(entry.name),
+            printableLine(entry.name),
           ].join('\t'),
         );
       }

@@ -7,7 +7,7 @@ import { describeCertificate, publicKeyFingerprint } from '../../../../shared/sr
 import { dayCount, daysLeft } from '../../../../shared/src/pki/validity.ts';
 import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
-import { printable } from '../../client/untrusted-text.ts';
+import { printableLine } from '../../client/untrusted-text.ts';
 import { loadPki } from '../pki.ts';
 import { type AdminStores, withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
@@ -233,7 +233,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       }
       for (const { serialNumber, holder, notAfter, daysLeft, revoked } of listed) {
         const left = daysLeft === null ? '-' : daysLeft <= 0 ? 'expired' : dayCount(daysLeft);
-        console.log([notAfter?.toISOString().slice(0, 10) ?? 'unknown', left, printable(holder), serialNumber, ...(revoked ? ['revoked'] : [])].join('\t'));
+        console.log([notAfter?.toISOString().slice(0, 10) ?? 'unknown', left, printableLine(holder), serialNumber, ...(revoked ? ['revoked'] : [])].join('\t'));
       }
     });
 
