@@ -30,6 +30,9 @@ export interface ServerCertificateOptions {
   readonly validityDays?: number;
 }
 
+/** RFC 5280's upper bound for an organisation name (ub-organization-name). */
+const MAX_ORGANISATION_LENGTH = 64;
+
 export interface MailboxCertificateOptions {
   readonly ca: CertificateAndKey;
   /** Becomes the CN, upper-cased: the server authorises the certificate for the mailbox its CN names. */
@@ -78,7 +81,8 @@ export function issueMailboxCertificate(options: MailboxCertificateOptions): Iss
   const signed = signLeafCertificate(authority, {
     subject: [
       nameAttribute('commonName', mailboxId),
-      ...(options.organisation ? [nameAttribute('organizationName', options.organisation)] : []),
+      // RFC 5280 bounds an organisation name at 64 characters: a longer one is cut, not refused.
+      ...(options.organisation ? [nameAttribute('organizationName', [...options.organisation].slice(0, MAX_ORGANISATION_LENGTH).join(''))] : []),
     ],
     publicKey: keys.publicKey,
     usage: 'client',

@@ -6,6 +6,7 @@ import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkInboxNow } from '../../../../server/src/domain/lifecycle.ts';
 import { withAdminStores } from './admin-context.ts';
+import { mailboxNameOption, odsCodeOption } from './mailbox-options.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
 import { refuseExistingFiles } from '../../transfer/durable-files.ts';
 import { pemPairPaths, prepareOutputFolder, readCertificateAuthority, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
@@ -43,8 +44,8 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       mailbox.command('create <id>').description('register a mailbox and issue its client certificate (<dir>/<ID>.crt and .key)'),
       'the mailbox password (used in the NHSMESH token)',
     )
-      .option('--ods <code>', 'ODS code of the organisation', '')
-      .option('--name <text>', 'display name', '')
+      .option('--ods <code>', 'ODS code of the organisation (letters and digits)', odsCodeOption, '')
+      .option('--name <text>', 'display name, returned by lookups (at most 200 characters, on one line)', mailboxNameOption, '')
       .option('--workflow <id...>', "workflows it may send and receive (default '*': any; refine with admin workflow)")
       .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to'),
   ).action(async (id: string, options: PasswordOptions & { ods: string; name: string; workflow?: string[]; certOut: string; days?: number }) => {
