@@ -785,7 +785,7 @@ test('mailbox password gives a new password, from a file, stdin or generated; cr
   t.regex((await admin('mailbox', 'show', 'PWD002')).stderr, /no mailbox PWD002/);
 });
 
-test('cert grant lets the certificates of one mailbox act for another (with its password); ungrant takes it back', async (t) => {
+test('cert grant lets the certificates of one mailbox act for another (with its password), which mailbox show lists; ungrant takes it back', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
   t.is((await admin('mailbox', 'create', 'GRA001', '--password', 'pw-a', '--cert-out', out)).code, 0);
   t.is((await admin('mailbox', 'create', 'GRB001', '--password', 'pw-b', '--cert-out', out)).code, 0);
@@ -795,8 +795,12 @@ test('cert grant lets the certificates of one mailbox act for another (with its 
   t.is(granted.code, 0, granted.stderr);
   t.regex(granted.stdout, /certificates of GRA001 may now act for GRB001/);
   t.is((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).code, 0);
+  const actsFor = async (id: string) => JSON.parse((await admin('mailbox', 'show', id)).stdout).certificatesActFor;
+  t.deepEqual(await actsFor('GRA001'), ['GRB001']);
+  t.deepEqual(await actsFor('GRB001'), []);
 
   t.is((await admin('cert', 'ungrant', 'GRA001', 'GRB001')).code, 0);
+  t.deepEqual(await actsFor('GRA001'), []);
   t.regex((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).stderr, /HTTP 403/);
   t.regex((await admin('cert', 'ungrant', 'GRA001', 'GRB001')).stderr, /GRA001 has no grant for GRB001/);
   t.regex((await admin('cert', 'grant', 'GRA001', 'NOSUCH8')).stderr, /no mailbox NOSUCH8/);

@@ -121,17 +121,24 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
 
   mailbox
     .command('show <id>')
-    .description('show one mailbox, with its certificates on record: serial, expiry (null when not recorded), revoked (to renew one in time, and revoke the old one after)')
+    .description(
+      'show one mailbox, with its certificates on record: serial, expiry (null when not recorded), revoked (to renew one in time, and revoke the old one after); and the other mailboxes its certificates may act for (admin cert grant)',
+    )
     .action(async (id: string) => {
       const mailboxId = parseMailboxId(id);
       const shown = await withAdminStores(async ({ mailboxes: store, certificates }) => {
         const found = await store.get(mailboxId);
         if (!found) return undefined;
         const serials = await certificates.issuedTo(mailboxId);
-        const [revoked, expiry] = await Promise.all([Promise.all(serials.map((serial) => certificates.isRevoked(serial))), certificates.expiryOf(serials)]);
+        const [revoked, expiry, grants] = await Promise.all([
+          Promise.all(serials.map((serial) => certificates.isRevoked(serial))),
+          certificates.expiryOf(serials),
+          store.grantedMailboxes(mailboxId),
+        ]);
         return {
           ...describe(found),
           certificates: serials.map((serial, i) => ({ serial, notAfter: expiry[i]?.toISOString() ?? null, revoked: revoked[i] })),
+          certificatesActFor: [...grants].sort(),
         };
       });
       if (!shown) throw new Error(`no mailbox ${mailboxId}`);
