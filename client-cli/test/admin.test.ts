@@ -851,6 +851,29 @@ test('a revocation recorded while the CRL is being written still reaches it: the
   t.regex(crl.text, /Serial Number: BB02/i, 'the revocation recorded meanwhile');
 });
 
+test("a revocation another admin records and publishes just after this one read the records is no revocation \"this deployment's records do not\" hold: both end up listed", async (t) => {
+  const earlier = { serialNumber: 'cc01', revokedAt: new Date(Date.now() - 60_000) };
+  const theirs = { serialNumber: 'dd02', revokedAt: new Date() };
+  const records = [earlier];
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-race-'));
+  for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
+  let otherAdminDone = false;
+  const recorded = async () => {
+    const read = [...records];
+    if (!otherAdminDone) {
+      // The records are read; before this admin goes on, the other records its revocation and writes the list.
+      otherAdminDone = true;
+      records.push(theirs);
+      await publishRevocationList(dir, async () => [...records]);
+    }
+    return read;
+  };
+  await t.notThrowsAsync(publishRevocationList(dir, recorded));
+  const crl = readCrl(dir, '-text');
+  t.regex(crl.text, /Serial Number: CC01/i);
+  t.regex(crl.text, /Serial Number: DD02/i);
+});
+
 test('a key is never written through a file or link already where it is to go: the mailbox is not even registered', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
   const elsewhere = join(await mkdtemp(join(tmpdir(), 'meshbox-elsewhere-')), 'collected.txt');

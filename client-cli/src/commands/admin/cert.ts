@@ -264,7 +264,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       const dir = pkiDir();
       await withAdminStores(async (stores) => {
         const { subject, serials } = await revocationTarget(stores, target, options.unrecorded === true);
-        await refuseUndoingListed(dir, await stores.certificates.revocations());
+        await refuseUndoingListed(dir, () => stores.certificates.revocations());
         const now = new Date();
         for (const serial of serials) {
           const revoked = await stores.certificates.revoke(serial, now);

@@ -112,8 +112,7 @@ export async function publishRevocationList(
   const ca = await readCertificateAuthority(pkiDir);
   const serials = (revocations: readonly RevokedCertificate[]): string => revocations.map((entry) => entry.serialNumber).join(' ');
   for (;;) {
-    const revocations = await recorded();
-    const unrecorded = await listedButNotRecorded(pkiDir, ca, revocations);
+    const { revocations, unrecorded } = await listedButNotRecorded(pkiDir, ca, recorded);
     if (unrecorded.length > 0) {
       if (!adopt) throw new RevocationsNotOnRecordError(unrecorded);
       await adopt(unrecorded);
@@ -143,23 +142,35 @@ export class RevocationsNotOnRecordError extends Error {
 }
 
 /** Refuses (RevocationsNotOnRecordError) before a command records anything, when the CRL file lists revocations `recorded` lacks. */
-export async function refuseUndoingListed(pkiDir: string, recorded: readonly RevokedCertificate[]): Promise<void> {
-  const unrecorded = await listedButNotRecorded(pkiDir, await readCertificateAuthority(pkiDir), recorded);
+export async function refuseUndoingListed(pkiDir: string, recorded: () => Promise<readonly RevokedCertificate[]>): Promise<void> {
+  const { unrecorded } = await listedButNotRecorded(pkiDir, await readCertificateAuthority(pkiDir), recorded);
   if (unrecorded.length > 0) throw new RevocationsNotOnRecordError(unrecorded);
 }
 
-/** Revocations the CRL file (this CA's lists in it) holds and `recorded` does not; none without a readable file of this CA. */
-async function listedButNotRecorded(pkiDir: string, ca: PemPair, recorded: readonly RevokedCertificate[]): Promise<RevokedCertificate[]> {
+/**
+ * The revocations recorded, and those the CRL file (this CA's lists in it) holds and the records
+ * do not (none without a readable file of this CA). The file is read first: records only grow,
+ * so what another admin recorded and wrote into the file meanwhile is in the records read after.
+ */
+async function listedButNotRecorded(
+  pkiDir: string,
+  ca: PemPair,
+  recorded: () => Promise<readonly RevokedCertificate[]>,
+): Promise<{ readonly revocations: readonly RevokedCertificate[]; readonly unrecorded: readonly RevokedCertificate[] }> {
+  const listed = await listedInFile(pkiDir, ca);
+  const revocations = await recorded();
+  const known = new Set(revocations.map(({ serialNumber }) => normalizeSerialNumber(serialNumber)));
+  return { revocations, unrecorded: listed.filter(({ serialNumber }) => !known.has(serialNumber)) };
+}
+
+async function listedInFile(pkiDir: string, ca: PemPair): Promise<RevokedCertificate[]> {
   const pem = await readFile(join(pkiDir, CRL_FILE), 'utf8').catch(() => undefined);
   if (pem === undefined) return [];
-  let lists: ReturnType<typeof listedRevocations>;
   try {
-    lists = listedRevocations(pem, ca.certPem);
+    return listedRevocations(pem, ca.certPem).flatMap(({ revoked }) => revoked);
   } catch {
     return []; // half-written, or another CA's: nothing of this CA's to keep
   }
-  const known = new Set(recorded.map(({ serialNumber }) => normalizeSerialNumber(serialNumber)));
-  return lists.flatMap(({ revoked }) => revoked).filter(({ serialNumber }) => !known.has(serialNumber));
 }
 
 /** A file an admin command was given, read whole; `what` names it in the error (e.g. `the certificate request`). */
