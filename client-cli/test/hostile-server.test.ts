@@ -306,3 +306,15 @@ test('an answer with headers too large for Node is not taken for an unreachable 
   t.is(result.code, 1);
   t.regex(result.stderr, /^meshbox: the answer from https:\/\/127\.0\.0\.1:\d+ has larger headers than a client takes/);
 });
+
+test('an answer that is not valid HTTP (two lengths) is said to be that, not taken for an unreachable server', async (t) => {
+  const result = await against(
+    (_request, response) => {
+      response.socket?.end('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx');
+    },
+    ['count'],
+    await folder(),
+  );
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: the answer from https:\/\/127\.0\.0\.1:\d+ is not valid HTTP \(Parse Error: /);
+});

@@ -155,6 +155,7 @@ const UNVOUCHED_SERVER_CODES = new Set([
 function connectionFailure(url: string, code: string | undefined, detail: string): string {
   // Node's parser gave up on the answer: the server was reached, its answer is what failed.
   if (code === 'HPE_HEADER_OVERFLOW') return `the answer from ${url} has larger headers than a client takes (${detail})`;
+  if (code?.startsWith('HPE_')) return `the answer from ${url} is not valid HTTP (${detail})`;
   // The server was reached, and its certificate is what the client refused.
   if (UNVOUCHED_SERVER_CODES.has(code ?? '')) {
     return `the server at ${url} has a certificate the CA certificate given does not vouch for (${detail}): check --ca (MESHBOX_CA, or the profile's ca)`;
