@@ -307,6 +307,13 @@ test('an answer with headers too large for Node is not taken for an unreachable 
   t.regex(result.stderr, /^meshbox: the answer from https:\/\/127\.0\.0\.1:\d+ has larger headers than a client takes/);
 });
 
+test('a 429 asking to be asked again later than the client waits (an hour) is reported at once, saying when', async (t) => {
+  const result = await against((_request, response) => json(response, 429, { errorDescription: 'slow down' }, { 'retry-after': '3600' }), ['count'], await folder());
+  t.is(result.code, 1);
+  t.is(result.requests.length, 1);
+  t.regex(result.stderr, /slow down; the server asks to be asked again in 3600 s, longer than the 5 minutes this client waits \(HTTP 429/);
+});
+
 test('an answer that is not valid HTTP (two lengths) is said to be that, not taken for an unreachable server', async (t) => {
   const result = await against(
     (_request, response) => {

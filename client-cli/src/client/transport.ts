@@ -124,6 +124,13 @@ export function backoffDelay(firstDelayMs: number, attempt: number): number {
 }
 
 /** Retry-After (delay-seconds or an HTTP date) in ms from now; undefined when absent or unreadable. */
+/** The error of an answer that asks to be asked again later than this client waits: it says when. */
+function askedToWait(error: MeshClientError, askedMs: number): MeshClientError {
+  const { status, code, event, messageId, internalId } = error;
+  const description = `${error.description}; the server asks to be asked again in ${Math.ceil(askedMs / 1000)} s, longer than the ${MAX_RETRY_AFTER_MS / 60_000} minutes this client waits`;
+  return new MeshClientError({ status, code, event, description, messageId, internalId });
+}
+
 export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
   const text = (Array.isArray(value) ? value[0] : value)?.trim();
   if (!text) return undefined;
@@ -259,6 +266,7 @@ export class HttpsTransport {
           await sleep(Math.max(backoffDelay(this.#retryDelayMs, attempt), asked ?? 0), undefined, wait);
           continue;
         }
+        throw failure(askedToWait(await this.#errorFrom(status, response), asked));
       }
       // Only 2xx is MESH's success: a proxy's redirect (to a login page, say) passed on as an answer would be saved as the message.
       if ((status < 200 || status > 299) && !request.acceptStatuses?.includes(status)) throw failure(await this.#errorFrom(status, response));
