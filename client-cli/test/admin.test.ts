@@ -366,7 +366,7 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   t.deepEqual(JSON.parse((await admin('mailbox', 'show', 'WF001')).stdout).receiveWorkflows, ['RAD_RESULTS'], 'unchanged');
 });
 
-test('admin queues shows the lifecycle checks scheduled and due, and failing ones with their reasons', async (t) => {
+test('admin queues shows the lifecycle checks scheduled and due, and failing ones with their reasons (escaped, each on its line)', async (t) => {
   // A server without a worker: its schedule stays as the test leaves it.
   const idle = await startTestServer({ worker: false });
   try {
@@ -375,7 +375,7 @@ test('admin queues shows the lifecycle checks scheduled and due, and failing one
     await sendMessage(idle, sender, recipient, 'queued');
     await idle.connections.schedule.start('BROKEN', new Date());
     // Its check runs while object storage fails, as it would in an S3 outage.
-    const failingStorage = Object.assign(Object.create(idle.services.payloads), { deleteMessage: () => Promise.reject(new Error('S3 unreachable (test)')) });
+    const failingStorage = Object.assign(Object.create(idle.services.payloads), { deleteMessage: () => Promise.reject(new Error('S3 unreachable (test)\n  failing FAKE after 9 attempts\u009b2J')) });
     const services = { ...idle.services, payloads: failingStorage };
     t.is(await runDueLifecycles(services, idle.connections.schedule, pino({ level: 'silent' })), 1);
 
@@ -386,10 +386,12 @@ test('admin queues shows the lifecycle checks scheduled and due, and failing one
     t.is(report.queue, 'message-lifecycle');
     t.like(report.counts, { scheduled: 2, failing: 1 }, 'the sent message waits for its next check; BROKEN is retried');
     t.true(report.counts.due <= 1);
-    t.like(report.failing[0], { messageId: 'BROKEN', attempts: 1, reason: 'S3 unreachable (test)' });
+    t.like(report.failing[0], { messageId: 'BROKEN', attempts: 1, reason: 'S3 unreachable (test)\n  failing FAKE after 9 attempts\u009b2J' }, 'the same JSON');
+    t.false(/\u009b/.test(shown.stdout), 'no control code for the terminal');
     const text = await runSubprocess(['admin', 'queues'], { env });
     t.regex(text.stdout, /message-lifecycle: scheduled 2, due [01], failing 1/);
-    t.regex(text.stdout, /failing BROKEN after 1 attempts.*S3 unreachable/);
+    t.regex(text.stdout, /failing BROKEN after 1 attempts.*S3 unreachable \(test\)\\n  failing FAKE after 9 attempts\\u009b2J$/m);
+    t.notRegex(text.stdout, /^  failing FAKE/m);
     for (const bad of ['abc', '', '-1', '1e2', '99999999999999999999']) {
       const refused = await runSubprocess(['admin', 'queues', '--failed', bad], { env });
       t.is(refused.code, 2, `a usage error: ${bad}`);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { LIFECYCLE_QUEUE } from '../../../../server/src/jobs/queue-name.ts';
+import { printable, printableLine } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 
@@ -15,12 +16,13 @@ export function registerQueueCommands(admin: Command): void {
         const counts = await schedule.counts(new Date());
         const failing = await schedule.failures(options.failed);
         if (options.json) {
-          console.log(JSON.stringify([{ queue: LIFECYCLE_QUEUE, counts, failing }], null, 2));
+          console.log(printable(JSON.stringify([{ queue: LIFECYCLE_QUEUE, counts, failing }], null, 2)));
           return;
         }
         console.log(`${LIFECYCLE_QUEUE}: scheduled ${counts.scheduled}, due ${counts.due}, failing ${counts.failing}, held by workers ${counts.held}`);
         for (const failure of failing) {
-          console.log(`  failing ${failure.messageId} after ${failure.attempts} attempts, last at ${failure.failedAt}: ${failure.reason}`);
+          // A reason is an error's text, which may quote what a client or backend said: on its line, escaped.
+          console.log(`  failing ${printableLine(failure.messageId)} after ${failure.attempts} attempts, last at ${failure.failedAt}: ${printableLine(failure.reason)}`);
         }
       });
     });
