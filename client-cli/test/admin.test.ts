@@ -354,6 +354,13 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   }
   const denials = (await admin('audit', '--tail', '500')).stdout.split('\n').filter((line) => line.includes('admin.workflow.deny WF001 send'));
   t.deepEqual(denials.map((line) => line.replace(/^\S+ \S+ /, '')), ['admin.workflow.deny WF001 send PATH_RESULTS'], 'only the denial that changed something');
+  // Allowing one it may use already changes nothing either, and says so, unaudited.
+  const again = await admin('workflow', 'allow', 'WF001', 'RAD_RESULTS', '--receive');
+  t.is(again.code, 0, again.stderr);
+  t.is(again.stdout, 'WF001 may already receive RAD_RESULTS: nothing changed\n');
+  const allowances = (await admin('audit', '--tail', '500')).stdout.split('\n').filter((line) => line.includes('admin.workflow.allow WF001 receive RAD_RESULTS'));
+  t.is(allowances.length, 1, 'only the allowance that changed something');
+  t.deepEqual(JSON.parse((await admin('mailbox', 'show', 'WF001')).stdout).receiveWorkflows, ['RAD_RESULTS']);
 
   for (const bad of ['', 'PATH RESULTS', 'PATH\tRESULTS', 'PATH/RESULTS', 'X'.repeat(301)]) {
     const refused = await admin('workflow', 'allow', 'WF001', bad);

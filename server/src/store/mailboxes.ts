@@ -192,18 +192,18 @@ export class MailboxStore {
     return this.#changed(mailboxId, updated === 1);
   }
 
-  /** Allows or denies a workflow; 'wildcard' when denying one of a mailbox that allows any, 'absent' when denying one it does not allow. */
+  /** Allows or denies a workflow; 'wildcard' when denying one of a mailbox that allows any, 'absent' when denying one it does not allow, 'present' when allowing one it allows already. */
   async setWorkflow(
     mailboxId: string,
     workflowId: string,
     direction: WorkflowDirection,
     allowed: boolean,
-  ): Promise<'ok' | 'not_found' | 'wildcard' | 'absent'> {
+  ): Promise<'ok' | 'not_found' | 'wildcard' | 'absent' | 'present'> {
     const outcome = (await setMailboxWorkflow.run(
       this.#redis,
       [this.#keys.mailbox(mailboxId), this.#keys.workflowReceivers(workflowId), this.#keys.directoryVersion],
       [mailboxId, direction === 'send' ? 'sendWorkflows' : 'receiveWorkflows', workflowId, allowed ? 'allow' : 'deny'],
-    )) as 'ok' | 'not_found' | 'wildcard' | 'absent';
+    )) as 'ok' | 'not_found' | 'wildcard' | 'absent' | 'present';
     return this.#changed(mailboxId, outcome);
   }
 

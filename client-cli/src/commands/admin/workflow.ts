@@ -47,8 +47,9 @@ export function registerWorkflowCommands(admin: Command): void {
             const outcome = await mailboxes.setWorkflow(mailboxId, workflowId, direction, allowed);
             if (outcome === 'not_found') throw new Error(`no mailbox ${mailboxId}`);
             if (outcome === 'wildcard') throw wildcardRefusal(mailboxId, direction);
-            if (outcome === 'absent') {
-              console.log(printableLine(`${mailboxId} may not ${direction} ${workflowId} anyway: nothing changed`));
+            if (outcome === 'absent' || outcome === 'present') {
+              const already = outcome === 'absent' ? `may not ${direction} ${workflowId} anyway` : `may already ${direction} ${workflowId}`;
+              console.log(printableLine(`${mailboxId} ${already}: nothing changed`));
               continue;
             }
             await audit(`workflow.${name}`, mailboxId, `${direction} ${workflowId}`);

@@ -2,8 +2,9 @@
 -- KEYS[1] mailbox hash, KEYS[2] the workflow's receiver set, KEYS[3] the directory's change counter
 -- ARGV[1] mailbox id, ARGV[2] 'sendWorkflows' or 'receiveWorkflows', ARGV[3] workflow id,
 -- ARGV[4] 'allow' or 'deny'
--- Returns 'ok', 'not_found', 'wildcard' (denying one workflow of a mailbox that allows all), or
--- 'absent' (denying one not allowed: nothing changes).
+-- Returns 'ok', 'not_found', 'wildcard' (denying one workflow of a mailbox that allows all),
+-- 'absent' (denying one not allowed: nothing changes) or 'present' (allowing one allowed already:
+-- nothing changes, but the receivers index is mended should it lack the mailbox).
 local current = redis.call('HGET', KEYS[1], ARGV[2])
 if not current then
   return 'not_found'
@@ -23,6 +24,12 @@ for _, workflow in ipairs(workflows) do
 end
 if ARGV[4] == 'deny' and not found then
   return 'absent'
+end
+if ARGV[4] == 'allow' and found then
+  if ARGV[2] == 'receiveWorkflows' and ARGV[3] ~= '*' and redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+    redis.call('INCR', KEYS[3])
+  end
+  return 'present'
 end
 if ARGV[4] == 'allow' then
   table.insert(kept, ARGV[3])
