@@ -148,6 +148,11 @@ test.serial("the audit log is spread over several streams (one would put every s
   // Read back merged, newest last.
   const times = (await server.services.audit.tail(1000)).map((entry) => entry.at.getTime());
   t.deepEqual(times, [...times].sort((a, b) => a - b));
+  // Two streams may each give an entry the same stream id: the ids read back tell them apart.
+  const streamId = `${Date.now() + 1000}-0`;
+  for (const key of keys.slice(0, 2)) await server.redis.xadd(key, streamId, 'action', 'same-id', 'actor', 'test');
+  const alike = (await server.services.audit.tail(1000)).filter((entry) => entry.action === 'same-id');
+  t.deepEqual(alike.map((entry) => entry.id).sort(), [`${streamId}/0`, `${streamId}/1`]);
 });
 
 test.serial('refused requests leave nothing in the audit log', async (t) => {

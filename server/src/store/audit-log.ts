@@ -15,6 +15,7 @@ export interface AuditEntry {
 }
 
 export interface RecordedAuditEntry extends AuditEntry {
+  /** Unique in the log: the entry's stream id and its shard's number (`1796169747170-0/3`): two shards may give an id each. */
   readonly id: string;
   readonly at: Date;
 }
@@ -58,7 +59,7 @@ export class AuditLog {
    */
   async tail(count: number): Promise<readonly RecordedAuditEntry[]> {
     const batch = Math.min(count, TAIL_BATCH);
-    const shards = this.#shardKeys().map((key) => ({ key, entries: [] as StreamEntry[], next: 0, before: '+', exhausted: false }));
+    const shards = this.#shardKeys().map((key, number) => ({ key, number, entries: [] as StreamEntry[], next: 0, before: '+', exhausted: false }));
     const refill = async (shard: (typeof shards)[number]): Promise<void> => {
       shard.entries = await this.#redis.xrevrange(shard.key, shard.before, '-', 'COUNT', batch);
       shard.next = 0;
@@ -67,7 +68,7 @@ export class AuditLog {
       if (last) shard.before = `(${last[0]}`;
     };
     await Promise.all(shards.map(refill));
-    const newestFirst: StreamEntry[] = [];
+    const newestFirst: { readonly entry: StreamEntry; readonly shard: number }[] = [];
     while (newestFirst.length < count) {
       let newest: (typeof shards)[number] | undefined;
       for (const shard of shards) {
@@ -75,14 +76,14 @@ export class AuditLog {
         if (head && (!newest || isLater(head[0], newest.entries[newest.next]![0]))) newest = shard;
       }
       if (!newest) break;
-      newestFirst.push(newest.entries[newest.next++]!);
+      newestFirst.push({ entry: newest.entries[newest.next++]!, shard: newest.number });
       if (newest.next === newest.entries.length && !newest.exhausted) await refill(newest);
     }
-    return newestFirst.reverse().map(([id, flat]) => {
+    return newestFirst.reverse().map(({ entry: [id, flat], shard }) => {
       const fields: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
       return {
-        id,
+        id: `${id}/${shard}`,
         at: new Date(streamIdTime(id)[0]),
         action: fields.action ?? '',
         actor: fields.actor ?? '',
