@@ -355,7 +355,7 @@ test('a repeat answered 2xx whose message id cannot be read (a page, not JSON) s
   await againstScriptedSends({ answer: (before) => (before === 0 ? 'lose' : { status: 200, body: '<html>signed in</html>' }) }, 2, async (client) => {
     const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
     t.true(error instanceof AcceptedWithoutIdError, String(error));
-    t.regex(error!.message, /^the server answered HTTP 200, but the server answered HTTP 200 with a body that is not JSON/);
+    t.regex(error!.message, /^the server answered HTTP 200, but its body is not JSON: <html>signed in<\/html>/);
     t.true(mayHaveBeenSent(new ChunkUploadError(undefined, 1, 1, error)));
   });
 });

@@ -54,12 +54,24 @@ export class MeshClientError extends Error implements MeshErrorDetails {
 /** Connections that broke (reset, timed out) once made: a request may have gone out on them whole. */
 const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']);
 
+/** An answer whose body was to be JSON and is not (a proxy's page, say). */
+export class NotJsonError extends Error {
+  /** The start of the body. */
+  readonly excerpt: string;
+
+  constructor(status: number, excerpt: string) {
+    super(`the server answered HTTP ${status} with a body that is not JSON: ${excerpt}`);
+    this.name = 'NotJsonError';
+    this.excerpt = excerpt;
+  }
+}
+
 /** A send answered 2xx whose message id cannot be read (not JSON, none, not an id): the server took it. */
 export class AcceptedWithoutIdError extends Error {
   readonly status: number;
 
   constructor(status: number, cause: Error) {
-    super(`the server answered HTTP ${status}, but ${cause.message}`, { cause });
+    super(`the server answered HTTP ${status}, but ${cause instanceof NotJsonError ? `its body is not JSON: ${cause.excerpt}` : cause.message}`, { cause });
     this.name = 'AcceptedWithoutIdError';
     this.status = status;
   }

@@ -7,7 +7,7 @@ import {
   MeshHeaders,
 } from '../../../shared/src/protocol/index.ts';
 import { CLIENT_VERSION } from '../version.ts';
-import { AcceptedWithoutIdError, parseErrorBody } from './errors.ts';
+import { AcceptedWithoutIdError, NotJsonError, parseErrorBody } from './errors.ts';
 import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, type RequestBody, type RetryPolicy, type TransportRequest, type TransportResponse, type TransportText } from './transport.ts';
@@ -477,7 +477,7 @@ function parseJson<T>(answer: TransportText): T {
   try {
     return JSON.parse(answer.text) as T;
   } catch {
-    throw new Error(`the server answered HTTP ${answer.status} with a body that is not JSON: ${answer.text.slice(0, 200)}`);
+    throw new NotJsonError(answer.status, answer.text.slice(0, 200));
   }
 }
 
