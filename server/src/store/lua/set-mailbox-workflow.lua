@@ -25,24 +25,20 @@ end
 if ARGV[4] == 'deny' and not found then
   return 'absent'
 end
-if ARGV[4] == 'allow' and found then
-  if ARGV[2] == 'receiveWorkflows' and ARGV[3] ~= '*' and redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+-- Allowing one allowed already changes nothing but the receivers index, should it lack the mailbox.
+local changed = ARGV[4] == 'deny' or not found
+if changed then
+  if ARGV[4] == 'allow' then
+    table.insert(kept, ARGV[3])
+  end
+  -- cjson encodes an empty table as {}; the field must stay a JSON array.
+  local encoded = #kept == 0 and '[]' or cjson.encode(kept)
+  redis.call('HSET', KEYS[1], ARGV[2], encoded)
+end
+if ARGV[2] == 'receiveWorkflows' and ARGV[3] ~= '*' then
+  local indexed = redis.call(ARGV[4] == 'allow' and 'SADD' or 'SREM', KEYS[2], ARGV[1]) == 1
+  if changed or indexed then
     redis.call('INCR', KEYS[3])
   end
-  return 'present'
 end
-if ARGV[4] == 'allow' then
-  table.insert(kept, ARGV[3])
-end
--- cjson encodes an empty table as {}; the field must stay a JSON array.
-local encoded = #kept == 0 and '[]' or cjson.encode(kept)
-redis.call('HSET', KEYS[1], ARGV[2], encoded)
-if ARGV[2] == 'receiveWorkflows' and ARGV[3] ~= '*' then
-  if ARGV[4] == 'allow' then
-    redis.call('SADD', KEYS[2], ARGV[1])
-  else
-    redis.call('SREM', KEYS[2], ARGV[1])
-  end
-  redis.call('INCR', KEYS[3])
-end
-return 'ok'
+return changed and 'ok' or 'present'
