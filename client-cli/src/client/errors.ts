@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { hasControlCharacters } from './untrusted-text.ts';
 
 /** What a MESH server said when it refused a request. */
 export interface MeshErrorDetails {
@@ -190,8 +191,8 @@ const MAX_EXCERPT = 200;
 function plainDescription(status: number, body: string): string {
   const reason = STATUS_CODES[status] ?? 'the server answered with an error';
   const excerpt = body.trim().replace(/\s+/g, ' ');
-  // eslint-disable-next-line no-control-regex -- control characters mean the body is not text to show
-  const plain = excerpt !== '' && excerpt.length <= MAX_EXCERPT && !/<[a-z!/?]/i.test(excerpt) && !/[\u0000-\u001f\u007f-\u009f]/.test(excerpt);
+  // Control characters mean the body is not text to show.
+  const plain = excerpt !== '' && excerpt.length <= MAX_EXCERPT && !/<[a-z!/?]/i.test(excerpt) && !hasControlCharacters(excerpt);
   return plain && excerpt.toLowerCase() !== reason.toLowerCase() ? `${reason}: ${excerpt}` : reason;
 }
 

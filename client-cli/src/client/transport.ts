@@ -123,7 +123,6 @@ export function backoffDelay(firstDelayMs: number, attempt: number): number {
   return Math.min(firstDelayMs * 3 ** attempt, MAX_BACKOFF_MS);
 }
 
-/** Retry-After (delay-seconds or an HTTP date) in ms from now; undefined when absent or unreadable. */
 /** The error of an answer that asks to be asked again later than this client waits: it says when. */
 function askedToWait(error: MeshClientError, askedMs: number): MeshClientError {
   const { status, code, event, messageId, internalId } = error;
@@ -131,6 +130,7 @@ function askedToWait(error: MeshClientError, askedMs: number): MeshClientError {
   return new MeshClientError({ status, code, event, description, messageId, internalId });
 }
 
+/** Retry-After (delay-seconds or an HTTP date) in ms from now; undefined when absent or unreadable. */
 export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
   const text = (Array.isArray(value) ? value[0] : value)?.trim();
   if (!text) return undefined;

@@ -25,3 +25,8 @@ export function printable(text: string): string {
 export function printableLine(text: string): string {
   return printable(text).replace(/[\n\t]/g, (control) => (control === '\n' ? '\\n' : '\\t'));
 }
+
+/** Whether text holds a control character (a line break or tab included): what printableLine would escape. */
+export function hasControlCharacters(text: string): boolean {
+  return printableLine(text) !== text;
+}

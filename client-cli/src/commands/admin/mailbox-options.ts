@@ -1,11 +1,10 @@
 import { InvalidArgumentError } from 'commander';
+import { hasControlCharacters } from '../../client/untrusted-text.ts';
 
 /** ODS codes are a few letters and digits (`A81001`, `RRV`, `X26`): a wider margin than any has. */
 const ODS_CODE = /^[A-Za-z0-9]{1,12}$/;
 /** A display name's longest: lookups return it to every client, and it names the certificate's organisation. */
 const MAX_NAME_LENGTH = 200;
-// eslint-disable-next-line no-control-regex -- the control characters are what this finds
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * Parses --ods: an ODS code, trimmed (a stray space would make it match no lookup, and there
@@ -20,7 +19,7 @@ export function odsCodeOption(value: string): string {
 /** Parses --name: a display name on one line, trimmed, of at most MAX_NAME_LENGTH characters, or a usage error. */
 export function mailboxNameOption(value: string): string {
   const name = value.trim();
-  if (name.length > MAX_NAME_LENGTH || CONTROL_CHARACTERS.test(name)) {
+  if (name.length > MAX_NAME_LENGTH || hasControlCharacters(name)) {
     throw new InvalidArgumentError(`Give a name of at most ${MAX_NAME_LENGTH} characters, on one line (no tabs or control characters).`);
   }
   return name;
