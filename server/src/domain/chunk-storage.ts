@@ -44,6 +44,8 @@ class ChunkGuard extends Transform {
   readonly #limit: number;
   readonly #gzip: boolean;
   readonly #messageId: string | undefined;
+  /** The start of gzip's magic, not passed on until the rest of it has come. */
+  #held: Buffer | undefined;
 
   constructor(limit: number, gzip: boolean, messageId: string | undefined) {
     super();
@@ -60,8 +62,17 @@ class ChunkGuard extends Transform {
       // The magic may come split over two parts: each checks what it holds of it.
       const expected = GZIP_MAGIC.subarray(start, start + data.length);
       if (!data.subarray(0, expected.length).equals(expected)) this.refusal = notGzip(this.#messageId);
+      else if (this.bytes < GZIP_MAGIC.length) {
+        // Held until the magic is whole: a body that ends inside it (a lone 0x1f) must not reach
+        // storage whole, where an upload given all its bytes may be kept though the call was aborted.
+        this.#held = data;
+        done();
+        return;
+      }
     }
-    done(this.refusal ?? null, this.refusal ? undefined : data);
+    const passed = this.#held ? Buffer.concat([this.#held, data]) : data;
+    this.#held = undefined;
+    done(this.refusal ?? null, this.refusal ? undefined : passed);
   }
 
   /** A body that ended inside the magic (a lone 0x1f) is no gzip either; an empty one is refused as empty. */
