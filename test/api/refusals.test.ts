@@ -311,6 +311,12 @@ test('unknown routes and methods answer MESH error bodies, not bare text', async
     t.is(answer.headers.allow, 'GET, HEAD', `${verb} ${path}`);
   }
   t.is((await mailboxRequest(server, gp, { method: 'HEAD', path: '/messageexchange/_ping' })).status, 200);
+  // OPTIONS is no MESH method on any path: asked of the server itself (`*`) or of a path no route knows.
+  for (const path of ['*', `/messageexchange/${gp.id}/nowhere`]) {
+    const answer = await mailboxRequest(server, gp, { method: 'OPTIONS', path });
+    t.is(answer.status, 405, `OPTIONS ${path}`);
+    t.like(answer.json().detail[0], { code: '405' }, `OPTIONS ${path}`);
+  }
   // CONNECT never reaches the app: answered on the socket, in MESH's v1 shape.
   const { status, text } = await rawTlsExchange(server, gp, Buffer.from('CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n'));
   t.is(status, 405);

@@ -18,13 +18,14 @@ export function errorResponder(logger: Logger, logIntervalMs = UNAVAILABLE_LOG_I
   return async (ctx, next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) {
-        throw new MeshError(404, MeshErrorCodes.notFound);
-      }
       // The router answers a method no route knows (PROPFIND) 501, and OPTIONS a bare 200 listing
-      // methods: MESH has neither, so both get the MESH 405 too.
+      // methods: MESH has neither, so both get the MESH 405 too. OPTIONS is taken nowhere, so
+      // it is 405 on any path, `OPTIONS *` (asked of the server itself) and unknown ones included.
       if (((ctx.status === 405 || ctx.status === 501) && ctx.body === undefined) || ctx.method === 'OPTIONS') {
         throw new MeshError(405, MeshErrorCodes.methodNotAllowed);
+      }
+      if (ctx.status === 404 && ctx.body === undefined) {
+        throw new MeshError(404, MeshErrorCodes.notFound);
       }
     } catch (thrown) {
       const error = toMeshError(thrown);
