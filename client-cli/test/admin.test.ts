@@ -204,7 +204,7 @@ test('cert server and cert sign refuse a malformed --ip or --dns as a usage erro
 
 test('mailbox create takes an ODS code of letters and digits (trimmed) and a name on one line of at most 200 characters, refusing others as usage errors before registering anything; a name longer than a certificate holds is cut there', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
-  for (const [flag, value] of [['--ods', 'Y2/6'], ['--ods', ''], ['--ods', 'A81001\u0007'], ['--name', 'Two\nlines'], ['--name', 'x'.repeat(201)]]) {
+  for (const [flag, value] of [['--ods', 'Y2/6'], ['--ods', ''], ['--ods', 'A81001\u0007'], ['--name', 'Two\nlines'], ['--name', 'Trust \u202eRVR'], ['--name', 'x'.repeat(201)]]) {
     const refused = await admin('mailbox', 'create', 'ODS0001', '--password', 'p', flag!, value!, '--cert-out', out);
     t.is(refused.code, 2, `${flag} ${JSON.stringify(value)}`);
     t.regex(refused.stderr, flag === '--ods' ? /Give an ODS code: 1 to 12 letters and digits/ : /Give a name of at most 200 characters, on one line/);

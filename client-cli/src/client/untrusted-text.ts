@@ -12,13 +12,22 @@ export function checkedMessageId(value: unknown, what: string): string {
 }
 
 /**
- * Text made safe for a terminal: control characters other than tab and line feed (which could
- * move the cursor, rewrite a line, retitle the window or set the clipboard) are shown as
- * `\uXXXX`. Server answers reach the output in error descriptions, ids, names and tracking.
+ * What printable escapes: control characters other than tab and line feed (which could move
+ * the cursor, rewrite a line, retitle the window or set the clipboard), and the invisible
+ * characters that change how the text around them reads: bidirectional overrides, embeddings
+ * and isolates (U+202E shows `GP1\u202e62X` as `GP1X26`), direction marks, zero-width space,
+ * word joiner, byte order mark, and the line and paragraph separators some viewers break at. The
+ * zero-width (non-)joiners stay: scripts such as Persian and Devanagari need them.
+ */
+// eslint-disable-next-line no-control-regex -- the control characters are what this finds
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g;
+
+/**
+ * Text made safe for a terminal: what UNPRINTABLE finds is shown as `\uXXXX`. Server answers
+ * reach the output in error descriptions, ids, names and tracking.
  */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex -- the control characters are what this finds
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(UNPRINTABLE, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** printable, and on one line: a line break or tab in a field cannot make what looks like another entry. */
@@ -26,7 +35,7 @@ export function printableLine(text: string): string {
   return printable(text).replace(/[\n\t]/g, (control) => (control === '\n' ? '\\n' : '\\t'));
 }
 
-/** Whether text holds a control character (a line break or tab included): what printableLine would escape. */
+/** Whether text holds a control or invisible character (a line break or tab included): what printableLine would escape. */
 export function hasControlCharacters(text: string): boolean {
   return printableLine(text) !== text;
 }

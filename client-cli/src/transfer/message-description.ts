@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { MessageMetadata } from '../client/message-metadata.ts';
+import { printable } from '../client/untrusted-text.ts';
 import { formatChecksum } from './checksum.ts';
 import type { DownloadResult } from './download.ts';
 
@@ -43,10 +44,9 @@ function describeMessage(metadata: MessageMetadata, messageId: string, download:
 /**
  * The JSON text of describeMessage, as a file holds it. JSON.stringify escapes C0 controls but
  * writes DEL and the C1 controls as they are, and a sender's header may carry them (HTTP
- * carries Latin-1): escaped too, the file is the same JSON, and `cat` of it sends a terminal
- * no control sequence (U+009B is CSI to xterm).
+ * carries Latin-1): printable escapes those too, the file is the same JSON, and `cat` of it
+ * sends a terminal no control sequence (U+009B is CSI to xterm).
  */
 export function messageDescriptionText(metadata: MessageMetadata, messageId: string, download: DownloadResult | undefined): string {
-  const json = JSON.stringify(describeMessage(metadata, messageId, download), null, 2);
-  return `${json.replace(/[\u007f-\u009f]/g, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
+  return `${printable(JSON.stringify(describeMessage(metadata, messageId, download), null, 2))}\n`;
 }

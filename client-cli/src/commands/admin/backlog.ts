@@ -64,7 +64,7 @@ export function registerBacklogCommand(admin: Command): void {
           waitingSince: entry.oldest?.since?.toISOString() ?? null,
           lastHandshakeAt: entry.lastHandshake?.at.toISOString() ?? null,
         }));
-        // Names are what an admin typed: C1 controls (which JSON leaves as they are) escaped.
+        // Names are what an admin typed: C1 controls and invisible characters (which JSON leaves as they are) escaped.
         console.log(printable(JSON.stringify(described, null, 2)));
         return;
       }

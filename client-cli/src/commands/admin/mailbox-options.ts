@@ -16,11 +16,11 @@ export function odsCodeOption(value: string): string {
   return code.toUpperCase();
 }
 
-/** Parses --name: a display name on one line, trimmed, of at most MAX_NAME_LENGTH characters, or a usage error. */
+/** Parses --name: a display name on one line without invisible characters (hasControlCharacters), trimmed, of at most MAX_NAME_LENGTH characters, or a usage error. */
 export function mailboxNameOption(value: string): string {
   const name = value.trim();
   if (name.length > MAX_NAME_LENGTH || hasControlCharacters(name)) {
-    throw new InvalidArgumentError(`Give a name of at most ${MAX_NAME_LENGTH} characters, on one line (no tabs or control characters).`);
+    throw new InvalidArgumentError(`Give a name of at most ${MAX_NAME_LENGTH} characters, on one line (no tabs, control or invisible characters such as a right-to-left override).`);
   }
   return name;
 }

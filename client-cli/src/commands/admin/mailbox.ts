@@ -110,7 +110,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .action(async (options: { json?: boolean }) => {
       const mailboxes = await withAdminStores(({ mailboxes: store }) => store.list());
       if (options.json) {
-        // What a client said at its handshake is its own text: C1 controls (which JSON leaves as they are) escaped.
+        // What a client said at its handshake is its own text: C1 controls and invisible characters (which JSON leaves as they are) escaped.
         console.log(printable(JSON.stringify(mailboxes.map(describe), null, 2)));
         return;
       }
