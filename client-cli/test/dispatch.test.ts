@@ -733,6 +733,36 @@ test('a link to a file in the outbox is followed: the file it leads to goes, and
   }
 });
 
+test('one entry\'s trouble stops no other file: a link round a loop is left alone, a control file that cannot be read fails its file only, a name that is not UTF-8 is reported; temporary and Explorer files of any case stay', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'good.hl7', Buffer.from('good result'));
+  await symlink('loop', join(outbox, 'loop'));
+  await put(outbox, 'b.hl7', Buffer.from('result b'));
+  await symlink('b.hl7.ctl.json', join(outbox, 'b.hl7.ctl.json'));
+  // "résultat.hl7" in Latin-1, as a legacy system or a share may write it.
+  const latin1 = Buffer.concat([Buffer.from(`${outbox}/r`), Buffer.from([0xe9]), Buffer.from('sultat.hl7')]);
+  writeFileSync(latin1, 'latin-1 named result');
+  utimesSync(latin1, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+  for (const name of ['~DF12AB.TMP', 'RESULT.PART', 'Thumbs.db', 'desktop.ini']) await put(outbox, name, Buffer.from('not a result'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const run = await pass(gp, outbox, client);
+    t.deepEqual(run.sent.map((receipt) => receipt.file), ['good.hl7']);
+    t.deepEqual(await inboxContents(gp), ['good result']);
+    t.is(run.failed, 2);
+    t.is(run.errors.length, 2);
+    const reasons = run.errors.map((error) => (error as Error).message).sort();
+    t.regex(reasons[0]!, /ELOOP.*b\.hl7\.ctl\.json/);
+    t.regex(reasons[1]!, /its name is not UTF-8 \(bytes 72e973756c7461742e686c37\): rename it to send it/);
+    t.deepEqual((await readdir(outbox)).filter((name) => !name.startsWith('.') && !['sent', 'failed'].includes(name)).sort(), [
+      'RESULT.PART', 'Thumbs.db', 'b.hl7', 'b.hl7.ctl.json', 'desktop.ini', 'loop', 'r\ufffdsultat.hl7', '~DF12AB.TMP',
+    ]);
+  } finally {
+    client.close();
+  }
+});
+
 test('an outbox folder that has gone (an unmounted share) fails the pass and is not made anew', async (t) => {
   const { lab, gp } = await pair();
   const gone = join(work, 'unmounted', 'outbox');

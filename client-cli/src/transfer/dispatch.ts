@@ -92,7 +92,8 @@ const leftoversRemoved = new Set<string>();
  * (unknown recipient, workflow not allowed, a bad control file) goes into `failed/` beside
  * the reason; one that fails otherwise stays and is tried again next pass. Hidden files,
  * `.part` and `.tmp` files, control files, what is not a file (a link to one is followed) and
- * files changed in the last two seconds are left alone. A folder that cannot be read, or that
+ * files changed in the last two seconds are left alone; a file that cannot be looked at (its
+ * name not UTF-8, a link it cannot follow) fails alone. A folder that cannot be read, or that
  * another dispatcher is working on, throws.
  */
 export async function dispatchFolder(client: MeshClient, options: DispatchOptions): Promise<DispatchOutcome> {
@@ -107,12 +108,19 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
       for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await removeLeftoverTemporaries(join(folder, name), await temporaryFilesIn(join(folder, name)));
       leftoversRemoved.add(folder);
     }
-    const { ready, unsettled } = await waitingFiles(folder);
-    await removeStaleJournals(folder, [...ready, ...unsettled.map(({ file }) => file)]);
-    options.onListed?.(ready);
+    const { ready, unsettled, unusable } = await waitingFiles(folder);
+    // A file unusable for now (a share's ESTALE) may be part-sent: its note must outlive this pass.
+    const unusableNames = unusable.map(({ file }) => file);
+    await removeStaleJournals(folder, [...ready, ...unsettled.map(({ file }) => file), ...unusableNames]);
+    options.onListed?.([...ready, ...unusableNames]);
     for (const { file, settlesAt } of unsettled) options.onUnsettled?.(file, settlesAt);
     let failed = 0;
     let refused = 0;
+    for (const { file, problem } of unusable) {
+      if (options.skip?.(file)) continue;
+      failed += 1;
+      options.onFailed(file, problem);
+    }
     for (const file of ready) {
       if (options.signal?.aborted) break;
       if (options.skip?.(file)) continue;
@@ -182,23 +190,60 @@ interface UnsettledFile {
   readonly settlesAt: Date;
 }
 
-/** The folder's files (by name): those ready to go, and those (or their control files) still being written. */
-async function waitingFiles(folder: string): Promise<{ readonly ready: string[]; readonly unsettled: UnsettledFile[] }> {
+/** A file in the folder that cannot be sent as it is: why, for the user to put right. */
+interface UnusableFile {
+  readonly file: string;
+  readonly problem: Error;
+}
+
+/**
+ * Names never sent: written elsewhere and renamed into place (`.part`, `.tmp`, in any case:
+ * Windows makes `~DF12AB.TMP`), and what Windows Explorer leaves in a folder it shows.
+ */
+const NOT_RESULTS = /\.(part|tmp)$|^(thumbs\.db|desktop\.ini)$/i;
+
+/**
+ * The folder's files (by name): those ready to go, those (or their control files) still being
+ * written, and those that cannot be read as they are. One entry's trouble is its own: it stops
+ * no other file from going.
+ */
+async function waitingFiles(folder: string): Promise<{ readonly ready: string[]; readonly unsettled: UnsettledFile[]; readonly unusable: UnusableFile[] }> {
   const now = Date.now();
   const ready: string[] = [];
   const unsettled: UnsettledFile[] = [];
-  for (const entry of await readdir(folder, { withFileTypes: true })) {
-    const { name } = entry;
-    if (!(entry.isFile() || entry.isSymbolicLink()) || name.startsWith('.') || name.endsWith('.part') || name.endsWith('.tmp') || name.endsWith(CONTROL_SUFFIX)) continue;
+  const unusable: UnusableFile[] = [];
+  // As bytes: a name that is not UTF-8 (a legacy system's Latin-1 `résultat.hl7`) would otherwise be read as another name, found missing and passed over in silence.
+  for (const entry of await readdir(folder, { withFileTypes: true, encoding: 'buffer' })) {
+    const name = entry.name.toString('utf8');
+    if (!(entry.isFile() || entry.isSymbolicLink()) || name.startsWith('.') || NOT_RESULTS.test(name) || name.endsWith(CONTROL_SUFFIX)) continue;
+    if (!Buffer.from(name, 'utf8').equals(entry.name)) {
+      unusable.push({ file: name, problem: new Error(`its name is not UTF-8 (bytes ${entry.name.toString('hex')}): rename it to send it`) });
+      continue;
+    }
     // A link is followed (some systems link large files into the outbox rather than copy them): what it leads to must be a file.
-    const info = await stat(join(folder, name)).catch(ignoreMissing);
+    let info: Stats | undefined;
+    try {
+      info = await stat(join(folder, name)).catch(ignoreLinkToNothing);
+    } catch (error) {
+      unusable.push({ file: name, problem: error as Error });
+      continue;
+    }
     if (!info?.isFile()) continue;
-    // Its control file too may still be being written.
-    const settlesAt = Math.max(info.mtimeMs, (await controlStats(folder, name))?.mtimeMs ?? 0) + SETTLE_MS;
+    // Its control file too may still be being written. One that cannot be read is the file's own failure, met when it is sent.
+    const control = await controlStats(folder, name).catch(() => undefined);
+    const settlesAt = Math.max(info.mtimeMs, control?.mtimeMs ?? 0) + SETTLE_MS;
     if (settlesAt <= now) ready.push(name);
     else unsettled.push({ file: name, settlesAt: new Date(settlesAt) });
   }
-  return { ready: ready.sort(), unsettled };
+  return { ready: ready.sort(), unsettled, unusable };
+}
+
+/** A link that leads to no file: to nothing, round a loop, through a file as if a folder, or along a path too long to be one. */
+const LINK_TO_NOTHING = new Set(['ELOOP', 'ENOTDIR', 'ENAMETOOLONG']);
+
+/** For `.catch()` on a stat through a link: one leading to no file is nothing there (undefined), like a missing file. */
+function ignoreLinkToNothing(error: NodeJS.ErrnoException): undefined {
+  return LINK_TO_NOTHING.has(error.code ?? '') ? undefined : ignoreMissing(error);
 }
 
 async function dispatchFile(client: MeshClient, file: string, info: Stats, options: DispatchOptions): Promise<DispatchReceipt> {
