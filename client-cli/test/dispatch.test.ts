@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { renameSync, utimesSync, writeFileSync } from 'node:fs';
@@ -758,6 +758,31 @@ test('one entry\'s trouble stops no other file: a link round a loop is left alon
     t.deepEqual((await readdir(outbox)).filter((name) => !name.startsWith('.') && !['sent', 'failed'].includes(name)).sort(), [
       'RESULT.PART', 'Thumbs.db', 'b.hl7', 'b.hl7.ctl.json', 'desktop.ini', 'loop', 'r\ufffdsultat.hl7', '~DF12AB.TMP',
     ]);
+  } finally {
+    client.close();
+  }
+});
+
+test('a control file that is not a file (a named pipe, a folder) refuses its file, which moves into failed/, rather than holding the pass', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'piped.hl7', Buffer.from('piped'));
+  execFileSync('mkfifo', [join(outbox, 'piped.hl7.ctl.json')]);
+  await put(outbox, 'foldered.hl7', Buffer.from('foldered'));
+  await mkdir(join(outbox, 'foldered.hl7.ctl.json'));
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  for (const control of ['piped.hl7.ctl.json', 'foldered.hl7.ctl.json']) await utimes(join(outbox, control), aMinuteAgo, aMinuteAgo);
+  await put(outbox, 'plain.hl7', Buffer.from('plain'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const run = await pass(gp, outbox, client);
+    t.deepEqual(run.sent.map((receipt) => receipt.file), ['plain.hl7']);
+    t.is(run.refused, 2);
+    t.deepEqual(run.errors.map((error) => (error as Error).message).sort(), [
+      'foldered.hl7 refused: its control file foldered.hl7.ctl.json is not a file',
+      'piped.hl7 refused: its control file piped.hl7.ctl.json is not a file',
+    ]);
+    t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
   } finally {
     client.close();
   }

@@ -35,6 +35,8 @@ export async function readControl(folder: string, file: string): Promise<Control
   const path = controlPath(folder, file);
   const info = await controlStats(folder, file);
   if (info === undefined) return {};
+  // A named pipe would hold the pass (and the folder's lock) until something wrote to it.
+  if (!info.isFile()) throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} is not a file`);
   if (info.size > MAX_CONTROL_BYTES) throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} is ${info.size} bytes: at most ${MAX_CONTROL_BYTES} are read`);
   const text = await readFile(path, 'utf8').catch(ignoreMissing);
   if (text === undefined) return {};
