@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -783,6 +783,29 @@ test('a control file that is not a file (a named pipe, a folder) refuses its fil
       'piped.hl7 refused: its control file piped.hl7.ctl.json is not a file',
     ]);
     t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+  } finally {
+    client.close();
+  }
+});
+
+test('a file taken away by its writer between the listing and its send is no failure: nothing to send, nothing reported', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'kept.hl7', Buffer.from('kept'));
+  await put(outbox, 'withdrawn.hl7', Buffer.from('withdrawn'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const run = await pass(gp, outbox, client, {
+      // Asked just before each file is taken: the writer withdraws this one then.
+      skip: (file) => {
+        if (file === 'withdrawn.hl7') unlinkSync(join(outbox, file));
+        return false;
+      },
+    });
+    t.deepEqual(run.sent.map((receipt) => receipt.file), ['kept.hl7']);
+    t.deepEqual(run.errors, []);
+    t.is(run.failed, 0);
+    t.deepEqual(await inboxContents(gp), ['kept']);
   } finally {
     client.close();
   }

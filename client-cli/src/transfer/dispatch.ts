@@ -127,7 +127,9 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
       let receipt: DispatchReceipt | undefined;
       let taken: Stats | undefined;
       try {
-        taken = await stat(join(folder, file));
+        taken = await stat(join(folder, file)).catch(ignoreMissing);
+        // Taken away by its writer since the listing: nothing to send, nor to report.
+        if (taken === undefined) continue;
         receipt = await dispatchFile(client, file, taken, options);
       } catch (error) {
         // Stopped part-way: the journal lets the next run finish the same message.
