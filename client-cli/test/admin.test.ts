@@ -1082,3 +1082,47 @@ test("cert sign refuses a key whose certificates are all revoked (it may be what
   await writeFile(join(own, 'RKEY001.crt'), await readFile(join(own, 'told.crt')));
   t.is((await asMailbox('RKEY001', 'pw', own, 'handshake')).code, 0, 'the certificate signed when told is in force');
 });
+
+test('mailbox update corrects the name and ODS code, checked as create checks them: endpoint lookup finds the mailbox under its new code at once, and the change is audited; values it has already change nothing and are not audited', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  t.is((await admin('mailbox', 'create', 'UPD001', '--password', 'p', '--ods', 'X26', '--name', 'Wrong Trust', '--workflow', 'UPD_RESULTS', '--cert-out', out)).code, 0);
+  const asker = await server.createMailbox();
+  const lookup = async (ods: string) =>
+    (await rawRequest(server, { path: `/messageexchange/endpointlookup/${ods}/UPD_RESULTS`, clientCertificate: asker, headers: { accept: 'application/vnd.mesh.v2+json' } })).json().results;
+  t.deepEqual(await lookup('X26'), [{ mailbox_id: 'UPD001', mailbox_name: 'Wrong Trust' }]);
+
+  for (const [flag, value] of [['--ods', 'Y2/6'], ['--ods', ''], ['--name', 'Two\nlines'], ['--name', 'x'.repeat(201)]]) {
+    const refused = await admin('mailbox', 'update', 'UPD001', flag!, value!);
+    t.is(refused.code, 2, `${flag} ${JSON.stringify(value)}`);
+    t.regex(refused.stderr, flag === '--ods' ? /Give an ODS code: 1 to 12 letters and digits/ : /Give a name of at most 200 characters, on one line/);
+  }
+  const neither = await admin('mailbox', 'update', 'UPD001');
+  t.is(neither.code, 2);
+  t.regex(neither.stderr, /give --name, --ods or both/);
+  t.like(JSON.parse((await admin('mailbox', 'show', 'UPD001')).stdout), { odsCode: 'X26', name: 'Wrong Trust' }, 'nothing changed by a refused update');
+
+  const updated = await admin('mailbox', 'update', 'upd001', '--ods', ' y26 ', '--name', 'Right Trust');
+  t.is(updated.code, 0, updated.stderr);
+  t.is(updated.stdout, 'mailbox UPD001 updated: ODS code X26 -> Y26; name "Wrong Trust" -> "Right Trust"\n');
+  t.like(JSON.parse((await admin('mailbox', 'show', 'UPD001')).stdout), { odsCode: 'Y26', name: 'Right Trust' });
+  t.deepEqual(await lookup('X26'), [], 'gone from its old code');
+  t.deepEqual(await lookup('Y26'), [{ mailbox_id: 'UPD001', mailbox_name: 'Right Trust' }]);
+  t.is((await asMailbox('UPD001', 'p', out, 'handshake')).code, 0, 'its certificate, naming the old organisation, still connects');
+
+  const nameOnly = await admin('mailbox', 'update', 'UPD001', '--name', 'Right Trust pathology');
+  t.is(nameOnly.stdout, 'mailbox UPD001 updated: name "Right Trust" -> "Right Trust pathology"\n');
+  t.deepEqual(await lookup('Y26'), [{ mailbox_id: 'UPD001', mailbox_name: 'Right Trust pathology' }]);
+
+  const same = await admin('mailbox', 'update', 'UPD001', '--ods', 'Y26', '--name', 'Right Trust pathology');
+  t.is(same.code, 0, same.stderr);
+  t.is(same.stdout, 'mailbox UPD001 has those values already: nothing changed\n');
+  const entries = (await admin('audit', '--tail', '500', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line)).filter((entry) => entry.subject === 'UPD001');
+  t.deepEqual(
+    entries.filter((entry) => entry.action === 'admin.mailbox.update').map((entry) => entry.detail),
+    ['ODS code X26 -> Y26; name "Wrong Trust" -> "Right Trust"', 'name "Right Trust" -> "Right Trust pathology"'],
+  );
+
+  const unknown = await admin('mailbox', 'update', 'NOSUCH2', '--name', 'Anyone');
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /no mailbox NOSUCH2/);
+});

@@ -5,6 +5,7 @@ import { MailboxStore, type UnreadableMailboxError } from '../../server/src/stor
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
+import { overriding } from '../support/overriding.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -246,4 +247,36 @@ test('the secret key a directory is under is told by most of its passwords, and 
   const fresh = redisKeys(`${prefix}fresh:`);
   t.true(await new MailboxStore(server.redis, fresh, new PasswordCipher('a new deployment key')).secretKeyMatches({ claimEmpty: true }));
   t.false(await new MailboxStore(server.redis, fresh, new PasswordCipher('the dev key')).secretKeyMatches());
+});
+
+test('a mailbox profile update moves it to its new ODS code in endpoint lookup; one racing another update lands in one index only, the last code given', async (t) => {
+  const moving = await server.createMailbox({ name: 'Moving GP', odsCode: 'C11001', workflows: ['PROFILE_TEST'] });
+  const lookup = async (ods: string) =>
+    (await rawRequest(server, { path: `/messageexchange/endpointlookup/${ods}/PROFILE_TEST`, clientCertificate: lab, headers: { accept: 'application/vnd.mesh.v2+json' } })).json().results;
+  t.deepEqual(await lookup('C11001'), [{ mailbox_id: moving.id, mailbox_name: 'Moving GP' }]);
+
+  // Another admin moves it to C11002 between this update's read and its write.
+  const keys = redisKeys(server.redisPrefix);
+  const cipher = new PasswordCipher(TEST_SECRET_KEY);
+  const other = new MailboxStore(server.redis, keys, cipher);
+  let raced = false;
+  const evalsha = server.redis.evalsha.bind(server.redis) as (...args: unknown[]) => Promise<unknown>;
+  const racing = overriding(server.redis, {
+    evalsha: (async (...args: unknown[]) => {
+      if (!raced) {
+        raced = true;
+        t.like(await other.updateProfile(moving.id, { odsCode: 'C11002' }), { outcome: 'updated' });
+      }
+      return evalsha(...args);
+    }) as typeof server.redis.evalsha,
+  });
+  t.like(await new MailboxStore(racing, keys, cipher).updateProfile(moving.id, { odsCode: 'c11003' }), {
+    outcome: 'updated',
+    before: { odsCode: 'C11002' },
+    after: { odsCode: 'C11003', name: 'Moving GP' },
+  });
+  t.deepEqual(await lookup('C11001'), []);
+  t.deepEqual(await lookup('C11002'), [], 'not left under the code it was moved to meanwhile');
+  t.deepEqual(await lookup('C11003'), [{ mailbox_id: moving.id, mailbox_name: 'Moving GP' }]);
+  t.is(await server.services.mailboxes.updateProfile('NOSUCH', { name: 'x' }).then((update) => update.outcome), 'not_found');
 });

@@ -166,3 +166,13 @@ test('a mailbox whose creating command runs twice is created, not taken for anot
   t.false(await mailboxes.create({ id, password: 'first' }), 'the same id again, by another call');
   t.is((await server.services.mailboxes.get(id, { fresh: true }))?.password, 'first');
 });
+
+test('a mailbox profile update whose command runs twice is reported as the change it made, not as nothing changed', async (t) => {
+  const mailbox = await server.createMailbox({ name: 'Before', odsCode: 'R1' });
+  const mailboxes = new MailboxStore(runningTwice(server.redis, 'evalsha'), redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY));
+  t.like(await mailboxes.updateProfile(mailbox.id, { name: 'After', odsCode: 'R2' }), {
+    outcome: 'updated',
+    before: { id: mailbox.id, name: 'Before', odsCode: 'R1' },
+    after: { id: mailbox.id, name: 'After', odsCode: 'R2' },
+  });
+});

@@ -9,6 +9,7 @@ import type { PasswordCipher } from './password-cipher.ts';
 const createMailbox = new LuaScript('create-mailbox');
 const updateMailbox = new LuaScript('update-existing-hash');
 const setMailboxWorkflow = new LuaScript('set-mailbox-workflow');
+const updateMailboxProfile = new LuaScript('update-mailbox-profile');
 /** How many stored passwords are tried before a directory's first key check value is kept. */
 const KEY_EVIDENCE_SAMPLE = 20;
 /** Receivers read at a time. */
@@ -47,6 +48,15 @@ export interface NewMailbox {
 }
 
 export type WorkflowDirection = 'send' | 'receive';
+
+/** What an admin may correct of a mailbox after its creation; a field left out stays as it is. */
+export type ProfileChanges = Partial<Pick<Mailbox, 'name' | 'odsCode'>>;
+
+/** A profile update's outcome: `before` is what the mailbox had, for saying (and auditing) what changed. */
+export type ProfileUpdate =
+  | { readonly outcome: 'not_found' }
+  | { readonly outcome: 'unchanged' }
+  | { readonly outcome: 'updated'; readonly before: MailboxProfile; readonly after: MailboxProfile };
 
 export const ANY_WORKFLOW = '*';
 
@@ -190,6 +200,34 @@ export class MailboxStore {
   async setActive(mailboxId: string, active: boolean): Promise<boolean> {
     const updated = await updateMailbox.run(this.#redis, [this.#keys.mailbox(mailboxId), this.#keys.directoryVersion], ['active', active ? '1' : '0']);
     return this.#changed(mailboxId, updated === 1);
+  }
+
+  /**
+   * Changes a mailbox's name and ODS code, moving it between the ODS codes' lookup indexes in the
+   * same atomic step; 'unchanged' (nothing written) when it has the values given already.
+   */
+  async updateProfile(mailboxId: string, changes: ProfileChanges): Promise<ProfileUpdate> {
+    // As read before an attempt that found the mailbox changed: ioredis sends a command again when
+    // its connection broke before the answer came, and the change found may be this call's own.
+    let firstRead: MailboxProfile | undefined;
+    for (;;) {
+      const [id, name, odsCode] = await this.#redis.hmget(this.#keys.mailbox(mailboxId), 'id', 'name', 'odsCode');
+      if (!id) return { outcome: 'not_found' };
+      const before = { id, name: name ?? '', odsCode: odsCode ?? '' };
+      const after = { id, name: changes.name ?? before.name, odsCode: changes.odsCode?.toUpperCase() ?? before.odsCode };
+      if (after.name === before.name && after.odsCode === before.odsCode) {
+        return firstRead ? this.#changed(mailboxId, { outcome: 'updated', before: firstRead, after }) : { outcome: 'unchanged' };
+      }
+      const outcome = await updateMailboxProfile.run(
+        this.#redis,
+        [this.#keys.mailbox(mailboxId), this.#keys.odsMailboxes(before.odsCode), this.#keys.odsMailboxes(after.odsCode), this.#keys.directoryVersion],
+        [before.name, before.odsCode, after.name, after.odsCode],
+      );
+      if (outcome === 'not_found') return { outcome };
+      if (outcome === 'ok') return this.#changed(mailboxId, { outcome: 'updated', before, after });
+      // Changed since it was read (by another admin, or by this call's own first sending): the index named may not be its own.
+      firstRead ??= before;
+    }
   }
 
   /** Allows or denies a workflow; 'wildcard' when denying one of a mailbox that allows any, 'absent' when denying one it does not allow, 'present' when allowing one it allows already. */

@@ -7,8 +7,8 @@ const ODS_CODE = /^[A-Za-z0-9]{1,12}$/;
 const MAX_NAME_LENGTH = 200;
 
 /**
- * Parses --ods: an ODS code, trimmed (a stray space would make it match no lookup, and there
- * is no changing it afterwards), or a usage error.
+ * Parses --ods: an ODS code, trimmed (a stray space would make it match no lookup until an
+ * admin noticed and corrected it), or a usage error.
  */
 export function odsCodeOption(value: string): string {
   const code = value.trim();

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadPki } from '../pki.ts';
 import { printable, printableLine } from '../../client/untrusted-text.ts';
 import { parseMailboxId, parseNewMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
-import type { Mailbox } from '../../../../server/src/store/mailboxes.ts';
+import type { Mailbox, MailboxProfile } from '../../../../server/src/store/mailboxes.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkInboxNow } from '../../../../server/src/domain/lifecycle.ts';
 import { withAdminStores } from './admin-context.ts';
@@ -20,6 +20,15 @@ function registeredButError(mailboxId: string, what: string, chosen: ChosenPassw
   return new Error(`mailbox ${mailboxId} is registered, but ${what}: issue one with \`meshbox admin cert issue ${mailboxId} --cert-out <dir>\`${passwordNote(chosen)}`, {
     cause,
   });
+}
+
+/** What a profile update changed, for its output and audit entry: `ODS code X26 -> Y26; name "Old" -> "New"`. */
+function profileChanges(before: MailboxProfile, after: MailboxProfile): string {
+  const changed = [
+    ...(before.odsCode === after.odsCode ? [] : [`ODS code ${before.odsCode || '(none)'} -> ${after.odsCode}`]),
+    ...(before.name === after.name ? [] : [`name ${JSON.stringify(before.name)} -> ${JSON.stringify(after.name)}`]),
+  ];
+  return changed.join('; ');
 }
 
 function describe(mailbox: Mailbox): Record<string, unknown> {
@@ -102,6 +111,32 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
   });
     console.log(`mailbox ${mailboxId} has a new password${passwordNote(chosen)}`);
   });
+
+  mailbox
+    .command('update <id>')
+    .description("correct a mailbox's display name or ODS code (lookups answer the new ones at once)")
+    .option('--ods <code>', 'the new ODS code (letters and digits): the mailbox moves to its endpoint lookup', odsCodeOption)
+    .option('--name <text>', 'the new display name (at most 200 characters, on one line)', mailboxNameOption)
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Certificates already issued keep the name they were issued with as their organisation (O): a client',
+        'certificate is matched by its common name, the mailbox id, so they work on; `admin cert issue` gives',
+        'one with the new name. Running servers show the new values in tracking within MESHBOX_MAILBOX_CACHE_SECONDS.',
+      ].join('\n'),
+    )
+    .action(async (id: string, options: { ods?: string; name?: string }, command: Command) => {
+      if (options.name === undefined && options.ods === undefined) command.error('error: give --name, --ods or both');
+      const mailboxId = parseMailboxId(id);
+      const update = await withAdminStores(async ({ mailboxes, audit }) => {
+        const updated = await mailboxes.updateProfile(mailboxId, { name: options.name, odsCode: options.ods });
+        if (updated.outcome === 'not_found') throw new Error(`no mailbox ${mailboxId}`);
+        if (updated.outcome === 'updated') await audit('mailbox.update', mailboxId, profileChanges(updated.before, updated.after));
+        return updated;
+      });
+      console.log(printableLine(update.outcome === 'updated' ? `mailbox ${mailboxId} updated: ${profileChanges(update.before, update.after)}` : `mailbox ${mailboxId} has those values already: nothing changed`));
+    });
 
   mailbox
     .command('list')
