@@ -8,7 +8,7 @@ import test from 'ava';
 import { createCertificateAuthority, describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { type MailboxFiles, runInProcess, runSubprocess, writeMailboxFiles } from './support/cli-fixture.ts';
-import { redatedCertificate } from './support/redated-certificate.ts';
+import { redatedCertificate } from '../../test/support/redated-certificate.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 const MESSAGE_ID = /^\d{20}_[0-9A-F]{6}$/;

@@ -11,6 +11,7 @@ import { mailboxRequest, rawRequest } from '../support/http.ts';
 import { startTestServer } from '../support/harness.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startServerProcess } from '../support/server-process.ts';
+import { redatedCertificate } from '../support/redated-certificate.ts';
 
 /** The server's log lines (JSON) that warn of an expiring client certificate. */
 function expiryWarnings(output: string): { certificate: { commonName: string; serialNumber: string; notAfter: string }; daysLeft: number }[] {
@@ -153,4 +154,25 @@ test('a client certificate that expires while its kept-alive connection is open 
   t.is(scrapedAfter.socket, scrapedBefore.socket);
   t.is(scrapedAfter.status, 403);
   t.is(scrapedAfter.connection, 'close');
+});
+
+test('a client certificate past its end fails the TLS handshake, which the server logs and counts: no request of it is answered, health routes included', async (t) => {
+  const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'info' });
+  try {
+    const mailbox = await server.createMailbox();
+    const hour = 3_600_000;
+    const redated = (notBefore: number, notAfter: number) =>
+      redatedCertificate(server.deployment.ca, mailbox.certPem, { notBefore: new Date(Date.now() + notBefore), notAfter: new Date(Date.now() + notAfter) });
+    // The same key and name, in force: what the handshake refuses below is the date alone.
+    t.is((await mailboxRequest(server, { ...mailbox, certPem: redated(-hour, hour) }, { path: `/messageexchange/${mailbox.id}/inbox` })).status, 200);
+    const expired = { ...mailbox, certPem: redated(-100 * hour, -hour) };
+    for (const path of [`/messageexchange/${mailbox.id}/inbox`, '/healthz']) {
+      await t.throwsAsync(mailboxRequest(server, expired, { path }), undefined, path);
+    }
+    for (let attempt = 0; attempt < 100 && !server.output().includes('"reason":"CERT_HAS_EXPIRED"'); attempt++) await sleep(100);
+    t.regex(server.output(), /"reason":"CERT_HAS_EXPIRED","client":"[0-9a-f.:]+".*"msg":"TLS handshake refused"/);
+    t.regex((await mailboxRequest(server, mailbox, { path: '/metrics' })).body.toString(), /meshbox_tls_handshake_failures_total\{reason="CERT_HAS_EXPIRED"\} 2/);
+  } finally {
+    await server.stop();
+  }
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import forge from 'node-forge';
-import type { CertificateAndKey } from '../../../shared/src/pki/keys.ts';
+import type { CertificateAndKey } from '../../shared/src/pki/keys.ts';
 
 /**
  * `certPem` signed again by `ca` with other dates, for certificates the PKI does not issue: one
