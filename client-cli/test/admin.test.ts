@@ -1126,3 +1126,35 @@ test('mailbox update corrects the name and ODS code, checked as create checks th
   t.is(unknown.code, 1);
   t.regex(unknown.stderr, /no mailbox NOSUCH2/);
 });
+
+test("cert revoke and cert crl leave out of the CRL a revoked certificate further past its end than a list's lifetime (30 days), its revocation kept on record; the check of crl.pem against the records takes no such omission for a record missing", async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-pruned-'));
+  for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
+  const inDir = (...args: string[]) => admin('--pki-dir', dir, ...args);
+  for (const id of ['PRUNE01', 'PRUNE02']) t.is((await admin('mailbox', 'create', id, '--password', 'pw', '--cert-out', out)).code, 0);
+  const [[ended], [endedLately]] = [await server.services.certificates.issuedTo('PRUNE01'), await server.services.certificates.issuedTo('PRUNE02')];
+  const unrecorded = 'abcdef0457';
+  for (const args of [['PRUNE01'], ['PRUNE02'], [unrecorded, '--unrecorded']]) t.is((await inDir('cert', 'revoke', ...args)).code, 0, args.join(' '));
+  const listed = () => [...readCrl(dir, '-text').text.matchAll(/Serial Number: (\w+)/g)].map((match) => match[1]!.toLowerCase());
+  t.deepEqual(listed().filter((serial) => [ended, endedLately, unrecorded].includes(serial)).sort(), [ended!, endedLately!, unrecorded].sort());
+
+  // The records, not the certificates, say when each ends: these two have ended, one long ago.
+  const day = 86_400_000;
+  const expiry = redisKeys(server.redisPrefix).certificateExpiry;
+  await server.redis.hset(expiry, ended!, String(Date.now() - 31 * day), endedLately!, String(Date.now() - day));
+  const rewritten = await inDir('cert', 'crl');
+  t.is(rewritten.code, 0, rewritten.stderr);
+  t.false(listed().includes(ended!), 'ended more than 30 days ago: left out');
+  t.true(listed().includes(endedLately!), 'ended within the last 30 days: a list issued after its end has it');
+  t.true(listed().includes(unrecorded), 'no end on record: kept');
+  t.like(JSON.parse((await admin('mailbox', 'show', 'PRUNE01')).stdout).certificates[0], { serial: ended, revoked: true }, 'its revocation stays on record');
+  t.is((await mailboxRequest(server, { id: 'PRUNE01', password: 'pw', certPem: await readFile(join(out, 'PRUNE01.crt'), 'utf8'), keyPem: await readFile(join(out, 'PRUNE01.key'), 'utf8') }, { path: '/messageexchange/PRUNE01/inbox' })).status, 403, 'and is still checked');
+
+  // The list written next is checked against the records again: what this one left out is no record missing.
+  t.is((await admin('mailbox', 'create', 'PRUNE03', '--password', 'pw', '--cert-out', out)).code, 0);
+  const revokedNext = await inDir('cert', 'revoke', 'PRUNE03');
+  t.is(revokedNext.code, 0, revokedNext.stderr);
+  t.true(listed().includes((await server.services.certificates.issuedTo('PRUNE03'))[0]!));
+  t.false(listed().includes(ended!));
+});

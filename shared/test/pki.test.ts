@@ -400,3 +400,27 @@ withOpenssl('OpenSSL parses the CRL, verifies its signature and finds the revoke
   t.regex(aliceResult.stdout + aliceResult.stderr, /certificate revoked/);
   t.is(verify('bob.pem').status, 0);
 });
+
+withOpenssl("a CRL leaves out a revoked certificate once its end is further past than the list's lifetime, so that the first list after its end still has it; one whose end is unknown or unreadable stays", async (t) => {
+  const issuedAt = new Date('2030-06-01T12:00:00Z');
+  const day = 86_400_000;
+  const revoked = (serialNumber: string, notAfter: Date | undefined) => ({ serialNumber, revokedAt: new Date(issuedAt.getTime() - 100 * day), notAfter });
+  const crl = createRevocationList({
+    ca,
+    issuedAt,
+    nextUpdateDays: 7,
+    revoked: [
+      revoked('a1', new Date(issuedAt.getTime() - 8 * day)),
+      revoked('a2', new Date(issuedAt.getTime() - 6 * day)),
+      revoked('a3', new Date(issuedAt.getTime() + day)),
+      revoked('a4', undefined),
+      revoked('a5', new Date(Number.NaN)),
+    ],
+  });
+  const dir = await temporaryFiles(t, { 'crl.pem': crl });
+  const text = execFileSync('openssl', ['crl', '-in', join(dir, 'crl.pem'), '-noout', '-text'], { encoding: 'utf8' });
+  t.deepEqual([...text.matchAll(/Serial Number: (\w+)/g)].map((match) => match[1]), ['A2', 'A3', 'A4', 'A5']);
+  const none = createRevocationList({ ca, issuedAt, revoked: [revoked('b1', new Date(issuedAt.getTime() - 31 * day))] });
+  const emptied = await temporaryFiles(t, { 'crl.pem': none });
+  t.regex(execFileSync('openssl', ['crl', '-in', join(emptied, 'crl.pem'), '-noout', '-text'], { encoding: 'utf8' }), /No Revoked Certificates/, 'left out as a list with nothing revoked is');
+});

@@ -9,6 +9,8 @@ import type { RedisKeys } from './keys.ts';
 export interface Revocation {
   readonly serialNumber: string;
   readonly revokedAt: Date;
+  /** When the certificate expires, as recorded; undefined for one recorded before expiry dates were kept, or never recorded (`cert revoke --unrecorded`). */
+  readonly notAfter: Date | undefined;
 }
 
 /** Mailboxes whose certificate sets `onRecord` reads at once. */
@@ -127,10 +129,12 @@ export class CertificateStore {
     return (await this.#redis.hexists(this.#keys.revokedCertificates, normalizeSerialNumber(serialNumber))) === 1;
   }
 
+  /** Every revocation recorded, the earliest first, with its certificate's end where that is recorded. */
   async revocations(): Promise<readonly Revocation[]> {
-    const entries = await this.#redis.hgetall(this.#keys.revokedCertificates);
-    return Object.entries(entries)
-      .map(([serialNumber, at]) => ({ serialNumber, revokedAt: new Date(Number(at)) }))
+    const entries = Object.entries(await this.#redis.hgetall(this.#keys.revokedCertificates));
+    const ends = await this.expiryOf(entries.map(([serialNumber]) => serialNumber));
+    return entries
+      .map(([serialNumber, at], i) => ({ serialNumber, revokedAt: new Date(Number(at)), notAfter: ends[i] }))
       .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
   }
 }

@@ -28,10 +28,18 @@ export interface RevokedCertificate {
   readonly serialNumber: string;
   readonly revokedAt: Date;
   readonly reason?: RevocationReason;
+  /**
+   * The revoked certificate's end, where it is known: once it is further past than a list's
+   * lifetime (`nextUpdateDays`), the entry is left out. The TLS handshake refuses an expired
+   * certificate anyway, and a list keeping every revocation ever made would only grow. Where it
+   * is not known (or not a date), the entry is always listed.
+   */
+  readonly notAfter?: Date | undefined;
 }
 
 export interface RevocationListOptions {
   readonly ca: CertificateAndKey;
+  /** Every revocation: those of certificates long expired are left out (see `RevokedCertificate.notAfter`). */
   readonly revoked: readonly RevokedCertificate[];
   /**
    * Default 30. OpenSSL refuses EVERY client certificate once a loaded CRL is past its
@@ -90,8 +98,13 @@ export function createRevocationList(options: RevocationListOptions): string {
     time(thisUpdate),
     time(nextUpdate),
   ];
+  // Kept for a lifetime past the certificate's end, so that the first list issued after that end
+  // still has it (RFC 5280, 5.1.2.6), given that lists are re-issued before they go stale.
+  // An unreadable date (NaN) compares false: such an entry stays.
+  const endedLongAgo = (entry: RevokedCertificate): boolean => entry.notAfter !== undefined && entry.notAfter.getTime() + nextUpdateDays * DAY_MS < thisUpdate.getTime();
+  const listed = options.revoked.filter((entry) => !endedLongAgo(entry));
   // RFC 5280: with nothing revoked the list is left out entirely, not encoded empty.
-  if (options.revoked.length > 0) tbsFields.push(sequence(options.revoked.map(revokedEntry)));
+  if (listed.length > 0) tbsFields.push(sequence(listed.map(revokedEntry)));
   tbsFields.push(explicitTag(0, sequence(crlExtensions(authority.certificate, crlNumber))));
   const tbsCertList = sequence(tbsFields);
 

@@ -239,7 +239,10 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
 
   cert
     .command('crl')
-    .description('re-issue the CRL (crl.pem) from the revocations recorded, revoking nothing: each is good for 30 days, and a server given an expired one refuses every client')
+    .description(
+      're-issue the CRL (crl.pem) from the revocations recorded, revoking nothing: each is good for 30 days, and a server given an expired one refuses every client. ' +
+        'A revoked certificate more than 30 days past its end (as recorded) is left out, its revocation kept on record: the handshake refuses it anyway',
+    )
     .option('--keep-listed', `record as revoked what ${CRL_FILE} lists and the records lack (records put back from an older backup), rather than refuse`)
     .action(async (options: { keepListed?: boolean }) => {
       const dir = pkiDir();
@@ -258,7 +261,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
 
   cert
     .command('revoke <mailbox-or-serial>')
-    .description('revoke every certificate of a mailbox, or one serial on record: refused on new connections at once and on open ones within 30 s (health and metrics only once the server loads the CRL), and put in the CRL (crl.pem)')
+    .description('revoke every certificate of a mailbox, or one serial on record: refused on new connections at once and on open ones within 30 s (health and metrics only once the server loads the CRL), and put in the CRL (crl.pem), which leaves out revoked certificates more than 30 days past their end')
     .option('--unrecorded', 'also revoke a serial no mailbox has on record (one issued before certificates were recorded)')
     .action(async (target: string, options: { unrecorded?: boolean }) => {
       const dir = pkiDir();

@@ -98,7 +98,8 @@ export async function writeRevocationList(pkiDir: string, ca: PemPair, revoked: 
 }
 
 /**
- * Rewrites `<pki-dir>/crl.pem` from every revocation recorded; the server reloads it by itself.
+ * Rewrites `<pki-dir>/crl.pem` from every revocation recorded (the list leaves out those of
+ * certificates long past their recorded end: `RevokedCertificate.notAfter`); the server reloads it by itself.
  * Two revocations at once could each write a list read before the other's serial was recorded,
  * the later write dropping it: so a list is written again until the revocations read after
  * writing it are those it holds. A list is never written without a serial the file lists and
@@ -149,7 +150,8 @@ export async function refuseUndoingListed(pkiDir: string, recorded: () => Promis
 
 /**
  * The revocations recorded, and those the CRL file (this CA's lists in it) holds and the records
- * do not (none without a readable file of this CA). The file is read first: records only grow,
+ * do not (none without a readable file of this CA). Every record counts, those the list leaves
+ * out (long expired) too: a serial that drops out of the list stays on record. The file is read first: records only grow,
  * so what another admin recorded and wrote into the file meanwhile is in the records read after.
  */
 async function listedButNotRecorded(
