@@ -1158,3 +1158,31 @@ test("cert revoke and cert crl leave out of the CRL a revoked certificate furthe
   t.true(listed().includes((await server.services.certificates.issuedTo('PRUNE03'))[0]!));
   t.false(listed().includes(ended!));
 });
+
+test('ca init --force, replacing a CA (every certificate it signed stops working), is recorded in the audit log; with no Redis to reach it is done all the same, and says it was not recorded', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
+  const entriesFor = async () =>
+    (await admin('audit', '--tail', '1000', '--json')).stdout
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line))
+      .filter((entry) => entry.action.startsWith('admin.ca.') && entry.detail.includes(dir));
+  t.is((await admin('--pki-dir', dir, 'ca', 'init', '--name', 'First CA')).code, 0);
+  t.deepEqual(await entriesFor(), [], 'a first CA replaces nothing');
+
+  const replaced = await admin('--pki-dir', dir, 'ca', 'init', '--force', '--name', 'Second CA');
+  t.is(replaced.code, 0, replaced.stderr);
+  t.is(replaced.stderr, '');
+  const serial = describeCertificate(await readFile(join(dir, 'ca.crt'), 'utf8')).serialNumber;
+  const [entry, ...others] = await entriesFor();
+  t.deepEqual(others, []);
+  t.like(entry, { action: 'admin.ca.replace', subject: 'Second CA' });
+  t.regex(entry.actor, /^admin:/);
+  t.regex(entry.detail, new RegExp(`^serial ${serial} in ${dir}; the previous CA kept as ${dir}/ca-\\S+\\.crt, ${dir}/ca-\\S+\\.key, ${dir}/crl-\\S+\\.pem$`));
+
+  const offline = await runSubprocess(['admin', '--pki-dir', dir, 'ca', 'init', '--force', '--name', 'Third CA'], { env: { ...adminEnv, MESHBOX_REDIS_URL: 'redis://127.0.0.1:1' } });
+  t.is(offline.code, 0, offline.stderr);
+  t.is(describeCertificate(await readFile(join(dir, 'ca.crt'), 'utf8')).subjectCommonName, 'Third CA', 'replaced all the same');
+  t.is(offline.stderr, 'warning: not recorded in the audit log: cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
+  t.is((await entriesFor()).length, 1);
+});

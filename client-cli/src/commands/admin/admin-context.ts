@@ -67,6 +67,17 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
 }
 
 /**
+ * Records an admin action in the audit log where the deployment's Redis is at hand. A command
+ * that works on the PKI folder alone (`ca init`, `cert server`) may run before any Redis exists,
+ * or on an offline machine: there it says on stderr that the action was not recorded, and why.
+ */
+export async function auditIfReachable(action: string, subject: string, detail: string): Promise<void> {
+  await withAdminStores(({ audit }) => audit(action, subject, detail)).catch((error: unknown) =>
+    console.error(`warning: not recorded in the audit log: ${(error as Error).message.split('\n').join(' ')}`),
+  );
+}
+
+/**
  * Who is running the command, for the audit trail: the login name, or where the user has no
  * entry in the passwd database (a container run as an arbitrary uid), what the environment
  * says, else the uid.

@@ -2,6 +2,8 @@ import { access, rename } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { loadPki } from '../pki.ts';
+import { describeCertificate } from '../../../../shared/src/pki/inspect.ts';
+import { auditIfReachable } from './admin-context.ts';
 import { CRL_FILE, writePemPair, writeRevocationList } from './pki-files.ts';
 
 export function registerCaCommands(admin: Command, pkiDir: () => string): void {
@@ -9,7 +11,11 @@ export function registerCaCommands(admin: Command, pkiDir: () => string): void {
   ca.command('init')
     .description('create a new CA (ca.crt, ca.key) in the PKI folder, and its revocation list (crl.pem), empty')
     .option('--name <cn>', 'common name of the CA', 'meshbox development CA')
-    .option('--force', 'replace an existing CA, whose files are kept as ca-<time>.crt/.key and crl-<time>.pem (every certificate it signed stops working unless the server trusts both)')
+    .option(
+      '--force',
+      'replace an existing CA, whose files are kept as ca-<time>.crt/.key and crl-<time>.pem (every certificate it signed stops working unless the server trusts both); ' +
+        "recorded in the audit log where the deployment's Redis can be reached (MESHBOX_REDIS_URL), else a warning says it was not",
+    )
     .action(async (options: { name: string; force?: boolean }) => {
       const dir = pkiDir();
       // A key without its certificate (one half lost, or copied in by hand) counts too: it is kept aside, never overwritten.
@@ -23,7 +29,10 @@ export function registerCaCommands(admin: Command, pkiDir: () => string): void {
       const files = await writePemPair(dir, 'ca', authority);
       // A server given MESHBOX_TLS_CRL will not start without one, and nothing is revoked yet.
       const crl = await writeRevocationList(dir, authority, []);
-      console.log(`CA written: ${files.cert}; revocation list (empty): ${crl}${kept.length > 0 ? `; the previous CA kept as ${kept.join(', ')}` : ''}`);
+      const keptNote = kept.length > 0 ? `; the previous CA kept as ${kept.join(', ')}` : '';
+      console.log(`CA written: ${files.cert}; revocation list (empty): ${crl}${keptNote}`);
+      // Every certificate the old CA signed stops working: who did that, and when, must be on record.
+      if (exists) await auditIfReachable('ca.replace', options.name, `serial ${describeCertificate(authority.certPem).serialNumber} in ${dir}${keptNote}`);
     });
 }
 

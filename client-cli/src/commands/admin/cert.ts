@@ -9,7 +9,7 @@ import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { printable, printableLine } from '../../client/untrusted-text.ts';
 import { loadPki } from '../pki.ts';
-import { type AdminStores, withAdminStores } from './admin-context.ts';
+import { type AdminStores, auditIfReachable, withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 import { dnsNameOption, ipAddressOption } from './host-options.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
@@ -71,10 +71,8 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
     const names = [...dnsNames.map((name) => `DNS ${name}`), ...ipAddresses.map((address) => `IP ${address}`)].join(', ');
     const files = await writePemPair(dir, 'server', issued, { replace: options.force === true, advice: '--force replaces it (the server reads it at start)' });
     console.log(`server certificate for ${names} (serial ${issued.serialNumber}): ${files.cert}, key ${files.key}`);
-    // Recorded where Redis is at hand; a first install makes the server's certificate before there is any.
-    await withAdminStores(({ audit }) => audit('cert.server', commonName, `serial ${issued.serialNumber} for ${names}`)).catch((error: unknown) =>
-      console.error(`warning: not recorded in the audit log: ${(error as Error).message.split('\n').join(' ')}`),
-    );
+    // A first install makes the server's certificate before there is any Redis.
+    await auditIfReachable('cert.server', commonName, `serial ${issued.serialNumber} for ${names}`);
   });
 
   withValidityOption(
