@@ -374,6 +374,25 @@ test('a one-chunk download killed before its file was moved into place: the next
   t.deepEqual(await readdir(folder), ['scan.bin'], 'what the killed runs left is gone');
 });
 
+// The payload is in place before its .json (a program watching the folder takes a message by its
+// .json): a kill in between leaves a payload no .json names, which the next run must know for its own.
+test('receive killed after the payload was put in place, before its .json was written: the next run knows the payload for its own, saves the message and acknowledges it', async (t) => {
+  const { lab, gp } = await pair();
+  const folder = await mkdtemp(join(work, 'placed-'));
+  const payload = randomBytes(3_000);
+  const messageId = await sendScan(lab, gp, payload, 1_000_000);
+  const args = ['--profile', gp.profile, 'receive', folder];
+  const killed = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'open', match: `\\.${messageId}\\.json\\.[0-9a-f]{8}\\.part` }) });
+  t.is(killed.signal, 'SIGKILL', killed.stderr);
+  t.deepEqual((await readdir(folder)).filter((name) => !name.startsWith('.')), [`${messageId}_scan.bin`], 'the payload in place, no .json');
+  const again = await runCli(args);
+  t.is(again.code, 0, again.stderr);
+  t.true((await readFile(join(folder, `${messageId}_scan.bin`))).equals(payload));
+  t.like(JSON.parse(await readFile(join(folder, `${messageId}.json`), 'utf8')), { messageId, payloadFile: `${messageId}_scan.bin` });
+  t.deepEqual((await readdir(folder)).filter((name) => name !== '.meshbox-receive.lock').sort(), [`${messageId}.json`, `${messageId}_scan.bin`].sort(), 'nothing hidden left');
+  t.deepEqual(await inboxOf(gp), []);
+});
+
 // A one-chunk send whose answer is lost: the server has the message; the operator must not be
 // told only that the server "cannot be reached", or they may send it again by hand.
 test('a one-chunk send whose answer is lost, at a server that does not hold sends to their token, is reported as possibly delivered, not to be sent by hand', async (t) => {

@@ -326,3 +326,39 @@ test('an answer that is not valid HTTP (two lengths) is said to be that, not tak
   t.is(result.code, 1);
   t.regex(result.stderr, /^meshbox: the answer from https:\/\/127\.0\.0\.1:\d+ is not valid HTTP \(Parse Error: /);
 });
+
+test("receive replaces no file of the folder that is not its own earlier save of that message: ids a server picks to hit the user's files are refused and left in the inbox, the others received", async (t) => {
+  const cwd = await folder();
+  const settings = '{"theme": "the user\'s own"}\n';
+  const plan = "the user's own plan\n";
+  await writeFile(join(cwd, 'config.json'), settings);
+  await writeFile(join(cwd, 'notes_plan.txt'), plan);
+  const result = await against(
+    (request, response) => {
+      const url = request.url ?? '';
+      if (url.endsWith('/inbox')) return json(response, 200, { messages: ['config', 'notes', MESSAGE_ID] });
+      const id = /\/inbox\/([^/?]+)/.exec(url)?.[1] ?? '';
+      if (request.method === 'PUT') return json(response, 200, { messageId: id });
+      // `config` aims at config.json, `notes` (its file plan.txt) at notes_plan.txt.
+      chunk(response, 200, { 'mex-messageid': id, 'mex-chunk-range': '1:1', 'mex-filename': id === 'notes' ? 'plan.txt' : 'result.txt' }, 'from the server\n');
+    },
+    ['receive', '.'],
+    cwd,
+  );
+  t.is(result.code, 1, result.stderr);
+  t.regex(result.stderr, /config\.json is in the folder and is not meshbox's earlier save of message config, so it is left as it is and the message is not saved: move that file away, and the next receive saves the message \(message config stays in the inbox\)/);
+  t.regex(result.stderr, /notes_plan\.txt is in the folder and is not meshbox's earlier save of message notes.*\(message notes stays in the inbox\)/);
+  t.regex(result.stderr, /2 messages not received/);
+  t.is(await readFile(join(cwd, 'config.json'), 'utf8'), settings);
+  t.is(await readFile(join(cwd, 'notes_plan.txt'), 'utf8'), plan);
+  t.deepEqual(
+    result.requests.filter((request) => request.startsWith('PUT')),
+    [`PUT /messageexchange/${mailbox.mailbox.id}/inbox/${MESSAGE_ID}/status/acknowledged`],
+    'only the message saved is acknowledged',
+  );
+  t.deepEqual(
+    (await readdir(cwd)).filter((name) => !name.startsWith('.meshbox-')).sort(),
+    ['config.json', 'notes_plan.txt', `${MESSAGE_ID}.json`, `${MESSAGE_ID}_result.txt`].sort(),
+    'nothing else written, nothing hidden left',
+  );
+});

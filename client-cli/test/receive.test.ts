@@ -13,7 +13,7 @@ import { startTestServer, type TestServer } from '../../test/support/harness.ts'
 import { mailboxRequest, sendMessage } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
-import { defaultFileName } from '../src/transfer/download.ts';
+import { defaultFileName, downloadFile } from '../src/transfer/download.ts';
 import { receiveInbox } from '../src/transfer/receive.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { type InProcessOptions, MAIN, mailboxPair, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
@@ -195,6 +195,33 @@ test('a message is acknowledged only once its files are saved: when the .json ca
   t.regex(received.stderr, new RegExp(`message ${messageId} stays in the inbox`));
   t.deepEqual(await inboxOf(gp), [messageId]);
   t.deepEqual((await readdir(into)).filter((name) => name.startsWith('.')), [], 'no temporary file is left');
+});
+
+test('a payload put in place whose description then fails is taken out again: nothing of the message is left, so no later receive takes it for an unrelated file', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'fbc.hl7', Buffer.from('full blood count'));
+  const into = await folder();
+  const client = new MeshClient(gp.settings);
+  try {
+    const saving = downloadFile(client, {
+      messageId,
+      output: `${messageId}_fbc.hl7`,
+      cwd: into,
+      progress: noProgress,
+      overwrite: false,
+      onPlaced: async (placed) => {
+        t.is(await readFile(placed.path, 'utf8'), 'full blood count', 'in place when onPlaced runs');
+        throw new Error('no room for the description');
+      },
+    });
+    await t.throwsAsync(saving, { message: 'no room for the description' });
+  } finally {
+    client.close();
+  }
+  t.deepEqual(await readdir(into), []);
+  const received = await as(gp, ['receive', into], work);
+  t.is(received.code, 0, received.stderr);
+  t.deepEqual(await inboxOf(gp), []);
 });
 
 test('a listed message expired before it is fetched is skipped as gone, not counted as a failure', async (t) => {

@@ -443,6 +443,11 @@ test('a download kept whole whose note could not say so still tells the user to 
     new DownloadIncompleteError(cause, { chunks: 1, bytes: 1024 }, 2).keptNote('the same command run again'),
     'the first 1 of 2 chunks (1 KiB) are kept: the same command run again with --overwrite continues from chunk 2',
   );
+  // receive has no --overwrite: it replaces no file it did not save, and goes on once the file is moved away.
+  t.is(
+    new DownloadIncompleteError(cause, { chunks: 2, bytes: 2048 }, 2).keptNote('the next receive', 'the next receive, once that file is moved away,'),
+    'all 2 chunks (2 KiB) are kept, the whole message: the next receive, once that file is moved away, saves it without fetching it again',
+  );
 });
 
 test('what a download kept is told as the first chunks and the next, or as the whole message', (t) => {

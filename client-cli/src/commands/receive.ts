@@ -29,7 +29,9 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
         "Each message becomes <ID>_<sender's file name> (or <ID>.dat) and <ID>.json (sender, workflow,",
         'subject, local id, every mex- header; a non-delivery report has only the .json). Both are written',
         'under hidden temporary names and renamed when complete, the .json last: a program watching the',
-        'folder can take a message once its .json appears. A message is acknowledged only after that; one',
+        'folder can take a message once its .json appears. A file already at one of those names is replaced',
+        "only when it is receive's earlier save of that message (its acknowledgement lost, or its run cut short);",
+        'any other file there is left as it is, and the message fails as below. A message is acknowledged only after that; one',
         'that fails (a checksum mismatch, a disk it would leave with less than --min-free free) stays in',
         'the inbox and is named on stderr; --watch tries it again after one interval, then two, four, ...',
         '(at most an hour). Prints a line per',
@@ -78,7 +80,8 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
 
 /** Where a message not received is left: in the inbox, and of one of several chunks, the whole chunks saved in the folder. */
 function staysInInbox(messageId: string, error: unknown): string {
-  const kept = error instanceof DownloadIncompleteError ? `; ${error.keptNote('the next receive into this folder')}` : '';
+  const kept =
+    error instanceof DownloadIncompleteError ? `; ${error.keptNote('the next receive into this folder', 'the next receive into this folder, once that file is moved away,')}` : '';
   return `message ${messageId} stays in the inbox${kept}`;
 }
 

@@ -15,7 +15,7 @@ import { DEFAULT_MIN_FREE_BYTES, DiskFullError, DiskSpaceError, ensureRoom, isDi
 import { writeFileAtomically } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
-import { discardPartialsOf, type DownloadOf, type KeptChunks, keptWhole, openPartialFile, type PartialFile } from './partial-download.ts';
+import { discardPartialsOf, type DownloadOf, type KeptChunks, keptWhole, openPartialFile, type PartialFile, placedUnfinished } from './partial-download.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ByteCounter } from './streams.ts';
 
@@ -27,8 +27,16 @@ export interface DownloadOptions {
   readonly progress: ProgressFactory;
   /** Replace a file already at the target; otherwise it is kept and the download refused. */
   readonly overwrite: boolean;
+  /** The message's HEAD, when the caller has asked for it already (it names the target a file at which is refused). */
+  readonly described?: MessageMetadata;
   /** Bytes the download leaves free on its disk: it stops before writing past them (0: no check; default DEFAULT_MIN_FREE_BYTES). */
   readonly minFreeBytes?: number | undefined;
+  /**
+   * Runs once the payload is at its target and before its partial file's name goes (so that a
+   * run cut short in between leaves the proof placedUnfinished reads). Should it fail, a file
+   * that was new at the target is taken out again, and the download fails.
+   */
+  readonly onPlaced?: (result: DownloadResult) => Promise<void>;
 }
 
 export interface DownloadResult {
@@ -163,7 +171,8 @@ async function refuseTarget(download: DownloadOf, overwrite: boolean): Promise<v
  * Puts the finished file at the target in one step. Unless overwriting, by a hard link, which
  * (unlike a rename) fails when the name exists: a file that appeared there during the
  * download is kept. Where there are no hard links, a copy that will not replace a file does
- * the same, though a reader may then see the file before it is whole.
+ * the same, though a reader may then see the file before it is whole. The temporary name
+ * stays until the partial file is finished.
  */
 async function moveIntoPlace(temporary: string, target: string, overwrite: boolean): Promise<void> {
   if (overwrite) return rename(temporary, target);
@@ -175,7 +184,6 @@ async function moveIntoPlace(temporary: string, target: string, overwrite: boole
     .catch((error: NodeJS.ErrnoException) => {
       throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
     });
-  await rm(temporary, { force: true });
 }
 
 /** Writes to the file go in batches of about this much. */
@@ -420,11 +428,14 @@ export class DownloadIncompleteError extends Error {
     this.totalChunks = totalChunks;
   }
 
-  /** What is kept, and what goes on with it (`continuer`: 'the next receive'). */
-  keptNote(continuer: string): string {
+  /**
+   * What is kept, and what goes on with it (`continuer`: 'the next receive'; `pastTakenTarget`:
+   * what goes on when a file took the target meanwhile).
+   */
+  keptNote(continuer: string, pastTakenTarget = `${continuer} with --overwrite`): string {
     const { chunks, bytes } = this.kept;
     // Only a download that may replace the file there goes on (one whose note of every chunk failed keeps fewer).
-    const saver = this.cause instanceof TargetExistsError ? `${continuer} with --overwrite` : continuer;
+    const saver = this.cause instanceof TargetExistsError ? pastTakenTarget : continuer;
     if (chunks < this.totalChunks) {
       return `the first ${chunks} of ${this.totalChunks} chunks (${formatBytes(bytes)}) are kept: ${saver} continues from chunk ${chunks + 1}`;
     }
@@ -500,10 +511,11 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
   // read from storage, and a download in the audit trail): its name is in the message's headers.
   const described = options.overwrite
     ? undefined
-    : await client.head(messageId).catch((error: unknown) => {
+    : (options.described ??
+      (await client.head(messageId).catch((error: unknown) => {
         headSaidGone = isGone(error);
         return headRefused(error);
-      });
+      })));
   if (described) await refuseTargetOf(described, options);
   const first = await client.downloadRawChunk(messageId, 1).catch(forgetIfGone);
   refuseOtherMessage(first, messageId);
@@ -551,8 +563,7 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
       if (error instanceof TargetExistsError) await partial.keepAll(writer.bytes).catch(() => undefined);
       throw error;
     }
-    await partial.finish();
-    return {
+    const result: DownloadResult = {
       messageId: metadata.messageId ?? messageId,
       messageType: metadata.messageType ?? 'DATA',
       path: target,
@@ -561,6 +572,14 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
       checksum: expected,
       continuedAfter: kept.chunks,
     };
+    await options.onPlaced?.(result).catch(async (error: unknown) => {
+      // Put there by a link, it is still the partial file too, and was new there: taken out again.
+      // One renamed over an older file (overwrite) stays.
+      if (await placedUnfinished(target, messageId)) await rm(target, { force: true });
+      throw error;
+    });
+    await partial.finish();
+    return result;
   } catch (failure) {
     progress?.stop();
     first.body.destroy();

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { constants, type FileHandle, open, readdir, rm } from 'node:fs/promises';
+import { constants, type FileHandle, lstat, open, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomically } from './durable-files.ts';
+import { NO_LINK_NO_WAIT, readPlainJsonFile } from './plain-json-file.ts';
 import { lockFolder } from './folder-lock.ts';
 
 /*
@@ -42,7 +43,10 @@ export interface PartialFile {
    * the chunks again. Nothing for a message of one chunk.
    */
   keepAll(bytes: number): Promise<void>;
-  /** After the file was moved into place: nothing of the download is left. */
+  /**
+   * After the file was put at its target (where the partial file's name still names it too, see
+   * placedUnfinished) and the caller is done with it: nothing of the download is left.
+   */
   finish(): Promise<void>;
   /**
    * After a failure: what was recorded stays for a later run when `keepChunks` (returned; undefined
@@ -87,7 +91,13 @@ async function openOneChunk(target: string, names: ContinuableNames, unlock: () 
     kept: NOTHING,
     keep: async () => undefined,
     keepAll: async () => undefined,
-    finish: unlock,
+    finish: async () => {
+      try {
+        await rm(path, { force: true });
+      } finally {
+        await unlock();
+      }
+    },
     abandon: async () => {
       await handle.close().catch(() => undefined);
       await rm(path, { force: true }).catch(() => undefined);
@@ -190,6 +200,18 @@ export async function keptWhole(download: DownloadOf): Promise<boolean> {
   return kept?.chunks === download.totalChunks;
 }
 
+/**
+ * Whether the file at `target` is the download of `messageId` there, put in place and not yet
+ * finished with (by this run, or by one cut short, a kill or a power cut, in between): the
+ * partial file's name, which only that download makes, is a second name of the very file.
+ * (Where there are no hard links the file was copied into place, and this cannot tell.)
+ */
+export async function placedUnfinished(target: string, messageId: string): Promise<boolean> {
+  const { partial } = continuablePaths(target, continuableNames(target, messageId));
+  const [placed, left] = await Promise.all([lstat(target).catch(() => undefined), lstat(partial).catch(() => undefined)]);
+  return placed !== undefined && left !== undefined && placed.isFile() && placed.ino === left.ino && placed.dev === left.dev;
+}
+
 /** What the note says the file holds, if it is about this download and the file holds that much. */
 async function readKept(download: DownloadOf, path: string, notePath: string): Promise<KeptChunks | undefined> {
   const note = await readNote(notePath);
@@ -211,24 +233,11 @@ async function readKept(download: DownloadOf, path: string, notePath: string): P
   return size !== undefined && size >= bytes! ? { chunks: chunks!, bytes: bytes! } : undefined;
 }
 
-/** Opened without following a link nor waiting on a FIFO: a name anyone with write access to the folder can predict. */
-const NO_LINK_NO_WAIT = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const MAX_NOTE_BYTES = 64 * 1024;
 
 /** The note at `notePath`, if it is a plain file of ours (not a FIFO, a device, a link). */
 async function readNote(notePath: string): Promise<Partial<Note> | undefined> {
-  const handle = await open(notePath, NO_LINK_NO_WAIT).catch(() => undefined);
-  if (!handle) return undefined;
-  try {
-    const stats = await handle.stat();
-    if (!stats.isFile() || stats.size > MAX_NOTE_BYTES) return undefined;
-    const note = JSON.parse(await handle.readFile('utf8')) as unknown;
-    return typeof note === 'object' && note !== null ? (note as Partial<Note>) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    await handle.close();
-  }
+  return (await readPlainJsonFile(notePath, MAX_NOTE_BYTES)) as Partial<Note> | undefined;
 }
 
 async function fileSize(path: string): Promise<number | undefined> {
@@ -236,7 +245,7 @@ async function fileSize(path: string): Promise<number | undefined> {
   if (!handle) return undefined;
   try {
     const stats = await handle.stat();
-    // One name only: a second (the target, after a crash between moveIntoPlace's link and unlink) must not be written into.
+    // One name only: a second (the target, after a crash between putting it in place and finishing) must not be written into.
     return stats.isFile() && stats.nlink === 1 ? stats.size : undefined;
   } finally {
     await handle.close();

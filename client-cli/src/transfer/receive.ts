@@ -4,7 +4,7 @@ import { isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
-import { defaultFileName, downloadFile, fitFileName, safeFileName } from './download.ts';
+import { defaultFileName, downloadFile, type DownloadResult, fitFileName, safeFileName, TargetExistsError } from './download.ts';
 import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryNames, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import type { SameFolderCheck } from './folder-identity.ts';
@@ -12,6 +12,7 @@ import { isReport, messageDescriptionText } from './message-description.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
+import { checkOwnNames, UnrelatedFileError } from './receive-names.ts';
 
 /** A message saved into the folder and acknowledged. */
 export interface ReceivedMessage {
@@ -89,8 +90,10 @@ const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'rece
  * written under a hidden temporary name, flushed and renamed, and the folder flushed. A program
  * watching the folder can take a message once its `.json` appears. A message is acknowledged
  * only once both are on disk; should the acknowledgement be lost, the next pass saves the same
- * files again under the same names. Returns how many could not be received; a failed listing,
- * or another receiver working on the folder, throws.
+ * files again under the same names. A file at one of those names that is not an earlier save of
+ * that message is never replaced: the message fails (UnrelatedFileError) and stays in the inbox.
+ * Returns how many could not be received; a failed listing, or another receiver working on the
+ * folder, throws.
  */
 export async function receiveInbox(client: MeshClient, options: ReceiveOptions): Promise<number> {
   await options.sameFolder?.();
@@ -197,27 +200,55 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
     throw new Error(`asked for message ${messageId}, the server described ${metadata.messageId}`);
   }
   const messageType = metadata.messageType ?? 'DATA';
-  // The name starts with the id: a file there is this message's, saved by a run whose acknowledgement was lost.
   const output = payloadFileName(metadata, messageId);
+  const metadataName = `${messageId}.json`;
+  // The server picks the id, and so the names: a file there is replaced only when it is an earlier
+  // save of this message (one whose acknowledgement was lost, or whose run was cut short).
+  const own = await checkOwnNames(options.folder, messageId, isReport(metadata) ? undefined : output);
   // What a receive of this message cut short by a crash left: its names are this message's own
   // (a `meshbox download` into the same folder at the same time keeps its own), and the whole
   // chunks of a message of several are continued rather than fetched again.
-  const metadataName = `${messageId}.json`;
   const continuable = continuableNames(join(options.folder, output), messageId);
   const cutShort = (name: string) =>
     (isTemporaryOf(name, output) && name !== continuable.partial) || isTemporaryOf(name, metadataName) || isTemporaryOf(name, continuable.note);
   await removeLeftoverTemporaries(options.folder, leftovers.filter(cutShort));
-  const download = isReport(metadata)
-    ? await confirmReport(client, messageId)
-    : await downloadFile(client, { messageId, output, cwd: options.folder, progress: options.progress, overwrite: true, minFreeBytes: options.minFreeBytes });
-  if (download && download.messageType !== messageType) {
-    // downloadFile saved the description of a report under the payload's name.
-    await rm(download.path, { force: true });
-    throw typeDisagrees(messageId, messageType, download.messageType);
-  }
   const metadataPath = join(options.folder, metadataName);
-  await writeFileAtomically(metadataPath, messageDescriptionText(metadata, messageId, download));
-  await syncFolder(options.folder);
+  // The description last, and the payload's partial file still a second name of it meanwhile: a
+  // run cut short between the two finds the payload its own.
+  const describe = async (download: DownloadResult | undefined): Promise<void> => {
+    if (download) refuseOtherType(download, messageId, messageType);
+    await writeFileAtomically(metadataPath, messageDescriptionText(metadata, messageId, download), { replace: own.description }).catch(
+      (error: NodeJS.ErrnoException) => {
+        throw error.code === 'EEXIST' ? new UnrelatedFileError(messageId, metadataPath, true) : error;
+      },
+    );
+    await syncFolder(options.folder);
+  };
+  let download: DownloadResult | undefined;
+  if (isReport(metadata)) {
+    await confirmReport(client, messageId);
+    await describe(undefined);
+  } else {
+    download = await downloadFile(client, {
+      messageId,
+      output,
+      cwd: options.folder,
+      progress: options.progress,
+      overwrite: own.payload,
+      described: metadata,
+      minFreeBytes: options.minFreeBytes,
+      onPlaced: describe,
+    }).catch((error: unknown) => {
+      throw error instanceof TargetExistsError ? new UnrelatedFileError(messageId, join(options.folder, output), true) : error;
+    });
+    try {
+      refuseOtherType(download, messageId, messageType);
+    } catch (error) {
+      // downloadFile saved a report (chunk 1 said REPORT) under the payload's name, without onPlaced.
+      await rm(download.path, { force: true });
+      throw error;
+    }
+  }
   const path = download?.path ?? null;
   await client.acknowledge(messageId).catch((error: unknown) => {
     throw new NotAcknowledgedError(messageId, path ?? metadataPath, error);
@@ -240,6 +271,10 @@ async function confirmReport(client: MeshClient, messageId: string): Promise<und
 /** A message whose HEAD and download say different types: nothing of it is kept, nor is it acknowledged. */
 function typeDisagrees(messageId: string, described: string, downloaded: string): Error {
   return new Error(`message ${messageId} was described as ${described} and downloaded as ${downloaded}: nothing is saved or acknowledged`);
+}
+
+function refuseOtherType(download: DownloadResult, messageId: string, described: string): void {
+  if (download.messageType !== described) throw typeDisagrees(messageId, described, download.messageType);
 }
 
 /** The id first, so that two senders' `results.csv` never meet. */
