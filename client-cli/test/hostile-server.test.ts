@@ -362,3 +362,55 @@ test("receive replaces no file of the folder that is not its own earlier save of
     'nothing else written, nothing hidden left',
   );
 });
+
+/** Writes `text` to the socket a byte every 400 ms (after `first`, at once), never silent for --timeout; stops when the connection goes. */
+function trickle(response: ServerResponse, first: string, text: string): void {
+  const socket = response.socket!;
+  socket.write(first);
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent >= text.length) {
+      clearInterval(timer);
+      return;
+    }
+    socket.write(text[sent]!);
+    sent += 1;
+  }, 400);
+  socket.once('close', () => clearInterval(timer));
+}
+
+const CHUNKED_JSON_HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n';
+/** An endless chunked body, one byte a chunk: `{"count": ` and spaces. */
+const ENDLESS_JSON = ['{"count": ', ...' '.repeat(1000)].map((part) => `${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`).join('');
+
+test('a JSON answer trickled a byte at a time (never silent for --timeout) fails at its deadline, five times --timeout, and says so; not asked again', async (t) => {
+  const result = await against((_request, response) => trickle(response, CHUNKED_JSON_HEAD, ENDLESS_JSON), ['count', '--timeout', '2'], await folder());
+  t.is(result.code, 1);
+  t.is(
+    result.stderr,
+    'meshbox: the server answered HTTP 200, but its answer did not come whole within 10 s of the request, though bytes kept coming ' +
+      '(the deadline of an answer that is not a payload: 5 times --timeout)\n',
+  );
+  t.is(result.requests.length, 1, 'a server that trickled once would again');
+});
+
+test("a download's headers trickled a byte at a time fail at the deadline too: only a payload's body has none", async (t) => {
+  const cwd = await folder();
+  const result = await against((_request, response) => trickle(response, 'HTTP/1.1 200 OK\r\nx-slow: ', 'a'.repeat(1000)), ['download', MESSAGE_ID, '--timeout', '2'], cwd);
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^meshbox: the server at https:\/\/127\.0\.0\.1:\d+ did not answer in time: its answer did not come whole within 10 s of the request/);
+  t.deepEqual(await readdir(cwd), []);
+});
+
+test('a payload trickled in a byte at a time for longer than that deadline is downloaded whole: its body has only the silence timeout', async (t) => {
+  const cwd = await folder();
+  const payload = 'a payload that takes fifteen s';
+  const head = `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\nmex-messageid: ${MESSAGE_ID}\r\nmex-filename: slow.txt\r\ncontent-length: ${payload.length}\r\n\r\n`;
+  const result = await against(
+    (request, response) => (request.method === 'HEAD' ? chunk(response, 200, { 'mex-filename': 'slow.txt' }, '') : trickle(response, head, payload)),
+    ['download', MESSAGE_ID, '--timeout', '2'],
+    cwd,
+  );
+  t.is(result.code, 0, result.stderr);
+  t.is(await readFile(join(cwd, 'slow.txt'), 'utf8'), payload);
+});

@@ -52,8 +52,14 @@ export class MeshClientError extends Error implements MeshErrorDetails {
   }
 }
 
+/**
+ * An answer not come whole within the transport's deadline for it, though bytes kept coming (a
+ * server trickling them): Node has no code for it. The request had gone whole.
+ */
+export const ANSWER_DEADLINE = 'EANSWERDEADLINE';
+
 /** Connections that broke (reset, timed out) once made: a request may have gone out on them whole. */
-const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']);
+const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', ANSWER_DEADLINE]);
 
 /** An answer whose body was to be JSON and is not (a proxy's page, say). */
 export class NotJsonError extends Error {
@@ -106,7 +112,9 @@ export class AnswerCutOffError extends Error {
 
   constructor(status: number, cause: Error) {
     const plain = answerCutOff(cause);
-    super(`the server answered HTTP ${status}, but ${plain === cause ? `its answer broke off: ${cause.message}` : (plain as Error).message}`, { cause });
+    // Past its deadline, the answer did not break off: it was still coming, too slowly (the cause says so).
+    const how = plain !== cause ? (plain as Error).message : errorCode(cause) === ANSWER_DEADLINE ? cause.message : `its answer broke off: ${cause.message}`;
+    super(`the server answered HTTP ${status}, but ${how}`, { cause });
     this.name = 'AnswerCutOffError';
     this.status = status;
   }
@@ -176,6 +184,7 @@ function connectionFailure(url: string, code: string | undefined, detail: string
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the server at ${url} has a certificate for another name (${detail}): check --url`;
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `the server at ${url} has a certificate out of its dates (${detail})`;
   if (code === 'ETIMEDOUT') return `no answer from ${url}: ${detail}`;
+  if (code === ANSWER_DEADLINE) return `the server at ${url} did not answer in time: ${detail}`;
   if (BROKEN_CONNECTION_CODES.has(code ?? '')) return `the connection to ${url} broke: ${detail}`;
   return `cannot reach ${url}: ${detail}`;
 }

@@ -24,7 +24,7 @@ export interface ConnectionSettings {
   readonly keyPem: string;
   /** The CA that signed the server's certificate. */
   readonly caPem: string;
-  /** A request that goes this long without a byte either way fails (default 120 s). */
+  /** A request that goes this long without a byte either way fails (default 120 s); an answer that is not a payload has five times this in all (see the transport). */
   readonly idleTimeoutMs?: number;
   /** Where the client certificate came from, for errors, e.g. `/etc/mesh/lab.crt (from --cert)`. */
   readonly certificateSource?: string;

@@ -37,7 +37,7 @@ export const SETTING_SOURCES: Readonly<Record<SettingName, SettingSource>> = {
   timeout: {
     flag: '--timeout <seconds>',
     env: 'MESHBOX_TIMEOUT',
-    what: 'seconds a request may stall, no byte sent or received, before it fails',
+    what: 'seconds a request may stall, no byte sent or received, before it fails; an answer that is not a payload has five times this in all',
     fallback: String(DEFAULT_TIMEOUT_SECONDS),
   },
 };

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
-import { AnswerCutOffError, CONNECT_TIMEOUT, errorCode, GATEWAY_FAILURES, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { ANSWER_DEADLINE, AnswerCutOffError, CONNECT_TIMEOUT, errorCode, GATEWAY_FAILURES, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
 import { SendTries } from './send-tries.ts';
 
 /**
@@ -78,7 +78,7 @@ export interface TransportOptions {
   readonly retries?: number;
   /** First backoff delay; each later one is three times longer, up to a minute (default 250 ms). */
   readonly retryDelayMs?: number;
-  /** A socket idle this long fails the attempt (default 120 s). */
+  /** A socket idle this long fails the attempt (default 120 s); an answer has ANSWER_DEADLINE_SILENCES times as long to come. */
   readonly idleTimeoutMs?: number;
   /** Aborts the request or retry wait in progress and refuses new ones: nothing is retried after it. */
   readonly signal?: AbortSignal;
@@ -101,6 +101,17 @@ const MAX_BACKOFF_MS = 60_000;
  * command hanging for an hour helps nobody (and an upload can be resumed later).
  */
 const MAX_RETRY_AFTER_MS = 5 * 60_000;
+/**
+ * How many silence timeouts an answer has to come, counted from when the request has gone whole:
+ * its headers, and all of an answer that is not a payload (JSON: an inbox page, tracking, a
+ * send's id). The silence timeout alone lets a server that trickles its answer, a byte now and
+ * then, hold a request for ever. Such answers are small (an inbox page of 500 ids is ~15 KB, and
+ * none is read past MAX_JSON_BODY, 16 MiB) and a server gives them at once: five silences (ten
+ * minutes by default) let even 16 MiB through at ~30 KB/s, and grow with a --timeout raised for a
+ * slow link. A payload's body has no deadline (it may be gigabytes): only the silence timeout.
+ * An answer past its deadline is not asked for again: the server that trickled it would again.
+ */
+const ANSWER_DEADLINE_SILENCES = 5;
 const CONNECTION_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', CONNECT_TIMEOUT]);
 const MAX_ERROR_BODY = 64 * 1024;
 
@@ -193,14 +204,21 @@ export class HttpsTransport {
     this.#likelyRefusal = options.likelyRefusal;
   }
 
-  /** The answer with its body still to read (a chunk): a body that breaks off is the caller's to deal with. */
+  /**
+   * The answer with its body still to read (a chunk): a body that breaks off is the caller's to
+   * deal with, and has no deadline (the headers have: ANSWER_DEADLINE_SILENCES).
+   */
   send(request: TransportRequest): Promise<TransportResponse> {
-    return this.#exchange(request, (response) => response);
+    return this.#exchange(request, 'headers', (response) => response);
   }
 
-  /** The answer with its body read whole (up to `limit` bytes) within the attempt: one cut off part-way is retried as the policy allows. */
+  /**
+   * The answer with its body read whole (up to `limit` bytes) within the attempt and within its
+   * deadline (ANSWER_DEADLINE_SILENCES): one cut off part-way is retried as the policy allows, one
+   * past its deadline is not.
+   */
   async sendForText(request: TransportRequest, limit: number): Promise<TransportText> {
-    const { status, headers, body } = await this.#exchange(request, (response) => readWhole(response, limit));
+    const { status, headers, body } = await this.#exchange(request, 'whole', (response) => readWhole(response, limit));
     return { status, headers, text: body };
   }
 
@@ -210,7 +228,11 @@ export class HttpsTransport {
   }
 
   /** The one retry loop: `read` takes the body of an answer that is not an error, and its failure is the attempt's. */
-  async #exchange<Body>(request: TransportRequest, read: (response: IncomingMessage) => Body | Promise<Body>): Promise<{ status: number; headers: IncomingHttpHeaders; body: Body }> {
+  async #exchange<Body>(
+    request: TransportRequest,
+    due: AnswerDue,
+    read: (response: IncomingMessage) => Body | Promise<Body>,
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; body: Body }> {
     this.#beforeEachRequest?.();
     const replayable = !(request.body instanceof Readable);
     const wait = { signal: this.#signal };
@@ -236,7 +258,7 @@ export class HttpsTransport {
       if (attempt > 0 && request.beforeRetry) await request.beforeRetry().catch((error: unknown) => Promise.reject(failure(error as Error)));
       let response: IncomingMessage;
       try {
-        response = await this.#attempt(request, firstHeaders ?? this.#attemptHeaders());
+        response = await this.#attempt(request, firstHeaders ?? this.#attemptHeaders(), due);
       } catch (attemptFailure) {
         // Refused before anything was sent (a header value Node will not write): the caller's mistake, as it is.
         if (attemptFailure instanceof Error) throw attemptFailure;
@@ -312,7 +334,7 @@ export class HttpsTransport {
     return parseErrorBody(status, body);
   }
 
-  #attempt(spec: TransportRequest, attemptHeaders: Record<string, string>): Promise<IncomingMessage> {
+  #attempt(spec: TransportRequest, attemptHeaders: Record<string, string>, due: AnswerDue): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       let answered = false;
       const headers: Record<string, string> = { ...attemptHeaders, ...spec.headers };
@@ -345,6 +367,7 @@ export class HttpsTransport {
         fail(error);
       });
       failWhenIdle(outgoing, body instanceof Readable ? body : undefined, this.#idleTimeoutMs);
+      failPastDeadline(outgoing, ANSWER_DEADLINE_SILENCES * this.#idleTimeoutMs, due);
       if (body === undefined || Buffer.isBuffer(body)) {
         outgoing.end(body);
       } else {
@@ -389,4 +412,44 @@ function failWhenIdle(outgoing: ClientRequest, body: Readable | undefined, ms: n
     outgoing.once('close', () => socket.removeListener('data', moved));
   });
   outgoing.once('close', () => clearTimeout(timer));
+}
+
+/** What of an answer its deadline covers: a success's headers (a payload follows them), or the whole of it. An error's body is read whole either way. */
+type AnswerDue = 'headers' | 'whole';
+
+/**
+ * Fails a request whose answer (with `due` 'headers' a success's headers, else all of it) has not
+ * come `ms` after the request went whole, however steadily its bytes trickle in: failWhenIdle
+ * counts only silence. Counted from then, so that an upload (a chunk of 100 MB) is not hurried.
+ */
+function failPastDeadline(outgoing: ClientRequest, ms: number, due: AnswerDue): void {
+  let timer: NodeJS.Timeout | undefined;
+  let over = false;
+  const stop = (): void => {
+    over = true;
+    clearTimeout(timer);
+  };
+  outgoing.once('finish', () => {
+    if (over) return;
+    timer = setTimeout(() => {
+      const seconds = Math.round(ms / 1000);
+      const late = Object.assign(
+        new Error(
+          `its answer did not come whole within ${seconds} s of the request, though bytes kept coming ` +
+            `(the deadline of an answer that is not a payload: ${ANSWER_DEADLINE_SILENCES} times --timeout)`,
+        ),
+        { code: ANSWER_DEADLINE },
+      );
+      (outgoing as ClientRequest & { res?: IncomingMessage }).res?.destroy(late);
+      outgoing.destroy(late);
+    }, ms);
+  });
+  if (due === 'headers') {
+    outgoing.once('response', (response) => {
+      const status = response.statusCode ?? 0;
+      if (status >= 200 && status <= 299) stop();
+    });
+  }
+  // Once the answer is read (or the request failed): the request closes.
+  outgoing.once('close', stop);
 }
