@@ -11,7 +11,8 @@ import { startTestServer, type TestServer } from '../../test/support/harness.ts'
 import { mailboxRequest } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
-import { dispatchFolder, type DispatchOptions, type DispatchReceipt, IN_DOUBT_MS } from '../src/transfer/dispatch.ts';
+import { dispatchFolder, type DispatchOptions, type DispatchReceipt } from '../src/transfer/dispatch.ts';
+import { IN_DOUBT_MS } from '../src/transfer/send-by-local-id.ts';
 import { SendInDoubtError } from '../src/transfer/dispatch/errors.ts';
 import { type Journal, writeJournal } from '../src/transfer/dispatch/journal.ts';
 import { JOURNAL_FOLDER } from '../src/transfer/dispatch/layout.ts';

@@ -618,12 +618,15 @@ test('a one-chunk send whose connection breaks may have been delivered: it says 
   await writeFile(join(cwd, 'result.hl7'), 'MSH|');
   const send = (origin: string, extra: readonly string[]) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', ...extra], cwd);
   const cutOff: FakeHandler = (_request, _body, response) => response.socket?.destroy();
-  const [tracked, untracked] = await withFakeServer(cutOff, async (origin) => [await send(origin, ['--local-id', 'lab 7']), await send(origin, [])]);
+  // Tracking (asked for the local id before the send and after it) knows no message carrying it.
+  const sendCutOff: FakeHandler = (request, body, response) =>
+    request.method === 'POST' ? cutOff(request, body, response) : response.writeHead(404, { 'content-type': 'application/json' }).end('{}');
+  const [tracked, untracked] = await withFakeServer(sendCutOff, async (origin) => [await send(origin, ['--local-id', 'lab 7']), await send(origin, [])]);
 
   t.is(tracked.code, 1);
   t.regex(
     tracked.stderr,
-    /^meshbox: the connection to https:\/\/127\.0\.0\.1:\d+ broke: socket hang up \(the server closed a new connection unanswered: [^\n]+\)\nthe message may have been delivered all the same \(only the answer lost\): before sending it again, check with\n  meshbox track --local-id 'lab 7'\n$/,
+    /^meshbox: the connection to https:\/\/127\.0\.0\.1:\d+ broke: socket hang up\nthe message may have been delivered all the same \(recorded before its answer was lost or went wrong\): tracking knows no message with local id 'lab 7' yet, but the server may still record it \(up to 16 minutes after the send\): before sending it again, check then with\n  meshbox track --local-id 'lab 7'\n$/,
   );
   t.is(untracked.code, 1);
   t.regex(untracked.stderr, /before sending it again, check with the recipient \(give --local-id next time, and meshbox track --local-id <it> will tell\)\n$/);
@@ -632,6 +635,68 @@ test('a one-chunk send whose connection breaks may have been delivered: it says 
   const refused = await send(closed, ['--local-id', 'lab 7']);
   t.is(refused.code, 1);
   t.regex(refused.stderr, /^meshbox: cannot reach https:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED [^\n]+\n$/, 'a refused connection sent nothing: no doubt to raise');
+});
+
+/**
+ * A server that answers a one-chunk send 500, and whose tracking records it (`recorded`) from then
+ * on, as a server that failed after storing the message would; before the send, a message
+ * carrying the local id already (`earlier`), if any.
+ */
+function failsAfterRecording(recorded: boolean, earlier?: string): { readonly handle: FakeHandler; readonly requests: string[] } {
+  const requests: string[] = [];
+  let sent = false;
+  const tracking = (id: string) => ({ message_id: id, status: 'accepted', recipient: 'X26OT001', workflow_id: 'WF', filename: 'result.hl7' });
+  const handle: FakeHandler = (request, _body, response) => {
+    const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
+    const query = new URL(request.url ?? '', 'https://x').searchParams;
+    requests.push(`${request.method} ${path}`);
+    const answer = (status: number, body: unknown) => response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (request.method === 'POST') {
+      sent = true;
+      return answer(500, { errorDescription: 'the store failed' });
+    }
+    if (path.startsWith('/outbox/tracking/')) {
+      const carrying = sent && recorded ? 'NEW_ONE' : earlier;
+      return carrying === undefined ? answer(404, { errorDescription: 'no such local id' }) : answer(200, { messageId: carrying });
+    }
+    if (path === '/outbox/tracking') return answer(200, tracking(query.get('messageID') ?? ''));
+    return answer(404, {});
+  };
+  return { handle, requests };
+}
+
+test('a one-chunk send answered 500 may have been delivered: it says so and how to check, and is not repeated at a server that does not take repeats', async (t) => {
+  const cwd = await mkdtemp(join(work, 'send-'));
+  await writeFile(join(cwd, 'result.hl7'), 'MSH|');
+  const send = (origin: string, extra: readonly string[]) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', ...extra], cwd);
+  const server = failsAfterRecording(false);
+  const [tracked, untracked] = await withFakeServer(server.handle, async (origin) => [await send(origin, ['--local-id', 'lab-9']), await send(origin, [])]);
+  t.is(tracked.code, 1);
+  t.is(
+    tracked.stderr,
+    'meshbox: the store failed (HTTP 500)\nthe message may have been delivered all the same (recorded before its answer was lost or went wrong): ' +
+      'tracking knows no message with local id lab-9 yet, ' +
+      'but the server may still record it (up to 16 minutes after the send): before sending it again, check then with\n  meshbox track --local-id lab-9\n',
+  );
+  t.is(untracked.code, 1);
+  t.regex(untracked.stderr, /^meshbox: the store failed \(HTTP 500\)\nthe message may have been delivered all the same \(recorded before its answer was lost or went wrong\): before sending it again, check with the recipient/);
+  t.is(server.requests.filter((request) => request === 'POST /outbox').length, 2, 'one try each');
+});
+
+test('a one-chunk send answered 500 whose message tracking finds by its local id was sent: exit 0, its id printed, and stderr says why', async (t) => {
+  const cwd = await mkdtemp(join(work, 'send-'));
+  await writeFile(join(cwd, 'result.hl7'), 'MSH|');
+  // An earlier message carried the local id before: not this send's, and not taken for it.
+  const server = failsAfterRecording(true, 'EARLIER_ONE');
+  const result = await withFakeServer(server.handle, (origin) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', '--local-id', 'lab-9'], cwd));
+  t.is(result.code, 0, result.stderr);
+  t.is(result.stdout, 'NEW_ONE\n');
+  t.is(result.stderr, 'meshbox: the store failed (HTTP 500); but tracking finds message NEW_ONE with local id lab-9 recorded: it was sent (do not send it again)\n');
+
+  const before = failsAfterRecording(false, 'EARLIER_ONE');
+  const notYet = await withFakeServer(before.handle, (origin) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', '--local-id', 'lab-9'], cwd));
+  t.is(notYet.code, 1, 'the message that carried the local id before the send is not taken for it');
+  t.regex(notYet.stderr, /tracking knows no message with local id lab-9 yet/);
 });
 
 test('a one-chunk send whose connection is never made (TCP taken, no TLS answer) sent nothing: retried, then "cannot reach", no doubt raised', async (t) => {
@@ -742,12 +807,16 @@ test('meshbox send whose answer is cut off before the message id says the messag
   const cwd = await mkdtemp(join(work, 'send-'));
   await writeFile(join(cwd, 'result.hl7'), 'MSH|');
   const { requests, handle } = jsonCutOff({ message_id: MESSAGE_ID }, () => true);
-  const result = await withFakeServer(handle, (origin) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', '--local-id', 'lab 8'], cwd));
+  // The local id's lookups (before the send, and after it) know no message carrying it.
+  const sendCutOff: FakeHandler = (request, body, response) =>
+    request.url?.includes('/outbox/tracking/') ? response.writeHead(404, { 'content-type': 'application/json' }).end('{}') : handle(request, body, response);
+  const result = await withFakeServer(sendCutOff, (origin) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', '--local-id', 'lab 8'], cwd));
   t.is(result.code, 1);
   t.is(
     result.stderr,
     "meshbox: the server answered HTTP 202, but the connection closed before the whole answer arrived\n" +
-      "the server took the message (only its id lost): do not send it again; to find it, check with\n  meshbox track --local-id 'lab 8'\n",
+      "the server took the message (only its id lost): do not send it again; tracking knows no message with local id 'lab 8' yet, " +
+      "but the server may still record it (up to 16 minutes after the send): to find it, check then with\n  meshbox track --local-id 'lab 8'\n",
   );
   t.deepEqual(sendsAndQuestions(requests), { sends: 1, others: ['GET /_ping'] });
 });

@@ -84,8 +84,15 @@ export class AcceptedWithoutIdError extends Error {
   }
 }
 
-/** A gateway's answers (Bad Gateway, Gateway Timeout) that it may give after passing the request on: the server may have acted on it. */
-export const GATEWAY_FAILURES: ReadonlySet<number> = new Set([502, 504]);
+/**
+ * Whether an error answer leaves open that the server acted on the request all the same: a
+ * server's own failure (500 and the like: it may have failed after recording it), or a gateway's
+ * (502, 504: given after passing the request on). Not 501 (Not Implemented: nothing was done), nor
+ * 503, which servers give without acting on a request (see the transport's RetryPolicy).
+ */
+export function answeredInDoubt(status: number): boolean {
+  return status >= 500 && status <= 599 && status !== 501 && status !== 503;
+}
 
 /** A connection not made (TCP and TLS) within the idle timeout: Node has no code for it. Nothing was sent. */
 export const CONNECT_TIMEOUT = 'ECONNECTTIMEOUT';

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
-import { ANSWER_DEADLINE, AnswerCutOffError, CONNECT_TIMEOUT, errorCode, GATEWAY_FAILURES, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { ANSWER_DEADLINE, AnswerCutOffError, answeredInDoubt, CONNECT_TIMEOUT, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
 import { SendTries } from './send-tries.ts';
 
 /**
@@ -27,7 +27,8 @@ export type RequestBody = Buffer | Readable | (() => Readable);
  *   cannot be told apart; idle sockets are closed early so that stale ones are rare, see
  *   IDLE_SOCKET_MS), only when `repeatable()` says the server answers a send repeated with its
  *   token with the first try's message (meshbox), and then as `idempotent` ones are; so is a
- *   gateway's 502 or 504, which it may give after passing the send on. Should no
+ *   server's 500 (it may have failed after recording the send) or a gateway's 502 or 504, which
+ *   it may give after passing the send on (answeredInDoubt). Should no
  *   later attempt be answered 2xx, the send stays in doubt: that attempt's failure is the error
  *   (a 503 the retries outlast, say, does not tell the first try's fate).
  */
@@ -272,13 +273,13 @@ export class HttpsTransport {
         throw failure(connectionError);
       }
       const status = response.statusCode ?? 0;
-      if (tries && GATEWAY_FAILURES.has(status)) {
-        const gatewayFailure = await this.#errorFrom(status, response);
-        if (await repeatInDoubt(tries, gatewayFailure, canRetry)) {
+      if (tries && answeredInDoubt(status)) {
+        const serverFailure = await this.#errorFrom(status, response);
+        if (await repeatInDoubt(tries, serverFailure, canRetry)) {
           await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
           continue;
         }
-        throw failure(gatewayFailure);
+        throw failure(serverFailure);
       }
       if (canRetry && retryableStatus(request.retry, status)) {
         // The server may say when to come back (429, 503); never sooner than our own backoff.

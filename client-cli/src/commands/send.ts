@@ -4,8 +4,10 @@ import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { AcceptedWithoutIdError, AnswerCutOffError, CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
-import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, sendFile, type UploadResult } from '../transfer/upload.ts';
-import type { CliContext } from './context.ts';
+import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, type UploadResult } from '../transfer/upload.ts';
+import { IN_DOUBT_MS } from '../transfer/send-by-local-id.ts';
+import { sendFileFindingItAgain, StillInDoubtError } from '../transfer/send-found-again.ts';
+import { type CliContext, errorLine } from './context.ts';
 import { messageIdArgument } from './message-id-argument.ts';
 import { interruption, stopSignal } from './interruption.ts';
 import {
@@ -83,15 +85,28 @@ function howToCheckDelivery(flags: SendFlags): string {
     : `check with\n  meshbox track --local-id ${shellWord(flags.localId)}`;
 }
 
+/** What tracking said of a one-chunk send in doubt, and how to check (`purpose`: 'before sending it again', say). */
+function stillInDoubt(error: StillInDoubtError, purpose: string): string {
+  const localId = shellWord(error.localId);
+  return error.found === 'several'
+    ? `several messages carry local id ${localId}, so tracking cannot tell which is this one: ${purpose}, check with the recipient`
+    : `tracking knows no message with local id ${localId} yet, but the server may still record it (up to ${IN_DOUBT_MS / 60_000} minutes after the send): ` +
+        `${purpose}, check then with\n  meshbox track --local-id ${localId}`;
+}
+
 /** A failed chunk's error, with what to do about it. */
-function explained(error: unknown, flags: SendFlags, typed: readonly string[]): unknown {
-  if (!(error instanceof ChunkUploadError)) return error;
+function explained(failure: unknown, flags: SendFlags, typed: readonly string[]): unknown {
+  // Tracking asked already (send --local-id): what it found says how to check.
+  const error = failure instanceof StillInDoubtError ? failure.cause : failure;
+  if (!(error instanceof ChunkUploadError)) return failure;
   if (mayHaveBeenSent(error)) {
-    const doubt =
-      error.cause instanceof AnswerCutOffError || error.cause instanceof AcceptedWithoutIdError
-        ? 'the server took the message (only its id lost): do not send it again; to find it'
-        : 'the message may have been delivered all the same (only the answer lost): before sending it again';
-    return new Error(`${error.message}\n${doubt}, ${howToCheckDelivery(flags)}`, { cause: error });
+    const taken = error.cause instanceof AnswerCutOffError || error.cause instanceof AcceptedWithoutIdError;
+    const purpose = taken ? 'to find it' : 'before sending it again';
+    const doubt = taken
+      ? 'the server took the message (only its id lost): do not send it again;'
+      : 'the message may have been delivered all the same (recorded before its answer was lost or went wrong):';
+    const check = failure instanceof StillInDoubtError ? stillInDoubt(failure, purpose) : `${purpose}, ${howToCheckDelivery(flags)}`;
+    return new Error(`${error.message}\n${doubt} ${check}`, { cause: failure });
   }
   if (refusesChunkSize(error.cause)) {
     return new Error(`${error.message}; ${CHUNK_SIZE_ADVICE}`, { cause: error });
@@ -162,9 +177,13 @@ export function registerSendCommand(program: Command, context: CliContext): void
         '--quiet) only the result goes out, on stdout. A send that fails part-way, or that Ctrl-C,',
         'SIGTERM or SIGHUP stop (exit 130, 143 or 129), says on stderr which message it left incomplete',
         'and how to resume it.',
-        'A one-chunk send whose connection breaks after it went out may have been delivered: the error says',
-        'so, and how to check (meshbox track --local-id, when given one) before sending it again. One whose',
-        '202 answer breaks off before the message id was delivered: the error says not to send it again.',
+        'A one-chunk send whose connection breaks after it went out, or that the server answers 500 (or a',
+        'gateway 502 or 504), may have been delivered. With --local-id, send asks tracking which message carries',
+        'it before the send (that one is not this one) and again after such a failure: found, the message was',
+        'sent (exit 0, its id printed, stderr says what failed); not found, the error says the server may still',
+        'record it and how to check (meshbox track --local-id) before sending it again (exit 1). Without',
+        '--local-id, the error says to check with the recipient. One whose 202 answer breaks off before the',
+        'message id was delivered: the error says not to send it again.',
         'A file that changes while a chunk of it is read (its size or modification time) stops the send before',
         'that chunk is complete, so the server stores nothing garbled (exit 1: send it again once it is written).',
         'The last chunk stored whose answer was lost: tracking tells whether the message is complete, and so it is sent.',
@@ -200,7 +219,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
           command,
           (client) =>
             flags.resume === undefined
-              ? sendFile(client, {
+              ? sendFileFindingItAgain(client, {
                   ...upload,
                   message: {
                     to: flags.to ?? '',
@@ -237,6 +256,13 @@ export function registerSendCommand(program: Command, context: CliContext): void
           throw explained(error, flags, context.argv);
         });
 
+      if ('sendFailure' in result) {
+        // Said whatever the flags: the log must show why a send that reported a failure is not one.
+        context.io.stderr(
+          `${errorLine(result.sendFailure)}; but tracking finds message ${result.messageId} with local id ` +
+            `${shellWord(flags.localId ?? '')} recorded: it was sent (do not send it again)\n`,
+        );
+      }
       if (result.changedAfterSend) {
         // Said whatever the flags: the recipient has an older or partial copy, which someone must know.
         context.io.stderr(

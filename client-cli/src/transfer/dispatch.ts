@@ -20,6 +20,7 @@ import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 import { ChunkPlan } from './chunking.ts';
+import { findSendByLocalId, IN_DOUBT_MS, messageCarrying, SENT_STATUSES, trackIfKnown } from './send-by-local-id.ts';
 import { ChunkUploadError, EmptyFileError, mayHaveBeenSent, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
 
 export { CONTROL_SUFFIX } from './dispatch/control-file.ts';
@@ -333,13 +334,6 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
   return finish(options.folder, file, info, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
 }
 
-/**
- * How long a one-chunk send whose answer never came may yet be recorded by the server: a
- * meshbox server's request timeout (15 minutes) and a minute. Sending it again sooner could
- * deliver it twice.
- */
-export const IN_DOUBT_MS = 16 * 60_000;
-
 /** A try of a send going now, by the wall clock and the monotonic one (the journal notes both, or neither is right). */
 function attemptingNow(): Pick<Journal, 'attemptedAt' | 'attemptedOnBoot'> {
   return { attemptedAt: Date.now(), attemptedOnBoot: bootMoment() };
@@ -362,17 +356,6 @@ function refuseChangedAfterSend(file: string, sent: UploadResult): void {
   if (sent.changedAfterSend) throw new ChangedAfterSendError(file, sent.messageId, sent.bytes);
 }
 
-/** The id of the message carrying a local id: null when none does, 'several' when more than one does. */
-async function messageCarrying(client: MeshClient, localId: string): Promise<string | 'several' | null> {
-  try {
-    return await client.messageIdForLocalId(localId);
-  } catch (error) {
-    if (error instanceof MeshClientError && error.status === 404) return null;
-    if (error instanceof MeshClientError && error.status === 300) return 'several';
-    throw error;
-  }
-}
-
 /** What an earlier run's message was sent with (the control file may have changed, or be gone, since). */
 function sentWith(previous: TrackingInfo, file: string): MessageFields {
   return {
@@ -384,39 +367,24 @@ function sentWith(previous: TrackingInfo, file: string): MessageFields {
   };
 }
 
-/** Statuses of a message whose upload is complete: it went, whatever became of it since. */
-const SENT_STATUSES = new Set(['accepted', 'acknowledged', 'undeliverable']);
-
 /** The message an interrupted run sent for this file, if the server has it. */
 async function findEarlierSend(client: MeshClient, journal: Journal): Promise<TrackingInfo | undefined> {
   if (journal.messageId !== null) return trackIfKnown(client, journal.messageId);
-  const messageId = await messageCarrying(client, journal.localId);
-  if (messageId === 'several' || (messageId !== null && journal.earlier === 'several')) {
+  const found = await findSendByLocalId(client, {
+    localId: journal.localId,
+    earlier: journal.earlier,
+    to: journal.sentTo,
+    workflowId: journal.sentWorkflowId,
+    fileName: journal.sentFileName,
+  });
+  if (found === 'several') {
     throw new RefusedFileError(
       `an earlier run was cut short while sending it, and several messages carry its local id ${journal.localId}, ` +
         'so whether it went cannot be told from here: ask the recipient, or compare sent/ receipts, and put it back ' +
         'into the folder (with a local id of its own in its control file) if it did not',
     );
   }
-  // The message that carried the local id before this file's send is not this file's.
-  if (messageId === null || messageId === journal.earlier) return undefined;
-  const found = await trackIfKnown(client, messageId);
-  // A control file's local id may have gone on another file's message since (one sent while this one waited).
-  const same =
-    found !== undefined &&
-    (found.recipient ?? '').toUpperCase() === journal.sentTo.toUpperCase() &&
-    found.workflow_id === journal.sentWorkflowId &&
-    (found.filename ?? '') === journal.sentFileName;
-  return same ? found : undefined;
-}
-
-async function trackIfKnown(client: MeshClient, messageId: string): Promise<TrackingInfo | undefined> {
-  try {
-    return await client.track(messageId);
-  } catch (error) {
-    if (error instanceof MeshClientError && error.status === 404) return undefined;
-    throw error;
-  }
+  return found;
 }
 
 /**

@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { AcceptedWithoutIdError, AnswerCutOffError, GATEWAY_FAILURES, MeshClientError, MeshConnectionError } from '../client/errors.ts';
+import { AcceptedWithoutIdError, AnswerCutOffError, answeredInDoubt, MeshClientError, MeshConnectionError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan } from './chunking.ts';
@@ -103,15 +103,15 @@ export function mayHaveBeenSent(error: unknown): boolean {
 
 /**
  * Whether a failed upload request may all the same have been stored: its connection broke, or it
- * was stopped, once the request could have gone out whole (only the answer lost); a gateway
- * before the server failed after passing it on (502, 504); or its answer said it had (a 2xx whose
- * message id was cut off or cannot be read). A refusal, a connection never made, or a failing
- * file did not.
+ * was stopped, once the request could have gone out whole (only the answer lost); the server
+ * failed (500), or a gateway before it did after passing it on (502, 504), perhaps after it was
+ * recorded (answeredInDoubt); or its answer said it had (a 2xx whose message id was cut off or
+ * cannot be read). A refusal, a connection never made, or a failing file did not.
  */
 export function requestMayHaveArrived(cause: unknown): boolean {
   return (
     (cause instanceof MeshConnectionError && cause.mayHaveArrived) ||
-    (cause instanceof MeshClientError && GATEWAY_FAILURES.has(cause.status)) ||
+    (cause instanceof MeshClientError && answeredInDoubt(cause.status)) ||
     cause instanceof AnswerCutOffError ||
     cause instanceof AcceptedWithoutIdError ||
     (cause instanceof Error && cause.name === 'AbortError')
@@ -131,7 +131,7 @@ export class FileChangedError extends Error {
 /** Statuses of a message whose every chunk has been stored. */
 const COMPLETE_STATUSES = new Set(['accepted', 'acknowledged']);
 
-async function fileStats(path: string): Promise<Stats> {
+export async function fileStats(path: string): Promise<Stats> {
   const info = await stat(path).catch((error: Error) => {
     throw new Error(`cannot read ${path}: ${error.message}`);
   });
@@ -254,15 +254,13 @@ class ChunkSender {
   }
 
   /** The file as it is now, when it differs from what the send began with; undefined when the same, or gone (or unreadable). */
-  async #changed(): Promise<Stats | undefined> {
-    const now = await stat(this.#path).catch(() => undefined);
-    return now !== undefined && this.#differs(now) ? now : undefined;
+  #changed(): Promise<Stats | undefined> {
+    return changedFile(this.#path, this.#file);
   }
 
-  /** The chunks are cut by offset: a file that changes mid-send would make a garbled message. */
   async #checkUnchanged(): Promise<void> {
     const now = await fileStats(this.#path);
-    if (this.#differs(now)) throw new FileChangedError(this.#path, this.#file, now);
+    if (differs(now, this.#file)) throw new FileChangedError(this.#path, this.#file, now);
   }
 
   /** A file removed meanwhile was read whole from the handle opened before, unchanged: only one there now is compared. */
@@ -270,10 +268,17 @@ class ChunkSender {
     const changed = await this.#changed();
     if (changed !== undefined || read !== span.length) throw new FileChangedError(this.#path, this.#file, changed);
   }
+}
 
-  #differs(now: Stats): boolean {
-    return now.size !== this.#file.size || now.mtimeMs !== this.#file.mtimeMs;
-  }
+/** The chunks are cut by offset: a file that changes mid-send would make a garbled message. */
+function differs(now: Stats, taken: Stats): boolean {
+  return now.size !== taken.size || now.mtimeMs !== taken.mtimeMs;
+}
+
+/** The file at `path` as it is now, when it differs from `taken`; undefined when the same, or gone (or unreadable). */
+export async function changedFile(path: string, taken: Stats): Promise<Stats | undefined> {
+  const now = await stat(path).catch(() => undefined);
+  return now !== undefined && differs(now, taken) ? now : undefined;
 }
 
 /** Stopped with the client: a stop asked for while a large file is read takes effect at once. */
