@@ -450,8 +450,9 @@ async function sendLosingAnswers(lose: (method: string, url: string) => boolean,
   await utimes(path, aMinuteAgo, aMinuteAgo);
   const proxy = await proxyFor(lab, (method, url) => (lose(method, url) ? 'answerLost' : 'pass'));
   try {
-    // A timeout a loaded machine's answers to the chunks before stay well within (each lost answer waits it out).
-    const args = ['--profile', lab.profile, '--url', proxy.origin, '--timeout', '10', 'send', path, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '1000', '--retries', '1'];
+    // A timeout a loaded machine's answers to the chunks before stay well within (each lost answer
+    // waits it out): a loaded CI run was seen to leave chunk 1 unanswered for 10 s.
+    const args = ['--profile', lab.profile, '--url', proxy.origin, '--timeout', '15', 'send', path, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '1000', '--retries', '1'];
     const running = runCli(args);
     void proxy.stalled((event) => event.action === 'answerLost').then(() => onLost(path));
     const run = await bounded(running, 'the send to end');
