@@ -216,6 +216,20 @@ test('control codes in what the server says are shown escaped, not sent to the t
   t.deepEqual(tracked.stdout.trimEnd().split('\n'), [`message  ${MESSAGE_ID}`, 'status   accepted, waiting\\nacknowledged  2026-01-01', 'subject  a\\tb']);
 });
 
+test('--json output escapes C1 controls and text-reordering characters from the server (JSON.stringify leaves them): the same JSON, nothing for the terminal to act on', async (t) => {
+  const cwd = await folder();
+  const subject = 'urgent\u009b2J \u202eTXE.exe';
+  const tracked = await against((_request, response) => json(response, 200, { message_id: MESSAGE_ID, status: 'accepted', subject }), ['track', MESSAGE_ID, '--json'], cwd);
+  t.is(tracked.code, 0, tracked.stderr);
+  const name = 'GP1\u202e62X \u0085';
+  const found = await against((_request, response) => json(response, 200, { results: [{ mailbox_id: 'X26OT001', mailbox_name: name }] }), ['lookup', 'WF', '--json'], cwd);
+  t.is(found.code, 0, found.stderr);
+  for (const [output, text] of [[tracked.stdout, subject], [found.stdout, name]] as const) {
+    t.false(/[\u007f-\u009f\u202e]/.test(output), JSON.stringify(output));
+    t.true(JSON.stringify(JSON.parse(output)).includes(JSON.stringify(text).slice(1, -1)), 'the same JSON, read back');
+  }
+});
+
 test("a sender's subject and file name with C1 control codes (HTTP carries Latin-1) reach the saved <ID>.json escaped: the same JSON, and no control sequence for a terminal that shows it", async (t) => {
   const cwd = await folder();
   const subject = 'urgent\u009b2J\u0085done';

@@ -30,6 +30,16 @@ export function printable(text: string): string {
   return text.replace(UNPRINTABLE, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/**
+ * JSON text of a value that may hold untrusted text, safe for a terminal and still the same
+ * JSON: JSON.stringify escapes C0 controls but writes C1 controls (U+009B is CSI to xterm) and
+ * the invisible characters as they are; printable escapes them as `\uXXXX`, which JSON reads back
+ * as the same characters.
+ */
+export function printableJson(value: unknown, indent?: number): string {
+  return printable(JSON.stringify(value, null, indent));
+}
+
 /** printable, and on one line: a line break or tab in a field cannot make what looks like another entry. */
 export function printableLine(text: string): string {
   return printable(text).replace(/[\n\t]/g, (control) => (control === '\n' ? '\\n' : '\\t'));

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { MessageMetadata } from '../client/message-metadata.ts';
-import { printable } from '../client/untrusted-text.ts';
+import { printableJson } from '../client/untrusted-text.ts';
 import { formatChecksum } from './checksum.ts';
 import type { DownloadResult } from './download.ts';
 import { readPlainJsonFile } from './plain-json-file.ts';
@@ -45,11 +45,11 @@ function describeMessage(metadata: MessageMetadata, messageId: string, download:
 /**
  * The JSON text of describeMessage, as a file holds it. JSON.stringify escapes C0 controls but
  * writes DEL and the C1 controls as they are, and a sender's header may carry them (HTTP
- * carries Latin-1): printable escapes those too, the file is the same JSON, and `cat` of it
+ * carries Latin-1): printableJson escapes those too, the file is the same JSON, and `cat` of it
  * sends a terminal no control sequence (U+009B is CSI to xterm).
  */
 export function messageDescriptionText(metadata: MessageMetadata, messageId: string, download: DownloadResult | undefined): string {
-  return `${printable(JSON.stringify(describeMessage(metadata, messageId, download), null, 2))}\n`;
+  return `${printableJson(describeMessage(metadata, messageId, download), 2)}\n`;
 }
 
 /** Far more than a description holds (its headers, at most Node's 16 KiB of them, escaped). */

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { printable, printableLine } from '../../client/untrusted-text.ts';
+import { printableJson, printableLine } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 
@@ -14,7 +14,7 @@ export function registerAuditCommands(admin: Command): void {
       const entries = await withAdminStores(({ auditLog }) => auditLog.tail(options.tail));
       for (const entry of entries) {
         if (options.json) {
-          console.log(printable(JSON.stringify({ ...entry, at: entry.at.toISOString() })));
+          console.log(printableJson({ ...entry, at: entry.at.toISOString() }));
           continue;
         }
         const about = [entry.messageId, entry.subject, entry.detail].filter(Boolean).join(' ');

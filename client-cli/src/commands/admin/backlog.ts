@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { mapInBatches } from '../../../../shared/src/batches.ts';
 import type { LastHandshake } from '../../../../server/src/store/mailboxes.ts';
 import type { InboxBacklog } from '../../../../server/src/store/messages.ts';
-import { printable, printableLine } from '../../client/untrusted-text.ts';
+import { printableJson, printableLine } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 
@@ -65,7 +65,7 @@ export function registerBacklogCommand(admin: Command): void {
           lastHandshakeAt: entry.lastHandshake?.at.toISOString() ?? null,
         }));
         // Names are what an admin typed: C1 controls and invisible characters (which JSON leaves as they are) escaped.
-        console.log(printable(JSON.stringify(described, null, 2)));
+        console.log(printableJson(described, 2));
         return;
       }
       for (const entry of listed) {

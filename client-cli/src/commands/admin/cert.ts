@@ -7,7 +7,7 @@ import { describeCertificate, publicKeyFingerprint } from '../../../../shared/sr
 import { dayCount, daysLeft } from '../../../../shared/src/pki/validity.ts';
 import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
 import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
-import { printable, printableLine } from '../../client/untrusted-text.ts';
+import { printableJson, printableLine } from '../../client/untrusted-text.ts';
 import { loadPki } from '../pki.ts';
 import { type AdminStores, auditIfReachable, withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
@@ -226,7 +226,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
         .filter((certificate) => options.expiringWithin === undefined || due(certificate.daysLeft, certificate.holder, options.expiringWithin));
       if (options.json) {
         const described = listed.map(({ serialNumber, holder, notAfter, daysLeft, revoked }) => ({ serial: serialNumber, holder, notAfter: notAfter?.toISOString() ?? null, daysLeft, revoked }));
-        console.log(printable(JSON.stringify(described, null, 2)));
+        console.log(printableJson(described, 2));
         return;
       }
       for (const { serialNumber, holder, notAfter, daysLeft, revoked } of listed) {

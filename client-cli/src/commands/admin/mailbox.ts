@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadPki } from '../pki.ts';
-import { printable, printableLine } from '../../client/untrusted-text.ts';
+import { printableJson, printableLine } from '../../client/untrusted-text.ts';
 import { parseMailboxId, parseNewMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import type { Mailbox, MailboxProfile } from '../../../../server/src/store/mailboxes.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -146,7 +146,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       const mailboxes = await withAdminStores(({ mailboxes: store }) => store.list());
       if (options.json) {
         // What a client said at its handshake is its own text: C1 controls and invisible characters (which JSON leaves as they are) escaped.
-        console.log(printable(JSON.stringify(mailboxes.map(describe), null, 2)));
+        console.log(printableJson(mailboxes.map(describe), 2));
         return;
       }
       for (const entry of mailboxes) {
@@ -177,7 +177,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         };
       });
       if (!shown) throw new Error(`no mailbox ${mailboxId}`);
-      console.log(printable(JSON.stringify(shown, null, 2)));
+      console.log(printableJson(shown, 2));
     });
 
   mailbox

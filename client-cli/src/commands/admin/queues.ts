@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { LIFECYCLE_QUEUE } from '../../../../server/src/jobs/queue-name.ts';
-import { printable, printableLine } from '../../client/untrusted-text.ts';
+import { printableJson, printableLine } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
 import { countOption } from './count-option.ts';
 
@@ -16,7 +16,7 @@ export function registerQueueCommands(admin: Command): void {
         const counts = await schedule.counts(new Date());
         const failing = await schedule.failures(options.failed);
         if (options.json) {
-          console.log(printable(JSON.stringify([{ queue: LIFECYCLE_QUEUE, counts, failing }], null, 2)));
+          console.log(printableJson([{ queue: LIFECYCLE_QUEUE, counts, failing }], 2));
           return;
         }
         console.log(`${LIFECYCLE_QUEUE}: scheduled ${counts.scheduled}, due ${counts.due}, failing ${counts.failing}, held by workers ${counts.held}`);
