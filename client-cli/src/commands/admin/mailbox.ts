@@ -184,11 +184,12 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     .command('enable <id>')
     .description('allow the mailbox to connect and receive again (what its disabling returned to senders stays returned)')
     .action(async (id: string) => {
+      const mailboxId = parseMailboxId(id);
       await withAdminStores(async ({ mailboxes, audit }) => {
-        if (!(await mailboxes.setActive(parseMailboxId(id), true))) throw new Error(`no mailbox ${id.toUpperCase()}`);
-        await audit('mailbox.enable', parseMailboxId(id));
+        if (!(await mailboxes.setActive(mailboxId, true))) throw new Error(`no mailbox ${mailboxId}`);
+        await audit('mailbox.enable', mailboxId);
       });
-      console.log(`mailbox ${id.toUpperCase()} enabled`);
+      console.log(`mailbox ${mailboxId} enabled`);
     });
   mailbox
     .command('disable <id>')
@@ -196,10 +197,11 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       "deactivate the mailbox (MESH's deactivation): it can neither connect nor receive, and the messages waiting in its inbox go back to their senders as undeliverable, each with a non-delivery report",
     )
     .action(async (id: string) => {
+      const mailboxId = parseMailboxId(id);
       const waiting = await withAdminStores(async ({ mailboxes, messages, schedule, audit, mailboxCacheMs }) => {
-        if (!(await mailboxes.setActive(parseMailboxId(id), false))) throw new Error(`no mailbox ${id.toUpperCase()}`);
-        await audit('mailbox.disable', parseMailboxId(id));
-        const scan = () => checkInboxNow({ messages, schedule }, parseMailboxId(id), new Date());
+        if (!(await mailboxes.setActive(mailboxId, false))) throw new Error(`no mailbox ${mailboxId}`);
+        await audit('mailbox.disable', mailboxId);
+        const scan = () => checkInboxNow({ messages, schedule }, mailboxId, new Date());
         const first = await scan();
         // A send that read the mailbox as active just before (servers keep it for their mailbox
         // cache time, each its own) may deliver after the scan: a second scan finds it, and a
@@ -211,6 +213,6 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         waiting === 0
           ? 'no messages were waiting'
           : `${waiting === 1 ? '1 waiting message goes back to its sender' : `${waiting} waiting messages go back to their senders`} as undeliverable at the lifecycle worker's next sweep`;
-      console.log(`mailbox ${id.toUpperCase()} disabled: ${returned}`);
+      console.log(`mailbox ${mailboxId} disabled: ${returned}`);
     });
 }
