@@ -1,6 +1,7 @@
 // Resumable downloads at their edges: a stop during the final check, a message gone between runs,
 // a hostile or crash-left file where the partial file or its note would be.
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import fsPromises, { link, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
@@ -364,6 +365,29 @@ test.serial('on a file system without hard links a download of several chunks is
   t.is(await downloadOutcome(several.handle, cwd2), 'saved', 'two chunks: the new download lock must not need link()');
   restore();
   t.true((await readFile(join(cwd2, 'result.bin')).catch(() => Buffer.alloc(0))).equals(several.whole));
+});
+
+// Without hard links, a file written under a temporary name cannot be linked into place, which
+// fails when the name is taken; a rename would replace what took it.
+test.serial("on a file system without hard links a file that appears at <ID>.json during the download is left as it is: the message is neither saved nor acknowledged", async (t) => {
+  patch('link', async () => {
+    throw errno('EPERM', 'operation not permitted, link');
+  });
+  const folder = await mkdtemp(join(work, 'nolinks-appears-'));
+  const description = join(folder, `${MESSAGE_ID}.json`);
+  const users = '{"the user\'s": "own file"}\n';
+  const message = twoChunks(randomBytes(1_000), () => 'serve');
+  const result = await withFakeServer(
+    (request, body, response) => {
+      if (pathOf(request.url).endsWith('/2')) writeFileSync(description, users);
+      message.handle(request, body, response);
+    },
+    (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder),
+  );
+  t.is(result.code, 1);
+  t.regex(result.stderr, new RegExp(`${description} appeared during the download and is not meshbox's earlier save of message ${MESSAGE_ID}`));
+  t.is(await readFile(description, 'utf8'), users);
+  t.false(message.requests.some((request) => request.startsWith('PUT')), 'not acknowledged');
 });
 
 // A receive folder keeps what it received: a year of results is over a million files, which a

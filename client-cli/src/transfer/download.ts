@@ -1,10 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
-import { constants, copyFile, type FileHandle, link, lstat, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, lstat, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
-import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { answerCutOff, isGone, MeshClientError } from '../client/errors.ts';
 import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
@@ -12,7 +11,7 @@ import { backoffDelay } from '../client/transport.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
 import { DEFAULT_MIN_FREE_BYTES, DiskFullError, DiskSpaceError, ensureRoom, isDiskFull } from './disk-room.ts';
-import { writeFileAtomically } from './durable-files.ts';
+import { placeWithoutReplacing, writeFileAtomically } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
 import { discardPartialsOf, type DownloadOf, type KeptChunks, keptWhole, openPartialFile, type PartialFile, placedUnfinished } from './partial-download.ts';
@@ -168,22 +167,15 @@ async function refuseTarget(download: DownloadOf, overwrite: boolean): Promise<v
 }
 
 /**
- * Puts the finished file at the target in one step. Unless overwriting, by a hard link, which
- * (unlike a rename) fails when the name exists: a file that appeared there during the
- * download is kept. Where there are no hard links, a copy that will not replace a file does
- * the same, though a reader may then see the file before it is whole. The temporary name
- * stays until the partial file is finished.
+ * Puts the finished file at the target in one step. Unless overwriting, without replacing
+ * anything there (placeWithoutReplacing): a file that appeared there during the download is
+ * kept. The temporary name stays until the partial file is finished.
  */
 async function moveIntoPlace(temporary: string, target: string, overwrite: boolean): Promise<void> {
   if (overwrite) return rename(temporary, target);
-  await link(temporary, target)
-    .catch((error: NodeJS.ErrnoException) => {
-      if (!NO_HARD_LINKS.has(error.code ?? '')) throw error;
-      return copyFile(temporary, target, constants.COPYFILE_EXCL);
-    })
-    .catch((error: NodeJS.ErrnoException) => {
-      throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
-    });
+  await placeWithoutReplacing(temporary, target).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
+  });
 }
 
 /** Writes to the file go in batches of about this much. */

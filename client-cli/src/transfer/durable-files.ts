@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, lstat, open, readdir, rename, rm } from 'node:fs/promises';
+import { constants, copyFile, link, lstat, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 
@@ -54,22 +54,26 @@ export async function writeFileAtomically(path: string, text: string, options: A
     await handle.writeFile(text);
     await handle.sync();
     await handle.close();
-    // A hard link fails when the path is taken, where a rename would replace it (without hard
-    // links, a rename after all: callers have made sure the path was free).
-    if (options.replace === false) {
-      await link(temporary, path).catch((error: NodeJS.ErrnoException) => {
-        if (!NO_HARD_LINKS.has(error.code ?? '')) throw error;
-        return rename(temporary, path);
-      });
-    } else {
-      await rename(temporary, path);
-    }
+    await (options.replace === false ? placeWithoutReplacing(temporary, path) : rename(temporary, path));
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;
   } finally {
     await rm(temporary, { force: true });
   }
+}
+
+/**
+ * Gives the finished file at `from` the name `to`, failing with EEXIST when anything (a file, a
+ * link) is there, where a rename would replace it: a hard link, `from` keeping its name. Where
+ * there are no hard links (FAT, many SMB mounts), a copy that will not replace a file either,
+ * though a reader may then see `to` before it is whole.
+ */
+export async function placeWithoutReplacing(from: string, to: string): Promise<void> {
+  await link(from, to).catch((error: NodeJS.ErrnoException) => {
+    if (!NO_HARD_LINKS.has(error.code ?? '')) throw error;
+    return copyFile(from, to, constants.COPYFILE_EXCL);
+  });
 }
 
 /**
