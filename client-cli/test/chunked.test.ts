@@ -11,7 +11,7 @@ import { MeshClient } from '../src/client/mesh-client.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { ChunkUploadError, FileChangedError, sendFile } from '../src/transfer/upload.ts';
 import type { ProgressFactory } from '../src/transfer/progress.ts';
-import { type CliResult, type MailboxFiles, runInProcess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { type CliResult, type MailboxFiles, runInProcess, savedIn, writeMailboxFiles } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 const MESSAGE_ID = /^\d{20}_[0-9A-F]{6}$/;
@@ -452,7 +452,7 @@ test("a gzipped message that would unzip past --min-free of the disk's free spac
   const receive = await as(recipient, ['receive', '.', '--min-free', beyondTheDisk], cwd);
   t.is(receive.code, 1);
   t.true(receive.stderr.includes(`lower --min-free (message ${messageId} stays in the inbox)`), receive.stderr);
-  t.deepEqual(await readdir(cwd), []);
+  t.deepEqual(await savedIn(cwd), []);
   t.true((await withClient(recipient, (client) => client.listInbox())).includes(messageId), 'not acknowledged');
 
   const saved = await as(recipient, ['receive', '.', '--min-free', '0'], cwd);

@@ -8,9 +8,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
@@ -18,6 +18,7 @@ import { mailboxRequest } from '../../test/support/http.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { readJournal } from '../src/transfer/dispatch/journal.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
+import { CLAIMS_FOLDER } from '../src/transfer/receive-claims.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { sendFile } from '../src/transfer/upload.ts';
 import { MAIN, mailboxPair, type MailboxFiles } from './support/cli-fixture.ts';
@@ -336,7 +337,7 @@ test('receive killed in chunk 3 of 3: the next run fetches only chunk 3, saves t
     await proxy.close();
   }
   const { partial, note, lock } = continuableNames(join(folder, `${messageId}_scan.bin`), messageId);
-  t.deepEqual((await readdir(folder)).sort(), ['.meshbox-receive.lock', lock, note, partial].sort(), 'what a kill leaves: the locks, the partial file and its note');
+  t.deepEqual((await readdir(folder)).sort(), ['.meshbox-receive.lock', CLAIMS_FOLDER, lock, note, partial].sort(), 'what a kill leaves: the locks, the claim, the partial file and its note');
   t.like(JSON.parse(await readFile(join(folder, note), 'utf8')), { messageId, chunks: 2, bytes: 400_000 });
 
   const watching = await proxyFor(gp, () => 'pass');
@@ -375,23 +376,36 @@ test('a one-chunk download killed before its file was moved into place: the next
 });
 
 // The payload is in place before its .json (a program watching the folder takes a message by its
-// .json): a kill in between leaves a payload no .json names, which the next run must know for its own.
-test('receive killed after the payload was put in place, before its .json was written: the next run knows the payload for its own, saves the message and acknowledges it', async (t) => {
-  const { lab, gp } = await pair();
-  const folder = await mkdtemp(join(work, 'placed-'));
-  const payload = randomBytes(3_000);
-  const messageId = await sendScan(lab, gp, payload, 1_000_000);
-  const args = ['--profile', gp.profile, 'receive', folder];
-  const killed = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'open', match: `\\.${messageId}\\.json\\.[0-9a-f]{8}\\.part` }) });
-  t.is(killed.signal, 'SIGKILL', killed.stderr);
-  t.deepEqual((await readdir(folder)).filter((name) => !name.startsWith('.')), [`${messageId}_scan.bin`], 'the payload in place, no .json');
-  const again = await runCli(args);
-  t.is(again.code, 0, again.stderr);
-  t.true((await readFile(join(folder, `${messageId}_scan.bin`))).equals(payload));
-  t.like(JSON.parse(await readFile(join(folder, `${messageId}.json`), 'utf8')), { messageId, payloadFile: `${messageId}_scan.bin` });
-  t.deepEqual((await readdir(folder)).filter((name) => name !== '.meshbox-receive.lock').sort(), [`${messageId}.json`, `${messageId}_scan.bin`].sort(), 'nothing hidden left');
-  t.deepEqual(await inboxOf(gp), []);
-});
+// .json): a kill in between leaves a payload no .json names, which the next run must know for its
+// own, by the claim the killed run wrote; also after a run in between that failed in an ordinary
+// way once it had begun the download again.
+for (const failedBetween of [false, true]) {
+  const title = failedBetween
+    ? 'receive killed after the payload was put in place, then a run that fails for want of room: the next run with room still knows the payload for its own, saves the message and acknowledges it'
+    : 'receive killed after the payload was put in place, before its .json was written: the next run knows the payload for its own, saves the message and acknowledges it';
+  test(title, async (t) => {
+    const { lab, gp } = await pair();
+    const folder = await mkdtemp(join(work, 'placed-'));
+    const payload = randomBytes(3_000);
+    const messageId = await sendScan(lab, gp, payload, 1_000_000);
+    const args = ['--profile', gp.profile, 'receive', folder];
+    const killed = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'open', match: `${basename(folder)}/\\.${messageId}\\.json\\.[0-9a-f]{8}\\.part` }) });
+    t.is(killed.signal, 'SIGKILL', killed.stderr);
+    t.deepEqual((await readdir(folder)).filter((name) => !name.startsWith('.')), [`${messageId}_scan.bin`], 'the payload in place, no .json');
+    if (failedBetween) {
+      const { bavail, bsize } = await statfs(folder);
+      const full = await runCli([...args, '--min-free', String(bavail * bsize + 2 ** 40)]);
+      t.is(full.code, 1, full.stderr);
+      t.regex(full.stderr, new RegExp(`would leave less than .* free .*message ${messageId} stays in the inbox`));
+    }
+    const again = await runCli(args);
+    t.is(again.code, 0, again.stderr);
+    t.true((await readFile(join(folder, `${messageId}_scan.bin`))).equals(payload));
+    t.like(JSON.parse(await readFile(join(folder, `${messageId}.json`), 'utf8')), { messageId, payloadFile: `${messageId}_scan.bin` });
+    t.deepEqual((await readdir(folder)).filter((name) => name !== '.meshbox-receive.lock').sort(), [`${messageId}.json`, `${messageId}_scan.bin`].sort(), 'nothing hidden left');
+    t.deepEqual(await inboxOf(gp), []);
+  });
+}
 
 // A one-chunk send whose answer is lost: the server has the message; the operator must not be
 // told only that the server "cannot be reached", or they may send it again by hand.

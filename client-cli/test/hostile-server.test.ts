@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import type { TestServer } from '../../test/support/harness.ts';
 import { safeFileName } from '../src/transfer/download.ts';
-import { type CliResult, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+import { type CliResult, type MailboxFiles, runInProcess, savedIn } from './support/cli-fixture.ts';
 import { prepareScriptedSetting, withFakeServer } from './support/fake-server.ts';
 
 // What the CLI does with answers a broken, misconfigured or hostile server gives: nothing saved,
@@ -133,7 +133,7 @@ test('a chunk that names another message than the one asked for is refused: down
     const result = await against(answer, args, cwd);
     t.is(result.code, 1, args[0]);
     t.regex(result.stderr, new RegExp(`asked for message ${MESSAGE_ID}, the server sent chunk 1 of message ${OTHER}`), args[0]);
-    t.deepEqual(await readdir(cwd), [], `${args[0]}: nothing saved`);
+    t.deepEqual(await savedIn(cwd), [], `${args[0]}: nothing saved`);
     t.false(result.requests.some((request) => request.startsWith('PUT')), `${args[0]}: nothing acknowledged`);
   }
 });
@@ -147,7 +147,7 @@ test('an answer that names no message (an inbox listing, say) is no download: do
     const result = await against(answer, args, cwd);
     t.is(result.code, 1, args[0]);
     t.regex(result.stderr, new RegExp(`asked for message ${MESSAGE_ID}, the server answered with no message id`), args[0]);
-    t.deepEqual(await readdir(cwd), [], `${args[0]}: nothing saved`);
+    t.deepEqual(await savedIn(cwd), [], `${args[0]}: nothing saved`);
     t.false(result.requests.some((request) => request.startsWith('PUT')), `${args[0]}: nothing acknowledged`);
   }
 });
@@ -178,7 +178,7 @@ test('a message whose HEAD and download disagree on its type (report or data) is
     );
     t.is(result.code, 1, `${head} then ${get}`);
     t.regex(result.stderr, new RegExp(`message ${MESSAGE_ID} was described as ${head} and downloaded as ${get}: nothing is saved or acknowledged`));
-    t.deepEqual(await readdir(cwd), [], `${head} then ${get}: nothing saved`);
+    t.deepEqual(await savedIn(cwd), [], `${head} then ${get}: nothing saved`);
     t.false(result.requests.some((request) => request.startsWith('PUT')), `${head} then ${get}: nothing acknowledged`);
   }
 });
@@ -375,6 +375,64 @@ test("receive replaces no file of the folder that is not its own earlier save of
     ['config.json', 'notes_plan.txt', `${MESSAGE_ID}.json`, `${MESSAGE_ID}_result.txt`].sort(),
     'nothing else written, nothing hidden left',
   );
+});
+
+/**
+ * An inbox of one-chunk messages, listed in the order given, each the sender's `file` holding
+ * `body`; a message `failing` names has its chunk answered 500.
+ */
+function inboxServing(messages: Record<string, { readonly file: string; readonly body: string }>, failing: ReadonlySet<string> = new Set()): Answer {
+  return (request, response) => {
+    const url = request.url ?? '';
+    if (url.endsWith('/inbox')) return json(response, 200, { messages: Object.keys(messages) });
+    const id = /\/inbox\/([^/?]+)/.exec(url)?.[1] ?? '';
+    if (request.method === 'PUT') return json(response, 200, { messageId: id });
+    if (request.method === 'GET' && failing.has(id)) return json(response, 500, { errorDescription: 'storage unavailable' });
+    chunk(response, 200, { 'mex-messageid': id, 'mex-chunk-range': '1:1', 'mex-filename': messages[id]!.file }, request.method === 'HEAD' ? '' : messages[id]!.body);
+  };
+}
+
+const acknowledged = (requests: readonly string[]): string[] =>
+  requests.filter((request) => request.startsWith('PUT')).map((request) => /\/inbox\/([^/]+)\//.exec(request)![1]!);
+
+// An id may hold `_`, so one message's `<ID>.json` can be another's `<ID>_<file>`: what a file
+// holds proves nothing, for the server wrote it.
+test("a server cannot forge receive's record of its own files: a description sent as another message's payload does not let a message replace the user's file it names", async (t) => {
+  const cwd = await folder();
+  const spreadsheet = "the user's own spreadsheet\n";
+  await writeFile(join(cwd, 'lab_results_2024.csv'), spreadsheet);
+  const forged = JSON.stringify({ messageId: 'lab_results', payloadFile: 'lab_results_2024.csv', mexHeaders: {} });
+  const result = await against(
+    inboxServing({ lab: { file: 'results.json', body: forged }, lab_results: { file: '2024.csv', body: 'from the server\n' } }),
+    ['receive', '.'],
+    cwd,
+  );
+  t.is(result.code, 1, result.stderr);
+  t.regex(result.stderr, /lab_results_2024\.csv is in the folder and is not meshbox's earlier save of message lab_results.*\(message lab_results stays in the inbox\)/);
+  t.is(await readFile(join(cwd, 'lab_results_2024.csv'), 'utf8'), spreadsheet);
+  t.is(await readFile(join(cwd, 'lab_results.json'), 'utf8'), forged, "message lab's payload is left as it is too");
+  t.deepEqual(acknowledged(result.requests), ['lab']);
+});
+
+test("two messages a server gives the same file name: while the first is not acknowledged the second is refused, and once it is, the second finds the file not its own; neither replaces the other's", async (t) => {
+  const cwd = await folder();
+  // `lab`'s payload, results.json, is saved as lab_results.json: the name of `lab_results`'s description.
+  const messages = { lab: { file: 'results.json', body: '{"from": "lab"}\n' }, lab_results: { file: '2024.csv', body: 'from the server\n' } };
+  const first = await against(inboxServing(messages, new Set(['lab'])), ['receive', '.', '--retries', '0'], cwd);
+  t.is(first.code, 1, first.stderr);
+  t.regex(
+    first.stderr,
+    /message lab_results would be saved as \S*lab_results\.json, which message lab \(not yet acknowledged\) is saved as, so it is not saved: the server gave the two messages the same file name \(message lab_results stays in the inbox\)/,
+  );
+  t.deepEqual(await savedIn(cwd), [], 'nothing of lab_results is saved where lab would be');
+  t.deepEqual(acknowledged(first.requests), []);
+
+  const second = await against(inboxServing(messages), ['receive', '.'], cwd);
+  t.is(second.code, 1, second.stderr);
+  t.regex(second.stderr, /lab_results\.json is in the folder and is not meshbox's earlier save of message lab_results/);
+  t.is(await readFile(join(cwd, 'lab_results.json'), 'utf8'), '{"from": "lab"}\n');
+  t.deepEqual(acknowledged(second.requests), ['lab']);
+  t.deepEqual((await readdir(cwd)).sort(), ['lab.json', 'lab_results.json'], "lab's claim is gone with its acknowledgement; lab_results keeps none");
 });
 
 /** Writes `text` to the socket a byte every 400 ms (after `first`, at once), never silent for --timeout; stops when the connection goes. */

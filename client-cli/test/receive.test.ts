@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +13,11 @@ import { startTestServer, type TestServer } from '../../test/support/harness.ts'
 import { mailboxRequest, sendMessage } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
-import { defaultFileName, downloadFile } from '../src/transfer/download.ts';
+import { defaultFileName } from '../src/transfer/download.ts';
 import { receiveInbox } from '../src/transfer/receive.ts';
+import { CLAIMS_FOLDER, writeClaim } from '../src/transfer/receive-claims.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { type InProcessOptions, MAIN, mailboxPair, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+import { type InProcessOptions, MAIN, mailboxPair, type MailboxFiles, runInProcess, savedIn } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
@@ -182,46 +183,40 @@ test('a message that cannot be saved stays in the inbox while the others are rec
   t.regex(received.stderr, /1 message not received/);
   t.true(received.stdout.includes(good));
   t.deepEqual(await inboxOf(gp), [badId]);
-  t.deepEqual((await readdir(into)).sort(), [`${good}.json`, `${good}_good.txt`]);
+  t.deepEqual((await savedIn(into)).sort(), [`${good}.json`, `${good}_good.txt`]);
 });
 
-test('a message is acknowledged only once its files are saved: when the .json cannot be written it stays in the inbox', async (t) => {
+test('a folder where the .json would go is left as it is: the message is neither saved nor acknowledged, and stays in the inbox', async (t) => {
   const { lab, gp } = await pair();
   const messageId = await sendFile(lab, gp, 'blocked.txt', Buffer.from('kept'));
   const into = await folder();
   await mkdir(join(into, `${messageId}.json`)); // a folder in the way of the metadata file
   const received = await as(gp, ['receive', into], work);
   t.is(received.code, 1);
-  t.regex(received.stderr, new RegExp(`message ${messageId} stays in the inbox`));
+  t.regex(received.stderr, new RegExp(`${messageId}\\.json is in the folder and is not meshbox's earlier save of message ${messageId}.*message ${messageId} stays in the inbox`));
   t.deepEqual(await inboxOf(gp), [messageId]);
-  t.deepEqual((await readdir(into)).filter((name) => name.startsWith('.')), [], 'no temporary file is left');
+  t.deepEqual(await readdir(into), [`${messageId}.json`], 'nothing written');
 });
 
-test('a payload put in place whose description then fails is taken out again: nothing of the message is left, so no later receive takes it for an unrelated file', async (t) => {
+// A claim whose message was acknowledged by another client of the mailbox, or expired, before a
+// receive here finished it is never released by an acknowledgement: it would keep its names from
+// other messages, and stay hidden in the folder, for good.
+test('receive removes claims left behind for 30 days as it starts a pass; a newer one stays', async (t) => {
   const { lab, gp } = await pair();
   const messageId = await sendFile(lab, gp, 'fbc.hl7', Buffer.from('full blood count'));
   const into = await folder();
-  const client = new MeshClient(gp.settings);
-  try {
-    const saving = downloadFile(client, {
-      messageId,
-      output: `${messageId}_fbc.hl7`,
-      cwd: into,
-      progress: noProgress,
-      overwrite: false,
-      onPlaced: async (placed) => {
-        t.is(await readFile(placed.path, 'utf8'), 'full blood count', 'in place when onPlaced runs');
-        throw new Error('no room for the description');
-      },
-    });
-    await t.throwsAsync(saving, { message: 'no room for the description' });
-  } finally {
-    client.close();
-  }
-  t.deepEqual(await readdir(into), []);
+  // Left behind by messages gone without their acknowledgement; the old one claims a name of the message sent.
+  await writeClaim(into, '20250101000000000000_0AAAAA', [`${messageId}_fbc.hl7`]);
+  await writeClaim(into, '20250101000000000000_0BBBBB', ['20250101000000000000_0BBBBB.json']);
+  const day = 24 * 60 * 60 * 1000;
+  const claimOf = (id: string) => join(into, CLAIMS_FOLDER, `${id}.json`);
+  await utimes(claimOf('20250101000000000000_0AAAAA'), new Date(Date.now() - 31 * day), new Date(Date.now() - 31 * day));
+  await utimes(claimOf('20250101000000000000_0BBBBB'), new Date(Date.now() - 29 * day), new Date(Date.now() - 29 * day));
   const received = await as(gp, ['receive', into], work);
   t.is(received.code, 0, received.stderr);
+  t.is(await readFile(join(into, `${messageId}_fbc.hl7`), 'utf8'), 'full blood count');
   t.deepEqual(await inboxOf(gp), []);
+  t.deepEqual(await readdir(join(into, CLAIMS_FOLDER)), ['20250101000000000000_0BBBBB.json']);
 });
 
 test('a listed message expired before it is fetched is skipped as gone, not counted as a failure', async (t) => {
@@ -276,7 +271,7 @@ test('a stop in the middle of a message leaves it unacknowledged in the inbox, w
   } finally {
     client.close();
   }
-  t.deepEqual(await readdir(into), []);
+  t.deepEqual(await savedIn(into), []);
   t.deepEqual(await inboxOf(gp), [messageId]);
 });
 

@@ -13,8 +13,9 @@ import type { TestServer } from '../../test/support/harness.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
+import { CLAIMS_FOLDER } from '../src/transfer/receive-claims.ts';
 import { noProgress, type ProgressFactory } from '../src/transfer/progress.ts';
-import { connectionSettings, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
+import { connectionSettings, type MailboxFiles, runInProcess, savedIn } from './support/cli-fixture.ts';
 import { type FakeHandler, prepareScriptedSetting } from './support/fake-server.ts';
 
 const MESSAGE_ID = '20260101000000000000_ABC123';
@@ -156,7 +157,7 @@ test('receive: a message whose kept chunks wait in the folder and that is gone (
   const cut = await withFakeServer(first.handle, (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder));
   t.is(cut.code, 1, cut.stderr);
   const names = continuableNames(join(folder, `${MESSAGE_ID}_result.bin`), MESSAGE_ID);
-  t.deepEqual((await readdir(folder)).sort(), [names.note, names.partial].sort(), 'chunk 1 kept');
+  t.deepEqual((await readdir(folder)).sort(), [CLAIMS_FOLDER, names.note, names.partial].sort(), 'chunk 1 kept, and the claim of its names');
   // The next pass lists it, but it is gone when fetched (acknowledged elsewhere, expired).
   const gone = twoChunks(randomBytes(10), (path) => (path === '/inbox' ? 'serve' : 'gone'));
   const again = await withFakeServer(gone.handle, (origin) => cli(origin, ['receive', '.'], folder));
@@ -192,7 +193,7 @@ test('receive says which whole chunks it keeps of a message cut short, by a fail
   t.is(failed.code, 1);
   t.true(failed.stderr.startsWith('meshbox: chunk 2 could not be read: '), failed.stderr);
   t.true(failed.stderr.endsWith(` (message ${MESSAGE_ID} stays in the inbox; ${kept})\nmeshbox: 1 message not received (see above)\n`), failed.stderr);
-  t.deepEqual((await readdir(folder)).sort(), [names.note, names.partial].sort());
+  t.deepEqual((await readdir(folder)).sort(), [CLAIMS_FOLDER, names.note, names.partial].sort());
 
   // The user stops the run while it continues with chunk 2 (a single run; then --watch, whose handshake is answered).
   for (const watch of [false, true]) {
@@ -209,7 +210,7 @@ test('receive says which whole chunks it keeps of a message cut short, by a fail
     t.is(result.code, watch ? 0 : 130, result.stderr);
     t.is(result.stderr, `meshbox: stopped by SIGINT: message ${MESSAGE_ID} stays in the inbox; ${kept}\n`);
     t.false(message.requests.some((request) => request.startsWith('PUT')), 'nothing acknowledged');
-    t.deepEqual((await readdir(folder)).sort(), [names.note, names.partial].sort());
+    t.deepEqual((await readdir(folder)).sort(), [CLAIMS_FOLDER, names.note, names.partial].sort());
   }
 });
 
@@ -233,7 +234,7 @@ test("a chunk answered 404/410 of a message the server still describes (a chunk 
   t.true(received.stderr.endsWith('meshbox: 1 message not received (see above)\n'), received.stderr);
   t.false(message.requests.some((request) => request.startsWith('PUT')), 'nothing acknowledged');
   const kept = names(folder, `${MESSAGE_ID}_result.bin`);
-  t.deepEqual((await readdir(folder)).sort(), [kept.note, kept.partial].sort(), 'chunk 1 kept for the next pass');
+  t.deepEqual((await readdir(folder)).sort(), [CLAIMS_FOLDER, kept.note, kept.partial].sort(), 'chunk 1 kept for the next pass');
 });
 
 test('a FIFO planted at the note path does not hang the download (the note is not trusted, the download starts afresh)', async (t) => {
@@ -287,8 +288,8 @@ test('a partial file hard-linked to the saved target (a crash between link and u
 // (syncBuiltinESMExports updates the ESM bindings every module imported). Those tests are serial,
 // and ava runs serial tests before the others: no other test sees the replacement.
 
-type Patchable = 'link' | 'rm' | 'readdir';
-const originals = { link: fsPromises.link, rm: fsPromises.rm, readdir: fsPromises.readdir };
+type Patchable = 'link' | 'rm' | 'readdir' | 'open';
+const originals = { link: fsPromises.link, rm: fsPromises.rm, readdir: fsPromises.readdir, open: fsPromises.open };
 
 /** Replaces fs/promises' `name` for every module (ESM bindings included) until `restore`. */
 function patch<K extends Patchable>(name: K, replacement: (typeof originals)[K]): void {
@@ -388,7 +389,46 @@ test.serial("on a file system without hard links a file that appears at <ID>.jso
   t.regex(result.stderr, new RegExp(`${description} appeared during the download and is not meshbox's earlier save of message ${MESSAGE_ID}`));
   t.is(await readFile(description, 'utf8'), users);
   t.false(message.requests.some((request) => request.startsWith('PUT')), 'not acknowledged');
+  // Nor is it taken for an earlier save of the message by the next receive.
+  const again = await withFakeServer(message.handle, (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder));
+  t.is(again.code, 1);
+  t.regex(again.stderr, new RegExp(`${description} is in the folder and is not meshbox's earlier save of message ${MESSAGE_ID}`));
+  t.is(await readFile(description, 'utf8'), users);
 });
+
+// The payload goes in place before its .json: a .json that then cannot be written leaves the
+// payload, which the next receive must know for its own, however it was put there (a link, or
+// a copy where there are no hard links).
+for (const hardLinks of [true, false]) {
+  test.serial(`a payload put in place whose .json then fails (a full disk) is replaced by the next receive, which saves the message and acknowledges it (${hardLinks ? 'with' : 'without'} hard links)`, async (t) => {
+    if (!hardLinks) {
+      patch('link', async () => {
+        throw errno('EPERM', 'operation not permitted, link');
+      });
+    }
+    const folder = await mkdtemp(join(work, 'description-fails-'));
+    const descriptionDraft = join(folder, `.${MESSAGE_ID}.json.`);
+    let full = true;
+    const open = originals.open;
+    patch('open', (async (path: Parameters<typeof open>[0], ...rest: unknown[]) => {
+      if (full && String(path).startsWith(descriptionDraft)) throw errno('ENOSPC', 'no space left on device, open');
+      return (open as (...args: unknown[]) => ReturnType<typeof open>)(path, ...rest);
+    }) as typeof open);
+    const message = twoChunks(randomBytes(1_000), () => 'serve');
+    const receive = () => withFakeServer(message.handle, (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder));
+    const first = await receive();
+    t.is(first.code, 1);
+    t.regex(first.stderr, new RegExp(`ENOSPC.*message ${MESSAGE_ID} stays in the inbox`));
+    t.deepEqual(await savedIn(folder), [`${MESSAGE_ID}_result.bin`], 'the payload in place, no .json');
+    t.false(message.requests.some((request) => request.startsWith('PUT')), 'not acknowledged');
+    full = false;
+    const again = await receive();
+    t.is(again.code, 0, again.stderr);
+    t.true((await readFile(join(folder, `${MESSAGE_ID}_result.bin`))).equals(message.whole));
+    t.like(JSON.parse(await readFile(join(folder, `${MESSAGE_ID}.json`), 'utf8')), { payloadFile: `${MESSAGE_ID}_result.bin` });
+    t.true(message.requests.some((request) => request.startsWith('PUT')), 'acknowledged');
+  });
+}
 
 // A receive folder keeps what it received: a year of results is over a million files, which a
 // watcher reading the folder on every pass would read once a second or a minute.

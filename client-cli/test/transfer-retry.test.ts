@@ -13,6 +13,7 @@ import { MeshClient } from '../src/client/mesh-client.ts';
 import { HttpsTransport, retryAfterMs } from '../src/client/transport.ts';
 import { DownloadIncompleteError, downloadFile, TargetExistsError } from '../src/transfer/download.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
+import { CLAIMS_FOLDER } from '../src/transfer/receive-claims.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { connectionSettings, MAIN, type MailboxFiles, runInProcess } from './support/cli-fixture.ts';
 import { type FakeHandler, prepareScriptedSetting } from './support/fake-server.ts';
@@ -537,7 +538,7 @@ test('receive stopped by SIGTERM in the middle of a message acknowledges nothing
   t.is(result.killedBy, null, 'it handled the signal rather than being killed by it');
   t.is(result.code, 143);
   t.is(result.stderr, 'meshbox: stopped by SIGTERM: a message not yet acknowledged stays in the inbox and is saved again next time\n');
-  t.deepEqual(result.left, [], 'no temporary file, and the lock released');
+  t.deepEqual(result.left, [CLAIMS_FOLDER], 'no temporary file, and the lock released; the claim of its names stays until it is acknowledged');
   t.false(result.requests.some((request) => request.startsWith('PUT')), 'nothing acknowledged');
 });
 
@@ -546,7 +547,7 @@ test('a message saved whose acknowledgement fails is reported as saved but not a
   const requests: string[] = [];
   const result = await withFakeServer(oneMessageInbox(requests, true), (origin) => cli(origin, ['receive', into, '--retries', '1'], work));
   t.is(result.code, 1);
-  t.deepEqual(await readdir(into), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_large.bin`], 'its files are there');
+  t.deepEqual((await readdir(into)).sort(), [CLAIMS_FOLDER, `${MESSAGE_ID}.json`, `${MESSAGE_ID}_large.bin`].sort(), 'its files are there, and its claim, for the next pass to save them again');
   const [problem, summary] = result.stderr.trim().split('\n');
   t.true(
     problem!.startsWith(`meshbox: message ${MESSAGE_ID} was saved (${join(into, `${MESSAGE_ID}_large.bin`)}) but not acknowledged: the connection to https://127.0.0.1:`),
@@ -564,7 +565,7 @@ test('a message saved whose acknowledgement is answered 410 (it expired meanwhil
   const gone = { status: 410, body: { errorEvent: 'SEND', errorCode: 'Message already accepted', errorDescription: 'Message no longer available for download', messageID: MESSAGE_ID } };
   const result = await withFakeServer(oneMessageInbox(requests, true, gone), (origin) => cli(origin, ['receive', into], work));
   t.is(result.code, 1);
-  t.deepEqual(await readdir(into), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_large.bin`]);
+  t.deepEqual(await readdir(into), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_large.bin`], 'its claim gone with it: it comes no more');
   const [problem] = result.stderr.trim().split('\n');
   t.regex(problem!, /was saved \(.*\) but not acknowledged: Message no longer available for download \(HTTP 410.*\); the server no longer holds it to acknowledge, so it will not come again: it expired first, and its sender is told it was not delivered \(tell them it was received\)/);
   t.notRegex(result.stderr, /delivered again/);

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { type FileHandle, lstat, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, lstat, rename, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +14,7 @@ import { DEFAULT_MIN_FREE_BYTES, DiskFullError, DiskSpaceError, ensureRoom, isDi
 import { placeWithoutReplacing, writeFileAtomically } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
-import { discardPartialsOf, type DownloadOf, type KeptChunks, keptWhole, openPartialFile, type PartialFile, placedUnfinished } from './partial-download.ts';
+import { discardPartialsOf, type DownloadOf, type KeptChunks, keptWhole, openPartialFile, type PartialFile } from './partial-download.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { ByteCounter } from './streams.ts';
 
@@ -30,12 +30,6 @@ export interface DownloadOptions {
   readonly described?: MessageMetadata;
   /** Bytes the download leaves free on its disk: it stops before writing past them (0: no check; default DEFAULT_MIN_FREE_BYTES). */
   readonly minFreeBytes?: number | undefined;
-  /**
-   * Runs once the payload is at its target and before its partial file's name goes (so that a
-   * run cut short in between leaves the proof placedUnfinished reads). Should it fail, a file
-   * that was new at the target is taken out again, and the download fails.
-   */
-  readonly onPlaced?: (result: DownloadResult) => Promise<void>;
 }
 
 export interface DownloadResult {
@@ -564,12 +558,6 @@ export async function downloadFile(client: MeshClient, options: DownloadOptions)
       checksum: expected,
       continuedAfter: kept.chunks,
     };
-    await options.onPlaced?.(result).catch(async (error: unknown) => {
-      // Put there by a link, it is still the partial file too, and was new there: taken out again.
-      // One renamed over an older file (overwrite) stays.
-      if (await placedUnfinished(target, messageId)) await rm(target, { force: true });
-      throw error;
-    });
     await partial.finish();
     return result;
   } catch (failure) {

@@ -3,7 +3,6 @@ import type { MessageMetadata } from '../client/message-metadata.ts';
 import { printableJson } from '../client/untrusted-text.ts';
 import { formatChecksum } from './checksum.ts';
 import type { DownloadResult } from './download.ts';
-import { readPlainJsonFile } from './plain-json-file.ts';
 
 /** A non-delivery report: it has no payload, only what its headers say. */
 export function isReport(metadata: MessageMetadata): boolean {
@@ -50,24 +49,4 @@ function describeMessage(metadata: MessageMetadata, messageId: string, download:
  */
 export function messageDescriptionText(metadata: MessageMetadata, messageId: string, download: DownloadResult | undefined): string {
   return `${printableJson(describeMessage(metadata, messageId, download), 2)}\n`;
-}
-
-/** Far more than a description holds (its headers, at most Node's 16 KiB of them, escaped). */
-const MAX_DESCRIPTION_BYTES = 1024 * 1024;
-
-/**
- * What an earlier save of `messageId` says in its description at `path`: the payload file it
- * saved (null: a report, which has none). Undefined when the file there is no description of
- * that message (not a plain file, not JSON, or not messageDescriptionText's of that id).
- */
-export async function readMessageDescription(path: string, messageId: string): Promise<{ readonly payloadFile: string | null } | undefined> {
-  const description = await readPlainJsonFile(path, MAX_DESCRIPTION_BYTES);
-  const { payloadFile, mexHeaders } = description ?? {};
-  const ours =
-    typeof description?.messageId === 'string' &&
-    description.messageId.toUpperCase() === messageId.toUpperCase() &&
-    (typeof payloadFile === 'string' || payloadFile === null) &&
-    typeof mexHeaders === 'object' &&
-    mexHeaders !== null;
-  return ours ? { payloadFile } : undefined;
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { constants, type FileHandle, lstat, open, readdir, rm } from 'node:fs/promises';
+import { constants, type FileHandle, open, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomically } from './durable-files.ts';
 import { NO_LINK_NO_WAIT, readPlainJsonFile } from './plain-json-file.ts';
@@ -43,10 +43,7 @@ export interface PartialFile {
    * the chunks again. Nothing for a message of one chunk.
    */
   keepAll(bytes: number): Promise<void>;
-  /**
-   * After the file was put at its target (where the partial file's name still names it too, see
-   * placedUnfinished) and the caller is done with it: nothing of the download is left.
-   */
+  /** After the file was put at its target: nothing of the download is left. */
   finish(): Promise<void>;
   /**
    * After a failure: what was recorded stays for a later run when `keepChunks` (returned; undefined
@@ -198,18 +195,6 @@ export async function keptWhole(download: DownloadOf): Promise<boolean> {
   const paths = continuablePaths(download.target, continuableNames(download.target, download.messageId));
   const kept = await readKept(download, paths.partial, paths.note).catch(() => undefined);
   return kept?.chunks === download.totalChunks;
-}
-
-/**
- * Whether the file at `target` is the download of `messageId` there, put in place and not yet
- * finished with (by this run, or by one cut short, a kill or a power cut, in between): the
- * partial file's name, which only that download makes, is a second name of the very file.
- * (Where there are no hard links the file was copied into place, and this cannot tell.)
- */
-export async function placedUnfinished(target: string, messageId: string): Promise<boolean> {
-  const { partial } = continuablePaths(target, continuableNames(target, messageId));
-  const [placed, left] = await Promise.all([lstat(target).catch(() => undefined), lstat(partial).catch(() => undefined)]);
-  return placed !== undefined && left !== undefined && placed.isFile() && placed.ino === left.ino && placed.dev === left.dev;
 }
 
 /** What the note says the file holds, if it is about this download and the file holds that much. */

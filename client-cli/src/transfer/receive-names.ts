@@ -1,8 +1,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ignoreMissing } from './fs-errors.ts';
-import { readMessageDescription } from './message-description.ts';
-import { placedUnfinished } from './partial-download.ts';
+import { readClaims, writeClaim } from './receive-claims.ts';
 
 /**
  * A file where `receive` would save a message that is not an earlier save of that message: the
@@ -23,27 +22,45 @@ export class UnrelatedFileError extends Error {
   }
 }
 
-/** Which of a message's names hold an earlier save of it, to be replaced (its acknowledgement was lost, or its run cut short). */
-export interface OwnNames {
-  readonly description: boolean;
-  readonly payload: boolean;
+/**
+ * A name two messages not yet acknowledged would both be saved under (a server, broken or
+ * hostile, made their ids and file names meet): the one that claimed it first keeps it, and one
+ * message never replaces another's files.
+ */
+export class NameClaimedError extends Error {
+  readonly path: string;
+
+  constructor(messageId: string, path: string, claimedBy: string) {
+    super(
+      `message ${messageId} would be saved as ${path}, which message ${claimedBy} (not yet acknowledged) is saved as, ` +
+        `so it is not saved: the server gave the two messages the same file name`,
+    );
+    this.name = 'NameClaimedError';
+    this.path = path;
+  }
 }
 
 /**
- * Checks the names a message is saved under (`<ID>.json`, and `payloadName` unless it is a
- * report) before anything is fetched: each must be free, or hold an earlier save of this
- * message. A description is its own when it is one of this message; a payload, when that
- * description names it, or when the save that put it there was cut short before writing the
- * description (placedUnfinished). Anything else there throws UnrelatedFileError.
+ * Claims `names` in the folder for a message (writeClaim) before anything of it is fetched, and
+ * returns those of them to be replaced: the files there that an earlier run of this message
+ * claimed. A name another message's claim holds throws NameClaimedError; one taken by a file
+ * this message did not claim, UnrelatedFileError. File systems that ignore case are why names
+ * are compared without it across messages.
  */
-export async function checkOwnNames(folder: string, messageId: string, payloadName: string | undefined): Promise<OwnNames> {
-  const descriptionPath = join(folder, `${messageId}.json`);
-  const descriptionThere = (await lstat(descriptionPath).catch(ignoreMissing)) !== undefined;
-  const description = descriptionThere ? await readMessageDescription(descriptionPath, messageId) : undefined;
-  if (descriptionThere && description === undefined) throw new UnrelatedFileError(messageId, descriptionPath);
-  if (payloadName === undefined) return { description: descriptionThere, payload: false };
-  const payloadPath = join(folder, payloadName);
-  if (!(await lstat(payloadPath).catch(ignoreMissing))) return { description: descriptionThere, payload: false };
-  if (description?.payloadFile === payloadName || (await placedUnfinished(payloadPath, messageId))) return { description: descriptionThere, payload: true };
-  throw new UnrelatedFileError(messageId, payloadPath);
+export async function claimNames(folder: string, messageId: string, names: readonly string[]): Promise<ReadonlySet<string>> {
+  const claims = await readClaims(folder);
+  const earlier = claims.find((claim) => claim.messageId === messageId);
+  for (const claim of claims) {
+    if (claim === earlier) continue;
+    const taken = names.find((name) => claim.names.some((other) => other.toUpperCase() === name.toUpperCase()));
+    if (taken !== undefined) throw new NameClaimedError(messageId, join(folder, taken), claim.messageId);
+  }
+  const replaced = new Set<string>();
+  for (const name of names) {
+    if (!(await lstat(join(folder, name)).catch(ignoreMissing))) continue;
+    if (!earlier?.names.includes(name)) throw new UnrelatedFileError(messageId, join(folder, name));
+    replaced.add(name);
+  }
+  await writeClaim(folder, messageId, names);
+  return replaced;
 }

@@ -4,7 +4,7 @@ import { isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
-import { defaultFileName, downloadFile, type DownloadResult, fitFileName, safeFileName, TargetExistsError } from './download.ts';
+import { defaultFileName, DownloadIncompleteError, downloadFile, type DownloadResult, fitFileName, safeFileName, TargetExistsError } from './download.ts';
 import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryNames, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import type { SameFolderCheck } from './folder-identity.ts';
@@ -12,7 +12,8 @@ import { isReport, messageDescriptionText } from './message-description.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
-import { checkOwnNames, UnrelatedFileError } from './receive-names.ts';
+import { releaseClaim, removeExpiredClaims, writeClaim } from './receive-claims.ts';
+import { claimNames, UnrelatedFileError } from './receive-names.ts';
 
 /** A message saved into the folder and acknowledged. */
 export interface ReceivedMessage {
@@ -90,8 +91,9 @@ const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'rece
  * written under a hidden temporary name, flushed and renamed, and the folder flushed. A program
  * watching the folder can take a message once its `.json` appears. A message is acknowledged
  * only once both are on disk; should the acknowledgement be lost, the next pass saves the same
- * files again under the same names. A file at one of those names that is not an earlier save of
- * that message is never replaced: the message fails (UnrelatedFileError) and stays in the inbox.
+ * files again under the same names. Before anything of a message is fetched its names are claimed
+ * (claimNames): a file at one of them that an earlier run of that message did not claim is never
+ * replaced, nor one another message claimed; the message fails and stays in the inbox.
  * Returns how many could not be received; a failed listing, or another receiver working on the
  * folder, throws.
  */
@@ -99,6 +101,7 @@ export async function receiveInbox(client: MeshClient, options: ReceiveOptions):
   await options.sameFolder?.();
   const unlock = await lockFolder(options.folder, RECEIVING);
   try {
+    await removeExpiredClaims(options.folder);
     // Read once a pass (a folder that keeps what it received grows for good): what a run cut
     // short left is there from the start.
     return await receiveListed(client, options, options.folderKnownClean ? [] : await readdir(options.folder));
@@ -126,7 +129,7 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
         break;
       }
       if (isGone(error)) {
-        await discardPartialsOf(options.folder, id).catch(() => undefined);
+        await forgetGone(options.folder, id);
         options.onGone(id);
       } else {
         failed += 1;
@@ -140,8 +143,9 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
 
 /**
  * Chunks kept of a message no longer listed (acknowledged by another client, expired) would stay
- * hidden in the folder for good: removed once the server says the message is gone. One only left
- * out of the listing (a workflow filter, beyond the page) is still there, and stays.
+ * hidden in the folder for good: removed, with its claim, once the server says the message is
+ * gone. One only left out of the listing (a workflow filter, beyond the page) is still there,
+ * and stays.
  */
 async function discardGonePartials(client: MeshClient, folder: string, listed: readonly string[], names: readonly string[]): Promise<void> {
   const listedIds = new Set(listed.map((id) => id.toUpperCase()));
@@ -151,8 +155,14 @@ async function discardGonePartials(client: MeshClient, folder: string, listed: r
       () => false,
       (error: unknown) => isGone(error),
     );
-    if (gone) await discardPartialsOf(folder, id).catch(() => undefined);
+    if (gone) await forgetGone(folder, id);
   }
+}
+
+/** A message gone comes no more: what was kept of it, and its claim, go (best effort: they are hidden, and harmless). */
+async function forgetGone(folder: string, messageId: string): Promise<void> {
+  await discardPartialsOf(folder, messageId).catch(() => undefined);
+  await releaseClaim(folder, messageId).catch(() => undefined);
 }
 
 export interface WatchOptions extends Omit<ReceiveOptions, 'skip' | 'onListed' | 'signal'>, PollingOptions {}
@@ -202,9 +212,15 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   const messageType = metadata.messageType ?? 'DATA';
   const output = payloadFileName(metadata, messageId);
   const metadataName = `${messageId}.json`;
-  // The server picks the id, and so the names: a file there is replaced only when it is an earlier
-  // save of this message (one whose acknowledgement was lost, or whose run was cut short).
-  const own = await checkOwnNames(options.folder, messageId, isReport(metadata) ? undefined : output);
+  const metadataPath = join(options.folder, metadataName);
+  const names = isReport(metadata) ? [metadataName] : [output, metadataName];
+  // The server picks the id, and so the names: a file there is replaced only when an earlier run
+  // of this message claimed it (its acknowledgement lost, or its run cut short or failed).
+  const replaced = await claimNames(options.folder, messageId, names);
+  // A file that took a name free at the start is not this message's: no later run may take it for its own.
+  const unclaim = async (name: string): Promise<void> => {
+    await writeClaim(options.folder, messageId, names.filter((claimed) => claimed !== name));
+  };
   // What a receive of this message cut short by a crash left: its names are this message's own
   // (a `meshbox download` into the same folder at the same time keeps its own), and the whole
   // chunks of a message of several are continued rather than fetched again.
@@ -212,47 +228,49 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   const cutShort = (name: string) =>
     (isTemporaryOf(name, output) && name !== continuable.partial) || isTemporaryOf(name, metadataName) || isTemporaryOf(name, continuable.note);
   await removeLeftoverTemporaries(options.folder, leftovers.filter(cutShort));
-  const metadataPath = join(options.folder, metadataName);
-  // The description last, and the payload's partial file still a second name of it meanwhile: a
-  // run cut short between the two finds the payload its own.
-  const describe = async (download: DownloadResult | undefined): Promise<void> => {
-    if (download) refuseOtherType(download, messageId, messageType);
-    await writeFileAtomically(metadataPath, messageDescriptionText(metadata, messageId, download), { replace: own.description }).catch(
-      (error: NodeJS.ErrnoException) => {
-        throw error.code === 'EEXIST' ? new UnrelatedFileError(messageId, metadataPath, true) : error;
-      },
-    );
-    await syncFolder(options.folder);
-  };
   let download: DownloadResult | undefined;
   if (isReport(metadata)) {
     await confirmReport(client, messageId);
-    await describe(undefined);
   } else {
     download = await downloadFile(client, {
       messageId,
       output,
       cwd: options.folder,
       progress: options.progress,
-      overwrite: own.payload,
+      overwrite: replaced.has(output),
       described: metadata,
       minFreeBytes: options.minFreeBytes,
-      onPlaced: describe,
-    }).catch((error: unknown) => {
+    }).catch(async (error: unknown) => {
+      if (!targetTaken(error)) throw error;
+      await unclaim(output);
+      // Of a message of several chunks, DownloadIncompleteError says which are kept.
       throw error instanceof TargetExistsError ? new UnrelatedFileError(messageId, join(options.folder, output), true) : error;
     });
     try {
       refuseOtherType(download, messageId, messageType);
     } catch (error) {
-      // downloadFile saved a report (chunk 1 said REPORT) under the payload's name, without onPlaced.
+      // downloadFile saved a report (chunk 1 said REPORT) under the payload's name.
       await rm(download.path, { force: true });
       throw error;
     }
   }
+  // The description last: a program watching the folder takes a message once it appears.
+  await writeFileAtomically(metadataPath, messageDescriptionText(metadata, messageId, download), { replace: replaced.has(metadataName) }).catch(
+    async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+      await unclaim(metadataName);
+      throw new UnrelatedFileError(messageId, metadataPath, true);
+    },
+  );
+  await syncFolder(options.folder);
   const path = download?.path ?? null;
-  await client.acknowledge(messageId).catch((error: unknown) => {
+  await client.acknowledge(messageId).catch(async (error: unknown) => {
+    // Expired meanwhile: it comes no more.
+    if (isGone(error)) await forgetGone(options.folder, messageId);
     throw new NotAcknowledgedError(messageId, path ?? metadataPath, error);
   });
+  // Its files are the user's now. Best effort: the message is received, and a claim left behind goes after 30 days (removeExpiredClaims).
+  await releaseClaim(options.folder, messageId).catch(() => undefined);
   return { messageId, messageType, path, metadataPath, bytes: download?.bytes ?? 0 };
 }
 
@@ -266,6 +284,11 @@ async function confirmReport(client: MeshClient, messageId: string): Promise<und
   first.body.destroy();
   if (!isReport(first.metadata)) throw typeDisagrees(messageId, 'REPORT', first.metadata.messageType ?? 'DATA');
   return undefined;
+}
+
+/** A file took the payload's name during the download (seen before the first chunk, or as it was put in place). */
+function targetTaken(error: unknown): boolean {
+  return error instanceof TargetExistsError || (error instanceof DownloadIncompleteError && error.cause instanceof TargetExistsError);
 }
 
 /** A message whose HEAD and download say different types: nothing of it is kept, nor is it acknowledged. */

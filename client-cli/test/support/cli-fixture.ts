@@ -1,12 +1,13 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestMailbox, TestServer } from '../../../test/support/harness.ts';
 import type { ConnectionSettings } from '../../src/client/mesh-client.ts';
 import type { CliIo } from '../../src/commands/context.ts';
 import { runCli } from '../../src/program.ts';
+import { CLAIMS_FOLDER } from '../../src/transfer/receive-claims.ts';
 
 export const MAIN = resolve(import.meta.dirname, '../../src/main.ts');
 
@@ -138,4 +139,9 @@ export function connectionSettings(server: TestServer, mailbox: TestMailbox, ori
     keyPem: mailbox.keyPem,
     caPem: server.caPem,
   };
+}
+
+/** What is saved in `folder`: a message receive has not acknowledged keeps its claim in CLAIMS_FOLDER till then. */
+export async function savedIn(folder: string): Promise<string[]> {
+  return (await readdir(folder)).filter((name) => name !== CLAIMS_FOLDER);
 }
