@@ -194,6 +194,9 @@ test('a sender\'s file name cannot make a hidden file or a Windows device (any W
   t.is(safeFileName('COM10.txt'), 'COM10.txt');
   t.is(safeFileName('console.log'), 'console.log');
   t.is(safeFileName('results.v2.csv'), 'results.v2.csv');
+  // Invisible characters that disguise a name: an override turning `exe.txt` round, a zero-width space, a byte order mark.
+  t.is(safeFileName('scan\u202etxt.exe'), 'scan_txt.exe');
+  t.is(safeFileName('report\u200b.pdf\ufeff'), 'report_.pdf_');
 });
 
 test('control codes in what the server says are shown escaped, not sent to the terminal', async (t) => {

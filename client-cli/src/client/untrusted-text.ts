@@ -12,15 +12,20 @@ export function checkedMessageId(value: unknown, what: string): string {
 }
 
 /**
+ * The invisible characters that change how the text around them reads: bidirectional
+ * overrides, embeddings and isolates (U+202E shows `GP1\u202e62X` as `GP1X26`, and
+ * `scan\u202etxt.exe` as `scanexe.txt`), direction marks, zero-width space, word joiner, byte
+ * order mark, and the line and paragraph separators some viewers break at. The zero-width
+ * (non-)joiners are not among them: scripts such as Persian and Devanagari need them.
+ */
+export const TEXT_DISGUISES = /[\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g;
+
+/**
  * What printable escapes: control characters other than tab and line feed (which could move
- * the cursor, rewrite a line, retitle the window or set the clipboard), and the invisible
- * characters that change how the text around them reads: bidirectional overrides, embeddings
- * and isolates (U+202E shows `GP1\u202e62X` as `GP1X26`), direction marks, zero-width space,
- * word joiner, byte order mark, and the line and paragraph separators some viewers break at. The
- * zero-width (non-)joiners stay: scripts such as Persian and Devanagari need them.
+ * the cursor, rewrite a line, retitle the window or set the clipboard), and TEXT_DISGUISES.
  */
 // eslint-disable-next-line no-control-regex -- the control characters are what this finds
-const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g;
+const UNPRINTABLE = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]|${TEXT_DISGUISES.source}`, 'g');
 
 /**
  * Text made safe for a terminal: what UNPRINTABLE finds is shown as `\uXXXX`. Server answers

@@ -8,6 +8,7 @@ import { answerCutOff, isGone, MeshClientError } from '../client/errors.ts';
 import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { backoffDelay } from '../client/transport.ts';
+import { TEXT_DISGUISES } from '../client/untrusted-text.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
 import { DEFAULT_MIN_FREE_BYTES, DiskFullError, DiskSpaceError, ensureRoom, isDiskFull } from './disk-room.ts';
@@ -68,7 +69,8 @@ export function safeFileName(fileName: string | undefined): string | undefined {
   const bare = basename((fileName ?? '').replaceAll('\\', '/'))
     // eslint-disable-next-line no-control-regex -- control characters have no place in a file name
     .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
-    .replace(/[<>:"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '_')
+    .replace(/[<>:"|?*]/g, '_')
+    .replace(TEXT_DISGUISES, '_')
     .replace(/[. ]+$/, '')
     .replace(/^\.+/, '_');
   if (bare === '') return undefined;
