@@ -381,13 +381,17 @@ test("receive replaces no file of the folder that is not its own earlier save of
 });
 
 /**
- * An inbox of one-chunk messages, listed in the order given, each the sender's `file` holding
- * `body`; a message `failing` names has its chunk answered 500.
+ * An inbox of one-chunk messages, listed in the order given (or those `listed`), each the
+ * sender's `file` holding `body`; a message `failing` names has its chunk answered 500.
  */
-function inboxServing(messages: Record<string, { readonly file: string; readonly body: string }>, failing: ReadonlySet<string> = new Set()): Answer {
+function inboxServing(
+  messages: Record<string, { readonly file: string; readonly body: string }>,
+  failing: ReadonlySet<string> = new Set(),
+  listed: readonly string[] = Object.keys(messages),
+): Answer {
   return (request, response) => {
     const url = request.url ?? '';
-    if (url.endsWith('/inbox')) return json(response, 200, { messages: Object.keys(messages) });
+    if (url.endsWith('/inbox')) return json(response, 200, { messages: listed });
     const id = /\/inbox\/([^/?]+)/.exec(url)?.[1] ?? '';
     if (request.method === 'PUT') return json(response, 200, { messageId: id });
     if (request.method === 'GET' && failing.has(id)) return json(response, 500, { errorDescription: 'storage unavailable' });
@@ -415,6 +419,23 @@ test("a server cannot forge receive's record of its own files: a description sen
   t.is(await readFile(join(cwd, 'lab_results_2024.csv'), 'utf8'), spreadsheet);
   t.is(await readFile(join(cwd, 'lab_results.json'), 'utf8'), forged, "message lab's payload is left as it is too");
   t.deepEqual(acknowledged(result.requests), ['lab']);
+});
+
+// A claim names what a message is to write; only what a run of it did write is its own: a
+// name a failed run never wrote may since hold a file of another's.
+test("a name a failed receive claimed but never wrote is not the message's to replace: a file put there since (the user's, a download of another message) stays", async (t) => {
+  const cwd = await folder();
+  const messages = { lab: { file: 'x.csv', body: 'from message lab\n' }, OTHER: { file: 'lab_x.csv', body: 'message OTHER, downloaded by the user\n' } };
+  const failed = await against(inboxServing(messages, new Set(['lab']), ['lab']), ['receive', '.', '--retries', '0'], cwd);
+  t.is(failed.code, 1, failed.stderr);
+  t.is((await against(inboxServing(messages), ['download', 'OTHER'], cwd)).code, 0);
+  await writeFile(join(cwd, 'lab.json'), "the user's notes\n");
+  const again = await against(inboxServing(messages, new Set(), ['lab']), ['receive', '.', '--retries', '0'], cwd);
+  t.is(again.code, 1, again.stderr);
+  t.regex(again.stderr, /lab_x\.csv is in the folder and is not meshbox's earlier save of message lab/);
+  t.is(await readFile(join(cwd, 'lab_x.csv'), 'utf8'), 'message OTHER, downloaded by the user\n');
+  t.is(await readFile(join(cwd, 'lab.json'), 'utf8'), "the user's notes\n");
+  t.deepEqual(acknowledged(again.requests), []);
 });
 
 test("two messages a server gives the same file name: while the first is not acknowledged the second is refused, and once it is, the second finds the file not its own; neither replaces the other's", async (t) => {

@@ -15,7 +15,7 @@ import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
 import { receiveInbox } from '../src/transfer/receive.ts';
-import { CLAIMS_FOLDER, writeClaim } from '../src/transfer/receive-claims.ts';
+import { CLAIMS_FOLDER, ReceiveClaims } from '../src/transfer/receive-claims.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { type InProcessOptions, MAIN, mailboxPair, type MailboxFiles, runInProcess, savedIn } from './support/cli-fixture.ts';
 
@@ -206,8 +206,9 @@ test('receive removes claims left behind for 30 days as it starts a pass; a newe
   const messageId = await sendFile(lab, gp, 'fbc.hl7', Buffer.from('full blood count'));
   const into = await folder();
   // Left behind by messages gone without their acknowledgement; the old one claims a name of the message sent.
-  await writeClaim(into, '20250101000000000000_0AAAAA', [`${messageId}_fbc.hl7`]);
-  await writeClaim(into, '20250101000000000000_0BBBBB', ['20250101000000000000_0BBBBB.json']);
+  const claims = await ReceiveClaims.read(into);
+  await claims.write({ messageId: '20250101000000000000_0AAAAA', names: [`${messageId}_fbc.hl7`], placed: [] });
+  await claims.write({ messageId: '20250101000000000000_0BBBBB', names: ['20250101000000000000_0BBBBB.json'], placed: [] });
   const day = 24 * 60 * 60 * 1000;
   const claimOf = (id: string) => join(into, CLAIMS_FOLDER, `${id}.json`);
   await utimes(claimOf('20250101000000000000_0AAAAA'), new Date(Date.now() - 31 * day), new Date(Date.now() - 31 * day));

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import fsPromises, { link, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
@@ -288,8 +288,8 @@ test('a partial file hard-linked to the saved target (a crash between link and u
 // (syncBuiltinESMExports updates the ESM bindings every module imported). Those tests are serial,
 // and ava runs serial tests before the others: no other test sees the replacement.
 
-type Patchable = 'link' | 'rm' | 'readdir' | 'open';
-const originals = { link: fsPromises.link, rm: fsPromises.rm, readdir: fsPromises.readdir, open: fsPromises.open };
+type Patchable = 'link' | 'rm' | 'readdir' | 'open' | 'copyFile';
+const originals = { link: fsPromises.link, rm: fsPromises.rm, readdir: fsPromises.readdir, open: fsPromises.open, copyFile: fsPromises.copyFile };
 
 /** Replaces fs/promises' `name` for every module (ESM bindings included) until `restore`. */
 function patch<K extends Patchable>(name: K, replacement: (typeof originals)[K]): void {
@@ -366,6 +366,44 @@ test.serial('on a file system without hard links a download of several chunks is
   t.is(await downloadOutcome(several.handle, cwd2), 'saved', 'two chunks: the new download lock must not need link()');
   restore();
   t.true((await readFile(join(cwd2, 'result.bin')).catch(() => Buffer.alloc(0))).equals(several.whole));
+});
+
+// A copy is not on disk until flushed: a power cut after the acknowledgement would lose a
+// message that will not come again.
+test.serial('on a file system without hard links the payload and <ID>.json copied into place are flushed before the message is acknowledged', async (t) => {
+  patch('link', async () => {
+    throw errno('EPERM', 'operation not permitted, link');
+  });
+  const copied: string[] = [];
+  const flushed: string[] = [];
+  patch('copyFile', async (from, to, mode) => {
+    await originals.copyFile(from, to, mode);
+    copied.push(String(to));
+  });
+  const open = originals.open;
+  patch('open', (async (path: Parameters<typeof open>[0], ...rest: unknown[]) => {
+    const handle = await (open as (...args: unknown[]) => ReturnType<typeof open>)(path, ...rest);
+    if (!copied.includes(String(path))) return handle;
+    const sync = handle.sync.bind(handle);
+    const flush = async (): Promise<void> => {
+      await sync();
+      flushed.push(String(path));
+    };
+    return Object.assign(handle, { sync: flush });
+  }) as typeof open);
+  const folder = await mkdtemp(join(work, 'nolinks-flushed-'));
+  const message = twoChunks(randomBytes(1_000), () => 'serve');
+  let flushedByTheAcknowledgement: string[] = [];
+  const result = await withFakeServer(
+    (request, body, response) => {
+      if (request.method === 'PUT') flushedByTheAcknowledgement = [...flushed];
+      message.handle(request, body, response);
+    },
+    (origin) => cli(origin, ['receive', '.', '--retries', '0'], folder),
+  );
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(copied.map((path) => basename(path)).sort(), [`${MESSAGE_ID}.json`, `${MESSAGE_ID}_result.bin`].sort());
+  t.deepEqual(flushedByTheAcknowledgement.sort(), copied.sort());
 });
 
 // Without hard links, a file written under a temporary name cannot be linked into place, which

@@ -67,12 +67,19 @@ export async function writeFileAtomically(path: string, text: string, options: A
  * Gives the finished file at `from` the name `to`, failing with EEXIST when anything (a file, a
  * link) is there, where a rename would replace it: a hard link, `from` keeping its name. Where
  * there are no hard links (FAT, many SMB mounts), a copy that will not replace a file either,
- * though a reader may then see `to` before it is whole.
+ * though a reader may then see `to` before it is whole; the copy is flushed, as `from` was, so
+ * that what is acknowledged once it is placed outlives a power cut.
  */
 export async function placeWithoutReplacing(from: string, to: string): Promise<void> {
-  await link(from, to).catch((error: NodeJS.ErrnoException) => {
+  await link(from, to).catch(async (error: NodeJS.ErrnoException) => {
     if (!NO_HARD_LINKS.has(error.code ?? '')) throw error;
-    return copyFile(from, to, constants.COPYFILE_EXCL);
+    await copyFile(from, to, constants.COPYFILE_EXCL);
+    const copy = await open(to, 'r+');
+    try {
+      await copy.sync();
+    } finally {
+      await copy.close();
+    }
   });
 }
 

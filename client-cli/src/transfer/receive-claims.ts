@@ -22,71 +22,117 @@ export const CLAIMS_FOLDER = '.meshbox-receive';
  */
 const CLAIM_LIFETIME_MS = 30 * 24 * 60 * 60 * 1000;
 
-/** The names receive writes for a message, in the receive folder. */
+/** The names receive writes for a message, in the receive folder, and those it has written. */
 export interface Claim {
   readonly messageId: string;
   readonly names: readonly string[];
+  /**
+   * The names among them that a run of this message has written: only these may be replaced. A
+   * name claimed and not written (the run failed first) may since have been taken by a file of
+   * another's, which must stay.
+   */
+  readonly placed: readonly string[];
 }
 
 function claimsFolderOf(folder: string): string {
   return join(folder, CLAIMS_FOLDER);
 }
 
+/** By the id in capitals: on a file system that ignores case, ids differing only in it share the file, and must be seen to. */
 function claimPath(folder: string, messageId: string): string {
-  return join(claimsFolderOf(folder), `${messageId}.json`);
+  return join(claimsFolderOf(folder), `${messageId.toUpperCase()}.json`);
 }
 
-/** Far more than a claim holds (two names of at most 255 bytes). */
+/** Far more than a claim holds (a few names of at most 255 bytes). */
 const MAX_CLAIM_BYTES = 64 * 1024;
+
+const strings = (value: unknown): value is string[] => Array.isArray(value) && value.every((each) => typeof each === 'string');
 
 /** The claim in the file `name` of the claims folder; undefined when it holds none. */
 async function readClaim(folder: string, name: string): Promise<Claim | undefined> {
   const claim = await readPlainJsonFile(join(claimsFolderOf(folder), name), MAX_CLAIM_BYTES);
-  const { messageId, names } = claim ?? {};
-  if (typeof messageId !== 'string' || !Array.isArray(names) || !names.every((each) => typeof each === 'string')) return undefined;
-  return { messageId, names };
-}
-
-/** Every claim in the receive folder, of messages not yet acknowledged. */
-export async function readClaims(folder: string): Promise<Claim[]> {
-  const files = (await readdir(claimsFolderOf(folder)).catch(ignoreMissing)) ?? [];
-  const claims: Claim[] = [];
-  for (const name of files.filter((file) => file.endsWith('.json') && !file.startsWith('.'))) {
-    const claim = await readClaim(folder, name);
-    if (claim) claims.push(claim);
-  }
-  return claims;
+  const { messageId, names, placed = [] } = claim ?? {};
+  if (typeof messageId !== 'string' || !strings(names) || !strings(placed)) return undefined;
+  return { messageId, names, placed };
 }
 
 /**
- * Records, durably, that `names` in the folder are the message's to write, in place of any claim
- * of it before: on disk before any of them is written, so that no crash leaves a file of the
- * message that the next run cannot tell for its own.
+ * The claims of a receive folder, read once a pass (a pass over many messages must not read
+ * every claim for each) and kept up to date by the writes and releases made through it. The
+ * caller holds the folder's lock: nobody else changes them meanwhile.
  */
-export async function writeClaim(folder: string, messageId: string, names: readonly string[]): Promise<void> {
-  const claims = claimsFolderOf(folder);
-  const created = await mkdir(claims).then(
-    () => true,
-    (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-      return false;
-    },
-  );
-  if (created) {
-    await syncFolder(folder);
-  } else if (!(await lstat(claims)).isDirectory()) {
-    // A link would have the claims written where its maker chose.
-    throw new Error(`${claims} is not a folder: receive keeps its record of the files it writes there; move it away`);
-  }
-  const claim: Claim = { messageId, names };
-  await writeFileAtomically(claimPath(folder, messageId), `${JSON.stringify(claim)}\n`);
-  await syncFolder(claims);
-}
+export class ReceiveClaims {
+  readonly folder: string;
+  /** By the id in capitals, as the files are named. */
+  readonly #claims: Map<string, Claim>;
 
-/** The message is acknowledged (or gone): its files are the user's now. The claims folder goes once empty. */
-export async function releaseClaim(folder: string, messageId: string): Promise<void> {
-  await rm(claimPath(folder, messageId), { force: true });
-  await removeClaimsFolderIfEmpty(folder);
+  private constructor(folder: string, claims: Map<string, Claim>) {
+    this.folder = folder;
+    this.#claims = claims;
+  }
+
+  static async read(folder: string): Promise<ReceiveClaims> {
+    const files = (await readdir(claimsFolderOf(folder)).catch(ignoreMissing)) ?? [];
+    const claims = new Map<string, Claim>();
+    for (const name of files.filter((file) => file.endsWith('.json') && !file.startsWith('.'))) {
+      const claim = await readClaim(folder, name);
+      if (claim) claims.set(claim.messageId.toUpperCase(), claim);
+    }
+    return new ReceiveClaims(folder, claims);
+  }
+
+  /** The claim filed under this id, whatever the case of the id it holds (see claimPath). */
+  filedUnder(messageId: string): Claim | undefined {
+    return this.#claims.get(messageId.toUpperCase());
+  }
+
+  /** Every claim but the one filed under this id. */
+  others(messageId: string): Claim[] {
+    return [...this.#claims.values()].filter((claim) => claim.messageId.toUpperCase() !== messageId.toUpperCase());
+  }
+
+  /**
+   * Records, durably, the claim of a message in place of any before: on disk before any of its
+   * names is written (or, for `placed`, once it is), so that no crash leaves a file of the
+   * message that the next run cannot tell for its own.
+   */
+  async write(claim: Claim): Promise<void> {
+    const claims = claimsFolderOf(this.folder);
+    const created = await mkdir(claims).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+        return false;
+      },
+    );
+    if (created) {
+      await syncFolder(this.folder);
+    } else if (!(await lstat(claims)).isDirectory()) {
+      // A link would have the claims written where its maker chose.
+      throw new Error(`${claims} is not a folder: receive keeps its record of the files it writes there; move it away`);
+    }
+    await writeFileAtomically(claimPath(this.folder, claim.messageId), `${JSON.stringify(claim)}\n`);
+    await syncFolder(claims);
+    this.#claims.set(claim.messageId.toUpperCase(), claim);
+  }
+
+  /** Records that a run of the message has written `name`: from now on it is the message's own to replace. */
+  async placed(messageId: string, name: string): Promise<void> {
+    const claim = this.filedUnder(messageId);
+    if (claim === undefined || claim.messageId !== messageId || claim.placed.includes(name)) return;
+    await this.write({ ...claim, placed: [...claim.placed, name] });
+  }
+
+  /**
+   * The message is acknowledged (or gone): its files are the user's now. Only its own claim goes,
+   * not one of an id differing in case. The claims folder goes once empty.
+   */
+  async release(messageId: string): Promise<void> {
+    if (this.filedUnder(messageId)?.messageId !== messageId) return;
+    await rm(claimPath(this.folder, messageId), { force: true });
+    this.#claims.delete(messageId.toUpperCase());
+    await removeClaimsFolderIfEmpty(this.folder);
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ignoreMissing } from './fs-errors.ts';
-import { readClaims, writeClaim } from './receive-claims.ts';
+import type { ReceiveClaims } from './receive-claims.ts';
 
 /**
  * A file where `receive` would save a message that is not an earlier save of that message: the
@@ -41,26 +41,27 @@ export class NameClaimedError extends Error {
 }
 
 /**
- * Claims `names` in the folder for a message (writeClaim) before anything of it is fetched, and
- * returns those of them to be replaced: the files there that an earlier run of this message
- * claimed. A name another message's claim holds throws NameClaimedError; one taken by a file
- * this message did not claim, UnrelatedFileError. File systems that ignore case are why names
- * are compared without it across messages.
+ * Claims `names` in the folder for a message (ReceiveClaims.write) before anything of it is
+ * fetched, and returns those of them to be replaced: the files there that an earlier run of this
+ * message wrote (its claim's `placed`). A name another message's claim holds throws
+ * NameClaimedError, as does a claim filed under this id for an id differing in case; a file
+ * this message did not write, UnrelatedFileError. File systems that ignore case are why names
+ * and ids are compared without it across messages.
  */
-export async function claimNames(folder: string, messageId: string, names: readonly string[]): Promise<ReadonlySet<string>> {
-  const claims = await readClaims(folder);
-  const earlier = claims.find((claim) => claim.messageId === messageId);
-  for (const claim of claims) {
-    if (claim === earlier) continue;
+export async function claimNames(claims: ReceiveClaims, messageId: string, names: readonly string[]): Promise<ReadonlySet<string>> {
+  const { folder } = claims;
+  const filed = claims.filedUnder(messageId);
+  if (filed !== undefined && filed.messageId !== messageId) throw new NameClaimedError(messageId, join(folder, `${messageId}.json`), filed.messageId);
+  for (const claim of claims.others(messageId)) {
     const taken = names.find((name) => claim.names.some((other) => other.toUpperCase() === name.toUpperCase()));
     if (taken !== undefined) throw new NameClaimedError(messageId, join(folder, taken), claim.messageId);
   }
   const replaced = new Set<string>();
   for (const name of names) {
     if (!(await lstat(join(folder, name)).catch(ignoreMissing))) continue;
-    if (!earlier?.names.includes(name)) throw new UnrelatedFileError(messageId, join(folder, name));
+    if (!filed?.placed.includes(name)) throw new UnrelatedFileError(messageId, join(folder, name));
     replaced.add(name);
   }
-  await writeClaim(folder, messageId, names);
+  await claims.write({ messageId, names, placed: [...replaced] });
   return replaced;
 }

@@ -4,7 +4,7 @@ import { isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
-import { defaultFileName, DownloadIncompleteError, downloadFile, type DownloadResult, fitFileName, safeFileName, TargetExistsError } from './download.ts';
+import { defaultFileName, downloadFile, type DownloadResult, fitFileName, safeFileName, TargetExistsError } from './download.ts';
 import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryNames, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
 import type { SameFolderCheck } from './folder-identity.ts';
@@ -12,7 +12,7 @@ import { isReport, messageDescriptionText } from './message-description.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
-import { releaseClaim, removeExpiredClaims, writeClaim } from './receive-claims.ts';
+import { ReceiveClaims, removeExpiredClaims } from './receive-claims.ts';
 import { claimNames, UnrelatedFileError } from './receive-names.ts';
 
 /** A message saved into the folder and acknowledged. */
@@ -102,26 +102,27 @@ export async function receiveInbox(client: MeshClient, options: ReceiveOptions):
   const unlock = await lockFolder(options.folder, RECEIVING);
   try {
     await removeExpiredClaims(options.folder);
+    const claims = await ReceiveClaims.read(options.folder);
     // Read once a pass (a folder that keeps what it received grows for good): what a run cut
     // short left is there from the start.
-    return await receiveListed(client, options, options.folderKnownClean ? [] : await readdir(options.folder));
+    return await receiveListed(client, options, options.folderKnownClean ? [] : await readdir(options.folder), claims);
   } finally {
     await unlock();
   }
 }
 
-async function receiveListed(client: MeshClient, options: ReceiveOptions, names: readonly string[]): Promise<number> {
+async function receiveListed(client: MeshClient, options: ReceiveOptions, names: readonly string[], claims: ReceiveClaims): Promise<number> {
   let failed = 0;
   const listed = await client.listInbox(options.workflowFilter === undefined ? {} : { workflowFilter: options.workflowFilter });
   options.onListed?.(listed);
-  await discardGonePartials(client, options.folder, listed, names);
+  await discardGonePartials(client, claims, listed, names);
   const leftovers = temporaryNames(names);
   for (const id of listed) {
     if (options.signal?.aborted) break;
     if (options.skip?.(id)) continue;
     let received: ReceivedMessage | undefined;
     try {
-      received = await receiveMessage(client, id, options, leftovers);
+      received = await receiveMessage(client, id, options, leftovers, claims);
     } catch (error) {
       // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
       if (options.signal?.aborted) {
@@ -129,7 +130,7 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
         break;
       }
       if (isGone(error)) {
-        await forgetGone(options.folder, id);
+        await forgetGone(claims, id);
         options.onGone(id);
       } else {
         failed += 1;
@@ -147,22 +148,22 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
  * gone. One only left out of the listing (a workflow filter, beyond the page) is still there,
  * and stays.
  */
-async function discardGonePartials(client: MeshClient, folder: string, listed: readonly string[], names: readonly string[]): Promise<void> {
+async function discardGonePartials(client: MeshClient, claims: ReceiveClaims, listed: readonly string[], names: readonly string[]): Promise<void> {
   const listedIds = new Set(listed.map((id) => id.toUpperCase()));
-  for (const id of await partialDownloadsIn(folder, names)) {
+  for (const id of await partialDownloadsIn(claims.folder, names)) {
     if (listedIds.has(id.toUpperCase()) || !SAFE_MESSAGE_ID.test(id)) continue;
     const gone = await client.head(id).then(
       () => false,
       (error: unknown) => isGone(error),
     );
-    if (gone) await forgetGone(folder, id);
+    if (gone) await forgetGone(claims, id);
   }
 }
 
 /** A message gone comes no more: what was kept of it, and its claim, go (best effort: they are hidden, and harmless). */
-async function forgetGone(folder: string, messageId: string): Promise<void> {
-  await discardPartialsOf(folder, messageId).catch(() => undefined);
-  await releaseClaim(folder, messageId).catch(() => undefined);
+async function forgetGone(claims: ReceiveClaims, messageId: string): Promise<void> {
+  await discardPartialsOf(claims.folder, messageId).catch(() => undefined);
+  await claims.release(messageId).catch(() => undefined);
 }
 
 export interface WatchOptions extends Omit<ReceiveOptions, 'skip' | 'onListed' | 'signal'>, PollingOptions {}
@@ -202,7 +203,13 @@ export async function watchInbox(client: MeshClient, options: WatchOptions): Pro
   }, options);
 }
 
-async function receiveMessage(client: MeshClient, messageId: string, options: ReceiveOptions, leftovers: readonly string[]): Promise<ReceivedMessage> {
+async function receiveMessage(
+  client: MeshClient,
+  messageId: string,
+  options: ReceiveOptions,
+  leftovers: readonly string[],
+  claims: ReceiveClaims,
+): Promise<ReceivedMessage> {
   // The id names files: only what a MESH id can hold, and the id listed is the one fetched and acknowledged.
   if (!SAFE_MESSAGE_ID.test(messageId)) throw new Error(`the server listed a message id that cannot name a file: ${JSON.stringify(messageId)}`);
   const metadata = await client.head(messageId);
@@ -215,12 +222,8 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   const metadataPath = join(options.folder, metadataName);
   const names = isReport(metadata) ? [metadataName] : [output, metadataName];
   // The server picks the id, and so the names: a file there is replaced only when an earlier run
-  // of this message claimed it (its acknowledgement lost, or its run cut short or failed).
-  const replaced = await claimNames(options.folder, messageId, names);
-  // A file that took a name free at the start is not this message's: no later run may take it for its own.
-  const unclaim = async (name: string): Promise<void> => {
-    await writeClaim(options.folder, messageId, names.filter((claimed) => claimed !== name));
-  };
+  // of this message wrote it (its acknowledgement lost, or its run cut short or failed after).
+  const replaced = await claimNames(claims, messageId, names);
   // What a receive of this message cut short by a crash left: its names are this message's own
   // (a `meshbox download` into the same folder at the same time keeps its own), and the whole
   // chunks of a message of several are continued rather than fetched again.
@@ -240,12 +243,12 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
       overwrite: replaced.has(output),
       described: metadata,
       minFreeBytes: options.minFreeBytes,
-    }).catch(async (error: unknown) => {
-      if (!targetTaken(error)) throw error;
-      await unclaim(output);
+    }).catch((error: unknown) => {
+      // A file that took the name meanwhile is not this message's (not in its claim's `placed`): it stays, now and later.
       // Of a message of several chunks, DownloadIncompleteError says which are kept.
       throw error instanceof TargetExistsError ? new UnrelatedFileError(messageId, join(options.folder, output), true) : error;
     });
+    await claims.placed(messageId, output);
     try {
       refuseOtherType(download, messageId, messageType);
     } catch (error) {
@@ -256,21 +259,20 @@ async function receiveMessage(client: MeshClient, messageId: string, options: Re
   }
   // The description last: a program watching the folder takes a message once it appears.
   await writeFileAtomically(metadataPath, messageDescriptionText(metadata, messageId, download), { replace: replaced.has(metadataName) }).catch(
-    async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-      await unclaim(metadataName);
-      throw new UnrelatedFileError(messageId, metadataPath, true);
+    (error: NodeJS.ErrnoException) => {
+      throw error.code === 'EEXIST' ? new UnrelatedFileError(messageId, metadataPath, true) : error;
     },
   );
   await syncFolder(options.folder);
+  await claims.placed(messageId, metadataName);
   const path = download?.path ?? null;
   await client.acknowledge(messageId).catch(async (error: unknown) => {
     // Expired meanwhile: it comes no more.
-    if (isGone(error)) await forgetGone(options.folder, messageId);
+    if (isGone(error)) await forgetGone(claims, messageId);
     throw new NotAcknowledgedError(messageId, path ?? metadataPath, error);
   });
   // Its files are the user's now. Best effort: the message is received, and a claim left behind goes after 30 days (removeExpiredClaims).
-  await releaseClaim(options.folder, messageId).catch(() => undefined);
+  await claims.release(messageId).catch(() => undefined);
   return { messageId, messageType, path, metadataPath, bytes: download?.bytes ?? 0 };
 }
 
@@ -284,11 +286,6 @@ async function confirmReport(client: MeshClient, messageId: string): Promise<und
   first.body.destroy();
   if (!isReport(first.metadata)) throw typeDisagrees(messageId, 'REPORT', first.metadata.messageType ?? 'DATA');
   return undefined;
-}
-
-/** A file took the payload's name during the download (seen before the first chunk, or as it was put in place). */
-function targetTaken(error: unknown): boolean {
-  return error instanceof TargetExistsError || (error instanceof DownloadIncompleteError && error.cause instanceof TargetExistsError);
 }
 
 /** A message whose HEAD and download say different types: nothing of it is kept, nor is it acknowledged. */
