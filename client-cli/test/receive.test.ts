@@ -16,6 +16,7 @@ import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
 import { receiveInbox } from '../src/transfer/receive.ts';
 import { CLAIMS_FOLDER, ReceiveClaims } from '../src/transfer/receive-claims.ts';
+import { claimNames, NameClaimedError, UnrelatedFileError } from '../src/transfer/receive-names.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { type InProcessOptions, MAIN, mailboxPair, type MailboxFiles, runInProcess, savedIn } from './support/cli-fixture.ts';
 
@@ -218,6 +219,22 @@ test('receive removes claims left behind for 30 days as it starts a pass; a newe
   t.is(await readFile(join(into, `${messageId}_fbc.hl7`), 'utf8'), 'full blood count');
   t.deepEqual(await inboxOf(gp), []);
   t.deepEqual(await readdir(join(into, CLAIMS_FOLDER)), ['20250101000000000000_0BBBBB.json']);
+});
+
+test("ids that differ only in case share a claim's file (a file system that ignores case would make them one): the second is refused, the first keeps its claim, and only what a run wrote is replaced", async (t) => {
+  const into = await folder();
+  const claims = await ReceiveClaims.read(into);
+  await claimNames(claims, 'abc', ['abc_x.csv', 'abc.json']);
+  await writeFile(join(into, 'abc_x.csv'), 'from message abc');
+  await claims.placed('abc', 'abc_x.csv');
+  await t.throwsAsync(claimNames(claims, 'ABC', ['ABC_y.csv', 'ABC.json']), { instanceOf: NameClaimedError, message: /which message abc \(not yet acknowledged\)/ });
+  await claims.release('ABC');
+  const again = await ReceiveClaims.read(into);
+  t.like(again.filedUnder('abc'), { messageId: 'abc', placed: ['abc_x.csv'] }, 'releasing another id leaves the claim');
+  // abc's next run: the payload it wrote is its own to replace; a file at the name it never wrote is not.
+  t.deepEqual([...(await claimNames(again, 'abc', ['abc_x.csv', 'abc.json']))], ['abc_x.csv']);
+  await writeFile(join(into, 'abc.json'), "the user's");
+  await t.throwsAsync(claimNames(again, 'abc', ['abc_x.csv', 'abc.json']), { instanceOf: UnrelatedFileError });
 });
 
 test('a listed message expired before it is fetched is skipped as gone, not counted as a failure', async (t) => {
