@@ -71,15 +71,32 @@ export class ReceiveClaims {
     this.#claims = claims;
   }
 
+  /**
+   * Reads the claims, removing first those older than CLAIM_LIFETIME_MS and the temporary files
+   * of claims whose writing a crash cut short (for a caller holding the folder's lock, none is
+   * being written).
+   */
   static async read(folder: string): Promise<ReceiveClaims> {
-    const files = (await readdir(claimsFolderOf(folder)).catch(ignoreMissing)) ?? [];
+    const claimsFolder = claimsFolderOf(folder);
+    const files = (await readdir(claimsFolder).catch(ignoreMissing)) ?? [];
+    const leftovers = new Set(temporaryNames(files));
     const claims = new Map<string, Claim>();
-    for (const name of files.filter((file) => file.endsWith('.json') && !file.startsWith('.'))) {
+    for (const name of files) {
+      const path = join(claimsFolder, name);
+      const stats = await lstat(path).catch(ignoreMissing);
+      if (stats === undefined) continue;
+      if (leftovers.has(name) || Date.now() - stats.mtimeMs > CLAIM_LIFETIME_MS) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
       const claim = await readClaim(folder, name);
       if (claim) claims.set(claim.messageId.toUpperCase(), claim);
     }
+    if (files.length > 0 && claims.size === 0) await removeClaimsFolderIfEmpty(folder);
     return new ReceiveClaims(folder, claims);
   }
+
 
   /** The claim filed under this id, whatever the case of the id it holds (see claimPath). */
   filedUnder(messageId: string): Claim | undefined {
@@ -133,23 +150,6 @@ export class ReceiveClaims {
     this.#claims.delete(messageId.toUpperCase());
     await removeClaimsFolderIfEmpty(this.folder);
   }
-}
-
-/**
- * Removes the claims older than CLAIM_LIFETIME_MS, and the temporary files of claims whose
- * writing a crash cut short (for a caller holding the folder's lock, none is being written).
- */
-export async function removeExpiredClaims(folder: string): Promise<void> {
-  const claims = claimsFolderOf(folder);
-  const files = await readdir(claims).catch(ignoreMissing);
-  if (!files) return;
-  const leftovers = new Set(temporaryNames(files));
-  for (const name of files) {
-    const path = join(claims, name);
-    const stats = await lstat(path).catch(ignoreMissing);
-    if (stats && (leftovers.has(name) || Date.now() - stats.mtimeMs > CLAIM_LIFETIME_MS)) await rm(path, { force: true });
-  }
-  await removeClaimsFolderIfEmpty(folder);
 }
 
 /** Best effort: a folder still holding claims stays, and an empty one left behind is harmless. */

@@ -12,7 +12,7 @@ import { isReport, messageDescriptionText } from './message-description.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
-import { ReceiveClaims, removeExpiredClaims } from './receive-claims.ts';
+import { ReceiveClaims } from './receive-claims.ts';
 import { claimNames, UnrelatedFileError } from './receive-names.ts';
 
 /** A message saved into the folder and acknowledged. */
@@ -92,7 +92,7 @@ const RECEIVING: FolderWork = { lockFile: '.meshbox-receive.lock', worker: 'rece
  * watching the folder can take a message once its `.json` appears. A message is acknowledged
  * only once both are on disk; should the acknowledgement be lost, the next pass saves the same
  * files again under the same names. Before anything of a message is fetched its names are claimed
- * (claimNames): a file at one of them that an earlier run of that message did not claim is never
+ * (claimNames): a file at one of them that an earlier run of that message did not write is never
  * replaced, nor one another message claimed; the message fails and stays in the inbox.
  * Returns how many could not be received; a failed listing, or another receiver working on the
  * folder, throws.
@@ -101,7 +101,6 @@ export async function receiveInbox(client: MeshClient, options: ReceiveOptions):
   await options.sameFolder?.();
   const unlock = await lockFolder(options.folder, RECEIVING);
   try {
-    await removeExpiredClaims(options.folder);
     const claims = await ReceiveClaims.read(options.folder);
     // Read once a pass (a folder that keeps what it received grows for good): what a run cut
     // short left is there from the start.
@@ -249,12 +248,10 @@ async function receiveMessage(
       throw error instanceof TargetExistsError ? new UnrelatedFileError(messageId, join(options.folder, output), true) : error;
     });
     await claims.placed(messageId, output);
-    try {
-      refuseOtherType(download, messageId, messageType);
-    } catch (error) {
+    if (download.messageType !== messageType) {
       // downloadFile saved a report (chunk 1 said REPORT) under the payload's name.
       await rm(download.path, { force: true });
-      throw error;
+      throw typeDisagrees(messageId, messageType, download.messageType);
     }
   }
   // The description last: a program watching the folder takes a message once it appears.
@@ -271,7 +268,7 @@ async function receiveMessage(
     if (isGone(error)) await forgetGone(claims, messageId);
     throw new NotAcknowledgedError(messageId, path ?? metadataPath, error);
   });
-  // Its files are the user's now. Best effort: the message is received, and a claim left behind goes after 30 days (removeExpiredClaims).
+  // Its files are the user's now. Best effort: the message is received, and a claim left behind goes after 30 days (ReceiveClaims.read).
   await claims.release(messageId).catch(() => undefined);
   return { messageId, messageType, path, metadataPath, bytes: download?.bytes ?? 0 };
 }
@@ -281,20 +278,15 @@ async function receiveMessage(
  * as a download of data is: a server whose answers disagree would have a message acknowledged
  * with nothing of it saved.
  */
-async function confirmReport(client: MeshClient, messageId: string): Promise<undefined> {
+async function confirmReport(client: MeshClient, messageId: string): Promise<void> {
   const first = await client.downloadRawChunk(messageId, 1);
   first.body.destroy();
   if (!isReport(first.metadata)) throw typeDisagrees(messageId, 'REPORT', first.metadata.messageType ?? 'DATA');
-  return undefined;
 }
 
 /** A message whose HEAD and download say different types: nothing of it is kept, nor is it acknowledged. */
 function typeDisagrees(messageId: string, described: string, downloaded: string): Error {
   return new Error(`message ${messageId} was described as ${described} and downloaded as ${downloaded}: nothing is saved or acknowledged`);
-}
-
-function refuseOtherType(download: DownloadResult, messageId: string, described: string): void {
-  if (download.messageType !== described) throw typeDisagrees(messageId, described, download.messageType);
 }
 
 /** The id first, so that two senders' `results.csv` never meet. */
