@@ -218,6 +218,16 @@ async function pass(
   return { failed, refused, sent, errors };
 }
 
+/** One pass with a client of the sender's own, closed after it. */
+async function passAs(sender: MailboxFiles, recipient: MailboxFiles, outbox: string, extra: Partial<DispatchOptions> = {}): ReturnType<typeof pass> {
+  const client = new MeshClient(sender.settings, { retryDelayMs: 10 });
+  try {
+    return await pass(recipient, outbox, client, extra);
+  } finally {
+    client.close();
+  }
+}
+
 /** The client, but every message it sends is accepted by the server and its answer never arrives. */
 function answerNeverArrives(client: MeshClient): MeshClient {
   return overriding(client, {
@@ -492,14 +502,8 @@ test('files with names no MESH header can carry are refused one by one (names as
   await put(outbox, `${'検'.repeat(82)}.txt`, Buffer.from('c'));
   await put(outbox, longName, Buffer.from('d'));
   await put(outbox, 'zzz.txt', Buffer.from('e'));
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
   const refused: string[] = [];
-  let outcome;
-  try {
-    outcome = await pass(gp, outbox, client, { onRefused: (file, reason) => refused.push(`${file}: ${reason}`) });
-  } finally {
-    client.close();
-  }
+  const outcome = await passAs(lab, gp, outbox, { onRefused: (file, reason) => refused.push(`${file}: ${reason}`) });
   t.deepEqual(outcome.errors, []);
   t.deepEqual(outcome.sent.map((receipt) => receipt.file).sort(), [longName, 'zzz.txt']);
   t.is(refused.length, 3);
@@ -721,17 +725,12 @@ test('a link to a file in the outbox is followed: the file it leads to goes, and
   await symlink(join('..', basename(elsewhere), 'relative.dat'), join(outbox, 'relative.dat'));
   await symlink(elsewhere, join(outbox, 'a-folder'));
   await symlink(join(elsewhere, 'gone.dat'), join(outbox, 'dangling.dat'));
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-  try {
-    const run = await pass(gp, outbox, client);
-    t.deepEqual(run.errors, []);
-    t.deepEqual(run.sent.map((receipt) => receipt.file), ['large.dat', 'relative.dat']);
-    t.is(await readFile(run.sent[0]!.sentPath, 'utf8'), 'linked content');
-    t.deepEqual(await inboxContents(gp), ['linked content', 'relatively linked']);
-    t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'a-folder', 'dangling.dat', 'failed', 'sent']);
-  } finally {
-    client.close();
-  }
+  const run = await passAs(lab, gp, outbox);
+  t.deepEqual(run.errors, []);
+  t.deepEqual(run.sent.map((receipt) => receipt.file), ['large.dat', 'relative.dat']);
+  t.is(await readFile(run.sent[0]!.sentPath, 'utf8'), 'linked content');
+  t.deepEqual(await inboxContents(gp), ['linked content', 'relatively linked']);
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'a-folder', 'dangling.dat', 'failed', 'sent']);
 });
 
 test('one entry\'s trouble stops no other file: a link round a loop is left alone, a control file that cannot be read fails its file only, a name that is not UTF-8 is reported; temporary and Explorer files of any case stay', async (t) => {
@@ -746,22 +745,17 @@ test('one entry\'s trouble stops no other file: a link round a loop is left alon
   writeFileSync(latin1, 'latin-1 named result');
   utimesSync(latin1, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
   for (const name of ['~DF12AB.TMP', 'RESULT.PART', 'Thumbs.db', 'desktop.ini']) await put(outbox, name, Buffer.from('not a result'));
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-  try {
-    const run = await pass(gp, outbox, client);
-    t.deepEqual(run.sent.map((receipt) => receipt.file), ['good.hl7']);
-    t.deepEqual(await inboxContents(gp), ['good result']);
-    t.is(run.failed, 2);
-    t.is(run.errors.length, 2);
-    const reasons = run.errors.map((error) => (error as Error).message).sort();
-    t.regex(reasons[0]!, /ELOOP.*b\.hl7\.ctl\.json/);
-    t.regex(reasons[1]!, /its name is not UTF-8 \(bytes 72e973756c7461742e686c37\): rename it to send it/);
-    t.deepEqual((await readdir(outbox)).filter((name) => !name.startsWith('.') && !['sent', 'failed'].includes(name)).sort(), [
-      'RESULT.PART', 'Thumbs.db', 'b.hl7', 'b.hl7.ctl.json', 'desktop.ini', 'loop', 'r\ufffdsultat.hl7', '~DF12AB.TMP',
-    ]);
-  } finally {
-    client.close();
-  }
+  const run = await passAs(lab, gp, outbox);
+  t.deepEqual(run.sent.map((receipt) => receipt.file), ['good.hl7']);
+  t.deepEqual(await inboxContents(gp), ['good result']);
+  t.is(run.failed, 2);
+  t.is(run.errors.length, 2);
+  const reasons = run.errors.map((error) => (error as Error).message).sort();
+  t.regex(reasons[0]!, /ELOOP.*b\.hl7\.ctl\.json/);
+  t.regex(reasons[1]!, /its name is not UTF-8 \(bytes 72e973756c7461742e686c37\): rename it to send it/);
+  t.deepEqual((await readdir(outbox)).filter((name) => !name.startsWith('.') && !['sent', 'failed'].includes(name)).sort(), [
+    'RESULT.PART', 'Thumbs.db', 'b.hl7', 'b.hl7.ctl.json', 'desktop.ini', 'loop', 'r\ufffdsultat.hl7', '~DF12AB.TMP',
+  ]);
 });
 
 test('a control file that is not a file (a named pipe, a folder) refuses its file, which moves into failed/, rather than holding the pass', async (t) => {
@@ -774,19 +768,14 @@ test('a control file that is not a file (a named pipe, a folder) refuses its fil
   const aMinuteAgo = new Date(Date.now() - 60_000);
   for (const control of ['piped.hl7.ctl.json', 'foldered.hl7.ctl.json']) await utimes(join(outbox, control), aMinuteAgo, aMinuteAgo);
   await put(outbox, 'plain.hl7', Buffer.from('plain'));
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-  try {
-    const run = await pass(gp, outbox, client);
-    t.deepEqual(run.sent.map((receipt) => receipt.file), ['plain.hl7']);
-    t.is(run.refused, 2);
-    t.deepEqual(run.errors.map((error) => (error as Error).message).sort(), [
-      'foldered.hl7 refused: its control file foldered.hl7.ctl.json is not a file',
-      'piped.hl7 refused: its control file piped.hl7.ctl.json is not a file',
-    ]);
-    t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
-  } finally {
-    client.close();
-  }
+  const run = await passAs(lab, gp, outbox);
+  t.deepEqual(run.sent.map((receipt) => receipt.file), ['plain.hl7']);
+  t.is(run.refused, 2);
+  t.deepEqual(run.errors.map((error) => (error as Error).message).sort(), [
+    'foldered.hl7 refused: its control file foldered.hl7.ctl.json is not a file',
+    'piped.hl7 refused: its control file piped.hl7.ctl.json is not a file',
+  ]);
+  t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
 });
 
 test('a file taken away by its writer between the listing and its send is no failure: nothing to send, nothing reported', async (t) => {
@@ -794,33 +783,23 @@ test('a file taken away by its writer between the listing and its send is no fai
   const outbox = await mkdtemp(join(work, 'outbox-'));
   await put(outbox, 'kept.hl7', Buffer.from('kept'));
   await put(outbox, 'withdrawn.hl7', Buffer.from('withdrawn'));
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-  try {
-    const run = await pass(gp, outbox, client, {
-      // Asked just before each file is taken: the writer withdraws this one then.
-      skip: (file) => {
-        if (file === 'withdrawn.hl7') unlinkSync(join(outbox, file));
-        return false;
-      },
-    });
-    t.deepEqual(run.sent.map((receipt) => receipt.file), ['kept.hl7']);
-    t.deepEqual(run.errors, []);
-    t.is(run.failed, 0);
-    t.deepEqual(await inboxContents(gp), ['kept']);
-  } finally {
-    client.close();
-  }
+  const run = await passAs(lab, gp, outbox, {
+    // Asked just before each file is taken: the writer withdraws this one then.
+    skip: (file) => {
+      if (file === 'withdrawn.hl7') unlinkSync(join(outbox, file));
+      return false;
+    },
+  });
+  t.deepEqual(run.sent.map((receipt) => receipt.file), ['kept.hl7']);
+  t.deepEqual(run.errors, []);
+  t.is(run.failed, 0);
+  t.deepEqual(await inboxContents(gp), ['kept']);
 });
 
 test('an outbox folder that has gone (an unmounted share) fails the pass and is not made anew', async (t) => {
   const { lab, gp } = await pair();
   const gone = join(work, 'unmounted', 'outbox');
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-  try {
-    await t.throwsAsync(pass(gp, gone, client), { code: 'ENOENT' });
-  } finally {
-    client.close();
-  }
+  await t.throwsAsync(passAs(lab, gp, gone), { code: 'ENOENT' });
   await t.throwsAsync(readdir(join(work, 'unmounted')), { code: 'ENOENT' });
 });
 
