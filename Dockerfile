@@ -11,5 +11,5 @@ COPY tsconfig.json ./
 ENV MESHBOX_HOST=0.0.0.0 MESHBOX_PORT=8443
 EXPOSE 8443
 USER node
-ENTRYPOINT ["node", "client-cli/src/main.ts"]
+ENTRYPOINT ["node", "client-cli/src/main.js"]
 CMD ["serve"]

@@ -22,7 +22,7 @@ import { DEMO_MAILBOXES, demoProfilePath } from './demo-mailboxes.ts';
 import { portOpen, stopProcess, waitFor } from './services/processes.ts';
 
 const run = promisify(execFile);
-const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
+const CLI = resolve(REPO_ROOT, 'client-cli/src/main.js');
 const [lab, gp] = DEMO_MAILBOXES;
 const WORKFLOW = lab.workflows[0];
 

@@ -48,7 +48,7 @@ interface Running {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
-/** The CLI as its own process (`node --import kill-at.mjs main.ts ...`), to be killed at will. */
+/** The CLI as its own process (`node --import kill-at.mjs main.js ...`), to be killed at will. */
 function startCli(args: readonly string[], env: Record<string, string> = {}): Running {
   const child = spawn(process.execPath, ['--import', KILL_AT, MAIN, ...args], {
     cwd: work,

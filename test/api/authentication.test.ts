@@ -21,7 +21,7 @@ import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../
 import { tokenClaimed } from '../support/token-claims.ts';
 
 const execFileAsync = promisify(execFile);
-const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
+const CLI = resolve(REPO_ROOT, 'client-cli/src/main.js');
 
 let server: TestServer;
 let alice: TestMailbox;

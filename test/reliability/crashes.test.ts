@@ -15,7 +15,7 @@ import { openTlsConnection } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
 
 const run = promisify(execFile);
-const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
+const CLI = resolve(REPO_ROOT, 'client-cli/src/main.js');
 
 test('kill -9 mid-upload: after a restart no partial message is in any inbox, and `meshbox send --resume` completes it', async (t) => {
   const server = await startServerProcess();

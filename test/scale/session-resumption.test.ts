@@ -100,7 +100,7 @@ test('a certificate revoked after its session began cannot resume it: a new CRL 
     const bobFirst = await visit(server, bob);
     t.true((await visit(server, alice, aliceFirst.session)).resumed, 'sessions resume while the CRL is unchanged');
 
-    await run(process.execPath, [resolve(REPO_ROOT, 'client-cli/src/main.ts'), 'admin', 'cert', 'revoke', alice.id], {
+    await run(process.execPath, [resolve(REPO_ROOT, 'client-cli/src/main.js'), 'admin', 'cert', 'revoke', alice.id], {
       env: { ...process.env, ...server.adminEnvironment },
     });
     const deadline = Date.now() + 15_000;

@@ -23,7 +23,7 @@ import { waitFor } from '../../scripts/services/processes.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 
 const run = promisify(execFile);
-const CLI = resolve(REPO_ROOT, 'client-cli/src/main.ts');
+const CLI = resolve(REPO_ROOT, 'client-cli/src/main.js');
 
 test('a revoked certificate is refused with 403 at once, on every MESH endpoint, while the mailbox password still works with a new certificate', async (t) => {
   const server = await startTestServer();

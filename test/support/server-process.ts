@@ -73,7 +73,7 @@ export interface Deployment {
 
 /** The command that starts a server through the CLI (`meshbox serve`), for `startServerProcess`'s `command`. */
 export function viaServeCommand(...args: string[]): string[] {
-  return [resolve(REPO_ROOT, 'client-cli/src/main.ts'), 'serve', ...args];
+  return [resolve(REPO_ROOT, 'client-cli/src/main.js'), 'serve', ...args];
 }
 
 export async function startServerProcess(

@@ -9,7 +9,7 @@ import type { CliIo } from '../../src/commands/context.ts';
 import { runCli } from '../../src/program.ts';
 import { CLAIMS_FOLDER } from '../../src/transfer/receive-claims.ts';
 
-export const MAIN = resolve(import.meta.dirname, '../../src/main.ts');
+export const MAIN = resolve(import.meta.dirname, '../../src/main.js');
 
 export interface CliResult {
   readonly code: number;
@@ -67,7 +67,7 @@ export async function runInProcess(args: readonly string[], options: InProcessOp
   return { code, stdout, stderr };
 }
 
-/** Runs `node client-cli/src/main.ts ...` as its own process, the way users run `meshbox`. */
+/** Runs `node client-cli/src/main.js ...` as its own process, the way users run `meshbox`. */
 export function runSubprocess(args: readonly string[], options: SubprocessOptions = {}): Promise<CliResult> {
   return new Promise((done) => {
     const child = execFile(

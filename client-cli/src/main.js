@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// @ts-check
+// The `meshbox` command. The one JavaScript file: it turns on Node's compile cache before the
+// first TypeScript module loads. A module the cache serves needs no type stripping, so a command
+// that finds everything cached never loads the stripper, and starts on about a third less CPU.
+import { enableCompileCache } from 'node:module';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+
+/**
+ * The user's own cache folder (XDG: `$XDG_CACHE_HOME`, else `~/.cache`), not Node's default in
+ * the shared temporary folder, where another user could leave compiled code for this one to run.
+ * Undefined for a user without a home folder (a container's arbitrary uid): no cache, as before.
+ */
+function userCacheFolder() {
+  const xdg = process.env.XDG_CACHE_HOME;
+  if (xdg && isAbsolute(xdg)) return xdg;
+  try {
+    return join(homedir(), '.cache');
+  } catch {
+    return undefined;
+  }
+}
+
+// NODE_COMPILE_CACHE names another folder (Node has then turned the cache on already);
+// NODE_DISABLE_COMPILE_CACHE=1 keeps it off. A folder that cannot be written leaves it off, quietly.
+const cacheFolder = process.env.NODE_COMPILE_CACHE ? undefined : userCacheFolder();
+if (cacheFolder !== undefined) enableCompileCache(join(cacheFolder, 'meshbox', 'node-compile-cache'));
+
+const { runCli } = await import('./program.ts');
+// exitCode rather than exit(): stdout may still be draining into a pipe.
+process.exitCode = await runCli(process.argv.slice(2));

@@ -1,0 +1,62 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { runSubprocess } from './support/cli-fixture.ts';
+
+const CACHE = join('meshbox', 'node-compile-cache');
+
+async function scratch(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-compile-cache-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** How many cache entries a cache folder holds, over Node's per-version subfolders. */
+async function cachedModules(folder: string): Promise<number> {
+  if (!existsSync(folder)) return 0;
+  let count = 0;
+  for (const version of await readdir(folder)) count += (await readdir(join(folder, version))).length;
+  return count;
+}
+
+test("a command keeps its compiled modules in the user's cache folder ($XDG_CACHE_HOME, else ~/.cache), and runs the same from them", async (t) => {
+  const dir = await scratch(t);
+  const first = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: join(dir, 'xdg') } });
+  t.is(first.code, 0, first.stderr);
+  // Every TypeScript module the command loaded, not only a few.
+  t.true((await cachedModules(join(dir, 'xdg', CACHE))) > 20);
+  const again = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: join(dir, 'xdg') } });
+  t.deepEqual(again, first);
+
+  // A relative XDG_CACHE_HOME is not one (the XDG specification): the home folder's .cache serves.
+  const home = join(dir, 'home');
+  const fromHome = await runSubprocess(['--version'], { env: { HOME: home, XDG_CACHE_HOME: 'relative' } });
+  t.is(fromHome.code, 0, fromHome.stderr);
+  t.true((await cachedModules(join(home, '.cache', CACHE))) > 20);
+  t.false(existsSync(join(dir, 'relative')));
+});
+
+test('NODE_COMPILE_CACHE puts the cache elsewhere, and NODE_DISABLE_COMPILE_CACHE=1 keeps it off', async (t) => {
+  const dir = await scratch(t);
+  const elsewhere = join(dir, 'elsewhere');
+  const moved = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: join(dir, 'xdg'), NODE_COMPILE_CACHE: elsewhere } });
+  t.is(moved.code, 0, moved.stderr);
+  t.true((await cachedModules(elsewhere)) > 20);
+  t.false(existsSync(join(dir, 'xdg')));
+
+  const off = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: join(dir, 'xdg'), NODE_DISABLE_COMPILE_CACHE: '1' } });
+  t.is(off.code, 0, off.stderr);
+  t.false(existsSync(join(dir, 'xdg')));
+});
+
+test('a cache folder that cannot be made leaves the cache off and the command working, with nothing said', async (t) => {
+  const dir = await scratch(t);
+  const notAFolder = join(dir, 'file');
+  await writeFile(notAFolder, 'in the way');
+  const run = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: notAFolder } });
+  t.is(run.code, 0);
+  t.is(run.stderr, '');
+  t.regex(run.stdout, /^\d+\.\d+\.\d+/);
+});
