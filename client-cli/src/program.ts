@@ -2,9 +2,7 @@ import { Command, CommanderError, Help, Option } from 'commander';
 import { PROFILE_SOURCE, SETTING_SOURCES } from './client/settings.ts';
 import { printable } from './client/untrusted-text.ts';
 import { registerAckCommand } from './commands/ack.ts';
-import { registerAdminCommands } from './commands/admin/index.ts';
 import { registerCertCommand } from './commands/cert.ts';
-import { registerServeCommand } from './commands/serve.ts';
 import { type CliIo, createContext, errorLine, processIo } from './commands/context.ts';
 import { registerCountCommand } from './commands/count.ts';
 import { registerDispatchCommand } from './commands/dispatch.ts';
@@ -59,8 +57,22 @@ function addConnectionOptions(command: Command, hidden: boolean): void {
   if (hidden) command.addHelpText('after', '\nConnection flags (--profile, --mailbox, --cert, ...): see meshbox --help.');
 }
 
+/** The commands only an operator runs, the server's code behind them. */
+const OPERATOR_COMMANDS = ['admin', 'serve'];
+
+/**
+ * Whether a command line may name an operator command: one that names none of the user
+ * commands (a bare --help, a misspelt command) may too, and then gets the full list. The
+ * operator commands' code (the server's stores and configuration, ioredis) is a third of what a
+ * command loaded at start (docs/benchmarks.md, "CLI start"), so a user command goes without it.
+ */
+function mayNameOperatorCommand(argv: readonly string[], userCommands: readonly Command[]): boolean {
+  const userCommandNames = new Set(userCommands.flatMap((command) => [command.name(), ...command.aliases()]));
+  return argv.some((arg) => OPERATOR_COMMANDS.includes(arg)) || !argv.some((arg) => userCommandNames.has(arg));
+}
+
 /** The `meshbox` command line: user commands, admin commands and the global connection flags. */
-export function buildProgram(io: CliIo = processIo(), argv: readonly string[] = []): Command {
+export async function buildProgram(io: CliIo = processIo(), argv: readonly string[] = []): Promise<Command> {
   const program = new Command('meshbox')
     .description('MESH mailbox client: send, list, download, acknowledge and track messages on a meshbox (or MESH) server')
     .version(VERSION, '-V, --version')
@@ -88,8 +100,11 @@ export function buildProgram(io: CliIo = processIo(), argv: readonly string[] = 
   // The same flags, hidden, on each user command, so `meshbox inbox --profile p` works as well.
   for (const command of program.commands) addConnectionOptions(command, true);
   registerCertCommand(program, context);
-  registerServeCommand(program);
-  registerAdminCommands(program);
+  if (mayNameOperatorCommand(argv, program.commands)) {
+    const [{ registerServeCommand }, { registerAdminCommands }] = await Promise.all([import('./commands/serve.ts'), import('./commands/admin/index.ts')]);
+    registerServeCommand(program);
+    registerAdminCommands(program);
+  }
   // Program options only before the command name: otherwise the global --password would take
   // the value meant for `admin mailbox create --password`. Set after the commands are added, as
   // commander copies it into commands created later, and admin's own option parsing stays as it is.
@@ -110,7 +125,7 @@ function allCommands(command: Command): Command[] {
 export async function runCli(argv: readonly string[], processOrTestIo: CliIo = processIo()): Promise<number> {
   // Whatever a server said reaches the output only as text: no control sequences for the terminal.
   const io: CliIo = { ...processOrTestIo, stdout: (text) => processOrTestIo.stdout(printable(text)), stderr: (text) => processOrTestIo.stderr(printable(text)) };
-  const program = buildProgram(io, argv);
+  const program = await buildProgram(io, argv);
   // Throw instead of process.exit(); settings are copied to subcommands only at creation, so set each.
   for (const command of allCommands(program)) command.exitOverride();
   try {

@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import test from 'ava';
+import { join, resolve } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { runSubprocess } from './support/cli-fixture.ts';
 
 const CACHE = join('meshbox', 'node-compile-cache');
+const RECORD_LOADS = resolve(import.meta.dirname, 'support/record-loads.mjs');
 
-async function scratch(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+async function scratch(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-compile-cache-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
@@ -59,4 +60,24 @@ test('a cache folder that cannot be made leaves the cache off and the command wo
   t.is(run.code, 0);
   t.is(run.stderr, '');
   t.regex(run.stdout, /^\d+\.\d+\.\d+/);
+});
+
+/** The modules `meshbox <args>` loads, by URL. */
+async function modulesLoadedBy(t: ExecutionContext, ...args: string[]): Promise<string[]> {
+  const log = join(await scratch(t), 'loads');
+  const run = await runSubprocess(args, { env: { NODE_OPTIONS: `--import=${RECORD_LOADS}`, MESHBOX_TEST_LOAD_LOG: log } });
+  t.is(run.code, 0, run.stderr);
+  return (await readFile(log, 'utf8')).split('\n');
+}
+
+test("a user command starts without the operator commands' code (the server's stores, ioredis); admin, serve and the full help load it", async (t) => {
+  const serverCode = (url: string): boolean => url.includes('/server/src/') || url.includes('/node_modules/ioredis/');
+  for (const args of [['inbox', '--help'], ['--profile', 'admin.json', 'send', '--help'], ['help', 'receive']]) {
+    const loaded = await modulesLoadedBy(t, ...args);
+    t.true(loaded.some((url) => url.endsWith('/client-cli/src/program.ts')), args.join(' '));
+    t.deepEqual(loaded.filter(serverCode), [], args.join(' '));
+  }
+  for (const args of [['admin', '--help'], ['serve', '--help'], ['--help'], ['help', 'admin']]) {
+    t.true((await modulesLoadedBy(t, ...args)).some(serverCode), args.join(' '));
+  }
 });
