@@ -109,6 +109,19 @@ test('HEAD of a chunk answers the headers and status its GET would, from the rec
   t.is(audited.filter((detail) => detail === 'chunk 2').length, 2, `only the two GETs of chunk 2 are downloads: ${audited.join(', ')}`);
 });
 
+test('a chunk\'s mex-* headers go out with lower-case names, as MESH and its sandbox send them: NHS\'s .NET client looks mex-chunk-range up by its exact name', async (t) => {
+  const messageId = await startUpload(2, randomBytes(100));
+  t.is((await uploadChunk(messageId, 2, 2, randomBytes(100))).status, 202);
+  for (const [method, path] of [['GET', ''], ['HEAD', ''], ['GET', '/2'], ['HEAD', '/2']] as const) {
+    const response = await mailboxRequest(server, gp, { method, path: `/messageexchange/${gp.id}/inbox/${messageId}${path}` });
+    const names = response.rawHeaders.filter((_, index) => index % 2 === 0);
+    const meshNames = names.filter((name) => name.toLowerCase().startsWith('mex-'));
+    t.true(meshNames.length >= 10, `${method} ${path}: ${names.join(', ')}`);
+    t.deepEqual(meshNames.filter((name) => name !== name.toLowerCase()), [], `${method} ${path}`);
+    t.true(meshNames.includes('mex-chunk-range') && meshNames.includes('mex-total-chunks'), `${method} ${path}`);
+  }
+});
+
 test('HEAD of a one-chunk message answers the Content-Length its GET would, kept in Redis or in object storage, gzip or not', async (t) => {
   for (const [size, headers] of [[100, {}], [100_000, {}], [100_000, { 'content-encoding': 'gzip' }]] as const) {
     const plain = randomBytes(size);

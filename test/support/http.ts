@@ -16,6 +16,8 @@ export interface Endpoint {
 export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
+  /** Header names and values as they came, names in the server's own letter case (`headers` lower-cases them). */
+  readonly rawHeaders: readonly string[];
   readonly body: Buffer;
   // any: tests read response fields freely and assert on them; a wrong shape fails the assertion.
   readonly json: () => any;
@@ -53,6 +55,7 @@ export function rawRequest(server: Endpoint, request: RawRequest): Promise<RawRe
           resolve({
             status: res.statusCode ?? 0,
             headers: res.headers,
+            rawHeaders: res.rawHeaders,
             body,
             json: () => JSON.parse(body.toString('utf8')),
           });

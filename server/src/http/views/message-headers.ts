@@ -6,7 +6,12 @@ export function fileNameOf(message: MessageRecord): string {
   return message.fileName || `${message.id}.dat`;
 }
 
-/** The mex-* headers of a download or HEAD, empty values left out. */
+/**
+ * The mex-* headers of a download or HEAD, empty values left out, named in lower case as MESH and
+ * its sandbox send them: header names are case-insensitive, but a client may look one up by its
+ * exact name (NHS's .NET client asks for `mex-chunk-range`, and cannot download a chunked message
+ * without it).
+ */
 export function messageHeaders(message: MessageRecord, chunkNumber: number): Record<string, string> {
   const isReport = message.type === 'REPORT';
   const headers: Record<string, string> = {
@@ -36,5 +41,5 @@ export function messageHeaders(message: MessageRecord, chunkNumber: number): Rec
     [MeshHeaders.statusSuccess]: message.statusDetail.success ? 'SUCCESS' : 'ERROR',
     [MeshHeaders.statusTimestamp]: compactUtcSeconds(message.statusAt),
   };
-  return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== ''));
+  return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== '').map(([name, value]) => [name.toLowerCase(), value]));
 }
