@@ -242,6 +242,22 @@ test('tracking by local id finds the one message, and 300 when the local id is n
   t.is(none.status, 404);
 });
 
+test('tracking by local id is typed application/json, as its v1 body is, also to a client asking for v2: MESH has no v2 form of it', async (t) => {
+  const localId = `typed-${randomBytes(4).toString('hex')}`;
+  const messageId = await sendMessage(server, lab, gp, 'typed', { 'mex-LocalID': localId });
+  for (const accept of ['v1', 'v2'] as const) {
+    const tracked = await mailboxRequest(server, lab, { accept, path: `/messageexchange/${lab.id}/outbox/tracking/${localId}` });
+    t.is(tracked.status, 200);
+    t.like(tracked.json(), { messageId, status: 'Accepted' }, accept);
+    t.regex(String(tracked.headers['content-type']), /^application\/json\b/, accept);
+  }
+  // Its refusals follow the Accept header, as every other refusal does.
+  const none = await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/outbox/tracking/no-such-local-id` });
+  t.is(none.status, 404);
+  t.is(none.headers['content-type'], 'application/vnd.mesh.v2+json');
+  t.is(none.json().detail[0].code, '20');
+});
+
 test('tracking by a local id that thousands of messages share answers 300 with how many, naming twenty', async (t) => {
   const localId = `shared-${randomBytes(4).toString('hex')}`;
   const sent = new Set(await Promise.all(Array.from({ length: 30 }, (_, n) => sendMessage(server, lab, gp, `part ${n}`, { 'mex-LocalID': localId }))));

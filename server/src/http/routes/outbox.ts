@@ -73,7 +73,11 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
   });
 
   router.get('/outbox/tracking/:localId', async (ctx) => {
-    ctx.body = trackingBody(await trackByLocalId(services, ctx.state.mailbox.id, ctx.params.localId ?? ''), 1);
+    const tracked = await trackByLocalId(services, ctx.state.mailbox.id, ctx.params.localId ?? '');
+    // MESH has only a v1 form of this (deprecated) answer: given whatever the Accept, and typed as
+    // v1 (application/json), as the specification and the sandbox type it. Refusals follow the Accept.
+    ctx.state.apiVersion = 1;
+    ctx.body = trackingBody(tracked, 1);
   });
 }
 
