@@ -10,6 +10,7 @@ import { sendMetadata } from '../../server/src/http/send-headers.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { UsedTokenStore } from '../../server/src/store/used-tokens.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
+import { MessageStore } from '../../server/src/store/messages.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
@@ -36,6 +37,19 @@ function runningTwice(redis: Redis, command: 'set' | 'evalsha'): Redis {
     return run(...args);
   };
   return overriding(redis, { [command]: twice } as Partial<Redis>);
+}
+
+/** The Redis client, but the first script run on a message id's reservation (the send's claim of its id) runs twice, as `runningTwice`. */
+function reservingTwiceOnce(redis: Redis): Redis {
+  const run = redis.evalsha.bind(redis) as (...args: unknown[]) => Promise<unknown>;
+  let resent = false;
+  const once = async (...args: unknown[]): Promise<unknown> => {
+    if (resent || !args.some((arg) => typeof arg === 'string' && arg.includes('message-id-reservation:'))) return run(...args);
+    resent = true;
+    await run(...args);
+    return run(...args);
+  };
+  return overriding(redis, { evalsha: once } as Partial<Redis>);
 }
 
 /** The message store as ioredis behaves when its connection breaks once: the first record is written, and its answer is "it exists". */
@@ -154,6 +168,33 @@ test("a send whose token claim runs twice is sent, not taken for its token's ear
     // The claim stands for what it was for: its repeat is told the message, other content is refused.
     t.is((await send('once')).json().message_id, messageId);
     t.is((await send('other')).status, 403);
+  } finally {
+    await twice.close();
+  }
+});
+
+test("a send whose id reservation runs twice goes under the id its token names: its identical retry, its answer lost, is told that message", async (t) => {
+  const redisPrefix = `test:${randomUUID()}:`;
+  const twice = await startTestServer({
+    worker: false,
+    redisPrefix,
+    appServices: (services) => ({ ...services, messages: new MessageStore(reservingTwiceOnce(server.redis), redisKeys(redisPrefix)) }),
+  });
+  try {
+    const [sender, recipient] = [await twice.createMailbox(), await twice.createMailbox()];
+    const authorization = buildAuthorizationHeader({ mailboxId: sender.id, password: sender.password, sharedKey: twice.sharedKey });
+    // Past the inline limit: stored in object storage, under an id reserved first.
+    const body = Buffer.alloc(100_000, 'r');
+    const send = () =>
+      mailboxRequest(twice, sender, { method: 'POST', path: `/messageexchange/${sender.id}/outbox`, authorization, headers: { 'mex-To': recipient.id, 'mex-WorkflowID': 'RESENT' }, body });
+    const sent = await send();
+    t.is(sent.status, 202, sent.body.toString());
+    const messageId = sent.json().message_id;
+    await twice.settled();
+    t.deepEqual((await twice.services.messages.inboxPage(recipient.id, 10, undefined)).messageIds, [messageId]);
+    const retried = await send();
+    t.is(retried.status, 202, retried.body.toString());
+    t.is(retried.json().message_id, messageId);
   } finally {
     await twice.close();
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { MessageStatus, MessageType } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
@@ -122,8 +123,9 @@ export class MessageStore {
 
   /** Claims a fresh message id before its payload is stored; false when it is taken. */
   async reserveId(id: string): Promise<boolean> {
-    // Held a day: longer than any single chunk upload can take.
-    return (await reserveIdScript.run(this.#redis, [this.#keys.message(id), this.#keys.messageIdReservation(id)], [86_400])) === 1;
+    // Held a day: longer than any single chunk upload can take. A value of the claim's own tells
+    // its command sent again by ioredis (its answer lost) from another send's claim.
+    return (await reserveIdScript.run(this.#redis, [this.#keys.message(id), this.#keys.messageIdReservation(id)], [86_400, randomUUID()])) === 1;
   }
 
   /**
