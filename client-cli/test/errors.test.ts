@@ -24,6 +24,31 @@ test('a v1 error body gives the same fields', (t) => {
   t.like(error, { status: 404, code: '20', event: 'RECEIVE', description: 'Message does not exist', messageId: 'M2' });
 });
 
+test("MESH's 400 for a request its validation refuses (loc, msg, type: the specification's HTTPValidationError) names the header refused, for each one", (t) => {
+  // As the sandbox sends it (views/error.py, get_validation_error_response): pydantic's errors, then the body.
+  const tooLong = parseErrorBody(
+    400,
+    JSON.stringify({
+      detail: [{ type: 'string_too_long', loc: ['header', 'mex-subject'], msg: 'String should have at most 500 characters', input: 'x'.repeat(501), ctx: { max_length: 500 } }],
+      body: null,
+    }),
+  );
+  t.like(tooLong, { status: 400, code: undefined, description: 'header mex-subject: String should have at most 500 characters' });
+  t.is(errorLine(tooLong), 'meshbox: header mex-subject: String should have at most 500 characters (HTTP 400)');
+  const missing = parseErrorBody(
+    400,
+    JSON.stringify({
+      detail: [
+        { type: 'missing', loc: ['header', 'mex-to'], msg: 'Field required', input: null },
+        { type: 'missing', loc: ['header', 'mex-workflowid'], msg: 'Field required', input: null },
+      ],
+    }),
+  );
+  t.is(missing.description, 'header mex-to: Field required; header mex-workflowid: Field required');
+  const many = parseErrorBody(400, JSON.stringify({ detail: Array.from({ length: 12 }, (_, index) => ({ loc: ['query', `q${index}`], msg: 'bad', type: 'x' })) }));
+  t.is(many.description, 'query q0: bad; query q1: bad; query q2: bad; and 9 more', 'a long list is cut short');
+});
+
 test('a body that is not MESH JSON gives one line: the reason phrase, and the text itself only when it is short plain text', (t) => {
   const gatewayPage = [
     '<html>',

@@ -222,11 +222,31 @@ function record(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
+/** The most of a validation refusal's list said: the rest is counted. */
+const MAX_VALIDATION_ERRORS = 3;
+
+/**
+ * MESH's 400 for a request its validation refuses (the specification's HTTPValidationError, as
+ * FastAPI gives it): `detail` lists `{loc, msg, type}`, loc naming what is refused (`['header',
+ * 'mex-subject']`), and msg alone does not ("Field required"). Each said as `<loc>: <msg>`;
+ * undefined when the list is not that.
+ */
+function validationDescription(items: readonly unknown[]): string | undefined {
+  const said = items.map((item) => {
+    const { loc, msg } = record(item) ?? {};
+    const where = Array.isArray(loc) ? loc.map(text).filter((part) => part !== undefined) : [];
+    return where.length > 0 && text(msg) !== undefined ? `${where.join(' ')}: ${text(msg)}` : undefined;
+  });
+  if (said.length === 0 || said.includes(undefined)) return undefined;
+  const more = said.length - MAX_VALIDATION_ERRORS;
+  return [...said.slice(0, MAX_VALIDATION_ERRORS), ...(more > 0 ? [`and ${more} more`] : [])].join('; ');
+}
+
 /**
  * Reads an error body in whichever shape the server used: v2 `{message_id, internal_id,
  * detail:[{event, code, msg}]}`, v1 `{messageID, errorEvent, errorCode, errorDescription}`,
- * or anything else (a proxy's HTML page, an empty HEAD answer), described by its status alone
- * (`plainDescription`).
+ * a validation refusal (`validationDescription`), or anything else (a proxy's HTML page, an
+ * empty HEAD answer), described by its status alone (`plainDescription`).
  */
 export function parseErrorBody(status: number, body: string): MeshClientError {
   let parsed: Record<string, unknown> | undefined;
@@ -245,7 +265,7 @@ export function parseErrorBody(status: number, body: string): MeshClientError {
       status,
       code: text(detail.code),
       event: text(detail.event),
-      description: text(detail.msg) ?? fallback,
+      description: validationDescription(parsed.detail as unknown[]) ?? text(detail.msg) ?? fallback,
       messageId: text(parsed.message_id),
       internalId: text(parsed.internal_id),
     });
