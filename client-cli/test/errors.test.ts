@@ -49,6 +49,14 @@ test("MESH's 400 for a request its validation refuses (loc, msg, type: the speci
   t.is(many.description, 'query q0: bad; query q1: bad; query q2: bad; and 9 more', 'a long list is cut short');
 });
 
+test("an error body with no MESH detail, only a message and the server's internal id (the sandbox's answer to a failure of its own), reads as its message, keeping the id to give support", (t) => {
+  const failed = parseErrorBody(500, JSON.stringify({ internal_id: '20220228174323222_ABCDEF', message: 'An internal error occurred.\n\nPlease contact support.' }));
+  t.like(failed, { status: 500, code: undefined, internalId: '20220228174323222_ABCDEF' });
+  t.is(errorLine(failed), 'meshbox: An internal error occurred. Please contact support. (internal id 20220228174323222_ABCDEF) (HTTP 500)');
+  // A finished message's chunk (423): no internal id to give.
+  t.is(errorLine(parseErrorBody(423, JSON.stringify({ message: 'An internal error occurred.\n\nPlease contact support.' }))), 'meshbox: An internal error occurred. Please contact support. (HTTP 423)');
+});
+
 test('a body that is not MESH JSON gives one line: the reason phrase, and the text itself only when it is short plain text', (t) => {
   const gatewayPage = [
     '<html>',

@@ -245,8 +245,9 @@ function validationDescription(items: readonly unknown[]): string | undefined {
 /**
  * Reads an error body in whichever shape the server used: v2 `{message_id, internal_id,
  * detail:[{event, code, msg}]}`, v1 `{messageID, errorEvent, errorCode, errorDescription}`,
- * a validation refusal (`validationDescription`), or anything else (a proxy's HTML page, an
- * empty HEAD answer), described by its status alone (`plainDescription`).
+ * a validation refusal (`validationDescription`), a failure of the server's own
+ * (`failureMessage`), or anything else (a proxy's HTML page, an empty HEAD answer), described
+ * by its status alone (`plainDescription`).
  */
 export function parseErrorBody(status: number, body: string): MeshClientError {
   let parsed: Record<string, unknown> | undefined;
@@ -270,12 +271,24 @@ export function parseErrorBody(status: number, body: string): MeshClientError {
       internalId: text(parsed.internal_id),
     });
   }
+  const internalId = text(parsed.internalID) ?? text(parsed.internal_id);
   return new MeshClientError({
     status,
     code: text(parsed.errorCode),
     event: text(parsed.errorEvent),
-    description: text(parsed.errorDescription) ?? fallback,
+    description: text(parsed.errorDescription) ?? failureMessage(parsed.message, internalId) ?? fallback,
     messageId: text(parsed.messageID),
-    internalId: text(parsed.internalID),
+    internalId,
   });
+}
+
+/**
+ * A server's answer to a failure of its own, which has no MESH detail: `{internal_id, message}`
+ * (MESH's sandbox, for a 500, or a 423 for a chunk of a finished message). Its message says to
+ * contact support, who need the internal id: said with it, on one line.
+ */
+function failureMessage(message: unknown, internalId: string | undefined): string | undefined {
+  const said = text(message)?.trim().replace(/\s+/g, ' ');
+  if (!said) return undefined;
+  return internalId === undefined ? said : `${said} (internal id ${internalId})`;
 }
