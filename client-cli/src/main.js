@@ -2,7 +2,7 @@
 // @ts-check
 // The `meshbox` command. The one JavaScript file: it turns on Node's compile cache before the
 // first TypeScript module loads. A module the cache serves needs no type stripping, so a command
-// that finds everything cached never loads the stripper, and starts on about a third less CPU.
+// that finds everything cached never loads the stripper, and starts on about 40% less CPU.
 import { enableCompileCache } from 'node:module';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
