@@ -4,6 +4,8 @@ import test from 'ava';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { waitFor } from '../../scripts/services/processes.ts';
 import { sendMessage as sendThroughDomain } from '../../server/src/domain/send.ts';
 import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
 import { sendMetadata } from '../../server/src/http/send-headers.ts';
@@ -12,10 +14,12 @@ import { UsedTokenStore } from '../../server/src/store/used-tokens.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { MessageStore } from '../../server/src/store/messages.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
+import { openRedis } from '../../server/src/store/redis-client.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { overriding } from '../support/overriding.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -216,4 +220,36 @@ test('a mailbox profile update whose command runs twice is reported as the chang
     before: { id: mailbox.id, name: 'Before', odsCode: 'R1' },
     after: { id: mailbox.id, name: 'After', odsCode: 'R2' },
   });
+});
+
+test('a new message delivered again on a new connection, after the recipient listed and acknowledged it, is not listed again', async (t) => {
+  const proxy = await startTcpProxy(Number(new URL((await ensureLocalServices()).redisUrl).port));
+  // An API process's Redis client, here waiting out a break however long the test makes it.
+  const redis = openRedis({ redisUrl: `redis://127.0.0.1:${proxy.port}`, redisCluster: false }, { maxRetriesPerRequest: null });
+  redis.on('error', () => {});
+  t.teardown(async () => {
+    redis.disconnect();
+    await proxy.close();
+  });
+  await redis.ping();
+  const messages = new MessageStore(redis, redisKeys(server.redisPrefix));
+  const gp = await server.createMailbox();
+  // Listed by its send's delivery, as the first run of the delivery below would have listed it.
+  const messageId = await sendMessage(server, lab, gp, 'listed once');
+
+  proxy.holdAnswers();
+  const sentBefore = proxy.bytesToBackend();
+  const delivering = messages.deliver(messageId, gp.id);
+  t.true(await waitFor(async () => proxy.bytesToBackend() > sentBefore, 10_000, 10), 'the delivery reached Redis');
+  await proxy.cut(); // its answer is lost with the connection
+  proxy.releaseAnswers();
+  // Meanwhile the recipient, through another API process, lists the message and acknowledges it.
+  t.deepEqual((await server.services.messages.inboxPage(gp.id, 10, undefined)).messageIds, [messageId]);
+  const ack = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+  t.is(ack.status, 200);
+  await proxy.restore(); // ioredis connects again and sends the unanswered delivery again
+  await delivering;
+
+  t.deepEqual((await server.services.messages.inboxPage(gp.id, 10, undefined)).messageIds, []);
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages.length, 0);
 });

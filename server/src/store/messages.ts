@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { MessageStatus, MessageType } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
-import { pingEveryMaster, type RedisClient } from './redis-client.ts';
+import { connectionsMadeBy, pingEveryMaster, type RedisClient } from './redis-client.ts';
 
 const reserveIdScript = new LuaScript('reserve-id');
 const createMessageScript = new LuaScript('create-message');
@@ -200,10 +200,14 @@ export class MessageStore {
    * but its first lifecycle check can move on before it is listed (its sender learns its id from
    * the 202, which may come first, but can neither deliver nor acknowledge it; the send looks
    * again if it took so long that the check may have come: see `leaveInboxUnlessAccepted`). Every other delivery is
-   * `deliverChecked`.
+   * `deliverChecked`. The status is read again only when the connection broke meanwhile: ioredis
+   * then ran the delivery again on the next one, perhaps after the recipient (through another
+   * process) had listed and acknowledged what the first run delivered.
    */
   async deliver(id: string, recipient: string): Promise<void> {
-    await deliverScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxSequence(recipient)], [id]);
+    const connections = connectionsMadeBy(this.#redis);
+    await this.#addToInbox(id, recipient);
+    if (connectionsMadeBy(this.#redis) !== connections) await this.leaveInboxUnlessAccepted(id, recipient);
   }
 
   /**
@@ -212,8 +216,12 @@ export class MessageStore {
    * has acknowledged the message, or after it expired.
    */
   async deliverChecked(id: string, recipient: string): Promise<void> {
-    await this.deliver(id, recipient);
+    await this.#addToInbox(id, recipient);
     await this.leaveInboxUnlessAccepted(id, recipient);
+  }
+
+  async #addToInbox(id: string, recipient: string): Promise<void> {
+    await deliverScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxSequence(recipient)], [id]);
   }
 
   /**

@@ -39,7 +39,11 @@ function reconnectAfterFailover(error: Error): boolean {
 export function openRedis(target: RedisTarget, options: RedisClientOptions = {}): RedisClient {
   const [first, ...rest] = splitRedisUrls(target.redisUrl);
   if (!first) throw new Error('no Redis URL');
-  if (!target.redisCluster) return batchWritesOfEachConnection(new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover }));
+  if (!target.redisCluster) {
+    const redis = new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover });
+    countConnections(redis, redis);
+    return batchWritesOfEachConnection(redis);
+  }
   const seeds = [first, ...rest].map((url) => new URL(url));
   const credentials = seeds[0]!;
   const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, lazyConnect, socketTimeout, enableReadyCheck } = options;
@@ -64,8 +68,26 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
     },
   );
   // A node's connection is made lazily, after the node is added.
-  cluster.on('+node', batchWritesOfEachConnection);
+  cluster.on('+node', (node: Redis) => {
+    countConnections(cluster, node);
+    batchWritesOfEachConnection(node);
+  });
   return cluster;
+}
+
+const connectionsMade = new WeakMap<RedisClient, number>();
+
+function countConnections(client: RedisClient, connection: Redis): void {
+  connection.on('connect', () => connectionsMade.set(client, connectionsMadeBy(client) + 1));
+}
+
+/**
+ * How many connections a client has made so far, each reconnection of any node counted. A
+ * command during which this grew may have run twice: ioredis sends again, on the new
+ * connection, what the broken one left unanswered.
+ */
+export function connectionsMadeBy(client: RedisClient): number {
+  return connectionsMade.get(client) ?? 0;
 }
 
 /** Each connection the client makes (a reconnection makes a new one) batches its writes per turn of the event loop. */
