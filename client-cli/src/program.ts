@@ -57,18 +57,32 @@ function addConnectionOptions(command: Command, hidden: boolean): void {
   if (hidden) command.addHelpText('after', '\nConnection flags (--profile, --mailbox, --cert, ...): see meshbox --help.');
 }
 
-/** The commands only an operator runs, the server's code behind them. */
-const OPERATOR_COMMANDS = ['admin', 'serve'];
+/**
+ * The command a command line names, as commander finds it: the first argument that is neither
+ * a program option nor the value of one (program options come only before the command); for
+ * `help <command>`, that command. Undefined when it names none (`meshbox --help`, `meshbox help`).
+ */
+function commandNamed(argv: readonly string[], programOptions: readonly Option[]): string | undefined {
+  const takesValue = new Set(programOptions.filter((option) => option.required || option.optional).flatMap((option) => [option.long, option.short]));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return argv[i + 1];
+    if (takesValue.has(arg)) i++;
+    else if (!arg.startsWith('-') || arg === '-') return arg === 'help' ? commandNamed(argv.slice(i + 1), []) : arg;
+  }
+  return undefined;
+}
 
 /**
  * Whether a command line may name an operator command: one that names none of the user
- * commands (a bare --help, a misspelt command) may too, and then gets the full list. The
- * operator commands' code (the server's stores and configuration, ioredis) is a third of what a
- * command loaded at start (docs/benchmarks.md, "CLI start"), so a user command goes without it.
+ * commands (a bare --help, a misspelt command) may too, and then gets the full list, or
+ * commander's suggestion of the operator command meant. The operator commands' code (the
+ * server's stores and configuration, ioredis) is a third of what a command loaded at start
+ * (docs/benchmarks.md, "CLI start"), so a user command goes without it.
  */
-function mayNameOperatorCommand(argv: readonly string[], userCommands: readonly Command[]): boolean {
-  const userCommandNames = new Set(userCommands.flatMap((command) => [command.name(), ...command.aliases()]));
-  return argv.some((arg) => OPERATOR_COMMANDS.includes(arg)) || !argv.some((arg) => userCommandNames.has(arg));
+function mayNameOperatorCommand(argv: readonly string[], program: Command): boolean {
+  const named = commandNamed(argv, program.options);
+  return named === undefined || !program.commands.some((command) => command.name() === named || command.aliases().includes(named));
 }
 
 /** The `meshbox` command line: user commands, admin commands and the global connection flags. */
@@ -100,7 +114,7 @@ export async function buildProgram(io: CliIo = processIo(), argv: readonly strin
   // The same flags, hidden, on each user command, so `meshbox inbox --profile p` works as well.
   for (const command of program.commands) addConnectionOptions(command, true);
   registerCertCommand(program, context);
-  if (mayNameOperatorCommand(argv, program.commands)) {
+  if (mayNameOperatorCommand(argv, program)) {
     const [{ registerServeCommand }, { registerAdminCommands }] = await Promise.all([import('./commands/serve.ts'), import('./commands/admin/index.ts')]);
     registerServeCommand(program);
     registerAdminCommands(program);

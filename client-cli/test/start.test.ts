@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { runSubprocess } from './support/cli-fixture.ts';
+import { runInProcess, runSubprocess } from './support/cli-fixture.ts';
 
 const CACHE = join('meshbox', 'node-compile-cache');
 const RECORD_LOADS = resolve(import.meta.dirname, 'support/record-loads.mjs');
@@ -80,4 +80,17 @@ test("a user command starts without the operator commands' code (the server's st
   for (const args of [['admin', '--help'], ['serve', '--help'], ['--help'], ['help', 'admin']]) {
     t.true((await modulesLoadedBy(t, ...args)).some(serverCode), args.join(' '));
   }
+});
+
+test("a command line whose command is no user command's gets the operator commands, whatever its other arguments: commander's suggestion of one misspelt, the full help", async (t) => {
+  const cwd = await scratch(t);
+  // A misspelt `admin` before an admin subcommand whose name a user command has too (`cert`).
+  const misspelt = await runInProcess(['admn', 'cert', 'list'], { cwd });
+  t.is(misspelt.code, 2);
+  t.regex(misspelt.stderr, /unknown command 'admn'\n\(Did you mean admin\?\)/);
+  // A connection flag whose value is a user command's name names no command: the full help.
+  const fullHelp = await runInProcess(['--mailbox', 'inbox', '--help'], { cwd });
+  t.is(fullHelp.code, 0);
+  t.regex(fullHelp.stdout, /^ {2}admin /m);
+  t.regex(fullHelp.stdout, /^ {2}serve /m);
 });
