@@ -3,9 +3,10 @@
 // The `meshbox` command. The one JavaScript file: it turns on Node's compile cache before the
 // first TypeScript module loads. A module the cache serves needs no type stripping, so a command
 // that finds everything cached never loads the stripper, and starts on about 40% less CPU.
+import { statSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
 import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 
 /**
  * The user's own cache folder (XDG: `$XDG_CACHE_HOME`, else `~/.cache`), not Node's default in
@@ -22,10 +23,30 @@ function userCacheFolder() {
   }
 }
 
+/**
+ * Whether only this user can write `folder` (or, not made yet, the nearest folder above that
+ * is): owned by them and not writable by group or others. Compiled code another user could
+ * write is code they could have this one run: `sudo` keeping the invoking user's HOME, an
+ * XDG_CACHE_HOME of /tmp.
+ * @param {string} folder
+ */
+function onlyMineToWrite(folder) {
+  const uid = process.getuid?.();
+  if (uid === undefined) return true; // Windows: no owners to compare
+  for (let at = folder; ; at = dirname(at)) {
+    try {
+      const { uid: owner, mode } = statSync(at);
+      return owner === uid && (mode & 0o022) === 0;
+    } catch {
+      if (dirname(at) === at) return false;
+    }
+  }
+}
+
 // NODE_COMPILE_CACHE names another folder (Node has then turned the cache on already);
 // NODE_DISABLE_COMPILE_CACHE=1 keeps it off. A folder that cannot be written leaves it off, quietly.
 const cacheFolder = process.env.NODE_COMPILE_CACHE ? undefined : userCacheFolder();
-if (cacheFolder !== undefined) enableCompileCache(join(cacheFolder, 'meshbox', 'node-compile-cache'));
+if (cacheFolder !== undefined && onlyMineToWrite(cacheFolder)) enableCompileCache(join(cacheFolder, 'meshbox', 'node-compile-cache'));
 
 const { runCli } = await import('./program.ts');
 // exitCode rather than exit(): stdout may still be draining into a pipe.

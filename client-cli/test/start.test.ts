@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -50,6 +50,22 @@ test('NODE_COMPILE_CACHE puts the cache elsewhere, and NODE_DISABLE_COMPILE_CACH
   const off = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: join(dir, 'xdg'), NODE_DISABLE_COMPILE_CACHE: '1' } });
   t.is(off.code, 0, off.stderr);
   t.false(existsSync(join(dir, 'xdg')));
+});
+
+test('a cache folder another user could write (group or others may, as in /tmp) is not used: what it held could be run', async (t) => {
+  const dir = await scratch(t);
+  for (const mode of [0o777, 0o775]) {
+    const shared = join(dir, `shared-${mode.toString(8)}`);
+    await mkdir(shared);
+    await chmod(shared, mode); // past the umask
+    const run = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: shared } });
+    t.is(run.code, 0, run.stderr);
+    t.false(existsSync(join(shared, 'meshbox')), mode.toString(8));
+  }
+  // Not made yet: judged by the folder it would be made in.
+  const run = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: join(dir, 'shared-777', 'cache') } });
+  t.is(run.code, 0, run.stderr);
+  t.false(existsSync(join(dir, 'shared-777', 'cache')));
 });
 
 test('a cache folder that cannot be made leaves the cache off and the command working, with nothing said', async (t) => {
