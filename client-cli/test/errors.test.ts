@@ -16,6 +16,16 @@ test("a MESH code that is a phrase (MESH's own for a message gone) is quoted, so
   t.is(errorLine(error), 'meshbox: Message no longer available for download (HTTP 410, MESH code "Message already accepted")');
 });
 
+test("a server's description or code of any length is cut to a line's worth, saying how much was left out", (t) => {
+  const error = parseErrorBody(400, JSON.stringify({ detail: [{ event: 'SEND', code: 'C'.repeat(10_000), msg: 'd'.repeat(100_000) }] }));
+  t.is(error.description, `${'d'.repeat(500)}… (99500 more characters)`);
+  t.is(error.code, `${'C'.repeat(100)}… (9900 more characters)`);
+  t.true(errorLine(error).length < 700);
+  const v1 = parseErrorBody(404, JSON.stringify({ errorDescription: 'e'.repeat(501) }));
+  t.is(v1.description, `${'e'.repeat(500)}… (1 more character)`);
+  t.is(parseErrorBody(404, JSON.stringify({ errorDescription: 'e'.repeat(500) })).description, 'e'.repeat(500));
+});
+
 test('a v1 error body gives the same fields', (t) => {
   const error = parseErrorBody(
     404,

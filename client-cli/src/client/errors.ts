@@ -29,6 +29,18 @@ export function refusesTheRequest(error: unknown): error is MeshClientError {
   return error instanceof MeshClientError && REQUEST_REFUSALS.has(error.status);
 }
 
+/**
+ * The longest description and code of a refusal kept: what a server says goes to stderr, to
+ * dispatch's failed/ reasons and, under --watch, again at every poll; MESH's are a line.
+ */
+const MAX_DESCRIPTION = 500;
+const MAX_CODE = 100;
+
+function atMost(length: number, text: string): string {
+  const more = text.length - length;
+  return more <= 0 ? text : `${text.slice(0, length)}… (${more} more character${more === 1 ? '' : 's'})`;
+}
+
 /** A request the server answered with an error status. */
 export class MeshClientError extends Error implements MeshErrorDetails {
   readonly status: number;
@@ -39,14 +51,16 @@ export class MeshClientError extends Error implements MeshErrorDetails {
   readonly internalId: string | undefined;
 
   constructor(details: MeshErrorDetails) {
+    const description = atMost(MAX_DESCRIPTION, details.description);
+    const given = details.code === undefined ? undefined : atMost(MAX_CODE, details.code);
     // Some of MESH's codes are phrases ("Message already accepted"): quoted, they read as a code.
-    const code = details.code === undefined ? '' : `, MESH code ${/\s/.test(details.code) ? JSON.stringify(details.code) : details.code}`;
-    super(`${details.description} (HTTP ${details.status}${code})`);
+    const code = given === undefined ? '' : `, MESH code ${/\s/.test(given) ? JSON.stringify(given) : given}`;
+    super(`${description} (HTTP ${details.status}${code})`);
     this.name = 'MeshClientError';
     this.status = details.status;
-    this.code = details.code;
+    this.code = given;
     this.event = details.event;
-    this.description = details.description;
+    this.description = description;
     this.messageId = details.messageId;
     this.internalId = details.internalId;
   }
