@@ -26,6 +26,11 @@ test("a server's description or code of any length is cut to a line's worth, say
   t.is(parseErrorBody(404, JSON.stringify({ errorDescription: 'e'.repeat(500) })).description, 'e'.repeat(500));
 });
 
+test('a framework\'s own error body, a detail that is a string (FastAPI\'s for a path it has no route for), reads as that text', (t) => {
+  t.is(errorLine(parseErrorBody(404, JSON.stringify({ detail: 'Not Found' }))), 'meshbox: Not Found (HTTP 404)');
+  t.is(errorLine(parseErrorBody(405, JSON.stringify({ detail: 'Method Not Allowed' }))), 'meshbox: Method Not Allowed (HTTP 405)');
+});
+
 test('a v1 error body gives the same fields', (t) => {
   const error = parseErrorBody(
     404,

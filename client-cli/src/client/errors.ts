@@ -260,7 +260,7 @@ function validationDescription(items: readonly unknown[]): string | undefined {
  * Reads an error body in whichever shape the server used: v2 `{message_id, internal_id,
  * detail:[{event, code, msg}]}`, v1 `{messageID, errorEvent, errorCode, errorDescription}`,
  * a validation refusal (`validationDescription`), a failure of the server's own
- * (`failureMessage`), or anything else (a proxy's HTML page, an empty HEAD answer), described
+ * (`failureMessage`), a framework's `{detail: "..."}`, or anything else (a proxy's HTML page, an empty HEAD answer), described
  * by its status alone (`plainDescription`).
  */
 export function parseErrorBody(status: number, body: string): MeshClientError {
@@ -290,7 +290,8 @@ export function parseErrorBody(status: number, body: string): MeshClientError {
     status,
     code: text(parsed.errorCode),
     event: text(parsed.errorEvent),
-    description: text(parsed.errorDescription) ?? failureMessage(parsed.message, internalId) ?? fallback,
+    // A string detail: a framework's own answer (FastAPI's `{"detail": "Not Found"}` for a path it has no route for).
+    description: text(parsed.errorDescription) ?? failureMessage(parsed.message, internalId) ?? text(parsed.detail) ?? fallback,
     messageId: text(parsed.messageID),
     internalId,
   });
