@@ -9,12 +9,12 @@
  * command a minute, and to the tests, which start hundreds.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
+import { childrenCpuSeconds } from './cpu-time.ts';
 import { median } from './load.ts';
 import { machineDescription, writeReportSection } from './report.ts';
 
@@ -23,12 +23,6 @@ const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a whole number of at least 1, not ${values.runs}`);
 
 const MAIN = resolve(REPO_ROOT, 'client-cli/src/main.js');
-
-/** CPU seconds this process's waited-for children have used: cutime + cstime of /proc/self/stat, in ticks of 1/100 s. */
-function childrenCpuSeconds(): number {
-  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[13]) + Number(fields[14])) / 100;
-}
 
 interface Cost {
   readonly wallMs: number;

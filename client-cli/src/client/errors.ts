@@ -220,10 +220,15 @@ const MAX_EXCERPT = 200;
  */
 function plainDescription(status: number, body: string): string {
   const reason = STATUS_CODES[status] ?? 'the server answered with an error';
-  const excerpt = body.trim().replace(/\s+/g, ' ');
+  const excerpt = oneLine(body);
   // Control characters mean the body is not text to show.
   const plain = excerpt !== '' && excerpt.length <= MAX_EXCERPT && !/<[a-z!/?]/i.test(excerpt) && !hasControlCharacters(excerpt);
   return plain && excerpt.toLowerCase() !== reason.toLowerCase() ? `${reason}: ${excerpt}` : reason;
+}
+
+/** Text on one line: every run of whitespace (line breaks included) one space, none at the ends. */
+function oneLine(text: string): string {
+  return text.trim().replace(/\s+/g, ' ');
 }
 
 function text(value: unknown): string | undefined {
@@ -303,7 +308,7 @@ export function parseErrorBody(status: number, body: string): MeshClientError {
  * contact support, who need the internal id: said with it, on one line.
  */
 function failureMessage(message: unknown, internalId: string | undefined): string | undefined {
-  const said = text(message)?.trim().replace(/\s+/g, ' ');
+  const said = oneLine(text(message) ?? '');
   if (!said) return undefined;
   return internalId === undefined ? said : `${said} (internal id ${internalId})`;
 }
