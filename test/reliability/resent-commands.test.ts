@@ -151,6 +151,29 @@ for (const [which, totalChunks] of [['a middle chunk', 3], ['the final chunk', 2
   });
 }
 
+test('a chunk whose store-chunk command runs again after another upload of that chunk replaced it keeps the other upload\'s copy', async (t) => {
+  const gp = await server.createMailbox();
+  const messageId = await sendMessage(server, lab, gp, 'part 1, ', { 'mex-WorkflowID': 'RESENT', 'mex-Chunk-Range': '1:3' });
+  const real = server.services.messages;
+  const chunk2 = (text: string) => ({ stream: Readable.from([Buffer.from(text)]), contentLength: text.length, contentEncoding: '' });
+  // The first upload's command is recorded, its answer lost; a retry of the upload (its client
+  // gave up waiting) is stored meanwhile; then ioredis sends the first upload's command again.
+  const messages = overriding(real, {
+    storeChunk: async (...args: Parameters<typeof real.storeChunk>) => {
+      await real.storeChunk(...args);
+      const retried = await uploadChunk(server.services, { sender: lab.id, messageId, chunkNumber: 2, totalChunks: 3, body: chunk2('part 2, '), repeated: false });
+      t.deepEqual(retried, []);
+      return real.storeChunk(...args);
+    },
+  });
+  t.deepEqual(await uploadChunk({ ...server.services, messages }, { sender: lab.id, messageId, chunkNumber: 2, totalChunks: 3, body: chunk2('part 2, '), repeated: false }), []);
+  const last = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/3`, headers: { 'mex-Chunk-Range': '3:3' }, body: 'part 3' });
+  t.is(last.status, 202);
+  const downloaded = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
+  t.is(downloaded.status, 206, downloaded.body.toString());
+  t.is(downloaded.body.toString(), 'part 2, ');
+});
+
 test("a send whose token claim runs twice is sent, not taken for its token's earlier use", async (t) => {
   const redisPrefix = `test:${randomUUID()}:`;
   const twice = await startTestServer({

@@ -1,7 +1,6 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, MessageNotFoundError, ForbiddenError, SendRejectedError } from './errors.ts';
 import type { MessageRecord, StoreChunkOutcome } from '../store/messages.ts';
-import { randomBytes } from 'node:crypto';
 import type { ChunkObject } from '../store/payloads.ts';
 import { discardUpload, PayloadTooLargeError, storeChunk } from './chunk-storage.ts';
 import { runFollowUpSteps, type UnfinishedStep } from './follow-up-steps.ts';
@@ -35,7 +34,9 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     if (upload.repeated) return [];
   }
   refuse(before, upload, services);
-  const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version: randomBytes(6).toString('hex') };
+  const version = await services.messages.allocateChunkVersion(upload.messageId);
+  if (version === undefined) throw new MessageNotFoundError(upload.messageId);
+  const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version };
   // Should this chunk complete the message and the request stop before delivering it, the
   // next lifecycle check delivers it: an uploading message is looked at every deliveryCheckMs.
   const size = await storeChunk(services, upload.sender, chunk, upload.body);

@@ -6,6 +6,7 @@ import { connectionsMadeBy, pingEveryMaster, type RedisClient } from './redis-cl
 
 const reserveIdScript = new LuaScript('reserve-id');
 const createMessageScript = new LuaScript('create-message');
+const allocateChunkVersionScript = new LuaScript('allocate-chunk-version');
 const storeChunkScript = new LuaScript('store-chunk', ['accept-when-complete']);
 const deliverScript = new LuaScript('deliver');
 const acknowledgeScript = new LuaScript('acknowledge');
@@ -235,10 +236,20 @@ export class MessageStore {
   }
 
   /**
+   * The version naming a new upload of one of the message's chunks (its object), greater than
+   * any before it; undefined when the message is gone.
+   */
+  async allocateChunkVersion(messageId: string): Promise<string | undefined> {
+    const version = (await allocateChunkVersionScript.run(this.#redis, [this.#keys.message(messageId)], [])) as number | null;
+    return version === null ? undefined : String(version);
+  }
+
+  /**
    * Records chunk n of the sender's uploading message, already in object storage as the object
-   * of `version`; 'accepted': deliver it next. `replacedVersion`: the version of the copy it
-   * replaced (to delete), undefined when there was none. Not recorded (any refusal): the
-   * object of `version` is nobody's.
+   * of `version` (allocateChunkVersion); 'accepted': deliver it next. Of two uploads of a chunk
+   * the one begun later stays recorded, whichever is recorded last. `replacedVersion`: the
+   * version of the copy not recorded (to delete), undefined when there is none. Not recorded
+   * (any refusal): the object of `version` is nobody's.
    */
   async storeChunk(
     messageId: string,
