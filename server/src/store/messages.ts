@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { MessageStatus, MessageType } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
-import { connectionsMadeBy, pingEveryMaster, type RedisClient } from './redis-client.ts';
+import { connectionsLostBy, pingEveryMaster, type RedisClient } from './redis-client.ts';
 
 const reserveIdScript = new LuaScript('reserve-id');
 const createMessageScript = new LuaScript('create-message');
@@ -206,9 +206,9 @@ export class MessageStore {
    * process) had listed and acknowledged what the first run delivered.
    */
   async deliver(id: string, recipient: string): Promise<void> {
-    const connections = connectionsMadeBy(this.#redis);
+    const lostBefore = connectionsLostBy(this.#redis);
     await this.#addToInbox(id, recipient);
-    if (connectionsMadeBy(this.#redis) !== connections) await this.leaveInboxUnlessAccepted(id, recipient);
+    if (connectionsLostBy(this.#redis) !== lostBefore) await this.leaveInboxUnlessAccepted(id, recipient);
   }
 
   /**

@@ -41,7 +41,7 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
   if (!first) throw new Error('no Redis URL');
   if (!target.redisCluster) {
     const redis = new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover });
-    countConnections(redis, redis);
+    countConnectionsLost(redis, redis);
     return batchWritesOfEachConnection(redis);
   }
   const seeds = [first, ...rest].map((url) => new URL(url));
@@ -69,25 +69,26 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
   );
   // A node's connection is made lazily, after the node is added.
   cluster.on('+node', (node: Redis) => {
-    countConnections(cluster, node);
+    countConnectionsLost(cluster, node);
     batchWritesOfEachConnection(node);
   });
   return cluster;
 }
 
-const connectionsMade = new WeakMap<RedisClient, number>();
+const connectionsLost = new WeakMap<RedisClient, number>();
 
-function countConnections(client: RedisClient, connection: Redis): void {
-  connection.on('connect', () => connectionsMade.set(client, connectionsMadeBy(client) + 1));
+function countConnectionsLost(client: RedisClient, connection: Redis): void {
+  connection.on('close', () => connectionsLost.set(client, connectionsLostBy(client) + 1));
 }
 
 /**
- * How many connections a client has made so far, each reconnection of any node counted. A
- * command during which this grew may have run twice: ioredis sends again, on the new
- * connection, what the broken one left unanswered.
+ * How many connections of a client have closed so far, any node's counted. A command during
+ * which this grew may have run twice: ioredis sends again what a broken connection left
+ * unanswered, on its new connection, or on a cluster on whichever node now holds the slot
+ * (one connected already after a failover, so counting connections made would miss it).
  */
-export function connectionsMadeBy(client: RedisClient): number {
-  return connectionsMade.get(client) ?? 0;
+export function connectionsLostBy(client: RedisClient): number {
+  return connectionsLost.get(client) ?? 0;
 }
 
 /** Each connection the client makes (a reconnection makes a new one) batches its writes per turn of the event loop. */
