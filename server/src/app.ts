@@ -45,7 +45,8 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(requestContext(logger));
   app.use(recordMetrics(metrics));
   app.use(meshMediaType());
-  app.use(errorResponder(logger));
+  // A worker's app takes no bodies: one sent is not read for its refusal.
+  app.use(errorResponder(logger, { unreadBodyBytes: options.healthOnly ? 0 : services.limits.maxChunkBytes }));
   app.use(refuseConnectionsOverClientLimit());
   app.use(apiVersion());
   app.use(checkRequestForm());

@@ -76,7 +76,7 @@ test("a Redis Cluster's failures during a master's restart are logged a line per
   });
   // Long enough for 400 requests even on a loaded host: all within one interval, a line per cause.
   const requestsIntervalMs = 3_000;
-  app.use(errorResponder(api.logger, requestsIntervalMs));
+  app.use(errorResponder(api.logger, { unreadBodyBytes: 0, logIntervalMs: requestsIntervalMs }));
   let failing = 0;
   app.use(() => {
     throw duringRestart[failing++ % duringRestart.length];

@@ -4,7 +4,7 @@ import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
-import { rawTlsExchange } from '../support/raw-tls.ts';
+import { rawTlsExchange, sendWholeThenRead } from '../support/raw-tls.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -35,6 +35,25 @@ test('an unknown recipient is refused with 417 and code 12, in v2 and v1 shapes'
   const v1 = await send({ 'mex-To': 'NOBODY001', 'mex-WorkflowID': 'W1' }, 'v1');
   t.is(v1.status, 417);
   t.like(v1.json(), { errorEvent: 'SEND', errorCode: '12' });
+});
+
+test('a send refused before its body is read is answered to a client that writes its whole body first (as mesh-client does), on a connection that carries its next request', async (t) => {
+  // Far more than the connection's buffers hold: the server must read it for the client to finish writing.
+  const body = Buffer.alloc(24 * 1024 * 1024, 'b');
+  const request = (path: string, headers: Record<string, string>, payload = Buffer.alloc(0)) => {
+    const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    const lines = [`${payload.length > 0 ? 'POST' : 'GET'} ${path} HTTP/1.1`, 'Host: localhost', `Authorization: ${authorization}`, 'Accept: application/vnd.mesh.v2+json'];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\nContent-Length: ${payload.length}\r\n\r\n`), payload]);
+  };
+  const { answers, writeError } = await sendWholeThenRead(server, lab, [
+    request(`/messageexchange/${lab.id}/outbox`, { 'mex-To': 'NOBODY001', 'mex-WorkflowID': 'W1' }, body),
+    request(`/messageexchange/${lab.id}/inbox`, {}),
+  ]);
+  t.is(writeError, undefined, 'the whole body was taken');
+  t.regex(answers[0] ?? '', /^HTTP\/1\.1 417 /);
+  t.like(JSON.parse(answers[0]!.slice(answers[0]!.indexOf('\r\n\r\n') + 4)).detail[0], { event: 'SEND', code: '12' });
+  t.regex(answers[1] ?? '', /^HTTP\/1\.1 200 /, 'the next request on the same connection is served');
 });
 
 test('a recipient is compared upper-cased as an id of ASCII letters and digits: one whose Unicode upper case is another id (ß is SS) is unknown, not delivered to that mailbox', async (t) => {

@@ -64,3 +64,50 @@ export function rawTlsExchange(
     }
   });
 }
+
+/**
+ * Sends `requests` on one mutual-TLS connection as a client that reads nothing before it has
+ * written everything (Python's requests, which NHS's mesh-client uses): each whole request
+ * written, then its answer read. Resolves with the answers read, in order, and the error that
+ * stopped a write, if one did (the server closed under the upload).
+ */
+export async function sendWholeThenRead(
+  endpoint: Pick<Endpoint, 'origin' | 'caPem'>,
+  certificate: KeyPair,
+  requests: readonly Buffer[],
+): Promise<{ readonly answers: readonly string[]; readonly writeError: string | undefined }> {
+  const socket = await openTlsConnection(endpoint, certificate);
+  const answers: string[] = [];
+  let received = '';
+  let closed = false;
+  socket.on('data', (part: Buffer) => (received += part.toString('latin1')));
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => {});
+  try {
+    for (const request of requests) {
+      const written = await new Promise<Error | null | undefined>((resolve) => socket.write(request, resolve));
+      if (written) return { answers, writeError: (written as NodeJS.ErrnoException).code ?? written.message };
+      const answer = await completeAnswer(() => received, () => closed);
+      if (answer === undefined) return { answers, writeError: undefined };
+      answers.push(answer);
+      received = received.slice(answer.length);
+    }
+    return { answers, writeError: undefined };
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** The first whole answer (its headers and Content-Length body) in what has come, once it has; undefined if the connection closes first. */
+async function completeAnswer(received: () => string, closed: () => boolean): Promise<string | undefined> {
+  for (;;) {
+    const text = received();
+    const headersEnd = text.indexOf('\r\n\r\n');
+    if (headersEnd >= 0) {
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, headersEnd))?.[1] ?? 0);
+      if (text.length >= headersEnd + 4 + length) return text.slice(0, headersEnd + 4 + length);
+    }
+    if (closed()) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -4,6 +4,7 @@ import { failureReason, quietRepeats } from '../../quiet-repeats.ts';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
+import { discardUnreadBody } from '../unread-body.ts';
 import { errorBody } from '../views/errors.ts';
 import type { RequestState } from './request-context.ts';
 
@@ -12,7 +13,8 @@ import type { RequestState } from './request-context.ts';
  * else is logged and answered 500 without internals (or 503 when a backing service is down).
  * Unmatched routes answer a MESH 404/405 too, so no reply is ever a bare Koa text page.
  */
-export function errorResponder(logger: Logger, logIntervalMs = UNAVAILABLE_LOG_INTERVAL_MS): Middleware<RequestState> {
+export function errorResponder(logger: Logger, options: ErrorResponderOptions): Middleware<RequestState> {
+  const { unreadBodyBytes, logIntervalMs = UNAVAILABLE_LOG_INTERVAL_MS } = options;
   // A backend away fails every request alike, thousands a second: a line per reason an interval.
   const quiet = quietRepeats(logIntervalMs);
   return async (ctx, next) => {
@@ -52,10 +54,17 @@ export function errorResponder(logger: Logger, logIntervalMs = UNAVAILABLE_LOG_I
       ctx.status = error.status;
       if (error.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(error.retryAfterSeconds));
       ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);
-      // A client whose request body we did not read must not have it parsed as a next request.
-      if (!ctx.req.complete || error.closesConnection) ctx.set('Connection', 'close');
+      // A body left unread is read first (a client may read no answer before it has sent it all);
+      // one too large to, or a client refused with its connection, is answered and closed.
+      if (error.closesConnection || !(await discardUnreadBody(ctx.req, unreadBodyBytes))) ctx.set('Connection', 'close');
     }
   };
+}
+
+export interface ErrorResponderOptions {
+  /** The most of a refused request's unread body read (and discarded) before it is answered. */
+  readonly unreadBodyBytes: number;
+  readonly logIntervalMs?: number;
 }
 
 /** How often a reason for answering 503 (Redis or object storage away) is logged at most. */
