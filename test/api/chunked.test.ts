@@ -7,6 +7,7 @@ import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, readText, sendMessage } from '../support/http.ts';
 import { overriding } from '../support/overriding.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
 import { waitFor } from '../../scripts/services/processes.ts';
 
 let server: TestServer;
@@ -152,6 +153,17 @@ test('a chunk re-uploaded while uploading replaces the earlier copy; after compl
   t.is(locked.json().message_id, messageId);
   const chunk2 = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
   t.is(chunk2.body.toString(), 'wrong', 'the accepted message is unchanged');
+});
+
+test('a chunk recorded by an earlier release (a random version, whatever its digits) is replaced by an upload of it now', async (t) => {
+  for (const earlier of ['123456789012', '12e345678901', '0000e1234567', '9f3ac01b22d4']) {
+    const messageId = await startUpload(3, Buffer.from('a'));
+    t.is((await uploadChunk(messageId, 2, 3, Buffer.from('then'))).status, 202);
+    await server.redis.hset(redisKeys(server.redisPrefix).message(messageId), 'chunkVersion:2', earlier);
+    t.is((await uploadChunk(messageId, 2, 3, Buffer.from('now'))).status, 202);
+    t.is((await uploadChunk(messageId, 3, 3, Buffer.from('!'))).status, 202);
+    t.is((await downloadChunk(messageId, 2)).body.toString(), 'now', earlier);
+  }
 });
 
 /**

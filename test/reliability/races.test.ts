@@ -330,24 +330,40 @@ test.serial('the identical retry of the final chunk after the recipient acknowle
   t.is(outcome, 202, 'its first try completed the message and was answered 202');
 });
 
-test.serial('of two uploads of one chunk, the one begun later is kept even when the earlier one is recorded last; the earlier copy is deleted', async (t) => {
-  const messageId = await sendMessage(server, lab, gp, 'part 1, ', { 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': '1:2' });
-  const chunk2 = (text: string) => ({ stream: Readable.from([Buffer.from(text)]), contentLength: text.length, contentEncoding: '' });
-  const real = server.services.messages;
-  // The first upload is stored, then stalls before it is recorded; its retry is recorded meanwhile and completes the message.
-  const messages = overriding(real, {
-    storeChunk: async (...args: Parameters<typeof real.storeChunk>) => {
-      const retried = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/2`, headers: { 'mex-Chunk-Range': '2:2' }, body: 'part 2 again' });
-      t.is(retried.status, 202);
-      return real.storeChunk(...args);
-    },
+for (const acknowledged of [false, true]) {
+  test.serial(`of two uploads of one chunk, the one begun later is kept even when the earlier one is recorded last${acknowledged ? ', after the recipient acknowledged the message' : ''}: the earlier is answered 202, its copy deleted, nothing delivered again`, async (t) => {
+    const messageId = await sendMessage(server, lab, gp, 'part 1, ', { 'mex-WorkflowID': 'RACE', 'mex-Chunk-Range': '1:2' });
+    const chunk2 = (text: string) => ({ stream: Readable.from([Buffer.from(text)]), contentLength: text.length, contentEncoding: '' });
+    const real = server.services.messages;
+    const deliveries: string[] = [];
+    // The first upload is stored, then stalls before it is recorded; its retry is recorded meanwhile and completes the message.
+    const messages = overriding(real, {
+      storeChunk: async (...args: Parameters<typeof real.storeChunk>) => {
+        const retried = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/2`, headers: { 'mex-Chunk-Range': '2:2' }, body: 'part 2 again' });
+        t.is(retried.status, 202);
+        await server.settled(); // its delivery, after its answer
+        if (acknowledged) {
+          t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` })).status, 200);
+        }
+        return real.storeChunk(...args);
+      },
+      deliverChecked: async (...args: Parameters<typeof real.deliverChecked>) => {
+        deliveries.push(args[0]);
+        return real.deliverChecked(...args);
+      },
+    });
+    t.deepEqual(await uploadChunk({ ...server.services, messages }, { sender: lab.id, messageId, chunkNumber: 2, totalChunks: 2, body: chunk2('part 2, first try'), repeated: false }), []);
+    await server.settled();
+    t.deepEqual(deliveries, [], 'the retry delivered it; the first try does not');
+    t.is((await inboxOf(gp)).includes(messageId), !acknowledged);
+    if (!acknowledged) {
+      const downloaded = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
+      t.is(downloaded.status, 200);
+      t.is(downloaded.body.toString(), 'part 2 again');
+    }
+    t.is(await objectsOf(messageId), 2, "chunk 1's object and the retry's, not the stalled upload's");
   });
-  t.deepEqual(await uploadChunk({ ...server.services, messages }, { sender: lab.id, messageId, chunkNumber: 2, totalChunks: 2, body: chunk2('part 2, first try'), repeated: false }), []);
-  const downloaded = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
-  t.is(downloaded.status, 200);
-  t.is(downloaded.body.toString(), 'part 2 again');
-  t.is(await objectsOf(messageId), 2, "chunk 1's object and the retry's, not the stalled upload's");
-});
+}
 
 // ---------------------------------------------------------------------------------------------
 // an abandoned upload whose chunk deletion failed once keeps its chunks for the payload retention.

@@ -47,7 +47,7 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     services.now(),
     services.limits.maxMessageBytes,
   );
-  if (outcome !== 'uploading' && outcome !== 'accepted') {
+  if (outcome !== 'uploading' && outcome !== 'accepted' && outcome !== 'recorded') {
     // Not recorded (the message moved on meanwhile, or would grow too large): this upload's object is nobody's.
     await discardUpload(services, chunk);
     // A retry that came while its first try was still storing the final chunk, and that first
@@ -101,6 +101,7 @@ function refuse(outcome: StoreChunkOutcome | RefusalBefore, upload: ChunkUpload,
       throw new PayloadTooLargeError('message', services.limits.maxMessageBytes, upload.messageId);
     case 'uploading':
     case 'accepted':
+    case 'recorded':
       return;
   }
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { MessageStatus, MessageType } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
@@ -76,7 +76,8 @@ export type StoreChunkOutcome =
   | 'encoding'
   | 'too_large'
   | 'uploading'
-  | 'accepted';
+  | 'accepted'
+  | 'recorded';
 export type AcknowledgeOutcome = 'not_found' | 'uploading' | 'gone' | 'acknowledged';
 
 export interface InboxBacklog {
@@ -201,9 +202,10 @@ export class MessageStore {
    * but its first lifecycle check can move on before it is listed (its sender learns its id from
    * the 202, which may come first, but can neither deliver nor acknowledge it; the send looks
    * again if it took so long that the check may have come: see `leaveInboxUnlessAccepted`). Every other delivery is
-   * `deliverChecked`. The status is read again only when the connection broke meanwhile: ioredis
-   * then ran the delivery again on the next one, perhaps after the recipient (through another
-   * process) had listed and acknowledged what the first run delivered.
+   * `deliverChecked`. The status is read again only when a connection closed meanwhile: ioredis
+   * may then have run the delivery again, on the next connection (or, on a cluster, another
+   * node's), perhaps after the recipient (through another process) had listed and acknowledged
+   * what the first run delivered.
    */
   async deliver(id: string, recipient: string): Promise<void> {
     const lostBefore = connectionsLostBy(this.#redis);
@@ -240,14 +242,15 @@ export class MessageStore {
    * any before it; undefined when the message is gone.
    */
   async allocateChunkVersion(messageId: string): Promise<string | undefined> {
-    const version = (await allocateChunkVersionScript.run(this.#redis, [this.#keys.message(messageId)], [])) as number | null;
-    return version === null ? undefined : String(version);
+    const sequence = (await allocateChunkVersionScript.run(this.#redis, [this.#keys.message(messageId)], [])) as number | null;
+    // The random part keeps object names apart should Redis lose the latest count (a failover).
+    return sequence === null ? undefined : `${sequence}-${randomBytes(4).toString('hex')}`;
   }
 
   /**
    * Records chunk n of the sender's uploading message, already in object storage as the object
-   * of `version` (allocateChunkVersion); 'accepted': deliver it next. Of two uploads of a chunk
-   * the one begun later stays recorded, whichever is recorded last. `replacedVersion`: the
+   * of `version` (allocateChunkVersion); 'accepted': deliver it next; 'recorded': recorded
+   * already, by this upload or one begun later, which stays the chunk whichever is recorded last. `replacedVersion`: the
    * version of the copy not recorded (to delete), undefined when there is none. Not recorded
    * (any refusal): the object of `version` is nobody's.
    */
@@ -450,7 +453,7 @@ export class MessageStore {
   }
 }
 
-/** Besides these, a record holds its chunk sizes (`chunk:<n>`) and versions, and a small message's payload. */
+/** Besides these, a record holds its chunk sizes (`chunk:<n>`) and versions, the count of chunk uploads begun (`chunkUploads`), and a small message's payload. */
 const RECORD_FIELDS = [
   'type', 'sender', 'recipient', 'workflowId', 'subject', 'localId', 'partnerId', 'fileName', 'checksum', 'contentType',
   'compressed', 'encrypted', 'contentEncoding', 'totalChunks', 'linkedMessageId', 'status', 'statusCode', 'statusEvent',

@@ -19,8 +19,8 @@ export interface StoredChunk {
 
 /**
  * One upload of chunk n of a message. Each upload through the chunk's own URL (a retry, a
- * resume) writes an object of its own, named by a version new for the message (a number
- * counted up in its record), and the message record says
+ * resume) writes an object of its own, named by a version new for the message (a sequence
+ * counted up in its record, and a random part), and the message record says
  * which one is the chunk: an upload refused, cut off or overtaken by the message's acceptance
  * never touches the chunk already recorded. Chunk 1 as sent with the message has no version.
  */

@@ -1,7 +1,8 @@
--- The version of a new upload of one of a message's chunks: greater than any given before for
--- the message, so that of two uploads of one chunk the one begun later is kept (store-chunk.lua).
+-- The sequence of a new upload of one of a message's chunks (the start of its version): greater
+-- than any given before for the message, so that of two uploads of one chunk the one begun later
+-- is kept (store-chunk.lua).
 -- KEYS[1] message hash
--- Returns the version, or false when there is no such message (never creating its hash).
+-- Returns the sequence, or false when there is no such message (never creating its hash).
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end

@@ -6,8 +6,10 @@
 -- ARGV[1] sender mailbox, ARGV[2] chunk number, ARGV[3] chunk size, ARGV[4] now (ms),
 -- ARGV[5] the chunk's content encoding, ARGV[6] maximum message size (bytes), ARGV[7] version
 -- Returns {outcome, replaced}: outcome 'not_found', 'forbidden', 'abandoned' (its lifecycle gave up
--- waiting: status 'error'), 'locked', 'range', 'encoding', 'too_large' (not recorded), 'uploading' or 'accepted'; replaced the version of the copy
--- no longer recorded, to delete ('' for chunk 1 as sent; this upload's own when a later one is recorded), false when none.
+-- waiting: status 'error'), 'locked', 'range', 'encoding', 'too_large' (not recorded), 'uploading', 'accepted'
+-- (deliver it), or 'recorded' (the chunk is this upload's or a later one's, nothing to deliver);
+-- replaced the version of the copy no longer recorded, to delete ('' for chunk 1 as sent; this
+-- upload's own when a later one is recorded), false when none.
 local chunk_field = 'chunk:' .. ARGV[2]
 local version_field = 'chunkVersion:' .. ARGV[2]
 local fields = redis.call('HMGET', KEYS[1], 'sender', 'status', 'totalChunks', 'contentEncoding', 'storedBytes', chunk_field, version_field)
@@ -17,18 +19,26 @@ end
 if fields[1] ~= ARGV[1] then
   return {'forbidden', false}
 end
--- This upload recorded already, or one begun after it: the command runs again because its answer
--- was lost with the connection (ioredis sends it again), maybe after a retry of the upload was
--- recorded meanwhile, or a slower upload ends after its retry. Answered as the first run was,
--- never replacing the copy recorded: this upload's own copy is deleted only when it is not that.
--- (No version: chunk 1 as sent, or one recorded by an earlier release, which any upload replaces.)
-local recorded = tonumber(fields[7] or '') or 0
-local version = tonumber(ARGV[7])
-if version <= recorded then
-  local own = version < recorded and ARGV[7] or false
-  if fields[2] == 'uploading' then return {'uploading', own} end
-  if fields[2] == 'error' then return {'abandoned', own} end
-  return {'accepted', own}
+-- A version is '<sequence>-<random>' (allocate-chunk-version.lua); chunk 1 as sent, or a chunk
+-- recorded by an earlier release (a random version), counts as sequence 0: any upload replaces it.
+local function sequence(version)
+  local digits = version and string.match(version, '^(%d+)%-')
+  return digits and tonumber(digits) or 0
+end
+-- This very upload recorded already: the command runs again, its answer lost with the
+-- connection (ioredis sends it again). Answered as the first run was, replacing nothing.
+if fields[7] == ARGV[7] then
+  if fields[2] == 'uploading' then return {'uploading', false} end
+  if fields[2] == 'error' then return {'abandoned', false} end
+  if fields[2] == 'accepted' then return {'accepted', false} end
+  return {'recorded', false}
+end
+-- An upload begun after this one recorded already (a retry of it recorded first, maybe before
+-- this command ran again): that copy stays the chunk, this one's is deleted, and what there is
+-- to deliver is that upload's to deliver.
+if sequence(ARGV[7]) <= sequence(fields[7]) then
+  if fields[2] == 'error' then return {'abandoned', false} end
+  return {'recorded', ARGV[7]}
 end
 if fields[2] == 'error' then
   return {'abandoned', false}
