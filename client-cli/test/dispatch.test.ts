@@ -7,14 +7,15 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import test from 'ava';
 import { type BootMoment, bootMoment } from '../../shared/src/processes.ts';
+import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
-import { MeshClient } from '../src/client/mesh-client.ts';
+import { MeshClient, type TrackingInfo } from '../src/client/mesh-client.ts';
 import { dispatchFolder, type DispatchOptions, type DispatchReceipt } from '../src/transfer/dispatch.ts';
 import { IN_DOUBT_MS } from '../src/transfer/send-by-local-id.ts';
 import { SendInDoubtError } from '../src/transfer/dispatch/errors.ts';
-import { type Journal, writeJournal } from '../src/transfer/dispatch/journal.ts';
+import { type Journal, readJournal, writeJournal } from '../src/transfer/dispatch/journal.ts';
 import { JOURNAL_FOLDER } from '../src/transfer/dispatch/layout.ts';
 import { downloadFile } from '../src/transfer/download.ts';
 import { noProgress, type ProgressFactory } from '../src/transfer/progress.ts';
@@ -312,6 +313,94 @@ test('a new file under the name of one whose send was cut short is sent as a new
     client.close();
   }
   t.deepEqual(await inboxContents(gp), ['monday', 'tuesday, a longer file']);
+});
+
+/** The fields of MESH's v2 tracking (its specification's schema, as the sandbox's views/tracking.py gives them). */
+const MESH_TRACKING_FIELDS = [
+  'message_id', 'local_id', 'workflow_id', 'filename', 'expiry_time', 'upload_timestamp', 'recipient', 'recipient_name', 'recipient_ods_code',
+  'recipient_org_code', 'recipient_org_name', 'status_success', 'status', 'status_event', 'status_timestamp', 'status_description', 'status_code',
+];
+
+/**
+ * The client, its tracking answered as a MESH server answers it: none of meshbox's own fields,
+ * and `fields` over the rest (a status given, its detail is only what `fields` say).
+ */
+function trackedAsMesh(client: MeshClient, fields: Partial<TrackingInfo>): MeshClient {
+  return overriding(client, {
+    track: async (messageId) => {
+      const tracking = await client.track(messageId);
+      const kept = (field: string) => MESH_TRACKING_FIELDS.includes(field) && !(fields.status !== undefined && field.startsWith('status_'));
+      const mesh = Object.fromEntries(Object.entries(tracking).filter(([field]) => kept(field)));
+      return { ...mesh, ...fields } as TrackingInfo;
+    },
+  });
+}
+
+test("an earlier run's message that a MESH server reports failed (error, undeliverable), or in a status dispatch does not know, is not sent again: the file moves to failed/ saying why", async (t) => {
+  const { lab, gp } = await pair();
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const cases: { readonly fields: Partial<TrackingInfo>; readonly reason: RegExp }[] = [
+    // The sandbox's tracking of a message that failed after it was accepted: no code, no description.
+    { fields: { status: 'error', status_success: false }, reason: /which the server reports error: it went, and will not be delivered now; it is not sent again/ },
+    // MESH's code 14 (an undelivered message) with event TRANSFER, as meshbox's discarded upload has: no accepted_timestamp, so not one.
+    {
+      fields: { status: 'error', status_success: false, status_code: '14', status_event: 'TRANSFER', status_description: 'Undelivered\nmessage' },
+      reason: /which the server reports error \(code 14, TRANSFER: Undelivered message\): it went, and will not be delivered now/,
+    },
+    { fields: { status: 'undeliverable', status_success: false }, reason: /which the server reports undeliverable: it went, and will not be delivered now/ },
+    { fields: { status: 'Rejected' }, reason: /which the server reports Rejected: a status dispatch does not know, so whether it is delivered cannot be told from here; it is not sent again/ },
+  ];
+  try {
+    for (const { fields, reason } of cases) {
+      const outbox = await mkdtemp(join(work, 'outbox-'));
+      await put(outbox, 'result.hl7', randomBytes(2_000));
+      t.is((await pass(gp, outbox, answerNeverArrives(client))).failed, 1);
+      const second = await pass(gp, outbox, trackedAsMesh(client, fields));
+      t.like(second, { failed: 0, refused: 1, sent: [] }, fields.status);
+      t.regex(String(second.errors[0]), /^Error: result\.hl7 refused: an earlier run sent it as message \d{20}_[0-9A-F]{6}, /);
+      t.regex(String(second.errors[0]), reason);
+      const failed = await readdir(join(outbox, 'failed'));
+      const moved = failed.find((name) => name.endsWith('_result.hl7'));
+      t.truthy(moved, fields.status);
+      t.regex((JSON.parse(await readFile(join(outbox, 'failed', `${moved}.error.json`), 'utf8')) as { reason: string }).reason, reason);
+      t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+      t.deepEqual(await readdir(join(outbox, '.meshbox-dispatch')), [], 'its note goes with it: put back, it goes as a new message');
+    }
+  } finally {
+    client.close();
+  }
+  t.is((await inboxOf(gp)).length, cases.length, 'each file went once: none was sent again');
+});
+
+test('an upload meshbox discarded for not completing in time is sent again, as a new message; a MESH server\'s error for the same message is not taken for that', async (t) => {
+  const { lab, gp } = await pair();
+  const payload = randomBytes(350_000);
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const afterUploadExpiry = { ...server.services, now: () => new Date(Date.now() + server.services.periods.uploadExpiryMs + 1000) };
+  const cutShort = async (): Promise<string> => {
+    const outbox = await mkdtemp(join(work, 'outbox-'));
+    await put(outbox, 'images.bin', payload);
+    t.is((await pass(gp, outbox, cutAtChunkThree(client))).failed, 1);
+    const messageId = (await readJournal(outbox, 'images.bin'))!.messageId!;
+    await advanceLifecycle(afterUploadExpiry, messageId);
+    t.like(await client.track(messageId), { status: 'error', accepted_timestamp: null }, 'discarded');
+    return outbox;
+  };
+  try {
+    const discarded = await pass(gp, await cutShort(), client);
+    t.deepEqual(discarded.errors, []);
+    t.like(discarded.sent[0], { file: 'images.bin', recovered: false, chunks: 4 });
+
+    // Told as MESH would tell it (no accepted_timestamp), the message may have been complete: it stays unsent.
+    const asMesh = await pass(gp, await cutShort(), trackedAsMesh(client, {}));
+    t.like(asMesh, { refused: 1, sent: [] });
+    t.regex(String(asMesh.errors[0]), /which the server reports error \(code 14, TRANSFER: Upload not completed in time; the message was discarded\): it went/);
+  } finally {
+    client.close();
+  }
+  const inbox = await inboxOf(gp);
+  t.is(inbox.length, 1, 'the discarded upload, sent anew once');
+  t.true((await fetched(gp, inbox[0]!)).bytes.equals(payload));
 });
 
 test('dispatch --watch sends a file put into the folder after it started, until stopped', async (t) => {

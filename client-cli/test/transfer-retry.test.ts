@@ -640,13 +640,13 @@ test('a one-chunk send whose connection breaks may have been delivered: it says 
 
 /**
  * A server that answers a one-chunk send 500, and whose tracking records it (`recorded`) from then
- * on, as a server that failed after storing the message would; before the send, a message
- * carrying the local id already (`earlier`), if any.
+ * on, as a server that failed after storing the message would, accepted unless `status` says
+ * otherwise; before the send, a message carrying the local id already (`earlier`), if any.
  */
-function failsAfterRecording(recorded: boolean, earlier?: string): { readonly handle: FakeHandler; readonly requests: string[] } {
+function failsAfterRecording(recorded: boolean, earlier?: string, status: Record<string, unknown> = { status: 'accepted' }): { readonly handle: FakeHandler; readonly requests: string[] } {
   const requests: string[] = [];
   let sent = false;
-  const tracking = (id: string) => ({ message_id: id, status: 'accepted', recipient: 'X26OT001', workflow_id: 'WF', filename: 'result.hl7' });
+  const tracking = (id: string) => ({ message_id: id, recipient: 'X26OT001', workflow_id: 'WF', filename: 'result.hl7', ...status });
   const handle: FakeHandler = (request, _body, response) => {
     const path = new URL(request.url ?? '', 'https://x').pathname.replace(/^\/messageexchange\/[^/]+/, '');
     const query = new URL(request.url ?? '', 'https://x').searchParams;
@@ -698,6 +698,26 @@ test('a one-chunk send answered 500 whose message tracking finds by its local id
   const notYet = await withFakeServer(before.handle, (origin) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', '--local-id', 'lab-9'], cwd));
   t.is(notYet.code, 1, 'the message that carried the local id before the send is not taken for it');
   t.regex(notYet.stderr, /tracking knows no message with local id lab-9 yet/);
+});
+
+test('a one-chunk send answered 500 whose message tracking finds recorded but failed since (MESH\'s error, undeliverable) or in a status not known: exit 1, saying it was sent and what the server reports', async (t) => {
+  const cwd = await mkdtemp(join(work, 'send-'));
+  await writeFile(join(cwd, 'result.hl7'), 'MSH|');
+  const send = (status: Record<string, unknown>) => {
+    const server = failsAfterRecording(true, undefined, status);
+    return withFakeServer(server.handle, (origin) => cli(origin, ['send', 'result.hl7', '--to', 'X26OT001', '--workflow', 'WF', '--local-id', 'lab-9'], cwd));
+  };
+  const found = 'meshbox: the store failed (HTTP 500); but tracking finds message NEW_ONE with local id lab-9 recorded, which the server reports';
+  const failed = await send({ status: 'error', status_success: false });
+  t.is(failed.code, 1);
+  t.is(failed.stdout, '');
+  t.is(failed.stderr, `${found} error: it was sent, and will not be delivered now (sending the file again makes a new message)\n`);
+  const undeliverable = await send({ status: 'undeliverable', status_code: '14', status_event: 'SEND', status_description: 'Message not collected by recipient after 5 days' });
+  t.is(undeliverable.code, 1);
+  t.is(undeliverable.stderr, `${found} undeliverable (code 14, SEND: Message not collected by recipient after 5 days): it was sent, and will not be delivered now (sending the file again makes a new message)\n`);
+  const unknown = await send({ status: 'held' });
+  t.is(unknown.code, 1);
+  t.is(unknown.stderr, `${found} held: it was sent, and what became of it is for meshbox track NEW_ONE to tell (sending the file again makes a new message)\n`);
 });
 
 test('a one-chunk send whose connection is never made (TCP taken, no TLS answer) sent nothing: retried, then "cannot reach", no doubt raised', async (t) => {

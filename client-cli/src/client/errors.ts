@@ -33,10 +33,11 @@ export function refusesTheRequest(error: unknown): error is MeshClientError {
  * The longest description and code of a refusal kept: what a server says goes to stderr, to
  * dispatch's failed/ reasons and, under --watch, again at every poll; MESH's are a line.
  */
-const MAX_DESCRIPTION = 500;
+export const MAX_DESCRIPTION = 500;
 const MAX_CODE = 100;
 
-function atMost(length: number, text: string): string {
+/** The text, cut to `length` characters, saying how many more there were. */
+export function atMost(length: number, text: string): string {
   const more = text.length - length;
   return more <= 0 ? text : `${text.slice(0, length)}… (${more} more character${more === 1 ? '' : 's'})`;
 }
@@ -227,7 +228,7 @@ function plainDescription(status: number, body: string): string {
 }
 
 /** Text on one line: every run of whitespace (line breaks included) one space, none at the ends. */
-function oneLine(text: string): string {
+export function oneLine(text: string): string {
   return text.trim().replace(/\s+/g, ' ');
 }
 

@@ -127,6 +127,8 @@ export interface TrackingInfo {
   readonly status_success?: boolean;
   readonly status_timestamp?: string | null;
   readonly upload_timestamp?: string | null;
+  /** meshbox: when the message was complete and delivered, null while it never was (MESH's has no such field). */
+  readonly accepted_timestamp?: string | null;
   readonly acknowledged_timestamp?: string | null;
   /** When the message leaves the recipient's inbox unacknowledged (null until accepted). */
   readonly expiry_time?: string | null;

@@ -20,7 +20,7 @@ import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 import { ChunkPlan } from './chunking.ts';
-import { findSendByLocalId, IN_DOUBT_MS, messageCarrying, SENT_STATUSES, trackIfKnown } from './send-by-local-id.ts';
+import { findSendByLocalId, IN_DOUBT_MS, messageCarrying, sendOutcome, trackedStatus, trackIfKnown } from './send-by-local-id.ts';
 import { ChunkUploadError, EmptyFileError, mayHaveBeenSent, type MessageFields, resumeFile, sendFile, type UploadResult } from './upload.ts';
 
 export { CONTROL_SUFFIX } from './dispatch/control-file.ts';
@@ -258,7 +258,9 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
   const journal = await readJournal(options.folder, file);
   const sameFile = journal !== undefined && journal.size === info.size && journal.mtimeMs === info.mtimeMs;
   const previous = sameFile ? await findEarlierSend(client, journal) : undefined;
-  if (previous && SENT_STATUSES.has(previous.status)) {
+  const outcome = previous && sendOutcome(previous);
+  if (previous && (outcome === 'failed' || outcome === 'unknown')) throw new RefusedFileError(notSentAgain(previous, outcome));
+  if (previous && outcome === 'sent') {
     return finish(options.folder, file, info, sentWith(previous, file), {
       messageId: previous.message_id,
       bytes: info.size,
@@ -266,7 +268,7 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
       recovered: true,
     });
   }
-  if (previous && previous.status === 'uploading') {
+  if (previous && outcome === 'uploading') {
     const resumed = await resumeFile(client, {
       path,
       taken: info,
@@ -286,7 +288,7 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
     });
   }
   if (sameFile) refuseWhileInDoubt(file, journal, info.size);
-  // Never sent, or an upload the server gave up on: a new message.
+  // Never sent, or an upload the server discarded before it was complete: a new message.
   const control = await readControl(options.folder, file);
   const fields = messageFields(file, control, options.defaults);
   // An earlier try's own local id again: should that try arrive after all, the two can be told for one.
@@ -354,6 +356,20 @@ function refuseWhileInDoubt(file: string, journal: Journal, size: number): void 
  */
 function refuseChangedAfterSend(file: string, sent: UploadResult): void {
   if (sent.changedAfterSend) throw new ChangedAfterSendError(file, sent.messageId, sent.bytes);
+}
+
+/**
+ * Why a file whose earlier run's message the server has, failed or in a state not known here,
+ * is not sent again: it went (or may have), so another would be a duplicate, which a person
+ * must choose to send.
+ */
+function notSentAgain(previous: TrackingInfo, outcome: 'failed' | 'unknown'): string {
+  const what = `an earlier run sent it as message ${previous.message_id}, which the server reports ${trackedStatus(previous)}`;
+  const then =
+    outcome === 'failed'
+      ? 'it went, and will not be delivered now'
+      : 'a status dispatch does not know, so whether it is delivered cannot be told from here';
+  return `${what}: ${then}; it is not sent again (put it back into the folder to send it as a new message)`;
 }
 
 /** What an earlier run's message was sent with (the control file may have changed, or be gone, since). */

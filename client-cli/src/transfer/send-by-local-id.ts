@@ -1,4 +1,5 @@
-import { MeshClientError } from '../client/errors.ts';
+import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
+import { atMost, MAX_DESCRIPTION, MeshClientError, oneLine } from '../client/errors.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 
 /*
@@ -14,8 +15,41 @@ import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
  */
 export const IN_DOUBT_MS = 16 * 60_000;
 
-/** Statuses of a message whose upload is complete: it went, whatever became of it since. */
-export const SENT_STATUSES: ReadonlySet<string> = new Set(['accepted', 'acknowledged', 'undeliverable']);
+/**
+ * What became of a message, by its tracking status (MESH's v2 tracking, as its specification
+ * and sandbox give them, lower case; v1's title case read alike):
+ * - `sent`: accepted (in the recipient's inbox) or acknowledged (collected);
+ * - `uploading`: a message of several chunks not all stored yet;
+ * - `discarded`: an upload meshbox gave up on before it was complete (status `error` with the
+ *   status detail MeshErrorCodes.uploadDiscarded, and never accepted): nobody got it;
+ * - `failed`: undeliverable (not collected in time, or the recipient's mailbox deactivated), or
+ *   `error` otherwise (MESH's for a message that failed after it was sent): it went, and will
+ *   not be delivered now;
+ * - `unknown`: a status not among these, of which nothing can be told.
+ */
+export type SendOutcome = 'sent' | 'uploading' | 'discarded' | 'failed' | 'unknown';
+
+export function sendOutcome(tracking: TrackingInfo): SendOutcome {
+  const status = tracking.status.toLowerCase();
+  if (status === 'accepted' || status === 'acknowledged') return 'sent';
+  if (status === 'uploading') return 'uploading';
+  if (status === 'undeliverable') return 'failed';
+  if (status !== 'error') return 'unknown';
+  // MESH's `error` may come with its code 14 (an undelivered message) and event TRANSFER too; its
+  // tracking has no accepted_timestamp, which meshbox's leaves null for a message never complete.
+  const { code, event } = MeshErrorCodes.uploadDiscarded;
+  const discarded = tracking.accepted_timestamp === null && tracking.status_code === code && tracking.status_event === event;
+  return discarded ? 'discarded' : 'failed';
+}
+
+/** A tracked message's status as a person reads it, `error (code 14, TRANSFER: Upload not ...)`: the server's text on one line, cut short. */
+export function trackedStatus(tracking: TrackingInfo): string {
+  const said = (value: unknown): string | undefined => (typeof value === 'string' && value.trim() !== '' ? oneLine(value) : undefined);
+  const code = said(tracking.status_code);
+  const where = [code && `code ${code}`, said(tracking.status_event)].filter(Boolean).join(', ');
+  const why = [where, said(tracking.status_description)].filter(Boolean).join(': ');
+  return atMost(MAX_DESCRIPTION, why === '' ? oneLine(tracking.status) : `${oneLine(tracking.status)} (${why})`);
+}
 
 /** The id of the message carrying a local id: null when none does, 'several' when more than one does. */
 export async function messageCarrying(client: MeshClient, localId: string): Promise<string | 'several' | null> {

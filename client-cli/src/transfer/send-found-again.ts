@@ -1,8 +1,8 @@
 import { ChunkPlan } from './chunking.ts';
-import { findSendByLocalId, messageCarrying, SENT_STATUSES } from './send-by-local-id.ts';
+import { findSendByLocalId, messageCarrying, sendOutcome, trackedStatus } from './send-by-local-id.ts';
 import { changedFile, type ChunkUploadError, fileStats, mayHaveBeenSent, sendFile, type SendFileOptions, type UploadResult } from './upload.ts';
 import { MeshConnectionError } from '../client/errors.ts';
-import type { MeshClient } from '../client/mesh-client.ts';
+import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 
 /** A send sendFileFindingItAgain settled through tracking. */
 export interface FoundSend extends UploadResult {
@@ -24,12 +24,29 @@ export class StillInDoubtError extends Error {
 }
 
 /**
+ * A one-chunk send in doubt whose message tracking found recorded, but failed since (or in a
+ * status not known here): it went, so sending the file again makes another message.
+ */
+export class FoundFailedError extends Error {
+  constructor(failure: ChunkUploadError, localId: string, found: TrackingInfo, outcome: 'failed' | 'unknown') {
+    const fate = outcome === 'failed' ? 'it was sent, and will not be delivered now' : `it was sent, and what became of it is for meshbox track ${found.message_id} to tell`;
+    super(
+      `${failure.message}; but tracking finds message ${found.message_id} with local id ${localId} recorded, which the server reports ` +
+        `${trackedStatus(found)}: ${fate} (sending the file again makes a new message)`,
+      { cause: failure },
+    );
+    this.name = 'FoundFailedError';
+  }
+}
+
+/**
  * sendFile; and when a one-chunk message carrying a local id fails in doubt (mayHaveBeenSent: its
  * answer lost, the server failing after it may have recorded it), a look for it by that id, as
- * dispatch looks: found recorded, it was sent (a FoundSend); else StillInDoubtError says what
- * tracking found. The message carrying the local id before the send is asked for first (one
- * request): it is not this send's. Should that ask fail while the server is reachable, the
- * send goes all the same, and a doubt is left as the send's own failure.
+ * dispatch looks: found recorded, it was sent (a FoundSend, or FoundFailedError when it failed
+ * since); else StillInDoubtError says what tracking found. The message carrying the local id
+ * before the send is asked for first (one request): it is not this send's. Should that ask fail
+ * while the server is reachable, the send goes all the same, and a doubt is left as the send's
+ * own failure.
  */
 export async function sendFileFindingItAgain(client: MeshClient, options: SendFileOptions): Promise<UploadResult | FoundSend> {
   const { localId } = options.message;
@@ -54,7 +71,9 @@ export async function sendFileFindingItAgain(client: MeshClient, options: SendFi
       throw failure;
     });
     if (found === 'several') throw new StillInDoubtError(failure, localId, 'several');
-    if (found === undefined || !SENT_STATUSES.has(found.status)) throw new StillInDoubtError(failure, localId, 'none yet');
+    const outcome = found && sendOutcome(found);
+    if (found && (outcome === 'failed' || outcome === 'unknown')) throw new FoundFailedError(failure, localId, found, outcome);
+    if (found === undefined || outcome !== 'sent') throw new StillInDoubtError(failure, localId, 'none yet');
     const changedAfterSend = (await changedFile(options.path, file)) !== undefined;
     return { messageId: found.message_id, totalChunks: 1, bytes: file.size, uploadedChunks: 1, changedAfterSend, sendFailure: failure };
   }

@@ -179,7 +179,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         return step.until;
       case 'abandon-upload':
         // Unless its last chunk came in meanwhile (then it is accepted), the next round purges its chunks.
-        await services.messages.abandon(messageId, 'Upload not completed in time; the message was discarded', now);
+        await services.messages.abandon(messageId, MeshErrorCodes.uploadDiscarded, now);
         break;
       case 'expire': {
         // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.

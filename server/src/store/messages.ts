@@ -351,9 +351,10 @@ export class MessageStore {
     await this.#redis.hdel(this.#keys.message(message.id), 'expiryPending');
   }
 
-  /** Marks an upload that was never completed as failed. False when it was no longer uploading. */
-  async abandon(id: string, description: string, now: Date): Promise<boolean> {
-    return (await abandonScript.run(this.#redis, [this.#keys.message(id)], [now.getTime(), description])) === 'abandoned';
+  /** Marks an upload that was never completed as failed, with this status detail. False when it was no longer uploading. */
+  async abandon(id: string, detail: Omit<MessageStatusDetail, 'success'>, now: Date): Promise<boolean> {
+    const args = [now.getTime(), detail.code, detail.event, detail.description];
+    return (await abandonScript.run(this.#redis, [this.#keys.message(id)], args)) === 'abandoned';
   }
 
   async markPayloadPurged(id: string, now: Date): Promise<void> {

@@ -25,6 +25,12 @@ export const MeshErrorCodes = {
     code: '14',
     description: 'Message was not collected as the mailbox is deactivated',
   },
+  /**
+   * meshbox's status detail for an upload it gave up on (never completed in time): tracking
+   * reports it with status `error`, and `dispatch` tells it by these from a message that failed
+   * after it was accepted (MESH's `error`), which it must not send again.
+   */
+  uploadDiscarded: { event: 'TRANSFER', code: '14', description: 'Upload not completed in time; the message was discarded' },
   workflowNotRegistered: { event: 'SEND', code: '17', description: 'Workflow ID not registered for mailbox' },
   invalidExpiryPeriod: { event: 'SEND', code: '19', description: 'Invalid expiry period' },
   messageDoesNotExist: { event: 'RECEIVE', code: '20', description: 'Message does not exist' },
