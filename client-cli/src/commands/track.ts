@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { readMeshTime } from '../../../shared/src/protocol/index.ts';
 import type { TrackingInfo } from '../client/mesh-client.ts';
 import { printableLine } from '../client/untrusted-text.ts';
 import type { CliContext } from './context.ts';
@@ -30,15 +31,24 @@ export function trackingSummary(info: TrackingInfo): string {
     ['subject', info.subject],
     ['file', file],
     ['type', info.message_type],
-    ['uploaded', info.upload_timestamp],
-    ['acknowledged', info.acknowledged_timestamp],
+    ['uploaded', shownTime(info.upload_timestamp)],
+    ['acknowledged', shownTime(info.acknowledged_timestamp)],
     // Only while it waits in the inbox: afterwards the time has passed, or no longer matters.
-    ['expires', info.status === 'accepted' ? info.expiry_time : undefined],
+    ['expires', info.status === 'accepted' ? shownTime(info.expiry_time) : undefined],
   ];
   const shown = rows.filter((row): row is [string, string | number] => present(row[1]));
   const width = Math.max(...shown.map(([label]) => label.length));
   // A row per field: a value holding a line break (the server's text) must not make what looks like another row.
   return shown.map(([label, value]) => `${label.padEnd(width)}  ${printableLine(String(value))}`).join('\n');
+}
+
+/**
+ * A time from the server as this CLI shows times, ISO 8601 in UTC (`2020-06-01T12:21:52.000Z`),
+ * whether it came as meshbox's or as MESH's, which name no zone (readMeshTime reads them as the
+ * UTC they are); one that cannot be read as a time, as it came.
+ */
+function shownTime(value: string | null | undefined): string | null | undefined {
+  return typeof value === 'string' ? (readMeshTime(value)?.toISOString() ?? value) : value;
 }
 
 /**
@@ -63,7 +73,7 @@ export function registerTrackCommand(program: Command, context: CliContext): voi
     .description('show the status of a message you sent (accepted, acknowledged, ...), by its id or your local id')
     .argument('[id]', 'message id', messageIdArgument)
     .option('--local-id <id>', 'the local id you sent it with, instead of its message id (it must be on one message only)')
-    .option('--json', "print the server's tracking record as JSON")
+    .option('--json', "print the server's tracking record as JSON, as it came (the summary shows its times in UTC, ISO 8601)")
     .action(async (id: string | undefined, flags: { localId?: string; json?: boolean }, command: Command) => {
       if ((id === undefined) === (flags.localId === undefined)) command.error('error: give exactly one of a message id and --local-id');
       const info = await context.withClient(command, async (client) => client.track(id ?? (await client.messageIdForLocalId(flags.localId!))));
