@@ -11,7 +11,7 @@ import { startTestServer, type TestMailbox, type TestServer } from '../support/h
 import type { PayloadStore } from '../../server/src/store/payloads.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 import { overriding } from '../support/overriding.ts';
-import { openTlsConnection, rawTlsExchange } from '../support/raw-tls.ts';
+import { openTlsConnection, rawTlsExchange, sendWholeThenRead } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { waitFor } from '../../scripts/services/processes.ts';
 import { DEFAULT_MAX_CONNECTIONS } from '../../server/src/https-server.ts';
@@ -38,6 +38,18 @@ async function serverOnHeldClock(t: ExecutionContext, maxRequestsPerSecond = 5) 
   t.teardown(() => own.close());
   return { own, clock };
 }
+
+test('a send refused to shed load (429) is not read for its answer, as other refusals are: its connection closes under a client still writing its body', async (t) => {
+  const { own } = await serverOnHeldClock(t, 1);
+  const [sender, recipient] = [await own.createMailbox(), await own.createMailbox()];
+  t.is((await mailboxRequest(own, sender, { path: `/messageexchange/${sender.id}/count` })).status, 200, 'the second\'s one request');
+  const authorization = buildAuthorizationHeader({ mailboxId: sender.id, password: sender.password, sharedKey: own.sharedKey });
+  const body = Buffer.alloc(24 * 1024 * 1024, 'b');
+  const head = [`POST /messageexchange/${sender.id}/outbox HTTP/1.1`, 'Host: localhost', `Authorization: ${authorization}`, `mex-To: ${recipient.id}`, 'mex-WorkflowID: W1', `Content-Length: ${body.length}`];
+  const { answers, writeError } = await sendWholeThenRead(own, sender, [Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body])]);
+  t.deepEqual(answers, []);
+  t.truthy(writeError, 'the server stopped reading');
+});
 
 test('a mailbox over its requests per second gets 429 with Retry-After, other mailboxes are unaffected, and the same token works on retry', async (t) => {
   const { own: server, clock } = await serverOnHeldClock(t);

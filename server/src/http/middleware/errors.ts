@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { failureReason, quietRepeats } from '../../quiet-repeats.ts';
@@ -54,9 +55,7 @@ export function errorResponder(logger: Logger, options: ErrorResponderOptions): 
       ctx.status = error.status;
       if (error.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(error.retryAfterSeconds));
       ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);
-      // A body left unread is read first (a client may read no answer before it has sent it all);
-      // one too large to, or a client refused with its connection, is answered and closed.
-      if (error.closesConnection || !(await discardUnreadBody(ctx.req, unreadBodyBytes))) ctx.set('Connection', 'close');
+      if (!(await keepsConnection(ctx.req, error, unreadBodyBytes))) ctx.set('Connection', 'close');
     }
   };
 }
@@ -65,6 +64,15 @@ export interface ErrorResponderOptions {
   /** The most of a refused request's unread body read (and discarded) before it is answered. */
   readonly unreadBodyBytes: number;
   readonly logIntervalMs?: number;
+}
+
+/** Whether a refused request's connection may carry the next request: the whole body in (read for the refusal if need be). */
+async function keepsConnection(request: IncomingMessage, error: MeshError, unreadBodyBytes: number): Promise<boolean> {
+  if (error.closesConnection) return false;
+  // A refusal that sheds load (429: over its rate or its transfers) reads no more: reading would undo it.
+  if (error.status === 429) return request.complete;
+  // A client may read no answer before it has sent its whole body: what is left of it is read first.
+  return discardUnreadBody(request, unreadBodyBytes);
 }
 
 /** How often a reason for answering 503 (Redis or object storage away) is logged at most. */
