@@ -9,7 +9,7 @@ import { startTestServer, type TestServer } from '../../test/support/harness.ts'
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { ChunkUploadError, FileChangedError, sendFile } from '../src/transfer/upload.ts';
+import { ChunkUploadError, FileChangedError, resumeFile, sendFile } from '../src/transfer/upload.ts';
 import type { ProgressFactory } from '../src/transfer/progress.ts';
 import { type CliResult, type MailboxFiles, runInProcess, savedIn, writeMailboxFiles } from './support/cli-fixture.ts';
 
@@ -200,6 +200,39 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   t.is(again.code, 0, again.stderr);
   t.is(again.stdout, `${messageId}\n`);
   t.is(again.stderr, `message ${messageId} is already accepted: nothing to upload\n`);
+});
+
+/** The client, its tracking's status in MESH's v1 spelling (`Uploading`, `Accepted`), as a server may give it. */
+function titleCaseStatus(client: MeshClient): MeshClient {
+  return overriding(client, {
+    track: async (messageId) => {
+      const tracking = await client.track(messageId);
+      return { ...tracking, status: tracking.status.charAt(0).toUpperCase() + tracking.status.slice(1) };
+    },
+  });
+}
+
+test('a resume reads the status whatever its letter case: `Uploading` is finished, `Accepted` left alone', async (t) => {
+  const payload = randomBytes(CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  const resume = (client: MeshClient, messageId: string) =>
+    resumeFile(titleCaseStatus(client), {
+      path: join(cwd, 'payload.bin'),
+      chunkSize: CHUNK,
+      gzip: false,
+      progress: noProgress,
+      messageId,
+      expected: {},
+      requireChecksum: false,
+    });
+  await withClient(lab, async (client) => {
+    const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 2, fileName: 'payload.bin' });
+    t.like(await resume(client, messageId), { uploadedChunks: 1, status: 'Accepted' });
+    t.like(await resume(client, messageId), { uploadedChunks: 0, status: 'Accepted' }, 'complete: nothing sent');
+    const { result, bytes } = await downloaded(messageId);
+    t.is(result.code, 0, result.stderr);
+    t.true(bytes.equals(payload));
+  });
 });
 
 test('send --resume into another file of the same size is refused by the checksum the message carries, --checksum given or not: nothing more is uploaded', async (t) => {

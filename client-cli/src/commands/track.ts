@@ -8,7 +8,8 @@ import { messageIdArgument } from './message-id-argument.ts';
 /** A short, aligned summary of a tracking answer; fields the server left empty are skipped. */
 export function trackingSummary(info: TrackingInfo): string {
   const present = (value: unknown): value is string | number => (typeof value === 'string' && value !== '') || typeof value === 'number';
-  const uploading = info.status === 'uploading';
+  // v2's lower case, or v1's title case.
+  const uploading = info.status.toLowerCase() === 'uploading';
   // An upload still going has no status detail: how far it got instead, and how to finish it.
   const status = uploading
     ? `uploading, ${info.stored_chunks?.length ?? 0} of ${info.chunk_count ?? '?'} chunks stored (${resumeHint(info)} sends the rest)`
@@ -34,7 +35,7 @@ export function trackingSummary(info: TrackingInfo): string {
     ['uploaded', shownTime(info.upload_timestamp)],
     ['acknowledged', shownTime(info.acknowledged_timestamp)],
     // Only while it waits in the inbox: afterwards the time has passed, or no longer matters.
-    ['expires', info.status === 'accepted' ? shownTime(info.expiry_time) : undefined],
+    ['expires', info.status.toLowerCase() === 'accepted' ? shownTime(info.expiry_time) : undefined],
   ];
   const shown = rows.filter((row): row is [string, string | number] => present(row[1]));
   const width = Math.max(...shown.map(([label]) => label.length));

@@ -9,6 +9,7 @@ import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEnco
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan } from './chunking.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
+import { sendOutcome } from './send-by-local-id.ts';
 import { ByteCounter, ReleasedWhenChecked } from './streams.ts';
 
 /** What the message says about itself; the body, its size and chunking come from the file. */
@@ -128,8 +129,13 @@ export class FileChangedError extends Error {
   }
 }
 
-/** Statuses of a message whose every chunk has been stored. */
-const COMPLETE_STATUSES = new Set(['accepted', 'acknowledged']);
+/**
+ * Whether tracking reports the message complete, every chunk stored: accepted or acknowledged
+ * (v2's lower case, or v1's title case, as sendOutcome reads them).
+ */
+function isComplete(tracking: TrackingInfo): boolean {
+  return sendOutcome(tracking) === 'sent';
+}
 
 export async function fileStats(path: string): Promise<Stats> {
   const info = await stat(path).catch((error: Error) => {
@@ -215,7 +221,7 @@ class ChunkSender {
     const mayHaveLanded = (error instanceof MeshClientError && error.status === 423) || requestMayHaveArrived(error) || this.#attempts > 1;
     if (!mayHaveLanded) return false;
     const tracking = await this.#client.track(messageId).catch(() => undefined);
-    return tracking === undefined ? undefined : COMPLETE_STATUSES.has(tracking.status);
+    return tracking === undefined ? undefined : isComplete(tracking);
   }
 
   #finished(span: ChunkSpan): void {
@@ -373,8 +379,8 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
   const plan = new ChunkPlan(file.size, options.chunkSize);
   const tracking = await client.track(options.messageId);
   const messageId = tracking.message_id || options.messageId;
-  const complete = COMPLETE_STATUSES.has(tracking.status);
-  if (!complete && tracking.status !== 'uploading') {
+  const complete = isComplete(tracking);
+  if (!complete && sendOutcome(tracking) !== 'uploading') {
     const why = tracking.status_description ? ` (${tracking.status_description})` : '';
     throw new Error(`message ${messageId} is ${tracking.status}${why}: only an upload in progress can be resumed`);
   }
@@ -406,7 +412,7 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
   }
   // The server accepts the message when its last chunk arrives; make sure it did.
   const after = await client.track(messageId);
-  if (after.status === 'uploading') {
+  if (sendOutcome(after) === 'uploading') {
     const holds = Array.isArray(after.stored_chunks) ? after.stored_chunks.join(', ') : 'unknown';
     throw new Error(`every chunk was sent, yet message ${messageId} is still uploading (the server holds chunks ${holds})`);
   }
