@@ -12,6 +12,7 @@ import { noProgress } from '../src/transfer/progress.ts';
 import { ChunkUploadError, FileChangedError, resumeFile, sendFile } from '../src/transfer/upload.ts';
 import type { ProgressFactory } from '../src/transfer/progress.ts';
 import { type CliResult, type MailboxFiles, runInProcess, savedIn, writeMailboxFiles } from './support/cli-fixture.ts';
+import { type ProxyAction, startStallProxy, type StallProxy } from './support/stall-proxy.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 const MESSAGE_ID = /^\d{20}_[0-9A-F]{6}$/;
@@ -52,6 +53,11 @@ function as(files: MailboxFiles, args: readonly string[], cwd: string, tty = fal
 
 function send(cwd: string, extra: readonly string[], tty = false): Promise<CliResult> {
   return as(lab, ['send', 'payload.bin', '--to', gp.mailbox.id, '--workflow', WORKFLOW, ...extra], cwd, tty);
+}
+
+/** `send --resume` of payload.bin in chunks of CHUNK, through the server at `origin`. */
+function resumeVia(origin: string, cwd: string, messageId: string, extra: readonly string[], tty = false): Promise<CliResult> {
+  return as(lab, ['--url', origin, 'send', 'payload.bin', '--resume', messageId, '--chunk-size', '64KiB', ...extra], cwd, tty);
 }
 
 async function withClient<T>(files: MailboxFiles, use: (client: MeshClient) => Promise<T>): Promise<T> {
@@ -188,7 +194,7 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   const resumed = await send(cwd, ['--resume', messageId, '--chunk-size', '64KiB', '--file-name', 'payload.bin', '--json']);
   t.is(resumed.code, 0, resumed.stderr);
   t.is(resumed.stderr, '');
-  t.deepEqual(JSON.parse(resumed.stdout), { messageId, chunks: 4, bytes: payload.length, uploadedChunks: 2, status: 'accepted' });
+  t.deepEqual(JSON.parse(resumed.stdout), { messageId, chunks: 4, bytes: payload.length, uploadedChunks: 2, status: 'accepted', storedChunksKnown: true });
   t.is((await withClient(lab, (client) => client.track(messageId))).status, 'accepted');
 
   const { result, bytes } = await downloaded(messageId);
@@ -233,6 +239,129 @@ test('a resume reads the status whatever its letter case: `Uploading` is finishe
     t.is(result.code, 0, result.stderr);
     t.true(bytes.equals(payload));
   });
+});
+
+/** meshbox's tracking fields for an upload in progress, which MESH's tracking does not have. */
+const STORED_CHUNK_FIELDS = ['stored_chunks', 'stored_chunk_bytes', 'content_encoding'];
+
+/**
+ * Runs `use` with a proxy before the test server for the lab's requests; with `asMesh`, tracking
+ * answers come without meshbox's stored-chunk fields, as MESH gives them, and `status` (when
+ * given) says what the first tracking answer reports.
+ */
+async function throughProxy(asMesh: boolean, status: string | undefined, use: (proxy: StallProxy) => Promise<void>): Promise<void> {
+  let tracked = 0;
+  const decide = (method: string, url: string): ProxyAction => {
+    if (!asMesh || method !== 'GET' || !url.includes('/outbox/tracking?')) return 'pass';
+    tracked += 1;
+    const first = tracked === 1;
+    return {
+      rewrite: (body) => {
+        const tracking = JSON.parse(body.toString()) as Record<string, unknown>;
+        for (const field of STORED_CHUNK_FIELDS) delete tracking[field];
+        if (first && status !== undefined) tracking.status = status;
+        return Buffer.from(JSON.stringify(tracking));
+      },
+    };
+  };
+  const proxy = await startStallProxy(server.ca, server.origin, { certPem: lab.mailbox.certPem, keyPem: lab.mailbox.keyPem, caPem: server.caPem }, decide);
+  try {
+    await use(proxy);
+  } finally {
+    await proxy.close();
+  }
+}
+
+/** The chunk numbers the proxy saw uploaded to a message (by the chunk endpoint: not chunk 1's send). */
+const chunksUploaded = (proxy: StallProxy, messageId: string): number[] =>
+  proxy.events.flatMap(({ method, url }) => {
+    const found = new RegExp(`/outbox/${messageId}/(\\d+)$`).exec(url);
+    return method === 'POST' && found ? [Number(found[1])] : [];
+  });
+
+/** A first run of 4 chunks of CHUNK that stopped after chunk 2, that chunk stored as `second`: the message's id. */
+async function stoppedAfterTwo(payload: Buffer, second: Buffer): Promise<string> {
+  return withClient(lab, async (client) => {
+    const id = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 4, fileName: 'payload.bin' });
+    await client.uploadChunk(id, 2, 4, second);
+    return id;
+  });
+}
+
+for (const asMesh of [true, false]) {
+  const title = asMesh
+    ? 'against a server whose tracking does not say which chunks it holds (as MESH), send --resume sends every chunk after the first again, saying so, and the message downloads byte-exact'
+    : 'against meshbox, whose tracking says which chunks it holds, send --resume sends only the missing ones';
+  test(title, async (t) => {
+    const payload = randomBytes(3 * CHUNK + 1000);
+    const cwd = await folderWith(payload);
+    // As MESH, an earlier copy of chunk 2 (here not the file's: an upload's stored copy, say, of
+    // another try) is replaced by the one sent again.
+    const messageId = await stoppedAfterTwo(payload, asMesh ? Buffer.alloc(CHUNK) : payload.subarray(CHUNK, 2 * CHUNK));
+    await throughProxy(asMesh, undefined, async (proxy) => {
+      const resumed = await resumeVia(proxy.origin, cwd, messageId, ['--json']);
+      t.is(resumed.code, 0, resumed.stderr);
+      t.is(resumed.stderr, '');
+      t.deepEqual(JSON.parse(resumed.stdout), {
+        messageId,
+        chunks: 4,
+        bytes: payload.length,
+        uploadedChunks: asMesh ? 3 : 2,
+        status: 'accepted',
+        storedChunksKnown: !asMesh,
+      });
+      t.deepEqual(chunksUploaded(proxy, messageId), asMesh ? [2, 3, 4] : [3, 4]);
+    });
+    const { result, bytes } = await downloaded(messageId);
+    t.is(result.code, 0, result.stderr);
+    t.true(bytes.equals(payload));
+  });
+}
+
+test('on a terminal, a resume against a server whose tracking does not say which chunks it holds says it sends them all again, and what it did', async (t) => {
+  const payload = randomBytes(3 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  const messageId = await stoppedAfterTwo(payload, payload.subarray(CHUNK, 2 * CHUNK));
+  await throughProxy(true, undefined, async (proxy) => {
+    const resumed = await resumeVia(proxy.origin, cwd, messageId, [], true);
+    t.is(resumed.code, 0, resumed.stderr);
+    t.is(resumed.stdout, `${messageId}\n`);
+    t.true(
+      resumed.stderr.includes(
+        `the server does not say which chunks of message ${messageId} it holds (its tracking has no stored_chunks): ` +
+          "sending chunks 2 to 4 again (a chunk sent again replaces the server's copy)\n",
+      ),
+      resumed.stderr,
+    );
+    t.true(
+      resumed.stderr.endsWith(`the server does not say which chunks it holds, so those after the first went again: sent 3 of 4 chunks: message ${messageId} is accepted\n`),
+      resumed.stderr,
+    );
+  });
+});
+
+test('a message whose tracking said uploading, but which an earlier run completed meanwhile, is done: the chunk sent again is refused as locked, and no other goes', async (t) => {
+  const payload = randomBytes(3 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  // The earlier run's last chunk landed after the resume asked tracking (which still said uploading).
+  const messageId = await stoppedAfterTwo(payload, payload.subarray(CHUNK, 2 * CHUNK));
+  await withClient(lab, async (client) => {
+    await client.uploadChunk(messageId, 3, 4, payload.subarray(2 * CHUNK, 3 * CHUNK));
+    await client.uploadChunk(messageId, 4, 4, payload.subarray(3 * CHUNK));
+  });
+  await throughProxy(true, 'uploading', async (proxy) => {
+    const resumed = await resumeVia(proxy.origin, cwd, messageId, ['--json']);
+    t.is(resumed.code, 0, resumed.stderr);
+    t.deepEqual(JSON.parse(resumed.stdout), { messageId, chunks: 4, bytes: payload.length, uploadedChunks: 0, status: 'accepted', storedChunksKnown: false });
+    t.deepEqual(chunksUploaded(proxy, messageId), [2], 'refused as locked: the message is complete');
+    t.deepEqual(
+      proxy.events.filter(({ url }) => url.includes(`/outbox/${messageId}/`)).map(({ status }) => status),
+      [423],
+    );
+  });
+  const { result, bytes } = await downloaded(messageId);
+  t.is(result.code, 0, result.stderr);
+  t.true(bytes.equals(payload));
 });
 
 test('send --resume into another file of the same size is refused by the checksum the message carries, --checksum given or not: nothing more is uploaded', async (t) => {
@@ -286,7 +415,7 @@ test('send --resume of a message already complete checks it as it would an incom
 
   const again = await resume('payload.bin', ['--to', gp.mailbox.id, '--workflow', WORKFLOW, '--local-id', 'lab-6']);
   t.is(again.code, 0, again.stderr);
-  t.deepEqual(JSON.parse(again.stdout), { messageId, chunks: 1, bytes: payload.length, uploadedChunks: 0, status: 'accepted' });
+  t.deepEqual(JSON.parse(again.stdout), { messageId, chunks: 1, bytes: payload.length, uploadedChunks: 0, status: 'accepted', storedChunksKnown: true });
 });
 
 test('a final chunk whose answer was lost, and whose retry is refused as locked, counts as sent: the message is complete', async (t) => {

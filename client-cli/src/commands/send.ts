@@ -144,7 +144,7 @@ function changesEncoding(error: unknown): boolean {
 
 function resultJson(result: UploadResult, resumed: boolean): string {
   const fields: Record<string, unknown> = { messageId: result.messageId, chunks: result.totalChunks, bytes: result.bytes };
-  if (resumed) Object.assign(fields, { uploadedChunks: result.uploadedChunks, status: result.status });
+  if (resumed) Object.assign(fields, { uploadedChunks: result.uploadedChunks, status: result.status, storedChunksKnown: result.storedChunksKnown ?? true });
   return JSON.stringify(fields);
 }
 
@@ -161,7 +161,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
     .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
     .option('--gzip', 'gzip each chunk for the journey (Content-Encoding: gzip); the recipient gets the file as it is')
     .option('--checksum', 'read the file once first and send its sha256 (mex-Content-Checksum), which meshbox download verifies; with --resume: refuse a message without one (a resume checks the file against the checksum a message carries either way)')
-    .option('--resume <message_id>', 'finish an interrupted send: upload only the chunks the server lacks (same file, --chunk-size and --gzip as before)', messageIdArgument)
+    .option('--resume <message_id>', 'finish an interrupted send: upload the chunks the server lacks, or all after the first when it does not say (same file, --chunk-size and --gzip as before)', messageIdArgument)
     .option('--retries <n>', retriesHelp(true), retriesOption)
     .option('--quiet', QUIET_HELP)
     .option('--json', 'print {"messageId": ..., "chunks": N, "bytes": B}')
@@ -190,7 +190,8 @@ export function registerSendCommand(program: Command, context: CliContext): void
         'The last chunk stored whose answer was lost: tracking tells whether the message is complete, and so it is sent.',
         '',
         'meshbox send --resume <message_id> <file> asks the server which chunks it holds and uploads',
-        'the others; give the same file, --chunk-size and --gzip as the first run (the chunk count is',
+        'the others; a server whose tracking does not say (MESH: stored_chunks is meshbox\'s) gets every chunk',
+        'after the first again, which replaces its copy. Give the same file, --chunk-size and --gzip as the first run (the chunk count is',
         'checked, and the content against the checksum the message carries, if any). A message already complete is checked the same way',
         '(its size too, unless --gzip), then left alone (exit 0).',
       ].join('\n'),
@@ -274,6 +275,11 @@ export function registerSendCommand(program: Command, context: CliContext): void
       if (resumed && result.uploadedChunks === 0 && !flags.json && !flags.quiet) {
         // Said whether or not stderr is a terminal: a script resuming a finished send should learn so.
         context.io.stderr(`message ${result.messageId} is already ${result.status}: nothing to upload\n`);
+      } else if (resumed && result.storedChunksKnown === false) {
+        context.tell(
+          flags,
+          `the server does not say which chunks it holds, so those after the first went again: sent ${result.uploadedChunks} of ${result.totalChunks} chunks: message ${result.messageId} is ${result.status}`,
+        );
       } else if (resumed) {
         context.tell(flags, `sent the missing ${result.uploadedChunks} of ${result.totalChunks} chunks: message ${result.messageId} is ${result.status}`);
       } else if (result.totalChunks > 1) {

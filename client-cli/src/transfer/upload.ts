@@ -67,6 +67,11 @@ export interface UploadResult {
   readonly changedAfterSend: boolean;
   /** After a resume: the status tracking reports (`accepted` when complete). */
   readonly status?: string;
+  /**
+   * After a resume: whether the server's tracking said which chunks it held (meshbox's
+   * stored_chunks); when not, every chunk after the first was sent again.
+   */
+  readonly storedChunksKnown?: boolean;
 }
 
 /** A file with nothing in it: MESH refuses a message without data (417, code 02), so it is not sent at all. */
@@ -193,8 +198,12 @@ class ChunkSender {
     return messageId;
   }
 
-  /** Sends chunk n of an existing message (re-sending one replaces the server's copy); `last`: the last this run sends. */
-  async send(messageId: string, number: number, last: boolean): Promise<void> {
+  /**
+   * Sends chunk n of an existing message (re-sending one replaces the server's copy); `last`: the
+   * last this run sends. `complete`: it failed, and tracking found the message complete (nothing
+   * more to send); `stored`: unless refused as locked (423), the server may hold this run's copy.
+   */
+  async send(messageId: string, number: number, last: boolean): Promise<{ readonly stored: boolean; readonly complete: boolean }> {
     const span = this.#plan.span(number);
     this.#attempts = 0;
     try {
@@ -206,8 +215,11 @@ class ChunkSender {
     } catch (error) {
       const completed = await this.#completedMeanwhile(messageId, error);
       if (completed !== true) throw new ChunkUploadError(messageId, number, this.#plan.totalChunks, error, last && completed === undefined);
+      this.#finished(span);
+      return { stored: !(error instanceof MeshClientError && error.status === 423), complete: true };
     }
     this.#finished(span);
+    return { stored: true, complete: false };
   }
 
   /**
@@ -331,12 +343,14 @@ export async function sendFile(client: MeshClient, options: SendFileOptions): Pr
   }
 }
 
-/** The chunk numbers tracking says the server holds, checked for sense. */
-function storedChunks(tracking: TrackingInfo, totalChunks: number): Set<number> {
+/**
+ * The chunk numbers tracking says the server holds, checked for sense; undefined when it does not
+ * say (stored_chunks is meshbox's: MESH's tracking has no such field).
+ */
+function storedChunks(tracking: TrackingInfo, totalChunks: number): Set<number> | undefined {
   const listed = tracking.stored_chunks;
-  if (!Array.isArray(listed)) {
-    throw new Error(`the server's tracking does not say which chunks of ${tracking.message_id} it holds (no stored_chunks): this server cannot resume uploads`);
-  }
+  if (listed === undefined || listed === null) return undefined;
+  if (!Array.isArray(listed)) throw new Error(`the server's tracking of ${tracking.message_id} gives stored_chunks that is not a list`);
   const stored = new Set<number>();
   for (const number of listed) {
     if (!Number.isInteger(number) || (number as number) < 1 || (number as number) > totalChunks) {
@@ -370,9 +384,13 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
 
 /**
  * Finishes an interrupted upload: asks tracking which chunks the server holds and sends the
- * others. The file and chunk size must be those of the first run; the chunk count is checked
- * (and the content against the message's checksum, when it carries one). A message already
- * complete is checked the same way, then left alone.
+ * others. A server whose tracking does not say (MESH's has no stored_chunks) gets every chunk
+ * after the first again, in order: chunk 1 came with the send that made the message, and MESH
+ * takes a chunk again while the message is uploading, the new copy replacing the old. The file
+ * and chunk size must be those of the first run; the chunk count is checked (and the content
+ * against the message's checksum, when it carries one). A message already complete is checked
+ * the same way, then left alone; one found complete as its chunks go (an earlier run's last
+ * chunk landing late: a chunk refused as locked) is done.
  */
 export async function resumeFile(client: MeshClient, options: ResumeOptions): Promise<UploadResult> {
   const file = options.taken ?? (await fileStats(options.path));
@@ -395,35 +413,58 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     // It lists no chunks: its size, that of them all, is what tells the file (stored compressed after a gzip run: nothing to compare).
     await checkSameFile(client, tracking, plan, options, options.gzip ? () => undefined : checkMessageSize);
     // The message's figures, as checked: after a gzip run the server has only the compressed size, and the file's is given, as a send gives it.
-    return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: 0, status: tracking.status, changedAfterSend: false };
+    return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: 0, status: tracking.status, changedAfterSend: false, storedChunksKnown: true };
   }
-  const stored = storedChunks(tracking, plan.totalChunks);
+  const listed = storedChunks(tracking, plan.totalChunks);
   await checkSameFile(client, tracking, plan, options, options.gzip ? checkGzippedSizes : checkStoredSizes);
 
+  // Chunk 1 is stored whenever the message exists: it was the send that made it.
+  const stored = listed ?? new Set([1]);
   const missing: number[] = [];
   for (let number = 1; number <= plan.totalChunks; number += 1) if (!stored.has(number)) missing.push(number);
   const storedBytes = plan.bytesIn(stored);
   const progress = options.progress({ label: 'resuming', unit: 'bytes', total: file.size, initialValue: storedBytes });
+  if (listed === undefined && missing.length > 0) progress.note(resendingAllNote(messageId, plan.totalChunks));
   const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, storedBytes);
+  let uploadedChunks = 0;
   try {
-    for (const number of missing) await sender.send(messageId, number, number === missing.at(-1));
+    for (const number of missing) {
+      const sent = await sender.send(messageId, number, number === missing.at(-1));
+      if (sent.stored) uploadedChunks += 1;
+      if (sent.complete) break;
+    }
   } finally {
     progress.stop();
   }
-  // The server accepts the message when its last chunk arrives; make sure it did.
+  // The server accepts the message once it has every chunk; make sure it did.
   const after = await client.track(messageId);
   if (sendOutcome(after) === 'uploading') {
-    const holds = Array.isArray(after.stored_chunks) ? after.stored_chunks.join(', ') : 'unknown';
-    throw new Error(`every chunk was sent, yet message ${messageId} is still uploading (the server holds chunks ${holds})`);
+    const holds = Array.isArray(after.stored_chunks) ? ` (the server holds chunks ${after.stored_chunks.join(', ')})` : '';
+    throw new Error(`every chunk was sent, yet message ${messageId} is still uploading${holds}`);
   }
   return {
     messageId,
     totalChunks: plan.totalChunks,
     bytes: file.size,
-    uploadedChunks: missing.length,
+    uploadedChunks,
     status: after.status,
     changedAfterSend: await sender.changedSinceStart(),
+    storedChunksKnown: listed !== undefined,
   };
+}
+
+/** Said when every chunk after the first goes again: the server's tracking lists none it holds. */
+function resendingAllNote(messageId: string, totalChunks: number): string {
+  return (
+    `the server does not say which chunks of message ${messageId} it holds (its tracking has no stored_chunks): ` +
+    `sending ${chunkNumbersAfterFirst(totalChunks)} again (a chunk sent again replaces the server's copy)`
+  );
+}
+
+/** `chunk 2`, `chunks 2 and 3` or `chunks 2 to N`: all but the first of a message's chunks. */
+function chunkNumbersAfterFirst(totalChunks: number): string {
+  if (totalChunks === 2) return 'chunk 2';
+  return totalChunks === 3 ? 'chunks 2 and 3' : `chunks 2 to ${totalChunks}`;
 }
 
 /** Whether the file, split by the plan, is what the server holds, by the sizes it holds. */

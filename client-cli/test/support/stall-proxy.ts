@@ -11,9 +11,17 @@ import { type CertificateAndKey, issueServerCertificate } from '../../../shared/
  * - hold: keep the whole request without forwarding it (a server that has it but has not acted
  *   yet), until `releaseHeld()` forwards it;
  * - cutBody: forward it, pass on the answer's headers and `bytes` of its body, then stall;
- * - answer: answer it itself, 200 with that JSON (a server other than meshbox, say).
+ * - answer: answer it itself, 200 with that JSON (a server other than meshbox, say);
+ * - rewrite: forward it, pass on the answer with its body as `rewrite` makes it (a server that
+ *   answers otherwise: one without meshbox's own fields, say).
  */
-export type ProxyAction = 'pass' | 'answerLost' | 'hold' | { readonly cutBody: number } | { readonly answer: object };
+export type ProxyAction =
+  | 'pass'
+  | 'answerLost'
+  | 'hold'
+  | { readonly cutBody: number }
+  | { readonly answer: object }
+  | { readonly rewrite: (body: Buffer) => Buffer };
 
 export interface ProxyEvent {
   readonly method: string;
@@ -127,6 +135,15 @@ export async function startStallProxy(
     if (action === 'pass') {
       response.writeHead(answer.statusCode ?? 502, answerHeaders);
       answer.pipe(response);
+      notify({ method, url, action, status: answer.statusCode });
+      return;
+    }
+    if ('rewrite' in action) {
+      const parts: Buffer[] = [];
+      for await (const part of answer) parts.push(part as Buffer);
+      const rewritten = action.rewrite(Buffer.concat(parts));
+      delete answerHeaders['transfer-encoding'];
+      response.writeHead(answer.statusCode ?? 502, { ...answerHeaders, 'content-length': String(rewritten.length) }).end(rewritten);
       notify({ method, url, action, status: answer.statusCode });
       return;
     }
