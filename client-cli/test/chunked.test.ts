@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import test, { type ExecutionContext } from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { overriding } from '../../test/support/overriding.ts';
-import { MeshClient } from '../src/client/mesh-client.ts';
+import { MeshClient, type TrackingInfo } from '../src/client/mesh-client.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { ChunkUploadError, FileChangedError, resumeFile, sendFile } from '../src/transfer/upload.ts';
 import type { ProgressFactory } from '../src/transfer/progress.ts';
@@ -358,6 +358,30 @@ test('a message whose tracking said uploading, but which an earlier run complete
       proxy.events.filter(({ url }) => url.includes(`/outbox/${messageId}/`)).map(({ status }) => status),
       [423],
     );
+  });
+  const { result, bytes } = await downloaded(messageId);
+  t.is(result.code, 0, result.stderr);
+  t.true(bytes.equals(payload));
+});
+
+test('against a server whose v2 tracking has no chunk_count (as MESH), a resume checks v1 tracking\'s chunkCount; with none there either, send --resume refuses', async (t) => {
+  const payload = randomBytes(3 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  const messageId = await stoppedAfterTwo(payload, payload.subarray(CHUNK, 2 * CHUNK));
+  const resume = (client: MeshClient, chunkSize: number) =>
+    resumeFile(client, { path: join(cwd, 'payload.bin'), chunkSize, gzip: false, progress: noProgress, messageId, expected: {}, requireChecksum: false });
+  await withClient(lab, async (client) => {
+    const asMesh = overriding(client, {
+      track: async (id) => {
+        const { chunk_count: _count, ...tracking } = await client.track(id);
+        return Object.fromEntries(Object.entries(tracking).filter(([field]) => !STORED_CHUNK_FIELDS.includes(field))) as TrackingInfo;
+      },
+    });
+    await t.throwsAsync(resume(asMesh, 32 * 1024), { message: /has 4 chunks, but .*payload\.bin \(197608 bytes\) in chunks of 32768 bytes makes 7/ });
+    const noV1 = overriding(asMesh, { trackV1: () => Promise.reject(new Error('no v1 here')) });
+    await t.throwsAsync(resume(noV1, CHUNK), { message: /tracking does not give the chunk count of message \S+ \(nor its v1 tracking chunkCount\)/ });
+    t.deepEqual((await client.track(messageId)).stored_chunks, [1, 2], 'nothing sent');
+    t.like(await resume(asMesh, CHUNK), { uploadedChunks: 3, status: 'accepted', storedChunksKnown: false });
   });
   const { result, bytes } = await downloaded(messageId);
   t.is(result.code, 0, result.stderr);

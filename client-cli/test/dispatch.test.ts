@@ -403,6 +403,45 @@ test('an upload meshbox discarded for not completing in time is sent again, as a
   t.true((await fetched(gp, inbox[0]!)).bytes.equals(payload));
 });
 
+test('a send of several chunks cut off part-way is resumed against a server whose tracking is MESH\'s: no stored_chunks, so every chunk after the first goes again; no chunk_count, so v1 tracking\'s chunkCount is checked, or none when there is none', async (t) => {
+  const { lab, gp } = await pair();
+  const payload = randomBytes(350_000);
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const v1Asked: string[] = [];
+  const withV1 = (v1: 'answers' | 'fails'): MeshClient =>
+    overriding(client, {
+      trackV1: async (messageId) => {
+        v1Asked.push(v1);
+        if (v1 === 'fails') throw new Error('no v1 here');
+        return client.trackV1(messageId);
+      },
+    });
+  try {
+    for (const v1 of ['answers', 'fails'] as const) {
+      const outbox = await mkdtemp(join(work, 'outbox-'));
+      await put(outbox, 'images.bin', payload);
+      t.is((await pass(gp, outbox, cutAtChunkThree(client))).failed, 1);
+      const uploaded: number[] = [];
+      const counting = overriding(withV1(v1), {
+        uploadChunk: async (messageId, chunkNumber, totalChunks, body, options) => {
+          uploaded.push(chunkNumber);
+          await client.uploadChunk(messageId, chunkNumber, totalChunks, body, options);
+        },
+      });
+      const second = await pass(gp, outbox, trackedAsMesh(counting, {}));
+      t.deepEqual(second.errors, [], v1);
+      t.like(second.sent[0], { file: 'images.bin', chunks: 4, recovered: true }, v1);
+      t.deepEqual(uploaded, [2, 3, 4], `v1 ${v1}: every chunk after the first`);
+    }
+  } finally {
+    client.close();
+  }
+  t.deepEqual(v1Asked, ['answers', 'fails']);
+  const inbox = await inboxOf(gp);
+  t.is(inbox.length, 2);
+  for (const messageId of inbox) t.true((await fetched(gp, messageId)).bytes.equals(payload));
+});
+
 test('dispatch --watch sends a file put into the folder after it started, until stopped', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));

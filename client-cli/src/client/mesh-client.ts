@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import {
   buildAuthorizationHeader,
   MESH_PATH_PREFIX,
+  MESH_V1_MEDIA_TYPE,
   MESH_V2_MEDIA_TYPE,
   MeshHeaders,
 } from '../../../shared/src/protocol/index.ts';
@@ -360,6 +361,21 @@ export class MeshClient {
     }
     if (typeof tracking.status !== 'string') throw new Error(`the server's tracking of ${messageId} has no status`);
     return tracking;
+  }
+
+  /**
+   * Tracking of a message this mailbox sent in MESH's v1 form (camelCase, title-case status),
+   * which has what MESH's v2 form lacks: chunkCount, checksum, fileSize, subject, sender.
+   */
+  async trackV1(messageId: string): Promise<Readonly<Record<string, unknown>>> {
+    const query = new URLSearchParams({ messageID: messageId });
+    const path = `${this.#mailboxPath}/outbox/tracking?${query.toString()}`;
+    const tracking = await this.#json<Record<string, unknown> | null>('GET', path, 'idempotent', { Accept: MESH_V1_MEDIA_TYPE });
+    const answeredAbout = tracking?.messageId;
+    if (typeof answeredAbout !== 'string' || answeredAbout.toUpperCase() !== messageId.toUpperCase()) {
+      throw new Error(`asked to track message ${messageId} (v1), the server answered about ${JSON.stringify(answeredAbout)}`);
+    }
+    return tracking!;
   }
 
   /**

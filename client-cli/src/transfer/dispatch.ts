@@ -273,6 +273,8 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
       path,
       taken: info,
       chunkSize: journal!.chunkSize,
+      // The same file (size and time) as that run sent, split as it was: its chunk count is the message's.
+      chunkSizeOfFirstRun: true,
       gzip: journal!.gzip,
       progress: options.progress,
       messageId: previous.message_id,

@@ -46,6 +46,11 @@ export interface ResumeOptions extends FileUpload {
   /** Fields given again on the command line: each must match what the message was sent with. */
   readonly expected: Partial<Pick<MessageFields, 'to' | 'workflowId' | 'subject' | 'localId' | 'fileName'>>;
   /**
+   * The chunk size is the first run's for certain (dispatch's, from its note of that run): a
+   * server that tells no chunk count can be resumed without checking it.
+   */
+  readonly chunkSizeOfFirstRun?: boolean;
+  /**
    * Refuse a message that carries no checksum to check the file against (--checksum). One that
    * carries a sha256: or md5: one is checked either way, before anything is uploaded: another
    * file split alike would complete the message garbled, and only its recipient would find out.
@@ -395,7 +400,7 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
 export async function resumeFile(client: MeshClient, options: ResumeOptions): Promise<UploadResult> {
   const file = options.taken ?? (await fileStats(options.path));
   const plan = new ChunkPlan(file.size, options.chunkSize);
-  const tracking = await client.track(options.messageId);
+  const tracking = await trackInFull(client, options.messageId);
   const messageId = tracking.message_id || options.messageId;
   const complete = isComplete(tracking);
   if (!complete && sendOutcome(tracking) !== 'uploading') {
@@ -403,7 +408,13 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     throw new Error(`message ${messageId} is ${tracking.status}${why}: only an upload in progress can be resumed`);
   }
   checkExpected(tracking, options.expected);
-  if (tracking.chunk_count !== plan.totalChunks) {
+  if (tracking.chunk_count === undefined && !options.chunkSizeOfFirstRun) {
+    throw new Error(
+      `the server's tracking does not give the chunk count of message ${messageId} (nor its v1 tracking chunkCount): ` +
+        'a resume with another --chunk-size than the first run would garble the message, and cannot be told from it',
+    );
+  }
+  if (tracking.chunk_count !== undefined && tracking.chunk_count !== plan.totalChunks) {
     throw new Error(
       `message ${messageId} has ${String(tracking.chunk_count)} chunks, but ${options.path} (${file.size} bytes) in chunks of ` +
         `${plan.chunkSize} bytes makes ${plan.totalChunks}: resume with the same file and --chunk-size as the first run`,
@@ -465,6 +476,29 @@ function resendingAllNote(messageId: string, totalChunks: number): string {
 function chunkNumbersAfterFirst(totalChunks: number): string {
   if (totalChunks === 2) return 'chunk 2';
   return totalChunks === 3 ? 'chunks 2 and 3' : `chunks 2 to ${totalChunks}`;
+}
+
+/** The v1 tracking fields that fill what MESH's v2 tracking lacks, by their v2 names. */
+const V1_FIELDS_FOR_V2 = { chunkCount: 'chunk_count', checksum: 'checksum', fileSize: 'file_size', subject: 'subject', sender: 'sender' } as const;
+
+/**
+ * Tracking with what a resume checks: MESH's v2 tracking has no chunk_count (nor checksum,
+ * file_size, subject, sender), which its v1 tracking has, so a server that leaves chunk_count out
+ * is asked for that too, and its v1 fields fill those v2 left out. A v1 answer that fails leaves
+ * the v2 one as it is.
+ */
+async function trackInFull(client: MeshClient, messageId: string): Promise<TrackingInfo> {
+  const tracking = await client.track(messageId);
+  if (tracking.chunk_count !== undefined) return tracking;
+  const v1 = await client.trackV1(messageId).catch(() => undefined);
+  if (v1 === undefined) return tracking;
+  const filled: Record<string, unknown> = { ...tracking };
+  for (const [v1Field, v2Field] of Object.entries(V1_FIELDS_FOR_V2)) {
+    const value = v1[v1Field];
+    const wanted = v2Field === 'chunk_count' || v2Field === 'file_size' ? typeof value === 'number' : typeof value === 'string';
+    if (filled[v2Field] === undefined && wanted) filled[v2Field] = value;
+  }
+  return filled as TrackingInfo;
 }
 
 /** Whether the file, split by the plan, is what the server holds, by the sizes it holds. */
