@@ -1,45 +1,56 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** How long the rest of a refused request's body may pause before the server stops waiting for it. */
+/** How long the rest of a refused request's body may pause before the server stops reading it and closes its connection. */
 export const UNREAD_BODY_PAUSE_MS = 10_000;
 
 /**
- * Reads and discards what is left of a request body that its handler refused before reading,
- * so that the refusal can be answered on a connection still open: a client that sends its
- * whole body before it reads an answer (Python's requests, which NHS's mesh-client uses) met the
- * connection closed under its upload (an SSL EOF, then its retries, each refused alike) and
- * never saw why. Resolves true once the body has ended (the connection may then carry more
- * requests); false, leaving the rest unread, for a body over `maxBytes` (declared or as it
- * comes), one that pauses for `pauseMs`, one that another reader holds (flowing to it, or
- * paused by it) or one cut off: the connection must close after the answer. (Node's parser
- * knows where a body ends, so what a handler read of it first does not matter.)
+ * Keeps the connection of a request refused before its body was read: the refusal is answered
+ * at once, and what is left of the body is read and discarded after it. A client that sends its
+ * whole body before it reads an answer (Python's requests, which NHS's mesh-client uses) so
+ * finds its upload taken and the refusal waiting, where a connection closed under its upload
+ * gave it an SSL EOF (then retries, each refused alike) and never the refusal; a client that
+ * reads as it writes (Node's, curl) has the refusal at once; the handler is done with it.
+ *
+ * Returns whether the connection may stay open: false, nothing read, for a body declared over
+ * `maxBytes`, one cut off, or one another reader holds (flowing to it, or paused by it): the
+ * answer must close the connection. A body read this way that grows past `maxBytes` or pauses
+ * for `pauseMs` is read no further, and its connection is closed once the answer has gone: no
+ * request can follow a body left unfinished. (Node's parser knows where a body ends, so what a
+ * handler read of it first does not matter.)
  */
-export function discardUnreadBody(request: IncomingMessage, maxBytes: number, pauseMs = UNREAD_BODY_PAUSE_MS): Promise<boolean> {
-  if (request.complete) return Promise.resolve(true);
-  if (request.destroyed || request.readableFlowing !== null) return Promise.resolve(false);
+export function discardBodyAfterAnswer(request: IncomingMessage, response: ServerResponse, maxBytes: number, pauseMs = UNREAD_BODY_PAUSE_MS): boolean {
+  if (request.complete) return true;
+  if (request.destroyed || request.readableFlowing !== null) return false;
   const declared = request.headers['content-length'];
-  if (declared !== undefined && Number(declared) > maxBytes) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    let bytes = 0;
-    let pause: NodeJS.Timeout | undefined;
-    const waitForMore = (): void => {
-      clearTimeout(pause);
-      pause = setTimeout(() => finish(false), pauseMs);
-    };
-    const onData = (part: Buffer): void => {
-      bytes += part.length;
-      if (bytes > maxBytes) finish(false);
-      else waitForMore();
-    };
-    const onEnd = (): void => finish(true);
-    const onClose = (): void => finish(request.complete);
-    const finish = (ended: boolean): void => {
-      clearTimeout(pause);
-      request.off('data', onData).off('end', onEnd).off('close', onClose);
-      if (!ended) request.pause();
-      resolve(ended);
-    };
-    request.on('data', onData).once('end', onEnd).once('close', onClose);
-    waitForMore();
-  });
+  if (declared !== undefined && Number(declared) > maxBytes) return false;
+  let bytes = 0;
+  let pause: NodeJS.Timeout | undefined;
+  const stop = (): void => {
+    clearTimeout(pause);
+    request.off('data', onData).off('end', stop).off('close', stop);
+  };
+  const giveUp = (): void => {
+    stop();
+    request.pause();
+    closeOnceAnswered(request, response);
+  };
+  const waitForMore = (): void => {
+    clearTimeout(pause);
+    pause = setTimeout(giveUp, pauseMs).unref();
+  };
+  const onData = (part: Buffer): void => {
+    bytes += part.length;
+    if (bytes > maxBytes) giveUp();
+    else waitForMore();
+  };
+  request.on('data', onData).once('end', stop).once('close', stop);
+  waitForMore();
+  return true;
+}
+
+function closeOnceAnswered(request: IncomingMessage, response: ServerResponse): void {
+  // The response lets go of its socket once it is done; the request keeps it.
+  const { socket } = request;
+  if (response.writableFinished || response.destroyed) socket.destroy();
+  else response.once('close', () => socket.destroy());
 }

@@ -1,11 +1,11 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { failureReason, quietRepeats } from '../../quiet-repeats.ts';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
-import { discardUnreadBody } from '../unread-body.ts';
+import { discardBodyAfterAnswer } from '../unread-body.ts';
 import { errorBody } from '../views/errors.ts';
 import type { RequestState } from './request-context.ts';
 
@@ -55,24 +55,23 @@ export function errorResponder(logger: Logger, options: ErrorResponderOptions): 
       ctx.status = error.status;
       if (error.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(error.retryAfterSeconds));
       ctx.body = errorBody(error, ctx.state.apiVersion, ctx.state.requestId);
-      if (!(await keepsConnection(ctx.req, error, unreadBodyBytes))) ctx.set('Connection', 'close');
+      if (!keepsConnection(ctx.req, ctx.res, error, unreadBodyBytes)) ctx.set('Connection', 'close');
     }
   };
 }
 
 export interface ErrorResponderOptions {
-  /** The most of a refused request's unread body read (and discarded) before it is answered. */
+  /** The most of a refused request's unread body read (and discarded) after its answer, its connection kept. */
   readonly unreadBodyBytes: number;
   readonly logIntervalMs?: number;
 }
 
-/** Whether a refused request's connection may carry the next request: the whole body in (read for the refusal if need be). */
-async function keepsConnection(request: IncomingMessage, error: MeshError, unreadBodyBytes: number): Promise<boolean> {
+/** Whether a refused request's connection may carry the next request: its whole body in, or read after the answer. */
+function keepsConnection(request: IncomingMessage, response: ServerResponse, error: MeshError, unreadBodyBytes: number): boolean {
   if (error.closesConnection) return false;
-  // A refusal that sheds load (429: over its rate or its transfers) reads no more: reading would undo it.
-  if (error.status === 429) return request.complete;
-  // A client may read no answer before it has sent its whole body: what is left of it is read first.
-  return discardUnreadBody(request, unreadBodyBytes);
+  // A refusal that sheds load (429: over its rate or its transfers; 503: a backend away) reads no more: reading would undo it.
+  if (error.status === 429 || error.status === 503) return request.complete;
+  return discardBodyAfterAnswer(request, response, unreadBodyBytes);
 }
 
 /** How often a reason for answering 503 (Redis or object storage away) is logged at most. */
