@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import test, { type ExecutionContext } from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { overriding } from '../../test/support/overriding.ts';
+import { MeshErrorCodes } from '../../shared/src/protocol/index.ts';
 import { MeshClient, type TrackingInfo } from '../src/client/mesh-client.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { ChunkUploadError, FileChangedError, resumeFile, sendFile } from '../src/transfer/upload.ts';
@@ -249,10 +250,15 @@ const STORED_CHUNK_FIELDS = ['stored_chunks', 'stored_chunk_bytes', 'content_enc
  * answers come without meshbox's stored-chunk fields, as MESH gives them, and `status` (when
  * given) says what the first tracking answer reports.
  */
-async function throughProxy(asMesh: boolean, status: string | undefined, use: (proxy: StallProxy) => Promise<void>): Promise<void> {
+async function throughProxy<T>(
+  asMesh: boolean,
+  status: string | undefined,
+  use: (proxy: StallProxy) => Promise<T>,
+  otherwise: (method: string, url: string) => ProxyAction = () => 'pass',
+): Promise<T> {
   let tracked = 0;
   const decide = (method: string, url: string): ProxyAction => {
-    if (!asMesh || method !== 'GET' || !url.includes('/outbox/tracking?')) return 'pass';
+    if (!asMesh || method !== 'GET' || !url.includes('/outbox/tracking?')) return otherwise(method, url);
     tracked += 1;
     const first = tracked === 1;
     return {
@@ -266,7 +272,7 @@ async function throughProxy(asMesh: boolean, status: string | undefined, use: (p
   };
   const proxy = await startStallProxy(server.ca, server.origin, { certPem: lab.mailbox.certPem, keyPem: lab.mailbox.keyPem, caPem: server.caPem }, decide);
   try {
-    await use(proxy);
+    return await use(proxy);
   } finally {
     await proxy.close();
   }
@@ -500,28 +506,43 @@ test('a message over the server size limit is refused at the chunk that passes i
   t.notRegex(result.stderr, /--resume/);
 });
 
-test('a --resume with a --gzip the first run did not use is told to resume without it, and that command finishes the message', async (t) => {
-  const payload = randomBytes(2 * CHUNK + 1000);
-  const cwd = await folderWith(payload);
-  // The first run, without --gzip, stopped after chunk 1 of 3.
-  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-  const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 3, fileName: 'payload.bin' });
-  client.close();
+/** The refusal of a chunk in another content encoding than chunk 1's, as MESH's sandbox gives it: no code, only its description. */
+const MESH_ENCODING_REFUSAL = { detail: [{ event: '', code: '', msg: 'cannot change content encoding' }] };
+const ENCODING_REFUSAL_CODE = MeshErrorCodes.contentEncodingChanged.code;
 
-  // The file after `--`, as a name beginning with a dash would need: options must go before it.
-  const gzipped = await as(lab, ['send', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--', 'payload.bin'], cwd);
-  t.is(gzipped.code, 1);
-  const suggested = new RegExp(`HTTP 417.*\\nthe chunks of message ${messageId} so far went without --gzip: finish it with\\n  meshbox (.*)\\n$`).exec(gzipped.stderr);
-  t.truthy(suggested, gzipped.stderr);
-  const words = suggested![1]!.split(' ');
-  t.false(words.includes('--gzip'));
-  t.deepEqual(words.slice(-2), ['--', 'payload.bin'], 'the file stays last, after --');
-  const finished = await runInProcess(words, { cwd });
-  t.is(finished.code, 0, finished.stderr);
-  const { result: download, bytes } = await downloaded(messageId);
-  t.is(download.code, 0, download.stderr);
-  t.true(bytes.equals(payload));
-});
+for (const asMesh of [false, true]) {
+  const title = asMesh
+    ? "a --resume with a --gzip the first run did not use, refused as MESH refuses it (no code), is told to resume without it, and that command finishes the message"
+    : 'a --resume with a --gzip the first run did not use is told to resume without it, and that command finishes the message';
+  test(title, async (t) => {
+    const payload = randomBytes(2 * CHUNK + 1000);
+    const cwd = await folderWith(payload);
+    // The first run, without --gzip, stopped after chunk 1 of 3.
+    const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+    const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 3, fileName: 'payload.bin' });
+    client.close();
+
+    // As MESH: tracking without meshbox's stored-chunk fields, and the chunk's refusal in MESH's words.
+    const refusedAsMesh = (body: Buffer): Buffer => (body.toString().includes(ENCODING_REFUSAL_CODE) ? Buffer.from(JSON.stringify(MESH_ENCODING_REFUSAL)) : body);
+    const gzipped = await throughProxy(asMesh, undefined, (proxy) =>
+      // The file after `--`, as a name beginning with a dash would need: options must go before it.
+      as(lab, ['--url', proxy.origin, 'send', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--', 'payload.bin'], cwd),
+      asMesh ? (method, url) => (method === 'POST' && url.includes(`/outbox/${messageId}/`) ? { rewrite: refusedAsMesh } : 'pass') : undefined,
+    );
+    t.is(gzipped.code, 1);
+    t.notRegex(gzipped.stderr, /cannot be finished/);
+    const suggested = new RegExp(`HTTP 417.*\\nthe chunks of message ${messageId} so far went without --gzip: finish it with\\n  meshbox (.*)\\n$`).exec(gzipped.stderr);
+    t.truthy(suggested, gzipped.stderr);
+    const words = suggested![1]!.split(' ').filter((word, index, all) => !(word.startsWith('--url') || all[index - 1] === '--url'));
+    t.false(words.includes('--gzip'));
+    t.deepEqual(words.slice(-2), ['--', 'payload.bin'], 'the file stays last, after --');
+    const finished = await runInProcess(words, { cwd });
+    t.is(finished.code, 0, finished.stderr);
+    const { result: download, bytes } = await downloaded(messageId);
+    t.is(download.code, 0, download.stderr);
+    t.true(bytes.equals(payload));
+  });
+}
 
 /** `send --resume` as the first run of gzipRunStopped sent: its two missing chunks go, and the message downloads byte-exact. */
 async function finishesWithGzipRun(t: ExecutionContext, cwd: string, messageId: string, payload: Buffer): Promise<void> {

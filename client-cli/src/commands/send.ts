@@ -138,8 +138,11 @@ function refusesChunkRange(error: unknown): boolean {
   return error instanceof MeshClientError && error.status === 417 && error.code === MeshErrorCodes.invalidHeaderChunks.code;
 }
 
+/** meshbox's refusal by its code; MESH's (as its sandbox gives it) has no code, only the same description. */
 function changesEncoding(error: unknown): boolean {
-  return error instanceof MeshClientError && error.status === 417 && error.code === MeshErrorCodes.contentEncodingChanged.code;
+  if (!(error instanceof MeshClientError) || error.status !== 417) return false;
+  const refusal = MeshErrorCodes.contentEncodingChanged;
+  return error.code === refusal.code || (!error.code && error.description.trim().toLowerCase() === refusal.description);
 }
 
 function resultJson(result: UploadResult, resumed: boolean): string {
