@@ -27,3 +27,13 @@ test("a MESH server's tracking times, which name no zone, are shown as the UTC t
   // What cannot be read as a time is shown as it came.
   t.is(rows({ message_id: 'A', status: 'accepted', upload_timestamp: 'yesterday' }).uploaded, 'yesterday');
 });
+
+test("an upload in progress on a server whose tracking does not say which chunks it holds (MESH) is not said to hold none", (t) => {
+  // MESH's v2 tracking of an interrupted chunked send, as its sandbox gives it: no stored_chunks, no chunk_count.
+  const mesh = rows({ message_id: 'A', status: 'uploading', local_id: 'res3', filename: 'huge.bin', upload_timestamp: '2026-12-02T08:22:23.679413' });
+  t.is(mesh.status, "uploading, the server does not say how many of its chunks it holds (meshbox send --resume A <file>, with the first run's --chunk-size and --gzip, sends the rest)");
+  t.is(rows({ message_id: 'A', status: 'Uploading', chunk_count: 400 }).status?.split(' (')[0], 'uploading, the server does not say how many of its 400 chunks it holds');
+  // meshbox says.
+  const meshbox = rows({ message_id: 'A', status: 'uploading', chunk_count: 4, stored_chunks: [1, 2], stored_chunk_bytes: [10, 10], content_encoding: null });
+  t.is(meshbox.status, 'uploading, 2 of 4 chunks stored (meshbox send --resume A <file> --chunk-size 10 sends the rest)');
+});

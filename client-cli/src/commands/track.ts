@@ -10,9 +10,14 @@ export function trackingSummary(info: TrackingInfo): string {
   const present = (value: unknown): value is string | number => (typeof value === 'string' && value !== '') || typeof value === 'number';
   // v2's lower case, or v1's title case.
   const uploading = info.status.toLowerCase() === 'uploading';
-  // An upload still going has no status detail: how far it got instead, and how to finish it.
+  // An upload still going has no status detail: how far it got instead (meshbox says; MESH does
+  // not, and is not to be read as holding none), and how to finish it.
+  const stored =
+    info.stored_chunks === undefined
+      ? `the server does not say how many of its ${info.chunk_count === undefined ? '' : `${info.chunk_count} `}chunks it holds`
+      : `${info.stored_chunks.length} of ${info.chunk_count ?? '?'} chunks stored`;
   const status = uploading
-    ? `uploading, ${info.stored_chunks?.length ?? 0} of ${info.chunk_count ?? '?'} chunks stored (${resumeHint(info)} sends the rest)`
+    ? `uploading, ${stored} (${resumeHint(info)} sends the rest)`
     : [info.status, present(info.status_code) ? `code ${info.status_code}` : undefined, info.status_description].filter(present).join(', ');
   const file = [
     info.filename,
