@@ -37,3 +37,12 @@ test("an upload in progress on a server whose tracking does not say which chunks
   const meshbox = rows({ message_id: 'A', status: 'uploading', chunk_count: 4, stored_chunks: [1, 2], stored_chunk_bytes: [10, 10], content_encoding: null });
   t.is(meshbox.status, 'uploading, 2 of 4 chunks stored (meshbox send --resume A <file> --chunk-size 10 sends the rest)');
 });
+
+test("MESH's time of acknowledgement, its status_timestamp (it has no acknowledged_timestamp), is shown as meshbox's is", (t) => {
+  // The specification's example of v2 tracking once the recipient has acknowledged.
+  const mesh = rows({ message_id: '20210311101813838554_1B8F53', status: 'acknowledged', status_timestamp: '2020-06-01T12:21:52', upload_timestamp: '20200601122152' });
+  t.is(mesh.acknowledged, '2020-06-01T12:21:52.000Z');
+  // meshbox's own field, when given, is the one shown; a status_timestamp of another status is no acknowledgement.
+  t.is(rows({ message_id: 'A', status: 'acknowledged', status_timestamp: '2026-01-02T00:00:00.000Z', acknowledged_timestamp: '2026-01-01T12:00:00.000Z' }).acknowledged, '2026-01-01T12:00:00.000Z');
+  t.is(rows({ message_id: 'A', status: 'accepted', status_timestamp: '2020-06-01T12:21:52' }).acknowledged, undefined);
+});

@@ -38,7 +38,8 @@ export function trackingSummary(info: TrackingInfo): string {
     ['file', file],
     ['type', info.message_type],
     ['uploaded', shownTime(info.upload_timestamp)],
-    ['acknowledged', shownTime(info.acknowledged_timestamp)],
+    // MESH has no acknowledged_timestamp: its status_timestamp is when the status became acknowledged.
+    ['acknowledged', shownTime(info.acknowledged_timestamp ?? (info.status.toLowerCase() === 'acknowledged' ? info.status_timestamp : undefined))],
     // Only while it waits in the inbox: afterwards the time has passed, or no longer matters.
     ['expires', info.status.toLowerCase() === 'accepted' ? shownTime(info.expiry_time) : undefined],
   ];
