@@ -8,6 +8,7 @@ import test from 'ava';
 import { createCertificateAuthority, describeCertificate, issueMailboxCertificate } from '../../shared/src/pki/index.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { type MailboxFiles, runInProcess, runSubprocess, writeMailboxFiles } from './support/cli-fixture.ts';
+import { withFakeServer } from './support/fake-server.ts';
 import { redatedCertificate } from '../../test/support/redated-certificate.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
@@ -370,13 +371,37 @@ test("a client certificate that is not yet valid is refused beyond the clocks' d
 
 test('track by a local id no message carries is a 404; an id and --local-id together, or neither, is a usage error', async (t) => {
   const cwd = await folder();
-  const unknown = await as(lab, ['track', '--local-id', `never-${randomBytes(4).toString('hex')}`], cwd);
+  const never = `never-${randomBytes(4).toString('hex')}`;
+  const unknown = await as(lab, ['track', '--local-id', never], cwd);
   t.is(unknown.code, 1);
+  t.true(unknown.stderr.startsWith(`meshbox: no message this mailbox sent carries local id ${never} (`), unknown.stderr);
   t.regex(unknown.stderr, /HTTP 404/);
   for (const args of [['track', '20260101000000000000_ABC123', '--local-id', 'x'], ['track']]) {
     const usage = await as(lab, args, cwd);
     t.is(usage.code, 2, args.join(' '));
     t.regex(usage.stderr, /give exactly one of a message id and --local-id/);
+  }
+});
+
+test('track --local-id of a local id on several messages says so, and to track them by message id, against meshbox and MESH (whose 300 says only "Multiple Choices")', async (t) => {
+  const cwd = await folder();
+  await writeFile(join(cwd, 'payload.bin'), 'x');
+  const localId = `twice-${randomBytes(4).toString('hex')}`;
+  for (let sent = 0; sent < 2; sent += 1) {
+    const result = await as(lab, ['send', 'payload.bin', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--local-id', localId], cwd);
+    t.is(result.code, 0, result.stderr);
+  }
+  const meshbox = await as(lab, ['track', '--local-id', localId], cwd);
+  // MESH's sandbox: the status alone, in MESH's error shape.
+  const mesh = await withFakeServer(
+    server.ca,
+    (_request, _body, response) => response.writeHead(300, { 'content-type': 'application/vnd.mesh.v2+json' }).end('{"detail":[{"event":"","code":"","msg":"Multiple Choices"}]}'),
+    (origin) => as(lab, ['--url', origin, 'track', '--local-id', localId], cwd),
+  );
+  for (const tracked of [meshbox, mesh]) {
+    t.is(tracked.code, 1);
+    t.true(tracked.stderr.startsWith(`meshbox: local id ${localId} is on several messages this mailbox sent: track each by its message id (`), tracked.stderr);
+    t.regex(tracked.stderr, /HTTP 300/);
   }
 });
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readMeshTime } from '../../../shared/src/protocol/index.ts';
-import type { TrackingInfo } from '../client/mesh-client.ts';
+import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
+import { MeshClientError } from '../client/errors.ts';
 import { printableLine } from '../client/untrusted-text.ts';
 import type { CliContext } from './context.ts';
 import { messageIdArgument } from './message-id-argument.ts';
@@ -83,7 +84,23 @@ export function registerTrackCommand(program: Command, context: CliContext): voi
     .option('--json', "print the server's tracking record as JSON, as it came (the summary shows its times in UTC, ISO 8601)")
     .action(async (id: string | undefined, flags: { localId?: string; json?: boolean }, command: Command) => {
       if ((id === undefined) === (flags.localId === undefined)) command.error('error: give exactly one of a message id and --local-id');
-      const info = await context.withClient(command, async (client) => client.track(id ?? (await client.messageIdForLocalId(flags.localId!))));
+      const info = await context.withClient(command, async (client) => client.track(id ?? (await messageIdForLocalId(client, flags.localId!))));
       context.print(flags.json ? JSON.stringify(info, null, 2) : trackingSummary(info));
     });
+}
+
+/**
+ * The one message carrying a local id. None carrying it is a 404 and several a 300, which MESH
+ * words only as "Not Found" and "Multiple Choices" (meshbox names the messages): said as what
+ * they mean here, and what to do, with the server's words.
+ */
+async function messageIdForLocalId(client: MeshClient, localId: string): Promise<string> {
+  try {
+    return await client.messageIdForLocalId(localId);
+  } catch (error) {
+    if (!(error instanceof MeshClientError)) throw error;
+    if (error.status === 404) throw new Error(`no message this mailbox sent carries local id ${localId} (${error.message})`, { cause: error });
+    if (error.status !== 300) throw error;
+    throw new Error(`local id ${localId} is on several messages this mailbox sent: track each by its message id (${error.message})`, { cause: error });
+  }
 }
