@@ -219,6 +219,11 @@ test('control codes in what the server says are shown escaped, not sent to the t
   t.deepEqual(tracked.stdout.trimEnd().split('\n'), [`message  ${MESSAGE_ID}`, 'status   accepted, waiting\\nacknowledged  2026-01-01', 'subject  a\\tb']);
 });
 
+test('lookup --ods asks for the ODS code upper-cased and trimmed, as ODS codes are written: a server may compare them as given', async (t) => {
+  const found = await against((_request, response) => json(response, 200, { results: [] }), ['lookup', 'WF', '--ods', ' a81001 '], await folder());
+  t.deepEqual(found.requests, ['GET /messageexchange/endpointlookup/A81001/WF']);
+});
+
 test('--json output escapes C1 controls and text-reordering characters from the server (JSON.stringify leaves them): the same JSON, nothing for the terminal to act on', async (t) => {
   const cwd = await folder();
   const subject = 'urgent\u009b2J \u202eTXE.exe';
