@@ -10,7 +10,8 @@ import { overriding } from '../../test/support/overriding.ts';
 import { MeshErrorCodes } from '../../shared/src/protocol/index.ts';
 import { MeshClient, type TrackingInfo } from '../src/client/mesh-client.ts';
 import { noProgress } from '../src/transfer/progress.ts';
-import { ChunkUploadError, FileChangedError, resumeFile, sendFile } from '../src/transfer/upload.ts';
+import { typedWithChunkSize } from '../src/commands/send.ts';
+import { ChunkUploadError, ContentEncodingMismatchError, FileChangedError, resumeFile, type ResumeOptions, sendFile } from '../src/transfer/upload.ts';
 import type { ProgressFactory } from '../src/transfer/progress.ts';
 import { type CliResult, type MailboxFiles, runInProcess, savedIn, writeMailboxFiles } from './support/cli-fixture.ts';
 import { type ProxyAction, startStallProxy, type StallProxy } from './support/stall-proxy.ts';
@@ -285,6 +286,16 @@ const chunksUploaded = (proxy: StallProxy, messageId: string): number[] =>
     return method === 'POST' && found ? [Number(found[1])] : [];
   });
 
+/** The client, but its v2 tracking is MESH's: no chunk_count, nor meshbox's stored-chunk fields (v1 tracking, asked then, is meshbox's). */
+function trackedAsMesh(client: MeshClient): MeshClient {
+  return overriding(client, {
+    track: async (id) => {
+      const { chunk_count: _count, ...tracking } = await client.track(id);
+      return Object.fromEntries(Object.entries(tracking).filter(([field]) => !STORED_CHUNK_FIELDS.includes(field))) as TrackingInfo;
+    },
+  });
+}
+
 /** A first run of 4 chunks of CHUNK that stopped after chunk 2, that chunk stored as `second`: the message's id. */
 async function stoppedAfterTwo(payload: Buffer, second: Buffer): Promise<string> {
   return withClient(lab, async (client) => {
@@ -307,7 +318,15 @@ for (const asMesh of [true, false]) {
     await throughProxy(asMesh, undefined, async (proxy) => {
       const resumed = await resumeVia(proxy.origin, cwd, messageId, ['--json']);
       t.is(resumed.code, 0, resumed.stderr);
-      t.is(resumed.stderr, '');
+      // Without stored sizes or a checksum, only the chunk count checks the file and the split: said whatever the flags.
+      t.is(
+        resumed.stderr,
+        asMesh
+          ? `meshbox: warning: message ${messageId} carries no checksum and the server's tracking no sizes of the chunks it holds: nothing but the chunk count ` +
+              `checks that ${join(cwd, 'payload.bin')} and --chunk-size 65536 and --gzip are the first run's (a file rewritten at the same size ` +
+              'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)\n'
+          : '',
+      );
       t.deepEqual(JSON.parse(resumed.stdout), {
         messageId,
         chunks: 4,
@@ -375,14 +394,9 @@ test('against a server whose v2 tracking has no chunk_count (as MESH), a resume 
   const cwd = await folderWith(payload);
   const messageId = await stoppedAfterTwo(payload, payload.subarray(CHUNK, 2 * CHUNK));
   const resume = (client: MeshClient, chunkSize: number) =>
-    resumeFile(client, { path: join(cwd, 'payload.bin'), chunkSize, gzip: false, progress: noProgress, messageId, expected: {}, requireChecksum: false });
+    resumeFile(client, { path: join(cwd, 'payload.bin'), chunkSize, chunkSizeGiven: true, gzip: false, progress: noProgress, messageId, expected: {}, requireChecksum: false });
   await withClient(lab, async (client) => {
-    const asMesh = overriding(client, {
-      track: async (id) => {
-        const { chunk_count: _count, ...tracking } = await client.track(id);
-        return Object.fromEntries(Object.entries(tracking).filter(([field]) => !STORED_CHUNK_FIELDS.includes(field))) as TrackingInfo;
-      },
-    });
+    const asMesh = trackedAsMesh(client);
     await t.throwsAsync(resume(asMesh, 32 * 1024), { message: /has 4 chunks, but .*payload\.bin \(197608 bytes\) in chunks of 32768 bytes makes 7/ });
     const noV1 = overriding(asMesh, { trackV1: () => Promise.reject(new Error('no v1 here')) });
     await t.throwsAsync(resume(noV1, CHUNK), { message: /tracking does not give the chunk count of message \S+ \(nor its v1 tracking chunkCount\)/ });
@@ -392,6 +406,90 @@ test('against a server whose v2 tracking has no chunk_count (as MESH), a resume 
   const { result, bytes } = await downloaded(messageId);
   t.is(result.code, 0, result.stderr);
   t.true(bytes.equals(payload));
+});
+
+test('against a server whose tracking gives no sizes of the chunks it holds (as MESH), a resume needs the chunk size given: another size making as many chunks would garble the message; without a checksum it warns', async (t) => {
+  const payload = randomBytes(3 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  const messageId = await stoppedAfterTwo(payload, payload.subarray(CHUNK, 2 * CHUNK));
+  const warnings: string[] = [];
+  const resume = (client: MeshClient, chunkSize: number, chunkSizeGiven: boolean) =>
+    resumeFile(client, { path: join(cwd, 'payload.bin'), chunkSize, chunkSizeGiven, gzip: false, progress: noProgress, messageId, expected: {}, requireChecksum: false, warn: (text) => warnings.push(text) });
+  await withClient(lab, async (client) => {
+    const asMesh = trackedAsMesh(client);
+    // 60000 bytes a chunk makes 4 chunks of this file too, cut elsewhere: the default assumed, it would have gone.
+    await t.throwsAsync(resume(asMesh, 60_000, false), {
+      message: new RegExp(
+        `^the server's tracking of message ${messageId} gives no sizes of the chunks it holds \\(MESH's has none\\), so only the chunk count \\(4\\) would check the chunk size, ` +
+          "and another size making as many chunks would complete the message garbled: give the first run's --chunk-size to resume it \\(--chunk-size 75MiB if it gave none\\)$",
+      ),
+    });
+    t.deepEqual((await client.track(messageId)).stored_chunks, [1, 2], 'nothing sent');
+    t.deepEqual(warnings, []);
+    t.like(await resume(asMesh, CHUNK, true), { uploadedChunks: 3, status: 'accepted', storedChunksKnown: false });
+  });
+  // v1 tracking gives the content encoding ('' here): --gzip is checked, so not named.
+  t.deepEqual(warnings, [
+    `message ${messageId} carries no checksum and the server's tracking no sizes of the chunks it holds: nothing but the chunk count ` +
+      `checks that ${join(cwd, 'payload.bin')} and --chunk-size 65536 are the first run's (a file rewritten at the same size ` +
+      'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)',
+  ]);
+  const { result, bytes } = await downloaded(messageId);
+  t.is(result.code, 0, result.stderr);
+  t.true(bytes.equals(payload));
+
+  // A message carrying a checksum has its file checked: no warning.
+  const checksum = `sha256:${createHash('sha256').update(payload).digest('hex')}`;
+  const withChecksum = await withClient(lab, (client) =>
+    client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 4, fileName: 'payload.bin', checksum }),
+  );
+  warnings.length = 0;
+  await withClient(lab, (client) =>
+    resumeFile(trackedAsMesh(client), { path: join(cwd, 'payload.bin'), chunkSize: CHUNK, chunkSizeGiven: true, gzip: false, progress: noProgress, messageId: withChecksum, expected: {}, requireChecksum: false, warn: (text) => warnings.push(text) }),
+  );
+  t.deepEqual(warnings, []);
+});
+
+test('against a server whose v2 tracking says nothing of the content encoding (as MESH), a --gzip that is not the first run\'s is refused by v1 tracking\'s contentEncoding before any chunk goes', async (t) => {
+  const payload = randomBytes(3 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  const gzipped = await gzipRunStopped(payload, 4, 2);
+  const plain = await stoppedAfterTwo(payload, payload.subarray(CHUNK, 2 * CHUNK));
+  const uploaded: number[] = [];
+  const options = (messageId: string, gzip: boolean): ResumeOptions => ({
+    path: join(cwd, 'payload.bin'),
+    chunkSize: CHUNK,
+    chunkSizeGiven: true,
+    gzip,
+    progress: noProgress,
+    messageId,
+    expected: {},
+    requireChecksum: false,
+  });
+  await withClient(lab, async (client) => {
+    // A server need not refuse a chunk of another encoding (meshbox does): the resume refuses first.
+    const asMesh = overriding(trackedAsMesh(client), {
+      uploadChunk: async (messageId, chunkNumber, totalChunks, body, chunkOptions) => {
+        uploaded.push(chunkNumber);
+        await client.uploadChunk(messageId, chunkNumber, totalChunks, body, chunkOptions);
+      },
+    });
+    const refused = await t.throwsAsync(resumeFile(asMesh, options(gzipped, false)), { instanceOf: ContentEncodingMismatchError });
+    t.like(refused, { messageId: gzipped, firstRunGzip: true });
+    t.like(await t.throwsAsync(resumeFile(asMesh, options(plain, true)), { instanceOf: ContentEncodingMismatchError }), { messageId: plain, firstRunGzip: false });
+    t.deepEqual(uploaded, [], 'nothing sent');
+    t.like(await resumeFile(asMesh, options(gzipped, true)), { uploadedChunks: 3, status: 'accepted' });
+  });
+  const { result, bytes } = await downloaded(gzipped);
+  t.is(result.code, 0, result.stderr);
+  t.true(bytes.equals(payload));
+});
+
+test('a printed resume command carries --chunk-size, the default added when none was typed (before a `--`), as a resume against MESH needs it given', (t) => {
+  const typed = ['--profile', 'lab', 'send', 'a.bin', '--to', 'X26OT001'];
+  t.deepEqual(typedWithChunkSize(typed, undefined), [...typed, '--chunk-size', '75MiB']);
+  t.deepEqual(typedWithChunkSize([...typed, '--', '-a.bin'], undefined), [...typed, '--chunk-size', '75MiB', '--', '-a.bin']);
+  t.is(typedWithChunkSize(typed, 65_536), typed, 'typed: kept as typed');
 });
 
 test('send --resume into another file of the same size is refused by the checksum the message carries, --checksum given or not: nothing more is uploaded', async (t) => {
@@ -510,39 +608,68 @@ test('a message over the server size limit is refused at the chunk that passes i
 const MESH_ENCODING_REFUSAL = { detail: [{ event: '', code: '', msg: 'cannot change content encoding' }] };
 const ENCODING_REFUSAL_CODE = MeshErrorCodes.contentEncodingChanged.code;
 
-for (const asMesh of [false, true]) {
-  const title = asMesh
-    ? "a --resume with a --gzip the first run did not use, refused as MESH refuses it (no code), is told to resume without it, and that command finishes the message"
-    : 'a --resume with a --gzip the first run did not use is told to resume without it, and that command finishes the message';
-  test(title, async (t) => {
-    const payload = randomBytes(2 * CHUNK + 1000);
-    const cwd = await folderWith(payload);
-    // The first run, without --gzip, stopped after chunk 1 of 3.
-    const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
-    const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 3, fileName: 'payload.bin' });
-    client.close();
+test('a --resume with a --gzip the first run did not use is told to resume without it, and that command finishes the message', async (t) => {
+  const payload = randomBytes(2 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  // The first run, without --gzip, stopped after chunk 1 of 3.
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 3, fileName: 'payload.bin' });
+  client.close();
 
-    // As MESH: tracking without meshbox's stored-chunk fields, and the chunk's refusal in MESH's words.
-    const refusedAsMesh = (body: Buffer): Buffer => (body.toString().includes(ENCODING_REFUSAL_CODE) ? Buffer.from(JSON.stringify(MESH_ENCODING_REFUSAL)) : body);
-    const gzipped = await throughProxy(asMesh, undefined, (proxy) =>
-      // The file after `--`, as a name beginning with a dash would need: options must go before it.
-      as(lab, ['--url', proxy.origin, 'send', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--', 'payload.bin'], cwd),
-      asMesh ? (method, url) => (method === 'POST' && url.includes(`/outbox/${messageId}/`) ? { rewrite: refusedAsMesh } : 'pass') : undefined,
-    );
-    t.is(gzipped.code, 1);
-    t.notRegex(gzipped.stderr, /cannot be finished/);
-    const suggested = new RegExp(`HTTP 417.*\\nthe chunks of message ${messageId} so far went without --gzip: finish it with\\n  meshbox (.*)\\n$`).exec(gzipped.stderr);
-    t.truthy(suggested, gzipped.stderr);
-    const words = suggested![1]!.split(' ').filter((word, index, all) => !(word.startsWith('--url') || all[index - 1] === '--url'));
-    t.false(words.includes('--gzip'));
-    t.deepEqual(words.slice(-2), ['--', 'payload.bin'], 'the file stays last, after --');
-    const finished = await runInProcess(words, { cwd });
-    t.is(finished.code, 0, finished.stderr);
-    const { result: download, bytes } = await downloaded(messageId);
-    t.is(download.code, 0, download.stderr);
-    t.true(bytes.equals(payload));
-  });
-}
+  // The file after `--`, as a name beginning with a dash would need: options must go before it.
+  const gzipped = await as(lab, ['send', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--', 'payload.bin'], cwd);
+  t.is(gzipped.code, 1);
+  // Refused before any chunk went: meshbox's tracking gives the content encoding of an upload in progress.
+  const suggested = new RegExp(
+    `^meshbox: the chunks of message ${messageId} so far went without --gzip \\(the server's tracking says so\\): resuming with it would mix encodings in one message: ` +
+      'finish it with\\n  meshbox (.*)\\n$',
+  ).exec(gzipped.stderr);
+  t.truthy(suggested, gzipped.stderr);
+  const words = suggested![1]!.split(' ');
+  t.false(words.includes('--gzip'));
+  t.deepEqual(words.slice(-2), ['--', 'payload.bin'], 'the file stays last, after --');
+  t.deepEqual((await withClient(lab, (each) => each.track(messageId))).stored_chunks, [1], 'nothing sent');
+  const finished = await runInProcess(words, { cwd });
+  t.is(finished.code, 0, finished.stderr);
+  const { result: download, bytes } = await downloaded(messageId);
+  t.is(download.code, 0, download.stderr);
+  t.true(bytes.equals(payload));
+});
+
+test("a --resume with a --gzip the first run did not use, against a server that tells no content encoding and refuses the chunk as MESH's sandbox does (no code), is told to resume without it, and that command finishes the message", async (t) => {
+  const payload = randomBytes(2 * CHUNK + 1000);
+  const cwd = await folderWith(payload);
+  // The first run, without --gzip, stopped after chunk 1 of 3.
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 3, fileName: 'payload.bin' });
+  client.close();
+
+  // Tracking (v2 and v1) without what it holds or its content encoding, and the chunk's refusal in the sandbox's words.
+  const untold = (body: Buffer): Buffer => {
+    const tracking = JSON.parse(body.toString()) as Record<string, unknown>;
+    for (const field of [...STORED_CHUNK_FIELDS, 'contentEncoding']) delete tracking[field];
+    return Buffer.from(JSON.stringify(tracking));
+  };
+  const refusedAsMesh = (body: Buffer): Buffer => (body.toString().includes(ENCODING_REFUSAL_CODE) ? Buffer.from(JSON.stringify(MESH_ENCODING_REFUSAL)) : body);
+  const gzipped = await throughProxy(
+    false,
+    undefined,
+    (proxy) => as(lab, ['--url', proxy.origin, 'send', '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--', 'payload.bin'], cwd),
+    (method, url) =>
+      method === 'GET' && url.includes('/outbox/tracking?') ? { rewrite: untold } : method === 'POST' && url.includes(`/outbox/${messageId}/`) ? { rewrite: refusedAsMesh } : 'pass',
+  );
+  t.is(gzipped.code, 1);
+  t.notRegex(gzipped.stderr, /cannot be finished/);
+  const suggested = new RegExp(`HTTP 417.*\\nthe chunks of message ${messageId} so far went without --gzip: finish it with\\n  meshbox (.*)\\n$`).exec(gzipped.stderr);
+  t.truthy(suggested, gzipped.stderr);
+  const words = suggested![1]!.split(' ').filter((word, index, all) => !(word.startsWith('--url') || all[index - 1] === '--url'));
+  t.false(words.includes('--gzip'));
+  const finished = await runInProcess(words, { cwd });
+  t.is(finished.code, 0, finished.stderr);
+  const { result: download, bytes } = await downloaded(messageId);
+  t.is(download.code, 0, download.stderr);
+  t.true(bytes.equals(payload));
+});
 
 /** `send --resume` as the first run of gzipRunStopped sent: its two missing chunks go, and the message downloads byte-exact. */
 async function finishesWithGzipRun(t: ExecutionContext, cwd: string, messageId: string, payload: Buffer): Promise<void> {
@@ -578,7 +705,7 @@ test('a --resume without the --gzip the first run used is told to give it, and w
 
   const plain = await send(cwd, ['--chunk-size', '64KiB', '--resume', messageId]);
   t.is(plain.code, 1);
-  t.regex(plain.stderr, /resume with the same file, --chunk-size and --gzip as the first run/);
+  t.regex(plain.stderr, /so far went with --gzip \(the server's tracking says so\): resuming without it would mix encodings in one message: finish it with\n  meshbox .* --resume \S+ --gzip\n$/);
   await finishesWithGzipRun(t, cwd, messageId, payload);
 });
 

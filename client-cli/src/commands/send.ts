@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { AcceptedWithoutIdError, AnswerCutOffError, CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { fitsHeader } from '../client/header-values.ts';
-import { DEFAULT_CHUNK_SIZE, formatBytes } from '../transfer/chunking.ts';
-import { ChunkUploadError, FileChangedError, mayHaveBeenSent, resumeFile, type UploadResult } from '../transfer/upload.ts';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_SIZE_WORD, formatBytes } from '../transfer/chunking.ts';
+import { ChunkUploadError, ContentEncodingMismatchError, FileChangedError, mayHaveBeenSent, resumeFile, type UploadResult } from '../transfer/upload.ts';
 import { IN_DOUBT_MS } from '../transfer/send-by-local-id.ts';
 import { sendFileFindingItAgain, StillInDoubtError } from '../transfer/send-found-again.ts';
 import { type CliContext, errorLine } from './context.ts';
@@ -64,6 +64,18 @@ function resumeCommand(messageId: string, typed: readonly string[], gzip?: boole
 }
 
 /**
+ * The command line as typed, with `--chunk-size` (the default) added when it gave none: a
+ * printed resume command must carry it, since against a server whose tracking gives no sizes of
+ * the chunks it holds (MESH) a resume is made only with the chunk size given (see resumeFile).
+ */
+export function typedWithChunkSize(typed: readonly string[], chunkSize: number | undefined): readonly string[] {
+  if (chunkSize !== undefined) return typed;
+  // Options go before a `--`, after which every word is a file name.
+  const end = typed.includes('--') ? typed.indexOf('--') : typed.length;
+  return [...typed.slice(0, end), '--chunk-size', DEFAULT_CHUNK_SIZE_WORD, ...typed.slice(end)];
+}
+
+/**
  * What an upload cut short left behind, and the command that finishes it. `mayHaveCompleted`:
  * the last chunk may have been stored (its answer lost, and tracking could not tell), completing
  * the message: the same command says so rather than send anything again.
@@ -96,6 +108,10 @@ function stillInDoubt(error: StillInDoubtError, purpose: string): string {
 
 /** A failed chunk's error, with what to do about it. */
 function explained(failure: unknown, flags: SendFlags, typed: readonly string[]): unknown {
+  // Refused before any chunk went: the first run's --gzip, as tracking gives it, finishes it.
+  if (failure instanceof ContentEncodingMismatchError) {
+    return new Error(`${failure.message}: finish it with\n  ${resumeCommand(failure.messageId, typed, failure.firstRunGzip)}`, { cause: failure });
+  }
   // Tracking asked already (send --local-id): what it found says how to check.
   const error = failure instanceof StillInDoubtError ? failure.cause : failure;
   if (!(error instanceof ChunkUploadError)) return failure;
@@ -164,7 +180,11 @@ export function registerSendCommand(program: Command, context: CliContext): void
     .option('--chunk-size <size>', CHUNK_SIZE_HELP, chunkSizeOption)
     .option('--gzip', 'gzip each chunk for the journey (Content-Encoding: gzip); the recipient gets the file as it is')
     .option('--checksum', 'read the file once first and send its sha256 (mex-Content-Checksum), which meshbox download verifies; with --resume: refuse a message without one (a resume checks the file against the checksum a message carries either way)')
-    .option('--resume <message_id>', 'finish an interrupted send: upload the chunks the server lacks, or all after the first when it does not say (same file, --chunk-size and --gzip as before)', messageIdArgument)
+    .option(
+      '--resume <message_id>',
+      'finish an interrupted send: upload the chunks the server lacks, or all after the first when it does not say (same file, --chunk-size and --gzip as before; against MESH give --chunk-size even if it was the default)',
+      messageIdArgument,
+    )
     .option('--retries <n>', retriesHelp(true), retriesOption)
     .option('--quiet', QUIET_HELP)
     .option('--json', 'print {"messageId": ..., "chunks": N, "bytes": B}')
@@ -194,8 +214,12 @@ export function registerSendCommand(program: Command, context: CliContext): void
         '',
         'meshbox send --resume <message_id> <file> asks the server which chunks it holds and uploads',
         'the others; a server whose tracking does not say (MESH: stored_chunks is meshbox\'s) gets every chunk',
-        'after the first again, which replaces its copy. Give the same file, --chunk-size and --gzip as the first run (the chunk count is',
-        'checked, and the content against the checksum the message carries, if any). A message already complete is checked the same way',
+        'after the first again, in order. Give the same file, --chunk-size and --gzip as the first run: the chunk count is',
+        'checked, --gzip against the content encoding tracking gives, the sizes of the chunks held (meshbox\'s tracking gives',
+        'them) and the content against the checksum the message carries, if any. MESH\'s tracking gives no chunk sizes, so',
+        'only the chunk count checks --chunk-size, which another size can give too: a resume there needs --chunk-size given,',
+        'even the default (the printed resume command carries it), and without a checksum (a first run with --checksum)',
+        'warns on stderr that nothing checks the file is the first run\'s. A message already complete is checked the same way',
         '(its size too, unless --gzip), then left alone (exit 0).',
       ].join('\n'),
     )
@@ -218,6 +242,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
       // A stop (Ctrl-C, SIGTERM, SIGHUP) ends the request in hand, and the run says what it left: on a terminal or
       // not, as a script's log is where a half-sent message must be findable.
       const stop = stopSignal(context.io);
+      const typed = typedWithChunkSize(context.argv, flags.chunkSize);
       let started = flags.resume;
       const result = await context
         .withClient(
@@ -239,13 +264,16 @@ export function registerSendCommand(program: Command, context: CliContext): void
                   },
                   startNote: (messageId, plan) =>
                     `message ${messageId}: ${plan.totalChunks} chunks of ${formatBytes(plan.chunkSize)}; if interrupted, finish it with\n` +
-                    `  ${resumeCommand(messageId, context.argv)}`,
+                    `  ${resumeCommand(messageId, typed)}`,
                 })
               : resumeFile(client, {
                   ...upload,
                   messageId: flags.resume,
                   expected: { to: flags.to, workflowId: flags.workflow, subject: flags.subject, localId: flags.localId, fileName: flags.fileName },
                   requireChecksum: flags.checksum === true,
+                  chunkSizeGiven: flags.chunkSize !== undefined,
+                  // Said whatever the flags, as the warning of a file changed while it went.
+                  warn: (text) => context.io.stderr(`meshbox: warning: ${text}\n`),
                 }),
           { retries: flags.retries ?? DEFAULT_TRANSFER_RETRIES, signal: stop },
         )
@@ -255,10 +283,10 @@ export function registerSendCommand(program: Command, context: CliContext): void
               stop,
               started === undefined
                 ? `the message was not started, or its first chunk's answer did not come: before sending it again, ${howToCheckDelivery(flags)}`
-                : incompleteNote(started, context.argv, false),
+                : incompleteNote(started, typed, false),
             );
           }
-          throw explained(error, flags, context.argv);
+          throw explained(error, flags, typed);
         });
 
       if ('sendFailure' in result) {

@@ -44,6 +44,9 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
+/** `--chunk-size` as one word that gives the default (`75MiB`). */
+export const DEFAULT_CHUNK_SIZE_WORD = formatBytes(DEFAULT_CHUNK_SIZE).replace(' ', '');
+
 /** One chunk's bytes of the file: `start` to `end` inclusive, as fs.createReadStream takes them. */
 export interface ChunkSpan {
   readonly number: number;

@@ -7,7 +7,7 @@ import { createGzip } from 'node:zlib';
 import { AcceptedWithoutIdError, AnswerCutOffError, answeredInDoubt, MeshClientError, MeshConnectionError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
-import { ChunkPlan, type ChunkSpan } from './chunking.ts';
+import { ChunkPlan, type ChunkSpan, DEFAULT_CHUNK_SIZE_WORD } from './chunking.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { sendOutcome } from './send-by-local-id.ts';
 import { ByteCounter, ReleasedWhenChecked } from './streams.ts';
@@ -51,6 +51,14 @@ export interface ResumeOptions extends FileUpload {
    */
   readonly chunkSizeOfFirstRun?: boolean;
   /**
+   * The chunk size was given (send --resume's --chunk-size), not a default assumed: a server
+   * whose tracking gives no sizes of the chunks it holds (MESH) leaves only the chunk count to
+   * check it by, so a message in progress there is resumed only then (or chunkSizeOfFirstRun).
+   */
+  readonly chunkSizeGiven?: boolean;
+  /** Hears what the resume cannot check (see resumeFile), before anything is sent. */
+  readonly warn?: (text: string) => void;
+  /**
    * Refuse a message that carries no checksum to check the file against (--checksum). One that
    * carries a sha256: or md5: one is checked either way, before anything is uploaded: another
    * file split alike would complete the message garbled, and only its recipient would find out.
@@ -84,6 +92,26 @@ export class EmptyFileError extends Error {
   constructor(path: string) {
     super(`${basename(path)} is empty, and MESH refuses a message with no data`);
     this.name = 'EmptyFileError';
+  }
+}
+
+/**
+ * A resume whose --gzip is not the first run's, as the server's tracking tells it (meshbox's v2
+ * content_encoding, MESH's v1 contentEncoding): its chunks would mix encodings in one message.
+ */
+export class ContentEncodingMismatchError extends Error {
+  readonly messageId: string;
+  /** Whether the first run's chunks went gzipped. */
+  readonly firstRunGzip: boolean;
+
+  constructor(messageId: string, firstRunGzip: boolean) {
+    super(
+      `the chunks of message ${messageId} so far went ${firstRunGzip ? 'with' : 'without'} --gzip (the server's tracking says so): ` +
+        `resuming ${firstRunGzip ? 'without' : 'with'} it would mix encodings in one message`,
+    );
+    this.name = 'ContentEncodingMismatchError';
+    this.messageId = messageId;
+    this.firstRunGzip = firstRunGzip;
   }
 }
 
@@ -391,11 +419,16 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
  * Finishes an interrupted upload: asks tracking which chunks the server holds and sends the
  * others. A server whose tracking does not say (MESH's has no stored_chunks) gets every chunk
  * after the first again, in order: chunk 1 came with the send that made the message, and MESH
- * takes a chunk again while the message is uploading, the new copy replacing the old. The file
- * and chunk size must be those of the first run; the chunk count is checked (and the content
- * against the message's checksum, when it carries one). A message already complete is checked
- * the same way, then left alone; one found complete as its chunks go (an earlier run's last
- * chunk landing late: a chunk refused as locked) is done.
+ * takes a chunk again while the message is uploading, the new copy replacing the old. The file,
+ * chunk size and --gzip must be those of the first run: the chunk count is checked, --gzip
+ * against the content encoding tracking gives (if any), the sizes of the chunks the server holds
+ * (meshbox's tracking gives them), and the content against the message's checksum, when it
+ * carries one. Without those sizes (MESH) nothing but the chunk count checks the chunk size, which
+ * another size can give as well: such a message is resumed only with the chunk size given
+ * (chunkSizeGiven) or known (chunkSizeOfFirstRun), and without a checksum nothing checks the
+ * file (warn says so). A message already complete is checked the same way, then left alone; one
+ * found complete as its chunks go (an earlier run's last chunk landing late: a chunk refused as
+ * locked) is done.
  */
 export async function resumeFile(client: MeshClient, options: ResumeOptions): Promise<UploadResult> {
   const file = options.taken ?? (await fileStats(options.path));
@@ -426,8 +459,25 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     // The message's figures, as checked: after a gzip run the server has only the compressed size, and the file's is given, as a send gives it.
     return { messageId, totalChunks: plan.totalChunks, bytes: file.size, uploadedChunks: 0, status: tracking.status, changedAfterSend: false, storedChunksKnown: true };
   }
+  checkEncoding(tracking, messageId, options.gzip);
   const listed = storedChunks(tracking, plan.totalChunks);
+  const sizesKnown = Array.isArray(tracking.stored_chunk_bytes);
+  if (!sizesKnown && !options.chunkSizeOfFirstRun && !options.chunkSizeGiven) {
+    throw new Error(
+      `the server's tracking of message ${messageId} gives no sizes of the chunks it holds (MESH's has none), so only the chunk count ` +
+        `(${plan.totalChunks}) would check the chunk size, and another size making as many chunks would complete the message garbled: ` +
+        `give the first run's --chunk-size to resume it (--chunk-size ${DEFAULT_CHUNK_SIZE_WORD} if it gave none)`,
+    );
+  }
   await checkSameFile(client, tracking, plan, options, options.gzip ? checkGzippedSizes : checkStoredSizes);
+  if (!sizesKnown && !options.chunkSizeOfFirstRun && parseChecksum(recordedChecksum(tracking)) === undefined) {
+    const gzipUnknown = gzipOfMessage(tracking) === undefined ? ' and --gzip' : '';
+    options.warn?.(
+      `message ${messageId} carries no checksum and the server's tracking no sizes of the chunks it holds: nothing but the chunk count ` +
+        `checks that ${options.path} and --chunk-size ${plan.chunkSize}${gzipUnknown} are the first run's (a file rewritten at the same size ` +
+        'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)',
+    );
+  }
 
   // Chunk 1 is stored whenever the message exists: it was the send that made it.
   const stored = listed ?? new Set([1]);
@@ -478,8 +528,41 @@ function chunkNumbersAfterFirst(totalChunks: number): string {
   return totalChunks === 3 ? 'chunks 2 and 3' : `chunks 2 to ${totalChunks}`;
 }
 
+/** The message's checksum as tracking gives it, if a text. */
+function recordedChecksum(tracking: TrackingInfo): string | undefined {
+  return typeof tracking.checksum === 'string' ? tracking.checksum : undefined;
+}
+
+/**
+ * Whether the message's chunks went gzipped, by tracking's content_encoding: meshbox's v2 while
+ * uploading (`gzip` or null), or MESH's v1 contentEncoding (`gzip` or ''), filled in by
+ * trackInFull; undefined when tracking does not say. (v1's compressFlag and isCompressed are
+ * mex-Content-Compressed, the sender's own compression, not the transfer's.)
+ */
+function gzipOfMessage(tracking: TrackingInfo): boolean | undefined {
+  const encoding = tracking.content_encoding;
+  if (encoding === null) return false;
+  if (typeof encoding !== 'string') return undefined;
+  const named = encoding.trim().toLowerCase();
+  if (named === 'gzip') return true;
+  return named === '' || named === 'identity' ? false : undefined;
+}
+
+/** A --gzip that is not the first run's, where tracking tells: refused before any chunk goes (a server need not refuse the chunk). */
+function checkEncoding(tracking: TrackingInfo, messageId: string, gzip: boolean): void {
+  const firstRunGzip = gzipOfMessage(tracking);
+  if (firstRunGzip !== undefined && firstRunGzip !== gzip) throw new ContentEncodingMismatchError(messageId, firstRunGzip);
+}
+
 /** The v1 tracking fields that fill what MESH's v2 tracking lacks, by their v2 names. */
-const V1_FIELDS_FOR_V2 = { chunkCount: 'chunk_count', checksum: 'checksum', fileSize: 'file_size', subject: 'subject', sender: 'sender' } as const;
+const V1_FIELDS_FOR_V2 = {
+  chunkCount: 'chunk_count',
+  checksum: 'checksum',
+  fileSize: 'file_size',
+  subject: 'subject',
+  sender: 'sender',
+  contentEncoding: 'content_encoding',
+} as const;
 
 /**
  * Tracking with what a resume checks: MESH's v2 tracking has no chunk_count (nor checksum,
@@ -581,7 +664,7 @@ function readSpan(path: string, span: ChunkSpan): Readable {
 
 async function verifyAgainstMessage(client: MeshClient, tracking: TrackingInfo, size: number, options: ResumeOptions): Promise<void> {
   const { path } = options;
-  const recorded = parseChecksum(typeof tracking.checksum === 'string' ? tracking.checksum : undefined);
+  const recorded = parseChecksum(recordedChecksum(tracking));
   if (!recorded) {
     if (!options.requireChecksum) return;
     throw new Error(`message ${tracking.message_id} carries no sha256: or md5: checksum to check ${path} against`);
