@@ -354,7 +354,7 @@ test('on a terminal, a resume against a server whose tracking does not say which
     t.true(
       resumed.stderr.includes(
         `the server does not say which chunks of message ${messageId} it holds (its tracking has no stored_chunks): ` +
-          "sending chunks 2 to 4 again (a chunk sent again replaces the server's copy)\n",
+          "sending chunks 2 to 4 again, in order (MESH's sandbox, as meshbox, stores a chunk sent again in place of its copy)\n",
       ),
       resumed.stderr,
     );

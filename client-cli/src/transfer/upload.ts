@@ -232,7 +232,7 @@ class ChunkSender {
   }
 
   /**
-   * Sends chunk n of an existing message (re-sending one replaces the server's copy); `last`: the
+   * Sends chunk n of an existing message (re-sending one replaces the server's copy, on meshbox and MESH's sandbox); `last`: the
    * last this run sends. `complete`: it failed, and tracking found the message complete (nothing
    * more to send); `stored`: unless refused as locked (423), the server may hold this run's copy.
    */
@@ -418,8 +418,9 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
 /**
  * Finishes an interrupted upload: asks tracking which chunks the server holds and sends the
  * others. A server whose tracking does not say (MESH's has no stored_chunks) gets every chunk
- * after the first again, in order: chunk 1 came with the send that made the message, and MESH
- * takes a chunk again while the message is uploading, the new copy replacing the old. The file,
+ * after the first again, in ascending order: chunk 1 came with the send that made the message, and
+ * MESH's sandbox (handlers/outbox.py), as meshbox, takes a chunk again while the message is
+ * uploading, the new copy replacing the old (MESH itself does not document it). The file,
  * chunk size and --gzip must be those of the first run: the chunk count is checked, --gzip
  * against the content encoding tracking gives (if any), the sizes of the chunks the server holds
  * (meshbox's tracking gives them), and the content against the message's checksum, when it
@@ -481,6 +482,9 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
 
   // Chunk 1 is stored whenever the message exists: it was the send that made it.
   const stored = listed ?? new Set([1]);
+  // Ascending, so the last chunk goes last: MESH's sandbox (handlers/outbox.py send_chunk) accepts
+  // the message as soon as its last chunk arrives, whatever chunks it still lacks, so a last chunk
+  // sent before a missing one would deliver the message without it (meshbox waits for them all).
   const missing: number[] = [];
   for (let number = 1; number <= plan.totalChunks; number += 1) if (!stored.has(number)) missing.push(number);
   const storedBytes = plan.bytesIn(stored);
@@ -518,7 +522,7 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
 function resendingAllNote(messageId: string, totalChunks: number): string {
   return (
     `the server does not say which chunks of message ${messageId} it holds (its tracking has no stored_chunks): ` +
-    `sending ${chunkNumbersAfterFirst(totalChunks)} again (a chunk sent again replaces the server's copy)`
+    `sending ${chunkNumbersAfterFirst(totalChunks)} again, in order (MESH's sandbox, as meshbox, stores a chunk sent again in place of its copy)`
   );
 }
 
