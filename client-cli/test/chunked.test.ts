@@ -8,6 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshErrorCodes } from '../../shared/src/protocol/index.ts';
+import { MeshClientError, MeshConnectionError, UnexpectedAnswerError } from '../src/client/errors.ts';
 import { MeshClient, type TrackingInfo } from '../src/client/mesh-client.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { typedWithChunkSize } from '../src/commands/send.ts';
@@ -389,7 +390,7 @@ test('a message whose tracking said uploading, but which an earlier run complete
   t.true(bytes.equals(payload));
 });
 
-test('against a server whose v2 tracking has no chunk_count (as MESH), a resume checks v1 tracking\'s chunkCount; with none there either, send --resume refuses', async (t) => {
+test('against a server whose v2 tracking has no chunk_count (as MESH), a resume checks v1 tracking\'s chunkCount; with none there either, send --resume refuses, naming a v1 refusal; any other v1 failure is thrown', async (t) => {
   const payload = randomBytes(3 * CHUNK + 1000);
   const cwd = await folderWith(payload);
   const messageId = await stoppedAfterTwo(payload, payload.subarray(CHUNK, 2 * CHUNK));
@@ -398,8 +399,25 @@ test('against a server whose v2 tracking has no chunk_count (as MESH), a resume 
   await withClient(lab, async (client) => {
     const asMesh = trackedAsMesh(client);
     await t.throwsAsync(resume(asMesh, 32 * 1024), { message: /has 4 chunks, but .*payload\.bin \(197608 bytes\) in chunks of 32768 bytes makes 7/ });
-    const noV1 = overriding(asMesh, { trackV1: () => Promise.reject(new Error('no v1 here')) });
-    await t.throwsAsync(resume(noV1, CHUNK), { message: /tracking does not give the chunk count of message \S+ \(nor its v1 tracking chunkCount\)/ });
+    const v1Failing = (error: Error) => overriding(asMesh, { trackV1: () => Promise.reject(error) });
+    // v1 refused, or answered with something else: the resume names the v1 failure.
+    const refused = new MeshClientError({ status: 406, code: undefined, event: undefined, description: 'Not Acceptable', messageId: undefined, internalId: undefined });
+    await t.throwsAsync(resume(v1Failing(refused), CHUNK), {
+      message: /^the server's tracking does not give the chunk count of message \S+ \(and its v1 tracking failed: Not Acceptable \(HTTP 406\)\): /,
+    });
+    await t.throwsAsync(resume(v1Failing(new UnexpectedAnswerError('asked to track message A (v1), the server answered about "B"')), CHUNK), {
+      message: /\(and its v1 tracking failed: asked to track message A \(v1\), the server answered about "B"\)/,
+    });
+    const v1WithoutCount = overriding(asMesh, { trackV1: async (id) => ({ ...(await client.trackV1(id)), chunkCount: undefined }) });
+    await t.throwsAsync(resume(v1WithoutCount, CHUNK), { message: /tracking does not give the chunk count of message \S+ \(nor its v1 tracking chunkCount\)/ });
+    // Any other failure is the resume's own, not a server without v1 tracking.
+    const failures = [
+      new MeshConnectionError(server.origin, Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })),
+      new MeshClientError({ status: 401, code: undefined, event: undefined, description: 'Unauthorized', messageId: undefined, internalId: undefined }),
+      new MeshClientError({ status: 503, code: undefined, event: undefined, description: 'Service Unavailable', messageId: undefined, internalId: undefined }),
+      Object.assign(new Error('This operation was aborted'), { name: 'AbortError' }),
+    ];
+    for (const failure of failures) await t.throwsAsync(resume(v1Failing(failure), CHUNK), { is: failure }, failure.message);
     t.deepEqual((await client.track(messageId)).stored_chunks, [1, 2], 'nothing sent');
     t.like(await resume(asMesh, CHUNK), { uploadedChunks: 3, status: 'accepted', storedChunksKnown: false });
   });

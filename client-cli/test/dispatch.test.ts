@@ -11,6 +11,7 @@ import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
+import { MeshClientError } from '../src/client/errors.ts';
 import { MeshClient, type TrackingInfo } from '../src/client/mesh-client.ts';
 import { dispatchFolder, type DispatchOptions, type DispatchReceipt } from '../src/transfer/dispatch.ts';
 import { IN_DOUBT_MS } from '../src/transfer/send-by-local-id.ts';
@@ -412,7 +413,8 @@ test('a send of several chunks cut off part-way is resumed against a server whos
     overriding(client, {
       trackV1: async (messageId) => {
         v1Asked.push(v1);
-        if (v1 === 'fails') throw new Error('no v1 here');
+        // A server without v1 tracking refuses it.
+        if (v1 === 'fails') throw new MeshClientError({ status: 404, code: undefined, event: undefined, description: 'Not Found', messageId: undefined, internalId: undefined });
         return client.trackV1(messageId);
       },
     });

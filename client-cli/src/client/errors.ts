@@ -88,6 +88,14 @@ export class NotJsonError extends Error {
   }
 }
 
+/** An answer of a right status that is not what was asked for (tracking of another message, say). */
+export class UnexpectedAnswerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnexpectedAnswerError';
+  }
+}
+
 /** A send answered 2xx whose message id cannot be read (not JSON, none, not an id): the server took it. */
 export class AcceptedWithoutIdError extends Error {
   readonly status: number;

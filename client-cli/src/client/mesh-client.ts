@@ -8,7 +8,7 @@ import {
   MeshHeaders,
 } from '../../../shared/src/protocol/index.ts';
 import { CLIENT_VERSION } from '../version.ts';
-import { AcceptedWithoutIdError, NotJsonError, parseErrorBody } from './errors.ts';
+import { AcceptedWithoutIdError, NotJsonError, parseErrorBody, UnexpectedAnswerError } from './errors.ts';
 import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, type RequestBody, type RetryPolicy, type TransportRequest, type TransportResponse, type TransportText } from './transport.ts';
@@ -373,7 +373,7 @@ export class MeshClient {
     const tracking = await this.#json<Record<string, unknown> | null>('GET', path, 'idempotent', { Accept: MESH_V1_MEDIA_TYPE });
     const answeredAbout = tracking?.messageId;
     if (typeof answeredAbout !== 'string' || answeredAbout.toUpperCase() !== messageId.toUpperCase()) {
-      throw new Error(`asked to track message ${messageId} (v1), the server answered about ${JSON.stringify(answeredAbout)}`);
+      throw new UnexpectedAnswerError(`asked to track message ${messageId} (v1), the server answered about ${JSON.stringify(answeredAbout)}`);
     }
     return tracking!;
   }

@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { AcceptedWithoutIdError, AnswerCutOffError, answeredInDoubt, MeshClientError, MeshConnectionError } from '../client/errors.ts';
+import { AcceptedWithoutIdError, AnswerCutOffError, answeredInDoubt, MeshClientError, MeshConnectionError, NotJsonError, UnexpectedAnswerError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan, DEFAULT_CHUNK_SIZE_WORD } from './chunking.ts';
@@ -434,7 +434,7 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
 export async function resumeFile(client: MeshClient, options: ResumeOptions): Promise<UploadResult> {
   const file = options.taken ?? (await fileStats(options.path));
   const plan = new ChunkPlan(file.size, options.chunkSize);
-  const tracking = await trackInFull(client, options.messageId);
+  const { tracking, v1Failure } = await trackInFull(client, options.messageId);
   const messageId = tracking.message_id || options.messageId;
   const complete = isComplete(tracking);
   if (!complete && sendOutcome(tracking) !== 'uploading') {
@@ -444,7 +444,8 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
   checkExpected(tracking, options.expected);
   if (tracking.chunk_count === undefined && !options.chunkSizeOfFirstRun) {
     throw new Error(
-      `the server's tracking does not give the chunk count of message ${messageId} (nor its v1 tracking chunkCount): ` +
+      `the server's tracking does not give the chunk count of message ${messageId} ` +
+        `(${v1Failure ? `and its v1 tracking failed: ${v1Failure.message}` : 'nor its v1 tracking chunkCount'}): ` +
         'a resume with another --chunk-size than the first run would garble the message, and cannot be told from it',
     );
   }
@@ -568,24 +569,43 @@ const V1_FIELDS_FOR_V2 = {
   contentEncoding: 'content_encoding',
 } as const;
 
+/** Refusals that are not of v1 tracking itself: the mailbox's credentials or rate, a proxy's; a retry's timeout. */
+const NOT_REFUSING_V1 = new Set([401, 403, 407, 408, 429]);
+
+/**
+ * Whether v1 tracking failed as a server without it fails: a refusal of the request (400, 404,
+ * 406: not auth or rate), or an answer that is not v1 tracking (not JSON, another message's).
+ * Aborts, connection failures, retries spent and the like are no answer about v1: thrown on.
+ */
+function v1Unavailable(error: unknown): error is Error {
+  if (error instanceof NotJsonError || error instanceof UnexpectedAnswerError) return true;
+  return error instanceof MeshClientError && error.status >= 400 && error.status < 500 && !NOT_REFUSING_V1.has(error.status);
+}
+
 /**
  * Tracking with what a resume checks: MESH's v2 tracking has no chunk_count (nor checksum,
- * file_size, subject, sender), which its v1 tracking has, so a server that leaves chunk_count out
- * is asked for that too, and its v1 fields fill those v2 left out. A v1 answer that fails leaves
- * the v2 one as it is.
+ * file_size, subject, sender, content encoding), which its v1 tracking has, so a server that leaves
+ * chunk_count out is asked for that too, and its v1 fields fill those v2 left out. A v1 request
+ * refused, or answered with something else, leaves the v2 answer as it is, and is given as
+ * v1Failure; any other failure is thrown.
  */
-async function trackInFull(client: MeshClient, messageId: string): Promise<TrackingInfo> {
+async function trackInFull(client: MeshClient, messageId: string): Promise<{ readonly tracking: TrackingInfo; readonly v1Failure?: Error }> {
   const tracking = await client.track(messageId);
-  if (tracking.chunk_count !== undefined) return tracking;
-  const v1 = await client.trackV1(messageId).catch(() => undefined);
-  if (v1 === undefined) return tracking;
+  if (tracking.chunk_count !== undefined) return { tracking };
+  let v1: Readonly<Record<string, unknown>>;
+  try {
+    v1 = await client.trackV1(messageId);
+  } catch (error) {
+    if (v1Unavailable(error)) return { tracking, v1Failure: error };
+    throw error;
+  }
   const filled: Record<string, unknown> = { ...tracking };
   for (const [v1Field, v2Field] of Object.entries(V1_FIELDS_FOR_V2)) {
     const value = v1[v1Field];
     const wanted = v2Field === 'chunk_count' || v2Field === 'file_size' ? typeof value === 'number' : typeof value === 'string';
     if (filled[v2Field] === undefined && wanted) filled[v2Field] = value;
   }
-  return filled as TrackingInfo;
+  return { tracking: filled as TrackingInfo };
 }
 
 /** Whether the file, split by the plan, is what the server holds, by the sizes it holds. */
