@@ -444,6 +444,29 @@ test('a send of several chunks cut off part-way is resumed against a server whos
   for (const messageId of inbox) t.true((await fetched(gp, messageId)).bytes.equals(payload));
 });
 
+test("a send of several chunks an earlier run left complete is recorded with its chunk count from the note, where MESH's tracking has none", async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = randomBytes(350_000);
+  await put(outbox, 'images.bin', payload);
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  try {
+    t.is((await pass(gp, outbox, cutAtChunkThree(client))).failed, 1);
+    // The run was cut short after the message completed, before its receipt: chunks 3 and 4 went.
+    const journals = await readdir(join(outbox, JOURNAL_FOLDER));
+    const { messageId } = JSON.parse(await readFile(join(outbox, JOURNAL_FOLDER, journals[0]!), 'utf8')) as { messageId: string };
+    await client.uploadChunk(messageId, 3, 4, payload.subarray(200_000, 300_000));
+    await client.uploadChunk(messageId, 4, 4, payload.subarray(300_000));
+    const second = await pass(gp, outbox, trackedAsMesh(client, {}));
+    t.deepEqual(second.errors, []);
+    t.like(second.sent[0], { file: 'images.bin', messageId, chunks: 4, bytes: payload.length, recovered: true });
+    const receipts = (await readdir(join(outbox, 'sent'))).filter((name) => name.endsWith('.json'));
+    t.like(JSON.parse(await readFile(join(outbox, 'sent', receipts[0]!), 'utf8')), { messageId, chunks: 4 });
+  } finally {
+    client.close();
+  }
+});
+
 test('dispatch --watch sends a file put into the folder after it started, until stopped', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));

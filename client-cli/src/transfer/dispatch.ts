@@ -264,7 +264,8 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
     return finish(options.folder, file, info, sentWith(previous, file), {
       messageId: previous.message_id,
       bytes: info.size,
-      chunks: previous.chunk_count ?? 1,
+      // MESH's v2 tracking has no chunk_count: that run split this file (same size and time) by its noted chunk size.
+      chunks: previous.chunk_count ?? new ChunkPlan(info.size, journal!.chunkSize).totalChunks,
       recovered: true,
     });
   }
