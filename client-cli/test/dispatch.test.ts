@@ -343,7 +343,7 @@ test("an earlier run's message that a MESH server reports failed (error, undeliv
   const cases: { readonly fields: Partial<TrackingInfo>; readonly reason: RegExp }[] = [
     // The sandbox's tracking of a message that failed after it was accepted: no code, no description.
     { fields: { status: 'error', status_success: false }, reason: /which the server reports error: it went, and will not be delivered now; it is not sent again/ },
-    // MESH's code 14 (an undelivered message) with event TRANSFER, as meshbox's discarded upload has: no accepted_timestamp, so not one.
+    // Code 14 with event TRANSFER, as meshbox's discarded upload has (MESH's sandbox gives its code 14, undelivered, event SEND): no accepted_timestamp, so not one.
     {
       fields: { status: 'error', status_success: false, status_code: '14', status_event: 'TRANSFER', status_description: 'Undelivered\nmessage' },
       reason: /which the server reports error \(code 14, TRANSFER: Undelivered message\): it went, and will not be delivered now/,

@@ -68,6 +68,8 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         'one a meshbox server discarded as never completed goes again. One that went and failed since',
         '(undeliverable, error) or is in a status not known is not sent again: the file moves to failed/,',
         'the reason naming the message. So does one whose local id is on several messages, for a person to check.',
+        'Only this recovery reads a message\'s status again: one sent on a normal run moves to sent/ once the server',
+        'takes it, and stays there should it turn undeliverable later (meshbox track <id> tells).',
         'Without --watch, exits 1 if any file failed or was refused. A stop (Ctrl-C, SIGTERM, SIGHUP) ends the send',
         'in hand at once: --watch then exits 0; a single run exits 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.',
       ].join('\n'),

@@ -35,8 +35,10 @@ export function sendOutcome(tracking: TrackingInfo): SendOutcome {
   if (status === 'uploading') return 'uploading';
   if (status === 'undeliverable') return 'failed';
   if (status !== 'error') return 'unknown';
-  // MESH's `error` may come with its code 14 (an undelivered message) and event TRANSFER too; its
-  // tracking has no accepted_timestamp, which meshbox's leaves null for a message never complete.
+  // meshbox's discard is code 14 with event TRANSFER; MESH's sandbox gives its code 14 (an undelivered
+  // message) event SEND (constants.py), and reports such a message undeliverable, not error. Should a
+  // MESH `error` carry 14 and TRANSFER all the same, it is not taken for a discard: MESH's tracking
+  // has no accepted_timestamp (undefined), which meshbox's leaves null for a message never complete.
   const { code, event } = MeshErrorCodes.uploadDiscarded;
   const discarded = tracking.accepted_timestamp === null && tracking.status_code === code && tracking.status_event === event;
   return discarded ? 'discarded' : 'failed';
