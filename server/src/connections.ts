@@ -236,7 +236,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     now: () => new Date(),
     newMessageId,
     limits: settings.limits,
-    transfers: new TransferSlots(settings.limits.maxTransfersPerMailbox),
+    transfers: new TransferSlots(settings.limits.maxTransfersPerMailbox, settings.limits.inlinePayloadBytes),
     periods: settings.periods,
     lifecycle: schedule,
     redisRoomForPayloads: memory.roomForPayloads,

@@ -380,17 +380,18 @@ test('one mailbox holding transfers open cannot take object storage from the oth
   }
 });
 
-test('small messages whose bodies arrive slowly hold transfer slots too: one mailbox cannot hold a body in memory per connection it opens', async (t) => {
-  let slotsTaken = 0;
+test('small messages whose bodies arrive slowly are held within their mailbox\'s share of memory, by size: one mailbox cannot hold a body in memory per connection it opens, and a burst of tiny sends is not refused for it', async (t) => {
+  let bodiesHeld = 0;
+  // A share of 1 transfer × 4096 bytes kept with a record: two slow bodies of 2000 bytes fill it but for 96.
   const own = await startTestServer({
     worker: false,
-    limits: { maxTransfersPerMailbox: 1 },
+    limits: { maxTransfersPerMailbox: 1, inlinePayloadBytes: 4096 },
     appServices: (services) => ({
       ...services,
       transfers: overriding(services.transfers, {
-        take: (mailboxId: string) => {
-          const release = services.transfers.take(mailboxId);
-          slotsTaken += 1;
+        holdBody: (mailboxId: string, bytes: number) => {
+          const release = services.transfers.holdBody(mailboxId, bytes);
+          bodiesHeld += 1;
           return release;
         },
       }),
@@ -400,36 +401,39 @@ test('small messages whose bodies arrive slowly hold transfer slots too: one mai
   try {
     const [lab, gp] = [await own.createMailbox(), await own.createMailbox()];
     const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'HOLD' };
-    const send = () => mailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, body: 'small' });
-    /** A send of 2000 bytes whose second half waits; `held` once it has taken a slot, `finish` sends the rest and gives its status. */
+    const send = (body: string | Buffer) => mailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers, body });
+    /** A send of 2000 bytes whose second half waits; `held` once its body is held, `finish` sends the rest and gives its status. */
     const halfSent = (authorization?: string) => {
-      const before = slotsTaken;
+      const before = bodiesHeld;
       const request = openMailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { ...headers, 'content-length': '2000' }, ...(authorization ? { authorization } : {}) });
       open.push(request);
       const answered = new Promise<number>((resolve, reject) => request.on('response', (response) => resolve(response.statusCode ?? 0)).on('error', reject));
       request.write(Buffer.alloc(1000, 'a'));
       const held = async () => {
-        for (let attempt = 0; attempt < 250 && slotsTaken === before; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
-        return slotsTaken > before;
+        for (let attempt = 0; attempt < 250 && bodiesHeld === before; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+        return bodiesHeld > before;
       };
       return { held, finish: () => (request.end(Buffer.alloc(1000, 'a')), answered) };
     };
 
-    const slow = halfSent();
-    t.true(await slow.held());
-    const refused = await send();
+    const [first, second] = [halfSent(), halfSent()];
+    t.true(await first.held());
+    t.true(await second.held());
+    const refused = await send(Buffer.alloc(2000, 'b'));
     t.is(refused.status, 429);
     t.truthy(refused.headers['retry-after']);
-    t.is(await slow.finish(), 202);
-    t.is((await send()).status, 202, 'the slot is free once the body has arrived');
+    t.is((await send('tiny')).status, 202, 'a small body fits in what is left');
+    t.is(await first.finish(), 202);
+    t.is((await send(Buffer.alloc(2000, 'b'))).status, 202, 'the room is free once the body has arrived');
 
-    // A send repeated with its token (a client's retry after a lost answer) reads its body under a slot too.
+    // A send repeated with its token (a client's retry after a lost answer) reads its body within the share too.
     const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: own.sharedKey });
     t.is(await halfSent(authorization).finish(), 202);
     const repeat = halfSent(authorization);
-    t.true(await repeat.held(), 'the repeat takes a slot while its body arrives');
-    t.is((await send()).status, 429);
+    t.true(await repeat.held(), 'the repeat holds its body as it arrives');
+    t.is((await send(Buffer.alloc(2000, 'b'))).status, 429);
     t.is(await repeat.finish(), 202);
+    t.is(await second.finish(), 202);
   } finally {
     for (const request of open) request.destroy();
     await own.close();

@@ -15,18 +15,21 @@ export class HoldsPerKey {
     return this.#max;
   }
 
-  /** One more held for `key`, given back by calling the function returned (again changes nothing); undefined when `key` holds its maximum. */
-  take(key: string): (() => void) | undefined {
+  /**
+   * `amount` more held for `key` (one thing, or its size), given back by calling the function
+   * returned (again changes nothing); undefined when that would take `key` past its maximum.
+   */
+  take(key: string, amount = 1): (() => void) | undefined {
     if (this.#max === 0) return () => {};
     const held = this.#held.get(key) ?? 0;
-    if (held >= this.#max) return undefined;
-    this.#held.set(key, held + 1);
+    if (held + amount > this.#max) return undefined;
+    this.#held.set(key, held + amount);
     let given = false;
     return () => {
       if (given) return;
       given = true;
-      const left = (this.#held.get(key) ?? 1) - 1;
-      if (left === 0) this.#held.delete(key);
+      const left = (this.#held.get(key) ?? amount) - amount;
+      if (left <= 0) this.#held.delete(key);
       else this.#held.set(key, left);
     };
   }

@@ -240,9 +240,9 @@ async function createOnce(
   return found.status === 'uploading' ? 'uploading' : 'accepted';
 }
 
-/** A small body, held in memory while it arrives: under one of the sender's transfer slots, so one mailbox cannot hold as many as it opens connections. */
+/** A small body (its Content-Length known), held in memory while it arrives: within the sender's share, so one mailbox cannot hold as many as it opens connections. */
 function readSmallBodyInSlot(services: Services, sender: string, body: ChunkBody): Promise<Buffer> {
-  const release = services.transfers.take(sender);
+  const release = services.transfers.holdBody(sender, body.contentLength ?? services.limits.inlinePayloadBytes);
   return readSmallBody(body).finally(release);
 }
 

@@ -29,7 +29,7 @@ export interface Services {
   /** A fresh random message id stamped with `at` (a seam like `now`: a test can offer ids that are taken). */
   readonly newMessageId: (at: Date) => string;
   readonly limits: TransferLimits;
-  /** Object-storage transfers in progress per mailbox (limits.maxTransfersPerMailbox). */
+  /** Transfers in progress per mailbox: to or from object storage, counted (limits.maxTransfersPerMailbox); small bodies arriving, by size. */
   readonly transfers: TransferSlots;
   readonly periods: RetentionPeriods;
   readonly lifecycle: LifecycleScheduler;
