@@ -543,6 +543,7 @@ test('send --resume of a message already complete checks it as it would an incom
     '--to': [await resume('payload.bin', ['--to', lab.mailbox.id]), /was sent with --to '.+', not '.+': is it the right message\?/],
     '--workflow': [await resume('payload.bin', ['--workflow', 'OTHER']), /was sent with --workflow 'PATH_TEST_RESULTS', not 'OTHER'/],
     '--local-id': [await resume('payload.bin', ['--local-id', 'zzz']), /was sent with --local-id 'lab-6', not 'zzz'/],
+    '--subject': [await resume('payload.bin', ['--subject', 'results']), /was sent without --subject, not 'results': is it the right message\?/],
     'another file': [await resume('other.bin', []), /message \S+ holds 6 bytes, but .*other\.bin has 204800: is it the file the message was sent from\?/],
     'more chunks': [await resume('other.bin', ['--chunk-size', '64KiB']), /has 1 chunks, but .*other\.bin \(204800 bytes\) in chunks of 65536 bytes makes 4/],
   } as const;

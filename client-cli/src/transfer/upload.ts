@@ -410,7 +410,8 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
     const recorded = tracking[field];
     const same = key === 'to' ? String(recorded ?? '').toUpperCase() === given.toUpperCase() : (recorded ?? '') === given;
     if (!same) {
-      throw new Error(`message ${tracking.message_id} was sent with ${flag} '${String(recorded ?? '')}', not '${given}': is it the right message?`);
+      const sentWith = String(recorded ?? '') === '' ? `without ${flag}` : `with ${flag} '${String(recorded)}'`;
+      throw new Error(`message ${tracking.message_id} was sent ${sentWith}, not '${given}': is it the right message?`);
     }
   }
 }
