@@ -11,6 +11,7 @@ import { MeshErrorCodes } from '../../shared/src/protocol/index.ts';
 import { MeshClientError, MeshConnectionError, UnexpectedAnswerError } from '../src/client/errors.ts';
 import { MeshClient, type TrackingInfo } from '../src/client/mesh-client.ts';
 import { noProgress } from '../src/transfer/progress.ts';
+import { chunkSizeWord } from '../src/transfer/chunking.ts';
 import { typedWithChunkSize } from '../src/commands/send.ts';
 import { ChunkUploadError, ContentEncodingMismatchError, FileChangedError, resumeFile, type ResumeOptions, sendFile } from '../src/transfer/upload.ts';
 import type { ProgressFactory } from '../src/transfer/progress.ts';
@@ -324,7 +325,7 @@ for (const asMesh of [true, false]) {
         resumed.stderr,
         asMesh
           ? `meshbox: warning: message ${messageId} carries no checksum and the server's tracking no sizes of the chunks it holds: nothing but the chunk count ` +
-              `checks that ${join(cwd, 'payload.bin')} and --chunk-size 65536 and --gzip are the first run's (a file rewritten at the same size ` +
+              `checks that ${join(cwd, 'payload.bin')} and --chunk-size 64KiB and --gzip are the first run's (a file rewritten at the same size ` +
               'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)\n'
           : '',
       );
@@ -449,7 +450,7 @@ test('against a server whose tracking gives no sizes of the chunks it holds (as 
   // v1 tracking gives the content encoding ('' here): --gzip is checked, so not named.
   t.deepEqual(warnings, [
     `message ${messageId} carries no checksum and the server's tracking no sizes of the chunks it holds: nothing but the chunk count ` +
-      `checks that ${join(cwd, 'payload.bin')} and --chunk-size 65536 are the first run's (a file rewritten at the same size ` +
+      `checks that ${join(cwd, 'payload.bin')} and --chunk-size 64KiB are the first run's (a file rewritten at the same size ` +
       'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)',
   ]);
   const { result, bytes } = await downloaded(messageId);
@@ -503,11 +504,18 @@ test('against a server whose v2 tracking says nothing of the content encoding (a
   t.true(bytes.equals(payload));
 });
 
-test('a printed resume command carries --chunk-size, the default added when none was typed (before a `--`), as a resume against MESH needs it given', (t) => {
+test('chunkSizeWord gives a chunk size as --chunk-size takes it back exactly', (t) => {
+  t.deepEqual([65_536, 75 * 1024 * 1024, 60_000, 512, 1_610_612_736].map(chunkSizeWord), ['64KiB', '75MiB', '60000', '512', '1610612736']);
+});
+
+test('a printed resume command carries --chunk-size, the default added when a send typed none (before a `--`), as a resume against MESH needs it given; a resume\'s is left as typed', (t) => {
   const typed = ['--profile', 'lab', 'send', 'a.bin', '--to', 'X26OT001'];
-  t.deepEqual(typedWithChunkSize(typed, undefined), [...typed, '--chunk-size', '75MiB']);
-  t.deepEqual(typedWithChunkSize([...typed, '--', '-a.bin'], undefined), [...typed, '--chunk-size', '75MiB', '--', '-a.bin']);
-  t.is(typedWithChunkSize(typed, 65_536), typed, 'typed: kept as typed');
+  t.deepEqual(typedWithChunkSize(typed, {}), [...typed, '--chunk-size', '75MiB']);
+  t.deepEqual(typedWithChunkSize([...typed, '--', '-a.bin'], {}), [...typed, '--chunk-size', '75MiB', '--', '-a.bin']);
+  t.is(typedWithChunkSize(typed, { chunkSize: 65_536 }), typed, 'typed: kept as typed');
+  // A resume (its command printed again after a refusal) is not given a size nobody typed: run, it would pass the check that asks for the first run's.
+  const resuming = [...typed, '--resume', 'X'];
+  t.is(typedWithChunkSize(resuming, { resume: 'X' }), resuming);
 });
 
 test('send --resume into another file of the same size is refused by the checksum the message carries, --checksum given or not: nothing more is uploaded', async (t) => {

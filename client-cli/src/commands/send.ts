@@ -64,12 +64,14 @@ function resumeCommand(messageId: string, typed: readonly string[], gzip?: boole
 }
 
 /**
- * The command line as typed, with `--chunk-size` (the default) added when it gave none: a
+ * The command line as typed, with `--chunk-size` (the default) added when a send gave none: a
  * printed resume command must carry it, since against a server whose tracking gives no sizes of
  * the chunks it holds (MESH) a resume is made only with the chunk size given (see resumeFile).
+ * A resume's is left as typed: the default added there, a resume of a first run with another
+ * chunk size (making as many chunks) would be made with it, past that very check.
  */
-export function typedWithChunkSize(typed: readonly string[], chunkSize: number | undefined): readonly string[] {
-  if (chunkSize !== undefined) return typed;
+export function typedWithChunkSize(typed: readonly string[], flags: { readonly chunkSize?: number | undefined; readonly resume?: string | undefined }): readonly string[] {
+  if (flags.chunkSize !== undefined || flags.resume !== undefined) return typed;
   // Options go before a `--`, after which every word is a file name.
   const end = typed.includes('--') ? typed.indexOf('--') : typed.length;
   return [...typed.slice(0, end), '--chunk-size', DEFAULT_CHUNK_SIZE_WORD, ...typed.slice(end)];
@@ -242,7 +244,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
       // A stop (Ctrl-C, SIGTERM, SIGHUP) ends the request in hand, and the run says what it left: on a terminal or
       // not, as a script's log is where a half-sent message must be findable.
       const stop = stopSignal(context.io);
-      const typed = typedWithChunkSize(context.argv, flags.chunkSize);
+      const typed = typedWithChunkSize(context.argv, flags);
       let started = flags.resume;
       const result = await context
         .withClient(

@@ -44,8 +44,14 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
+/** A chunk size as one word `--chunk-size` takes back exactly: `64KiB`, `75MiB`, or bytes (`60000`) where a unit would round it. */
+export function chunkSizeWord(bytes: number): string {
+  const whole = /^(\d+) ([KMGT]iB)$/.exec(formatBytes(bytes));
+  return whole ? `${whole[1]}${whole[2]}` : String(bytes);
+}
+
 /** `--chunk-size` as one word that gives the default (`75MiB`). */
-export const DEFAULT_CHUNK_SIZE_WORD = formatBytes(DEFAULT_CHUNK_SIZE).replace(' ', '');
+export const DEFAULT_CHUNK_SIZE_WORD = chunkSizeWord(DEFAULT_CHUNK_SIZE);
 
 /** One chunk's bytes of the file: `start` to `end` inclusive, as fs.createReadStream takes them. */
 export interface ChunkSpan {

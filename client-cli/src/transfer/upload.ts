@@ -7,7 +7,7 @@ import { createGzip } from 'node:zlib';
 import { AcceptedWithoutIdError, AnswerCutOffError, answeredInDoubt, MeshClientError, MeshConnectionError, NotJsonError, UnexpectedAnswerError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
-import { ChunkPlan, type ChunkSpan, DEFAULT_CHUNK_SIZE_WORD } from './chunking.ts';
+import { ChunkPlan, type ChunkSpan, chunkSizeWord, DEFAULT_CHUNK_SIZE_WORD } from './chunking.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
 import { sendOutcome } from './send-by-local-id.ts';
 import { ByteCounter, ReleasedWhenChecked } from './streams.ts';
@@ -477,7 +477,7 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     const gzipUnknown = gzipOfMessage(tracking) === undefined ? ' and --gzip' : '';
     options.warn?.(
       `message ${messageId} carries no checksum and the server's tracking no sizes of the chunks it holds: nothing but the chunk count ` +
-        `checks that ${options.path} and --chunk-size ${plan.chunkSize}${gzipUnknown} are the first run's (a file rewritten at the same size ` +
+        `checks that ${options.path} and --chunk-size ${chunkSizeWord(plan.chunkSize)}${gzipUnknown} are the first run's (a file rewritten at the same size ` +
         'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)',
     );
   }
