@@ -406,6 +406,17 @@ test('against a server whose v2 tracking has no chunk_count (as MESH), a resume 
     await t.throwsAsync(resume(v1Failing(refused), CHUNK), {
       message: /^the server's tracking does not give the chunk count of message \S+ \(and its v1 tracking failed: Not Acceptable \(HTTP 406\)\): /,
     });
+    // MESH's v2 tracking has no subject: with v1 failing too, a --subject given is not said to differ from one not known.
+    const noSubject = overriding(v1Failing(refused), {
+      track: async (id: string) => {
+        const { subject: _subject, ...tracked } = await asMesh.track(id);
+        return tracked;
+      },
+    });
+    const withSubject = resumeFile(noSubject, { path: join(cwd, 'payload.bin'), chunkSize: CHUNK, chunkSizeGiven: true, gzip: false, progress: noProgress, messageId, expected: { subject: 'results' }, requireChecksum: false });
+    await t.throwsAsync(withSubject, { message: /^the server's tracking does not give the chunk count of message / });
+    const notImplemented = new MeshClientError({ status: 501, code: undefined, event: undefined, description: 'Not Implemented', messageId: undefined, internalId: undefined });
+    await t.throwsAsync(resume(v1Failing(notImplemented), CHUNK), { message: /\(and its v1 tracking failed: Not Implemented \(HTTP 501\)\): / });
     await t.throwsAsync(resume(v1Failing(new UnexpectedAnswerError('asked to track message A (v1), the server answered about "B"')), CHUNK), {
       message: /\(and its v1 tracking failed: asked to track message A \(v1\), the server answered about "B"\)/,
     });

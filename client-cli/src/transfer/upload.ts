@@ -407,7 +407,9 @@ function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected
   for (const [key, { flag, field }] of Object.entries(TRACKED_FIELDS)) {
     const given = expected[key as keyof ResumeOptions['expected']];
     if (given === undefined) continue;
+    // A field the server's tracking leaves out (MESH's v2 has no subject; its v1, asked for it, may have failed) cannot be checked.
     const recorded = tracking[field];
+    if (recorded === undefined) continue;
     const same = key === 'to' ? String(recorded ?? '').toUpperCase() === given.toUpperCase() : (recorded ?? '') === given;
     if (!same) {
       const sentWith = String(recorded ?? '') === '' ? `without ${flag}` : `with ${flag} '${String(recorded)}'`;
@@ -575,12 +577,14 @@ const NOT_REFUSING_V1 = new Set([401, 403, 407, 408, 429]);
 
 /**
  * Whether v1 tracking failed as a server without it fails: a refusal of the request (400, 404,
- * 406: not auth or rate), or an answer that is not v1 tracking (not JSON, another message's).
- * Aborts, connection failures, retries spent and the like are no answer about v1: thrown on.
+ * 406, 410: not auth or rate), a 501 (not implemented), or an answer that is not v1 tracking (not
+ * JSON, another message's). Aborts, connection failures, retries spent and the like are no answer
+ * about v1: thrown on.
  */
 function v1Unavailable(error: unknown): error is Error {
   if (error instanceof NotJsonError || error instanceof UnexpectedAnswerError) return true;
-  return error instanceof MeshClientError && error.status >= 400 && error.status < 500 && !NOT_REFUSING_V1.has(error.status);
+  if (!(error instanceof MeshClientError)) return false;
+  return error.status === 501 || (error.status >= 400 && error.status < 500 && !NOT_REFUSING_V1.has(error.status));
 }
 
 /**

@@ -240,7 +240,11 @@ async function createOnce(
   return found.status === 'uploading' ? 'uploading' : 'accepted';
 }
 
-/** A small body (its Content-Length known), held in memory while it arrives: within the sender's share, so one mailbox cannot hold as many as it opens connections. */
+/**
+ * A small body (its Content-Length known), held in memory while it arrives: within the sender's
+ * share in bytes, so one mailbox's bodies arriving slowly hold at most that much memory (how many
+ * requests it holds open is bounded by MESHBOX_MAX_CONNECTIONS_PER_CLIENT).
+ */
 function readSmallBodyInSlot(services: Services, sender: string, body: ChunkBody): Promise<Buffer> {
   const release = services.transfers.holdBody(sender, body.contentLength ?? services.limits.inlinePayloadBytes);
   return readSmallBody(body).finally(release);

@@ -10,7 +10,8 @@ const RETRY_AFTER_SECONDS = 5;
  * streaming to or from object storage, each holding one of the process's connections to it,
  * counted; and small messages' bodies arriving, held in memory, by their size. A burst of small
  * sends (NHS's JavaScript client's conformance test sends 600 at once from one mailbox) so takes
- * little of what a few large bodies would.
+ * little of what a few large bodies would. (How many requests one client holds open at all is
+ * bounded by its connections: MESHBOX_MAX_CONNECTIONS_PER_CLIENT.)
  */
 export class TransferSlots {
   readonly #transfers: HoldsPerKey;
