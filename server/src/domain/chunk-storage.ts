@@ -93,10 +93,19 @@ export function fitsInline(services: Services, totalChunks: number, body: ChunkB
   return small && services.redisRoomForPayloads();
 }
 
-/** Reads a small body (its Content-Length already checked against the inline limit); one said to be gzip must be. */
-export async function readSmallBody(body: ChunkBody): Promise<Buffer> {
+/**
+ * Reads a small body (its Content-Length already checked against the inline limit), of at most
+ * `maxBytes` (what is held for it: a body longer than said is refused, not read on into memory);
+ * one said to be gzip must be.
+ */
+export async function readSmallBody(body: ChunkBody, maxBytes: number): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const part of body.stream) parts.push(part as Buffer);
+  let bytes = 0;
+  for await (const part of body.stream) {
+    bytes += (part as Buffer).length;
+    if (bytes > maxBytes) throw new PayloadTooLargeError('message', maxBytes);
+    parts.push(part as Buffer);
+  }
   const payload = Buffer.concat(parts);
   if (body.contentEncoding === 'gzip' && !payload.subarray(0, GZIP_MAGIC.length).equals(GZIP_MAGIC)) throw notGzip(undefined);
   return payload;

@@ -246,8 +246,9 @@ async function createOnce(
  * requests it holds open is bounded by MESHBOX_MAX_CONNECTIONS_PER_CLIENT).
  */
 function readSmallBodyInSlot(services: Services, sender: string, body: ChunkBody): Promise<Buffer> {
-  const release = services.transfers.holdBody(sender, body.contentLength ?? services.limits.inlinePayloadBytes);
-  return readSmallBody(body).finally(release);
+  const bytes = body.contentLength ?? services.limits.inlinePayloadBytes;
+  const release = services.transfers.holdBody(sender, bytes);
+  return readSmallBody(body, bytes).finally(release);
 }
 
 function after(services: Services, ms: number): Date {
