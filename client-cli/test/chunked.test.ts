@@ -415,6 +415,9 @@ test('against a server whose v2 tracking has no chunk_count (as MESH), a resume 
     });
     const withSubject = resumeFile(noSubject, { path: join(cwd, 'payload.bin'), chunkSize: CHUNK, chunkSizeGiven: true, gzip: false, progress: noProgress, messageId, expected: { subject: 'results' }, requireChecksum: false });
     await t.throwsAsync(withSubject, { message: /^the server's tracking does not give the chunk count of message / });
+    // A field that differs is checked after the chunk count, which it would otherwise hide.
+    const wrongRecipient = resumeFile(v1Failing(refused), { path: join(cwd, 'payload.bin'), chunkSize: CHUNK, chunkSizeGiven: true, gzip: false, progress: noProgress, messageId, expected: { to: 'OTHER001' }, requireChecksum: false });
+    await t.throwsAsync(wrongRecipient, { message: /^the server's tracking does not give the chunk count of message / });
     const notImplemented = new MeshClientError({ status: 501, code: undefined, event: undefined, description: 'Not Implemented', messageId: undefined, internalId: undefined });
     await t.throwsAsync(resume(v1Failing(notImplemented), CHUNK), { message: /\(and its v1 tracking failed: Not Implemented \(HTTP 501\)\): / });
     await t.throwsAsync(resume(v1Failing(new UnexpectedAnswerError('asked to track message A (v1), the server answered about "B"')), CHUNK), {

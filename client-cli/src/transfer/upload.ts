@@ -444,7 +444,6 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     const why = tracking.status_description ? ` (${tracking.status_description})` : '';
     throw new Error(`message ${messageId} is ${tracking.status}${why}: only an upload in progress can be resumed`);
   }
-  checkExpected(tracking, options.expected);
   if (tracking.chunk_count === undefined && !options.chunkSizeOfFirstRun) {
     throw new Error(
       `the server's tracking does not give the chunk count of message ${messageId} ` +
@@ -458,6 +457,8 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
         `${plan.chunkSize} bytes makes ${plan.totalChunks}: resume with the same file and --chunk-size as the first run`,
     );
   }
+  // After the chunk count: a field tracking cannot give (its v1 failing) must not hide that cause.
+  checkExpected(tracking, options.expected);
   if (complete) {
     // It lists no chunks: its size, that of them all, is what tells the file (stored compressed after a gzip run: nothing to compare).
     await checkSameFile(client, tracking, plan, options, options.gzip ? () => undefined : checkMessageSize);
