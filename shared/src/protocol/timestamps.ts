@@ -23,13 +23,16 @@ export function readMeshTime(text: string): Date | undefined {
   const utc = Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second), Number(fraction.slice(0, 3).padEnd(3, '0')));
   // Date.UTC carries what is out of range into the next field: a time that does not read back is none.
   if (Number.isNaN(utc) || compactUtcSeconds(new Date(utc)) !== `${year}${month}${day}${hour}${minute}${second}`) return undefined;
-  return new Date(utc - zoneOffsetMs(zone));
+  const offset = zoneOffsetMs(zone);
+  return offset === undefined ? undefined : new Date(utc - offset);
 }
 
-/** How far ahead of UTC a zone (`Z`, `+01`, `-0530`, `+05:30`) is. */
-function zoneOffsetMs(zone: string): number {
+/** How far ahead of UTC a zone (`Z`, `+01`, `-0530`, `+05:30`) is; undefined for none there is (past ±14:00, or 60 minutes and more). */
+function zoneOffsetMs(zone: string): number | undefined {
   if (zone.toUpperCase() === 'Z') return 0;
   const digits = zone.slice(1).replace(':', '');
-  const minutes = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || '0');
+  const [hours, minutesPast] = [Number(digits.slice(0, 2)), Number(digits.slice(2) || '0')];
+  if (hours > 14 || minutesPast > 59) return undefined;
+  const minutes = hours * 60 + minutesPast;
   return (zone.startsWith('-') ? -minutes : minutes) * 60_000;
 }
