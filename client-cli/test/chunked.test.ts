@@ -82,6 +82,13 @@ async function downloaded(messageId: string): Promise<{ result: CliResult; bytes
   return { result, bytes, leftovers };
 }
 
+/** The message downloads through the CLI (exit 0), byte-identical to `payload`. */
+async function downloadsAs(t: ExecutionContext, messageId: string, payload: Buffer): Promise<void> {
+  const { result, bytes } = await downloaded(messageId);
+  t.is(result.code, 0, result.stderr);
+  t.true(bytes.equals(payload));
+}
+
 /** Half random, half repetitive: gzip has something to do, and chunks still differ. */
 function compressiblePayload(size: number): Buffer {
   const text = Buffer.from('OBR|1|||FBC^Full blood count|||20260101|\r'.repeat(Math.ceil(size / 80)));
@@ -126,9 +133,7 @@ test('--gzip sends each chunk gzipped (stored and served so) and the download is
     t.is(second.metadata.totalChunks, 3);
     t.true((second.contentLength ?? CHUNK) < CHUNK, 'the chunk travelled compressed');
   });
-  const { result, bytes } = await downloaded(messageId);
-  t.is(result.code, 0, result.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, messageId, payload);
 });
 
 test('--checksum sends the sha256, which download verifies', async (t) => {
@@ -201,9 +206,7 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   t.deepEqual(JSON.parse(resumed.stdout), { messageId, chunks: 4, bytes: payload.length, uploadedChunks: 2, status: 'accepted', storedChunksKnown: true });
   t.is((await withClient(lab, (client) => client.track(messageId))).status, 'accepted');
 
-  const { result, bytes } = await downloaded(messageId);
-  t.is(result.code, 0, result.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, messageId, payload);
 
   // Once more: nothing left to do, and it says so.
   const again = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '64KiB'], cwd);
@@ -239,9 +242,7 @@ test('a resume reads the status whatever its letter case: `Uploading` is finishe
     const messageId = await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: payload.subarray(0, CHUNK), totalChunks: 2, fileName: 'payload.bin' });
     t.like(await resume(client, messageId), { uploadedChunks: 1, status: 'Accepted' });
     t.like(await resume(client, messageId), { uploadedChunks: 0, status: 'Accepted' }, 'complete: nothing sent');
-    const { result, bytes } = await downloaded(messageId);
-    t.is(result.code, 0, result.stderr);
-    t.true(bytes.equals(payload));
+    await downloadsAs(t, messageId, payload);
   });
 });
 
@@ -339,9 +340,7 @@ for (const asMesh of [true, false]) {
       });
       t.deepEqual(chunksUploaded(proxy, messageId), asMesh ? [2, 3, 4] : [3, 4]);
     });
-    const { result, bytes } = await downloaded(messageId);
-    t.is(result.code, 0, result.stderr);
-    t.true(bytes.equals(payload));
+    await downloadsAs(t, messageId, payload);
   });
 }
 
@@ -386,9 +385,7 @@ test('a message whose tracking said uploading, but which an earlier run complete
       [423],
     );
   });
-  const { result, bytes } = await downloaded(messageId);
-  t.is(result.code, 0, result.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, messageId, payload);
 });
 
 test('against a server whose v2 tracking has no chunk_count (as MESH), a resume checks v1 tracking\'s chunkCount; with none there either, send --resume refuses, naming a v1 refusal; any other v1 failure is thrown', async (t) => {
@@ -436,9 +433,7 @@ test('against a server whose v2 tracking has no chunk_count (as MESH), a resume 
     t.deepEqual((await client.track(messageId)).stored_chunks, [1, 2], 'nothing sent');
     t.like(await resume(asMesh, CHUNK), { uploadedChunks: 3, status: 'accepted', storedChunksKnown: false });
   });
-  const { result, bytes } = await downloaded(messageId);
-  t.is(result.code, 0, result.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, messageId, payload);
 });
 
 test('against a server whose tracking gives no sizes of the chunks it holds (as MESH), a resume needs the chunk size given: another size making as many chunks would garble the message; without a checksum it warns', async (t) => {
@@ -467,9 +462,7 @@ test('against a server whose tracking gives no sizes of the chunks it holds (as 
       `checks that ${join(cwd, 'payload.bin')} and --chunk-size 64KiB are the first run's (a file rewritten at the same size ` +
       'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)',
   ]);
-  const { result, bytes } = await downloaded(messageId);
-  t.is(result.code, 0, result.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, messageId, payload);
 
   // A message carrying a checksum has its file checked: no warning.
   const checksum = `sha256:${createHash('sha256').update(payload).digest('hex')}`;
@@ -513,9 +506,7 @@ test('against a server whose v2 tracking says nothing of the content encoding (a
     t.deepEqual(uploaded, [], 'nothing sent');
     t.like(await resumeFile(asMesh, options(gzipped, true)), { uploadedChunks: 3, status: 'accepted' });
   });
-  const { result, bytes } = await downloaded(gzipped);
-  t.is(result.code, 0, result.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, gzipped, payload);
 });
 
 test('chunkSizeWord gives a chunk size as --chunk-size takes it back exactly', (t) => {
@@ -614,9 +605,7 @@ test('a final chunk whose answer was lost, and whose retry is refused as locked,
   });
   t.deepEqual(refusals, [423], 'the retry was refused as locked');
   t.like(result, { totalChunks: 3, uploadedChunks: 3, bytes: payload.length });
-  const { result: download, bytes } = await downloaded(result.messageId);
-  t.is(download.code, 0, download.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, result.messageId, payload);
 });
 
 test('a chunk size over the server limit gives its 413 with advice, and exit 1', async (t) => {
@@ -672,9 +661,7 @@ test('a --resume with a --gzip the first run did not use is told to resume witho
   t.deepEqual((await withClient(lab, (each) => each.track(messageId))).stored_chunks, [1], 'nothing sent');
   const finished = await runInProcess(words, { cwd });
   t.is(finished.code, 0, finished.stderr);
-  const { result: download, bytes } = await downloaded(messageId);
-  t.is(download.code, 0, download.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, messageId, payload);
 });
 
 test("a --resume with a --gzip the first run did not use, against a server that tells no content encoding and refuses the chunk as MESH's sandbox does (no code), is told to resume without it, and that command finishes the message", async (t) => {
@@ -707,9 +694,7 @@ test("a --resume with a --gzip the first run did not use, against a server that 
   t.false(words.includes('--gzip'));
   const finished = await runInProcess(words, { cwd });
   t.is(finished.code, 0, finished.stderr);
-  const { result: download, bytes } = await downloaded(messageId);
-  t.is(download.code, 0, download.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, messageId, payload);
 });
 
 /** `send --resume` as the first run of gzipRunStopped sent: its two missing chunks go, and the message downloads byte-exact. */
@@ -717,9 +702,7 @@ async function finishesWithGzipRun(t: ExecutionContext, cwd: string, messageId: 
   const resumed = await send(cwd, ['--chunk-size', '64KiB', '--gzip', '--resume', messageId, '--json']);
   t.is(resumed.code, 0, resumed.stderr);
   t.like(JSON.parse(resumed.stdout), { messageId, status: 'accepted', uploadedChunks: 2 });
-  const { result: download, bytes } = await downloaded(messageId);
-  t.is(download.code, 0, download.stderr);
-  t.true(bytes.equals(payload));
+  await downloadsAs(t, messageId, payload);
 }
 
 /** A first run of `send --gzip` in chunks of CHUNK that stopped after `sent` of `total` chunks: the message's id. */
