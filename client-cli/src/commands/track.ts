@@ -3,6 +3,7 @@ import { readMeshTime } from '../../../shared/src/protocol/index.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { MeshClientError } from '../client/errors.ts';
 import { printableLine } from '../client/untrusted-text.ts';
+import { gzipOfMessage } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
 import { messageIdArgument } from './message-id-argument.ts';
 
@@ -10,14 +11,15 @@ import { messageIdArgument } from './message-id-argument.ts';
 export function trackingSummary(info: TrackingInfo): string {
   const present = (value: unknown): value is string | number => (typeof value === 'string' && value !== '') || typeof value === 'number';
   // v2's lower case, or v1's title case.
-  const uploading = info.status.toLowerCase() === 'uploading';
+  const status = info.status.toLowerCase();
+  const uploading = status === 'uploading';
   // An upload still going has no status detail: how far it got instead (meshbox says; MESH does
   // not, and is not to be read as holding none), and how to finish it.
   const stored =
     info.stored_chunks === undefined
       ? `the server does not say how many of its ${info.chunk_count === undefined ? '' : `${info.chunk_count} `}chunks it holds`
       : `${info.stored_chunks.length} of ${info.chunk_count ?? '?'} chunks stored`;
-  const status = uploading
+  const summary = uploading
     ? `uploading, ${stored} (${resumeHint(info)} sends the rest)`
     : [info.status, present(info.status_code) ? `code ${info.status_code}` : undefined, info.status_description].filter(present).join(', ');
   const file = [
@@ -30,7 +32,7 @@ export function trackingSummary(info: TrackingInfo): string {
     .join(', ');
   const rows: [string, unknown][] = [
     ['message', info.message_id],
-    ['status', status],
+    ['status', summary],
     ['from', info.sender],
     ['to', info.recipient],
     ['workflow', info.workflow_id],
@@ -40,9 +42,9 @@ export function trackingSummary(info: TrackingInfo): string {
     ['type', info.message_type],
     ['uploaded', shownTime(info.upload_timestamp)],
     // MESH has no acknowledged_timestamp: its status_timestamp is when the status became acknowledged.
-    ['acknowledged', shownTime(info.acknowledged_timestamp ?? (info.status.toLowerCase() === 'acknowledged' ? info.status_timestamp : undefined))],
+    ['acknowledged', shownTime(info.acknowledged_timestamp ?? (status === 'acknowledged' ? info.status_timestamp : undefined))],
     // Only while it waits in the inbox: afterwards the time has passed, or no longer matters.
-    ['expires', info.status.toLowerCase() === 'accepted' ? shownTime(info.expiry_time) : undefined],
+    ['expires', status === 'accepted' ? shownTime(info.expiry_time) : undefined],
   ];
   const shown = rows.filter((row): row is [string, string | number] => present(row[1]));
   const width = Math.max(...shown.map(([label]) => label.length));
@@ -66,9 +68,10 @@ function shownTime(value: string | null | undefined): string | null | undefined 
  */
 function resumeHint(info: TrackingInfo): string {
   const command = `meshbox send --resume ${info.message_id} <file>`;
-  if (info.content_encoding === 'gzip') return `${command} --gzip, with the first run's --chunk-size,`;
+  const gzip = gzipOfMessage(info);
+  if (gzip === true) return `${command} --gzip, with the first run's --chunk-size,`;
   // Unsaid (another server): the sizes as stored may be compressed ones.
-  if (info.content_encoding !== null) return `${command}, with the first run's --chunk-size and --gzip,`;
+  if (gzip === undefined) return `${command}, with the first run's --chunk-size and --gzip,`;
   const numbers = info.stored_chunks ?? [];
   const index = numbers.findIndex((number) => number !== info.chunk_count);
   const chunkSize = index === -1 ? undefined : info.stored_chunk_bytes?.[index];

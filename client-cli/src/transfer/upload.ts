@@ -548,7 +548,7 @@ function recordedChecksum(tracking: TrackingInfo): string | undefined {
  * trackInFull; undefined when tracking does not say. (v1's compressFlag and isCompressed are
  * mex-Content-Compressed, the sender's own compression, not the transfer's.)
  */
-function gzipOfMessage(tracking: TrackingInfo): boolean | undefined {
+export function gzipOfMessage(tracking: TrackingInfo): boolean | undefined {
   const encoding = tracking.content_encoding;
   if (encoding === null) return false;
   if (typeof encoding !== 'string') return undefined;
