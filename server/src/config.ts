@@ -11,6 +11,7 @@ import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, DEFAULT_MAX_CONNECTIONS, 
 import { checkRevocationList, type LoadedRevocationList } from './revocation-list.ts';
 import { SERVER_ROLES, type ServerRole } from './roles.ts';
 import { splitRedisUrls } from './store/redis-client.ts';
+import type { ReplicaSetting } from './store/replica-confirmation.ts';
 
 /** MESH allows 100 MB per request and 100 GB per message; 10,000 chunks covers that at any sane chunk size. */
 export const DEFAULT_LIMITS: TransferLimits = {
@@ -69,6 +70,9 @@ export const DEFAULT_S3_SILENCE_MS = 120_000;
  * password change or a workflow change made by an admin reaches every server within it.
  */
 export const DEFAULT_MAILBOX_CACHE_MS = 1000;
+
+/** How long a request waits for the replicas MESHBOX_REDIS_WAIT_REPLICAS asks for: replication on a LAN takes well under a millisecond. */
+export const DEFAULT_REPLICA_WAIT_MS = 1000;
 
 const seconds = z.coerce.number().positive();
 /** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once, again and again. */
@@ -140,6 +144,9 @@ const serverSchema = backendSchema.extend({
   MESHBOX_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(DEFAULT_RATE_LIMIT),
   MESHBOX_MAILBOX_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(DEFAULT_MAILBOX_CACHE_MS / 1000),
   MESHBOX_REDIS_AUTO_PIPELINING: z.enum(['true', 'false']).default('false'),
+  MESHBOX_REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).default(0),
+  // Within the silence after which a Redis connection is taken for dead (REDIS_SILENCE_TIMEOUT_MS): a WAIT is silent until it ends.
+  MESHBOX_REDIS_WAIT_TIMEOUT_SECONDS: seconds.min(0.001, 'at least 0.001 (a millisecond)').max(5, 'at most 5').default(DEFAULT_REPLICA_WAIT_MS / 1000),
   MESHBOX_HEADERS_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.headersMs / 1000),
   MESHBOX_REQUEST_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.requestMs / 1000),
   MESHBOX_IDLE_TIMEOUT_SECONDS: connectionSeconds.default(DEFAULT_CLIENT_TIMEOUTS.idleMs / 1000),
@@ -193,6 +200,8 @@ export interface ServerConfig extends BackendConfig {
   readonly mailboxCacheMs: number;
   /** Whether Redis commands issued together share one write (see ConnectionSettings). */
   readonly redisAutoPipelining: boolean;
+  /** How many Redis replicas must hold a request's writes before it is answered (see ConnectionSettings). */
+  readonly redisReplicas: ReplicaSetting;
   readonly clientTimeouts: ClientTimeouts;
   /** Connections the process holds at once; one more is closed as it arrives. */
   readonly maxConnections: number;
@@ -367,6 +376,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     // Whole milliseconds: the cache takes nothing else.
     mailboxCacheMs: Math.round(env.MESHBOX_MAILBOX_CACHE_SECONDS * 1000),
     redisAutoPipelining: env.MESHBOX_REDIS_AUTO_PIPELINING === 'true',
+    redisReplicas: { replicas: env.MESHBOX_REDIS_WAIT_REPLICAS, timeoutMs: Math.round(env.MESHBOX_REDIS_WAIT_TIMEOUT_SECONDS * 1000) },
     clientTimeouts: {
       headersMs: env.MESHBOX_HEADERS_TIMEOUT_SECONDS * 1000,
       requestMs: env.MESHBOX_REQUEST_TIMEOUT_SECONDS * 1000,

@@ -15,6 +15,7 @@ import type { Metrics } from './metrics.ts';
 import { AuditLog } from './store/audit-log.ts';
 import { CertificateStore } from './store/certificates.ts';
 import { redisKeys } from './store/keys.ts';
+import { ReplicaConfirmation, type ReplicaSetting } from './store/replica-confirmation.ts';
 import { LifecycleSchedule } from './store/lifecycle-schedule.ts';
 import { MailboxStore } from './store/mailboxes.ts';
 import { MessageStore } from './store/messages.ts';
@@ -51,6 +52,11 @@ export interface ConnectionSettings extends RedisTarget {
    * turn of the event loop that every connection makes (docs/operations.md: slower where measured).
    */
   readonly redisAutoPipelining: boolean;
+  /**
+   * How many replicas of each Redis master must hold a request's writes before it is answered,
+   * and how long to wait for them (a request they did not confirm in time is answered 503).
+   */
+  readonly redisReplicas: ReplicaSetting;
 }
 
 /** Beyond every mailbox of England's ~28,000 organisations; a few MiB at most. */
@@ -240,6 +246,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     periods: settings.periods,
     lifecycle: schedule,
     redisRoomForPayloads: memory.roomForPayloads,
+    replicas: new ReplicaConfirmation(redis, settings.redisReplicas),
   };
   const workers: { worker: LifecycleWorker; connection: RedisClient }[] = [];
   return {

@@ -40,6 +40,11 @@ test('defaults give a loopback server on 8443 with embedded Redis and S3', (t) =
   t.false(config.redisAutoPipelining);
   t.true(loadConfig({ ...files, MESHBOX_REDIS_AUTO_PIPELINING: 'true' }).redisAutoPipelining);
   t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_AUTO_PIPELINING: 'off' }), { message: /MESHBOX_REDIS_AUTO_PIPELINING/ });
+  t.deepEqual(config.redisReplicas, { replicas: 0, timeoutMs: 1000 });
+  t.deepEqual(loadConfig({ ...files, MESHBOX_REDIS_WAIT_REPLICAS: '2', MESHBOX_REDIS_WAIT_TIMEOUT_SECONDS: '0.25' }).redisReplicas, { replicas: 2, timeoutMs: 250 });
+  t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_WAIT_REPLICAS: '-1' }), { message: /MESHBOX_REDIS_WAIT_REPLICAS/ });
+  // A WAIT is silent while it lasts: longer than the silence after which a Redis connection is dropped, every one would fail.
+  t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_WAIT_TIMEOUT_SECONDS: '30' }), { message: /MESHBOX_REDIS_WAIT_TIMEOUT_SECONDS: at most 5/ });
   t.is(config.periods.auditRetentionMs, 30 * 86_400_000);
   t.is(loadConfig({ ...files, MESHBOX_AUDIT_RETENTION_SECONDS: '0' }).periods.auditRetentionMs, 0);
 });

@@ -16,6 +16,7 @@ import type { RetentionPeriods } from '../../server/src/domain/lifecycle.ts';
 import { createMeshServer } from '../../server/src/https-server.ts';
 import type { NewMailbox } from '../../server/src/store/mailboxes.ts';
 import { openRedis } from '../../server/src/store/redis-client.ts';
+import { NO_REPLICA_CONFIRMATION, type ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
 import { removeDeploymentState } from './cleanup.ts';
 import {
   createCertificateAuthority,
@@ -92,6 +93,8 @@ export interface TestServerOptions {
   readonly sharedKey?: string;
   /** ioredis's auto-pipelining (default off, as in production). */
   readonly redisAutoPipelining?: boolean;
+  /** Redis replicas a request's writes must reach before its answer (default none, as in production). */
+  readonly redisReplicas?: ReplicaSetting;
   /** Object storage calls silent this long are given up (default as in production, 120 s). */
   readonly s3SilenceMs?: number;
   /** Where the server logs (default: nowhere, or TEST_LOG_LEVEL to stdout). */
@@ -131,6 +134,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     maxRequestsPerSecond: options.maxRequestsPerSecond ?? DEFAULT_RATE_LIMIT,
     mailboxCacheMs: DEFAULT_MAILBOX_CACHE_MS,
     redisAutoPipelining: options.redisAutoPipelining ?? false,
+    redisReplicas: options.redisReplicas ?? NO_REPLICA_CONFIRMATION,
   }, logger);
   const { services } = connections;
   // Sweeps more often than in production, so tests see lifecycle steps soon after they are due.

@@ -8,6 +8,7 @@ import type { MailboxStore } from '../store/mailboxes.ts';
 import type { MessageStore } from '../store/messages.ts';
 import type { PayloadStore } from '../store/payloads.ts';
 import type { RateLimitStore } from '../store/rate-limits.ts';
+import type { ReplicaConfirmation } from '../store/replica-confirmation.ts';
 import type { UsedTokenStore } from '../store/used-tokens.ts';
 
 /** What the domain operations work with: the stores, the deployment's secrets and a clock. */
@@ -35,4 +36,6 @@ export interface Services {
   readonly lifecycle: LifecycleScheduler;
   /** Whether Redis has room for small payloads now (RedisMemoryWatch); when not, they go to object storage. */
   readonly redisRoomForPayloads: () => boolean;
+  /** Whether a request's writes are on the Redis replicas asked for (none by default). */
+  readonly replicas: ReplicaConfirmation;
 }

@@ -5,6 +5,7 @@ import { failureReason, quietRepeats } from '../../quiet-repeats.ts';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
+import { ReplicasBehindError } from '../../store/replica-confirmation.ts';
 import { discardBodyAfterAnswer } from '../unread-body.ts';
 import { errorBody } from '../views/errors.ts';
 import type { RequestState } from './request-context.ts';
@@ -94,6 +95,7 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 /** Redis or S3 out of reach: the client should retry later. */
 function isUnavailable(thrown: unknown): boolean {
   if (!(thrown instanceof Error)) return false;
+  if (thrown instanceof ReplicasBehindError) return true;
   const code = (thrown as NodeJS.ErrnoException).code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
   // Object storage silent past its timeout, or failing itself (503 SlowDown, 500 InternalError).

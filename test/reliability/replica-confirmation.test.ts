@@ -1,0 +1,162 @@
+import test, { type ExecutionContext } from 'ava';
+import type { Redis } from 'ioredis';
+import { freePort, waitFor } from '../../scripts/services/processes.ts';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
+import type { ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
+import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
+import { mailboxRequest, type RawResponse, sendMessage } from '../support/http.ts';
+import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+
+const eventually = (check: () => Promise<boolean>, seconds = 20): Promise<boolean> => waitFor(check, seconds * 1000, 50);
+
+const replicationOffset = async (redis: Redis, field: string): Promise<number> =>
+  Number(new RegExp(`${field}:(\\d+)`).exec(await redis.info('replication'))?.[1] ?? -1);
+
+interface ReplicatedSetting {
+  readonly primary: TestRedis;
+  readonly replica: TestRedis;
+  /** Between the replica and its primary: holding its answers holds the replication stream. */
+  readonly replicationLink: TcpProxy;
+  /** Between the server and the primary, to cut the server's connections. */
+  readonly serverLink: TcpProxy;
+  readonly server: TestServer;
+  readonly lab: TestMailbox;
+  readonly gp: TestMailbox;
+  /** The gp's inbox as the replica holds it. */
+  readonly inboxOnReplica: () => Promise<string[]>;
+  readonly inboxOnPrimary: () => Promise<string[]>;
+  /** Whether the replica has every write the primary has. */
+  readonly replicaCaughtUp: () => Promise<boolean>;
+}
+
+/** A primary with one replica (through a proxy that can hold the replication), and a server asking for that replica's confirmation. */
+async function withReplicatedRedis(t: ExecutionContext, replicas: ReplicaSetting, run: (setting: ReplicatedSetting) => Promise<void>): Promise<void> {
+  const [primary, replica] = [await startTestRedis(), await startTestRedis()];
+  const replicationLink = await startTcpProxy(primary.port);
+  const serverLink = await startTcpProxy(primary.port);
+  let server: TestServer | undefined;
+  try {
+    await replica.admin.replicaof('127.0.0.1', String(replicationLink.port));
+    t.true(await eventually(async () => /master_link_status:up/.test(await replica.admin.info('replication'))), 'the replica is in sync');
+    server = await startTestServer({ redisUrl: `redis://127.0.0.1:${serverLink.port}`, worker: false, redisReplicas: replicas });
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    // A lifecycle first, so that Redis knows the scripts, as it does in steady state: a script it
+    // does not know is sent again whole after its first try is refused, by then behind the WAIT.
+    const warmUp = await sendMessage(server, lab, gp, 'warm-up');
+    const acknowledged = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${warmUp}/status/acknowledged` });
+    t.is(acknowledged.status, 200);
+    const inbox = redisKeys(server.redisPrefix).inbox(gp.id);
+    await run({
+      primary,
+      replica,
+      replicationLink,
+      serverLink,
+      server,
+      lab,
+      gp,
+      inboxOnReplica: () => replica.admin.zrange(inbox, '0', '-1'),
+      inboxOnPrimary: () => primary.admin.zrange(inbox, '0', '-1'),
+      replicaCaughtUp: async () => (await replicationOffset(replica.admin, 'slave_repl_offset')) >= (await replicationOffset(primary.admin, 'master_repl_offset')),
+    });
+  } finally {
+    replicationLink.releaseAnswers();
+    await server?.close();
+    await Promise.all([replicationLink.close(), serverLink.close()]);
+    await Promise.all([primary.stop(), replica.stop()]);
+  }
+}
+
+function send(setting: ReplicatedSetting, body: string, authorization?: string): Promise<RawResponse> {
+  const { server, lab, gp } = setting;
+  return mailboxRequest(server, lab, {
+    method: 'POST',
+    path: `/messageexchange/${lab.id}/outbox`,
+    headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' },
+    body,
+    ...(authorization ? { authorization } : {}),
+  });
+}
+
+test('with a replica asked for, a send is answered 202 only once the replica holds its message, delivery included; an acknowledgement likewise', async (t) => {
+  await withReplicatedRedis(t, { replicas: 1, timeoutMs: 5_000 }, async (setting) => {
+    const { replicationLink, server, gp } = setting;
+    replicationLink.holdAnswers();
+    let answered = false;
+    const sending = send(setting, 'a result').finally(() => (answered = true));
+    t.true(await eventually(async () => (await setting.inboxOnPrimary()).length === 1), 'the primary has the message');
+    t.deepEqual(await setting.inboxOnReplica(), [], 'the replica has not');
+    t.false(answered, 'the send waits for the replica');
+
+    replicationLink.releaseAnswers();
+    const sent = await sending;
+    t.is(sent.status, 202, sent.body.toString());
+    const messageId = sent.json().message_id as string;
+    // Read at once: no waiting for the replica here.
+    t.deepEqual(await setting.inboxOnReplica(), [messageId], 'the replica had the delivery when the 202 came');
+    t.is(await setting.replica.admin.exists(redisKeys(server.redisPrefix).message(messageId)), 1, 'and the record');
+
+    replicationLink.holdAnswers();
+    answered = false;
+    const acknowledging = mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` }).finally(() => (answered = true));
+    t.true(await eventually(async () => (await setting.inboxOnPrimary()).length === 0), 'the primary has the acknowledgement');
+    t.false(answered, 'the acknowledgement waits for the replica');
+    replicationLink.releaseAnswers();
+    t.is((await acknowledging).status, 200);
+    t.deepEqual(await setting.inboxOnReplica(), [], 'the replica had the acknowledgement when the 200 came');
+  });
+});
+
+test('a replica behind past the timeout: the send is answered 503 (a MESH error), and its identical retry, once the replica has caught up, is told the message recorded, not sent twice', async (t) => {
+  await withReplicatedRedis(t, { replicas: 1, timeoutMs: 200 }, async (setting) => {
+    const { replicationLink, server, lab } = setting;
+    replicationLink.holdAnswers();
+    const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    const refused = await send(setting, 'unconfirmed', token);
+    t.is(refused.status, 503);
+    t.like(refused.json().detail[0], { code: '503' });
+    const [recorded] = await setting.inboxOnPrimary();
+    t.truthy(recorded, 'the message is recorded on the primary');
+    // Reads are served meanwhile: only what writes waits.
+    t.is((await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/inbox` })).status, 200);
+
+    replicationLink.releaseAnswers();
+    t.true(await eventually(setting.replicaCaughtUp), 'the replica catches up');
+    const retried = await send(setting, 'unconfirmed', token);
+    t.is(retried.status, 202, retried.body.toString());
+    t.is(retried.json().message_id, recorded);
+    t.deepEqual(await setting.inboxOnPrimary(), [recorded], 'one message');
+  });
+});
+
+test('a failover while an acknowledgement was being confirmed: 503, though the replica of the new primary answers the WAIT sent again, as that primary never had it', async (t) => {
+  await withReplicatedRedis(t, { replicas: 1, timeoutMs: 5_000 }, async (setting) => {
+    const { primary, replica, replicationLink, serverLink, server, gp, lab } = setting;
+    // The replica's own replica: once the replica is promoted, it confirms the new primary's writes.
+    const chained = await startTestRedis();
+    try {
+      await chained.admin.replicaof('127.0.0.1', String(replica.port));
+      t.true(await eventually(async () => /master_link_status:up/.test(await chained.admin.info('replication'))));
+      const messageId = await sendMessage(server, lab, gp, 'to acknowledge');
+      replicationLink.holdAnswers();
+      const acknowledging = mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+      t.true(await eventually(async () => (await setting.inboxOnPrimary()).length === 0), 'the primary has the acknowledgement');
+
+      // Sentinel's failover: the replica, without the acknowledgement, becomes the primary the address leads to.
+      await replica.admin.replicaof('NO', 'ONE');
+      await primary.admin.replicaof('127.0.0.1', String(await freePort()));
+      serverLink.retarget(replica.port);
+      await serverLink.cut();
+      await serverLink.restore();
+      const answer = await acknowledging;
+      t.is(answer.status, 503, answer.body.toString());
+      t.deepEqual(await setting.inboxOnReplica(), [messageId], 'rightly: the acknowledgement is lost');
+      const retried = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+      t.is(retried.status, 200, 'acknowledged again on the new primary, and confirmed');
+      t.deepEqual(await setting.inboxOnReplica(), []);
+    } finally {
+      await chained.stop();
+    }
+  });
+});
