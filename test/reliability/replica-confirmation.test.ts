@@ -1,12 +1,17 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import { freePort, waitFor } from '../../scripts/services/processes.ts';
+import { startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import type { ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, type RawResponse, sendMessage } from '../support/http.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 
 const eventually = (check: () => Promise<boolean>, seconds = 20): Promise<boolean> => waitFor(check, seconds * 1000, 50);
@@ -159,4 +164,26 @@ test('a failover while an acknowledgement was being confirmed: 503, though the r
       await chained.stop();
     }
   });
+});
+
+test('on a Redis Cluster, with replicas asked for that its masters do not have, writes are refused 503 and reads served', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-cluster-'));
+  const cluster = await startRedisCluster(dir, 3);
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServerProcess(
+      { MESHBOX_REDIS_WAIT_REPLICAS: '1', MESHBOX_REDIS_WAIT_TIMEOUT_SECONDS: '0.05' },
+      { redis: { redisUrl: cluster.redisUrl, redisCluster: true } },
+    );
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const refused = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' }, body: 'x' });
+    t.is(refused.status, 503, refused.body.toString());
+    t.like(refused.json().detail[0], { code: '503' });
+    t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).status, 200);
+    t.regex(server.output(), /0 of 1 replicas had them in time/);
+  } finally {
+    await server?.stop();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
