@@ -11,7 +11,6 @@ import { recordMetrics } from './http/middleware/metrics.ts';
 import { type MailboxState, mailboxAuth } from './http/middleware/mailbox-auth.ts';
 import { PendingWork } from './http/pending-work.ts';
 import { apiVersion, checkRequestForm, meshMediaType, type RequestState, requestContext } from './http/middleware/request-context.ts';
-import { confirmOnReplicas } from './http/middleware/replica-confirmation.ts';
 import { rejectRevokedCertificates } from './http/middleware/revocation.ts';
 import { registerHealthRoutes } from './http/routes/health.ts';
 import { registerHandshakeRoutes, registerUpdateRoute } from './http/routes/mailbox.ts';
@@ -60,8 +59,6 @@ export function createApp(services: Services, logger: Logger, options: AppOption
 
   const mailboxRoutes = new Router<MailboxState>({ prefix: `${MESH_PATH_PREFIX}/:mailbox` });
   mailboxRoutes.use(mailboxAuth(services, pendingWork, logger));
-  // Inside the authentication: a send whose writes are left unconfirmed keeps its token, so that its retry is told its message.
-  mailboxRoutes.use(confirmOnReplicas(services.replicas));
   registerHandshakeRoutes(mailboxRoutes, services);
   registerUpdateRoute(mailboxRoutes);
   registerInboxRoutes(mailboxRoutes, services);

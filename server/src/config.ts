@@ -200,7 +200,7 @@ export interface ServerConfig extends BackendConfig {
   readonly mailboxCacheMs: number;
   /** Whether Redis commands issued together share one write (see ConnectionSettings). */
   readonly redisAutoPipelining: boolean;
-  /** How many Redis replicas must hold a request's writes before it is answered (see ConnectionSettings). */
+  /** How many Redis replicas must hold the writes of a send, a chunk or an acknowledgement before it is answered (see ConnectionSettings). */
   readonly redisReplicas: ReplicaSetting;
   readonly clientTimeouts: ClientTimeouts;
   /** Connections the process holds at once; one more is closed as it arrives. */

@@ -53,8 +53,8 @@ export interface ConnectionSettings extends RedisTarget {
    */
   readonly redisAutoPipelining: boolean;
   /**
-   * How many replicas of each Redis master must hold a request's writes before it is answered,
-   * and how long to wait for them (a request they did not confirm in time is answered 503).
+   * How many replicas of each Redis master must hold the writes of a send, a chunk upload or an
+   * acknowledgement before it is answered, and how long to wait for them (unconfirmed in time, 503).
    */
   readonly redisReplicas: ReplicaSetting;
 }

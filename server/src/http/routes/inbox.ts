@@ -9,6 +9,7 @@ import { countInbox, encodeCursor, listInbox } from '../../domain/inbox.ts';
 import type { Services } from '../../domain/services.ts';
 import type { MessageRecord } from '../../store/messages.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
+import { confirmOnReplicas } from '../middleware/replica-confirmation.ts';
 import { streamPayload } from '../stream-payload.ts';
 import { messageHeaders } from '../views/message-headers.ts';
 
@@ -82,7 +83,7 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
     await (ctx.method === 'HEAD' ? headChunk : sendChunk)(ctx, services, messageId, chunkNumber);
   });
 
-  router.put('/inbox/:messageId/status/acknowledged', async (ctx) => {
+  router.put('/inbox/:messageId/status/acknowledged', confirmOnReplicas(services.replicas), async (ctx) => {
     const messageId = messageIdParam(ctx.params.messageId);
     await acknowledgeMessage(services, ctx.state.mailbox.id, messageId);
     ctx.status = 200;

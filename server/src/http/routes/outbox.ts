@@ -10,12 +10,15 @@ import { trackByLocalId, trackMessage } from '../../domain/track.ts';
 import { uploadChunk } from '../../domain/upload-chunk.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
+import { confirmOnReplicas } from '../middleware/replica-confirmation.ts';
 import type { PendingWork } from '../pending-work.ts';
 import { chunkBody, chunkRange, sendMetadata } from '../send-headers.ts';
 import { trackingBody } from '../views/tracking.ts';
 
 export function registerOutboxRoutes(router: Router<MailboxState>, services: Services, pendingWork: PendingWork): void {
-  router.post('/outbox', async (ctx) => {
+  // After the authentication: a send whose writes are left unconfirmed keeps its token, so that its retry is told its message.
+  const confirmed = confirmOnReplicas(services.replicas);
+  router.post('/outbox', confirmed, async (ctx) => {
     const { firstTryCreates, mailbox, log } = ctx.state;
     let messageId: string;
     if (firstTryCreates) {
@@ -40,7 +43,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
     return messageId;
   }
 
-  router.post('/outbox/:messageId/:chunk', async (ctx) => {
+  router.post('/outbox/:messageId/:chunk', confirmed, async (ctx) => {
     const messageId = normaliseMessageId(ctx.params.messageId ?? '');
     if (!messageId) throw new MessageNotFoundError(ctx.params.messageId ?? '');
     const range = chunkRange(ctx.req.headers, messageId);
