@@ -1,18 +1,21 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import { freePort, waitFor } from '../../scripts/services/processes.ts';
 import { startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
-import type { ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
+import { openRedis } from '../../server/src/store/redis-client.ts';
+import { ReplicaConfirmation, ReplicasBehindError, type ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest, type RawResponse, sendMessage } from '../support/http.ts';
+import { mailboxRequest, type RawResponse, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { tokenClaimed } from '../support/token-claims.ts';
 
 const eventually = (check: () => Promise<boolean>, seconds = 20): Promise<boolean> => waitFor(check, seconds * 1000, 50);
 
@@ -34,17 +37,23 @@ interface ReplicatedSetting {
   readonly inboxOnPrimary: () => Promise<string[]>;
   /** Whether the replica has every write the primary has. */
   readonly replicaCaughtUp: () => Promise<boolean>;
+  /**
+   * Sentinel's failover: the replica becomes the primary the server's address leads to, its
+   * connections cut; a replica of its own (chained until then) confirms its writes from then on.
+   */
+  readonly failOver: () => Promise<void>;
 }
 
 /** A primary with one replica (through a proxy that can hold the replication), and a server asking for that replica's confirmation. */
 async function withReplicatedRedis(t: ExecutionContext, replicas: ReplicaSetting, run: (setting: ReplicatedSetting) => Promise<void>): Promise<void> {
-  const [primary, replica] = [await startTestRedis(), await startTestRedis()];
+  const [primary, replica, chained] = [await startTestRedis(), await startTestRedis(), await startTestRedis()];
   const replicationLink = await startTcpProxy(primary.port);
   const serverLink = await startTcpProxy(primary.port);
   let server: TestServer | undefined;
   try {
     await replica.admin.replicaof('127.0.0.1', String(replicationLink.port));
-    t.true(await eventually(async () => /master_link_status:up/.test(await replica.admin.info('replication'))), 'the replica is in sync');
+    await chained.admin.replicaof('127.0.0.1', String(replica.port));
+    for (const each of [replica, chained]) t.true(await eventually(async () => /master_link_status:up/.test(await each.admin.info('replication'))), 'the replicas are in sync');
     server = await startTestServer({ redisUrl: `redis://127.0.0.1:${serverLink.port}`, worker: false, redisReplicas: replicas });
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     // A lifecycle first, so that Redis knows the scripts, as it does in steady state: a script it
@@ -64,12 +73,20 @@ async function withReplicatedRedis(t: ExecutionContext, replicas: ReplicaSetting
       inboxOnReplica: () => replica.admin.zrange(inbox, '0', '-1'),
       inboxOnPrimary: () => primary.admin.zrange(inbox, '0', '-1'),
       replicaCaughtUp: async () => (await replicationOffset(replica.admin, 'slave_repl_offset')) >= (await replicationOffset(primary.admin, 'master_repl_offset')),
+      failOver: async () => {
+        await replica.admin.replicaof('NO', 'ONE');
+        // The old primary cut off from the new one (a replica that synced with it would drop its clients).
+        await primary.admin.replicaof('127.0.0.1', String(await freePort()));
+        serverLink.retarget(replica.port);
+        await serverLink.cut();
+        await serverLink.restore();
+      },
     });
   } finally {
     replicationLink.releaseAnswers();
     await server?.close();
     await Promise.all([replicationLink.close(), serverLink.close()]);
-    await Promise.all([primary.stop(), replica.stop()]);
+    await Promise.all([primary.stop(), replica.stop(), chained.stop()]);
   }
 }
 
@@ -138,33 +155,70 @@ test('a replica behind past the timeout: the send is answered 503 (a MESH error)
 
 test('a failover while an acknowledgement was being confirmed: 503, though the replica of the new primary answers the WAIT sent again, as that primary never had it', async (t) => {
   await withReplicatedRedis(t, { replicas: 1, timeoutMs: 5_000 }, async (setting) => {
-    const { primary, replica, replicationLink, serverLink, server, gp, lab } = setting;
-    // The replica's own replica: once the replica is promoted, it confirms the new primary's writes.
-    const chained = await startTestRedis();
-    try {
-      await chained.admin.replicaof('127.0.0.1', String(replica.port));
-      t.true(await eventually(async () => /master_link_status:up/.test(await chained.admin.info('replication'))));
-      const messageId = await sendMessage(server, lab, gp, 'to acknowledge');
-      replicationLink.holdAnswers();
-      const acknowledging = mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
-      t.true(await eventually(async () => (await setting.inboxOnPrimary()).length === 0), 'the primary has the acknowledgement');
-
-      // Sentinel's failover: the replica, without the acknowledgement, becomes the primary the address leads to.
-      await replica.admin.replicaof('NO', 'ONE');
-      await primary.admin.replicaof('127.0.0.1', String(await freePort()));
-      serverLink.retarget(replica.port);
-      await serverLink.cut();
-      await serverLink.restore();
-      const answer = await acknowledging;
-      t.is(answer.status, 503, answer.body.toString());
-      t.deepEqual(await setting.inboxOnReplica(), [messageId], 'rightly: the acknowledgement is lost');
-      const retried = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
-      t.is(retried.status, 200, 'acknowledged again on the new primary, and confirmed');
-      t.deepEqual(await setting.inboxOnReplica(), []);
-    } finally {
-      await chained.stop();
-    }
+    const { replicationLink, server, gp, lab } = setting;
+    const messageId = await sendMessage(server, lab, gp, 'to acknowledge');
+    replicationLink.holdAnswers();
+    const acknowledging = mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+    t.true(await eventually(async () => (await setting.inboxOnPrimary()).length === 0), 'the primary has the acknowledgement');
+    await setting.failOver();
+    const answer = await acknowledging;
+    t.is(answer.status, 503, answer.body.toString());
+    t.deepEqual(await setting.inboxOnReplica(), [messageId], 'rightly: the acknowledgement is lost');
+    const retried = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+    t.is(retried.status, 200, 'acknowledged again on the new primary, and confirmed');
+    t.deepEqual(await setting.inboxOnReplica(), []);
   });
+});
+
+test('a send whose message a failover lost (its token claim kept): answered 503, and its identical retry sends it, once', async (t) => {
+  await withReplicatedRedis(t, { replicas: 1, timeoutMs: 5_000 }, async (setting) => {
+    const { replica, replicationLink, server, lab, gp } = setting;
+    const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    const path = `/messageexchange/${lab.id}/outbox`;
+    const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'content-length': '12' };
+    const body = new PassThrough();
+    const sending = streamingRequest(server, lab, { method: 'POST', path, headers: { ...headers, authorization: token }, body });
+    body.write('lost in the ');
+    // The claim of the token reaches the replica; the message, sent after, does not.
+    t.true(await tokenClaimed(replica.admin, server.redisPrefix, token), 'the replica has the claim');
+    replicationLink.holdAnswers();
+    body.end();
+    t.true(await eventually(async () => (await setting.inboxOnPrimary()).length === 1), 'the primary has the message');
+    await setting.failOver();
+    const answer = await sending;
+    t.is(answer.statusCode, 503, await readText(answer));
+    t.deepEqual(await setting.inboxOnReplica(), [], 'the message is lost with the old primary');
+
+    const retried = await mailboxRequest(server, lab, { method: 'POST', path, headers, body: 'lost in the ', authorization: token });
+    t.is(retried.status, 202, retried.body.toString());
+    await server.settled();
+    t.deepEqual(await setting.inboxOnReplica(), [retried.json().message_id], 'sent by the retry, once');
+  });
+});
+
+test('confirmations asked in one turn share one WAIT; while the replicas are away they fail at once, without one, until Redis reports them back', async (t) => {
+  const [primary, replica] = [await startTestRedis(), await startTestRedis()];
+  const redis = openRedis({ redisUrl: primary.url, redisCluster: false }, { maxRetriesPerRequest: 1 });
+  try {
+    const waits = async () => Number(/cmdstat_wait:calls=(\d+)/.exec(await primary.admin.info('commandstats'))?.[1] ?? 0);
+    const confirmation = new ReplicaConfirmation(redis, { replicas: 1, timeoutMs: 100 });
+    const confirmAll = (count: number) => Promise.allSettled(Array.from({ length: count }, () => confirmation.confirm(confirmation.mark())));
+    await redis.set('written', '1');
+    const shared = await confirmAll(10);
+    t.true(shared.every((outcome) => outcome.status === 'rejected' && outcome.reason instanceof ReplicasBehindError), 'no replica: none confirmed');
+    t.is(await waits(), 1, 'one WAIT for the ten');
+    for (let attempt = 0; attempt < 5; attempt++) await t.throwsAsync(confirmation.confirm(confirmation.mark()), { instanceOf: ReplicasBehindError });
+    t.is(await waits(), 1, 'none more while Redis reports no replica');
+
+    await replica.admin.replicaof('127.0.0.1', String(primary.port));
+    t.true(await eventually(async () => /master_link_status:up/.test(await replica.admin.info('replication'))));
+    // Asked again within a second or so: confirmed once Redis reports the replica.
+    t.true(await eventually(() => confirmation.confirm(confirmation.mark()).then(() => true, () => false)), 'confirmed again');
+    t.is(await waits(), 2);
+  } finally {
+    redis.disconnect();
+    await Promise.all([primary.stop(), replica.stop()]);
+  }
 });
 
 test('on a Redis Cluster, with replicas asked for that its masters do not have, sends are refused 503, and polls served', async (t) => {

@@ -9,13 +9,11 @@ export interface ReplicaSetting {
 
 export const NO_REPLICA_CONFIRMATION: ReplicaSetting = { replicas: 0, timeoutMs: 0 };
 
-/**
- * How long a WAIT may take while the replicas are known to be behind: each WAIT holds its
- * connection, and every request's commands queue behind it, so while the replicas are away the
- * full timeout would stall every request of the process that long, reads too. Long enough for a
- * replica that is back to answer the acknowledgement WAIT asks of it.
- */
-const PROBE_TIMEOUT_MS = 50;
+/** How often, while the replicas are behind, Redis is asked whether they are back. */
+const RECHECK_MS = 1000;
+
+/** A replica Redis counts as keeping up: connected and synced, its last acknowledgement at most this many seconds old (it acknowledges every second). */
+const KEEPING_UP_LAG_SECONDS = 1;
 
 /** The writes of a request could not be confirmed on the replicas asked for: they may be lost in a failover. */
 export class ReplicasBehindError extends Error {
@@ -38,7 +36,14 @@ export class ReplicaConfirmation {
   readonly #redis: RedisClient;
   readonly #setting: ReplicaSetting;
   #turnWait: Promise<number> | undefined;
+  /**
+   * Set when a WAIT came back short. Each WAIT holds its connection, every request's commands
+   * queued behind it, reads too: while the replicas are away, a WAIT per turn would stall the
+   * process that long, again and again. So confirmations then fail at once, without a WAIT,
+   * until Redis reports enough replicas keeping up (asked at most every RECHECK_MS).
+   */
   #behind = false;
+  #recheck: { readonly at: number; readonly answer: Promise<boolean> } | undefined;
 
   constructor(redis: RedisClient, setting: ReplicaSetting) {
     this.#redis = redis;
@@ -61,6 +66,7 @@ export class ReplicaConfirmation {
    * failover), covers none of the writes made on the old one.
    */
   async confirm(mark: number): Promise<void> {
+    if (this.#behind && !(await this.#replicasBack())) throw new ReplicasBehindError('too few replicas keep up');
     const confirmed = await this.#waitAtTurnEnd();
     if (connectionsLostBy(this.#redis) !== mark) throw new ReplicasBehindError('a connection to Redis was lost meanwhile');
     if (confirmed < this.#setting.replicas) throw new ReplicasBehindError(`${confirmed} of ${this.#setting.replicas} replicas had them in time`);
@@ -76,10 +82,35 @@ export class ReplicaConfirmation {
 
   async #waitOnEveryMaster(): Promise<number> {
     const { replicas, timeoutMs } = this.#setting;
-    const timeout = this.#behind ? Math.min(timeoutMs, PROBE_TIMEOUT_MS) : timeoutMs;
-    const counts = await Promise.all(masters(this.#redis).map((node) => node.wait(replicas, timeout)));
-    const fewest = Math.min(...counts);
-    this.#behind = fewest < replicas;
+    const nodes = masters(this.#redis);
+    const counts = await Promise.all(nodes.map((node) => node.wait(replicas, timeoutMs))).catch((error: unknown) => {
+      // Refused by an ACL, or sent to a replica: as unconfirmed as a WAIT that came back short.
+      throw new ReplicasBehindError(`WAIT failed: ${(error as Error).message}`);
+    });
+    const fewest = nodes.length === 0 ? 0 : Math.min(...counts);
+    if (fewest < replicas) this.#behind = true;
     return fewest;
   }
+
+  /** Whether every master reports the replicas asked for keeping up; asked at most every RECHECK_MS, false in between. */
+  #replicasBack(): Promise<boolean> {
+    const now = Date.now();
+    if (this.#recheck && now - this.#recheck.at < RECHECK_MS) return this.#recheck.answer.then(() => !this.#behind);
+    const answer = Promise.all(masters(this.#redis).map(async (node) => replicasKeepingUp(await node.info('replication'))))
+      .then((counts) => counts.length > 0 && Math.min(...counts) >= this.#setting.replicas)
+      .catch(() => false);
+    this.#recheck = { at: now, answer };
+    return answer.then((back) => {
+      if (back) this.#behind = false;
+      return back;
+    });
+  }
+}
+
+/** Replicas in an INFO replication answer (`slave0:ip=…,state=online,offset=…,lag=0`) that are synced and acknowledging. */
+function replicasKeepingUp(info: string): number {
+  return [...info.matchAll(/^slave\d+:(.*)$/gm)].filter(([, fields = '']) => {
+    const field = (name: string) => new RegExp(`(?:^|,)${name}=([^,\r]*)`).exec(fields)?.[1];
+    return field('state') === 'online' && Number(field('lag')) <= KEEPING_UP_LAG_SECONDS;
+  }).length;
 }

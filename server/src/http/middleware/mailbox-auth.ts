@@ -20,7 +20,7 @@ export interface MailboxState extends RequestState {
   newMessageId: string | undefined;
   /** A repeated send: the id of the message its first try was to create, which the retry is told of. */
   firstTryCreates: string | undefined;
-  /** Set once the request has recorded what it brought (a send's message, a chunk): its token stays used, whatever became of the answer. */
+  /** Set once the request has recorded what it brought (a send's message, a chunk): its token stays used, whatever became of a success's answer. */
   recorded?: boolean;
 }
 
@@ -77,7 +77,9 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
     // while a send is still being stored, and the message is then sent all the same.
     const giveBackUnlessServed = async (): Promise<void> => {
       await responseClosed;
-      if (ctx.state.recorded) return;
+      // Recorded and refused after (its writes not confirmed on Redis's replicas): a failover may
+      // have lost the record, so whether it stands is read again, as for a send that failed.
+      if (ctx.state.recorded && ctx.status < 300) return;
       // A send that failed may have failed after its message was recorded (a step after it, an
       // answer from Redis lost): then its retry must be told that message, not send it again.
       // An upload's retry is answered 202 as its first try was (uploadChunk) once the message is
