@@ -143,6 +143,20 @@ async function refuseRedisOtherThanSet(redis: RedisClient, settings: ConnectionS
 }
 
 /**
+ * Replicas asked for (MESHBOX_REDIS_WAIT_REPLICAS) that Redis does not have: every send would be
+ * refused. Said at start, as an error; not refused, as a replica may be down for a moment.
+ */
+async function warnOfTooFewReplicas(replicas: ReplicaConfirmation, setting: ReplicaSetting, logger: Logger | undefined): Promise<void> {
+  if (!replicas.required) return;
+  const short = await replicas.mastersShort();
+  if (short.length === 0) return;
+  logger?.error(
+    { masters: short, replicasAsked: setting.replicas },
+    `Redis has fewer replicas keeping up than MESHBOX_REDIS_WAIT_REPLICAS=${setting.replicas} asks for (or does not let meshbox read INFO): sends, chunks and acknowledgements are refused (503) until it has them (docs/operations.md)`,
+  );
+}
+
+/**
  * A Redis that may evict keys under memory pressure (volatile-lru is a managed service's default)
  * drops used tokens, so replayed ones are accepted, and id reservations; with allkeys-* messages
  * too. Said at start, as an error: operations.md asks for maxmemory-policy noeviction.
@@ -186,6 +200,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
   const s3 = createS3Client(settings.s3, logger);
   const keys = redisKeys(settings.redisPrefix);
   const payloads = new PayloadStore(s3, settings.s3.bucket);
+  const replicas = new ReplicaConfirmation(redis, settings.redisReplicas);
   // Listened to from the start: ioredis prints an error nobody listens to with its stack trace.
   let redisError: Error | undefined;
   const noteStartError = (error: Error): void => {
@@ -202,6 +217,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     });
     await atStartOnRedis(settings, refuseRedisOtherThanSet(redis, settings));
     await atStartOnRedis(settings, warnOfEviction(redis, logger));
+    await atStartOnRedis(settings, warnOfTooFewReplicas(replicas, settings.redisReplicas, logger));
     await within(payloads.ensureBucket(), START_UP_ANSWER_MS).catch((error: unknown) => {
       const where = settings.s3.endpoint ?? 'the default AWS endpoint';
       throw new BackendUnreachableError(`cannot use bucket ${settings.s3.bucket} at ${where}: ${(error as Error).message || (error as Error).name}`);
@@ -246,7 +262,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
     periods: settings.periods,
     lifecycle: schedule,
     redisRoomForPayloads: memory.roomForPayloads,
-    replicas: new ReplicaConfirmation(redis, settings.redisReplicas),
+    replicas,
   };
   const workers: { worker: LifecycleWorker; connection: RedisClient }[] = [];
   return {

@@ -236,6 +236,7 @@ test('on a Redis Cluster, with replicas asked for that its masters do not have, 
     t.like(refused.json().detail[0], { code: '503' });
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).status, 200);
     t.regex(server.output(), /0 of 1 replicas had them in time/);
+    t.regex(server.output(), /fewer replicas keeping up than MESHBOX_REDIS_WAIT_REPLICAS=1 asks for/, 'said at start');
   } finally {
     await server?.stop();
     await cluster.stop();

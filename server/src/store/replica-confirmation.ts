@@ -1,4 +1,4 @@
-import { connectionsLostBy, masters, type RedisClient } from './redis-client.ts';
+import { connectionsLostBy, infoSection, masters, type RedisClient } from './redis-client.ts';
 
 /** What MESHBOX_REDIS_WAIT_REPLICAS and MESHBOX_REDIS_WAIT_TIMEOUT_SECONDS ask: how many replicas must hold a write before it is answered, and how long to wait for them. */
 export interface ReplicaSetting {
@@ -92,13 +92,25 @@ export class ReplicaConfirmation {
     return fewest;
   }
 
+  /**
+   * The masters (host:port) whose INFO reports fewer replicas keeping up than asked for: a
+   * confirmation of their writes would fail now. All of them when INFO is refused (an ACL).
+   */
+  async mastersShort(): Promise<string[]> {
+    const nodes = masters(this.#redis);
+    if (nodes.length === 0) return ['no master'];
+    const counts = await Promise.all(nodes.map(async (node) => replicasKeepingUp((await infoSection(node, 'replication')) ?? '')));
+    return nodes.flatMap((node, index) => ((counts[index] ?? 0) < this.#setting.replicas ? [`${node.options.host}:${node.options.port}`] : []));
+  }
+
   /** Whether every master reports the replicas asked for keeping up; asked at most every RECHECK_MS, false in between. */
   #replicasBack(): Promise<boolean> {
     const now = Date.now();
     if (this.#recheck && now - this.#recheck.at < RECHECK_MS) return this.#recheck.answer.then(() => !this.#behind);
-    const answer = Promise.all(masters(this.#redis).map(async (node) => replicasKeepingUp(await node.info('replication'))))
-      .then((counts) => counts.length > 0 && Math.min(...counts) >= this.#setting.replicas)
-      .catch(() => false);
+    const answer = this.mastersShort().then(
+      (short) => short.length === 0,
+      () => false,
+    );
     this.#recheck = { at: now, answer };
     return answer.then((back) => {
       if (back) this.#behind = false;
