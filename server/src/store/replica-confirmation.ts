@@ -27,10 +27,9 @@ export class ReplicasBehindError extends Error {
  * Redis replicates asynchronously: a primary that fails over loses what it had not passed on,
  * answers already given included. With replicas asked for, a request whose writes a client counts
  * on (http/middleware/replica-confirmation.ts) is answered only once Redis's WAIT has seen them on
- * that many replicas of every master. WAIT covers
- * every write made before it on its connection, so one WAIT, sent at the end of a turn of the
- * event loop, covers the writes of every request waiting in that turn (one connection per master
- * carries them all: redis-client.ts).
+ * that many replicas of every master. WAIT covers every write made before it on its connection,
+ * so one WAIT, sent at the end of a turn of the event loop, covers the writes of every request
+ * waiting in that turn (one connection per master carries them all: redis-client.ts).
  */
 export class ReplicaConfirmation {
   readonly #redis: RedisClient;
