@@ -152,7 +152,7 @@ async function warnOfTooFewReplicas(replicas: ReplicaConfirmation, setting: Repl
   if (short.length === 0) return;
   logger?.error(
     { masters: short, replicasAsked: setting.replicas },
-    `Redis has fewer replicas keeping up than MESHBOX_REDIS_WAIT_REPLICAS=${setting.replicas} asks for (or does not let meshbox read INFO): sends, chunks and acknowledgements are refused (503) until it has them (docs/operations.md)`,
+    `Redis reports fewer replicas online than MESHBOX_REDIS_WAIT_REPLICAS=${setting.replicas} asks for: sends, chunks and acknowledgements are refused (503) until it has them (docs/operations.md)`,
   );
 }
 

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import { freePort, waitFor } from '../../scripts/services/processes.ts';
@@ -11,11 +11,11 @@ import { redisKeys } from '../../server/src/store/keys.ts';
 import { openRedis } from '../../server/src/store/redis-client.ts';
 import { ReplicaConfirmation, ReplicasBehindError, type ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest, type RawResponse, readText, sendMessage, streamingRequest } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, type RawResponse, readText, sendMessage } from '../support/http.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
-import { tokenClaimed } from '../support/token-claims.ts';
+import { tokenClaimed, tokenGivenBack } from '../support/token-claims.ts';
 
 const eventually = (check: () => Promise<boolean>, seconds = 20): Promise<boolean> => waitFor(check, seconds * 1000, 50);
 
@@ -170,23 +170,29 @@ test('a failover while an acknowledgement was being confirmed: 503, though the r
   });
 });
 
-test('a send whose message a failover lost (its token claim kept): answered 503, and its identical retry sends it, once', async (t) => {
+/** A send recorded on the primary alone, its token's claim on the replica too, then a failover: the retry with its token must send it. */
+async function sendLostInFailover(t: ExecutionContext, clientStays: boolean): Promise<void> {
   await withReplicatedRedis(t, { replicas: 1, timeoutMs: 5_000 }, async (setting) => {
     const { replica, replicationLink, server, lab, gp } = setting;
     const token = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
     const path = `/messageexchange/${lab.id}/outbox`;
     const headers = { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'content-length': '12' };
-    const body = new PassThrough();
-    const sending = streamingRequest(server, lab, { method: 'POST', path, headers: { ...headers, authorization: token }, body });
-    body.write('lost in the ');
+    const request = openMailboxRequest(server, lab, { method: 'POST', path, headers, authorization: token });
+    const answered = new Promise<IncomingMessage>((resolve, reject) => request.on('response', resolve).on('error', reject));
+    if (!clientStays) answered.catch(() => undefined);
+    request.write('lost in the ');
     // The claim of the token reaches the replica; the message, sent after, does not.
     t.true(await tokenClaimed(replica.admin, server.redisPrefix, token), 'the replica has the claim');
     replicationLink.holdAnswers();
-    body.end();
+    request.end();
     t.true(await eventually(async () => (await setting.inboxOnPrimary()).length === 1), 'the primary has the message');
+    if (!clientStays) request.destroy();
     await setting.failOver();
-    const answer = await sending;
-    t.is(answer.statusCode, 503, await readText(answer));
+    if (clientStays) {
+      const answer = await answered;
+      t.is(answer.statusCode, 503, await readText(answer));
+    }
+    t.true(await tokenGivenBack(replica.admin, server.redisPrefix, token), 'the token is given back on the new primary');
     t.deepEqual(await setting.inboxOnReplica(), [], 'the message is lost with the old primary');
 
     const retried = await mailboxRequest(server, lab, { method: 'POST', path, headers, body: 'lost in the ', authorization: token });
@@ -194,6 +200,31 @@ test('a send whose message a failover lost (its token claim kept): answered 503,
     await server.settled();
     t.deepEqual(await setting.inboxOnReplica(), [retried.json().message_id], 'sent by the retry, once');
   });
+}
+
+test('a send whose message a failover lost (its token claim kept): answered 503, and its identical retry sends it, once', async (t) => {
+  await sendLostInFailover(t, true);
+});
+
+test('the same with the client gone before the answer: its retry sends the message, once', async (t) => {
+  await sendLostInFailover(t, false);
+});
+
+test('with Redis refusing INFO to meshbox (an ACL), confirmations are not refused for good after a shortfall: a WAIT decides', async (t) => {
+  const [primary, replica] = [await startTestRedis(), await startTestRedis()];
+  await primary.admin.acl('SETUSER', 'meshbox', 'on', '>a-password', '~*', '&*', '+@all', '-info');
+  const redis = openRedis({ redisUrl: `redis://meshbox:a-password@127.0.0.1:${primary.port}`, redisCluster: false }, { maxRetriesPerRequest: 1, enableReadyCheck: false });
+  try {
+    const confirmation = new ReplicaConfirmation(redis, { replicas: 1, timeoutMs: 100 });
+    t.deepEqual(await confirmation.mastersShort(), [], 'nothing known without INFO');
+    await t.throwsAsync(confirmation.confirm(confirmation.mark()), { instanceOf: ReplicasBehindError });
+    await replica.admin.replicaof('127.0.0.1', String(primary.port));
+    t.true(await eventually(async () => /master_link_status:up/.test(await replica.admin.info('replication'))));
+    t.true(await eventually(() => confirmation.confirm(confirmation.mark()).then(() => true, () => false)), 'confirmed once the replica is there');
+  } finally {
+    redis.disconnect();
+    await Promise.all([primary.stop(), replica.stop()]);
+  }
 });
 
 test('confirmations asked in one turn share one WAIT; while the replicas are away they fail at once, without one, until Redis reports them back', async (t) => {
@@ -236,7 +267,7 @@ test('on a Redis Cluster, with replicas asked for that its masters do not have, 
     t.like(refused.json().detail[0], { code: '503' });
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).status, 200);
     t.regex(server.output(), /0 of 1 replicas had them in time/);
-    t.regex(server.output(), /fewer replicas keeping up than MESHBOX_REDIS_WAIT_REPLICAS=1 asks for/, 'said at start');
+    t.regex(server.output(), /fewer replicas online than MESHBOX_REDIS_WAIT_REPLICAS=1 asks for/, 'said at start');
   } finally {
     await server?.stop();
     await cluster.stop();

@@ -12,8 +12,6 @@ export const NO_REPLICA_CONFIRMATION: ReplicaSetting = { replicas: 0, timeoutMs:
 /** How often, while the replicas are behind, Redis is asked whether they are back. */
 const RECHECK_MS = 1000;
 
-/** A replica Redis counts as keeping up: connected and synced, its last acknowledgement at most this many seconds old (it acknowledges every second). */
-const KEEPING_UP_LAG_SECONDS = 1;
 
 /** The writes of a request could not be confirmed on the replicas asked for: they may be lost in a failover. */
 export class ReplicasBehindError extends Error {
@@ -39,7 +37,7 @@ export class ReplicaConfirmation {
    * Set when a WAIT came back short. Each WAIT holds its connection, every request's commands
    * queued behind it, reads too: while the replicas are away, a WAIT per turn would stall the
    * process that long, again and again. So confirmations then fail at once, without a WAIT,
-   * until Redis reports enough replicas keeping up (asked at most every RECHECK_MS).
+   * until Redis reports enough replicas online (asked at most every RECHECK_MS).
    */
   #behind = false;
   #recheck: { readonly at: number; readonly answer: Promise<boolean> } | undefined;
@@ -92,17 +90,21 @@ export class ReplicaConfirmation {
   }
 
   /**
-   * The masters (host:port) whose INFO reports fewer replicas keeping up than asked for: a
-   * confirmation of their writes would fail now. All of them when INFO is refused (an ACL).
+   * The masters (host:port) whose INFO reports fewer replicas online than asked for: a
+   * confirmation of their writes would fail now. None known when INFO is refused (an ACL): then
+   * only a WAIT tells.
    */
   async mastersShort(): Promise<string[]> {
     const nodes = masters(this.#redis);
     if (nodes.length === 0) return ['no master'];
-    const counts = await Promise.all(nodes.map(async (node) => replicasKeepingUp((await infoSection(node, 'replication')) ?? '')));
-    return nodes.flatMap((node, index) => ((counts[index] ?? 0) < this.#setting.replicas ? [`${node.options.host}:${node.options.port}`] : []));
+    const infos = await Promise.all(nodes.map((node) => infoSection(node, 'replication')));
+    return nodes.flatMap((node, index) => {
+      const info = infos[index];
+      return info !== undefined && replicasOnline(info) < this.#setting.replicas ? [`${node.options.host}:${node.options.port}`] : [];
+    });
   }
 
-  /** Whether every master reports the replicas asked for keeping up; asked at most every RECHECK_MS, false in between. */
+  /** Whether no master reports fewer replicas online than asked for; asked at most every RECHECK_MS, false in between. */
   #replicasBack(): Promise<boolean> {
     const now = Date.now();
     if (this.#recheck && now - this.#recheck.at < RECHECK_MS) return this.#recheck.answer.then(() => !this.#behind);
@@ -118,10 +120,10 @@ export class ReplicaConfirmation {
   }
 }
 
-/** Replicas in an INFO replication answer (`slave0:ip=…,state=online,offset=…,lag=0`) that are synced and acknowledging. */
-function replicasKeepingUp(info: string): number {
-  return [...info.matchAll(/^slave\d+:(.*)$/gm)].filter(([, fields = '']) => {
-    const field = (name: string) => new RegExp(`(?:^|,)${name}=([^,\r]*)`).exec(fields)?.[1];
-    return field('state') === 'online' && Number(field('lag')) <= KEEPING_UP_LAG_SECONDS;
-  }).length;
+/**
+ * Replicas in an INFO replication answer (`slave0:ip=…,state=online,offset=…,lag=0`) that are
+ * connected and synced; whether they keep up within the timeout only a WAIT tells.
+ */
+function replicasOnline(info: string): number {
+  return [...info.matchAll(/^slave\d+:(?:.*,)?state=online(?:,|\r?$)/gm)].length;
 }

@@ -20,7 +20,7 @@ export interface MailboxState extends RequestState {
   newMessageId: string | undefined;
   /** A repeated send: the id of the message its first try was to create, which the retry is told of. */
   firstTryCreates: string | undefined;
-  /** Set once the request has recorded what it brought (a send's message, a chunk): its token stays used, whatever became of a success's answer. */
+  /** Set once the request has recorded what it brought (a send's message, a chunk): unless the request then fails, its token stays used, whatever became of the answer. */
   recorded?: boolean;
 }
 
@@ -75,11 +75,13 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
     const responseClosed = ctx.res.closed ? Promise.resolve() : new Promise((resolve) => ctx.res.once('close', resolve));
     // Decided once the request is handled and its connection is done with it: the client may go
     // while a send is still being stored, and the message is then sent all the same.
+    let failed = false;
     const giveBackUnlessServed = async (): Promise<void> => {
       await responseClosed;
-      // Recorded and refused after (its writes not confirmed on Redis's replicas): a failover may
-      // have lost the record, so whether it stands is read again, as for a send that failed.
-      if (ctx.state.recorded && ctx.status < 300) return;
+      // Recorded and failed after (its writes not confirmed on Redis's replicas): a failover may
+      // have lost the record, so whether it stands is read again, as for a send that failed. (Not
+      // told by the status: with the client gone, the error's is not set yet.)
+      if (ctx.state.recorded && !failed) return;
       // A send that failed may have failed after its message was recorded (a step after it, an
       // answer from Redis lost): then its retry must be told that message, not send it again.
       // An upload's retry is answered 202 as its first try was (uploadChunk) once the message is
@@ -93,6 +95,9 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
     };
     try {
       await next();
+    } catch (error) {
+      failed = true;
+      throw error;
     } finally {
       pendingWork.track(giveBackUnlessServed()).catch((error: unknown) => {
         const reason = failureReason(error);
