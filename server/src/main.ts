@@ -52,6 +52,8 @@ async function main(): Promise<void> {
   const reporting = setInterval(() => void processSettings.report(new Date()).catch(() => undefined), REPORT_EVERY_MS);
   const metrics = new Metrics(config.role === 'api' ? undefined : { name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   metrics.serverCertificate(config.certificateNotAfter);
+  const { replicas } = connections.services;
+  if (replicas.required && config.role !== 'worker') metrics.replicaConfirmation(() => replicas.behind);
   const certificateDaysLeft = daysLeft(config.certificateNotAfter, new Date());
   if (certificateDaysLeft <= EXPIRY_WARNING_DAYS) {
     logger.warn(

@@ -109,6 +109,18 @@ export class Metrics {
     }).set(notAfter.getTime() / 1000);
   }
 
+  /** Whether sends, chunks and acknowledgements are being refused for Redis replicas behind (MESHBOX_REDIS_WAIT_REPLICAS set). */
+  replicaConfirmation(behind: () => boolean): void {
+    new Gauge({
+      name: 'meshbox_redis_replicas_behind',
+      help: 'Whether this process refuses sends, chunk uploads and acknowledgements (503) because the Redis replicas MESHBOX_REDIS_WAIT_REPLICAS asks for did not confirm a write in time (1) or not (0); present only with the setting',
+      registers: [this.registry],
+      collect() {
+        this.set(behind() ? 1 : 0);
+      },
+    });
+  }
+
   /** The CRL loaded (again): its nextUpdate, or none (never stale). */
   revocationListLoaded(nextUpdate: Date | undefined): void {
     this.#revocationListNextUpdate ??= new Gauge({

@@ -11,7 +11,7 @@ import { redisKeys } from '../../server/src/store/keys.ts';
 import { openRedis } from '../../server/src/store/redis-client.ts';
 import { ReplicaConfirmation, ReplicasBehindError, type ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
-import { mailboxRequest, openMailboxRequest, type RawResponse, readText, sendMessage } from '../support/http.ts';
+import { mailboxRequest, openMailboxRequest, type RawResponse, rawRequest, readText, sendMessage } from '../support/http.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
@@ -238,6 +238,7 @@ test('confirmations asked in one turn share one WAIT; while the replicas are awa
     const shared = await confirmAll(10);
     t.true(shared.every((outcome) => outcome.status === 'rejected' && outcome.reason instanceof ReplicasBehindError), 'no replica: none confirmed');
     t.is(await waits(), 1, 'one WAIT for the ten');
+    t.true(confirmation.behind);
     for (let attempt = 0; attempt < 5; attempt++) await t.throwsAsync(confirmation.confirm(confirmation.mark()), { instanceOf: ReplicasBehindError });
     t.is(await waits(), 1, 'none more while Redis reports no replica');
 
@@ -246,6 +247,7 @@ test('confirmations asked in one turn share one WAIT; while the replicas are awa
     // Asked again within a second or so: confirmed once Redis reports the replica.
     t.true(await eventually(() => confirmation.confirm(confirmation.mark()).then(() => true, () => false)), 'confirmed again');
     t.is(await waits(), 2);
+    t.false(confirmation.behind);
   } finally {
     redis.disconnect();
     await Promise.all([primary.stop(), replica.stop()]);
@@ -267,6 +269,7 @@ test('on a Redis Cluster, with replicas asked for that its masters do not have, 
     t.like(refused.json().detail[0], { code: '503' });
     t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).status, 200);
     t.regex(server.output(), /0 of 1 replicas had them in time/);
+    t.regex((await rawRequest(server, { path: '/metrics', clientCertificate: lab })).body.toString(), /^meshbox_redis_replicas_behind 1$/m, 'for monitoring');
     t.regex(server.output(), /fewer replicas online than MESHBOX_REDIS_WAIT_REPLICAS=1 asks for/, 'said at start');
   } finally {
     await server?.stop();

@@ -51,6 +51,11 @@ export class ReplicaConfirmation {
     return this.#setting.replicas > 0;
   }
 
+  /** Whether confirmations are refused at once now, a WAIT having come back short (until Redis reports the replicas back). */
+  get behind(): boolean {
+    return this.#behind;
+  }
+
   /** Taken before a request writes, and given to `confirm` after. */
   mark(): number {
     return connectionsLostBy(this.#redis);
