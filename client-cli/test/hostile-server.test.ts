@@ -206,6 +206,10 @@ test('control codes in what the server says are shown escaped, not sent to the t
   t.is(refused.code, 1);
   t.false(/[\u001b\u0007\u009b]/.test(refused.stderr), JSON.stringify(refused.stderr));
   t.true(refused.stderr.includes('denied\\u001b]0;pwned\\u0007\\u009b2J'));
+  // A 403 for a message (MESH's sandbox refuses another mailbox's so): the hint names that cause too.
+  const notOurs = await against((_request, response) => json(response, 403, { detail: [{ code: '02', msg: 'forbidden' }] }), ['download', MESSAGE_ID, '--quiet'], cwd);
+  t.is(notOurs.code, 1);
+  t.regex(notOurs.stderr, /check the mailbox id and password.*; for a message, that it is this mailbox's/);
   const listed = await against((_request, response) => json(response, 200, { messages: [`${MESSAGE_ID}\nFAKE_ID`, MESSAGE_ID] }), ['inbox'], cwd);
   t.is(listed.code, 0, listed.stderr);
   t.deepEqual(listed.stdout.split('\n'), [JSON.stringify(`${MESSAGE_ID}\nFAKE_ID`), MESSAGE_ID, '']);

@@ -131,9 +131,9 @@ export function errorLine(error: unknown): string {
 const CLOSED_ON_CONNECT_HINT =
   "the server closed a new connection unanswered: if it keeps doing so, it may be refusing this certificate (revoked, expired, or not from its CA; the server's log says which)";
 
-/** MESH answers every refusal of who you are with the same 403, whatever the cause: what to check. */
+/** MESH answers every refusal of who you are with the same 403, whatever the cause, and some servers a message that is not yours too: what to check. */
 const FORBIDDEN_HINT =
-  "check the mailbox id and password, the shared key, that the mailbox is active, and that the certificate is the mailbox's own and not revoked";
+  "check the mailbox id and password, the shared key, that the mailbox is active, and that the certificate is the mailbox's own and not revoked; for a message, that it is this mailbox's (sent to it, or by it to track or resume)";
 
 /** The error and the errors it wraps (`cause`), outermost first. */
 function causes(error: unknown): unknown[] {
