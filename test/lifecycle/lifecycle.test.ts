@@ -657,7 +657,7 @@ test('a message listed though it can no longer be downloaded (a delivery cut off
 
 test('a check that finds a send still storing chunk 1 (its id reserved) looks again a delivery-check period on, as for an upload: the send may record the message and stop short of delivering it', async (t) => {
   const reserved = newMessageId();
-  t.true(await server.services.messages.reserveId(reserved));
+  t.truthy(await server.services.messages.reserveId(reserved));
   const before = Date.now();
   const next = await advanceLifecycle(server.services, reserved);
   t.truthy(next);
@@ -666,16 +666,28 @@ test('a check that finds a send still storing chunk 1 (its id reserved) looks ag
 
 test('an id stays taken while its message is recorded: it cannot be reserved again', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'mine');
-  t.false(await server.services.messages.reserveId(messageId));
+  t.is(await server.services.messages.reserveId(messageId), undefined);
   const fresh = newMessageId();
-  t.true(await server.services.messages.reserveId(fresh));
-  t.false(await server.services.messages.reserveId(fresh), 'nor while another send holds it');
+  t.truthy(await server.services.messages.reserveId(fresh));
+  t.is(await server.services.messages.reserveId(fresh), undefined, 'nor while another send holds it');
+});
+
+test('a reservation given back (its send cut off before its message was recorded) frees the id; given back again once another send holds it, it leaves that one alone', async (t) => {
+  const id = newMessageId();
+  const first = await server.services.messages.reserveId(id);
+  if (!first) return t.fail('not reserved');
+  await first.release();
+  const second = await server.services.messages.reserveId(id);
+  t.truthy(second, 'free again');
+  await first.release();
+  t.is(await server.services.messages.reserveId(id), undefined, 'still held by the second');
+  await second?.release();
 });
 
 test('a small send offered a taken id (a recorded message, a large send\'s reservation) takes another; both keep theirs', async (t) => {
   const recorded = await sendMessage(server, lab, gp, 'mine');
   const reserved = newMessageId();
-  t.true(await server.services.messages.reserveId(reserved));
+  t.truthy(await server.services.messages.reserveId(reserved));
   const fresh = newMessageId();
   const offered = [recorded, reserved, fresh];
   const services: Services = { ...server.services, newMessageId: () => offered.shift() ?? newMessageId() };

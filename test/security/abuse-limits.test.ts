@@ -284,7 +284,7 @@ test('a TLS 1.2 client may not renegotiate (a full handshake each time, on a con
   t.is((await mailboxRequest(server, mailbox, { path: `/messageexchange/${mailbox.id}/inbox` })).status, 200);
 });
 
-test('uploads cut off by their clients, and 5xx answers to what clients sent, fill no error log: no server fault', async (t) => {
+test('uploads cut off by their clients, and 5xx answers to what clients sent, fill no error log (no server fault), and cut-off sends hold no message id', async (t) => {
   const logged = await startServerProcess({ MESHBOX_LOG_LEVEL: 'warn' });
   try {
     const [lab, gp] = [await logged.createMailbox(), await logged.createMailbox()];
@@ -304,6 +304,13 @@ test('uploads cut off by their clients, and 5xx answers to what clients sent, fi
       upload.destroy();
       await closed;
       t.true(await logged.tokenGivenBack(authorization), 'the server is done with the cut upload');
+    }
+    // Nor do they leave their message ids held (a day each, before): a client cutting sends off at will would fill Redis.
+    const redis = new Redis(logged.deployment.redis.redisUrl);
+    try {
+      t.deepEqual(await redis.keys(`${logged.deployment.prefix}message-id-reservation:*`), [], 'no message id left reserved');
+    } finally {
+      redis.disconnect();
     }
     // Nor do 5xx answers caused by what a client sent: a transfer coding no server need take,
     // and the download (without gzip) of content its sender sent as gzip and corrupted.

@@ -186,7 +186,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // A report that expires gets no report of its own, nor does a sender deactivated or gone
         // since: nobody could collect it (a deactivation returns what waits), or ever would.
         const reportable = message.sender !== '' && (await services.mailboxes.listing(message.sender))?.active === true;
-        const reportId = reportable ? await reserveMessageId(services, at(now, services.periods.inboxExpiryMs)) : '';
+        const reportId = reportable ? (await reserveMessageId(services, at(now, services.periods.inboxExpiryMs))).messageId : '';
         const description =
           step.because === 'recipient-deactivated' ? MeshErrorCodes.undeliveredMailboxDeactivated.description : undeliveredDescription(services.periods.inboxExpiryMs);
         await services.messages.expire(message, reportId, description, now);

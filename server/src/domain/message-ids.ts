@@ -1,3 +1,4 @@
+import type { IdReservation } from '../store/messages.ts';
 import type { Services } from './services.ts';
 
 /**
@@ -8,10 +9,10 @@ import type { Services } from './services.ts';
  * go together (one round trip): scheduling leaves an existing entry alone, so a clash harms nobody.
  * `firstChoice`, an id picked beforehand, is tried first.
  */
-export async function reserveMessageId(services: Services, firstCheckAt: Date, firstChoice?: string): Promise<string> {
+export async function reserveMessageId(services: Services, firstCheckAt: Date, firstChoice?: string): Promise<{ readonly messageId: string; readonly reservation: IdReservation }> {
   for (let choice = firstChoice; ; choice = undefined) {
     const messageId = choice ?? services.newMessageId(services.now());
-    const [reserved] = await Promise.all([services.messages.reserveId(messageId), services.lifecycle.start(messageId, firstCheckAt)]);
-    if (reserved) return messageId;
+    const [reservation] = await Promise.all([services.messages.reserveId(messageId), services.lifecycle.start(messageId, firstCheckAt)]);
+    if (reservation) return { messageId, reservation };
   }
 }

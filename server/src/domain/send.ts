@@ -176,8 +176,13 @@ async function recordStoredMessage(services: Services, metadata: MessageMetadata
   const release = admitChunkUpload(services, metadata.sender, body, undefined);
   try {
     const firstCheckAt = after(services, Math.min(periods.deliveryCheckMs, periods.uploadExpiryMs, periods.inboxExpiryMs));
-    const messageId = await reserveMessageId(services, firstCheckAt, firstChoice);
-    const size = await storeAdmittedChunk(services, { messageId, number: 1, version: SENT_CHUNK_VERSION }, body);
+    const { messageId, reservation } = await reserveMessageId(services, firstCheckAt, firstChoice);
+    const size = await storeAdmittedChunk(services, { messageId, number: 1, version: SENT_CHUNK_VERSION }, body).catch(async (error: unknown) => {
+      // Cut off or refused mid-stream: the id is not held a day for nothing (a client cutting sends
+      // off at will would fill Redis with them); the first check deletes what was stored of it.
+      await reservation.release().catch(() => undefined);
+      throw error;
+    });
     const recordedAt = services.now();
     const outcome = await createOnce(services, messageId, metadata, size, recordedAt);
     if (outcome === 'exists') throw new Error(`message id ${messageId} was reserved but already recorded`);

@@ -5,6 +5,7 @@ import { LuaScript } from './lua-script.ts';
 import { connectionsLostBy, pingEveryMaster, type RedisClient } from './redis-client.ts';
 
 const reserveIdScript = new LuaScript('reserve-id');
+const releaseIdScript = new LuaScript('release-id');
 const createMessageScript = new LuaScript('create-message');
 const allocateChunkVersionScript = new LuaScript('allocate-chunk-version');
 const storeChunkScript = new LuaScript('store-chunk', ['accept-when-complete']);
@@ -13,6 +14,12 @@ const acknowledgeScript = new LuaScript('acknowledge');
 const expireScript = new LuaScript('expire-message');
 const abandonScript = new LuaScript('abandon-upload');
 const updateExisting = new LuaScript('update-existing-hash');
+
+/** A message id held for a send while its chunk 1 streams in; recording the message ends it. */
+export interface IdReservation {
+  /** Ends it now: the send failed before recording its message (else it would be held a day). */
+  readonly release: () => Promise<void>;
+}
 
 /** What the sender said about a message; stored as given, returned on download and tracking. */
 export interface MessageMetadata {
@@ -124,10 +131,13 @@ export class MessageStore {
   }
 
   /** Claims a fresh message id before its payload is stored; false when it is taken. */
-  async reserveId(id: string): Promise<boolean> {
+  async reserveId(id: string): Promise<IdReservation | undefined> {
     // Held a day: longer than any single chunk upload can take. A value of the claim's own tells
     // its command sent again by ioredis (its answer lost) from another send's claim.
-    return (await reserveIdScript.run(this.#redis, [this.#keys.message(id), this.#keys.messageIdReservation(id)], [86_400, randomUUID()])) === 1;
+    const claim = randomUUID();
+    const reservation = this.#keys.messageIdReservation(id);
+    if ((await reserveIdScript.run(this.#redis, [this.#keys.message(id), reservation], [86_400, claim])) !== 1) return undefined;
+    return { release: async () => void (await releaseIdScript.run(this.#redis, [reservation], [claim])) };
   }
 
   /**
