@@ -130,7 +130,7 @@ export class MessageStore {
     this.#keys = keys;
   }
 
-  /** Claims a fresh message id before its payload is stored; false when it is taken. */
+  /** Claims a fresh message id before its payload is stored; undefined when it is taken. */
   async reserveId(id: string): Promise<IdReservation | undefined> {
     // Held a day: longer than any single chunk upload can take. A value of the claim's own tells
     // its command sent again by ioredis (its answer lost) from another send's claim.
