@@ -1,5 +1,5 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { type Agent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import type { KeyPair, TestMailbox } from './harness.ts';
@@ -30,6 +30,8 @@ export interface RawRequest {
   readonly body?: Buffer | string;
   /** Client certificate; `null` sends none. */
   readonly clientCertificate?: KeyPair | null;
+  /** Connections to reuse (kept alive, their TLS handshakes done); by default a new one for the request. */
+  readonly agent?: Agent;
 }
 
 /** One HTTPS request with full control over certificate, headers and body. */
@@ -44,7 +46,7 @@ export function rawRequest(server: Endpoint, request: RawRequest): Promise<RawRe
         headers: request.headers ?? {},
         ca: server.caPem,
         ...certificate,
-        agent: false,
+        agent: request.agent ?? false,
       },
       (res) => {
         const parts: Buffer[] = [];
