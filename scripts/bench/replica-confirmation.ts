@@ -10,7 +10,6 @@
 import { Agent } from 'node:https';
 import { parseArgs } from 'node:util';
 import { ensureLocalServices } from '../services/index.ts';
-import { waitFor } from '../services/processes.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import type { TestMailbox } from '../../test/support/harness.ts';
 import { startTestRedis } from '../../test/support/redis-server.ts';
@@ -36,8 +35,7 @@ const local = await ensureLocalServices();
 const replica = await startTestRedis();
 const servers: ServerProcess[] = [];
 try {
-  await replica.admin.replicaof('127.0.0.1', new URL(local.redisUrl).port);
-  if (!(await waitFor(async () => /master_link_status:up/.test(await replica.admin.info('replication')), 120_000, 100))) throw new Error('the replica did not sync');
+  if (!(await replica.replicate(Number(new URL(local.redisUrl).port)))) throw new Error('the replica did not sync');
   const settings = { MESHBOX_RATE_LIMIT_PER_SECOND: '0', MESHBOX_LOG_LEVEL: 'error' };
   const plain = await startServerProcess(settings);
   servers.push(plain);

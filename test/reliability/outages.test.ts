@@ -29,7 +29,7 @@ import { startS3ErrorProxy } from '../support/s3-error-proxy.ts';
 import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { within } from '../../server/src/time-limit.ts';
 import { capturedLogger } from '../../server/test/support/captured-log.ts';
-import { startTestRedis } from '../support/redis-server.ts';
+import { replicationOffset, startTestRedis } from '../support/redis-server.ts';
 import { tokenClaimed } from '../support/token-claims.ts';
 import { overriding } from '../support/overriding.ts';
 
@@ -511,9 +511,8 @@ test('a Redis failover (the Redis reached made a replica, its address then leadi
     const { proxy, server, lab, gp } = setting;
     const before = await sendMessage(server, lab, gp, 'before the failover');
     // WAIT would cover only the writes of the connection asking it (none): the replica's offset is compared instead.
-    const offset = async (redis: Redis, field: string) => Number(new RegExp(`${field}:(\\d+)`).exec(await redis.info('replication'))?.[1] ?? -1);
-    const written = await offset(first.admin, 'master_repl_offset');
-    t.true(await eventually(async () => (await offset(second.admin, 'slave_repl_offset')) >= written), 'the replica has it all');
+    const written = await replicationOffset(first.admin, 'master_repl_offset');
+    t.true(await eventually(async () => (await replicationOffset(second.admin, 'slave_repl_offset')) >= written), 'the replica has it all');
 
     // The roles swap, as Sentinel or a managed service swaps them; the address still leads to the
     // old primary, cut off from the new one (a replica that synced with it would drop its clients).

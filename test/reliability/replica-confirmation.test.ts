@@ -3,7 +3,6 @@ import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import type { Redis } from 'ioredis';
 import { freePort, waitFor } from '../../scripts/services/processes.ts';
 import { startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
@@ -12,15 +11,12 @@ import { openRedis } from '../../server/src/store/redis-client.ts';
 import { ReplicaConfirmation, ReplicasBehindError, type ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, type RawResponse, rawRequest, readText, sendMessage } from '../support/http.ts';
-import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
+import { replicationOffset, startTestRedis, type TestRedis } from '../support/redis-server.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { tokenClaimed, tokenGivenBack } from '../support/token-claims.ts';
 
 const eventually = (check: () => Promise<boolean>, seconds = 20): Promise<boolean> => waitFor(check, seconds * 1000, 50);
-
-const replicationOffset = async (redis: Redis, field: string): Promise<number> =>
-  Number(new RegExp(`${field}:(\\d+)`).exec(await redis.info('replication'))?.[1] ?? -1);
 
 interface ReplicatedSetting {
   readonly primary: TestRedis;
@@ -51,9 +47,8 @@ async function withReplicatedRedis(t: ExecutionContext, replicas: ReplicaSetting
   const serverLink = await startTcpProxy(primary.port);
   let server: TestServer | undefined;
   try {
-    await replica.admin.replicaof('127.0.0.1', String(replicationLink.port));
-    await chained.admin.replicaof('127.0.0.1', String(replica.port));
-    for (const each of [replica, chained]) t.true(await eventually(async () => /master_link_status:up/.test(await each.admin.info('replication'))), 'the replicas are in sync');
+    t.true(await replica.replicate(replicationLink.port), 'the replica is in sync');
+    t.true(await chained.replicate(replica.port), 'its own replica too');
     server = await startTestServer({ redisUrl: `redis://127.0.0.1:${serverLink.port}`, worker: false, redisReplicas: replicas });
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     // A lifecycle first, so that Redis knows the scripts, as it does in steady state: a script it
@@ -218,8 +213,7 @@ test('with Redis refusing INFO to meshbox (an ACL), confirmations are not refuse
     const confirmation = new ReplicaConfirmation(redis, { replicas: 1, timeoutMs: 100 });
     t.deepEqual(await confirmation.mastersShort(), [], 'nothing known without INFO');
     await t.throwsAsync(confirmation.confirm(confirmation.mark()), { instanceOf: ReplicasBehindError });
-    await replica.admin.replicaof('127.0.0.1', String(primary.port));
-    t.true(await eventually(async () => /master_link_status:up/.test(await replica.admin.info('replication'))));
+    t.true(await replica.replicate(primary.port));
     t.true(await eventually(() => confirmation.confirm(confirmation.mark()).then(() => true, () => false)), 'confirmed once the replica is there');
   } finally {
     redis.disconnect();
@@ -242,8 +236,7 @@ test('confirmations asked in one turn share one WAIT; while the replicas are awa
     for (let attempt = 0; attempt < 5; attempt++) await t.throwsAsync(confirmation.confirm(confirmation.mark()), { instanceOf: ReplicasBehindError });
     t.is(await waits(), 1, 'none more while Redis reports no replica');
 
-    await replica.admin.replicaof('127.0.0.1', String(primary.port));
-    t.true(await eventually(async () => /master_link_status:up/.test(await replica.admin.info('replication'))));
+    t.true(await replica.replicate(primary.port));
     // Asked again within a second or so: confirmed once Redis reports the replica.
     t.true(await eventually(() => confirmation.confirm(confirmation.mark()).then(() => true, () => false)), 'confirmed again');
     t.is(await waits(), 2);

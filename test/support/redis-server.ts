@@ -15,6 +15,8 @@ export interface TestRedis {
   readonly dir: string;
   /** A connection for the test's own commands (REPLICAOF, ROLE, CONFIG SET). */
   readonly admin: Redis;
+  /** Makes it a replica of the Redis on this port (of loopback); whether it got in sync with it (a full copy first) within two minutes. */
+  readonly replicate: (port: number) => Promise<boolean>;
   /** Kills it (SIGKILL) and starts it again on the same port and folder, with these arguments besides its own. */
   readonly restart: (args?: readonly string[]) => Promise<void>;
   readonly stop: () => Promise<void>;
@@ -48,6 +50,10 @@ export async function startTestRedis(args: readonly string[] = []): Promise<Test
     url: `redis://127.0.0.1:${port}`,
     dir,
     admin,
+    replicate: async (primaryPort) => {
+      await admin.replicaof('127.0.0.1', String(primaryPort));
+      return waitFor(async () => /^master_link_status:up/m.test(await admin.info('replication')), 120_000, 50);
+    },
     restart: async (more = []) => {
       await kill();
       await start(more);
@@ -58,4 +64,9 @@ export async function startTestRedis(args: readonly string[] = []): Promise<Test
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A number of a Redis's INFO replication section (`master_repl_offset`, `slave_repl_offset`); -1 when it has none. */
+export async function replicationOffset(redis: Redis, field: string): Promise<number> {
+  return Number(new RegExp(`${field}:(\\d+)`).exec(await redis.info('replication'))?.[1] ?? -1);
 }

@@ -12,7 +12,6 @@ export const NO_REPLICA_CONFIRMATION: ReplicaSetting = { replicas: 0, timeoutMs:
 /** How often, while the replicas are behind, Redis is asked whether they are back. */
 const RECHECK_MS = 1000;
 
-
 /** The writes of a request could not be confirmed on the replicas asked for: they may be lost in a failover. */
 export class ReplicasBehindError extends Error {
   constructor(detail: string) {
