@@ -99,3 +99,11 @@ export function tail(file: string, lines = 20): string {
     return '(no log)';
   }
 }
+
+/**
+ * How long a service of ours that is alive but not answering is waited for before it is taken for
+ * hung and replaced. Others (the test files running meanwhile) are using it, and a replacement
+ * listens on a new port, cutting them all off; on a loaded machine a busy s3rver (a large object)
+ * was seen silent past 15 s, and replaced, failing every test file then running.
+ */
+export const BUSY_SERVICE_PATIENCE_MS = 120_000;

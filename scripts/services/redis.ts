@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { commandLine, freePort, processAlive, readInteger, stopProcess, tail, waitFor } from './processes.ts';
+import { BUSY_SERVICE_PATIENCE_MS, commandLine, freePort, processAlive, readInteger, stopProcess, tail, waitFor } from './processes.ts';
 
 export interface RedisProcess {
   readonly port: number;
@@ -79,8 +79,8 @@ function isOurRedisProcess(redis: RedisProcess): boolean {
 /** The recorded Redis when it is (or soon becomes) ready, else a freshly started one. */
 export async function ensureRedis(dataDir: string, recorded: RedisProcess | undefined): Promise<RedisProcess> {
   if (recorded && isOurRedisProcess(recorded)) {
-    // Alive: give it time to finish loading its AOF rather than start a second Redis on the same files.
-    if (await waitFor(() => isOurRedis(dataDir, recorded), START_TIMEOUT_MS)) return recorded;
+    // Alive: give it time to finish loading its AOF (or to answer on a loaded machine) rather than start a second Redis on the same files.
+    if (await waitFor(() => isOurRedis(dataDir, recorded), BUSY_SERVICE_PATIENCE_MS)) return recorded;
     await stopProcess(recorded.pid);
   }
   return startRedis(dataDir);

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { commandLine, readInteger, stopProcess, tail, waitFor } from './processes.ts';
+import { BUSY_SERVICE_PATIENCE_MS, commandLine, readInteger, stopProcess, tail, waitFor } from './processes.ts';
 
 export interface S3Process {
   readonly port: number;
@@ -59,8 +59,8 @@ function get(port: number, timeoutMs = 2_000): Promise<{ status: number; pidHead
 /** The recorded s3rver when it is (or soon becomes) ready, else a freshly started one. */
 export async function ensureS3(dataDir: string, recorded: S3Process | undefined): Promise<S3Process> {
   if (recorded && isOurS3Process(dataDir, recorded)) {
-    if (await waitFor(() => isOurS3(dataDir, recorded), START_TIMEOUT_MS)) return recorded;
-    await stopProcess(recorded.pid); // alive but not answering: replace it
+    if (await waitFor(() => isOurS3(dataDir, recorded), BUSY_SERVICE_PATIENCE_MS)) return recorded;
+    await stopProcess(recorded.pid); // alive but not answering for so long: hung, replace it
   }
   return startS3(dataDir);
 }
