@@ -249,7 +249,9 @@ test('a FIFO planted at the note path does not hang the download (the note is no
         () => 'saved',
         (error: Error) => `failed: ${error.message}`,
       );
-      const first = await Promise.race([run, sleep(5000, undefined, { ref: false }).then(() => 'hung')]);
+      // Not a timing bound: a download of 50 KB from a local server is long done by then, however loaded the host
+      // (5 s was not enough on one); a blocked open() never returns.
+      const first = await Promise.race([run, sleep(60_000, undefined, { ref: false }).then(() => 'hung')]);
       if (first === 'hung') {
         // Release the blocked open() so that the test ends.
         const writer = await open(fifo, 'w');
