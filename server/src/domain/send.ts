@@ -96,9 +96,9 @@ export async function resentMessage(services: Services, sender: string, messageI
   return messageId;
 }
 
-/** Whether a send's message is recorded (its first try may have failed after recording it). */
+/** Whether a send's message is recorded (its first try may have failed after recording it), as the primary holds it. */
 export async function sendRecorded(services: Services, sender: string, messageId: string): Promise<boolean> {
-  return (await services.messages.get(messageId))?.sender === sender;
+  return (await services.messages.senderOnPrimary(messageId)) === sender;
 }
 
 export interface SentMessage {

@@ -31,7 +31,7 @@ export const REDIS_SILENCE_TIMEOUT_MS = 10_000;
  * endpoint, a DNS name, a proxy), a new connection reaches it: reconnect. The write itself fails
  * (a 503 the client retries): sent again, it could meet the same replica again, and again.
  */
-function reconnectAfterFailover(error: Error): boolean {
+export function reconnectAfterFailover(error: Error): boolean {
   return error.message.startsWith('READONLY');
 }
 

@@ -79,7 +79,7 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
     const giveBackUnlessServed = async (): Promise<void> => {
       await responseClosed;
       // Recorded and failed after (its writes not confirmed on Redis's replicas): a failover may
-      // have lost the record, so whether it stands is read again, as for a send that failed. (Not
+      // have lost the record, so whether it stands is read again, of a primary, as for a send that failed. (Not
       // told by the status: with the client gone, the error's is not set yet.)
       if (ctx.state.recorded && !failed) return;
       // A send that failed may have failed after its message was recorded (a step after it, an
