@@ -1,7 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -14,6 +16,7 @@ import {
 import test from 'ava';
 import { Redis } from 'ioredis';
 import { ensureLocalServices, type LocalServices, localServicesStatus, stopLocalServices } from '../scripts/services/index.ts';
+import { listensOn, portOpen } from '../scripts/services/processes.ts';
 import { removeDeploymentState } from './support/cleanup.ts';
 import { startTestServer } from './support/harness.ts';
 import { sendMessage } from './support/http.ts';
@@ -145,4 +148,25 @@ test('a test server deletes its keys and bucket when it closes, unless asked to 
     }
   }
   s3.destroy();
+});
+
+test('a port is told to be listened on by the process that holds it, not by another: a test process started on a port another took first is not mistaken for it', async (t) => {
+  const holder = spawn(process.execPath, ['-e', "require('node:net').createServer().listen(0, '127.0.0.1', function () { console.log(this.address().port) })"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [line] = (await once(holder.stdout, 'data')) as [Buffer];
+    const port = Number(line.toString().trim());
+    const ours = createServer().listen(0, '127.0.0.1');
+    await once(ours, 'listening');
+    const ownPort = (ours.address() as AddressInfo).port;
+    t.true(listensOn(holder.pid ?? 0, port), 'the holder');
+    t.false(listensOn(process.pid, port), 'not this process, though the port answers');
+    t.true(await portOpen(port));
+    t.true(listensOn(process.pid, ownPort));
+    t.false(listensOn(holder.pid ?? 0, ownPort));
+    ours.close();
+    await once(ours, 'close');
+    t.false(listensOn(process.pid, ownPort), 'once closed');
+  } finally {
+    holder.kill();
+  }
 });

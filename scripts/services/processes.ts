@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { processAlive } from '../../shared/src/processes.ts';
 
@@ -50,6 +50,47 @@ export function freePort(): Promise<number> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** TCP socket states in /proc/net/tcp: 0A is LISTEN. */
+const LISTENING = '0A';
+
+/**
+ * Whether process `pid` itself listens on TCP `port` (Linux: its sockets, by inode, in /proc): a
+ * process given a port from freePort() may find it taken by another by the time it binds, and
+ * then the port answers all the same, for that other process.
+ */
+export function listensOn(pid: number, port: number): boolean {
+  const listeners = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readOrEmpty(table).split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const [, local, , state, , , , , , inode] = line.trim().split(/\s+/);
+      if (state === LISTENING && inode && Number.parseInt(local?.split(':')[1] ?? '', 16) === port) listeners.add(`socket:[${inode}]`);
+    }
+  }
+  if (listeners.size === 0) return false;
+  let descriptors: string[];
+  try {
+    descriptors = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false; // gone
+  }
+  return descriptors.some((descriptor) => {
+    try {
+      return listeners.has(readlinkSync(`/proc/${pid}/fd/${descriptor}`));
+    } catch {
+      return false; // closed meanwhile
+    }
+  });
+}
+
+function readOrEmpty(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Whether something accepts TCP connections at host:port. */

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, portOpen, waitFor } from '../../scripts/services/processes.ts';
+import { freePort, listensOn, waitFor } from '../../scripts/services/processes.ts';
 import { ensureRedisInstalled } from '../../scripts/services/redis.ts';
 
 /** A Redis of a test's own (the shared one must not be made a replica, run out of memory, ...), in memory, with a client to command it. */
@@ -25,17 +25,26 @@ export interface TestRedis {
 /** `args`: more redis-server arguments (`--maxmemory-policy volatile-lru`), after the defaults (no saving, no AOF). */
 export async function startTestRedis(args: readonly string[] = []): Promise<TestRedis> {
   ensureRedisInstalled();
-  const port = await freePort();
+  let port = await freePort();
   // A replica's full sync writes a snapshot even with saving off: into a folder of its own.
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-test-redis-'));
   let child: ChildProcess | undefined;
-  const start = async (more: readonly string[]): Promise<void> => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args, ...more], { stdio: 'ignore' });
-    if (!(await waitFor(() => portOpen(port), 10_000))) {
-      child.kill('SIGKILL');
-      throw new Error(`redis-server did not start on port ${port}`);
-    }
+  /** Whether it started; false when it exited (its port taken by another process since freePort()). */
+  const start = async (more: readonly string[]): Promise<boolean> => {
+    const started = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args, ...more], { stdio: 'ignore' });
+    child = started;
+    const exited = (): boolean => started.exitCode !== null || started.signalCode !== null;
+    const listening = (): boolean => started.pid !== undefined && listensOn(started.pid, port);
+    await waitFor(async () => exited() || listening(), 10_000);
+    if (listening()) return true;
+    if (exited()) return false;
+    started.kill('SIGKILL');
+    throw new Error(`redis-server did not start on port ${port}`);
   };
+  for (let attempt = 1; !(await start([])); attempt++) {
+    if (attempt === 3) throw new Error(`redis-server exited at start three times (ports taken?)`);
+    port = await freePort();
+  }
   const kill = async (): Promise<void> => {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
@@ -43,7 +52,6 @@ export async function startTestRedis(args: readonly string[] = []): Promise<Test
       await exited;
     }
   };
-  await start([]);
   const admin = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
   return {
     port,
@@ -56,7 +64,7 @@ export async function startTestRedis(args: readonly string[] = []): Promise<Test
     },
     restart: async (more = []) => {
       await kill();
-      await start(more);
+      if (!(await start(more))) throw new Error(`redis-server exited at restart on port ${port}`);
     },
     stop: async () => {
       admin.disconnect();

@@ -20,7 +20,7 @@ import {
   issueServerCertificate,
 } from '../../shared/src/pki/index.ts';
 import { type KeyPair, TEST_SECRET_KEY, type TestMailbox } from './harness.ts';
-import { freePort, portOpen, sleep, waitFor } from '../../scripts/services/processes.ts';
+import { freePort, listensOn, portOpen, sleep, waitFor } from '../../scripts/services/processes.ts';
 import { removeDeploymentState } from './cleanup.ts';
 import { tokenClaimed, tokenGivenBack } from './token-claims.ts';
 
@@ -103,7 +103,7 @@ export async function startServerProcess(
   await writeFile(join(dir, 'server.key'), server.keyPem);
   const sharedKey = shared?.sharedKey ?? randomBytes(16).toString('hex');
   const prefix = shared?.prefix ?? `proc:${randomUUID()}:`;
-  const port = await freePort();
+  let port = await freePort();
   const bucket = shared?.bucket ?? `proc-${randomBytes(6).toString('hex')}`;
   const redisTarget: RedisTarget = shared?.redis ?? options.redis ?? { redisUrl: local.redisUrl, redisCluster: false };
   const redisEnvironment = { MESHBOX_REDIS_URL: redisTarget.redisUrl, MESHBOX_REDIS_CLUSTER: String(redisTarget.redisCluster) };
@@ -152,7 +152,17 @@ export async function startServerProcess(
     const [code] = (await exited) as [number | null];
     return code;
   };
-  await spawnServer();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await spawnServer();
+      break;
+    } catch (error) {
+      // Taken by another process between freePort() and the bind: another port.
+      if (attempt === 3 || !output.includes('the port is in use')) throw error;
+      port = await freePort();
+      environment.MESHBOX_PORT = String(port);
+    }
+  }
   const redis = openRedis(redisTarget);
   // A test may take Redis away from the server (and so from this client) on purpose: ioredis reconnects by itself, and would otherwise print each failed try.
   redis.on('error', () => undefined);
@@ -205,10 +215,11 @@ export async function startServerProcess(
   };
 }
 
+/** Whether `child` came to listen on `port` (not another process that took the port first, a test server of another CA). */
 async function waitForPort(port: number, child: ChildProcess): Promise<boolean> {
   // Generous: a loaded CI machine can take many seconds to start a Node process.
   for (let attempt = 0; attempt < 300 && child.exitCode === null; attempt++) {
-    if (await portOpen(port)) return true;
+    if (child.pid !== undefined && listensOn(child.pid, port)) return true;
     await sleep(100);
   }
   return false;
