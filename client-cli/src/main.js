@@ -4,7 +4,7 @@
 // first TypeScript module loads. A module the cache serves needs no type stripping, so a command
 // that finds everything cached never loads the stripper, and starts on about 40% less CPU.
 import { statSync } from 'node:fs';
-import { enableCompileCache } from 'node:module';
+import * as nodeModule from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 
@@ -43,11 +43,22 @@ function onlyMineToWrite(folder) {
   }
 }
 
+// An older Node fails on the first TypeScript module with an error that names none of this.
+const MINIMUM_NODE_MAJOR = 24;
+if (Number(process.versions.node.split('.')[0]) < MINIMUM_NODE_MAJOR) {
+  process.stderr.write(
+    `meshbox: needs Node ${MINIMUM_NODE_MAJOR} or later, and this is ${process.version}; the project's is in node_modules/.bin: export PATH="$PWD/node_modules/.bin:$PATH" in the project's folder\n`,
+  );
+  process.exit(1);
+}
+
 // NODE_COMPILE_CACHE names another folder (Node has then turned the cache on already);
 // NODE_DISABLE_COMPILE_CACHE=1 keeps it off. A folder that cannot be written leaves it off, quietly.
 const cacheFolder = process.env.NODE_COMPILE_CACHE ? undefined : userCacheFolder();
-if (cacheFolder !== undefined && onlyMineToWrite(cacheFolder)) enableCompileCache(join(cacheFolder, 'meshbox', 'node-compile-cache'));
+if (cacheFolder !== undefined && onlyMineToWrite(cacheFolder)) nodeModule.enableCompileCache(join(cacheFolder, 'meshbox', 'node-compile-cache'));
 
 const { runCli } = await import('./program.ts');
-// exitCode rather than exit(): stdout may still be draining into a pipe.
-process.exitCode = await runCli(process.argv.slice(2));
+// exitCode rather than exit(): stdout may still be draining into a pipe. Output that could not
+// be written has set it already.
+const status = await runCli(process.argv.slice(2));
+process.exitCode = Math.max(status, Number(process.exitCode ?? 0));

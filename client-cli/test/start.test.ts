@@ -1,9 +1,11 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { runInProcess, runSubprocess } from './support/cli-fixture.ts';
+import { MAIN, runInProcess, runSubprocess } from './support/cli-fixture.ts';
 
 const CACHE = join('meshbox', 'node-compile-cache');
 const RECORD_LOADS = resolve(import.meta.dirname, 'support/record-loads.mjs');
@@ -109,4 +111,34 @@ test("a command line whose command is no user command's gets the operator comman
   t.is(fullHelp.code, 0);
   t.regex(fullHelp.stdout, /^ {2}admin /m);
   t.regex(fullHelp.stdout, /^ {2}serve /m);
+});
+
+test('on a Node older than it needs, the command says which it needs and where the project keeps it, and exits 1 (not an import error naming none of that)', async (t) => {
+  const olderNode = "Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '20.19.0' } }); Object.defineProperty(process, 'version', { value: 'v20.19.0' });";
+  const result = await runSubprocess(['--help'], { env: { NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(olderNode)}` } });
+  t.is(result.code, 1);
+  t.is(result.stdout, '');
+  t.regex(result.stderr, /^meshbox: needs Node 24 or later, and this is v20\.19\.0; .*node_modules\/\.bin/);
+});
+
+test('output nobody reads any more (a pipe closed, as by `| head`) is dropped without a crash, and the command ends as it would have; output that cannot be written otherwise (a full disk) fails it', async (t) => {
+  const closedPipe = spawn(process.execPath, [MAIN, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  closedPipe.stdout.destroy();
+  let stderr = '';
+  closedPipe.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+  const [code] = (await once(closedPipe, 'exit')) as [number | null];
+  t.is(code, 0, stderr);
+  t.is(stderr, '');
+
+  const fullDisk = await open('/dev/full', 'w');
+  try {
+    const full = spawn(process.execPath, [MAIN, '--help'], { stdio: ['ignore', fullDisk.fd, 'pipe'] });
+    let said = '';
+    full.stderr?.on('data', (data: Buffer) => (said += data.toString()));
+    const [status] = (await once(full, 'exit')) as [number | null];
+    t.is(status, 1);
+    t.regex(said, /^meshbox: could not write the output: ENOSPC/);
+  } finally {
+    await fullDisk.close();
+  }
 });

@@ -25,10 +25,31 @@ export interface CliIo {
   readonly stopSignal?: () => AbortSignal;
 }
 
+/**
+ * Writes to the process's stream. Output nobody reads any more (`meshbox inbox | head`) is
+ * dropped, as a command stopped by SIGPIPE would stop writing, but the command's work goes on: a
+ * transfer is not given up for a reader that left. Any other failure to write (a full disk under
+ * a redirection) fails the command.
+ */
+function streamWriter(stream: NodeJS.WriteStream): (text: string) => void {
+  let broken = false;
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    broken = true;
+    if (error.code === 'EPIPE') return;
+    process.exitCode = 1;
+    if (stream !== process.stderr) process.stderr.write(`meshbox: could not write the output: ${error.message}\n`);
+  });
+  return (text) => {
+    if (!broken) stream.write(text);
+  };
+}
+
+let processWriters: { readonly stdout: (text: string) => void; readonly stderr: (text: string) => void } | undefined;
+
 export function processIo(): CliIo {
+  processWriters ??= { stdout: streamWriter(process.stdout), stderr: streamWriter(process.stderr) };
   return {
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
+    ...processWriters,
     env: process.env,
     cwd: process.cwd(),
     stopSignal: () => {
