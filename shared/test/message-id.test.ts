@@ -15,7 +15,9 @@ test('ids have the MESH shape, carry the given second, and differ across many po
 
 test('ids are case-insensitive on the wire; anything else is not an id', (t) => {
   t.is(normaliseMessageId('20261129123456000001_abcdef'), '20261129123456000001_ABCDEF');
-  for (const bad of ['', '20261129123456000001', '20261129123456000001_ABCDEG', '../etc/passwd', '20261129123456000001_ABCDEF ']) {
+  // 'ﬀ' (one letter) upper-cases to FF: a look-alike path is no id.
+  t.is('20261129123456000001_ABCDﬀ'.toUpperCase(), '20261129123456000001_ABCDFF', 'JavaScript upper-cases it to an id');
+  for (const bad of ['', '20261129123456000001', '20261129123456000001_ABCDEG', '../etc/passwd', '20261129123456000001_ABCDEF ', '20261129123456000001_ABCDﬀ']) {
     t.is(normaliseMessageId(bad), undefined, bad);
   }
 });

@@ -243,6 +243,17 @@ test('a certificate name is compared as a mailbox id, in ASCII: look-alike lette
   t.is((await authenticateMailbox(server.services, credentials(id.toLowerCase()))).mailbox.id, id);
 });
 
+test('the mailbox id in the path is compared in ASCII too: a look-alike (ı for I) is refused with the 403, with the right certificate and token; another letter case is served', async (t) => {
+  const id = `LOOKSI${Date.now() % 1_000_000}`;
+  const mailbox = await server.createMailbox({ id });
+  const lookAlike = id.replace('SI', 'Sı');
+  t.is(lookAlike.toUpperCase(), id, 'JavaScript upper-cases it to the id');
+  const refused = await mailboxRequest(server, mailbox, { path: `/messageexchange/${encodeURIComponent(lookAlike)}/inbox` });
+  t.is(refused.status, 403, refused.body.toString());
+  const served = await mailboxRequest(server, mailbox, { path: `/messageexchange/${id.toLowerCase()}/inbox` });
+  t.is(served.status, 200, served.body.toString());
+});
+
 test('the same send token sent several times at once creates one message', async (t) => {
   const recipient = await server.createMailbox();
   const once = token(alice);

@@ -201,6 +201,7 @@ test("v1's inbox pages as MESH's v1 does: max_results, and continue_from naming 
   t.deepEqual(await page('max_results=10'), sent.slice(0, 10));
   t.deepEqual(await page(`max_results=10&continue_from=${sent[9]}`), sent.slice(10));
   t.deepEqual(await page(`continue_from=${sent[3]}`), sent.slice(4), 'the default page: 500');
+  t.deepEqual(await page(`max_results=10&continue_from=${sent[9]?.toLowerCase()}`), sent.slice(10), 'an id in lower case is the same id');
   // A client acknowledging as it pages: the last id it saw has left the inbox.
   for (const id of sent.slice(0, 10)) {
     t.is((await mailboxRequest(server, recipient, { accept: 'v1', method: 'PUT', path: `/messageexchange/${recipient.id}/inbox/${id}/status/acknowledged` })).status, 200);

@@ -55,9 +55,10 @@ export interface AuthenticatedMailbox {
  * repeated: a client's retry). Every failure is the same ForbiddenError.
  */
 export async function authenticateMailbox(services: Services, credentials: MailboxCredentials): Promise<AuthenticatedMailbox> {
-  const mailboxId = credentials.mailboxId.toUpperCase();
+  // ASCII letters only, as the certificate's below: upper-cased, `alıce01` in a path would be ALICE01.
+  const mailboxId = MAILBOX_ID_PATTERN.test(credentials.mailboxId) ? credentials.mailboxId.toUpperCase() : undefined;
   const token = parseAuthorizationHeader(credentials.authorization);
-  if (!token || token.mailboxId !== mailboxId) throw new ForbiddenError();
+  if (!mailboxId || !token || token.mailboxId !== mailboxId) throw new ForbiddenError();
 
   const now = services.now();
   const issuedAt = parseTokenTimestamp(token.timestamp);

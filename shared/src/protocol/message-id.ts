@@ -28,8 +28,10 @@ function randomBytesFromPool(count: number): Buffer {
   return pool.subarray(poolOffset - count, poolOffset);
 }
 
+/** A message id in either letter case, ASCII only: Unicode upper-casing makes `ﬀ` (one letter) FF. */
+const ANY_CASE_MESSAGE_ID = /^\d{20}_[0-9A-Fa-f]{6}$/;
+
 /** Ids are case-insensitive on the wire; undefined when the value cannot be a message id. */
 export function normaliseMessageId(value: string): string | undefined {
-  const upper = value.toUpperCase();
-  return MESSAGE_ID_PATTERN.test(upper) ? upper : undefined;
+  return ANY_CASE_MESSAGE_ID.test(value) ? value.toUpperCase() : undefined;
 }
