@@ -153,6 +153,11 @@ test('a chunk re-uploaded while uploading replaces the earlier copy; after compl
   t.is(locked.json().message_id, messageId);
   const chunk2 = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/2` });
   t.is(chunk2.body.toString(), 'wrong', 'the accepted message is unchanged');
+  // Named as an upload must name it: 02 is no chunk, as an upload to .../02 is refused.
+  for (const chunk of ['02', '0', '+2', '2.0']) {
+    const misnamed = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}/${chunk}` });
+    t.is(misnamed.status, 404, chunk);
+  }
 });
 
 test('a chunk recorded by an earlier release (a random version, whatever its digits) is replaced by an upload of it now', async (t) => {

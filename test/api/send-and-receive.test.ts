@@ -212,10 +212,13 @@ test("v1's inbox pages as MESH's v1 does: max_results, and continue_from naming 
   t.is(refused.json().errorCode, '400');
 });
 
-test('max_results outside 10..5000 is refused with a MESH error', async (t) => {
-  const response = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=5` });
-  t.is(response.status, 400);
-  t.is(response.json().detail[0].code, '400');
+test('max_results outside 10..5000, or not written as a decimal number, is refused with a MESH error', async (t) => {
+  for (const value of ['5', '5001', '0x10', '1e1', '10.0', '%2010', '-10', '']) {
+    const response = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=${value}` });
+    t.is(response.status, 400, value);
+    t.is(response.json().detail[0].code, '400', value);
+  }
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=10` })).status, 200);
 });
 
 test('a message downloaded but not acknowledged stays in the inbox', async (t) => {

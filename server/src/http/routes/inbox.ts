@@ -25,7 +25,8 @@ function messageIdParam(value: string | undefined): string {
 
 function pageSize(value: unknown): number {
   if (value === undefined) return DEFAULT_PAGE;
-  const size = Number(value);
+  // Decimal digits only: Number() would also read 0x10, 1e1, 10.0 and ' 10'.
+  const size = typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(size) || size < MIN_PAGE || size > MAX_PAGE) {
     throw new BadRequestError(MeshErrorCodes.invalidRequest, `max_results must be ${MIN_PAGE} to ${MAX_PAGE}`);
   }
@@ -81,7 +82,8 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
   router.get('/inbox/:messageId/:chunk', async (ctx) => {
     const chunkNumber = Number(ctx.params.chunk);
     const messageId = messageIdParam(ctx.params.messageId);
-    if (!/^\d{1,9}$/.test(ctx.params.chunk ?? '')) throw new MessageNotFoundError(messageId);
+    // As an upload's path must name it (mex-Chunk-Range's number): no leading zero.
+    if (!/^[1-9]\d{0,8}$/.test(ctx.params.chunk ?? '')) throw new MessageNotFoundError(messageId);
     await (ctx.method === 'HEAD' ? headChunk : sendChunk)(ctx, services, messageId, chunkNumber);
   });
 
