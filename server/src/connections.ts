@@ -172,6 +172,27 @@ async function warnOfEviction(redis: RedisClient, logger: Logger | undefined): P
   }
 }
 
+/** The oldest Redis meshbox runs on: its scripts use 7.0's flags (a script only a primary runs: store/lua/sender-on-primary.lua). */
+export const MINIMUM_REDIS_MAJOR = 7;
+
+/** The major version in an INFO server answer (`redis_version:7.0.15`); undefined when it says none. */
+export function redisMajorVersion(info: string): number | undefined {
+  const major = /^redis_version:(\d+)\./m.exec(info)?.[1];
+  return major === undefined ? undefined : Number(major);
+}
+
+/** Refuses a Redis older than MINIMUM_REDIS_MAJOR, whose refusals of scripts would show only later, on the requests that need them. With INFO refused (an ACL), nothing is known: not refused. */
+async function refuseOldRedis(redis: RedisClient): Promise<void> {
+  for (const node of masters(redis)) {
+    const info = await infoSection(node, 'server');
+    const major = info === undefined ? undefined : redisMajorVersion(info);
+    if (major !== undefined && major < MINIMUM_REDIS_MAJOR) {
+      const version = /^redis_version:(\S+)/m.exec(info ?? '')?.[1];
+      throw new ConfigError(`Redis at ${node.options.host}:${node.options.port} is version ${version}: meshbox needs Redis ${MINIMUM_REDIS_MAJOR}.0 or later`);
+    }
+  }
+}
+
 /**
  * A start-up step on Redis, given START_UP_ANSWER_MS and failing with Redis named: one reached by
  * the first ping may still fail the next step (a cluster whose master for that slot is down).
@@ -216,6 +237,7 @@ export async function connect(settings: ConnectionSettings, logger?: Logger): Pr
       throw new BackendUnreachableError(`cannot reach Redis at ${describeRedisTarget(settings)}: ${reason}${hint}`);
     });
     await atStartOnRedis(settings, refuseRedisOtherThanSet(redis, settings));
+    await atStartOnRedis(settings, refuseOldRedis(redis));
     await atStartOnRedis(settings, warnOfEviction(redis, logger));
     await atStartOnRedis(settings, warnOfTooFewReplicas(replicas, settings.redisReplicas, logger));
     await within(payloads.ensureBucket(), START_UP_ANSWER_MS).catch((error: unknown) => {

@@ -155,7 +155,7 @@ async function refuseReplica(redis: Redis): Promise<void> {
  * A section of INFO, or undefined where the connection's ACL user may not run it (INFO is in
  * @dangerous): what it would tell (a replica, a cluster node) is then not checked.
  */
-export async function infoSection(redis: Redis, section: 'replication' | 'cluster' | 'memory'): Promise<string | undefined> {
+export async function infoSection(redis: Redis, section: 'replication' | 'cluster' | 'memory' | 'server'): Promise<string | undefined> {
   try {
     return await redis.info(section);
   } catch (error) {
