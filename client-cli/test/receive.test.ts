@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdirSync, renameSync } from 'node:fs';
+import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { mailboxRequest, sendMessage } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
+import { FolderChangedError, sameFolderCheck } from '../src/transfer/folder-identity.ts';
 import { receiveInbox } from '../src/transfer/receive.ts';
 import { CLAIMS_FOLDER, ReceiveClaims } from '../src/transfer/receive-claims.ts';
 import { claimNames, NameClaimedError, UnrelatedFileError } from '../src/transfer/receive-names.ts';
@@ -415,6 +417,64 @@ test('receive --watch whose folder is replaced under it (a share unmounted, leav
   t.deepEqual(await readdir(into), [], 'nothing saved on the local disk');
   t.deepEqual(await inboxOf(gp), [second], 'nor acknowledged');
   t.false(reported.includes(second));
+});
+
+test('a receive folder replaced mid-pass (a share unmounted between two messages) gets nothing more: the pass stops, the next message is neither saved there nor acknowledged', async (t) => {
+  const { lab, gp } = await pair();
+  const into = await folder();
+  const [first, second] = [await sendFile(lab, gp, 'first.txt', Buffer.from('onto the share')), await sendFile(lab, gp, 'second.txt', Buffer.from('must not land on the local disk'))];
+  const client = new MeshClient(gp.settings, { retryDelayMs: 10 });
+  const received: string[] = [];
+  try {
+    const pass = receiveInbox(client, {
+      folder: into,
+      sameFolder: sameFolderCheck(into, await stat(into)),
+      progress: noProgress,
+      onReceived: (message) => {
+        received.push(message.messageId);
+        // Another folder at its path, as an unmount leaves the local one: at once, before the next message.
+        renameSync(into, `${into}.share`);
+        mkdirSync(into);
+      },
+      onFailed: (id, error) => t.fail(`${id}: ${String(error)}`),
+      onGone: (id) => t.fail(`${id} gone`),
+    });
+    await t.throwsAsync(pass, { instanceOf: FolderChangedError, message: /is no longer the folder this run began with/ });
+  } finally {
+    client.close();
+  }
+  t.deepEqual(received, [first]);
+  t.deepEqual(await readdir(into), [], 'nothing saved on the local disk');
+  t.deepEqual(await inboxOf(gp), [second], 'nor acknowledged');
+});
+
+test('a message saved as its folder went (the share gone while it was written) is not acknowledged: it stays in the inbox, to be saved again there', async (t) => {
+  const { lab, gp } = await pair();
+  const into = await folder();
+  const messageId = await sendFile(lab, gp, 'result.txt', Buffer.from('saved, then the share went'));
+  const client = new MeshClient(gp.settings, { retryDelayMs: 10 });
+  // The folder is there at the pass's start and the message's, and gone by its acknowledgement.
+  let checks = 0;
+  const goneAtThirdCheck = async (): Promise<void> => {
+    checks += 1;
+    if (checks >= 3) throw new FolderChangedError(`${into} is gone`);
+  };
+  try {
+    const pass = receiveInbox(client, {
+      folder: into,
+      sameFolder: goneAtThirdCheck,
+      progress: noProgress,
+      onReceived: () => t.fail('nothing is received'),
+      onFailed: (id, error) => t.fail(`${id}: ${String(error)}`),
+      onGone: (id) => t.fail(`${id} gone`),
+    });
+    await t.throwsAsync(pass, { instanceOf: FolderChangedError });
+  } finally {
+    client.close();
+  }
+  t.is(checks, 3);
+  t.true((await readdir(into)).includes(`${messageId}.json`), 'its files were written');
+  t.deepEqual(await inboxOf(gp), [messageId], 'not acknowledged');
 });
 
 test('receive --watch as its own process ends with exit 0 on SIGTERM', async (t) => {

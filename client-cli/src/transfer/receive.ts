@@ -7,7 +7,7 @@ import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import { defaultFileName, downloadFile, type DownloadResult, fitFileName, safeFileName, TargetExistsError } from './download.ts';
 import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryNames, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder } from './folder-lock.ts';
-import type { SameFolderCheck } from './folder-identity.ts';
+import { FolderChangedError, type SameFolderCheck } from './folder-identity.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
@@ -29,7 +29,7 @@ export interface ReceivedMessage {
 
 export interface ReceiveOptions {
   readonly folder: string;
-  /** Run before each pass: throws when the folder is no longer the one the run began with (see sameFolderCheck). */
+  /** Run before each pass and around each message: throws FolderChangedError when the folder is no longer the one the run began with (see sameFolderCheck). */
   readonly sameFolder?: SameFolderCheck;
   readonly progress: ProgressFactory;
   /** Bytes each download leaves free on the folder's disk (see DownloadOptions). */
@@ -123,6 +123,8 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
     try {
       received = await receiveMessage(client, id, options, leftovers, claims);
     } catch (error) {
+      // Not acknowledged; and no other message goes into what is now there.
+      if (error instanceof FolderChangedError) throw error;
       // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
       if (options.signal?.aborted) {
         options.onStopped?.(id, error);
@@ -211,6 +213,8 @@ async function receiveMessage(
 ): Promise<ReceivedMessage> {
   // The id names files: only what a MESH id can hold, and the id listed is the one fetched and acknowledged.
   if (!SAFE_MESSAGE_ID.test(messageId)) throw new Error(`the server listed a message id that cannot name a file: ${JSON.stringify(messageId)}`);
+  // A share may go from under a pass (a message of hundreds of MB takes a while): checked before each message, and before its acknowledgement.
+  await options.sameFolder?.();
   const metadata = await client.head(messageId);
   if (metadata.messageId !== undefined && metadata.messageId.toUpperCase() !== messageId.toUpperCase()) {
     throw new Error(`asked for message ${messageId}, the server described ${metadata.messageId}`);
@@ -262,6 +266,8 @@ async function receiveMessage(
   );
   await syncFolder(options.folder);
   await claims.placed(messageId, metadataName);
+  // Saved where the run began, or the message stays in the inbox: its files are saved again, there, once it is back.
+  await options.sameFolder?.();
   const path = download?.path ?? null;
   await client.acknowledge(messageId).catch(async (error: unknown) => {
     // Expired meanwhile: it comes no more.
