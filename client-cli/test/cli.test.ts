@@ -274,6 +274,15 @@ test('usage errors exit 2', async (t) => {
     t.is(empty.code, 2, args.join(' '));
     t.regex(empty.stderr, /Give (a workflow id|an ODS code)/, args.join(' '));
   }
+  // An empty workflow filter (a variable unset) would select every workflow: another receiver's results taken and acknowledged.
+  const into = await folder();
+  for (const args of [['inbox', '--workflow', ''], ['receive', into, '--workflow', ' ']]) {
+    const empty = await as(gp, args, cwd);
+    t.is(empty.code, 2, args.join(' '));
+    t.regex(empty.stderr, /Give a workflow filter/, args.join(' '));
+    t.is(empty.stdout, '', args.join(' '));
+  }
+  t.deepEqual(await readdir(into), [], 'nothing received');
 });
 
 test('connection flags may follow the command name, and beat the profile there', async (t) => {

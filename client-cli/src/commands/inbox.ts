@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import type { CliContext } from './context.ts';
-import { WORKFLOW_FILTER_HELP } from './transfer-options.ts';
+import { WORKFLOW_FILTER_HELP, workflowFilterOption } from './transfer-options.ts';
 
 export function registerInboxCommand(program: Command, context: CliContext): void {
   program
     .command('inbox')
     .description('list the ids of messages waiting in your inbox, oldest first (all pages)')
-    .option('--workflow <filter>', WORKFLOW_FILTER_HELP)
+    .option('--workflow <filter>', WORKFLOW_FILTER_HELP, workflowFilterOption)
     .option('--json', 'print a JSON array of ids')
     .action(async (flags: { workflow?: string; json?: boolean }, command: Command) => {
       const ids = await context.withClient(command, (client) => client.listInbox(flags.workflow === undefined ? {} : { workflowFilter: flags.workflow }));

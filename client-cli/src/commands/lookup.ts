@@ -1,28 +1,21 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { printableLine } from '../client/untrusted-text.ts';
 import type { CliContext } from './context.ts';
-
-/** commander parser for lookup's workflow and --ods: an empty one would ask another path (the search of nothing). */
-function nonEmpty(what: string): (value: string) => string {
-  return (value) => {
-    if (value.trim() === '') throw new InvalidArgumentError(`Give ${what}.`);
-    return value;
-  };
-}
+import { nonEmptyOption } from './transfer-options.ts';
 
 /**
  * commander parser for --ods: trimmed and upper-cased, as ODS codes are written (`a81001` is
  * A81001), since a server may compare them as given (MESH's sandbox does; meshbox does not).
  */
 function odsCode(value: string): string {
-  return nonEmpty('an ODS code, e.g. A81001')(value).trim().toUpperCase();
+  return nonEmptyOption('an ODS code, e.g. A81001')(value).trim().toUpperCase();
 }
 
 export function registerLookupCommand(program: Command, context: CliContext): void {
   program
     .command('lookup')
     .description("find the mailboxes to send a workflow to: an organisation's (--ods), or every one registered to receive it")
-    .argument('<workflow>', 'the workflow id, e.g. PATH_TEST_RESULTS', nonEmpty('a workflow id, e.g. PATH_TEST_RESULTS'))
+    .argument('<workflow>', 'the workflow id, e.g. PATH_TEST_RESULTS', nonEmptyOption('a workflow id, e.g. PATH_TEST_RESULTS'))
     .option('--ods <code>', "only the organisation with this ODS code (MESH's endpoint lookup; asked upper-cased, as ODS codes are)", odsCode)
     .option('--json', 'print a JSON array of {mailboxId, mailboxName}')
     .action(async (workflow: string, flags: { ods?: string; json?: boolean }, command: Command) => {

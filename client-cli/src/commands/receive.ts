@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { DownloadIncompleteError } from '../transfer/download.ts';
 import { NotAcknowledgedError, receiveInbox, type ReceiveOptions, watchInbox } from '../transfer/receive.ts';
 import { type CliContext, errorLine } from './context.ts';
-import { MIN_FREE_HELP, minFreeOption, WORKFLOW_FILTER_HELP } from './transfer-options.ts';
+import { MIN_FREE_HELP, minFreeOption, WORKFLOW_FILTER_HELP, workflowFilterOption } from './transfer-options.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
 
 interface ReceiveFlags extends FolderPassFlags {
@@ -19,7 +19,7 @@ export function registerReceiveCommand(program: Command, context: CliContext): v
     'the inbox',
     false,
   )
-    .option('--workflow <filter>', WORKFLOW_FILTER_HELP)
+    .option('--workflow <filter>', WORKFLOW_FILTER_HELP, workflowFilterOption)
     .option('--min-free <size>', MIN_FREE_HELP, minFreeOption)
     .option('--json', 'print a JSON line per message: {"messageId", "messageType", "path", "metadataPath", "bytes"}')
     .addHelpText(

@@ -39,6 +39,17 @@ export function minFreeOption(value: string): number {
 export const WORKFLOW_FILTER_HELP =
   "only messages of these workflows, as MESH's inbox filter: X exactly, X* beginning with X, *X* containing X; ! before any: all but those";
 
+/** commander parser for a value that may not be empty (`--workflow "$UNSET"`): one that is would ask something else of the server, every workflow or another path. */
+export function nonEmptyOption(what: string): (value: string) => string {
+  return (value) => {
+    if (value.trim() === '') throw new InvalidArgumentError(`Give ${what}.`);
+    return value;
+  };
+}
+
+/** --workflow of inbox and receive: an empty filter would select every workflow, another receiver's results among them. */
+export const workflowFilterOption = nonEmptyOption('a workflow filter, e.g. PATH_TEST_RESULTS (an empty one would select every workflow)');
+
 export const DEFAULT_INTERVAL_SECONDS = 60;
 export const INTERVAL_HELP = 'seconds between polls with --watch (at least 1)';
 
