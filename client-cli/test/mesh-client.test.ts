@@ -304,6 +304,26 @@ test('a send whose answer is lost, to a server that holds sends to their token, 
   });
 });
 
+test('chunk 1 of several whose answer is lost is asked again with the same token too, where the server holds sends to their token: one message, not an orphan carrying the local id beside it', async (t) => {
+  await againstScriptedSends({ answer: (before) => (before === 0 ? 'lose' : { status: 202, body: { message_id: 'FIRSTTRYSID' } }) }, 3, async (client, fake) => {
+    t.is(await client.sendMessage({ to: 'GP001', workflowId: 'W', localId: 'L1', body: Buffer.from('chunk one'), totalChunks: 3 }), 'FIRSTTRYSID');
+    t.is(fake.tokens.length, 2);
+    t.is(fake.tokens[1], fake.tokens[0], "the repeat carries the first try's token");
+  });
+});
+
+test('chunk 1 of several whose answer is lost, to a server that does not hold sends to their token (MESH), is asked again with a new token: what it left is never complete, so never delivered', async (t) => {
+  await againstScriptedSends(
+    { answer: (before) => (before === 0 ? 'lose' : { status: 202, body: { message_id: 'SECONDTRYID' } }), pingFails: () => true },
+    3,
+    async (client, fake) => {
+      t.is(await client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('chunk one'), totalChunks: 3 }), 'SECONDTRYID');
+      t.is(fake.tokens.length, 2);
+      t.not(fake.tokens[1], fake.tokens[0]);
+    },
+  );
+});
+
 test('a same-token repeat still refused when the retries run out leaves the send in doubt: the lost answer is the error, not the refusal', async (t) => {
   const answer = (before: number) => (before === 0 ? ('lose' as const) : { status: 503, body: { errorDescription: 'still storing' }, retryAfter: '0' });
   await againstScriptedSends({ answer }, 2, async (client, fake) => {

@@ -240,9 +240,13 @@ export class MeshClient {
     }
     // Sending creates a message. A single chunk is repeated (with its token) when the server
     // cannot have acted on it, or, when it may have, if the server tells a repeated send its
-    // first try's message: a duplicate would be delivered. Chunk 1 of several may be repeated
-    // like any chunk: a duplicate left by a lost answer is never complete, so never delivered, and expires.
-    const request = transportRequest('POST', `${this.#mailboxPath}/outbox`, totalChunks > 1 ? 'idempotent' : 'same-token', headers, options.body);
+    // first try's message: a duplicate would be delivered. Chunk 1 of several is so repeated too
+    // where the server does that (meshbox): a duplicate left by a lost answer is never complete, so
+    // never delivered, but it carries the local id, which tracking then finds on several messages,
+    // unable to tell which went (dispatch gives the file up). Elsewhere (MESH) it is repeated like
+    // any chunk, with a new token, and such a duplicate expires.
+    const retry = totalChunks === 1 ? 'same-token' : 'same-token-or-fresh';
+    const request = transportRequest('POST', `${this.#mailboxPath}/outbox`, retry, headers, options.body);
     const answer = await this.#transport.sendForText(
       { ...request, repeatable: () => this.#idempotentSends(), ...(options.beforeRetry ? { beforeRetry: options.beforeRetry } : {}) },
       MAX_JSON_BODY,

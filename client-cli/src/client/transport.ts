@@ -31,8 +31,12 @@ export type RequestBody = Buffer | Readable | (() => Readable);
  *   it may give after passing the send on (answeredInDoubt). Should no
  *   later attempt be answered 2xx, the send stays in doubt: that attempt's failure is the error
  *   (a 503 the retries outlast, say, does not tell the first try's fate).
+ * - `same-token-or-fresh`: as `same-token` while the server is not known to refuse a repeat;
+ *   once an attempt is in doubt and `repeatable()` says the server does not answer a repeat with
+ *   the first try's message, as `idempotent` (a fresh token each try). For chunk 1 of several,
+ *   whose duplicate is never complete, so never delivered, but carries the local id.
  */
-export type RetryPolicy = 'idempotent' | 'same-token';
+export type RetryPolicy = 'idempotent' | 'same-token' | 'same-token-or-fresh';
 
 export interface TransportRequest {
   readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT';
@@ -237,18 +241,25 @@ export class HttpsTransport {
     this.#beforeEachRequest?.();
     const replayable = !(request.body instanceof Readable);
     const wait = { signal: this.#signal };
-    const firstHeaders = request.retry === 'same-token' ? this.#attemptHeaders() : undefined;
-    const tries = request.retry === 'same-token' ? new SendTries(request.repeatable) : undefined;
+    let policy = request.retry;
+    let firstHeaders = policy === 'idempotent' ? undefined : this.#attemptHeaders();
+    let tries = policy === 'idempotent' ? undefined : new SendTries(request.repeatable);
     const failure = (error: Error): Error => tries?.failure(error) ?? error;
     /** Whether a try that may have reached the server (noted as such) is repeated. */
     const repeatInDoubt = async (sendTries: SendTries, doubt: Error, canRetry: boolean): Promise<boolean> => {
       sendTries.noteInDoubt(doubt);
-      return canRetry && !this.#signal?.aborted && (await sendTries.repeatable());
+      if (!canRetry || this.#signal?.aborted) return false;
+      if (await sendTries.repeatable()) return true;
+      if (policy !== 'same-token-or-fresh') return false;
+      policy = 'idempotent';
+      firstHeaders = undefined;
+      tries = undefined;
+      return true;
     };
     /** Whether to try again after a failure of the network. */
     const retryAfterBreak = async (error: unknown, asReported: MeshConnectionError | AnswerCutOffError | undefined, canRetry: boolean): Promise<boolean> => {
       if (tries === undefined || asReported === undefined || (asReported instanceof MeshConnectionError && !asReported.mayHaveArrived)) {
-        return canRetry && this.#mayRetry(request.retry, error);
+        return canRetry && this.#mayRetry(policy, error);
       }
       return (await repeatInDoubt(tries, asReported, canRetry)) && this.#mayRetry('idempotent', error);
     };
@@ -281,7 +292,7 @@ export class HttpsTransport {
         }
         throw failure(serverFailure);
       }
-      if (canRetry && retryableStatus(request.retry, status)) {
+      if (canRetry && retryableStatus(policy, status)) {
         // The server may say when to come back (429, 503); never sooner than our own backoff.
         const asked = retryAfterMs(response.headers['retry-after']);
         if (asked === undefined || asked <= MAX_RETRY_AFTER_MS) {
