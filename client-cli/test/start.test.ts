@@ -121,7 +121,7 @@ test('on a Node older than it needs, the command says which it needs and where t
   t.regex(result.stderr, /^meshbox: needs Node 24 or later, and this is v20\.19\.0; .*node_modules\/\.bin/);
 });
 
-test('output nobody reads any more (a pipe closed, as by `| head`) is dropped without a crash, and the command ends as it would have; output that cannot be written otherwise (a full disk) fails it', async (t) => {
+test('output nobody reads any more (a pipe closed, as by `| head`) is dropped without a crash, and the command ends as it would have; output that cannot be written otherwise (a full disk) fails it, and goes to stderr', async (t) => {
   const closedPipe = spawn(process.execPath, [MAIN, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
   closedPipe.stdout.destroy();
   let stderr = '';
@@ -137,7 +137,7 @@ test('output nobody reads any more (a pipe closed, as by `| head`) is dropped wi
     full.stderr?.on('data', (data: Buffer) => (said += data.toString()));
     const [status] = (await once(full, 'exit')) as [number | null];
     t.is(status, 1);
-    t.regex(said, /^meshbox: could not write the output: ENOSPC/);
+    t.regex(said, /^meshbox: could not write the output \(ENOSPC[^)]*\); it follows:\nUsage: meshbox /, 'what could not be written (a sent message id, say) is not lost');
   } finally {
     await fullDisk.close();
   }

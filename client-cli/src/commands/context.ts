@@ -32,15 +32,27 @@ export interface CliIo {
  * a redirection) fails the command.
  */
 function streamWriter(stream: NodeJS.WriteStream): (text: string) => void {
-  let broken = false;
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    broken = true;
-    if (error.code === 'EPIPE') return;
-    process.exitCode = 1;
-    if (stream !== process.stderr) process.stderr.write(`meshbox: could not write the output: ${error.message}\n`);
-  });
+  let state: 'writing' | 'unread' | 'failing' = 'writing';
+  // What could not be written may be what the user needs (a sent message's id): it goes to stderr after the failure.
+  const onStderr = (text: string): void => {
+    if (stream !== process.stderr) process.stderr.write(text);
+  };
+  // Failures come to each write's callback too; here they are only kept from crashing the process.
+  stream.on('error', () => undefined);
   return (text) => {
-    if (!broken) stream.write(text);
+    if (state === 'unread') return;
+    if (state === 'failing') return onStderr(text);
+    stream.write(text, (error?: NodeJS.ErrnoException | null) => {
+      if (!error) return;
+      if (error.code === 'EPIPE') {
+        state = 'unread';
+        return;
+      }
+      if (state === 'writing') onStderr(`meshbox: could not write the output (${error.message}); it follows:\n`);
+      state = 'failing';
+      process.exitCode = 1;
+      onStderr(text);
+    });
   };
 }
 
