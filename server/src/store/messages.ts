@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { MessageStatus, MessageType } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
+import { acrossFailover } from './failover-retry.ts';
 import { LuaScript } from './lua-script.ts';
-import { connectionsLostBy, pingEveryMaster, reconnectAfterFailover, type RedisClient } from './redis-client.ts';
+import { connectionsLostBy, pingEveryMaster, type RedisClient } from './redis-client.ts';
 
 const reserveIdScript = new LuaScript('reserve-id');
 const releaseIdScript = new LuaScript('release-id');
@@ -17,9 +17,6 @@ const abandonScript = new LuaScript('abandon-upload');
 const updateExisting = new LuaScript('update-existing-hash');
 const senderOnPrimaryScript = new LuaScript('sender-on-primary');
 
-/** How often, and after how long a first pause (doubled each time), a read only a primary answers is sent again after a replica refused it: the connection is made anew meanwhile (redis-client.ts), and the address may take a moment to lead to the new primary. */
-const PRIMARY_READ_TRIES = 5;
-const PRIMARY_READ_FIRST_PAUSE_MS = 200;
 
 /** A message id held for a send while its chunk 1 streams in; recording the message ends it. */
 export interface IdReservation {
@@ -288,17 +285,12 @@ export class MessageStore {
   /**
    * The sender of a message, asked of a primary only: what decides whether a send whose writes
    * a failover may have lost stands. A primary just made a replica still answers reads from what
-   * it had, which the new primary may never have had.
+   * it had, which the new primary may never have had. Asked again while it fails (a replica's
+   * refusal, a connection lost in the failover).
    */
   async senderOnPrimary(id: string): Promise<string | undefined> {
-    for (let tries = 1, pauseMs = PRIMARY_READ_FIRST_PAUSE_MS; ; tries += 1, pauseMs *= 2) {
-      try {
-        return ((await senderOnPrimaryScript.run(this.#redis, [this.#keys.message(id)], [])) as string | null) ?? undefined;
-      } catch (error) {
-        if (tries === PRIMARY_READ_TRIES || !(error instanceof Error && reconnectAfterFailover(error))) throw error;
-        await sleep(pauseMs);
-      }
-    }
+    const ask = async (): Promise<string | undefined> => ((await senderOnPrimaryScript.run(this.#redis, [this.#keys.message(id)], [])) as string | null) ?? undefined;
+    return acrossFailover(ask, () => true);
   }
 
   async get(id: string): Promise<MessageRecord | undefined> {

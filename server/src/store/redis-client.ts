@@ -28,11 +28,12 @@ export const REDIS_SILENCE_TIMEOUT_MS = 10_000;
 /**
  * A write refused as READONLY: the Redis this connection reached has been made a replica (a
  * failover). Behind an address that now leads to the new primary (a managed service's primary
- * endpoint, a DNS name, a proxy), a new connection reaches it: reconnect. The write itself fails
- * (a 503 the client retries): sent again, it could meet the same replica again, and again.
+ * endpoint, a DNS name, a proxy), a new connection reaches it: ioredis reconnects on it. The write
+ * itself fails (a 503 the client retries): sent again at once, it could meet the same replica
+ * again, and again (what must not fail is sent again after pauses: failover-retry.ts).
  */
-export function reconnectAfterFailover(error: Error): boolean {
-  return error.message.startsWith('READONLY');
+export function refusedByReplica(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('READONLY');
 }
 
 /** Connects to the target; a cluster learns its other nodes and the slot map from the seeds. */
@@ -40,7 +41,7 @@ export function openRedis(target: RedisTarget, options: RedisClientOptions = {})
   const [first, ...rest] = splitRedisUrls(target.redisUrl);
   if (!first) throw new Error('no Redis URL');
   if (!target.redisCluster) {
-    const redis = new Redis(first, { ...options, reconnectOnError: reconnectAfterFailover });
+    const redis = new Redis(first, { ...options, reconnectOnError: refusedByReplica });
     countConnectionsLost(redis, redis);
     return batchWritesOfEachConnection(redis);
   }
@@ -142,7 +143,7 @@ export async function pingEveryMaster(redis: RedisClient): Promise<void> {
 
 /**
  * A standalone Redis made a replica by a failover answers reads and refuses every write. A
- * reconnection may reach the new primary (see reconnectAfterFailover); a process that is not
+ * reconnection may reach the new primary (see refusedByReplica); a process that is not
  * ready gets no requests, so no write would make it reconnect: the check does.
  */
 async function refuseReplica(redis: Redis): Promise<void> {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from './redis-client.ts';
+import { acrossFailover } from './failover-retry.ts';
+import { refusedByReplica, type RedisClient } from './redis-client.ts';
 import type { AuthToken } from '../../../shared/src/protocol/index.ts';
 import type { RedisKeys } from './keys.ts';
 
@@ -51,9 +52,9 @@ export class UsedTokenStore {
     return { sameRequest: storedDigest === digest, at: new Date(Number(at)), creates };
   }
 
-  /** Gives a claim back, so a client's identical retry is accepted. */
+  /** Gives a claim back, so a client's identical retry is accepted; sent again when a Redis just made a replica refuses it (a failover). */
   async release(token: AuthToken): Promise<void> {
-    await this.#redis.del(this.#key(token));
+    await acrossFailover(() => this.#redis.del(this.#key(token)), refusedByReplica);
   }
 
   #key(token: AuthToken): string {
