@@ -28,7 +28,10 @@ function optionTerm(option: Option): string {
  * level help alone shows how to call anything.
  */
 function commandSynopsis(command: Command): string {
-  const args = command.registeredArguments.map((argument) => (argument.required ? `<${argument.name()}>` : `[${argument.name()}]`));
+  const args = command.registeredArguments.map((argument) => {
+    const name = `${argument.name()}${argument.variadic ? '...' : ''}`;
+    return argument.required ? `<${name}>` : `[${name}]`;
+  });
   const options = command.options.filter((option) => !option.hidden).map(optionTerm);
   return [command.name(), ...args, ...options, ...(command.commands.length > 0 ? ['<command>'] : [])].join(' ');
 }

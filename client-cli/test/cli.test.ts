@@ -72,7 +72,7 @@ test('--help lists every command with its options and the connection flags', asy
     'download <id> [-o, --output <file>] [--overwrite] [--retries <n>] [--min-free <size>] [--quiet] [--json]',
     'receive <folder> [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--workflow <filter>] [--min-free <size>] [--json]',
     'dispatch <folder> [--to <mailbox>] [--workflow <id>] [--subject <text>] [--chunk-size <size>] [--gzip] [--checksum] [--watch] [--interval <seconds>] [--retries <n>] [--quiet] [--json]',
-    'ack <id>',
+    'ack <id...>',
     'track [id] [--local-id <id>] [--json]',
     'lookup <workflow> [--ods <code>] [--json]',
     'handshake',
@@ -138,6 +138,47 @@ test('a file sent with the CLI arrives byte-identical, ack empties the inbox, an
   t.regex(summary.stdout, new RegExp(`^to\\s+${gp.mailbox.id}$`, 'm'));
   t.regex(summary.stdout, /^file\s+result\.bin, 400000 bytes, 1 chunk$/m);
   t.notRegex(summary.stdout, /^expires/m);
+});
+
+test('ack takes several ids: each acknowledged in turn; one the server refuses is named on stderr, the rest go on, and the command exits 1', async (t) => {
+  const cwd = await folder();
+  const first = await sendFile(lab, gp, randomBytes(100));
+  const second = await sendFile(lab, gp, randomBytes(100));
+  const missing = '20200101000000000000_ABCDEF';
+  const result = await as(gp, ['ack', first.toLowerCase(), missing, second], cwd);
+  t.is(result.code, 1);
+  t.deepEqual(result.stdout.split('\n'), [`acknowledged ${first}`, `acknowledged ${second}`, '']);
+  const lines = result.stderr.split('\n');
+  t.regex(lines[0] ?? '', new RegExp(`^meshbox: message ${missing} not acknowledged: .* \\(HTTP 404, MESH code 20\\)$`));
+  t.is(lines[1], 'meshbox: 1 of 3 messages not acknowledged (see above)');
+  t.is(lines.length, 3);
+  const inbox = JSON.parse((await as(gp, ['inbox', '--json'], cwd)).stdout) as string[];
+  t.false(inbox.includes(first));
+  t.false(inbox.includes(second));
+  // One id alone: its refusal is the command's only line.
+  const alone = await as(gp, ['ack', missing], cwd);
+  t.is(alone.code, 1);
+  t.regex(alone.stderr, new RegExp(`^meshbox: message ${missing} not acknowledged: .* \\(HTTP 404, MESH code 20\\)\n$`));
+  // Any one id that cannot be one is a usage error before anything is acknowledged.
+  const third = await sendFile(lab, gp, randomBytes(100));
+  const usage = await as(gp, ['ack', third, '..'], cwd);
+  t.is(usage.code, 2);
+  t.true((JSON.parse((await as(gp, ['inbox', '--json'], cwd)).stdout) as string[]).includes(third));
+});
+
+test('ack stops at a server that does not answer, saying how many ids were not tried', async (t) => {
+  const silent = createNetServer((socket) => socket.resume());
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  try {
+    const url = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const result = await as(gp, ['ack', '20200101000000000000_ABCDEF', '20200101000000000001_ABCDEF', '20200101000000000002_ABCDEF', '--url', url, '--timeout', '1'], await folder());
+    t.is(result.code, 1);
+    t.is(result.stdout, '');
+    t.regex(result.stderr, /^meshbox: message 20200101000000000000_ABCDEF not acknowledged: cannot reach .*; the 2 after it were not tried\n$/);
+  } finally {
+    silent.close();
+  }
 });
 
 test('download without -o saves under the sender\'s file name, reduced to a bare name', async (t) => {

@@ -12,3 +12,8 @@ export function messageIdArgument(value: string): string {
   }
   return value;
 }
+
+/** commander parser for `<id...>`: each a message id (messageIdArgument). */
+export function messageIdsArgument(value: string, previous: readonly string[] = []): string[] {
+  return [...previous, messageIdArgument(value)];
+}
