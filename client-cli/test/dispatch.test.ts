@@ -774,6 +774,44 @@ test("a file whose time is far ahead of this machine's clock (a share's server c
   t.deepEqual(await inboxOf(gp), []);
 });
 
+test('a control file alone (no file of its name beside it) for 10 minutes is named on stderr, once while it stays, and left alone; one put in first, or beside its file, is not', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const anHourAgo = new Date(Date.now() - 60 * 60_000);
+  const aged = async (name: string, text: string): Promise<void> => {
+    await writeFile(join(outbox, name), text);
+    await utimes(join(outbox, name), anHourAgo, anHourAgo);
+  };
+  // Misnamed: the file is result.hl7, which then goes with the defaults.
+  await aged('result.ctl.json', JSON.stringify({ to: 'NOBODY' }));
+  await aged('paired.hl7.ctl.json', JSON.stringify({ subject: 'paired' }));
+  await aged('paired.hl7', 'paired');
+  await aged('result.hl7', 'result');
+  // Put in first, its file still to come.
+  await writeFile(join(outbox, 'coming.hl7.ctl.json'), '{}');
+  const stop = new AbortController();
+  let sent = '';
+  const watching = as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
+    stopSignal: stop.signal,
+    onStdout: (text) => {
+      sent += text;
+      if (sent.includes('later.hl7')) stop.abort();
+    },
+  });
+  // Once the first pass has sent both files, one more file makes the passes after it visible.
+  while (!sent.includes('result.hl7')) await new Promise((resolve) => setTimeout(resolve, 50));
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await put(outbox, 'later.hl7', Buffer.from('later'));
+  const run = await watching;
+  t.is(run.code, 0, run.stderr);
+  const said = run.stderr.split('\n').filter((line) => line.includes('ctl.json'));
+  t.deepEqual(said, [
+    `meshbox: result.ctl.json: no file result beside it since ${anHourAgo.toISOString()}: is it misnamed? (a control file is <file>.ctl.json; it is left alone)`,
+  ]);
+  t.true((await readdir(outbox)).includes('result.ctl.json'), 'left alone');
+  t.deepEqual((await inboxContents(gp)).sort(), ['later', 'paired', 'result']);
+});
+
 /**
  * Progress displays that, as the send of a file ends (answered or refused), rename a newer file
  * of its name into its place: a corrected result, written beside it first and renamed in.

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
-import { CONTROL_SUFFIX, dispatchFolder, type DispatchOptions, FAILED_FOLDER, SENT_FOLDER, SETTLE_MS, watchFolder } from '../transfer/dispatch.ts';
+import { CONTROL_SUFFIX, dispatchFolder, type DispatchOptions, FAILED_FOLDER, LONE_CONTROL_MS, SENT_FOLDER, SETTLE_MS, watchFolder } from '../transfer/dispatch.ts';
 import { mayHaveBeenSent } from '../transfer/upload.ts';
 import { type CliContext, errorLine } from './context.ts';
 import { existingFolder, type FolderPassFlags, runFolderPasses, withFolderPassOptions } from './folder-passes.ts';
@@ -52,6 +52,9 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         'came as a server failure, 500, 502 or 504, given after it may have recorded the message) waits',
         'until a second send could not make it arrive twice (16 minutes after the first; stderr gives the time).',
         '',
+        `A control file with no file of its name beside it for ${LONE_CONTROL_MS / 60_000} minutes is named on stderr (misnamed? its file may`,
+        'have gone with the defaults), once while it stays unchanged; it is left alone.',
+        '',
         'Left alone: hidden files, *.part and *.tmp in any case (write there, then rename into place),',
         'Thumbs.db and desktop.ini (Windows Explorer\'s), control files, folders, links to anything but a',
         `file (a link to a file is followed), and files (or their control files) changed in the last`,
@@ -87,6 +90,16 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
           `meshbox: ${file}: its modification time (or its control file's) is ahead of this machine's clock (a share whose server's clock runs ahead?): it is left until ${settlesAt.toISOString()}, when it will not have changed for ${SETTLE_MS / 1000} s\n`,
         );
       };
+      // Said once per control file and time: a misnamed one stays for good, and --watch looks every few seconds.
+      const toldLone = new Set<string>();
+      const loneControl: DispatchOptions['onLoneControlFile'] = ({ name, file, changedAt }) => {
+        const told = `${name}\0${changedAt.getTime()}`;
+        if (toldLone.has(told)) return;
+        toldLone.add(told);
+        context.io.stderr(
+          `meshbox: ${name}: no file ${file} beside it since ${changedAt.toISOString()}: is it misnamed? (a control file is <file>${CONTROL_SUFFIX}; it is left alone)\n`,
+        );
+      };
       const options: DispatchOptions = {
         ...(await existingFolder(context, command, folder, flags)),
         defaults: {
@@ -104,6 +117,7 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
           context.io.stderr(
             `${errorLine(error)} (${file} ${mayHaveBeenSent(error) ? 'may have been delivered all the same: it stays, and the next pass looks for it by its local id before sending it again; do not send it by hand' : 'stays in the folder'})\n`,
           ),
+        onLoneControlFile: loneControl,
         onUnsettled: (file, settlesAt) => {
           if (settlesAt.getTime() - Date.now() <= SETTLE_MS + CLOCK_AHEAD_TOLD_MS) context.tell(flags, `${file} changed in the last ${SETTLE_MS / 1000} s: left for the next pass`);
           else aheadOfClock(file, settlesAt);

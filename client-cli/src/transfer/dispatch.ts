@@ -72,6 +72,24 @@ export interface DispatchOptions {
   readonly onListed?: (files: readonly string[]) => void;
   /** A file (or its control file) changed too recently to be taken: left for a later pass, until `settlesAt` at the soonest. */
   readonly onUnsettled?: (file: string, settlesAt: Date) => void;
+  /** A control file that has had no file beside it for LONE_CONTROL_MS (misnamed?), at every pass while it stays so. */
+  readonly onLoneControlFile?: (control: LoneControlFile) => void;
+}
+
+/**
+ * A control file is put in before its file (dispatch --help says so), and a large file may take
+ * a while to come; one alone for this long is more likely misnamed, its file gone with the defaults.
+ */
+export const LONE_CONTROL_MS = 10 * 60_000;
+
+/** A control file with no file of its name beside it. */
+export interface LoneControlFile {
+  /** Its name in the folder: `<file>.ctl.json`. */
+  readonly name: string;
+  /** The file it waits for. */
+  readonly file: string;
+  /** When it last changed. */
+  readonly changedAt: Date;
 }
 
 /** What a pass did not send: files that stay for the next pass, and files moved into `failed/`. */
@@ -109,12 +127,13 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
       for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await removeLeftoverTemporaries(join(folder, name), await temporaryFilesIn(join(folder, name)));
       leftoversRemoved.add(folder);
     }
-    const { ready, unsettled, unusable } = await waitingFiles(folder);
+    const { ready, unsettled, unusable, loneControls } = await waitingFiles(folder);
     // A file unusable for now (a share's ESTALE) may be part-sent: its note must outlive this pass.
     const unusableNames = unusable.map(({ file }) => file);
     await removeStaleJournals(folder, [...ready, ...unsettled.map(({ file }) => file), ...unusableNames]);
     options.onListed?.([...ready, ...unusableNames]);
     for (const { file, settlesAt } of unsettled) options.onUnsettled?.(file, settlesAt);
+    for (const control of loneControls) options.onLoneControlFile?.(control);
     let failed = 0;
     let refused = 0;
     for (const { file, problem } of unusable) {
@@ -210,14 +229,20 @@ const NOT_RESULTS = /\.(part|tmp)$|^(thumbs\.db|desktop\.ini)$/i;
  * written, and those that cannot be read as they are. One entry's trouble is its own: it stops
  * no other file from going.
  */
-async function waitingFiles(folder: string): Promise<{ readonly ready: string[]; readonly unsettled: UnsettledFile[]; readonly unusable: UnusableFile[] }> {
+async function waitingFiles(
+  folder: string,
+): Promise<{ readonly ready: string[]; readonly unsettled: UnsettledFile[]; readonly unusable: UnusableFile[]; readonly loneControls: LoneControlFile[] }> {
   const now = Date.now();
   const ready: string[] = [];
   const unsettled: UnsettledFile[] = [];
   const unusable: UnusableFile[] = [];
+  const names = new Set<string>();
+  const controls: string[] = [];
   // As bytes: a name that is not UTF-8 (a legacy system's Latin-1 `résultat.hl7`) would otherwise be read as another name, found missing and passed over in silence.
   for (const entry of await readdir(folder, { withFileTypes: true, encoding: 'buffer' })) {
     const name = entry.name.toString('utf8');
+    names.add(name);
+    if (entry.isFile() && !name.startsWith('.') && name.endsWith(CONTROL_SUFFIX)) controls.push(name);
     if (!(entry.isFile() || entry.isSymbolicLink()) || name.startsWith('.') || NOT_RESULTS.test(name) || name.endsWith(CONTROL_SUFFIX)) continue;
     if (!Buffer.from(name, 'utf8').equals(entry.name)) {
       unusable.push({ file: name, problem: new Error(`its name is not UTF-8 (bytes ${entry.name.toString('hex')}): rename it to send it`) });
@@ -238,7 +263,20 @@ async function waitingFiles(folder: string): Promise<{ readonly ready: string[];
     if (settlesAt <= now) ready.push(name);
     else unsettled.push({ file: name, settlesAt: new Date(settlesAt) });
   }
-  return { ready: ready.sort(), unsettled, unusable };
+  return { ready: ready.sort(), unsettled, unusable, loneControls: await loneControlFiles(folder, controls, names, now) };
+}
+
+/** The control files (by name) with no entry of their file's name beside them, unchanged for LONE_CONTROL_MS. */
+async function loneControlFiles(folder: string, controls: readonly string[], names: ReadonlySet<string>, now: number): Promise<LoneControlFile[]> {
+  const lone: LoneControlFile[] = [];
+  for (const name of [...controls].sort()) {
+    const file = name.slice(0, -CONTROL_SUFFIX.length);
+    if (names.has(file)) continue;
+    // Gone since the listing (its file came and went with it): nothing to say.
+    const info = await stat(join(folder, name)).catch(() => undefined);
+    if (info && info.mtimeMs + LONE_CONTROL_MS <= now) lone.push({ name, file, changedAt: info.mtime });
+  }
+  return lone;
 }
 
 /** A link that leads to no file: to nothing, round a loop, through a file as if a folder, or along a path too long to be one. */
