@@ -246,6 +246,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
       const stop = stopSignal(context.io);
       const typed = typedWithChunkSize(context.argv, flags);
       let started = flags.resume;
+      let sending = flags.resume !== undefined;
       const result = await context
         .withClient(
           command,
@@ -261,6 +262,9 @@ export function registerSendCommand(program: Command, context: CliContext): void
                     fileName: flags.fileName ?? basename(path),
                   },
                   checksum: flags.checksum === true,
+                  onSending: () => {
+                    sending = true;
+                  },
                   onStarted: async (messageId) => {
                     started = messageId;
                   },
@@ -283,9 +287,11 @@ export function registerSendCommand(program: Command, context: CliContext): void
           if (stop.aborted) {
             throw interruption(
               stop,
-              started === undefined
-                ? `the message was not started, or its first chunk's answer did not come: before sending it again, ${howToCheckDelivery(flags)}`
-                : incompleteNote(started, typed, false),
+              !sending
+                ? 'the message was not started: nothing of it went to the server'
+                : started === undefined
+                  ? `the message was not started, or its first chunk's answer did not come: before sending it again, ${howToCheckDelivery(flags)}`
+                  : incompleteNote(started, typed, false),
             );
           }
           throw explained(error, flags, typed);

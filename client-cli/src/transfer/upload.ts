@@ -35,6 +35,8 @@ export interface SendFileOptions extends FileUpload {
   readonly checksum: boolean;
   /** The line to show once a message of several chunks has its id, so it can be resumed. */
   readonly startNote?: (messageId: string, plan: ChunkPlan) => string;
+  /** Hears that chunk 1 is about to go: until then (a checksum read, say) nothing has reached the server. */
+  readonly onSending?: () => void;
   /** Hears the message's id once chunk 1 is stored, before any other chunk is sent. */
   readonly onStarted?: (messageId: string) => Promise<void>;
   /** Runs before every try of a one-chunk send after the first. */
@@ -365,6 +367,7 @@ export async function sendFile(client: MeshClient, options: SendFileOptions): Pr
   const progress = options.progress({ label: 'sending', unit: 'bytes', total: file.size });
   try {
     const sender = new ChunkSender(client, options.path, file, plan, options.gzip, progress, 0);
+    options.onSending?.();
     const messageId = await sender.sendFirst(message, options.beforeRetry);
     await options.onStarted?.(messageId);
     if (plan.totalChunks > 1 && options.startNote) progress.note(options.startNote(messageId, plan));
