@@ -85,6 +85,24 @@ test('send --checksum stopped while it hashes the file stops reading it, and say
   t.true(read < size / 4, `read ${read} bytes of a ${size}-byte file`);
 });
 
+test('a new connection the server closes unanswered at once may be a refused certificate, and is said so; one closed after carrying the request for seconds is not', async (t) => {
+  const cwd = await mkdtemp(join(work, 'closed-'));
+  await writeFile(join(cwd, 'payload.bin'), randomBytes(3000));
+  const closedAfter = (ms: number) =>
+    withFakeServer(
+      (request) => setTimeout(() => request.socket.destroy(), ms),
+      (origin) => cli(origin, ['send', 'payload.bin', '--to', 'X26OT001', '--workflow', 'WF', '--retries', '0'], cwd),
+    );
+  const atOnce = await closedAfter(0);
+  t.is(atOnce.code, 1);
+  t.regex(atOnce.stderr, /^meshbox: the connection to \S+ broke: .*\(the server closed a new connection unanswered: if it keeps doing so, it may be refusing this certificate/);
+  // Past the five seconds within which a refusing server closes a connection it has just made.
+  const late = await closedAfter(6000);
+  t.is(late.code, 1);
+  t.regex(late.stderr, /^meshbox: the connection to \S+ broke: /);
+  t.notRegex(late.stderr, /certificate/);
+});
+
 test('Retry-After is read as seconds or as an HTTP date', (t) => {
   t.is(retryAfterMs('3'), 3000);
   t.is(retryAfterMs(new Date(10_000).toUTCString(), 4000), 6000);

@@ -125,9 +125,16 @@ interface AttemptFailure {
   readonly error: Error;
   /** The body's own stream failed (an unreadable file): the server is not to blame. */
   readonly bodyFailed: boolean;
-  /** On a connection made for this attempt, not one kept alive from an earlier request. */
+  /**
+   * On a connection made for this attempt (not one kept alive from an earlier request), and
+   * within REFUSAL_WINDOW_MS of its TLS handshake: where a server refusing the client's
+   * certificate closes it. One that had carried a request for longer (a large body going) broke otherwise.
+   */
   readonly newConnection: boolean;
 }
+
+/** A server refusing a client certificate closes the connection as soon as it has it, a round trip after the handshake: this allows for a busy one. */
+const REFUSAL_WINDOW_MS = 5000;
 
 function retryableStatus(policy: RetryPolicy, status: number): boolean {
   if (status === 429 || status === 503) return true;
@@ -354,10 +361,14 @@ export class HttpsTransport {
       if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
       const options = { method: spec.method, headers, agent: this.#agent, ...(this.#signal ? { signal: this.#signal } : {}) };
       let outgoing: ClientRequest;
+      let handshakeAt: number | undefined;
       try {
         outgoing = request(new URL(spec.path, this.origin), options, (response) => {
           answered = true;
           resolve(response);
+        });
+        outgoing.once('socket', (socket) => {
+          if (!outgoing.reusedSocket) socket.once('secureConnect', () => (handshakeAt = performance.now()));
         });
       } catch (refused) {
         // A header value Node will not write: the body opened for this attempt (a file) is closed, not left open.
@@ -372,7 +383,8 @@ export class HttpsTransport {
         // the rest; errors after the answer belong to the upload, not to the request.
         if (answered) return;
         const first = firstFailure ?? { error, inBody: false };
-        reject({ error: first.error, bodyFailed: first.inBody, newConnection: !outgoing.reusedSocket } satisfies AttemptFailure);
+        const justMade = !outgoing.reusedSocket && (handshakeAt === undefined || performance.now() - handshakeAt < REFUSAL_WINDOW_MS);
+        reject({ error: first.error, bodyFailed: first.inBody, newConnection: justMade } satisfies AttemptFailure);
       };
       outgoing.on('error', (error) => {
         firstFailure ??= { error, inBody: false };
