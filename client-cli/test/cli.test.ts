@@ -181,6 +181,22 @@ test('ack stops at a server that does not answer, saying how many ids were not t
   }
 });
 
+test('a folder no file can be made in (/sys: not even root may write there) is said to be that by receive, download and dispatch, and nothing is received', async (t) => {
+  const cwd = await folder();
+  const messageId = await sendFile(lab, gp, randomBytes(100));
+  const unwritable = (worker: string) => new RegExp(`^meshbox: cannot make files in /sys \\((EACCES|EPERM|EROFS)\\): (this user may not write there|its file system is read-only), and the ${worker} writes there\n$`);
+  const receive = await as(gp, ['receive', '/sys'], cwd);
+  t.is(receive.code, 1);
+  t.regex(receive.stderr, unwritable('receiver'));
+  const download = await as(gp, ['download', messageId, '-o', '/sys/result.bin'], cwd);
+  t.is(download.code, 1);
+  t.regex(download.stderr, unwritable('download'));
+  t.true((JSON.parse((await as(gp, ['inbox', '--json'], cwd)).stdout) as string[]).includes(messageId), 'still in the inbox');
+  const dispatch = await as(lab, ['dispatch', '/sys', '--to', gp.mailbox.id, '--workflow', WORKFLOW], cwd);
+  t.is(dispatch.code, 1);
+  t.regex(dispatch.stderr, unwritable('dispatcher'));
+});
+
 test('download without -o saves under the sender\'s file name, reduced to a bare name', async (t) => {
   const payload = randomBytes(1000);
   const messageId = await sendFile(lab, gp, payload, ['--file-name', '../../escape.bin']);

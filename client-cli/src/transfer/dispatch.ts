@@ -14,7 +14,7 @@ import { type Journal, noteMove, readJournal, removeJournal, removeMoveNote, rem
 import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
 import { fitFileName } from './download.ts';
 import { removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
-import { type FolderWork, lockFolder } from './folder-lock.ts';
+import { type FolderWork, lockFolder, refuseUnwritable } from './folder-lock.ts';
 import type { SameFolderCheck } from './folder-identity.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
@@ -119,7 +119,7 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
   const { folder } = options;
   await options.sameFolder?.();
   // Not recursive: an outbox that has gone (an unmounted share) must fail the pass, not be made anew.
-  for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name)).catch(ignoreExisting);
+  for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await mkdir(join(folder, name)).catch(ignoreExisting).catch(refuseUnwritable(folder, DISPATCHING));
   const unlock = await lockFolder(folder, DISPATCHING);
   try {
     if (!leftoversRemoved.has(folder)) {

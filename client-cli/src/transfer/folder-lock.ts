@@ -35,7 +35,7 @@ export async function lockFolder(folder: string, work: FolderWork): Promise<() =
   // The identity joined to the token: a dispatcher of the previous version reads three fields.
   const token = `${THIS_HOST} ${process.pid} ${randomUUID()}/${processIdentity(process.pid) ?? '-'}`;
   for (let attempt = 0; attempt < 3; attempt += 1) {
-    if (await tryLock(path, token)) {
+    if (await tryLock(path, token).catch(refuseUnwritable(folder, work))) {
       heldLocks.add(path);
       return async () => {
         heldLocks.delete(path);
@@ -58,6 +58,34 @@ export async function lockFolder(folder: string, work: FolderWork): Promise<() =
     await breakStaleLock(path, held);
   }
   throw new FolderLockedError(`cannot lock ${folder}: ${path} keeps coming back`);
+}
+
+/** Why a folder refuses a file to be made in it, as a user puts it right. */
+const UNWRITABLE: Readonly<Record<string, string>> = {
+  EACCES: 'this user may not write there',
+  EPERM: 'this user may not write there',
+  EROFS: 'its file system is read-only',
+};
+
+/**
+ * For `.catch()` on the first file or folder work makes in its folder (its lock, dispatch's
+ * sent/): a folder in which none can be made is said to be that, not named by a hidden file's path.
+ */
+export function refuseUnwritable(folder: string, work: FolderWork): (error: unknown) => never {
+  return (error) => {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code ?? '';
+    const reason = UNWRITABLE[code];
+    if (reason === undefined) throw error;
+    throw new FolderNotWritableError(`cannot make files in ${folder} (${code}): ${reason}, and the ${work.worker} writes there`, { cause: error });
+  };
+}
+
+/** A folder in which no file can be made (permissions, a read-only mount). */
+export class FolderNotWritableError extends Error {
+  constructor(message: string, options: ErrorOptions) {
+    super(message, options);
+    this.name = 'FolderNotWritableError';
+  }
 }
 
 interface Holder {
