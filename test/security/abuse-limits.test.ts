@@ -494,6 +494,32 @@ test('a download its client gives up on while the object is being opened gives i
   }
 });
 
+test('a disabled mailbox polled with its right password is refused (403) and counts no failed login: the certificate polling it, granted it, keeps its own mailbox, and the mailbox is served at once when enabled again', async (t) => {
+  // Mid-minute, so that every poll falls in one minute's count.
+  const clock = Math.floor(Date.now() / 60_000) * 60_000 + 30_000;
+  const own = await startTestServer({ worker: false, appServices: (services) => ({ ...services, now: () => new Date(clock) }) });
+  t.teardown(() => own.close());
+  const [practice, branch] = [await own.createMailbox(), await own.createMailbox()];
+  // The practice's system also runs the branch's mailbox, with the practice's certificate.
+  await own.services.mailboxes.grantCertificate(practice.id, branch.id);
+  const branchByPractice = { ...branch, certPem: practice.certPem, keyPem: practice.keyPem };
+  const countOf = (mailbox: TestMailbox, id = mailbox.id): Promise<number> => mailboxRequest(own, mailbox, { path: `/messageexchange/${id}/count` }).then((response) => response.status);
+  await own.services.mailboxes.setActive(branch.id, false);
+  const polls: number[] = [];
+  for (let poll = 0; poll < 15; poll++) polls.push(await countOf(branchByPractice));
+  t.deepEqual(polls, Array(15).fill(403));
+  t.is(await countOf(practice), 200, "the practice's own mailbox is served");
+  for (let poll = 0; poll < 12; poll++) await countOf(branch);
+  await own.services.mailboxes.setActive(branch.id, true);
+  t.is(await countOf(branch), 200, "the branch's own certificate, having polled it disabled, is served once it is enabled");
+  t.is(await countOf(branchByPractice), 200);
+  // A wrong password for a disabled mailbox is a guess as any other.
+  await own.services.mailboxes.setActive(branch.id, false);
+  const guesses: number[] = [];
+  for (let guess = 0; guess < 11; guess++) guesses.push(await countOf({ ...branchByPractice, password: 'a guess' }));
+  t.deepEqual(guesses, [...Array(10).fill(403), 429]);
+});
+
 test("a certificate whose logins keep failing is refused (429) until the minute ends, the right password included; other certificates are served, and the failures cost its mailbox's requests per second nothing", async (t) => {
   // Mid-minute, so that every failure falls in one minute's count.
   let clock = Math.floor(Date.now() / 60_000) * 60_000 + 30_000;

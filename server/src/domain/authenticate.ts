@@ -94,24 +94,28 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   if (claim.status === 'rejected') throw claim.reason;
   if (counted.status === 'rejected') return refuse(counted.reason);
   const count = counted.value;
-  const admits = (mailbox: Mailbox | undefined): mailbox is Mailbox =>
-    mailbox !== undefined && mailbox.active && tokenHmacMatches(services.sharedKey, token, mailbox.password);
+  const passwordMatches = (mailbox: Mailbox | undefined): boolean => mailbox !== undefined && tokenHmacMatches(services.sharedKey, token, mailbox.password);
+  const admits = (mailbox: Mailbox | undefined): mailbox is Mailbox => passwordMatches(mailbox) && mailbox!.active;
   // The mailbox may have been read a moment ago: a password just changed or a mailbox just
-  // reactivated is looked up again before the request is refused. The failure counts meanwhile,
-  // so that guesses sent together are refused past the limit (see LoginFailures).
-  const suspected = !admits(found.value);
+  // reactivated is looked up again before the request is refused. A token that does not match
+  // counts as a failed login meanwhile, so that guesses sent together are refused past the
+  // limit (see LoginFailures). One that matches a disabled mailbox is no guess: counted, a
+  // system polling its disabled mailbox would have its certificate refused for every mailbox
+  // it acts for, its own included.
+  const suspected = !passwordMatches(found.value);
   if (suspected) services.loginFailures.suspect(certificateName, now);
-  const mailbox = suspected ? await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse) : found.value;
+  const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
+  const failedLogin = !passwordMatches(mailbox);
+  if (suspected && !failedLogin) services.loginFailures.withdraw(certificateName, now);
   if (!admits(mailbox)) {
-    // A failed login counts against the certificate, not against the mailbox's requests per
+    // A refused login counts against the certificate, not against the mailbox's requests per
     // second: a certificate granted the mailbox, without its password, could use them up.
     await Promise.allSettled([
-      services.loginFailures.confirm(certificateName, now),
+      failedLogin ? services.loginFailures.confirm(certificateName, now) : undefined,
       limited ? services.rateLimits.countRequest(mailboxId, now, -1) : undefined,
     ]);
     return refuse(loginRefusal(services, certificateName, now) ?? new ForbiddenError());
   }
-  if (suspected) services.loginFailures.withdraw(certificateName, now);
   // A right password among guesses sent together, come after the one past the limit.
   const refusedMeanwhile = loginRefusal(services, certificateName, now);
   if (refusedMeanwhile) return refuse(refusedMeanwhile);

@@ -13,8 +13,8 @@ interface MinuteCount {
 
 /**
  * Guards mailbox passwords against guessing: a token whose HMAC does not match (a wrong
- * password, or a mailbox that does not exist or is disabled) is a failed login of the
- * certificate that sent it. Past the limit in a minute, every request of that certificate is
+ * password, or a mailbox that does not exist) is a failed login of the certificate that sent
+ * it; a right one for a disabled mailbox is refused, and no guess. Past the limit in a minute, every request of that certificate is
  * answered 429 until the minute ends, the right password included, so a guesser cannot tell
  * when it has found it.
  *
