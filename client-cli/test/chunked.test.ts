@@ -616,6 +616,15 @@ test('a chunk size over the server limit gives its 413 with advice, and exit 1',
   t.regex(result.stderr, /^meshbox: chunk 1 of 2 failed: .*chunk exceeds 102400 bytes.*\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size\n$/);
 });
 
+test('a chunk far over the server limit, still being written as the 413 comes, gets the 413 with advice every time, not a broken pipe: the server takes what follows for a while before it closes', async (t) => {
+  const cwd = await folderWith(randomBytes(48 * 1024 * 1024));
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const result = await send(cwd, ['--chunk-size', '24MiB', '--retries', '0']);
+    t.is(result.code, 1);
+    t.regex(result.stderr, /\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size\n$/, `attempt ${attempt}`);
+  }
+});
+
 test('a file that makes more chunks than the server takes is refused at chunk 1, with the way out: a larger --chunk-size', async (t) => {
   const cwd = await folderWith(randomBytes((MAX_CHUNKS + 1) * 1000));
   const result = await send(cwd, ['--chunk-size', '1000']);
