@@ -294,6 +294,19 @@ test('mailbox commands refuse duplicates, unknown mailboxes and bad ids with a c
   t.regex(routeWord.stderr, /WORKFLOWSEARCH is a word of the API's paths/);
 });
 
+test('an admin command without MESHBOX_REDIS_URL warns on stderr that it acts on the local development services (an admin machine or cron job missing the deployment\'s settings); with it, no warning', async (t) => {
+  const { MESHBOX_REDIS_URL: _given, ...withoutUrl } = adminEnv;
+  // The test server runs on the local development services, so the list is its mailboxes either way.
+  const mailbox = await server.createMailbox();
+  const local = await runSubprocess(['admin', 'mailbox', 'list'], { env: withoutUrl });
+  t.is(local.code, 0, local.stderr);
+  t.is(local.stderr, "warning: MESHBOX_REDIS_URL is not set: acting on the local development services (npm run setup's), not a deployment's Redis\n");
+  t.true(local.stdout.includes(mailbox.id));
+  const configured = await admin('mailbox', 'list');
+  t.is(configured.stderr, '');
+  t.true(configured.stdout.includes(mailbox.id));
+});
+
 test('mailbox list and backlog show a name with control characters escaped, never sent to the terminal, and on its own line: a line break or tab in it makes no line of its own', async (t) => {
   const name = 'Evil\u001b[31mRED\u001b[0m\u009b2J\u0007\n2026-12-01 09:00\t5d 0h\t40 waiting\tGP999';
   // Registered as an older meshbox, or another tool, could have: `mailbox create --name` refuses it.

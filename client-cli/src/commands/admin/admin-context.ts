@@ -24,6 +24,8 @@ export interface AdminStores {
   readonly mailboxCacheMs: () => Promise<number>;
 }
 
+let toldOfLocalServices = false;
+
 /**
  * Admin commands act on the deployment's own Redis (MESHBOX_REDIS_URL, or the local
  * development services when it is unset), the same state the server reads. They refuse, before anything is
@@ -31,6 +33,11 @@ export interface AdminStores {
  */
 export async function withAdminStores<T>(action: (stores: AdminStores) => Promise<T>): Promise<T> {
   const config = loadBackendConfig();
+  if (!config.redisUrl && !toldOfLocalServices) {
+    toldOfLocalServices = true;
+    // As the server says at start: an admin machine or a cron job without the deployment's settings would change another Redis without a word.
+    console.error("warning: MESHBOX_REDIS_URL is not set: acting on the local development services (npm run setup's), not a deployment's Redis");
+  }
   // Redis is all admin commands use: a deployment's is enough, without its object storage settings.
   const redisUrl = config.redisUrl ?? (await resolveBackends(config)).redisUrl;
   // A Redis that takes the connection and never answers (frozen, a proxy whose backend is gone)
