@@ -762,7 +762,7 @@ test('dispatch with a chunk size over the server limit keeps the file, with the 
   await utimes(join(outbox, 'payload.bin'), aMinuteAgo, aMinuteAgo);
   const result = await as(lab, ['dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--chunk-size', '128KiB'], work);
   t.is(result.code, 1);
-  t.regex(result.stderr, /chunk 1 of 2 failed: .*\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size \(the file stays, and is tried again\) \(payload\.bin stays in the folder\)/);
+  t.regex(result.stderr, /chunk 1 of 2 failed: .*\(HTTP 413\b.*\); the server refuses chunks this large: use a smaller --chunk-size \(payload\.bin stays in the folder\)\n/);
   t.true((await readdir(outbox)).includes('payload.bin'));
   t.deepEqual(await readdir(join(outbox, 'failed')), []);
 });

@@ -730,7 +730,7 @@ test('a recipient refused when it came from --to is the setup\'s mistake, not th
 
   const run = await as(lab, ['dispatch', outbox, '--to', 'X26HC00L', '--workflow', WORKFLOW]);
   t.is(run.code, 1);
-  t.regex(run.stderr, /\(HTTP 417, MESH code (12|EPL-151)\): check --to and --workflow \(the file stays, and is tried again\) \(one\.txt stays in the folder\)/);
+  t.regex(run.stderr, /\(HTTP 417, MESH code (12|EPL-151)\): check --to and --workflow \(one\.txt stays in the folder\)\n/);
   t.regex(run.stderr, /2 files not sent/);
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'one.txt', 'sent', 'two.txt']);
   t.deepEqual(await readdir(join(outbox, 'failed')), []);

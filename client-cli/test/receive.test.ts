@@ -517,7 +517,12 @@ test('receive refuses a folder that is not there, a bad --interval, and --interv
   const { gp } = await pair();
   const missing = await as(gp, ['receive', join(work, 'no-such-folder')], work);
   t.is(missing.code, 1);
-  t.regex(missing.stderr, /no-such-folder is not a folder/);
+  t.regex(missing.stderr, /^meshbox: \S+no-such-folder does not exist \(receive does not create it\): check the path, or make the folder\n$/);
+  const file = join(work, 'a-file.txt');
+  await writeFile(file, 'not a folder');
+  const notFolder = await as(gp, ['receive', file], work);
+  t.is(notFolder.code, 1);
+  t.is(notFolder.stderr, `meshbox: ${file} is not a folder\n`);
   for (const interval of ['soon', '0.1', '0']) {
     const bad = await as(gp, ['receive', work, '--watch', '--interval', interval], work);
     t.is(bad.code, 2, interval);

@@ -53,7 +53,7 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         'until a second send could not make it arrive twice (16 minutes after the first; stderr gives the time).',
         '',
         `A control file with no file of its name beside it for ${LONE_CONTROL_MS / 60_000} minutes is named on stderr (misnamed? its file may`,
-        'have gone with the defaults), once while it stays unchanged; it is left alone.',
+        'have gone with the defaults), by each run (under --watch, once while it stays unchanged); it is left alone.',
         '',
         'Left alone: hidden files, *.part and *.tmp in any case (write there, then rename into place),',
         'Thumbs.db and desktop.ini (Windows Explorer\'s), control files, folders, links to anything but a',

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { MeshClient } from '../client/mesh-client.ts';
 import { type SameFolderCheck, sameFolderCheck } from '../transfer/folder-identity.ts';
+import { ignoreMissing } from '../transfer/fs-errors.ts';
 import type { PollingOptions } from '../transfer/polling.ts';
 import { type CliContext, errorLine, type QuietFlags } from './context.ts';
 import { interruption, stopSignal, stoppable } from './interruption.ts';
@@ -65,8 +66,9 @@ export async function existingFolder(
   // A usage error (exit 2), like any other misuse of the options.
   if (!flags.watch && command.getOptionValueSource('interval') === 'cli') command.error('error: --interval needs --watch');
   const target = resolve(context.io.cwd, folder);
-  const found = await stat(target).catch(() => undefined);
-  if (!found?.isDirectory()) throw new Error(`${target} is not a folder (${command.name()} does not create one)`);
+  const found = await stat(target).catch(ignoreMissing);
+  if (!found) throw new Error(`${target} does not exist (${command.name()} does not create it): check the path, or make the folder`);
+  if (!found.isDirectory()) throw new Error(`${target} is not a folder`);
   return { folder: target, sameFolder: sameFolderCheck(target, found) };
 }
 

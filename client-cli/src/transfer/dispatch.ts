@@ -556,7 +556,7 @@ async function moveToFailed(folder: string, file: string, taken: Stats, reason: 
 function asSetupError(error: unknown, addressedByFlags: boolean): unknown {
   const cause = error instanceof ChunkUploadError ? error.cause : error;
   if (refusesChunkSize(cause)) {
-    return new DispatchSetupError(`${(error as Error).message}; ${CHUNK_SIZE_ADVICE} (the file stays, and is tried again)`, { cause: error });
+    return new DispatchSetupError(`${(error as Error).message}; ${CHUNK_SIZE_ADVICE}`, { cause: error });
   }
   // Other 417s (an empty file, too many chunks) are the file's: it goes to failed/ like any refused file.
   const addressRefused =
@@ -565,7 +565,7 @@ function asSetupError(error: unknown, addressedByFlags: boolean): unknown {
     cause.status === 417 &&
     (cause.code === MeshErrorCodes.unregisteredRecipient.code || cause.code === MeshErrorCodes.workflowNotRegistered.code);
   if (!addressRefused) return error;
-  return new DispatchSetupError(`${cause.message}: check --to and --workflow (the file stays, and is tried again)`, { cause: error });
+  return new DispatchSetupError(`${cause.message}: check --to and --workflow`, { cause: error });
 }
 
 /** The reason to give up on a file, or undefined when trying it again later may work. */
