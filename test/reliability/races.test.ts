@@ -10,6 +10,7 @@ import type { Services } from '../../server/src/domain/services.ts';
 import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
 import { MeshError } from '../../server/src/domain/errors.ts';
 import { sendMetadata } from '../../server/src/http/send-headers.ts';
+import { redisKeys } from '../../server/src/store/keys.ts';
 import { SCHEDULE_SHARDS, type Claim } from '../../server/src/store/lifecycle-schedule.ts';
 import type { TestMailbox, TestServer } from '../support/harness.ts';
 import { LIFECYCLE_TEST_PERIODS, prepareLifecycleSetting, SECOND } from '../support/lifecycle-setting.ts';
@@ -183,6 +184,35 @@ test.serial('a stalled unchecked deliver of a new send, overtaken by its first c
     t.log(`listed again after acknowledgement; its download answers ${download.status}`);
   }
   t.false(listed, 'an acknowledged message is not listed again');
+});
+
+test.serial('a deliver of a new send landing after its recipient acknowledged it (knowing the id from the sender, through another API process) does not list it again', async (t) => {
+  const real = server.services.messages;
+  const stalled = gate();
+  const reached = gate();
+  let messageId = '';
+  const messages = overriding(real, {
+    deliver: async (id: string, recipient: string) => {
+      messageId = id;
+      reached.open();
+      await stalled.wait;
+      await real.deliver(id, recipient);
+    },
+  });
+  const sending = domainSend({ ...server.services, messages }, Buffer.from('acknowledged first'));
+  await reached.wait;
+  // Well before its first check: nothing but the acknowledgement has moved it on.
+  const ack = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
+  t.is(ack.status, 200);
+  stalled.open();
+  t.deepEqual((await sending).unfinished, []);
+  t.is((await real.get(messageId))!.status, 'acknowledged');
+  t.false((await inboxOf(gp)).includes(messageId), 'an acknowledged message is not listed again');
+  const count = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/count` });
+  t.is(count.json().count, (await inboxOf(gp)).length);
+  // What left is remembered for minutes, not for good.
+  const remembered = await server.redis.pttl(redisKeys(server.redisPrefix).inboxLeft(gp.id));
+  t.true(remembered > 0 && remembered <= 2 * 60_000, `kept for ${remembered} ms`);
 });
 
 /** The message store as a worker's check reads it: once it has read the record it says so, and goes on at `resume`. */

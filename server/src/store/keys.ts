@@ -29,6 +29,8 @@ export interface RedisKeys {
   readonly messageIdReservation: (messageId: string) => string;
   readonly inbox: (mailboxId: string) => string;
   readonly inboxSequence: (mailboxId: string) => string;
+  /** The ids that left a mailbox's inbox lately, by when: a delivery landing late does not list them again. */
+  readonly inboxLeft: (mailboxId: string) => string;
   readonly localIds: (mailboxId: string, localId: string) => string;
   /** One shard of the audit log: written on every send, download and acknowledgement, so spread over the cluster. */
   readonly auditLog: (shard: number) => string;
@@ -66,6 +68,7 @@ export function redisKeys(prefix: string): RedisKeys {
     messageIdReservation: (messageId) => `${prefix}message-id-reservation:{${messageId}}`,
     inbox: (mailboxId) => `${prefix}inbox:{${mailboxId}}`,
     inboxSequence: (mailboxId) => `${prefix}inbox-sequence:{${mailboxId}}`,
+    inboxLeft: (mailboxId) => `${prefix}inbox-left:{${mailboxId}}`,
     // Local ids are free text chosen by the sender; hashing is not needed as Redis keys are binary-safe.
     localIds: (mailboxId, localId) => `${prefix}local-id:{${mailboxId}}:${localId}`,
     auditLog: (shard) => `${prefix}audit:{audit-${shard}}`,

@@ -11,6 +11,14 @@ const createMessageScript = new LuaScript('create-message');
 const allocateChunkVersionScript = new LuaScript('allocate-chunk-version');
 const storeChunkScript = new LuaScript('store-chunk', ['accept-when-complete']);
 const deliverScript = new LuaScript('deliver');
+const leaveInboxScript = new LuaScript('leave-inbox');
+
+/**
+ * How long a message that left an inbox is kept from being delivered into it again
+ * (leave-inbox.lua): longer than a delivery issued before its send's answer can land late (sent
+ * again on a new connection after the 10 s of silence that drops one, or by a slower API process).
+ */
+const LEFT_INBOX_REMEMBERED_MS = 2 * 60_000;
 const acknowledgeScript = new LuaScript('acknowledge');
 const expireScript = new LuaScript('expire-message');
 const abandonScript = new LuaScript('abandon-upload');
@@ -210,10 +218,11 @@ export class MessageStore {
   }
 
   /**
-   * Puts an accepted message into its recipient's inbox unless it is there. Only for a delivery
-   * that no other attempt can have overtaken: a new single-chunk message, whose status nothing
-   * but its first lifecycle check can move on before it is listed (its sender learns its id from
-   * the 202, which may come first, but can neither deliver nor acknowledge it; the send looks
+   * Puts an accepted message into its recipient's inbox unless it is there, or has left it lately
+   * (leave-inbox.lua: a recipient that knew the id from its sender, the same organisation's, and
+   * acknowledged the message through another API process before this delivery landed). Only for a
+   * delivery that no other attempt can have overtaken: a new single-chunk message, whose status
+   * nothing else but its first lifecycle check can move on before it is listed (the send looks
    * again if it took so long that the check may have come: see `leaveInboxUnlessAccepted`). Every other delivery is
    * `deliverChecked`. The status is read again only when a connection closed meanwhile: ioredis
    * may then have run the delivery again, on the next connection (or, on a cluster, another
@@ -237,7 +246,7 @@ export class MessageStore {
   }
 
   async #addToInbox(id: string, recipient: string): Promise<void> {
-    await deliverScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxSequence(recipient)], [id]);
+    await deliverScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxSequence(recipient), this.#keys.inboxLeft(recipient)], [id]);
   }
 
   /**
@@ -319,7 +328,7 @@ export class MessageStore {
    * acknowledge, expiry and purge, repeated when an interrupted one is retried.
    */
   async leaveInbox(id: string, recipient: string): Promise<void> {
-    await this.#redis.zrem(this.#keys.inbox(recipient), id);
+    await leaveInboxScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxLeft(recipient)], [id, Date.now(), LEFT_INBOX_REMEMBERED_MS]);
   }
 
   /** Reachability check for readiness: every node holding messages. */
