@@ -147,10 +147,8 @@ test.serial('acknowledged while a worker holds the check of the accepted message
   t.true(scheduled <= record.statusAt.getTime() + periods.payloadRetentionMs + SECOND, 'next check no later than the payload purge');
 });
 
-// ---------------------------------------------------------------------------------------------
-// a new single-chunk send's unchecked deliver, stalled, lands after its first check delivered
-// it and the recipient acknowledged it.
-test.serial('a stalled unchecked deliver of a new send, overtaken by its first check and an acknowledgement, leaves it out of the inbox', async (t) => {
+/** A message store whose unchecked deliver waits at `stalled` once `reached` (the id it delivers then in `messageId()`). */
+function stalledDeliver() {
   const real = server.services.messages;
   const stalled = gate();
   const reached = gate();
@@ -163,9 +161,18 @@ test.serial('a stalled unchecked deliver of a new send, overtaken by its first c
       await real.deliver(id, recipient);
     },
   });
+  return { real, messages, stalled, reached, messageId: () => messageId };
+}
+
+// ---------------------------------------------------------------------------------------------
+// a new single-chunk send's unchecked deliver, stalled, lands after its first check delivered
+// it and the recipient acknowledged it.
+test.serial('a stalled unchecked deliver of a new send, overtaken by its first check and an acknowledgement, leaves it out of the inbox', async (t) => {
+  const { real, messages, stalled, reached, messageId: deliveredId } = stalledDeliver();
   const clock = stallingClock();
   const sending = domainSend({ ...server.services, messages, now: clock.now }, Buffer.from('stalled delivery'));
   await reached.wait;
+  const messageId = deliveredId();
   // The first check comes (the worker's sweep), delivers it; the recipient acknowledges it.
   const claim = await claimAs(messageId, new Date(Date.now() + periods.deliveryCheckMs + SECOND));
   await server.connections.schedule.release(claim, await advanceLifecycle(later(periods.deliveryCheckMs + SECOND), messageId));
@@ -187,20 +194,10 @@ test.serial('a stalled unchecked deliver of a new send, overtaken by its first c
 });
 
 test.serial('a deliver of a new send landing after its recipient acknowledged it (knowing the id from the sender, through another API process) does not list it again', async (t) => {
-  const real = server.services.messages;
-  const stalled = gate();
-  const reached = gate();
-  let messageId = '';
-  const messages = overriding(real, {
-    deliver: async (id: string, recipient: string) => {
-      messageId = id;
-      reached.open();
-      await stalled.wait;
-      await real.deliver(id, recipient);
-    },
-  });
+  const { real, messages, stalled, reached, messageId: deliveredId } = stalledDeliver();
   const sending = domainSend({ ...server.services, messages }, Buffer.from('acknowledged first'));
   await reached.wait;
+  const messageId = deliveredId();
   // Well before its first check: nothing but the acknowledgement has moved it on.
   const ack = await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` });
   t.is(ack.status, 200);
