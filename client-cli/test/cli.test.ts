@@ -435,13 +435,18 @@ test("a client certificate that is not yet valid is refused beyond the clocks' d
   }
 });
 
-test('track by a local id no message carries is a 404; an id and --local-id together, or neither, is a usage error', async (t) => {
+test('track by a local id no message carries is a 404, as one by the id of a message this mailbox did not send (its recipient asking), each saying so; an id and --local-id together, or neither, is a usage error', async (t) => {
   const cwd = await folder();
   const never = `never-${randomBytes(4).toString('hex')}`;
   const unknown = await as(lab, ['track', '--local-id', never], cwd);
   t.is(unknown.code, 1);
   t.true(unknown.stderr.startsWith(`meshbox: no message this mailbox sent carries local id ${never} (`), unknown.stderr);
   t.regex(unknown.stderr, /HTTP 404/);
+  // The recipient asking: tracking is the sender's.
+  const received = await sendFile(lab, gp, randomBytes(10));
+  const asRecipient = await as(gp, ['track', received.toLowerCase()], cwd);
+  t.is(asRecipient.code, 1);
+  t.regex(asRecipient.stderr, new RegExp(`^meshbox: no message this mailbox sent has id ${received} \\(only its sender can track a message, until its record is purged\\): .*HTTP 404`));
   for (const args of [['track', '20260101000000000000_ABC123', '--local-id', 'x'], ['track']]) {
     const usage = await as(lab, args, cwd);
     t.is(usage.code, 2, args.join(' '));

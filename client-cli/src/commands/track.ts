@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readMeshTime } from '../../../shared/src/protocol/index.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
-import { MeshClientError } from '../client/errors.ts';
+import { isGone, MeshClientError } from '../client/errors.ts';
 import { printableLine } from '../client/untrusted-text.ts';
 import { gzipOfMessage } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
@@ -87,7 +87,14 @@ export function registerTrackCommand(program: Command, context: CliContext): voi
     .option('--json', "print the server's tracking record as JSON, as it came (the summary shows its times in UTC, ISO 8601)")
     .action(async (id: string | undefined, flags: { localId?: string; json?: boolean }, command: Command) => {
       if ((id === undefined) === (flags.localId === undefined)) command.error('error: give exactly one of a message id and --local-id');
-      const info = await context.withClient(command, async (client) => client.track(id ?? (await messageIdForLocalId(client, flags.localId!))));
+      const info = await context.withClient(command, async (client) => {
+        if (id === undefined) return client.track(await messageIdForLocalId(client, flags.localId!));
+        return client.track(id).catch((error: unknown) => {
+          // Tracking is the sender's: a recipient asking of a message it received is told 404 too.
+          if (!isGone(error)) throw error;
+          throw new Error(`no message this mailbox sent has id ${id.toUpperCase()} (only its sender can track a message, until its record is purged): ${error.message}`, { cause: error });
+        });
+      });
       context.print(flags.json ? JSON.stringify(info, null, 2) : trackingSummary(info));
     });
 }
