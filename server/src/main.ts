@@ -81,7 +81,12 @@ async function main(): Promise<void> {
     : () => {};
   server.listen(config.port, config.host);
   await once(server, 'listening').catch((error: NodeJS.ErrnoException) => {
-    const why = error.code === 'EADDRINUSE' ? 'the port is in use' : error.code === 'EACCES' ? 'not allowed (a port below 1024 needs privileges)' : error.message;
+    const why =
+      error.code === 'EADDRINUSE'
+        ? 'the port is in use (another meshbox already running? or give another MESHBOX_PORT: `MESHBOX_PORT=9443 npm run setup` points the demo profiles at it)'
+        : error.code === 'EACCES'
+          ? 'not allowed (a port below 1024 needs privileges)'
+          : error.message;
     throw new ConfigError(`cannot listen on ${config.host}:${config.port} (MESHBOX_HOST, MESHBOX_PORT): ${why}`);
   });
   logger.info(

@@ -601,6 +601,19 @@ test('a server that cannot reach Redis or its bucket at start exits 1 with one l
   t.is(noListen.code, 1);
   t.regex(noListen.output, /\nmeshbox: cannot listen on 192\.0\.2\.1:1 \(MESHBOX_HOST, MESHBOX_PORT\): .*EADDRNOTAVAIL.*\nmeshbox: MESHBOX_LOG_LEVLE is not a setting \(ignored\): MESHBOX_LOG_LEVEL\?\n$/);
   t.notRegex(noListen.output, /\n\s+at /, 'no stack trace');
+  // A port another process holds (a meshbox started before): what to do about it.
+  const holder = createNetServer().listen(0, '127.0.0.1');
+  await once(holder, 'listening');
+  t.teardown(() => holder.close());
+  const taken = await start({
+    MESHBOX_REDIS_URL: local.redisUrl,
+    MESHBOX_S3_ENDPOINT: local.s3.endpoint,
+    MESHBOX_REDIS_PREFIX: deployment.prefix,
+    MESHBOX_S3_BUCKET: deployment.bucket,
+    MESHBOX_PORT: String((holder.address() as AddressInfo).port),
+  });
+  t.is(taken.code, 1);
+  t.regex(taken.output, /^meshbox: cannot listen on 127\.0\.0\.1:\d+ \(MESHBOX_HOST, MESHBOX_PORT\): the port is in use \(another meshbox already running\? or give another MESHBOX_PORT: `MESHBOX_PORT=9443 npm run setup` points the demo profiles at it\)\n$/);
 
   // A peer that takes the connection and never answers (a proxy whose backend is down) is given up on too.
   const silent = createNetServer(() => {});
