@@ -7,8 +7,8 @@
  * keys of one tag only:
  * - `{directory}`: mailboxes and their lookup indexes (small, read-mostly, changed together);
  * - `{<message id>}`: a message's record (with its chunk sizes and a small payload) and its id reservation;
- * - `{<mailbox id>}`: a mailbox's inbox and inbox counter, local-id index, request counters,
- *   used tokens and certificates.
+ * - `{<mailbox id>}`: a mailbox's inbox, inbox counter and the ids that left the inbox lately,
+ *   local-id index, request counters, used tokens and certificates.
  * - `{schedule-<n>}`: one shard of the lifecycle schedule, with its leases and failures;
  * - `{audit-<n>}`: one shard of the audit log.
  * The revocation list and the certificates' holders and expiry dates are one key each.
