@@ -103,6 +103,42 @@ test('a new connection the server closes unanswered at once may be a refused cer
   t.notRegex(late.stderr, /certificate/);
 });
 
+test('a wait of seconds before a retry is said at a terminal (the server refusing for now, or not answering), and nothing is said otherwise', async (t) => {
+  const cwd = await mkdtemp(join(work, 'retry-wait-'));
+  const countWith = (tty: boolean) => {
+    let asked = 0;
+    return withFakeServer(
+      (_request, _body, response) => {
+        asked += 1;
+        // A certificate past its failed logins is answered so until its minute ends.
+        if (asked === 1) response.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{}');
+        else response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: 3 }));
+      },
+      (origin) => runInProcess(['--profile', mailbox.profile, '--url', origin, 'count'], { cwd, tty }),
+    );
+  };
+  const atTerminal = await countWith(true);
+  t.is(atTerminal.code, 0, atTerminal.stderr);
+  t.is(atTerminal.stdout, '3\n');
+  t.is(atTerminal.stderr, 'meshbox: the server answered Too Many Requests (HTTP 429); trying again in 1 s\n');
+  const piped = await countWith(false);
+  t.is(piped.code, 0);
+  t.is(piped.stderr, '');
+  // Chunk 2 refused for now, while the download's bar is drawn: the line goes above the bar (taken down and drawn again), not into it.
+  const { whole, handle } = twoChunkMessage(() => false);
+  let chunk2Asked = 0;
+  const download = await withFakeServer(
+    (request, body, response) => {
+      if (request.url?.endsWith('/2') && ++chunk2Asked === 1) response.writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' }).end('{}');
+      else handle(request, body, response);
+    },
+    (origin) => runInProcess(['--profile', mailbox.profile, '--url', origin, 'download', MESSAGE_ID, '-o', 'r.bin'], { cwd, tty: true }),
+  );
+  t.is(download.code, 0, download.stderr);
+  t.regex(download.stderr, /\[2Kmeshbox: the server answered Service Unavailable \(HTTP 503\); trying again in 1 s\n.*downloading \[/s, 'the bar cleared, the line written, the bar drawn again below it');
+  t.true((await readFile(join(cwd, 'r.bin'))).equals(whole));
+});
+
 test('Retry-After is read as seconds or as an HTTP date', (t) => {
   t.is(retryAfterMs('3'), 3000);
   t.is(retryAfterMs(new Date(10_000).toUTCString(), 4000), 6000);

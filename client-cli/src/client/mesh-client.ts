@@ -38,6 +38,8 @@ export interface ClientOptions {
   readonly retryDelayMs?: number;
   /** Ends every request and wait in progress, and refuses new ones (a long-running command stopped). */
   readonly signal?: AbortSignal;
+  /** Hears each wait before a retry: why, and for how long. */
+  readonly onRetryWait?: (reason: string, waitMs: number) => void;
 }
 
 export interface InboxOptions {
@@ -203,6 +205,7 @@ export class MeshClient {
       retryDelayMs: this.retryDelayMs,
       ...(settings.idleTimeoutMs ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onRetryWait ? { onRetryWait: options.onRetryWait } : {}),
       beforeEachRequest: () => this.#refuseCertificateOutOfDates(),
       likelyRefusal: () => this.#certificateDatesProblem(0),
     });

@@ -1,4 +1,4 @@
-import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, STATUS_CODES } from 'node:http';
 import { Agent, request } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -91,6 +91,8 @@ export interface TransportOptions {
   readonly beforeEachRequest?: () => void;
   /** What the client knows of why a server closes a new connection unanswered (it refuses the certificate), if anything. */
   readonly likelyRefusal?: () => string | undefined;
+  /** Hears each wait before a retry: why, and for how long (a command at a terminal says so). */
+  readonly onRetryWait?: (reason: string, waitMs: number) => void;
 }
 
 /**
@@ -196,6 +198,7 @@ export class HttpsTransport {
   readonly #signal: AbortSignal | undefined;
   readonly #beforeEachRequest: (() => void) | undefined;
   readonly #likelyRefusal: (() => string | undefined) | undefined;
+  readonly #onRetryWait: ((reason: string, waitMs: number) => void) | undefined;
 
   constructor(options: TransportOptions) {
     this.origin = options.origin;
@@ -214,6 +217,7 @@ export class HttpsTransport {
     this.#signal = options.signal;
     this.#beforeEachRequest = options.beforeEachRequest;
     this.#likelyRefusal = options.likelyRefusal;
+    this.#onRetryWait = options.onRetryWait;
   }
 
   /**
@@ -247,7 +251,10 @@ export class HttpsTransport {
   ): Promise<{ status: number; headers: IncomingHttpHeaders; body: Body }> {
     this.#beforeEachRequest?.();
     const replayable = !(request.body instanceof Readable);
-    const wait = { signal: this.#signal };
+    const pause = async (reason: string, ms: number): Promise<void> => {
+      this.#onRetryWait?.(reason, ms);
+      await sleep(ms, undefined, { signal: this.#signal });
+    };
     let policy = request.retry;
     let firstHeaders = policy === 'idempotent' ? undefined : this.#attemptHeaders();
     let tries = policy === 'idempotent' ? undefined : new SendTries(request.repeatable);
@@ -285,7 +292,7 @@ export class HttpsTransport {
         if (bodyFailed || this.#signal?.aborted) throw failure(error);
         const connectionError = new MeshConnectionError(this.origin, error, { newConnection, likelyRefusal: this.#likelyRefusal?.() });
         if (await retryAfterBreak(error, connectionError, canRetry)) {
-          await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
+          await pause(connectionError.message, backoffDelay(this.#retryDelayMs, attempt));
           continue;
         }
         throw failure(connectionError);
@@ -294,7 +301,7 @@ export class HttpsTransport {
       if (tries && answeredInDoubt(status)) {
         const serverFailure = await this.#errorFrom(status, response);
         if (await repeatInDoubt(tries, serverFailure, canRetry)) {
-          await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
+          await pause(serverFailure.message, backoffDelay(this.#retryDelayMs, attempt));
           continue;
         }
         throw failure(serverFailure);
@@ -304,7 +311,7 @@ export class HttpsTransport {
         const asked = retryAfterMs(response.headers['retry-after']);
         if (asked === undefined || asked <= MAX_RETRY_AFTER_MS) {
           response.resume();
-          await sleep(Math.max(backoffDelay(this.#retryDelayMs, attempt), asked ?? 0), undefined, wait);
+          await pause(`the server answered ${STATUS_CODES[status] ?? 'HTTP'} (HTTP ${status})`, Math.max(backoffDelay(this.#retryDelayMs, attempt), asked ?? 0));
           continue;
         }
         throw failure(askedToWait(await this.#errorFrom(status, response), asked));
@@ -316,7 +323,7 @@ export class HttpsTransport {
       } catch (error) {
         const cutOff = AnswerCutOffError.isBrokenConnection(error) ? new AnswerCutOffError(status, error) : undefined;
         if (await retryAfterBreak(error, cutOff, canRetry)) {
-          await sleep(backoffDelay(this.#retryDelayMs, attempt), undefined, wait);
+          await pause((cutOff ?? (error as Error)).message, backoffDelay(this.#retryDelayMs, attempt));
           continue;
         }
         throw failure(cutOff ?? (error as Error));

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { MeshClientError, MeshConnectionError } from '../client/errors.ts';
 import { type ClientOptions, MeshClient } from '../client/mesh-client.ts';
 import { type ConnectionFlags, resolveConnectionSettings } from '../client/settings.ts';
-import { noProgress, type ProgressFactory, type ProgressTerminal, terminalProgress } from '../transfer/progress.ts';
+import { noProgress, type ProgressFactory, type ProgressTerminal, terminalOutput } from '../transfer/progress.ts';
 import { InterruptedError } from './interruption.ts';
 
 /** Where the CLI reads and writes: the process's by default, a test's when run in-process. */
@@ -115,6 +115,11 @@ export function connectionFlags(command: Command): ConnectionFlags {
 }
 
 export function createContext(io: CliIo, argv: readonly string[] = []): CliContext {
+  // One for the command: its progress bars and the lines said to the person share the terminal.
+  const terminal = io.stderrTerminal ? terminalOutput(io.stderrTerminal, io.stderr) : undefined;
+  const tell = (flags: QuietFlags, line: string): void => {
+    if (interactive(flags)) terminal?.say(line);
+  };
   return {
     io,
     argv,
@@ -122,22 +127,25 @@ export function createContext(io: CliIo, argv: readonly string[] = []): CliConte
     withClient: async (command, use, options) => {
       // Settings are read only when a command needs the server, so --help and admin work without them.
       const settings = await resolveConnectionSettings(connectionFlags(command), io);
-      const client = new MeshClient(settings, { ...io.clientOptions, ...options });
+      const flags = command.opts() as QuietFlags;
+      // At a terminal, a wait of seconds before a retry (a server refusing for now, or not reached) would look like a hang.
+      const onRetryWait = (reason: string, waitMs: number): void => {
+        if (waitMs >= RETRY_WAIT_TOLD_MS) tell(flags, `meshbox: ${reason}; trying again in ${Math.ceil(waitMs / 1000)} s`);
+      };
+      const client = new MeshClient(settings, { ...io.clientOptions, onRetryWait, ...options });
       try {
         return await use(client);
       } finally {
         client.close();
       }
     },
-    progress: (flags) => {
-      const terminal = interactive(flags) ? io.stderrTerminal : undefined;
-      return terminal ? terminalProgress(terminal, io.stderr) : noProgress;
-    },
-    tell: (flags, line) => {
-      if (interactive(flags) && io.stderrTerminal) io.stderr(`${line}\n`);
-    },
+    progress: (flags) => (interactive(flags) && terminal ? terminal.progress : noProgress),
+    tell,
   };
 }
+
+/** Shorter waits before a retry pass unsaid: the first backoffs are a fraction of a second. */
+const RETRY_WAIT_TOLD_MS = 1000;
 
 function interactive(flags: QuietFlags): boolean {
   return !flags.json && !flags.quiet;

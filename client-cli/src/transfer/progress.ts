@@ -53,12 +53,27 @@ const FORMATS: Readonly<Record<ProgressSpec['unit'], string>> = {
   chunks: '{label} [{bar}] {value}/{total} chunks {done} {rate} {duration_formatted}',
 };
 
+/** Progress bars on a terminal, and lines said to the person at it. */
+export interface TerminalOutput {
+  readonly progress: ProgressFactory;
+  /** Writes a line above the bar drawn now, or plainly when none is: a bar redrawn over it would garble it. */
+  readonly say: (line: string) => void;
+}
+
 /**
  * Progress bars on a terminal (cli-progress). Notes go through `writeNote`, which writes to
  * the same terminal: the bar is cleared first and drawn again below the note.
  */
-export function terminalProgress(terminal: ProgressTerminal, writeNote: (text: string) => void): ProgressFactory {
-  return (spec) => new TerminalProgress(terminal, writeNote, spec);
+export function terminalOutput(terminal: ProgressTerminal, writeNote: (text: string) => void): TerminalOutput {
+  const drawn: TerminalProgress[] = [];
+  return {
+    progress: (spec) => new TerminalProgress(terminal, writeNote, spec, drawn),
+    say: (line) => {
+      const bar = drawn.at(-1);
+      if (bar) bar.note(line);
+      else writeNote(`${line}\n`);
+    },
+  };
 }
 
 class TerminalProgress implements TransferProgress {
@@ -72,11 +87,15 @@ class TerminalProgress implements TransferProgress {
   readonly #startBytes: number;
   readonly #startTime = Date.now();
   #lastDrawn = 0;
+  /** The bars on the terminal now, this one among them until it stops. */
+  readonly #drawn: TerminalProgress[];
 
-  constructor(terminal: ProgressTerminal, writeNote: (text: string) => void, spec: ProgressSpec) {
+  constructor(terminal: ProgressTerminal, writeNote: (text: string) => void, spec: ProgressSpec, drawn: TerminalProgress[]) {
     this.#terminal = terminal;
     this.#writeNote = writeNote;
     this.#spec = spec;
+    this.#drawn = drawn;
+    drawn.push(this);
     this.#value = spec.initialValue ?? 0;
     this.#bytes = spec.initialBytes ?? (spec.unit === 'bytes' ? this.#value : 0);
     this.#startBytes = this.#bytes;
@@ -102,6 +121,7 @@ class TerminalProgress implements TransferProgress {
 
   stop(): void {
     if (!this.#bar) return;
+    this.#drawn.splice(this.#drawn.indexOf(this), 1);
     this.#bar.update(this.#value, this.#payload());
     this.#bar.stop();
     this.#bar = undefined;
