@@ -45,7 +45,11 @@ function listening(url: URL): Promise<boolean> {
 
 /** The server the profiles point at: undefined when one is running, else one started here. */
 async function startServerUnlessRunning(url: URL): Promise<ChildProcess | undefined> {
-  if (await listening(url)) return undefined;
+  if (await listening(url)) {
+    // Another checkout's server there would be refused as a certificate the CA does not vouch for: said first, what it is.
+    console.log(`0. a server answers at ${url.origin}: the demo uses it (\`npm start\` of this checkout, or else another's on the port: stop that, or run \`MESHBOX_PORT=9443 npm run setup\`)`);
+    return undefined;
+  }
   console.log(`0. no server at ${url.origin}: starting one, as \`npm start\` does (stopped after the demo)`);
   const server = spawn(process.execPath, [resolve(REPO_ROOT, 'server/src/main.ts')], {
     // Listening where the demo will look for it.
