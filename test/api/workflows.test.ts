@@ -32,14 +32,14 @@ function send(from: TestMailbox, to: TestMailbox, workflowId: string) {
   });
 }
 
-test.serial('a workflow the sender may not send, or the recipient may not receive, is refused with 417 code 17', async (t) => {
+test.serial('a workflow the sender may not send, or the recipient may not receive, is refused with 417 code 17, saying which', async (t) => {
   t.is((await send(lab, gp, 'PATH_RESULTS')).status, 202);
   const notSendable = await send(lab, gp, 'RAD_RESULTS');
   t.is(notSendable.status, 417);
-  t.like(notSendable.json().detail[0], { event: 'SEND', code: '17' });
+  t.like(notSendable.json().detail[0], { event: 'SEND', code: '17', msg: `Workflow ID not registered for mailbox: RAD_RESULTS (${lab.id} may not send it)` });
   const notReceivable = await send(lab, gp, 'PATH_ORDERS');
   t.is(notReceivable.status, 417);
-  t.is(notReceivable.json().detail[0].code, '17');
+  t.like(notReceivable.json().detail[0], { code: '17', msg: `Workflow ID not registered for mailbox: PATH_ORDERS (${gp.id} may not receive it)` });
   const v1 = await mailboxRequest(server, lab, {
     method: 'POST',
     accept: 'v1',

@@ -265,8 +265,11 @@ function refusalOf(request: SendRequest, recipient: Mailbox | undefined): SendRe
     return new SendRejectedError(MeshErrorCodes.unregisteredRecipient, { detail: request.metadata.recipient });
   }
   const { workflowId } = request.metadata;
-  if (!workflowAllowed(request.sender.sendWorkflows, workflowId) || !workflowAllowed(recipient.receiveWorkflows, workflowId)) {
-    return new SendRejectedError(MeshErrorCodes.workflowNotRegistered, { detail: workflowId });
+  const senderMay = workflowAllowed(request.sender.sendWorkflows, workflowId);
+  if (!senderMay || !workflowAllowed(recipient.receiveWorkflows, workflowId)) {
+    // Whose registration is missing: the sender's system to fix, or the recipient to ask (lookups tell who receives a workflow anyway).
+    const whose = senderMay ? `${recipient.id} may not receive it` : `${request.sender.id} may not send it`;
+    return new SendRejectedError(MeshErrorCodes.workflowNotRegistered, { detail: `${workflowId} (${whose})` });
   }
   return undefined;
 }
