@@ -95,23 +95,23 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   if (counted.status === 'rejected') return refuse(counted.reason);
   const count = counted.value;
   const passwordMatches = (mailbox: Mailbox | undefined): boolean => mailbox !== undefined && tokenHmacMatches(services.sharedKey, token, mailbox.password);
-  const admits = (mailbox: Mailbox | undefined): mailbox is Mailbox => passwordMatches(mailbox) && mailbox!.active;
   // The mailbox may have been read a moment ago: a password just changed or a mailbox just
   // reactivated is looked up again before the request is refused. A token that does not match
   // counts as a failed login meanwhile, so that guesses sent together are refused past the
   // limit (see LoginFailures). One that matches a disabled mailbox is no guess: counted, a
   // system polling its disabled mailbox would have its certificate refused for every mailbox
-  // it acts for, its own included.
-  const suspected = !passwordMatches(found.value);
-  if (suspected) services.loginFailures.suspect(certificateName, now);
-  const mailbox = admits(found.value) ? found.value : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
-  const failedLogin = !passwordMatches(mailbox);
-  if (suspected && !failedLogin) services.loginFailures.withdraw(certificateName, now);
-  if (!admits(mailbox)) {
+  // it acts for, its own included. The HMAC is computed once per mailbox read.
+  const known = found.value;
+  const matchesKnown = passwordMatches(known);
+  if (!matchesKnown) services.loginFailures.suspect(certificateName, now);
+  const mailbox = matchesKnown && known?.active ? known : await services.mailboxes.get(mailboxId, { fresh: true }).catch(refuse);
+  const matches = mailbox === known ? matchesKnown : passwordMatches(mailbox);
+  if (!matchesKnown && matches) services.loginFailures.withdraw(certificateName, now);
+  if (mailbox === undefined || !matches || !mailbox.active) {
     // A refused login counts against the certificate, not against the mailbox's requests per
     // second: a certificate granted the mailbox, without its password, could use them up.
     await Promise.allSettled([
-      failedLogin ? services.loginFailures.confirm(certificateName, now) : undefined,
+      matches ? undefined : services.loginFailures.confirm(certificateName, now),
       limited ? services.rateLimits.countRequest(mailboxId, now, -1) : undefined,
     ]);
     return refuse(loginRefusal(services, certificateName, now) ?? new ForbiddenError());
