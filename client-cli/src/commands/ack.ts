@@ -22,9 +22,10 @@ export function registerAckCommand(program: Command, context: CliContext): void 
             const notAcknowledged = `message ${id.toUpperCase()} not acknowledged: ${error instanceof Error ? error.message : String(error)}`;
             // Not answered (the server away, the connection broken): the ones after it would wait out their retries alike.
             if (!(error instanceof MeshClientError)) throw new Error(`${notAcknowledged}${notTried(ids.length - index - 1)}`, { cause: error });
-            if (ids.length === 1) throw new Error(notAcknowledged, { cause: error });
+            const refusal = new Error(notAcknowledged, { cause: error });
+            if (ids.length === 1) throw refusal;
             refusals += 1;
-            context.io.stderr(`${errorLine(new Error(notAcknowledged, { cause: error }))}\n`);
+            context.io.stderr(`${errorLine(refusal)}\n`);
             continue;
           }
           context.print(`acknowledged ${id.toUpperCase()}`);

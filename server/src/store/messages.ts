@@ -12,6 +12,11 @@ const allocateChunkVersionScript = new LuaScript('allocate-chunk-version');
 const storeChunkScript = new LuaScript('store-chunk', ['accept-when-complete']);
 const deliverScript = new LuaScript('deliver');
 const leaveInboxScript = new LuaScript('leave-inbox');
+const acknowledgeScript = new LuaScript('acknowledge');
+const expireScript = new LuaScript('expire-message');
+const abandonScript = new LuaScript('abandon-upload');
+const updateExisting = new LuaScript('update-existing-hash');
+const senderOnPrimaryScript = new LuaScript('sender-on-primary');
 
 /**
  * How long a message that left an inbox is kept from being delivered into it again
@@ -19,12 +24,6 @@ const leaveInboxScript = new LuaScript('leave-inbox');
  * again on a new connection after the 10 s of silence that drops one, or by a slower API process).
  */
 const LEFT_INBOX_REMEMBERED_MS = 2 * 60_000;
-const acknowledgeScript = new LuaScript('acknowledge');
-const expireScript = new LuaScript('expire-message');
-const abandonScript = new LuaScript('abandon-upload');
-const updateExisting = new LuaScript('update-existing-hash');
-const senderOnPrimaryScript = new LuaScript('sender-on-primary');
-
 
 /** A message id held for a send while its chunk 1 streams in; recording the message ends it. */
 export interface IdReservation {
