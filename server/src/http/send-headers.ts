@@ -20,6 +20,8 @@ const MAX_LENGTHS: Readonly<Record<string, number>> = {
   [MeshHeaders.contentChecksum]: 100,
   [MeshHeaders.contentType]: 100,
 };
+/** MESH's header names by the lower case Node gives them in. */
+const CANONICAL_NAMES: ReadonlyMap<string, string> = new Map(Object.values(MeshHeaders).map((name) => [name.toLowerCase(), name]));
 /** What MESH lets a checksum be made of: `sha256:<hex>`, `md5:...`, UUID-like values. */
 const CHECKSUM_PATTERN = /^[A-Za-z0-9\s:/-]*$/;
 
@@ -34,7 +36,7 @@ function assertWellFormed(headers: IncomingHttpHeaders): void {
     .filter(([name]) => name.startsWith('mex-'))
     .filter(([name, value]) => {
       const text = Array.isArray(value) ? value.join(',') : (value ?? '');
-      const canonical = Object.values(MeshHeaders).find((known) => known.toLowerCase() === name) ?? name;
+      const canonical = CANONICAL_NAMES.get(name) ?? name;
       return (
         CONTROL_CHARACTERS.test(text) ||
         (URL_CHECKED.includes(canonical) && URL_LIKE.test(text.trim())) ||

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { acrossFailover } from './failover-retry.ts';
 import { refusedByReplica, type RedisClient } from './redis-client.ts';
 import type { AuthToken } from '../../../shared/src/protocol/index.ts';
@@ -64,5 +64,5 @@ export class UsedTokenStore {
 
 /** A path may be long, and every used token is kept for hours. */
 function requestDigest(request: string): string {
-  return createHash('sha256').update(request).digest('base64url').slice(0, 22);
+  return hash('sha256', request, 'base64url').slice(0, 22);
 }

@@ -37,7 +37,9 @@ export function parseTokenTimestamp(timestamp: string): Date | undefined {
     Number(timestamp.slice(start, start + (i === 0 ? 4 : 2))),
   ) as [number, number, number, number, number];
   const at = new Date(Date.UTC(year, month - 1, day, hour, minute));
-  return formatTokenTimestamp(at) === timestamp ? at : undefined;
+  // Date.UTC carries what is out of range into the next field (a 13th month, a 25th hour): such a time reads back otherwise.
+  const real = at.getUTCFullYear() === year && at.getUTCMonth() === month - 1 && at.getUTCDate() === day && at.getUTCHours() === hour && at.getUTCMinutes() === minute;
+  return real ? at : undefined;
 }
 
 export function computeTokenHmac(sharedKey: string, token: Omit<AuthToken, 'hmac' | 'mailboxId'>, password: string): string {

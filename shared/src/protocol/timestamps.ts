@@ -1,6 +1,15 @@
+/** The last second written, and how: a server writes the same second for every message id made in it. */
+let lastSecond = Number.NaN;
+let lastWritten = '';
+
 /** MESH writes UTC times as compact digits: `yyyyMMddHHmmss` (status) or its first 12 (tokens). */
 export function compactUtcSeconds(at: Date): string {
-  return at.toISOString().replace(/\D/g, '').slice(0, 14);
+  const second = Math.floor(at.getTime() / 1000);
+  if (second !== lastSecond) {
+    lastWritten = at.toISOString().replace(/\D/g, '').slice(0, 14);
+    lastSecond = second;
+  }
+  return lastWritten;
 }
 
 /** MESH's compact time, `yyyyMMddHHmmss`. */
