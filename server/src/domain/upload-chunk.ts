@@ -34,6 +34,12 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     if (upload.repeated) return [];
   }
   refuse(before, upload, services);
+  // Its first try stored this chunk and was answered 202 (only then does an upload keep its
+  // token): the answer was lost, and the chunk is stored. Stored again, the repeat's body, which
+  // nothing compares with the first (a streamed one has no length to tell them apart), would
+  // replace it. A repeat while its first try is still storing finds no chunk yet, and stores its
+  // own: of a retry then, the same bytes.
+  if (upload.repeated && (await services.messages.holdsChunk(upload.messageId, upload.chunkNumber))) return [];
   const version = await services.messages.allocateChunkVersion(upload.messageId);
   if (version === undefined) throw new MessageNotFoundError(upload.messageId);
   const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version };

@@ -308,6 +308,11 @@ export class MessageStore {
     return deserialise(id, Object.fromEntries(RECORD_FIELDS.map((field, i) => [field, values[i] ?? ''])));
   }
 
+  /** Whether chunk `number` of the message is stored (recorded). */
+  async holdsChunk(id: string, number: number): Promise<boolean> {
+    return (await this.#redis.hexists(this.#keys.message(id), `${CHUNK_FIELD_PREFIX}${number}`)) === 1;
+  }
+
   /** Chunks stored so far with their sizes in bytes (as stored), by ascending number. */
   async storedChunks(id: string): Promise<readonly StoredChunkSize[]> {
     const fields = await this.#redis.hgetall(this.#keys.message(id));
