@@ -16,6 +16,7 @@ import { openTlsConnection, rawTlsExchange, sendWholeThenRead } from '../support
 import { startServerProcess } from '../support/server-process.ts';
 import { waitFor } from '../../scripts/services/processes.ts';
 import { DEFAULT_MAX_CONNECTIONS } from '../../server/src/https-server.ts';
+import { clientOf } from '../../server/src/http/peer-certificate.ts';
 import { connectionsFitOpenFileLimit, openFileLimit } from '../../server/src/open-file-limit.ts';
 
 let server: TestServer;
@@ -240,6 +241,18 @@ test("past MESHBOX_MAX_CONNECTIONS_PER_CLIENT a client's next connection is answ
     for (const socket of held) socket.destroy();
     await limited.stop();
   }
+});
+
+test('a client is counted (its connections, its lookups) as the mailbox its certificate names in ASCII: a CN in look-alike letters (ı for I, ſ for S), which upper-cases to a mailbox id, is counted apart from that mailbox', (t) => {
+  const certificate = (commonName: string | undefined, serialNumber?: string) => ({ commonName, serialNumber, notAfter: undefined });
+  t.is(clientOf(certificate('gp001')), 'GP001');
+  t.is(clientOf(certificate('GP001')), 'GP001');
+  const lookAlike = 'ALıCESı01';
+  t.is(lookAlike.toUpperCase(), 'ALICESI01', 'JavaScript upper-cases it to a mailbox id');
+  t.not(clientOf(certificate(lookAlike)), 'ALICESI01');
+  t.not(clientOf(certificate('ſerver')), clientOf(certificate('SERVER')));
+  t.not(clientOf(certificate('serial 12')), clientOf(certificate(undefined, '12')), 'a CN that reads as a serial is not that serial');
+  t.is(clientOf(certificate(undefined, '12')), clientOf(certificate(undefined, '12')));
 });
 
 test('a connection limit the open-file limit cannot hold beside the backends is warned about at start; the default is not, here', async (t) => {

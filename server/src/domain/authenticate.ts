@@ -1,4 +1,4 @@
-import { type AuthToken, MAILBOX_ID_PATTERN, parseAuthorizationHeader, parseTokenTimestamp, tokenHmacMatches } from '../../../shared/src/protocol/index.ts';
+import { type AuthToken, mailboxIdOf, parseAuthorizationHeader, parseTokenTimestamp, tokenHmacMatches } from '../../../shared/src/protocol/index.ts';
 import type { Mailbox } from '../store/mailboxes.ts';
 import { PROCESS_CLOCKS_APART_MS } from './clocks.ts';
 import { ForbiddenError, TooManyRequestsError } from './errors.ts';
@@ -56,7 +56,7 @@ export interface AuthenticatedMailbox {
  */
 export async function authenticateMailbox(services: Services, credentials: MailboxCredentials): Promise<AuthenticatedMailbox> {
   // ASCII letters only, as the certificate's below: upper-cased, `alıce01` in a path would be ALICE01.
-  const mailboxId = MAILBOX_ID_PATTERN.test(credentials.mailboxId) ? credentials.mailboxId.toUpperCase() : undefined;
+  const mailboxId = mailboxIdOf(credentials.mailboxId);
   const token = parseAuthorizationHeader(credentials.authorization);
   if (!mailboxId || !token || token.mailboxId !== mailboxId) throw new ForbiddenError();
 
@@ -66,10 +66,9 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
     throw new ForbiddenError();
   }
   const keepClaimMs = issuedAt.getTime() + TOKEN_WINDOW_MS + USED_TOKEN_MARGIN_MS - now.getTime();
-  // A mailbox id's letters only: Unicode upper-casing makes `ſ` an S and `ı` an I, so a CN
-  // another CA signed in look-alikes would pass for a mailbox it does not name.
+  // A CN another CA signed in look-alike letters names no mailbox (mailboxIdOf).
   const commonName = credentials.certificateCommonName;
-  const certificateName = commonName !== undefined && MAILBOX_ID_PATTERN.test(commonName) ? commonName.toUpperCase() : undefined;
+  const certificateName = commonName === undefined ? undefined : mailboxIdOf(commonName);
   if (!certificateName || !(await certificateMayActFor(services, certificateName, mailboxId))) {
     throw new ForbiddenError();
   }

@@ -5,7 +5,7 @@ import { TooManyConnectionsError } from '../domain/errors.ts';
 import { HoldsPerKey } from '../domain/holds-per-key.ts';
 import { apiVersionFromAccept } from '../../../shared/src/protocol/index.ts';
 import type { RequestState } from './middleware/request-context.ts';
-import { peerCertificate } from './peer-certificate.ts';
+import { clientOf, peerCertificate } from './peer-certificate.ts';
 
 /** Connections admitted over their client's limit: each is answered 429 and closed. The value is the limit, for the answer. */
 const overLimit = new WeakMap<Duplex, number>();
@@ -27,9 +27,7 @@ export class ClientConnectionLimit {
 
   /** Counts a handshaken connection until it closes, or marks it over its client's limit (and then does not count it); says which. */
   admit(socket: TLSSocket): { readonly admitted: true } | { readonly admitted: false; readonly client: string } {
-    const { commonName, serialNumber } = peerCertificate(socket);
-    // A certificate of no single CN (only another CA would issue one) is a client of its own.
-    const client = commonName?.toUpperCase() ?? `serial ${serialNumber ?? ''}`;
+    const client = clientOf(peerCertificate(socket));
     const release = this.#connections.take(client);
     if (!release) {
       overLimit.set(socket, this.#connections.max);

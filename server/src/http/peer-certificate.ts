@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
+import { mailboxIdOf } from '../../../shared/src/protocol/index.ts';
 
 export interface PeerCertificate {
   /**
@@ -50,6 +51,17 @@ function readPeerCertificate(socket: TLSSocket, authority: boolean): PeerCertifi
     serialNumber: certificate.serialNumber || undefined,
     notAfter: notAfter && !Number.isNaN(notAfter.getTime()) ? notAfter : undefined,
   };
+}
+
+/**
+ * Who a certificate's holder is counted as, for what each client may hold or ask (connections,
+ * lookups): the mailbox its CN names (mailboxIdOf: a CN in look-alike letters is not counted as
+ * the mailbox it imitates), else its CN as it is, else its serial number.
+ */
+export function clientOf(certificate: PeerCertificate): string {
+  const { commonName, serialNumber } = certificate;
+  if (commonName === undefined) return `serial ${serialNumber ?? 'unknown'}`;
+  return mailboxIdOf(commonName) ?? `CN ${commonName}`;
 }
 
 /** Whether the connection's client certificate has expired since its handshake (which refuses an expired one). */

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { MAILBOX_ID_PATTERN, MeshErrorCodes, MeshHeaders, parseChunkRange } from '../../../shared/src/protocol/index.ts';
+import { mailboxIdOf, MeshErrorCodes, MeshHeaders, parseChunkRange } from '../../../shared/src/protocol/index.ts';
 import { BadRequestError, MeshError, SendRejectedError } from '../domain/errors.ts';
 import type { ChunkBody, OutgoingMetadata } from '../domain/send.ts';
 import type { Readable } from 'node:stream';
@@ -92,9 +92,8 @@ export function sendMetadata(headers: IncomingHttpHeaders): OutgoingMetadata & {
   assertWellFormed(headers);
   const to = header(headers, MeshHeaders.to);
   if (to === '') throw new BadRequestError(MeshErrorCodes.missingToAddress);
-  // Only an id of ASCII letters and digits is upper-cased: Unicode's upper case of another value
-  // can be some other mailbox's id (`ß` is `SS`); such a value matches no mailbox.
-  const recipient = MAILBOX_ID_PATTERN.test(to) ? to.toUpperCase() : to;
+  // Another value (mailboxIdOf) goes as it is, and matches no mailbox.
+  const recipient = mailboxIdOf(to) ?? to;
   const workflowId = header(headers, MeshHeaders.workflowId);
   if (workflowId === '') throw new BadRequestError(MeshErrorCodes.malformedControlFile, MeshHeaders.workflowId);
   const range = chunkRange(headers);

@@ -5,7 +5,7 @@ import { MeshError } from '../../domain/errors.ts';
 import { lookupEndpoint, searchWorkflow } from '../../domain/lookup.ts';
 import type { Services } from '../../domain/services.ts';
 import { jsonMediaType, type RequestState } from '../middleware/request-context.ts';
-import { peerCertificate } from '../peer-certificate.ts';
+import { clientOf, peerCertificate } from '../peer-certificate.ts';
 import { endpointLookupBody, workflowSearchBody } from '../views/lookup.ts';
 
 /** Endpoints that need no mailbox token (the TLS client certificate is still required). */
@@ -17,11 +17,7 @@ export function registerPublicRoutes(router: Router<RequestState>, services: Ser
     ctx.body = { status: 'ok', service: 'meshbox', idempotent_sends: true, timestamp: new Date().toISOString() };
   });
 
-  /** Who is counted for a lookup: the certificate's name, else (none, or several) its serial number. */
-  const asker = (ctx: { readonly req: { readonly socket: unknown } }): string => {
-    const { commonName, serialNumber } = peerCertificate(ctx.req.socket as TLSSocket);
-    return commonName ? commonName.toUpperCase() : `serial ${serialNumber ?? 'unknown'}`;
-  };
+  const asker = (ctx: { readonly req: { readonly socket: unknown } }): string => clientOf(peerCertificate(ctx.req.socket as TLSSocket));
 
   router.get(endpointLookup, async (ctx) => {
     const mailboxes = await lookupEndpoint(services, asker(ctx), ctx.params.odsCode ?? '', ctx.params.workflowId ?? '');
