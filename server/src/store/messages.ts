@@ -332,7 +332,7 @@ export class MessageStore {
    * acknowledge, expiry and purge, repeated when an interrupted one is retried.
    */
   async leaveInbox(id: string, recipient: string): Promise<void> {
-    await leaveInboxScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxLeft(recipient)], [id, Date.now(), LEFT_INBOX_REMEMBERED_MS]);
+    await leaveInboxScript.run(this.#redis, [this.#keys.inbox(recipient), this.#keys.inboxLeft(recipient)], [id, LEFT_INBOX_REMEMBERED_MS]);
   }
 
   /** Reachability check for readiness: every node holding messages. */

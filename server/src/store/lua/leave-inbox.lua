@@ -2,11 +2,14 @@
 -- and remembers for a while that it left: a delivery of it landing late (issued before the send
 -- was answered, but sent again on a new connection, or through another API process's slower
 -- one) must not list it again. The memory is trimmed here and expires with the mailbox's quiet.
+-- Dated by Redis's clock, not the caller's: the processes' clocks may be minutes apart, and one
+-- ahead of the others would trim what they recorded (or one behind record what is trimmed next).
 -- KEYS[1] recipient inbox, KEYS[2] the ids that left it lately (a sorted set by when)
--- ARGV[1] message id, ARGV[2] now (ms), ARGV[3] how long a departure is remembered (ms)
+-- ARGV[1] message id, ARGV[2] how long a departure is remembered (ms)
 redis.call('ZREM', KEYS[1], ARGV[1])
-local now = tonumber(ARGV[2])
-local remembered = tonumber(ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local remembered = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - remembered)
 redis.call('PEXPIRE', KEYS[2], remembered)
