@@ -6,8 +6,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
-import test from 'ava';
+import { PassThrough, type Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
@@ -17,6 +18,7 @@ import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { LifecycleSchedule } from '../../server/src/store/lifecycle-schedule.ts';
+import type { Services } from '../../server/src/domain/services.ts';
 import type { WorkerTiming } from '../../server/src/jobs/lifecycle-worker.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer, type TestServerOptions } from '../support/harness.ts';
 import { atStartOnRedis, BackendUnreachableError, createS3Client } from '../../server/src/connections.ts';
@@ -155,34 +157,56 @@ async function withStorageConnectionDead(
   }
 }
 
-test('object storage failing after a chunk is opened and before its first byte goes (while the download is audited) is answered 503: the response is not left waiting for bytes that never come', async (t) => {
-  let opened: Readable | undefined;
-  const server = await startTestServer({
-    worker: false,
-    appServices: (services) => ({
-      ...services,
-      payloads: overriding(services.payloads, {
-        getChunk: async (chunk, abortSignal) => {
-          const stored = await services.payloads.getChunk(chunk, abortSignal);
-          if (stored && !Buffer.isBuffer(stored.body)) opened = stored.body;
-          return stored;
-        },
-      }),
-      audit: overriding(services.audit, {
-        record: async (entry) => {
-          opened?.destroy(new Error('read ECONNRESET'));
-          return services.audit.record(entry);
-        },
-      }),
-    }),
-  });
+/** Sends `payload` (kept in object storage) and downloads it from a server whose services `failing` changes: the download is to be answered 503. */
+async function downloadAnswered503(t: ExecutionContext, failing: (services: Services) => Services, payload: Buffer, headers: Record<string, string> = {}): Promise<void> {
+  const server = await startTestServer({ worker: false, appServices: failing });
   t.teardown(() => server.close());
   const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
-  // Over the inline limit: kept in object storage.
-  const messageId = await sendMessage(server, lab, gp, randomBytes(100_000));
+  const messageId = await sendMessage(server, lab, gp, payload, headers);
   const download = await within(mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` }), 20_000);
-  t.is(download.status, 503);
+  t.is(download.status, 503, download.body.toString());
   t.like(download.json().detail[0], { code: '503' });
+}
+
+/** Object storage whose chunk streams, as they are opened, go through `change`. */
+function changingChunkStreams(services: Services, change: (body: Readable) => Readable): Services['payloads'] {
+  return overriding(services.payloads, {
+    getChunk: async (chunk, abortSignal) => {
+      const stored = await services.payloads.getChunk(chunk, abortSignal);
+      return stored && !Buffer.isBuffer(stored.body) ? { ...stored, body: change(stored.body) } : stored;
+    },
+  });
+}
+
+test('object storage failing after a chunk is opened and before its first byte goes (while the download is audited) is answered 503: the response is not left waiting for bytes that never come', async (t) => {
+  let opened: Readable | undefined;
+  const failing = (services: Services): Services => ({
+    ...services,
+    payloads: changingChunkStreams(services, (body) => (opened = body)),
+    audit: overriding(services.audit, {
+      record: async (entry) => {
+        opened?.destroy(new Error('read ECONNRESET'));
+        return services.audit.record(entry);
+      },
+    }),
+  });
+  // Over the inline limit: kept in object storage.
+  await downloadAnswered503(t, failing, randomBytes(100_000));
+});
+
+test('object storage failing before the first byte of a gzip chunk that is being decompressed for its recipient is answered 503, not said to be corrupt content', async (t) => {
+  const failing = (services: Services): Services => ({
+    ...services,
+    payloads: changingChunkStreams(services, (body) => {
+      // Its connection dies before a byte of it has come.
+      body.destroy();
+      const dying = new PassThrough();
+      setTimeout(() => dying.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })), 100);
+      return dying;
+    }),
+  });
+  // Asked without Accept-Encoding: gzip, the chunk is decompressed on its way.
+  await downloadAnswered503(t, failing, gzipSync(randomBytes(100_000)), { 'content-encoding': 'gzip' });
 });
 
 test('an object storage connection gone silent (open, never answering again) is given up after the silence timeout and the read tried on a new one: the download is served, not held for ever', async (t) => {

@@ -168,6 +168,7 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
  * Waits for the first decompressed bytes, so that content corrupt from its start (checked to
  * begin as gzip when sent, it can still be) is answered with an error instead of a response
  * cut off before its status line. Corruption found further on can only cut the response off.
+ * Object storage failing meanwhile is answered as it is elsewhere (503), not as corrupt content.
  */
 async function decompressionStarted(gunzip: Readable, messageId: string): Promise<void> {
   try {
@@ -176,7 +177,9 @@ async function decompressionStarted(gunzip: Readable, messageId: string): Promis
       gunzip.once('end', resolve);
       gunzip.once('error', reject);
     });
-  } catch {
+  } catch (error) {
+    // zlib's own errors have its codes (Z_DATA_ERROR, Z_BUF_ERROR); the pipeline passes a storage read's on as it is.
+    if (!(error as NodeJS.ErrnoException).code?.startsWith('Z_')) throw error;
     throw new MeshError(500, MeshErrorCodes.internalError, {
       messageId,
       detail: 'the stored gzip content cannot be decompressed; it may still be fetched as sent, with Accept-Encoding: gzip',
