@@ -165,7 +165,7 @@ test('a file the server refuses, or whose control file is wrong, moves into fail
   t.regex(run.stderr, /typo\.txt: .*unknown field "recipient"/);
   t.regex(run.stderr, /broken\.txt: its control file broken\.txt\.ctl\.json is not JSON/);
   t.regex(run.stderr, /^meshbox: nothing says where unaddressed\.txt goes \(no recipient\): give --to and --workflow, or put them in unaddressed\.txt\.ctl\.json \(unaddressed\.txt stays in the folder\)$/m);
-  t.regex(run.stderr, /two-lines\.txt: its control file gives a subject that cannot go as a MESH header/);
+  t.regex(run.stderr, /two-lines\.txt: its control file two-lines\.txt\.ctl\.json gives a subject that cannot go as a MESH header/);
   t.regex(run.stderr, /5 files not sent/);
 
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent', 'unaddressed.txt'], 'unaddressed: the command is the one to put right');
@@ -265,6 +265,25 @@ test('a one-chunk send whose answer was lost is found again by its local id on t
   t.is(inbox.length, 1);
   t.true((await fetched(gp, inbox[0]!)).bytes.equals(payload));
   t.deepEqual((await readdir(outbox)).sort(), ['.meshbox-dispatch', 'failed', 'sent']);
+});
+
+test('a control file whose fields are padded with spaces (fixed-width, as lab systems write them) sends them unpadded, as HTTP takes them; a lost answer is then found again, not sent twice', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const payload = randomBytes(3_000);
+  await put(outbox, 'result.hl7', payload, { to: ` ${gp.mailbox.id}  `, workflowId: `${WORKFLOW} `, localId: 'ACC123   ', fileName: 'result.hl7 ', subject: ' potassium ' });
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  try {
+    t.is((await pass(gp, outbox, answerNeverArrives(client))).failed, 1);
+    const second = await pass(gp, outbox, client);
+    t.deepEqual(second.errors, []);
+    t.like(second.sent[0], { file: 'result.hl7', recovered: true, to: gp.mailbox.id });
+  } finally {
+    client.close();
+  }
+  const inbox = await inboxOf(gp);
+  t.is(inbox.length, 1, 'sent once');
+  t.like((await fetched(gp, inbox[0]!)).metadata, { localId: 'ACC123', fileName: 'result.hl7', subject: 'potassium', workflowId: WORKFLOW });
 });
 
 test('a send of several chunks cut off part-way is resumed on the next pass from the chunks the server lacks', async (t) => {

@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { AcceptedWithoutIdError, AnswerCutOffError, CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
-import { fitsHeader } from '../client/header-values.ts';
+import { headerValue } from '../client/header-values.ts';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_SIZE_WORD, formatBytes } from '../transfer/chunking.ts';
 import { ChunkUploadError, ContentEncodingMismatchError, FileChangedError, mayHaveBeenSent, resumeFile, type UploadResult } from '../transfer/upload.ts';
 import { IN_DOUBT_MS } from '../transfer/send-by-local-id.ts';
@@ -232,7 +232,8 @@ export function registerSendCommand(program: Command, context: CliContext): void
         if (flags.workflow === undefined) command.error("error: required option '--workflow <id>' not specified");
       }
       const path = resolve(context.io.cwd, file);
-      if (flags.resume === undefined && flags.fileName === undefined && !fitsHeader(basename(path))) {
+      const namedAfterFile = headerValue(basename(path));
+      if (flags.resume === undefined && flags.fileName === undefined && namedAfterFile === undefined) {
         command.error(`error: the file's name ${JSON.stringify(basename(path))} cannot go as a MESH header (Latin-1 only): give --file-name`);
       }
       const upload = {
@@ -259,7 +260,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
                     workflowId: flags.workflow ?? '',
                     subject: flags.subject,
                     localId: flags.localId,
-                    fileName: flags.fileName ?? basename(path),
+                    fileName: flags.fileName ?? namedAfterFile ?? '',
                   },
                   checksum: flags.checksum === true,
                   onSending: () => {

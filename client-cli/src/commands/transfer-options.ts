@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { fitsHeader } from '../client/header-values.ts';
+import { headerValue } from '../client/header-values.ts';
 import { formatBytes, parseByteSize, SIZE_FORMS, DEFAULT_CHUNK_SIZE } from '../transfer/chunking.ts';
 import { DEFAULT_MIN_FREE_BYTES } from '../transfer/disk-room.ts';
 
@@ -64,10 +64,11 @@ export function intervalOption(value: string): number {
 
 /** commander parser for a value that goes out as a MESH header (--to, --workflow, --subject, ...), refused before a file is touched. */
 export function headerValueOption(value: string): string {
-  if (!fitsHeader(value)) {
+  const sent = headerValue(value);
+  if (sent === undefined) {
     throw new InvalidArgumentError('Give Latin-1 text without line breaks or other control characters (it goes out as a MESH header).');
   }
-  return value;
+  return sent;
 }
 
 /** commander parser for --retries. */

@@ -6,7 +6,7 @@ import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
-import { fitsHeader } from '../client/header-values.ts';
+import { headerValue } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
 import { ChangedAfterSendError, DispatchSetupError, RefusedFileError, SendInDoubtError } from './dispatch/errors.ts';
@@ -590,12 +590,9 @@ function messageFields(
     throw new DispatchSetupError(`nothing says where ${file} goes (no ${missing}): give --to and --workflow, or put them in ${file}${CONTROL_SUFFIX}`);
   }
   const subject = control.subject ?? defaults.subject;
-  // The flags were checked when given; a control file's fields are checked here, then the file's own name.
-  for (const [field, value] of Object.entries(control)) {
-    if (!fitsHeader(value)) throw new RefusedFileError(`its control file gives a ${field} that cannot go as a MESH header (Latin-1 text on one line)`);
-  }
-  const fileName = control.fileName ?? file;
-  if (!fitsHeader(fileName)) {
+  // The flags and the control file's fields were checked when read; the file's own name is here.
+  const fileName = control.fileName ?? headerValue(file);
+  if (fileName === undefined) {
     throw new RefusedFileError(`its name cannot go as a MESH header (Latin-1 text on one line): give fileName in ${file}${CONTROL_SUFFIX}`);
   }
   return {

@@ -2,6 +2,7 @@ import type { Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ignoreMissing } from '../fs-errors.ts';
+import { headerValue } from '../../client/header-values.ts';
 import { RefusedFileError } from './errors.ts';
 
 /** A file's own control file: `<file>.ctl.json`, with any of these fields. */
@@ -54,10 +55,13 @@ export async function readControl(folder: string, file: string): Promise<Control
     if (!(CONTROL_KEYS as readonly string[]).includes(key)) {
       throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} has an unknown field ${JSON.stringify(key)} (known: ${CONTROL_KEYS.join(', ')})`);
     }
-    if (typeof value !== 'string' || value === '') {
+    if (typeof value !== 'string' || value.trim() === '') {
       throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} gives ${key} as ${JSON.stringify(value)}: a non-empty string is needed`);
     }
-    control[key] = value;
+    // As it goes out: what is recorded of the send, and looked for on the server after a lost answer, is what the server keeps.
+    const sent = headerValue(value);
+    if (sent === undefined) throw new RefusedFileError(`its control file ${file}${CONTROL_SUFFIX} gives a ${key} that cannot go as a MESH header (Latin-1 text on one line)`);
+    control[key] = sent;
   }
   return control;
 }
