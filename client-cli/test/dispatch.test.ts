@@ -873,6 +873,34 @@ test('a file replaced as its send ends (a corrected result renamed into place) s
   }
 });
 
+test('a file written to again while the pass sends an earlier one (after the listing found it settled) is not sent that pass: it goes whole on the next, once settled', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'a-first.hl7', Buffer.from('FIRST RESULT'));
+  await put(outbox, 'b-second.hl7', Buffer.from('OLD VERSION OF SECOND RESULT'));
+  const whole = 'OBX|1|NM|HB^Haemoglobin||135|g/L|\rOBX|2|NM|K^Potassium||6.9|mmol/L|H\r';
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  const unsettled: string[] = [];
+  try {
+    const rewriting = overriding(client, {
+      sendMessage: async (options) => {
+        // As the first goes, the lab system begins to rewrite the second in place (a corrected result).
+        if (options.fileName === 'a-first.hl7') await writeUnsettled(outbox, 'b-second.hl7', whole.slice(0, 20));
+        return client.sendMessage(options);
+      },
+    });
+    const first = await pass(gp, outbox, rewriting, { onUnsettled: (file) => unsettled.push(file) });
+    t.deepEqual(first.sent.map(({ file }) => file), ['a-first.hl7']);
+    t.deepEqual(unsettled, ['b-second.hl7']);
+    await put(outbox, 'b-second.hl7', Buffer.from(whole));
+    t.deepEqual((await pass(gp, outbox, client)).sent.map(({ file }) => file), ['b-second.hl7']);
+  } finally {
+    client.close();
+  }
+  const delivered = await Promise.all((await inboxOf(gp)).map(async (id) => (await fetched(gp, id)).bytes.toString()));
+  t.deepEqual(delivered.sort(), ['FIRST RESULT', whole].sort(), 'nothing half-written');
+});
+
 test('a file replaced while the pass looks up its local id (before its send) is not sent that pass: the corrected result goes once, on the next', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));

@@ -150,6 +150,12 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
         taken = await stat(join(folder, file)).catch(ignoreMissing);
         // Taken away by its writer since the listing: nothing to send, nor to report.
         if (taken === undefined) continue;
+        // Written to again since the listing (while earlier files of the pass went): for a later pass.
+        const settlesAt = await settlingTime(folder, file, taken);
+        if (settlesAt > Date.now()) {
+          options.onUnsettled?.(file, new Date(settlesAt));
+          continue;
+        }
         receipt = await dispatchFile(client, file, taken, options);
       } catch (error) {
         // Stopped part-way: the journal lets the next run finish the same message.
@@ -206,6 +212,16 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
   await pollUntilStopped(() => dispatchFolder(client, pass), options);
 }
 
+/**
+ * When neither the file (as `info` has it) nor its control file, which too may still be being
+ * written, will have changed for SETTLE_MS. A control file that cannot be read is the file's own
+ * failure, met when it is sent.
+ */
+async function settlingTime(folder: string, file: string, info: Stats): Promise<number> {
+  const control = await controlStats(folder, file).catch(() => undefined);
+  return Math.max(info.mtimeMs, control?.mtimeMs ?? 0) + SETTLE_MS;
+}
+
 interface UnsettledFile {
   readonly file: string;
   /** When neither it nor its control file will have changed for SETTLE_MS, if they are left alone. */
@@ -257,9 +273,7 @@ async function waitingFiles(
       continue;
     }
     if (!info?.isFile()) continue;
-    // Its control file too may still be being written. One that cannot be read is the file's own failure, met when it is sent.
-    const control = await controlStats(folder, name).catch(() => undefined);
-    const settlesAt = Math.max(info.mtimeMs, control?.mtimeMs ?? 0) + SETTLE_MS;
+    const settlesAt = await settlingTime(folder, name, info);
     if (settlesAt <= now) ready.push(name);
     else unsettled.push({ file: name, settlesAt: new Date(settlesAt) });
   }
