@@ -295,6 +295,36 @@ test('a stop in the middle of a message leaves it unacknowledged in the inbox, w
   t.deepEqual(await inboxOf(gp), [messageId]);
 });
 
+test('a file saved whose claim then cannot be written (the disk filled meanwhile) is removed again, not left to be refused as another\'s by every later run: once the claim can be written, the message is saved and acknowledged', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'result.hl7', Buffer.from('OBX|1|NM|K^Potassium||6.9|mmol/L|H'));
+  const into = await folder();
+  const claims = join(into, CLAIMS_FOLDER);
+  const client = new MeshClient(gp.settings, { retryDelayMs: 10 });
+  // While the payload downloads, its claim written, the claims folder becomes unwritable (here: a file where it was).
+  const claimsUnwritable = overriding(client, {
+    downloadRawChunk: async (...args: Parameters<typeof client.downloadRawChunk>) => {
+      await rename(claims, join(work, `${messageId}.claims`));
+      await writeFile(claims, '');
+      return client.downloadRawChunk(...args);
+    },
+  });
+  const receive = (through: MeshClient) =>
+    receiveInbox(through, { folder: into, progress: noProgress, onReceived: () => undefined, onFailed: () => undefined, onGone: () => t.fail('gone') });
+  try {
+    t.is(await receive(claimsUnwritable), 1);
+    t.deepEqual(await savedIn(into), [], 'the payload saved is removed again');
+    t.deepEqual(await inboxOf(gp), [messageId]);
+    await rm(claims);
+    await rename(join(work, `${messageId}.claims`), claims);
+    t.is(await receive(client), 0);
+  } finally {
+    client.close();
+  }
+  t.deepEqual((await savedIn(into)).sort(), [`${messageId}.json`, `${messageId}_result.hl7`]);
+  t.deepEqual(await inboxOf(gp), []);
+});
+
 test('two receivers on one folder: the second is refused while the first works, so no message is saved twice', async (t) => {
   const { lab, gp } = await pair();
   const messageId = await sendFile(lab, gp, 'once.txt', Buffer.from('once'));

@@ -251,7 +251,7 @@ async function receiveMessage(
       // Of a message of several chunks, DownloadIncompleteError says which are kept.
       throw error instanceof TargetExistsError ? new UnrelatedFileError(messageId, join(options.folder, output), true) : error;
     });
-    await claims.placed(messageId, output);
+    await recordPlaced(claims, messageId, output, download.path);
     if (download.messageType !== messageType) {
       // downloadFile saved a report (chunk 1 said REPORT) under the payload's name.
       await rm(download.path, { force: true });
@@ -265,7 +265,7 @@ async function receiveMessage(
     },
   );
   await syncFolder(options.folder);
-  await claims.placed(messageId, metadataName);
+  await recordPlaced(claims, messageId, metadataName, metadataPath);
   // Saved where the run began, or the message stays in the inbox: its files are saved again, there, once it is back.
   await options.sameFolder?.();
   const path = download?.path ?? null;
@@ -277,6 +277,20 @@ async function receiveMessage(
   // Its files are the user's now. Best effort: the message is received, and a claim left behind goes after 30 days (ReceiveClaims.read).
   await claims.release(messageId).catch(() => undefined);
   return { messageId, messageType, path, metadataPath, bytes: download?.bytes ?? 0 };
+}
+
+/**
+ * Records that this run placed `name` (at `path`) for the message. Should that fail (a disk
+ * filled meanwhile), the file goes again: left there unrecorded, every later run would refuse it
+ * as another's, and the message, never acknowledged, would expire. Only a name not recorded
+ * before is written to the claim, and such a name was placed without replacing anything: the
+ * file is this run's own.
+ */
+async function recordPlaced(claims: ReceiveClaims, messageId: string, name: string, path: string): Promise<void> {
+  await claims.placed(messageId, name).catch(async (error: unknown) => {
+    await rm(path, { force: true }).catch(() => undefined);
+    throw error;
+  });
 }
 
 /**
