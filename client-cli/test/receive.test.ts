@@ -60,27 +60,56 @@ const inboxOf = async (files: MailboxFiles): Promise<string[]> =>
 
 const readJson = async (path: string): Promise<Record<string, any>> => JSON.parse(await readFile(path, 'utf8'));
 
-test.serial('on a file system that cannot flush a folder (EINVAL, as some network and FUSE mounts answer) receive saves and acknowledges all the same, not again at every pass', async (t) => {
-  const { lab, gp } = await pair();
-  const messageId = await sendFile(lab, gp, 'result.hl7', Buffer.from('MSH|'));
-  const into = await folder();
-  // FileHandle's class, reached through a handle: its sync refuses for folders, as such a mount's does.
-  const probe = await open(into, 'r');
+/** Has every flush of a folder go through `instead` (given the folder's handle and the real flush) until the returned function is called. */
+async function replacingFolderSync(instead: (folder: FileHandle, sync: () => Promise<void>) => Promise<void>): Promise<() => void> {
+  // FileHandle's class, reached through a handle.
+  const probe = await open(work, 'r');
   const fileHandle = Object.getPrototypeOf(probe) as { sync: (this: FileHandle) => Promise<void> };
   await probe.close();
   const sync = fileHandle.sync;
   fileHandle.sync = async function (this: FileHandle) {
-    if ((await this.stat()).isDirectory()) throw Object.assign(new Error('EINVAL: invalid argument, fsync'), { code: 'EINVAL' });
-    return sync.call(this);
+    return (await this.stat()).isDirectory() ? instead(this, () => sync.call(this)) : sync.call(this);
   };
+  return () => {
+    fileHandle.sync = sync;
+  };
+}
+
+test.serial('on a file system that cannot flush a folder (EINVAL, as some network and FUSE mounts answer) receive saves and acknowledges all the same, not again at every pass', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'result.hl7', Buffer.from('MSH|'));
+  const into = await folder();
+  const restore = await replacingFolderSync(async () => {
+    throw Object.assign(new Error('EINVAL: invalid argument, fsync'), { code: 'EINVAL' });
+  });
   try {
     const received = await as(gp, ['receive', into, '--json'], work);
     t.is(received.code, 0, received.stderr);
   } finally {
-    fileHandle.sync = sync;
+    restore();
   }
   t.is(await readFile(join(into, `${messageId}_result.hl7`), 'utf8'), 'MSH|');
   t.deepEqual(await inboxOf(gp), [], 'acknowledged');
+});
+
+test.serial('download flushes the folder once its file is in place, as receive does before it acknowledges: a power cut after `meshbox ack` cannot take the file away', async (t) => {
+  const { lab, gp } = await pair();
+  const messageId = await sendFile(lab, gp, 'result.hl7', Buffer.from('MSH|'));
+  const into = await folder();
+  const { ino } = await stat(into);
+  let flushedWithFile = false;
+  const restore = await replacingFolderSync(async (handle, sync) => {
+    if ((await handle.stat()).ino === ino && (await readdir(into)).includes('result.hl7')) flushedWithFile = true;
+    return sync();
+  });
+  try {
+    const downloaded = await as(gp, ['download', messageId], into);
+    t.is(downloaded.code, 0, downloaded.stderr);
+  } finally {
+    restore();
+  }
+  t.true(flushedWithFile);
+  t.is(await readFile(join(into, 'result.hl7'), 'utf8'), 'MSH|');
 });
 
 test('receive saves every message (chunked and gzipped too, and a report) with its metadata, then acknowledges it', async (t) => {

@@ -12,7 +12,7 @@ import { TEXT_DISGUISES } from '../client/untrusted-text.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { formatBytes } from './chunking.ts';
 import { DEFAULT_MIN_FREE_BYTES, DiskFullError, DiskSpaceError, ensureRoom, isDiskFull } from './disk-room.ts';
-import { placeWithoutReplacing, writeFileAtomically } from './durable-files.ts';
+import { placeWithoutReplacing, syncFolder, writeFileAtomically } from './durable-files.ts';
 import { ignoreMissing } from './fs-errors.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
 import { discardPartialsOf, type DownloadOf, type KeptChunks, keptWhole, openPartialFile, type PartialFile } from './partial-download.ts';
@@ -168,10 +168,15 @@ async function refuseTarget(download: DownloadOf, overwrite: boolean): Promise<v
  * kept. The temporary name stays until the partial file is finished.
  */
 async function moveIntoPlace(temporary: string, target: string, overwrite: boolean): Promise<void> {
-  if (overwrite) return rename(temporary, target);
-  await placeWithoutReplacing(temporary, target).catch((error: NodeJS.ErrnoException) => {
-    throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
-  });
+  if (overwrite) {
+    await rename(temporary, target);
+  } else {
+    await placeWithoutReplacing(temporary, target).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
+    });
+  }
+  // Its name flushed too: a message acknowledged once it is downloaded must outlive a power cut.
+  await syncFolder(dirname(target));
 }
 
 /** Writes to the file go in batches of about this much. */
@@ -585,5 +590,6 @@ async function saveReport(first: RawChunkDownload, options: DownloadOptions): Pr
       throw error.code === 'EEXIST' ? new TargetExistsError(target, true) : error;
     },
   );
+  await syncFolder(dirname(target));
   return { messageId, messageType: 'REPORT', path: target, totalChunks: 0, bytes: 0, checksum: undefined, continuedAfter: 0 };
 }
