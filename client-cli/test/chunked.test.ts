@@ -198,6 +198,11 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   const wrongName = await as(lab, ['send', '--resume', messageId, 'payload.bin', '--chunk-size', '64KiB', '--file-name', 'other.bin'], cwd);
   t.is(wrongName.code, 1);
   t.regex(wrongName.stderr, /was sent with --file-name 'payload\.bin', not 'other\.bin'/);
+  // Another file of as many chunks (resume commands mixed up): its own name is not the message's.
+  await writeFile(join(cwd, 'other.bin'), randomBytes(payload.length));
+  const wrongFile = await as(lab, ['send', '--resume', messageId, 'other.bin', '--chunk-size', '64KiB'], cwd);
+  t.is(wrongFile.code, 1);
+  t.regex(wrongFile.stderr, /was sent with --file-name 'payload\.bin', not 'other\.bin'/);
 
   // The original command line again, plus --resume: --to, --workflow and --file-name match, so are fine.
   const resumed = await send(cwd, ['--resume', messageId, '--chunk-size', '64KiB', '--file-name', 'payload.bin', '--json']);
@@ -557,7 +562,8 @@ test('send --resume of a message already complete checks it as it would an incom
     '--workflow': [await resume('payload.bin', ['--workflow', 'OTHER']), /was sent with --workflow 'PATH_TEST_RESULTS', not 'OTHER'/],
     '--local-id': [await resume('payload.bin', ['--local-id', 'zzz']), /was sent with --local-id 'lab-6', not 'zzz'/],
     '--subject': [await resume('payload.bin', ['--subject', 'results']), /was sent without --subject, not 'results': is it the right message\?/],
-    'another file': [await resume('other.bin', []), /message \S+ holds 6 bytes, but .*other\.bin has 204800: is it the file the message was sent from\?/],
+    'another file': [await resume('other.bin', []), /was sent with --file-name 'payload\.bin', not 'other\.bin': is it the right message\?/],
+    'another file, named as the first': [await resume('other.bin', ['--file-name', 'payload.bin']), /message \S+ holds 6 bytes, but .*other\.bin has 204800: is it the file the message was sent from\?/],
     'more chunks': [await resume('other.bin', ['--chunk-size', '64KiB']), /has 1 chunks, but .*other\.bin \(204800 bytes\) in chunks of 65536 bytes makes 4/],
   } as const;
   for (const [what, [result, reason]] of Object.entries(refusals)) {
