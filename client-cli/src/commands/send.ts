@@ -278,6 +278,7 @@ export function registerSendCommand(program: Command, context: CliContext): void
                   messageId: flags.resume,
                   // The file's own name, as the first run sent it when it gave no --file-name: a resume with another file of as many chunks would complete the message garbled.
                   expected: { to: flags.to, workflowId: flags.workflow, subject: flags.subject, localId: flags.localId, fileName: flags.fileName ?? namedAfterFile },
+                  fileNameImplied: flags.fileName === undefined,
                   requireChecksum: flags.checksum === true,
                   chunkSizeGiven: flags.chunkSize !== undefined,
                   // Said whatever the flags, as the warning of a file changed while it went.

@@ -48,6 +48,11 @@ export interface ResumeOptions extends FileUpload {
   /** Fields given again on the command line: each must match what the message was sent with. */
   readonly expected: Partial<Pick<MessageFields, 'to' | 'workflowId' | 'subject' | 'localId' | 'fileName'>>;
   /**
+   * `expected.fileName` is the file's own name, as a first run sends it without --file-name: it
+   * need not match a message sent with no name (which tracking gives as MESH's `<ID>.dat`).
+   */
+  readonly fileNameImplied?: boolean;
+  /**
    * The chunk size is the first run's for certain (dispatch's, from its note of that run): a
    * server that tells no chunk count can be resumed without checking it.
    */
@@ -406,13 +411,14 @@ const TRACKED_FIELDS: Readonly<Record<keyof ResumeOptions['expected'], { readonl
 };
 
 /** Repeating the original command line with --resume is natural; a value that differs means the wrong message. */
-function checkExpected(tracking: TrackingInfo, expected: ResumeOptions['expected']): void {
+function checkExpected(tracking: TrackingInfo, options: Pick<ResumeOptions, 'expected' | 'fileNameImplied'>): void {
   for (const [key, { flag, field }] of Object.entries(TRACKED_FIELDS)) {
-    const given = expected[key as keyof ResumeOptions['expected']];
+    const given = options.expected[key as keyof ResumeOptions['expected']];
     if (given === undefined) continue;
     // A field the server's tracking leaves out (MESH's v2 has no subject; its v1, asked for it, may have failed) cannot be checked.
     const recorded = tracking[field];
     if (recorded === undefined) continue;
+    if (key === 'fileName' && options.fileNameImplied && String(recorded).toUpperCase() === `${tracking.message_id}.dat`.toUpperCase()) continue;
     const same = key === 'to' ? String(recorded ?? '').toUpperCase() === given.toUpperCase() : (recorded ?? '') === given;
     if (!same) {
       const sentWith = String(recorded ?? '') === '' ? `without ${flag}` : `with ${flag} '${String(recorded)}'`;
@@ -461,7 +467,7 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     );
   }
   // After the chunk count: a field tracking cannot give (its v1 failing) must not hide that cause.
-  checkExpected(tracking, options.expected);
+  checkExpected(tracking, options);
   if (complete) {
     // It lists no chunks: its size, that of them all, is what tells the file (stored compressed after a gzip run: nothing to compare).
     await checkSameFile(client, tracking, plan, options, options.gzip ? () => undefined : checkMessageSize);
