@@ -3,6 +3,7 @@ import test from 'ava';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
+import { acknowledgeMessage } from '../../server/src/domain/acknowledge.ts';
 
 let server: TestServer;
 let lab: TestMailbox;
@@ -132,7 +133,11 @@ test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking
     recipientName: 'Riverside practice',
     meshRecipientOdsCode: 'A81001',
     contentEncoding: '',
-    isCompressed: null,
+    // As MESH's sandbox renders v1 tracking: the flags Y or '', the type title-cased.
+    compressFlag: '',
+    isCompressed: '',
+    encryptedFlag: '',
+    messageType: 'Data',
     failureDate: null,
     failureDiagnostic: null,
   });
@@ -219,6 +224,17 @@ test('max_results outside 10..5000, or not written as a decimal number, is refus
     t.is(response.json().detail[0].code, '400', value);
   }
   t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox?max_results=10` })).status, 200);
+});
+
+test("a message's mex-StatusTimestamp is its transfer's, as its status is, also when it is downloaded again after its acknowledgement", async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'payload');
+  const before = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(before.headers['mex-statuscode'], '00');
+  // Acknowledged in a later second than the transfer's.
+  await acknowledgeMessage({ ...server.services, now: () => new Date(Date.now() + 5_000) }, gp.id, messageId);
+  const after = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
+  t.is(after.status, 200);
+  t.like(after.headers, { 'mex-statuscode': '00', 'mex-statusdescription': 'Transferred to recipient mailbox', 'mex-statustimestamp': before.headers['mex-statustimestamp'] });
 });
 
 test('a message downloaded but not acknowledged stays in the inbox', async (t) => {

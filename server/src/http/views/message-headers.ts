@@ -39,7 +39,9 @@ export function messageHeaders(message: MessageRecord, chunkNumber: number): Rec
     [MeshHeaders.statusEvent]: message.statusDetail.event,
     [MeshHeaders.statusDescription]: message.statusDetail.description,
     [MeshHeaders.statusSuccess]: message.statusDetail.success ? 'SUCCESS' : 'ERROR',
-    [MeshHeaders.statusTimestamp]: compactUtcSeconds(message.statusAt),
+    // The status these headers give is the transfer's (or an error's), dated as MESH's sandbox dates
+    // it: an acknowledgement since changes neither (a message is downloadable until purged).
+    [MeshHeaders.statusTimestamp]: compactUtcSeconds(message.acceptedAt ?? message.statusAt),
   };
   return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== '').map(([name, value]) => [name.toLowerCase(), value]));
 }

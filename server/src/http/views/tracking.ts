@@ -76,12 +76,13 @@ export function trackingBody({ message, storedChunks, sender, recipient, expires
     subject: message.subject || null,
     chunkCount: message.totalChunks,
     checksum: message.checksum || null,
-    compressFlag: message.compressed ? 'Y' : null,
+    // Flags as Y or '', and the type title-cased, as MESH's sandbox renders v1 tracking.
+    compressFlag: message.compressed ? 'Y' : '',
     // MESH's v1 schema carries the flag twice, and the transfer encoding as sent ('' when none).
-    isCompressed: message.compressed ? 'Y' : null,
-    encryptedFlag: message.encrypted ? 'Y' : null,
+    isCompressed: message.compressed ? 'Y' : '',
+    encryptedFlag: message.encrypted ? 'Y' : '',
     contentEncoding: message.contentEncoding,
-    messageType: message.type,
+    messageType: message.type === 'REPORT' ? 'Report' : 'Data',
     status: v1StatusName(message.status),
     statusCode: text(message.statusDetail.code),
     statusEvent: text(message.statusDetail.event),
