@@ -16,6 +16,13 @@ import { CRL_PEM_BLOCK, secureContextOptions, type TlsSettings } from './https-s
  */
 export class InvalidRevocationListError extends Error {
   override name = 'InvalidRevocationListError';
+  /** When the same list may be taken after all: one refused only for being dated ahead of this machine's clock. */
+  readonly takenFrom: Date | undefined;
+
+  constructor(message: string, takenFrom?: Date) {
+    super(message);
+    this.takenFrom = takenFrom;
+  }
 }
 
 export interface RevocationListDates {
@@ -70,7 +77,11 @@ export function checkRevocationList(crlPem: string, caPem: string, now: Date): C
   const { cas, lists } = signedLists(crlPem, caPem);
   for (const { list } of lists) {
     if (list.thisUpdate.getTime() > now.getTime() + CLOCK_SKEW_MS) {
-      throw new InvalidRevocationListError(`it is dated ${list.thisUpdate.toISOString()}, in the future (its thisUpdate): OpenSSL would refuse every client until then`);
+      const takenFrom = new Date(list.thisUpdate.getTime() - CLOCK_SKEW_MS);
+      throw new InvalidRevocationListError(
+        `it is dated ${list.thisUpdate.toISOString()}, in the future (its thisUpdate): OpenSSL would refuse every client until then; it is tried again from ${takenFrom.toISOString()}`,
+        takenFrom,
+      );
     }
     if (list.nextUpdate && list.nextUpdate <= now) {
       throw new InvalidRevocationListError(`it was due to be replaced at ${list.nextUpdate.toISOString()} (its nextUpdate): OpenSSL would refuse every client`);
@@ -159,7 +170,8 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
   const { logger } = reload;
   const crlFile = started.file;
   let loaded = started;
-  let refused: string | undefined;
+  /** The list last refused, not tried again until `until` (never, when undefined): a reload sees the same file many times. */
+  let refused: { readonly pem: string; readonly until: number | undefined } | undefined;
   let warned: 'soon' | 'stale' | undefined;
   const warnIfUnlisted = ({ unlistedCas }: CheckedRevocationList): void => {
     if (unlistedCas.length === 0) return;
@@ -180,7 +192,7 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
   });
 
   const load = (pem: string): void => {
-    if (pem === loaded.pem || pem === refused) return;
+    if (pem === loaded.pem || (pem === refused?.pem && (refused.until === undefined || Date.now() < refused.until))) return;
     try {
       const dates = checkRevocationList(pem, tls.ca, new Date());
       refuseOlderThanLoaded(dates, loaded.dates);
@@ -197,7 +209,7 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
       logger.info({ crlFile, nextUpdate: dates.nextUpdate }, 'revocation list reloaded');
       warnIfUnlisted(dates);
     } catch (error) {
-      refused = pem;
+      refused = { pem, until: error instanceof InvalidRevocationListError ? error.takenFrom?.getTime() : undefined };
       logger.error({ err: error, crlFile }, `revocation list not loaded: ${(error as Error).message}; keeping the previous one`);
     }
   };

@@ -225,76 +225,88 @@ test('a CRL file holding one CRL per CA (a CA rollover) is loaded whole: the cli
   https.close();
 });
 
-test('a CRL file without the list of a trusted CA (a CA rollover half done) is warned of at start and at each reload, naming the CA: its clients would be refused in the handshake', async (t) => {
-  const oldCa = createCertificateAuthority({ commonName: 'meshbox current CA' });
-  const newCa = createCertificateAuthority({ commonName: 'meshbox next CA' });
-  const served = issueServerCertificate({ ca: oldCa, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+/** A health-only server whose CRL file is reloaded every 50 ms, its log lines kept; close() when done. */
+async function reloadingServer(ca: ReturnType<typeof createCertificateAuthority>, firstList: string, trusted = ca.certPem) {
+  const served = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-'));
   const crlFile = join(dir, 'crl.pem');
-  const onlyOld = createRevocationList({ ca: oldCa, revoked: [] });
-  await writeFile(crlFile, onlyOld);
-  const tls = { cert: served.certPem, key: served.keyPem, ca: oldCa.certPem + newCa.certPem, crl: onlyOld };
+  await writeFile(crlFile, firstList);
+  const tls = { cert: served.certPem, key: served.keyPem, ca: trusted, crl: firstList };
+  const loaded = checkRevocationList(firstList, tls.ca, new Date());
   const lines: string[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
   const listener = createMeshServer(createApp({} as never, pino({ level: 'silent' }), { healthOnly: true }), tls);
-  const stop = reloadRevocationList(listener, tls, { file: crlFile, pem: onlyOld, dates: checkRevocationList(onlyOld, tls.ca, new Date()) }, { intervalMs: 50, logger });
+  const stop = reloadRevocationList(listener, tls, { file: crlFile, pem: firstList, dates: loaded }, { intervalMs: 50, logger });
+  const close = async (): Promise<void> => {
+    stop();
+    listener.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { tls, loaded, lines, write: (list: string) => writeFile(crlFile, list), close };
+}
+
+test('a CRL file without the list of a trusted CA (a CA rollover half done) is warned of at start and at each reload, naming the CA: its clients would be refused in the handshake', async (t) => {
+  const oldCa = createCertificateAuthority({ commonName: 'meshbox current CA' });
+  const newCa = createCertificateAuthority({ commonName: 'meshbox next CA' });
+  const { lines, write, close } = await reloadingServer(oldCa, createRevocationList({ ca: oldCa, revoked: [] }), oldCa.certPem + newCa.certPem);
   try {
     const unlisted = () => lines.filter((line) => line.includes('holds no list of a trusted CA'));
     t.is(unlisted().length, 1);
     t.regex(unlisted()[0]!, /"cas":\["CN=meshbox next CA, O=meshbox"\]/);
-    await writeFile(crlFile, createRevocationList({ ca: oldCa, revoked: [], issuedAt: new Date(Date.now() + 1000) }));
+    await write(createRevocationList({ ca: oldCa, revoked: [], issuedAt: new Date(Date.now() + 1000) }));
     t.true(await waitFor(async () => unlisted().length === 2, 10_000, 20), 'warned again at the reload');
-    await writeFile(crlFile, createRevocationList({ ca: oldCa, revoked: [] }) + createRevocationList({ ca: newCa, revoked: [] }));
+    await write(createRevocationList({ ca: oldCa, revoked: [] }) + createRevocationList({ ca: newCa, revoked: [] }));
     t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 2, 10_000, 20));
     t.is(unlisted().length, 2, 'both lists: nothing to warn of');
   } finally {
-    stop();
-    listener.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 });
 
 test('a reloaded CRL older than the one loaded that leaves out serials it revokes (a PKI folder put back from a backup) is refused, and the loaded one kept; a newer one may leave serials out', async (t) => {
   const ca = createCertificateAuthority({ commonName: 'meshbox CA' });
-  const served = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-'));
-  const crlFile = join(dir, 'crl.pem');
   const hourAgo = new Date(Date.now() - 3_600_000);
   const early = { serialNumber: '0A:1B:2C', revokedAt: hourAgo };
   const late = { serialNumber: '7f00ff', revokedAt: new Date() };
-  const current = createRevocationList({ ca, revoked: [early, late] });
-  await writeFile(crlFile, current);
-  const tls = { cert: served.certPem, key: served.keyPem, ca: ca.certPem, crl: current };
-  const loaded = checkRevocationList(current, tls.ca, new Date());
+  const { tls, loaded, lines, write, close } = await reloadingServer(ca, createRevocationList({ ca, revoked: [early, late] }));
   t.deepEqual(
     loaded.lists.map(({ issuer, issuerFingerprint, revoked }) => ({ issuer, issuerFingerprint, serials: revoked.map(({ serialNumber }) => serialNumber) })),
     [{ issuer: 'CN=meshbox CA, O=meshbox', issuerFingerprint: new X509Certificate(ca.certPem).fingerprint256, serials: ['0a1b2c', '7f00ff'] }],
   );
   t.is(loaded.lists[0]!.revoked[0]!.revokedAt.getTime(), Math.floor(hourAgo.getTime() / 1000) * 1000);
-  const lines: string[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
-  const listener = createMeshServer(createApp({} as never, pino({ level: 'silent' }), { healthOnly: true }), tls);
-  const stop = reloadRevocationList(listener, tls, { file: crlFile, pem: current, dates: loaded }, { intervalMs: 50, logger });
   try {
-    await writeFile(crlFile, createRevocationList({ ca, revoked: [early], issuedAt: hourAgo }));
+    await write(createRevocationList({ ca, revoked: [early], issuedAt: hourAgo }));
     t.true(await waitFor(async () => lines.some((line) => line.includes('revocation list not loaded')), 10_000, 20));
     const refusal = lines.find((line) => line.includes('revocation list not loaded'))!;
     t.regex(refusal, /older than the list loaded .* leaves out 1 serial that one revokes \(7f00ff\)/);
     t.false(lines.some((line) => line.includes('revocation list reloaded')));
     // The same entries, older: nothing undone, so loaded (two admins' lists racing, a clock a second apart).
-    await writeFile(crlFile, createRevocationList({ ca, revoked: [late, early], issuedAt: new Date(Date.now() - 60_000) }));
+    await write(createRevocationList({ ca, revoked: [late, early], issuedAt: new Date(Date.now() - 60_000) }));
     t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 1, 10_000, 20));
-    await writeFile(crlFile, createRevocationList({ ca, revoked: [late], issuedAt: new Date(Date.now() + 2000) }));
+    await write(createRevocationList({ ca, revoked: [late], issuedAt: new Date(Date.now() + 2000) }));
     t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 2, 10_000, 20), 'a newer list that drops a serial loads');
     // A CA rollover under the same name: the new CA's list, older than the old one's and revoking none of its serials, is another CA's.
     const sameName = createCertificateAuthority({ commonName: 'meshbox CA' });
     const both = createRevocationList({ ca, revoked: [late], issuedAt: new Date(Date.now() + 3000) }) + createRevocationList({ ca: sameName, revoked: [], issuedAt: hourAgo });
     tls.ca = ca.certPem + sameName.certPem;
-    await writeFile(crlFile, both);
+    await write(both);
     t.true(await waitFor(async () => lines.filter((line) => line.includes('revocation list reloaded')).length === 3, 10_000, 20), lines.join(''));
   } finally {
-    stop();
-    listener.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
+  }
+});
+
+test('a CRL refused for being dated ahead of this machine\'s clock (a CA host\'s clock running ahead) is loaded once its time has come, not refused for good', async (t) => {
+  const ca = createCertificateAuthority({ commonName: 'meshbox CA' });
+  const { lines, write, close } = await reloadingServer(ca, createRevocationList({ ca, revoked: [] }));
+  try {
+    // Its thisUpdate (issued less 5 minutes) a second past the 5 minutes of clock difference allowed.
+    await write(createRevocationList({ ca, revoked: [{ serialNumber: '7f00ff', revokedAt: new Date() }], issuedAt: new Date(Date.now() + 10 * 60_000 + 1_000) }));
+    t.true(await waitFor(async () => lines.some((line) => line.includes('in the future')), 10_000, 20), 'refused at first');
+    t.regex(lines.find((line) => line.includes('in the future'))!, /it is tried again from \d{4}-/);
+    t.true(await waitFor(async () => lines.some((line) => line.includes('revocation list reloaded')), 10_000, 20), 'loaded once its time came');
+    t.is(lines.filter((line) => line.includes('in the future')).length, 1, 'said once, not at every reload meanwhile');
+  } finally {
+    await close();
   }
 });
