@@ -971,6 +971,18 @@ test('cert sign and cert issue whose certificate cannot be recorded (Redis refus
   }
 });
 
+test('mailbox create killed before it writes its key leaves no certificate on record that no file holds (it would be listed as in use): the mailbox is registered, and cert issue gives it one', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const killAt = { NODE_OPTIONS: `--import ${join(import.meta.dirname, 'support/kill-at.mjs')}`, MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'open', match: 'KILL01\\.key' }) };
+  const killed = await runSubprocess(['admin', 'mailbox', 'create', 'KILL01', '--password', 'pw', '--cert-out', out], { env: { ...adminEnv, ...killAt } });
+  t.regex(killed.stderr, /kill-at: SIGKILL before open/);
+  t.deepEqual(await readdir(out), []);
+  t.deepEqual(JSON.parse((await admin('mailbox', 'show', 'KILL01')).stdout).certificates, [], 'no certificate on record');
+  const issued = await admin('cert', 'issue', 'KILL01', '--cert-out', out);
+  t.is(issued.code, 0, issued.stderr);
+  t.is(JSON.parse((await admin('mailbox', 'show', 'KILL01')).stdout).certificates.length, 1);
+});
+
 test('cert revoke whose CRL cannot be written says the certificate is revoked all the same, and how to write the CRL', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
   t.is((await admin('mailbox', 'create', 'CRL001', '--password', 'pw', '--cert-out', out)).code, 0);

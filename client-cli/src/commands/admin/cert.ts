@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
@@ -13,7 +12,7 @@ import { type AdminStores, auditIfReachable, withAdminStores } from './admin-con
 import { countOption } from './count-option.ts';
 import { dnsNameOption, ipAddressOption } from './host-options.ts';
 import { refuseExistingFiles, writeFileAtomically } from '../../transfer/durable-files.ts';
-import { CRL_FILE, pemPairPaths, prepareOutputFolder, publishRevocationList, refuseUndoingListed, readCertificateAuthority, readGivenFile, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
+import { CRL_FILE, pemPairPaths, prepareOutputFolder, publishRevocationList, refuseUndoingListed, readCertificateAuthority, readGivenFile, recordOrRemove, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
 
 interface RevocationTarget {
   /** What the audit log names: the mailbox, or else the serial. */
@@ -296,15 +295,4 @@ function certifiedNames(subjectAltName: string | undefined): string[] {
     .split(', ')
     .filter((entry) => entry !== '')
     .map((entry) => entry.replace(/^(DNS|IP Address):/, ''));
-}
-
-/**
- * Waits for a certificate this command wrote to go on record; should that fail, the files go too,
- * as if never made (off the record it could be revoked only by its serial), and the error says so.
- */
-async function recordOrRemove(recording: Promise<void>, files: readonly string[], removed: string): Promise<void> {
-  await recording.catch(async (error: unknown) => {
-    await Promise.all(files.map((file) => rm(file, { force: true })));
-    throw new Error(`the certificate could not be recorded, and ${removed}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  });
 }

@@ -9,7 +9,7 @@ import { withAdminStores } from './admin-context.ts';
 import { mailboxNameOption, odsCodeOption } from './mailbox-options.ts';
 import { addPasswordOptions, type ChosenPassword, choosePassword, type PasswordOptions } from './password-input.ts';
 import { refuseExistingFiles } from '../../transfer/durable-files.ts';
-import { pemPairPaths, prepareOutputFolder, readCertificateAuthority, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
+import { pemPairPaths, prepareOutputFolder, readCertificateAuthority, recordOrRemove, renewalAdvice, warnIfCutToCaEnd, withValidityOption, writePemPair } from './pki-files.ts';
 
 function passwordNote(chosen: ChosenPassword): string {
   return chosen.generated ? `; password ${chosen.password}` : '';
@@ -64,7 +64,7 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
     const chosen = await choosePassword(options);
     await prepareOutputFolder(options.certOut);
     const { issueMailboxCertificate } = await loadPki();
-    const issued = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
+    const files = await withAdminStores(async ({ mailboxes, certificates, audit }) => {
       const existing = await mailboxes.get(mailboxIdValue);
       if (existing) throw new Error(`mailbox ${mailboxIdValue} already exists`);
       // A monitoring system's certificates name no mailbox: a mailbox of that name would make them its own.
@@ -84,15 +84,17 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
       });
       if (!created) throw new Error(`mailbox ${mailboxIdValue} already exists`);
       warnIfCutToCaEnd(certificate.certPem, options.days);
-      await Promise.all([certificates.recordIssued(mailboxIdValue, certificate.certPem), audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`)]).catch(
-        (error: unknown) => {
-          throw registeredButError(mailboxIdValue, `its certificate could not be recorded (${(error as Error).message})`, chosen, error);
-        },
-      );
-      return certificate;
-    });
-    const files = await writePemPair(options.certOut, mailboxIdValue, issued).catch((error: unknown) => {
-      throw registeredButError(mailboxIdValue, `its certificate could not be written (${(error as Error).message})`, chosen, error);
+      // Written, then recorded, as cert issue does.
+      const written = await writePemPair(options.certOut, mailboxIdValue, certificate).catch((error: unknown) => {
+        throw registeredButError(mailboxIdValue, `its certificate could not be written (${(error as Error).message})`, chosen, error);
+      });
+      await Promise.all([
+        recordOrRemove(certificates.recordIssued(mailboxIdValue, certificate.certPem), [written.cert, written.key], `${written.cert} and its key were removed`).catch((error: unknown) => {
+          throw registeredButError(mailboxIdValue, (error as Error).message, chosen, error);
+        }),
+        audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`),
+      ]);
+      return written;
     });
     console.log(`mailbox ${mailboxIdValue} created; certificate ${files.cert}, key ${files.key}${passwordNote(chosen)}`);
   });

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdir, readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
@@ -84,6 +84,19 @@ export async function writePemPair(
   await writeFileAtomically(key, pair.keyPem, { mode: 0o600, replace });
   await writeFileAtomically(cert, pair.certPem, { replace });
   return { cert, key };
+}
+
+/**
+ * Waits for a certificate this command wrote to go on record; should that fail, the files go too,
+ * as if never made (off the record it could be revoked only by its serial), and the error says so.
+ * Written first, then recorded: a certificate on record whose key was never written would be
+ * listed as in use.
+ */
+export async function recordOrRemove(recording: Promise<void>, files: readonly string[], removed: string): Promise<void> {
+  await recording.catch(async (error: unknown) => {
+    await Promise.all(files.map((file) => rm(file, { force: true })));
+    throw new Error(`the certificate could not be recorded, and ${removed}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  });
 }
 
 /**
