@@ -334,6 +334,11 @@ test('chunk refusals: beyond the message 406, bad or mismatched range 417, wrong
   t.is(pathMismatch.status, 417);
   t.is(pathMismatch.json().detail[0].code, 'InvalidHeaderChunks');
   t.is(pathMismatch.json().message_id, messageId);
+  t.regex(pathMismatch.json().detail[0].msg, /: 3:3$/);
+  // Without the header: said so, not as the 1:1 a send defaults to.
+  const noRange = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/2`, body: 'x' });
+  t.is(noRange.status, 417);
+  t.regex(noRange.json().detail[0].msg, /: no mex-Chunk-Range for chunk 2$/);
   // Refused as its headers are read: each names the message too, as the upload's other refusals do.
   for (const [headers, status] of [
     [{ 'mex-Chunk-Range': '3:2' }, 417],

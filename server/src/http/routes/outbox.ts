@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type Router from '@koa/router';
 import type { Logger } from 'pino';
-import { MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
+import { MeshErrorCodes, MeshHeaders, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
 import { BadRequestError, MessageNotFoundError, SendRejectedError } from '../../domain/errors.ts';
 import type { UnfinishedStep } from '../../domain/follow-up-steps.ts';
 import { resentMessage, sendMessage } from '../../domain/send.ts';
@@ -48,7 +48,9 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
     if (!messageId) throw new MessageNotFoundError(ctx.params.messageId ?? '');
     const range = chunkRange(ctx.req.headers, messageId);
     if (String(range.chunk) !== ctx.params.chunk) {
-      throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { messageId, detail: `${range.chunk}:${range.total}` });
+      // Without the header, the range is 1:1 (a send's default), which this client did not say.
+      const given = ctx.get(MeshHeaders.chunkRange);
+      throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { messageId, detail: given === '' ? `no ${MeshHeaders.chunkRange} for chunk ${ctx.params.chunk}` : given });
     }
     const unfinished = await uploadChunk(services, {
       sender: ctx.state.mailbox.id,
