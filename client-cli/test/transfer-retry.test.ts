@@ -10,7 +10,8 @@ import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import type { TestServer } from '../../test/support/harness.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
-import { HttpsTransport, retryAfterMs } from '../src/client/transport.ts';
+import { CONNECT_TIMEOUT } from '../src/client/errors.ts';
+import { HttpsTransport, mayRetryAfter, retryAfterMs } from '../src/client/transport.ts';
 import { DownloadIncompleteError, downloadFile, TargetExistsError } from '../src/transfer/download.ts';
 import { continuableNames } from '../src/transfer/partial-download.ts';
 import { CLAIMS_FOLDER } from '../src/transfer/receive-claims.ts';
@@ -137,6 +138,19 @@ test('a wait of seconds before a retry is said at a terminal (the server refusin
   t.is(download.code, 0, download.stderr);
   t.regex(download.stderr, /\[2Kmeshbox: the server answered Service Unavailable \(HTTP 503\); trying again in 1 s\n.*downloading \[/s, 'the bar cleared, the line written, the bar drawn again below it');
   t.true((await readFile(join(cwd, 'r.bin'))).equals(whole));
+});
+
+test('a connection never made (refused, no route to the host or its network, its name not resolved for now, the connect timeout) lets a send be tried again, as any request; one that broke once made lets only what is harmless to repeat be', (t) => {
+  for (const code of ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', CONNECT_TIMEOUT]) {
+    t.true(mayRetryAfter('same-token', code), code);
+    t.true(mayRetryAfter('idempotent', code), code);
+  }
+  for (const code of ['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']) {
+    t.false(mayRetryAfter('same-token', code), code);
+    t.true(mayRetryAfter('idempotent', code), code);
+  }
+  // No such host is the settings' mistake, not the network's for now; a body over its bound is no network's.
+  for (const code of ['ENOTFOUND', undefined]) t.false(mayRetryAfter('idempotent', code), String(code));
 });
 
 test('Retry-After is read as seconds or as an HTTP date', (t) => {

@@ -74,7 +74,7 @@ export class MeshClientError extends Error implements MeshErrorDetails {
 export const ANSWER_DEADLINE = 'EANSWERDEADLINE';
 
 /** Connections that broke (reset, timed out) once made: a request may have gone out on them whole. */
-const BROKEN_CONNECTION_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', ANSWER_DEADLINE]);
+export const BROKEN_CONNECTION_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', ANSWER_DEADLINE]);
 
 /** An answer whose body was to be JSON and is not (a proxy's page, say). */
 export class NotJsonError extends Error {

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
-import { ANSWER_DEADLINE, AnswerCutOffError, answeredInDoubt, CONNECT_TIMEOUT, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { ANSWER_DEADLINE, AnswerCutOffError, answeredInDoubt, BROKEN_CONNECTION_CODES, CONNECT_TIMEOUT, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
 import { SendTries } from './send-tries.ts';
 
 /**
@@ -121,6 +121,17 @@ const MAX_RETRY_AFTER_MS = 5 * 60_000;
 const ANSWER_DEADLINE_SILENCES = 5;
 const CONNECTION_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', CONNECT_TIMEOUT]);
 const MAX_ERROR_BODY = 64 * 1024;
+/**
+ * Of CONNECTION_ERRORS, those of a connection never made (refused, no route to the host or its
+ * network, its name not resolved for now, the connect timeout): nothing of a request has gone.
+ */
+const NEVER_CONNECTED = new Set([...CONNECTION_ERRORS].filter((code) => !BROKEN_CONNECTION_CODES.has(code)));
+
+/** Whether a failure with this code allows another attempt: any connection failure for what is harmless to repeat, only a connection never made for the rest. */
+export function mayRetryAfter(policy: RetryPolicy, code: string | undefined): boolean {
+  if (code === undefined) return false;
+  return policy === 'idempotent' ? CONNECTION_ERRORS.has(code) : NEVER_CONNECTED.has(code);
+}
 
 /** Why one attempt failed before any answer arrived. */
 interface AttemptFailure {
@@ -338,11 +349,7 @@ export class HttpsTransport {
    * not the network's doing. A stop ends the body as a reset too, and nothing follows it.
    */
   #mayRetry(policy: RetryPolicy, error: unknown): boolean {
-    const code = errorCode(error);
-    if (code === undefined || this.#signal?.aborted) return false;
-    if (policy === 'idempotent') return CONNECTION_ERRORS.has(code);
-    // Connections never made: nothing was sent.
-    return code === 'ECONNREFUSED' || code === CONNECT_TIMEOUT;
+    return !this.#signal?.aborted && mayRetryAfter(policy, errorCode(error));
   }
 
   async #errorFrom(status: number, response: IncomingMessage): Promise<MeshClientError> {
