@@ -22,13 +22,28 @@ test('a failed item waits out its backoff; one handled, or no longer present, is
   t.true(retries.waiting('c'));
 });
 
-test('an item told to wait until a time waits until then, however often it failed before, and no longer', (t) => {
+test('an item told to wait a while waits that long, however often it failed before, and no longer', (t) => {
   const retries = new RetrySchedule(HOUR);
   for (let i = 0; i < 5; i++) retries.failed('in doubt');
-  retries.waitUntil('in doubt', Date.now() + HOUR);
+  retries.holdFor('in doubt', HOUR);
   t.true(retries.waiting('in doubt'));
-  retries.waitUntil('in doubt', Date.now() - 1);
+  retries.holdFor('in doubt', -1);
   t.false(retries.waiting('in doubt'), 'due: its backoff of five failures does not hold it');
+});
+
+test("a failed item's backoff is timed by the monotonic clock: the wall clock set back a month meanwhile (NTP mending a clock a month fast) does not hold it a month", async (t) => {
+  const retries = new RetrySchedule(50);
+  retries.failed('message');
+  const wallClock = Date.now;
+  const monthBack = wallClock() - 30 * 24 * HOUR;
+  Date.now = () => monthBack;
+  try {
+    t.true(retries.waiting('message'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.false(retries.waiting('message'), 'due after its 50 ms backoff');
+  } finally {
+    Date.now = wallClock;
+  }
 });
 
 test('a watch whose passes keep failing waits longer between them, up to five minutes, and its interval again once one succeeds', (t) => {

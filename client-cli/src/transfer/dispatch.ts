@@ -204,7 +204,7 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
     },
     onFailed: (file, error) => {
       // In doubt: nothing is learnt by looking before it may go, nor should a backoff keep it past then.
-      if (error instanceof SendInDoubtError) retries.waitUntil(file, error.resendAt.getTime());
+      if (error instanceof SendInDoubtError) retries.holdFor(file, error.resendAt.getTime() - Date.now());
       else retries.failed(file);
       options.onFailed(file, error);
     },

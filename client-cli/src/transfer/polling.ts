@@ -18,6 +18,8 @@ export function waitAfterPasses(intervalMs: number, failures: number): number {
 /**
  * When to try a failing item (a message, a file) again: after one poll interval, then two,
  * four, ... (at most an hour), so one that cannot be handled is not redone in full at every poll.
+ * Timed by the monotonic clock: a wall clock set back (NTP mending one a month fast) would hold an
+ * item for as long as it went back.
  */
 export class RetrySchedule {
   readonly #intervalMs: number;
@@ -29,17 +31,17 @@ export class RetrySchedule {
 
   /** Whether the item is still waiting out its backoff. */
   waiting(key: string): boolean {
-    return (this.#failing.get(key)?.notBefore ?? 0) > Date.now();
+    return (this.#failing.get(key)?.notBefore ?? 0) > performance.now();
   }
 
   failed(key: string): void {
     const failures = (this.#failing.get(key)?.failures ?? 0) + 1;
-    this.#failing.set(key, { failures, notBefore: Date.now() + Math.min(this.#intervalMs * 2 ** (failures - 1), MAX_RETRY_WAIT_MS) });
+    this.#failing.set(key, { failures, notBefore: performance.now() + Math.min(this.#intervalMs * 2 ** (failures - 1), MAX_RETRY_WAIT_MS) });
   }
 
-  /** Not to be tried before `at` (nor looked at meanwhile), whatever its backoff would be. */
-  waitUntil(key: string, at: number): void {
-    this.#failing.set(key, { failures: this.#failing.get(key)?.failures ?? 0, notBefore: at });
+  /** Not to be tried for `ms` (nor looked at meanwhile), whatever its backoff would be. */
+  holdFor(key: string, ms: number): void {
+    this.#failing.set(key, { failures: this.#failing.get(key)?.failures ?? 0, notBefore: performance.now() + ms });
   }
 
   /** Done with (handled, or gone): a later failure starts the backoff afresh. */
