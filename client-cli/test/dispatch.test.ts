@@ -11,7 +11,7 @@ import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
-import { MeshClientError } from '../src/client/errors.ts';
+import { MeshClientError, MeshConnectionError } from '../src/client/errors.ts';
 import { MeshClient, type TrackingInfo } from '../src/client/mesh-client.ts';
 import { dispatchFolder, type DispatchOptions, type DispatchReceipt } from '../src/transfer/dispatch.ts';
 import { IN_DOUBT_MS } from '../src/transfer/send-by-local-id.ts';
@@ -284,6 +284,34 @@ test('a control file whose fields are padded with spaces (fixed-width, as lab sy
   const inbox = await inboxOf(gp);
   t.is(inbox.length, 1, 'sent once');
   t.like((await fetched(gp, inbox[0]!)).metadata, { localId: 'ACC123', fileName: 'result.hl7', subject: 'potassium', workflowId: WORKFLOW });
+});
+
+test('a server out of reach (its connection refused) ends the pass at the first file, rather than every file failing alike after its own retries; a connection broken part-way is the file\'s own, and the pass goes on', async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  for (const name of ['a.txt', 'b.txt', 'c.txt']) await put(outbox, name, Buffer.from(name));
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  const failing = (code: string) => {
+    const tried: string[] = [];
+    const through = overriding(client, {
+      sendMessage: async (options) => {
+        tried.push(options.fileName ?? '');
+        throw new MeshConnectionError(lab.settings.url, Object.assign(new Error(`connect ${code}`), { code }), { newConnection: code === 'ECONNREFUSED', likelyRefusal: undefined });
+      },
+    });
+    return { tried, through };
+  };
+  try {
+    const refused = failing('ECONNREFUSED');
+    await t.throwsAsync(pass(gp, outbox, refused.through), { message: /cannot reach .*ECONNREFUSED/ });
+    t.deepEqual(refused.tried, ['a.txt']);
+    const broken = failing('ECONNRESET');
+    t.is((await pass(gp, outbox, broken.through)).failed, 3);
+    t.deepEqual(broken.tried, ['a.txt', 'b.txt', 'c.txt']);
+  } finally {
+    client.close();
+  }
+  t.deepEqual(await inboxOf(gp), []);
 });
 
 test('a send of several chunks cut off part-way is resumed on the next pass from the chunks the server lacks', async (t) => {

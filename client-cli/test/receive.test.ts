@@ -13,6 +13,7 @@ import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest, sendMessage } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
+import { MeshConnectionError } from '../src/client/errors.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
 import { FolderChangedError, sameFolderCheck } from '../src/transfer/folder-identity.ts';
@@ -291,6 +292,29 @@ test('a listed message expired before it is fetched is skipped as gone, not coun
   }
   t.deepEqual(received, [second]);
   t.deepEqual(gone, [first]);
+});
+
+test('a server gone out of reach after the listing ends the pass at the first message, rather than every message failing alike after its own retries', async (t) => {
+  const { lab, gp } = await pair();
+  const listed = [await sendFile(lab, gp, 'a.txt', Buffer.from('a')), await sendFile(lab, gp, 'b.txt', Buffer.from('b'))];
+  const client = new MeshClient(gp.settings, { retryDelayMs: 10 });
+  const asked: string[] = [];
+  const away = overriding(client, {
+    head: async (id: string) => {
+      asked.push(id);
+      throw new MeshConnectionError(gp.settings.url, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), { newConnection: true });
+    },
+  });
+  try {
+    await t.throwsAsync(
+      receiveInbox(away, { folder: await folder(), progress: noProgress, onReceived: () => t.fail('received'), onFailed: () => t.fail('failed alone'), onGone: () => t.fail('gone') }),
+      { instanceOf: MeshConnectionError },
+    );
+  } finally {
+    client.close();
+  }
+  t.deepEqual(asked, listed.slice(0, 1));
+  t.deepEqual((await inboxOf(gp)).sort(), [...listed].sort());
 });
 
 test('a stop in the middle of a message leaves it unacknowledged in the inbox, with no file, and is not a failure', async (t) => {

@@ -321,3 +321,17 @@ function failureMessage(message: unknown, internalId: string | undefined): strin
   if (!said) return undefined;
   return internalId === undefined ? said : `${said} (internal id ${internalId})`;
 }
+
+/**
+ * Whether an item's failure (a file's send, a message's download) is the server's being out of
+ * reach, whatever the item: a connection to it never made (refused, no route, its certificate
+ * refused as it connects), found in the error or what caused it. Every item after it would fail
+ * alike, each after its own retries: a pass stops at it instead. A connection that broke part-way
+ * may be the item's own doing (a server cutting off an upload it found too slow), and is not this.
+ */
+export function serverOutOfReach(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof MeshConnectionError) return !cause.mayHaveArrived || cause.closedOnConnect;
+  }
+  return false;
+}

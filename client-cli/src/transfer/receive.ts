@@ -1,6 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isGone } from '../client/errors.ts';
+import { isGone, serverOutOfReach } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
@@ -123,8 +123,9 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
     try {
       received = await receiveMessage(client, id, options, leftovers, claims);
     } catch (error) {
-      // Not acknowledged; and no other message goes into what is now there.
-      if (error instanceof FolderChangedError) throw error;
+      // Not acknowledged; and no other message goes into what is now there. Nor is one fetched
+      // from a server out of reach (one saved whose acknowledgement found it so is said as saved).
+      if (error instanceof FolderChangedError || (!(error instanceof NotAcknowledgedError) && serverOutOfReach(error))) throw error;
       // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
       if (options.signal?.aborted) {
         options.onStopped?.(id, error);
