@@ -80,7 +80,13 @@ async function main(): Promise<void> {
       })
     : () => {};
   server.listen(config.port, config.host);
-  await once(server, 'listening').catch((error: NodeJS.ErrnoException) => {
+  await once(server, 'listening').catch(async (error: NodeJS.ErrnoException) => {
+    // Its settings withdrawn at once: left on record, they would refuse a deployment's processes
+    // started meanwhile for half a minute, in this process's name. Its worker finishes its job.
+    stopCrlReload();
+    clearInterval(reporting);
+    await processSettings.withdraw().catch(() => undefined);
+    await connections.close().catch(() => undefined);
     const why =
       error.code === 'EADDRINUSE'
         ? 'the port is in use (another meshbox already running? or give another MESHBOX_PORT: `MESHBOX_PORT=9443 npm run setup` points the demo profiles at it)'

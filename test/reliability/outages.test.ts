@@ -638,6 +638,8 @@ test('a server that cannot reach Redis or its bucket at start exits 1 with one l
   });
   t.is(taken.code, 1);
   t.regex(taken.output, /^meshbox: cannot listen on 127\.0\.0\.1:\d+ \(MESHBOX_HOST, MESHBOX_PORT\): the port is in use \(another meshbox already running\? or give another MESHBOX_PORT: `MESHBOX_PORT=9443 npm run setup` points the demo profiles at it\)\n$/);
+  // Neither left its settings on record: for half a minute they would refuse the deployment's processes, as if running.
+  t.deepEqual(await redis.hgetall(redisKeys(deployment.prefix).processSettings), {});
 
   // A peer that takes the connection and never answers (a proxy whose backend is down) is given up on too.
   const silent = createNetServer(() => {});
