@@ -17,6 +17,7 @@ import { removeBucket } from '../support/cleanup.ts';
 import { startTestServer, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { capturedLogger } from '../../server/test/support/captured-log.ts';
 import { startServerProcess } from '../support/server-process.ts';
+import { overriding } from '../support/overriding.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
 let server: TestServer;
@@ -39,6 +40,31 @@ test('/healthz and /readyz answer when Redis and object storage are reachable', 
   const ready = await rawRequest(server, { path: '/readyz', clientCertificate: lab });
   t.is(ready.status, 200);
   t.deepEqual(ready.json(), { status: 'ready', redis: 'ok', objectStorage: 'ok' });
+});
+
+test('probes of readiness asked together share one check, and a ready answer stands for a second: a certificate asking as fast as it can does not drive the backends with it', async (t) => {
+  let checks = 0;
+  const probed = await startTestServer({
+    worker: false,
+    appServices: (services) => ({
+      ...services,
+      payloads: overriding(services.payloads, {
+        ping: async (withinMs: number) => {
+          checks += 1;
+          return services.payloads.ping(withinMs);
+        },
+      }),
+    }),
+  });
+  t.teardown(() => probed.close());
+  const asker = await probed.createMailbox();
+  const answers = await Promise.all(Array.from({ length: 40 }, () => rawRequest(probed, { path: '/readyz', clientCertificate: asker })));
+  t.deepEqual([...new Set(answers.map(({ status }) => status))], [200]);
+  t.true(checks <= 2, `${checks} checks`);
+  const before = checks;
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  t.is((await rawRequest(probed, { path: '/readyz', clientCertificate: asker })).status, 200);
+  t.is(checks, before + 1, 'checked again once the second is over');
 });
 
 test('readiness given up on object storage that takes the connection and never answers ends its request: no socket held by the probe', async (t) => {

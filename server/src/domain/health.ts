@@ -18,3 +18,27 @@ export async function checkReadiness(services: Services): Promise<Readiness> {
   ]);
   return { ready: redis && objectStorage, redis, objectStorage };
 }
+
+/**
+ * How long a process found ready answers its probes so, unchecked: any certificate of the CA may
+ * ask for readiness, as often as it likes, and each check costs a command to Redis and a request
+ * to object storage (billed, and throttled, by some). A process found not ready is checked again
+ * at the next probe.
+ */
+const READY_KEPT_MS = 1_000;
+
+/** checkReadiness for a process's probes: probes at once share one check, and a ready answer stands for READY_KEPT_MS. */
+export function readinessProbe(services: Services): () => Promise<Readiness> {
+  let checking: Promise<Readiness> | undefined;
+  let readySince: number | undefined;
+  return () => {
+    if (readySince !== undefined && performance.now() - readySince < READY_KEPT_MS) return Promise.resolve({ ready: true, redis: true, objectStorage: true });
+    checking ??= checkReadiness(services)
+      .then((readiness) => {
+        readySince = readiness.ready ? performance.now() : undefined;
+        return readiness;
+      })
+      .finally(() => (checking = undefined));
+    return checking;
+  };
+}

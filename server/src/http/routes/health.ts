@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import { checkReadiness } from '../../domain/health.ts';
+import { readinessProbe } from '../../domain/health.ts';
 import type { Services } from '../../domain/services.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { RequestState } from '../middleware/request-context.ts';
@@ -15,8 +15,9 @@ export function registerHealthRoutes(router: Router<RequestState>, services: Ser
     ctx.body = { status: 'ok' };
   });
 
+  const probe = readinessProbe(services);
   router.get('/readyz', async (ctx) => {
-    const readiness = await checkReadiness(services);
+    const readiness = await probe();
     ctx.status = readiness.ready ? 200 : 503;
     ctx.body = {
       status: readiness.ready ? 'ready' : 'unavailable',
