@@ -43,13 +43,13 @@ async function main(): Promise<void> {
     throw new SecretKeyMismatchError(process.env, config.redisPrefix, 'start the server with the MESHBOX_SECRET_KEY they were registered with');
   }
   const processSettings = new ProcessSettingsStore(connections.redis, redisKeys(config.redisPrefix), config.sharedSettings, config.mailboxCacheMs);
-  const disagreements = await atStartOnRedis(config, processSettings.join(new Date()));
+  const disagreements = await atStartOnRedis(config, processSettings.join());
   if (disagreements.length > 0) {
     await connections.close();
     throw new SettingsDisagreeError(disagreements, config.redisPrefix);
   }
   // Missed reports (Redis away) only make this process look gone to one starting meanwhile.
-  const reporting = setInterval(() => void processSettings.report(new Date()).catch(() => undefined), REPORT_EVERY_MS);
+  const reporting = setInterval(() => void processSettings.report().catch(() => undefined), REPORT_EVERY_MS);
   const metrics = new Metrics(config.role === 'api' ? undefined : { name: LIFECYCLE_QUEUE, counts: () => connections.schedule.counts(new Date()) });
   metrics.serverCertificate(config.certificateNotAfter);
   const { replicas } = connections.services;

@@ -1,6 +1,19 @@
 import { randomUUID } from 'node:crypto';
+import { LuaScript } from './lua-script.ts';
 import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
+
+const timeScript = new LuaScript('time');
+
+/**
+ * Now by Redis's clock (the node holding the reports), in ms: reports are dated and compared by
+ * it, as the processes' own clocks may be minutes apart (PROCESS_CLOCKS_APART_MS), and one ahead
+ * would take a running process for gone, or one behind a later process for the earlier.
+ */
+async function redisNow(redis: RedisClient, key: string): Promise<number> {
+  const [seconds, microseconds] = (await timeScript.run(redis, [key], [])) as [string, string];
+  return Number(seconds) * 1000 + Math.floor(Number(microseconds) / 1000);
+}
 
 /** How often a running process says it is there, with its settings. */
 export const REPORT_EVERY_MS = 10_000;
@@ -51,15 +64,16 @@ export class ProcessSettingsStore {
    * running since before it, they are returned and this process's report withdrawn (it is not
    * to run). Of two starting at once with different settings, the later gives way.
    */
-  async join(now: Date): Promise<readonly SettingDisagreement[]> {
-    this.#since = now.getTime();
-    await this.report(now);
+  async join(): Promise<readonly SettingDisagreement[]> {
+    const now = await redisNow(this.#redis, this.#key);
+    this.#since = now;
+    await this.#write(now);
     const reports = await this.#redis.hgetall(this.#key);
     const gone: string[] = [];
     let disagreements: SettingDisagreement[] = [];
     for (const [processId, text] of Object.entries(reports)) {
       const report = parseReport(text);
-      if (report === undefined || now.getTime() - report.at > GONE_AFTER_MS) {
+      if (report === undefined || now - report.at > GONE_AFTER_MS) {
         gone.push(processId);
         continue;
       }
@@ -75,8 +89,12 @@ export class ProcessSettingsStore {
   }
 
   /** Says this process is still there. */
-  async report(now: Date): Promise<void> {
-    const report: Report = { since: this.#since ?? now.getTime(), at: now.getTime(), settings: this.#settings, mailboxCacheMs: this.#mailboxCacheMs };
+  async report(): Promise<void> {
+    await this.#write(await redisNow(this.#redis, this.#key));
+  }
+
+  async #write(now: number): Promise<void> {
+    const report: Report = { since: this.#since ?? now, at: now, settings: this.#settings, mailboxCacheMs: this.#mailboxCacheMs };
     await this.#redis.hset(this.#key, this.#processId, JSON.stringify(report));
   }
 
@@ -90,10 +108,11 @@ export class ProcessSettingsStore {
  * The longest time a running process reuses a mailbox it has read (undefined while none
  * reports): how long a change to a mailbox may go unseen, which `admin mailbox disable` waits.
  */
-export async function longestMailboxCacheMs(redis: RedisClient, keys: RedisKeys, now: Date): Promise<number | undefined> {
+export async function longestMailboxCacheMs(redis: RedisClient, keys: RedisKeys): Promise<number | undefined> {
+  const now = await redisNow(redis, keys.processSettings);
   const running = Object.values(await redis.hgetall(keys.processSettings))
     .map(parseReport)
-    .filter((report) => report !== undefined && now.getTime() - report.at <= GONE_AFTER_MS && typeof report.mailboxCacheMs === 'number');
+    .filter((report) => report !== undefined && now - report.at <= GONE_AFTER_MS && typeof report.mailboxCacheMs === 'number');
   return running.length === 0 ? undefined : Math.max(...running.map((report) => report!.mailboxCacheMs!));
 }
 

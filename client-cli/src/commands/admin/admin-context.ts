@@ -66,7 +66,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
       certificates: new CertificateStore(redis, keys),
       schedule: new LifecycleSchedule(redis, keys),
       audit: (auditAction, subject, detail) => auditLog.record({ action: `admin.${auditAction}`, actor, subject, ...(detail ? { detail } : {}) }),
-      mailboxCacheMs: async () => (await longestMailboxCacheMs(redis, keys, new Date())) ?? DEFAULT_MAILBOX_CACHE_MS,
+      mailboxCacheMs: async () => (await longestMailboxCacheMs(redis, keys)) ?? DEFAULT_MAILBOX_CACHE_MS,
     });
   } finally {
     redis.disconnect();
