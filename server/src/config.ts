@@ -10,6 +10,7 @@ import type { RetentionPeriods } from './domain/lifecycle.ts';
 import { type ClientTimeouts, DEFAULT_CLIENT_TIMEOUTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT, type TlsSettings } from './https-server.ts';
 import { checkRevocationList, type LoadedRevocationList } from './revocation-list.ts';
 import { SERVER_ROLES, type ServerRole } from './roles.ts';
+import type { SettingDisagreement } from './store/process-settings.ts';
 import { splitRedisUrls } from './store/redis-client.ts';
 import type { ReplicaSetting } from './store/replica-confirmation.ts';
 
@@ -194,7 +195,7 @@ export interface ServerConfig extends BackendConfig {
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
   /** The settings every process of a deployment must be started with alike, by variable: those the periods come from. */
-  readonly sharedSettings: Readonly<Record<string, number>>;
+  readonly sharedSettings: Readonly<Record<string, number | string>>;
   readonly maxRequestsPerSecond: number;
   /** How long a mailbox read is reused (0: read on every request). */
   readonly mailboxCacheMs: number;
@@ -371,6 +372,9 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       MESHBOX_MESSAGE_RETENTION_SECONDS: env.MESHBOX_MESSAGE_RETENTION_SECONDS,
       MESHBOX_AUDIT_RETENTION_SECONDS: env.MESHBOX_AUDIT_RETENTION_SECONDS,
       MESHBOX_REQUEST_TIMEOUT_SECONDS: env.MESHBOX_REQUEST_TIMEOUT_SECONDS,
+      // Another (a misspelt one, created at start) would have its API processes answer 410 for what
+      // the others stored, and its worker purge nothing of what is kept past its retention.
+      MESHBOX_S3_BUCKET: env.MESHBOX_S3_BUCKET,
     },
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
     // Whole milliseconds: the cache takes nothing else.
@@ -469,11 +473,11 @@ export class SecretKeyMismatchError extends ConfigError {
 export class SettingsDisagreeError extends ConfigError {
   override name = 'SettingsDisagreeError';
 
-  constructor(disagreements: readonly { readonly name: string; readonly here: number; readonly there: number }[], redisPrefix: string) {
+  constructor(disagreements: readonly SettingDisagreement[], redisPrefix: string) {
     const differences = disagreements.map(({ name, here, there }) => `${name} is ${here} here, ${there} in the processes running`).join('; ');
     super(
-      `${differences} (Redis prefix ${redisPrefix}): every api and worker process of a deployment must have the same message periods, ` +
-        'or one would expire, purge or date a message otherwise than another; start this one with theirs, or, to change them, stop every process and start them all with the new values',
+      `${differences} (Redis prefix ${redisPrefix}): every api and worker process of a deployment must have the same message periods and bucket, ` +
+        'or one would expire, purge, date or look for a message otherwise than another; start this one with theirs, or, to change them, stop every process and start them all with the new values',
     );
   }
 }

@@ -22,7 +22,7 @@ import type { Services } from '../../server/src/domain/services.ts';
 import type { WorkerTiming } from '../../server/src/jobs/lifecycle-worker.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer, type TestServerOptions } from '../support/harness.ts';
 import { atStartOnRedis, BackendUnreachableError, createS3Client } from '../../server/src/connections.ts';
-import { removeDeploymentState } from '../support/cleanup.ts';
+import { removeBucket, removeDeploymentState } from '../support/cleanup.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
@@ -678,13 +678,23 @@ test('a server given another secret key than its mailboxes were registered under
   }
 });
 
-test("a process started with other message periods than the deployment's running processes refuses to start, naming them; once those have stopped, it starts", async (t) => {
+test("a process started with other message periods, or another bucket, than the deployment's running processes refuses to start, naming them; once those have stopped, it starts", async (t) => {
   const server = await startServerProcess();
   const started: Awaited<ReturnType<typeof startServerProcess>>[] = [];
   try {
     const longer = { MESHBOX_INBOX_EXPIRY_SECONDS: '864000' };
     const refused = await t.throwsAsync(startServerProcess({ ...longer, MESHBOX_ROLE: 'worker' }, { deployment: server.deployment }));
-    t.regex(refused?.message ?? '', /MESHBOX_INBOX_EXPIRY_SECONDS is 864000 here, 432000 in the processes running \(Redis prefix [^)]+\): every api and worker process of a deployment must have the same message periods/);
+    t.regex(refused?.message ?? '', /MESHBOX_INBOX_EXPIRY_SECONDS is 864000 here, 432000 in the processes running \(Redis prefix [^)]+\): every api and worker process of a deployment must have the same message periods and bucket/);
+    // A misspelt bucket: its API processes would answer 410 for what the others stored, its worker purge nothing.
+    const misspelt = `${server.deployment.bucket}x`;
+    t.teardown(async () => {
+      const local = await ensureLocalServices();
+      const s3 = createS3Client({ endpoint: local.s3.endpoint, bucket: misspelt, region: local.s3.region, forcePathStyle: true, credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey } });
+      await removeBucket(s3, misspelt).catch(() => undefined);
+      s3.destroy();
+    });
+    const otherBucket = await t.throwsAsync(startServerProcess({ MESHBOX_S3_BUCKET: misspelt }, { deployment: server.deployment }));
+    t.regex(otherBucket?.message ?? '', new RegExp(`MESHBOX_S3_BUCKET is ${misspelt} here, ${server.deployment.bucket} in the processes running`));
     started.push(await startServerProcess({ MESHBOX_ROLE: 'worker' }, { deployment: server.deployment }));
     // Stopped, each says it no longer counts: a deployment's settings change with every process stopped.
     t.is(await started[0]!.kill('SIGTERM'), 0);

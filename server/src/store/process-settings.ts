@@ -23,15 +23,15 @@ const GONE_AFTER_MS = 35_000;
 /** A setting this process was started with otherwise than a process running before it. */
 export interface SettingDisagreement {
   readonly name: string;
-  readonly here: number;
-  readonly there: number;
+  readonly here: number | string;
+  readonly there: number | string;
 }
 
 interface Report {
   /** When the process started reporting: of two that disagree, the later one gives way. */
   readonly since: number;
   readonly at: number;
-  readonly settings: Readonly<Record<string, number>>;
+  readonly settings: Readonly<Record<string, number | string>>;
   /** How long it reuses a mailbox it has read (MESHBOX_MAILBOX_CACHE_SECONDS): processes may differ. */
   readonly mailboxCacheMs?: number;
 }
@@ -46,13 +46,13 @@ interface Report {
 export class ProcessSettingsStore {
   readonly #redis: RedisClient;
   readonly #key: string;
-  readonly #settings: Readonly<Record<string, number>>;
+  readonly #settings: Readonly<Record<string, number | string>>;
   readonly #processId = randomUUID();
   #since: number | undefined;
 
   readonly #mailboxCacheMs: number;
 
-  constructor(redis: RedisClient, keys: RedisKeys, settings: Readonly<Record<string, number>>, mailboxCacheMs: number) {
+  constructor(redis: RedisClient, keys: RedisKeys, settings: Readonly<Record<string, number | string>>, mailboxCacheMs: number) {
     this.#redis = redis;
     this.#key = keys.processSettings;
     this.#settings = settings;
