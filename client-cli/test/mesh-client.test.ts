@@ -380,6 +380,15 @@ test('a repeat answered 2xx whose message id cannot be read (a page, not JSON) s
   });
 });
 
+test('a send answered 2xx with a body past what the client reads of one (a misbehaving server) says the server took the send, as for one not JSON', async (t) => {
+  await againstScriptedSends({ answer: () => ({ status: 202, body: ' '.repeat(17 * 1024 * 1024) }) }, 1, async (client, fake) => {
+    const error = await t.throwsAsync(client.sendMessage({ to: 'GP001', workflowId: 'W', body: Buffer.from('result') }));
+    t.true(error instanceof AcceptedWithoutIdError, String(error));
+    t.regex(error!.message, /^the server answered HTTP 202, but response body larger than \d+ bytes/);
+    t.is(fake.tokens.length, 1, 'not sent again');
+  });
+});
+
 test('a repeat refused (403 past the repeat window, 417) after a lost answer leaves the send in doubt, not refused', async (t) => {
   for (const status of [403, 417]) {
     await againstScriptedSends({ answer: (before) => (before === 0 ? 'lose' : { status, body: { errorDescription: 'refused' } }) }, 3, async (client, fake) => {

@@ -97,6 +97,17 @@ export class UnexpectedAnswerError extends Error {
 }
 
 /** A send answered 2xx whose message id cannot be read (not JSON, none, not an id): the server took it. */
+/** An answer whose body runs past what this client reads of one (a misbehaving server): its status came, its body is not read. */
+export class AnswerTooLargeError extends Error {
+  readonly status: number;
+
+  constructor(status: number, limit: number) {
+    super(`response body larger than ${limit} bytes`);
+    this.name = 'AnswerTooLargeError';
+    this.status = status;
+  }
+}
+
 export class AcceptedWithoutIdError extends Error {
   readonly status: number;
 

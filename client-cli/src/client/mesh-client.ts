@@ -8,7 +8,7 @@ import {
   MeshHeaders,
 } from '../../../shared/src/protocol/index.ts';
 import { CLIENT_VERSION } from '../version.ts';
-import { AcceptedWithoutIdError, NotJsonError, parseErrorBody, UnexpectedAnswerError } from './errors.ts';
+import { AcceptedWithoutIdError, AnswerTooLargeError, NotJsonError, parseErrorBody, UnexpectedAnswerError } from './errors.ts';
 import { checkedMessageId } from './untrusted-text.ts';
 import { type MessageMetadata, metadataFromHeaders } from './message-metadata.ts';
 import { HttpsTransport, type RequestBody, type RetryPolicy, type TransportRequest, type TransportResponse, type TransportText } from './transport.ts';
@@ -250,10 +250,12 @@ export class MeshClient {
     // any chunk, with a new token, and such a duplicate expires.
     const retry = totalChunks === 1 ? 'same-token' : 'same-token-or-fresh';
     const request = transportRequest('POST', `${this.#mailboxPath}/outbox`, retry, headers, options.body);
-    const answer = await this.#transport.sendForText(
-      { ...request, repeatable: () => this.#idempotentSends(), ...(options.beforeRetry ? { beforeRetry: options.beforeRetry } : {}) },
-      MAX_JSON_BODY,
-    );
+    const answer = await this.#transport
+      .sendForText({ ...request, repeatable: () => this.#idempotentSends(), ...(options.beforeRetry ? { beforeRetry: options.beforeRetry } : {}) }, MAX_JSON_BODY)
+      .catch((error: unknown) => {
+        // Only a 2xx is read: the server took the send, whatever its body.
+        throw error instanceof AnswerTooLargeError ? new AcceptedWithoutIdError(error.status, error) : error;
+      });
     // A 2xx is the server's word that it took the send, whatever became of the id in it.
     try {
       const body = parseJson<{ message_id?: unknown; messageID?: unknown } | null>(answer);

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
-import { ANSWER_DEADLINE, AnswerCutOffError, answeredInDoubt, BROKEN_CONNECTION_CODES, CONNECT_TIMEOUT, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
+import { ANSWER_DEADLINE, AnswerCutOffError, AnswerTooLargeError, answeredInDoubt, BROKEN_CONNECTION_CODES, CONNECT_TIMEOUT, errorCode, MeshClientError, MeshConnectionError, parseErrorBody } from './errors.ts';
 import { SendTries } from './send-tries.ts';
 
 /**
@@ -179,7 +179,7 @@ export function retryAfterMs(value: string | string[] | undefined, now = Date.no
  * Reads a (small) body as text, giving up past a bound so a misbehaving server cannot exhaust
  * memory. A failure comes as the stream gave it, for #mayRetry to judge (AnswerCutOffError says it plainly).
  */
-async function readWhole(body: Readable, limit: number): Promise<string> {
+async function readWhole(body: IncomingMessage, limit: number): Promise<string> {
   const parts: Buffer[] = [];
   let size = 0;
   for await (const part of body) {
@@ -187,7 +187,7 @@ async function readWhole(body: Readable, limit: number): Promise<string> {
     size += buffer.length;
     if (size > limit) {
       body.destroy();
-      throw new Error(`response body larger than ${limit} bytes`);
+      throw new AnswerTooLargeError(body.statusCode ?? 0, limit);
     }
     parts.push(buffer);
   }
