@@ -272,15 +272,26 @@ function describeIssue(issue: z.core.$ZodIssue, given: string | undefined): stri
 
 const EMPTY_IS_A_VALUE = new Set(['MESHBOX_REDIS_PREFIX']);
 
-function parse<Schema extends z.ZodType>(schema: Schema, environment: NodeJS.ProcessEnv): z.infer<Schema> {
+/** A number as an operator writes one: what zod's coercion also reads as one (`0x20FB`, `1e3`) is more likely a slip. */
+const DECIMAL = /^\d+(\.\d+)?$/;
+
+/** Whether the schema reads the variable as a number. */
+function isNumberSetting(schema: z.ZodObject, name: string): boolean {
+  let field: unknown = schema.shape[name];
+  while (field instanceof z.ZodDefault || field instanceof z.ZodOptional) field = field.unwrap();
+  return field instanceof z.ZodNumber;
+}
+
+function parse<Schema extends z.ZodObject>(schema: Schema, environment: NodeJS.ProcessEnv): z.infer<Schema> {
   // An empty value is an unset one (as compose files and shell scripts leave them): its default
   // applies, not 0. Except where empty means something: no Redis key prefix.
   const given = Object.fromEntries(Object.entries(environment).filter(([name, value]) => EMPTY_IS_A_VALUE.has(name) || value?.trim() !== ''));
+  const notDecimal = Object.entries(given)
+    .filter(([name, value]) => isNumberSetting(schema, name) && Number.isFinite(Number(value)) && !DECIMAL.test(value?.trim() ?? ''))
+    .map(([name, value]) => `  ${name}: a number in decimal digits is needed, not ${JSON.stringify(value)}`);
   const parsed = schema.safeParse(given);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${describeIssue(issue, given[String(issue.path[0])])}`);
-    throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
-  }
+  const problems = parsed.success ? [] : parsed.error.issues.filter((issue) => !notDecimal.some((line) => line.startsWith(`  ${String(issue.path[0])}:`))).map((issue) => `  ${issue.path.join('.')}: ${describeIssue(issue, given[String(issue.path[0])])}`);
+  if (!parsed.success || notDecimal.length > 0) throw new ConfigError(`invalid configuration:\n${[...notDecimal, ...problems].join('\n')}`);
   return parsed.data;
 }
 

@@ -90,7 +90,7 @@ test('a period that runs as a timer is at most a day: Node fires a longer one at
 
 test("a message's periods are at most 100 years: a longer one overflows the schedule's scores, and every send's scheduling fails", (t) => {
   for (const variable of ['MESHBOX_INBOX_EXPIRY_SECONDS', 'MESHBOX_UPLOAD_EXPIRY_SECONDS', 'MESHBOX_PAYLOAD_RETENTION_SECONDS', 'MESHBOX_MESSAGE_RETENTION_SECONDS', 'MESHBOX_AUDIT_RETENTION_SECONDS']) {
-    t.throws(() => loadConfig({ ...files, [variable]: '1e13' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at most 3153600000 \\(100 years\\)`) });
+    t.throws(() => loadConfig({ ...files, [variable]: '10000000000000' }), { instanceOf: ConfigError, message: new RegExp(`${variable}: at most 3153600000 \\(100 years\\)`) });
   }
   t.is(loadConfig({ ...files, MESHBOX_MESSAGE_RETENTION_SECONDS: '3153600000' }).periods.messageRetentionMs, 3_153_600_000_000);
 });
@@ -269,6 +269,13 @@ test('a number that is none is refused saying what is needed and what was given,
       'invalid configuration:\n  MESHBOX_PORT: a number is needed, not "abc"\n  MESHBOX_MAX_CHUNKS: a whole number is needed, not "1.5"\n' +
       '  MESHBOX_MAX_MESSAGE_BYTES: a finite number is needed, not "1e400"',
   });
+});
+
+test('a number is written in decimal digits (a fraction allowed where the setting takes one): what JavaScript also reads as one (hexadecimal, an exponent) is more likely a slip, and is refused', (t) => {
+  t.throws(() => loadConfig({ ...files, MESHBOX_PORT: '0x20FB', MESHBOX_MAX_CHUNKS: ' 1e3 ' }), {
+    message: 'invalid configuration:\n  MESHBOX_PORT: a number in decimal digits is needed, not "0x20FB"\n  MESHBOX_MAX_CHUNKS: a number in decimal digits is needed, not " 1e3 "',
+  });
+  t.is(loadConfig({ ...files, MESHBOX_PORT: ' 8443 ', MESHBOX_MAILBOX_CACHE_SECONDS: '0.5' }).port, 8443);
 });
 
 test('a Redis prefix may not carry a hash tag: it would put every key in one cluster slot', (t) => {
