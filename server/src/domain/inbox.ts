@@ -11,6 +11,12 @@ import { workflowMatcher } from './workflow-filter.ts';
 const IDS_PER_REQUEST = 500;
 /** With a workflow filter, each message on the page is read as well: a page of 5,000 ~20 ms. */
 const FILTERED_IDS_PER_REQUEST = 100;
+/**
+ * A v1 page with a workflow filter reads on past the page asked for, up to this many messages in
+ * all, for its matches: v1 has no link to the next page, and continues from the last id shown,
+ * so a page of none would leave the matches behind it out of reach.
+ */
+export const V1_FILTERED_SCAN_LIMIT = 20_000;
 
 export interface InboxQuery {
   readonly maxResults: number;
@@ -20,6 +26,8 @@ export interface InboxQuery {
   readonly afterMessageId?: string | undefined;
   /** MESH workflow_filter; applied to each page, so a page may come back short (as in MESH). */
   readonly workflowFilter?: string | undefined;
+  /** Read on for matches past the page (v1, which has no next link), up to V1_FILTERED_SCAN_LIMIT messages. */
+  readonly fillFilteredPage?: boolean;
 }
 
 export interface InboxListing extends InboxPage {
@@ -38,9 +46,21 @@ export async function listInbox(services: Services, mailboxId: string, query: In
     services.messages.inboxCount(mailboxId),
   ]);
   if (!matches) return { ...page, approximateCount };
-  const workflows = await services.messages.workflowIds(page.messageIds);
-  const messageIds = page.messageIds.filter((_, index) => matches(workflows[index] ?? ''));
-  return { ...page, messageIds, approximateCount };
+  const matching = async (ids: readonly string[]): Promise<string[]> => {
+    const workflows = await services.messages.workflowIds(ids);
+    return ids.filter((_, index) => matches(workflows[index] ?? ''));
+  };
+  const messageIds = await matching(page.messageIds);
+  let { next } = page;
+  for (let scanned = page.messageIds.length; query.fillFilteredPage && messageIds.length < query.maxResults && next !== undefined && scanned < V1_FILTERED_SCAN_LIMIT; ) {
+    // Each page read on counts as the first did.
+    await countRequestCost(services, mailboxId, Math.ceil(query.maxResults / FILTERED_IDS_PER_REQUEST));
+    const more = await services.messages.inboxPage(mailboxId, query.maxResults, next);
+    messageIds.push(...(await matching(more.messageIds)));
+    scanned += more.messageIds.length;
+    next = more.next;
+  }
+  return { ...page, messageIds: messageIds.slice(0, query.maxResults), approximateCount };
 }
 
 export async function countInbox(services: Services, mailboxId: string): Promise<number> {

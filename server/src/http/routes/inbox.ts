@@ -47,7 +47,7 @@ export function registerInboxRoutes(router: Router<MailboxState>, services: Serv
     // v1 pages by the last message id seen (MESH's v1 form of continue_from), v2 by an opaque cursor.
     // The id as the inbox holds it (ids are case-insensitive); one that cannot be an id is found nowhere, so the first page.
     const afterMessageId = continueFrom === undefined ? undefined : (normaliseMessageId(continueFrom) ?? continueFrom);
-    const page = v2 ? { continueFrom } : { continueFrom: undefined, afterMessageId };
+    const page = v2 ? { continueFrom } : { continueFrom: undefined, afterMessageId, fillFilteredPage: true };
     const listing = await listInbox(services, mailboxId, { maxResults, ...page, workflowFilter });
     if (!v2) {
       ctx.body = { messages: listing.messageIds };
