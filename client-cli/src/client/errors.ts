@@ -96,7 +96,6 @@ export class UnexpectedAnswerError extends Error {
   }
 }
 
-/** A send answered 2xx whose message id cannot be read (not JSON, none, not an id): the server took it. */
 /** An answer whose body runs past what this client reads of one (a misbehaving server): its status came, its body is not read. */
 export class AnswerTooLargeError extends Error {
   readonly status: number;
@@ -108,6 +107,7 @@ export class AnswerTooLargeError extends Error {
   }
 }
 
+/** A send answered 2xx whose message id cannot be read (not JSON, none, too large, not an id): the server took it. */
 export class AcceptedWithoutIdError extends Error {
   readonly status: number;
 
