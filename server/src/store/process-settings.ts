@@ -3,7 +3,7 @@ import { LuaScript } from './lua-script.ts';
 import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
 
-const timeScript = new LuaScript('time');
+const timeScript = new LuaScript('time', ['redis-now-ms']);
 
 /**
  * Now by Redis's clock (the node holding the reports), in ms: reports are dated and compared by
@@ -11,8 +11,7 @@ const timeScript = new LuaScript('time');
  * would take a running process for gone, or one behind a later process for the earlier.
  */
 async function redisNow(redis: RedisClient, key: string): Promise<number> {
-  const [seconds, microseconds] = (await timeScript.run(redis, [key], [])) as [string, string];
-  return Number(seconds) * 1000 + Math.floor(Number(microseconds) / 1000);
+  return (await timeScript.run(redis, [key], [])) as number;
 }
 
 /** How often a running process says it is there, with its settings. */

@@ -1,5 +1,4 @@
--- Redis's clock, on the node that holds KEYS[1]: one clock for every process of a deployment,
--- whatever their hosts' clocks say.
+-- Redis's clock, on the node that holds KEYS[1].
 -- KEYS[1] a key whose node is asked
--- Returns { seconds, microseconds }.
-return redis.call('TIME')
+-- Returns now in milliseconds (redis_now_ms).
+return redis_now_ms()
