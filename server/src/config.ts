@@ -286,13 +286,21 @@ function parse<Schema extends z.ZodObject>(schema: Schema, environment: NodeJS.P
   // An empty value is an unset one (as compose files and shell scripts leave them): its default
   // applies, not 0. Except where empty means something: no Redis key prefix.
   const given = Object.fromEntries(Object.entries(environment).filter(([name, value]) => EMPTY_IS_A_VALUE.has(name) || value?.trim() !== ''));
-  const notDecimal = Object.entries(given)
-    .filter(([name, value]) => isNumberSetting(schema, name) && Number.isFinite(Number(value)) && !DECIMAL.test(value?.trim() ?? ''))
-    .map(([name, value]) => `  ${name}: a number in decimal digits is needed, not ${JSON.stringify(value)}`);
+  // A finite number not so written (a number that is none at all is zod's to describe).
+  const notDecimal = new Set(
+    Object.entries(given)
+      .filter(([name, value]) => isNumberSetting(schema, name) && Number.isFinite(Number(value)) && !DECIMAL.test(value?.trim() ?? ''))
+      .map(([name]) => name),
+  );
   const parsed = schema.safeParse(given);
-  const problems = parsed.success ? [] : parsed.error.issues.filter((issue) => !notDecimal.some((line) => line.startsWith(`  ${String(issue.path[0])}:`))).map((issue) => `  ${issue.path.join('.')}: ${describeIssue(issue, given[String(issue.path[0])])}`);
-  if (!parsed.success || notDecimal.length > 0) throw new ConfigError(`invalid configuration:\n${[...notDecimal, ...problems].join('\n')}`);
-  return parsed.data;
+  if (parsed.success && notDecimal.size === 0) return parsed.data;
+  const problems = [
+    ...[...notDecimal].map((name) => `  ${name}: a number in decimal digits is needed, not ${JSON.stringify(given[name])}`),
+    ...(parsed.success ? [] : parsed.error.issues)
+      .filter((issue) => !notDecimal.has(String(issue.path[0])))
+      .map((issue) => `  ${issue.path.join('.')}: ${describeIssue(issue, given[String(issue.path[0])])}`),
+  ];
+  throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
 }
 
 function backendConfig(env: z.infer<typeof backendSchema>): BackendConfig {
