@@ -80,3 +80,8 @@ export function metadataFromHeaders(headers: IncomingHttpHeaders): MessageMetada
     headers: flat,
   };
 }
+
+/** Whether a file name is the one a server gives a message whose sender named none: `<ID>.dat`, as MESH names it. */
+export function namedByServer(fileName: string | undefined, messageId: string): boolean {
+  return fileName?.toUpperCase() === `${messageId.toUpperCase()}.DAT`;
+}

@@ -2,7 +2,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isGone, serverOutOfReach } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
-import type { MessageMetadata } from '../client/message-metadata.ts';
+import { type MessageMetadata, namedByServer } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
 import { defaultFileName, downloadFile, type DownloadResult, fitFileName, safeFileName, TargetExistsError } from './download.ts';
 import { isTemporaryOf, removeLeftoverTemporaries, syncFolder, temporaryNames, writeFileAtomically } from './durable-files.ts';
@@ -312,8 +312,8 @@ function typeDisagrees(messageId: string, described: string, downloaded: string)
 
 /** The id first, so that two senders' `results.csv` never meet. */
 function payloadFileName(metadata: MessageMetadata, messageId: string): string {
-  // `<ID>.dat` is the name a server gives a message whose sender named none: no name to add to the id.
-  const named = metadata.fileName?.toUpperCase() === `${messageId.toUpperCase()}.DAT` ? undefined : metadata.fileName;
+  // A server's name for a message whose sender named none: no name to add to the id.
+  const named = namedByServer(metadata.fileName, messageId) ? undefined : metadata.fileName;
   const safe = safeFileName(named);
   return safe === undefined ? defaultFileName(undefined, messageId) : fitFileName(`${messageId}_${safe}`);
 }

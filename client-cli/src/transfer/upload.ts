@@ -6,6 +6,7 @@ import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { AcceptedWithoutIdError, AnswerCutOffError, answeredInDoubt, MeshClientError, MeshConnectionError, NotJsonError, UnexpectedAnswerError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
+import { namedByServer } from '../client/message-metadata.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan, chunkSizeWord, DEFAULT_CHUNK_SIZE_WORD } from './chunking.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
@@ -418,7 +419,7 @@ function checkExpected(tracking: TrackingInfo, options: Pick<ResumeOptions, 'exp
     // A field the server's tracking leaves out (MESH's v2 has no subject; its v1, asked for it, may have failed) cannot be checked.
     const recorded = tracking[field];
     if (recorded === undefined) continue;
-    if (key === 'fileName' && options.fileNameImplied && String(recorded).toUpperCase() === `${tracking.message_id}.dat`.toUpperCase()) continue;
+    if (key === 'fileName' && options.fileNameImplied && namedByServer(String(recorded), tracking.message_id)) continue;
     const same = key === 'to' ? String(recorded ?? '').toUpperCase() === given.toUpperCase() : (recorded ?? '') === given;
     if (!same) {
       const sentWith = String(recorded ?? '') === '' ? `without ${flag}` : `with ${flag} '${String(recorded)}'`;
