@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { buildAuthorizationHeader, formatTokenTimestamp } from '../../shared/src/protocol/index.ts';
 import { execFile } from 'node:child_process';
@@ -20,6 +21,7 @@ import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer } from '../support/harness.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, sendMessage } from '../support/http.ts';
 import { tokenClaimed } from '../support/token-claims.ts';
+import { waitFor } from '../../scripts/services/processes.ts';
 
 const execFileAsync = promisify(execFile);
 const CLI = resolve(REPO_ROOT, 'client-cli/src/main.js');
@@ -321,6 +323,35 @@ test("a chunk upload's token reused for other content stores nothing: refused wh
     t.is((await mailboxRequest(server, outbox, { method: 'POST', path: '/messageexchange/OUTBOX', authorization: handshakeToken })).status, 200);
   }
   assertRefusal(t, await mailboxRequest(server, outbox, { path: '/messageexchange/OUTBOX/count', authorization: handshakeToken }));
+});
+
+test("a chunk re-upload retried with its token while its first try is still storing is stored: the copy of the chunk recorded before is not the retry's first try's, and keeping it would answer 202 for bytes never stored", async (t) => {
+  const original = randomBytes(70_000);
+  const messageId = await sendMessage(server, alice, carol, original, { 'mex-WorkflowID': 'REUPLOAD_RETRY', 'mex-Chunk-Range': '1:2' });
+  const replacement = randomBytes(80_000);
+  const path = `/messageexchange/${alice.id}/outbox/${messageId}/1`;
+  const headers = { 'mex-Chunk-Range': '1:2', 'content-length': String(replacement.length) };
+  const authorization = token(alice);
+  const objectsOf = async (): Promise<number> =>
+    (await server.connections.s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }))).KeyCount ?? 0;
+  // The first try: its body stalls part-way (a connection gone silent) while it is being stored.
+  const first = openMailboxRequest(server, alice, { method: 'POST', path, headers, authorization });
+  first.on('error', () => undefined);
+  const closed = new Promise((resolve) => first.on('close', resolve));
+  first.write(replacement.subarray(0, 20_000));
+  t.true(await waitFor(async () => (await objectsOf()) === 2, 30_000, 20), 'the first try is being stored');
+  // The client gives up on it and sends it again, identical, token and all.
+  const retry = await mailboxRequest(server, alice, { method: 'POST', path, headers, body: replacement, authorization });
+  t.is(retry.status, 202, retry.body.toString());
+  // The first try's connection is then found dead: nothing of it is kept.
+  first.destroy();
+  await closed;
+  t.true(await waitFor(async () => (await objectsOf()) === 1, 30_000), 'the cut-off copy is deleted');
+  const last = await mailboxRequest(server, alice, { method: 'POST', path: `/messageexchange/${alice.id}/outbox/${messageId}/2`, headers: { 'mex-Chunk-Range': '2:2' }, body: 'end' });
+  t.is(last.status, 202);
+  const chunk1 = await mailboxRequest(server, carol, { path: `${inboxOf(carol)}/${messageId}` });
+  t.is(chunk1.status, 206);
+  t.true(chunk1.body.equals(replacement), chunk1.body.equals(original) ? 'the message holds the chunk as first sent' : 'the message holds other bytes');
 });
 
 test('a send refused before its message was recorded gives its token back: the identical retry is refused the same way, and a corrected one is sent', async (t) => {

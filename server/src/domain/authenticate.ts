@@ -33,8 +33,10 @@ export interface MailboxCredentials {
   /** Whether doing the request twice does no harm (everything but creating a message). */
   readonly repeatable: boolean;
   /**
-   * The id of the message the request is to create (a send), kept with the claim: its identical
-   * retry is a repeat all the same, to be told that message (once it exists) rather than send it twice.
+   * The id of what the request is to create, kept with the claim: a send's message (its
+   * identical retry is a repeat all the same, to be told that message once it exists rather than
+   * send it twice), or a chunk upload's copy of its chunk (its retry can tell whether that copy
+   * is the one recorded).
    */
   readonly creates?: string;
 }
@@ -45,7 +47,7 @@ export interface AuthenticatedMailbox {
   readonly token: AuthToken;
   /** The token was used before, for this same request (a client's retry): nothing was claimed now. */
   readonly repeated: boolean;
-  /** A repeated send: the id of the message its first try was to create. */
+  /** A repeated request: what its first try was to create (see MailboxCredentials.creates). */
   readonly firstTryCreates: string | undefined;
 }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
 import { MeshError, MessageNotFoundError, ForbiddenError, SendRejectedError } from './errors.ts';
 import type { MessageRecord, StoreChunkOutcome } from '../store/messages.ts';
@@ -15,6 +16,17 @@ export interface ChunkUpload {
   readonly body: ChunkBody;
   /** The same request as one served before (its token's retry): its answer then was a 202. */
   readonly repeated: boolean;
+  /**
+   * Names this upload's copy of the chunk (newChunkCopyId), kept with its token's claim: a
+   * retry's is its first try's, so that it can tell whether the copy recorded is that try's.
+   * Without one, the upload's copy is named afresh.
+   */
+  readonly copyId?: string | undefined;
+}
+
+/** A new upload's copy id (see ChunkUpload.copyId). */
+export function newChunkCopyId(): string {
+  return randomBytes(4).toString('hex');
 }
 
 /**
@@ -34,13 +46,15 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
     if (upload.repeated) return [];
   }
   refuse(before, upload, services);
-  // Its first try stored this chunk and was answered 202 (only then does an upload keep its
-  // token): the answer was lost, and the chunk is stored. Stored again, the repeat's body, which
-  // nothing compares with the first (a streamed one has no length to tell them apart), would
-  // replace it. A repeat while its first try is still storing finds no chunk yet, and stores its
-  // own: of a retry then, the same bytes.
-  if (upload.repeated && (await services.messages.holdsChunk(upload.messageId, upload.chunkNumber))) return [];
-  const version = await services.messages.allocateChunkVersion(upload.messageId);
+  // Its first try recorded its copy of the chunk, and was answered 202 (an upload keeps its
+  // token only then): the answer was lost, and the chunk is stored. Stored again, the repeat's
+  // body, which nothing compares with the first (a streamed one has no length to tell them
+  // apart), would replace it. A repeat while its first try is still storing, or of a first try
+  // that failed and has not given its token back yet, stores its own copy: another copy of the
+  // chunk recorded before (a re-upload's first try replacing it) is not this request's.
+  const { copyId = newChunkCopyId() } = upload;
+  if (upload.repeated && (await services.messages.recordedChunkCopy(upload.messageId, upload.chunkNumber)) === copyId) return [];
+  const version = await services.messages.allocateChunkVersion(upload.messageId, copyId);
   if (version === undefined) throw new MessageNotFoundError(upload.messageId);
   const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version };
   // Should this chunk complete the message and the request stop before delivering it, the

@@ -260,12 +260,13 @@ export class MessageStore {
 
   /**
    * The version naming a new upload of one of the message's chunks (its object), greater than
-   * any before it; undefined when the message is gone.
+   * any before it, and naming the upload's copy (newChunkCopyId: a retry's is its first try's);
+   * undefined when the message is gone.
    */
-  async allocateChunkVersion(messageId: string): Promise<string | undefined> {
+  async allocateChunkVersion(messageId: string, copyId: string): Promise<string | undefined> {
     const sequence = (await allocateChunkVersionScript.run(this.#redis, [this.#keys.message(messageId)], [])) as number | null;
     // The random part keeps object names apart should Redis lose the latest count (a failover).
-    return sequence === null ? undefined : `${sequence}-${randomBytes(4).toString('hex')}`;
+    return sequence === null ? undefined : `${sequence}-${copyId}-${randomBytes(4).toString('hex')}`;
   }
 
   /**
@@ -308,9 +309,10 @@ export class MessageStore {
     return deserialise(id, Object.fromEntries(RECORD_FIELDS.map((field, i) => [field, values[i] ?? ''])));
   }
 
-  /** Whether chunk `number` of the message is stored (recorded). */
-  async holdsChunk(id: string, number: number): Promise<boolean> {
-    return (await this.#redis.hexists(this.#keys.message(id), `${CHUNK_FIELD_PREFIX}${number}`)) === 1;
+  /** The copy id (newChunkCopyId) of the upload whose copy of chunk `number` is recorded; undefined for chunk 1 as sent, or none recorded. */
+  async recordedChunkCopy(id: string, number: number): Promise<string | undefined> {
+    const version = await this.#redis.hget(this.#keys.message(id), `${CHUNK_VERSION_FIELD_PREFIX}${number}`);
+    return version?.split('-')[1];
   }
 
   /** Chunks stored so far with their sizes in bytes (as stored), by ascending number. */

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { MESH_PATH_PREFIX } from '../../../../shared/src/protocol/index.ts';
 import { authenticateMailbox } from '../../domain/authenticate.ts';
 import { sendRecorded } from '../../domain/send.ts';
+import { newChunkCopyId } from '../../domain/upload-chunk.ts';
 import type { Services } from '../../domain/services.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
 import type { PendingWork } from '../pending-work.ts';
@@ -20,6 +21,8 @@ export interface MailboxState extends RequestState {
   newMessageId: string | undefined;
   /** A repeated send: the id of the message its first try was to create, which the retry is told of. */
   firstTryCreates: string | undefined;
+  /** A chunk upload: the id of its copy of the chunk (ChunkUpload.copyId), its first try's on a repeat. */
+  chunkCopyId: string | undefined;
   /** Set once the request has recorded what it brought (a send's message, a chunk): unless the request then fails, its token stays used, whatever became of the answer. */
   recorded?: boolean;
 }
@@ -54,6 +57,7 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
     const uploading = ctx.method === 'POST' && CHUNK_PATH.test(ctx.path);
     const bringsContent = sending || uploading;
     const newMessageId = sending ? services.newMessageId(services.now()) : undefined;
+    const newCopyId = uploading ? newChunkCopyId() : undefined;
     // With its query: another page or message tracked is another request.
     const target = `${ctx.method} ${ctx.originalUrl}`;
     const { mailbox, token, repeated, firstTryCreates } = await authenticateMailbox(services, {
@@ -63,12 +67,14 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
       request: bringsContent ? `${target}\n${sendIdentity(ctx.req.headers)}` : target,
       // Sending creates a message: done twice, it would be delivered twice.
       repeatable: !sending,
-      ...(newMessageId ? { creates: newMessageId } : {}),
+      ...(newMessageId ? { creates: newMessageId } : newCopyId ? { creates: newCopyId } : {}),
     });
     ctx.state.mailbox = mailbox;
     ctx.state.repeatedRequest = repeated;
     ctx.state.newMessageId = newMessageId;
-    ctx.state.firstTryCreates = firstTryCreates;
+    ctx.state.firstTryCreates = sending ? firstTryCreates : undefined;
+    // A claim made before uploads named their copies names none: the repeat's copy is then its own.
+    ctx.state.chunkCopyId = uploading ? (firstTryCreates ?? newCopyId) : undefined;
     // A repeat claimed nothing, so it has nothing to give back.
     if (repeated) return next();
     // The client may already have gone while we were authenticating: then 'close' has fired.

@@ -59,6 +59,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
       totalChunks: range.total,
       body: chunkBody(ctx.req.headers, ctx.req, messageId),
       repeated: ctx.state.repeatedRequest,
+      copyId: ctx.state.chunkCopyId,
     });
     ctx.state.recorded = true;
     logUnfinished(ctx.state.log, messageId, unfinished);
