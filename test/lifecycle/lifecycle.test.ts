@@ -322,6 +322,37 @@ test('an uncollected report expires quietly: no report about a report', async (t
   t.deepEqual(await inboxOf(sender), [], 'the report left the inbox and nothing replaced it');
 });
 
+test('an acknowledged report is downloadable until its payload retention has passed, then 410, as any acknowledged message', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'never collected');
+  await advanceLifecycle(later(periods.inboxExpiryMs + SECOND), messageId);
+  const reportId = (await server.services.messages.get(messageId))!.reportId;
+  t.truthy(reportId);
+  t.is((await mailboxRequest(server, lab, { method: 'PUT', path: `/messageexchange/${lab.id}/inbox/${reportId}/status/acknowledged` })).status, 200);
+  t.is((await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/inbox/${reportId}` })).status, 200, 'within the retention');
+  await advanceLifecycle(later(periods.payloadRetentionMs + SECOND), reportId);
+  t.is((await mailboxRequest(server, lab, { path: `/messageexchange/${lab.id}/inbox/${reportId}` })).status, 410);
+});
+
+test('an expiry that loses to an acknowledgement gives its report id back: no reservation held a day, no check of it coming again and again', async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'acknowledged just in time');
+  const stale = (await server.services.messages.get(messageId))!;
+  t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` })).status, 200);
+  const checking = later(periods.inboxExpiryMs + SECOND);
+  const issued: string[] = [];
+  const newMessageId = (at: Date): string => {
+    const id = checking.newMessageId(at);
+    issued.push(id);
+    return id;
+  };
+  await advanceLifecycle({ ...checking, messages: staleFirst(stale), newMessageId }, messageId);
+  t.is((await server.services.messages.get(messageId))?.status, 'acknowledged', 'the acknowledgement won');
+  t.is(issued.length, 1, 'a report id was reserved for the expiry the check read as due');
+  const [unused] = issued as [string];
+  t.is(await server.services.messages.get(unused), undefined, 'no report was made');
+  t.false(await server.services.messages.isReserved(unused));
+  t.is(await advanceLifecycle(later(periods.inboxExpiryMs + 2 * SECOND), unused), undefined, "its check ends the id's life");
+});
+
 test('an expiry interrupted between its steps is finished by the next run: out of the inbox, one report, never delivered twice', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'cut off while expiring');
   const now = new Date(Date.now() + periods.inboxExpiryMs + SECOND);

@@ -91,7 +91,8 @@ export function nextLifecycleStep(message: MessageRecord, recipientActive: boole
     case 'acknowledged':
     case 'undeliverable':
     case 'error':
-      if (!message.payloadPurgedAt && message.totalChunks > 0) {
+      // A report has no payload, but is downloadable as any message until its payload is purged.
+      if (!message.payloadPurgedAt && (message.totalChunks > 0 || message.type === 'REPORT')) {
         // Nobody can ever download an abandoned upload: its chunks go at once.
         return message.status === 'error' ? { kind: 'purge-payload' } : due(at(message.statusAt, periods.payloadRetentionMs), { kind: 'purge-payload' });
       }
@@ -123,10 +124,13 @@ export async function checkInboxNow(
 /** Inbox entries read at a time when every message of an inbox is to be looked at. */
 const INBOX_BATCH = 1000;
 
-async function purgePayload(services: Services, messageId: string, now: Date): Promise<void> {
-  await services.payloads.deleteMessage(messageId);
-  await services.messages.deleteInlinePayload(messageId);
-  await services.messages.markPayloadPurged(messageId, now);
+async function purgePayload(services: Services, message: MessageRecord, now: Date): Promise<void> {
+  // A report has nothing stored to delete.
+  if (message.totalChunks > 0) {
+    await services.payloads.deleteMessage(message.id);
+    await services.messages.deleteInlinePayload(message.id);
+  }
+  await services.messages.markPayloadPurged(message.id, now);
 }
 
 export function undeliveredDescription(inboxExpiryMs: number): string {
@@ -186,17 +190,21 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // A report that expires gets no report of its own, nor does a sender deactivated or gone
         // since: nobody could collect it (a deactivation returns what waits), or ever would.
         const reportable = message.sender !== '' && (await services.mailboxes.listing(message.sender))?.active === true;
-        const reportId = reportable ? (await reserveMessageId(services, at(now, services.periods.inboxExpiryMs))).messageId : '';
+        const report = reportable ? await reserveMessageId(services, at(now, services.periods.inboxExpiryMs)) : undefined;
         const description =
           step.because === 'recipient-deactivated' ? MeshErrorCodes.undeliveredMailboxDeactivated.description : undeliveredDescription(services.periods.inboxExpiryMs);
-        await services.messages.expire(message, reportId, description, now);
+        const expired = await services.messages.expire(message, report?.messageId ?? '', description, now);
+        // Acknowledged, or expired by another check, since it was read: the report id is nobody's,
+        // and held a day, its check would come again and again. Unless this very expiry ran
+        // already (ioredis sent it again after a lost answer) and the record names it.
+        if (!expired && report && (await services.messages.get(messageId))?.reportId !== report.messageId) await report.reservation.release();
         break;
       }
       case 'finish-expiry':
         await services.messages.finishExpiry(message, now);
         break;
       case 'purge-payload':
-        await purgePayload(services, messageId, now);
+        await purgePayload(services, message, now);
         break;
       case 'purge-message':
         await services.payloads.deleteMessage(messageId);
