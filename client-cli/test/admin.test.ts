@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { createCertificateAuthority, createCertificateRequest, createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { startTestRedis } from '../../test/support/redis-server.ts';
@@ -1211,4 +1212,32 @@ test('ca init --force, replacing a CA (every certificate it signed stops working
   t.is(describeCertificate(await readFile(join(dir, 'ca.crt'), 'utf8')).subjectCommonName, 'Third CA', 'replaced all the same');
   t.is(offline.stderr, 'warning: not recorded in the audit log: cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
   t.is((await entriesFor()).length, 1);
+});
+
+test('ca init --force on a machine without MESHBOX_REDIS_URL and no local development services (a CA machine) starts nothing for the record: it says the replacement was not recorded', async (t) => {
+  // A checkout of its own, whose development services (under its var/services) were never started.
+  const checkout = await mkdtemp(join(tmpdir(), 'meshbox-ca-machine-'));
+  for (const folder of ['client-cli/src', 'server/src', 'shared/src', 'scripts']) await cp(join(REPO_ROOT, folder), join(checkout, folder), { recursive: true });
+  await cp(join(REPO_ROOT, 'package.json'), join(checkout, 'package.json'));
+  await symlink(join(REPO_ROOT, 'node_modules'), join(checkout, 'node_modules'));
+  const dir = join(checkout, 'pki');
+  const caInit = (...args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((done) =>
+      execFile(process.execPath, [join(checkout, 'client-cli/src/main.js'), 'admin', '--pki-dir', dir, 'ca', 'init', ...args], { env: { PATH: process.env.PATH, MESHBOX_SECRET_KEY: TEST_SECRET_KEY } }, (error, _stdout, stderr) =>
+        done({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stderr }),
+      ),
+    );
+  try {
+    t.is((await caInit('--name', 'First CA')).code, 0);
+    const replaced = await caInit('--force', '--name', 'Second CA');
+    t.is(replaced.code, 0, replaced.stderr);
+    t.is(describeCertificate(await readFile(join(dir, 'ca.crt'), 'utf8')).subjectCommonName, 'Second CA');
+    t.is(replaced.stderr, 'warning: not recorded in the audit log: MESHBOX_REDIS_URL is not set, and no local development Redis runs\n');
+    t.false(existsSync(join(checkout, 'var')), 'no development service was started');
+  } finally {
+    // Had they been started (by that checkout's own scripts), they would run on after the test.
+    const started = await readFile(join(checkout, 'var/services/services.json'), 'utf8').then((text) => JSON.parse(text) as Record<string, { pid: number }>, () => ({}));
+    for (const { pid } of Object.values(started)) process.kill(pid);
+    await rm(checkout, { recursive: true, force: true });
+  }
 });

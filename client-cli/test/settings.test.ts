@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import test from 'ava';
 import { createCertificateAuthority, createCertificateRequest, signCertificateRequest } from '../../shared/src/pki/index.ts';
 import { DEFAULT_URL, resolveConnectionSettings, SettingsError } from '../src/client/settings.ts';
+import { pkiDirOf } from '../src/commands/admin/index.ts';
+import { DEV_CERTS_DIR } from '../../shared/src/dev-paths.ts';
 
 let dir: string;
 /** The PEM files' contents by name: a CA, and three certificates of one mailbox key (to tell where each came from). */
@@ -157,4 +159,12 @@ test('a profile with an unknown key or broken JSON is refused with its path', as
   await writeFile(join(dir, 'broken.json'), '{ "mailbox": ');
   const broken = await t.throwsAsync(resolveConnectionSettings({ profile: 'broken.json' }, { env: {}, cwd: dir }), { instanceOf: SettingsError });
   t.regex(broken?.message ?? '', /broken\.json is not valid JSON/);
+});
+
+test("admin's PKI folder: --pki-dir, else MESHBOX_PKI_DIR, else the checkout's certs/; an empty value is an unset one, not the current folder", (t) => {
+  t.is(pkiDirOf('/srv/pki', { MESHBOX_PKI_DIR: '/etc/meshbox/pki' }), '/srv/pki');
+  t.is(pkiDirOf(undefined, { MESHBOX_PKI_DIR: '/etc/meshbox/pki' }), '/etc/meshbox/pki');
+  t.is(pkiDirOf(undefined, { MESHBOX_PKI_DIR: '' }), DEV_CERTS_DIR);
+  t.is(pkiDirOf('', {}), DEV_CERTS_DIR);
+  t.is(pkiDirOf('', { MESHBOX_PKI_DIR: '/etc/meshbox/pki' }), '/etc/meshbox/pki');
 });

@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { localServicesStatus } from '../../../../scripts/services/index.ts';
 import { resolveBackends } from '../../../../server/src/backends.ts';
 import { DEFAULT_MAILBOX_CACHE_MS, loadBackendConfig, SecretKeyMismatchError } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
@@ -77,11 +78,15 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
  * Records an admin action in the audit log where the deployment's Redis is at hand. A command
  * that works on the PKI folder alone (`ca init`, `cert server`) may run before any Redis exists,
  * or on an offline machine: there it says on stderr that the action was not recorded, and why.
+ * Without MESHBOX_REDIS_URL it records in the local development Redis only if that runs: a CA
+ * machine is not to have services started (nor redis-server installed) for the record.
  */
 export async function auditIfReachable(action: string, subject: string, detail: string): Promise<void> {
-  await withAdminStores(({ audit }) => audit(action, subject, detail)).catch((error: unknown) =>
-    console.error(`warning: not recorded in the audit log: ${(error as Error).message.split('\n').join(' ')}`),
-  );
+  const record = async (): Promise<void> => {
+    if (!loadBackendConfig().redisUrl && !(await localServicesStatus()).redis) throw new Error('MESHBOX_REDIS_URL is not set, and no local development Redis runs');
+    await withAdminStores(({ audit }) => audit(action, subject, detail));
+  };
+  await record().catch((error: unknown) => console.error(`warning: not recorded in the audit log: ${(error as Error).message.split('\n').join(' ')}`));
 }
 
 /**

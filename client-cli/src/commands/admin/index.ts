@@ -18,7 +18,7 @@ export function registerAdminCommands(program: Command): void {
     .command('admin')
     .description('administer the server: CA, certificates, mailboxes, workflows, backlogs (uses MESHBOX_REDIS_URL like the server)')
     .option('--pki-dir <dir>', 'folder with ca.crt/ca.key (default: $MESHBOX_PKI_DIR or ./certs of the checkout)');
-  const pkiDir = (): string => resolve(admin.opts<{ pkiDir?: string }>().pkiDir ?? process.env.MESHBOX_PKI_DIR ?? DEV_CERTS_DIR);
+  const pkiDir = (): string => pkiDirOf(admin.opts<{ pkiDir?: string }>().pkiDir, process.env);
   registerCaCommands(admin, pkiDir);
   registerCertCommands(admin, pkiDir);
   registerMailboxCommands(admin, pkiDir);
@@ -26,4 +26,13 @@ export function registerAdminCommands(program: Command): void {
   registerQueueCommands(admin);
   registerBacklogCommand(admin);
   registerAuditCommands(admin);
+}
+
+/**
+ * The PKI folder: the flag, else MESHBOX_PKI_DIR, else the checkout's certs/. An empty value is
+ * an unset one, as for every setting (a compose file or a cron job leaves them so): taken as
+ * given, it would be the current folder, and a CA key written wherever the command ran.
+ */
+export function pkiDirOf(flag: string | undefined, environment: NodeJS.ProcessEnv): string {
+  return resolve(flag || environment.MESHBOX_PKI_DIR || DEV_CERTS_DIR);
 }
