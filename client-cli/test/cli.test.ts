@@ -325,11 +325,11 @@ test('usage errors exit 2', async (t) => {
   t.true(missingOption.stderr.includes("required option '--to <mailbox>' not specified"));
   t.is((await runInProcess(['nonsense'], { cwd })).code, 2);
   t.is((await runInProcess(['ack'], { cwd })).code, 2);
-  // An empty workflow or ODS code would ask another path of the server.
-  for (const args of [['lookup', ''], ['lookup', WORKFLOW, '--ods', ' ']]) {
+  // An empty workflow, ODS code or local id would ask another path of the server.
+  for (const args of [['lookup', ''], ['lookup', WORKFLOW, '--ods', ' '], ['track', '--local-id', '']]) {
     const empty = await as(lab, args, cwd);
     t.is(empty.code, 2, args.join(' '));
-    t.regex(empty.stderr, /Give (a workflow id|an ODS code)/, args.join(' '));
+    t.regex(empty.stderr, /Give (a workflow id|an ODS code|the local id)/, args.join(' '));
   }
   // An empty workflow filter (a variable unset) would select every workflow: another receiver's results taken and acknowledged.
   const into = await folder();

@@ -6,6 +6,7 @@ import { printableLine } from '../client/untrusted-text.ts';
 import { gzipOfMessage } from '../transfer/upload.ts';
 import type { CliContext } from './context.ts';
 import { messageIdArgument } from './message-id-argument.ts';
+import { nonEmptyOption } from './transfer-options.ts';
 
 /** A short, aligned summary of a tracking answer; fields the server left empty are skipped. */
 export function trackingSummary(info: TrackingInfo): string {
@@ -83,7 +84,7 @@ export function registerTrackCommand(program: Command, context: CliContext): voi
     .command('track')
     .description('show the status of a message you sent (accepted, acknowledged, ...), by its id or your local id')
     .argument('[id]', 'message id', messageIdArgument)
-    .option('--local-id <id>', 'the local id you sent it with, instead of its message id (it must be on one message only)')
+    .option('--local-id <id>', 'the local id you sent it with, instead of its message id (it must be on one message only)', nonEmptyOption('the local id the message was sent with'))
     .option('--json', "print the server's tracking record as JSON, as it came (the summary shows its times in UTC, ISO 8601)")
     .action(async (id: string | undefined, flags: { localId?: string; json?: boolean }, command: Command) => {
       if ((id === undefined) === (flags.localId === undefined)) command.error('error: give exactly one of a message id and --local-id');
