@@ -424,6 +424,56 @@ test('a final chunk retried with its token while its first try is still storing 
   }
 });
 
+test("a final chunk recorded in Redis whose answer is lost with the Redis connection (answered 503) keeps its token: its retry is answered 202, not 'already complete'", async (t) => {
+  const local = await ensureLocalServices();
+  const direct = new Redis(local.redisUrl);
+  const proxy = await startTcpProxy(portOf(local.redisUrl));
+  let holdNextRecord = false;
+  const server = await startTestServer({
+    redisUrl: `redis://127.0.0.1:${proxy.port}`,
+    worker: false,
+    appServices: (services) => ({
+      ...services,
+      messages: overriding(services.messages, {
+        storeChunk: (...args: Parameters<typeof services.messages.storeChunk>) => {
+          // The chunk is in object storage; its record goes to Redis, and the answer will not come back.
+          if (holdNextRecord) proxy.holdAnswers();
+          return services.messages.storeChunk(...args);
+        },
+      }),
+    }),
+  });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const upload = (messageId: string, authorization?: string) =>
+      mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${messageId}/2`, headers: { 'mex-Chunk-Range': '2:2' }, body: 'chunk two', ...(authorization ? { authorization } : {}) });
+    // A message completed first: Redis has the chunk script loaded (a first run would go as NOSCRIPT, then EVAL).
+    const warm = await sendMessage(server, lab, gp, 'a', { 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' });
+    t.is((await upload(warm)).status, 202);
+    const messageId = await sendMessage(server, lab, gp, 'chunk one, ', { 'mex-WorkflowID': 'W', 'mex-Chunk-Range': '1:2' });
+    const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: server.sharedKey });
+    holdNextRecord = true;
+    const firstTry = upload(messageId, authorization);
+    const key = redisKeys(server.redisPrefix).message(messageId);
+    t.true(await eventually(async () => (await direct.hget(key, 'status')) === 'accepted', 10), 'the final chunk is recorded in Redis');
+    holdNextRecord = false;
+    // The connection goes before the answer comes back; Redis is back a moment later.
+    await proxy.cut();
+    t.is((await firstTry).status, 503);
+    await proxy.restore();
+    proxy.releaseAnswers();
+    // mesh-client retries a chunk with its token after a 503: once the first try has kept its token's claim, or given it back.
+    await server.requestsSettled();
+    const retry = await upload(messageId, authorization);
+    t.is(retry.status, 202, retry.body.toString());
+    t.deepEqual((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox` })).json().messages, [warm, messageId]);
+  } finally {
+    direct.disconnect();
+    await server.close();
+    await proxy.close();
+  }
+});
+
 /** A server that reaches the Redis at `redisPort` through a proxy the test controls, a sender and a recipient. */
 async function serverBehindRedisProxy(redisPort: number, { worker }: { worker?: WorkerTiming } = {}) {
   const proxy = await startTcpProxy(redisPort);

@@ -50,6 +50,8 @@ export interface TestServer {
   readonly httpsServer: Server;
   /** Resolves once the server has done what its requests go on doing after their answers (a send's delivery, index, audit entry, the move of its first check). */
   readonly settled: () => Promise<void>;
+  /** Resolves once every request has done all it does, its token's claim kept or given back included. */
+  readonly requestsSettled: () => Promise<void>;
   /** Registers a mailbox and issues it a client certificate from the server's CA. */
   readonly createMailbox: (mailbox?: Partial<NewMailbox>) => Promise<TestMailbox>;
   /** Stops the server and deletes its state, unless `keepState` (another server is to open it). */
@@ -161,6 +163,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     redisPrefix,
     httpsServer: server,
     settled: () => pendingWork.settled('follow-up'),
+    requestsSettled: () => pendingWork.settled(),
     createMailbox: async (mailbox = {}) => {
       const id = (mailbox.id ?? `T${randomBytes(5).toString('hex')}`).toUpperCase();
       const password = mailbox.password ?? randomBytes(12).toString('hex');

@@ -29,6 +29,11 @@ export function newChunkCopyId(): string {
   return randomBytes(4).toString('hex');
 }
 
+/** Whether the copy of the chunk recorded for the message is this upload's (its copy id's). */
+export async function chunkCopyRecorded(services: Services, upload: { readonly messageId: string; readonly chunkNumber: number; readonly copyId: string }): Promise<boolean> {
+  return (await services.messages.recordedChunkCopy(upload.messageId, upload.chunkNumber)) === upload.copyId;
+}
+
 /**
  * Stores chunk n of the sender's uploading message (a retried chunk replaces its copy); accepts
  * the message when it was the last missing. Returns what failed after acceptance (runFollowUpSteps).
@@ -53,7 +58,7 @@ export async function uploadChunk(services: Services, upload: ChunkUpload): Prom
   // that failed and has not given its token back yet, stores its own copy: another copy of the
   // chunk recorded before (a re-upload's first try replacing it) is not this request's.
   const { copyId = newChunkCopyId() } = upload;
-  if (upload.repeated && (await services.messages.recordedChunkCopy(upload.messageId, upload.chunkNumber)) === copyId) return [];
+  if (upload.repeated && (await chunkCopyRecorded(services, { ...upload, copyId }))) return [];
   const version = await services.messages.allocateChunkVersion(upload.messageId, copyId);
   if (version === undefined) throw new MessageNotFoundError(upload.messageId);
   const chunk: ChunkObject = { messageId: upload.messageId, number: upload.chunkNumber, version };

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { MESH_PATH_PREFIX } from '../../../../shared/src/protocol/index.ts';
 import { authenticateMailbox } from '../../domain/authenticate.ts';
 import { sendRecorded } from '../../domain/send.ts';
-import { newChunkCopyId } from '../../domain/upload-chunk.ts';
+import { chunkCopyRecorded, newChunkCopyId } from '../../domain/upload-chunk.ts';
 import type { Services } from '../../domain/services.ts';
 import type { Mailbox } from '../../store/mailboxes.ts';
 import type { PendingWork } from '../pending-work.ts';
@@ -23,6 +23,8 @@ export interface MailboxState extends RequestState {
   firstTryCreates: string | undefined;
   /** A chunk upload: the id of its copy of the chunk (ChunkUpload.copyId), its first try's on a repeat. */
   chunkCopyId: string | undefined;
+  /** A chunk upload: which chunk of which message, once the route has read them. */
+  chunkUpload?: { readonly messageId: string; readonly chunkNumber: number };
   /** Set once the request has recorded what it brought (a send's message, a chunk): unless the request then fails, its token stays used, whatever became of the answer. */
   recorded?: boolean;
 }
@@ -91,12 +93,18 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
       // A send that failed may have failed after its message was recorded (a step after it, an
       // answer from Redis lost): then its retry must be told that message, not send it again.
       // An upload's retry is answered 202 as its first try was (uploadChunk) once the message is
-      // accepted: so only an upload that stored its chunk keeps its token; one refused gives it
-      // back, and its retry is judged anew.
+      // accepted: so only an upload that stored its chunk keeps its token, one that failed after
+      // its copy was recorded included (refused 423 as a new upload, the retry of a final chunk
+      // would be told the message it completed was refused); one refused gives it back, and its
+      // retry is judged anew.
+      const { chunkUpload, chunkCopyId } = ctx.state;
       const served =
-        newMessageId === undefined
-          ? ctx.res.writableFinished && (uploading ? ctx.status < 300 : !RETRYABLE_STATUSES.has(ctx.status))
-          : await sendRecorded(services, mailbox.id, newMessageId);
+        newMessageId !== undefined
+          ? await sendRecorded(services, mailbox.id, newMessageId)
+          : uploading
+            ? (ctx.res.writableFinished && ctx.status < 300) ||
+              (chunkUpload !== undefined && chunkCopyId !== undefined && (await chunkCopyRecorded(services, { ...chunkUpload, copyId: chunkCopyId })))
+            : ctx.res.writableFinished && !RETRYABLE_STATUSES.has(ctx.status);
       if (!served) await services.usedTokens.release(token);
     };
     try {

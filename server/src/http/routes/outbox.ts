@@ -52,6 +52,7 @@ export function registerOutboxRoutes(router: Router<MailboxState>, services: Ser
       const given = ctx.get(MeshHeaders.chunkRange);
       throw new SendRejectedError(MeshErrorCodes.invalidHeaderChunks, { messageId, detail: given === '' ? `no ${MeshHeaders.chunkRange} for chunk ${ctx.params.chunk}` : given });
     }
+    ctx.state.chunkUpload = { messageId, chunkNumber: range.chunk };
     const unfinished = await uploadChunk(services, {
       sender: ctx.state.mailbox.id,
       messageId,
