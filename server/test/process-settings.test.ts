@@ -59,3 +59,38 @@ test("processes are dated by Redis's clock, not their hosts': one started with o
     t.is(Object.keys(await redis.hgetall(keys.processSettings)).length, 1, 'the running one only: the refused one withdrew');
   }
 });
+
+/** The Redis client of a process whose second command waits for `gate`: a start-up stalled a moment (a busy event loop) after its first round trip. */
+function stalledAfterFirstCommand(redis: RedisClient, gate: Promise<void>, reached: () => void): RedisClient {
+  let calls = 0;
+  return new Proxy(redis, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      if (!['evalsha', 'eval', 'hset', 'hgetall', 'hdel'].includes(String(property))) return value.bind(target);
+      return async (...args: unknown[]) => {
+        if (++calls === 2) {
+          reached();
+          await gate;
+        }
+        return (value as (...given: unknown[]) => Promise<unknown>).apply(target, args);
+      };
+    },
+  });
+}
+
+test('two processes starting at once with other settings: one refuses, whatever the order of their steps in Redis (one stalled between its first and second command)', async (t) => {
+  const { redis, keys } = await deployment(t);
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let reached!: () => void;
+  const atSecondCommand = new Promise<void>((resolve) => (reached = resolve));
+  const stalled = new ProcessSettingsStore(stalledAfterFirstCommand(redis, gate, reached), keys, settings, 1000);
+  const stalledJoin = stalled.join();
+  await atSecondCommand;
+  const other = new ProcessSettingsStore(redis, keys, { MESHBOX_INBOX_EXPIRY_SECONDS: 864_000 }, 1000);
+  const otherRefused = await other.join();
+  open();
+  const stalledRefused = await stalledJoin;
+  t.is(otherRefused.length + stalledRefused.length, 1, `other refused: ${JSON.stringify(otherRefused)}, stalled refused: ${JSON.stringify(stalledRefused)}`);
+});

@@ -4,6 +4,7 @@ import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
 
 const timeScript = new LuaScript('time', ['redis-now-ms']);
+const reportScript = new LuaScript('report-process', ['redis-now-ms']);
 
 /**
  * Now by Redis's clock (the node holding the reports), in ms: reports are dated and compared by
@@ -64,9 +65,8 @@ export class ProcessSettingsStore {
    * to run). Of two starting at once with different settings, the later gives way.
    */
   async join(): Promise<readonly SettingDisagreement[]> {
-    const now = await redisNow(this.#redis, this.#key);
+    const now = await this.#write();
     this.#since = now;
-    await this.#write(now);
     const reports = await this.#redis.hgetall(this.#key);
     const gone: string[] = [];
     let disagreements: SettingDisagreement[] = [];
@@ -89,12 +89,13 @@ export class ProcessSettingsStore {
 
   /** Says this process is still there. */
   async report(): Promise<void> {
-    await this.#write(await redisNow(this.#redis, this.#key));
+    await this.#write();
   }
 
-  async #write(now: number): Promise<void> {
-    const report: Report = { since: this.#since ?? now, at: now, settings: this.#settings, mailboxCacheMs: this.#mailboxCacheMs };
-    await this.#redis.hset(this.#key, this.#processId, JSON.stringify(report));
+  /** Writes this process's report, dated by Redis in the same step (report-process.lua); returns that date. */
+  async #write(): Promise<number> {
+    const rest: Omit<Report, 'since' | 'at'> = { settings: this.#settings, mailboxCacheMs: this.#mailboxCacheMs };
+    return (await reportScript.run(this.#redis, [this.#key], [this.#processId, JSON.stringify(rest), this.#since ?? ''])) as number;
   }
 
   /** At a stop: this process no longer counts. */
