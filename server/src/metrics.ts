@@ -49,12 +49,12 @@ export class Metrics {
     this.bytesSent = new Counter({ name: 'meshbox_bytes_sent_total', help: 'Bytes sent per request over its connection (TLS framing included)', registers });
     this.jobDuration = new Histogram({
       name: 'meshbox_job_duration_seconds',
-      help: 'Time lifecycle jobs took, per run',
+      help: "Time a message's lifecycle check took, per check",
       labelNames: ['queue'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers,
     });
-    this.jobFailures = new Counter({ name: 'meshbox_job_failures_total', help: 'Lifecycle job runs that failed', labelNames: ['queue'], registers });
+    this.jobFailures = new Counter({ name: 'meshbox_job_failures_total', help: "Lifecycle checks that failed, and sweeps or audit trims that failed as a whole", labelNames: ['queue'], registers });
     this.sweepCompleted = new Gauge({
       name: 'meshbox_job_last_completed_timestamp_seconds',
       help: 'When a lifecycle sweep last ran to its end (Unix time), in worker processes',

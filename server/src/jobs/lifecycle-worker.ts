@@ -161,7 +161,11 @@ export async function startLifecycleWorker(
           }),
     { connection, prefix, concurrency: 1 },
   );
-  worker.on('failed', (job, error) => logger.error({ err: error, job: job?.name }, 'lifecycle worker job failed'));
+  worker.on('failed', (job, error) => {
+    // A sweep or trim that failed as a whole (a message's own check that fails is counted in runClaim): no check ran, and an alert on failures must see it.
+    metrics?.jobFailures.inc({ queue: LIFECYCLE_QUEUE });
+    logger.error({ err: error, job: job?.name }, 'lifecycle worker job failed');
+  });
   const reportError = workerErrorReporter(logger);
   worker.on('error', reportError);
   let renewal = Promise.resolve();
