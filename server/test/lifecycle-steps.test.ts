@@ -70,9 +70,11 @@ test('a finished message has its payload purged after the retention (an abandone
   }
 });
 
-test('a report has no payload to purge', (t) => {
-  const report = message({ type: 'REPORT', totalChunks: 0, status: 'acknowledged' });
-  t.deepEqual(nextLifecycleStep(report, true, plus(1), periods), { kind: 'wait', until: plus(30_000) });
+test('an acknowledged report has its (empty) payload purged a payload retention on, as any message, so that it is 410 from then; then its record at the message retention', (t) => {
+  const report = message({ type: 'REPORT', totalChunks: 0, status: 'acknowledged', statusAt: t0 });
+  t.deepEqual(nextLifecycleStep(report, true, plus(1), periods), { kind: 'wait', until: plus(2_000) });
+  t.deepEqual(nextLifecycleStep(report, true, plus(2_000), periods), { kind: 'purge-payload' });
+  t.deepEqual(nextLifecycleStep({ ...report, payloadPurgedAt: plus(2_000) }, true, plus(2_001), periods), { kind: 'wait', until: plus(30_000) });
 });
 
 test('the non-delivery description speaks in days when the period is whole days', (t) => {

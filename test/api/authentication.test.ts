@@ -494,3 +494,20 @@ test('the access log names the certificate that made each request: one acting fo
     await running.stop();
   }
 });
+
+test('neither a token nor a password reaches the log, of a request served or refused, at the most detailed log level', async (t) => {
+  const running = await startServerProcess({ MESHBOX_LOG_LEVEL: 'debug' });
+  try {
+    const mailbox = await running.createMailbox();
+    const good = buildAuthorizationHeader({ mailboxId: mailbox.id, password: mailbox.password, sharedKey: running.sharedKey });
+    const bad = buildAuthorizationHeader({ mailboxId: mailbox.id, password: 'not-the-password', sharedKey: running.sharedKey });
+    t.is((await mailboxRequest(running, mailbox, { path: inboxOf(mailbox), authorization: good })).status, 200);
+    t.is((await mailboxRequest(running, mailbox, { path: `/messageexchange/${mailbox.id}/count`, authorization: bad })).status, 403);
+    const logged = (): number => running.output().split('\n').filter((entry) => entry.includes('"msg":"request"')).length;
+    t.true(await waitFor(async () => logged() === 2, 10_000, 20), 'both requests logged');
+    const secrets = { 'the served token': good.split(':').at(-1)!, 'the refused token': bad.split(':').at(-1)!, 'the password': mailbox.password };
+    for (const [name, secret] of Object.entries(secrets)) t.false(running.output().includes(secret), name);
+  } finally {
+    await running.stop();
+  }
+});

@@ -762,9 +762,8 @@ test('SIGTERM while Redis is away still ends the process: at the latest once the
   const server = await startServerProcess({ MESHBOX_LOG_LEVEL: 'info' }, { redis: { redisUrl: `redis://127.0.0.1:${proxy.port}`, redisCluster: false } });
   try {
     await proxy.cut();
-    const started = Date.now();
+    // A process that never ended would hold the test until its timeout.
     const code = await server.kill('SIGTERM');
-    t.true(Date.now() - started < 60_000, `exited after ${Date.now() - started} ms`);
     // Most often closing the worker's connections waits on the Redis that is away, and the last
     // resort ends it; should they have closed by themselves first, it ends as any stop does.
     if (code === 0) t.regex(server.output(), /"msg":"stopped"/);

@@ -42,15 +42,23 @@ async function serverOnHeldClock(t: ExecutionContext, maxRequestsPerSecond = 5) 
 }
 
 test('a send refused to shed load (429) is not read for its answer, as other refusals are: its connection closes under a client still writing its body', async (t) => {
-  const { own } = await serverOnHeldClock(t, 1);
+  const { own, clock } = await serverOnHeldClock(t, 1);
   const [sender, recipient] = [await own.createMailbox(), await own.createMailbox()];
-  t.is((await mailboxRequest(own, sender, { path: `/messageexchange/${sender.id}/count` })).status, 200, 'the second\'s one request');
-  const authorization = buildAuthorizationHeader({ mailboxId: sender.id, password: sender.password, sharedKey: own.sharedKey });
   const body = Buffer.alloc(24 * 1024 * 1024, 'b');
-  const head = [`POST /messageexchange/${sender.id}/outbox HTTP/1.1`, 'Host: localhost', `Authorization: ${authorization}`, `mex-To: ${recipient.id}`, 'mex-WorkflowID: W1', `Content-Length: ${body.length}`];
-  const { answers, writeError } = await sendWholeThenRead(own, sender, [Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body])]);
-  t.deepEqual(answers, []);
-  t.truthy(writeError, 'the server stopped reading');
+  const sendOverTheLimit = async () => {
+    clock.now += 1000;
+    t.is((await mailboxRequest(own, sender, { path: `/messageexchange/${sender.id}/count` })).status, 200, 'the second\'s one request');
+    const authorization = buildAuthorizationHeader({ mailboxId: sender.id, password: sender.password, sharedKey: own.sharedKey });
+    const head = [`POST /messageexchange/${sender.id}/outbox HTTP/1.1`, 'Host: localhost', `Authorization: ${authorization}`, `mex-To: ${recipient.id}`, 'mex-WorkflowID: W1', `Content-Length: ${body.length}`];
+    return sendWholeThenRead(own, sender, [Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body])]);
+  };
+  // The second's counter lives 2 s of real time (count-request.lua): on a machine slow enough it
+  // is gone before the send is authenticated, and the send, then the second's first, is accepted.
+  // Tried again in a new second; a server that never refuses it is accepted every time.
+  let sent = await sendOverTheLimit();
+  for (let tries = 1; sent.answers.some((answer) => answer.includes(' 202 ')) && tries < 5; tries++) sent = await sendOverTheLimit();
+  t.deepEqual(sent.answers, []);
+  t.truthy(sent.writeError, 'the server stopped reading');
 });
 
 test('a mailbox over its requests per second gets 429 with Retry-After, other mailboxes are unaffected, and the same token works on retry', async (t) => {

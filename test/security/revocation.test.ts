@@ -46,6 +46,30 @@ test('a revoked certificate is refused with 403 at once, on every MESH endpoint,
   }
 });
 
+test('a certificate revoked (no CRL) while its kept-alive connection is open is refused on that connection once the 30 s its check stands have passed, and the connection closed', async (t) => {
+  const clock = { now: Date.now() };
+  const server = await startTestServer({ worker: false, appServices: (services) => ({ ...services, now: () => new Date(clock.now) }) });
+  t.teardown(() => server.close());
+  const alice = await server.createMailbox();
+  const inbox = `/messageexchange/${alice.id}/inbox`;
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const sockets = new Set<unknown>();
+  const onConnection = (socket: unknown): void => void sockets.add(socket);
+  server.httpsServer.on('secureConnection', onConnection);
+  t.teardown(() => server.httpsServer.off('secureConnection', onConnection));
+  t.is((await mailboxRequest(server, alice, { path: inbox, agent })).status, 200);
+  const [serial] = await server.services.certificates.issuedTo(alice.id);
+  t.true(await server.services.certificates.revoke(serial!, new Date()));
+  clock.now += 30_000;
+  t.is((await mailboxRequest(server, alice, { path: inbox, agent })).status, 200, 'its check stands 30 s: one lookup per connection per 30 s');
+  clock.now += 1;
+  const refused = await mailboxRequest(server, alice, { path: inbox, agent });
+  t.is(refused.status, 403);
+  t.is(sockets.size, 1, 'all on the one kept-alive connection');
+  t.is(refused.headers.connection, 'close');
+});
+
 test('admin cert revoke publishes a CRL that the running server loads without a restart: the revoked certificate fails the TLS handshake, which the server logs and counts', async (t) => {
   const server = await startServerProcess({ MESHBOX_CRL_RELOAD_SECONDS: '0.5', MESHBOX_LOG_LEVEL: 'info' }, { withCrl: true });
   try {

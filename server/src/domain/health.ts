@@ -27,15 +27,19 @@ export async function checkReadiness(services: Services): Promise<Readiness> {
  */
 const READY_KEPT_MS = 1_000;
 
-/** checkReadiness for a process's probes: probes at once share one check, and a ready answer stands for READY_KEPT_MS. */
+/**
+ * checkReadiness for a process's probes: probes at once share one check, and a ready answer
+ * stands for READY_KEPT_MS by the services' clock (a clock set back meanwhile ends it).
+ */
 export function readinessProbe(services: Services): () => Promise<Readiness> {
   let checking: Promise<Readiness> | undefined;
   let readySince: number | undefined;
   return () => {
-    if (readySince !== undefined && performance.now() - readySince < READY_KEPT_MS) return Promise.resolve({ ready: true, redis: true, objectStorage: true });
+    const kept = readySince === undefined ? -1 : services.now().getTime() - readySince;
+    if (kept >= 0 && kept < READY_KEPT_MS) return Promise.resolve({ ready: true, redis: true, objectStorage: true });
     checking ??= checkReadiness(services)
       .then((readiness) => {
-        readySince = readiness.ready ? performance.now() : undefined;
+        readySince = readiness.ready ? services.now().getTime() : undefined;
         return readiness;
       })
       .finally(() => (checking = undefined));

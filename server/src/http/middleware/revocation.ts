@@ -26,9 +26,10 @@ export function rejectRevokedCertificates(services: Services): Middleware<Reques
   const checked = new WeakMap<TLSSocket, { readonly at: number; readonly revoked: boolean }>();
   return async (ctx, next) => {
     const socket = ctx.req.socket as TLSSocket;
-    const now = Date.now();
+    const now = services.now().getTime();
     let verdict = checked.get(socket);
-    if (!verdict || now - verdict.at > RECHECK_MS) {
+    // A clock set back meanwhile ends the verdict too.
+    if (!verdict || !(now >= verdict.at && now - verdict.at <= RECHECK_MS)) {
       const { serialNumber } = peerCertificate(socket);
       verdict = { at: now, revoked: !serialNumber || (await services.certificates.isRevoked(serialNumber)) };
       checked.set(socket, verdict);
