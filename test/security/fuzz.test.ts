@@ -112,29 +112,33 @@ test.serial('random Authorization headers are refused with 403 (429 once its cer
   t.pass();
 });
 
-test.serial('raw, malformed HTTP gets a 4xx with a JSON body or a closed connection, and the server keeps serving', async (t) => {
+test.serial('raw, malformed HTTP gets a 4xx with a JSON body (a request not yet whole may be waited on for the rest), never silence, and the server keeps serving', async (t) => {
   const token = () => buildAuthorizationHeader({ mailboxId: gp.id, password: gp.password, sharedKey: server.sharedKey });
   await fc.assert(
     fc.asyncProperty(
       fc.oneof(
-        fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
-        fc.string({ maxLength: 60 }).map((value) =>
-          Buffer.from(
+        // Bytes that may be the start of a request still to come: the server may wait for the rest (no answer yet).
+        fc.uint8Array({ maxLength: 300 }).map((bytes) => ({ request: Buffer.from(bytes), whole: false })),
+        // Whole requests (or refused from their first line or headers): an answer is due, never silence.
+        fc.string({ maxLength: 60 }).map((value) => ({
+          request: Buffer.from(
             `POST /messageexchange/${gp.id}/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: ${token()}\r\nmex-To: ${value}\r\nmex-WorkflowID: W\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx`,
             'latin1',
           ),
-        ),
-        fc.string({ maxLength: 60 }).map((value) => Buffer.from(`GET /messageexchange/${value} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'latin1')),
+          whole: true,
+        })),
+        fc.string({ maxLength: 60 }).map((value) => ({ request: Buffer.from(`GET /messageexchange/${value} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'latin1'), whole: true })),
         fc.constantFrom(
           Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n${'X-Big: '.padEnd(40_000, 'a')}\r\n\r\n`),
           Buffer.from('POST /messageexchange/X/outbox HTTP/1.1\r\nContent-Length: -5\r\n\r\n'),
           Buffer.from('POST /messageexchange/X/outbox HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'),
-        ),
+        ).map((request) => ({ request, whole: true })),
       ),
-      async (request) => {
-        const { status, text } = await rawTlsExchange(server, gp, request, 1_000);
-        if (status >= 500) t.log(status, text.slice(0, 300));
-        return status === 0 || (status < 500 && (status === 202 || text.includes('{')));
+      async ({ request, whole }) => {
+        // Longer for a whole request: a loaded machine may take more than a second to answer one.
+        const { status, text } = await rawTlsExchange(server, gp, request, whole ? 10_000 : 1_000);
+        if (status >= 500 || (whole && status === 0)) t.log(status, JSON.stringify(request.subarray(0, 200).toString('latin1')), text.slice(0, 300));
+        return (status === 0 && !whole) || (status > 0 && status < 500 && (status === 202 || text.includes('{')));
       },
     ),
     { numRuns: 100 },
