@@ -133,11 +133,17 @@ test('v1 shapes: send answers messageID, acknowledge answers messageId, tracking
     recipientName: 'Riverside practice',
     meshRecipientOdsCode: 'A81001',
     contentEncoding: '',
-    // As MESH's sandbox renders v1 tracking: the flags Y or '', the type title-cased.
+    // As MESH's sandbox renders v1 tracking: the flags Y or '', the type title-cased, text fields
+    // never sent as '' (a v1 client reads them as strings), not null.
     compressFlag: '',
     isCompressed: '',
     encryptedFlag: '',
     messageType: 'Data',
+    localId: '',
+    partnerId: '',
+    subject: '',
+    checksum: '',
+    downloadTimestamp: '',
     failureDate: null,
     failureDiagnostic: null,
   });
@@ -231,6 +237,33 @@ test("v1's inbox with a workflow_filter reads on past the page for its matches: 
   const v2 = await mailboxRequest(server, recipient, { path: `/messageexchange/${recipient.id}/inbox?max_results=10&workflow_filter=WANTED` });
   t.deepEqual(v2.json().messages, []);
   t.truthy(v2.json().links.next);
+});
+
+test("v1's filtered inbox reading on past many pages counts, as a whole, no more than the second's allowance: alone in its second it is served, not refused 429 by its own cost on every try", async (t) => {
+  // Held: the whole listing falls in one second of the per-second counter.
+  const clock = { now: Math.floor(Date.now() / 1000) * 1000 };
+  const limited = await startTestServer({ worker: false, maxRequestsPerSecond: 50, appServices: (services) => ({ ...services, now: () => new Date(clock.now) }) });
+  try {
+    const [sender, recipient] = [await limited.createMailbox(), await limited.createMailbox()];
+    // 2,000 messages of another workflow ahead (written to Redis as a listing reads them: sent, they would only slow the test).
+    const keys = redisKeys(limited.redisPrefix);
+    const filler = limited.redis.pipeline();
+    for (let n = 1; n <= 2_000; n++) {
+      const id = `20200101000000${String(n).padStart(6, '0')}_AAAAAA`;
+      filler.hset(keys.message(id), 'workflowId', 'OTHER');
+      filler.zadd(keys.inbox(recipient.id), n, id);
+    }
+    filler.set(keys.inboxSequence(recipient.id), '2000');
+    await filler.exec();
+    const wanted = await sendMessage(limited, sender, recipient, 'wanted', { 'mex-WorkflowID': 'WANTED' });
+    clock.now += 1000;
+    // 200 pages of 10 read, each counted as a request: four times the second's allowance.
+    const page = await mailboxRequest(limited, recipient, { accept: 'v1', path: `/messageexchange/${recipient.id}/inbox?max_results=10&workflow_filter=WANTED` });
+    t.is(page.status, 200, page.body.toString());
+    t.deepEqual(page.json().messages, [wanted]);
+  } finally {
+    await limited.close();
+  }
 });
 
 test('max_results outside 10..5000, or not written as a decimal number, is refused with a MESH error', async (t) => {

@@ -38,7 +38,8 @@ export interface InboxListing extends InboxPage {
 export async function listInbox(services: Services, mailboxId: string, query: InboxQuery): Promise<InboxListing> {
   const matches = workflowMatcher(query.workflowFilter);
   // Counted by the page asked for, before it is read: one of it with the request itself.
-  await countRequestCost(services, mailboxId, Math.ceil(query.maxResults / (matches ? FILTERED_IDS_PER_REQUEST : IDS_PER_REQUEST)), 1);
+  const pageCost = Math.ceil(query.maxResults / (matches ? FILTERED_IDS_PER_REQUEST : IDS_PER_REQUEST));
+  await countRequestCost(services, mailboxId, pageCost, 1);
   const after =
     query.afterMessageId === undefined ? decodeCursor(query.continueFrom) : await services.messages.inboxPosition(mailboxId, query.afterMessageId);
   const [page, approximateCount] = await Promise.all([
@@ -52,9 +53,12 @@ export async function listInbox(services: Services, mailboxId: string, query: In
   };
   const messageIds = await matching(page.messageIds);
   let { next } = page;
-  for (let scanned = page.messageIds.length; query.fillFilteredPage && messageIds.length < query.maxResults && next !== undefined && scanned < V1_FILTERED_SCAN_LIMIT; ) {
-    // Each page read on counts as the first did.
-    await countRequestCost(services, mailboxId, Math.ceil(query.maxResults / FILTERED_IDS_PER_REQUEST));
+  for (let scanned = page.messageIds.length, counted = pageCost; query.fillFilteredPage && messageIds.length < query.maxResults && next !== undefined && scanned < V1_FILTERED_SCAN_LIMIT; ) {
+    // Each page read on counts as the first did, the whole request at most the second's
+    // allowance (countRequestCost): alone in its second it is served, where refused it would be
+    // refused again on every retry, its inbox unchanged.
+    await countRequestCost(services, mailboxId, counted + pageCost, counted);
+    counted += pageCost;
     const more = await services.messages.inboxPage(mailboxId, query.maxResults, next);
     messageIds.push(...(await matching(more.messageIds)));
     scanned += more.messageIds.length;

@@ -56,8 +56,9 @@ export function trackingBody({ message, storedChunks, sender, recipient, expires
   return {
     messageId: message.id,
     dtsId: message.id,
-    localId: message.localId || null,
-    partnerId: message.partnerId || null,
+    // Text fields as text, '' when empty, as MESH's sandbox renders v1 tracking (a v1 client reads them as strings).
+    localId: message.localId,
+    partnerId: message.partnerId,
     workflowId: message.workflowId,
     addressType: 'ALL',
     version: '1.0',
@@ -73,9 +74,9 @@ export function trackingBody({ message, storedChunks, sender, recipient, expires
     recipientOrgName: null,
     fileName: fileNameOf(message),
     fileSize: message.size,
-    subject: message.subject || null,
+    subject: message.subject,
     chunkCount: message.totalChunks,
-    checksum: message.checksum || null,
+    checksum: message.checksum,
     // Flags as Y or '', and the type title-cased, as MESH's sandbox renders v1 tracking.
     compressFlag: message.compressed ? 'Y' : '',
     // MESH's v1 schema carries the flag twice, and the transfer encoding as sent ('' when none).
@@ -91,7 +92,7 @@ export function trackingBody({ message, storedChunks, sender, recipient, expires
     statusTimestamp: compact(message.statusAt),
     uploadTimestamp: compact(message.createdAt),
     acceptedTimestamp: compact(message.acceptedAt),
-    downloadTimestamp: compact(message.acknowledgedAt),
+    downloadTimestamp: compact(message.acknowledgedAt) ?? '',
     expiryTime: compact(expiresAt),
     linkedMsgId: message.linkedMessageId || null,
     failureDate: failed ? compact(message.statusAt) : null,
