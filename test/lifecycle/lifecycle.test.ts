@@ -353,6 +353,27 @@ test('an expiry that loses to an acknowledgement gives its report id back: no re
   t.is(await advanceLifecycle(later(periods.inboxExpiryMs + 2 * SECOND), unused), undefined, "its check ends the id's life");
 });
 
+test("an expiry whose second step comes only after its report id's first check has ended that id's life still leaves the report a lifecycle: it expires and is purged in the end", async (t) => {
+  const messageId = await sendMessage(server, lab, gp, 'never collected');
+  const { schedule } = server.connections;
+  // The worker expires the message, reserving its report's id, and is killed before the report is recorded.
+  const killed = overriding(server.services.messages, { finishExpiry: async () => Promise.reject(new Error('killed')) });
+  await t.throwsAsync(advanceLifecycle({ ...later(periods.inboxExpiryMs + SECOND), messages: killed }, messageId), { message: 'killed' });
+  const { reportId } = (await server.services.messages.get(messageId))!;
+  t.truthy(reportId);
+  // No worker runs for longer than the inbox expiry and the day the id is reserved (its reservation gone): the id's check finds
+  // nothing, and ends its life, as a worker releases a claim with no next check.
+  await server.redis.del(redisKeys(server.redisPrefix).messageIdReservation(reportId));
+  const due = (await nextCheckOf(reportId))!.getTime();
+  t.is(await advanceLifecycle(later(2 * periods.inboxExpiryMs + 2 * SECOND), reportId), undefined);
+  await schedule.release({ messageId: reportId, leaseEnd: due }, undefined);
+  t.is(await nextCheckOf(reportId), undefined);
+  // Then the expiry is finished: the report recorded and delivered, with a check of its own.
+  await advanceLifecycle(later(2 * periods.inboxExpiryMs + 3 * SECOND), messageId);
+  t.like(await server.services.messages.get(reportId), { type: 'REPORT', status: 'accepted' });
+  t.truthy(await nextCheckOf(reportId), 'the report is looked at again: it expires, and is purged, in the end');
+});
+
 test('an expiry interrupted between its steps is finished by the next run: out of the inbox, one report, never delivered twice', async (t) => {
   const messageId = await sendMessage(server, lab, gp, 'cut off while expiring');
   const now = new Date(Date.now() + periods.inboxExpiryMs + SECOND);

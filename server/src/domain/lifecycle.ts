@@ -201,6 +201,11 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         break;
       }
       case 'finish-expiry':
+        // The report's first check was scheduled with its id's reservation, a day long: should
+        // this step come after that check found nothing and ended the id's life, the report
+        // recorded now would have no check, and wait in the sender's inbox for good. One still
+        // there is left as it is.
+        if (message.reportId) await services.lifecycle.start(message.reportId, at(now, services.periods.inboxExpiryMs));
         await services.messages.finishExpiry(message, now);
         break;
       case 'purge-payload':
