@@ -154,6 +154,28 @@ const connectionsOf = new WeakMap<Server, Set<Duplex>>();
 /** Servers that are stopping: each answer closes its connection (see closeConnectionsAfterAnswers). */
 const stopping = new WeakSet<Server>();
 
+/** Connections to close after the answer to their newest request (a CRL loaded since their handshake). */
+const closingAfterAnswers = new WeakSet<Duplex>();
+
+/** Has a connection close after the answer to its newest request, those pipelined before it answered first. */
+export function closeAfterAnswers(connection: Duplex): void {
+  closingAfterAnswers.add(connection);
+}
+
+/** Answers this module has made close their connection (and may hand that on to a request pipelined behind them). */
+const closedHere = new WeakSet<ServerResponse>();
+
+/** Makes `response` the one that closes its connection, in place of any earlier one made so here and not yet begun. */
+function closeWith(response: ServerResponse, exchanges: readonly Exchange[]): void {
+  for (const { response: other } of exchanges) {
+    if (other === response || !closedHere.has(other) || other.headersSent) continue;
+    other.shouldKeepAlive = true;
+    closedHere.delete(other);
+  }
+  response.shouldKeepAlive = false;
+  closedHere.add(response);
+}
+
 /**
  * Node's https server in mutual TLS: a client without a certificate signed by our CA is
  * refused in the handshake, before any HTTP is read.
@@ -180,7 +202,13 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
       // more requests (see closeConnectionsAfterAnswers).
       if (stopping.has(server) && exchanges.length === 0) server.closeIdleConnections();
     });
-    if (stopping.has(server)) response.shouldKeepAlive = false;
+    // Behind an answer already sent as its connection's last, a pipelined request would be handled
+    // and its answer never sent (a send delivered, its client told nothing): it is left unhandled,
+    // for its client to send again on another connection.
+    if (exchanges.some(({ response: other }) => other !== response && other.headersSent && !other.shouldKeepAlive)) return;
+    // Only the newest answer closes the connection: an earlier one doing so would leave those
+    // pipelined behind it, which the app handles all the same, unanswered.
+    if (stopping.has(server) || closingAfterAnswers.has(request.socket)) closeWith(response, exchanges);
     void handle(request, response);
   };
   const server = createServer(
@@ -287,8 +315,9 @@ export function closeConnectionsAfterAnswers(server: Server): void {
   for (const connection of connectionsOf.get(server) ?? []) {
     // The last answer queued only: one with a pipelined request behind it, closing its
     // connection, would leave the other, which the app handles all the same, unanswered.
-    const last = answering.get(connection)?.at(-1);
-    if (last && !last.response.headersSent) last.response.shouldKeepAlive = false;
+    const exchanges = answering.get(connection) ?? [];
+    const last = exchanges.at(-1);
+    if (last && !last.response.headersSent) closeWith(last.response, exchanges);
   }
   server.closeIdleConnections();
 }

@@ -1,11 +1,11 @@
 import { verify, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { normalizeSerialNumber } from '../../shared/src/pki/serial-number.ts';
-import { CRL_PEM_BLOCK, secureContextOptions, type TlsSettings } from './https-server.ts';
+import { closeAfterAnswers, CRL_PEM_BLOCK, secureContextOptions, type TlsSettings } from './https-server.ts';
 
 /**
  * Checks a CRL before the server gives it to OpenSSL, which otherwise fails late and
@@ -187,8 +187,8 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
   let listsLoaded = 0;
   const shookHandsUnder = new WeakMap<Socket, number>();
   server.on('secureConnection', (socket: Socket) => shookHandsUnder.set(socket, listsLoaded));
-  server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
-    if ((shookHandsUnder.get(request.socket) ?? listsLoaded) < listsLoaded) response.setHeader('connection', 'close');
+  server.prependListener('request', (request: IncomingMessage) => {
+    if ((shookHandsUnder.get(request.socket) ?? listsLoaded) < listsLoaded) closeAfterAnswers(request.socket);
   });
 
   const load = (pem: string): void => {
