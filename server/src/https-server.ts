@@ -352,7 +352,7 @@ function noteConnections(server: Server): void {
 }
 
 /** The TCP socket a server's TLS socket wraps: reached only through `_parent`, which Node does not type. */
-function tcpSocketBeneath(socket: TLSSocket): Duplex | undefined {
+export function tcpSocketBeneath(socket: TLSSocket): Duplex | undefined {
   return (socket as TLSSocket & { readonly _parent?: Duplex | null })._parent ?? undefined;
 }
 

@@ -3,9 +3,11 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { normalizeSerialNumber } from '../../shared/src/pki/serial-number.ts';
-import { closeAfterAnswers, CRL_PEM_BLOCK, secureContextOptions, type TlsSettings } from './https-server.ts';
+import { closeAfterAnswers, CRL_PEM_BLOCK, secureContextOptions, tcpSocketBeneath, type TlsSettings } from './https-server.ts';
 
 /**
  * Checks a CRL before the server gives it to OpenSSL, which otherwise fails late and
@@ -186,7 +188,15 @@ export function reloadRevocationList(server: Server, tls: TlsSettings, started: 
   // more often than the keep-alive time never lets it go idle: its next answer closes it.
   let listsLoaded = 0;
   const shookHandsUnder = new WeakMap<Socket, number>();
-  server.on('secureConnection', (socket: Socket) => shookHandsUnder.set(socket, listsLoaded));
+  // A connection is checked under the list of the moment it was accepted (its TLS socket takes
+  // the secure context then), not of the moment its handshake ends: one accepted before a
+  // reload, handshaken after it, was checked under the old list.
+  const acceptedUnder = new WeakMap<Duplex, number>();
+  server.on('connection', (tcp: Duplex) => acceptedUnder.set(tcp, listsLoaded));
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const beneath = tcpSocketBeneath(socket);
+    shookHandsUnder.set(socket, (beneath && acceptedUnder.get(beneath)) ?? listsLoaded);
+  });
   server.prependListener('request', (request: IncomingMessage) => {
     if ((shookHandsUnder.get(request.socket) ?? listsLoaded) < listsLoaded) closeAfterAnswers(request.socket);
   });

@@ -11,7 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { Agent, request } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp } from '../../server/src/app.ts';
 import { createMeshServer } from '../../server/src/https-server.ts';
@@ -334,4 +334,69 @@ test('a CRL refused for being dated ahead of this machine\'s clock (a CA host\'s
   } finally {
     await close();
   }
+});
+
+test('a connection accepted before a CRL reload but handshaken after it (under the old list) does not keep a certificate the new list revokes: it is closed after its next answer', async (t) => {
+  const backing = await startTestServer({ worker: false });
+  t.teardown(() => backing.close());
+  const ca = createCertificateAuthority({ commonName: 'meshbox race CA' });
+  const served = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const monitor = issueMailboxCertificate({ ca, mailboxId: 'MONITORING' });
+  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-race-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const crlFile = join(dir, 'crl.pem');
+  const firstList = createRevocationList({ ca, revoked: [] });
+  await writeFile(crlFile, firstList);
+  const tls = { cert: served.certPem, key: served.keyPem, ca: ca.certPem, crl: firstList };
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  const listener = createMeshServer(createApp(backing.services, pino({ level: 'silent' }), { healthOnly: true }), tls);
+  const stop = reloadRevocationList(listener, tls, { file: crlFile, pem: firstList, dates: checkRevocationList(firstList, tls.ca, new Date()) }, { intervalMs: 50, logger });
+  listener.listen(0, '127.0.0.1');
+  await once(listener, 'listening');
+  t.teardown(() => {
+    stop();
+    listener.closeAllConnections();
+    listener.close();
+  });
+  const { port } = listener.address() as AddressInfo;
+
+  // A TCP connection the server has accepted (its TLS socket made, under the list of the moment), no ClientHello yet.
+  const accepted = once(listener, 'connection');
+  const tcp = netConnect({ host: '127.0.0.1', port });
+  await once(tcp, 'connect');
+  await accepted;
+
+  // The certificate is revoked and the new list loaded.
+  const revokedList = createRevocationList({ ca, revoked: [{ serialNumber: monitor.serialNumber, revokedAt: new Date() }] });
+  await writeFile(crlFile, revokedList);
+  t.true(await waitFor(async () => lines.some((line) => line.includes('revocation list reloaded')), 10_000, 20), 'the new list is loaded');
+  // A new connection is refused in its handshake.
+  const refused = await new Promise<boolean>((resolve) => {
+    const fresh = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', cert: monitor.certPem, key: monitor.keyPem, ca: ca.certPem });
+    fresh.on('error', () => resolve(true));
+    fresh.on('data', () => resolve(false));
+    fresh.on('secureConnect', () => fresh.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+    fresh.on('close', () => resolve(true));
+  });
+  t.true(refused, 'a connection begun after the reload is refused');
+
+  // The connection accepted before the reload now shakes hands (as a client whose handshake was under way then would).
+  const socket = tlsConnect({ socket: tcp, servername: 'localhost', cert: monitor.certPem, key: monitor.keyPem, ca: ca.certPem });
+  socket.on('error', () => {});
+  let received = '';
+  socket.on('data', (data: Buffer) => (received += data.toString('latin1')));
+  let closed = false;
+  socket.on('close', () => (closed = true));
+  const handshaken = await Promise.race([once(socket, 'secureConnect').then(() => true), once(socket, 'close').then(() => false)]);
+  if (!handshaken) {
+    t.pass('refused in the handshake');
+    return;
+  }
+  socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitFor(async () => received.includes('\r\n\r\n') || closed, 5_000, 20);
+  const head = received.slice(0, received.indexOf('\r\n\r\n'));
+  t.regex(head, /^HTTP\/1\.1 200 /, 'answered under the list it shook hands with');
+  // Its answer must close the connection, as for every connection handshaken under the old list.
+  t.regex(head, /\r\nConnection: close/i, `a certificate revoked by the loaded list keeps a kept-alive connection: ${JSON.stringify(head)}`);
 });
