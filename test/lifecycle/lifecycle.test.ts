@@ -311,6 +311,24 @@ test('a message from a mailbox deactivated (or gone) since expires without a rep
   t.is(await server.redis.exists(keys.inbox(gone.id), keys.inboxSequence(gone.id)), 0, 'no inbox made for the mailbox gone');
 });
 
+test("a report delivered to a sender deactivated since its expiry's first step goes back at once: the deactivation's scans of the inbox may have come before it", async (t) => {
+  const [sender, recipient] = [await server.createMailbox(), await server.createMailbox()];
+  const messageId = await sendMessage(server, sender, recipient, 'never collected');
+  // The expiry's first step finds the sender active and reserves the report's id; the worker stops before the report is delivered.
+  const stopped = overriding(server.services.messages, { finishExpiry: async () => Promise.reject(new Error('stopped')) });
+  await t.throwsAsync(advanceLifecycle({ ...later(periods.inboxExpiryMs + SECOND), messages: stopped }, messageId), { message: 'stopped' });
+  const { reportId } = (await server.services.messages.get(messageId))!;
+  t.truthy(reportId);
+  await server.services.mailboxes.setActive(sender.id, false);
+  const finishing = later(periods.inboxExpiryMs + 2 * SECOND);
+  await advanceLifecycle(finishing, messageId);
+  t.like(await server.services.messages.get(reportId), { type: 'REPORT', status: 'accepted' });
+  t.true((await nextCheckOf(reportId))!.getTime() <= finishing.now().getTime(), "the report's check is due now, not an inbox expiry on");
+  await advanceLifecycle(later(periods.inboxExpiryMs + 3 * SECOND), reportId);
+  t.like(await server.services.messages.get(reportId), { status: 'undeliverable' });
+  t.is(await server.redis.zscore(redisKeys(server.redisPrefix).inbox(sender.id), reportId), null, 'not left waiting in the inbox of a mailbox nobody reads');
+});
+
 test('an uncollected report expires quietly: no report about a report', async (t) => {
   const [sender, recipient] = [await server.createMailbox(), await server.createMailbox()];
   const messageId = await sendMessage(server, sender, recipient, 'ignored again');

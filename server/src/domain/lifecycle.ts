@@ -207,6 +207,10 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // there is left as it is.
         if (message.reportId) await services.lifecycle.start(message.reportId, at(now, services.periods.inboxExpiryMs));
         await services.messages.finishExpiry(message, now);
+        // A sender deactivated since the expire step found it active: the deactivation's scans of
+        // its inbox may have come before the report, which goes back at its check, brought forward
+        // (as a send delivered to a recipient deactivated meanwhile).
+        if (message.reportId && (await services.mailboxes.listing(message.sender))?.active !== true) await services.lifecycle.schedule(message.reportId, now);
         break;
       case 'purge-payload':
         await purgePayload(services, message, now);
