@@ -133,6 +133,14 @@ async function purgePayload(services: Services, message: MessageRecord, now: Dat
   await services.messages.markPayloadPurged(message.id, now);
 }
 
+/**
+ * Whether a mailbox is active, read afresh and without its password (which one stored under
+ * another secret key could not give); one gone is not.
+ */
+async function mailboxActive(services: Services, mailboxId: string): Promise<boolean> {
+  return (await services.mailboxes.listing(mailboxId))?.active === true;
+}
+
 export function undeliveredDescription(inboxExpiryMs: number): string {
   const days = inboxExpiryMs / 86_400_000;
   const period = Number.isInteger(days) ? `${days} days` : `${Math.round(inboxExpiryMs / 1000)} seconds`;
@@ -162,11 +170,10 @@ export async function advanceLifecycle(services: Services, messageId: string): P
     // An acknowledgement cut off between its status and the inbox (a client that did not retry
     // it) left the message listed, though it is to be downloaded no more: it leaves now.
     if (message.status !== 'accepted' && message.status !== 'uploading') await services.messages.leaveInbox(messageId, message.recipient);
-    // A mailbox that is gone counts as deactivated: nobody can collect what waits for it. Read
-    // afresh (the deactivation that brought this check forward may be a moment old), and without
-    // its password, which one stored under another secret key could not give.
+    // A mailbox that is gone counts as deactivated: nobody can collect what waits for it (read
+    // afresh: the deactivation that brought this check forward may be a moment old).
     const recipientActive =
-      message.status !== 'accepted' || message.expiryPending || (await services.mailboxes.listing(message.recipient))?.active === true;
+      message.status !== 'accepted' || message.expiryPending || (await mailboxActive(services, message.recipient));
     const step = nextLifecycleStep(message, recipientActive, now, services.periods);
     switch (step.kind) {
       case 'wait':
@@ -189,7 +196,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // The report's own lifecycle is scheduled first, so a crash right after cannot strand it.
         // A report that expires gets no report of its own, nor does a sender deactivated or gone
         // since: nobody could collect it (a deactivation returns what waits), or ever would.
-        const reportable = message.sender !== '' && (await services.mailboxes.listing(message.sender))?.active === true;
+        const reportable = message.sender !== '' && (await mailboxActive(services, message.sender));
         const report = reportable ? await reserveMessageId(services, at(now, services.periods.inboxExpiryMs)) : undefined;
         const description =
           step.because === 'recipient-deactivated' ? MeshErrorCodes.undeliveredMailboxDeactivated.description : undeliveredDescription(services.periods.inboxExpiryMs);
@@ -210,7 +217,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // A sender deactivated since the expire step found it active: the deactivation's scans of
         // its inbox may have come before the report, which goes back at its check, brought forward
         // (as a send delivered to a recipient deactivated meanwhile).
-        if (message.reportId && (await services.mailboxes.listing(message.sender))?.active !== true) await services.lifecycle.schedule(message.reportId, now);
+        if (message.reportId && !(await mailboxActive(services, message.sender))) await services.lifecycle.schedule(message.reportId, now);
         break;
       case 'purge-payload':
         await purgePayload(services, message, now);

@@ -60,6 +60,7 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
     const bringsContent = sending || uploading;
     const newMessageId = sending ? services.newMessageId(services.now()) : undefined;
     const newCopyId = uploading ? newChunkCopyId() : undefined;
+    const creates = newMessageId ?? newCopyId;
     // With its query: another page or message tracked is another request.
     const target = `${ctx.method} ${ctx.originalUrl}`;
     const { mailbox, token, repeated, firstTryCreates } = await authenticateMailbox(services, {
@@ -69,7 +70,7 @@ export function mailboxAuth(services: Services, pendingWork: PendingWork, logger
       request: bringsContent ? `${target}\n${sendIdentity(ctx.req.headers)}` : target,
       // Sending creates a message: done twice, it would be delivered twice.
       repeatable: !sending,
-      ...(newMessageId ? { creates: newMessageId } : newCopyId ? { creates: newCopyId } : {}),
+      ...(creates ? { creates } : {}),
     });
     ctx.state.mailbox = mailbox;
     ctx.state.repeatedRequest = repeated;
