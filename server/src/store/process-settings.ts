@@ -28,7 +28,7 @@ export interface SettingDisagreement {
 }
 
 interface Report {
-  /** When the process started reporting: of two that disagree, the later one gives way. */
+  /** When the process started reporting, in microseconds (by Redis's clock): of two that disagree, the later one gives way. */
   readonly since: number;
   readonly at: number;
   readonly settings: Readonly<Record<string, number | string>>;
@@ -65,8 +65,8 @@ export class ProcessSettingsStore {
    * to run). Of two starting at once with different settings, the later gives way.
    */
   async join(): Promise<readonly SettingDisagreement[]> {
-    const now = await this.#write();
-    this.#since = now;
+    const [since, now] = await this.#write();
+    this.#since = since;
     const reports = await this.#redis.hgetall(this.#key);
     const gone: string[] = [];
     let disagreements: SettingDisagreement[] = [];
@@ -92,10 +92,10 @@ export class ProcessSettingsStore {
     await this.#write();
   }
 
-  /** Writes this process's report, dated by Redis in the same step (report-process.lua); returns that date. */
-  async #write(): Promise<number> {
+  /** Writes this process's report, dated by Redis in the same step (report-process.lua); returns when it began reporting (µs) and that date (ms). */
+  async #write(): Promise<[since: number, now: number]> {
     const rest: Omit<Report, 'since' | 'at'> = { settings: this.#settings, mailboxCacheMs: this.#mailboxCacheMs };
-    return (await reportScript.run(this.#redis, [this.#key], [this.#processId, JSON.stringify(rest), this.#since ?? ''])) as number;
+    return (await reportScript.run(this.#redis, [this.#key], [this.#processId, JSON.stringify(rest), this.#since ?? ''])) as [number, number];
   }
 
   /** At a stop: this process no longer counts. */

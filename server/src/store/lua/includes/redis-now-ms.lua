@@ -1,6 +1,11 @@
--- Now by Redis's clock, in whole milliseconds: one clock for every process of a deployment,
--- whatever their hosts' clocks say (scripts replicate their effects, so TIME may be called).
-local function redis_now_ms()
+-- Now by Redis's clock: one clock for every process of a deployment, whatever their hosts'
+-- clocks say (scripts replicate their effects, so TIME may be called).
+local function redis_now_us()
   local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  return tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+
+-- The same in whole milliseconds.
+local function redis_now_ms()
+  return math.floor(redis_now_us() / 1000)
 end
