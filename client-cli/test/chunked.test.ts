@@ -834,6 +834,28 @@ test("a gzipped message that would unzip past --min-free of the disk's free spac
   t.is((await as(recipient, ['download', messageId, '--min-free', '5XB'], cwd)).code, 2, 'a size it cannot read is a usage error');
 });
 
+test("gzip data followed by more after a zero byte (which zlib ignores, and Python's gzip reads as another member) is refused as broken, not saved cut short and acknowledged; zero padding alone is saved", async (t) => {
+  const recipient = await writeMailboxFiles(server, await server.createMailbox({ name: 'GP practice receiving padded gzip' }), join(work, 'profiles'));
+  const sendGzip = (body: Buffer, fileName: string) =>
+    withClient(lab, (client) => client.sendMessage({ to: recipient.mailbox.id, workflowId: WORKFLOW, body, contentEncoding: 'gzip', fileName }));
+  const twoMembers = await sendGzip(Buffer.concat([gzipSync('MSH|first'), Buffer.from([0]), gzipSync('|second')]), 'two.hl7');
+  const cwd = await mkdtemp(join(work, 'padded-gzip-'));
+
+  const download = await as(recipient, ['download', twoMembers], cwd);
+  t.is(download.code, 1);
+  t.regex(download.stderr, /chunk 1 does not decompress \(\d+ bytes follow the gzip data after a zero byte, which gunzip would ignore\): the sender's gzip data is broken; nothing was saved/);
+  t.deepEqual(await readdir(cwd), []);
+  const received = await as(recipient, ['receive', '.'], cwd);
+  t.is(received.code, 1);
+  t.deepEqual(await savedIn(cwd), []);
+  t.deepEqual(await withClient(recipient, (client) => client.listInbox()), [twoMembers], 'not acknowledged');
+
+  const padded = await sendGzip(Buffer.concat([gzipSync('MSH|padded'), Buffer.alloc(512)]), 'padded.hl7');
+  const saved = await as(recipient, ['download', padded], cwd);
+  t.is(saved.code, 0, saved.stderr);
+  t.is(await readFile(join(cwd, 'padded.hl7'), 'utf8'), 'MSH|padded');
+});
+
 test('a bad --chunk-size or --retries is a usage error that says what is accepted', async (t) => {
   const cwd = await folderWith(Buffer.from('x'));
   const unit = await send(cwd, ['--chunk-size', '20XB']);

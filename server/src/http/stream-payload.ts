@@ -15,6 +15,11 @@ export function streamPayload(body: Readable, response: ServerResponse): void {
     body.destroy();
     return;
   }
+  // Failed already, while its first bytes were awaited (decompressed content whose fault shows at its end): no 'error' is to come.
+  if (body.errored) {
+    response.destroy(body.errored);
+    return;
+  }
   body.on('data', (part: Buffer) => {
     if (!response.write(part, () => freeMemory(part))) body.pause();
   });

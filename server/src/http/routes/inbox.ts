@@ -1,6 +1,6 @@
 import { pipeline, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import type Router from '@koa/router';
+import { gunzipStages } from '../../../../shared/src/gunzip.ts';
 import { type ApiVersion, MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
 import { acknowledgeMessage } from '../../domain/acknowledge.ts';
 import { describeChunk, downloadChunk } from '../../domain/download.ts';
@@ -144,8 +144,8 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
   }
   if (decompressesFor(ctx, message)) {
     // pipeline, not pipe: a storage read error must end the decompression, and so the response.
-    const gunzip = createGunzip();
-    pipeline(Buffer.isBuffer(chunk.body) ? Readable.from([chunk.body]) : chunk.body, gunzip, () => {});
+    const source = Buffer.isBuffer(chunk.body) ? Readable.from([chunk.body]) : chunk.body;
+    const gunzip = pipeline([source, ...gunzipStages()], () => {}) as unknown as Readable;
     await decompressionStarted(gunzip, messageId);
     // Not through Koa, whose pipeline puts seven 'close' listeners on the response: with the
     // request's own, past Node's ten, each such download logged a warning of a listener leak.
