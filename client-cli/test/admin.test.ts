@@ -308,6 +308,14 @@ test('an admin command without MESHBOX_REDIS_URL warns on stderr that it acts on
   t.true(configured.stdout.includes(mailbox.id));
 });
 
+test("an admin command given a Redis database that Redis does not have refuses, as the server does, rather than act on database 0 (another deployment's, maybe)", async (t) => {
+  const mailbox = await server.createMailbox();
+  const listed = await runSubprocess(['admin', 'mailbox', 'list'], { env: { ...adminEnv, MESHBOX_REDIS_URL: `${adminEnv.MESHBOX_REDIS_URL}/99` } });
+  t.is(listed.code, 1, listed.stdout);
+  t.false(listed.stdout.includes(mailbox.id), "database 0's mailboxes listed");
+  t.regex(listed.stderr, /^meshbox: Redis at redis:\/\/127\.0\.0\.1:\d+ has no database 99 \(MESHBOX_REDIS_URL\): ERR DB index is out of range\n$/);
+});
+
 test('mailbox list and backlog show a name with control characters escaped, never sent to the terminal, and on its own line: a line break or tab in it makes no line of its own', async (t) => {
   const name = 'Evil\u001b[31mRED\u001b[0m\u009b2J\u0007\n2026-12-01 09:00\t5d 0h\t40 waiting\tGP999';
   // Registered as an older meshbox, or another tool, could have: `mailbox create --name` refuses it.

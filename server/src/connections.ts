@@ -4,7 +4,6 @@ import { START_UP_ANSWER_MS, within } from './time-limit.ts';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from 'pino';
-import { Cluster } from 'ioredis';
 import { newMessageId } from '../../shared/src/protocol/index.ts';
 import { ConfigError, DEFAULT_S3_SILENCE_MS, type S3Settings } from './config.ts';
 import type { TransferLimits } from './domain/chunk-storage.ts';
@@ -27,6 +26,7 @@ import { PayloadStore } from './store/payloads.ts';
 import { RateLimitStore } from './store/rate-limits.ts';
 import { describeRedisTarget, infoSection, masters, openRedis, REDIS_SILENCE_TIMEOUT_MS, type RedisClient, type RedisTarget } from './store/redis-client.ts';
 import { UsedTokenStore } from './store/used-tokens.ts';
+import { refuseRedisOtherThanSet } from './store/redis-target-check.ts';
 
 export interface Connections {
   readonly services: Services;
@@ -121,25 +121,6 @@ export function createS3Client(settings: S3Settings, logger?: Logger): S3Client 
 /** Redis or object storage cannot be reached at start-up; the message says which, where and why. */
 export class BackendUnreachableError extends Error {
   override name = 'BackendUnreachableError';
-}
-
-/**
- * Refuses a standalone connection to what the settings do not say: a Redis Cluster's node (it
- * answers most keys with MOVED; ioredis refuses the other way round itself), or a database
- * that Redis does not have (ioredis only reports the failed SELECT, and goes on in database 0).
- */
-async function refuseRedisOtherThanSet(redis: RedisClient, settings: ConnectionSettings): Promise<void> {
-  if (redis instanceof Cluster) return;
-  const where = describeRedisTarget(settings);
-  if (/^cluster_enabled:1/m.test((await infoSection(redis, 'cluster')) ?? '')) {
-    throw new ConfigError(`Redis at ${where} is a node of a Redis Cluster: set MESHBOX_REDIS_CLUSTER=true (MESHBOX_REDIS_URL: its nodes, comma-separated)`);
-  }
-  const database = redis.options.db ?? 0;
-  if (database !== 0) {
-    await redis.select(database).catch((error: unknown) => {
-      throw new ConfigError(`Redis at ${where} has no database ${database} (MESHBOX_REDIS_URL): ${(error as Error).message}`);
-    });
-  }
 }
 
 /**

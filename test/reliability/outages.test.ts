@@ -261,6 +261,80 @@ test('object storage refusing for now (503 SlowDown, 500 InternalError) is answe
   }
 });
 
+test("a sender whose body stopped arriving until object storage gave up on the upload (S3's 400 RequestTimeout, after ~20 s idle) is answered 408, no fault of the server's and not logged as one", async (t) => {
+  const local = await ensureLocalServices();
+  const proxy = await startS3ErrorProxy(portOf(local.s3.endpoint));
+  const { logger, lines } = capturedLogger();
+  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 }, worker: false, logger });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const upload = openMailboxRequest(server, lab, {
+      method: 'POST',
+      path: `/messageexchange/${lab.id}/outbox`,
+      headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'content-length': '200000' },
+    });
+    upload.on('error', () => undefined);
+    const answered = new Promise<{ status: number; body: string }>((resolve) => upload.on('response', async (response) => resolve({ status: response.statusCode ?? 0, body: await readText(response) })));
+    // Half the body, then nothing more: storage gives up on the upload.
+    proxy.fail('PUT', /\/messages\//, 400, 'RequestTimeout');
+    upload.write(Buffer.alloc(100_000));
+    const answer = await answered;
+    upload.destroy();
+    t.is(answer.status, 408, answer.body);
+    t.is(JSON.parse(answer.body).detail[0].code, '408');
+    t.deepEqual(lines.filter((line) => (line.level as number) >= 50).map((line) => line.msg), [], 'nothing logged as an error');
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test("a download is held to the chunk's recorded size, not to what object storage says: storage streaming without a length (an S3 gateway answering chunked) is served with the recorded one, and cut off if it brings other than that; a stored object of another size is an error, not a shorter payload passed off as whole", async (t) => {
+  const local = await ensureLocalServices();
+  const proxy = await startS3ErrorProxy(portOf(local.s3.endpoint));
+  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 }, worker: false });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const payload = randomBytes(50_000);
+    const whole = await sendMessage(server, lab, gp, payload);
+    const [first, second] = [payload.subarray(0, 20_000), payload.subarray(20_000)];
+    const chunked = await sendMessage(server, lab, gp, first, { 'mex-Chunk-Range': '1:2' });
+    const upload = await mailboxRequest(server, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox/${chunked}/2`, headers: { 'mex-Chunk-Range': '2:2' }, body: second });
+    t.is(upload.status, 202);
+    const download = (path: string) => mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${path}` });
+    const objectOf = (messageId: string) => new RegExp(`/messages/${messageId}/`);
+
+    proxy.alter('GET', objectOf(whole), (real) => ({ ...real, chunked: true }), 1);
+    const unsaid = await download(whole);
+    t.is(unsaid.status, 200);
+    t.is(unsaid.headers['content-length'], String(payload.length));
+    t.true(unsaid.body.equals(payload), `${unsaid.body.length} bytes of ${payload.length}`);
+    proxy.alter('GET', objectOf(chunked), (real) => ({ ...real, chunked: true }), 1);
+    const secondUnsaid = await download(`${chunked}/2`);
+    t.is(secondUnsaid.headers['content-length'], String(second.length));
+    t.true(secondUnsaid.body.equals(second));
+
+    // Cut off, or refused when the fault shows before the answer begins: never a 200 passed off as whole.
+    const notWhole = async (path: string): Promise<string> => {
+      const answer = await download(path).catch(() => undefined);
+      return answer === undefined ? 'cut off' : `${answer.status}`;
+    };
+    proxy.alter('GET', objectOf(whole), (real) => ({ ...real, body: real.body.subarray(0, 30_000), chunked: true }), 1);
+    t.regex(await notWhole(whole), /^(cut off|5\d\d)$/, 'fewer bytes streamed than recorded');
+    proxy.alter('GET', objectOf(whole), (real) => ({ ...real, body: Buffer.concat([real.body, Buffer.from('HTTP/1.1 200 OK')]), chunked: true }), 1);
+    t.regex(await notWhole(whole), /^(cut off|5\d\d)$/, 'more bytes streamed than recorded');
+    proxy.alter('GET', objectOf(whole), (real) => ({ ...real, body: real.body.subarray(0, 30_000) }), 1);
+    const shorter = await download(whole);
+    t.is(shorter.status, 500, 'an object of another size than recorded');
+    t.is(shorter.headers['mex-messageid'], undefined);
+
+    t.true((await download(whole)).body.equals(payload), 'object storage answering right again, so is the download');
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
+
 test("a chunk's object missing from the bucket while its message may be downloaded is answered 410, and logged as an error naming the message: lost data, not an expiry; an acknowledged message's, its purge under way, is not", async (t) => {
   const { logger, lines } = capturedLogger();
   const server = await startTestServer({ limits: { inlinePayloadBytes: 0 }, worker: false, logger });

@@ -1,6 +1,6 @@
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { MeshError, SendRejectedError } from './errors.ts';
+import { BodyStalledError, MeshError, SendRejectedError } from './errors.ts';
 import type { ChunkObject } from '../store/payloads.ts';
 import type { ChunkBody } from './send.ts';
 import type { Services } from './services.ts';
@@ -148,7 +148,10 @@ export async function storeAdmittedChunk(services: Services, chunk: ChunkObject,
   } catch (error) {
     // Some S3 servers keep what arrived of a cut-off upload.
     await discardUpload(services, chunk);
-    throw counted.refusal ?? error;
+    if (counted.refusal) throw counted.refusal;
+    // S3 gives up on an upload idle ~20 s, long before this server's own idle timeout: the client's doing, as that timeout's would be.
+    if (error instanceof Error && error.name === 'RequestTimeout' && !body.stream.readableEnded) throw new BodyStalledError(refusedMessageId(chunk));
+    throw error;
   }
   // A streamed body can turn out empty only once it has ended; MESH refuses empty data.
   if (counted.bytes === 0) {

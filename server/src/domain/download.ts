@@ -1,5 +1,6 @@
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import type { MessageRecord } from '../store/messages.ts';
-import type { ChunkObject, StoredChunk } from '../store/payloads.ts';
+import type { ChunkObject, StoredChunk, StoredObject } from '../store/payloads.ts';
 import { MessageGoneError, MessageNotFoundError, PayloadMissingError, ServiceUnavailableError } from './errors.ts';
 import type { Services } from './services.ts';
 
@@ -51,8 +52,12 @@ export async function describeChunk(
 ): Promise<{ readonly message: MessageRecord; readonly size: number | undefined }> {
   const [message, size] = await Promise.all([findDownloadable(services, mailboxId, messageId), services.messages.chunkSize(messageId, chunkNumber)]);
   refuseMissingChunk(message, messageId, chunkNumber);
-  // A message accepted whole at its send has its size recorded, not its one chunk's.
-  return { message, size: size ?? (message.totalChunks === 1 ? message.size : undefined) };
+  return { message, size: recordedChunkSize(message, size) };
+}
+
+/** A message accepted whole at its send has its size recorded, not its one chunk's. */
+function recordedChunkSize(message: MessageRecord, chunkSize: number | undefined): number | undefined {
+  return chunkSize ?? (message.totalChunks === 1 ? message.size : undefined);
 }
 
 /** 404 for a chunk the message does not have: it has 1 to N, and a report (no chunks) is downloaded as chunk 1. */
@@ -83,7 +88,7 @@ export async function downloadChunk(
   }
   const chunk = message.inlinePayload
     ? inlineChunk(source.inlinePayload)
-    : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version }, abortSignal);
+    : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version }, recordedChunkSize(message, source.size), abortSignal);
   // An acknowledged message's payload may be being purged as it is asked for.
   if (!chunk) throw message.inlinePayload || message.status === 'acknowledged' ? new MessageGoneError(messageId) : new PayloadMissingError(messageId, chunkNumber);
   try {
@@ -103,15 +108,61 @@ function inlineChunk(payload: Buffer | undefined): StoredChunk | undefined {
 }
 
 /** A chunk from object storage, streamed under one of the mailbox's transfer slots until its stream closes. */
-async function openStoredChunk(services: Services, mailboxId: string, object: ChunkObject, abortSignal: AbortSignal | undefined): Promise<StoredChunk | undefined> {
+async function openStoredChunk(
+  services: Services,
+  mailboxId: string,
+  chunk: ChunkObject,
+  recordedSize: number | undefined,
+  abortSignal: AbortSignal | undefined,
+): Promise<StoredChunk | undefined> {
   const release = services.transfers.take(mailboxId);
   try {
-    const chunk = await services.payloads.getChunk(object, abortSignal);
-    if (chunk && !Buffer.isBuffer(chunk.body)) chunk.body.once('close', release);
-    else release();
-    return chunk;
+    const object = await services.payloads.getChunk(chunk, abortSignal);
+    if (!object) {
+      release();
+      return undefined;
+    }
+    object.body.once('close', release);
+    return heldToRecordedSize(object, recordedSize, `chunk ${chunk.number} of message ${chunk.messageId}`);
   } catch (error) {
     release();
     throw error;
   }
+}
+
+/**
+ * The recipient is told the size recorded when the chunk was stored, and object storage's
+ * answer is held to it: one that disagrees is a fault of storage, never a shorter payload
+ * passed off as whole, nor bytes sent past the Content-Length, which the client would read as
+ * its next answer. Storage that does not say (an S3 gateway answering chunked) has what it
+ * streams counted, and a count that comes out otherwise cuts the response off.
+ */
+function heldToRecordedSize(object: StoredObject, recordedSize: number | undefined, what: string): StoredChunk {
+  const size = recordedSize ?? object.size;
+  if (size === undefined) {
+    object.body.destroy();
+    throw new Error(`no size is recorded for ${what}, and object storage tells none`);
+  }
+  if (object.size === undefined) return { body: pipeline(object.body, exactly(size, what), () => {}), size };
+  if (object.size !== size) {
+    object.body.destroy();
+    throw new Error(`object storage holds ${object.size} bytes for ${what}, recorded as ${size}`);
+  }
+  return { body: object.body, size };
+}
+
+/** Passes a stream through, failing it if it brings more or fewer than `size` bytes. */
+function exactly(size: number, what: string): Transform {
+  let seen = 0;
+  const mismatch = (): Error => new Error(`object storage streamed ${seen}${seen > size ? ' or more' : ''} bytes for ${what}, recorded as ${size}`);
+  return new Transform({
+    transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+      seen += data.length;
+      if (seen > size) done(mismatch());
+      else done(null, data);
+    },
+    flush(done: TransformCallback): void {
+      done(seen === size ? null : mismatch());
+    },
+  });
 }

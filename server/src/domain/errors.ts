@@ -86,6 +86,13 @@ export class SendRejectedError extends MeshError {
   }
 }
 
+/** 408: a body that stopped arriving part-way, for so long that object storage gave up on its upload (the connection is closed: the rest may still come). */
+export class BodyStalledError extends MeshError {
+  constructor(messageId: string | undefined) {
+    super(408, MeshErrorCodes.requestTimeout, { ...(messageId ? { messageId } : {}), closesConnection: true, clientCaused: true });
+  }
+}
+
 /** 429: the mailbox sent more requests this second than allowed; retry after the given seconds. */
 export class TooManyRequestsError extends MeshError {
   constructor(retryAfterSeconds: number) {

@@ -419,11 +419,24 @@ export class MessageStore {
 
   /**
    * Where chunk n's bytes are: a small message's payload stored with its record, or else the
-   * version of its object in storage ('' for chunk 1 as sent).
+   * version of its object in storage ('' for chunk 1 as sent), and the size recorded when it
+   * was stored (undefined for a message accepted whole at its send: the message's size).
    */
-  async chunkSource(id: string, chunkNumber: number): Promise<{ readonly inlinePayload: Buffer | undefined; readonly version: string }> {
-    const [payload, version] = await this.#redis.hmgetBuffer(this.#keys.message(id), INLINE_PAYLOAD_FIELD, `${CHUNK_VERSION_FIELD_PREFIX}${chunkNumber}`);
-    return { inlinePayload: chunkNumber === 1 ? (payload ?? undefined) : undefined, version: version?.toString() ?? '' };
+  async chunkSource(
+    id: string,
+    chunkNumber: number,
+  ): Promise<{ readonly inlinePayload: Buffer | undefined; readonly version: string; readonly size: number | undefined }> {
+    const [payload, version, size] = await this.#redis.hmgetBuffer(
+      this.#keys.message(id),
+      INLINE_PAYLOAD_FIELD,
+      `${CHUNK_VERSION_FIELD_PREFIX}${chunkNumber}`,
+      `${CHUNK_FIELD_PREFIX}${chunkNumber}`,
+    );
+    return {
+      inlinePayload: chunkNumber === 1 ? (payload ?? undefined) : undefined,
+      version: version?.toString() ?? '',
+      size: size === null || size === undefined ? undefined : Number(size.toString()),
+    };
   }
 
   async deleteInlinePayload(id: string): Promise<void> {

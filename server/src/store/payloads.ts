@@ -17,6 +17,13 @@ export interface StoredChunk {
   readonly size: number;
 }
 
+/** A chunk's object as storage answers it. */
+export interface StoredObject {
+  readonly body: Readable;
+  /** What storage says it holds; undefined when it streams it without saying (some S3 gateways answer chunked). */
+  readonly size: number | undefined;
+}
+
 /**
  * One upload of chunk n of a message. Each upload through the chunk's own URL (a retry, a
  * resume) writes an object of its own, named by a version new for the message (a sequence
@@ -86,10 +93,10 @@ export class PayloadStore {
   }
 
   /** `abortSignal`: the reader is gone (a client that left), and so is the need. */
-  async getChunk(chunk: ChunkObject, abortSignal?: AbortSignal): Promise<StoredChunk | undefined> {
+  async getChunk(chunk: ChunkObject, abortSignal?: AbortSignal): Promise<StoredObject | undefined> {
     try {
       const result = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: chunkKey(chunk) }), abortSignal ? { abortSignal } : {});
-      return { body: result.Body as Readable, size: result.ContentLength ?? 0 };
+      return { body: result.Body as Readable, size: result.ContentLength };
     } catch (error) {
       if (error instanceof Error && error.name === 'NoSuchKey') return undefined;
       throw error;

@@ -58,6 +58,7 @@ export const MeshErrorCodes = {
   invalidAcceptHeader: { event: 'TRANSFER', code: '400', description: 'Unsupported Accept header' },
   invalidRequest: { event: 'TRANSFER', code: '400', description: 'Invalid request' },
   chunkOutOfRange: { event: 'SEND', code: '406', description: 'Chunk number is beyond the message\'s chunk count' },
+  requestTimeout: { event: 'TRANSFER', code: '408', description: 'Request timeout: the body stopped arriving' },
   payloadTooLarge: { event: 'SEND', code: '413', description: 'Payload too large' },
   messageLocked: { event: 'SEND', code: '423', description: 'Message upload already complete' },
   uploadAbandoned: { event: 'SEND', code: '423', description: 'Message upload not completed in time; the message was discarded: send it again' },

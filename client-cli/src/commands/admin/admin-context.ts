@@ -9,6 +9,7 @@ import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedu
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { MessageStore } from '../../../../server/src/store/messages.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
+import { refuseRedisOtherThanSet } from '../../../../server/src/store/redis-target-check.ts';
 import { longestMailboxCacheMs } from '../../../../server/src/store/process-settings.ts';
 import { describeRedisTarget, openRedis, REDIS_SILENCE_TIMEOUT_MS } from '../../../../server/src/store/redis-client.ts';
 import { START_UP_ANSWER_MS, within } from '../../../../server/src/time-limit.ts';
@@ -51,6 +52,8 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     await within(redis.connect(), START_UP_ANSWER_MS).catch((error: unknown) => {
       throw new Error(`cannot reach Redis at ${describeRedisTarget({ ...config, redisUrl })}: ${(connectionError ?? (error as Error)).message}`);
     });
+    // As the server: a database Redis does not have leaves ioredis on database 0, another deployment's maybe.
+    await within(refuseRedisOtherThanSet(redis, { ...config, redisUrl }), START_UP_ANSWER_MS);
     const keys = redisKeys(config.redisPrefix);
     const auditLog = new AuditLog(redis, keys);
     const actor = `admin:${adminName()}`;
