@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -446,6 +447,11 @@ function tlsFiles(env: z.infer<typeof serverSchema>): Pick<ServerConfig, 'tls' |
   check(`MESHBOX_TLS_CA (${env.MESHBOX_TLS_CA})`, () => {
     if (!files.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate in it');
     createSecureContext({ ca: files.ca });
+    const certificates = (files.ca.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
+    if (!certificates.some((certificate) => certificate.ca)) {
+      const named = certificates.map((certificate) => certificate.subject.split('\n').join(', ')).join('; ');
+      throw new Error(`no CA certificate in it (${named} is not one); give the CA that issues the client certificates`);
+    }
   });
   // Its dates are read here once: the reload starts from them.
   const revocationList = crl && check(`MESHBOX_TLS_CRL (${crl.file})`, () => ({ ...crl, dates: checkRevocationList(crl.pem, files.ca, new Date()) }));

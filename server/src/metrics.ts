@@ -3,6 +3,8 @@ import { within } from './time-limit.ts';
 
 /** Well inside a Prometheus scrape's default 10 s timeout. */
 const QUEUE_COUNT_TIMEOUT_MS = 2_000;
+/** How long a count of the schedule stands for the scrapes after it. */
+const QUEUE_COUNT_KEPT_MS = 1_000;
 
 export interface JobCounts {
   readonly counts: () => Promise<Record<string, number>>;
@@ -80,6 +82,7 @@ export class Metrics {
     if (queue) {
       // Present from the start at 0, so that rate() sees the first failure.
       this.jobFailures.inc({ queue: queue.name }, 0);
+      const counts = sharedCounts(queue);
       new Gauge({
         name: 'meshbox_queue_jobs',
         // Every worker counts the whole schedule, which they share: max() over processes, not sum().
@@ -89,8 +92,7 @@ export class Metrics {
         // Redis away must not fail the whole scrape (the request and error counters matter most then): no sample instead.
         async collect() {
           try {
-            const counts = await within(queue.counts(), QUEUE_COUNT_TIMEOUT_MS);
-            for (const [state, count] of Object.entries(counts)) this.set({ queue: queue.name, state }, count);
+            for (const [state, count] of Object.entries(await counts())) this.set({ queue: queue.name, state }, count);
           } catch {
             this.reset();
           }
@@ -130,4 +132,25 @@ export class Metrics {
     });
     this.#revocationListNextUpdate.set(nextUpdate ? nextUpdate.getTime() / 1000 : Infinity);
   }
+}
+
+/**
+ * The schedule's counts for a scrape: scrapes at once share one count, and a count stands for
+ * QUEUE_COUNT_KEPT_MS after it (one that failed, for none). Each is dozens of Redis commands, and
+ * any certificate of the CA may scrape, as fast as it likes (as it may ask for readiness).
+ */
+function sharedCounts(queue: JobCounts): () => Promise<Record<string, number>> {
+  let current: { readonly counts: Promise<Record<string, number>>; countedAt?: number } | undefined;
+  return () => {
+    if (current && (current.countedAt === undefined || performance.now() - current.countedAt < QUEUE_COUNT_KEPT_MS)) return current.counts;
+    const entry: { readonly counts: Promise<Record<string, number>>; countedAt?: number } = { counts: within(queue.counts(), QUEUE_COUNT_TIMEOUT_MS) };
+    current = entry;
+    entry.counts.then(
+      () => (entry.countedAt = performance.now()),
+      () => {
+        if (current === entry) current = undefined;
+      },
+    );
+    return entry.counts;
+  };
 }

@@ -128,6 +128,11 @@ test('TLS files that are not what they should be are named with the reason, all 
   t.regex(problems, /MESHBOX_TLS_KEY \(.*other\.key\): .*key values mismatch/);
   t.regex(problems, /MESHBOX_TLS_CA \(.*key-as-ca\.pem\): no certificate in it/);
   t.throws(() => loadConfig({ ...files, MESHBOX_TLS_CERT: write('not-pem.crt', 'hello') }), { message: /MESHBOX_TLS_CERT \(.*not-pem\.crt\): / });
+  // A slip of a path: no client certificate would verify against it, and the server would refuse every client.
+  t.throws(() => loadConfig({ ...files, MESHBOX_TLS_CA: join(dir, 'server.crt') }), {
+    message: /MESHBOX_TLS_CA \(.*server\.crt\): no CA certificate in it \(CN=localhost is not one\); give the CA that issues the client certificates/,
+  });
+  t.notThrows(() => loadConfig({ ...files, MESHBOX_TLS_CA: write('bundle.crt', `${otherCa.certPem}${ca.certPem}`) }), 'a bundle of CAs');
 });
 
 test('a CRL the server could not use stops it at start, saying why; a good one is loaded', (t) => {

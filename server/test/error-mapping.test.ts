@@ -45,3 +45,26 @@ test('metrics are still served when the lifecycle queue cannot be counted (Redis
   t.regex(counted, /meshbox_queue_jobs\{queue="lifecycle",state="scheduled"\} 3/);
   t.regex(counted, /meshbox_queue_jobs\{queue="lifecycle",state="held"\} 2/);
 });
+
+test('scrapes of /metrics at once share one count of the schedule (dozens of Redis commands), counted again a second on, and one that failed is not kept: any certificate may scrape as fast as it likes', async (t) => {
+  let counted = 0;
+  let failNext = false;
+  const metrics = new Metrics({
+    name: 'lifecycle',
+    counts: async () => {
+      counted += 1;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (failNext) throw new Error('Connection is closed.');
+      return { scheduled: counted, due: 0, failing: 0, held: 0 };
+    },
+  });
+  const scrapes = await Promise.all(Array.from({ length: 50 }, () => metrics.registry.metrics()));
+  t.is(counted, 1, 'fifty scrapes at once, one count');
+  t.true(scrapes.every((text) => /state="scheduled"\} 1/.test(text)));
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  failNext = true;
+  t.notRegex(await metrics.registry.metrics(), /meshbox_queue_jobs\{/, 'a second on, counted again (and failed)');
+  t.is(counted, 2);
+  failNext = false;
+  t.regex(await metrics.registry.metrics(), /state="scheduled"\} 3/, 'a failed count is not kept');
+});

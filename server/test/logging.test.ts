@@ -11,6 +11,21 @@ import type { RequestState } from '../src/http/middleware/request-context.ts';
 import { workerErrorReporter } from '../src/jobs/lifecycle-worker.ts';
 import { capturedLogger } from './support/captured-log.ts';
 
+test("an error's long text (a refusal's detail naming a client's 30 KB header) is logged cut, in its message, its stack and its detail, and the stack's frames kept: a client could otherwise write three times its headers into the log with every request", (t) => {
+  const header = 'x'.repeat(30_000);
+  const { logger, lines } = capturedLogger();
+  const refusal = Object.assign(new Error(`Unsupported transfer coding: ${header}`), { detail: header });
+  logger.info({ err: refusal }, 'request refused for what it sent');
+  logger.error({ err: new AggregateError([refusal], 'several failed') }, 'request failed');
+  t.is(lines.length, 2);
+  for (const line of lines) t.true(JSON.stringify(line).length < 12_000, `${JSON.stringify(line).length} characters`);
+  const err = lines[0]!.err as { message: string; stack: string; detail: string };
+  t.regex(err.message, /^Unsupported transfer coding: x{995}… \(30029 characters\)$/);
+  t.regex(err.detail, /^x{1024}… \(30000 characters\)$/);
+  t.regex(err.stack, /^Error: Unsupported transfer coding: x+… \(30029 characters\)\n {4}at /);
+  t.is(refusal.detail, header, 'the error itself is left as it was');
+});
+
 test('an error from a Redis command is logged with the command name, never its arguments (a message record, its payload)', async (t) => {
   const redis = new Redis((await ensureLocalServices()).redisUrl, { maxRetriesPerRequest: 1 });
   try {

@@ -18,6 +18,7 @@ import { startTestServer, type TestMailbox, type TestServer } from '../support/h
 import { capturedLogger } from '../../server/test/support/captured-log.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { overriding } from '../support/overriding.ts';
+import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
 let server: TestServer;
@@ -262,6 +263,47 @@ test("a client's long text is logged cut short: a 30 KB path (refused, as most s
     for (const line of lines) t.true(JSON.stringify(line).length < 2_000, `${String(line.msg)}: ${JSON.stringify(line).length} characters`);
     const request = lines.find((line) => line.msg === 'request' && String(line.path).startsWith(longPath.slice(0, 100)));
     t.regex(String(request?.path), /… \(30\d\d\d characters\)$/);
+  } finally {
+    await own.close();
+  }
+});
+
+test("a refused request's access-log line carries its MESH error code, and a 403's reason, which its answer does not: every 403 answers alike, but an operator must tell a wrong password from a replayed token or a client's clock", async (t) => {
+  const { logger, lines } = capturedLogger();
+  const own = await startTestServer({ logger, worker: false });
+  try {
+    const [lab, gp] = [await own.createMailbox(), await own.createMailbox()];
+    const loggedFor = async (response: { readonly headers: Record<string, unknown> }): Promise<Record<string, unknown> | undefined> => {
+      const requestId = String(response.headers['x-request-id']);
+      const find = () => lines.find((line) => line.msg === 'request' && line.requestId === requestId);
+      for (let attempt = 0; attempt < 100 && !find(); attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+      return find();
+    };
+    const inbox = `/messageexchange/${lab.id}/inbox`;
+    const wrongPassword = await mailboxRequest(own, { ...lab, password: 'wrong' }, { path: inbox });
+    const authorization = buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: own.sharedKey });
+    t.is((await mailboxRequest(own, lab, { path: inbox, authorization })).status, 200);
+    const replayed = await mailboxRequest(own, lab, { path: `/messageexchange/${lab.id}/count`, authorization });
+    const staleClock = await mailboxRequest(own, lab, {
+      path: inbox,
+      authorization: buildAuthorizationHeader({ mailboxId: lab.id, password: lab.password, sharedKey: own.sharedKey, at: new Date(Date.now() - 3 * 3_600_000) }),
+    });
+    const otherCertificate = await mailboxRequest(own, { ...gp, id: lab.id, password: lab.password }, { path: inbox });
+    const answered = (response: typeof wrongPassword): unknown => {
+      const { internal_id: _id, ...rest } = response.json() as Record<string, unknown>;
+      return { status: response.status, ...rest };
+    };
+    for (const refused of [replayed, staleClock, otherCertificate]) t.deepEqual(answered(refused), answered(wrongPassword), 'answered alike');
+    t.like(await loggedFor(wrongPassword), { status: 403, error: '403', reason: 'wrong password' });
+    t.like(await loggedFor(replayed), { status: 403, error: '403', reason: 'token used before' });
+    t.like(await loggedFor(staleClock), { status: 403, error: '403', reason: 'token timestamp out of window' });
+    t.like(await loggedFor(otherCertificate), { status: 403, error: '403', reason: 'certificate not for the mailbox' });
+    const malformed = await mailboxRequest(own, lab, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W', 'mex-Subject': 's'.repeat(600) }, body: 'x' });
+    t.is(malformed.status, 400);
+    const logged = await loggedFor(malformed);
+    t.is(logged?.error, malformed.json().detail[0].code);
+    t.is(logged?.reason, undefined);
+    t.false('error' in ((await loggedFor(await mailboxRequest(own, lab, { path: inbox }))) ?? { error: 'not logged' }), 'an answered request has none');
   } finally {
     await own.close();
   }

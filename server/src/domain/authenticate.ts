@@ -60,19 +60,19 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
   // ASCII letters only, as the certificate's below: upper-cased, `alıce01` in a path would be ALICE01.
   const mailboxId = mailboxIdOf(credentials.mailboxId);
   const token = parseAuthorizationHeader(credentials.authorization);
-  if (!mailboxId || !token || token.mailboxId !== mailboxId) throw new ForbiddenError();
+  if (!mailboxId || !token || token.mailboxId !== mailboxId) throw new ForbiddenError('no valid token for the mailbox');
 
   const now = services.now();
   const issuedAt = parseTokenTimestamp(token.timestamp);
   if (!issuedAt || Math.abs(now.getTime() - issuedAt.getTime()) > TOKEN_WINDOW_MS) {
-    throw new ForbiddenError();
+    throw new ForbiddenError('token timestamp out of window');
   }
   const keepClaimMs = issuedAt.getTime() + TOKEN_WINDOW_MS + USED_TOKEN_MARGIN_MS - now.getTime();
   // A CN another CA signed in look-alike letters names no mailbox (mailboxIdOf).
   const commonName = credentials.certificateCommonName;
   const certificateName = commonName === undefined ? undefined : mailboxIdOf(commonName);
   if (!certificateName || !(await certificateMayActFor(services, certificateName, mailboxId))) {
-    throw new ForbiddenError();
+    throw new ForbiddenError('certificate not for the mailbox');
   }
   // Before the password is checked, and before the request counts against the mailbox.
   const refusedBefore = loginRefusal(services, certificateName, now);
@@ -115,7 +115,7 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
       matches ? undefined : services.loginFailures.confirm(certificateName, now),
       limited ? services.rateLimits.countRequest(mailboxId, now, -1) : undefined,
     ]);
-    return refuse(loginRefusal(services, certificateName, now) ?? new ForbiddenError());
+    return refuse(loginRefusal(services, certificateName, now) ?? new ForbiddenError(mailbox === undefined ? 'unknown mailbox' : matches ? 'mailbox inactive' : 'wrong password'));
   }
   // A right password among guesses sent together, come after the one past the limit.
   const refusedMeanwhile = loginRefusal(services, certificateName, now);
@@ -126,7 +126,7 @@ export async function authenticateMailbox(services: Services, credentials: Mailb
     (credentials.repeatable || earlier.creates !== undefined) &&
     earlier.sameRequest &&
     now.getTime() - earlier.at.getTime() <= REPEAT_WINDOW_MS;
-  if (!claimed && !repeated) throw new ForbiddenError();
+  if (!claimed && !repeated) throw new ForbiddenError('token used before');
   // 429 is a retryable status: the token is given back, so the client's retry is accepted.
   if (limited && count > services.maxRequestsPerSecond) return refuse(new TooManyRequestsError(1));
   return { mailbox, token, repeated, firstTryCreates: repeated ? earlier.creates : undefined };

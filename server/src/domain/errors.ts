@@ -38,10 +38,23 @@ export class MeshError extends Error {
   }
 }
 
-/** 403 for every authentication or authorisation failure alike, so it reveals nothing. */
+/** Why a mailbox's request was refused 403: logged, never told the client. */
+export type ForbiddenReason =
+  | 'no valid token for the mailbox'
+  | 'token timestamp out of window'
+  | 'certificate not for the mailbox'
+  | 'unknown mailbox'
+  | 'wrong password'
+  | 'mailbox inactive'
+  | 'token used before';
+
+/** 403 for every authentication or authorisation failure alike, so it reveals nothing; its reason is for the log alone. */
 export class ForbiddenError extends MeshError {
-  constructor() {
+  readonly reason: ForbiddenReason | undefined;
+
+  constructor(reason?: ForbiddenReason) {
     super(403, MeshErrorCodes.authenticationFailed);
+    this.reason = reason;
   }
 }
 

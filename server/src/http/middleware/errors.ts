@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { failureReason, quietRepeats } from '../../quiet-repeats.ts';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
-import { MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
+import { ForbiddenError, MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
 import { ReplicasBehindError } from '../../store/replica-confirmation.ts';
 import { discardBodyAfterAnswer } from '../unread-body.ts';
@@ -33,6 +33,7 @@ export function errorResponder(logger: Logger, options: ErrorResponderOptions): 
       }
     } catch (thrown) {
       const error = toMeshError(thrown);
+      ctx.state.refusal = { error: error.meshCode.code, ...(error instanceof ForbiddenError && error.reason ? { reason: error.reason } : {}) };
       // A client that went away mid-request is no server fault: were it logged as one, any client could flood the error log.
       if (!ctx.res.socket || ctx.res.socket.destroyed) ctx.state.log.info({ err: thrown }, 'client went away');
       else if (error.clientCaused) ctx.state.log.info({ err: thrown }, 'request refused for what it sent');

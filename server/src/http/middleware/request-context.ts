@@ -5,12 +5,15 @@ import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { apiVersionFromAccept, type ApiVersion, MESH_V2_MEDIA_TYPE, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { BadRequestError, MeshError } from '../../domain/errors.ts';
+import { loggedText } from '../../logging.ts';
 import { peerCertificate } from '../peer-certificate.ts';
 
 export interface RequestState {
   requestId: string;
   apiVersion: ApiVersion;
   log: Logger;
+  /** A refused request's MESH error code, and a 403's reason (never told the client), for its access-log line. */
+  refusal?: { readonly error: string; readonly reason?: string };
 }
 
 /** Gives each request an id, a child logger and one access-log line when its answer ends. */
@@ -38,7 +41,11 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
       ctx.res.once('close', () => {
         // Which certificate acted: with grants, one mailbox's certificate may act for another.
         const { commonName, serialNumber } = peerCertificate(socket);
-        logger.info({ requestId, method: ctx.method, path: loggedText(parsedPath(ctx) ?? ctx.url), status: answeredStatus(ctx), ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } }, 'request');
+        const { refusal } = ctx.state;
+        logger.info(
+          { requestId, method: ctx.method, path: loggedText(parsedPath(ctx) ?? ctx.url), status: answeredStatus(ctx), ...refusal, ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } },
+          'request',
+        );
       });
     }
     await next();
@@ -114,9 +121,3 @@ export function apiVersion(): Middleware<RequestState> {
   };
 }
 
-/** What of a client's text a log line keeps: a 30 KB path on every request would fill the log's disk (refused requests are logged too). */
-const MAX_LOGGED_TEXT = 256;
-
-export function loggedText(text: string): string {
-  return text.length > MAX_LOGGED_TEXT ? `${text.slice(0, MAX_LOGGED_TEXT)}… (${text.length} characters)` : text;
-}

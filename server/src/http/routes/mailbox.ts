@@ -3,7 +3,7 @@ import { MeshHeaders } from '../../../../shared/src/protocol/index.ts';
 import type { Services } from '../../domain/services.ts';
 import { within } from '../../time-limit.ts';
 import type { MailboxState } from '../middleware/mailbox-auth.ts';
-import { loggedText } from '../middleware/request-context.ts';
+import { loggedText } from '../../logging.ts';
 
 const CLIENT_DETAILS = [
   MeshHeaders.clientVersion,
