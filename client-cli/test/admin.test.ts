@@ -385,11 +385,22 @@ test('admin workflow allow and deny change what a mailbox may send and receive',
   t.deepEqual(JSON.parse((await admin('mailbox', 'show', 'WF001')).stdout).receiveWorkflows, ['RAD_RESULTS']);
 
   // An en dash pasted from a document, a zero-width space: ids no sender types.
-  for (const bad of ['', 'PATH RESULTS', 'PATH\tRESULTS', 'PATH/RESULTS', 'X'.repeat(301), 'PATH\u2013RESULTS', 'PATH_RESULTS\u200b', 'PATHÉ']) {
+  // And '.' or '..', which a lookup URL takes for a step in its path: such a receiver is never found.
+  for (const bad of ['', 'PATH RESULTS', 'PATH\tRESULTS', 'PATH/RESULTS', 'X'.repeat(301), 'PATH\u2013RESULTS', 'PATH_RESULTS\u200b', 'PATHÉ', '.', '..']) {
     const refused = await admin('workflow', 'allow', 'WF001', bad);
     t.is(refused.code, 1, JSON.stringify(bad));
-    t.regex(refused.stderr, /invalid workflow id .*: 1 to 300 of ASCII's letters, digits and punctuation, without spaces or '\/'/);
+    t.regex(refused.stderr, /invalid workflow id .*: 1 to 300 of ASCII's letters, digits and punctuation, without spaces or '\/', and not '\.' or '\.\.'/);
   }
+  // Upper-cased as ASCII only: `ſ` is no S, and `ſf001` names no mailbox, not SF001's.
+  t.is((await admin('mailbox', 'create', 'SF001', '--password', 'p', '--workflow', 'W1', '--cert-out', out)).code, 0);
+  for (const action of ['allow', 'deny']) {
+    const other = await admin('workflow', action, 'ſf001', 'W1');
+    t.is(other.code, 1, other.stdout);
+    t.regex(other.stderr, /invalid mailbox id "ſf001"/);
+  }
+  t.regex((await admin('cert', 'issue', 'ſf001', '--cert-out', out)).stderr, /invalid mailbox id "ſf001"/);
+  t.regex((await admin('cert', 'revoke', 'ſf001')).stderr, /no mailbox "ſf001" has certificates on record, and "ſf001" is not a hexadecimal serial number/);
+  t.deepEqual(JSON.parse((await admin('mailbox', 'show', 'SF001')).stdout).sendWorkflows, ['W1'], 'SF001 unchanged');
   const badCreate = await admin('mailbox', 'create', 'WF003', '--password', 'p', '--workflow', 'OK_ONE', 'NOT OK', '--cert-out', out);
   t.regex(badCreate.stderr, /invalid workflow id "NOT OK"/);
   t.regex((await admin('mailbox', 'show', 'WF003')).stderr, /no mailbox WF003/);
@@ -510,7 +521,10 @@ test('admin actions are recorded in the audit log, which admin audit shows', asy
   const entries = shown.stdout.trim().split('\n').map((line) => JSON.parse(line)).filter((entry) => entry.subject === 'AUD001');
   t.deepEqual(entries.map((entry) => entry.action), ['admin.mailbox.create', 'admin.mailbox.disable']);
   t.regex(entries[0].actor, /^admin:/);
-  t.regex(entries[0].detail, /certificate serial [0-9a-f]+/);
+  t.regex(entries[0].detail, /^ODS code \(none\); name ""; workflows \*; certificate serial [0-9a-f]+$/, 'what decides its routing and permissions');
+  t.is((await admin('mailbox', 'create', 'AUD002', '--password', 'p', '--ods', 'x26', '--name', 'Audit Trust', '--workflow', 'PATH_RESULTS', 'RAD', 'PATH_RESULTS', '--cert-out', out)).code, 0);
+  const created = (await admin('audit', '--tail', '500', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line)).find((entry) => entry.subject === 'AUD002');
+  t.regex(created?.detail, /^ODS code X26; name "Audit Trust"; workflows PATH_RESULTS RAD; certificate serial [0-9a-f]+$/);
   const text = await admin('audit', '--tail', '500');
   t.regex(text.stdout, /admin\.mailbox\.disable AUD001/);
   t.is((await admin('audit', '--tail', 'lots')).code, 2, 'a usage error');

@@ -5,7 +5,7 @@ import type { RevokedCertificate } from '../../../../shared/src/pki/index.ts';
 import { describeCertificate, publicKeyFingerprint } from '../../../../shared/src/pki/inspect.ts';
 import { dayCount, daysLeft } from '../../../../shared/src/pki/validity.ts';
 import { normalizeSerialNumber } from '../../../../shared/src/pki/serial-number.ts';
-import { parseMailboxId } from '../../../../shared/src/protocol/index.ts';
+import { mailboxIdOf, parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { printableJson, printableLine } from '../../client/untrusted-text.ts';
 import { loadPki } from '../pki.ts';
 import { type AdminStores, auditIfReachable, withAdminStores } from './admin-context.ts';
@@ -26,13 +26,14 @@ interface RevocationTarget {
  * serial (FACADE02): revoking it would change nothing, and say it had.
  */
 async function revocationTarget(stores: AdminStores, target: string, unrecorded: boolean): Promise<RevocationTarget> {
-  const mailboxId = target.toUpperCase();
-  const issued = await stores.certificates.issuedTo(mailboxId);
-  if (issued.length > 0) return { subject: mailboxId, serials: issued };
-  const registered = (await stores.mailboxes.get(mailboxId)) !== undefined;
+  // Only ASCII is upper-cased: `ſx01` names no mailbox, where toUpperCase would make it SX01's.
+  const mailboxId = mailboxIdOf(target);
+  const issued = mailboxId === undefined ? [] : await stores.certificates.issuedTo(mailboxId);
+  if (mailboxId !== undefined && issued.length > 0) return { subject: mailboxId, serials: issued };
+  const registered = mailboxId !== undefined && (await stores.mailboxes.get(mailboxId)) !== undefined;
   const unrecordedHint = registered
     ? `mailbox ${mailboxId} has no certificate on record: give its certificate's serial (openssl x509 -noout -serial -in ${mailboxId}.crt) with --unrecorded`
-    : `no mailbox ${mailboxId} has certificates on record`;
+    : `no mailbox ${mailboxId ?? JSON.stringify(target)} has certificates on record`;
   let serial: string;
   try {
     serial = normalizeSerialNumber(target);
@@ -80,7 +81,7 @@ export function registerCertCommands(admin: Command, pkiDir: () => string): void
       .description('issue a new client certificate and key for a registered mailbox (<dir>/<ID>.crt and .key)')
       .requiredOption('--cert-out <dir>', 'folder to write the certificate and key to'),
   ).action(async (mailbox: string, options: { certOut: string; days?: number }) => {
-    const mailboxId = mailbox.toUpperCase();
+    const mailboxId = parseMailboxId(mailbox);
     const ca = await readCertificateAuthority(pkiDir());
     await prepareOutputFolder(options.certOut);
     await refuseExistingFiles(Object.values(pemPairPaths(options.certOut, mailboxId)), renewalAdvice('--cert-out'));

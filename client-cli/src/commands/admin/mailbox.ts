@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadPki } from '../pki.ts';
 import { printableJson, printableLine } from '../../client/untrusted-text.ts';
 import { parseMailboxId, parseNewMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
-import type { Mailbox, MailboxProfile } from '../../../../server/src/store/mailboxes.ts';
+import { ANY_WORKFLOW, type Mailbox, type MailboxProfile } from '../../../../server/src/store/mailboxes.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkInboxNow } from '../../../../server/src/domain/lifecycle.ts';
 import { withAdminStores } from './admin-context.ts';
@@ -92,7 +92,12 @@ export function registerMailboxCommands(admin: Command, pkiDir: () => string): v
         recordOrRemove(certificates.recordIssued(mailboxIdValue, certificate.certPem), [written.cert, written.key], `${written.cert} and its key were removed`).catch((error: unknown) => {
           throw registeredButError(mailboxIdValue, (error as Error).message, chosen, error);
         }),
-        audit('mailbox.create', mailboxIdValue, `certificate serial ${certificate.serialNumber}`),
+        // What decides its routing and permissions, as a profile update records its changes.
+        audit(
+          'mailbox.create',
+          mailboxIdValue,
+          `ODS code ${options.ods || '(none)'}; name ${JSON.stringify(options.name)}; workflows ${[...new Set(workflows ?? [ANY_WORKFLOW])].join(' ')}; certificate serial ${certificate.serialNumber}`,
+        ),
       ]);
       return written;
     });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ANY_WORKFLOW, type Mailbox, type WorkflowDirection } from '../../../../server/src/store/mailboxes.ts';
 import { printableLine } from '../../client/untrusted-text.ts';
-import { parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
+import { parseMailboxId, parseWorkflowId } from '../../../../shared/src/protocol/index.ts';
 import { withAdminStores } from './admin-context.ts';
 
 interface DirectionOptions {
@@ -33,7 +33,7 @@ export function registerWorkflowCommands(admin: Command): void {
       .option('--send', 'only for sending')
       .option('--receive', 'only for receiving')
       .action(async (mailbox: string, workflowId: string, options: DirectionOptions) => {
-        const mailboxId = mailbox.toUpperCase();
+        const mailboxId = parseMailboxId(mailbox);
         // One already allowed, however odd, may still be denied (one not allowed is refused below).
         if (allowed) parseWorkflowId(workflowId);
         const chosen = directions(options);
