@@ -3,6 +3,8 @@ import { once } from 'node:events';
 import { gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
+import { Agent } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import test from 'ava';
 import { pino } from 'pino';
@@ -320,6 +322,36 @@ test('a request refused by authentication is counted under the route it asked fo
     if (counted === 0) await new Promise((resolve) => setTimeout(resolve, 50));
   }
   t.is(counted, 1);
+});
+
+test("the body of a refused send, read after its answer to keep the connection, is counted in meshbox_bytes_received_total once the connection closes, with no request after it", async (t) => {
+  const own = await startTestServer({ worker: false });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: own.caPem });
+  try {
+    const [lab, gp] = [await own.createMailbox(), await own.createMailbox()];
+    const received = async (): Promise<number> =>
+      Number(/^meshbox_bytes_received_total (\S+)$/m.exec((await rawRequest(own, { path: '/metrics', clientCertificate: lab })).body.toString())?.[1] ?? 0);
+    const before = await received();
+    const body = Buffer.alloc(4 * 1024 * 1024, 'x');
+    const connection = once(own.httpsServer, 'secureConnection') as Promise<[TLSSocket]>;
+    const refused = await mailboxRequest(own, { ...lab, password: 'wrong' }, { method: 'POST', path: `/messageexchange/${lab.id}/outbox`, headers: { 'mex-To': gp.id, 'mex-WorkflowID': 'W' }, body, agent });
+    t.is(refused.status, 403);
+    t.not(refused.headers.connection, 'close', 'the connection is kept, its body read after the answer');
+    const [socket] = await connection;
+    for (let attempt = 0; attempt < 200 && socket.bytesRead < body.length; attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+    t.true(socket.bytesRead >= body.length, 'the server read the body');
+    // The client goes: no request follows on the connection.
+    agent.destroy();
+    let counted = 0;
+    for (let attempt = 0; attempt < 100 && counted < body.length; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      counted = (await received()) - before;
+    }
+    t.true(counted >= body.length, `${counted} bytes counted for a ${body.length}-byte body the server read`);
+  } finally {
+    agent.destroy();
+    await own.close();
+  }
 });
 
 test('request metrics count what moved once the answer has ended: a streamed upload without a length, and a download broken off as incomplete', async (t) => {

@@ -14,19 +14,28 @@ export function recordMetrics(metrics: Metrics): Middleware<RequestState> {
   return async (ctx, next) => {
     const started = performance.now();
     const { socket } = ctx.req;
+    // A refused body read after its answer (to keep the connection) is counted when the next request's is, or when the connection closes.
+    if (!countedSoFar.has(socket)) {
+      countedSoFar.set(socket, { read: 0, written: 0 });
+      socket.once('close', () => countBytes(metrics, socket));
+    }
     ctx.res.once('close', () => {
       const route = routeOf(ctx);
       metrics.requests.inc({ route, method: ctx.method, status: String(answeredStatus(ctx)) });
       metrics.requestDuration.observe({ route, method: ctx.method }, (performance.now() - started) / 1000);
-      // Since the connection's previous request ended: the socket reads ahead of the handler.
-      const previous = countedSoFar.get(socket) ?? { read: 0, written: 0 };
-      const now = { read: socket.bytesRead, written: socket.bytesWritten };
-      countedSoFar.set(socket, now);
-      metrics.bytesReceived.inc(Math.max(0, now.read - previous.read));
-      metrics.bytesSent.inc(Math.max(0, now.written - previous.written));
+      countBytes(metrics, socket);
     });
     await next();
   };
+}
+
+/** What the connection moved since it was last counted: the socket reads ahead of the handler. */
+function countBytes(metrics: Metrics, socket: Socket): void {
+  const previous = countedSoFar.get(socket) ?? { read: 0, written: 0 };
+  const now = { read: socket.bytesRead, written: socket.bytesWritten };
+  countedSoFar.set(socket, now);
+  metrics.bytesReceived.inc(Math.max(0, now.read - previous.read));
+  metrics.bytesSent.inc(Math.max(0, now.written - previous.written));
 }
 
 interface RoutedContext {
