@@ -135,7 +135,12 @@ export interface MeshServerOptions {
   readonly onHandshakeFailed?: HandshakeFailureHandler;
   /** Told of each connection closed as it arrived, the server holding its maximum. */
   readonly onConnectionRefused?: (clientAddress: string | undefined) => void;
+  /** Told of each request answered here without the app, which counts and logs the others: one Node's parser refused (400, 408, 431), or a CONNECT (405). */
+  readonly onAnsweredRaw?: RawAnswerHandler;
 }
+
+/** Told of a request answered without the app, with the status and the connection it came on. */
+export type RawAnswerHandler = (status: number, connection: Duplex) => void;
 
 interface Exchange {
   readonly request: IncomingMessage;
@@ -188,6 +193,7 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
     onHandshakeFailed = () => {},
     onConnectionRefused = () => {},
     onClientOverLimit = () => {},
+    onAnsweredRaw = () => {},
   } = options;
   const handle = app.callback();
   const serve = (request: IncomingMessage, response: ServerResponse): void => {
@@ -249,11 +255,14 @@ export function createMeshServer(app: Koa<never> | Koa, tls: TlsSettings, option
       if (!answering.get(socket)?.length) socket.destroy();
     }, OVER_CLIENT_LIMIT_GRACE_MS).unref();
   });
-  server.on('clientError', answerUnparseableRequest);
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerUnparseableRequest(error, socket, onAnsweredRaw));
   noteConnections(server);
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeFailed(error, socket, clientAddress(socket)));
   // Node hands CONNECT (a proxy tunnel) to this event, and without a listener drops the connection unanswered.
-  server.on('connect', (_request, socket: Duplex) => answerRaw(socket, 405, 'Method Not Allowed'));
+  server.on('connect', (_request, socket: Duplex) => {
+    onAnsweredRaw(405, socket);
+    answerRaw(socket, 405, 'Method Not Allowed');
+  });
   // With no 'timeout' listener, Node destroys a socket idle this long.
   server.setTimeout(timeouts.idleMs);
   server.maxConnections = maxConnections;
@@ -272,7 +281,7 @@ function isHttpError(error: NodeJS.ErrnoException): boolean {
  * HTTP to answer on such a connection, and an answer written to it would wait for a handshake
  * that never comes, holding the connection for ever.
  */
-function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
+function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex, onAnsweredRaw: RawAnswerHandler): void {
   if (!socket.writable || !isHttpError(error)) {
     socket.destroy();
     return;
@@ -299,7 +308,10 @@ function answerUnparseableRequest(error: NodeJS.ErrnoException, socket: Duplex):
     if (!socket.writable) socket.destroy();
     // Its handler answered it meanwhile (one that never read the body): that answer stands.
     else if (culprit?.response.headersSent) afterAnswers([culprit], () => socket.end());
-    else answerRaw(socket, status, reason);
+    else {
+      onAnsweredRaw(status, socket);
+      answerRaw(socket, status, reason);
+    }
   });
 }
 
@@ -416,6 +428,18 @@ export function handshakeFailureReporter(
       () => logger.info({ reason, client: clientAddress }, 'TLS handshake refused'),
       (repeats) => logger.info({ reason, repeats, seconds: logIntervalMs / 1000 }, `TLS handshake refused ${repeats} more times for this reason`),
     );
+  };
+}
+
+/**
+ * Counts and logs, as the app does its requests, those answered without it (a request Node's
+ * parser refused, a CONNECT): an operator asked why a client gets 431 finds it, and its certificate.
+ */
+export function rawAnswerReporter(logger: Logger, metrics: Metrics): RawAnswerHandler {
+  return (status, connection) => {
+    metrics.requests.inc({ route: 'unmatched', method: 'unread', status: String(status) });
+    const { commonName, serialNumber } = peerCertificate(connection as TLSSocket);
+    logger.info({ status, error: String(status), certificate: { commonName, serialNumber } }, 'request');
   };
 }
 

@@ -4,7 +4,7 @@ import { createApp } from './app.ts';
 import { resolveBackends } from './backends.ts';
 import { ConfigError, loadConfig, SecretKeyMismatchError, SettingsDisagreeError, suspectedTypos, typoWarning } from './config.ts';
 import { atStartOnRedis, BackendUnreachableError, connect } from './connections.ts';
-import { clientOverLimitReporter, closeConnectionsAfterAnswers, closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter } from './https-server.ts';
+import { clientOverLimitReporter, closeConnectionsAfterAnswers, closeConnectionsNotAnswering, connectionRefusalReporter, createMeshServer, handshakeFailureReporter, rawAnswerReporter } from './https-server.ts';
 import { LIFECYCLE_QUEUE } from './jobs/queue-name.ts';
 import { PendingWork } from './http/pending-work.ts';
 import { createServerLogger } from './logging.ts';
@@ -70,6 +70,7 @@ async function main(): Promise<void> {
     onConnectionRefused: connectionRefusalReporter(logger, metrics, config.maxConnections),
     maxConnectionsPerClient: config.maxConnectionsPerClient,
     onClientOverLimit: clientOverLimitReporter(logger, metrics, config.maxConnectionsPerClient),
+    onAnsweredRaw: rawAnswerReporter(logger, metrics),
   });
   if (config.role !== 'api') await atStartOnRedis(config, connections.startWorker(logger, metrics, { leaseMs: config.lifecycleLeaseMs }));
   const stopCrlReload = config.revocationList

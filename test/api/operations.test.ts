@@ -21,6 +21,7 @@ import { capturedLogger } from '../../server/test/support/captured-log.ts';
 import { startServerProcess } from '../support/server-process.ts';
 import { overriding } from '../support/overriding.ts';
 import { buildAuthorizationHeader } from '../../shared/src/protocol/index.ts';
+import { rawTlsExchange } from '../support/raw-tls.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 
 let server: TestServer;
@@ -306,6 +307,34 @@ test("a refused request's access-log line carries its MESH error code, and a 403
     t.is(logged?.error, malformed.json().detail[0].code);
     t.is(logged?.reason, undefined);
     t.false('error' in ((await loggedFor(await mailboxRequest(own, lab, { path: inbox }))) ?? { error: 'not logged' }), 'an answered request has none');
+  } finally {
+    await own.close();
+  }
+});
+
+test("requests Node's parser refuses (431: headers over 32 KiB; 400: a bad Content-Length) and a CONNECT (405), answered without the app, are counted and logged as the app's are", async (t) => {
+  const { logger, lines } = capturedLogger();
+  const own = await startTestServer({ logger, worker: false });
+  try {
+    const lab = await own.createMailbox();
+    const scrape = async (): Promise<string> => (await rawRequest(own, { path: '/metrics', clientCertificate: lab })).body.toString();
+    const counted = (text: string, status: number): number => Number(new RegExp(`^meshbox_http_requests_total\\{route="unmatched",method="unread",status="${status}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const exchanges = [
+      [431, `GET /messageexchange/_ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(40_000)}\r\n\r\n`],
+      [400, 'POST /messageexchange/_ping HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n'],
+      [405, 'CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n'],
+    ] as const;
+    for (const [status, request] of exchanges) t.is((await rawTlsExchange(own, lab, Buffer.from(request))).status, status);
+    let text = '';
+    for (let attempt = 0; attempt < 50; attempt++) {
+      text = await scrape();
+      if (exchanges.every(([status]) => counted(text, status) === 1)) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (const [status] of exchanges) {
+      t.is(counted(text, status), 1, `${status} counted`);
+      t.like(lines.find((line) => line.msg === 'request' && line.status === status), { error: String(status), certificate: { commonName: lab.id } });
+    }
   } finally {
     await own.close();
   }

@@ -13,7 +13,8 @@ import type { TransferLimits } from '../../server/src/domain/chunk-storage.ts';
 import type { Services } from '../../server/src/domain/services.ts';
 import { DEFAULT_LIMITS, DEFAULT_MAILBOX_CACHE_MS, DEFAULT_PERIODS, DEFAULT_RATE_LIMIT } from '../../server/src/config.ts';
 import type { RetentionPeriods } from '../../server/src/domain/lifecycle.ts';
-import { createMeshServer } from '../../server/src/https-server.ts';
+import { createMeshServer, rawAnswerReporter } from '../../server/src/https-server.ts';
+import { Metrics } from '../../server/src/metrics.ts';
 import type { NewMailbox } from '../../server/src/store/mailboxes.ts';
 import { openRedis } from '../../server/src/store/redis-client.ts';
 import { NO_REPLICA_CONFIRMATION, type ReplicaSetting } from '../../server/src/store/replica-confirmation.ts';
@@ -142,11 +143,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   // Sweeps more often than in production, so tests see lifecycle steps soon after they are due.
   if (options.worker !== false) await connections.startWorker(logger, undefined, { sweepEveryMs: 200 });
   const pendingWork = new PendingWork();
-  const server: Server = createMeshServer(createApp(options.appServices?.(services) ?? services, logger, { pendingWork }), {
-    cert: pki.server.certPem,
-    key: pki.server.keyPem,
-    ca: pki.ca.certPem,
-  });
+  const metrics = new Metrics();
+  const server: Server = createMeshServer(
+    createApp(options.appServices?.(services) ?? services, logger, { pendingWork, metrics }),
+    { cert: pki.server.certPem, key: pki.server.keyPem, ca: pki.ca.certPem },
+    { onAnsweredRaw: rawAnswerReporter(logger, metrics) },
+  );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
