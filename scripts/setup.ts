@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readCertificateAuthority } from '../client-cli/src/commands/admin/pki-files.ts';
-import { loadBackendConfig, SecretKeyMismatchError } from '../server/src/config.ts';
+import { loadBackendConfig, loadPort, SecretKeyMismatchError } from '../server/src/config.ts';
 import { resolveBackends } from '../server/src/backends.ts';
 import { redisKeys } from '../server/src/store/keys.ts';
 import { CertificateStore } from '../server/src/store/certificates.ts';
@@ -41,7 +41,7 @@ async function readProfile(path: string): Promise<Profile | undefined> {
 }
 
 /** Registers the demo mailboxes (again, after a reset of local data) and writes their CLI profiles. */
-async function ensureDemoMailboxes(): Promise<void> {
+async function ensureDemoMailboxes(port: number): Promise<void> {
   const config = await resolveBackends(loadBackendConfig());
   const redis = openRedis(config, { maxRetriesPerRequest: 2 });
   try {
@@ -72,7 +72,7 @@ async function ensureDemoMailboxes(): Promise<void> {
       await certificates.recordIssued(demo.id, await readFile(join(mailboxDir, `${demo.id}.crt`), 'utf8'));
       const profile: Profile = {
         // Where `npm start` listens: MESHBOX_PORT, as the server reads it.
-        url: `https://localhost:${process.env.MESHBOX_PORT?.trim() || '8443'}`,
+        url: `https://localhost:${port}`,
         mailbox: demo.id,
         password,
         sharedKey,
@@ -95,6 +95,14 @@ if (process.env.MESHBOX_REDIS_URL?.trim()) {
   );
   process.exit(1);
 }
+// Checked before anything is made: a profile naming a port no server takes would fail every CLI command.
+let port: number;
+try {
+  port = loadPort();
+} catch (error) {
+  console.error(`setup: ${(error as Error).message}`);
+  process.exit(1);
+}
 await ensureDevelopmentPki(DEV_CERTS_DIR, step);
-await ensureDemoMailboxes();
+await ensureDemoMailboxes(port);
 step('done. Next: `npm run demo` (starts a server for the demo unless `npm start` is running one), or `npm start`.');

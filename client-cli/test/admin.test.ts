@@ -308,6 +308,13 @@ test('an admin command without MESHBOX_REDIS_URL warns on stderr that it acts on
   t.true(configured.stdout.includes(mailbox.id));
 });
 
+test('an admin command warns of a MESHBOX_ variable a letter from one it reads, as the server does at start: a misspelt prefix would have it act on the default prefix', async (t) => {
+  const { MESHBOX_REDIS_PREFIX: prefix, ...rest } = adminEnv;
+  const listed = await runSubprocess(['admin', 'mailbox', 'list'], { env: { ...rest, MESHBOX_REDIS_PREFX: prefix! } });
+  t.regex(listed.stderr, /^warning: MESHBOX_REDIS_PREFX is not a setting \(ignored\): MESHBOX_REDIS_PREFIX\?$/m);
+  t.is((await admin('mailbox', 'list')).stderr, '', 'nothing said of the right one');
+});
+
 test("an admin command given a Redis database that Redis does not have refuses, as the server does, rather than act on database 0 (another deployment's, maybe)", async (t) => {
   const mailbox = await server.createMailbox();
   const listed = await runSubprocess(['admin', 'mailbox', 'list'], { env: { ...adminEnv, MESHBOX_REDIS_URL: `${adminEnv.MESHBOX_REDIS_URL}/99` } });

@@ -167,4 +167,5 @@ test("admin's PKI folder: --pki-dir, else MESHBOX_PKI_DIR, else the checkout's c
   t.is(pkiDirOf(undefined, { MESHBOX_PKI_DIR: '' }), DEV_CERTS_DIR);
   t.is(pkiDirOf('', {}), DEV_CERTS_DIR);
   t.is(pkiDirOf('', { MESHBOX_PKI_DIR: '/etc/meshbox/pki' }), '/etc/meshbox/pki');
+  t.is(pkiDirOf('  ', { MESHBOX_PKI_DIR: ' \t' }), DEV_CERTS_DIR, 'blank as empty, as the server reads it');
 });

@@ -344,6 +344,11 @@ export function loadBackendConfig(environment: NodeJS.ProcessEnv = process.env):
   return backendConfig(parse(backendSchema, environment));
 }
 
+/** The port the server listens on (MESHBOX_PORT), read as the server reads it: for what must name it before the server runs (a CLI profile's URL). */
+export function loadPort(environment: NodeJS.ProcessEnv = process.env): number {
+  return parse(serverSchema.pick({ MESHBOX_PORT: true }), environment).MESHBOX_PORT;
+}
+
 /** Reads and validates the MESHBOX_* environment; every bad value is named in one error. */
 export function loadConfig(environment: NodeJS.ProcessEnv = process.env): ServerConfig {
   const env = parse(serverSchema, environment);

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import test from 'ava';
 import { readCertificateAuthority } from '../../client-cli/src/commands/admin/pki-files.ts';
@@ -55,4 +56,13 @@ test('a certificate file that is no certificate is issued again', async (t) => {
   await setUp(dir, steps);
   t.true(verifyIssuedBy(await readFile(join(dir, 'server.crt'), 'utf8'), await readFile(join(dir, 'ca.crt'), 'utf8')));
   t.deepEqual(steps, [`issued server certificate again: the one in ${dir} was not issued by its CA`]);
+});
+
+test('setup refuses a MESHBOX_PORT the server would refuse, before it makes anything: the demo profiles would name a port no server takes', async (t) => {
+  // As on a fresh machine: set, MESHBOX_REDIS_URL is refused first.
+  const { MESHBOX_REDIS_URL: _redis, MESHBOX_S3_ENDPOINT: _s3, ...environment } = process.env;
+  const run = spawnSync(process.execPath, ['scripts/setup.ts'], { env: { ...environment, MESHBOX_PORT: 'abc' }, encoding: 'utf8' });
+  t.is(run.status, 1);
+  t.is(run.stdout, '', 'nothing made');
+  t.is(run.stderr, 'setup: invalid configuration:\n  MESHBOX_PORT: a number is needed, not "abc"\n');
 });

@@ -51,7 +51,7 @@ export function nonEmptyOption(what: string): (value: string) => string {
 export const workflowFilterOption = nonEmptyOption('a workflow filter, e.g. PATH_TEST_RESULTS (an empty one would select every workflow)');
 
 export const DEFAULT_INTERVAL_SECONDS = 60;
-export const INTERVAL_HELP = 'seconds between polls with --watch (at least 1)';
+export const INTERVAL_HELP = 'seconds between polls with --watch (1 to 86400)';
 
 /** commander parser for --interval: whole seconds, at least one (polling faster only loads the server). */
 export function intervalOption(value: string): number {

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { localServicesStatus } from '../../../../scripts/services/index.ts';
 import { resolveBackends } from '../../../../server/src/backends.ts';
-import { DEFAULT_MAILBOX_CACHE_MS, loadBackendConfig, SecretKeyMismatchError } from '../../../../server/src/config.ts';
+import { DEFAULT_MAILBOX_CACHE_MS, loadBackendConfig, SecretKeyMismatchError, suspectedTypos, typoWarning } from '../../../../server/src/config.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
 import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
@@ -27,6 +27,7 @@ export interface AdminStores {
 }
 
 let toldOfLocalServices = false;
+let toldOfEnvironment = false;
 
 /**
  * Admin commands act on the deployment's own Redis (MESHBOX_REDIS_URL, or the local
@@ -35,6 +36,11 @@ let toldOfLocalServices = false;
  */
 export async function withAdminStores<T>(action: (stores: AdminStores) => Promise<T>): Promise<T> {
   const config = loadBackendConfig();
+  if (!toldOfEnvironment) {
+    toldOfEnvironment = true;
+    // As the server says at start: a misspelt MESHBOX_REDIS_PREFIX would have the command act on the default prefix's state.
+    for (const typo of suspectedTypos(process.env)) console.error(`warning: ${typoWarning(typo)}`);
+  }
   if (!config.redisUrl && !toldOfLocalServices) {
     toldOfLocalServices = true;
     // As the server says at start: an admin machine or a cron job without the deployment's settings would change another Redis without a word.

@@ -34,5 +34,5 @@ export function registerAdminCommands(program: Command): void {
  * given, it would be the current folder, and a CA key written wherever the command ran.
  */
 export function pkiDirOf(flag: string | undefined, environment: NodeJS.ProcessEnv): string {
-  return resolve(flag || environment.MESHBOX_PKI_DIR || DEV_CERTS_DIR);
+  return resolve(flag?.trim() || environment.MESHBOX_PKI_DIR?.trim() || DEV_CERTS_DIR);
 }
