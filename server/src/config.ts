@@ -90,7 +90,7 @@ const nonEmpty = z.string().trim().min(1);
 const redisUrl = z.url({ protocol: /^rediss?$/ }).refine((value) => {
   // Checked even when the URL check above failed: URL.parse, as it may be no URL at all.
   const url = URL.parse(value);
-  return url !== null && url.hostname !== '' && /^(\/\d*)?$/.test(url.pathname);
+  return url !== null && url.hostname !== '' && url.port !== '0' && /^(\/\d*)?$/.test(url.pathname);
 });
 const redisUrls = z
   .string()
@@ -99,7 +99,7 @@ const redisUrls = z
     const urls = splitRedisUrls(value);
     return urls.length > 0 && urls.every((each) => redisUrl.safeParse(each).success);
   }, {
-    message: 'a redis:// or rediss:// URL with a host, and a database number if any path, e.g. redis://host:6379/0 (for a cluster: one or more, separated by commas)',
+    message: 'a redis:// or rediss:// URL with a host (and a port other than 0), and a database number if any path, e.g. redis://host:6379/0 (for a cluster: one or more, separated by commas)',
   });
 
 /** What the server and the admin CLI both need: where state and payloads live. */
@@ -108,9 +108,17 @@ const backendSchema = z.object({
   MESHBOX_REDIS_CLUSTER: z.enum(['true', 'false']).default('false'),
   // No braces: keys carry their own hash tags, and a tag in the prefix would override them all.
   MESHBOX_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]*$/, 'letters, digits and :_.- only').default('meshbox:'),
-  MESHBOX_S3_ENDPOINT: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }).optional(),
+  // Port 0 is none to connect to; a query or fragment would be lost, or sent with every request.
+  MESHBOX_S3_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: 'an http:// or https:// URL' })
+    .refine((value) => {
+      const url = URL.parse(value);
+      return url !== null && url.port !== '0' && url.search === '' && url.hash === '';
+    }, 'an http:// or https:// URL with no port 0, query or fragment, e.g. https://s3.eu-west-2.amazonaws.com')
+    .optional(),
   MESHBOX_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a valid S3 bucket name').default('meshbox'),
-  MESHBOX_S3_REGION: nonEmpty.default('us-east-1'),
+  // As AWS names them (eu-west-2), or another store its own (Ceph's zone groups): a word, no spaces.
+  MESHBOX_S3_REGION: z.string().trim().regex(/^[A-Za-z0-9_-]+$/, 'a region name of letters, digits, - and _, e.g. eu-west-2').default('us-east-1'),
   MESHBOX_S3_ACCESS_KEY_ID: nonEmpty.optional(),
   MESHBOX_S3_SECRET_ACCESS_KEY: nonEmpty.optional(),
   MESHBOX_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),

@@ -107,12 +107,20 @@ test('Redis takes only redis:// URLs and S3 only http(s)://', (t) => {
   t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'https://10.0.0.7:6379', MESHBOX_S3_ENDPOINT: 'https://s3.example.org' }), { message: /MESHBOX_REDIS_URL: a redis/ });
   t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379', MESHBOX_S3_ENDPOINT: 'redis://10.0.0.7:6379' }), { message: /MESHBOX_S3_ENDPOINT: an http:\/\/ or https:\/\/ URL/ });
   // No host to reach, or a path that is no database number (ioredis would send SELECT NaN at start).
-  for (const url of ['redis://', 'redis:host', 'redis://10.0.0.7:6379/abc', 'redis://10.0.0.7:6379/0/1']) {
+  for (const url of ['redis://', 'redis:host', 'redis://10.0.0.7:6379/abc', 'redis://10.0.0.7:6379/0/1', 'redis://10.0.0.7:0']) {
     t.throws(() => loadConfig({ ...files, MESHBOX_REDIS_URL: url, MESHBOX_S3_ENDPOINT: 'https://s3.example.org' }), { message: /MESHBOX_REDIS_URL: a redis:\/\/ or rediss:\/\/ URL with a host/ }, url);
   }
   for (const url of ['redis://10.0.0.7:6379', 'redis://10.0.0.7:6379/', 'rediss://:secret@redis.example.org:6380/2']) {
     t.is(loadConfig({ ...files, MESHBOX_REDIS_URL: url, MESHBOX_S3_ENDPOINT: 'https://s3.example.org' }).redisUrl, url);
   }
+  const redis = { MESHBOX_REDIS_URL: 'redis://10.0.0.7:6379' };
+  for (const endpoint of ['http://10.0.0.8:0', 'https://s3.example.org/?versionId=1', 'https://s3.example.org/#x']) {
+    t.throws(() => loadConfig({ ...files, ...redis, MESHBOX_S3_ENDPOINT: endpoint }), { message: /MESHBOX_S3_ENDPOINT: an http:\/\/ or https:\/\/ URL with no port 0, query or fragment/ }, endpoint);
+  }
+  // A region is a word: one with spaces passed here, and failed only at the first request, not naming the setting.
+  const endpoint = { ...redis, MESHBOX_S3_ENDPOINT: 'https://s3.example.org' };
+  t.throws(() => loadConfig({ ...files, ...endpoint, MESHBOX_S3_REGION: 'eu west 2' }), { message: /MESHBOX_S3_REGION: a region name of letters, digits, - and _/ });
+  for (const region of ['eu-west-2', 'default', 'zone_group1']) t.is(loadConfig({ ...files, ...endpoint, MESHBOX_S3_REGION: region }).s3.region, region);
 });
 
 test('TLS files that are not what they should be are named with the reason, all at once', (t) => {
