@@ -183,10 +183,14 @@ test('a message whose HEAD and download disagree on its type (report or data) is
   }
 });
 
-test('a sender\'s file name cannot make a hidden file or a Windows device (any Windows knows: superscript digits, console names, spaces before an extension)', (t) => {
+test('a sender\'s file name cannot make a hidden file, an option, or a Windows device (any Windows knows: superscript digits, console names, spaces before an extension)', (t) => {
   t.is(safeFileName('.bashrc'), '_bashrc');
   t.is(safeFileName('..npmrc'), '_npmrc');
   t.is(safeFileName('a/b/.netrc'), '_netrc');
+  // Nor an option: `rm *` in the folder would read `-rf` as one.
+  t.is(safeFileName('-rf'), '_rf');
+  t.is(safeFileName('--checkpoint-action=exec=sh x.sh'), '_-checkpoint-action=exec=sh x.sh');
+  t.is(safeFileName('a-b.txt'), 'a-b.txt');
   t.is(safeFileName('NUL.txt'), '_NUL.txt');
   t.is(safeFileName('con'), '_con');
   t.is(safeFileName('COM1'), '_COM1');

@@ -63,7 +63,8 @@ const WINDOWS_DEVICE_NAME = /^(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³]|CON
  * not pick a folder); undefined when nothing of it is left. Characters that some file system
  * refuses or that disguise a name (`:` opens an NTFS stream, a right-to-left override hides an
  * `.exe`) become `_`; controls go. Nor may it be a hidden file (`.bashrc`, `.npmrc`: saved in a
- * home folder, a sender would set up the user's shell or tools) or a Windows device name.
+ * home folder, a sender would set up the user's shell or tools), begin as an option does (`-rf`:
+ * a later `rm *` in the folder would take it for one), or be a Windows device name.
  */
 export function safeFileName(fileName: string | undefined): string | undefined {
   const bare = basename((fileName ?? '').replaceAll('\\', '/'))
@@ -72,7 +73,8 @@ export function safeFileName(fileName: string | undefined): string | undefined {
     .replace(/[<>:"|?*]/g, '_')
     .replace(TEXT_DISGUISES, '_')
     .replace(/[. ]+$/, '')
-    .replace(/^\.+/, '_');
+    .replace(/^\.+/, '_')
+    .replace(/^-/, '_');
   if (bare === '') return undefined;
   return WINDOWS_DEVICE_NAME.test(bare) ? `_${bare}` : bare;
 }
