@@ -2,12 +2,13 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
 /**
- * The stages that gunzip one gzip-encoded chunk, to be piped in this order. zlib alone ends
- * quietly where its input does not: after a gzip member it stops at a zero byte and ignores
- * whatever follows, which other readers (Python's gzip, so NHS's mesh-client) decode as
- * another member. The same message would then read otherwise by client, a part of it lost
- * unsaid. So data left after such a stop fails the stream, with zlib's code for corrupt input
- * (Z_DATA_ERROR), before it ends; zero padding alone is no data, and passes.
+ * The stages that gunzip one gzip-encoded chunk, to be piped in this order. Members one after
+ * another are read whole, as RFC 1952 has them. But zlib alone ends quietly where its input
+ * does not: after a member it stops at a zero byte and ignores whatever follows, which other
+ * readers decode (Python's gzip module as another member), a part of the message lost unsaid.
+ * So data left after such a stop fails the stream, with zlib's code for corrupt input
+ * (Z_DATA_ERROR), before it ends; zero padding alone is no data, and passes. (NHS's mesh-client
+ * reads a chunk's first member only: docs/api.md.)
  */
 export function gunzipStages(): readonly [Transform, Transform, Transform] {
   let received = 0;

@@ -30,17 +30,19 @@ const heldLocks = new Set<string>();
  * its host and process. One left by a process of this host that is gone is taken over; one of
  * another host (a shared folder) cannot be judged from here, so it holds until a person removes it.
  */
-export async function lockFolder(folder: string, work: FolderWork): Promise<() => Promise<void>> {
+export async function lockFolder(folder: string, work: FolderWork): Promise<FolderLock> {
   const path = join(folder, work.lockFile);
   // The identity joined to the token: a dispatcher of the previous version reads three fields.
   const token = `${THIS_HOST} ${process.pid} ${randomUUID()}/${processIdentity(process.pid) ?? '-'}`;
+  let tookOver = false;
   for (let attempt = 0; attempt < 3; attempt += 1) {
     if (await tryLock(path, token).catch(refuseUnwritable(folder, work))) {
       heldLocks.add(path);
-      return async () => {
+      const release = async (): Promise<void> => {
         heldLocks.delete(path);
         await releaseLock(path, token);
       };
+      return Object.assign(release, { tookOver });
     }
     const held = await lockHolder(path);
     if (held === undefined) continue;
@@ -56,8 +58,16 @@ export async function lockFolder(folder: string, work: FolderWork): Promise<() =
       throw new FolderLockedError(`${busy} (remove ${path} if no ${work.worker} of that host and process is running)`);
     }
     await breakStaleLock(path, held);
+    tookOver = true;
   }
   throw new FolderLockedError(`cannot lock ${folder}: ${path} keeps coming back`);
+}
+
+/** A folder's lock, held: called, it is released. */
+export interface FolderLock {
+  (): Promise<void>;
+  /** Taken over from a holder gone (killed, crashed): what it was doing may be left in the folder. */
+  readonly tookOver: boolean;
 }
 
 /** Why a folder refuses a file to be made in it, as a user puts it right. */

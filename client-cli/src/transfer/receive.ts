@@ -59,6 +59,8 @@ export interface ReceiveOptions {
    * nearly a second a pass).
    */
   readonly folderKnownClean?: boolean;
+  /** How many messages not listed have chunks kept in the folder that the server still holds (acknowledged by another receiver): gone later, they are to be removed. */
+  readonly onKeptUnlisted?: (messages: number) => void;
 }
 
 /**
@@ -104,7 +106,8 @@ export async function receiveInbox(client: MeshClient, options: ReceiveOptions):
     const claims = await ReceiveClaims.read(options.folder);
     // Read once a pass (a folder that keeps what it received grows for good): what a run cut
     // short left is there from the start.
-    return await receiveListed(client, options, options.folderKnownClean ? [] : await readdir(options.folder), claims);
+    // Unless another receiver on the folder was killed at work: what it left is there now.
+    return await receiveListed(client, options, options.folderKnownClean && !unlock.tookOver ? [] : await readdir(options.folder), claims);
   } finally {
     await unlock();
   }
@@ -114,7 +117,7 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
   let failed = 0;
   const listed = await client.listInbox(options.workflowFilter === undefined ? {} : { workflowFilter: options.workflowFilter });
   options.onListed?.(listed);
-  await discardGonePartials(client, claims, listed, names);
+  options.onKeptUnlisted?.(await discardGonePartials(client, claims, listed, names));
   const leftovers = temporaryNames(names);
   for (const id of listed) {
     if (options.signal?.aborted) break;
@@ -150,8 +153,9 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
  * gone. One only left out of the listing (a workflow filter, beyond the page) is still there,
  * and stays.
  */
-async function discardGonePartials(client: MeshClient, claims: ReceiveClaims, listed: readonly string[], names: readonly string[]): Promise<void> {
+async function discardGonePartials(client: MeshClient, claims: ReceiveClaims, listed: readonly string[], names: readonly string[]): Promise<number> {
   const listedIds = new Set(listed.map((id) => id.toUpperCase()));
+  let kept = 0;
   for (const id of await partialDownloadsIn(claims.folder, names)) {
     if (listedIds.has(id.toUpperCase()) || !SAFE_MESSAGE_ID.test(id)) continue;
     const gone = await client.head(id).then(
@@ -159,7 +163,9 @@ async function discardGonePartials(client: MeshClient, claims: ReceiveClaims, li
       (error: unknown) => isGone(error),
     );
     if (gone) await forgetGone(claims, id);
+    else kept += 1;
   }
+  return kept;
 }
 
 /** A message gone comes no more: what was kept of it, and its claim, go (best effort: they are hidden, and harmless). */
@@ -196,10 +202,17 @@ export async function watchInbox(client: MeshClient, options: WatchOptions): Pro
     },
   };
   // What a run cut short left is found on the first pass; after it, only a failed message (whose
-  // chunks may be kept, and gone once it is) leaves anything in the folder.
+  // chunks may be kept, and gone once it is), or one whose kept chunks another receiver made
+  // needless by acknowledging it (removed once the server says it is gone), leaves anything in
+  // the folder (or another receiver killed there, whose lock a pass takes over: receiveInbox).
   let firstPassDone = false;
+  let keptUnlisted = 0;
   await pollUntilStopped(async () => {
-    const failed = await receiveInbox(client, { ...pass, folderKnownClean: firstPassDone && !retries.anyFailing });
+    const failed = await receiveInbox(client, {
+      ...pass,
+      folderKnownClean: firstPassDone && !retries.anyFailing && keptUnlisted === 0,
+      onKeptUnlisted: (messages) => (keptUnlisted = messages),
+    });
     firstPassDone = true;
     return failed;
   }, options);
