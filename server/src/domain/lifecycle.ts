@@ -124,12 +124,20 @@ export async function checkInboxNow(
 /** Inbox entries read at a time when every message of an inbox is to be looked at. */
 const INBOX_BATCH = 1000;
 
+/**
+ * A report's first check, as for any message delivered now: an acknowledgement of it cut off
+ * after its status, and not tried again, leaves it listed only until then, not a whole inbox expiry.
+ */
+function reportCheckAfter(services: Services, now: Date): Date {
+  return acceptedNextCheck({ acceptedAt: now, createdAt: now }, now, services.periods);
+}
+
 async function purgePayload(services: Services, message: MessageRecord, now: Date): Promise<void> {
-  // A report has nothing stored to delete.
-  if (message.totalChunks > 0) {
-    await services.payloads.deleteMessage(message.id);
-    await services.messages.deleteInlinePayload(message.id);
-  }
+  // A small message's payload is its record's, never in object storage (its id is claimed by the
+  // record, which no reserved id can have): asking storage would cost a request each, at every
+  // purge of a national day's small messages. A report has no payload.
+  if (message.inlinePayload) await services.messages.deleteInlinePayload(message.id);
+  else if (message.totalChunks > 0) await services.payloads.deleteMessage(message.id);
   await services.messages.markPayloadPurged(message.id, now);
 }
 
@@ -197,7 +205,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // A report that expires gets no report of its own, nor does a sender deactivated or gone
         // since: nobody could collect it (a deactivation returns what waits), or ever would.
         const reportable = message.sender !== '' && (await mailboxActive(services, message.sender));
-        const report = reportable ? await reserveMessageId(services, at(now, services.periods.inboxExpiryMs)) : undefined;
+        const report = reportable ? await reserveMessageId(services, reportCheckAfter(services, now)) : undefined;
         const description =
           step.because === 'recipient-deactivated' ? MeshErrorCodes.undeliveredMailboxDeactivated.description : undeliveredDescription(services.periods.inboxExpiryMs);
         const expired = await services.messages.expire(message, report?.messageId ?? '', description, now);
@@ -212,7 +220,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // this step come after that check found nothing and ended the id's life, the report
         // recorded now would have no check, and wait in the sender's inbox for good. One still
         // there is left as it is.
-        if (message.reportId) await services.lifecycle.start(message.reportId, at(now, services.periods.inboxExpiryMs));
+        if (message.reportId) await services.lifecycle.start(message.reportId, reportCheckAfter(services, now));
         await services.messages.finishExpiry(message, now);
         // A sender deactivated since the expire step found it active: the deactivation's scans of
         // its inbox may have come before the report, which goes back at its check, brought forward
@@ -223,7 +231,8 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         await purgePayload(services, message, now);
         break;
       case 'purge-message':
-        await services.payloads.deleteMessage(messageId);
+        // What an upload refused or overtaken may have left is a stored message's only.
+        if (!message.inlinePayload && message.type !== 'REPORT') await services.payloads.deleteMessage(messageId);
         await services.messages.purge(message);
         return undefined;
     }
