@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest, serverOutOfReach } from '../client/errors.ts';
+import { CHUNK_SIZE_ADVICE, failsEveryItem, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { headerValue } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
@@ -161,7 +161,7 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
         // Stopped part-way: the journal lets the next run finish the same message.
         if (options.signal?.aborted) break;
         // The files after it would fail alike, each after its retries: the pass ends (a watch waits out its backoff).
-        if (serverOutOfReach(error)) throw error;
+        if (failsEveryItem(error)) throw error;
         const refusal = refusalOf(error);
         if (refusal !== undefined && taken !== undefined && (await movedToFailed(folder, file, taken, refusal, options))) {
           refused += 1;

@@ -1,6 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isGone, serverOutOfReach } from '../client/errors.ts';
+import { failsEveryItem, isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import { type MessageMetadata, namedByServer } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
@@ -128,7 +128,7 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
     } catch (error) {
       // Not acknowledged; and no other message goes into what is now there. Nor is one fetched
       // from a server out of reach (one saved whose acknowledgement found it so is said as saved).
-      if (error instanceof FolderChangedError || (!(error instanceof NotAcknowledgedError) && serverOutOfReach(error))) throw error;
+      if (error instanceof FolderChangedError || (!(error instanceof NotAcknowledgedError) && failsEveryItem(error))) throw error;
       // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
       if (options.signal?.aborted) {
         options.onStopped?.(id, error);
@@ -205,15 +205,14 @@ export async function watchInbox(client: MeshClient, options: WatchOptions): Pro
   // chunks may be kept, and gone once it is), or one whose kept chunks another receiver made
   // needless by acknowledging it (removed once the server says it is gone), leaves anything in
   // the folder (or another receiver killed there, whose lock a pass takes over: receiveInbox).
-  let firstPassDone = false;
+  // A pass that failed as a whole (the server gone mid-message) may have kept chunks too: the next reads the folder.
+  let lastPassDone = false;
   let keptUnlisted = 0;
   await pollUntilStopped(async () => {
-    const failed = await receiveInbox(client, {
-      ...pass,
-      folderKnownClean: firstPassDone && !retries.anyFailing && keptUnlisted === 0,
-      onKeptUnlisted: (messages) => (keptUnlisted = messages),
-    });
-    firstPassDone = true;
+    const knownClean = lastPassDone && !retries.anyFailing && keptUnlisted === 0;
+    lastPassDone = false;
+    const failed = await receiveInbox(client, { ...pass, folderKnownClean: knownClean, onKeptUnlisted: (messages) => (keptUnlisted = messages) });
+    lastPassDone = true;
     return failed;
   }, options);
 }
