@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import { type Claim, type LifecycleSchedule, SCHEDULE_SHARDS } from '../store/lifecycle-schedule.ts';
 import type { RedisClient } from '../store/redis-client.ts';
 import { LIFECYCLE_QUEUE } from './queue-name.ts';
-import { failureReason, quietRepeats } from '../quiet-repeats.ts';
+import { failureReason, type QuietLog, quietRepeats } from '../quiet-repeats.ts';
 
 /**
  * BullMQ's key prefix: under the deployment's Redis prefix, so deployments sharing a Redis stay
@@ -52,9 +52,10 @@ export async function runDueLifecycles(
   services: Services,
   schedule: LifecycleSchedule,
   logger: Logger,
-  options: { readonly leaseMs?: number; readonly metrics?: Metrics | undefined } = {},
+  options: { readonly leaseMs?: number; readonly metrics?: Metrics | undefined; readonly failureLog?: QuietLog } = {},
 ): Promise<number> {
   const started = Date.now();
+  const failureLog = options.failureLog ?? quietRepeats(CHECK_FAILURE_LOG_INTERVAL_MS);
   let checked = 0;
   // One batch per shard in turn, from a random one: a backlog in some shards never starves the
   // others, and workers sweeping at once start in different places.
@@ -63,7 +64,7 @@ export async function runDueLifecycles(
     backlog = false;
     for (let i = 0; i < SCHEDULE_SHARDS; i++) {
       const claims = await schedule.claimDue((first + i) % SCHEDULE_SHARDS, services.now(), options.leaseMs ?? DEFAULT_LIFECYCLE_LEASE_MS, BATCH);
-      await Promise.all(claims.map((claim) => runClaim(services, schedule, claim, logger, options.metrics)));
+      await Promise.all(claims.map((claim) => runClaim(services, schedule, claim, { logger, failureLog, metrics: options.metrics })));
       checked += claims.length;
       if (claims.length === BATCH) backlog = true;
     }
@@ -72,21 +73,38 @@ export async function runDueLifecycles(
   return checked;
 }
 
-async function runClaim(services: Services, schedule: LifecycleSchedule, claim: Claim, logger: Logger, metrics: Metrics | undefined): Promise<void> {
+/**
+ * How often a reason for failed checks is logged at most: once, then how many more failed for it.
+ * Object storage away fails every purge alike, tens of thousands a sweep on a national day.
+ */
+const CHECK_FAILURE_LOG_INTERVAL_MS = 10_000;
+
+async function runClaim(
+  services: Services,
+  schedule: LifecycleSchedule,
+  claim: Claim,
+  report: { readonly logger: Logger; readonly failureLog: QuietLog; readonly metrics: Metrics | undefined },
+): Promise<void> {
+  const { logger, failureLog, metrics } = report;
   const started = performance.now();
   try {
     const next = await advanceLifecycle(services, claim.messageId);
     await schedule.release(claim, next);
   } catch (error) {
     metrics?.jobFailures.inc({ queue: LIFECYCLE_QUEUE });
-    const reason = error instanceof Error ? error.message : String(error);
-    try {
-      const failure = await schedule.releaseFailed(claim, reason, services.now(), retryBackoffMs);
-      logger.error({ err: error, messageId: claim.messageId, attempts: failure.attempts }, 'lifecycle check failed; will retry');
-    } catch {
-      // Redis is away too: the lease ends and the check comes due again by itself.
-      logger.error({ err: error, messageId: claim.messageId }, 'lifecycle check failed; retried when its lease ends');
-    }
+    // Recorded with the check, whose failures `admin queues` lists.
+    const recorded = error instanceof Error ? error.message : String(error);
+    // Redis away too: the lease ends and the check comes due again by itself.
+    const attempts = await schedule.releaseFailed(claim, recorded, services.now(), retryBackoffMs).then((failure) => failure.attempts, () => undefined);
+    const reason = failureReason(error);
+    failureLog(
+      reason,
+      () =>
+        attempts === undefined
+          ? logger.error({ err: error, messageId: claim.messageId }, 'lifecycle check failed; retried when its lease ends')
+          : logger.error({ err: error, messageId: claim.messageId, attempts }, 'lifecycle check failed; will retry'),
+      (repeats) => logger.error({ reason, repeats, seconds: CHECK_FAILURE_LOG_INTERVAL_MS / 1000 }, `lifecycle check failed ${repeats} more times for this reason`),
+    );
   } finally {
     metrics?.jobDuration.observe({ queue: LIFECYCLE_QUEUE }, (performance.now() - started) / 1000);
   }
@@ -150,12 +168,14 @@ export async function startLifecycleWorker(
     await queue.upsertJobScheduler('trim-audit', { every: AUDIT_TRIM_EVERY_MS }, { name: 'trim-audit', opts: jobOptions });
   };
   await setSchedulers();
+  // Across sweeps: an outage fails the checks of sweep after sweep alike.
+  const checkFailures = quietRepeats(CHECK_FAILURE_LOG_INTERVAL_MS);
   const worker = new Worker(
     LIFECYCLE_QUEUE,
     (job) =>
       job.name === 'trim-audit'
         ? trimAuditLog(services, logger)
-        : runDueLifecycles(services, schedule, logger, { leaseMs: timing.leaseMs, metrics }).then((checked) => {
+        : runDueLifecycles(services, schedule, logger, { leaseMs: timing.leaseMs, metrics, failureLog: checkFailures }).then((checked) => {
             metrics?.sweepCompleted.set({ queue: LIFECYCLE_QUEUE }, Date.now() / 1000);
             return checked;
           }),
