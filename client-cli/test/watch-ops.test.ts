@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +15,7 @@ import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
+import { MeshClient } from '../src/client/mesh-client.ts';
 import { mailboxPair, runInProcess, savedIn } from './support/cli-fixture.ts';
 import { withFakeServer } from './support/fake-server.ts';
 
@@ -198,4 +199,31 @@ test('receive --watch against a server answering 503 for every download (its obj
   t.log(`${downloads} downloads, ${lines.length} lines`, lines.slice(0, 2).join('\n'));
   t.true(lines.length > 0);
   t.true(lines.length <= 3, `${lines.length} lines (${downloads} downloads) for 3.5 s of a server unable to serve any, ${ids.length} messages waiting`);
+});
+
+test('a watch takes up connection settings renewed on disk after a pass they fail (the password an administrator changed, then written into the profile), without a restart', async (t) => {
+  const { lab, gp } = await mailboxPair(server, join(work, 'profiles'));
+  const into = await mkdtemp(join(work, 'in-'));
+  const stop = new AbortController();
+  let stderr = '';
+  const watching = runInProcess(['--profile', gp.profile, 'receive', into, '--watch', '--interval', '1'], {
+    cwd: work,
+    stopSignal: stop.signal,
+    onStderr: (text) => (stderr += text),
+  });
+  try {
+    t.true(await waitFor(async () => (await server.services.mailboxes.listing(gp.mailbox.id))?.lastHandshake != null, 30_000, 50), 'watching');
+    await new MailboxStore(server.redis, redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY)).setPassword(gp.mailbox.id, 'renewed-password');
+    t.true(await waitFor(async () => /HTTP 403.*looked at again/.test(stderr), 30_000, 50), 'the old password refused');
+    const profile = JSON.parse(await readFile(gp.profile, 'utf8')) as Record<string, unknown>;
+    await writeFile(gp.profile, JSON.stringify({ ...profile, password: 'renewed-password' }));
+    const sender = new MeshClient(lab.settings);
+    const messageId = await sender.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, body: Buffer.from('MSH|after renewal'), fileName: 'r.hl7' }).finally(() => sender.close());
+    t.true(await waitFor(async () => (await savedIn(into)).includes(`${messageId}_r.hl7`), 30_000, 50), `received with the renewed password: ${stderr}`);
+  } finally {
+    stop.abort();
+  }
+  const run = await watching;
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stderr, /meshbox: the connection settings changed on disk \(a renewed certificate, key or CA, a new password\): taken up\n/);
 });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { MeshClientError, MeshConnectionError } from '../client/errors.ts';
-import { type ClientOptions, MeshClient } from '../client/mesh-client.ts';
+import { type ClientOptions, type ConnectionSettings, MeshClient } from '../client/mesh-client.ts';
 import { type ConnectionFlags, resolveConnectionSettings } from '../client/settings.ts';
 import { noProgress, type ProgressFactory, type ProgressTerminal, terminalOutput } from '../transfer/progress.ts';
 import { InterruptedError } from './interruption.ts';
@@ -86,7 +86,9 @@ export interface CliContext {
    * Runs `use` with a client for the mailbox the flags, environment or profile name; closes
    * it after. `options` (e.g. a command's --retries) go over the defaults.
    */
-  readonly withClient: <T>(command: Command, use: (client: MeshClient) => Promise<T>, options?: ClientOptions) => Promise<T>;
+  readonly withClient: <T>(command: Command, use: (client: MeshClient) => Promise<T>, options?: ClientOptions, settings?: ConnectionSettings) => Promise<T>;
+  /** The connection settings the flags, environment or profile give now (files read afresh). */
+  readonly settings: (command: Command) => Promise<ConnectionSettings>;
   /**
    * Progress bars for a transfer: drawn on stderr when it is a terminal and the command was
    * not asked for --json or --quiet; otherwise nothing (scripts see only the result line).
@@ -124,9 +126,9 @@ export function createContext(io: CliIo, argv: readonly string[] = []): CliConte
     io,
     argv,
     print: (line) => io.stdout(`${line}\n`),
-    withClient: async (command, use, options) => {
+    withClient: async (command, use, options, given) => {
       // Settings are read only when a command needs the server, so --help and admin work without them.
-      const settings = await resolveConnectionSettings(connectionFlags(command), io);
+      const settings = given ?? (await resolveConnectionSettings(connectionFlags(command), io));
       const flags = command.opts() as QuietFlags;
       // At a terminal, a wait of seconds before a retry (a server refusing for now, or not reached) would look like a hang.
       const onRetryWait = (reason: string, waitMs: number): void => {
@@ -139,6 +141,7 @@ export function createContext(io: CliIo, argv: readonly string[] = []): CliConte
         client.close();
       }
     },
+    settings: (command) => resolveConnectionSettings(connectionFlags(command), io),
     progress: (flags) => (interactive(flags) && terminal ? terminal.progress : noProgress),
     tell,
   };

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { MeshClient } from '../client/mesh-client.ts';
+import type { ConnectionSettings, MeshClient } from '../client/mesh-client.ts';
 import { type SameFolderCheck, sameFolderCheck } from '../transfer/folder-identity.ts';
 import { ignoreMissing } from '../transfer/fs-errors.ts';
 import type { PollingOptions } from '../transfer/polling.ts';
@@ -88,21 +88,43 @@ export async function runFolderPasses(context: CliContext, command: Command, fla
     if (signal.aborted) throw interruption(signal, outcome());
     return failed;
   }
-  return context.withClient(
-    command,
-    async (client) => {
-      context.tell(flags, `watching ${passes.polled} every ${flags.interval} s; Ctrl-C stops`);
-      await passes.watch(client, {
-        intervalMs: flags.interval * 1000,
-        signal,
-        onPassFailed: (error, retryInMs) => context.io.stderr(`${errorLine(error)} (${passes.polled} is looked at again in ${retryInMs / 1000} s)\n`),
-        beforePass: dailyHandshake(client, (warning) => context.io.stderr(`${warning}\n`)),
-      });
-      // Ended as asked (exit 0); only what a stop left beyond the usual is worth a line.
-      const left = passes.cutShort?.();
-      if (left !== undefined) context.io.stderr(`${errorLine(interruption(signal, left))}\n`);
-      return 0;
-    },
-    clientOptions,
-  );
+  context.tell(flags, `watching ${passes.polled} every ${flags.interval} s; Ctrl-C stops`);
+  // A watch runs for months: after a pass that fails (a certificate expired or revoked, a password
+  // changed: 403), the settings are read again, and when they changed on disk (a renewed
+  // certificate, key or CA, the profile's new password) the watch goes on with them, unrestarted.
+  let settings = await context.settings(command);
+  for (let renewing = true; renewing; ) {
+    const renewed = new AbortController();
+    const takeUpRenewed = async (): Promise<void> => {
+      const fresh = await context.settings(command).catch(() => undefined);
+      if (fresh === undefined || sameSettings(fresh, settings) || signal.aborted) return;
+      settings = fresh;
+      context.io.stderr('meshbox: the connection settings changed on disk (a renewed certificate, key or CA, a new password): taken up\n');
+      renewed.abort();
+    };
+    await context.withClient(
+      command,
+      (client) =>
+        passes.watch(client, {
+          intervalMs: flags.interval * 1000,
+          signal: AbortSignal.any([signal, renewed.signal]),
+          onPassFailed: (error, retryInMs) => {
+            context.io.stderr(`${errorLine(error)} (${passes.polled} is looked at again in ${retryInMs / 1000} s)\n`);
+            void takeUpRenewed();
+          },
+          beforePass: dailyHandshake(client, (warning) => context.io.stderr(`${warning}\n`)),
+        }),
+      clientOptions,
+      settings,
+    );
+    renewing = renewed.signal.aborted && !signal.aborted;
+  }
+  // Ended as asked (exit 0); only what a stop left beyond the usual is worth a line.
+  const left = passes.cutShort?.();
+  if (left !== undefined) context.io.stderr(`${errorLine(interruption(signal, left))}\n`);
+  return 0;
+}
+
+function sameSettings(a: ConnectionSettings, b: ConnectionSettings): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
