@@ -845,6 +845,12 @@ test("gzip data followed by more after a zero byte (which zlib ignores, and Pyth
   t.is(download.code, 1);
   t.regex(download.stderr, /chunk 1 does not decompress \(\d+ bytes follow the gzip data after a zero byte, which gunzip would ignore\): the sender's gzip data is broken; nothing was saved/);
   t.deepEqual(await readdir(cwd), []);
+  // Padding longer than a read: what follows comes in a later piece, after zlib stopped.
+  const longPadding = await sendGzip(Buffer.concat([gzipSync('MSH|first'), Buffer.alloc(90_000), gzipSync('|second')]), 'two.hl7');
+  const longPadded = await as(recipient, ['download', longPadding], cwd);
+  t.is(longPadded.code, 1, longPadded.stderr);
+  t.deepEqual(await readdir(cwd), []);
+  await withClient(recipient, (client) => client.acknowledge(longPadding));
   const received = await as(recipient, ['receive', '.'], cwd);
   t.is(received.code, 1);
   t.deepEqual(await savedIn(cwd), []);

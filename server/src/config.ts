@@ -461,7 +461,8 @@ function tlsFiles(env: z.infer<typeof serverSchema>): Pick<ServerConfig, 'tls' |
     if (!files.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate in it');
     createSecureContext({ ca: files.ca });
     const certificates = (files.ca.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
-    if (!certificates.some((certificate) => certificate.ca)) {
+    // A CA, or a self-signed root (an X.509 v1 root has no basicConstraints, and OpenSSL trusts it).
+    if (!certificates.some((certificate) => certificate.ca || (certificate.checkIssued(certificate) && certificate.verify(certificate.publicKey)))) {
       const named = certificates.map((certificate) => certificate.subject.split('\n').join(', ')).join('; ');
       throw new Error(`no CA certificate in it (${named} is not one); give the CA that issues the client certificates`);
     }

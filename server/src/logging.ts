@@ -42,7 +42,9 @@ function tidy(value: unknown, serializedError: object): void {
   const { message, stack, detail } = fields;
   if (typeof message === 'string' && message.length > MAX_LOGGED_ERROR_TEXT) {
     fields.message = loggedText(message, MAX_LOGGED_ERROR_TEXT);
-    if (typeof stack === 'string') fields.stack = stack.replace(message, fields.message as string);
+    // A function, not a string: `$'` and `$&` in a client's text are no replacement patterns.
+    const cut = fields.message as string;
+    if (typeof stack === 'string') fields.stack = stack.replace(message, () => cut);
   }
   if (typeof fields.stack === 'string') fields.stack = loggedText(fields.stack, MAX_LOGGED_STACK);
   if (typeof detail === 'string') fields.detail = loggedText(detail, MAX_LOGGED_ERROR_TEXT);

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import forge from 'node-forge';
 import { createCertificateAuthority, createRevocationList, describeCertificate, issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { ConfigError, loadBackendConfig, loadConfig, suspectedTypos } from '../src/config.ts';
 
@@ -141,7 +142,24 @@ test('TLS files that are not what they should be are named with the reason, all 
     message: /MESHBOX_TLS_CA \(.*server\.crt\): no CA certificate in it \(CN=localhost is not one\); give the CA that issues the client certificates/,
   });
   t.notThrows(() => loadConfig({ ...files, MESHBOX_TLS_CA: write('bundle.crt', `${otherCa.certPem}${ca.certPem}`) }), 'a bundle of CAs');
+  t.notThrows(() => loadConfig({ ...files, MESHBOX_TLS_CA: write('v1-root.crt', selfSignedV1Root()) }), 'an X.509 v1 root, which has no basicConstraints: OpenSSL trusts it');
 });
+
+/** A self-signed root as old CAs made them: X.509 v1, with no extensions (so none saying it is a CA). */
+function selfSignedV1Root(): string {
+  const keys = forge.pki.rsa.generateKeyPair(2048);
+  const certificate = forge.pki.createCertificate();
+  certificate.version = 0;
+  certificate.publicKey = keys.publicKey;
+  certificate.serialNumber = '01';
+  certificate.validity.notBefore = new Date(Date.now() - 60_000);
+  certificate.validity.notAfter = new Date(Date.now() + 86_400_000);
+  const name = [{ name: 'commonName', value: 'v1 root' }];
+  certificate.setSubject(name);
+  certificate.setIssuer(name);
+  certificate.sign(keys.privateKey, forge.md.sha256.create());
+  return forge.pki.certificateToPem(certificate);
+}
 
 test('a CRL the server could not use stops it at start, saying why; a good one is loaded', (t) => {
   const good = write('crl.pem', createRevocationList({ ca, revoked: [] }));

@@ -24,6 +24,10 @@ test("an error's long text (a refusal's detail naming a client's 30 KB header) i
   t.regex(err.detail, /^x{1024}… \(30000 characters\)$/);
   t.regex(err.stack, /^Error: Unsupported transfer coding: x+… \(30029 characters\)\n {4}at /);
   t.is(refusal.detail, header, 'the error itself is left as it was');
+  // `$'` in a client's text is text: as a replacement pattern it would copy the stack's frames in, 500 times.
+  logger.info({ err: new Error(`Unsupported transfer coding: ${"$'".repeat(1000)}`) }, 'request refused for what it sent');
+  const patterned = lines[2]!.err as { message: string; stack: string };
+  t.true(patterned.stack.startsWith(`Error: ${patterned.message}\n    at `), patterned.stack.slice(0, 300));
 });
 
 test('an error from a Redis command is logged with the command name, never its arguments (a message record, its payload)', async (t) => {

@@ -449,10 +449,11 @@ test("gzip data followed by more after a zero byte (which zlib ignores, Python's
   const download = (messageId: string, acceptEncoding: string) =>
     mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}`, headers: { 'accept-encoding': acceptEncoding } });
   // Small (kept in Redis) and stored: the member after the zero byte would be lost unsaid.
-  for (const first of [Buffer.from('MSH|first'), randomBytes(100_000)]) {
-    const body = Buffer.concat([gzipSync(first), Buffer.from([0]), gzipSync('|second')]);
+  // And padding longer than a storage read: what follows it comes in a later piece, after zlib stopped.
+  for (const [first, padding] of [[Buffer.from('MSH|first'), 1], [randomBytes(100_000), 1], [Buffer.from('MSH|first'), 200_000]] as const) {
+    const body = Buffer.concat([gzipSync(first), Buffer.alloc(padding), gzipSync('|second')]);
     const messageId = await sendGzip(body);
-    await t.throwsAsync(download(messageId, 'identity'), undefined, `${first.length} bytes first`);
+    await t.throwsAsync(download(messageId, 'identity'), undefined, `${first.length} bytes first, ${padding} of padding`);
     t.true((await download(messageId, 'gzip')).body.equals(body), 'as sent, for a client that takes gzip');
   }
   const padded = await download(await sendGzip(Buffer.concat([gzipSync('MSH|padded'), Buffer.alloc(512)])), 'identity');

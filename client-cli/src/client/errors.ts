@@ -347,20 +347,13 @@ export function serverOutOfReach(error: unknown): boolean {
   return false;
 }
 
-/** Answers that refuse the mailbox, not the item: its credentials (403), or every request for now (429, 503, past the retries). */
-const REFUSING_EVERY_ITEM = new Set([403, 429, 503]);
+/** Answers that may refuse the mailbox, not the item: its credentials (403), or every request for now (429, 503, past the retries). */
+const REFUSING_FOR_NOW = new Set([403, 429, 503]);
 
-/**
- * Whether an item's failure would be every item's: the server out of reach (serverOutOfReach),
- * or refusing the mailbox's credentials or every request for now (maintenance, its storage
- * down). A pass stops at it and fails as a whole, said once, and a watch waits out the pass's
- * backoff; per item, each would fail after its own retries, said once each, and wait out a
- * backoff of its own growing to an hour after the server is back.
- */
-export function failsEveryItem(error: unknown): boolean {
-  if (serverOutOfReach(error)) return true;
+/** Whether an item's failure is an answer every item may get alike (see PassEnd). */
+export function refusedForNow(error: unknown): boolean {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    if (cause instanceof MeshClientError) return REFUSING_EVERY_ITEM.has(cause.status);
+    if (cause instanceof MeshClientError) return REFUSING_FOR_NOW.has(cause.status);
   }
   return false;
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { CHUNK_SIZE_ADVICE, failsEveryItem, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
+import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
+import { PassEnd } from './pass-end.ts';
 import { headerValue } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
 import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
@@ -136,6 +137,7 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
     for (const control of loneControls) options.onLoneControlFile?.(control);
     let failed = 0;
     let refused = 0;
+    const passEnd = new PassEnd();
     for (const { file, problem } of unusable) {
       if (options.skip?.(file)) continue;
       failed += 1;
@@ -157,11 +159,12 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
           continue;
         }
         receipt = await dispatchFile(client, file, taken, options);
+        passEnd.served();
       } catch (error) {
         // Stopped part-way: the journal lets the next run finish the same message.
         if (options.signal?.aborted) break;
         // The files after it would fail alike, each after its retries: the pass ends (a watch waits out its backoff).
-        if (failsEveryItem(error)) throw error;
+        if (passEnd.endsAt(error)) throw error;
         const refusal = refusalOf(error);
         if (refusal !== undefined && taken !== undefined && (await movedToFailed(folder, file, taken, refusal, options))) {
           refused += 1;

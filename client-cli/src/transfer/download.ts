@@ -3,7 +3,7 @@ import { type FileHandle, lstat, rename, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { gunzipStages } from '../../../shared/src/gunzip.ts';
+import { gunzipWhole } from '../../../shared/src/gunzip.ts';
 import { answerCutOff, isGone, MeshClientError } from '../client/errors.ts';
 import type { MeshClient, RawChunkDownload } from '../client/mesh-client.ts';
 import type { MessageMetadata } from '../client/message-metadata.ts';
@@ -252,7 +252,7 @@ class ChunkWriter {
   /** Streams one chunk into the file, gunzipping it if it came gzipped. */
   async write(chunk: RawChunkDownload, chunkNumber: number, onBytes: () => void): Promise<void> {
     const wire = new ByteCounter();
-    const stages: Readable[] = chunk.contentEncoding === 'gzip' ? [chunk.body, wire, ...gunzipStages()] : [chunk.body, wire];
+    const stages: Readable[] = chunk.contentEncoding === 'gzip' ? [chunk.body, wire, gunzipWhole()] : [chunk.body, wire];
     // pipeline() passes a failure of any stage on to the last, which the loop below reads.
     const decoded = pipeline(stages, () => undefined) as unknown as Readable;
     let writing = false;

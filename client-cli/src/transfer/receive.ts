@@ -1,6 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { failsEveryItem, isGone } from '../client/errors.ts';
+import { isGone } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import { type MessageMetadata, namedByServer } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
@@ -10,6 +10,7 @@ import { type FolderWork, lockFolder } from './folder-lock.ts';
 import { FolderChangedError, type SameFolderCheck } from './folder-identity.ts';
 import { isReport, messageDescriptionText } from './message-description.ts';
 import { continuableNames, discardPartialsOf, partialDownloadsIn } from './partial-download.ts';
+import { PassEnd } from './pass-end.ts';
 import { type PollingOptions, pollUntilStopped, RetrySchedule } from './polling.ts';
 import type { ProgressFactory } from './progress.ts';
 import { ReceiveClaims } from './receive-claims.ts';
@@ -119,16 +120,19 @@ async function receiveListed(client: MeshClient, options: ReceiveOptions, names:
   options.onListed?.(listed);
   options.onKeptUnlisted?.(await discardGonePartials(client, claims, listed, names));
   const leftovers = temporaryNames(names);
+  const passEnd = new PassEnd();
   for (const id of listed) {
     if (options.signal?.aborted) break;
     if (options.skip?.(id)) continue;
     let received: ReceivedMessage | undefined;
     try {
       received = await receiveMessage(client, id, options, leftovers, claims);
+      passEnd.served();
     } catch (error) {
       // Not acknowledged; and no other message goes into what is now there. Nor is one fetched
-      // from a server out of reach (one saved whose acknowledgement found it so is said as saved).
-      if (error instanceof FolderChangedError || (!(error instanceof NotAcknowledgedError) && failsEveryItem(error))) throw error;
+      // from a server out of reach, or refusing every message (one saved whose acknowledgement
+      // found it so is said as saved).
+      if (error instanceof FolderChangedError || (!(error instanceof NotAcknowledgedError) && passEnd.endsAt(error))) throw error;
       // Stopped part-way: not acknowledged, so it stays in the inbox for the next run.
       if (options.signal?.aborted) {
         options.onStopped?.(id, error);

@@ -1,6 +1,6 @@
 import { pipeline, Readable } from 'node:stream';
 import type Router from '@koa/router';
-import { gunzipStages } from '../../../../shared/src/gunzip.ts';
+import { gunzipWhole } from '../../../../shared/src/gunzip.ts';
 import { type ApiVersion, MeshErrorCodes, normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
 import { acknowledgeMessage } from '../../domain/acknowledge.ts';
 import { describeChunk, downloadChunk } from '../../domain/download.ts';
@@ -145,7 +145,8 @@ async function sendChunk(ctx: ChunkContext, services: Services, messageId: strin
   if (decompressesFor(ctx, message)) {
     // pipeline, not pipe: a storage read error must end the decompression, and so the response.
     const source = Buffer.isBuffer(chunk.body) ? Readable.from([chunk.body]) : chunk.body;
-    const gunzip = pipeline([source, ...gunzipStages()], () => {}) as unknown as Readable;
+    const gunzip = gunzipWhole();
+    pipeline(source, gunzip, () => {});
     await decompressionStarted(gunzip, messageId);
     // Not through Koa, whose pipeline puts seven 'close' listeners on the response: with the
     // request's own, past Node's ten, each such download logged a warning of a listener leak.
