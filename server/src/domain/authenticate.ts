@@ -141,6 +141,6 @@ function loginRefusal(services: Services, certificateName: string, now: Date): T
 /** The certificate's own mailbox, or one it was granted while that mailbox is active (a disabled one acts for nobody). */
 async function certificateMayActFor(services: Services, certificateName: string, mailboxId: string): Promise<boolean> {
   if (certificateName === mailboxId) return true;
-  if (!(await services.mailboxes.grantedMailboxes(certificateName)).includes(mailboxId)) return false;
+  if (!(await services.mailboxes.isGranted(certificateName, mailboxId))) return false;
   return (await services.mailboxes.get(certificateName))?.active === true;
 }

@@ -111,8 +111,13 @@ export class LifecycleSchedule {
   async failures(limit: number): Promise<LifecycleFailure[]> {
     const failures: LifecycleFailure[] = [];
     for (let shard = 0; shard < SCHEDULE_SHARDS && failures.length < limit; shard++) {
-      const [, entries] = await this.#redis.hscan(this.#keys.lifecycleFailures(shard), 0, 'COUNT', Math.max(limit, 10));
-      for (let i = 1; i < entries.length && failures.length < limit; i += 2) failures.push(JSON.parse(entries[i]!) as LifecycleFailure);
+      // A page of a large hash (no longer a listpack) may hold fewer than COUNT, even none: read on to the limit.
+      let cursor = '0';
+      do {
+        const [next, entries] = await this.#redis.hscan(this.#keys.lifecycleFailures(shard), cursor, 'COUNT', Math.max(limit, 10));
+        for (let i = 1; i < entries.length && failures.length < limit; i += 2) failures.push(JSON.parse(entries[i]!) as LifecycleFailure);
+        cursor = next;
+      } while (cursor !== '0' && failures.length < limit);
     }
     return failures;
   }

@@ -193,7 +193,7 @@ export class MailboxStore {
 
   /** Every mailbox but those whose record cannot be read (each is told to `onUnreadable`). */
   async list(): Promise<readonly Mailbox[]> {
-    return this.#readable(await this.#redis.smembers(this.#keys.mailboxIndex));
+    return this.#readable(await this.ids());
   }
 
   /** Activates or deactivates; false when there is no such mailbox. */
@@ -265,7 +265,9 @@ export class MailboxStore {
    */
   async #readReceivers(workflowId: string, odsCode: string | undefined): Promise<MailboxProfile[]> {
     const receivers = this.#keys.workflowReceivers(workflowId);
-    const ids = (odsCode === undefined ? await this.#redis.smembers(receivers) : await this.#redis.sinter(receivers, this.#keys.odsMailboxes(odsCode))).sort();
+    // A national workflow's receivers are tens of thousands: read whole in one command, they
+    // held Redis, and every request, for milliseconds. An organisation's are few.
+    const ids = (odsCode === undefined ? await this.#setMembers(receivers) : await this.#redis.sinter(receivers, this.#keys.odsMailboxes(odsCode))).sort();
     const records = await mapInBatches(ids, LOOKUP_BATCH, (id) => this.#redis.hmget(this.#keys.mailbox(id), 'id', 'name', 'odsCode', 'active', 'password'));
     const found: MailboxProfile[] = [];
     for (const [id, name, ods, active, password] of records) {
@@ -279,14 +281,29 @@ export class MailboxStore {
     return found;
   }
 
-  /** One mailbox stored under another key must not take every listing and lookup down with it. */
+  /** A set's members a page at a time (SSCAN, which may give one twice): each command short. */
+  async #setMembers(key: string): Promise<string[]> {
+    const members = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, page] = await this.#redis.sscan(key, cursor, 'COUNT', LOOKUP_BATCH);
+      for (const member of page) members.add(member);
+      cursor = next;
+    } while (cursor !== '0');
+    return [...members];
+  }
+
+  /**
+   * One mailbox stored under another key must not take every listing and lookup down with it.
+   * A batch at a time: a national directory's 50,000 reads at once held hundreds of MB.
+   */
   async #readable(ids: readonly string[]): Promise<Mailbox[]> {
     const skipUnreadable = (error: unknown): undefined => {
       if (!(error instanceof UnreadableMailboxError)) throw error;
       this.#onUnreadable?.(error);
       return undefined;
     };
-    const found = await Promise.all([...ids].sort().map((id) => this.get(id).catch(skipUnreadable)));
+    const found = await mapInBatches([...ids].sort(), LOOKUP_BATCH, (id) => this.get(id).catch(skipUnreadable));
     return found.filter((mailbox): mailbox is Mailbox => mailbox !== undefined);
   }
 
@@ -339,6 +356,11 @@ export class MailboxStore {
   /** Mailboxes a client certificate may act for beyond the one named in its CN. */
   async grantedMailboxes(commonName: string): Promise<readonly string[]> {
     return this.#redis.smembers(this.#keys.certificateGrants(commonName));
+  }
+
+  /** Whether a client certificate was granted the mailbox: asked on each of its requests, of a hub's thousands of grants. */
+  async isGranted(commonName: string, mailboxId: string): Promise<boolean> {
+    return (await this.#redis.sismember(this.#keys.certificateGrants(commonName), mailboxId)) === 1;
   }
 
   async grantCertificate(commonName: string, mailboxId: string): Promise<void> {
