@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { truncateSync, unlinkSync, writeFileSync } from 'node:fs';
-import { appendFile, mkdtemp, readdir, readFile, rm, statfs, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rename, rm, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -207,7 +207,8 @@ test('an interrupted upload is finished by send --resume, which uploads only the
   // The original command line again, plus --resume: --to, --workflow and --file-name match, so are fine.
   const resumed = await send(cwd, ['--resume', messageId, '--chunk-size', '64KiB', '--file-name', 'payload.bin', '--json']);
   t.is(resumed.code, 0, resumed.stderr);
-  t.is(resumed.stderr, '');
+  // The message carries no checksum: the chunk sizes check the split, nothing the file's content.
+  t.regex(resumed.stderr, /^meshbox: warning: message \S+ carries no checksum: the sizes of the chunks the server holds check --chunk-size, but nothing checks that .*payload\.bin is the first run's/);
   t.deepEqual(JSON.parse(resumed.stdout), { messageId, chunks: 4, bytes: payload.length, uploadedChunks: 2, status: 'accepted', storedChunksKnown: true });
   t.is((await withClient(lab, (client) => client.track(messageId))).status, 'accepted');
 
@@ -327,13 +328,15 @@ for (const asMesh of [true, false]) {
       const resumed = await resumeVia(proxy.origin, cwd, messageId, ['--json']);
       t.is(resumed.code, 0, resumed.stderr);
       // Without stored sizes or a checksum, only the chunk count checks the file and the split: said whatever the flags.
+      // With sizes, they check the split, and nothing the file: said too.
       t.is(
         resumed.stderr,
         asMesh
           ? `meshbox: warning: message ${messageId} carries no checksum and the server's tracking no sizes of the chunks it holds: nothing but the chunk count ` +
               `checks that ${join(cwd, 'payload.bin')} and --chunk-size 64KiB and --gzip are the first run's (a file rewritten at the same size ` +
               'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)\n'
-          : '',
+          : `meshbox: warning: message ${messageId} carries no checksum: the sizes of the chunks the server holds check --chunk-size, but nothing checks that ${join(cwd, 'payload.bin')} is the first run's ` +
+              '(a file rewritten at the same size would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)\n',
       );
       t.deepEqual(JSON.parse(resumed.stdout), {
         messageId,
@@ -984,4 +987,43 @@ test('a file whose name no MESH header can carry needs --file-name, and goes wit
   t.is(sent.code, 0, sent.stderr);
   const { messageId } = JSON.parse(sent.stdout) as { messageId: string };
   t.is((await downloaded(messageId)).bytes.toString(), 'Na,140');
+});
+
+test('a file renamed into place between chunks, of the same size and modification time (rsync -a, cp -p then mv), is another file: the send stops, not a message of half of each', async (t) => {
+  const cwd = await mkdtemp(join(work, 'renamed-'));
+  const path = join(cwd, 'report.hl7');
+  const first = Buffer.alloc(2 * CHUNK, 'A');
+  await writeFile(path, first);
+  const when = new Date(Date.now() - 60_000);
+  await utimes(path, when, when);
+  const sent = await withClient(lab, (client) =>
+    sendFile(
+      overriding(client, {
+        sendMessage: async (options) => {
+          const messageId = await client.sendMessage(options);
+          // Chunk 1 gone: the lab's system puts the next report in place, as rsync -a would.
+          await writeFile(`${path}.tmp`, Buffer.alloc(2 * CHUNK, 'B'));
+          await utimes(`${path}.tmp`, when, when);
+          await rename(`${path}.tmp`, path);
+          return messageId;
+        },
+      }),
+      { path, chunkSize: CHUNK, gzip: false, progress: noProgress, checksum: false, message: { to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'report.hl7' } },
+    ),
+  ).then(
+    () => 'sent',
+    (error: unknown) => String(error),
+  );
+  t.regex(sent, /report\.hl7 changed while it was being sent \(rewritten\): send it again once it is complete/);
+});
+
+test('a file that reports 0 bytes but has content (a /proc file) is refused, --gzip or not: cut by its size, it went as an empty message', async (t) => {
+  const content = await readFile('/proc/version');
+  t.true(content.length > 0, 'precondition: /proc/version has content');
+  const cwd = await mkdtemp(join(work, 'sizeless-'));
+  for (const extra of [[], ['--gzip']]) {
+    const sent = await as(lab, ['send', '/proc/version', '--to', gp.mailbox.id, '--workflow', WORKFLOW, ...extra], cwd);
+    t.is(sent.code, 1, sent.stdout);
+    t.is(sent.stderr, 'meshbox: version reports a size of 0 bytes but has content (a pseudo-file, as /proc\'s are): copy it into a regular file, and send that\n');
+  }
 });

@@ -253,3 +253,30 @@ test("a 503 for one file's recipient (its record unreadable: api.md) does not ho
   t.regex(run.stderr, /cannot be read \(HTTP 503.*\(a-to-unreadable\.hl7 stays in the folder\)/);
   t.true((await readdir(outbox)).includes('a-to-unreadable.hl7'));
 });
+
+test('dispatch --watch takes up a password renewed on disk with one file in the outbox: one file refused 403 fails no pass, but has the settings read again', async (t) => {
+  const { lab, gp } = await mailboxPair(server, join(work, 'profiles'));
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const stop = new AbortController();
+  let stderr = '';
+  const watching = runInProcess(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
+    cwd: work,
+    stopSignal: stop.signal,
+    onStderr: (text) => (stderr += text),
+  });
+  try {
+    t.true(await waitFor(async () => (await server.services.mailboxes.listing(lab.mailbox.id))?.lastHandshake != null, 30_000, 50), 'watching');
+    await new MailboxStore(server.redis, redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY)).setPassword(lab.mailbox.id, 'rotated-password');
+    await sleep(DEFAULT_MAILBOX_CACHE_MS + 200);
+    await put(outbox, 'a.hl7', 'MSH|a');
+    t.true(await waitFor(async () => /HTTP 403/.test(stderr), 30_000, 50), 'the old password refused');
+    const profile = JSON.parse(await readFile(lab.profile, 'utf8')) as Record<string, unknown>;
+    await writeFile(lab.profile, JSON.stringify({ ...profile, password: 'rotated-password' }));
+    t.true(await waitFor(async () => !(await readdir(outbox)).includes('a.hl7'), 30_000, 50), `a.hl7 sent with the renewed password: ${stderr}`);
+  } finally {
+    stop.abort();
+  }
+  const run = await watching;
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stderr, /taken up\n/);
+});

@@ -21,6 +21,8 @@ class WholeGunzip extends Transform {
   #dataEnd = 0;
   /** zlib has ended its output: the input after it is only weighed. */
   #stopped = false;
+  /** zlib took less than it was given: it stopped reading (its output may not all be out yet), and what follows is only weighed. */
+  #inputStopped = false;
 
   constructor() {
     super();
@@ -41,8 +43,12 @@ class WholeGunzip extends Transform {
     const last = lastNonZero(data);
     if (last >= 0) this.#dataEnd = this.#received + last + 1;
     this.#received += data.length;
-    if (this.#stopped) return done();
-    this.#zlib.write(data, () => done());
+    if (this.#stopped || this.#inputStopped) return done();
+    this.#zlib.write(data, () => {
+      // Written on into a zlib that stopped, a member after the padding would be decoded past its end.
+      if (this.#zlib.bytesWritten < this.#received) this.#inputStopped = true;
+      done();
+    });
   }
 
   override _flush(done: TransformCallback): void {

@@ -1,4 +1,5 @@
-import { pipeline, Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { pipeline, Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
@@ -60,4 +61,21 @@ test('a large output is handed on as it is read, not gathered: zlib waits for a 
   let total = 0;
   for await (const data of decoded) total += (data as Buffer).length;
   t.is(total, 64 * 1024 * 1024);
+});
+
+test('a member after the padding, while zlib still hands a large first member to a slow reader, is refused as corrupt, not decoded past zlib\'s end', async (t) => {
+  const large = gzipSync(randomBytes(1_000_000));
+  const slowly = (parts: readonly Buffer[]): Promise<number> => {
+    let total = 0;
+    const slow = new Writable({
+      highWaterMark: 1024,
+      write(data: Buffer, _encoding, done) {
+        total += data.length;
+        setTimeout(done, 0);
+      },
+    });
+    return new Promise((resolve, reject) => pipeline(Readable.from(parts), gunzipWhole(), slow, (error) => (error ? reject(error) : resolve(total))));
+  };
+  await t.throwsAsync(slowly([large, Buffer.from([0]), second]), { code: 'Z_DATA_ERROR' });
+  t.is(await slowly([large, Buffer.from([0])]), 1_000_000, 'the member alone, padded, is read whole');
 });

@@ -89,7 +89,7 @@ export async function runFolderPasses(context: CliContext, command: Command, fla
     return failed;
   }
   context.tell(flags, `watching ${passes.polled} every ${flags.interval} s; Ctrl-C stops`);
-  // A watch runs for months: after a pass that fails (a certificate expired or revoked, a password
+  // A watch runs for months: after a pass, or an item, that fails (a certificate expired or revoked, a password
   // changed: 403), the settings are read again, and when they changed on disk (a renewed
   // certificate, key or CA, the profile's new password) the watch goes on with them, unrestarted.
   let settings = await context.settings(command);
@@ -112,6 +112,8 @@ export async function runFolderPasses(context: CliContext, command: Command, fla
             context.io.stderr(`${errorLine(error)} (${passes.polled} is looked at again in ${retryInMs / 1000} s)\n`);
             void takeUpRenewed();
           },
+          // One file refused 403 does not fail its pass (PassEnd): an outbox given a file at a time would never look.
+          onItemRefused: () => void takeUpRenewed(),
           beforePass: dailyHandshake(client, (warning) => context.io.stderr(`${warning}\n`)),
         }),
       clientOptions,

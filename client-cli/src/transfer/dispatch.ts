@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import { CHUNK_SIZE_ADVICE, MeshClientError, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
+import { CHUNK_SIZE_ADVICE, MeshClientError, refusedForNow, refusesChunkSize, refusesTheRequest } from '../client/errors.ts';
 import { PassEnd } from './pass-end.ts';
 import { headerValue } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
@@ -211,6 +211,7 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
       // In doubt: nothing is learnt by looking before it may go, nor should a backoff keep it past then.
       if (error instanceof SendInDoubtError) retries.holdFor(file, error.resendAt.getTime() - Date.now());
       else retries.failed(file);
+      if (refusedForNow(error)) options.onItemRefused?.();
       options.onFailed(file, error);
     },
   };

@@ -69,6 +69,8 @@ export interface PollingOptions {
   readonly onPassFailed: (error: unknown, retryInMs: number) => void;
   /** What is due before a pass (the daily handshake); its failure is the pass's. */
   readonly beforePass?: () => Promise<void>;
+  /** An item failed as every item may (403, 429, 503: see PassEnd), in a pass that went on: the credentials may be renewed on disk meanwhile. */
+  readonly onItemRefused?: () => void;
 }
 
 /** Runs `pass` again and again, `intervalMs` apart (longer while passes keep failing), until the signal stops it. */

@@ -1,6 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isGone } from '../client/errors.ts';
+import { isGone, refusedForNow } from '../client/errors.ts';
 import type { MeshClient } from '../client/mesh-client.ts';
 import { type MessageMetadata, namedByServer } from '../client/message-metadata.ts';
 import { SAFE_MESSAGE_ID } from '../client/untrusted-text.ts';
@@ -202,6 +202,7 @@ export async function watchInbox(client: MeshClient, options: WatchOptions): Pro
     },
     onFailed: (id, error) => {
       retries.failed(id);
+      if (refusedForNow(error)) options.onItemRefused?.();
       options.onFailed(id, error);
     },
   };

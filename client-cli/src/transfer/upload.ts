@@ -1,5 +1,5 @@
 import { createReadStream, type Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
@@ -100,6 +100,27 @@ export class EmptyFileError extends Error {
   constructor(path: string) {
     super(`${basename(path)} is empty, and MESH refuses a message with no data`);
     this.name = 'EmptyFileError';
+  }
+}
+
+/**
+ * A file whose size says 0 but which has content (a pseudo-file, as /proc's, some FUSE mounts'):
+ * the chunks are cut by that size, and it would go as an empty message.
+ */
+export class SizelessFileError extends Error {
+  constructor(path: string) {
+    super(`${basename(path)} reports a size of 0 bytes but has content (a pseudo-file, as /proc's are): copy it into a regular file, and send that`);
+    this.name = 'SizelessFileError';
+  }
+}
+
+/** Whether a file that reports 0 bytes gives some all the same. */
+async function hasContent(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    return (await handle.read(Buffer.alloc(1), 0, 1, 0)).bytesRead > 0;
+  } finally {
+    await handle.close();
   }
 }
 
@@ -329,9 +350,13 @@ class ChunkSender {
   }
 }
 
-/** The chunks are cut by offset: a file that changes mid-send would make a garbled message. */
+/**
+ * The chunks are cut by offset: a file that changes mid-send would make a garbled message. A
+ * file renamed into place is another file, whatever its size and time (`rsync -a`, `cp -p` then
+ * `mv` keep them): each chunk is read from the path anew.
+ */
 function differs(now: Stats, taken: Stats): boolean {
-  return now.size !== taken.size || now.mtimeMs !== taken.mtimeMs;
+  return now.size !== taken.size || now.mtimeMs !== taken.mtimeMs || now.ino !== taken.ino || now.dev !== taken.dev;
 }
 
 /** The file at `path` as it is now, when it differs from `taken`; undefined when the same, or gone (or unreadable). */
@@ -362,8 +387,11 @@ async function checksumOf(client: MeshClient, path: string, size: number, algori
 /** Sends a file as a new message, in as many chunks as the chunk size makes. */
 export async function sendFile(client: MeshClient, options: SendFileOptions): Promise<UploadResult> {
   const file = options.taken ?? (await fileStats(options.path));
-  // Gzipped, even an empty file is some bytes, which the server takes (it judges the body as sent).
-  if (file.size === 0 && !options.gzip) throw new EmptyFileError(options.path);
+  if (file.size === 0) {
+    if (await hasContent(options.path)) throw new SizelessFileError(options.path);
+    // Gzipped, even an empty file is some bytes, which the server takes (it judges the body as sent).
+    if (!options.gzip) throw new EmptyFileError(options.path);
+  }
   const plan = new ChunkPlan(file.size, options.chunkSize);
   let message = options.message;
   if (options.checksum) {
@@ -486,11 +514,13 @@ export async function resumeFile(client: MeshClient, options: ResumeOptions): Pr
     );
   }
   await checkSameFile(client, tracking, plan, options, options.gzip ? checkGzippedSizes : checkStoredSizes);
-  if (!sizesKnown && !options.chunkSizeOfFirstRun && parseChecksum(recordedChecksum(tracking)) === undefined) {
+  if (!options.chunkSizeOfFirstRun && parseChecksum(recordedChecksum(tracking)) === undefined) {
     const gzipUnknown = gzipOfMessage(tracking) === undefined ? ' and --gzip' : '';
+    const unchecked = sizesKnown
+      ? `: the sizes of the chunks the server holds check --chunk-size, but nothing checks that ${options.path} is the first run's`
+      : ` and the server's tracking no sizes of the chunks it holds: nothing but the chunk count checks that ${options.path} and --chunk-size ${chunkSizeWord(plan.chunkSize)}${gzipUnknown} are the first run's`;
     options.warn?.(
-      `message ${messageId} carries no checksum and the server's tracking no sizes of the chunks it holds: nothing but the chunk count ` +
-        `checks that ${options.path} and --chunk-size ${chunkSizeWord(plan.chunkSize)}${gzipUnknown} are the first run's (a file rewritten at the same size ` +
+      `message ${messageId} carries no checksum${unchecked} (a file rewritten at the same size ` +
         'would complete the message garbled; only a checksum, sent with --checksum, lets a resume check the file)',
     );
   }
