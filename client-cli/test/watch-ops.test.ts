@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { waitFor } from '../../scripts/services/processes.ts';
 import { DEFAULT_MAILBOX_CACHE_MS } from '../../server/src/config.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
@@ -16,7 +16,7 @@ import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
-import { mailboxPair, runInProcess, savedIn } from './support/cli-fixture.ts';
+import { mailboxPair, type MailboxFiles, runInProcess, savedIn } from './support/cli-fixture.ts';
 import { withFakeServer } from './support/fake-server.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
@@ -39,26 +39,34 @@ async function put(outbox: string, name: string, payload: string): Promise<void>
   await utimes(join(outbox, name), aMinuteAgo, aMinuteAgo);
 }
 
-test('dispatch --watch whose credentials are refused (the password changed by an administrator) fails the pass as a whole at the second file refused: two lines a pass, not one per file', async (t) => {
-  const { lab, gp } = await mailboxPair(server, join(work, 'profiles'));
-  const outbox = await mkdtemp(join(work, 'outbox-'));
+/**
+ * A `dispatch --watch` of `outbox` (every second), whose password an administrator then changes
+ * (meshbox admin mailbox password) with the profile not yet updated: once this resolves, the old
+ * password is refused everywhere (the servers' mailbox cache has let it go).
+ */
+async function dispatchingThenPasswordChanged(t: ExecutionContext, files: MailboxFiles, to: string, outbox: string) {
   const stop = new AbortController();
   let stderr = '';
-  const watching = runInProcess(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
+  const watching = runInProcess(['--profile', files.profile, 'dispatch', outbox, '--to', to, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
     cwd: work,
     stopSignal: stop.signal,
     onStderr: (text) => (stderr += text),
   });
   // The watch has validated its mailbox (its start's handshake) with the password it read.
-  t.true(await waitFor(async () => (await server.services.mailboxes.listing(lab.mailbox.id))?.lastHandshake != null, 30_000, 50));
-  // The administrator changes the password (meshbox admin mailbox password); the profile is not yet updated.
-  await new MailboxStore(server.redis, redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY)).setPassword(lab.mailbox.id, 'rotated-password');
-  // The old password is refused everywhere once the servers' mailbox cache has let it go.
+  t.true(await waitFor(async () => (await server.services.mailboxes.listing(files.mailbox.id))?.lastHandshake != null, 30_000, 50), 'watching');
+  await new MailboxStore(server.redis, redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY)).setPassword(files.mailbox.id, 'rotated-password');
   await sleep(DEFAULT_MAILBOX_CACHE_MS + 200);
+  return { stop, watching, stderr: () => stderr };
+}
+
+test('dispatch --watch whose credentials are refused (the password changed by an administrator) fails the pass as a whole at the second file refused: two lines a pass, not one per file', async (t) => {
+  const { lab, gp } = await mailboxPair(server, join(work, 'profiles'));
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const { stop, watching, stderr } = await dispatchingThenPasswordChanged(t, lab, gp.mailbox.id, outbox);
   const files = 20;
   for (let i = 0; i < files; i += 1) await put(outbox, `result-${String(i).padStart(2, '0')}.hl7`, `MSH|${i}`);
   // A few passes.
-  await waitFor(async () => (stderr.match(/HTTP 403/g) ?? []).length >= 2 * files || /looked at again/.test(stderr), 30_000, 50);
+  await waitFor(async () => (stderr().match(/HTTP 403/g) ?? []).length >= 2 * files || /looked at again/.test(stderr()), 30_000, 50);
   await sleep(2500);
   stop.abort();
   const run = await watching;
@@ -257,22 +265,13 @@ test("a 503 for one file's recipient (its record unreadable: api.md) does not ho
 test('dispatch --watch takes up a password renewed on disk with one file in the outbox: one file refused 403 fails no pass, but has the settings read again', async (t) => {
   const { lab, gp } = await mailboxPair(server, join(work, 'profiles'));
   const outbox = await mkdtemp(join(work, 'outbox-'));
-  const stop = new AbortController();
-  let stderr = '';
-  const watching = runInProcess(['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW, '--watch', '--interval', '1'], {
-    cwd: work,
-    stopSignal: stop.signal,
-    onStderr: (text) => (stderr += text),
-  });
+  const { stop, watching, stderr } = await dispatchingThenPasswordChanged(t, lab, gp.mailbox.id, outbox);
   try {
-    t.true(await waitFor(async () => (await server.services.mailboxes.listing(lab.mailbox.id))?.lastHandshake != null, 30_000, 50), 'watching');
-    await new MailboxStore(server.redis, redisKeys(server.redisPrefix), new PasswordCipher(TEST_SECRET_KEY)).setPassword(lab.mailbox.id, 'rotated-password');
-    await sleep(DEFAULT_MAILBOX_CACHE_MS + 200);
     await put(outbox, 'a.hl7', 'MSH|a');
-    t.true(await waitFor(async () => /HTTP 403/.test(stderr), 30_000, 50), 'the old password refused');
+    t.true(await waitFor(async () => /HTTP 403/.test(stderr()), 30_000, 50), 'the old password refused');
     const profile = JSON.parse(await readFile(lab.profile, 'utf8')) as Record<string, unknown>;
     await writeFile(lab.profile, JSON.stringify({ ...profile, password: 'rotated-password' }));
-    t.true(await waitFor(async () => !(await readdir(outbox)).includes('a.hl7'), 30_000, 50), `a.hl7 sent with the renewed password: ${stderr}`);
+    t.true(await waitFor(async () => !(await readdir(outbox)).includes('a.hl7'), 30_000, 50), `a.hl7 sent with the renewed password: ${stderr()}`);
   } finally {
     stop.abort();
   }
