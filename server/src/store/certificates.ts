@@ -1,4 +1,4 @@
-import type { RedisClient } from './redis-client.ts';
+import { type RedisClient, scanPages } from './redis-client.ts';
 import { mapInBatches } from '../../../shared/src/batches.ts';
 // Not through the PKI index, which loads node-forge: the server needs none of it, and its 1.6 MiB
 // of heap would be marked by every full garbage collection.
@@ -53,12 +53,9 @@ export class CertificateStore {
   async ofKey(fingerprint: string): Promise<{ readonly serials: readonly string[]; readonly revoked: readonly string[]; readonly holders: readonly string[] }> {
     // Every certificate ever recorded: a page at a time, as one HGETALL of a national CA's held Redis for tens of ms.
     const found = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, entries] = await this.#redis.hscan(this.#keys.certificateKeys, cursor, 'COUNT', SCAN_PAGE);
+    for await (const entries of scanPages((cursor) => this.#redis.hscan(this.#keys.certificateKeys, cursor, 'COUNT', SCAN_PAGE))) {
       for (let i = 0; i + 1 < entries.length; i += 2) if (entries[i + 1] === fingerprint) found.add(entries[i]!);
-      cursor = next;
-    } while (cursor !== '0');
+    }
     const serials = [...found].sort();
     if (serials.length === 0) return { serials, revoked: [], holders: [] };
     const [revokedAt, holders] = await Promise.all([

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './lua-script.ts';
-import type { RedisClient } from './redis-client.ts';
+import { type RedisClient, scanPages } from './redis-client.ts';
 
 const claimDueScript = new LuaScript('claim-due');
 const rescheduleScript = new LuaScript('reschedule');
@@ -112,12 +112,10 @@ export class LifecycleSchedule {
     const failures: LifecycleFailure[] = [];
     for (let shard = 0; shard < SCHEDULE_SHARDS && failures.length < limit; shard++) {
       // A page of a large hash (no longer a listpack) may hold fewer than COUNT, even none: read on to the limit.
-      let cursor = '0';
-      do {
-        const [next, entries] = await this.#redis.hscan(this.#keys.lifecycleFailures(shard), cursor, 'COUNT', Math.max(limit, 10));
+      for await (const entries of scanPages((cursor) => this.#redis.hscan(this.#keys.lifecycleFailures(shard), cursor, 'COUNT', Math.max(limit, 10)))) {
         for (let i = 1; i < entries.length && failures.length < limit; i += 2) failures.push(JSON.parse(entries[i]!) as LifecycleFailure);
-        cursor = next;
-      } while (cursor !== '0' && failures.length < limit);
+        if (failures.length >= limit) break;
+      }
     }
     return failures;
   }

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { mapInBatches } from '../../../shared/src/batches.ts';
-import type { RedisClient } from './redis-client.ts';
+import { type RedisClient, scanPages } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
 import { KeptAnswers } from './kept-answers.ts';
 import { LuaScript } from './lua-script.ts';
@@ -281,15 +281,10 @@ export class MailboxStore {
     return found;
   }
 
-  /** A set's members a page at a time (SSCAN, which may give one twice): each command short. */
+  /** A set's members a page at a time (scanPages), each once. */
   async #setMembers(key: string): Promise<string[]> {
     const members = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, page] = await this.#redis.sscan(key, cursor, 'COUNT', LOOKUP_BATCH);
-      for (const member of page) members.add(member);
-      cursor = next;
-    } while (cursor !== '0');
+    for await (const page of scanPages((cursor) => this.#redis.sscan(key, cursor, 'COUNT', LOOKUP_BATCH))) for (const member of page) members.add(member);
     return [...members];
   }
 

@@ -164,3 +164,18 @@ export async function infoSection(redis: Redis, section: 'replication' | 'cluste
     throw error;
   }
 }
+
+/**
+ * A set's or a hash's entries a page at a time (SSCAN, HSCAN with a COUNT): each command short,
+ * where SMEMBERS or HGETALL of a directory-sized key holds Redis, and every request, for
+ * milliseconds. A member may come twice (SCAN's guarantee is at least once); a hash's page is
+ * field, value, field, value. Breaking off the loop reads no further.
+ */
+export async function* scanPages(scan: (cursor: string) => Promise<[cursor: string, page: string[]]>): AsyncGenerator<string[]> {
+  let cursor = '0';
+  do {
+    const [next, page] = await scan(cursor);
+    yield page;
+    cursor = next;
+  } while (cursor !== '0');
+}
