@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { sharedRead } from './shared-read.ts';
 import { within } from './time-limit.ts';
 
 /** Well inside a Prometheus scrape's default 10 s timeout. */
@@ -82,7 +83,8 @@ export class Metrics {
     if (queue) {
       // Present from the start at 0, so that rate() sees the first failure.
       this.jobFailures.inc({ queue: queue.name }, 0);
-      const counts = sharedCounts(queue);
+      // Scrapes at once share one count, which stands a second: each is dozens of Redis commands.
+      const counts = sharedRead(() => within(queue.counts(), QUEUE_COUNT_TIMEOUT_MS), QUEUE_COUNT_KEPT_MS);
       new Gauge({
         name: 'meshbox_queue_jobs',
         // Every worker counts the whole schedule, which they share: max() over processes, not sum().
@@ -132,25 +134,4 @@ export class Metrics {
     });
     this.#revocationListNextUpdate.set(nextUpdate ? nextUpdate.getTime() / 1000 : Infinity);
   }
-}
-
-/**
- * The schedule's counts for a scrape: scrapes at once share one count, and a count stands for
- * QUEUE_COUNT_KEPT_MS after it (one that failed, for none). Each is dozens of Redis commands, and
- * any certificate of the CA may scrape, as fast as it likes (as it may ask for readiness).
- */
-function sharedCounts(queue: JobCounts): () => Promise<Record<string, number>> {
-  let current: { readonly counts: Promise<Record<string, number>>; countedAt?: number } | undefined;
-  return () => {
-    if (current && (current.countedAt === undefined || performance.now() - current.countedAt < QUEUE_COUNT_KEPT_MS)) return current.counts;
-    const entry: { readonly counts: Promise<Record<string, number>>; countedAt?: number } = { counts: within(queue.counts(), QUEUE_COUNT_TIMEOUT_MS) };
-    current = entry;
-    entry.counts.then(
-      () => (entry.countedAt = performance.now()),
-      () => {
-        if (current === entry) current = undefined;
-      },
-    );
-    return entry.counts;
-  };
 }

@@ -1,3 +1,4 @@
+import { sharedRead } from '../shared-read.ts';
 import { within } from '../time-limit.ts';
 import type { Services } from './services.ts';
 
@@ -32,17 +33,5 @@ const READY_KEPT_MS = 1_000;
  * stands for READY_KEPT_MS by the services' clock (a clock set back meanwhile ends it).
  */
 export function readinessProbe(services: Services): () => Promise<Readiness> {
-  let checking: Promise<Readiness> | undefined;
-  let readySince: number | undefined;
-  return () => {
-    const kept = readySince === undefined ? -1 : services.now().getTime() - readySince;
-    if (kept >= 0 && kept < READY_KEPT_MS) return Promise.resolve({ ready: true, redis: true, objectStorage: true });
-    checking ??= checkReadiness(services)
-      .then((readiness) => {
-        readySince = readiness.ready ? services.now().getTime() : undefined;
-        return readiness;
-      })
-      .finally(() => (checking = undefined));
-    return checking;
-  };
+  return sharedRead(() => checkReadiness(services), READY_KEPT_MS, { now: () => services.now().getTime(), keeps: (readiness) => readiness.ready });
 }
