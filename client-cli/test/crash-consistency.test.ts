@@ -4,13 +4,12 @@
  * stalled a given request, or (support/kill-at.mjs) just before a given file-system step;
  * then runs it again and checks the outcome against the real server.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
@@ -21,10 +20,9 @@ import { continuableNames } from '../src/transfer/partial-download.ts';
 import { CLAIMS_FOLDER } from '../src/transfer/receive-claims.ts';
 import { noProgress } from '../src/transfer/progress.ts';
 import { sendFile } from '../src/transfer/upload.ts';
-import { MAIN, mailboxPair, type MailboxFiles } from './support/cli-fixture.ts';
+import { mailboxPair, type MailboxFiles, type RunningCli, startCliProcess } from './support/cli-fixture.ts';
 import { type ProxyAction, startStallProxy } from './support/stall-proxy.ts';
 
-const KILL_AT = resolve(import.meta.dirname, 'support/kill-at.mjs');
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
 let server: TestServer;
@@ -42,29 +40,12 @@ test.after.always(async () => {
 
 const pair = () => mailboxPair(server, join(work, 'profiles'));
 
-interface Running {
-  readonly child: ChildProcess;
-  readonly output: () => { stdout: string; stderr: string };
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+/** The CLI as its own process, in the test's folder. */
+function startCli(args: readonly string[], env: Record<string, string> = {}): RunningCli {
+  return startCliProcess(args, { cwd: work, env });
 }
 
-/** The CLI as its own process (`node --import kill-at.mjs main.js ...`), to be killed at will. */
-function startCli(args: readonly string[], env: Record<string, string> = {}): Running {
-  const child = spawn(process.execPath, ['--import', KILL_AT, MAIN, ...args], {
-    cwd: work,
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (data: Buffer) => (stdout += data.toString()));
-  child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
-  // 'close', not 'exit': what the process wrote may still be in its pipes when it has exited.
-  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, stdout, stderr }));
-  return { child, exited, output: () => ({ stdout, stderr }) };
-}
-
-async function kill9(running: Running) {
+async function kill9(running: RunningCli) {
   running.child.kill('SIGKILL');
   return running.exited;
 }

@@ -1,11 +1,9 @@
 // Receiving run highly available: two receivers of one mailbox (two hosts, or a restart
 // overlapping the old process), into one shared folder or two.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
@@ -16,9 +14,7 @@ import { continuableNames } from '../src/transfer/partial-download.ts';
 import { noProgress, type ProgressFactory } from '../src/transfer/progress.ts';
 import { receiveInbox, watchInbox } from '../src/transfer/receive.ts';
 import { sendFile } from '../src/transfer/upload.ts';
-import { MAIN, mailboxPair, type MailboxFiles } from './support/cli-fixture.ts';
-
-const KILL_AT = resolve(import.meta.dirname, 'support/kill-at.mjs');
+import { mailboxPair, type MailboxFiles, startCliProcess } from './support/cli-fixture.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
@@ -127,19 +123,6 @@ test('a watch whose kept chunks belong to a message another receiver acknowledge
   t.deepEqual(left, [], 'what A kept of a message gone is removed by the watch');
 });
 
-/** The CLI as its own process, SIGKILLed just before the file-system step `killAt` names (support/kill-at.mjs). */
-async function runKilledCli(args: readonly string[], killAt: object): Promise<{ signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', KILL_AT, MAIN, ...args], {
-    cwd: work,
-    env: { PATH: process.env.PATH, MESHBOX_TEST_KILL_AT: JSON.stringify(killAt) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
-  const [, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  return { signal, stderr };
-}
-
 // Active/passive on one shared folder (or a restart overlapping the old process): receiver A is
 // killed (-9) as it puts a message's .json in place; receiver B, a --watch past its first pass on
 // the same folder, takes over A's lock, saves the message and acknowledges it. What A's kill left
@@ -174,7 +157,9 @@ test('a watch that takes over the lock of a receiver killed mid-message on the s
   try {
     while (passes < 2) await sleep(20);
     messageId = await sendScan(lab, gp, randomBytes(3_000), 1_000_000);
-    const killed = await runKilledCli(['--profile', gp.profile, 'receive', folder], { op: 'link', match: `${basename(folder)}/\\.${messageId}\\.json\\.[0-9a-f]{8}\\.part -> ` });
+    const killAt = { op: 'link', match: `${basename(folder)}/\\.${messageId}\\.json\\.[0-9a-f]{8}\\.part -> ` };
+    // Killed by itself just before it links the .json draft into place.
+    const killed = await startCliProcess(['--profile', gp.profile, 'receive', folder], { cwd: work, env: { MESHBOX_TEST_KILL_AT: JSON.stringify(killAt) } }).exited;
     t.is(killed.signal, 'SIGKILL', killed.stderr);
     const draft = (await readdir(folder)).filter((name) => name.startsWith(`.${messageId}.json.`));
     t.is(draft.length, 1, 'A left its .json draft');

@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -81,6 +82,32 @@ export function runSubprocess(args: readonly string[], options: SubprocessOption
     );
     if (options.stdin !== undefined) child.stdin?.end(options.stdin);
   });
+}
+
+/** The kill-at hook: a CLI process given MESHBOX_TEST_KILL_AT kills itself just before that file-system step. */
+const KILL_AT = resolve(import.meta.dirname, 'kill-at.mjs');
+
+/** A CLI process of its own, to be killed at will. */
+export interface RunningCli {
+  readonly child: ChildProcess;
+  readonly output: () => { stdout: string; stderr: string };
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** The CLI as its own process (`node --import kill-at.mjs main.js ...`), to be killed at will, or by itself at a step (MESHBOX_TEST_KILL_AT in `env`). */
+export function startCliProcess(args: readonly string[], options: { readonly cwd: string; readonly env?: Record<string, string> }): RunningCli {
+  const child = spawn(process.execPath, ['--import', KILL_AT, MAIN, ...args], {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (data: Buffer) => (stdout += data.toString()));
+  child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
+  // 'close', not 'exit': what the process wrote may still be in its pipes when it has exited.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, stdout, stderr }));
+  return { child, exited, output: () => ({ stdout, stderr }) };
 }
 
 /** A mailbox's PEM files and CLI profile, as `npm run setup` would write them. */
