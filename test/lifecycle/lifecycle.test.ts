@@ -785,11 +785,14 @@ const silent = pino({ level: 'silent' });
 test('audit entries past the audit retention are deleted and newer ones stay; a retention of 0 keeps them all', async (t) => {
   const own = await startTestServer({ worker: false });
   try {
-    const audit = redisKeys(own.redisPrefix).auditLog(3);
-    const longAgo = Date.now() - DEFAULT_PERIODS.auditRetentionMs - 60_000;
-    await own.redis.xadd(audit, `${longAgo}-0`, 'action', 'send', 'actor', 'OLD');
     const [sender, recipient] = [await own.createMailbox(), await own.createMailbox()];
     await sendMessage(own, sender, recipient, 'recent');
+    // A shard of its own: a trim drops whole nodes of a stream, and an old entry sharing one with
+    // the send's would stay until they are due too (the next test).
+    const keys = redisKeys(own.redisPrefix);
+    const lengths = await Promise.all(Array.from({ length: AUDIT_SHARDS }, (_, shard) => own.redis.xlen(keys.auditLog(shard))));
+    const longAgo = Date.now() - DEFAULT_PERIODS.auditRetentionMs - 60_000;
+    await own.redis.xadd(keys.auditLog(lengths.indexOf(0)), `${longAgo}-0`, 'action', 'send', 'actor', 'OLD');
     const actors = async () => (await own.services.audit.tail(100)).map((entry) => entry.actor);
     t.true((await actors()).includes('OLD'));
 
@@ -799,6 +802,53 @@ test('audit entries past the audit retention are deleted and newer ones stay; a 
 
     t.is(await trimAuditLog(own.services, silent), 1);
     t.deepEqual(await actors(), [sender.id], 'the recent send is still there');
+  } finally {
+    await own.close();
+  }
+});
+
+test('an audit trim deletes a backlog a bounded step at a time over runs: none newer than the mark, and at most a node of older ones left until they are all due', async (t) => {
+  const own = await startTestServer({ worker: false });
+  try {
+    const audit = redisKeys(own.redisPrefix).auditLog(5);
+    const mark = Date.now() - DEFAULT_PERIODS.auditRetentionMs;
+    // 50,050 entries before the mark, then 300 from it on: the last node of old ones holds new ones too.
+    const [old, recent] = [50_050, 300];
+    const ids = [...Array.from({ length: old }, (_, i) => `${mark - old + i}-0`), ...Array.from({ length: recent }, (_, i) => `${mark + i}-0`)];
+    for (let from = 0; from < ids.length; from += 5_000) {
+      const pipeline = own.redis.pipeline();
+      for (const id of ids.slice(from, from + 5_000)) pipeline.xadd(audit, id, 'action', 'download', 'actor', 'X26ABC001');
+      await pipeline.exec();
+    }
+    const bounds = { perStep: 1_000, perRun: 10_000 };
+    const [, nodeEntries] = (await own.redis.config('GET', 'stream-node-max-entries')) as [string, string];
+    t.true(Number(nodeEntries) <= bounds.perStep, 'a node fits in a step');
+
+    const first = await own.services.audit.trimBefore(new Date(mark), { ...bounds, perRun: 1 });
+    const deleted = ids.length - (await own.redis.xlen(audit));
+    t.true(deleted > 0 && deleted <= bounds.perStep, `one step deleted ${deleted}`);
+    t.deepEqual(first, { removed: deleted, backlog: true });
+
+    let runs = 1;
+    for (let backlog = true; backlog; runs++) {
+      const before = await own.redis.xlen(audit);
+      const run = await own.services.audit.trimBefore(new Date(mark), bounds);
+      t.is(await own.redis.xlen(audit), before - run.removed, 'what a run reports is what went');
+      t.true(run.removed < bounds.perRun + bounds.perStep, `a run deleted ${run.removed}`);
+      backlog = run.backlog;
+    }
+    t.true(runs > old / (bounds.perRun + bounds.perStep), `${runs} runs`);
+
+    const left = (await own.redis.xrange(audit, '-', '+')).map(([id]) => id);
+    t.deepEqual(left.slice(-recent), ids.slice(-recent), 'every entry from the mark on is there');
+    const olderLeft = left.length - recent;
+    t.log(`${olderLeft} older entries left in the node holding the mark`);
+    t.true(olderLeft <= Number(nodeEntries));
+    t.deepEqual(left.slice(0, olderLeft), ids.slice(old - olderLeft, old), 'the newest of the older ones');
+    t.deepEqual(await own.services.audit.trimBefore(new Date(mark), bounds), { removed: 0, backlog: false });
+
+    // Once the entries after them are due, they go too.
+    t.deepEqual(await own.services.audit.trimBefore(new Date(mark + recent), bounds), { removed: left.length, backlog: false });
   } finally {
     await own.close();
   }

@@ -13,7 +13,7 @@ export interface RetentionPeriods {
   readonly payloadRetentionMs: number;
   /** Tracking records are kept this long after delivery (MESH: 30 days). */
   readonly messageRetentionMs: number;
-  /** Audit entries are kept this long (0: for ever, trimmed by the operator). */
+  /** Audit entries are kept at least this long, a few a little longer (AuditLog.trimBefore); 0: for ever, trimmed by the operator. */
   readonly auditRetentionMs: number;
   /**
    * A new message is first looked at this long after its send began, once its request has

@@ -110,11 +110,15 @@ async function runClaim(
   }
 }
 
-/** Deletes the audit entries past the audit retention (none when it is 0: kept for ever). */
+/**
+ * Deletes audit entries past the audit retention (none when it is 0: kept for ever), a bounded
+ * number a run (AuditLog.trimBefore): a backlog goes over the next runs. Returns how many went.
+ */
 export async function trimAuditLog(services: Services, logger: Logger): Promise<number> {
   if (services.periods.auditRetentionMs === 0) return 0;
-  const removed = await services.audit.trimBefore(new Date(services.now().getTime() - services.periods.auditRetentionMs));
-  if (removed > 0) logger.info({ removed }, 'audit entries past their retention deleted');
+  const { removed, backlog } = await services.audit.trimBefore(new Date(services.now().getTime() - services.periods.auditRetentionMs));
+  if (backlog) logger.info({ removed }, 'audit entries past their retention deleted; more are left for the next trims');
+  else if (removed > 0) logger.info({ removed }, 'audit entries past their retention deleted');
   return removed;
 }
 
