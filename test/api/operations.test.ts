@@ -93,7 +93,7 @@ test('readiness given up on object storage that takes the connection and never a
   const s3 = createS3Client({ endpoint, bucket: 'x', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
   try {
     const readiness = await checkReadiness({ ...server.services, payloads: new PayloadStore(s3, 'x') });
-    t.deepEqual(readiness, { ready: false, redis: true, objectStorage: false });
+    t.deepEqual(readiness, { ready: false, redis: true, objectStorage: 'unreachable' });
     for (let attempt = 0; attempt < 40 && open.size > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
     t.is(open.size, 0, "the probe's connection is closed, not left to the client's 120 s timeout");
   } finally {
@@ -107,7 +107,7 @@ test('readiness reports object storage that does not answer', async (t) => {
   const s3 = createS3Client({ endpoint: deadEndpoint, bucket: 'x', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
   try {
     const readiness = await checkReadiness({ ...server.services, payloads: new PayloadStore(s3, 'x') });
-    t.deepEqual(readiness, { ready: false, redis: true, objectStorage: false });
+    t.deepEqual(readiness, { ready: false, redis: true, objectStorage: 'unreachable' });
   } finally {
     s3.destroy();
   }

@@ -27,7 +27,7 @@ import { startServerProcess } from '../support/server-process.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
-import { startS3ErrorProxy } from '../support/s3-error-proxy.ts';
+import { type S3ErrorProxy, startS3ErrorProxy } from '../support/s3-error-proxy.ts';
 import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { within } from '../../server/src/time-limit.ts';
 import { capturedLogger } from '../../server/test/support/captured-log.ts';
@@ -235,10 +235,23 @@ test('a recipient that leaves while its chunk is still being read from object st
   });
 });
 
-test('object storage refusing for now (503 SlowDown, 500 InternalError) is answered 503, as storage out of reach is: the client retries, and its retry goes', async (t) => {
-  const local = await ensureLocalServices();
-  const proxy = await startS3ErrorProxy(portOf(local.s3.endpoint));
-  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 }, worker: false });
+/** A test server whose object storage is reached through an S3 error proxy (payloads all in object storage, no worker). */
+async function serverBehindS3ErrorProxy(options: TestServerOptions = {}): Promise<{ proxy: S3ErrorProxy; server: TestServer; close: () => Promise<void> }> {
+  const proxy = await startS3ErrorProxy(portOf((await ensureLocalServices()).s3.endpoint));
+  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 }, worker: false, ...options }).catch(async (error: unknown) => {
+    await proxy.close();
+    throw error;
+  });
+  const close = async (): Promise<void> => {
+    await proxy.close();
+    await server.close();
+  };
+  return { proxy, server, close };
+}
+
+test('object storage refusing for now (503 SlowDown, 429, 500 InternalError) is answered 503, as storage out of reach is, throttled with Retry-After, and logged once as a backend away: the client retries, and its retry goes', async (t) => {
+  const { logger, lines } = capturedLogger();
+  const { proxy, server, close } = await serverBehindS3ErrorProxy({ logger });
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     proxy.fail('PUT', /\/messages\//, 503, 'SlowDown', 1);
@@ -248,24 +261,64 @@ test('object storage refusing for now (503 SlowDown, 500 InternalError) is answe
     const refused = await send();
     t.is(refused.status, 503);
     t.is(refused.json().detail[0].code, '503');
+    t.is(refused.headers['retry-after'], '5', 'throttled: the client is told to back off too');
     const sent = await send();
     t.is(sent.status, 202, 'the retry, with the same token, goes');
     const messageId: string = sent.json().message_id;
+    const download = () => mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
 
     proxy.fail('GET', new RegExp(`/messages/${messageId}/`), 500, 'InternalError');
-    const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
-    t.is(download.status, 503);
+    t.is((await download()).status, 503);
+    proxy.clear();
+    // Some S3-compatible stores throttle with 429, on every try the SDK makes of a download's GET (an upload streaming from its client it cannot retry).
+    proxy.fail('GET', new RegExp(`/messages/${messageId}/`), 429, 'SlowDown');
+    const throttled = await download();
+    t.is(throttled.status, 503, 'no failure of ours: not 500');
+    t.is(throttled.headers['retry-after'], '5');
+    t.true(proxy.seen.filter((line) => line.startsWith('GET ') && line.includes(messageId)).length > 4, 'the SDK retried before giving up');
+    t.is(lines.filter((line) => line.msg === 'request failed: a backend is unavailable').length, 1, 'logged once, then counted, as a backend away is');
   } finally {
-    await proxy.close();
-    await server.close();
+    await close();
+  }
+});
+
+test('readiness holds while object storage throttles its HeadBucket (503 SlowDown, 429), saying so, and fails when storage answers an error that is no throttling (the bucket gone, access denied)', async (t) => {
+  // Moved on a second per probe, past the time a ready answer stands unchecked.
+  const clock = { now: Date.now() };
+  const { proxy, server, close } = await serverBehindS3ErrorProxy({ appServices: (services) => ({ ...services, now: () => new Date(clock.now) }) });
+  try {
+    const monitoring = await server.createMailbox();
+    const headBucket = /^\/[^/?]+\/?(\?|$)/;
+    const headsSeen = () => proxy.seen.filter((line) => line.startsWith('HEAD ')).length;
+    const probe = async () => {
+      clock.now += 1_000;
+      const answer = await rawRequest(server, { path: '/readyz', clientCertificate: monitoring });
+      return { status: answer.status, body: answer.json() };
+    };
+    t.deepEqual(await probe(), { status: 200, body: { status: 'ready', redis: 'ok', objectStorage: 'ok' } });
+
+    // Every try answered so. A HEAD's answer has no body, as S3's has none: only its status tells a throttling.
+    // Not ready for a store that cannot serve this deployment: no bucket, credentials refused, a failure of its own (past the SDK's retries).
+    const answers = [[503, 'SlowDown', 'throttled'], [429, 'SlowDown', 'throttled'], [404, 'NoSuchBucket', 'error'], [403, 'AccessDenied', 'error'], [500, 'InternalError', 'error']] as const;
+    for (const [status, code, objectStorage] of answers) {
+      proxy.clear();
+      proxy.fail('HEAD', headBucket, status, code);
+      const before = headsSeen();
+      const ready = objectStorage === 'throttled';
+      t.deepEqual(await probe(), { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'unavailable', redis: 'ok', objectStorage } }, `${status} ${code}`);
+      // Decided by the first answer, not by the SDK's retries (a 429's can outlast the check's 2 s), which would only add to the load.
+      if (ready) t.is(headsSeen() - before, 1, `${status} ${code}: asked once`);
+    }
+    proxy.clear();
+    t.deepEqual(await probe(), { status: 200, body: { status: 'ready', redis: 'ok', objectStorage: 'ok' } });
+  } finally {
+    await close();
   }
 });
 
 test("a sender whose body stopped arriving until object storage gave up on the upload (S3's 400 RequestTimeout, after ~20 s idle) is answered 408, no fault of the server's and not logged as one", async (t) => {
-  const local = await ensureLocalServices();
-  const proxy = await startS3ErrorProxy(portOf(local.s3.endpoint));
   const { logger, lines } = capturedLogger();
-  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 }, worker: false, logger });
+  const { proxy, server, close } = await serverBehindS3ErrorProxy({ logger });
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     const upload = openMailboxRequest(server, lab, {
@@ -284,15 +337,12 @@ test("a sender whose body stopped arriving until object storage gave up on the u
     t.is(JSON.parse(answer.body).detail[0].code, '408');
     t.deepEqual(lines.filter((line) => (line.level as number) >= 50).map((line) => line.msg), [], 'nothing logged as an error');
   } finally {
-    await proxy.close();
-    await server.close();
+    await close();
   }
 });
 
 test("a download is held to the chunk's recorded size, not to what object storage says: storage streaming without a length (an S3 gateway answering chunked) is served with the recorded one, and cut off if it brings other than that; a stored object of another size is an error, not a shorter payload passed off as whole", async (t) => {
-  const local = await ensureLocalServices();
-  const proxy = await startS3ErrorProxy(portOf(local.s3.endpoint));
-  const server = await startTestServer({ s3Endpoint: `http://127.0.0.1:${proxy.port}`, limits: { inlinePayloadBytes: 0 }, worker: false });
+  const { proxy, server, close } = await serverBehindS3ErrorProxy();
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
     const payload = randomBytes(50_000);
@@ -330,8 +380,7 @@ test("a download is held to the chunk's recorded size, not to what object storag
 
     t.true((await download(whole)).body.equals(payload), 'object storage answering right again, so is the download');
   } finally {
-    await proxy.close();
-    await server.close();
+    await close();
   }
 });
 

@@ -10,10 +10,12 @@ export interface S3Answer {
 
 export interface S3ErrorProxy {
   readonly port: number;
-  /** Answers the next `times` requests of `method` whose path matches with S3's error `code` and `status`, instead of passing them on. */
+  /** Answers the next `times` requests of `method` whose path matches with S3's error `code` and `status`, instead of passing them on (a HEAD's without the error body, as S3 answers it). */
   readonly fail: (method: string, path: RegExp, status: number, code: string, times?: number) => void;
   /** Passes the next `times` requests of `method` whose path matches on, and answers what `change` makes of the real answer (headers of its own: `chunked` leaves Content-Length out). */
   readonly alter: (method: string, path: RegExp, change: (real: S3Answer) => S3Answer & { readonly chunked?: boolean }, times?: number) => void;
+  /** Drops every rule given: requests pass on to the real server again. */
+  readonly clear: () => void;
   /** Requests seen so far, as `METHOD path`. */
   readonly seen: readonly string[];
   readonly close: () => Promise<void>;
@@ -67,6 +69,7 @@ export async function startS3ErrorProxy(targetPort: number): Promise<S3ErrorProx
     port: (server.address() as { port: number }).port,
     fail: (method, path, status, code, times = Number.POSITIVE_INFINITY) => rules.push({ method, path, answer: { status, code }, times }),
     alter: (method, path, change, times = Number.POSITIVE_INFINITY) => rules.push({ method, path, answer: change, times }),
+    clear: () => rules.splice(0),
     seen,
     close: async () => {
       server.closeAllConnections();

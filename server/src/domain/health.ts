@@ -1,23 +1,37 @@
 import { sharedRead } from '../shared-read.ts';
 import { within } from '../time-limit.ts';
+import type { ObjectStorageState } from '../store/payloads.ts';
 import type { Services } from './services.ts';
 
 export interface Readiness {
   readonly ready: boolean;
   readonly redis: boolean;
-  readonly objectStorage: boolean;
+  readonly objectStorage: ObjectStorageState;
 }
 
 /** How long each backend has to answer a readiness check. */
 const READY_WITHIN_MS = 2_000;
 
-/** Whether this process can serve: Redis and object storage both answer (quickly). */
+/**
+ * Object storage states a process may serve in. Throttled is one: every process shares the one
+ * bucket, so a store shedding load would fail them all at once, and a load balancer or an
+ * orchestrator would take every one out, making a slowdown an outage. The SDK's retries carry
+ * requests through it, and what still fails is answered 503 for the client to retry.
+ */
+const SERVING_STATES: ReadonlySet<ObjectStorageState> = new Set(['ok', 'throttled']);
+
+/**
+ * Whether this process can serve: Redis answers (quickly), and object storage answers for the
+ * bucket, throttling or not. Not when it answers nothing, nor with another error: a bucket gone
+ * (NoSuchBucket) or credentials refused (AccessDenied, InvalidAccessKeyId) fail every request
+ * that needs it until an operator acts, and may be of this process alone (its credentials).
+ */
 export async function checkReadiness(services: Services): Promise<Readiness> {
   const [redis, objectStorage] = await Promise.all([
     within(services.messages.ping(), READY_WITHIN_MS).then(() => true, () => false),
-    services.payloads.ping(READY_WITHIN_MS).then(() => true, () => false),
+    services.payloads.ping(READY_WITHIN_MS),
   ]);
-  return { ready: redis && objectStorage, redis, objectStorage };
+  return { ready: redis && SERVING_STATES.has(objectStorage), redis, objectStorage };
 }
 
 /**

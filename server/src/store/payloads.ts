@@ -10,6 +10,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { isObjectStorageThrottling, statusOf } from './throttling.ts';
 
 export interface StoredChunk {
   /** Streamed from object storage; a small message's payload, read with its record, is at hand. */
@@ -69,8 +70,8 @@ export class PayloadStore {
     }
   }
 
-  async #head(abortSignal?: AbortSignal): Promise<void> {
-    await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }), abortSignal ? { abortSignal } : {});
+  async #head(): Promise<void> {
+    await this.#s3.send(new HeadBucketCommand({ Bucket: this.#bucket }));
   }
 
   /**
@@ -127,14 +128,51 @@ export class PayloadStore {
   }
 
   /**
-   * Cheap reachability check for readiness, given up on (and its request ended) after
-   * `withinMs`: left running against a silent store, each probe would hold one of the pooled
-   * sockets until the client's own timeout, minutes on.
+   * Cheap check for readiness of what object storage answers for the bucket, given up on (and
+   * its request ended) after `withinMs`: left running against a silent store, each probe would
+   * hold one of the pooled sockets until the client's own timeout, minutes on. A throttled
+   * answer decides it at once: the SDK would retry it, with backoff that can outlast `withinMs`
+   * (a 429's, of 500 ms upwards, took 2.6 s in a test), and the check would be given up as though nothing answered,
+   * while each retry asked more of a store asking for less.
    */
-  async ping(withinMs: number): Promise<void> {
-    await this.#head(AbortSignal.timeout(withinMs));
+  async ping(withinMs: number): Promise<ObjectStorageState> {
+    const command = new HeadBucketCommand({ Bucket: this.#bucket });
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          return await next(args);
+        } catch (error) {
+          // An error of no S3 shape (no status, no code) is one the SDK does not retry.
+          throw isObjectStorageThrottling(error) ? new ThrottledAnswer() : error;
+        }
+      },
+      EACH_ATTEMPT,
+    );
+    try {
+      await this.#s3.send(command, { abortSignal: AbortSignal.timeout(withinMs) });
+      return 'ok';
+    } catch (error) {
+      if (error instanceof ThrottledAnswer) return 'throttled';
+      return statusOf(error) === undefined ? 'unreachable' : 'error';
+    }
   }
 }
+
+/**
+ * What object storage answered a readiness check: the bucket (ok); throttling, so there and
+ * serving, more slowly; an error that is no throttling (the bucket gone, credentials refused, a
+ * failure of its own); or nothing (a connection refused, cut off or silent).
+ */
+export type ObjectStorageState = 'ok' | 'throttled' | 'error' | 'unreachable';
+
+/** Ends a readiness check at the first throttled answer. */
+class ThrottledAnswer extends Error {}
+
+/**
+ * Where a command's own middleware sees each attempt's answer, read and parsed: inside the SDK's
+ * retries, which are first in the same step (its retryMiddleware, of high priority).
+ */
+const EACH_ATTEMPT = { name: 'meshboxEachAttempt', step: 'finalizeRequest', priority: 'low' } as const;
 
 function chunkKey({ messageId, number, version }: ChunkObject): string {
   return `messages/${messageId}/${number}${version ? `.${version}` : ''}`;

@@ -6,6 +6,7 @@ import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { ForbiddenError, MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
 import { UnreadableMailboxError } from '../../store/mailboxes.ts';
 import { ReplicasBehindError } from '../../store/replica-confirmation.ts';
+import { isObjectStorageThrottling, statusOf } from '../../store/throttling.ts';
 import { discardBodyAfterAnswer } from '../unread-body.ts';
 import { errorBody } from '../views/errors.ts';
 import type { RequestState } from './request-context.ts';
@@ -87,9 +88,18 @@ export function toMeshError(thrown: unknown): MeshError {
   if (thrown instanceof MeshError) return thrown;
   // A mailbox stored under another secret key needs an admin (UnreadableMailboxError says what): not a bare 500.
   if (thrown instanceof UnreadableMailboxError) return new ServiceUnavailableError(`mailbox ${thrown.mailboxId} cannot be read`);
+  // Still throttled after the SDK's own retries (a 429 included, which is no failure of ours): the client backs off too.
+  if (isObjectStorageThrottling(thrown)) return new ServiceUnavailableError('object storage is busy', THROTTLED_RETRY_AFTER_SECONDS);
   if (isUnavailable(thrown)) return new MeshError(503, MeshErrorCodes.serviceUnavailable);
   return new MeshError(500, MeshErrorCodes.internalError);
 }
+
+/**
+ * How long a client is told to wait after object storage throttled its request: past the few
+ * seconds the SDK's retries already waited, so that clients coming straight back do not keep the
+ * spell going.
+ */
+const THROTTLED_RETRY_AFTER_SECONDS = 5;
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE']);
 
@@ -99,8 +109,8 @@ function isUnavailable(thrown: unknown): boolean {
   if (thrown instanceof ReplicasBehindError) return true;
   const code = (thrown as NodeJS.ErrnoException).code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
-  // Object storage silent past its timeout, or failing itself (503 SlowDown, 500 InternalError).
-  if (thrown.name === 'TimeoutError' || ((thrown as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0) >= 500) return true;
+  // Object storage silent past its timeout, throttling (429, 503 SlowDown), or failing itself (500 InternalError).
+  if (thrown.name === 'TimeoutError' || isObjectStorageThrottling(thrown) || (statusOf(thrown) ?? 0) >= 500) return true;
   // ioredis with offline queue disabled, a connection that gave up retrying, a cluster without a
   // working node for the slot (redirected to a node that is down, or still moving its slots), or a
   // Redis refusing writes for now (out of memory, a replica left read-only by a failover, loading,

@@ -22,7 +22,7 @@ export function registerHealthRoutes(router: Router<RequestState>, services: Ser
     ctx.body = {
       status: readiness.ready ? 'ready' : 'unavailable',
       redis: readiness.redis ? 'ok' : 'unreachable',
-      objectStorage: readiness.objectStorage ? 'ok' : 'unreachable',
+      objectStorage: readiness.objectStorage,
     };
   });
 }
