@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
 import { Queue } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { waitFor } from '../../scripts/services/processes.ts';
 import { DEFAULT_PERIODS } from '../../server/src/config.ts';
 import { queuePrefix, runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
@@ -10,6 +11,8 @@ import { LIFECYCLE_QUEUE } from '../../server/src/jobs/queue-name.ts';
 import { type Claim, SCHEDULE_SHARDS } from '../../server/src/store/lifecycle-schedule.ts';
 import { startTestServer } from '../support/harness.ts';
 import { mailboxRequest, sendMessage } from '../support/http.ts';
+import { LIFECYCLE_TEST_PERIODS, SECOND } from '../support/lifecycle-setting.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 test('a worker that dies mid-check (after its effect, before setting the next check) has the check retried once its lease ends, taking effect once', async (t) => {
   const inboxExpiryMs = 400;
@@ -63,6 +66,56 @@ test('a worker that dies mid-check (after its effect, before setting the next ch
     t.is(await reportsAbout(messageId), 1, 'exactly one non-delivery report');
   } finally {
     await server.close();
+  }
+});
+
+test('a check that outlasts its lease (object storage answering slowly) and fails late leaves the check to the worker that took it: nobody takes it a third time meanwhile, and it does not come back once that worker purged the message', async (t) => {
+  const leaseMs = 60 * SECOND;
+  const proxy = await startTcpProxy(Number(new URL((await ensureLocalServices()).s3.endpoint).port));
+  const server = await startTestServer({
+    s3Endpoint: `http://127.0.0.1:${proxy.port}`,
+    periods: LIFECYCLE_TEST_PERIODS,
+    limits: { inlinePayloadBytes: 0 },
+    worker: false,
+  });
+  const { schedule } = server.connections;
+  const silent = pino({ level: 'silent' });
+  try {
+    const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+    const messageId = await sendMessage(server, lab, gp, 'collected, then purged');
+    t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` })).status, 200);
+    // Past both retentions: one check purges the payload, then the record.
+    let clock = Date.now() + LIFECYCLE_TEST_PERIODS.messageRetentionMs + SECOND;
+    const services = { ...server.services, now: () => new Date(clock) };
+    const claimAll = async (): Promise<Claim[]> =>
+      (await Promise.all(Array.from({ length: SCHEDULE_SHARDS }, (_, shard) => schedule.claimDue(shard, services.now(), leaseMs, 10)))).flat();
+
+    // Worker A claims the check; its listing of the payload reaches the store, whose answer does not come.
+    proxy.holdAnswers();
+    const before = proxy.bytesToBackend();
+    const slow = runDueLifecycles(services, schedule, silent, { leaseMs });
+    t.true(await waitFor(async () => proxy.bytesToBackend() > before, 10_000, 20), 'A is purging the payload');
+
+    // Its lease ends; worker B takes the check. Then A's calls fail (the store gone, its retries refused).
+    clock += leaseMs;
+    const [taken] = await claimAll();
+    t.is(taken?.messageId, messageId);
+    await proxy.cut();
+    t.is(await slow, 1, 'A ran the check');
+    t.is((await server.services.messages.get(messageId))?.payloadPurgedAt, undefined, 'and failed: its payload not purged');
+    t.deepEqual(await schedule.failures(10), [], "A's failure is not recorded against B's check");
+
+    t.like(await schedule.counts(new Date(clock + leaseMs - 1)), { due: 0, held: 1 }, "nobody takes the check while B's lease lasts");
+
+    proxy.releaseAnswers();
+    await proxy.restore();
+    await schedule.release(taken!, await advanceLifecycle(services, messageId));
+    t.is(await server.services.messages.get(messageId), undefined, 'purged by B');
+    t.is(await schedule.nextCheck(messageId), undefined, "the message's life is over: no check comes back");
+    t.like(await schedule.counts(services.now()), { scheduled: 0, held: 0, failing: 0 });
+  } finally {
+    await server.close();
+    await proxy.close();
   }
 });
 
