@@ -36,7 +36,8 @@ export function errorResponder(logger: Logger, options: ErrorResponderOptions): 
       const error = toMeshError(thrown);
       ctx.state.refusal = { error: error.meshCode.code, ...(error instanceof ForbiddenError && error.reason ? { reason: error.reason } : {}) };
       // A client that went away mid-request is no server fault: were it logged as one, any client could flood the error log.
-      if (!ctx.res.socket || ctx.res.socket.destroyed) ctx.state.log.info({ err: thrown }, 'client went away');
+      // A refusal is logged by its code: its text may name what the client asked about (a sender's local id, a patient identifier).
+      if (!ctx.res.socket || ctx.res.socket.destroyed) ctx.state.log.info(thrown instanceof MeshError ? { status: error.status, error: error.meshCode.code } : { err: thrown }, 'client went away');
       else if (error.clientCaused) ctx.state.log.info({ err: thrown }, 'request refused for what it sent');
       else if (thrown instanceof PayloadMissingError) {
         ctx.state.log.error(

@@ -3,7 +3,7 @@ import { Stream } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { apiVersionFromAccept, type ApiVersion, MESH_V2_MEDIA_TYPE, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
+import { apiVersionFromAccept, type ApiVersion, MESH_PATH_PREFIX, MESH_V2_MEDIA_TYPE, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { BadRequestError, MeshError } from '../../domain/errors.ts';
 import { loggedText } from '../../logging.ts';
 import { peerCertificate } from '../peer-certificate.ts';
@@ -43,7 +43,7 @@ export function requestContext(logger: Logger): Middleware<RequestState> {
         const { commonName, serialNumber } = peerCertificate(socket);
         const { refusal } = ctx.state;
         logger.info(
-          { requestId, method: ctx.method, path: loggedText(parsedPath(ctx) ?? ctx.url), status: answeredStatus(ctx), ...refusal, ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } },
+          { requestId, method: ctx.method, path: loggedText(withoutLocalId(parsedPath(ctx) ?? ctx.url)), status: answeredStatus(ctx), ...refusal, ms: Math.round(performance.now() - started), certificate: { commonName, serialNumber } },
           'request',
         );
       });
@@ -59,6 +59,17 @@ export function answeredStatus(ctx: { readonly status: number; readonly res: { r
 
 /** What Node takes for an expectation of 100-continue (its own test), which it meets itself. */
 const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/** The v1 tracking by local id: its path's last part is the sender's local id. */
+const TRACKING_BY_LOCAL_ID = new RegExp(`^(${MESH_PATH_PREFIX}/[^/]+/outbox/tracking)/.+$`, 'i');
+
+/**
+ * The path as the access line has it: a sender's local id (often a specimen's or a patient's
+ * number) stands as `:localId`, as operators' logs are no place for patient identifiers.
+ */
+function withoutLocalId(path: string): string {
+  return path.replace(TRACKING_BY_LOCAL_ID, '$1/:localId');
+}
 
 /**
  * The request target's path; undefined when the target is no URL that Node parses (an absolute
