@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import test from 'ava';
@@ -147,6 +147,32 @@ test('dispatch sends every waiting file (chunked, gzipped, with its control file
   t.like(ue!.metadata, { subject: 'U&E', localId: 'lab-77', fileName: 'renal.csv' });
   t.is(receipts[2]!.localId, 'lab-77');
   t.regex(receipts[0]!.localId, /^dispatch-[0-9a-f]{16}$/, 'a made-up local id, to find the message again after a crash');
+});
+
+test("dispatch's receipts, refusals and journals are no more readable than the file they tell of: a lab system's private result (0600) does not leave its subject and local id (a patient's name and number) readable by every local user", async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'fbc.hl7', Buffer.from('MSH|RESULT FOR JANE DOE'), { to: gp.mailbox.id, subject: 'FBC result for Jane Doe', localId: 'NHS 943 476 5919' });
+  await put(outbox, 'nobody.hl7', Buffer.from('MSH|RESULT FOR JOHN DOE'), { to: 'NOSUCHBOX01', subject: 'FBC result for John Doe' });
+  for (const name of await readdir(outbox)) await chmod(join(outbox, name), 0o600);
+  // The common umask, which lets every local user read what is made with the default mode.
+  const umask = process.umask(0o022);
+  try {
+    const run = await as(lab, ['dispatch', outbox, '--workflow', WORKFLOW]);
+    t.is(run.code, 1, run.stderr);
+    await writeJournal(outbox, {
+      file: 'next.hl7', size: 1, mtimeMs: 0, localId: 'NHS 943 476 5919', earlier: null, sentTo: gp.mailbox.id,
+      sentWorkflowId: WORKFLOW, sentFileName: 'next.hl7', messageId: null, chunkSize: 1024, gzip: false, attemptedAt: null, attemptedOnBoot: null,
+    });
+  } finally {
+    process.umask(umask);
+  }
+  const modes = async (folder: string, suffix: string) =>
+    Promise.all((await readdir(join(outbox, folder))).filter((name) => name.endsWith(suffix)).map(async (name) => [name, (await stat(join(outbox, folder, name))).mode & 0o777] as const));
+  const receipts = await modes('sent', '.json');
+  t.is(receipts.length, 1);
+  t.true((await readFile(join(outbox, 'sent', receipts[0]![0]), 'utf8')).includes('Jane Doe'));
+  t.deepEqual([...receipts, ...(await modes('failed', '.error.json')), ...(await modes(JOURNAL_FOLDER, '.json'))].map(([, mode]) => mode.toString(8)), ['600', '600', '600']);
 });
 
 test('a file the server refuses, or whose control file is wrong, moves into failed/ with the reason, its control file beside it; one nothing addresses stays', async (t) => {

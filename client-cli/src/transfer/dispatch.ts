@@ -490,7 +490,7 @@ async function finish(
     recovered: sent.recovered,
     sentAt: new Date().toISOString(),
   };
-  await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`);
+  await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`, { mode: modeOfWhatItTells(taken) });
   await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo: null });
   // A file removed once it had gone (read whole) leaves only its receipt.
   const moved = await moveTaken(join(folder, file), receipt.sentPath, taken);
@@ -501,6 +501,16 @@ async function finish(
   await removeJournal(folder, file);
   await removeMoveNote(folder, file);
   return receipt;
+}
+
+/**
+ * A receipt's or a refusal's file mode: no more readable than the file it tells of (under the
+ * umask, as any new file). It names the file and holds its subject and local id, often a
+ * patient's name or number: a lab system's private result must not leave them readable by every
+ * local user.
+ */
+function modeOfWhatItTells(file: Stats): number {
+  return file.mode & 0o666;
 }
 
 /**
@@ -554,7 +564,7 @@ async function moveToFailed(folder: string, file: string, taken: Stats, reason: 
   const unique = `${failedAt.replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
   const failedName = fitFileName(`${unique}_${file}`, FAILED_NAME_BYTES);
   const failed = join(folder, FAILED_FOLDER);
-  await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt }, null, 2)}\n`);
+  await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt }, null, 2)}\n`, { mode: modeOfWhatItTells(taken) });
   const controlTo = join(failed, `${failedName}${CONTROL_SUFFIX}`);
   await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo });
   // The file first: a control file moved without it would let the file go with the defaults.

@@ -74,12 +74,15 @@ export interface MoveNote {
 
 const MOVE_NOTE_SUFFIX = '.moving.json';
 
+/** Journals and notes are this program's own, and name a file and its local id (a patient's number, often): no one else's to read. */
+const OWN_FILE = { mode: 0o600 } as const;
+
 function moveNotePath(folder: string, file: string): string {
   return join(folder, JOURNAL_FOLDER, `${fileHash(file)}${MOVE_NOTE_SUFFIX}`);
 }
 
 export async function noteMove(folder: string, note: Omit<MoveNote, 'at'>): Promise<void> {
-  await writeFileAtomically(moveNotePath(folder, note.file), JSON.stringify({ ...note, at: Date.now() }));
+  await writeFileAtomically(moveNotePath(folder, note.file), JSON.stringify({ ...note, at: Date.now() }), OWN_FILE);
   await syncFolder(join(folder, JOURNAL_FOLDER));
 }
 
@@ -140,7 +143,7 @@ export async function removeJournal(folder: string, file: string): Promise<void>
 }
 
 export async function writeJournal(folder: string, journal: Journal): Promise<void> {
-  await writeFileAtomically(journalPath(folder, journal.file), JSON.stringify(journal));
+  await writeFileAtomically(journalPath(folder, journal.file), JSON.stringify(journal), OWN_FILE);
   await syncFolder(join(folder, JOURNAL_FOLDER));
 }
 
