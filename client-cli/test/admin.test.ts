@@ -3,8 +3,7 @@ import { once } from 'node:events';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import forge from 'node-forge';
@@ -18,16 +17,16 @@ import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/su
 import { startTestRedis } from '../../test/support/redis-server.ts';
 import { mailboxRequest, rawRequest, sendMessage } from '../../test/support/http.ts';
 import { publishRevocationList } from '../src/commands/admin/pki-files.ts';
+import { fileTemporaryDirectory, temporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { type CliResult, MAIN, runSubprocess } from './support/cli-fixture.ts';
 
 let server: TestServer;
-let pkiDir: string;
+const pkiDir = fileTemporaryDirectory(test, 'admin');
 let adminEnv: Record<string, string>;
 
 test.before(async () => {
   server = await startTestServer();
   const local = await ensureLocalServices();
-  pkiDir = await mkdtemp(join(tmpdir(), 'meshbox-admin-'));
   // The admin signs with the test server's CA, so what it issues is accepted there.
   await writeFile(join(pkiDir, 'ca.crt'), server.ca.certPem);
   await writeFile(join(pkiDir, 'ca.key'), server.ca.keyPem);
@@ -72,7 +71,7 @@ function withCertificateOf(holder: string, id: string, password: string, dir: st
 }
 
 test('ca init creates a CA and will not replace it without --force', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
+  const dir = await temporaryDirectory(t, 'ca');
   const created = await admin('--pki-dir', dir, 'ca', 'init', '--name', 'Test Trust CA');
   t.is(created.code, 0, created.stderr);
   const certPem = await readFile(join(dir, 'ca.crt'), 'utf8');
@@ -130,7 +129,7 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
   t.not(await readFile(join(dir, 'ca.crt'), 'utf8'), certPem);
 
   // A key without its certificate (half a CA lost) is a CA there too: refused without --force, kept aside with it.
-  const halfDir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
+  const halfDir = await temporaryDirectory(t, 'ca');
   await writeFile(join(halfDir, 'ca.key'), 'a key whose certificate was lost');
   const half = await admin('--pki-dir', halfDir, 'ca', 'init');
   t.is(half.code, 1);
@@ -141,7 +140,7 @@ test('ca init creates a CA and will not replace it without --force', async (t) =
 });
 
 test('cert sign --usage server signs the names a request asks beyond --for only when --dns and --ip give them: a client trusts a server certificate for its names', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-pki-'));
+  const dir = await temporaryDirectory(t, 'pki');
   t.is((await admin('--pki-dir', dir, 'ca', 'init')).code, 0);
   const csr = join(dir, 'mesh.csr');
   await writeFile(csr, createCertificateRequest({ commonName: 'mesh.example.org' }).csrPem);
@@ -166,7 +165,7 @@ test('cert sign --usage server signs the names a request asks beyond --for only 
 });
 
 test('cert server and cert sign refuse a malformed --ip or --dns as a usage error, before anything is signed or written', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
+  const dir = await temporaryDirectory(t, 'ca');
   t.is((await admin('--pki-dir', dir, 'ca', 'init')).code, 0);
   t.is((await admin('--pki-dir', dir, 'cert', 'server', '--dns', 'mesh.example.org')).code, 0);
   const working = await readFile(join(dir, 'server.crt'), 'utf8');
@@ -204,7 +203,7 @@ test('cert server and cert sign refuse a malformed --ip or --dns as a usage erro
 });
 
 test('mailbox create takes an ODS code of letters and digits (trimmed) and a name on one line of at most 200 characters, refusing others as usage errors before registering anything; a name longer than a certificate holds is cut there', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   for (const [flag, value] of [['--ods', 'Y2/6'], ['--ods', ''], ['--ods', 'A81001\u0007'], ['--name', 'Two\nlines'], ['--name', 'Trust \u202eRVR'], ['--name', 'x'.repeat(201)]]) {
     const refused = await admin('mailbox', 'create', 'ODS0001', '--password', 'p', flag!, value!, '--cert-out', out);
     t.is(refused.code, 2, `${flag} ${JSON.stringify(value)}`);
@@ -219,7 +218,7 @@ test('mailbox create takes an ODS code of letters and digits (trimmed) and a nam
 });
 
 test('mailbox create registers the mailbox (a workflow given twice once, the ODS code upper case) and issues a certificate the server accepts; disable and enable take effect', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   const created = await admin('mailbox', 'create', 'x26ot001', '--password', 'pw-1', '--ods', 'x26', '--name', 'Example Trust', '--workflow', 'W1', 'W2', 'W1', '--cert-out', out);
   t.is(created.code, 0, created.stderr);
   t.true(existsSync(join(out, 'X26OT001.crt')));
@@ -276,7 +275,7 @@ test("mailbox disable is MESH's deactivation: the messages waiting in its inbox 
 });
 
 test('mailbox commands refuse duplicates, unknown mailboxes and bad ids with a clear message', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'DUP001', '--password', 'a', '--cert-out', out)).code, 0);
   const duplicate = await admin('mailbox', 'create', 'DUP001', '--password', 'b', '--cert-out', out);
   t.is(duplicate.code, 1);
@@ -343,7 +342,7 @@ test('mailbox list and backlog show a name with control characters escaped, neve
 });
 
 test('admin workflow allow and deny change what a mailbox may send and receive', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'WF001', '--password', 'p', '--workflow', 'PATH_RESULTS', '--cert-out', out)).code, 0);
   const allowed = await admin('workflow', 'allow', 'wf001', 'RAD_RESULTS', '--receive');
   t.is(allowed.code, 0, allowed.stderr);
@@ -507,7 +506,7 @@ const namelessCanRun =
 const asUidWithoutName = namelessCanRun ? test : test.skip;
 
 asUidWithoutName('an admin command run as a user with no name (a container run as an arbitrary uid) works, and is audited as that uid', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'UID001', '--password', 'p', '--cert-out', out)).code, 0);
   const run = spawnSync('setpriv', [...NAMELESS_USER, process.execPath, MAIN, 'admin', 'workflow', 'allow', 'UID001', 'UID_WORKFLOW', '--send'], {
     env: { PATH: process.env.PATH, ...adminEnv },
@@ -520,7 +519,7 @@ asUidWithoutName('an admin command run as a user with no name (a container run a
 });
 
 test('admin actions are recorded in the audit log, which admin audit shows', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'AUD001', '--password', 'p', '--cert-out', out)).code, 0);
   t.is((await admin('mailbox', 'disable', 'AUD001')).code, 0);
   const shown = await admin('audit', '--tail', '500', '--json');
@@ -542,9 +541,9 @@ test('admin actions are recorded in the audit log, which admin audit shows', asy
 });
 
 test('CSR flow: the mailbox makes its own key and request, the admin signs it, and the certificate connects; the key never leaves', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'CSR001', '--password', 'pw', '--cert-out', out)).code, 0);
-  const own = await mkdtemp(join(tmpdir(), 'meshbox-own-'));
+  const own = await temporaryDirectory(t, 'own');
   const requested = await runSubprocess(['cert', 'request', '--for', 'csr001', '--out', own]);
   t.is(requested.code, 0, requested.stderr);
   t.true(existsSync(join(own, 'CSR001.key')));
@@ -595,9 +594,9 @@ test('CSR flow: the mailbox makes its own key and request, the admin signs it, a
 });
 
 test.serial('cert issue re-issues a certificate; cert revoke refuses every certificate of the mailbox', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'REV001', '--password', 'pw', '--cert-out', out)).code, 0);
-  const reissueDir = await mkdtemp(join(tmpdir(), 'meshbox-reissue-'));
+  const reissueDir = await temporaryDirectory(t, 'reissue');
   const overOld = await admin('cert', 'issue', 'rev001', '--cert-out', out);
   t.is(overOld.code, 1);
   t.regex(overOld.stderr, /REV001\.(crt|key) exists already and is left as it is: give another --cert-out/);
@@ -636,14 +635,14 @@ test.serial('cert issue re-issues a certificate; cert revoke refuses every certi
 });
 
 test('cert list shows the certificates on record, soonest expiry first; --expiring-within picks those due for renewal; --days sets a lifetime', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'EXP001', '--password', 'pw', '--cert-out', out)).code, 0);
   t.is((await admin('mailbox', 'create', 'EXP002', '--password', 'pw', '--cert-out', out, '--days', '10')).code, 0);
   const soon = describeCertificate(await readFile(join(out, 'EXP002.crt'), 'utf8'));
   const later = describeCertificate(await readFile(join(out, 'EXP001.crt'), 'utf8'));
   t.true(Math.abs(soon.notAfter.getTime() - Date.now() - 10 * 86_400_000) < 60_000, 'valid for the 10 days asked');
   t.is(Math.round((later.notAfter.getTime() - Date.now()) / 86_400_000), 825, 'the default lifetime');
-  const renewed = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const renewed = await temporaryDirectory(t, 'certs');
   t.is((await admin('cert', 'issue', 'EXP002', '--cert-out', renewed, '--days', '400')).code, 0);
   const renewal = describeCertificate(await readFile(join(renewed, 'EXP002.crt'), 'utf8'));
 
@@ -689,7 +688,7 @@ test('cert list shows the certificates on record, soonest expiry first; --expiri
 
 test('cert list --expiring-within keeps the certificates with no expiry on record (recorded before dates, or holders, were kept): their end is unknown, not far', async (t) => {
   const keys = redisKeys(server.redisPrefix);
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'OLD001', '--password', 'pw', '--cert-out', out)).code, 0);
   const { serialNumber } = describeCertificate(await readFile(join(out, 'OLD001.crt'), 'utf8'));
   // As an upgrade finds it: the certificate recorded with its holder but no expiry date ...
@@ -704,7 +703,7 @@ test('cert list --expiring-within keeps the certificates with no expiry on recor
 });
 
 test('cert list --expiring-within leaves out an expired certificate that a renewal has replaced; one with none stays', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'REN001', '--password', 'pw', '--cert-out', out)).code, 0);
   t.is((await admin('mailbox', 'create', 'REN002', '--password', 'pw', '--cert-out', out)).code, 0);
   const current = describeCertificate(await readFile(join(out, 'REN001.crt'), 'utf8'));
@@ -723,7 +722,7 @@ test('cert list --expiring-within leaves out an expired certificate that a renew
 });
 
 test("a certificate never outlives the CA that signs it (--days past the CA's end, or beyond what a date can hold, does not leave a mailbox without one)", async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   const caEnd = describeCertificate(server.ca.certPem).notAfter;
   const long = await admin('mailbox', 'create', 'LONG01', '--password', 'pw', '--cert-out', out, '--days', '5000');
   t.is(long.code, 0, long.stderr);
@@ -734,15 +733,15 @@ test("a certificate never outlives the CA that signs it (--days past the CA's en
   // Cut short, and told so; within the CA's life, nothing is said.
   const cutShort = `warning: the certificate ends on ${caEnd.toISOString().slice(0, 10)}, when the CA's own certificate does: sooner than the 3000000 days asked for`;
   t.true(huge.stderr.includes(cutShort), huge.stderr);
-  const renewed = await admin('cert', 'issue', 'LONG02', '--cert-out', await mkdtemp(join(tmpdir(), 'meshbox-certs-')), '--days', '3000000');
+  const renewed = await admin('cert', 'issue', 'LONG02', '--cert-out', await temporaryDirectory(t, 'certs'), '--days', '3000000');
   t.true(renewed.stderr.includes(cutShort), renewed.stderr);
-  const within = await admin('cert', 'issue', 'LONG02', '--cert-out', await mkdtemp(join(tmpdir(), 'meshbox-certs-')), '--days', '30');
+  const within = await admin('cert', 'issue', 'LONG02', '--cert-out', await temporaryDirectory(t, 'certs'), '--days', '30');
   t.is(within.code, 0, within.stderr);
   t.false(within.stderr.includes('warning'), within.stderr);
 });
 
 test("admin commands refuse a secret key other than the directory's before changing anything, and say where it came from", async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'KEY001', '--password', 'pw', '--cert-out', out)).code, 0);
   const wrongKeyFile = join(out, 'wrong-secret-key');
   await writeFile(wrongKeyFile, 'not the server key\n');
@@ -782,7 +781,7 @@ test('cert revoke refuses a serial not on record (a mistyped mailbox id), unless
   t.is(forced.code, 0, forced.stderr);
   t.true(await server.services.certificates.isRevoked('FACADE03'));
 
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'BYSER01', '--password', 'pw', '--cert-out', out)).code, 0);
   const { serialNumber } = describeCertificate(await readFile(join(out, 'BYSER01.crt'), 'utf8'));
   const bySerial = await admin('cert', 'revoke', serialNumber.toUpperCase());
@@ -798,7 +797,7 @@ test('cert revoke refuses a serial not on record (a mistyped mailbox id), unless
 });
 
 test('mailbox password gives a new password, from a file, stdin or generated; create takes one from a file; empty ones are refused', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   const passwordFile = join(out, 'password');
   await writeFile(passwordFile, 'from-a-file\n');
   t.is((await admin('mailbox', 'create', 'PWD001', '--password-file', passwordFile, '--cert-out', out)).code, 0);
@@ -839,7 +838,7 @@ test('mailbox password gives a new password, from a file, stdin or generated; cr
 });
 
 test('cert grant lets the certificates of one mailbox act for another (with its password), which mailbox show lists; ungrant takes it back', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'GRA001', '--password', 'pw-a', '--cert-out', out)).code, 0);
   t.is((await admin('mailbox', 'create', 'GRB001', '--password', 'pw-b', '--cert-out', out)).code, 0);
   t.regex((await withCertificateOf('GRA001', 'GRB001', 'pw-b', out, 'handshake')).stderr, /HTTP 403/);
@@ -863,8 +862,8 @@ test('cert grant lets the certificates of one mailbox act for another (with its 
 });
 
 test('mailbox create with a CA key that is not its certificate\'s registers nothing (it would be left without a certificate, its generated password unseen), so the retry works', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
-  const mismatched = await mkdtemp(join(tmpdir(), 'meshbox-mismatched-ca-'));
+  const out = await temporaryDirectory(t, 'certs');
+  const mismatched = await temporaryDirectory(t, 'mismatched-ca');
   await writeFile(join(mismatched, 'ca.crt'), server.ca.certPem);
   await writeFile(join(mismatched, 'ca.key'), createCertificateAuthority({ commonName: 'another CA' }).keyPem);
   const refused = await runSubprocess(['admin', 'mailbox', 'create', 'CAK001', '--cert-out', out], { env: { ...adminEnv, MESHBOX_PKI_DIR: mismatched } });
@@ -877,7 +876,7 @@ test('mailbox create with a CA key that is not its certificate\'s registers noth
 });
 
 test('mailbox create with a certificate folder it cannot write to registers nothing, so the retry works', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   const notAFolder = join(out, 'not-a-folder');
   await writeFile(notAFolder, '');
   const refused = await admin('mailbox', 'create', 'OUT001', '--password', 'pw', '--cert-out', notAFolder);
@@ -895,7 +894,7 @@ test('a revocation recorded while the CRL is being written still reaches it: the
   // Another admin's revocation lands between this one's reading of the records and its write.
   const reads = [[earlier], [earlier, meanwhile]];
   let read = 0;
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-race-'));
+  const dir = await temporaryDirectory(t, 'crl-race');
   for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
   await publishRevocationList(dir, async () => reads[Math.min(read++, reads.length - 1)]!);
   const crl = readCrl(dir, '-text');
@@ -908,7 +907,7 @@ test("a revocation another admin records and publishes just after this one read 
   const earlier = { serialNumber: 'cc01', revokedAt: new Date(Date.now() - 60_000) };
   const theirs = { serialNumber: 'dd02', revokedAt: new Date() };
   const records = [earlier];
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-race-'));
+  const dir = await temporaryDirectory(t, 'crl-race');
   for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
   let otherAdminDone = false;
   const recorded = async () => {
@@ -928,8 +927,8 @@ test("a revocation another admin records and publishes just after this one read 
 });
 
 test('a key is never written through a file or link already where it is to go: the mailbox is not even registered', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
-  const elsewhere = join(await mkdtemp(join(tmpdir(), 'meshbox-elsewhere-')), 'collected.txt');
+  const out = await temporaryDirectory(t, 'certs');
+  const elsewhere = join(await temporaryDirectory(t, 'elsewhere'), 'collected.txt');
   await writeFile(elsewhere, 'nothing yet\n');
   await symlink(elsewhere, join(out, 'SYM001.key'));
   const created = await admin('mailbox', 'create', 'SYM001', '--password', 'pw', '--cert-out', out);
@@ -940,14 +939,14 @@ test('a key is never written through a file or link already where it is to go: t
 });
 
 test('cert sign never replaces a file or writes through a link at --out, and records nothing it could not write', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'SGN001', '--password', 'pw', '--cert-out', out)).code, 0);
-  const own = await mkdtemp(join(tmpdir(), 'meshbox-own-'));
+  const own = await temporaryDirectory(t, 'own');
   t.is((await runSubprocess(['cert', 'request', '--for', 'SGN001', '--out', own])).code, 0);
   const csr = join(own, 'SGN001.csr');
   const current = join(own, 'current.crt');
   await writeFile(current, 'the certificate in use\n');
-  const elsewhere = join(await mkdtemp(join(tmpdir(), 'meshbox-elsewhere-')), 'collected.txt');
+  const elsewhere = join(await temporaryDirectory(t, 'elsewhere'), 'collected.txt');
   await writeFile(elsewhere, 'nothing yet\n');
   await symlink(elsewhere, join(own, 'link.crt'));
 
@@ -976,9 +975,9 @@ test('cert sign and cert issue whose certificate cannot be recorded (Redis refus
   const redis = await startTestRedis();
   try {
     const env = { ...adminEnv, MESHBOX_REDIS_URL: redis.url };
-    const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+    const out = await temporaryDirectory(t, 'certs');
     t.is((await runSubprocess(['admin', 'mailbox', 'create', 'SGN002', '--password', 'pw', '--cert-out', out], { env })).code, 0);
-    const own = await mkdtemp(join(tmpdir(), 'meshbox-own-'));
+    const own = await temporaryDirectory(t, 'own');
     t.is((await runSubprocess(['cert', 'request', '--for', 'SGN002', '--out', own])).code, 0);
     // The first admin command after the mailbox's creation keeps the secret key's check value, a write.
     t.is((await runSubprocess(['admin', 'mailbox', 'show', 'SGN002'], { env })).code, 0);
@@ -991,7 +990,7 @@ test('cert sign and cert issue whose certificate cannot be recorded (Redis refus
     t.false(existsSync(target));
 
     // So does cert issue, its key with it.
-    const again = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+    const again = await temporaryDirectory(t, 'certs');
     const notIssued = await runSubprocess(['admin', 'cert', 'issue', 'SGN002', '--cert-out', again], { env });
     t.is(notIssued.code, 1);
     t.regex(notIssued.stderr, /could not be recorded.*were removed \(nothing was issued\)/);
@@ -1002,7 +1001,7 @@ test('cert sign and cert issue whose certificate cannot be recorded (Redis refus
 });
 
 test('mailbox create killed before it writes its key leaves no certificate on record that no file holds (it would be listed as in use): the mailbox is registered, and cert issue gives it one', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   const killAt = { NODE_OPTIONS: `--import ${join(import.meta.dirname, 'support/kill-at.mjs')}`, MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'open', match: 'KILL01\\.key' }) };
   const killed = await runSubprocess(['admin', 'mailbox', 'create', 'KILL01', '--password', 'pw', '--cert-out', out], { env: { ...adminEnv, ...killAt } });
   t.regex(killed.stderr, /kill-at: SIGKILL before open/);
@@ -1014,9 +1013,9 @@ test('mailbox create killed before it writes its key leaves no certificate on re
 });
 
 test('cert revoke whose CRL cannot be written says the certificate is revoked all the same, and how to write the CRL', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'CRL001', '--password', 'pw', '--cert-out', out)).code, 0);
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-blocked-'));
+  const dir = await temporaryDirectory(t, 'crl-blocked');
   for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
   // A folder (not empty) where the CRL is to go: it cannot be written over.
   await mkdir(join(dir, 'crl.pem', 'inside'), { recursive: true });
@@ -1043,9 +1042,9 @@ test('admin audit shows control characters in an entry escaped, not as codes for
 });
 
 test("cert revoke and cert crl pointed at another deployment's records (a forgotten MESHBOX_REDIS_PREFIX) refuse to write a CRL that drops what crl.pem revokes, and record nothing; --keep-listed records those revocations", async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'KEEP001', '--password', 'pw', '--cert-out', out)).code, 0);
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-kept-'));
+  const dir = await temporaryDirectory(t, 'crl-kept');
   for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
   const revoked = await admin('--pki-dir', dir, 'cert', 'revoke', 'KEEP001');
   t.is(revoked.code, 0, revoked.stderr);
@@ -1075,7 +1074,7 @@ test("cert revoke and cert crl pointed at another deployment's records (a forgot
 });
 
 test("cert sign refuses a key certified for another holder already (a mailbox's, for another mailbox or a monitoring system), the same primes under another public exponent too: revoking either's certificates would leave the key in force", async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   for (const id of ['KEYA001', 'KEYB001']) t.is((await admin('mailbox', 'create', id, '--password', 'pw', '--cert-out', out)).code, 0);
   const key = forge.pki.privateKeyFromPem(await readFile(join(out, 'KEYA001.key'), 'utf8')) as forge.pki.rsa.PrivateKey;
   const totient = key.p.subtract(forge.jsbn.BigInteger.ONE).multiply(key.q.subtract(forge.jsbn.BigInteger.ONE));
@@ -1112,9 +1111,9 @@ test("cert sign refuses a key certified for another holder already (a mailbox's,
 });
 
 test("cert sign refuses a key whose certificates are all revoked (it may be what was compromised) unless told --reuse-revoked-key; a renewal keeping the key of a certificate still in force is signed", async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'RKEY001', '--password', 'pw', '--cert-out', out)).code, 0);
-  const own = await mkdtemp(join(tmpdir(), 'meshbox-own-'));
+  const own = await temporaryDirectory(t, 'own');
   t.is((await runSubprocess(['cert', 'request', '--for', 'RKEY001', '--out', own])).code, 0);
   const csr = join(own, 'RKEY001.csr');
   const first = await admin('cert', 'sign', csr, '--out', join(own, 'first.crt'), '--for', 'RKEY001');
@@ -1140,7 +1139,7 @@ test("cert sign refuses a key whose certificates are all revoked (it may be what
 });
 
 test('mailbox update corrects the name and ODS code, checked as create checks them: endpoint lookup finds the mailbox under its new code at once, and the change is audited; values it has already change nothing and are not audited', async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
+  const out = await temporaryDirectory(t, 'certs');
   t.is((await admin('mailbox', 'create', 'UPD001', '--password', 'p', '--ods', 'X26', '--name', 'Wrong Trust', '--workflow', 'UPD_RESULTS', '--cert-out', out)).code, 0);
   const asker = await server.createMailbox();
   const lookup = async (ods: string) =>
@@ -1184,8 +1183,8 @@ test('mailbox update corrects the name and ODS code, checked as create checks th
 });
 
 test("cert revoke and cert crl leave out of the CRL a revoked certificate further past its end than a list's lifetime (30 days), its revocation kept on record; the check of crl.pem against the records takes no such omission for a record missing", async (t) => {
-  const out = await mkdtemp(join(tmpdir(), 'meshbox-certs-'));
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-pruned-'));
+  const out = await temporaryDirectory(t, 'certs');
+  const dir = await temporaryDirectory(t, 'crl-pruned');
   for (const name of ['ca.crt', 'ca.key']) await writeFile(join(dir, name), await readFile(join(pkiDir, name)));
   const inDir = (...args: string[]) => admin('--pki-dir', dir, ...args);
   for (const id of ['PRUNE01', 'PRUNE02']) t.is((await admin('mailbox', 'create', id, '--password', 'pw', '--cert-out', out)).code, 0);
@@ -1216,7 +1215,7 @@ test("cert revoke and cert crl leave out of the CRL a revoked certificate furthe
 });
 
 test('ca init --force, replacing a CA (every certificate it signed stops working), is recorded in the audit log; with no Redis to reach it is done all the same, and says it was not recorded', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-ca-'));
+  const dir = await temporaryDirectory(t, 'ca');
   const entriesFor = async () =>
     (await admin('audit', '--tail', '1000', '--json')).stdout
       .split('\n')
@@ -1245,7 +1244,7 @@ test('ca init --force, replacing a CA (every certificate it signed stops working
 
 test('ca init --force on a machine without MESHBOX_REDIS_URL and no local development services (a CA machine) starts nothing for the record: it says the replacement was not recorded', async (t) => {
   // A checkout of its own, whose development services (under its var/services) were never started.
-  const checkout = await mkdtemp(join(tmpdir(), 'meshbox-ca-machine-'));
+  const checkout = await temporaryDirectory(t, 'ca-machine');
   for (const folder of ['client-cli/src', 'server/src', 'shared/src', 'scripts']) await cp(join(REPO_ROOT, folder), join(checkout, folder), { recursive: true });
   await cp(join(REPO_ROOT, 'package.json'), join(checkout, 'package.json'));
   await symlink(join(REPO_ROOT, 'node_modules'), join(checkout, 'node_modules'));
@@ -1267,6 +1266,5 @@ test('ca init --force on a machine without MESHBOX_REDIS_URL and no local develo
     // Had they been started (by that checkout's own scripts), they would run on after the test.
     const started = await readFile(join(checkout, 'var/services/services.json'), 'utf8').then((text) => JSON.parse(text) as Record<string, { pid: number }>, () => ({}));
     for (const { pid } of Object.values(started)) process.kill(pid);
-    await rm(checkout, { recursive: true, force: true });
   }
 });

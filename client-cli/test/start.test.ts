@@ -1,20 +1,14 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { temporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { MAIN, runInProcess, runSubprocess } from './support/cli-fixture.ts';
 
 const CACHE = join('meshbox', 'node-compile-cache');
 const RECORD_LOADS = resolve(import.meta.dirname, 'support/record-loads.mjs');
-
-async function scratch(t: ExecutionContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-compile-cache-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** How many cache entries a cache folder holds, over Node's per-version subfolders. */
 async function cachedModules(folder: string): Promise<number> {
@@ -25,7 +19,7 @@ async function cachedModules(folder: string): Promise<number> {
 }
 
 test("a command keeps its compiled modules in the user's cache folder ($XDG_CACHE_HOME, else ~/.cache), and runs the same from them", async (t) => {
-  const dir = await scratch(t);
+  const dir = await temporaryDirectory(t, 'compile-cache');
   const first = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: join(dir, 'xdg') } });
   t.is(first.code, 0, first.stderr);
   // Every TypeScript module the command loaded, not only a few.
@@ -42,7 +36,7 @@ test("a command keeps its compiled modules in the user's cache folder ($XDG_CACH
 });
 
 test('NODE_COMPILE_CACHE puts the cache elsewhere, and NODE_DISABLE_COMPILE_CACHE=1 keeps it off', async (t) => {
-  const dir = await scratch(t);
+  const dir = await temporaryDirectory(t, 'compile-cache');
   const elsewhere = join(dir, 'elsewhere');
   const moved = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: join(dir, 'xdg'), NODE_COMPILE_CACHE: elsewhere } });
   t.is(moved.code, 0, moved.stderr);
@@ -55,7 +49,7 @@ test('NODE_COMPILE_CACHE puts the cache elsewhere, and NODE_DISABLE_COMPILE_CACH
 });
 
 test('a cache folder another user could write (group or others may, as in /tmp) is not used: what it held could be run', async (t) => {
-  const dir = await scratch(t);
+  const dir = await temporaryDirectory(t, 'compile-cache');
   for (const mode of [0o777, 0o775]) {
     const shared = join(dir, `shared-${mode.toString(8)}`);
     await mkdir(shared);
@@ -71,7 +65,7 @@ test('a cache folder another user could write (group or others may, as in /tmp) 
 });
 
 test('a cache folder that cannot be made leaves the cache off and the command working, with nothing said', async (t) => {
-  const dir = await scratch(t);
+  const dir = await temporaryDirectory(t, 'compile-cache');
   const notAFolder = join(dir, 'file');
   await writeFile(notAFolder, 'in the way');
   const run = await runSubprocess(['--version'], { env: { XDG_CACHE_HOME: notAFolder } });
@@ -82,7 +76,7 @@ test('a cache folder that cannot be made leaves the cache off and the command wo
 
 /** The modules `meshbox <args>` loads, by URL. */
 async function modulesLoadedBy(t: ExecutionContext, ...args: string[]): Promise<string[]> {
-  const log = join(await scratch(t), 'loads');
+  const log = join(await temporaryDirectory(t, 'compile-cache'), 'loads');
   const run = await runSubprocess(args, { env: { NODE_OPTIONS: `--import=${RECORD_LOADS}`, MESHBOX_TEST_LOAD_LOG: log } });
   t.is(run.code, 0, run.stderr);
   return (await readFile(log, 'utf8')).split('\n');
@@ -101,7 +95,7 @@ test("a user command starts without the operator commands' code (the server's st
 });
 
 test("a command line whose command is no user command's gets the operator commands, whatever its other arguments: commander's suggestion of one misspelt, the full help", async (t) => {
-  const cwd = await scratch(t);
+  const cwd = await temporaryDirectory(t, 'compile-cache');
   // A misspelt `admin` before an admin subcommand whose name a user command has too (`cert`).
   const misspelt = await runInProcess(['admn', 'cert', 'list'], { cwd });
   t.is(misspelt.code, 2);

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { appendFile, mkdtemp, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,7 +29,7 @@ let mailbox: MailboxFiles;
 const { withFakeServer, cli } = prepareScriptedSetting(test, 'meshbox-retry-test-', (setting) => ({ server, work, mailbox } = setting));
 
 test('a send stopped mid-upload (Ctrl-C, SIGTERM) says which message it left incomplete and how to finish it, terminal or not', async (t) => {
-  const cwd = await mkdtemp(join(tmpdir(), 'meshbox-stop-'));
+  const cwd = await mkdtemp(join(work, 'stop-'));
   await writeFile(join(cwd, 'payload.bin'), randomBytes(3000));
   const stop = new AbortController();
   const result = await withFakeServer(

@@ -1,12 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import forge from 'node-forge';
 import { createCertificateAuthority, createRevocationList, describeCertificate, issueServerCertificate } from '../../shared/src/pki/index.ts';
+import { fileTemporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { ConfigError, loadBackendConfig, loadConfig, suspectedTypos } from '../src/config.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'meshbox-config-'));
+const dir = fileTemporaryDirectory(test, 'config');
 const ca = createCertificateAuthority({ commonName: 'config test CA' });
 const serverCertificate = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: [] });
 const otherCa = createCertificateAuthority({ commonName: 'another CA' });

@@ -2,10 +2,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, get as httpsGet, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import test, { type ExecutionContext } from 'ava';
@@ -22,6 +21,7 @@ import {
   signCertificateRequest,
   verifyIssuedBy,
 } from '../src/pki/index.ts';
+import { temporaryDirectory } from '../../test/support/temporary-directory.ts';
 
 // Real TLS handshakes against Node's https server, no mocks. Keys are generated once for the file
 // (about 30 ms each with native RSA) and shared by the tests, which only read them.
@@ -106,8 +106,7 @@ const opensslAvailable = spawnSync('openssl', ['version']).status === 0;
 const withOpenssl = opensslAvailable ? test : test.skip;
 
 async function temporaryFiles(t: ExecutionContext, files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-pki-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await temporaryDirectory(t, 'pki');
   for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
   return dir;
 }

@@ -2,9 +2,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Agent, request as httpsRequest } from 'node:https';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
@@ -13,6 +12,7 @@ import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
 import { mailboxRequest, openMailboxRequest, sendMessage } from '../support/http.ts';
 import { openTlsConnection } from '../support/raw-tls.ts';
 import { startServerProcess } from '../support/server-process.ts';
+import { temporaryDirectory } from '../support/temporary-directory.ts';
 
 const run = promisify(execFile);
 const CLI = resolve(REPO_ROOT, 'client-cli/src/main.js');
@@ -54,7 +54,7 @@ test('kill -9 mid-upload: after a restart no partial message is in any inbox, an
     t.like(tracking.json(), { status: 'uploading', stored_chunks: [1] });
 
     // The sender's CLI resumes: it asks tracking what is held and uploads the rest.
-    const work = await mkdtemp(join(tmpdir(), 'meshbox-resume-'));
+    const work = await temporaryDirectory(t, 'resume');
     const file = join(work, 'result.bin');
     await writeFile(file, Buffer.concat(chunks));
     for (const [name, pem] of [['lab.crt', lab.certPem], ['lab.key', lab.keyPem], ['ca.crt', server.caPem]] as const) {

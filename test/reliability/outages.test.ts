@@ -2,8 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
@@ -24,6 +23,7 @@ import { startTestServer, TEST_SECRET_KEY, type TestMailbox, type TestServer, ty
 import { atStartOnRedis, BackendUnreachableError, createS3Client } from '../../server/src/connections.ts';
 import { removeBucket, removeDeploymentState } from '../support/cleanup.ts';
 import { startServerProcess } from '../support/server-process.ts';
+import { temporaryDirectory } from '../support/temporary-directory.ts';
 import { mailboxRequest, openMailboxRequest, rawRequest, readText, sendMessage, streamingRequest } from '../support/http.ts';
 import { MiB, PayloadGenerator } from '../support/payload.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
@@ -738,13 +738,12 @@ test('a Redis failover (the Redis reached made a replica, its address then leadi
 });
 
 test('a server that cannot reach Redis or its bucket at start exits 1 with one line naming which and where, no stack trace', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-start-'));
+  const dir = await temporaryDirectory(t, 'start');
   const ca = createCertificateAuthority({ commonName: 'start-up test CA' });
   const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: [] });
   await writeFile(join(dir, 'ca.crt'), ca.certPem);
   await writeFile(join(dir, 'server.crt'), server.certPem);
   await writeFile(join(dir, 'server.key'), server.keyPem);
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
   const local = await ensureLocalServices();
   const start = (backends: Record<string, string>) =>
     new Promise<{ code: number | null; output: string }>((done) => {

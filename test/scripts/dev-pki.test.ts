@@ -1,5 +1,4 @@
-import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -7,6 +6,7 @@ import test from 'ava';
 import { readCertificateAuthority } from '../../client-cli/src/commands/admin/pki-files.ts';
 import { issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { ensureDevelopmentPki, ensureIssuedBy } from '../../scripts/dev-pki.ts';
+import { temporaryDirectory } from '../support/temporary-directory.ts';
 
 const FILES = ['ca.crt', 'ca.key', 'crl.pem', 'server.crt', 'server.key', 'shared-key', 'secret-key', 'mailboxes/LAB001.crt', 'mailboxes/LAB001.key'];
 
@@ -20,8 +20,7 @@ async function setUp(dir: string, steps: string[]): Promise<void> {
 const contents = async (dir: string): Promise<string[]> => Promise.all(FILES.map((file) => readFile(join(dir, file), 'utf8')));
 
 test('setup makes the PKI once, and a CA made anew gets its own revocation list and certificates', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-dev-pki-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await temporaryDirectory(t, 'dev-pki');
   const steps: string[] = [];
   await setUp(dir, steps);
   const first = await contents(dir);
@@ -48,8 +47,7 @@ test('setup makes the PKI once, and a CA made anew gets its own revocation list 
 });
 
 test('a certificate file that is no certificate is issued again', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-dev-pki-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await temporaryDirectory(t, 'dev-pki');
   await setUp(dir, []);
   await writeFile(join(dir, 'server.crt'), '-----BEGIN CERTIFICATE-----\ntruncated');
   const steps: string[] = [];

@@ -21,6 +21,7 @@ import { startTestServer, type TestMailbox } from '../support/harness.ts';
 import { mailboxRequest } from '../support/http.ts';
 import { waitFor } from '../../scripts/services/processes.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
+import { temporaryDirectory } from '../support/temporary-directory.ts';
 
 const run = promisify(execFile);
 const CLI = resolve(REPO_ROOT, 'client-cli/src/main.js');
@@ -342,8 +343,7 @@ test('a connection accepted before a CRL reload but handshaken after it (under t
   const ca = createCertificateAuthority({ commonName: 'meshbox race CA' });
   const served = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   const monitor = issueMailboxCertificate({ ca, mailboxId: 'MONITORING' });
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-crl-race-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await temporaryDirectory(t, 'crl-race');
   const crlFile = join(dir, 'crl.pem');
   const firstList = createRevocationList({ ca, revoked: [] });
   await writeFile(crlFile, firstList);

@@ -1,11 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, listensOn, waitFor } from '../../scripts/services/processes.ts';
 import { ensureRedisInstalled } from '../../scripts/services/redis.ts';
+import { makeTemporaryDirectory, removeTemporaryDirectory } from './temporary-directory.ts';
 
 /** A Redis of a test's own (the shared one must not be made a replica, run out of memory, ...), in memory, with a client to command it. */
 export interface TestRedis {
@@ -27,7 +25,7 @@ export async function startTestRedis(args: readonly string[] = []): Promise<Test
   ensureRedisInstalled();
   let port = await freePort();
   // A replica's full sync writes a snapshot even with saving off: into a folder of its own.
-  const dir = await mkdtemp(join(tmpdir(), 'meshbox-test-redis-'));
+  const dir = await makeTemporaryDirectory('test-redis');
   let child: ChildProcess | undefined;
   /** Whether it started; false when it exited (its port taken by another process since freePort()). */
   const start = async (more: readonly string[]): Promise<boolean> => {
@@ -69,7 +67,7 @@ export async function startTestRedis(args: readonly string[] = []): Promise<Test
     stop: async () => {
       admin.disconnect();
       await kill();
-      await rm(dir, { recursive: true, force: true });
+      await removeTemporaryDirectory(dir);
     },
   };
 }

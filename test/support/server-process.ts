@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { createS3Client } from '../../server/src/connections.ts';
@@ -22,6 +21,7 @@ import {
 import { type KeyPair, TEST_SECRET_KEY, type TestMailbox } from './harness.ts';
 import { freePort, listensOn, portOpen, sleep, waitFor } from '../../scripts/services/processes.ts';
 import { removeDeploymentState } from './cleanup.ts';
+import { makeTemporaryDirectory, removeTemporaryDirectory } from './temporary-directory.ts';
 import { tokenClaimed, tokenGivenBack } from './token-claims.ts';
 
 export interface ServerProcess {
@@ -88,7 +88,7 @@ export async function startServerProcess(
 ): Promise<ServerProcess> {
   const local = await ensureLocalServices();
   const shared = options.deployment;
-  const dir = shared?.dir ?? (await mkdtemp(join(tmpdir(), 'meshbox-server-')));
+  const dir = shared?.dir ?? (await makeTemporaryDirectory('server'));
   const ca: KeyPair = shared?.ca ?? createCertificateAuthority({ commonName: 'meshbox process test CA' });
   const server = issueServerCertificate({ ca, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   await writeFile(join(dir, 'ca.crt'), ca.certPem);
@@ -158,7 +158,11 @@ export async function startServerProcess(
       break;
     } catch (error) {
       // Taken by another process between freePort() and the bind: another port.
-      if (attempt === 3 || !output.includes('the port is in use')) throw error;
+      if (attempt === 3 || !output.includes('the port is in use')) {
+        // No one will stop a process that never started (tests start some to see them refused): its folder goes now.
+        if (!shared) await removeTemporaryDirectory(dir);
+        throw error;
+      }
       port = await freePort();
       environment.MESHBOX_PORT = String(port);
     }
@@ -209,7 +213,7 @@ export async function startServerProcess(
       } finally {
         redis.disconnect();
         s3.destroy();
-        if (!shared) await rm(dir, { recursive: true, force: true });
+        if (!shared) await removeTemporaryDirectory(dir);
       }
     },
   };
