@@ -203,8 +203,10 @@ export interface ServerConfig extends BackendConfig {
   readonly sharedKey: string;
   readonly limits: TransferLimits;
   readonly periods: RetentionPeriods;
-  /** The settings every process of a deployment must be started with alike, by variable: those the periods come from. */
+  /** The settings every process of a deployment must be started with alike, by variable: those the periods come from, the bucket and the request limits. */
   readonly sharedSettings: Readonly<Record<string, number | string>>;
+  /** The keys every process of a deployment must be started with alike, by variable: compared by fingerprint only (ProcessSettingsStore). */
+  readonly sharedSecrets: Readonly<Record<string, string>>;
   readonly maxRequestsPerSecond: number;
   /** How long a mailbox read is reused (0: read on every request). */
   readonly mailboxCacheMs: number;
@@ -375,6 +377,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
   if (env.MESHBOX_HEADERS_TIMEOUT_SECONDS > env.MESHBOX_REQUEST_TIMEOUT_SECONDS) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_HEADERS_TIMEOUT_SECONDS must be at most MESHBOX_REQUEST_TIMEOUT_SECONDS');
   }
+  const sharedKey = env.MESHBOX_SHARED_KEY ?? readKeyFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE);
   return {
     ...backendConfig(env),
     role: env.MESHBOX_ROLE,
@@ -382,7 +385,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
     port: env.MESHBOX_PORT,
     ...tlsFiles(env),
     crlReloadMs: env.MESHBOX_CRL_RELOAD_SECONDS * 1000,
-    sharedKey: env.MESHBOX_SHARED_KEY ?? readKeyFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE),
+    sharedKey,
     limits: {
       inlinePayloadBytes: env.MESHBOX_INLINE_PAYLOAD_BYTES,
       maxChunkBytes: env.MESHBOX_MAX_CHUNK_BYTES,
@@ -408,7 +411,19 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
       // Another (a misspelt one, created at start) would have its API processes answer 410 for what
       // the others stored, and its worker purge nothing of what is kept past its retention.
       MESHBOX_S3_BUCKET: env.MESHBOX_S3_BUCKET,
+      // The limits a request is judged by: under others, the chunks of one upload would be
+      // accepted or refused (413) by whichever process each reached. (The rate limit is not one
+      // of them: its 429 says when to try again. MESHBOX_INLINE_PAYLOAD_BYTES and
+      // MESHBOX_MAX_TRANSFERS_PER_MAILBOX are a process's own: where it keeps a small payload, and
+      // what it lets one mailbox hold of its resources.)
+      MESHBOX_MAX_CHUNK_BYTES: env.MESHBOX_MAX_CHUNK_BYTES,
+      MESHBOX_MAX_CHUNKS: env.MESHBOX_MAX_CHUNKS,
+      MESHBOX_MAX_MESSAGE_BYTES: env.MESHBOX_MAX_MESSAGE_BYTES,
     },
+    // Under another, a process refuses every token the others accept: behind a load balancer,
+    // clients see 403s now and then, each a failed login of their certificate (which past 10 a
+    // minute refuses it for the rest of the minute).
+    sharedSecrets: { MESHBOX_SHARED_KEY: sharedKey },
     maxRequestsPerSecond: env.MESHBOX_RATE_LIMIT_PER_SECOND,
     // Whole milliseconds: the cache takes nothing else.
     mailboxCacheMs: Math.round(env.MESHBOX_MAILBOX_CACHE_SECONDS * 1000),
@@ -508,15 +523,19 @@ export class SecretKeyMismatchError extends ConfigError {
   }
 }
 
-/** A process started with message periods other than those of the deployment's running processes. */
+/** A process started with settings (message periods, bucket, request limits, shared key) other than those of the deployment's running processes. */
 export class SettingsDisagreeError extends ConfigError {
   override name = 'SettingsDisagreeError';
 
   constructor(disagreements: readonly SettingDisagreement[], redisPrefix: string) {
-    const differences = disagreements.map(({ name, here, there }) => `${name} is ${here} here, ${there} in the processes running`).join('; ');
+    // A key's value is never said, nor its fingerprint: only that it differs.
+    const differences = disagreements
+      .map(({ name, here, there }) => (here === undefined ? `${name} differs from that of the processes running` : `${name} is ${here} here, ${there} in the processes running`))
+      .join('; ');
     super(
-      `${differences} (Redis prefix ${redisPrefix}): every api and worker process of a deployment must have the same message periods and bucket, ` +
-        'or one would expire, purge, date or look for a message otherwise than another; start this one with theirs, or, to change them, stop every process and start them all with the new values',
+      `${differences} (Redis prefix ${redisPrefix}): every api and worker process of a deployment must have the same message periods, bucket, request limits and shared key, ` +
+        'or one would expire, purge, date or look for a message, or accept a request or token, otherwise than another; ' +
+        'start this one with theirs, or, to change them, stop every process and start them all with the new values',
     );
   }
 }

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     await connections.close();
     throw new SecretKeyMismatchError(process.env, config.redisPrefix, 'start the server with the MESHBOX_SECRET_KEY they were registered with');
   }
-  const processSettings = new ProcessSettingsStore(connections.redis, redisKeys(config.redisPrefix), config.sharedSettings, config.mailboxCacheMs);
+  const processSettings = new ProcessSettingsStore(connections.redis, redisKeys(config.redisPrefix), config.sharedSettings, config.mailboxCacheMs, config.sharedSecrets);
   const disagreements = await atStartOnRedis(config, processSettings.join());
   if (disagreements.length > 0) {
     await connections.close();

@@ -94,3 +94,19 @@ test('two processes starting at once with other settings: one refuses, whatever 
   const stalledRefused = await stalledJoin;
   t.is(otherRefused.length + stalledRefused.length, 1, `other refused: ${JSON.stringify(otherRefused)}, stalled refused: ${JSON.stringify(stalledRefused)}`);
 });
+
+test('a process started with another shared key is refused, naming it without a value; one with the same key joins; Redis holds no key, only a fingerprint salted afresh by each process', async (t) => {
+  const { redis, keys } = await deployment(t);
+  const sharedKey = 'the deployment shared key';
+  const running = new ProcessSettingsStore(redis, keys, settings, 1000, { MESHBOX_SHARED_KEY: sharedKey });
+  t.deepEqual(await running.join(), []);
+  const other = new ProcessSettingsStore(redis, keys, settings, 1000, { MESHBOX_SHARED_KEY: 'another shared key' });
+  t.deepEqual(await other.join(), [{ name: 'MESHBOX_SHARED_KEY' }], 'named, without a value');
+  const alike = new ProcessSettingsStore(redis, keys, settings, 1000, { MESHBOX_SHARED_KEY: sharedKey });
+  t.deepEqual(await alike.join(), []);
+  const reports = Object.values(await redis.hgetall(keys.processSettings));
+  t.is(reports.length, 2, 'the refused one withdrew');
+  const fingerprints = reports.map((text) => (JSON.parse(text) as { settings: Record<string, string> }).settings.MESHBOX_SHARED_KEY);
+  t.false(reports.some((text) => text.includes(sharedKey)));
+  t.not(fingerprints[0], fingerprints[1], 'each salted afresh: two processes of one key report unlike values');
+});

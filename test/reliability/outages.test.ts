@@ -856,7 +856,7 @@ test("a process started with other message periods, or another bucket, than the 
   try {
     const longer = { MESHBOX_INBOX_EXPIRY_SECONDS: '864000' };
     const refused = await t.throwsAsync(startServerProcess({ ...longer, MESHBOX_ROLE: 'worker' }, { deployment: server.deployment }));
-    t.regex(refused?.message ?? '', /MESHBOX_INBOX_EXPIRY_SECONDS is 864000 here, 432000 in the processes running \(Redis prefix [^)]+\): every api and worker process of a deployment must have the same message periods and bucket/);
+    t.regex(refused?.message ?? '', /MESHBOX_INBOX_EXPIRY_SECONDS is 864000 here, 432000 in the processes running \(Redis prefix [^)]+\): every api and worker process of a deployment must have the same message periods, bucket, request limits and shared key/);
     // A misspelt bucket: its API processes would answer 410 for what the others stored, its worker purge nothing.
     const misspelt = `${server.deployment.bucket}x`;
     t.teardown(async () => {
@@ -874,6 +874,30 @@ test("a process started with other message periods, or another bucket, than the 
     started.push(await startServerProcess(longer, { deployment: server.deployment }));
   } finally {
     for (const process of started) await process.stop();
+    await server.stop();
+  }
+});
+
+test("a process started with another shared key, or other request limits, than the deployment's running processes refuses to start, naming them (never a key, nor its fingerprint); with theirs, it starts", async (t) => {
+  const server = await startServerProcess();
+  let alike: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+  try {
+    // Behind a load balancer it would refuse every token the others accept: 403s now and then, each a failed login.
+    const otherKey = 'another shared key';
+    const refused = await t.throwsAsync(startServerProcess({ MESHBOX_SHARED_KEY: otherKey }, { deployment: server.deployment }));
+    const said = refused?.message ?? '';
+    t.regex(said, /meshbox: MESHBOX_SHARED_KEY differs from that of the processes running \(Redis prefix [^)]+\): every api and worker process of a deployment must have the same message periods, bucket, request limits and shared key/);
+    for (const secret of [otherKey, server.deployment.sharedKey, 'scrypt']) t.false(said.includes(secret), `${secret} not said`);
+    // One upload's chunks would be accepted or refused by whichever process each reached.
+    const otherLimits = { MESHBOX_MAX_CHUNK_BYTES: '1000', MESHBOX_MAX_CHUNKS: '20', MESHBOX_MAX_MESSAGE_BYTES: '20000' };
+    const smaller = await t.throwsAsync(startServerProcess({ ...otherLimits, MESHBOX_ROLE: 'worker' }, { deployment: server.deployment }));
+    t.regex(
+      smaller?.message ?? '',
+      /MESHBOX_MAX_CHUNK_BYTES is 1000 here, 104857600 in the processes running; MESHBOX_MAX_CHUNKS is 20 here, 10000 in the processes running; MESHBOX_MAX_MESSAGE_BYTES is 20000 here, 107374182400 in the processes running \(Redis prefix/,
+    );
+    alike = await startServerProcess({ MESHBOX_ROLE: 'worker' }, { deployment: server.deployment });
+  } finally {
+    await alike?.stop();
     await server.stop();
   }
 });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fingerprintMatches, keyFingerprint } from './key-fingerprint.ts';
 import { LuaScript } from './lua-script.ts';
 import type { RedisClient } from './redis-client.ts';
 import type { RedisKeys } from './keys.ts';
@@ -23,8 +24,9 @@ const GONE_AFTER_MS = 35_000;
 /** A setting this process was started with otherwise than a process running before it. */
 export interface SettingDisagreement {
   readonly name: string;
-  readonly here: number | string;
-  readonly there: number | string;
+  /** The two values; none for a key, which is reported only as a fingerprint and shown nowhere. */
+  readonly here?: number | string;
+  readonly there?: number | string;
 }
 
 interface Report {
@@ -40,22 +42,39 @@ interface Report {
  * The settings each running process of a deployment was started with, of those that must be
  * alike: the message periods, by which an API process dates a message's expiry and purge and a
  * worker carries them out (one process would otherwise expire, purge or date a message
- * otherwise than another). Each process reports its own every REPORT_EVERY_MS; one not heard
- * from for GONE_AFTER_MS no longer counts.
+ * otherwise than another), the request limits, and keys. Each process reports its own every
+ * REPORT_EVERY_MS; one not heard from for GONE_AFTER_MS no longer counts.
+ *
+ * A key is reported as a fingerprint (key-fingerprint.ts), as the secret key's check value
+ * stands for it (MailboxStore.secretKeyMatches): a process tells whether its key is another's
+ * by checking it against that one's fingerprint, and whoever reads Redis learns no key. It is
+ * compared among the processes running, not against a value kept for good as the secret key's
+ * is: nothing stored depends on it, so a deployment changes it as it changes its periods.
  */
 export class ProcessSettingsStore {
   readonly #redis: RedisClient;
   readonly #key: string;
   readonly #settings: Readonly<Record<string, number | string>>;
+  readonly #secrets: Readonly<Record<string, string>>;
   readonly #processId = randomUUID();
   #since: number | undefined;
+  /** The settings as reported: the keys' fingerprints in place of the keys, made once (each costs a quarter of a second). */
+  #reported: Promise<Readonly<Record<string, number | string>>> | undefined;
 
   readonly #mailboxCacheMs: number;
 
-  constructor(redis: RedisClient, keys: RedisKeys, settings: Readonly<Record<string, number | string>>, mailboxCacheMs: number) {
+  /** `secrets`: the keys that must be alike too, by variable, reported by fingerprint only. */
+  constructor(
+    redis: RedisClient,
+    keys: RedisKeys,
+    settings: Readonly<Record<string, number | string>>,
+    mailboxCacheMs: number,
+    secrets: Readonly<Record<string, string>> = {},
+  ) {
     this.#redis = redis;
     this.#key = keys.processSettings;
     this.#settings = settings;
+    this.#secrets = secrets;
     this.#mailboxCacheMs = mailboxCacheMs;
   }
 
@@ -78,13 +97,23 @@ export class ProcessSettingsStore {
       }
       const earlier = report.since < this.#since || (report.since === this.#since && processId < this.#processId);
       if (processId === this.#processId || !earlier || disagreements.length > 0) continue;
-      disagreements = Object.entries(this.#settings)
-        .filter(([name, value]) => name in report.settings && report.settings[name] !== value)
-        .map(([name, here]) => ({ name, here, there: report.settings[name]! }));
+      disagreements = await this.#disagreementsWith(report);
     }
     if (gone.length > 0) await this.#redis.hdel(this.#key, ...gone);
     if (disagreements.length > 0) await this.withdraw();
     return disagreements;
+  }
+
+  /** Where this process's settings differ from a report's (one from before a setting was reported does not say: it is not compared). */
+  async #disagreementsWith(report: Report): Promise<SettingDisagreement[]> {
+    const differing: SettingDisagreement[] = Object.entries(this.#settings)
+      .filter(([name, value]) => name in report.settings && report.settings[name] !== value)
+      .map(([name, here]) => ({ name, here, there: report.settings[name]! }));
+    for (const [name, key] of Object.entries(this.#secrets)) {
+      const fingerprint = report.settings[name];
+      if (fingerprint !== undefined && !(await fingerprintMatches(String(fingerprint), key))) differing.push({ name });
+    }
+    return differing;
   }
 
   /** Says this process is still there. */
@@ -94,8 +123,14 @@ export class ProcessSettingsStore {
 
   /** Writes this process's report, dated by Redis in the same step (report-process.lua); returns when it began reporting (µs) and that date (ms). */
   async #write(): Promise<[since: number, now: number]> {
-    const rest: Omit<Report, 'since' | 'at'> = { settings: this.#settings, mailboxCacheMs: this.#mailboxCacheMs };
+    this.#reported ??= this.#withFingerprints();
+    const rest: Omit<Report, 'since' | 'at'> = { settings: await this.#reported, mailboxCacheMs: this.#mailboxCacheMs };
     return (await reportScript.run(this.#redis, [this.#key], [this.#processId, JSON.stringify(rest), this.#since ?? ''])) as [number, number];
+  }
+
+  async #withFingerprints(): Promise<Readonly<Record<string, number | string>>> {
+    const fingerprints = await Promise.all(Object.entries(this.#secrets).map(async ([name, key]) => [name, await keyFingerprint(key)] as const));
+    return { ...this.#settings, ...Object.fromEntries(fingerprints) };
   }
 
   /** At a stop: this process no longer counts. */
