@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
+import { fingerprintMatches, keyFingerprint } from '../src/store/key-fingerprint.ts';
 import { redisKeys, type RedisKeys } from '../src/store/keys.ts';
 import { longestMailboxCacheMs, ProcessSettingsStore } from '../src/store/process-settings.ts';
 import { openRedis, type RedisClient } from '../src/store/redis-client.ts';
@@ -95,7 +96,7 @@ test('two processes starting at once with other settings: one refuses, whatever 
   t.is(otherRefused.length + stalledRefused.length, 1, `other refused: ${JSON.stringify(otherRefused)}, stalled refused: ${JSON.stringify(stalledRefused)}`);
 });
 
-test('a process started with another shared key is refused, naming it without a value; one with the same key joins; Redis holds no key, only a fingerprint salted afresh by each process', async (t) => {
+test('a process started with another shared key is refused, naming it without a value; one with the same key joins; Redis holds no key, only a fingerprint under the running processes\' salt', async (t) => {
   const { redis, keys } = await deployment(t);
   const sharedKey = 'the deployment shared key';
   const running = new ProcessSettingsStore(redis, keys, settings, 1000, { MESHBOX_SHARED_KEY: sharedKey });
@@ -108,5 +109,17 @@ test('a process started with another shared key is refused, naming it without a 
   t.is(reports.length, 2, 'the refused one withdrew');
   const fingerprints = reports.map((text) => (JSON.parse(text) as { settings: Record<string, string> }).settings.MESHBOX_SHARED_KEY);
   t.false(reports.some((text) => text.includes(sharedKey)));
-  t.not(fingerprints[0], fingerprints[1], 'each salted afresh: two processes of one key report unlike values');
+  t.is(fingerprints[0], fingerprints[1], "under the running process's salt: a start hashes its key once, whatever the processes running");
+});
+
+test("a key's fingerprint matches that key only, under any salt: processes that started at once, each under a salt of its own, still tell the same key", async (t) => {
+  const key = 'the deployment shared key';
+  const [first, second] = [await keyFingerprint(key), await keyFingerprint(key)];
+  t.not(first, second, 'salted afresh');
+  t.true(await fingerprintMatches(first, key));
+  t.true(await fingerprintMatches(second, key));
+  t.false(await fingerprintMatches(first, 'another shared key'));
+  t.false(await fingerprintMatches('not a fingerprint', key));
+  t.is(await keyFingerprint(key, first), first, 'under the salt of another: the same value for the same key');
+  t.not(await keyFingerprint('another shared key', first), first);
 });
