@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { appendFile, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import test from 'ava';
@@ -149,7 +149,7 @@ test('dispatch sends every waiting file (chunked, gzipped, with its control file
   t.regex(receipts[0]!.localId, /^dispatch-[0-9a-f]{16}$/, 'a made-up local id, to find the message again after a crash');
 });
 
-test("dispatch's receipts, refusals and journals are no more readable than the file they tell of: a lab system's private result (0600) does not leave its subject and local id (a patient's name and number) readable by every local user", async (t) => {
+test("dispatch's receipts and refusals are no more readable than the file they tell of, and its journals no other user's: a lab system's private result (0600) does not leave its subject and local id (a patient's name and number) readable by every local user", async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
   await put(outbox, 'fbc.hl7', Buffer.from('MSH|RESULT FOR JANE DOE'), { to: gp.mailbox.id, subject: 'FBC result for Jane Doe', localId: 'NHS 943 476 5919' });
@@ -172,7 +172,28 @@ test("dispatch's receipts, refusals and journals are no more readable than the f
   const receipts = await modes('sent', '.json');
   t.is(receipts.length, 1);
   t.true((await readFile(join(outbox, 'sent', receipts[0]![0]), 'utf8')).includes('Jane Doe'));
-  t.deepEqual([...receipts, ...(await modes('failed', '.error.json')), ...(await modes(JOURNAL_FOLDER, '.json'))].map(([, mode]) => mode.toString(8)), ['600', '600', '600']);
+  t.deepEqual([...receipts, ...(await modes('failed', '.error.json')), ...(await modes(JOURNAL_FOLDER, '.json'))].map(([, mode]) => mode.toString(8)), ['600', '600', '640']);
+});
+
+// Only root may give a file to another user.
+(process.getuid?.() === 0 ? test : test.skip)("dispatch run as root (a container) leaves a receipt and a refusal to the owner of the file they tell of: the lab system that wrote a private result reads what became of it", async (t) => {
+  const { lab, gp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const labSystem = { uid: 1000, gid: 1000 };
+  await put(outbox, 'fbc.hl7', Buffer.from('MSH|RESULT FOR JANE DOE'), { to: gp.mailbox.id, subject: 'FBC result for Jane Doe' });
+  await put(outbox, 'nobody.hl7', Buffer.from('MSH|RESULT FOR JOHN DOE'), { to: 'NOSUCHBOX01' });
+  for (const name of await readdir(outbox)) {
+    await chmod(join(outbox, name), 0o600);
+    await chown(join(outbox, name), labSystem.uid, labSystem.gid);
+  }
+  t.is((await as(lab, ['dispatch', outbox, '--workflow', WORKFLOW])).code, 1);
+  const owners = async (folder: string, suffix: string) =>
+    Promise.all((await readdir(join(outbox, folder))).filter((name) => name.endsWith(suffix)).map(async (name) => {
+      const { uid, gid, mode } = await stat(join(outbox, folder, name));
+      return { uid, gid, mode: (mode & 0o777).toString(8) };
+    }));
+  const lab600 = { ...labSystem, mode: '600' };
+  t.deepEqual([...(await owners('sent', '.json')), ...(await owners('failed', '.error.json'))], [lab600, lab600]);
 });
 
 test('a file the server refuses, or whose control file is wrong, moves into failed/ with the reason, its control file beside it; one nothing addresses stays', async (t) => {

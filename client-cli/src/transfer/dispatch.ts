@@ -14,7 +14,7 @@ import { ChangedAfterSendError, DispatchSetupError, RefusedFileError, SendInDoub
 import { type Journal, noteMove, readJournal, removeJournal, removeMoveNote, removeStaleJournals, writeJournal } from './dispatch/journal.ts';
 import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
 import { fitFileName } from './download.ts';
-import { removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
+import { type AtomicWriteOptions, removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
 import { type FolderWork, lockFolder, refuseUnwritable } from './folder-lock.ts';
 import type { SameFolderCheck } from './folder-identity.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
@@ -490,7 +490,7 @@ async function finish(
     recovered: sent.recovered,
     sentAt: new Date().toISOString(),
   };
-  await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`, { mode: modeOfWhatItTells(taken) });
+  await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`, likeWhatItTells(taken));
   await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo: null });
   // A file removed once it had gone (read whole) leaves only its receipt.
   const moved = await moveTaken(join(folder, file), receipt.sentPath, taken);
@@ -504,13 +504,13 @@ async function finish(
 }
 
 /**
- * A receipt's or a refusal's file mode: no more readable than the file it tells of (under the
- * umask, as any new file). It names the file and holds its subject and local id, often a
+ * A receipt's or a refusal's mode and owner: those of the file it tells of (the mode under the
+ * umask, as any new file's). It names the file and holds its subject and local id, often a
  * patient's name or number: a lab system's private result must not leave them readable by every
- * local user.
+ * local user, nor, with dispatch running as root (a container), unreadable by the lab system.
  */
-function modeOfWhatItTells(file: Stats): number {
-  return file.mode & 0o666;
+function likeWhatItTells(file: Stats): AtomicWriteOptions {
+  return { mode: file.mode & 0o666, owner: { uid: file.uid, gid: file.gid } };
 }
 
 /**
@@ -564,7 +564,7 @@ async function moveToFailed(folder: string, file: string, taken: Stats, reason: 
   const unique = `${failedAt.replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
   const failedName = fitFileName(`${unique}_${file}`, FAILED_NAME_BYTES);
   const failed = join(folder, FAILED_FOLDER);
-  await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt }, null, 2)}\n`, { mode: modeOfWhatItTells(taken) });
+  await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt }, null, 2)}\n`, likeWhatItTells(taken));
   const controlTo = join(failed, `${failedName}${CONTROL_SUFFIX}`);
   await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo });
   // The file first: a control file moved without it would let the file go with the defaults.

@@ -40,6 +40,8 @@ export interface AtomicWriteOptions {
   readonly mode?: number;
   /** false: refuse (EEXIST) when anything is at the path already, a file or a link. */
   readonly replace?: boolean;
+  /** The owner to give the new file, where this process may (as root): a file's, for what is written about it. */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 /**
@@ -52,6 +54,8 @@ export async function writeFileAtomically(path: string, text: string, options: A
   const handle = await open(temporary, 'wx', options.mode ?? 0o666);
   try {
     await handle.writeFile(text);
+    // Not ours to give (not root), or a file system without owners: it stays this process's.
+    if (options.owner) await handle.chown(options.owner.uid, options.owner.gid).catch(() => undefined);
     await handle.sync();
     await handle.close();
     await (options.replace === false ? placeWithoutReplacing(temporary, path) : rename(temporary, path));

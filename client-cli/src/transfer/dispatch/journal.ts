@@ -74,8 +74,12 @@ export interface MoveNote {
 
 const MOVE_NOTE_SUFFIX = '.moving.json';
 
-/** Journals and notes are this program's own, and name a file and its local id (a patient's number, often): no one else's to read. */
-const OWN_FILE = { mode: 0o600 } as const;
+/**
+ * Journals and notes name a file and its local id (a patient's number, often): not for every
+ * local user, whatever the umask; the group's (a team of operators, a dispatcher run by hand as
+ * another of its users), as the umask allows.
+ */
+const OWN_FILE = { mode: 0o660 } as const;
 
 function moveNotePath(folder: string, file: string): string {
   return join(folder, JOURNAL_FOLDER, `${fileHash(file)}${MOVE_NOTE_SUFFIX}`);

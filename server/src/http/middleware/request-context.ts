@@ -3,7 +3,7 @@ import { Stream } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { apiVersionFromAccept, type ApiVersion, MESH_PATH_PREFIX, MESH_V2_MEDIA_TYPE, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
+import { apiVersionFromAccept, type ApiVersion, MESH_V2_MEDIA_TYPE, MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { BadRequestError, MeshError } from '../../domain/errors.ts';
 import { loggedText } from '../../logging.ts';
 import { peerCertificate } from '../peer-certificate.ts';
@@ -60,8 +60,8 @@ export function answeredStatus(ctx: { readonly status: number; readonly res: { r
 /** What Node takes for an expectation of 100-continue (its own test), which it meets itself. */
 const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
 
-/** The v1 tracking by local id: its path's last part is the sender's local id. */
-const TRACKING_BY_LOCAL_ID = new RegExp(`^(${MESH_PATH_PREFIX}/[^/]+/outbox/tracking)/.+$`, 'i');
+/** The v1 tracking by local id: what follows `/outbox/tracking/` is the sender's local id (in paths not served too: a doubled slash). */
+const TRACKING_BY_LOCAL_ID = /^(.*\/outbox\/tracking)\/.+$/i;
 
 /**
  * The path as the access line has it: a sender's local id (often a specimen's or a patient's
