@@ -354,6 +354,19 @@ export function loadBackendConfig(environment: NodeJS.ProcessEnv = process.env):
   return backendConfig(parse(backendSchema, environment));
 }
 
+/**
+ * Unset, MESHBOX_REDIS_URL and MESHBOX_S3_ENDPOINT name the local development services, which
+ * start together: with one of them set, the other would still be a development server (and
+ * s3rver is not in a production install).
+ */
+export function refuseOneBackendLocal(config: BackendConfig): void {
+  if ((config.redisUrl === undefined) === (config.s3.endpoint === undefined)) return;
+  const [given, missing] = config.redisUrl === undefined ? ['MESHBOX_S3_ENDPOINT', 'MESHBOX_REDIS_URL'] : ['MESHBOX_REDIS_URL', 'MESHBOX_S3_ENDPOINT'];
+  throw new ConfigError(
+    `invalid configuration:\n  ${missing}: not set, though ${given} is: set both (for AWS S3, MESHBOX_S3_ENDPOINT=https://s3.<region>.amazonaws.com with MESHBOX_S3_REGION), or neither for the local development services`,
+  );
+}
+
 /** The port the server listens on (MESHBOX_PORT), read as the server reads it: for what must name it before the server runs (a CLI profile's URL). */
 export function loadPort(environment: NodeJS.ProcessEnv = process.env): number {
   return parse(serverSchema.pick({ MESHBOX_PORT: true }), environment).MESHBOX_PORT;
@@ -365,21 +378,15 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Server
   if (env.MESHBOX_MAX_MESSAGE_BYTES < env.MESHBOX_MAX_CHUNK_BYTES) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_MAX_MESSAGE_BYTES must be at least MESHBOX_MAX_CHUNK_BYTES');
   }
-  // Unset, the two name the local development services, which start together: with one of
-  // them set, the other would still be a development server (and s3rver is not in a production install).
-  if ((env.MESHBOX_REDIS_URL === undefined) !== (env.MESHBOX_S3_ENDPOINT === undefined)) {
-    const [given, missing] = env.MESHBOX_REDIS_URL === undefined ? ['MESHBOX_S3_ENDPOINT', 'MESHBOX_REDIS_URL'] : ['MESHBOX_REDIS_URL', 'MESHBOX_S3_ENDPOINT'];
-    throw new ConfigError(
-      `invalid configuration:\n  ${missing}: not set, though ${given} is: set both (for AWS S3, MESHBOX_S3_ENDPOINT=https://s3.<region>.amazonaws.com with MESHBOX_S3_REGION), or neither for the local development services`,
-    );
-  }
+  const backends = backendConfig(env);
+  refuseOneBackendLocal(backends);
   // The headers are part of the request: Node refuses to start with a longer limit on them.
   if (env.MESHBOX_HEADERS_TIMEOUT_SECONDS > env.MESHBOX_REQUEST_TIMEOUT_SECONDS) {
     throw new ConfigError('invalid configuration:\n  MESHBOX_HEADERS_TIMEOUT_SECONDS must be at most MESHBOX_REQUEST_TIMEOUT_SECONDS');
   }
   const sharedKey = env.MESHBOX_SHARED_KEY ?? readKeyFile('MESHBOX_SHARED_KEY_FILE', env.MESHBOX_SHARED_KEY_FILE);
   return {
-    ...backendConfig(env),
+    ...backends,
     role: env.MESHBOX_ROLE,
     host: env.MESHBOX_HOST,
     port: env.MESHBOX_PORT,

@@ -384,17 +384,23 @@ test("a download is held to the chunk's recorded size, not to what object storag
   }
 });
 
-test("a chunk's object missing from the bucket while its message may be downloaded is answered 410, and logged as an error naming the message: lost data, not an expiry; an acknowledged message's, its purge under way, is not", async (t) => {
+test("a chunk's object missing from the bucket while its message may be downloaded is answered 410, and logged as an error naming the message: lost data, not an expiry, also of one acknowledged whose payload is kept; an acknowledged message's, its purge under way, is not", async (t) => {
   const { logger, lines } = capturedLogger();
   const server = await startTestServer({ limits: { inlinePayloadBytes: 0 }, worker: false, logger });
   try {
     const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
-    const [lost, purging] = [await sendMessage(server, lab, gp, 'deleted behind our back'), await sendMessage(server, lab, gp, 'being purged')];
-    t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${purging}/status/acknowledged` })).status, 200);
+    const lost = await sendMessage(server, lab, gp, 'deleted behind our back');
+    const [acknowledgedLost, purging] = [await sendMessage(server, lab, gp, 'acknowledged, still kept'), await sendMessage(server, lab, gp, 'being purged')];
+    for (const messageId of [acknowledgedLost, purging]) {
+      t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` })).status, 200);
+    }
+    // Acknowledged a payload retention ago (its acknowledgement moved back, as time would): a worker purges it now.
+    const retentionAgo = server.services.now().getTime() - server.services.periods.payloadRetentionMs;
+    await server.redis.hset(redisKeys(server.redisPrefix).message(purging), 'statusAt', String(retentionAgo));
     const local = await ensureLocalServices();
     const s3 = createS3Client({ endpoint: local.s3.endpoint, bucket: server.bucket, region: local.s3.region, forcePathStyle: true, credentials: { accessKeyId: local.s3.accessKeyId, secretAccessKey: local.s3.secretAccessKey } });
     try {
-      for (const messageId of [lost, purging]) {
+      for (const messageId of [lost, acknowledgedLost, purging]) {
         const objects = await s3.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: `messages/${messageId}/` }));
         t.is(objects.Contents?.length, 1);
         await s3.send(new DeleteObjectCommand({ Bucket: server.bucket, Key: objects.Contents![0]!.Key! }));
@@ -402,13 +408,13 @@ test("a chunk's object missing from the bucket while its message may be download
     } finally {
       s3.destroy();
     }
-    for (const messageId of [lost, purging]) {
+    for (const messageId of [lost, acknowledgedLost, purging]) {
       const download = await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` });
       t.is(download.status, 410);
     }
     const logged = lines.filter((line) => line.level === 50);
-    t.deepEqual(logged.map((line) => line.messageId), [lost], JSON.stringify(lines.filter((line) => Number(line.level) >= 40)));
-    t.regex(logged[0]!.msg, /missing from object storage/);
+    t.deepEqual(logged.map((line) => line.messageId), [lost, acknowledgedLost], JSON.stringify(lines.filter((line) => Number(line.level) >= 40)));
+    for (const line of logged) t.regex(line.msg, /missing from object storage/);
   } finally {
     await server.close();
   }

@@ -1,6 +1,7 @@
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import type { MessageRecord } from '../store/messages.ts';
 import type { ChunkObject, StoredChunk, StoredObject } from '../store/payloads.ts';
+import { PROCESS_CLOCKS_APART_MS } from './clocks.ts';
 import { MessageGoneError, MessageNotFoundError, PayloadMissingError, ServiceUnavailableError } from './errors.ts';
 import type { Services } from './services.ts';
 
@@ -89,8 +90,7 @@ export async function downloadChunk(
   const chunk = message.inlinePayload
     ? inlineChunk(source.inlinePayload)
     : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version }, recordedChunkSize(message, source.size), abortSignal);
-  // An acknowledged message's payload may be being purged as it is asked for.
-  if (!chunk) throw message.inlinePayload || message.status === 'acknowledged' ? new MessageGoneError(messageId) : new PayloadMissingError(messageId, chunkNumber);
+  if (!chunk) throw message.inlinePayload || purgeMayBeUnderWay(services, message) ? new MessageGoneError(messageId) : new PayloadMissingError(messageId, chunkNumber);
   try {
     await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   } catch (error) {
@@ -101,6 +101,17 @@ export async function downloadChunk(
   // A read that failed meanwhile has had its 'error' and 'close': streamed, it would send nothing, and never end.
   if (!Buffer.isBuffer(chunk.body) && chunk.body.destroyed) throw new ServiceUnavailableError('object storage failed as the chunk was opened');
   return { message, chunkNumber, chunk };
+}
+
+/**
+ * An acknowledged message's payload may be being purged as it is asked for, once its retention
+ * has passed by the clock of the worker purging it, which may be ahead of this process's by up to
+ * PROCESS_CLOCKS_APART_MS. Before then a chunk missing from the bucket is lost (a bucket restored
+ * from an older snapshot, a lifecycle rule shorter than the retention), which operators alert on.
+ */
+function purgeMayBeUnderWay(services: Services, message: MessageRecord): boolean {
+  if (message.status !== 'acknowledged') return false;
+  return services.now().getTime() >= message.statusAt.getTime() + services.periods.payloadRetentionMs - PROCESS_CLOCKS_APART_MS;
 }
 
 function inlineChunk(payload: Buffer | undefined): StoredChunk | undefined {

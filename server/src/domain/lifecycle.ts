@@ -26,8 +26,8 @@ export interface RetentionPeriods {
 
 /** Runs a message's next lifecycle check at a given time (one schedule entry per message). */
 export interface LifecycleScheduler {
-  /** For a new message id: one cheap call on the send path. Leaves an existing schedule alone. */
-  start(messageId: string, at: Date): Promise<void>;
+  /** For a new message id: one cheap call on the send path. Leaves an existing schedule alone (false). */
+  start(messageId: string, at: Date): Promise<boolean>;
   /** Moves an existing message's next check to `at` (or starts one). */
   schedule(messageId: string, at: Date): Promise<void>;
   /** Moves the next check from `from` to the later `to`, unless it has changed since. */

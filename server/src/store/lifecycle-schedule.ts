@@ -65,9 +65,9 @@ export class LifecycleSchedule {
     return [...this.#claimKeys(shard), this.#keys.lifecycleFailures(shard)];
   }
 
-  /** The first check of a new message id; an id already scheduled (a clash) keeps its own. */
-  async start(messageId: string, at: Date): Promise<void> {
-    await this.#redis.zadd(this.#shardKey(messageId), 'NX', at.getTime(), messageId);
+  /** The first check of a new message id; an id already scheduled (a clash) keeps its own. True when it had none. */
+  async start(messageId: string, at: Date): Promise<boolean> {
+    return (await this.#redis.zadd(this.#shardKey(messageId), 'NX', at.getTime(), messageId)) === 1;
   }
 
   /** Makes sure the next check comes no later than `at` (an earlier one stays). */

@@ -3,7 +3,7 @@ import type { MessageStatus, MessageType } from '../../../shared/src/protocol/in
 import type { RedisKeys } from './keys.ts';
 import { acrossFailover } from './failover-retry.ts';
 import { LuaScript } from './lua-script.ts';
-import { connectionsLostBy, pingEveryMaster, type RedisClient } from './redis-client.ts';
+import { connectionsLostBy, escapeGlob, masters, pingEveryMaster, type RedisClient, scanPages } from './redis-client.ts';
 
 const reserveIdScript = new LuaScript('reserve-id');
 const releaseIdScript = new LuaScript('release-id');
@@ -24,6 +24,9 @@ const senderOnPrimaryScript = new LuaScript('sender-on-primary');
  * again on a new connection after the 10 s of silence that drops one, or by a slower API process).
  */
 const LEFT_INBOX_REMEMBERED_MS = 2 * 60_000;
+
+/** Keys a SCAN of the records looks at in one command: each command short, a page's ids at hand. */
+const SCAN_PAGE = 1000;
 
 /** A message id held for a send while its chunk 1 streams in; recording the message ends it. */
 export interface IdReservation {
@@ -340,6 +343,26 @@ export class MessageStore {
   /** Reachability check for readiness: every node holding messages. */
   async ping(): Promise<void> {
     await pingEveryMaster(this.#redis);
+  }
+
+  /** Whether a message has a record (in any state). */
+  async isRecorded(id: string): Promise<boolean> {
+    return (await this.#redis.exists(this.#keys.message(id))) === 1;
+  }
+
+  /**
+   * The ids of every message record, a page at a time: SCAN on each master, so that millions are
+   * read without holding them, or Redis, for long. An id may come twice (SCAN's guarantee).
+   */
+  async *recordedIdPages(): AsyncGenerator<string[]> {
+    // The record's key around an id, its prefix escaped: a deployment's may hold a glob's characters.
+    const [before, after] = this.#keys.message('\0').split('\0') as [string, string];
+    const pattern = `${escapeGlob(before)}*${escapeGlob(after)}`;
+    for (const node of masters(this.#redis)) {
+      for await (const keys of scanPages((cursor) => node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_PAGE))) {
+        yield keys.map((key) => key.slice(before.length, key.length - after.length));
+      }
+    }
   }
 
   /** Whether an id is reserved for a send whose first chunk may still be on its way. */

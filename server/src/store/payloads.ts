@@ -106,7 +106,20 @@ export class PayloadStore {
 
   /** Deletes every stored chunk of a message (finished, expired or abandoned). */
   async deleteMessage(messageId: string): Promise<void> {
-    await this.deletePrefix(`messages/${messageId}/`);
+    await this.deletePrefix(messagePrefix(messageId));
+  }
+
+  /**
+   * The ids of the messages with objects in the bucket, a listing's page (up to 1,000) at a
+   * time: each id once however many objects it has, as the folder its objects are listed under.
+   */
+  async *messageIdPages(): AsyncGenerator<string[]> {
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await this.#s3.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: MESSAGES_FOLDER, Delimiter: '/', ContinuationToken }));
+      yield (page.CommonPrefixes ?? []).flatMap(({ Prefix: folder }) => (folder ? [folder.slice(MESSAGES_FOLDER.length, -1)] : []));
+      ContinuationToken = page.NextContinuationToken;
+    } while (ContinuationToken);
   }
 
   /** Deletes every object under a key prefix, a page at a time. */
@@ -174,6 +187,13 @@ class ThrottledAnswer extends Error {}
  */
 const EACH_ATTEMPT = { name: 'meshboxEachAttempt', step: 'finalizeRequest', priority: 'low' } as const;
 
+/** Where every message's objects are, each message's under a folder of its own. */
+const MESSAGES_FOLDER = 'messages/';
+
+function messagePrefix(messageId: string): string {
+  return `${MESSAGES_FOLDER}${messageId}/`;
+}
+
 function chunkKey({ messageId, number, version }: ChunkObject): string {
-  return `messages/${messageId}/${number}${version ? `.${version}` : ''}`;
+  return `${messagePrefix(messageId)}${number}${version ? `.${version}` : ''}`;
 }

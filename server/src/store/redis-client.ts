@@ -179,3 +179,8 @@ export async function* scanPages(scan: (cursor: string) => Promise<[cursor: stri
     cursor = next;
   } while (cursor !== '0');
 }
+
+/** Text matched as itself in a SCAN's MATCH pattern, whose glob takes `*`, `?`, `[`, `]` and `\` as its own. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}

@@ -1,7 +1,8 @@
 import { userInfo } from 'node:os';
 import { localServicesStatus } from '../../../../scripts/services/index.ts';
 import { resolveBackends } from '../../../../server/src/backends.ts';
-import { DEFAULT_MAILBOX_CACHE_MS, loadBackendConfig, SecretKeyMismatchError, suspectedTypos, typoWarning } from '../../../../server/src/config.ts';
+import { DEFAULT_MAILBOX_CACHE_MS, loadBackendConfig, refuseOneBackendLocal, SecretKeyMismatchError, suspectedTypos, typoWarning } from '../../../../server/src/config.ts';
+import { createS3Client } from '../../../../server/src/connections.ts';
 import { AuditLog } from '../../../../server/src/store/audit-log.ts';
 import { CertificateStore } from '../../../../server/src/store/certificates.ts';
 import { redisKeys } from '../../../../server/src/store/keys.ts';
@@ -9,6 +10,7 @@ import { LifecycleSchedule } from '../../../../server/src/store/lifecycle-schedu
 import { MailboxStore } from '../../../../server/src/store/mailboxes.ts';
 import { MessageStore } from '../../../../server/src/store/messages.ts';
 import { PasswordCipher } from '../../../../server/src/store/password-cipher.ts';
+import { PayloadStore } from '../../../../server/src/store/payloads.ts';
 import { refuseRedisOtherThanSet } from '../../../../server/src/store/redis-target-check.ts';
 import { longestMailboxCacheMs } from '../../../../server/src/store/process-settings.ts';
 import { describeRedisTarget, openRedis, REDIS_SILENCE_TIMEOUT_MS } from '../../../../server/src/store/redis-client.ts';
@@ -46,7 +48,7 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     // As the server says at start: an admin machine or a cron job without the deployment's settings would change another Redis without a word.
     console.error("warning: MESHBOX_REDIS_URL is not set: acting on the local development services (npm run setup's), not a deployment's Redis");
   }
-  // Redis is all admin commands use: a deployment's is enough, without its object storage settings.
+  // Redis is all these stores use: a deployment's is enough, without its object storage settings (withAdminPayloads has those).
   const redisUrl = config.redisUrl ?? (await resolveBackends(config)).redisUrl;
   // A Redis that takes the connection and never answers (frozen, a proxy whose backend is gone)
   // must fail the command, not hold it for ever: a connection silent this long is dropped.
@@ -80,6 +82,24 @@ export async function withAdminStores<T>(action: (stores: AdminStores) => Promis
     });
   } finally {
     redis.disconnect();
+  }
+}
+
+/**
+ * The deployment's object storage (MESHBOX_S3_*), for a command that reads the bucket as well as
+ * Redis (withAdminStores). Its settings go with MESHBOX_REDIS_URL, as the server's do: both set,
+ * or neither for the local development services; one without the other would pair a
+ * deployment's Redis with a development bucket.
+ */
+export async function withAdminPayloads<T>(action: (payloads: PayloadStore) => Promise<T>): Promise<T> {
+  const config = loadBackendConfig();
+  refuseOneBackendLocal(config);
+  const { s3: settings } = await resolveBackends(config);
+  const s3 = createS3Client(settings);
+  try {
+    return await action(new PayloadStore(s3, settings.bucket));
+  } finally {
+    s3.destroy();
   }
 }
 

@@ -7,6 +7,7 @@ import { registerCaCommands } from './ca.ts';
 import { registerCertCommands } from './cert.ts';
 import { registerMailboxCommands } from './mailbox.ts';
 import { registerQueueCommands } from './queues.ts';
+import { registerReconcileCommand } from './reconcile.ts';
 import { registerWorkflowCommands } from './workflow.ts';
 
 /**
@@ -25,6 +26,7 @@ export function registerAdminCommands(program: Command): void {
   registerWorkflowCommands(admin);
   registerQueueCommands(admin);
   registerBacklogCommand(admin);
+  registerReconcileCommand(admin);
   registerAuditCommands(admin);
 }
 
