@@ -123,3 +123,24 @@ test("a key's fingerprint matches that key only, under any salt: processes that 
   t.is(await keyFingerprint(key, first), first, 'under the salt of another: the same value for the same key');
   t.not(await keyFingerprint('another shared key', first), first);
 });
+
+test("a process starting among processes of salts of their own (started at once) fingerprints its key under the earliest one's salt, the one it is compared with", async (t) => {
+  const { redis, keys } = await deployment(t);
+  const secrets = { MESHBOX_SHARED_KEY: 'the deployment shared key' };
+  t.deepEqual(await new ProcessSettingsStore(redis, keys, settings, 1000, secrets).join(), []);
+  // A later process under a salt of its own, as one that started at the same moment has: made apart, its report then put beside the first's, first in the hash (whose fields keep no set order).
+  const apart = await deployment(t);
+  t.deepEqual(await new ProcessSettingsStore(apart.redis, apart.keys, settings, 1000, secrets).join(), []);
+  const [[laterId, later]] = Object.entries(await apart.redis.hgetall(apart.keys.processSettings)) as [[string, string]];
+  const [[earliestId, earliest]] = Object.entries(await redis.hgetall(keys.processSettings)) as [[string, string]];
+  await redis.del(keys.processSettings);
+  await redis.hset(keys.processSettings, laterId, later, earliestId, earliest);
+  const fingerprintOf = (report: string) => (JSON.parse(report) as { settings: Record<string, string> }).settings.MESHBOX_SHARED_KEY;
+  t.not(fingerprintOf(later), fingerprintOf(earliest));
+
+  const starting = new ProcessSettingsStore(redis, keys, settings, 1000, secrets);
+  t.deepEqual(await starting.join(), []);
+  const reports = Object.entries(await redis.hgetall(keys.processSettings)).filter(([id]) => id !== laterId && id !== earliestId);
+  t.is(reports.length, 1);
+  t.is(fingerprintOf(reports[0]![1]), fingerprintOf(earliest));
+});

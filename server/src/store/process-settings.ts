@@ -86,18 +86,20 @@ export class ProcessSettingsStore {
   async join(): Promise<readonly SettingDisagreement[]> {
     const [since, now] = await this.#write();
     this.#since = since;
-    const reports = await this.#redis.hgetall(this.#key);
+    const reports = earliestFirst(Object.entries(await this.#redis.hgetall(this.#key)).map(([processId, text]) => ({ processId, report: parseReport(text) })));
     const gone: string[] = [];
     let disagreements: SettingDisagreement[] = [];
-    for (const [processId, text] of Object.entries(reports)) {
-      const report = parseReport(text);
+    // Keys are compared with the earliest running process's only (each running one was compared so at its own start): one hash at most.
+    let keysCompared = false;
+    for (const { processId, report } of reports) {
       if (report === undefined || now - report.at > GONE_AFTER_MS) {
         gone.push(processId);
         continue;
       }
       const earlier = report.since < this.#since || (report.since === this.#since && processId < this.#processId);
       if (processId === this.#processId || !earlier || disagreements.length > 0) continue;
-      disagreements = await this.#disagreementsWith(report);
+      disagreements = await this.#disagreementsWith(report, !keysCompared);
+      keysCompared = true;
     }
     if (gone.length > 0) await this.#redis.hdel(this.#key, ...gone);
     if (disagreements.length > 0) await this.withdraw();
@@ -105,12 +107,12 @@ export class ProcessSettingsStore {
   }
 
   /** Where this process's settings differ from a report's (one from before a setting was reported does not say: it is not compared). */
-  async #disagreementsWith(report: Report): Promise<SettingDisagreement[]> {
+  async #disagreementsWith(report: Report, withKeys: boolean): Promise<SettingDisagreement[]> {
     const differing: SettingDisagreement[] = Object.entries(this.#settings)
       .filter(([name, value]) => name in report.settings && report.settings[name] !== value)
       .map(([name, here]) => ({ name, here, there: report.settings[name]! }));
     const own = await this.#reported;
-    for (const [name, key] of Object.entries(this.#secrets)) {
+    for (const [name, key] of withKeys ? Object.entries(this.#secrets) : []) {
       const fingerprint = report.settings[name];
       // Under the same salt (see #withFingerprints) the same key gives the same fingerprint; one under another salt is hashed to tell.
       if (fingerprint !== undefined && fingerprint !== own?.[name] && !(await fingerprintMatches(String(fingerprint), key))) differing.push({ name });
@@ -136,10 +138,11 @@ export class ProcessSettingsStore {
    * not one per process running, as comparing under another's salt would.
    */
   async #withFingerprints(): Promise<Readonly<Record<string, number | string>>> {
-    const reports = Object.values(await this.#redis.hgetall(this.#key)).map(parseReport);
+    // The earliest process's salt: the one a join compares the key with.
+    const reports = earliestFirst(Object.values(await this.#redis.hgetall(this.#key)).map((text) => ({ report: parseReport(text) })));
     const fingerprints = await Promise.all(
       Object.entries(this.#secrets).map(async ([name, key]) => {
-        const running = reports.map((report) => report?.settings[name]).find((value) => typeof value === 'string');
+        const running = reports.map(({ report }) => report?.settings[name]).find((value) => typeof value === 'string');
         return [name, await keyFingerprint(key, running)] as const;
       }),
     );
@@ -150,6 +153,11 @@ export class ProcessSettingsStore {
   async withdraw(): Promise<void> {
     await this.#redis.hdel(this.#key, this.#processId);
   }
+}
+
+/** Reports by when their process began reporting, the earliest first (an unreadable one last). */
+function earliestFirst<T extends { readonly report: Report | undefined }>(reports: T[]): T[] {
+  return reports.sort((a, b) => (a.report?.since ?? Number.MAX_SAFE_INTEGER) - (b.report?.since ?? Number.MAX_SAFE_INTEGER));
 }
 
 /**
