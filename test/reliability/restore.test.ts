@@ -8,7 +8,7 @@ import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { runSubprocess } from '../../client-cli/test/support/cli-fixture.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../support/harness.ts';
 import { LIFECYCLE_TEST_PERIODS, SECOND } from '../support/lifecycle-setting.ts';
-import { sendMessage } from '../support/http.ts';
+import { mailboxRequest, sendMessage } from '../support/http.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -66,10 +66,10 @@ test('a message whose lifecycle schedule entry was lost in a restore is given a 
   t.is(await server.connections.schedule.nextCheck(lost), undefined);
 
   const now = server.services.now();
-  t.deepEqual(await reconcileLifecycles(stores(server), now), { recordsChecked: 2, scheduleEntriesAdded: 1, orphanIds: 0 });
+  t.deepEqual(await reconcileLifecycles(stores(server), now, { deleteOrphans: false }), { recordsChecked: 2, scheduleEntriesAdded: 1, orphanIds: 0 });
   t.deepEqual(await server.connections.schedule.nextCheck(lost), now, 'due now');
   t.deepEqual(await server.connections.schedule.nextCheck(kept), keptCheck, 'a scheduled check keeps its time');
-  t.like(await reconcileLifecycles(stores(server), now), { scheduleEntriesAdded: 0 }, 'run again, nothing to add');
+  t.like(await reconcileLifecycles(stores(server), now, { deleteOrphans: false }), { scheduleEntriesAdded: 0 }, 'run again, nothing to add');
 
   // The workers sweep on, past the message's inbox expiry and payload retention.
   for (const ms of [periods.inboxExpiryMs + SECOND, periods.inboxExpiryMs + periods.payloadRetentionMs + 2 * SECOND]) {
@@ -107,10 +107,13 @@ test('admin reconcile finds the objects in the bucket of messages Redis has no r
     MESHBOX_S3_SECRET_ACCESS_KEY: local.s3.secretAccessKey,
     MESHBOX_SECRET_KEY: TEST_SECRET_KEY,
   };
-  const reconciled = await runSubprocess(['admin', 'reconcile', '--json'], { env });
+  const counted = await runSubprocess(['admin', 'reconcile'], { env });
+  t.is(counted.code, 0, counted.stderr);
+  t.is(counted.stdout, 'records checked 1, schedule entries added 0, orphan ids found 2 (left: --delete-orphans to delete their objects)\n', 'counted, not deleted, unless asked');
+  const reconciled = await runSubprocess(['admin', 'reconcile', '--delete-orphans', '--json'], { env });
   t.is(reconciled.code, 0, reconciled.stderr);
   t.deepEqual(JSON.parse(reconciled.stdout), { recordsChecked: 1, scheduleEntriesAdded: 2, orphanIds: 2 });
-  const text = await runSubprocess(['admin', 'reconcile'], { env });
+  const text = await runSubprocess(['admin', 'reconcile', '--delete-orphans'], { env });
   t.is(text.stdout, 'records checked 1, schedule entries added 0, orphan ids found 2\n', 'their checks are due, not yet run; none is added twice');
 
   t.is(await runDueLifecycles(server.services, server.connections.schedule, silent), 2);
@@ -118,4 +121,20 @@ test('admin reconcile finds the objects in the bucket of messages Redis has no r
   t.deepEqual(await objectKeys(server, neverReserved), [], 'nor of an id never reserved');
   t.is((await objectKeys(server, before)).length, 1, 'a recorded message keeps its payload');
   t.like(JSON.parse((await runSubprocess(['admin', 'reconcile', '--json'], { env })).stdout), { orphanIds: 0 });
+});
+
+test("reconcile leaves alone, unless asked to delete orphans, the objects of another deployment that shares its bucket (another Redis prefix): a message waiting there is still downloaded", async (t) => {
+  const bucket = `test-${randomUUID()}`;
+  const other = await startTestServer({ bucket, worker: false, limits: { inlinePayloadBytes: 0 } });
+  const here = await startTestServer({ bucket, worker: false, limits: { inlinePayloadBytes: 0 } });
+  t.teardown(async () => {
+    await here.close();
+    await other.close();
+  });
+  const [lab, gp] = [await other.createMailbox(), await other.createMailbox()];
+  const messageId = await sendMessage(other, lab, gp, 'a result waiting in the other deployment');
+  t.deepEqual(await reconcileLifecycles(stores(here), here.services.now(), { deleteOrphans: false }), { recordsChecked: 0, scheduleEntriesAdded: 0, orphanIds: 1 });
+  t.is(await runDueLifecycles(here.services, here.connections.schedule, silent), 0);
+  t.is((await mailboxRequest(other, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).status, 200);
+  t.is((await objectKeys(other, messageId)).length, 1);
 });
