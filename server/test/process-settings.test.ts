@@ -144,3 +144,12 @@ test("a process starting among processes of salts of their own (started at once)
   t.is(reports.length, 1);
   t.is(fingerprintOf(reports[0]![1]), fingerprintOf(earliest));
 });
+
+test('while the earliest running process is of a release that reported no key (a rolling upgrade), a process with another key than a later running one is refused', async (t) => {
+  const { redis, keys } = await deployment(t);
+  t.deepEqual(await new ProcessSettingsStore(redis, keys, settings, 1000).join(), []);
+  const upgraded = new ProcessSettingsStore(redis, keys, settings, 1000, { MESHBOX_SHARED_KEY: 'the deployment shared key' });
+  t.deepEqual(await upgraded.join(), [], 'the older one does not say its key: not compared');
+  const other = new ProcessSettingsStore(redis, keys, settings, 1000, { MESHBOX_SHARED_KEY: 'another shared key' });
+  t.deepEqual(await other.join(), [{ name: 'MESHBOX_SHARED_KEY' }], 'compared with the upgraded one');
+});

@@ -89,8 +89,8 @@ export class ProcessSettingsStore {
     const reports = earliestFirst(Object.entries(await this.#redis.hgetall(this.#key)).map(([processId, text]) => ({ processId, report: parseReport(text) })));
     const gone: string[] = [];
     let disagreements: SettingDisagreement[] = [];
-    // Keys are compared with the earliest running process's only (each running one was compared so at its own start): one hash at most.
-    let keysCompared = false;
+    // A key is compared with the earliest running process's that says it only (each running one was compared so at its own start): one hash at most.
+    const keysCompared = new Set<string>();
     for (const { processId, report } of reports) {
       if (report === undefined || now - report.at > GONE_AFTER_MS) {
         gone.push(processId);
@@ -98,8 +98,7 @@ export class ProcessSettingsStore {
       }
       const earlier = report.since < this.#since || (report.since === this.#since && processId < this.#processId);
       if (processId === this.#processId || !earlier || disagreements.length > 0) continue;
-      disagreements = await this.#disagreementsWith(report, !keysCompared);
-      keysCompared = true;
+      disagreements = await this.#disagreementsWith(report, keysCompared);
     }
     if (gone.length > 0) await this.#redis.hdel(this.#key, ...gone);
     if (disagreements.length > 0) await this.withdraw();
@@ -107,15 +106,18 @@ export class ProcessSettingsStore {
   }
 
   /** Where this process's settings differ from a report's (one from before a setting was reported does not say: it is not compared). */
-  async #disagreementsWith(report: Report, withKeys: boolean): Promise<SettingDisagreement[]> {
+  async #disagreementsWith(report: Report, keysCompared: Set<string>): Promise<SettingDisagreement[]> {
     const differing: SettingDisagreement[] = Object.entries(this.#settings)
       .filter(([name, value]) => name in report.settings && report.settings[name] !== value)
       .map(([name, here]) => ({ name, here, there: report.settings[name]! }));
     const own = await this.#reported;
-    for (const [name, key] of withKeys ? Object.entries(this.#secrets) : []) {
+    for (const [name, key] of Object.entries(this.#secrets)) {
       const fingerprint = report.settings[name];
+      // One of a release before says no key: the next that says one is compared.
+      if (fingerprint === undefined || keysCompared.has(name)) continue;
+      keysCompared.add(name);
       // Under the same salt (see #withFingerprints) the same key gives the same fingerprint; one under another salt is hashed to tell.
-      if (fingerprint !== undefined && fingerprint !== own?.[name] && !(await fingerprintMatches(String(fingerprint), key))) differing.push({ name });
+      if (fingerprint !== own?.[name] && !(await fingerprintMatches(String(fingerprint), key))) differing.push({ name });
     }
     return differing;
   }

@@ -33,7 +33,7 @@ export function registerReconcileCommand(admin: Command): void {
         withAdminStores(async ({ messages, schedule, audit }) => {
           const deleteOrphans = options.deleteOrphans === true;
           const found = await reconcileLifecycles({ messages, payloads, schedule }, new Date(), { deleteOrphans });
-          await audit('reconcile', 'lifecycle schedule', `${found.scheduleEntriesAdded} checks added, ${found.orphanIds} orphan ids${deleteOrphans ? ' to delete' : ''}`);
+          await audit('reconcile', 'lifecycle schedule', `${found.scheduleEntriesAdded} checks added, ${found.orphanIds} orphan ids ${deleteOrphans ? 'to delete' : 'left'}`);
           return found;
         }),
       );
