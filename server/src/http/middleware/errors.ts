@@ -40,9 +40,16 @@ export function errorResponder(logger: Logger, options: ErrorResponderOptions): 
       if (!ctx.res.socket || ctx.res.socket.destroyed) ctx.state.log.info(thrown instanceof MeshError ? { status: error.status, error: error.meshCode.code } : { err: thrown }, 'client went away');
       else if (error.clientCaused) ctx.state.log.info({ err: thrown }, 'request refused for what it sent');
       else if (thrown instanceof PayloadMissingError) {
-        ctx.state.log.error(
-          { messageId: thrown.messageId, chunk: thrown.chunkNumber },
-          'a chunk of a message still downloadable is missing from object storage (deleted from the bucket, by hand or by a lifecycle rule shorter than MESHBOX_PAYLOAD_RETENTION_SECONDS?): answered 410',
+        // Once a chunk an interval: its recipient asking again and again (a watcher's retries) is the same loss.
+        const { messageId, chunkNumber: chunk } = thrown;
+        quiet(
+          `payload missing: ${messageId} ${chunk}`,
+          () =>
+            ctx.state.log.error(
+              { messageId, chunk },
+              'a chunk of a message still downloadable is missing from object storage (deleted from the bucket, by hand or by a lifecycle rule shorter than MESHBOX_PAYLOAD_RETENTION_SECONDS?): answered 410',
+            ),
+          (repeats) => logger.error({ messageId, chunk, repeats, seconds: logIntervalMs / 1000 }, `${repeats} more downloads found this chunk missing`),
         );
       } else if (isUnavailable(thrown)) {
         const reason = failureReason(thrown);
