@@ -61,7 +61,7 @@ export function answeredStatus(ctx: { readonly status: number; readonly res: { r
 const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
 
 /** The v1 tracking by local id: what follows `/outbox/tracking/` is the sender's local id (in paths not served too: a doubled slash). */
-const TRACKING_BY_LOCAL_ID = /^(.*\/outbox\/tracking)\/.+$/i;
+const TRACKING_BY_LOCAL_ID = /^(.*?\/outbox\/tracking)\/.+$/i;
 
 /**
  * The path as the access line has it: a sender's local id (often a specimen's or a patient's
