@@ -7,11 +7,11 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, statfs, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, statfs, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
+import { fileTemporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
@@ -26,16 +26,14 @@ import { type ProxyAction, startStallProxy } from './support/stall-proxy.ts';
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
 let server: TestServer;
-let work: string;
+const work = fileTemporaryDirectory(test, 'crash');
 
 test.before(async () => {
   server = await startTestServer();
-  work = await mkdtemp(join(tmpdir(), 'meshbox-crash-'));
 });
 
 test.after.always(async () => {
   await server?.close();
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 const pair = () => mailboxPair(server, join(work, 'profiles'));

@@ -3,11 +3,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { appendFile, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import test from 'ava';
 import { type BootMoment, bootMoment } from '../../shared/src/processes.ts';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { fileTemporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
@@ -25,16 +26,14 @@ import { type InProcessOptions, mailboxPair, type MailboxFiles, runInProcess } f
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
 let server: TestServer;
-let work: string;
+const work = fileTemporaryDirectory(test, 'dispatch-test');
 
 test.before(async () => {
   server = await startTestServer();
-  work = await mkdtemp(join(tmpdir(), 'meshbox-dispatch-test-'));
 });
 
 test.after.always(async () => {
   await server?.close();
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 const pair = () => mailboxPair(server, join(work, 'profiles'));

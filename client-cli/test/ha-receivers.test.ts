@@ -1,12 +1,12 @@
 // Receiving run highly available: two receivers of one mailbox (two hosts, or a restart
 // overlapping the old process), into one shared folder or two.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { fileTemporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { isGone } from '../src/client/errors.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
@@ -19,16 +19,14 @@ import { mailboxPair, type MailboxFiles, startCliProcess } from './support/cli-f
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
 let server: TestServer;
-let work: string;
+const work = fileTemporaryDirectory(test, 'ha-receivers');
 
 test.before(async () => {
   server = await startTestServer();
-  work = await mkdtemp(join(tmpdir(), 'meshbox-ha-receivers-'));
 });
 
 test.after.always(async () => {
   await server?.close();
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 const pair = () => mailboxPair(server, join(work, 'profiles'));

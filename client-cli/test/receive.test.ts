@@ -4,12 +4,13 @@ import { once } from 'node:events';
 import { mkdirSync, renameSync } from 'node:fs';
 import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { waitFor } from '../../scripts/services/processes.ts';
 import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { fileTemporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest, sendMessage } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
@@ -26,16 +27,14 @@ import { type InProcessOptions, MAIN, mailboxPair, type MailboxFiles, runInProce
 const WORKFLOW = 'PATH_TEST_RESULTS';
 
 let server: TestServer;
-let work: string;
+const work = fileTemporaryDirectory(test, 'receive-test');
 
 test.before(async () => {
   server = await startTestServer();
-  work = await mkdtemp(join(tmpdir(), 'meshbox-receive-test-'));
 });
 
 test.after.always(async () => {
   await server?.close();
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 const pair = () => mailboxPair(server, join(work, 'profiles'));

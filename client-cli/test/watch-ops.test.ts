@@ -3,8 +3,7 @@ import { once } from 'node:events';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
@@ -13,6 +12,7 @@ import { DEFAULT_MAILBOX_CACHE_MS } from '../../server/src/config.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { MailboxStore } from '../../server/src/store/mailboxes.ts';
 import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
+import { fileTemporaryDirectory } from '../../test/support/temporary-directory.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { issueServerCertificate } from '../../shared/src/pki/index.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
@@ -21,15 +21,13 @@ import { withFakeServer } from './support/fake-server.ts';
 
 const WORKFLOW = 'PATH_TEST_RESULTS';
 let server: TestServer;
-let work: string;
+const work = fileTemporaryDirectory(test, 'watch-ops');
 
 test.before(async () => {
   server = await startTestServer();
-  work = await mkdtemp(join(tmpdir(), 'meshbox-watch-ops-'));
 });
 test.after.always(async () => {
   await server?.close();
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 /** A file put into the outbox a minute ago (older than the settling time). */

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { reconcileLifecycles } from '../../server/src/domain/reconcile.ts';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
+import { scanPages } from '../../server/src/store/redis-client.ts';
 import { runSubprocess } from '../../client-cli/test/support/cli-fixture.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../support/harness.ts';
 import { LIFECYCLE_TEST_PERIODS, SECOND } from '../support/lifecycle-setting.ts';
@@ -14,12 +15,7 @@ const silent = pino({ level: 'silent' });
 
 async function prefixKeys(server: TestServer): Promise<string[]> {
   const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, page] = await server.redis.scan(cursor, 'MATCH', `${server.redisPrefix}*`, 'COUNT', 1000);
-    keys.push(...page);
-    cursor = next;
-  } while (cursor !== '0');
+  for await (const page of scanPages((cursor) => server.redis.scan(cursor, 'MATCH', `${server.redisPrefix}*`, 'COUNT', 1000))) keys.push(...page);
   return keys;
 }
 
