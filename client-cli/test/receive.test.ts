@@ -595,6 +595,24 @@ test('a file name too long for the file system (MESH allows 300 characters) is s
   t.is((await readJson(join(into, `${messageId}.json`))).fileName, longName, 'the metadata keeps the name as sent');
 });
 
+test("a name shortened to fit never ends in an extension the sender did not give: one too long to keep, cut through, loses its dot (receive and download)", async (t) => {
+  const { lab, gp } = await pair();
+  // Padded so that the cut falls just after `.exe`: receive's `<message id>_` takes 28 of the 240 bytes, download's nothing.
+  const forReceive = `results${'x'.repeat(240 - 28 - 'results.exe'.length)}.exe${'y'.repeat(13)}`;
+  const forDownload = `${'x'.repeat(240 - '.bat'.length)}.bat${'y'.repeat(13)}`;
+  const received = await sendFile(lab, gp, 'scan.dat', Buffer.from('MZ'), ['--file-name', forReceive]);
+  const into = await folder();
+  const receiving = await as(gp, ['receive', into], work);
+  t.is(receiving.code, 0, receiving.stderr);
+  const [saved] = (await readdir(into)).filter((name) => name !== `${received}.json`);
+  t.is(saved, `${received}_results${'x'.repeat(240 - 28 - 'results.exe'.length)}_exe`);
+  const downloaded = await sendFile(lab, gp, 'scan.dat', Buffer.from('MZ'), ['--file-name', forDownload]);
+  const cwd = await folder();
+  const download = await as(gp, ['download', downloaded, '--quiet'], cwd);
+  t.is(download.code, 0, download.stderr);
+  t.is(download.stdout.trim(), join(cwd, `${'x'.repeat(240 - '.bat'.length)}_bat`));
+});
+
 test('receive refuses a folder that is not there, a bad --interval, and --interval without --watch', async (t) => {
   const { gp } = await pair();
   const missing = await as(gp, ['receive', join(work, 'no-such-folder')], work);

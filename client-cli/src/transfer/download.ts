@@ -82,7 +82,10 @@ export function safeFileName(fileName: string | undefined): string | undefined {
 /**
  * File systems take names of at most 255 bytes, and the temporary file beside the target adds
  * 15 (`.<name>.<8 hex>.part`); MESH allows 300 characters. A longer name loses the end of its
- * stem, keeping a short extension.
+ * stem, keeping a short extension. A name whose extension is too long to keep loses the dot
+ * before what is left of it: cut through, that extension would read as one the sender never
+ * gave, and a sender could pick where the cut falls (`report.exeXXXXXXXXXXXXXXX` saved as
+ * `report.exe`, past any check of the name as sent).
  */
 const MAX_FILE_NAME_BYTES = 240;
 
@@ -92,7 +95,10 @@ export function fitFileName(name: string, maxBytes = MAX_FILE_NAME_BYTES): strin
   const extension = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : '';
   const stem = Array.from(name.slice(0, name.length - extension.length));
   while (stem.length > 0 && Buffer.byteLength(stem.join('') + extension) > maxBytes) stem.pop();
-  return stem.join('') + extension;
+  const cut = stem.join('');
+  if (extension !== '') return cut + extension;
+  const lastDot = cut.lastIndexOf('.');
+  return lastDot > 0 ? `${cut.slice(0, lastDot)}_${cut.slice(lastDot + 1)}` : cut;
 }
 
 /** The target is taken: a download never replaces a file unless asked to. */
