@@ -472,8 +472,11 @@ test("two messages a server gives the same file name: while the first is not ack
   t.deepEqual((await readdir(cwd)).sort(), ['lab.json', 'lab_results.json'], "lab's claim is gone with its acknowledgement; lab_results keeps none");
 });
 
-/** Writes `text` to the socket a byte every 400 ms (after `first`, at once), never silent for --timeout; stops when the connection goes. */
-function trickle(response: ServerResponse, first: string, text: string): void {
+/**
+ * Writes `text` to the socket a byte every `everyMs` (after `first`, at once), never silent for --timeout; stops when the
+ * connection goes. A test of the deadline trickles faster: on a loaded machine a late tick must not look like silence.
+ */
+function trickle(response: ServerResponse, first: string, text: string, everyMs = 400): void {
   const socket = response.socket!;
   socket.write(first);
   let sent = 0;
@@ -484,7 +487,7 @@ function trickle(response: ServerResponse, first: string, text: string): void {
     }
     socket.write(text[sent]!);
     sent += 1;
-  }, 400);
+  }, everyMs);
   socket.once('close', () => clearInterval(timer));
 }
 
@@ -493,7 +496,7 @@ const CHUNKED_JSON_HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n
 const ENDLESS_JSON = ['{"count": ', ...' '.repeat(1000)].map((part) => `${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`).join('');
 
 test('a JSON answer trickled a byte at a time (never silent for --timeout) fails at its deadline, five times --timeout, and says so; not asked again', async (t) => {
-  const result = await against((_request, response) => trickle(response, CHUNKED_JSON_HEAD, ENDLESS_JSON), ['count', '--timeout', '2'], await folder());
+  const result = await against((_request, response) => trickle(response, CHUNKED_JSON_HEAD, ENDLESS_JSON, 200), ['count', '--timeout', '2'], await folder());
   t.is(result.code, 1);
   t.is(
     result.stderr,
@@ -505,7 +508,7 @@ test('a JSON answer trickled a byte at a time (never silent for --timeout) fails
 
 test("a download's headers trickled a byte at a time fail at the deadline too: only a payload's body has none", async (t) => {
   const cwd = await folder();
-  const result = await against((_request, response) => trickle(response, 'HTTP/1.1 200 OK\r\nx-slow: ', 'a'.repeat(1000)), ['download', MESSAGE_ID, '--timeout', '2'], cwd);
+  const result = await against((_request, response) => trickle(response, 'HTTP/1.1 200 OK\r\nx-slow: ', 'a'.repeat(1000), 200), ['download', MESSAGE_ID, '--timeout', '2'], cwd);
   t.is(result.code, 1);
   t.regex(result.stderr, /^meshbox: the server at https:\/\/127\.0\.0\.1:\d+ did not answer in time: its answer did not come whole within 10 s of the request/);
   t.deepEqual(await readdir(cwd), []);
