@@ -5,13 +5,16 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import test from 'ava';
 import forge from 'node-forge';
 import { pino } from 'pino';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
+import { AUDIT_SHARDS } from '../../server/src/store/audit-log.ts';
 import { redisKeys } from '../../server/src/store/keys.ts';
 import { ensureLocalServices } from '../../scripts/services/index.ts';
 import { REPO_ROOT } from '../../shared/src/dev-paths.ts';
+import { newMessageId } from '../../shared/src/protocol/index.ts';
 import { createCertificateAuthority, createCertificateRequest, createRevocationList, describeCertificate, issueMailboxCertificate, verifyIssuedBy } from '../../shared/src/pki/index.ts';
 import { startTestServer, TEST_SECRET_KEY, type TestServer } from '../../test/support/harness.ts';
 import { startTestRedis } from '../../test/support/redis-server.ts';
@@ -1038,6 +1041,115 @@ test('admin audit shows control characters in an entry escaped, not as codes for
     t.false(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(line), JSON.stringify(line));
     t.true(line.includes('\\u001b]0;pwned\\u0007\\u009b2J'), line);
     if (json) t.is(JSON.parse(line).detail, 'to \u001b]0;pwned\u0007\u009b2J', 'still JSON, the same text');
+  }
+});
+
+/** A message id made now whose audit entries share `messageId`'s shard: another message of the same stream. */
+function idSharingShardWith(messageId: string): string {
+  for (;;) {
+    const other = newMessageId(new Date());
+    if (other !== messageId && crc32(other) % AUDIT_SHARDS === crc32(messageId) % AUDIT_SHARDS) return other;
+  }
+}
+
+test("admin message traces a message: its record, its next check and its audit story of send, download and acknowledgement, in order, without another message's entries of the same shard", async (t) => {
+  const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+  const messageId = await sendMessage(server, lab, gp, 'trace me', { 'mex-Subject': 'FBC result', 'mex-LocalID': 'SPEC-42', 'mex-FileName': 'fbc.txt' });
+  const other = idSharingShardWith(messageId);
+  await server.services.audit.record({ action: 'send', actor: lab.id, messageId: other, detail: `to ${gp.id}` });
+  t.is((await mailboxRequest(server, gp, { path: `/messageexchange/${gp.id}/inbox/${messageId}` })).status, 200);
+  await server.services.audit.record({ action: 'download', actor: gp.id, messageId: other, detail: 'chunk 1' });
+  t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${messageId}/status/acknowledged` })).status, 200);
+  await server.settled();
+
+  // Lower case, as ids are on the wire.
+  const shown = await admin('message', messageId.toLowerCase(), '--json');
+  t.is(shown.code, 0, shown.stderr);
+  const trace = JSON.parse(shown.stdout);
+  t.is(trace.messageId, messageId);
+  t.like(trace.record, { sender: lab.id, recipient: gp.id, workflowId: 'PATH_RESULTS', status: 'acknowledged', subject: 'FBC result', localId: 'SPEC-42', fileName: 'fbc.txt', size: 8, totalChunks: 1 });
+  t.like(trace.record.statusDetail, { code: '00', event: 'TRANSFER' });
+  for (const at of ['createdAt', 'acceptedAt', 'acknowledgedAt', 'statusAt']) t.false(Number.isNaN(Date.parse(trace.record[at])), at);
+  t.true(Date.parse(trace.nextCheck) > Date.now(), 'its purge, after the payload retention');
+  t.deepEqual(
+    trace.audit.entries.map((entry: { action: string; actor: string; messageId: string }) => [entry.action, entry.actor, entry.messageId]),
+    [['send', lab.id, messageId], ['download', gp.id, messageId], ['acknowledge', gp.id, messageId]],
+  );
+  t.is(trace.audit.stoppedAt, null, 'the shard read to its end');
+  t.true(trace.audit.entriesRead >= 5, 'the other message\'s entries were read, and left out');
+
+  const text = await admin('message', messageId);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, new RegExp(`^message ${messageId}\\n  type: DATA\\n  sender: ${lab.id}\\n  recipient: ${gp.id}\\n  workflow: PATH_RESULTS\\n  status: acknowledged \\(code 00, event TRANSFER: `));
+  t.regex(text.stdout, /^ {2}subject: FBC result$/m);
+  t.regex(text.stdout, /^ {2}local id: SPEC-42$/m);
+  t.regex(text.stdout, /^next lifecycle check: \d{4}-\d\d-\d\dT/m);
+  const story = text.stdout.split('\n').filter((line) => /^ {2}\d{4}-/.test(line));
+  t.deepEqual(story.map((line) => line.replace(/^ {2}\S+ \S+ /, '')), [`send to ${gp.id}`, 'download chunk 1', 'acknowledge']);
+  t.notRegex(text.stdout, /scan stopped/);
+});
+
+test('admin message of an id with no record says so, and shows what the audit log still holds of it; one found nowhere is said to be', async (t) => {
+  const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+  const messageId = await sendMessage(server, lab, gp, 'purged');
+  // As its purge leaves it: the record gone, the audit entries kept for their own retention.
+  await server.redis.unlink(`${server.redisPrefix}message:{${messageId}}`);
+  const shown = await admin('message', messageId);
+  t.is(shown.code, 0, shown.stderr);
+  t.regex(shown.stdout, /^ {2}no record: never sent, or purged \(a record is kept MESHBOX_MESSAGE_RETENTION_SECONDS after its message was accepted\); its audit entries below$/m);
+  t.regex(shown.stdout, new RegExp(`^  \\S+ ${lab.id} send to ${gp.id}$`, 'm'));
+  t.is(JSON.parse((await admin('message', messageId, '--json')).stdout).record, null);
+
+  const unknown = newMessageId(new Date());
+  const nowhere = await admin('message', unknown);
+  t.is(nowhere.code, 0, nowhere.stderr);
+  t.is(nowhere.stdout, `no record and no audit entries for ${unknown} (audit entries are kept for MESHBOX_AUDIT_RETENTION_SECONDS, 30 days by default)\n`);
+  const json = JSON.parse((await admin('message', unknown, '--json')).stdout);
+  t.like(json, { messageId: unknown, record: null, nextCheck: null, audit: { stoppedAt: null, entries: [] } });
+});
+
+test('admin message refuses what is no message id (exit 1), and reads the shard of an id whose digits are no time from its start, of any other from a little before its time', async (t) => {
+  for (const bad of ['abc', '20261129123456000001', '20261129123456000001_ABCDEG', '../etc/passwd']) {
+    const refused = await admin('message', bad);
+    t.is(refused.code, 1, bad);
+    t.regex(refused.stderr, /not a message id: .* \(MESH ids look like 20200529155357895317_3573F8\)/);
+  }
+  // The shape of an id, in a 13th month: its entries are found all the same.
+  const timeless = '20261399000000000000_ABCDEF';
+  await server.services.audit.record({ action: 'send', actor: 'X26OT001', messageId: timeless });
+  const fromStart = JSON.parse((await admin('message', timeless, '--json')).stdout);
+  t.is(fromStart.audit.from, null);
+  t.deepEqual(fromStart.audit.entries.map((entry: { action: string }) => entry.action), ['send']);
+  // An id of a later time: its shard is read from five minutes before it, past what is there now.
+  const later = newMessageId(new Date('2099-01-01T00:00:00.000Z'));
+  await server.services.audit.record({ action: 'send', actor: 'X26OT001', messageId: later });
+  const fromItsTime = JSON.parse((await admin('message', later, '--json')).stdout);
+  t.is(fromItsTime.audit.from, '2098-12-31T23:55:00.000Z');
+  t.deepEqual(fromItsTime.audit.entries, []);
+});
+
+test('admin message reads at most --scan entries of the shard, and says where it stopped before the end of the log: the story may go on', async (t) => {
+  // A deployment of its own: its shard holds these three entries only.
+  const own = await startTestServer({ worker: false });
+  try {
+    const messageId = newMessageId(new Date());
+    for (const action of ['send', 'download', 'acknowledge']) await own.services.audit.record({ action, actor: 'X26OT001', messageId });
+    const trace = async (...args: string[]) => JSON.parse((await runSubprocess(['admin', 'message', messageId, '--json', ...args], { env: { ...adminEnv, MESHBOX_REDIS_PREFIX: own.redisPrefix } })).stdout);
+    const bounded = await trace('--scan', '2');
+    t.like(bounded.audit, { entriesRead: 2 });
+    t.deepEqual(bounded.audit.entries.map((entry: { action: string }) => entry.action), ['send', 'download']);
+    t.is(bounded.audit.stoppedAt, bounded.audit.entries[1].at, 'the time of the last entry read');
+    const text = await runSubprocess(['admin', 'message', messageId, '--scan', '2'], { env: { ...adminEnv, MESHBOX_REDIS_PREFIX: own.redisPrefix } });
+    t.is(text.code, 0, text.stderr);
+    t.regex(text.stdout, new RegExp(`^scan stopped after 2 entries, at ${bounded.audit.stoppedAt.replace(/\./g, '\\.')}, before the end of the log: the story may go on \\(a larger --scan reads further\\)$`, 'm'));
+
+    // A bound that ends with the log stops nowhere short of it.
+    const whole = await trace('--scan', '3');
+    t.like(whole.audit, { entriesRead: 3, stoppedAt: null });
+    t.deepEqual(whole.audit.entries.map((entry: { action: string }) => entry.action), ['send', 'download', 'acknowledge']);
+    t.is((await runSubprocess(['admin', 'message', messageId, '--scan', '0'], { env: adminEnv })).code, 2, 'a usage error');
+  } finally {
+    await own.close();
   }
 });
 

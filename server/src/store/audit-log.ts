@@ -56,8 +56,7 @@ export class AuditLog {
 
   async record(entry: AuditEntry): Promise<void> {
     const fields = Object.entries(entry).filter(([, value]) => value !== undefined && value !== '');
-    const shard = crc32(entry.messageId || entry.subject || entry.actor) % AUDIT_SHARDS;
-    await this.#redis.xadd(this.#keys.auditLog(shard), '*', ...fields.flat());
+    await this.#redis.xadd(this.#keys.auditLog(auditShardOf(entry.messageId || entry.subject || entry.actor)), '*', ...fields.flat());
   }
 
   /**
@@ -115,20 +114,35 @@ export class AuditLog {
       newestFirst.push({ entry: newest.entries[newest.next++]!, shard: newest.number });
       if (newest.next === newest.entries.length && !newest.exhausted) await refill(newest);
     }
-    return newestFirst.reverse().map(({ entry: [id, flat], shard }) => {
-      const fields: Record<string, string> = {};
-      for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-      return {
-        id: `${id}/${shard}`,
-        at: new Date(streamIdTime(id)[0]),
-        action: fields.action ?? '',
-        actor: fields.actor ?? '',
-        ...(fields.messageId ? { messageId: fields.messageId } : {}),
-        ...(fields.subject ? { subject: fields.subject } : {}),
-        ...(fields.detail ? { detail: fields.detail } : {}),
-        ...(fields.requestId ? { requestId: fields.requestId } : {}),
-      };
-    });
+    return newestFirst.reverse().map(({ entry, shard }) => recordedEntry(entry, shard));
+  }
+
+  /**
+   * One message's entries, in order: its shard read forward from `from` (from the shard's start
+   * when undefined) a page at a time, keeping the entries about this message. The shard holds
+   * every other message that hashes to it too (about 200 entries a second at national rates),
+   * so at most `limit` entries are read: `stoppedAt`, the time of the last one read, says where
+   * the log goes on unread, undefined when it was read to its end.
+   */
+  async messageEntries(messageId: string, from: Date | undefined, limit: number): Promise<MessageAuditEntries> {
+    const shard = auditShardOf(messageId);
+    const key = this.#keys.auditLog(shard);
+    const entries: RecordedAuditEntry[] = [];
+    let read = 0;
+    let start = from === undefined ? '-' : String(from.getTime());
+    let last: StreamEntry | undefined;
+    while (read < limit) {
+      const count = Math.min(limit - read, STORY_PAGE);
+      const page: StreamEntry[] = await this.#redis.xrange(key, start, '+', 'COUNT', count);
+      read += page.length;
+      for (const entry of page) if (fieldOf(entry, 'messageId') === messageId) entries.push(recordedEntry(entry, shard));
+      if (page.length < count) return { entries, read, stoppedAt: undefined };
+      last = page.at(-1)!;
+      start = `(${last[0]}`;
+    }
+    // Read to the limit: whether the log goes on past it, one more entry tells.
+    if (!last || (await this.#redis.xrange(key, start, '+', 'COUNT', 1)).length === 0) return { entries, read, stoppedAt: undefined };
+    return { entries, read, stoppedAt: new Date(streamIdTime(last[0])[0]) };
   }
 
   #shardKeys(): string[] {
@@ -136,7 +150,45 @@ export class AuditLog {
   }
 }
 
+/** What `messageEntries` found, and how much of the shard it read to find it. */
+export interface MessageAuditEntries {
+  readonly entries: readonly RecordedAuditEntry[];
+  /** Entries of the shard read, this message's and others'. */
+  readonly read: number;
+  /** When the limit stopped the read before the end of the log: the time of the last entry read. */
+  readonly stoppedAt: Date | undefined;
+}
+
+/** The shard of what an entry is about: a message's entries, all in one. */
+function auditShardOf(about: string): number {
+  return crc32(about) % AUDIT_SHARDS;
+}
+
 type StreamEntry = [id: string, fields: string[]];
+
+/** One field of a stream entry, read where it stands, without making an object of every entry passed over. */
+function fieldOf([, flat]: StreamEntry, name: string): string | undefined {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return flat[i + 1];
+  return undefined;
+}
+
+function recordedEntry([id, flat]: StreamEntry, shard: number): RecordedAuditEntry {
+  const fields: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+  return {
+    id: `${id}/${shard}`,
+    at: new Date(streamIdTime(id)[0]),
+    action: fields.action ?? '',
+    actor: fields.actor ?? '',
+    ...(fields.messageId ? { messageId: fields.messageId } : {}),
+    ...(fields.subject ? { subject: fields.subject } : {}),
+    ...(fields.detail ? { detail: fields.detail } : {}),
+    ...(fields.requestId ? { requestId: fields.requestId } : {}),
+  };
+}
+
+/** How many entries a read of one message's shard asks for at a time: a short command for Redis, few round trips. */
+const STORY_PAGE = 1000;
 
 /** How many entries of each shard a tail reads at a time. */
 const TAIL_BATCH = 500;

@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { compactUtcSeconds } from './timestamps.ts';
+import { compactUtcSeconds, readMeshTime } from './timestamps.ts';
 
 /**
  * MESH message ids look like `20261122231450123456_A1B2C3`: a UTC timestamp to the
@@ -34,4 +34,13 @@ const ANY_CASE_MESSAGE_ID = /^\d{20}_[0-9A-Fa-f]{6}$/;
 /** Ids are case-insensitive on the wire; undefined when the value cannot be a message id. */
 export function normaliseMessageId(value: string): string | undefined {
   return ANY_CASE_MESSAGE_ID.test(value) ? value.toUpperCase() : undefined;
+}
+
+/**
+ * The second a message id was made in, by the clock of the process that made it: its first 14
+ * digits. Not to the microsecond: meshbox's microseconds are random. Undefined where those digits
+ * are no real time (a 13th month): such an id has the shape, but none of ours.
+ */
+export function messageIdTime(messageId: string): Date | undefined {
+  return readMeshTime(messageId.slice(0, 14));
 }

@@ -6,6 +6,7 @@ import { registerBacklogCommand } from './backlog.ts';
 import { registerCaCommands } from './ca.ts';
 import { registerCertCommands } from './cert.ts';
 import { registerMailboxCommands } from './mailbox.ts';
+import { registerMessageCommand } from './message.ts';
 import { registerQueueCommands } from './queues.ts';
 import { registerReconcileCommand } from './reconcile.ts';
 import { registerWorkflowCommands } from './workflow.ts';
@@ -17,7 +18,7 @@ import { registerWorkflowCommands } from './workflow.ts';
 export function registerAdminCommands(program: Command): void {
   const admin = program
     .command('admin')
-    .description('administer the server: CA, certificates, mailboxes, workflows, backlogs (uses MESHBOX_REDIS_URL like the server)')
+    .description('administer the server: CA, certificates, mailboxes, workflows, backlogs, messages (uses MESHBOX_REDIS_URL like the server)')
     .option('--pki-dir <dir>', 'folder with ca.crt/ca.key (default: $MESHBOX_PKI_DIR or ./certs of the checkout)');
   const pkiDir = (): string => pkiDirOf(admin.opts<{ pkiDir?: string }>().pkiDir, process.env);
   registerCaCommands(admin, pkiDir);
@@ -26,6 +27,7 @@ export function registerAdminCommands(program: Command): void {
   registerWorkflowCommands(admin);
   registerQueueCommands(admin);
   registerBacklogCommand(admin);
+  registerMessageCommand(admin);
   registerReconcileCommand(admin);
   registerAuditCommands(admin);
 }
