@@ -13,7 +13,7 @@ export interface TraceStores {
 /** What a support desk asking "where is my message?" needs: the record, the next check, the audit story. */
 export interface MessageTrace {
   readonly messageId: string;
-  /** Undefined when Redis holds none: never sent, or purged after acknowledgement or expiry. */
+  /** Undefined when Redis holds none: never sent, or purged (a message retention after it was accepted). */
   readonly record: MessageRecord | undefined;
   /** When a worker next looks at it; undefined when its life is over (or it never had one). */
   readonly nextCheck: Date | undefined;
