@@ -14,6 +14,7 @@ import { fileTemporaryDirectory } from '../../test/support/temporary-directory.t
 import { startTestServer, type TestServer } from '../../test/support/harness.ts';
 import { mailboxRequest, sendMessage } from '../../test/support/http.ts';
 import { overriding } from '../../test/support/overriding.ts';
+import { MeshErrorCodes } from '../../shared/src/protocol/index.ts';
 import { MeshConnectionError } from '../src/client/errors.ts';
 import { MeshClient } from '../src/client/mesh-client.ts';
 import { defaultFileName } from '../src/transfer/download.ts';
@@ -277,7 +278,7 @@ test('a listed message expired before it is fetched is skipped as gone, not coun
   const gone: string[] = [];
   const received: string[] = [];
   try {
-    t.true(await server.services.messages.expire((await server.services.messages.get(first))!, '', 'not collected', new Date()));
+    t.true(await server.services.messages.expire((await server.services.messages.get(first))!, '', MeshErrorCodes.undeliveredMessage, new Date()));
     const failed = await receiveInbox(staleListing, {
       folder: await folder(),
       progress: noProgress,

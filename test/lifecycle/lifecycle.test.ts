@@ -14,7 +14,7 @@ import { PasswordCipher } from '../../server/src/store/password-cipher.ts';
 import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { AUDIT_SHARDS } from '../../server/src/store/audit-log.ts';
 import { type Claim, LifecycleSchedule, SCHEDULE_SHARDS } from '../../server/src/store/lifecycle-schedule.ts';
-import { newMessageId } from '../../shared/src/protocol/index.ts';
+import { MeshErrorCodes, newMessageId } from '../../shared/src/protocol/index.ts';
 import type { Services } from '../../server/src/domain/services.ts';
 import { uploadChunk } from '../../server/src/domain/upload-chunk.ts';
 import { MeshError } from '../../server/src/domain/errors.ts';
@@ -397,7 +397,7 @@ test('an expiry interrupted between its steps is finished by the next run: out o
   const now = new Date(Date.now() + periods.inboxExpiryMs + SECOND);
   const messageKey = redisKeys(server.redisPrefix).message(messageId);
   // The first step alone, as if the worker died right after it.
-  t.true(await server.services.messages.expire((await server.services.messages.get(messageId))!, newMessageId(now), 'not collected', now));
+  t.true(await server.services.messages.expire((await server.services.messages.get(messageId))!, newMessageId(now), MeshErrorCodes.undeliveredMessage, now));
   t.true((await inboxOf(gp)).includes(messageId), 'the inbox is only left in the next step');
   t.true((await server.services.messages.get(messageId))!.expiryPending);
 
@@ -692,7 +692,7 @@ test('a delivery that lands after the message was acknowledged, expired or purge
   ];
   t.is((await mailboxRequest(server, gp, { method: 'PUT', path: `/messageexchange/${gp.id}/inbox/${acknowledged}/status/acknowledged` })).status, 200);
   const expiring = (await server.services.messages.get(expired))!;
-  t.true(await server.services.messages.expire(expiring, '', 'not collected', new Date()));
+  t.true(await server.services.messages.expire(expiring, '', MeshErrorCodes.undeliveredMessage, new Date()));
   await server.services.messages.finishExpiry({ ...expiring, reportId: '' }, new Date());
   await server.services.messages.purge((await server.services.messages.get(purged))!);
   t.false((await inboxOf(gp)).some((id) => [acknowledged, expired, purged].includes(id)));
@@ -712,7 +712,7 @@ test('a message listed though it can no longer be downloaded (a delivery cut off
   const [fetched, acknowledged] = [await sendMessage(server, lab, gp, 'fetched'), await sendMessage(server, lab, gp, 'acknowledged')];
   // Expired but still listed, as if the step that leaves the inbox never ran.
   for (const id of [fetched, acknowledged]) {
-    t.true(await server.services.messages.expire((await server.services.messages.get(id))!, '', 'not collected', new Date()));
+    t.true(await server.services.messages.expire((await server.services.messages.get(id))!, '', MeshErrorCodes.undeliveredMessage, new Date()));
   }
   t.true((await inboxOf(gp)).includes(fetched));
   t.true((await inboxOf(gp)).includes(acknowledged));

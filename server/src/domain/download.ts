@@ -90,7 +90,7 @@ export async function downloadChunk(
   const chunk = message.inlinePayload
     ? inlineChunk(source.inlinePayload)
     : await openStoredChunk(services, mailboxId, { messageId, number: chunkNumber, version: source.version }, recordedChunkSize(message, source.size), abortSignal);
-  if (!chunk) throw message.inlinePayload || purgeMayBeUnderWay(services, message) ? new MessageGoneError(messageId) : new PayloadMissingError(messageId, chunkNumber);
+  if (!chunk) throw message.inlinePayload || purgeMayBeUnderWay(services, message) ? new MessageGoneError(messageId) : await payloadMissing(services, message, chunkNumber);
   try {
     await services.audit.record({ action: 'download', actor: mailboxId, messageId, detail: `chunk ${chunkNumber}` });
   } catch (error) {
@@ -112,6 +112,21 @@ export async function downloadChunk(
 function purgeMayBeUnderWay(services: Services, message: MessageRecord): boolean {
   if (message.status !== 'acknowledged') return false;
   return services.now().getTime() >= message.statusAt.getTime() + services.periods.payloadRetentionMs - PROCESS_CLOCKS_APART_MS;
+}
+
+/**
+ * A chunk of a message still downloadable missing from the bucket. One waiting in the inbox has
+ * it noted, and its lifecycle check brought forward to now: the check verifies the loss, and
+ * sends the message back to its sender as undeliverable, rather than leave it listed, failing
+ * each download, until its inbox expiry (docs/reliability.md).
+ */
+async function payloadMissing(services: Services, message: MessageRecord, chunkNumber: number): Promise<PayloadMissingError> {
+  if (message.status === 'accepted') {
+    // Noted first: the check brought forward must find it.
+    await services.messages.noteMissingChunk(message.id, chunkNumber);
+    await services.lifecycle.schedule(message.id, services.now());
+  }
+  return new PayloadMissingError(message.id, chunkNumber);
 }
 
 function inlineChunk(payload: Buffer | undefined): StoredChunk | undefined {

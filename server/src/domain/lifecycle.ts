@@ -1,5 +1,5 @@
 import { MeshErrorCodes } from '../../../shared/src/protocol/index.ts';
-import type { MessageRecord, MessageStore } from '../store/messages.ts';
+import type { MessageRecord, MessageStatusDetail, MessageStore } from '../store/messages.ts';
 import { reserveMessageId } from './message-ids.ts';
 import type { Services } from './services.ts';
 
@@ -37,8 +37,11 @@ export interface LifecycleScheduler {
 export type LifecycleStep =
   | { readonly kind: 'wait'; readonly until: Date }
   | { readonly kind: 'abandon-upload' }
-  /** Undeliverable: not acknowledged in time, or its recipient's mailbox deactivated (MESH returns what waits in it). */
-  | { readonly kind: 'expire'; readonly because: 'not-collected' | 'recipient-deactivated' }
+  /**
+   * Undeliverable: not acknowledged in time, its recipient's mailbox deactivated (MESH returns
+   * what waits in it), or its payload lost from object storage (nobody could ever download it).
+   */
+  | { readonly kind: 'expire'; readonly because: 'not-collected' | 'recipient-deactivated' | 'payload-lost' }
   | { readonly kind: 'finish-expiry' }
   | { readonly kind: 'purge-payload' }
   | { readonly kind: 'purge-message' };
@@ -73,11 +76,19 @@ export function acceptedNextCheck(message: Pick<MessageRecord, 'acceptedAt' | 'c
   return new Date(Math.min(inboxExpiryOf(message, periods).getTime(), at(now, lookAgainAfter).getTime()));
 }
 
+/** What a check asks afresh of an accepted message besides its record (of any other, both hold). */
+export interface WaitingConditions {
+  readonly recipientActive: boolean;
+  /** A chunk a download found missing from object storage is missing still (asked only when one was found so). */
+  readonly payloadLost: boolean;
+}
+
 /**
  * What is due for a message now: a pure function of its state, whether its recipient's mailbox
- * is active (asked only of an accepted message), the clock and the periods.
+ * is active and whether its payload is lost (asked only of an accepted message), the clock and
+ * the periods.
  */
-export function nextLifecycleStep(message: MessageRecord, recipientActive: boolean, now: Date, periods: RetentionPeriods): LifecycleStep {
+export function nextLifecycleStep(message: MessageRecord, conditions: WaitingConditions, now: Date, periods: RetentionPeriods): LifecycleStep {
   const due = (when: Date, step: LifecycleStep): LifecycleStep => (now < when ? { kind: 'wait', until: when } : step);
   if (message.expiryPending) return { kind: 'finish-expiry' };
   switch (message.status) {
@@ -86,7 +97,8 @@ export function nextLifecycleStep(message: MessageRecord, recipientActive: boole
       // and its request stop before delivering the message, at any moment.
       return lookAgainBy(due(at(message.createdAt, periods.uploadExpiryMs), { kind: 'abandon-upload' }), at(now, periods.deliveryCheckMs));
     case 'accepted':
-      if (!recipientActive) return { kind: 'expire', because: 'recipient-deactivated' };
+      if (!conditions.recipientActive) return { kind: 'expire', because: 'recipient-deactivated' };
+      if (conditions.payloadLost) return { kind: 'expire', because: 'payload-lost' };
       return lookAgainBy(due(inboxExpiryOf(message, periods), { kind: 'expire', because: 'not-collected' }), acceptedNextCheck(message, now, periods));
     case 'acknowledged':
     case 'undeliverable':
@@ -155,6 +167,33 @@ export function undeliveredDescription(inboxExpiryMs: number): string {
   return MeshErrorCodes.undeliveredMessage.description.replace('{days} days', period);
 }
 
+/** What tracking, and the sender's report, say of a message expired for this reason. */
+function undeliverableDetail(because: Extract<LifecycleStep, { kind: 'expire' }>['because'], periods: RetentionPeriods): Omit<MessageStatusDetail, 'success'> {
+  switch (because) {
+    case 'not-collected':
+      return { ...MeshErrorCodes.undeliveredMessage, description: undeliveredDescription(periods.inboxExpiryMs) };
+    case 'recipient-deactivated':
+      return MeshErrorCodes.undeliveredMailboxDeactivated;
+    case 'payload-lost':
+      return MeshErrorCodes.payloadLost;
+  }
+}
+
+/**
+ * Whether a waiting message's payload is lost, asked only of one a download found a chunk of
+ * missing (downloadChunk): of object storage afresh, as a store that answers 404 for a moment
+ * (eventually consistent), or an object put back since, must not fail a good message. One there
+ * after all is noted missing no more. A failure to ask fails the check, which is retried.
+ */
+async function payloadLost(services: Services, message: MessageRecord): Promise<boolean> {
+  const chunkNumber = message.missingChunk;
+  if (message.status !== 'accepted' || chunkNumber === undefined) return false;
+  const { version } = await services.messages.chunkSource(message.id, chunkNumber);
+  if (!(await services.payloads.hasChunk({ messageId: message.id, number: chunkNumber, version }))) return true;
+  await services.messages.forgetMissingChunk(message.id, chunkNumber);
+  return false;
+}
+
 /**
  * Carries out whatever is due for a message, step after step, and says when to look again
  * (undefined: its life is over). Every step is idempotent, so a job that crashes and runs
@@ -182,7 +221,9 @@ export async function advanceLifecycle(services: Services, messageId: string): P
     // afresh: the deactivation that brought this check forward may be a moment old).
     const recipientActive =
       message.status !== 'accepted' || message.expiryPending || (await mailboxActive(services, message.recipient));
-    const step = nextLifecycleStep(message, recipientActive, now, services.periods);
+    // A deactivated recipient's message goes back all the same: object storage need not be asked.
+    const conditions = { recipientActive, payloadLost: recipientActive && (await payloadLost(services, message)) };
+    const step = nextLifecycleStep(message, conditions, now, services.periods);
     switch (step.kind) {
       case 'wait':
         // A send or final chunk cut off between acceptance and delivery is delivered here, and
@@ -206,9 +247,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
         // since: nobody could collect it (a deactivation returns what waits), or ever would.
         const reportable = message.sender !== '' && (await mailboxActive(services, message.sender));
         const report = reportable ? await reserveMessageId(services, reportCheckAfter(services, now)) : undefined;
-        const description =
-          step.because === 'recipient-deactivated' ? MeshErrorCodes.undeliveredMailboxDeactivated.description : undeliveredDescription(services.periods.inboxExpiryMs);
-        const expired = await services.messages.expire(message, report?.messageId ?? '', description, now);
+        const expired = await services.messages.expire(message, report?.messageId ?? '', undeliverableDetail(step.because, services.periods), now);
         // Acknowledged, or expired by another check, since it was read: the report id is nobody's,
         // and held a day, its check would come again and again. Unless this very expiry ran
         // already (ioredis sent it again after a lost answer) and the record names it.

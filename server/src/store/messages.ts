@@ -14,6 +14,7 @@ const deliverScript = new LuaScript('deliver');
 const leaveInboxScript = new LuaScript('leave-inbox', ['redis-now-ms']);
 const acknowledgeScript = new LuaScript('acknowledge');
 const expireScript = new LuaScript('expire-message');
+const forgetMissingChunkScript = new LuaScript('forget-missing-chunk');
 const abandonScript = new LuaScript('abandon-upload');
 const updateExisting = new LuaScript('update-existing-hash');
 const senderOnPrimaryScript = new LuaScript('sender-on-primary');
@@ -79,6 +80,8 @@ export interface MessageRecord extends MessageMetadata {
   readonly reportId: string;
   /** Expired, but not yet out of the inbox with its report delivered (a step was interrupted). */
   readonly expiryPending: boolean;
+  /** A chunk a download found missing from object storage, for the lifecycle check to verify (noteMissingChunk). */
+  readonly missingChunk: number | undefined;
 }
 
 export interface StoredChunkSize {
@@ -371,12 +374,26 @@ export class MessageStore {
   }
 
   /**
-   * Expires an accepted, unacknowledged message, naming the id of the non-delivery report to
-   * send; finishExpiry does the rest. False when the message was no longer accepted.
+   * Expires an accepted, unacknowledged message with this status detail, naming the id of the
+   * non-delivery report to send; finishExpiry does the rest. False when the message was no longer accepted.
    */
-  async expire(message: MessageRecord, reportId: string, description: string, now: Date): Promise<boolean> {
-    const outcome = await expireScript.run(this.#redis, [this.#keys.message(message.id)], [now.getTime(), reportId, description]);
-    return outcome === 'expired';
+  async expire(message: MessageRecord, reportId: string, detail: Omit<MessageStatusDetail, 'success'>, now: Date): Promise<boolean> {
+    const args = [now.getTime(), reportId, detail.code, detail.event, detail.description];
+    return (await expireScript.run(this.#redis, [this.#keys.message(message.id)], args)) === 'expired';
+  }
+
+  /**
+   * Notes that a download found chunk n of a message missing from object storage, for its
+   * lifecycle check to verify; nothing when the record is gone. Noting it again, or another
+   * chunk meanwhile, is harmless: the check verifies whichever is noted.
+   */
+  async noteMissingChunk(id: string, chunkNumber: number): Promise<void> {
+    await updateExisting.run(this.#redis, [this.#keys.message(id)], [MISSING_CHUNK_FIELD, chunkNumber]);
+  }
+
+  /** Forgets chunk n noted missing, found in object storage after all (unless another is noted since). */
+  async forgetMissingChunk(id: string, chunkNumber: number): Promise<void> {
+    await forgetMissingChunkScript.run(this.#redis, [this.#keys.message(id)], [chunkNumber]);
   }
 
   /**
@@ -403,7 +420,8 @@ export class MessageStore {
         totalChunks: 0,
         linkedMessageId: message.id,
       };
-      const undelivered: MessageStatusDetail = { code: '14', event: 'SEND', description: message.statusDetail.description, success: false };
+      // The report tells the sender what tracking tells of the message: why it was not delivered.
+      const undelivered: MessageStatusDetail = { ...message.statusDetail, success: false };
       const outcome = await this.#record(message.reportId, report, undelivered, now);
       // Recorded now, or by an interrupted run: then delivered again unless the sender has since acknowledged it.
       if (outcome === 'accepted' || (outcome === 'exists' && (await this.get(message.reportId))?.status === 'accepted')) {
@@ -535,12 +553,13 @@ const RECORD_FIELDS = [
   'type', 'sender', 'recipient', 'workflowId', 'subject', 'localId', 'partnerId', 'fileName', 'checksum', 'contentType',
   'compressed', 'encrypted', 'contentEncoding', 'totalChunks', 'linkedMessageId', 'status', 'statusCode', 'statusEvent',
   'statusDescription', 'statusSuccess', 'size', 'createdAt', 'statusAt', 'acceptedAt', 'acknowledgedAt', 'payloadPurgedAt',
-  'inline', 'reportId', 'expiryPending',
+  'inline', 'reportId', 'expiryPending', 'missingChunk',
 ] as const;
 const CHUNK_FIELD_PREFIX = 'chunk:';
 /** Of a chunk uploaded (again) through its own URL: its object's version. */
 const CHUNK_VERSION_FIELD_PREFIX = 'chunkVersion:';
 const INLINE_PAYLOAD_FIELD = 'payload';
+const MISSING_CHUNK_FIELD = 'missingChunk' satisfies (typeof RECORD_FIELDS)[number];
 
 function serialiseMetadata(metadata: MessageMetadata): Record<string, string> {
   return {
@@ -600,5 +619,6 @@ function deserialise(id: string, fields: Record<string, string>): MessageRecord 
     inlinePayload: text('inline') === '1',
     reportId: text('reportId'),
     expiryPending: text('expiryPending') === '1',
+    missingChunk: fields.missingChunk ? Number(fields.missingChunk) : undefined,
   };
 }

@@ -5,6 +5,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
@@ -100,6 +101,20 @@ export class PayloadStore {
       return { body: result.Body as Readable, size: result.ContentLength };
     } catch (error) {
       if (error instanceof Error && error.name === 'NoSuchKey') return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Whether a chunk's object is in the bucket, asked with a HEAD: only a clean 404 says it is
+   * not; any other failure is thrown, as nothing can be told from it.
+   */
+  async hasChunk(chunk: ChunkObject): Promise<boolean> {
+    try {
+      await this.#s3.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: chunkKey(chunk) }));
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
       throw error;
     }
   }

@@ -26,6 +26,13 @@ export const MeshErrorCodes = {
     description: 'Message was not collected as the mailbox is deactivated',
   },
   /**
+   * meshbox's status detail for a message waiting in an inbox whose payload object storage lost
+   * (a bucket lifecycle rule, a restore from an older snapshot, an object deleted): undeliverable
+   * at once, and reported to its sender, who has nothing else to act on. MESH has no such case;
+   * its code is that of every non-delivery report, which MESH clients know one by.
+   */
+  payloadLost: { event: 'SEND', code: '14', description: 'Message payload lost in storage; send it again' },
+  /**
    * meshbox's status detail for an upload it gave up on (never completed in time): tracking
    * reports it with status `error`, and `dispatch` tells it by these from a message that failed
    * after it was accepted (MESH's `error`), which it must not send again.
