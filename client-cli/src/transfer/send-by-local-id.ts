@@ -22,7 +22,7 @@ export const IN_DOUBT_MS = 16 * 60_000;
  * - `uploading`: a message of several chunks not all stored yet;
  * - `discarded`: an upload meshbox gave up on before it was complete (status `error` with the
  *   status detail MeshErrorCodes.uploadDiscarded, and never accepted): nobody got it;
- * - `failed`: undeliverable (not collected in time, or the recipient's mailbox deactivated), or
+ * - `failed`: undeliverable (not collected in time, the recipient's mailbox deactivated, or its payload lost), or
  *   `error` otherwise (MESH's for a message that failed after it was sent): it went, and will
  *   not be delivered now;
  * - `unknown`: a status not among these, of which nothing can be told.
