@@ -1143,9 +1143,16 @@ test('admin message reads at most --scan entries of the shard, and says where it
     t.is(text.code, 0, text.stderr);
     t.regex(text.stdout, new RegExp(`^scan stopped after 2 entries, at ${bounded.audit.stoppedAt.replace(/\./g, '\\.')}, before the end of the log: the story may go on \\(a larger --scan reads further\\)$`, 'm'));
 
-    // A bound that ends with the log stops nowhere short of it.
-    const whole = await trace('--scan', '3');
-    t.like(whole.audit, { entriesRead: 3, stoppedAt: null });
+    // Each lookup is on record, in the message's shard, after what it read (and left out of the story).
+    const lookups = (await runSubprocess(['admin', 'audit', '--json'], { env: { ...adminEnv, MESHBOX_REDIS_PREFIX: own.redisPrefix } })).stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+      .filter((entry) => entry.action === 'admin.message');
+    t.deepEqual(lookups.map((entry) => entry.subject), [messageId, messageId]);
+    // A bound that ends with the log (the three entries and the two lookups) stops nowhere short of it.
+    const whole = await trace('--scan', '5');
+    t.like(whole.audit, { entriesRead: 5, stoppedAt: null });
     t.deepEqual(whole.audit.entries.map((entry: { action: string }) => entry.action), ['send', 'download', 'acknowledge']);
     t.is((await runSubprocess(['admin', 'message', messageId, '--scan', '0'], { env: adminEnv })).code, 2, 'a usage error');
   } finally {

@@ -29,13 +29,19 @@ export function registerMessageCommand(admin: Command): void {
         "other messages' entries too: at national rates some 200 a second, so the default reads over an hour of it).",
         'Where the scan stopped first, the output says at what time: the story may go on; a larger --scan reads on.',
         'Audit entries are kept MESHBOX_AUDIT_RETENTION_SECONDS (30 days by default). An id not of the MESH shape',
-        'is refused (exit 1); one found nowhere is said so (exit 0).',
+        'is refused (exit 1); one found nowhere is said so (exit 0). Each lookup is itself recorded in the audit log',
+        '(admin.message <id>, by the operating-system user), as what it shows may name a patient.',
       ].join('\n'),
     )
     .action(async (given: string, options: { scan: number; json?: boolean }) => {
       const messageId = normaliseMessageId(given);
       if (!messageId) throw new Error(`not a message id: ${printableLine(given)} (MESH ids look like 20200529155357895317_3573F8)`);
-      const trace = await withAdminStores((stores) => traceMessage(stores, messageId, options.scan));
+      const trace = await withAdminStores(async (stores) => {
+        const found = await traceMessage(stores, messageId, options.scan);
+        // What it shows may name a patient (subject, local id): who looked, and when, is on record.
+        await stores.audit('message', messageId);
+        return found;
+      });
       console.log(options.json ? printableJson(traceJson(trace), 2) : traceLines(trace).map(printableLine).join('\n'));
     });
 }
