@@ -46,7 +46,7 @@ export function createApp(services: Services, logger: Logger, options: AppOption
   app.use(recordMetrics(metrics));
   app.use(meshMediaType());
   // A worker's app takes no bodies: one sent is not read for its refusal.
-  app.use(errorResponder(logger, { unreadBodyBytes: options.healthOnly ? 0 : services.limits.maxChunkBytes }));
+  app.use(errorResponder(logger, { unreadBodyBytes: options.healthOnly ? 0 : services.limits.maxChunkBytes, payloadsMissing: metrics.payloadsMissing }));
   app.use(refuseConnectionsOverClientLimit());
   app.use(apiVersion());
   app.use(checkRequestForm());

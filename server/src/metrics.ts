@@ -30,6 +30,7 @@ export class Metrics {
   readonly handshakeFailures: Counter<'reason'>;
   readonly connectionsRefused: Counter;
   readonly clientConnectionsRefused: Counter;
+  readonly payloadsMissing: Counter;
   /** Only once a CRL is loaded: a process without one exports no date (0 would read as long past). */
   #revocationListNextUpdate: Gauge | undefined;
 
@@ -78,6 +79,11 @@ export class Metrics {
     this.clientConnectionsRefused = new Counter({
       name: 'meshbox_client_connections_refused_total',
       help: 'Connections refused (their requests answered 429, or closed unused after 2 s), their client holding MESHBOX_MAX_CONNECTIONS_PER_CLIENT connections to the process',
+      registers,
+    });
+    this.payloadsMissing = new Counter({
+      name: 'meshbox_payload_chunks_missing_total',
+      help: 'Downloads that found a chunk of a message still downloadable missing from object storage: lost data, alert on any',
       registers,
     });
     if (queue) {

@@ -416,6 +416,8 @@ test("a chunk's object missing from the bucket while its message may be download
     const logged = lines.filter((line) => line.level === 50);
     t.deepEqual(logged.map((line) => line.messageId), [lost, acknowledgedLost], JSON.stringify(lines.filter((line) => Number(line.level) >= 40)));
     for (const line of logged) t.regex(line.msg, /missing from object storage/);
+    // Counted each time, as an alert needs: five downloads found a chunk missing (not the one whose purge was under way).
+    t.regex((await mailboxRequest(server, gp, { path: '/metrics' })).body.toString(), /^meshbox_payload_chunks_missing_total 5$/m);
   } finally {
     await server.close();
   }

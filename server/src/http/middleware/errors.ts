@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import { failureReason, quietRepeats } from '../../quiet-repeats.ts';
 import { MeshErrorCodes } from '../../../../shared/src/protocol/index.ts';
 import { ForbiddenError, MeshError, PayloadMissingError, ServiceUnavailableError } from '../../domain/errors.ts';
@@ -17,7 +18,7 @@ import type { RequestState } from './request-context.ts';
  * Unmatched routes answer a MESH 404/405 too, so no reply is ever a bare Koa text page.
  */
 export function errorResponder(logger: Logger, options: ErrorResponderOptions): Middleware<RequestState> {
-  const { unreadBodyBytes, logIntervalMs = UNAVAILABLE_LOG_INTERVAL_MS } = options;
+  const { unreadBodyBytes, logIntervalMs = UNAVAILABLE_LOG_INTERVAL_MS, payloadsMissing } = options;
   // A backend away fails every request alike, thousands a second: a line per reason an interval.
   const quiet = quietRepeats(logIntervalMs);
   return async (ctx, next) => {
@@ -42,6 +43,7 @@ export function errorResponder(logger: Logger, options: ErrorResponderOptions): 
       else if (thrown instanceof PayloadMissingError) {
         // Once a chunk an interval: its recipient asking again and again (a watcher's retries) is the same loss.
         const { messageId, chunkNumber: chunk } = thrown;
+        payloadsMissing?.inc();
         quiet(
           `payload missing: ${messageId} ${chunk}`,
           () =>
@@ -75,6 +77,8 @@ export interface ErrorResponderOptions {
   /** The most of a refused request's unread body read (and discarded) after its answer, its connection kept. */
   readonly unreadBodyBytes: number;
   readonly logIntervalMs?: number;
+  /** Counts each download that found a chunk missing (its log line comes once an interval): operators alert on it. */
+  readonly payloadsMissing?: Pick<Counter, 'inc'>;
 }
 
 /** Whether a refused request's connection may carry the next request: its whole body in, or read after the answer. */
