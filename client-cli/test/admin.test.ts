@@ -1089,6 +1089,36 @@ test("admin message traces a message: its record, its next check and its audit s
   t.notRegex(text.stdout, /scan stopped/);
 });
 
+test("admin message finds a message by its sender's local id: one is traced, several are listed by id to trace, none is said so; the two forms exclude each other", async (t) => {
+  const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
+  const once = await sendMessage(server, lab, gp, 'one', { 'mex-LocalID': 'SPEC-1' });
+  const twice = [await sendMessage(server, lab, gp, 'two', { 'mex-LocalID': 'SPEC-2' }), await sendMessage(server, lab, gp, 'again', { 'mex-LocalID': 'SPEC-2' })];
+  await server.settled();
+
+  const traced = await admin('message', '--sender', lab.id.toLowerCase(), '--local-id', 'SPEC-1', '--json');
+  t.is(traced.code, 0, traced.stderr);
+  t.like(JSON.parse(traced.stdout), { messageId: once, record: { localId: 'SPEC-1', sender: lab.id } });
+  const lookups = (await admin('audit', '--tail', '500', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line));
+  t.true(lookups.some((entry) => entry.action === 'admin.message' && entry.subject === once), 'the message traced is on record as looked at');
+
+  const several = JSON.parse((await admin('message', '--sender', lab.id, '--local-id', 'SPEC-2', '--json')).stdout);
+  t.like(several, { sender: lab.id, localId: 'SPEC-2', count: 2 });
+  t.deepEqual([...several.messageIds].sort(), [...twice].sort());
+  const listed = await admin('message', '--sender', lab.id, '--local-id', 'SPEC-2');
+  t.is(listed.stdout, `2 messages of ${lab.id} carry local id SPEC-2: trace each by its id\n${several.messageIds.map((id: string) => `  ${id}`).join('\n')}\n`);
+
+  const none = await admin('message', '--sender', gp.id, '--local-id', 'SPEC-1');
+  t.is(none.code, 0, none.stderr);
+  t.regex(none.stdout, new RegExp(`^no message of ${gp.id} carries local id SPEC-1 \\(`));
+
+  for (const args of [[once, '--sender', lab.id, '--local-id', 'SPEC-1'], ['--sender', lab.id], ['--local-id', 'SPEC-1'], []]) {
+    const refused = await admin('message', ...args);
+    t.is(refused.code, 2, `a usage error: ${args.join(' ')}: ${refused.stderr}`);
+    t.regex(refused.stderr, /give a message id, or --sender and --local-id|--sender and --local-id go together/);
+  }
+  t.is((await admin('message', '--sender', 'not/a/mailbox', '--local-id', 'x')).code, 2);
+});
+
 test('admin message of an id with no record says so, and shows what the audit log still holds of it; one found nowhere is said to be', async (t) => {
   const [lab, gp] = [await server.createMailbox(), await server.createMailbox()];
   const messageId = await sendMessage(server, lab, gp, 'purged');

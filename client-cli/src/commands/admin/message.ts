@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { normaliseMessageId } from '../../../../shared/src/protocol/index.ts';
+import { normaliseMessageId, parseMailboxId } from '../../../../shared/src/protocol/index.ts';
 import { DEFAULT_STORY_SCAN, type MessageTrace, traceMessage } from '../../../../server/src/domain/message-trace.ts';
+import { InvalidArgumentError } from 'commander';
 import type { MessageRecord } from '../../../../server/src/store/messages.ts';
 import { printableJson, printableLine } from '../../client/untrusted-text.ts';
 import { withAdminStores } from './admin-context.ts';
@@ -13,8 +14,10 @@ import { countOption } from './count-option.ts';
 export function registerMessageCommand(admin: Command): void {
   admin
     .command('message')
-    .argument('<message_id>', 'the message id (20200529155357895317_3573F8)')
+    .argument('[message_id]', 'the message id (20200529155357895317_3573F8); or --sender and --local-id')
     .description("trace one message: its record, its next lifecycle check and its audit story (who sent, downloaded, acknowledged it, and when)")
+    .option('--sender <mailbox>', "with --local-id: the message its sender gave that local id (instead of its id)", mailboxOption)
+    .option('--local-id <id>', 'with --sender: the local id the sender gave the message')
     .option('--scan <n>', 'audit entries of its shard to read at most, its own and other messages\'', countOption(1), DEFAULT_STORY_SCAN)
     .option('--json', 'print JSON: {"messageId", "record" (or null), "nextCheck", "audit": {"from", "entriesRead", "stoppedAt", "entries"}}, dates ISO or null')
     .addHelpText(
@@ -31,19 +34,50 @@ export function registerMessageCommand(admin: Command): void {
         'Audit entries are kept MESHBOX_AUDIT_RETENTION_SECONDS (30 days by default). An id not of the MESH shape',
         'is refused (exit 1); one found nowhere is said so (exit 0). Each lookup is itself recorded in the audit log',
         '(admin.message <id>, by the operating-system user), as what it shows may name a patient.',
+        '',
+        'With --sender and --local-id, the message is found by the local id its sender gave it (as `meshbox track',
+        '--local-id` finds it for the sender), while its record is held: one is traced; of several, their count and up',
+        `to ${LISTED_MATCHES} ids are printed (--json: {"sender", "localId", "count", "messageIds"}), to trace by id; none is said so (exit 0).`,
       ].join('\n'),
     )
-    .action(async (given: string, options: { scan: number; json?: boolean }) => {
-      const messageId = normaliseMessageId(given);
-      if (!messageId) throw new Error(`not a message id: ${printableLine(given)} (MESH ids look like 20200529155357895317_3573F8)`);
-      const trace = await withAdminStores(async (stores) => {
-        const found = await traceMessage(stores, messageId, options.scan);
+    .action(async (given: string | undefined, options: { sender?: string; localId?: string; scan: number; json?: boolean }, command: Command) => {
+      const byLocalId = options.sender !== undefined || options.localId !== undefined;
+      if (byLocalId === (given !== undefined)) command.error('error: give a message id, or --sender and --local-id');
+      if (byLocalId && (options.sender === undefined || options.localId === undefined)) command.error('error: --sender and --local-id go together');
+      const messageId = given === undefined ? undefined : normaliseMessageId(given);
+      if (given !== undefined && !messageId) throw new Error(`not a message id: ${printableLine(given)} (MESH ids look like 20200529155357895317_3573F8)`);
+      await withAdminStores(async (stores) => {
+        let traced = messageId;
+        if (traced === undefined) {
+          const { sender = '', localId = '' } = options;
+          const { count, ids } = await stores.messages.findByLocalId(sender, localId, LISTED_MATCHES);
+          if (count !== 1) return void console.log(options.json ? printableJson({ sender, localId, count, messageIds: ids }, 2) : matchesLine(sender, localId, count, ids));
+          traced = ids[0]!;
+        }
+        const trace = await traceMessage(stores, traced, options.scan);
         // What it shows may name a patient (subject, local id): who looked, and when, is on record.
-        await stores.audit('message', messageId);
-        return found;
+        await stores.audit('message', traced);
+        console.log(options.json ? printableJson(traceJson(trace), 2) : traceLines(trace).map(printableLine).join('\n'));
       });
-      console.log(options.json ? printableJson(traceJson(trace), 2) : traceLines(trace).map(printableLine).join('\n'));
     });
+}
+
+/** How many ids of the messages carrying a local id are printed, when several do. */
+const LISTED_MATCHES = 20;
+
+function mailboxOption(value: string): string {
+  try {
+    return parseMailboxId(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/** What a lookup by local id found, other than the one message it traces. */
+function matchesLine(sender: string, localId: string, count: number, ids: readonly string[]): string {
+  const named = `local id ${printableLine(localId)}`;
+  if (count === 0) return `no message of ${sender} carries ${named} (a message's record, and so its local id, is kept MESHBOX_MESSAGE_RETENTION_SECONDS after it was accepted)`;
+  return `${count} messages of ${sender} carry ${named}${count > ids.length ? ` (${ids.length} of them below)` : ''}: trace each by its id\n${ids.map((id) => `  ${id}`).join('\n')}`;
 }
 
 function iso(at: Date | undefined): string | null {
