@@ -1110,6 +1110,10 @@ test("admin message finds a message by its sender's local id: one is traced, sev
   const none = await admin('message', '--sender', gp.id, '--local-id', 'SPEC-1');
   t.is(none.code, 0, none.stderr);
   t.regex(none.stdout, new RegExp(`^no message of ${gp.id} carries local id SPEC-1 \\(`));
+  // What was asked (the local id may be a patient's reference) is on record however many were found.
+  const asked = (await admin('audit', '--tail', '500', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line));
+  t.like(asked.find((entry) => entry.action === 'admin.message' && entry.subject === lab.id), { detail: 'local id SPEC-2: 2 found' });
+  t.like(asked.find((entry) => entry.action === 'admin.message' && entry.subject === gp.id), { detail: 'local id SPEC-1: 0 found' });
 
   for (const args of [[once, '--sender', lab.id, '--local-id', 'SPEC-1'], ['--sender', lab.id], ['--local-id', 'SPEC-1'], []]) {
     const refused = await admin('message', ...args);

@@ -15,7 +15,7 @@ function message(overrides: Partial<MessageRecord>): MessageRecord {
     totalChunks: 1, linkedMessageId: '', status: 'accepted',
     statusDetail: { code: '00', event: 'TRANSFER', description: '', success: true },
     size: 1, createdAt: t0, statusAt: t0, acceptedAt: t0, acknowledgedAt: undefined, payloadPurgedAt: undefined, inlinePayload: false,
-    reportId: '', expiryPending: false, missingChunk: undefined,
+    reportId: '', expiryPending: false, missingChunk: undefined, missingChunkNote: '',
     ...overrides,
   };
 }

@@ -114,6 +114,36 @@ test.serial('a chunk missing at a download but there again when the check looks 
   t.deepEqual(await reportsOn(messageId), []);
 });
 
+test.serial('a download that finds the same chunk missing again while the check verifying its earlier note finds it there keeps its note: the loss it found is verified, not forgotten', async (t) => {
+  const messageId = await sendTwoChunks('lab-ref-renoted');
+  const key = await chunkKey(messageId, 2);
+  // A 404 of a moment: noted, then the object is there again.
+  const bytes = await deleteObject(key);
+  t.is((await download(messageId, 2)).status, 410);
+  t.is((await server.services.messages.get(messageId))?.missingChunk, 2);
+  await server.connections.s3.send(new PutObjectCommand({ Bucket: server.bucket, Key: key, Body: bytes }));
+
+  // The check's HEAD finds it; as its answer comes back, the object is lost for good, and the
+  // recipient's next download finds it missing and notes it again (and brings the check forward).
+  const { s3 } = server.connections;
+  const racing = overriding(s3, {
+    send: (async (command: unknown) => {
+      const answer = await s3.send(command as never);
+      if (command instanceof HeadObjectCommand) {
+        await s3.send(new DeleteObjectCommand({ Bucket: server.bucket, Key: key }));
+        t.is((await download(messageId, 2)).status, 410);
+      }
+      return answer;
+    }) as typeof s3.send,
+  });
+  await advanceLifecycle({ ...later(0), payloads: new PayloadStore(racing, server.bucket) }, messageId);
+
+  t.is((await server.services.messages.get(messageId))?.missingChunk, 2, 'the note made after the HEAD stands');
+  await sweep();
+  t.is((await server.services.messages.get(messageId))?.status, 'undeliverable', 'the check the download brought forward sends the message back');
+  t.false((await inboxOf(gp)).includes(messageId));
+});
+
 test.serial('object storage failing as the check verifies a missing chunk (not a clean 404) expires nothing: the check fails, and its retry does', async (t) => {
   const messageId = await sendTwoChunks('lab-ref-failing');
   await deleteObject(await chunkKey(messageId, 2));

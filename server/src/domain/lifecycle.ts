@@ -190,7 +190,7 @@ async function payloadLost(services: Services, message: MessageRecord): Promise<
   if (message.status !== 'accepted' || chunkNumber === undefined) return false;
   const { version } = await services.messages.chunkSource(message.id, chunkNumber);
   if (!(await services.payloads.hasChunk({ messageId: message.id, number: chunkNumber, version }))) return true;
-  await services.messages.forgetMissingChunk(message.id, chunkNumber);
+  await services.messages.forgetMissingChunk(message.id, chunkNumber, message.missingChunkNote);
   return false;
 }
 

@@ -15,6 +15,7 @@ const leaveInboxScript = new LuaScript('leave-inbox', ['redis-now-ms']);
 const acknowledgeScript = new LuaScript('acknowledge');
 const expireScript = new LuaScript('expire-message');
 const forgetMissingChunkScript = new LuaScript('forget-missing-chunk');
+const noteMissingChunkScript = new LuaScript('note-missing-chunk');
 const abandonScript = new LuaScript('abandon-upload');
 const updateExisting = new LuaScript('update-existing-hash');
 const senderOnPrimaryScript = new LuaScript('sender-on-primary');
@@ -82,6 +83,8 @@ export interface MessageRecord extends MessageMetadata {
   readonly expiryPending: boolean;
   /** A chunk a download found missing from object storage, for the lifecycle check to verify (noteMissingChunk). */
   readonly missingChunk: number | undefined;
+  /** Which note of a missing chunk missingChunk is (counted up by each). */
+  readonly missingChunkNote: string;
 }
 
 export interface StoredChunkSize {
@@ -388,12 +391,12 @@ export class MessageStore {
    * chunk meanwhile, is harmless: the check verifies whichever is noted.
    */
   async noteMissingChunk(id: string, chunkNumber: number): Promise<void> {
-    await updateExisting.run(this.#redis, [this.#keys.message(id)], [MISSING_CHUNK_FIELD, chunkNumber]);
+    await noteMissingChunkScript.run(this.#redis, [this.#keys.message(id)], [chunkNumber]);
   }
 
   /** Forgets chunk n noted missing, found in object storage after all (unless another is noted since). */
-  async forgetMissingChunk(id: string, chunkNumber: number): Promise<void> {
-    await forgetMissingChunkScript.run(this.#redis, [this.#keys.message(id)], [chunkNumber]);
+  async forgetMissingChunk(id: string, chunkNumber: number, note: string): Promise<void> {
+    await forgetMissingChunkScript.run(this.#redis, [this.#keys.message(id)], [chunkNumber, note]);
   }
 
   /**
@@ -553,13 +556,12 @@ const RECORD_FIELDS = [
   'type', 'sender', 'recipient', 'workflowId', 'subject', 'localId', 'partnerId', 'fileName', 'checksum', 'contentType',
   'compressed', 'encrypted', 'contentEncoding', 'totalChunks', 'linkedMessageId', 'status', 'statusCode', 'statusEvent',
   'statusDescription', 'statusSuccess', 'size', 'createdAt', 'statusAt', 'acceptedAt', 'acknowledgedAt', 'payloadPurgedAt',
-  'inline', 'reportId', 'expiryPending', 'missingChunk',
+  'inline', 'reportId', 'expiryPending', 'missingChunk', 'missingChunkNote',
 ] as const;
 const CHUNK_FIELD_PREFIX = 'chunk:';
 /** Of a chunk uploaded (again) through its own URL: its object's version. */
 const CHUNK_VERSION_FIELD_PREFIX = 'chunkVersion:';
 const INLINE_PAYLOAD_FIELD = 'payload';
-const MISSING_CHUNK_FIELD = 'missingChunk' satisfies (typeof RECORD_FIELDS)[number];
 
 function serialiseMetadata(metadata: MessageMetadata): Record<string, string> {
   return {
@@ -620,5 +622,6 @@ function deserialise(id: string, fields: Record<string, string>): MessageRecord 
     reportId: text('reportId'),
     expiryPending: text('expiryPending') === '1',
     missingChunk: fields.missingChunk ? Number(fields.missingChunk) : undefined,
+    missingChunkNote: text('missingChunkNote'),
   };
 }

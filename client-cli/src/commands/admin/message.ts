@@ -33,7 +33,8 @@ export function registerMessageCommand(admin: Command): void {
         'Where the scan stopped first, the output says at what time: the story may go on; a larger --scan reads on.',
         'Audit entries are kept MESHBOX_AUDIT_RETENTION_SECONDS (30 days by default). An id not of the MESH shape',
         'is refused (exit 1); one found nowhere is said so (exit 0). Each lookup is itself recorded in the audit log',
-        '(admin.message <id>, by the operating-system user), as what it shows may name a patient.',
+        '(admin.message <id>, by the operating-system user; by --local-id tracing none, admin.message <sender> with',
+        'the local id and how many were found), as what it shows, or asks about, may name a patient.',
         '',
         'With --sender and --local-id, the message is found by the local id its sender gave it (as `meshbox track',
         '--local-id` finds it for the sender), while its record is held: one is traced; of several, their count and up',
@@ -51,7 +52,11 @@ export function registerMessageCommand(admin: Command): void {
         if (traced === undefined) {
           const { sender = '', localId = '' } = options;
           const { count, ids } = await stores.messages.findByLocalId(sender, localId, LISTED_MATCHES);
-          if (count !== 1) return void console.log(options.json ? printableJson({ sender, localId, count, messageIds: ids }, 2) : matchesLine(sender, localId, count, ids));
+          if (count !== 1) {
+            // What was asked names a patient as much as what is shown: on record however many were found.
+            await stores.audit('message', sender, `local id ${localId}: ${count} found`);
+            return void console.log(options.json ? printableJson({ sender, localId, count, messageIds: ids }, 2) : matchesLine(sender, localId, count, ids));
+          }
           traced = ids[0]!;
         }
         const trace = await traceMessage(stores, traced, options.scan);
