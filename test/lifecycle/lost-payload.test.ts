@@ -165,6 +165,18 @@ test.serial('object storage failing as the check verifies a missing chunk (not a
   t.is((await reportsOn(messageId)).length, 1);
 });
 
+test.serial('Redis failing as a download notes a chunk missing still has the loss answered as one (410, logged, counted), not as Redis away: the message is left to its inbox expiry, as before', async (t) => {
+  const messageId = await sendTwoChunks('lab-ref-redis-away');
+  await deleteObject(await chunkKey(messageId, 2));
+  const failingNote = {
+    ...server.services,
+    messages: overriding(server.services.messages, { noteMissingChunk: async () => Promise.reject(new Error('Connection is closed.')) }),
+  };
+  await t.throwsAsync(downloadChunk(failingNote, gp.id, messageId, 2), { instanceOf: PayloadMissingError });
+  t.is((await server.services.messages.get(messageId))?.missingChunk, undefined, 'nothing noted');
+  t.true((await inboxOf(gp)).includes(messageId), 'waiting, to its inbox expiry');
+});
+
 test.serial("an acknowledged message's chunk missing (its payload kept, or its purge under way) is answered 410 as before, noted nowhere, and reported to nobody: its recipient has it", async (t) => {
   const [kept, purging] = [await sendTwoChunks('lab-ref-kept'), await sendTwoChunks('lab-ref-purging')];
   for (const messageId of [kept, purging]) {

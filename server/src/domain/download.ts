@@ -122,9 +122,12 @@ function purgeMayBeUnderWay(services: Services, message: MessageRecord): boolean
  */
 async function payloadMissing(services: Services, message: MessageRecord, chunkNumber: number): Promise<PayloadMissingError> {
   if (message.status === 'accepted') {
-    // Noted first: the check brought forward must find it.
-    await services.messages.noteMissingChunk(message.id, chunkNumber);
-    await services.lifecycle.schedule(message.id, services.now());
+    // Noted first: the check brought forward must find it. Redis failing here leaves the message
+    // to its inbox expiry, as before; the loss is still answered, logged and counted as such.
+    await services.messages
+      .noteMissingChunk(message.id, chunkNumber)
+      .then(() => services.lifecycle.schedule(message.id, services.now()))
+      .catch(() => undefined);
   }
   return new PayloadMissingError(message.id, chunkNumber);
 }
