@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { acknowledgeMessage } from '../../server/src/domain/acknowledge.ts';
 import { downloadChunk } from '../../server/src/domain/download.ts';
 import { PayloadMissingError } from '../../server/src/domain/errors.ts';
-import { advanceLifecycle } from '../../server/src/domain/lifecycle.ts';
+import { advanceLifecycle, undeliveredDescription } from '../../server/src/domain/lifecycle.ts';
 import { runDueLifecycles } from '../../server/src/jobs/lifecycle-worker.ts';
 import { PayloadStore } from '../../server/src/store/payloads.ts';
 import { MeshErrorCodes } from '../../shared/src/protocol/index.ts';
@@ -144,7 +144,7 @@ test.serial('a download that finds the same chunk missing again while the check 
   t.false((await inboxOf(gp)).includes(messageId));
 });
 
-test.serial('object storage failing as the check verifies a missing chunk (not a clean 404) expires nothing: the check fails, and its retry does', async (t) => {
+test.serial('object storage failing as the check verifies a missing chunk (not a clean 404) expires nothing: the check fails, and its retry does; failing on past the inbox expiry, the message expires then, as not collected', async (t) => {
   const messageId = await sendTwoChunks('lab-ref-failing');
   await deleteObject(await chunkKey(messageId, 2));
   t.is((await download(messageId, 2)).status, 410);
@@ -163,6 +163,15 @@ test.serial('object storage failing as the check verifies a missing chunk (not a
   await advanceLifecycle(later(0), messageId);
   t.is((await tracking(messageId)).status, 'undeliverable');
   t.is((await reportsOn(messageId)).length, 1);
+
+  // Failing on past the message's inbox expiry, it does not hold that expiry back.
+  const stuck = await sendTwoChunks('lab-ref-failing-for-days');
+  await deleteObject(await chunkKey(stuck, 2));
+  t.is((await download(stuck, 2)).status, 410);
+  const expired = { ...later(server.services.periods.inboxExpiryMs + 1_000), payloads: new PayloadStore(failing, server.bucket) };
+  await advanceLifecycle(expired, stuck);
+  t.like(await tracking(stuck), { status: 'undeliverable', status_description: undeliveredDescription(server.services.periods.inboxExpiryMs) });
+  t.is((await reportsOn(stuck)).length, 1);
 });
 
 test.serial('Redis failing as a download notes a chunk missing still has the loss answered as one (410, logged, counted), not as Redis away: the message is left to its inbox expiry, as before', async (t) => {

@@ -183,13 +183,19 @@ function undeliverableDetail(because: Extract<LifecycleStep, { kind: 'expire' }>
  * Whether a waiting message's payload is lost, asked only of one a download found a chunk of
  * missing (downloadChunk): of object storage afresh, as a store that answers 404 for a moment
  * (eventually consistent), or an object put back since, must not fail a good message. One there
- * after all is noted missing no more. A failure to ask fails the check, which is retried.
+ * after all is noted missing no more. A failure to ask fails the check, which is retried; but
+ * not past the message's inbox expiry, which a store failing for days must not hold back.
  */
-async function payloadLost(services: Services, message: MessageRecord): Promise<boolean> {
+async function payloadLost(services: Services, message: MessageRecord, now: Date): Promise<boolean> {
   const chunkNumber = message.missingChunk;
   if (message.status !== 'accepted' || chunkNumber === undefined) return false;
   const { version } = await services.messages.chunkSource(message.id, chunkNumber);
-  if (!(await services.payloads.hasChunk({ messageId: message.id, number: chunkNumber, version }))) return true;
+  const present = await services.payloads.hasChunk({ messageId: message.id, number: chunkNumber, version }).catch((error: unknown) => {
+    if (now < inboxExpiryOf(message, services.periods)) throw error;
+    return undefined;
+  });
+  if (present === undefined) return false;
+  if (!present) return true;
   await services.messages.forgetMissingChunk(message.id, chunkNumber, message.missingChunkNote);
   return false;
 }
@@ -222,7 +228,7 @@ export async function advanceLifecycle(services: Services, messageId: string): P
     const recipientActive =
       message.status !== 'accepted' || message.expiryPending || (await mailboxActive(services, message.recipient));
     // A deactivated recipient's message goes back all the same: object storage need not be asked.
-    const conditions = { recipientActive, payloadLost: recipientActive && (await payloadLost(services, message)) };
+    const conditions = { recipientActive, payloadLost: recipientActive && (await payloadLost(services, message, now)) };
     const step = nextLifecycleStep(message, conditions, now, services.periods);
     switch (step.kind) {
       case 'wait':
