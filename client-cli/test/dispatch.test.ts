@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { renameSync, type Stats, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { appendFile, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
@@ -390,23 +390,25 @@ test('a send of several chunks cut off part-way is resumed on the next pass from
   t.true((await fetched(gp, inbox[0]!)).bytes.equals(payload));
 });
 
-test('a new file under the name of one whose send was cut short is sent as a new message', async (t) => {
+test('a new file under the name of one whose send was cut short is sent as a new message, even one renamed into its place at the same size and time (rsync -a, cp -p)', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
   await put(outbox, 'daily.csv', Buffer.from('monday'));
+  await put(outbox, 'weekly.csv', Buffer.from('week 1'));
   const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
   try {
     const answerLost = answerNeverArrives(client);
-    t.is((await pass(gp, outbox, answerLost)).failed, 1);
-    // Someone replaces the file before the next pass: it is not the one the server has.
+    t.is((await pass(gp, outbox, answerLost)).failed, 2);
+    // Someone replaces the files before the next pass: they are not the ones the server has.
     await rm(join(outbox, 'daily.csv'));
     await put(outbox, 'daily.csv', Buffer.from('tuesday, a longer file'));
+    renameInPlace(outbox, 'weekly.csv', 'week 2', 'the same');
     const second = await pass(gp, outbox, client);
-    t.like(second.sent[0], { file: 'daily.csv', recovered: false });
+    t.deepEqual(second.sent.map(({ file, recovered }) => [file, recovered]), [['daily.csv', false], ['weekly.csv', false]]);
   } finally {
     client.close();
   }
-  t.deepEqual(await inboxContents(gp), ['monday', 'tuesday, a longer file']);
+  t.deepEqual(await inboxContents(gp), ['monday', 'tuesday, a longer file', 'week 1', 'week 2']);
 });
 
 /** The fields of MESH's v2 tracking (its specification's schema, as the sandbox's views/tracking.py gives them). */
@@ -909,42 +911,124 @@ test('a control file alone (no file of its name beside it) for 10 minutes is nam
  * Progress displays that, as the send of a file ends (answered or refused), rename a newer file
  * of its name into its place: a corrected result, written beside it first and renamed in.
  */
-function replacedAsSendEnds(outbox: string, name: string, newer: string): ProgressFactory {
+function replacedAsSendEnds(outbox: string, name: string, newer: string, time: ReplacingTime = 'a minute ago'): ProgressFactory {
   let replaced = false;
   return (spec) => ({
     ...noProgress(spec),
     stop: () => {
       if (spec.label !== 'sending' || replaced) return;
       replaced = true;
-      const draft = join(outbox, `.${name}.draft`);
-      writeFileSync(draft, newer);
-      const aMinuteAgo = new Date(Date.now() - 60_000);
-      utimesSync(draft, aMinuteAgo, aMinuteAgo);
-      renameSync(draft, join(outbox, name));
+      renameInPlace(outbox, name, newer, time);
     },
   });
 }
 
-test('a file replaced as its send ends (a corrected result renamed into place) stays and goes as a message of its own; the one that went is what sent/ records', async (t) => {
+/** A replacing file's time: settled, or that of the file it replaces (as `rsync -a`, or `cp -p` then `mv`, may leave it). */
+type ReplacingTime = 'a minute ago' | 'the same';
+
+/** Renames another file, holding `newer`, into `name`'s place. */
+function renameInPlace(outbox: string, name: string, newer: string, time: ReplacingTime): void {
+  const draft = join(outbox, `.${name}.draft`);
+  const mtime = time === 'the same' ? statSync(join(outbox, name)).mtime : new Date(Date.now() - 60_000);
+  writeFileSync(draft, newer);
+  utimesSync(draft, mtime, mtime);
+  renameSync(draft, join(outbox, name));
+}
+
+// Another file, whatever its size and time: `rsync -a`, or `cp -p` then `mv`, may leave both as they were.
+for (const [time, original, corrected] of [
+  ['a minute ago', 'ORIGINAL', 'CORRECTED RESULT'],
+  ['the same', 'K 4.1 mmol/L ORIGINAL ', 'K 6.9 mmol/L CORRECTED'],
+] as const) {
+  test(`a file replaced as its send ends (a corrected result renamed into place, its time ${time}, its size ${original.length === corrected.length ? 'the same' : 'another'}) stays and goes as a message of its own; the one that went is what sent/ records`, async (t) => {
+    const { lab, gp } = await pair();
+    const outbox = await mkdtemp(join(work, 'outbox-'));
+    await put(outbox, 'result.hl7', Buffer.from(original));
+    const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+    try {
+      const first = await pass(gp, outbox, client, { progress: replacedAsSendEnds(outbox, 'result.hl7', corrected, time) });
+      t.deepEqual(first.errors, []);
+      t.is(first.sent.length, 1);
+      t.is(await readFile(join(outbox, 'result.hl7'), 'utf8'), corrected, 'the newer file stays under its name');
+      t.deepEqual(await readdir(join(outbox, 'sent')), [`${first.sent[0]!.messageId}.json`], 'nothing else moved into sent/');
+
+      const second = await pass(gp, outbox, client);
+      t.is(second.sent.length, 1);
+      t.notDeepEqual(second.sent[0]!.messageId, first.sent[0]!.messageId);
+      t.is(await readFile(second.sent[0]!.sentPath, 'utf8'), corrected);
+      t.deepEqual(await inboxContents(gp), [corrected, original].sort());
+    } finally {
+      client.close();
+    }
+  });
+}
+
+/**
+ * A file written on a share whose file server's clock runs 10 s behind this machine's: each
+ * write stamps it ten seconds old. The writer writes `head`, pauses, and writes `tail` 300 ms
+ * after the pass has listed the folder, or as soon as the file has gone, should it go first.
+ */
+function writtenOnAShareBehind(path: string, head: string, tail: string) {
+  const shareClock = () => new Date(Date.now() - 10_000);
+  const write = async (text: string, flag: 'w' | 'a') => {
+    await writeFile(path, text, { flag });
+    await utimes(path, shareClock(), shareClock());
+  };
+  let rest: Promise<void> | undefined;
+  const writeRest = () => (rest ??= write(tail, 'a'));
+  return {
+    begin: () => write(head, 'w'),
+    onListed: () => void setTimeout(writeRest, 300),
+    sendingThen: (client: MeshClient) =>
+      overriding(client, {
+        sendMessage: async (options) => {
+          const messageId = await client.sendMessage(options);
+          await writeRest();
+          return messageId;
+        },
+      }),
+    written: () => writeRest(),
+  };
+}
+
+test("a file still being written on a share whose clock runs behind this machine's is not sent half-written: a pause mid-file, however old its time, is not a settled file", async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
-  await put(outbox, 'result.hl7', Buffer.from('ORIGINAL'));
+  const head = 'MSH|^~\\&|LAB|X26HC|GP|X26OT|20261203||ORU^R01|1|P|2.4\rPID|||9434765919||DOE^JANE\r';
+  const tail = 'OBX|1|NM|K^Potassium||6.9|mmol/L|H\r';
+  const writer = writtenOnAShareBehind(join(outbox, 'result.hl7'), head, tail);
+  await writer.begin();
   const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  const unsettled: string[] = [];
   try {
-    const first = await pass(gp, outbox, client, { progress: replacedAsSendEnds(outbox, 'result.hl7', 'CORRECTED RESULT') });
-    t.deepEqual(first.errors, []);
-    t.is(first.sent.length, 1);
-    t.is(await readFile(join(outbox, 'result.hl7'), 'utf8'), 'CORRECTED RESULT', 'the newer file stays under its name');
-    t.deepEqual(await readdir(join(outbox, 'sent')), [`${first.sent[0]!.messageId}.json`], 'nothing else moved into sent/');
-
-    const second = await pass(gp, outbox, client);
-    t.is(second.sent.length, 1);
-    t.notDeepEqual(second.sent[0]!.messageId, first.sent[0]!.messageId);
-    t.is(await readFile(second.sent[0]!.sentPath, 'utf8'), 'CORRECTED RESULT');
-    t.deepEqual(await inboxContents(gp), ['CORRECTED RESULT', 'ORIGINAL']);
+    const first = await pass(gp, outbox, writer.sendingThen(client), { onListed: writer.onListed, onUnsettled: (file) => unsettled.push(file) });
+    t.deepEqual(first.sent, []);
+    t.deepEqual(unsettled, ['result.hl7'], 'left for the next pass');
+    await writer.written();
+    t.deepEqual((await pass(gp, outbox, client)).errors, []);
   } finally {
     client.close();
   }
+  t.deepEqual(await inboxContents(gp), [head + tail], 'the whole result, once, and no part of it');
+});
+
+test("a control file still being written on a share whose clock runs behind this machine's is not read half-written: its file waits for it, and goes where it says", async (t) => {
+  const { lab, gp } = await pair();
+  const { gp: otherGp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  const writer = writtenOnAShareBehind(join(outbox, 'result.hl7.ctl.json'), `{"to": "${otherGp.mailbox.id}",`, ' "subject": "potassium"}');
+  await writer.begin();
+  await put(outbox, 'result.hl7', Buffer.from('K 6.9 mmol/L'));
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const first = await pass(gp, outbox, writer.sendingThen(client), { onListed: writer.onListed });
+    t.deepEqual([first.sent, first.errors], [[], []]);
+    await writer.written();
+    t.deepEqual((await pass(gp, outbox, client)).errors, []);
+  } finally {
+    client.close();
+  }
+  t.deepEqual(await inboxContents(otherGp), ['K 6.9 mmol/L']);
 });
 
 test('a file written to again while the pass sends an earlier one (after the listing found it settled) is not sent that pass: it goes whole on the next, once settled', async (t) => {
@@ -985,11 +1069,7 @@ test('a file replaced while the pass looks up its local id (before its send) is 
     messageIdForLocalId: async (localId) => {
       if (!replaced) {
         replaced = true;
-        const draft = join(outbox, '.result.hl7.draft');
-        writeFileSync(draft, 'CORRECTED RESULT');
-        const aMinuteAgo = new Date(Date.now() - 60_000);
-        utimesSync(draft, aMinuteAgo, aMinuteAgo);
-        renameSync(draft, join(outbox, 'result.hl7'));
+        renameInPlace(outbox, 'result.hl7', 'CORRECTED RESULT', 'a minute ago');
       }
       return client.messageIdForLocalId(localId);
     },
@@ -1024,6 +1104,71 @@ test('a refused file replaced before it is moved to failed/ is not moved: the ne
   } finally {
     client.close();
   }
+});
+
+/** The client, but as each send is answered, or refused, the lab system puts in the control file of the next file of that name (first, as it must). */
+function nextControlPutInAsSent(client: MeshClient, outbox: string, control: object): MeshClient {
+  return overriding(client, {
+    sendMessage: async (options) => {
+      try {
+        return await client.sendMessage(options);
+      } finally {
+        writeFileSync(join(outbox, `${options.fileName}.ctl.json`), JSON.stringify(control));
+      }
+    },
+  });
+}
+
+/** A control file put in a minute ago (older than the settling time). */
+async function controlSettled(outbox: string, name: string): Promise<void> {
+  const aMinuteAgo = new Date(Date.now() - 60_000);
+  await utimes(join(outbox, `${name}.ctl.json`), aMinuteAgo, aMinuteAgo);
+}
+
+test('a control file put in for the next file of its name while the file is sent, or refused, is neither deleted with it nor moved with it into failed/: the next file goes where it says', async (t) => {
+  const { lab, gp } = await pair();
+  const { gp: otherGp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('FIRST RESULT, FOR THE DEFAULT GP'));
+  await put(outbox, 'refused.hl7', Buffer.from('FOR A MAILBOX THAT IS NOT THERE'), { to: 'NOSUCHMAILBOX' });
+  const client = new MeshClient(lab.settings, { retryDelayMs: 10 });
+  try {
+    const first = await pass(gp, outbox, nextControlPutInAsSent(client, outbox, { to: otherGp.mailbox.id }));
+    t.deepEqual(first.sent.map(({ file }) => file), ['result.hl7']);
+    t.is(first.refused, 1);
+    // The refused file's own control file was written over by the next one's.
+    t.deepEqual((await readdir(join(outbox, 'failed'))).map((name) => name.replace(/^.*_/, '')).sort(), ['refused.hl7', 'refused.hl7.error.json']);
+    // The next files come once their control files are in.
+    for (const name of ['result.hl7', 'refused.hl7']) {
+      await controlSettled(outbox, name);
+      await put(outbox, name, Buffer.from(`NEXT ${name}, FOR THE OTHER GP`));
+    }
+    t.deepEqual((await pass(gp, outbox, client)).errors, []);
+  } finally {
+    client.close();
+  }
+  t.deepEqual(await inboxContents(otherGp), ['NEXT refused.hl7, FOR THE OTHER GP', 'NEXT result.hl7, FOR THE OTHER GP'], 'each reaches the GP its control file names');
+  t.deepEqual(await inboxContents(gp), ['FIRST RESULT, FOR THE DEFAULT GP']);
+});
+
+test('a control file put in for the next file of its name after a lost answer stays when the next pass finds that send: the next file goes where it says', async (t) => {
+  const { lab, gp } = await pair();
+  const { gp: otherGp } = await pair();
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('FIRST RESULT, FOR THE DEFAULT GP'));
+  const client = new MeshClient(lab.settings, { retries: 0, retryDelayMs: 10 });
+  try {
+    t.is((await pass(gp, outbox, nextControlPutInAsSent(answerNeverArrives(client), outbox, { to: otherGp.mailbox.id }))).failed, 1);
+    await controlSettled(outbox, 'result.hl7');
+    const found = await pass(gp, outbox, client);
+    t.like(found.sent[0], { file: 'result.hl7', recovered: true });
+    await put(outbox, 'result.hl7', Buffer.from('SECOND RESULT, FOR THE OTHER GP'));
+    t.deepEqual((await pass(gp, outbox, client)).errors, []);
+  } finally {
+    client.close();
+  }
+  t.deepEqual(await inboxContents(otherGp), ['SECOND RESULT, FOR THE OTHER GP']);
+  t.deepEqual(await inboxContents(gp), ['FIRST RESULT, FOR THE DEFAULT GP']);
 });
 
 test('a link to a file in the outbox is followed: the file it leads to goes, and the link moves into sent/; links to folders or nothing are left alone', async (t) => {
@@ -1159,27 +1304,39 @@ test('a --to, --workflow or --subject no MESH header can carry is a usage error 
   t.deepEqual(await readdir(outbox), ['one.txt']);
 });
 
-test('a note left by the previous version (no attemptedAt) is still read: the send it began is found, not sent again', async (t) => {
+/** A file whose one-chunk send an earlier run made, cut short before the answer came: the server has the message, with the local id returned. */
+async function sentByARunCutShort(client: MeshClient, outbox: string, recipient: MailboxFiles, file: string): Promise<{ readonly info: Stats; readonly localId: string }> {
+  const payload = randomBytes(2_000);
+  await put(outbox, file, payload);
+  const localId = `dispatch-${randomBytes(8).toString('hex')}`;
+  await client.sendMessage({ to: recipient.mailbox.id, workflowId: WORKFLOW, fileName: file, localId, body: payload, size: payload.length });
+  return { info: await stat(join(outbox, file)), localId };
+}
+
+test('a note left by the previous version (no attemptedAt, no inode), or one written before the machine restarted (a share mounted anew may number its files anew: size and time tell its file), is still read: the send it began is found, not sent again', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
-  const payload = randomBytes(2_000);
-  await put(outbox, 'old.hl7', payload);
-  const { size, mtimeMs } = await stat(join(outbox, 'old.hl7'));
-  const localId = `dispatch-${randomBytes(8).toString('hex')}`;
+  await mkdir(join(outbox, JOURNAL_FOLDER));
   const client = new MeshClient(lab.settings);
   try {
-    // That version sent it, and its run was cut short before the answer came.
-    await client.sendMessage({ to: gp.mailbox.id, workflowId: WORKFLOW, fileName: 'old.hl7', localId, body: payload, size: payload.length });
-    await mkdir(join(outbox, '.meshbox-dispatch'));
-    const note = { file: 'old.hl7', size, mtimeMs, localId, earlier: null, sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'old.hl7', messageId: null, chunkSize: 100_000, gzip: false };
-    await writeFile(join(outbox, '.meshbox-dispatch', `${createHash('sha256').update('old.hl7').digest('hex').slice(0, 32)}.json`), JSON.stringify(note));
+    const old = await sentByARunCutShort(client, outbox, gp, 'old.hl7');
+    const { size, mtimeMs } = old.info;
+    const note = { file: 'old.hl7', size, mtimeMs, localId: old.localId, earlier: null, sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'old.hl7', messageId: null, chunkSize: 100_000, gzip: false };
+    await writeFile(join(outbox, JOURNAL_FOLDER, `${createHash('sha256').update('old.hl7').digest('hex').slice(0, 32)}.json`), JSON.stringify(note));
+    const restarted = await sentByARunCutShort(client, outbox, gp, 'restarted.hl7');
+    const { info } = restarted;
+    await writeJournal(outbox, {
+      file: 'restarted.hl7', size: info.size, mtimeMs: info.mtimeMs, ino: info.ino + 1, dev: info.dev + 1, control: null, localId: restarted.localId, earlier: null,
+      sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'restarted.hl7', messageId: null, chunkSize: 100_000, gzip: false,
+      attemptedAt: Date.now() - IN_DOUBT_MS, attemptedOnBoot: { bootId: 'a boot before this one', sinceBootMs: 1_000 },
+    });
     const next = await pass(gp, outbox, client);
     t.deepEqual(next.errors, []);
-    t.like(next.sent[0], { file: 'old.hl7', recovered: true });
+    t.deepEqual(next.sent.map(({ file, recovered }) => [file, recovered]), [['old.hl7', true], ['restarted.hl7', true]]);
   } finally {
     client.close();
   }
-  t.is((await inboxOf(gp)).length, 1);
+  t.is((await inboxOf(gp)).length, 2, 'neither sent again');
 });
 
 test('a send of several chunks cut off part-way keeps its message id in its note: resumed, even when its local id was used before', async (t) => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { link, lstat, mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NO_HARD_LINKS } from '../../../shared/src/file-lock.ts';
 import { bootMoment, msSinceBootMoment } from '../../../shared/src/processes.ts';
@@ -9,12 +9,14 @@ import { CHUNK_SIZE_ADVICE, MeshClientError, refusedForNow, refusesChunkSize, re
 import { PassEnd } from './pass-end.ts';
 import { headerValue } from '../client/header-values.ts';
 import type { MeshClient, TrackingInfo } from '../client/mesh-client.ts';
-import { type ControlFields, CONTROL_SUFFIX, controlPath, controlStats, readControl } from './dispatch/control-file.ts';
+import { type ControlFields, ControlFile, CONTROL_SUFFIX, controlStats } from './dispatch/control-file.ts';
 import { ChangedAfterSendError, DispatchSetupError, RefusedFileError, SendInDoubtError } from './dispatch/errors.ts';
 import { type Journal, noteMove, readJournal, removeJournal, removeMoveNote, removeStaleJournals, writeJournal } from './dispatch/journal.ts';
 import { FAILED_FOLDER, JOURNAL_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
+import { type Look, Sightings } from './dispatch/sightings.ts';
 import { fitFileName } from './download.ts';
 import { type AtomicWriteOptions, removeLeftoverTemporaries, syncFolder, temporaryFilesIn, writeFileAtomically } from './durable-files.ts';
+import { identityOf, sameFile } from './file-identity.ts';
 import { type FolderWork, lockFolder, refuseUnwritable } from './folder-lock.ts';
 import type { SameFolderCheck } from './folder-identity.ts';
 import { ignoreExisting, ignoreMissing } from './fs-errors.ts';
@@ -29,7 +31,10 @@ export { FAILED_FOLDER, SENT_FOLDER } from './dispatch/layout.ts';
 
 const DISPATCHING: FolderWork = { lockFile: '.meshbox-dispatch.lock', worker: 'dispatcher' };
 
-/** A file written in place is left alone until it has not changed for this long. */
+/**
+ * A file written in place is left alone until it has not changed for this long: by its
+ * modification time, and as this process has seen it (see Sightings).
+ */
 export const SETTLE_MS = 2000;
 
 /** A file sent and moved into `sent/`. */
@@ -69,6 +74,8 @@ export interface DispatchOptions {
   readonly signal?: AbortSignal;
   /** Leaves out files for now (those that failed recently, when watching). */
   readonly skip?: (file: string) => boolean;
+  /** The files earlier passes saw (when watching): one seen unchanged since goes without waiting to be seen settle. */
+  readonly sightings?: Sightings;
   /** Every file waiting in the folder for this pass. */
   readonly onListed?: (files: readonly string[]) => void;
   /** A file (or its control file) changed too recently to be taken: left for a later pass, until `settlesAt` at the soonest. */
@@ -112,9 +119,10 @@ const leftoversRemoved = new Set<string>();
  * (unknown recipient, workflow not allowed, a bad control file) goes into `failed/` beside
  * the reason; one that fails otherwise stays and is tried again next pass. Hidden files,
  * `.part` and `.tmp` files, control files, what is not a file (a link to one is followed) and
- * files changed in the last two seconds are left alone; a file that cannot be looked at (its
- * name not UTF-8, a link it cannot follow) fails alone. A folder that cannot be read, or that
- * another dispatcher is working on, throws.
+ * files changed in the last two seconds (by their time, or as the pass sees them: one new to
+ * it goes only once the pass has waited that long and found it unchanged) are left alone; a
+ * file that cannot be looked at (its name not UTF-8, a link it cannot follow) fails alone. A
+ * folder that cannot be read, or that another dispatcher is working on, throws.
  */
 export async function dispatchFolder(client: MeshClient, options: DispatchOptions): Promise<DispatchOutcome> {
   const { folder } = options;
@@ -128,7 +136,9 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
       for (const name of [SENT_FOLDER, FAILED_FOLDER, JOURNAL_FOLDER]) await removeLeftoverTemporaries(join(folder, name), await temporaryFilesIn(join(folder, name)));
       leftoversRemoved.add(folder);
     }
-    const { ready, unsettled, unusable, loneControls } = await waitingFiles(folder);
+    const { ready, unsettled, unusable, loneControls, looks } = await waitingFiles(folder);
+    const sightings = options.sightings ?? new Sightings();
+    sightings.listed(looks);
     // A file unusable for now (a share's ESTALE) may be part-sent: its note must outlive this pass.
     const unusableNames = unusable.map(({ file }) => file);
     await removeStaleJournals(folder, [...ready, ...unsettled.map(({ file }) => file), ...unusableNames]);
@@ -148,17 +158,21 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
       if (options.skip?.(file)) continue;
       let receipt: DispatchReceipt | undefined;
       let taken: Stats | undefined;
+      const control = new ControlFile(folder, file);
       try {
+        // Its time is the file server's clock, which may run behind: it must be seen unchanged for as long by this process too.
+        await sightings.waitToSettle(file, SETTLE_MS, options.signal);
         taken = await stat(join(folder, file)).catch(ignoreMissing);
         // Taken away by its writer since the listing: nothing to send, nor to report.
         if (taken === undefined) continue;
-        // Written to again since the listing (while earlier files of the pass went): for a later pass.
-        const settlesAt = await settlingTime(folder, file, taken);
+        // Written to again since it was seen (while the pass waited, or earlier files of the pass went): for a later pass, which must see it settle anew.
+        const look = await lookAt(folder, file, taken);
+        const settlesAt = Math.max(settlingTime(look), sightings.unchangedSinceSeen(file, look) ? 0 : Date.now() + SETTLE_MS);
         if (settlesAt > Date.now()) {
           options.onUnsettled?.(file, new Date(settlesAt));
           continue;
         }
-        receipt = await dispatchFile(client, file, taken, options);
+        receipt = await dispatchFile(client, file, taken, control, options);
         passEnd.served();
       } catch (error) {
         // Stopped part-way: the journal lets the next run finish the same message.
@@ -166,7 +180,7 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
         // The files after it would fail alike, each after its retries: the pass ends (a watch waits out its backoff).
         if (passEnd.endsAt(error)) throw error;
         const refusal = refusalOf(error);
-        if (refusal !== undefined && taken !== undefined && (await movedToFailed(folder, file, taken, refusal, options))) {
+        if (refusal !== undefined && taken !== undefined && (await movedToFailed(folder, file, taken, control, refusal, options))) {
           refused += 1;
           options.onRefused(file, refusal);
         } else {
@@ -183,9 +197,9 @@ export async function dispatchFolder(client: MeshClient, options: DispatchOption
 }
 
 /** Moves a refused file into `failed/`; one that cannot be moved (a full disk) is reported as failed, and stays. */
-async function movedToFailed(folder: string, file: string, taken: Stats, reason: string, options: DispatchOptions): Promise<boolean> {
+async function movedToFailed(folder: string, file: string, taken: Stats, control: ControlFile, reason: string, options: DispatchOptions): Promise<boolean> {
   try {
-    if (await moveToFailed(folder, file, taken, reason)) return true;
+    if (await moveToFailed(folder, file, taken, control, reason)) return true;
     options.onFailed(file, new Error(`${reason}; a newer file of its name came meanwhile: it stays, to go itself`));
     return false;
   } catch (error) {
@@ -194,7 +208,7 @@ async function movedToFailed(folder: string, file: string, taken: Stats, reason:
   }
 }
 
-export interface DispatchWatchOptions extends Omit<DispatchOptions, 'skip' | 'onListed' | 'signal'>, PollingOptions {}
+export interface DispatchWatchOptions extends Omit<DispatchOptions, 'skip' | 'onListed' | 'signal' | 'sightings'>, PollingOptions {}
 
 /** Sends what arrives in the folder, pass after pass, until the signal stops it; a failing file waits out a growing backoff. */
 export async function watchFolder(client: MeshClient, options: DispatchWatchOptions): Promise<void> {
@@ -202,6 +216,7 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
   const pass: DispatchOptions = {
     ...options,
     skip: (file) => retries.waiting(file),
+    sightings: new Sightings(),
     onListed: (files) => retries.keepOnly(files),
     onSent: (receipt) => {
       retries.forget(receipt.file);
@@ -219,13 +234,16 @@ export async function watchFolder(client: MeshClient, options: DispatchWatchOpti
 }
 
 /**
- * When neither the file (as `info` has it) nor its control file, which too may still be being
- * written, will have changed for SETTLE_MS. A control file that cannot be read is the file's own
- * failure, met when it is sent.
+ * The file (as `info` has it) and its control file, which too may still be being written. A
+ * control file that cannot be looked at is the file's own failure, met when it is sent.
  */
-async function settlingTime(folder: string, file: string, info: Stats): Promise<number> {
-  const control = await controlStats(folder, file).catch(() => undefined);
-  return Math.max(info.mtimeMs, control?.mtimeMs ?? 0) + SETTLE_MS;
+async function lookAt(folder: string, file: string, info: Stats): Promise<Look> {
+  return { file: info, control: await controlStats(folder, file).catch(() => undefined) };
+}
+
+/** When, by their modification times, neither the file nor its control file will have changed for SETTLE_MS. */
+function settlingTime({ file, control }: Look): number {
+  return Math.max(file.mtimeMs, control?.mtimeMs ?? 0) + SETTLE_MS;
 }
 
 interface UnsettledFile {
@@ -253,8 +271,16 @@ const NOT_RESULTS = /\.(part|tmp)$|^(thumbs\.db|desktop\.ini)$/i;
  */
 async function waitingFiles(
   folder: string,
-): Promise<{ readonly ready: string[]; readonly unsettled: UnsettledFile[]; readonly unusable: UnusableFile[]; readonly loneControls: LoneControlFile[] }> {
+): Promise<{
+  readonly ready: string[];
+  readonly unsettled: UnsettledFile[];
+  readonly unusable: UnusableFile[];
+  readonly loneControls: LoneControlFile[];
+  /** How each file and its control file looked. */
+  readonly looks: Map<string, Look>;
+}> {
   const now = Date.now();
+  const looks = new Map<string, Look>();
   const ready: string[] = [];
   const unsettled: UnsettledFile[] = [];
   const unusable: UnusableFile[] = [];
@@ -279,11 +305,13 @@ async function waitingFiles(
       continue;
     }
     if (!info?.isFile()) continue;
-    const settlesAt = await settlingTime(folder, name, info);
+    const look = await lookAt(folder, name, info);
+    looks.set(name, look);
+    const settlesAt = settlingTime(look);
     if (settlesAt <= now) ready.push(name);
     else unsettled.push({ file: name, settlesAt: new Date(settlesAt) });
   }
-  return { ready: ready.sort(), unsettled, unusable, loneControls: await loneControlFiles(folder, controls, names, now) };
+  return { ready: ready.sort(), unsettled, unusable, loneControls: await loneControlFiles(folder, controls, names, now), looks };
 }
 
 /** The control files (by name) with no entry of their file's name beside them, unchanged for LONE_CONTROL_MS. */
@@ -307,19 +335,21 @@ function ignoreLinkToNothing(error: NodeJS.ErrnoException): undefined {
   return LINK_TO_NOTHING.has(error.code ?? '') ? undefined : ignoreMissing(error);
 }
 
-async function dispatchFile(client: MeshClient, file: string, info: Stats, options: DispatchOptions): Promise<DispatchReceipt> {
+async function dispatchFile(client: MeshClient, file: string, info: Stats, control: ControlFile, options: DispatchOptions): Promise<DispatchReceipt> {
   const path = join(options.folder, file);
   // Refused whether or not it would go gzipped (as some bytes): an empty file in an outbox is a
   // result not written yet (a placeholder made first and filled later), never one to send.
   if (info.size === 0) throw new EmptyFileError(path);
   // An earlier run's message first: it went with what it went with, whatever the control file says now.
   const journal = await readJournal(options.folder, file);
-  const sameFile = journal !== undefined && journal.size === info.size && journal.mtimeMs === info.mtimeMs;
-  const previous = sameFile ? await findEarlierSend(client, journal) : undefined;
+  const sameAsNoted = journal !== undefined && sameFile(info, journal);
+  // What the earlier run's send went with, and goes with the file; one found not to have gone is addressed anew.
+  if (sameAsNoted) control.readBefore(journal.control);
+  const previous = sameAsNoted ? await findEarlierSend(client, journal) : undefined;
   const outcome = previous && sendOutcome(previous);
   if (previous && (outcome === 'failed' || outcome === 'unknown')) throw new RefusedFileError(notSentAgain(previous, outcome));
   if (previous && outcome === 'sent') {
-    return finish(options.folder, file, info, sentWith(previous, file), {
+    return finish(options.folder, file, info, control, sentWith(previous, file), {
       messageId: previous.message_id,
       bytes: info.size,
       // MESH's v2 tracking has no chunk_count: that run split this file (same size and time) by its noted chunk size.
@@ -341,23 +371,23 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
       requireChecksum: false,
     });
     refuseChangedAfterSend(file, resumed);
-    return finish(options.folder, file, info, sentWith(previous, file), {
+    return finish(options.folder, file, info, control, sentWith(previous, file), {
       messageId: resumed.messageId,
       bytes: resumed.bytes,
       chunks: resumed.totalChunks,
       recovered: true,
     });
   }
-  if (sameFile) refuseWhileInDoubt(file, journal, info.size);
+  if (sameAsNoted) refuseWhileInDoubt(file, journal, info.size);
   // Never sent, or an upload the server discarded before it was complete: a new message.
-  const control = await readControl(options.folder, file);
-  const fields = messageFields(file, control, options.defaults);
+  const controlFields = await control.read();
+  const fields = messageFields(file, controlFields, options.defaults);
   // An earlier try's own local id again: should that try arrive after all, the two can be told for one.
-  const localId = fields.localId ?? (sameFile ? journal.localId : `dispatch-${randomBytes(8).toString('hex')}`);
+  const localId = fields.localId ?? (sameAsNoted ? journal.localId : `dispatch-${randomBytes(8).toString('hex')}`);
   let started: Journal = {
     file,
-    size: info.size,
-    mtimeMs: info.mtimeMs,
+    ...identityOf(info),
+    control: control.identityRead,
     localId,
     // A local id of our own making is new; one from a control file may have been used before.
     earlier: fields.localId === undefined ? null : await messageCarrying(client, localId),
@@ -391,10 +421,10 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, optio
     // No message, and surely none on its way: the next pass need not wait to find out. (One
     // whose id is known is found by it, and resumed.)
     if (started.messageId === null && !mayHaveBeenSent(error)) await writeJournal(options.folder, { ...started, attemptedAt: null }).catch(() => undefined);
-    throw asSetupError(error, control.to === undefined && control.workflowId === undefined);
+    throw asSetupError(error, controlFields.to === undefined && controlFields.workflowId === undefined);
   });
   refuseChangedAfterSend(file, sent);
-  return finish(options.folder, file, info, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
+  return finish(options.folder, file, info, control, { ...fields, localId }, { messageId: sent.messageId, bytes: sent.bytes, chunks: sent.totalChunks, recovered: false });
 }
 
 /** A try of a send going now, by the wall clock and the monotonic one (the journal notes both, or neither is right). */
@@ -467,12 +497,14 @@ async function findEarlierSend(client: MeshClient, journal: Journal): Promise<Tr
 /**
  * The receipt first, then the file into `sent/`; the journal goes last, so an interrupted finish
  * is simply done again. Only the file taken for this pass moves (see moveTaken): one of its name
- * that is another by now stays, with its control file, to go next pass.
+ * that is another by now stays, with its control file, to go next pass. Only the control file
+ * the send was addressed by is deleted: one put in since is the next file's.
  */
 async function finish(
   folder: string,
   file: string,
   taken: Stats,
+  control: ControlFile,
   fields: MessageFields,
   sent: { readonly messageId: string; readonly bytes: number; readonly chunks: number; readonly recovered: boolean },
 ): Promise<DispatchReceipt> {
@@ -495,7 +527,7 @@ async function finish(
   // A file removed once it had gone (read whole) leaves only its receipt.
   const moved = await moveTaken(join(folder, file), receipt.sentPath, taken);
   // After the file (else an interrupted finish would leave the file without it): should this be cut short, the note has the next pass do it.
-  if (moved !== 'replaced' && (await controlStats(folder, file))) await rm(controlPath(folder, file), { force: true });
+  if (moved !== 'replaced') await control.remove();
   await syncFolder(join(folder, SENT_FOLDER));
   await syncFolder(folder);
   await removeJournal(folder, file);
@@ -526,7 +558,7 @@ async function moveTaken(from: string, to: string, taken: Stats): Promise<'moved
   // The entry itself, not what a link leads to: a relative link leads elsewhere once moved.
   const entry = await lstat(from);
   await rename(from, to);
-  if (sameFile(await lstat(to), entry)) return 'moved';
+  if (keptByRename(await lstat(to), entry)) return 'moved';
   try {
     await link(to, from);
     await unlink(to);
@@ -541,23 +573,23 @@ async function moveTaken(from: string, to: string, taken: Stats): Promise<'moved
 }
 
 /**
- * The same file, unchanged: the same size and modification time, which a rename keeps on every
- * file system (not so the inode number: FAT's changes with the name, and some SMB mounts make
- * them up), and a file written anew changes.
+ * The entry moved, as it was before the move: the same size and modification time, which a
+ * rename keeps on every file system (not so the inode number: FAT's changes with the name, and
+ * some SMB mounts make them up), and a file written anew changes.
  */
-function sameFile(now: Stats, taken: Stats): boolean {
-  return now.size === taken.size && now.mtimeMs === taken.mtimeMs;
+function keptByRename(moved: Stats, entry: Stats): boolean {
+  return moved.size === entry.size && moved.mtimeMs === entry.mtimeMs;
 }
 
 /** Leaves room within a name's 255 bytes for `.error.json` and the temporary name it is written under. */
 const FAILED_NAME_BYTES = 200;
 
 /**
- * Moves the file (and its control file) into `failed/` under a unique, time-stamped name, beside
- * `<name>.error.json`. False when a file that has taken its name since is there instead: not the
- * one refused, it stays (with its control file), to be tried itself.
+ * Moves the file (and the control file read for it) into `failed/` under a unique, time-stamped
+ * name, beside `<name>.error.json`. False when a file that has taken its name since is there
+ * instead: not the one refused, it stays (with its control file), to be tried itself.
  */
-async function moveToFailed(folder: string, file: string, taken: Stats, reason: string): Promise<boolean> {
+async function moveToFailed(folder: string, file: string, taken: Stats, control: ControlFile, reason: string): Promise<boolean> {
   const now = await stat(join(folder, file)).catch(ignoreMissing);
   if (now && !sameFile(now, taken)) return false;
   const failedAt = new Date().toISOString();
@@ -570,7 +602,7 @@ async function moveToFailed(folder: string, file: string, taken: Stats, reason: 
   // The file first: a control file moved without it would let the file go with the defaults.
   const moved = await moveTaken(join(folder, file), join(failed, failedName), taken);
   if (moved === 'gone') throw new Error(`${file} is gone from the folder`);
-  if (moved === 'moved' && (await controlStats(folder, file))) await rename(controlPath(folder, file), controlTo);
+  if (moved === 'moved') await control.moveTo(controlTo);
   await syncFolder(failed);
   await syncFolder(folder);
   await removeJournal(folder, file);

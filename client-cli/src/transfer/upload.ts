@@ -7,6 +7,7 @@ import { createGzip } from 'node:zlib';
 import { AcceptedWithoutIdError, AnswerCutOffError, answeredInDoubt, MeshClientError, MeshConnectionError, NotJsonError, UnexpectedAnswerError } from '../client/errors.ts';
 import type { MeshClient, SendOptions, TrackingField, TrackingInfo, TransferEncoding } from '../client/mesh-client.ts';
 import { namedByServer } from '../client/message-metadata.ts';
+import { sameFile } from './file-identity.ts';
 import { type Checksum, fileChecksum, formatChecksum, parseChecksum } from './checksum.ts';
 import { ChunkPlan, type ChunkSpan, chunkSizeWord, DEFAULT_CHUNK_SIZE_WORD } from './chunking.ts';
 import type { ProgressFactory, TransferProgress } from './progress.ts';
@@ -340,7 +341,7 @@ class ChunkSender {
 
   async #checkUnchanged(): Promise<void> {
     const now = await fileStats(this.#path);
-    if (differs(now, this.#file)) throw new FileChangedError(this.#path, this.#file, now);
+    if (!sameFile(now, this.#file)) throw new FileChangedError(this.#path, this.#file, now);
   }
 
   /** A file removed meanwhile was read whole from the handle opened before, unchanged: only one there now is compared. */
@@ -351,18 +352,13 @@ class ChunkSender {
 }
 
 /**
- * The chunks are cut by offset: a file that changes mid-send would make a garbled message. A
- * file renamed into place is another file, whatever its size and time (`rsync -a`, `cp -p` then
- * `mv` keep them): each chunk is read from the path anew.
+ * The file at `path` as it is now, when it differs from `taken`; undefined when the same, or gone
+ * (or unreadable). The chunks are cut by offset: a file that changes mid-send would make a garbled
+ * message, and each chunk is read from the path anew, where another file may have been renamed.
  */
-function differs(now: Stats, taken: Stats): boolean {
-  return now.size !== taken.size || now.mtimeMs !== taken.mtimeMs || now.ino !== taken.ino || now.dev !== taken.dev;
-}
-
-/** The file at `path` as it is now, when it differs from `taken`; undefined when the same, or gone (or unreadable). */
 export async function changedFile(path: string, taken: Stats): Promise<Stats | undefined> {
   const now = await stat(path).catch(() => undefined);
-  return now !== undefined && differs(now, taken) ? now : undefined;
+  return now !== undefined && !sameFile(now, taken) ? now : undefined;
 }
 
 /** Stopped with the client: a stop asked for while a large file is read takes effect at once. */

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BootMoment } from '../../../../shared/src/processes.ts';
+import { type BootMoment, msSinceBootMoment } from '../../../../shared/src/processes.ts';
 import { syncFolder, writeFileAtomically } from '../durable-files.ts';
+import type { FileIdentity } from '../file-identity.ts';
 import { ignoreMissing } from '../fs-errors.ts';
 import { controlPath, controlStats } from './control-file.ts';
 import { JOURNAL_FOLDER } from './layout.ts';
@@ -14,9 +15,21 @@ import { JOURNAL_FOLDER } from './layout.ts';
  */
 export interface Journal {
   readonly file: string;
-  /** The file as it was: a different file under the same name starts afresh. */
+  /**
+   * The file as it was: a different file under the same name starts afresh, whatever its size and
+   * time (see sameFile). Device and inode are dropped as the note is read after a restart of the
+   * machine (a share mounted anew may number its files anew), and a note of an earlier version has none.
+   */
   readonly size: number;
   readonly mtimeMs: number;
+  readonly ino?: number;
+  readonly dev?: number;
+  /**
+   * The control file the send was addressed by (null: none), the one a run finishing the send
+   * deletes or moves with the file: not one put in since for the next file of that name.
+   * Undefined in a note of an earlier version.
+   */
+  readonly control?: FileIdentity | null;
   readonly localId: string;
   /**
    * A message sent before under the same (control file's) local id, found before this send: a
@@ -108,7 +121,11 @@ function parseMoveNote(text: string): MoveNote | undefined {
 export async function readJournal(folder: string, file: string): Promise<Journal | undefined> {
   const text = await readFile(journalPath(folder, file), 'utf8').catch(ignoreMissing);
   const journal = text === undefined ? undefined : parseJournal(text);
-  return journal?.file === file ? journal : undefined;
+  if (journal?.file !== file) return undefined;
+  // Device and inode noted on another boot (or where there is no boot id to tell) may no longer be the file's: size and time alone tell it then.
+  if (msSinceBootMoment(journal.attemptedOnBoot) !== undefined) return journal;
+  const { control } = journal;
+  return { ...journal, ino: undefined, dev: undefined, control: control && { size: control.size, mtimeMs: control.mtimeMs } };
 }
 
 /** Undefined for what is not a journal of this program's (written atomically, so only a hand could spoil one). */
@@ -119,6 +136,9 @@ function parseJournal(text: string): Journal | undefined {
       typeof value.file === 'string' &&
       typeof value.size === 'number' &&
       typeof value.mtimeMs === 'number' &&
+      (value.ino === undefined || typeof value.ino === 'number') &&
+      (value.dev === undefined || typeof value.dev === 'number') &&
+      (value.control === undefined || value.control === null || isFileIdentity(value.control)) &&
       typeof value.localId === 'string' &&
       (value.earlier === null || typeof value.earlier === 'string') &&
       typeof value.sentTo === 'string' &&
@@ -134,6 +154,17 @@ function parseJournal(text: string): Journal | undefined {
   } catch {
     return undefined;
   }
+}
+
+function isFileIdentity(value: unknown): value is FileIdentity {
+  const identity = value as Partial<FileIdentity>;
+  return (
+    typeof value === 'object' &&
+    typeof identity.size === 'number' &&
+    typeof identity.mtimeMs === 'number' &&
+    (identity.ino === undefined || typeof identity.ino === 'number') &&
+    (identity.dev === undefined || typeof identity.dev === 'number')
+  );
 }
 
 function isBootMoment(value: unknown): value is BootMoment {
