@@ -561,3 +561,24 @@ test('receive killed while its acknowledgement is answered (ack done) or before 
   }
   t.deepEqual(await inboxOf(gp), []);
 });
+
+// A kill in the finish after the file moved into sent/, before its control file was deleted: the
+// lab system then puts in the next result's control file (first, as it must), on a share whose
+// clock runs a minute behind this machine's (or copied with its time kept, cp -p): its time is
+// older than the note of the move. The next run must leave it for the next file.
+test('kill -9 in the finish before the control file is deleted; the next result\'s control file, stamped by a share whose clock runs behind, is not deleted by the next run: the next result goes where it says', async (t) => {
+  const { lab, gp } = await pair();
+  const other = (await pair()).gp;
+  const outbox = await mkdtemp(join(work, 'outbox-'));
+  await put(outbox, 'result.hl7', Buffer.from('first result, for the default GP'), { workflowId: WORKFLOW });
+  const args = ['--profile', lab.profile, 'dispatch', outbox, '--to', gp.mailbox.id, '--workflow', WORKFLOW];
+  const killed = await runCli(args, { MESHBOX_TEST_KILL_AT: JSON.stringify({ op: 'rm', match: 'result\\.hl7\\.ctl\\.json' }) });
+  t.is(killed.signal, 'SIGKILL', killed.stderr);
+  t.deepEqual((await readdir(join(outbox, 'sent'))).length, 2, 'the first result went, and is in sent/');
+  // The next result, for the other practice: its control file first, then the file (times a minute behind).
+  await put(outbox, 'result.hl7', Buffer.from('second result, for the other practice'), { to: other.mailbox.id });
+  const next = await runCli(args);
+  t.is(next.code, 0, next.stderr);
+  t.is((await inboxOf(other)).length, 1, 'the second result went where its control file says');
+  t.is((await inboxOf(gp)).length, 1, 'the default GP got the first result only');
+});

@@ -1313,7 +1313,7 @@ async function sentByARunCutShort(client: MeshClient, outbox: string, recipient:
   return { info: await stat(join(outbox, file)), localId };
 }
 
-test('a note left by the previous version (no attemptedAt, no inode), or one written before the machine restarted (a share mounted anew may number its files anew: size and time tell its file), is still read: the send it began is found, not sent again', async (t) => {
+test('a note left by the previous version (no attemptedAt, no inode), one written before the machine restarted, or one of another device number (a share mounted anew, by its automounter or a restarted container, may number its files anew: size and time tell its file), is still read: the send it began is found, not sent again', async (t) => {
   const { lab, gp } = await pair();
   const outbox = await mkdtemp(join(work, 'outbox-'));
   await mkdir(join(outbox, JOURNAL_FOLDER));
@@ -1324,19 +1324,23 @@ test('a note left by the previous version (no attemptedAt, no inode), or one wri
     const note = { file: 'old.hl7', size, mtimeMs, localId: old.localId, earlier: null, sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'old.hl7', messageId: null, chunkSize: 100_000, gzip: false };
     await writeFile(join(outbox, JOURNAL_FOLDER, `${createHash('sha256').update('old.hl7').digest('hex').slice(0, 32)}.json`), JSON.stringify(note));
     const restarted = await sentByARunCutShort(client, outbox, gp, 'restarted.hl7');
-    const { info } = restarted;
-    await writeJournal(outbox, {
-      file: 'restarted.hl7', size: info.size, mtimeMs: info.mtimeMs, ino: info.ino + 1, dev: info.dev + 1, control: null, localId: restarted.localId, earlier: null,
-      sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: 'restarted.hl7', messageId: null, chunkSize: 100_000, gzip: false,
-      attemptedAt: Date.now() - IN_DOUBT_MS, attemptedOnBoot: { bootId: 'a boot before this one', sinceBootMs: 1_000 },
-    });
+    const remounted = await sentByARunCutShort(client, outbox, gp, 'remounted.hl7');
+    const noted = (file: string, { info, localId }: { readonly info: Stats; readonly localId: string }, changed: { readonly ino: number; readonly dev: number }, attemptedOnBoot: BootMoment) =>
+      writeJournal(outbox, {
+        file, size: info.size, mtimeMs: info.mtimeMs, ...changed, control: null, localId, earlier: null,
+        sentTo: gp.mailbox.id, sentWorkflowId: WORKFLOW, sentFileName: file, messageId: null, chunkSize: 100_000, gzip: false,
+        attemptedAt: Date.now() - IN_DOUBT_MS, attemptedOnBoot,
+      });
+    await noted('restarted.hl7', restarted, { ino: restarted.info.ino + 1, dev: restarted.info.dev + 1 }, { bootId: 'a boot before this one', sinceBootMs: 1_000 });
+    // This boot, the share mounted anew since: another device number, the server's inode numbers.
+    await noted('remounted.hl7', remounted, { ino: remounted.info.ino, dev: remounted.info.dev + 1 }, bootClockAgo(IN_DOUBT_MS));
     const next = await pass(gp, outbox, client);
     t.deepEqual(next.errors, []);
-    t.deepEqual(next.sent.map(({ file, recovered }) => [file, recovered]), [['old.hl7', true], ['restarted.hl7', true]]);
+    t.deepEqual(next.sent.map(({ file, recovered }) => [file, recovered]), [['old.hl7', true], ['remounted.hl7', true], ['restarted.hl7', true]]);
   } finally {
     client.close();
   }
-  t.is((await inboxOf(gp)).length, 2, 'neither sent again');
+  t.is((await inboxOf(gp)).length, 3, 'none sent again');
 });
 
 test('a send of several chunks cut off part-way keeps its message id in its note: resumed, even when its local id was used before', async (t) => {

@@ -58,7 +58,7 @@ export function registerDispatchCommand(program: Command, context: CliContext): 
         'Left alone: hidden files, *.part and *.tmp in any case (write there, then rename into place),',
         'Thumbs.db and desktop.ini (Windows Explorer\'s), control files, folders, links to anything but a',
         `file (a link to a file is followed), and files (or their control files) changed in the last`,
-        `${SETTLE_MS / 1000} seconds, by their time and as dispatch sees them (a run waits that long once, to see`,
+        `${SETTLE_MS / 1000} seconds, by their time and as dispatch sees them (a pass waits that long once, to see`,
         'them unchanged, whatever the clock of the share they are on). A file that cannot be looked at (a',
         'name that is not UTF-8, a control file that cannot be read) is named on stderr and stays. A second',
         'dispatcher on the same folder is refused while one works on it (.meshbox-dispatch.lock, naming host',

@@ -342,9 +342,11 @@ async function dispatchFile(client: MeshClient, file: string, info: Stats, contr
   if (info.size === 0) throw new EmptyFileError(path);
   // An earlier run's message first: it went with what it went with, whatever the control file says now.
   const journal = await readJournal(options.folder, file);
-  const sameAsNoted = journal !== undefined && sameFile(info, journal);
+  // Inode numbers are told only on the device they were noted on: a share mounted anew (this boot) is another device, its files the same.
+  const remounted = journal?.dev !== undefined && journal.dev !== info.dev;
+  const sameAsNoted = journal !== undefined && sameFile(info, remounted ? { size: journal.size, mtimeMs: journal.mtimeMs } : journal);
   // What the earlier run's send went with, and goes with the file; one found not to have gone is addressed anew.
-  if (sameAsNoted) control.readBefore(journal.control);
+  if (sameAsNoted) control.readBefore(remounted ? journal.control && { size: journal.control.size, mtimeMs: journal.control.mtimeMs } : journal.control);
   const previous = sameAsNoted ? await findEarlierSend(client, journal) : undefined;
   const outcome = previous && sendOutcome(previous);
   if (previous && (outcome === 'failed' || outcome === 'unknown')) throw new RefusedFileError(notSentAgain(previous, outcome));
@@ -523,7 +525,7 @@ async function finish(
     sentAt: new Date().toISOString(),
   };
   await writeFileAtomically(join(folder, SENT_FOLDER, `${sent.messageId}.json`), `${JSON.stringify(receipt, null, 2)}\n`, likeWhatItTells(taken));
-  await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo: null });
+  await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo: null, control: control.identityRead });
   // A file removed once it had gone (read whole) leaves only its receipt.
   const moved = await moveTaken(join(folder, file), receipt.sentPath, taken);
   // After the file (else an interrupted finish would leave the file without it): should this be cut short, the note has the next pass do it.
@@ -598,7 +600,7 @@ async function moveToFailed(folder: string, file: string, taken: Stats, control:
   const failed = join(folder, FAILED_FOLDER);
   await writeFileAtomically(join(failed, `${failedName}.error.json`), `${JSON.stringify({ file, reason, failedAt }, null, 2)}\n`, likeWhatItTells(taken));
   const controlTo = join(failed, `${failedName}${CONTROL_SUFFIX}`);
-  await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo });
+  await noteMove(folder, { file, size: taken.size, mtimeMs: taken.mtimeMs, controlTo, control: control.identityRead });
   // The file first: a control file moved without it would let the file go with the defaults.
   const moved = await moveTaken(join(folder, file), join(failed, failedName), taken);
   if (moved === 'gone') throw new Error(`${file} is gone from the folder`);

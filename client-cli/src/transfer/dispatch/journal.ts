@@ -3,7 +3,7 @@ import { readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BootMoment, msSinceBootMoment } from '../../../../shared/src/processes.ts';
 import { syncFolder, writeFileAtomically } from '../durable-files.ts';
-import type { FileIdentity } from '../file-identity.ts';
+import { type FileIdentity, sameFile } from '../file-identity.ts';
 import { ignoreMissing } from '../fs-errors.ts';
 import { controlPath, controlStats } from './control-file.ts';
 import { JOURNAL_FOLDER } from './layout.ts';
@@ -82,6 +82,8 @@ export interface MoveNote {
   readonly mtimeMs: number;
   /** Where the control file goes: beside the file in `failed/`; null: it is removed (the file was sent). */
   readonly controlTo: string | null;
+  /** The control file read for the send (null: none; undefined: none read, or a note of an earlier version: judged by `at`). */
+  readonly control?: FileIdentity | null;
   readonly at: number;
 }
 
@@ -111,7 +113,13 @@ export async function removeMoveNote(folder: string, file: string): Promise<void
 function parseMoveNote(text: string): MoveNote | undefined {
   try {
     const value = JSON.parse(text) as Partial<MoveNote>;
-    const valid = typeof value.file === 'string' && typeof value.size === 'number' && typeof value.mtimeMs === 'number' && (value.controlTo === null || typeof value.controlTo === 'string') && typeof value.at === 'number';
+    const valid =
+      typeof value.file === 'string' &&
+      typeof value.size === 'number' &&
+      typeof value.mtimeMs === 'number' &&
+      (value.controlTo === null || typeof value.controlTo === 'string') &&
+      (value.control === undefined || value.control === null || isFileIdentity(value.control)) &&
+      typeof value.at === 'number';
     return valid ? (value as MoveNote) : undefined;
   } catch {
     return undefined;
@@ -209,7 +217,10 @@ export async function removeStaleJournals(folder: string, present: readonly stri
 
 async function finishControlMove(folder: string, note: MoveNote): Promise<void> {
   const control = await controlStats(folder, note.file);
-  if (!control || control.mtimeMs > note.at) return;
+  if (!control) return;
+  if (note.control === null) return;
+  // Size and time (not the inode: the machine may have restarted since) of the one read, not this machine's clock, which a share's may not match.
+  if (note.control !== undefined ? !sameFile(control, { size: note.control.size, mtimeMs: note.control.mtimeMs }) : control.mtimeMs > note.at) return;
   if (note.controlTo === null) await rm(controlPath(folder, note.file), { force: true });
   else await rename(controlPath(folder, note.file), note.controlTo).catch(ignoreMissing);
   await syncFolder(folder);
